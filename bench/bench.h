@@ -17,5 +17,6 @@ int bench_fl_main(int argc, char **argv);
 int bench_model_main(int argc, char **argv);
 int bench_ring_main(int argc, char **argv);
 int bench_tile_main(int argc, char **argv);
+int bench_train_main(int argc, char **argv);
 
 #endif /* TSR_BENCH_H */

@@ -20,6 +20,8 @@ static const bench_entry benches[] = {
     { "model", bench_model_main, "encrypted inference of an ONNX model: latency, throughput" },
     { "ring", bench_ring_main, "ring layer: NTT, element-wise, basis conversion per SIMD family" },
     { "tile", bench_tile_main, "tile tensors on CKKS: matrix products, convolution, per shape" },
+    { "train", bench_train_main,
+      "training epochs of the CNNs and MLP (compare bench/train_torch.py)" },
     { NULL, NULL, NULL },
 };
 

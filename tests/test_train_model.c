@@ -347,6 +347,15 @@ static void test_flat_vectors_and_clone(void **state) {
     memcpy(g1, tsr_model_grads(m), np * sizeof *g1);
     tt_ok(tsr_model_backward(m, dl, 4));
     for (size_t i = 0; i < np; i++) assert_float_equal(tsr_model_grads(m)[i], 2 * g1[i], 1e-6);
+    /* the one-call gradient equals forward + CE + zero_grad + backward */
+    double l1;
+    int corr;
+    tsr_model_seed(m, 77); /* the same dropout masks as model_loss */
+    tt_ok(tsr_model_compute_grad(m, x, y, 4, &l1, &corr));
+    assert_true(corr >= 0 && corr <= 4);
+    for (size_t i = 0; i < np; i++) assert_float_equal(tsr_model_grads(m)[i], g1[i], 1e-6);
+    int32_t bad[4] = { 0, 1, 3, 0 };
+    tt_fails(tsr_model_compute_grad(m, x, bad, 4, NULL, NULL), TSR_ERR_INVALID_ARG);
     /* backward without a training forward is refused */
     tsr_model_set_training(m, 0);
     tt_fails(tsr_model_backward(m, dl, 4), TSR_ERR_INVALID_ARG);

@@ -101,7 +101,60 @@ size_t tsr_conv2d_scratch_floats(const tsr_conv_geom *g, int B) {
  * col (C·KH·KW, B·OH·OW), col[(c KH + kh) KW + kw][b OHW + oh OW + ow]
  *   = inp[b][c][oh SH - PH + kh][ow SW - PW + kw] (0 outside the image).
  */
+/*
+ * Stride 1 with OW == W (and OH == H): output position p = oh·W + ow reads
+ * input p + (kh - PH)·W + (kw - PW), a linear shift of the whole plane, except
+ * rows shifted off the image and columns that wrap around a row edge, which
+ * are padding (zero).
+ */
+static int is_same_stride1(const tsr_conv_geom *g) {
+    return g->SH == 1 && g->SW == 1 && g->OW == g->W && g->OH == g->H;
+}
+
+/* Output range [p0, p1) of a plane whose source row is in the image, for offset (kh, kw). */
+static void shift_range(const tsr_conv_geom *g, int kh, int *p0, int *p1, long *off, int kw) {
+    int oh0 = g->PH - kh, oh1 = g->H + g->PH - kh; /* 0 <= oh + kh - PH < H */
+    if (oh0 < 0) oh0 = 0;
+    if (oh1 > g->OH) oh1 = g->OH;
+    *p0 = oh0 * g->W;
+    *p1 = oh1 > oh0 ? oh1 * g->W : *p0;
+    *off = (long)(kh - g->PH) * g->W + (kw - g->PW);
+}
+
+static void im2col_same(float *col, const float *inp, int B, const tsr_conv_geom *g) {
+    const int W = g->W, dw0 = g->PW;
+    const size_t hw = (size_t)g->H * W, ncol = hw * (size_t)B;
+    for (int c = 0; c < g->C; c++)
+        for (int kh = 0; kh < g->KH; kh++)
+            for (int kw = 0; kw < g->KW; kw++) {
+                float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * ncol;
+                int p0, p1;
+                long off;
+                shift_range(g, kh, &p0, &p1, &off, kw);
+                int dw = kw - dw0; /* columns ow with ow + dw outside [0, W) are padding */
+                for (int b = 0; b < B; b++) {
+                    const float *src = inp + ((size_t)b * g->C + c) * hw;
+                    float *dst = row + (size_t)b * hw;
+                    for (int p = 0; p < p0; p++) dst[p] = 0;
+#pragma omp simd
+                    for (int p = p0; p < p1; p++) dst[p] = src[p + off];
+                    for (int p = p1; p < (int)hw; p++) dst[p] = 0;
+                    /* column-outer loops: strided stores, not one memset call per row */
+                    if (dw < 0)
+                        for (int ow = 0; ow < -dw; ow++)
+                            for (int r = p0; r < p1; r += W) dst[r + ow] = 0;
+                    else if (dw > 0)
+                        for (int ow = W - dw; ow < W; ow++)
+                            for (int r = p0; r < p1; r += W) dst[r + ow] = 0;
+                }
+            }
+}
+
 static void im2col(float *col, const float *inp, int B, const tsr_conv_geom *g) {
+    if (is_same_stride1(g)) {
+        im2col_same(col, inp, B, g);
+        return;
+    }
     const int OH = g->OH, OW = g->OW, H = g->H, W = g->W;
     const size_t ohw = (size_t)OH * OW, ncol = ohw * (size_t)B;
     for (int c = 0; c < g->C; c++)
@@ -134,8 +187,39 @@ static void im2col(float *col, const float *inp, int B, const tsr_conv_geom *g) 
             }
 }
 
-/* col2im: the adjoint of im2col, accumulating into dinp (B, C, H, W). */
-static void col2im(float *dinp, const float *col, int B, const tsr_conv_geom *g) {
+/* col2im for is_same_stride1 geometries; clears the padding entries of col first. */
+static void col2im_same(float *dinp, float *col, int B, const tsr_conv_geom *g) {
+    const int W = g->W, dw0 = g->PW;
+    const size_t hw = (size_t)g->H * W, ncol = hw * (size_t)B;
+    for (int c = 0; c < g->C; c++)
+        for (int kh = 0; kh < g->KH; kh++)
+            for (int kw = 0; kw < g->KW; kw++) {
+                float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * ncol;
+                int p0, p1;
+                long off;
+                shift_range(g, kh, &p0, &p1, &off, kw);
+                int dw = kw - dw0;
+                for (int b = 0; b < B; b++) {
+                    float *dst = dinp + ((size_t)b * g->C + c) * hw;
+                    float *src = row + (size_t)b * hw;
+                    if (dw < 0)
+                        for (int ow = 0; ow < -dw; ow++)
+                            for (int r = p0; r < p1; r += W) src[r + ow] = 0;
+                    else if (dw > 0)
+                        for (int ow = W - dw; ow < W; ow++)
+                            for (int r = p0; r < p1; r += W) src[r + ow] = 0;
+#pragma omp simd
+                    for (int p = p0; p < p1; p++) dst[p + off] += src[p];
+                }
+            }
+}
+
+/* col2im: the adjoint of im2col, accumulating into dinp (B, C, H, W). col is clobbered. */
+static void col2im(float *dinp, float *col, int B, const tsr_conv_geom *g) {
+    if (is_same_stride1(g)) {
+        col2im_same(dinp, col, B, g);
+        return;
+    }
     const int OH = g->OH, OW = g->OW, H = g->H, W = g->W;
     const size_t ohw = (size_t)OH * OW, ncol = ohw * (size_t)B;
     for (int c = 0; c < g->C; c++)

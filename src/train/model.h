@@ -208,12 +208,17 @@ tsr_status tsr_model_init(tsr_model *m, uint64_t seed);
 
 /**
  * Build an architecture by name for input (1, 28, 28) with 10 classes and
- * initialise it (seeded): "mlp" (784-100-10), "cryptonets" (conv 5x5/2 ×5
- * -> BN -> act -> dense 100 -> BN -> act -> dense 10), "lenet" (conv 5x5 ×32
- * -> BN -> act -> avgpool -> conv 5x5 ×64 -> BN -> act -> avgpool -> dense
- * 256 -> BN -> act -> dense 10), "resnet" (stem + 3 residual stages, global
- * average pooling), "conv8" (conv 3x3 ×8 -> BN -> act -> avgpool -> conv 3x3
- * ×16 -> BN -> act -> avgpool -> dense 10, the benchmark CNN).
+ * initialise it from seed (act decides ReLU / GELU / polynomial; batch norm
+ * sits before every activation, pooling is average pooling):
+ *   "mlp"         flatten -> dense 100 -> act -> dense 10 (784-100-10)
+ *   "cryptonets"  conv 5x5/2 pad 1 x5 -> BN -> act -> dense 100 -> BN -> act
+ *                 -> dense 10 (CryptoNets, Gilad-Bachrach et al. 2016)
+ *   "lenet"       conv 5x5 pad 2 x32 -> BN -> act -> avgpool 2 -> conv 5x5 x64
+ *                 -> BN -> act -> avgpool 2 -> dense 256 -> BN -> act -> dense 10
+ *   "resnet"      conv 3x3 x16 -> BN -> act -> avgpool 2 -> 3 basic residual
+ *                 blocks (16, 32 stride 2, 32) -> global average pool -> dense 10
+ *   "conv8"       conv 3x3 x8 -> BN -> act -> avgpool 2 -> conv 3x3 x16 -> BN
+ *                 -> act -> avgpool 2 -> dense 10 (the benchmark CNN)
  * Unknown names give TSR_ERR_NOT_FOUND listing the known ones.
  */
 tsr_status tsr_model_build(tsr_model **out, const char *arch, const tsr_act_spec *act,

@@ -17,6 +17,8 @@
 #include "train/model.h"
 #include "train/optim.h"
 
+struct tsr_epoch_stats;
+
 typedef struct tsr_train_config {
     int epochs;           /* >= 1 */
     int batch;            /* 128 */
@@ -39,6 +41,9 @@ typedef struct tsr_train_config {
     int progress;         /* progress bar on stderr */
     int eval_each_epoch;  /* evaluate the test set after every epoch (else only at the end) */
     int max_batches;      /* stop each epoch after this many batches (0 = all); tests, benches */
+    /* called after every epoch (may be NULL); returning non-zero stops training early */
+    int (*on_epoch)(const struct tsr_epoch_stats *stats, void *user);
+    void *user;
 } tsr_train_config;
 
 /** Defaults as annotated above (epochs = 1). */
@@ -69,6 +74,18 @@ typedef struct tsr_train_result {
  */
 tsr_status tsr_train_run(tsr_model *m, const tsr_train_config *cfg, const tsr_dataset *train,
                          const tsr_dataset *test, tsr_train_result *res);
+
+/**
+ * One gradient evaluation on a labelled batch, for callers that run their own
+ * optimisation (e.g. distributed learning): training-mode forward of x (B,
+ * C, H, W), mean softmax cross-entropy against y (B) (plus W·L_range when
+ * m->range_weight > 0), then zero_grad + backward, so tsr_model_grads(m)
+ * holds the gradient of the mean loss. loss and correct may be NULL.
+ * Updates batch-norm running statistics (training mode) and leaves the model
+ * in training mode.
+ */
+tsr_status tsr_model_compute_grad(tsr_model *m, const float *x, const int32_t *y, int B,
+                                  double *loss, int *correct);
 
 /** Mean CE loss and accuracy of m (evaluation mode) on ds; either output may be NULL. */
 tsr_status tsr_evaluate(tsr_model *m, const tsr_dataset *ds, int batch, double *loss, double *acc);

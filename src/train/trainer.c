@@ -38,6 +38,30 @@ tsr_status tsr_check_data(const tsr_model *m, const tsr_dataset *ds) {
     return TSR_OK;
 }
 
+tsr_status tsr_model_compute_grad(tsr_model *m, const float *x, const int32_t *y, int B,
+                                  double *loss, int *correct) {
+    TSR_REQUIRE(m && x && y, "tsr_model_compute_grad: NULL argument");
+    const int K = (int)tsr_model_output_size(m);
+    if (B < 1) return tsr_fail(TSR_ERR_INVALID_ARG, "batch size %d must be >= 1", B);
+    for (int i = 0; i < B; i++)
+        if (y[i] < 0 || y[i] >= K)
+            return tsr_fail(TSR_ERR_INVALID_ARG, "label %d of row %d is not in [0, %d)", y[i], i,
+                            K);
+    float *d = tsr_alloc((size_t)B * K * sizeof *d);
+    if (!d) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    tsr_model_set_training(m, 1);
+    tsr_status st = tsr_model_forward(m, x, B);
+    if (st == TSR_OK) {
+        double l = tsr_loss_softmax_ce(d, tsr_model_output(m), y, B, K);
+        if (loss) *loss = l + m->range_weight * m->range_loss;
+        if (correct) *correct = tsr_count_correct(tsr_model_output(m), y, B, K);
+        tsr_model_zero_grad(m);
+        st = tsr_model_backward(m, d, B);
+    }
+    tsr_free(d);
+    return st;
+}
+
 tsr_status tsr_evaluate(tsr_model *m, const tsr_dataset *ds, int batch, double *loss, double *acc) {
     TSR_TRY(tsr_check_data(m, ds));
     if (batch < 1) batch = 256;
@@ -260,6 +284,7 @@ tsr_status tsr_train_run(tsr_model *m, const tsr_train_config *cfg, const tsr_da
                     es.seconds, es.images_per_s);
             fflush(r.csv);
         }
+        if (cfg->on_epoch && cfg->on_epoch(&es, cfg->user)) break;
     }
     if (res) {
         res->last = es;
