@@ -21,12 +21,28 @@ import argparse
 import gzip
 import os
 import statistics
+import sys
 import time
 
-import numpy as np
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
+
+def _threads_arg():
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            return sys.argv[i + 1]
+        if a.startswith("--threads="):
+            return a.split("=", 1)[1]
+    return "2"
+
+
+# Debian's PyTorch calls OpenBLAS (pthreads build) for Linear layers; it does not
+# follow torch.set_num_threads, so pin it to the same count before torch loads
+# (otherwise its extra threads fight PyTorch's OpenMP threads and slow PyTorch down).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", _threads_arg())
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 MEAN, STD = 0.2860, 0.3530
 
@@ -99,8 +115,9 @@ def main():
     xtr, ytr = load(a.data, "train")
     xte, yte = load(a.data, "t10k")
     n = xtr.shape[0]
-    print("train_torch.py: torch %s, %d epochs, batch 128, Adam lr 1e-3, %d threads, %d images"
-          % (torch.__version__, a.epochs, torch.get_num_threads(), n))
+    print("train_torch.py: torch %s, %d epochs, batch 128, Adam lr 1e-3, %d threads "
+          "(OpenBLAS %s), %d images" % (torch.__version__, a.epochs, torch.get_num_threads(),
+                                       os.environ["OPENBLAS_NUM_THREADS"], n))
     print("%-11s %-6s %10s %10s %10s %9s" % ("model", "act", "epoch s", "min s", "img/s",
                                                "test acc"))
     for name in ("cryptonets", "conv8", "mlp"):

@@ -613,6 +613,36 @@ static void test_optim(void **state) {
     want -= lr * (m / (1 - 0.81)) / (sqrt(v / (1 - 0.999 * 0.999)) + 1e-8);
     assert_float_equal(p, want, 1e-6);
     tsr_optim_free(o);
+    /* the vectorised Adam loop is bit-identical to the formula, with and without L2 and mask */
+    for (int variant = 0; variant < 3; variant++) {
+        enum { N = 11 };
+        tsr_prng g;
+        tt_prng(&g, 107);
+        float pv[N], gv[N], ref[N], m1[N] = { 0 }, v1[N] = { 0 };
+        uint8_t mk[N];
+        for (int i = 0; i < N; i++) {
+            pv[i] = ref[i] = (float)tsr_prng_normal(&g);
+            gv[i] = (float)tsr_prng_normal(&g);
+            mk[i] = (uint8_t)(i % 3 != 0);
+        }
+        tt_ok(tsr_optim_create(&o, TSR_OPT_ADAM, N));
+        o->weight_decay = variant ? 0.1f : 0.0f;
+        o->decay_mask = variant == 2 ? mk : NULL;
+        for (int step = 1; step <= 3; step++) {
+            tsr_optim_step(o, pv, gv, 0.01f);
+            float bc1 = (float)(1.0 - pow(0.9f, step)), bc2 = (float)(1.0 - pow(0.999f, step));
+            float st = 0.01f / bc1, r = 1.0f / sqrtf(bc2);
+            for (int i = 0; i < N; i++) {
+                float d = (variant == 0 || (variant == 2 && !mk[i])) ? 0.0f : 0.1f;
+                float gg = gv[i] + d * ref[i];
+                m1[i] = 0.9f * m1[i] + (1 - 0.9f) * gg;
+                v1[i] = 0.999f * v1[i] + (1 - 0.999f) * gg * gg;
+                ref[i] -= st * m1[i] / (sqrtf(v1[i]) * r + 1e-8f);
+            }
+        }
+        assert_memory_equal(pv, ref, sizeof pv);
+        tsr_optim_free(o);
+    }
     /* AdamW decay is decoupled and respects the mask */
     tt_ok(tsr_optim_create(&o, TSR_OPT_ADAMW, 2));
     o->weight_decay = 0.5f;

@@ -109,6 +109,7 @@ typedef struct tsr_layer {
     uint64_t seen_count, seen_outside; /* inputs seen, and those outside [-bound, bound] */
     double range_sum;                  /* Σ relu(|x| - bound)² over the last training forward */
     double t_fwd, t_bwd;               /* seconds spent in this layer when m->profile is set */
+    int alias; /* FLATTEN sharing its input's buffers (it is the only reader; run.c) */
     /* runtime buffers (owned by the model) */
     float *aux;    /* BATCHNORM: batch mean (C), rstd (C) of the last training forward */
     int32_t *idx;  /* MAXPOOL argmax (B, C, OH, OW) */

@@ -10,6 +10,12 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 static const char *const opt_names[] = { "sgd", "adam", "adamw" };
 static const char *const sched_names[] = { "const", "step", "cosine" };
@@ -78,18 +84,36 @@ void tsr_optim_reset(tsr_optim *o) {
     if (o->v) memset(o->v, 0, o->n * sizeof *o->v);
 }
 
+static void step_range(tsr_optim *o, float *params, const float *grads, float lr, size_t lo,
+                       size_t hi);
+
 void tsr_optim_step(tsr_optim *o, float *params, const float *grads, float lr) {
-    const size_t n = o->n;
-    const float wd = o->weight_decay;
-    const uint8_t *mask = o->decay_mask;
     o->step++;
+    /* element-wise: any split of the vector gives the same result */
+    int T = 1;
+#ifdef _OPENMP
+    T = o->n >= 65536 ? omp_get_max_threads() : 1;
+#endif
+#pragma omp parallel for schedule(static) if (T > 1)
+    for (int t = 0; t < T; t++)
+        step_range(o, params, grads, lr, o->n * (size_t)t / (size_t)T,
+                   o->n * (size_t)(t + 1) / (size_t)T);
+}
+
+static void step_range(tsr_optim *o, float *params, const float *grads, float lr, size_t lo,
+                       size_t hi) {
+    const size_t n = hi - lo;
+    const float wd = o->weight_decay;
+    const uint8_t *mask = o->decay_mask ? o->decay_mask + lo : NULL;
+    params += lo;
+    grads += lo;
     if (o->kind == TSR_OPT_SGD) {
         const float mu = o->momentum;
         for (size_t i = 0; i < n; i++) {
             float g = grads[i];
             if (wd != 0 && (!mask || mask[i])) g += wd * params[i];
-            float buf = o->step == 1 ? g : mu * o->m[i] + g; /* PyTorch: buf = g at step 1 */
-            o->m[i] = buf;
+            float buf = o->step == 1 ? g : mu * o->m[lo + i] + g; /* PyTorch: buf = g at step 1 */
+            o->m[lo + i] = buf;
             params[i] -= lr * (o->nesterov ? g + mu * buf : buf);
         }
         return;
@@ -97,16 +121,43 @@ void tsr_optim_step(tsr_optim *o, float *params, const float *grads, float lr) {
     const float b1 = o->beta1, b2 = o->beta2;
     const float bc1 = (float)(1.0 - pow(b1, (double)o->step));
     const float bc2 = (float)(1.0 - pow(b2, (double)o->step));
-    const float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2);
+    const float step = lr / bc1, rbc2 = 1.0f / sqrtf(bc2), eps = o->eps;
     const int decoupled = o->kind == TSR_OPT_ADAMW;
-    for (size_t i = 0; i < n; i++) {
-        float g = grads[i];
-        int dec = wd != 0 && (!mask || mask[i]);
-        if (dec && decoupled) params[i] *= 1.0f - lr * wd;
-        if (dec && !decoupled) g += wd * params[i];
-        float m = o->m[i] = b1 * o->m[i] + (1 - b1) * g;
-        float v = o->v[i] = b2 * o->v[i] + (1 - b2) * g * g;
-        params[i] -= step * m / (sqrtf(v) * rbc2 + o->eps);
+    float *restrict p = params, *restrict mm = o->m + lo, *restrict vv = o->v + lo;
+    const float *restrict gr = grads;
+    if (wd != 0 && decoupled) /* AdamW: p *= 1 - lr wd, before the Adam update */
+        for (size_t i = 0; i < n; i++)
+            if (!mask || mask[i]) p[i] *= 1.0f - lr * wd;
+    const float l2 = (wd != 0 && !decoupled) ? wd : 0.0f; /* Adam: g += wd p */
+    size_t i = 0;
+#ifdef __SSE2__
+    /* 4 lanes with SSE2: IEEE sqrt and division, no FMA, so bit-identical to the scalar
+     * tail below (the compiler does not vectorise sqrtf: it may set errno). */
+    const __m128 vb1 = _mm_set1_ps(b1), vb1c = _mm_set1_ps(1 - b1), vb2 = _mm_set1_ps(b2),
+                 vb2c = _mm_set1_ps(1 - b2), vstep = _mm_set1_ps(step), vr = _mm_set1_ps(rbc2),
+                 veps = _mm_set1_ps(eps), vl2 = _mm_set1_ps(l2), zero = _mm_setzero_ps();
+    for (; i + 4 <= n; i += 4) {
+        __m128 d = vl2;
+        if (mask)
+            d = _mm_set_ps(mask[i + 3] ? l2 : 0.0f, mask[i + 2] ? l2 : 0.0f,
+                           mask[i + 1] ? l2 : 0.0f, mask[i] ? l2 : 0.0f);
+        __m128 pv = _mm_loadu_ps(p + i);
+        __m128 g = _mm_add_ps(_mm_loadu_ps(gr + i), _mm_mul_ps(d, pv));
+        __m128 m = _mm_add_ps(_mm_mul_ps(vb1, _mm_loadu_ps(mm + i)), _mm_mul_ps(vb1c, g));
+        __m128 v =
+            _mm_add_ps(_mm_mul_ps(vb2, _mm_loadu_ps(vv + i)), _mm_mul_ps(_mm_mul_ps(vb2c, g), g));
+        _mm_storeu_ps(mm + i, m);
+        _mm_storeu_ps(vv + i, v);
+        __m128 den = _mm_add_ps(_mm_mul_ps(_mm_sqrt_ps(_mm_max_ps(v, zero)), vr), veps);
+        _mm_storeu_ps(p + i, _mm_sub_ps(pv, _mm_div_ps(_mm_mul_ps(vstep, m), den)));
+    }
+#endif
+    for (; i < n; i++) {
+        float d = (!mask || mask[i]) ? l2 : 0.0f;
+        float g = gr[i] + d * p[i];
+        float m = mm[i] = b1 * mm[i] + (1 - b1) * g;
+        float v = vv[i] = b2 * vv[i] + (1 - b2) * g * g;
+        p[i] -= step * m / (sqrtf(v) * rbc2 + eps);
     }
 }
 

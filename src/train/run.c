@@ -128,6 +128,17 @@ static tsr_status ensure_buffers(tsr_model *m, int B) {
     for (int i = 0; i < m->n_layers; i++) {
         tsr_layer *L = &m->layers[i];
         size_t n = (size_t)cap * tsr_shape_numel(m->tensors[L->out].shape);
+        L->alias = 0;
+        if (L->kind == TSR_LAYER_FLATTEN) { /* a flatten that is its input's only reader: */
+            int readers = 0;                /* share the buffers instead of copying */
+            for (int j = 0; j < m->n_layers; j++)
+                readers += (m->layers[j].in[0] == L->in[0]) + (m->layers[j].in[1] == L->in[0]);
+            if (readers == 1 && L->in[0] != m->output) {
+                L->alias = 1;
+                m->tensors[L->out].act = m->tensors[L->in[0]].act;
+                m->tensors[L->out].grad = m->tensors[L->in[0]].grad;
+            }
+        }
         if (L->kind == TSR_LAYER_BATCHNORM) {
             L->aux = p;
             p += bn_aux_floats(L->p_len[0]);
@@ -239,6 +250,7 @@ static int is_act(tsr_layer_kind k) {
 static void zero_first_grads(const run *r, int layer, int lo, int n) {
     const tsr_model *m = r->m;
     const tsr_layer *L = &m->layers[layer];
+    if (L->alias) return; /* the input's gradient IS the output's */
     for (int k = 0; k < 2; k++) {
         int u = L->in[k];
         if (u < 0 || (k == 1 && u == L->in[0])) continue;
@@ -282,7 +294,7 @@ static void run_op(const run *r, const op *o, int lo, int n, int t, int first) {
             tsr_gap_forward(ys, xs, n, C, HW);
             break;
         case TSR_LAYER_FLATTEN:
-            memcpy(ys, xs, cnt * sizeof *ys);
+            if (!L->alias) memcpy(ys, xs, cnt * sizeof *ys);
             break;
         case TSR_LAYER_ADD:
             tsr_add_forward(ys, xs, m->tensors[L->in[1]].act + (size_t)lo * in_n, cnt);
@@ -380,7 +392,7 @@ static void run_op(const run *r, const op *o, int lo, int n, int t, int first) {
             if (dxs) tsr_gap_backward(dxs, dys, n, C, HW);
             break;
         case TSR_LAYER_FLATTEN:
-            if (dxs) tsr_add_backward(dxs, NULL, dys, cnt);
+            if (dxs && !L->alias) tsr_add_backward(dxs, NULL, dys, cnt);
             break;
         case TSR_LAYER_ADD: {
             int u = L->in[1];
@@ -457,6 +469,8 @@ static size_t segment_bytes(const tsr_model *m, const op *ops, int a, int b, int
     size_t bytes = 0;
     for (int k = a; k < b; k++) {
         const tsr_layer *L = &m->layers[ops[k].layer];
+        /* (aliased flattens are counted too: chunk sizes, hence results, do not depend
+         * on the aliasing) */
         size_t e = numel(m, L->in[0]) + numel(m, L->out);
         if (L->in[1] >= 0) e += numel(m, L->in[1]);
         bytes += e * sizeof(float) * (backward ? 2 : 1);
@@ -640,18 +654,29 @@ tsr_status tsr_model_backward(tsr_model *m, const float *dout, int B) {
     for (int t = 0; t < r.T; t++)
         memset(thread_bn(&r, t), 0, (r.sl.stats - r.sl.bn) * sizeof(float));
     run_program(&r, ops, nops, 1);
-    /* reduce parameter gradients in thread order (batch norm was reduced in its sync) */
+    /* reduce parameter gradients in thread order (batch norm was reduced in its sync);
+     * every entry sums its per-thread parts in the same order, so splitting the
+     * entries between threads keeps the result deterministic */
     for (int i = 0; i < m->n_layers; i++) {
         const tsr_layer *L = &m->layers[i];
         if (L->kind == TSR_LAYER_BATCHNORM) continue;
         for (int s = 0; s < 2; s++) {
-            if (!L->p_len[s]) continue;
+            const size_t len = L->p_len[s];
+            if (!len) continue;
             float *g = m->grads + L->p_off[s];
-            for (int t = 0; t < r.T; t++) {
-                int lo = (int)((long)B * t / r.T), hi = (int)((long)B * (t + 1) / r.T);
-                if (hi <= lo) continue; /* this thread never touched (or zeroed) its buffer */
-                const float *pg = thread_scratch(&r, t) + r.sl.pgrad + L->p_off[s];
-                for (size_t k = 0; k < L->p_len[s]; k++) g[k] += pg[k];
+            const int T = r.T, par = T > 1 && len >= 16384;
+            (void)par;
+#pragma omp parallel for schedule(static) if (par)
+            for (int part = 0; part < T; part++) {
+                size_t k0 = len * (size_t)part / (size_t)T,
+                       k1 = len * (size_t)(part + 1) / (size_t)T;
+                for (int t = 0; t < T; t++) {
+                    int lo = (int)((long)B * t / T), hi = (int)((long)B * (t + 1) / T);
+                    if (hi <= lo) continue; /* this thread never touched (or zeroed) its buffer */
+                    const float *pg = thread_scratch(&r, t) + r.sl.pgrad + L->p_off[s];
+#pragma omp simd
+                    for (size_t k = k0; k < k1; k++) g[k] += pg[k];
+                }
             }
         }
     }
