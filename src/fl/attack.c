@@ -135,6 +135,18 @@ void tsr_fl_clip_box(float *v, const float *mu, const float *sigma, double z, si
 
 /* ---- the attacks --------------------------------------------------------- */
 
+/* out[0..d) = scale * N(0, 1), Box-Muller using both variates of each pair. */
+static void fill_normal(tsr_prng *g, float *out, size_t d, double scale) {
+    for (size_t j = 0; j < d; j += 2) {
+        double u1 = tsr_prng_double(g), u2 = tsr_prng_double(g);
+        if (u1 < 0x1.0p-60) u1 = 0x1.0p-60;
+        double r = scale * sqrt(-2.0 * log(u1)), sn, cs;
+        sincos(6.283185307179586476925 * u2, &sn, &cs);
+        out[j] = (float)(r * cs);
+        if (j + 1 < d) out[j + 1] = (float)(r * sn);
+    }
+}
+
 tsr_status tsr_fl_attack_apply(const tsr_fl_attack_params *p, float *grads, size_t n, size_t m,
                                size_t d, const float *backdoor, tsr_prng *rng, double *z_used) {
     TSR_REQUIRE(p && grads, "tsr_fl_attack_apply: NULL argument");
@@ -179,10 +191,21 @@ tsr_status tsr_fl_attack_apply(const tsr_fl_attack_params *p, float *grads, size
     case TSR_FL_ATTACK_SIGNFLIP:
         for (size_t k = 0; k < m * d; k++) grads[k] = (float)(-scale * (double)grads[k]);
         return TSR_OK;
-    case TSR_FL_ATTACK_GAUSSIAN:
+    case TSR_FL_ATTACK_GAUSSIAN: {
         if (!rng) return tsr_fail(TSR_ERR_INVALID_ARG, "gaussian attack: no random stream given");
-        for (size_t k = 0; k < m * d; k++) grads[k] = (float)(scale * tsr_prng_normal(rng));
+        /* One stream per corrupt worker, keyed from rng: workers fill in parallel. */
+        uint8_t key[TSR_SEED_BYTES];
+        tsr_prng_bytes(rng, key, sizeof key);
+        long ml = (long)m;
+#pragma omp parallel for schedule(static) if (m * d >= PAR_MIN_WORK)
+        for (long i = 0; i < ml; i++) {
+            tsr_prng g;
+            tsr_prng_init(&g, key, (uint64_t)i);
+            fill_normal(&g, grads + (size_t)i * d, d, scale);
+        }
+        tsr_wipe(key, sizeof key);
         return TSR_OK;
+    }
     case TSR_FL_ATTACK_OMNISCIENT: {
         if (m == n)
             return tsr_fail(TSR_ERR_INVALID_ARG,
