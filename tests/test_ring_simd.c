@@ -11,6 +11,7 @@
 #include "core/alloc.h"
 #include "ring/kernels.h"
 #include "ring/ring.h"
+#include "ring/vec.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -86,6 +87,132 @@ static void test_ntt_families(void **state) {
                 }
                 tsr_free(a);
                 tsr_free(b);
+                tsr_ntt_table_free(t);
+            }
+        }
+    }
+}
+
+/*
+ * Split NTTs: the outer stages applied column range by column range on a
+ * gathered buffer, then the inner stages block by block (each block in its
+ * own buffer), equal the whole transform of the portable family, for every
+ * family, several N, segment exponents r and column widths len (including
+ * widths the SIMD kernels hand to the portable code).
+ */
+static void split_case(const tsr_ring_kernels *ref, const tsr_ring_kernels *k, tsr_ntt_table *t,
+                       unsigned r, size_t len, tsr_prng *g, const char *fam) {
+    const size_t n = t->n, R = (size_t)1 << r, B = n >> r;
+    const uint64_t q = t->mod.q;
+    uint64_t *a = tsr_alloc(n * 8), *want = tsr_alloc(n * 8), *got = tsr_alloc(n * 8);
+    uint64_t *buf = tsr_alloc(R * len * 8), *blk = tsr_alloc(B * 8);
+    for (int dir = 0; dir < 2; dir++) {
+        random_vec_edges(g, a, n, q);
+        /* forward accepts < 4q, inverse < 2q */
+        for (size_t i = 0; i < n; i++) a[i] += q * tsr_prng_uniform(g, dir ? 2 : 4);
+        memcpy(want, a, n * 8);
+        memcpy(got, a, n * 8);
+        if (dir == 0) {
+            ref->ntt_fwd(t, want);
+            for (size_t c = 0; c < B; c += len) {
+                for (size_t m = 0; m < R; m++) memcpy(buf + m * len, got + m * B + c, len * 8);
+                k->ntt_fwd_outer(t, buf, len, r);
+                for (size_t m = 0; m < R; m++) {
+                    for (size_t i = 0; i < len; i++)
+                        if (buf[m * len + i] >= 4 * q) fail_msg("%s outer output >= 4q", fam);
+                    memcpy(got + m * B + c, buf + m * len, len * 8);
+                }
+            }
+            for (size_t b = 0; b < R; b++) {
+                /* out of place from the array, with a prefetch list */
+                tsr_prefetch pf;
+                tsr_prefetch_reset(&pf);
+                tsr_prefetch_add(&pf, a, n * 8);
+                k->ntt_fwd_inner(t, blk, got + b * B, b, r, (b % 2) ? &pf : NULL);
+                memcpy(got + b * B, blk, B * 8);
+            }
+        } else {
+            ref->ntt_inv(t, want);
+            for (size_t b = 0; b < R; b++) {
+                if (b % 2) { /* in place on a copy */
+                    memcpy(blk, got + b * B, B * 8);
+                    k->ntt_inv_inner(t, blk, blk, b, r, NULL);
+                } else {
+                    k->ntt_inv_inner(t, blk, got + b * B, b, r, NULL);
+                }
+                for (size_t i = 0; i < B; i++)
+                    if (blk[i] >= 2 * q) fail_msg("%s inverse inner output >= 2q", fam);
+                memcpy(got + b * B, blk, B * 8);
+            }
+            for (size_t c = 0; c < B; c += len) {
+                for (size_t m = 0; m < R; m++) memcpy(buf + m * len, got + m * B + c, len * 8);
+                k->ntt_inv_outer(t, buf, len, r);
+                for (size_t m = 0; m < R; m++) memcpy(got + m * B + c, buf + m * len, len * 8);
+            }
+        }
+        if (memcmp(want, got, n * 8) != 0)
+            fail_msg("%s split %s NTT differs: N=%zu r=%u len=%zu q=%llu", fam,
+                     dir ? "inverse" : "forward", n, r, len, (unsigned long long)q);
+    }
+    tsr_free(a);
+    tsr_free(want);
+    tsr_free(got);
+    tsr_free(buf);
+    tsr_free(blk);
+}
+
+/* Streaming copies equal memcpy for every family, aligned or not, any length. */
+static void test_copy_stream_families(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 45);
+    uint64_t *src = tsr_alloc(1100 * 8), *dst = tsr_alloc(1100 * 8);
+    random_vec(&g, src, 1100, UINT64_MAX);
+    for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
+        if (!family_available((tsr_simd)f)) continue;
+        const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
+        static const size_t offs[] = { 0, 1, 8 }, lens[] = { 0, 7, 8, 1000, 1091 };
+        for (size_t oi = 0; oi < 3; oi++)
+            for (size_t li = 0; li < 5; li++) {
+                memset(dst, 0, 1100 * 8);
+                k->copy_stream(dst + offs[oi], src + 1, lens[li]);
+                tsr_ring_stream_fence();
+                assert_memory_equal(dst + offs[oi], src + 1, lens[li] * 8);
+                for (size_t i = offs[oi] + lens[li]; i < 1100; i++) assert_int_equal(dst[i], 0);
+            }
+    }
+    tsr_free(src);
+    tsr_free(dst);
+}
+
+static void test_split_ntt_families(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 44);
+    const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
+    static const int bits[] = { 40, 49, 50, 60 };
+    const size_t max_log = tt_sanitized() ? 12 : 15;
+    for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
+        if (!family_available((tsr_simd)f)) continue;
+        const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
+        const char *fam = tsr_simd_name((tsr_simd)f);
+        for (size_t bi = 0; bi < sizeof bits / sizeof bits[0]; bi++) {
+            for (size_t lg = 4; lg <= max_log; lg += (lg < 8 ? 1 : 3)) {
+                const size_t n = (size_t)1 << lg;
+                uint64_t q;
+                tt_ok(tsr_prime_generate(bits[bi], n, 1, NULL, 0, &q));
+                tsr_ntt_table *t;
+                tt_ok(tsr_ntt_table_create(n, q, &t));
+                const unsigned rs[] = { 0, 1, 2, 3, 4, tsr_ntt_split_log(n) };
+                for (size_t ri = 0; ri < sizeof rs / sizeof rs[0]; ri++) {
+                    const unsigned r = rs[ri];
+                    if (r > lg) continue;
+                    const size_t B = n >> r;
+                    /* column widths: whole segments, 8 words, 4 words (portable fallback) */
+                    const size_t lens[] = { B, B >= 8 ? 8 : B, B >= 64 ? 64 : B, B >= 4 ? 4 : B };
+                    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++)
+                        split_case(ref, k, t, r, lens[li], &g, fam);
+                }
                 tsr_ntt_table_free(t);
             }
         }
@@ -345,9 +472,10 @@ static void test_forced_pipeline(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ntt_families),      cmocka_unit_test(test_elementwise_families),
-        cmocka_unit_test(test_conv_row_families), cmocka_unit_test(test_dot_families),
-        cmocka_unit_test(test_forced_pipeline),
+        cmocka_unit_test(test_ntt_families),         cmocka_unit_test(test_elementwise_families),
+        cmocka_unit_test(test_conv_row_families),    cmocka_unit_test(test_dot_families),
+        cmocka_unit_test(test_forced_pipeline),      cmocka_unit_test(test_split_ntt_families),
+        cmocka_unit_test(test_copy_stream_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -871,6 +871,10 @@ tsr_status tsr_ckks_rotate_hoisted(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
             st = ckks_ks_decompose(ev, level, ckks_ct_poly(a, 1));
             if (st != TSR_OK) break;
             decomposed = 1;
+            /* finish the digits' transforms once when several keys use them */
+            size_t keys = 0;
+            for (size_t j = i; j < n; j++) keys += ent[j] != NULL;
+            if (keys > 1) ckks_ks_finish_digits(ev);
         }
         st = ckks_ct_reserve(outs[i], level, 2);
         if (st != TSR_OK) break;

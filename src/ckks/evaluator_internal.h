@@ -12,14 +12,14 @@ struct tsr_ckks_evaluator {
     const tsr_ckks_relin_key *rk;
     const tsr_ckks_galois_keys *gk;
     /* Key-switching scratch (allocated on first use, at the top level). */
-    uint64_t *ks_coef;   /* L+1 limbs: INTT of the switched polynomial */
-    uint64_t *ks_digits; /* dnum polynomials over Q_l u P (NTT) */
+    uint64_t *ks_coef;   /* 2 (L+1) limbs: inverse-transformed d, then ModDown conversions */
+    uint64_t *ks_digits; /* dnum polynomials over Q_l u P (outer forward stages done) */
     uint64_t *ks_acc;    /* the "P" limbs of both accumulators */
-    uint64_t *ks_u;      /* 2 x N: ModDown quotients */
-    uint64_t *ks_tls;    /* per thread: 2 accumulator rows, 1 temporary */
+    uint64_t *ks_tls;    /* per thread: dnum digit blocks, 2 accumulator blocks, 1 temporary */
     int ks_tls_threads;
     const uint64_t *ks_src; /* the switched polynomial (its limbs are the digits' own) */
     int ks_level;           /* level of the decomposed polynomial */
+    int ks_digits_done;     /* the digits' inner forward stages are done too */
     /* Temporaries for results computed before they may overwrite an input. */
     tsr_ckks_ciphertext *tmp[3];
     uint64_t *poly; /* 2 polynomials over Q_L: general scratch */
@@ -38,6 +38,12 @@ void ckks_ks_scratch_free(tsr_ckks_evaluator *ev);
  * until the last switch.
  */
 tsr_status ckks_ks_decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *d);
+/**
+ * Finish the forward transforms of the stored digits (in place), so that
+ * several ckks_ks_apply calls on one decomposition (hoisting) do not each
+ * redo them. Optional: ckks_ks_apply finishes them block by block otherwise.
+ */
+void ckks_ks_finish_digits(tsr_ckks_evaluator *ev);
 /**
  * Switch the decomposed polynomial with key: (out0, out1) ~ d * s' under s.
  * rescale = 0: out = ModDown_P(acc) + (c0, c1) (either may be NULL), l+1

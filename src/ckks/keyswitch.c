@@ -1,32 +1,42 @@
 /*
  * ckks/keyswitch.c - hybrid key switching (Han-Ki, CT-RSA 2020) and
- * hoisting (Halevi-Shoup, CRYPTO 2018, section 5).
+ * hoisting (Halevi-Shoup, CRYPTO 2018, section 5), with the NTTs split and
+ * fused into the passes around them.
  *
- * To switch d (NTT form, level l) with a key of dnum digits over Q_l u P:
- *  1. decompose: INTT d limb by limb (each limb hot in L2); for each digit j,
- *     the approximate basis conversion of its limbs to every other prime of
- *     Q_l u P, then NTT (ring's tsr_baseconv_modup). The digit's own limbs
- *     are d's limbs, read in place. The digits are kept, so several keys
- *     (hoisted rotations) reuse one decomposition.
- *  2. for every target limb t of Q_l u P, special primes first, the inner
- *     products acc0[t] = sum_j D_j[t] b_j[t], acc1[t] = sum_j D_j[t] a_j[t]
- *     in one pass (ring's fused tsr_vec_dot2);
- *  3. ModDown with exact rounding, row-wise: the P limbs of acc are prepared
- *     once, then each Q limb is finished right after its inner product
- *     while it is in cache (ring's tsr_moddown_row), so acc's Q limbs are
- *     never stored.
+ * Every NTT here is split as in ring/ntt.h: R = 2^r segments of B = N/R
+ * words (B = 4096, 32 KiB); the outer stages combine segments column by
+ * column, the inner stages stay inside one block. That lets each limb make
+ * one trip through memory per phase instead of one per NTT pass (the
+ * "kernel fusion" of the GPU literature, e.g. Jung et al., "Over 100x
+ * faster bootstrapping in fully homomorphic encryption through memory-
+ * centric optimization with GPUs", TCHES 2021, applied to L1/L2):
+ *  1. decompose: inner inverse stages of every limb of d, block by block
+ *     (into ks_coef); per digit j, the ring's tsr_baseconv_modup_split does
+ *     the outer inverse stages, the approximate conversion to every other
+ *     prime of Q_l u P and the outer forward stages a few columns at a time
+ *     and stores the digit (ks_digits). The digit's own limbs are d's limbs,
+ *     read in place. The inner forward stages of the digits are left to the
+ *     consumer, unless several keys reuse the digits (hoisting): then
+ *     ckks_ks_finish_digits does them once.
+ *  2. P limbs (the special primes, and q_l in rescale mode), block by
+ *     block: inner forward stages of the digit blocks (L1), the inner
+ *     products with the key (ring's fused tsr_vec_dot2), the inner inverse
+ *     stages of the result; then the ring's tsr_moddown_prepare_split turns
+ *     them into the ModDown conversions to the Q primes (outer stages fused).
+ *  3. Q limbs, block by block: digit blocks, inner products, and the ModDown
+ *     of the block (tsr_moddown_block: inner stages of the conversion,
+ *     subtraction, P^-1, plus c) written straight to the output. The
+ *     accumulators of the Q limbs never reach memory.
  * Variants: with c given, "rescale" mode adds P*c to the Q limbs (P*c is 0
  * modulo the special primes) and divides by q_l*P: relinearization and
  * rescale in one ModDown; "plain" mode adds c after the division.
- * (Generating each target's digit rows on the fly instead of storing the
- * digits was measured: no faster, since every row rereads its digit's
- * converted limbs, so the stored form is kept.)
  *
  * Rotations by g key-switch c1 itself with a key from s to phi_g^-1(s) and
  * apply phi_g (an NTT-domain permutation) to the two results afterwards.
  *
- * NTTs at level l with k special primes and ndig digits: (l+1) INTTs,
- * ndig * (l+1+k - alpha) NTTs for ModUp, 2k INTTs + 2(l+1) NTTs for ModDown.
+ * Transforms at level l with k special primes and ndig digits: (l+1)
+ * inverse, ndig * (l+1+k - alpha) forward for ModUp, 2k inverse + 2(l+1)
+ * forward for ModDown, each in two halves.
  */
 #include "ckks/evaluator_internal.h"
 #include "core/alloc.h"
@@ -54,26 +64,30 @@ static int thread_id(void) {
 #endif
 }
 
-/* Per-thread rows: two accumulator rows and one temporary. */
-static size_t tls_rows(const tsr_ckks_params *p) {
-    (void)p;
-    return 3;
+/* Per-thread blocks: one per digit, two accumulators, one temporary. */
+static size_t tls_blocks(const tsr_ckks_params *p) {
+    return (size_t)p->dnum + 3;
+}
+
+static unsigned split_r(const tsr_ckks_params *p) {
+    return tsr_ntt_split_log(p->n);
 }
 
 tsr_status ckks_ks_scratch(tsr_ckks_evaluator *ev) {
     const tsr_ckks_params *p = ev->params;
-    size_t n = p->n, ne = (size_t)p->nall;
+    size_t n = p->n, ne = (size_t)p->nall, B = n >> split_r(p);
     if (!ev->ks_coef) {
-        ev->ks_coef = tsr_alloc((size_t)(p->L + 1) * n * sizeof(uint64_t));
+        /* decompose: the inverse-transformed limbs of d; apply: the ModDown
+         * conversions of both accumulators (2 (L+1) limbs) */
+        ev->ks_coef = tsr_alloc((size_t)2 * (p->L + 1) * n * sizeof(uint64_t));
         ev->ks_acc = tsr_alloc(2 * ne * n * sizeof(uint64_t));
-        ev->ks_u = tsr_alloc(2 * n * sizeof(uint64_t));
-        if (!ev->ks_coef || !ev->ks_acc || !ev->ks_u)
+        if (!ev->ks_coef || !ev->ks_acc)
             return tsr_fail(TSR_ERR_NOMEM, "cannot allocate key-switching scratch");
     }
     int threads = max_threads();
     if (ev->ks_tls_threads < threads) {
         tsr_free(ev->ks_tls);
-        ev->ks_tls = tsr_alloc((size_t)threads * tls_rows(p) * n * sizeof(uint64_t));
+        ev->ks_tls = tsr_alloc((size_t)threads * tls_blocks(p) * B * sizeof(uint64_t));
         ev->ks_tls_threads = ev->ks_tls ? threads : 0;
         if (!ev->ks_tls) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate key-switching scratch");
     }
@@ -90,7 +104,6 @@ void ckks_ks_scratch_free(tsr_ckks_evaluator *ev) {
     tsr_free(ev->ks_coef);
     tsr_free(ev->ks_digits);
     tsr_free(ev->ks_acc);
-    tsr_free(ev->ks_u);
     tsr_free(ev->ks_tls);
 }
 
@@ -99,15 +112,22 @@ static void digit_range(const tsr_ckks_params *p, int level, int j, int *lo, int
     *hi = *lo + p->alpha > level + 1 ? level + 1 : *lo + p->alpha;
 }
 
-/* INTT d (level l) into ks_coef, limb by limb while each limb is hot. */
-static void intt_input(tsr_ckks_evaluator *ev, int level, const uint64_t *d) {
+/* Inner inverse stages of limbs [lo, hi) of d into ks_coef, block by block. */
+static void intt_input(tsr_ckks_evaluator *ev, int lo, int hi, const uint64_t *d) {
     const tsr_ckks_params *p = ev->params;
-    size_t n = p->n;
+    const size_t n = p->n;
+    const unsigned r = split_r(p);
+    const size_t B = n >> r, R = (size_t)1 << r;
+    const int jobs = (hi - lo) * (int)R;
     uint64_t *coef = ev->ks_coef;
-#pragma omp parallel for schedule(static) if (level > 0 && n >= 2048)
-    for (int i = 0; i <= level; i++) {
-        memcpy(coef + (size_t)i * n, d + (size_t)i * n, n * sizeof(uint64_t));
-        tsr_ntt_inverse(ckks_ntt(p, i), coef + (size_t)i * n);
+#pragma omp parallel for schedule(static) if (jobs > 1 && n >= 2048)
+    for (int job = 0; job < jobs; job++) {
+        const int i = lo + job / (int)R;
+        const size_t b = (size_t)job % R, off = (size_t)i * n + b * B;
+        tsr_prefetch pf;
+        tsr_prefetch_reset(&pf);
+        if (job + 1 < jobs) tsr_prefetch_add(&pf, d + off + B, B * sizeof(uint64_t));
+        tsr_ntt_inverse_inner(ckks_ntt(p, i), coef + off, d + off, b, r, &pf);
     }
 }
 
@@ -115,11 +135,14 @@ tsr_status ckks_ks_decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *
     const tsr_ckks_params *p = ev->params;
     size_t n = p->n;
     int ne = level + 1 + p->k;
+    const unsigned r = split_r(p);
     TSR_TRY(ckks_ks_scratch(ev));
-    intt_input(ev, level, d);
+    /* Digit by digit, so that its inverse-transformed limbs are still in
+     * cache for the conversion. */
     for (int j = 0; j < ckks_digits_at(p, level); j++) {
         int lo, hi;
         digit_range(p, level, j, &lo, &hi);
+        intt_input(ev, lo, hi, d);
         uint64_t *dj = ev->ks_digits + (size_t)j * ne * n;
         const uint64_t *in[TSR_CKKS_MAX_PRIMES];
         uint64_t *out[CKKS_MAX_ALL];
@@ -127,86 +150,177 @@ tsr_status ckks_ks_decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *
         for (int i = lo; i < hi; i++) in[i - lo] = ev->ks_coef + (size_t)i * n;
         for (int t = 0; t < ne; t++)
             if (t < lo || t >= hi) out[no++] = dj + (size_t)t * n;
-        TSR_TRY(tsr_baseconv_modup(p->modup[level * p->dnum + j], out, in));
+        TSR_TRY(tsr_baseconv_modup_split(p->modup[level * p->dnum + j], out, in, r));
         /* The digit's own limbs are d's limbs: read from d, not copied. */
     }
     ev->ks_src = d;
     ev->ks_level = level;
+    ev->ks_digits_done = 0;
     return TSR_OK;
 }
 
-/* acc0/acc1 rows of target limb t (ext index at the decomposed level). */
-static void target_row(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int t, uint64_t *r0,
-                       uint64_t *r1) {
+void ckks_ks_finish_digits(tsr_ckks_evaluator *ev) {
     const tsr_ckks_params *p = ev->params;
-    int level = ev->ks_level, ne = level + 1 + p->k, ndig = ckks_digits_at(p, level);
-    size_t n = p->n;
-    int pi = ckks_ext_prime(p, level, t);
-    const uint64_t *dv[TSR_CKKS_MAX_PRIMES], *kb[TSR_CKKS_MAX_PRIMES], *ka[TSR_CKKS_MAX_PRIMES];
-    for (int j = 0; j < ndig; j++) {
+    const int level = ev->ks_level, ne = level + 1 + p->k, ndig = ckks_digits_at(p, level);
+    const size_t n = p->n;
+    const unsigned r = split_r(p);
+    const size_t B = n >> r, R = (size_t)1 << r;
+    if (ev->ks_digits_done) return;
+    const int jobs = ndig * ne * (int)R;
+#pragma omp parallel for schedule(static) if (n >= 2048)
+    for (int job = 0; job < jobs; job++) {
+        const int j = job / (ne * (int)R), t = job / (int)R % ne;
+        const size_t b = (size_t)job % R;
         int lo, hi;
         digit_range(p, level, j, &lo, &hi);
-        dv[j] = (t >= lo && t < hi) ? ev->ks_src + (size_t)t * n
-                                    : ev->ks_digits + ((size_t)j * ne + (size_t)t) * n;
-        kb[j] = ckks_ksk_b(p, key, j) + (size_t)pi * n;
-        ka[j] = ckks_ksk_a(p, key, j) + (size_t)pi * n;
+        if (t >= lo && t < hi) continue; /* own limbs: d itself */
+        uint64_t *blk = ev->ks_digits + ((size_t)j * ne + (size_t)t) * n + b * B;
+        tsr_prefetch pf;
+        tsr_prefetch_reset(&pf);
+        if (job + 1 < jobs) tsr_prefetch_add(&pf, blk + B, B * sizeof(uint64_t));
+        tsr_ntt_forward_inner(ckks_ntt(p, ckks_ext_prime(p, level, t)), blk, blk, b, r, &pf);
     }
-    tsr_vec_dot2(ckks_mod(p, pi), r0, r1, dv, kb, ka, (size_t)ndig, n);
+    ev->ks_digits_done = 1;
+}
+
+/* Where block b of digit j's limb t is (d's own limbs, or the stored digit). */
+static const uint64_t *digit_block(const tsr_ckks_evaluator *ev, int j, int t, size_t b, int *own) {
+    const tsr_ckks_params *p = ev->params;
+    const int level = ev->ks_level, ne = level + 1 + p->k;
+    const size_t n = p->n, off = b * (n >> split_r(p));
+    int lo, hi;
+    digit_range(p, level, j, &lo, &hi);
+    *own = t >= lo && t < hi;
+    return *own ? ev->ks_src + (size_t)t * n + off
+                : ev->ks_digits + ((size_t)j * ne + (size_t)t) * n + off;
+}
+
+/* Add the blocks job (t, b) reads from memory (digits and key) to pf. */
+static void prefetch_job(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int t, size_t b,
+                         tsr_prefetch *pf) {
+    const tsr_ckks_params *p = ev->params;
+    const int level = ev->ks_level, ndig = ckks_digits_at(p, level);
+    const size_t n = p->n, B = n >> split_r(p), off = b * B, bytes = B * sizeof(uint64_t);
+    const int pi = ckks_ext_prime(p, level, t);
+    for (int j = 0; j < ndig; j++) {
+        int own;
+        tsr_prefetch_add(pf, digit_block(ev, j, t, b, &own), bytes);
+        tsr_prefetch_add(pf, ckks_ksk_b(p, key, j) + (size_t)pi * n + off, bytes);
+        tsr_prefetch_add(pf, ckks_ksk_a(p, key, j) + (size_t)pi * n + off, bytes);
+    }
+}
+
+/*
+ * Block b of the inner products of target limb t (ext index at the
+ * decomposed level): r0 = sum_j D_j[t] b_j[t], r1 = sum_j D_j[t] a_j[t] over
+ * the block, finishing the digit blocks' forward transforms into dig (ndig
+ * blocks of thread scratch) unless they are done already. pf is advanced
+ * while the transforms run.
+ */
+static void target_block(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int t, size_t b,
+                         uint64_t *r0, uint64_t *r1, uint64_t *dig, tsr_prefetch *pf) {
+    const tsr_ckks_params *p = ev->params;
+    int level = ev->ks_level, ndig = ckks_digits_at(p, level);
+    const unsigned r = split_r(p);
+    const size_t n = p->n, B = n >> r, off = b * B;
+    int pi = ckks_ext_prime(p, level, t);
+    const tsr_ntt_table *tab = ckks_ntt(p, pi);
+    const uint64_t *dv[TSR_CKKS_MAX_PRIMES], *kb[TSR_CKKS_MAX_PRIMES], *ka[TSR_CKKS_MAX_PRIMES];
+    for (int j = 0; j < ndig; j++) {
+        int own;
+        const uint64_t *src = digit_block(ev, j, t, b, &own);
+        if (own || ev->ks_digits_done) {
+            dv[j] = src;
+        } else {
+            uint64_t *blk = dig + (size_t)j * B;
+            tsr_ntt_forward_inner(tab, blk, src, b, r, pf);
+            dv[j] = blk;
+        }
+        kb[j] = ckks_ksk_b(p, key, j) + (size_t)pi * n + off;
+        ka[j] = ckks_ksk_a(p, key, j) + (size_t)pi * n + off;
+    }
+    tsr_vec_dot2(ckks_mod(p, pi), r0, r1, dv, kb, ka, (size_t)ndig, B);
 }
 
 tsr_status ckks_ks_apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
                          const uint64_t *c0, const uint64_t *c1, uint64_t *out0, uint64_t *out1) {
     const tsr_ckks_params *p = ev->params;
-    int level = ev->ks_level, ne = level + 1 + p->k;
-    size_t n = p->n;
+    const int level = ev->ks_level, ne = level + 1 + p->k;
+    const unsigned r = split_r(p);
+    const size_t n = p->n, B = n >> r, R = (size_t)1 << r, bytes = B * sizeof(uint64_t);
     TSR_ASSERT(!rescale || (level >= 1 && c0 && c1));
     const tsr_moddown *md = rescale ? p->moddown_rs[level] : p->moddown[level];
-    int nq = rescale ? level : level + 1; /* Q limbs of the ModDown; the rest is "P" */
-    int np = ne - nq;
+    const int nq = rescale ? level : level + 1; /* Q limbs of the ModDown; the rest is "P" */
+    const int np = ne - nq;
     uint64_t *pacc0 = ev->ks_acc, *pacc1 = ev->ks_acc + (size_t)np * n;
-    uint64_t *u0 = ev->ks_u, *u1 = ev->ks_u + n;
-    uint64_t *tls = ev->ks_tls;
-    size_t tls_stride = tls_rows(p) * n;
+    uint64_t *conv0 = ev->ks_coef, *conv1 = ev->ks_coef + (size_t)nq * n;
+    const size_t tls_stride = tls_blocks(p) * B;
+    const int ndig = ckks_digits_at(p, level);
 
-    /* P limbs first (with q_l in rescale mode, plus P*c there). */
-#pragma omp parallel for schedule(static) if (np > 1 && n >= 2048)
-    for (int t = nq; t < ne; t++) {
-        uint64_t *r0 = pacc0 + (size_t)(t - nq) * n, *r1 = pacc1 + (size_t)(t - nq) * n;
-        target_row(ev, key, t, r0, r1);
+    /* P limbs (with q_l in rescale mode, plus P*c there), then their inner
+     * inverse stages. Each job prefetches the next one's blocks. */
+    const int pjobs = np * (int)R;
+#pragma omp parallel for schedule(static) if (pjobs > 1 && n >= 2048)
+    for (int job = 0; job < pjobs; job++) {
+        const int t = nq + job / (int)R;
+        const size_t b = (size_t)job % R, off = (size_t)(t - nq) * n + b * B;
+        uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_stride;
+        uint64_t *r0 = pacc0 + off, *r1 = pacc1 + off;
+        tsr_prefetch pf;
+        tsr_prefetch_reset(&pf);
+        if (job + 1 < pjobs)
+            prefetch_job(ev, key, nq + (job + 1) / (int)R, (size_t)(job + 1) % R, &pf);
+        target_block(ev, key, t, b, r0, r1, dig, &pf);
+        const int pi = ckks_ext_prime(p, level, t);
+        const tsr_modulus *m = ckks_mod(p, pi);
         if (rescale && t == level) {
-            const tsr_modulus *m = ckks_mod(p, t);
-            tsr_vec_mul_scalar_add(m, r0, c0 + (size_t)t * n, p->p_mod[t], n);
-            tsr_vec_mul_scalar_add(m, r1, c1 + (size_t)t * n, p->p_mod[t], n);
+            const size_t coff = (size_t)t * n + b * B;
+            tsr_vec_mul_scalar_add(m, r0, c0 + coff, p->p_mod[t], B);
+            tsr_vec_mul_scalar_add(m, r1, c1 + coff, p->p_mod[t], B);
         }
+        tsr_ntt_inverse_inner(ckks_ntt(p, pi), r0, r0, b, r, &pf);
+        tsr_ntt_inverse_inner(ckks_ntt(p, pi), r1, r1, b, r, &pf);
     }
-    TSR_TRY(tsr_moddown_prepare(md, pacc0, u0));
-    TSR_TRY(tsr_moddown_prepare(md, pacc1, u1));
-    /* Q limbs: inner product and ModDown finish while the rows are hot. */
-#pragma omp parallel for schedule(static) if (nq > 1 && n >= 2048)
+    uint64_t *cv0[TSR_CKKS_MAX_PRIMES], *cv1[TSR_CKKS_MAX_PRIMES];
     for (int t = 0; t < nq; t++) {
-        uint64_t *r0 = tls + (size_t)thread_id() * tls_stride, *r1 = r0 + n, *tmp = r1 + n;
-        target_row(ev, key, t, r0, r1);
+        cv0[t] = conv0 + (size_t)t * n;
+        cv1[t] = conv1 + (size_t)t * n;
+    }
+    TSR_TRY(tsr_moddown_prepare_split(md, pacc0, cv0, r));
+    TSR_TRY(tsr_moddown_prepare_split(md, pacc1, cv1, r));
+
+    /* Q limbs: inner products and ModDown block by block, straight to out
+     * with streaming stores (block b of c is read before block b of out is
+     * written, so out may alias c). */
+    const int qjobs = nq * (int)R;
+#pragma omp parallel for schedule(static) if (qjobs > 1 && n >= 2048)
+    for (int job = 0; job < qjobs; job++) {
+        const int t = job / (int)R;
+        const size_t b = (size_t)job % R, off = (size_t)t * n + b * B;
+        uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_stride;
+        uint64_t *r0 = dig + (size_t)ndig * B, *r1 = r0 + B, *tmp = r1 + B;
+        tsr_prefetch pf;
+        tsr_prefetch_reset(&pf);
+        if (job + 1 < qjobs) {
+            const int t1 = (job + 1) / (int)R;
+            const size_t b1 = (size_t)(job + 1) % R, off1 = (size_t)t1 * n + b1 * B;
+            prefetch_job(ev, key, t1, b1, &pf);
+            tsr_prefetch_add(&pf, conv0 + off1, bytes);
+            tsr_prefetch_add(&pf, conv1 + off1, bytes);
+            if (!rescale && c0) tsr_prefetch_add(&pf, c0 + off1, bytes);
+            if (!rescale && c1) tsr_prefetch_add(&pf, c1 + off1, bytes);
+        }
+        target_block(ev, key, t, b, r0, r1, dig, &pf);
         const tsr_modulus *m = ckks_mod(p, t);
         if (rescale) {
-            tsr_vec_mul_scalar_add(m, r0, c0 + (size_t)t * n, p->p_mod[t], n);
-            tsr_vec_mul_scalar_add(m, r1, c1 + (size_t)t * n, p->p_mod[t], n);
+            tsr_vec_mul_scalar_add(m, r0, c0 + off, p->p_mod[t], B);
+            tsr_vec_mul_scalar_add(m, r1, c1 + off, p->p_mod[t], B);
         }
-        /* With c to add afterwards, finish in the thread's rows first (out
-         * may alias c); otherwise straight into out (c, if any, is already
-         * consumed: rescale mode). */
-        uint64_t *o0 = out0 + (size_t)t * n, *o1 = out1 + (size_t)t * n;
-        if (!rescale && c0) {
-            tsr_moddown_row(md, (size_t)t, r0, r0, pacc0, u0, tmp);
-            tsr_vec_add(m, o0, r0, c0 + (size_t)t * n, n);
-        } else {
-            tsr_moddown_row(md, (size_t)t, o0, r0, pacc0, u0, tmp);
-        }
-        if (!rescale && c1) {
-            tsr_moddown_row(md, (size_t)t, r1, r1, pacc1, u1, tmp);
-            tsr_vec_add(m, o1, r1, c1 + (size_t)t * n, n);
-        } else {
-            tsr_moddown_row(md, (size_t)t, o1, r1, pacc1, u1, tmp);
-        }
+        tsr_moddown_block(md, (size_t)t, b, r, out0 + off, r0, conv0 + off, tmp,
+                          !rescale && c0 ? c0 + off : NULL, 1, &pf);
+        tsr_moddown_block(md, (size_t)t, b, r, out1 + off, r1, conv1 + off, tmp,
+                          !rescale && c1 ? c1 + off : NULL, 1, &pf);
+        tsr_ring_stream_fence();
     }
     return TSR_OK;
 }

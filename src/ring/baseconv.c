@@ -5,6 +5,7 @@
 #include "ring/baseconv.h"
 #include "ring/kernels.h"
 #include "ring/mw.h"
+#include "ring/vec.h"
 #include "core/alloc.h"
 #include "core/error.h"
 
@@ -184,6 +185,72 @@ tsr_status tsr_baseconv_exact(const tsr_baseconv *bc, uint64_t *const *out,
 tsr_status tsr_baseconv_modup(const tsr_baseconv *bc, uint64_t *const *out,
                               const uint64_t *const *in) {
     return conv_common(bc, out, in, 0, 1);
+}
+
+/* ---- split-NTT ModUp ---------------------------------------------------- */
+
+/* Words per segment in one column chunk of a split transform: CONV_CHUNK
+ * words in all, at least 8 per segment, at most a whole segment. */
+static size_t split_len(size_t n, unsigned r) {
+    const size_t B = n >> r;
+    size_t len = (CONV_CHUNK >> r) < 8 ? 8 : (CONV_CHUNK >> r);
+    return len < B ? len : B;
+}
+
+/* buf[m*len .. +len) = src[m*B + c .. +len) for the R segments. */
+static void gather(uint64_t *buf, const uint64_t *src, size_t R, size_t B, size_t c, size_t len) {
+    for (size_t m = 0; m < R; m++) memcpy(buf + m * len, src + m * B + c, len * sizeof *buf);
+}
+
+/* dst[m*B + c ..] = buf[m*len ..] for the R segments, with streaming stores
+ * (the limbs are read again only after the whole conversion). */
+static void scatter(const tsr_ring_kernels *k, uint64_t *dst, const uint64_t *buf, size_t R,
+                    size_t B, size_t c, size_t len) {
+    for (size_t m = 0; m < R; m++) k->copy_stream(dst + m * B + c, buf + m * len, len);
+}
+
+tsr_status tsr_baseconv_modup_split(const tsr_baseconv *bc, uint64_t *const *out,
+                                    const uint64_t *const *in, unsigned r) {
+    TSR_REQUIRE(bc && out && in, "tsr_baseconv_modup_split: NULL argument");
+    const tsr_ring_kernels *k = tsr_ring_kernels_active();
+    const tsr_rns_basis *from = bc->from, *to = bc->to;
+    const size_t F = from->count, T = to->count, n = from->n;
+    TSR_REQUIRE(r <= (unsigned)from->ntt[0]->log_n, "tsr_baseconv_modup_split: r too large");
+    const size_t R = (size_t)1 << r, B = n >> r, len = split_len(n, r), ch = R * len;
+    int nomem = 0;
+#ifdef _OPENMP
+#pragma omp parallel if (n >= 2048)
+#endif
+    {
+        uint64_t *buf = tsr_alloc((F + 1) * ch * sizeof(uint64_t));
+        if (!buf) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (size_t c = 0; c < B; c += len) {
+            if (!buf) continue;
+            const uint64_t *terms[TSR_RNS_MAX_PRIMES];
+            uint64_t *o = buf + F * ch;
+            for (size_t i = 0; i < F; i++) {
+                uint64_t *y = buf + i * ch;
+                gather(y, in[i], R, B, c, len);
+                k->ntt_inv_outer(from->ntt[i], y, len, r);
+                k->mul_scalar(&from->mod[i], y, y, from->qhat_inv[i], from->qhat_inv_sh[i], ch);
+                terms[i] = y;
+            }
+            for (size_t j = 0; j < T; j++) {
+                conv_row_chunk(k, bc, j, o, terms, F, ch);
+                k->ntt_fwd_outer(to->ntt[j], o, len, r);
+                scatter(k, out[j], o, R, B, c, len);
+            }
+        }
+        tsr_ring_stream_fence();
+        tsr_free(buf);
+    }
+    if (nomem)
+        return tsr_fail(TSR_ERR_NOMEM, "out of memory for basis-conversion scratch (%zu words)",
+                        (F + 1) * ch);
+    return TSR_OK;
 }
 
 /* ---- ModDown ------------------------------------------------------------ */
@@ -372,4 +439,80 @@ void tsr_moddown_row(const tsr_moddown *md, size_t j, uint64_t *out_j, const uin
     if (K > 1) terms[nterms++] = u;
     conv_row_chunk(k, md->conv, j, tmp, terms, nterms, n);
     moddown_finish(k, md, j, out_j, in_j, tmp, 1);
+}
+
+/* ---- split-NTT pieces -------------------------------------------------- */
+
+tsr_status tsr_moddown_prepare_split(const tsr_moddown *md, const uint64_t *in_p,
+                                     uint64_t *const *conv, unsigned r) {
+    TSR_REQUIRE(md && in_p && conv, "tsr_moddown_prepare_split: NULL argument");
+    const tsr_ring_kernels *k = tsr_ring_kernels_active();
+    const tsr_rns_basis *pb = md->p, *qb = md->q;
+    const size_t n = pb->n, K = pb->count, Lq = qb->count;
+    TSR_REQUIRE(r <= (unsigned)pb->ntt[0]->log_n, "tsr_moddown_prepare_split: r too large");
+    const size_t R = (size_t)1 << r, B = n >> r, len = split_len(n, r), ch = R * len;
+    int nomem = 0;
+#ifdef _OPENMP
+#pragma omp parallel if (n >= 2048)
+#endif
+    {
+        uint64_t *buf = tsr_alloc((K + 2) * ch * sizeof(uint64_t));
+        if (!buf) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+        for (size_t c = 0; c < B; c += len) {
+            if (!buf) continue;
+            const uint64_t *terms[TSR_RNS_MAX_PRIMES + 1];
+            uint64_t *o = buf + (K + 1) * ch;
+            /* y_i = [x + h]_{p_i} (P/p_i)^-1 in the coefficient domain */
+            for (size_t i = 0; i < K; i++) {
+                uint64_t *y = buf + i * ch;
+                gather(y, in_p + i * n, R, B, c, len);
+                k->ntt_inv_outer(pb->ntt[i], y, len, r);
+                k->add_scalar(&pb->mod[i], y, y, md->h_p[i], ch);
+                k->mul_scalar(&pb->mod[i], y, y, pb->qhat_inv[i], pb->qhat_inv_sh[i], ch);
+                terms[i] = y;
+            }
+            size_t nterms = K;
+            if (K > 1) {
+                uint64_t *u = buf + K * ch;
+                conv_quotient(pb, u, terms, ch);
+                terms[nterms++] = u;
+            }
+            for (size_t j = 0; j < Lq; j++) {
+                const tsr_modulus *m = &qb->mod[j];
+                conv_row_chunk(k, md->conv, j, o, terms, nterms, ch);
+                k->add_scalar(m, o, o, tsr_modq_neg(md->h_q[j], m->q), ch);
+                k->ntt_fwd_outer(qb->ntt[j], o, len, r);
+                scatter(k, conv[j], o, R, B, c, len);
+            }
+        }
+        tsr_ring_stream_fence();
+        tsr_free(buf);
+    }
+    if (nomem) return tsr_fail(TSR_ERR_NOMEM, "out of memory for ModDown scratch");
+    return TSR_OK;
+}
+
+void tsr_moddown_block(const tsr_moddown *md, size_t j, size_t b, unsigned r, uint64_t *out,
+                       const uint64_t *in, const uint64_t *conv, uint64_t *tmp, const uint64_t *add,
+                       int stream, tsr_prefetch *pf) {
+    const tsr_ring_kernels *k = tsr_ring_kernels_active();
+    const tsr_rns_basis *qb = md->q;
+    const tsr_modulus *m = &qb->mod[j];
+    const size_t B = qb->n >> r;
+    k->ntt_fwd_inner(qb->ntt[j], tmp, conv, b, r, pf);
+    if (add || stream) { /* out may alias add: finish in tmp first */
+        k->sub(m, tmp, in, tmp, B);
+        k->mul_scalar(m, tmp, tmp, md->p_inv[j], md->p_inv_sh[j], B);
+        if (add) k->add(m, tmp, tmp, add, B);
+        if (stream)
+            k->copy_stream(out, tmp, B);
+        else
+            memcpy(out, tmp, B * sizeof *out);
+    } else {
+        k->sub(m, out, in, tmp, B);
+        k->mul_scalar(m, out, out, md->p_inv[j], md->p_inv_sh[j], B);
+    }
 }

@@ -78,6 +78,20 @@ tsr_status tsr_baseconv_exact(const tsr_baseconv *bc, uint64_t *const *out,
 tsr_status tsr_baseconv_modup(const tsr_baseconv *bc, uint64_t *const *out,
                               const uint64_t *const *in);
 
+/**
+ * ModUp with split NTTs (see ntt.h; r as there, e.g. tsr_ntt_split_log(N)):
+ * in[i] is limb i of the `from` basis in the NTT domain with the inner
+ * inverse stages done on every block (tsr_ntt_inverse_inner); out[j]
+ * receives the approximate conversion to p_j with the outer forward stages
+ * done (finish each block with tsr_ntt_forward_inner). The outer inverse
+ * stages, the conversion and the outer forward stages run a few columns at a
+ * time in cache, so every limb is read and written once. Inputs are not
+ * modified. Limbs 64-byte aligned. TSR_ERR_NOMEM if scratch cannot be
+ * allocated.
+ */
+tsr_status tsr_baseconv_modup_split(const tsr_baseconv *bc, uint64_t *const *out,
+                                    const uint64_t *const *in, unsigned r);
+
 /** Fill ptrs[i] = a + i*N for the count limbs of a polynomial over b. */
 void tsr_rns_limb_ptrs(const tsr_rns_basis *b, uint64_t *a, uint64_t **ptrs);
 
@@ -122,6 +136,29 @@ tsr_status tsr_moddown_apply(const tsr_moddown *md, uint64_t *out, uint64_t *in)
 tsr_status tsr_moddown_prepare(const tsr_moddown *md, uint64_t *in_p, uint64_t *u);
 void tsr_moddown_row(const tsr_moddown *md, size_t j, uint64_t *out_j, const uint64_t *in_j,
                      const uint64_t *in_p, const uint64_t *u, uint64_t *tmp);
+
+/*
+ * ModDown with split NTTs (see ntt.h; r as there), for callers that produce
+ * and consume the limbs block by block:
+ *   tsr_moddown_prepare_split: in_p holds the p->count P limbs of the input
+ *     in the NTT domain with the inner inverse stages done on every block
+ *     (tsr_ntt_inverse_inner); not modified. conv[j] (q->count limbs)
+ *     receives the exact conversion of [in + (P-1)/2]_P to q_j minus
+ *     (P-1)/2, with the outer forward stages done;
+ *   tsr_moddown_block: block b (N >> r words) of limb j of the result,
+ *     out = (in - NTT(conv)) P^-1 mod q_j (+ add when add is not NULL), from
+ *     block b of limb j of the input's Q part (in) and of conv[j] (conv,
+ *     not modified); tmp is a block of scratch. out may equal in or add.
+ *     stream: write out with streaming stores (call tsr_ring_stream_fence,
+ *     vec.h, before other threads read it). pf: memory to prefetch
+ *     meanwhile (ntt.h), or NULL. Thread-safe for distinct out / tmp.
+ * Together they compute exactly what tsr_moddown_apply computes (plus add).
+ */
+tsr_status tsr_moddown_prepare_split(const tsr_moddown *md, const uint64_t *in_p,
+                                     uint64_t *const *conv, unsigned r);
+void tsr_moddown_block(const tsr_moddown *md, size_t j, size_t b, unsigned r, uint64_t *out,
+                       const uint64_t *in, const uint64_t *conv, uint64_t *tmp, const uint64_t *add,
+                       int stream, tsr_prefetch *pf);
 
 /** As tsr_moddown_apply with input and output in the coefficient domain. */
 tsr_status tsr_moddown_apply_coeff(const tsr_moddown *md, uint64_t *out, uint64_t *in);

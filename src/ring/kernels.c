@@ -5,6 +5,7 @@
  * portable kernels, so every entry is always callable.
  */
 #include "ring/kernels.h"
+#include "ring/vec.h"
 
 #include <pthread.h>
 
@@ -24,6 +25,10 @@ static void overlay(tsr_ring_kernels *dst, const tsr_ring_kernels *src) {
     if (src->f) dst->f = src->f
     OV(ntt_fwd);
     OV(ntt_inv);
+    OV(ntt_fwd_outer);
+    OV(ntt_fwd_inner);
+    OV(ntt_inv_inner);
+    OV(ntt_inv_outer);
     OV(add);
     OV(sub);
     OV(neg);
@@ -35,10 +40,11 @@ static void overlay(tsr_ring_kernels *dst, const tsr_ring_kernels *src) {
     OV(mul_shoup);
     OV(conv_row);
     OV(dot2);
+    OV(copy_stream);
 #undef OV
 }
-/* 13 kernels after the family tag: extend overlay() when adding one. */
-_Static_assert(sizeof(tsr_ring_kernels) == 14 * sizeof(void (*)(void)), "update overlay()");
+/* 18 kernels after the family tag: extend overlay() when adding one. */
+_Static_assert(sizeof(tsr_ring_kernels) == 19 * sizeof(void (*)(void)), "update overlay()");
 
 static void build_tables(void) {
     merged[TSR_SIMD_PORTABLE] = tsr_ring_kernels_portable;
@@ -62,6 +68,14 @@ const tsr_ring_kernels *tsr_ring_kernels_for(tsr_simd family) {
     family = TSR_SIMD_PORTABLE;
 #endif
     return &merged[family];
+}
+
+void tsr_ring_stream_fence(void) {
+#ifdef TSR_HAVE_X86_KERNELS
+    __builtin_ia32_sfence();
+#else
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+#endif
 }
 
 const tsr_ring_kernels *tsr_ring_kernels_active(void) {

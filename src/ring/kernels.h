@@ -36,6 +36,17 @@ typedef struct tsr_ring_kernels {
     /* In-place NTTs (see ntt.h for pre/postconditions). */
     void (*ntt_fwd)(const tsr_ntt_table *t, uint64_t *a);
     void (*ntt_inv)(const tsr_ntt_table *t, uint64_t *a);
+    /* Split NTTs (ntt.h, tsr_ntt_forward_outer etc.): the outer stages on
+     * 2^r segments of len words, the inner stages on block b of n >> r words
+     * (a = transform of src; src == a in place; pf may be NULL).
+     * Forward outer output < 4q; inverse inner output < 2q (fully reduced
+     * when r = 0). */
+    void (*ntt_fwd_outer)(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r);
+    void (*ntt_fwd_inner)(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t b,
+                          unsigned r, tsr_prefetch *pf);
+    void (*ntt_inv_inner)(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t b,
+                          unsigned r, tsr_prefetch *pf);
+    void (*ntt_inv_outer)(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r);
     /* out = a + b, a - b, -a (mod q). */
     void (*add)(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
                 size_t n);
@@ -72,6 +83,12 @@ typedef struct tsr_ring_kernels {
      */
     void (*dot2)(const tsr_modulus *m, uint64_t *out0, uint64_t *out1, const uint64_t *const *x,
                  const uint64_t *const *y0, const uint64_t *const *y1, size_t terms, size_t n);
+    /*
+     * dst = src (n words, no overlap) with stores that bypass the caches where
+     * the CPU has them (data written once and read much later: it skips the
+     * read-for-ownership). Other threads see it after tsr_ring_stream_fence (vec.h).
+     */
+    void (*copy_stream)(uint64_t *dst, const uint64_t *src, size_t n);
 } tsr_ring_kernels;
 
 /** Kernels of one family (the portable table for families this build lacks). */

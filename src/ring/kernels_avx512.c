@@ -16,6 +16,8 @@
  */
 #include "ring/kernels.h"
 
+#include <string.h>
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
@@ -265,12 +267,15 @@ TGT static INL __m512i bcast4(const uint64_t *p) {
 
 #define BLOCK 4096
 
+/* Passes work on a window a[0..e1) whose word 0 is transform word `base`
+ * (twiddle indices use base + e; see kernels_ifma.c). */
+
 /* Forward radix-4 pass for stages with M and 2M blocks (gaps g, g/2 >= 8) over [e0, e1). */
 TGT static INL void fwd_radix4(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e0,
-                               size_t e1, const ntt64_c c) {
+                               size_t e1, size_t base, const ntt64_c c) {
     const size_t h = g / 2;
     const uint64_t *w = t->fwd, *wp = t->fwd_sh;
-    size_t ib = e0 / (2 * g);
+    size_t ib = (base + e0) / (2 * g);
     for (size_t e = e0; e < e1; e += 2 * g, ib++) {
         const size_t i1 = M + ib, i2 = 2 * M + 2 * ib, i3 = i2 + 1;
         const __m512i w1 = bc(w[i1]), w1p = bc(wp[i1]), w1h = bc(wp[i1] >> 32);
@@ -292,8 +297,8 @@ TGT static INL void fwd_radix4(const tsr_ntt_table *t, uint64_t *a, size_t M, si
 }
 
 TGT static INL void fwd_radix2(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e0,
-                               size_t e1, const ntt64_c c) {
-    size_t ib = e0 / (2 * g);
+                               size_t e1, size_t base, const ntt64_c c) {
+    size_t ib = (base + e0) / (2 * g);
     for (size_t e = e0; e < e1; e += 2 * g, ib++) {
         const uint64_t W = t->fwd[M + ib], Wp = t->fwd_sh[M + ib];
         const __m512i w = bc(W), wp = bc(Wp), wh = bc(Wp >> 32);
@@ -309,11 +314,12 @@ TGT static INL void fwd_radix2(const tsr_ntt_table *t, uint64_t *a, size_t M, si
 
 /* Gaps 8, 4, 2, 1 on 16-word groups, output reduced to [0, q). */
 TGT static INL void fwd_final4(const tsr_ntt_table *t, uint64_t *a, size_t e0, size_t e1,
-                               const ntt64_c c) {
+                               size_t base, const ntt64_c c) {
     const size_t n = t->n;
     const uint64_t *w = t->fwd, *wp = t->fwd_sh;
-    for (size_t e = e0; e < e1; e += 16) {
-        __m512i X = LOADU(a + e), Y = LOADU(a + e + 8);
+    for (size_t le = e0; le < e1; le += 16) {
+        const size_t e = base + le;
+        __m512i X = LOADU(a + le), Y = LOADU(a + le + 8);
         const size_t i8 = n / 16 + e / 16;
         bf_fwd(&X, &Y, bc(w[i8]), bc(wp[i8]), bc(wp[i8] >> 32), c);
         ilv(&X, &Y);
@@ -328,9 +334,53 @@ TGT static INL void fwd_final4(const tsr_ntt_table *t, uint64_t *a, size_t e0, s
         X = csub(csub(X, c.q2), c.q);
         Y = csub(csub(Y, c.q2), c.q);
         ilv(&X, &Y);
-        STOREU(a + e, X);
-        STOREU(a + e + 8, Y);
+        STOREU(a + le, X);
+        STOREU(a + le + 8, Y);
     }
+}
+
+/* The first r stages on len << r words (gaps down to len >= 8); output < 4q. */
+TGT static INL void fwd_outer_body(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r,
+                                   const ntt64_c c) {
+    const size_t size = len << r;
+    size_t M = 1, g = size / 2;
+    for (unsigned s = 0; s < r;) {
+        if (r - s >= 2) {
+            fwd_radix4(t, a, M, g, 0, size, 0, c);
+            M *= 4;
+            g /= 4;
+            s += 2;
+        } else {
+            fwd_radix2(t, a, M, g, 0, size, 0, c);
+            M *= 2;
+            g /= 2;
+            s += 1;
+        }
+    }
+}
+
+/* Stages of one block of B >= 16 words (transform offset base), first stage with M blocks. */
+TGT static INL void fwd_block_stages(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t B,
+                                     size_t base, const ntt64_c c) {
+    size_t gg = B / 2;
+    while (gg > 8) {
+        if (gg >= 32) {
+            fwd_radix4(t, a, M, gg, 0, B, base, c);
+            M *= 4;
+            gg /= 4;
+        } else {
+            fwd_radix2(t, a, M, gg, 0, B, base, c);
+            M *= 2;
+            gg /= 2;
+        }
+    }
+    fwd_final4(t, a, 0, B, base, c);
+}
+
+static unsigned full_split(size_t n) {
+    unsigned r = 0;
+    while ((n >> r) > BLOCK) r++;
+    return r;
 }
 
 TGT static void ntt_fwd_avx512(const tsr_ntt_table *t, uint64_t *a) {
@@ -340,42 +390,41 @@ TGT static void ntt_fwd_avx512(const tsr_ntt_table *t, uint64_t *a) {
         return;
     }
     const ntt64_c c = { bc(t->mod.q), bc(2 * t->mod.q) };
-    size_t M = 1, g = n / 2;
-    while (2 * g > BLOCK) {
-        if (g >= 2 * BLOCK) {
-            fwd_radix4(t, a, M, g, 0, n, c);
-            M *= 4;
-            g /= 4;
-        } else {
-            fwd_radix2(t, a, M, g, 0, n, c);
-            M *= 2;
-            g /= 2;
-        }
+    const unsigned r = full_split(n);
+    const size_t B = n >> r;
+    fwd_outer_body(t, a, B, r, c);
+    for (size_t e0 = 0; e0 < n; e0 += B) fwd_block_stages(t, a + e0, (size_t)1 << r, B, e0, c);
+}
+
+TGT static void ntt_fwd_outer_avx512(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    if (len < 8 || len % 8) {
+        tsr_ring_kernels_portable.ntt_fwd_outer(t, a, len, r);
+        return;
     }
-    for (size_t e0 = 0; e0 < n; e0 += 2 * g) {
-        size_t MM = M, gg = g;
-        while (gg > 8) {
-            if (gg >= 32) {
-                fwd_radix4(t, a, MM, gg, e0, e0 + 2 * g, c);
-                MM *= 4;
-                gg /= 4;
-            } else {
-                fwd_radix2(t, a, MM, gg, e0, e0 + 2 * g, c);
-                MM *= 2;
-                gg /= 2;
-            }
-        }
-        fwd_final4(t, a, e0, e0 + 2 * g, c);
+    const ntt64_c c = { bc(t->mod.q), bc(2 * t->mod.q) };
+    fwd_outer_body(t, a, len, r, c);
+}
+
+TGT static void ntt_fwd_inner_avx512(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src,
+                                     size_t b, unsigned r, tsr_prefetch *pf) {
+    const size_t B = t->n >> r;
+    if (B < 16) {
+        tsr_ring_kernels_portable.ntt_fwd_inner(t, a, src, b, r, pf);
+        return;
     }
+    if (a != src) memcpy(a, src, B * sizeof *a);
+    const ntt64_c c = { bc(t->mod.q), bc(2 * t->mod.q) };
+    fwd_block_stages(t, a, (size_t)1 << r, B, b * B, c);
 }
 
 /* Inverse: gaps 1, 2, 4, 8 on 16-word groups (inputs < 2q, outputs < 2q). */
 TGT static INL void inv_first4(const tsr_ntt_table *t, uint64_t *a, size_t e0, size_t e1,
-                               const ntt64_c c) {
+                               size_t base, const ntt64_c c) {
     const size_t n = t->n;
     const uint64_t *w = t->inv, *wp = t->inv_sh;
-    for (size_t e = e0; e < e1; e += 16) {
-        __m512i X = LOADU(a + e), Y = LOADU(a + e + 8);
+    for (size_t le = e0; le < e1; le += 16) {
+        const size_t e = base + le;
+        __m512i X = LOADU(a + le), Y = LOADU(a + le + 8);
         dilv(&X, &Y);
         __m512i v = LOADU(wp + n / 2 + e / 2);
         bf_inv(&X, &Y, LOADU(w + n / 2 + e / 2), v, _mm512_srli_epi64(v, 32), c);
@@ -388,16 +437,16 @@ TGT static INL void inv_first4(const tsr_ntt_table *t, uint64_t *a, size_t e0, s
         dilv(&X, &Y);
         const size_t i8 = n / 16 + e / 16;
         bf_inv(&X, &Y, bc(w[i8]), bc(wp[i8]), bc(wp[i8] >> 32), c);
-        STOREU(a + e, X);
-        STOREU(a + e + 8, Y);
+        STOREU(a + le, X);
+        STOREU(a + le + 8, Y);
     }
 }
 
 /* Inverse radix-4: stages with 2H blocks (gap g) then H blocks (gap 2g), g >= 8. */
 TGT static INL void inv_radix4(const tsr_ntt_table *t, uint64_t *a, size_t H, size_t g, size_t e0,
-                               size_t e1, const ntt64_c c) {
+                               size_t e1, size_t base, const ntt64_c c) {
     const uint64_t *w = t->inv, *wp = t->inv_sh;
-    size_t ib = e0 / (4 * g);
+    size_t ib = (base + e0) / (4 * g);
     for (size_t e = e0; e < e1; e += 4 * g, ib++) {
         const size_t i1 = 2 * H + 2 * ib, i2 = i1 + 1, i3 = H + ib;
         const __m512i w1 = bc(w[i1]), w1p = bc(wp[i1]), w1h = bc(wp[i1] >> 32);
@@ -419,8 +468,8 @@ TGT static INL void inv_radix4(const tsr_ntt_table *t, uint64_t *a, size_t H, si
 }
 
 TGT static INL void inv_radix2(const tsr_ntt_table *t, uint64_t *a, size_t h, size_t g, size_t e0,
-                               size_t e1, const ntt64_c c) {
-    size_t ib = e0 / (2 * g);
+                               size_t e1, size_t base, const ntt64_c c) {
+    size_t ib = (base + e0) / (2 * g);
     for (size_t e = e0; e < e1; e += 2 * g, ib++) {
         const uint64_t W = t->inv[h + ib], Wp = t->inv_sh[h + ib];
         const __m512i w = bc(W), wp = bc(Wp), wh = bc(Wp >> 32);
@@ -434,40 +483,38 @@ TGT static INL void inv_radix2(const tsr_ntt_table *t, uint64_t *a, size_t h, si
     }
 }
 
-TGT static void ntt_inv_avx512(const tsr_ntt_table *t, uint64_t *a) {
+/* Inverse stages with gaps 1 .. S/2 on one block of S >= 16 words (transform offset base). */
+TGT static INL void inv_block_stages(const tsr_ntt_table *t, uint64_t *a, size_t S, size_t base,
+                                     const ntt64_c c) {
     const size_t n = t->n;
-    if (n < 32) {
-        tsr_ring_kernels_portable.ntt_inv(t, a);
-        return;
-    }
-    const ntt64_c c = { bc(t->mod.q), bc(2 * t->mod.q) };
-    /* Stages with gap < n/2 in blocks of S words (first four in registers). */
-    const size_t S = n / 2 < BLOCK ? n / 2 : BLOCK;
-    for (size_t e0 = 0; e0 < n; e0 += S) {
-        inv_first4(t, a, e0, e0 + S, c);
-        size_t g = 16;
-        while (g < S) {
-            if (4 * g <= S) {
-                inv_radix4(t, a, n / (4 * g), g, e0, e0 + S, c);
-                g *= 4;
-            } else {
-                inv_radix2(t, a, n / (2 * g), g, e0, e0 + S, c);
-                g *= 2;
-            }
-        }
-    }
-    size_t g = S;
-    while (g < n / 2) {
-        if (2 * g < n / 2) {
-            inv_radix4(t, a, n / (4 * g), g, 0, n, c);
+    inv_first4(t, a, 0, S, base, c);
+    size_t g = 16;
+    while (g < S) {
+        if (4 * g <= S) {
+            inv_radix4(t, a, n / (4 * g), g, 0, S, base, c);
             g *= 4;
         } else {
-            inv_radix2(t, a, n / (2 * g), g, 0, n, c);
+            inv_radix2(t, a, n / (2 * g), g, 0, S, base, c);
             g *= 2;
         }
     }
-    /* Last stage with N^-1 folded in; output < q. */
-    const size_t half = n / 2;
+}
+
+/* Stages with gaps len .. size/4, then the last one with N^-1 folded in; output < q. */
+TGT static INL void inv_outer_body(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r,
+                                   const ntt64_c c) {
+    const size_t size = len << r;
+    size_t g = len;
+    while (g < size / 2) {
+        if (2 * g < size / 2) {
+            inv_radix4(t, a, size / (4 * g), g, 0, size, 0, c);
+            g *= 4;
+        } else {
+            inv_radix2(t, a, size / (2 * g), g, 0, size, 0, c);
+            g *= 2;
+        }
+    }
+    const size_t half = size / 2;
     const __m512i ni = bc(t->n_inv), nip = bc(t->n_inv_sh), nih = bc(t->n_inv_sh >> 32);
     const __m512i wl = bc(t->inv_last), wlp = bc(t->inv_last_sh), wlh = bc(t->inv_last_sh >> 32);
     for (size_t j = 0; j < half; j += 8) {
@@ -479,10 +526,62 @@ TGT static void ntt_inv_avx512(const tsr_ntt_table *t, uint64_t *a) {
     }
 }
 
+TGT static void ntt_inv_avx512(const tsr_ntt_table *t, uint64_t *a) {
+    const size_t n = t->n;
+    if (n < 32) {
+        tsr_ring_kernels_portable.ntt_inv(t, a);
+        return;
+    }
+    const ntt64_c c = { bc(t->mod.q), bc(2 * t->mod.q) };
+    /* Stages with gap < n/2 in blocks of S words (first four in registers). */
+    const unsigned r = n / 2 < BLOCK ? 1 : full_split(n);
+    const size_t S = n >> r;
+    for (size_t e0 = 0; e0 < n; e0 += S) inv_block_stages(t, a + e0, S, e0, c);
+    inv_outer_body(t, a, S, r, c);
+}
+
+TGT static void ntt_inv_inner_avx512(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src,
+                                     size_t b, unsigned r, tsr_prefetch *pf) {
+    const size_t B = t->n >> r;
+    if (r > 0 && B < 16) {
+        tsr_ring_kernels_portable.ntt_inv_inner(t, a, src, b, r, pf);
+        return;
+    }
+    if (a != src) memcpy(a, src, B * sizeof *a);
+    if (r == 0) {
+        ntt_inv_avx512(t, a);
+        return;
+    }
+    const ntt64_c c = { bc(t->mod.q), bc(2 * t->mod.q) };
+    inv_block_stages(t, a, B, b * B, c);
+}
+
+TGT static void ntt_inv_outer_avx512(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    if (r == 0) return;
+    if (len < 8 || len % 8) {
+        tsr_ring_kernels_portable.ntt_inv_outer(t, a, len, r);
+        return;
+    }
+    const ntt64_c c = { bc(t->mod.q), bc(2 * t->mod.q) };
+    inv_outer_body(t, a, len, r, c);
+}
+
+/* Streaming (non-temporal) copy; dst must be 64-byte aligned for the stores. */
+TGT static void copy_stream_avx512(uint64_t *dst, const uint64_t *src, size_t n) {
+    size_t i = 0;
+    if (((uintptr_t)dst & 63) == 0)
+        for (; i + 8 <= n; i += 8) _mm512_stream_si512((void *)(dst + i), LOADU(src + i));
+    for (; i < n; i++) dst[i] = src[i];
+}
+
 const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .family = TSR_SIMD_AVX512,
     .ntt_fwd = ntt_fwd_avx512,
     .ntt_inv = ntt_inv_avx512,
+    .ntt_fwd_outer = ntt_fwd_outer_avx512,
+    .ntt_fwd_inner = ntt_fwd_inner_avx512,
+    .ntt_inv_inner = ntt_inv_inner_avx512,
+    .ntt_inv_outer = ntt_inv_outer_avx512,
     .add = add_avx512,
     .sub = sub_avx512,
     .neg = neg_avx512,
@@ -493,5 +592,6 @@ const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .add_scalar = add_scalar_avx512,
     .mul_shoup = mul_shoup_avx512,
     .conv_row = conv_row_avx512,
+    .copy_stream = copy_stream_avx512,
 };
 #endif

@@ -21,6 +21,8 @@
 #include "ring/kernels.h"
 #include "ring/rns.h"
 
+#include <string.h>
+
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
 
@@ -96,21 +98,33 @@ TGT static INL __m512i bcast(uint64_t v) {
 #define STORE(p, v) _mm512_store_si512((void *)(p), (v))
 
 /*
+ * Every pass below works on a window a[0 .. e1) of the array whose word 0 is
+ * word `base` of the transform: data indices are window-relative, twiddle
+ * indices use base + e. A full transform has base = 0; an inner block of a
+ * split transform has base = b * B. The outer stages of a split transform run
+ * on a buffer of segments with base = 0 (their twiddles depend on the block
+ * index alone, see ntt.h).
+ */
+
+/*
  * Forward radix-4 pass over elements [e0, e1) for stages with M and 2M
  * blocks (gaps g and g/2, g/2 >= 8). Blocks of stage M are 2g words.
  */
-TGT static INL void fwd_radix4(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e0,
-                               size_t e1, const ifma_c c) {
+TGT static INL void fwd_radix4(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t M,
+                               size_t g, size_t e0, size_t e1, size_t base, const ifma_c c,
+                               tsr_prefetch *pf) {
     const size_t h = g / 2;
     const uint64_t *w = t->fwd, *wp = t->fwd52_sh;
-    size_t ib = e0 / (2 * g);
+    size_t ib = (base + e0) / (2 * g);
     for (size_t e = e0; e < e1; e += 2 * g, ib++) {
         const __m512i w1 = bcast(w[M + ib]), w1p = bcast(wp[M + ib]);
         const __m512i w2 = bcast(w[2 * M + 2 * ib]), w2p = bcast(wp[2 * M + 2 * ib]);
         const __m512i w3 = bcast(w[2 * M + 2 * ib + 1]), w3p = bcast(wp[2 * M + 2 * ib + 1]);
         uint64_t *p0 = a + e, *p1 = p0 + h, *p2 = p0 + g, *p3 = p2 + h;
+        const uint64_t *s0 = src + e, *s1 = s0 + h, *s2 = s0 + g, *s3 = s2 + h;
         for (size_t j = 0; j < h; j += 8) {
-            __m512i A = LOAD(p0 + j), B = LOAD(p1 + j), C = LOAD(p2 + j), D = LOAD(p3 + j);
+            tsr_prefetch_step(pf);
+            __m512i A = LOAD(s0 + j), B = LOAD(s1 + j), C = LOAD(s2 + j), D = LOAD(s3 + j);
             bf_fwd(&A, &C, w1, w1p, c, 1);
             bf_fwd(&B, &D, w1, w1p, c, 1);
             bf_fwd(&A, &B, w2, w2p, c, !c.lazy);
@@ -125,8 +139,8 @@ TGT static INL void fwd_radix4(const tsr_ntt_table *t, uint64_t *a, size_t M, si
 
 /* Forward radix-2 pass (one correcting stage with M blocks, gap g >= 8). */
 TGT static INL void fwd_radix2(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e0,
-                               size_t e1, const ifma_c c) {
-    size_t ib = e0 / (2 * g);
+                               size_t e1, size_t base, const ifma_c c) {
+    size_t ib = (base + e0) / (2 * g);
     for (size_t e = e0; e < e1; e += 2 * g, ib++) {
         const __m512i w = bcast(t->fwd[M + ib]), wp = bcast(t->fwd52_sh[M + ib]);
         uint64_t *p0 = a + e, *p1 = p0 + g;
@@ -179,13 +193,54 @@ TGT static INL __m512i bcast4(const uint64_t *p) {
 }
 
 /*
+ * Twiddles of the last two stages without their full tables (ntt.h,
+ * fwd4/fwd8): with disjoint bits, psi^bitrev(x + l) = psi^bitrev(x) *
+ * psi^bitrev(l), so for the 16-word group e = 16m the gap-2 twiddles are
+ * fwd[n/4 + 4m + l] = fwd[4m] * fwd[n/4 + l] (l < 4) and the gap-1 ones
+ * fwd[n/2 + 8m + l] = fwd[8m] * fwd[n/2 + l] (l < 8): one scalar per group
+ * times a constant vector. y * w is then two lazy Shoup products, which
+ * costs three multiplies more per stage and saves 3/8 of the table
+ * traffic of a transform (the last two stages hold 3/4 of its twiddles).
+ */
+typedef struct last_tw {
+    __m512i v4, v4p, v8, v8p; /* fwd[n/4 + (l mod 4)], fwd[n/2 + l] and their Shoup constants */
+} last_tw;
+
+TGT static INL last_tw last_tw_fwd(const tsr_ntt_table *t) {
+    const size_t n = t->n;
+    last_tw k;
+    k.v4 = bcast4(t->fwd + n / 4);
+    k.v4p = bcast4(t->fwd52_sh + n / 4);
+    k.v8 = _mm512_loadu_si512((const void *)(t->fwd + n / 2));
+    k.v8p = _mm512_loadu_si512((const void *)(t->fwd52_sh + n / 2));
+    return k;
+}
+
+TGT static INL last_tw last_tw_inv(const tsr_ntt_table *t) {
+    const size_t n = t->n;
+    last_tw k;
+    k.v4 = bcast4(t->inv + n / 4);
+    k.v4p = bcast4(t->inv52_sh + n / 4);
+    k.v8 = _mm512_loadu_si512((const void *)(t->inv + n / 2));
+    k.v8p = _mm512_loadu_si512((const void *)(t->inv52_sh + n / 2));
+    return k;
+}
+
+/* Forward butterfly with the product t = w y (< 2q) given. */
+TGT static INL void bf_fwd_t(__m512i *x, __m512i *y, __m512i t, const ifma_c c, int correct) {
+    __m512i xx = correct ? csub(*x, c.corr) : *x;
+    *x = _mm512_add_epi64(xx, t);
+    *y = _mm512_sub_epi64(_mm512_add_epi64(xx, c.q2), t);
+}
+
+/*
  * Last three forward stages (gaps 4, 2, 1) on the 16 words held in v0, v1
- * (elements e .. e+15), then full reduction to [0, q). corr1: whether the
- * gap-4 stage is a correcting one (lazy mode alternates from there).
+ * (transform elements e .. e+15), then full reduction to [0, q). corr1:
+ * whether the gap-4 stage is a correcting one (lazy mode alternates from there).
  */
 TGT static INL void fwd_last3(const tsr_ntt_table *t, size_t e, __m512i *v0, __m512i *v1,
-                              const ifma_c c, int corr1) {
-    const size_t n = t->n;
+                              const ifma_c c, const last_tw *k, int corr1) {
+    const size_t n = t->n, m = e / 16;
     const uint64_t *w = t->fwd, *wp = t->fwd52_sh;
     const int corr2 = c.lazy ? !corr1 : 1, corr3 = c.lazy ? corr1 : 1;
     if (!c.lazy) corr1 = 1;
@@ -193,10 +248,11 @@ TGT static INL void fwd_last3(const tsr_ntt_table *t, size_t e, __m512i *v0, __m
     ilv(&X, &Y);
     bf_fwd(&X, &Y, bcast2(w + n / 8 + e / 8), bcast2(wp + n / 8 + e / 8), c, corr1);
     ilv(&X, &Y);
-    bf_fwd(&X, &Y, bcast4(w + n / 4 + e / 4), bcast4(wp + n / 4 + e / 4), c, corr2);
+    __m512i T = mulmod_lazy(Y, bcast(t->fwd4[m]), bcast(t->fwd4_sh[m]), c);
+    bf_fwd_t(&X, &Y, mulmod_lazy(T, k->v4, k->v4p, c), c, corr2);
     ilv(&X, &Y);
-    bf_fwd(&X, &Y, _mm512_loadu_si512((const void *)(w + n / 2 + e / 2)),
-           _mm512_loadu_si512((const void *)(wp + n / 2 + e / 2)), c, corr3);
+    T = mulmod_lazy(Y, bcast(t->fwd8[m]), bcast(t->fwd8_sh[m]), c);
+    bf_fwd_t(&X, &Y, mulmod_lazy(T, k->v8, k->v8p, c), c, corr3);
     X = fwd_reduce(X, c);
     Y = fwd_reduce(Y, c);
     ilv(&X, &Y);
@@ -205,35 +261,40 @@ TGT static INL void fwd_last3(const tsr_ntt_table *t, size_t e, __m512i *v0, __m
 }
 
 /* Final forward pass for gaps 8, 4, 2, 1 over [e0, e1) (16-word groups). */
-TGT static INL void fwd_final4(const tsr_ntt_table *t, uint64_t *a, size_t e0, size_t e1,
-                               const ifma_c c) {
+TGT static INL void fwd_final4(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t e0,
+                               size_t e1, size_t base, const ifma_c c, tsr_prefetch *pf) {
     const size_t n = t->n;
+    const last_tw k = last_tw_fwd(t);
     for (size_t e = e0; e < e1; e += 16) {
-        __m512i v0 = LOAD(a + e), v1 = LOAD(a + e + 8);
-        const size_t ib = e / 16;
+        tsr_prefetch_step(pf);
+        __m512i v0 = LOAD(src + e), v1 = LOAD(src + e + 8);
+        const size_t ib = (base + e) / 16;
         bf_fwd(&v0, &v1, bcast(t->fwd[n / 16 + ib]), bcast(t->fwd52_sh[n / 16 + ib]), c, 1);
-        fwd_last3(t, e, &v0, &v1, c, 0);
+        fwd_last3(t, base + e, &v0, &v1, c, &k, 0);
         STORE(a + e, v0);
         STORE(a + e + 8, v1);
     }
 }
 
 /* Final forward pass for gaps 16, 8, 4, 2, 1 over [e0, e1) (32-word groups). */
-TGT static INL void fwd_final5(const tsr_ntt_table *t, uint64_t *a, size_t e0, size_t e1,
-                               const ifma_c c) {
+TGT static INL void fwd_final5(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t e0,
+                               size_t e1, size_t base, const ifma_c c, tsr_prefetch *pf) {
     const size_t n = t->n;
     const uint64_t *w = t->fwd, *wp = t->fwd52_sh;
+    const last_tw k = last_tw_fwd(t);
     for (size_t e = e0; e < e1; e += 32) {
-        __m512i v0 = LOAD(a + e), v1 = LOAD(a + e + 8), v2 = LOAD(a + e + 16),
-                v3 = LOAD(a + e + 24);
-        const size_t i32 = e / 32, i16 = e / 16;
+        tsr_prefetch_step(pf);
+        tsr_prefetch_step(pf);
+        __m512i v0 = LOAD(src + e), v1 = LOAD(src + e + 8), v2 = LOAD(src + e + 16),
+                v3 = LOAD(src + e + 24);
+        const size_t i32 = (base + e) / 32, i16 = (base + e) / 16;
         const __m512i w0 = bcast(w[n / 32 + i32]), w0p = bcast(wp[n / 32 + i32]);
         bf_fwd(&v0, &v2, w0, w0p, c, 1);
         bf_fwd(&v1, &v3, w0, w0p, c, 1);
         bf_fwd(&v0, &v1, bcast(w[n / 16 + i16]), bcast(wp[n / 16 + i16]), c, !c.lazy);
         bf_fwd(&v2, &v3, bcast(w[n / 16 + i16 + 1]), bcast(wp[n / 16 + i16 + 1]), c, !c.lazy);
-        fwd_last3(t, e, &v0, &v1, c, 1);
-        fwd_last3(t, e + 16, &v2, &v3, c, 1);
+        fwd_last3(t, base + e, &v0, &v1, c, &k, 1);
+        fwd_last3(t, base + e + 16, &v2, &v3, c, &k, 1);
         STORE(a + e, v0);
         STORE(a + e + 8, v1);
         STORE(a + e + 16, v2);
@@ -241,37 +302,65 @@ TGT static INL void fwd_final5(const tsr_ntt_table *t, uint64_t *a, size_t e0, s
     }
 }
 
-/* Stages of a sub-transform [e0, e1) whose first stage has M blocks, gap g. */
-TGT static INL void fwd_local(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e0,
-                              size_t e1, const ifma_c c) {
+/*
+ * Stages of a sub-transform [e0, e1) whose first stage has M blocks, gap g
+ * (down to gap 1, then full reduction). The first pass reads src (a itself
+ * for an in-place transform); pf is advanced as the passes run.
+ */
+TGT static INL void fwd_local(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t M,
+                              size_t g, size_t e0, size_t e1, size_t base, const ifma_c c,
+                              tsr_prefetch *pf) {
     /* remaining stages r = log2(g) + 1; radix-4 down to 4 or 5 stages */
     while (g > 16) {
-        fwd_radix4(t, a, M, g, e0, e1, c);
+        fwd_radix4(t, a, src, M, g, e0, e1, base, c, pf);
+        src = a;
         M *= 4;
         g /= 4;
     }
     if (g == 16)
-        fwd_final5(t, a, e0, e1, c);
+        fwd_final5(t, a, src, e0, e1, base, c, pf);
     else
-        fwd_final4(t, a, e0, e1, c);
+        fwd_final4(t, a, src, e0, e1, base, c, pf);
+}
+
+/*
+ * The first r stages on size = len << r words (gaps size/2 .. len >= 8):
+ * radix-4 passes, a radix-2 pass if r is odd. Output < 8q in lazy mode,
+ * < 4q otherwise.
+ */
+TGT static INL void fwd_outer_body(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r,
+                                   const ifma_c c) {
+    const size_t size = len << r;
+    size_t M = 1, g = size / 2;
+    for (unsigned s = 0; s < r;) {
+        if (r - s >= 2) {
+            fwd_radix4(t, a, a, M, g, 0, size, 0, c, NULL);
+            M *= 4;
+            g /= 4;
+            s += 2;
+        } else {
+            fwd_radix2(t, a, M, g, 0, size, 0, c);
+            M *= 2;
+            g /= 2;
+            s += 1;
+        }
+    }
+}
+
+/* Segment exponent of the full transform: blocks of at most BLOCK words. */
+static unsigned full_split(size_t n) {
+    unsigned r = 0;
+    while ((n >> r) > BLOCK) r++;
+    return r;
 }
 
 TGT static INL void ntt_fwd_body(const tsr_ntt_table *t, uint64_t *a, const ifma_c c) {
     const size_t n = t->n;
-    size_t M = 1, g = n / 2;
-    /* Whole-array passes until sub-transforms (2g words) fit in BLOCK. */
-    while (2 * g > BLOCK) {
-        if (g >= 2 * BLOCK) { /* both stages leave sub-transforms of >= BLOCK words */
-            fwd_radix4(t, a, M, g, 0, n, c);
-            M *= 4;
-            g /= 4;
-        } else {
-            fwd_radix2(t, a, M, g, 0, n, c);
-            M *= 2;
-            g /= 2;
-        }
-    }
-    for (size_t e = 0; e < n; e += 2 * g) fwd_local(t, a, M, g, e, e + 2 * g, c);
+    const unsigned r = full_split(n);
+    const size_t B = n >> r;
+    fwd_outer_body(t, a, B, r, c);
+    for (size_t e = 0; e < n; e += B)
+        fwd_local(t, a + e, a + e, (size_t)1 << r, B / 2, 0, B, e, c, NULL);
 }
 
 /* Two instances so that the compiler drops the unused correction branches. */
@@ -297,19 +386,78 @@ static void ntt_fwd_ifma(const tsr_ntt_table *t, uint64_t *a) {
     }
 }
 
+/* Split forward transform (ntt.h). The outer output is brought below 4q. */
+TGT static void fwd_outer_lazy(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    ifma_c c = ifma_consts(t->mod.q);
+    c.lazy = 1;
+    fwd_outer_body(t, a, len, r, c);
+    const __m512i q4 = _mm512_add_epi64(c.q2, c.q2);
+    for (size_t j = 0; j < (len << r); j += 8) STORE(a + j, csub(LOAD(a + j), q4));
+}
+
+TGT static void fwd_outer_std(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    ifma_c c = ifma_consts(t->mod.q);
+    c.lazy = 0;
+    fwd_outer_body(t, a, len, r, c);
+}
+
+static void ntt_fwd_outer_ifma(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    if (r == 0) return;
+    if (len < 8 || len % 8 || t->mod.q >= IFMA_MAX_Q) {
+        tsr_ring_kernels_for(TSR_SIMD_AVX512)->ntt_fwd_outer(t, a, len, r);
+    } else if (t->mod.q < ((uint64_t)1 << 49)) {
+        fwd_outer_lazy(t, a, len, r);
+    } else {
+        fwd_outer_std(t, a, len, r);
+    }
+}
+
+TGT static void fwd_inner_lazy(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t b,
+                               unsigned r, tsr_prefetch *pf) {
+    ifma_c c = ifma_consts(t->mod.q);
+    c.lazy = 1;
+    const size_t B = t->n >> r;
+    fwd_local(t, a, src, (size_t)1 << r, B / 2, 0, B, b * B, c, pf);
+}
+
+TGT static void fwd_inner_std(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t b,
+                              unsigned r, tsr_prefetch *pf) {
+    ifma_c c = ifma_consts(t->mod.q);
+    c.lazy = 0;
+    const size_t B = t->n >> r;
+    fwd_local(t, a, src, (size_t)1 << r, B / 2, 0, B, b * B, c, pf);
+}
+
+static void ntt_fwd_inner_ifma(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t b,
+                               unsigned r, tsr_prefetch *pf) {
+    if ((t->n >> r) < 16 || t->mod.q >= IFMA_MAX_Q) {
+        tsr_ring_kernels_for(TSR_SIMD_AVX512)->ntt_fwd_inner(t, a, src, b, r, pf);
+    } else if (t->mod.q < ((uint64_t)1 << 49)) {
+        fwd_inner_lazy(t, a, src, b, r, pf);
+    } else {
+        fwd_inner_std(t, a, src, b, r, pf);
+    }
+}
+
 /* ---- inverse ------------------------------------------------------------ */
 
-/* First three inverse stages (gaps 1, 2, 4) on elements e..e+15 in v0, v1 (see ilv). */
+/* First three inverse stages (gaps 1, 2, 4) on transform elements e..e+15 in
+ * v0, v1 (see ilv); the gap-1 and gap-2 twiddles factored as in fwd_last3. */
 TGT static INL void inv_first3(const tsr_ntt_table *t, size_t e, __m512i *v0, __m512i *v1,
-                               const ifma_c c) {
-    const size_t n = t->n;
+                               const ifma_c c, const last_tw *k) {
+    const size_t n = t->n, m = e / 16;
     const uint64_t *w = t->inv, *wp = t->inv52_sh;
     __m512i X = *v0, Y = *v1;
     dilv(&X, &Y);
-    bf_inv(&X, &Y, _mm512_loadu_si512((const void *)(w + n / 2 + e / 2)),
-           _mm512_loadu_si512((const void *)(wp + n / 2 + e / 2)), c);
+    __m512i d = _mm512_add_epi64(_mm512_sub_epi64(X, Y), c.q2);
+    X = csub(_mm512_add_epi64(X, Y), c.q2);
+    d = mulmod_lazy(d, bcast(t->inv8[m]), bcast(t->inv8_sh[m]), c);
+    Y = mulmod_lazy(d, k->v8, k->v8p, c);
     dilv(&X, &Y);
-    bf_inv(&X, &Y, bcast4(w + n / 4 + e / 4), bcast4(wp + n / 4 + e / 4), c);
+    d = _mm512_add_epi64(_mm512_sub_epi64(X, Y), c.q2);
+    X = csub(_mm512_add_epi64(X, Y), c.q2);
+    d = mulmod_lazy(d, bcast(t->inv4[m]), bcast(t->inv4_sh[m]), c);
+    Y = mulmod_lazy(d, k->v4, k->v4p, c);
     dilv(&X, &Y);
     bf_inv(&X, &Y, bcast2(w + n / 8 + e / 8), bcast2(wp + n / 8 + e / 8), c);
     dilv(&X, &Y);
@@ -319,9 +467,9 @@ TGT static INL void inv_first3(const tsr_ntt_table *t, size_t e, __m512i *v0, __
 
 /* Inverse radix-2 pass: stage with h blocks (gap g >= 8) over [e0, e1). */
 TGT static void inv_radix2(const tsr_ntt_table *t, uint64_t *a, size_t h, size_t g, size_t e0,
-                           size_t e1, const ifma_c c) {
+                           size_t e1, size_t base, const ifma_c c) {
     for (size_t e = e0; e < e1; e += 2 * g) {
-        const size_t ib = e / (2 * g);
+        const size_t ib = (base + e) / (2 * g);
         const __m512i w = bcast(t->inv[h + ib]), wp = bcast(t->inv52_sh[h + ib]);
         uint64_t *p0 = a + e, *p1 = p0 + g;
         for (size_t j = 0; j < g; j += 8) {
@@ -338,9 +486,9 @@ TGT static void inv_radix2(const tsr_ntt_table *t, uint64_t *a, size_t h, size_t
  * stage with H blocks (gap 2g); g >= 8. Blocks of the second stage are 4g words.
  */
 TGT static void inv_radix4(const tsr_ntt_table *t, uint64_t *a, size_t H, size_t g, size_t e0,
-                           size_t e1, const ifma_c c) {
+                           size_t e1, size_t base, const ifma_c c, tsr_prefetch *pf) {
     for (size_t e = e0; e < e1; e += 4 * g) {
-        const size_t ib = e / (4 * g);
+        const size_t ib = (base + e) / (4 * g);
         const __m512i w1 = bcast(t->inv[2 * H + 2 * ib]);
         const __m512i w1p = bcast(t->inv52_sh[2 * H + 2 * ib]);
         const __m512i w2 = bcast(t->inv[2 * H + 2 * ib + 1]);
@@ -348,6 +496,7 @@ TGT static void inv_radix4(const tsr_ntt_table *t, uint64_t *a, size_t H, size_t
         const __m512i w3 = bcast(t->inv[H + ib]), w3p = bcast(t->inv52_sh[H + ib]);
         uint64_t *p0 = a + e, *p1 = p0 + g, *p2 = p0 + 2 * g, *p3 = p2 + g;
         for (size_t j = 0; j < g; j += 8) {
+            tsr_prefetch_step(pf);
             __m512i A = LOAD(p0 + j), B = LOAD(p1 + j), C = LOAD(p2 + j), D = LOAD(p3 + j);
             bf_inv(&A, &B, w1, w1p, c);
             bf_inv(&C, &D, w2, w2p, c);
@@ -362,13 +511,15 @@ TGT static void inv_radix4(const tsr_ntt_table *t, uint64_t *a, size_t H, size_t
 }
 
 /* First inverse pass for gaps 1, 2, 4, 8 over [e0, e1) (16-word groups). */
-TGT static void inv_first4(const tsr_ntt_table *t, uint64_t *a, size_t e0, size_t e1,
-                           const ifma_c c) {
+TGT static void inv_first4(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t e0,
+                           size_t e1, size_t base, const ifma_c c, tsr_prefetch *pf) {
     const size_t n = t->n;
+    const last_tw k = last_tw_inv(t);
     for (size_t e = e0; e < e1; e += 16) {
-        __m512i v0 = LOAD(a + e), v1 = LOAD(a + e + 8);
-        inv_first3(t, e, &v0, &v1, c);
-        const size_t ib = e / 16;
+        tsr_prefetch_step(pf);
+        __m512i v0 = LOAD(src + e), v1 = LOAD(src + e + 8);
+        inv_first3(t, base + e, &v0, &v1, c, &k);
+        const size_t ib = (base + e) / 16;
         bf_inv(&v0, &v1, bcast(t->inv[n / 16 + ib]), bcast(t->inv52_sh[n / 16 + ib]), c);
         STORE(a + e, v0);
         STORE(a + e + 8, v1);
@@ -376,15 +527,18 @@ TGT static void inv_first4(const tsr_ntt_table *t, uint64_t *a, size_t e0, size_
 }
 
 /* First inverse pass for gaps 1, 2, 4, 8, 16 over [e0, e1) (32-word groups). */
-TGT static void inv_first5(const tsr_ntt_table *t, uint64_t *a, size_t e0, size_t e1,
-                           const ifma_c c) {
+TGT static void inv_first5(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t e0,
+                           size_t e1, size_t base, const ifma_c c, tsr_prefetch *pf) {
     const size_t n = t->n;
+    const last_tw k = last_tw_inv(t);
     for (size_t e = e0; e < e1; e += 32) {
-        __m512i v0 = LOAD(a + e), v1 = LOAD(a + e + 8), v2 = LOAD(a + e + 16),
-                v3 = LOAD(a + e + 24);
-        inv_first3(t, e, &v0, &v1, c);
-        inv_first3(t, e + 16, &v2, &v3, c);
-        const size_t i16 = e / 16, i32 = e / 32;
+        tsr_prefetch_step(pf);
+        tsr_prefetch_step(pf);
+        __m512i v0 = LOAD(src + e), v1 = LOAD(src + e + 8), v2 = LOAD(src + e + 16),
+                v3 = LOAD(src + e + 24);
+        inv_first3(t, base + e, &v0, &v1, c, &k);
+        inv_first3(t, base + e + 16, &v2, &v3, c, &k);
+        const size_t i16 = (base + e) / 16, i32 = (base + e) / 32;
         bf_inv(&v0, &v1, bcast(t->inv[n / 16 + i16]), bcast(t->inv52_sh[n / 16 + i16]), c);
         bf_inv(&v2, &v3, bcast(t->inv[n / 16 + i16 + 1]), bcast(t->inv52_sh[n / 16 + i16 + 1]), c);
         const __m512i w = bcast(t->inv[n / 32 + i32]), wp = bcast(t->inv52_sh[n / 32 + i32]);
@@ -397,9 +551,8 @@ TGT static void inv_first5(const tsr_ntt_table *t, uint64_t *a, size_t e0, size_
     }
 }
 
-/* Last inverse stage (one block, gap n/2) with N^-1 folded in; output < q. */
-TGT static void inv_last(const tsr_ntt_table *t, uint64_t *a, const ifma_c c) {
-    const size_t half = t->n / 2;
+/* Last inverse stage (one block, gap half) with N^-1 folded in; output < q. */
+TGT static void inv_last(const tsr_ntt_table *t, uint64_t *a, size_t half, const ifma_c c) {
     const __m512i ni = bcast(t->n_inv), nip = bcast(t->n_inv52_sh);
     const __m512i wl = bcast(t->inv_last), wlp = bcast(t->inv_last52_sh);
     for (size_t j = 0; j < half; j += 8) {
@@ -411,25 +564,46 @@ TGT static void inv_last(const tsr_ntt_table *t, uint64_t *a, const ifma_c c) {
     }
 }
 
-/* Inverse stages of a sub-transform [e0, e1) (size S words), from gap 1 up to gap S/2. */
-TGT static void inv_local(const tsr_ntt_table *t, uint64_t *a, size_t S, size_t e0, size_t e1,
-                          const ifma_c c) {
+/*
+ * Inverse stages of a sub-transform of S words (window [0, S), transform
+ * offset base), from gap 1 up to gap S/2; S >= 16, a power of two. The first
+ * pass reads src (a itself in place); pf is advanced as the passes run.
+ */
+TGT static void inv_local(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t S,
+                          size_t base, const ifma_c c, tsr_prefetch *pf) {
     const size_t n = t->n;
     /* stages in the block: log2(S); the first pass does 4 or 5 of them */
     int r = 0;
     while (((size_t)1 << r) < S) r++;
     size_t g;
     if (r % 2 == 0) {
-        inv_first4(t, a, e0, e1, c);
+        inv_first4(t, a, src, 0, S, base, c, pf);
         g = 16;
     } else {
-        inv_first5(t, a, e0, e1, c);
+        inv_first5(t, a, src, 0, S, base, c, pf);
         g = 32;
     }
     while (g < S) { /* stages with gaps g and 2g */
-        inv_radix4(t, a, n / (4 * g), g, e0, e1, c);
+        inv_radix4(t, a, n / (4 * g), g, 0, S, base, c, pf);
         g *= 4;
     }
+}
+
+/* Stages with gaps len .. size/4, then the last one (gap size/2, N^-1). */
+TGT static void inv_outer_body(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r,
+                               const ifma_c c) {
+    const size_t size = len << r;
+    size_t g = len;
+    while (g < size / 2) {
+        if (2 * g < size / 2) {
+            inv_radix4(t, a, size / (4 * g), g, 0, size, 0, c, NULL);
+            g *= 4;
+        } else {
+            inv_radix2(t, a, size / (2 * g), g, 0, size, 0, c);
+            g *= 2;
+        }
+    }
+    inv_last(t, a, size / 2, c);
 }
 
 TGT static void ntt_inv_ifma(const tsr_ntt_table *t, uint64_t *a) {
@@ -442,19 +616,32 @@ TGT static void ntt_inv_ifma(const tsr_ntt_table *t, uint64_t *a) {
     /* Blocks of S words hold every stage below gap S/2; the last stage (gap
      * n/2) is done separately with the N^-1 factor. S: at most BLOCK, at most
      * n/2, and a power of four times 16 or 32 so that inv_local ends exactly. */
-    size_t S = n / 2 < BLOCK ? n / 2 : BLOCK;
-    for (size_t e = 0; e < n; e += S) inv_local(t, a, S, e, e + S, c);
-    size_t g = S; /* next stage gap */
-    while (g < n / 2) {
-        if (2 * g < n / 2) {
-            inv_radix4(t, a, n / (4 * g), g, 0, n, c);
-            g *= 4;
-        } else {
-            inv_radix2(t, a, n / (2 * g), g, 0, n, c);
-            g *= 2;
-        }
+    const unsigned r = n / 2 < BLOCK ? 1 : full_split(n);
+    const size_t S = n >> r;
+    for (size_t e = 0; e < n; e += S) inv_local(t, a + e, a + e, S, e, c, NULL);
+    inv_outer_body(t, a, S, r, c);
+}
+
+TGT static void ntt_inv_inner_ifma(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src,
+                                   size_t b, unsigned r, tsr_prefetch *pf) {
+    const size_t B = t->n >> r;
+    if (t->mod.q >= IFMA_MAX_Q || (r == 0 && t->n < 32) || (r > 0 && B < 16)) {
+        tsr_ring_kernels_for(TSR_SIMD_AVX512)->ntt_inv_inner(t, a, src, b, r, pf);
+    } else if (r == 0) { /* the whole transform */
+        if (a != src) memcpy(a, src, t->n * sizeof *a);
+        ntt_inv_ifma(t, a);
+    } else {
+        inv_local(t, a, src, B, b * B, ifma_consts(t->mod.q), pf);
     }
-    inv_last(t, a, c);
+}
+
+TGT static void ntt_inv_outer_ifma(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    if (r == 0) return;
+    if (len < 8 || len % 8 || t->mod.q >= IFMA_MAX_Q) {
+        tsr_ring_kernels_for(TSR_SIMD_AVX512)->ntt_inv_outer(t, a, len, r);
+        return;
+    }
+    inv_outer_body(t, a, len, r, ifma_consts(t->mod.q));
 }
 
 /* ---- element-wise (q < 2^50; larger primes use the AVX-512 kernels) ---- */
@@ -761,6 +948,10 @@ const tsr_ring_kernels tsr_ring_kernels_ifma = {
     .family = TSR_SIMD_AVX512IFMA,
     .ntt_fwd = ntt_fwd_ifma,
     .ntt_inv = ntt_inv_ifma,
+    .ntt_fwd_outer = ntt_fwd_outer_ifma,
+    .ntt_fwd_inner = ntt_fwd_inner_ifma,
+    .ntt_inv_inner = ntt_inv_inner_ifma,
+    .ntt_inv_outer = ntt_inv_outer_ifma,
     .mul = mul_ifma,
     .mul_add = mul_add_ifma,
     .mul_scalar = mul_scalar_ifma,

@@ -4,57 +4,114 @@
  */
 #include "ring/kernels.h"
 
+#include <string.h>
+
 /* ---- NTT (Harvey lazy butterflies, Shoup twiddles) ---------------------- */
 
-static void ntt_fwd_portable(const tsr_ntt_table *t, uint64_t *a) {
-    const size_t n = t->n;
-    const uint64_t q = t->mod.q, q2 = 2 * q;
-    const uint64_t *w = t->fwd, *wp = t->fwd_sh;
-    size_t gap = n;
-    for (size_t m = 1; m < n; m <<= 1) {
-        gap >>= 1;
-        for (size_t i = 0; i < m; i++) {
-            const uint64_t W = w[m + i], Wp = wp[m + i];
-            uint64_t *x = a + 2 * i * gap, *y = x + gap;
-            for (size_t j = 0; j < gap; j++) {
-                uint64_t X = x[j];
-                X = X >= q2 ? X - q2 : X;                             /* [0, 2q) */
-                uint64_t T = tsr_modq_mul_shoup_lazy(y[j], W, Wp, q); /* [0, 2q) */
-                x[j] = X + T;                                         /* [0, 4q) */
-                y[j] = X - T + q2;                                    /* [0, 4q) */
-            }
-        }
+/* Forward butterflies of one block: x, y < 4q -> x + W y, x - W y + 2q < 4q. */
+static inline void fwd_block(uint64_t *x, uint64_t *y, size_t gap, uint64_t W, uint64_t Wp,
+                             uint64_t q) {
+    const uint64_t q2 = 2 * q;
+    for (size_t j = 0; j < gap; j++) {
+        uint64_t X = x[j];
+        X = X >= q2 ? X - q2 : X;                             /* [0, 2q) */
+        uint64_t T = tsr_modq_mul_shoup_lazy(y[j], W, Wp, q); /* [0, 2q) */
+        x[j] = X + T;                                         /* [0, 4q) */
+        y[j] = X - T + q2;                                    /* [0, 4q) */
     }
-    for (size_t j = 0; j < n; j++) a[j] = tsr_modq_fix4(a[j], q);
 }
 
-static void ntt_inv_portable(const tsr_ntt_table *t, uint64_t *a) {
-    const size_t n = t->n;
-    const uint64_t q = t->mod.q, q2 = 2 * q;
-    const uint64_t *w = t->inv, *wp = t->inv_sh;
-    size_t gap = 1;
-    for (size_t m = n; m > 2; m >>= 1) {
-        const size_t h = m >> 1;
-        for (size_t i = 0; i < h; i++) {
-            const uint64_t W = w[h + i], Wp = wp[h + i];
-            uint64_t *x = a + 2 * i * gap, *y = x + gap;
-            for (size_t j = 0; j < gap; j++) {
-                uint64_t X = x[j], Y = y[j]; /* [0, 2q) */
-                uint64_t U = X + Y;
-                x[j] = U >= q2 ? U - q2 : U;
-                y[j] = tsr_modq_mul_shoup_lazy(X - Y + q2, W, Wp, q);
-            }
-        }
-        gap <<= 1;
+/* Inverse butterflies of one block: x, y < 2q -> x + y, (x - y + 2q) W, both < 2q. */
+static inline void inv_block(uint64_t *x, uint64_t *y, size_t gap, uint64_t W, uint64_t Wp,
+                             uint64_t q) {
+    const uint64_t q2 = 2 * q;
+    for (size_t j = 0; j < gap; j++) {
+        uint64_t X = x[j], Y = y[j];
+        uint64_t U = X + Y;
+        x[j] = U >= q2 ? U - q2 : U;
+        y[j] = tsr_modq_mul_shoup_lazy(X - Y + q2, W, Wp, q);
     }
-    /* Last stage (one block) with N^-1 folded into both outputs. */
-    const size_t half = n >> 1;
+}
+
+/*
+ * Split transforms (ntt.h). Stage s of the forward transform has 2^s blocks
+ * with gap n >> (s+1) and twiddle fwd[2^s + block]; the first r stages pair
+ * words of different segments (of n >> r words) at equal offsets, so on a
+ * buffer of 2^r segments of len words they are the first r stages of a
+ * transform of size len << r with the same twiddle indices.
+ */
+static void ntt_fwd_outer_portable(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    const size_t size = len << r;
+    for (unsigned s = 0; s < r; s++) {
+        const size_t m = (size_t)1 << s, gap = size >> (s + 1);
+        for (size_t i = 0; i < m; i++)
+            fwd_block(a + 2 * i * gap, a + 2 * i * gap + gap, gap, t->fwd[m + i], t->fwd_sh[m + i],
+                      t->mod.q);
+    }
+}
+
+static void ntt_fwd_inner_portable(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src,
+                                   size_t b, unsigned r, tsr_prefetch *pf) {
+    const size_t n = t->n, B = n >> r;
+    (void)pf;
+    if (a != src) memcpy(a, src, B * sizeof *a);
+    for (unsigned s = r; s < (unsigned)t->log_n; s++) {
+        const size_t m = (size_t)1 << s, gap = n >> (s + 1), per = m >> r;
+        for (size_t i = 0; i < per; i++) {
+            const size_t k = m + b * per + i;
+            fwd_block(a + 2 * i * gap, a + 2 * i * gap + gap, gap, t->fwd[k], t->fwd_sh[k],
+                      t->mod.q);
+        }
+    }
+    for (size_t j = 0; j < B; j++) a[j] = tsr_modq_fix4(a[j], t->mod.q);
+}
+
+/* Last inverse stage (gap half, one block) with N^-1 folded in; output < q. */
+static void inv_last_portable(const tsr_ntt_table *t, uint64_t *a, size_t half) {
+    const uint64_t q = t->mod.q, q2 = 2 * q;
     uint64_t *x = a, *y = a + half;
     for (size_t j = 0; j < half; j++) {
         uint64_t X = x[j], Y = y[j];
         x[j] = tsr_modq_mul_shoup(X + Y, t->n_inv, t->n_inv_sh, q);
         y[j] = tsr_modq_mul_shoup(X - Y + q2, t->inv_last, t->inv_last_sh, q);
     }
+}
+
+/* Inverse stage with gap g has n / (2g) blocks, twiddle inv[n / (2g) + block]. */
+static void ntt_inv_inner_portable(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src,
+                                   size_t b, unsigned r, tsr_prefetch *pf) {
+    const size_t n = t->n, B = n >> r;
+    (void)pf;
+    if (a != src) memcpy(a, src, B * sizeof *a);
+    for (size_t gap = 1; 2 * gap <= B && 2 * gap < n; gap <<= 1) {
+        const size_t h = n / (2 * gap), per = B / (2 * gap);
+        for (size_t i = 0; i < per; i++) {
+            const size_t k = h + b * per + i;
+            inv_block(a + 2 * i * gap, a + 2 * i * gap + gap, gap, t->inv[k], t->inv_sh[k],
+                      t->mod.q);
+        }
+    }
+    if (r == 0) inv_last_portable(t, a, n / 2);
+}
+
+static void ntt_inv_outer_portable(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    if (r == 0) return;
+    const size_t size = len << r;
+    for (size_t gap = len; 2 * gap < size; gap <<= 1) {
+        const size_t h = size / (2 * gap);
+        for (size_t i = 0; i < h; i++)
+            inv_block(a + 2 * i * gap, a + 2 * i * gap + gap, gap, t->inv[h + i], t->inv_sh[h + i],
+                      t->mod.q);
+    }
+    inv_last_portable(t, a, size / 2);
+}
+
+static void ntt_fwd_portable(const tsr_ntt_table *t, uint64_t *a) {
+    ntt_fwd_inner_portable(t, a, a, 0, 0, NULL);
+}
+
+static void ntt_inv_portable(const tsr_ntt_table *t, uint64_t *a) {
+    ntt_inv_inner_portable(t, a, a, 0, 0, NULL);
 }
 
 /* ---- element-wise ----------------------------------------------------- */
@@ -178,10 +235,18 @@ static void dot2_portable(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
     }
 }
 
+static void copy_stream_portable(uint64_t *dst, const uint64_t *src, size_t n) {
+    memcpy(dst, src, n * sizeof *dst);
+}
+
 const tsr_ring_kernels tsr_ring_kernels_portable = {
     .family = TSR_SIMD_PORTABLE,
     .ntt_fwd = ntt_fwd_portable,
     .ntt_inv = ntt_inv_portable,
+    .ntt_fwd_outer = ntt_fwd_outer_portable,
+    .ntt_fwd_inner = ntt_fwd_inner_portable,
+    .ntt_inv_inner = ntt_inv_inner_portable,
+    .ntt_inv_outer = ntt_inv_outer_portable,
     .add = add_portable,
     .sub = sub_portable,
     .neg = neg_portable,
@@ -193,4 +258,5 @@ const tsr_ring_kernels tsr_ring_kernels_portable = {
     .mul_shoup = mul_shoup_portable,
     .conv_row = conv_row_portable,
     .dot2 = dot2_portable,
+    .copy_stream = copy_stream_portable,
 };

@@ -55,8 +55,20 @@ tsr_status tsr_ntt_table_create(size_t n, uint64_t q, tsr_ntt_table **out) {
         t->fwd52_sh = tsr_calloc_array(n, 8);
         t->inv52_sh = tsr_calloc_array(n, 8);
     }
+    const size_t n16 = n >= 16 ? n / 16 : 1;
+    if (ifma) {
+        t->fwd4 = tsr_calloc_array(n16, 8);
+        t->fwd4_sh = tsr_calloc_array(n16, 8);
+        t->fwd8 = tsr_calloc_array(n16, 8);
+        t->fwd8_sh = tsr_calloc_array(n16, 8);
+        t->inv4 = tsr_calloc_array(n16, 8);
+        t->inv4_sh = tsr_calloc_array(n16, 8);
+        t->inv8 = tsr_calloc_array(n16, 8);
+        t->inv8_sh = tsr_calloc_array(n16, 8);
+    }
     if (!t->fwd || !t->fwd_sh || !t->inv || !t->inv_sh ||
-        (ifma && (!t->fwd52_sh || !t->inv52_sh))) {
+        (ifma && (!t->fwd52_sh || !t->inv52_sh || !t->fwd4 || !t->fwd4_sh || !t->fwd8 ||
+                  !t->fwd8_sh || !t->inv4 || !t->inv4_sh || !t->inv8 || !t->inv8_sh))) {
         tsr_ntt_table_free(t);
         return tsr_fail(TSR_ERR_NOMEM, "out of memory for NTT tables (N = %zu)", n);
     }
@@ -77,6 +89,18 @@ tsr_status tsr_ntt_table_create(size_t n, uint64_t q, tsr_ntt_table **out) {
         if (ifma) {
             t->fwd52_sh[k] = shoup52(t->fwd[k], q);
             t->inv52_sh[k] = shoup52(t->inv[k], q);
+        }
+    }
+    if (ifma && n >= 16) {
+        for (size_t k = 0; k < n / 16; k++) {
+            t->fwd4[k] = t->fwd[4 * k];
+            t->fwd8[k] = t->fwd[8 * k];
+            t->inv4[k] = t->inv[4 * k];
+            t->inv8[k] = t->inv[8 * k];
+            t->fwd4_sh[k] = shoup52(t->fwd4[k], q);
+            t->fwd8_sh[k] = shoup52(t->fwd8[k], q);
+            t->inv4_sh[k] = shoup52(t->inv4[k], q);
+            t->inv8_sh[k] = shoup52(t->inv8[k], q);
         }
     }
     t->n_inv = tsr_modq_inv(n % q, q);
@@ -107,6 +131,14 @@ void tsr_ntt_table_free(tsr_ntt_table *t) {
     tsr_free(t->inv_sh);
     tsr_free(t->fwd52_sh);
     tsr_free(t->inv52_sh);
+    tsr_free(t->fwd4);
+    tsr_free(t->fwd4_sh);
+    tsr_free(t->fwd8);
+    tsr_free(t->fwd8_sh);
+    tsr_free(t->inv4);
+    tsr_free(t->inv4_sh);
+    tsr_free(t->inv8);
+    tsr_free(t->inv8_sh);
     tsr_free(t);
 }
 
@@ -116,4 +148,28 @@ void tsr_ntt_forward(const tsr_ntt_table *t, uint64_t *a) {
 
 void tsr_ntt_inverse(const tsr_ntt_table *t, uint64_t *a) {
     tsr_ring_kernels_active()->ntt_inv(t, a);
+}
+
+unsigned tsr_ntt_split_log(size_t n) {
+    unsigned r = 0;
+    while ((n >> r) > TSR_NTT_SPLIT_BLOCK) r++;
+    return r;
+}
+
+void tsr_ntt_forward_outer(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    tsr_ring_kernels_active()->ntt_fwd_outer(t, a, len, r);
+}
+
+void tsr_ntt_forward_inner(const tsr_ntt_table *t, uint64_t *dst, const uint64_t *src, size_t b,
+                           unsigned r, tsr_prefetch *pf) {
+    tsr_ring_kernels_active()->ntt_fwd_inner(t, dst, src, b, r, pf);
+}
+
+void tsr_ntt_inverse_inner(const tsr_ntt_table *t, uint64_t *dst, const uint64_t *src, size_t b,
+                           unsigned r, tsr_prefetch *pf) {
+    tsr_ring_kernels_active()->ntt_inv_inner(t, dst, src, b, r, pf);
+}
+
+void tsr_ntt_inverse_outer(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    tsr_ring_kernels_active()->ntt_inv_outer(t, a, len, r);
 }

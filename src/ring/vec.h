@@ -77,6 +77,15 @@ void tsr_vec_lincomb_forms(const tsr_modulus *m, uint64_t *c_sh, uint64_t *c52, 
 void tsr_vec_lincomb(const tsr_modulus *m, uint64_t *out, const uint64_t *const *x,
                      const uint64_t *c, const uint64_t *c_sh, const uint64_t *c52, size_t terms,
                      size_t n);
+/**
+ * dst = src (n words, no overlap) with stores that bypass the caches where
+ * the CPU has them: for data written once and read again only much later
+ * (skips the read-for-ownership of the destination). Call
+ * tsr_ring_stream_fence before another thread reads dst.
+ */
+void tsr_vec_copy_stream(uint64_t *dst, const uint64_t *src, size_t n);
+/** Make this thread's streaming stores visible to other threads (a store fence). */
+void tsr_ring_stream_fence(void);
 /** wp[i] = floor(w[i] * 2^64 / q) for w[i] < q. */
 void tsr_vec_shoup_precompute(const tsr_modulus *m, uint64_t *wp, const uint64_t *w, size_t n);
 
