@@ -111,14 +111,23 @@ static int is_same_stride1(const tsr_conv_geom *g) {
     return g->SH == 1 && g->SW == 1 && g->OW == g->W && g->OH == g->H;
 }
 
-/* Output range [p0, p1) of a plane whose source row is in the image, for offset (kh, kw). */
-static void shift_range(const tsr_conv_geom *g, int kh, int *p0, int *p1, long *off, int kw) {
+/* Output range [p0, p1) of a plane whose source row is in the image, for offset (kh, kw), and
+ * within it the range [q0, q1) whose source p + off lies inside the plane: the positions of
+ * [p0, q0) and [q1, p1) wrap around the first or last row and are padding. */
+static void shift_range(const tsr_conv_geom *g, int kh, int *p0, int *p1, long *off, int kw,
+                        int *q0, int *q1) {
     int oh0 = g->PH - kh, oh1 = g->H + g->PH - kh; /* 0 <= oh + kh - PH < H */
     if (oh0 < 0) oh0 = 0;
     if (oh1 > g->OH) oh1 = g->OH;
     *p0 = oh0 * g->W;
     *p1 = oh1 > oh0 ? oh1 * g->W : *p0;
     *off = (long)(kh - g->PH) * g->W + (kw - g->PW);
+    long hw = (long)g->H * g->W, a = *p0, b = *p1;
+    if (a < -*off) a = -*off;
+    if (b > hw - *off) b = hw - *off;
+    if (b < a) b = a;
+    *q0 = (int)a;
+    *q1 = (int)b;
 }
 
 static void im2col_same(float *col, const float *inp, int B, const tsr_conv_geom *g) {
@@ -128,17 +137,17 @@ static void im2col_same(float *col, const float *inp, int B, const tsr_conv_geom
         for (int kh = 0; kh < g->KH; kh++)
             for (int kw = 0; kw < g->KW; kw++) {
                 float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * ncol;
-                int p0, p1;
+                int p0, p1, q0, q1;
                 long off;
-                shift_range(g, kh, &p0, &p1, &off, kw);
+                shift_range(g, kh, &p0, &p1, &off, kw, &q0, &q1);
                 int dw = kw - dw0; /* columns ow with ow + dw outside [0, W) are padding */
                 for (int b = 0; b < B; b++) {
                     const float *src = inp + ((size_t)b * g->C + c) * hw;
                     float *dst = row + (size_t)b * hw;
-                    for (int p = 0; p < p0; p++) dst[p] = 0;
+                    for (int p = 0; p < q0; p++) dst[p] = 0;
 #pragma omp simd
-                    for (int p = p0; p < p1; p++) dst[p] = src[p + off];
-                    for (int p = p1; p < (int)hw; p++) dst[p] = 0;
+                    for (int p = q0; p < q1; p++) dst[p] = src[p + off];
+                    for (int p = q1; p < (int)hw; p++) dst[p] = 0;
                     /* column-outer loops: strided stores, not one memset call per row */
                     if (dw < 0)
                         for (int ow = 0; ow < -dw; ow++)
@@ -195,9 +204,9 @@ static void col2im_same(float *dinp, float *col, int B, const tsr_conv_geom *g) 
         for (int kh = 0; kh < g->KH; kh++)
             for (int kw = 0; kw < g->KW; kw++) {
                 float *row = col + ((size_t)(c * g->KH + kh) * g->KW + kw) * ncol;
-                int p0, p1;
+                int p0, p1, q0, q1;
                 long off;
-                shift_range(g, kh, &p0, &p1, &off, kw);
+                shift_range(g, kh, &p0, &p1, &off, kw, &q0, &q1);
                 int dw = kw - dw0;
                 for (int b = 0; b < B; b++) {
                     float *dst = dinp + ((size_t)b * g->C + c) * hw;
@@ -209,7 +218,7 @@ static void col2im_same(float *dinp, float *col, int B, const tsr_conv_geom *g) 
                         for (int ow = W - dw; ow < W; ow++)
                             for (int r = p0; r < p1; r += W) src[r + ow] = 0;
 #pragma omp simd
-                    for (int p = p0; p < p1; p++) dst[p + off] += src[p];
+                    for (int p = q0; p < q1; p++) dst[p + off] += src[p];
                 }
             }
 }
