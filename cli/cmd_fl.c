@@ -23,7 +23,7 @@ typedef struct fl_opts {
     long workers, corrupt, f, rounds, batch, eval_every, threads, seeds;
     long beta, keep, mkrum, cc_iters;
     double lr, momentum, z, scale, tau, bd_fraction;
-    int has_z, non_iid;
+    int has_z, non_iid, resume;
     const char *defense, *attack, *dataset, *model, *data_dir, *out, *out_dir;
     const char *defenses, *attacks;
     long seed;
@@ -98,11 +98,15 @@ static void help_sweep(void) {
         "                       success, and the share of corrupt vectors Krum-like rules kept\n"
         "  DIR/results.csv      one line per run\n"
         "  DIR/runs/*.csv       each run's history\n"
+        "  DIR/sweep.conf       the settings every run of the grid shares (checked by --resume)\n"
         "  DIR/acc_<attack>.svg accuracy vs round, one line per defence\n"
         "  DIR/backdoor.svg     backdoor success vs round (if backdoor is in the grid)\n\n"
         "  --defenses LIST     comma-separated (all eight)\n"
         "  --attacks LIST      comma-separated (none,alie,signflip,gaussian,omniscient,backdoor)\n"
-        "  --seeds K           seeds S, S+1, ..., S+K-1 per cell (1)\n%s",
+        "  --seeds K           seeds S, S+1, ..., S+K-1 per cell (1)\n"
+        "  --resume            keep the runs DIR/results.csv and DIR/runs/ already hold for this\n"
+        "                      grid (same n, m, f, rounds and DIR/sweep.conf), run only the "
+        "rest\n%s",
         common_help);
 }
 
@@ -156,6 +160,7 @@ static int parse_opts(int argc, char **argv, const char *sub, fl_opts *o) {
         { "defenses", O_STR, &o->defenses, 0, 0 },
         { "attacks", O_STR, &o->attacks, 0, 0 },
         { "non-iid", O_FLAG, &o->non_iid, 0, 0 },
+        { "resume", O_FLAG, &o->resume, 0, 0 },
     };
     char verb[32];
     snprintf(verb, sizeof verb, VERB " %s", sub);
@@ -351,6 +356,179 @@ static void fmt_pct(char *buf, size_t n, const double *v, long k) {
         snprintf(buf, n, "%.1f", 100 * v[0]);
 }
 
+/* ---- sweep --resume ------------------------------------------------------ */
+
+/* The settings a run depends on besides (defence, attack, seed, n, m, f, rounds), which
+ * results.csv records per line. */
+static void sweep_conf(const fl_opts *o, const char *dataset, char *buf, size_t n) {
+    snprintf(buf, n,
+             "dataset=%s batch=%ld lr=%.10g momentum=%.10g non_iid=%d eval_every=%ld threads=%d "
+             "z=%s%.10g scale=%.10g bd_fraction=%.10g beta=%ld keep=%ld mkrum=%ld tau=%.10g "
+             "cc_iters=%ld\n",
+             dataset, o->batch, o->lr, o->momentum, o->non_iid, o->eval_every,
+             tsr_get_num_threads(), o->has_z ? "" : "default:", o->has_z ? o->z : 0.0, o->scale,
+             o->bd_fraction, o->beta, o->keep, o->mkrum, o->tau, o->cc_iters);
+}
+
+#define PRIOR_LINE 512
+#define PRIOR_MAX  100000
+
+typedef struct prior_run {
+    char def[32], atk[32];
+    long seed;
+    double acc, bd, sel;
+    char line[PRIOR_LINE];
+} prior_run;
+
+/* Split a CSV line (no quoting: our own files) into at most nf fields, in place. */
+static int csv_split(char *line, char **f, int nf) {
+    int k = 0;
+    line[strcspn(line, "\r\n")] = 0;
+    for (char *p = line; k < nf;) {
+        f[k++] = p;
+        char *c = strchr(p, ',');
+        if (!c) break;
+        *c = 0;
+        p = c + 1;
+    }
+    return k;
+}
+
+static int csv_num(const char *s, double *v) {
+    if (!*s) {
+        *v = NAN;
+        return 0;
+    }
+    char *end;
+    errno = 0;
+    *v = strtod(s, &end);
+    return (*end || errno || !isfinite(*v)) ? -1 : 0;
+}
+
+/* Read DIR/results.csv: the runs of this grid's (dataset, n, m, f, rounds). Lines of other
+ * settings are dropped with a note; malformed files are an error. */
+static int load_prior(const char *verb, const char *dir, const char *dataset, const fl_opts *o,
+                      size_t f, prior_run **out, long *nout) {
+    char path[4096], buf[PRIOR_LINE];
+    *out = NULL;
+    *nout = 0;
+    snprintf(path, sizeof path, "%s/results.csv", dir);
+    FILE *in = fopen(path, "r");
+    if (!in) {
+        if (errno == ENOENT) return 0;
+        return cli_usage_error(verb, "cannot read '%s': %s", path, strerror(errno));
+    }
+    prior_run *v = NULL;
+    long n = 0, cap = 0, lineno = 0, other = 0;
+    int rc = 0;
+    while (fgets(buf, sizeof buf, in)) {
+        lineno++;
+        if (!strchr(buf, '\n') && !feof(in)) {
+            rc = cli_usage_error(verb, "%s:%ld: line too long", path, lineno);
+            break;
+        }
+        if (lineno == 1) {
+            if (strncmp(buf, "dataset,defense,attack,seed,", 28) != 0) {
+                rc = cli_usage_error(verb, "%s: not a results.csv of tessera fl sweep", path);
+                break;
+            }
+            continue;
+        }
+        if (n == PRIOR_MAX) {
+            rc = cli_usage_error(verb, "%s: more than %d runs", path, PRIOR_MAX);
+            break;
+        }
+        prior_run r;
+        memset(&r, 0, sizeof r);
+        snprintf(r.line, sizeof r.line, "%s", buf);
+        char *fl[14];
+        double num[13];
+        int nf = csv_split(buf, fl, 14);
+        int bad = nf != 13;
+        for (int k = 3; !bad && k < 13; k++) bad = csv_num(fl[k], &num[k]) != 0;
+        if (!bad)
+            bad = strlen(fl[1]) >= sizeof r.def || strlen(fl[2]) >= sizeof r.atk || isnan(num[3]) ||
+                  isnan(num[8]);
+        if (bad) {
+            rc = cli_usage_error(verb, "%s:%ld: malformed line", path, lineno);
+            break;
+        }
+        if (strcmp(fl[0], dataset) != 0 || num[4] != (double)o->workers ||
+            num[5] != (double)o->corrupt || num[6] != (double)f || num[7] != (double)o->rounds) {
+            other++;
+            continue;
+        }
+        snprintf(r.def, sizeof r.def, "%s", fl[1]);
+        snprintf(r.atk, sizeof r.atk, "%s", fl[2]);
+        r.seed = (long)num[3];
+        r.acc = num[8];
+        r.bd = num[9];
+        r.sel = num[10];
+        if (n == cap) {
+            long nc = cap ? 2 * cap : 64;
+            prior_run *nv = realloc(v, (size_t)nc * sizeof *nv);
+            if (!nv) {
+                rc = cli_fail(verb, TSR_ERR_NOMEM, "reading results.csv");
+                break;
+            }
+            v = nv;
+            cap = nc;
+        }
+        v[n++] = r;
+    }
+    if (!rc && ferror(in)) rc = cli_usage_error(verb, "reading '%s' failed", path);
+    fclose(in);
+    if (rc) {
+        free(v);
+        return rc;
+    }
+    if (other)
+        fprintf(stderr, "tessera %s: --resume: dropping %ld runs of %s made with other settings\n",
+                verb, other, path);
+    *out = v;
+    *nout = n;
+    return 0;
+}
+
+/* Read a run's history (DIR/runs/...csv) into e (at most cap points). -1 if unusable. */
+static long load_history(const char *path, tsr_fl_eval *e, long cap) {
+    FILE *in = fopen(path, "r");
+    if (!in) return -1;
+    char buf[512];
+    long n = 0, lineno = 0;
+    int bad = 0;
+    while (!bad && fgets(buf, sizeof buf, in)) {
+        if (lineno++ == 0) {
+            bad = strncmp(buf, "round,accuracy,backdoor,", 24) != 0;
+            continue;
+        }
+        char *fl[7];
+        double num[6];
+        bad = n == cap || csv_split(buf, fl, 7) != 6;
+        for (int k = 0; !bad && k < 6; k++) bad = csv_num(fl[k], &num[k]) != 0;
+        if (bad || isnan(num[0]) || num[0] < 0 || isnan(num[1])) {
+            bad = 1;
+            break;
+        }
+        e[n].round = (size_t)num[0];
+        e[n].accuracy = num[1];
+        e[n].backdoor = num[2];
+        e[n].honest_loss = num[3];
+        e[n].corrupt_selected = num[4];
+        e[n].seconds = num[5];
+        n++;
+    }
+    if (ferror(in)) bad = 1;
+    fclose(in);
+    return bad || n == 0 ? -1 : n;
+}
+
+static long find_prior(const prior_run *p, long n, const char *def, const char *atk, long seed) {
+    for (long k = 0; k < n; k++)
+        if (p[k].seed == seed && strcmp(p[k].def, def) == 0 && strcmp(p[k].atk, atk) == 0) return k;
+    return -1;
+}
+
 static int cmd_sweep(int argc, char **argv) {
     const char *verb = VERB " sweep";
     fl_opts o;
@@ -384,6 +562,46 @@ static int cmd_sweep(int argc, char **argv) {
         tsr_fl_problem_close(prob);
         return cli_fail(verb, TSR_ERR_NOMEM, "allocating the grid");
     }
+    char conf[1024], oldconf[1024];
+    sweep_conf(&o, prob->name, conf, sizeof conf);
+    prior_run *prior = NULL;
+    long nprior = 0;
+    snprintf(path, sizeof path, "%s/sweep.conf", o.out_dir);
+    if (o.resume) {
+        FILE *cf = fopen(path, "r");
+        if (cf) {
+            size_t k = fread(oldconf, 1, sizeof oldconf - 1, cf);
+            oldconf[k] = 0;
+            fclose(cf);
+            if (strcmp(oldconf, conf) != 0)
+                rc = cli_usage_error(verb,
+                                     "--resume: %s was made with other settings:\n  it has:  "
+                                     "%s  this run: %s(use another --out-dir, or the same options)",
+                                     path, oldconf, conf);
+        } else {
+            fprintf(stderr,
+                    "tessera %s: --resume: no %s; assuming the runs in %s/results.csv used the "
+                    "same batch, lr, momentum, sharding, attack and rule options as this command\n",
+                    verb, path, o.out_dir);
+        }
+        if (!rc) {
+            tsr_fl_config c0;
+            make_config(verb, &o, defs[0], atks[0], o.seed, &c0);
+            rc = load_prior(verb, o.out_dir, prob->name, &o, c0.agg.f, &prior, &nprior);
+        }
+        if (rc) {
+            tsr_free(cells);
+            tsr_fl_problem_close(prob);
+            return rc;
+        }
+    }
+    FILE *cfo = fopen(path, "w");
+    if (!cfo || fputs(conf, cfo) < 0 || fclose(cfo)) {
+        free(prior);
+        tsr_free(cells);
+        tsr_fl_problem_close(prob);
+        return cli_usage_error(verb, "cannot write '%s'", path);
+    }
     /* Count runnable cells for the progress total. */
     uint64_t total = 0;
     for (int i = 0; i < nd; i++)
@@ -397,12 +615,15 @@ static int cmd_sweep(int argc, char **argv) {
                 fprintf(stderr, "tessera %s: skipping %s x %s: %s\n", verb, defs[i], atks[j],
                         ce->reason);
             } else {
-                total += (uint64_t)o.rounds * (uint64_t)o.seeds;
+                for (long sd = 0; sd < o.seeds; sd++)
+                    if (find_prior(prior, nprior, defs[i], atks[j], o.seed + sd) < 0)
+                        total += (uint64_t)o.rounds;
             }
         }
     snprintf(path, sizeof path, "%s/results.csv", o.out_dir);
     FILE *csv = fopen(path, "w");
     if (!csv) {
+        free(prior);
         tsr_free(cells);
         tsr_fl_problem_close(prob);
         return cli_usage_error(verb, "cannot write '%s': %s", path, strerror(errno));
@@ -422,12 +643,45 @@ static int cmd_sweep(int argc, char **argv) {
                 snprintf(u.what, sizeof u.what, "%s/%s seed %ld", defs[i], atks[j], o.seed + s);
                 u.last_acc = NAN;
                 tsr_fl_result res;
-                st = tsr_fl_run(&c, prob, on_round, &u, NULL, &res);
-                if (st) {
-                    rc = cli_fail(verb, st, u.what);
-                    break;
+                memset(&res, 0, sizeof res);
+                long pk = find_prior(prior, nprior, defs[i], atks[j], o.seed + s);
+                if (pk >= 0) {
+                    /* Kept from an earlier sweep: its history file must be readable. */
+                    long ee = o.eval_every ? o.eval_every : (o.rounds >= 20 ? o.rounds / 20 : 1);
+                    long cap = o.rounds / ee + 64;
+                    res.evals = tsr_calloc_array((size_t)cap, sizeof *res.evals);
+                    if (!res.evals) {
+                        rc = cli_fail(verb, TSR_ERR_NOMEM, "history");
+                        break;
+                    }
+                    snprintf(path, sizeof path, "%s/runs/%s__%s__s%ld.csv", o.out_dir, defs[i],
+                             atks[j], o.seed + s);
+                    long hn = load_history(path, res.evals, cap);
+                    if (hn < 0) {
+                        fprintf(stderr,
+                                "tessera %s: --resume: %s is missing or malformed; "
+                                "running %s again\n",
+                                verb, path, u.what);
+                        tsr_fl_result_free(&res);
+                        memset(&res, 0, sizeof res);
+                        pk = -1;
+                    } else {
+                        res.n_evals = (size_t)hn;
+                        res.evals[hn - 1].accuracy = prior[pk].acc;
+                        res.evals[hn - 1].backdoor = prior[pk].bd;
+                        res.evals[hn - 1].corrupt_selected = prior[pk].sel;
+                        fputs(prior[pk].line, csv);
+                        fflush(csv);
+                    }
                 }
-                u.base += c.rounds;
+                if (pk < 0) {
+                    st = tsr_fl_run(&c, prob, on_round, &u, NULL, &res);
+                    if (st) {
+                        rc = cli_fail(verb, st, u.what);
+                        break;
+                    }
+                    u.base += c.rounds;
+                }
                 const tsr_fl_eval *last = &res.evals[res.n_evals - 1];
                 ce->acc[s] = last->accuracy;
                 ce->bd[s] = last->backdoor;
@@ -447,6 +701,10 @@ static int cmd_sweep(int argc, char **argv) {
                     ce->hx[k] = (double)res.evals[k].round;
                     ce->hacc[k] += res.evals[k].accuracy / (double)o.seeds;
                     ce->hbd[k] += res.evals[k].backdoor / (double)o.seeds;
+                }
+                if (pk >= 0) {
+                    tsr_fl_result_free(&res);
+                    continue;
                 }
                 fprintf(csv, "%s,%s,%s,%ld,%zu,%zu,%zu,%zu,%.4f,", prob->name, defs[i], atks[j],
                         o.seed + s, c.workers, c.corrupt, c.agg.f, c.rounds, last->accuracy);
@@ -611,6 +869,7 @@ static int cmd_sweep(int argc, char **argv) {
             printf("fl sweep: wrote %s/results.md, results.csv, runs/, *.svg\n", o.out_dir);
     }
     for (int k = 0; k < nd * na; k++) tsr_free(cells[k].hx);
+    free(prior);
     tsr_free(cells);
     tsr_fl_problem_close(prob);
     return rc;
