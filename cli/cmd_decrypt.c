@@ -136,9 +136,9 @@ int tsr_cmd_decrypt(int argc, char **argv) {
         }
         double agree, err;
         nn_cli_agreement(logits, ref, n, K, &agree, &err);
-        printf("agreement with plaintext inference: %.2f%% of %d samples, largest logit error "
+        printf("agreement with plaintext inference: %.2f%% of %d sample%s, largest logit error "
                "%.3g\n",
-               100 * agree, n, err);
+               100 * agree, n, n == 1 ? "" : "s", err);
     }
 out:
     free(ref);

@@ -143,9 +143,9 @@ int tsr_cmd_encrypt(int argc, char **argv) {
         rc = cli_fail(VERB, st, "writing the ciphertexts");
         goto out;
     }
-    printf("encrypted %d samples from %s (%lld ciphertexts, %s key) in %.2f s: %s\n", n, in,
-           (long long)tsr_tile_shape_num_tiles(tsr_tile_get_shape(t)), sk ? "secret" : "public", te,
-           out);
+    printf("encrypted %d sample%s from %s (%lld ciphertexts, %s key) in %.2f s: %s\n", n,
+           n == 1 ? "" : "s", in, (long long)tsr_tile_shape_num_tiles(tsr_tile_get_shape(t)),
+           sk ? "secret" : "public", te, out);
 out:
     tsr_tile_free(t);
     tsr_backend_free(be);

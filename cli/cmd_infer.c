@@ -112,7 +112,7 @@ int tsr_cmd_infer(int argc, char **argv) {
         goto out;
     }
     nn_cli_print_stats(p, &stats, stdout);
-    printf("encrypted predictions for %d samples: %s\n", n, out);
+    printf("encrypted predictions for %d sample%s: %s\n", n, n == 1 ? "" : "s", out);
     rc = nn_cli_write_reports(VERB, p, &stats, report, chart);
 out:
     tsr_nn_stats_free(&stats);

@@ -271,8 +271,8 @@ int tsr_cmd_predict(int argc, char **argv) {
     double agree, err;
     nn_cli_agreement(logits, ref, n, K, &agree, &err);
     int batches = (n + B - 1) / B;
-    printf("\n%d samples in %d batch%s of up to %d on the %s backend (%d threads)\n", n, batches,
-           batches == 1 ? "" : "es", B, backend, tsr_get_num_threads());
+    printf("\n%d sample%s in %d batch%s of up to %d on the %s backend (%d threads)\n", n,
+           n == 1 ? "" : "s", batches, batches == 1 ? "" : "es", B, backend, tsr_get_num_threads());
     if (labels) {
         int ok = 0, okp = 0;
         for (int i = 0; i < n; i++) {

@@ -83,9 +83,10 @@ void nn_cli_print_stats(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp) {
     fmt(b, sizeof b, s->predicted);
     fmt(c, sizeof c, s->prepare_seconds);
     fprintf(fp,
-            "\ninference %s for %d samples (%.3f ms per sample), predicted %s; weights "
+            "\ninference %s for %d sample%s (%.3f ms per sample), predicted %s; weights "
             "prepared in %s; peak memory %.0f MiB (predicted %.0f MiB); %d threads\n",
-            a, s->samples, 1e3 * s->seconds / (s->samples ? s->samples : 1), b, c, s->peak_rss_mib,
+            a, s->samples, s->samples == 1 ? "" : "s",
+            1e3 * s->seconds / (s->samples ? s->samples : 1), b, c, s->peak_rss_mib,
             s->predicted_mib, s->threads);
 }
 

@@ -10,6 +10,8 @@
 #include "train_ref.h"
 
 #include "nn/nn_internal.h"
+#include "train/model.h"
+#include "train/model_onnx.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -327,6 +329,61 @@ static void test_pytorch_encrypted(void **state) {
     tsr_nn_model_free(m);
 }
 
+/* A residual block whose branches arrive in different layouts (two convolutions
+ * against a one-convolution shortcut, as in `--arch resnet`), built with the
+ * training engine and exported to ONNX: the tiled lowering re-orients one branch
+ * (NN_OP_REORIENT) and the encrypted result matches plaintext. */
+static void test_residual_reorient(void **state) {
+    (void)state;
+    tsr_act_spec as;
+    tt_ok(tsr_act_parse("poly2", &as));
+    tsr_model *tm;
+    int t, y, s;
+    tt_ok(tsr_model_create(&tm, 1, 8, 8));
+    tt_ok(tsr_model_add_conv(tm, &t, "stem", 0, 4, 3, 3, 1, 1, 1, 1, 1));
+    tt_ok(tsr_model_add_act(tm, &t, "stem_act", t, &as));
+    tt_ok(tsr_model_add_conv(tm, &y, "b_conv1", t, 4, 3, 3, 1, 1, 1, 1, 1));
+    tt_ok(tsr_model_add_act(tm, &y, "b_act1", y, &as));
+    tt_ok(tsr_model_add_conv(tm, &y, "b_conv2", y, 4, 3, 3, 1, 1, 1, 1, 1));
+    tt_ok(tsr_model_add_conv(tm, &s, "b_down", t, 4, 1, 1, 1, 1, 0, 0, 1));
+    tt_ok(tsr_model_add_residual(tm, &t, "b_add", y, s));
+    tt_ok(tsr_model_add_act(tm, &t, "b_act", t, &as));
+    tt_ok(tsr_model_add_flatten(tm, &t, "flatten", t));
+    tt_ok(tsr_model_add_dense(tm, &t, "fc", t, 4, 1));
+    tt_ok(tsr_model_finish(tm, t));
+    tt_ok(tsr_model_init(tm, 7));
+    char *path = dup_path(".onnx");
+    tt_ok(tsr_model_save_onnx(tm, NULL, path));
+    tsr_model_free(tm);
+    tsr_nn_model *m;
+    tt_ok(tsr_nn_import_onnx(path, NULL, &m, NULL));
+    remove(path);
+    free(path);
+    tsr_prng g;
+    tt_prng(&g, 44);
+    int n = 2;
+    double x[2 * 64], out[8], ref[8];
+    rnd(&g, x, n * 64, 1.0);
+    tsr_nn_compile_opts o;
+    compile_opts(&o, n, TSR_NN_PACK_TILED, 12);
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    int reorients = 0;
+    for (int i = 0; i < p->prog->n_steps; i++) reorients += p->prog->steps[i].op == NN_OP_REORIENT;
+    assert_int_equal(reorients, 1);
+    double bits = run_ckks(p, x, n, out, ref);
+    if (bits < 12) fail_msg("residual block with a re-oriented branch: %.1f bits", bits);
+    tsr_nn_plan_free(p);
+    /* No secure chain this deep at N = 2^11: the error gives the reasons and their counts. */
+    o.ckks_flags = 0;
+    o.log_n = 11;
+    tt_fails(tsr_nn_compile(m, &o, &p), TSR_ERR_UNSUPPORTED);
+    const char *e = tsr_last_error();
+    if (!strstr(e, "no candidate plan works") || !strstr(e, "128-bit") || !strstr(e, "candidate"))
+        fail_msg("unexpected message: %s", e);
+    tsr_nn_model_free(m);
+}
+
 /* ---- the optimizer ------------------------------------------------------------------ */
 
 static void test_optimizer(void **state) {
@@ -611,9 +668,9 @@ static int teardown(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_ckks),          cmocka_unit_test(test_end_to_end),
-        cmocka_unit_test(test_pytorch_encrypted), cmocka_unit_test(test_optimizer),
-        cmocka_unit_test(test_plan_files),        cmocka_unit_test(test_wrong_inputs),
-        cmocka_unit_test(test_other_backends),
+        cmocka_unit_test(test_pytorch_encrypted), cmocka_unit_test(test_residual_reorient),
+        cmocka_unit_test(test_optimizer),         cmocka_unit_test(test_plan_files),
+        cmocka_unit_test(test_wrong_inputs),      cmocka_unit_test(test_other_backends),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -327,10 +327,46 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
             if (cs[i].ok && !cs[i].measured) cs[i].seconds += 1e9;
     }
     if (st == TSR_OK) qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
-    if (st == TSR_OK && !cs[0].ok)
-        st = tsr_fail(TSR_ERR_UNSUPPORTED,
-                      "no candidate plan works for this model (%d tried); the first failure: %s",
-                      nc, first_why[0] ? first_why : cs[0].why);
+    if (st == TSR_OK && !cs[0].ok) {
+        /* Up to three distinct reasons (compared on their first 32 characters, which
+         * name the failing layer and check), most frequent first. */
+        char why[3][160] = { "", "", "" };
+        int cnt[3] = { 0, 0, 0 }, nw = 0, other = 0;
+        for (int i = 0; i < nc; i++) {
+            if (!cs[i].why[0]) continue;
+            int k = 0;
+            while (k < nw && strncmp(why[k], cs[i].why, 32) != 0) k++;
+            if (k < nw)
+                cnt[k]++;
+            else if (nw < 3) {
+                snprintf(why[nw], sizeof why[nw], "%s", cs[i].why);
+                cnt[nw++] = 1;
+            } else
+                other++;
+        }
+        for (int i = 1; i < nw; i++)
+            for (int k = i; k > 0 && cnt[k] > cnt[k - 1]; k--) {
+                char tmp[160];
+                int tc = cnt[k];
+                memcpy(tmp, why[k], sizeof tmp);
+                memcpy(why[k], why[k - 1], sizeof tmp);
+                memcpy(why[k - 1], tmp, sizeof tmp);
+                cnt[k] = cnt[k - 1];
+                cnt[k - 1] = tc;
+            }
+        char list[600] = "";
+        for (int k = 0; k < nw; k++) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "%s%s (%d candidate%s)", k ? "; " : "", why[k],
+                     cnt[k], cnt[k] == 1 ? "" : "s");
+        }
+        if (other) {
+            size_t l = strlen(list);
+            snprintf(list + l, sizeof list - l, "; %d more with other reasons", other);
+        }
+        st = tsr_fail(TSR_ERR_UNSUPPORTED, "no candidate plan works for this model (%d tried): %s",
+                      nc, nw ? list : first_why);
+    }
     nn_program *prog = NULL;
     nn_costs best;
     if (st == TSR_OK)

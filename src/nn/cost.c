@@ -370,7 +370,8 @@ double nn_step_seconds(const nn_costs *c, const nn_step *s, int threads) {
     const tsr_backend_counts *k = &s->counts;
     double t = 0;
     double rot = (double)k->rotations * c->rotate;
-    if ((s->op == NN_OP_CONV || s->op == NN_OP_POOL) && k->hoisted && k->rotations >= k->hoisted)
+    if ((s->op == NN_OP_CONV || s->op == NN_OP_POOL || s->op == NN_OP_REORIENT) && k->hoisted &&
+        k->rotations >= k->hoisted)
         rot = (double)k->hoisted * c->rotate + (double)(k->rotations - k->hoisted) * c->hoist_extra;
     t += rot;
     t += (double)k->mul_ct * c->mul_ct;

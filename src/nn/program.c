@@ -28,9 +28,10 @@
 #include <string.h>
 
 static const char *const op_names[NN_OP_COUNT_] = {
-    [NN_OP_CONV] = "conv",     [NN_OP_POOL] = "avgpool",        [NN_OP_DENSE] = "dense",
-    [NN_OP_LINEAR] = "linear", [NN_OP_SQUARE] = "square",       [NN_OP_POLY] = "poly",
-    [NN_OP_ADD] = "add",       [NN_OP_CLEAR_DUP] = "clear+dup", [NN_OP_RESHAPE] = "reshape",
+    [NN_OP_CONV] = "conv",         [NN_OP_POOL] = "avgpool",        [NN_OP_DENSE] = "dense",
+    [NN_OP_LINEAR] = "linear",     [NN_OP_SQUARE] = "square",       [NN_OP_POLY] = "poly",
+    [NN_OP_ADD] = "add",           [NN_OP_CLEAR_DUP] = "clear+dup", [NN_OP_RESHAPE] = "reshape",
+    [NN_OP_REORIENT] = "reorient",
 };
 
 const char *nn_op_name(nn_op op) {
@@ -360,6 +361,23 @@ tsr_status nn_prepare_step(const tsr_nn_model *m, const nn_program *p, const nn_
     case NN_OP_LINEAR:
         st = linear_matrix(m, L, pp);
         break;
+    case NN_OP_REORIENT: {
+        /* An identity 1x1 convolution moves the channels to the other dimension. */
+        tsr_tile_conv_params cp = {
+            .x_dim = 1, .y_dim = 2, .c_dim = s->cdim, .f_dim = s->fdim, .stride_x = 1, .stride_y = 1
+        };
+        int C = (int)s->in_shape.dim[s->cdim].size;
+        double *id = tsr_calloc_array((size_t)C * (size_t)C, sizeof *id);
+        if (!id) {
+            st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+            break;
+        }
+        for (int c = 0; c < C; c++) id[(size_t)c * C + c] = 1.0;
+        st = tsr_tile_conv_create(be, &s->in_shape, &cp, id, C, 1, 1, NULL, s->level_in, 0,
+                                  &pp->conv);
+        tsr_free(id);
+        break;
+    }
     default:
         break;
     }
@@ -491,6 +509,7 @@ tsr_status nn_apply_step(const tsr_nn_model *m, const nn_program *p, const nn_st
     switch (s->op) {
     case NN_OP_CONV:
     case NN_OP_POOL:
+    case NN_OP_REORIENT:
         st = tsr_tile_conv_apply(pp->conv, x, &r);
         if (st == TSR_OK && pp->bias) {
             st = tsr_tile_add(r, pp->bias, &t);
@@ -618,7 +637,8 @@ static tsr_status emit(builder *b, nn_step s, int *id_out) {
     s.in_shape = x->shape;
     s.level_in = tsr_tile_level(x);
     s.level_out = s.level_in;
-    if (s.op == NN_OP_DENSE || s.op == NN_OP_CONV) s.level_out = s.level_in - 1;
+    if (s.op == NN_OP_DENSE || s.op == NN_OP_CONV || s.op == NN_OP_REORIENT)
+        s.level_out = s.level_in - 1;
     int id;
     TSR_TRY(new_value(b, &id));
     s.out = id;
@@ -801,6 +821,23 @@ static tsr_status lower_layer(builder *b, int li) {
     case NN_ADD: {
         int v2 = b->tval[L->in[1]];
         const nn_value *a = &p->values[v], *c = &p->values[v2];
+        if (!batch && a->cdim != c->cdim && a->cdim >= 0 && c->cdim >= 0 && !a->vec && !c->vec &&
+            (a->cdim == 0 || a->cdim == 3) && (c->cdim == 0 || c->cdim == 3)) {
+            /* The branches alternate layouts differently (e.g. two convolutions against a
+             * one-convolution shortcut): move the branch with more levels left. */
+            int *w = tsr_tile_level(b->vals[v]) >= tsr_tile_level(b->vals[v2]) ? &v : &v2;
+            int cd = p->values[*w].cdim;
+            TSR_TRY(ensure_dup(b, w, 3 - cd));
+            nn_step r = layer_step(NN_OP_REORIENT, -1, *w);
+            r.cdim = cd;
+            r.fdim = 3 - cd;
+            int nid;
+            TSR_TRY(emit(b, r, &nid));
+            p->values[nid].cdim = 3 - cd;
+            *w = nid;
+            a = &p->values[v];
+            c = &p->values[v2];
+        }
         if (a->cdim != c->cdim || a->shape.ndims != c->shape.ndims)
             return tsr_fail(TSR_ERR_UNSUPPORTED,
                             "add '%s': its inputs arrive in different layouts (%s and %s)", L->name,
