@@ -11,6 +11,7 @@
 #include "tessera.h"
 #include "tessera/ckks.h"
 #include "ckks/ckks_internal.h"
+#include "ckks/evaluator_internal.h"
 #include "core/alloc.h"
 #include "ckks/fft.h"
 #include "ring/prime.h"
@@ -520,6 +521,70 @@ static void test_arithmetic(void **state) {
     fx_free(&f);
 }
 
+/* The fused products (mul_relin, mul_relin_rescale compute c0, c1, c2 block
+ * by block inside the key switch) are bit-identical to the separate steps,
+ * with aliased outputs, squares and operands at different levels. */
+static void test_fused_mul_keyswitch(void **state) {
+    (void)state;
+    fixture f;
+    fx_init(&f, "n13-l3", NULL, 0);
+    tsr_ckks_evaluator *ev = f.ev;
+    double *x = rand_vec(&f, f.slots), *y = rand_vec(&f, f.slots);
+    tsr_ckks_ciphertext *cx = encrypt_vec(&f, x, TSR_CKKS_TOP_LEVEL);
+    tsr_ckks_ciphertext *cy = encrypt_vec(&f, y, TSR_CKKS_TOP_LEVEL);
+    tsr_ckks_ciphertext *cz = encrypt_vec(&f, y, 2); /* a level below, same scale */
+    tsr_ckks_ciphertext *out, *ref, *u;
+    tt_ok(tsr_ckks_ciphertext_create(&out, f.p));
+    tt_ok(tsr_ckks_ciphertext_create(&ref, f.p));
+    tt_ok(tsr_ckks_ciphertext_create(&u, f.p));
+    const tsr_ckks_ciphertext *ops[][2] = { { cx, cy }, { cx, cx }, { cx, cz }, { cz, cx } };
+    for (size_t c = 0; c < sizeof ops / sizeof ops[0]; c++) {
+        const tsr_ckks_ciphertext *a = ops[c][0], *b = ops[c][1];
+        tt_ok(tsr_ckks_mul(ev, ref, a, b));
+        tt_ok(tsr_ckks_relinearize(ev, ref, ref));
+        tt_ok(tsr_ckks_mul_relin(ev, out, a, b));
+        assert_true(ct_equal(out, ref));
+        /* in place: out is the first, then the second operand */
+        tt_ok(tsr_ckks_ciphertext_copy(u, a));
+        tt_ok(tsr_ckks_mul_relin(ev, u, u, a == b ? u : b));
+        assert_true(ct_equal(u, ref));
+        tt_ok(tsr_ckks_ciphertext_copy(u, b));
+        tt_ok(tsr_ckks_mul_relin(ev, u, a == b ? u : a, u));
+        assert_true(ct_equal(u, ref));
+
+        /* rescale mode against the unfused key switch of the product */
+        tt_ok(tsr_ckks_mul(ev, ref, a, b));
+        const int level = ref->level;
+        tsr_ckks_ciphertext *r2;
+        tt_ok(tsr_ckks_ciphertext_create(&r2, f.p));
+        tt_ok(ckks_ct_reserve(r2, level - 1, 2));
+        tt_ok(ckks_ks_decompose(ev, level, ckks_ct_poly(ref, 2)));
+        tt_ok(ckks_ks_apply(ev, &ev->rk->key, 1, ckks_ct_poly(ref, 0), ckks_ct_poly(ref, 1),
+                            ckks_ct_poly(r2, 0), ckks_ct_poly(r2, 1)));
+        tt_ok(tsr_ckks_mul_relin_rescale(ev, out, a, b));
+        assert_int_equal(out->level, level - 1);
+        assert_int_equal(out->size, 2);
+        assert_true(out->scale == ref->scale / (double)f.p->primes[level]);
+        const size_t words = (size_t)level * f.p->n * 8;
+        assert_memory_equal(ckks_ct_poly(out, 0), ckks_ct_poly(r2, 0), words);
+        assert_memory_equal(ckks_ct_poly(out, 1), ckks_ct_poly(r2, 1), words);
+        tt_ok(tsr_ckks_ciphertext_copy(u, a));
+        tt_ok(tsr_ckks_mul_relin_rescale(ev, u, u, a == b ? u : b));
+        assert_memory_equal(ckks_ct_poly(u, 0), ckks_ct_poly(r2, 0), words);
+        assert_memory_equal(ckks_ct_poly(u, 1), ckks_ct_poly(r2, 1), words);
+        tsr_ckks_ciphertext_free(r2);
+    }
+    tsr_ckks_ciphertext_free(u);
+    tsr_ckks_ciphertext_free(ref);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(cz);
+    tsr_ckks_ciphertext_free(cy);
+    tsr_ckks_ciphertext_free(cx);
+    free(x);
+    free(y);
+    fx_free(&f);
+}
+
 static void test_levels_and_scales(void **state) {
     (void)state;
     fixture f;
@@ -867,7 +932,8 @@ int main(void) {
         cmocka_unit_test(test_encrypt_decrypt),     cmocka_unit_test(test_arithmetic),
         cmocka_unit_test(test_levels_and_scales),   cmocka_unit_test(test_rotations),
         cmocka_unit_test(test_thread_independence), cmocka_unit_test(test_fixed_hamming_weight),
-        cmocka_unit_test(test_mod_raise),           cmocka_unit_test(test_depth10_squarings),
+        cmocka_unit_test(test_mod_raise),           cmocka_unit_test(test_fused_mul_keyswitch),
+        cmocka_unit_test(test_depth10_squarings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

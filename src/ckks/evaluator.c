@@ -536,8 +536,18 @@ tsr_status tsr_ckks_mul_int(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
 
 /* ---- multiplication --------------------------------------------------------------------- */
 
-tsr_status tsr_ckks_mul(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
-                        const tsr_ckks_ciphertext *a, const tsr_ckks_ciphertext *b) {
+/* Metadata of a product a * b (checks, level alignment, scale, noise). */
+typedef struct mul_meta {
+    int level;
+    double scale, err, mag;
+} mul_meta;
+
+/* Check and align the operands of a ciphertext product (*a, *b may be
+ * replaced by aligned evaluator temporaries) and fill *mm. */
+static tsr_status mul_setup(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                            const tsr_ckks_ciphertext **pa, const tsr_ckks_ciphertext **pb,
+                            mul_meta *mm) {
+    const tsr_ckks_ciphertext *a = *pa, *b = *pb;
     TSR_TRY(check_ct(ev, a, "the first operand"));
     TSR_TRY(check_ct(ev, b, "the second operand"));
     TSR_TRY(check_out(ev, out));
@@ -557,9 +567,24 @@ tsr_status tsr_ckks_mul(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                         log2(scale), tsr_ckks_params_log_q(p, level), level);
     }
     /* Errors of one operand squared are fully correlated: 2 |m| e. */
-    double err = same ? 2 * a->mag * a->err + a->err * a->err
-                      : hypot(a->mag * b->err, b->mag * a->err) + a->err * b->err;
-    double mag = a->mag * b->mag;
+    mm->err = same ? 2 * a->mag * a->err + a->err * a->err
+                   : hypot(a->mag * b->err, b->mag * a->err) + a->err * b->err;
+    mm->mag = a->mag * b->mag;
+    mm->scale = scale;
+    mm->level = level;
+    *pa = a;
+    *pb = b;
+    return TSR_OK;
+}
+
+tsr_status tsr_ckks_mul(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                        const tsr_ckks_ciphertext *a, const tsr_ckks_ciphertext *b) {
+    const int same = a == b;
+    mul_meta mm;
+    TSR_TRY(mul_setup(ev, out, &a, &b, &mm));
+    const int level = mm.level;
+    const double scale = mm.scale, err = mm.err, mag = mm.mag;
+    tsr_ckks_params *p = ev->params;
     const tsr_rns_basis *B = p->q[level];
     tsr_ckks_ciphertext *t = target(ev, out, a, b);
     t->level = -1; /* t's old contents are not needed */
@@ -583,15 +608,18 @@ tsr_status tsr_ckks_mul(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     return TSR_OK;
 }
 
+static tsr_status relin_key_missing(void) {
+    return tsr_fail(TSR_ERR_KEY_MISSING,
+                    "relinearization needs the relinearization key: create the evaluator "
+                    "with one (tsr_ckks_relin_key_create)");
+}
+
 tsr_status tsr_ckks_relinearize(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                 const tsr_ckks_ciphertext *a) {
     TSR_TRY(check_ct(ev, a, "the ciphertext"));
     TSR_TRY(check_out(ev, out));
     if (a->size == 2) return tsr_ckks_ciphertext_copy(out, a);
-    if (!ev->rk)
-        return tsr_fail(TSR_ERR_KEY_MISSING,
-                        "relinearization needs the relinearization key: create the evaluator "
-                        "with one (tsr_ckks_relin_key_create)");
+    if (!ev->rk) return relin_key_missing();
     tsr_ckks_params *p = ev->params;
     int level = a->level;
     double err = hypot(a->err, ckks_noise_keyswitch(p, level, a->scale));
@@ -608,10 +636,48 @@ tsr_status tsr_ckks_relinearize(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out
     return TSR_OK;
 }
 
+/*
+ * Multiply and key-switch in one pass (mul_relin, and mul_relin_rescale
+ * when rescale): the product's c2 = a1 b1 is computed block by block into
+ * ev->tmp[2] while it is decomposed, and c0 = a0 b0, c1 = a0 b1 + a1 b0 are
+ * computed block by block where the key switch adds them, so they never
+ * reach memory (keyswitch.c, product mode). The result is bit-identical to
+ * tsr_ckks_mul followed by the key switch.
+ */
+static tsr_status mul_keyswitch(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                const tsr_ckks_ciphertext *a, const tsr_ckks_ciphertext *b,
+                                int rescale) {
+    mul_meta mm;
+    TSR_TRY(mul_setup(ev, out, &a, &b, &mm));
+    const int level = mm.level;
+    if (rescale && level < 1) return level_exhausted(0);
+    if (!ev->rk) return relin_key_missing();
+    tsr_ckks_params *p = ev->params;
+    tsr_ckks_ciphertext *d = ev->tmp[2];
+    d->level = -1;
+    TSR_TRY(ckks_ct_reserve(d, level, 3));
+    uint64_t *c2 = ckks_ct_poly(d, 2);
+    const uint64_t *a0 = ckks_ct_poly(a, 0), *a1 = ckks_ct_poly(a, 1);
+    const uint64_t *b0 = ckks_ct_poly(b, 0), *b1 = ckks_ct_poly(b, 1);
+    TSR_TRY(ckks_ks_decompose_prod(ev, level, a1, b1, c2));
+    double err = hypot(mm.err, ckks_noise_keyswitch(p, level, mm.scale)), scale = mm.scale;
+    if (rescale) {
+        scale /= (double)p->primes[level];
+        err = hypot(err, ckks_noise_rescale(p, scale));
+    }
+    tsr_ckks_ciphertext *t = target(ev, out, a, b);
+    t->level = -1; /* t's old contents are not needed */
+    TSR_TRY(ckks_ct_reserve(t, rescale ? level - 1 : level, 2));
+    TSR_TRY(ckks_ks_apply_prod(ev, &ev->rk->key, rescale, a0, a1, b0, b1, ckks_ct_poly(t, 0),
+                               ckks_ct_poly(t, 1)));
+    set_meta(t, scale, err, mm.mag);
+    commit(ev, out, t);
+    return TSR_OK;
+}
+
 tsr_status tsr_ckks_mul_relin(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                               const tsr_ckks_ciphertext *a, const tsr_ckks_ciphertext *b) {
-    TSR_TRY(tsr_ckks_mul(ev, ev->tmp[2], a, b));
-    return tsr_ckks_relinearize(ev, out, ev->tmp[2]);
+    return mul_keyswitch(ev, out, a, b, 0);
 }
 
 /*
@@ -623,27 +689,7 @@ tsr_status tsr_ckks_mul_relin(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
  */
 tsr_status tsr_ckks_mul_relin_rescale(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                       const tsr_ckks_ciphertext *a, const tsr_ckks_ciphertext *b) {
-    TSR_TRY(tsr_ckks_mul(ev, ev->tmp[2], a, b));
-    tsr_ckks_ciphertext *t = ev->tmp[2];
-    int level = t->level;
-    if (level < 1) return level_exhausted(0);
-    if (!ev->rk)
-        return tsr_fail(TSR_ERR_KEY_MISSING,
-                        "relinearization needs the relinearization key: create the evaluator "
-                        "with one (tsr_ckks_relin_key_create)");
-    tsr_ckks_params *p = ev->params;
-    TSR_TRY(ckks_ks_decompose(ev, level, ckks_ct_poly(t, 2)));
-    double new_scale = t->scale / (double)p->primes[level];
-    double err = hypot(hypot(t->err, ckks_noise_keyswitch(p, level, t->scale)),
-                       ckks_noise_rescale(p, new_scale));
-    double mag = t->mag;
-    /* t is an evaluator temporary, so out cannot alias it: write directly. */
-    out->level = -1;
-    TSR_TRY(ckks_ct_reserve(out, level - 1, 2));
-    TSR_TRY(ckks_ks_apply(ev, &ev->rk->key, 1, ckks_ct_poly(t, 0), ckks_ct_poly(t, 1),
-                          ckks_ct_poly(out, 0), ckks_ct_poly(out, 1)));
-    set_meta(out, new_scale, err, mag);
-    return TSR_OK;
+    return mul_keyswitch(ev, out, a, b, 1);
 }
 
 tsr_status tsr_ckks_mul_relin_rescale_new(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext **out,

@@ -52,6 +52,20 @@ void ckks_ks_finish_digits(tsr_ckks_evaluator *ev);
  */
 tsr_status ckks_ks_apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
                          const uint64_t *c0, const uint64_t *c1, uint64_t *out0, uint64_t *out1);
+/**
+ * Key switching of a product (mul + relin fused): ckks_ks_decompose_prod
+ * writes d = x * y (limbs 0..level, NTT form) and decomposes it in the same
+ * pass (each block of d is transformed while still in L1; d must stay
+ * unchanged until the last switch); ckks_ks_apply_prod is ckks_ks_apply with
+ * c0 = a0 b0 and c1 = a0 b1 + a1 b0 computed block by block as they are
+ * consumed, so the tensor product's c0, c1 never reach memory. out must not
+ * alias a0..b1 or d.
+ */
+tsr_status ckks_ks_decompose_prod(tsr_ckks_evaluator *ev, int level, const uint64_t *x,
+                                  const uint64_t *y, uint64_t *d);
+tsr_status ckks_ks_apply_prod(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
+                              const uint64_t *a0, const uint64_t *a1, const uint64_t *b0,
+                              const uint64_t *b1, uint64_t *out0, uint64_t *out1);
 /** Decompose + apply (plain mode). */
 tsr_status ckks_keyswitch(tsr_ckks_evaluator *ev, int level, const uint64_t *d, const ckks_ksk *key,
                           const uint64_t *c0, const uint64_t *c1, uint64_t *out0, uint64_t *out1);

@@ -64,9 +64,10 @@ static int thread_id(void) {
 #endif
 }
 
-/* Per-thread blocks: one per digit, two accumulators, one temporary. */
+/* Per-thread blocks: one per digit, two accumulators, one temporary, two
+ * addend blocks (product mode). */
 static size_t tls_blocks(const tsr_ckks_params *p) {
-    return (size_t)p->dnum + 3;
+    return (size_t)p->dnum + 5;
 }
 
 static unsigned split_r(const tsr_ckks_params *p) {
@@ -112,8 +113,11 @@ static void digit_range(const tsr_ckks_params *p, int level, int j, int *lo, int
     *hi = *lo + p->alpha > level + 1 ? level + 1 : *lo + p->alpha;
 }
 
-/* Inner inverse stages of limbs [lo, hi) of d into ks_coef, block by block. */
-static void intt_input(tsr_ckks_evaluator *ev, int lo, int hi, const uint64_t *d) {
+/* Inner inverse stages of limbs [lo, hi) of d into ks_coef, block by block.
+ * Product mode (x != NULL): d = x * y is written first, block by block, and
+ * transformed from L1 (dw is d, writable). */
+static void intt_input(tsr_ckks_evaluator *ev, int lo, int hi, const uint64_t *d, uint64_t *dw,
+                       const uint64_t *x, const uint64_t *y) {
     const tsr_ckks_params *p = ev->params;
     const size_t n = p->n;
     const unsigned r = split_r(p);
@@ -126,12 +130,21 @@ static void intt_input(tsr_ckks_evaluator *ev, int lo, int hi, const uint64_t *d
         const size_t b = (size_t)job % R, off = (size_t)i * n + b * B;
         tsr_prefetch pf;
         tsr_prefetch_reset(&pf);
-        if (job + 1 < jobs) tsr_prefetch_add(&pf, d + off + B, B * sizeof(uint64_t));
+        if (x) {
+            if (job + 1 < jobs) {
+                tsr_prefetch_add(&pf, x + off + B, B * sizeof(uint64_t));
+                tsr_prefetch_add(&pf, y + off + B, B * sizeof(uint64_t));
+            }
+            tsr_vec_mul(ckks_mod(p, i), dw + off, x + off, y + off, B);
+        } else if (job + 1 < jobs) {
+            tsr_prefetch_add(&pf, d + off + B, B * sizeof(uint64_t));
+        }
         tsr_ntt_inverse_inner(ckks_ntt(p, i), coef + off, d + off, b, r, &pf);
     }
 }
 
-tsr_status ckks_ks_decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *d) {
+static tsr_status decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *d, uint64_t *dw,
+                            const uint64_t *x, const uint64_t *y) {
     const tsr_ckks_params *p = ev->params;
     size_t n = p->n;
     int ne = level + 1 + p->k;
@@ -142,7 +155,7 @@ tsr_status ckks_ks_decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *
     for (int j = 0; j < ckks_digits_at(p, level); j++) {
         int lo, hi;
         digit_range(p, level, j, &lo, &hi);
-        intt_input(ev, lo, hi, d);
+        intt_input(ev, lo, hi, d, dw, x, y);
         uint64_t *dj = ev->ks_digits + (size_t)j * ne * n;
         const uint64_t *in[TSR_CKKS_MAX_PRIMES];
         uint64_t *out[CKKS_MAX_ALL];
@@ -157,6 +170,15 @@ tsr_status ckks_ks_decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *
     ev->ks_level = level;
     ev->ks_digits_done = 0;
     return TSR_OK;
+}
+
+tsr_status ckks_ks_decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *d) {
+    return decompose(ev, level, d, NULL, NULL, NULL);
+}
+
+tsr_status ckks_ks_decompose_prod(tsr_ckks_evaluator *ev, int level, const uint64_t *x,
+                                  const uint64_t *y, uint64_t *d) {
+    return decompose(ev, level, d, d, x, y);
 }
 
 void ckks_ks_finish_digits(tsr_ckks_evaluator *ev) {
@@ -242,13 +264,53 @@ static void target_block(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int 
     tsr_vec_dot2(ckks_mod(p, pi), r0, r1, dv, kb, ka, (size_t)ndig, B);
 }
 
-tsr_status ckks_ks_apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
-                         const uint64_t *c0, const uint64_t *c1, uint64_t *out0, uint64_t *out1) {
+/* What is added to the switched polynomial: c0, c1 as given, or (product
+ * mode, a0 != NULL) c0 = a0 b0, c1 = a0 b1 + a1 b0. */
+typedef struct ks_addend {
+    const uint64_t *c0, *c1;
+    const uint64_t *a0, *a1, *b0, *b1;
+} ks_addend;
+
+/* Blocks of c0, c1 at offset off of limb t (B words): pointers into c0, c1,
+ * or the products computed into s0, s1. */
+static void addend_block(const tsr_ckks_params *p, const ks_addend *c, int t, size_t off, size_t B,
+                         uint64_t *s0, uint64_t *s1, const uint64_t **c0b, const uint64_t **c1b) {
+    if (!c->a0) {
+        *c0b = c->c0 ? c->c0 + off : NULL;
+        *c1b = c->c1 ? c->c1 + off : NULL;
+        return;
+    }
+    const tsr_modulus *m = ckks_mod(p, t);
+    tsr_vec_mul(m, s0, c->a0 + off, c->b0 + off, B);
+    tsr_vec_mul(m, s1, c->a0 + off, c->b1 + off, B);
+    if (c->a1 == c->b1 && c->a0 == c->b0)
+        tsr_vec_add(m, s1, s1, s1, B);
+    else
+        tsr_vec_mul_add(m, s1, c->a1 + off, c->b0 + off, B);
+    *c0b = s0;
+    *c1b = s1;
+}
+
+/* Add the addend's blocks at offset off to pf. */
+static void prefetch_addend(const ks_addend *c, size_t off, size_t bytes, tsr_prefetch *pf) {
+    const uint64_t *src[4] = { c->c0, c->c1, NULL, NULL };
+    if (c->a0) {
+        src[0] = c->a0;
+        src[1] = c->a1;
+        src[2] = c->b0 != c->a0 ? c->b0 : NULL;
+        src[3] = c->b1 != c->a1 ? c->b1 : NULL;
+    }
+    for (int i = 0; i < 4; i++)
+        if (src[i]) tsr_prefetch_add(pf, src[i] + off, bytes);
+}
+
+static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
+                        const ks_addend *c, uint64_t *out0, uint64_t *out1) {
     const tsr_ckks_params *p = ev->params;
     const int level = ev->ks_level, ne = level + 1 + p->k;
     const unsigned r = split_r(p);
     const size_t n = p->n, B = n >> r, R = (size_t)1 << r, bytes = B * sizeof(uint64_t);
-    TSR_ASSERT(!rescale || (level >= 1 && c0 && c1));
+    TSR_ASSERT(!rescale || (level >= 1 && ((c->c0 && c->c1) || c->a0)));
     const tsr_moddown *md = rescale ? p->moddown_rs[level] : p->moddown[level];
     const int nq = rescale ? level : level + 1; /* Q limbs of the ModDown; the rest is "P" */
     const int np = ne - nq;
@@ -256,6 +318,7 @@ tsr_status ckks_ks_apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescal
     uint64_t *conv0 = ev->ks_coef, *conv1 = ev->ks_coef + (size_t)nq * n;
     const size_t tls_stride = tls_blocks(p) * B;
     const int ndig = ckks_digits_at(p, level);
+    /* thread scratch: ndig digit blocks, r0, r1, tmp, s0, s1 */
 
     /* P limbs (with q_l in rescale mode, plus P*c there), then their inner
      * inverse stages. Each job prefetches the next one's blocks. */
@@ -275,8 +338,11 @@ tsr_status ckks_ks_apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescal
         const tsr_modulus *m = ckks_mod(p, pi);
         if (rescale && t == level) {
             const size_t coff = (size_t)t * n + b * B;
-            tsr_vec_mul_scalar_add(m, r0, c0 + coff, p->p_mod[t], B);
-            tsr_vec_mul_scalar_add(m, r1, c1 + coff, p->p_mod[t], B);
+            uint64_t *s0 = dig + (size_t)(ndig + 3) * B, *s1 = s0 + B;
+            const uint64_t *c0b, *c1b;
+            addend_block(p, c, t, coff, B, s0, s1, &c0b, &c1b);
+            tsr_vec_mul_scalar_add(m, r0, c0b, p->p_mod[t], B);
+            tsr_vec_mul_scalar_add(m, r1, c1b, p->p_mod[t], B);
         }
         tsr_ntt_inverse_inner(ckks_ntt(p, pi), r0, r0, b, r, &pf);
         tsr_ntt_inverse_inner(ckks_ntt(p, pi), r1, r1, b, r, &pf);
@@ -299,6 +365,7 @@ tsr_status ckks_ks_apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescal
         const size_t b = (size_t)job % R, off = (size_t)t * n + b * B;
         uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_stride;
         uint64_t *r0 = dig + (size_t)ndig * B, *r1 = r0 + B, *tmp = r1 + B;
+        uint64_t *s0 = tmp + B, *s1 = s0 + B;
         tsr_prefetch pf;
         tsr_prefetch_reset(&pf);
         if (job + 1 < qjobs) {
@@ -307,22 +374,37 @@ tsr_status ckks_ks_apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescal
             prefetch_job(ev, key, t1, b1, &pf);
             tsr_prefetch_add(&pf, conv0 + off1, bytes);
             tsr_prefetch_add(&pf, conv1 + off1, bytes);
-            if (!rescale && c0) tsr_prefetch_add(&pf, c0 + off1, bytes);
-            if (!rescale && c1) tsr_prefetch_add(&pf, c1 + off1, bytes);
+            prefetch_addend(c, off1, bytes, &pf);
         }
         target_block(ev, key, t, b, r0, r1, dig, &pf);
         const tsr_modulus *m = ckks_mod(p, t);
+        /* all of block b of c is read (or computed) before out is written */
+        const uint64_t *c0b, *c1b;
+        addend_block(p, c, t, off, B, s0, s1, &c0b, &c1b);
         if (rescale) {
-            tsr_vec_mul_scalar_add(m, r0, c0 + off, p->p_mod[t], B);
-            tsr_vec_mul_scalar_add(m, r1, c1 + off, p->p_mod[t], B);
+            tsr_vec_mul_scalar_add(m, r0, c0b, p->p_mod[t], B);
+            tsr_vec_mul_scalar_add(m, r1, c1b, p->p_mod[t], B);
         }
         tsr_moddown_block(md, (size_t)t, b, r, out0 + off, r0, conv0 + off, tmp,
-                          !rescale && c0 ? c0 + off : NULL, 1, &pf);
+                          rescale ? NULL : c0b, 1, &pf);
         tsr_moddown_block(md, (size_t)t, b, r, out1 + off, r1, conv1 + off, tmp,
-                          !rescale && c1 ? c1 + off : NULL, 1, &pf);
+                          rescale ? NULL : c1b, 1, &pf);
         tsr_ring_stream_fence();
     }
     return TSR_OK;
+}
+
+tsr_status ckks_ks_apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
+                         const uint64_t *c0, const uint64_t *c1, uint64_t *out0, uint64_t *out1) {
+    const ks_addend c = { c0, c1, NULL, NULL, NULL, NULL };
+    return apply(ev, key, rescale, &c, out0, out1);
+}
+
+tsr_status ckks_ks_apply_prod(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
+                              const uint64_t *a0, const uint64_t *a1, const uint64_t *b0,
+                              const uint64_t *b1, uint64_t *out0, uint64_t *out1) {
+    const ks_addend c = { NULL, NULL, a0, a1, b0, b1 };
+    return apply(ev, key, rescale, &c, out0, out1);
 }
 
 tsr_status ckks_keyswitch(tsr_ckks_evaluator *ev, int level, const uint64_t *d, const ckks_ksk *key,
