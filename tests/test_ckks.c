@@ -15,6 +15,7 @@
 #include "core/alloc.h"
 #include "ckks/fft.h"
 #include "ring/prime.h"
+#include "ring/rns.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -716,6 +717,33 @@ static void test_rotations(void **state) {
     tt_ok(tsr_ckks_rotate(ev, t, t, 3));
     rotated(x, n, 3, w);
     assert_true(prec_of(&f, t, w, NULL) >= 22);
+
+    /* The fused rotation (each output limb permuted from cache) is
+     * bit-identical to the key switch followed by the automorphism. */
+    {
+        const int lv = tsr_ckks_ciphertext_level(cx);
+        const size_t words = (size_t)(lv + 1) * f.p->n;
+        uint64_t *v = tsr_alloc(2 * words * sizeof *v), *want = tsr_alloc(2 * words * sizeof *v);
+        assert_non_null(v);
+        assert_non_null(want);
+        const uint64_t elts[] = { ckks_galois_elt_rotation(n, 3), ckks_galois_elt_conjugate(n) };
+        for (int i = 0; i < 2; i++) {
+            const ckks_galois_entry *e = ckks_galois_find(f.gk, elts[i]);
+            assert_non_null(e);
+            tt_ok(ckks_keyswitch(ev, lv, ckks_ct_poly(cx, 1), &e->key, ckks_ct_poly(cx, 0), NULL, v,
+                                 v + words));
+            tsr_rns_automorphism_ntt(f.p->q[lv], want, v, e->perm);
+            tsr_rns_automorphism_ntt(f.p->q[lv], want + words, v + words, e->perm);
+            if (i == 0)
+                tt_ok(tsr_ckks_rotate(ev, t, cx, 3));
+            else
+                tt_ok(tsr_ckks_conjugate(ev, t, cx));
+            assert_memory_equal(ckks_ct_poly(t, 0), want, words * 8);
+            assert_memory_equal(ckks_ct_poly(t, 1), want + words, words * 8);
+        }
+        tsr_free(v);
+        tsr_free(want);
+    }
 
     /* Hoisted rotations are bit-identical to plain ones. */
     const int hs[] = { 1, 2, 3, -1, 7, 0 };

@@ -185,6 +185,45 @@ static void test_copy_stream_families(void **state) {
     tsr_free(dst);
 }
 
+/* Gathers (automorphism permutations) equal the portable loop for every
+ * family: automorphism indices (grouped) and random ones (hardware gather). */
+static void test_permute_families(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 46);
+    const size_t nmax = 4096;
+    uint64_t *a = tsr_alloc(nmax * 8), *want = tsr_alloc(nmax * 8), *got = tsr_alloc(nmax * 8);
+    uint32_t *idx = tsr_alloc(nmax * sizeof *idx);
+    random_vec(&g, a, nmax, UINT64_MAX);
+    const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
+    static const size_t ns[] = { 2, 4, 8, 16, 64, 4096 };
+    static const uint64_t gs[] = { 5, 25, 3, 8191, 2 * 4096 - 1 };
+    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+        const size_t n = ns[ni];
+        for (size_t gi = 0; gi <= sizeof gs / sizeof gs[0]; gi++) {
+            if (gi < sizeof gs / sizeof gs[0]) {
+                tsr_rns_automorphism_ntt_index(n, gs[gi], idx);
+            } else { /* random indices */
+                for (size_t j = 0; j < n; j++) idx[j] = (uint32_t)tsr_prng_uniform(&g, n);
+            }
+            ref->permute(want, a, idx, n);
+            for (size_t j = 0; j < n; j++) assert_int_equal(want[j], a[idx[j]]);
+            for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
+                if (!family_available((tsr_simd)f)) continue;
+                memset(got, 0, n * 8);
+                tsr_ring_kernels_for((tsr_simd)f)->permute(got, a, idx, n);
+                if (memcmp(want, got, n * 8) != 0)
+                    fail_msg("%s permute differs: n=%zu case %zu", tsr_simd_name((tsr_simd)f), n,
+                             gi);
+            }
+        }
+    }
+    tsr_free(a);
+    tsr_free(want);
+    tsr_free(got);
+    tsr_free(idx);
+}
+
 static void test_split_ntt_families(void **state) {
     (void)state;
     tsr_prng g;
@@ -475,7 +514,7 @@ int main(void) {
         cmocka_unit_test(test_ntt_families),         cmocka_unit_test(test_elementwise_families),
         cmocka_unit_test(test_conv_row_families),    cmocka_unit_test(test_dot_families),
         cmocka_unit_test(test_forced_pipeline),      cmocka_unit_test(test_split_ntt_families),
-        cmocka_unit_test(test_copy_stream_families),
+        cmocka_unit_test(test_copy_stream_families), cmocka_unit_test(test_permute_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

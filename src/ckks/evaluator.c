@@ -735,32 +735,31 @@ tsr_status tsr_ckks_drop_level(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
 
 /*
  * out = phi_g(v0, v1) where (v0 - c0, v1) switches c1 from s to phi_g^-1(s)
- * (see keyswitch.c). v0, v1 are in ev->poly; out != a.
+ * (see keyswitch.c): the key switch applies phi_g (e->perm) to each output
+ * limb while it is in cache. c1 must be decomposed; out != a.
  */
-static void galois_finish(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
-                          const tsr_ckks_ciphertext *a, const ckks_galois_entry *e) {
+static tsr_status galois_apply_decomposed(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                          const tsr_ckks_ciphertext *a,
+                                          const ckks_galois_entry *e) {
     tsr_ckks_params *p = ev->params;
     int level = a->level;
-    const tsr_rns_basis *B = p->q[level];
-    size_t words = (size_t)(level + 1) * p->n;
-    uint64_t *v0 = ev->poly, *v1 = ev->poly + words;
-    tsr_rns_automorphism_ntt(B, ckks_ct_poly(out, 0), v0, e->perm);
-    tsr_rns_automorphism_ntt(B, ckks_ct_poly(out, 1), v1, e->perm);
+    TSR_TRY(ckks_ct_reserve(out, level, 2));
+    TSR_TRY(ckks_ks_apply_galois(ev, &e->key, ckks_ct_poly(a, 0), e->perm, ckks_ct_poly(out, 0),
+                                 ckks_ct_poly(out, 1)));
+    out->level = level;
+    out->size = 2;
     set_meta(out, a->scale, hypot(a->err, ckks_noise_keyswitch(p, level, a->scale)), a->mag);
+    return TSR_OK;
 }
 
 static tsr_status apply_galois(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                const tsr_ckks_ciphertext *a, const ckks_galois_entry *e) {
-    int level = a->level;
     if (a->size != 2)
         return tsr_fail(TSR_ERR_INVALID_ARG, "rotations need ciphertexts of size 2: relinearize "
                                              "first");
-    size_t words = (size_t)(level + 1) * ev->params->n;
-    TSR_TRY(ckks_keyswitch(ev, level, ckks_ct_poly(a, 1), &e->key, ckks_ct_poly(a, 0), NULL,
-                           ev->poly, ev->poly + words));
-    TSR_TRY(ckks_ct_reserve(out, level, 2));
-    galois_finish(ev, out, a, e);
-    return TSR_OK;
+    TSR_REQUIRE(out != a, "apply_galois: out must not alias the input");
+    TSR_TRY(ckks_ks_decompose(ev, a->level, ckks_ct_poly(a, 1)));
+    return galois_apply_decomposed(ev, out, a, e);
 }
 
 /* BFS over Z_slots with the available rotation keys as generators. */
@@ -906,7 +905,6 @@ tsr_status tsr_ckks_rotate_hoisted(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
         }
     }
     int level = a->level;
-    size_t words = (size_t)(level + 1) * p->n;
     int decomposed = 0;
     for (size_t i = 0; i < n && st == TSR_OK; i++) {
         if (!ent[i]) {
@@ -922,12 +920,7 @@ tsr_status tsr_ckks_rotate_hoisted(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
             for (size_t j = i; j < n; j++) keys += ent[j] != NULL;
             if (keys > 1) ckks_ks_finish_digits(ev);
         }
-        st = ckks_ct_reserve(outs[i], level, 2);
-        if (st != TSR_OK) break;
-        st = ckks_ks_apply(ev, &ent[i]->key, 0, ckks_ct_poly(a, 0), NULL, ev->poly,
-                           ev->poly + words);
-        if (st != TSR_OK) break;
-        galois_finish(ev, outs[i], a, ent[i]);
+        st = galois_apply_decomposed(ev, outs[i], a, ent[i]);
     }
     tsr_free(ent);
     return st;

@@ -16,6 +16,7 @@ struct tsr_ckks_evaluator {
     uint64_t *ks_digits; /* dnum polynomials over Q_l u P (outer forward stages done) */
     uint64_t *ks_acc;    /* the "P" limbs of both accumulators */
     uint64_t *ks_tls;    /* per thread: dnum digit blocks, 2 accumulator blocks, 1 temporary */
+    uint64_t *ks_limb;   /* per thread: one limb of both outputs (rotations: permuted from here) */
     int ks_tls_threads;
     const uint64_t *ks_src; /* the switched polynomial (its limbs are the digits' own) */
     int ks_level;           /* level of the decomposed polynomial */
@@ -66,6 +67,14 @@ tsr_status ckks_ks_decompose_prod(tsr_ckks_evaluator *ev, int level, const uint6
 tsr_status ckks_ks_apply_prod(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
                               const uint64_t *a0, const uint64_t *a1, const uint64_t *b0,
                               const uint64_t *b1, uint64_t *out0, uint64_t *out1);
+/**
+ * Rotation: plain-mode ckks_ks_apply with c1 = NULL whose outputs are then
+ * permuted by perm (tsr_rns_automorphism_ntt): each output limb is finished
+ * in a per-thread buffer and permuted from cache into out, which must not
+ * alias c0 or the decomposed polynomial.
+ */
+tsr_status ckks_ks_apply_galois(tsr_ckks_evaluator *ev, const ckks_ksk *key, const uint64_t *c0,
+                                const uint32_t *perm, uint64_t *out0, uint64_t *out1);
 /** Decompose + apply (plain mode). */
 tsr_status ckks_keyswitch(tsr_ckks_evaluator *ev, int level, const uint64_t *d, const ckks_ksk *key,
                           const uint64_t *c0, const uint64_t *c1, uint64_t *out0, uint64_t *out1);

@@ -88,9 +88,12 @@ tsr_status ckks_ks_scratch(tsr_ckks_evaluator *ev) {
     int threads = max_threads();
     if (ev->ks_tls_threads < threads) {
         tsr_free(ev->ks_tls);
+        tsr_free(ev->ks_limb);
         ev->ks_tls = tsr_alloc((size_t)threads * tls_blocks(p) * B * sizeof(uint64_t));
-        ev->ks_tls_threads = ev->ks_tls ? threads : 0;
-        if (!ev->ks_tls) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate key-switching scratch");
+        ev->ks_limb = tsr_alloc((size_t)threads * 2 * n * sizeof(uint64_t));
+        ev->ks_tls_threads = ev->ks_tls && ev->ks_limb ? threads : 0;
+        if (!ev->ks_tls_threads)
+            return tsr_fail(TSR_ERR_NOMEM, "cannot allocate key-switching scratch");
     }
     if (!ev->ks_digits) {
         ev->ks_digits = tsr_alloc((size_t)p->dnum * ne * n * sizeof(uint64_t));
@@ -106,6 +109,7 @@ void ckks_ks_scratch_free(tsr_ckks_evaluator *ev) {
     tsr_free(ev->ks_digits);
     tsr_free(ev->ks_acc);
     tsr_free(ev->ks_tls);
+    tsr_free(ev->ks_limb);
 }
 
 static void digit_range(const tsr_ckks_params *p, int level, int j, int *lo, int *hi) {
@@ -304,12 +308,55 @@ static void prefetch_addend(const ks_addend *c, size_t off, size_t bytes, tsr_pr
         if (src[i]) tsr_prefetch_add(pf, src[i] + off, bytes);
 }
 
+/*
+ * Q-limb job (t, b) = (job / R, job % R) of a key switch: inner products,
+ * addend and ModDown of block b of limb t, written to dst0, dst1 (B words
+ * each; streaming stores when stream). Prefetches job + 1's blocks.
+ */
+static void q_job(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
+                  const ks_addend *c, const tsr_moddown *md, int nq, int job, uint64_t *dst0,
+                  uint64_t *dst1, int stream) {
+    const tsr_ckks_params *p = ev->params;
+    const unsigned r = split_r(p);
+    const size_t n = p->n, B = n >> r, R = (size_t)1 << r, bytes = B * sizeof(uint64_t);
+    const int ndig = ckks_digits_at(p, ev->ks_level), qjobs = nq * (int)R;
+    const uint64_t *conv0 = ev->ks_coef, *conv1 = ev->ks_coef + (size_t)nq * n;
+    const int t = job / (int)R;
+    const size_t b = (size_t)job % R, off = (size_t)t * n + b * B;
+    uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_blocks(p) * B;
+    uint64_t *r0 = dig + (size_t)ndig * B, *r1 = r0 + B, *tmp = r1 + B;
+    uint64_t *s0 = tmp + B, *s1 = s0 + B;
+    tsr_prefetch pf;
+    tsr_prefetch_reset(&pf);
+    if (job + 1 < qjobs) {
+        const int t1 = (job + 1) / (int)R;
+        const size_t b1 = (size_t)(job + 1) % R, off1 = (size_t)t1 * n + b1 * B;
+        prefetch_job(ev, key, t1, b1, &pf);
+        tsr_prefetch_add(&pf, conv0 + off1, bytes);
+        tsr_prefetch_add(&pf, conv1 + off1, bytes);
+        prefetch_addend(c, off1, bytes, &pf);
+    }
+    target_block(ev, key, t, b, r0, r1, dig, &pf);
+    const tsr_modulus *m = ckks_mod(p, t);
+    /* all of block b of c is read (or computed) before out is written */
+    const uint64_t *c0b, *c1b;
+    addend_block(p, c, t, off, B, s0, s1, &c0b, &c1b);
+    if (rescale) {
+        tsr_vec_mul_scalar_add(m, r0, c0b, p->p_mod[t], B);
+        tsr_vec_mul_scalar_add(m, r1, c1b, p->p_mod[t], B);
+    }
+    tsr_moddown_block(md, (size_t)t, b, r, dst0, r0, conv0 + off, tmp, rescale ? NULL : c0b, stream,
+                      &pf);
+    tsr_moddown_block(md, (size_t)t, b, r, dst1, r1, conv1 + off, tmp, rescale ? NULL : c1b, stream,
+                      &pf);
+}
+
 static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
-                        const ks_addend *c, uint64_t *out0, uint64_t *out1) {
+                        const ks_addend *c, const uint32_t *perm, uint64_t *out0, uint64_t *out1) {
     const tsr_ckks_params *p = ev->params;
     const int level = ev->ks_level, ne = level + 1 + p->k;
     const unsigned r = split_r(p);
-    const size_t n = p->n, B = n >> r, R = (size_t)1 << r, bytes = B * sizeof(uint64_t);
+    const size_t n = p->n, B = n >> r, R = (size_t)1 << r;
     TSR_ASSERT(!rescale || (level >= 1 && ((c->c0 && c->c1) || c->a0)));
     const tsr_moddown *md = rescale ? p->moddown_rs[level] : p->moddown[level];
     const int nq = rescale ? level : level + 1; /* Q limbs of the ModDown; the rest is "P" */
@@ -357,39 +404,25 @@ static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale
 
     /* Q limbs: inner products and ModDown block by block, straight to out
      * with streaming stores (block b of c is read before block b of out is
-     * written, so out may alias c). */
-    const int qjobs = nq * (int)R;
+     * written, so out may alias c). With perm, limb by limb into the
+     * thread's limb buffer (in cache), then permuted into out. */
+    if (!perm) {
+        const int qjobs = nq * (int)R;
 #pragma omp parallel for schedule(static) if (qjobs > 1 && n >= 2048)
-    for (int job = 0; job < qjobs; job++) {
-        const int t = job / (int)R;
-        const size_t b = (size_t)job % R, off = (size_t)t * n + b * B;
-        uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_stride;
-        uint64_t *r0 = dig + (size_t)ndig * B, *r1 = r0 + B, *tmp = r1 + B;
-        uint64_t *s0 = tmp + B, *s1 = s0 + B;
-        tsr_prefetch pf;
-        tsr_prefetch_reset(&pf);
-        if (job + 1 < qjobs) {
-            const int t1 = (job + 1) / (int)R;
-            const size_t b1 = (size_t)(job + 1) % R, off1 = (size_t)t1 * n + b1 * B;
-            prefetch_job(ev, key, t1, b1, &pf);
-            tsr_prefetch_add(&pf, conv0 + off1, bytes);
-            tsr_prefetch_add(&pf, conv1 + off1, bytes);
-            prefetch_addend(c, off1, bytes, &pf);
+        for (int job = 0; job < qjobs; job++) {
+            const size_t off = (size_t)(job / (int)R) * n + (size_t)(job % (int)R) * B;
+            q_job(ev, key, rescale, c, md, nq, job, out0 + off, out1 + off, 1);
+            tsr_ring_stream_fence();
         }
-        target_block(ev, key, t, b, r0, r1, dig, &pf);
-        const tsr_modulus *m = ckks_mod(p, t);
-        /* all of block b of c is read (or computed) before out is written */
-        const uint64_t *c0b, *c1b;
-        addend_block(p, c, t, off, B, s0, s1, &c0b, &c1b);
-        if (rescale) {
-            tsr_vec_mul_scalar_add(m, r0, c0b, p->p_mod[t], B);
-            tsr_vec_mul_scalar_add(m, r1, c1b, p->p_mod[t], B);
-        }
-        tsr_moddown_block(md, (size_t)t, b, r, out0 + off, r0, conv0 + off, tmp,
-                          rescale ? NULL : c0b, 1, &pf);
-        tsr_moddown_block(md, (size_t)t, b, r, out1 + off, r1, conv1 + off, tmp,
-                          rescale ? NULL : c1b, 1, &pf);
-        tsr_ring_stream_fence();
+        return TSR_OK;
+    }
+#pragma omp parallel for schedule(static) if (nq > 1 && n >= 2048)
+    for (int t = 0; t < nq; t++) {
+        uint64_t *l0 = ev->ks_limb + (size_t)thread_id() * 2 * n, *l1 = l0 + n;
+        for (size_t b = 0; b < R; b++)
+            q_job(ev, key, rescale, c, md, nq, t * (int)R + (int)b, l0 + b * B, l1 + b * B, 0);
+        tsr_vec_permute(out0 + (size_t)t * n, l0, perm, n);
+        tsr_vec_permute(out1 + (size_t)t * n, l1, perm, n);
     }
     return TSR_OK;
 }
@@ -397,14 +430,21 @@ static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale
 tsr_status ckks_ks_apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
                          const uint64_t *c0, const uint64_t *c1, uint64_t *out0, uint64_t *out1) {
     const ks_addend c = { c0, c1, NULL, NULL, NULL, NULL };
-    return apply(ev, key, rescale, &c, out0, out1);
+    return apply(ev, key, rescale, &c, NULL, out0, out1);
+}
+
+tsr_status ckks_ks_apply_galois(tsr_ckks_evaluator *ev, const ckks_ksk *key, const uint64_t *c0,
+                                const uint32_t *perm, uint64_t *out0, uint64_t *out1) {
+    TSR_REQUIRE(perm, "ckks_ks_apply_galois: NULL permutation");
+    const ks_addend c = { c0, NULL, NULL, NULL, NULL, NULL };
+    return apply(ev, key, 0, &c, perm, out0, out1);
 }
 
 tsr_status ckks_ks_apply_prod(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
                               const uint64_t *a0, const uint64_t *a1, const uint64_t *b0,
                               const uint64_t *b1, uint64_t *out0, uint64_t *out1) {
     const ks_addend c = { NULL, NULL, a0, a1, b0, b1 };
-    return apply(ev, key, rescale, &c, out0, out1);
+    return apply(ev, key, rescale, &c, NULL, out0, out1);
 }
 
 tsr_status ckks_keyswitch(tsr_ckks_evaluator *ev, int level, const uint64_t *d, const ckks_ksk *key,

@@ -41,10 +41,11 @@ static void overlay(tsr_ring_kernels *dst, const tsr_ring_kernels *src) {
     OV(conv_row);
     OV(dot2);
     OV(copy_stream);
+    OV(permute);
 #undef OV
 }
-/* 18 kernels after the family tag: extend overlay() when adding one. */
-_Static_assert(sizeof(tsr_ring_kernels) == 19 * sizeof(void (*)(void)), "update overlay()");
+/* 19 kernels after the family tag: extend overlay() when adding one. */
+_Static_assert(sizeof(tsr_ring_kernels) == 20 * sizeof(void (*)(void)), "update overlay()");
 
 static void build_tables(void) {
     merged[TSR_SIMD_PORTABLE] = tsr_ring_kernels_portable;

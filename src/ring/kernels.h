@@ -89,6 +89,14 @@ typedef struct tsr_ring_kernels {
      * read-for-ownership). Other threads see it after tsr_ring_stream_fence (vec.h).
      */
     void (*copy_stream)(uint64_t *dst, const uint64_t *src, size_t n);
+    /*
+     * Gather: out[j] = a[idx[j]] for j < n, every idx[j] < n, out != a (the
+     * NTT-domain automorphisms; their indices permute aligned groups of 8
+     * words, which the SIMD kernels exploit, any idx works). SIMD kernels
+     * write out with streaming stores (the result is a limb read much
+     * later) and fence them before returning.
+     */
+    void (*permute)(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n);
 } tsr_ring_kernels;
 
 /** Kernels of one family (the portable table for families this build lacks). */

@@ -574,6 +574,34 @@ TGT static void copy_stream_avx512(uint64_t *dst, const uint64_t *src, size_t n)
     for (; i < n; i++) dst[i] = src[i];
 }
 
+/*
+ * Gather out[j] = a[idx[j]], 8 outputs at a time. When the 8 indices lie in
+ * one aligned group of 8 words (always for the NTT-domain automorphisms:
+ * output group k reads one input group, permuted), one load and one
+ * vpermq; otherwise a hardware gather.
+ */
+TGT static void permute_avx512(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
+    const __m512i hi = _mm512_set1_epi64(~(int64_t)7);
+    const int stream = ((uintptr_t)out & 63) == 0;
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m512i iv = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(idx + j)));
+        const uint64_t g = idx[j] & ~(uint32_t)7;
+        __m512i v;
+        if (_mm512_cmpeq_epi64_mask(_mm512_and_si512(iv, hi), _mm512_set1_epi64((int64_t)g)) ==
+            0xFF)
+            v = _mm512_permutexvar_epi64(iv, LOADU(a + g));
+        else
+            v = _mm512_i64gather_epi64(iv, (const void *)a, 8);
+        if (stream)
+            _mm512_stream_si512((void *)(out + j), v);
+        else
+            STOREU(out + j, v);
+    }
+    for (; j < n; j++) out[j] = a[idx[j]];
+    if (stream) _mm_sfence();
+}
+
 const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .family = TSR_SIMD_AVX512,
     .ntt_fwd = ntt_fwd_avx512,
@@ -593,5 +621,6 @@ const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .mul_shoup = mul_shoup_avx512,
     .conv_row = conv_row_avx512,
     .copy_stream = copy_stream_avx512,
+    .permute = permute_avx512,
 };
 #endif

@@ -239,6 +239,10 @@ static void copy_stream_portable(uint64_t *dst, const uint64_t *src, size_t n) {
     memcpy(dst, src, n * sizeof *dst);
 }
 
+static void permute_portable(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
+    for (size_t j = 0; j < n; j++) out[j] = a[idx[j]];
+}
+
 const tsr_ring_kernels tsr_ring_kernels_portable = {
     .family = TSR_SIMD_PORTABLE,
     .ntt_fwd = ntt_fwd_portable,
@@ -259,4 +263,5 @@ const tsr_ring_kernels tsr_ring_kernels_portable = {
     .conv_row = conv_row_portable,
     .dot2 = dot2_portable,
     .copy_stream = copy_stream_portable,
+    .permute = permute_portable,
 };

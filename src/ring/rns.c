@@ -510,12 +510,13 @@ void tsr_rns_automorphism_ntt_index(size_t n, uint64_t g, uint32_t *idx) {
 void tsr_rns_automorphism_ntt(const tsr_rns_basis *b, uint64_t *out, const uint64_t *a,
                               const uint32_t *idx) {
     TSR_REQUIRE(out != a, "tsr_rns_automorphism_ntt: out must not alias the input");
+    const tsr_ring_kernels *k = tsr_ring_kernels_active();
     const size_t n = b->n;
     PAR_LIMBS(b)
     for (size_t i = 0; i < b->count; i++) {
         const uint64_t *ai = a + i * n;
         uint64_t *oi = out + i * n;
-        for (size_t j = 0; j < n; j++) oi[j] = ai[idx[j]];
+        k->permute(oi, ai, idx, n);
     }
 }
 
