@@ -323,6 +323,25 @@ static void test_elementwise_families(void **state) {
                 ref->mul_shoup(&m, o1, a, wv, wpv, n);
                 k->mul_shoup(&m, o2, a, wv, wpv, n);
                 CMP("mul_shoup");
+                /* fused ModDown tail = sub, mul_scalar, add (with and without
+                 * the addend, streaming or not, and in place) */
+                for (int v = 0; v < 6; v++) {
+                    const uint64_t *c = v & 1 ? wv : NULL;
+                    ref->sub(&m, o1, a, b, n);
+                    ref->mul_scalar(&m, o1, o1, w, wp, n);
+                    if (c) ref->add(&m, o1, o1, c, n);
+                    const uint64_t *src = a;
+                    if (v >= 4) { /* out = a */
+                        memcpy(o2, a, n * 8);
+                        src = o2;
+                    }
+                    k->sub_mul_scalar_add(&m, o2, src, b, w, wp, c, v >> 1 & 1, n);
+                    tsr_ring_stream_fence();
+                    CMP("sub_mul_scalar_add");
+                    if (v >= 4) memcpy(o2, a, n * 8);
+                    ref->sub_mul_scalar_add(&m, o2, src, b, w, wp, c, 0, n);
+                    CMP("portable sub_mul_scalar_add");
+                }
                 /* in place */
                 memcpy(o1, a, n * 8);
                 memcpy(o2, a, n * 8);

@@ -503,16 +503,6 @@ void tsr_moddown_block(const tsr_moddown *md, size_t j, size_t b, unsigned r, ui
     const tsr_modulus *m = &qb->mod[j];
     const size_t B = qb->n >> r;
     k->ntt_fwd_inner(qb->ntt[j], tmp, conv, b, r, pf);
-    if (add || stream) { /* out may alias add: finish in tmp first */
-        k->sub(m, tmp, in, tmp, B);
-        k->mul_scalar(m, tmp, tmp, md->p_inv[j], md->p_inv_sh[j], B);
-        if (add) k->add(m, tmp, tmp, add, B);
-        if (stream)
-            k->copy_stream(out, tmp, B);
-        else
-            memcpy(out, tmp, B * sizeof *out);
-    } else {
-        k->sub(m, out, in, tmp, B);
-        k->mul_scalar(m, out, out, md->p_inv[j], md->p_inv_sh[j], B);
-    }
+    /* one pass: (in - tmp) P^-1 (+ add), element by element (out may alias in or add) */
+    k->sub_mul_scalar_add(m, out, in, tmp, md->p_inv[j], md->p_inv_sh[j], add, stream, B);
 }

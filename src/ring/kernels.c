@@ -42,10 +42,11 @@ static void overlay(tsr_ring_kernels *dst, const tsr_ring_kernels *src) {
     OV(dot2);
     OV(copy_stream);
     OV(permute);
+    OV(sub_mul_scalar_add);
 #undef OV
 }
-/* 19 kernels after the family tag: extend overlay() when adding one. */
-_Static_assert(sizeof(tsr_ring_kernels) == 20 * sizeof(void (*)(void)), "update overlay()");
+/* 20 kernels after the family tag: extend overlay() when adding one. */
+_Static_assert(sizeof(tsr_ring_kernels) == 21 * sizeof(void (*)(void)), "update overlay()");
 
 static void build_tables(void) {
     merged[TSR_SIMD_PORTABLE] = tsr_ring_kernels_portable;

@@ -97,6 +97,15 @@ typedef struct tsr_ring_kernels {
      * later) and fence them before returning.
      */
     void (*permute)(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n);
+    /*
+     * The tail of a ModDown row in one pass: out = (a - b) * w (+ c[i] when c
+     * is not NULL) mod q, w < q with Shoup constant wp. out may equal a, b or
+     * c. stream: write with streaming stores where the CPU has them (out
+     * 64-byte aligned; call tsr_ring_stream_fence before others read it).
+     */
+    void (*sub_mul_scalar_add)(const tsr_modulus *m, uint64_t *out, const uint64_t *a,
+                               const uint64_t *b, uint64_t w, uint64_t wp, const uint64_t *c,
+                               int stream, size_t n);
 } tsr_ring_kernels;
 
 /** Kernels of one family (the portable table for families this build lacks). */

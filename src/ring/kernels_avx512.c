@@ -602,6 +602,26 @@ TGT static void permute_avx512(uint64_t *out, const uint64_t *a, const uint32_t 
     if (stream) _mm_sfence();
 }
 
+TGT static void sub_mul_scalar_add_avx512(const tsr_modulus *m, uint64_t *out, const uint64_t *a,
+                                          const uint64_t *b, uint64_t w, uint64_t wp,
+                                          const uint64_t *c, int stream, size_t n) {
+    const __m512i q = bc(m->q), wv = bc(w), wpv = bc(wp), wph = bc(wp >> 32);
+    const int nt = stream && ((uintptr_t)out & 63) == 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512i d = _mm512_sub_epi64(LOADU(a + i), LOADU(b + i));
+        d = _mm512_min_epu64(d, _mm512_add_epi64(d, q));
+        __m512i r = csub(shoup_lazy(d, wv, wpv, wph, q), q);
+        if (c) r = csub(_mm512_add_epi64(r, LOADU(c + i)), q);
+        if (nt)
+            _mm512_stream_si512((void *)(out + i), r);
+        else
+            STOREU(out + i, r);
+    }
+    tsr_ring_kernels_portable.sub_mul_scalar_add(m, out + i, a + i, b + i, w, wp, c ? c + i : NULL,
+                                                 0, n - i);
+}
+
 const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .family = TSR_SIMD_AVX512,
     .ntt_fwd = ntt_fwd_avx512,
@@ -622,5 +642,6 @@ const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .conv_row = conv_row_avx512,
     .copy_stream = copy_stream_avx512,
     .permute = permute_avx512,
+    .sub_mul_scalar_add = sub_mul_scalar_add_avx512,
 };
 #endif

@@ -740,6 +740,28 @@ TGT static void mul_scalar_add_ifma(const tsr_modulus *m, uint64_t *out, const u
     for (; i < n; i++) out[i] = tsr_modq_add(out[i], tsr_modq_mul_shoup(a[i], w, wp, m->q), m->q);
 }
 
+TGT static void sub_mul_scalar_add_ifma(const tsr_modulus *m, uint64_t *out, const uint64_t *a,
+                                        const uint64_t *b, uint64_t w, uint64_t wp,
+                                        const uint64_t *c, int stream, size_t n) {
+    FALLBACK(sub_mul_scalar_add, out, a, b, w, wp, c, stream, n);
+    const bar52 k = bar52_make(m);
+    const __m512i wv = bcast(w), wpv = bcast(wp >> 12);
+    const int nt = stream && ((uintptr_t)out & 63) == 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m512i d = _mm512_sub_epi64(LOADU(a + i), LOADU(b + i));
+        d = _mm512_min_epu64(d, _mm512_add_epi64(d, k.q));
+        __m512i r = shoup52(d, wv, wpv, &k);
+        if (c) r = csub(_mm512_add_epi64(r, LOADU(c + i)), k.q);
+        if (nt)
+            _mm512_stream_si512((void *)(out + i), r);
+        else
+            STOREU(out + i, r);
+    }
+    tsr_ring_kernels_portable.sub_mul_scalar_add(m, out + i, a + i, b + i, w, wp, c ? c + i : NULL,
+                                                 0, n - i);
+}
+
 TGT static void mul_shoup_ifma(const tsr_modulus *m, uint64_t *out, const uint64_t *a,
                                const uint64_t *w, const uint64_t *wp, size_t n) {
     FALLBACK(mul_shoup, out, a, w, wp, n);
@@ -959,6 +981,7 @@ const tsr_ring_kernels tsr_ring_kernels_ifma = {
     .mul_shoup = mul_shoup_ifma,
     .conv_row = conv_row_ifma,
     .dot2 = dot2_ifma,
+    .sub_mul_scalar_add = sub_mul_scalar_add_ifma,
 };
 
 #endif

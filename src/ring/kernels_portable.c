@@ -239,6 +239,17 @@ static void copy_stream_portable(uint64_t *dst, const uint64_t *src, size_t n) {
     memcpy(dst, src, n * sizeof *dst);
 }
 
+static void sub_mul_scalar_add_portable(const tsr_modulus *m, uint64_t *out, const uint64_t *a,
+                                        const uint64_t *b, uint64_t w, uint64_t wp,
+                                        const uint64_t *c, int stream, size_t n) {
+    (void)stream;
+    const uint64_t q = m->q;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t r = tsr_modq_mul_shoup(tsr_modq_sub(a[i], b[i], q), w, wp, q);
+        out[i] = c ? tsr_modq_add(r, c[i], q) : r;
+    }
+}
+
 static void permute_portable(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
     for (size_t j = 0; j < n; j++) out[j] = a[idx[j]];
 }
@@ -264,4 +275,5 @@ const tsr_ring_kernels tsr_ring_kernels_portable = {
     .dot2 = dot2_portable,
     .copy_stream = copy_stream_portable,
     .permute = permute_portable,
+    .sub_mul_scalar_add = sub_mul_scalar_add_portable,
 };
