@@ -25,7 +25,8 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: tessera bench model M.onnx [--batch B[,B2,...]] [--samples N] [--runs K]\n"
-            "                                [--threads T] [--data DIR]\n"
+            "                                [--threads T] [--log-n N] [--scale-bits S]\n"
+            "                                [--data DIR]\n"
             "\n"
             "Encrypted inference on CKKS (128-bit security) for each batch size (default\n"
             "1,4096,8192): compile (the optimizer picks packing and parameters), keys, encrypt\n"
@@ -36,6 +37,8 @@ static void usage(FILE *out) {
             "\n"
             "  --runs K      timed runs per batch size beyond the samples (default 3)\n"
             "  --threads T   OpenMP threads (default: all)\n"
+            "  --log-n N     force the ring degree 2^N (default: the optimizer's choice)\n"
+            "  --scale-bits S  force the CKKS scale 2^S (default: the optimizer's choice)\n"
             "  --data DIR    Fashion-MNIST directory (/usr/share/datasets/fashion-mnist)\n");
 }
 
@@ -58,14 +61,16 @@ typedef struct result {
     int samples;
 } result;
 
-static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int runs, const double *x,
-                     const int32_t *y, int nx, result *res) {
+static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int runs, int log_n,
+                     int scale_bits, const double *x, const int32_t *y, int nx, result *res) {
     memset(res, 0, sizeof *res);
     res->batch = batch;
     tsr_nn_compile_opts co;
     tsr_nn_compile_opts_default(&co);
     co.batch = batch;
     co.max_log_n = 15;
+    co.log_n = log_n;
+    co.scale_bits = scale_bits;
     tsr_nn_plan *p = NULL;
     printf("\n-- batch %d: compiling\n", batch);
     co.log = stdout;
@@ -155,8 +160,9 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
         res->acc = y && seen ? (double)correct / seen : -1;
         res->max_err = max_err;
         res->enc = enc / total;
-        snprintf(res->plan, sizeof res->plan, "N=2^%u %s", p->spec.log_n,
-                 p->prog->cfg.packing == TSR_NN_PACK_BATCH ? "batch" : "tiled");
+        snprintf(res->plan, sizeof res->plan, "N=2^%u %s, scale 2^%u, dnum %u", p->spec.log_n,
+                 p->prog->cfg.packing == TSR_NN_PACK_BATCH ? "batch" : "tiled", p->spec.scale_bits,
+                 p->spec.dnum);
         printf("batch %d: median %.4f s over %d runs (CPU %.3f s), %.1f images/s, predicted "
                "%.4f s; agreement %.2f%% over %d samples, largest logit error %.3g\n",
                batch, res->median, total, res->cpu, per_batch / res->median, res->predicted,
@@ -184,7 +190,7 @@ int bench_model_main(int argc, char **argv) {
         return 0;
     }
     const char *model = NULL, *batches = "1,4096,8192", *dir = NULL;
-    long samples = 100, runs = 3, threads = 0;
+    long samples = 100, runs = 3, threads = 0, log_n = 0, scale_bits = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--batch") == 0 && v) {
@@ -201,6 +207,14 @@ int bench_model_main(int argc, char **argv) {
         } else if (strcmp(a, "--threads") == 0) {
             if (!v || cli_parse_long(v, 1, 256, &threads) != 0)
                 return cli_usage_error(VERB, "--threads needs an integer in [1, 256]");
+            i++;
+        } else if (strcmp(a, "--log-n") == 0) {
+            if (!v || cli_parse_long(v, 13, 17, &log_n) != 0)
+                return cli_usage_error(VERB, "--log-n needs an integer in [13, 17]");
+            i++;
+        } else if (strcmp(a, "--scale-bits") == 0) {
+            if (!v || cli_parse_long(v, 20, 40, &scale_bits) != 0)
+                return cli_usage_error(VERB, "--scale-bits needs an integer in [20, 40]");
             i++;
         } else if (strcmp(a, "--data") == 0 && v) {
             dir = v;
@@ -245,7 +259,8 @@ int bench_model_main(int argc, char **argv) {
             rc = cli_usage_error(VERB, "--batch takes sizes in [1, %d] separated by commas", nx);
             break;
         }
-        rc = bench_one(m, (int)b, (int)samples, (int)runs, x, y, nx, &res[nr]);
+        rc = bench_one(m, (int)b, (int)samples, (int)runs, (int)log_n, (int)scale_bits, x, y, nx,
+                       &res[nr]);
         if (rc == 0) nr++;
         s = *end == ',' ? end + 1 : end;
     }

@@ -12,6 +12,7 @@
 #include "core/progress.h"
 #include "tile/tile_internal.h"
 
+#include <limits.h>
 #include <malloc.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -27,11 +28,13 @@
  * hundred KiB to a few MiB. glibc serves such blocks with mmap and unmaps
  * them on free, so every new ciphertext page-faults and the kernel zeroes
  * it again (a third of the run time, measured). Keep them in the heap and
- * reuse them instead. Process-wide, done once.
+ * reuse them instead, and never give the heap back (a server runs batch
+ * after batch of the same size: trimming after one batch made the next
+ * fault its pages in again). Process-wide, done once.
  */
 static void tune_malloc(void) {
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
     mallopt(M_TOP_PAD, 16 << 20);
 }
 
