@@ -3,7 +3,8 @@
  * ciphertexts with real constants): decrypted results against the plaintext
  * linear combination (precision in bits), bit-exact agreement between SIMD
  * kernel families, rows longer than a kernel group (64 terms), empty rows,
- * and refusals (mixed levels, unrelinearized inputs, oversized constants).
+ * refusals (mixed levels, mixed sizes, oversized constants), and sums of
+ * unrelinearized products (size 3) relinearized once per output.
  */
 #include "testutil.h"
 
@@ -147,7 +148,104 @@ static void test_lincomb(void **state) {
     }
 }
 
+/* Sums of squares before relinearization: relinearize + rescale each output once. */
+static void test_lincomb_size3(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 72);
+    tsr_ckks_param_spec spec = { .log_n = 10,
+                                 .first_prime_bits = 40,
+                                 .scale_bits = 30,
+                                 .levels = 3,
+                                 .special_primes = 1,
+                                 .special_prime_bits = 50,
+                                 .dnum = 0,
+                                 .secret = TSR_CKKS_SECRET_TERNARY,
+                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    tsr_ckks_params *p;
+    tt_ok(tsr_ckks_params_create(&p, &spec));
+    tsr_ckks_secret_key *sk;
+    tt_ok(tsr_ckks_secret_key_create(&sk, p));
+    tsr_ckks_relin_key *rk;
+    tt_ok(tsr_ckks_relin_key_create(&rk, sk));
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, p, rk, NULL));
+    tsr_ckks_encoder *enc;
+    tt_ok(tsr_ckks_encoder_create(&enc, p));
+    tsr_ckks_plaintext *pt;
+    tt_ok(tsr_ckks_plaintext_create(&pt, p));
+    size_t slots = tsr_ckks_params_slots(p);
+    int L = tsr_ckks_params_max_level(p), n_in = 12, n_out = 3;
+    double *x = malloc((size_t)n_in * slots * sizeof *x);
+    tsr_ckks_ciphertext *in[12], *sq[12], *out[3];
+    for (int i = 0; i < n_in; i++) {
+        for (size_t k = 0; k < slots; k++) x[(size_t)i * slots + k] = 2 * tsr_prng_double(&g) - 1;
+        tt_ok(tsr_ckks_encode_real(enc, pt, x + (size_t)i * slots, slots, L, 0));
+        tt_ok(tsr_ckks_ciphertext_create(&in[i], p));
+        tt_ok(tsr_ckks_encrypt_symmetric(sk, in[i], pt));
+        tt_ok(tsr_ckks_ciphertext_create(&sq[i], p));
+        tt_ok(tsr_ckks_mul(ev, sq[i], in[i], in[i]));
+        assert_int_equal(tsr_ckks_ciphertext_size(sq[i]), 3);
+    }
+    int64_t rp[4] = { 0, 12, 16, 16 }, cols[16];
+    double vals[16];
+    for (int k = 0; k < 16; k++) {
+        cols[k] = k < 12 ? k : 2 * (k - 12);
+        vals[k] = 0.3 * (2 * tsr_prng_double(&g) - 1);
+    }
+    double s2 = tsr_ckks_ciphertext_scale(sq[0]);
+    double cscale = tsr_ckks_params_scale(p, L - 2) * (double)tsr_ckks_params_prime(p, L - 1) *
+                    (double)tsr_ckks_params_prime(p, L) / s2;
+    for (int j = 0; j < n_out; j++) tt_ok(tsr_ckks_ciphertext_create(&out[j], p));
+    /* a size-2 input among size-3 ones is refused */
+    tsr_ckks_ciphertext *keep = sq[1];
+    sq[1] = in[1];
+    tt_fails(tsr_ckks_lincomb(out, 3, (const tsr_ckks_ciphertext *const *)sq, 12, rp, cols, vals,
+                              cscale),
+             TSR_ERR_INVALID_ARG);
+    sq[1] = keep;
+    tt_ok(tsr_ckks_lincomb(out, 3, (const tsr_ckks_ciphertext *const *)sq, 12, rp, cols, vals,
+                           cscale));
+    double *got = malloc(slots * sizeof *got), *want = malloc(slots * sizeof *want);
+    for (int j = 0; j < n_out; j++) {
+        assert_int_equal(tsr_ckks_ciphertext_size(out[j]), 3);
+        tt_ok(tsr_ckks_relinearize(ev, out[j], out[j]));
+        tt_ok(tsr_ckks_rescale(ev, out[j], out[j]));
+        tt_ok(tsr_ckks_rescale(ev, out[j], out[j]));
+        assert_int_equal(tsr_ckks_ciphertext_level(out[j]), L - 2);
+        assert_true(fabs(tsr_ckks_ciphertext_scale(out[j]) / tsr_ckks_params_scale(p, L - 2) - 1) <
+                    1e-9);
+        tt_ok(tsr_ckks_decrypt(sk, pt, out[j]));
+        tt_ok(tsr_ckks_decode_real(enc, pt, got, slots, NULL));
+        for (size_t k = 0; k < slots; k++) {
+            double s = 0;
+            for (int64_t t = rp[j]; t < rp[j + 1]; t++) {
+                double v = x[(size_t)cols[t] * slots + k];
+                s += vals[t] * v * v;
+            }
+            want[k] = s;
+        }
+        double bits = tt_precision_bits(got, want, slots);
+        if (bits < 16) fail_msg("sum of squares, row %d: %.1f bits", j, bits);
+    }
+    for (int i = 0; i < n_in; i++) {
+        tsr_ckks_ciphertext_free(in[i]);
+        tsr_ckks_ciphertext_free(sq[i]);
+    }
+    for (int j = 0; j < n_out; j++) tsr_ckks_ciphertext_free(out[j]);
+    free(x);
+    free(got);
+    free(want);
+    tsr_ckks_plaintext_free(pt);
+    tsr_ckks_encoder_free(enc);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_params_free(p);
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = { cmocka_unit_test(test_lincomb) };
+    const struct CMUnitTest tests[] = { cmocka_unit_test(test_lincomb),
+                                        cmocka_unit_test(test_lincomb_size3) };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -289,6 +289,39 @@ static void test_end_to_end(void **state) {
         tt_ok(tsr_nn_compile(m, &o, &p));
         double bits = run_ckks(p, x, n, out, ref);
         if (bits < 14) fail_msg("small CNN (packing %d): %.1f bits", pk, bits);
+        if (pk == TSR_NN_PACK_BATCH) {
+            /* both squares are done by the dense layers reading them: one relinearization
+             * per output (12 + 4), not per input (64 + 12) */
+            int fused = 0;
+            uint64_t relin = 0;
+            for (int i = 0; i < p->prog->n_steps; i++) {
+                fused += p->prog->steps[i].op == NN_OP_SQ_LINEAR;
+                relin += p->prog->steps[i].counts.mul_ct;
+            }
+            assert_int_equal(fused, 2);
+            assert_int_equal(relin, 16);
+            /* the generic path (square, rescale, combine) on a noisy mockup agrees */
+            tsr_ckks_params *params;
+            tt_ok(tsr_nn_plan_params(p, &params));
+            tsr_mockup_params mp;
+            tsr_mockup_params_default(&mp, 2, 1);
+            mp.noise = 1;
+            tsr_backend *mock;
+            tt_ok(tsr_backend_mockup_create_for(params, &mp, &mock));
+            tsr_nn_runner *r;
+            tt_ok(tsr_nn_runner_create(p, mock, &r));
+            tsr_tile *t, *y;
+            tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &t));
+            tt_ok(tsr_nn_run(r, t, &y, NULL));
+            tt_ok(tsr_nn_decrypt(p, y, n, out));
+            bits = tt_precision_bits(out, ref, (size_t)(n * 4));
+            if (bits < 14) fail_msg("small CNN on the mockup (batch packing): %.1f bits", bits);
+            tsr_tile_free(t);
+            tsr_tile_free(y);
+            tsr_nn_runner_free(r);
+            tsr_backend_free(mock);
+            tsr_ckks_params_free(params);
+        }
         for (int i = 0; i < n; i++) {
             int a = 0, c = 0;
             for (int k = 1; k < 4; k++) {

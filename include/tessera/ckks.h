@@ -530,8 +530,9 @@ TSR_API tsr_status tsr_ckks_mod_raise(tsr_ckks_evaluator *ev, tsr_ckks_ciphertex
  * outs[j] = sum over k in [row_ptr[j], row_ptr[j+1]) of round(vals[k] *
  * cscale) * ins[cols[k]] (a compressed-sparse-row matrix). The constants
  * are exact integers, so every output has scale (input scale * cscale) and
- * the inputs' level; rescale afterwards. Inputs must share level and scale
- * and be relinearized; |vals[k] * cscale| < 2^62. The work is split into
+ * the inputs' level; rescale afterwards. Inputs must share level, scale and
+ * size (2, or 3 before relinearization: the outputs then have size 3 and one
+ * relinearization each replaces one per input); |vals[k] * cscale| < 2^62. The work is split into
  * chunks of coefficients (so each input chunk is read from cache by every
  * output) run by OpenMP threads; each output limb is one pass of the ring's
  * multiply-accumulate kernel. outs[j] are existing ciphertexts (resized).

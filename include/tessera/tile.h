@@ -533,6 +533,18 @@ TSR_API tsr_status tsr_tile_lincomb(const tsr_tile *a, const tsr_tile_shape *out
                                     const int64_t *row_ptr, const int64_t *cols, const double *vals,
                                     const double *bias, tsr_tile **out);
 
+/**
+ * tsr_tile_lincomb of the squares of a's tiles (a square activation and the
+ * layer after it): two levels. Equal up to CKKS rounding to squaring a and
+ * then tsr_tile_lincomb, but on CKKS every square stays unrelinearized until
+ * the sums are formed, so one relinearization per output tile replaces one
+ * per input tile (lazy relinearization; the sums of 3-polynomial ciphertexts
+ * cost about twice the usual constant terms).
+ */
+TSR_API tsr_status tsr_tile_sq_lincomb(const tsr_tile *a, const tsr_tile_shape *out_shape,
+                                       const int64_t *row_ptr, const int64_t *cols,
+                                       const double *vals, const double *bias, tsr_tile **out);
+
 /* ---- 2D convolution ---------------------------------------------------- */
 
 /**

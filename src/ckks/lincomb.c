@@ -24,17 +24,19 @@ tsr_status tsr_ckks_lincomb(tsr_ckks_ciphertext *const *outs, size_t n_out,
                             double cscale) {
     TSR_REQUIRE(outs && ins && row_ptr && n_in > 0, "tsr_ckks_lincomb: NULL argument");
     const tsr_ckks_params *p = ins[0]->params;
-    int level = ins[0]->level;
+    int level = ins[0]->level, size = ins[0]->size;
     double scale = ins[0]->scale, err2 = 0, mag = 0;
+    if (size != 2 && size != 3)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "lincomb: input 0 has size %d (2 or 3 needed)", size);
     for (size_t i = 0; i < n_in; i++) {
         const tsr_ckks_ciphertext *c = ins[i];
         if (c->params != p && ckks_params_check(c->params, p, "lincomb") != TSR_OK)
             return tsr_fail(TSR_ERR_MISMATCH, "lincomb: input %zu has other parameters", i);
-        if (c->level != level || c->size != 2 || fabs(c->scale / scale - 1) > CKKS_SCALE_TOL)
+        if (c->level != level || c->size != size || fabs(c->scale / scale - 1) > CKKS_SCALE_TOL)
             return tsr_fail(TSR_ERR_INVALID_ARG,
                             "lincomb: input %zu is at level %d, size %d, scale 2^%.3f; all must "
-                            "be relinearized, at level %d and scale 2^%.3f",
-                            i, c->level, c->size, log2(c->scale), level, log2(scale));
+                            "have size %d, level %d and scale 2^%.3f",
+                            i, c->level, c->size, log2(c->scale), size, level, log2(scale));
         if (c->err * c->err > err2) err2 = c->err * c->err;
         if (c->mag > mag) mag = c->mag;
     }
@@ -94,13 +96,13 @@ tsr_status tsr_ckks_lincomb(tsr_ckks_ciphertext *const *outs, size_t n_out,
     }
     for (size_t j = 0; j < n_out && st == TSR_OK; j++) {
         outs[j]->level = -1;
-        st = ckks_ct_reserve(outs[j], level, 2);
+        st = ckks_ct_reserve(outs[j], level, size);
     }
     if (st != TSR_OK) {
         tsr_free(cf);
         return st;
     }
-    size_t chunks = (n + CHUNK - 1) / CHUNK, tasks = 2 * (size_t)L1 * chunks;
+    size_t chunks = (n + CHUNK - 1) / CHUNK, tasks = (size_t)size * (size_t)L1 * chunks;
     int failed = 0;
 #ifdef _OPENMP
 #pragma omp parallel
@@ -135,7 +137,7 @@ tsr_status tsr_ckks_lincomb(tsr_ckks_ciphertext *const *outs, size_t n_out,
     if (failed) return tsr_fail(TSR_ERR_NOMEM, "lincomb: out of memory");
     for (size_t j = 0; j < n_out; j++) {
         outs[j]->level = level;
-        outs[j]->size = 2;
+        outs[j]->size = size;
         outs[j]->scale = out_scale;
         outs[j]->err = sqrt(err2 * row_err) + mag * row_mag * 0.5 / cscale;
         outs[j]->mag = mag * row_mag;

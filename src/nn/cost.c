@@ -378,6 +378,9 @@ double nn_step_seconds(const nn_costs *c, const nn_step *s, int threads) {
     t += (double)k->mul_plain * c->mul_plain;
     if (s->op == NN_OP_LINEAR) {
         t += (double)k->mul_const * c->lincomb_term;
+    } else if (s->op == NN_OP_SQ_LINEAR) {
+        /* Terms over 3-polynomial squares one level up: about twice the usual cost. */
+        t += (double)k->mul_const * c->lincomb_term * 2.0;
     } else {
         t += (double)k->mul_const * c->mul_const;
         t += (double)k->add * c->add;

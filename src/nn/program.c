@@ -28,10 +28,17 @@
 #include <string.h>
 
 static const char *const op_names[NN_OP_COUNT_] = {
-    [NN_OP_CONV] = "conv",         [NN_OP_POOL] = "avgpool",        [NN_OP_DENSE] = "dense",
-    [NN_OP_LINEAR] = "linear",     [NN_OP_SQUARE] = "square",       [NN_OP_POLY] = "poly",
-    [NN_OP_ADD] = "add",           [NN_OP_CLEAR_DUP] = "clear+dup", [NN_OP_RESHAPE] = "reshape",
+    [NN_OP_CONV] = "conv",
+    [NN_OP_POOL] = "avgpool",
+    [NN_OP_DENSE] = "dense",
+    [NN_OP_LINEAR] = "linear",
+    [NN_OP_SQUARE] = "square",
+    [NN_OP_POLY] = "poly",
+    [NN_OP_ADD] = "add",
+    [NN_OP_CLEAR_DUP] = "clear+dup",
+    [NN_OP_RESHAPE] = "reshape",
     [NN_OP_REORIENT] = "reorient",
+    [NN_OP_SQ_LINEAR] = "square+linear",
 };
 
 const char *nn_op_name(nn_op op) {
@@ -359,6 +366,7 @@ tsr_status nn_prepare_step(const tsr_nn_model *m, const nn_program *p, const nn_
         break;
     }
     case NN_OP_LINEAR:
+    case NN_OP_SQ_LINEAR:
         st = linear_matrix(m, L, pp);
         break;
     case NN_OP_REORIENT: {
@@ -531,6 +539,9 @@ tsr_status nn_apply_step(const tsr_nn_model *m, const nn_program *p, const nn_st
     case NN_OP_LINEAR:
         st = tsr_tile_lincomb(x, &s->out_shape, pp->row_ptr, pp->cols, pp->vals, pp->lbias, &r);
         break;
+    case NN_OP_SQ_LINEAR:
+        st = tsr_tile_sq_lincomb(x, &s->out_shape, pp->row_ptr, pp->cols, pp->vals, pp->lbias, &r);
+        break;
     case NN_OP_SQUARE:
         st = par_square(x, &r);
         break;
@@ -574,6 +585,7 @@ typedef struct builder {
     tsr_tile **vals; /* live tile tensors per value (cap_values) */
     int *last_use;   /* per value: last step reading it (filled in a pre-pass on layers) */
     int *tval;       /* model tensor -> value id */
+    uint8_t *sq;     /* model tensor -> 1: the square of its value (fused into the reader) */
 } builder;
 
 static tsr_status new_value(builder *b, int *id) {
@@ -729,6 +741,24 @@ static nn_step layer_step(nn_op op, int layer, int in) {
     return s;
 }
 
+/*
+ * With one sample per slot, a square whose only reader is a convolution, pool
+ * or dense layer is done by that layer: the squares stay unrelinearized until
+ * the layer's sums are formed, one relinearization per output instead of one
+ * per input (845 -> 100 for the CryptoNets CNN's first dense layer).
+ */
+static int square_fuses(const tsr_nn_model *m, int li) {
+    int t = m->layers[li].out;
+    if (t == m->output || nn_consumers(m, t) != 1) return 0;
+    for (int j = li + 1; j < m->n_layers; j++) {
+        const nn_layer *R = &m->layers[j];
+        if (R->in[0] != t && R->in[1] != t) continue;
+        return R->in[0] == t && R->in[1] < 0 &&
+               (R->kind == NN_CONV || R->kind == NN_AVGPOOL || R->kind == NN_DENSE);
+    }
+    return 0;
+}
+
 static tsr_status lower_layer(builder *b, int li) {
     const tsr_nn_model *m = b->m;
     const nn_layer *L = &m->layers[li];
@@ -740,7 +770,7 @@ static tsr_status lower_layer(builder *b, int li) {
     case NN_CONV:
     case NN_AVGPOOL:
         if (batch) {
-            s = layer_step(NN_OP_LINEAR, li, v);
+            s = layer_step(b->sq[L->in[0]] ? NN_OP_SQ_LINEAR : NN_OP_LINEAR, li, v);
             nn_shape os = nn_out_shape(m, L);
             s.out_shape = p->values[v].shape;
             s.out_shape.dim[0] = mk_dim(os.c, 1, 0, 0);
@@ -772,7 +802,7 @@ static tsr_status lower_layer(builder *b, int li) {
         break;
     case NN_DENSE:
         if (batch) {
-            s = layer_step(NN_OP_LINEAR, li, v);
+            s = layer_step(b->sq[L->in[0]] ? NN_OP_SQ_LINEAR : NN_OP_LINEAR, li, v);
             s.out_shape = p->values[v].shape;
             s.out_shape.dim[0] = mk_dim(nn_out_shape(m, L).c, 1, 0, 0);
             s.out_shape.dim[1] = mk_dim(1, 1, 0, 0);
@@ -813,6 +843,12 @@ static tsr_status lower_layer(builder *b, int li) {
         }
         break;
     case NN_SQUARE:
+        if (batch && square_fuses(m, li)) {
+            /* The linear layer reading it squares its inputs (NN_OP_SQ_LINEAR). */
+            b->sq[L->out] = 1;
+            id = v;
+            break;
+        }
         TSR_TRY(emit(b, layer_step(NN_OP_SQUARE, li, v), &id));
         break;
     case NN_POLY:
@@ -887,9 +923,11 @@ tsr_status nn_program_build(const tsr_nn_model *m, const nn_config *c, tsr_backe
     b.be = be;
     nn_program *p = tsr_calloc(sizeof *p);
     b.tval = tsr_alloc((size_t)m->n_tensors * sizeof *b.tval);
-    if (!p || !b.tval) {
+    b.sq = tsr_calloc((size_t)m->n_tensors);
+    if (!p || !b.tval || !b.sq) {
         tsr_free(p);
         tsr_free(b.tval);
+        tsr_free(b.sq);
         return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     }
     b.p = p;
@@ -915,6 +953,7 @@ tsr_status nn_program_build(const tsr_nn_model *m, const nn_config *c, tsr_backe
     for (int v = 0; b.vals && v < p->n_values; v++) tsr_tile_free(b.vals[v]);
     tsr_free(b.vals);
     tsr_free(b.tval);
+    tsr_free(b.sq);
     if (st != TSR_OK) {
         nn_program_free(p);
         return st;

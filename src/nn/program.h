@@ -36,8 +36,9 @@ typedef enum nn_op {
     NN_OP_ADD,       /* residual addition */
     NN_OP_CLEAR_DUP, /* layout change: clear (one level) + duplicate a dimension */
     NN_OP_RESHAPE,   /* layout change without operations (size-1 dimension becomes `*`) */
-    NN_OP_REORIENT,  /* layout change: channels from D0 to D3 or back (identity 1x1 conv, one level)
-                      */
+    NN_OP_REORIENT,  /* layout change: channels D0 <-> D3 (identity 1x1 conv, one level) */
+    NN_OP_SQ_LINEAR, /* batch packing: square + the linear layer reading it, one relinearization
+                        per output (tsr_tile_sq_lincomb, two levels) */
     NN_OP_COUNT_
 } nn_op;
 

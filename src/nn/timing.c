@@ -102,6 +102,13 @@ static tsr_status w_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out
     TIMED(be, TSR_NN_OP_MUL_CONST,
           IN(be)->vt->lincomb(IN(be), outs, n_out, ins, n_in, row_ptr, cols, vals, cscale));
 }
+/* Squares, combination and relinearizations in one call: timed as ct x ct products. */
+static tsr_status w_sq_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
+                               const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
+                               const int64_t *cols, const double *vals, double cscale) {
+    TIMED(be, TSR_NN_OP_MUL_CT,
+          IN(be)->vt->sq_lincomb(IN(be), outs, n_out, ins, n_in, row_ptr, cols, vals, cscale));
+}
 static tsr_status w_rotate(tsr_backend *be, const tsr_bvec *src, const int64_t *steps, size_t n,
                            tsr_bvec **outs) {
     TIMED(be, TSR_NN_OP_ROTATE, IN(be)->vt->rotate(IN(be), src, steps, n, outs));
@@ -153,6 +160,7 @@ tsr_status nn_timing_backend_create(tsr_backend *inner, tsr_backend **out) {
         .mul_to = w_mul_to,
         .mul_const = w_mul_const,
         .lincomb = iv->lincomb ? w_lincomb : NULL,
+        .sq_lincomb = iv->sq_lincomb ? w_sq_lincomb : NULL,
         .rotate = w_rotate,
         .rescale = w_rescale,
         .drop_level = w_drop,

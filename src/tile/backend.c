@@ -566,6 +566,88 @@ tsr_status tsr_bvec_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
     return st;
 }
 
+tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
+                               const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
+                               const int64_t *cols, const double *vals, double cscale) {
+    for (size_t j = 0; j < n_out; j++) outs[j] = NULL;
+    if (n_in == 0) return tsr_fail(TSR_ERR_INVALID_ARG, "sq_lincomb: no inputs");
+    const tsr_bvec *a = ins[0];
+    for (size_t i = 0; i < n_in; i++) {
+        TSR_TRY(need_ct(ins[i], "sq_lincomb"));
+        TSR_TRY(same_level(a, ins[i], "sq_lincomb"));
+        if (fabs(ins[i]->scale / a->scale - 1.0) > be->scale_tol)
+            return tsr_fail(TSR_ERR_SCALE, "sq_lincomb: inputs at different scales");
+    }
+    if (a->level < 1)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "sq_lincomb at level 0: no multiplicative depth left (use parameters "
+                        "with more levels)");
+    TSR_TRY(check_product(be, a->level, a->scale, a->scale, "square"));
+    double q = be->primes[a->level], s2 = a->scale * a->scale / q;
+    if (s2 < 2.0)
+        return tsr_fail(TSR_ERR_SCALE, "sq_lincomb: the squares' scale 2^%.1f is too small",
+                        log2(s2));
+    if (!(cscale >= 1.0) || !isfinite(cscale))
+        return tsr_fail(TSR_ERR_SCALE, "sq_lincomb: constant scale %g must be >= 1", cscale);
+    /* The sum is formed before the rescale: it must fit the modulus at the inputs' level. */
+    TSR_TRY(check_product(be, a->level, a->scale * a->scale, cscale, "sq_lincomb"));
+    TSR_TRY(check_product(be, a->level - 1, s2, cscale, "sq_lincomb"));
+    uint64_t terms = 0, adds = 0;
+    for (size_t j = 0; j < n_out; j++) {
+        uint64_t nz = 0;
+        for (int64_t k = row_ptr[j]; k < row_ptr[j + 1]; k++) {
+            if (!isfinite(vals[k]) || fabs(vals[k]) * cscale >= 0x1p62)
+                return tsr_fail(TSR_ERR_SCALE,
+                                "sq_lincomb: constant %g at scale 2^%.1f does not fit 62 bits",
+                                vals[k], log2(cscale));
+            nz += vals[k] != 0.0;
+        }
+        terms += nz;
+        adds += nz > 1 ? nz - 1 : 0;
+    }
+    tsr_status st = TSR_OK;
+    if (be->vt->sq_lincomb) {
+        for (size_t j = 0; j < n_out && st == TSR_OK; j++) {
+            outs[j] = shell(be, a->level - 1, s2 * cscale, 0);
+            if (!outs[j]) st = tsr_fail(TSR_ERR_NOMEM, "out of memory in sq_lincomb");
+        }
+        if (st == TSR_OK)
+            st = be->vt->sq_lincomb(be, outs, n_out, ins, n_in, row_ptr, cols, vals, cscale);
+    } else {
+        /* Square and rescale every input, then combine; counted as the fused form below. */
+        tsr_backend_counts saved = be->counts;
+        tsr_bvec **sq = tsr_calloc_array(n_in, sizeof *sq);
+        if (!sq) return tsr_fail(TSR_ERR_NOMEM, "out of memory in sq_lincomb");
+        for (size_t i = 0; i < n_in && st == TSR_OK; i++) {
+            st = tsr_bvec_mul_new(be, ins[i], ins[i], &sq[i]);
+            if (st == TSR_OK) st = tsr_bvec_rescale(be, sq[i]);
+        }
+        if (st == TSR_OK)
+            st = tsr_bvec_lincomb(be, outs, n_out, (const tsr_bvec *const *)sq, n_in, row_ptr, cols,
+                                  vals, cscale);
+        for (size_t i = 0; i < n_in; i++) tsr_bvec_free(be, sq[i]);
+        tsr_free(sq);
+        uint64_t live = be->counts.live_vectors, peak = be->counts.peak_vectors;
+        be->counts = saved;
+        be->counts.live_vectors = live;
+        be->counts.peak_vectors = peak;
+    }
+    if (st != TSR_OK) {
+        for (size_t j = 0; j < n_out; j++) {
+            tsr_bvec_free(be, outs[j]);
+            outs[j] = NULL;
+        }
+        return st;
+    }
+    CNT(be, mul_ct, n_out);
+    CNT(be, key_switch, n_out);
+    CNT(be, mul_const, terms);
+    CNT(be, add, adds);
+    CNT(be, rescale, n_out);
+    note_level(be, a->level - 1);
+    return TSR_OK;
+}
+
 tsr_status tsr_bvec_rotate_many(tsr_backend *be, const tsr_bvec *src, const int64_t *steps,
                                 size_t n, tsr_bvec **outs) {
     for (size_t i = 0; i < n; i++) outs[i] = NULL;

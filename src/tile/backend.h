@@ -75,6 +75,17 @@ typedef struct tsr_backend_vtable {
     tsr_status (*lincomb)(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
                           const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
                           const int64_t *cols, const double *vals, double cscale);
+    /*
+     * Optional: outs[j] = sum_k c_k * ins[cols[k]]^2, the squares relinearized
+     * after the sum (one relinearization per output instead of one per input)
+     * and the result rescaled once: outs at level l-1 with scale
+     * (s^2 / q_l) * cscale, where l and s are the inputs' level and scale.
+     * outs[j] are shells. NULL: the generic layer squares, rescales and
+     * combines.
+     */
+    tsr_status (*sq_lincomb)(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
+                             const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
+                             const int64_t *cols, const double *vals, double cscale);
     /* Optional: make rotation keys for these steps (NULL: nothing to do). */
     tsr_status (*declare_rotations)(tsr_backend *be, const int64_t *steps, size_t n);
     /*
@@ -180,6 +191,19 @@ tsr_status tsr_bvec_rotate_many(tsr_backend *be, const tsr_bvec *src, const int6
 tsr_status tsr_bvec_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
                             const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
                             const int64_t *cols, const double *vals, double cscale);
+/**
+ * Linear combinations of squares: outs[j] = sum over k in [row_ptr[j],
+ * row_ptr[j+1]) of vals[k] * ins[cols[k]]^2, equal (up to CKKS rounding) to
+ * squaring and rescaling every input and then tsr_bvec_lincomb(cscale): the
+ * outputs are at level l-1 with scale (s^2 / q_l) * cscale, not rescaled
+ * further. A backend with a fused kernel (ckks) relinearizes once per
+ * output. Counted the fused way on every backend (so dry runs price what
+ * CKKS does): one ct x ct product and key switch per output, the constant
+ * terms and additions of the combination, one rescale per output.
+ */
+tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
+                               const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
+                               const int64_t *cols, const double *vals, double cscale);
 /** Rescale: divide the scale by q_level and drop one level. Level 0 -> TSR_ERR_LEVEL. */
 tsr_status tsr_bvec_rescale(tsr_backend *be, tsr_bvec *v);
 /** Drop to a lower level keeping the scale. */

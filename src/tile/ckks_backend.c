@@ -10,6 +10,12 @@
  *                    exactly a constant encoded at scale s, without an encode
  *   rotate           tsr_ckks_rotate, or tsr_ckks_rotate_hoisted for groups
  *   rescale, drop    tsr_ckks_rescale, tsr_ckks_drop_level
+ *   lincomb          tsr_ckks_lincomb (fused integer multiply-accumulate)
+ *   sq_lincomb       tsr_ckks_mul (no relinearization) per input, tsr_ckks_lincomb
+ *                    of the 3-polynomial squares, then one relinearization and
+ *                    rescale per output (lazy relinearization: a dense layer
+ *                    after a square activation relinearizes its outputs, not
+ *                    its inputs)
  * Plaintexts are immutable once encoded, so copies share them (reference
  * count) and dropping a plaintext's level is free (the evaluator accepts
  * plaintexts above the ciphertext's level). Evaluators and encoders own
@@ -27,7 +33,11 @@
 #include "tessera/ckks.h"
 
 #include <math.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct shared_pt {
@@ -306,6 +316,82 @@ static tsr_status c_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out
     return st;
 }
 
+/* Record the first failure of a parallel loop (its message is per thread). */
+static void par_fail(int *stop, tsr_status *first, char *msg, size_t cap, tsr_status st) {
+#ifdef _OPENMP
+#pragma omp critical(ckks_backend_par_fail)
+#endif
+    if (!*stop) {
+        *first = st;
+        snprintf(msg, cap, "%s", tsr_last_error());
+        __atomic_store_n(stop, 1, __ATOMIC_RELAXED);
+    }
+}
+
+static tsr_status c_sq_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
+                               const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
+                               const int64_t *cols, const double *vals, double cscale) {
+    tsr_ckks_params *params = K(be)->params;
+    tsr_ckks_ciphertext **o = tsr_calloc_array(n_out ? n_out : 1, sizeof *o);
+    tsr_ckks_ciphertext **sq = tsr_calloc_array(n_in, sizeof *sq);
+    tsr_status st = (o && sq) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n_in && st == TSR_OK; i++)
+        st = tsr_ckks_ciphertext_create(&sq[i], params);
+    for (size_t j = 0; j < n_out && st == TSR_OK; j++)
+        st = tsr_ckks_ciphertext_create(&o[j], params);
+    int stop = 0;
+    tsr_status first = TSR_OK;
+    char msg[512] = "";
+    /* The squares, 3 polynomials each: no key switch, no rescale yet. */
+    if (st == TSR_OK) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4)
+#endif
+        for (int64_t i = 0; i < (int64_t)n_in; i++) {
+            if (__atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
+            ctx *c;
+            tsr_status s = ctx_get(be, &c);
+            if (s == TSR_OK) {
+                s = tsr_ckks_mul(c->ev, sq[i], CT(ins[i]), CT(ins[i]));
+                ctx_put(be, c);
+            }
+            if (s != TSR_OK) par_fail(&stop, &first, msg, sizeof msg, s);
+        }
+        if (stop) st = tsr_fail(first, "%s", msg);
+    }
+    if (st == TSR_OK)
+        st = tsr_ckks_lincomb(o, n_out, (const tsr_ckks_ciphertext *const *)sq, n_in, row_ptr, cols,
+                              vals, cscale);
+    for (size_t i = 0; sq && i < n_in; i++) tsr_ckks_ciphertext_free(sq[i]);
+    tsr_free(sq);
+    /* One relinearization and rescale per output. */
+    if (st == TSR_OK) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1)
+#endif
+        for (int64_t j = 0; j < (int64_t)n_out; j++) {
+            if (__atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
+            ctx *c;
+            tsr_status s = ctx_get(be, &c);
+            if (s == TSR_OK) {
+                s = tsr_ckks_relinearize(c->ev, o[j], o[j]);
+                if (s == TSR_OK) s = tsr_ckks_rescale(c->ev, o[j], o[j]);
+                ctx_put(be, c);
+            }
+            if (s != TSR_OK) par_fail(&stop, &first, msg, sizeof msg, s);
+        }
+        if (stop) st = tsr_fail(first, "%s", msg);
+    }
+    for (size_t j = 0; j < n_out; j++) {
+        if (st == TSR_OK)
+            outs[j]->impl = o[j];
+        else if (o)
+            tsr_ckks_ciphertext_free(o[j]);
+    }
+    tsr_free(o);
+    return st;
+}
+
 static tsr_status c_rotate(tsr_backend *be, const tsr_bvec *src, const int64_t *steps, size_t n,
                            tsr_bvec **outs) {
     ckks_be *k = K(be);
@@ -468,6 +554,7 @@ static const tsr_backend_vtable ckks_vt = {
     .mul_to = c_mul_to,
     .mul_const = c_mul_const,
     .lincomb = c_lincomb,
+    .sq_lincomb = c_sq_lincomb,
     .rotate = c_rotate,
     .rescale = c_rescale,
     .drop_level = c_drop_level,

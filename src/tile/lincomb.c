@@ -41,9 +41,9 @@ static tsr_status check_shapes(const tsr_tile_shape *a, const tsr_tile_shape *o,
     return TSR_OK;
 }
 
-tsr_status tsr_tile_lincomb(const tsr_tile *a, const tsr_tile_shape *out_shape,
-                            const int64_t *row_ptr, const int64_t *cols, const double *vals,
-                            const double *bias, tsr_tile **out) {
+static tsr_status lincomb(const tsr_tile *a, int square, const tsr_tile_shape *out_shape,
+                          const int64_t *row_ptr, const int64_t *cols, const double *vals,
+                          const double *bias, tsr_tile **out) {
     *out = NULL;
     tsr_backend *be = a->be;
     if (!a->encrypted) return tsr_fail(TSR_ERR_INVALID_ARG, "lincomb: the input must be encrypted");
@@ -67,11 +67,21 @@ tsr_status tsr_tile_lincomb(const tsr_tile *a, const tsr_tile_shape *out_shape,
             return tsr_fail(TSR_ERR_INVALID_ARG, "lincomb: bias %lld is not finite", (long long)j);
     }
     int level = tsr_tile_level(a);
+    double sin = tsr_tile_scale(a);
+    if (square) {
+        /* The combination reads the squares, which sit one level lower. */
+        if (level < 2)
+            return tsr_fail(TSR_ERR_LEVEL,
+                            "square + lincomb at level %d: needs two levels (use parameters with "
+                            "more levels)",
+                            level);
+        sin = sin * sin / be->primes[level];
+        level--;
+    }
     if (level < 1)
         return tsr_fail(TSR_ERR_LEVEL,
                         "lincomb at level 0: no multiplicative depth left (use parameters with "
                         "more levels)");
-    double sin = tsr_tile_scale(a);
     double cscale = be->scales[level - 1] * be->primes[level] / sin;
     /* Result flags: a bias reaches the padding; unknown padding stays unknown. */
     tsr_tile_shape rs = *out_shape;
@@ -82,8 +92,11 @@ tsr_status tsr_tile_lincomb(const tsr_tile *a, const tsr_tile_shape *out_shape,
     tl_normalize(&rs);
     tsr_tile *r;
     TSR_TRY(tl_new(be, &rs, 1, &r));
-    tsr_status st = tsr_bvec_lincomb(be, r->v, (size_t)nout, (const tsr_bvec *const *)a->v,
-                                     (size_t)a->ntiles, row_ptr, cols, vals, cscale);
+    tsr_status st = square
+                        ? tsr_bvec_sq_lincomb(be, r->v, (size_t)nout, (const tsr_bvec *const *)a->v,
+                                              (size_t)a->ntiles, row_ptr, cols, vals, cscale)
+                        : tsr_bvec_lincomb(be, r->v, (size_t)nout, (const tsr_bvec *const *)a->v,
+                                           (size_t)a->ntiles, row_ptr, cols, vals, cscale);
     int stop = 0;
     char msg[512] = "";
 #ifdef _OPENMP
@@ -110,4 +123,16 @@ tsr_status tsr_tile_lincomb(const tsr_tile *a, const tsr_tile_shape *out_shape,
     }
     *out = r;
     return TSR_OK;
+}
+
+tsr_status tsr_tile_lincomb(const tsr_tile *a, const tsr_tile_shape *out_shape,
+                            const int64_t *row_ptr, const int64_t *cols, const double *vals,
+                            const double *bias, tsr_tile **out) {
+    return lincomb(a, 0, out_shape, row_ptr, cols, vals, bias, out);
+}
+
+tsr_status tsr_tile_sq_lincomb(const tsr_tile *a, const tsr_tile_shape *out_shape,
+                               const int64_t *row_ptr, const int64_t *cols, const double *vals,
+                               const double *bias, tsr_tile **out) {
+    return lincomb(a, 1, out_shape, row_ptr, cols, vals, bias, out);
 }
