@@ -105,8 +105,9 @@ static void help_sweep(void) {
         "  --attacks LIST      comma-separated (none,alie,signflip,gaussian,omniscient,backdoor)\n"
         "  --seeds K           seeds S, S+1, ..., S+K-1 per cell (1)\n"
         "  --resume            keep the runs DIR/results.csv and DIR/runs/ already hold for this\n"
-        "                      grid (same n, m, f, rounds and DIR/sweep.conf), run only the "
-        "rest\n%s",
+        "                      grid (same n, m, f, rounds and DIR/sweep.conf), run only the\n"
+        "                      rest; other runs in results.csv stay (the tables show this "
+        "grid)\n%s",
         common_help);
 }
 
@@ -376,6 +377,7 @@ static void sweep_conf(const fl_opts *o, const char *dataset, char *buf, size_t 
 typedef struct prior_run {
     char def[32], atk[32];
     long seed;
+    int other, used; /* other: of another n, m, f or rounds; used: part of this grid */
     double acc, bd, sel;
     char line[PRIOR_LINE];
 } prior_run;
@@ -456,7 +458,7 @@ static int load_prior(const char *verb, const char *dir, const char *dataset, co
         if (strcmp(fl[0], dataset) != 0 || num[4] != (double)o->workers ||
             num[5] != (double)o->corrupt || num[6] != (double)f || num[7] != (double)o->rounds) {
             other++;
-            continue;
+            r.other = 1;
         }
         snprintf(r.def, sizeof r.def, "%s", fl[1]);
         snprintf(r.atk, sizeof r.atk, "%s", fl[2]);
@@ -483,7 +485,9 @@ static int load_prior(const char *verb, const char *dir, const char *dataset, co
         return rc;
     }
     if (other)
-        fprintf(stderr, "tessera %s: --resume: dropping %ld runs of %s made with other settings\n",
+        fprintf(stderr,
+                "tessera %s: --resume: %ld runs of %s have another n, m, f or rounds: kept in "
+                "the file, left out of the tables\n",
                 verb, other, path);
     *out = v;
     *nout = n;
@@ -525,7 +529,9 @@ static long load_history(const char *path, tsr_fl_eval *e, long cap) {
 
 static long find_prior(const prior_run *p, long n, const char *def, const char *atk, long seed) {
     for (long k = 0; k < n; k++)
-        if (p[k].seed == seed && strcmp(p[k].def, def) == 0 && strcmp(p[k].atk, atk) == 0) return k;
+        if (!p[k].other && p[k].seed == seed && strcmp(p[k].def, def) == 0 &&
+            strcmp(p[k].atk, atk) == 0)
+            return k;
     return -1;
 }
 
@@ -664,6 +670,7 @@ static int cmd_sweep(int argc, char **argv) {
                                 verb, path, u.what);
                         tsr_fl_result_free(&res);
                         memset(&res, 0, sizeof res);
+                        prior[pk].used = 1; /* replaced by the new run */
                         pk = -1;
                     } else {
                         res.n_evals = (size_t)hn;
@@ -672,6 +679,7 @@ static int cmd_sweep(int argc, char **argv) {
                         res.evals[hn - 1].corrupt_selected = prior[pk].sel;
                         fputs(prior[pk].line, csv);
                         fflush(csv);
+                        prior[pk].used = 1;
                     }
                 }
                 if (pk < 0) {
@@ -722,7 +730,10 @@ static int cmd_sweep(int argc, char **argv) {
                 if (st) rc = cli_fail(verb, st, "writing a run history");
             }
         }
-    fclose(csv);
+    /* --resume never loses data: earlier runs outside this grid stay in results.csv. */
+    for (long k = 0; k < nprior; k++)
+        if (!prior[k].used) fputs(prior[k].line, csv);
+    if (fclose(csv) && rc == 0) rc = cli_usage_error(verb, "writing results.csv failed");
     tsr_progress_end(&prog, "%d x %d cells", nd, na);
     double minutes = (tsr_now() - t_all) / 60;
 

@@ -117,6 +117,18 @@ static void test_sweep_resume(void **state) {
     normalized(P("b/results.csv"), resumed, sizeof resumed);
     assert_string_equal(full, resumed);
 
+    /* A smaller grid over the same directory: its table has one row, the file keeps all runs. */
+    expect(run("fl sweep --dataset synthetic --model linear --workers 11 --corrupt 2 --rounds 30 "
+               "--defenses median --attacks alie --seed 2 --threads 2 --out-dir %s --resume",
+               P("b")),
+           0, "resume of a sub-grid");
+    assert_null(strstr(slurp(log_path), "missing or malformed"));
+    normalized(P("b/results.csv"), resumed, sizeof resumed);
+    assert_string_equal(full, resumed);
+    md = slurp(P("b/results.md"));
+    assert_non_null(strstr(md, "| median |"));
+    assert_null(strstr(md, "| mean |"));
+
     /* Other settings are refused; so is a file that is not ours. */
     expect_fail(run(GRID " --lr 0.2 --out-dir %s --resume", P("b")), "resume with another lr",
                 "made with other settings");
