@@ -197,9 +197,15 @@ static size_t split_len(size_t n, unsigned r) {
     return len < B ? len : B;
 }
 
-/* buf[m*len .. +len) = src[m*B + c .. +len) for the R segments. */
+/* buf[m*len .. +len) = src[m*B + c .. +len) for the R segments; then the
+ * pieces of the next column chunk (c + len, if < B) are prefetched into L2:
+ * R short pieces a segment apart are too many streams for the hardware
+ * prefetcher, and the chunk's conversion gives them time to arrive. */
 static void gather(uint64_t *buf, const uint64_t *src, size_t R, size_t B, size_t c, size_t len) {
     for (size_t m = 0; m < R; m++) memcpy(buf + m * len, src + m * B + c, len * sizeof *buf);
+    if (c + len < B)
+        for (size_t m = 0; m < R; m++)
+            for (size_t w = 0; w < len; w += 8) __builtin_prefetch(src + m * B + c + len + w, 0, 2);
 }
 
 /* dst[m*B + c ..] = buf[m*len ..] for the R segments, with streaming stores
