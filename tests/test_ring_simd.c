@@ -359,6 +359,61 @@ static void test_elementwise_families(void **state) {
     }
 }
 
+/*
+ * Quotient estimates of exact conversions: every family agrees with the
+ * portable kernel wherever neither marks a coefficient as undecided, the
+ * unmarked values are floor(sum y_i / q_i) (checked against a 128-bit
+ * fixed-point sum that is exact away from integers), and an integer sum
+ * (all y = 0) is marked.
+ */
+static void test_quotient_families(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 47);
+    const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
+    static const size_t counts[] = { 1, 3, 7, 13 };
+    static const int bits[] = { 30, 49, 50, 60, 62 };
+    const size_t n = 1000;
+    uint64_t *y[13], *u0 = tsr_alloc(n * 8), *u1 = tsr_alloc(n * 8);
+    for (size_t i = 0; i < 13; i++) y[i] = tsr_alloc(n * 8);
+    for (size_t bi = 0; bi < sizeof bits / sizeof bits[0]; bi++)
+        for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+            const size_t F = counts[ci];
+            uint64_t q[13];
+            double inv[13];
+            tt_ok(tsr_prime_generate(bits[bi], 8, F, NULL, 0, q));
+            for (size_t i = 0; i < F; i++) {
+                inv[i] = 1.0 / (double)q[i];
+                random_vec(&g, y[i], n, q[i]);
+                y[i][0] = 0; /* sum 0: an integer, must be marked */
+                y[i][1] = q[i] - 1;
+            }
+            ref->quotient_est(u0, (const uint64_t *const *)y, inv, F, n);
+            assert_true(u0[0] == UINT64_MAX);
+            for (size_t k = 0; k < n; k++) {
+                /* 64.64 fixed point: within F 2^-63 of the true sum */
+                tsr_u128 t = 0;
+                for (size_t i = 0; i < F; i++) t += (((tsr_u128)y[i][k]) << 64) / q[i];
+                const uint64_t frac = (uint64_t)t;
+                if (u0[k] != UINT64_MAX && frac > 64 && frac < (uint64_t)0 - 64)
+                    assert_int_equal(u0[k], (uint64_t)(t >> 64));
+            }
+            for (int f = TSR_SIMD_AVX2; f <= TSR_SIMD_AVX512IFMA; f++) {
+                if (!family_available((tsr_simd)f)) continue;
+                tsr_ring_kernels_for((tsr_simd)f)
+                    ->quotient_est(u1, (const uint64_t *const *)y, inv, F, n);
+                assert_true(u1[0] == UINT64_MAX);
+                for (size_t k = 0; k < n; k++)
+                    if (u0[k] != UINT64_MAX && u1[k] != UINT64_MAX && u0[k] != u1[k])
+                        fail_msg("%s quotient differs at %zu (F=%zu, %d bits)",
+                                 tsr_simd_name((tsr_simd)f), k, F, bits[bi]);
+            }
+        }
+    for (size_t i = 0; i < 13; i++) tsr_free(y[i]);
+    tsr_free(u0);
+    tsr_free(u1);
+}
+
 /* Conversion rows: many terms (chunked reductions), inputs up to ymax, c52 given. */
 static void test_conv_row_families(void **state) {
     (void)state;
@@ -534,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_conv_row_families),    cmocka_unit_test(test_dot_families),
         cmocka_unit_test(test_forced_pipeline),      cmocka_unit_test(test_split_ntt_families),
         cmocka_unit_test(test_copy_stream_families), cmocka_unit_test(test_permute_families),
+        cmocka_unit_test(test_quotient_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -92,7 +92,13 @@ static void conv_quotient(const tsr_rns_basis *from, uint64_t *u, const uint64_t
                           size_t len) {
     const size_t F = from->count, W = from->words;
     const uint64_t margin = 2 * (uint64_t)F;
+    /* A double-precision estimate settles almost every k (kernels.h,
+     * quotient_est); the marked ones are decided exactly below. */
+    double inv[TSR_RNS_MAX_PRIMES];
+    for (size_t i = 0; i < F; i++) inv[i] = 1.0 / (double)from->q[i];
+    tsr_ring_kernels_active()->quotient_est(u, y, inv, F, len);
     for (size_t k = 0; k < len; k++) {
+        if (u[k] != UINT64_MAX) continue;
         tsr_u128 t = 0;
         for (size_t i = 0; i < F; i++) {
             uint64_t yi = y[i][k];

@@ -43,10 +43,11 @@ static void overlay(tsr_ring_kernels *dst, const tsr_ring_kernels *src) {
     OV(copy_stream);
     OV(permute);
     OV(sub_mul_scalar_add);
+    OV(quotient_est);
 #undef OV
 }
-/* 20 kernels after the family tag: extend overlay() when adding one. */
-_Static_assert(sizeof(tsr_ring_kernels) == 21 * sizeof(void (*)(void)), "update overlay()");
+/* 21 kernels after the family tag: extend overlay() when adding one. */
+_Static_assert(sizeof(tsr_ring_kernels) == 22 * sizeof(void (*)(void)), "update overlay()");
 
 static void build_tables(void) {
     merged[TSR_SIMD_PORTABLE] = tsr_ring_kernels_portable;

@@ -106,6 +106,16 @@ typedef struct tsr_ring_kernels {
     void (*sub_mul_scalar_add)(const tsr_modulus *m, uint64_t *out, const uint64_t *a,
                                const uint64_t *b, uint64_t w, uint64_t wp, const uint64_t *c,
                                int stream, size_t n);
+    /*
+     * Quotient estimate of an exact basis conversion: u[k] = floor(sum_i
+     * y[i][k] * inv[i]) in double precision, inv[i] = 1.0 / q_i, y[i][k] < q_i,
+     * terms <= TSR_RNS_MAX_PRIMES; u[k] = UINT64_MAX where the sum lies within
+     * 2^-32 of an integer. The rounding error is below 2^-40 (terms <= 64),
+     * so every other u[k] is the exact floor(sum_i y_i / q_i) (families agree
+     * wherever neither marks); the caller settles the marked ones exactly.
+     */
+    void (*quotient_est)(uint64_t *u, const uint64_t *const *y, const double *inv, size_t terms,
+                         size_t n);
 } tsr_ring_kernels;
 
 /** Kernels of one family (the portable table for families this build lacks). */

@@ -20,6 +20,7 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include <math.h>
 
 #define TGT __attribute__((target("avx512f,avx512vl,avx512dq,avx512bw")))
 #define INL inline __attribute__((always_inline))
@@ -622,6 +623,34 @@ TGT static void sub_mul_scalar_add_avx512(const tsr_modulus *m, uint64_t *out, c
                                                  0, n - i);
 }
 
+/* The portable loop 8 coefficients at a time (same operations in the same
+ * order: separate multiply and add, so the doubles match bit for bit). */
+TGT static void quotient_est_avx512(uint64_t *u, const uint64_t *const *y, const double *inv,
+                                    size_t terms, size_t n) {
+    const __m512d eps = _mm512_set1_pd(0x1p-32), one_eps = _mm512_set1_pd(1 - 0x1p-32);
+    const __m512i none = _mm512_set1_epi64(-1);
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m512d s = _mm512_setzero_pd();
+        for (size_t i = 0; i < terms; i++) {
+            const __m512d t =
+                _mm512_mul_pd(_mm512_cvtepu64_pd(LOADU(y[i] + k)), _mm512_set1_pd(inv[i]));
+            s = _mm512_add_pd(s, t);
+        }
+        const __m512d fl = _mm512_roundscale_pd(s, _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC);
+        const __m512d frac = _mm512_sub_pd(s, fl);
+        const __mmask8 bad = _mm512_cmp_pd_mask(frac, eps, _CMP_LT_OQ) |
+                             _mm512_cmp_pd_mask(frac, one_eps, _CMP_GT_OQ);
+        STOREU(u + k, _mm512_mask_mov_epi64(_mm512_cvttpd_epu64(fl), bad, none));
+    }
+    for (; k < n; k++) { /* tail: the portable loop */
+        double s = 0;
+        for (size_t i = 0; i < terms; i++) s += (double)y[i][k] * inv[i];
+        const double fl = floor(s), frac = s - fl;
+        u[k] = frac < 0x1p-32 || frac > 1 - 0x1p-32 ? UINT64_MAX : (uint64_t)fl;
+    }
+}
+
 const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .family = TSR_SIMD_AVX512,
     .ntt_fwd = ntt_fwd_avx512,
@@ -643,5 +672,6 @@ const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .copy_stream = copy_stream_avx512,
     .permute = permute_avx512,
     .sub_mul_scalar_add = sub_mul_scalar_add_avx512,
+    .quotient_est = quotient_est_avx512,
 };
 #endif

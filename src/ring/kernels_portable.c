@@ -4,6 +4,7 @@
  */
 #include "ring/kernels.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- NTT (Harvey lazy butterflies, Shoup twiddles) ---------------------- */
@@ -250,6 +251,17 @@ static void sub_mul_scalar_add_portable(const tsr_modulus *m, uint64_t *out, con
     }
 }
 
+static void quotient_est_portable(uint64_t *u, const uint64_t *const *y, const double *inv,
+                                  size_t terms, size_t n) {
+    const double eps = 0x1p-32;
+    for (size_t k = 0; k < n; k++) {
+        double s = 0;
+        for (size_t i = 0; i < terms; i++) s += (double)y[i][k] * inv[i];
+        const double fl = floor(s), frac = s - fl;
+        u[k] = frac < eps || frac > 1 - eps ? UINT64_MAX : (uint64_t)fl;
+    }
+}
+
 static void permute_portable(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
     for (size_t j = 0; j < n; j++) out[j] = a[idx[j]];
 }
@@ -276,4 +288,5 @@ const tsr_ring_kernels tsr_ring_kernels_portable = {
     .copy_stream = copy_stream_portable,
     .permute = permute_portable,
     .sub_mul_scalar_add = sub_mul_scalar_add_portable,
+    .quotient_est = quotient_est_portable,
 };
