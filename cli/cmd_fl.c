@@ -378,7 +378,7 @@ typedef struct prior_run {
     char def[32], atk[32];
     long seed;
     int other, used; /* other: of another n, m, f or rounds; used: part of this grid */
-    double acc, bd, sel;
+    double acc, bd, sel, seconds;
     char line[PRIOR_LINE];
 } prior_run;
 
@@ -466,6 +466,7 @@ static int load_prior(const char *verb, const char *dir, const char *dataset, co
         r.acc = num[8];
         r.bd = num[9];
         r.sel = num[10];
+        r.seconds = isnan(num[12]) ? 0 : num[12];
         if (n == cap) {
             long nc = cap ? 2 * cap : 64;
             prior_run *nv = realloc(v, (size_t)nc * sizeof *nv);
@@ -639,7 +640,7 @@ static int cmd_sweep(int argc, char **argv) {
     tsr_progress prog;
     tsr_progress_begin(&prog, "fl sweep", total, "round");
     run_cb u = { .prog = &prog, .last_acc = NAN };
-    double t_all = tsr_now();
+    double run_seconds = 0; /* wall time of the grid's runs, kept ones included */
     for (int i = 0; i < nd && rc == 0; i++)
         for (int j = 0; j < na && rc == 0; j++) {
             cell *ce = &cells[i * na + j];
@@ -680,6 +681,7 @@ static int cmd_sweep(int argc, char **argv) {
                         fputs(prior[pk].line, csv);
                         fflush(csv);
                         prior[pk].used = 1;
+                        run_seconds += prior[pk].seconds;
                     }
                 }
                 if (pk < 0) {
@@ -689,6 +691,7 @@ static int cmd_sweep(int argc, char **argv) {
                         break;
                     }
                     u.base += c.rounds;
+                    run_seconds += res.seconds;
                 }
                 const tsr_fl_eval *last = &res.evals[res.n_evals - 1];
                 ce->acc[s] = last->accuracy;
@@ -735,7 +738,7 @@ static int cmd_sweep(int argc, char **argv) {
         if (!prior[k].used) fputs(prior[k].line, csv);
     if (fclose(csv) && rc == 0) rc = cli_usage_error(verb, "writing results.csv failed");
     tsr_progress_end(&prog, "%d x %d cells", nd, na);
-    double minutes = (tsr_now() - t_all) / 60;
+    double minutes = run_seconds / 60;
 
     if (rc == 0) {
         /* Markdown tables. */
@@ -757,7 +760,7 @@ static int cmd_sweep(int argc, char **argv) {
             else
                 fprintf(md, "seed %ld", o.seed);
             if (have_z) fprintf(md, "; ALIE z = %.4f", z);
-            fprintf(md, " (%.1f min on %d threads).\n\n", minutes, tsr_get_num_threads());
+            fprintf(md, " (runs took %.1f min on %d threads).\n\n", minutes, tsr_get_num_threads());
             fprintf(md, "| defence |");
             for (int j = 0; j < na; j++)
                 fprintf(md, strcmp(atks[j], "backdoor") == 0 ? " backdoor: clean acc |" : " %s |",
