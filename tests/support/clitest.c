@@ -1,0 +1,76 @@
+/*
+ * tests/support/clitest.c - see clitest.h.
+ */
+#include "clitest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+static char dir[512], bin[1024], log_path[1024];
+
+int tt_cli_setup(void **state) {
+    (void)state;
+    const char *b = getenv("TSR_BINARY_DIR");
+    snprintf(bin, sizeof bin, "TSR_PROGRESS=0 %s/bin/tessera", b ? b : "build");
+    snprintf(dir, sizeof dir, "%s", tt_temp_path(".d"));
+    if (mkdir(dir, 0700) != 0) return -1;
+    snprintf(log_path, sizeof log_path, "%s/log.txt", dir);
+    return 0;
+}
+
+int tt_cli_teardown(void **state) {
+    (void)state;
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+const char *tt_cli_path(const char *name) {
+    static char buf[8][1024];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    return buf[k];
+}
+
+int tt_cli_run(const char *fmt, ...) {
+    char args[4096], cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s >%s 2>&1", bin, args, log_path);
+    int rc = system(cmd);
+    if (rc == -1 || !WIFEXITED(rc)) fail_msg("could not run: %s", cmd);
+    return WEXITSTATUS(rc);
+}
+
+char *tt_slurp(const char *path) {
+    static char buf[2][1 << 16];
+    static int k;
+    k ^= 1;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    size_t n = fread(buf[k], 1, sizeof buf[k] - 1, fp);
+    buf[k][n] = 0;
+    fclose(fp);
+    return buf[k];
+}
+
+const char *tt_cli_output(void) {
+    const char *s = tt_slurp(log_path);
+    return s ? s : "";
+}
+
+void tt_cli_expect(int rc, int want, const char *what) {
+    if (rc != want) fail_msg("%s: exit %d (want %d); output:\n%s", what, rc, want, tt_cli_output());
+}
+
+void tt_cli_expect_fail(int rc, const char *what, const char *needle) {
+    if (rc == 0) fail_msg("%s: succeeded; output:\n%s", what, tt_cli_output());
+    const char *out = tt_cli_output();
+    if (needle && !strstr(out, needle)) fail_msg("%s: output lacks '%s':\n%s", what, needle, out);
+}

@@ -1,0 +1,33 @@
+/*
+ * tests/support/clitest.h - running the built `tessera` command from a test:
+ * a private temporary directory, the binary next to the tests
+ * (TSR_BINARY_DIR, progress lines off), each run's output captured in a log.
+ */
+#ifndef TSR_CLITEST_H
+#define TSR_CLITEST_H
+
+#include "testutil.h"
+
+/** Group setup/teardown (cmocka signatures): create / remove the temporary directory. */
+int tt_cli_setup(void **state);
+int tt_cli_teardown(void **state);
+
+/** Path of a file in the temporary directory (one of 8 rotating static buffers). */
+const char *tt_cli_path(const char *name);
+
+/** Run `tessera ARGS` (printf format), return its exit code; output goes to the log. */
+int tt_cli_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/** The output of the last run (static buffer). */
+const char *tt_cli_output(void);
+
+/** A whole file (at most 64 KiB) in one of two alternating static buffers; NULL if unreadable. */
+char *tt_slurp(const char *path);
+
+/** Fail unless rc == want, printing the run's output. */
+void tt_cli_expect(int rc, int want, const char *what);
+
+/** Fail unless rc != 0 and (when needle is set) the output contains needle. */
+void tt_cli_expect_fail(int rc, const char *what, const char *needle);
+
+#endif /* TSR_CLITEST_H */
