@@ -29,6 +29,31 @@ int cli_parse_long(const char *s, long lo, long hi, long *out);
 /** Parse a finite double; returns 0 on success. */
 int cli_parse_double(const char *s, double *out);
 
+/** What an option of a verb takes (see cli_parse_args). */
+typedef enum cli_opt_type {
+    CLI_STR,    /**< --name VALUE: dest is a const char ** */
+    CLI_LONG,   /**< --name N: dest is a long *, N a whole decimal in [lo, hi] */
+    CLI_DOUBLE, /**< --name X: dest is a double *, X finite */
+    CLI_FLAG    /**< --name: dest is an int *, set to 1 */
+} cli_opt_type;
+
+typedef struct cli_opt {
+    const char *name; /**< with its leading "--" */
+    cli_opt_type type;
+    void *dest;
+    long lo, hi; /**< CLI_LONG only */
+} cli_opt;
+
+/**
+ * Parse argv[1..argc) against a verb's options ("--name VALUE" or
+ * "--name=VALUE"; flags take no value) and up to npos bare arguments, stored
+ * in pos[0..npos) in order (those not given stay as they were). Unknown
+ * options, missing or malformed values and extra arguments print a usage
+ * error; returns 0 on success and 2 (the usage exit code) otherwise.
+ */
+int cli_parse_args(const char *verb, int argc, char **argv, const cli_opt *opts, size_t nopts,
+                   const char **pos, int npos);
+
 /* Verbs (cli/cmd_*.c, bench/bench_main.c). */
 int tsr_cmd_version(int argc, char **argv);
 int tsr_cmd_bench(int argc, char **argv);

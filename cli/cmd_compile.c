@@ -52,67 +52,30 @@ int tsr_cmd_compile(int argc, char **argv) {
     double range = 4.0;
     int quiet = 0, insecure = 0, no_measure = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--batch") == 0) {
-            if (!v || cli_parse_long(v, 1, 1 << 20, &batch) != 0)
-                return cli_usage_error(VERB, "--batch needs an integer in [1, 1048576]");
-            i++;
-        } else if (strcmp(a, "--out") == 0 && v) {
-            out = v;
-            i++;
-        } else if (strcmp(a, "--security") == 0) {
-            if (!v || cli_parse_long(v, 1, 1024, &security) != 0)
-                return cli_usage_error(VERB, "--security needs a number of bits");
-            if (security != 128)
-                return cli_usage_error(VERB,
-                                       "--security %ld: only 128-bit security is supported "
-                                       "(HomomorphicEncryption.org table)",
-                                       security);
-            i++;
-        } else if (strcmp(a, "--packing") == 0 && v) {
-            if (strcmp(v, "auto") == 0)
-                packing = TSR_NN_PACK_AUTO;
-            else if (strcmp(v, "batch") == 0)
-                packing = TSR_NN_PACK_BATCH;
-            else if (strcmp(v, "tiled") == 0)
-                packing = TSR_NN_PACK_TILED;
-            else
-                return cli_usage_error(VERB, "--packing is auto, batch or tiled, not '%s'", v);
-            i++;
-        } else if (strcmp(a, "--log-n") == 0) {
-            if (!v || cli_parse_long(v, 10, 16, &log_n) != 0)
-                return cli_usage_error(VERB, "--log-n needs an integer in [10, 16]");
-            i++;
-        } else if (strcmp(a, "--scale-bits") == 0) {
-            if (!v || cli_parse_long(v, 20, 45, &scale) != 0)
-                return cli_usage_error(VERB, "--scale-bits needs an integer in [20, 45]");
-            i++;
-        } else if (strcmp(a, "--approx-relu") == 0) {
-            if (!v || cli_parse_long(v, 1, 8, &relu) != 0)
-                return cli_usage_error(VERB, "--approx-relu needs a degree in [1, 8]");
-            i++;
-        } else if (strcmp(a, "--range") == 0) {
-            if (!v || cli_parse_double(v, &range) != 0 || !(range > 0))
-                return cli_usage_error(VERB, "--range needs a positive number");
-            i++;
-        } else if (strcmp(a, "--costs") == 0 && v) {
-            costs = v;
-            i++;
-        } else if (strcmp(a, "--no-measure") == 0) {
-            no_measure = 1;
-        } else if (strcmp(a, "--quiet") == 0) {
-            quiet = 1;
-        } else if (strcmp(a, NN_CLI_INSECURE) == 0) {
-            insecure = 1;
-        } else if (a[0] == '-') {
-            return cli_usage_error(VERB, "unknown option '%s'", a);
-        } else if (!model) {
-            model = a;
-        } else {
-            return cli_usage_error(VERB, "one model at a time ('%s' and '%s')", model, a);
-        }
-    }
+    const char *packing_name = NULL;
+    const cli_opt opts[] = {
+        { "--batch", CLI_LONG, &batch, 1, 1 << 20 },
+        { "--out", CLI_STR, &out, 0, 0 },
+        { "--security", CLI_LONG, &security, 1, 1024 },
+        { "--packing", CLI_STR, &packing_name, 0, 0 },
+        { "--log-n", CLI_LONG, &log_n, 10, 16 },
+        { "--scale-bits", CLI_LONG, &scale, 20, 45 },
+        { "--approx-relu", CLI_LONG, &relu, 1, 8 },
+        { "--range", CLI_DOUBLE, &range, 0, 0 },
+        { "--costs", CLI_STR, &costs, 0, 0 },
+        { "--no-measure", CLI_FLAG, &no_measure, 0, 0 },
+        { "--quiet", CLI_FLAG, &quiet, 0, 0 },
+        { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
+    };
+    int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], &model, 1);
+    if (prc) return prc;
+    if (security != 128)
+        return cli_usage_error(VERB,
+                               "--security %ld: only 128-bit security is supported "
+                               "(HomomorphicEncryption.org table)",
+                               security);
+    if (packing_name && nn_cli_parse_packing(VERB, packing_name, &packing)) return 2;
+    if (!(range > 0)) return cli_usage_error(VERB, "--range needs a positive number");
     if (!model) return cli_usage_error(VERB, "give the model: tessera compile model.onnx ...");
     if (!batch) return cli_usage_error(VERB, "give the batch size: --batch B");
     if (!out) return cli_usage_error(VERB, "give the plan file: --out model.plan");

@@ -52,34 +52,18 @@ int tsr_cmd_encrypt(int argc, char **argv) {
     const char *plan = NULL, *key = NULL, *in = NULL, *out = NULL;
     long offset = 0, count = 0;
     int insecure = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--in") == 0 && v) {
-            in = v;
-            i++;
-        } else if (strcmp(a, "--out") == 0 && v) {
-            out = v;
-            i++;
-        } else if (strcmp(a, "--offset") == 0) {
-            if (!v || cli_parse_long(v, 0, 1L << 30, &offset) != 0)
-                return cli_usage_error(VERB, "--offset needs a non-negative integer");
-            i++;
-        } else if (strcmp(a, "--count") == 0) {
-            if (!v || cli_parse_long(v, 1, 1L << 30, &count) != 0)
-                return cli_usage_error(VERB, "--count needs a positive integer");
-            i++;
-        } else if (strcmp(a, NN_CLI_INSECURE) == 0) {
-            insecure = 1;
-        } else if (a[0] == '-') {
-            return cli_usage_error(VERB, "unknown option '%s' (or a missing value)", a);
-        } else if (!plan) {
-            plan = a;
-        } else if (!key) {
-            key = a;
-        } else {
-            return cli_usage_error(VERB, "unexpected argument '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {
+        { "--in", CLI_STR, &in, 0, 0 },
+        { "--out", CLI_STR, &out, 0, 0 },
+        { "--offset", CLI_LONG, &offset, 0, 1L << 30 },
+        { "--count", CLI_LONG, &count, 1, 1L << 30 },
+        { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
+    };
+    const char *pos[2] = { NULL, NULL };
+    int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
+    if (prc) return prc;
+    plan = pos[0];
+    key = pos[1];
     if (!plan || !key || !in || !out)
         return cli_usage_error(VERB, "give the plan, a key, --in DATA and --out FILE");
     if (insecure) nn_cli_insecure_warning(VERB);

@@ -34,36 +34,19 @@ int tsr_cmd_infer(int argc, char **argv) {
     const char *plan = NULL, *keys = NULL, *in = NULL, *out = NULL, *report = NULL, *chart = NULL;
     long threads = 0;
     int insecure = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--in") == 0 && v) {
-            in = v;
-            i++;
-        } else if (strcmp(a, "--out") == 0 && v) {
-            out = v;
-            i++;
-        } else if (strcmp(a, "--report") == 0 && v) {
-            report = v;
-            i++;
-        } else if (strcmp(a, "--chart") == 0 && v) {
-            chart = v;
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!v || cli_parse_long(v, 1, 256, &threads) != 0)
-                return cli_usage_error(VERB, "--threads needs an integer in [1, 256]");
-            i++;
-        } else if (strcmp(a, NN_CLI_INSECURE) == 0) {
-            insecure = 1;
-        } else if (a[0] == '-') {
-            return cli_usage_error(VERB, "unknown option '%s' (or a missing value)", a);
-        } else if (!plan) {
-            plan = a;
-        } else if (!keys) {
-            keys = a;
-        } else {
-            return cli_usage_error(VERB, "unexpected argument '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {
+        { "--in", CLI_STR, &in, 0, 0 },
+        { "--out", CLI_STR, &out, 0, 0 },
+        { "--report", CLI_STR, &report, 0, 0 },
+        { "--chart", CLI_STR, &chart, 0, 0 },
+        { "--threads", CLI_LONG, &threads, 1, 256 },
+        { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
+    };
+    const char *pos[2] = { NULL, NULL };
+    int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
+    if (prc) return prc;
+    plan = pos[0];
+    keys = pos[1];
     if (!plan || !keys || !in || !out)
         return cli_usage_error(VERB,
                                "give the plan, the evaluation keys, --in FILE and --out FILE");

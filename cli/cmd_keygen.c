@@ -35,27 +35,14 @@ int tsr_cmd_keygen(int argc, char **argv) {
     }
     const char *plan = NULL, *sk_path = NULL, *ev_path = NULL, *pk_path = NULL;
     int insecure = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--out-secret") == 0 && v) {
-            sk_path = v;
-            i++;
-        } else if (strcmp(a, "--out-eval") == 0 && v) {
-            ev_path = v;
-            i++;
-        } else if (strcmp(a, "--out-public") == 0 && v) {
-            pk_path = v;
-            i++;
-        } else if (strcmp(a, NN_CLI_INSECURE) == 0) {
-            insecure = 1;
-        } else if (a[0] == '-') {
-            return cli_usage_error(VERB, "unknown option '%s' (or a missing value)", a);
-        } else if (!plan) {
-            plan = a;
-        } else {
-            return cli_usage_error(VERB, "unexpected argument '%s'", a);
-        }
-    }
+    const cli_opt opts[] = {
+        { "--out-secret", CLI_STR, &sk_path, 0, 0 },
+        { "--out-eval", CLI_STR, &ev_path, 0, 0 },
+        { "--out-public", CLI_STR, &pk_path, 0, 0 },
+        { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
+    };
+    int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], &plan, 1);
+    if (prc) return prc;
     if (!plan || !sk_path || !ev_path)
         return cli_usage_error(VERB, "give the plan, --out-secret FILE and --out-eval FILE");
     if (strcmp(sk_path, ev_path) == 0 ||

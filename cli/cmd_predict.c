@@ -57,70 +57,28 @@ int tsr_cmd_predict(int argc, char **argv) {
     long batch = 0, count = 0, offset = 0, threads = 0, log_n = 0;
     int insecure = 0, quiet = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--in") == 0 && v) {
-            in = v;
-            i++;
-        } else if (strcmp(a, "--labels") == 0 && v) {
-            labels = v;
-            i++;
-        } else if (strcmp(a, "--backend") == 0 && v) {
-            backend = v;
-            if (strcmp(v, "ckks") && strcmp(v, "mockup") && strcmp(v, "debug"))
-                return cli_usage_error(VERB, "--backend is ckks, mockup or debug, not '%s'", v);
-            i++;
-        } else if (strcmp(a, "--packing") == 0 && v) {
-            if (strcmp(v, "auto") == 0)
-                packing = TSR_NN_PACK_AUTO;
-            else if (strcmp(v, "batch") == 0)
-                packing = TSR_NN_PACK_BATCH;
-            else if (strcmp(v, "tiled") == 0)
-                packing = TSR_NN_PACK_TILED;
-            else
-                return cli_usage_error(VERB, "--packing is auto, batch or tiled, not '%s'", v);
-            i++;
-        } else if (strcmp(a, "--plan-out") == 0 && v) {
-            plan_out = v;
-            i++;
-        } else if (strcmp(a, "--report") == 0 && v) {
-            report = v;
-            i++;
-        } else if (strcmp(a, "--chart") == 0 && v) {
-            chart = v;
-            i++;
-        } else if (strcmp(a, "--batch") == 0) {
-            if (!v || cli_parse_long(v, 1, 1 << 20, &batch) != 0)
-                return cli_usage_error(VERB, "--batch needs an integer in [1, 1048576]");
-            i++;
-        } else if (strcmp(a, "--count") == 0) {
-            if (!v || cli_parse_long(v, 1, 1L << 30, &count) != 0)
-                return cli_usage_error(VERB, "--count needs a positive integer");
-            i++;
-        } else if (strcmp(a, "--offset") == 0) {
-            if (!v || cli_parse_long(v, 0, 1L << 30, &offset) != 0)
-                return cli_usage_error(VERB, "--offset needs a non-negative integer");
-            i++;
-        } else if (strcmp(a, "--log-n") == 0) {
-            if (!v || cli_parse_long(v, 10, 16, &log_n) != 0)
-                return cli_usage_error(VERB, "--log-n needs an integer in [10, 16]");
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!v || cli_parse_long(v, 1, 256, &threads) != 0)
-                return cli_usage_error(VERB, "--threads needs an integer in [1, 256]");
-            i++;
-        } else if (strcmp(a, "--quiet") == 0) {
-            quiet = 1;
-        } else if (strcmp(a, NN_CLI_INSECURE) == 0) {
-            insecure = 1;
-        } else if (a[0] == '-') {
-            return cli_usage_error(VERB, "unknown option '%s' (or a missing value)", a);
-        } else if (!model) {
-            model = a;
-        } else {
-            return cli_usage_error(VERB, "unexpected argument '%s'", a);
-        }
-    }
+    const char *packing_name = NULL;
+    const cli_opt opts[] = {
+        { "--in", CLI_STR, &in, 0, 0 },
+        { "--labels", CLI_STR, &labels, 0, 0 },
+        { "--backend", CLI_STR, &backend, 0, 0 },
+        { "--packing", CLI_STR, &packing_name, 0, 0 },
+        { "--plan-out", CLI_STR, &plan_out, 0, 0 },
+        { "--report", CLI_STR, &report, 0, 0 },
+        { "--chart", CLI_STR, &chart, 0, 0 },
+        { "--batch", CLI_LONG, &batch, 1, 1 << 20 },
+        { "--count", CLI_LONG, &count, 1, 1L << 30 },
+        { "--offset", CLI_LONG, &offset, 0, 1L << 30 },
+        { "--log-n", CLI_LONG, &log_n, 10, 16 },
+        { "--threads", CLI_LONG, &threads, 1, 256 },
+        { "--quiet", CLI_FLAG, &quiet, 0, 0 },
+        { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
+    };
+    int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], &model, 1);
+    if (prc) return prc;
+    if (strcmp(backend, "ckks") && strcmp(backend, "mockup") && strcmp(backend, "debug"))
+        return cli_usage_error(VERB, "--backend is ckks, mockup or debug, not '%s'", backend);
+    if (packing_name && nn_cli_parse_packing(VERB, packing_name, &packing)) return 2;
     if (!model || !in) return cli_usage_error(VERB, "give a model or plan and --in DATA");
     if (insecure) nn_cli_insecure_warning(VERB);
     if (threads) tsr_set_num_threads((int)threads);

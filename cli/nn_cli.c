@@ -116,3 +116,15 @@ void nn_cli_agreement(const double *enc, const double *plain, int n, int k, doub
     *agree = n ? (double)same / n : 0;
     *max_err = err;
 }
+
+int nn_cli_parse_packing(const char *verb, const char *name, tsr_nn_packing *out) {
+    if (strcmp(name, "auto") == 0)
+        *out = TSR_NN_PACK_AUTO;
+    else if (strcmp(name, "batch") == 0)
+        *out = TSR_NN_PACK_BATCH;
+    else if (strcmp(name, "tiled") == 0)
+        *out = TSR_NN_PACK_TILED;
+    else
+        return cli_usage_error(verb, "--packing is auto, batch or tiled, not '%s'", name);
+    return 0;
+}

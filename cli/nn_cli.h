@@ -15,6 +15,9 @@
 #define NN_CLI_INSECURE "--insecure-parameters-for-testing"
 void nn_cli_insecure_warning(const char *verb);
 
+/** --packing auto|batch|tiled into *out; a usage error (returns 2) for anything else. */
+int nn_cli_parse_packing(const char *verb, const char *name, tsr_nn_packing *out);
+
 /** Load a plan; on failure print the error and return the exit code (else 0). */
 int nn_cli_load_plan(const char *verb, const char *path, uint32_t flags, tsr_nn_plan **out);
 
