@@ -122,78 +122,47 @@ static void help_fl(FILE *out) {
 
 /* ---- option parsing ------------------------------------------------------ */
 
-typedef enum { O_LONG, O_DOUBLE, O_STR, O_FLAG } otype;
-typedef struct optdef {
-    const char *name;
-    otype t;
-    void *p;
-    long lo, hi;
-} optdef;
-
 static int parse_opts(int argc, char **argv, const char *sub, fl_opts *o) {
-    const optdef defs[] = {
-        { "workers", O_LONG, &o->workers, 1, 100000 },
-        { "corrupt", O_LONG, &o->corrupt, 0, 100000 },
-        { "f", O_LONG, &o->f, 0, 100000 },
-        { "rounds", O_LONG, &o->rounds, 1, 100000000 },
-        { "batch", O_LONG, &o->batch, 1, 1 << 20 },
-        { "eval-every", O_LONG, &o->eval_every, 1, 100000000 },
-        { "threads", O_LONG, &o->threads, 1, 4096 },
-        { "seeds", O_LONG, &o->seeds, 1, 1000 },
-        { "seed", O_LONG, &o->seed, 0, 2147483647 },
-        { "beta", O_LONG, &o->beta, 1, 100000 },
-        { "keep", O_LONG, &o->keep, 1, 100000 },
-        { "mkrum", O_LONG, &o->mkrum, 1, 100000 },
-        { "cc-iters", O_LONG, &o->cc_iters, 1, 1000 },
-        { "lr", O_DOUBLE, &o->lr, 0, 0 },
-        { "momentum", O_DOUBLE, &o->momentum, 0, 0 },
-        { "z", O_DOUBLE, &o->z, 0, 0 },
-        { "attack-scale", O_DOUBLE, &o->scale, 0, 0 },
-        { "tau", O_DOUBLE, &o->tau, 0, 0 },
-        { "bd-fraction", O_DOUBLE, &o->bd_fraction, 0, 0 },
-        { "defense", O_STR, &o->defense, 0, 0 },
-        { "attack", O_STR, &o->attack, 0, 0 },
-        { "dataset", O_STR, &o->dataset, 0, 0 },
-        { "model", O_STR, &o->model, 0, 0 },
-        { "data-dir", O_STR, &o->data_dir, 0, 0 },
-        { "out", O_STR, &o->out, 0, 0 },
-        { "out-dir", O_STR, &o->out_dir, 0, 0 },
-        { "defenses", O_STR, &o->defenses, 0, 0 },
-        { "attacks", O_STR, &o->attacks, 0, 0 },
-        { "non-iid", O_FLAG, &o->non_iid, 0, 0 },
-        { "resume", O_FLAG, &o->resume, 0, 0 },
+    o->z = NAN; /* --z given or not */
+    const cli_opt defs[] = {
+        { "--workers", CLI_LONG, &o->workers, 1, 100000 },
+        { "--corrupt", CLI_LONG, &o->corrupt, 0, 100000 },
+        { "--f", CLI_LONG, &o->f, 0, 100000 },
+        { "--rounds", CLI_LONG, &o->rounds, 1, 100000000 },
+        { "--batch", CLI_LONG, &o->batch, 1, 1 << 20 },
+        { "--eval-every", CLI_LONG, &o->eval_every, 1, 100000000 },
+        { "--threads", CLI_LONG, &o->threads, 1, 4096 },
+        { "--seeds", CLI_LONG, &o->seeds, 1, 1000 },
+        { "--seed", CLI_LONG, &o->seed, 0, 2147483647 },
+        { "--beta", CLI_LONG, &o->beta, 1, 100000 },
+        { "--keep", CLI_LONG, &o->keep, 1, 100000 },
+        { "--mkrum", CLI_LONG, &o->mkrum, 1, 100000 },
+        { "--cc-iters", CLI_LONG, &o->cc_iters, 1, 1000 },
+        { "--lr", CLI_DOUBLE, &o->lr, 0, 0 },
+        { "--momentum", CLI_DOUBLE, &o->momentum, 0, 0 },
+        { "--z", CLI_DOUBLE, &o->z, 0, 0 },
+        { "--attack-scale", CLI_DOUBLE, &o->scale, 0, 0 },
+        { "--tau", CLI_DOUBLE, &o->tau, 0, 0 },
+        { "--bd-fraction", CLI_DOUBLE, &o->bd_fraction, 0, 0 },
+        { "--defense", CLI_STR, &o->defense, 0, 0 },
+        { "--attack", CLI_STR, &o->attack, 0, 0 },
+        { "--dataset", CLI_STR, &o->dataset, 0, 0 },
+        { "--model", CLI_STR, &o->model, 0, 0 },
+        { "--data-dir", CLI_STR, &o->data_dir, 0, 0 },
+        { "--out", CLI_STR, &o->out, 0, 0 },
+        { "--out-dir", CLI_STR, &o->out_dir, 0, 0 },
+        { "--defenses", CLI_STR, &o->defenses, 0, 0 },
+        { "--attacks", CLI_STR, &o->attacks, 0, 0 },
+        { "--non-iid", CLI_FLAG, &o->non_iid, 0, 0 },
+        { "--resume", CLI_FLAG, &o->resume, 0, 0 },
     };
     char verb[32];
     snprintf(verb, sizeof verb, VERB " %s", sub);
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0) return cli_usage_error(verb, "unexpected argument '%s'", a);
-        a += 2;
-        const char *eq = strchr(a, '=');
-        size_t len = eq ? (size_t)(eq - a) : strlen(a);
-        const optdef *d = NULL;
-        for (size_t k = 0; k < sizeof defs / sizeof defs[0]; k++)
-            if (strlen(defs[k].name) == len && strncmp(defs[k].name, a, len) == 0) d = &defs[k];
-        if (!d) return cli_usage_error(verb, "unknown option '%s'", argv[i]);
-        if (d->t == O_FLAG) {
-            if (eq) return cli_usage_error(verb, "--%s takes no value", d->name);
-            *(int *)d->p = 1;
-            continue;
-        }
-        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        if (!val) return cli_usage_error(verb, "--%s needs a value", d->name);
-        if (d->t == O_LONG) {
-            if (cli_parse_long(val, d->lo, d->hi, (long *)d->p))
-                return cli_usage_error(verb, "--%s: '%s' is not an integer in [%ld, %ld]", d->name,
-                                       val, d->lo, d->hi);
-        } else if (d->t == O_DOUBLE) {
-            if (cli_parse_double(val, (double *)d->p))
-                return cli_usage_error(verb, "--%s: '%s' is not a finite number", d->name, val);
-            if (d->p == &o->z) o->has_z = 1;
-        } else {
-            *(const char **)d->p = val;
-        }
-    }
+    /* argv[0] is the first option here; cli_parse_args starts at argv[1]. */
+    int rc = cli_parse_args(verb, argc + 1, argv - 1, defs, sizeof defs / sizeof defs[0], NULL, 0);
+    if (rc) return rc;
+    o->has_z = !isnan(o->z);
+    if (!o->has_z) o->z = 0;
     if (o->corrupt >= o->workers)
         return cli_usage_error(verb,
                                "--corrupt %ld must be smaller than --workers %ld (at least one "

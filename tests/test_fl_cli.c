@@ -114,7 +114,7 @@ static void test_usage(void **state) {
         tt_cli_run("fl run --defense bulyan --workers 11 --corrupt 3 --dataset synthetic "
                    "--model linear --rounds 2"),
         "bulyan with n < 4f + 3", "4f + 3");
-    tt_cli_expect_fail(tt_cli_run("fl run --rounds x"), "bad integer", "not an integer");
+    tt_cli_expect_fail(tt_cli_run("fl run --rounds x"), "bad integer", "needs an integer");
     tt_cli_expect_fail(tt_cli_run("fl run --bogus"), "unknown option", "unknown option");
     tt_cli_expect(tt_cli_run("fl sweep --help"), 0, "help");
     assert_non_null(strstr(tt_cli_output(), "--resume"));
