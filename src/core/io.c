@@ -416,3 +416,39 @@ tsr_status tsr_frame_end_read(tsr_reader *r) {
 #endif
     return TSR_OK;
 }
+
+tsr_status tsr_read_whole_file(const char *path, uint64_t max_bytes, const char *what,
+                               uint8_t **buf, size_t *len) {
+    TSR_REQUIRE(path && what && buf && len, "tsr_read_whole_file: NULL argument");
+    *buf = NULL;
+    *len = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return tsr_fail(errno == ENOENT ? TSR_ERR_NOT_FOUND : TSR_ERR_IO, "cannot open '%s': %s",
+                        path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        fclose(f);
+        return tsr_fail(TSR_ERR_IO, "'%s' is not a regular file", path);
+    }
+    if ((uint64_t)sb.st_size > max_bytes) {
+        fclose(f);
+        return tsr_fail(TSR_ERR_FORMAT, "'%s' is too large for %s", path, what);
+    }
+    size_t n = (size_t)sb.st_size;
+    uint8_t *p = tsr_alloc(n ? n : 1);
+    if (!p) {
+        fclose(f);
+        return tsr_fail(TSR_ERR_NOMEM, "out of memory reading '%s'", path);
+    }
+    size_t got = fread(p, 1, n, f);
+    int err = ferror(f);
+    fclose(f);
+    if (got != n || err) {
+        tsr_free(p);
+        return tsr_fail(TSR_ERR_IO, "error reading '%s'", path);
+    }
+    *buf = p;
+    *len = n;
+    return TSR_OK;
+}

@@ -124,6 +124,15 @@ typedef struct tsr_frame_info {
     uint64_t payload_len;
 } tsr_frame_info;
 
+/**
+ * Read a whole regular file of at most max_bytes into a fresh buffer (free with tsr_free; never
+ * NULL on success, even for an empty file). what names the kind of file in the too-large message
+ * ("an ONNX model"). Fails with TSR_ERR_NOT_FOUND, TSR_ERR_IO, TSR_ERR_FORMAT (too large) or
+ * TSR_ERR_NOMEM and a message naming the path.
+ */
+tsr_status tsr_read_whole_file(const char *path, uint64_t max_bytes, const char *what,
+                               uint8_t **buf, size_t *len);
+
 void tsr_reader_init_mem(tsr_reader *r, const void *buf, size_t len);
 void tsr_reader_init_fp(tsr_reader *r, FILE *fp);
 tsr_status tsr_reader_open_file(tsr_reader *r, const char *path);

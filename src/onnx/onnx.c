@@ -5,6 +5,7 @@
 #include "onnx/onnx.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/io.h"
 
 #include "onnx.pb-c.h"
 
@@ -857,30 +858,10 @@ tsr_status tsr_onnx_parse(tsr_onnx_model **out, const uint8_t *buf, size_t len) 
 
 tsr_status tsr_onnx_load(tsr_onnx_model **out, const char *path) {
     *out = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tsr_fail(errno == ENOENT ? TSR_ERR_NOT_FOUND : TSR_ERR_IO, "cannot open '%s': %s",
-                        path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return tsr_fail(TSR_ERR_IO, "'%s' is not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > TSR_ONNX_MAX_BYTES) {
-        fclose(f);
-        return tsr_fail(TSR_ERR_FORMAT, "'%s' is too large for an ONNX model", path);
-    }
-    size_t n = (size_t)sb.st_size;
-    uint8_t *buf = tsr_alloc(n ? n : 1);
-    if (!buf) {
-        fclose(f);
-        return tsr_fail(TSR_ERR_NOMEM, "out of memory reading '%s'", path);
-    }
-    size_t got = fread(buf, 1, n, f);
-    int err = ferror(f);
-    fclose(f);
-    tsr_status st = (got != n || err) ? tsr_fail(TSR_ERR_IO, "error reading '%s'", path)
-                                      : tsr_onnx_parse(out, buf, n);
+    uint8_t *buf;
+    size_t n;
+    TSR_TRY(tsr_read_whole_file(path, TSR_ONNX_MAX_BYTES, "an ONNX model", &buf, &n));
+    tsr_status st = tsr_onnx_parse(out, buf, n);
     tsr_free(buf);
     if (st != TSR_OK) return tsr_fail_context(st, "reading '%s': ", path);
     return TSR_OK;

@@ -4,6 +4,7 @@
 #include "train/data.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/io.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -203,44 +204,11 @@ void tsr_idx_free(tsr_idx *idx) {
     memset(idx, 0, sizeof *idx);
 }
 
-static tsr_status read_whole(const char *path, uint8_t **buf, size_t *len) {
-    *buf = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return tsr_fail(errno == ENOENT ? TSR_ERR_NOT_FOUND : TSR_ERR_IO, "cannot open '%s': %s",
-                        path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(f), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(f);
-        return tsr_fail(TSR_ERR_IO, "'%s' is not a regular file", path);
-    }
-    if ((uint64_t)sb.st_size > (uint64_t)TSR_IDX_MAX_BYTES + 64) {
-        fclose(f);
-        return tsr_fail(TSR_ERR_FORMAT, "'%s' is too large for an IDX file", path);
-    }
-    size_t n = (size_t)sb.st_size;
-    uint8_t *p = tsr_alloc(n ? n : 1);
-    if (!p) {
-        fclose(f);
-        return tsr_fail(TSR_ERR_NOMEM, "out of memory reading '%s'", path);
-    }
-    size_t got = fread(p, 1, n, f);
-    int err = ferror(f);
-    fclose(f);
-    if (got != n || err) {
-        tsr_free(p);
-        return tsr_fail(TSR_ERR_IO, "error reading '%s'", path);
-    }
-    *buf = p;
-    *len = n;
-    return TSR_OK;
-}
-
 tsr_status tsr_idx_read_file(tsr_idx *out, const char *path) {
     memset(out, 0, sizeof *out);
     uint8_t *buf = NULL;
     size_t len = 0;
-    TSR_TRY(read_whole(path, &buf, &len));
+    TSR_TRY(tsr_read_whole_file(path, (uint64_t)TSR_IDX_MAX_BYTES + 64, "an IDX file", &buf, &len));
     tsr_status st = tsr_idx_parse(out, buf, len);
     tsr_free(buf);
     if (st != TSR_OK) return tsr_fail_context(st, "reading '%s': ", path);
