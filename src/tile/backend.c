@@ -492,6 +492,28 @@ tsr_status tsr_bvec_mul_const(tsr_backend *be, tsr_bvec *dst, double c, double c
     return TSR_OK;
 }
 
+/* The constants of a sparse linear combination: each must fit 62 bits at scale cscale (>= 1);
+ * counts the nonzero terms and the additions they cost. */
+static tsr_status count_constants(const char *op, const int64_t *row_ptr, const double *vals,
+                                  size_t n_out, double cscale, uint64_t *terms, uint64_t *adds) {
+    if (!(cscale >= 1.0) || !isfinite(cscale))
+        return tsr_fail(TSR_ERR_SCALE, "%s: constant scale %g must be >= 1", op, cscale);
+    *terms = *adds = 0;
+    for (size_t j = 0; j < n_out; j++) {
+        uint64_t nz = 0;
+        for (int64_t k = row_ptr[j]; k < row_ptr[j + 1]; k++) {
+            if (!isfinite(vals[k]) || fabs(vals[k]) * cscale >= 0x1p62)
+                return tsr_fail(TSR_ERR_SCALE,
+                                "%s: constant %g at scale 2^%.1f does not fit 62 bits", op, vals[k],
+                                log2(cscale));
+            nz += vals[k] != 0.0;
+        }
+        *terms += nz;
+        *adds += nz > 1 ? nz - 1 : 0;
+    }
+    return TSR_OK;
+}
+
 tsr_status tsr_bvec_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
                             const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
                             const int64_t *cols, const double *vals, double cscale) {
@@ -504,21 +526,8 @@ tsr_status tsr_bvec_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
         if (fabs(ins[i]->scale / a->scale - 1.0) > be->scale_tol)
             return tsr_fail(TSR_ERR_SCALE, "lincomb: inputs at different scales");
     }
-    if (!(cscale >= 1.0) || !isfinite(cscale))
-        return tsr_fail(TSR_ERR_SCALE, "lincomb: constant scale %g must be >= 1", cscale);
-    uint64_t terms = 0, adds = 0;
-    for (size_t j = 0; j < n_out; j++) {
-        uint64_t nz = 0;
-        for (int64_t k = row_ptr[j]; k < row_ptr[j + 1]; k++) {
-            if (!isfinite(vals[k]) || fabs(vals[k]) * cscale >= 0x1p62)
-                return tsr_fail(TSR_ERR_SCALE,
-                                "lincomb: constant %g at scale 2^%.1f does not fit 62 bits",
-                                vals[k], log2(cscale));
-            nz += vals[k] != 0.0;
-        }
-        terms += nz;
-        adds += nz > 1 ? nz - 1 : 0;
-    }
+    uint64_t terms, adds;
+    TSR_TRY(count_constants("lincomb", row_ptr, vals, n_out, cscale, &terms, &adds));
     TSR_TRY(check_product(be, a->level, a->scale, cscale, "lincomb"));
     tsr_status st = TSR_OK;
     if (be->vt->lincomb) {
@@ -587,24 +596,11 @@ tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
     if (s2 < 2.0)
         return tsr_fail(TSR_ERR_SCALE, "sq_lincomb: the squares' scale 2^%.1f is too small",
                         log2(s2));
-    if (!(cscale >= 1.0) || !isfinite(cscale))
-        return tsr_fail(TSR_ERR_SCALE, "sq_lincomb: constant scale %g must be >= 1", cscale);
+    uint64_t terms, adds;
+    TSR_TRY(count_constants("sq_lincomb", row_ptr, vals, n_out, cscale, &terms, &adds));
     /* The sum is formed before the rescale: it must fit the modulus at the inputs' level. */
     TSR_TRY(check_product(be, a->level, a->scale * a->scale, cscale, "sq_lincomb"));
     TSR_TRY(check_product(be, a->level - 1, s2, cscale, "sq_lincomb"));
-    uint64_t terms = 0, adds = 0;
-    for (size_t j = 0; j < n_out; j++) {
-        uint64_t nz = 0;
-        for (int64_t k = row_ptr[j]; k < row_ptr[j + 1]; k++) {
-            if (!isfinite(vals[k]) || fabs(vals[k]) * cscale >= 0x1p62)
-                return tsr_fail(TSR_ERR_SCALE,
-                                "sq_lincomb: constant %g at scale 2^%.1f does not fit 62 bits",
-                                vals[k], log2(cscale));
-            nz += vals[k] != 0.0;
-        }
-        terms += nz;
-        adds += nz > 1 ? nz - 1 : 0;
-    }
     tsr_status st = TSR_OK;
     if (be->vt->sq_lincomb) {
         for (size_t j = 0; j < n_out && st == TSR_OK; j++) {
