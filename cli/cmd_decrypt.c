@@ -17,7 +17,8 @@ static void usage(FILE *out) {
                  "                       [--labels LABELS] [--compare DATA] [--offset K]\n"
                  "\n"
                  "Decrypt encrypted predictions and write one line per sample: index, predicted\n"
-                 "class, logits.\n"
+                 "class, logits. Predictions computed under another key set (keys of another\n"
+                 "keygen run) are refused.\n"
                  "\n"
                  "  --labels FILE  IDX label file (or one integer per line): print the accuracy\n"
                  "  --compare DATA the inputs that were encrypted: print the agreement with\n"
@@ -71,7 +72,9 @@ int tsr_cmd_decrypt(int argc, char **argv) {
         rc = cli_fail(VERB, st, "setting up CKKS");
         goto out;
     }
-    if ((st = tsr_nn_ct_load(p, be, TSR_NN_CT_OUTPUT, in, &t, &n)) != TSR_OK) {
+    uint8_t key_id[TSR_CKKS_KEY_ID_BYTES];
+    tsr_ckks_secret_key_id(sk, key_id);
+    if ((st = tsr_nn_ct_load(p, be, TSR_NN_CT_OUTPUT, in, key_id, &t, &n)) != TSR_OK) {
         rc = cli_fail(VERB, st, "reading the encrypted predictions");
         goto out;
     }

@@ -123,7 +123,12 @@ int tsr_cmd_encrypt(int argc, char **argv) {
         goto out;
     }
     double te = tsr_now() - t0;
-    if ((st = tsr_nn_ct_save(p, t, TSR_NN_CT_INPUT, n, out)) != TSR_OK) {
+    uint8_t key_id[TSR_CKKS_KEY_ID_BYTES];
+    if (sk)
+        tsr_ckks_secret_key_id(sk, key_id);
+    else
+        tsr_ckks_public_key_id(pk, key_id);
+    if ((st = tsr_nn_ct_save(p, t, TSR_NN_CT_INPUT, n, key_id, out)) != TSR_OK) {
         rc = cli_fail(VERB, st, "writing the ciphertexts");
         goto out;
     }

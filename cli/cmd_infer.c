@@ -18,7 +18,8 @@ static void usage(FILE *out) {
             "                     [--report report.json] [--chart chart.svg] [--threads N]\n"
             "\n"
             "Run the plan's network on encrypted inputs with the evaluation keys only (a secret\n"
-            "key is refused: the server never needs one). Prints the per-layer latency and HE\n"
+            "key is refused: the server never needs one). Inputs encrypted under another key\n"
+            "set (keys of another keygen run) are refused. Prints the per-layer latency and HE\n"
             "operation counts; --report writes them as JSON (per step and per HE operation:\n"
             "time and counts, memory peak), --chart as an SVG chart.\n"
             "\n"
@@ -65,7 +66,8 @@ int tsr_cmd_infer(int argc, char **argv) {
     memset(&stats, 0, sizeof stats);
     int n = 0;
     tsr_status st = tsr_nn_plan_params(p, &params);
-    if (st == TSR_OK) st = tsr_ckks_eval_keys_load(&rk, &gk, params, keys);
+    uint8_t key_id[TSR_CKKS_KEY_ID_BYTES];
+    if (st == TSR_OK) st = tsr_ckks_eval_keys_load(&rk, &gk, key_id, params, keys);
     if (st != TSR_OK) {
         rc = cli_fail(VERB, st, "loading the evaluation keys");
         goto out;
@@ -79,7 +81,8 @@ int tsr_cmd_infer(int argc, char **argv) {
         rc = cli_fail(VERB, st, "preparing the plan");
         goto out;
     }
-    if ((st = tsr_nn_ct_load(p, tsr_nn_runner_backend(r), TSR_NN_CT_INPUT, in, &x, &n)) != TSR_OK) {
+    if ((st = tsr_nn_ct_load(p, tsr_nn_runner_backend(r), TSR_NN_CT_INPUT, in, key_id, &x, &n)) !=
+        TSR_OK) {
         rc = cli_fail(VERB, st, "reading the encrypted inputs");
         goto out;
     }
@@ -90,7 +93,7 @@ int tsr_cmd_infer(int argc, char **argv) {
     stats.samples = n;
     tsr_tile_free(x);
     x = NULL;
-    if ((st = tsr_nn_ct_save(p, y, TSR_NN_CT_OUTPUT, n, out)) != TSR_OK) {
+    if ((st = tsr_nn_ct_save(p, y, TSR_NN_CT_OUTPUT, n, key_id, out)) != TSR_OK) {
         rc = cli_fail(VERB, st, "writing the encrypted outputs");
         goto out;
     }

@@ -21,9 +21,12 @@ static void usage(FILE *out) {
             "\n"
             "Generate a CKKS secret key for the plan's parameters and the evaluation keys the\n"
             "plan needs: the relinearization key (if it multiplies ciphertexts) and exactly the\n"
-            "Galois keys of its rotation steps. The secret key file is created with mode 0600;\n"
-            "keep it on the client. Send server.evk (and the plan) to the server. With\n"
-            "--out-public, also a public key, so others can encrypt for this client.\n"
+            "Galois keys of its rotation steps (none for a purely linear plan: server.evk then\n"
+            "holds no key but still names the key set). The secret key file is created with\n"
+            "mode 0600; keep it on the client. Send server.evk (and the plan) to the server.\n"
+            "With --out-public, also a public key, so others can encrypt for this client.\n"
+            "Every file of one run records the same key-set id: encrypt, infer and decrypt\n"
+            "refuse keys and ciphertexts of different runs.\n"
             "\n"
             "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
 }
@@ -72,7 +75,9 @@ int tsr_cmd_keygen(int argc, char **argv) {
         rc = cli_fail(VERB, st, "writing the secret key");
         goto out;
     }
-    if ((st = tsr_ckks_eval_keys_save(rk, gk, ev_path)) != TSR_OK) {
+    uint8_t key_id[TSR_CKKS_KEY_ID_BYTES];
+    tsr_ckks_secret_key_id(sk, key_id);
+    if ((st = tsr_ckks_eval_keys_save(params, key_id, rk, gk, ev_path)) != TSR_OK) {
         rc = cli_fail(VERB, st, "writing the evaluation keys");
         goto out;
     }

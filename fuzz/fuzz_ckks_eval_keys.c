@@ -9,7 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     tsr_ckks_params *p = fuzz_params();
     tsr_ckks_relin_key *rk = NULL;
     tsr_ckks_galois_keys *gk = NULL;
-    (void)tsr_ckks_eval_keys_from_bytes(&rk, &gk, p, data, size);
+    uint8_t id[TSR_CKKS_KEY_ID_BYTES];
+    (void)tsr_ckks_eval_keys_from_bytes(&rk, &gk, id, p, data, size);
     tsr_ckks_relin_key_free(rk);
     tsr_ckks_galois_keys_free(gk);
     (void)tsr_ckks_relin_key_from_bytes(&rk, p, data, size);

@@ -218,12 +218,16 @@ static void test_roundtrip(void **state) {
     tsr_ckks_relin_key_free(rk2);
     tsr_ckks_galois_keys_free(gk2);
 
-    /* evaluation-key bundles: both, relin only, Galois only */
-    const tsr_ckks_relin_key *rks[] = { w.rk, w.rk, NULL };
-    const tsr_ckks_galois_keys *gks[] = { w.gk, NULL, w.gk };
-    for (int i = 0; i < 3; i++) {
-        tt_ok(tsr_ckks_eval_keys_to_bytes(rks[i], gks[i], &buf, &len));
-        tt_ok(tsr_ckks_eval_keys_from_bytes(&rk2, &gk2, w.p, buf, len));
+    /* evaluation-key bundles: both, relin only, Galois only, none (a linear plan) */
+    const tsr_ckks_relin_key *rks[] = { w.rk, w.rk, NULL, NULL };
+    const tsr_ckks_galois_keys *gks[] = { w.gk, NULL, w.gk, NULL };
+    uint8_t id[TSR_CKKS_KEY_ID_BYTES], id2[TSR_CKKS_KEY_ID_BYTES];
+    tsr_ckks_secret_key_id(w.sk, id);
+    for (int i = 0; i < 4; i++) {
+        tt_ok(tsr_ckks_eval_keys_to_bytes(w.p, id, rks[i], gks[i], &buf, &len));
+        memset(id2, 0, sizeof id2);
+        tt_ok(tsr_ckks_eval_keys_from_bytes(&rk2, &gk2, id2, w.p, buf, len));
+        assert_memory_equal(id2, id, sizeof id);
         assert_int_equal(rk2 != NULL, rks[i] != NULL);
         assert_int_equal(gk2 != NULL, gks[i] != NULL);
         if (rk2)
@@ -234,7 +238,11 @@ static void test_roundtrip(void **state) {
         tsr_ckks_galois_keys_free(gk2);
         tsr_ckks_bytes_free(buf);
     }
-    tt_fails(tsr_ckks_eval_keys_to_bytes(NULL, NULL, &buf, &len), TSR_ERR_INVALID_ARG);
+    /* keys of one key set are not bundled under another's id */
+    id2[0] = (uint8_t)(id[0] ^ 1);
+    memcpy(id2 + 1, id + 1, sizeof id - 1);
+    tt_fails(tsr_ckks_eval_keys_to_bytes(w.p, id2, w.rk, NULL, &buf, &len), TSR_ERR_MISMATCH);
+    tt_fails(tsr_ckks_eval_keys_to_bytes(w.p, id2, NULL, w.gk, &buf, &len), TSR_ERR_MISMATCH);
 
     /* files: secret key with mode 0600, a ciphertext, a stream of two objects */
     const char *skp = tt_temp_path(".sk");
@@ -248,7 +256,7 @@ static void test_roundtrip(void **state) {
     assert_memory_equal(sk2->s_ntt, w.sk->s_ntt, (size_t)w.p->nall * w.p->n * 8);
     tsr_ckks_secret_key_free(sk2);
     /* ... and the evaluation-key reader refuses it */
-    tt_fails(tsr_ckks_eval_keys_load(&rk2, &gk2, w.p, skp), TSR_ERR_SECRET);
+    tt_fails(tsr_ckks_eval_keys_load(&rk2, &gk2, NULL, w.p, skp), TSR_ERR_SECRET);
     assert_null(rk2);
     tt_fails(tsr_ckks_galois_keys_load(&gk2, w.p, skp), TSR_ERR_SECRET);
     tsr_ckks_ciphertext *never;
@@ -317,7 +325,7 @@ static tsr_status load_sk(world *w, const uint8_t *buf, size_t len) {
 static tsr_status load_ek(world *w, const uint8_t *buf, size_t len) {
     tsr_ckks_relin_key *rk;
     tsr_ckks_galois_keys *gk;
-    tsr_status st = tsr_ckks_eval_keys_from_bytes(&rk, &gk, w->p, buf, len);
+    tsr_status st = tsr_ckks_eval_keys_from_bytes(&rk, &gk, NULL, w->p, buf, len);
     tsr_ckks_relin_key_free(rk);
     tsr_ckks_galois_keys_free(gk);
     return st;
@@ -400,7 +408,9 @@ static void test_truncation_and_corruption(void **state) {
     tsr_ckks_galois_keys *gk1;
     const int one = 1;
     tt_ok(tsr_ckks_galois_keys_create(&gk1, w.sk, &one, 1, 0));
-    tt_ok(tsr_ckks_eval_keys_to_bytes(w.rk, gk1, &buf, &len));
+    uint8_t id[TSR_CKKS_KEY_ID_BYTES];
+    tsr_ckks_secret_key_id(w.sk, id);
+    tt_ok(tsr_ckks_eval_keys_to_bytes(w.p, id, w.rk, gk1, &buf, &len));
     mangle_all(&w, buf, len, load_ek, "evaluation keys");
     tsr_ckks_bytes_free(buf);
     tsr_ckks_galois_keys_free(gk1);
@@ -470,11 +480,12 @@ static void test_invalid_fields(void **state) {
     free(e);
     e = malloc(len);
     memcpy(e, buf, len);
-    e[H + 4] = 2; /* first element even */
+    const size_t K = TSR_CKKS_KEY_ID_BYTES; /* key frames start with the key-set id */
+    e[H + K + 4] = 2;                       /* first element even */
     reseal(e, len);
     tt_fails(tsr_ckks_galois_keys_from_bytes(&gk, w.p, e, len), TSR_ERR_FORMAT);
     memcpy(e, buf, len);
-    e[H + 0] = 0xff; /* count far beyond the payload */
+    e[H + K + 0] = 0xff; /* count far beyond the payload */
     reseal(e, len);
     tt_fails(tsr_ckks_galois_keys_from_bytes(&gk, w.p, e, len), TSR_ERR_FORMAT);
     /* Secret key with a fourth code. */
@@ -483,7 +494,7 @@ static void test_invalid_fields(void **state) {
     free(e);
     e = malloc(len);
     memcpy(e, buf, len);
-    e[H + 3] = 3;
+    e[H + K + 3] = 3;
     reseal(e, len);
     tsr_ckks_secret_key *sk;
     tt_fails(tsr_ckks_secret_key_from_bytes(&sk, w.p, e, len), TSR_ERR_FORMAT);
@@ -530,6 +541,86 @@ static void write_file(const char *dir, const char *target, const char *name, co
     fclose(fp);
 }
 
+/*
+ * Key-set ids: every keygen draws a new one, every key made from a secret
+ * key inherits it, files keep it, and keys of two sets are never mixed
+ * (issue 10: keys of another keygen run used to pass every check).
+ */
+static void test_key_set_ids(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s;
+    ckks_fuzz_spec(&s);
+    world w;
+    world_init(&w, &s);
+    uint8_t id[TSR_CKKS_KEY_ID_BYTES], got[TSR_CKKS_KEY_ID_BYTES], zero[TSR_CKKS_KEY_ID_BYTES];
+    memset(zero, 0, sizeof zero);
+    tsr_ckks_secret_key_id(w.sk, id);
+    assert_memory_not_equal(id, zero, sizeof id);
+    tsr_ckks_public_key_id(w.pk, got);
+    assert_memory_equal(got, id, sizeof id);
+    tsr_ckks_relin_key_id(w.rk, got);
+    assert_memory_equal(got, id, sizeof id);
+    tsr_ckks_galois_keys_id(w.gk, got);
+    assert_memory_equal(got, id, sizeof id);
+
+    /* another secret key for the same parameters: another id */
+    tsr_ckks_secret_key *sk2;
+    tt_ok(tsr_ckks_secret_key_create(&sk2, w.p));
+    uint8_t id2[TSR_CKKS_KEY_ID_BYTES];
+    tsr_ckks_secret_key_id(sk2, id2);
+    assert_memory_not_equal(id, id2, sizeof id);
+    /* keys of two sets are not mixed */
+    const int two = 2;
+    tt_fails(tsr_ckks_galois_keys_add(w.gk, sk2, &two, 1, 0), TSR_ERR_MISMATCH);
+    tsr_ckks_galois_keys *gk2;
+    tt_ok(tsr_ckks_galois_keys_create(&gk2, sk2, &two, 1, 0));
+    tsr_ckks_evaluator *ev;
+    tt_fails(tsr_ckks_evaluator_create(&ev, w.p, w.rk, gk2), TSR_ERR_MISMATCH);
+    assert_null(ev);
+    assert_non_null(strstr(tsr_last_error(), "different key sets"));
+    tsr_ckks_galois_keys_free(gk2);
+
+    /* every key file keeps the id */
+    uint8_t *buf;
+    size_t len;
+    tsr_ckks_secret_key *skr;
+    tt_ok(tsr_ckks_secret_key_to_bytes(sk2, &buf, &len));
+    tt_ok(tsr_ckks_secret_key_from_bytes(&skr, w.p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    tsr_ckks_secret_key_id(skr, got);
+    assert_memory_equal(got, id2, sizeof id2);
+    tsr_ckks_secret_key_free(skr);
+    tsr_ckks_public_key *pkr;
+    tt_ok(tsr_ckks_public_key_to_bytes(w.pk, &buf, &len));
+    assert_int_equal(len, tsr_ckks_public_key_serialized_size(w.pk));
+    tt_ok(tsr_ckks_public_key_from_bytes(&pkr, w.p, buf, len));
+    tsr_ckks_public_key_id(pkr, got);
+    assert_memory_equal(got, id, sizeof id);
+    tsr_ckks_public_key_free(pkr);
+    /* a key file of format version 1 (before ids) is refused as such */
+    buf[4] = 1;
+    tt_fails(tsr_ckks_public_key_from_bytes(&pkr, w.p, buf, len), TSR_ERR_VERSION);
+    assert_non_null(strstr(tsr_last_error(), "keygen again"));
+    tsr_ckks_bytes_free(buf);
+    tsr_ckks_relin_key *rkr;
+    tt_ok(tsr_ckks_relin_key_to_bytes(w.rk, &buf, &len));
+    assert_int_equal(len, tsr_ckks_relin_key_serialized_size(w.rk));
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rkr, w.p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    tsr_ckks_relin_key_id(rkr, got);
+    assert_memory_equal(got, id, sizeof id);
+    tsr_ckks_relin_key_free(rkr);
+    tsr_ckks_galois_keys *gkr;
+    tt_ok(tsr_ckks_galois_keys_to_bytes(w.gk, &buf, &len));
+    tt_ok(tsr_ckks_galois_keys_from_bytes(&gkr, w.p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    tsr_ckks_galois_keys_id(gkr, got);
+    assert_memory_equal(got, id, sizeof id);
+    tsr_ckks_galois_keys_free(gkr);
+    tsr_ckks_secret_key_free(sk2);
+    world_free(&w);
+}
+
 static void test_write_fuzz_corpus(void **state) {
     (void)state;
     const char *dir = getenv("TSR_WRITE_FUZZ_CORPUS");
@@ -566,8 +657,13 @@ static void test_write_fuzz_corpus(void **state) {
     DUMP(tsr_ckks_ciphertext_to_bytes(w.sct, &b, &n), "fuzz_ckks_ciphertext", "seeded");
     DUMP(tsr_ckks_ciphertext_to_bytes(w.ct3, &b, &n), "fuzz_ckks_ciphertext", "size3");
     DUMP(tsr_ckks_public_key_to_bytes(w.pk, &b, &n), "fuzz_ckks_public_key", "pk");
-    DUMP(tsr_ckks_eval_keys_to_bytes(w.rk, w.gk, &b, &n), "fuzz_ckks_eval_keys", "bundle");
-    DUMP(tsr_ckks_eval_keys_to_bytes(w.rk, NULL, &b, &n), "fuzz_ckks_eval_keys", "relin_only");
+    uint8_t id[TSR_CKKS_KEY_ID_BYTES];
+    tsr_ckks_secret_key_id(w.sk, id);
+    DUMP(tsr_ckks_eval_keys_to_bytes(w.p, id, w.rk, w.gk, &b, &n), "fuzz_ckks_eval_keys", "bundle");
+    DUMP(tsr_ckks_eval_keys_to_bytes(w.p, id, w.rk, NULL, &b, &n), "fuzz_ckks_eval_keys",
+         "relin_only");
+    DUMP(tsr_ckks_eval_keys_to_bytes(w.p, id, NULL, NULL, &b, &n), "fuzz_ckks_eval_keys",
+         "no_keys");
     DUMP(tsr_ckks_relin_key_to_bytes(w.rk, &b, &n), "fuzz_ckks_eval_keys", "relin_frame");
     DUMP(tsr_ckks_galois_keys_to_bytes(w.gk, &b, &n), "fuzz_ckks_eval_keys", "galois_frame");
     DUMP(tsr_ckks_secret_key_to_bytes(w.sk, &b, &n), "fuzz_ckks_secret_key", "sk");
@@ -577,9 +673,8 @@ static void test_write_fuzz_corpus(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_truncation_and_corruption),
-        cmocka_unit_test(test_invalid_fields),
+        cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_truncation_and_corruption),
+        cmocka_unit_test(test_invalid_fields),    cmocka_unit_test(test_key_set_ids),
         cmocka_unit_test(test_write_fuzz_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

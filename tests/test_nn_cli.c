@@ -129,6 +129,17 @@ static void test_workflow(void **state) {
     tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("b.plan"),
                              tt_cli_path("c2.sk"), tt_cli_path("out.ct"), tt_cli_path("x.csv")),
                   2, "decrypt another plan's outputs");
+    /* keys of another keygen run for the same plan (issue 10): refused, not garbage */
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("c4.sk"), tt_cli_path("s4.evk")),
+                  0, "a second keygen for the same plan");
+    tt_cli_expect_fail(tt_cli_run("infer %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
+                                  tt_cli_path("s4.evk"), tt_cli_path("in.ct"), tt_cli_path("x.ct")),
+                       "infer with another keygen's evaluation keys", "another key set");
+    tt_cli_expect_fail(tt_cli_run("decrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
+                                  tt_cli_path("c4.sk"), tt_cli_path("out.ct"),
+                                  tt_cli_path("x.csv")),
+                       "decrypt with another keygen's secret key", "another key set");
     /* corrupted files */
     FILE *fp = fopen(tt_cli_path("in.ct"), "r+b");
     fseek(fp, 5000, SEEK_SET);
@@ -151,6 +162,63 @@ static void test_workflow(void **state) {
     tt_cli_expect(tt_cli_run("encrypt %s %s --in /nonexistent.csv --out %s" INSECURE,
                              tt_cli_path("b.plan"), tt_cli_path("c2.sk"), tt_cli_path("x.ct")),
                   2, "encrypt a missing file");
+}
+
+/* A purely linear model (flatten + one dense layer): no evaluation key at all. */
+static void make_linear_model(const char *path) {
+    tsr_model *m;
+    int t = 0;
+    tt_ok(tsr_model_create(&m, 1, 28, 28));
+    tt_ok(tsr_model_add_flatten(m, &t, "flatten", t));
+    tt_ok(tsr_model_add_dense(m, &t, "fc", t, 10, 1));
+    tt_ok(tsr_model_finish(m, t));
+    tt_ok(tsr_model_init(m, 5));
+    tt_ok(tsr_model_save_onnx(m, NULL, path));
+    tsr_model_free(m);
+}
+
+/* Issue 10: keygen for a plan that needs no evaluation keys used to fail. */
+static void test_linear_plan(void **state) {
+    (void)state;
+    make_linear_model(tt_cli_path("lin.onnx"));
+    FILE *fp = fopen(tt_cli_path("lin.csv"), "w");
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 784; k++)
+            fprintf(fp, "%g%c", 0.002 * ((i * 11 + k) % 100) - 0.1, k == 783 ? '\n' : ',');
+    fclose(fp);
+    /* one sample per slot: no rotation, no ciphertext product */
+    tt_cli_expect(tt_cli_run("compile %s --batch 3 --log-n 11 --packing batch --no-measure --out "
+                             "%s" INSECURE,
+                             tt_cli_path("lin.onnx"), tt_cli_path("lin.plan")),
+                  0, "compile a linear model");
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s --out-public %s" INSECURE,
+                             tt_cli_path("lin.plan"), tt_cli_path("lin.sk"), tt_cli_path("lin.evk"),
+                             tt_cli_path("lin.pk")),
+                  0, "keygen for a linear plan");
+    assert_non_null(strstr(tt_cli_output(), "(0 rotation keys"));
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("lin.plan"),
+                             tt_cli_path("lin.pk"), tt_cli_path("lin.csv"),
+                             tt_cli_path("lin_in.ct")),
+                  0, "encrypt for a linear plan");
+    tt_cli_expect(tt_cli_run("infer %s %s --in %s --out %s" INSECURE, tt_cli_path("lin.plan"),
+                             tt_cli_path("lin.evk"), tt_cli_path("lin_in.ct"),
+                             tt_cli_path("lin_out.ct")),
+                  0, "infer a linear plan");
+    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
+                             tt_cli_path("lin.plan"), tt_cli_path("lin.sk"),
+                             tt_cli_path("lin_out.ct"), tt_cli_path("lin.pred"),
+                             tt_cli_path("lin.csv")),
+                  0, "decrypt a linear plan");
+    assert_non_null(strstr(tt_cli_output(), "agreement with plaintext inference: 100.00% of 3"));
+    /* the empty bundle still names its key set */
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                             tt_cli_path("lin.plan"), tt_cli_path("lin2.sk"),
+                             tt_cli_path("lin2.evk")),
+                  0, "a second keygen for the linear plan");
+    tt_cli_expect_fail(tt_cli_run("infer %s %s --in %s --out %s" INSECURE, tt_cli_path("lin.plan"),
+                                  tt_cli_path("lin2.evk"), tt_cli_path("lin_in.ct"),
+                                  tt_cli_path("x.ct")),
+                       "infer with another key set's empty bundle", "another key set");
 }
 
 static void test_usage(void **state) {
@@ -193,6 +261,7 @@ static void test_usage(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_workflow),
+        cmocka_unit_test(test_linear_plan),
         cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);

@@ -57,21 +57,23 @@ static double run_ckks(const tsr_nn_plan *p, const double *x, int n, double *out
     tt_ok(tsr_nn_encrypt(p, client, x, n, &ct));
     /* the server gets the ciphertexts through a file, as in the real workflow */
     char *f = dup_path(".ct");
-    tt_ok(tsr_nn_ct_save(p, ct, TSR_NN_CT_INPUT, n, f));
+    uint8_t kid[TSR_CKKS_KEY_ID_BYTES];
+    tsr_ckks_secret_key_id(sk, kid);
+    tt_ok(tsr_nn_ct_save(p, ct, TSR_NN_CT_INPUT, n, kid, f));
     tsr_tile_free(ct);
     tsr_nn_runner *r;
     tt_ok(tsr_nn_runner_create(p, server, &r));
     int n2;
-    tt_ok(tsr_nn_ct_load(p, tsr_nn_runner_backend(r), TSR_NN_CT_INPUT, f, &ct, &n2));
+    tt_ok(tsr_nn_ct_load(p, tsr_nn_runner_backend(r), TSR_NN_CT_INPUT, f, kid, &ct, &n2));
     assert_int_equal(n2, n);
     tsr_nn_stats st;
     tt_ok(tsr_nn_run(r, ct, &res, &st));
     assert_int_equal(st.n_steps, p->prog->n_steps);
     assert_true(st.seconds > 0);
-    tt_ok(tsr_nn_ct_save(p, res, TSR_NN_CT_OUTPUT, n, f));
+    tt_ok(tsr_nn_ct_save(p, res, TSR_NN_CT_OUTPUT, n, kid, f));
     tsr_tile_free(res);
     tsr_tile_free(ct);
-    tt_ok(tsr_nn_ct_load(p, client, TSR_NN_CT_OUTPUT, f, &res, &n2));
+    tt_ok(tsr_nn_ct_load(p, client, TSR_NN_CT_OUTPUT, f, kid, &res, &n2));
     tt_ok(tsr_nn_decrypt(p, res, n, out));
     tsr_tile_free(res);
     remove(f);
@@ -560,7 +562,7 @@ static void test_wrong_inputs(void **state) {
     tt_ok(tsr_ckks_secret_key_save(sk, skf));
     tsr_ckks_relin_key *rk2 = NULL;
     tsr_ckks_galois_keys *gk2 = NULL;
-    tsr_status st = tsr_ckks_eval_keys_load(&rk2, &gk2, params, skf);
+    tsr_status st = tsr_ckks_eval_keys_load(&rk2, &gk2, NULL, params, skf);
     assert_true(st == TSR_ERR_SECRET || st == TSR_ERR_MISMATCH);
     remove(skf);
     free(skf);
@@ -577,13 +579,34 @@ static void test_wrong_inputs(void **state) {
     tt_ok(tsr_nn_encrypt(p, be, x, 2, &t));
     /* a file encrypted for one plan is refused by another; roles are checked */
     char *f = dup_path(".ct");
-    tt_ok(tsr_nn_ct_save(p, t, TSR_NN_CT_INPUT, 2, f));
+    uint8_t kid[TSR_CKKS_KEY_ID_BYTES];
+    tsr_ckks_secret_key_id(sk, kid);
+    tt_ok(tsr_nn_ct_save(p, t, TSR_NN_CT_INPUT, 2, kid, f));
     tsr_tile *u = NULL;
     int n;
-    tt_fails(tsr_nn_ct_load(other, be, TSR_NN_CT_INPUT, f, &u, &n), TSR_ERR_MISMATCH);
-    tt_fails(tsr_nn_ct_load(p, be, TSR_NN_CT_OUTPUT, f, &u, &n), TSR_ERR_MISMATCH);
+    tt_fails(tsr_nn_ct_load(other, be, TSR_NN_CT_INPUT, f, kid, &u, &n), TSR_ERR_MISMATCH);
+    tt_fails(tsr_nn_ct_load(p, be, TSR_NN_CT_OUTPUT, f, kid, &u, &n), TSR_ERR_MISMATCH);
     assert_null(u);
-    tt_fails(tsr_nn_ct_save(p, t, TSR_NN_CT_INPUT, 5, f), TSR_ERR_INVALID_ARG);
+    /* ... and keys of another keygen run for the same plan are refused */
+    {
+        tsr_ckks_secret_key *sk2;
+        tsr_ckks_relin_key *rk2b;
+        tsr_ckks_galois_keys *gk2b;
+        tt_ok(tsr_nn_keygen(p, params, &sk2, &rk2b, &gk2b));
+        uint8_t kid2[TSR_CKKS_KEY_ID_BYTES];
+        tsr_ckks_secret_key_id(sk2, kid2);
+        assert_memory_not_equal(kid, kid2, sizeof kid);
+        tt_fails(tsr_nn_ct_load(p, be, TSR_NN_CT_INPUT, f, kid2, &u, &n), TSR_ERR_MISMATCH);
+        assert_non_null(strstr(tsr_last_error(), "another key set"));
+        assert_null(u);
+        tt_ok(tsr_nn_ct_load(p, be, TSR_NN_CT_INPUT, f, kid, &u, &n));
+        tsr_tile_free(u);
+        u = NULL;
+        tsr_ckks_galois_keys_free(gk2b);
+        tsr_ckks_relin_key_free(rk2b);
+        tsr_ckks_secret_key_free(sk2);
+    }
+    tt_fails(tsr_nn_ct_save(p, t, TSR_NN_CT_INPUT, 5, kid, f), TSR_ERR_INVALID_ARG);
     /* corrupted ciphertext files */
     FILE *fp = fopen(f, "r+b");
     fseek(fp, 200, SEEK_SET);
@@ -591,7 +614,7 @@ static void test_wrong_inputs(void **state) {
     fseek(fp, 200, SEEK_SET);
     fputc(c ^ 0xff, fp);
     fclose(fp);
-    st = tsr_nn_ct_load(p, be, TSR_NN_CT_INPUT, f, &u, &n);
+    st = tsr_nn_ct_load(p, be, TSR_NN_CT_INPUT, f, kid, &u, &n);
     assert_true(st == TSR_ERR_CHECKSUM || st == TSR_ERR_FORMAT);
     assert_null(u);
     /* the runner refuses an input encrypted for another plan */

@@ -298,6 +298,23 @@ typedef struct tsr_ckks_public_key tsr_ckks_public_key;
 typedef struct tsr_ckks_relin_key tsr_ckks_relin_key;
 typedef struct tsr_ckks_galois_keys tsr_ckks_galois_keys;
 
+/*
+ * Key sets and their ids
+ * ----------------------
+ * A secret key and every key made from it (public, relinearization, Galois)
+ * form a key set. Its id is TSR_CKKS_KEY_ID_BYTES bytes drawn from the OS
+ * CSPRNG when the secret key is created and copied into every key made from
+ * it; key files and evaluation-key bundles record it, and so do encrypted
+ * data files built on top (tsr_nn_ct_save). It is public and reveals
+ * nothing about the secret. It tells key sets apart (two keygen runs get the
+ * same id with probability 2^-256) so that data encrypted under one key set
+ * is refused, with a clear message, by keys of another instead of decrypting
+ * to garbage; it is no authenticator (a file's writer chooses what it
+ * records). A random id rather than a hash of key material, because a key
+ * set with no evaluation key (a purely linear network) needs one too.
+ */
+#define TSR_CKKS_KEY_ID_BYTES 32
+
 /**
  * Generate a secret key from the OS CSPRNG, with the distribution of p
  * (uniform ternary, or fixed Hamming weight). Free with
@@ -306,6 +323,9 @@ typedef struct tsr_ckks_galois_keys tsr_ckks_galois_keys;
 TSR_API tsr_status tsr_ckks_secret_key_create(tsr_ckks_secret_key **out, tsr_ckks_params *p);
 /** Wipe and free. NULL is a no-op. */
 TSR_API void tsr_ckks_secret_key_free(tsr_ckks_secret_key *sk);
+/** The key-set id of sk (fresh random bytes drawn by tsr_ckks_secret_key_create). */
+TSR_API void tsr_ckks_secret_key_id(const tsr_ckks_secret_key *sk,
+                                    uint8_t id[TSR_CKKS_KEY_ID_BYTES]);
 
 /**
  * Public key (b, a) = (-a*s + e, a) over Q_L * P (the special primes let
@@ -315,6 +335,9 @@ TSR_API tsr_status tsr_ckks_public_key_create(tsr_ckks_public_key **out,
                                               const tsr_ckks_secret_key *sk);
 /** Free a public key. NULL is a no-op. */
 TSR_API void tsr_ckks_public_key_free(tsr_ckks_public_key *pk);
+/** The key-set id of pk (that of the secret key it was made from). */
+TSR_API void tsr_ckks_public_key_id(const tsr_ckks_public_key *pk,
+                                    uint8_t id[TSR_CKKS_KEY_ID_BYTES]);
 
 /**
  * Relinearization key: a hybrid key-switching key from s^2 to s with dnum
@@ -325,6 +348,8 @@ TSR_API tsr_status tsr_ckks_relin_key_create(tsr_ckks_relin_key **out,
                                              const tsr_ckks_secret_key *sk);
 /** Free a relinearization key. NULL is a no-op. */
 TSR_API void tsr_ckks_relin_key_free(tsr_ckks_relin_key *rk);
+/** The key-set id of rk (that of the secret key it was made from). */
+TSR_API void tsr_ckks_relin_key_id(const tsr_ckks_relin_key *rk, uint8_t id[TSR_CKKS_KEY_ID_BYTES]);
 
 /** Also generate the conjugation key (for tsr_ckks_galois_keys_create's flags). */
 #define TSR_CKKS_GALOIS_CONJUGATE 0x1u
@@ -343,7 +368,8 @@ TSR_API tsr_status tsr_ckks_galois_keys_create(tsr_ckks_galois_keys **out,
                                                const tsr_ckks_secret_key *sk, const int *steps,
                                                size_t n_steps, uint32_t flags);
 /**
- * Add keys for more steps / flags to an existing set (same secret key).
+ * Add keys for more steps / flags to an existing set (same secret key: a
+ * secret key of another key set fails with TSR_ERR_MISMATCH).
  * This mutates gk: no evaluator may use gk while it runs (create the
  * evaluators afterwards, or call it between operations).
  */
@@ -351,6 +377,9 @@ TSR_API tsr_status tsr_ckks_galois_keys_add(tsr_ckks_galois_keys *gk, const tsr_
                                             const int *steps, size_t n_steps, uint32_t flags);
 /** Free a Galois key set (no evaluator may still use it). NULL is a no-op. */
 TSR_API void tsr_ckks_galois_keys_free(tsr_ckks_galois_keys *gk);
+/** The key-set id of gk (that of the secret key it was made from). */
+TSR_API void tsr_ckks_galois_keys_id(const tsr_ckks_galois_keys *gk,
+                                     uint8_t id[TSR_CKKS_KEY_ID_BYTES]);
 /** 1 if gk holds the key for rotation by step (mod slots), else 0. */
 TSR_API int tsr_ckks_galois_keys_has_rotation(const tsr_ckks_galois_keys *gk, int step);
 /** 1 if gk holds the conjugation key. */
@@ -396,7 +425,8 @@ typedef struct tsr_ckks_evaluator tsr_ckks_evaluator;
 /**
  * An evaluator for p using the given keys (either may be NULL; they are
  * borrowed and must outlive the evaluator; they are only read). Owns scratch
- * memory: one evaluator per thread.
+ * memory: one evaluator per thread. Keys of two different key sets fail
+ * with TSR_ERR_MISMATCH.
  */
 TSR_API tsr_status tsr_ckks_evaluator_create(tsr_ckks_evaluator **out, tsr_ckks_params *p,
                                              const tsr_ckks_relin_key *rk,
@@ -611,6 +641,11 @@ TSR_API tsr_status tsr_ckks_params_from_bytes(tsr_ckks_params **out, const uint8
 TSR_CKKS_DECLARE_IO(tsr_ckks_plaintext, plaintext)
 /** Ciphertexts; a seeded symmetric encryption stores its seed instead of c1. */
 TSR_CKKS_DECLARE_IO(tsr_ckks_ciphertext, ciphertext)
+/*
+ * Key files (public, relinearization, Galois, secret) record the key-set id
+ * and are format version 2; files of version 1 (before key-set ids) fail
+ * with TSR_ERR_VERSION: generate the keys again.
+ */
 /** Public keys (the uniform half stored as a seed). */
 TSR_CKKS_DECLARE_IO(tsr_ckks_public_key, public_key)
 /** Relinearization keys (seeded). */
@@ -626,22 +661,37 @@ TSR_CKKS_DECLARE_IO(tsr_ckks_secret_key, secret_key)
 #undef TSR_CKKS_DECLARE_IO
 
 /**
- * Evaluation-key bundle: the relinearization key and/or the Galois keys (one
- * may be NULL) in one frame, for shipping to a server. The reader refuses a
- * secret key with TSR_ERR_SECRET. On load, absent parts come back as NULL.
+ * Evaluation-key bundle: the key-set id (TSR_CKKS_KEY_ID_BYTES, see "Key
+ * sets and their ids"), the relinearization key and/or the Galois keys (one
+ * or both may be NULL: a plan with no multiplication or rotation needs no
+ * key, and its bundle still carries the parameter fingerprint and the id) in
+ * one frame, for shipping to a server. The writers take the parameters and
+ * the key-set id (tsr_ckks_secret_key_id of the keys' secret key); keys of
+ * other parameters or of another key set fail with TSR_ERR_MISMATCH. The
+ * reader refuses a secret key with TSR_ERR_SECRET; on load, absent parts
+ * come back as NULL and the id is written to key_id (unless NULL).
  */
-TSR_API tsr_status tsr_ckks_eval_keys_save(const tsr_ckks_relin_key *rk,
+TSR_API tsr_status tsr_ckks_eval_keys_save(const tsr_ckks_params *p,
+                                           const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
+                                           const tsr_ckks_relin_key *rk,
                                            const tsr_ckks_galois_keys *gk, const char *path);
 TSR_API tsr_status tsr_ckks_eval_keys_load(tsr_ckks_relin_key **rk, tsr_ckks_galois_keys **gk,
+                                           uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
                                            tsr_ckks_params *p, const char *path);
-TSR_API tsr_status tsr_ckks_eval_keys_write(const tsr_ckks_relin_key *rk,
+TSR_API tsr_status tsr_ckks_eval_keys_write(const tsr_ckks_params *p,
+                                            const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
+                                            const tsr_ckks_relin_key *rk,
                                             const tsr_ckks_galois_keys *gk, FILE *fp);
 TSR_API tsr_status tsr_ckks_eval_keys_read(tsr_ckks_relin_key **rk, tsr_ckks_galois_keys **gk,
+                                           uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
                                            tsr_ckks_params *p, FILE *fp);
-TSR_API tsr_status tsr_ckks_eval_keys_to_bytes(const tsr_ckks_relin_key *rk,
+TSR_API tsr_status tsr_ckks_eval_keys_to_bytes(const tsr_ckks_params *p,
+                                               const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
+                                               const tsr_ckks_relin_key *rk,
                                                const tsr_ckks_galois_keys *gk, uint8_t **buf,
                                                size_t *len);
 TSR_API tsr_status tsr_ckks_eval_keys_from_bytes(tsr_ckks_relin_key **rk, tsr_ckks_galois_keys **gk,
+                                                 uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
                                                  tsr_ckks_params *p, const uint8_t *buf,
                                                  size_t len);
 

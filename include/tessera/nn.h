@@ -302,15 +302,22 @@ TSR_API void tsr_nn_array_free(void *a);
 
 /**
  * Encrypted inputs and outputs on disk: a frame of kind "ciphertext set"
- * (plan id, role, number of samples) followed by the tile tensor. Loading
- * checks the plan id (TSR_ERR_MISMATCH: "encrypted for another plan"), the
- * role, n <= batch and the tile tensor itself.
+ * (format version 2: plan id, key-set id, role, number of samples) followed
+ * by the tile tensor. key_id is the id of the key set the data is encrypted
+ * under (tsr_ckks_secret_key_id / tsr_ckks_public_key_id of the key that
+ * encrypted the inputs; the evaluation keys' id for outputs). Loading checks
+ * the plan id (TSR_ERR_MISMATCH: "encrypted for another plan"), the key-set
+ * id against key_id unless key_id is NULL (TSR_ERR_MISMATCH: "encrypted
+ * under another key set": the keys of another keygen run would compute and
+ * decrypt garbage), the role, n <= batch and the tile tensor itself.
+ * Version-1 files fail with TSR_ERR_VERSION.
  */
 typedef enum tsr_nn_ct_role { TSR_NN_CT_INPUT = 1, TSR_NN_CT_OUTPUT = 2 } tsr_nn_ct_role;
 TSR_API tsr_status tsr_nn_ct_save(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_role role,
-                                  int n, const char *path);
+                                  int n, const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
+                                  const char *path);
 TSR_API tsr_status tsr_nn_ct_load(const tsr_nn_plan *p, tsr_backend *be, tsr_nn_ct_role role,
-                                  const char *path, tsr_tile **out, int *n);
+                                  const char *path, const uint8_t *key_id, tsr_tile **out, int *n);
 
 TSR_END_DECLS
 

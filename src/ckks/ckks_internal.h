@@ -150,15 +150,17 @@ tsr_status ckks_pt_reserve(tsr_ckks_plaintext *pt, int level);
 
 struct tsr_ckks_secret_key {
     tsr_ckks_params *params;
-    int8_t *coeffs;  /* N ternary coefficients */
-    uint64_t *s_ntt; /* s in NTT form over all L+1+k primes */
+    uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]; /* key-set id (random, public) */
+    int8_t *coeffs;                        /* N ternary coefficients */
+    uint64_t *s_ntt;                       /* s in NTT form over all L+1+k primes */
 };
 
 struct tsr_ckks_public_key {
     tsr_ckks_params *params;
-    uint8_t seed[TSR_SEED_BYTES]; /* a = expand(seed) */
-    uint64_t *b;                  /* L+1+k limbs, NTT form */
-    uint64_t *a;                  /* L+1+k limbs, NTT form */
+    uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]; /* key-set id of the secret key */
+    uint8_t seed[TSR_SEED_BYTES];          /* a = expand(seed) */
+    uint64_t *b;                           /* L+1+k limbs, NTT form */
+    uint64_t *a;                           /* L+1+k limbs, NTT form */
 };
 
 /**
@@ -180,6 +182,7 @@ static inline uint64_t *ckks_ksk_a(const tsr_ckks_params *p, const ckks_ksk *k, 
 
 struct tsr_ckks_relin_key {
     tsr_ckks_params *params;
+    uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]; /* key-set id of the secret key */
     ckks_ksk key;
 };
 
@@ -191,6 +194,7 @@ typedef struct ckks_galois_entry {
 
 struct tsr_ckks_galois_keys {
     tsr_ckks_params *params;
+    uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]; /* key-set id of the secret key */
     size_t count, cap;
     ckks_galois_entry *e; /* sorted by elt */
 };

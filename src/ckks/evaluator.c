@@ -26,6 +26,10 @@ tsr_status tsr_ckks_evaluator_create(tsr_ckks_evaluator **out, tsr_ckks_params *
     *out = NULL;
     if (rk) TSR_TRY(ckks_params_check(p, rk->params, "the relinearization key"));
     if (gk) TSR_TRY(ckks_params_check(p, gk->params, "the Galois key set"));
+    if (rk && gk && memcmp(rk->key_id, gk->key_id, sizeof rk->key_id) != 0)
+        return tsr_fail(TSR_ERR_MISMATCH,
+                        "the relinearization key and the Galois keys belong to different key "
+                        "sets (made from different secret keys): use keys of one keygen run");
     tsr_ckks_evaluator *ev = tsr_calloc(sizeof *ev);
     if (!ev) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate an evaluator");
     ev->params = ckks_params_ref(p);

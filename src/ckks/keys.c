@@ -35,7 +35,8 @@ tsr_status tsr_ckks_secret_key_create(tsr_ckks_secret_key **out, tsr_ckks_params
         return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a secret key");
     }
     tsr_prng g;
-    st = tsr_prng_init_random(&g, 0);
+    st = tsr_random_bytes(sk->key_id, sizeof sk->key_id);
+    if (st == TSR_OK) st = tsr_prng_init_random(&g, 0);
     if (st != TSR_OK) {
         tsr_ckks_secret_key_free(sk);
         return st;
@@ -114,6 +115,7 @@ tsr_status ckks_pk_alloc(tsr_ckks_public_key **out, tsr_ckks_params *p) {
 tsr_status tsr_ckks_public_key_create(tsr_ckks_public_key **out, const tsr_ckks_secret_key *sk) {
     TSR_REQUIRE(out && sk, "tsr_ckks_public_key_create: NULL argument");
     TSR_TRY(ckks_pk_alloc(out, sk->params));
+    memcpy((*out)->key_id, sk->key_id, sizeof sk->key_id);
     tsr_status st = tsr_random_bytes((*out)->seed, TSR_SEED_BYTES);
     if (st == TSR_OK) st = ckks_pk_complete(*out, sk, 0);
     if (st != TSR_OK) {
@@ -189,6 +191,7 @@ tsr_status tsr_ckks_relin_key_create(tsr_ckks_relin_key **out, const tsr_ckks_se
     tsr_ckks_relin_key *rk = tsr_calloc(sizeof *rk);
     if (!rk) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a relinearization key");
     rk->params = ckks_params_ref(p);
+    memcpy(rk->key_id, sk->key_id, sizeof sk->key_id);
     uint64_t *s2 = NULL;
     tsr_status st = tsr_rns_poly_new(p->q[p->L], &s2);
     if (st == TSR_OK) {
@@ -277,6 +280,10 @@ tsr_status tsr_ckks_galois_keys_add(tsr_ckks_galois_keys *gk, const tsr_ckks_sec
     TSR_REQUIRE(gk && sk && (steps || n_steps == 0), "tsr_ckks_galois_keys_add: NULL argument");
     tsr_ckks_params *p = sk->params;
     TSR_TRY(ckks_params_check(gk->params, p, "the Galois key set"));
+    if (memcmp(gk->key_id, sk->key_id, sizeof sk->key_id) != 0)
+        return tsr_fail(TSR_ERR_MISMATCH,
+                        "the Galois key set belongs to another key set (it was made from another "
+                        "secret key): add keys with the secret key it was created with");
     if (flags & ~(TSR_CKKS_GALOIS_CONJUGATE | TSR_CKKS_GALOIS_POW2 | TSR_CKKS_GALOIS_POW2_NEG))
         return tsr_fail(TSR_ERR_INVALID_ARG, "unknown Galois key flags 0x%x", flags);
     /* Collect the wanted Galois elements (deduplicated, not yet present). */
@@ -341,6 +348,7 @@ tsr_status tsr_ckks_galois_keys_create(tsr_ckks_galois_keys **out, const tsr_ckk
                                        const int *steps, size_t n_steps, uint32_t flags) {
     TSR_REQUIRE(out && sk, "tsr_ckks_galois_keys_create: NULL argument");
     TSR_TRY(ckks_galois_alloc(out, sk->params));
+    memcpy((*out)->key_id, sk->key_id, sizeof sk->key_id);
     tsr_status st = tsr_ckks_galois_keys_add(*out, sk, steps, n_steps, flags);
     if (st != TSR_OK) {
         tsr_ckks_galois_keys_free(*out);
@@ -393,4 +401,27 @@ size_t tsr_ckks_galois_keys_steps(const tsr_ckks_galois_keys *gk, int *steps, si
     for (size_t i = 0; i < nrot && i < cap; i++) steps[i] = all[i];
     tsr_free(all);
     return nrot;
+}
+
+/* ---- key-set ids ------------------------------------------------------------------------------
+ */
+
+void tsr_ckks_secret_key_id(const tsr_ckks_secret_key *sk, uint8_t id[TSR_CKKS_KEY_ID_BYTES]) {
+    TSR_REQUIRE(sk && id, "tsr_ckks_secret_key_id: NULL argument");
+    memcpy(id, sk->key_id, TSR_CKKS_KEY_ID_BYTES);
+}
+
+void tsr_ckks_public_key_id(const tsr_ckks_public_key *pk, uint8_t id[TSR_CKKS_KEY_ID_BYTES]) {
+    TSR_REQUIRE(pk && id, "tsr_ckks_public_key_id: NULL argument");
+    memcpy(id, pk->key_id, TSR_CKKS_KEY_ID_BYTES);
+}
+
+void tsr_ckks_relin_key_id(const tsr_ckks_relin_key *rk, uint8_t id[TSR_CKKS_KEY_ID_BYTES]) {
+    TSR_REQUIRE(rk && id, "tsr_ckks_relin_key_id: NULL argument");
+    memcpy(id, rk->key_id, TSR_CKKS_KEY_ID_BYTES);
+}
+
+void tsr_ckks_galois_keys_id(const tsr_ckks_galois_keys *gk, uint8_t id[TSR_CKKS_KEY_ID_BYTES]) {
+    TSR_REQUIRE(gk && id, "tsr_ckks_galois_keys_id: NULL argument");
+    memcpy(id, gk->key_id, TSR_CKKS_KEY_ID_BYTES);
 }

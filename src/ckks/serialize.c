@@ -11,12 +11,18 @@
  *   plaintext   u32 level; f64 scale, err, mag; poly(level)
  *   ciphertext  u32 level, size; f64 scale, err, mag; if SEEDED: seed[32]
  *               and c0 (c1 is regenerated); else `size` polys(level)
- *   public key  seed[32] (a); b: ext                      (flag SEEDED)
- *   relin key   u32 dnum; seed[32]; b_0..b_{dnum-1}: ext  (flag SEEDED)
- *   Galois keys u32 count; per key (increasing g): u64 g; u32 dnum;
- *               seed[32]; b_j: ext                        (flag SEEDED)
- *   eval keys   u8 has_relin, u8 has_galois, then the two payloads above
- *   secret key  N bytes: 0, 1 or 2 for coefficient 0, 1, -1 (flag SECRET)
+ *   public key  id[32]; seed[32] (a); b: ext               (flag SEEDED)
+ *   relin key   id[32]; u32 dnum; seed[32]; b_0..b_{dnum-1}: ext
+ *                                                          (flag SEEDED)
+ *   Galois keys id[32]; u32 count; per key (increasing g): u64 g; u32 dnum;
+ *               seed[32]; b_j: ext                         (flag SEEDED)
+ *   eval keys   id[32]; u8 has_relin, u8 has_galois, then the two payloads
+ *               above without their ids (both flags 0: a bundle of no key,
+ *               for plans that need none)
+ *   secret key  id[32]; N bytes: 0, 1 or 2 for coefficient 0, 1, -1
+ *                                                          (flag SECRET)
+ * id is the key-set id (TSR_CKKS_KEY_ID_BYTES): key frames have format
+ * version TSR_FRAME_VERSION_KEYS (2); version-1 key files are refused.
  * Readers check the kind, the flags, the fingerprint, that the payload
  * length is exactly what the header fields imply, every field's range and
  * every coefficient against its prime; key readers refuse secret keys.
@@ -297,14 +303,15 @@ tsr_status ckks_ciphertext_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_ciph
  */
 
 uint64_t tsr_ckks_public_key_serialized_size(const tsr_ckks_public_key *pk) {
-    return TSR_FRAME_HEADER_SIZE + TSR_SEED_BYTES + poly_bytes(pk->params, pk->params->nall) +
-           TSR_FRAME_HASH_SIZE;
+    return TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + TSR_SEED_BYTES +
+           poly_bytes(pk->params, pk->params->nall) + TSR_FRAME_HASH_SIZE;
 }
 
 tsr_status ckks_public_key_write(tsr_writer *w, const tsr_ckks_public_key *pk) {
     const tsr_ckks_params *p = pk->params;
     begin_write(w, p, TSR_OBJ_PUBLIC_KEY, TSR_FRAME_SEEDED,
-                TSR_SEED_BYTES + poly_bytes(p, p->nall));
+                TSR_CKKS_KEY_ID_BYTES + TSR_SEED_BYTES + poly_bytes(p, p->nall));
+    tsr_write_bytes(w, pk->key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_write_bytes(w, pk->seed, TSR_SEED_BYTES);
     write_limbs(w, p, pk->b, p->nall);
     return tsr_frame_end_write(w);
@@ -316,9 +323,11 @@ tsr_status ckks_public_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_publ
     TSR_TRY(begin_read(r, p, TSR_OBJ_PUBLIC_KEY, TSR_FRAME_SEEDED, &info));
     if (!(info.flags & TSR_FRAME_SEEDED))
         return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed public key: SEEDED flag missing");
-    TSR_TRY(expect_len(r, &info, TSR_SEED_BYTES + poly_bytes(p, p->nall), "public key"));
+    TSR_TRY(expect_len(r, &info, TSR_CKKS_KEY_ID_BYTES + TSR_SEED_BYTES + poly_bytes(p, p->nall),
+                       "public key"));
     tsr_ckks_public_key *pk;
     TSR_TRY(ckks_pk_alloc(&pk, p));
+    tsr_read_bytes(r, pk->key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_read_bytes(r, pk->seed, TSR_SEED_BYTES);
     read_limbs(r, p, pk->b, p->nall);
     tsr_status st = end_read(r);
@@ -364,19 +373,24 @@ static tsr_status ksk_read(tsr_reader *r, const tsr_ckks_params *p, ckks_ksk *k)
 }
 
 uint64_t tsr_ckks_relin_key_serialized_size(const tsr_ckks_relin_key *rk) {
-    return TSR_FRAME_HEADER_SIZE + ksk_bytes(rk->params) + TSR_FRAME_HASH_SIZE;
+    return TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + ksk_bytes(rk->params) +
+           TSR_FRAME_HASH_SIZE;
 }
 
 tsr_status ckks_relin_key_write(tsr_writer *w, const tsr_ckks_relin_key *rk) {
-    begin_write(w, rk->params, TSR_OBJ_RELIN_KEY, TSR_FRAME_SEEDED, ksk_bytes(rk->params));
+    begin_write(w, rk->params, TSR_OBJ_RELIN_KEY, TSR_FRAME_SEEDED,
+                TSR_CKKS_KEY_ID_BYTES + ksk_bytes(rk->params));
+    tsr_write_bytes(w, rk->key_id, TSR_CKKS_KEY_ID_BYTES);
     ksk_write(w, rk->params, &rk->key);
     return tsr_frame_end_write(w);
 }
 
-static tsr_status relin_payload_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_relin_key **out) {
+static tsr_status relin_payload_read(tsr_reader *r, tsr_ckks_params *p, const uint8_t *key_id,
+                                     tsr_ckks_relin_key **out) {
     tsr_ckks_relin_key *rk = tsr_calloc(sizeof *rk);
     if (!rk) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a relinearization key");
     rk->params = ckks_params_ref(p);
+    memcpy(rk->key_id, key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_status st = ksk_read(r, p, &rk->key);
     if (st != TSR_OK) {
         tsr_ckks_relin_key_free(rk);
@@ -390,9 +404,12 @@ tsr_status ckks_relin_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_relin
     *out = NULL;
     tsr_frame_info info;
     TSR_TRY(begin_read(r, p, TSR_OBJ_RELIN_KEY, TSR_FRAME_SEEDED, &info));
-    TSR_TRY(expect_len(r, &info, ksk_bytes(p), "relinearization key"));
+    TSR_TRY(expect_len(r, &info, TSR_CKKS_KEY_ID_BYTES + ksk_bytes(p), "relinearization key"));
+    uint8_t id[TSR_CKKS_KEY_ID_BYTES];
+    tsr_read_bytes(r, id, sizeof id);
+    TSR_TRY(tsr_reader_status(r));
     tsr_ckks_relin_key *rk = NULL;
-    TSR_TRY(relin_payload_read(r, p, &rk));
+    TSR_TRY(relin_payload_read(r, p, id, &rk));
     tsr_status st = end_read(r);
     if (st != TSR_OK) {
         tsr_ckks_relin_key_free(rk);
@@ -407,7 +424,7 @@ static uint64_t galois_bytes(const tsr_ckks_galois_keys *gk) {
 }
 
 uint64_t tsr_ckks_galois_keys_serialized_size(const tsr_ckks_galois_keys *gk) {
-    return TSR_FRAME_HEADER_SIZE + galois_bytes(gk) + TSR_FRAME_HASH_SIZE;
+    return TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + galois_bytes(gk) + TSR_FRAME_HASH_SIZE;
 }
 
 static void galois_payload_write(tsr_writer *w, const tsr_ckks_galois_keys *gk) {
@@ -419,7 +436,9 @@ static void galois_payload_write(tsr_writer *w, const tsr_ckks_galois_keys *gk) 
 }
 
 tsr_status ckks_galois_keys_write(tsr_writer *w, const tsr_ckks_galois_keys *gk) {
-    begin_write(w, gk->params, TSR_OBJ_GALOIS_KEYS, TSR_FRAME_SEEDED, galois_bytes(gk));
+    begin_write(w, gk->params, TSR_OBJ_GALOIS_KEYS, TSR_FRAME_SEEDED,
+                TSR_CKKS_KEY_ID_BYTES + galois_bytes(gk));
+    tsr_write_bytes(w, gk->key_id, TSR_CKKS_KEY_ID_BYTES);
     galois_payload_write(w, gk);
     return tsr_frame_end_write(w);
 }
@@ -427,7 +446,7 @@ tsr_status ckks_galois_keys_write(tsr_writer *w, const tsr_ckks_galois_keys *gk)
 /* Reads `count` then the keys, allocating one key at a time (a forged count
  * cannot make us allocate more than the input actually holds). */
 static tsr_status galois_payload_read(tsr_reader *r, tsr_ckks_params *p, uint64_t avail,
-                                      tsr_ckks_galois_keys **out) {
+                                      const uint8_t *key_id, tsr_ckks_galois_keys **out) {
     *out = NULL;
     uint32_t count = tsr_read_u32(r);
     TSR_TRY(tsr_reader_status(r));
@@ -439,6 +458,7 @@ static tsr_status galois_payload_read(tsr_reader *r, tsr_ckks_params *p, uint64_
                                count, p->n);
     tsr_ckks_galois_keys *gk;
     TSR_TRY(ckks_galois_alloc(&gk, p));
+    memcpy(gk->key_id, key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_status st = TSR_OK;
     uint64_t prev = 0;
     for (uint32_t i = 0; i < count && st == TSR_OK; i++) {
@@ -479,9 +499,14 @@ tsr_status ckks_galois_keys_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_gal
     *out = NULL;
     tsr_frame_info info;
     TSR_TRY(begin_read(r, p, TSR_OBJ_GALOIS_KEYS, TSR_FRAME_SEEDED, &info));
+    if (info.payload_len < TSR_CKKS_KEY_ID_BYTES)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed Galois keys: payload too short");
+    uint8_t id[TSR_CKKS_KEY_ID_BYTES];
+    tsr_read_bytes(r, id, sizeof id);
+    TSR_TRY(tsr_reader_status(r));
     tsr_ckks_galois_keys *gk = NULL;
-    TSR_TRY(galois_payload_read(r, p, info.payload_len, &gk));
-    tsr_status st = expect_len(r, &info, galois_bytes(gk), "Galois keys");
+    TSR_TRY(galois_payload_read(r, p, info.payload_len - TSR_CKKS_KEY_ID_BYTES, id, &gk));
+    tsr_status st = expect_len(r, &info, TSR_CKKS_KEY_ID_BYTES + galois_bytes(gk), "Galois keys");
     if (st == TSR_OK) st = end_read(r);
     if (st != TSR_OK) {
         tsr_ckks_galois_keys_free(gk);
@@ -494,14 +519,20 @@ tsr_status ckks_galois_keys_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_gal
 /* ---- evaluation-key bundle
  * ------------------------------------------------------------------------ */
 
-tsr_status ckks_eval_keys_write(tsr_writer *w, const tsr_ckks_relin_key *rk,
-                                const tsr_ckks_galois_keys *gk) {
-    if (!rk && !gk)
-        return tsr_fail(TSR_ERR_INVALID_ARG, "an evaluation-key bundle needs at least one key");
-    const tsr_ckks_params *p = rk ? rk->params : gk->params;
-    if (rk && gk) TSR_TRY(ckks_params_check(rk->params, gk->params, "the Galois keys"));
-    uint64_t len = 2 + (rk ? ksk_bytes(p) : 0) + (gk ? galois_bytes(gk) : 0);
+tsr_status ckks_eval_keys_write(tsr_writer *w, const tsr_ckks_params *p,
+                                const tsr_ckks_relin_key *rk, const tsr_ckks_galois_keys *gk,
+                                const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]) {
+    if (rk) TSR_TRY(ckks_params_check(p, rk->params, "the relinearization key"));
+    if (gk) TSR_TRY(ckks_params_check(p, gk->params, "the Galois keys"));
+    if ((rk && memcmp(rk->key_id, key_id, TSR_CKKS_KEY_ID_BYTES) != 0) ||
+        (gk && memcmp(gk->key_id, key_id, TSR_CKKS_KEY_ID_BYTES) != 0))
+        return tsr_fail(TSR_ERR_MISMATCH,
+                        "the evaluation keys belong to another key set than the id given for the "
+                        "bundle: bundle keys of one keygen run");
+    uint64_t len =
+        TSR_CKKS_KEY_ID_BYTES + 2 + (rk ? ksk_bytes(p) : 0) + (gk ? galois_bytes(gk) : 0);
     begin_write(w, p, TSR_OBJ_EVAL_KEYS, TSR_FRAME_SEEDED, len);
+    tsr_write_bytes(w, key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_write_u8(w, rk != NULL);
     tsr_write_u8(w, gk != NULL);
     if (rk) ksk_write(w, p, &rk->key);
@@ -510,28 +541,30 @@ tsr_status ckks_eval_keys_write(tsr_writer *w, const tsr_ckks_relin_key *rk,
 }
 
 tsr_status ckks_eval_keys_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_relin_key **rk,
-                               tsr_ckks_galois_keys **gk) {
+                               tsr_ckks_galois_keys **gk, uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]) {
     *rk = NULL;
     *gk = NULL;
     tsr_frame_info info;
     TSR_TRY(begin_read(r, p, TSR_OBJ_EVAL_KEYS, TSR_FRAME_SEEDED, &info));
+    uint8_t id[TSR_CKKS_KEY_ID_BYTES];
+    tsr_read_bytes(r, id, sizeof id);
     uint8_t has_r = tsr_read_u8(r), has_g = tsr_read_u8(r);
     TSR_TRY(tsr_reader_status(r));
-    if (has_r > 1 || has_g > 1 || (!has_r && !has_g))
+    if (has_r > 1 || has_g > 1)
         return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed evaluation keys: presence flags %u/%u",
                                has_r, has_g);
-    uint64_t used = 2;
+    uint64_t used = TSR_CKKS_KEY_ID_BYTES + 2;
     tsr_status st = TSR_OK;
     if (has_r) {
         if (info.payload_len < used + ksk_bytes(p))
             return tsr_reader_fail(r, TSR_ERR_FORMAT,
                                    "malformed evaluation keys: too short for the "
                                    "relinearization key");
-        st = relin_payload_read(r, p, rk);
+        st = relin_payload_read(r, p, id, rk);
         used += ksk_bytes(p);
     }
     if (st == TSR_OK && has_g) {
-        st = galois_payload_read(r, p, info.payload_len - used, gk);
+        st = galois_payload_read(r, p, info.payload_len - used, id, gk);
         if (st == TSR_OK) used += galois_bytes(*gk);
     }
     if (st == TSR_OK) st = expect_len(r, &info, used, "evaluation keys");
@@ -541,8 +574,10 @@ tsr_status ckks_eval_keys_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_relin
         tsr_ckks_galois_keys_free(*gk);
         *rk = NULL;
         *gk = NULL;
+        return st;
     }
-    return st;
+    if (key_id) memcpy(key_id, id, TSR_CKKS_KEY_ID_BYTES);
+    return TSR_OK;
 }
 
 /* ---- secret key
@@ -553,7 +588,8 @@ tsr_status ckks_secret_key_write(tsr_writer *w, const tsr_ckks_secret_key *sk) {
     uint8_t *buf = tsr_alloc(p->n);
     if (!buf) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a secret-key buffer");
     for (size_t i = 0; i < p->n; i++) buf[i] = sk->coeffs[i] < 0 ? 2 : (uint8_t)sk->coeffs[i];
-    begin_write(w, p, TSR_OBJ_SECRET_KEY, TSR_FRAME_SECRET, p->n);
+    begin_write(w, p, TSR_OBJ_SECRET_KEY, TSR_FRAME_SECRET, TSR_CKKS_KEY_ID_BYTES + p->n);
+    tsr_write_bytes(w, sk->key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_write_bytes(w, buf, p->n);
     tsr_free_secret(buf, p->n);
     return tsr_frame_end_write(w);
@@ -565,7 +601,7 @@ tsr_status ckks_secret_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_secr
     TSR_TRY(begin_read(r, p, TSR_OBJ_SECRET_KEY, TSR_FRAME_SECRET, &info));
     if (!(info.flags & TSR_FRAME_SECRET))
         return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed secret key: SECRET flag missing");
-    TSR_TRY(expect_len(r, &info, p->n, "secret key"));
+    TSR_TRY(expect_len(r, &info, TSR_CKKS_KEY_ID_BYTES + p->n, "secret key"));
     uint8_t *buf = tsr_alloc(p->n);
     tsr_ckks_secret_key *sk = tsr_calloc(sizeof *sk);
     tsr_status st = TSR_OK;
@@ -577,6 +613,7 @@ tsr_status ckks_secret_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_secr
             st = tsr_fail(TSR_ERR_NOMEM, "cannot allocate a secret key");
     }
     if (st == TSR_OK) {
+        tsr_read_bytes(r, sk->key_id, TSR_CKKS_KEY_ID_BYTES);
         tsr_read_bytes(r, buf, p->n);
         st = end_read(r);
     }
@@ -782,47 +819,55 @@ tsr_status tsr_ckks_params_from_bytes(tsr_ckks_params **out, const uint8_t *buf,
     return st;
 }
 
-tsr_status tsr_ckks_eval_keys_write(const tsr_ckks_relin_key *rk, const tsr_ckks_galois_keys *gk,
+tsr_status tsr_ckks_eval_keys_write(const tsr_ckks_params *p,
+                                    const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
+                                    const tsr_ckks_relin_key *rk, const tsr_ckks_galois_keys *gk,
                                     FILE *fp) {
-    TSR_REQUIRE(fp, "tsr_ckks_eval_keys_write: NULL stream");
+    TSR_REQUIRE(p && key_id && fp, "tsr_ckks_eval_keys_write: NULL argument");
     tsr_writer w;
     tsr_writer_init_fp(&w, fp);
-    return finish_writer(&w, ckks_eval_keys_write(&w, rk, gk));
+    return finish_writer(&w, ckks_eval_keys_write(&w, p, rk, gk, key_id));
 }
 
-tsr_status tsr_ckks_eval_keys_save(const tsr_ckks_relin_key *rk, const tsr_ckks_galois_keys *gk,
+tsr_status tsr_ckks_eval_keys_save(const tsr_ckks_params *p,
+                                   const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
+                                   const tsr_ckks_relin_key *rk, const tsr_ckks_galois_keys *gk,
                                    const char *path) {
-    TSR_REQUIRE(path, "tsr_ckks_eval_keys_save: NULL path");
+    TSR_REQUIRE(p && key_id && path, "tsr_ckks_eval_keys_save: NULL argument");
     tsr_writer w;
     TSR_TRY(tsr_writer_open_file(&w, path, 0));
-    tsr_status st = finish_writer(&w, ckks_eval_keys_write(&w, rk, gk));
+    tsr_status st = finish_writer(&w, ckks_eval_keys_write(&w, p, rk, gk, key_id));
     return st == TSR_OK ? st : tsr_fail_context(st, "writing '%s': ", path);
 }
 
-tsr_status tsr_ckks_eval_keys_to_bytes(const tsr_ckks_relin_key *rk, const tsr_ckks_galois_keys *gk,
+tsr_status tsr_ckks_eval_keys_to_bytes(const tsr_ckks_params *p,
+                                       const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
+                                       const tsr_ckks_relin_key *rk, const tsr_ckks_galois_keys *gk,
                                        uint8_t **buf, size_t *len) {
-    TSR_REQUIRE(buf && len, "tsr_ckks_eval_keys_to_bytes: NULL argument");
+    TSR_REQUIRE(p && key_id && buf && len, "tsr_ckks_eval_keys_to_bytes: NULL argument");
     tsr_writer w;
     tsr_writer_init_mem(&w);
-    return to_bytes_finish(&w, ckks_eval_keys_write(&w, rk, gk), buf, len);
+    return to_bytes_finish(&w, ckks_eval_keys_write(&w, p, rk, gk, key_id), buf, len);
 }
 
 tsr_status tsr_ckks_eval_keys_read(tsr_ckks_relin_key **rk, tsr_ckks_galois_keys **gk,
-                                   tsr_ckks_params *p, FILE *fp) {
+                                   uint8_t key_id[TSR_CKKS_KEY_ID_BYTES], tsr_ckks_params *p,
+                                   FILE *fp) {
     TSR_REQUIRE(rk && gk && p && fp, "tsr_ckks_eval_keys_read: NULL argument");
     tsr_reader r;
     tsr_reader_init_fp(&r, fp);
-    return close_reader(&r, ckks_eval_keys_read(&r, p, rk, gk));
+    return close_reader(&r, ckks_eval_keys_read(&r, p, rk, gk, key_id));
 }
 
 tsr_status tsr_ckks_eval_keys_load(tsr_ckks_relin_key **rk, tsr_ckks_galois_keys **gk,
-                                   tsr_ckks_params *p, const char *path) {
+                                   uint8_t key_id[TSR_CKKS_KEY_ID_BYTES], tsr_ckks_params *p,
+                                   const char *path) {
     TSR_REQUIRE(rk && gk && p && path, "tsr_ckks_eval_keys_load: NULL argument");
     tsr_reader r;
     *rk = NULL;
     *gk = NULL;
     TSR_TRY(tsr_reader_open_file(&r, path));
-    tsr_status st = check_end(&r, ckks_eval_keys_read(&r, p, rk, gk));
+    tsr_status st = check_end(&r, ckks_eval_keys_read(&r, p, rk, gk, key_id));
     tsr_reader_close(&r);
     if (st != TSR_OK) {
         tsr_ckks_relin_key_free(*rk);
@@ -835,11 +880,12 @@ tsr_status tsr_ckks_eval_keys_load(tsr_ckks_relin_key **rk, tsr_ckks_galois_keys
 }
 
 tsr_status tsr_ckks_eval_keys_from_bytes(tsr_ckks_relin_key **rk, tsr_ckks_galois_keys **gk,
-                                         tsr_ckks_params *p, const uint8_t *buf, size_t len) {
+                                         uint8_t key_id[TSR_CKKS_KEY_ID_BYTES], tsr_ckks_params *p,
+                                         const uint8_t *buf, size_t len) {
     TSR_REQUIRE(rk && gk && p && (buf || len == 0), "tsr_ckks_eval_keys_from_bytes: NULL argument");
     tsr_reader r;
     tsr_reader_init_mem(&r, buf, len);
-    tsr_status st = check_end(&r, ckks_eval_keys_read(&r, p, rk, gk));
+    tsr_status st = check_end(&r, ckks_eval_keys_read(&r, p, rk, gk, key_id));
     if (st != TSR_OK) {
         tsr_ckks_relin_key_free(*rk);
         tsr_ckks_galois_keys_free(*gk);

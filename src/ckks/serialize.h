@@ -33,11 +33,16 @@ tsr_status ckks_galois_keys_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_gal
 tsr_status ckks_secret_key_write(tsr_writer *w, const tsr_ckks_secret_key *sk);
 tsr_status ckks_secret_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_secret_key **out);
 
-/** Evaluation-key bundle: either part may be NULL (at least one must be given). */
-tsr_status ckks_eval_keys_write(tsr_writer *w, const tsr_ckks_relin_key *rk,
-                                const tsr_ckks_galois_keys *gk);
+/**
+ * Evaluation-key bundle of key set key_id for p: either part or both may be
+ * NULL; given parts must belong to p and to key_id. The reader returns the
+ * id in key_id (if not NULL).
+ */
+tsr_status ckks_eval_keys_write(tsr_writer *w, const tsr_ckks_params *p,
+                                const tsr_ckks_relin_key *rk, const tsr_ckks_galois_keys *gk,
+                                const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]);
 tsr_status ckks_eval_keys_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_relin_key **rk,
-                               tsr_ckks_galois_keys **gk);
+                               tsr_ckks_galois_keys **gk, uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]);
 
 /**
  * The parameter set of the fuzz targets and their seed corpora: N = 32,

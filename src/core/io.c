@@ -32,6 +32,19 @@ const char *tsr_obj_kind_name(tsr_obj_kind kind) {
     return kind_names[kind];
 }
 
+uint16_t tsr_obj_kind_version(tsr_obj_kind kind) {
+    switch (kind) {
+    case TSR_OBJ_SECRET_KEY:
+    case TSR_OBJ_PUBLIC_KEY:
+    case TSR_OBJ_RELIN_KEY:
+    case TSR_OBJ_GALOIS_KEYS:
+    case TSR_OBJ_EVAL_KEYS:
+        return TSR_FRAME_VERSION_KEYS;
+    default:
+        return TSR_FRAME_VERSION;
+    }
+}
+
 /* ---- writer -------------------------------------------------------------- */
 
 void tsr_writer_init_mem(tsr_writer *w) {
@@ -171,7 +184,7 @@ void tsr_frame_begin_write(tsr_writer *w, tsr_obj_kind kind, uint32_t flags,
     w->in_frame = 1;
     w->frame_start = w->written;
     sink(w, TSR_FRAME_MAGIC, 4);
-    tsr_write_u16(w, TSR_FRAME_VERSION);
+    tsr_write_u16(w, tsr_obj_kind_version(kind));
     tsr_write_u16(w, (uint16_t)kind);
     tsr_write_u32(w, flags);
     sink(w, fingerprint ? fingerprint : zeros, TSR_FINGERPRINT_SIZE);
@@ -366,14 +379,18 @@ tsr_status tsr_frame_begin_read(tsr_reader *r, tsr_obj_kind expected, uint64_t m
     tsr_read_bytes(r, info->fingerprint, TSR_FINGERPRINT_SIZE);
     info->payload_len = tsr_read_u64(r);
     if (r->err != TSR_OK) return r->err;
-    if (version != TSR_FRAME_VERSION)
-        return tsr_reader_fail(r, TSR_ERR_VERSION,
-                               "file format version %u is not supported (this build reads "
-                               "version %u); re-create the file with this version of tessera",
-                               version, TSR_FRAME_VERSION);
     if (kind == TSR_OBJ_NONE || kind >= TSR_OBJ_KIND_COUNT_)
         return tsr_reader_fail(r, TSR_ERR_FORMAT, "unknown object kind %u in file", kind);
     info->kind = (tsr_obj_kind)kind;
+    if (version != tsr_obj_kind_version(info->kind))
+        return tsr_reader_fail(r, TSR_ERR_VERSION,
+                               "%s file format version %u is not supported (this build reads "
+                               "version %u); re-create the file with this version of tessera%s",
+                               tsr_obj_kind_name(info->kind), version,
+                               tsr_obj_kind_version(info->kind),
+                               tsr_obj_kind_version(info->kind) == TSR_FRAME_VERSION_KEYS
+                                   ? " (for keys: run tessera keygen again)"
+                                   : "");
     if (expected != TSR_OBJ_NONE && kind != expected)
         return tsr_reader_fail(r, TSR_ERR_MISMATCH, "expected a %s but the file holds a %s",
                                tsr_obj_kind_name(expected), tsr_obj_kind_name(info->kind));

@@ -9,7 +9,7 @@
  * Frame layout (all integers little-endian):
  *   off  size  field
  *     0     4  magic "TSR\x1a"
- *     4     2  frame format version (TSR_FRAME_VERSION)
+ *     4     2  format version of this kind of frame (tsr_obj_kind_version)
  *     6     2  object kind (tsr_obj_kind)
  *     8     4  flags (TSR_FRAME_SECRET, TSR_FRAME_SEEDED, ...)
  *    12    16  parameter fingerprint (all zero when not applicable)
@@ -27,11 +27,17 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define TSR_FRAME_MAGIC       "TSR\x1a"
-#define TSR_FRAME_VERSION     1
-#define TSR_FRAME_HEADER_SIZE 36
-#define TSR_FRAME_HASH_SIZE   32
-#define TSR_FINGERPRINT_SIZE  16
+#define TSR_FRAME_MAGIC "TSR\x1a"
+/** Format version of frames whose kind has not changed since the first format. */
+#define TSR_FRAME_VERSION 1
+/**
+ * Format version of key frames (secret, public, relinearization, Galois,
+ * evaluation-key bundle): 2 added the key-set id (docs/CKKS.md).
+ */
+#define TSR_FRAME_VERSION_KEYS 2
+#define TSR_FRAME_HEADER_SIZE  36
+#define TSR_FRAME_HASH_SIZE    32
+#define TSR_FINGERPRINT_SIZE   16
 
 /** Frame flags. */
 #define TSR_FRAME_SECRET 0x1u /* payload is secret key material */
@@ -56,6 +62,11 @@ typedef enum tsr_obj_kind {
 
 /** Human name of a kind ("ciphertext", ...). */
 const char *tsr_obj_kind_name(tsr_obj_kind kind);
+/**
+ * Format version written in (and required of) frames of this kind:
+ * TSR_FRAME_VERSION_KEYS for key kinds, TSR_FRAME_VERSION otherwise.
+ */
+uint16_t tsr_obj_kind_version(tsr_obj_kind kind);
 
 /* ---- writer -------------------------------------------------------------- */
 

@@ -20,7 +20,13 @@
 #include <pthread.h>
 #include <string.h>
 
-#define CT_SET_VERSION 1
+/*
+ * Ciphertext-set header frame payload: u32 version (CT_SET_VERSION), plan
+ * id[32], key-set id[32], u32 role, u32 samples; then the tile tensor.
+ * Version 2 added the key-set id.
+ */
+#define CT_SET_VERSION 2
+#define CT_SET_HEADER  (4 + 32 + TSR_CKKS_KEY_ID_BYTES + 4 + 4)
 
 /*
  * Encrypted inference allocates and frees thousands of ciphertexts of a few
@@ -406,7 +412,8 @@ static const tsr_tile_shape *role_shape(const tsr_nn_plan *p, tsr_nn_ct_role rol
 }
 
 tsr_status tsr_nn_ct_save(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_role role, int n,
-                          const char *path) {
+                          const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES], const char *path) {
+    TSR_REQUIRE(p && t && key_id && path, "tsr_nn_ct_save: NULL argument");
     if (role != TSR_NN_CT_INPUT && role != TSR_NN_CT_OUTPUT)
         return tsr_fail(TSR_ERR_INVALID_ARG, "unknown ciphertext role %d", (int)role);
     if (n < 1 || n > p->prog->cfg.batch)
@@ -420,9 +427,10 @@ tsr_status tsr_nn_ct_save(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_rol
     TSR_TRY(tsr_writer_open_file(&w, path, 0));
     uint8_t fp[TSR_FINGERPRINT_SIZE];
     tsr_backend_fingerprint(tsr_tile_backend(t), fp);
-    tsr_frame_begin_write(&w, TSR_OBJ_CIPHERTEXT_SET, 0, fp, 4 + 32 + 4 + 4);
+    tsr_frame_begin_write(&w, TSR_OBJ_CIPHERTEXT_SET, 0, fp, CT_SET_HEADER);
     tsr_write_u32(&w, CT_SET_VERSION);
     tsr_write_bytes(&w, p->id, 32);
+    tsr_write_bytes(&w, key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_write_u32(&w, (uint32_t)role);
     tsr_write_u32(&w, (uint32_t)n);
     tsr_status st = tsr_frame_end_write(&w);
@@ -435,30 +443,48 @@ tsr_status tsr_nn_ct_save(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_rol
 }
 
 tsr_status tsr_nn_ct_load(const tsr_nn_plan *p, tsr_backend *be, tsr_nn_ct_role role,
-                          const char *path, tsr_tile **out, int *n) {
+                          const char *path, const uint8_t *key_id, tsr_tile **out, int *n) {
+    TSR_REQUIRE(p && be && path && out && n, "tsr_nn_ct_load: NULL argument");
     *out = NULL;
     *n = 0;
     tsr_reader r;
     TSR_TRY(tsr_reader_open_file(&r, path));
     tsr_reader_set_what(&r, "encrypted data");
     tsr_frame_info info;
-    tsr_status st = tsr_frame_begin_read(&r, TSR_OBJ_CIPHERTEXT_SET, 64, &info);
+    tsr_status st = tsr_frame_begin_read(&r, TSR_OBJ_CIPHERTEXT_SET, 128, &info);
     uint32_t version = 0, rl = 0, cnt = 0;
-    uint8_t id[32];
+    uint8_t id[32], kid[TSR_CKKS_KEY_ID_BYTES];
     if (st == TSR_OK) {
         version = tsr_read_u32(&r);
+        st = tsr_reader_status(&r);
+        if (st == TSR_OK && version != CT_SET_VERSION)
+            st = tsr_reader_fail(&r, TSR_ERR_VERSION,
+                                 "encrypted data format version %u is not supported (this build "
+                                 "reads version %d): encrypt the inputs again with this version "
+                                 "of tessera",
+                                 version, CT_SET_VERSION);
+    }
+    if (st == TSR_OK) {
         tsr_read_bytes(&r, id, 32);
+        tsr_read_bytes(&r, kid, sizeof kid);
         rl = tsr_read_u32(&r);
         cnt = tsr_read_u32(&r);
         st = tsr_frame_end_read(&r);
     }
-    if (st == TSR_OK && version != CT_SET_VERSION)
-        st =
-            tsr_fail(TSR_ERR_VERSION, "encrypted data format version %u is not supported", version);
     if (st == TSR_OK && memcmp(id, p->id, 32) != 0)
         st = tsr_fail(TSR_ERR_MISMATCH,
                       "the data was encrypted for another plan (or with another compile of the "
                       "model); encrypt it again with this plan");
+    if (st == TSR_OK && key_id && memcmp(kid, key_id, sizeof kid) != 0)
+        st = tsr_fail(TSR_ERR_MISMATCH,
+                      role == TSR_NN_CT_INPUT
+                          ? "these ciphertexts were encrypted under another key set (another "
+                            "keygen run) than these evaluation keys: running them would decrypt "
+                            "to garbage; encrypt with the secret or public key made by the same "
+                            "keygen run as the evaluation keys"
+                          : "these encrypted outputs belong to another key set (another keygen "
+                            "run) than this secret key: it would decrypt them to garbage; use the "
+                            "secret key of the keygen run whose keys encrypted the inputs");
     if (st == TSR_OK && rl != (uint32_t)role)
         st = tsr_fail(TSR_ERR_MISMATCH, "the file holds encrypted %s, not %s",
                       rl == TSR_NN_CT_INPUT ? "inputs" : "outputs",
