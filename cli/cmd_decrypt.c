@@ -6,6 +6,7 @@
  */
 #include "nn_cli.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,10 @@ static void usage(FILE *out) {
                  "\n"
                  "Decrypt encrypted predictions and write one line per sample: index, predicted\n"
                  "class, logits. Predictions computed under another key set (keys of another\n"
-                 "keygen run) are refused.\n"
+                 "keygen run) are refused. Samples whose outputs reach the headroom of the\n"
+                 "output ciphertexts decrypted to garbage (the computation wrapped around modulo\n"
+                 "q, e.g. for inputs outside the plan's range): they are written as\n"
+                 "'index,invalid,nan,...', listed on stderr, and the exit code is 1.\n"
                  "\n"
                  "  --labels FILE  IDX label file (or one integer per line): print the accuracy\n"
                  "  --compare DATA the inputs that were encrypted: print the agreement with\n"
@@ -62,6 +66,8 @@ int tsr_cmd_decrypt(int argc, char **argv) {
     tsr_tile *t = NULL;
     double *logits = NULL, *x = NULL, *ref = NULL;
     int32_t *y = NULL;
+    uint8_t *valid = NULL;
+    int bad = 0;
     tsr_status st = tsr_nn_plan_params(p, &params);
     if (st == TSR_OK) st = tsr_ckks_secret_key_load(&sk, params, key);
     if (st != TSR_OK) {
@@ -87,8 +93,30 @@ int tsr_cmd_decrypt(int argc, char **argv) {
         rc = cli_fail(VERB, st, "decrypting");
         goto out;
     }
-    if ((rc = nn_cli_write_csv(VERB, out, logits, n, K)) != 0) goto out;
-    printf("decrypted %d predictions: %s\n", n, out);
+    valid = malloc((size_t)n);
+    if (!valid) {
+        rc = cli_fail(VERB, TSR_ERR_NOMEM, "allocating");
+        goto out;
+    }
+    double room;
+    bad = tsr_nn_check_outputs(p, t, logits, n, valid, &room);
+    if ((rc = nn_cli_write_csv(VERB, out, logits, valid, n, K)) != 0) goto out;
+    if (bad)
+        printf("decrypted %d samples: %d predictions, %d invalid: %s\n", n, n - bad, bad, out);
+    else
+        printf("decrypted %d predictions: %s\n", n, out);
+    if (bad) {
+        fprintf(stderr,
+                "tessera %s: %d of %d samples decrypted to garbage: an output reached the "
+                "headroom of the output ciphertexts (|value| >= %.3g), so the computation wrapped "
+                "around modulo q. They are written as 'invalid', not as predictions. Their "
+                "inputs were probably outside the range the plan was compiled for (tessera "
+                "encrypt checks it).\n",
+                VERB, bad, n, room);
+        for (int i = 0, shown = 0; i < n && shown < 10; i++)
+            if (!valid[i]) fprintf(stderr, "%s%d", shown++ ? ", " : "  invalid samples: ", i);
+        fprintf(stderr, bad > 10 ? ", ...\n" : "\n");
+    }
     if (labels) {
         int ny;
         if ((st = tsr_nn_load_labels(labels, (int)offset, n, &y, &ny)) != TSR_OK) {
@@ -101,8 +129,10 @@ int tsr_cmd_decrypt(int argc, char **argv) {
             goto out;
         }
         int ok = 0;
-        for (int i = 0; i < n; i++) ok += nn_cli_argmax(logits + (size_t)i * K, K) == y[i];
-        printf("accuracy (encrypted inference): %.2f%% (%d of %d)\n", 100.0 * ok / n, ok, n);
+        for (int i = 0; i < n; i++)
+            ok += valid[i] && nn_cli_argmax(logits + (size_t)i * K, K) == y[i];
+        printf("accuracy (encrypted inference): %.2f%% (%d of %d%s)\n", 100.0 * ok / n, ok, n,
+               bad ? ", invalid samples count as wrong" : "");
     }
     if (compare) {
         int nx;
@@ -120,13 +150,18 @@ int tsr_cmd_decrypt(int argc, char **argv) {
             rc = cli_fail(VERB, ref ? st : TSR_ERR_NOMEM, "plaintext inference");
             goto out;
         }
+        for (int i = 0; i < n; i++)
+            if (!valid[i])
+                for (int j = 0; j < K; j++) logits[(size_t)i * K + j] = NAN;
         double agree, err;
         nn_cli_agreement(logits, ref, n, K, &agree, &err);
         printf("agreement with plaintext inference: %.2f%% of %d sample%s, largest logit error "
                "%.3g\n",
                100 * agree, n, n == 1 ? "" : "s", err);
     }
+    if (bad && rc == 0) rc = 1;
 out:
+    free(valid);
     free(ref);
     free(logits);
     tsr_nn_array_free(x);

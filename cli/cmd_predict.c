@@ -97,7 +97,8 @@ int tsr_cmd_predict(int argc, char **argv) {
     tsr_nn_stats first;
     memset(&first, 0, sizeof first);
     tsr_status st;
-    int n = 0;
+    int n = 0, bad = 0; /* bad: samples decrypted beyond the output headroom */
+    double room = 0;
     double t_compile = 0, t_keys = 0, t_enc = 0, t_run = 0, t_dec = 0;
     if (ends_with(model, ".onnx")) {
         char *rep = NULL;
@@ -205,6 +206,18 @@ int tsr_cmd_predict(int argc, char **argv) {
         double tc = tsr_now();
         tsr_tile_free(ct);
         if (st == TSR_OK) st = tsr_nn_decrypt(p, out, nb, logits + (int64_t)b0 * K);
+        if (st == TSR_OK) {
+            uint8_t *valid = malloc((size_t)nb);
+            if (!valid) st = TSR_ERR_NOMEM;
+            if (valid) {
+                int nbad = tsr_nn_check_outputs(p, out, logits + (int64_t)b0 * K, nb, valid, &room);
+                bad += nbad;
+                for (int i = 0; i < nb && nbad; i++)
+                    if (!valid[i])
+                        for (int j = 0; j < K; j++) logits[(int64_t)(b0 + i) * K + j] = NAN;
+                free(valid);
+            }
+        }
         tsr_tile_free(out);
         t_enc += tb - ta;
         t_run += tc - tb;
@@ -234,7 +247,7 @@ int tsr_cmd_predict(int argc, char **argv) {
     if (labels) {
         int ok = 0, okp = 0;
         for (int i = 0; i < n; i++) {
-            ok += nn_cli_argmax(logits + (size_t)i * K, K) == y[i];
+            ok += !isnan(logits[(size_t)i * K]) && nn_cli_argmax(logits + (size_t)i * K, K) == y[i];
             okp += nn_cli_argmax(ref + (size_t)i * K, K) == y[i];
         }
         printf("accuracy: encrypted %.2f%%, plaintext %.2f%%\n", 100.0 * ok / n, 100.0 * okp / n);
@@ -248,6 +261,15 @@ int tsr_cmd_predict(int argc, char **argv) {
            "samples/s\n",
            t_run / batches, tsr_nn_plan_predicted_seconds(p), 1e3 * t_run / n, n / t_run);
     rc = nn_cli_write_reports(VERB, p, &first, report, chart);
+    if (bad) {
+        fprintf(stderr,
+                "tessera %s: %d of %d samples decrypted to garbage: an output reached the "
+                "headroom of the output ciphertexts (|value| >= %.3g) and wrapped around modulo "
+                "q; they count as wrong above. Their inputs are probably outside the range the "
+                "plan was compiled for.\n",
+                VERB, bad, n, room);
+        if (rc == 0) rc = 1;
+    }
 out:
     tsr_nn_stats_free(&first);
     free(logits);

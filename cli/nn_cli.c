@@ -27,7 +27,8 @@ int nn_cli_argmax(const double *v, int k) {
     return a;
 }
 
-int nn_cli_write_csv(const char *verb, const char *path, const double *logits, int n, int k) {
+int nn_cli_write_csv(const char *verb, const char *path, const double *logits, const uint8_t *valid,
+                     int n, int k) {
     FILE *fp = fopen(path, "w");
     if (!fp) {
         fprintf(stderr, "tessera %s: cannot write '%s'\n", verb, path);
@@ -37,6 +38,12 @@ int nn_cli_write_csv(const char *verb, const char *path, const double *logits, i
     for (int j = 0; j < k; j++) fprintf(fp, ",logit_%d", j);
     fputc('\n', fp);
     for (int i = 0; i < n; i++) {
+        if (valid && !valid[i]) {
+            fprintf(fp, "%d,invalid", i);
+            for (int j = 0; j < k; j++) fprintf(fp, ",nan");
+            fputc('\n', fp);
+            continue;
+        }
         fprintf(fp, "%d,%d", i, nn_cli_argmax(logits + (size_t)i * k, k));
         for (int j = 0; j < k; j++) fprintf(fp, ",%.9g", logits[(size_t)i * k + j]);
         fputc('\n', fp);
@@ -107,6 +114,9 @@ void nn_cli_agreement(const double *enc, const double *plain, int n, int k, doub
     int same = 0;
     double err = 0;
     for (int i = 0; i < n; i++) {
+        int finite = 1;
+        for (int j = 0; j < k; j++) finite &= isfinite(enc[(size_t)i * k + j]) != 0;
+        if (!finite) continue; /* an invalid sample (NaN): never agrees */
         same += nn_cli_argmax(enc + (size_t)i * k, k) == nn_cli_argmax(plain + (size_t)i * k, k);
         for (int j = 0; j < k; j++) {
             double e = fabs(enc[(size_t)i * k + j] - plain[(size_t)i * k + j]);

@@ -24,8 +24,14 @@ int nn_cli_load_plan(const char *verb, const char *path, uint32_t flags, tsr_nn_
 /** Index of the largest of k values. */
 int nn_cli_argmax(const double *v, int k);
 
-/** Write predictions as CSV: index,predicted,logit_0..logit_{k-1}. Returns an exit code. */
-int nn_cli_write_csv(const char *verb, const char *path, const double *logits, int n, int k);
+/**
+ * Write predictions as CSV: index,predicted,logit_0..logit_{k-1}. Samples
+ * with valid[i] == 0 (valid may be NULL: all valid) are written as
+ * "index,invalid,nan,...": garbage is never written as a prediction.
+ * Returns an exit code.
+ */
+int nn_cli_write_csv(const char *verb, const char *path, const double *logits, const uint8_t *valid,
+                     int n, int k);
 
 /** Print the per-step latency breakdown table of one inference. */
 void nn_cli_print_stats(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp);
@@ -36,8 +42,9 @@ int nn_cli_write_reports(const char *verb, const tsr_nn_plan *p, const tsr_nn_st
 
 /**
  * Agreement between encrypted and plaintext logits (n x k): fraction of
- * equal argmax, largest absolute difference, and the precision in bits of
- * the logits (-log2 of the largest difference).
+ * equal argmax and largest absolute difference. Samples with a non-finite
+ * encrypted logit (invalid: NaN) count as disagreeing and are left out of
+ * the difference.
  */
 void nn_cli_agreement(const double *enc, const double *plain, int n, int k, double *agree,
                       double *max_err);

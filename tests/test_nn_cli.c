@@ -111,6 +111,28 @@ static void test_workflow(void **state) {
     int lines = 0;
     for (char *c = csv; *c; c++) lines += *c == '\n';
     assert_int_equal(lines, 5);
+    /* inputs far outside the model's range (issue 10): the outputs wrap around modulo q;
+     * decrypt flags every such sample instead of printing garbage as a prediction */
+    FILE *fp = fopen(tt_cli_path("big.csv"), "w");
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 784; k++)
+            fprintf(fp, "%g%c", 1e3 * (((i * 7 + k) % 100) - 50), k == 783 ? '\n' : ',');
+    fclose(fp);
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
+                             tt_cli_path("c.sk"), tt_cli_path("big.csv"), tt_cli_path("big.ct")),
+                  0, "encrypt out-of-range inputs");
+    tt_cli_expect(tt_cli_run("infer %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
+                             tt_cli_path("s.evk"), tt_cli_path("big.ct"),
+                             tt_cli_path("big_out.ct")),
+                  0, "infer out-of-range inputs");
+    tt_cli_expect_fail(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
+                                  tt_cli_path("a.plan"), tt_cli_path("c.sk"),
+                                  tt_cli_path("big_out.ct"), tt_cli_path("big.pred"),
+                                  tt_cli_path("big.csv")),
+                       "decrypt garbage", "3 of 3 samples decrypted to garbage");
+    csv = tt_slurp(tt_cli_path("big.pred"));
+    assert_non_null(strstr(csv, "\n0,invalid,nan,"));
+    assert_non_null(strstr(csv, "\n2,invalid,nan,"));
     /* the server refuses a secret key */
     tt_cli_expect(tt_cli_run("infer %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
                              tt_cli_path("c.sk"), tt_cli_path("in.ct"), tt_cli_path("x.ct")),
@@ -141,7 +163,7 @@ static void test_workflow(void **state) {
                                   tt_cli_path("x.csv")),
                        "decrypt with another keygen's secret key", "another key set");
     /* corrupted files */
-    FILE *fp = fopen(tt_cli_path("in.ct"), "r+b");
+    fp = fopen(tt_cli_path("in.ct"), "r+b");
     fseek(fp, 5000, SEEK_SET);
     int c = fgetc(fp);
     fseek(fp, 5000, SEEK_SET);

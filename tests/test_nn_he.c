@@ -41,6 +41,9 @@ static void compile_opts(tsr_nn_compile_opts *o, int batch, tsr_nn_packing pk, i
     o->cost_cache = cost_cache;
 }
 
+/* Samples run_ckks found decrypted beyond the output headroom (tsr_nn_check_outputs). */
+static int last_invalid;
+
 /* Keys, encryption, run, decryption on a ckks backend; returns precision in bits. */
 static double run_ckks(const tsr_nn_plan *p, const double *x, int n, double *out, double *ref) {
     tsr_ckks_params *params;
@@ -75,6 +78,9 @@ static double run_ckks(const tsr_nn_plan *p, const double *x, int n, double *out
     tsr_tile_free(ct);
     tt_ok(tsr_nn_ct_load(p, client, TSR_NN_CT_OUTPUT, f, kid, &res, &n2));
     tt_ok(tsr_nn_decrypt(p, res, n, out));
+    double room = 0;
+    last_invalid = tsr_nn_check_outputs(p, res, out, n, NULL, &room);
+    assert_true(room > 1 && isfinite(room));
     tsr_tile_free(res);
     remove(f);
     free(f);
@@ -291,6 +297,7 @@ static void test_end_to_end(void **state) {
         tt_ok(tsr_nn_compile(m, &o, &p));
         double bits = run_ckks(p, x, n, out, ref);
         if (bits < 14) fail_msg("small CNN (packing %d): %.1f bits", pk, bits);
+        assert_int_equal(last_invalid, 0);
         if (pk == TSR_NN_PACK_BATCH) {
             /* both squares are done by the dense layers reading them: one relinearization
              * per output (12 + 4), not per input (64 + 12) */
@@ -332,6 +339,35 @@ static void test_end_to_end(void **state) {
             }
             assert_int_equal(a, c);
         }
+        /* inputs far outside the model's range (issue 10): the outputs wrap around
+         * modulo q_0 and every sample is flagged instead of read as a prediction */
+        double *big = malloc((size_t)n * 64 * sizeof *big);
+        for (int i = 0; i < n * 64; i++) big[i] = 1e4 * x[i];
+        (void)run_ckks(p, big, n, out, ref);
+        assert_int_equal(last_invalid, n);
+        uint8_t valid[64];
+        memset(valid, 1, sizeof valid);
+        tsr_ckks_params *cp;
+        tt_ok(tsr_nn_plan_params(p, &cp));
+        tsr_backend *cb;
+        tt_ok(tsr_backend_ckks_create(cp, NULL, NULL, NULL, NULL, &cb));
+        /* the rule itself on a shape-only output: one value at the headroom, one NaN */
+        tsr_tile *yt;
+        const tsr_tile_shape *os = &p->prog->values[p->prog->output].shape;
+        tt_ok(
+            tsr_tile_encode(cb, os, NULL, p->prog->steps[p->prog->n_steps - 1].level_out, 0, &yt));
+        double room = exp2(tsr_backend_headroom_bits(cb, tsr_tile_level(yt), tsr_tile_scale(yt)));
+        for (int i = 0; i < n * 4; i++) out[i] = 0.5 * room;
+        out[5] = -room;
+        out[4 * (n - 1)] = NAN;
+        assert_int_equal(tsr_nn_check_outputs(p, yt, out, n, valid, NULL), 2);
+        assert_int_equal(valid[0], 1);
+        assert_int_equal(valid[1], 0);
+        assert_int_equal(valid[n - 1], 0);
+        tsr_tile_free(yt);
+        tsr_backend_free(cb);
+        tsr_ckks_params_free(cp);
+        free(big);
         tsr_nn_plan_free(p);
     }
     free(x);

@@ -202,6 +202,21 @@ TSR_API tsr_status tsr_nn_encrypt(const tsr_nn_plan *p, tsr_backend *be, const d
  */
 TSR_API tsr_status tsr_nn_decrypt(const tsr_nn_plan *p, const tsr_tile *t, int n, double *out);
 
+/**
+ * Client: which decrypted samples are garbage. CKKS computes modulo Q, so
+ * an output whose true value reaches the headroom of the output ciphertexts
+ * (Q_level / (2 scale) of t: tsr_backend_headroom_bits, the rule the mockup
+ * applies to refuse such values) wraps around and decrypts to garbage,
+ * typically about sqrt(N) times the headroom: inputs outside the range the
+ * plan was made for do that. out holds n samples decrypted from t by
+ * tsr_nn_decrypt. valid (n entries, may be NULL) receives 1 for samples
+ * whose every output is finite and below the headroom in magnitude, else 0;
+ * *headroom (may be NULL) the headroom. Returns the number of invalid
+ * samples. Thread-safe.
+ */
+TSR_API int tsr_nn_check_outputs(const tsr_nn_plan *p, const tsr_tile *t, const double *out, int n,
+                                 uint8_t *valid, double *headroom);
+
 /** Time and operation counts of one step of an inference. */
 typedef struct tsr_nn_step_stats {
     char name[64];       /**< model layer (or layout change) it runs */

@@ -241,6 +241,15 @@ TSR_API double tsr_backend_default_scale(const tsr_backend *be);
 TSR_API double tsr_backend_scale(const tsr_backend *be, int level);
 /** The prime q_level divided out when rescaling from `level` (0 <= level <= top). */
 TSR_API double tsr_backend_prime(const tsr_backend *be, int level);
+/**
+ * log2 of the headroom of a vector at (level, scale): the largest slot
+ * magnitude it holds is Q_level / (2 * scale). CKKS computes modulo Q_level,
+ * so a value that reaches it wraps around and decrypts to garbage (of
+ * magnitude about sqrt(N) times the headroom). The mockup refuses such values
+ * (TSR_ERR_SCALE, "CKKS would decrypt garbage") and tsr_nn_check_outputs
+ * flags decrypted outputs beyond it, with this one rule.
+ */
+TSR_API double tsr_backend_headroom_bits(const tsr_backend *be, int level, double scale);
 
 /**
  * Declare rotation steps (any integers; taken modulo slots; 0 is ignored).

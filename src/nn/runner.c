@@ -223,6 +223,25 @@ tsr_status tsr_nn_decrypt(const tsr_nn_plan *p, const tsr_tile *t, int n, double
     return st;
 }
 
+int tsr_nn_check_outputs(const tsr_nn_plan *p, const tsr_tile *t, const double *out, int n,
+                         uint8_t *valid, double *headroom) {
+    TSR_REQUIRE(p && t && (out || n == 0), "tsr_nn_check_outputs: NULL argument");
+    double bits =
+        tsr_backend_headroom_bits(tsr_tile_backend(t), tsr_tile_level(t), tsr_tile_scale(t));
+    double room = exp2(bits);
+    if (headroom) *headroom = room;
+    int64_t k = tsr_nn_model_output_size(p->model);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        int ok = 1;
+        for (int64_t j = 0; j < k; j++)
+            if (!(fabs(out[(int64_t)i * k + j]) < room)) ok = 0; /* also NaN */
+        if (valid) valid[i] = (uint8_t)ok;
+        bad += !ok;
+    }
+    return bad;
+}
+
 /* ---- the runner ---------------------------------------------------------------------------- */
 
 struct tsr_nn_runner {

@@ -133,6 +133,13 @@ double tsr_backend_prime(const tsr_backend *be, int level) {
     return be->primes[level];
 }
 
+double tsr_backend_headroom_bits(const tsr_backend *be, int level, double scale) {
+    TSR_REQUIRE(level >= 0 && level <= be->top_level,
+                "tsr_backend_headroom_bits: level out of range");
+    TSR_REQUIRE(scale > 0, "tsr_backend_headroom_bits: scale must be positive");
+    return be->log2_q[level] - log2(scale) - 1.0;
+}
+
 void tsr_backend_fingerprint(const tsr_backend *be, uint8_t out[16]) {
     if (be->vt->fingerprint) {
         be->vt->fingerprint(be, out);

@@ -88,13 +88,13 @@ static tsr_status check_range(const tsr_backend *be, const double *x, int level,
     }
     if (!isfinite(mx)) return tsr_fail(TSR_ERR_SCALE, "mockup %s produced a non-finite value", op);
     if (mx == 0) return TSR_OK;
-    double need = log2(mx) + log2(scale) + 1.0;
-    if (need < be->log2_q[level]) return TSR_OK;
+    double room = tsr_backend_headroom_bits(be, level, scale);
+    if (log2(mx) < room) return TSR_OK;
     return tsr_fail(TSR_ERR_SCALE,
                     "mockup %s: a value of magnitude %.3g at scale 2^%.1f needs 2^%.1f but level "
                     "%d has only 2^%.1f of modulus; CKKS would decrypt garbage (keep values "
                     "smaller or use a smaller scale)",
-                    op, mx, log2(scale), need, level, be->log2_q[level]);
+                    op, mx, log2(scale), log2(mx) + log2(scale) + 1.0, level, be->log2_q[level]);
 }
 
 static tsr_status m_encrypt(tsr_backend *be, const double *values, tsr_bvec *out) {
