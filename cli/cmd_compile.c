@@ -30,6 +30,13 @@ static void usage(FILE *out) {
             "  --approx-relu DEG    replace ReLU by its degree-DEG least-squares fit on\n"
             "                       [-B, B] (LOSSY: predictions change where inputs leave it)\n"
             "  --range B            the fit interval of --approx-relu (4)\n"
+            "  --calibrate DATA     run the model in plaintext on sample inputs (as for\n"
+            "                       tessera encrypt: IDX, .npy, .csv) and record the plan's\n"
+            "                       input range (their smallest and largest value; default:\n"
+            "                       pixels 0..255 under the model's preprocessing) and the\n"
+            "                       ranges of the activations and outputs; warns when the\n"
+            "                       outputs reach the output headroom\n"
+            "  --calibrate-count N  use the first N samples of DATA (1000)\n"
             "  --costs FILE         per-operation costs (a cache file of an earlier compile)\n"
             "  --no-measure         do not time operations; use cached or built-in costs\n"
             "  --quiet              print only errors and the plan path\n"
@@ -47,8 +54,8 @@ int tsr_cmd_compile(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    const char *model = NULL, *out = NULL, *costs = NULL;
-    long batch = 0, security = 128, log_n = 0, scale = 0, relu = 0;
+    const char *model = NULL, *out = NULL, *costs = NULL, *calib = NULL;
+    long batch = 0, security = 128, log_n = 0, scale = 0, relu = 0, calib_count = 1000;
     double range = 4.0;
     int quiet = 0, insecure = 0, no_measure = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
@@ -63,6 +70,8 @@ int tsr_cmd_compile(int argc, char **argv) {
         { "--approx-relu", CLI_LONG, &relu, 1, 8 },
         { "--range", CLI_DOUBLE, &range, 0, 0 },
         { "--costs", CLI_STR, &costs, 0, 0 },
+        { "--calibrate", CLI_STR, &calib, 0, 0 },
+        { "--calibrate-count", CLI_LONG, &calib_count, 1, 1L << 24 },
         { "--no-measure", CLI_FLAG, &no_measure, 0, 0 },
         { "--quiet", CLI_FLAG, &quiet, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
@@ -112,11 +121,21 @@ int tsr_cmd_compile(int argc, char **argv) {
     co.ckks_flags = insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
     co.log = quiet ? NULL : stdout;
     if (insecure && !log_n) co.min_log_n = 10;
+    double *cx = NULL;
+    int cn = 0;
+    if (calib && (st = tsr_nn_load_inputs(m, calib, 0, (int)calib_count, &cx, &cn)) != TSR_OK) {
+        tsr_nn_model_free(m);
+        return cli_fail(VERB, st, "reading the calibration data");
+    }
+    co.calib = cx;
+    co.calib_n = cn;
     tsr_nn_plan *p = NULL;
     st = tsr_nn_compile(m, &co, &p);
     tsr_nn_model_free(m);
+    tsr_nn_array_free(cx);
     if (st != TSR_OK) return cli_fail(VERB, st, "compiling");
     if (!quiet) tsr_nn_plan_print(p, stdout);
+    tsr_nn_plan_range_warnings(p, stderr);
     st = tsr_nn_plan_save(p, out);
     tsr_nn_plan_free(p);
     if (st != TSR_OK) return cli_fail(VERB, st, "writing the plan");

@@ -28,6 +28,12 @@ static void usage(FILE *out) {
             "\n"
             "  --offset K     skip the first K samples (0)\n"
             "  --count N      encrypt N samples (default: as many as the plan's batch takes)\n"
+            "  --clip         clip values outside the plan's input range to it (with a\n"
+            "                 warning) instead of refusing them\n"
+            "\n"
+            "Values outside the plan's input range (tessera compile prints it: pixels 0..255\n"
+            "under the model's preprocessing, or the range of --calibrate data) are refused\n"
+            "(exit 2): CKKS would compute garbage for them.\n"
             "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
 }
 
@@ -51,10 +57,11 @@ int tsr_cmd_encrypt(int argc, char **argv) {
     }
     const char *plan = NULL, *key = NULL, *in = NULL, *out = NULL;
     long offset = 0, count = 0;
-    int insecure = 0;
+    int insecure = 0, clip = 0;
     const cli_opt opts[] = {
         { "--in", CLI_STR, &in, 0, 0 },
         { "--out", CLI_STR, &out, 0, 0 },
+        { "--clip", CLI_FLAG, &clip, 0, 0 },
         { "--offset", CLI_LONG, &offset, 0, 1L << 30 },
         { "--count", CLI_LONG, &count, 1, 1L << 30 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
@@ -113,6 +120,7 @@ int tsr_cmd_encrypt(int argc, char **argv) {
         }
         n = batch;
     }
+    if ((rc = nn_cli_check_inputs(VERB, p, x, n, offset, clip)) != 0) goto out;
     if ((st = tsr_backend_ckks_create(params, pk, sk, NULL, NULL, &be)) != TSR_OK) {
         rc = cli_fail(VERB, st, "setting up CKKS");
         goto out;

@@ -37,6 +37,8 @@ static void usage(FILE *out) {
                  "  --report FILE     latency breakdown of the first batch as JSON\n"
                  "  --chart FILE      the same as an SVG chart\n"
                  "  --threads N       OpenMP threads\n"
+                 "  --clip            clip inputs outside the plan's input range to it (with a\n"
+                 "                    warning) instead of refusing them (exit 2)\n"
                  "  --quiet           less output\n"
                  "  " NN_CLI_INSECURE "\n"
                  "                    allow parameters below 128-bit security (tests only)\n");
@@ -55,7 +57,7 @@ int tsr_cmd_predict(int argc, char **argv) {
     const char *model = NULL, *in = NULL, *labels = NULL, *backend = "ckks", *plan_out = NULL,
                *report = NULL, *chart = NULL;
     long batch = 0, count = 0, offset = 0, threads = 0, log_n = 0;
-    int insecure = 0, quiet = 0;
+    int insecure = 0, quiet = 0, clip = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
     const char *packing_name = NULL;
     const cli_opt opts[] = {
@@ -72,6 +74,7 @@ int tsr_cmd_predict(int argc, char **argv) {
         { "--log-n", CLI_LONG, &log_n, 10, 16 },
         { "--threads", CLI_LONG, &threads, 1, 256 },
         { "--quiet", CLI_FLAG, &quiet, 0, 0 },
+        { "--clip", CLI_FLAG, &clip, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
     };
     int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], &model, 1);
@@ -147,6 +150,7 @@ int tsr_cmd_predict(int argc, char **argv) {
     }
     int B = tsr_nn_plan_batch(p);
     if (!count && n > B) n = B;
+    if ((rc = nn_cli_check_inputs(VERB, p, x, n, offset, clip)) != 0) goto out;
     if (labels) {
         int ny;
         if ((st = tsr_nn_load_labels(labels, (int)offset, n, &y, &ny)) != TSR_OK) {

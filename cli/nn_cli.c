@@ -20,6 +20,38 @@ int nn_cli_load_plan(const char *verb, const char *path, uint32_t flags, tsr_nn_
     return 0;
 }
 
+int nn_cli_check_inputs(const char *verb, const tsr_nn_plan *p, double *x, int n, long offset,
+                        int clip) {
+    double lo, hi;
+    tsr_nn_plan_input_range(p, &lo, &hi);
+    int64_t first, per = tsr_nn_model_input_size(tsr_nn_plan_model(p));
+    double v0 = 0;
+    int64_t bad = tsr_nn_check_inputs(p, x, n, 0, &first);
+    if (!bad) return 0;
+    v0 = x[first];
+    const char *origin = tsr_nn_plan_calibration(p, NULL)
+                             ? "the range of its calibration data"
+                             : "pixels 0..255 under the model's preprocessing";
+    if (!clip)
+        return cli_usage_error(
+            verb,
+            "sample %lld (input value %lld) is %g, outside the plan's input range [%g, %g] (%s); "
+            "%lld value%s in the %d samples. CKKS would compute and decrypt garbage for them. "
+            "Check the data's scaling, pass --clip to clip such values to the range "
+            "(predictions may change), or compile the plan with --calibrate DATA on data like "
+            "these",
+            (long long)(offset + first / per), (long long)(first % per), v0, lo, hi, origin,
+            (long long)bad, bad == 1 ? " is outside it" : "s are outside it", n);
+    (void)tsr_nn_check_inputs(p, x, n, 1, NULL);
+    fprintf(stderr,
+            "tessera %s: warning: %lld value%s outside the plan's input range [%g, %g] clipped "
+            "to it (the first: sample %lld, input value %lld, was %g); predictions for these "
+            "samples may differ from the model's\n",
+            verb, (long long)bad, bad == 1 ? "" : "s", lo, hi, (long long)(offset + first / per),
+            (long long)(first % per), v0);
+    return 0;
+}
+
 int nn_cli_argmax(const double *v, int k) {
     int a = 0;
     for (int i = 1; i < k; i++)

@@ -21,6 +21,15 @@ int nn_cli_parse_packing(const char *verb, const char *name, tsr_nn_packing *out
 /** Load a plan; on failure print the error and return the exit code (else 0). */
 int nn_cli_load_plan(const char *verb, const char *path, uint32_t flags, tsr_nn_plan **out);
 
+/**
+ * Check n samples (the first at --offset `offset` of the data) against the
+ * plan's input range (tsr_nn_check_inputs). Outside it: without clip, print
+ * which sample, index and value, the range and what to do, and return 2;
+ * with clip, clip them, print a warning and return 0.
+ */
+int nn_cli_check_inputs(const char *verb, const tsr_nn_plan *p, double *x, int n, long offset,
+                        int clip);
+
 /** Index of the largest of k values. */
 int nn_cli_argmax(const double *v, int k);
 

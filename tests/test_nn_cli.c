@@ -111,22 +111,62 @@ static void test_workflow(void **state) {
     int lines = 0;
     for (char *c = csv; *c; c++) lines += *c == '\n';
     assert_int_equal(lines, 5);
-    /* inputs far outside the model's range (issue 10): the outputs wrap around modulo q;
-     * decrypt flags every such sample instead of printing garbage as a prediction */
+    /* inputs outside the plan's range (issue 10): values x1000, one value at 100 */
     FILE *fp = fopen(tt_cli_path("big.csv"), "w");
     for (int i = 0; i < 3; i++)
         for (int k = 0; k < 784; k++)
             fprintf(fp, "%g%c", 1e3 * (((i * 7 + k) % 100) - 50), k == 783 ? '\n' : ',');
     fclose(fp);
+    fp = fopen(tt_cli_path("one.csv"), "w");
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 784; k++)
+            fprintf(fp, "%g%c", i == 1 && k == 5 ? 100.0 : 0.01 * (k % 50), k == 783 ? '\n' : ',');
+    fclose(fp);
+    /* encrypt refuses them, naming the sample, the index and the range */
     tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
                              tt_cli_path("c.sk"), tt_cli_path("big.csv"), tt_cli_path("big.ct")),
-                  0, "encrypt out-of-range inputs");
+                  2, "encrypt out-of-range inputs");
+    assert_non_null(strstr(tt_cli_output(), "outside the plan's input range"));
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
+                             tt_cli_path("c.sk"), tt_cli_path("one.csv"), tt_cli_path("one.ct")),
+                  2, "encrypt one pixel at 100");
+    assert_non_null(strstr(tt_cli_output(), "sample 1 (input value 5) is 100, outside"));
+    /* ... or clips them with --clip: then the predictions are valid */
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s --clip" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("big.csv"),
+                             tt_cli_path("big.ct")),
+                  0, "encrypt --clip");
+    assert_non_null(strstr(tt_cli_output(), "clipped"));
     tt_cli_expect(tt_cli_run("infer %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
                              tt_cli_path("s.evk"), tt_cli_path("big.ct"),
                              tt_cli_path("big_out.ct")),
-                  0, "infer out-of-range inputs");
+                  0, "infer clipped inputs");
+    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
+                             tt_cli_path("c.sk"), tt_cli_path("big_out.ct"),
+                             tt_cli_path("big.pred")),
+                  0, "decrypt clipped inputs");
+    /* a plan calibrated on such data accepts them (compile warns that the outputs reach the
+     * headroom); decrypt flags every such sample instead of printing garbage as a prediction */
+    tt_cli_expect(tt_cli_run("compile %s --batch 4 --log-n 11 --no-measure --calibrate %s --out "
+                             "%s" INSECURE,
+                             tt_cli_path("m.onnx"), tt_cli_path("big.csv"),
+                             tt_cli_path("big.plan")),
+                  0, "compile calibrated on out-of-range data");
+    assert_non_null(strstr(tt_cli_output(), "calibrated on 3 samples"));
+    assert_non_null(strstr(tt_cli_output(), "WARNING: on the calibration data the outputs reach"));
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                             tt_cli_path("big.plan"), tt_cli_path("big.sk"),
+                             tt_cli_path("big.evk")),
+                  0, "keygen for the calibrated plan");
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("big.plan"),
+                             tt_cli_path("big.sk"), tt_cli_path("big.csv"), tt_cli_path("big.ct")),
+                  0, "encrypt within the calibrated range");
+    tt_cli_expect(tt_cli_run("infer %s %s --in %s --out %s" INSECURE, tt_cli_path("big.plan"),
+                             tt_cli_path("big.evk"), tt_cli_path("big.ct"),
+                             tt_cli_path("big_out.ct")),
+                  0, "infer out-of-headroom inputs");
     tt_cli_expect_fail(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
-                                  tt_cli_path("a.plan"), tt_cli_path("c.sk"),
+                                  tt_cli_path("big.plan"), tt_cli_path("big.sk"),
                                   tt_cli_path("big_out.ct"), tt_cli_path("big.pred"),
                                   tt_cli_path("big.csv")),
                        "decrypt garbage", "3 of 3 samples decrypted to garbage");

@@ -14,6 +14,7 @@
 #include "train/model_onnx.h"
 
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -679,6 +680,92 @@ static void test_wrong_inputs(void **state) {
     tsr_nn_model_free(m);
 }
 
+/*
+ * Ranges a plan records (issue 10): the input range from the preprocessing
+ * or from calibration data, the calibrated activation and output ranges,
+ * kept by plan files; tsr_nn_check_inputs refuses or clips values outside.
+ */
+static void test_plan_ranges(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 48);
+    tsr_nn_model *m = small_cnn(&g);
+    m->in_scale = 1.0 / 255;
+    m->in_mean = 0.5;
+    m->in_std = 0.25;
+    tsr_nn_compile_opts o;
+    compile_opts(&o, 4, TSR_NN_PACK_BATCH, 10);
+    tsr_nn_plan *p, *c, *q;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    double lo, hi;
+    tsr_nn_plan_input_range(p, &lo, &hi);
+    assert_true(fabs(lo + 2.0) < 1e-12 && fabs(hi - 2.0) < 1e-12); /* (0 or 1 - 0.5) / 0.25 */
+    assert_int_equal(tsr_nn_plan_calibration(p, NULL), 0);
+    double x[4 * 64];
+    rnd(&g, x, 4 * 64, 1.5);
+    assert_int_equal(tsr_nn_check_inputs(p, x, 4, 0, NULL), 0);
+    x[70] = 2.5;
+    x[3] = NAN;
+    int64_t first;
+    assert_int_equal(tsr_nn_check_inputs(p, x, 4, 0, &first), 2);
+    assert_int_equal(first, 3);
+    assert_true(x[70] == 2.5);
+    assert_int_equal(tsr_nn_check_inputs(p, x, 4, 1, NULL), 2);
+    assert_true(x[70] == 2.0 && isnan(x[3]));
+    x[3] = -7.0;
+    assert_int_equal(tsr_nn_check_inputs(p, x, 4, 1, NULL), 1);
+    assert_true(x[3] == -2.0);
+    assert_int_equal(tsr_nn_check_inputs(p, x, 4, 0, NULL), 0);
+    /* calibration: the data's own range, and the largest |input| of each layer */
+    double cal[3 * 64], ref[3 * 4];
+    rnd(&g, cal, 3 * 64, 3.0);
+    o.calib = cal;
+    o.calib_n = 3;
+    tt_ok(tsr_nn_compile(m, &o, &c));
+    double clo = INFINITY, chi = -INFINITY;
+    for (int i = 0; i < 3 * 64; i++) {
+        clo = fmin(clo, cal[i]);
+        chi = fmax(chi, cal[i]);
+    }
+    tsr_nn_plan_input_range(c, &lo, &hi);
+    assert_true(lo == clo && hi == chi);
+    double omax = 0;
+    assert_int_equal(tsr_nn_plan_calibration(c, &omax), 3);
+    tt_ok(nn_model_forward(c->model, cal, 3, ref));
+    double want = 0;
+    for (int i = 0; i < 3 * 4; i++) want = fmax(want, fabs(ref[i]));
+    assert_true(omax == want);
+    assert_true(c->act_absmax[0] == chi || c->act_absmax[0] == -clo); /* conv reads the input */
+    assert_memory_not_equal(p->id, c->id, 32);
+    assert_int_equal(tsr_nn_plan_range_warnings(c, NULL), 0);
+    double bits;
+    tt_ok(tsr_nn_plan_output_headroom_bits(c, &bits));
+    assert_true(bits > 4 && bits < 20);
+    /* plan files keep the ranges */
+    uint8_t *buf;
+    size_t len;
+    tt_ok(tsr_nn_plan_to_bytes(c, &buf, &len));
+    write_corpus("calibrated.plan", buf, len);
+    tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    assert_memory_equal(q->id, c->id, 32);
+    tsr_nn_plan_input_range(q, &lo, &hi);
+    assert_true(lo == clo && hi == chi);
+    assert_int_equal(tsr_nn_plan_calibration(q, &omax), 3);
+    assert_true(omax == want);
+    for (int i = 0; i < q->model->n_layers; i++) assert_true(q->act_absmax[i] == c->act_absmax[i]);
+    tsr_nn_plan_free(q);
+    /* a plan of format version 1 (before ranges) is refused as such */
+    buf[TSR_FRAME_HEADER_SIZE] = 1;
+    crypto_generichash(buf + len - TSR_FRAME_HASH_SIZE, TSR_FRAME_HASH_SIZE, buf,
+                       len - TSR_FRAME_HASH_SIZE, NULL, 0);
+    tt_fails(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS),
+             TSR_ERR_VERSION);
+    tsr_nn_bytes_free(buf);
+    tsr_nn_plan_free(c);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(m);
+}
+
 /* The mockup (with CKKS-like noise) and debug backends run plans too. */
 static void test_other_backends(void **state) {
     (void)state;
@@ -763,6 +850,7 @@ int main(void) {
         cmocka_unit_test(test_pytorch_encrypted), cmocka_unit_test(test_residual_reorient),
         cmocka_unit_test(test_optimizer),         cmocka_unit_test(test_plan_files),
         cmocka_unit_test(test_wrong_inputs),      cmocka_unit_test(test_other_backends),
+        cmocka_unit_test(test_plan_ranges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

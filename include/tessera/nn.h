@@ -121,6 +121,16 @@ typedef struct tsr_nn_compile_opts {
     const char *cost_cache; /**< cache file (NULL: $XDG_CACHE_HOME/tessera/costs.txt) */
     int no_measure;         /**< 1: never measure; use built-in estimates if nothing cached */
     FILE *log;              /**< candidate table and choice (NULL: silent) */
+    /**
+     * Calibration inputs (calib_n samples of the model's input size,
+     * preprocessed like tsr_nn_encrypt's input; NULL: none): run through the
+     * plaintext reference, they set the plan's input range (their smallest
+     * and largest value) and its calibrated activation and output ranges.
+     * Without them the input range is the pixel range 0..255 under the
+     * model's preprocessing. See tsr_nn_plan_input_range.
+     */
+    const double *calib;
+    int calib_n;
 } tsr_nn_compile_opts;
 
 TSR_API void tsr_nn_compile_opts_default(tsr_nn_compile_opts *o);
@@ -151,6 +161,53 @@ TSR_API double tsr_nn_plan_predicted_seconds(const tsr_nn_plan *p);
 TSR_API void tsr_nn_plan_print(const tsr_nn_plan *p, FILE *fp);
 /** BLAKE2b-256 identifying the plan (binds ciphertext files to it). */
 TSR_API void tsr_nn_plan_id(const tsr_nn_plan *p, uint8_t id[32]);
+
+/*
+ * Ranges (issue 10: no silent garbage). CKKS computes modulo Q and
+ * polynomial activations approximate on bounded intervals, so inputs far
+ * outside what the model was made for run and decrypt to garbage without
+ * any error. A plan records the range of model input values it accepts:
+ * the smallest and largest value of the calibration inputs given to
+ * tsr_nn_compile, else the image of the pixel range 0..255 under the
+ * model's preprocessing x = (p * scale - mean) / std (tessera.input.*
+ * metadata; the importer's default without it is 1/255, 0, 1: [0, 1]).
+ * With calibration it also records, per layer, the largest |input| seen and
+ * the largest |output|, which the summary (tsr_nn_plan_print) shows beside
+ * the activation bounds and the output headroom.
+ */
+/** The input range [*lo, *hi] of the plan (see "Ranges"). */
+TSR_API void tsr_nn_plan_input_range(const tsr_nn_plan *p, double *lo, double *hi);
+/**
+ * Number of calibration samples the ranges come from (0: not calibrated);
+ * *out_absmax (may be NULL) receives the largest |output| seen on them.
+ */
+TSR_API int tsr_nn_plan_calibration(const tsr_nn_plan *p, double *out_absmax);
+/**
+ * log2 of the headroom of the plan's output ciphertexts, Q_level / (2 *
+ * scale) at the output level (tsr_backend_headroom_bits): outputs must stay
+ * below it in magnitude. Builds the plan's CKKS parameters (cost: those of
+ * tsr_nn_plan_params).
+ */
+TSR_API tsr_status tsr_nn_plan_output_headroom_bits(const tsr_nn_plan *p, double *bits);
+/**
+ * Client: check n samples x (n, input size) against the plan's input range
+ * (a relative slack of 1e-9 of its width allows for printed decimals).
+ * Returns the number of values outside it (NaN counts); *first (may be
+ * NULL) receives the flat index of the first one (-1 if none). With clip
+ * != 0 such values are replaced in place by the nearest end of the range
+ * (NaN stays: tsr_nn_encrypt refuses it). tsr_nn_encrypt does not check
+ * ranges itself: the encrypt and predict verbs call this first.
+ */
+TSR_API int64_t tsr_nn_check_inputs(const tsr_nn_plan *p, double *x, int n, int clip,
+                                    int64_t *first);
+/**
+ * Warnings about the calibrated ranges of a plan, one line each to fp (may
+ * be NULL): outputs of the calibration data reaching the output headroom
+ * (encrypted inference of such inputs decrypts garbage), inputs of a lossy
+ * polynomial activation beyond the interval it was fitted on. Returns their
+ * number (0 for a plan without calibration).
+ */
+TSR_API int tsr_nn_plan_range_warnings(const tsr_nn_plan *p, FILE *fp);
 
 /*
  * Plan files: one frame of kind "inference plan" (core/io.h framing:

@@ -421,7 +421,8 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
                  "%.60s, depth %d, scale 2^%u: predicted %.4g s per batch of %d (%s costs); %.80s",
                  d, cs[0].depth, cs[0].spec.scale_bits, cs[0].seconds, o->batch,
                  best.measured ? "measured" : "estimated", r);
-        st = nn_plan_seal(plan);
+        if (o->calib) st = nn_plan_calibrate(plan, o->calib, o->calib_n);
+        if (st == TSR_OK) st = nn_plan_seal(plan);
     }
     for (int i = 0; i < nc; i++) nn_program_free(cs[i].prog);
     tsr_free(cs);

@@ -6,13 +6,14 @@
 #define TSR_NN_INTERNAL_H
 
 #include "tessera/core.h"
+#include "core/io.h"
 #include "nn/model.h"
 #include "nn/program.h"
 
 #include <stdio.h>
 
 /** Version of the plan payload layout (docs/INFERENCE.md). */
-#define NN_PLAN_VERSION 1
+#define NN_PLAN_VERSION 2
 
 struct tsr_nn_plan {
     tsr_nn_model *model;
@@ -24,6 +25,11 @@ struct tsr_nn_plan {
     double predicted_client;  /* client encryption + decryption of one batch */
     char choice[256];         /* the optimizer's one-line summary */
     uint8_t id[32];           /* BLAKE2b-256 of the serialized payload */
+    /* Ranges the plan was made for (nn/ranges.c). */
+    double in_lo, in_hi; /* model input values encrypt accepts */
+    int calib_samples;   /* samples the ranges were calibrated on (0: from preprocessing) */
+    double out_absmax;   /* calibrated largest |output| (0: not calibrated) */
+    double *act_absmax;  /* per layer: calibrated largest |input| (0: not calibrated); owned */
 };
 
 /**
@@ -41,6 +47,18 @@ tsr_status nn_plan_assemble(tsr_nn_model *model, nn_program *prog, const tsr_ckk
 
 /** Compute the plan id (BLAKE2b-256 of its payload) after every field is final. */
 tsr_status nn_plan_seal(tsr_nn_plan *p);
+
+/* ---- ranges (nn/ranges.c) ---------------------------------------------------------- */
+
+/** Default ranges: inputs = pixels 0..255 under the model's preprocessing; nothing calibrated. */
+tsr_status nn_plan_init_ranges(tsr_nn_plan *p);
+/** Ranges from n calibration samples x (n, input size) run through the reference executor. */
+tsr_status nn_plan_calibrate(tsr_nn_plan *p, const double *x, int n);
+/** The ranges section of a plan file, and its validated reader (after the model is read). */
+void nn_plan_write_ranges(tsr_writer *w, const tsr_nn_plan *p);
+tsr_status nn_plan_read_ranges(tsr_reader *r, tsr_nn_plan *p, int n_layers);
+/** Input range, output headroom and calibrated ranges for the plan summary. */
+void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp);
 
 /* ---- cost model (nn/cost.c) ----------------------------------------------------- */
 

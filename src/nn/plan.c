@@ -22,6 +22,8 @@
  *            14 u64 operation counts; f64 predicted seconds;
  *            i32 output, top_level, depth, needs_relin; u64 peak vectors;
  *            u64 rotations, then i64 steps[]
+ *   ranges (nn/ranges.c): u32 calibration samples; f64 input low, high,
+ *            calibrated |output| max; f64 per layer calibrated |input| max
  *   predictions: f64 seconds, MiB, client seconds; 256 bytes choice text
  *
  * Strings are fixed-size, NUL-padded and must contain a NUL. The reader
@@ -49,6 +51,7 @@ void tsr_nn_plan_free(tsr_nn_plan *p) {
     if (!p) return;
     tsr_nn_model_free(p->model);
     nn_program_free(p->prog);
+    tsr_free(p->act_absmax);
     tsr_free(p);
 }
 
@@ -176,6 +179,7 @@ static void write_payload(const tsr_nn_plan *p, tsr_writer *w) {
     tsr_write_u64(w, g->peak_vectors);
     tsr_write_u64(w, (uint64_t)g->n_rot);
     for (int64_t i = 0; i < g->n_rot; i++) tsr_write_u64(w, (uint64_t)g->rot[i]);
+    nn_plan_write_ranges(w, p);
     tsr_write_f64(w, p->predicted_seconds);
     tsr_write_f64(w, p->predicted_mib);
     tsr_write_f64(w, p->predicted_client);
@@ -261,6 +265,11 @@ tsr_status nn_plan_assemble(tsr_nn_model *model, nn_program *prog, const tsr_ckk
     p->prog = prog;
     p->spec = *spec;
     p->security = security;
+    tsr_status st = nn_plan_init_ranges(p);
+    if (st != TSR_OK) {
+        tsr_nn_plan_free(p);
+        return st;
+    }
     *out = p;
     return TSR_OK;
 }
@@ -620,6 +629,8 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
         st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
         goto done;
     }
+    st = nn_plan_read_ranges(&rd, p, m->n_layers);
+    if (st != TSR_OK) goto done;
     p->predicted_seconds = tsr_read_f64(&rd);
     p->predicted_mib = tsr_read_f64(&rd);
     p->predicted_client = tsr_read_f64(&rd);
@@ -777,5 +788,6 @@ void tsr_nn_plan_print(const tsr_nn_plan *p, FILE *fp) {
             "client %.3f s\n",
             p->predicted_seconds, g->cfg.batch, 1000 * p->predicted_seconds / g->cfg.batch,
             p->predicted_mib, p->predicted_client);
+    nn_plan_print_ranges(p, fp);
     if (p->choice[0]) fprintf(fp, "optimizer: %s\n", p->choice);
 }
