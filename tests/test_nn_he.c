@@ -764,6 +764,47 @@ static void test_plan_ranges(void **state) {
     tsr_nn_plan_free(c);
     tsr_nn_plan_free(p);
     tsr_nn_model_free(m);
+
+    /* a lossy polynomial (fitted on [-1, 1]) fed beyond its interval: one warning */
+    tsr_nn_model *lm;
+    tt_ok(nn_model_create(&lm, 1, 1, 4));
+    nn_layer L;
+    int t;
+    double w[8] = { 0.1, 0.5, 0.4 }, b[2] = { 0.1, -0.1 };
+    memset(&L, 0, sizeof L);
+    L.kind = NN_POLY;
+    snprintf(L.name, sizeof L.name, "relu_fit");
+    L.in[0] = 0;
+    L.in[1] = -1;
+    L.degree = 2;
+    L.nc = 1;
+    L.lossy = 1;
+    L.bound = 1.0;
+    L.w = w;
+    L.w_len = 3;
+    tt_ok(nn_model_add(lm, &L, (nn_shape){ 1, 1, 4 }, &t));
+    memset(&L, 0, sizeof L);
+    L.kind = NN_DENSE;
+    snprintf(L.name, sizeof L.name, "fc");
+    L.in[0] = t;
+    L.in[1] = -1;
+    double fw[8] = { 0.5, -0.25, 0.125, 1, -1, 0.5, 0.25, 0.75 };
+    L.w = fw;
+    L.w_len = 8;
+    L.b = b;
+    L.b_len = 2;
+    tt_ok(nn_model_add(lm, &L, (nn_shape){ 2, 1, 1 }, &t));
+    lm->output = t;
+    lm->classes = 2;
+    double lx[2 * 4] = { 0.5, -0.5, 0.25, 0.75, 3.0, 0.1, -0.2, 0.3 };
+    compile_opts(&o, 2, TSR_NN_PACK_BATCH, 10);
+    o.calib = lx;
+    o.calib_n = 2;
+    tt_ok(tsr_nn_compile(lm, &o, &c));
+    assert_true(c->act_absmax[0] == 3.0);
+    assert_int_equal(tsr_nn_plan_range_warnings(c, NULL), 1);
+    tsr_nn_plan_free(c);
+    tsr_nn_model_free(lm);
 }
 
 /* The mockup (with CKKS-like noise) and debug backends run plans too. */
