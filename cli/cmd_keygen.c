@@ -85,10 +85,10 @@ int tsr_cmd_keygen(int argc, char **argv) {
         rc = cli_fail(VERB, st, "writing the public key");
         goto out;
     }
-    printf("keys for %s in %.2f s: secret key %s (mode 0600, keep it here); evaluation keys %s "
-           "(%s%zu rotation keys, %.1f MiB, no secret)%s%s\n",
-           plan, tsr_now() - t0, sk_path, ev_path, rk ? "relinearization + " : "",
-           gk ? tsr_ckks_galois_keys_count(gk) : (size_t)0,
+    printf("keys for %s in %.2f s (key set %02x%02x%02x%02x...): secret key %s (mode 0600, keep "
+           "it here); evaluation keys %s (%s%zu rotation keys, %.1f MiB, no secret)%s%s\n",
+           plan, tsr_now() - t0, key_id[0], key_id[1], key_id[2], key_id[3], sk_path, ev_path,
+           rk ? "relinearization + " : "", gk ? tsr_ckks_galois_keys_count(gk) : (size_t)0,
            ((rk ? (double)tsr_ckks_relin_key_serialized_size(rk) : 0) +
             (gk ? (double)tsr_ckks_galois_keys_serialized_size(gk) : 0)) /
                1048576.0,

@@ -494,16 +494,24 @@ tsr_status tsr_nn_ct_load(const tsr_nn_plan *p, tsr_backend *be, tsr_nn_ct_role 
         st = tsr_fail(TSR_ERR_MISMATCH,
                       "the data was encrypted for another plan (or with another compile of the "
                       "model); encrypt it again with this plan");
-    if (st == TSR_OK && key_id && memcmp(kid, key_id, sizeof kid) != 0)
+    if (st == TSR_OK && key_id && memcmp(kid, key_id, sizeof kid) != 0) {
+        char a[9], b[9]; /* the ids' first 4 bytes, for the message */
+        for (int i = 0; i < 4; i++) {
+            snprintf(a + 2 * i, 3, "%02x", kid[i]);
+            snprintf(b + 2 * i, 3, "%02x", key_id[i]);
+        }
         st = tsr_fail(TSR_ERR_MISMATCH,
                       role == TSR_NN_CT_INPUT
-                          ? "these ciphertexts were encrypted under another key set (another "
-                            "keygen run) than these evaluation keys: running them would decrypt "
-                            "to garbage; encrypt with the secret or public key made by the same "
-                            "keygen run as the evaluation keys"
-                          : "these encrypted outputs belong to another key set (another keygen "
-                            "run) than this secret key: it would decrypt them to garbage; use the "
-                            "secret key of the keygen run whose keys encrypted the inputs");
+                          ? "these ciphertexts were encrypted under another key set (%s..., "
+                            "another keygen run) than these evaluation keys (%s...): running them "
+                            "would decrypt to garbage; encrypt with the secret or public key made "
+                            "by the same keygen run as the evaluation keys"
+                          : "these encrypted outputs belong to another key set (%s..., another "
+                            "keygen run) than this secret key (%s...): it would decrypt them to "
+                            "garbage; use the secret key of the keygen run whose keys encrypted "
+                            "the inputs",
+                      a, b);
+    }
     if (st == TSR_OK && rl != (uint32_t)role)
         st = tsr_fail(TSR_ERR_MISMATCH, "the file holds encrypted %s, not %s",
                       rl == TSR_NN_CT_INPUT ? "inputs" : "outputs",
