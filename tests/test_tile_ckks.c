@@ -448,11 +448,40 @@ static void test_server_side(void **state) {
     tsr_ckks_galois_keys_free(gk);
 }
 
+/* A long chain whose primes sit off the scale: the backend's canonical scales are the CKKS
+ * core's to the bit at every level (they once drifted apart and tripped an assertion on
+ * 128-bit chains of 10 levels at N = 2^14). */
+static void test_long_chain_scales(void **state) {
+    (void)state;
+    const unsigned bits[] = { 40, 36, 30 };
+    for (int t = 0; t < 3; t++) {
+        tsr_ckks_param_spec s;
+        memset(&s, 0, sizeof s);
+        s.log_n = 11;
+        s.first_prime_bits = 50;
+        s.scale_bits = bits[t];
+        s.levels = 24;
+        s.special_primes = 2;
+        s.special_prime_bits = 50;
+        s.dnum = 13;
+        s.secret = TSR_CKKS_SECRET_TERNARY;
+        s.flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+        tsr_ckks_params *p;
+        tt_ok(tsr_ckks_params_create(&p, &s));
+        tsr_backend *be;
+        tt_ok(tsr_backend_ckks_create(p, NULL, NULL, NULL, NULL, &be));
+        for (int l = 0; l <= 24; l++)
+            assert_true(tsr_backend_scale(be, l) == tsr_ckks_params_scale(p, l));
+        tsr_backend_free(be);
+        tsr_ckks_params_free(p);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_backend_basics), cmocka_unit_test(test_network_planned),
-        cmocka_unit_test(test_matmat_conv),    cmocka_unit_test(test_debug_ckks),
-        cmocka_unit_test(test_server_side),
+        cmocka_unit_test(test_long_chain_scales), cmocka_unit_test(test_backend_basics),
+        cmocka_unit_test(test_network_planned),   cmocka_unit_test(test_matmat_conv),
+        cmocka_unit_test(test_debug_ckks),        cmocka_unit_test(test_server_side),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -79,7 +79,9 @@ tsr_status tsr_backend_init(tsr_backend **out, const tsr_backend_vtable *vt, voi
     }
     be->scales[top_level] = top_scale;
     for (int l = top_level; l > 0; l--) {
-        be->scales[l - 1] = be->scales[l] * be->scales[l] / primes[l];
+        /* The CKKS core's order of operations (ckks/params.c), so both agree to the bit:
+         * relative rounding errors double at every level of a long chain. */
+        be->scales[l - 1] = be->scales[l] * (be->scales[l] / primes[l]);
         if (!(be->scales[l - 1] >= 2.0) || !isfinite(be->scales[l - 1])) {
             tsr_backend *tmp = be;
             be = NULL;
