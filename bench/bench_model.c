@@ -26,6 +26,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: tessera bench model M.onnx [--batch B[,B2,...]] [--samples N] [--runs K]\n"
             "                                [--threads T] [--log-n N] [--scale-bits S]\n"
+            "                                [--profile FILE]\n"
             "                                [--data DIR]\n"
             "\n"
             "Encrypted inference on CKKS (128-bit security) for each batch size (default\n"
@@ -39,6 +40,8 @@ static void usage(FILE *out) {
             "  --threads T   OpenMP threads (default: all)\n"
             "  --log-n N     force the ring degree 2^N (default: the optimizer's choice)\n"
             "  --scale-bits S  force the CKKS scale 2^S (default: the optimizer's choice)\n"
+            "  --profile FILE  the cost profile the optimizer predicts with (tessera profile;\n"
+            "                default: the built-in one)\n"
             "  --data DIR    Fashion-MNIST directory (/usr/share/datasets/fashion-mnist)\n");
 }
 
@@ -61,6 +64,8 @@ typedef struct result {
     int samples;
 } result;
 
+static const char *bench_profile; /* --profile FILE, or NULL: the built-in costs */
+
 static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int runs, int log_n,
                      int scale_bits, const double *x, const int32_t *y, int nx, result *res) {
     memset(res, 0, sizeof *res);
@@ -71,6 +76,7 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
     co.max_log_n = 15;
     co.log_n = log_n;
     co.scale_bits = scale_bits;
+    co.profile = bench_profile;
     tsr_nn_plan *p = NULL;
     printf("\n-- batch %d: compiling\n", batch);
     co.log = stdout;
@@ -218,6 +224,9 @@ int bench_model_main(int argc, char **argv) {
             i++;
         } else if (strcmp(a, "--data") == 0 && v) {
             dir = v;
+            i++;
+        } else if (strcmp(a, "--profile") == 0 && v) {
+            bench_profile = v;
             i++;
         } else if (a[0] == '-') {
             return cli_usage_error(VERB, "unknown option '%s'", a);

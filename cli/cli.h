@@ -67,6 +67,7 @@ int tsr_cmd_encrypt(int argc, char **argv);
 int tsr_cmd_infer(int argc, char **argv);
 int tsr_cmd_decrypt(int argc, char **argv);
 int tsr_cmd_predict(int argc, char **argv);
+int tsr_cmd_profile(int argc, char **argv);
 int tsr_cmd_fl(int argc, char **argv);
 
 #endif /* TSR_CLI_H */

@@ -19,13 +19,16 @@ static void usage(FILE *out) {
             "samples at a time. The optimizer tries packings (one sample per slot, and tile\n"
             "tensors with every split of the slots) and CKKS ring degrees, dry-runs each to\n"
             "count operations and levels, predicts latency and memory from per-operation\n"
-            "costs measured on this machine (cached), and keeps the fastest.\n"
+            "costs (a profile from `tessera profile`, else the built-in one), and keeps the\n"
+            "fastest. Nothing is timed: the same model, options and profile give a\n"
+            "byte-identical plan on any machine.\n"
             "\n"
             "  --batch B            samples per inference (required; 1 = lowest latency)\n"
             "  --out FILE           the plan to write (required)\n"
             "  --security BITS      security level (128, the only one supported)\n"
             "  --packing P          auto (default), batch (one sample per slot) or tiled\n"
-            "  --log-n N            force the ring degree N = 2^N (default: optimizer, 13..15)\n"
+            "  --log-n N | LO..HI   the ring degree N = 2^N, or the range the optimizer\n"
+            "                       searches (default 13..15)\n"
             "  --scale-bits S       force the CKKS scale 2^S (default: largest allowed, <= 40)\n"
             "  --approx-relu DEG    replace ReLU by its degree-DEG least-squares fit on\n"
             "                       [-B, B] (LOSSY: predictions change where inputs leave it)\n"
@@ -37,8 +40,11 @@ static void usage(FILE *out) {
             "                       ranges of the activations and outputs; warns when the\n"
             "                       outputs reach the output headroom\n"
             "  --calibrate-count N  use the first N samples of DATA (1000)\n"
-            "  --costs FILE         per-operation costs (a cache file of an earlier compile)\n"
-            "  --no-measure         do not time operations; use cached or built-in costs\n"
+            "  --profile FILE       per-operation costs of the server machine (tessera profile);\n"
+            "                       default: the built-in profile\n"
+            "  --max-memory MIB     refuse candidates predicted to need more server memory\n"
+            "                       (default 16384)\n"
+            "  --no-measure         accepted for old scripts (compile never measures)\n"
             "  --quiet              print only errors and the plan path\n"
             "  " NN_CLI_INSECURE "\n"
             "                       allow parameters below 128-bit security (tests only)\n"
@@ -54,9 +60,10 @@ int tsr_cmd_compile(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    const char *model = NULL, *out = NULL, *costs = NULL, *calib = NULL;
-    long batch = 0, security = 128, log_n = 0, scale = 0, relu = 0, calib_count = 1000;
-    double range = 4.0;
+    const char *model = NULL, *out = NULL, *profile = NULL, *calib = NULL;
+    long batch = 0, security = 128, scale = 0, relu = 0, calib_count = 1000;
+    const char *log_n_arg = NULL;
+    double range = 4.0, max_mem = 16384;
     int quiet = 0, insecure = 0, no_measure = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
     const char *packing_name = NULL;
@@ -65,13 +72,14 @@ int tsr_cmd_compile(int argc, char **argv) {
         { "--out", CLI_STR, &out, 0, 0 },
         { "--security", CLI_LONG, &security, 1, 1024 },
         { "--packing", CLI_STR, &packing_name, 0, 0 },
-        { "--log-n", CLI_LONG, &log_n, 10, 16 },
+        { "--log-n", CLI_STR, &log_n_arg, 0, 0 },
         { "--scale-bits", CLI_LONG, &scale, 20, 45 },
         { "--approx-relu", CLI_LONG, &relu, 1, 8 },
         { "--range", CLI_DOUBLE, &range, 0, 0 },
-        { "--costs", CLI_STR, &costs, 0, 0 },
         { "--calibrate", CLI_STR, &calib, 0, 0 },
         { "--calibrate-count", CLI_LONG, &calib_count, 1, 1L << 24 },
+        { "--profile", CLI_STR, &profile, 0, 0 },
+        { "--max-memory", CLI_DOUBLE, &max_mem, 0, 0 },
         { "--no-measure", CLI_FLAG, &no_measure, 0, 0 },
         { "--quiet", CLI_FLAG, &quiet, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
@@ -85,6 +93,12 @@ int tsr_cmd_compile(int argc, char **argv) {
                                security);
     if (packing_name && nn_cli_parse_packing(VERB, packing_name, &packing)) return 2;
     if (!(range > 0)) return cli_usage_error(VERB, "--range needs a positive number");
+    int lo = 0, hi = 0;
+    if (log_n_arg && (nn_cli_parse_log_n(log_n_arg, &lo, &hi) || lo < 10 || hi > 16 || lo > hi))
+        return cli_usage_error(VERB, "--log-n takes N or LO..HI within 10..16, not '%s'",
+                               log_n_arg);
+    if (!(max_mem >= 1)) return cli_usage_error(VERB, "--max-memory needs a number of MiB >= 1");
+    (void)no_measure;
     if (!model) return cli_usage_error(VERB, "give the model: tessera compile model.onnx ...");
     if (!batch) return cli_usage_error(VERB, "give the batch size: --batch B");
     if (!out) return cli_usage_error(VERB, "give the plan file: --out model.plan");
@@ -114,13 +128,18 @@ int tsr_cmd_compile(int argc, char **argv) {
     co.batch = (int)batch;
     co.security = (int)security;
     co.packing = packing;
-    co.log_n = (int)log_n;
+    if (log_n_arg && lo == hi)
+        co.log_n = lo;
+    else if (log_n_arg) {
+        co.min_log_n = lo;
+        co.max_log_n = hi;
+    }
     co.scale_bits = (int)scale;
-    co.costs = costs;
-    co.no_measure = no_measure;
+    co.profile = profile;
+    co.max_memory_mib = max_mem;
     co.ckks_flags = insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
     co.log = quiet ? NULL : stdout;
-    if (insecure && !log_n) co.min_log_n = 10;
+    if (insecure && !log_n_arg) co.min_log_n = 10;
     double *cx = NULL;
     int cn = 0;
     if (calib && (st = tsr_nn_load_inputs(m, calib, 0, (int)calib_count, &cx, &cn)) != TSR_OK) {
@@ -133,7 +152,11 @@ int tsr_cmd_compile(int argc, char **argv) {
     st = tsr_nn_compile(m, &co, &p);
     tsr_nn_model_free(m);
     tsr_nn_array_free(cx);
-    if (st != TSR_OK) return cli_fail(VERB, st, "compiling");
+    if (st != TSR_OK)
+        return cli_fail(VERB, st,
+                        st == TSR_ERR_IO || st == TSR_ERR_FORMAT || st == TSR_ERR_VERSION
+                            ? "reading the cost profile"
+                            : "compiling");
     if (!quiet) tsr_nn_plan_print(p, stdout);
     tsr_nn_plan_range_warnings(p, stderr);
     st = tsr_nn_plan_save(p, out);

@@ -26,6 +26,8 @@ static const verb verbs[] = {
     { "fl", tsr_cmd_fl, "Byzantine-robust distributed learning lab (ALIE attack, defences)" },
     { "infer", tsr_cmd_infer, "server: run a plan on encrypted inputs (evaluation keys only)" },
     { "keygen", tsr_cmd_keygen, "client: secret key and the evaluation keys a plan needs" },
+    { "profile", tsr_cmd_profile,
+      "time HE operations on this machine: a cost profile for compile" },
     { "predict", tsr_cmd_predict, "compile, encrypt, infer, decrypt in one process (demos)" },
     { "train", tsr_cmd_train, "train a (polynomial) network on Fashion-MNIST, save ONNX" },
     { "version", tsr_cmd_version, "print the version and the SIMD kernels in use" },

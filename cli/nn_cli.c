@@ -170,3 +170,22 @@ int nn_cli_parse_packing(const char *verb, const char *name, tsr_nn_packing *out
         return cli_usage_error(verb, "--packing is auto, batch or tiled, not '%s'", name);
     return 0;
 }
+
+int nn_cli_parse_log_n(const char *s, int *lo, int *hi) {
+    const char *dots = strstr(s, "..");
+    long a, b;
+    if (!dots) {
+        if (cli_parse_long(s, 1, 64, &a)) return -1;
+        *lo = *hi = (int)a;
+        return 0;
+    }
+    char left[32];
+    size_t n = (size_t)(dots - s);
+    if (n == 0 || n >= sizeof left) return -1;
+    memcpy(left, s, n);
+    left[n] = 0;
+    if (cli_parse_long(left, 1, 64, &a) || cli_parse_long(dots + 2, 1, 64, &b)) return -1;
+    *lo = (int)a;
+    *hi = (int)b;
+    return 0;
+}

@@ -18,6 +18,9 @@ void nn_cli_insecure_warning(const char *verb);
 /** --packing auto|batch|tiled into *out; a usage error (returns 2) for anything else. */
 int nn_cli_parse_packing(const char *verb, const char *name, tsr_nn_packing *out);
 
+/** "LO..HI" or "N" (a ring degree 2^N) into lo, hi; -1 if malformed (no message). */
+int nn_cli_parse_log_n(const char *s, int *lo, int *hi);
+
 /** Load a plan; on failure print the error and return the exit code (else 0). */
 int nn_cli_load_plan(const char *verb, const char *path, uint32_t flags, tsr_nn_plan **out);
 

@@ -285,7 +285,9 @@ static void test_linear_plan(void **state) {
 
 static void test_usage(void **state) {
     (void)state;
-    const char *verbs[] = { "compile", "keygen", "encrypt", "infer", "decrypt", "predict" };
+    const char *verbs[] = {
+        "compile", "keygen", "encrypt", "infer", "decrypt", "predict", "profile"
+    };
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) {
         tt_cli_expect(tt_cli_run("%s --help", verbs[i]), 0, verbs[i]);
         assert_non_null(strstr(tt_cli_output(), "usage: tessera"));
@@ -320,11 +322,79 @@ static void test_usage(void **state) {
     assert_non_null(strstr(tt_cli_output(), "agreement with plaintext inference"));
 }
 
+static int same_file(const char *a, const char *b) {
+    FILE *fa = fopen(a, "rb"), *fb = fopen(b, "rb");
+    int same = fa && fb;
+    while (same) {
+        int ca = fgetc(fa), cb = fgetc(fb);
+        if (ca != cb) same = 0;
+        if (ca == EOF || cb == EOF) break;
+    }
+    if (fa) fclose(fa);
+    if (fb) fclose(fb);
+    return same;
+}
+
+/* compile is deterministic and reads and writes nothing but its model, profile and plan
+ * (it once timed operations and cached them under $HOME); tessera profile makes a profile
+ * that compile takes. */
+static void test_deterministic_compile(void **state) {
+    (void)state;
+    struct stat sb;
+    const char *home = tt_cli_path("home");
+    assert_int_equal(mkdir(home, 0700), 0);
+    char *old_home = getenv("HOME") ? strdup(getenv("HOME")) : NULL;
+    setenv("HOME", home, 1);
+    unsetenv("XDG_CACHE_HOME");
+    make_model(tt_cli_path("d.onnx"), "poly2");
+    for (int i = 1; i <= 2; i++)
+        tt_cli_expect(tt_cli_run("compile %s --batch 4 --log-n 10..12 --out %s "
+                                 "--quiet" INSECURE,
+                                 tt_cli_path("d.onnx"),
+                                 tt_cli_path(i == 1 ? "d1.plan" : "d2.plan")),
+                      0, "compile");
+    assert_true(same_file(tt_cli_path("d1.plan"), tt_cli_path("d2.plan")));
+    assert_int_not_equal(stat(tt_cli_path("home/.cache"), &sb), 0);
+    /* a profile of this machine (timings; the test checks only that compile takes it) */
+    tt_cli_expect(tt_cli_run("profile --log-n 10 --quick --out %s" INSECURE, tt_cli_path("m.prof")),
+                  0, "profile");
+    tt_cli_expect(tt_cli_run("compile %s --batch 4 --log-n 10 --profile %s --out %s" INSECURE,
+                             tt_cli_path("d.onnx"), tt_cli_path("m.prof"), tt_cli_path("d3.plan")),
+                  0, "compile with a profile");
+    assert_non_null(strstr(tt_cli_output(), "costs: profile"));
+    /* not a profile / no such file / no measurements for the ring asked for */
+    FILE *fp = fopen(tt_cli_path("bad.prof"), "w");
+    fprintf(fp, "hello\n");
+    fclose(fp);
+    tt_cli_expect(tt_cli_run("compile %s --batch 4 --log-n 10 --profile %s --out %s" INSECURE,
+                             tt_cli_path("d.onnx"), tt_cli_path("bad.prof"), tt_cli_path("x.plan")),
+                  2, "compile with a bad profile");
+    assert_non_null(strstr(tt_cli_output(), "not a Tessera cost profile"));
+    tt_cli_expect_fail(tt_cli_run("compile %s --batch 4 --log-n 10 --profile %s --out %s" INSECURE,
+                                  tt_cli_path("d.onnx"), tt_cli_path("none.prof"),
+                                  tt_cli_path("x.plan")),
+                       "compile with a missing profile", "none.prof");
+    tt_cli_expect_fail(tt_cli_run("compile %s --batch 4 --log-n 11 --profile %s --out %s" INSECURE,
+                                  tt_cli_path("d.onnx"), tt_cli_path("m.prof"),
+                                  tt_cli_path("x.plan")),
+                       "compile for a ring the profile lacks", "no measurements for N = 2^11");
+    assert_int_not_equal(stat(tt_cli_path("x.plan"), &sb), 0);
+    tt_cli_expect(tt_cli_run("profile --out %s --log-n 9..8", tt_cli_path("y.prof")), 2,
+                  "profile with an empty range");
+    tt_cli_expect(tt_cli_run("profile --out %s --log-n 10", tt_cli_path("y.prof")), 2,
+                  "profile below 2^13 without the test flag");
+    if (old_home) {
+        setenv("HOME", old_home, 1);
+        free(old_home);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_workflow),
         cmocka_unit_test(test_linear_plan),
         cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_deterministic_compile),
     };
     return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
 }

@@ -30,16 +30,12 @@ static char *dup_path(const char *suffix) {
     return r;
 }
 
-static char cost_cache[512];
-
 static void compile_opts(tsr_nn_compile_opts *o, int batch, tsr_nn_packing pk, int log_n) {
     tsr_nn_compile_opts_default(o);
     o->batch = batch;
     o->packing = pk;
     o->log_n = log_n;
     o->ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
-    o->no_measure = 1; /* tests never time anything */
-    o->cost_cache = cost_cache;
 }
 
 /* Samples run_ckks found decrypted beyond the output headroom (tsr_nn_check_outputs). */
@@ -873,18 +869,6 @@ static void test_other_backends(void **state) {
     tsr_nn_model_free(m);
 }
 
-static int setup(void **state) {
-    (void)state;
-    snprintf(cost_cache, sizeof cost_cache, "%s", tt_temp_path(".costs"));
-    return 0;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    remove(cost_cache);
-    return 0;
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_ckks),          cmocka_unit_test(test_end_to_end),
@@ -893,5 +877,5 @@ int main(void) {
         cmocka_unit_test(test_wrong_inputs),      cmocka_unit_test(test_other_backends),
         cmocka_unit_test(test_plan_ranges),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, NULL, NULL);
 }

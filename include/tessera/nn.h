@@ -103,24 +103,25 @@ typedef enum tsr_nn_packing {
 
 /** Options of tsr_nn_compile (fill with tsr_nn_compile_opts_default). */
 typedef struct tsr_nn_compile_opts {
-    int batch;              /**< samples per inference, >= 1 */
+    int batch;              /**< samples per inference, >= 1 (default 1) */
     int security;           /**< bits of security: 128 */
     uint32_t ckks_flags;    /**< TSR_CKKS_ALLOW_INSECURE_PARAMETERS (tests only) or 0 */
     tsr_nn_packing packing; /**< AUTO by default */
     int log_n;              /**< 0: the optimizer chooses; else force N = 2^log_n */
     int min_log_n;          /**< smallest N the optimizer considers (default 13) */
-    int max_log_n;          /**< largest N the optimizer considers (default 16) */
+    int max_log_n;          /**< largest N the optimizer considers (default 15) */
     int scale_bits;         /**< 0: choose; else force the scale 2^scale_bits */
-    int output_bits;        /**< headroom of q_0 over the scale for the outputs (default 12) */
+    int output_bits;        /**< headroom of q_0 over the scale for the outputs (default 10) */
     /**
-     * Per-operation costs: a file written by `tessera bench ckks --json`
-     * or by a previous compile (NULL: measure them on this machine, a few
-     * seconds, and cache them in cost_cache).
+     * Per-operation costs: a profile file written by tsr_nn_profile_measure
+     * (`tessera profile`), or NULL for the built-in profile. Compilation
+     * never times anything and reads no other file: the same model, options
+     * and profile give a byte-identical plan on any machine.
      */
-    const char *costs;
-    const char *cost_cache; /**< cache file (NULL: $XDG_CACHE_HOME/tessera/costs.txt) */
-    int no_measure;         /**< 1: never measure; use built-in estimates if nothing cached */
-    FILE *log;              /**< candidate table and choice (NULL: silent) */
+    const char *profile;
+    /** Candidates predicted to need more server memory are refused (default 16384 MiB). */
+    double max_memory_mib;
+    FILE *log; /**< candidate table and choice (NULL: silent) */
     /**
      * Calibration inputs (calib_n samples of the model's input size,
      * preprocessed like tsr_nn_encrypt's input; NULL: none): run through the
@@ -142,13 +143,36 @@ TSR_API void tsr_nn_compile_opts_default(tsr_nn_compile_opts *o);
  * parameters (ring degree, scale, key-switching digits) meeting the
  * security level; dry-run each candidate on a shape-only mockup to count
  * operations per level and collect rotation steps and depth; predict
- * latency and memory from per-operation costs measured on this machine;
- * keep the fastest that fits. Errors: TSR_ERR_UNSUPPORTED if no candidate
- * fits (the message says why), TSR_ERR_INVALID_ARG for bad options.
+ * latency and memory from the cost profile (o->profile, else built-in);
+ * keep the fastest that fits in o->max_memory_mib (ties broken by memory,
+ * then by the candidate's description: the result is deterministic).
+ * Errors: TSR_ERR_UNSUPPORTED if no candidate fits (the message says why),
+ * TSR_ERR_INVALID_ARG for bad options, TSR_ERR_FORMAT / TSR_ERR_IO for an
+ * unreadable profile.
  */
 TSR_API tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o,
                                   tsr_nn_plan **out);
 TSR_API void tsr_nn_plan_free(tsr_nn_plan *p);
+
+/** Options of tsr_nn_profile_measure (fill with tsr_nn_profile_opts_default). */
+typedef struct tsr_nn_profile_opts {
+    int min_log_n, max_log_n; /**< ring degrees to measure (default 13..16) */
+    uint32_t ckks_flags;      /**< TSR_CKKS_ALLOW_INSECURE_PARAMETERS: also below 2^13 (tests) */
+    int quick;                /**< 1: two chains per ring degree instead of up to five */
+    FILE *log;                /**< one line per measured chain (NULL: silent) */
+} tsr_nn_profile_opts;
+
+TSR_API void tsr_nn_profile_opts_default(tsr_nn_profile_opts *o);
+
+/**
+ * Time every HE operation the cost model uses (median of 5 runs, through
+ * the ckks backend, with the current thread count) on a grid of CKKS
+ * chains: for each ring degree, 1 level, the quarters and the deepest
+ * 128-bit chain; write the profile to path (text; docs/INFERENCE.md).
+ * Takes seconds to minutes (progress on stderr). Pass the file to
+ * tsr_nn_compile (o->profile) to predict for this machine.
+ */
+TSR_API tsr_status tsr_nn_profile_measure(const tsr_nn_profile_opts *o, const char *path);
 /** The model inside the plan (borrowed). */
 TSR_API const tsr_nn_model *tsr_nn_plan_model(const tsr_nn_plan *p);
 /** Largest number of samples one inference takes. */
@@ -159,7 +183,11 @@ TSR_API tsr_status tsr_nn_plan_params(const tsr_nn_plan *p, tsr_ckks_params **ou
 TSR_API double tsr_nn_plan_predicted_seconds(const tsr_nn_plan *p);
 /** Human summary: parameters, packing, steps with shapes and levels, keys, predictions. */
 TSR_API void tsr_nn_plan_print(const tsr_nn_plan *p, FILE *fp);
-/** BLAKE2b-256 identifying the plan (binds ciphertext files to it). */
+/**
+ * BLAKE2b-256 identifying the plan (binds ciphertext files to it): a hash
+ * of the payload with the predictions left out, so plans that differ only
+ * in predicted times (other profiles) share ciphertexts.
+ */
 TSR_API void tsr_nn_plan_id(const tsr_nn_plan *p, uint8_t id[32]);
 
 /*

@@ -5,9 +5,12 @@
  * times ring degrees. Each candidate is lowered by a shape-only dry run on
  * a mockup (no data: only shapes, levels and operation counts), which gives
  * its depth; the depth gives the CKKS chain (nn_choose_params); the chain's
- * per-operation costs, measured on this machine (nn/cost.c), times the
- * dry run's counts give the predicted latency, and the largest live set
- * gives the memory. The fastest candidate that fits in memory wins.
+ * per-operation costs from the cost profile (nn/cost.c: a file made by
+ * `tessera profile`, or the built-in one) times the dry run's counts give
+ * the predicted latency, and the largest live set gives the memory. The
+ * fastest candidate within the memory budget wins; ties are broken by
+ * memory and then by the candidate itself, so the same model, options and
+ * profile always give the same plan. Nothing here times anything.
  */
 #include "nn/nn_internal.h"
 
@@ -18,7 +21,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -30,23 +32,19 @@ void tsr_nn_compile_opts_default(tsr_nn_compile_opts *o) {
     o->packing = TSR_NN_PACK_AUTO;
     o->min_log_n = 13;
     o->max_log_n = 15;
-    o->output_bits = 10;
+    o->output_bits = NN_DEFAULT_OUTPUT_BITS;
+    o->max_memory_mib = NN_DEFAULT_MAX_MEMORY_MIB;
 }
 
 typedef struct cand {
     nn_config cfg;
     nn_program *prog; /* from the generic dry run (levels counted from DRY_TOP) */
-    int log_n, depth, ok, measured;
+    int log_n, depth, ok;
     tsr_ckks_param_spec spec;
     double seconds, bytes, client;
     uint64_t rot, keys;
     char why[160];
 } cand;
-
-typedef struct cost_entry {
-    tsr_ckks_param_spec spec;
-    nn_costs c;
-} cost_entry;
 
 static int64_t np2(int64_t x) {
     int64_t p = 1;
@@ -140,31 +138,8 @@ static void dry_depth(const tsr_nn_model *m, cand *c) {
     tsr_backend_free(be);
 }
 
-static tsr_status costs_for(const tsr_ckks_param_spec *s, const tsr_nn_compile_opts *o,
-                            cost_entry **tab, int *n, nn_costs *out) {
-    for (int i = 0; i < *n; i++)
-        if (memcmp(&(*tab)[i].spec, s, sizeof *s) == 0) {
-            *out = (*tab)[i].c;
-            return TSR_OK;
-        }
-    tsr_ckks_params *par;
-    TSR_TRY(tsr_ckks_params_create(&par, s));
-    tsr_status st = nn_costs_get(par, o, out);
-    tsr_ckks_params_free(par);
-    TSR_TRY(st);
-    cost_entry *nt = tsr_calloc_array((size_t)*n + 1, sizeof *nt);
-    if (!nt) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    if (*n) memcpy(nt, *tab, (size_t)*n * sizeof *nt);
-    nt[*n].spec = *s;
-    nt[*n].c = *out;
-    tsr_free(*tab);
-    *tab = nt;
-    (*n)++;
-    return TSR_OK;
-}
-
 /* Exact lowering for the chosen parameters, with predictions. */
-static tsr_status finalize(const tsr_nn_model *m, const cand *c, const nn_costs *costs,
+static tsr_status finalize(const tsr_nn_model *m, const cand *c, const nn_profile *prof,
                            nn_program **out) {
     *out = NULL;
     tsr_ckks_params *par;
@@ -181,13 +156,13 @@ static tsr_status finalize(const tsr_nn_model *m, const cand *c, const nn_costs 
     tsr_backend_free(be);
     if (st != TSR_OK) return st;
     for (int i = 0; i < p->n_steps; i++)
-        p->steps[i].predicted = nn_step_seconds(costs, &p->steps[i], tsr_get_num_threads());
+        p->steps[i].predicted = nn_step_seconds(prof, c->log_n, &p->steps[i]);
     *out = p;
     return TSR_OK;
 }
 
 /* Predict a candidate from its generic dry run (levels shifted onto the real chain). */
-static void predict(cand *c, const nn_costs *k) {
+static void predict(cand *c, const nn_profile *prof) {
     const nn_program *p = c->prog;
     int shift = DRY_TOP - (int)c->spec.levels;
     double t = 0;
@@ -195,15 +170,12 @@ static void predict(cand *c, const nn_costs *k) {
         nn_step s = p->steps[i];
         s.level_in -= shift;
         s.level_out -= shift;
-        t += nn_step_seconds(k, &s, tsr_get_num_threads());
+        t += nn_step_seconds(prof, c->log_n, &s);
     }
     c->seconds = t;
-    c->bytes = nn_program_bytes(k, p);
-    int64_t in_tiles = tsr_tile_shape_num_tiles(&p->values[0].shape);
-    int64_t out_tiles = tsr_tile_shape_num_tiles(&p->values[p->output].shape);
-    c->client = (double)in_tiles * k->encrypt + (double)out_tiles * k->decrypt;
+    c->bytes = nn_program_bytes(&c->spec, p);
+    c->client = nn_client_seconds(prof, &c->spec, p);
     c->rot = (uint64_t)p->n_rot;
-    c->measured = k->measured;
 }
 
 static void describe(const cand *c, char *buf, size_t n) {
@@ -215,11 +187,17 @@ static void describe(const cand *c, char *buf, size_t n) {
                  (long long)c->cfg.t[3], (long long)c->cfg.t[4], c->cfg.orient);
 }
 
+/* A total order: feasible first, then time, memory, and the candidate itself. */
 static int cmp_cand(const void *x, const void *y) {
     const cand *a = x, *b = y;
     if (a->ok != b->ok) return b->ok - a->ok;
     if (a->seconds != b->seconds) return a->seconds < b->seconds ? -1 : 1;
-    return (a->bytes > b->bytes) - (a->bytes < b->bytes);
+    if (a->bytes != b->bytes) return a->bytes < b->bytes ? -1 : 1;
+    if (a->log_n != b->log_n) return a->log_n - b->log_n;
+    if (a->cfg.packing != b->cfg.packing) return (int)a->cfg.packing - (int)b->cfg.packing;
+    for (int i = 0; i < 5; i++)
+        if (a->cfg.t[i] != b->cfg.t[i]) return a->cfg.t[i] < b->cfg.t[i] ? -1 : 1;
+    return a->cfg.orient - b->cfg.orient;
 }
 
 tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, tsr_nn_plan **out) {
@@ -241,19 +219,26 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         return tsr_fail(TSR_ERR_INVALID_ARG, "ring degree 2^%d is below 2^10", lo);
     if (lo < TSR_CKKS_MIN_LOG_N + 1 || hi > 16 || lo > hi)
         return tsr_fail(TSR_ERR_INVALID_ARG, "ring degrees 2^%d..2^%d are out of range", lo, hi);
+    if (!(o->max_memory_mib > 0) || !isfinite(o->max_memory_mib))
+        return tsr_fail(TSR_ERR_INVALID_ARG, "the memory budget must be a positive number of MiB");
     TSR_TRY(nn_model_validate(m));
+    nn_profile *prof = NULL;
+    TSR_TRY(nn_profile_load(o->profile, &prof));
     cand *cs = NULL;
     int nc = 0, cap = 0;
     for (int ln = lo; ln <= hi; ln++)
         if (add_candidates(m, o, ln, &cs, &nc, &cap) != 0) {
             tsr_free(cs);
+            nn_profile_free(prof);
             return tsr_fail(TSR_ERR_NOMEM, "out of memory");
         }
-    if (nc == 0)
+    if (nc == 0) {
+        nn_profile_free(prof);
         return tsr_fail(TSR_ERR_UNSUPPORTED,
                         "no packing fits a batch of %d with N = 2^%d..2^%d (one sample per slot "
                         "needs batch <= N/2)",
                         o->batch, lo, hi);
+    }
     double t0 = tsr_now();
     tsr_progress pr;
     tsr_progress_begin(&pr, "optimizer dry runs", (uint64_t)nc, "plan");
@@ -274,15 +259,21 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
     }
     tsr_progress_end(&pr, NULL);
     double t_dry = tsr_now() - t0;
-    /* Parameters per feasible candidate, then costs (measured once per chain). */
-    cost_entry *tab = NULL;
-    int ntab = 0;
+    /* Parameters per feasible candidate, then its predictions from the profile. */
     tsr_status st = TSR_OK;
     char first_why[160] = "";
-    for (int i = 0; i < nc && st == TSR_OK; i++) {
+    for (int i = 0; i < nc; i++) {
         cand *c = &cs[i];
         if (!c->ok) {
             if (!first_why[0]) snprintf(first_why, sizeof first_why, "%s", c->why);
+            continue;
+        }
+        if (!nn_profile_has(prof, c->log_n)) {
+            snprintf(c->why, sizeof c->why,
+                     "the cost profile has no measurements for N = 2^%d (tessera profile "
+                     "--log-n)",
+                     c->log_n);
+            c->ok = 0;
             continue;
         }
         if (nn_choose_params((unsigned)c->log_n, c->depth, o->output_bits, o->scale_bits,
@@ -291,42 +282,14 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
             c->ok = 0;
             continue;
         }
-    }
-    /* Rank everything with built-in estimates, then measure the costs of the most
-     * promising chains on this machine (once per chain, cached) and rank again. */
-    tsr_nn_compile_opts est = *o;
-    est.no_measure = 1;
-    est.costs = NULL;
-    for (int i = 0; i < nc && st == TSR_OK; i++) {
-        cand *c = &cs[i];
-        if (!c->ok) continue;
-        nn_costs k;
-        st = costs_for(&c->spec, &est, &tab, &ntab, &k);
-        if (st == TSR_OK) predict(c, &k);
-    }
-    double mem_budget = 0.6 * (double)sysconf(_SC_PHYS_PAGES) * (double)sysconf(_SC_PAGESIZE);
-    for (int i = 0; i < nc; i++)
-        if (cs[i].ok && mem_budget > 0 && cs[i].bytes > mem_budget) {
-            cs[i].ok = 0;
-            snprintf(cs[i].why, sizeof cs[i].why, "needs %.0f MiB", cs[i].bytes / 1048576.0);
+        predict(c, prof);
+        if (c->bytes > o->max_memory_mib * 1048576.0) {
+            c->ok = 0;
+            snprintf(c->why, sizeof c->why, "needs %.0f MiB of server memory (budget %.0f MiB)",
+                     c->bytes / 1048576.0, o->max_memory_mib);
         }
-    if (st == TSR_OK) qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
-    cost_entry *mtab = NULL;
-    int nmtab = 0;
-    if (!o->no_measure) {
-        int top = 0;
-        for (int i = 0; i < nc && st == TSR_OK && top < 12; i++) {
-            if (!cs[i].ok) continue;
-            nn_costs k;
-            st = costs_for(&cs[i].spec, o, &mtab, &nmtab, &k);
-            if (st == TSR_OK) predict(&cs[i], &k);
-            top++;
-        }
-        /* Only measured candidates compete with each other from here on. */
-        for (int i = 0; i < nc; i++)
-            if (cs[i].ok && !cs[i].measured) cs[i].seconds += 1e9;
     }
-    if (st == TSR_OK) qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
+    qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
     if (st == TSR_OK && !cs[0].ok) {
         /* Up to three distinct reasons (compared on their first 32 characters, which
          * name the failing layer and check), most frequent first. */
@@ -368,20 +331,24 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
                       nc, nw ? list : first_why);
     }
     nn_program *prog = NULL;
-    nn_costs best;
-    if (st == TSR_OK)
-        st = costs_for(&cs[0].spec, o, o->no_measure ? &tab : &mtab, o->no_measure ? &ntab : &nmtab,
-                       &best);
-    if (st == TSR_OK) st = finalize(m, &cs[0], &best, &prog);
+    if (st == TSR_OK) st = finalize(m, &cs[0], prof, &prog);
     if (st == TSR_OK && o->log) {
         int shown = 0, feasible = 0;
         for (int i = 0; i < nc; i++) feasible += cs[i].ok;
         fprintf(o->log, "optimizer: %d candidate packings, %d feasible, %.1f s (dry runs %.1f s)\n",
                 nc, feasible, tsr_now() - t0, t_dry);
+        if (prof->builtin)
+            fprintf(o->log,
+                    "costs: the built-in profile (%s; `tessera profile` measures this "
+                    "machine)\n",
+                    prof->cpu);
+        else
+            fprintf(o->log, "costs: profile %s (%s, %s, %d thread%s)\n", o->profile, prof->cpu,
+                    prof->simd, prof->threads, prof->threads == 1 ? "" : "s");
         fprintf(o->log, "  %-36s %5s %6s %5s %10s %12s %9s\n", "candidate", "depth", "scale",
                 "rots", "server", "per sample", "memory");
         for (int i = 0; i < nc && shown < 8; i++) {
-            if (!cs[i].ok || (!o->no_measure && !cs[i].measured)) continue;
+            if (!cs[i].ok) continue;
             char d[96];
             describe(&cs[i], d, sizeof d);
             fprintf(o->log, "  %-36s %5d %4u b %5llu %9.3fs %10.3fms %7.0fMiB%s\n", d, cs[i].depth,
@@ -391,9 +358,8 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
             shown++;
         }
     }
-    tsr_free(tab);
-    tsr_free(mtab);
     if (st != TSR_OK) {
+        nn_profile_free(prof);
         for (int i = 0; i < nc; i++) nn_program_free(cs[i].prog);
         tsr_free(cs);
         nn_program_free(prog);
@@ -412,20 +378,21 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         plan->predicted_client = cs[0].client;
         char d[96], r[128] = "runner-up: none";
         describe(&cs[0], d, sizeof d);
-        if (nc > 1 && cs[1].ok && cs[1].seconds < 1e8) {
+        if (nc > 1 && cs[1].ok) {
             char r1[96];
             describe(&cs[1], r1, sizeof r1);
             snprintf(r, sizeof r, "runner-up %.60s %.4g s", r1, cs[1].seconds);
         }
         snprintf(plan->choice, sizeof plan->choice,
-                 "%.60s, depth %d, scale 2^%u: predicted %.4g s per batch of %d (%s costs); %.80s",
-                 d, cs[0].depth, cs[0].spec.scale_bits, cs[0].seconds, o->batch,
-                 best.measured ? "measured" : "estimated", r);
+                 "%.60s, depth %d, scale 2^%u: predicted %.4g s per batch of %d (%s); %.80s", d,
+                 cs[0].depth, cs[0].spec.scale_bits, cs[0].seconds, o->batch,
+                 prof->builtin ? "built-in costs" : "profile costs", r);
         if (o->calib) st = nn_plan_calibrate(plan, o->calib, o->calib_n);
         if (st == TSR_OK) st = nn_plan_seal(plan);
     }
     for (int i = 0; i < nc; i++) nn_program_free(cs[i].prog);
     tsr_free(cs);
+    nn_profile_free(prof);
     if (st != TSR_OK) {
         tsr_nn_plan_free(plan);
         return st;

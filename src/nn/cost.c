@@ -1,30 +1,51 @@
 /*
- * nn/cost.c - the optimizer's cost model: seconds per HE operation for one
- * CKKS parameter set, measured on this machine through the ckks backend
- * (so backend overheads are included) with the current thread count, and
- * cached; a step's predicted time is its operation counts (from the
- * shape-only dry run) times these costs, scaled by the number of limbs at
- * the step's level.
+ * nn/cost.c - the optimizer's cost model: seconds per HE operation, from a
+ * *profile* (HELayers profiles a machine the same way), and the memory of
+ * a program.
  *
- * Cache: one line per (cost-model version, parameters, SIMD family,
- * threads) in $XDG_CACHE_HOME/tessera/costs.txt (~/.cache/tessera/costs.txt),
- * or the file given with --costs. Lines are
- *   v<version> v<version> <fingerprint hex> <simd> <threads> add=<s> mul_plain=<s> ... ct_bytes=<b>
- * Unknown keys are ignored; malformed lines are skipped.
+ * A profile holds, for a grid of CKKS chains (ring degree 2^log_n and a
+ * number of levels), the median time of each HE operation at the top of
+ * the chain, measured through the ckks backend (backend overheads
+ * included) with the thread count of the run. `tessera profile` writes one
+ * (tsr_nn_profile_measure); `tessera compile --profile FILE` reads it;
+ * without one the built-in profile (nn/cost_builtin.c, measured the same
+ * way on a named machine) is used. Compilation itself never times
+ * anything and reads no ambient file, so a plan depends only on the model,
+ * the options and the profile.
+ *
+ * The format is text, one record per line (docs/INFERENCE.md):
+ *   tessera-profile 1
+ *   cpu <free text>          simd <name>          threads <n>
+ *   point log_n=<n> levels=<L> add=<s> mul_plain=<s> ... copy=<s>
+ * '#' starts a comment line. Every key of a point is required exactly
+ * once; unknown keys or records, bad numbers, duplicate points and
+ * overlong lines are errors with their line number (fuzz/fuzz_nn_profile.c).
+ *
+ * The cost of an operation at level l of a chain with 2^log_n slots is the
+ * profile's value interpolated linearly in the number of levels between
+ * the two nearest points of that ring degree (extrapolated from the
+ * nearest two beyond them, proportionally to the limbs below the first).
  */
 #include "nn/nn_internal.h"
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/io.h"
 #include "core/progress.h"
 #include "tile/tile_internal.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#define PROFILE_VERSION    1
+#define PROFILE_MAX_BYTES  (1u << 20)
+#define PROFILE_MAX_LINE   2048
+#define PROFILE_MAX_POINTS 1024
+#define COST_MAX_SECONDS   1e4
 
 typedef struct field {
     const char *name;
@@ -34,8 +55,8 @@ typedef struct field {
 #define F(x) \
     { #x, offsetof(nn_costs, x) }
 static const field fields[] = {
-    F(add),    F(mul_plain), F(mul_const), F(mul_ct),       F(rescale), F(rotate),   F(hoist_extra),
-    F(encode), F(encrypt),   F(decrypt),   F(lincomb_term), F(copy),    F(ct_bytes), F(key_bytes),
+    F(add),         F(mul_plain), F(mul_const), F(mul_ct),  F(rescale),      F(rotate),
+    F(hoist_extra), F(encode),    F(encrypt),   F(decrypt), F(lincomb_term), F(copy),
 };
 #undef F
 #define NFIELDS (sizeof fields / sizeof fields[0])
@@ -43,83 +64,250 @@ static const field fields[] = {
 static double *fp_of(nn_costs *c, size_t i) {
     return (double *)((char *)c + fields[i].off);
 }
-
-static void hex(const uint8_t *b, size_t n, char *out) {
-    for (size_t i = 0; i < n; i++) snprintf(out + 2 * i, 3, "%02x", b[i]);
+static double fget(const nn_costs *c, size_t i) {
+    return *(const double *)((const char *)c + fields[i].off);
 }
 
-static void default_cache(char *buf, size_t n) {
-    const char *x = getenv("XDG_CACHE_HOME"), *h = getenv("HOME");
-    if (x && x[0])
-        snprintf(buf, n, "%s/tessera/costs.txt", x);
-    else if (h && h[0])
-        snprintf(buf, n, "%s/.cache/tessera/costs.txt", h);
-    else
-        snprintf(buf, n, "/tmp/tessera-costs.txt");
+void nn_profile_free(nn_profile *p) {
+    if (!p) return;
+    tsr_free(p->pts);
+    tsr_free(p);
 }
 
-/* Bump when the implementation of a measured operation changes: old lines are ignored. */
-#define COST_VERSION 2
+/* ---- parsing -------------------------------------------------------------------------- */
 
-static int key_of(const tsr_ckks_params *params, char *key, size_t n) {
-    uint8_t fp[16];
-    tsr_ckks_params_fingerprint(params, fp);
-    char h[33];
-    hex(fp, 16, h);
-    return snprintf(key, n, "v%d %s %s %d", COST_VERSION, h, tsr_simd_name(tsr_simd_active()),
-                    tsr_get_num_threads());
-}
+typedef struct lexer {
+    const char *s, *end; /* the current line, without its newline */
+    int line;
+} lexer;
 
-/* Look for key in path; 1 if found and parsed. */
-static int cache_lookup(const char *path, const char *key, nn_costs *c) {
-    FILE *fp = fopen(path, "r");
-    if (!fp) return 0;
-    char line[2048];
-    size_t kl = strlen(key);
-    int found = 0;
-    while (fgets(line, sizeof line, fp)) {
-        if (strncmp(line, key, kl) != 0 || line[kl] != ' ') continue;
-        nn_costs t;
-        memset(&t, 0, sizeof t);
-        int ok = 1;
-        for (size_t i = 0; i < NFIELDS && ok; i++) {
-            char pat[40];
-            snprintf(pat, sizeof pat, " %s=", fields[i].name);
-            const char *q = strstr(line + kl, pat);
-            if (!q) {
-                ok = 0;
-                break;
-            }
-            char *end;
-            double v = strtod(q + strlen(pat), &end);
-            if (end == q + strlen(pat) || !(v >= 0) || !isfinite(v) || v > 1e13) ok = 0;
-            *fp_of(&t, i) = v;
-        }
-        if (ok) {
-            *c = t;
-            found = 1;
-        }
+/* Next whitespace-separated word of the line into w (NUL-terminated); 0 at the end. */
+static int next_word(lexer *x, char *w, size_t n) {
+    while (x->s < x->end && (*x->s == ' ' || *x->s == '\t')) x->s++;
+    if (x->s == x->end) return 0;
+    size_t k = 0;
+    while (x->s < x->end && *x->s != ' ' && *x->s != '\t') {
+        if (k + 1 < n) w[k++] = *x->s;
+        x->s++;
     }
-    fclose(fp);
-    return found;
+    w[k] = 0;
+    return 1;
 }
 
-static void cache_store(const char *path, const char *key, const nn_costs *c) {
-    char dir[1024];
-    snprintf(dir, sizeof dir, "%s", path);
-    for (char *s = dir + 1; *s; s++)
-        if (*s == '/') {
-            *s = 0;
-            (void)mkdir(dir, 0700);
-            *s = '/';
+static tsr_status perr(int line, const char *fmt, const char *arg) {
+    char msg[256];
+    snprintf(msg, sizeof msg, fmt, arg);
+    return tsr_fail(TSR_ERR_FORMAT, "cost profile line %d: %s", line, msg);
+}
+
+static int parse_int(const char *v, int lo, int hi, int *out) {
+    if (!*v) return 0;
+    char *e;
+    errno = 0;
+    long x = strtol(v, &e, 10);
+    if (*e || errno || x < lo || x > hi) return 0;
+    *out = (int)x;
+    return 1;
+}
+
+static int parse_seconds(const char *v, double *out) {
+    if (!*v || isspace((unsigned char)*v)) return 0;
+    char *e;
+    errno = 0;
+    double x = strtod(v, &e);
+    if (*e || errno == ERANGE || !isfinite(x) || !(x >= 0) || x > COST_MAX_SECONDS) return 0;
+    *out = x;
+    return 1;
+}
+
+static tsr_status parse_point(lexer *x, nn_profile_point *pt) {
+    memset(pt, 0, sizeof *pt);
+    char w[160];
+    int have_n = 0, have_l = 0;
+    uint32_t have = 0;
+    while (next_word(x, w, sizeof w)) {
+        char *eq = strchr(w, '=');
+        if (!eq) return perr(x->line, "'%s' is not key=value", w);
+        *eq = 0;
+        const char *v = eq + 1;
+        if (strcmp(w, "log_n") == 0) {
+            if (have_n++ || !parse_int(v, TSR_CKKS_MIN_LOG_N, TSR_CKKS_MAX_LOG_N, &pt->log_n))
+                return perr(x->line, "bad or repeated log_n '%s'", v);
+            continue;
         }
-    FILE *fp = fopen(path, "a");
-    if (!fp) return; /* a cache is optional */
-    fprintf(fp, "%s", key);
+        if (strcmp(w, "levels") == 0) {
+            if (have_l++ || !parse_int(v, 1, 64, &pt->levels))
+                return perr(x->line, "bad or repeated levels '%s' (1..64)", v);
+            continue;
+        }
+        size_t i = 0;
+        while (i < NFIELDS && strcmp(fields[i].name, w) != 0) i++;
+        if (i == NFIELDS) return perr(x->line, "unknown key '%s'", w);
+        if (have & (1u << i)) return perr(x->line, "'%s' is given twice", w);
+        if (!parse_seconds(v, fp_of(&pt->c, i)))
+            return perr(x->line, "'%s' is not a time in seconds (0..1e4)", v);
+        have |= 1u << i;
+    }
+    if (!have_n || !have_l) return perr(x->line, "a point needs log_n= and levels=%s", "");
     for (size_t i = 0; i < NFIELDS; i++)
-        fprintf(fp, " %s=%.6g", fields[i].name, *fp_of((nn_costs *)c, i));
-    fprintf(fp, "\n");
-    fclose(fp);
+        if (!(have & (1u << i))) return perr(x->line, "the point has no '%s'", fields[i].name);
+    return TSR_OK;
+}
+
+static int cmp_point(const void *a, const void *b) {
+    const nn_profile_point *x = a, *y = b;
+    if (x->log_n != y->log_n) return x->log_n - y->log_n;
+    return x->levels - y->levels;
+}
+
+/* Copy the rest of the line (trimmed, printable ASCII only) into dst. */
+static tsr_status rest_of_line(lexer *x, char *dst, size_t n, const char *what) {
+    while (x->s < x->end && (*x->s == ' ' || *x->s == '\t')) x->s++;
+    size_t k = 0;
+    for (const char *q = x->s; q < x->end; q++) {
+        if (*q < 0x20 || *q > 0x7e) return perr(x->line, "%s holds a non-printable byte", what);
+        if (k + 1 >= n) return perr(x->line, "%s is too long", what);
+        dst[k++] = *q;
+    }
+    while (k > 0 && dst[k - 1] == ' ') k--;
+    dst[k] = 0;
+    x->s = x->end;
+    return TSR_OK;
+}
+
+static tsr_status parse_body(const uint8_t *b, size_t len, nn_profile *p) {
+    const char *s = (const char *)b, *end = s + len;
+    int line = 0, seen_header = 0, cap = 0;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+        const char *le = nl ? nl : end;
+        line++;
+        if (le - s > PROFILE_MAX_LINE)
+            return perr(line, "the line is longer than %s bytes", "2048");
+        if (memchr(s, 0, (size_t)(le - s))) return perr(line, "NUL byte in the line%s", "");
+        lexer x = { s, le, line };
+        if (le > s && le[-1] == '\r') x.end--;
+        s = nl ? nl + 1 : end;
+        char w[64];
+        if (!next_word(&x, w, sizeof w) || w[0] == '#') continue;
+        if (!seen_header) {
+            int v;
+            if (strcmp(w, "tessera-profile") != 0)
+                return perr(line,
+                            "not a Tessera cost profile (it must start with "
+                            "'tessera-profile %s'; make one with `tessera profile`)",
+                            "1");
+            if (!next_word(&x, w, sizeof w) || !parse_int(w, 0, 1 << 30, &v))
+                return perr(line, "the header has no version number%s", "");
+            if (v != PROFILE_VERSION)
+                return tsr_fail(TSR_ERR_VERSION,
+                                "cost profile version %d is not supported (this build reads "
+                                "version %d); make a new one with `tessera profile`",
+                                v, PROFILE_VERSION);
+            seen_header = 1;
+        } else if (strcmp(w, "cpu") == 0) {
+            TSR_TRY(rest_of_line(&x, p->cpu, sizeof p->cpu, "the cpu name"));
+        } else if (strcmp(w, "simd") == 0) {
+            TSR_TRY(rest_of_line(&x, p->simd, sizeof p->simd, "the simd name"));
+        } else if (strcmp(w, "threads") == 0) {
+            if (!next_word(&x, w, sizeof w) || !parse_int(w, 1, 4096, &p->threads))
+                return perr(line, "bad thread count '%s' (1..4096)", w);
+        } else if (strcmp(w, "point") == 0) {
+            if (p->n == PROFILE_MAX_POINTS) return perr(line, "more than %s points", "1024");
+            if (p->n == cap) {
+                int nc = cap ? 2 * cap : 32;
+                nn_profile_point *np = tsr_calloc_array((size_t)nc, sizeof *np);
+                if (!np) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+                if (p->n) memcpy(np, p->pts, (size_t)p->n * sizeof *np);
+                tsr_free(p->pts);
+                p->pts = np;
+                cap = nc;
+            }
+            TSR_TRY(parse_point(&x, &p->pts[p->n]));
+            p->n++;
+        } else {
+            return perr(line, "unknown record '%s' (expected cpu, simd, threads or point)", w);
+        }
+        if (next_word(&x, w, sizeof w)) return perr(line, "unexpected '%s' at the end", w);
+    }
+    if (!seen_header) return perr(line, "empty file: no 'tessera-profile %s' header", "1");
+    if (p->n == 0) return perr(line, "the profile has no measurements ('point' lines)%s", "");
+    qsort(p->pts, (size_t)p->n, sizeof *p->pts, cmp_point);
+    for (int i = 1; i < p->n; i++)
+        if (cmp_point(&p->pts[i - 1], &p->pts[i]) == 0)
+            return tsr_fail(TSR_ERR_FORMAT, "cost profile: two points for N = 2^%d with %d levels",
+                            p->pts[i].log_n, p->pts[i].levels);
+    return TSR_OK;
+}
+
+tsr_status nn_profile_parse(const uint8_t *b, size_t len, nn_profile **out) {
+    *out = NULL;
+    if (len > PROFILE_MAX_BYTES)
+        return tsr_fail(TSR_ERR_FORMAT, "cost profile of %zu bytes is larger than 1 MiB", len);
+    nn_profile *p = tsr_calloc(sizeof *p);
+    if (!p) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    p->threads = 1;
+    tsr_status st = parse_body(b, len, p);
+    if (st != TSR_OK) {
+        nn_profile_free(p);
+        return st;
+    }
+    *out = p;
+    return TSR_OK;
+}
+
+tsr_status nn_profile_load(const char *path, nn_profile **out) {
+    *out = NULL;
+    if (!path) {
+        tsr_status st =
+            nn_profile_parse((const uint8_t *)nn_builtin_profile, strlen(nn_builtin_profile), out);
+        if (st == TSR_OK) (*out)->builtin = 1;
+        return st;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    TSR_TRY(tsr_read_whole_file(path, PROFILE_MAX_BYTES, "cost profile", &buf, &len));
+    tsr_status st = nn_profile_parse(buf, len, out);
+    tsr_free(buf);
+    if (st != TSR_OK) return tsr_fail_context(st, "'%s': ", path);
+    return TSR_OK;
+}
+
+/* ---- lookup ----------------------------------------------------------------------------- */
+
+int nn_profile_has(const nn_profile *p, int log_n) {
+    for (int i = 0; i < p->n; i++)
+        if (p->pts[i].log_n == log_n) return 1;
+    return 0;
+}
+
+void nn_profile_costs_at(const nn_profile *p, int log_n, double levels, nn_costs *out) {
+    memset(out, 0, sizeof *out);
+    int lo = -1, hi = -1;
+    for (int i = 0; i < p->n; i++)
+        if (p->pts[i].log_n == log_n) {
+            if (lo < 0) lo = i;
+            hi = i;
+        }
+    if (lo < 0) return;
+    const nn_profile_point *a, *b;
+    if (lo == hi || levels <= p->pts[lo].levels) {
+        /* below (or only) the first point: proportional to the limbs */
+        a = &p->pts[lo];
+        double f = (levels + 1.0) / (a->levels + 1.0);
+        if (lo != hi && f > 1) f = 1;
+        for (size_t i = 0; i < NFIELDS; i++) *fp_of(out, i) = fget(&a->c, i) * f;
+        return;
+    }
+    int k = lo;
+    while (k + 1 < hi && p->pts[k + 1].levels < levels) k++;
+    a = &p->pts[k];
+    b = &p->pts[k + 1];
+    double t = (levels - a->levels) / (double)(b->levels - a->levels);
+    for (size_t i = 0; i < NFIELDS; i++) {
+        double v = fget(&a->c, i) + t * (fget(&b->c, i) - fget(&a->c, i));
+        *fp_of(out, i) = v > 0 ? v : 0;
+    }
 }
 
 /* Median seconds of `runs` calls of one operation. */
@@ -226,7 +414,6 @@ static tsr_status one(mctx *m, double *sec) {
     *sec = tsr_now() - t0;
     tsr_bvec_free(be, t);
     for (int i = 0; i < 4; i++) tsr_bvec_free(be, outs[i]);
-    if (m->op == 6) *sec = *sec; /* total of the group */
     return st;
 }
 
@@ -279,17 +466,8 @@ static tsr_status measure(tsr_ckks_params *params, nn_costs *c) {
         m.op = op;
         st = median(&m, op == 10 ? 3 : 5, dst[op]);
     }
-    if (st == TSR_OK) {
-        /* hoist_extra: what each rotation of a hoisted group costs beyond the first. */
+    if (st == TSR_OK) /* what each rotation of a hoisted group costs beyond the first */
         c->hoist_extra = fmax(0.0, (c->hoist_extra - c->rotate) / 3.0);
-        c->limbs = L + 1;
-        size_t n = tsr_ckks_params_n(params);
-        c->ct_bytes = 2.0 * (L + 1) * (double)n * 8.0;
-        c->key_bytes = 2.0 * tsr_ckks_params_dnum(params) *
-                       (L + 1 + tsr_ckks_params_special_count(params)) * (double)n * 8.0;
-        c->measured = 1;
-        tsr_ckks_params_fingerprint(params, c->fingerprint);
-    }
     tsr_bvec_free(be, m.a);
     tsr_bvec_free(be, m.b);
     tsr_bvec_free(be, m.pt);
@@ -301,99 +479,188 @@ static tsr_status measure(tsr_ckks_params *params, nn_costs *c) {
     return st;
 }
 
-/* Built-in estimates (seconds at N = 2^13 with 6 limbs on a 2 GHz core), scaled by N and limbs. */
-static void estimate(tsr_ckks_params *params, nn_costs *c) {
-    memset(c, 0, sizeof *c);
-    double n = (double)tsr_ckks_params_n(params), L1 = tsr_ckks_params_max_level(params) + 1;
-    double f = (n / 8192.0) * (L1 / 6.0) * (log2(n) / 13.0);
-    double e = (n / 8192.0) * (L1 / 6.0);
-    c->add = 25e-6 * e;
-    c->mul_plain = 40e-6 * e;
-    c->mul_const = 40e-6 * e;
-    c->lincomb_term = 15e-6 * e;
-    c->copy = 20e-6 * e;
-    c->mul_ct = 1.5e-3 * f;
-    c->rotate = 1.4e-3 * f;
-    c->hoist_extra = 0.5e-3 * f;
-    c->rescale = 0.25e-3 * f;
-    c->encode = 0.5e-3 * f;
-    c->encrypt = 1.5e-3 * f;
-    c->decrypt = 0.1e-3 * f;
-    c->limbs = (int)L1;
-    c->ct_bytes = 2.0 * L1 * n * 8.0;
-    c->key_bytes =
-        2.0 * tsr_ckks_params_dnum(params) * (L1 + tsr_ckks_params_special_count(params)) * n * 8.0;
-    tsr_ckks_params_fingerprint(params, c->fingerprint);
+/* ---- measuring a profile ------------------------------------------------------------- */
+
+void tsr_nn_profile_opts_default(tsr_nn_profile_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->min_log_n = 13;
+    o->max_log_n = 16;
 }
 
-tsr_status nn_costs_get(tsr_ckks_params *params, const tsr_nn_compile_opts *o, nn_costs *out) {
-    char path[1024], key[128];
-    if (o && o->costs)
-        snprintf(path, sizeof path, "%s", o->costs);
-    else if (o && o->cost_cache)
-        snprintf(path, sizeof path, "%s", o->cost_cache);
-    else
-        default_cache(path, sizeof path);
-    key_of(params, key, sizeof key);
-    if (cache_lookup(path, key, out)) {
-        out->measured = 1;
-        out->limbs = tsr_ckks_params_max_level(params) + 1;
-        tsr_ckks_params_fingerprint(params, out->fingerprint);
-        return TSR_OK;
-    }
-    if (o && o->costs)
-        return tsr_fail(TSR_ERR_NOT_FOUND,
-                        "the cost file '%s' has no entry for these parameters (%s); drop --costs "
-                        "to measure them",
-                        o->costs, key);
-    if (o && o->no_measure) {
-        estimate(params, out);
-        return TSR_OK;
-    }
-    if (o && o->log) {
-        tsr_ckks_param_spec s;
-        tsr_ckks_params_spec(params, &s);
-        fprintf(o->log, "measuring HE operation costs for N = 2^%u, %u levels (cached in %s)\n",
-                s.log_n, s.levels, path);
-    }
-    TSR_TRY(measure(params, out));
-    cache_store(path, key, out);
-    return TSR_OK;
+static uint32_t grid_flags(int log_n, const tsr_nn_profile_opts *o) {
+    return log_n < 13 ? (o->ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) : 0;
 }
 
-double nn_step_seconds(const nn_costs *c, const nn_step *s, int threads) {
-    (void)threads;
-    double lv = 0.5 * (s->level_in + s->level_out);
-    double f = (lv + 1.0) / (double)c->limbs;
-    if (f > 1) f = 1;
-    if (f < 0.05) f = 0.05;
+/* The level counts measured for one ring degree: 1, the quarters and the deepest chain. */
+static int grid_levels(int log_n, const tsr_nn_profile_opts *o, int *lv) {
+    int lmax = 0;
+    tsr_ckks_param_spec s;
+    /* 128-bit chains from 2^13 on; below, test-only chains of up to 16 levels */
+    uint32_t flags = grid_flags(log_n, o);
+    int cap = log_n < 13 ? 16 : 40;
+    for (int L = cap; L >= 1 && !lmax; L--)
+        if (nn_choose_params((unsigned)log_n, L, NN_DEFAULT_OUTPUT_BITS, 0, flags, &s) == TSR_OK)
+            lmax = L;
+    tsr_clear_error();
+    if (!lmax) return 0;
+    int n = 0;
+    const int cand[5] = { 1, lmax / 4, lmax / 2, (3 * lmax) / 4, lmax };
+    for (int i = 0; i < 5; i++) {
+        if (o->quick && i > 0 && i < 4) continue;
+        if (cand[i] < 1 || (n && cand[i] <= lv[n - 1])) continue;
+        lv[n++] = cand[i];
+    }
+    return n;
+}
+
+static void write_point(FILE *fp, int log_n, int levels, const nn_costs *c) {
+    fprintf(fp, "point log_n=%d levels=%d", log_n, levels);
+    for (size_t i = 0; i < NFIELDS; i++) fprintf(fp, " %s=%.6g", fields[i].name, fget(c, i));
+    fprintf(fp, "\n");
+}
+
+static void cpu_name(char *buf, size_t n) {
+    snprintf(buf, n, "unknown");
+    FILE *fp = fopen("/proc/cpuinfo", "r");
+    if (!fp) return;
+    char line[512];
+    while (fgets(line, sizeof line, fp)) {
+        if (strncmp(line, "model name", 10) != 0) continue;
+        const char *c = strchr(line, ':');
+        if (!c) break;
+        c++;
+        while (*c == ' ' || *c == '\t') c++;
+        size_t k = 0;
+        for (; *c && *c != '\n' && k + 1 < n && k < 120; c++)
+            if (*c >= 0x20 && *c <= 0x7e) buf[k++] = *c;
+        buf[k] = 0;
+        break;
+    }
+    fclose(fp);
+}
+
+tsr_status tsr_nn_profile_measure(const tsr_nn_profile_opts *o, const char *path) {
+    tsr_nn_profile_opts def;
+    if (!o) {
+        tsr_nn_profile_opts_default(&def);
+        o = &def;
+    }
+    if (!path) return tsr_fail(TSR_ERR_INVALID_ARG, "no output path for the cost profile");
+    int lo = o->min_log_n, hi = o->max_log_n;
+    int floor_n =
+        (o->ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) ? TSR_CKKS_MIN_LOG_N + 1 : 13;
+    if (lo < floor_n || hi > TSR_CKKS_MAX_LOG_N || lo > hi)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "ring degrees 2^%d..2^%d: profiles cover 2^%d..2^%d (below 2^13 only "
+                        "with the insecure test flag)",
+                        lo, hi, floor_n, TSR_CKKS_MAX_LOG_N);
+    int lv[17][5], nlv[17], total = 0;
+    for (int ln = lo; ln <= hi; ln++) total += nlv[ln] = grid_levels(ln, o, lv[ln]);
+    if (total == 0)
+        return tsr_fail(TSR_ERR_UNSUPPORTED, "no CKKS chain exists for N = 2^%d..2^%d", lo, hi);
+    char *text = NULL;
+    size_t text_len = 0;
+    FILE *mem = open_memstream(&text, &text_len);
+    if (!mem) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    char cpu[128];
+    cpu_name(cpu, sizeof cpu);
+    fprintf(mem,
+            "tessera-profile %d\n"
+            "# seconds per HE operation at the top of each chain (median of 5 runs), measured\n"
+            "# by `tessera profile`; use with `tessera compile --profile FILE`\n"
+            "cpu %s\nsimd %s\nthreads %d\n",
+            PROFILE_VERSION, cpu, tsr_simd_name(tsr_simd_active()), tsr_get_num_threads());
+    tsr_progress pr;
+    tsr_progress_begin(&pr, "profiling HE operations", (uint64_t)total, "chain");
+    tsr_status st = TSR_OK;
+    int done = 0;
+    for (int ln = lo; ln <= hi && st == TSR_OK; ln++)
+        for (int i = 0; i < nlv[ln] && st == TSR_OK; i++) {
+            tsr_ckks_param_spec s;
+            st = nn_choose_params((unsigned)ln, lv[ln][i], NN_DEFAULT_OUTPUT_BITS, 0, o->ckks_flags,
+                                  &s);
+            tsr_ckks_params *par = NULL;
+            if (st == TSR_OK) st = tsr_ckks_params_create(&par, &s);
+            nn_costs c;
+            if (st == TSR_OK) st = measure(par, &c);
+            tsr_ckks_params_free(par);
+            if (st != TSR_OK) break;
+            write_point(mem, ln, lv[ln][i], &c);
+            if (o->log) {
+                fprintf(o->log,
+                        "N = 2^%d, %2d levels: rotate %.3g ms, mul_ct %.3g ms, "
+                        "mul_plain %.3g ms, lincomb term %.3g ms\n",
+                        ln, lv[ln][i], 1e3 * c.rotate, 1e3 * c.mul_ct, 1e3 * c.mul_plain,
+                        1e3 * c.lincomb_term);
+                fflush(o->log);
+            }
+            tsr_progress_update(&pr, (uint64_t)++done, NULL);
+        }
+    tsr_progress_end(&pr, NULL);
+    if (fclose(mem) != 0 && st == TSR_OK) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    if (st == TSR_OK) {
+        /* What we write must read back. */
+        nn_profile *chk = NULL;
+        st = nn_profile_parse((const uint8_t *)text, text_len, &chk);
+        nn_profile_free(chk);
+    }
+    if (st == TSR_OK) {
+        tsr_writer w;
+        st = tsr_writer_open_file(&w, path, 0);
+        if (st == TSR_OK) {
+            tsr_write_bytes(&w, text, text_len);
+            st = tsr_writer_close(&w);
+        }
+        if (st != TSR_OK) st = tsr_fail_context(st, "writing the cost profile '%s': ", path);
+    }
+    free(text);
+    return st;
+}
+
+/* ---- predictions ------------------------------------------------------------------------ */
+
+double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s) {
+    nn_costs c;
+    nn_profile_costs_at(prof, log_n, 0.5 * (s->level_in + s->level_out), &c);
     const tsr_backend_counts *k = &s->counts;
     double t = 0;
-    double rot = (double)k->rotations * c->rotate;
+    double rot = (double)k->rotations * c.rotate;
     if ((s->op == NN_OP_CONV || s->op == NN_OP_POOL || s->op == NN_OP_REORIENT) && k->hoisted &&
         k->rotations >= k->hoisted)
-        rot = (double)k->hoisted * c->rotate + (double)(k->rotations - k->hoisted) * c->hoist_extra;
+        rot = (double)k->hoisted * c.rotate + (double)(k->rotations - k->hoisted) * c.hoist_extra;
     t += rot;
-    t += (double)k->mul_ct * c->mul_ct;
-    t += (double)k->mul_plain * c->mul_plain;
+    t += (double)k->mul_ct * c.mul_ct;
+    t += (double)k->mul_plain * c.mul_plain;
     if (s->op == NN_OP_LINEAR) {
-        t += (double)k->mul_const * c->lincomb_term;
+        t += (double)k->mul_const * c.lincomb_term;
     } else if (s->op == NN_OP_SQ_LINEAR) {
         /* Terms over 3-polynomial squares one level up: about twice the usual cost. */
-        t += (double)k->mul_const * c->lincomb_term * 2.0;
+        t += (double)k->mul_const * c.lincomb_term * 2.0;
     } else {
-        t += (double)k->mul_const * c->mul_const;
-        t += (double)k->add * c->add;
+        t += (double)k->mul_const * c.mul_const;
+        t += (double)k->add * c.add;
     }
-    t += (double)k->rescale * c->rescale;
-    t += (double)k->encode * c->encode;
-    t += (double)k->drop_level * c->copy;
-    return t * f;
+    t += (double)k->rescale * c.rescale;
+    t += (double)k->encode * c.encode;
+    t += (double)k->drop_level * c.copy;
+    return t;
 }
 
-double nn_program_bytes(const nn_costs *c, const nn_program *p) {
-    double v = (double)p->peak_vectors * c->ct_bytes;
-    v += (double)p->n_plain * c->ct_bytes * 0.5;
-    v += (double)(p->n_rot + (p->needs_relin ? 1 : 0)) * c->key_bytes;
+double nn_client_seconds(const nn_profile *prof, const tsr_ckks_param_spec *spec,
+                         const nn_program *p) {
+    nn_costs c;
+    nn_profile_costs_at(prof, (int)spec->log_n, spec->levels, &c);
+    int64_t in_tiles = tsr_tile_shape_num_tiles(&p->values[0].shape);
+    int64_t out_tiles = tsr_tile_shape_num_tiles(&p->values[p->output].shape);
+    return (double)in_tiles * c.encrypt + (double)out_tiles * c.decrypt;
+}
+
+double nn_program_bytes(const tsr_ckks_param_spec *spec, const nn_program *p) {
+    double n = (double)((uint64_t)1 << spec->log_n), L1 = spec->levels + 1.0;
+    double ct_bytes = 2.0 * L1 * n * 8.0;
+    double key_bytes = 2.0 * spec->dnum * (L1 + spec->special_primes) * n * 8.0;
+    double v = (double)p->peak_vectors * ct_bytes;
+    v += (double)p->n_plain * ct_bytes * 0.5;
+    v += (double)(p->n_rot + (p->needs_relin ? 1 : 0)) * key_bytes;
     return v;
 }

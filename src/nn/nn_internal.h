@@ -62,23 +62,52 @@ void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp);
 
 /* ---- cost model (nn/cost.c) ----------------------------------------------------- */
 
-/** Seconds per operation at the top level of one parameter set, and the limb count. */
+/** Default headroom of q_0 over the scale for the outputs, in bits. */
+#define NN_DEFAULT_OUTPUT_BITS 10
+/** Default server-memory budget of compile, MiB (a fixed number: plans must not depend on
+ * the machine that compiles them). */
+#define NN_DEFAULT_MAX_MEMORY_MIB 16384.0
+
+/** Seconds per HE operation at the top of one chain. */
 typedef struct nn_costs {
-    uint8_t fingerprint[16]; /* parameters they were measured for */
-    int limbs;               /* L + 1 */
     double add, mul_plain, mul_const, mul_ct, rescale, rotate, hoist_extra, encode, encrypt,
         decrypt, lincomb_term, copy;
-    double ct_bytes;  /* one ciphertext at the top level */
-    double key_bytes; /* one key-switching key */
-    int measured;     /* 1: timed on this machine, 0: built-in estimate */
 } nn_costs;
 
-/** Costs for params: from the cache / a costs file, else measured now (and cached). */
-tsr_status nn_costs_get(tsr_ckks_params *params, const tsr_nn_compile_opts *o, nn_costs *out);
-/** Predicted seconds of one step (counts scaled by the limbs at its level). */
-double nn_step_seconds(const nn_costs *c, const nn_step *s, int threads);
-/** Predicted bytes of the largest live set of vectors. */
-double nn_program_bytes(const nn_costs *c, const nn_program *p);
+/** One measured chain of a profile. */
+typedef struct nn_profile_point {
+    int log_n, levels;
+    nn_costs c;
+} nn_profile_point;
+
+/** A cost profile (nn/cost.c has the format). */
+typedef struct nn_profile {
+    char cpu[128], simd[24];
+    int threads;
+    int builtin; /* 1: the built-in profile */
+    int n;       /* points, sorted by (log_n, levels), no duplicates */
+    nn_profile_point *pts;
+} nn_profile;
+
+/** The built-in profile's text (nn/cost_builtin.c). */
+extern const char nn_builtin_profile[];
+
+/** Parse a profile's text (validated; fuzz/fuzz_nn_profile.c). */
+tsr_status nn_profile_parse(const uint8_t *b, size_t len, nn_profile **out);
+/** Load a profile file (path NULL: the built-in profile). */
+tsr_status nn_profile_load(const char *path, nn_profile **out);
+void nn_profile_free(nn_profile *p);
+/** 1 if the profile has measurements for ring degree 2^log_n. */
+int nn_profile_has(const nn_profile *p, int log_n);
+/** Costs at a chain of `levels` levels of ring degree 2^log_n (interpolated; zeros if none). */
+void nn_profile_costs_at(const nn_profile *p, int log_n, double levels, nn_costs *out);
+/** Predicted seconds of one step of a program on ring degree 2^log_n. */
+double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s);
+/** Predicted client seconds (encrypting the input, decrypting the output). */
+double nn_client_seconds(const nn_profile *prof, const tsr_ckks_param_spec *spec,
+                         const nn_program *p);
+/** Predicted peak server bytes of a program on the chain spec. */
+double nn_program_bytes(const tsr_ckks_param_spec *spec, const nn_program *p);
 
 /* ---- input parsers (nn/data.c; fuzzed by fuzz/fuzz_nn_input.c) ----------------- */
 

@@ -26,6 +26,9 @@
  *            calibrated |output| max; f64 per layer calibrated |input| max
  *   predictions: f64 seconds, MiB, client seconds; 256 bytes choice text
  *
+ * The plan id is the BLAKE2b-256 of this payload with every prediction
+ * (the steps' predicted seconds, the three totals, the choice text) zeroed.
+ *
  * Strings are fixed-size, NUL-padded and must contain a NUL. The reader
  * checks every field, then (after the checksum) rebuilds the model, checks
  * the CKKS parameters, and re-lowers the model with a shape-only dry run:
@@ -118,7 +121,9 @@ static void write_counts(tsr_writer *w, const tsr_backend_counts *c) {
     for (int i = 0; i < 14; i++) tsr_write_u64(w, v[i]);
 }
 
-static void write_payload(const tsr_nn_plan *p, tsr_writer *w) {
+/* with_predictions 0: the predicted times, memory and the optimizer's text are written as
+ * zeros (the bytes the plan id hashes). */
+static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predictions) {
     const tsr_ckks_param_spec *s = &p->spec;
     tsr_write_u32(w, NN_PLAN_VERSION);
     const uint32_t sp[10] = { s->log_n,  s->first_prime_bits, s->scale_bits,
@@ -170,7 +175,7 @@ static void write_payload(const tsr_nn_plan *p, tsr_writer *w) {
         write_shape(w, &st->in_shape);
         write_shape(w, &st->out_shape);
         write_counts(w, &st->counts);
-        tsr_write_f64(w, st->predicted);
+        tsr_write_f64(w, with_predictions ? st->predicted : 0.0);
     }
     tsr_write_u32(w, (uint32_t)g->output);
     tsr_write_u32(w, (uint32_t)g->top_level);
@@ -180,16 +185,17 @@ static void write_payload(const tsr_nn_plan *p, tsr_writer *w) {
     tsr_write_u64(w, (uint64_t)g->n_rot);
     for (int64_t i = 0; i < g->n_rot; i++) tsr_write_u64(w, (uint64_t)g->rot[i]);
     nn_plan_write_ranges(w, p);
-    tsr_write_f64(w, p->predicted_seconds);
-    tsr_write_f64(w, p->predicted_mib);
-    tsr_write_f64(w, p->predicted_client);
-    write_str(w, p->choice, sizeof p->choice);
+    tsr_write_f64(w, with_predictions ? p->predicted_seconds : 0.0);
+    tsr_write_f64(w, with_predictions ? p->predicted_mib : 0.0);
+    tsr_write_f64(w, with_predictions ? p->predicted_client : 0.0);
+    write_str(w, with_predictions ? p->choice : "", sizeof p->choice);
 }
 
-static tsr_status payload_bytes(const tsr_nn_plan *p, uint8_t **buf, size_t *len) {
+static tsr_status payload_bytes(const tsr_nn_plan *p, int with_predictions, uint8_t **buf,
+                                size_t *len) {
     tsr_writer w;
     tsr_writer_init_mem(&w);
-    write_payload(p, &w);
+    write_payload(p, &w, with_predictions);
     if (w.err != TSR_OK) {
         tsr_status st = w.err;
         (void)tsr_writer_close(&w);
@@ -217,7 +223,7 @@ static void fingerprint(const tsr_nn_plan *p, uint8_t fp[16]) {
 static tsr_status write_frame(const tsr_nn_plan *p, tsr_writer *w) {
     uint8_t *pay;
     size_t len;
-    TSR_TRY(payload_bytes(p, &pay, &len));
+    TSR_TRY(payload_bytes(p, 1, &pay, &len));
     uint8_t fp[16];
     fingerprint(p, fp);
     tsr_frame_begin_write(w, TSR_OBJ_PLAN, 0, fp, len);
@@ -274,11 +280,12 @@ tsr_status nn_plan_assemble(tsr_nn_model *model, nn_program *prog, const tsr_ckk
     return TSR_OK;
 }
 
-/* Recompute the plan id (after predictions are filled in). */
+/* The plan id: a hash of the payload without the predictions, which depend on the cost
+ * profile and not on what the plan computes. */
 tsr_status nn_plan_seal(tsr_nn_plan *p) {
     uint8_t *pay;
     size_t len;
-    TSR_TRY(payload_bytes(p, &pay, &len));
+    TSR_TRY(payload_bytes(p, 0, &pay, &len));
     crypto_generichash(p->id, sizeof p->id, pay, len, NULL, 0);
     tsr_free(pay);
     return TSR_OK;
@@ -693,7 +700,7 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
     p->prog = g;
     p->spec = spec;
     p->security = (int)security;
-    crypto_generichash(p->id, sizeof p->id, payload, (size_t)plen, NULL, 0);
+    if ((st = nn_plan_seal(p)) != TSR_OK) goto done;
     m = NULL;
     g = NULL;
     *out = p;

@@ -1,0 +1,240 @@
+/*
+ * tests/test_nn_profile.c - the optimizer's cost profiles (nn/cost.c) and
+ * deterministic compilation: the reader accepts what the writer makes and
+ * refuses malformed text with its line number; costs interpolate between
+ * measured chains; the built-in profile covers every ring degree; the same
+ * model, options and profile give a byte-identical plan, and a plan's id
+ * does not depend on its predictions.
+ */
+#include "testutil.h"
+
+#include "nn/nn_internal.h"
+#include "train/model.h"
+#include "train/model_onnx.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define COSTS1                                                                            \
+    "add=2e-05 mul_plain=5e-05 mul_const=5e-05 mul_ct=0.005 rescale=0.0004 rotate=0.004 " \
+    "hoist_extra=0.001 encode=0.0005 encrypt=0.002 decrypt=0.0002 lincomb_term=0.0001 copy=2e-05"
+#define COSTS5                                                                                \
+    "add=6e-05 mul_plain=0.00015 mul_const=0.00015 mul_ct=0.015 rescale=0.0012 rotate=0.012 " \
+    "hoist_extra=0.003 encode=0.0015 encrypt=0.006 decrypt=0.0006 lincomb_term=0.0003 copy=6e-05"
+#define HEADER "tessera-profile 1\ncpu Example CPU 9000\nsimd avx2\nthreads 2\n"
+
+static tsr_status parse(const char *text, nn_profile **p) {
+    return nn_profile_parse((const uint8_t *)text, strlen(text), p);
+}
+
+static void test_parse_and_interpolate(void **state) {
+    (void)state;
+    nn_profile *p;
+    /* points out of order, comments, CRLF */
+    tt_ok(parse(HEADER "# comment\r\npoint log_n=13 levels=5 " COSTS5 "\r\n"
+                       "point log_n=13 levels=1 " COSTS1 "\n",
+                &p));
+    assert_int_equal(p->n, 2);
+    assert_string_equal(p->cpu, "Example CPU 9000");
+    assert_string_equal(p->simd, "avx2");
+    assert_int_equal(p->threads, 2);
+    assert_int_equal(p->pts[0].levels, 1);
+    assert_int_equal(p->pts[1].levels, 5);
+    assert_true(nn_profile_has(p, 13));
+    assert_false(nn_profile_has(p, 14));
+    nn_costs c;
+    nn_profile_costs_at(p, 13, 3, &c); /* half way */
+    assert_true(fabs(c.rotate - 0.008) < 1e-12);
+    assert_true(fabs(c.mul_ct - 0.010) < 1e-12);
+    nn_profile_costs_at(p, 13, 9, &c); /* beyond: the last segment's line */
+    assert_true(fabs(c.rotate - 0.020) < 1e-12);
+    nn_profile_costs_at(p, 13, 0, &c); /* below: proportional to the limbs */
+    assert_true(fabs(c.rotate - 0.002) < 1e-12);
+    nn_profile_costs_at(p, 14, 3, &c); /* not measured: zeros */
+    assert_true(c.rotate == 0 && c.add == 0);
+    nn_profile_free(p);
+}
+
+static void test_parse_errors(void **state) {
+    (void)state;
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        { "", "empty" },
+        { "# only a comment\n", "empty" },
+        { "tessera-profile 1\n", "no measurements" },
+        { "costs 1\n", "not a Tessera cost profile" },
+        { "tessera-profile 7\npoint log_n=13 levels=1 " COSTS1 "\n", "version 7" },
+        { HEADER "point log_n=13 " COSTS1 "\n", "line 5" },
+        { HEADER "point log_n=13 levels=1 add=1\n", "has no 'mul_plain'" },
+        { HEADER "point log_n=13 levels=1 " COSTS1 " add=1\n", "'add' is given twice" },
+        { HEADER "point log_n=13 levels=1 " COSTS1 " speed=1\n", "unknown key 'speed'" },
+        { HEADER "point log_n=13 levels=1 " COSTS1 " x\n", "not key=value" },
+        { HEADER "point log_n=99 levels=1 " COSTS1 "\n", "log_n" },
+        { HEADER "point log_n=13 levels=0 " COSTS1 "\n", "levels" },
+        { HEADER "point log_n=13 levels=1 add=-1 mul_plain=5e-05\n", "not a time" },
+        { HEADER "point log_n=13 levels=1 add=nan\n", "not a time" },
+        { HEADER "point log_n=13 levels=1 add=1e300\n", "not a time" },
+        { HEADER "point log_n=13 levels=1 add=0x1p3\n", NULL },
+        { HEADER "point log_n=13 levels=1 " COSTS1 "\npoint log_n=13 levels=1 " COSTS1 "\n",
+          "two points" },
+        { HEADER "speed 3\n", "unknown record 'speed'" },
+        { HEADER "threads 0\n", "thread count" },
+        { HEADER "threads 2 3\n", "unexpected '3'" },
+        { "tessera-profile 1\ncpu A\x01"
+          "B\n",
+          "non-printable" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        nn_profile *p = (nn_profile *)(uintptr_t)1;
+        tsr_clear_error();
+        tsr_status st = parse(bad[i].text, &p);
+        if (st == TSR_OK) fail_msg("case %zu was accepted", i);
+        assert_null(p);
+        if (bad[i].needle && !strstr(tsr_last_error(), bad[i].needle))
+            fail_msg("case %zu: '%s' lacks '%s'", i, tsr_last_error(), bad[i].needle);
+    }
+    /* a NUL byte inside a line */
+    const char nul[] = "tessera-profile 1\ncpu A\0B\n";
+    nn_profile *p;
+    assert_int_equal(nn_profile_parse((const uint8_t *)nul, sizeof nul - 1, &p), TSR_ERR_FORMAT);
+    /* an overlong line */
+    size_t n = 4000;
+    char *big = malloc(n + 64);
+    snprintf(big, n + 64, HEADER "cpu ");
+    size_t k = strlen(big);
+    memset(big + k, 'x', n);
+    big[k + n] = 0;
+    assert_int_equal(parse(big, &p), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "longer than"));
+    free(big);
+}
+
+static void test_builtin(void **state) {
+    (void)state;
+    nn_profile *p;
+    tt_ok(nn_profile_load(NULL, &p));
+    assert_true(p->builtin);
+    for (int ln = 10; ln <= 16; ln++) {
+        assert_true(nn_profile_has(p, ln));
+        nn_costs c;
+        nn_profile_costs_at(p, ln, 4, &c);
+        /* a key switch costs more than a plaintext product, which costs more than an add */
+        assert_true(c.rotate > c.mul_plain && c.mul_ct > c.mul_plain && c.mul_plain > 0);
+        assert_true(c.add > 0 && c.lincomb_term > 0 && c.encrypt > 0);
+    }
+    nn_profile_free(p);
+}
+
+static tsr_nn_model *small_model(void) {
+    tsr_act_spec as;
+    tt_ok(tsr_act_parse("poly2", &as));
+    tsr_model *tm;
+    tt_ok(tsr_model_build(&tm, "cryptonets", &as, 4));
+    const char *path = tt_temp_path(".onnx");
+    tt_ok(tsr_model_save_onnx(tm, NULL, path));
+    tsr_model_free(tm);
+    tsr_nn_model *m;
+    char *rep = NULL;
+    tt_ok(tsr_nn_import_onnx(path, NULL, &m, &rep));
+    tsr_nn_string_free(rep);
+    remove(path);
+    return m;
+}
+
+static void plan_bytes(const tsr_nn_model *m, const char *profile, int batch, uint8_t **b,
+                       size_t *n, uint8_t id[32], double *pred) {
+    tsr_nn_compile_opts o;
+    tsr_nn_compile_opts_default(&o);
+    o.batch = batch;
+    o.min_log_n = 10;
+    o.max_log_n = 12;
+    o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    o.profile = profile;
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    tt_ok(tsr_nn_plan_to_bytes(p, b, n));
+    tsr_nn_plan_id(p, id);
+    *pred = tsr_nn_plan_predicted_seconds(p);
+    tsr_nn_plan_free(p);
+}
+
+/* The built-in profile with every cost multiplied by f, written to a file. */
+static const char *scaled_builtin(double f) {
+    nn_profile *p;
+    tt_ok(nn_profile_load(NULL, &p));
+    const char *path = tt_temp_path(".prof");
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, "tessera-profile 1\ncpu scaled\nsimd portable\nthreads 1\n");
+    static const char *const names[] = { "add",     "mul_plain", "mul_const",    "mul_ct",
+                                         "rescale", "rotate",    "hoist_extra",  "encode",
+                                         "encrypt", "decrypt",   "lincomb_term", "copy" };
+    for (int i = 0; i < p->n; i++) {
+        fprintf(fp, "point log_n=%d levels=%d", p->pts[i].log_n, p->pts[i].levels);
+        const double *v = &p->pts[i].c.add;
+        for (int k = 0; k < 12; k++) fprintf(fp, " %s=%.17g", names[k], v[k] * f);
+        fprintf(fp, "\n");
+    }
+    fclose(fp);
+    nn_profile_free(p);
+    return path;
+}
+
+static void test_deterministic_compile(void **state) {
+    (void)state;
+    tsr_nn_model *m = small_model();
+    uint8_t *a, *b, ida[32], idb[32];
+    size_t na, nb;
+    double pa, pb;
+    for (int batch = 1; batch <= 64; batch *= 64) {
+        plan_bytes(m, NULL, batch, &a, &na, ida, &pa);
+        plan_bytes(m, NULL, batch, &b, &nb, idb, &pb);
+        assert_int_equal(na, nb);
+        assert_memory_equal(a, b, na);
+        tsr_nn_bytes_free(b);
+        /* costs three times higher: the same plan and id, three times the prediction */
+        const char *prof = scaled_builtin(3.0);
+        plan_bytes(m, prof, batch, &b, &nb, idb, &pb);
+        remove(prof);
+        assert_memory_equal(ida, idb, 32);
+        assert_true(fabs(pb / pa - 3.0) < 1e-9);
+        assert_true(na != nb || memcmp(a, b, na) != 0); /* the predictions are in the file */
+        tsr_nn_bytes_free(a);
+        tsr_nn_bytes_free(b);
+    }
+    /* a profile without the ring degrees asked for */
+    const char *path = tt_temp_path(".prof");
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fprintf(fp, HEADER "point log_n=16 levels=1 " COSTS1 "\n");
+    fclose(fp);
+    tsr_nn_compile_opts o;
+    tsr_nn_compile_opts_default(&o);
+    o.min_log_n = 10;
+    o.max_log_n = 12;
+    o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    o.profile = path;
+    tsr_nn_plan *p = NULL;
+    assert_int_equal(tsr_nn_compile(m, &o, &p), TSR_ERR_UNSUPPORTED);
+    assert_non_null(strstr(tsr_last_error(), "no measurements for N = 2^1"));
+    /* a memory budget nothing fits in */
+    o.profile = NULL;
+    o.max_memory_mib = 0.01;
+    assert_int_equal(tsr_nn_compile(m, &o, &p), TSR_ERR_UNSUPPORTED);
+    assert_non_null(strstr(tsr_last_error(), "MiB of server memory"));
+    remove(path);
+    tsr_nn_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_and_interpolate),
+        cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_builtin),
+        cmocka_unit_test(test_deterministic_compile),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
