@@ -18,6 +18,13 @@ int tt_cli_setup(void **state) {
     snprintf(dir, sizeof dir, "%s", tt_temp_path(".d"));
     if (mkdir(dir, 0700) != 0) return -1;
     snprintf(log_path, sizeof log_path, "%s/log.txt", dir);
+    /* The commands run with a home of their own: no test reads or writes the real $HOME. */
+    char home[600];
+    snprintf(home, sizeof home, "%s/home", dir);
+    if (mkdir(home, 0700) != 0) return -1;
+    setenv("HOME", home, 1);
+    unsetenv("XDG_CACHE_HOME");
+    unsetenv("XDG_CONFIG_HOME");
     return 0;
 }
 
