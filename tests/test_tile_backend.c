@@ -267,6 +267,44 @@ static void test_counts_and_dry_run(void **state) {
     tsr_backend_free(be);
 }
 
+/* Memory in limbs: a vector counts polynomials x (level + 1) when made; a square-and-sum
+ * counts what the fused CKKS form holds (every square and output at 3 polynomials). */
+static void test_limb_counts(void **state) {
+    (void)state;
+    tsr_backend *be = tc_mockup(SLOTS, 3);
+    double x[SLOTS];
+    for (int i = 0; i < SLOTS; i++) x[i] = 0.01 * i;
+    tsr_backend_reset_counts(be);
+    tsr_bvec *a = enc(be, x, 3), *b = enc(be, x, 2), *p;
+    tt_ok(tsr_bvec_encode(be, x, 1, ldexp(1, 30), &p));
+    tsr_backend_counts c;
+    tsr_backend_get_counts(be, &c);
+    assert_int_equal(c.live_limbs, 2 * 4 + 2 * 3 + 1 * 2);
+    assert_int_equal(c.peak_limbs, c.live_limbs);
+    tsr_bvec_free(be, p);
+    tsr_bvec_free(be, b);
+    tsr_backend_get_counts(be, &c);
+    assert_int_equal(c.live_limbs, 8);
+    assert_int_equal(c.peak_limbs, 16);
+    /* two inputs at level 3, three outputs */
+    tsr_bvec *ins[2] = { a, NULL }, *outs[3];
+    tt_ok(tsr_bvec_copy(be, a, &ins[1]));
+    tsr_backend_reset_counts(be);
+    const int64_t rp[4] = { 0, 1, 2, 4 }, cols[4] = { 0, 1, 0, 1 };
+    const double vals[4] = { 0.5, -0.25, 1, 2 };
+    tt_ok(tsr_bvec_sq_lincomb(be, outs, 3, (const tsr_bvec *const *)ins, 2, rp, cols, vals,
+                              ldexp(1, 20)));
+    tsr_backend_get_counts(be, &c);
+    assert_int_equal(c.live_limbs, 2 * 8 + 3 * 2 * 3); /* inputs, outputs at level 2 */
+    assert_int_equal(c.peak_limbs, 2 * 8 + 3 * 4 * 5); /* inputs + 5 temporaries of 3 x 4 */
+    for (int j = 0; j < 3; j++) tsr_bvec_free(be, outs[j]);
+    tsr_bvec_free(be, ins[1]);
+    tsr_bvec_free(be, a);
+    tsr_backend_get_counts(be, &c);
+    assert_int_equal(c.live_limbs, 0);
+    tsr_backend_free(be);
+}
+
 /* Errors of fresh encryptions and rescales match the documented model. */
 static void test_noise_model(void **state) {
     (void)state;
@@ -455,7 +493,7 @@ int main(void) {
         cmocka_unit_test(test_arith_levels_scales), cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_rotations),           cmocka_unit_test(test_counts_and_dry_run),
         cmocka_unit_test(test_noise_model),         cmocka_unit_test(test_bad_params),
-        cmocka_unit_test(test_debug_backend),
+        cmocka_unit_test(test_debug_backend),       cmocka_unit_test(test_limb_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -152,6 +152,13 @@ typedef struct tsr_backend_counts {
     int min_level;         /**< lowest level any ciphertext reached (top level if none) */
     uint64_t peak_vectors; /**< most ciphertexts + plaintexts alive at once */
     uint64_t live_vectors; /**< ciphertexts + plaintexts alive now */
+    /**
+     * Memory in limbs (one residue polynomial of N words): a vector counts its
+     * polynomials x (level + 1) at creation (ciphertext 2, plaintext 1); the
+     * peak includes a fused square-and-sum's 3-polynomial temporaries.
+     */
+    uint64_t peak_limbs;
+    uint64_t live_limbs; /**< limbs of the vectors alive now */
 } tsr_backend_counts;
 
 /** How a backend treats rotation steps that were not declared. */

@@ -173,7 +173,13 @@ static void predict(cand *c, const nn_profile *prof) {
         t += nn_step_seconds(prof, c->log_n, &s);
     }
     c->seconds = t;
-    c->bytes = nn_program_bytes(&c->spec, p);
+    /* The generic run's vectors carry the limbs of a DRY_TOP-level chain: scale them down
+     * (a slight underestimate; the chosen candidate's memory is recomputed exactly). */
+    nn_program q = *p;
+    double f = (c->spec.levels + 1.0) / (DRY_TOP + 1.0);
+    q.peak_limbs = (uint64_t)((double)p->peak_limbs * f);
+    q.plain_limbs = (uint64_t)((double)p->plain_limbs * f);
+    c->bytes = nn_program_bytes(&c->spec, &q);
     c->client = nn_client_seconds(prof, &c->spec, p);
     c->rot = (uint64_t)p->n_rot;
 }
@@ -289,7 +295,24 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
                      c->bytes / 1048576.0, o->max_memory_mib);
         }
     }
-    qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
+    /* The fastest candidate whose exact lowering fits the memory budget. */
+    nn_program *prog = NULL;
+    for (;;) {
+        qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
+        if (!cs[0].ok) break;
+        st = finalize(m, &cs[0], prof, &prog);
+        if (st != TSR_OK) break;
+        double exact = nn_program_bytes(&cs[0].spec, prog);
+        if (exact <= o->max_memory_mib * 1048576.0) {
+            cs[0].bytes = exact;
+            break;
+        }
+        cs[0].ok = 0;
+        snprintf(cs[0].why, sizeof cs[0].why, "needs %.0f MiB of server memory (budget %.0f MiB)",
+                 exact / 1048576.0, o->max_memory_mib);
+        nn_program_free(prog);
+        prog = NULL;
+    }
     if (st == TSR_OK && !cs[0].ok) {
         /* Up to three distinct reasons (compared on their first 32 characters, which
          * name the failing layer and check), most frequent first. */
@@ -330,8 +353,6 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         st = tsr_fail(TSR_ERR_UNSUPPORTED, "no candidate plan works for this model (%d tried): %s",
                       nc, nw ? list : first_why);
     }
-    nn_program *prog = NULL;
-    if (st == TSR_OK) st = finalize(m, &cs[0], prof, &prog);
     if (st == TSR_OK && o->log) {
         int shown = 0, feasible = 0;
         for (int i = 0; i < nc; i++) feasible += cs[i].ok;

@@ -657,10 +657,11 @@ double nn_client_seconds(const nn_profile *prof, const tsr_ckks_param_spec *spec
 
 double nn_program_bytes(const tsr_ckks_param_spec *spec, const nn_program *p) {
     double n = (double)((uint64_t)1 << spec->log_n), L1 = spec->levels + 1.0;
-    double ct_bytes = 2.0 * L1 * n * 8.0;
-    double key_bytes = 2.0 * spec->dnum * (L1 + spec->special_primes) * n * 8.0;
-    double v = (double)p->peak_vectors * ct_bytes;
-    v += (double)p->n_plain * ct_bytes * 0.5;
+    double limb = n * 8.0;
+    /* the caller's copy of the encrypted input (tsr_nn_run copies it onto the runner) */
+    double in_limbs = (double)tsr_tile_shape_num_tiles(&p->values[0].shape) * 2.0 * L1;
+    double key_bytes = 2.0 * spec->dnum * (L1 + spec->special_primes) * limb;
+    double v = ((double)p->peak_limbs + (double)p->plain_limbs + in_limbs) * limb;
     v += (double)(p->n_rot + (p->needs_relin ? 1 : 0)) * key_bytes;
-    return v;
+    return v + NN_BASE_MEMORY_MIB * 1048576.0;
 }

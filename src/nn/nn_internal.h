@@ -106,7 +106,15 @@ double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s);
 /** Predicted client seconds (encrypting the input, decrypting the output). */
 double nn_client_seconds(const nn_profile *prof, const tsr_ckks_param_spec *spec,
                          const nn_program *p);
-/** Predicted peak server bytes of a program on the chain spec. */
+/** Resident memory of a server process besides its vectors and keys (code, libraries,
+ * OpenMP threads, the plan, thread scratch), MiB: `tessera infer` of the CryptoNets CNN at
+ * N = 2^10 peaks at 52 MiB, of which 42 are predicted vectors and keys. */
+#define NN_BASE_MEMORY_MIB 12.0
+/**
+ * Predicted peak server bytes of a program built on the chain spec (nn_program_build on
+ * a mockup of those parameters): its peak limbs, the prepared plaintexts, the caller's
+ * copy of the input, the evaluation keys and NN_BASE_MEMORY_MIB.
+ */
 double nn_program_bytes(const tsr_ckks_param_spec *spec, const nn_program *p);
 
 /* ---- input parsers (nn/data.c; fuzzed by fuzz/fuzz_nn_input.c) ----------------- */

@@ -667,17 +667,22 @@ static tsr_status emit(builder *b, nn_step s, int *id_out) {
         if (st != TSR_OK) return tsr_fail_context(st, "dense '%s': ", b->m->layers[s.layer].name);
     }
     nn_prep *pp = NULL;
-    tsr_backend_counts pc;
+    tsr_backend_counts pc, c0;
     tsr_backend_reset_counts(b->be);
+    tsr_backend_get_counts(b->be, &c0);
     st = nn_prepare_step(b->m, p, &s, b->be, &pp);
     if (st != TSR_OK) return st;
     tsr_backend_get_counts(b->be, &pc);
     p->n_plain += pc.encode;
+    uint64_t prep_limbs = pc.live_limbs - c0.live_limbs;
+    p->plain_limbs += prep_limbs;
     tsr_backend_reset_counts(b->be);
     st = nn_apply_step(b->m, p, &s, pp, b->vals);
     nn_prep_free(pp);
     if (st != TSR_OK) return st;
     tsr_backend_get_counts(b->be, &s.counts);
+    if (s.counts.peak_limbs - prep_limbs > p->peak_limbs)
+        p->peak_limbs = s.counts.peak_limbs - prep_limbs;
     TSR_TRY(add_rotations(p, b->be));
     tsr_tile *r = b->vals[id];
     s.out_shape = r->shape;

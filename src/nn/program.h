@@ -88,6 +88,10 @@ typedef struct nn_program {
     int64_t *rot; /* rotation steps used (normalized, increasing) */
     uint64_t peak_vectors;
     uint64_t n_plain; /* plaintexts the prepared steps hold (weights, biases) */
+    /* Memory in limbs (tsr_backend_counts): the most any step holds besides the prepared
+     * plaintexts, and the prepared plaintexts of all steps (a runner keeps them all). Not
+     * stored in plan files: the reader's re-lowering recomputes them. */
+    uint64_t peak_limbs, plain_limbs;
 } nn_program;
 
 void nn_program_free(nn_program *p);

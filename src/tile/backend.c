@@ -26,12 +26,24 @@ static void note_level(tsr_backend *be, int level) {
     }
 }
 
-static void note_alloc(tsr_backend *be) {
-    uint64_t live = __atomic_add_fetch(&be->counts.live_vectors, 1, __ATOMIC_RELAXED);
-    uint64_t peak = __atomic_load_n(&be->counts.peak_vectors, __ATOMIC_RELAXED);
-    while (live > peak && !__atomic_compare_exchange_n(&be->counts.peak_vectors, &peak, live, 0,
-                                                       __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+static void raise_peak(uint64_t *peak_p, uint64_t v) {
+    uint64_t peak = __atomic_load_n(peak_p, __ATOMIC_RELAXED);
+    while (v > peak &&
+           !__atomic_compare_exchange_n(peak_p, &peak, v, 0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
     }
+}
+
+static void note_alloc(tsr_backend *be, int64_t limbs) {
+    uint64_t live = __atomic_add_fetch(&be->counts.live_vectors, 1, __ATOMIC_RELAXED);
+    raise_peak(&be->counts.peak_vectors, live);
+    uint64_t ll = __atomic_add_fetch(&be->counts.live_limbs, (uint64_t)limbs, __ATOMIC_RELAXED);
+    raise_peak(&be->counts.peak_limbs, ll);
+}
+
+/* Memory an operation holds only while it runs (limbs beyond the live vectors). */
+static void note_transient(tsr_backend *be, uint64_t limbs) {
+    uint64_t ll = __atomic_load_n(&be->counts.live_limbs, __ATOMIC_RELAXED);
+    raise_peak(&be->counts.peak_limbs, ll + limbs);
 }
 
 tsr_status tsr_backend_init(tsr_backend **out, const tsr_backend_vtable *vt, void *impl,
@@ -212,11 +224,13 @@ void tsr_backend_get_counts(const tsr_backend *be, tsr_backend_counts *out) {
 }
 
 void tsr_backend_reset_counts(tsr_backend *be) {
-    uint64_t live = be->counts.live_vectors;
+    uint64_t live = be->counts.live_vectors, limbs = be->counts.live_limbs;
     memset(&be->counts, 0, sizeof be->counts);
     be->counts.min_level = be->top_level;
     be->counts.live_vectors = live;
     be->counts.peak_vectors = live;
+    be->counts.live_limbs = limbs;
+    be->counts.peak_limbs = limbs;
     memset(be->used, 0, (size_t)be->slots);
 }
 
@@ -247,12 +261,14 @@ static tsr_bvec *shell(tsr_backend *be, int level, double scale, int is_plain) {
     v->level = level;
     v->scale = scale;
     v->is_plain = is_plain;
-    note_alloc(be);
+    v->limbs = (is_plain ? 1 : 2) * (int64_t)(level + 1);
+    note_alloc(be, v->limbs);
     return v;
 }
 
 static void free_shell(tsr_backend *be, tsr_bvec *v) {
     __atomic_fetch_sub(&be->counts.live_vectors, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_sub(&be->counts.live_limbs, (uint64_t)v->limbs, __ATOMIC_RELAXED);
     tsr_free(v);
 }
 
@@ -611,11 +627,18 @@ tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
     TSR_TRY(check_product(be, a->level, a->scale * a->scale, cscale, "sq_lincomb"));
     TSR_TRY(check_product(be, a->level - 1, s2, cscale, "sq_lincomb"));
     tsr_status st = TSR_OK;
+    /* Memory as the fused form holds it (ckks): every square (3 polynomials) and every
+     * output before its relinearization (3 polynomials) at the inputs' level, at once. */
+    int64_t l1 = a->level + 1;
+    uint64_t fused = (uint64_t)(3 * l1 * ((int64_t)n_in + (int64_t)n_out));
+    uint64_t live0 = __atomic_load_n(&be->counts.live_limbs, __ATOMIC_RELAXED);
     if (be->vt->sq_lincomb) {
         for (size_t j = 0; j < n_out && st == TSR_OK; j++) {
             outs[j] = shell(be, a->level - 1, s2 * cscale, 0);
             if (!outs[j]) st = tsr_fail(TSR_ERR_NOMEM, "out of memory in sq_lincomb");
         }
+        uint64_t now = __atomic_load_n(&be->counts.live_limbs, __ATOMIC_RELAXED);
+        note_transient(be, live0 + fused - now);
         if (st == TSR_OK)
             st = be->vt->sq_lincomb(be, outs, n_out, ins, n_in, row_ptr, cols, vals, cscale);
     } else {
@@ -633,9 +656,13 @@ tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
         for (size_t i = 0; i < n_in; i++) tsr_bvec_free(be, sq[i]);
         tsr_free(sq);
         uint64_t live = be->counts.live_vectors, peak = be->counts.peak_vectors;
+        uint64_t ll = be->counts.live_limbs;
         be->counts = saved;
         be->counts.live_vectors = live;
         be->counts.peak_vectors = peak;
+        be->counts.live_limbs = ll;
+        /* memory as the fused form holds it, like the counts */
+        raise_peak(&be->counts.peak_limbs, live0 + fused);
     }
     if (st != TSR_OK) {
         for (size_t j = 0; j < n_out; j++) {

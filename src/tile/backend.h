@@ -28,8 +28,9 @@ struct tsr_writer;
 typedef struct tsr_bvec {
     int level;
     double scale;
-    int is_plain; /* 1: encoded plaintext, 0: ciphertext */
-    void *impl;   /* backend-specific payload */
+    int is_plain;  /* 1: encoded plaintext, 0: ciphertext */
+    int64_t limbs; /* memory counted for it: polynomials x (level + 1) when made */
+    void *impl;    /* backend-specific payload */
 } tsr_bvec;
 
 /**
