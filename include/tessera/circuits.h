@@ -19,7 +19,8 @@
  *    baby-step giant-step: ceil(log2(d+1)) levels for degree d).
  *
  * Thread-safety: the Chebyshev functions are pure (they call the user's
- * function from the calling thread only).
+ * function from the calling thread only). tsr_circuits_poly_eval uses the
+ * evaluator it is given, so the evaluator's rule applies: one per thread.
  */
 #ifndef TESSERA_CIRCUITS_H
 #define TESSERA_CIRCUITS_H
@@ -85,6 +86,69 @@ TSR_API double tsr_circuits_cheb_eval(const tsr_cheb *s, double x);
  */
 TSR_API tsr_status tsr_circuits_cheb_max_error(const tsr_cheb *s, tsr_circuits_fn f, void *ctx,
                                                size_t points, double *max_err, double *at);
+
+/* ======================================================================== */
+/* Polynomial evaluation on ciphertexts                                      */
+/* ======================================================================== */
+
+/** What an evaluation costs (filled by tsr_circuits_poly_plan / _eval). */
+typedef struct tsr_circuits_poly_info {
+    int depth;          /**< levels consumed: map_depth + poly_depth */
+    int map_depth;      /**< 1 for the map [a, b] -> [-1, 1], 0 when [a, b] = [-1, 1] */
+    int poly_depth;     /**< ceil(log2(d + 1)) for the trimmed degree d (0 for d = 0) */
+    int out_level;      /**< level of the result: input level - depth */
+    size_t degree;      /**< the degree after dropping zero leading coefficients */
+    size_t baby_steps;  /**< k: T_0..T_{k-1} are baby steps (k a power of two) */
+    size_t ct_mults;    /**< ciphertext products (each one relinearization + rescale) */
+    size_t const_mults; /**< multiplications by a real constant */
+} tsr_circuits_poly_info;
+
+/**
+ * Plan the evaluation of s on a ciphertext at level `in_level` without
+ * computing anything: fills *info (levels, operation counts) by running the
+ * same recursion as tsr_circuits_poly_eval with levels only. Fails with
+ * TSR_ERR_INVALID_ARG for an invalid series and TSR_ERR_LEVEL (naming the
+ * levels needed and available) if in_level < info->depth.
+ */
+TSR_API tsr_status tsr_circuits_poly_plan(const tsr_cheb *s, int in_level,
+                                          tsr_circuits_poly_info *info);
+
+/**
+ * out = p(in) slot-wise, for the Chebyshev series s (the real parts of the
+ * slots are the x; values outside [a, b] give p's polynomial continuation,
+ * which grows fast: keep inputs inside the interval).
+ *
+ * Algorithm (see docs/CIRCUITS.md): y = alpha x + beta with one constant
+ * multiplication (skipped when [a, b] = [-1, 1]); T_i(y) by the doubling
+ * recurrences T_{2i} = 2 T_i^2 - 1 and T_{2i+1} = 2 T_i T_{i+1} - T_1, each
+ * T_i at depth ceil(log2 i), computed only when used; the series is divided
+ * recursively by giant steps T_{2^j} (Paterson-Stockmeyer in the Chebyshev
+ * basis, Han-Ki 2020) with the level-optimal choice of Bossuat et al. 2021
+ * on the leading branch, down to linear combinations of the baby steps
+ * T_0..T_{k-1}, k = 2^ceil(m/2), m = ceil(log2(d+1)).
+ *
+ * Levels and scales: in must have size 2 and the canonical scale of its
+ * level l (tsr_ckks_params_scale; else TSR_ERR_SCALE: bring it there with
+ * tsr_ckks_adjust or a rescale). The result is at level
+ * l - map_depth - ceil(log2(d + 1)) with exactly the canonical scale of that
+ * level, where d is the degree after dropping zero leading coefficients:
+ * every intermediate sits at its level's canonical scale, products of two
+ * canonical ciphertexts land on the next canonical scale, and every
+ * constant is encoded at the scale that makes its rescale land there too.
+ * A degree-0 series costs no level (the constant is added to in * 0).
+ *
+ * Errors: TSR_ERR_INVALID_ARG (invalid series, empty input),
+ * TSR_ERR_LEVEL (l below the depth: the message names both),
+ * TSR_ERR_SCALE (input scale not canonical; or values that would not fit
+ * the modulus at some level, judged by sums of |coefficients|, which bound
+ * |p| on [a, b]: no silent wrap-around), TSR_ERR_KEY_MISSING (the
+ * evaluator has no relinearization key and the degree needs a product),
+ * TSR_ERR_MISMATCH (objects of other parameters). info may be NULL.
+ * out may alias in.
+ */
+TSR_API tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                          const tsr_ckks_ciphertext *in, const tsr_cheb *s,
+                                          tsr_circuits_poly_info *info);
 
 TSR_END_DECLS
 
