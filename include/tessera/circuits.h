@@ -16,11 +16,16 @@
  *  - J.-P. Bossuat, C. Mouchet, J. Troncoso-Pastoriza, J.-P. Hubaux,
  *    "Efficient Bootstrapping for Approximate Homomorphic Encryption with
  *    Non-Sparse Keys", EUROCRYPT 2021, section 4.2 (level-optimal
- *    baby-step giant-step: ceil(log2(d+1)) levels for degree d).
+ *    baby-step giant-step: ceil(log2(d+1)) levels for degree d) and
+ *    section 3 (linear transforms with hoisted baby steps).
+ *  - S. Halevi, V. Shoup, "Algorithms in HElib", CRYPTO 2014, and "Faster
+ *    Homomorphic Linear Transformations in HElib", CRYPTO 2018 (the
+ *    diagonal method, baby-step giant-step, hoisting).
  *
  * Thread-safety: the Chebyshev functions are pure (they call the user's
- * function from the calling thread only). tsr_circuits_poly_eval uses the
- * evaluator it is given, so the evaluator's rule applies: one per thread.
+ * function from the calling thread only). tsr_circuits_poly_eval and
+ * tsr_circuits_lt_apply use the evaluator they are given, so the
+ * evaluator's rule applies: one per thread.
  */
 #ifndef TESSERA_CIRCUITS_H
 #define TESSERA_CIRCUITS_H
@@ -149,6 +154,68 @@ TSR_API tsr_status tsr_circuits_poly_plan(const tsr_cheb *s, int in_level,
 TSR_API tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                           const tsr_ckks_ciphertext *in, const tsr_cheb *s,
                                           tsr_circuits_poly_info *info);
+
+/* ======================================================================== */
+/* Linear transforms (plaintext matrix times encrypted slot vector)           */
+/* ======================================================================== */
+
+/**
+ * A prepared linear transform: a slots x slots matrix M given by its
+ * nonzero generalized diagonals, diag_i[j] = M[j][(j + i) mod slots], so
+ * that (M v)[j] = sum_i diag_i[j] v[(j + i) mod slots]; encoded as
+ * plaintexts for one input level. Immutable after creation: several
+ * threads may apply it at once (each with its own evaluator).
+ */
+typedef struct tsr_circuits_lt tsr_circuits_lt;
+
+/**
+ * Prepare M v by the diagonal method (Halevi-Shoup, CRYPTO 2014) with
+ * baby-step giant-step (Halevi-Shoup, CRYPTO 2018, section 4.2; Bossuat et
+ * al., EUROCRYPT 2021, section 3): writing each diagonal index as
+ * i = g n1 + b (0 <= b < n1),
+ *   M v = sum_g rot( sum_b rot(diag_i, -g n1) * rot(v, b), g n1 ),
+ * the baby rotations rot(v, b) share one key-switching decomposition
+ * (hoisting) and each giant step costs one rotation.
+ *
+ * index[t] (any integer, taken modulo slots; distinct after reduction)
+ * names diagonal t, whose `slots` real values are diags[t]. n1 is the
+ * baby-step count, a power of two <= slots, or 0 to pick the one that
+ * needs the fewest rotation keys (baby plus giant steps; ties: the smaller
+ * n1). The plaintexts are encoded for inputs at `level` (>= 1) with the
+ * canonical scale of that level, at the scale that makes the single
+ * rescale of tsr_circuits_lt_apply land on the canonical scale of level - 1.
+ * enc is used for the encoding only (not kept). Errors: TSR_ERR_INVALID_ARG
+ * (no diagonal, duplicates, n1 not a power of two, non-finite values),
+ * TSR_ERR_LEVEL (level < 1 or above the top). Free with tsr_circuits_lt_free.
+ */
+TSR_API tsr_status tsr_circuits_lt_create(tsr_circuits_lt **out, tsr_ckks_encoder *enc,
+                                          tsr_ckks_params *p, const int *index,
+                                          const double *const *diags, size_t n_diags, size_t n1,
+                                          int level);
+/** Free a prepared transform. NULL is a no-op. */
+TSR_API void tsr_circuits_lt_free(tsr_circuits_lt *lt);
+
+/**
+ * The rotation steps tsr_circuits_lt_apply needs keys for (baby steps b > 0
+ * and giant steps g n1 > 0, each in [1, slots), increasing): pass them to
+ * tsr_ckks_galois_keys_create before applying. Writes up to cap of them to
+ * steps (may be NULL when cap is 0) and returns how many there are.
+ */
+TSR_API size_t tsr_circuits_lt_rotations(const tsr_circuits_lt *lt, int *steps, size_t cap);
+
+/** The baby-step count n1 in use. */
+TSR_API size_t tsr_circuits_lt_baby_steps(const tsr_circuits_lt *lt);
+
+/**
+ * out = M in (one level: out is at level - 1 with exactly its canonical
+ * scale). in must have size 2, the level lt was prepared for
+ * (TSR_ERR_LEVEL otherwise, naming both) and the canonical scale of that
+ * level (TSR_ERR_SCALE). Every step of tsr_circuits_lt_rotations needs its
+ * Galois key in the evaluator (TSR_ERR_KEY_MISSING lists the missing
+ * ones). out may alias in.
+ */
+TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                         const tsr_ckks_ciphertext *in, const tsr_circuits_lt *lt);
 
 TSR_END_DECLS
 

@@ -1,0 +1,266 @@
+/*
+ * tests/test_circuits_lt.c - linear transforms (plaintext matrix times an
+ * encrypted slot vector): precision in bits against a naive plaintext
+ * matrix-vector product for sparse-diagonal and dense (replicated) matrices
+ * and every baby-step count, the rotation steps listed before keygen, the
+ * output level and exact canonical scale, and the error cases.
+ */
+#include "testutil.h"
+
+#include "tessera.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct he {
+    tsr_ckks_params *p;
+    tsr_ckks_secret_key *sk;
+    tsr_ckks_public_key *pk;
+    tsr_ckks_encoder *enc;
+    tsr_ckks_plaintext *pt;
+    size_t slots;
+    tsr_prng g;
+} he;
+
+/* Insecure small ring (tests only): N = 2^11 (1024 slots), 2 levels of 40 bits. */
+static int he_setup(void **state) {
+    he *h = calloc(1, sizeof *h);
+    if (!h) return -1;
+    tsr_ckks_param_spec spec = { .log_n = 11,
+                                 .first_prime_bits = 55,
+                                 .scale_bits = 40,
+                                 .levels = 2,
+                                 .special_primes = 1,
+                                 .special_prime_bits = 60,
+                                 .dnum = 0,
+                                 .secret = TSR_CKKS_SECRET_TERNARY,
+                                 .hamming_weight = 0,
+                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    tt_ok(tsr_ckks_params_create(&h->p, &spec));
+    tt_ok(tsr_ckks_secret_key_create(&h->sk, h->p));
+    tt_ok(tsr_ckks_public_key_create(&h->pk, h->sk));
+    tt_ok(tsr_ckks_encoder_create(&h->enc, h->p));
+    tt_ok(tsr_ckks_plaintext_create(&h->pt, h->p));
+    h->slots = tsr_ckks_params_slots(h->p);
+    tt_prng(&h->g, 11);
+    *state = h;
+    return 0;
+}
+
+static int he_teardown(void **state) {
+    he *h = *state;
+    tsr_ckks_plaintext_free(h->pt);
+    tsr_ckks_encoder_free(h->enc);
+    tsr_ckks_public_key_free(h->pk);
+    tsr_ckks_secret_key_free(h->sk);
+    tsr_ckks_params_free(h->p);
+    free(h);
+    return 0;
+}
+
+static tsr_ckks_ciphertext *encrypt_at(he *h, const double *x, int level) {
+    tsr_ckks_ciphertext *ct;
+    tt_ok(tsr_ckks_ciphertext_create(&ct, h->p));
+    tt_ok(tsr_ckks_encode_real(h->enc, h->pt, x, h->slots, level, 0));
+    tt_ok(tsr_ckks_encrypt(h->pk, ct, h->pt));
+    return ct;
+}
+
+static double *rand_vec(he *h, size_t n) {
+    double *v = malloc(n * sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < n; i++) v[i] = 2 * tsr_prng_double(&h->g) - 1;
+    return v;
+}
+
+/* An evaluator with a relinearization-free key set: Galois keys for exactly lt's steps. */
+static tsr_ckks_galois_keys *keys_for(he *h, const tsr_circuits_lt *lt) {
+    size_t n = tsr_circuits_lt_rotations(lt, NULL, 0);
+    int *steps = malloc((n ? n : 1) * sizeof *steps);
+    assert_non_null(steps);
+    assert_int_equal(tsr_circuits_lt_rotations(lt, steps, n), n);
+    for (size_t i = 1; i < n; i++) assert_true(steps[i - 1] < steps[i]);
+    tsr_ckks_galois_keys *gk;
+    tt_ok(tsr_ckks_galois_keys_create(&gk, h->sk, steps, n, 0));
+    free(steps);
+    return gk;
+}
+
+/* Decrypt ct and return the precision (bits) against want. */
+static double prec(he *h, const tsr_ckks_ciphertext *ct, const double *want) {
+    double *got = malloc(h->slots * sizeof *got);
+    assert_non_null(got);
+    tt_ok(tsr_ckks_decrypt(h->sk, h->pt, ct));
+    tt_ok(tsr_ckks_decode_real(h->enc, h->pt, got, h->slots, NULL));
+    double b = tt_precision_bits(got, want, h->slots);
+    free(got);
+    return b;
+}
+
+/* Apply lt to x (at level 2) and check level, scale and precision against want. */
+static double apply_check(he *h, const tsr_circuits_lt *lt, const double *x, const double *want) {
+    tsr_ckks_galois_keys *gk = keys_for(h, lt);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, NULL, gk));
+    tsr_ckks_ciphertext *ct = encrypt_at(h, x, 2);
+    tt_ok(tsr_circuits_lt_apply(ev, ct, ct, lt)); /* out aliases in */
+    assert_int_equal(tsr_ckks_ciphertext_level(ct), 1);
+    assert_true(tsr_ckks_ciphertext_scale(ct) == tsr_ckks_params_scale(h->p, 1));
+    double b = prec(h, ct, want);
+    tsr_ckks_ciphertext_free(ct);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    return b;
+}
+
+/*
+ * A sparse matrix given by diagonals (indices include negatives and ones
+ * past a giant step): (M v)[j] = sum_i diag_i[j] v[(j + i) mod slots],
+ * computed naively here, for every baby-step count.
+ */
+static void test_lt_sparse(void **state) {
+    he *h = *state;
+    const int idx[] = { 0, 1, 2, 3, 7, 64, 100, -1, -5, 511, 513 };
+    const size_t nd = sizeof idx / sizeof idx[0];
+    size_t S = h->slots;
+    double *diag[sizeof idx / sizeof idx[0]];
+    for (size_t t = 0; t < nd; t++) diag[t] = rand_vec(h, S);
+    double *x = rand_vec(h, S), *want = calloc(S, sizeof *want);
+    assert_non_null(want);
+    for (size_t t = 0; t < nd; t++) {
+        size_t i = (size_t)((idx[t] % (long)S + (long)S) % (long)S);
+        for (size_t j = 0; j < S; j++) want[j] += diag[t][j] * x[(j + i) % S];
+    }
+    const double *const *dp = (const double *const *)diag;
+    size_t best_keys = SIZE_MAX, auto_keys = 0;
+    for (size_t n1 = 0; n1 <= S; n1 = n1 ? 2 * n1 : 1) {
+        if (tt_sanitized() && n1 != 0 && n1 != 1 && n1 != 16 && n1 != S) continue;
+        tsr_circuits_lt *lt;
+        tt_ok(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, dp, nd, n1, 2));
+        size_t keys = tsr_circuits_lt_rotations(lt, NULL, 0);
+        if (n1 == 0)
+            auto_keys = keys;
+        else if (keys < best_keys)
+            best_keys = keys;
+        double b = apply_check(h, lt, x, want);
+        printf("sparse, %zu diagonals, n1 = %4zu: %2zu rotation keys, %.1f bits\n", nd,
+               tsr_circuits_lt_baby_steps(lt), keys, b);
+        assert_true(b >= 25);
+        tsr_circuits_lt_free(lt);
+    }
+    if (!tt_sanitized()) assert_int_equal(auto_keys, best_keys);
+    for (size_t t = 0; t < nd; t++) free(diag[t]);
+    free(x);
+    free(want);
+}
+
+/*
+ * A dense n x n matrix on a vector replicated with period n (n divides the
+ * slot count): diag_i[j] = M[j mod n][(j mod n + i) mod n], i < n, checked
+ * against the naive product M v.
+ */
+static void test_lt_dense(void **state) {
+    he *h = *state;
+    const size_t n = 32, S = h->slots;
+    double *M = rand_vec(h, n * n), *v = rand_vec(h, n);
+    double *x = malloc(S * sizeof *x), *want = malloc(S * sizeof *want);
+    double **diag = malloc(n * sizeof *diag);
+    int *idx = malloc(n * sizeof *idx);
+    assert_true(x && want && diag && idx);
+    for (size_t j = 0; j < S; j++) x[j] = v[j % n];
+    for (size_t r = 0; r < n; r++) {
+        double s = 0;
+        for (size_t c = 0; c < n; c++) s += M[r * n + c] * v[c];
+        for (size_t j = r; j < S; j += n) want[j] = s;
+    }
+    for (size_t i = 0; i < n; i++) {
+        idx[i] = (int)i;
+        diag[i] = malloc(S * sizeof **diag);
+        assert_non_null(diag[i]);
+        for (size_t j = 0; j < S; j++) diag[i][j] = M[(j % n) * n + (j % n + i) % n];
+    }
+    tsr_circuits_lt *lt;
+    tt_ok(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, (const double *const *)diag, n, 0, 2));
+    size_t keys = tsr_circuits_lt_rotations(lt, NULL, 0);
+    /* 32 contiguous diagonals: n1 = 4 or 8 gives 3 + 7 or 7 + 3 keys */
+    assert_int_equal(keys, 10);
+    double b = apply_check(h, lt, x, want);
+    printf("dense %zu x %zu, n1 = %zu: %zu rotation keys, %.1f bits\n", n, n,
+           tsr_circuits_lt_baby_steps(lt), keys, b);
+    assert_true(b >= 24);
+    tsr_circuits_lt_free(lt);
+    for (size_t i = 0; i < n; i++) free(diag[i]);
+    free(diag);
+    free(idx);
+    free(M);
+    free(v);
+    free(x);
+    free(want);
+}
+
+static void test_lt_errors(void **state) {
+    he *h = *state;
+    size_t S = h->slots;
+    double *d0 = rand_vec(h, S), *d1 = rand_vec(h, S);
+    const double *diags[2] = { d0, d1 };
+    int idx[2] = { 0, 3 };
+    tsr_circuits_lt *lt = NULL;
+    /* creation */
+    tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 0, 0, 2), TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 3, 2), TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 0), TSR_ERR_LEVEL);
+    tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 3), TSR_ERR_LEVEL);
+    idx[1] = (int)S; /* same as 0 modulo slots */
+    tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 2), TSR_ERR_INVALID_ARG);
+    idx[1] = 3;
+    d1[5] = NAN;
+    tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 2), TSR_ERR_INVALID_ARG);
+    d1[5] = 0.5;
+    assert_null(lt);
+    tt_ok(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 2, 2));
+    int steps[4];
+    assert_int_equal(tsr_circuits_lt_rotations(lt, steps, 4), 2);
+    assert_int_equal(steps[0], 1); /* 3 = 1 * 2 + 1: baby 1, giant 2 */
+    assert_int_equal(steps[1], 2);
+    /* application */
+    tsr_ckks_galois_keys *gk;
+    tt_ok(tsr_ckks_galois_keys_create(&gk, h->sk, steps, 1, 0)); /* step 2 missing */
+    tsr_ckks_evaluator *ev, *ev_none;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, NULL, gk));
+    tt_ok(tsr_ckks_evaluator_create(&ev_none, h->p, NULL, NULL));
+    tsr_ckks_ciphertext *in = encrypt_at(h, d0, 2), *out;
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tt_fails(tsr_circuits_lt_apply(ev, out, in, lt), TSR_ERR_KEY_MISSING);
+    assert_non_null(strstr(tsr_last_error(), ": 2;"));
+    tt_fails(tsr_circuits_lt_apply(ev_none, out, in, lt), TSR_ERR_KEY_MISSING);
+    assert_non_null(strstr(tsr_last_error(), "2 rotation step(s)"));
+    tsr_ckks_ciphertext *low = encrypt_at(h, d0, 1);
+    tt_fails(tsr_circuits_lt_apply(ev, out, low, lt), TSR_ERR_LEVEL);
+    assert_non_null(strstr(tsr_last_error(), "prepared for inputs at level 2"));
+    tsr_ckks_ciphertext_free(low);
+    tsr_ckks_ciphertext *off;
+    tt_ok(tsr_ckks_ciphertext_clone(&off, in));
+    tt_ok(tsr_ckks_ciphertext_set_scale(off, tsr_ckks_ciphertext_scale(in) * 2));
+    tt_fails(tsr_circuits_lt_apply(ev, out, off, lt), TSR_ERR_SCALE);
+    tsr_ckks_ciphertext_free(off);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(in);
+    tsr_ckks_evaluator_free(ev_none);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_lt_free(lt);
+    tsr_circuits_lt_free(NULL);
+    free(d0);
+    free(d1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_lt_sparse, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_lt_dense, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_lt_errors, he_setup, he_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
