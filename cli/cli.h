@@ -9,6 +9,8 @@
 
 #include "tessera.h"
 
+#include "core/io.h"
+
 #include <stdio.h>
 
 /** A verb's entry point: argv[0] is the verb name. Returns the exit code. */
@@ -53,6 +55,35 @@ typedef struct cli_opt {
  */
 int cli_parse_args(const char *verb, int argc, char **argv, const cli_opt *opts, size_t nopts,
                    const char **pos, int npos);
+
+/*
+ * Output files (cli/outputs.c over core/io.h output sets): every file a verb
+ * writes goes to a temporary file renamed into place only when all the
+ * verb's outputs were written; none may be an input or another output, an
+ * existing one must be a regular file, and a secret key is replaced only
+ * with --force (force != 0).
+ */
+typedef struct cli_output {
+    const char *path; /**< NULL: this output was not asked for */
+    unsigned flags;   /**< TSR_OUT_SECRET, TSR_OUT_PRIVATE */
+    FILE *fp;         /**< set by cli_outputs_open (owned by the set) */
+} cli_output;
+
+/**
+ * Before the work: refuse (exit 2) an output equal to an input (same file,
+ * or the same place when neither exists) or to another output, and one the
+ * rules forbid (core/io.h). Returns 0 or the exit code, having printed why.
+ */
+int cli_outputs_check(const char *verb, const cli_output *outs, int nout, const char *const *ins,
+                      int nin, int force);
+/** Create the temporary files of all outputs in *set; 0 or the exit code (nothing left behind). */
+int cli_outputs_open(const char *verb, tsr_outset *set, cli_output *outs, int nout, int force);
+/**
+ * st is the status of writing every output: if it failed, or finishing a
+ * file fails, remove the temporary files (no target changes), print what
+ * failed and return the exit code; else rename all into place and return 0.
+ */
+int cli_outputs_commit(const char *verb, tsr_outset *set, tsr_status st, const char *what);
 
 /* Verbs (cli/cmd_*.c, bench/bench_main.c). */
 int tsr_cmd_version(int argc, char **argv);

@@ -46,6 +46,7 @@ static void usage(FILE *out) {
             "                       (default 16384)\n"
             "  --no-measure         accepted for old scripts (compile never measures)\n"
             "  --quiet              print only errors and the plan path\n"
+            "  --force              replace --out even if it holds a secret key\n"
             "  " NN_CLI_INSECURE "\n"
             "                       allow parameters below 128-bit security (tests only)\n"
             "\n"
@@ -64,7 +65,7 @@ int tsr_cmd_compile(int argc, char **argv) {
     long batch = 0, security = 128, scale = 0, relu = 0, calib_count = 1000;
     const char *log_n_arg = NULL;
     double range = 4.0, max_mem = 16384;
-    int quiet = 0, insecure = 0, no_measure = 0;
+    int quiet = 0, insecure = 0, no_measure = 0, force = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
     const char *packing_name = NULL;
     const cli_opt opts[] = {
@@ -82,6 +83,7 @@ int tsr_cmd_compile(int argc, char **argv) {
         { "--max-memory", CLI_DOUBLE, &max_mem, 0, 0 },
         { "--no-measure", CLI_FLAG, &no_measure, 0, 0 },
         { "--quiet", CLI_FLAG, &quiet, 0, 0 },
+        { "--force", CLI_FLAG, &force, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
     };
     int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], &model, 1);
@@ -102,6 +104,10 @@ int tsr_cmd_compile(int argc, char **argv) {
     if (!model) return cli_usage_error(VERB, "give the model: tessera compile model.onnx ...");
     if (!batch) return cli_usage_error(VERB, "give the batch size: --batch B");
     if (!out) return cli_usage_error(VERB, "give the plan file: --out model.plan");
+    cli_output outs[] = { { out, 0, NULL } };
+    const char *ins[] = { model, profile, calib };
+    int rc = cli_outputs_check(VERB, outs, 1, ins, 3, force);
+    if (rc) return rc;
     if (insecure) nn_cli_insecure_warning(VERB);
     tsr_nn_import_opts io;
     tsr_nn_import_opts_default(&io);
@@ -159,9 +165,11 @@ int tsr_cmd_compile(int argc, char **argv) {
                             : "compiling");
     if (!quiet) tsr_nn_plan_print(p, stdout);
     tsr_nn_plan_range_warnings(p, stderr);
-    st = tsr_nn_plan_save(p, out);
+    tsr_outset set;
+    if ((rc = cli_outputs_open(VERB, &set, outs, 1, force)) == 0)
+        rc = cli_outputs_commit(VERB, &set, tsr_nn_plan_write(p, outs[0].fp), "writing the plan");
     tsr_nn_plan_free(p);
-    if (st != TSR_OK) return cli_fail(VERB, st, "writing the plan");
+    if (rc) return rc;
     printf("plan: %s\n", out);
     return 0;
 }

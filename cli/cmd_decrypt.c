@@ -14,21 +14,25 @@
 #define VERB "decrypt"
 
 static void usage(FILE *out) {
-    fprintf(out, "usage: tessera decrypt model.plan client.sk --in out.ct --out predictions.csv\n"
-                 "                       [--labels LABELS] [--compare DATA] [--offset K]\n"
-                 "\n"
-                 "Decrypt encrypted predictions and write one line per sample: index, predicted\n"
-                 "class, logits. Predictions computed under another key set (keys of another\n"
-                 "keygen run) are refused. Samples whose outputs reach the headroom of the\n"
-                 "output ciphertexts decrypted to garbage (the computation wrapped around modulo\n"
-                 "q, e.g. for inputs outside the plan's range): they are written as\n"
-                 "'index,invalid,nan,...', listed on stderr, and the exit code is 1.\n"
-                 "\n"
-                 "  --labels FILE  IDX label file (or one integer per line): print the accuracy\n"
-                 "  --compare DATA the inputs that were encrypted: print the agreement with\n"
-                 "                 plaintext inference (same argmax) and the largest logit error\n"
-                 "  --offset K     the samples start at K in LABELS / DATA (as given to encrypt)\n"
-                 "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
+    fprintf(out,
+            "usage: tessera decrypt model.plan client.sk --in out.ct --out predictions.csv\n"
+            "                       [--labels LABELS] [--compare DATA] [--offset K] [--force]\n"
+            "\n"
+            "Decrypt encrypted predictions and write one line per sample: index, predicted\n"
+            "class, logits. Predictions computed under another key set (keys of another\n"
+            "keygen run) are refused. Samples whose outputs reach the headroom of the\n"
+            "output ciphertexts decrypted to garbage (the computation wrapped around modulo\n"
+            "q, e.g. for inputs outside the plan's range): they are written as\n"
+            "'index,invalid,nan,...', listed on stderr, and the exit code is 1. The file is\n"
+            "private data: mode 0600, written completely or not at all; it may not be an\n"
+            "input, and a secret key file is never replaced.\n"
+            "\n"
+            "  --labels FILE  IDX label file (or one integer per line): print the accuracy\n"
+            "  --compare DATA the inputs that were encrypted: print the agreement with\n"
+            "                 plaintext inference (same argmax) and the largest logit error\n"
+            "  --offset K     the samples start at K in LABELS / DATA (as given to encrypt)\n"
+            "  --force        replace --out even if it holds a secret key\n"
+            "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
 }
 
 int tsr_cmd_decrypt(int argc, char **argv) {
@@ -38,13 +42,14 @@ int tsr_cmd_decrypt(int argc, char **argv) {
     }
     const char *plan = NULL, *key = NULL, *in = NULL, *out = NULL, *labels = NULL, *compare = NULL;
     long offset = 0;
-    int insecure = 0;
+    int insecure = 0, force = 0;
     const cli_opt opts[] = {
         { "--in", CLI_STR, &in, 0, 0 },
         { "--out", CLI_STR, &out, 0, 0 },
         { "--labels", CLI_STR, &labels, 0, 0 },
         { "--compare", CLI_STR, &compare, 0, 0 },
         { "--offset", CLI_LONG, &offset, 0, 1L << 30 },
+        { "--force", CLI_FLAG, &force, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
     };
     const char *pos[2] = { NULL, NULL };
@@ -54,9 +59,13 @@ int tsr_cmd_decrypt(int argc, char **argv) {
     key = pos[1];
     if (!plan || !key || !in || !out)
         return cli_usage_error(VERB, "give the plan, the secret key, --in FILE and --out FILE");
+    cli_output outs[] = { { out, TSR_OUT_PRIVATE, NULL } };
+    const char *ins[] = { plan, key, in, labels, compare };
+    int rc = cli_outputs_check(VERB, outs, 1, ins, 5, force);
+    if (rc) return rc;
     if (insecure) nn_cli_insecure_warning(VERB);
     tsr_nn_plan *p = NULL;
-    int rc = nn_cli_load_plan(VERB, plan, insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0, &p);
+    rc = nn_cli_load_plan(VERB, plan, insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0, &p);
     if (rc) return rc;
     const tsr_nn_model *m = tsr_nn_plan_model(p);
     int K = (int)tsr_nn_model_output_size(m), n = 0;
@@ -100,7 +109,10 @@ int tsr_cmd_decrypt(int argc, char **argv) {
     }
     double room;
     bad = tsr_nn_check_outputs(p, t, logits, n, valid, &room);
-    if ((rc = nn_cli_write_csv(VERB, out, logits, valid, n, K)) != 0) goto out;
+    tsr_outset set;
+    if ((rc = cli_outputs_open(VERB, &set, outs, 1, force)) != 0) goto out;
+    st = nn_cli_write_csv(outs[0].fp, logits, valid, n, K);
+    if ((rc = cli_outputs_commit(VERB, &set, st, "writing the predictions")) != 0) goto out;
     if (bad)
         printf("decrypted %d samples: %d predictions, %d invalid: %s\n", n, n - bad, bad, out);
     else

@@ -18,6 +18,7 @@
 static void usage(FILE *out) {
     fprintf(out,
             "usage: tessera encrypt model.plan KEY --in DATA --out in.ct [--offset K] [--count N]\n"
+            "                       [--force]\n"
             "\n"
             "Encrypt up to the plan's batch of samples for it. KEY is the client's secret key\n"
             "(seeded encryption: half-size ciphertexts) or a public key. DATA is an IDX image\n"
@@ -26,10 +27,14 @@ static void usage(FILE *out) {
             "inputs as they are; uint8: pixels) of shape (n, C, H, W) or (n, C*H*W), or a .csv\n"
             "file with one sample per line.\n"
             "\n"
+            "in.ct appears only once completely written (an old one stays as it was if the run\n"
+            "fails); it may not be an input, and a secret key file is never replaced.\n"
+            "\n"
             "  --offset K     skip the first K samples (0)\n"
             "  --count N      encrypt N samples (default: as many as the plan's batch takes)\n"
             "  --clip         clip values outside the plan's input range to it (with a\n"
             "                 warning) instead of refusing them\n"
+            "  --force        replace --out even if it holds a secret key\n"
             "\n"
             "Values outside the plan's input range (tessera compile prints it: pixels 0..255\n"
             "under the model's preprocessing, or the range of --calibrate data) are refused\n"
@@ -57,13 +62,14 @@ int tsr_cmd_encrypt(int argc, char **argv) {
     }
     const char *plan = NULL, *key = NULL, *in = NULL, *out = NULL;
     long offset = 0, count = 0;
-    int insecure = 0, clip = 0;
+    int insecure = 0, clip = 0, force = 0;
     const cli_opt opts[] = {
         { "--in", CLI_STR, &in, 0, 0 },
         { "--out", CLI_STR, &out, 0, 0 },
         { "--clip", CLI_FLAG, &clip, 0, 0 },
         { "--offset", CLI_LONG, &offset, 0, 1L << 30 },
         { "--count", CLI_LONG, &count, 1, 1L << 30 },
+        { "--force", CLI_FLAG, &force, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
     };
     const char *pos[2] = { NULL, NULL };
@@ -73,9 +79,13 @@ int tsr_cmd_encrypt(int argc, char **argv) {
     key = pos[1];
     if (!plan || !key || !in || !out)
         return cli_usage_error(VERB, "give the plan, a key, --in DATA and --out FILE");
+    cli_output outs[] = { { out, 0, NULL } };
+    const char *ins[] = { plan, key, in };
+    int rc = cli_outputs_check(VERB, outs, 1, ins, 3, force);
+    if (rc) return rc;
     if (insecure) nn_cli_insecure_warning(VERB);
     tsr_nn_plan *p = NULL;
-    int rc = nn_cli_load_plan(VERB, plan, insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0, &p);
+    rc = nn_cli_load_plan(VERB, plan, insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0, &p);
     if (rc) return rc;
     tsr_ckks_params *params = NULL;
     tsr_ckks_secret_key *sk = NULL;
@@ -136,10 +146,10 @@ int tsr_cmd_encrypt(int argc, char **argv) {
         tsr_ckks_secret_key_id(sk, key_id);
     else
         tsr_ckks_public_key_id(pk, key_id);
-    if ((st = tsr_nn_ct_save(p, t, TSR_NN_CT_INPUT, n, key_id, out)) != TSR_OK) {
-        rc = cli_fail(VERB, st, "writing the ciphertexts");
-        goto out;
-    }
+    tsr_outset set;
+    if ((rc = cli_outputs_open(VERB, &set, outs, 1, force)) != 0) goto out;
+    st = tsr_nn_ct_write(p, t, TSR_NN_CT_INPUT, n, key_id, outs[0].fp);
+    if ((rc = cli_outputs_commit(VERB, &set, st, "writing the ciphertexts")) != 0) goto out;
     printf("encrypted %d sample%s from %s (%lld ciphertexts, %s key) in %.2f s: %s\n", n,
            n == 1 ? "" : "s", in, (long long)tsr_tile_shape_num_tiles(tsr_tile_get_shape(t)),
            sk ? "secret" : "public", te, out);

@@ -16,14 +16,18 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: tessera infer model.plan server.evk --in in.ct --out out.ct\n"
             "                     [--report report.json] [--chart chart.svg] [--threads N]\n"
+            "                     [--force]\n"
             "\n"
             "Run the plan's network on encrypted inputs with the evaluation keys only (a secret\n"
             "key is refused: the server never needs one). Inputs encrypted under another key\n"
             "set (keys of another keygen run) are refused. Prints the per-layer latency and HE\n"
             "operation counts; --report writes them as JSON (per step and per HE operation:\n"
-            "time and counts, memory peak), --chart as an SVG chart.\n"
+            "time and counts, memory peak), --chart as an SVG chart. The output files appear\n"
+            "together once all are written; none may be an input, and a secret key file is\n"
+            "never replaced.\n"
             "\n"
             "  --threads N    OpenMP threads (default: all)\n"
+            "  --force        replace outputs even if one holds a secret key\n"
             "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
 }
 
@@ -34,13 +38,14 @@ int tsr_cmd_infer(int argc, char **argv) {
     }
     const char *plan = NULL, *keys = NULL, *in = NULL, *out = NULL, *report = NULL, *chart = NULL;
     long threads = 0;
-    int insecure = 0;
+    int insecure = 0, force = 0;
     const cli_opt opts[] = {
         { "--in", CLI_STR, &in, 0, 0 },
         { "--out", CLI_STR, &out, 0, 0 },
         { "--report", CLI_STR, &report, 0, 0 },
         { "--chart", CLI_STR, &chart, 0, 0 },
         { "--threads", CLI_LONG, &threads, 1, 256 },
+        { "--force", CLI_FLAG, &force, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
     };
     const char *pos[2] = { NULL, NULL };
@@ -51,10 +56,14 @@ int tsr_cmd_infer(int argc, char **argv) {
     if (!plan || !keys || !in || !out)
         return cli_usage_error(VERB,
                                "give the plan, the evaluation keys, --in FILE and --out FILE");
+    cli_output outs[] = { { out, 0, NULL }, { report, 0, NULL }, { chart, 0, NULL } };
+    const char *ins[] = { plan, keys, in };
+    int rc = cli_outputs_check(VERB, outs, 3, ins, 3, force);
+    if (rc) return rc;
     if (insecure) nn_cli_insecure_warning(VERB);
     if (threads) tsr_set_num_threads((int)threads);
     tsr_nn_plan *p = NULL;
-    int rc = nn_cli_load_plan(VERB, plan, insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0, &p);
+    rc = nn_cli_load_plan(VERB, plan, insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0, &p);
     if (rc) return rc;
     tsr_ckks_params *params = NULL;
     tsr_ckks_relin_key *rk = NULL;
@@ -93,13 +102,16 @@ int tsr_cmd_infer(int argc, char **argv) {
     stats.samples = n;
     tsr_tile_free(x);
     x = NULL;
-    if ((st = tsr_nn_ct_save(p, y, TSR_NN_CT_OUTPUT, n, key_id, out)) != TSR_OK) {
-        rc = cli_fail(VERB, st, "writing the encrypted outputs");
-        goto out;
-    }
+    tsr_outset set;
+    if ((rc = cli_outputs_open(VERB, &set, outs, 3, force)) != 0) goto out;
+    st = tsr_nn_ct_write(p, y, TSR_NN_CT_OUTPUT, n, key_id, outs[0].fp);
+    if (st == TSR_OK && report) st = tsr_nn_report_json_write(p, &stats, outs[1].fp);
+    if (st == TSR_OK && chart) st = tsr_nn_report_svg_write(p, &stats, outs[2].fp);
+    if ((rc = cli_outputs_commit(VERB, &set, st, "writing the outputs")) != 0) goto out;
     nn_cli_print_stats(p, &stats, stdout);
     printf("encrypted predictions for %d sample%s: %s\n", n, n == 1 ? "" : "s", out);
-    rc = nn_cli_write_reports(VERB, p, &stats, report, chart);
+    if (report) printf("latency breakdown: %s\n", report);
+    if (chart) printf("chart: %s\n", chart);
 out:
     tsr_nn_stats_free(&stats);
     tsr_tile_free(x);

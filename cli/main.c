@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,9 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
+    /* A file-size limit (ulimit -f) makes writes fail with EFBIG instead of killing us, so
+       the half-written temporary file is removed and the old output kept (cli/outputs.c). */
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2) {
         usage(stderr);
         return 2;

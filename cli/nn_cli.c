@@ -3,6 +3,9 @@
  */
 #include "nn_cli.h"
 
+#include "core/error.h"
+
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,13 +62,7 @@ int nn_cli_argmax(const double *v, int k) {
     return a;
 }
 
-int nn_cli_write_csv(const char *verb, const char *path, const double *logits, const uint8_t *valid,
-                     int n, int k) {
-    FILE *fp = fopen(path, "w");
-    if (!fp) {
-        fprintf(stderr, "tessera %s: cannot write '%s'\n", verb, path);
-        return 1;
-    }
+tsr_status nn_cli_write_csv(FILE *fp, const double *logits, const uint8_t *valid, int n, int k) {
     fprintf(fp, "index,predicted");
     for (int j = 0; j < k; j++) fprintf(fp, ",logit_%d", j);
     fputc('\n', fp);
@@ -80,11 +77,9 @@ int nn_cli_write_csv(const char *verb, const char *path, const double *logits, c
         for (int j = 0; j < k; j++) fprintf(fp, ",%.9g", logits[(size_t)i * k + j]);
         fputc('\n', fp);
     }
-    if (fclose(fp) != 0) {
-        fprintf(stderr, "tessera %s: error writing '%s'\n", verb, path);
-        return 1;
-    }
-    return 0;
+    if (fflush(fp) != 0 || ferror(fp))
+        return tsr_fail(TSR_ERR_IO, "write failed: %s", strerror(errno));
+    return TSR_OK;
 }
 
 static void fmt(char *b, size_t n, double s) {

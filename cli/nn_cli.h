@@ -37,13 +37,12 @@ int nn_cli_check_inputs(const char *verb, const tsr_nn_plan *p, double *x, int n
 int nn_cli_argmax(const double *v, int k);
 
 /**
- * Write predictions as CSV: index,predicted,logit_0..logit_{k-1}. Samples
- * with valid[i] == 0 (valid may be NULL: all valid) are written as
- * "index,invalid,nan,...": garbage is never written as a prediction.
- * Returns an exit code.
+ * Write predictions as CSV (index,predicted,logit_0..logit_{k-1}) to an open
+ * stream. Samples with valid[i] == 0 (valid may be NULL: all valid) are
+ * written as "index,invalid,nan,...": garbage is never written as a
+ * prediction.
  */
-int nn_cli_write_csv(const char *verb, const char *path, const double *logits, const uint8_t *valid,
-                     int n, int k);
+tsr_status nn_cli_write_csv(FILE *fp, const double *logits, const uint8_t *valid, int n, int k);
 
 /** Print the per-step latency breakdown table of one inference. */
 void nn_cli_print_stats(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp);

@@ -221,41 +221,11 @@ static void test_frame_rejects(void **state) {
     tsr_free(buf);
 }
 
-static void test_secret_file_mode(void **state) {
-    (void)state;
-    const char *path = tt_temp_path(".sk");
-    FILE *f = fopen(path, "w"); /* pre-existing world-readable file */
-    assert_non_null(f);
-    fclose(f);
-    chmod(path, 0644);
-    tsr_writer w;
-    tt_ok(tsr_writer_open_file(&w, path, 1));
-    tsr_frame_begin_write(&w, TSR_OBJ_SECRET_KEY, TSR_FRAME_SECRET, NULL, 8);
-    tsr_write_u64(&w, 42);
-    tt_ok(tsr_frame_end_write(&w));
-    tt_ok(tsr_writer_close(&w));
-    struct stat stbuf;
-    assert_int_equal(stat(path, &stbuf), 0);
-    assert_int_equal(stbuf.st_mode & 0777, 0600);
-
-    tsr_reader r;
-    tsr_frame_info info;
-    tt_ok(tsr_reader_open_file(&r, path));
-    tt_ok(tsr_frame_begin_read(&r, TSR_OBJ_SECRET_KEY, 8, &info));
-    assert_int_equal(tsr_read_u64(&r), 42);
-    tt_ok(tsr_frame_end_read(&r));
-    tt_ok(tsr_reader_close(&r));
-    unlink(path);
-    tt_fails(tsr_reader_open_file(&r, "/nonexistent/dir/x"), TSR_ERR_IO);
-    tt_fails(tsr_writer_open_file(&w, "/nonexistent/dir/x", 0), TSR_ERR_IO);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_strings),   cmocka_unit_test(test_alloc),
-        cmocka_unit_test(test_simd_names),       cmocka_unit_test(test_prng),
-        cmocka_unit_test(test_frame_roundtrip),  cmocka_unit_test(test_frame_rejects),
-        cmocka_unit_test(test_secret_file_mode),
+        cmocka_unit_test(test_status_strings),  cmocka_unit_test(test_alloc),
+        cmocka_unit_test(test_simd_names),      cmocka_unit_test(test_prng),
+        cmocka_unit_test(test_frame_roundtrip), cmocka_unit_test(test_frame_rejects),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,10 +11,12 @@
 #include "train/model.h"
 #include "train/model_onnx.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define INSECURE " --insecure-parameters-for-testing"
 #define IMAGES   "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"
@@ -107,6 +109,8 @@ static void test_workflow(void **state) {
                                  tt_cli_path("pred.csv"), data),
                       0, "decrypt");
     assert_non_null(strstr(tt_cli_output(), "agreement with plaintext inference: 100.00%"));
+    assert_int_equal(stat(tt_cli_path("pred.csv"), &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600); /* decrypted predictions are private */
     char *csv = tt_slurp(tt_cli_path("pred.csv"));
     int lines = 0;
     for (char *c = csv; *c; c++) lines += *c == '\n';
@@ -380,12 +384,202 @@ static void test_deterministic_compile(void **state) {
                   "profile below 2^13 without the test flag");
 }
 
+/* A whole file (malloc'ed, *n bytes); NULL if missing. */
+static unsigned char *read_all(const char *path, size_t *n) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return NULL;
+    fseek(fp, 0, SEEK_END);
+    long len = ftell(fp);
+    fseek(fp, 0, SEEK_SET);
+    unsigned char *b = malloc(len > 0 ? (size_t)len : 1);
+    assert_non_null(b);
+    *n = fread(b, 1, (size_t)len, fp);
+    fclose(fp);
+    return b;
+}
+
+/* Fail unless path holds exactly the n bytes in want. */
+static void expect_same(const char *path, const unsigned char *want, size_t n, const char *what) {
+    size_t got_n = 0;
+    unsigned char *got = read_all(path, &got_n);
+    if (!got || got_n != n || memcmp(got, want, n) != 0)
+        fail_msg("%s: %s changed (%zu bytes, was %zu)", what, path, got ? got_n : 0, n);
+    free(got);
+}
+
+/* Temporary output files left in the test directory. */
+static int leftover_temps(void) {
+    char d[1024];
+    snprintf(d, sizeof d, "%s", tt_cli_path(""));
+    DIR *dp = opendir(d);
+    assert_non_null(dp);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(dp))) {
+        size_t l = strlen(e->d_name);
+        n += e->d_name[0] == '.' && l > 4 && strcmp(e->d_name + l - 4, ".tmp") == 0;
+    }
+    closedir(dp);
+    return n;
+}
+
+/* Issue 10 section 2: no lost secrets, no half-written files. */
+static void test_outputs(void **state) {
+    (void)state;
+    struct stat sb;
+    make_model(tt_cli_path("o.onnx"), "poly2");
+    tt_cli_expect(
+        tt_cli_run("compile %s --batch 2 --log-n 11 --packing batch --no-measure --out %s" INSECURE,
+                   tt_cli_path("o.onnx"), tt_cli_path("o.plan")),
+        0, "compile");
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                             tt_cli_path("o.plan"), tt_cli_path("o.sk"), tt_cli_path("o.evk")),
+                  0, "keygen");
+    size_t skn, evn;
+    unsigned char *sk = read_all(tt_cli_path("o.sk"), &skn);
+    unsigned char *ev = read_all(tt_cli_path("o.evk"), &evn);
+    assert_non_null(sk);
+    assert_non_null(ev);
+    /* keygen never replaces a secret key without --force, and refuses before any output */
+    tt_cli_expect_fail(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                                  tt_cli_path("o.plan"), tt_cli_path("o.sk"),
+                                  tt_cli_path("o2.evk")),
+                       "keygen over a secret key", "--force");
+    expect_same(tt_cli_path("o.sk"), sk, skn, "keygen over a secret key");
+    assert_int_equal(stat(tt_cli_path("o2.evk"), &sb), -1);
+    /* the file-size limit hit writing the evaluation keys, after the (much smaller) secret key
+       was written: neither file changes, even with --force (limit in 512 B or 1 KiB blocks) */
+    assert_true(skn < evn / 8);
+    char limit[64];
+    snprintf(limit, sizeof limit, "ulimit -f %zu", evn / 2 / 1024);
+    int rc = tt_cli_run_after(limit, "keygen %s --out-secret %s --out-eval %s --force" INSECURE,
+                              tt_cli_path("o.plan"), tt_cli_path("o.sk"), tt_cli_path("o.evk"));
+    if (rc == 0) fail_msg("keygen under %s succeeded:\n%s", limit, tt_cli_output());
+    expect_same(tt_cli_path("o.sk"), sk, skn, "keygen over the file-size limit");
+    expect_same(tt_cli_path("o.evk"), ev, evn, "keygen over the file-size limit");
+    assert_int_equal(leftover_temps(), 0);
+    /* a later output that cannot be created: no output changes (the old key survives) */
+    tt_cli_expect_fail(tt_cli_run("keygen %s --out-secret %s --out-eval %s --force" INSECURE,
+                                  tt_cli_path("o.plan"), tt_cli_path("o.sk"),
+                                  tt_cli_path("missing/o.evk")),
+                       "keygen --out-eval into a missing directory", "missing/o.evk");
+    expect_same(tt_cli_path("o.sk"), sk, skn, "keygen --out-eval into a missing directory");
+    tt_cli_expect_fail(tt_cli_run("keygen %s --out-secret %s --out-eval %s --force" INSECURE,
+                                  tt_cli_path("o.plan"), tt_cli_path("new.sk"),
+                                  tt_cli_path("missing/o.evk")),
+                       "keygen --out-eval into a missing directory", "missing/o.evk");
+    assert_int_equal(stat(tt_cli_path("new.sk"), &sb), -1);
+    /* a symbolic link (as to /dev/full) is neither followed nor chmod'ed, even with --force */
+    FILE *fp = fopen(tt_cli_path("target"), "w");
+    fputs("keep", fp);
+    fclose(fp);
+    chmod(tt_cli_path("target"), 0644);
+    assert_int_equal(symlink(tt_cli_path("target"), tt_cli_path("link.sk")), 0);
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s --force" INSECURE,
+                             tt_cli_path("o.plan"), tt_cli_path("link.sk"), tt_cli_path("o3.evk")),
+                  2, "keygen --out-secret a symbolic link");
+    assert_non_null(strstr(tt_cli_output(), "symbolic link"));
+    assert_int_equal(stat(tt_cli_path("target"), &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0644);
+    assert_int_equal(sb.st_size, 4);
+    assert_int_equal(stat(tt_cli_path("o3.evk"), &sb), -1);
+    /* the same file twice, or an input as an output */
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s./same.sk --force" INSECURE,
+                             tt_cli_path("o.plan"), tt_cli_path("same.sk"), tt_cli_path("")),
+                  2, "keygen with one file for two outputs");
+    assert_int_equal(stat(tt_cli_path("same.sk"), &sb), -1);
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s --force" INSECURE,
+                             tt_cli_path("o.plan"), tt_cli_path("o3.sk"), tt_cli_path("o.evk")),
+                  0, "keygen replacing the evaluation keys");
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                             tt_cli_path("o.plan"), tt_cli_path("o.evk"), tt_cli_path("o4.evk")),
+                  2, "keygen --out-secret an existing file");
+    assert_int_equal(stat(tt_cli_path("o4.evk"), &sb), -1);
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s --force" INSECURE,
+                             tt_cli_path("o.plan"), tt_cli_path("k.sk"), tt_cli_path("o.plan")),
+                  2, "keygen over its plan");
+    assert_int_equal(stat(tt_cli_path("k.sk"), &sb), -1);
+
+    char data[1024];
+    snprintf(data, sizeof data, "%s", tt_cli_path("o_in.csv"));
+    fp = fopen(data, "w");
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 784; k++)
+            fprintf(fp, "%g%c", 0.001 * ((i * 7 + k) % 100), k == 783 ? '\n' : ',');
+    fclose(fp);
+    /* encrypt / infer / decrypt / compile never write over a secret key or an input */
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
+                             tt_cli_path("o.sk"), data, tt_cli_path("o.sk")),
+                  2, "encrypt --out the key");
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
+                             tt_cli_path("o.sk"), data, data),
+                  2, "encrypt --out the data");
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
+                             tt_cli_path("o.sk"), data, tt_cli_path("o_in.ct")),
+                  0, "encrypt");
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                             tt_cli_path("o.plan"), tt_cli_path("k2.sk"), tt_cli_path("k2.evk")),
+                  0, "keygen of a second key");
+    size_t k2n;
+    unsigned char *k2 = read_all(tt_cli_path("k2.sk"), &k2n);
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
+                             tt_cli_path("o.sk"), data, tt_cli_path("k2.sk")),
+                  2, "encrypt --out another secret key");
+    assert_non_null(strstr(tt_cli_output(), "secret key"));
+    tt_cli_expect(tt_cli_run("infer %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
+                             tt_cli_path("o.evk"), tt_cli_path("o_in.ct"), tt_cli_path("o_in.ct")),
+                  2, "infer --out its input");
+    tt_cli_expect(tt_cli_run("infer %s %s --in %s --out %s --report %s" INSECURE,
+                             tt_cli_path("o.plan"), tt_cli_path("o.evk"), tt_cli_path("o_in.ct"),
+                             tt_cli_path("o_out.ct"), tt_cli_path("k2.sk")),
+                  2, "infer --report a secret key");
+    assert_int_equal(stat(tt_cli_path("o_out.ct"), &sb), -1);
+    tt_cli_expect(tt_cli_run("compile %s --batch 2 --log-n 11 --no-measure --out %s" INSECURE,
+                             tt_cli_path("o.onnx"), tt_cli_path("k2.sk")),
+                  2, "compile --out a secret key");
+    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
+                             tt_cli_path("o.sk"), tt_cli_path("o_out.ct"), tt_cli_path("o.sk")),
+                  2, "decrypt --out the key");
+    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
+                             tt_cli_path("o.sk"), tt_cli_path("o_out.ct"), tt_cli_path("k2.sk")),
+                  2, "decrypt --out another secret key");
+    expect_same(tt_cli_path("o.sk"), sk, skn, "encrypt/decrypt --out a key");
+    expect_same(tt_cli_path("k2.sk"), k2, k2n, "encrypt/infer/compile/decrypt --out a key");
+    /* with --force a secret key may be replaced */
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s --force" INSECURE,
+                             tt_cli_path("o.plan"), tt_cli_path("k2.sk"), tt_cli_path("k2.evk")),
+                  0, "keygen --force");
+    assert_int_equal(stat(tt_cli_path("k2.sk"), &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+
+    /* a run killed by the file-size limit mid-write keeps the previous good ciphertext: the
+       limit (in 1 KiB or 512-byte blocks, depending on the shell) is half its size */
+    size_t ctn;
+    unsigned char *ct = read_all(tt_cli_path("o_in.ct"), &ctn);
+    assert_non_null(ct);
+    assert_true(ctn >= 4096);
+    snprintf(limit, sizeof limit, "ulimit -f %zu", ctn / 2 / 1024);
+    rc = tt_cli_run_after(limit, "encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
+                          tt_cli_path("o.sk"), data, tt_cli_path("o_in.ct"));
+    if (rc == 0) fail_msg("encrypt under %s succeeded:\n%s", limit, tt_cli_output());
+    expect_same(tt_cli_path("o_in.ct"), ct, ctn, "encrypt over the file-size limit");
+    assert_int_equal(leftover_temps(), 0);
+    /* and the same run without the limit replaces it */
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
+                             tt_cli_path("o.sk"), data, tt_cli_path("o_in.ct")),
+                  0, "encrypt again");
+    assert_int_equal(leftover_temps(), 0);
+    free(ct);
+    free(k2);
+    free(ev);
+    free(sk);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_workflow),
-        cmocka_unit_test(test_linear_plan),
-        cmocka_unit_test(test_usage),
-        cmocka_unit_test(test_deterministic_compile),
+        cmocka_unit_test(test_workflow), cmocka_unit_test(test_linear_plan),
+        cmocka_unit_test(test_usage),    cmocka_unit_test(test_deterministic_compile),
+        cmocka_unit_test(test_outputs),
     };
     return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
 }

@@ -605,7 +605,11 @@ TSR_API tsr_status tsr_ckks_encrypt_new(const tsr_ckks_public_key *pk, tsr_ckks_
  * TSR_ERR_SECRET (a secret key where public material was expected),
  * TSR_ERR_IO.
  *
- * Forms: `_save(obj, path)` / `_load(&obj, params, path)` for files;
+ * Forms: `_save(obj, path)` / `_load(&obj, params, path)` for files
+ * (written atomically: a temporary file in the same directory renamed into
+ * place once complete, so a failed save leaves the old file as it was; an
+ * existing path must be a regular file, and a file holding a secret key is
+ * never replaced: TSR_ERR_INVALID_ARG);
  * `_write(obj, fp)` / `_read(&obj, params, fp)` for streams holding several
  * objects; `_to_bytes(obj, &buf, &len)` (free buf with tsr_ckks_bytes_free)
  * / `_from_bytes(&obj, params, buf, len)` for memory. A loaded object is
@@ -653,8 +657,10 @@ TSR_CKKS_DECLARE_IO(tsr_ckks_relin_key, relin_key)
 /** Galois key sets (seeded). */
 TSR_CKKS_DECLARE_IO(tsr_ckks_galois_keys, galois_keys)
 /**
- * Secret keys: frame flag SECRET, files created with mode 0600, the
- * in-memory copies wiped when freed. Never send these anywhere.
+ * Secret keys: frame flag SECRET, files created with mode 0600 (O_EXCL,
+ * never through a symbolic link) and never written over an existing file
+ * (TSR_ERR_INVALID_ARG), the in-memory copies wiped when freed. Never send
+ * these anywhere.
  */
 TSR_CKKS_DECLARE_IO(tsr_ckks_secret_key, secret_key)
 

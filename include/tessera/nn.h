@@ -245,6 +245,8 @@ TSR_API int tsr_nn_plan_range_warnings(const tsr_nn_plan *p, FILE *fp);
  * refusing a plan whose recorded steps disagree.
  */
 TSR_API tsr_status tsr_nn_plan_save(const tsr_nn_plan *p, const char *path);
+/** The plan's frame onto an open stream (the caller closes it). */
+TSR_API tsr_status tsr_nn_plan_write(const tsr_nn_plan *p, FILE *fp);
 TSR_API tsr_status tsr_nn_plan_load(tsr_nn_plan **out, const char *path, uint32_t ckks_flags);
 TSR_API tsr_status tsr_nn_plan_to_bytes(const tsr_nn_plan *p, uint8_t **buf, size_t *len);
 TSR_API tsr_status tsr_nn_plan_from_bytes(tsr_nn_plan **out, const uint8_t *buf, size_t len,
@@ -381,6 +383,9 @@ TSR_API tsr_status tsr_nn_report_json(const tsr_nn_plan *p, const tsr_nn_stats *
  * HE operation kind, with counts and predicted vs measured time.
  */
 TSR_API tsr_status tsr_nn_report_svg(const tsr_nn_plan *p, const tsr_nn_stats *s, const char *path);
+/** The JSON report / SVG chart onto an open stream (the caller closes it). */
+TSR_API tsr_status tsr_nn_report_json_write(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp);
+TSR_API tsr_status tsr_nn_report_svg_write(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp);
 
 /* ---- data ------------------------------------------------------------------------ */
 
@@ -416,6 +421,9 @@ typedef enum tsr_nn_ct_role { TSR_NN_CT_INPUT = 1, TSR_NN_CT_OUTPUT = 2 } tsr_nn
 TSR_API tsr_status tsr_nn_ct_save(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_role role,
                                   int n, const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES],
                                   const char *path);
+/** The same onto an open stream (the caller closes it). */
+TSR_API tsr_status tsr_nn_ct_write(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_role role,
+                                   int n, const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES], FILE *fp);
 TSR_API tsr_status tsr_nn_ct_load(const tsr_nn_plan *p, tsr_backend *be, tsr_nn_ct_role role,
                                   const char *path, const uint8_t *key_id, tsr_tile **out, int *n);
 

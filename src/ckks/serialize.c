@@ -664,8 +664,7 @@ void tsr_ckks_bytes_free(uint8_t *buf) {
 }
 
 static tsr_status finish_writer(tsr_writer *w, tsr_status st) {
-    tsr_status cst = tsr_writer_close(w);
-    return st != TSR_OK ? st : cst;
+    return tsr_writer_finish(w, st);
 }
 
 static tsr_status to_bytes_finish(tsr_writer *w, tsr_status st, uint8_t **buf, size_t *len) {
@@ -758,7 +757,7 @@ CKKS_IO_FUNCS(tsr_ckks_ciphertext, ciphertext, 0)
 CKKS_IO_FUNCS(tsr_ckks_public_key, public_key, 0)
 CKKS_IO_FUNCS(tsr_ckks_relin_key, relin_key, 0)
 CKKS_IO_FUNCS(tsr_ckks_galois_keys, galois_keys, 0)
-CKKS_IO_FUNCS(tsr_ckks_secret_key, secret_key, 1)
+CKKS_IO_FUNCS(tsr_ckks_secret_key, secret_key, TSR_OUT_SECRET)
 
 /* Parameters and the evaluation-key bundle have their own signatures. */
 

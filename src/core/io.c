@@ -4,10 +4,12 @@
 #include "core/io.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/rng.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +47,188 @@ uint16_t tsr_obj_kind_version(tsr_obj_kind kind) {
     }
 }
 
+/* ---- output files -------------------------------------------------------- */
+
+static const char *file_type(mode_t m) {
+    if (S_ISLNK(m)) return "a symbolic link";
+    if (S_ISDIR(m)) return "a directory";
+    if (S_ISCHR(m) || S_ISBLK(m)) return "a device";
+    if (S_ISFIFO(m)) return "a FIFO";
+    if (S_ISSOCK(m)) return "a socket";
+    return "not a regular file";
+}
+
+/* The directory part of path ("." for a bare name). */
+static void dir_of(const char *path, char *dir, size_t n) {
+    const char *slash = strrchr(path, '/');
+    if (!slash)
+        snprintf(dir, n, ".");
+    else if (slash == path)
+        snprintf(dir, n, "/");
+    else
+        snprintf(dir, n, "%.*s", (int)(slash - path), path);
+}
+
+/* Does the regular file at path start with the frame header of secret key material? */
+static int holds_secret(const char *path) {
+    uint8_t h[12];
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return 0;
+    struct stat sb;
+    ssize_t got = fstat(fd, &sb) == 0 && S_ISREG(sb.st_mode) ? read(fd, h, sizeof h) : -1;
+    close(fd);
+    if (got != (ssize_t)sizeof h || memcmp(h, TSR_FRAME_MAGIC, 4) != 0) return 0;
+    uint16_t kind = (uint16_t)(h[6] | (h[7] << 8));
+    uint32_t flags =
+        (uint32_t)h[8] | (uint32_t)h[9] << 8 | (uint32_t)h[10] << 16 | (uint32_t)h[11] << 24;
+    return kind == TSR_OBJ_SECRET_KEY || (flags & TSR_FRAME_SECRET);
+}
+
+tsr_status tsr_outset_check(const char *path, unsigned flags) {
+    TSR_REQUIRE(path, "tsr_outset_check: NULL path");
+    struct stat sb;
+    if (path[0] == 0) return tsr_fail(TSR_ERR_INVALID_ARG, "empty output path");
+    if (lstat(path, &sb) != 0) {
+        if (errno != ENOENT)
+            return tsr_fail(TSR_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+        /* the directory must take the temporary file */
+        char dir[4096];
+        dir_of(path, dir, sizeof dir);
+        if (access(dir, W_OK | X_OK) != 0)
+            return tsr_fail(TSR_ERR_IO, "cannot write '%s': directory '%s': %s", path, dir,
+                            strerror(errno));
+        return TSR_OK;
+    }
+    if (!S_ISREG(sb.st_mode))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "'%s' is %s: outputs are written only as regular files; give another "
+                        "path",
+                        path, file_type(sb.st_mode));
+    if (flags & TSR_OUT_FORCE) return TSR_OK;
+    if (flags & TSR_OUT_SECRET)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "'%s' already exists: a secret key is never written over a file without "
+                        "--force (which replaces it)",
+                        path);
+    if (holds_secret(path))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "'%s' holds a secret key: it is never replaced without --force; give "
+                        "another output path",
+                        path);
+    return TSR_OK;
+}
+
+/* Create the temporary file ".NAME.<16 hex>.tmp" next to path. */
+static tsr_status outfile_create(tsr_outfile *f, const char *path, unsigned flags) {
+    const char *slash = strrchr(path, '/');
+    size_t dlen = slash ? (size_t)(slash - path) + 1 : 0; /* with the '/' */
+    const char *base = slash ? slash + 1 : path;
+    if (base[0] == 0) return tsr_fail(TSR_ERR_INVALID_ARG, "'%s' names a directory", path);
+    size_t n = strlen(path) + 32;
+    f->path = malloc(strlen(path) + 1);
+    f->tmp = malloc(n);
+    if (!f->path || !f->tmp) {
+        free(f->path);
+        free(f->tmp);
+        f->path = f->tmp = NULL;
+        return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    }
+    memcpy(f->path, path, strlen(path) + 1);
+    mode_t mode = (flags & (TSR_OUT_SECRET | TSR_OUT_PRIVATE)) ? 0600 : 0644;
+    int fd = -1, e = EEXIST;
+    for (int attempt = 0; attempt < 16 && fd < 0 && e == EEXIST; attempt++) {
+        uint8_t r[8];
+        tsr_status st = tsr_random_bytes(r, sizeof r);
+        if (st != TSR_OK) {
+            e = EIO;
+            break;
+        }
+        snprintf(f->tmp, n, "%.*s.%s.%02x%02x%02x%02x%02x%02x%02x%02x.tmp", (int)dlen, path, base,
+                 r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]);
+        fd = open(f->tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        e = fd < 0 ? errno : 0;
+    }
+    if (fd >= 0 && !(f->fp = fdopen(fd, "wb"))) {
+        e = errno;
+        close(fd);
+        unlink(f->tmp);
+        fd = -1;
+    }
+    if (fd < 0) {
+        free(f->path);
+        free(f->tmp);
+        f->path = f->tmp = NULL;
+        return tsr_fail(TSR_ERR_IO, "cannot write '%s': %s", path, strerror(e));
+    }
+    return TSR_OK;
+}
+
+static void outfile_discard(tsr_outfile *f) {
+    if (f->fp) fclose(f->fp);
+    if (f->tmp) unlink(f->tmp);
+    free(f->path);
+    free(f->tmp);
+    memset(f, 0, sizeof *f);
+}
+
+/* Flush, fsync and close the temporary file (kept on disk). */
+static tsr_status outfile_close(tsr_outfile *f) {
+    int e = 0;
+    if (fflush(f->fp) != 0) e = errno;
+    if (!e && fsync(fileno(f->fp)) != 0 && errno != EINVAL) e = errno;
+    if (fclose(f->fp) != 0 && !e) e = errno;
+    f->fp = NULL;
+    if (e) return tsr_fail(TSR_ERR_IO, "writing '%s' failed: %s", f->path, strerror(e));
+    return TSR_OK;
+}
+
+/* fsync the directory holding path, so the rename survives a crash (best effort). */
+static void sync_dir(const char *path) {
+    char dir[4096];
+    dir_of(path, dir, sizeof dir);
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+}
+
+void tsr_outset_init(tsr_outset *s) {
+    memset(s, 0, sizeof *s);
+}
+
+tsr_status tsr_outset_open(tsr_outset *s, const char *path, unsigned flags, FILE **fp) {
+    TSR_REQUIRE(s && path && fp, "tsr_outset_open: NULL argument");
+    TSR_REQUIRE(s->n < TSR_OUTSET_MAX, "tsr_outset_open: more than TSR_OUTSET_MAX outputs");
+    *fp = NULL;
+    TSR_TRY(tsr_outset_check(path, flags));
+    TSR_TRY(outfile_create(&s->f[s->n], path, flags));
+    *fp = s->f[s->n++].fp;
+    return TSR_OK;
+}
+
+tsr_status tsr_outset_commit(tsr_outset *s) {
+    tsr_status st = TSR_OK;
+    for (int i = 0; i < s->n && st == TSR_OK; i++) st = outfile_close(&s->f[i]);
+    for (int i = 0; i < s->n && st == TSR_OK; i++) {
+        if (rename(s->f[i].tmp, s->f[i].path) != 0) {
+            st = tsr_fail(TSR_ERR_IO, "cannot rename the finished '%s' into place: %s",
+                          s->f[i].path, strerror(errno));
+            break;
+        }
+        free(s->f[i].tmp);
+        s->f[i].tmp = NULL; /* nothing left to remove */
+        sync_dir(s->f[i].path);
+    }
+    tsr_outset_abort(s);
+    return st;
+}
+
+void tsr_outset_abort(tsr_outset *s) {
+    for (int i = 0; i < s->n; i++) outfile_discard(&s->f[i]);
+    s->n = 0;
+}
+
 /* ---- writer -------------------------------------------------------------- */
 
 void tsr_writer_init_mem(tsr_writer *w) {
@@ -56,38 +240,33 @@ void tsr_writer_init_fp(tsr_writer *w, FILE *fp) {
     w->fp = fp;
 }
 
-tsr_status tsr_writer_open_file(tsr_writer *w, const char *path, int secret) {
+tsr_status tsr_writer_open_file(tsr_writer *w, const char *path, unsigned flags) {
     memset(w, 0, sizeof *w);
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, secret ? 0600 : 0644);
-    if (fd < 0)
-        return w->err = tsr_fail(TSR_ERR_IO, "cannot create '%s': %s", path, strerror(errno));
-    if (secret && fchmod(fd, 0600) != 0) {
-        int e = errno;
-        close(fd);
-        return w->err =
-                   tsr_fail(TSR_ERR_IO, "cannot restrict '%s' to mode 0600: %s", path, strerror(e));
-    }
-    w->fp = fdopen(fd, "wb");
-    if (!w->fp) {
-        close(fd);
-        return w->err = tsr_fail(TSR_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
-    }
-    w->close_fp = 1;
-    return TSR_OK;
+    return w->err = tsr_outset_open(&w->out, path, flags, &w->fp);
 }
 
 tsr_status tsr_writer_close(tsr_writer *w) {
-    if (w->fp) {
+    if (w->out.n) {
+        if (w->err == TSR_OK)
+            w->err = tsr_outset_commit(&w->out);
+        else
+            tsr_outset_abort(&w->out);
+        w->fp = NULL;
+    } else if (w->fp) {
         if (fflush(w->fp) != 0 && w->err == TSR_OK)
             w->err = tsr_fail(TSR_ERR_IO, "write failed: %s", strerror(errno));
-        if (w->close_fp && fclose(w->fp) != 0 && w->err == TSR_OK)
-            w->err = tsr_fail(TSR_ERR_IO, "close failed: %s", strerror(errno));
         w->fp = NULL;
     }
     tsr_free(w->mem);
     w->mem = NULL;
     w->mem_len = w->mem_cap = 0;
     return w->err;
+}
+
+tsr_status tsr_writer_finish(tsr_writer *w, tsr_status st) {
+    if (st != TSR_OK && w->err == TSR_OK) w->err = st;
+    tsr_status c = tsr_writer_close(w);
+    return st != TSR_OK ? st : c;
 }
 
 uint8_t *tsr_writer_take_buffer(tsr_writer *w, size_t *len) {

@@ -68,12 +68,72 @@ const char *tsr_obj_kind_name(tsr_obj_kind kind);
  */
 uint16_t tsr_obj_kind_version(tsr_obj_kind kind);
 
+/* ---- output files -------------------------------------------------------- */
+
+/*
+ * Every file Tessera writes is written atomically: the bytes go to a fresh
+ * temporary file in the target's directory (".NAME.XXXXXXXXXXXXXXXX.tmp",
+ * created O_CREAT|O_EXCL|O_NOFOLLOW with its final mode) and replace the
+ * target by rename(2) only when everything was written and fsync'ed. Until
+ * then the target keeps its old contents: a failed or killed run leaves it
+ * untouched (a killed one may leave a stale temporary file next to it).
+ *
+ * Rules checked when an output is opened (TSR_ERR_INVALID_ARG):
+ *  - an existing target must be a regular file (no symbolic link, device,
+ *    FIFO, socket or directory: nothing is opened, chmod'ed or followed);
+ *  - a TSR_OUT_SECRET output never replaces an existing file, and no output
+ *    replaces a file holding a secret key, unless TSR_OUT_FORCE is given.
+ * A directory that is missing or not writable fails with TSR_ERR_IO.
+ */
+#define TSR_OUT_SECRET  0x1u /* secret key material: mode 0600, never replaces a file */
+#define TSR_OUT_PRIVATE 0x2u /* private data (decrypted results): mode 0600 */
+#define TSR_OUT_FORCE   0x4u /* may replace an existing file / secret key (the CLI's --force) */
+#define TSR_OUTSET_MAX  8
+
+typedef struct tsr_outfile {
+    FILE *fp;   /* the temporary file, open for writing */
+    char *path; /* the target */
+    char *tmp;  /* the temporary file's path */
+} tsr_outfile;
+
+/**
+ * Outputs committed together: a verb writing several files (keygen: secret
+ * key, evaluation keys, public key) opens them all, writes, and commits; no
+ * target is replaced unless every file was written completely. Not
+ * thread-safe; one set per writer thread.
+ */
+typedef struct tsr_outset {
+    tsr_outfile f[TSR_OUTSET_MAX];
+    int n;
+} tsr_outset;
+
+/** An empty set. */
+void tsr_outset_init(tsr_outset *s);
+/**
+ * Check the rules above for path without creating anything (so a command
+ * can refuse before long work). flags: TSR_OUT_*.
+ */
+tsr_status tsr_outset_check(const char *path, unsigned flags);
+/**
+ * Check the rules, create the temporary file for path and return its stream
+ * in *fp (owned by the set: do not fclose it). On failure nothing is added.
+ */
+tsr_status tsr_outset_open(tsr_outset *s, const char *path, unsigned flags, FILE **fp);
+/**
+ * Flush, fsync and close every file; if any of that fails, remove all the
+ * temporary files and return the error (no target changed). Then rename each
+ * onto its target in order. The set is empty afterwards.
+ */
+tsr_status tsr_outset_commit(tsr_outset *s);
+/** Close and remove every temporary file (no target changes). The set is empty afterwards. */
+void tsr_outset_abort(tsr_outset *s);
+
 /* ---- writer -------------------------------------------------------------- */
 
 typedef struct tsr_writer {
-    FILE *fp;     /* file sink, or NULL for memory */
-    int close_fp; /* fclose on tsr_writer_close */
-    uint8_t *mem; /* growable memory sink (owned) */
+    FILE *fp;       /* file sink, or NULL for memory */
+    tsr_outset out; /* the output file of tsr_writer_open_file */
+    uint8_t *mem;   /* growable memory sink (owned) */
     size_t mem_len, mem_cap;
     tsr_status err;   /* sticky */
     uint64_t written; /* bytes written in total */
@@ -88,12 +148,23 @@ void tsr_writer_init_mem(tsr_writer *w);
 /** Write to an open stream (not closed by the writer). */
 void tsr_writer_init_fp(tsr_writer *w, FILE *fp);
 /**
- * Create/truncate path for writing. With secret != 0 the file is created
- * with mode 0600 (and an existing file is chmod'ed to 0600 first).
+ * Write path atomically (see "output files" above; flags: TSR_OUT_*):
+ * tsr_writer_close renames the finished file into place if nothing failed,
+ * and removes it otherwise.
  */
-tsr_status tsr_writer_open_file(tsr_writer *w, const char *path, int secret);
-/** Flush and close (for files); returns the sticky status. Frees memory sinks. */
+tsr_status tsr_writer_open_file(tsr_writer *w, const char *path, unsigned flags);
+/**
+ * Flush and close (for files); returns the sticky status. Frees memory
+ * sinks. A file from tsr_writer_open_file replaces its target only if the
+ * status is TSR_OK.
+ */
 tsr_status tsr_writer_close(tsr_writer *w);
+/**
+ * Close with the caller's own status st too (a failure outside the writer,
+ * e.g. in a nested stream write): commits only if st and the writer are both
+ * fine; returns the first failure.
+ */
+tsr_status tsr_writer_finish(tsr_writer *w, tsr_status st);
 /** Give the memory buffer to the caller (free with tsr_free); writer is reset. */
 uint8_t *tsr_writer_take_buffer(tsr_writer *w, size_t *len);
 

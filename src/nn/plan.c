@@ -232,12 +232,16 @@ static tsr_status write_frame(const tsr_nn_plan *p, tsr_writer *w) {
     return tsr_frame_end_write(w);
 }
 
+tsr_status tsr_nn_plan_write(const tsr_nn_plan *p, FILE *fp) {
+    tsr_writer w;
+    tsr_writer_init_fp(&w, fp);
+    return tsr_writer_finish(&w, write_frame(p, &w));
+}
+
 tsr_status tsr_nn_plan_save(const tsr_nn_plan *p, const char *path) {
     tsr_writer w;
     TSR_TRY(tsr_writer_open_file(&w, path, 0));
-    tsr_status st = write_frame(p, &w);
-    tsr_status c = tsr_writer_close(&w);
-    if (st == TSR_OK) st = c;
+    tsr_status st = tsr_writer_finish(&w, write_frame(p, &w));
     if (st != TSR_OK) return tsr_fail_context(st, "writing plan '%s': ", path);
     return TSR_OK;
 }

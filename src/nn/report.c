@@ -8,7 +8,9 @@
 #include "nn/nn_internal.h"
 
 #include "core/error.h"
+#include "core/io.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -66,9 +68,7 @@ static void totals(const tsr_nn_stats *s, tsr_backend_counts *c, double *sec) {
     }
 }
 
-tsr_status tsr_nn_report_json(const tsr_nn_plan *p, const tsr_nn_stats *s, const char *path) {
-    FILE *fp = fopen(path, "w");
-    if (!fp) return tsr_fail(TSR_ERR_IO, "cannot write '%s'", path);
+tsr_status tsr_nn_report_json_write(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp) {
     const nn_program *g = p->prog;
     const tsr_ckks_param_spec *sp = &p->spec;
     char id[65];
@@ -126,8 +126,8 @@ tsr_status tsr_nn_report_json(const tsr_nn_plan *p, const tsr_nn_stats *s, const
         fprintf(fp, "}%s\n", i + 1 < s->n_steps ? "," : "");
     }
     fprintf(fp, "  ]\n}\n");
-    int bad = ferror(fp);
-    if (fclose(fp) != 0 || bad) return tsr_fail(TSR_ERR_IO, "error writing '%s'", path);
+    if (fflush(fp) != 0 || ferror(fp))
+        return tsr_fail(TSR_ERR_IO, "write failed: %s", strerror(errno));
     return TSR_OK;
 }
 
@@ -174,9 +174,7 @@ static void fmt_time(char *b, size_t n, double s) {
         snprintf(b, n, "%.0f us", 1e6 * s);
 }
 
-tsr_status tsr_nn_report_svg(const tsr_nn_plan *p, const tsr_nn_stats *s, const char *path) {
-    FILE *fp = fopen(path, "w");
-    if (!fp) return tsr_fail(TSR_ERR_IO, "cannot write '%s'", path);
+tsr_status tsr_nn_report_svg_write(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp) {
     const nn_program *g = p->prog;
     int n = s->n_steps;
     const int W = 1280, left = 290, right = 430, top = 110, row = 34, barh = 20;
@@ -285,7 +283,30 @@ tsr_status tsr_nn_report_svg(const tsr_nn_plan *p, const tsr_nn_stats *s, const 
         fprintf(fp, "%s%s %s", k ? ", " : "", tsr_nn_op_name(k), tt);
     }
     fprintf(fp, "</text>\n</svg>\n");
-    int bad = ferror(fp);
-    if (fclose(fp) != 0 || bad) return tsr_fail(TSR_ERR_IO, "error writing '%s'", path);
+    if (fflush(fp) != 0 || ferror(fp))
+        return tsr_fail(TSR_ERR_IO, "write failed: %s", strerror(errno));
     return TSR_OK;
+}
+
+/* The path variants: one atomic output file each (core/io.h). */
+static tsr_status save_report(const tsr_nn_plan *p, const tsr_nn_stats *s, const char *path,
+                              tsr_status (*write)(const tsr_nn_plan *, const tsr_nn_stats *,
+                                                  FILE *)) {
+    tsr_outset out;
+    FILE *fp;
+    tsr_outset_init(&out);
+    tsr_status st = tsr_outset_open(&out, path, 0, &fp);
+    if (st == TSR_OK) st = write(p, s, fp);
+    if (st == TSR_OK) st = tsr_outset_commit(&out);
+    tsr_outset_abort(&out);
+    if (st != TSR_OK) return tsr_fail_context(st, "writing '%s': ", path);
+    return TSR_OK;
+}
+
+tsr_status tsr_nn_report_json(const tsr_nn_plan *p, const tsr_nn_stats *s, const char *path) {
+    return save_report(p, s, path, tsr_nn_report_json_write);
+}
+
+tsr_status tsr_nn_report_svg(const tsr_nn_plan *p, const tsr_nn_stats *s, const char *path) {
+    return save_report(p, s, path, tsr_nn_report_svg_write);
 }

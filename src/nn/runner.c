@@ -430,9 +430,9 @@ static const tsr_tile_shape *role_shape(const tsr_nn_plan *p, tsr_nn_ct_role rol
                                    : &p->prog->values[p->prog->output].shape;
 }
 
-tsr_status tsr_nn_ct_save(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_role role, int n,
-                          const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES], const char *path) {
-    TSR_REQUIRE(p && t && key_id && path, "tsr_nn_ct_save: NULL argument");
+tsr_status tsr_nn_ct_write(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_role role, int n,
+                           const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES], FILE *fp) {
+    TSR_REQUIRE(p && t && key_id && fp, "tsr_nn_ct_write: NULL argument");
     if (role != TSR_NN_CT_INPUT && role != TSR_NN_CT_OUTPUT)
         return tsr_fail(TSR_ERR_INVALID_ARG, "unknown ciphertext role %d", (int)role);
     if (n < 1 || n > p->prog->cfg.batch)
@@ -443,20 +443,30 @@ tsr_status tsr_nn_ct_save(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_rol
                         tl_fmt(tsr_tile_get_shape(t)), role == TSR_NN_CT_INPUT ? "input" : "output",
                         tl_fmt2(role_shape(p, role)));
     tsr_writer w;
-    TSR_TRY(tsr_writer_open_file(&w, path, 0));
-    uint8_t fp[TSR_FINGERPRINT_SIZE];
-    tsr_backend_fingerprint(tsr_tile_backend(t), fp);
-    tsr_frame_begin_write(&w, TSR_OBJ_CIPHERTEXT_SET, 0, fp, CT_SET_HEADER);
+    tsr_writer_init_fp(&w, fp);
+    uint8_t fpr[TSR_FINGERPRINT_SIZE];
+    tsr_backend_fingerprint(tsr_tile_backend(t), fpr);
+    tsr_frame_begin_write(&w, TSR_OBJ_CIPHERTEXT_SET, 0, fpr, CT_SET_HEADER);
     tsr_write_u32(&w, CT_SET_VERSION);
     tsr_write_bytes(&w, p->id, 32);
     tsr_write_bytes(&w, key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_write_u32(&w, (uint32_t)role);
     tsr_write_u32(&w, (uint32_t)n);
-    tsr_status st = tsr_frame_end_write(&w);
-    if (st == TSR_OK) st = w.err;
-    if (st == TSR_OK) st = tsr_tile_write(t, w.fp);
-    tsr_status c = tsr_writer_close(&w);
-    if (st == TSR_OK) st = c;
+    tsr_status st = tsr_writer_finish(&w, tsr_frame_end_write(&w));
+    if (st == TSR_OK) st = tsr_tile_write(t, fp);
+    return st;
+}
+
+tsr_status tsr_nn_ct_save(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_role role, int n,
+                          const uint8_t key_id[TSR_CKKS_KEY_ID_BYTES], const char *path) {
+    TSR_REQUIRE(p && t && key_id && path, "tsr_nn_ct_save: NULL argument");
+    tsr_outset out;
+    FILE *fp;
+    tsr_outset_init(&out);
+    tsr_status st = tsr_outset_open(&out, path, 0, &fp);
+    if (st == TSR_OK) st = tsr_nn_ct_write(p, t, role, n, key_id, fp);
+    if (st == TSR_OK) st = tsr_outset_commit(&out);
+    tsr_outset_abort(&out);
     if (st != TSR_OK) return tsr_fail_context(st, "writing '%s': ", path);
     return TSR_OK;
 }

@@ -193,9 +193,7 @@ tsr_status tsr_tile_write(const tsr_tile *t, FILE *fp) {
 tsr_status tsr_tile_save(const tsr_tile *t, const char *path) {
     tsr_writer w;
     TSR_TRY(tsr_writer_open_file(&w, path, 0));
-    tsr_status st = write_tile(t, &w);
-    tsr_status cs = tsr_writer_close(&w);
-    if (st == TSR_OK) st = cs;
+    tsr_status st = tsr_writer_finish(&w, write_tile(t, &w));
     if (st != TSR_OK) tsr_fail_context(st, "writing '%s': ", path);
     return st;
 }

@@ -43,16 +43,30 @@ const char *tt_cli_path(const char *name) {
     return buf[k];
 }
 
-int tt_cli_run(const char *fmt, ...) {
+static int run(const char *prefix, const char *fmt, va_list ap) {
     char args[4096], cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s >%s 2>&1", bin, args, log_path);
+    snprintf(cmd, sizeof cmd, "%s%s%s %s >%s 2>&1", prefix ? prefix : "", prefix ? "; " : "", bin,
+             args, log_path);
     int rc = system(cmd);
     if (rc == -1 || !WIFEXITED(rc)) fail_msg("could not run: %s", cmd);
     return WEXITSTATUS(rc);
+}
+
+int tt_cli_run(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = run(NULL, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int tt_cli_run_after(const char *prefix, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = run(prefix, fmt, ap);
+    va_end(ap);
+    return rc;
 }
 
 char *tt_slurp(const char *path) {

@@ -18,6 +18,13 @@ const char *tt_cli_path(const char *name);
 /** Run `tessera ARGS` (printf format), return its exit code; output goes to the log. */
 int tt_cli_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/**
+ * Run `tessera ARGS` after the shell commands in prefix (e.g. "ulimit -f 8"),
+ * in the same /bin/sh; return its exit code.
+ */
+int tt_cli_run_after(const char *prefix, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /** The output of the last run (static buffer). */
 const char *tt_cli_output(void);
 
