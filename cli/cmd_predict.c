@@ -40,6 +40,7 @@ static void usage(FILE *out) {
                  "  --clip            clip inputs outside the plan's input range to it (with a\n"
                  "                    warning) instead of refusing them (exit 2)\n"
                  "  --quiet           less output\n"
+                 "  --force           replace outputs even if one holds a secret key\n"
                  "  " NN_CLI_INSECURE "\n"
                  "                    allow parameters below 128-bit security (tests only)\n");
 }
@@ -57,7 +58,7 @@ int tsr_cmd_predict(int argc, char **argv) {
     const char *model = NULL, *in = NULL, *labels = NULL, *backend = "ckks", *plan_out = NULL,
                *report = NULL, *chart = NULL;
     long batch = 0, count = 0, offset = 0, threads = 0, log_n = 0;
-    int insecure = 0, quiet = 0, clip = 0;
+    int insecure = 0, quiet = 0, clip = 0, force = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
     const char *packing_name = NULL;
     const cli_opt opts[] = {
@@ -75,6 +76,7 @@ int tsr_cmd_predict(int argc, char **argv) {
         { "--threads", CLI_LONG, &threads, 1, 256 },
         { "--quiet", CLI_FLAG, &quiet, 0, 0 },
         { "--clip", CLI_FLAG, &clip, 0, 0 },
+        { "--force", CLI_FLAG, &force, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
     };
     int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], &model, 1);
@@ -83,10 +85,13 @@ int tsr_cmd_predict(int argc, char **argv) {
         return cli_usage_error(VERB, "--backend is ckks, mockup or debug, not '%s'", backend);
     if (packing_name && nn_cli_parse_packing(VERB, packing_name, &packing)) return 2;
     if (!model || !in) return cli_usage_error(VERB, "give a model or plan and --in DATA");
+    cli_output outs[] = { { plan_out, 0, NULL }, { report, 0, NULL }, { chart, 0, NULL } };
+    const char *ins[] = { model, in, labels };
+    int rc = cli_outputs_check(VERB, outs, 3, ins, 3, force);
+    if (rc) return rc;
     if (insecure) nn_cli_insecure_warning(VERB);
     if (threads) tsr_set_num_threads((int)threads);
     uint32_t flags = insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
-    int rc = 0;
     tsr_nn_plan *p = NULL;
     tsr_nn_model *m = NULL;
     double *x = NULL, *logits = NULL, *ref = NULL;
@@ -143,10 +148,8 @@ int tsr_cmd_predict(int argc, char **argv) {
             goto out;
         }
         if (!quiet) tsr_nn_plan_print(p, stdout);
-        if (plan_out && (st = tsr_nn_plan_save(p, plan_out)) != TSR_OK) {
-            rc = cli_fail(VERB, st, "saving the plan");
-            goto out;
-        }
+    } else {
+        outs[0].path = NULL; /* --plan-out saves a compiled plan only */
     }
     int B = tsr_nn_plan_batch(p);
     if (!count && n > B) n = B;
@@ -264,7 +267,15 @@ int tsr_cmd_predict(int argc, char **argv) {
     printf("encrypted inference: %.3f s per batch (predicted %.3f s), %.3f ms per sample, %.1f "
            "samples/s\n",
            t_run / batches, tsr_nn_plan_predicted_seconds(p), 1e3 * t_run / n, n / t_run);
-    rc = nn_cli_write_reports(VERB, p, &first, report, chart);
+    tsr_outset set;
+    if ((rc = cli_outputs_open(VERB, &set, outs, 3, force)) != 0) goto out;
+    st = outs[0].fp ? tsr_nn_plan_write(p, outs[0].fp) : TSR_OK;
+    if (st == TSR_OK && report) st = tsr_nn_report_json_write(p, &first, outs[1].fp);
+    if (st == TSR_OK && chart) st = tsr_nn_report_svg_write(p, &first, outs[2].fp);
+    if ((rc = cli_outputs_commit(VERB, &set, st, "writing the outputs")) != 0) goto out;
+    if (outs[0].path) printf("plan: %s\n", plan_out);
+    if (report) printf("latency breakdown: %s\n", report);
+    if (chart) printf("chart: %s\n", chart);
     if (bad) {
         fprintf(stderr,
                 "tessera %s: %d of %d samples decrypted to garbage: an output reached the "

@@ -124,18 +124,6 @@ void nn_cli_print_stats(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp) {
             s->predicted_mib, s->threads);
 }
 
-int nn_cli_write_reports(const char *verb, const tsr_nn_plan *p, const tsr_nn_stats *s,
-                         const char *json, const char *svg) {
-    tsr_status st;
-    if (json && (st = tsr_nn_report_json(p, s, json)) != TSR_OK)
-        return cli_fail(verb, st, "writing the report");
-    if (svg && (st = tsr_nn_report_svg(p, s, svg)) != TSR_OK)
-        return cli_fail(verb, st, "writing the chart");
-    if (json) printf("latency breakdown: %s\n", json);
-    if (svg) printf("chart: %s\n", svg);
-    return 0;
-}
-
 void nn_cli_agreement(const double *enc, const double *plain, int n, int k, double *agree,
                       double *max_err) {
     int same = 0;

@@ -47,10 +47,6 @@ tsr_status nn_cli_write_csv(FILE *fp, const double *logits, const uint8_t *valid
 /** Print the per-step latency breakdown table of one inference. */
 void nn_cli_print_stats(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp);
 
-/** Write the JSON report and/or the SVG chart (either path may be NULL). Exit code. */
-int nn_cli_write_reports(const char *verb, const tsr_nn_plan *p, const tsr_nn_stats *s,
-                         const char *json, const char *svg);
-
 /**
  * Agreement between encrypted and plaintext logits (n x k): fraction of
  * equal argmax and largest absolute difference. Samples with a non-finite

@@ -529,6 +529,12 @@ static void test_outputs(void **state) {
     tt_cli_expect(tt_cli_run("infer %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
                              tt_cli_path("o.evk"), tt_cli_path("o_in.ct"), tt_cli_path("o_in.ct")),
                   2, "infer --out its input");
+    tt_cli_expect(tt_cli_run("predict %s --in %s --backend mockup --chart %s" INSECURE,
+                             tt_cli_path("o.onnx"), data, tt_cli_path("k2.sk")),
+                  2, "predict --chart a secret key");
+    tt_cli_expect(tt_cli_run("predict %s --in %s --backend mockup --plan-out %s" INSECURE,
+                             tt_cli_path("o.onnx"), data, data),
+                  2, "predict --plan-out its input");
     tt_cli_expect(tt_cli_run("infer %s %s --in %s --out %s --report %s" INSECURE,
                              tt_cli_path("o.plan"), tt_cli_path("o.evk"), tt_cli_path("o_in.ct"),
                              tt_cli_path("o_out.ct"), tt_cli_path("k2.sk")),

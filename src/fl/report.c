@@ -5,21 +5,22 @@
  */
 #include "fl/report.h"
 #include "core/error.h"
+#include "core/io.h"
 
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
 
-static tsr_status open_out(const char *path, FILE **f) {
-    *f = fopen(path, "w");
-    if (!*f) return tsr_fail(TSR_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
-    return TSR_OK;
+/* Reports are written atomically (core/io.h output files). */
+static tsr_status open_out(const char *path, tsr_outset *s, FILE **f) {
+    tsr_outset_init(s);
+    return tsr_outset_open(s, path, 0, f);
 }
 
-static tsr_status close_out(const char *path, FILE *f) {
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return tsr_fail(TSR_ERR_IO, "writing '%s' failed", path);
+static tsr_status close_out(const char *path, tsr_outset *s) {
+    tsr_status st = tsr_outset_commit(s);
+    if (st != TSR_OK) return tsr_fail_context(st, "writing '%s': ", path);
     return TSR_OK;
 }
 
@@ -31,7 +32,8 @@ static void put_num(FILE *f, double v) {
 tsr_status tsr_fl_write_history_csv(const char *path, const tsr_fl_result *res) {
     TSR_REQUIRE(path && res, "tsr_fl_write_history_csv: NULL argument");
     FILE *f;
-    TSR_TRY(open_out(path, &f));
+    tsr_outset out;
+    TSR_TRY(open_out(path, &out, &f));
     fprintf(f, "round,accuracy,backdoor,honest_loss,corrupt_selected,seconds\n");
     for (size_t i = 0; i < res->n_evals; i++) {
         const tsr_fl_eval *e = &res->evals[i];
@@ -45,7 +47,7 @@ tsr_status tsr_fl_write_history_csv(const char *path, const tsr_fl_result *res) 
         put_num(f, e->corrupt_selected);
         fprintf(f, ",%.3f\n", e->seconds);
     }
-    return close_out(path, f);
+    return close_out(path, &out);
 }
 
 static void put_escaped(FILE *f, const char *s) {
@@ -93,7 +95,8 @@ tsr_status tsr_fl_write_svg_plot(const char *path, const char *title, const char
             if (series[s].x[i] > xmax) xmax = series[s].x[i];
     if (xmax <= 0) xmax = 1;
     FILE *f;
-    TSR_TRY(open_out(path, &f));
+    tsr_outset out;
+    TSR_TRY(open_out(path, &out, &f));
     fprintf(f,
             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
             "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"12\">\n",
@@ -153,5 +156,5 @@ tsr_status tsr_fl_write_svg_plot(const char *path, const char *title, const char
         fprintf(f, "</text>\n");
     }
     fprintf(f, "</svg>\n");
-    return close_out(path, f);
+    return close_out(path, &out);
 }

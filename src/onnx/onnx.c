@@ -1300,15 +1300,13 @@ tsr_status tsr_onnx_save(const tsr_onnx_model *m, const char *path) {
     uint8_t *buf;
     size_t len;
     TSR_TRY(tsr_onnx_serialize(m, &buf, &len));
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        tsr_free(buf);
-        return tsr_fail(TSR_ERR_IO, "cannot write '%s': %s", path, strerror(errno));
+    tsr_writer w;
+    tsr_status st = tsr_writer_open_file(&w, path, 0);
+    if (st == TSR_OK) {
+        tsr_write_bytes(&w, buf, len);
+        st = tsr_writer_close(&w);
     }
-    size_t w = fwrite(buf, 1, len, f);
-    int bad = w != len || fflush(f) != 0;
-    bad |= fclose(f) != 0;
     tsr_free(buf);
-    if (bad) return tsr_fail(TSR_ERR_IO, "error writing '%s'", path);
+    if (st != TSR_OK) return tsr_fail_context(st, "writing '%s': ", path);
     return TSR_OK;
 }
