@@ -415,7 +415,10 @@ TSR_API void tsr_nn_array_free(void *a);
  * id against key_id unless key_id is NULL (TSR_ERR_MISMATCH: "encrypted
  * under another key set": the keys of another keygen run would compute and
  * decrypt garbage), the role, n <= batch and the tile tensor itself.
- * Version-1 files fail with TSR_ERR_VERSION.
+ * Version-1 files fail with TSR_ERR_VERSION. Every path-taking save here
+ * (plans, ciphertext files, reports) writes a temporary file renamed into
+ * place once complete, never follows a symbolic link and never replaces a
+ * file holding a secret key (TSR_ERR_INVALID_ARG).
  */
 typedef enum tsr_nn_ct_role { TSR_NN_CT_INPUT = 1, TSR_NN_CT_OUTPUT = 2 } tsr_nn_ct_role;
 TSR_API tsr_status tsr_nn_ct_save(const tsr_nn_plan *p, const tsr_tile *t, tsr_nn_ct_role role,
