@@ -143,6 +143,27 @@ static void test_secrets_kept(void **state) {
     tt_ok(tsr_outset_check(path_of("new.sk"), TSR_OUT_SECRET));
 }
 
+static void test_secret_never_replaces_late_file(void **state) {
+    (void)state;
+    /* a file that appears at a secret output's path after the check is kept */
+    tsr_outset s;
+    FILE *a;
+    tsr_outset_init(&s);
+    tt_ok(tsr_outset_open(&s, path_of("race.sk"), TSR_OUT_SECRET, &a));
+    fputs("new", a);
+    put("race.sk", "other", 0644);
+    tt_fails(tsr_outset_commit(&s), TSR_ERR_INVALID_ARG);
+    assert_string_equal(get("race.sk"), "other");
+    assert_int_equal(entries(), 1);
+    /* with force it is replaced */
+    tt_ok(tsr_outset_open(&s, path_of("race.sk"), TSR_OUT_SECRET | TSR_OUT_FORCE, &a));
+    fputs("new", a);
+    tt_ok(tsr_outset_commit(&s));
+    assert_string_equal(get("race.sk"), "new");
+    assert_int_equal(mode_of("race.sk"), 0600);
+    assert_int_equal(entries(), 1);
+}
+
 static void test_not_regular_refused(void **state) {
     (void)state;
     /* a symbolic link to a file (as /dev/full would be): neither followed nor chmod'ed */
@@ -245,6 +266,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_modes_and_replace, setup, teardown),
         cmocka_unit_test_setup_teardown(test_secrets_kept, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_secret_never_replaces_late_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_regular_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_write_keeps_old, setup, teardown),
         cmocka_unit_test_setup_teardown(test_outset_all_or_nothing, setup, teardown),

@@ -134,6 +134,7 @@ static tsr_status outfile_create(tsr_outfile *f, const char *path, unsigned flag
         return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     }
     memcpy(f->path, path, strlen(path) + 1);
+    f->flags = flags;
     mode_t mode = (flags & (TSR_OUT_SECRET | TSR_OUT_PRIVATE)) ? 0600 : 0644;
     int fd = -1, e = EEXIST;
     for (int attempt = 0; attempt < 16 && fd < 0 && e == EEXIST; attempt++) {
@@ -182,6 +183,28 @@ static tsr_status outfile_close(tsr_outfile *f) {
     return TSR_OK;
 }
 
+/* Move the finished temporary file onto its target; a secret never replaces a file. */
+static tsr_status outfile_place(const tsr_outfile *f) {
+    if (!(f->flags & TSR_OUT_SECRET) || (f->flags & TSR_OUT_FORCE)) {
+        if (rename(f->tmp, f->path) == 0) return TSR_OK;
+    } else {
+        int r = renameat2(AT_FDCWD, f->tmp, AT_FDCWD, f->path, RENAME_NOREPLACE);
+        if (r != 0 && (errno == EINVAL || errno == ENOSYS)) {
+            /* no RENAME_NOREPLACE on this file system: a hard link refuses a target too */
+            r = link(f->tmp, f->path);
+            if (r == 0) unlink(f->tmp);
+        }
+        if (r == 0) return TSR_OK;
+        if (errno == EEXIST)
+            return tsr_fail(TSR_ERR_INVALID_ARG,
+                            "'%s' appeared while the secret key was written: it is kept, and the "
+                            "secret key is not written over it",
+                            f->path);
+    }
+    return tsr_fail(TSR_ERR_IO, "cannot rename the finished '%s' into place: %s", f->path,
+                    strerror(errno));
+}
+
 /* fsync the directory holding path, so the rename survives a crash (best effort). */
 static void sync_dir(const char *path) {
     char dir[4096];
@@ -211,11 +234,7 @@ tsr_status tsr_outset_commit(tsr_outset *s) {
     tsr_status st = TSR_OK;
     for (int i = 0; i < s->n && st == TSR_OK; i++) st = outfile_close(&s->f[i]);
     for (int i = 0; i < s->n && st == TSR_OK; i++) {
-        if (rename(s->f[i].tmp, s->f[i].path) != 0) {
-            st = tsr_fail(TSR_ERR_IO, "cannot rename the finished '%s' into place: %s",
-                          s->f[i].path, strerror(errno));
-            break;
-        }
+        if ((st = outfile_place(&s->f[i])) != TSR_OK) break;
         free(s->f[i].tmp);
         s->f[i].tmp = NULL; /* nothing left to remove */
         sync_dir(s->f[i].path);

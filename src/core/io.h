@@ -91,9 +91,10 @@ uint16_t tsr_obj_kind_version(tsr_obj_kind kind);
 #define TSR_OUTSET_MAX  8
 
 typedef struct tsr_outfile {
-    FILE *fp;   /* the temporary file, open for writing */
-    char *path; /* the target */
-    char *tmp;  /* the temporary file's path */
+    FILE *fp;       /* the temporary file, open for writing */
+    char *path;     /* the target */
+    char *tmp;      /* the temporary file's path */
+    unsigned flags; /* TSR_OUT_* */
 } tsr_outfile;
 
 /**
@@ -122,7 +123,11 @@ tsr_status tsr_outset_open(tsr_outset *s, const char *path, unsigned flags, FILE
 /**
  * Flush, fsync and close every file; if any of that fails, remove all the
  * temporary files and return the error (no target changed). Then rename each
- * onto its target in order. The set is empty afterwards.
+ * onto its target in order; a TSR_OUT_SECRET file (without TSR_OUT_FORCE) is
+ * moved with RENAME_NOREPLACE, so a file that appeared at its path since the
+ * check is kept and the commit fails (TSR_ERR_INVALID_ARG; open secret
+ * outputs first, so nothing else was renamed yet). The set is empty
+ * afterwards.
  */
 tsr_status tsr_outset_commit(tsr_outset *s);
 /** Close and remove every temporary file (no target changes). The set is empty afterwards. */
