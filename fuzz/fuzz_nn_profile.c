@@ -9,6 +9,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -29,8 +30,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (double lv = 0; lv <= 70; lv += 3.5) {
             nn_costs c;
             nn_profile_costs_at(p, q->log_n, lv, &c);
-            const double *v = &c.add;
-            for (size_t k = 0; k < sizeof c / sizeof(double); k++)
+            double v[sizeof c / sizeof(double)];
+            memcpy(v, &c, sizeof v);
+            for (size_t k = 0; k < sizeof v / sizeof v[0]; k++)
                 if (!isfinite(v[k]) || v[k] < 0) abort();
         }
     }

@@ -17,13 +17,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define COSTS1                                                                            \
-    "add=2e-05 mul_plain=5e-05 mul_const=5e-05 mul_ct=0.005 rescale=0.0004 rotate=0.004 " \
-    "hoist_extra=0.001 encode=0.0005 encrypt=0.002 decrypt=0.0002 lincomb_term=0.0001 copy=2e-05"
-#define COSTS5                                                                                \
-    "add=6e-05 mul_plain=0.00015 mul_const=0.00015 mul_ct=0.015 rescale=0.0012 rotate=0.012 " \
-    "hoist_extra=0.003 encode=0.0015 encrypt=0.006 decrypt=0.0006 lincomb_term=0.0003 copy=6e-05"
-#define HEADER "tessera-profile 1\ncpu Example CPU 9000\nsimd avx2\nthreads 2\n"
+#define COSTS1                                                                                     \
+    "add=2e-05 mul_plain=5e-05 mul_const=5e-05 mul_ct=0.005 rescale=0.0004 rotate=0.004 "          \
+    "hoist_extra=0.001 encode=0.0005 encrypt=0.002 decrypt=0.0002 lincomb_term=0.0001 copy=2e-05 " \
+    "sq_lincomb_term=0.0002"
+#define COSTS5                                                                                     \
+    "add=6e-05 mul_plain=0.00015 mul_const=0.00015 mul_ct=0.015 rescale=0.0012 rotate=0.012 "      \
+    "hoist_extra=0.003 encode=0.0015 encrypt=0.006 decrypt=0.0006 lincomb_term=0.0003 copy=6e-05 " \
+    "sq_lincomb_term=0.0006"
+#define HEADER "tessera-profile 2\ncpu Example CPU 9000\nsimd avx2\nthreads 2\n"
 
 static tsr_status parse(const char *text, nn_profile **p) {
     return nn_profile_parse((const uint8_t *)text, strlen(text), p);
@@ -64,9 +66,10 @@ static void test_parse_errors(void **state) {
     } bad[] = {
         { "", "empty" },
         { "# only a comment\n", "empty" },
-        { "tessera-profile 1\n", "no measurements" },
+        { "tessera-profile 2\n", "no measurements" },
         { "costs 1\n", "not a Tessera cost profile" },
         { "tessera-profile 7\npoint log_n=13 levels=1 " COSTS1 "\n", "version 7" },
+        { "tessera-profile 1\npoint log_n=13 levels=1 " COSTS1 "\n", "version 1" },
         { HEADER "point log_n=13 " COSTS1 "\n", "line 5" },
         { HEADER "point log_n=13 levels=1 add=1\n", "has no 'mul_plain'" },
         { HEADER "point log_n=13 levels=1 " COSTS1 " add=1\n", "'add' is given twice" },
@@ -83,7 +86,7 @@ static void test_parse_errors(void **state) {
         { HEADER "speed 3\n", "unknown record 'speed'" },
         { HEADER "threads 0\n", "thread count" },
         { HEADER "threads 2 3\n", "unexpected '3'" },
-        { "tessera-profile 1\ncpu A\x01"
+        { "tessera-profile 2\ncpu A\x01"
           "B\n",
           "non-printable" },
     };
@@ -97,7 +100,7 @@ static void test_parse_errors(void **state) {
             fail_msg("case %zu: '%s' lacks '%s'", i, tsr_last_error(), bad[i].needle);
     }
     /* a NUL byte inside a line */
-    const char nul[] = "tessera-profile 1\ncpu A\0B\n";
+    const char nul[] = "tessera-profile 2\ncpu A\0B\n";
     nn_profile *p;
     assert_int_equal(nn_profile_parse((const uint8_t *)nul, sizeof nul - 1, &p), TSR_ERR_FORMAT);
     /* an overlong line */
@@ -124,6 +127,7 @@ static void test_builtin(void **state) {
         /* a key switch costs more than a plaintext product, which costs more than an add */
         assert_true(c.rotate > c.mul_plain && c.mul_ct > c.mul_plain && c.mul_plain > 0);
         assert_true(c.add > 0 && c.lincomb_term > 0 && c.encrypt > 0);
+        assert_true(c.sq_lincomb_term >= c.lincomb_term);
     }
     nn_profile_free(p);
 }
@@ -163,19 +167,23 @@ static void plan_bytes(const tsr_nn_model *m, const char *profile, int batch, ui
 
 /* The built-in profile with every cost multiplied by f, written to a file. */
 static const char *scaled_builtin(double f) {
+    _Static_assert(sizeof(nn_costs) == 13 * sizeof(double), "nn_costs is 13 doubles");
     nn_profile *p;
     tt_ok(nn_profile_load(NULL, &p));
     const char *path = tt_temp_path(".prof");
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
-    fprintf(fp, "tessera-profile 1\ncpu scaled\nsimd portable\nthreads 1\n");
-    static const char *const names[] = { "add",     "mul_plain", "mul_const",    "mul_ct",
-                                         "rescale", "rotate",    "hoist_extra",  "encode",
-                                         "encrypt", "decrypt",   "lincomb_term", "copy" };
+    fprintf(fp, "tessera-profile 2\ncpu scaled\nsimd portable\nthreads 1\n");
+    static const char *const names[] = {
+        "add",          "mul_plain",   "mul_const",      "mul_ct",  "rescale",
+        "rotate",       "hoist_extra", "encode",         "encrypt", "decrypt",
+        "lincomb_term", "copy",        "sq_lincomb_term"
+    };
     for (int i = 0; i < p->n; i++) {
         fprintf(fp, "point log_n=%d levels=%d", p->pts[i].log_n, p->pts[i].levels);
-        const double *v = &p->pts[i].c.add;
-        for (int k = 0; k < 12; k++) fprintf(fp, " %s=%.17g", names[k], v[k] * f);
+        double v[13];
+        memcpy(v, &p->pts[i].c, sizeof v);
+        for (int k = 0; k < 13; k++) fprintf(fp, " %s=%.17g", names[k], v[k] * f);
         fprintf(fp, "\n");
     }
     fclose(fp);

@@ -72,6 +72,7 @@ void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp);
 typedef struct nn_costs {
     double add, mul_plain, mul_const, mul_ct, rescale, rotate, hoist_extra, encode, encrypt,
         decrypt, lincomb_term, copy;
+    double sq_lincomb_term; /* a term of a fused square-and-sum, squares included */
 } nn_costs;
 
 /** One measured chain of a profile. */
