@@ -109,8 +109,8 @@ int tsr_cmd_encrypt(int argc, char **argv) {
     else if (kind == TSR_OBJ_PUBLIC_KEY)
         st = tsr_ckks_public_key_load(&pk, params, key);
     else
-        st = tsr_fail(TSR_ERR_MISMATCH, "'%s' holds a %s, not a secret or public key", key,
-                      tsr_obj_kind_name(kind));
+        st = tsr_fail(TSR_ERR_MISMATCH, "'%s' holds %s, not a secret or public key", key,
+                      tsr_obj_kind_phrase(kind));
     if (st != TSR_OK) {
         rc = cli_fail(VERB, st, "loading the key (made for this plan?)");
         goto out;

@@ -671,11 +671,70 @@ static void test_write_fuzz_corpus(void **state) {
     world_free(&w);
 }
 
+/* A file whose 36-byte header declares a 2 GiB payload (right kind, right fingerprint): every
+ * loader refuses it from the header, before sizing anything by the declared length. */
+static void hostile_file(const char *path, tsr_obj_kind kind, uint32_t flags, const uint8_t *fp) {
+    uint8_t h[TSR_FRAME_HEADER_SIZE] = { 'T', 'S', 'R', 0x1a };
+    h[4] = (uint8_t)tsr_obj_kind_version(kind);
+    h[6] = (uint8_t)kind;
+    for (int i = 0; i < 4; i++) h[8 + i] = (uint8_t)(flags >> (8 * i));
+    memcpy(h + 12, fp, TSR_FINGERPRINT_SIZE);
+    h[28 + 3] = 0x80; /* payload length 2^31 */
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(h, 1, sizeof h, f), sizeof h);
+    fclose(f);
+}
+
+#define EXPECT_BOUNDED(call)                                             \
+    do {                                                                 \
+        tt_fails(call, TSR_ERR_FORMAT);                                  \
+        if (!strstr(tsr_last_error(), "only 0 bytes follow its header")) \
+            fail_msg("%s: %s", #call, tsr_last_error());                 \
+    } while (0)
+
+static void test_declared_size(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s;
+    ckks_fuzz_spec(&s);
+    tsr_ckks_params *p;
+    tt_ok(tsr_ckks_params_create(&p, &s));
+    const char *path = tt_temp_path(".bin");
+    static const uint8_t zero[TSR_FINGERPRINT_SIZE];
+    tsr_ckks_params *p2 = NULL;
+    tsr_ckks_plaintext *pt = NULL;
+    tsr_ckks_ciphertext *ct = NULL;
+    tsr_ckks_public_key *pk = NULL;
+    tsr_ckks_secret_key *sk = NULL;
+    tsr_ckks_relin_key *rk = NULL;
+    tsr_ckks_galois_keys *gk = NULL;
+    uint8_t kid[TSR_CKKS_KEY_ID_BYTES];
+    hostile_file(path, TSR_OBJ_PARAMS, 0, zero);
+    EXPECT_BOUNDED(tsr_ckks_params_load(&p2, path, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    hostile_file(path, TSR_OBJ_PLAINTEXT, 0, p->fingerprint);
+    EXPECT_BOUNDED(tsr_ckks_plaintext_load(&pt, p, path));
+    hostile_file(path, TSR_OBJ_CIPHERTEXT, 0, p->fingerprint);
+    EXPECT_BOUNDED(tsr_ckks_ciphertext_load(&ct, p, path));
+    hostile_file(path, TSR_OBJ_PUBLIC_KEY, TSR_FRAME_SEEDED, p->fingerprint);
+    EXPECT_BOUNDED(tsr_ckks_public_key_load(&pk, p, path));
+    hostile_file(path, TSR_OBJ_SECRET_KEY, TSR_FRAME_SECRET, p->fingerprint);
+    EXPECT_BOUNDED(tsr_ckks_secret_key_load(&sk, p, path));
+    hostile_file(path, TSR_OBJ_RELIN_KEY, TSR_FRAME_SEEDED, p->fingerprint);
+    EXPECT_BOUNDED(tsr_ckks_relin_key_load(&rk, p, path));
+    hostile_file(path, TSR_OBJ_GALOIS_KEYS, TSR_FRAME_SEEDED, p->fingerprint);
+    EXPECT_BOUNDED(tsr_ckks_galois_keys_load(&gk, p, path));
+    hostile_file(path, TSR_OBJ_EVAL_KEYS, TSR_FRAME_SEEDED, p->fingerprint);
+    EXPECT_BOUNDED(tsr_ckks_eval_keys_load(&rk, &gk, kid, p, path));
+    assert_true(!p2 && !pt && !ct && !pk && !sk && !rk && !gk);
+    unlink(path);
+    tsr_ckks_params_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_truncation_and_corruption),
         cmocka_unit_test(test_invalid_fields),    cmocka_unit_test(test_key_set_ids),
-        cmocka_unit_test(test_write_fuzz_corpus),
+        cmocka_unit_test(test_write_fuzz_corpus), cmocka_unit_test(test_declared_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -221,11 +221,82 @@ static void test_frame_rejects(void **state) {
     tsr_free(buf);
 }
 
+/* A 36-byte header declaring a 2 GiB payload: refused from its header, from memory and from a
+ * file, before any reader could size a buffer by it. */
+static void test_frame_declared_size(void **state) {
+    (void)state;
+    uint8_t hdr[TSR_FRAME_HEADER_SIZE] = {
+        'T', 'S', 'R', 0x1a, TSR_FRAME_VERSION, 0, TSR_OBJ_PLAN
+    };
+    uint64_t big = (uint64_t)1 << 31;
+    for (int i = 0; i < 8; i++) hdr[28 + i] = (uint8_t)(big >> (8 * i));
+    tsr_reader r;
+    tsr_frame_info info;
+    tsr_reader_init_mem(&r, hdr, sizeof hdr);
+    tt_fails(tsr_frame_begin_read(&r, TSR_OBJ_PLAN, UINT64_MAX, &info), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "only 0 bytes follow"));
+    assert_int_equal(tsr_frame_remaining(&r), 0);
+
+    const char *path = tt_temp_path(".plan");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(hdr, 1, sizeof hdr, f), sizeof hdr);
+    fclose(f);
+    tt_ok(tsr_reader_open_file(&r, path));
+    tt_fails(tsr_frame_begin_read(&r, TSR_OBJ_PLAN, UINT64_MAX, &info), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "declares a payload of 2147483648 bytes"));
+    (void)tsr_reader_close(&r);
+    unlink(path);
+
+    /* A payload that fits but leaves no room for the checksum is refused too. */
+    size_t len;
+    uint8_t *buf = make_frame(&len);
+    tsr_reader_init_mem(&r, buf, len - 1);
+    tt_fails(tsr_frame_begin_read(&r, TSR_OBJ_CIPHERTEXT, 1024, &info), TSR_ERR_FORMAT);
+    tsr_reader_init_mem(&r, buf, len);
+    tt_ok(tsr_frame_begin_read(&r, TSR_OBJ_CIPHERTEXT, 1024, &info));
+    tsr_free(buf);
+}
+
+/* Kind names in messages take the right article ("expected evaluation keys", "an inference
+ * plan"), and a checksum failure names the object, not the last field read. */
+static void test_frame_messages(void **state) {
+    (void)state;
+    assert_string_equal(tsr_obj_kind_phrase(TSR_OBJ_EVAL_KEYS), "evaluation keys");
+    assert_string_equal(tsr_obj_kind_phrase(TSR_OBJ_PLAN), "an inference plan");
+    assert_string_equal(tsr_obj_kind_phrase(TSR_OBJ_CIPHERTEXT), "a ciphertext");
+    assert_string_equal(tsr_obj_kind_phrase(TSR_OBJ_NONE), "a Tessera object");
+    size_t len;
+    uint8_t *buf = make_frame(&len);
+    tsr_reader r;
+    tsr_frame_info info;
+    tsr_reader_init_mem(&r, buf, len);
+    tt_fails(tsr_frame_begin_read(&r, TSR_OBJ_EVAL_KEYS, 1024, &info), TSR_ERR_MISMATCH);
+    assert_non_null(strstr(tsr_last_error(), "expected evaluation keys but the file holds a "
+                                             "ciphertext"));
+    buf[0] = 'X';
+    tsr_reader_init_mem(&r, buf, len);
+    tt_fails(tsr_frame_begin_read(&r, TSR_OBJ_NONE, 1024, &info), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "expected a Tessera object"));
+    buf[0] = 'T';
+    buf[len - 1] ^= 1; /* the checksum */
+    tsr_reader_init_mem(&r, buf, len);
+    tt_ok(tsr_frame_begin_read(&r, TSR_OBJ_CIPHERTEXT, 1024, &info));
+    tsr_reader_set_what(&r, "limb 8");
+    uint8_t payload[28];
+    tsr_read_bytes(&r, payload, sizeof payload);
+    tt_fails(tsr_frame_end_read(&r), TSR_ERR_CHECKSUM);
+    assert_null(strstr(tsr_last_error(), "limb"));
+    assert_non_null(strstr(tsr_last_error(), "the ciphertext failed its BLAKE2b checksum"));
+    tsr_free(buf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_status_strings),  cmocka_unit_test(test_alloc),
-        cmocka_unit_test(test_simd_names),      cmocka_unit_test(test_prng),
-        cmocka_unit_test(test_frame_roundtrip), cmocka_unit_test(test_frame_rejects),
+        cmocka_unit_test(test_status_strings),      cmocka_unit_test(test_alloc),
+        cmocka_unit_test(test_simd_names),          cmocka_unit_test(test_prng),
+        cmocka_unit_test(test_frame_roundtrip),     cmocka_unit_test(test_frame_rejects),
+        cmocka_unit_test(test_frame_declared_size), cmocka_unit_test(test_frame_messages),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

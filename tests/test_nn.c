@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void rnd(tsr_prng *g, double *x, int64_t n, double s) {
     for (int64_t i = 0; i < n; i++) x[i] = s * (2 * tsr_prng_double(g) - 1);
@@ -410,6 +411,36 @@ static void test_params(void **state) {
     tt_fails(nn_choose_params(13, 3, 10, 45, 0, &s), TSR_ERR_INVALID_ARG);
 }
 
+static long max_rss_kib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* A 36-byte plan whose header declares a 2 GiB payload is refused from its header: the loader
+ * neither allocates nor touches a buffer of the declared size (the peak RSS hardly moves). */
+static void test_plan_declared_size(void **state) {
+    (void)state;
+    uint8_t h[TSR_FRAME_HEADER_SIZE] = { 'T', 'S', 'R', 0x1a, TSR_FRAME_VERSION };
+    h[6] = TSR_OBJ_PLAN;
+    h[28 + 3] = 0x80; /* payload length 2^31 */
+    char *path = dup_path(".plan");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(h, 1, sizeof h, f), sizeof h);
+    fclose(f);
+    long before = max_rss_kib();
+    tsr_nn_plan *p = NULL;
+    tt_fails(tsr_nn_plan_load(&p, path, 0), TSR_ERR_FORMAT);
+    assert_null(p);
+    assert_non_null(strstr(tsr_last_error(), "only 0 bytes follow its header"));
+    long grown = max_rss_kib() - before;
+    if (grown > 256 * 1024)
+        fail_msg("loading a 36-byte plan raised the peak RSS by %ld KiB", grown);
+    remove(path);
+    free(path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_import_engine_models),
@@ -419,6 +450,7 @@ int main(void) {
         cmocka_unit_test(test_unsupported_report),
         cmocka_unit_test(test_import_errors),
         cmocka_unit_test(test_params),
+        cmocka_unit_test(test_plan_declared_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -226,10 +226,32 @@ static void test_malformed(void **state) {
     tsr_backend_free(be);
 }
 
+/* A 36-byte file declaring a 2 GiB tile tensor is refused from its header. */
+static void test_declared_size(void **state) {
+    (void)state;
+    tsr_backend *be = mockup(8, 2, 1);
+    uint8_t h[TSR_FRAME_HEADER_SIZE] = { 'T', 'S', 'R', 0x1a, TSR_FRAME_VERSION };
+    h[6] = TSR_OBJ_TILE_TENSOR;
+    tsr_backend_fingerprint(be, h + 12);
+    h[28 + 3] = 0x80; /* payload length 2^31 */
+    const char *path = tt_temp_path(".tile");
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(h, 1, sizeof h, f), sizeof h);
+    fclose(f);
+    tsr_tile *t = NULL;
+    tt_fails(tsr_tile_load(be, path, &t), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "only 0 bytes follow its header"));
+    assert_null(t);
+    remove(path);
+    tsr_backend_free(be);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_declared_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -61,12 +61,12 @@ static tsr_status begin_read(tsr_reader *r, const tsr_ckks_params *p, tsr_obj_ki
     if (want != TSR_OBJ_SECRET_KEY &&
         (info->kind == TSR_OBJ_SECRET_KEY || (info->flags & TSR_FRAME_SECRET)))
         return tsr_reader_fail(r, TSR_ERR_SECRET,
-                               "expected a %s but the input holds secret key material: never "
+                               "expected %s but the input holds secret key material: never "
                                "send secret keys to an evaluator",
-                               tsr_obj_kind_name(want));
+                               tsr_obj_kind_phrase(want));
     if (info->kind != want)
-        return tsr_reader_fail(r, TSR_ERR_MISMATCH, "expected a %s but the input holds a %s",
-                               tsr_obj_kind_name(want), tsr_obj_kind_name(info->kind));
+        return tsr_reader_fail(r, TSR_ERR_MISMATCH, "expected %s but the input holds %s",
+                               tsr_obj_kind_phrase(want), tsr_obj_kind_phrase(info->kind));
     if (info->flags & ~allowed)
         return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed %s: unknown flags 0x%x",
                                tsr_obj_kind_name(want), info->flags & ~allowed);

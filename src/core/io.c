@@ -29,6 +29,16 @@ static const char *const kind_names[TSR_OBJ_KIND_COUNT_] = {
     [TSR_OBJ_CIPHERTEXT_SET] = "ciphertext set",
 };
 
+/* The names with their article, for "expected a ciphertext", "holds evaluation keys". */
+static const char *const kind_phrases[TSR_OBJ_KIND_COUNT_] = {
+    [TSR_OBJ_NONE] = "a Tessera object",           [TSR_OBJ_PARAMS] = "parameters",
+    [TSR_OBJ_PLAINTEXT] = "a plaintext",           [TSR_OBJ_CIPHERTEXT] = "a ciphertext",
+    [TSR_OBJ_SECRET_KEY] = "a secret key",         [TSR_OBJ_PUBLIC_KEY] = "a public key",
+    [TSR_OBJ_RELIN_KEY] = "a relinearization key", [TSR_OBJ_GALOIS_KEYS] = "Galois keys",
+    [TSR_OBJ_EVAL_KEYS] = "evaluation keys",       [TSR_OBJ_TILE_TENSOR] = "a tile tensor",
+    [TSR_OBJ_PLAN] = "an inference plan",          [TSR_OBJ_CIPHERTEXT_SET] = "a ciphertext set",
+};
+
 const char *tsr_obj_kind_name(tsr_obj_kind kind) {
     if ((unsigned)kind >= TSR_OBJ_KIND_COUNT_ || !kind_names[kind]) return "unknown object";
     return kind_names[kind];
@@ -246,6 +256,11 @@ tsr_status tsr_outset_commit(tsr_outset *s) {
 void tsr_outset_abort(tsr_outset *s) {
     for (int i = 0; i < s->n; i++) outfile_discard(&s->f[i]);
     s->n = 0;
+}
+
+const char *tsr_obj_kind_phrase(tsr_obj_kind kind) {
+    if ((unsigned)kind >= TSR_OBJ_KIND_COUNT_ || !kind_phrases[kind]) return "an unknown object";
+    return kind_phrases[kind];
 }
 
 /* ---- writer -------------------------------------------------------------- */
@@ -556,6 +571,17 @@ void tsr_read_u64_array(tsr_reader *r, uint64_t *v, size_t n, uint64_t bound) {
     }
 }
 
+/* Bytes of input not read yet: exact for memory and regular files, UINT64_MAX when unknown
+ * (pipes, devices), where a short input is found when it ends. */
+static uint64_t input_left(const tsr_reader *r) {
+    if (!r->fp) return r->mem_len - r->mem_pos;
+    struct stat sb;
+    if (fstat(fileno(r->fp), &sb) != 0 || !S_ISREG(sb.st_mode)) return UINT64_MAX;
+    off_t pos = ftello(r->fp);
+    if (pos < 0 || pos > sb.st_size) return UINT64_MAX;
+    return (uint64_t)(sb.st_size - pos);
+}
+
 tsr_status tsr_frame_begin_read(tsr_reader *r, tsr_obj_kind expected, uint64_t max_payload,
                                 tsr_frame_info *info) {
     uint8_t magic[4];
@@ -569,8 +595,8 @@ tsr_status tsr_frame_begin_read(tsr_reader *r, tsr_obj_kind expected, uint64_t m
     if (r->err != TSR_OK) return r->err;
     if (memcmp(magic, TSR_FRAME_MAGIC, 4) != 0)
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
-                               "not a Tessera file: expected a %s but the magic bytes are wrong",
-                               tsr_obj_kind_name(expected));
+                               "not a Tessera file: expected %s but the magic bytes are wrong",
+                               tsr_obj_kind_phrase(expected));
     uint16_t version = tsr_read_u16(r);
     uint16_t kind = tsr_read_u16(r);
     info->flags = tsr_read_u32(r);
@@ -590,13 +616,24 @@ tsr_status tsr_frame_begin_read(tsr_reader *r, tsr_obj_kind expected, uint64_t m
                                    ? " (for keys: run tessera keygen again)"
                                    : "");
     if (expected != TSR_OBJ_NONE && kind != expected)
-        return tsr_reader_fail(r, TSR_ERR_MISMATCH, "expected a %s but the file holds a %s",
-                               tsr_obj_kind_name(expected), tsr_obj_kind_name(info->kind));
+        return tsr_reader_fail(r, TSR_ERR_MISMATCH, "expected %s but the file holds %s",
+                               tsr_obj_kind_phrase(expected), tsr_obj_kind_phrase(info->kind));
     if (info->payload_len > max_payload)
+        return tsr_reader_fail(
+            r, TSR_ERR_FORMAT,
+            "the %s declares a payload of %llu bytes, more than the %llu allowed",
+            tsr_obj_kind_name(info->kind), (unsigned long long)info->payload_len,
+            (unsigned long long)max_payload);
+    /* A declared size is checked against what the input holds before any reader sizes a buffer
+     * by it: a forged 36-byte header must not make anyone allocate gigabytes. */
+    uint64_t left = input_left(r);
+    if (info->payload_len > left || left - info->payload_len < TSR_FRAME_HASH_SIZE)
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
-                               "%s declares a payload of %llu bytes, more than the %llu allowed",
+                               "truncated or corrupt file: the %s declares a payload of %llu "
+                               "bytes but only %llu bytes follow its header",
                                tsr_obj_kind_name(info->kind), (unsigned long long)info->payload_len,
-                               (unsigned long long)max_payload);
+                               (unsigned long long)left);
+    r->frame_kind = info->kind;
     r->frame_left = info->payload_len;
     return TSR_OK;
 }
@@ -625,9 +662,9 @@ tsr_status tsr_frame_end_read(tsr_reader *r) {
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
     if (sodium_memcmp(want, got, sizeof want) != 0)
         return tsr_reader_fail(r, TSR_ERR_CHECKSUM,
-                               "%s failed its BLAKE2b checksum: the file is corrupted or was "
-                               "modified",
-                               r->what);
+                               "the %s failed its BLAKE2b checksum (over the whole object): the "
+                               "file is corrupted or was modified",
+                               tsr_obj_kind_name(r->frame_kind));
 #endif
     return TSR_OK;
 }

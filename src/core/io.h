@@ -60,13 +60,16 @@ typedef enum tsr_obj_kind {
     TSR_OBJ_KIND_COUNT_
 } tsr_obj_kind;
 
-/** Human name of a kind ("ciphertext", ...). */
+/** Human name of a kind ("ciphertext", "evaluation keys", ...). */
 const char *tsr_obj_kind_name(tsr_obj_kind kind);
 /**
  * Format version written in (and required of) frames of this kind:
  * TSR_FRAME_VERSION_KEYS for key kinds, TSR_FRAME_VERSION otherwise.
  */
 uint16_t tsr_obj_kind_version(tsr_obj_kind kind);
+/** The name with its article where it takes one ("a ciphertext", "an inference plan",
+ *  "evaluation keys"), for messages such as "expected %s but the file holds %s". */
+const char *tsr_obj_kind_phrase(tsr_obj_kind kind);
 
 /* ---- output files -------------------------------------------------------- */
 
@@ -200,7 +203,8 @@ typedef struct tsr_reader {
     uint64_t consumed; /* bytes read in total */
     /* current frame */
     int in_frame;
-    uint64_t frame_left; /* payload bytes not yet read */
+    uint64_t frame_left;     /* payload bytes not yet read */
+    tsr_obj_kind frame_kind; /* kind of the current (or last) frame, for messages */
     crypto_generichash_state hash;
 } tsr_reader;
 
@@ -244,7 +248,10 @@ void tsr_read_u64_array(tsr_reader *r, uint64_t *v, size_t n, uint64_t bound);
 
 /**
  * Read and validate a frame header: magic, version, kind == expected (or any
- * kind if expected is TSR_OBJ_NONE), payload_len <= max_payload.
+ * kind if expected is TSR_OBJ_NONE), payload_len <= max_payload, and
+ * payload_len + checksum <= the bytes left in the input (memory, or a regular
+ * file: fstat; unknown only for pipes), so a forged length fails here with
+ * TSR_ERR_FORMAT before any reader allocates by it.
  */
 tsr_status tsr_frame_begin_read(tsr_reader *r, tsr_obj_kind expected, uint64_t max_payload,
                                 tsr_frame_info *info);
