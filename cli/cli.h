@@ -30,6 +30,12 @@ int cli_wants_help(int argc, char **argv);
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 /** Parse a finite double; returns 0 on success. */
 int cli_parse_double(const char *s, double *out);
+/**
+ * Parse a memory size: a positive number with a binary unit K, M, G or T (optionally followed
+ * by "iB" or "B"; 1G = 1024 MiB), or a bare number of MiB. *mib gets the size in MiB. Returns 0
+ * on success.
+ */
+int cli_parse_size(const char *s, double *mib);
 
 /** What an option of a verb takes (see cli_parse_args). */
 typedef enum cli_opt_type {

@@ -115,8 +115,9 @@ int tsr_cmd_encrypt(int argc, char **argv) {
         rc = cli_fail(VERB, st, "loading the key (made for this plan?)");
         goto out;
     }
-    if ((st = tsr_nn_load_inputs(tsr_nn_plan_model(p), in, (int)offset, (int)count, &x, &n)) !=
-        TSR_OK) {
+    /* Without --count, read one batch: a file with more samples is cut, never loaded whole. */
+    if ((st = tsr_nn_load_inputs(tsr_nn_plan_model(p), in, (int)offset, count ? (int)count : batch,
+                                 &x, &n)) != TSR_OK) {
         rc = cli_fail(VERB, st, "reading the inputs");
         goto out;
     }

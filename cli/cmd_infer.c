@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define VERB "infer"
 
@@ -16,7 +17,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: tessera infer model.plan server.evk --in in.ct --out out.ct\n"
             "                     [--report report.json] [--chart chart.svg] [--threads N]\n"
-            "                     [--force]\n"
+            "                     [--force] [--max-memory SIZE]\n"
             "\n"
             "Run the plan's network on encrypted inputs with the evaluation keys only (a secret\n"
             "key is refused: the server never needs one). Inputs encrypted under another key\n"
@@ -28,7 +29,17 @@ static void usage(FILE *out) {
             "\n"
             "  --threads N    OpenMP threads (default: all)\n"
             "  --force        replace outputs even if one holds a secret key\n"
+            "  --max-memory SIZE  refuse (exit 2) a plan whose predicted peak memory exceeds\n"
+            "                 SIZE (4G, 512M, ...; a bare number is MiB) before doing any work\n"
+            "                 (default: 80%% of the physical memory)\n"
             "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
+}
+
+/* 80 % of the physical memory in MiB (0 if unknown: no limit). */
+static double default_max_mib(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), size = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || size <= 0) return 0;
+    return 0.8 * (double)pages * (double)size / 1048576.0;
 }
 
 int tsr_cmd_infer(int argc, char **argv) {
@@ -37,6 +48,7 @@ int tsr_cmd_infer(int argc, char **argv) {
         return 0;
     }
     const char *plan = NULL, *keys = NULL, *in = NULL, *out = NULL, *report = NULL, *chart = NULL;
+    const char *max_memory = NULL;
     long threads = 0;
     int insecure = 0, force = 0;
     const cli_opt opts[] = {
@@ -46,6 +58,7 @@ int tsr_cmd_infer(int argc, char **argv) {
         { "--chart", CLI_STR, &chart, 0, 0 },
         { "--threads", CLI_LONG, &threads, 1, 256 },
         { "--force", CLI_FLAG, &force, 0, 0 },
+        { "--max-memory", CLI_STR, &max_memory, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
     };
     const char *pos[2] = { NULL, NULL };
@@ -56,6 +69,10 @@ int tsr_cmd_infer(int argc, char **argv) {
     if (!plan || !keys || !in || !out)
         return cli_usage_error(VERB,
                                "give the plan, the evaluation keys, --in FILE and --out FILE");
+    double max_mib = default_max_mib();
+    if (max_memory && cli_parse_size(max_memory, &max_mib) != 0)
+        return cli_usage_error(VERB, "--max-memory needs a size such as 4G or 512M, not '%s'",
+                               max_memory);
     cli_output outs[] = { { out, 0, NULL }, { report, 0, NULL }, { chart, 0, NULL } };
     const char *ins[] = { plan, keys, in };
     int rc = cli_outputs_check(VERB, outs, 3, ins, 3, force);
@@ -65,6 +82,16 @@ int tsr_cmd_infer(int argc, char **argv) {
     tsr_nn_plan *p = NULL;
     rc = nn_cli_load_plan(VERB, plan, insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0, &p);
     if (rc) return rc;
+    double need = tsr_nn_plan_predicted_mib(p);
+    if (max_mib > 0 && need > max_mib) {
+        fprintf(stderr,
+                "tessera %s: the plan's predicted peak memory is %.0f MiB, more than the %.0f MiB "
+                "allowed (%s); run it on a larger machine, raise --max-memory, or compile with a "
+                "smaller --batch\n",
+                VERB, need, max_mib, max_memory ? "--max-memory" : "default: 80% of the RAM");
+        tsr_nn_plan_free(p);
+        return 2;
+    }
     tsr_ckks_params *params = NULL;
     tsr_ckks_relin_key *rk = NULL;
     tsr_ckks_galois_keys *gk = NULL;

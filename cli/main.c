@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -116,5 +117,28 @@ int cli_parse_double(const char *s, double *out) {
     double v = strtod(s, &end);
     if (errno || *end || !isfinite(v)) return -1;
     *out = v;
+    return 0;
+}
+
+int cli_parse_size(const char *s, double *mib) {
+    char *end;
+    if (!s || !(*s >= '0' && *s <= '9')) return -1;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || !isfinite(v) || !(v > 0)) return -1;
+    static const char units[] = "KMGT"; /* 2^10 .. 2^40 bytes */
+    double scale = 1;                   /* MiB */
+    const char *u = *end ? strchr(units, toupper((unsigned char)*end)) : NULL;
+    if (*end && !u) return -1;
+    if (u) {
+        scale = ldexp(1.0, 10 * (int)(u - units) - 10);
+        end++;
+    }
+    if (end[0] == 'i' && end[1] == 'B')
+        end += 2;
+    else if (end[0] == 'B')
+        end++;
+    if (*end || !isfinite(v * scale)) return -1;
+    *mib = v * scale;
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -19,6 +20,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         volatile uint8_t sink = 0;
         for (size_t i = 0; i < idx.count; i++) sink ^= idx.data[i]; /* every byte readable */
         (void)sink;
+        /* A row range of the same bytes parses too and holds exactly those rows. */
+        tsr_idx part;
+        uint32_t first = idx.dims[0] / 2, rows = 1 + (uint32_t)(size & 3);
+        if (tsr_idx_parse_rows(&part, data, size, first, rows) != TSR_OK) __builtin_trap();
+        size_t row = idx.count / idx.dims[0];
+        if (part.first != first || part.rows > rows || part.rows < 1 ||
+            part.count != part.rows * row ||
+            memcmp(part.data, idx.data + (size_t)first * row, part.count) != 0)
+            __builtin_trap();
+        tsr_idx_free(&part);
         tsr_idx_free(&idx);
     }
     return 0;

@@ -4,6 +4,7 @@
  * training run on a slice of the real Fashion-MNIST that must reach a
  * stated loss.
  */
+#include "idxgen.h"
 #include "testutil.h"
 
 #include "tessera.h"
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -154,6 +156,65 @@ static void write_file(const char *path, const uint8_t *b, size_t n) {
     fclose(f);
 }
 
+/* A row range holds exactly those rows; the rest of the file is still validated. */
+static void test_idx_rows(void **state) {
+    (void)state;
+    uint32_t dims[3] = { 50, 30, 40 };
+    size_t len, glen, row = 30 * 40;
+    uint8_t *raw = make_idx(3, dims, &len), *gz = gzip(raw, len, &glen);
+    const uint32_t cases[][3] = {
+        { 0, 1, 1 }, { 17, 5, 5 }, { 48, 10, 2 }, { 49, 0, 1 }, { 0, 0, 50 }
+    };
+    for (int k = 0; k < 2; k++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            tsr_idx idx;
+            tt_ok(tsr_idx_parse_rows(&idx, k ? gz : raw, k ? glen : len, cases[c][0], cases[c][1]));
+            assert_int_equal(idx.dims[0], 50);
+            assert_int_equal(idx.first, cases[c][0]);
+            assert_int_equal(idx.rows, cases[c][2]);
+            assert_int_equal(idx.count, cases[c][2] * row);
+            assert_memory_equal(idx.data, raw + 16 + cases[c][0] * row, idx.count);
+            tsr_idx_free(&idx);
+        }
+    tsr_idx idx;
+    tt_fails(tsr_idx_parse_rows(&idx, gz, glen, 50, 1), TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_idx_parse_rows(&idx, raw, len, 50, 1), TSR_ERR_INVALID_ARG);
+    /* what follows the rows kept is checked all the same: truncation, CRC, trailing bytes */
+    tt_fails(tsr_idx_parse_rows(&idx, gz, glen - 30, 0, 1), TSR_ERR_FORMAT);
+    tt_fails(tsr_idx_parse_rows(&idx, raw, len - 1, 0, 1), TSR_ERR_FORMAT);
+    gz[glen - 6] ^= 0x10; /* the CRC-32 */
+    tt_fails(tsr_idx_parse_rows(&idx, gz, glen, 0, 1), TSR_ERR_FORMAT);
+    assert_null(idx.data);
+    free(raw), free(gz);
+}
+
+static long max_rss_kib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* A ~260 KB gzip file declaring 342,392 images of 28x28 (268 MB of pixels): reading one image
+ * keeps the peak memory near the compressed size, not the declared one. */
+static void test_idx_rows_bounded(void **state) {
+    (void)state;
+    const uint32_t n = 342392;
+    size_t glen;
+    uint8_t *gz = tt_zero_idx_gz(n, 28, 28, &glen);
+    assert_non_null(gz);
+    assert_true(glen < 400000);
+    long before = max_rss_kib();
+    tsr_idx idx;
+    tt_ok(tsr_idx_parse_rows(&idx, gz, glen, 0, 1));
+    assert_int_equal(idx.dims[0], n);
+    assert_int_equal(idx.rows, 1);
+    assert_int_equal(idx.count, 784);
+    tsr_idx_free(&idx);
+    long grown = max_rss_kib() - before;
+    if (grown > 64 * 1024) fail_msg("reading one image raised the peak RSS by %ld KiB", grown);
+    free(gz);
+}
+
 static void test_dataset_and_batcher(void **state) {
     (void)state;
     uint32_t idims[3] = { 10, 4, 3 }, ldims[1] = { 10 };
@@ -284,6 +345,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_idx_valid),
         cmocka_unit_test(test_idx_corrupt),
+        cmocka_unit_test(test_idx_rows),
+        cmocka_unit_test(test_idx_rows_bounded),
         cmocka_unit_test(test_dataset_and_batcher),
         cmocka_unit_test(test_fashion_short_run),
     };

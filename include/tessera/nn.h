@@ -181,6 +181,8 @@ TSR_API int tsr_nn_plan_batch(const tsr_nn_plan *p);
 TSR_API tsr_status tsr_nn_plan_params(const tsr_nn_plan *p, tsr_ckks_params **out);
 /** Predicted server time (seconds) of one inference of a full batch. */
 TSR_API double tsr_nn_plan_predicted_seconds(const tsr_nn_plan *p);
+/** Predicted server peak memory (MiB) of one inference of a full batch (`infer --max-memory`). */
+TSR_API double tsr_nn_plan_predicted_mib(const tsr_nn_plan *p);
 /** Human summary: parameters, packing, steps with shapes and levels, keys, predictions. */
 TSR_API void tsr_nn_plan_print(const tsr_nn_plan *p, FILE *fp);
 /**

@@ -319,28 +319,33 @@ tsr_status tsr_nn_load_inputs(const tsr_nn_model *m, const char *path, int offse
         if (st != TSR_OK) return tsr_fail_context(st, "'%s': ", path);
         return select_range(x, n, per, offset, count);
     }
+    /* Only the samples asked for are kept (and converted): the rest of the file is streamed
+     * through and validated, so a small gzip file declaring many images costs nothing. */
+    if (offset < 0) return tsr_fail(TSR_ERR_INVALID_ARG, "offset %d is negative", offset);
     tsr_idx idx;
-    TSR_TRY(tsr_idx_read_file(&idx, path));
+    TSR_TRY(tsr_idx_read_file_rows(&idx, path, (uint32_t)offset, count > 0 ? (uint32_t)count : 0));
     tsr_status st = TSR_OK;
-    uint64_t each = idx.ndims >= 2 ? idx.count / idx.dims[0] : 0;
+    uint64_t each = idx.ndims >= 2 && idx.rows ? idx.count / idx.rows : 0;
     if (idx.ndims < 2 || (int64_t)each != per)
         st = tsr_fail(TSR_ERR_SHAPE,
                       "'%s' holds %u-dimensional IDX data with %llu values per sample; the model "
                       "takes %lld (C*H*W)",
                       path, idx.ndims, (unsigned long long)each, (long long)per);
     double *v = NULL;
-    int cnt = st == TSR_OK ? (int)idx.dims[0] : 0;
+    if (st == TSR_OK && idx.rows > (uint32_t)INT32_MAX)
+        st = tsr_fail(TSR_ERR_FORMAT, "'%s' holds too many samples", path);
     if (st == TSR_OK) {
-        v = tsr_alloc((size_t)idx.count * sizeof *v);
-        if (!v) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        v = tsr_calloc_array(idx.count, sizeof *v);
+        if (!v) st = tsr_fail(TSR_ERR_NOMEM, "out of memory for %u samples", idx.rows);
     }
     for (size_t i = 0; st == TSR_OK && i < idx.count; i++)
         v[i] = (idx.data[i] * m->in_scale - m->in_mean) / m->in_std;
+    int cnt = (int)idx.rows;
     tsr_idx_free(&idx);
     if (st != TSR_OK) return st;
     *x = v;
     *n = cnt;
-    return select_range(x, n, per, offset, count);
+    return TSR_OK;
 }
 
 tsr_status tsr_nn_load_labels(const char *path, int offset, int count, int32_t **y, int *n) {
@@ -371,13 +376,15 @@ tsr_status tsr_nn_load_labels(const char *path, int offset, int count, int32_t *
         }
         tsr_free(d);
     } else {
+        if (offset < 0) return tsr_fail(TSR_ERR_INVALID_ARG, "offset %d is negative", offset);
         tsr_idx idx;
-        TSR_TRY(tsr_idx_read_file(&idx, path));
-        if (idx.ndims != 1) {
+        TSR_TRY(
+            tsr_idx_read_file_rows(&idx, path, (uint32_t)offset, count > 0 ? (uint32_t)count : 0));
+        if (idx.ndims != 1 || idx.rows > (uint32_t)INT32_MAX) {
             tsr_idx_free(&idx);
             return tsr_fail(TSR_ERR_SHAPE, "'%s' is not a 1-dimensional IDX label file", path);
         }
-        cnt = (int)idx.dims[0];
+        cnt = (int)idx.rows;
         v = tsr_alloc((size_t)cnt * sizeof *v);
         if (!v) {
             tsr_idx_free(&idx);
@@ -385,6 +392,9 @@ tsr_status tsr_nn_load_labels(const char *path, int offset, int count, int32_t *
         }
         for (int i = 0; i < cnt; i++) v[i] = idx.data[i];
         tsr_idx_free(&idx);
+        *y = v;
+        *n = cnt;
+        return TSR_OK;
     }
     if (offset < 0 || offset >= cnt) {
         tsr_free(v);

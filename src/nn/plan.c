@@ -74,6 +74,10 @@ double tsr_nn_plan_predicted_seconds(const tsr_nn_plan *p) {
     return p->predicted_seconds;
 }
 
+double tsr_nn_plan_predicted_mib(const tsr_nn_plan *p) {
+    return p->predicted_mib;
+}
+
 void tsr_nn_plan_id(const tsr_nn_plan *p, uint8_t id[32]) {
     memcpy(id, p->id, 32);
 }

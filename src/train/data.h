@@ -24,8 +24,9 @@
 
 typedef struct tsr_idx {
     int ndims;
-    uint32_t dims[TSR_IDX_MAX_DIMS];
-    size_t count; /* product of dims = number of bytes in data */
+    uint32_t dims[TSR_IDX_MAX_DIMS]; /* the file's dimensions */
+    uint32_t first, rows;            /* data holds rows [first, first + rows) of dimension 0 */
+    size_t count;                    /* bytes in data: rows * the product of dims[1..] */
     uint8_t *data;
 } tsr_idx;
 
@@ -37,8 +38,19 @@ typedef struct tsr_idx {
  * Free with tsr_idx_free.
  */
 tsr_status tsr_idx_parse(tsr_idx *out, const uint8_t *buf, size_t len);
+/**
+ * As tsr_idx_parse, but keep only rows [first, first + max_rows) of dimension 0 (max_rows 0: up
+ * to the end; fewer if the file ends first). The other rows are still validated (gzip: inflated
+ * through a small buffer, CRC and length checked) but never stored, so memory is bounded by the
+ * compressed input and the rows asked for. first beyond the file's rows is TSR_ERR_INVALID_ARG.
+ */
+tsr_status tsr_idx_parse_rows(tsr_idx *out, const uint8_t *buf, size_t len, uint32_t first,
+                              uint32_t max_rows);
 /** Read and parse a file (see tsr_idx_parse); errors name the path. */
 tsr_status tsr_idx_read_file(tsr_idx *out, const char *path);
+/** Read a file keeping only some rows (see tsr_idx_parse_rows); errors name the path. */
+tsr_status tsr_idx_read_file_rows(tsr_idx *out, const char *path, uint32_t first,
+                                  uint32_t max_rows);
 void tsr_idx_free(tsr_idx *idx);
 
 /** Images and labels in memory. */
