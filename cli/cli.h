@@ -19,9 +19,11 @@ typedef int (*tsr_cli_fn)(int argc, char **argv);
 /** Print "tessera <verb>: error: <msg>" to stderr; returns 2. */
 int cli_usage_error(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /**
- * Print a failed library call: "tessera <verb>: <what>: <status>: <detail>".
- * Returns 2 for input errors (format, checksum, mismatch, shape, ...) and 1
- * otherwise.
+ * Print a failed library call: "tessera <verb>: <what>: <status>: <detail>"
+ * (control characters in the detail escaped). Returns 2 for bad input
+ * (invalid argument, format, version, checksum, mismatch, insecure, secret,
+ * shape, not found, key missing, unsupported, scale) and 1 otherwise
+ * (I/O, out of memory, level, RNG, internal).
  */
 int cli_fail(const char *verb, tsr_status st, const char *what);
 /** True if argv holds -h or --help. */

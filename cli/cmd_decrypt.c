@@ -102,6 +102,32 @@ int tsr_cmd_decrypt(int argc, char **argv) {
         rc = cli_fail(VERB, st, "decrypting");
         goto out;
     }
+    /* --labels and --compare are read and checked before anything is written: bad input leaves
+     * no predictions file behind. */
+    if (labels) {
+        int ny;
+        if ((st = tsr_nn_load_labels(labels, (int)offset, n, &y, &ny)) != TSR_OK) {
+            rc = cli_fail(VERB, st, "reading the labels");
+            goto out;
+        }
+        if (ny < n) {
+            rc = cli_usage_error(VERB, "%s has %d labels from offset %ld, %d needed", labels, ny,
+                                 offset, n);
+            goto out;
+        }
+    }
+    if (compare) {
+        int nx;
+        if ((st = tsr_nn_load_inputs(m, compare, (int)offset, n, &x, &nx)) != TSR_OK) {
+            rc = cli_fail(VERB, st, "reading the inputs to compare with");
+            goto out;
+        }
+        if (nx < n) {
+            rc = cli_usage_error(VERB, "%s has %d samples from offset %ld, %d needed", compare, nx,
+                                 offset, n);
+            goto out;
+        }
+    }
     valid = malloc((size_t)n);
     if (!valid) {
         rc = cli_fail(VERB, TSR_ERR_NOMEM, "allocating");
@@ -129,34 +155,14 @@ int tsr_cmd_decrypt(int argc, char **argv) {
             if (!valid[i]) fprintf(stderr, "%s%d", shown++ ? ", " : "  invalid samples: ", i);
         fprintf(stderr, bad > 10 ? ", ...\n" : "\n");
     }
-    if (labels) {
-        int ny;
-        if ((st = tsr_nn_load_labels(labels, (int)offset, n, &y, &ny)) != TSR_OK) {
-            rc = cli_fail(VERB, st, "reading the labels");
-            goto out;
-        }
-        if (ny < n) {
-            rc = cli_usage_error(VERB, "%s has %d labels from offset %ld, %d needed", labels, ny,
-                                 offset, n);
-            goto out;
-        }
+    if (y) {
         int ok = 0;
         for (int i = 0; i < n; i++)
             ok += valid[i] && nn_cli_argmax(logits + (size_t)i * K, K) == y[i];
         printf("accuracy (encrypted inference): %.2f%% (%d of %d%s)\n", 100.0 * ok / n, ok, n,
                bad ? ", invalid samples count as wrong" : "");
     }
-    if (compare) {
-        int nx;
-        if ((st = tsr_nn_load_inputs(m, compare, (int)offset, n, &x, &nx)) != TSR_OK) {
-            rc = cli_fail(VERB, st, "reading the inputs to compare with");
-            goto out;
-        }
-        if (nx < n) {
-            rc = cli_usage_error(VERB, "%s has %d samples from offset %ld, %d needed", compare, nx,
-                                 offset, n);
-            goto out;
-        }
+    if (x) {
         ref = malloc((size_t)n * (size_t)K * sizeof *ref);
         if (!ref || (st = tsr_nn_model_forward(m, x, n, ref)) != TSR_OK) {
             rc = cli_fail(VERB, ref ? st : TSR_ERR_NOMEM, "plaintext inference");

@@ -3,6 +3,8 @@
  */
 #include "cli.h"
 
+#include "core/error.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -74,8 +76,25 @@ int cli_usage_error(const char *verb_name, const char *fmt, ...) {
     return 2;
 }
 
+/* The library's message, made fit for a terminal and a command-line user: control characters
+ * from file contents escaped, the C API's name of the insecure-parameters flag replaced by the
+ * option. */
+static void cli_detail(char *out, size_t n) {
+    static const char api_flag[] = "TSR_CKKS_ALLOW_INSECURE_PARAMETERS";
+    char raw[2048], tmp[2048];
+    snprintf(raw, sizeof raw, "%s", tsr_last_error());
+    const char *hit = strstr(raw, api_flag);
+    if (hit) {
+        snprintf(tmp, sizeof tmp, "%.*s--insecure-parameters-for-testing%s", (int)(hit - raw), raw,
+                 hit + sizeof api_flag - 1);
+        snprintf(raw, sizeof raw, "%s", tmp);
+    }
+    tsr_escape_controls(out, n, raw, 1);
+}
+
 int cli_fail(const char *verb_name, tsr_status st, const char *what) {
-    const char *detail = tsr_last_error();
+    char detail[2048];
+    cli_detail(detail, sizeof detail);
     fprintf(stderr, "tessera %s: %s: %s%s%s\n", verb_name, what, tsr_strerror(st),
             detail[0] ? ": " : "", detail);
     switch (st) {
@@ -88,6 +107,9 @@ int cli_fail(const char *verb_name, tsr_status st, const char *what) {
     case TSR_ERR_SECRET:
     case TSR_ERR_SHAPE:
     case TSR_ERR_NOT_FOUND:
+    case TSR_ERR_KEY_MISSING: /* keys made for another plan */
+    case TSR_ERR_UNSUPPORTED: /* a model or file this build cannot run */
+    case TSR_ERR_SCALE:       /* inputs or weights that do not fit the modulus */
         return 2;
     default:
         return 1;
@@ -115,7 +137,8 @@ int cli_parse_double(const char *s, double *out) {
     if (!s || !*s) return -1;
     errno = 0;
     double v = strtod(s, &end);
-    if (errno || *end || !isfinite(v)) return -1;
+    /* ERANGE with a finite result is underflow (1e-310 is a subnormal): a valid number */
+    if ((errno && errno != ERANGE) || *end || !isfinite(v)) return -1;
     *out = v;
     return 0;
 }

@@ -586,6 +586,47 @@ static void test_fused_mul_keyswitch(void **state) {
     fx_free(&f);
 }
 
+/* ckks.h rule 1: a plaintext below the ciphertext's level drops the ciphertext to the
+ * plaintext's level (limbs discarded, scale kept); the results are right there. */
+static void test_plain_below_level(void **state) {
+    (void)state;
+    fixture f;
+    fx_init(&f, "n13-l3", NULL, 0);
+    size_t n = f.slots;
+    double *x = rand_vec(&f, n), *y = rand_vec(&f, n), *want = malloc(n * sizeof *want);
+    tsr_ckks_ciphertext *cx = encrypt_vec(&f, x, TSR_CKKS_TOP_LEVEL), *out;
+    tt_ok(tsr_ckks_ciphertext_create(&out, f.p));
+    tsr_ckks_plaintext *pt;
+    tt_ok(tsr_ckks_plaintext_create(&pt, f.p));
+    const int top = cx->level, low = 1;
+    assert_true(low < top);
+    double est;
+    /* add: the plaintext at the ciphertext's scale, two levels below */
+    tt_ok(tsr_ckks_encode_real(f.enc, pt, y, n, low, tsr_ckks_ciphertext_scale(cx)));
+    tt_ok(tsr_ckks_add_plain(f.ev, out, cx, pt));
+    assert_int_equal(tsr_ckks_ciphertext_level(out), low);
+    assert_true(tsr_ckks_ciphertext_scale(out) == tsr_ckks_ciphertext_scale(cx));
+    for (size_t i = 0; i < n; i++) want[i] = x[i] + y[i];
+    assert_true(prec_of(&f, out, want, &est) > 20);
+    /* mul: any scale; the product lives at the plaintext's level */
+    tt_ok(tsr_ckks_encode_real(f.enc, pt, y, n, low, 0));
+    tt_ok(tsr_ckks_mul_plain(f.ev, out, cx, pt));
+    assert_int_equal(tsr_ckks_ciphertext_level(out), low);
+    for (size_t i = 0; i < n; i++) want[i] = x[i] * y[i];
+    assert_true(prec_of(&f, out, want, &est) > 20);
+    /* in place too */
+    tt_ok(tsr_ckks_mul_plain(f.ev, cx, cx, pt));
+    assert_int_equal(tsr_ckks_ciphertext_level(cx), low);
+    assert_true(prec_of(&f, cx, want, &est) > 20);
+    tsr_ckks_plaintext_free(pt);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(cx);
+    free(x);
+    free(y);
+    free(want);
+    fx_free(&f);
+}
+
 static void test_levels_and_scales(void **state) {
     (void)state;
     fixture f;
@@ -955,12 +996,19 @@ static void test_mod_raise(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_security_table),      cmocka_unit_test(test_primes_and_scales),
-        cmocka_unit_test(test_special_fft),         cmocka_unit_test(test_encode_decode),
-        cmocka_unit_test(test_encrypt_decrypt),     cmocka_unit_test(test_arithmetic),
-        cmocka_unit_test(test_levels_and_scales),   cmocka_unit_test(test_rotations),
-        cmocka_unit_test(test_thread_independence), cmocka_unit_test(test_fixed_hamming_weight),
-        cmocka_unit_test(test_mod_raise),           cmocka_unit_test(test_fused_mul_keyswitch),
+        cmocka_unit_test(test_security_table),
+        cmocka_unit_test(test_primes_and_scales),
+        cmocka_unit_test(test_special_fft),
+        cmocka_unit_test(test_encode_decode),
+        cmocka_unit_test(test_encrypt_decrypt),
+        cmocka_unit_test(test_arithmetic),
+        cmocka_unit_test(test_levels_and_scales),
+        cmocka_unit_test(test_plain_below_level),
+        cmocka_unit_test(test_rotations),
+        cmocka_unit_test(test_thread_independence),
+        cmocka_unit_test(test_fixed_hamming_weight),
+        cmocka_unit_test(test_mod_raise),
+        cmocka_unit_test(test_fused_mul_keyswitch),
         cmocka_unit_test(test_depth10_squarings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

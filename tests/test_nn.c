@@ -369,7 +369,7 @@ static void test_unsupported_report(void **state) {
 static void test_import_errors(void **state) {
     (void)state;
     tsr_nn_model *m = NULL;
-    tt_fails(tsr_nn_import_onnx("/nonexistent/model.onnx", NULL, &m, NULL), TSR_ERR_IO);
+    tt_fails(tsr_nn_import_onnx("/nonexistent/model.onnx", NULL, &m, NULL), TSR_ERR_NOT_FOUND);
     char *path = dup_path(".onnx");
     FILE *fp = fopen(path, "wb");
     fputs("this is not protobuf at all \x01\x02\x03", fp);

@@ -558,7 +558,7 @@ static void test_plan_files(void **state) {
         assert_memory_equal(p->id, q->id, 32);
         tsr_nn_plan_free(q);
         remove(path);
-        tt_fails(tsr_nn_plan_load(&q, path, TSR_CKKS_ALLOW_INSECURE_PARAMETERS), TSR_ERR_IO);
+        tt_fails(tsr_nn_plan_load(&q, path, TSR_CKKS_ALLOW_INSECURE_PARAMETERS), TSR_ERR_NOT_FOUND);
         free(path);
         tsr_nn_bytes_free(buf);
         tsr_nn_plan_free(p);

@@ -222,7 +222,7 @@ static void test_malformed(void **state) {
     tsr_tile *t;
     tt_fails(tsr_tile_from_bytes(be, buf, len, &t), TSR_ERR_MISMATCH);
     tsr_free(buf);
-    tt_fails(tsr_tile_load(be, "/nonexistent/x.tile", &t), TSR_ERR_IO);
+    tt_fails(tsr_tile_load(be, "/nonexistent/x.tile", &t), TSR_ERR_NOT_FOUND);
     tsr_backend_free(be);
 }
 

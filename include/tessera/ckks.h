@@ -54,8 +54,10 @@
  *     multiplication with an integer constant and one rescale (Kim et al.'s
  *     "reduced-error" level adjustment); this uses the level difference and
  *     costs no depth of the result. Only the ciphertext operand is ever
- *     adjusted; a plaintext at a lower level than the ciphertext is an error
- *     (re-encode it at the ciphertext's level).
+ *     adjusted: a plaintext at a lower level than the ciphertext drops the
+ *     ciphertext to the plaintext's level (its extra limbs are discarded,
+ *     its scale is kept, so an addition still needs the plaintext encoded at
+ *     the ciphertext's scale, rule 2).
  *  2. Additions and subtractions at the same level need scales equal to a
  *     relative 2^-40; otherwise they fail with TSR_ERR_SCALE (encode
  *     plaintexts at tsr_ckks_ciphertext_scale() of the ciphertext; rescale
@@ -449,15 +451,15 @@ TSR_API tsr_status tsr_ckks_sub(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out
 /** out = -a. */
 TSR_API tsr_status tsr_ckks_negate(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                    const tsr_ckks_ciphertext *a);
-/** out = a + pt (pt's level must be >= a's; scales equal, rule 2). */
+/** out = a + pt (scales equal, rule 2); at min(a's level, pt's level) (rule 1). */
 TSR_API tsr_status tsr_ckks_add_plain(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                       const tsr_ckks_ciphertext *a, const tsr_ckks_plaintext *pt);
 /** out = a - pt. */
 TSR_API tsr_status tsr_ckks_sub_plain(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                       const tsr_ckks_ciphertext *a, const tsr_ckks_plaintext *pt);
 /**
- * out = a * pt (slot-wise); out's scale = a's scale * pt's scale (rule 3).
- * pt's level must be >= a's.
+ * out = a * pt (slot-wise); out's scale = a's scale * pt's scale (rule 3),
+ * at min(a's level, pt's level) (rule 1).
  */
 TSR_API tsr_status tsr_ckks_mul_plain(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                       const tsr_ckks_ciphertext *a, const tsr_ckks_plaintext *pt);

@@ -41,8 +41,10 @@ typedef struct tsr_nn_model tsr_nn_model;
 typedef struct tsr_nn_import_opts {
     /**
      * 0: ReLU is unsupported (the report suggests a polynomial student).
-     * D >= 1: replace every ReLU by its least-squares polynomial of degree D
-     * on [-relu_range, relu_range]; lossy, flagged as such in the model.
+     * D in 1..8: replace every ReLU by its least-squares polynomial of
+     * degree D on [-approx_relu_range, approx_relu_range] (default 4, within
+     * [1e-6, 1e6], else TSR_ERR_INVALID_ARG before the file is read); lossy,
+     * flagged as such in the model.
      */
     int approx_relu_degree;
     double approx_relu_range;

@@ -72,9 +72,9 @@ static tsr_status begin_read(tsr_reader *r, const tsr_ckks_params *p, tsr_obj_ki
                                tsr_obj_kind_name(want), info->flags & ~allowed);
     if (p && memcmp(info->fingerprint, p->fingerprint, sizeof p->fingerprint) != 0)
         return tsr_reader_fail(r, TSR_ERR_MISMATCH,
-                               "the %s was made for other CKKS parameters (fingerprint "
+                               "the input holds %s made for other CKKS parameters (fingerprint "
                                "mismatch): load it with the parameters it was created with",
-                               tsr_obj_kind_name(want));
+                               tsr_obj_kind_phrase(want));
     return TSR_OK;
 }
 

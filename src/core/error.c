@@ -82,3 +82,24 @@ void tsr_panic(const char *file, int line, const char *fmt, ...) {
     fputc('\n', stderr);
     abort();
 }
+
+void tsr_escape_controls(char *dst, size_t n, const char *src, int keep_newlines) {
+    if (n == 0) return;
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)src; *p; p++) {
+        unsigned c = *p;
+        int c1 = c == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f; /* UTF-8 for U+0080..U+009F */
+        int ctl = c < 0x20 || c == 0x7f || c1;
+        if (keep_newlines && (c == '\n' || c == '\t')) ctl = 0;
+        if (!ctl) {
+            if (o + 1 >= n) break;
+            dst[o++] = (char)c;
+            continue;
+        }
+        if (c1) c = *++p;
+        if (o + 4 >= n) break;
+        snprintf(dst + o, n - o, "\\x%02x", c);
+        o += 4;
+    }
+    dst[o] = '\0';
+}

@@ -21,6 +21,15 @@ tsr_status tsr_fail(tsr_status st, const char *fmt, ...) __attribute__((format(p
 tsr_status tsr_fail_context(tsr_status st, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/**
+ * Copy src into dst (n bytes, always NUL-terminated, cut if needed) with every control
+ * character written as \xHH: C0 controls (ESC among them), DEL and the UTF-8-encoded C1
+ * controls (U+0080..U+009F). Names from files (ONNX nodes, ...) go through this before they
+ * reach a terminal, so they cannot move the cursor, recolour or retitle it. With
+ * keep_newlines, '\n' and '\t' are kept (multi-line messages).
+ */
+void tsr_escape_controls(char *dst, size_t n, const char *src, int keep_newlines);
+
 /** Abort with file/line and message: broken invariants and API misuse. */
 _Noreturn void tsr_panic(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

@@ -439,7 +439,9 @@ tsr_status tsr_reader_open_file(tsr_reader *r, const char *path) {
     memset(r, 0, sizeof *r);
     snprintf(r->what, sizeof r->what, "input");
     r->fp = fopen(path, "rb");
-    if (!r->fp) return r->err = tsr_fail(TSR_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    if (!r->fp)
+        return r->err = tsr_fail(errno == ENOENT ? TSR_ERR_NOT_FOUND : TSR_ERR_IO,
+                                 "cannot open '%s': %s", path, strerror(errno));
     r->close_fp = 1;
     return TSR_OK;
 }
@@ -662,8 +664,8 @@ tsr_status tsr_frame_end_read(tsr_reader *r) {
 #ifndef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
     if (sodium_memcmp(want, got, sizeof want) != 0)
         return tsr_reader_fail(r, TSR_ERR_CHECKSUM,
-                               "the %s failed its BLAKE2b checksum (over the whole object): the "
-                               "file is corrupted or was modified",
+                               "the BLAKE2b checksum of the %s (over the whole object) does not "
+                               "match: the file is corrupted or was modified",
                                tsr_obj_kind_name(r->frame_kind));
 #endif
     return TSR_OK;

@@ -226,6 +226,7 @@ tsr_status tsr_read_whole_file(const char *path, uint64_t max_bytes, const char 
 
 void tsr_reader_init_mem(tsr_reader *r, const void *buf, size_t len);
 void tsr_reader_init_fp(tsr_reader *r, FILE *fp);
+/** Open path for reading: TSR_ERR_NOT_FOUND if it does not exist, TSR_ERR_IO otherwise. */
 tsr_status tsr_reader_open_file(tsr_reader *r, const char *path);
 /** Close (for files); returns the sticky status. */
 tsr_status tsr_reader_close(tsr_reader *r);

@@ -89,6 +89,11 @@ static tsr_status npy_header(const char *h, size_t hl, int *dtype, int64_t *shap
     const char *s = strstr(buf, "'shape'");
     if (!d || !f || !s)
         return tsr_fail(TSR_ERR_FORMAT, ".npy: the header lacks descr, fortran_order or shape");
+    /* A key given twice is ambiguous (NumPy refuses it): never pick one silently. */
+    const char *keys[3] = { "'descr'", "'fortran_order'", "'shape'" }, *at[3] = { d, f, s };
+    for (int k = 0; k < 3; k++)
+        if (strstr(at[k] + 1, keys[k]))
+            return tsr_fail(TSR_ERR_FORMAT, ".npy: the header gives the key %s twice", keys[k]);
     d = strchr(d + 7, '\'');
     if (!d) return tsr_fail(TSR_ERR_FORMAT, ".npy: malformed descr");
     if (strncmp(d, "'<f4'", 5) == 0)
@@ -254,15 +259,24 @@ tsr_status nn_parse_csv(const uint8_t *b, size_t len, int64_t want, double **x, 
                     TSR_ERR_FORMAT, "CSV line %d: field %lld is %s (each line holds %lld numbers)",
                     line, (long long)k + 1, z == a ? "empty" : "malformed", (long long)want);
             }
+            if (memchr(b + a, 0, z - a)) {
+                tsr_free(v);
+                return tsr_fail(TSR_ERR_FORMAT, "CSV line %d: field %lld holds a NUL byte", line,
+                                (long long)k + 1);
+            }
             memcpy(num, b + a, z - a);
             num[z - a] = 0;
             char *end;
             errno = 0;
             double d = strtod(num, &end);
-            if (*end || errno || !isfinite(d)) {
+            /* ERANGE with a finite result is underflow (1e-310 is a subnormal, 1e-400 is 0):
+             * still the number written. Overflow gives an infinity. */
+            if (*end || (errno && errno != ERANGE) || !isfinite(d)) {
+                char shown[sizeof num + 16];
+                tsr_escape_controls(shown, sizeof shown, num, 0);
                 tsr_free(v);
-                return tsr_fail(TSR_ERR_FORMAT, "CSV line %d: '%s' is not a finite number", line,
-                                num);
+                return tsr_fail(TSR_ERR_FORMAT, "CSV line %d: '%s' is not %s", line, shown,
+                                *end || errno != ERANGE ? "a number" : "a finite number");
             }
             v[cnt * (size_t)want + (size_t)k++] = d;
             p = q + 1;

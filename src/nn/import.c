@@ -12,6 +12,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/io.h"
 #include "onnx/onnx.h"
 #include "train/model_onnx.h"
 
@@ -161,9 +162,10 @@ static int check_nodes(const tsr_onnx_model *om, const tsr_nn_import_opts *o, te
 
 /* ---- conversion from the training engine's model ------------------------------- */
 
+/* Layer names are for display (plan, tables, reports): control codes from the file escaped. */
 static void set_name(nn_layer *L, const char *name) {
-    snprintf(L->name, sizeof L->name, "%s", name);
-    snprintf(L->origin, sizeof L->origin, "%s", name);
+    tsr_escape_controls(L->name, sizeof L->name, name, 0);
+    tsr_escape_controls(L->origin, sizeof L->origin, name, 0);
 }
 
 static tsr_status to_doubles(const float *src, size_t n, double **out) {
@@ -385,50 +387,30 @@ tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *opts, 
         tsr_nn_import_opts_default(&def);
         opts = &def;
     }
+    /* The range is checked here, not left to fail in the fit: a degenerate interval is the
+     * caller's argument, not something wrong with the model file. */
     if (opts->approx_relu_degree < 0 || opts->approx_relu_degree > 8 ||
         (opts->approx_relu_degree > 0 &&
-         !(opts->approx_relu_range > 0 && isfinite(opts->approx_relu_range))))
+         !(opts->approx_relu_range >= 1e-6 && opts->approx_relu_range <= 1e6)))
         return tsr_fail(TSR_ERR_INVALID_ARG,
-                        "--approx-relu needs a degree in 1..8 and a positive --range");
+                        "the ReLU approximation needs a degree in 1..8 and a range B in [1e-6, "
+                        "1e6] (got degree %d, range %g): the fit on [-B, B] is meaningless "
+                        "outside that",
+                        opts->approx_relu_degree, opts->approx_relu_range);
     /* The file's hash binds plans to the model they came from. */
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return tsr_fail(TSR_ERR_IO, "cannot open '%s'", path);
     uint8_t *buf = NULL;
-    size_t len = 0, cap = 0;
-    tsr_status st = TSR_OK;
-    for (;;) {
-        if (len == cap) {
-            size_t nc = cap ? 2 * cap : 1 << 16;
-            if (nc > TSR_ONNX_MAX_BYTES + 1) nc = TSR_ONNX_MAX_BYTES + 1;
-            if (nc == cap) {
-                st = tsr_fail(TSR_ERR_FORMAT, "'%s' is larger than 1 GiB", path);
-                break;
-            }
-            uint8_t *nb = realloc(buf, nc);
-            if (!nb) {
-                st = tsr_fail(TSR_ERR_NOMEM, "out of memory reading '%s'", path);
-                break;
-            }
-            buf = nb;
-            cap = nc;
-        }
-        size_t got = fread(buf + len, 1, cap - len, fp);
-        len += got;
-        if (got == 0) {
-            if (ferror(fp)) st = tsr_fail(TSR_ERR_IO, "error reading '%s'", path);
-            break;
-        }
-    }
-    fclose(fp);
+    size_t len = 0;
+    tsr_status st = tsr_read_whole_file(path, TSR_ONNX_MAX_BYTES, "an ONNX model", &buf, &len);
     tsr_onnx_model *om = NULL;
-    if (st == TSR_OK) st = tsr_onnx_parse(&om, buf, len);
+    if (st != TSR_OK) return st; /* the message names the path */
+    st = tsr_onnx_parse(&om, buf, len);
     if (st != TSR_OK) {
-        free(buf);
+        tsr_free(buf);
         return tsr_fail_context(st, "%s: ", path);
     }
     uint8_t hash[32];
     crypto_generichash(hash, sizeof hash, buf, len, NULL, 0);
-    free(buf);
+    tsr_free(buf);
 
     text rep = { 0 };
     int bad = check_nodes(om, opts, &rep);

@@ -522,10 +522,19 @@ tsr_status tsr_nn_ct_load(const tsr_nn_plan *p, tsr_backend *be, tsr_nn_ct_role 
                             "the inputs",
                       a, b);
     }
+    if (st == TSR_OK && rl != TSR_NN_CT_INPUT && rl != TSR_NN_CT_OUTPUT)
+        st = tsr_fail(TSR_ERR_FORMAT,
+                      "malformed encrypted data: role %u is neither inputs nor "
+                      "outputs",
+                      rl);
     if (st == TSR_OK && rl != (uint32_t)role)
-        st = tsr_fail(TSR_ERR_MISMATCH, "the file holds encrypted %s, not %s",
+        st = tsr_fail(TSR_ERR_MISMATCH,
+                      "the file holds encrypted %s where encrypted %s are "
+                      "expected (%s)",
                       rl == TSR_NN_CT_INPUT ? "inputs" : "outputs",
-                      role == TSR_NN_CT_INPUT ? "inputs" : "outputs");
+                      role == TSR_NN_CT_INPUT ? "inputs" : "outputs",
+                      role == TSR_NN_CT_INPUT ? "infer reads what encrypt wrote"
+                                              : "decrypt reads what infer wrote");
     if (st == TSR_OK && (cnt < 1 || cnt > (uint32_t)p->prog->cfg.batch))
         st = tsr_fail(TSR_ERR_FORMAT, "malformed encrypted data: %u samples for a plan of batch %d",
                       cnt, p->prog->cfg.batch);

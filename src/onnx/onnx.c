@@ -161,10 +161,13 @@ static void set_free(strset *s) {
 
 const char *tsr_onnx_node_label(const tsr_onnx_model *m, int index, char *buf, size_t n) {
     const tsr_onnx_node *nd = &m->nodes[index];
-    if (nd->name && nd->name[0])
-        snprintf(buf, n, "'%s' (%s)", nd->name, nd->op_type);
+    char name[128], op[64]; /* names come from the file: no terminal control codes */
+    tsr_escape_controls(name, sizeof name, nd->name ? nd->name : "", 0);
+    tsr_escape_controls(op, sizeof op, nd->op_type ? nd->op_type : "", 0);
+    if (name[0])
+        snprintf(buf, n, "'%s' (%s)", name, op);
     else
-        snprintf(buf, n, "#%d (%s)", index, nd->op_type);
+        snprintf(buf, n, "#%d (%s)", index, op);
     return buf;
 }
 
