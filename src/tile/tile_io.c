@@ -137,12 +137,22 @@ static tsr_status read_tile(tsr_backend *be, tsr_reader *r, tsr_tile **out) {
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
                                "malformed tile tensor: level %u or scale %g out of range", level,
                                scale);
-    if (ntiles > MAX_TILES || ntiles != (uint64_t)tsr_tile_shape_num_tiles(&s) ||
-        ntiles * 8 > tsr_frame_remaining(r))
+    /* The shape's tile count, computed without overflow: sizes up to 2^40 in several
+     * dimensions would overflow tsr_tile_shape_num_tiles. */
+    uint64_t want_tiles = 1;
+    for (int i = 0; i < nd && want_tiles <= MAX_TILES; i++)
+        if (__builtin_mul_overflow(want_tiles, (uint64_t)tsr_tile_shape_external(&s, i),
+                                   &want_tiles))
+            want_tiles = MAX_TILES + 1;
+    if (want_tiles > MAX_TILES)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "malformed tile tensor: its shape needs more than %llu tiles",
+                               (unsigned long long)MAX_TILES);
+    if (ntiles > MAX_TILES || ntiles != want_tiles || ntiles * 8 > tsr_frame_remaining(r))
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
                                "malformed tile tensor: %llu tiles for a shape of %lld (at most "
                                "%llu, and each needs its data)",
-                               (unsigned long long)ntiles, (long long)tsr_tile_shape_num_tiles(&s),
+                               (unsigned long long)ntiles, (long long)want_tiles,
                                (unsigned long long)MAX_TILES);
     tsr_tile *t;
     TSR_TRY(tl_new(be, &s, enc, &t));
