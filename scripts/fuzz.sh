@@ -6,6 +6,9 @@ set -eu
 build=$1
 secs=$2
 top=$(cd "$(dirname "$0")/.." && pwd)
+# Undefined behaviour is a crash, not a line in the log (UBSan recovers by default).
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
+export UBSAN_OPTIONS
 found=0
 for f in "$build"/fuzz/fuzz_*; do
     [ -x "$f" ] || continue
