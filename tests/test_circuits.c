@@ -228,6 +228,17 @@ static void test_plan_depth(void **state) {
         printf("plan: degree %3zu: depth %d, k = %zu baby steps, %zu ciphertext products, %zu "
                "constant products\n",
                d, info.depth, info.baby_steps, info.ct_mults, info.const_mults);
+        /* an odd series skips the even terms and the powers only they need */
+        tsr_circuits_poly_info odd;
+        for (size_t i = 0; i <= d; i += 2) c[i] = 0;
+        tt_ok(tsr_circuits_poly_plan(&sd, 20, &odd));
+        assert_int_equal(odd.depth, info.depth);
+        assert_true(odd.ct_mults <= info.ct_mults);
+        assert_true(odd.const_mults < info.const_mults);
+        if (d == 255) {
+            assert_int_equal(odd.ct_mults, 33);
+            assert_int_equal(odd.const_mults, 128);
+        }
     }
 }
 

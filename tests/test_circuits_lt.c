@@ -245,6 +245,19 @@ static void test_lt_errors(void **state) {
     tt_ok(tsr_ckks_ciphertext_set_scale(off, tsr_ckks_ciphertext_scale(in) * 2));
     tt_fails(tsr_circuits_lt_apply(ev, out, off, lt), TSR_ERR_SCALE);
     tsr_ckks_ciphertext_free(off);
+    /* a transform prepared for other parameters */
+    tsr_ckks_param_spec spec;
+    tsr_ckks_params_spec(h->p, &spec);
+    tsr_ckks_params *p2;
+    tsr_ckks_encoder *enc2;
+    tsr_circuits_lt *lt2;
+    tt_ok(tsr_ckks_params_create(&p2, &spec));
+    tt_ok(tsr_ckks_encoder_create(&enc2, p2));
+    tt_ok(tsr_circuits_lt_create(&lt2, enc2, p2, idx, diags, 2, 2, 2));
+    tt_fails(tsr_circuits_lt_apply(ev, out, in, lt2), TSR_ERR_MISMATCH);
+    tsr_circuits_lt_free(lt2);
+    tsr_ckks_encoder_free(enc2);
+    tsr_ckks_params_free(p2);
     tsr_ckks_ciphertext_free(out);
     tsr_ckks_ciphertext_free(in);
     tsr_ckks_evaluator_free(ev_none);

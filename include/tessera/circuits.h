@@ -119,9 +119,10 @@ TSR_API tsr_status tsr_circuits_poly_plan(const tsr_cheb *s, int in_level,
                                           tsr_circuits_poly_info *info);
 
 /**
- * out = p(in) slot-wise, for the Chebyshev series s (the real parts of the
- * slots are the x; values outside [a, b] give p's polynomial continuation,
- * which grows fast: keep inputs inside the interval).
+ * out = p(in) slot-wise, for the Chebyshev series s. Slots are meant to
+ * hold real x in [a, b] (the overflow checks below assume it); a complex
+ * slot z gets p(z), and values outside [a, b] get p's polynomial
+ * continuation, which grows fast.
  *
  * Algorithm (see docs/CIRCUITS.md): y = alpha x + beta with one constant
  * multiplication (skipped when [a, b] = [-1, 1]); T_i(y) by the doubling
