@@ -142,6 +142,9 @@ TSR_API tsr_status tsr_circuits_poly_plan(const tsr_cheb *s, int in_level,
  * canonical ciphertexts land on the next canonical scale, and every
  * constant is encoded at the scale that makes its rescale land there too.
  * A degree-0 series costs no level (the constant is added to in * 0).
+ * The magnitude bounds the evaluator tracks for its error estimates
+ * (tsr_ckks_ciphertext_precision_estimate) are tightened with the exact
+ * bound of each T_n, so the estimate of the result stays meaningful.
  *
  * Errors: TSR_ERR_INVALID_ARG (invalid series, empty input),
  * TSR_ERR_LEVEL (l below the depth: the message names both),

@@ -136,15 +136,20 @@ static tsr_status get_T(pe *s, size_t n) {
         TSR_TRY(new_ct(s, &t));
         s->T[n] = t;
         TSR_TRY(tsr_ckks_mul_relin_rescale(s->ev, t, s->T[a], s->T[b]));
-        /* 2 t as t + t: mul_int would check the evaluator's magnitude bound, which
-         * multiplies along the recurrence (3, 19, 723, ...) although |T_n| <= 1. */
-        TSR_TRY(tsr_ckks_add(s->ev, t, t, t));
+        TSR_TRY(tsr_ckks_mul_int(s->ev, t, t, 2));
         if (a == b)
             TSR_TRY(tsr_ckks_sub_const(s->ev, t, t, 1.0, 0.0));
         else
             TSR_TRY(tsr_ckks_sub(s->ev, t, t, s->T[1]));
         if (tsr_ckks_ciphertext_level(t) != level)
             return bug("a Chebyshev power", tsr_ckks_ciphertext_level(t), level);
+        /* The evaluator's magnitude bound multiplies along the recurrence
+         * (3, 19, 723, ... for |y| <= 1), which would soon fail mul_int's
+         * overflow check and ruin the error estimates; the exact bound is
+         * |T_n(y)| <= 1 for |y| <= 1 and cosh(n acosh m) for |y| <= m > 1. */
+        double m = s->T[1]->mag;
+        double bound = m <= 1 ? 1.0 : cosh((double)n * acosh(m));
+        if (bound < t->mag) t->mag = bound;
     }
     s->lvl[n] = level;
     return TSR_OK;
@@ -387,7 +392,7 @@ tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *o
                         plan.degree);
     if (info) *info = plan;
     if (plan.degree == 0) {
-        TSR_TRY(tsr_ckks_mul_const_scaled(ev, out, in, 0.0, 0.0, 1.0));
+        TSR_TRY(tsr_ckks_mul_int(ev, out, in, 0));
         if (s->coeffs[0] != 0) TSR_TRY(tsr_ckks_add_const(ev, out, out, s->coeffs[0], 0.0));
         return tsr_ckks_ciphertext_set_scale(out, canon);
     }
