@@ -55,6 +55,8 @@ static void usage(FILE *out) {
         "  --csv FILE          learning curves (epoch, lr, losses, accuracies, time)\n"
         "  --no-fold-bn        keep BatchNormalization nodes (default: folded into conv/dense)\n"
         "  --quiet             no progress bar\n"
+        "  --force             replace --out / --csv even if one holds a secret key (an\n"
+        "                      output equal to an input is always refused)\n"
         "\n"
         "Runs are reproducible for a seed and thread count. Example (docs/TRAINING.md):\n"
         "  tessera train --arch lenet --act relu --epochs 15 --out relu.onnx\n"
@@ -67,7 +69,7 @@ typedef struct opts {
     const char *arch, *act, *out, *csv, *teacher, *data, *optim, *schedule, *poly_init;
     long epochs, batch, limit, threads, seed;
     double lr, wd, momentum, warmup, clip, kd_temp, kd_alpha, range_b, range_w, poly_bound;
-    int per_channel, augment, no_fold, quiet, have_lr, have_bound, have_range, have_momentum;
+    int per_channel, augment, no_fold, quiet, force, have_lr, have_bound, have_range, have_momentum;
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
@@ -158,6 +160,10 @@ static int parse(int argc, char **argv, opts *o) {
             o->quiet = 1;
             continue;
         }
+        if (strcmp(a, "--force") == 0) {
+            o->force = 1;
+            continue;
+        }
         return cli_usage_error("train", "unknown option '%s'", a);
 #undef STR
 #undef LONG
@@ -202,6 +208,9 @@ int tsr_cmd_train(int argc, char **argv) {
     act.per_channel = o.per_channel;
     act.bound = (float)(o.have_bound ? o.poly_bound : o.have_range ? o.range_b : 4.0);
     if (o.threads) tsr_set_num_threads((int)o.threads);
+    cli_output outs[] = { { o.out, 0, NULL }, { o.csv, 0, NULL } };
+    const char *ins[] = { o.teacher, o.data };
+    if ((rc = cli_outputs_check("train", outs, 2, ins, 2, o.force)) != 0) return rc;
 
     char cmdline[2048];
     join_args(cmdline, sizeof cmdline, argc, argv);

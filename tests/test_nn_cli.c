@@ -543,6 +543,11 @@ static void test_outputs(void **state) {
     tt_cli_expect(tt_cli_run("compile %s --batch 2 --log-n 11 --no-measure --out %s" INSECURE,
                              tt_cli_path("o.onnx"), tt_cli_path("k2.sk")),
                   2, "compile --out a secret key");
+    tt_cli_expect(tt_cli_run("train --arch lenet --act poly2 --teacher %s --out %s",
+                             tt_cli_path("o.onnx"), tt_cli_path("o.onnx")),
+                  2, "train --out its teacher");
+    tt_cli_expect(tt_cli_run("train --arch lenet --act poly2 --out %s", tt_cli_path("k2.sk")), 2,
+                  "train --out a secret key");
     tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("o.plan"),
                              tt_cli_path("o.sk"), tt_cli_path("o_out.ct"), tt_cli_path("o.sk")),
                   2, "decrypt --out the key");
