@@ -389,28 +389,34 @@ static tsr_status one(mctx *m, double *sec) {
         tsr_free(z);
         break;
     }
-    case 10:   /* lincomb: 8 outputs of 16 terms each; seconds per term */
-    case 12: { /* sq_lincomb: the same sums over 16 squares; seconds per term, without the
+    case 10:   /* lincomb: n/2 outputs of n terms over n inputs; seconds per term */
+    case 12: { /* sq_lincomb: the same sums over n squares; seconds per term, without the
                 * outputs' relinearizations and rescales (counted as mul_ct and rescale) */
-        int64_t rp[9], cols[128];
-        double vals[128];
-        for (int j = 0; j <= 8; j++) rp[j] = 16 * j;
-        for (int k = 0; k < 128; k++) {
-            cols[k] = (k * 7) % 16;
-            vals[k] = 0.01 * (k % 13) - 0.05;
+        int64_t n = m->tin->shape.dim[0].size, no = n / 2, nt = no * n;
+        int64_t *rp = tsr_calloc_array((size_t)no + 1, sizeof *rp);
+        int64_t *cols = tsr_calloc_array((size_t)nt, sizeof *cols);
+        double *vals = tsr_calloc_array((size_t)nt, sizeof *vals);
+        if (!rp || !cols || !vals) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        for (int64_t j = 0; st == TSR_OK && j <= no; j++) rp[j] = n * j;
+        for (int64_t k = 0; st == TSR_OK && k < nt; k++) {
+            cols[k] = (k * 7) % n;
+            vals[k] = 0.01 * (double)(k % 13) - 0.05;
         }
         tsr_tile_shape os = m->tin->shape;
-        os.dim[0].size = 8;
+        os.dim[0].size = no;
         tsr_tile *r = NULL;
         t0 = tsr_now();
-        if (m->op == 10) {
+        if (st == TSR_OK && m->op == 10) {
             st = tsr_tile_lincomb(m->tin, &os, rp, cols, vals, NULL, &r);
-            *sec = (tsr_now() - t0) / 128;
-        } else {
+            *sec = (tsr_now() - t0) / (double)nt;
+        } else if (st == TSR_OK) {
             st = tsr_tile_sq_lincomb(m->tin, &os, rp, cols, vals, NULL, &r);
-            *sec = (tsr_now() - t0 - 8 * m->relin_rescale) / 128;
+            *sec = (tsr_now() - t0 - (double)no * m->relin_rescale) / (double)nt;
         }
         tsr_tile_free(r);
+        tsr_free(rp);
+        tsr_free(cols);
+        tsr_free(vals);
         return st;
     }
     case 11: /* copy */
@@ -465,7 +471,12 @@ static tsr_status measure(tsr_ckks_params *params, nn_costs *c) {
         tsr_tile_shape s;
         memset(&s, 0, sizeof s);
         s.ndims = 2;
-        s.dim[0] = (tsr_tile_dim){ .size = 16, .tile = 1 };
+        /* The sums are timed over as many inputs as 512 MiB hold (16..64): large layers
+         * amortize the per-output work that a small sum would overstate. */
+        double ct_bytes = 2.0 * (L + 1) * 16.0 * (double)be->slots;
+        int64_t nin = (int64_t)((512.0 * 1048576.0) / ct_bytes);
+        nin = nin < 16 ? 16 : nin > 64 ? 64 : nin;
+        s.dim[0] = (tsr_tile_dim){ .size = nin, .tile = 1 };
         s.dim[1] = (tsr_tile_dim){ .size = be->slots, .tile = be->slots };
         st = tsr_tile_encrypt(be, &s, NULL, L, 0, &m.tin);
     }
