@@ -30,4 +30,5 @@ out="$top/src/nn/cost_builtin.c"
     sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/^/    "/' -e 's/$/\\n"/' "$tmp"
     echo "    ;"
 } >"$out"
+sh "$top/scripts/format.sh" >/dev/null # the tree's clang-format style (make format-check)
 echo "wrote $out" >&2
