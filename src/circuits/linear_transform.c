@@ -264,27 +264,17 @@ static tsr_status check_keys(const tsr_ckks_evaluator *ev, const tsr_circuits_lt
 tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                  const tsr_ckks_ciphertext *in, const tsr_circuits_lt *lt) {
     TSR_REQUIRE(ev && out && in && lt, "tsr_circuits_lt_apply: NULL argument");
+    int level;
+    TSR_TRY(circuits_check_input(ev, out, in, &level));
     tsr_ckks_params *p = ev->params;
-    if (tsr_ckks_ciphertext_params(in) != p || tsr_ckks_ciphertext_params(out) != p || lt->p != p)
-        return tsr_fail(TSR_ERR_MISMATCH, "the transform, the ciphertexts and the evaluator "
-                                          "belong to different parameter sets");
-    int level = tsr_ckks_ciphertext_level(in);
-    if (level < 0) return tsr_fail(TSR_ERR_INVALID_ARG, "the input ciphertext is empty");
-    if (tsr_ckks_ciphertext_size(in) != 2)
-        return tsr_fail(TSR_ERR_INVALID_ARG,
-                        "the input ciphertext has %d polynomials: relinearize it first",
-                        tsr_ckks_ciphertext_size(in));
+    if (lt->p != p)
+        return tsr_fail(TSR_ERR_MISMATCH, "the transform and the evaluator belong to different "
+                                          "parameter sets");
     if (level != lt->level)
         return tsr_fail(TSR_ERR_LEVEL,
                         "the transform was prepared for inputs at level %d but the ciphertext is "
                         "at level %d: prepare it for level %d or bring the input to level %d",
                         lt->level, level, level, lt->level);
-    double scale = tsr_ckks_ciphertext_scale(in), canon = tsr_ckks_params_scale(p, level);
-    if (fabs(scale - canon) > CKKS_SCALE_TOL * canon)
-        return tsr_fail(TSR_ERR_SCALE,
-                        "the input's scale 2^%.6f is not the canonical scale 2^%.6f of its level "
-                        "%d: rescale it or bring it there with tsr_ckks_adjust",
-                        log2(scale), log2(canon), level);
     TSR_TRY(check_keys(ev, lt));
 
     /* Phase 1: the baby rotations in use, hoisted. */

@@ -365,23 +365,9 @@ tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *o
                                   tsr_circuits_poly_info *info) {
     TSR_REQUIRE(ev && out && in, "tsr_circuits_poly_eval: NULL evaluator or ciphertext");
     TSR_TRY(circuits_check_series(s));
-    tsr_ckks_params *p = tsr_ckks_ciphertext_params(in);
-    if (p != ev->params || tsr_ckks_ciphertext_params(out) != ev->params)
-        return tsr_fail(TSR_ERR_MISMATCH,
-                        "the ciphertexts and the evaluator belong to different parameter sets");
-    int level = tsr_ckks_ciphertext_level(in);
-    if (level < 0) return tsr_fail(TSR_ERR_INVALID_ARG, "the input ciphertext is empty");
-    if (tsr_ckks_ciphertext_size(in) != 2)
-        return tsr_fail(TSR_ERR_INVALID_ARG,
-                        "the input ciphertext has %d polynomials: relinearize it first",
-                        tsr_ckks_ciphertext_size(in));
-    double scale = tsr_ckks_ciphertext_scale(in), canon = tsr_ckks_params_scale(p, level);
-    if (!scale_close(scale, canon))
-        return tsr_fail(TSR_ERR_SCALE,
-                        "the input's scale 2^%.6f is not the canonical scale 2^%.6f of its level "
-                        "%d: rescale it, or bring it to a lower level's canonical scale with "
-                        "tsr_ckks_adjust",
-                        log2(scale), log2(canon), level);
+    int level;
+    TSR_TRY(circuits_check_input(ev, out, in, &level));
+    tsr_ckks_params *p = ev->params;
     tsr_circuits_poly_info plan;
     TSR_TRY(tsr_circuits_poly_plan(s, level, &plan));
     if (plan.ct_mults > 0 && !ev->rk)
@@ -394,7 +380,7 @@ tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *o
     if (plan.degree == 0) {
         TSR_TRY(tsr_ckks_mul_int(ev, out, in, 0));
         if (s->coeffs[0] != 0) TSR_TRY(tsr_ckks_add_const(ev, out, out, s->coeffs[0], 0.0));
-        return tsr_ckks_ciphertext_set_scale(out, canon);
+        return tsr_ckks_ciphertext_set_scale(out, tsr_ckks_params_scale(p, level));
     }
 
     pe st;
