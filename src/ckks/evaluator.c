@@ -311,9 +311,13 @@ static tsr_status check_pt(const tsr_ckks_evaluator *ev, const tsr_ckks_plaintex
     return TSR_OK;
 }
 
-/* op: 0 add, 1 sub, 2 mul. A plaintext at a lower level drops the ciphertext to it. */
+/* What plain_op does with the plaintext. */
+typedef enum plain_kind { PLAIN_ADD, PLAIN_SUB, PLAIN_MUL } plain_kind;
+
+/* out = a (op) pt. A plaintext at a lower level drops the ciphertext to it. */
 static tsr_status plain_op(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
-                           const tsr_ckks_ciphertext *a, const tsr_ckks_plaintext *pt, int op) {
+                           const tsr_ckks_ciphertext *a, const tsr_ckks_plaintext *pt,
+                           plain_kind op) {
     TSR_TRY(check_ct(ev, a, "the ciphertext"));
     TSR_TRY(check_pt(ev, pt));
     TSR_TRY(check_out(ev, out));
@@ -321,7 +325,7 @@ static tsr_status plain_op(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     int level = a->level < pt->level ? a->level : pt->level, size = a->size;
     const tsr_rns_basis *B = p->q[level];
     double scale, err, mag;
-    if (op == 2) {
+    if (op == PLAIN_MUL) {
         scale = a->scale * pt->scale;
         if (!(log2(scale) < tsr_ckks_params_log_q(p, level) - 1)) {
             if (level == 0) return level_exhausted(0);
@@ -344,11 +348,11 @@ static tsr_status plain_op(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         TSR_TRY(ckks_ct_reserve(out, level, size));
     }
     size_t words = (size_t)(level + 1) * p->n;
-    if (op == 2) {
+    if (op == PLAIN_MUL) {
         for (int k = 0; k < size; k++)
             tsr_rns_mul(B, ckks_ct_poly(out, k), ckks_ct_poly(a, k), pt->data);
     } else {
-        if (op == 1)
+        if (op == PLAIN_SUB)
             tsr_rns_sub(B, ckks_ct_poly(out, 0), ckks_ct_poly(a, 0), pt->data);
         else
             tsr_rns_add(B, ckks_ct_poly(out, 0), ckks_ct_poly(a, 0), pt->data);
@@ -356,7 +360,7 @@ static tsr_status plain_op(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
             for (int k = 1; k < size; k++)
                 memcpy(ckks_ct_poly(out, k), ckks_ct_poly(a, k), words * sizeof(uint64_t));
     }
-    int keep_seed = op != 2 && out == a && a->seeded && level == a->level;
+    int keep_seed = op != PLAIN_MUL && out == a && a->seeded && level == a->level;
     out->level = level;
     out->size = size;
     set_meta(out, scale, err, mag);
@@ -366,17 +370,17 @@ static tsr_status plain_op(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
 
 tsr_status tsr_ckks_add_plain(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                               const tsr_ckks_ciphertext *a, const tsr_ckks_plaintext *pt) {
-    return plain_op(ev, out, a, pt, 0);
+    return plain_op(ev, out, a, pt, PLAIN_ADD);
 }
 
 tsr_status tsr_ckks_sub_plain(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                               const tsr_ckks_ciphertext *a, const tsr_ckks_plaintext *pt) {
-    return plain_op(ev, out, a, pt, 1);
+    return plain_op(ev, out, a, pt, PLAIN_SUB);
 }
 
 tsr_status tsr_ckks_mul_plain(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                               const tsr_ckks_ciphertext *a, const tsr_ckks_plaintext *pt) {
-    return plain_op(ev, out, a, pt, 2);
+    return plain_op(ev, out, a, pt, PLAIN_MUL);
 }
 
 /* ---- constants ---------------------------------------------------------------------------- */
