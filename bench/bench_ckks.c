@@ -281,31 +281,27 @@ static int run_preset(const char *preset, int runs, int json, int first) {
 }
 
 int bench_ckks_main(int argc, char **argv) {
-    const char *presets[8];
-    int np = 0, runs = 20, json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            printf("usage: tessera bench ckks [--preset NAME]... [--json] [--runs K]\n\n"
-                   "Single-threaded median of K runs (default 20) of the CKKS primitives, and\n"
-                   "key/ciphertext sizes. Default presets: n15-l14 and n16-l21 (the rows of\n"
-                   "docs/BENCHMARKS.md). Presets:\n");
-            for (size_t k = 0; tsr_ckks_preset_name(k); k++)
-                printf("  %-9s %s\n", tsr_ckks_preset_name(k), tsr_ckks_preset_description(k));
-            return 0;
-        } else if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) {
-            if (np == 8) return cli_usage_error("bench ckks", "at most 8 presets");
-            presets[np++] = argv[++i];
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
-        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
-            long r;
-            if (cli_parse_long(argv[++i], 1, MAX_RUNS, &r) != 0)
-                return cli_usage_error("bench ckks", "--runs needs a number in 1..%d", MAX_RUNS);
-            runs = (int)r;
-        } else {
-            return cli_usage_error("bench ckks", "unknown argument '%s'", argv[i]);
-        }
+    if (cli_wants_help(argc, argv)) {
+        printf("usage: tessera bench ckks [--preset NAME]... [--json] [--runs K]\n\n"
+               "Single-threaded median of K runs (default 20) of the CKKS primitives, and\n"
+               "key/ciphertext sizes. Default presets: n15-l14 and n16-l21 (the rows of\n"
+               "docs/BENCHMARKS.md). Presets:\n");
+        for (size_t k = 0; tsr_ckks_preset_name(k); k++)
+            printf("  %-9s %s\n", tsr_ckks_preset_name(k), tsr_ckks_preset_description(k));
+        return 0;
     }
+    const char *presets[8];
+    cli_list list = { presets, 0, 8 };
+    long runs_arg = 20;
+    int json = 0;
+    const cli_opt opts[] = {
+        { "--preset", CLI_LIST, &list, 0, 0 },
+        { "--json", CLI_FLAG, &json, 0, 0 },
+        { "--runs", CLI_LONG, &runs_arg, 1, MAX_RUNS },
+    };
+    int prc = cli_parse_args("bench ckks", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
+    if (prc) return prc;
+    int np = list.n, runs = (int)runs_arg;
     if (np == 0) {
         presets[np++] = "n15-l14";
         presets[np++] = "n16-l21";

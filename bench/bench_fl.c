@@ -56,7 +56,10 @@ int bench_fl_main(int argc, char **argv) {
                "distributed-SGD rounds per second (51 workers, 12 corrupt, ALIE).\n");
         return 0;
     }
-    int quick = argc > 1 && strcmp(argv[1], "--quick") == 0;
+    int quick = 0;
+    const cli_opt opts[] = { { "--quick", CLI_FLAG, &quick, 0, 0 } };
+    int prc = cli_parse_args("bench fl", argc, argv, opts, 1, NULL, 0);
+    if (prc) return prc;
     int threads_all = tsr_get_num_threads();
     size_t n = 51, d = 79510;
     float *g = tsr_alloc(n * d * sizeof(float)), *out = tsr_alloc(d * sizeof(float));

@@ -195,47 +195,18 @@ int bench_model_main(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    const char *model = NULL, *batches = "1,4096,8192", *dir = NULL;
+    const char *pos[2] = { NULL, NULL }, *batches = "1,4096,8192", *dir = NULL;
     long samples = 100, runs = 3, threads = 0, log_n = 0, scale_bits = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--batch") == 0 && v) {
-            batches = v;
-            i++;
-        } else if (strcmp(a, "--samples") == 0) {
-            if (!v || cli_parse_long(v, 1, 100000, &samples) != 0)
-                return cli_usage_error(VERB, "--samples needs a positive integer");
-            i++;
-        } else if (strcmp(a, "--runs") == 0) {
-            if (!v || cli_parse_long(v, 0, 1000, &runs) != 0)
-                return cli_usage_error(VERB, "--runs needs an integer in [0, 1000]");
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!v || cli_parse_long(v, 1, 256, &threads) != 0)
-                return cli_usage_error(VERB, "--threads needs an integer in [1, 256]");
-            i++;
-        } else if (strcmp(a, "--log-n") == 0) {
-            if (!v || cli_parse_long(v, 13, 17, &log_n) != 0)
-                return cli_usage_error(VERB, "--log-n needs an integer in [13, 17]");
-            i++;
-        } else if (strcmp(a, "--scale-bits") == 0) {
-            if (!v || cli_parse_long(v, 20, 40, &scale_bits) != 0)
-                return cli_usage_error(VERB, "--scale-bits needs an integer in [20, 40]");
-            i++;
-        } else if (strcmp(a, "--data") == 0 && v) {
-            dir = v;
-            i++;
-        } else if (strcmp(a, "--profile") == 0 && v) {
-            bench_profile = v;
-            i++;
-        } else if (a[0] == '-') {
-            return cli_usage_error(VERB, "unknown option '%s'", a);
-        } else if (!model) {
-            model = a;
-        } else {
-            return cli_usage_error(VERB, "one model at a time");
-        }
-    }
+    const cli_opt opts[] = {
+        { "--batch", CLI_STR, &batches, 0, 0 },  { "--samples", CLI_LONG, &samples, 1, 100000 },
+        { "--runs", CLI_LONG, &runs, 0, 1000 },  { "--threads", CLI_LONG, &threads, 1, 256 },
+        { "--log-n", CLI_LONG, &log_n, 13, 17 }, { "--scale-bits", CLI_LONG, &scale_bits, 20, 40 },
+        { "--data", CLI_STR, &dir, 0, 0 },       { "--profile", CLI_STR, &bench_profile, 0, 0 },
+    };
+    int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
+    if (prc) return prc;
+    const char *model = pos[0];
+    if (pos[1]) return cli_usage_error(VERB, "one model at a time");
     if (!model) return cli_usage_error(VERB, "give the model: tessera bench model M.onnx");
     if (threads) tsr_set_num_threads((int)threads);
     tsr_nn_model *m = NULL;

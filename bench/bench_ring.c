@@ -240,23 +240,22 @@ int bench_ring_main(int argc, char **argv) {
         return 0;
     }
     ring_bench_ctx c = { .json = 0, .first = 1, .reps = 41 };
-    int only_fam = -1;
-    const char *only = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0) {
-            c.json = 1;
-        } else if (strcmp(argv[i], "--quick") == 0) {
-            c.reps = 5;
-        } else if (strcmp(argv[i], "--simd") == 0 && i + 1 < argc) {
-            tsr_simd s;
-            if (tsr_simd_parse(argv[++i], &s) != TSR_OK)
-                return cli_fail("bench ring", TSR_ERR_INVALID_ARG, "--simd");
-            only_fam = (int)s;
-        } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
-            only = argv[++i];
-        } else {
-            return cli_usage_error("bench ring", "unknown option '%s'", argv[i]);
-        }
+    int only_fam = -1, quick = 0;
+    const char *only = NULL, *simd = NULL;
+    const cli_opt opts[] = {
+        { "--json", CLI_FLAG, &c.json, 0, 0 },
+        { "--quick", CLI_FLAG, &quick, 0, 0 },
+        { "--simd", CLI_STR, &simd, 0, 0 },
+        { "--only", CLI_STR, &only, 0, 0 },
+    };
+    int prc = cli_parse_args("bench ring", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
+    if (prc) return prc;
+    if (quick) c.reps = 5;
+    if (simd) {
+        tsr_simd s;
+        if (tsr_simd_parse(simd, &s) != TSR_OK)
+            return cli_fail("bench ring", TSR_ERR_INVALID_ARG, "--simd");
+        only_fam = (int)s;
     }
     int saved_threads = tsr_get_num_threads();
     tsr_simd saved_simd = tsr_simd_active();

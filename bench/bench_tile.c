@@ -352,34 +352,22 @@ static void usage(void) {
 }
 
 int bench_tile_main(int argc, char **argv) {
-    const char *preset = "n14-l7";
-    int runs = 5, json = 0, quick = 0;
-    const char *only = NULL;
-    long threads = 1;
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage();
-            return 0;
-        } else if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) {
-            preset = argv[++i];
-        } else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
-            long r;
-            if (cli_parse_long(argv[++i], 1, 1000, &r) != 0)
-                return cli_usage_error("bench tile", "--runs needs a number in 1..1000");
-            runs = (int)r;
-        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-            if (cli_parse_long(argv[++i], 1, 256, &threads) != 0)
-                return cli_usage_error("bench tile", "--threads needs a number in 1..256");
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = 1;
-        } else if (strcmp(argv[i], "--quick") == 0) {
-            quick = 1;
-        } else if (strcmp(argv[i], "--case") == 0 && i + 1 < argc) {
-            only = argv[++i];
-        } else {
-            return cli_usage_error("bench tile", "unknown argument '%s'", argv[i]);
-        }
+    if (cli_wants_help(argc, argv)) {
+        usage();
+        return 0;
     }
+    const char *preset = "n14-l7";
+    int json = 0, quick = 0;
+    const char *only = NULL;
+    long threads = 1, runs_arg = 5;
+    const cli_opt opts[] = {
+        { "--preset", CLI_STR, &preset, 0, 0 },      { "--runs", CLI_LONG, &runs_arg, 1, 1000 },
+        { "--threads", CLI_LONG, &threads, 1, 256 }, { "--json", CLI_FLAG, &json, 0, 0 },
+        { "--quick", CLI_FLAG, &quick, 0, 0 },       { "--case", CLI_STR, &only, 0, 0 },
+    };
+    int prc = cli_parse_args("bench tile", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
+    if (prc) return prc;
+    int runs = (int)runs_arg;
     tsr_set_num_threads((int)threads);
     keyset ks;
     double t0 = tsr_now();

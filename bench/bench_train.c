@@ -62,26 +62,14 @@ int bench_train_main(int argc, char **argv) {
     }
     long epochs = 3, threads = 2;
     const char *models = "cryptonets,conv8,mlp", *acts = "relu,poly2", *data = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) return cli_usage_error("bench train", "%s needs a value", a);
-        if (strcmp(a, "--epochs") == 0) {
-            if (cli_parse_long(v, 1, 100, &epochs) != 0)
-                return cli_usage_error("bench train", "--epochs needs 1..100");
-        } else if (strcmp(a, "--threads") == 0) {
-            if (cli_parse_long(v, 1, 64, &threads) != 0)
-                return cli_usage_error("bench train", "--threads needs 1..64");
-        } else if (strcmp(a, "--models") == 0) {
-            models = v;
-        } else if (strcmp(a, "--act") == 0) {
-            acts = v;
-        } else if (strcmp(a, "--data") == 0) {
-            data = v;
-        } else {
-            return cli_usage_error("bench train", "unknown option '%s'", a);
-        }
-        i++;
-    }
+    const cli_opt opts[] = {
+        { "--epochs", CLI_LONG, &epochs, 1, 100 }, { "--threads", CLI_LONG, &threads, 1, 64 },
+        { "--models", CLI_STR, &models, 0, 0 },    { "--act", CLI_STR, &acts, 0, 0 },
+        { "--data", CLI_STR, &data, 0, 0 },
+    };
+    int prc =
+        cli_parse_args("bench train", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
+    if (prc) return prc;
     tsr_set_num_threads((int)threads);
     tsr_dataset train, test;
     tsr_status st = tsr_dataset_load_fashion(&train, data, 1, 0);

@@ -42,6 +42,13 @@ int cli_parse_args(const char *verb, int argc, char **argv, const cli_opt *opts,
             if (cli_parse_double(v, (double *)o->dest) != 0)
                 return cli_usage_error(verb, "%s needs a finite number, not '%s'", o->name, v);
             break;
+        case CLI_LIST: {
+            cli_list *l = (cli_list *)o->dest;
+            if (l->n == l->max)
+                return cli_usage_error(verb, "%s may be given at most %d times", o->name, l->max);
+            l->items[l->n++] = v;
+            break;
+        }
         case CLI_FLAG:
             break;
         }

@@ -44,8 +44,15 @@ typedef enum cli_opt_type {
     CLI_STR,    /**< --name VALUE: dest is a const char ** */
     CLI_LONG,   /**< --name N: dest is a long *, N a whole decimal in [lo, hi] */
     CLI_DOUBLE, /**< --name X: dest is a double *, X finite */
-    CLI_FLAG    /**< --name: dest is an int *, set to 1 */
+    CLI_FLAG,   /**< --name: dest is an int *, set to 1 */
+    CLI_LIST    /**< --name VALUE, repeatable: dest is a cli_list *, VALUE appended */
 } cli_opt_type;
+
+/** Values of a repeatable option (CLI_LIST): items[0..n), at most max of them. */
+typedef struct cli_list {
+    const char **items;
+    int n, max;
+} cli_list;
 
 typedef struct cli_opt {
     const char *name; /**< with its leading "--" */

@@ -33,65 +33,45 @@ static int list_presets(void) {
 static int params_cmd(int argc, char **argv) {
     const char *preset = "n13-l3", *out = NULL;
     int insecure = 0;
-    struct {
-        const char *flag;
-        long lo, hi;
-        long val;
-        int set;
-    } opt[] = {
-        { "--log-n", TSR_CKKS_MIN_LOG_N, TSR_CKKS_MAX_LOG_N, 0, 0 },
-        { "--levels", 0, TSR_CKKS_MAX_PRIMES - 1, 0, 0 },
-        { "--scale-bits", 20, 60, 0, 0 },
-        { "--first-bits", 21, 61, 0, 0 },
-        { "--special", 1, TSR_CKKS_MAX_SPECIAL_PRIMES, 0, 0 },
-        { "--special-bits", 20, 61, 0, 0 },
-        { "--dnum", 0, TSR_CKKS_MAX_PRIMES, 0, 0 },
-        { "--hamming-weight", 1, 1L << TSR_CKKS_MAX_LOG_N, 0, 0 },
+    /* -1: not given (every accepted value is >= 0) */
+    long log_n = -1, levels = -1, scale_bits = -1, first_bits = -1, special = -1, special_bits = -1,
+         dnum = -1, hw = -1;
+    const cli_opt opts[] = {
+        { "--preset", CLI_STR, &preset, 0, 0 },
+        { "--out", CLI_STR, &out, 0, 0 },
+        { "--insecure-parameters-for-testing", CLI_FLAG, &insecure, 0, 0 },
+        { "--log-n", CLI_LONG, &log_n, TSR_CKKS_MIN_LOG_N, TSR_CKKS_MAX_LOG_N },
+        { "--levels", CLI_LONG, &levels, 0, TSR_CKKS_MAX_PRIMES - 1 },
+        { "--scale-bits", CLI_LONG, &scale_bits, 20, 60 },
+        { "--first-bits", CLI_LONG, &first_bits, 21, 61 },
+        { "--special", CLI_LONG, &special, 1, TSR_CKKS_MAX_SPECIAL_PRIMES },
+        { "--special-bits", CLI_LONG, &special_bits, 20, 61 },
+        { "--dnum", CLI_LONG, &dnum, 0, TSR_CKKS_MAX_PRIMES },
+        { "--hamming-weight", CLI_LONG, &hw, 1, 1L << TSR_CKKS_MAX_LOG_N },
     };
-    const int nopt = (int)(sizeof opt / sizeof opt[0]);
-    for (int i = 1; i < argc; i++) {
-        int done = 0;
-        if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) {
-            preset = argv[++i];
-            done = 1;
-        } else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc) {
-            out = argv[++i];
-            done = 1;
-        } else if (strcmp(argv[i], "--insecure-parameters-for-testing") == 0) {
-            insecure = 1;
-            done = 1;
-        }
-        for (int k = 0; k < nopt && !done; k++) {
-            if (strcmp(argv[i], opt[k].flag) != 0) continue;
-            if (i + 1 >= argc || cli_parse_long(argv[i + 1], opt[k].lo, opt[k].hi, &opt[k].val))
-                return cli_usage_error("ckks params", "%s needs a number in %ld..%ld", opt[k].flag,
-                                       opt[k].lo, opt[k].hi);
-            opt[k].set = 1;
-            i++;
-            done = 1;
-        }
-        if (!done) return cli_usage_error("ckks params", "unknown argument '%s'", argv[i]);
-    }
+    int rc = cli_parse_args("ckks params", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
+    if (rc) return rc;
     tsr_ckks_param_spec s;
     tsr_status st = tsr_ckks_preset_spec(preset, &s);
     if (st != TSR_OK) return cli_fail("ckks params", st, "choosing the preset");
-    unsigned *fields[] = { &s.log_n,          &s.levels,
-                           &s.scale_bits,     &s.first_prime_bits,
-                           &s.special_primes, &s.special_prime_bits,
-                           &s.dnum,           &s.hamming_weight };
-    for (int k = 0; k < nopt; k++)
-        if (opt[k].set) *fields[k] = (unsigned)opt[k].val;
-    if (opt[1].set || opt[4].set) s.dnum = opt[6].set ? (unsigned)opt[6].val : 0;
-    if (opt[7].set) s.secret = TSR_CKKS_SECRET_FIXED_HW;
+    if (log_n >= 0) s.log_n = (unsigned)log_n;
+    if (levels >= 0) s.levels = (unsigned)levels;
+    if (scale_bits >= 0) s.scale_bits = (unsigned)scale_bits;
+    if (first_bits >= 0) s.first_prime_bits = (unsigned)first_bits;
+    if (special >= 0) s.special_primes = (unsigned)special;
+    if (special_bits >= 0) s.special_prime_bits = (unsigned)special_bits;
+    if (dnum >= 0) s.dnum = (unsigned)dnum;
+    /* a new chain length voids the preset's dnum: the default unless --dnum is given */
+    if (levels >= 0 || special >= 0) s.dnum = dnum >= 0 ? (unsigned)dnum : 0;
+    if (hw >= 0) {
+        s.hamming_weight = (unsigned)hw;
+        s.secret = TSR_CKKS_SECRET_FIXED_HW;
+    }
     if (insecure) s.flags |= TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
     tsr_ckks_params *p = NULL;
     st = tsr_ckks_params_create(&p, &s);
-    if (st != TSR_OK) {
-        int rc = cli_fail("ckks params", st, "building the parameters");
-        if (st == TSR_ERR_INSECURE)
-            fprintf(stderr, "(for tests only: --insecure-parameters-for-testing)\n");
-        return rc;
-    }
+    /* an insecure set's error already names --insecure-parameters-for-testing */
+    if (st != TSR_OK) return cli_fail("ckks params", st, "building the parameters");
     if (!tsr_ckks_params_is_secure(p)) {
         double bound = tsr_ckks_security_bound(s.log_n, s.secret, s.hamming_weight);
         fprintf(stderr,
@@ -121,7 +101,6 @@ static int params_cmd(int argc, char **argv) {
     printf("\n  fingerprint: ");
     for (int i = 0; i < 16; i++) printf("%02x", fp[i]);
     printf("\n");
-    int rc = 0;
     if (out) {
         st = tsr_ckks_params_save(p, out);
         if (st != TSR_OK)
@@ -138,7 +117,10 @@ int tsr_cmd_ckks(int argc, char **argv) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (strcmp(argv[1], "presets") == 0) return list_presets();
+    if (strcmp(argv[1], "presets") == 0) {
+        int rc = cli_parse_args("ckks presets", argc - 1, argv + 1, NULL, 0, NULL, 0);
+        return rc ? rc : list_presets();
+    }
     if (strcmp(argv[1], "params") == 0) return params_cmd(argc - 1, argv + 1);
     return cli_usage_error("ckks", "unknown subcommand '%s' (use presets or params)", argv[1]);
 }

@@ -74,24 +74,22 @@ static void report(const char *title, const double *got, const double *want, siz
 }
 
 int tsr_cmd_demo(int argc, char **argv) {
-    const char *preset = "n13-l3";
-    /* `tessera demo ckks` is this demo; `make demo` runs the inference demo (scripts/demo.sh). */
-    int first = argc > 1 && strcmp(argv[1], "ckks") == 0 ? 2 : 1;
-    for (int i = first; i < argc; i++) {
-        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
-            usage(stdout);
-            return 0;
-        } else if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc) {
-            preset = argv[++i];
-        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
-            long t;
-            if (cli_parse_long(argv[++i], 1, 1024, &t) != 0)
-                return cli_usage_error("demo", "--threads needs a number in 1..1024");
-            tsr_set_num_threads((int)t);
-        } else {
-            return cli_usage_error("demo", "unknown argument '%s'", argv[i]);
-        }
+    if (cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
     }
+    const char *preset = "n13-l3", *what = NULL;
+    long threads = 0;
+    const cli_opt opts[] = {
+        { "--preset", CLI_STR, &preset, 0, 0 },
+        { "--threads", CLI_LONG, &threads, 1, 1024 },
+    };
+    int prc = cli_parse_args("demo", argc, argv, opts, sizeof opts / sizeof opts[0], &what, 1);
+    if (prc) return prc;
+    /* `tessera demo ckks` is this demo; `make demo` runs the inference demo (scripts/demo.sh). */
+    if (what && strcmp(what, "ckks") != 0)
+        return cli_usage_error("demo", "unknown demo '%s' (the only one is ckks)", what);
+    if (threads) tsr_set_num_threads((int)threads);
     int rc = 0;
     tsr_ckks_params *p = NULL;
     tsr_ckks_secret_key *sk = NULL;

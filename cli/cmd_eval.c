@@ -36,33 +36,18 @@ int tsr_cmd_eval(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    const char *path = NULL, *data = NULL;
+    const char *pos[2] = { NULL, NULL }, *data = NULL;
     long limit = 0, batch = 256, threads = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--data") == 0 && v) {
-            data = v;
-            i++;
-        } else if (strcmp(a, "--limit") == 0) {
-            if (!v || cli_parse_long(v, 1, 100000000, &limit) != 0)
-                return cli_usage_error("eval", "--limit needs a positive integer");
-            i++;
-        } else if (strcmp(a, "--batch") == 0) {
-            if (!v || cli_parse_long(v, 1, 65536, &batch) != 0)
-                return cli_usage_error("eval", "--batch needs an integer in [1, 65536]");
-            i++;
-        } else if (strcmp(a, "--threads") == 0) {
-            if (!v || cli_parse_long(v, 1, 64, &threads) != 0)
-                return cli_usage_error("eval", "--threads needs an integer in [1, 64]");
-            i++;
-        } else if (a[0] == '-') {
-            return cli_usage_error("eval", "unknown option '%s'", a);
-        } else if (!path) {
-            path = a;
-        } else {
-            return cli_usage_error("eval", "one model at a time ('%s' and '%s')", path, a);
-        }
-    }
+    const cli_opt opts[] = {
+        { "--data", CLI_STR, &data, 0, 0 },
+        { "--limit", CLI_LONG, &limit, 1, 100000000 },
+        { "--batch", CLI_LONG, &batch, 1, 65536 },
+        { "--threads", CLI_LONG, &threads, 1, 64 },
+    };
+    int prc = cli_parse_args("eval", argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
+    if (prc) return prc;
+    const char *path = pos[0];
+    if (pos[1]) return cli_usage_error("eval", "one model at a time ('%s' and '%s')", path, pos[1]);
     if (!path) return cli_usage_error("eval", "give the model file: tessera eval M.onnx");
     if (threads) tsr_set_num_threads((int)threads);
     tsr_model *m = NULL;

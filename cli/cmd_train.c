@@ -66,10 +66,10 @@ static void usage(FILE *out) {
 }
 
 typedef struct opts {
-    const char *arch, *act, *out, *csv, *teacher, *data, *optim, *schedule, *poly_init;
+    const char *arch, *act, *out, *csv, *teacher, *data, *optim, *schedule, *poly_init, *range;
     long epochs, batch, limit, threads, seed;
     double lr, wd, momentum, warmup, clip, kd_temp, kd_alpha, range_b, range_w, poly_bound;
-    int per_channel, augment, no_fold, quiet, force, have_lr, have_bound, have_range, have_momentum;
+    int per_channel, augment, no_fold, quiet, force, have_lr, have_bound, have_range;
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
@@ -79,95 +79,71 @@ static int parse(int argc, char **argv, opts *o) {
     o->kd_temp = 4;
     o->kd_alpha = 0.7;
     o->momentum = 0.9;
+    o->lr = NAN;         /* NAN: not given, the optimizer's default */
+    o->poly_bound = NAN; /* NAN: not given, the --range-loss bound or 4 */
     o->optim = "adam";
     o->schedule = "cosine";
     o->poly_init = "lsq";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define STR(flag, field)                                                   \
-    if (strcmp(a, flag) == 0) {                                            \
-        if (!v) return cli_usage_error("train", "%s needs a value", flag); \
-        o->field = v;                                                      \
-        i++;                                                               \
-        continue;                                                          \
-    }
-#define LONG(flag, field, lo, hi)                                                                  \
-    if (strcmp(a, flag) == 0) {                                                                    \
-        if (!v || cli_parse_long(v, lo, hi, &o->field) != 0)                                       \
-            return cli_usage_error("train", "%s needs an integer in [%ld, %ld]", flag, (long)(lo), \
-                                   (long)(hi));                                                    \
-        i++;                                                                                       \
-        continue;                                                                                  \
-    }
-#define DBL(flag, field, lo, hi, seen)                                                           \
-    if (strcmp(a, flag) == 0) {                                                                  \
-        if (!v || cli_parse_double(v, &o->field) != 0 || !(o->field >= (lo)) ||                  \
-            !(o->field <= (hi)))                                                                 \
-            return cli_usage_error("train", "%s needs a number in [%g, %g]", flag, (double)(lo), \
-                                   (double)(hi));                                                \
-        seen;                                                                                    \
-        i++;                                                                                     \
-        continue;                                                                                \
-    }
-        STR("--arch", arch);
-        STR("--act", act);
-        STR("--out", out);
-        STR("--csv", csv);
-        STR("--teacher", teacher);
-        STR("--data", data);
-        STR("--optim", optim);
-        STR("--schedule", schedule);
-        STR("--poly-init", poly_init);
-        LONG("--epochs", epochs, 1, 10000);
-        LONG("--batch", batch, 1, 65536);
-        LONG("--limit", limit, 1, 100000000);
-        LONG("--threads", threads, 1, 64);
-        LONG("--seed", seed, 0, 0x7fffffffL);
-        DBL("--lr", lr, 1e-9, 10, o->have_lr = 1);
-        DBL("--wd", wd, 0, 10, (void)0);
-        DBL("--momentum", momentum, 0, 0.9999, o->have_momentum = 1);
-        DBL("--warmup", warmup, 0, 10000, (void)0);
-        DBL("--clip", clip, 0, 1e9, (void)0);
-        DBL("--kd-temp", kd_temp, 1e-3, 1000, (void)0);
-        DBL("--kd-alpha", kd_alpha, 0, 1, (void)0);
-        DBL("--poly-bound", poly_bound, 1e-3, 1e6, o->have_bound = 1);
-        if (strcmp(a, "--range-loss") == 0) {
-            char *end;
-            if (!v) return cli_usage_error("train", "--range-loss needs B,W");
-            o->range_b = strtod(v, &end);
-            if (*end != ',' || !(o->range_b > 0) || !isfinite(o->range_b))
-                return cli_usage_error("train", "--range-loss needs B,W with B > 0, e.g. 4,0.01");
-            if (cli_parse_double(end + 1, &o->range_w) != 0 || !(o->range_w >= 0))
-                return cli_usage_error("train", "--range-loss needs B,W with W >= 0, e.g. 4,0.01");
-            o->have_range = 1;
-            i++;
-            continue;
-        }
-        if (strcmp(a, "--per-channel") == 0) {
-            o->per_channel = 1;
-            continue;
-        }
-        if (strcmp(a, "--augment") == 0) {
-            o->augment = 1;
-            continue;
-        }
-        if (strcmp(a, "--no-fold-bn") == 0) {
-            o->no_fold = 1;
-            continue;
-        }
-        if (strcmp(a, "--quiet") == 0) {
-            o->quiet = 1;
-            continue;
-        }
-        if (strcmp(a, "--force") == 0) {
-            o->force = 1;
-            continue;
-        }
-        return cli_usage_error("train", "unknown option '%s'", a);
-#undef STR
-#undef LONG
-#undef DBL
+    const cli_opt defs[] = {
+        { "--arch", CLI_STR, &o->arch, 0, 0 },
+        { "--act", CLI_STR, &o->act, 0, 0 },
+        { "--out", CLI_STR, &o->out, 0, 0 },
+        { "--csv", CLI_STR, &o->csv, 0, 0 },
+        { "--teacher", CLI_STR, &o->teacher, 0, 0 },
+        { "--data", CLI_STR, &o->data, 0, 0 },
+        { "--optim", CLI_STR, &o->optim, 0, 0 },
+        { "--schedule", CLI_STR, &o->schedule, 0, 0 },
+        { "--poly-init", CLI_STR, &o->poly_init, 0, 0 },
+        { "--range-loss", CLI_STR, &o->range, 0, 0 },
+        { "--epochs", CLI_LONG, &o->epochs, 1, 10000 },
+        { "--batch", CLI_LONG, &o->batch, 1, 65536 },
+        { "--limit", CLI_LONG, &o->limit, 1, 100000000 },
+        { "--threads", CLI_LONG, &o->threads, 1, 64 },
+        { "--seed", CLI_LONG, &o->seed, 0, 0x7fffffffL },
+        { "--lr", CLI_DOUBLE, &o->lr, 0, 0 },
+        { "--wd", CLI_DOUBLE, &o->wd, 0, 0 },
+        { "--momentum", CLI_DOUBLE, &o->momentum, 0, 0 },
+        { "--warmup", CLI_DOUBLE, &o->warmup, 0, 0 },
+        { "--clip", CLI_DOUBLE, &o->clip, 0, 0 },
+        { "--kd-temp", CLI_DOUBLE, &o->kd_temp, 0, 0 },
+        { "--kd-alpha", CLI_DOUBLE, &o->kd_alpha, 0, 0 },
+        { "--poly-bound", CLI_DOUBLE, &o->poly_bound, 0, 0 },
+        { "--per-channel", CLI_FLAG, &o->per_channel, 0, 0 },
+        { "--augment", CLI_FLAG, &o->augment, 0, 0 },
+        { "--no-fold-bn", CLI_FLAG, &o->no_fold, 0, 0 },
+        { "--quiet", CLI_FLAG, &o->quiet, 0, 0 },
+        { "--force", CLI_FLAG, &o->force, 0, 0 },
+    };
+    int rc = cli_parse_args("train", argc, argv, defs, sizeof defs / sizeof defs[0], NULL, 0);
+    if (rc) return rc;
+    o->have_lr = !isnan(o->lr);
+    o->have_bound = !isnan(o->poly_bound);
+    const struct {
+        const char *flag;
+        double val, lo, hi;
+        int given;
+    } ranges[] = {
+        { "--lr", o->lr, 1e-9, 10, o->have_lr },
+        { "--wd", o->wd, 0, 10, 1 },
+        { "--momentum", o->momentum, 0, 0.9999, 1 },
+        { "--warmup", o->warmup, 0, 10000, 1 },
+        { "--clip", o->clip, 0, 1e9, 1 },
+        { "--kd-temp", o->kd_temp, 1e-3, 1000, 1 },
+        { "--kd-alpha", o->kd_alpha, 0, 1, 1 },
+        { "--poly-bound", o->poly_bound, 1e-3, 1e6, o->have_bound },
+    };
+    for (size_t k = 0; k < sizeof ranges / sizeof ranges[0]; k++)
+        if (ranges[k].given && !(ranges[k].val >= ranges[k].lo && ranges[k].val <= ranges[k].hi))
+            return cli_usage_error("train", "%s needs a number in [%g, %g]", ranges[k].flag,
+                                   ranges[k].lo, ranges[k].hi);
+    if (o->range) {
+        char *end;
+        o->range_b = strtod(o->range, &end);
+        if (*end != ',' || !(o->range_b > 0) || !isfinite(o->range_b))
+            return cli_usage_error("train", "--range-loss needs B,W with B > 0, e.g. 4,0.01");
+        if (cli_parse_double(end + 1, &o->range_w) != 0 || !(o->range_w >= 0))
+            return cli_usage_error("train", "--range-loss needs B,W with W >= 0, e.g. 4,0.01");
+        o->have_range = 1;
     }
     if (!o->arch) return cli_usage_error("train", "--arch is required");
     if (!o->act) return cli_usage_error("train", "--act is required");

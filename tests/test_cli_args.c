@@ -1,0 +1,136 @@
+/*
+ * tests/test_cli_args.c - the command lines of `tessera ckks`, `demo`, `train`, `eval` and the
+ * benchmark programs (all parsed by cli_parse_args, cli/args.c): --help, unknown options,
+ * malformed and out-of-range values, extra arguments (exit 2, nothing run), and what
+ * `tessera ckks params` makes of its options. Runs the built binary (tests/support/clitest.h);
+ * nothing here trains, benchmarks or reads Fashion-MNIST.
+ */
+#include "clitest.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static int count(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = strstr(hay, needle); p; p = strstr(p + 1, needle)) n++;
+    return n;
+}
+
+static void test_help(void **state) {
+    (void)state;
+    const char *cmds[] = { "ckks",       "ckks params", "ckks presets", "demo",
+                           "demo ckks",  "train",       "eval",         "bench",
+                           "bench ckks", "bench fl",    "bench model",  "bench ring",
+                           "bench tile", "bench train", "fl",           "version" };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        tt_cli_expect(tt_cli_run("%s --help", cmds[i]), 0, cmds[i]);
+        if (!strstr(tt_cli_output(), "usage: tessera"))
+            fail_msg("%s --help: no usage line:\n%s", cmds[i], tt_cli_output());
+    }
+}
+
+static void test_unknown_options(void **state) {
+    (void)state;
+    const char *cmds[] = { "ckks params", "ckks presets", "demo",       "train",
+                           "eval m.onnx", "bench ckks",   "bench fl",   "bench model m.onnx",
+                           "bench ring",  "bench tile",   "bench train" };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        tt_cli_expect(tt_cli_run("%s --no-such-option", cmds[i]), 2, cmds[i]);
+        tt_cli_expect_fail(2, cmds[i], "unknown option '--no-such-option'");
+    }
+}
+
+static void test_bad_values(void **state) {
+    (void)state;
+    const struct {
+        const char *args, *needle;
+    } cases[] = {
+        { "ckks params --levels x", "--levels needs an integer" },
+        { "ckks params --log-n 99", "--log-n needs an integer" },
+        { "ckks params --preset", "--preset needs a value" },
+        { "ckks params extra", "unexpected argument 'extra'" },
+        { "ckks presets extra", "unexpected argument 'extra'" },
+        { "ckks frobnicate", "unknown subcommand" },
+        { "demo --threads 0", "--threads needs an integer" },
+        { "demo other", "unknown demo 'other'" },
+        { "train --arch mlp --act relu --epochs 1 --out x.onnx --lr 100", "--lr needs a number" },
+        { "train --arch mlp --act relu --epochs 1 --out x.onnx --kd-alpha 2",
+          "--kd-alpha needs a number" },
+        { "train --arch mlp --act relu --epochs 1 --out x.onnx --range-loss 4",
+          "--range-loss needs B,W" },
+        { "train --arch mlp --act relu --epochs 1 --out x.onnx --quiet=1", "takes no value" },
+        { "train --arch mlp --act relu --epochs 0 --out x.onnx", "--epochs needs an integer" },
+        { "train --arch mlp --act relu --out x.onnx", "--epochs is required" },
+        { "eval", "give the model file" },
+        { "eval a.onnx b.onnx", "one model at a time" },
+        { "eval a.onnx --batch 0", "--batch needs an integer" },
+        { "bench ckks --runs 0", "--runs needs an integer" },
+        { "bench ckks --preset a --preset b --preset c --preset d --preset e --preset f "
+          "--preset g --preset h --preset i",
+          "at most 8 times" },
+        { "bench model", "give the model" },
+        { "bench model a.onnx b.onnx", "one model at a time" },
+        { "bench model a.onnx --log-n 5", "--log-n needs an integer" },
+        { "bench tile --threads 0", "--threads needs an integer" },
+        { "bench train --epochs", "--epochs needs a value" },
+        { "bench fl extra", "unexpected argument 'extra'" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tt_cli_expect(tt_cli_run("%s", cases[i].args), 2, cases[i].args);
+        tt_cli_expect_fail(2, cases[i].args, cases[i].needle);
+    }
+}
+
+static void test_ckks_params(void **state) {
+    (void)state;
+    /* An insecure set is refused, and the way out is named once. */
+    tt_cli_expect(tt_cli_run("ckks params --log-n 12 --levels 5"), 2, "insecure set");
+    assert_int_equal(count(tt_cli_output(), "--insecure-parameters-for-testing"), 1);
+    assert_int_equal(count(tt_cli_output(), "fingerprint"), 0);
+    /* With the flag it is built, loudly. */
+    tt_cli_expect(tt_cli_run("ckks params --log-n 12 --levels 5 "
+                             "--insecure-parameters-for-testing"),
+                  0, "insecure set allowed");
+    assert_non_null(strstr(tt_cli_output(), "BELOW 128-bit security"));
+    assert_non_null(strstr(tt_cli_output(), "fingerprint: "));
+    /* The options change the preset: both spellings give the same set, other options another. */
+    char a[256] = "", b[256] = "";
+    tt_cli_expect(tt_cli_run("ckks params --levels 2 --scale-bits 30"), 0, "levels 2");
+    const char *fp = strstr(tt_cli_output(), "fingerprint: ");
+    assert_non_null(fp);
+    snprintf(a, sizeof a, "%.45s", fp);
+    tt_cli_expect(tt_cli_run("ckks params --preset=n13-l3 --scale-bits=30 --levels=2"), 0,
+                  "levels=2");
+    fp = strstr(tt_cli_output(), "fingerprint: ");
+    assert_non_null(fp);
+    snprintf(b, sizeof b, "%.45s", fp);
+    assert_string_equal(a, b);
+    tt_cli_expect(tt_cli_run("ckks params --levels 2 --scale-bits 31"), 0, "scale 31");
+    fp = strstr(tt_cli_output(), "fingerprint: ");
+    assert_non_null(fp);
+    snprintf(b, sizeof b, "%.45s", fp);
+    assert_string_not_equal(a, b);
+    /* --hamming-weight switches to (sparse, so unproven) fixed-weight secrets; --out writes */
+    tt_cli_expect(tt_cli_run("ckks params --hamming-weight 64 --out %s", tt_cli_path("p.bin")), 2,
+                  "sparse secret");
+    tt_cli_expect_fail(2, "sparse secret", "Hamming weight 64");
+    assert_null(tt_slurp(tt_cli_path("p.bin")));
+    tt_cli_expect(tt_cli_run("ckks params --hamming-weight 64 --out %s "
+                             "--insecure-parameters-for-testing",
+                             tt_cli_path("p.bin")),
+                  0, "sparse secret allowed");
+    assert_non_null(strstr(tt_cli_output(), "wrote "));
+    assert_non_null(tt_slurp(tt_cli_path("p.bin")));
+    tt_cli_expect(tt_cli_run("ckks presets"), 0, "presets");
+    assert_non_null(strstr(tt_cli_output(), "n13-l3"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_help),
+        cmocka_unit_test(test_unknown_options),
+        cmocka_unit_test(test_bad_values),
+        cmocka_unit_test(test_ckks_params),
+    };
+    return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
+}
