@@ -17,6 +17,7 @@
 #include "tessera/ckks.h"
 #include "ckks/ckks_internal.h"
 #include "ckks/serialize.h"
+#include "core/alloc.h"
 #include "core/io.h"
 
 #include <errno.h>
@@ -730,11 +731,103 @@ static void test_declared_size(void **state) {
     tsr_ckks_params_free(p);
 }
 
+/* The spec codec (ckks_spec_write / ckks_spec_read): its bytes are the ones a parameter file
+ * and a plan record; round trips with and without flags; fields no spec can have are refused. */
+static tsr_status spec_from(const uint32_t *f, int nf, int with_flags, tsr_ckks_param_spec *out) {
+    uint8_t b[40];
+    for (int i = 0; i < nf; i++)
+        for (int k = 0; k < 4; k++) b[4 * i + k] = (uint8_t)(f[i] >> (8 * k));
+    tsr_reader r;
+    tsr_reader_init_mem(&r, b, (size_t)nf * 4);
+    tsr_reader_set_what(&r, "spec");
+    tsr_status st = ckks_spec_read(&r, out, with_flags);
+    tsr_reader_close(&r);
+    return st;
+}
+
+static void test_spec_codec(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s, back;
+    tt_ok(tsr_ckks_preset_spec("n14-l7", &s));
+    s.secret = TSR_CKKS_SECRET_FIXED_HW;
+    s.hamming_weight = 12345;
+    s.flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    const uint32_t want[10] = { s.log_n,
+                                s.first_prime_bits,
+                                s.scale_bits,
+                                s.levels,
+                                s.special_primes,
+                                s.special_prime_bits,
+                                s.dnum,
+                                1,
+                                12345,
+                                TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    for (int with_flags = 0; with_flags <= 1; with_flags++) {
+        tsr_writer w;
+        tsr_writer_init_mem(&w);
+        ckks_spec_write(&w, &s, with_flags);
+        size_t len;
+        uint8_t *buf = tsr_writer_take_buffer(&w, &len);
+        tt_ok(tsr_writer_close(&w));
+        assert_non_null(buf);
+        assert_int_equal(len, CKKS_SPEC_BYTES(with_flags));
+        for (size_t i = 0; i < len; i++)
+            assert_int_equal(buf[i], (uint8_t)(want[i / 4] >> (8 * (i % 4))));
+        tt_ok(spec_from(want, with_flags ? 10 : 9, with_flags, &back));
+        assert_int_equal(back.log_n, s.log_n);
+        assert_int_equal(back.levels, s.levels);
+        assert_int_equal(back.special_prime_bits, s.special_prime_bits);
+        assert_int_equal(back.secret, TSR_CKKS_SECRET_FIXED_HW);
+        assert_int_equal(back.hamming_weight, 12345);
+        assert_int_equal(back.flags, with_flags ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0);
+        tsr_free(buf);
+    }
+    /* a parameter file holds the spec right after its frame header, with the resolved dnum */
+    tsr_ckks_params *p;
+    tt_ok(tsr_ckks_params_create_preset(&p, "n13-l3"));
+    uint8_t *file;
+    size_t flen;
+    tt_ok(tsr_ckks_params_to_bytes(p, &file, &flen));
+    tsr_ckks_param_spec ps;
+    tt_ok(tsr_ckks_preset_spec("n13-l3", &ps));
+    ps.dnum = (unsigned)tsr_ckks_params_dnum(p);
+    tsr_writer w;
+    tsr_writer_init_mem(&w);
+    ckks_spec_write(&w, &ps, 0);
+    size_t len;
+    uint8_t *buf = tsr_writer_take_buffer(&w, &len);
+    tt_ok(tsr_writer_close(&w));
+    assert_true(flen > TSR_FRAME_HEADER_SIZE + len);
+    assert_memory_equal(file + TSR_FRAME_HEADER_SIZE, buf, len);
+    tsr_free(buf);
+    tsr_ckks_bytes_free(file);
+    tsr_ckks_params_free(p);
+    /* refusals */
+    uint32_t bad[10];
+    memcpy(bad, want, sizeof bad);
+    bad[7] = 2;
+    tt_fails(spec_from(bad, 10, 1, &back), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "malformed spec: unknown secret distribution 2"));
+    memcpy(bad, want, sizeof bad);
+    bad[9] = 2;
+    tt_fails(spec_from(bad, 10, 1, &back), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "unknown parameter flags 0x2"));
+    tt_ok(spec_from(bad, 9, 0, &back)); /* no flags field: never read */
+    memcpy(bad, want, sizeof bad);
+    bad[3] = TSR_CKKS_MAX_PRIMES;
+    tt_fails(spec_from(bad, 10, 1, &back), TSR_ERR_FORMAT);
+    memcpy(bad, want, sizeof bad);
+    bad[4] = TSR_CKKS_MAX_SPECIAL_PRIMES + 1;
+    tt_fails(spec_from(bad, 10, 1, &back), TSR_ERR_FORMAT);
+    tt_fails(spec_from(want, 9, 1, &back), TSR_ERR_FORMAT); /* truncated */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_truncation_and_corruption),
         cmocka_unit_test(test_invalid_fields),    cmocka_unit_test(test_key_set_ids),
         cmocka_unit_test(test_write_fuzz_corpus), cmocka_unit_test(test_declared_size),
+        cmocka_unit_test(test_spec_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

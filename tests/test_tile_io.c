@@ -8,6 +8,7 @@
 #include "core/alloc.h"
 #include "core/io.h"
 #include "tile/backend.h"
+#include "tile/tile_io.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -282,12 +283,66 @@ static void test_declared_size(void **state) {
     tsr_backend_free(be);
 }
 
+/* The shape codec (tile/tile_io.h) shared by tile-tensor files and plans: exact bytes, round
+ * trip with every flag, the caller's size bound, refusals naming the reader's object. */
+static void test_shape_codec(void **state) {
+    (void)state;
+    tsr_tile_shape s, back;
+    tt_ok(tsr_tile_shape_parse("[5/2, 6~?/4, */8]", 64, &s));
+    tsr_writer w;
+    tsr_writer_init_mem(&w);
+    tile_shape_write(&w, &s);
+    size_t len;
+    uint8_t *buf = tsr_writer_take_buffer(&w, &len);
+    tt_ok(tsr_writer_close(&w));
+    assert_int_equal(len, TILE_SHAPE_BYTES(3));
+    assert_int_equal(buf[0], 3);
+    for (int i = 0; i < 3; i++) {
+        const uint8_t *d = buf + 1 + 17 * i;
+        uint64_t size = 0, tile = 0;
+        for (int k = 0; k < 8; k++) {
+            size |= (uint64_t)d[k] << (8 * k);
+            tile |= (uint64_t)d[8 + k] << (8 * k);
+        }
+        assert_int_equal(size, s.dim[i].size);
+        assert_int_equal(tile, s.dim[i].tile);
+        assert_int_equal(d[16], (s.dim[i].dup ? 1 : 0) | (s.dim[i].unknown ? 2 : 0) |
+                                    (s.dim[i].interleaved ? 4 : 0));
+    }
+    assert_int_equal(buf[1 + 17 + 16], 2 | 4); /* 6~? */
+    tsr_reader r;
+    tsr_reader_init_mem(&r, buf, len);
+    tt_ok(tile_shape_read(&r, &back, 1 << 20));
+    assert_true(tsr_tile_shape_equal(&s, &back));
+    tsr_reader_close(&r);
+    /* the caller's bound on sizes: 6 > 5 */
+    tsr_reader_init_mem(&r, buf, len);
+    tsr_reader_set_what(&r, "test object");
+    tt_fails(tile_shape_read(&r, &back, 5), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "malformed test object: shape dimension 1"));
+    tsr_reader_close(&r);
+    /* unknown flags, no dimensions, truncation */
+    buf[1 + 16] = 8;
+    tsr_reader_init_mem(&r, buf, len);
+    tt_fails(tile_shape_read(&r, &back, 1 << 20), TSR_ERR_FORMAT);
+    tsr_reader_close(&r);
+    buf[0] = 0;
+    tsr_reader_init_mem(&r, buf, len);
+    tt_fails(tile_shape_read(&r, &back, 1 << 20), TSR_ERR_FORMAT);
+    tsr_reader_close(&r);
+    buf[0] = 3;
+    buf[1 + 16] = 0;
+    tsr_reader_init_mem(&r, buf, len - 1);
+    tt_fails(tile_shape_read(&r, &back, 1 << 20), TSR_ERR_FORMAT);
+    tsr_reader_close(&r);
+    tsr_free(buf);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_malformed),
-        cmocka_unit_test(test_declared_size),
-        cmocka_unit_test(test_tile_count_overflow),
+        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_declared_size), cmocka_unit_test(test_tile_count_overflow),
+        cmocka_unit_test(test_shape_codec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

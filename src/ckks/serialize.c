@@ -36,8 +36,6 @@
 #include <math.h>
 #include <string.h>
 
-#define SPEC_FIELDS 9
-
 static uint64_t poly_bytes(const tsr_ckks_params *p, int limbs) {
     return (uint64_t)limbs * p->n * 8;
 }
@@ -115,37 +113,31 @@ static int finite_nonneg(double x) {
     return isfinite(x) && x >= 0;
 }
 
-/* ---- parameters ------------------------------------------------------------------------ */
+/* ---- parameter specs and parameters ----------------------------------------------------- */
 
-tsr_status ckks_params_write(tsr_writer *w, const tsr_ckks_params *p) {
-    begin_write(w, p, TSR_OBJ_PARAMS, 0, 4 * SPEC_FIELDS + 8 * (uint64_t)p->nall);
-    const tsr_ckks_param_spec *s = &p->spec;
-    uint32_t f[SPEC_FIELDS] = { s->log_n,          s->first_prime_bits, s->scale_bits,
-                                s->levels,         s->special_primes,   s->special_prime_bits,
-                                (uint32_t)p->dnum, (uint32_t)s->secret, s->hamming_weight };
-    for (int i = 0; i < SPEC_FIELDS; i++) tsr_write_u32(w, f[i]);
-    tsr_write_u64_array(w, p->primes, (size_t)p->nall);
-    return tsr_frame_end_write(w);
+void ckks_spec_write(tsr_writer *w, const tsr_ckks_param_spec *s, int with_flags) {
+    const uint32_t f[10] = { s->log_n,  s->first_prime_bits, s->scale_bits,
+                             s->levels, s->special_primes,   s->special_prime_bits,
+                             s->dnum,   (uint32_t)s->secret, s->hamming_weight,
+                             s->flags };
+    for (int i = 0; i < (with_flags ? 10 : 9); i++) tsr_write_u32(w, f[i]);
 }
 
-tsr_status ckks_params_read(tsr_reader *r, uint32_t flags, tsr_ckks_params **out) {
-    *out = NULL;
-    tsr_frame_info info;
-    TSR_TRY(begin_read(r, NULL, TSR_OBJ_PARAMS, 0, &info));
-    uint32_t f[SPEC_FIELDS];
-    for (int i = 0; i < SPEC_FIELDS; i++) f[i] = tsr_read_u32(r);
+tsr_status ckks_spec_read(tsr_reader *r, tsr_ckks_param_spec *s, int with_flags) {
+    uint32_t f[10] = { 0 };
+    for (int i = 0; i < (with_flags ? 10 : 9); i++) f[i] = tsr_read_u32(r);
     TSR_TRY(tsr_reader_status(r));
-    uint64_t nall = (uint64_t)f[3] + 1 + f[4];
     if (f[3] >= TSR_CKKS_MAX_PRIMES || f[4] > TSR_CKKS_MAX_SPECIAL_PRIMES)
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
-                               "malformed parameters: %u levels and %u special primes are out of "
-                               "range",
-                               f[3], f[4]);
-    TSR_TRY(expect_len(r, &info, 4 * SPEC_FIELDS + 8 * nall, "parameters"));
-    uint64_t primes[CKKS_MAX_ALL];
-    tsr_read_u64_array(r, primes, (size_t)nall, 0);
-    TSR_TRY(end_read(r));
-    tsr_ckks_param_spec spec = {
+                               "malformed %s: %u levels and %u special primes are out of range",
+                               r->what, f[3], f[4]);
+    if (f[7] > TSR_CKKS_SECRET_FIXED_HW)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed %s: unknown secret distribution %u",
+                               r->what, f[7]);
+    if (f[9] & ~(uint32_t)TSR_CKKS_ALLOW_INSECURE_PARAMETERS)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed %s: unknown parameter flags 0x%x",
+                               r->what, f[9]);
+    *s = (tsr_ckks_param_spec){
         .log_n = f[0],
         .first_prime_bits = f[1],
         .scale_bits = f[2],
@@ -155,11 +147,32 @@ tsr_status ckks_params_read(tsr_reader *r, uint32_t flags, tsr_ckks_params **out
         .dnum = f[6],
         .secret = (tsr_ckks_secret_dist)f[7],
         .hamming_weight = f[8],
-        .flags = flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS,
+        .flags = f[9],
     };
-    if (f[7] > TSR_CKKS_SECRET_FIXED_HW)
-        return tsr_fail(TSR_ERR_FORMAT, "malformed parameters: unknown secret distribution %u",
-                        f[7]);
+    return TSR_OK;
+}
+
+tsr_status ckks_params_write(tsr_writer *w, const tsr_ckks_params *p) {
+    begin_write(w, p, TSR_OBJ_PARAMS, 0, CKKS_SPEC_BYTES(0) + 8 * (uint64_t)p->nall);
+    tsr_ckks_param_spec s = p->spec;
+    s.dnum = (unsigned)p->dnum; /* the resolved dnum (the spec's may be 0: the default) */
+    ckks_spec_write(w, &s, 0);
+    tsr_write_u64_array(w, p->primes, (size_t)p->nall);
+    return tsr_frame_end_write(w);
+}
+
+tsr_status ckks_params_read(tsr_reader *r, uint32_t flags, tsr_ckks_params **out) {
+    *out = NULL;
+    tsr_frame_info info;
+    TSR_TRY(begin_read(r, NULL, TSR_OBJ_PARAMS, 0, &info));
+    tsr_ckks_param_spec spec;
+    TSR_TRY(ckks_spec_read(r, &spec, 0));
+    uint64_t nall = (uint64_t)spec.levels + 1 + spec.special_primes;
+    TSR_TRY(expect_len(r, &info, CKKS_SPEC_BYTES(0) + 8 * nall, "parameters"));
+    uint64_t primes[CKKS_MAX_ALL];
+    tsr_read_u64_array(r, primes, (size_t)nall, 0);
+    TSR_TRY(end_read(r));
+    spec.flags = flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
     tsr_ckks_params *p = NULL;
     tsr_status st = tsr_ckks_params_create(&p, &spec);
     if (st != TSR_OK) {
@@ -167,7 +180,7 @@ tsr_status ckks_params_read(tsr_reader *r, uint32_t flags, tsr_ckks_params **out
         return tsr_fail_context(st == TSR_ERR_INVALID_ARG ? TSR_ERR_FORMAT : st,
                                 "invalid parameters in file: ");
     }
-    if ((uint64_t)p->nall != nall || p->dnum != (int)f[6] ||
+    if ((uint64_t)p->nall != nall || p->dnum != (int)spec.dnum ||
         memcmp(p->primes, primes, (size_t)nall * 8) != 0 ||
         memcmp(p->fingerprint, info.fingerprint, sizeof p->fingerprint) != 0) {
         tsr_ckks_params_free(p);

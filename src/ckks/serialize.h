@@ -12,6 +12,24 @@
 #include "tessera/ckks.h"
 #include "core/io.h"
 
+/**
+ * The one wire form of a parameter spec, used by every file that records one:
+ *   u32 log_n, first_prime_bits, scale_bits, levels, special_primes,
+ *       special_prime_bits, dnum, secret, hamming_weight; then, with_flags, u32 flags
+ * (CKKS_SPEC_BYTES(with_flags) bytes, little-endian). Parameter files carry no flags (their
+ * reader takes them from the caller); inference plans do. The writer's errors are sticky in w.
+ */
+#define CKKS_SPEC_BYTES(with_flags) ((with_flags) ? 40u : 36u)
+void ckks_spec_write(tsr_writer *w, const tsr_ckks_param_spec *s, int with_flags);
+/**
+ * Read a spec written by ckks_spec_write into *s (flags 0 without with_flags). Refuses, as
+ * TSR_ERR_FORMAT "malformed <r's what>: ...", fields no spec can have: levels >=
+ * TSR_CKKS_MAX_PRIMES, more than TSR_CKKS_MAX_SPECIAL_PRIMES special primes, an unknown secret
+ * distribution, unknown flags. Whether the set is valid and secure is for
+ * tsr_ckks_params_create to say; containers may impose tighter limits.
+ */
+tsr_status ckks_spec_read(tsr_reader *r, tsr_ckks_param_spec *s, int with_flags);
+
 tsr_status ckks_params_write(tsr_writer *w, const tsr_ckks_params *p);
 tsr_status ckks_params_read(tsr_reader *r, uint32_t flags, tsr_ckks_params **out);
 

@@ -7,9 +7,10 @@
  * payload (little-endian) is:
  *
  *   u32 plan format version (NN_PLAN_VERSION)
- *   CKKS spec: u32 log_n, first_prime_bits, scale_bits, levels,
- *              special_primes, special_prime_bits, dnum, secret,
- *              hamming_weight, flags; u32 security bits
+ *   CKKS spec with flags (ckks/serialize.h: ckks_spec_write): u32 log_n,
+ *              first_prime_bits, scale_bits, levels, special_primes,
+ *              special_prime_bits, dnum, secret, hamming_weight, flags;
+ *           u32 security bits
  *   model:  u32 c, h, w; f64 in_scale, in_mean, in_std; u32 classes;
  *           32 bytes source hash; 256 bytes source name; 512 bytes notes;
  *           u32 layers; per layer: u32 kind; 64 bytes name; 160 bytes
@@ -18,7 +19,8 @@
  *   packing: u32 packing; u64 slots; u64 t[5]; i32 orient; u32 batch
  *   program: u32 steps; per step: u32 op; i32 layer, in0, in1, out, fdim,
  *            cdim, odim, nsum, sum[4], level_in, level_out; two shapes
- *            (u8 ndims; per dimension u64 size, u64 tile, u8 flags);
+ *            (tile/tile_io.h: u8 ndims; per dimension u64 size, u64 tile,
+ *            u8 flags);
  *            14 u64 operation counts; f64 predicted seconds;
  *            i32 output, top_level, depth, needs_relin; u64 peak vectors;
  *            u64 rotations, then i64 steps[]
@@ -40,6 +42,8 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/io.h"
+#include "ckks/serialize.h"
+#include "tile/tile_io.h"
 
 #include <math.h>
 #include <sodium.h>
@@ -96,17 +100,6 @@ static void write_str(tsr_writer *w, const char *s, size_t n) {
     tsr_write_bytes(w, buf, n);
 }
 
-static void write_shape(tsr_writer *w, const tsr_tile_shape *s) {
-    tsr_write_u8(w, (uint8_t)s->ndims);
-    for (int i = 0; i < s->ndims; i++) {
-        const tsr_tile_dim *d = &s->dim[i];
-        tsr_write_u64(w, (uint64_t)d->size);
-        tsr_write_u64(w, (uint64_t)d->tile);
-        tsr_write_u8(w,
-                     (uint8_t)((d->dup ? 1 : 0) | (d->unknown ? 2 : 0) | (d->interleaved ? 4 : 0)));
-    }
-}
-
 static void write_counts(tsr_writer *w, const tsr_backend_counts *c) {
     const uint64_t v[14] = { c->rotations,
                              c->hoisted,
@@ -128,13 +121,8 @@ static void write_counts(tsr_writer *w, const tsr_backend_counts *c) {
 /* with_predictions 0: the predicted times, memory and the optimizer's text are written as
  * zeros (the bytes the plan id hashes). */
 static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predictions) {
-    const tsr_ckks_param_spec *s = &p->spec;
     tsr_write_u32(w, NN_PLAN_VERSION);
-    const uint32_t sp[10] = { s->log_n,  s->first_prime_bits, s->scale_bits,
-                              s->levels, s->special_primes,   s->special_prime_bits,
-                              s->dnum,   (uint32_t)s->secret, s->hamming_weight,
-                              s->flags };
-    for (int i = 0; i < 10; i++) tsr_write_u32(w, sp[i]);
+    ckks_spec_write(w, &p->spec, 1);
     tsr_write_u32(w, (uint32_t)p->security);
     const tsr_nn_model *m = p->model;
     tsr_write_u32(w, (uint32_t)m->shapes[0].c);
@@ -176,8 +164,8 @@ static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predicti
                                  st->cdim,   st->odim,   st->nsum,     st->sum[0],    st->sum[1],
                                  st->sum[2], st->sum[3], st->level_in, st->level_out, 0 };
         for (int k = 0; k < 14; k++) tsr_write_u32(w, (uint32_t)iv[k]);
-        write_shape(w, &st->in_shape);
-        write_shape(w, &st->out_shape);
+        tile_shape_write(w, &st->in_shape);
+        tile_shape_write(w, &st->out_shape);
         write_counts(w, &st->counts);
         tsr_write_f64(w, with_predictions ? st->predicted : 0.0);
     }
@@ -210,26 +198,16 @@ static tsr_status payload_bytes(const tsr_nn_plan *p, int with_predictions, uint
     return TSR_OK;
 }
 
-static void fingerprint(const tsr_nn_plan *p, uint8_t fp[16]) {
-    /* The CKKS fingerprint needs the primes; hash the spec's fields instead
-     * (cheap; a loaded plan's parameters are rebuilt and checked from them). */
-    const tsr_ckks_param_spec *s = &p->spec;
-    uint8_t b[40];
-    const uint32_t v[10] = { s->log_n,  s->first_prime_bits, s->scale_bits,
-                             s->levels, s->special_primes,   s->special_prime_bits,
-                             s->dnum,   (uint32_t)s->secret, s->hamming_weight,
-                             s->flags };
-    for (int i = 0; i < 10; i++)
-        for (int k = 0; k < 4; k++) b[4 * i + k] = (uint8_t)(v[i] >> (8 * k));
-    crypto_generichash(fp, 16, b, sizeof b, NULL, 0);
-}
-
 static tsr_status write_frame(const tsr_nn_plan *p, tsr_writer *w) {
     uint8_t *pay;
     size_t len;
     TSR_TRY(payload_bytes(p, 1, &pay, &len));
+    /* The frame's fingerprint: the CKKS fingerprint needs the primes, so hash the spec as the
+     * payload records it, after the format version (cheap; a loaded plan's parameters are
+     * rebuilt and checked from it). */
     uint8_t fp[16];
-    fingerprint(p, fp);
+    TSR_ASSERT(len >= 4 + CKKS_SPEC_BYTES(1));
+    crypto_generichash(fp, 16, pay + 4, CKKS_SPEC_BYTES(1), NULL, 0);
     tsr_frame_begin_write(w, TSR_OBJ_PLAN, 0, fp, len);
     tsr_write_bytes(w, pay, len);
     tsr_free(pay);
@@ -311,31 +289,9 @@ static int read_str(tsr_reader *r, char *dst, size_t n) {
     return 0;
 }
 
+/* A step's shape: the wire form (tile/tile_io.h), sizes up to 2^32, valid for any slot count. */
 static int read_shape(tsr_reader *r, tsr_tile_shape *s) {
-    memset(s, 0, sizeof *s);
-    uint8_t nd = tsr_read_u8(r);
-    if (tsr_reader_status(r) != TSR_OK) return -1;
-    if (nd < 1 || nd > TSR_TILE_MAX_DIMS) {
-        tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed plan: a shape with %u dimensions", nd);
-        return -1;
-    }
-    s->ndims = nd;
-    for (int i = 0; i < nd; i++) {
-        uint64_t size = tsr_read_u64(r), tile = tsr_read_u64(r);
-        uint8_t fl = tsr_read_u8(r);
-        if (tsr_reader_status(r) != TSR_OK) return -1;
-        if (size == 0 || size > ((uint64_t)1 << 32) || tile == 0 || tile > ((uint64_t)1 << 30) ||
-            (fl & ~7u)) {
-            tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed plan: shape dimension %llu/%llu (0x%x)",
-                            (unsigned long long)size, (unsigned long long)tile, fl);
-            return -1;
-        }
-        s->dim[i].size = (int64_t)size;
-        s->dim[i].tile = (int64_t)tile;
-        s->dim[i].dup = fl & 1;
-        s->dim[i].unknown = (fl >> 1) & 1;
-        s->dim[i].interleaved = (fl >> 2) & 1;
-    }
+    if (tile_shape_read(r, s, (uint64_t)1 << 32) != TSR_OK) return -1;
     if (tsr_tile_shape_validate(s, 0) != TSR_OK) {
         tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed plan: %s", tsr_last_error());
         return -1;
@@ -398,26 +354,15 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
         goto done;
     }
     tsr_ckks_param_spec spec;
-    memset(&spec, 0, sizeof spec);
-    uint32_t sp[10];
-    for (int i = 0; i < 10; i++) sp[i] = tsr_read_u32(&rd);
+    if ((st = ckks_spec_read(&rd, &spec, 1)) != TSR_OK) goto done;
+    const uint32_t file_flags = spec.flags;
     uint32_t security = tsr_read_u32(&rd);
-    spec.log_n = sp[0];
-    spec.first_prime_bits = sp[1];
-    spec.scale_bits = sp[2];
-    spec.levels = sp[3];
-    spec.special_primes = sp[4];
-    spec.special_prime_bits = sp[5];
-    spec.dnum = sp[6];
-    spec.secret = (tsr_ckks_secret_dist)sp[7];
-    spec.hamming_weight = sp[8];
-    spec.flags = sp[9];
     if (tsr_reader_status(&rd) != TSR_OK) {
         st = tsr_reader_status(&rd);
         goto done;
     }
     if (spec.log_n < TSR_CKKS_MIN_LOG_N || spec.log_n > 16 || spec.levels < 1 || spec.levels > 40 ||
-        sp[7] > 1 || (spec.flags & ~TSR_CKKS_ALLOW_INSECURE_PARAMETERS) || security != 128)
+        security != 128)
         RFAIL("malformed plan: CKKS parameters (N = 2^%u, %u levels, security %u)", spec.log_n,
               spec.levels, security);
     if ((spec.flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) &&
@@ -669,8 +614,7 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
         tsr_ckks_params *par = NULL;
         spec.flags |= ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
         st = tsr_ckks_params_create(&par, &spec);
-        spec.flags &= ~TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
-        spec.flags |= sp[9];
+        spec.flags = file_flags;
         if (st != TSR_OK) {
             st = tsr_fail_context(TSR_ERR_FORMAT, "plan: its CKKS parameters are invalid: ");
             goto done;

@@ -9,14 +9,15 @@
  *   u32 tile format version (1)
  *   u8  backend kind (1 mockup, 2 ckks)
  *   u8  encrypted (1) or encoded plaintexts (0)
- *   u8  ndims (1..8), then per dimension: u64 size, u64 tile,
- *       u8 flags (1 = '*', 2 = '?', 4 = '~'; other bits zero)
+ *   shape (tile/tile_io.h: u8 ndims, then per dimension u64 size, u64 tile,
+ *       u8 flags)
  *   u64 slots
  *   u32 level
  *   f64 scale
  *   u64 ntiles (= the shape's tile count)
  *   ntiles x { u64 length, length bytes }
  */
+#include "tile/tile_io.h"
 #include "tile/tile_internal.h"
 
 #include "core/alloc.h"
@@ -29,6 +30,47 @@
 #define TILE_FORMAT_VERSION 1
 #define MAX_TILES           ((uint64_t)1 << 20)
 #define MAX_PAYLOAD         ((uint64_t)1 << 46)
+#define MAX_DIM_SIZE        ((uint64_t)1 << 40)
+#define MAX_DIM_TILE        ((uint64_t)1 << 30)
+
+void tile_shape_write(tsr_writer *w, const tsr_tile_shape *s) {
+    tsr_write_u8(w, (uint8_t)s->ndims);
+    for (int i = 0; i < s->ndims; i++) {
+        const tsr_tile_dim *d = &s->dim[i];
+        tsr_write_u64(w, (uint64_t)d->size);
+        tsr_write_u64(w, (uint64_t)d->tile);
+        tsr_write_u8(w,
+                     (uint8_t)((d->dup ? 1 : 0) | (d->unknown ? 2 : 0) | (d->interleaved ? 4 : 0)));
+    }
+}
+
+tsr_status tile_shape_read(tsr_reader *r, tsr_tile_shape *s, uint64_t max_size) {
+    memset(s, 0, sizeof *s);
+    uint8_t nd = tsr_read_u8(r);
+    TSR_TRY(tsr_reader_status(r));
+    if (nd < 1 || nd > TSR_TILE_MAX_DIMS)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "malformed %s: a shape of %u dimensions (1 to %d allowed)", r->what,
+                               nd, TSR_TILE_MAX_DIMS);
+    s->ndims = nd;
+    for (int i = 0; i < nd; i++) {
+        uint64_t size = tsr_read_u64(r), tile = tsr_read_u64(r);
+        uint8_t fl = tsr_read_u8(r);
+        TSR_TRY(tsr_reader_status(r));
+        if (size == 0 || size > max_size || tile == 0 || tile > MAX_DIM_TILE || (fl & ~7u))
+            return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                                   "malformed %s: shape dimension %d has size %llu, tile %llu, "
+                                   "flags 0x%x",
+                                   r->what, i, (unsigned long long)size, (unsigned long long)tile,
+                                   fl);
+        s->dim[i].size = (int64_t)size;
+        s->dim[i].tile = (int64_t)tile;
+        s->dim[i].dup = fl & 1;
+        s->dim[i].unknown = (fl >> 1) & 1;
+        s->dim[i].interleaved = (fl >> 2) & 1;
+    }
+    return TSR_OK;
+}
 
 static tsr_status can_save(const tsr_backend *be) {
     if (!be->vt->file_kind || !be->vt->write_vec || !be->vt->read_vec)
@@ -41,7 +83,7 @@ static tsr_status write_tile(const tsr_tile *t, tsr_writer *w) {
     tsr_backend *be = t->be;
     TSR_TRY(can_save(be));
     const tsr_tile_shape *s = &t->shape;
-    uint64_t len = 4 + 1 + 1 + 1 + (uint64_t)s->ndims * 17 + 8 + 4 + 8 + 8;
+    uint64_t len = 4 + 1 + 1 + TILE_SHAPE_BYTES(s->ndims) + 8 + 4 + 8 + 8;
     for (int64_t i = 0; i < t->ntiles; i++) len += 8 + be->vt->vec_size(be, t->v[i]);
     uint8_t fp[TSR_FINGERPRINT_SIZE];
     tsr_backend_fingerprint(be, fp);
@@ -49,14 +91,7 @@ static tsr_status write_tile(const tsr_tile *t, tsr_writer *w) {
     tsr_write_u32(w, TILE_FORMAT_VERSION);
     tsr_write_u8(w, be->vt->file_kind);
     tsr_write_u8(w, (uint8_t)(t->encrypted ? 1 : 0));
-    tsr_write_u8(w, (uint8_t)s->ndims);
-    for (int i = 0; i < s->ndims; i++) {
-        const tsr_tile_dim *d = &s->dim[i];
-        tsr_write_u64(w, (uint64_t)d->size);
-        tsr_write_u64(w, (uint64_t)d->tile);
-        tsr_write_u8(w,
-                     (uint8_t)((d->dup ? 1 : 0) | (d->unknown ? 2 : 0) | (d->interleaved ? 4 : 0)));
-    }
+    tile_shape_write(w, s);
     tsr_write_u64(w, (uint64_t)be->slots);
     tsr_write_u32(w, (uint32_t)tsr_tile_level(t));
     tsr_write_f64(w, tsr_tile_scale(t));
@@ -82,7 +117,7 @@ static tsr_status read_tile(tsr_backend *be, tsr_reader *r, tsr_tile **out) {
                                "backend's",
                                be->vt->name);
     uint32_t version = tsr_read_u32(r);
-    uint8_t kind = tsr_read_u8(r), enc = tsr_read_u8(r), nd = tsr_read_u8(r);
+    uint8_t kind = tsr_read_u8(r), enc = tsr_read_u8(r);
     if (tsr_reader_status(r) != TSR_OK) return tsr_reader_status(r);
     if (version != TILE_FORMAT_VERSION)
         return tsr_reader_fail(r, TSR_ERR_VERSION,
@@ -96,29 +131,9 @@ static tsr_status read_tile(tsr_backend *be, tsr_reader *r, tsr_tile **out) {
                                kind, be->vt->name);
     if (enc > 1)
         return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed tile tensor: encrypted flag %u", enc);
-    if (nd < 1 || nd > TSR_TILE_MAX_DIMS)
-        return tsr_reader_fail(r, TSR_ERR_FORMAT,
-                               "malformed tile tensor: %u dimensions (1 to %d allowed)", nd,
-                               TSR_TILE_MAX_DIMS);
     tsr_tile_shape s;
-    memset(&s, 0, sizeof s);
-    s.ndims = nd;
-    for (int i = 0; i < nd; i++) {
-        uint64_t size = tsr_read_u64(r), tile = tsr_read_u64(r);
-        uint8_t fl = tsr_read_u8(r);
-        if (tsr_reader_status(r) != TSR_OK) return tsr_reader_status(r);
-        if (size == 0 || size > ((uint64_t)1 << 40) || tile == 0 || tile > ((uint64_t)1 << 30) ||
-            (fl & ~7u))
-            return tsr_reader_fail(r, TSR_ERR_FORMAT,
-                                   "malformed tile tensor: dimension %d has size %llu, tile %llu, "
-                                   "flags 0x%x",
-                                   i, (unsigned long long)size, (unsigned long long)tile, fl);
-        s.dim[i].size = (int64_t)size;
-        s.dim[i].tile = (int64_t)tile;
-        s.dim[i].dup = fl & 1;
-        s.dim[i].unknown = (fl >> 1) & 1;
-        s.dim[i].interleaved = (fl >> 2) & 1;
-    }
+    TSR_TRY(tile_shape_read(r, &s, MAX_DIM_SIZE));
+    const int nd = s.ndims;
     uint64_t slots = tsr_read_u64(r);
     uint32_t level = tsr_read_u32(r);
     double scale = tsr_read_f64(r);
