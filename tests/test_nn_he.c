@@ -543,6 +543,11 @@ static void test_plan_files(void **state) {
                 tsr_nn_plan_from_bytes(&q, buf, cut, TSR_CKKS_ALLOW_INSECURE_PARAMETERS);
             assert_int_not_equal(st, TSR_OK);
             assert_null(q);
+            /* a cut payload is refused from the frame header, before anything is read */
+            if (cut >= TSR_FRAME_HEADER_SIZE) {
+                assert_int_equal(st, TSR_ERR_FORMAT);
+                assert_non_null(strstr(tsr_last_error(), "follow its header"));
+            }
         }
         /* trailing bytes */
         uint8_t *longer = malloc(len + 1);

@@ -318,12 +318,8 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
     tsr_frame_info info;
     st = tsr_frame_begin_read(&rd, TSR_OBJ_PLAN, MAX_PLAN_PAYLOAD, &info);
     if (st != TSR_OK) goto done;
+    /* tsr_frame_begin_read has checked the declared length against what the input holds. */
     uint64_t plen = info.payload_len;
-    if (!rd.fp && plen > rd.mem_len - rd.mem_pos) {
-        st = tsr_reader_fail(&rd, TSR_ERR_FORMAT, "malformed plan: truncated (%llu bytes missing)",
-                             (unsigned long long)(plen - (rd.mem_len - rd.mem_pos)));
-        goto done;
-    }
     /* Keep the payload bytes for the plan id: read them through the frame. */
     payload = tsr_alloc(plen ? (size_t)plen : 1);
     if (!payload) {
