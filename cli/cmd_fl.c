@@ -122,6 +122,7 @@ static void help_fl(FILE *out) {
 
 /* ---- option parsing ------------------------------------------------------ */
 
+/* argv[0] is the subcommand (like a verb's argv[0]); the options follow. */
 static int parse_opts(int argc, char **argv, const char *sub, fl_opts *o) {
     o->z = NAN; /* --z given or not */
     const cli_opt defs[] = {
@@ -158,8 +159,7 @@ static int parse_opts(int argc, char **argv, const char *sub, fl_opts *o) {
     };
     char verb[32];
     snprintf(verb, sizeof verb, VERB " %s", sub);
-    /* argv[0] is the first option here; cli_parse_args starts at argv[1]. */
-    int rc = cli_parse_args(verb, argc + 1, argv - 1, defs, sizeof defs / sizeof defs[0], NULL, 0);
+    int rc = cli_parse_args(verb, argc, argv, defs, sizeof defs / sizeof defs[0], NULL, 0);
     if (rc) return rc;
     o->has_z = !isnan(o->z);
     if (!o->has_z) o->z = 0;
@@ -887,11 +887,11 @@ int tsr_cmd_fl(int argc, char **argv) {
     }
     if (strcmp(sub, "run") == 0) {
         if (help) return help_run(), 0;
-        return cmd_run(argc - 2, argv + 2);
+        return cmd_run(argc - 1, argv + 1);
     }
     if (strcmp(sub, "sweep") == 0) {
         if (help) return help_sweep(), 0;
-        return cmd_sweep(argc - 2, argv + 2);
+        return cmd_sweep(argc - 1, argv + 1);
     }
     if (strcmp(sub, "zmax") == 0) {
         if (help) {
@@ -899,7 +899,7 @@ int tsr_cmd_fl(int argc, char **argv) {
                    "al. 2019): s = floor(n/2 + 1) - m, z_max = Phi^-1((n - s)/n).\n");
             return 0;
         }
-        return cmd_zmax(argc - 2, argv + 2);
+        return cmd_zmax(argc - 1, argv + 1);
     }
     fprintf(stderr, "tessera fl: unknown subcommand '%s'\n\n", sub);
     help_fl(stderr);
