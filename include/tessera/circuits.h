@@ -160,6 +160,92 @@ TSR_API tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphe
                                           tsr_circuits_poly_info *info);
 
 /* ======================================================================== */
+/* Functions on ciphertexts: inverse, inverse square root                   */
+/* ======================================================================== */
+
+/*
+ * Each function comes with a plan that a compiler calls in advance (no keys,
+ * no ciphertexts): levels consumed, operation counts, the keys needed and
+ * the precision of the algorithm itself in exact arithmetic over its stated
+ * range. None of them rotates: they need the relinearization key only.
+ * Inputs must have size 2 and the canonical scale of their level
+ * (TSR_ERR_SCALE otherwise); every result is at level in_level - depth with
+ * exactly the canonical scale of that level. out may alias in. Thread-safety
+ * as for tsr_circuits_poly_eval (the evaluator's rule: one per thread).
+ * See docs/CIRCUITS.md for the measured precision.
+ */
+
+/** What a function costs and how precise its algorithm is (filled by the _plan calls). */
+typedef struct tsr_circuits_fn_info {
+    int depth;           /**< levels consumed */
+    int out_level;       /**< level of the result: input level - depth */
+    size_t ct_mults;     /**< ciphertext products (each a relinearization and a rescale) */
+    size_t const_mults;  /**< multiplications by a real constant (each a rescale) */
+    int needs_relin_key; /**< 1 if the relinearization key is needed (no Galois keys ever) */
+    double approx_bits;  /**< -log2 of the largest |approximation - f(x)| of the algorithm in
+                              exact arithmetic over the stated range (the sign: outside the
+                              gap), measured on a grid of 4097 points per interval: the
+                              ceiling of the encrypted result's precision */
+} tsr_circuits_fn_info;
+
+/**
+ * Plan 1/x for x in [a, b], 0 < a < b, by Goldschmidt's iteration
+ * (R. E. Goldschmidt, MIT M.Sc. thesis 1964; as used for CKKS by Cheon,
+ * Kim, Kim, Lee, Lee, "Numerical method for comparison on homomorphically
+ * encrypted numbers", ASIACRYPT 2019, algorithm Inverse): with c = 2 / (a + b),
+ * b_0 = 1 - c x (|b_0| <= (b - a) / (b + a) = rho), a_0 = c (1 + b_0),
+ * b_{i+1} = b_i^2, a_{i+1} = a_i (1 + b_{i+1}); after `iterations` = r >= 0
+ * steps a_r = (1 - b_0^(2^(r+1))) / x, relative error rho^(2^(r+1)).
+ * Depth 1 for r = 0, else r + 2. Fails with TSR_ERR_INVALID_ARG (bad
+ * range, r > 40) or TSR_ERR_LEVEL (in_level < depth; the message names both).
+ */
+TSR_API tsr_status tsr_circuits_inverse_plan(double a, double b, int iterations, int in_level,
+                                             tsr_circuits_fn_info *info);
+
+/**
+ * The smallest iteration count whose approx_bits (absolute error of 1/x on
+ * [a, b], 0 < a < b) reaches `bits` (<= 50), into *iterations. Fails with
+ * TSR_ERR_INVALID_ARG for a bad range or when 40 iterations do not reach it.
+ */
+TSR_API tsr_status tsr_circuits_inverse_iterations(double a, double b, double bits,
+                                                   int *iterations);
+
+/**
+ * out = 1/x slot-wise (see tsr_circuits_inverse_plan), for real slots in
+ * [a, b] (values in (0, a + b) outside [a, b] converge more slowly, values
+ * outside (0, a + b) diverge). Errors as the
+ * plan, plus TSR_ERR_SCALE (input scale not canonical, or 1/a would not fit
+ * the output level's modulus), TSR_ERR_KEY_MISSING (no relinearization key
+ * and r >= 1), TSR_ERR_INVALID_ARG / TSR_ERR_MISMATCH (input, parameters).
+ * info may be NULL.
+ */
+TSR_API tsr_status tsr_circuits_inverse(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                        const tsr_ckks_ciphertext *in, double a, double b,
+                                        int iterations, tsr_circuits_fn_info *info);
+
+/**
+ * Plan 1/sqrt(x) for x in [a, b], 0 < a < b: an initial guess y_0 = the
+ * Chebyshev interpolant of 1/sqrt(x) on [a, b] of degree `degree` (1..255,
+ * evaluated by tsr_circuits_poly_eval: 1 + ceil(log2(degree + 1)) levels),
+ * then `iterations` Newton steps y <- 1.5 y - (0.5 x y) y^2 (2 levels each;
+ * the relative error e becomes about 1.5 e^2). Depth 1 + ceil(log2(degree
+ * + 1)) + 2 iterations. Fails with TSR_ERR_INVALID_ARG for a bad range,
+ * degree, iterations > 8, or an initial guess too poor for Newton (relative
+ * error >= 0.5 somewhere on [a, b]: the message says how far off; raise the
+ * degree), TSR_ERR_LEVEL (in_level < depth).
+ */
+TSR_API tsr_status tsr_circuits_invsqrt_plan(double a, double b, size_t degree, int iterations,
+                                             int in_level, tsr_circuits_fn_info *info);
+
+/**
+ * out = 1/sqrt(x) slot-wise (see tsr_circuits_invsqrt_plan) for real slots
+ * in [a, b]. Errors as tsr_circuits_inverse. info may be NULL.
+ */
+TSR_API tsr_status tsr_circuits_invsqrt(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                        const tsr_ckks_ciphertext *in, double a, double b,
+                                        size_t degree, int iterations, tsr_circuits_fn_info *info);
+
+/* ======================================================================== */
 /* Linear transforms (plaintext matrix times encrypted slot vector)           */
 /* ======================================================================== */
 
