@@ -160,7 +160,7 @@ TSR_API tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphe
                                           tsr_circuits_poly_info *info);
 
 /* ======================================================================== */
-/* Functions on ciphertexts: inverse, inverse square root                   */
+/* Functions on ciphertexts: inverse, inverse square root, sign, ReLU         */
 /* ======================================================================== */
 
 /*
@@ -244,6 +244,70 @@ TSR_API tsr_status tsr_circuits_invsqrt_plan(double a, double b, size_t degree, 
 TSR_API tsr_status tsr_circuits_invsqrt(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                         const tsr_ckks_ciphertext *in, double a, double b,
                                         size_t degree, int iterations, tsr_circuits_fn_info *info);
+
+/** Most components of a composite sign approximation, and their largest degree. */
+#define TSR_CIRCUITS_SIGN_MAX_COMPONENTS 8
+#define TSR_CIRCUITS_SIGN_MAX_DEGREE     127
+
+/**
+ * A composite minimax approximation of sign(x) on [-B, -eps B] u [eps B, B]
+ * (Lee, Lee, Kim, No, "Minimax Approximation of Sign Function by Composite
+ * Polynomial for Homomorphic Comparison", IEEE TDSC 2021): odd polynomials
+ * p_k o ... o p_1, each the minimax approximation (Remez exchange, computed
+ * in doubles at creation) of sign on the image of the previous one, which
+ * that paper shows is the optimal composite. Immutable after creation.
+ */
+typedef struct tsr_circuits_sign_poly tsr_circuits_sign_poly;
+
+/**
+ * Compute the composite for n components of odd degrees degrees[0..n-1]
+ * (3..TSR_CIRCUITS_SIGN_MAX_DEGREE; degrees such as 15, 15, 27), range
+ * bound B > 0 and relative gap 0 < eps < 1. Fails with TSR_ERR_INVALID_ARG
+ * (bad arguments; or a Remez exchange that did not converge, naming the
+ * component). Free with tsr_circuits_sign_poly_free.
+ */
+TSR_API tsr_status tsr_circuits_sign_poly_create(tsr_circuits_sign_poly **out, double bound,
+                                                 double eps, const size_t *degrees, size_t n);
+/** Free a sign approximation. NULL is a no-op. */
+TSR_API void tsr_circuits_sign_poly_free(tsr_circuits_sign_poly *s);
+
+/**
+ * Component i (< the count, else NULL): a view of an odd Chebyshev series
+ * (on [-B, B] for i = 0, on [-1, 1] after), scaled so that its values on
+ * its interval stay in [-1, 1] except for the last one, whose values lie in
+ * [1 - delta, 1 + delta] on the positive part of the range. *count (if not
+ * NULL) receives the number of components.
+ */
+TSR_API const tsr_cheb *tsr_circuits_sign_poly_component(const tsr_circuits_sign_poly *s, size_t i,
+                                                         size_t *count);
+
+/** The composite in doubles (Clenshaw per component): the plaintext reference. */
+TSR_API double tsr_circuits_sign_poly_eval(const tsr_circuits_sign_poly *s, double x);
+
+/**
+ * Plan sign (relu = 0) or ReLU (relu = 1: x (1 + sign(x)) / 2, one level
+ * more) at in_level: depth = sum of ceil(log2(d_i + 1)) + 1 if B != 1 (the
+ * map of the first component) + relu. approx_bits is measured outside the
+ * gap (for ReLU: the error there is |x| |sign error| / 2, and inside the
+ * gap up to eps B (2 + delta) / 2 is possible). TSR_ERR_LEVEL if in_level <
+ * depth.
+ */
+TSR_API tsr_status tsr_circuits_sign_plan(const tsr_circuits_sign_poly *s, int relu, int in_level,
+                                          tsr_circuits_fn_info *info);
+
+/**
+ * out = sign approximation of in, slot-wise, for real slots in [-B, B]
+ * (by tsr_circuits_poly_eval per component). Errors as
+ * tsr_circuits_poly_eval. info may be NULL.
+ */
+TSR_API tsr_status tsr_circuits_sign(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                     const tsr_ckks_ciphertext *in, const tsr_circuits_sign_poly *s,
+                                     tsr_circuits_fn_info *info);
+
+/** out = ReLU(in) = in (1 + sign(in)) / 2 with the approximation s. As tsr_circuits_sign. */
+TSR_API tsr_status tsr_circuits_relu(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                     const tsr_ckks_ciphertext *in, const tsr_circuits_sign_poly *s,
+                                     tsr_circuits_fn_info *info);
 
 /* ======================================================================== */
 /* Linear transforms (plaintext matrix times encrypted slot vector)           */
