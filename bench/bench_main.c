@@ -16,6 +16,7 @@ typedef struct bench_entry {
 /* Register benchmarks here: { "ckks", bench_ckks_main, "..." }. */
 static const bench_entry benches[] = {
     { "ckks", bench_ckks_main, "CKKS primitives: NTT, encode, encrypt, mul, relin, rotate, sizes" },
+    { "circuits", bench_circuits_main, "inverse, inverse sqrt, sign, ReLU, linear transform" },
     { "fl", bench_fl_main, "distributed-learning lab: aggregation rules, rounds per second" },
     { "model", bench_model_main, "encrypted inference of an ONNX model: latency, throughput" },
     { "ring", bench_ring_main, "ring layer: NTT, element-wise, basis conversion per SIMD family" },
