@@ -6,7 +6,7 @@ FUZZ_LONG   ?= 120
 CMAKE_FLAGS ?=
 
 .PHONY: all deps configure build test check asan fuzz fuzz-smoke fuzz-build demo demo-ckks bench \
-        format format-check clean help
+        format format-check clean help malware-lab
 
 all: build
 
@@ -19,6 +19,7 @@ help:
 	@echo "make asan          unit tests under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make fuzz          run every fuzz target for FUZZ_LONG=$(FUZZ_LONG) seconds"
 	@echo "make bench         benchmark programs (results: docs/BENCHMARKS.md)"
+	@echo "make malware-lab   detector robustness lab: stand-in PE corpus (docs/MALWARE.md; installs nsis, mingw-w64, wine64)"
 	@echo "make format        clang-format all sources in place"
 
 deps:
@@ -65,6 +66,12 @@ demo-ckks: build
 
 bench: build
 	./build/bin/tessera bench all
+
+# The detector robustness lab (docs/MALWARE.md). Its heavy packages (wine64,
+# gcc-mingw-w64) are installed here only, never by `make check`.
+malware-lab: build
+	@sh scripts/deps.sh lab
+	sh scripts/make_pe_corpus.sh build/malware-lab/corpus
 
 clean:
 	rm -rf build build-asan build-fuzz

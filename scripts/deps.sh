@@ -3,13 +3,20 @@
 # Idempotent: a second run installs nothing and exits 0.
 # As root it runs apt-get; otherwise it prints the exact command and exits 1.
 # Why each package is here: docs/DEPENDENCIES.md.
+# `deps.sh lab` also installs what the detector robustness lab's corpus and
+# functionality check need (docs/MALWARE.md; heavy: wine64 is ~700 MB), which
+# `make check` does not.
 set -eu
 
 PKGS="build-essential cmake pkg-config git
 libsodium-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler
 libonnx-dev libcmocka-dev zlib1g-dev
 clang libclang-rt-14-dev clang-format
-dataset-fashion-mnist"
+dataset-fashion-mnist
+nsis libz-mingw-w64 python3-pefile"
+if [ "${1:-}" = lab ]; then
+    PKGS="$PKGS gcc-mingw-w64-x86-64 wine64"
+fi
 
 missing=""
 for p in $PKGS; do
