@@ -115,5 +115,6 @@ int tsr_cmd_decrypt(int argc, char **argv);
 int tsr_cmd_predict(int argc, char **argv);
 int tsr_cmd_profile(int argc, char **argv);
 int tsr_cmd_fl(int argc, char **argv);
+int tsr_cmd_attack(int argc, char **argv);
 
 #endif /* TSR_CLI_H */

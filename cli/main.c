@@ -20,6 +20,7 @@ typedef struct verb {
 } verb;
 
 static const verb verbs[] = {
+    { "attack", tsr_cmd_attack, "detector robustness lab (adversarial payloads against MalConv)" },
     { "bench", tsr_cmd_bench, "benchmark programs (ckks, ...)" },
     { "ckks", tsr_cmd_ckks, "CKKS parameter sets: presets, custom chains, security check" },
     { "compile", tsr_cmd_compile, "compile an ONNX model into an encrypted-inference plan" },

@@ -1,0 +1,304 @@
+/*
+ * attacks/detector.c - MalConv training loop, scoring, metrics and the
+ * model file (attacks/detector.h).
+ */
+#include "attacks/detector.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+#include "core/io.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "tessera/core.h"
+#include "train/optim.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define MODEL_MAGIC   "TSRMCONV"
+#define MODEL_VERSION 1u
+#define MODEL_HEADER  (8 + 4 + 5 * 4 + 8)
+
+tsr_detector_train_cfg tsr_detector_train_defaults(void) {
+    tsr_detector_train_cfg c = { 4, 16, 1e-3f, 1, 0 };
+    return c;
+}
+
+static int nthreads(void) {
+    int t = tsr_get_num_threads();
+    return t < 1 ? 1 : t;
+}
+
+/* log(1 + e^x) without overflow. */
+static double softplus(double x) {
+    return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
+}
+
+tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, size_t n,
+                              const tsr_detector_train_cfg *cfg, double *final_loss) {
+    TSR_REQUIRE(m && ex && cfg, "tsr_detector_train: NULL argument");
+    if (n == 0 || cfg->epochs < 1 || cfg->batch < 1 || !(cfg->lr > 0))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "training needs examples, epochs >= 1, batch >= 1 and lr > 0");
+    openblas_set_num_threads(1);
+    int T = nthreads();
+    size_t P = m->nparams;
+    tsr_status st = TSR_OK;
+    float *grads = tsr_calloc_array((size_t)T * P, sizeof(float));
+    size_t *perm = tsr_alloc(n * sizeof(size_t));
+    double *loss_of = tsr_alloc(n * sizeof(double));
+    tsr_malconv_ws **ws = tsr_calloc_array((size_t)T, sizeof *ws);
+    tsr_optim *opt = NULL;
+    if (!grads || !perm || !loss_of || !ws) {
+        st = tsr_fail(TSR_ERR_NOMEM, "out of memory for training buffers");
+        goto done;
+    }
+    for (int t = 0; t < T && st == TSR_OK; t++) st = tsr_malconv_ws_create(&ws[t], m);
+    if (st == TSR_OK) st = tsr_optim_create(&opt, TSR_OPT_ADAM, P);
+    if (st != TSR_OK) goto done;
+    uint8_t seed[TSR_SEED_BYTES] = { 0 };
+    for (int i = 0; i < 8; i++) seed[i] = (uint8_t)(cfg->seed >> (8 * i));
+    tsr_prng g;
+    tsr_prng_init(&g, seed, 0x747261696eull); /* "train" */
+    for (size_t i = 0; i < n; i++) perm[i] = i;
+    size_t steps = (n + (size_t)cfg->batch - 1) / (size_t)cfg->batch;
+    tsr_progress pr;
+    if (cfg->verbose)
+        tsr_progress_begin(&pr, "train MalConv", (uint64_t)cfg->epochs * steps, "step");
+    double epoch_loss = 0;
+    for (int e = 0; e < cfg->epochs && st == TSR_OK; e++) {
+        for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
+            size_t j = (size_t)tsr_prng_uniform(&g, i + 1), x = perm[i];
+            perm[i] = perm[j];
+            perm[j] = x;
+        }
+        epoch_loss = 0;
+        for (size_t s = 0; s < steps && st == TSR_OK; s++) {
+            size_t b0 = s * (size_t)cfg->batch,
+                   b1 = b0 + (size_t)cfg->batch < n ? b0 + (size_t)cfg->batch : n, B = b1 - b0;
+            int fail = 0;
+#pragma omp parallel for num_threads(T) schedule(static, 1) reduction(| : fail)
+            for (int t = 0; t < T; t++) {
+                float *gt = grads + (size_t)t * P;
+                memset(gt, 0, P * sizeof(float));
+                size_t lo = b0 + B * (size_t)t / (size_t)T,
+                       hi = b0 + B * (size_t)(t + 1) / (size_t)T;
+                for (size_t k = lo; k < hi; k++) {
+                    const tsr_detector_example *x = &ex[perm[k]];
+                    float logit;
+                    if (tsr_malconv_forward_bytes(m, ws[t], x->buf, x->len, &logit) != TSR_OK) {
+                        fail = 1;
+                        break;
+                    }
+                    loss_of[k] = softplus(logit) - x->label * (double)logit;
+                    float d = (tsr_sigmoidf(logit) - (float)x->label) / (float)B;
+                    tsr_malconv_backward(m, ws[t], d, gt, NULL);
+                }
+            }
+            if (fail) {
+                st = tsr_fail(TSR_ERR_NOMEM, "out of memory in a training step");
+                break;
+            }
+            for (int t = 1; t < T; t++)
+                cblas_saxpy((int)P, 1.0f, grads + (size_t)t * P, 1, grads, 1);
+            tsr_optim_step(opt, m->params, grads, cfg->lr);
+            double bl = 0;
+            for (size_t k = b0; k < b1; k++) bl += loss_of[k];
+            epoch_loss += bl;
+            if (cfg->verbose)
+                tsr_progress_update(&pr, (uint64_t)e * steps + s + 1, "epoch %d loss %.4f", e + 1,
+                                    bl / (double)B);
+        }
+        epoch_loss /= (double)n;
+    }
+    if (cfg->verbose) tsr_progress_end(&pr, "last epoch loss %.4f", epoch_loss);
+    tsr_prng_wipe(&g);
+    if (final_loss) *final_loss = epoch_loss;
+done:
+    if (ws)
+        for (int t = 0; t < T; t++) tsr_malconv_ws_free(ws[t]);
+    tsr_free(ws);
+    tsr_optim_free(opt);
+    tsr_free(grads);
+    tsr_free(perm);
+    tsr_free(loss_of);
+    return st;
+}
+
+tsr_status tsr_detector_scores(const tsr_malconv *m, const tsr_detector_example *ex, size_t n,
+                               float *scores) {
+    openblas_set_num_threads(1);
+    int T = nthreads(), fail = 0;
+    (void)T; /* unused without OpenMP */
+#pragma omp parallel num_threads(T) reduction(| : fail)
+    {
+        tsr_malconv_ws *ws = NULL;
+        if (tsr_malconv_ws_create(&ws, m) != TSR_OK) fail = 1;
+#pragma omp for schedule(dynamic, 1)
+        for (size_t i = 0; i < n; i++) {
+            float logit = 0;
+            if (ws && tsr_malconv_forward_bytes(m, ws, ex[i].buf, ex[i].len, &logit) != TSR_OK)
+                fail = 1;
+            scores[i] = tsr_sigmoidf(logit);
+        }
+        tsr_malconv_ws_free(ws);
+    }
+    if (fail) return tsr_fail(TSR_ERR_NOMEM, "out of memory while scoring %zu files", n);
+    return TSR_OK;
+}
+
+static int cmp_score(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+void tsr_detector_metrics_compute(const float *scores, const int *labels, size_t n,
+                                  double threshold, tsr_detector_metrics *o) {
+    memset(o, 0, sizeof *o);
+    o->n = n;
+    size_t tp = 0, fp = 0, correct = 0;
+    for (size_t i = 0; i < n; i++) {
+        int flag = scores[i] >= threshold;
+        o->pos += labels[i] == 1;
+        tp += flag && labels[i] == 1;
+        fp += flag && labels[i] != 1;
+        correct += flag == (labels[i] == 1);
+    }
+    o->neg = n - o->pos;
+    o->accuracy = n ? (double)correct / (double)n : 0;
+    o->tpr = o->pos ? (double)tp / (double)o->pos : 0;
+    o->fpr = o->neg ? (double)fp / (double)o->neg : 0;
+    /* AUC = P(score of a flagged file > score of a clean one) + P(tie) / 2, via sorted ranks. */
+    float *neg = malloc((o->neg ? o->neg : 1) * sizeof(float));
+    if (!neg || !o->pos || !o->neg) {
+        free(neg);
+        o->auc = 0;
+        return;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (labels[i] != 1) neg[k++] = scores[i];
+    qsort(neg, o->neg, sizeof(float), cmp_score);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (labels[i] != 1) continue;
+        size_t lo = 0, hi = o->neg; /* first index with neg >= score */
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (neg[mid] < scores[i])
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        size_t below = lo, eq = lo;
+        while (eq < o->neg && neg[eq] == scores[i]) eq++;
+        sum += (double)below + 0.5 * (double)(eq - below);
+    }
+    o->auc = sum / ((double)o->pos * (double)o->neg);
+    free(neg);
+}
+
+/* ---- model file ------------------------------------------------------------ */
+
+static void put_u32(uint8_t *p, uint32_t v) {
+    for (int k = 0; k < 4; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+static uint32_t get_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+tsr_status tsr_malconv_save(const tsr_malconv *m, const char *path, unsigned flags) {
+    size_t len = MODEL_HEADER + m->nparams * 4 + 32;
+    uint8_t *b = tsr_alloc(len);
+    if (!b) return tsr_fail(TSR_ERR_NOMEM, "out of memory for a %zu-byte model file", len);
+    memcpy(b, MODEL_MAGIC, 8);
+    put_u32(b + 8, MODEL_VERSION);
+    const tsr_malconv_cfg *c = &m->cfg;
+    put_u32(b + 12, (uint32_t)c->emb);
+    put_u32(b + 16, (uint32_t)c->filters);
+    put_u32(b + 20, (uint32_t)c->window);
+    put_u32(b + 24, (uint32_t)c->hidden);
+    put_u32(b + 28, c->max_len);
+    put_u32(b + 32, (uint32_t)m->nparams);
+    put_u32(b + 36, (uint32_t)((uint64_t)m->nparams >> 32));
+    for (size_t i = 0; i < m->nparams; i++) {
+        uint32_t u;
+        memcpy(&u, &m->params[i], 4);
+        put_u32(b + MODEL_HEADER + 4 * i, u);
+    }
+    crypto_generichash(b + len - 32, 32, b, len - 32, NULL, 0);
+    tsr_writer w;
+    tsr_status st = tsr_writer_open_file(&w, path, flags);
+    if (st == TSR_OK) {
+        tsr_write_bytes(&w, b, len);
+        st = tsr_writer_close(&w);
+    }
+    tsr_free(b);
+    return st;
+}
+
+tsr_status tsr_malconv_parse(tsr_malconv **out, const uint8_t *b, size_t len) {
+    *out = NULL;
+    if (len < MODEL_HEADER + 32 || memcmp(b, MODEL_MAGIC, 8) != 0)
+        return tsr_fail(TSR_ERR_FORMAT, "not a Tessera MalConv model file (no TSRMCONV header)");
+    if (get_u32(b + 8) != MODEL_VERSION)
+        return tsr_fail(TSR_ERR_VERSION, "MalConv model file version %u; this build reads %u",
+                        get_u32(b + 8), MODEL_VERSION);
+    tsr_malconv_cfg c;
+    uint32_t d = get_u32(b + 12), f = get_u32(b + 16), k = get_u32(b + 20), h = get_u32(b + 24);
+    if (d > (1u << 20) || f > (1u << 20) || k > (1u << 20) || h > (1u << 20))
+        return tsr_fail(TSR_ERR_FORMAT, "MalConv model sizes out of range");
+    c.emb = (int)d, c.filters = (int)f, c.window = (int)k, c.hidden = (int)h;
+    c.max_len = get_u32(b + 28);
+    uint64_t np = (uint64_t)get_u32(b + 32) | (uint64_t)get_u32(b + 36) << 32;
+    /* the parameter count the sizes imply, before anything is allocated */
+    uint64_t want = 257ull * d + 2ull * f * k * d + 2ull * f + (uint64_t)h * f + 2ull * h + 1;
+    if (np != want || (len - MODEL_HEADER - 32) / 4 != np || (len - MODEL_HEADER - 32) % 4)
+        return tsr_fail(TSR_ERR_FORMAT,
+                        "MalConv model file: %llu parameters declared, the sizes need %llu and "
+                        "the file holds %zu bytes",
+                        (unsigned long long)np, (unsigned long long)want, len);
+    uint8_t hash[32];
+    crypto_generichash(hash, 32, b, len - 32, NULL, 0);
+    if (sodium_memcmp(hash, b + len - 32, 32) != 0)
+        return tsr_fail(TSR_ERR_CHECKSUM, "MalConv model file is corrupted (checksum mismatch)");
+    tsr_malconv *m;
+    tsr_status st = tsr_malconv_create(&m, &c, 0);
+    if (st == TSR_ERR_INVALID_ARG) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", tsr_last_error());
+        return tsr_fail(TSR_ERR_FORMAT, "MalConv model file: %s", why);
+    }
+    TSR_TRY(st);
+    if (m->nparams != np) {
+        tsr_malconv_free(m);
+        return tsr_fail(TSR_ERR_INTERNAL, "MalConv parameter count disagrees with the layout");
+    }
+    for (size_t i = 0; i < m->nparams; i++) {
+        uint32_t u = get_u32(b + MODEL_HEADER + 4 * i);
+        memcpy(&m->params[i], &u, 4);
+        if (!isfinite(m->params[i])) {
+            tsr_malconv_free(m);
+            return tsr_fail(TSR_ERR_FORMAT, "MalConv model parameter %zu is not finite", i);
+        }
+    }
+    *out = m;
+    return TSR_OK;
+}
+
+tsr_status tsr_malconv_load(tsr_malconv **m, const char *path) {
+    uint8_t *b;
+    size_t len;
+    TSR_TRY(tsr_read_whole_file(path, 1u << 30, "a MalConv model", &b, &len));
+    tsr_status st = tsr_malconv_parse(m, b, len);
+    tsr_free(b);
+    if (st != TSR_OK) return tsr_fail_context(st, "%s: ", path);
+    return TSR_OK;
+}

@@ -1,0 +1,90 @@
+/*
+ * tests/test_attacks_cli.c - the `tessera attack` verbs: `attack pe` on a
+ * Debian-shipped DLL, `attack train` and `attack eval` on a tiny corpus
+ * written here (random files, the flagged ones carrying a marker; some longer
+ * than max_len, so truncated) with tiny model sizes, and usage errors. Runs the binary built next
+ * to the tests.
+ */
+#include "clitest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void write_corpus(void) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tt_cli_path("corpus/files"));
+    assert_int_equal(system(cmd), 0);
+    FILE *man = fopen(tt_cli_path("corpus/manifest.csv"), "w");
+    assert_non_null(man);
+    fprintf(man, "file,label,split,source,bytes,sha256\n");
+    tsr_prng g;
+    tt_prng(&g, 77);
+    for (int i = 0; i < 96; i++) {
+        uint8_t b[300];
+        size_t len = 150 + (size_t)tsr_prng_uniform(&g, 150);
+        tsr_prng_bytes(&g, b, len);
+        int y = i & 1;
+        if (y) memset(b + tsr_prng_uniform(&g, len - 16), 0xaa, 16);
+        char name[32];
+        snprintf(name, sizeof name, "corpus/files/f%d.bin", i);
+        FILE *f = fopen(tt_cli_path(name), "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(b, 1, len, f), len);
+        fclose(f);
+        fprintf(man, "f%d.bin,%d,%s,src%d,%zu,-\n", i, y, i % 8 >= 6 ? "test" : "train", i, len);
+    }
+    fclose(man);
+}
+
+#define TINY \
+    "--emb 4 --filters 8 --window 8 --hidden 8 --max-len 256 --batch 8 --lr 0.01 --threads 1"
+
+static void test_train_eval(void **state) {
+    (void)state;
+    write_corpus();
+    tt_cli_expect(tt_cli_run("attack train --corpus %s --out %s --epochs 30 " TINY " --report %s",
+                             tt_cli_path("corpus"), tt_cli_path("m.tmc"), tt_cli_path("r.csv")),
+                  0, "attack train");
+    assert_non_null(strstr(tt_cli_output(), "ROC-AUC"));
+    char *csv = tt_slurp(tt_cli_path("r.csv"));
+    assert_non_null(csv);
+    char train_csv[1024];
+    snprintf(train_csv, sizeof train_csv, "%s", csv);
+    /* 72 training files are learnt (the unit test checks generalisation); 24 test files */
+    const char *t = strstr(csv, "\ntrain,72,36,36,0.5000,");
+    if (!t || !strstr(csv, "\ntest,24,12,12,0.5000,")) fail_msg("unexpected rows in %s", csv);
+    double acc, auc;
+    assert_int_equal(sscanf(t + strlen("\ntrain,72,36,36,0.5000,"), "%lf,%lf", &acc, &auc), 2);
+    if (acc < 0.95 || auc < 0.95) fail_msg("training accuracy %.3f, AUC %.3f", acc, auc);
+    /* eval of the saved model reports the same numbers */
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --report %s --threads 1",
+                             tt_cli_path("corpus"), tt_cli_path("m.tmc"), tt_cli_path("e.csv")),
+                  0, "attack eval");
+    assert_string_equal(tt_slurp(tt_cli_path("e.csv")), train_csv);
+}
+
+static void test_usage_and_pe(void **state) {
+    (void)state;
+    tt_cli_expect(tt_cli_run("attack pe /usr/x86_64-w64-mingw32/lib/zlib1.dll"), 0, "attack pe");
+    assert_non_null(strstr(tt_cli_output(), "PE32+"));
+    assert_non_null(strstr(tt_cli_output(), "overlay"));
+    tt_cli_expect(tt_cli_run("attack pe /etc/hostname"), 2, "attack pe on a non-PE file");
+    assert_non_null(strstr(tt_cli_output(), "MZ"));
+    tt_cli_expect(tt_cli_run("attack train --out x"), 2, "train without --corpus");
+    tt_cli_expect(tt_cli_run("attack train --corpus /nonexistent --out %s", tt_cli_path("x")), 2,
+                  "train on a missing corpus");
+    tt_cli_expect(tt_cli_run("attack train --corpus c --out x --window 7 --max-len 100"), 2,
+                  "max-len not a multiple of the window");
+    tt_cli_expect(tt_cli_run("attack frobnicate"), 2, "unknown subcommand");
+    tt_cli_expect(tt_cli_run("attack train --help"), 0, "help");
+    assert_non_null(strstr(tt_cli_output(), "--corpus"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_and_pe),
+        cmocka_unit_test(test_train_eval),
+    };
+    return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
+}
