@@ -1,0 +1,519 @@
+/*
+ * graph/exec.c - the reference kernels of every node kind, in doubles, whole
+ * batch at once. Shapes were checked by shape.c. Matrix products and
+ * convolutions (im2col, as Chellapilla et al. 2006) call OpenBLAS dgemm; the
+ * naive loops stay as the reference (tsr_graph_set_naive, compared in tests).
+ */
+#include "graph/graph_internal.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <string.h>
+
+static atomic_int use_naive;
+
+void tsr_graph_set_naive(int naive) {
+    atomic_store(&use_naive, naive != 0);
+}
+
+/* ---- strides and index walking ---------------------------------------------- */
+
+static void strides_of(int rank, const int64_t *dims, int64_t *st) {
+    int64_t s = 1;
+    for (int k = rank - 1; k >= 0; k--) {
+        st[k] = s;
+        s *= dims[k];
+    }
+}
+
+/* Strides of a broadcast into rank r (0 where the input dimension is 1). */
+static void bstrides(const tsr_array *t, int r, const int64_t *odims, int64_t *bs) {
+    int64_t st[TSR_ARRAY_MAX_RANK];
+    strides_of(t->rank, t->dims, st);
+    for (int k = 0; k < r; k++) {
+        int j = k - (r - t->rank);
+        bs[k] = (j < 0 || t->dims[j] == 1) && odims[k] != 1 ? 0 : (j < 0 ? 0 : st[j]);
+    }
+}
+
+/* ---- elementwise ------------------------------------------------------------- */
+
+static double bin_op(tsr_graph_kind k, double a, double b) {
+    switch (k) {
+    case TSR_NODE_ADD:
+        return a + b;
+    case TSR_NODE_SUB:
+        return a - b;
+    case TSR_NODE_MUL:
+        return a * b;
+    case TSR_NODE_DIV:
+        return a / b;
+    default:
+        return pow(a, b);
+    }
+}
+
+static void exec_binary(tsr_graph_kind kind, const tsr_array *a, const tsr_array *b, tsr_array *o) {
+    int r = o->rank;
+    if (a->numel == o->numel && b->numel == o->numel) {
+        for (size_t i = 0; i < o->numel; i++) o->data[i] = bin_op(kind, a->data[i], b->data[i]);
+        return;
+    }
+    int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
+    bstrides(a, r, o->dims, sa);
+    bstrides(b, r, o->dims, sb);
+    int64_t ia = 0, ib = 0;
+    for (size_t i = 0; i < o->numel; i++) {
+        o->data[i] = bin_op(kind, a->data[ia], b->data[ib]);
+        for (int k = r - 1; k >= 0; k--) {
+            idx[k]++;
+            ia += sa[k];
+            ib += sb[k];
+            if (idx[k] < o->dims[k]) break;
+            ia -= sa[k] * idx[k];
+            ib -= sb[k] * idx[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+/* Coefficient row of element i for POLY / CHEBYSHEV ((D+1) or (C, D+1) along the axis). */
+static const double *coeff_row(const tsr_graph_node *n, const tsr_array *x, const tsr_array *c,
+                               size_t i, int64_t *ncoef) {
+    if (c->rank == 1) {
+        *ncoef = c->dims[0];
+        return c->data;
+    }
+    int64_t ax = n->a.axis < 0 ? n->a.axis + x->rank : n->a.axis;
+    int64_t inner = 1;
+    for (int k = (int)ax + 1; k < x->rank; k++) inner *= x->dims[k];
+    int64_t ch = ((int64_t)i / inner) % x->dims[ax];
+    *ncoef = c->dims[1];
+    return c->data + ch * c->dims[1];
+}
+
+static void exec_poly(const tsr_graph_node *n, const tsr_array *x, const tsr_array *c,
+                      tsr_array *o) {
+    for (size_t i = 0; i < x->numel; i++) {
+        int64_t m;
+        const double *cf = coeff_row(n, x, c, i, &m);
+        double v = x->data[i], y = 0;
+        if (n->kind == TSR_NODE_POLY) {
+            for (int64_t k = m - 1; k >= 0; k--) y = y * v + cf[k];
+        } else { /* Clenshaw on u in [-1, 1] */
+            double u = (2 * v - n->a.lo - n->a.hi) / (n->a.hi - n->a.lo), b1 = 0, b2 = 0;
+            for (int64_t k = m - 1; k >= 1; k--) {
+                double t = 2 * u * b1 - b2 + cf[k];
+                b2 = b1;
+                b1 = t;
+            }
+            y = u * b1 - b2 + cf[0];
+        }
+        o->data[i] = y;
+    }
+}
+
+/* ---- matrix products --------------------------------------------------------- */
+
+/* C (m, n) = alpha * op(A) op(B) + beta_c * C, row-major, lda/ldb as stored. */
+static void gemm(int ta, int tb, int64_t m, int64_t nn, int64_t k, double alpha, const double *a,
+                 int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc) {
+    if (m == 0 || nn == 0) return;
+    if (!atomic_load(&use_naive) && k > 0 && m < INT32_MAX && nn < INT32_MAX && k < INT32_MAX) {
+        cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                    (int)m, (int)nn, (int)k, alpha, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+        return;
+    }
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < nn; j++) {
+            double s = 0;
+            for (int64_t q = 0; q < k; q++)
+                s +=
+                    (ta ? a[q * lda + i] : a[i * lda + q]) * (tb ? b[j * ldb + q] : b[q * ldb + j]);
+            c[i * ldc + j] = alpha * s + (beta == 0 ? 0 : beta * c[i * ldc + j]);
+        }
+}
+
+static void exec_gemm(const tsr_graph_node *n, const tsr_array *a, const tsr_array *b,
+                      const tsr_array *c, tsr_array *o) {
+    const tsr_graph_attrs *at = &n->a;
+    int64_t m = o->dims[0], nn = o->dims[1], k = at->trans_a ? a->dims[0] : a->dims[1];
+    double beta = 0;
+    if (c && at->beta != 0) {
+        int64_t cm = c->rank == 2 ? c->dims[0] : 1, cn = c->rank >= 1 ? c->dims[c->rank - 1] : 1;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < nn; j++)
+                o->data[i * nn + j] = c->data[(cm == 1 ? 0 : i) * cn + (cn == 1 ? 0 : j)];
+        beta = at->beta;
+    }
+    gemm(at->trans_a, at->trans_b, m, nn, k, at->alpha, a->data, a->dims[1], b->data, b->dims[1],
+         beta, o->data, nn);
+}
+
+static void exec_matmul(const tsr_array *a, const tsr_array *b, tsr_array *o) {
+    int ra = a->rank, rb = b->rank;
+    int64_t m = ra >= 2 ? a->dims[ra - 2] : 1, k = a->dims[ra - 1];
+    int64_t nn = rb >= 2 ? b->dims[rb - 1] : 1;
+    /* Batch dims of the output: everything before the matrix dims. */
+    int rbat = o->rank - (ra >= 2) - (rb >= 2);
+    int64_t nb = 1;
+    for (int q = 0; q < rbat; q++) nb *= o->dims[q];
+    /* Broadcast strides (in matrices) of a and b over the batch dims. */
+    int64_t sa[TSR_ARRAY_MAX_RANK] = { 0 }, sb[TSR_ARRAY_MAX_RANK] = { 0 };
+    int64_t acc = 1;
+    for (int q = ra - 3; q >= 0; q--) {
+        int j = q + (rbat - (ra - 2));
+        sa[j] = a->dims[q] == 1 ? 0 : acc;
+        acc *= a->dims[q];
+    }
+    acc = 1;
+    for (int q = rb - 3; q >= 0; q--) {
+        int j = q + (rbat - (rb - 2));
+        sb[j] = b->dims[q] == 1 ? 0 : acc;
+        acc *= b->dims[q];
+    }
+    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, ia = 0, ib = 0;
+    for (int64_t bi = 0; bi < nb; bi++) {
+        gemm(0, 0, m, nn, k, 1.0, a->data + ia * m * k, k, b->data + ib * k * nn, nn, 0.0,
+             o->data + bi * m * nn, nn);
+        for (int q = rbat - 1; q >= 0; q--) {
+            idx[q]++;
+            ia += sa[q];
+            ib += sb[q];
+            if (idx[q] < o->dims[q]) break;
+            ia -= sa[q] * idx[q];
+            ib -= sb[q] * idx[q];
+            idx[q] = 0;
+        }
+    }
+}
+
+/* ---- convolution and pooling --------------------------------------------------- */
+
+/* Number of output positions and the multi-index walk over ns spatial dims. */
+static int64_t spatial_count(const int64_t *sz, int ns) {
+    int64_t c = 1;
+    for (int i = 0; i < ns; i++) c *= sz[i];
+    return c;
+}
+
+static void unravel(int64_t p, const int64_t *sz, int ns, int64_t *idx) {
+    for (int i = ns - 1; i >= 0; i--) {
+        idx[i] = p % sz[i];
+        p /= sz[i];
+    }
+}
+
+/*
+ * Input offset of kernel position kp for output position op, or -1 when it
+ * falls into padding. geo from tsr_graph_pool_geom.
+ */
+static int64_t tap(const tsr_pool_geom *geo, const int64_t *op, const int64_t *kp) {
+    int64_t off = 0;
+    for (int i = 0; i < geo->ns; i++) {
+        int64_t pos = op[i] * geo->s[i] - geo->pb[i] + kp[i] * geo->d[i];
+        if (pos < 0 || pos >= geo->in[i]) return -1;
+        off = off * geo->in[i] + pos;
+    }
+    return off;
+}
+
+static void exec_conv(const tsr_graph_node *n, const tsr_array *x, const tsr_array *w,
+                      const tsr_array *bias, tsr_array *o) {
+    tsr_pool_geom geo;
+    tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, w->dims + 2, &geo);
+    TSR_ASSERT(st == TSR_OK);
+    int ns = geo.ns;
+    int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], G = n->a.group;
+    int64_t cg = C / G, mg = M / G;
+    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
+    int64_t nk = spatial_count(geo.k, ns), ck = cg * nk;
+    double *col = NULL;
+    int naive = atomic_load(&use_naive);
+    if (!naive) col = tsr_alloc((size_t)(ck * nout > 0 ? ck * nout : 1) * sizeof(double));
+    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t gi = 0; gi < G; gi++) {
+            const double *xg = x->data + (b * C + gi * cg) * nin;
+            const double *wg = w->data + gi * mg * ck;
+            double *og = o->data + (b * M + gi * mg) * nout;
+            if (col) { /* im2col: rows (c, kernel position), columns output positions */
+                for (int64_t c = 0; c < cg; c++)
+                    for (int64_t q = 0; q < nk; q++) {
+                        unravel(q, geo.k, ns, kp);
+                        double *row = col + (c * nk + q) * nout;
+                        for (int64_t p = 0; p < nout; p++) {
+                            unravel(p, geo.out, ns, op);
+                            int64_t t = tap(&geo, op, kp);
+                            row[p] = t < 0 ? 0 : xg[c * nin + t];
+                        }
+                    }
+                gemm(0, 0, mg, nout, ck, 1.0, wg, ck, col, nout, 0.0, og, nout);
+            } else {
+                for (int64_t m = 0; m < mg; m++)
+                    for (int64_t p = 0; p < nout; p++) {
+                        unravel(p, geo.out, ns, op);
+                        double s = 0;
+                        for (int64_t c = 0; c < cg; c++)
+                            for (int64_t q = 0; q < nk; q++) {
+                                unravel(q, geo.k, ns, kp);
+                                int64_t t = tap(&geo, op, kp);
+                                if (t >= 0) s += wg[m * ck + c * nk + q] * xg[c * nin + t];
+                            }
+                        og[m * nout + p] = s;
+                    }
+            }
+            if (bias)
+                for (int64_t m = 0; m < mg; m++)
+                    for (int64_t p = 0; p < nout; p++) og[m * nout + p] += bias->data[gi * mg + m];
+        }
+    tsr_free(col);
+}
+
+static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    tsr_pool_geom geo;
+    tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, n->a.kernel, &geo);
+    TSR_ASSERT(st == TSR_OK);
+    int ns = geo.ns;
+    int64_t planes = x->dims[0] * x->dims[1];
+    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
+    int64_t nk = spatial_count(geo.k, ns);
+    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
+    for (int64_t p = 0; p < nout; p++) {
+        unravel(p, geo.out, ns, op);
+        /* Divisor: taps inside the input, or inside input + explicit pads. */
+        int64_t cnt = 0;
+        for (int64_t q = 0; q < nk; q++) {
+            unravel(q, geo.k, ns, kp);
+            int in_pad = 1, in_x = 1;
+            for (int i = 0; i < ns; i++) {
+                int64_t pos = op[i] * geo.s[i] - geo.pb[i] + kp[i] * geo.d[i];
+                if (pos < 0 || pos >= geo.in[i]) in_x = 0;
+                if (pos < -geo.pb[i] || pos >= geo.in[i] + geo.pe[i]) in_pad = 0;
+            }
+            cnt += n->a.count_include_pad ? in_pad : in_x;
+        }
+        for (int64_t pl = 0; pl < planes; pl++) {
+            const double *xp = x->data + pl * nin;
+            double s = 0;
+            for (int64_t q = 0; q < nk; q++) {
+                unravel(q, geo.k, ns, kp);
+                int64_t t = tap(&geo, op, kp);
+                if (t >= 0) s += xp[t];
+            }
+            o->data[pl * nout + p] = cnt ? s / (double)cnt : 0.0;
+        }
+    }
+}
+
+static void exec_global_avgpool(const tsr_array *x, tsr_array *o) {
+    int64_t planes = x->dims[0] * x->dims[1],
+            sp = (int64_t)(x->numel / (size_t)(planes ? planes : 1));
+    for (int64_t pl = 0; pl < planes; pl++) {
+        double s = 0;
+        for (int64_t i = 0; i < sp; i++) s += x->data[pl * sp + i];
+        o->data[pl] = s / (double)sp;
+    }
+}
+
+static void exec_batchnorm(const tsr_graph_node *n, const tsr_array *const *in, tsr_array *o) {
+    const tsr_array *x = in[0];
+    int64_t C = x->dims[1], inner = 1;
+    for (int k = 2; k < x->rank; k++) inner *= x->dims[k];
+    for (size_t i = 0; i < x->numel; i++) {
+        int64_t c = ((int64_t)i / inner) % C;
+        double sc = in[1]->data[c] / sqrt(in[4]->data[c] + n->a.epsilon);
+        o->data[i] = (x->data[i] - in[3]->data[c]) * sc + in[2]->data[c];
+    }
+}
+
+/* ---- data movement ------------------------------------------------------------- */
+
+static void exec_transpose(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    int r = x->rank;
+    int64_t sx[TSR_ARRAY_MAX_RANK], s[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
+    strides_of(r, x->dims, sx);
+    for (int k = 0; k < r; k++) s[k] = sx[n->a.n_perm ? n->a.perm[k] : r - 1 - k];
+    int64_t ix = 0;
+    for (size_t i = 0; i < o->numel; i++) {
+        o->data[i] = x->data[ix];
+        for (int k = r - 1; k >= 0; k--) {
+            idx[k]++;
+            ix += s[k];
+            if (idx[k] < o->dims[k]) break;
+            ix -= s[k] * idx[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+static void exec_concat(const tsr_graph_node *n, const tsr_array *const *in, tsr_array *o) {
+    int r = o->rank;
+    int64_t ax = n->a.axis < 0 ? n->a.axis + r : n->a.axis;
+    int64_t outer = 1, inner = 1;
+    for (int k = 0; k < ax; k++) outer *= o->dims[k];
+    for (int k = (int)ax + 1; k < r; k++) inner *= o->dims[k];
+    int64_t at = 0;
+    for (int q = 0; q < n->n_in; q++) {
+        int64_t len = in[q]->dims[ax] * inner;
+        for (int64_t i = 0; i < outer; i++)
+            if (len)
+                memcpy(o->data + i * o->dims[ax] * inner + at, in[q]->data + i * len,
+                       (size_t)len * sizeof(double));
+        at += len;
+    }
+}
+
+static void exec_slice(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    int r = x->rank;
+    int64_t start[TSR_ARRAY_MAX_RANK] = { 0 }, step[TSR_ARRAY_MAX_RANK], sx[TSR_ARRAY_MAX_RANK];
+    for (int k = 0; k < r; k++) step[k] = 1;
+    for (int i = 0; i < n->a.n_axes; i++) {
+        int64_t ax = n->a.axes[i] < 0 ? n->a.axes[i] + r : n->a.axes[i];
+        int64_t dim = x->dims[ax], st = n->a.starts[i], sp = n->a.steps[i];
+        if (st < 0) st += dim;
+        st = sp > 0 ? (st < 0     ? 0
+                       : st > dim ? dim
+                                  : st)
+                    : (st < 0         ? 0
+                       : st > dim - 1 ? dim - 1
+                                      : st);
+        start[ax] = st;
+        step[ax] = sp;
+    }
+    strides_of(r, x->dims, sx);
+    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, base = 0;
+    for (int k = 0; k < r; k++) base += start[k] * sx[k];
+    int64_t ix = base;
+    for (size_t i = 0; i < o->numel; i++) {
+        o->data[i] = x->data[ix];
+        for (int k = r - 1; k >= 0; k--) {
+            idx[k]++;
+            ix += step[k] * sx[k];
+            if (idx[k] < o->dims[k]) break;
+            ix -= step[k] * sx[k] * idx[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+static void exec_reduce(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    int r = x->rank;
+    unsigned mask = 0;
+    for (int i = 0; i < n->a.n_axes; i++)
+        mask |= 1u << (n->a.axes[i] < 0 ? n->a.axes[i] + r : n->a.axes[i]);
+    if (n->a.n_axes == 0) mask = n->a.noop_with_empty_axes ? 0 : (1u << r) - 1u;
+    /* Output strides per input dimension (0 on reduced dims). */
+    int64_t os[TSR_ARRAY_MAX_RANK], kd[TSR_ARRAY_MAX_RANK], s = 1;
+    for (int k = 0; k < r; k++) kd[k] = (mask >> k & 1u) ? 1 : x->dims[k];
+    for (int k = r - 1; k >= 0; k--) {
+        os[k] = (mask >> k & 1u) ? 0 : s;
+        s *= kd[k];
+    }
+    memset(o->data, 0, o->numel * sizeof(double));
+    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
+    for (size_t i = 0; i < x->numel; i++) {
+        o->data[io] += x->data[i];
+        for (int k = r - 1; k >= 0; k--) {
+            idx[k]++;
+            io += os[k];
+            if (idx[k] < x->dims[k]) break;
+            io -= os[k] * idx[k];
+            idx[k] = 0;
+        }
+    }
+    if (n->kind == TSR_NODE_REDUCE_MEAN && o->numel) {
+        double cnt = (double)x->numel / (double)o->numel;
+        for (size_t i = 0; i < o->numel; i++) o->data[i] /= cnt;
+    }
+}
+
+static void exec_pad(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    int r = x->rank;
+    for (size_t i = 0; i < o->numel; i++) o->data[i] = n->a.value;
+    int64_t so[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
+    strides_of(r, o->dims, so);
+    for (int k = 0; k < r; k++) io += n->a.pad_list[k] * so[k];
+    for (size_t i = 0; i < x->numel; i++) {
+        o->data[io] = x->data[i];
+        for (int k = r - 1; k >= 0; k--) {
+            idx[k]++;
+            io += so[k];
+            if (idx[k] < x->dims[k]) break;
+            io -= so[k] * idx[k];
+            idx[k] = 0;
+        }
+    }
+}
+
+void tsr_graph_node_exec(const tsr_graph_node *n, const tsr_array *const *in, tsr_array *o) {
+    const tsr_array *x = in[0];
+    switch (n->kind) {
+    case TSR_NODE_IDENTITY:
+    case TSR_NODE_FLATTEN:
+    case TSR_NODE_RESHAPE:
+    case TSR_NODE_SQUEEZE:
+    case TSR_NODE_UNSQUEEZE:
+        TSR_ASSERT(x->numel == o->numel);
+        if (o->numel) memcpy(o->data, x->data, o->numel * sizeof(double));
+        return;
+    case TSR_NODE_NEG:
+        for (size_t i = 0; i < o->numel; i++) o->data[i] = -x->data[i];
+        return;
+    case TSR_NODE_SQUARE:
+        for (size_t i = 0; i < o->numel; i++) o->data[i] = x->data[i] * x->data[i];
+        return;
+    case TSR_NODE_ADD:
+    case TSR_NODE_SUB:
+    case TSR_NODE_MUL:
+    case TSR_NODE_DIV:
+    case TSR_NODE_POW:
+        exec_binary(n->kind, x, in[1], o);
+        return;
+    case TSR_NODE_POLY:
+    case TSR_NODE_CHEBYSHEV:
+        exec_poly(n, x, in[1], o);
+        return;
+    case TSR_NODE_CONV:
+        exec_conv(n, x, in[1], n->n_in > 2 ? in[2] : NULL, o);
+        return;
+    case TSR_NODE_GEMM:
+        exec_gemm(n, x, in[1], n->n_in > 2 ? in[2] : NULL, o);
+        return;
+    case TSR_NODE_MATMUL:
+        exec_matmul(x, in[1], o);
+        return;
+    case TSR_NODE_AVGPOOL:
+        exec_avgpool(n, x, o);
+        return;
+    case TSR_NODE_GLOBAL_AVGPOOL:
+        exec_global_avgpool(x, o);
+        return;
+    case TSR_NODE_BATCHNORM:
+        exec_batchnorm(n, in, o);
+        return;
+    case TSR_NODE_TRANSPOSE:
+        exec_transpose(n, x, o);
+        return;
+    case TSR_NODE_CONCAT:
+        exec_concat(n, in, o);
+        return;
+    case TSR_NODE_SLICE:
+        exec_slice(n, x, o);
+        return;
+    case TSR_NODE_REDUCE_SUM:
+    case TSR_NODE_REDUCE_MEAN:
+        exec_reduce(n, x, o);
+        return;
+    case TSR_NODE_PAD:
+        exec_pad(n, x, o);
+        return;
+    case TSR_NODE_KIND_COUNT_:
+        break;
+    }
+    TSR_ASSERT(!"unknown node kind");
+}

@@ -1,0 +1,85 @@
+/*
+ * graph/graph_internal.h - the graph structure behind tessera/graph.h, for
+ * the library modules built on it (onnx, train, nn): values, nodes, the
+ * execution order, and the per-kind shape rules and kernels.
+ */
+#ifndef TSR_GRAPH_INTERNAL_H
+#define TSR_GRAPH_INTERNAL_H
+
+#include "tessera/graph.h"
+
+typedef enum tsr_value_kind {
+    TSR_VALUE_INPUT = 0, /* fed to tsr_graph_run */
+    TSR_VALUE_CONST,     /* data in the graph */
+    TSR_VALUE_NODE       /* output of a node */
+} tsr_value_kind;
+
+typedef struct tsr_graph_value {
+    char *name;
+    tsr_value_kind kind;
+    int rank;                         /* declared, or inferred by finalize */
+    int64_t dims[TSR_ARRAY_MAX_RANK]; /* inputs: -1 = free */
+    tsr_array *data;                  /* CONST */
+    int producer;                     /* node index (NODE), else -1 */
+    int n_uses;                       /* node inputs reading it (finalize) */
+} tsr_graph_value;
+
+typedef struct tsr_graph_node {
+    tsr_graph_kind kind;
+    char *name;
+    int n_in;
+    char **in_names; /* "" = omitted */
+    int *in;         /* value index, -1 = omitted (finalize) */
+    int out;         /* value index */
+    tsr_graph_attrs a;
+} tsr_graph_node;
+
+struct tsr_graph {
+    int n_values, cap_values;
+    tsr_graph_value *values;
+    int n_nodes, cap_nodes;
+    tsr_graph_node *nodes;
+    int n_inputs, cap_inputs;
+    int *inputs; /* value indices */
+    int n_outputs, cap_outputs;
+    char **output_names;
+    int *outputs; /* value indices (finalize) */
+    int *order;   /* node indices in execution order (finalize) */
+    int finalized;
+};
+
+/** Index of the value called name, or -1. */
+int tsr_graph_find_value(const tsr_graph *g, const char *name);
+
+/**
+ * Output shape of node n given its input shapes (rank[k], dims[k]; rank -1
+ * for an omitted input) and the constants of its inputs (NULL when not
+ * constant). TSR_ERR_SHAPE / TSR_ERR_FORMAT naming the node.
+ */
+tsr_status tsr_graph_node_shape(const tsr_graph *g, const tsr_graph_node *n, const int *rank,
+                                const int64_t (*dims)[TSR_ARRAY_MAX_RANK],
+                                const tsr_array *const *consts, int *out_rank, int64_t *out_dims);
+
+/** Compute node n: out has the shape tsr_graph_node_shape gave for these inputs. */
+void tsr_graph_node_exec(const tsr_graph_node *n, const tsr_array *const *in, tsr_array *out);
+
+/** Label for messages: "node 'name' (kind)". */
+const char *tsr_graph_node_label(const tsr_graph_node *n, char *buf, size_t len);
+
+/* Convolution / pooling geometry resolved from attributes and shapes. */
+typedef struct tsr_pool_geom {
+    int ns;                             /* spatial dims */
+    int64_t in[TSR_GRAPH_MAX_SPATIAL];  /* input spatial sizes */
+    int64_t out[TSR_GRAPH_MAX_SPATIAL]; /* output spatial sizes */
+    int64_t k[TSR_GRAPH_MAX_SPATIAL];   /* kernel */
+    int64_t s[TSR_GRAPH_MAX_SPATIAL];   /* strides */
+    int64_t d[TSR_GRAPH_MAX_SPATIAL];   /* dilations */
+    int64_t pb[TSR_GRAPH_MAX_SPATIAL];  /* pads at the beginning */
+    int64_t pe[TSR_GRAPH_MAX_SPATIAL];  /* pads at the end */
+} tsr_pool_geom;
+
+/** Resolve the geometry of a CONV / AVGPOOL node for input x (rank >= 3) and kernel k. */
+tsr_status tsr_graph_pool_geom(const tsr_graph_node *n, int rank, const int64_t *x,
+                               const int64_t *kernel, tsr_pool_geom *geo);
+
+#endif /* TSR_GRAPH_INTERNAL_H */

@@ -1,0 +1,548 @@
+/*
+ * tests/test_graph.c - the model graph: every kernel against the test's own
+ * loops (convolution with groups/strides/dilations/pads, Gemm with its
+ * attributes, broadcast MatMul, average pooling with count_include_pad and
+ * ceil_mode, data movement, reductions), dgemm against the naive kernels,
+ * a DAG with shared values, polynomial recognition, and every error path of
+ * building, finalizing and running a graph.
+ */
+#include "testutil.h"
+
+#include "tessera.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void expect_msg(const char *needle) {
+    if (!strstr(tsr_last_error(), needle))
+        fail_msg("error '%s' does not mention '%s'", tsr_last_error(), needle);
+}
+
+static tsr_array *arr(int rank, const int64_t *dims, uint64_t seed) {
+    tsr_array *t;
+    tt_ok(tsr_array_create(&t, rank, dims));
+    tsr_prng g;
+    tt_prng(&g, seed);
+    for (size_t i = 0; i < t->numel; i++)
+        t->data[i] = (double)(tsr_prng_u64(&g) % 2001) / 1000.0 - 1.0;
+    return t;
+}
+
+/* Run a one-input graph and return output 0. */
+static tsr_array *run1(const tsr_graph *g, const tsr_array *x) {
+    const tsr_array *in[1] = { x };
+    tsr_array *out[4] = { NULL };
+    tt_ok(tsr_graph_run(g, in, out));
+    return out[0];
+}
+
+static void expect_close(const tsr_array *got, const double *want, size_t n, double tol) {
+    assert_int_equal(got->numel, n);
+    for (size_t i = 0; i < n; i++)
+        if (fabs(got->data[i] - want[i]) > tol)
+            fail_msg("element %zu: got %.12g, want %.12g", i, got->data[i], want[i]);
+}
+
+/* ---- convolution ------------------------------------------------------------- */
+
+static void test_conv(void **state) {
+    (void)state;
+    /* x (2, 4, 7, 6), w (6, 2, 3, 2), group 2, stride (2, 1), dilation (1, 2), pads (1,0,2,1) */
+    int64_t xd[4] = { 2, 4, 7, 6 }, wd[4] = { 6, 2, 3, 2 }, bd[1] = { 6 };
+    tsr_array *x = arr(4, xd, 1), *w = arr(4, wd, 2), *b = arr(1, bd, 3);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 4, (int64_t[]){ -1, 4, 7, 6 }));
+    tt_ok(tsr_graph_add_const(g, "w", w));
+    tt_ok(tsr_graph_add_const(g, "b", b));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.group = 2;
+    a.strides[0] = 2;
+    a.strides[1] = 1;
+    a.dilations[0] = 1;
+    a.dilations[1] = 2;
+    a.pads[0] = 1, a.pads[1] = 0, a.pads[2] = 2, a.pads[3] = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CONV, "c", 3, (const char *[]){ "x", "w", "b" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    /* Output: H = (7 + 3 - 3) / 2 + 1 = 4, W = (6 + 1 - 3) / 1 + 1 = 5. */
+    int64_t OH = 4, OW = 5;
+    double *want = calloc((size_t)(2 * 6 * OH * OW), sizeof *want);
+    for (int n = 0; n < 2; n++)
+        for (int m = 0; m < 6; m++)
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    double s = b->data[m];
+                    int gi = m / 3;
+                    for (int c = 0; c < 2; c++)
+                        for (int kh = 0; kh < 3; kh++)
+                            for (int kw = 0; kw < 2; kw++) {
+                                int ih = oh * 2 - 1 + kh, iw = ow - 0 + kw * 2;
+                                if (ih < 0 || ih >= 7 || iw < 0 || iw >= 6) continue;
+                                s += w->data[((m * 2 + c) * 3 + kh) * 2 + kw] *
+                                     x->data[((n * 4 + gi * 2 + c) * 7 + ih) * 6 + iw];
+                            }
+                    want[((n * 6 + m) * OH + oh) * OW + ow] = s;
+                }
+    for (int naive = 0; naive < 2; naive++) {
+        tsr_graph_set_naive(naive);
+        tsr_array *y = run1(g, x);
+        assert_int_equal(y->rank, 4);
+        assert_int_equal(y->dims[2], OH);
+        assert_int_equal(y->dims[3], OW);
+        expect_close(y, want, (size_t)(2 * 6 * OH * OW), 1e-12);
+        tsr_array_free(y);
+    }
+    tsr_graph_set_naive(0);
+    free(want);
+    tsr_array_free(x);
+    tsr_array_free(w);
+    tsr_array_free(b);
+    tsr_graph_free(g);
+}
+
+/* ---- Gemm and MatMul ----------------------------------------------------------- */
+
+static void test_gemm(void **state) {
+    (void)state;
+    /* A' (4, 3) stored as (3, 4) with transA; B' (3, 5) stored (5, 3) with transB; C (5). */
+    int64_t ad[2] = { 3, 4 }, bd[2] = { 5, 3 }, cd[1] = { 5 };
+    tsr_array *A = arr(2, ad, 4), *B = arr(2, bd, 5), *C = arr(1, cd, 6);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "a", 2, ad));
+    tt_ok(tsr_graph_add_input(g, "b", 2, bd));
+    tt_ok(tsr_graph_add_const(g, "c", C));
+    tsr_graph_attrs at;
+    tsr_graph_attrs_default(&at);
+    at.trans_a = at.trans_b = 1;
+    at.alpha = 0.25;
+    at.beta = -2;
+    tt_ok(
+        tsr_graph_add_node(g, TSR_NODE_GEMM, NULL, 3, (const char *[]){ "a", "b", "c" }, "y", &at));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    double want[20];
+    for (int i = 0; i < 4; i++)
+        for (int j = 0; j < 5; j++) {
+            double s = 0;
+            for (int k = 0; k < 3; k++) s += A->data[k * 4 + i] * B->data[j * 3 + k];
+            want[i * 5 + j] = 0.25 * s - 2 * C->data[j];
+        }
+    for (int naive = 0; naive < 2; naive++) {
+        tsr_graph_set_naive(naive);
+        const tsr_array *in[2] = { A, B };
+        tsr_array *out[1];
+        tt_ok(tsr_graph_run(g, in, out));
+        expect_close(out[0], want, 20, 1e-12);
+        tsr_array_free(out[0]);
+    }
+    tsr_graph_set_naive(0);
+    tsr_graph_free(g);
+    tsr_array_free(A);
+    tsr_array_free(B);
+    tsr_array_free(C);
+}
+
+static void test_matmul_broadcast(void **state) {
+    (void)state;
+    /* (2, 1, 3, 4) x (3, 4, 5) -> (2, 3, 3, 5): two activations */
+    int64_t ad[4] = { 2, 1, 3, 4 }, bd[3] = { 3, 4, 5 };
+    tsr_array *A = arr(4, ad, 7), *B = arr(3, bd, 8);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "a", 4, ad));
+    tt_ok(tsr_graph_add_input(g, "b", 3, bd));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_MATMUL, "mm", 2, (const char *[]){ "a", "b" }, "y", NULL));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    double want[2 * 3 * 3 * 5];
+    for (int p = 0; p < 2; p++)
+        for (int q = 0; q < 3; q++)
+            for (int i = 0; i < 3; i++)
+                for (int j = 0; j < 5; j++) {
+                    double s = 0;
+                    for (int k = 0; k < 4; k++)
+                        s += A->data[(p * 3 + i) * 4 + k] * B->data[(q * 4 + k) * 5 + j];
+                    want[((p * 3 + q) * 3 + i) * 5 + j] = s;
+                }
+    for (int naive = 0; naive < 2; naive++) {
+        tsr_graph_set_naive(naive);
+        const tsr_array *in[2] = { A, B };
+        tsr_array *out[1];
+        tt_ok(tsr_graph_run(g, in, out));
+        assert_int_equal(out[0]->rank, 4);
+        assert_int_equal(out[0]->dims[1], 3);
+        expect_close(out[0], want, 90, 1e-12);
+        tsr_array_free(out[0]);
+    }
+    tsr_graph_set_naive(0);
+    tsr_graph_free(g);
+    tsr_array_free(A);
+    tsr_array_free(B);
+}
+
+/* ---- pooling ------------------------------------------------------------------- */
+
+static void check_avgpool(int include_pad, int ceil_mode, tsr_graph_autopad ap) {
+    int64_t xd[4] = { 1, 2, 5, 5 };
+    tsr_array *x = arr(4, xd, 9);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 4, xd));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_kernel = 2;
+    a.kernel[0] = a.kernel[1] = 3;
+    a.strides[0] = a.strides[1] = 2;
+    a.auto_pad = ap;
+    if (ap == TSR_AUTOPAD_NOTSET) a.pads[0] = a.pads[1] = a.pads[2] = a.pads[3] = 1;
+    a.count_include_pad = include_pad;
+    a.ceil_mode = ceil_mode;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_AVGPOOL, "p", 1, (const char *[]){ "x" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tsr_array *y = run1(g, x);
+    /* pads 1: (5 + 2 - 3) / 2 + 1 = 3 either way; SAME: ceil(5 / 2) = 3, total pad 2 -> 1, 1;
+       SAME_LOWER equal here. */
+    assert_int_equal(y->dims[2], 3);
+    double want[18];
+    for (int c = 0; c < 2; c++)
+        for (int oh = 0; oh < 3; oh++)
+            for (int ow = 0; ow < 3; ow++) {
+                double s = 0;
+                int cnt = 0;
+                for (int kh = 0; kh < 3; kh++)
+                    for (int kw = 0; kw < 3; kw++) {
+                        int ih = oh * 2 - 1 + kh, iw = ow * 2 - 1 + kw;
+                        int inside = ih >= 0 && ih < 5 && iw >= 0 && iw < 5;
+                        if (inside) s += x->data[(c * 5 + ih) * 5 + iw];
+                        cnt += include_pad ? 1 : inside;
+                    }
+                want[(c * 3 + oh) * 3 + ow] = s / cnt;
+            }
+    expect_close(y, want, 18, 1e-12);
+    tsr_array_free(y);
+    tsr_array_free(x);
+    tsr_graph_free(g);
+}
+
+static void test_avgpool(void **state) {
+    (void)state;
+    check_avgpool(0, 0, TSR_AUTOPAD_NOTSET);
+    check_avgpool(1, 0, TSR_AUTOPAD_NOTSET);
+    check_avgpool(1, 1, TSR_AUTOPAD_NOTSET); /* ceil changes nothing: (7-3)%2 == 0 */
+    check_avgpool(0, 0, TSR_AUTOPAD_SAME_UPPER);
+    /* ceil_mode: 1x1x4x4, k 3, s 2 -> 2x2 (the last window clipped). */
+    int64_t xd[4] = { 1, 1, 4, 4 };
+    tsr_array *x = arr(4, xd, 10);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 4, xd));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_kernel = 2;
+    a.kernel[0] = a.kernel[1] = 3;
+    a.strides[0] = a.strides[1] = 2;
+    a.ceil_mode = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_AVGPOOL, "p", 1, (const char *[]){ "x" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tsr_array *y = run1(g, x);
+    assert_int_equal(y->dims[2], 2);
+    assert_int_equal(y->dims[3], 2);
+    double s = 0;
+    for (int i = 2; i < 4; i++)
+        for (int j = 2; j < 4; j++) s += x->data[i * 4 + j];
+    assert_true(fabs(y->data[3] - s / 4) < 1e-12);
+    tsr_array_free(y);
+    tsr_array_free(x);
+    tsr_graph_free(g);
+}
+
+/* ---- data movement and reductions ------------------------------------------------- */
+
+static void test_movement(void **state) {
+    (void)state;
+    int64_t xd[3] = { 2, 3, 4 };
+    tsr_array *x = arr(3, xd, 11);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 3, (int64_t[]){ -1, 3, 4 }));
+    tsr_graph_attrs t;
+    tsr_graph_attrs_default(&t);
+    t.n_perm = 3;
+    t.perm[0] = 2, t.perm[1] = 0, t.perm[2] = 1; /* (4, 2, 3) */
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_TRANSPOSE, NULL, 1, (const char *[]){ "x" }, "t", &t));
+    tsr_graph_attrs s;
+    tsr_graph_attrs_default(&s);
+    s.n_axes = 2;
+    s.axes[0] = 0, s.starts[0] = -1, s.ends[0] = -100, s.steps[0] = -2; /* rows 3, 1 */
+    s.axes[1] = 2, s.starts[1] = 1, s.ends[1] = 1000, s.steps[1] = 1;   /* cols 1, 2 */
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_SLICE, NULL, 1, (const char *[]){ "t" }, "s", &s));
+    tsr_graph_attrs c;
+    tsr_graph_attrs_default(&c);
+    c.axis = -1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CONCAT, NULL, 2, (const char *[]){ "s", "s" }, "c", &c));
+    tsr_graph_attrs r;
+    tsr_graph_attrs_default(&r);
+    r.n_axes = 1;
+    r.axes[0] = 1;
+    r.keepdims = 0;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_REDUCE_MEAN, NULL, 1, (const char *[]){ "c" }, "m", &r));
+    tsr_graph_attrs rs;
+    tsr_graph_attrs_default(&rs);
+    rs.n_shape = 2;
+    rs.shape[0] = -1, rs.shape[1] = 2;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_RESHAPE, NULL, 1, (const char *[]){ "m" }, "out", &rs));
+    tt_ok(tsr_graph_add_output(g, "out"));
+    tt_ok(tsr_graph_add_output(g, "t"));
+    tt_ok(tsr_graph_finalize(g));
+    const tsr_array *in[1] = { x };
+    tsr_array *out[2];
+    tt_ok(tsr_graph_run(g, in, out));
+    /* t[i][j][k] = x[j][k][i]; s = t[{3,1}][:][{1,2}]; c = [s, s] on the last axis (2, 2, 4);
+       m = mean over axis 1 (2, 4); out = reshape (4, 2). */
+    double want[8];
+    int rows[2] = { 3, 1 };
+    for (int a = 0; a < 2; a++)
+        for (int cc = 0; cc < 4; cc++) {
+            int kk = 1 + cc % 2;
+            double sum = 0;
+            for (int j = 0; j < 2; j++) sum += x->data[(j * 3 + kk) * 4 + rows[a]];
+            want[a * 4 + cc] = sum / 2;
+        }
+    assert_int_equal(out[0]->dims[0], 4);
+    assert_int_equal(out[0]->dims[1], 2);
+    expect_close(out[0], want, 8, 1e-12);
+    assert_int_equal(out[1]->dims[0], 4);
+    assert_true(out[1]->data[1 * 6 + 1 * 3 + 2] == x->data[(1 * 3 + 2) * 4 + 1]);
+    tsr_array_free(out[0]);
+    tsr_array_free(out[1]);
+    tsr_array_free(x);
+    tsr_graph_free(g);
+}
+
+/* ---- a DAG with shared values, and polynomial recognition ----------------------------- */
+
+/* y = 0.5 x^2 + 2 x + 1 written as Mul/Mul/Add/Add, per-channel scale k[c] * x, residual. */
+static tsr_graph *poly_graph(void) {
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 4, (int64_t[]){ -1, 3, 2, 2 }));
+    tsr_array *half, *two, *one, *k;
+    tt_ok(tsr_array_create(&half, 0, NULL));
+    tt_ok(tsr_array_create(&two, 0, NULL));
+    tt_ok(tsr_array_create(&one, 1, (int64_t[]){ 1 }));
+    tt_ok(tsr_array_create(&k, 3, (int64_t[]){ 3, 1, 1 }));
+    half->data[0] = 0.5, two->data[0] = 2, one->data[0] = 1;
+    k->data[0] = 1, k->data[1] = -2, k->data[2] = 3;
+    tt_ok(tsr_graph_add_const(g, "half", half));
+    tt_ok(tsr_graph_add_const(g, "two", two));
+    tt_ok(tsr_graph_add_const(g, "one", one));
+    tt_ok(tsr_graph_add_const(g, "k", k));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_MUL, "sq", 2, (const char *[]){ "x", "x" }, "x2", NULL));
+    tt_ok(
+        tsr_graph_add_node(g, TSR_NODE_MUL, "m1", 2, (const char *[]){ "x2", "half" }, "a", NULL));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_MUL, "m2", 2, (const char *[]){ "two", "x" }, "b", NULL));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_ADD, "a1", 2, (const char *[]){ "a", "b" }, "ab", NULL));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_ADD, "a2", 2, (const char *[]){ "ab", "one" }, "p", NULL));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_MUL, "m3", 2, (const char *[]){ "p", "k" }, "q", NULL));
+    /* q * x is a product with the base: still a polynomial of x (degree 3). Then a residual
+       with another value (not fusable), and a second consumer of q. */
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_MUL, "m4", 2, (const char *[]){ "q", "x" }, "r", NULL));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_GLOBAL_AVGPOOL, "gap", 1, (const char *[]){ "x" }, "gx",
+                             NULL));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_ADD, "res", 2, (const char *[]){ "r", "gx" }, "y", NULL));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_add_output(g, "q"));
+    tsr_array_free(half);
+    tsr_array_free(two);
+    tsr_array_free(one);
+    tsr_array_free(k);
+    return g;
+}
+
+static void test_dag_and_fuse(void **state) {
+    (void)state;
+    tsr_graph *g = poly_graph(), *f;
+    tt_ok(tsr_graph_finalize(g));
+    tt_ok(tsr_graph_fuse_polynomials(g, &f));
+    /* Fused: q = POLY(x), r = POLY(x), gap, add. */
+    assert_int_equal(tsr_graph_num_nodes(f), 4);
+    int polys = 0;
+    for (int i = 0; i < 4; i++)
+        if (tsr_graph_node_kind(f, i) == TSR_NODE_POLY) {
+            polys++;
+            const tsr_array *c = tsr_graph_const(f, tsr_graph_node_input(f, i, 1));
+            assert_non_null(c);
+            assert_int_equal(c->rank, 2); /* per channel */
+            assert_int_equal(c->dims[0], 3);
+            if (strcmp(tsr_graph_node_output(f, i), "q") == 0) {
+                /* channel 1: -2 * (0.5 x^2 + 2 x + 1) */
+                assert_int_equal(c->dims[1], 3);
+                assert_true(c->data[3] == -2 && c->data[4] == -4 && c->data[5] == -1);
+            }
+        }
+    assert_int_equal(polys, 2);
+    int64_t xd[4] = { 2, 3, 2, 2 };
+    tsr_array *x = arr(4, xd, 12);
+    const tsr_array *in[1] = { x };
+    tsr_array *o1[2], *o2[2];
+    tt_ok(tsr_graph_run(g, in, o1));
+    tt_ok(tsr_graph_run(f, in, o2));
+    for (int k = 0; k < 2; k++) {
+        /* Reference: the formula itself. */
+        for (size_t i = 0; i < x->numel; i++) {
+            double v = x->data[i], kc = (double[]){ 1, -2, 3 }[(i / 4) % 3];
+            double q = kc * (0.5 * v * v + 2 * v + 1);
+            if (k == 1) assert_true(fabs(o1[1]->data[i] - q) < 1e-12);
+        }
+        expect_close(o2[k], o1[k]->data, o1[k]->numel, 1e-12);
+        tsr_array_free(o1[k]);
+        tsr_array_free(o2[k]);
+    }
+    tsr_array_free(x);
+    tsr_graph_free(f);
+    tsr_graph_free(g);
+}
+
+static void test_chebyshev(void **state) {
+    (void)state;
+    /* T0 + 2 T1 - T2 + 0.5 T3 on [-2, 6] vs the direct cos formula. */
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 1, (int64_t[]){ 5 }));
+    tsr_array *c;
+    tt_ok(tsr_array_create(&c, 1, (int64_t[]){ 4 }));
+    c->data[0] = 1, c->data[1] = 2, c->data[2] = -1, c->data[3] = 0.5;
+    tt_ok(tsr_graph_add_const(g, "c", c));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.lo = -2, a.hi = 6;
+    tt_ok(
+        tsr_graph_add_node(g, TSR_NODE_CHEBYSHEV, NULL, 2, (const char *[]){ "x", "c" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tsr_array *x;
+    tt_ok(tsr_array_create(&x, 1, (int64_t[]){ 5 }));
+    double want[5];
+    for (int i = 0; i < 5; i++) {
+        x->data[i] = -2 + 2 * i;
+        double t = acos((2 * x->data[i] - 4) / 8);
+        want[i] = 0;
+        for (int k = 0; k < 4; k++) want[i] += c->data[k] * cos(k * t);
+    }
+    tsr_array *y = run1(g, x);
+    expect_close(y, want, 5, 1e-12);
+    tsr_array_free(y);
+    tsr_array_free(x);
+    tsr_array_free(c);
+    tsr_graph_free(g);
+}
+
+/* ---- errors ----------------------------------------------------------------------- */
+
+static void test_errors(void **state) {
+    (void)state;
+    tsr_graph *g;
+    /* duplicate name */
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ 2, 3 }));
+    tt_fails(tsr_graph_add_input(g, "x", 1, (int64_t[]){ 2 }), TSR_ERR_INVALID_ARG);
+    expect_msg("defined twice");
+    /* undefined input */
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_ADD, "a", 2, (const char *[]){ "x", "nope" }, "y", NULL));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_fails(tsr_graph_finalize(g), TSR_ERR_FORMAT);
+    expect_msg("'nope'");
+    tsr_graph_free(g);
+    /* cycle */
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 1, (int64_t[]){ 2 }));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_ADD, "a", 2, (const char *[]){ "x", "c" }, "b", NULL));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_NEG, "n", 1, (const char *[]){ "b" }, "c", NULL));
+    tt_ok(tsr_graph_add_output(g, "c"));
+    tt_fails(tsr_graph_finalize(g), TSR_ERR_FORMAT);
+    expect_msg("cycle");
+    tsr_graph_free(g);
+    /* non-constant divisor; shape mismatch; wrong input count */
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 3 }));
+    tt_ok(tsr_graph_add_input(g, "z", 2, (int64_t[]){ -1, 3 }));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_DIV, "d", 2, (const char *[]){ "x", "z" }, "y", NULL));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_fails(tsr_graph_finalize(g), TSR_ERR_UNSUPPORTED);
+    expect_msg("must be a constant");
+    tsr_graph_free(g);
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 3 }));
+    tt_ok(tsr_graph_add_input(g, "z", 2, (int64_t[]){ -1, 4 }));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_MUL, "m", 2, (const char *[]){ "x", "z" }, "y", NULL));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_fails(tsr_graph_finalize(g), TSR_ERR_SHAPE);
+    expect_msg("do not broadcast");
+    tsr_graph_free(g);
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 3 }));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_MATMUL, "m", 1, (const char *[]){ "x" }, "y", NULL));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_fails(tsr_graph_finalize(g), TSR_ERR_FORMAT);
+    expect_msg("inputs");
+    tsr_graph_free(g);
+    /* bad attributes: reshape to a wrong size, pool kernel larger than the input */
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 4, (int64_t[]){ -1, 1, 2, 2 }));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_kernel = 2;
+    a.kernel[0] = a.kernel[1] = 3;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_AVGPOOL, "p", 1, (const char *[]){ "x" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_fails(tsr_graph_finalize(g), TSR_ERR_SHAPE);
+    expect_msg("smaller than the kernel");
+    tsr_graph_free(g);
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 6 }));
+    tsr_graph_attrs_default(&a);
+    a.n_shape = 2;
+    a.shape[0] = 0, a.shape[1] = 4;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_RESHAPE, "r", 1, (const char *[]){ "x" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_fails(tsr_graph_finalize(g), TSR_ERR_SHAPE);
+    tsr_graph_free(g);
+    /* running with a wrong input shape; a finalized graph is immutable */
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 3 }));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_NEG, "n", 1, (const char *[]){ "x" }, "y", NULL));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tt_fails(tsr_graph_add_output(g, "x"), TSR_ERR_INVALID_ARG);
+    int64_t bad[2] = { 4, 2 };
+    tsr_array *x;
+    tt_ok(tsr_array_create(&x, 2, bad));
+    const tsr_array *in[1] = { x };
+    tsr_array *out[1];
+    tt_fails(tsr_graph_run(g, in, out), TSR_ERR_SHAPE);
+    expect_msg("(4, 2)");
+    assert_null(out[0]);
+    tsr_array_free(x);
+    tsr_graph_free(g);
+    tt_fails(tsr_array_create(&x, 2, (int64_t[]){ 1 << 30, 1 << 30 }), TSR_ERR_SHAPE);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_matmul_broadcast),
+        cmocka_unit_test(test_avgpool),
+        cmocka_unit_test(test_movement),
+        cmocka_unit_test(test_dag_and_fuse),
+        cmocka_unit_test(test_chebyshev),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
