@@ -6,7 +6,7 @@ FUZZ_LONG   ?= 120
 CMAKE_FLAGS ?=
 
 .PHONY: all deps configure build test check asan fuzz fuzz-smoke fuzz-build demo demo-ckks bench \
-        format format-check clean help malware-lab
+        format format-check clean help malware-lab onnx-tests
 
 all: build
 
@@ -20,6 +20,7 @@ help:
 	@echo "make fuzz          run every fuzz target for FUZZ_LONG=$(FUZZ_LONG) seconds"
 	@echo "make bench         benchmark programs (results: docs/BENCHMARKS.md)"
 	@echo "make malware-lab   detector robustness lab: stand-in PE corpus (docs/MALWARE.md; installs nsis, mingw-w64, wine64)"
+	@echo "make onnx-tests    every ONNX backend test of libonnx-testdata, plaintext (docs/ONNX.md)"
 	@echo "make format        clang-format all sources in place"
 
 deps:
@@ -63,6 +64,11 @@ demo: build
 
 demo-ckks: build
 	OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} ./build/bin/tessera demo ckks
+
+ONNX_TESTDATA ?= /usr/share/libonnx-testdata/data
+onnx-tests: build
+	./build/bin/tessera onnx-test --quiet --roundtrip $(ONNX_TESTDATA)/node \
+	  $(ONNX_TESTDATA)/pytorch-operator $(ONNX_TESTDATA)/pytorch-converted
 
 bench: build
 	./build/bin/tessera bench all

@@ -116,5 +116,6 @@ int tsr_cmd_predict(int argc, char **argv);
 int tsr_cmd_profile(int argc, char **argv);
 int tsr_cmd_fl(int argc, char **argv);
 int tsr_cmd_attack(int argc, char **argv);
+int tsr_cmd_onnx_test(int argc, char **argv);
 
 #endif /* TSR_CLI_H */

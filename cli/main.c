@@ -33,6 +33,8 @@ static const verb verbs[] = {
     { "keygen", tsr_cmd_keygen, "client: secret key and the evaluation keys a plan needs" },
     { "profile", tsr_cmd_profile,
       "time HE operations on this machine: a cost profile for compile" },
+    { "onnx-test", tsr_cmd_onnx_test,
+      "run ONNX backend node tests through the plaintext executor" },
     { "predict", tsr_cmd_predict, "compile, encrypt, infer, decrypt in one process (demos)" },
     { "train", tsr_cmd_train, "train a (polynomial) network on Fashion-MNIST, save ONNX" },
     { "version", tsr_cmd_version, "print the version and the SIMD kernels in use" },

@@ -10,7 +10,7 @@ set -eu
 
 PKGS="build-essential cmake pkg-config git
 libsodium-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler
-libonnx-dev libcmocka-dev zlib1g-dev
+libonnx-dev libonnx-testdata libcmocka-dev zlib1g-dev
 clang libclang-rt-14-dev clang-format
 dataset-fashion-mnist
 nsis libz-mingw-w64 python3-pefile"

@@ -47,7 +47,7 @@ typedef struct tsr_array {
     int rank;
     int64_t dims[TSR_ARRAY_MAX_RANK];
     size_t numel; /* product of dims */
-    double *data; /* (numel), owned; NULL when numel == 0 */
+    double *data; /* (numel), owned; never NULL (one element allocated when numel is 0) */
 } tsr_array;
 
 /**

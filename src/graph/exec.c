@@ -374,7 +374,7 @@ static void exec_slice(const tsr_graph_node *n, const tsr_array *x, tsr_array *o
     for (int k = 0; k < r; k++) step[k] = 1;
     for (int i = 0; i < n->a.n_axes; i++) {
         int64_t ax = n->a.axes[i] < 0 ? n->a.axes[i] + r : n->a.axes[i];
-        int64_t dim = x->dims[ax], st = n->a.starts[i], sp = n->a.steps[i];
+        int64_t dim = x->dims[ax], st = tsr_clamp62(n->a.starts[i]), sp = n->a.steps[i];
         if (st < 0) st += dim;
         st = sp > 0 ? (st < 0     ? 0
                        : st > dim ? dim

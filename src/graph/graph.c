@@ -57,8 +57,8 @@ tsr_status tsr_array_create(tsr_array **out, int rank, const int64_t *dims) {
     t->rank = rank;
     for (int k = 0; k < rank; k++) t->dims[k] = dims[k];
     t->numel = (size_t)n;
-    if (n > 0) {
-        t->data = tsr_calloc_array((size_t)n, sizeof(double));
+    { /* never NULL (at least one element), so empty arrays need no special pointer cases */
+        t->data = tsr_calloc_array((size_t)(n > 0 ? n : 1), sizeof(double));
         if (!t->data) {
             free(t);
             return tsr_fail(TSR_ERR_NOMEM, "out of memory for an array of %lld doubles",

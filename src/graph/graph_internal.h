@@ -48,6 +48,12 @@ struct tsr_graph {
     int finalized;
 };
 
+/** v clamped to [-2^62, 2^62] (Slice bounds such as INT64_MAX, without overflow). */
+static inline int64_t tsr_clamp62(int64_t v) {
+    const int64_t lim = (int64_t)1 << 62;
+    return v < -lim ? -lim : v > lim ? lim : v;
+}
+
 /** Index of the value called name, or -1. */
 int tsr_graph_find_value(const tsr_graph *g, const char *name);
 

@@ -50,6 +50,11 @@ tsr_status tsr_graph_pool_geom(const tsr_graph_node *n, int rank, const int64_t 
         return SFAIL("input of rank %d: 1 to %d spatial dimensions are supported", rank,
                      TSR_GRAPH_MAX_SPATIAL);
     geo->ns = ns;
+    int64_t taps = 1;
+    for (int i = 0; i < ns; i++) {
+        if (kernel[i] >= 1 && kernel[i] <= (1 << 20)) taps *= kernel[i];
+        if (taps > (1 << 20)) return AFAIL("the kernel has more than 2^20 taps");
+    }
     for (int i = 0; i < ns; i++) {
         int64_t in = x[2 + i], k = kernel[i];
         int64_t s = a->strides[i] ? a->strides[i] : 1, d = a->dilations[i] ? a->dilations[i] : 1;
@@ -61,8 +66,9 @@ tsr_status tsr_graph_pool_geom(const tsr_graph_node *n, int rank, const int64_t 
         case TSR_AUTOPAD_NOTSET:
             pb = a->pads[i];
             pe = a->pads[ns + i];
-            if (pb < 0 || pe < 0 || pb > (1 << 20) || pe > (1 << 20))
-                return AFAIL("pads must be 0..2^20");
+            if (pb < 0 || pe < 0 || pb >= ek || pe >= ek)
+                return AFAIL("pads %lld, %lld: each must be 0 .. kernel extent - 1 (%lld)",
+                             (long long)pb, (long long)pe, (long long)(ek - 1));
             if (in + pb + pe < ek)
                 return SFAIL("spatial size %lld (padded %lld) is smaller than the kernel %lld",
                              (long long)in, (long long)(in + pb + pe), (long long)ek);
@@ -130,7 +136,7 @@ static tsr_status shape_conv(const char *lab, const tsr_graph_node *n, const int
     if (grp < 1 || d[1][0] % grp || d[0][1] != d[1][1] * grp)
         return SFAIL("%lld input channels, weights (%lld, %lld, ...), group %lld do not fit",
                      (long long)d[0][1], (long long)d[1][0], (long long)d[1][1], (long long)grp);
-    if (r[2] >= 0 && (r[2] != 1 || d[2][0] != d[1][0]))
+    if (n->n_in > 2 && r[2] >= 0 && (r[2] != 1 || d[2][0] != d[1][0]))
         return SFAIL("bias must have %lld entries", (long long)d[1][0]);
     if (n->a.n_kernel && n->a.n_kernel != rank - 2)
         return AFAIL("kernel_shape has %d entries for %d spatial dimensions", n->a.n_kernel,
@@ -213,12 +219,13 @@ static tsr_status shape_slice(const char *lab, const tsr_graph_node *n, int rx, 
             return AFAIL("slice axis %lld is out of range", (long long)a->axes[i]);
         if (seen >> ax & 1u) return AFAIL("slice axis %lld is repeated", (long long)a->axes[i]);
         seen |= 1u << ax;
-        int64_t dim = x[ax], st = a->starts[i], en = a->ends[i], step = a->steps[i];
+        int64_t dim = x[ax], st = tsr_clamp62(a->starts[i]), en = tsr_clamp62(a->ends[i]);
+        int64_t step = a->steps[i];
         if (step == 0) return AFAIL("slice step 0");
         if (step < -((int64_t)1 << 40) || step > ((int64_t)1 << 40))
             return AFAIL("slice step is too large");
         if (st < 0) st += dim;
-        if (en < 0 && en > INT64_MIN / 2) en += dim;
+        if (en < 0) en += dim;
         int64_t len;
         if (step > 0) {
             st = st < 0 ? 0 : st > dim ? dim : st;
@@ -259,11 +266,26 @@ static tsr_status shape_reduce(const char *lab, const tsr_graph_node *n, int rx,
     return TSR_OK;
 }
 
+static tsr_status node_shape(const tsr_graph_node *n, const int *r,
+                             const int64_t (*d)[TSR_ARRAY_MAX_RANK], int *ro, int64_t *o);
+
 tsr_status tsr_graph_node_shape(const tsr_graph *g, const tsr_graph_node *n, const int *r,
                                 const int64_t (*d)[TSR_ARRAY_MAX_RANK],
                                 const tsr_array *const *consts, int *ro, int64_t *o) {
     (void)g;
     (void)consts;
+    TSR_TRY(node_shape(n, r, d, ro, o));
+    if (tsr_dims_numel(*ro, o) < 0) {
+        char lab[224];
+        tsr_graph_node_label(n, lab, sizeof lab);
+        return SFAIL("the output would have more than %lld elements",
+                     (long long)TSR_ARRAY_MAX_NUMEL);
+    }
+    return TSR_OK;
+}
+
+static tsr_status node_shape(const tsr_graph_node *n, const int *r,
+                             const int64_t (*d)[TSR_ARRAY_MAX_RANK], int *ro, int64_t *o) {
     char lab[224];
     tsr_graph_node_label(n, lab, sizeof lab);
     const tsr_graph_attrs *a = &n->a;
