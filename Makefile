@@ -69,6 +69,8 @@ ONNX_TESTDATA ?= /usr/share/libonnx-testdata/data
 onnx-tests: build
 	./build/bin/tessera onnx-test --quiet --roundtrip $(ONNX_TESTDATA)/node \
 	  $(ONNX_TESTDATA)/pytorch-operator $(ONNX_TESTDATA)/pytorch-converted
+	./build/bin/tessera onnx-test --quiet --roundtrip --non-polynomial $(ONNX_TESTDATA)/node \
+	  $(ONNX_TESTDATA)/pytorch-operator $(ONNX_TESTDATA)/pytorch-converted
 
 bench: build
 	./build/bin/tessera bench all

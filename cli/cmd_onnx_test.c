@@ -138,7 +138,8 @@ static int close_enough(double got, double want) {
 }
 
 /* One data set: bind, import, run, compare. Returns the outcome and a reason. */
-static int roundtrip; /* --roundtrip */
+static int roundtrip;      /* --roundtrip */
+static int non_polynomial; /* --non-polynomial */
 
 static outcome run_set(const tsr_onnx_model *m, const char *dir, char *why, size_t wn) {
     tsr_onnx_data *in[MAX_IO] = { 0 }, *want[MAX_IO] = { 0 };
@@ -179,6 +180,7 @@ static outcome run_set(const tsr_onnx_model *m, const char *dir, char *why, size
     tsr_onnx_import_opts_default(&o);
     o.n_bind = n_bind;
     o.bind = bind;
+    o.keep_non_polynomial = non_polynomial;
     st = tsr_onnx_to_graph(m, &o, &g, NULL);
     if (st != TSR_OK) {
         res = st == TSR_ERR_UNSUPPORTED ? UNSUPPORTED : FAIL;
@@ -193,7 +195,10 @@ static outcome run_set(const tsr_onnx_model *m, const char *dir, char *why, size
         st = tsr_onnx_from_graph(g, &m2);
         if (st == TSR_OK) st = tsr_onnx_serialize(m2, &bytes, &len);
         if (st == TSR_OK) st = tsr_onnx_parse(&m3, bytes, len);
-        if (st == TSR_OK) st = tsr_onnx_to_graph(m3, NULL, &g2, NULL);
+        tsr_onnx_import_opts o3;
+        tsr_onnx_import_opts_default(&o3);
+        o3.keep_non_polynomial = non_polynomial;
+        if (st == TSR_OK) st = tsr_onnx_to_graph(m3, &o3, &g2, NULL);
         tsr_onnx_free(m2);
         tsr_onnx_free(m3);
         tsr_free(bytes);
@@ -294,7 +299,8 @@ static void one_line(char *s) {
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: tessera onnx-test [--quiet] [--table] [--all-pass] [--roundtrip] DIR...\n\n"
+            "usage: tessera onnx-test [--quiet] [--table] [--all-pass] [--roundtrip]\n"
+            "                          [--non-polynomial] DIR...\n\n"
             "Run ONNX backend node tests through the importer and the plaintext executor.\n"
             "Each DIR is a test (model.onnx + test_data_set_N/) or a directory of tests\n"
             "(e.g. /usr/share/libonnx-testdata/data/node). Outputs are compared with\n"
@@ -303,7 +309,9 @@ static void usage(FILE *f) {
             "  --quiet     print only failures and the summary\n"
             "  --table     print the per-operator counts as a Markdown table\n"
             "  --all-pass  exit 1 unless every test passes (default: unless none fails)\n"
-            "  --roundtrip also export each imported graph to ONNX, read it back and run that\n\n"
+            "  --roundtrip also export each imported graph to ONNX, read it back and run that\n"
+            "  --non-polynomial  also run non-polynomial operators (Relu, Softmax, MaxPool,\n"
+            "              LayerNormalization, ...) in plaintext instead of reporting them\n\n"
             "Exit status: 0 ok, 1 a test failed, 2 bad usage.\n",
             RTOL, ATOL);
 }
@@ -321,6 +329,7 @@ int tsr_cmd_onnx_test(int argc, char **argv) {
         { "--table", CLI_FLAG, &table, 0, 0 },
         { "--all-pass", CLI_FLAG, &all_pass, 0, 0 },
         { "--roundtrip", CLI_FLAG, &roundtrip, 0, 0 },
+        { "--non-polynomial", CLI_FLAG, &non_polynomial, 0, 0 },
     };
     int rc =
         cli_parse_args("onnx-test", argc, argv, opts, sizeof opts / sizeof opts[0], pos, MAX_DIRS);

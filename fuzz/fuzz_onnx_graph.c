@@ -48,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (tsr_onnx_parse(&om, data, size) != TSR_OK) return 0;
     tsr_onnx_import_opts o;
     tsr_onnx_import_opts_default(&o);
+    o.keep_non_polynomial = (int)(size & 1); /* both import modes */
     o.n_approx = 1;
     (void)tsr_onnx_parse_approx("Relu=4@3", &o.approx[0]);
     tsr_graph *g;

@@ -443,6 +443,134 @@ static void test_chebyshev(void **state) {
     tsr_graph_free(g);
 }
 
+/* ---- non-polynomial kinds (plaintext only) --------------------------------------------- */
+
+static void test_non_polynomial(void **state) {
+    (void)state;
+    static const tsr_graph_kind unary_kinds[] = { TSR_NODE_RELU,    TSR_NODE_LEAKY_RELU,
+                                                  TSR_NODE_SIGMOID, TSR_NODE_TANH,
+                                                  TSR_NODE_ERF,     TSR_NODE_EXP,
+                                                  TSR_NODE_SQRT,    TSR_NODE_RECIPROCAL };
+    int64_t d[2] = { 2, 5 };
+    tsr_array *x;
+    tt_ok(tsr_array_create(&x, 2, d));
+    for (int i = 0; i < 10; i++) x->data[i] = (i - 4.5) / 2.0;
+    for (size_t k = 0; k < sizeof unary_kinds / sizeof unary_kinds[0]; k++) {
+        tsr_graph_kind kind = unary_kinds[k];
+        assert_false(tsr_graph_kind_is_polynomial(kind));
+        tsr_graph *g;
+        tt_ok(tsr_graph_create(&g));
+        tt_ok(tsr_graph_add_input(g, "x", 2, d));
+        tsr_graph_attrs a;
+        tsr_graph_attrs_default(&a);
+        a.leak = 0.2;
+        const char *src = "x";
+        if (kind == TSR_NODE_SQRT) { /* on |x| */
+            tt_ok(tsr_graph_add_node(g, TSR_NODE_MUL, "sq", 2, (const char *[]){ "x", "x" }, "x2",
+                                     NULL));
+            src = "x2";
+        }
+        tt_ok(tsr_graph_add_node(g, kind, "f", 1, (const char *[]){ src }, "y", &a));
+        tt_ok(tsr_graph_add_output(g, "y"));
+        tt_ok(tsr_graph_finalize(g));
+        tsr_array *y = run1(g, x);
+        for (int i = 0; i < 10; i++) {
+            double v = x->data[i], want;
+            switch (kind) {
+            case TSR_NODE_RELU:
+                want = v > 0 ? v : 0;
+                break;
+            case TSR_NODE_LEAKY_RELU:
+                want = v > 0 ? v : 0.2 * v;
+                break;
+            case TSR_NODE_SIGMOID:
+                want = 1 / (1 + exp(-v));
+                break;
+            case TSR_NODE_TANH:
+                want = tanh(v);
+                break;
+            case TSR_NODE_ERF:
+                want = erf(v);
+                break;
+            case TSR_NODE_EXP:
+                want = exp(v);
+                break;
+            case TSR_NODE_SQRT:
+                want = fabs(v);
+                break;
+            default:
+                want = 1 / v;
+                break;
+            }
+            if (fabs(y->data[i] - want) > 1e-12 * fmax(1, fabs(want)))
+                fail_msg("%s(%g) = %.15g, want %.15g", tsr_graph_kind_name(kind), v, y->data[i],
+                         want);
+        }
+        tsr_array_free(y);
+        tsr_graph_free(g);
+    }
+    tsr_array_free(x);
+    assert_true(tsr_graph_kind_is_polynomial(TSR_NODE_POLY));
+    assert_true(tsr_graph_kind_is_polynomial(TSR_NODE_PAD));
+    /* softmax over axis 1 of (2, 3, 4); max pooling 3x3 stride 2 pads 1 ceil_mode on 5x6 */
+    int64_t sd[3] = { 2, 3, 4 };
+    x = arr(3, sd, 13);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 3, sd));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.axis = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_SOFTMAX, "sm", 1, (const char *[]){ "x" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tsr_array *y = run1(g, x);
+    for (int b = 0; b < 2; b++)
+        for (int k = 0; k < 4; k++) {
+            double s = 0;
+            for (int c = 0; c < 3; c++) s += exp(x->data[(b * 3 + c) * 4 + k]);
+            for (int c = 0; c < 3; c++) {
+                double want = exp(x->data[(b * 3 + c) * 4 + k]) / s;
+                assert_true(fabs(y->data[(b * 3 + c) * 4 + k] - want) < 1e-12);
+            }
+        }
+    tsr_array_free(y);
+    tsr_array_free(x);
+    tsr_graph_free(g);
+    int64_t md[4] = { 1, 2, 5, 6 };
+    x = arr(4, md, 14);
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 4, md));
+    tsr_graph_attrs_default(&a);
+    a.n_kernel = 2;
+    a.kernel[0] = a.kernel[1] = 3;
+    a.strides[0] = a.strides[1] = 2;
+    a.pads[0] = a.pads[1] = a.pads[2] = a.pads[3] = 1;
+    a.ceil_mode = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_MAXPOOL, "mp", 1, (const char *[]){ "x" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    y = run1(g, x);
+    /* H: (5 + 2 - 3) / 2 + 1 = 3; W: (6 + 2 - 3) = 5, ceil(5 / 2) + 1 = 4, last start 6 < 6 + 1 */
+    assert_int_equal(y->dims[2], 3);
+    assert_int_equal(y->dims[3], 4);
+    for (int c = 0; c < 2; c++)
+        for (int oh = 0; oh < 3; oh++)
+            for (int ow = 0; ow < 4; ow++) {
+                double m = -INFINITY;
+                for (int kh = 0; kh < 3; kh++)
+                    for (int kw = 0; kw < 3; kw++) {
+                        int ih = oh * 2 - 1 + kh, iw = ow * 2 - 1 + kw;
+                        if (ih >= 0 && ih < 5 && iw >= 0 && iw < 6)
+                            m = fmax(m, x->data[(c * 5 + ih) * 6 + iw]);
+                    }
+                assert_true(y->data[(c * 3 + oh) * 4 + ow] == m);
+            }
+    tsr_array_free(y);
+    tsr_array_free(x);
+    tsr_graph_free(g);
+}
+
 /* ---- errors ----------------------------------------------------------------------- */
 
 static void test_errors(void **state) {
@@ -543,6 +671,7 @@ int main(void) {
         cmocka_unit_test(test_dag_and_fuse),
         cmocka_unit_test(test_chebyshev),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_non_polynomial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

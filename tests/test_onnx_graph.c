@@ -198,6 +198,13 @@ static void test_report(void **state) {
     expect_msg("'hm' (Hardmax): operator Hardmax is not supported");
     /* The polynomial nodes are not listed. */
     if (strstr(tsr_last_error(), "Flatten")) fail_msg("Flatten listed: %s", tsr_last_error());
+    /* Kept as plaintext nodes, only the operator without any graph kind remains. */
+    tsr_onnx_import_opts o;
+    tsr_onnx_import_opts_default(&o);
+    o.keep_non_polynomial = 1;
+    tt_fails(tsr_onnx_to_graph(m, &o, &g, NULL), TSR_ERR_UNSUPPORTED);
+    expect_msg("1 node cannot run under CKKS");
+    expect_msg("'hm' (Hardmax)");
     tsr_onnx_free(m);
     /* Integer inputs, missing shapes */
     m = model_begin(2, yd, 2, yd);
@@ -280,6 +287,78 @@ static void test_approx(void **state) {
     tsr_array_free(a);
     tsr_array_free(z);
     tsr_graph_free(g);
+    tsr_onnx_free(m);
+}
+
+/* LayerNormalization over the last axis of (N, 3, 4), with its Mean output. */
+static tsr_onnx_model *layernorm_model(void) {
+    tsr_onnx_model *m;
+    tt_ok(tsr_onnx_create(&m, 17, 8));
+    const char *dp[3] = { "N", NULL, NULL };
+    int64_t d[3] = { -1, 3, 4 }, md[3] = { -1, 3, 1 };
+    tt_ok(tsr_onnx_add_io(m, 0, "x", 3, d, dp));
+    tt_ok(tsr_onnx_add_io(m, 1, "y", 3, d, dp));
+    tt_ok(tsr_onnx_add_io(m, 1, "mean", 3, md, dp));
+    float sc[4] = { 1, 2, -1, 0.5f }, bi[4] = { 0, 0.25f, -0.5f, 1 };
+    tt_ok(tsr_onnx_add_init(m, "scale", 1, (const int64_t[]){ 4 }, sc));
+    tt_ok(tsr_onnx_add_init(m, "bias", 1, (const int64_t[]){ 4 }, bi));
+    tt_ok(tsr_onnx_add_node(m, "LayerNormalization", "ln", 3,
+                            (const char *[]){ "x", "scale", "bias" }, 2,
+                            (const char *[]){ "y", "mean" }));
+    tt_ok(tsr_onnx_add_attr_int(m, "axis", -1));
+    tt_ok(tsr_onnx_add_attr_float(m, "epsilon", 1e-3f));
+    return m;
+}
+
+static void test_layernorm(void **state) {
+    (void)state;
+    tsr_onnx_model *m = layernorm_model();
+    tsr_graph *g;
+    tt_fails(tsr_onnx_to_graph(m, NULL, &g, NULL), TSR_ERR_UNSUPPORTED);
+    expect_msg("--approx LayerNormalization=DEG@LO:HI");
+    /* rows with variances in [0.5, 4] */
+    tsr_array *x;
+    tt_ok(tsr_array_create(&x, 3, (int64_t[]){ 2, 3, 4 }));
+    for (int r = 0; r < 6; r++)
+        for (int k = 0; k < 4; k++) x->data[r * 4 + k] = (0.7 + 0.2 * r) * (k - 1.5) + r;
+    for (int approx = 0; approx < 2; approx++) {
+        tsr_onnx_import_opts o;
+        tsr_onnx_import_opts_default(&o);
+        if (approx) {
+            o.n_approx = 1;
+            tt_ok(tsr_onnx_parse_approx("LayerNormalization=24@0.5:4", &o.approx[0]));
+        } else {
+            o.keep_non_polynomial = 1;
+        }
+        int lossy = -1;
+        tt_ok(tsr_onnx_to_graph(m, &o, &g, &lossy));
+        assert_int_equal(lossy, approx);
+        tsr_array *y[2];
+        tt_ok(tsr_graph_run(g, (const tsr_array *[]){ x }, y));
+        for (int r = 0; r < 6; r++) {
+            double mean = 0, var = 0;
+            for (int k = 0; k < 4; k++) mean += x->data[r * 4 + k] / 4;
+            for (int k = 0; k < 4; k++) var += pow(x->data[r * 4 + k] - mean, 2) / 4;
+            assert_true(var + 1e-3 > 0.5 && var + 1e-3 < 4);
+            assert_true(fabs(y[1]->data[r] - mean) < 1e-12);
+            for (int k = 0; k < 4; k++) {
+                double sc = (double[]){ 1, 2, -1, 0.5 }[k], bi = (double[]){ 0, 0.25, -0.5, 1 }[k];
+                double want = (x->data[r * 4 + k] - mean) / sqrt(var + (double)1e-3f) * sc + bi;
+                if (fabs(y[0]->data[r * 4 + k] - want) > (approx ? 1e-5 : 1e-12))
+                    fail_msg("approx %d row %d: %.12g vs %.12g", approx, r, y[0]->data[r * 4 + k],
+                             want);
+            }
+        }
+        /* Only the inverse square root is not polynomial. */
+        int non_poly = 0;
+        for (int i = 0; i < tsr_graph_num_nodes(g); i++)
+            non_poly += !tsr_graph_kind_is_polynomial(tsr_graph_node_kind(g, i));
+        assert_int_equal(non_poly, approx ? 0 : 2);
+        tsr_array_free(y[0]);
+        tsr_array_free(y[1]);
+        tsr_graph_free(g);
+    }
+    tsr_array_free(x);
     tsr_onnx_free(m);
 }
 
@@ -525,6 +604,7 @@ int main(void) {
         cmocka_unit_test(test_report),
         cmocka_unit_test(test_parse_approx),
         cmocka_unit_test(test_approx),
+        cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_poly_recognition_and_export),
         cmocka_unit_test(test_export_chebyshev),
         cmocka_unit_test(test_runner_sample),

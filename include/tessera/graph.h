@@ -123,8 +123,22 @@ typedef enum tsr_graph_kind {
     TSR_NODE_REDUCE_SUM,
     /** (x): ONNX ReduceMean, as REDUCE_SUM */
     TSR_NODE_REDUCE_MEAN,
-    /** (x, const pads...): ONNX Pad, constant mode, attrs.pads and attrs.value */
+    /** (x): ONNX Pad, constant mode, attrs.pad_list and attrs.value */
     TSR_NODE_PAD,
+    /*
+     * Non-polynomial kinds: the plaintext executor runs them (ReLU teachers,
+     * training), CKKS cannot (tsr_graph_kind_is_polynomial is 0 for them).
+     */
+    TSR_NODE_RELU,       /**< (x): max(x, 0) */
+    TSR_NODE_LEAKY_RELU, /**< (x): x >= 0 ? x : attrs.alpha * x */
+    TSR_NODE_SIGMOID,    /**< (x): 1 / (1 + exp(-x)) */
+    TSR_NODE_TANH,       /**< (x) */
+    TSR_NODE_ERF,        /**< (x) */
+    TSR_NODE_EXP,        /**< (x) */
+    TSR_NODE_SQRT,       /**< (x) */
+    TSR_NODE_RECIPROCAL, /**< (x): 1 / x */
+    TSR_NODE_SOFTMAX,    /**< (x): ONNX Softmax (opset 13) along attrs.axis */
+    TSR_NODE_MAXPOOL,    /**< (x): ONNX MaxPool: attributes as AVGPOOL (+ dilations) */
     TSR_NODE_KIND_COUNT_
 } tsr_graph_kind;
 
@@ -146,6 +160,7 @@ typedef struct tsr_graph_attrs {
     int64_t starts[TSR_ARRAY_MAX_RANK], ends[TSR_ARRAY_MAX_RANK], steps[TSR_ARRAY_MAX_RANK];
     int keepdims;             /**< REDUCE_* (default 1) */
     int noop_with_empty_axes; /**< REDUCE_*: no axes means identity */
+    int reduce_tail;          /**< REDUCE_* without axes: reduce dims attrs.axis .. rank-1 */
     int n_perm;               /**< TRANSPOSE: 0 or the rank */
     int64_t perm[TSR_ARRAY_MAX_RANK];
     int n_shape; /**< RESHAPE target rank */
@@ -166,6 +181,7 @@ typedef struct tsr_graph_attrs {
     double epsilon;        /**< BATCHNORM (default 1e-5) */
     double lo, hi;         /**< CHEBYSHEV interval */
     double value;          /**< PAD constant */
+    double leak;           /**< LEAKY_RELU slope for x < 0 (ONNX alpha, default 0.01) */
     int n_pads;            /**< PAD: entries of pads (2 * rank) */
     int64_t pad_list[2 * TSR_ARRAY_MAX_RANK];
 } tsr_graph_attrs;
@@ -176,7 +192,8 @@ TSR_API void tsr_graph_attrs_default(tsr_graph_attrs *a);
 TSR_API const char *tsr_graph_kind_name(tsr_graph_kind k);
 /**
  * 1 when the kind is a polynomial map of its non-constant inputs (so CKKS
- * can evaluate it exactly): every kind above is.
+ * can evaluate it exactly): every kind up to TSR_NODE_PAD; 0 for RELU and
+ * the kinds after it.
  */
 TSR_API int tsr_graph_kind_is_polynomial(tsr_graph_kind k);
 

@@ -407,6 +407,10 @@ static void exec_reduce(const tsr_graph_node *n, const tsr_array *x, tsr_array *
     for (int i = 0; i < n->a.n_axes; i++)
         mask |= 1u << (n->a.axes[i] < 0 ? n->a.axes[i] + r : n->a.axes[i]);
     if (n->a.n_axes == 0) mask = n->a.noop_with_empty_axes ? 0 : (1u << r) - 1u;
+    if (n->a.n_axes == 0 && n->a.reduce_tail) {
+        int64_t ax = n->a.axis < 0 ? n->a.axis + r : n->a.axis;
+        mask = ((1u << r) - 1u) & ~((1u << ax) - 1u);
+    }
     /* Output strides per input dimension (0 on reduced dims). */
     int64_t os[TSR_ARRAY_MAX_RANK], kd[TSR_ARRAY_MAX_RANK], s = 1;
     for (int k = 0; k < r; k++) kd[k] = (mask >> k & 1u) ? 1 : x->dims[k];
@@ -446,6 +450,66 @@ static void exec_pad(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) 
             if (idx[k] < x->dims[k]) break;
             io -= so[k] * idx[k];
             idx[k] = 0;
+        }
+    }
+}
+
+static double unary(const tsr_graph_node *n, double v) {
+    switch (n->kind) {
+    case TSR_NODE_RELU:
+        return v > 0 ? v : 0;
+    case TSR_NODE_LEAKY_RELU:
+        return v >= 0 ? v : n->a.leak * v;
+    case TSR_NODE_SIGMOID:
+        return v >= 0 ? 1 / (1 + exp(-v)) : exp(v) / (1 + exp(v));
+    case TSR_NODE_TANH:
+        return tanh(v);
+    case TSR_NODE_ERF:
+        return erf(v);
+    case TSR_NODE_EXP:
+        return exp(v);
+    case TSR_NODE_SQRT:
+        return sqrt(v);
+    default:
+        return 1 / v; /* RECIPROCAL */
+    }
+}
+
+static void exec_softmax(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    int r = x->rank;
+    int64_t ax = n->a.axis < 0 ? n->a.axis + r : n->a.axis, outer = 1, inner = 1;
+    for (int k = 0; k < ax; k++) outer *= x->dims[k];
+    for (int k = (int)ax + 1; k < r; k++) inner *= x->dims[k];
+    int64_t len = x->dims[ax];
+    for (int64_t a = 0; a < outer; a++)
+        for (int64_t b = 0; b < inner; b++) {
+            const double *xp = x->data + a * len * inner + b;
+            double *op = o->data + a * len * inner + b, mx = -INFINITY, s = 0;
+            for (int64_t k = 0; k < len; k++) mx = fmax(mx, xp[k * inner]);
+            for (int64_t k = 0; k < len; k++) s += op[k * inner] = exp(xp[k * inner] - mx);
+            for (int64_t k = 0; k < len; k++) op[k * inner] /= s;
+        }
+}
+
+static void exec_maxpool(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    tsr_pool_geom geo;
+    tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, n->a.kernel, &geo);
+    TSR_ASSERT(st == TSR_OK);
+    int ns = geo.ns;
+    int64_t planes = x->dims[0] * x->dims[1];
+    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
+    int64_t nk = spatial_count(geo.k, ns);
+    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
+    for (int64_t p = 0; p < nout; p++) {
+        unravel(p, geo.out, ns, op);
+        for (int64_t pl = 0; pl < planes; pl++) {
+            double m = -INFINITY;
+            for (int64_t q = 0; q < nk; q++) {
+                unravel(q, geo.k, ns, kp);
+                int64_t t = tap(&geo, op, kp);
+                if (t >= 0) m = fmax(m, x->data[pl * nin + t]);
+            }
+            o->data[pl * nout + p] = m;
         }
     }
 }
@@ -511,6 +575,22 @@ void tsr_graph_node_exec(const tsr_graph_node *n, const tsr_array *const *in, ts
         return;
     case TSR_NODE_PAD:
         exec_pad(n, x, o);
+        return;
+    case TSR_NODE_RELU:
+    case TSR_NODE_LEAKY_RELU:
+    case TSR_NODE_SIGMOID:
+    case TSR_NODE_TANH:
+    case TSR_NODE_ERF:
+    case TSR_NODE_EXP:
+    case TSR_NODE_SQRT:
+    case TSR_NODE_RECIPROCAL:
+        for (size_t i = 0; i < o->numel; i++) o->data[i] = unary(n, x->data[i]);
+        return;
+    case TSR_NODE_SOFTMAX:
+        exec_softmax(n, x, o);
+        return;
+    case TSR_NODE_MAXPOOL:
+        exec_maxpool(n, x, o);
         return;
     case TSR_NODE_KIND_COUNT_:
         break;

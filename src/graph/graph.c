@@ -110,6 +110,16 @@ static const char *const kind_names[TSR_NODE_KIND_COUNT_] = {
     [TSR_NODE_REDUCE_SUM] = "reduce_sum",
     [TSR_NODE_REDUCE_MEAN] = "reduce_mean",
     [TSR_NODE_PAD] = "pad",
+    [TSR_NODE_RELU] = "relu",
+    [TSR_NODE_LEAKY_RELU] = "leaky_relu",
+    [TSR_NODE_SIGMOID] = "sigmoid",
+    [TSR_NODE_TANH] = "tanh",
+    [TSR_NODE_ERF] = "erf",
+    [TSR_NODE_EXP] = "exp",
+    [TSR_NODE_SQRT] = "sqrt",
+    [TSR_NODE_RECIPROCAL] = "reciprocal",
+    [TSR_NODE_SOFTMAX] = "softmax",
+    [TSR_NODE_MAXPOOL] = "maxpool",
 };
 
 const char *tsr_graph_kind_name(tsr_graph_kind k) {
@@ -118,7 +128,7 @@ const char *tsr_graph_kind_name(tsr_graph_kind k) {
 }
 
 int tsr_graph_kind_is_polynomial(tsr_graph_kind k) {
-    return (unsigned)k < TSR_NODE_KIND_COUNT_;
+    return (unsigned)k <= TSR_NODE_PAD;
 }
 
 void tsr_graph_attrs_default(tsr_graph_attrs *a) {
@@ -129,6 +139,7 @@ void tsr_graph_attrs_default(tsr_graph_attrs *a) {
     a->alpha = 1.0;
     a->beta = 1.0;
     a->epsilon = 1e-5;
+    a->leak = 0.01;
 }
 
 const char *tsr_graph_node_label(const tsr_graph_node *n, char *buf, size_t len) {

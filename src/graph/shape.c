@@ -254,6 +254,12 @@ static tsr_status shape_reduce(const char *lab, const tsr_graph_node *n, int rx,
         mask |= 1u << ax;
     }
     if (a->n_axes == 0) mask = a->noop_with_empty_axes ? 0 : (1u << rx) - 1u;
+    if (a->n_axes == 0 && a->reduce_tail) {
+        int64_t ax;
+        if (norm_axis(a->axis, rx, &ax))
+            return AFAIL("axis %lld is out of range", (long long)a->axis);
+        mask = ((1u << rx) - 1u) & ~((1u << ax) - 1u);
+    }
     int r = 0;
     for (int k = 0; k < rx; k++) {
         if (mask >> k & 1u) {
@@ -292,9 +298,23 @@ static tsr_status node_shape(const tsr_graph_node *n, const int *r,
     int rx = r[0];
     const int64_t *x = d[0];
     switch (n->kind) {
+    case TSR_NODE_SOFTMAX: {
+        int64_t ax;
+        if (norm_axis(a->axis, rx, &ax))
+            return AFAIL("axis %lld is out of range", (long long)a->axis);
+    }
+        /* fall through */
     case TSR_NODE_IDENTITY:
     case TSR_NODE_NEG:
     case TSR_NODE_SQUARE:
+    case TSR_NODE_RELU:
+    case TSR_NODE_LEAKY_RELU:
+    case TSR_NODE_SIGMOID:
+    case TSR_NODE_TANH:
+    case TSR_NODE_ERF:
+    case TSR_NODE_EXP:
+    case TSR_NODE_SQRT:
+    case TSR_NODE_RECIPROCAL:
         *ro = rx;
         memcpy(o, x, sizeof(dims_t));
         return TSR_OK;
@@ -336,6 +356,7 @@ static tsr_status node_shape(const tsr_graph_node *n, const int *r,
     }
     case TSR_NODE_MATMUL:
         return shape_matmul(lab, rx, x, r[1], d[1], ro, o);
+    case TSR_NODE_MAXPOOL:
     case TSR_NODE_AVGPOOL: {
         if (rx < 3) return SFAIL("input must be (N, C, spatial...), not of rank %d", rx);
         if (a->n_kernel != rx - 2)

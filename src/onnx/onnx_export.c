@@ -133,6 +133,9 @@ static tsr_status cheb_to_power(const tsr_array *c, tsr_array **out) {
     return TSR_OK;
 }
 
+static tsr_status export_reduce(ectx *e, const tsr_graph_node *n);
+static tsr_status export_pad(ectx *e, const tsr_graph_node *n);
+
 static tsr_status export_node(ectx *e, const tsr_graph_node *n) {
     const tsr_graph *g = e->g;
     const tsr_graph_attrs *a = &n->a;
@@ -179,6 +182,27 @@ static tsr_status export_node(ectx *e, const tsr_graph_node *n) {
         tsr_array_free(p);
         return st;
     }
+    case TSR_NODE_RELU:
+        return node(e, "Relu", nm, 1, in, out);
+    case TSR_NODE_SIGMOID:
+        return node(e, "Sigmoid", nm, 1, in, out);
+    case TSR_NODE_TANH:
+        return node(e, "Tanh", nm, 1, in, out);
+    case TSR_NODE_ERF:
+        return node(e, "Erf", nm, 1, in, out);
+    case TSR_NODE_EXP:
+        return node(e, "Exp", nm, 1, in, out);
+    case TSR_NODE_SQRT:
+        return node(e, "Sqrt", nm, 1, in, out);
+    case TSR_NODE_RECIPROCAL:
+        return node(e, "Reciprocal", nm, 1, in, out);
+    case TSR_NODE_LEAKY_RELU:
+        TSR_TRY(node(e, "LeakyRelu", nm, 1, in, out));
+        return tsr_onnx_add_attr_float(e->m, "alpha", (float)a->leak);
+    case TSR_NODE_SOFTMAX:
+        TSR_TRY(node(e, "Softmax", nm, 1, in, out));
+        return tsr_onnx_add_attr_int(e->m, "axis", a->axis);
+    case TSR_NODE_MAXPOOL:
     case TSR_NODE_CONV:
     case TSR_NODE_AVGPOOL: {
         const int64_t *k = a->kernel;
@@ -200,7 +224,15 @@ static tsr_status export_node(ectx *e, const tsr_graph_node *n) {
         if (n->kind == TSR_NODE_CONV)
             TSR_TRY(node(e, "Conv", nm, n->n_in, in, out));
         else
-            TSR_TRY(node(e, "AveragePool", nm, 1, in, out));
+            TSR_TRY(
+                node(e, n->kind == TSR_NODE_MAXPOOL ? "MaxPool" : "AveragePool", nm, 1, in, out));
+        if (n->kind == TSR_NODE_MAXPOOL) {
+            TSR_TRY(tsr_onnx_add_attr_ints(e->m, "kernel_shape", geo.k, (size_t)geo.ns));
+            TSR_TRY(tsr_onnx_add_attr_ints(e->m, "strides", geo.s, (size_t)geo.ns));
+            TSR_TRY(tsr_onnx_add_attr_ints(e->m, "pads", pads, (size_t)(2 * geo.ns)));
+            TSR_TRY(tsr_onnx_add_attr_ints(e->m, "dilations", geo.d, (size_t)geo.ns));
+            return tsr_onnx_add_attr_int(e->m, "ceil_mode", a->ceil_mode);
+        }
         TSR_TRY(tsr_onnx_add_attr_ints(e->m, "kernel_shape", geo.k, (size_t)geo.ns));
         TSR_TRY(tsr_onnx_add_attr_ints(e->m, "strides", geo.s, (size_t)geo.ns));
         TSR_TRY(tsr_onnx_add_attr_ints(e->m, "pads", pads, (size_t)(2 * geo.ns)));
@@ -259,6 +291,33 @@ static tsr_status export_node(ectx *e, const tsr_graph_node *n) {
     }
     case TSR_NODE_SQUEEZE:
     case TSR_NODE_UNSQUEEZE:
+    case TSR_NODE_REDUCE_SUM:
+    case TSR_NODE_REDUCE_MEAN:
+        if ((n->kind == TSR_NODE_REDUCE_SUM || n->kind == TSR_NODE_REDUCE_MEAN) && !a->n_axes &&
+            a->reduce_tail) { /* axes axis .. rank-1, as a plain list */
+            tsr_graph_node copy = *n;
+            int64_t ax = a->axis < 0 ? a->axis + x->rank : a->axis;
+            copy.a.reduce_tail = 0;
+            for (int64_t k = ax; k < x->rank; k++) copy.a.axes[copy.a.n_axes++] = k;
+            return export_reduce(e, &copy);
+        }
+        return export_reduce(e, n);
+    case TSR_NODE_PAD:
+        return export_pad(e, n);
+    case TSR_NODE_KIND_COUNT_:
+        break;
+    }
+    return tsr_fail(TSR_ERR_INTERNAL, "unknown node kind");
+}
+
+/* SQUEEZE, UNSQUEEZE, REDUCE_SUM (axes as an input), REDUCE_MEAN (axes attribute, opset 13). */
+static tsr_status export_reduce(ectx *e, const tsr_graph_node *n) {
+    const tsr_graph_attrs *a = &n->a;
+    const char *out = e->g->values[n->out].name, *nm = n->name;
+    const char *in[1] = { n->in_names[0] };
+    switch (n->kind) {
+    case TSR_NODE_SQUEEZE:
+    case TSR_NODE_UNSQUEEZE:
     case TSR_NODE_REDUCE_SUM: {
         const char *op = n->kind == TSR_NODE_SQUEEZE     ? "Squeeze"
                          : n->kind == TSR_NODE_UNSQUEEZE ? "Unsqueeze"
@@ -274,23 +333,23 @@ static tsr_status export_node(ectx *e, const tsr_graph_node *n) {
         TSR_TRY(tsr_onnx_add_attr_int(e->m, "keepdims", a->keepdims));
         return tsr_onnx_add_attr_int(e->m, "noop_with_empty_axes", a->noop_with_empty_axes);
     }
-    case TSR_NODE_REDUCE_MEAN:
+    default:
         if (!a->n_axes && a->noop_with_empty_axes) return node(e, "Identity", nm, 1, in, out);
         TSR_TRY(node(e, "ReduceMean", nm, 1, in, out));
         if (a->n_axes) TSR_TRY(tsr_onnx_add_attr_ints(e->m, "axes", a->axes, (size_t)a->n_axes));
         return tsr_onnx_add_attr_int(e->m, "keepdims", a->keepdims);
-    case TSR_NODE_PAD: {
-        const char *pn = hname(e, out, "pads"), *vn = hname(e, out, "value");
-        char pcopy[512];
-        snprintf(pcopy, sizeof pcopy, "%s", pn);
-        TSR_TRY(ints_init(e, pcopy, a->pad_list, a->n_pads));
-        TSR_TRY(float_init(e, vn, 0, NULL, &a->value, 1));
-        return node(e, "Pad", nm, 3, (const char *[]){ in[0], pcopy, vn }, out);
     }
-    case TSR_NODE_KIND_COUNT_:
-        break;
-    }
-    return tsr_fail(TSR_ERR_INTERNAL, "unknown node kind");
+}
+
+static tsr_status export_pad(ectx *e, const tsr_graph_node *n) {
+    const tsr_graph_attrs *a = &n->a;
+    const char *out = e->g->values[n->out].name;
+    const char *pn = hname(e, out, "pads"), *vn = hname(e, out, "value");
+    char pcopy[512];
+    snprintf(pcopy, sizeof pcopy, "%s", pn);
+    TSR_TRY(ints_init(e, pcopy, a->pad_list, a->n_pads));
+    TSR_TRY(float_init(e, vn, 0, NULL, &a->value, 1));
+    return node(e, "Pad", n->name, 3, (const char *[]){ n->in_names[0], pcopy, vn }, out);
 }
 
 static int k_is_coef(const tsr_graph_node *n, int v) {

@@ -46,6 +46,9 @@ static double f_gelu(double x) {
 static double f_softplus(double x) {
     return x > 30 ? x : log1p(exp(x));
 }
+static double f_rsqrt(double x) {
+    return 1.0 / sqrt(x);
+}
 
 static const unary_fn unary_fns[] = {
     { "Relu", f_relu, 0 },
@@ -57,7 +60,8 @@ static const unary_fn unary_fns[] = {
     { "Softplus", f_softplus, 0 },
     { "Sqrt", sqrt, 1 },
     { "Reciprocal", f_recip, 1 },
-    { "Div", f_recip, 1 }, /* Div by an activation: a * (1 / b) */
+    { "Div", f_recip, 1 },                /* Div by an activation: a * (1 / b) */
+    { "LayerNormalization", f_rsqrt, 1 }, /* 1 / sqrt(var + eps) */
 };
 
 static const unary_fn *find_fn(const char *op) {
@@ -88,8 +92,9 @@ static const suggestion suggestions[] = {
     { "Softmax", "no automatic replacement yet: use a power-softmax x^p / sum(x^p) or pointwise "
                  "attention and retrain (ROADMAP 6)" },
     { "LogSoftmax", "drop it for inference (argmax is unchanged) or use a power-softmax" },
-    { "LayerNormalization", "no automatic replacement yet: fold a fixed normalisation "
-                            "(BatchNormalization) or approximate 1/sqrt(var) and retrain" },
+    { "LayerNormalization", "--approx LayerNormalization=DEG@LO:HI replaces 1/sqrt(var + eps) "
+                            "by a polynomial on the variance range [LO, HI] (lossy), or fold "
+                            "a fixed normalisation" },
     { "MaxPool", "replace by AveragePool and retrain (or distil into a polynomial student)" },
     { "GlobalMaxPool", "replace by GlobalAveragePool and retrain" },
     { "LeakyRelu", "replace by a polynomial activation and retrain" },
@@ -485,8 +490,115 @@ static tsr_status non_poly(ctx *c, const char *op, const char *why) {
         }
         return cheb_node(c, fn, ap, in_name(c, 0), n->out[0], n->name[0] ? n->name : NULL);
     }
+    if (c->o && c->o->keep_non_polynomial) {
+        static const struct {
+            const char *op;
+            tsr_graph_kind kind;
+        } keep[] = { { "Relu", TSR_NODE_RELU },
+                     { "Sigmoid", TSR_NODE_SIGMOID },
+                     { "Tanh", TSR_NODE_TANH },
+                     { "Erf", TSR_NODE_ERF },
+                     { "Exp", TSR_NODE_EXP },
+                     { "Sqrt", TSR_NODE_SQRT },
+                     { "Reciprocal", TSR_NODE_RECIPROCAL } };
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+            if (strcmp(keep[i].op, op) == 0)
+                return add(c, keep[i].kind, 1, (const char *[]){ in_name(c, 0) }, NULL);
+        if (strcmp(op, "Div") == 0) {
+            char rname[512];
+            snprintf(rname, sizeof rname, "%s.recip", n->out[0]);
+            TSR_TRY(use_value(c, in_name(c, 1)));
+            TSR_TRY(tsr_graph_add_node(c->g, TSR_NODE_RECIPROCAL, rname, 1,
+                                       (const char *[]){ in_name(c, 1) }, rname, NULL));
+            return add(c, TSR_NODE_MUL, 2, (const char *[]){ in_name(c, 0), rname }, NULL);
+        }
+        tsr_graph_attrs a;
+        tsr_graph_attrs_default(&a);
+        if (strcmp(op, "LeakyRelu") == 0) {
+            float al;
+            TSR_TRY(tsr_onnx_attr_float(n, "alpha", 0.01f, &al));
+            a.leak = al;
+            return add(c, TSR_NODE_LEAKY_RELU, 1, (const char *[]){ in_name(c, 0) }, &a);
+        }
+        if (strcmp(op, "Softmax") == 0 && c->m->opset >= 13) {
+            TSR_TRY(attr_i(c, "axis", -1, &a.axis));
+            return add(c, TSR_NODE_SOFTMAX, 1, (const char *[]){ in_name(c, 0) }, &a);
+        }
+        if (strcmp(op, "MaxPool") == 0) {
+            int64_t so, cm;
+            TSR_TRY(attr_i(c, "storage_order", 0, &so));
+            TSR_TRY(attr_i(c, "ceil_mode", 0, &cm));
+            TSR_TRY(attr_ints(c, "kernel_shape", a.kernel, TSR_GRAPH_MAX_SPATIAL, &a.n_kernel));
+            if (!a.n_kernel)
+                return tsr_fail(TSR_ERR_FORMAT, "%s: kernel_shape is required", c->lab);
+            a.ceil_mode = cm != 0;
+            TSR_TRY(pads_attr(c, &a, a.n_kernel));
+            return add(c, TSR_NODE_MAXPOOL, 1, (const char *[]){ in_name(c, 0) }, &a);
+        }
+    }
     const char *sug = tsr_onnx_suggestion(op);
     return report(c, "%s; %s", why, sug ? sug : "no polynomial replacement");
+}
+
+/*
+ * LayerNormalization (opset 17) as its parts: mean and variance over dims
+ * axis.., (x - mean) * invstd * scale + bias, invstd = 1 / sqrt(var + eps)
+ * (a Chebyshev polynomial of var + eps when --approx asks). The optional
+ * Mean and InvStdDev outputs are the intermediate values of those names.
+ */
+static tsr_status imp_layernorm(ctx *c, const tsr_onnx_approx *ap) {
+    const tsr_onnx_node *n = cur(c);
+    const char *y = n->out[0];
+    if (n->n_in < 2) return tsr_fail(TSR_ERR_FORMAT, "%s needs X and Scale", c->lab);
+    tsr_graph_attrs r;
+    tsr_graph_attrs_default(&r);
+    float eps;
+    TSR_TRY(attr_i(c, "axis", -1, &r.axis));
+    TSR_TRY(tsr_onnx_attr_float(n, "epsilon", 1e-5f, &eps));
+    r.reduce_tail = 1;
+    char nm[10][512];
+    const char *suffix[10] = { "mean",    "d",      "dd",   "var",    "eps",
+                               "var_eps", "invstd", "norm", "scaled", "sqrt" };
+    for (int k = 0; k < 10; k++) snprintf(nm[k], sizeof nm[k], "%s/%s", y, suffix[k]);
+    if (n->n_out > 1 && n->out[1][0]) snprintf(nm[0], sizeof nm[0], "%s", n->out[1]);
+    if (n->n_out > 2 && n->out[2][0]) snprintf(nm[6], sizeof nm[6], "%s", n->out[2]);
+    const char *x = in_name(c, 0), *scale = in_name(c, 1), *bias = in_name(c, 2);
+    TSR_TRY(use_value(c, x));
+    TSR_TRY(use_value(c, scale));
+    TSR_TRY(use_value(c, bias));
+    tsr_graph *g = c->g;
+    TSR_TRY(
+        tsr_graph_add_node(g, TSR_NODE_REDUCE_MEAN, nm[0], 1, (const char *[]){ x }, nm[0], &r));
+    TSR_TRY(
+        tsr_graph_add_node(g, TSR_NODE_SUB, nm[1], 2, (const char *[]){ x, nm[0] }, nm[1], NULL));
+    TSR_TRY(tsr_graph_add_node(g, TSR_NODE_MUL, nm[2], 2, (const char *[]){ nm[1], nm[1] }, nm[2],
+                               NULL));
+    TSR_TRY(tsr_graph_add_node(g, TSR_NODE_REDUCE_MEAN, nm[3], 1, (const char *[]){ nm[2] }, nm[3],
+                               &r));
+    tsr_array *e;
+    TSR_TRY(tsr_array_create(&e, 0, NULL));
+    e->data[0] = eps;
+    tsr_status st = tsr_graph_add_const(g, nm[4], e);
+    tsr_array_free(e);
+    TSR_TRY(st);
+    TSR_TRY(tsr_graph_add_node(g, TSR_NODE_ADD, nm[5], 2, (const char *[]){ nm[3], nm[4] }, nm[5],
+                               NULL));
+    if (ap) {
+        c->n_approx++;
+        TSR_TRY(cheb_node(c, find_fn("LayerNormalization"), ap, nm[5], nm[6], nm[6]));
+    } else {
+        TSR_TRY(
+            tsr_graph_add_node(g, TSR_NODE_SQRT, nm[9], 1, (const char *[]){ nm[5] }, nm[9], NULL));
+        TSR_TRY(tsr_graph_add_node(g, TSR_NODE_RECIPROCAL, nm[6], 1, (const char *[]){ nm[9] },
+                                   nm[6], NULL));
+    }
+    TSR_TRY(tsr_graph_add_node(g, TSR_NODE_MUL, nm[7], 2, (const char *[]){ nm[1], nm[6] }, nm[7],
+                               NULL));
+    const char *so = bias[0] ? nm[8] : y;
+    TSR_TRY(tsr_graph_add_node(g, TSR_NODE_MUL, n->name[0] ? n->name : so, 2,
+                               (const char *[]){ nm[7], scale }, so, NULL));
+    if (!bias[0]) return TSR_OK;
+    return tsr_graph_add_node(g, TSR_NODE_ADD, nm[8], 2, (const char *[]){ nm[8], bias }, y, NULL);
 }
 
 static tsr_status imp_node(ctx *c) {
@@ -495,6 +607,13 @@ static tsr_status imp_node(ctx *c) {
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     const char *in[2] = { in_name(c, 0), in_name(c, 1) };
+    if (strcmp(op, "LayerNormalization") == 0) {
+        const tsr_onnx_approx *ap = approx_for(c, op);
+        if (!ap && !(c->o && c->o->keep_non_polynomial))
+            return non_poly(c, op, "not a polynomial (1 / sqrt of the variance)");
+        if (n->n_out < 1 || !n->out[0][0]) return report(c, "node has no output");
+        return imp_layernorm(c, ap);
+    }
     /* Extra outputs (masks, running statistics, ...) must be unused. */
     for (int k = 1; k < n->n_out; k++)
         if (n->out[k][0] && tsr_onnx_consumers(c->m, n->out[k]) > 0)

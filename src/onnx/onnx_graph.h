@@ -63,6 +63,13 @@ typedef struct tsr_onnx_import_opts {
     tsr_onnx_approx approx[TSR_ONNX_MAX_APPROX];
     int no_fuse; /* 1: keep Mul/Add/Pow subgraphs as written */
     /*
+     * 1: import Relu, LeakyRelu, Sigmoid, Tanh, Erf, Exp, Sqrt, Reciprocal,
+     * Div by an activation, Softmax, LayerNormalization and MaxPool as
+     * non-polynomial nodes (plaintext and training only; CKKS refuses them)
+     * instead of reporting them. --approx replacements still apply first.
+     */
+    int keep_non_polynomial;
+    /*
      * Graph inputs to treat as constants (the node tests' data for weights
      * and shape operands): n_bind entries of name -> data (borrowed).
      */
@@ -99,7 +106,10 @@ int tsr_onnx_const_input(const char *op_type, int pos);
  * docs/ONNX.md); every node that cannot be is listed in one
  * TSR_ERR_UNSUPPORTED message, one line per node: "'name' (Op): <why>;
  * <replacement>". Inputs and outputs must be FLOAT or DOUBLE tensors with a
- * shape (unknown dims are free). Operators replaced by opts->approx are
+ * shape (unknown dims are free). LayerNormalization becomes its parts
+ * (ReduceMean, Sub, Mul, Sqrt, Reciprocal, ...: polynomial except the
+ * inverse square root, which --approx LayerNormalization=DEG@LO:HI replaces
+ * on the variance range). Operators replaced by opts->approx are
  * counted in *n_approximated (may be NULL): the graph is then lossy.
  */
 tsr_status tsr_onnx_to_graph(const tsr_onnx_model *m, const tsr_onnx_import_opts *opts,
