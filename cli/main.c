@@ -36,6 +36,7 @@ static const verb verbs[] = {
     { "onnx-test", tsr_cmd_onnx_test,
       "run ONNX backend node tests through the plaintext executor" },
     { "predict", tsr_cmd_predict, "compile, encrypt, infer, decrypt in one process (demos)" },
+    { "serve", tsr_cmd_serve, "server: encrypted inference over HTTP (keys, jobs, metrics)" },
     { "train", tsr_cmd_train, "train a (polynomial) network on Fashion-MNIST, save ONNX" },
     { "version", tsr_cmd_version, "print the version and the SIMD kernels in use" },
 };

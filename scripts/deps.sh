@@ -11,6 +11,7 @@ set -eu
 PKGS="build-essential cmake pkg-config git
 libsodium-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler
 libonnx-dev libonnx-testdata libcmocka-dev zlib1g-dev
+libmicrohttpd-dev libcurl4-gnutls-dev
 clang libclang-rt-14-dev clang-format
 dataset-fashion-mnist
 nsis libz-mingw-w64 python3-pefile"

@@ -1,0 +1,572 @@
+/*
+ * tests/test_serve.c - the HTTP service (include/tessera/serve.h) on
+ * 127.0.0.1 with an ephemeral port, a small model and test-only parameters:
+ * keys uploaded and stored under their hash, an inference whose output
+ * decrypts to the plaintext prediction, and the refusals: a secret key,
+ * keys of another plan, garbage and truncated bodies, unknown keys, inputs
+ * of another plan, corrupted inputs, oversized bodies, a full job queue
+ * (503 with Retry-After, made deterministic by the job hook), bad paths and
+ * methods; the server still answers after each, and no request leaves a
+ * file behind. Plans, keys and ciphertexts come from the `tessera` command.
+ */
+#include "clitest.h"
+
+#include "serve/serve_internal.h"
+#include "tessera/serve.h"
+#include "train/model.h"
+#include "train/model_onnx.h"
+
+#include <curl/curl.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <sodium.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define INSECURE " --insecure-parameters-for-testing"
+
+extern char **environ;
+
+static char plan_a[65], plan_b[65];
+
+/* ---- a small HTTP client over libcurl --------------------------------------------------- */
+
+typedef struct http_res {
+    long code;
+    char body[32768]; /* text bodies (cut) */
+    size_t n;
+    FILE *out; /* binary body to a file instead, if set */
+    int retry_after;
+} http_res;
+
+static size_t on_body(char *p, size_t sz, size_t nm, void *arg) {
+    http_res *r = arg;
+    size_t n = sz * nm;
+    if (r->out) return fwrite(p, 1, n, r->out);
+    size_t k = n < sizeof r->body - 1 - r->n ? n : sizeof r->body - 1 - r->n;
+    memcpy(r->body + r->n, p, k);
+    r->n += k;
+    r->body[r->n] = '\0';
+    return n;
+}
+
+static size_t on_header(char *p, size_t sz, size_t nm, void *arg) {
+    http_res *r = arg;
+    if (sz * nm > 12 && strncasecmp(p, "Retry-After:", 12) == 0) r->retry_after = atoi(p + 12);
+    return sz * nm;
+}
+
+/* method path [body file] [output file]: the status code (0 if the connection failed). */
+static long http(int port, const char *method, const char *path, const char *in, const char *out,
+                 http_res *r) {
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    char url[1024];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L); /* generous: only against a hung test */
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    FILE *fin = NULL;
+    if (in) {
+        fin = fopen(in, "rb");
+        assert_non_null(fin);
+        struct stat sb;
+        assert_int_equal(fstat(fileno(fin), &sb), 0);
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_READDATA, fin);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)sb.st_size);
+    }
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    if (out) {
+        r->out = fopen(out, "wb");
+        assert_non_null(r->out);
+    }
+    CURLcode cc = curl_easy_perform(c);
+    if (cc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->code);
+    if (fin) fclose(fin);
+    if (r->out) fclose(r->out);
+    r->out = NULL;
+    curl_easy_cleanup(c);
+    return r->code;
+}
+
+static void expect_code(long got, long want, const http_res *r, const char *what) {
+    if (got != want) fail_msg("%s: HTTP %ld (want %ld): %s", what, got, want, r->body);
+}
+
+static void expect_body(const http_res *r, const char *needle) {
+    if (!strstr(r->body, needle)) fail_msg("the answer lacks '%s': %s", needle, r->body);
+}
+
+/* ---- fixtures ---------------------------------------------------------------------------- */
+
+static void plan_id(const char *path, char hex[65]) {
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_plan_load(&p, path, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    uint8_t id[32];
+    tsr_nn_plan_id(p, id);
+    serve_format_id(id, hex);
+    tsr_nn_plan_free(p);
+}
+
+static void file_hash(const char *path, char hex[65]) {
+    uint8_t *buf;
+    size_t n;
+    char *s = tt_slurp(path); /* only to check it exists */
+    assert_non_null(s);
+    FILE *fp = fopen(path, "rb");
+    fseek(fp, 0, SEEK_END);
+    n = (size_t)ftell(fp);
+    rewind(fp);
+    buf = malloc(n);
+    assert_int_equal(fread(buf, 1, n, fp), n);
+    fclose(fp);
+    uint8_t h[32];
+    crypto_generichash(h, 32, buf, n, NULL, 0);
+    free(buf);
+    serve_format_id(h, hex);
+}
+
+static int count_files(const char *dir) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(d)) != NULL) n += de->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+static void copy_prefix(const char *from, const char *to, long n, long flip_at) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    int ch;
+    for (long i = 0; (n < 0 || i < n) && (ch = fgetc(a)) != EOF; i++)
+        fputc(i == flip_at ? ch ^ 0x40 : ch, b);
+    fclose(a);
+    fclose(b);
+}
+
+static int setup(void **state) {
+    if (tt_cli_setup(state) != 0) return -1;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    tsr_act_spec as;
+    tt_ok(tsr_act_parse("poly2", &as));
+    tsr_model *m;
+    tt_ok(tsr_model_build(&m, "cryptonets", &as, 4));
+    tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("m.onnx")));
+    tsr_model_free(m);
+    tt_cli_expect(tt_cli_run("compile %s --batch 4 --log-n 11 --no-measure --out %s" INSECURE,
+                             tt_cli_path("m.onnx"), tt_cli_path("a.plan")),
+                  0, "compile");
+    /* plan b: a linear model (flatten + dense): rotations, no relinearization key */
+    int t = 0;
+    tt_ok(tsr_model_create(&m, 1, 28, 28));
+    tt_ok(tsr_model_add_flatten(m, &t, "flatten", t));
+    tt_ok(tsr_model_add_dense(m, &t, "fc", t, 10, 1));
+    tt_ok(tsr_model_finish(m, t));
+    tt_ok(tsr_model_init(m, 5));
+    tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("lin.onnx")));
+    tsr_model_free(m);
+    tt_cli_expect(
+        tt_cli_run("compile %s --batch 2 --log-n 11 --packing tiled --no-measure --out %s" INSECURE,
+                   tt_cli_path("lin.onnx"), tt_cli_path("b.plan")),
+        0, "compile a second plan");
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("s.evk")),
+                  0, "keygen");
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                             tt_cli_path("b.plan"), tt_cli_path("c2.sk"), tt_cli_path("s2.evk")),
+                  0, "keygen for the second plan");
+    FILE *fp = fopen(tt_cli_path("in.csv"), "w");
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 784; k++)
+            fprintf(fp, "%g%c", 0.001 * ((i * 7 + k) % 100), k == 783 ? '\n' : ',');
+    fclose(fp);
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
+                             tt_cli_path("c.sk"), tt_cli_path("in.csv"), tt_cli_path("in.ct")),
+                  0, "encrypt");
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --count 2 --out %s" INSECURE,
+                             tt_cli_path("b.plan"), tt_cli_path("c2.sk"), tt_cli_path("in.csv"),
+                             tt_cli_path("in_b.ct")),
+                  0, "encrypt for the second plan");
+    plan_id(tt_cli_path("a.plan"), plan_a);
+    plan_id(tt_cli_path("b.plan"), plan_b);
+    return 0;
+}
+
+static int teardown(void **state) {
+    curl_global_cleanup();
+    return tt_cli_teardown(state);
+}
+
+static tsr_server *start(const char *state_name, tsr_serve_opts *o) {
+    static const char *plans[2];
+    static char pa[1024], pb[1024], st[1024];
+    snprintf(pa, sizeof pa, "%s", tt_cli_path("a.plan"));
+    snprintf(pb, sizeof pb, "%s", tt_cli_path("b.plan"));
+    snprintf(st, sizeof st, "%s", tt_cli_path(state_name));
+    plans[0] = pa;
+    plans[1] = pb;
+    o->plans = plans;
+    o->n_plans = 2;
+    o->state_dir = st;
+    o->port = 0;
+    o->ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    tsr_server *s = NULL;
+    tt_ok(tsr_serve_start(o, &s));
+    assert_true(tsr_serve_port(s) > 0);
+    return s;
+}
+
+/* ---- tests ------------------------------------------------------------------------------- */
+
+static void test_routes(void **state) {
+    (void)state;
+    serve_route r;
+    char path[256];
+    snprintf(path, sizeof path, "/v1/plans/%s/infer", plan_a);
+    serve_route_parse("POST", path, NULL, plan_b, &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.ep, EP_INFER);
+    char hex[65];
+    serve_format_id(r.plan, hex);
+    assert_string_equal(hex, plan_a);
+    serve_format_id(r.keys, hex);
+    assert_string_equal(hex, plan_b);
+    serve_route_parse("GET", path, NULL, plan_b, &r);
+    assert_int_equal(r.status, 405);
+    serve_route_parse("POST", path, NULL, "abc", &r);
+    assert_int_equal(r.status, 400);
+    serve_route_parse("POST", path, NULL, NULL, &r);
+    assert_int_equal(r.status, 400);
+    path[12] = 'g'; /* not hexadecimal */
+    serve_route_parse("POST", path, NULL, plan_b, &r);
+    assert_int_equal(r.status, 404);
+    serve_route_parse("PUT", "/v1/keys", NULL, NULL, &r);
+    assert_int_equal(r.ep, EP_KEYS);
+    assert_int_equal(r.has_plan, 0);
+    serve_route_parse("PUT", "/v1/keys", "12", NULL, &r);
+    assert_int_equal(r.status, 400);
+    serve_route_parse("GET", "/v1/plans/", NULL, NULL, &r);
+    assert_int_equal(r.status, 404);
+    serve_route_parse("GET", "/healthz", NULL, NULL, &r);
+    assert_int_equal(r.ep, EP_HEALTH);
+    serve_route_parse("DELETE", "/metrics", NULL, NULL, &r);
+    assert_int_equal(r.status, 405);
+}
+
+static void test_serve(void **state) {
+    (void)state;
+    tsr_serve_opts o;
+    tsr_serve_opts_default(&o);
+    FILE *log = fopen(tt_cli_path("serve.log"), "w");
+    o.log = log;
+    tsr_server *s = start("state", &o);
+    int port = tsr_serve_port(s);
+    http_res r;
+    expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz");
+    assert_string_equal(r.body, "ok\n");
+    expect_code(http(port, "GET", "/v1/plans", NULL, NULL, &r), 200, &r, "plans");
+    expect_body(&r, plan_a);
+    expect_body(&r, plan_b);
+    expect_body(&r, "\"input\": [1, 28, 28]");
+    expect_body(&r, "\"batch\": 4");
+    expect_code(http(port, "GET", "/nope", NULL, NULL, &r), 404, &r, "unknown path");
+    expect_code(http(port, "POST", "/healthz", NULL, NULL, &r), 405, &r, "wrong method");
+
+    /* keys: stored under their BLAKE2b-256 hash; a second upload finds them */
+    char kh[65], kh2[65], path[512];
+    file_hash(tt_cli_path("s.evk"), kh);
+    file_hash(tt_cli_path("s2.evk"), kh2);
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("s.evk"), NULL, &r), 201, &r, "keys");
+    expect_body(&r, kh);
+    expect_body(&r, plan_a);
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("s.evk"), NULL, &r), 200, &r,
+                "keys again");
+    snprintf(path, sizeof path, "/v1/keys?plan=%s", plan_b);
+    expect_code(http(port, "PUT", path, tt_cli_path("s2.evk"), NULL, &r), 201, &r,
+                "keys of plan b");
+    assert_null(strstr(r.body, plan_a)); /* no relinearization key: they cannot serve plan a */
+    assert_int_equal(count_files(tt_cli_path("state/keys")), 2);
+
+    /* the inference: its output decrypts to the plaintext prediction */
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_a, kh);
+    expect_code(http(port, "POST", path, tt_cli_path("in.ct"), tt_cli_path("out.ct"), &r), 200, &r,
+                "infer");
+    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("out.ct"),
+                             tt_cli_path("pred.csv"), tt_cli_path("in.csv")),
+                  0, "decrypt the server's output");
+    assert_non_null(strstr(tt_cli_output(), "agreement with plaintext inference: 100.00% of 4"));
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_b, kh2);
+    expect_code(http(port, "POST", path, tt_cli_path("in_b.ct"), tt_cli_path("out_b.ct"), &r), 200,
+                &r, "infer plan b");
+    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
+                             tt_cli_path("b.plan"), tt_cli_path("c2.sk"), tt_cli_path("out_b.ct"),
+                             tt_cli_path("pred_b.csv"), tt_cli_path("in.csv")),
+                  0, "decrypt the server's output for plan b");
+    assert_non_null(strstr(tt_cli_output(), "agreement with plaintext inference: 100.00% of 2"));
+
+    /* refusals, each with the command line's message */
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("c.sk"), NULL, &r), 403, &r,
+                "a secret key");
+    expect_body(&r, "secret key");
+    snprintf(path, sizeof path, "/v1/keys?plan=%s", plan_a);
+    expect_code(http(port, "PUT", path, tt_cli_path("s2.evk"), NULL, &r), 422, &r,
+                "keys of another plan");
+    expect_body(&r, "another plan");
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("in.csv"), NULL, &r), 400, &r,
+                "not keys");
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("a.plan"), NULL, &r), 400, &r,
+                "a plan as keys");
+    copy_prefix(tt_cli_path("s.evk"), tt_cli_path("half.evk"), 3000, -1);
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("half.evk"), NULL, &r), 400, &r,
+                "truncated keys");
+    copy_prefix(tt_cli_path("s.evk"), tt_cli_path("bad.evk"), -1, 5000);
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("bad.evk"), NULL, &r), 400, &r,
+                "corrupted keys");
+    expect_body(&r, "malformed");
+    assert_null(strstr(r.body, "/tmp/")); /* the server's paths are not told */
+    assert_int_equal(count_files(tt_cli_path("state/keys")), 2);
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_a, plan_a);
+    expect_code(http(port, "POST", path, tt_cli_path("in.ct"), NULL, &r), 404, &r, "unknown keys");
+    expect_body(&r, "PUT /v1/keys");
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_a, kh2);
+    expect_code(http(port, "POST", path, tt_cli_path("in.ct"), NULL, &r), 422, &r,
+                "keys of another plan at inference");
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_b, kh2);
+    expect_code(http(port, "POST", path, tt_cli_path("in.ct"), NULL, &r), 422, &r,
+                "inputs of another plan");
+    expect_body(&r, "reading the encrypted inputs");
+    expect_body(&r, "another plan");
+    copy_prefix(tt_cli_path("in.ct"), tt_cli_path("bad.ct"), -1, 5000);
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_a, kh);
+    expect_code(http(port, "POST", path, tt_cli_path("bad.ct"), NULL, &r), 400, &r,
+                "corrupted inputs");
+    expect_body(&r, "reading the encrypted inputs: ");
+    expect_body(&r, "the request body");
+    assert_null(strstr(r.body, "/tmp/"));
+    copy_prefix(tt_cli_path("in.ct"), tt_cli_path("half.ct"), 2000, -1);
+    expect_code(http(port, "POST", path, tt_cli_path("half.ct"), NULL, &r), 400, &r,
+                "truncated inputs");
+    expect_code(http(port, "POST", path, tt_cli_path("out.ct"), NULL, &r), 422, &r,
+                "outputs as inputs");
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_b + 1, kh);
+    expect_code(http(port, "POST", path, tt_cli_path("in.ct"), NULL, &r), 404, &r,
+                "malformed plan id");
+    char other[65];
+    snprintf(other, sizeof other, "%s", plan_a);
+    other[0] = other[0] == '0' ? '1' : '0';
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", other, kh);
+    expect_code(http(port, "POST", path, tt_cli_path("in.ct"), NULL, &r), 404, &r, "unknown plan");
+
+    /* still serving, nothing left behind, and the metrics count it all */
+    expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz after");
+    assert_int_equal(count_files(tt_cli_path("state/tmp")), 0);
+    expect_code(http(port, "GET", "/metrics", NULL, NULL, &r), 200, &r, "metrics");
+    expect_body(&r, "tessera_requests_total{endpoint=\"infer\",code=\"2xx\"} 2\n");
+    expect_body(&r, "tessera_requests_total{endpoint=\"keys\",code=\"2xx\"} 3\n");
+    expect_body(&r, "tessera_infer_seconds_count 2\n");
+    expect_body(&r, "tessera_jobs_in_flight 0\n");
+    assert_null(strstr(r.body, "tessera_key_cache_bytes 0\n"));
+    tsr_serve_stop(s, 60);
+
+    /* a restarted server finds the stored keys */
+    s = start("state", &o);
+    port = tsr_serve_port(s);
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_a, kh);
+    expect_code(http(port, "POST", path, tt_cli_path("in.ct"), tt_cli_path("out2.ct"), &r), 200, &r,
+                "infer after a restart");
+    tsr_serve_stop(s, 60);
+    fclose(log);
+}
+
+static void test_limits(void **state) {
+    (void)state;
+    tsr_serve_opts o;
+    tsr_serve_opts_default(&o);
+    o.max_body = 4096;
+    o.key_store = 1; /* every new upload evicts the others */
+    tsr_server *s = start("state_small", &o);
+    int port = tsr_serve_port(s);
+    http_res r;
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("s.evk"), NULL, &r), 413, &r,
+                "oversized keys");
+    expect_body(&r, "--max-body");
+    char path[512];
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_a, plan_a);
+    expect_code(http(port, "POST", path, tt_cli_path("in.ct"), NULL, &r), 413, &r,
+                "oversized inputs");
+    expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz after");
+    assert_int_equal(count_files(tt_cli_path("state_small/tmp")), 0);
+    tsr_serve_stop(s, 60);
+
+    /* the key store keeps at most key_store bytes: the older keys are evicted (never the
+     * ones just uploaded), and an inference with them asks for a new upload */
+    tsr_serve_opts_default(&o);
+    o.key_store = 1;
+    s = start("state_lru", &o);
+    port = tsr_serve_port(s);
+    char kh[65];
+    file_hash(tt_cli_path("s.evk"), kh);
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("s.evk"), NULL, &r), 201, &r, "keys");
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("s2.evk"), NULL, &r), 201, &r, "keys b");
+    assert_int_equal(count_files(tt_cli_path("state_lru/keys")), 1);
+    snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_a, kh);
+    expect_code(http(port, "POST", path, tt_cli_path("in.ct"), NULL, &r), 404, &r, "evicted keys");
+    tsr_serve_stop(s, 60);
+}
+
+/* The job hook: the first job tells the test it runs and waits to be released. */
+static sem_t started, release;
+
+static void hold_job(void *arg) {
+    (void)arg;
+    sem_post(&started);
+    sem_wait(&release);
+}
+
+typedef struct infer_arg {
+    int port;
+    char path[512];
+    const char *in, *out;
+    long code;
+} infer_arg;
+
+static void *infer_thread(void *p) {
+    infer_arg *a = p;
+    http_res r;
+    a->code = http(a->port, "POST", a->path, a->in, a->out, &r);
+    return NULL;
+}
+
+static void test_queue_full(void **state) {
+    (void)state;
+    sem_init(&started, 0, 0);
+    sem_init(&release, 0, 0);
+    tsr_serve_opts o;
+    tsr_serve_opts_default(&o);
+    o.max_jobs = 1;
+    o.max_queue = 0;
+    o.retry_after = 7;
+    o.job_hook = hold_job;
+    tsr_server *s = start("state_q", &o);
+    int port = tsr_serve_port(s);
+    http_res r;
+    char kh[65];
+    file_hash(tt_cli_path("s.evk"), kh);
+    expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("s.evk"), NULL, &r), 201, &r, "keys");
+    infer_arg a = { .port = port, .in = tt_cli_path("in.ct"), .out = NULL, .code = 0 };
+    char out[1024];
+    snprintf(out, sizeof out, "%s", tt_cli_path("out_q.ct"));
+    a.out = out;
+    char in[1024];
+    snprintf(in, sizeof in, "%s", tt_cli_path("in.ct"));
+    a.in = in;
+    snprintf(a.path, sizeof a.path, "/v1/plans/%s/infer?keys=%s", plan_a, kh);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, infer_thread, &a), 0);
+    sem_wait(&started); /* the first job holds the only slot */
+    expect_code(http(port, "POST", a.path, in, NULL, &r), 503, &r, "a second job");
+    assert_int_equal(r.retry_after, 7);
+    expect_body(&r, "busy");
+    expect_code(http(port, "GET", "/metrics", NULL, NULL, &r), 200, &r, "metrics");
+    expect_body(&r, "tessera_jobs_in_flight 1\n");
+    expect_body(&r, "tessera_rejected_busy_total 1\n");
+    expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz while busy");
+    sem_post(&release);
+    pthread_join(th, NULL);
+    assert_int_equal(a.code, 200);
+    /* and the slot is free again */
+    o.job_hook = NULL;
+    sem_post(&release); /* the hook still runs for the next job: let it through */
+    infer_arg b = a;
+    assert_int_equal(pthread_create(&th, NULL, infer_thread, &b), 0);
+    sem_wait(&started);
+    pthread_join(th, NULL);
+    assert_int_equal(b.code, 200);
+    tsr_serve_stop(s, 60);
+    assert_int_equal(count_files(tt_cli_path("state_q/tmp")), 0);
+    sem_destroy(&started);
+    sem_destroy(&release);
+}
+
+/* `tessera serve` as a process: --port-file, then SIGTERM stops it cleanly (exit 0). */
+static void test_cli(void **state) {
+    (void)state;
+    tt_cli_expect(tt_cli_run("serve --plan %s --state-dir %s --jobs 0" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("st_cli")),
+                  2, "serve --jobs 0");
+    tt_cli_expect(tt_cli_run("serve --state-dir %s", tt_cli_path("st_cli")), 2, "serve no plan");
+    tt_cli_expect(tt_cli_run("serve --plan %s --state-dir %s --listen nowhere" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("st_cli")),
+                  2, "serve --listen without a port");
+    tt_cli_expect_fail(
+        tt_cli_run("serve --plan %s --state-dir %s", tt_cli_path("a.plan"), tt_cli_path("st_cli")),
+        "serve a test-only plan without the flag", "security");
+    const char *b = getenv("TSR_BINARY_DIR");
+    char bin[1024], plan[1024], st[1024], pf[1024];
+    snprintf(bin, sizeof bin, "%s/bin/tessera", b ? b : "build");
+    snprintf(plan, sizeof plan, "%s", tt_cli_path("a.plan"));
+    snprintf(st, sizeof st, "%s", tt_cli_path("st_cli"));
+    snprintf(pf, sizeof pf, "%s", tt_cli_path("port"));
+    char *args[] = { bin,
+                     "serve",
+                     "--plan",
+                     plan,
+                     "--state-dir",
+                     st,
+                     "--listen",
+                     "127.0.0.1:0",
+                     "--port-file",
+                     pf,
+                     "--insecure-parameters-for-testing",
+                     NULL };
+    pid_t pid;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, tt_cli_path("serve.out"), O_WRONLY | O_CREAT, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, args, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    /* wait for the port file (synchronisation, not a timed assertion: 5 minutes at most) */
+    int port = 0;
+    for (int i = 0; i < 3000 && !port; i++) {
+        char *s = tt_slurp(pf);
+        if (s) port = atoi(s);
+        if (!port) usleep(100000);
+    }
+    assert_true(port > 0);
+    http_res r;
+    expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz");
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_non_null(strstr(tt_slurp(tt_cli_path("serve.out")), "stopping: drained"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_routes), cmocka_unit_test(test_serve),
+        cmocka_unit_test(test_limits), cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_cli),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
