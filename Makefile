@@ -4,9 +4,10 @@ JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 FUZZ_SMOKE  ?= 4
 FUZZ_LONG   ?= 120
 CMAKE_FLAGS ?=
+PREFIX      ?= /usr/local
 
 .PHONY: all deps configure build test check asan fuzz fuzz-smoke fuzz-build demo demo-ckks bench \
-        format format-check clean help malware-lab onnx-tests
+        format format-check clean help malware-lab onnx-tests install deb
 
 all: build
 
@@ -22,6 +23,9 @@ help:
 	@echo "make malware-lab   detector robustness lab: stand-in PE corpus (docs/MALWARE.md; installs nsis, mingw-w64, wine64)"
 	@echo "make onnx-tests    every ONNX backend test of libonnx-testdata, plaintext (docs/ONNX.md)"
 	@echo "make format        clang-format all sources in place"
+	@echo "make install       install library, headers, tessera.pc, CMake package, command, man page"
+	@echo "                   (PREFIX=$(PREFIX))"
+	@echo "make deb           Debian packages libtessera0, libtessera-dev, tessera in build-deb/"
 
 deps:
 	@sh scripts/deps.sh
@@ -80,6 +84,12 @@ bench: build
 malware-lab: build
 	@sh scripts/deps.sh lab
 	sh scripts/make_pe_corpus.sh build/malware-lab/corpus
+
+install: build
+	cmake --install build --prefix $(PREFIX)
+
+deb:
+	@sh scripts/deb.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

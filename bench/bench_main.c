@@ -20,6 +20,7 @@ static const bench_entry benches[] = {
     { "fl", bench_fl_main, "distributed-learning lab: aggregation rules, rounds per second" },
     { "model", bench_model_main, "encrypted inference of an ONNX model: latency, throughput" },
     { "ring", bench_ring_main, "ring layer: NTT, element-wise, basis conversion per SIMD family" },
+    { "serve", bench_serve_main, "tessera serve on loopback: N clients, latency, lost/corrupted" },
     { "tile", bench_tile_main, "tile tensors on CKKS: matrix products, convolution, per shape" },
     { "train", bench_train_main,
       "training epochs of the CNNs and MLP (compare bench/train_torch.py)" },
@@ -53,7 +54,8 @@ int tsr_cmd_bench(int argc, char **argv) {
     if (strcmp(argv[1], "all") == 0) {
         int rc = 0;
         for (size_t i = 0; benches[i].name; i++) {
-            if (strcmp(benches[i].name, "model") == 0) continue; /* needs a model argument */
+            if (strcmp(benches[i].name, "model") == 0 || strcmp(benches[i].name, "serve") == 0)
+                continue; /* need a model or plan argument */
             char *sub[] = { (char *)benches[i].name, NULL };
             int r = benches[i].fn(1, sub);
             if (r) rc = r;

@@ -118,5 +118,6 @@ int tsr_cmd_fl(int argc, char **argv);
 int tsr_cmd_attack(int argc, char **argv);
 int tsr_cmd_onnx_test(int argc, char **argv);
 int tsr_cmd_serve(int argc, char **argv);
+int tsr_cmd_client(int argc, char **argv);
 
 #endif /* TSR_CLI_H */

@@ -23,6 +23,7 @@ static const verb verbs[] = {
     { "attack", tsr_cmd_attack, "detector robustness lab (adversarial payloads against MalConv)" },
     { "bench", tsr_cmd_bench, "benchmark programs (ckks, ...)" },
     { "ckks", tsr_cmd_ckks, "CKKS parameter sets: presets, custom chains, security check" },
+    { "client", tsr_cmd_client, "client of tessera serve: encrypt, upload, infer, decrypt" },
     { "compile", tsr_cmd_compile, "compile an ONNX model into an encrypted-inference plan" },
     { "decrypt", tsr_cmd_decrypt, "client: decrypt encrypted predictions (accuracy, agreement)" },
     { "demo", tsr_cmd_demo, "tessera demo ckks: CKKS polynomial and rotation-sums vs plaintext" },

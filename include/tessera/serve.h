@@ -80,6 +80,51 @@ TSR_API int tsr_serve_port(const tsr_server *s);
  */
 TSR_API void tsr_serve_stop(tsr_server *s, double drain_seconds);
 
+/* ======================================================================== */
+/* Client (libcurl)                                                           */
+/* ======================================================================== */
+
+/** Options of the client calls (fill with tsr_client_opts_default, then set server). */
+typedef struct tsr_client_opts {
+    const char *server;  /**< base URL: "http://127.0.0.1:8480" (https with TLS) */
+    int retries;         /**< how often a 503 is retried after its Retry-After (default 8) */
+    double max_wait;     /**< longest wait before one retry, in seconds (default 60) */
+    long timeout;        /**< seconds one request may take (0: no limit, the default) */
+    const char *ca_file; /**< CA certificates for https (NULL: the system's) */
+    int progress;        /**< 1: upload and download progress on stderr (core/progress) */
+} tsr_client_opts;
+
+TSR_API void tsr_client_opts_default(tsr_client_opts *o);
+
+/**
+ * Upload evaluation keys (PUT /v1/keys, checked against plan_id unless it is
+ * NULL), streamed from the file; hash receives their id (64 hexadecimal
+ * digits). A refusal fails with the status its HTTP code stands for
+ * (403 TSR_ERR_SECRET, 422 TSR_ERR_MISMATCH, 400 TSR_ERR_FORMAT, 413
+ * TSR_ERR_INVALID_ARG, 404 TSR_ERR_NOT_FOUND) and the server's message;
+ * TSR_ERR_IO when the server cannot be reached or stays busy.
+ */
+TSR_API tsr_status tsr_client_put_keys(const tsr_client_opts *o, const char *keys_path,
+                                       const uint8_t *plan_id, char hash[65]);
+/**
+ * Run an inference (POST /v1/plans/ID/infer?keys=HASH): the encrypted
+ * inputs streamed from in_path, the encrypted outputs to out_path (written
+ * to a temporary file renamed into place once complete). Keys the server
+ * does not have fail with TSR_ERR_NOT_FOUND and *unknown_keys = 1 (may be
+ * NULL): upload them and call again. 503 answers are retried as above.
+ */
+TSR_API tsr_status tsr_client_infer(const tsr_client_opts *o, const uint8_t plan_id[32],
+                                    const char *keys_hash, const char *in_path,
+                                    const char *out_path, int *unknown_keys);
+/**
+ * Check that a file holds evaluation keys by its frame header: a secret key
+ * fails with TSR_ERR_SECRET (it never leaves the client; tsr_client_put_keys
+ * checks this before sending anything), anything else with TSR_ERR_FORMAT.
+ */
+TSR_API tsr_status tsr_client_check_keys_file(const char *path);
+/** The BLAKE2b-256 of a file as 64 hexadecimal digits (the id PUT /v1/keys answers). */
+TSR_API tsr_status tsr_client_file_hash(const char *path, char hash[65]);
+
 TSR_END_DECLS
 
 #endif /* TESSERA_SERVE_H */

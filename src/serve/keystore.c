@@ -389,6 +389,14 @@ void ks_release(keystore *ks, ks_loaded *e) {
     pthread_mutex_unlock(&ks->mu);
 }
 
+int ks_has(keystore *ks, const uint8_t hash[32]) {
+    pthread_mutex_lock(&ks->mu);
+    int has = find_file(ks, hash) != NULL;
+    for (ks_loaded *e = ks->loaded; e && !has; e = e->next) has = memcmp(e->hash, hash, 32) == 0;
+    pthread_mutex_unlock(&ks->mu);
+    return has;
+}
+
 void ks_usage(keystore *ks, uint64_t *cache_bytes, uint64_t *store_bytes) {
     pthread_mutex_lock(&ks->mu);
     *cache_bytes = ks->cache_bytes;

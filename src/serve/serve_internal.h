@@ -99,6 +99,8 @@ tsr_status ks_add(keystore *ks, const char *tmp_path, const uint8_t hash[32], in
  */
 tsr_status ks_acquire(keystore *ks, const uint8_t hash[32], int plan, ks_loaded **out);
 void ks_release(keystore *ks, ks_loaded *e);
+/** 1 if keys `hash` are stored (or loaded for some plan), else 0. */
+int ks_has(keystore *ks, const uint8_t hash[32]);
 /** Bytes loaded in memory and stored on disk. */
 void ks_usage(keystore *ks, uint64_t *cache_bytes, uint64_t *store_bytes);
 

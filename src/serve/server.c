@@ -209,6 +209,21 @@ static enum MHD_Result send_failure(tsr_server *s, struct MHD_Connection *c, req
     return send_error(s, c, r, status_code(st), msg);
 }
 
+/* 404 for keys the store does not hold, marked so a client knows to upload them. */
+static enum MHD_Result send_unknown_keys(tsr_server *s, struct MHD_Connection *c, req *r) {
+    static const char msg[] = "no evaluation keys with this hash are stored here (never "
+                              "uploaded, or evicted from the key store): upload them with PUT "
+                              "/v1/keys\n";
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(sizeof msg - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+    if (resp) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+        MHD_add_response_header(resp, "X-Tessera-Error", "unknown-keys");
+    }
+    logf_(s, "infer refused: 404 unknown keys");
+    return send_response(s, c, r, 404, resp, sizeof msg - 1);
+}
+
 /* ---- GET endpoints --------------------------------------------------------------------- */
 
 static void json_string(char *out, size_t n, const char *s) {
@@ -581,6 +596,12 @@ static enum MHD_Result finish_infer(tsr_server *s, struct MHD_Connection *c, req
     ks_loaded *e = NULL;
     tsr_status st = ks_acquire(s->ks, r->rt.keys, r->plan, &e);
     const char *what = "loading the evaluation keys";
+    if (st == TSR_ERR_NOT_FOUND) { /* evicted while this job waited */
+        end_turn(s, 0, 0);
+        drop_tmp(r);
+        release_ticket(s, r);
+        return send_unknown_keys(s, c, r);
+    }
     int fd = -1, n = 0;
     uint64_t len = 0;
     if (st == TSR_OK) st = run_job(s, r, e, &fd, &len, &n, &what);
@@ -658,6 +679,8 @@ static enum MHD_Result begin(tsr_server *s, struct MHD_Connection *c, const char
     } else {
         if ((r->plan = find_plan(s, r->rt.plan)) < 0)
             return send_error(s, c, r, 404, "no such plan on this server (GET /v1/plans)");
+        if (!ks_has(s->ks, r->rt.keys)) /* before the body: the client uploads them first */
+            return send_unknown_keys(s, c, r);
         pthread_mutex_lock(&s->mu);
         int full = s->tickets >= s->o.max_jobs + s->o.max_queue;
         if (full)
