@@ -434,6 +434,15 @@ static void take_body(tsr_server *s, req *r, const char *data, size_t n) {
     }
 }
 
+/*
+ * The idle timeout of a connection whose request the server is working on: off while it works
+ * (a long job is not a stalled client), back on after it (libmicrohttpd restarts the timer when a
+ * timeout is set where there was none).
+ */
+static void idle_timeout(tsr_server *s, struct MHD_Connection *c, int on) {
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT, on ? s->o.client_timeout : 0u);
+}
+
 /* ---- PUT /v1/keys ---------------------------------------------------------------------- */
 
 static enum MHD_Result finish_keys(tsr_server *s, struct MHD_Connection *c, req *r) {
@@ -457,7 +466,9 @@ static enum MHD_Result finish_keys(tsr_server *s, struct MHD_Connection *c, req 
         return send_error(s, c, r, 503, "out of memory");
     }
     int existed = 0;
+    idle_timeout(s, c, 0); /* validating large keys takes a while */
     tsr_status st = ks_add(s->ks, r->tmp, hash, r->want, matched, &existed);
+    idle_timeout(s, c, 1);
     if (st != TSR_OK) {
         free(matched);
         enum MHD_Result ret = send_failure(s, c, r, st, "checking the evaluation keys", r->tmp);
@@ -581,9 +592,11 @@ static enum MHD_Result finish_infer(tsr_server *s, struct MHD_Connection *c, req
         return send_error(s, c, r, 507, "the server could not store the body");
     }
     r->fd = -1;
+    idle_timeout(s, c, 0); /* waiting and running are not a stalled client */
     if (wait_turn(s) != 0) {
         drop_tmp(r);
         release_ticket(s, r);
+        idle_timeout(s, c, 1);
         pthread_mutex_lock(&s->mu);
         s->rejected_busy++;
         pthread_mutex_unlock(&s->mu);
@@ -597,9 +610,10 @@ static enum MHD_Result finish_infer(tsr_server *s, struct MHD_Connection *c, req
     tsr_status st = ks_acquire(s->ks, r->rt.keys, r->plan, &e);
     const char *what = "loading the evaluation keys";
     if (st == TSR_ERR_NOT_FOUND) { /* evicted while this job waited */
-        end_turn(s, 0, 0);
         drop_tmp(r);
+        end_turn(s, 0, 0);
         release_ticket(s, r);
+        idle_timeout(s, c, 1);
         return send_unknown_keys(s, c, r);
     }
     int fd = -1, n = 0;
@@ -607,11 +621,12 @@ static enum MHD_Result finish_infer(tsr_server *s, struct MHD_Connection *c, req
     if (st == TSR_OK) st = run_job(s, r, e, &fd, &len, &n, &what);
     ks_release(s->ks, e);
     double dt = tsr_now() - t0;
-    end_turn(s, dt, st == TSR_OK);
     char tmp[sizeof r->tmp];
     snprintf(tmp, sizeof tmp, "%s", r->tmp);
-    drop_tmp(r);
+    drop_tmp(r); /* before the job counts as done: nothing of it is left then */
+    end_turn(s, dt, st == TSR_OK);
     release_ticket(s, r);
+    idle_timeout(s, c, 1);
     if (st != TSR_OK) return send_failure(s, c, r, st, what, tmp);
     struct MHD_Response *resp = MHD_create_response_from_fd64(len, fd);
     if (!resp) {

@@ -1,0 +1,338 @@
+/*
+ * tests/test_serve_faults.c - `tessera serve` against misbehaving clients on
+ * 127.0.0.1, each followed by a check that the server still answers and
+ * left no file: a client that disconnects mid-upload, one that sends a
+ * truncated body and half-closes, one that disconnects before reading its
+ * answer, a slowloris client (headers never finished: closed by the idle
+ * timeout), and a graceful stop (SIGTERM's path, tsr_serve_stop) while a job
+ * runs: the job finishes and its answer arrives. Synchronisation by the
+ * server's own counters (/metrics) and the job hook, never by sleeping a
+ * fixed time; every wait has a generous bound against a hung test.
+ */
+#include "clitest.h"
+
+#include "serve/serve_internal.h"
+#include "tessera/serve.h"
+#include "train/model.h"
+#include "train/model_onnx.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <dirent.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define INSECURE " --insecure-parameters-for-testing"
+
+static char plan_a[65], keys_a[65], in_ct[1024], state_dir[1024];
+
+static int setup(void **state) {
+    if (tt_cli_setup(state) != 0) return -1;
+    tsr_act_spec as;
+    tt_ok(tsr_act_parse("poly2", &as));
+    tsr_model *m;
+    tt_ok(tsr_model_build(&m, "cryptonets", &as, 4));
+    tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("m.onnx")));
+    tsr_model_free(m);
+    tt_cli_expect(tt_cli_run("compile %s --batch 2 --log-n 11 --no-measure --out %s" INSECURE,
+                             tt_cli_path("m.onnx"), tt_cli_path("a.plan")),
+                  0, "compile");
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("s.evk")),
+                  0, "keygen");
+    FILE *fp = fopen(tt_cli_path("in.csv"), "w");
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 784; k++)
+            fprintf(fp, "%g%c", 0.001 * ((i * 7 + k) % 100), k == 783 ? '\n' : ',');
+    fclose(fp);
+    tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
+                             tt_cli_path("c.sk"), tt_cli_path("in.csv"), tt_cli_path("in.ct")),
+                  0, "encrypt");
+    snprintf(in_ct, sizeof in_ct, "%s", tt_cli_path("in.ct"));
+    snprintf(state_dir, sizeof state_dir, "%s", tt_cli_path("state"));
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_plan_load(&p, tt_cli_path("a.plan"), TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    uint8_t id[32];
+    tsr_nn_plan_id(p, id);
+    serve_format_id(id, plan_a);
+    tsr_nn_plan_free(p);
+    tt_ok(tsr_client_file_hash(tt_cli_path("s.evk"), keys_a));
+    return 0;
+}
+
+static sem_t started, release;
+static int hold;
+
+static void hold_job(void *arg) {
+    (void)arg;
+    if (!__atomic_load_n(&hold, __ATOMIC_SEQ_CST)) return;
+    sem_post(&started);
+    sem_wait(&release);
+}
+
+static tsr_server *start(void) {
+    static const char *plans[1];
+    static char pa[1024];
+    snprintf(pa, sizeof pa, "%s", tt_cli_path("a.plan"));
+    plans[0] = pa;
+    tsr_serve_opts o;
+    tsr_serve_opts_default(&o);
+    o.plans = plans;
+    o.n_plans = 1;
+    o.state_dir = state_dir;
+    o.port = 0;
+    o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    o.client_timeout = 1; /* the slowloris test waits for it (with a 5-minute bound) */
+    o.job_hook = hold_job;
+    tsr_server *s = NULL;
+    tt_ok(tsr_serve_start(&o, &s));
+    return s;
+}
+
+/* A connected socket to the server with a 5-minute receive bound. */
+static int dial(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    struct timeval tv = { 300, 0 };
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return fd;
+}
+
+static void send_all(int fd, const void *buf, size_t n) {
+    const char *p = buf;
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        assert_true(w > 0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+static size_t collect(char *p, size_t sz, size_t nm, void *arg) {
+    char *buf = arg;
+    size_t have = strlen(buf), n = sz * nm;
+    size_t k = n < 32767 - have ? n : 32767 - have;
+    memcpy(buf + have, p, k);
+    buf[have + k] = '\0';
+    return n;
+}
+
+/* GET path: the status (0: no connection); the body in a static buffer. */
+static long get(int port, const char *path, const char **body) {
+    static char buf[32768];
+    buf[0] = '\0';
+    char url[256];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, path);
+    CURL *c = curl_easy_init();
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+    long code = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    if (body) *body = buf;
+    return code;
+}
+
+/* The value of a metrics line (-1 if absent). */
+static long metric(int port, const char *line) {
+    const char *b;
+    if (get(port, "/metrics", &b) != 200) return -1;
+    const char *v = strstr(b, line);
+    return v ? atol(v + strlen(line)) : -1;
+}
+
+/* Wait (at most 5 minutes) until a counter reaches want. */
+static void wait_metric(int port, const char *line, long want) {
+    for (int i = 0; i < 6000 && metric(port, line) < want; i++) usleep(50000);
+    if (metric(port, line) < want) fail_msg("%s never reached %ld", line, want);
+}
+
+static int tmp_files(void) {
+    char d[1100];
+    snprintf(d, sizeof d, "%s/tmp", state_dir);
+    DIR *dp = opendir(d);
+    if (!dp) return -1;
+    int n = 0;
+    struct dirent *de;
+    while ((de = readdir(dp)) != NULL) n += de->d_name[0] != '.';
+    closedir(dp);
+    return n;
+}
+
+static void upload_keys(int port) {
+    CURL *c = curl_easy_init();
+    char url[256], buf[32768] = "";
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/keys", port);
+    FILE *fp = fopen(tt_cli_path("s.evk"), "rb");
+    struct stat sb;
+    fstat(fileno(fp), &sb);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_READDATA, fp);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)sb.st_size);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, buf);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    long code = 0;
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(c);
+    fclose(fp);
+    if (code != 201 && code != 200) fail_msg("key upload: %ld %s", code, buf);
+}
+
+#define ABORTED_INFER "tessera_requests_total{endpoint=\"infer\",code=\"aborted\"} "
+#define ABORTED_KEYS  "tessera_requests_total{endpoint=\"keys\",code=\"aborted\"} "
+
+static void test_disconnects(void **state) {
+    (void)state;
+    tsr_server *s = start();
+    int port = tsr_serve_port(s);
+    upload_keys(port);
+    char head[512];
+    /* 1. keys: headers and part of the body, then the client goes away */
+    int fd = dial(port);
+    snprintf(head, sizeof head,
+             "PUT /v1/keys HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n");
+    send_all(fd, head, strlen(head));
+    char junk[3000];
+    memset(junk, 'x', sizeof junk);
+    memcpy(junk, "TSR\x1a", 4);
+    junk[6] = 8; /* kind: evaluation keys */
+    junk[7] = 0;
+    memset(junk + 8, 0, 4);
+    send_all(fd, junk, sizeof junk);
+    close(fd);
+    wait_metric(port, ABORTED_KEYS, 1);
+    assert_int_equal(tmp_files(), 0);
+    /* 2. an inference body cut short, the write side closed */
+    FILE *fp = fopen(in_ct, "rb");
+    fseek(fp, 0, SEEK_END);
+    long n = ftell(fp);
+    rewind(fp);
+    char *ct = malloc((size_t)n);
+    assert_int_equal(fread(ct, 1, (size_t)n, fp), (size_t)n);
+    fclose(fp);
+    fd = dial(port);
+    snprintf(head, sizeof head,
+             "POST /v1/plans/%s/infer?keys=%s HTTP/1.1\r\nHost: x\r\nContent-Length: %ld\r\n\r\n",
+             plan_a, keys_a, n);
+    send_all(fd, head, strlen(head));
+    send_all(fd, ct, (size_t)n / 2);
+    shutdown(fd, SHUT_WR);
+    char rb[256];
+    while (recv(fd, rb, sizeof rb, 0) > 0) {
+    } /* the server closes (or answers): never a job */
+    close(fd);
+    wait_metric(port, ABORTED_INFER, 1);
+    assert_int_equal(tmp_files(), 0);
+    assert_int_equal(metric(port, "tessera_infer_seconds_count "), 0);
+    /* 3. a whole body, then the client leaves before reading the answer */
+    fd = dial(port);
+    send_all(fd, head, strlen(head));
+    send_all(fd, ct, (size_t)n);
+    close(fd);
+    wait_metric(port, "tessera_infer_seconds_count ", 1); /* the job ran (its answer may sit in
+                                                             the socket's buffer: not counted) */
+    assert_int_equal(tmp_files(), 0);
+    assert_int_equal(metric(port, "tessera_jobs_in_flight "), 0);
+    assert_int_equal(metric(port, "tessera_jobs_queued "), 0);
+    /* 4. slowloris: headers never finished; the idle timeout closes the connection */
+    fd = dial(port);
+    const char *slow = "GET /healthz HTTP/1.1\r\nHost: x\r\n";
+    send_all(fd, slow, strlen(slow));
+    assert_int_equal(get(port, "/healthz", NULL), 200); /* others are served meanwhile */
+    ssize_t got = recv(fd, rb, sizeof rb, 0);
+    assert_true(got <= 0); /* closed by the server, without an answer */
+    close(fd);
+    /* still serving */
+    const char *body;
+    assert_int_equal(get(port, "/healthz", &body), 200);
+    assert_string_equal(body, "ok\n");
+    free(ct);
+    tsr_serve_stop(s, 60);
+}
+
+typedef struct infer_job {
+    int port;
+    long code;
+    char out[1024];
+} infer_job;
+
+static void *infer_thread(void *arg) {
+    infer_job *j = arg;
+    tsr_client_opts o;
+    tsr_client_opts_default(&o);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", j->port);
+    o.server = url;
+    uint8_t id[32];
+    serve_parse_id(plan_a, id);
+    j->code = tsr_client_infer(&o, id, keys_a, in_ct, j->out, NULL) == TSR_OK ? 200 : 0;
+    return NULL;
+}
+
+static void *stop_thread(void *arg) {
+    tsr_serve_stop(arg, 300);
+    return NULL;
+}
+
+static void test_drain(void **state) {
+    (void)state;
+    sem_init(&started, 0, 0);
+    sem_init(&release, 0, 0);
+    tsr_server *s = start();
+    int port = tsr_serve_port(s);
+    upload_keys(port);
+    infer_job j = { .port = port, .code = 0, .out = "" };
+    snprintf(j.out, sizeof j.out, "%s", tt_cli_path("drained.ct"));
+    __atomic_store_n(&hold, 1, __ATOMIC_SEQ_CST);
+    pthread_t tj, ts;
+    assert_int_equal(pthread_create(&tj, NULL, infer_thread, &j), 0);
+    sem_wait(&started); /* the job runs */
+    assert_int_equal(pthread_create(&ts, NULL, stop_thread, s), 0);
+    /* the server stops listening (new connections fail) but the job goes on */
+    for (int i = 0; i < 6000 && get(port, "/healthz", NULL) != 0; i++) usleep(50000);
+    assert_int_equal(get(port, "/healthz", NULL), 0);
+    sem_post(&release);
+    pthread_join(tj, NULL);
+    pthread_join(ts, NULL);
+    __atomic_store_n(&hold, 0, __ATOMIC_SEQ_CST);
+    assert_int_equal(j.code, 200);
+    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), j.out,
+                             tt_cli_path("p.csv"), tt_cli_path("in.csv")),
+                  0, "decrypt the drained job's answer");
+    if (!strstr(tt_cli_output(), "agreement with plaintext inference: 100.00%"))
+        fail_msg("%s", tt_cli_output());
+    assert_int_equal(tmp_files(), 0);
+    sem_destroy(&started);
+    sem_destroy(&release);
+}
+
+int main(void) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_disconnects),
+        cmocka_unit_test(test_drain),
+    };
+    int rc = cmocka_run_group_tests(tests, setup, tt_cli_teardown);
+    curl_global_cleanup();
+    return rc;
+}
