@@ -81,9 +81,16 @@ bench: build
 
 # The detector robustness lab (docs/MALWARE.md). Its heavy packages (wine64,
 # gcc-mingw-w64) are installed here only, never by `make check`.
+LAB = build/malware-lab
 malware-lab: build
 	@sh scripts/deps.sh lab
-	sh scripts/make_pe_corpus.sh build/malware-lab/corpus
+	sh scripts/make_pe_corpus.sh $(LAB)/corpus
+	./build/bin/tessera attack train --corpus $(LAB)/corpus --out $(LAB)/malconv.tmc --epochs 8 \
+	  --report $(LAB)/train.csv --force
+	./build/bin/tessera attack payload --model $(LAB)/malconv.tmc --corpus $(LAB)/corpus \
+	  --out-dir $(LAB)/attack --save
+	sh scripts/wine_check.sh $(LAB)/corpus/files $(LAB)/attack/attacked/overlay
+	sh scripts/wine_check.sh $(LAB)/corpus/files $(LAB)/attack/attacked/slack
 
 install: build
 	cmake --install build --prefix $(PREFIX)
