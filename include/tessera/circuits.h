@@ -371,6 +371,146 @@ TSR_API size_t tsr_circuits_lt_baby_steps(const tsr_circuits_lt *lt);
 TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                          const tsr_ckks_ciphertext *in, const tsr_circuits_lt *lt);
 
+/* ======================================================================== */
+/* Bootstrapping                                                             */
+/* ======================================================================== */
+
+/*
+ * CKKS bootstrapping (Cheon, Han, Kim, Kim, Song, EUROCRYPT 2018; Chen,
+ * Chillotti, Song, EUROCRYPT 2019; Han, Ki, CT-RSA 2020; Bossuat et al.,
+ * EUROCRYPT 2021): a ciphertext with few levels left becomes one at a high
+ * level holding the same slots. Stages (each a function below, so callers
+ * can time them):
+ *  1. ModRaise: the input is brought to level 0 at the scale q_0 / 2^R (R =
+ *     log_message_ratio; one exact adjustment, which needs input level >= 1)
+ *     and lifted to the top level: its coefficients become c = Delta m +
+ *     q_0 I with |I| < K. Sparse slots (n < N/2) then sum the rotations by
+ *     multiples of n (the trace onto the subring the n-periodic message
+ *     lives in), which removes I outside that subring.
+ *  2. CoeffsToSlots: the inverse special FFT, factored into `cts_levels`
+ *     sparse-diagonal matrices (one level each, baby-step giant-step with
+ *     hoisted baby rotations): slot j gets (c_j + i c_{j+n}) / (2 K q_0)
+ *     (bit-reversed order).
+ *  3. EvalMod: real and imaginary parts are split with one conjugation and
+ *     an exact multiplication by -i; each part x = c / (K q_0) goes through
+ *     a Chebyshev interpolant of cos(2 pi (K x - 1/4) / 2^r) and r
+ *     double-angle steps cos 2t = 2 cos^2 t - 1, giving sin(2 pi c / q_0)
+ *     ~ 2 pi (c mod q_0) / q_0; the parts are joined again.
+ *  4. SlotsToCoeffs: the forward special FFT in `stc_levels` factors, with
+ *     q_0 / (2 pi Delta) folded in: the slots hold m again.
+ * Every stage output sits at its level's canonical scale; the result is at
+ * level tsr_circuits_boot_info.out_level with exactly its canonical scale.
+ *
+ * Keys: a relinearization key and Galois keys for the rotations of
+ * tsr_circuits_boot_rotations plus the conjugation key
+ * (TSR_CKKS_GALOIS_CONJUGATE), all of the evaluator passed in.
+ *
+ * Secrets: K must bound |I| <= (||s||_1 + 1) / 2. A fixed-Hamming-weight
+ * secret (h <= 64) gives the deterministic K = floor((h + 1) / 2) + 1; a
+ * dense ternary secret needs an explicit K in the config (the failure
+ * probability is then the caller's: |I| is about a Gaussian of standard
+ * deviation sqrt(N / 18)).
+ */
+
+/** Configuration of a bootstrapping circuit (zero fields take the defaults). */
+typedef struct tsr_circuits_boot_config {
+    size_t slots;               /**< n: N/2 (0, the default) or a smaller power of two */
+    int cts_levels;             /**< CoeffsToSlots level budget, 1..log2(n) (0: 3, or less) */
+    int stc_levels;             /**< SlotsToCoeffs level budget, 1..log2(n) (0: 3, or less) */
+    unsigned k;                 /**< EvalMod range: |I| < K (0: from the secret, see above) */
+    unsigned double_angle;      /**< r: double-angle steps (0: 2) */
+    unsigned cos_degree;        /**< degree of the cosine interpolant (0: smallest 2^d - 1 fit) */
+    unsigned log_message_ratio; /**< R: the input scale before ModRaise is q_0 / 2^R (0: 9) */
+} tsr_circuits_boot_config;
+
+/** What a prepared bootstrapping circuit costs and produces. */
+typedef struct tsr_circuits_boot_info {
+    size_t slots;          /**< n */
+    int cts_levels;        /**< levels of CoeffsToSlots */
+    int evalmod_levels;    /**< levels of EvalMod: cosine depth + r */
+    int stc_levels;        /**< levels of SlotsToCoeffs */
+    int depth;             /**< levels consumed from the top: the sum of the three above */
+    int out_level;         /**< level of the result: L - depth */
+    double out_scale;      /**< the result's scale: the canonical scale of out_level */
+    unsigned k;            /**< EvalMod range K */
+    unsigned double_angle; /**< r */
+    unsigned cos_degree;   /**< degree of the cosine interpolant */
+    double cos_error;      /**< its max error on [-1, 1] */
+    double in_scale;       /**< q_0 / 2^R: the scale of the message at ModRaise */
+    size_t rotations;      /**< rotation keys needed */
+} tsr_circuits_boot_info;
+
+/**
+ * A prepared bootstrapping circuit: the factored DFT matrices encoded as
+ * plaintexts at their levels and the EvalMod polynomial. Immutable after
+ * creation: several threads may bootstrap with one (each with its own
+ * evaluator).
+ */
+typedef struct tsr_circuits_boot tsr_circuits_boot;
+
+/**
+ * Prepare bootstrapping for p with cfg (NULL: all defaults). Fails with
+ * TSR_ERR_INVALID_ARG naming a bad config field (slots not a power of two
+ * <= N/2, level budgets out of range, a dense secret without K), and with
+ * TSR_ERR_LEVEL if the chain is too short for the circuit (the message
+ * gives the levels needed and available). enc is only used for encoding.
+ * Free with tsr_circuits_boot_free.
+ */
+TSR_API tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *enc,
+                                            tsr_ckks_params *p,
+                                            const tsr_circuits_boot_config *cfg);
+/** Free a prepared circuit. NULL is a no-op. */
+TSR_API void tsr_circuits_boot_free(tsr_circuits_boot *b);
+/** Fill *info (costs, output level and scale). */
+TSR_API void tsr_circuits_boot_get_info(const tsr_circuits_boot *b, tsr_circuits_boot_info *info);
+/**
+ * The rotation steps bootstrapping needs Galois keys for (increasing, in
+ * [1, N/2)); the conjugation key is needed too. Writes up to cap of them
+ * and returns how many there are. Call before keygen.
+ */
+TSR_API size_t tsr_circuits_boot_rotations(const tsr_circuits_boot *b, int *steps, size_t cap);
+/**
+ * TSR_OK if ev has every key bootstrapping needs, else TSR_ERR_KEY_MISSING
+ * naming what is missing (relinearization key, conjugation key, rotation
+ * steps).
+ */
+TSR_API tsr_status tsr_circuits_boot_check_keys(const tsr_circuits_boot *b,
+                                                const tsr_ckks_evaluator *ev);
+
+/**
+ * out = bootstrap(in): all four stages. in: size 2, level >= 1, its level's
+ * canonical scale (TSR_ERR_SCALE otherwise), slot values of magnitude <= 1
+ * (larger ones lose precision: the sine is only linear near 0), and for
+ * sparse slots n-periodic slots (encode the n values repeated). out is at
+ * info.out_level with its canonical scale. Errors: TSR_ERR_KEY_MISSING
+ * (before any work), TSR_ERR_LEVEL (input at level 0), TSR_ERR_SCALE,
+ * TSR_ERR_MISMATCH. out may alias in.
+ */
+TSR_API tsr_status tsr_circuits_bootstrap(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                          tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in);
+
+/** Stage 1: ModRaise (and the subring trace for sparse slots). Input as tsr_circuits_bootstrap. */
+TSR_API tsr_status tsr_circuits_boot_mod_raise(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                               tsr_ckks_ciphertext *out,
+                                               const tsr_ckks_ciphertext *in);
+/**
+ * Stage 2: CoeffsToSlots. in must be stage 1's output (top level, scale
+ * K q_0 N/(2n)): TSR_ERR_LEVEL / TSR_ERR_SCALE otherwise.
+ */
+TSR_API tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b,
+                                                     tsr_ckks_evaluator *ev,
+                                                     tsr_ckks_ciphertext *out,
+                                                     const tsr_ckks_ciphertext *in);
+/** Stage 3: EvalMod. in must be at level L - cts_levels with its canonical scale. */
+TSR_API tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                              tsr_ckks_ciphertext *out,
+                                              const tsr_ckks_ciphertext *in);
+/** Stage 4: SlotsToCoeffs. in must be at level out_level + stc_levels, canonical scale. */
+TSR_API tsr_status tsr_circuits_boot_slots_to_coeffs(const tsr_circuits_boot *b,
+                                                     tsr_ckks_evaluator *ev,
+                                                     tsr_ckks_ciphertext *out,
+                                                     const tsr_ckks_ciphertext *in);
+
 TSR_END_DECLS
 
 #endif /* TESSERA_CIRCUITS_H */

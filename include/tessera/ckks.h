@@ -709,6 +709,19 @@ TSR_API uint64_t tsr_ckks_public_key_serialized_size(const tsr_ckks_public_key *
 TSR_API uint64_t tsr_ckks_relin_key_serialized_size(const tsr_ckks_relin_key *rk);
 TSR_API uint64_t tsr_ckks_galois_keys_serialized_size(const tsr_ckks_galois_keys *gk);
 
+/* ======================================================================== */
+/* Helpers for bootstrapping                                                 */
+/* ======================================================================== */
+
+/**
+ * out = a * X^k exactly (k taken modulo 2N; X^(k+N) = -X^k): no level, no
+ * scale change. X^(N/2) is i in every slot and X^(3N/2) is -i, so this
+ * multiplies all slots by +-i for free (bootstrapping splits and joins real
+ * and imaginary parts with it). out may alias a.
+ */
+TSR_API tsr_status tsr_ckks_mul_monomial(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                         const tsr_ckks_ciphertext *a, long k);
+
 TSR_END_DECLS
 
 #endif /* TESSERA_CKKS_H */

@@ -1,0 +1,424 @@
+/*
+ * circuits/bootstrap.c - CKKS bootstrapping composed from the circuits:
+ * ModRaise, CoeffsToSlots (bootstrap_dft.c), EvalMod (poly_eval.c plus
+ * double-angle steps), SlotsToCoeffs. See tessera/circuits.h for the
+ * stages and docs/CIRCUITS.md for the parameters and measured precision.
+ *
+ * References:
+ *  - J. H. Cheon, K. Han, A. Kim, M. Kim, Y. Song, "Bootstrapping for
+ *    Approximate Homomorphic Encryption", EUROCRYPT 2018 (the pipeline;
+ *    the scaled sine (q_0 / 2 pi) sin(2 pi x / q_0) for x mod q_0; sparse
+ *    slots by the trace onto a subring).
+ *  - K. Han, D. Ki, "Better Bootstrapping for Approximate Homomorphic
+ *    Encryption", CT-RSA 2020, section 3 (the cosine evaluated at a
+ *    fraction 2^-r of the angle, then r double-angle steps).
+ *  - J.-P. Bossuat, C. Mouchet, J. Troncoso-Pastoriza, J.-P. Hubaux,
+ *    EUROCRYPT 2021 (level-optimal polynomial evaluation, scale management:
+ *    every stage lands on the next canonical scale).
+ */
+#include "tessera/circuits.h"
+
+#include "circuits/bootstrap_internal.h"
+#include "circuits/circuits_internal.h"
+#include "ckks/evaluator_internal.h"
+#include "core/error.h"
+
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define BOOT_MAX_GROUPS 16
+
+struct tsr_circuits_boot {
+    tsr_ckks_params *p;
+    size_t n;           /* slots of the transform (a power of two <= N/2) */
+    int top;            /* L */
+    int kc, ks;         /* CoeffsToSlots / SlotsToCoeffs levels */
+    int cos_depth, r;   /* EvalMod: cosine levels, double-angle steps */
+    unsigned k;         /* EvalMod range */
+    double in_scale;    /* q_0 / 2^R */
+    double raise_scale; /* the scale given to the raised ciphertext: K q_0 N / (2n) */
+    size_t cos_degree;  /* degree of the cosine interpolant */
+    double *cos_coeffs; /* (cos_degree + 1) */
+    double cos_err;     /* its max error */
+    boot_lt cts[BOOT_MAX_GROUPS], stc[BOOT_MAX_GROUPS];
+    int trace_steps; /* log2(N / 2n) */
+    int *steps;      /* all rotation steps, sorted, distinct */
+    size_t n_steps;
+};
+
+static int ilog2(size_t x) {
+    int l = 0;
+    while (((size_t)1 << l) < x) l++;
+    return l;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct cos_ctx {
+    double k;
+    int r;
+} cos_ctx;
+
+/* cos(2 pi (K x - 1/4) / 2^r): after r double angles, sin(2 pi K x). */
+static double cos_fn(double x, void *ctx) {
+    const cos_ctx *c = ctx;
+    return cos(6.283185307179586476925286766559 * (c->k * x - 0.25) / ldexp(1.0, c->r));
+}
+
+void tsr_circuits_boot_free(tsr_circuits_boot *b) {
+    if (!b) return;
+    for (int g = 0; g < BOOT_MAX_GROUPS; g++) {
+        boot_lt_free(&b->cts[g]);
+        boot_lt_free(&b->stc[g]);
+    }
+    free(b->cos_coeffs);
+    free(b->steps);
+    tsr_ckks_params_free(b->p);
+    free(b);
+}
+
+/* The cosine interpolant: the given degree, or the smallest 2^d - 1 whose error is < 2^-44. */
+static tsr_status fit_cosine(tsr_circuits_boot *b, unsigned degree) {
+    cos_ctx c = { (double)b->k, b->r };
+    size_t cap = degree ? degree : TSR_CIRCUITS_MAX_DEGREE;
+    b->cos_coeffs = malloc((cap + 1) * sizeof *b->cos_coeffs);
+    if (!b->cos_coeffs) return tsr_fail(TSR_ERR_NOMEM, "out of memory for the EvalMod polynomial");
+    size_t first = degree ? degree : 7;
+    for (size_t d = first; d <= cap; d = 2 * d + 1) {
+        TSR_TRY(tsr_circuits_cheb_fit(b->cos_coeffs, d, 0, -1, 1, cos_fn, &c));
+        tsr_cheb s = { -1, 1, d, b->cos_coeffs };
+        TSR_TRY(tsr_circuits_cheb_max_error(&s, cos_fn, &c, 8193, &b->cos_err, NULL));
+        b->cos_degree = d;
+        if (degree || b->cos_err < 0x1p-44) return TSR_OK;
+    }
+    return tsr_fail(TSR_ERR_INVALID_ARG,
+                    "no cosine interpolant of degree <= %d reaches 2^-44 for K = %u and %d "
+                    "double angles: use more double angles (config.double_angle)",
+                    TSR_CIRCUITS_MAX_DEGREE, b->k, b->r);
+}
+
+static tsr_status collect_steps(tsr_circuits_boot *b) {
+    size_t cap = (size_t)b->trace_steps + 1;
+    for (int g = 0; g < b->kc; g++) cap += b->cts[g].n_steps;
+    for (int g = 0; g < b->ks; g++) cap += b->stc[g].n_steps;
+    b->steps = malloc(cap * sizeof *b->steps);
+    if (!b->steps) return tsr_fail(TSR_ERR_NOMEM, "out of memory for the rotation steps");
+    size_t m = 0;
+    for (int t = 0; t < b->trace_steps; t++) b->steps[m++] = (int)(b->n << t);
+    for (int g = 0; g < b->kc; g++)
+        for (size_t t = 0; t < b->cts[g].n_steps; t++) b->steps[m++] = b->cts[g].steps[t];
+    for (int g = 0; g < b->ks; g++)
+        for (size_t t = 0; t < b->stc[g].n_steps; t++) b->steps[m++] = b->stc[g].steps[t];
+    qsort(b->steps, m, sizeof *b->steps, cmp_int);
+    b->n_steps = 0;
+    for (size_t t = 0; t < m; t++)
+        if (b->n_steps == 0 || b->steps[b->n_steps - 1] != b->steps[t])
+            b->steps[b->n_steps++] = b->steps[t];
+    return TSR_OK;
+}
+
+/* Build and encode the DFT factors (CoeffsToSlots at the top, SlotsToCoeffs at the bottom). */
+static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) {
+    ckks_fft f;
+    TSR_TRY(ckks_fft_init(&f, b->n));
+    boot_dmat mats[BOOT_MAX_GROUPS];
+    memset(mats, 0, sizeof mats);
+    tsr_status st = boot_dft_factors(mats, b->kc, &f, 1);
+    for (int g = 0; g < b->kc && st == TSR_OK; g++) {
+        int level = b->top - g;
+        double in = g == 0 ? b->raise_scale : tsr_ckks_params_scale(b->p, level);
+        /* the 1/2 lets EvalMod split u into u + conj(u) and -i (u - conj(u)) */
+        st = boot_lt_create(&b->cts[g], enc, b->p, &mats[g], g == 0 ? 0.5 : 1.0, level, in);
+    }
+    for (int g = 0; g < b->kc; g++) boot_dmat_free(&mats[g]);
+    if (st == TSR_OK) st = boot_dft_factors(mats, b->ks, &f, 0);
+    int stc_top = b->top - b->kc - b->cos_depth - b->r;
+    /* sin(2 pi c / q_0) ~ 2 pi c / q_0 and c = in_scale m: multiply by q_0 / (2 pi in_scale) */
+    double q0 = (double)tsr_ckks_params_prime(b->p, 0);
+    double factor = q0 / (6.283185307179586476925286766559 * b->in_scale);
+    for (int g = 0; g < b->ks && st == TSR_OK; g++) {
+        int level = stc_top - g;
+        st = boot_lt_create(&b->stc[g], enc, b->p, &mats[g], g == 0 ? factor : 1.0, level,
+                            tsr_ckks_params_scale(b->p, level));
+    }
+    for (int g = 0; g < b->ks; g++) boot_dmat_free(&mats[g]);
+    ckks_fft_free(&f);
+    return st;
+}
+
+tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *enc,
+                                    tsr_ckks_params *p, const tsr_circuits_boot_config *cfg) {
+    TSR_REQUIRE(out && enc && p, "tsr_circuits_boot_create: NULL argument");
+    *out = NULL;
+    tsr_circuits_boot_config c;
+    memset(&c, 0, sizeof c);
+    if (cfg) c = *cfg;
+    size_t full = tsr_ckks_params_slots(p);
+    size_t n = c.slots ? c.slots : full;
+    if (n < 2 || n > full || (n & (n - 1)))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "config.slots = %zu: bootstrapping needs a power of two in 2..%zu", n,
+                        full);
+    int logn = ilog2(n);
+    int kc = c.cts_levels ? c.cts_levels : (logn < 3 ? logn : 3);
+    int ks = c.stc_levels ? c.stc_levels : (logn < 3 ? logn : 3);
+    if (kc < 1 || kc > logn || kc > BOOT_MAX_GROUPS)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "config.cts_levels = %d: must be in 1..%d", kc,
+                        logn < BOOT_MAX_GROUPS ? logn : BOOT_MAX_GROUPS);
+    if (ks < 1 || ks > logn || ks > BOOT_MAX_GROUPS)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "config.stc_levels = %d: must be in 1..%d", ks,
+                        logn < BOOT_MAX_GROUPS ? logn : BOOT_MAX_GROUPS);
+    unsigned k = c.k;
+    if (k == 0) {
+        tsr_ckks_param_spec spec;
+        tsr_ckks_params_spec(p, &spec);
+        if (spec.secret != TSR_CKKS_SECRET_FIXED_HW || spec.hamming_weight > 64)
+            return tsr_fail(TSR_ERR_INVALID_ARG,
+                            "bootstrapping with a dense secret needs config.k, a bound on the "
+                            "integer multiple of q_0 ModRaise adds (about 6 sqrt(N/18) for a "
+                            "failure rate near 2^-25 per coefficient); or use a secret of fixed "
+                            "Hamming weight <= 64");
+        k = spec.hamming_weight / 2 + 2; /* > (h + 1) / 2 >= |I| */
+    }
+    if (k > 4096) return tsr_fail(TSR_ERR_INVALID_ARG, "config.k = %u is above 4096", k);
+    unsigned r = c.double_angle ? c.double_angle : 2;
+    if (r > 12) return tsr_fail(TSR_ERR_INVALID_ARG, "config.double_angle = %u is above 12", r);
+    unsigned ratio = c.log_message_ratio ? c.log_message_ratio : 9;
+    double q0 = (double)tsr_ckks_params_prime(p, 0);
+    if (ratio < 4 || ldexp(q0, -(int)ratio) < 0x1p20)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "config.log_message_ratio = %u: the input scale q_0 / 2^R must be at "
+                        "least 2^20 and R at least 4 (q_0 has %.1f bits)",
+                        ratio, log2(q0));
+
+    tsr_circuits_boot *b = calloc(1, sizeof *b);
+    if (!b) return tsr_fail(TSR_ERR_NOMEM, "out of memory for bootstrapping");
+    b->p = ckks_params_ref(p);
+    b->n = n;
+    b->top = tsr_ckks_params_max_level(p);
+    b->kc = kc;
+    b->ks = ks;
+    b->k = k;
+    b->r = (int)r;
+    b->in_scale = ldexp(q0, -(int)ratio);
+    b->trace_steps = ilog2(full / n);
+    b->raise_scale = (double)k * q0 * (double)(full / n);
+    tsr_status st = fit_cosine(b, c.cos_degree);
+    if (st == TSR_OK) {
+        tsr_cheb s = { -1, 1, b->cos_degree, b->cos_coeffs };
+        tsr_circuits_poly_info info;
+        st = tsr_circuits_poly_plan(&s, INT_MAX / 2, &info);
+        b->cos_depth = info.depth;
+    }
+    if (st == TSR_OK) {
+        int depth = kc + b->cos_depth + b->r + ks;
+        if (b->top - depth < 1)
+            st = tsr_fail(TSR_ERR_LEVEL,
+                          "bootstrapping needs %d levels (CoeffsToSlots %d, EvalMod %d, "
+                          "SlotsToCoeffs %d) plus one left, but the chain has %d: use more levels "
+                          "or smaller level budgets",
+                          depth, kc, b->cos_depth + b->r, ks, b->top);
+    }
+    if (st == TSR_OK) st = build_transforms(b, enc);
+    if (st == TSR_OK) st = collect_steps(b);
+    if (st != TSR_OK) {
+        tsr_circuits_boot_free(b);
+        return st;
+    }
+    *out = b;
+    return TSR_OK;
+}
+
+void tsr_circuits_boot_get_info(const tsr_circuits_boot *b, tsr_circuits_boot_info *info) {
+    TSR_REQUIRE(b && info, "tsr_circuits_boot_get_info: NULL argument");
+    memset(info, 0, sizeof *info);
+    info->slots = b->n;
+    info->cts_levels = b->kc;
+    info->evalmod_levels = b->cos_depth + b->r;
+    info->stc_levels = b->ks;
+    info->depth = b->kc + b->cos_depth + b->r + b->ks;
+    info->out_level = b->top - info->depth;
+    info->out_scale = tsr_ckks_params_scale(b->p, info->out_level);
+    info->k = b->k;
+    info->double_angle = (unsigned)b->r;
+    info->cos_degree = (unsigned)b->cos_degree;
+    info->cos_error = b->cos_err;
+    info->in_scale = b->in_scale;
+    info->rotations = b->n_steps;
+}
+
+size_t tsr_circuits_boot_rotations(const tsr_circuits_boot *b, int *steps, size_t cap) {
+    TSR_REQUIRE(b && (steps || cap == 0), "tsr_circuits_boot_rotations: NULL argument");
+    for (size_t t = 0; t < b->n_steps && t < cap; t++) steps[t] = b->steps[t];
+    return b->n_steps;
+}
+
+tsr_status tsr_circuits_boot_check_keys(const tsr_circuits_boot *b, const tsr_ckks_evaluator *ev) {
+    TSR_REQUIRE(b && ev, "tsr_circuits_boot_check_keys: NULL argument");
+    if (ev->params != b->p)
+        return tsr_fail(TSR_ERR_MISMATCH,
+                        "the bootstrapping circuit and the evaluator belong to different "
+                        "parameter sets");
+    if (!ev->rk)
+        return tsr_fail(TSR_ERR_KEY_MISSING,
+                        "bootstrapping needs a relinearization key in the evaluator (EvalMod "
+                        "multiplies ciphertexts)");
+    if (!ev->gk || !tsr_ckks_galois_keys_has_conjugate(ev->gk))
+        return tsr_fail(TSR_ERR_KEY_MISSING,
+                        "bootstrapping needs the conjugation key: create the Galois keys with "
+                        "TSR_CKKS_GALOIS_CONJUGATE and the steps of tsr_circuits_boot_rotations");
+    char list[160];
+    size_t len = 0, missing = 0;
+    list[0] = '\0';
+    for (size_t t = 0; t < b->n_steps; t++) {
+        if (tsr_ckks_galois_keys_has_rotation(ev->gk, b->steps[t])) continue;
+        if (missing < 12 && len < sizeof list) {
+            int w =
+                snprintf(list + len, sizeof list - len, "%s%d", missing ? ", " : "", b->steps[t]);
+            if (w > 0) len += (size_t)w;
+        }
+        missing++;
+    }
+    if (missing == 0) return TSR_OK;
+    return tsr_fail(TSR_ERR_KEY_MISSING,
+                    "bootstrapping needs Galois keys for %zu rotation step(s) the evaluator "
+                    "lacks: %s%s; create the keys with the steps of tsr_circuits_boot_rotations",
+                    missing, list, missing > 12 ? ", ..." : "");
+}
+
+/* in at `level` with scale `scale` (relative 1e-9), else a clear error naming the stage. */
+static tsr_status check_stage_input(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                    const tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in,
+                                    const char *stage, int level, double scale) {
+    TSR_REQUIRE(b && ev && out && in, "tsr_circuits_boot: NULL argument");
+    TSR_TRY(tsr_circuits_boot_check_keys(b, ev));
+    if (tsr_ckks_ciphertext_params(in) != b->p || tsr_ckks_ciphertext_params(out) != b->p)
+        return tsr_fail(TSR_ERR_MISMATCH,
+                        "the ciphertexts and the bootstrapping circuit belong to different "
+                        "parameter sets");
+    int l = tsr_ckks_ciphertext_level(in);
+    if (l < 0) return tsr_fail(TSR_ERR_INVALID_ARG, "the input ciphertext is empty");
+    if (tsr_ckks_ciphertext_size(in) != 2)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "the input of %s has %d polynomials: relinearize "
+                        "it first",
+                        stage, tsr_ckks_ciphertext_size(in));
+    if (l != level)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "%s expects its input at level %d (the previous stage's output) but it "
+                        "is at level %d",
+                        stage, level, l);
+    double s = tsr_ckks_ciphertext_scale(in);
+    if (fabs(s - scale) > 1e-9 * scale)
+        return tsr_fail(TSR_ERR_SCALE,
+                        "%s expects its input at scale 2^%.6f (the previous stage's output) but "
+                        "it has 2^%.6f",
+                        stage, log2(scale), log2(s));
+    return TSR_OK;
+}
+
+tsr_status tsr_circuits_boot_mod_raise(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                       tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in) {
+    TSR_REQUIRE(b && ev && out && in, "tsr_circuits_boot_mod_raise: NULL argument");
+    TSR_TRY(tsr_circuits_boot_check_keys(b, ev));
+    int level;
+    TSR_TRY(circuits_check_input(ev, out, in, &level));
+    if (level < 1)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "bootstrapping needs its input at level >= 1 (it spends one level "
+                        "bringing the scale to q_0 / 2^R exactly) but the ciphertext is at level "
+                        "0: bootstrap one operation earlier");
+    TSR_TRY(tsr_ckks_adjust(ev, out, in, 0, b->in_scale));
+    TSR_TRY(tsr_ckks_mod_raise(ev, out, out));
+    if (b->trace_steps > 0) {
+        tsr_ckks_ciphertext *t;
+        TSR_TRY(tsr_ckks_ciphertext_create(&t, b->p));
+        tsr_status st = TSR_OK;
+        for (int i = 0; i < b->trace_steps && st == TSR_OK; i++) {
+            st = tsr_ckks_rotate(ev, t, out, (int)(b->n << i));
+            if (st == TSR_OK) st = tsr_ckks_add(ev, out, out, t);
+        }
+        tsr_ckks_ciphertext_free(t);
+        TSR_TRY(st);
+    }
+    return tsr_ckks_ciphertext_set_scale(out, b->raise_scale);
+}
+
+tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                             tsr_ckks_ciphertext *out,
+                                             const tsr_ckks_ciphertext *in) {
+    TSR_TRY(check_stage_input(b, ev, out, in, "CoeffsToSlots", b->top, b->raise_scale));
+    const tsr_ckks_ciphertext *src = in;
+    for (int g = 0; g < b->kc; g++) {
+        TSR_TRY(boot_lt_apply(ev, out, src, &b->cts[g]));
+        src = out;
+    }
+    return TSR_OK;
+}
+
+/* y = cos(...) by the interpolant, then r double angles: y = 2 y^2 - 1. */
+static tsr_status eval_mod_part(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                tsr_ckks_ciphertext *y) {
+    tsr_cheb s = { -1, 1, b->cos_degree, b->cos_coeffs };
+    TSR_TRY(tsr_circuits_poly_eval(ev, y, y, &s, NULL));
+    for (int i = 0; i < b->r; i++) {
+        TSR_TRY(tsr_ckks_mul_relin_rescale(ev, y, y, y));
+        TSR_TRY(tsr_ckks_mul_int(ev, y, y, 2));
+        TSR_TRY(tsr_ckks_sub_const(ev, y, y, 1.0, 0.0));
+        TSR_TRY(boot_snap_scale(y, tsr_ckks_params_scale(b->p, tsr_ckks_ciphertext_level(y))));
+    }
+    return TSR_OK;
+}
+
+tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                      tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in) {
+    int level = b->top - b->kc;
+    TSR_TRY(
+        check_stage_input(b, ev, out, in, "EvalMod", level, tsr_ckks_params_scale(b->p, level)));
+    long n = (long)tsr_ckks_params_n(b->p);
+    tsr_ckks_ciphertext *conj = NULL, *im = NULL;
+    tsr_status st = tsr_ckks_ciphertext_create(&conj, b->p);
+    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&im, b->p);
+    /* u = (a + i b) / 2: a = u + conj(u), b = -i (u - conj(u)) */
+    if (st == TSR_OK) st = tsr_ckks_conjugate(ev, conj, in);
+    if (st == TSR_OK) st = tsr_ckks_sub(ev, im, in, conj);
+    if (st == TSR_OK) st = tsr_ckks_mul_monomial(ev, im, im, 3 * n / 2);
+    if (st == TSR_OK) st = tsr_ckks_add(ev, out, in, conj);
+    if (st == TSR_OK) st = eval_mod_part(b, ev, out);
+    if (st == TSR_OK) st = eval_mod_part(b, ev, im);
+    /* join: a' + i b' */
+    if (st == TSR_OK) st = tsr_ckks_mul_monomial(ev, im, im, n / 2);
+    if (st == TSR_OK) st = tsr_ckks_add(ev, out, out, im);
+    tsr_ckks_ciphertext_free(conj);
+    tsr_ckks_ciphertext_free(im);
+    return st;
+}
+
+tsr_status tsr_circuits_boot_slots_to_coeffs(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                             tsr_ckks_ciphertext *out,
+                                             const tsr_ckks_ciphertext *in) {
+    int level = b->top - b->kc - b->cos_depth - b->r;
+    TSR_TRY(check_stage_input(b, ev, out, in, "SlotsToCoeffs", level,
+                              tsr_ckks_params_scale(b->p, level)));
+    const tsr_ckks_ciphertext *src = in;
+    for (int g = 0; g < b->ks; g++) {
+        TSR_TRY(boot_lt_apply(ev, out, src, &b->stc[g]));
+        src = out;
+    }
+    return TSR_OK;
+}
+
+tsr_status tsr_circuits_bootstrap(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                  tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in) {
+    TSR_REQUIRE(b && ev && out && in, "tsr_circuits_bootstrap: NULL argument");
+    TSR_TRY(tsr_circuits_boot_mod_raise(b, ev, out, in));
+    TSR_TRY(tsr_circuits_boot_coeffs_to_slots(b, ev, out, out));
+    TSR_TRY(tsr_circuits_boot_eval_mod(b, ev, out, out));
+    return tsr_circuits_boot_slots_to_coeffs(b, ev, out, out);
+}

@@ -1,0 +1,51 @@
+/*
+ * circuits/bootstrap_internal.h - pieces of bootstrapping shared by its
+ * files: sparse-diagonal complex matrices (the factored special FFT) and
+ * the one-level transform that applies one of them (bootstrap_dft.c).
+ */
+#ifndef TSR_CIRCUITS_BOOTSTRAP_INTERNAL_H
+#define TSR_CIRCUITS_BOOTSTRAP_INTERNAL_H
+
+#include "tessera/circuits.h"
+
+#include "ckks/fft.h"
+
+/** An n x n complex matrix by generalized diagonals: (M v)[j] = sum_i d[i][j] v[(j + i) mod n]. */
+typedef struct boot_dmat {
+    size_t n;
+    ckks_cplx **d; /* (n) diagonal i: n values, or NULL when zero */
+} boot_dmat;
+
+void boot_dmat_free(boot_dmat *m);
+
+/**
+ * The special FFT of f (f->n points) as `groups` factors in application
+ * order: forward (F_{n/2} ... F_1, bit-reversed input) or inverse
+ * (F_1^-1 ... F_{n/2}^-1 = P U^-1). Group sizes differ by at most one stage.
+ */
+tsr_status boot_dft_factors(boot_dmat *mats, int groups, const ckks_fft *f, int inverse);
+
+/** One factor encoded for a ciphertext at `level` with scale in_scale (output: canonical l-1). */
+typedef struct boot_lt {
+    int level;
+    double in_scale;
+    size_t n;       /* period of the slot vectors (the matrix size) */
+    size_t n1;      /* baby steps */
+    size_t n_diags; /* diagonals */
+    size_t *index;  /* (n_diags) sorted diagonal indices in [0, n) */
+    tsr_ckks_plaintext **pt;
+    int *steps; /* rotation steps (babies, giants), sorted */
+    size_t n_steps;
+} boot_lt;
+
+/** Encode factor * m (replicated with period n over all slots) for inputs at level, in_scale. */
+tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
+                          const boot_dmat *m, double factor, int level, double in_scale);
+void boot_lt_free(boot_lt *lt);
+/** out = M in (keys checked by the caller); out at level - 1 with its canonical scale. */
+tsr_status boot_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                         const tsr_ckks_ciphertext *in, const boot_lt *lt);
+/** Set ct's scale to want after checking it agrees to 1e-9 (else TSR_ERR_INTERNAL). */
+tsr_status boot_snap_scale(tsr_ckks_ciphertext *ct, double want);
+
+#endif /* TSR_CIRCUITS_BOOTSTRAP_INTERNAL_H */

@@ -1,0 +1,369 @@
+/*
+ * tests/test_circuits_boot.c - CKKS bootstrapping on a small insecure test
+ * ring (N = 2^12, flagged insecure; the full-size run is `tessera bench
+ * boot`): precision in bits against the plaintext for full slots and
+ * sparse slots, every stage's output level and exact canonical scale, the
+ * levels left, the rotation steps listed before keygen, and the errors
+ * (too few levels, scales off the expected one, missing keys, bad config).
+ */
+#include "testutil.h"
+
+#include "tessera.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct he {
+    tsr_ckks_params *p;
+    tsr_ckks_secret_key *sk;
+    tsr_ckks_public_key *pk;
+    tsr_ckks_relin_key *rk;
+    tsr_ckks_encoder *enc;
+    tsr_ckks_plaintext *pt;
+    size_t slots;
+    tsr_prng g;
+} he;
+
+/*
+ * Insecure test ring: N = 2^11 (2^10 under the sanitizers), q_0 of 61 bits,
+ * 16 levels of 60 bits (3 CoeffsToSlots + 8 EvalMod + 3 SlotsToCoeffs, 2
+ * left), secret of Hamming weight 32 (so K = 18 bounds ModRaise's multiple
+ * of q_0 for certain).
+ */
+static int he_setup(void **state) {
+    he *h = calloc(1, sizeof *h);
+    if (!h) return -1;
+    tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
+                                 .first_prime_bits = 61,
+                                 .scale_bits = 60,
+                                 .levels = 16,
+                                 .special_primes = 3,
+                                 .special_prime_bits = 61,
+                                 .dnum = 0,
+                                 .secret = TSR_CKKS_SECRET_FIXED_HW,
+                                 .hamming_weight = 32,
+                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    tt_ok(tsr_ckks_params_create(&h->p, &spec));
+    tt_ok(tsr_ckks_secret_key_create(&h->sk, h->p));
+    tt_ok(tsr_ckks_public_key_create(&h->pk, h->sk));
+    tt_ok(tsr_ckks_relin_key_create(&h->rk, h->sk));
+    tt_ok(tsr_ckks_encoder_create(&h->enc, h->p));
+    tt_ok(tsr_ckks_plaintext_create(&h->pt, h->p));
+    h->slots = tsr_ckks_params_slots(h->p);
+    tt_prng(&h->g, 12);
+    *state = h;
+    return 0;
+}
+
+static int he_teardown(void **state) {
+    he *h = *state;
+    tsr_ckks_plaintext_free(h->pt);
+    tsr_ckks_encoder_free(h->enc);
+    tsr_ckks_relin_key_free(h->rk);
+    tsr_ckks_public_key_free(h->pk);
+    tsr_ckks_secret_key_free(h->sk);
+    tsr_ckks_params_free(h->p);
+    free(h);
+    return 0;
+}
+
+/* Galois keys for b's steps (plus conjugation unless no_conj). */
+static tsr_ckks_galois_keys *keys_for(he *h, const tsr_circuits_boot *b, int no_conj) {
+    size_t n = tsr_circuits_boot_rotations(b, NULL, 0);
+    int *steps = malloc((n ? n : 1) * sizeof *steps);
+    assert_non_null(steps);
+    assert_int_equal(tsr_circuits_boot_rotations(b, steps, n), n);
+    for (size_t i = 1; i < n; i++) assert_true(steps[i - 1] < steps[i]);
+    for (size_t i = 0; i < n; i++) assert_true(steps[i] >= 1 && (size_t)steps[i] < h->slots);
+    tsr_ckks_galois_keys *gk;
+    tt_ok(
+        tsr_ckks_galois_keys_create(&gk, h->sk, steps, n, no_conj ? 0 : TSR_CKKS_GALOIS_CONJUGATE));
+    free(steps);
+    return gk;
+}
+
+/* n complex values in [-1, 1] + i [-1, 1], repeated with period n over all slots. */
+static double *rand_slots(he *h, size_t n) {
+    double *v = malloc(2 * h->slots * sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < 2 * n; i++) v[i] = 2 * tsr_prng_double(&h->g) - 1;
+    for (size_t i = 2 * n; i < 2 * h->slots; i++) v[i] = v[i % (2 * n)];
+    return v;
+}
+
+static tsr_ckks_ciphertext *encrypt_at(he *h, const double *v, int level) {
+    tsr_ckks_ciphertext *ct;
+    tt_ok(tsr_ckks_ciphertext_create(&ct, h->p));
+    tt_ok(tsr_ckks_encode_complex(h->enc, h->pt, v, h->slots, level, 0));
+    tt_ok(tsr_ckks_encrypt(h->pk, ct, h->pt));
+    return ct;
+}
+
+static double *decrypt(he *h, const tsr_ckks_ciphertext *ct) {
+    double *v = malloc(2 * h->slots * sizeof *v);
+    assert_non_null(v);
+    tt_ok(tsr_ckks_decrypt(h->sk, h->pt, ct));
+    tt_ok(tsr_ckks_decode_complex(h->enc, h->pt, v, h->slots, NULL));
+    return v;
+}
+
+/* Precision in bits: -log2 of the worst and of the mean absolute error over real and imaginary
+ * parts. */
+static void precision(const double *got, const double *want, size_t n, double *worst,
+                      double *mean) {
+    double w = 0, s = 0;
+    for (size_t i = 0; i < 2 * n; i++) {
+        double e = fabs(got[i] - want[i]);
+        assert_true(e == e);
+        if (e > w) w = e;
+        s += e;
+    }
+    *worst = w > 0 ? -log2(w) : 60;
+    *mean = s > 0 ? -log2(s / (double)(2 * n)) : 60;
+}
+
+/* Bootstrap n-periodic slots stage by stage, checking levels and scales; returns worst bits. */
+static void run_boot(he *h, size_t n, const tsr_circuits_boot_config *cfg, const char *label,
+                     double *worst_out, double *mean_out) {
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, cfg));
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+    int top = tsr_ckks_params_max_level(h->p);
+    assert_int_equal(info.slots, n);
+    assert_int_equal(info.depth, info.cts_levels + info.evalmod_levels + info.stc_levels);
+    assert_int_equal(info.out_level, top - info.depth);
+    assert_true(info.out_level >= 1);
+    assert_true(info.cos_error < 0x1p-44);
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    tt_ok(tsr_circuits_boot_check_keys(b, ev));
+
+    double *want = rand_slots(h, n);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, want, 1), *out;
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+
+    /* stage by stage: levels and exact scales */
+    tt_ok(tsr_circuits_boot_mod_raise(b, ev, out, ct));
+    assert_int_equal(tsr_ckks_ciphertext_level(out), top);
+    tt_ok(tsr_circuits_boot_coeffs_to_slots(b, ev, out, out));
+    int l = top - info.cts_levels;
+    assert_int_equal(tsr_ckks_ciphertext_level(out), l);
+    assert_true(tsr_ckks_ciphertext_scale(out) == tsr_ckks_params_scale(h->p, l));
+    tt_ok(tsr_circuits_boot_eval_mod(b, ev, out, out));
+    l -= info.evalmod_levels;
+    assert_int_equal(tsr_ckks_ciphertext_level(out), l);
+    assert_true(tsr_ckks_ciphertext_scale(out) == tsr_ckks_params_scale(h->p, l));
+    tt_ok(tsr_circuits_boot_slots_to_coeffs(b, ev, out, out));
+    assert_int_equal(tsr_ckks_ciphertext_level(out), info.out_level);
+    assert_true(tsr_ckks_ciphertext_scale(out) == info.out_scale);
+    assert_true(tsr_ckks_ciphertext_scale(out) == tsr_ckks_params_scale(h->p, info.out_level));
+
+    double *got = decrypt(h, out), worst, mean;
+    precision(got, want, h->slots, &worst, &mean);
+    printf("# bootstrap %s: n = %zu of %zu slots, K = %u, cosine degree %u (error %.1e), r = %u, "
+           "levels %d + %d + %d, %d left at scale 2^%.2f: precision mean %.1f bits, worst %.1f "
+           "bits\n",
+           label, n, h->slots, info.k, info.cos_degree, info.cos_error, info.double_angle,
+           info.cts_levels, info.evalmod_levels, info.stc_levels, info.out_level,
+           log2(info.out_scale), mean, worst);
+    free(got);
+
+    /* the one-call form gives the same precision class and may alias */
+    tt_ok(tsr_circuits_bootstrap(b, ev, ct, ct));
+    assert_int_equal(tsr_ckks_ciphertext_level(ct), info.out_level);
+    got = decrypt(h, ct);
+    double worst2, mean2;
+    precision(got, want, h->slots, &worst2, &mean2);
+    free(got);
+
+    /* the result can be computed on: one multiplication by itself uses a level left */
+    tt_ok(tsr_ckks_mul_relin_rescale(ev, out, ct, ct));
+    got = decrypt(h, out);
+    double max_err = 0;
+    for (size_t i = 0; i < h->slots; i++) {
+        double re = want[2 * i], im = want[2 * i + 1];
+        max_err = fmax(max_err, fabs(got[2 * i] - (re * re - im * im)));
+        max_err = fmax(max_err, fabs(got[2 * i + 1] - 2 * re * im));
+    }
+    free(got);
+    assert_true(-log2(max_err) > 15);
+
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(ct);
+    free(want);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+    *worst_out = fmin(worst, worst2);
+    *mean_out = fmin(mean, mean2);
+}
+
+static void test_boot_full(void **state) {
+    he *h = *state;
+    double worst, mean;
+    run_boot(h, h->slots, NULL, "full", &worst, &mean);
+    /* measured mean 25.9, worst 22.4-22.8 bits (docs/CIRCUITS.md) */
+    assert_true(mean > 23);
+    assert_true(worst > 19);
+}
+
+static void test_boot_sparse(void **state) {
+    he *h = *state;
+    tsr_circuits_boot_config cfg = { .slots = h->slots / 16, .cts_levels = 2, .stc_levels = 2 };
+    double worst, mean;
+    run_boot(h, h->slots / 16, &cfg, "sparse", &worst, &mean);
+    /* measured mean 22.0-22.2, worst 20.5-20.6 bits */
+    assert_true(mean > 20);
+    assert_true(worst > 18);
+}
+
+static void test_boot_errors(void **state) {
+    he *h = *state;
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, NULL));
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+
+    /* config errors */
+    tsr_circuits_boot *bad = NULL;
+    tsr_circuits_boot_config cfg = { .slots = 3 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    cfg = (tsr_circuits_boot_config){ .cts_levels = 40 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    /* a chain too short for the circuit */
+    cfg = (tsr_circuits_boot_config){ .cts_levels = 6, .stc_levels = 6 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_LEVEL);
+    assert_null(bad);
+    /* a dense secret without K */
+    tsr_ckks_param_spec spec;
+    tsr_ckks_params_spec(h->p, &spec);
+    spec.secret = TSR_CKKS_SECRET_TERNARY;
+    spec.hamming_weight = 0;
+    tsr_ckks_params *p2;
+    tsr_ckks_encoder *enc2;
+    tt_ok(tsr_ckks_params_create(&p2, &spec));
+    tt_ok(tsr_ckks_encoder_create(&enc2, p2));
+    tt_fails(tsr_circuits_boot_create(&bad, enc2, p2, NULL), TSR_ERR_INVALID_ARG);
+
+    /* missing keys: none, no relinearization key, no conjugation, a missing rotation */
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    int steps[4];
+    assert_true(tsr_circuits_boot_rotations(b, steps, 1) > 1);
+    tsr_ckks_galois_keys *gk_noconj, *gk_one;
+    tt_ok(tsr_ckks_galois_keys_create(&gk_noconj, h->sk, steps, 1, 0));
+    tt_ok(tsr_ckks_galois_keys_create(&gk_one, h->sk, steps, 1, TSR_CKKS_GALOIS_CONJUGATE));
+    tsr_ckks_evaluator *ev, *ev_none, *ev_norelin, *ev_noconj, *ev_one;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    tt_ok(tsr_ckks_evaluator_create(&ev_none, h->p, NULL, NULL));
+    tt_ok(tsr_ckks_evaluator_create(&ev_norelin, h->p, NULL, gk));
+    tt_ok(tsr_ckks_evaluator_create(&ev_noconj, h->p, h->rk, gk_noconj));
+    tt_ok(tsr_ckks_evaluator_create(&ev_one, h->p, h->rk, gk_one));
+    double *v = rand_slots(h, h->slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, v, 1), *out;
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tt_fails(tsr_circuits_bootstrap(b, ev_none, out, ct), TSR_ERR_KEY_MISSING);
+    tt_fails(tsr_circuits_bootstrap(b, ev_norelin, out, ct), TSR_ERR_KEY_MISSING);
+    tt_fails(tsr_circuits_bootstrap(b, ev_noconj, out, ct), TSR_ERR_KEY_MISSING);
+    tt_fails(tsr_circuits_bootstrap(b, ev_one, out, ct), TSR_ERR_KEY_MISSING);
+    tt_fails(tsr_circuits_boot_check_keys(b, ev_one), TSR_ERR_KEY_MISSING);
+
+    /* too few levels: an input at level 0 */
+    tsr_ckks_ciphertext *ct0 = encrypt_at(h, v, 0);
+    tt_fails(tsr_circuits_bootstrap(b, ev, out, ct0), TSR_ERR_LEVEL);
+    /* a scale off the canonical one */
+    tsr_ckks_ciphertext *odd;
+    tt_ok(tsr_ckks_ciphertext_clone(&odd, ct));
+    tt_ok(tsr_ckks_ciphertext_set_scale(odd, tsr_ckks_ciphertext_scale(ct) * 1.5));
+    tt_fails(tsr_circuits_bootstrap(b, ev, out, odd), TSR_ERR_SCALE);
+    /* stages fed with something other than the previous stage's output */
+    tt_fails(tsr_circuits_boot_coeffs_to_slots(b, ev, out, ct), TSR_ERR_LEVEL);
+    tsr_ckks_ciphertext *top = encrypt_at(h, v, TSR_CKKS_TOP_LEVEL);
+    tt_fails(tsr_circuits_boot_coeffs_to_slots(b, ev, out, top), TSR_ERR_SCALE);
+    tt_fails(tsr_circuits_boot_eval_mod(b, ev, out, top), TSR_ERR_LEVEL);
+    tt_fails(tsr_circuits_boot_slots_to_coeffs(b, ev, out, ct), TSR_ERR_LEVEL);
+    tt_ok(tsr_circuits_boot_mod_raise(b, ev, out, ct));
+    tt_ok(tsr_circuits_boot_coeffs_to_slots(b, ev, out, out));
+    tt_ok(tsr_ckks_ciphertext_set_scale(out, tsr_ckks_ciphertext_scale(out) * 2));
+    tt_fails(tsr_circuits_boot_eval_mod(b, ev, out, out), TSR_ERR_SCALE);
+    /* objects of other parameters */
+    tsr_ckks_evaluator *ev2;
+    tt_ok(tsr_ckks_evaluator_create(&ev2, p2, NULL, NULL));
+    tt_fails(tsr_circuits_bootstrap(b, ev2, out, ct), TSR_ERR_MISMATCH);
+
+    tsr_ckks_evaluator_free(ev2);
+    tsr_ckks_ciphertext_free(top);
+    tsr_ckks_ciphertext_free(odd);
+    tsr_ckks_ciphertext_free(ct0);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(ct);
+    free(v);
+    tsr_ckks_evaluator_free(ev_one);
+    tsr_ckks_evaluator_free(ev_noconj);
+    tsr_ckks_evaluator_free(ev_norelin);
+    tsr_ckks_evaluator_free(ev_none);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk_one);
+    tsr_ckks_galois_keys_free(gk_noconj);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_encoder_free(enc2);
+    tsr_ckks_params_free(p2);
+    tsr_circuits_boot_free(b);
+    tsr_circuits_boot_free(NULL);
+}
+
+/* X^(N/2) multiplies every slot by i, X^(3N/2) by -i, X^N by -1: exactly, no level. */
+static void test_mul_monomial(void **state) {
+    he *h = *state;
+    double *v = rand_slots(h, h->slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, v, 2), *out;
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, NULL, NULL));
+    long n = (long)tsr_ckks_params_n(h->p);
+    const long ks[4] = { n / 2, 3 * n / 2, n, -n / 2 };
+    /* (re, im) -> multiplier (a + i b) */
+    const double mre[4] = { 0, 0, -1, 0 }, mim[4] = { 1, -1, 0, -1 };
+    for (int t = 0; t < 4; t++) {
+        tt_ok(tsr_ckks_mul_monomial(ev, out, ct, ks[t]));
+        assert_int_equal(tsr_ckks_ciphertext_level(out), 2);
+        assert_true(tsr_ckks_ciphertext_scale(out) == tsr_ckks_ciphertext_scale(ct));
+        double *got = decrypt(h, out), *want = malloc(2 * h->slots * sizeof *want);
+        assert_non_null(want);
+        for (size_t i = 0; i < h->slots; i++) {
+            want[2 * i] = v[2 * i] * mre[t] - v[2 * i + 1] * mim[t];
+            want[2 * i + 1] = v[2 * i] * mim[t] + v[2 * i + 1] * mre[t];
+        }
+        double worst, mean;
+        precision(got, want, h->slots, &worst, &mean);
+        assert_true(worst > 40);
+        free(got);
+        free(want);
+    }
+    /* in place */
+    tt_ok(tsr_ckks_mul_monomial(ev, ct, ct, n / 2));
+    tt_ok(tsr_ckks_mul_monomial(ev, ct, ct, n / 2));
+    double *got = decrypt(h, ct);
+    for (size_t i = 0; i < 2 * h->slots; i++) v[i] = -v[i];
+    double worst, mean;
+    precision(got, v, h->slots, &worst, &mean);
+    assert_true(worst > 40);
+    free(got);
+    free(v);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(ct);
+    tsr_ckks_evaluator_free(ev);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_full, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_errors, he_setup, he_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
