@@ -32,7 +32,7 @@ typedef struct he {
  * left), secret of Hamming weight 32 (so K = 18 bounds ModRaise's multiple
  * of q_0 for certain).
  */
-static int he_setup(void **state) {
+static int he_setup_with(void **state, tsr_ckks_secret_dist secret) {
     he *h = calloc(1, sizeof *h);
     if (!h) return -1;
     tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
@@ -42,8 +42,8 @@ static int he_setup(void **state) {
                                  .special_primes = 3,
                                  .special_prime_bits = 61,
                                  .dnum = 0,
-                                 .secret = TSR_CKKS_SECRET_FIXED_HW,
-                                 .hamming_weight = 32,
+                                 .secret = secret,
+                                 .hamming_weight = secret == TSR_CKKS_SECRET_FIXED_HW ? 32 : 0,
                                  .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
     tt_ok(tsr_ckks_params_create(&h->p, &spec));
     tt_ok(tsr_ckks_secret_key_create(&h->sk, h->p));
@@ -55,6 +55,15 @@ static int he_setup(void **state) {
     tt_prng(&h->g, 12);
     *state = h;
     return 0;
+}
+
+static int he_setup(void **state) {
+    return he_setup_with(state, TSR_CKKS_SECRET_FIXED_HW);
+}
+
+/* The same ring with a dense ternary main secret (for the encapsulation). */
+static int he_setup_dense(void **state) {
+    return he_setup_with(state, TSR_CKKS_SECRET_TERNARY);
 }
 
 static int he_teardown(void **state) {
@@ -129,6 +138,13 @@ static void run_boot(he *h, size_t n, const tsr_circuits_boot_config *cfg, const
                      double *worst_out, double *mean_out) {
     tsr_circuits_boot *b;
     tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, cfg));
+    tsr_ckks_switch_key *to_sparse = NULL, *to_dense = NULL;
+    if (cfg && cfg->encapsulation_hw) {
+        tt_ok(tsr_circuits_boot_switch_keys_create(b, h->sk, &to_sparse, &to_dense));
+        assert_int_equal(tsr_ckks_switch_key_max_level(to_sparse), 0);
+        assert_int_equal(tsr_ckks_switch_key_max_level(to_dense), tsr_ckks_params_max_level(h->p));
+        tt_ok(tsr_circuits_boot_set_switch_keys(b, to_sparse, to_dense));
+    }
     tsr_circuits_boot_info info;
     tsr_circuits_boot_get_info(b, &info);
     int top = tsr_ckks_params_max_level(h->p);
@@ -198,6 +214,8 @@ static void run_boot(he *h, size_t n, const tsr_circuits_boot_config *cfg, const
     tsr_ckks_evaluator_free(ev);
     tsr_ckks_galois_keys_free(gk);
     tsr_circuits_boot_free(b);
+    tsr_ckks_switch_key_free(to_sparse);
+    tsr_ckks_switch_key_free(to_dense);
     *worst_out = fmin(worst, worst2);
     *mean_out = fmin(mean, mean2);
 }
@@ -219,6 +237,98 @@ static void test_boot_sparse(void **state) {
     /* measured mean 22.0-22.2, worst 20.5-20.6 bits */
     assert_true(mean > 20);
     assert_true(worst > 18);
+}
+
+/*
+ * Sparse-secret encapsulation: a dense main secret (whose |I| would need
+ * K ~ 60 here), switched at level 0 to a secret of Hamming weight 32 and
+ * back after ModRaise: K = 18 suffices for certain, as in test_boot_full.
+ */
+static void test_boot_encapsulated(void **state) {
+    he *h = *state;
+    tsr_circuits_boot_config cfg = { .encapsulation_hw = 32 };
+    double worst, mean;
+    run_boot(h, h->slots, &cfg, "encapsulated", &worst, &mean);
+    assert_true(mean > 23);
+    assert_true(worst > 19);
+
+    /* without its switching keys: a clear error before any work */
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, &cfg));
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    tt_fails(tsr_circuits_boot_check_keys(b, ev), TSR_ERR_KEY_MISSING);
+    double *v = rand_slots(h, h->slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, v, 1), *out;
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tt_fails(tsr_circuits_bootstrap(b, ev, out, ct), TSR_ERR_KEY_MISSING);
+    /* keys the wrong way round: the key back must serve the top level */
+    tsr_ckks_switch_key *to_sparse, *to_dense;
+    tt_ok(tsr_circuits_boot_switch_keys_create(b, h->sk, &to_sparse, &to_dense));
+    tt_fails(tsr_circuits_boot_set_switch_keys(b, to_dense, to_sparse), TSR_ERR_INVALID_ARG);
+    /* the key towards the sparse secret refuses ciphertexts above level 0 */
+    tt_fails(tsr_ckks_key_switch(ev, out, ct, to_sparse), TSR_ERR_LEVEL);
+    /* a circuit without encapsulation has no switching keys */
+    tsr_circuits_boot *plain;
+    tsr_circuits_boot_config cfg_k = { .k = 20 };
+    tt_ok(tsr_circuits_boot_create(&plain, h->enc, h->p, &cfg_k));
+    tsr_ckks_switch_key *x = NULL, *y = NULL;
+    tt_fails(tsr_circuits_boot_switch_keys_create(plain, h->sk, &x, &y), TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_circuits_boot_set_switch_keys(plain, to_sparse, to_dense), TSR_ERR_INVALID_ARG);
+    tsr_circuits_boot_free(plain);
+    tsr_ckks_switch_key_free(to_sparse);
+    tsr_ckks_switch_key_free(to_dense);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(ct);
+    free(v);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+}
+
+/* Key switching to another secret and back keeps the slots (the encapsulation's keys). */
+static void test_key_switch(void **state) {
+    he *h = *state;
+    tsr_ckks_secret_key *sparse;
+    tt_ok(tsr_ckks_secret_key_create_sparse(&sparse, h->p, 32, h->sk));
+    tsr_ckks_switch_key *there, *back;
+    tt_ok(tsr_ckks_switch_key_create(&there, h->sk, sparse, TSR_CKKS_TOP_LEVEL));
+    tt_ok(tsr_ckks_switch_key_create(&back, sparse, h->sk, 3));
+    assert_true(tsr_ckks_switch_key_bytes(back) < tsr_ckks_switch_key_bytes(there));
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, NULL, NULL));
+    double *v = rand_slots(h, h->slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, v, 3);
+    tt_ok(tsr_ckks_key_switch(ev, ct, ct, there));
+    /* decrypts under the sparse secret, not under the main one */
+    double *got = malloc(2 * h->slots * sizeof *got), worst, mean;
+    assert_non_null(got);
+    tt_ok(tsr_ckks_decrypt(sparse, h->pt, ct));
+    tt_ok(tsr_ckks_decode_complex(h->enc, h->pt, got, h->slots, NULL));
+    precision(got, v, h->slots, &worst, &mean);
+    assert_true(worst > 30);
+    free(got);
+    got = decrypt(h, ct);
+    precision(got, v, h->slots, &worst, &mean);
+    assert_true(worst < 0);
+    free(got);
+    tt_ok(tsr_ckks_key_switch(ev, ct, ct, back));
+    got = decrypt(h, ct);
+    precision(got, v, h->slots, &worst, &mean);
+    assert_true(worst > 30);
+    free(got);
+    tsr_ckks_ciphertext *high = encrypt_at(h, v, 4);
+    tt_fails(tsr_ckks_key_switch(ev, high, high, back), TSR_ERR_LEVEL);
+    tsr_ckks_ciphertext_free(high);
+    tsr_ckks_ciphertext_free(ct);
+    free(v);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_switch_key_free(there);
+    tsr_ckks_switch_key_free(back);
+    tsr_ckks_secret_key_free(sparse);
+    tsr_ckks_secret_key *bad;
+    tt_fails(tsr_ckks_secret_key_create_sparse(&bad, h->p, 0, NULL), TSR_ERR_INVALID_ARG);
 }
 
 static void test_boot_errors(void **state) {
@@ -363,6 +473,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_full, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_key_switch, he_setup_dense, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_encapsulated, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_errors, he_setup, he_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

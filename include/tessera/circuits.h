@@ -405,6 +405,13 @@ TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_cipher
  * tsr_circuits_boot_rotations plus the conjugation key
  * (TSR_CKKS_GALOIS_CONJUGATE), all of the evaluator passed in.
  *
+ * Sparse-secret encapsulation (Bossuat, Troncoso-Pastoriza, Hubaux, ACNS
+ * 2022; config.encapsulation_hw = 32): at level 0 the ciphertext is switched
+ * from the main secret to a temporary secret of Hamming weight h (a key over
+ * q_0 P only), raised, and switched back at the top level, so |I| <= (h+1)/2
+ * for certain while the main secret stays dense (and the parameter set
+ * 128-bit secure).
+ *
  * Secrets: K must bound |I| <= (||s||_1 + 1) / 2. A fixed-Hamming-weight
  * secret (h <= 64) gives the deterministic K = floor((h + 1) / 2) + 1; a
  * dense ternary secret needs an explicit K in the config (the failure
@@ -421,6 +428,13 @@ typedef struct tsr_circuits_boot_config {
     unsigned double_angle;      /**< r: double-angle steps (0: 2) */
     unsigned cos_degree;        /**< degree of the cosine interpolant (0: smallest 2^d - 1 fit) */
     unsigned log_message_ratio; /**< R: the input scale before ModRaise is q_0 / 2^R (0: 9) */
+    /**
+     * Hamming weight of the temporary sparse secret of the sparse-secret
+     * encapsulation (0: none, ModRaise under the main secret). With it, K
+     * defaults to h/2 + 2 whatever the main secret, and the switching keys of
+     * tsr_circuits_boot_switch_keys_create are needed.
+     */
+    unsigned encapsulation_hw;
 } tsr_circuits_boot_config;
 
 /** What a prepared bootstrapping circuit costs and produces. */
@@ -470,12 +484,34 @@ TSR_API void tsr_circuits_boot_get_info(const tsr_circuits_boot *b, tsr_circuits
  */
 TSR_API size_t tsr_circuits_boot_rotations(const tsr_circuits_boot *b, int *steps, size_t cap);
 /**
- * TSR_OK if ev has every key bootstrapping needs, else TSR_ERR_KEY_MISSING
- * naming what is missing (relinearization key, conjugation key, rotation
- * steps).
+ * TSR_OK if ev (and b) have every key bootstrapping needs, else
+ * TSR_ERR_KEY_MISSING naming what is missing (relinearization key,
+ * conjugation key, rotation steps, the encapsulation's switching keys).
  */
 TSR_API tsr_status tsr_circuits_boot_check_keys(const tsr_circuits_boot *b,
                                                 const tsr_ckks_evaluator *ev);
+
+/**
+ * The two switching keys of the sparse-secret encapsulation for the main
+ * secret sk: a temporary secret of Hamming weight config.encapsulation_hw is
+ * drawn, *to_sparse (sk -> sparse, over q_0 P only) and *to_dense (sparse ->
+ * sk, all levels) are made from it, and it is wiped. TSR_ERR_INVALID_ARG if
+ * b has no encapsulation. Free both with tsr_ckks_switch_key_free.
+ */
+TSR_API tsr_status tsr_circuits_boot_switch_keys_create(const tsr_circuits_boot *b,
+                                                        const tsr_ckks_secret_key *sk,
+                                                        tsr_ckks_switch_key **to_sparse,
+                                                        tsr_ckks_switch_key **to_dense);
+/**
+ * Give b the switching keys (borrowed: they must outlive every bootstrap
+ * with b). Call before bootstrapping, not while another thread bootstraps
+ * with b. TSR_ERR_INVALID_ARG if b has no encapsulation or the keys serve
+ * the wrong levels (keys of other parameters fail at use with
+ * TSR_ERR_MISMATCH).
+ */
+TSR_API tsr_status tsr_circuits_boot_set_switch_keys(tsr_circuits_boot *b,
+                                                     const tsr_ckks_switch_key *to_sparse,
+                                                     const tsr_ckks_switch_key *to_dense);
 
 /**
  * out = bootstrap(in): all four stages. in: size 2, level >= 1, its level's

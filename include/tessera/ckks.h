@@ -722,6 +722,42 @@ TSR_API uint64_t tsr_ckks_galois_keys_serialized_size(const tsr_ckks_galois_keys
 TSR_API tsr_status tsr_ckks_mul_monomial(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                          const tsr_ckks_ciphertext *a, long k);
 
+/** A key-switching key from one secret key to another of the same parameters. */
+typedef struct tsr_ckks_switch_key tsr_ckks_switch_key;
+
+/**
+ * A secret key with exactly h nonzero coefficients in {-1, 1} (1 <= h <= N),
+ * whatever p's own distribution: bootstrapping's temporary sparse secret
+ * (sparse-secret encapsulation, Bossuat-Troncoso-Pastoriza-Hubaux, ACNS
+ * 2022). It takes the key-set id of same_set (NULL: a fresh id). Free with
+ * tsr_ckks_secret_key_free (wiped).
+ */
+TSR_API tsr_status tsr_ckks_secret_key_create_sparse(tsr_ckks_secret_key **out, tsr_ckks_params *p,
+                                                     unsigned h,
+                                                     const tsr_ckks_secret_key *same_set);
+/**
+ * A hybrid key-switching key from `from` to `to` for ciphertexts at levels
+ * 0..max_level (TSR_CKKS_TOP_LEVEL: all). Only the limbs of q_0..q_max_level
+ * and P are generated: a key towards a sparse secret is secure only over a
+ * small modulus, so give it max_level 0. The key carries to's key-set id.
+ */
+TSR_API tsr_status tsr_ckks_switch_key_create(tsr_ckks_switch_key **out,
+                                              const tsr_ckks_secret_key *from,
+                                              const tsr_ckks_secret_key *to, int max_level);
+/** Free a switching key. NULL is a no-op. */
+TSR_API void tsr_ckks_switch_key_free(tsr_ckks_switch_key *k);
+/** The highest level the key serves. */
+TSR_API int tsr_ckks_switch_key_max_level(const tsr_ckks_switch_key *k);
+/** Bytes of key material (the b halves over the limbs in use; the a halves are a seed). */
+TSR_API uint64_t tsr_ckks_switch_key_bytes(const tsr_ckks_switch_key *k);
+/**
+ * out = a re-encrypted under the key's target secret (hybrid key switching:
+ * no level, scale unchanged). a must have size 2 and a level <= the key's
+ * max_level (TSR_ERR_LEVEL otherwise). out may alias a.
+ */
+TSR_API tsr_status tsr_ckks_key_switch(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                       const tsr_ckks_ciphertext *a, const tsr_ckks_switch_key *k);
+
 TSR_END_DECLS
 
 #endif /* TESSERA_CKKS_H */

@@ -47,6 +47,8 @@ struct tsr_circuits_boot {
     int trace_steps; /* log2(N / 2n) */
     int *steps;      /* all rotation steps, sorted, distinct */
     size_t n_steps;
+    unsigned encap_h; /* Hamming weight of the temporary secret, 0: no encapsulation */
+    const tsr_ckks_switch_key *to_sparse, *to_dense; /* borrowed */
 };
 
 static int ilog2(size_t x) {
@@ -175,6 +177,12 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
         return tsr_fail(TSR_ERR_INVALID_ARG, "config.stc_levels = %d: must be in 1..%d", ks,
                         logn < BOOT_MAX_GROUPS ? logn : BOOT_MAX_GROUPS);
     unsigned k = c.k;
+    if (c.encapsulation_hw > 64 || c.encapsulation_hw > tsr_ckks_params_n(p))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "config.encapsulation_hw = %u: the temporary secret's Hamming weight "
+                        "must be at most 64 (32 is the usual choice)",
+                        c.encapsulation_hw);
+    if (k == 0 && c.encapsulation_hw) k = c.encapsulation_hw / 2 + 2; /* > (h + 1) / 2 */
     if (k == 0) {
         tsr_ckks_param_spec spec;
         tsr_ckks_params_spec(p, &spec);
@@ -182,7 +190,8 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
             return tsr_fail(TSR_ERR_INVALID_ARG,
                             "bootstrapping with a dense secret needs config.k, a bound on the "
                             "integer multiple of q_0 ModRaise adds (about 6 sqrt(N/18) for a "
-                            "failure rate near 2^-25 per coefficient); or use a secret of fixed "
+                            "failure rate near 2^-25 per coefficient), or sparse-secret "
+                            "encapsulation (config.encapsulation_hw = 32), or a secret of fixed "
                             "Hamming weight <= 64");
         k = spec.hamming_weight / 2 + 2; /* > (h + 1) / 2 >= |I| */
     }
@@ -205,6 +214,7 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
     b->kc = kc;
     b->ks = ks;
     b->k = k;
+    b->encap_h = c.encapsulation_hw;
     b->r = (int)r;
     b->in_scale = ldexp(q0, -(int)ratio);
     b->trace_steps = ilog2(full / n);
@@ -259,12 +269,57 @@ size_t tsr_circuits_boot_rotations(const tsr_circuits_boot *b, int *steps, size_
     return b->n_steps;
 }
 
+tsr_status tsr_circuits_boot_switch_keys_create(const tsr_circuits_boot *b,
+                                                const tsr_ckks_secret_key *sk,
+                                                tsr_ckks_switch_key **to_sparse,
+                                                tsr_ckks_switch_key **to_dense) {
+    TSR_REQUIRE(b && sk && to_sparse && to_dense,
+                "tsr_circuits_boot_switch_keys_create: NULL argument");
+    *to_sparse = NULL;
+    *to_dense = NULL;
+    if (!b->encap_h)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "this bootstrapping circuit has no sparse-secret "
+                                             "encapsulation (config.encapsulation_hw = 0)");
+    tsr_ckks_secret_key *sparse = NULL;
+    TSR_TRY(tsr_ckks_secret_key_create_sparse(&sparse, b->p, b->encap_h, sk));
+    tsr_status st = tsr_ckks_switch_key_create(to_sparse, sk, sparse, 0);
+    if (st == TSR_OK) st = tsr_ckks_switch_key_create(to_dense, sparse, sk, TSR_CKKS_TOP_LEVEL);
+    tsr_ckks_secret_key_free(sparse);
+    if (st != TSR_OK) {
+        tsr_ckks_switch_key_free(*to_sparse);
+        *to_sparse = NULL;
+    }
+    return st;
+}
+
+tsr_status tsr_circuits_boot_set_switch_keys(tsr_circuits_boot *b,
+                                             const tsr_ckks_switch_key *to_sparse,
+                                             const tsr_ckks_switch_key *to_dense) {
+    TSR_REQUIRE(b && to_sparse && to_dense, "tsr_circuits_boot_set_switch_keys: NULL argument");
+    if (!b->encap_h)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "this bootstrapping circuit has no sparse-secret "
+                                             "encapsulation (config.encapsulation_hw = 0)");
+    if (tsr_ckks_switch_key_max_level(to_dense) < b->top)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "the switching key back to the main secret serves levels up to %d but "
+                        "bootstrapping uses it at the top level %d",
+                        tsr_ckks_switch_key_max_level(to_dense), b->top);
+    b->to_sparse = to_sparse;
+    b->to_dense = to_dense;
+    return TSR_OK;
+}
+
 tsr_status tsr_circuits_boot_check_keys(const tsr_circuits_boot *b, const tsr_ckks_evaluator *ev) {
     TSR_REQUIRE(b && ev, "tsr_circuits_boot_check_keys: NULL argument");
     if (ev->params != b->p)
         return tsr_fail(TSR_ERR_MISMATCH,
                         "the bootstrapping circuit and the evaluator belong to different "
                         "parameter sets");
+    if (b->encap_h && (!b->to_sparse || !b->to_dense))
+        return tsr_fail(TSR_ERR_KEY_MISSING,
+                        "bootstrapping with sparse-secret encapsulation needs its two switching "
+                        "keys: make them with tsr_circuits_boot_switch_keys_create and attach "
+                        "them with tsr_circuits_boot_set_switch_keys");
     if (!ev->rk)
         return tsr_fail(TSR_ERR_KEY_MISSING,
                         "bootstrapping needs a relinearization key in the evaluator (EvalMod "
@@ -335,7 +390,9 @@ tsr_status tsr_circuits_boot_mod_raise(const tsr_circuits_boot *b, tsr_ckks_eval
                         "bringing the scale to q_0 / 2^R exactly) but the ciphertext is at level "
                         "0: bootstrap one operation earlier");
     TSR_TRY(tsr_ckks_adjust(ev, out, in, 0, b->in_scale));
+    if (b->encap_h) TSR_TRY(tsr_ckks_key_switch(ev, out, out, b->to_sparse));
     TSR_TRY(tsr_ckks_mod_raise(ev, out, out));
+    if (b->encap_h) TSR_TRY(tsr_ckks_key_switch(ev, out, out, b->to_dense));
     if (b->trace_steps > 0) {
         tsr_ckks_ciphertext *t;
         TSR_TRY(tsr_ckks_ciphertext_create(&t, b->p));

@@ -1,0 +1,178 @@
+/*
+ * ckks/switch_key.c - key switching between two secret keys of one
+ * parameter set, and sparse temporary secrets: the pieces of the
+ * sparse-secret encapsulation of bootstrapping (J.-P. Bossuat, J.
+ * Troncoso-Pastoriza, J.-P. Hubaux, "Bootstrapping for Approximate
+ * Homomorphic Encryption with Negligible Failure-Probability by Using Sparse-
+ * Secret Encapsulation", ACNS 2022): the ciphertext at level 0 is switched
+ * from the dense main secret to a sparse one (Hamming weight ~32), raised,
+ * and switched back, so the multiple of q_0 that ModRaise adds is small.
+ *
+ * A key towards a sparse secret is only secure over a small modulus: a key
+ * made with max_level = 0 holds its RLWE samples over q_0 * P only (the
+ * other limbs are zero and never used: key switching at level l reads limbs
+ * 0..l and P).
+ */
+#include "ckks/evaluator_internal.h"
+#include "core/alloc.h"
+#include "core/error.h"
+#include "ring/vec.h"
+
+#include <string.h>
+
+struct tsr_ckks_switch_key {
+    tsr_ckks_params *params;
+    uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]; /* key-set id of the target secret */
+    int max_level;
+    ckks_ksk key;
+};
+
+tsr_status tsr_ckks_secret_key_create_sparse(tsr_ckks_secret_key **out, tsr_ckks_params *p,
+                                             unsigned h, const tsr_ckks_secret_key *same_set) {
+    TSR_REQUIRE(out && p, "tsr_ckks_secret_key_create_sparse: NULL argument");
+    *out = NULL;
+    if (h == 0 || h > p->n)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "a sparse secret needs a Hamming weight in 1..%zu "
+                        "(got %u)",
+                        p->n, h);
+    if (same_set) TSR_TRY(ckks_params_check(p, same_set->params, "the main secret key"));
+    tsr_ckks_secret_key *sk = tsr_calloc(sizeof *sk);
+    if (!sk) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a secret key");
+    sk->params = ckks_params_ref(p);
+    sk->coeffs = tsr_calloc(p->n);
+    tsr_status st = sk->coeffs ? tsr_rns_poly_new(p->qp, &sk->s_ntt) : TSR_ERR_NOMEM;
+    if (st != TSR_OK) {
+        tsr_ckks_secret_key_free(sk);
+        return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a secret key");
+    }
+    tsr_prng g;
+    if (same_set)
+        memcpy(sk->key_id, same_set->key_id, sizeof sk->key_id);
+    else
+        st = tsr_random_bytes(sk->key_id, sizeof sk->key_id);
+    if (st == TSR_OK) st = tsr_prng_init_random(&g, 0);
+    if (st != TSR_OK) {
+        tsr_ckks_secret_key_free(sk);
+        return st;
+    }
+    ckks_sample_ternary(&g, sk->coeffs, p->n, h);
+    tsr_prng_wipe(&g);
+    ckks_sk_complete(sk);
+    *out = sk;
+    return TSR_OK;
+}
+
+/* b_j = e_j - a_j s_to + P s_from on digit j's limbs, limbs 0..max_level and P only. */
+static tsr_status generate(const tsr_ckks_params *p, const uint64_t *s_to, const uint64_t *s_from,
+                           int max_level, ckks_ksk *key) {
+    size_t n = p->n;
+    TSR_TRY(ckks_ksk_alloc(p, key));
+    TSR_TRY(tsr_random_bytes(key->seed, TSR_SEED_BYTES));
+    ckks_ksk_expand(p, key);
+    uint64_t *as = NULL;
+    TSR_TRY(tsr_rns_poly_new(p->qp, &as));
+    tsr_status st = TSR_OK;
+    int digits = ckks_digits_at(p, max_level);
+    for (int j = 0; j < key->dnum && st == TSR_OK; j++) {
+        uint64_t *b = ckks_ksk_b(p, key, j), *a = ckks_ksk_a(p, key, j);
+        if (j >= digits) {
+            memset(b, 0, (size_t)p->nall * n * sizeof *b);
+            continue;
+        }
+        st = ckks_gaussian_ntt(p, p->qp, b);
+        if (st != TSR_OK) break;
+        tsr_rns_mul(p->qp, as, a, s_to);
+        tsr_rns_sub(p->qp, b, b, as);
+        int lo = j * p->alpha, hi = lo + p->alpha > p->L + 1 ? p->L + 1 : lo + p->alpha;
+        for (int i = lo; i < hi; i++)
+            tsr_vec_mul_scalar_add(ckks_mod(p, i), b + (size_t)i * n, s_from + (size_t)i * n,
+                                   p->p_mod[i], n);
+        /* limbs above max_level: never computed into the key */
+        for (int i = max_level + 1; i <= p->L; i++) tsr_wipe(b + (size_t)i * n, n * sizeof *b);
+    }
+    tsr_free_secret(as, (size_t)p->nall * n * sizeof(uint64_t));
+    if (st != TSR_OK) ckks_ksk_free(key);
+    return st;
+}
+
+tsr_status tsr_ckks_switch_key_create(tsr_ckks_switch_key **out, const tsr_ckks_secret_key *from,
+                                      const tsr_ckks_secret_key *to, int max_level) {
+    TSR_REQUIRE(out && from && to, "tsr_ckks_switch_key_create: NULL argument");
+    *out = NULL;
+    tsr_ckks_params *p = to->params;
+    TSR_TRY(ckks_params_check(p, from->params, "the source secret key"));
+    if (max_level == TSR_CKKS_TOP_LEVEL) max_level = p->L;
+    if (max_level < 0 || max_level > p->L)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "max_level %d is out of range 0..%d", max_level, p->L);
+    tsr_ckks_switch_key *k = tsr_calloc(sizeof *k);
+    if (!k) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a switching key");
+    k->params = ckks_params_ref(p);
+    memcpy(k->key_id, to->key_id, sizeof k->key_id);
+    k->max_level = max_level;
+    tsr_status st = generate(p, to->s_ntt, from->s_ntt, max_level, &k->key);
+    if (st != TSR_OK) {
+        tsr_ckks_switch_key_free(k);
+        return st;
+    }
+    *out = k;
+    return TSR_OK;
+}
+
+void tsr_ckks_switch_key_free(tsr_ckks_switch_key *k) {
+    if (!k) return;
+    ckks_ksk_free(&k->key);
+    tsr_ckks_params_free(k->params);
+    tsr_free(k);
+}
+
+int tsr_ckks_switch_key_max_level(const tsr_ckks_switch_key *k) {
+    TSR_REQUIRE(k, "tsr_ckks_switch_key_max_level: NULL key");
+    return k->max_level;
+}
+
+uint64_t tsr_ckks_switch_key_bytes(const tsr_ckks_switch_key *k) {
+    TSR_REQUIRE(k, "tsr_ckks_switch_key_bytes: NULL key");
+    const tsr_ckks_params *p = k->params;
+    /* the b halves of the digits in use, over limbs 0..max_level and P (a is a seed) */
+    return (uint64_t)ckks_digits_at(p, k->max_level) * (uint64_t)(k->max_level + 1 + p->k) * p->n *
+           sizeof(uint64_t);
+}
+
+tsr_status tsr_ckks_key_switch(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                               const tsr_ckks_ciphertext *a, const tsr_ckks_switch_key *k) {
+    TSR_REQUIRE(ev && out && a && k, "tsr_ckks_key_switch: NULL argument");
+    tsr_ckks_params *p = ev->params;
+    TSR_TRY(ckks_params_check(p, a->params, "the ciphertext"));
+    TSR_TRY(ckks_params_check(p, out->params, "the output ciphertext"));
+    TSR_TRY(ckks_params_check(p, k->params, "the switching key"));
+    if (a->level < 0) return tsr_fail(TSR_ERR_INVALID_ARG, "the ciphertext is empty");
+    if (a->size != 2)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "key switching needs a ciphertext of size 2: "
+                                             "relinearize first");
+    if (a->level > k->max_level)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "the switching key only serves levels <= %d but the ciphertext is at "
+                        "level %d: drop it to level %d first",
+                        k->max_level, a->level, k->max_level);
+    int level = a->level;
+    double scale = a->scale, mag = a->mag;
+    double err = a->err + ckks_noise_keyswitch(p, level, scale);
+    tsr_ckks_ciphertext *t = NULL;
+    TSR_TRY(tsr_ckks_ciphertext_create(&t, p));
+    tsr_status st = ckks_ct_reserve(t, level, 2);
+    if (st == TSR_OK)
+        st = ckks_keyswitch(ev, level, ckks_ct_poly(a, 1), &k->key, ckks_ct_poly(a, 0), NULL,
+                            ckks_ct_poly(t, 0), ckks_ct_poly(t, 1));
+    if (st == TSR_OK) {
+        t->level = level;
+        t->size = 2;
+        t->scale = scale;
+        t->err = err;
+        t->mag = mag;
+        t->seeded = 0;
+        st = tsr_ckks_ciphertext_copy(out, t);
+    }
+    tsr_ckks_ciphertext_free(t);
+    return st;
+}
