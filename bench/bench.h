@@ -12,6 +12,7 @@
 double bench_median(double *samples, size_t n);
 
 /* Benchmark programs (registered in bench/bench_main.c). */
+int bench_boot_main(int argc, char **argv);
 int bench_ckks_main(int argc, char **argv);
 int bench_circuits_main(int argc, char **argv);
 int bench_fl_main(int argc, char **argv);

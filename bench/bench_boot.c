@@ -1,0 +1,297 @@
+/*
+ * bench/bench_boot.c - `tessera bench boot`: CKKS bootstrapping end to end.
+ * Prints the setup time (parameters, keys, circuit), key sizes, peak
+ * memory, the latency (median of --runs >= 5 runs) with a per-stage
+ * breakdown (ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the
+ * precision against the plaintext (mean, median and worst slot, in bits,
+ * inputs uniform in [-1, 1] + i [-1, 1]), and the level and scale left.
+ * Record results in docs/BENCHMARKS.md with the command, commit and CPU.
+ */
+#include "bench.h"
+#include "cli.h"
+#include "core/error.h"
+#include "core/progress.h"
+
+#include "tessera.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+enum { N_STAGES = 4, MAX_RUNS = 100 };
+
+static const char *const stage_names[N_STAGES] = { "mod_raise", "coeffs_to_slots", "eval_mod",
+                                                   "slots_to_coeffs" };
+
+typedef tsr_status (*stage_fn)(const tsr_circuits_boot *, tsr_ckks_evaluator *,
+                               tsr_ckks_ciphertext *, const tsr_ckks_ciphertext *);
+
+static double peak_rss_mib(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_maxrss / 1024.0;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/*
+ * The bootstrapping parameter set: q_0 of 61 bits, 60-bit levels (the
+ * circuit's CoeffsToSlots plaintexts and EvalMod need ~60-bit scales, see
+ * docs/CIRCUITS.md), 14 bootstrapping levels + `left` levels, four 61-bit
+ * special primes, a dense ternary secret with sparse-secret encapsulation
+ * (h = 32, K = 18). At N = 2^16 with 10 levels left log2 QP is about 1745,
+ * under the 1772 of the 128-bit table (the switching keys live in Q_L P and
+ * q_0 P). Smaller rings (--log-n < 16, quick checks) are flagged insecure.
+ */
+static void boot_spec(tsr_ckks_param_spec *s, unsigned log_n, unsigned left) {
+    memset(s, 0, sizeof *s);
+    s->log_n = log_n;
+    s->first_prime_bits = 61;
+    s->scale_bits = 60;
+    s->levels = 14 + left;
+    s->special_primes = 4;
+    s->special_prime_bits = 61;
+    s->dnum = 0;
+    s->secret = TSR_CKKS_SECRET_TERNARY;
+    s->hamming_weight = 0;
+    s->flags = log_n < 16 ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
+}
+
+typedef struct result {
+    double setup_s, keygen_s, circuit_s;
+    double stage_s[N_STAGES], total_s;
+    double bits_mean, bits_median, bits_worst;
+    double rss_mib;
+    uint64_t relin_bytes, galois_bytes, switch_bytes;
+    int secure;
+    size_t rotations;
+    tsr_circuits_boot_info info;
+    double log_qp;
+    int dnum;
+} result;
+
+static tsr_status run(unsigned log_n, unsigned left, size_t slots, int runs, result *res) {
+    memset(res, 0, sizeof *res);
+    tsr_ckks_param_spec spec;
+    boot_spec(&spec, log_n, left);
+    tsr_ckks_params *p = NULL;
+    tsr_ckks_secret_key *sk = NULL;
+    tsr_ckks_public_key *pk = NULL;
+    tsr_ckks_relin_key *rk = NULL;
+    tsr_ckks_galois_keys *gk = NULL;
+    tsr_ckks_switch_key *to_sparse = NULL, *to_dense = NULL;
+    tsr_ckks_encoder *enc = NULL;
+    tsr_ckks_evaluator *ev = NULL;
+    tsr_ckks_plaintext *pt = NULL;
+    tsr_ckks_ciphertext *in = NULL, *x = NULL;
+    tsr_circuits_boot *b = NULL;
+    double *want = NULL, *got = NULL, *err = NULL, *samples = NULL;
+    int *steps = NULL;
+    double t0 = tsr_now();
+    tsr_status st = tsr_ckks_params_create(&p, &spec);
+    if (st == TSR_OK) st = tsr_ckks_encoder_create(&enc, p);
+    tsr_circuits_boot_config cfg = { .slots = slots, .encapsulation_hw = 32 };
+    double t1 = tsr_now();
+    if (st == TSR_OK) st = tsr_circuits_boot_create(&b, enc, p, &cfg);
+    res->circuit_s = tsr_now() - t1;
+    t1 = tsr_now();
+    if (st == TSR_OK) st = tsr_ckks_secret_key_create(&sk, p);
+    if (st == TSR_OK) st = tsr_ckks_public_key_create(&pk, sk);
+    if (st == TSR_OK) st = tsr_ckks_relin_key_create(&rk, sk);
+    if (st == TSR_OK) st = tsr_circuits_boot_switch_keys_create(b, sk, &to_sparse, &to_dense);
+    if (st == TSR_OK) st = tsr_circuits_boot_set_switch_keys(b, to_sparse, to_dense);
+    size_t ns = 0;
+    if (st == TSR_OK) {
+        ns = tsr_circuits_boot_rotations(b, NULL, 0);
+        steps = malloc((ns ? ns : 1) * sizeof *steps);
+        if (!steps) st = tsr_fail(TSR_ERR_NOMEM, "out of memory for the rotation steps");
+    }
+    if (st == TSR_OK) {
+        tsr_circuits_boot_rotations(b, steps, ns);
+        st = tsr_ckks_galois_keys_create(&gk, sk, steps, ns, TSR_CKKS_GALOIS_CONJUGATE);
+    }
+    res->keygen_s = tsr_now() - t1;
+    if (st == TSR_OK) st = tsr_ckks_evaluator_create(&ev, p, rk, gk);
+    res->setup_s = tsr_now() - t0;
+    if (st == TSR_OK) {
+        tsr_circuits_boot_get_info(b, &res->info);
+        res->relin_bytes = tsr_ckks_relin_key_serialized_size(rk);
+        res->galois_bytes = tsr_ckks_galois_keys_serialized_size(gk);
+        res->switch_bytes =
+            tsr_ckks_switch_key_bytes(to_sparse) + tsr_ckks_switch_key_bytes(to_dense);
+        res->secure = tsr_ckks_params_is_secure(p);
+        res->rotations = ns;
+        res->log_qp = tsr_ckks_params_log_qp(p);
+        res->dnum = tsr_ckks_params_dnum(p);
+    }
+    size_t nslots = p ? tsr_ckks_params_slots(p) : 0;
+    size_t n = res->info.slots;
+    want = malloc(2 * nslots * sizeof *want);
+    got = malloc(2 * nslots * sizeof *got);
+    err = malloc(2 * (size_t)runs * nslots * sizeof *err);
+    samples = malloc((size_t)runs * (N_STAGES + 1) * sizeof *samples);
+    if (st == TSR_OK && (!want || !got || !err || !samples))
+        st = tsr_fail(TSR_ERR_NOMEM, "out of memory for the samples");
+    if (st == TSR_OK) st = tsr_ckks_plaintext_create(&pt, p);
+    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&in, p);
+    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&x, p);
+    /* inputs: n values in [-1, 1] + i [-1, 1] (a fixed generator), repeated with period n */
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (size_t i = 0; st == TSR_OK && i < 2 * nslots; i++) {
+        if (i < 2 * n) {
+            rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+            want[i] = 2.0 * (double)(rng >> 11) / 9007199254740992.0 - 1.0;
+        } else {
+            want[i] = want[i % (2 * n)];
+        }
+    }
+    if (st == TSR_OK) st = tsr_ckks_encode_complex(enc, pt, want, nslots, 1, 0);
+    if (st == TSR_OK) st = tsr_ckks_encrypt(pk, in, pt);
+    static const stage_fn fns[N_STAGES] = { tsr_circuits_boot_mod_raise,
+                                            tsr_circuits_boot_coeffs_to_slots,
+                                            tsr_circuits_boot_eval_mod,
+                                            tsr_circuits_boot_slots_to_coeffs };
+    tsr_progress prog;
+    tsr_progress_begin(&prog, "bootstrap", (size_t)runs, "run");
+    size_t ne = 0;
+    for (int r = 0; r < runs && st == TSR_OK; r++) {
+        double total = 0;
+        for (int s = 0; s < N_STAGES && st == TSR_OK; s++) {
+            double ts = tsr_now();
+            st = fns[s](b, ev, x, s == 0 ? in : x);
+            double dt = tsr_now() - ts;
+            samples[(size_t)s * (size_t)runs + (size_t)r] = dt;
+            total += dt;
+        }
+        samples[(size_t)N_STAGES * (size_t)runs + (size_t)r] = total;
+        if (st == TSR_OK) st = tsr_ckks_decrypt(sk, pt, x);
+        if (st == TSR_OK) st = tsr_ckks_decode_complex(enc, pt, got, nslots, NULL);
+        for (size_t i = 0; st == TSR_OK && i < 2 * n; i++) err[ne++] = fabs(got[i] - want[i]);
+        tsr_progress_update(&prog, (size_t)r + 1, "%.2f s", total);
+    }
+    tsr_progress_end(&prog, NULL);
+    if (st == TSR_OK) {
+        for (int s = 0; s <= N_STAGES; s++) {
+            double m = bench_median(samples + (size_t)s * (size_t)runs, (size_t)runs);
+            if (s < N_STAGES)
+                res->stage_s[s] = m;
+            else
+                res->total_s = m;
+        }
+        double sum = 0;
+        for (size_t i = 0; i < ne; i++) sum += err[i];
+        qsort(err, ne, sizeof *err, cmp_double);
+        res->bits_mean = -log2(sum / (double)ne);
+        res->bits_median = -log2(err[ne / 2]);
+        res->bits_worst = -log2(err[ne - 1]);
+        res->rss_mib = peak_rss_mib();
+    }
+    free(want);
+    free(got);
+    free(err);
+    free(samples);
+    free(steps);
+    tsr_circuits_boot_free(b);
+    tsr_ckks_ciphertext_free(in);
+    tsr_ckks_ciphertext_free(x);
+    tsr_ckks_plaintext_free(pt);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_switch_key_free(to_sparse);
+    tsr_ckks_switch_key_free(to_dense);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_public_key_free(pk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_encoder_free(enc);
+    tsr_ckks_params_free(p);
+    return st;
+}
+
+int bench_boot_main(int argc, char **argv) {
+    if (cli_wants_help(argc, argv)) {
+        printf("usage: tessera bench boot [--slots S] [--real] [--threads T] [--runs K] [--json]\n"
+               "                          [--log-n L] [--levels-left M]\n\n"
+               "Bootstraps one ciphertext K times (default 5, at least 5) and prints the setup\n"
+               "time, key sizes, peak memory, the median latency with a per-stage breakdown\n"
+               "(ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the precision against\n"
+               "the plaintext (mean, median and worst slot, bits; inputs in [-1, 1] + i[-1, 1])\n"
+               "and the level and scale left. Parameters: N = 2^L (default 16), q_0 61 bits,\n"
+               "14 + M levels of 60 bits (default M = 10), four 61-bit special primes, a dense\n"
+               "ternary secret with sparse-secret encapsulation (h = 32): 128-bit secure at\n"
+               "N = 2^16, M <= 10; smaller N are flagged insecure (quick checks only).\n"
+               "S: slots, a power of two <= N/2 (default N/2).\n"
+               "--real (real-slot bootstrapping) is not implemented yet.\n");
+        return 0;
+    }
+    long slots = 0, threads = 1, runs = 5, log_n = 16, left = 10;
+    int json = 0, real = 0;
+    const cli_opt opts[] = {
+        { "--slots", CLI_LONG, &slots, 2, 1L << 16 }, { "--real", CLI_FLAG, &real, 0, 0 },
+        { "--threads", CLI_LONG, &threads, 1, 256 },  { "--runs", CLI_LONG, &runs, 5, MAX_RUNS },
+        { "--json", CLI_FLAG, &json, 0, 0 },          { "--log-n", CLI_LONG, &log_n, 10, 16 },
+        { "--levels-left", CLI_LONG, &left, 1, 30 },
+    };
+    int prc = cli_parse_args("bench boot", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
+    if (prc) return prc;
+    if (real)
+        return cli_usage_error("bench boot", "--real: real-slot bootstrapping is not implemented "
+                                             "yet (see docs/CIRCUITS.md)");
+    if (slots && (slots & (slots - 1)))
+        return cli_usage_error("bench boot", "--slots must be a power of two");
+    int saved = tsr_get_num_threads();
+    tsr_set_num_threads((int)threads);
+    result r;
+    tsr_status st = run((unsigned)log_n, (unsigned)left, (size_t)slots, (int)runs, &r);
+    tsr_set_num_threads(saved);
+    if (st != TSR_OK) return cli_fail("bench boot", st, "bootstrapping");
+    const tsr_circuits_boot_info *in = &r.info;
+    if (json) {
+        printf(
+            "{\"log_n\": %ld, \"slots\": %zu, \"threads\": %ld, \"runs\": %ld, \"secure\": %s, "
+            "\"log_qp\": %.1f, \"dnum\": %d,\n"
+            " \"setup_seconds\": %.3f, \"keygen_seconds\": %.3f, \"circuit_seconds\": %.3f,\n"
+            " \"relin_key_bytes\": %llu, \"galois_key_bytes\": %llu, \"switch_key_bytes\": %llu, "
+            "\"rotation_keys\": %zu, "
+            "\"peak_rss_mib\": %.0f,\n"
+            " \"median_seconds\": {\"total\": %.4f",
+            log_n, in->slots, threads, runs, r.secure ? "true" : "false", r.log_qp, r.dnum,
+            r.setup_s, r.keygen_s, r.circuit_s, (unsigned long long)r.relin_bytes,
+            (unsigned long long)r.galois_bytes, (unsigned long long)r.switch_bytes, r.rotations,
+            r.rss_mib, r.total_s);
+        for (int s = 0; s < N_STAGES; s++) printf(", \"%s\": %.4f", stage_names[s], r.stage_s[s]);
+        printf("},\n \"precision_bits\": {\"mean\": %.2f, \"median\": %.2f, \"worst\": %.2f},\n"
+               " \"levels\": {\"coeffs_to_slots\": %d, \"eval_mod\": %d, \"slots_to_coeffs\": %d, "
+               "\"left\": %d}, \"log2_scale_after\": %.3f, \"k\": %u, \"cos_degree\": %u, "
+               "\"double_angle\": %u}\n",
+               r.bits_mean, r.bits_median, r.bits_worst, in->cts_levels, in->evalmod_levels,
+               in->stc_levels, in->out_level, log2(in->out_scale), in->k, in->cos_degree,
+               in->double_angle);
+    } else {
+        printf("bootstrapping: N = 2^%ld, %zu slots, %ld thread(s), median of %ld runs "
+               "(%s, log2 QP %.1f, dnum %d)\n",
+               log_n, in->slots, threads, runs, r.secure ? "128-bit secure" : "INSECURE test ring",
+               r.log_qp, r.dnum);
+        printf("  setup %.2f s (circuit %.2f s, keygen %.2f s)\n", r.setup_s, r.circuit_s,
+               r.keygen_s);
+        printf("  keys (serialized, uniform halves as seeds): relinearization %.1f MiB, Galois "
+               "%.1f MiB (%zu rotations + conjugation), encapsulation %.1f MiB\n",
+               (double)r.relin_bytes / 1048576.0, (double)r.galois_bytes / 1048576.0, r.rotations,
+               (double)r.switch_bytes / 1048576.0);
+        printf("  peak memory %.0f MiB\n", r.rss_mib);
+        printf("  latency %.3f s:", r.total_s);
+        for (int s = 0; s < N_STAGES; s++)
+            printf(" %s %.3f s%s", stage_names[s], r.stage_s[s], s + 1 < N_STAGES ? "," : "\n");
+        printf("  precision: mean %.2f bits, median %.2f bits, worst slot %.2f bits\n", r.bits_mean,
+               r.bits_median, r.bits_worst);
+        printf("  levels: CoeffsToSlots %d, EvalMod %d (cosine degree %u, K = %u, r = %u), "
+               "SlotsToCoeffs %d; %d left at scale 2^%.2f\n",
+               in->cts_levels, in->evalmod_levels, in->cos_degree, in->k, in->double_angle,
+               in->stc_levels, in->out_level, log2(in->out_scale));
+    }
+    return 0;
+}
