@@ -167,20 +167,47 @@ int tsr_onnx_const_input(const char *op, int pos) {
 
 /* ---- import context ------------------------------------------------------------------ */
 
+/*
+ * Constants known at import: initializers, bound data, and values folded from
+ * constant subgraphs (Shape, Gather, Cast, ConstantOfShape, Unsqueeze, Concat,
+ * Slice, arithmetic, ...). Shapes that depend on a free (batch) dimension are
+ * tracked by evaluating them twice, with every free dimension set to one of
+ * two different probe sizes: an entry equal under both probes is a constant,
+ * one equal to a free dimension's probes is that dimension ("symbolic").
+ */
 typedef struct cvalue {
     const char *name;
-    const tsr_array *a; /* values as doubles */
+    const tsr_array *a; /* values as doubles (probe A) */
     const int64_t *i;   /* exact integers, or NULL */
-    tsr_array *owned;   /* a when converted from an initializer */
-    int in_graph;       /* added to the graph as a constant */
+    tsr_array *owned;   /* a when converted from an initializer or folded */
+    tsr_array *b;       /* folded values under probe B when they differ from a, else NULL */
+    int64_t *owned_i;   /* i when folded */
+    char *owned_name;   /* name when folded */
 } cvalue;
+
+#define N_PROBES 16
+/* Free dimension s takes probe_a[s] in one evaluation and probe_b[s] in the other. */
+static const int64_t probe_a[N_PROBES] = { 97,  101, 103, 107, 109, 113, 127, 131,
+                                           137, 139, 149, 151, 157, 163, 167, 173 };
+/* Largest constant the import computes (elements): shapes and small tables, not data. */
+#define FOLD_MAX_NUMEL ((int64_t)1 << 22)
+
+static const int64_t probe_b[N_PROBES] = { 179, 181, 191, 193, 197, 199, 211, 223,
+                                           227, 229, 233, 239, 241, 251, 257, 263 };
 
 typedef struct ctx {
     const tsr_onnx_model *m;
     const tsr_onnx_import_opts *o;
     tsr_graph *g;
     cvalue *cv;
-    int n_cv;
+    int n_cv, cap_cv;
+    /* Shapes of graph values under both probes (rank -1: unknown), by value index. */
+    int n_vs, cap_vs;
+    int *vrank;
+    int64_t (*vdims)[2][TSR_ARRAY_MAX_RANK];
+    int n_shaped; /* graph nodes whose output shapes are in vrank/vdims */
+    int n_free;   /* free dimensions of the graph inputs (probes used) */
+    int folding;  /* importing one node into a scratch graph (fold_generic) */
     char *report; /* one line per unsupported node */
     size_t rep_len, rep_cap;
     int n_report, n_approx;
@@ -188,10 +215,26 @@ typedef struct ctx {
     char lab[256];
 } ctx;
 
-static cvalue *find_const(ctx *c, const char *name) {
+/* A value known at import, constant or depending on the free dimensions. */
+static cvalue *find_folded(ctx *c, const char *name) {
     for (int i = 0; i < c->n_cv; i++)
         if (strcmp(c->cv[i].name, name) == 0) return &c->cv[i];
     return NULL;
+}
+
+/* A constant: known at import and independent of the free dimensions. */
+static cvalue *find_const(ctx *c, const char *name) {
+    cvalue *v = find_folded(c, name);
+    return v && !v->b ? v : NULL;
+}
+
+static tsr_status fail_symbolic(ctx *c, const char *name) {
+    return tsr_fail(TSR_ERR_UNSUPPORTED,
+                    "%s: '%s' is computed from the shape of a tensor and depends on its free "
+                    "(batch) dimension here; Tessera supports that only as a Reshape target "
+                    "(x.view(x.size(0), -1), x.reshape(B, T, H, D)): export with a fixed batch "
+                    "size or give the shape as constants",
+                    c->lab, name);
 }
 
 static tsr_status report(ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -218,11 +261,10 @@ static tsr_status report(ctx *c, const char *fmt, ...) {
 /* Make sure a constant used as data is in the graph. */
 static tsr_status use_value(ctx *c, const char *name) {
     if (!name[0]) return TSR_OK;
-    cvalue *v = find_const(c, name);
-    if (!v || v->in_graph) return TSR_OK;
-    TSR_TRY(tsr_graph_add_const(c->g, name, v->a));
-    v->in_graph = 1;
-    return TSR_OK;
+    cvalue *v = find_folded(c, name);
+    if (!v || tsr_graph_find_value(c->g, name) >= 0) return TSR_OK;
+    if (v->b) return fail_symbolic(c, name);
+    return tsr_graph_add_const(c->g, name, v->a);
 }
 
 static const tsr_onnx_node *cur(ctx *c) {
@@ -244,9 +286,12 @@ static tsr_status const_ints(ctx *c, int k, const int64_t **v, size_t *count, in
         return TSR_OK;
     }
     cvalue *cv = find_const(c, name);
+    if (!cv && find_folded(c, name)) return fail_symbolic(c, name);
     if (!cv)
         return tsr_fail(TSR_ERR_UNSUPPORTED,
-                        "%s: input %d ('%s') must be a constant (an initializer)", c->lab, k, name);
+                        "%s: input %d ('%s') must be a constant (an initializer or computed from "
+                        "constants and shapes)",
+                        c->lab, k, name);
     if (!cv->i && cv->a->numel)
         return tsr_fail(TSR_ERR_FORMAT, "%s: input %d must be integers", c->lab, k);
     if (cv->a->rank > 1) return tsr_fail(TSR_ERR_FORMAT, "%s: input %d must be a list", c->lab, k);
@@ -490,7 +535,7 @@ static tsr_status non_poly(ctx *c, const char *op, const char *why) {
         }
         return cheb_node(c, fn, ap, in_name(c, 0), n->out[0], n->name[0] ? n->name : NULL);
     }
-    if (c->o && c->o->keep_non_polynomial) {
+    if ((c->o && c->o->keep_non_polynomial) || c->folding) { /* folding: constants */
         static const struct {
             const char *op;
             tsr_graph_kind kind;
@@ -538,6 +583,463 @@ static tsr_status non_poly(ctx *c, const char *op, const char *why) {
     }
     const char *sug = tsr_onnx_suggestion(op);
     return report(c, "%s; %s", why, sug ? sug : "no polynomial replacement");
+}
+
+/* ---- shapes and constant folding ----------------------------------------------------------- */
+
+static tsr_status vs_grow(ctx *c) {
+    int need = c->g->n_values;
+    if (need > c->cap_vs) {
+        int cap = need * 2 + 16;
+        int *r = realloc(c->vrank, (size_t)cap * sizeof *r);
+        if (r) c->vrank = r;
+        void *d = realloc(c->vdims, (size_t)cap * sizeof *c->vdims);
+        if (d) c->vdims = d;
+        if (!r || !d) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        c->cap_vs = cap;
+    }
+    for (int i = c->n_vs; i < need; i++) c->vrank[i] = -1;
+    if (need > c->n_vs) c->n_vs = need;
+    return TSR_OK;
+}
+
+/* Shape of a value under probe p (0 or 1); -1 when it is not known. */
+static int vshape(ctx *c, const char *name, int p, int *rank, int64_t *dims,
+                  const tsr_array **data) {
+    if (data) *data = NULL;
+    int vi = tsr_graph_find_value(c->g, name);
+    const tsr_array *t = NULL;
+    if (vi >= 0 && c->g->values[vi].kind == TSR_VALUE_CONST) {
+        t = c->g->values[vi].data;
+    } else if (vi >= 0) {
+        if (vi >= c->n_vs || c->vrank[vi] < 0) return -1;
+        *rank = c->vrank[vi];
+        memcpy(dims, c->vdims[vi][p], sizeof c->vdims[vi][p]);
+        return 0;
+    } else {
+        cvalue *v = find_folded(c, name);
+        if (!v) return -1;
+        t = p && v->b ? v->b : v->a;
+    }
+    *rank = t->rank;
+    memcpy(dims, t->dims, sizeof t->dims);
+    if (data) *data = t;
+    return 0;
+}
+
+/* Input value vi: its free dimensions take the next probe sizes. */
+static tsr_status shape_input(ctx *c, const char *name, int rank, const int64_t *dims) {
+    TSR_TRY(vs_grow(c));
+    int vi = tsr_graph_find_value(c->g, name);
+    if (vi < 0) return TSR_OK;
+    c->vrank[vi] = rank;
+    for (int k = 0; k < rank; k++) {
+        if (dims[k] >= 0) {
+            c->vdims[vi][0][k] = c->vdims[vi][1][k] = dims[k];
+            continue;
+        }
+        if (c->n_free >= N_PROBES) {
+            c->vrank[vi] = -1; /* too many free dimensions to tell apart: shape unknown */
+            return TSR_OK;
+        }
+        c->vdims[vi][0][k] = probe_a[c->n_free];
+        c->vdims[vi][1][k] = probe_b[c->n_free];
+        c->n_free++;
+    }
+    return TSR_OK;
+}
+
+/* Shapes (both probes) of the outputs of graph nodes added since the last call. */
+static tsr_status track_shapes(ctx *c) {
+    TSR_TRY(vs_grow(c));
+    for (; c->n_shaped < c->g->n_nodes; c->n_shaped++) {
+        const tsr_graph_node *n = &c->g->nodes[c->n_shaped];
+        int nin = n->n_in ? n->n_in : 1, ro[2] = { -1, -1 }, ok = 1;
+        int64_t od[2][TSR_ARRAY_MAX_RANK];
+        int *r = calloc((size_t)nin, sizeof *r);
+        int64_t(*d)[TSR_ARRAY_MAX_RANK] = calloc((size_t)nin, sizeof *d);
+        const tsr_array **k = calloc((size_t)nin, sizeof *k);
+        if (!r || !d || !k) ok = -1;
+        for (int p = 0; p < 2 && ok == 1; p++) {
+            for (int j = 0; j < n->n_in && ok == 1; j++) {
+                r[j] = -1;
+                if (n->in_names[j][0] && vshape(c, n->in_names[j], p, &r[j], d[j], &k[j])) ok = 0;
+            }
+            if (ok == 1 && tsr_graph_node_shape(c->g, n, r, (const int64_t(*)[TSR_ARRAY_MAX_RANK])d,
+                                                k, &ro[p], od[p]) != TSR_OK)
+                ok = 0; /* finalize reports it */
+        }
+        free(r);
+        free(d);
+        free(k);
+        if (ok < 0) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        c->vrank[n->out] = ok && ro[0] == ro[1] ? ro[0] : -1;
+        if (ok) memcpy(c->vdims[n->out], od, sizeof od);
+    }
+    tsr_clear_error();
+    return TSR_OK;
+}
+
+static tsr_status cv_push(ctx *c, cvalue **out) {
+    if (c->n_cv == c->cap_cv) {
+        int cap = c->cap_cv * 2 + 16;
+        cvalue *p = realloc(c->cv, (size_t)cap * sizeof *p);
+        if (!p) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        c->cv = p;
+        c->cap_cv = cap;
+    }
+    *out = &c->cv[c->n_cv++];
+    memset(*out, 0, sizeof **out);
+    return TSR_OK;
+}
+
+static int is_output(ctx *c, const char *name) {
+    for (int i = 0; i < c->m->n_outputs; i++)
+        if (strcmp(c->m->outputs[i].name, name) == 0) return 1;
+    return 0;
+}
+
+/* Record a folded value (takes a and b; b NULL or equal to a: a constant). */
+static tsr_status put_folded(ctx *c, const char *name, tsr_array *a, tsr_array *b, int is_int,
+                             int truncate) {
+    if (b && memcmp(a->dims, b->dims, sizeof a->dims) == 0 && a->rank == b->rank) {
+        int same = 1;
+        for (size_t k = 0; k < a->numel && same; k++) same = a->data[k] == b->data[k];
+        if (same) {
+            tsr_array_free(b);
+            b = NULL;
+        }
+    }
+    cvalue *v;
+    tsr_status st = cv_push(c, &v);
+    if (st != TSR_OK) {
+        tsr_array_free(a);
+        tsr_array_free(b);
+        return st;
+    }
+    v->owned = a;
+    v->a = a;
+    v->b = b;
+    v->owned_name = strdup(name);
+    v->name = v->owned_name ? v->owned_name : "";
+    if (!v->owned_name) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (int p = 0; is_int && p < 2; p++) {
+        tsr_array *t = p ? b : a;
+        for (size_t k = 0; t && k < t->numel; k++) {
+            double x = truncate ? trunc(t->data[k]) : t->data[k];
+            if (!isfinite(x) || fabs(x) > 9.0e15)
+                return tsr_fail(TSR_ERR_FORMAT, "%s: integer result out of range", c->lab);
+            t->data[k] = x;
+        }
+    }
+    if (is_int) {
+        v->owned_i = malloc((a->numel ? a->numel : 1) * sizeof *v->owned_i);
+        if (!v->owned_i) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        for (size_t k = 0; k < a->numel; k++) v->owned_i[k] = (int64_t)a->data[k];
+        v->i = v->owned_i;
+    }
+    if (is_output(c, name)) TSR_TRY(use_value(c, name));
+    return TSR_OK;
+}
+
+/* Shape / Size of a value whose shape is known at import (free dimensions as probes). */
+static tsr_status fold_shape(ctx *c) {
+    const tsr_onnx_node *n = cur(c);
+    int size = strcmp(n->op_type, "Size") == 0;
+    int64_t start = 0, end = INT64_MAX;
+    if (!size) {
+        TSR_TRY(attr_i(c, "start", 0, &start));
+        TSR_TRY(attr_i(c, "end", INT64_MAX, &end));
+    }
+    tsr_array *t[2] = { NULL, NULL };
+    for (int p = 0; p < 2; p++) {
+        int r;
+        int64_t d[TSR_ARRAY_MAX_RANK];
+        if (vshape(c, in_name(c, 0), p, &r, d, NULL)) {
+            tsr_array_free(t[0]);
+            return report(c,
+                          "the shape of '%s' is not known at import (give the graph inputs "
+                          "shapes; only the batch dimension may be free)",
+                          in_name(c, 0));
+        }
+        int64_t s = start < 0 ? start + r : start, e = end < 0 ? end + r : end;
+        s = s < 0 ? 0 : s > r ? r : s;
+        e = e < 0 ? 0 : e > r ? r : e;
+        int64_t len = e > s ? e - s : 0;
+        tsr_status st = tsr_array_create(&t[p], size ? 0 : 1, &len);
+        if (st != TSR_OK) {
+            tsr_array_free(t[0]);
+            return st;
+        }
+        if (size) {
+            t[p]->data[0] = (double)tsr_dims_numel(r, d);
+        } else {
+            for (int64_t k = 0; k < len; k++) t[p]->data[k] = (double)d[s + k];
+        }
+    }
+    return put_folded(c, n->out[0], t[0], t[1], 1, 0);
+}
+
+static tsr_status fold_gather(ctx *c) {
+    const tsr_onnx_node *n = cur(c);
+    cvalue *x = find_folded(c, in_name(c, 0)), *ix = find_folded(c, in_name(c, 1));
+    if (!x || !ix) return tsr_fail(TSR_ERR_FORMAT, "%s needs data and indices", c->lab);
+    if (ix->b) return fail_symbolic(c, ix->name);
+    if (!ix->i && ix->a->numel)
+        return tsr_fail(TSR_ERR_FORMAT, "%s: indices must be integers", c->lab);
+    int64_t axis;
+    TSR_TRY(attr_i(c, "axis", 0, &axis));
+    int r = x->a->rank, ri = ix->a->rank;
+    if (axis < -r || axis >= r) return tsr_fail(TSR_ERR_FORMAT, "%s: axis out of range", c->lab);
+    if (axis < 0) axis += r;
+    if (r - 1 + ri > TSR_ARRAY_MAX_RANK)
+        return tsr_fail(TSR_ERR_UNSUPPORTED, "%s: result rank above %d", c->lab,
+                        TSR_ARRAY_MAX_RANK);
+    int64_t od[TSR_ARRAY_MAX_RANK], outer = 1, inner = 1, da = x->a->dims[axis];
+    int ro = 0;
+    for (int k = 0; k < axis; k++) outer *= od[ro++] = x->a->dims[k];
+    for (int k = 0; k < ri; k++) od[ro++] = ix->a->dims[k];
+    for (int k = (int)axis + 1; k < r; k++) inner *= od[ro++] = x->a->dims[k];
+    int64_t total = tsr_dims_numel(ro, od);
+    if (total < 0 || total > FOLD_MAX_NUMEL)
+        return tsr_fail(TSR_ERR_UNSUPPORTED, "%s: the result is too large to compute at import",
+                        c->lab);
+    size_t ni = ix->a->numel;
+    for (size_t j = 0; j < ni; j++)
+        if (ix->i[j] < -da || ix->i[j] >= da)
+            return tsr_fail(TSR_ERR_FORMAT, "%s: index %lld is out of range [%lld, %lld)", c->lab,
+                            (long long)ix->i[j], (long long)-da, (long long)da);
+    tsr_array *t[2] = { NULL, NULL };
+    for (int p = 0; p < (x->b ? 2 : 1); p++) {
+        const tsr_array *src = p ? x->b : x->a;
+        tsr_status st = tsr_array_create(&t[p], ro, od);
+        if (st != TSR_OK) {
+            tsr_array_free(t[0]);
+            return st;
+        }
+        for (int64_t o = 0; o < outer; o++)
+            for (size_t j = 0; j < ni; j++) {
+                int64_t q = ix->i[j] < 0 ? ix->i[j] + da : ix->i[j];
+                memcpy(t[p]->data + ((size_t)o * ni + j) * (size_t)inner,
+                       src->data + ((size_t)(o * da + q)) * (size_t)inner,
+                       (size_t)inner * sizeof(double));
+            }
+    }
+    return put_folded(c, n->out[0], t[0], t[1], x->i != NULL, 0);
+}
+
+/* ONNX TensorProto element types: 1 when real, 0 when integer or bool, -1 otherwise. */
+static int cast_real(int64_t to) {
+    if (to == 1 || to == 11) return 1; /* FLOAT16 / BFLOAT16 would need their rounding: no */
+    if ((to >= 2 && to <= 7) || to == 9 || to == 12 || to == 13) return 0;
+    return -1;
+}
+
+static tsr_status fold_cast(ctx *c) {
+    const tsr_onnx_node *n = cur(c);
+    cvalue *x = find_folded(c, in_name(c, 0));
+    int64_t to;
+    TSR_TRY(attr_i(c, "to", 0, &to));
+    int real = cast_real(to);
+    if (real < 0) return report(c, "Cast to element type %lld is not supported", (long long)to);
+    for (int i = 0; i < c->m->n_inputs; i++) /* data bound to a graph input: its type */
+        if (strcmp(c->m->inputs[i].name, in_name(c, 0)) == 0 &&
+            cast_real(c->m->inputs[i].elem_type) < 0)
+            return report(c, "Cast from element type %d is not supported",
+                          (int)c->m->inputs[i].elem_type);
+    tsr_array *t[2] = { NULL, NULL };
+    TSR_TRY(tsr_array_clone(&t[0], x->a));
+    if (x->b && tsr_array_clone(&t[1], x->b) != TSR_OK) {
+        tsr_array_free(t[0]);
+        return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    }
+    if (to == 9)
+        for (int p = 0; p < 2; p++)
+            for (size_t k = 0; t[p] && k < t[p]->numel; k++) t[p]->data[k] = t[p]->data[k] != 0;
+    return put_folded(c, n->out[0], t[0], t[1], !real, 1);
+}
+
+static tsr_status fold_constant_of_shape(ctx *c) {
+    const tsr_onnx_node *n = cur(c);
+    const int64_t *v;
+    size_t cnt;
+    TSR_TRY(const_ints(c, 0, &v, &cnt, 1));
+    if (cnt > TSR_ARRAY_MAX_RANK)
+        return tsr_fail(TSR_ERR_UNSUPPORTED, "%s: rank %zu (at most %d)", c->lab, cnt,
+                        TSR_ARRAY_MAX_RANK);
+    double val = 0;
+    int is_int = 0;
+    const tsr_onnx_attr *at = tsr_onnx_find_attr(n, "value");
+    if (at) {
+        if (at->type != TSR_ONNX_ATTR_TENSOR || !at->t || at->t->numel != 1)
+            return tsr_fail(TSR_ERR_FORMAT, "%s: value must be a one-element tensor", c->lab);
+        is_int = at->t->dtype == TSR_ONNX_INT64;
+        val = is_int ? (double)at->t->i[0] : (double)at->t->f[0];
+    }
+    int64_t total = tsr_dims_numel((int)cnt, v);
+    if (total < 0 || total > FOLD_MAX_NUMEL)
+        return tsr_fail(TSR_ERR_UNSUPPORTED, "%s: shape too large (at most %lld elements)", c->lab,
+                        (long long)FOLD_MAX_NUMEL);
+    tsr_array *t;
+    TSR_TRY(tsr_array_create(&t, (int)cnt, v));
+    for (size_t k = 0; k < t->numel; k++) t->data[k] = val;
+    return put_folded(c, n->out[0], t, NULL, is_int, 0);
+}
+
+static tsr_status imp_op(ctx *c);
+
+/*
+ * Any other foldable operator: import it into a scratch graph whose inputs
+ * are the folded values (once per probe when they depend on a free
+ * dimension) and run it there, so folding follows the executor exactly.
+ */
+static tsr_status fold_generic(ctx *c) {
+    const tsr_onnx_node *n = cur(c);
+    int sym = 0, is_int = 1;
+    for (int k = 0; k < n->n_in; k++) {
+        if (!n->in[k][0]) continue;
+        cvalue *v = find_folded(c, n->in[k]);
+        sym |= v->b != NULL;
+        is_int &= v->i != NULL;
+    }
+    tsr_array *res[2] = { NULL, NULL };
+    tsr_graph *main_g = c->g;
+    tsr_status st = TSR_OK;
+    int reported = 0;
+    for (int p = 0; p < (sym ? 2 : 1) && st == TSR_OK && !reported; p++) {
+        tsr_graph *g2 = NULL;
+        st = tsr_graph_create(&g2);
+        for (int k = 0; st == TSR_OK && k < n->n_in; k++) {
+            if (!n->in[k][0] || tsr_graph_find_value(g2, n->in[k]) >= 0) continue;
+            cvalue *v = find_folded(c, n->in[k]);
+            st = tsr_graph_add_const(g2, n->in[k], p && v->b ? v->b : v->a);
+        }
+        int nrep = c->n_report;
+        if (st == TSR_OK) {
+            c->g = g2;
+            c->folding = 1;
+            st = imp_op(c);
+            c->folding = 0;
+            c->g = main_g;
+            reported = c->n_report != nrep;
+        }
+        if (st == TSR_OK && !reported) st = tsr_graph_add_output(g2, n->out[0]);
+        if (st == TSR_OK && !reported) st = tsr_graph_finalize(g2);
+        int ro;
+        int64_t od[TSR_ARRAY_MAX_RANK];
+        if (st == TSR_OK && !reported && tsr_graph_value_shape(g2, n->out[0], &ro, od) == TSR_OK &&
+            tsr_dims_numel(ro, od) > FOLD_MAX_NUMEL)
+            st = tsr_fail(TSR_ERR_UNSUPPORTED, "%s: the result is too large to compute at import",
+                          c->lab);
+        if (st == TSR_OK && !reported) st = tsr_graph_run(g2, NULL, &res[p]);
+        tsr_graph_free(g2);
+    }
+    if (st != TSR_OK || reported) {
+        tsr_array_free(res[0]);
+        tsr_array_free(res[1]);
+        return st;
+    }
+    return put_folded(c, n->out[0], res[0], res[1], is_int, strcmp(n->op_type, "Div") == 0);
+}
+
+/* *done = 1 when the node was folded into a value known at import (or reported). */
+static tsr_status fold_node(ctx *c, int *done) {
+    static const char *const generic[] = { "Add",   "Sub",      "Mul",       "Div",     "Neg",
+                                           "Pow",   "Identity", "Unsqueeze", "Squeeze", "Concat",
+                                           "Slice", "Reshape",  "Transpose", "Flatten", "Sqrt" };
+    const tsr_onnx_node *n = cur(c);
+    const char *op = n->op_type;
+    *done = 0;
+    if (c->folding || n->n_out < 1 || !n->out[0][0]) return TSR_OK;
+    if (strcmp(op, "Shape") == 0 || strcmp(op, "Size") == 0) {
+        *done = 1;
+        return fold_shape(c);
+    }
+    int any = 0;
+    for (int k = 0; k < n->n_in; k++) {
+        if (!n->in[k][0]) continue;
+        if (!find_folded(c, n->in[k])) return TSR_OK;
+        any = 1;
+    }
+    if (!any) return TSR_OK;
+    *done = 1;
+    if (strcmp(op, "Gather") == 0) return fold_gather(c);
+    if (strcmp(op, "Cast") == 0) return fold_cast(c);
+    if (strcmp(op, "ConstantOfShape") == 0) return fold_constant_of_shape(c);
+    for (size_t i = 0; i < sizeof generic / sizeof generic[0]; i++)
+        if (strcmp(op, generic[i]) == 0) return fold_generic(c);
+    *done = 0;
+    return TSR_OK;
+}
+
+/*
+ * Reshape to a shape computed from tensor shapes with a free dimension:
+ * entries equal under both probes are constants; an entry that is the input's
+ * dimension at the same position becomes 0 (copy); one remaining entry
+ * becomes -1 (infer). The result is checked against the computed shape under
+ * both probes.
+ */
+static tsr_status reshape_symbolic(ctx *c, tsr_graph_attrs *a, const cvalue *sv) {
+    int64_t az;
+    TSR_TRY(attr_i(c, "allowzero", 0, &az));
+    size_t cnt = sv->a->numel;
+    if (!sv->i || sv->a->rank != 1)
+        return tsr_fail(TSR_ERR_FORMAT, "%s: the shape must be a list of integers", c->lab);
+    if (cnt > TSR_ARRAY_MAX_RANK)
+        return tsr_fail(TSR_ERR_UNSUPPORTED, "%s: target rank %zu (at most %d)", c->lab, cnt,
+                        TSR_ARRAY_MAX_RANK);
+    int rx[2];
+    int64_t xd[2][TSR_ARRAY_MAX_RANK];
+    for (int p = 0; p < 2; p++)
+        if (vshape(c, in_name(c, 0), p, &rx[p], xd[p], NULL))
+            return tsr_fail(TSR_ERR_UNSUPPORTED,
+                            "%s: the target shape depends on the batch size and the shape of '%s' "
+                            "is not known at import",
+                            c->lab, in_name(c, 0));
+    int unresolved = 0, minus = 0, u = -1;
+    a->n_shape = (int)cnt;
+    a->allowzero = az != 0;
+    for (int k = 0; k < (int)cnt; k++) {
+        double va = sv->a->data[k], vb = sv->b->data[k];
+        if (va == vb) {
+            a->shape[k] = (int64_t)va;
+            minus += va == -1;
+        } else if (!az && k < rx[0] && xd[0][k] == (int64_t)va && xd[1][k] == (int64_t)vb) {
+            a->shape[k] = 0;
+        } else {
+            unresolved++;
+            u = k;
+        }
+    }
+    if (unresolved > 1 || (unresolved && minus))
+        return tsr_fail(TSR_ERR_UNSUPPORTED,
+                        "%s: %d entries of the target shape depend on the batch size in a way a "
+                        "Reshape with 0 (copy) and one -1 (infer) cannot express; export with a "
+                        "fixed batch size",
+                        c->lab, unresolved);
+    if (unresolved) a->shape[u] = -1;
+    for (int p = 0; p < 2; p++) {
+        tsr_graph_node tn;
+        memset(&tn, 0, sizeof tn);
+        tn.kind = TSR_NODE_RESHAPE;
+        tn.name = c->lab;
+        tn.n_in = 1;
+        tn.a = *a;
+        int ro1 = -1, ro2 = -2;
+        int64_t o1[TSR_ARRAY_MAX_RANK], o2[TSR_ARRAY_MAX_RANK];
+        const int64_t(*d)[TSR_ARRAY_MAX_RANK] = (const int64_t(*)[TSR_ARRAY_MAX_RANK]) & xd[p];
+        tsr_status s1 = tsr_graph_node_shape(c->g, &tn, &rx[p], d, NULL, &ro1, o1);
+        for (int k = 0; k < (int)cnt; k++) tn.a.shape[k] = (int64_t)(p ? sv->b : sv->a)->data[k];
+        tsr_status s2 = tsr_graph_node_shape(c->g, &tn, &rx[p], d, NULL, &ro2, o2);
+        if (s1 != TSR_OK || s2 != TSR_OK || ro1 != ro2 ||
+            memcmp(o1, o2, (size_t)ro1 * sizeof o1[0]) != 0)
+            return tsr_fail(TSR_ERR_UNSUPPORTED,
+                            "%s: the target shape depends on the batch size and cannot be "
+                            "written with 0 (copy) and -1 (infer); export with a fixed batch size",
+                            c->lab);
+    }
+    tsr_clear_error();
+    return TSR_OK;
 }
 
 /*
@@ -601,7 +1103,7 @@ static tsr_status imp_layernorm(ctx *c, const tsr_onnx_approx *ap) {
     return tsr_graph_add_node(g, TSR_NODE_ADD, nm[8], 2, (const char *[]){ nm[8], bias }, y, NULL);
 }
 
-static tsr_status imp_node(ctx *c) {
+static tsr_status imp_op(ctx *c) {
     const tsr_onnx_node *n = cur(c);
     const char *op = n->op_type;
     tsr_graph_attrs a;
@@ -662,10 +1164,24 @@ static tsr_status imp_node(ctx *c) {
         TSR_TRY(attr_i(c, "axis", 1, &a.axis));
         return add(c, TSR_NODE_FLATTEN, 1, in, &a);
     }
+    if (strcmp(op, "Cast") == 0) {
+        int64_t to;
+        TSR_TRY(attr_i(c, "to", 0, &to));
+        if (cast_real(to) == 1) return add(c, TSR_NODE_IDENTITY, 1, in, NULL);
+        return report(c,
+                      "Cast of an activation to element type %lld: Tessera computes on real "
+                      "numbers",
+                      (long long)to);
+    }
     if (strcmp(op, "Reshape") == 0) {
         const int64_t *v;
         size_t cnt;
         int64_t az;
+        const cvalue *sv = find_folded(c, in[1]);
+        if (sv && sv->b) {
+            TSR_TRY(reshape_symbolic(c, &a, sv));
+            return add(c, TSR_NODE_RESHAPE, 1, in, &a);
+        }
         TSR_TRY(const_ints(c, 1, &v, &cnt, 1));
         if (cnt > TSR_ARRAY_MAX_RANK)
             return tsr_fail(TSR_ERR_UNSUPPORTED, "%s: target rank %zu (at most %d)", c->lab, cnt,
@@ -706,6 +1222,14 @@ static tsr_status imp_node(ctx *c) {
     return report(c, "operator %s is not supported (no polynomial equivalent in Tessera)", op);
 }
 
+static tsr_status imp_node(ctx *c) {
+    int done;
+    TSR_TRY(fold_node(c, &done));
+    if (done) return TSR_OK;
+    TSR_TRY(imp_op(c));
+    return track_shapes(c);
+}
+
 /* ---- driver --------------------------------------------------------------------------------- */
 
 static int real_type(int32_t t) {
@@ -715,11 +1239,10 @@ static int real_type(int32_t t) {
 static tsr_status load_consts(ctx *c) {
     const tsr_onnx_model *m = c->m;
     int nb = c->o ? c->o->n_bind : 0;
-    c->cv = calloc((size_t)(m->n_inits + nb + 1), sizeof *c->cv);
-    if (!c->cv) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (int i = 0; i < m->n_inits; i++) {
         const tsr_onnx_tensor *t = &m->inits[i];
-        cvalue *v = &c->cv[c->n_cv++];
+        cvalue *v;
+        TSR_TRY(cv_push(c, &v));
         v->name = t->name;
         TSR_TRY(tsr_array_create(&v->owned, t->ndims, t->dims));
         for (size_t k = 0; k < t->numel; k++)
@@ -730,7 +1253,8 @@ static tsr_status load_consts(ctx *c) {
     for (int i = 0; i < nb; i++) {
         const tsr_onnx_data *d = c->o->bind[i];
         if (find_const(c, d->name)) continue;
-        cvalue *v = &c->cv[c->n_cv++];
+        cvalue *v;
+        TSR_TRY(cv_push(c, &v));
         v->name = d->name;
         v->a = d->a;
         v->i = d->i;
@@ -756,6 +1280,7 @@ static tsr_status add_io(ctx *c) {
                             "with input shapes",
                             esc);
         TSR_TRY(tsr_graph_add_input(c->g, v->name, v->ndims, v->dims));
+        TSR_TRY(shape_input(c, v->name, v->ndims, v->dims));
     }
     for (int i = 0; i < m->n_outputs; i++) {
         const tsr_onnx_value *v = &m->outputs[i];
@@ -800,8 +1325,15 @@ tsr_status tsr_onnx_to_graph(const tsr_onnx_model *m, const tsr_onnx_import_opts
         tsr_graph_free(c.g);
         c.g = fused;
     }
-    for (int i = 0; i < c.n_cv; i++) tsr_array_free(c.cv[i].owned);
+    for (int i = 0; i < c.n_cv; i++) {
+        tsr_array_free(c.cv[i].owned);
+        tsr_array_free(c.cv[i].b);
+        free(c.cv[i].owned_i);
+        free(c.cv[i].owned_name);
+    }
     free(c.cv);
+    free(c.vrank);
+    free(c.vdims);
     free(c.report);
     if (st != TSR_OK) {
         tsr_graph_free(c.g);
