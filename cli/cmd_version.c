@@ -10,6 +10,8 @@ int tsr_cmd_version(int argc, char **argv) {
                "count.\n");
         return 0;
     }
+    int prc = cli_parse_args("version", argc, argv, NULL, 0, NULL, 0);
+    if (prc) return prc;
     printf("tessera %s\n", tsr_version_string());
     printf("simd: %s (cpu supports %s)\n", tsr_simd_name(tsr_simd_active()),
            tsr_simd_name(tsr_simd_detected()));

@@ -74,6 +74,8 @@ static void test_bad_values(void **state) {
         { "bench tile --threads 0", "--threads needs an integer" },
         { "bench train --epochs", "--epochs needs a value" },
         { "bench fl extra", "unexpected argument 'extra'" },
+        { "version extra", "unexpected argument 'extra'" },
+        { "version --verbose", "unknown option '--verbose'" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         tt_cli_expect(tt_cli_run("%s", cases[i].args), 2, cases[i].args);
