@@ -8,6 +8,7 @@
 #include "tessera/common.h"
 #include "tessera/core.h"
 #include "tessera/graph.h"
+#include "tessera/train.h"
 #include "tessera/ckks.h"
 #include "tessera/circuits.h"
 #include "tessera/tile.h"
