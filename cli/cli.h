@@ -106,6 +106,7 @@ int tsr_cmd_bench(int argc, char **argv);
 int tsr_cmd_ckks(int argc, char **argv);
 int tsr_cmd_demo(int argc, char **argv);
 int tsr_cmd_train(int argc, char **argv);
+int tsr_cmd_heify(int argc, char **argv);
 int tsr_cmd_eval(int argc, char **argv);
 int tsr_cmd_compile(int argc, char **argv);
 int tsr_cmd_keygen(int argc, char **argv);

@@ -10,6 +10,8 @@
 #include "train/model.h"
 #include "train/model_onnx.h"
 #include "train/train.h"
+#include "train_cli.h"
+#include "tessera/train.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -20,8 +22,23 @@ static void usage(FILE *out) {
     fprintf(
         out,
         "usage: tessera train --arch NAME --act ACT --epochs E --out M.onnx [options]\n"
+        "       tessera train --init MODEL.onnx --data X,Y --epochs E --out M.onnx [options]\n"
         "\n"
         "Train a model on Fashion-MNIST and save it as ONNX (conventions: docs/ONNX.md).\n"
+        "With --init, train any model Tessera imports (a PyTorch export, ReLU or\n"
+        "polynomial) on X,Y: two .npy or IDX files, inputs and labels (integers, one\n"
+        "per sample: cross-entropy) or targets (the output's shape: MSE).\n"
+        "\n"
+        "own model (--init):\n"
+        "  --init M.onnx       the model to train (its weights are the starting point)\n"
+        "  --data X,Y          training inputs and labels/targets (.npy or IDX; integer\n"
+        "                      images of rank >= 2 are scaled by --pixel-norm)\n"
+        "  --test X,Y          evaluated at the end (optional)\n"
+        "  --loss L            auto (default: ce for integer labels, else mse), ce or mse\n"
+        "  --pixel-norm M,S    integer pixels p become (p / 255 - M) / S (0.2860,0.3530:\n"
+        "                      Fashion-MNIST's statistics, as the built-in training uses)\n"
+        "  --teacher, --kd-temp, --kd-alpha, --range-loss, --optim, --lr, --wd,\n"
+        "  --schedule, --batch, --seed, --threads, --limit: as below\n"
         "\n"
         "model:\n"
         "  --arch NAME         mlp, cryptonets, lenet, resnet or conv8\n"
@@ -67,6 +84,7 @@ static void usage(FILE *out) {
 
 typedef struct opts {
     const char *arch, *act, *out, *csv, *teacher, *data, *optim, *schedule, *poly_init, *range;
+    const char *init, *test, *loss, *pixel_norm;
     long epochs, batch, limit, threads, seed;
     double lr, wd, momentum, warmup, clip, kd_temp, kd_alpha, range_b, range_w, poly_bound;
     int per_channel, augment, no_fold, quiet, force, have_lr, have_bound, have_range;
@@ -95,6 +113,10 @@ static int parse(int argc, char **argv, opts *o) {
         { "--schedule", CLI_STR, &o->schedule, 0, 0 },
         { "--poly-init", CLI_STR, &o->poly_init, 0, 0 },
         { "--range-loss", CLI_STR, &o->range, 0, 0 },
+        { "--init", CLI_STR, &o->init, 0, 0 },
+        { "--test", CLI_STR, &o->test, 0, 0 },
+        { "--loss", CLI_STR, &o->loss, 0, 0 },
+        { "--pixel-norm", CLI_STR, &o->pixel_norm, 0, 0 },
         { "--epochs", CLI_LONG, &o->epochs, 1, 10000 },
         { "--batch", CLI_LONG, &o->batch, 1, 65536 },
         { "--limit", CLI_LONG, &o->limit, 1, 100000000 },
@@ -145,8 +167,20 @@ static int parse(int argc, char **argv, opts *o) {
             return cli_usage_error("train", "--range-loss needs B,W with W >= 0, e.g. 4,0.01");
         o->have_range = 1;
     }
-    if (!o->arch) return cli_usage_error("train", "--arch is required");
-    if (!o->act) return cli_usage_error("train", "--act is required");
+    if (o->init) {
+        if (o->arch || o->act || o->per_channel || o->have_bound || o->augment || o->no_fold ||
+            o->csv)
+            return cli_usage_error("train",
+                                   "--arch, --act, --per-channel, --poly-bound, --augment, "
+                                   "--no-fold-bn and --csv are for the built-in architectures, "
+                                   "not --init");
+        if (!o->data) return cli_usage_error("train", "--init needs --data X,Y");
+    } else {
+        if (o->test || o->loss || o->pixel_norm)
+            return cli_usage_error("train", "--test, --loss and --pixel-norm need --init");
+        if (!o->arch) return cli_usage_error("train", "--arch is required");
+        if (!o->act) return cli_usage_error("train", "--act is required");
+    }
     if (!o->epochs) return cli_usage_error("train", "--epochs is required");
     if (!o->out) return cli_usage_error("train", "--out is required");
     return 0;
@@ -159,6 +193,90 @@ static void join_args(char *buf, size_t n, int argc, char **argv) {
         len += (size_t)snprintf(buf + len, n - len, " %s", argv[i]);
 }
 
+/* `tessera train --init`: the graph trainer (tessera/train.h) on the user's model and data. */
+static int train_graph(const opts *o) {
+    double mean = TSR_FMNIST_MEAN, sd = TSR_FMNIST_STD;
+    int rc;
+    if (o->pixel_norm && (rc = tcli_parse_norm("train", o->pixel_norm, &mean, &sd)) != 0) return rc;
+    tsr_train_opts to;
+    tsr_train_opts_default(&to);
+    if (o->loss) {
+        if (strcmp(o->loss, "ce") == 0)
+            to.loss = TSR_TRAIN_LOSS_CE;
+        else if (strcmp(o->loss, "mse") == 0)
+            to.loss = TSR_TRAIN_LOSS_MSE;
+        else if (strcmp(o->loss, "auto") != 0)
+            return cli_usage_error("train", "--loss is auto, ce or mse (got '%s')", o->loss);
+    }
+    tsr_optim_kind ok;
+    tsr_sched_kind sk;
+    if (tsr_optim_parse(o->optim, &ok) != TSR_OK || tsr_sched_parse(o->schedule, &sk) != TSR_OK)
+        return cli_usage_error("train", "%s", tsr_last_error());
+    if (o->threads) tsr_set_num_threads((int)o->threads);
+    cli_output outs[] = { { o->out, 0, NULL } };
+    const char *ins[] = { o->init, o->teacher };
+    if ((rc = cli_outputs_check("train", outs, 1, ins, 2, o->force)) != 0) return rc;
+    tsr_graph *g = NULL, *teacher = NULL, *trained = NULL;
+    tsr_array *x = NULL, *y = NULL, *xt = NULL, *yt = NULL;
+    tsr_trainer *t = NULL;
+    tsr_status st;
+    if ((rc = tcli_load_graph("train", o->init, 1, &g)) != 0) goto out;
+    if (o->teacher && (rc = tcli_load_graph("train", o->teacher, 1, &teacher)) != 0) goto out;
+    if ((rc = tcli_load_pair("train", o->data, g, mean, sd, o->limit, &x, &y)) != 0) goto out;
+    if (o->test && (rc = tcli_load_pair("train", o->test, g, mean, sd, 0, &xt, &yt)) != 0) goto out;
+    if ((st = tsr_trainer_create(&t, g)) != TSR_OK) {
+        rc = cli_fail("train", st, "preparing the model");
+        goto out;
+    }
+    if (o->have_range)
+        for (int i = 0; i < tsr_graph_num_nodes(g); i++) {
+            tsr_graph_kind k = tsr_graph_node_kind(g, i);
+            if (k == TSR_NODE_POLY || k == TSR_NODE_CHEBYSHEV)
+                (void)tsr_trainer_set_bound(t, tsr_graph_node_name(g, i), o->range_b);
+        }
+    to.epochs = (int)o->epochs;
+    to.batch = (int)o->batch;
+    to.optim = o->optim;
+    to.schedule = o->schedule;
+    to.lr = o->have_lr ? o->lr : ok == TSR_OPT_SGD ? 0.05 : 1e-3;
+    to.weight_decay = o->wd;
+    to.seed = (uint64_t)o->seed;
+    to.teacher = teacher;
+    to.kd_temp = o->kd_temp;
+    to.kd_alpha = o->kd_alpha;
+    to.range_weight = o->have_range ? o->range_w : 0;
+    to.progress = !o->quiet;
+    fprintf(stderr, "training %s: %zu parameters, %lld samples, %d threads\n", o->init,
+            tsr_trainer_num_params(t), (long long)x->dims[0], tsr_get_num_threads());
+    tsr_train_report rep;
+    double t0 = tsr_now();
+    if ((st = tsr_trainer_fit(t, &to, x, y, xt, yt, &rep)) != TSR_OK) {
+        rc = cli_fail("train", st, "training");
+        goto out;
+    }
+    if ((st = tsr_trainer_graph(t, &trained)) != TSR_OK) {
+        rc = cli_fail("train", st, "exporting the trained graph");
+        goto out;
+    }
+    if ((rc = tcli_save_graph("train", trained, o->out, o->force)) != 0) goto out;
+    printf("trained %d epochs in %.1f s: training loss %.5f", to.epochs, tsr_now() - t0,
+           rep.train_loss);
+    if (!isnan(rep.test_loss)) printf(", test loss %.5f", rep.test_loss);
+    if (!isnan(rep.test_acc)) printf(", test accuracy %.2f%%", 100 * rep.test_acc);
+    printf("\nsaved %s\n", o->out);
+    rc = 0;
+out:
+    tsr_trainer_free(t);
+    tsr_graph_free(g);
+    tsr_graph_free(teacher);
+    tsr_graph_free(trained);
+    tsr_array_free(x);
+    tsr_array_free(y);
+    tsr_array_free(xt);
+    tsr_array_free(yt);
+    return rc;
+}
+
 int tsr_cmd_train(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
@@ -167,6 +285,7 @@ int tsr_cmd_train(int argc, char **argv) {
     opts o;
     int rc = parse(argc, argv, &o);
     if (rc) return rc;
+    if (o.init) return train_graph(&o);
     tsr_act_spec act;
     tsr_status st = tsr_act_parse(o.act, &act);
     if (st != TSR_OK) return cli_usage_error("train", "%s", tsr_last_error());

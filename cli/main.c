@@ -30,6 +30,7 @@ static const verb verbs[] = {
     { "encrypt", tsr_cmd_encrypt, "client: encrypt a batch of inputs for a plan" },
     { "eval", tsr_cmd_eval, "test accuracy and activation ranges of an ONNX model" },
     { "fl", tsr_cmd_fl, "Byzantine-robust distributed learning lab (ALIE attack, defences)" },
+    { "heify", tsr_cmd_heify, "make a HE-friendly (polynomial) student of your own ONNX model" },
     { "infer", tsr_cmd_infer, "server: run a plan on encrypted inputs (evaluation keys only)" },
     { "keygen", tsr_cmd_keygen, "client: secret key and the evaluation keys a plan needs" },
     { "profile", tsr_cmd_profile,

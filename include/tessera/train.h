@@ -167,6 +167,56 @@ TSR_API tsr_status tsr_trainer_evaluate(tsr_trainer *t, tsr_train_loss loss, con
                                         const tsr_array *y, int batch, double *mean_loss,
                                         double *acc);
 
+/* ---- HE-friendly students (heify) ------------------------------------------ */
+
+/**
+ * tsr_heify_graph turns a teacher graph into a polynomial student (Baruch et
+ * al., arXiv 2111.03362, 2304.14836):
+ *  - calibration: the teacher runs on calib; every node's input range is
+ *    recorded;
+ *  - every ReLU / sigmoid / tanh / erf becomes a CHEBYSHEV node of the given
+ *    degree on [-B, B], B = margin * the largest |input| seen, starting as the
+ *    least-squares fit of the function there (its coefficients train; its
+ *    interval is the trainer's range-loss bound);
+ *  - MaxPool becomes AveragePool with the same window;
+ *  - inference batch norm right after a Conv or Gemm (its only reader) is
+ *    folded into that node's weight and bias.
+ * Other non-polynomial nodes are refused (TSR_ERR_UNSUPPORTED naming the
+ * node). Distillation is then tsr_trainer_fit with the teacher.
+ */
+typedef struct tsr_heify_opts {
+    int degree;    /**< 2 (1..8) */
+    double margin; /**< 1.0 (>= 1) */
+    int fold_bn;   /**< 1 */
+    int batch;     /**< calibration batch, 256 */
+} tsr_heify_opts;
+
+TSR_API void tsr_heify_opts_default(tsr_heify_opts *o);
+
+#define TSR_HEIFY_MAX_ACTS 64
+
+/** One replaced activation: its node, what it was, the range seen and the bound chosen. */
+typedef struct tsr_heify_act {
+    char node[64];
+    tsr_graph_kind was;
+    double lo, hi, bound;
+} tsr_heify_act;
+
+typedef struct tsr_heify_report {
+    int n_acts; /**< activations replaced (first TSR_HEIFY_MAX_ACTS listed) */
+    tsr_heify_act acts[TSR_HEIFY_MAX_ACTS];
+    int folded;   /**< batch norms folded */
+    int maxpools; /**< max pools replaced */
+} tsr_heify_report;
+
+/**
+ * The student of the finalized teacher g, calibrated on calib (N, ...)
+ * (caller frees *student). rep may be NULL.
+ */
+TSR_API tsr_status tsr_heify_graph(const tsr_graph *g, const tsr_array *calib,
+                                   const tsr_heify_opts *o, tsr_graph **student,
+                                   tsr_heify_report *rep);
+
 TSR_END_DECLS
 
 #endif /* TESSERA_TRAIN_H */

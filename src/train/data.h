@@ -15,6 +15,7 @@
 
 #include "tessera/common.h"
 #include "core/rng.h"
+#include "tessera/graph.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -117,5 +118,22 @@ void tsr_batcher_reset(tsr_batcher *b);
 int tsr_batcher_next(tsr_batcher *b);
 /** Number of batches per epoch. */
 int tsr_batcher_count(const tsr_batcher *b);
+
+/* ---- arrays of any shape (train/npy.c) ---------------------------------------- */
+
+/**
+ * Parse a NumPy .npy image (format 1-3, C order; float32/64, uint8, int8/32/64
+ * little-endian) into a new array of doubles; *integral (may be NULL) is 1 for
+ * the integer types. Validated before allocating (see npy.c); non-finite
+ * values are refused. TSR_ERR_FORMAT / TSR_ERR_UNSUPPORTED / TSR_ERR_VERSION.
+ */
+tsr_status tsr_npy_parse(const uint8_t *buf, size_t len, tsr_array **out, int *integral);
+/** Read and parse a .npy file; errors name the path. */
+tsr_status tsr_npy_load(const char *path, tsr_array **out, int *integral);
+/**
+ * A .npy file (by its extension) or an IDX file (raw or gzip) as an array of
+ * its raw values (IDX bytes as 0..255, *integral = 1).
+ */
+tsr_status tsr_array_load(const char *path, tsr_array **out, int *integral);
 
 #endif /* TSR_TRAIN_DATA_H */

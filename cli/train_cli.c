@@ -1,0 +1,152 @@
+/*
+ * cli/train_cli.c - see train_cli.h.
+ */
+#include "train_cli.h"
+
+#include "cli.h"
+#include "core/alloc.h"
+#include "onnx/onnx_graph.h"
+#include "train/data.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int tcli_load_graph(const char *verb, const char *path, int keep_non_polynomial, tsr_graph **g) {
+    tsr_onnx_model *m = NULL;
+    tsr_status st = tsr_onnx_load(&m, path);
+    if (st != TSR_OK) return cli_fail(verb, st, "loading the model");
+    tsr_onnx_import_opts io;
+    tsr_onnx_import_opts_default(&io);
+    io.keep_non_polynomial = keep_non_polynomial;
+    st = tsr_onnx_to_graph(m, &io, g, NULL);
+    tsr_onnx_free(m);
+    if (st != TSR_OK) return cli_fail(verb, st, "importing the model");
+    return 0;
+}
+
+int tcli_parse_norm(const char *verb, const char *s, double *mean, double *std) {
+    char *end;
+    *mean = strtod(s, &end);
+    if (end == s || *end != ',' || !isfinite(*mean) || cli_parse_double(end + 1, std) != 0 ||
+        !(*std > 0) || !isfinite(*std))
+        return cli_usage_error(verb, "--pixel-norm needs MEAN,STD with STD > 0, e.g. 0.286,0.353");
+    return 0;
+}
+
+/* Reshape x (N, ...) to the graph input's per-sample shape when the sizes agree. */
+static int fit_input(const char *verb, const tsr_graph *g, tsr_array *x) {
+    int rank;
+    int64_t dims[TSR_ARRAY_MAX_RANK];
+    if (tsr_graph_value_shape(g, tsr_graph_input_name(g, 0), &rank, dims) != TSR_OK) return 1;
+    int64_t per = 1;
+    for (int k = 1; k < rank; k++) per = dims[k] < 0 ? -1 : per * dims[k];
+    if (x->rank < 1 || x->dims[0] < 1) {
+        fprintf(stderr, "tessera %s: the input data holds no samples\n", verb);
+        return 1;
+    }
+    int64_t have = (int64_t)(x->numel / (size_t)x->dims[0]);
+    if (x->rank == rank) return 0;
+    if (per != have) {
+        char a[160], b[160];
+        fprintf(stderr, "tessera %s: input data of shape %s does not fit the model input %s\n",
+                verb, tsr_dims_str(x->rank, x->dims, a, sizeof a),
+                tsr_dims_str(rank, dims, b, sizeof b));
+        return 1;
+    }
+    x->rank = rank;
+    for (int k = 1; k < rank; k++) x->dims[k] = dims[k];
+    return 0;
+}
+
+static void keep_first(tsr_array *a, long limit) {
+    if (limit <= 0 || a->rank < 1 || a->dims[0] <= limit) return;
+    a->numel = a->numel / (size_t)a->dims[0] * (size_t)limit;
+    a->dims[0] = limit;
+}
+
+int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, double mean, double std,
+                   long limit, tsr_array **x, tsr_array **y) {
+    *x = *y = NULL;
+    const char *comma = strchr(spec, ',');
+    if (!comma || comma == spec || !comma[1] || strchr(comma + 1, ','))
+        return cli_usage_error(verb, "data is given as X,Y (two .npy or IDX files), got '%s'",
+                               spec);
+    char xp[4096];
+    if ((size_t)(comma - spec) >= sizeof xp) return cli_usage_error(verb, "path too long");
+    memcpy(xp, spec, (size_t)(comma - spec));
+    xp[comma - spec] = 0;
+    int xi = 0, yi = 0;
+    tsr_status st = tsr_array_load(xp, x, &xi);
+    if (st == TSR_OK) st = tsr_array_load(comma + 1, y, &yi);
+    if (st != TSR_OK) {
+        tsr_array_free(*x);
+        *x = NULL;
+        return cli_fail(verb, st, "loading the data");
+    }
+    if ((*x)->rank < 1 || (*y)->rank < 1 || (*x)->dims[0] != (*y)->dims[0]) {
+        fprintf(stderr, "tessera %s: '%s' and '%s' hold different numbers of samples\n", verb, xp,
+                comma + 1);
+        goto bad;
+    }
+    keep_first(*x, limit);
+    keep_first(*y, limit);
+    if (xi && (*x)->rank >= 2)
+        for (size_t i = 0; i < (*x)->numel; i++) (*x)->data[i] = ((*x)->data[i] / 255 - mean) / std;
+    if (fit_input(verb, g, *x)) goto bad;
+    return 0;
+bad:
+    tsr_array_free(*x);
+    tsr_array_free(*y);
+    *x = *y = NULL;
+    return 1;
+}
+
+int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force) {
+    tsr_onnx_model *m = NULL;
+    tsr_status st = tsr_onnx_from_graph(g, &m);
+    if (st != TSR_OK) return cli_fail(verb, st, "exporting the model");
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    st = tsr_onnx_serialize(m, &buf, &len);
+    tsr_onnx_free(m);
+    if (st != TSR_OK) return cli_fail(verb, st, "serialising the model");
+    cli_output outs[] = { { path, 0, NULL } };
+    tsr_outset set;
+    int rc = cli_outputs_open(verb, &set, outs, 1, force);
+    if (rc == 0) {
+        st = fwrite(buf, 1, len, outs[0].fp) == len ? TSR_OK : TSR_ERR_IO;
+        rc = cli_outputs_commit(verb, &set, st, "writing the model");
+    }
+    tsr_free(buf);
+    return rc;
+}
+
+double tcli_accuracy(const char *verb, const tsr_graph *g, const tsr_array *x, const tsr_array *y) {
+    int64_t N = x->dims[0], right = 0;
+    size_t row = x->numel / (size_t)N;
+    for (int64_t at = 0; at < N; at += 500) {
+        int64_t n = N - at < 500 ? N - at : 500;
+        tsr_array view = *x;
+        view.dims[0] = n;
+        view.numel = row * (size_t)n;
+        view.data = x->data + (size_t)at * row;
+        const tsr_array *in[1] = { &view };
+        tsr_array *out[1] = { NULL };
+        tsr_status st = tsr_graph_run(g, in, out);
+        if (st != TSR_OK) {
+            cli_fail(verb, st, "evaluating");
+            return -1;
+        }
+        size_t K = out[0]->numel / (size_t)n;
+        for (int64_t i = 0; i < n; i++) {
+            size_t best = 0;
+            for (size_t k = 1; k < K; k++)
+                if (out[0]->data[i * K + k] > out[0]->data[i * K + best]) best = k;
+            right += (double)best == y->data[at + i];
+        }
+        tsr_array_free(out[0]);
+    }
+    return (double)right / (double)N;
+}

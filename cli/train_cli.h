@@ -1,0 +1,32 @@
+/*
+ * cli/train_cli.h - helpers shared by `tessera train --init` and
+ * `tessera heify`: ONNX in and out through the graph, and data pairs X,Y
+ * (.npy or IDX) fitted to a graph's input.
+ */
+#ifndef TSR_CLI_TRAIN_CLI_H
+#define TSR_CLI_TRAIN_CLI_H
+
+#include "tessera/graph.h"
+
+/** Import an ONNX file as a graph (keep_non_polynomial: ReLU teachers). Prints the error. */
+int tcli_load_graph(const char *verb, const char *path, int keep_non_polynomial, tsr_graph **g);
+
+/**
+ * Load "X,Y" (two .npy or IDX files) for graph g: integer-typed inputs of
+ * rank >= 2 (image bytes) become (p / 255 - mean) / std; X is reshaped to the
+ * graph input when its samples have the input's size. limit > 0 keeps the
+ * first limit samples. Prints the error and returns the exit code.
+ */
+int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, double mean, double std,
+                   long limit, tsr_array **x, tsr_array **y);
+
+/** Parse "MEAN,STD" (std > 0). 0 or the usage exit code. */
+int tcli_parse_norm(const char *verb, const char *s, double *mean, double *std);
+
+/** Export g to ONNX (tsr_onnx_from_graph) at path through the output rules. */
+int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force);
+
+/** Mean accuracy of g's argmax against labels y (x batch first), or -1 on error (printed). */
+double tcli_accuracy(const char *verb, const tsr_graph *g, const tsr_array *x, const tsr_array *y);
+
+#endif /* TSR_CLI_TRAIN_CLI_H */
