@@ -362,7 +362,14 @@ TSR_API tsr_status tsr_tile_encrypt(tsr_backend *be, const tsr_tile_shape *shape
 /**
  * As tsr_tile_encrypt, but the tiles are encoded plaintexts (weights). Scale
  * 0 is the level's canonical scale: the product of a canonical ciphertext at
- * that level with such a plaintext is canonical one level lower.
+ * that level with such a plaintext is canonical one level lower. A tile
+ * whose slots are all zero is not encoded (no plaintext, no memory; see
+ * tsr_tile_num_encoded) and every operation treats it as zero: a product
+ * with it is no ciphertext-plaintext product but an encryption of zero (one
+ * constant product by 0), tsr_tile_mul_sum skips it and skips the
+ * rotations of an output tile that only such tiles reach, a sum with it is
+ * a copy. With dense NULL (shape-only mockup) every tile is encoded; pass
+ * the values to a shape-only mockup to count what a real run does.
  */
 TSR_API tsr_status tsr_tile_encode(tsr_backend *be, const tsr_tile_shape *shape,
                                    const double *dense, int level, double scale, tsr_tile **out);
@@ -408,6 +415,11 @@ TSR_API tsr_backend *tsr_tile_backend(const tsr_tile *t);
 TSR_API int tsr_tile_level(const tsr_tile *t);
 /** Current scale (all tiles share it). */
 TSR_API double tsr_tile_scale(const tsr_tile *t);
+/**
+ * Tiles actually held: ntiles for ciphertexts, the tiles that are not all
+ * zero for plaintexts made by tsr_tile_encode.
+ */
+TSR_API int64_t tsr_tile_num_encoded(const tsr_tile *t);
 /** 1 for ciphertexts, 0 for encoded plaintexts. */
 TSR_API int tsr_tile_is_encrypted(const tsr_tile *t);
 

@@ -147,11 +147,6 @@ void nn_prep_free(nn_prep *pp) {
     tsr_free(pp);
 }
 
-/* A shape-only mockup (dry run): weights need not be laid out. */
-static int shape_only(const tsr_backend *be) {
-    return !be->can_decrypt && strcmp(tsr_backend_name(be), "mockup") == 0;
-}
-
 /* Logical sizes of a shape (`*` counts 1) and their row-major strides. */
 static int64_t dense_strides(const tsr_tile_shape *s, int64_t *stride) {
     int64_t n = 1;
@@ -198,7 +193,8 @@ static tsr_status encode_map(tsr_backend *be, const tsr_tile_shape *vs, int cdim
     int64_t n = dense_strides(&ps, st);
     double *dense = tsr_calloc_array((size_t)n, sizeof *dense);
     if (!dense) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < n && !shape_only(be); i++) {
+    /* Laid out even for a dry run: all-zero tiles are not encoded, and the counts see it. */
+    for (int64_t i = 0; i < n; i++) {
         int64_t c, y, x;
         elem_chw(&ps, st, cdim, -1, i, &c, &y, &x);
         if (c >= ms.c || y >= ms.h || x >= ms.w) {
@@ -208,7 +204,7 @@ static tsr_status encode_map(tsr_backend *be, const tsr_tile_shape *vs, int cdim
         }
         dense[i] = map[(c * ms.h + y) * ms.w + x];
     }
-    tsr_status s = tsr_tile_encode(be, &ps, shape_only(be) ? NULL : dense, level, 0, out);
+    tsr_status s = tsr_tile_encode(be, &ps, dense, level, 0, out);
     tsr_free(dense);
     return s;
 }
@@ -290,13 +286,14 @@ static tsr_status dense_weights(tsr_backend *be, const tsr_nn_model *m, const nn
         return tsr_fail(TSR_ERR_INTERNAL, "dense '%s': layout %s does not hold (%d, %d, %d)",
                         L->name, tl_fmt(as), is.c, is.h, is.w);
     }
-    for (int64_t i = 0; i < n && !shape_only(be); i++) {
+    /* Laid out even for a dry run: all-zero tiles are not encoded, and the counts see it. */
+    for (int64_t i = 0; i < n; i++) {
         int64_t c, y, x;
         elem_chw(&ws, st, s->cdim, s->odim, i, &c, &y, &x);
         int64_t o = (i / st[s->odim]) % M;
         dense[i] = L->w[o * nin + (c * Y + y) * X + x];
     }
-    tsr_status r = tsr_tile_encode(be, &ws, shape_only(be) ? NULL : dense, s->level_in, 0, out);
+    tsr_status r = tsr_tile_encode(be, &ws, dense, s->level_in, 0, out);
     tsr_free(dense);
     return r;
 }

@@ -488,9 +488,14 @@ tsr_status tsr_tile_conv_apply(const tsr_tile_conv *c, const tsr_tile *image, ts
     tsr_free(steps);
     tsr_free(rot);
     tsr_bvec_free(be, scratch);
-    /* Sum the channel tiles into the output tiles, then rescale once. */
+    /* Sum the channel tiles into the output tiles, then rescale once. An output tile
+     * that no filter tile reached is zero: its channel sum needs no rotation. */
+    uint8_t *ozero = tsr_alloc((size_t)r->ntiles);
+    if (st == TSR_OK && !ozero) st = tsr_fail(TSR_ERR_NOMEM, "out of memory in conv");
+    if (ozero) memset(ozero, 1, (size_t)r->ntiles);
     for (int64_t t = 0; t < Lp.ntiles && st == TSR_OK; t++) {
         int64_t o = tl_operand_tile(&Lp, &Lo, t);
+        if (acc->v[t]) ozero[o] = 0;
         if (!acc->v[t]) {
             /* Nothing reached this tile (all-zero filters): an encryption of zero. */
             st = tsr_bvec_copy(be, image->v[0], &acc->v[t]);
@@ -508,7 +513,8 @@ tsr_status tsr_tile_conv_apply(const tsr_tile_conv *c, const tsr_tile *image, ts
     for (int64_t t = 0; t < r->ntiles && st == TSR_OK; t++) st = tsr_bvec_rescale(be, r->v[t]);
     tsr_tile_free(acc);
     if (st == TSR_OK && c->sum_channels && r->shape.dim[c->p.c_dim].tile > 1)
-        st = tl_rotate_sum(r, c->p.c_dim);
+        st = tl_rotate_sum_skip(r, c->p.c_dim, ozero);
+    tsr_free(ozero);
     for (int64_t t = 0; c->bias && t < r->ntiles && st == TSR_OK; t++)
         if (c->bias[t]) st = tsr_bvec_add(be, r->v[t], c->bias[t]);
     if (st != TSR_OK) {

@@ -3,6 +3,11 @@
  * section 4: add the external tiles, then rotate-and-add inside each tile
  * with log2(t) rotations), the fused product-and-sum that gives
  * transpose-free matrix products, and duplication of a size-1 dimension.
+ *
+ * Products by plaintexts skip all-zero plaintext tiles (never encoded, see
+ * tsr_tile_encode): no product for them, and an output tile that only such
+ * tiles reach is an encryption of zero whose rotate-and-sum is skipped
+ * (HE-PEx, Aharoni et al., arXiv 2207.03384: a pruned tile costs nothing).
  */
 #include "tile/tile_internal.h"
 
@@ -12,10 +17,15 @@
 #include <string.h>
 
 tsr_status tl_rotate_sum(tsr_tile *t, int d) {
+    return tl_rotate_sum_skip(t, d, NULL);
+}
+
+tsr_status tl_rotate_sum_skip(tsr_tile *t, int d, const uint8_t *skip) {
     tl_layout L;
     tl_layout_init(&L, &t->shape);
     int64_t tile = t->shape.dim[d].tile, stride = L.stride[d];
     for (int64_t i = 0; i < t->ntiles; i++) {
+        if (skip && skip[i]) continue;
         for (int64_t k = tile / 2; k >= 1; k /= 2) {
             tsr_bvec *r;
             TSR_TRY(tsr_bvec_rotate(t->be, t->v[i], k * stride, &r));
@@ -160,20 +170,27 @@ tsr_status tsr_tile_mul_sum_dims(const tsr_tile *a, const tsr_tile *b, const int
             if (st == TSR_OK) st = tsr_bvec_drop_level(be, da[i], level);
         }
         for (int64_t i = 0; i < b->ntiles && st == TSR_OK; i++) {
+            if (!b->v[i]) continue; /* an all-zero plaintext tile */
             st = tsr_bvec_copy(be, b->v[i], &db[i]);
             if (st == TSR_OK) st = tsr_bvec_drop_level(be, db[i], level);
         }
     }
     tsr_bvec *const *va = da ? da : a->v, *const *vb = db ? db : b->v;
     tsr_bvec *scratch = NULL;
+    uint8_t *zero = tsr_calloc((size_t)r->ntiles); /* 1: output tile known to be zero */
+    if (!zero && st == TSR_OK) st = tsr_fail(TSR_ERR_NOMEM, "out of memory in mul_sum");
     for (int64_t t = 0; t < r->ntiles && st == TSR_OK; t++) {
         /* Product tile with the summed dimensions' external indices at 0; walk them all. */
-        int64_t p0 = tl_operand_tile(&Lr, &Lp, t), k[TSR_TILE_MAX_DIMS] = { 0 };
-        for (int first = 1;; first = 0) {
+        int64_t p0 = tl_operand_tile(&Lr, &Lp, t), k[TSR_TILE_MAX_DIMS] = { 0 }, ia0 = -1;
+        for (;;) {
             int64_t p = p0;
             for (int i = 0; i < ns; i++) p += k[i] * Lp.tstride[sd[i]];
             int64_t ia = tl_operand_tile(&Lp, &La, p), ib = tl_operand_tile(&Lp, &Lb, p);
-            if (first) {
+            int first = r->v[t] == NULL;
+            if (ia0 < 0) ia0 = ia;
+            if (!vb[ib]) {
+                /* All-zero plaintext tile: no product. */
+            } else if (first) {
                 st = tsr_bvec_mul_new(be, va[ia], vb[ib], &r->v[t]);
             } else {
                 /* Later products go through one scratch vector: no allocation each time. */
@@ -186,6 +203,11 @@ tsr_status tsr_tile_mul_sum_dims(const tsr_tile *a, const tsr_tile *b, const int
             while (i >= 0 && ++k[i] == Lp.ext[sd[i]]) k[i--] = 0;
             if (i < 0) break;
         }
+        if (st == TSR_OK && !r->v[t]) {
+            /* Only all-zero plaintext tiles reach this output tile. */
+            zero[t] = 1;
+            st = tl_zero_product(be, va[ia0], tsr_tile_scale(b), 0, &r->v[t]);
+        }
         if (st == TSR_OK) st = tsr_bvec_rescale(be, r->v[t]);
     }
     tsr_bvec_free(be, scratch);
@@ -194,7 +216,8 @@ tsr_status tsr_tile_mul_sum_dims(const tsr_tile *a, const tsr_tile *b, const int
     tsr_free(da);
     tsr_free(db);
     for (int i = 0; i < ns && st == TSR_OK; i++)
-        if (rs.dim[sd[i]].tile > 1) st = tl_rotate_sum(r, sd[i]);
+        if (rs.dim[sd[i]].tile > 1) st = tl_rotate_sum_skip(r, sd[i], zero);
+    tsr_free(zero);
     return finish(st, r, out);
 }
 

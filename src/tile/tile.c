@@ -45,12 +45,27 @@ tsr_backend *tsr_tile_backend(const tsr_tile *t) {
     return t->be;
 }
 
+/* The first encoded tile (NULL: an all-zero plaintext, nothing encoded). */
+static const tsr_bvec *first_vec(const tsr_tile *t) {
+    for (int64_t i = 0; i < t->ntiles; i++)
+        if (t->v[i]) return t->v[i];
+    return NULL;
+}
+
 int tsr_tile_level(const tsr_tile *t) {
-    return t->v[0]->level;
+    const tsr_bvec *v = first_vec(t);
+    return v ? v->level : t->level;
 }
 
 double tsr_tile_scale(const tsr_tile *t) {
-    return t->v[0]->scale;
+    const tsr_bvec *v = first_vec(t);
+    return v ? v->scale : t->scale;
+}
+
+int64_t tsr_tile_num_encoded(const tsr_tile *t) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < t->ntiles; i++) n += t->v[i] != NULL;
+    return n;
 }
 
 int tsr_tile_is_encrypted(const tsr_tile *t) {
@@ -71,9 +86,11 @@ static tsr_status finish(tsr_status st, tsr_tile *res, tsr_tile **out) {
 tsr_status tsr_tile_copy(const tsr_tile *t, tsr_tile **out) {
     tsr_tile *r;
     TSR_TRY(tl_new(t->be, &t->shape, t->encrypted, &r));
+    r->level = t->level;
+    r->scale = t->scale;
     tsr_status st = TSR_OK;
     for (int64_t i = 0; i < t->ntiles && st == TSR_OK; i++)
-        st = tsr_bvec_copy(t->be, t->v[i], &r->v[i]);
+        if (t->v[i]) st = tsr_bvec_copy(t->be, t->v[i], &r->v[i]);
     return finish(st, r, out);
 }
 
@@ -91,6 +108,8 @@ static tsr_status make_tiles(tsr_backend *be, const tsr_tile_shape *shape, const
     tsr_tile_shape s = *shape;
     tsr_tile *r;
     TSR_TRY(tl_new(be, &s, encrypted, &r));
+    r->level = level;
+    r->scale = scale;
     tl_layout L;
     tl_layout_init(&L, &s);
     double *buf = NULL;
@@ -108,8 +127,13 @@ static tsr_status make_tiles(tsr_backend *be, const tsr_tile_shape *shape, const
     tsr_status st = TSR_OK;
     for (int64_t t = 0; t < r->ntiles && st == TSR_OK; t++) {
         if (dense) {
+            int any = 0;
             tl_slot_map(&s, &L, t, map);
-            for (int64_t i = 0; i < L.slots; i++) buf[i] = map[i] >= 0 ? dense[map[i]] : 0.0;
+            for (int64_t i = 0; i < L.slots; i++) {
+                buf[i] = map[i] >= 0 ? dense[map[i]] : 0.0;
+                any |= buf[i] != 0.0;
+            }
+            if (!encrypted && !any) continue; /* an all-zero plaintext tile: not encoded */
         }
         st = encrypted ? tsr_bvec_encrypt(be, buf, level, scale, &r->v[t])
                        : tsr_bvec_encode(be, buf, level, scale, &r->v[t]);
@@ -131,8 +155,12 @@ tsr_status tsr_tile_encode(tsr_backend *be, const tsr_tile_shape *shape, const d
 
 tsr_status tsr_tile_decrypt_raw(const tsr_tile *t, double *out) {
     int64_t slots = t->be->slots;
-    for (int64_t i = 0; i < t->ntiles; i++)
-        TSR_TRY(tsr_bvec_decrypt(t->be, t->v[i], out + i * slots));
+    for (int64_t i = 0; i < t->ntiles; i++) {
+        if (!t->v[i])
+            memset(out + i * slots, 0, (size_t)slots * sizeof *out);
+        else
+            TSR_TRY(tsr_bvec_decrypt(t->be, t->v[i], out + i * slots));
+    }
     return TSR_OK;
 }
 
@@ -278,7 +306,7 @@ static tsr_status align_side(tsr_backend *be, const tsr_tile *x, int level, doub
                              int for_mul, const tsr_bvec **use, tsr_bvec **own) {
     int same = tsr_tile_level(x) == level;
     for (int64_t i = 0; i < x->ntiles; i++) {
-        if (same) {
+        if (same || !x->v[i]) { /* all-zero plaintext tiles stay NULL */
             use[i] = x->v[i];
             continue;
         }
@@ -351,13 +379,18 @@ static tsr_status binary(const tsr_tile *a, const tsr_tile *b, int op, tsr_tile 
     tl_layout_init(&Lb, &b->shape);
     for (int64_t t = 0; t < r->ntiles && st == TSR_OK; t++) {
         int64_t ia = tl_operand_tile(&Lr, &La, t), ib = tl_operand_tile(&Lr, &Lb, t);
+        if (mul && !al.use_b[ib]) {
+            /* An all-zero plaintext tile: no product, an encryption of zero. */
+            st = tl_zero_product(be, al.use_a[ia], tsr_tile_scale(b), op == OP_MUL, &r->v[t]);
+            continue;
+        }
         if (mul) {
             st = tsr_bvec_mul_new(be, al.use_a[ia], al.use_b[ib], &r->v[t]);
             if (st == TSR_OK && op == OP_MUL) st = tsr_bvec_rescale(be, r->v[t]);
             continue;
         }
         st = tsr_bvec_copy(be, al.use_a[ia], &r->v[t]);
-        if (st == TSR_OK)
+        if (st == TSR_OK && al.use_b[ib])
             st = op == OP_ADD ? tsr_bvec_add(be, r->v[t], al.use_b[ib])
                               : tsr_bvec_sub(be, r->v[t], al.use_b[ib]);
     }
@@ -389,8 +422,11 @@ static tsr_status map_tiles(const tsr_tile *a, const tsr_tile_shape *rs, tile_fn
     *out = NULL;
     tsr_tile *r;
     TSR_TRY(tl_new(a->be, rs ? rs : &a->shape, a->encrypted, &r));
+    r->level = a->level;
+    r->scale = a->scale;
     tsr_status st = TSR_OK;
     for (int64_t t = 0; t < a->ntiles && st == TSR_OK; t++) {
+        if (!a->v[t]) continue; /* an all-zero plaintext tile stays zero */
         st = tsr_bvec_copy(a->be, a->v[t], &r->v[t]);
         if (st == TSR_OK) st = f(a->be, r->v[t], arg);
     }
@@ -416,7 +452,9 @@ tsr_status tsr_tile_relevel(const tsr_tile *a, int level, tsr_tile **out) {
         return tsr_fail(TSR_ERR_LEVEL, "relevel: cannot go from level %d to level %d",
                         tsr_tile_level(a), level);
     }
-    return map_tiles(a, NULL, fn_drop, &level, out);
+    TSR_TRY(map_tiles(a, NULL, fn_drop, &level, out));
+    (*out)->level = level;
+    return TSR_OK;
 }
 
 typedef struct level_scale {
@@ -435,7 +473,10 @@ tsr_status tsr_tile_set_level_scale(const tsr_tile *a, int level, double scale, 
         *out = NULL;
         return tsr_fail(TSR_ERR_SCALE, "set_level_scale: scale %g must be >= 1", scale);
     }
-    return map_tiles(a, NULL, fn_to, &ls, out);
+    TSR_TRY(map_tiles(a, NULL, fn_to, &ls, out));
+    (*out)->level = level;
+    (*out)->scale = scale;
+    return TSR_OK;
 }
 
 typedef struct const_arg {
@@ -469,6 +510,21 @@ tsr_status tsr_tile_mul_scalar(const tsr_tile *a, double c, tsr_tile **out) {
 }
 
 /* ---- products and sums with cleartext tensors ---------------------------------- */
+
+tsr_status tl_zero_product(tsr_backend *be, const tsr_bvec *a, double pscale, int rescale,
+                           tsr_bvec **out) {
+    *out = NULL;
+    tsr_bvec *z;
+    TSR_TRY(tsr_bvec_copy(be, a, &z));
+    tsr_status st = tsr_bvec_mul_const(be, z, 0.0, pscale);
+    if (st == TSR_OK && rescale) st = tsr_bvec_rescale(be, z);
+    if (st != TSR_OK) {
+        tsr_bvec_free(be, z);
+        return st;
+    }
+    *out = z;
+    return TSR_OK;
+}
 
 /*
  * Encode every tile of a cleartext tensor laid out by ps, at a level and

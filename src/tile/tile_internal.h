@@ -10,13 +10,21 @@
 
 #include <stdint.h>
 
-/** A tile tensor: a shape and its tiles in external row-major order. */
+/**
+ * A tile tensor: a shape and its tiles in external row-major order. An
+ * encoded plaintext's all-zero tiles are never encoded: v[t] is NULL (no
+ * plaintext, no memory), and every operation treats such a tile as zero
+ * (products skip it, sums copy the other side). Ciphertext tiles are never
+ * NULL. level and scale are the plaintext tiles' (NULL ones included).
+ */
 struct tsr_tile {
     tsr_backend *be;
     tsr_tile_shape shape;
     int64_t ntiles;
     int encrypted;
-    tsr_bvec **v; /* [ntiles] */
+    int level;    /* plaintexts: level of every tile, encoded or not */
+    double scale; /* plaintexts: scale of every tile */
+    tsr_bvec **v; /* [ntiles]; NULL: an all-zero plaintext tile */
 };
 
 /** Layout of a shape: external sizes and strides inside a tile and across tiles. */
@@ -89,5 +97,20 @@ int tl_first_nontrivial(const tsr_tile_shape *s);
 
 /** In-place rotate-and-sum of every tile over dimension d (log2 t rotations). */
 tsr_status tl_rotate_sum(tsr_tile *t, int d);
+/**
+ * As tl_rotate_sum, skipping the tiles with skip[i] != 0 (known to be zero:
+ * a rotation of zero is zero). skip may be NULL.
+ */
+tsr_status tl_rotate_sum_skip(tsr_tile *t, int d, const uint8_t *skip);
+
+/**
+ * *out = an encryption of zero shaped like the product of ciphertext a with
+ * a plaintext at scale pscale: a copy of a times the constant 0 at scale
+ * pscale (one counted constant product; no plaintext, no key), rescaled
+ * when rescale != 0. This is what a product by an all-zero plaintext tile
+ * costs.
+ */
+tsr_status tl_zero_product(tsr_backend *be, const tsr_bvec *a, double pscale, int rescale,
+                           tsr_bvec **out);
 
 #endif /* TSR_TILE_INTERNAL_H */

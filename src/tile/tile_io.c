@@ -82,6 +82,10 @@ static tsr_status can_save(const tsr_backend *be) {
 static tsr_status write_tile(const tsr_tile *t, tsr_writer *w) {
     tsr_backend *be = t->be;
     TSR_TRY(can_save(be));
+    if (tsr_tile_num_encoded(t) != t->ntiles)
+        return tsr_fail(TSR_ERR_UNSUPPORTED,
+                        "this plaintext tile tensor has all-zero tiles, which are not encoded; "
+                        "files hold every tile (encode the weights again where they are used)");
     const tsr_tile_shape *s = &t->shape;
     uint64_t len = 4 + 1 + 1 + TILE_SHAPE_BYTES(s->ndims) + 8 + 4 + 8 + 8;
     for (int64_t i = 0; i < t->ntiles; i++) len += 8 + be->vt->vec_size(be, t->v[i]);
@@ -171,6 +175,8 @@ static tsr_status read_tile(tsr_backend *be, tsr_reader *r, tsr_tile **out) {
                                (unsigned long long)MAX_TILES);
     tsr_tile *t;
     TSR_TRY(tl_new(be, &s, enc, &t));
+    t->level = (int)level;
+    t->scale = scale;
     uint64_t cap = be->vt->vec_max_size(be);
     uint8_t *blob = NULL;
     tsr_status st = TSR_OK;
