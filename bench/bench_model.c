@@ -34,7 +34,8 @@ static void usage(FILE *out) {
             "Fashion-MNIST test images, run, decrypt. Reports the median server time per batch\n"
             "and per image, images per second, process CPU time per batch, and the agreement\n"
             "of encrypted with plaintext predictions and the largest logit error over at least\n"
-            "N samples (--samples, default 100; batch 1 runs N single images).\n"
+            "N samples (--samples, default 100; batch 1 runs N single images), and the server's\n"
+            "memory: the peak of the CKKS ciphertexts and plaintexts it held (keys excluded).\n"
             "\n"
             "  --runs K      timed runs per batch size beyond the samples (default 3)\n"
             "  --threads T   OpenMP threads (default: all)\n"
@@ -61,6 +62,7 @@ typedef struct result {
     int batch;
     char plan[128];
     double median, cpu, predicted, agree, max_err, acc, prep, enc;
+    double server_mib; /* peak of the server backend's live ciphertexts + plaintexts */
     int samples;
 } result;
 
@@ -166,13 +168,20 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
         res->acc = y && seen ? (double)correct / seen : -1;
         res->max_err = max_err;
         res->enc = enc / total;
+        /* Measured on the real run: the server backend counts every CKKS vector it holds
+         * (prepared weight plaintexts and ciphertexts, in limbs of N words). */
+        tsr_backend_counts bc;
+        tsr_backend_get_counts(server, &bc);
+        res->server_mib = (double)bc.peak_limbs * (double)(2 * tsr_backend_slots(server)) * 8.0 /
+                          (1024.0 * 1024.0);
         snprintf(res->plan, sizeof res->plan, "N=2^%u %s, scale 2^%u, dnum %u", p->spec.log_n,
                  p->prog->cfg.packing == TSR_NN_PACK_BATCH ? "batch" : "tiled", p->spec.scale_bits,
                  p->spec.dnum);
         printf("batch %d: median %.4f s over %d runs (CPU %.3f s), %.1f images/s, predicted "
-               "%.4f s; agreement %.2f%% over %d samples, largest logit error %.3g\n",
+               "%.4f s; agreement %.2f%% over %d samples, largest logit error %.3g; server "
+               "memory %.1f MiB (ciphertexts + plaintexts at peak)\n",
                batch, res->median, total, res->cpu, per_batch / res->median, res->predicted,
-               100 * res->agree, seen, res->max_err);
+               100 * res->agree, seen, res->max_err, res->server_mib);
     }
     free(times);
     free(cpus);
@@ -246,14 +255,15 @@ int bench_model_main(int argc, char **argv) {
     }
     if (nr) {
         printf("\n| batch | plan | server time per batch (median) | per image | images/s | "
-               "CPU per batch | predicted | agreement (samples) | max logit error | accuracy |\n"
-               "|---|---|---|---|---|---|---|---|---|---|\n");
+               "CPU per batch | predicted | agreement (samples) | max logit error | accuracy | "
+               "server memory |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (int i = 0; i < nr; i++)
             printf("| %d | %s | %.4f s | %.3f ms | %.1f | %.3f s | %.4f s | %.2f%% (%d) | %.2g | "
-                   "%.2f%% |\n",
+                   "%.2f%% | %.1f MiB |\n",
                    res[i].batch, res[i].plan, res[i].median, 1e3 * res[i].median / res[i].batch,
                    res[i].batch / res[i].median, res[i].cpu, res[i].predicted, 100 * res[i].agree,
-                   res[i].samples, res[i].max_err, 100 * res[i].acc);
+                   res[i].samples, res[i].max_err, 100 * res[i].acc, res[i].server_mib);
     }
     tsr_nn_array_free(x);
     tsr_nn_array_free(y);

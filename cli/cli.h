@@ -115,6 +115,7 @@ int tsr_cmd_infer(int argc, char **argv);
 int tsr_cmd_decrypt(int argc, char **argv);
 int tsr_cmd_predict(int argc, char **argv);
 int tsr_cmd_profile(int argc, char **argv);
+int tsr_cmd_prune(int argc, char **argv);
 int tsr_cmd_fl(int argc, char **argv);
 int tsr_cmd_attack(int argc, char **argv);
 int tsr_cmd_onnx_test(int argc, char **argv);

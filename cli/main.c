@@ -33,6 +33,7 @@ static const verb verbs[] = {
     { "heify", tsr_cmd_heify, "make a HE-friendly (polynomial) student of your own ONNX model" },
     { "infer", tsr_cmd_infer, "server: run a plan on encrypted inputs (evaluation keys only)" },
     { "keygen", tsr_cmd_keygen, "client: secret key and the evaluation keys a plan needs" },
+    { "prune", tsr_cmd_prune, "HE-aware pruning: zero whole weight tiles (tile, hepex, ...)" },
     { "profile", tsr_cmd_profile,
       "time HE operations on this machine: a cost profile for compile" },
     { "onnx-test", tsr_cmd_onnx_test,

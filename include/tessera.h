@@ -9,6 +9,7 @@
 #include "tessera/core.h"
 #include "tessera/graph.h"
 #include "tessera/train.h"
+#include "tessera/prune.h"
 #include "tessera/ckks.h"
 #include "tessera/circuits.h"
 #include "tessera/tile.h"

@@ -1,0 +1,158 @@
+/*
+ * tessera/prune.h - HE-aware pruning of a model graph over the tile shapes
+ * its weights are packed in (HE-PEx: Aharoni et al., arXiv 2207.03384;
+ * docs/PRUNING.md).
+ *
+ * Under CKKS a zero weight saves work only when its whole packed tile is
+ * zero: the compiler then encodes no plaintext for the tile and does no
+ * ciphertext-plaintext product for it (docs/TILES.md, "All-zero plaintext
+ * tiles"). This module zeroes whole tiles, and permutes hidden neurons so
+ * that the surviving weights gather into few tiles.
+ *
+ * Prunable layers are the nodes with a constant weight matrix: GEMM and
+ * MATMUL with a constant rank-2 second operand, and CONV with constant
+ * weights and group 1. Each is seen as a matrix of rows = output features
+ * (neurons, filters) by cols = input features (inputs, channels), one
+ * entry holding k weights (k = 1 for dense layers, the kernel size for
+ * convolutions: a tile of the compiler's filter layout covers a block of
+ * filters x channels at every kernel offset). A layer's *tile* is a block
+ * of R rows x C cols of that matrix; layer i gets (R, C) from the options,
+ * and with `alternate` every other layer gets (C, R), which is how the
+ * compiler's TILED packing alternates the dimension holding the features
+ * (a layer with outputs in D0 is followed by one with outputs in D3).
+ *
+ * Methods (each to a target sparsity s in [0, 1)):
+ *  - TILE: zero the round(s * tiles) tiles of smallest L2 norm per layer,
+ *    in `steps` steps of a cubic schedule (Zhu and Gupta 2017) with the
+ *    fine-tuning hook called after each step.
+ *  - MAGNITUDE: unstructured, zero the round(s * weights) weights of
+ *    smallest magnitude per layer (the plaintext baseline).
+ *  - HUNTER: structured, zero the round(s * rows) rows (whole neurons or
+ *    filters) of smallest L2 norm per layer (Hunter-style structured
+ *    pruning adapted to row-packed tiles).
+ *  - HEPEX: MAGNITUDE to s, then the permutation, then TILE to s. With a
+ *    fine-tuning hook the magnitude pruning is real (gradual, fine-tuned);
+ *    without one it only guides the permutation (the features count the
+ *    weights it would keep) and TILE prunes the permuted weights, which keep
+ *    their values inside kept tiles.
+ * The permutation (also available on its own and with TILE): for each
+ * hidden feature dimension between two chained layers (l's outputs are
+ * l+1's inputs, through elementwise nodes, per-feature constants,
+ * polynomials and batch norms only), order the features so that features
+ * whose weights fall into the same tiles of both layers share a tile.
+ * Search: balanced k-means (capacity R per cluster) over the features'
+ * per-tile weight mass, k-means++ seeding from `seed`, greedy capacity-
+ * respecting assignment, at most `kmeans_iters` iterations; cost per
+ * hidden dimension O(iters * H * k * (d + log(H k))) for H features, k =
+ * H / R clusters and d tile columns. The permuted graph computes the same
+ * function (every per-feature constant on the way is permuted with it).
+ * Expansion (`expand` > 1) widens every hidden dimension to a multiple of
+ * its tile size near expand * H before pruning: new features get small
+ * random incoming weights and zero outgoing weights (the function is
+ * unchanged); with fine-tuning they win back accuracy at about the same
+ * tile count.
+ *
+ * Masks: a pruned graph's mask is its zero pattern (every weight that is
+ * exactly zero stays zero). After each fine-tuning call the pruned
+ * positions are zeroed again, so the masks stay fixed whatever the trainer
+ * does. Output graphs export to ordinary ONNX (onnx/onnx_graph.h).
+ *
+ * Thread-safety: functions are reentrant; graphs are read only.
+ */
+#ifndef TESSERA_PRUNE_H
+#define TESSERA_PRUNE_H
+
+#include "tessera/common.h"
+#include "tessera/graph.h"
+
+#include <stdint.h>
+#include <stdio.h>
+
+TSR_BEGIN_DECLS
+
+typedef enum tsr_prune_method {
+    TSR_PRUNE_NONE = 0,  /**< no zeroing (permutation / expansion / statistics only) */
+    TSR_PRUNE_TILE,      /**< whole tiles of smallest norm */
+    TSR_PRUNE_MAGNITUDE, /**< unstructured: weights of smallest magnitude */
+    TSR_PRUNE_HUNTER,    /**< structured: whole rows of smallest norm */
+    TSR_PRUNE_HEPEX      /**< magnitude, permutation, then tiles */
+} tsr_prune_method;
+
+/**
+ * Fine-tuning hook: replace *model by a fine-tuned graph (free the old one)
+ * keeping zero weights zero as far as it can (they are zeroed again after
+ * the call). step counts from 1; return non-OK to stop.
+ */
+typedef tsr_status (*tsr_prune_finetune_fn)(void *ctx, int step, tsr_graph **model);
+
+/** Progress callback: done out of total units of work, with a phase name. */
+typedef void (*tsr_prune_progress_fn)(void *ctx, const char *phase, int64_t done, int64_t total);
+
+typedef struct tsr_prune_opts {
+    tsr_prune_method method;
+    double sparsity;   /**< target fraction in [0, 1) (tiles, weights or rows) */
+    int64_t tile_rows; /**< R: rows (output features) per tile of the first layer */
+    int64_t tile_cols; /**< C: cols (input features) per tile of the first layer */
+    int alternate;     /**< 1 (default): layers alternate R x C and C x R */
+    int permute;       /**< 1: permute hidden features before TILE (HEPEX always does) */
+    double expand;     /**< widen hidden dimensions by this factor first (1 = none) */
+    int steps;         /**< gradual schedule steps (default 1) */
+    int kmeans_iters;  /**< balanced k-means iterations (default 20) */
+    uint64_t seed;     /**< k-means seeding and expansion weights (default 1) */
+    int skip_first;    /**< 1: leave the first prunable layer dense */
+    int skip_last;     /**< 1: leave the last prunable layer dense */
+    tsr_prune_finetune_fn finetune; /**< NULL: no fine-tuning */
+    void *finetune_ctx;
+    tsr_prune_progress_fn progress; /**< NULL: silent */
+    void *progress_ctx;
+} tsr_prune_opts;
+
+/** Defaults: TILE, sparsity 0.5, 32 x 32 tiles, alternate, 1 step, 20 iterations, seed 1. */
+TSR_API void tsr_prune_opts_default(tsr_prune_opts *o);
+/** "tile", "magnitude", "hunter", "hepex", "none"; TSR_ERR_INVALID_ARG otherwise. */
+TSR_API tsr_status tsr_prune_method_parse(const char *s, tsr_prune_method *out);
+TSR_API const char *tsr_prune_method_name(tsr_prune_method m);
+
+/** Per prunable layer: its matrix view, tiles and what pruning removed. */
+typedef struct tsr_prune_layer_stats {
+    char name[96];                           /**< node name */
+    int64_t rows, cols, k;                   /**< matrix view: rows x cols entries of k weights */
+    int64_t tile_r, tile_c;                  /**< tile of this layer */
+    int64_t tiles;                           /**< ceil(rows / R) * ceil(cols / C) */
+    int64_t tiles_nz_before, tiles_nz_after; /**< tiles holding a nonzero weight */
+    int64_t weights, weights_nz_before, weights_nz_after;
+    int64_t plain_before, plain_after; /**< plaintexts = nonzero tiles x k (per batch tile) */
+    int64_t rowblocks_zero_after;      /**< tile rows left all zero: no rotate-and-sum */
+    int pruned;                        /**< 0: skipped (skip_first / skip_last) */
+} tsr_prune_layer_stats;
+
+typedef struct tsr_prune_report {
+    int n_layers;
+    tsr_prune_layer_stats *layers;
+    int n_hidden;         /**< hidden dimensions found between chained layers */
+    int n_permuted;       /**< of which permuted */
+    int64_t kmeans_iters; /**< iterations run over all hidden dimensions */
+    double mass_in_tiles; /**< after permutation: share of squared weight mass kept by the
+                               best (1 - s) tiles per layer (1 = all), -1 if not permuted */
+    double mass_before;   /**< the same share before permutation (-1 if not permuted) */
+} tsr_prune_report;
+
+/**
+ * Prune a finalized graph g (unchanged) into *out (a new finalized graph)
+ * and fill *rep (may be NULL; free with tsr_prune_report_free). Errors:
+ * TSR_ERR_INVALID_ARG (options out of range), TSR_ERR_UNSUPPORTED (no
+ * prunable layer), TSR_ERR_NOMEM, and whatever the fine-tuning hook returns.
+ */
+TSR_API tsr_status tsr_prune_graph(const tsr_graph *g, const tsr_prune_opts *o, tsr_graph **out,
+                                   tsr_prune_report **rep);
+/** Tile statistics of g for the tiles in o (nothing changed; "after" = "before"). */
+TSR_API tsr_status tsr_prune_stats(const tsr_graph *g, const tsr_prune_opts *o,
+                                   tsr_prune_report **rep);
+/** Free a report (NULL is a no-op). */
+TSR_API void tsr_prune_report_free(tsr_prune_report *r);
+/** Print the per-layer table and totals (tiles, products, plaintexts removed). */
+TSR_API void tsr_prune_report_print(const tsr_prune_report *r, FILE *fp);
+
+TSR_END_DECLS
+
+#endif /* TESSERA_PRUNE_H */

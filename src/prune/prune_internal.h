@@ -1,0 +1,91 @@
+/*
+ * prune/prune_internal.h - what the pruning sources share: the working copy
+ * of a graph's constants, the prunable layers seen as matrices of rows x
+ * cols entries of k weights, tile norms, and the hidden dimensions between
+ * chained layers (the permutation and expansion of permute.c).
+ */
+#ifndef TSR_PRUNE_INTERNAL_H
+#define TSR_PRUNE_INTERNAL_H
+
+#include "graph/graph_internal.h"
+#include "tessera/prune.h"
+
+#include <stdint.h>
+
+/** A prunable layer: node, weight and bias constants, matrix view, tile. */
+typedef struct pr_layer {
+    int node;              /* index into g->nodes */
+    int wval, bval;        /* value indices of the weights and the bias (-1: none) */
+    int64_t rows, cols, k; /* rows = output features, cols = input features */
+    int rows_major;        /* 1: stored (rows, cols, k) (GEMM trans_b, CONV); 0: (cols, rows) */
+    int64_t R, C;          /* tile */
+    int prune;             /* 0: skipped */
+    uint8_t *mask;         /* (rows * cols * k) 1 = pruned, fixed; NULL before pruning */
+    double feat_thresh;    /* permutation features count only |w| >= this (0: all) */
+} pr_layer;
+
+/** One constant to remap along a feature axis with a hidden dimension. */
+typedef struct pr_feat_const {
+    int val;     /* value index */
+    int axis;    /* axis of the constant that runs over the features */
+    double fill; /* value of new features (expansion); NAN: copy feature 0 */
+} pr_feat_const;
+
+/** A hidden dimension: layer a's outputs are layer b's inputs. */
+typedef struct pr_hidden {
+    int a, b;       /* layer indices */
+    int64_t stride; /* b's columns per feature (a flatten of S spatial positions), else 1 */
+    int n_fc;
+    pr_feat_const fc[16];
+} pr_hidden;
+
+/** A graph with working copies of its constants. */
+typedef struct pr_model {
+    const tsr_graph *g;
+    tsr_array **data; /* (g->n_values) working copy, NULL = the graph's own */
+    int n_layers;
+    pr_layer *layers;
+    int n_hidden;
+    pr_hidden *hidden;
+} pr_model;
+
+/** The current data of constant value v. */
+const tsr_array *pr_const(const pr_model *m, int v);
+/** A writable working copy of constant value v (cloned on first use). */
+tsr_status pr_const_mut(pr_model *m, int v, tsr_array **out);
+/** Replace the working copy of v (takes ownership of a). */
+void pr_const_set(pr_model *m, int v, tsr_array *a);
+
+/** Offset of weight (r, c, j) of layer L in its array. */
+static inline size_t pr_widx(const pr_layer *L, int64_t r, int64_t c, int64_t j) {
+    return L->rows_major ? (size_t)((r * L->cols + c) * L->k + j) : (size_t)(c * L->rows + r);
+}
+
+/** Squared L2 norm per tile (ceil(rows/R) x ceil(cols/C), row-major) of layer L. */
+tsr_status pr_tile_norms(const pr_model *m, const pr_layer *L, double **out, int64_t *ntiles);
+
+/** Find the hidden dimensions (chains a -> b) of m (fills m->hidden). */
+tsr_status pr_find_hidden(pr_model *m);
+
+/**
+ * Permute the features of hidden dimension h by balanced k-means over
+ * their per-tile weight mass (prune.h). *iters receives the iterations run.
+ */
+tsr_status pr_permute_hidden(pr_model *m, int h, int max_iters, uint64_t seed, int64_t *iters);
+
+/**
+ * Widen hidden dimension h to newH features (> current): new features get
+ * incoming weights N(0, sigma^2) (sigma = 0.1 x the rms of layer a's
+ * weights) and zero outgoing weights, so the function is unchanged.
+ */
+tsr_status pr_expand_hidden(pr_model *m, int h, int64_t newH, uint64_t seed);
+
+/**
+ * Remap axis ax of a: output index i along ax takes input index src[i], or
+ * the fill value (NAN: input index 0) where src[i] < 0; the axis gets n
+ * entries. *out is new.
+ */
+tsr_status pr_remap_axis(const tsr_array *a, int ax, const int64_t *src, int64_t n, double fill,
+                         tsr_array **out);
+
+#endif /* TSR_PRUNE_INTERNAL_H */

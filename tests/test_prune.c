@@ -1,0 +1,456 @@
+/*
+ * tests/test_prune.c - HE-aware pruning on model graphs (tessera/prune.h):
+ * the permutation and the expansion leave the network's function unchanged
+ * (MLP through biases, per-channel polynomials, batch norm; CNN through
+ * pooling and a flatten) on random inputs; the permutation gathers a known
+ * block pattern into the fewest tiles; tile, magnitude and Hunter-style
+ * pruning zero exactly the requested number of units and the smallest ones
+ * (checked against norms recomputed here); masks stay fixed around the
+ * fine-tuning hook; bad options and models are refused.
+ */
+#include "testutil.h"
+
+#include "tessera.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static tsr_array *arr(int rank, const int64_t *dims, tsr_prng *g, double scale) {
+    tsr_array *a;
+    tt_ok(tsr_array_create(&a, rank, dims));
+    for (size_t i = 0; i < a->numel; i++) a->data[i] = scale * (2 * tsr_prng_double(g) - 1);
+    return a;
+}
+
+static void add_const(tsr_graph *gr, const char *name, tsr_array *a) {
+    tt_ok(tsr_graph_add_const(gr, name, a));
+    tsr_array_free(a);
+}
+
+static void node(tsr_graph *gr, tsr_graph_kind k, int n, const char *const *in, const char *out,
+                 const tsr_graph_attrs *a) {
+    tt_ok(tsr_graph_add_node(gr, k, out, n, in, out, a));
+}
+
+/* x(N,12) -> Gemm(W1 10x12, b1) -> +c -> poly per channel -> *0.5 -> MatMul(10x8) -> BN ->
+ * square -> Gemm(8x6 not transposed, bias (1,6)). */
+static tsr_graph *mlp(tsr_prng *g) {
+    tsr_graph *gr;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 12 }));
+    add_const(gr, "W1", arr(2, (int64_t[]){ 10, 12 }, g, 0.5));
+    add_const(gr, "b1", arr(1, (int64_t[]){ 10 }, g, 0.5));
+    add_const(gr, "c1", arr(1, (int64_t[]){ 10 }, g, 0.5));
+    add_const(gr, "p1", arr(2, (int64_t[]){ 10, 3 }, g, 0.5));
+    add_const(gr, "half", arr(0, NULL, g, 1.0));
+    add_const(gr, "W2", arr(2, (int64_t[]){ 10, 8 }, g, 0.5));
+    tsr_array *var = arr(1, (int64_t[]){ 8 }, g, 0.5);
+    for (size_t i = 0; i < var->numel; i++) var->data[i] = 1.0 + fabs(var->data[i]);
+    add_const(gr, "bn_s", arr(1, (int64_t[]){ 8 }, g, 1.0));
+    add_const(gr, "bn_b", arr(1, (int64_t[]){ 8 }, g, 1.0));
+    add_const(gr, "bn_m", arr(1, (int64_t[]){ 8 }, g, 1.0));
+    add_const(gr, "bn_v", var);
+    add_const(gr, "W3", arr(2, (int64_t[]){ 8, 6 }, g, 0.5));
+    add_const(gr, "b3", arr(2, (int64_t[]){ 1, 6 }, g, 0.5));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
+    node(gr, TSR_NODE_ADD, 2, (const char *[]){ "c1", "h1" }, "h2", NULL);
+    tsr_graph_attrs_default(&a);
+    a.axis = 1;
+    node(gr, TSR_NODE_POLY, 2, (const char *[]){ "h2", "p1" }, "h3", &a);
+    node(gr, TSR_NODE_MUL, 2, (const char *[]){ "h3", "half" }, "h4", NULL);
+    node(gr, TSR_NODE_MATMUL, 2, (const char *[]){ "h4", "W2" }, "h5", NULL);
+    node(gr, TSR_NODE_BATCHNORM, 5, (const char *[]){ "h5", "bn_s", "bn_b", "bn_m", "bn_v" }, "h6",
+         NULL);
+    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h6" }, "h7", NULL);
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h7", "W3", "b3" }, "y", NULL);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    return gr;
+}
+
+/* x(N,2,6,6) -> Conv(4,2,3,3)+b pad 1 -> poly -> AvgPool 2 -> Conv(6,4,3,3) pad 1 ->
+ * Flatten -> Gemm(5 x 54). */
+static tsr_graph *cnn(tsr_prng *g) {
+    tsr_graph *gr;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 4, (int64_t[]){ -1, 2, 6, 6 }));
+    add_const(gr, "K1", arr(4, (int64_t[]){ 4, 2, 3, 3 }, g, 0.5));
+    add_const(gr, "kb1", arr(1, (int64_t[]){ 4 }, g, 0.5));
+    add_const(gr, "pc", arr(1, (int64_t[]){ 3 }, g, 0.5));
+    add_const(gr, "K2", arr(4, (int64_t[]){ 6, 4, 3, 3 }, g, 0.5));
+    add_const(gr, "F", arr(2, (int64_t[]){ 5, 54 }, g, 0.5));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    for (int i = 0; i < 4; i++) a.pads[i] = 1;
+    node(gr, TSR_NODE_CONV, 3, (const char *[]){ "x", "K1", "kb1" }, "c1", &a);
+    tsr_graph_attrs_default(&a);
+    node(gr, TSR_NODE_POLY, 2, (const char *[]){ "c1", "pc" }, "c2", &a);
+    tsr_graph_attrs_default(&a);
+    a.n_kernel = 2;
+    a.kernel[0] = a.kernel[1] = 2;
+    a.strides[0] = a.strides[1] = 2;
+    node(gr, TSR_NODE_AVGPOOL, 1, (const char *[]){ "c2" }, "c3", &a);
+    tsr_graph_attrs_default(&a);
+    for (int i = 0; i < 4; i++) a.pads[i] = 1;
+    node(gr, TSR_NODE_CONV, 2, (const char *[]){ "c3", "K2" }, "c4", &a);
+    tsr_graph_attrs_default(&a);
+    a.axis = 1;
+    node(gr, TSR_NODE_FLATTEN, 1, (const char *[]){ "c4" }, "c5", &a);
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    node(gr, TSR_NODE_GEMM, 2, (const char *[]){ "c5", "F" }, "y", &a);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    return gr;
+}
+
+/* Largest |difference| of the outputs of two graphs on the same random batch. */
+static double max_diff(const tsr_graph *a, const tsr_graph *b, tsr_prng *g, int rank,
+                       const int64_t *dims) {
+    tsr_array *x = arr(rank, dims, g, 1.0);
+    tsr_array *ya, *yb;
+    tt_ok(tsr_graph_run(a, (const tsr_array *const *)&x, &ya));
+    tt_ok(tsr_graph_run(b, (const tsr_array *const *)&x, &yb));
+    assert_int_equal(ya->numel, yb->numel);
+    double m = 0, mag = 0;
+    for (size_t i = 0; i < ya->numel; i++) {
+        m = fmax(m, fabs(ya->data[i] - yb->data[i]));
+        mag = fmax(mag, fabs(ya->data[i]));
+    }
+    assert_true(mag > 1e-3); /* the outputs are not trivially zero */
+    tsr_array_free(x);
+    tsr_array_free(ya);
+    tsr_array_free(yb);
+    return m;
+}
+
+static void test_permute_mlp_function(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1400);
+    tsr_graph *gr = mlp(&g);
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_NONE;
+    o.permute = 1;
+    o.tile_rows = 2;
+    o.tile_cols = 4;
+    for (int expand = 0; expand < 2; expand++) {
+        o.expand = expand ? 1.7 : 1.0;
+        tsr_graph *p;
+        tsr_prune_report *r;
+        tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+        assert_int_equal(r->n_layers, 3);
+        assert_int_equal(r->n_hidden, 2);
+        assert_int_equal(r->n_permuted, 2);
+        double d = max_diff(gr, p, &g, 2, (int64_t[]){ 7, 12 });
+        if (d > 1e-12) fail_msg("expand %d: permuted MLP differs by %g", expand, d);
+        if (expand) {
+            /* 10 -> ceil(17 / 2) * 2 = 18 features; 8 -> 13.6 rounded up to layer 2 tile rows 4:
+             * ceil(3.4) * 4 = 16 */
+            assert_int_equal(r->layers[0].rows, 18);
+            assert_int_equal(r->layers[1].cols, 18);
+            assert_int_equal(r->layers[1].rows, 16);
+            assert_int_equal(r->layers[2].cols, 16);
+        }
+        tsr_prune_report_free(r);
+        tsr_graph_free(p);
+    }
+    tsr_graph_free(gr);
+}
+
+static void test_permute_cnn_function(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1401);
+    tsr_graph *gr = cnn(&g);
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_NONE;
+    o.permute = 1;
+    o.tile_rows = 2;
+    o.tile_cols = 2;
+    o.expand = 1.5;
+    tsr_graph *p;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->n_layers, 3);
+    assert_int_equal(r->n_hidden,
+                     2); /* conv1 -> conv2 through pool, conv2 -> dense through flatten */
+    assert_int_equal(r->layers[0].k, 9);
+    assert_int_equal(r->layers[2].cols, 10 * 9); /* 6 -> 10 filters, 9 positions each */
+    double d = max_diff(gr, p, &g, 4, (int64_t[]){ 3, 2, 6, 6 });
+    if (d > 1e-12) fail_msg("permuted CNN differs by %g", d);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
+/*
+ * W1 (16 x 8), tiles 4 x 4: row h is nonzero only in column block h % 2;
+ * W2 (8 x 16) as MatMul (16, 8): column h nonzero only in row block h % 2
+ * (tiles 4 x 4 alternate to 4 x 4). Unpermuted every tile holds a weight;
+ * grouping the features by parity empties half of them.
+ */
+static void test_permute_gathers(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1402);
+    tsr_graph *gr;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 8 }));
+    tsr_array *w1 = arr(2, (int64_t[]){ 16, 8 }, &g, 1.0),
+              *w2 = arr(2, (int64_t[]){ 16, 8 }, &g, 1.0);
+    for (int h = 0; h < 16; h++)
+        for (int c = 0; c < 8; c++) {
+            if (c / 4 != h % 2) w1->data[h * 8 + c] = 0.0; /* (rows=16 features, cols=8) */
+            if (c / 4 != h % 2) w2->data[h * 8 + c] = 0.0; /* MatMul (in=16, out=8) */
+        }
+    add_const(gr, "W1", w1);
+    add_const(gr, "W2", w2);
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    node(gr, TSR_NODE_GEMM, 2, (const char *[]){ "x", "W1" }, "h", &a);
+    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h" }, "h2", NULL);
+    node(gr, TSR_NODE_MATMUL, 2, (const char *[]){ "h2", "W2" }, "y", NULL);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_NONE;
+    o.permute = 1;
+    o.tile_rows = o.tile_cols = 4;
+    tsr_prune_report *before;
+    tt_ok(tsr_prune_stats(gr, &o, &before));
+    assert_int_equal(before->layers[0].tiles, 8);
+    assert_int_equal(before->layers[0].tiles_nz_before, 8);
+    assert_int_equal(before->layers[1].tiles_nz_before, 8);
+    tsr_prune_report_free(before);
+    tsr_graph *p;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->layers[0].tiles_nz_after, 4);
+    assert_int_equal(r->layers[1].tiles_nz_after, 4);
+    assert_int_equal(r->layers[0].rowblocks_zero_after, 0);
+    assert_true(r->mass_in_tiles > r->mass_before);
+    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 8 });
+    if (d > 1e-12) fail_msg("permuted model differs by %g", d);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
+/* Squared norms of the R x C tiles of a (rows x cols) row-major matrix. */
+static void tile_norms(const double *w, int rows, int cols, int R, int C, double *n) {
+    int bc = (cols + C - 1) / C, br = (rows + R - 1) / R;
+    memset(n, 0, (size_t)(br * bc) * sizeof *n);
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) n[(r / R) * bc + c / C] += w[r * cols + c] * w[r * cols + c];
+}
+
+static void test_methods(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1403);
+    tsr_graph *gr = mlp(&g);
+    const double *w1 = tsr_graph_const(gr, "W1")->data; /* 10 x 12, rows = features */
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.tile_rows = 4;
+    o.tile_cols = 5;
+    o.sparsity = 0.4;
+    tsr_graph *p;
+    tsr_prune_report *r;
+    /* Tiles: 3 x 3 = 9 tiles, round(3.6) = 4 zeroed, the smallest. */
+    o.method = TSR_PRUNE_TILE;
+    o.steps = 3;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->layers[0].tiles, 9);
+    assert_int_equal(r->layers[0].tiles_nz_after, 5);
+    const double *q = tsr_graph_const(p, "W1")->data;
+    double n0[9], n1[9];
+    tile_norms(w1, 10, 12, 4, 5, n0);
+    tile_norms(q, 10, 12, 4, 5, n1);
+    double max_zeroed = 0, min_kept = INFINITY;
+    for (int t = 0; t < 9; t++) {
+        if (n1[t] == 0)
+            max_zeroed = fmax(max_zeroed, n0[t]);
+        else {
+            min_kept = fmin(min_kept, n0[t]);
+            assert_true(n1[t] == n0[t]); /* kept tiles untouched */
+        }
+    }
+    assert_true(max_zeroed <= min_kept);
+    /* Layer 2 alternates to 5 x 4 tiles: (8 rows, 10 cols) -> 2 x 3 = 6 tiles. */
+    assert_int_equal(r->layers[1].tile_r, 5);
+    assert_int_equal(r->layers[1].tiles, 6);
+    assert_int_equal(r->layers[1].tiles_nz_after, 6 - 2);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    /* Magnitude: round(0.4 * 120) = 48 smallest weights of W1. */
+    o.method = TSR_PRUNE_MAGNITUDE;
+    o.steps = 1;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->layers[0].weights_nz_after, 120 - 48);
+    q = tsr_graph_const(p, "W1")->data;
+    double mz = 0, mk = INFINITY;
+    for (int i = 0; i < 120; i++) {
+        if (q[i] == 0)
+            mz = fmax(mz, fabs(w1[i]));
+        else
+            mk = fmin(mk, fabs(w1[i]));
+    }
+    assert_true(mz <= mk);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    /* Hunter-style rows: round(0.4 * 10) = 4 whole rows of W1, the smallest. */
+    o.method = TSR_PRUNE_HUNTER;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    q = tsr_graph_const(p, "W1")->data;
+    int zero_rows = 0;
+    double rz = 0, rk = INFINITY;
+    for (int h = 0; h < 10; h++) {
+        double s = 0, s0 = 0;
+        for (int c = 0; c < 12; c++) {
+            s += fabs(q[h * 12 + c]);
+            s0 += w1[h * 12 + c] * w1[h * 12 + c];
+        }
+        if (s == 0) {
+            zero_rows++;
+            rz = fmax(rz, s0);
+        } else {
+            rk = fmin(rk, s0);
+        }
+    }
+    assert_int_equal(zero_rows, 4);
+    assert_true(rz <= rk);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    /* HE-PEx: tiles removed exactly as TILE at the same sparsity; function of the graph
+     * with skip flags: the first and last layers stay dense. */
+    o.method = TSR_PRUNE_HEPEX;
+    o.skip_first = o.skip_last = 1;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->layers[0].tiles_nz_after, r->layers[0].tiles);
+    assert_int_equal(r->layers[2].weights_nz_after, r->layers[2].weights);
+    assert_int_equal(r->layers[1].tiles_nz_after, 4);
+    assert_int_equal(r->n_permuted, 2);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
+/* A "trainer" that sets every weight to 1: masked positions must come back as 0. */
+typedef struct ft_ctx {
+    int calls;
+} ft_ctx;
+
+static tsr_status all_ones(void *ctx, int step, tsr_graph **model) {
+    ft_ctx *c = ctx;
+    c->calls++;
+    assert_int_equal(step, c->calls);
+    tsr_graph *m = *model, *ng;
+    tt_ok(tsr_graph_create(&ng));
+    tt_ok(tsr_graph_add_input(ng, "x", 2, (int64_t[]){ -1, 12 }));
+    const char *names[] = { "W1",   "b1",   "c1",   "p1",   "half", "W2",
+                            "bn_s", "bn_b", "bn_m", "bn_v", "W3",   "b3" };
+    for (int i = 0; i < 12; i++) {
+        tsr_array *a;
+        tt_ok(tsr_array_clone(&a, tsr_graph_const(m, names[i])));
+        if (names[i][0] == 'W')
+            for (size_t k = 0; k < a->numel; k++) a->data[k] = 1.0;
+        add_const(ng, names[i], a);
+    }
+    for (int i = 0; i < tsr_graph_num_nodes(m); i++) {
+        const char *in[8];
+        int n = tsr_graph_node_num_inputs(m, i);
+        for (int k = 0; k < n; k++) in[k] = tsr_graph_node_input(m, i, k);
+        tt_ok(tsr_graph_add_node(ng, tsr_graph_node_kind(m, i), tsr_graph_node_name(m, i), n, in,
+                                 tsr_graph_node_output(m, i), tsr_graph_node_attrs(m, i)));
+    }
+    tt_ok(tsr_graph_add_output(ng, "y"));
+    tt_ok(tsr_graph_finalize(ng));
+    tsr_graph_free(m);
+    *model = ng;
+    return TSR_OK;
+}
+
+static void test_finetune_masks(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1404);
+    tsr_graph *gr = mlp(&g);
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_TILE;
+    o.tile_rows = 2;
+    o.tile_cols = 4;
+    o.sparsity = 0.5;
+    o.steps = 2;
+    ft_ctx c = { 0 };
+    o.finetune = all_ones;
+    o.finetune_ctx = &c;
+    tsr_graph *p;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(c.calls, 2);
+    const tsr_array *w = tsr_graph_const(p, "W1");
+    int64_t zeros = 0;
+    for (size_t i = 0; i < w->numel; i++) {
+        assert_true(w->data[i] == 0.0 || w->data[i] == 1.0);
+        zeros += w->data[i] == 0.0;
+    }
+    /* 5 x 3 = 15 tiles of 2 x 4, round(7.5) = 8 zeroed, 8 weights each. */
+    assert_int_equal(r->layers[0].tiles_nz_after, 15 - 8);
+    assert_int_equal(zeros, 8 * 8);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1405);
+    tsr_graph *gr = mlp(&g), *p;
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.sparsity = 1.0;
+    tt_fails(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    o.sparsity = -0.1;
+    tt_fails(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    tsr_prune_opts_default(&o);
+    o.tile_rows = 0;
+    tt_fails(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    tsr_prune_opts_default(&o);
+    o.expand = 0.5;
+    tt_fails(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    tsr_prune_method m;
+    tt_fails(tsr_prune_method_parse("random", &m), TSR_ERR_INVALID_ARG);
+    tt_ok(tsr_prune_method_parse("hepex", &m));
+    assert_int_equal(m, TSR_PRUNE_HEPEX);
+    tsr_graph_free(gr);
+    /* No layer with constant weights. */
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 4 }));
+    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "x" }, "y", NULL);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    tsr_prune_opts_default(&o);
+    tt_fails(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_UNSUPPORTED);
+    tsr_graph_free(gr);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_permute_mlp_function), cmocka_unit_test(test_permute_cnn_function),
+        cmocka_unit_test(test_permute_gathers),      cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_finetune_masks),       cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,150 @@
+/*
+ * tests/test_prune_cli.c - `tessera prune`: --help, usage errors and bad
+ * input files (exit 2, no crash), --stats, a pruned model that reads back
+ * with the tiles the report promised, and a permuted model that computes
+ * what the original does.
+ */
+#include "clitest.h"
+
+#include "onnx/onnx_graph.h"
+#include "tessera.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+/* x(N,16) -> Gemm(24x16, b) -> square -> Gemm(24 -> 10): saved as ONNX. */
+static void write_model(const char *path) {
+    tsr_prng g;
+    tt_prng(&g, 1410);
+    tsr_graph *gr;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 16 }));
+    const int64_t dims[3][2] = { { 24, 16 }, { 24, 1 }, { 10, 24 } };
+    const char *names[3] = { "W1", "b1", "W2" };
+    for (int i = 0; i < 3; i++) {
+        tsr_array *a;
+        tt_ok(tsr_array_create(&a, i == 1 ? 1 : 2, dims[i]));
+        for (size_t k = 0; k < a->numel; k++) a->data[k] = tsr_prng_double(&g) - 0.5;
+        tt_ok(tsr_graph_add_const(gr, names[i], a));
+        tsr_array_free(a);
+    }
+    tsr_graph_attrs at;
+    tsr_graph_attrs_default(&at);
+    at.trans_b = 1;
+    tt_ok(tsr_graph_add_node(gr, TSR_NODE_GEMM, "fc1", 3, (const char *[]){ "x", "W1", "b1" }, "h",
+                             &at));
+    tt_ok(tsr_graph_add_node(gr, TSR_NODE_SQUARE, "sq", 1, (const char *[]){ "h" }, "h2", NULL));
+    tt_ok(
+        tsr_graph_add_node(gr, TSR_NODE_GEMM, "fc2", 2, (const char *[]){ "h2", "W2" }, "y", &at));
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    tsr_onnx_model *om;
+    tt_ok(tsr_onnx_from_graph(gr, &om));
+    tt_ok(tsr_onnx_set_meta(om, "tessera.test", "kept"));
+    tt_ok(tsr_onnx_save(om, path));
+    tsr_onnx_free(om);
+    tsr_graph_free(gr);
+}
+
+static tsr_graph *read_model(const char *path, tsr_onnx_model **keep) {
+    tsr_onnx_model *om;
+    tt_ok(tsr_onnx_load(&om, path));
+    tsr_graph *g;
+    tt_ok(tsr_onnx_to_graph(om, NULL, &g, NULL));
+    if (keep)
+        *keep = om;
+    else
+        tsr_onnx_free(om);
+    return g;
+}
+
+static void test_usage(void **state) {
+    (void)state;
+    const char *m = tt_cli_path("m.onnx");
+    write_model(m);
+    tt_cli_expect(tt_cli_run("prune --help"), 0, "--help");
+    assert_non_null(strstr(tt_cli_output(), "usage: tessera prune"));
+    tt_cli_expect_fail(tt_cli_run("prune"), "no model", "no model");
+    tt_cli_expect_fail(tt_cli_run("prune %s", m), "no --out", "--out is required");
+    tt_cli_expect_fail(tt_cli_run("prune %s --out %s --sparsity 1.5", m, tt_cli_path("o.onnx")),
+                       "sparsity", "--sparsity");
+    tt_cli_expect_fail(tt_cli_run("prune %s --out %s --tile 3y4", m, tt_cli_path("o.onnx")), "tile",
+                       "--tile");
+    tt_cli_expect_fail(tt_cli_run("prune %s --out %s --method random", m, tt_cli_path("o.onnx")),
+                       "method", "unknown pruning method");
+    tt_cli_expect_fail(tt_cli_run("prune %s --out %s --expand 0.5", m, tt_cli_path("o.onnx")),
+                       "expand", "--expand");
+    tt_cli_expect_fail(tt_cli_run("prune %s --out %s", m, m), "output = input", NULL);
+    tt_cli_expect_fail(
+        tt_cli_run("prune %s --out %s", tt_cli_path("none.onnx"), tt_cli_path("o.onnx")),
+        "missing model", NULL);
+    FILE *f = fopen(tt_cli_path("junk.onnx"), "wb");
+    assert_non_null(f);
+    fputs("this is not a protobuf", f);
+    fclose(f);
+    int rc = tt_cli_run("prune %s --out %s", tt_cli_path("junk.onnx"), tt_cli_path("o.onnx"));
+    assert_int_equal(rc, 2);
+    assert_null(fopen(tt_cli_path("o.onnx"), "rb")); /* nothing written on failure */
+}
+
+static void test_prune_and_read_back(void **state) {
+    (void)state;
+    const char *m = tt_cli_path("m.onnx"), *o = tt_cli_path("p.onnx");
+    write_model(m);
+    tt_cli_expect(tt_cli_run("prune %s --stats --tile 8x4", m), 0, "stats");
+    assert_non_null(strstr(tt_cli_output(), "fc1"));
+    tt_cli_expect(
+        tt_cli_run("prune %s --out %s --method hepex --sparsity 0.5 --tile 8x4 --quiet", m, o), 0,
+        "hepex");
+    /* fc1: 24 x 16 in 8 x 4 tiles = 12 tiles, 6 zeroed; fc2 alternates to 4 x 8: 10 x 24 in
+     * 3 x 3 = 9 tiles, round(4.5) = 5 zeroed (half away from zero), 4 kept. */
+    tsr_onnx_model *om;
+    tsr_graph *g = read_model(o, &om);
+    int found = 0;
+    for (int i = 0; i < om->n_meta; i++) {
+        if (strcmp(om->meta_key[i], "tessera.test") == 0) found |= 1;
+        if (strcmp(om->meta_key[i], "tessera.prune") == 0) found |= 2;
+    }
+    assert_int_equal(found, 3);
+    tsr_onnx_free(om);
+    tsr_prune_opts po;
+    tsr_prune_opts_default(&po);
+    po.tile_rows = 8;
+    po.tile_cols = 4;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_stats(g, &po, &r));
+    assert_int_equal(r->layers[0].tiles, 12);
+    assert_int_equal(r->layers[0].tiles_nz_before, 6);
+    /* hepex without fine-tuning: kept tiles keep every weight (6 tiles of 8 x 4) */
+    assert_int_equal(r->layers[0].weights_nz_before, 6 * 32);
+    assert_int_equal(r->layers[1].tiles, 9);
+    assert_int_equal(r->layers[1].tiles_nz_before, 9 - 5);
+    tsr_prune_report_free(r);
+    tsr_graph_free(g);
+    /* A permutation alone keeps the function (up to float rounding of the export). */
+    tt_cli_expect(tt_cli_run("prune %s --out %s --method none --permute --tile 8x4 --quiet", m, o),
+                  0, "permute");
+    tsr_graph *a = read_model(m, NULL), *b = read_model(o, NULL);
+    tsr_array *x, *ya, *yb;
+    tt_ok(tsr_array_create(&x, 2, (int64_t[]){ 3, 16 }));
+    for (size_t i = 0; i < x->numel; i++) x->data[i] = sin((double)i);
+    tt_ok(tsr_graph_run(a, (const tsr_array *const *)&x, &ya));
+    tt_ok(tsr_graph_run(b, (const tsr_array *const *)&x, &yb));
+    for (size_t i = 0; i < ya->numel; i++)
+        if (fabs(ya->data[i] - yb->data[i]) > 1e-9 * (1 + fabs(ya->data[i])))
+            fail_msg("output %zu: %.17g vs %.17g", i, ya->data[i], yb->data[i]);
+    tsr_array_free(x);
+    tsr_array_free(ya);
+    tsr_array_free(yb);
+    tsr_graph_free(a);
+    tsr_graph_free(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage),
+        cmocka_unit_test(test_prune_and_read_back),
+    };
+    return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
+}
