@@ -14,5 +14,7 @@
 #include "tessera/circuits.h"
 #include "tessera/tile.h"
 #include "tessera/nn.h"
+#include "tessera/onnx.h"
+#include "tessera/serve.h"
 
 #endif /* TESSERA_H */
