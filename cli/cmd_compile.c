@@ -30,9 +30,15 @@ static void usage(FILE *out) {
             "  --log-n N | LO..HI   the ring degree N = 2^N, or the range the optimizer\n"
             "                       searches (default 13..15)\n"
             "  --scale-bits S       force the CKKS scale 2^S (default: largest allowed, <= 40)\n"
-            "  --approx-relu DEG    replace ReLU by its degree-DEG least-squares fit on\n"
-            "                       [-B, B] (LOSSY: predictions change where inputs leave it)\n"
-            "  --range B            the fit interval of --approx-relu (4)\n"
+            "  --approx OP=DEG@RANGE | OP=DEG@LO:HI\n"
+            "                       replace a non-polynomial operator (Relu, Sigmoid, Tanh,\n"
+            "                       Erf, Exp, Gelu, Softplus, Sqrt, Reciprocal, Div by an\n"
+            "                       activation, LayerNormalization) by its degree-DEG\n"
+            "                       Chebyshev interpolant on [-RANGE, RANGE] or [LO, HI]\n"
+            "                       (DEG <= 31; repeatable; LOSSY: outputs change, most where\n"
+            "                       inputs leave the interval)\n"
+            "  --approx-relu DEG    the same as --approx Relu=DEG@B (DEG <= 8)\n"
+            "  --range B            the interval of --approx-relu (4)\n"
             "  --calibrate DATA     run the model in plaintext on sample inputs (as for\n"
             "                       tessera encrypt: IDX, .npy, .csv) and record the plan's\n"
             "                       input range (their smallest and largest value; default:\n"
@@ -50,10 +56,15 @@ static void usage(FILE *out) {
             "  " NN_CLI_INSECURE "\n"
             "                       allow parameters below 128-bit security (tests only)\n"
             "\n"
-            "Supported operators: Gemm, MatMul, Conv (group 1, dilation 1), AveragePool,\n"
-            "GlobalAveragePool, BatchNormalization, Add, Sub, Mul, Div/Neg by constants, Pow,\n"
-            "Flatten, Reshape, Identity, Dropout, zero Pad; polynomial activations written\n"
-            "with Mul/Add/Pow. Anything else is listed with a hint, nothing is compiled.\n");
+            "Inputs of rank 2, 3 or 4 with the batch first ((N, F), (N, T, D), (N, C, H, W));\n"
+            "outputs of any shape. Supported operators (docs/INFERENCE.md): Gemm, MatMul by\n"
+            "constants, Conv (groups, dilations, auto_pad), AveragePool (count_include_pad,\n"
+            "ceil_mode, auto_pad), GlobalAveragePool, BatchNormalization, Add/Sub/Mul/Div/Neg\n"
+            "by constants, Add/Sub of two activations, Pow by an integer, polynomial\n"
+            "activations written with Mul/Add/Pow, Flatten, Reshape, Squeeze, Unsqueeze,\n"
+            "Identity, Dropout, and Transpose, Slice, Pad, Concat, ReduceSum, ReduceMean as\n"
+            "dense layers. Anything else is listed with the replacement Tessera can apply;\n"
+            "nothing is compiled.\n");
 }
 
 int tsr_cmd_compile(int argc, char **argv) {
@@ -68,7 +79,10 @@ int tsr_cmd_compile(int argc, char **argv) {
     int quiet = 0, insecure = 0, no_measure = 0, force = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
     const char *packing_name = NULL;
+    const char *approx[TSR_NN_MAX_APPROX - 1];
+    cli_list approx_list = { approx, 0, TSR_NN_MAX_APPROX - 1 };
     const cli_opt opts[] = {
+        { "--approx", CLI_LIST, &approx_list, 0, 0 },
         { "--batch", CLI_LONG, &batch, 1, 1 << 20 },
         { "--out", CLI_STR, &out, 0, 0 },
         { "--security", CLI_LONG, &security, 1, 1024 },
@@ -113,6 +127,8 @@ int tsr_cmd_compile(int argc, char **argv) {
     tsr_nn_import_opts_default(&io);
     io.approx_relu_degree = (int)relu;
     io.approx_relu_range = range;
+    io.n_approx = approx_list.n;
+    for (int i = 0; i < approx_list.n; i++) io.approx[i] = approx[i];
     tsr_nn_model *m = NULL;
     char *report = NULL;
     tsr_status st = tsr_nn_import_onnx(model, &io, &m, &report);
@@ -125,9 +141,9 @@ int tsr_cmd_compile(int argc, char **argv) {
         tsr_nn_model_print(m, stdout);
         if (report) printf("%s", report);
     }
-    if (relu && !quiet)
-        printf("warning: --approx-relu makes the encrypted model an approximation of '%s'\n",
-               model);
+    if ((relu || approx_list.n) && !quiet)
+        printf("warning: --approx%s makes the encrypted model an approximation of '%s'\n",
+               relu && !approx_list.n ? "-relu" : "", model);
     tsr_nn_string_free(report);
     tsr_nn_compile_opts co;
     tsr_nn_compile_opts_default(&co);

@@ -3,7 +3,7 @@
  * any bytes must give a status, never a crash, an out-of-bounds access or
  * an allocation the input cannot justify.
  */
-#include "train/data.h"
+#include "core/idx.h"
 
 #include <stddef.h>
 #include <stdint.h>

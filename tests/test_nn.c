@@ -318,7 +318,7 @@ static void test_unsupported_report(void **state) {
     assert_null(m);
     assert_non_null(rep);
     assert_non_null(strstr(rep, "'relu1' (Relu)"));
-    assert_non_null(strstr(rep, "--approx-relu"));
+    assert_non_null(strstr(rep, "--approx Relu="));
     assert_non_null(strstr(rep, "'maxpool1' (MaxPool)"));
     assert_non_null(strstr(rep, "AveragePool"));
     assert_non_null(strstr(rep, "'softmax' (Softmax)"));

@@ -305,7 +305,7 @@ static void test_usage(void **state) {
     make_model(tt_cli_path("relu.onnx"), "relu");
     tt_cli_expect_fail(tt_cli_run("compile %s --batch 1 --out %s", tt_cli_path("relu.onnx"),
                                   tt_cli_path("r.plan")),
-                       "compile a ReLU model", "--approx-relu");
+                       "compile a ReLU model", "--approx Relu=");
     assert_non_null(strstr(tt_cli_output(), "(Relu)"));
     tt_cli_expect(
         tt_cli_run("compile %s --batch 1 --log-n 11 --no-measure --approx-relu 2 --range 4 --out "

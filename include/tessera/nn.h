@@ -37,14 +37,27 @@ TSR_BEGIN_DECLS
 
 typedef struct tsr_nn_model tsr_nn_model;
 
+/** Most --approx replacements one import takes. */
+#define TSR_NN_MAX_APPROX 16
+
 /** Options of tsr_nn_import_onnx (fill with tsr_nn_import_opts_default). */
 typedef struct tsr_nn_import_opts {
     /**
-     * 0: ReLU is unsupported (the report suggests a polynomial student).
-     * D in 1..8: replace every ReLU by its least-squares polynomial of
-     * degree D on [-approx_relu_range, approx_relu_range] (default 4, within
-     * [1e-6, 1e6], else TSR_ERR_INVALID_ARG before the file is read); lossy,
-     * flagged as such in the model.
+     * Replacements of non-polynomial operators: n_approx specs "OP=DEG@RANGE"
+     * (interval [-RANGE, RANGE]) or "OP=DEG@LO:HI" (strings borrowed), each a
+     * Chebyshev interpolant of OP of degree DEG (1..31) on the interval:
+     * Relu, Sigmoid, Tanh, Erf, Exp, Gelu, Softplus, Sqrt, Reciprocal, Div
+     * (by an activation), LayerNormalization (its 1/sqrt). Lossy: flagged in
+     * the model and its notes. Bad specs: TSR_ERR_INVALID_ARG.
+     */
+    int n_approx;
+    const char *approx[TSR_NN_MAX_APPROX - 1];
+    /**
+     * The older form for ReLU (an alias of approx "Relu=D@R"): 0 = none;
+     * D in 1..8 replaces every ReLU by its degree-D interpolant on
+     * [-approx_relu_range, approx_relu_range] (default 4, within [1e-6,
+     * 1e6], else TSR_ERR_INVALID_ARG before the file is read). A Relu entry
+     * in approx takes precedence.
      */
     int approx_relu_degree;
     double approx_relu_range;
@@ -55,15 +68,23 @@ typedef struct tsr_nn_import_opts {
 TSR_API void tsr_nn_import_opts_default(tsr_nn_import_opts *o);
 
 /**
- * Import an ONNX model for encrypted inference. Supported operators: Gemm,
- * MatMul, Conv (group 1, dilation 1), AveragePool, GlobalAveragePool,
- * BatchNormalization, Add, Sub, Mul, Div / Neg by constants, Pow (integer
- * exponent), Flatten, Reshape (to a flat vector), Identity, Dropout,
- * zero Pad, and polynomial activations written with Mul/Add/Pow. Anything
- * else fails with TSR_ERR_UNSUPPORTED; *report (if report is not NULL)
- * then receives a text listing every unsupported node by name and operator
- * with a hint. On success *report may hold notes (lossy approximations,
- * rewrites) or be NULL. Free the report with tsr_nn_string_free.
+ * Import an ONNX model for encrypted inference: ONNX -> the model graph
+ * (tessera/graph.h; polynomial subgraphs recognised, --approx replacements)
+ * -> inference layers -> CKKS simplifications. One input of rank 2, 3 or 4
+ * (or up to 8) with the batch first, one output of any shape. Supported
+ * (docs/ONNX.md, docs/INFERENCE.md): Conv (groups, dilations, auto_pad),
+ * Gemm (transB, alpha, beta, scalar or vector bias), MatMul by constants
+ * (any rank), AveragePool (count_include_pad, ceil_mode, auto_pad),
+ * GlobalAveragePool, BatchNormalization, Add / Sub / Mul / Div / Neg by
+ * constants, Add / Sub of two activations, polynomials (Mul / Add / Pow
+ * subgraphs, x * x), Flatten / Reshape / Squeeze / Unsqueeze / Identity /
+ * Dropout keeping the batch first, and Transpose / Slice / Pad / Concat /
+ * ReduceSum / ReduceMean as dense layers (up to 2^22 matrix entries).
+ * Anything else fails with TSR_ERR_UNSUPPORTED; *report (if report is not
+ * NULL) then receives a text listing every unsupported node by name and
+ * operator with the replacement Tessera can apply. On success *report may
+ * hold notes (lossy approximations, rewrites) or be NULL. Free the report
+ * with tsr_nn_string_free.
  */
 TSR_API tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *o,
                                       tsr_nn_model **out, char **report);
@@ -75,8 +96,23 @@ TSR_API void tsr_nn_string_free(char *s);
 TSR_API int64_t tsr_nn_model_input_size(const tsr_nn_model *m);
 /** Number of output values per sample (classes). */
 TSR_API int64_t tsr_nn_model_output_size(const tsr_nn_model *m);
-/** Input shape (channels, height, width). */
+/** Input shape (channels, height, width) as the compiler lays it out. */
 TSR_API void tsr_nn_model_input_shape(const tsr_nn_model *m, int *c, int *h, int *w);
+/**
+ * Per-sample dimensions of the input / output as the ONNX model declares
+ * them (batch dimension left out; data row-major, as tsr_nn_model_forward
+ * reads and writes them) into dims (room for 8); returns the rank. Models
+ * built without a graph report (c, h, w) and (output size).
+ */
+TSR_API int tsr_nn_model_input_dims(const tsr_nn_model *m, int64_t *dims);
+TSR_API int tsr_nn_model_output_dims(const tsr_nn_model *m, int64_t *dims);
+/**
+ * 1 when the output is a class vector (per-sample rank 1, at least two
+ * values, not shaped like a vector input: that is a reconstruction), so an
+ * argmax and an accuracy make sense; 0 for other outputs (feature maps,
+ * reconstructions, sequences, a single value).
+ */
+TSR_API int tsr_nn_model_is_classifier(const tsr_nn_model *m);
 /** Preprocessing of raw pixels p (0..255): x = (p * scale - mean) / std. */
 TSR_API void tsr_nn_model_preprocessing(const tsr_nn_model *m, double *scale, double *mean,
                                         double *std);

@@ -101,6 +101,8 @@ typedef struct tsr_nn_model tsr_nn_model;
 typedef struct tsr_nn_plan tsr_nn_plan;
 typedef struct tsr_nn_runner tsr_nn_runner;
 typedef struct tsr_nn_import_opts {
+    int n_approx;
+    const char *approx[15];
     int approx_relu_degree;
     double approx_relu_range;
     int no_simplify;

@@ -15,7 +15,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
-#include "train/data.h"
+#include "core/idx.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,12 +1,14 @@
 /*
- * nn/import.c - ONNX models in: the supported-operator check with its
- * report, then the training engine's importer (src/train/onnx_import.c,
- * which recognises polynomial activations symbolically), then conversion of
- * its layers into the inference graph in double precision, then the CKKS
- * simplifications (nn/simplify.c).
+ * nn/import.c - ONNX models in: the ONNX importer onto the one model graph
+ * (onnx/onnx_graph.h: every operator mapped, polynomial subgraphs
+ * recognised, --approx replacements, the unsupported-node report), the
+ * lowering of the graph onto inference layers (nn/lower.c, with its own
+ * report of nodes the compiler cannot take), then the CKKS simplifications
+ * (nn/simplify.c).
  *
  * The report lists every node that cannot run under CKKS, by name and
- * operator, with a hint, instead of failing on the first one.
+ * operator, with the replacement Tessera can apply, instead of failing on
+ * the first one.
  */
 #include "nn/model.h"
 
@@ -14,7 +16,7 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "onnx/onnx.h"
-#include "train/model_onnx.h"
+#include "onnx/onnx_graph.h"
 
 #include <math.h>
 #include <sodium.h>
@@ -67,306 +69,28 @@ static void tprintf(text *t, const char *fmt, ...) {
     t->len += (size_t)n;
 }
 
-/* ---- the operator check -------------------------------------------------------- */
-
-static const char *const nn_ops[] = {
-    "Conv",
-    "Gemm",
-    "MatMul",
-    "AveragePool",
-    "GlobalAveragePool",
-    "BatchNormalization",
-    "Add",
-    "Sub",
-    "Mul",
-    "Div",
-    "Neg",
-    "Pow",
-    "Flatten",
-    "Reshape",
-    "Identity",
-    "Dropout",
-    "Pad",
-    NULL,
-};
-
-static int in_list(const char *op, const char *const *list) {
-    for (int i = 0; list[i]; i++)
-        if (strcmp(op, list[i]) == 0) return 1;
-    return 0;
-}
-
-static const char *hint_for(const char *op) {
-    if (strcmp(op, "Relu") == 0)
-        return "ReLU is not a polynomial: train a polynomial student (tessera train --act poly2, "
-               "distilled from this model), or pass --approx-relu DEG --range B to replace it by a "
-               "fitted polynomial on [-B, B] (lossy: accuracy drops where inputs leave the range)";
-    if (strcmp(op, "MaxPool") == 0) return "max is not a polynomial: retrain with AveragePool";
-    if (strcmp(op, "Softmax") == 0 || strcmp(op, "LogSoftmax") == 0)
-        return "export the model without its final softmax: the predicted class is the argmax of "
-               "the logits, which the client computes after decryption";
-    if (strcmp(op, "Sigmoid") == 0 || strcmp(op, "Tanh") == 0 || strcmp(op, "Erf") == 0 ||
-        strcmp(op, "Gelu") == 0 || strcmp(op, "Elu") == 0 || strcmp(op, "LeakyRelu") == 0 ||
-        strcmp(op, "Selu") == 0 || strcmp(op, "Softplus") == 0 || strcmp(op, "HardSigmoid") == 0)
-        return "not a polynomial: train a polynomial student with polynomial activations "
-               "(tessera train --act poly2)";
-    if (strcmp(op, "Concat") == 0 || strcmp(op, "Transpose") == 0 || strcmp(op, "Slice") == 0 ||
-        strcmp(op, "ReduceSum") == 0 || strcmp(op, "ReduceMean") == 0)
-        return "not supported by the encrypted-inference compiler yet";
-    return "not an operator encrypted inference can run";
-}
-
-/*
- * List every node encrypted inference cannot run (operator or attributes).
- * Returns the number found; the text goes to t.
- */
-static int check_nodes(const tsr_onnx_model *om, const tsr_nn_import_opts *o, text *t) {
-    int bad = 0;
-    for (int i = 0; i < om->n_nodes; i++) {
-        const tsr_onnx_node *nd = &om->nodes[i];
-        char lab[200];
-        tsr_onnx_node_label(om, i, lab, sizeof lab);
-        const char *op = nd->op_type;
-        if (strcmp(op, "Relu") == 0 && o->approx_relu_degree > 0) continue;
-        if (!in_list(op, nn_ops)) {
-            tprintf(t, "  %s: %s\n", lab, hint_for(op));
-            bad++;
-            continue;
-        }
-        int64_t v = 0;
-        const int64_t *ints;
-        size_t n;
-        if (strcmp(op, "Conv") == 0) {
-            if (tsr_onnx_attr_int(nd, "group", 1, &v) == TSR_OK && v != 1) {
-                tprintf(t, "  %s: grouped convolution (group=%lld) is not supported\n", lab,
-                        (long long)v);
-                bad++;
-            }
-            if (tsr_onnx_attr_ints(nd, "dilations", &ints, &n) == TSR_OK)
-                for (size_t k = 0; k < n; k++)
-                    if (ints[k] != 1) {
-                        tprintf(t, "  %s: dilated convolution is not supported\n", lab);
-                        bad++;
-                        break;
-                    }
-        } else if (strcmp(op, "AveragePool") == 0) {
-            if (tsr_onnx_attr_int(nd, "ceil_mode", 0, &v) == TSR_OK && v) {
-                tprintf(t, "  %s: ceil_mode=1 is not supported\n", lab);
-                bad++;
-            }
-        }
-        tsr_clear_error();
+/* The graph importer's options: the --approx list, with --approx-relu as Relu=DEG@RANGE. */
+static tsr_status import_opts(const tsr_nn_import_opts *o, tsr_onnx_import_opts *g) {
+    tsr_onnx_import_opts_default(g);
+    int relu = 0;
+    for (int i = 0; i < o->n_approx; i++) {
+        if (!o->approx[i]) return tsr_fail(TSR_ERR_INVALID_ARG, "--approx %d is NULL", i);
+        TSR_TRY(tsr_onnx_parse_approx(o->approx[i], &g->approx[g->n_approx]));
+        if (g->approx[g->n_approx].degree > NN_MAX_DEGREE)
+            return tsr_fail(TSR_ERR_INVALID_ARG,
+                            "--approx '%s': degree %d is above %d, the largest a plan holds",
+                            o->approx[i], g->approx[g->n_approx].degree, NN_MAX_DEGREE);
+        relu |= strcmp(g->approx[g->n_approx].op, "Relu") == 0;
+        g->n_approx++;
     }
-    return bad;
-}
-
-/* ---- conversion from the training engine's model ------------------------------- */
-
-/* Layer names are for display (plan, tables, reports): control codes from the file escaped. */
-static void set_name(nn_layer *L, const char *name) {
-    tsr_escape_controls(L->name, sizeof L->name, name, 0);
-    tsr_escape_controls(L->origin, sizeof L->origin, name, 0);
-}
-
-static tsr_status to_doubles(const float *src, size_t n, double **out) {
-    *out = NULL;
-    if (n == 0) return TSR_OK;
-    double *d = tsr_alloc(n * sizeof *d);
-    if (!d) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n; i++) d[i] = src[i];
-    *out = d;
-    return TSR_OK;
-}
-
-static tsr_status add_layer(tsr_nn_model *nm, nn_layer *L, int *map, int out_t) {
-    nn_shape os;
-    /* compute the output shape by asking the validator through nn_model_add */
-    nn_shape is = nm->shapes[L->in[0]];
-    switch (L->kind) {
-    case NN_CONV:
-        os = (nn_shape){ (int)(L->w_len / ((int64_t)is.c * L->kh * L->kw)),
-                         nn_out_size(is.h, L->kh, L->sh, L->ph),
-                         nn_out_size(is.w, L->kw, L->sw, L->pw) };
-        break;
-    case NN_DENSE:
-        os = (nn_shape){ (int)(L->w_len / nn_numel(is)), 1, 1 };
-        break;
-    case NN_AVGPOOL:
-        os = (nn_shape){ is.c, nn_out_size(is.h, L->kh, L->sh, L->ph),
-                         nn_out_size(is.w, L->kw, L->sw, L->pw) };
-        break;
-    default:
-        os = is;
+    if (o->approx_relu_degree > 0 && !relu) {
+        tsr_onnx_approx *a = &g->approx[g->n_approx++];
+        memset(a, 0, sizeof *a);
+        snprintf(a->op, sizeof a->op, "Relu");
+        a->degree = o->approx_relu_degree;
+        a->lo = -o->approx_relu_range;
+        a->hi = o->approx_relu_range;
     }
-    int t;
-    tsr_status st = nn_model_add(nm, L, os, &t);
-    tsr_free(L->w);
-    tsr_free(L->b);
-    L->w = L->b = NULL;
-    TSR_TRY(st);
-    map[out_t] = t;
-    return TSR_OK;
-}
-
-static tsr_status convert(const tsr_model *tm, const tsr_nn_import_opts *o, tsr_nn_model **out,
-                          text *notes) {
-    *out = NULL;
-    tsr_shape in = tm->tensors[0].shape;
-    tsr_nn_model *nm;
-    TSR_TRY(nn_model_create(&nm, in.c, in.h, in.w));
-    int *map = tsr_alloc((size_t)tm->n_tensors * sizeof *map);
-    if (!map) {
-        tsr_nn_model_free(nm);
-        return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    }
-    for (int i = 0; i < tm->n_tensors; i++) map[i] = -1;
-    map[0] = 0;
-    tsr_status st = TSR_OK;
-    for (int i = 0; i < tm->n_layers && st == TSR_OK; i++) {
-        const tsr_layer *T = &tm->layers[i];
-        nn_layer L;
-        memset(&L, 0, sizeof L);
-        set_name(&L, T->name);
-        L.in[0] = map[T->in[0]];
-        L.in[1] = T->in[1] >= 0 ? map[T->in[1]] : -1;
-        if (L.in[0] < 0 || (T->in[1] >= 0 && L.in[1] < 0)) {
-            st = tsr_fail(TSR_ERR_INTERNAL, "layer '%s' reads an unmapped tensor", T->name);
-            break;
-        }
-        const float *w = tm->params + T->p_off[0];
-        const float *b = T->p_len[1] ? tm->params + T->p_off[1] : NULL;
-        switch (T->kind) {
-        case TSR_LAYER_DENSE:
-        case TSR_LAYER_CONV:
-            L.kind = T->kind == TSR_LAYER_CONV ? NN_CONV : NN_DENSE;
-            if (L.kind == NN_CONV) {
-                L.kh = T->g.KH;
-                L.kw = T->g.KW;
-                L.sh = T->g.SH;
-                L.sw = T->g.SW;
-                L.ph = T->g.PH;
-                L.pw = T->g.PW;
-            }
-            L.w_len = (int64_t)T->p_len[0];
-            L.b_len = (int64_t)T->p_len[1];
-            st = to_doubles(w, T->p_len[0], &L.w);
-            if (st == TSR_OK) st = to_doubles(b, T->p_len[1], &L.b);
-            if (st == TSR_OK) st = add_layer(nm, &L, map, T->out);
-            break;
-        case TSR_LAYER_AVGPOOL:
-        case TSR_LAYER_GAP:
-            L.kind = NN_AVGPOOL;
-            if (T->kind == TSR_LAYER_GAP) {
-                tsr_shape s = tm->tensors[T->in[0]].shape;
-                L.kh = s.h;
-                L.kw = s.w;
-                L.sh = L.sw = 1;
-                L.count_pad = 1;
-            } else {
-                L.kh = T->g.KH;
-                L.kw = T->g.KW;
-                L.sh = T->g.SH;
-                L.sw = T->g.SW;
-                L.ph = T->g.PH;
-                L.pw = T->g.PW;
-                L.count_pad = L.ph == 0 && L.pw == 0; /* ONNX count_include_pad = 0 */
-            }
-            st = add_layer(nm, &L, map, T->out);
-            break;
-        case TSR_LAYER_BATCHNORM: {
-            /* y = gamma (x - mean) / sqrt(var + eps) + beta as a per-channel affine map. */
-            int C = tm->tensors[T->in[0]].shape.c;
-            const float *gamma = w, *beta = b;
-            const float *mean = tm->state + T->s_off, *var = tm->state + T->s_off + C;
-            L.kind = NN_POLY;
-            L.degree = 1;
-            L.nc = C;
-            L.w_len = 2 * (int64_t)C;
-            L.w = tsr_alloc((size_t)L.w_len * sizeof *L.w);
-            if (!L.w) {
-                st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
-                break;
-            }
-            for (int c = 0; c < C; c++) {
-                double k = gamma[c] / sqrt((double)var[c] + T->eps);
-                L.w[2 * c + 1] = k;
-                L.w[2 * c] = beta[c] - mean[c] * k;
-            }
-            st = add_layer(nm, &L, map, T->out);
-            break;
-        }
-        case TSR_LAYER_FLATTEN:
-        case TSR_LAYER_DROPOUT:
-            map[T->out] = L.in[0];
-            break;
-        case TSR_LAYER_ADD:
-            L.kind = NN_ADD;
-            st = add_layer(nm, &L, map, T->out);
-            break;
-        case TSR_LAYER_POLY: {
-            L.kind = NN_POLY;
-            L.degree = T->degree;
-            L.nc = T->nc;
-            L.w_len = (int64_t)T->p_len[0];
-            double bound = T->bound;
-            if (T->seen_max > T->seen_min)
-                bound = fmax(bound, fmax(fabs(T->seen_min), fabs(T->seen_max)));
-            L.bound = bound > 0 && isfinite(bound) ? bound : 0;
-            st = to_doubles(w, T->p_len[0], &L.w);
-            if (st == TSR_OK) st = add_layer(nm, &L, map, T->out);
-            break;
-        }
-        case TSR_LAYER_RELU: {
-            if (o->approx_relu_degree < 1) {
-                st = tsr_fail(TSR_ERR_UNSUPPORTED, "ReLU '%s' needs --approx-relu", T->name);
-                break;
-            }
-            L.kind = NN_POLY;
-            L.degree = o->approx_relu_degree;
-            L.nc = 1;
-            L.lossy = 1;
-            L.bound = o->approx_relu_range;
-            L.w_len = L.degree + 1;
-            L.w = tsr_alloc((size_t)L.w_len * sizeof *L.w);
-            if (!L.w) {
-                st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
-                break;
-            }
-            st = tsr_poly_fit_fn(L.w, L.degree, o->approx_relu_range, TSR_POLY_FIT_LSQ, NULL);
-            if (st == TSR_OK) {
-                snprintf(L.origin, sizeof L.origin, "%s: ReLU ~ degree-%d fit on [-%g, %g]",
-                         T->name, L.degree, o->approx_relu_range, o->approx_relu_range);
-                if (T->seen_max > T->seen_min &&
-                    fmax(fabs(T->seen_min), fabs(T->seen_max)) > o->approx_relu_range)
-                    tprintf(notes,
-                            "warning: inputs of '%s' reached [%g, %g] on the calibration set, "
-                            "outside the fit range [-%g, %g]\n",
-                            T->name, T->seen_min, T->seen_max, o->approx_relu_range,
-                            o->approx_relu_range);
-                st = add_layer(nm, &L, map, T->out);
-            } else {
-                tsr_free(L.w);
-            }
-            break;
-        }
-        default:
-            st = tsr_fail(TSR_ERR_UNSUPPORTED, "layer '%s' (%s) cannot run under CKKS", T->name,
-                          tsr_layer_kind_name(T->kind));
-        }
-    }
-    if (st == TSR_OK) {
-        int t = map[tm->output];
-        if (t != nm->n_tensors - 1 || t < 1)
-            st = tsr_fail(TSR_ERR_UNSUPPORTED,
-                          "the model output must be computed by its last layer (got tensor %d)", t);
-        nm->output = t;
-    }
-    tsr_free(map);
-    if (st != TSR_OK) {
-        tsr_nn_model_free(nm);
-        return st;
-    }
-    *out = nm;
     return TSR_OK;
 }
 
@@ -389,6 +113,9 @@ tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *opts, 
     }
     /* The range is checked here, not left to fail in the fit: a degenerate interval is the
      * caller's argument, not something wrong with the model file. */
+    if (opts->n_approx < 0 || opts->n_approx > TSR_NN_MAX_APPROX - 1)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "at most %d --approx replacements (got %d)",
+                        TSR_NN_MAX_APPROX - 1, opts->n_approx);
     if (opts->approx_relu_degree < 0 || opts->approx_relu_degree > 8 ||
         (opts->approx_relu_degree > 0 &&
          !(opts->approx_relu_range >= 1e-6 && opts->approx_relu_range <= 1e6)))
@@ -412,29 +139,52 @@ tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *opts, 
     crypto_generichash(hash, sizeof hash, buf, len, NULL, 0);
     tsr_free(buf);
 
+    tsr_onnx_import_opts gio;
+    st = import_opts(opts, &gio);
+    tsr_graph *g = NULL;
+    int n_approx = 0;
+    if (st == TSR_OK) st = tsr_onnx_to_graph(om, &gio, &g, &n_approx);
+    tsr_nn_model *nm = NULL;
+    char *lrep = NULL;
+    int n_bad = 0;
     text rep = { 0 };
-    int bad = check_nodes(om, opts, &rep);
-    if (bad) {
-        char first[160] = "";
-        const char *nl = rep.s ? strchr(rep.s + 2, '\n') : NULL;
-        if (rep.s && nl) snprintf(first, sizeof first, "%.*s", (int)(nl - rep.s - 2), rep.s + 2);
-        text full = { 0 };
-        tprintf(&full, "%s: %d node%s cannot run under CKKS encryption:\n%s", path, bad,
-                bad == 1 ? "" : "s", rep.s ? rep.s : "");
-        tsr_free(rep.s);
+    if (st == TSR_ERR_UNSUPPORTED) {
+        /* "N nodes cannot run under CKKS:\n  'name' (Op): why; replacement..." */
+        const char *msg = tsr_last_error(), *colon = strstr(msg, "CKKS:");
+        n_bad = atoi(msg);
+        if (n_bad > 0 && colon) {
+            const char *lines = colon + 5;
+            while (*lines == '\n') lines++;
+            tprintf(&rep, "%s: %d node%s cannot run under CKKS encryption:\n%s\n", path, n_bad,
+                    n_bad == 1 ? "" : "s", lines);
+        } else {
+            n_bad = 0; /* another unsupported feature: the message says which */
+        }
+    } else if (st == TSR_OK) {
+        st = nn_model_from_graph(g, &nm, &lrep, &n_bad);
+        if (st == TSR_ERR_UNSUPPORTED && lrep)
+            tprintf(&rep, "%s: %d node%s cannot be compiled for encrypted inference:\n%s", path,
+                    n_bad, n_bad == 1 ? "" : "s", lrep);
+        tsr_free(lrep);
+    }
+    tsr_graph_free(g);
+    if (st == TSR_ERR_UNSUPPORTED && rep.s && n_bad > 0) {
+        const char *nl = strchr(rep.s, '\n');
+        const char *l1 = nl ? nl + 1 : rep.s;
+        while (*l1 == ' ') l1++;
+        const char *e1 = strchr(l1, '\n');
+        char first[200];
+        snprintf(first, sizeof first, "%.*s", e1 ? (int)(e1 - l1) : (int)strlen(l1), l1);
         tsr_onnx_free(om);
         if (report)
-            *report = full.s;
+            *report = rep.s;
         else
-            tsr_free(full.s);
-        return tsr_fail(TSR_ERR_UNSUPPORTED, "%s: %d unsupported node%s, first %s%s", path, bad,
-                        bad == 1 ? "" : "s", first, bad > 1 ? " (the report lists all)" : "");
+            tsr_free(rep.s);
+        return tsr_fail(TSR_ERR_UNSUPPORTED, "%s: %d unsupported node%s, first %s%s", path, n_bad,
+                        n_bad == 1 ? "" : "s", first, n_bad > 1 ? " (the report lists all)" : "");
     }
-    tsr_model *tm = NULL;
-    st = tsr_model_from_onnx(&tm, om);
+    tsr_free(rep.s);
     text notes = { 0 };
-    tsr_nn_model *nm = NULL;
-    if (st == TSR_OK) st = convert(tm, opts, &nm, &notes);
     if (st == TSR_OK) {
         memcpy(nm->source_hash, hash, sizeof hash);
         const char *base = strrchr(path, '/');
@@ -447,19 +197,15 @@ tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *opts, 
             nm->in_mean = 0.0;
             nm->in_std = 1.0;
         }
-        nm->classes = (int)tsr_nn_model_output_size(nm);
         for (int i = 0; i < nm->n_layers; i++)
-            if (nm->layers[i].lossy) {
+            if (nm->layers[i].lossy)
                 tprintf(&notes,
-                        "lossy: '%s' replaces ReLU by a degree-%d polynomial fitted on [-%g, %g]; "
-                        "predictions may differ from the original model\n",
-                        nm->layers[i].name, nm->layers[i].degree, opts->approx_relu_range,
-                        opts->approx_relu_range);
-            }
+                        "lossy: '%s' replaces a non-polynomial operator by a polynomial (%s); "
+                        "outputs may differ from the original model\n",
+                        nm->layers[i].name, nm->layers[i].origin);
         if (!opts->no_simplify) st = nn_model_simplify(nm);
         if (st == TSR_OK) st = nn_model_validate(nm);
     }
-    tsr_model_free(tm);
     tsr_onnx_free(om);
     if (st != TSR_OK) {
         tsr_nn_model_free(nm);

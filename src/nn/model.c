@@ -183,6 +183,31 @@ tsr_status nn_model_add(tsr_nn_model *m, const nn_layer *proto, nn_shape oshape,
     return TSR_OK;
 }
 
+tsr_status nn_model_push(tsr_nn_model *m, const nn_layer *proto, int *out_tensor) {
+    nn_shape os;
+    nn_layer L = *proto;
+    L.in[1] = L.kind == NN_ADD ? L.in[1] : -1;
+    TSR_TRY(layer_shape(m, &L, &os));
+    return nn_model_add(m, proto, os, out_tensor);
+}
+
+/* The recorded per-sample input / output dimensions, when present, must fit the tensors. */
+static tsr_status check_dims(const char *what, int rank, const int64_t *dims, int64_t numel) {
+    if (rank == 0) return TSR_OK;
+    if (rank < 0 || rank > NN_MAX_RANK)
+        return tsr_fail(TSR_ERR_FORMAT, "model %s rank %d is invalid", what, rank);
+    int64_t n = 1;
+    for (int i = 0; i < rank; i++) {
+        if (dims[i] < 1 || dims[i] > numel)
+            return tsr_fail(TSR_ERR_FORMAT, "model %s dimension %d is invalid", what, i);
+        n *= dims[i];
+    }
+    if (n != numel)
+        return tsr_fail(TSR_ERR_FORMAT, "model %s dimensions hold %lld values, not %lld", what,
+                        (long long)n, (long long)numel);
+    return TSR_OK;
+}
+
 tsr_status nn_model_validate(const tsr_nn_model *m) {
     if (m->n_tensors < 1 || m->n_layers < 0 || m->n_layers > m->n_tensors)
         return tsr_fail(TSR_ERR_FORMAT, "model has %d layers over %d tensors", m->n_layers,
@@ -229,6 +254,8 @@ tsr_status nn_model_validate(const tsr_nn_model *m) {
                         m->n_layers);
     if (m->output != m->n_tensors - 1 || m->n_layers == 0)
         return tsr_fail(TSR_ERR_FORMAT, "the model output must be the last layer's tensor");
+    TSR_TRY(check_dims("input", m->in_rank, m->in_dims, nn_numel(in)));
+    TSR_TRY(check_dims("output", m->out_rank, m->out_dims, nn_numel(m->shapes[m->output])));
     if (!isfinite(m->in_scale) || !isfinite(m->in_mean) || !(m->in_std > 0) ||
         !isfinite(m->in_std) || m->in_scale == 0)
         return tsr_fail(TSR_ERR_FORMAT,
@@ -257,6 +284,10 @@ tsr_status nn_model_clone(const tsr_nn_model *m, tsr_nn_model **out) {
     c->in_mean = m->in_mean;
     c->in_std = m->in_std;
     c->classes = m->classes;
+    c->in_rank = m->in_rank;
+    c->out_rank = m->out_rank;
+    memcpy(c->in_dims, m->in_dims, sizeof c->in_dims);
+    memcpy(c->out_dims, m->out_dims, sizeof c->out_dims);
     memcpy(c->source_hash, m->source_hash, sizeof c->source_hash);
     memcpy(c->source, m->source, sizeof c->source);
     memcpy(c->notes, m->notes, sizeof c->notes);
@@ -318,6 +349,33 @@ void tsr_nn_model_input_shape(const tsr_nn_model *m, int *c, int *h, int *w) {
     *w = m->shapes[0].w;
 }
 
+int tsr_nn_model_input_dims(const tsr_nn_model *m, int64_t *dims) {
+    if (m->in_rank > 0) {
+        memcpy(dims, m->in_dims, (size_t)m->in_rank * sizeof *dims);
+        return m->in_rank;
+    }
+    dims[0] = m->shapes[0].c;
+    dims[1] = m->shapes[0].h;
+    dims[2] = m->shapes[0].w;
+    return 3;
+}
+
+int tsr_nn_model_output_dims(const tsr_nn_model *m, int64_t *dims) {
+    if (m->out_rank > 0) {
+        memcpy(dims, m->out_dims, (size_t)m->out_rank * sizeof *dims);
+        return m->out_rank;
+    }
+    dims[0] = tsr_nn_model_output_size(m);
+    return 1;
+}
+
+int tsr_nn_model_is_classifier(const tsr_nn_model *m) {
+    int64_t od[NN_MAX_RANK], id[NN_MAX_RANK];
+    int orank = tsr_nn_model_output_dims(m, od), irank = tsr_nn_model_input_dims(m, id);
+    if (orank != 1 || od[0] < 2) return 0;
+    return !(irank == 1 && id[0] == od[0]); /* a vector shaped like the input: a reconstruction */
+}
+
 void tsr_nn_model_preprocessing(const tsr_nn_model *m, double *scale, double *mean, double *std) {
     *scale = m->in_scale;
     *mean = m->in_mean;
@@ -325,9 +383,11 @@ void tsr_nn_model_preprocessing(const tsr_nn_model *m, double *scale, double *me
 }
 
 void tsr_nn_model_print(const tsr_nn_model *m, FILE *fp) {
-    nn_shape in = m->shapes[0];
-    fprintf(fp, "input (%d, %d, %d)%s%s\n", in.c, in.h, in.w, m->source[0] ? " from " : "",
-            m->source);
+    int64_t id[NN_MAX_RANK];
+    int ir = tsr_nn_model_input_dims(m, id);
+    fprintf(fp, "input (N");
+    for (int i = 0; i < ir; i++) fprintf(fp, ", %lld", (long long)id[i]);
+    fprintf(fp, ")%s%s\n", m->source[0] ? " from " : "", m->source);
     for (int i = 0; i < m->n_layers; i++) {
         const nn_layer *L = &m->layers[i];
         nn_shape o = m->shapes[L->out];
@@ -343,6 +403,11 @@ void tsr_nn_model_print(const tsr_nn_model *m, FILE *fp) {
         if (L->origin[0]) fprintf(fp, "  [%s]", L->origin);
         fputc('\n', fp);
     }
+    int64_t d[NN_MAX_RANK];
+    int r = tsr_nn_model_output_dims(m, d);
+    fprintf(fp, "output (N");
+    for (int i = 0; i < r; i++) fprintf(fp, ", %lld", (long long)d[i]);
+    fprintf(fp, ")%s\n", tsr_nn_model_is_classifier(m) ? ": class scores" : "");
     if (m->notes[0]) fprintf(fp, "notes: %s\n", m->notes);
 }
 

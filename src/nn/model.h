@@ -23,6 +23,7 @@
 #define NN_NAME_MAX   64
 #define NN_ORIGIN_MAX 160
 #define NN_MAX_DEGREE 31 /* largest polynomial degree a plan may hold */
+#define NN_MAX_RANK   7  /* per-sample rank of model inputs and outputs (graph rank - 1) */
 
 typedef enum nn_kind {
     NN_CONV = 0, /* w (F, C, KH, KW); b (F) or a bias map (F, OH, OW) */
@@ -69,7 +70,15 @@ struct tsr_nn_model {
     int output;       /* tensor id of the output */
     /* Client-side preprocessing of raw pixels p: x = (p * in_scale - in_mean) / in_std. */
     double in_scale, in_mean, in_std;
-    int classes;             /* number of output classes (output numel) */
+    int classes; /* output values per sample (output numel) */
+    /*
+     * Per-sample shapes of the model's input and output as the imported
+     * graph had them (batch dimension left out; rank 0 = unknown: then the
+     * input is (c, h, w) and the output a vector). The data order is the
+     * nn tensors' order (row-major), so these only name the dimensions.
+     */
+    int in_rank, out_rank;
+    int64_t in_dims[NN_MAX_RANK], out_dims[NN_MAX_RANK];
     uint8_t source_hash[32]; /* BLAKE2b-256 of the ONNX file (zero if built by hand) */
     char source[256];        /* file name it was imported from */
     char notes[512];         /* rewrites and warnings from import (lossy approximations, ...) */
@@ -83,6 +92,8 @@ tsr_status nn_model_create(tsr_nn_model **out, int c, int h, int w);
  * the new tensor id. Shapes are checked against the kind (TSR_ERR_SHAPE).
  */
 tsr_status nn_model_add(tsr_nn_model *m, const nn_layer *proto, nn_shape oshape, int *out_tensor);
+/** As nn_model_add, with the output shape computed from the kind. */
+tsr_status nn_model_push(tsr_nn_model *m, const nn_layer *proto, int *out_tensor);
 /** Check a whole model: shapes, sizes, finite weights, topological order, one output. */
 tsr_status nn_model_validate(const tsr_nn_model *m);
 /** Deep copy. */
@@ -120,6 +131,24 @@ tsr_status nn_model_forward(const tsr_nn_model *m, const double *x, int B, doubl
  */
 tsr_status nn_model_forward_stats(const tsr_nn_model *m, const double *x, int B, double *out,
                                   double *absmax);
+
+/* ---- import from the model graph (nn/lower.c) -------------------------------------- */
+
+struct tsr_graph;
+/**
+ * Lower a finalized graph (one input of rank 2..5 whose dimension 0 is the
+ * batch, one output) onto an inference model: every node maps onto
+ * conv / dense / avgpool / poly / square / add layers, or is reported.
+ * Nodes the layer kinds do not express directly but that are affine in
+ * their activation inputs (Transpose, Slice, Pad, Concat, Reduce*, MatMul of
+ * rank >= 3 by constants, convolutions and pools with asymmetric padding,
+ * ...) become dense layers whose matrix is measured on the graph's
+ * reference kernels. On TSR_ERR_UNSUPPORTED *report (if not NULL) receives
+ * one line per node that cannot be lowered ("  'name' (kind): why\n"; free
+ * with tsr_free) and *n_bad their number. The model is not simplified.
+ */
+tsr_status nn_model_from_graph(const struct tsr_graph *g, tsr_nn_model **out, char **report,
+                               int *n_bad);
 
 /* ---- simplification (nn/simplify.c) ---------------------------------------- */
 

@@ -13,7 +13,7 @@
 #include <stdio.h>
 
 /** Version of the plan payload layout (docs/INFERENCE.md). */
-#define NN_PLAN_VERSION 2
+#define NN_PLAN_VERSION 3
 
 struct tsr_nn_plan {
     tsr_nn_model *model;

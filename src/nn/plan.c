@@ -12,6 +12,8 @@
  *              special_prime_bits, dnum, secret, hamming_weight, flags;
  *           u32 security bits
  *   model:  u32 c, h, w; f64 in_scale, in_mean, in_std; u32 classes;
+ *           u32 input rank r, u64 dims[r]; u32 output rank r, u64 dims[r]
+ *           (per sample, as the ONNX model declares them; rank 0: unknown);
  *           32 bytes source hash; 256 bytes source name; 512 bytes notes;
  *           u32 layers; per layer: u32 kind; 64 bytes name; 160 bytes
  *           origin; i32 in0, in1, kh, kw, sh, sw, ph, pw, count_pad,
@@ -132,6 +134,10 @@ static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predicti
     tsr_write_f64(w, m->in_mean);
     tsr_write_f64(w, m->in_std);
     tsr_write_u32(w, (uint32_t)m->classes);
+    tsr_write_u32(w, (uint32_t)m->in_rank);
+    for (int i = 0; i < m->in_rank; i++) tsr_write_u64(w, (uint64_t)m->in_dims[i]);
+    tsr_write_u32(w, (uint32_t)m->out_rank);
+    for (int i = 0; i < m->out_rank; i++) tsr_write_u64(w, (uint64_t)m->out_dims[i]);
     tsr_write_bytes(w, m->source_hash, 32);
     write_str(w, m->source, sizeof m->source);
     write_str(w, m->notes, sizeof m->notes);
@@ -384,6 +390,24 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
     m->in_mean = in_mean;
     m->in_std = in_std;
     m->classes = (int)classes;
+    for (int io = 0; io < 2; io++) {
+        uint32_t r = tsr_read_u32(&rd);
+        if (tsr_reader_status(&rd) != TSR_OK) {
+            st = tsr_reader_status(&rd);
+            goto done;
+        }
+        if (r > NN_MAX_RANK) RFAIL("malformed plan: %s rank %u", io ? "output" : "input", r);
+        int64_t *d = io ? m->out_dims : m->in_dims;
+        for (uint32_t k = 0; k < r; k++) {
+            uint64_t v = tsr_read_u64(&rd);
+            if (v < 1 || v > ((uint64_t)1 << 26)) v = 0; /* nn_model_validate refuses it */
+            d[k] = (int64_t)v;
+        }
+        if (io)
+            m->out_rank = (int)r;
+        else
+            m->in_rank = (int)r;
+    }
     tsr_read_bytes(&rd, m->source_hash, 32);
     if (read_str(&rd, m->source, sizeof m->source) || read_str(&rd, m->notes, sizeof m->notes)) {
         st = tsr_reader_status(&rd);
