@@ -7,7 +7,7 @@ CMAKE_FLAGS ?=
 PREFIX      ?= /usr/local
 
 .PHONY: all deps configure build test check asan fuzz fuzz-smoke fuzz-build demo demo-ckks bench \
-        format format-check clean help malware-lab onnx-tests install deb
+        format format-check clean help malware-lab onnx-tests install deb torch-eval
 
 all: build
 
@@ -21,7 +21,8 @@ help:
 	@echo "make fuzz          run every fuzz target for FUZZ_LONG=$(FUZZ_LONG) seconds"
 	@echo "make bench         benchmark programs (results: docs/BENCHMARKS.md)"
 	@echo "make malware-lab   detector robustness lab: stand-in PE corpus (docs/MALWARE.md; installs nsis, mingw-w64, wine64)"
-	@echo "make onnx-tests    every ONNX backend test of libonnx-testdata, plaintext (docs/ONNX.md)"
+	@echo "make onnx-tests    every ONNX backend test of libonnx-testdata, plaintext and encrypted (docs/ONNX.md)"
+	@echo "make torch-eval    PyTorch fixtures encrypted on 100 samples vs PyTorch's outputs (docs/INFERENCE.md)"
 	@echo "make format        clang-format all sources in place"
 	@echo "make install       install library, headers, tessera.pc, CMake package, command, man page"
 	@echo "                   (PREFIX=$(PREFIX))"
@@ -75,6 +76,21 @@ onnx-tests: build
 	  $(ONNX_TESTDATA)/pytorch-operator $(ONNX_TESTDATA)/pytorch-converted
 	./build/bin/tessera onnx-test --quiet --roundtrip --non-polynomial $(ONNX_TESTDATA)/node \
 	  $(ONNX_TESTDATA)/pytorch-operator $(ONNX_TESTDATA)/pytorch-converted
+	OMP_WAIT_POLICY=passive ./build/bin/tessera onnx-test --quiet --encrypted --table \
+	  $(ONNX_TESTDATA)/node
+
+# The PyTorch fixtures (tests/data/torch) encrypted on 100 fresh samples each, against
+# PyTorch's own outputs (scripts/make_torch_fixtures.py --samples 100 rewrites the same
+# seeded models and draws the samples): max abs error in docs/INFERENCE.md.
+TORCH_EVAL ?= build/torch
+torch-eval: build
+	/usr/bin/python3 scripts/make_torch_fixtures.py $(TORCH_EVAL) --samples 100
+	OMP_WAIT_POLICY=passive ./build/bin/tessera predict $(TORCH_EVAL)/autoencoder.onnx \
+	  --in $(TORCH_EVAL)/autoencoder_inputs.npy --expect $(TORCH_EVAL)/autoencoder_outputs.npy \
+	  --count 100 --batch 100 --log-n 14 --quiet --out $(TORCH_EVAL)/autoencoder_encrypted.npy
+	OMP_WAIT_POLICY=passive ./build/bin/tessera predict $(TORCH_EVAL)/cnn.onnx \
+	  --in $(TORCH_EVAL)/cnn_inputs.npy --expect $(TORCH_EVAL)/cnn_outputs.npy \
+	  --count 100 --batch 10 --log-n 14 --packing tiled --quiet --out $(TORCH_EVAL)/cnn_encrypted.npy
 
 bench: build
 	./build/bin/tessera bench all

@@ -227,7 +227,7 @@ int tsr_cmd_client(int argc, char **argv) {
     int bad = tsr_nn_check_outputs(p, o, logits, n, valid, &room);
     tsr_outset set;
     if ((rc = cli_outputs_open(VERB, &set, outs, 1, force)) != 0) goto out;
-    st = nn_cli_write_csv(outs[0].fp, logits, valid, n, K);
+    st = nn_cli_write_csv(outs[0].fp, logits, valid, n, K, tsr_nn_model_is_classifier(m));
     if ((rc = cli_outputs_commit(VERB, &set, st, "writing the predictions")) != 0) goto out;
     printf("%d prediction%s from %s in %.2f s (server and transfers %.2f s%s): %s\n", n - bad,
            n - bad == 1 ? "" : "s", server, tsr_now() - t0, t_server,

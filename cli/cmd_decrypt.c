@@ -1,8 +1,11 @@
 /*
  * cli/cmd_decrypt.c - `tessera decrypt model.plan client.sk --in out.ct --out
- * predictions.csv`: the client decrypts the encrypted predictions. With
- * --labels it prints the accuracy; with --compare DATA (the same inputs that
- * were encrypted) the agreement with plaintext inference of the plan's model.
+ * predictions.csv|outputs.npy`: the client decrypts the encrypted outputs
+ * (.npy in the model's output shape, CSV, or both with --npy). With --labels
+ * it prints the accuracy (class vectors only); with --compare DATA (the same
+ * inputs that were encrypted) the agreement with plaintext inference of the
+ * plan's model; with --expect OUT the largest error against reference
+ * outputs (e.g. PyTorch's).
  */
 #include "nn_cli.h"
 
@@ -15,11 +18,15 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "usage: tessera decrypt model.plan client.sk --in out.ct --out predictions.csv\n"
-            "                       [--labels LABELS] [--compare DATA] [--offset K] [--force]\n"
+            "usage: tessera decrypt model.plan client.sk --in out.ct --out FILE.csv|FILE.npy\n"
+            "                       [--npy FILE] [--labels LABELS] [--compare DATA]\n"
+            "                       [--expect OUT] [--offset K] [--force]\n"
             "\n"
-            "Decrypt encrypted predictions and write one line per sample: index, predicted\n"
-            "class, logits. Predictions computed under another key set (keys of another\n"
+            "Decrypt encrypted outputs. FILE.npy: float64 of shape (samples, the model's\n"
+            "output dimensions), e.g. (n, 784) for an autoencoder, (n, C, H, W) for a feature\n"
+            "map. FILE.csv: one line per sample; for a class vector index, predicted class,\n"
+            "logits; for other outputs index, 1, the values flattened row-major. Outputs\n"
+            "computed under another key set (keys of another\n"
             "keygen run) are refused. Samples whose outputs reach the headroom of the\n"
             "output ciphertexts decrypted to garbage (the computation wrapped around modulo\n"
             "q, e.g. for inputs outside the plan's range): they are written as\n"
@@ -27,9 +34,14 @@ static void usage(FILE *out) {
             "private data: mode 0600, written completely or not at all; it may not be an\n"
             "input, and a secret key file is never replaced.\n"
             "\n"
+            "  --npy FILE     also write the outputs as .npy (with --out FILE.csv)\n"
             "  --labels FILE  IDX label file (or one integer per line): print the accuracy\n"
+            "                 (only for a class vector output)\n"
             "  --compare DATA the inputs that were encrypted: print the agreement with\n"
-            "                 plaintext inference (same argmax) and the largest logit error\n"
+            "                 plaintext inference (same argmax, for class vectors) and the\n"
+            "                 largest output error\n"
+            "  --expect OUT   reference outputs (.npy or .csv, e.g. PyTorch's) for the same\n"
+            "                 samples: print the largest absolute error against them\n"
             "  --offset K     the samples start at K in LABELS / DATA (as given to encrypt)\n"
             "  --force        replace --out even if it holds a secret key\n"
             "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
@@ -40,7 +52,8 @@ int tsr_cmd_decrypt(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    const char *plan = NULL, *key = NULL, *in = NULL, *out = NULL, *labels = NULL, *compare = NULL;
+    const char *plan = NULL, *key = NULL, *in = NULL, *out = NULL, *labels = NULL, *compare = NULL,
+               *npy = NULL, *expect = NULL;
     long offset = 0;
     int insecure = 0, force = 0;
     const cli_opt opts[] = {
@@ -48,6 +61,8 @@ int tsr_cmd_decrypt(int argc, char **argv) {
         { "--out", CLI_STR, &out, 0, 0 },
         { "--labels", CLI_STR, &labels, 0, 0 },
         { "--compare", CLI_STR, &compare, 0, 0 },
+        { "--npy", CLI_STR, &npy, 0, 0 },
+        { "--expect", CLI_STR, &expect, 0, 0 },
         { "--offset", CLI_LONG, &offset, 0, 1L << 30 },
         { "--force", CLI_FLAG, &force, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
@@ -59,21 +74,30 @@ int tsr_cmd_decrypt(int argc, char **argv) {
     key = pos[1];
     if (!plan || !key || !in || !out)
         return cli_usage_error(VERB, "give the plan, the secret key, --in FILE and --out FILE");
-    cli_output outs[] = { { out, TSR_OUT_PRIVATE, NULL } };
-    const char *ins[] = { plan, key, in, labels, compare };
-    int rc = cli_outputs_check(VERB, outs, 1, ins, 5, force);
+    if (npy && !nn_cli_ends_with(npy, ".npy"))
+        return cli_usage_error(VERB, "--npy takes a file name ending in .npy, not '%s'", npy);
+    cli_output outs[] = { { out, TSR_OUT_PRIVATE, NULL }, { npy, TSR_OUT_PRIVATE, NULL } };
+    int n_outs = npy ? 2 : 1;
+    const char *ins[] = { plan, key, in, labels, compare, expect };
+    int rc = cli_outputs_check(VERB, outs, n_outs, ins, 6, force);
     if (rc) return rc;
     if (insecure) nn_cli_insecure_warning(VERB);
     tsr_nn_plan *p = NULL;
     rc = nn_cli_load_plan(VERB, plan, insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0, &p);
     if (rc) return rc;
     const tsr_nn_model *m = tsr_nn_plan_model(p);
-    int K = (int)tsr_nn_model_output_size(m), n = 0;
+    int K = (int)tsr_nn_model_output_size(m), n = 0, classes = tsr_nn_model_is_classifier(m);
+    if (labels && !classes) {
+        tsr_nn_plan_free(p);
+        return cli_usage_error(VERB, "--labels: the model's output is not a class vector (see the "
+                                     "plan summary), so there is no accuracy; use --expect OUT to "
+                                     "compare with reference outputs");
+    }
     tsr_ckks_params *params = NULL;
     tsr_ckks_secret_key *sk = NULL;
     tsr_backend *be = NULL;
     tsr_tile *t = NULL;
-    double *logits = NULL, *x = NULL, *ref = NULL;
+    double *logits = NULL, *x = NULL, *ref = NULL, *want = NULL;
     int32_t *y = NULL;
     uint8_t *valid = NULL;
     int bad = 0;
@@ -128,6 +152,18 @@ int tsr_cmd_decrypt(int argc, char **argv) {
             goto out;
         }
     }
+    if (expect) {
+        int ne;
+        if ((st = tsr_nn_load_outputs(m, expect, (int)offset, n, &want, &ne)) != TSR_OK) {
+            rc = cli_fail(VERB, st, "reading the reference outputs");
+            goto out;
+        }
+        if (ne < n) {
+            rc = cli_usage_error(VERB, "%s has %d samples from offset %ld, %d needed", expect, ne,
+                                 offset, n);
+            goto out;
+        }
+    }
     valid = malloc((size_t)n);
     if (!valid) {
         rc = cli_fail(VERB, TSR_ERR_NOMEM, "allocating");
@@ -136,9 +172,10 @@ int tsr_cmd_decrypt(int argc, char **argv) {
     double room;
     bad = tsr_nn_check_outputs(p, t, logits, n, valid, &room);
     tsr_outset set;
-    if ((rc = cli_outputs_open(VERB, &set, outs, 1, force)) != 0) goto out;
-    st = nn_cli_write_csv(outs[0].fp, logits, valid, n, K);
-    if ((rc = cli_outputs_commit(VERB, &set, st, "writing the predictions")) != 0) goto out;
+    if ((rc = cli_outputs_open(VERB, &set, outs, n_outs, force)) != 0) goto out;
+    st = nn_cli_write_outputs(outs[0].fp, out, m, logits, valid, n);
+    if (st == TSR_OK && npy) st = nn_cli_write_outputs(outs[1].fp, npy, m, logits, valid, n);
+    if ((rc = cli_outputs_commit(VERB, &set, st, "writing the outputs")) != 0) goto out;
     if (bad)
         printf("decrypted %d samples: %d predictions, %d invalid: %s\n", n, n - bad, bad, out);
     else
@@ -173,14 +210,27 @@ int tsr_cmd_decrypt(int argc, char **argv) {
                 for (int j = 0; j < K; j++) logits[(size_t)i * K + j] = NAN;
         double agree, err;
         nn_cli_agreement(logits, ref, n, K, &agree, &err);
-        printf("agreement with plaintext inference: %.2f%% of %d sample%s, largest logit error "
-               "%.3g\n",
-               100 * agree, n, n == 1 ? "" : "s", err);
+        if (classes)
+            printf("agreement with plaintext inference: %.2f%% of %d sample%s, largest logit "
+                   "error %.3g\n",
+                   100 * agree, n, n == 1 ? "" : "s", err);
+        else
+            printf("largest error against plaintext inference: %.3g (%d sample%s x %d values)\n",
+                   err, n, n == 1 ? "" : "s", K);
+    }
+    if (want) {
+        double agree, err;
+        nn_cli_agreement(logits, want, n, K, &agree, &err);
+        printf("largest absolute error against %s: %.3g (%d sample%s x %d values", expect, err, n,
+               n == 1 ? "" : "s", K);
+        if (classes) printf("; same class for %.2f%%", 100 * agree);
+        printf(")\n");
     }
     if (bad && rc == 0) rc = 1;
 out:
     free(valid);
     free(ref);
+    tsr_nn_array_free(want);
     free(logits);
     tsr_nn_array_free(x);
     tsr_nn_array_free(y);

@@ -6,12 +6,20 @@
  * Test inputs that sit where Tessera needs a constant (weights of batch
  * norm, divisors, exponents, shape operands) and integer inputs are bound
  * as constants; the others stay graph inputs.
+ *
+ * --encrypted: a test that passes in plaintext is also run encrypted when
+ * its graph compiles for encrypted inference: the first input encrypted
+ * (its dimension 0 as the batch), every other input bound as the server's
+ * plaintext constants, a plan compiled on a small test ring, keys, CKKS
+ * encryption, the encrypted run and decryption; the outputs must agree
+ * with the reference ones within 1e-3 of the largest |reference value|.
  */
 #include "cli.h"
 
 #include "core/alloc.h"
 #include "core/error.h"
 #include "onnx/onnx_graph.h"
+#include "tessera/nn.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -23,6 +31,7 @@
 #define MAX_IO   32
 #define RTOL     1e-3
 #define ATOL     1e-7
+#define ENC_TOL  1e-3 /* encrypted: relative to the largest |reference value| */
 
 typedef enum outcome { PASS = 0, FAIL, UNSUPPORTED } outcome;
 
@@ -140,6 +149,118 @@ static int close_enough(double got, double want) {
 /* One data set: bind, import, run, compare. Returns the outcome and a reason. */
 static int roundtrip;      /* --roundtrip */
 static int non_polynomial; /* --non-polynomial */
+static int encrypted;      /* --encrypted */
+
+/*
+ * The encrypted workflow on one data set: input 0 encrypted, the other inputs
+ * bound as constants; UNSUPPORTED when the graph does not lower or compile.
+ */
+static outcome run_encrypted(const tsr_onnx_model *m, tsr_onnx_data **in, int n_in,
+                             tsr_onnx_data **want, int n_out, char *why, size_t wn) {
+    if (n_out != 1 || n_in < 1 ||
+        (in[0]->dtype != TSR_ONNX_FLOAT && in[0]->dtype != TSR_ONNX_DOUBLE)) {
+        snprintf(why, wn, "encrypted: needs one real input to encrypt and one output");
+        return UNSUPPORTED;
+    }
+    const tsr_array *x = in[0]->a, *w = want[0]->a;
+    if (x->rank < 2 || x->dims[0] < 1 || x->dims[0] > 64 || w->rank < 1 ||
+        w->dims[0] != x->dims[0]) {
+        snprintf(why, wn, "encrypted: dimension 0 of the input and the output is not a batch");
+        return UNSUPPORTED;
+    }
+    const tsr_onnx_data *bind[MAX_IO];
+    for (int k = 1; k < n_in; k++) bind[k - 1] = in[k];
+    tsr_onnx_import_opts o;
+    tsr_onnx_import_opts_default(&o);
+    o.n_bind = n_in - 1;
+    o.bind = bind;
+    tsr_graph *g = NULL;
+    tsr_nn_model *nm = NULL;
+    tsr_nn_plan *p = NULL;
+    tsr_ckks_params *params = NULL;
+    tsr_ckks_secret_key *sk = NULL;
+    tsr_ckks_relin_key *rk = NULL;
+    tsr_ckks_galois_keys *gk = NULL;
+    tsr_backend *be = NULL;
+    tsr_nn_runner *r = NULL;
+    tsr_tile *ct = NULL, *res = NULL;
+    double *out = NULL;
+    char *rep = NULL;
+    outcome oc = UNSUPPORTED;
+    int n = (int)x->dims[0];
+    tsr_status st = tsr_onnx_to_graph(m, &o, &g, NULL);
+    if (st == TSR_OK) st = tsr_nn_model_from_graph(g, NULL, &nm, &rep);
+    if (st != TSR_OK) {
+        const char *nl = rep ? strchr(rep, '\n') : NULL;
+        snprintf(why, wn, "encrypted: %.*s", rep ? (int)(nl ? nl - rep : (long)strlen(rep)) : 900,
+                 rep ? rep : tsr_last_error());
+        goto done;
+    }
+    tsr_nn_compile_opts co;
+    tsr_nn_compile_opts_default(&co);
+    co.batch = n;
+    co.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    co.min_log_n = 11;
+    co.max_log_n = 13;
+    co.calib = x->data;
+    co.calib_n = n;
+    if ((st = tsr_nn_compile(nm, &co, &p)) != TSR_OK) {
+        snprintf(why, wn, "encrypted: compile: %s", tsr_last_error());
+        goto done;
+    }
+    oc = FAIL;
+    int64_t k = tsr_nn_model_output_size(nm);
+    if ((int64_t)w->numel != k * n) {
+        snprintf(why, wn, "encrypted: %lld outputs per sample, the reference has %zu in all",
+                 (long long)k, w->numel);
+        goto done;
+    }
+    out = malloc((size_t)(k * n) * sizeof *out);
+    if (!out) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    if (st == TSR_OK) st = tsr_nn_plan_params(p, &params);
+    if (st == TSR_OK) st = tsr_nn_keygen(p, params, &sk, &rk, &gk);
+    if (st == TSR_OK) st = tsr_backend_ckks_create(params, NULL, sk, rk, gk, &be);
+    if (st == TSR_OK) st = tsr_nn_runner_create(p, be, &r);
+    if (st == TSR_OK) st = tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x->data, n, &ct);
+    if (st == TSR_OK) st = tsr_nn_run(r, ct, &res, NULL);
+    if (st == TSR_OK) st = tsr_nn_decrypt(p, res, n, out);
+    if (st != TSR_OK) {
+        snprintf(why, wn, "encrypted run: %s", tsr_last_error());
+        goto done;
+    }
+    double mx = 0, err = 0;
+    size_t at = 0;
+    for (size_t i = 0; i < w->numel; i++) mx = fmax(mx, fabs(w->data[i]));
+    for (size_t i = 0; i < w->numel; i++) {
+        double e = fabs(out[i] - w->data[i]);
+        if (!(e <= err)) {
+            err = e;
+            at = i;
+        }
+    }
+    if (!(err <= ENC_TOL * fmax(mx, 1e-30))) {
+        snprintf(why, wn, "encrypted: element %zu: got %.9g, expected %.9g (max |ref| %.3g)", at,
+                 out[at], w->data[at], mx);
+        goto done;
+    }
+    oc = PASS;
+done:
+    tsr_tile_free(res);
+    tsr_tile_free(ct);
+    tsr_nn_runner_free(r);
+    tsr_backend_free(be);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_params_free(params);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(nm);
+    tsr_nn_string_free(rep);
+    tsr_graph_free(g);
+    free(out);
+    tsr_clear_error();
+    return oc;
+}
 
 static outcome run_set(const tsr_onnx_model *m, const char *dir, char *why, size_t wn) {
     tsr_onnx_data *in[MAX_IO] = { 0 }, *want[MAX_IO] = { 0 };
@@ -238,7 +359,7 @@ static outcome run_set(const tsr_onnx_model *m, const char *dir, char *why, size
                 goto done;
             }
     }
-    res = PASS;
+    res = encrypted ? run_encrypted(m, in, n_in, want, n_out, why, wn) : PASS;
 done:
     for (int k = 0; k < MAX_IO; k++) tsr_array_free(got[k]);
     tsr_graph_free(g);
@@ -300,7 +421,7 @@ static void one_line(char *s) {
 static void usage(FILE *f) {
     fprintf(f,
             "usage: tessera onnx-test [--quiet] [--table] [--all-pass] [--roundtrip]\n"
-            "                          [--non-polynomial] DIR...\n\n"
+            "                          [--non-polynomial] [--encrypted] DIR...\n\n"
             "Run ONNX backend node tests through the importer and the plaintext executor.\n"
             "Each DIR is a test (model.onnx + test_data_set_N/) or a directory of tests\n"
             "(e.g. /usr/share/libonnx-testdata/data/node). Outputs are compared with\n"
@@ -311,9 +432,16 @@ static void usage(FILE *f) {
             "  --all-pass  exit 1 unless every test passes (default: unless none fails)\n"
             "  --roundtrip also export each imported graph to ONNX, read it back and run that\n"
             "  --non-polynomial  also run non-polynomial operators (Relu, Softmax, MaxPool,\n"
-            "              LayerNormalization, ...) in plaintext instead of reporting them\n\n"
+            "              LayerNormalization, ...) in plaintext instead of reporting them\n"
+            "  --encrypted also run each test that passes in plaintext through the encrypted\n"
+            "              workflow when its graph compiles: the first input encrypted (its\n"
+            "              dimension 0 as the batch), the others as plaintext constants, a\n"
+            "              plan on a small insecure test ring (N = 2^11..2^13), keys, CKKS\n"
+            "              encryption, the run, decryption; outputs must agree within %g of\n"
+            "              the largest |reference value|. Tests that do not lower or compile\n"
+            "              count as UNSUPPORTED (with the reason)\n\n"
             "Exit status: 0 ok, 1 a test failed, 2 bad usage.\n",
-            RTOL, ATOL);
+            RTOL, ATOL, ENC_TOL);
 }
 
 int tsr_cmd_onnx_test(int argc, char **argv) {
@@ -330,6 +458,7 @@ int tsr_cmd_onnx_test(int argc, char **argv) {
         { "--all-pass", CLI_FLAG, &all_pass, 0, 0 },
         { "--roundtrip", CLI_FLAG, &roundtrip, 0, 0 },
         { "--non-polynomial", CLI_FLAG, &non_polynomial, 0, 0 },
+        { "--encrypted", CLI_FLAG, &encrypted, 0, 0 },
     };
     int rc =
         cli_parse_args("onnx-test", argc, argv, opts, sizeof opts / sizeof opts[0], pos, MAX_DIRS);

@@ -8,6 +8,7 @@
  */
 #include "nn_cli.h"
 
+#include "core/error.h"
 #include "core/progress.h"
 
 #include <math.h>
@@ -25,7 +26,14 @@ static void usage(FILE *out) {
                  "tessera encrypt (IDX, .npy, .csv). More samples than the batch are run batch by\n"
                  "batch.\n"
                  "\n"
-                 "  --labels FILE     labels: print the accuracy\n"
+                 "  --labels FILE     labels: print the accuracy (class vector outputs)\n"
+                 "  --expect OUT      reference outputs for the same samples (.npy or .csv,\n"
+                 "                    e.g. PyTorch's): print the largest absolute error of the\n"
+                 "                    encrypted and of the plaintext outputs against them\n"
+                 "  --out FILE        the decrypted outputs: FILE.npy (the model's output\n"
+                 "                    shape) or FILE.csv\n"
+                 "  --approx OP=DEG@RANGE  replace a non-polynomial operator when compiling\n"
+                 "                    (as for tessera compile; repeatable; lossy)\n"
                  "  --batch B         samples per inference when compiling (default: --count, at\n"
                  "                    most the largest that one sample per slot allows)\n"
                  "  --count N         samples to run (default: one batch)\n"
@@ -56,7 +64,9 @@ int tsr_cmd_predict(int argc, char **argv) {
         return 0;
     }
     const char *model = NULL, *in = NULL, *labels = NULL, *backend = "ckks", *plan_out = NULL,
-               *report = NULL, *chart = NULL;
+               *report = NULL, *chart = NULL, *expect = NULL, *out_path = NULL;
+    const char *approx[TSR_NN_MAX_APPROX - 1];
+    cli_list approx_list = { approx, 0, TSR_NN_MAX_APPROX - 1 };
     long batch = 0, count = 0, offset = 0, threads = 0, log_n = 0;
     int insecure = 0, quiet = 0, clip = 0, force = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
@@ -64,6 +74,9 @@ int tsr_cmd_predict(int argc, char **argv) {
     const cli_opt opts[] = {
         { "--in", CLI_STR, &in, 0, 0 },
         { "--labels", CLI_STR, &labels, 0, 0 },
+        { "--expect", CLI_STR, &expect, 0, 0 },
+        { "--out", CLI_STR, &out_path, 0, 0 },
+        { "--approx", CLI_LIST, &approx_list, 0, 0 },
         { "--backend", CLI_STR, &backend, 0, 0 },
         { "--packing", CLI_STR, &packing_name, 0, 0 },
         { "--plan-out", CLI_STR, &plan_out, 0, 0 },
@@ -85,16 +98,19 @@ int tsr_cmd_predict(int argc, char **argv) {
         return cli_usage_error(VERB, "--backend is ckks, mockup or debug, not '%s'", backend);
     if (packing_name && nn_cli_parse_packing(VERB, packing_name, &packing)) return 2;
     if (!model || !in) return cli_usage_error(VERB, "give a model or plan and --in DATA");
-    cli_output outs[] = { { plan_out, 0, NULL }, { report, 0, NULL }, { chart, 0, NULL } };
-    const char *ins[] = { model, in, labels };
-    int rc = cli_outputs_check(VERB, outs, 3, ins, 3, force);
+    cli_output outs[] = { { plan_out, 0, NULL },
+                          { report, 0, NULL },
+                          { chart, 0, NULL },
+                          { out_path, TSR_OUT_PRIVATE, NULL } };
+    const char *ins[] = { model, in, labels, expect };
+    int rc = cli_outputs_check(VERB, outs, 4, ins, 4, force);
     if (rc) return rc;
     if (insecure) nn_cli_insecure_warning(VERB);
     if (threads) tsr_set_num_threads((int)threads);
     uint32_t flags = insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
     tsr_nn_plan *p = NULL;
     tsr_nn_model *m = NULL;
-    double *x = NULL, *logits = NULL, *ref = NULL;
+    double *x = NULL, *logits = NULL, *ref = NULL, *want = NULL;
     int32_t *y = NULL;
     tsr_ckks_params *params = NULL;
     tsr_ckks_secret_key *sk = NULL;
@@ -110,7 +126,11 @@ int tsr_cmd_predict(int argc, char **argv) {
     double t_compile = 0, t_keys = 0, t_enc = 0, t_run = 0, t_dec = 0;
     if (ends_with(model, ".onnx")) {
         char *rep = NULL;
-        st = tsr_nn_import_onnx(model, NULL, &m, &rep);
+        tsr_nn_import_opts io;
+        tsr_nn_import_opts_default(&io);
+        io.n_approx = approx_list.n;
+        for (int i = 0; i < approx_list.n; i++) io.approx[i] = approx[i];
+        st = tsr_nn_import_onnx(model, &io, &m, &rep);
         if (st != TSR_OK) {
             if (rep) fprintf(stderr, "%s", rep);
             tsr_nn_string_free(rep);
@@ -121,7 +141,12 @@ int tsr_cmd_predict(int argc, char **argv) {
         if ((rc = nn_cli_load_plan(VERB, model, flags, &p)) != 0) return rc;
     }
     const tsr_nn_model *mm = p ? tsr_nn_plan_model(p) : m;
-    int K = (int)tsr_nn_model_output_size(mm);
+    int K = (int)tsr_nn_model_output_size(mm), classes = tsr_nn_model_is_classifier(mm);
+    if (labels && !classes) {
+        rc = cli_usage_error(VERB, "--labels: the model's output is not a class vector; use "
+                                   "--expect OUT to compare with reference outputs");
+        goto out;
+    }
     if ((st = tsr_nn_load_inputs(mm, in, (int)offset, (int)count, &x, &n)) != TSR_OK) {
         rc = cli_fail(VERB, st, "reading the inputs");
         goto out;
@@ -162,6 +187,17 @@ int tsr_cmd_predict(int argc, char **argv) {
         }
         if (ny < n) {
             rc = cli_usage_error(VERB, "%s has %d labels, %d needed", labels, ny, n);
+            goto out;
+        }
+    }
+    if (expect) {
+        int ne;
+        if ((st = tsr_nn_load_outputs(mm, expect, (int)offset, n, &want, &ne)) != TSR_OK) {
+            rc = cli_fail(VERB, st, "reading the reference outputs");
+            goto out;
+        }
+        if (ne < n) {
+            rc = cli_usage_error(VERB, "%s has %d samples, %d needed", expect, ne, n);
             goto out;
         }
     }
@@ -251,7 +287,7 @@ int tsr_cmd_predict(int argc, char **argv) {
     int batches = (n + B - 1) / B;
     printf("\n%d sample%s in %d batch%s of up to %d on the %s backend (%d threads)\n", n,
            n == 1 ? "" : "s", batches, batches == 1 ? "" : "es", B, backend, tsr_get_num_threads());
-    if (labels) {
+    if (labels && classes) {
         int ok = 0, okp = 0;
         for (int i = 0; i < n; i++) {
             ok += !isnan(logits[(size_t)i * K]) && nn_cli_argmax(logits + (size_t)i * K, K) == y[i];
@@ -259,8 +295,19 @@ int tsr_cmd_predict(int argc, char **argv) {
         }
         printf("accuracy: encrypted %.2f%%, plaintext %.2f%%\n", 100.0 * ok / n, 100.0 * okp / n);
     }
-    printf("agreement with plaintext inference: %.2f%% (largest logit error %.3g)\n", 100 * agree,
-           err);
+    if (classes)
+        printf("agreement with plaintext inference: %.2f%% (largest logit error %.3g)\n",
+               100 * agree, err);
+    else
+        printf("largest error against plaintext inference: %.3g (%d values per sample)\n", err, K);
+    if (want) {
+        double a1, e1, a2, e2;
+        nn_cli_agreement(logits, want, n, K, &a1, &e1);
+        nn_cli_agreement(ref, want, n, K, &a2, &e2);
+        printf("largest absolute error against %s: encrypted %.3g, plaintext %.3g", expect, e1, e2);
+        if (classes) printf("; same class: encrypted %.2f%%, plaintext %.2f%%", 100 * a1, 100 * a2);
+        printf("\n");
+    }
     if (t_compile > 0) printf("compile %.2f s; ", t_compile);
     printf("keys %.2f s; weights prepared %.2f s; encrypt %.2f s; decrypt %.3f s\n", t_keys,
            first.prepare_seconds, t_enc, t_dec);
@@ -268,14 +315,22 @@ int tsr_cmd_predict(int argc, char **argv) {
            "samples/s\n",
            t_run / batches, tsr_nn_plan_predicted_seconds(p), 1e3 * t_run / n, n / t_run);
     tsr_outset set;
-    if ((rc = cli_outputs_open(VERB, &set, outs, 3, force)) != 0) goto out;
+    if ((rc = cli_outputs_open(VERB, &set, outs, 4, force)) != 0) goto out;
     st = outs[0].fp ? tsr_nn_plan_write(p, outs[0].fp) : TSR_OK;
     if (st == TSR_OK && report) st = tsr_nn_report_json_write(p, &first, outs[1].fp);
     if (st == TSR_OK && chart) st = tsr_nn_report_svg_write(p, &first, outs[2].fp);
+    if (st == TSR_OK && out_path) {
+        uint8_t *valid = malloc((size_t)n);
+        if (!valid) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        for (int i = 0; valid && i < n; i++) valid[i] = !isnan(logits[(size_t)i * K]);
+        if (valid) st = nn_cli_write_outputs(outs[3].fp, out_path, mm, logits, valid, n);
+        free(valid);
+    }
     if ((rc = cli_outputs_commit(VERB, &set, st, "writing the outputs")) != 0) goto out;
     if (outs[0].path) printf("plan: %s\n", plan_out);
     if (report) printf("latency breakdown: %s\n", report);
     if (chart) printf("chart: %s\n", chart);
+    if (out_path) printf("outputs: %s\n", out_path);
     if (bad) {
         fprintf(stderr,
                 "tessera %s: %d of %d samples decrypted to garbage: an output reached the "
@@ -289,6 +344,7 @@ out:
     tsr_nn_stats_free(&first);
     free(logits);
     free(ref);
+    tsr_nn_array_free(want);
     tsr_nn_array_free(x);
     tsr_nn_array_free(y);
     tsr_nn_runner_free(r);

@@ -6,6 +6,7 @@
 #include "core/error.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -62,9 +63,10 @@ int nn_cli_argmax(const double *v, int k) {
     return a;
 }
 
-tsr_status nn_cli_write_csv(FILE *fp, const double *logits, const uint8_t *valid, int n, int k) {
-    fprintf(fp, "index,predicted");
-    for (int j = 0; j < k; j++) fprintf(fp, ",logit_%d", j);
+tsr_status nn_cli_write_csv(FILE *fp, const double *logits, const uint8_t *valid, int n, int k,
+                            int classes) {
+    fprintf(fp, classes ? "index,predicted" : "index,valid");
+    for (int j = 0; j < k; j++) fprintf(fp, classes ? ",logit_%d" : ",y_%d", j);
     fputc('\n', fp);
     for (int i = 0; i < n; i++) {
         if (valid && !valid[i]) {
@@ -73,13 +75,70 @@ tsr_status nn_cli_write_csv(FILE *fp, const double *logits, const uint8_t *valid
             fputc('\n', fp);
             continue;
         }
-        fprintf(fp, "%d,%d", i, nn_cli_argmax(logits + (size_t)i * k, k));
+        if (classes)
+            fprintf(fp, "%d,%d", i, nn_cli_argmax(logits + (size_t)i * k, k));
+        else
+            fprintf(fp, "%d,1", i);
         for (int j = 0; j < k; j++) fprintf(fp, ",%.9g", logits[(size_t)i * k + j]);
         fputc('\n', fp);
     }
     if (fflush(fp) != 0 || ferror(fp))
         return tsr_fail(TSR_ERR_IO, "write failed: %s", strerror(errno));
     return TSR_OK;
+}
+
+tsr_status nn_cli_write_npy(FILE *fp, const double *y, const uint8_t *valid, int n, int rank,
+                            const int64_t *dims) {
+    char shape[256];
+    int len = snprintf(shape, sizeof shape, "(%d,", n);
+    for (int i = 0; i < rank && len < (int)sizeof shape - 24; i++)
+        len += snprintf(shape + len, sizeof shape - (size_t)len, "%s%lld", i ? ", " : " ",
+                        (long long)dims[i]);
+    snprintf(shape + len, sizeof shape - (size_t)len, ")");
+    char head[512];
+    int hl = snprintf(head, sizeof head, "{'descr': '<f8', 'fortran_order': False, 'shape': %s, }",
+                      shape);
+    /* magic (6) + version (2) + header length (2) + header, padded with spaces to 64 bytes,
+     * ending in a newline */
+    int total = 10 + hl + 1;
+    int pad = (64 - total % 64) % 64;
+    fwrite("\x93NUMPY\x01\x00", 1, 8, fp);
+    uint16_t h = (uint16_t)(hl + pad + 1);
+    unsigned char hb[2] = { (unsigned char)(h & 0xff), (unsigned char)(h >> 8) };
+    fwrite(hb, 1, 2, fp);
+    fwrite(head, 1, (size_t)hl, fp);
+    for (int i = 0; i < pad; i++) fputc(' ', fp);
+    fputc('\n', fp);
+    int64_t k = 1;
+    for (int i = 0; i < rank; i++) k *= dims[i];
+    for (int i = 0; i < n; i++)
+        for (int64_t j = 0; j < k; j++) {
+            double v = valid && !valid[i] ? NAN : y[(size_t)i * (size_t)k + (size_t)j];
+            unsigned char b[8];
+            uint64_t u;
+            memcpy(&u, &v, 8);
+            for (int q = 0; q < 8; q++) b[q] = (unsigned char)(u >> (8 * q));
+            fwrite(b, 1, 8, fp);
+        }
+    if (fflush(fp) != 0 || ferror(fp))
+        return tsr_fail(TSR_ERR_IO, "write failed: %s", strerror(errno));
+    return TSR_OK;
+}
+
+int nn_cli_ends_with(const char *path, const char *suffix) {
+    size_t a = strlen(path), b = strlen(suffix);
+    return a >= b && strcmp(path + a - b, suffix) == 0;
+}
+
+tsr_status nn_cli_write_outputs(FILE *fp, const char *path, const tsr_nn_model *m, const double *y,
+                                const uint8_t *valid, int n) {
+    int k = (int)tsr_nn_model_output_size(m);
+    if (nn_cli_ends_with(path, ".npy")) {
+        int64_t dims[8];
+        int rank = tsr_nn_model_output_dims(m, dims);
+        return nn_cli_write_npy(fp, y, valid, n, rank, dims);
+    }
+    return nn_cli_write_csv(fp, y, valid, n, k, tsr_nn_model_is_classifier(m));
 }
 
 static void fmt(char *b, size_t n, double s) {

@@ -37,12 +37,31 @@ int nn_cli_check_inputs(const char *verb, const tsr_nn_plan *p, double *x, int n
 int nn_cli_argmax(const double *v, int k);
 
 /**
- * Write predictions as CSV (index,predicted,logit_0..logit_{k-1}) to an open
- * stream. Samples with valid[i] == 0 (valid may be NULL: all valid) are
- * written as "index,invalid,nan,...": garbage is never written as a
- * prediction.
+ * Write outputs as CSV to an open stream: for a class vector (classes != 0)
+ * index,predicted,logit_0..logit_{k-1}; otherwise index,valid,y_0..y_{k-1}
+ * (the output flattened row-major). Samples with valid[i] == 0 (valid may
+ * be NULL: all valid) are written as "index,invalid,nan,...": garbage is
+ * never written as a prediction.
  */
-tsr_status nn_cli_write_csv(FILE *fp, const double *logits, const uint8_t *valid, int n, int k);
+tsr_status nn_cli_write_csv(FILE *fp, const double *logits, const uint8_t *valid, int n, int k,
+                            int classes);
+
+/**
+ * Write n outputs as a NumPy .npy (version 1.0, little-endian float64, C
+ * order) of shape (n, dims[0], ..., dims[rank-1]); invalid samples as NaN.
+ */
+tsr_status nn_cli_write_npy(FILE *fp, const double *y, const uint8_t *valid, int n, int rank,
+                            const int64_t *dims);
+
+/** 1 if path ends with suffix. */
+int nn_cli_ends_with(const char *path, const char *suffix);
+
+/**
+ * Write decrypted outputs to an open stream as .npy when the path ends in
+ * .npy (the model's output shape), else as CSV (nn_cli_write_csv).
+ */
+tsr_status nn_cli_write_outputs(FILE *fp, const char *path, const tsr_nn_model *m, const double *y,
+                                const uint8_t *valid, int n);
 
 /** Print the per-step latency breakdown table of one inference. */
 void nn_cli_print_stats(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp);

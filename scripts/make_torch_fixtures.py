@@ -7,7 +7,12 @@ for a few samples as ONNX TensorProto files (<name>_input.pb,
 graph importer and runs the plaintext executor against these outputs.
 
 Run with Debian's PyTorch (python3-torch, python3-onnx; never from make check):
-    /usr/bin/python3 scripts/make_torch_fixtures.py [OUTDIR]
+    /usr/bin/python3 scripts/make_torch_fixtures.py [OUTDIR] [--samples N]
+
+--samples N also writes <name>_inputs.npy and <name>_outputs.npy: N more
+samples (drawn after everything above, so the weights do not change) and
+PyTorch's outputs for them, float64, for `make torch-eval` (encrypted
+outputs against PyTorch's, docs/INFERENCE.md).
 
 Seeded (torch.manual_seed(11)): reruns write the same weights and data
 (the .onnx bytes may differ between PyTorch versions).
@@ -119,15 +124,40 @@ def export(outdir, name, model, x):
           float(y.abs().max()), os.path.getsize(path)))
 
 
+def write_eval(outdir, name, model, x):
+    with torch.no_grad():
+        y = model(x)
+    np.save(os.path.join(outdir, name + "_inputs.npy"), x.numpy().astype(np.float64))
+    np.save(os.path.join(outdir, name + "_outputs.npy"), y.numpy().astype(np.float64))
+    print("%s: %d evaluation samples" % (name, x.shape[0]))
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
-    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(here, "..", "tests", "data", "torch")
+    args = sys.argv[1:]
+    samples = 0
+    if "--samples" in args:
+        i = args.index("--samples")
+        samples = int(args[i + 1])
+        del args[i:i + 2]
+    outdir = args[0] if args else os.path.join(here, "..", "tests", "data", "torch")
     os.makedirs(outdir, exist_ok=True)
     torch.manual_seed(11)
     n = 8
-    export(outdir, "autoencoder", AutoEncoder(), torch.rand(n, 784))
-    export(outdir, "cnn", CNN(), torch.rand(n, 1, 28, 28))
-    export(outdir, "transformer", Encoder(), 0.5 * torch.randn(n, 16, 32))
+    specs = [("autoencoder", AutoEncoder, lambda k: torch.rand(k, 784)),
+             ("cnn", CNN, lambda k: torch.rand(k, 1, 28, 28)),
+             ("transformer", Encoder, lambda k: 0.5 * torch.randn(k, 16, 32))]
+    # the order of random draws is the one of the committed fixtures: a model, its inputs,
+    # the next model...
+    models = []
+    for name, make, draw in specs:
+        model = make()
+        export(outdir, name, model, draw(n))
+        models.append((name, model, draw))
+    if samples:
+        for name, model, draw in models:
+            model.eval()
+            write_eval(outdir, name, model, draw(samples))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 #include "train_ref.h"
 
 #include "nn/nn_internal.h"
+#include "onnx/onnx_graph.h"
 #include "train/model.h"
 #include "train/model_onnx.h"
 
@@ -395,6 +396,49 @@ static void test_pytorch_encrypted(void **state) {
     ref_free(&rf);
     tsr_nn_plan_free(p);
     tsr_nn_model_free(m);
+}
+
+/*
+ * A PyTorch fixture of issue 11 (tests/data/torch: the CNN with depthwise conv and
+ * padded average pooling) encrypted on a small test ring, against PyTorch's own
+ * outputs.
+ */
+static void check_torch_encrypted(const char *name, int n, int log_n, double tol) {
+    char path[128];
+    snprintf(path, sizeof path, "tests/data/torch/%s.onnx", name);
+    tsr_nn_model *m;
+    tt_ok(tsr_nn_import_onnx(tt_source_path(path), NULL, &m, NULL));
+    tsr_onnx_data *xin, *yref;
+    snprintf(path, sizeof path, "tests/data/torch/%s_input.pb", name);
+    tt_ok(tsr_onnx_data_load(&xin, tt_source_path(path)));
+    snprintf(path, sizeof path, "tests/data/torch/%s_output.pb", name);
+    tt_ok(tsr_onnx_data_load(&yref, tt_source_path(path)));
+    int64_t k = tsr_nn_model_output_size(m);
+    assert_true((int64_t)yref->a->numel >= n * k);
+    tsr_nn_compile_opts o;
+    compile_opts(&o, n, TSR_NN_PACK_TILED, log_n);
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    double *out = malloc((size_t)(n * k) * sizeof *out),
+           *ref = malloc((size_t)(n * k) * sizeof *ref);
+    double bits = run_ckks(p, xin->a->data, n, out, ref);
+    assert_int_equal(last_invalid, 0);
+    double e = 0;
+    for (int64_t i = 0; i < n * k; i++) e = fmax(e, fabs(out[i] - yref->a->data[i]));
+    if (e > tol || bits < 10)
+        fail_msg("%s encrypted: max error vs PyTorch %.3g, %.1f bits vs plaintext", name, e, bits);
+    free(out);
+    free(ref);
+    tsr_onnx_data_free(xin);
+    tsr_onnx_data_free(yref);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(m);
+}
+
+static void test_torch_models_encrypted(void **state) {
+    (void)state;
+    /* the autoencoder runs encrypted in test_nn_cli_shapes (the command-line workflow) */
+    check_torch_encrypted("cnn", 1, 12, 1e-3);
 }
 
 /* A residual block whose branches arrive in different layouts (two convolutions
@@ -877,10 +921,10 @@ static void test_other_backends(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_ckks),          cmocka_unit_test(test_end_to_end),
-        cmocka_unit_test(test_pytorch_encrypted), cmocka_unit_test(test_residual_reorient),
-        cmocka_unit_test(test_optimizer),         cmocka_unit_test(test_plan_files),
-        cmocka_unit_test(test_wrong_inputs),      cmocka_unit_test(test_other_backends),
-        cmocka_unit_test(test_plan_ranges),
+        cmocka_unit_test(test_pytorch_encrypted), cmocka_unit_test(test_torch_models_encrypted),
+        cmocka_unit_test(test_residual_reorient), cmocka_unit_test(test_optimizer),
+        cmocka_unit_test(test_plan_files),        cmocka_unit_test(test_wrong_inputs),
+        cmocka_unit_test(test_other_backends),    cmocka_unit_test(test_plan_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

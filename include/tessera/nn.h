@@ -25,6 +25,7 @@
 
 #include "tessera/common.h"
 #include "tessera/ckks.h"
+#include "tessera/graph.h"
 #include "tessera/tile.h"
 
 #include <stdio.h>
@@ -88,6 +89,16 @@ TSR_API void tsr_nn_import_opts_default(tsr_nn_import_opts *o);
  */
 TSR_API tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *o,
                                       tsr_nn_model **out, char **report);
+/**
+ * The same from a finalized model graph (tessera/graph.h) instead of a
+ * file: lowered onto inference layers and simplified (o: only no_simplify
+ * is read; NULL = defaults). One input whose dimension 0 is the batch, one
+ * output. TSR_ERR_UNSUPPORTED with *report (may be NULL) listing every node
+ * that cannot be lowered. No preprocessing (scale 1, mean 0, std 1), no
+ * source hash. g is not modified and may be freed afterwards.
+ */
+TSR_API tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts *o,
+                                           tsr_nn_model **out, char **report);
 /** Free a model (NULL is a no-op). */
 TSR_API void tsr_nn_model_free(tsr_nn_model *m);
 /** Free a string returned by this module (NULL is a no-op). */
@@ -438,6 +449,15 @@ TSR_API tsr_status tsr_nn_report_svg_write(const tsr_nn_plan *p, const tsr_nn_st
  */
 TSR_API tsr_status tsr_nn_load_inputs(const tsr_nn_model *m, const char *path, int offset,
                                       int count, double **x, int *n);
+/**
+ * Reference outputs (e.g. PyTorch's, to compare encrypted outputs with):
+ * .npy of any shape with the model's output size per sample after the
+ * first dimension, or .csv with one sample per line; samples offset ..
+ * offset+count-1 (count 0: all) into *y (n, output size), allocated (free
+ * with tsr_nn_array_free).
+ */
+TSR_API tsr_status tsr_nn_load_outputs(const tsr_nn_model *m, const char *path, int offset,
+                                       int count, double **y, int *n);
 /** Labels from an IDX label file or a text file with one integer per line. */
 TSR_API tsr_status tsr_nn_load_labels(const char *path, int offset, int count, int32_t **y, int *n);
 /** Free arrays returned by the loaders. */

@@ -10,6 +10,8 @@
  *        inputs as they are); blank lines and lines starting with '#' are
  *        skipped.
  * Labels: IDX unsigned bytes (n) or CSV / text with one integer per line.
+ * Reference outputs (tsr_nn_load_outputs): .npy or CSV as for inputs, with
+ * the model's output size per sample (uint8 values taken as they are).
  */
 #include "nn/nn_internal.h"
 
@@ -360,6 +362,25 @@ tsr_status tsr_nn_load_inputs(const tsr_nn_model *m, const char *path, int offse
     *x = v;
     *n = cnt;
     return TSR_OK;
+}
+
+tsr_status tsr_nn_load_outputs(const tsr_nn_model *m, const char *path, int offset, int count,
+                               double **y, int *n) {
+    *y = NULL;
+    *n = 0;
+    int64_t per = tsr_nn_model_output_size(m);
+    if (!ends_with(path, ".npy") && !ends_with(path, ".csv") && !ends_with(path, ".txt"))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "'%s': reference outputs are read from .npy (float32 / float64) or .csv",
+                        path);
+    uint8_t *b;
+    size_t len;
+    TSR_TRY(read_all(path, &b, &len));
+    tsr_status st = ends_with(path, ".npy") ? nn_parse_npy(b, len, per, 1.0, 0.0, 1.0, y, n)
+                                            : nn_parse_csv(b, len, per, y, n);
+    tsr_free(b);
+    if (st != TSR_OK) return tsr_fail_context(st, "'%s': ", path);
+    return select_range(y, n, per, offset, count);
 }
 
 tsr_status tsr_nn_load_labels(const char *path, int offset, int count, int32_t **y, int *n) {

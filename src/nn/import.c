@@ -94,6 +94,29 @@ static tsr_status import_opts(const tsr_nn_import_opts *o, tsr_onnx_import_opts 
     return TSR_OK;
 }
 
+tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts *o,
+                                   tsr_nn_model **out, char **report) {
+    *out = NULL;
+    if (report) *report = NULL;
+    tsr_nn_model *m = NULL;
+    char *rep = NULL;
+    int n_bad = 0;
+    tsr_status st = nn_model_from_graph(g, &m, &rep, &n_bad);
+    if (st == TSR_OK && !(o && o->no_simplify)) st = nn_model_simplify(m);
+    if (st == TSR_OK) st = nn_model_validate(m);
+    if (st != TSR_OK) {
+        tsr_nn_model_free(m);
+        if (report)
+            *report = rep;
+        else
+            tsr_free(rep);
+        return st;
+    }
+    tsr_free(rep);
+    *out = m;
+    return TSR_OK;
+}
+
 static double meta_num(const tsr_onnx_model *om, const char *key, double def) {
     const char *v = tsr_onnx_meta(om, key);
     if (!v) return def;
