@@ -96,12 +96,13 @@ static int parse(int argc, char **argv, opts *o) {
     o->seed = 1;
     o->kd_temp = 4;
     o->kd_alpha = 0.7;
-    o->momentum = 0.9;
+    o->momentum = NAN; /* NAN: not given (0.9, 0 and 0 below) */
+    o->warmup = NAN;
+    o->clip = NAN;
     o->lr = NAN;         /* NAN: not given, the optimizer's default */
     o->poly_bound = NAN; /* NAN: not given, the --range-loss bound or 4 */
     o->optim = "adam";
     o->schedule = "cosine";
-    o->poly_init = "lsq";
     const cli_opt defs[] = {
         { "--arch", CLI_STR, &o->arch, 0, 0 },
         { "--act", CLI_STR, &o->act, 0, 0 },
@@ -147,9 +148,9 @@ static int parse(int argc, char **argv, opts *o) {
     } ranges[] = {
         { "--lr", o->lr, 1e-9, 10, o->have_lr },
         { "--wd", o->wd, 0, 10, 1 },
-        { "--momentum", o->momentum, 0, 0.9999, 1 },
-        { "--warmup", o->warmup, 0, 10000, 1 },
-        { "--clip", o->clip, 0, 1e9, 1 },
+        { "--momentum", o->momentum, 0, 0.9999, !isnan(o->momentum) },
+        { "--warmup", o->warmup, 0, 10000, !isnan(o->warmup) },
+        { "--clip", o->clip, 0, 1e9, !isnan(o->clip) },
         { "--kd-temp", o->kd_temp, 1e-3, 1000, 1 },
         { "--kd-alpha", o->kd_alpha, 0, 1, 1 },
         { "--poly-bound", o->poly_bound, 1e-3, 1e6, o->have_bound },
@@ -169,11 +170,11 @@ static int parse(int argc, char **argv, opts *o) {
     }
     if (o->init) {
         if (o->arch || o->act || o->per_channel || o->have_bound || o->augment || o->no_fold ||
-            o->csv)
+            o->csv || o->poly_init || !isnan(o->momentum) || !isnan(o->warmup) || !isnan(o->clip))
             return cli_usage_error("train",
-                                   "--arch, --act, --per-channel, --poly-bound, --augment, "
-                                   "--no-fold-bn and --csv are for the built-in architectures, "
-                                   "not --init");
+                                   "--arch, --act, --per-channel, --poly-bound, --poly-init, "
+                                   "--augment, --no-fold-bn, --csv, --momentum, --warmup and "
+                                   "--clip are for the built-in architectures, not --init");
         if (!o->data) return cli_usage_error("train", "--init needs --data X,Y");
     } else {
         if (o->test || o->loss || o->pixel_norm)
@@ -181,6 +182,10 @@ static int parse(int argc, char **argv, opts *o) {
         if (!o->arch) return cli_usage_error("train", "--arch is required");
         if (!o->act) return cli_usage_error("train", "--act is required");
     }
+    if (isnan(o->momentum)) o->momentum = 0.9;
+    if (isnan(o->warmup)) o->warmup = 0;
+    if (isnan(o->clip)) o->clip = 0;
+    if (!o->poly_init) o->poly_init = "lsq";
     if (!o->epochs) return cli_usage_error("train", "--epochs is required");
     if (!o->out) return cli_usage_error("train", "--out is required");
     return 0;

@@ -163,6 +163,48 @@ static void test_permute_mlp_function(void **state) {
     tsr_graph_free(gr);
 }
 
+/*
+ * A layer whose bias is shared with another node cannot have its rows
+ * permuted (the bias would stay in the old order): the chain is refused and
+ * the function stays unchanged.
+ */
+static void test_permute_shared_bias(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1401);
+    tsr_graph *gr;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 4 }));
+    add_const(gr, "W1", arr(2, (int64_t[]){ 6, 4 }, &g, 0.5));
+    add_const(gr, "bs", arr(1, (int64_t[]){ 6 }, &g, 0.5));
+    add_const(gr, "W2", arr(2, (int64_t[]){ 6, 6 }, &g, 0.5));
+    add_const(gr, "b2", arr(1, (int64_t[]){ 6 }, &g, 0.5));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "bs" }, "h1", &a);
+    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "h3", &a);
+    node(gr, TSR_NODE_ADD, 2, (const char *[]){ "h3", "bs" }, "y", NULL);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_NONE;
+    o.permute = 1;
+    o.tile_rows = 2;
+    o.tile_cols = 2;
+    tsr_graph *p;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->n_hidden, 0);
+    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 4 });
+    if (d > 1e-12) fail_msg("a shared bias: the pruned model differs by %g", d);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
 static void test_permute_cnn_function(void **state) {
     (void)state;
     tsr_prng g;
@@ -448,9 +490,13 @@ static void test_errors(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_permute_mlp_function), cmocka_unit_test(test_permute_cnn_function),
-        cmocka_unit_test(test_permute_gathers),      cmocka_unit_test(test_methods),
-        cmocka_unit_test(test_finetune_masks),       cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_permute_mlp_function),
+        cmocka_unit_test(test_permute_shared_bias),
+        cmocka_unit_test(test_permute_cnn_function),
+        cmocka_unit_test(test_permute_gathers),
+        cmocka_unit_test(test_methods),
+        cmocka_unit_test(test_finetune_masks),
+        cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -242,6 +242,9 @@ static void test_train_init_and_heify(void **state) {
     tt_cli_expect_fail(tt_cli_run("train --init %s --arch mlp --data %s --epochs 1 --out %s", tp,
                                   data, tt_cli_path("o.onnx")),
                        "--arch with --init", "not --init");
+    tt_cli_expect_fail(tt_cli_run("train --init %s --momentum 0.5 --data %s --epochs 1 --out %s",
+                                  tp, data, tt_cli_path("o.onnx")),
+                       "--momentum with --init", "not --init");
     tt_cli_expect_fail(
         tt_cli_run("train --init %s --data %s --epochs 1 --out %s", tp, xp, tt_cli_path("o.onnx")),
         "one file", "X,Y");

@@ -345,6 +345,26 @@ static void test_grad_movement(void **state) {
     tsr_array_free(x);
 }
 
+/* A Concat of 20 inputs (wider than any fixed scratch array): forward and backward. */
+static void test_grad_wide_concat(void **state) {
+    (void)state;
+    tsr_graph *g = start(2, (int64_t[]){ -1, 3 });
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.axis = 1;
+    const char *cc[20];
+    char names[20][16];
+    for (int i = 0; i < 20; i++) {
+        snprintf(names[i], sizeof names[i], "s%d", i);
+        node(g, TSR_NODE_MUL, names[i], 2, "x", "x", NULL, NULL); /* x^2, one per input */
+        cc[i] = i % 3 ? names[i] : "x";
+    }
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CONCAT, "cat", 20, cc, "cat", &a)); /* (B, 60) */
+    tsr_array *x = arr(2, (int64_t[]){ 2, 3 }, 7, -1, 1);
+    finish_check(g, "cat", x, 1, 0);
+    tsr_array_free(x);
+}
+
 static void test_grad_nonpoly(void **state) {
     (void)state;
     const tsr_graph_kind kinds[] = { TSR_NODE_RELU, TSR_NODE_LEAKY_RELU, TSR_NODE_SIGMOID,
@@ -600,6 +620,7 @@ int main(void) {
         cmocka_unit_test(test_grad_poly),
         cmocka_unit_test(test_grad_elementwise),
         cmocka_unit_test(test_grad_movement),
+        cmocka_unit_test(test_grad_wide_concat),
         cmocka_unit_test(test_grad_nonpoly),
         cmocka_unit_test(test_trainable_rule_and_export),
         cmocka_unit_test(test_fit_ce_deterministic),

@@ -49,13 +49,17 @@
  * Expansion (`expand` > 1) widens every hidden dimension to a multiple of
  * its tile size near expand * H before pruning: new features get small
  * random incoming weights and zero outgoing weights (the function is
- * unchanged); with fine-tuning they win back accuracy at about the same
- * tile count.
+ * unchanged; refused with TSR_ERR_UNSUPPORTED when a Sqrt, Reciprocal or
+ * Pow between the two layers, or a Reshape stating the feature count, would
+ * break that); with fine-tuning they win back accuracy at about the same
+ * tile count. Layers whose per-feature bias cannot move with their rows (a
+ * bias shared with other nodes or computed) are not permuted or expanded.
  *
- * Masks: a pruned graph's mask is its zero pattern (every weight that is
- * exactly zero stays zero). After each fine-tuning call the pruned
- * positions are zeroed again, so the masks stay fixed whatever the trainer
- * does. Output graphs export to ordinary ONNX (onnx/onnx_graph.h).
+ * Masks: the positions this call prunes. After each fine-tuning call they
+ * are zeroed again, so they stay fixed whatever the trainer does; weights
+ * that were already zero in the input, and the zero outgoing weights of
+ * expanded features, are not masked (fine-tuning may make them nonzero).
+ * Output graphs export to ordinary ONNX (onnx/onnx_graph.h).
  *
  * Thread-safety: functions are reentrant; graphs are read only.
  */

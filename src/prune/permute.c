@@ -139,9 +139,14 @@ static int follow(const pr_model *m, int a, pr_hidden *h) {
     h->stride = 1;
     int64_t H = A->rows;
     int flat = 0; /* after a flatten: only elementwise nodes until the next layer */
+    const tsr_graph_node *an = &g->nodes[A->node];
     if (A->bval >= 0) {
         const tsr_graph_value *b = &g->values[A->bval];
         h->fc[h->n_fc++] = (pr_feat_const){ A->bval, b->rank - 1, 0.0 };
+    } else if (an->n_in >= 3 && an->in[2] >= 0 &&
+               (g->values[an->in[2]].kind != TSR_VALUE_CONST ||
+                tsr_dims_numel(g->values[an->in[2]].rank, g->values[an->in[2]].dims) != 1)) {
+        return 0; /* a bias per feature that cannot move with the rows (shared or computed) */
     }
     int v = g->nodes[A->node].out, ax = feature_axis_out(g, A);
     for (int guard = 0; guard < 64; guard++) {
@@ -159,7 +164,8 @@ static int follow(const pr_model *m, int a, pr_hidden *h) {
         }
         if (nd->in[0] != v && !(nd->n_in == 2 && nd->in[1] == v)) return 0;
         if (is_unary_elementwise(nd->kind)) {
-            /* one input */
+            /* one input; sqrt(x < 0) and 1/0 of a new feature would not vanish times 0 */
+            if (nd->kind == TSR_NODE_SQRT || nd->kind == TSR_NODE_RECIPROCAL) h->no_expand = 1;
         } else if ((nd->kind == TSR_NODE_AVGPOOL || nd->kind == TSR_NODE_GLOBAL_AVGPOOL ||
                     nd->kind == TSR_NODE_MAXPOOL) &&
                    ax == 1 && !flat) {
@@ -172,11 +178,14 @@ static int follow(const pr_model *m, int a, pr_hidden *h) {
             for (int i = 2; i < vr; i++) S *= g->values[v].dims[i];
             if (o->rank != 2 || o->dims[1] != H * S) return 0;
             if (nd->kind == TSR_NODE_FLATTEN && nd->a.axis != 1) return 0;
+            if (nd->kind == TSR_NODE_RESHAPE && !(nd->a.n_shape == 2 && nd->a.shape[1] == -1))
+                h->no_expand = 1; /* its target shape states the feature count */
             h->stride = S;
             flat = 1;
         } else if (flat) {
             return 0;
         } else if (nd->kind == TSR_NODE_POW) {
+            h->no_expand = 1; /* negative bases, non-integer or negative exponents */
             if (nd->in[0] != v ||
                 tsr_dims_numel(g->values[nd->in[1]].rank, g->values[nd->in[1]].dims) != 1)
                 return 0;
@@ -238,22 +247,23 @@ static tsr_status apply_map(pr_model *m, int hi, const int64_t *src, int64_t n) 
     if (!srcb) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++)
         for (int64_t s = 0; s < S; s++) srcb[i * S + s] = src[i] >= 0 ? src[i] * S + s : -1;
-    tsr_array *na = NULL, *nb = NULL;
+    /* Every remapped array first, so that a failure leaves the model as it was. */
+    tsr_array *na = NULL, *nb = NULL, *fc[16] = { NULL };
     /* A's rows: axis 0 of (rows, cols, k...) or axis 1 of (cols, rows). */
     tsr_status st = pr_remap_axis(wa, A->rows_major ? 0 : 1, src, n, 0.0, &na);
     if (st == TSR_OK) st = pr_remap_axis(wb, B->rows_major ? 1 : 0, srcb, nS, 0.0, &nb);
+    for (int i = 0; st == TSR_OK && i < h->n_fc; i++)
+        st = pr_remap_axis(pr_const(m, h->fc[i].val), h->fc[i].axis, src, n, h->fc[i].fill, &fc[i]);
     if (st != TSR_OK) {
         tsr_free(srcb);
         tsr_array_free(na);
+        tsr_array_free(nb);
+        for (int i = 0; i < h->n_fc; i++) tsr_array_free(fc[i]);
         return st;
     }
     pr_const_set(m, A->wval, na);
     pr_const_set(m, B->wval, nb);
-    for (int i = 0; i < h->n_fc; i++) {
-        tsr_array *c;
-        TSR_TRY(pr_remap_axis(pr_const(m, h->fc[i].val), h->fc[i].axis, src, n, h->fc[i].fill, &c));
-        pr_const_set(m, h->fc[i].val, c);
-    }
+    for (int i = 0; i < h->n_fc; i++) pr_const_set(m, h->fc[i].val, fc[i]);
     /* Fixed masks move with the weights. */
     uint8_t *ma = NULL, *mb = NULL;
     if (A->mask || B->mask) {
@@ -450,6 +460,11 @@ tsr_status pr_expand_hidden(pr_model *m, int hi, int64_t newH, uint64_t seed) {
     pr_layer *A = &m->layers[h->a];
     int64_t H = A->rows;
     TSR_ASSERT(newH > H);
+    if (h->no_expand)
+        return tsr_fail(TSR_ERR_UNSUPPORTED,
+                        "prune: cannot expand the features between layers %d and %d: a Sqrt, "
+                        "Reciprocal or Pow on the way would not keep the function unchanged",
+                        h->a, h->b);
     int64_t *src = tsr_alloc((size_t)newH * sizeof *src);
     if (!src) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < newH; i++) src[i] = i < H ? i : -1;

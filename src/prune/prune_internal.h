@@ -37,6 +37,8 @@ typedef struct pr_hidden {
     int64_t stride; /* b's columns per feature (a flatten of S spatial positions), else 1 */
     int n_fc;
     pr_feat_const fc[16];
+    int no_expand; /* a node on the way (Sqrt, Reciprocal, Pow) where new features would not vanish
+                    */
 } pr_hidden;
 
 /** A graph with working copies of its constants. */

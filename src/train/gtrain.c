@@ -341,8 +341,9 @@ static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x,
     int *r = calloc((size_t)maxin, sizeof *r);
     int64_t(*d)[TSR_ARRAY_MAX_RANK] = calloc((size_t)maxin, sizeof *d);
     const tsr_array **c = calloc((size_t)maxin, sizeof *c);
+    const tsr_array **in = calloc((size_t)maxin, sizeof *in);
     tsr_status st = TSR_OK;
-    if (!s->act || !s->grad || !s->stats || !r || !d || !c) st = TSR_ERR_NOMEM;
+    if (!s->act || !s->grad || !s->stats || !r || !d || !c || !in) st = TSR_ERR_NOMEM;
     /* the input rows */
     int64_t dims[TSR_ARRAY_MAX_RANK];
     memcpy(dims, x->dims, sizeof dims);
@@ -373,8 +374,6 @@ static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x,
                                   odims);
         if (st == TSR_OK) st = tsr_array_create(&s->act[n->out], orank, odims);
         if (st != TSR_OK) break;
-        const tsr_array *in[TSR_ARRAY_MAX_RANK + 8];
-        TSR_ASSERT(n->n_in <= (int)(sizeof in / sizeof in[0]));
         for (int k = 0; k < n->n_in; k++) in[k] = n->in[k] >= 0 ? s->act[n->in[k]] : NULL;
         tsr_graph_node_exec(n, in, s->act[n->out]);
         /* statistics of the first input */
@@ -402,6 +401,7 @@ static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x,
     free(r);
     free(d);
     free(c);
+    free(in);
     return st;
 }
 
@@ -503,10 +503,29 @@ static tsr_status want_grad(const tsr_trainer *t, gt_slice *s, int v) {
     return tsr_array_create(&s->grad[v], s->act[v]->rank, s->act[v]->dims);
 }
 
+static tsr_status slice_backward_nodes(tsr_trainer *t, gt_slice *s, const tsr_array *dy, int L,
+                                       size_t *pen_count, const tsr_array **in, tsr_array **din);
+
+/* Backward of one slice; in/din are scratch for the widest node's inputs. */
 static tsr_status slice_backward(tsr_trainer *t, gt_slice *s, const tsr_array *dy, int L,
                                  size_t *pen_count) {
     const tsr_graph *g = t->g;
     TSR_TRY(want_grad(t, s, t->out_v));
+    int maxin = 1;
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].n_in > maxin) maxin = g->nodes[i].n_in;
+    const tsr_array **in = calloc((size_t)maxin, sizeof *in);
+    tsr_array **din = calloc((size_t)maxin, sizeof *din);
+    tsr_status st = in && din ? TSR_OK : TSR_ERR_NOMEM;
+    if (st == TSR_OK) st = slice_backward_nodes(t, s, dy, L, pen_count, in, din);
+    free(in);
+    free(din);
+    return st;
+}
+
+static tsr_status slice_backward_nodes(tsr_trainer *t, gt_slice *s, const tsr_array *dy, int L,
+                                       size_t *pen_count, const tsr_array **in, tsr_array **din) {
+    const tsr_graph *g = t->g;
     size_t row = dy->numel / dy->dims[0];
     memcpy(s->grad[t->out_v]->data, dy->data + (size_t)s->lo * row,
            (size_t)s->n * row * sizeof(double));
@@ -515,8 +534,6 @@ static tsr_status slice_backward(tsr_trainer *t, gt_slice *s, const tsr_array *d
         const tsr_graph_node *n = &g->nodes[ni];
         const tsr_array *dout = s->grad[n->out];
         if (!dout) continue;
-        const tsr_array *in[TSR_ARRAY_MAX_RANK + 8];
-        tsr_array *din[TSR_ARRAY_MAX_RANK + 8];
         for (int k = 0; k < n->n_in; k++) {
             TSR_TRY(want_grad(t, s, n->in[k]));
             in[k] = n->in[k] >= 0 ? s->act[n->in[k]] : NULL;

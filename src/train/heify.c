@@ -103,12 +103,16 @@ static tsr_status calibrate(const tsr_graph *g, const tsr_array *x, int batch, d
     return st;
 }
 
-/* Name for a new constant: base + suffix, made unique in g and c. */
+/*
+ * Name for a new constant: base (cut to 200 bytes, so that the suffix and
+ * the counter always fit in out) + suffix, made unique in g and c.
+ */
 static void fresh_name(const tsr_graph *g, const tsr_graph *c, const char *base, const char *suf,
                        char *out, size_t n) {
-    snprintf(out, n, "%s%s", base, suf);
+    TSR_ASSERT(n >= 256 && strlen(suf) <= 16);
+    snprintf(out, n, "%.200s%s", base, suf);
     for (int k = 2; tsr_graph_find_value(g, out) >= 0 || tsr_graph_find_value(c, out) >= 0; k++)
-        snprintf(out, n, "%s%s%d", base, suf, k);
+        snprintf(out, n, "%.200s%s%d", base, suf, k);
 }
 
 /* Whether BN node b can fold into the Conv / Gemm that produces its input. */
