@@ -10,6 +10,7 @@
 #include "core/progress.h"
 #include "fl/report.h"
 #include "fl/sim.h"
+#include "cli_mpi.h"
 
 #include <errno.h>
 #include <math.h>
@@ -23,7 +24,7 @@ typedef struct fl_opts {
     long workers, corrupt, f, rounds, batch, eval_every, threads, seeds;
     long beta, keep, mkrum, cc_iters;
     double lr, momentum, z, scale, tau, bd_fraction;
-    int has_z, non_iid, resume;
+    int has_z, non_iid, resume, mpi;
     const char *defense, *attack, *dataset, *model, *data_dir, *out, *out_dir;
     const char *defenses, *attacks;
     long seed;
@@ -84,7 +85,10 @@ static void help_run(void) {
         "accuracy, backdoor, honest_loss, corrupt_selected, seconds).\n\n"
         "  --defense RULE     aggregation rule (mean)\n"
         "  --attack KIND      attack of the corrupt workers (none)\n"
-        "  --out FILE         history CSV\n%s"
+        "  --out FILE         history CSV\n"
+        "  --mpi              under mpirun -n K: the workers spread over the K ranks (worker\n"
+        "                     i on rank i %% K), attack, aggregation and evaluation at rank 0;\n"
+        "                     the same numbers as one process (docs/SCALING.md)\n%s"
         "\nexample:\n  tessera fl run --workers 51 --corrupt 12 --defense krum --attack alie \\\n"
         "      --dataset fashion-mnist --model mlp --rounds 300 --seed 1 --out run.csv\n",
         common_help);
@@ -156,6 +160,7 @@ static int parse_opts(int argc, char **argv, const char *sub, fl_opts *o) {
         { "--attacks", CLI_STR, &o->attacks, 0, 0 },
         { "--non-iid", CLI_FLAG, &o->non_iid, 0, 0 },
         { "--resume", CLI_FLAG, &o->resume, 0, 0 },
+        { "--mpi", CLI_FLAG, &o->mpi, 0, 0 }, /* fl run only: cli/mpi.c */
     };
     char verb[32];
     snprintf(verb, sizeof verb, VERB " %s", sub);
@@ -245,15 +250,22 @@ static int cmd_run(int argc, char **argv) {
         tsr_fl_problem_close(prob);
         return cli_fail(verb, st, "configuration");
     }
+    tsr_fl_comm comm; /* --mpi: workers over the ranks of an MPI job (cli/mpi.c) */
+    if (o.mpi && (rc = cli_mpi_fl_begin(verb, &comm)) != 0) {
+        tsr_fl_problem_close(prob);
+        return rc;
+    }
+    c.comm = o.mpi ? &comm : NULL;
     tsr_progress prog;
     run_cb u = { .prog = &prog, .last_acc = NAN };
     snprintf(u.what, sizeof u.what, "%s/%s", o.defense, o.attack);
-    tsr_progress_begin(&prog, "fl run", c.rounds, "round");
+    if (!o.mpi || comm.rank == 0) tsr_progress_begin(&prog, "fl run", c.rounds, "round");
     tsr_fl_result res;
     st = tsr_fl_run(&c, prob, on_round, &u, NULL, &res);
-    if (st) {
+    if (st || (o.mpi && comm.rank != 0)) { /* a worker rank has no history */
         tsr_fl_problem_close(prob);
-        return cli_fail(verb, st, "training");
+        rc = st ? cli_fail(verb, st, "training") : 0;
+        return o.mpi ? cli_mpi_end(rc) : rc;
     }
     const tsr_fl_eval *last = &res.evals[res.n_evals - 1];
     tsr_progress_end(&prog, "acc %.4f", last->accuracy);
@@ -275,7 +287,7 @@ static int cmd_run(int argc, char **argv) {
     }
     tsr_fl_result_free(&res);
     tsr_fl_problem_close(prob);
-    return rc;
+    return o.mpi ? cli_mpi_end(rc) : rc;
 }
 
 /* ---- fl sweep ----------------------------------------------------------- */
@@ -512,6 +524,7 @@ static int cmd_sweep(int argc, char **argv) {
     int rc = parse_opts(argc, argv, "sweep", &o);
     if (rc) return rc;
     if (!o.out_dir) return cli_usage_error(verb, "--out-dir DIR is required");
+    if (o.mpi) return cli_usage_error(verb, "--mpi is an option of fl run only");
     char dbuf[512], abuf[512];
     const char *defs[MAX_GRID], *atks[MAX_GRID];
     int nd, na;

@@ -3,6 +3,7 @@
  * out.ct [--report report.json] [--chart chart.svg]`: the server side. It
  * holds only evaluation keys: a secret key is refused.
  */
+#include "cli_mpi.h"
 #include "nn_cli.h"
 
 #include "core/progress.h"
@@ -32,7 +33,11 @@ static void usage(FILE *out) {
             "  --max-memory SIZE  refuse (exit 2) a plan whose predicted peak memory exceeds\n"
             "                 SIZE (4G, 512M, ...; a bare number is MiB) before doing any work\n"
             "                 (default: 80%% of the physical memory)\n"
-            "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
+            "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n"
+            "\n"
+            "mpirun -n K tessera infer --mpi model.plan server.evk --in a.ct [--in b.ct ...]\n"
+            "                     --out a.out.ct [--out b.out.ct ...]: many encrypted batches\n"
+            "sharded over MPI ranks (tessera infer --mpi --help; docs/SCALING.md)\n");
 }
 
 /* 80 % of the physical memory in MiB (0 if unknown: no limit). */
@@ -43,6 +48,7 @@ static double default_max_mib(void) {
 }
 
 int tsr_cmd_infer(int argc, char **argv) {
+    if (cli_mpi_wanted(argc, argv)) return cli_mpi_infer(argc, argv); /* cli/mpi_infer.c */
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;

@@ -232,7 +232,8 @@ static tsr_status state_alloc(run_state *s, const tsr_fl_config *cfg, const tsr_
  * gradients), in parallel. Task k < n is worker k's gradient into G row k;
  * task n + j is corrupt worker j's backdoor gradient into BD row j, on the
  * same minibatch with the first bd_count examples poisoned. */
-static tsr_status worker_gradients(run_state *s, const tsr_fl_problem *prob, int backdoor) {
+static tsr_status worker_gradients(run_state *s, const tsr_fl_problem *prob, int backdoor,
+                                   const tsr_fl_comm *comm) {
     size_t ntask = s->n + (backdoor ? s->m : 0);
     for (size_t i = 0; i < s->n; i++) next_batch(&s->wk[i], s->b, s->idx + i * s->b);
     tsr_status st = TSR_OK;
@@ -246,6 +247,7 @@ static tsr_status worker_gradients(run_state *s, const tsr_fl_problem *prob, int
 #endif
         size_t i = (size_t)k < s->n ? (size_t)k : (size_t)k - s->n;
         int bd = (size_t)k >= s->n;
+        if (comm && i % (size_t)comm->size != (size_t)comm->rank) continue; /* another process's */
         float *out = bd ? s->BD + i * s->d : s->G + i * s->d;
         tsr_status r = prob->gradient(prob->ctx, s->ws[t], s->w, s->idx + i * s->b, s->b,
                                       bd ? s->poison : NULL, out, &s->loss[k]);
@@ -258,6 +260,8 @@ static tsr_status worker_gradients(run_state *s, const tsr_fl_problem *prob, int
         }
     }
     if (st != TSR_OK) return tsr_fail(st, "worker gradient: %s", msg);
+    if (comm)
+        return comm->gather(comm->ctx, s->G, s->n, backdoor ? s->BD : NULL, s->m, s->d, s->loss);
     return TSR_OK;
 }
 
@@ -317,13 +321,28 @@ tsr_status tsr_fl_run(const tsr_fl_config *cfg, const tsr_fl_problem *prob, tsr_
     size_t sel_rounds = 0;
     int cfg_stop = 0;
     double lr = cfg_lr(cfg);
+    const tsr_fl_comm *comm = cfg->comm;
+    TSR_REQUIRE(!comm || (comm->size >= 1 && comm->rank >= 0 && comm->rank < comm->size &&
+                          comm->gather && comm->bcast),
+                "tsr_fl_run: bad comm");
+    if (comm && comm->rank != 0) { /* a worker process: gradients out, parameters in */
+        if (st == TSR_OK) st = comm->bcast(comm->ctx, s.w, s.d, &cfg_stop);
+        for (size_t r = 0; st == TSR_OK && !cfg_stop && r < cfg->rounds; r++) {
+            int stop = 0;
+            st = worker_gradients(&s, prob, backdoor, comm);
+            if (st == TSR_OK) st = comm->bcast(comm->ctx, s.w, s.d, &stop);
+            if (stop) break;
+        }
+        goto done;
+    }
     if (st == TSR_OK) { /* round 0: the initial model */
         st = record_eval(&s, prob, res, 0, &sel_sum, &sel_rounds, t0);
         if (st == TSR_OK && cb && cb(user, 0, &res->evals[0])) cfg_stop = 1;
+        if (st == TSR_OK && comm) st = comm->bcast(comm->ctx, s.w, s.d, &cfg_stop);
     }
 
     for (size_t r = 0; st == TSR_OK && !cfg_stop && r < cfg->rounds; r++) {
-        st = worker_gradients(&s, prob, backdoor);
+        st = worker_gradients(&s, prob, backdoor, comm);
         if (st != TSR_OK) break;
         if (backdoor) { /* the corrupt workers agree on the mean of their backdoor gradients */
             for (size_t i = 1; i < s.m; i++)
@@ -355,13 +374,16 @@ tsr_status tsr_fl_run(const tsr_fl_config *cfg, const tsr_fl_problem *prob, tsr_
             s.w[j] = (float)(s.w[j] - lr * s.v[j]);
         }
         size_t done = r + 1;
-        if (cb && cb(user, done, NULL)) break;
-        if (done % eval_every == 0 || done == cfg->rounds) {
+        int stop = cb && cb(user, done, NULL);
+        if (!stop && (done % eval_every == 0 || done == cfg->rounds)) {
             st = record_eval(&s, prob, res, done, &sel_sum, &sel_rounds, t0);
             TSR_ASSERT(res->n_evals <= max_evals);
-            if (st == TSR_OK && cb && cb(user, done, &res->evals[res->n_evals - 1])) break;
+            if (st == TSR_OK && cb && cb(user, done, &res->evals[res->n_evals - 1])) stop = 1;
         }
+        if (comm && st == TSR_OK) st = comm->bcast(comm->ctx, s.w, s.d, &stop);
+        if (stop) break;
     }
+done:
     if (st == TSR_OK && params) memcpy(params, s.w, s.d * sizeof(float));
     res->seconds = tsr_now() - t0;
     state_free(&s, prob);

@@ -71,6 +71,33 @@ typedef struct tsr_fl_problem {
     const char *name; /**< "dataset/model", for reports */
 } tsr_fl_problem;
 
+/**
+ * A distributed run (`tessera fl run --mpi`, docs/SCALING.md): the workers are
+ * spread over `size` processes, worker i (and, under the backdoor attack,
+ * corrupt worker i's backdoor gradient) computed by process i % size; process
+ * 0 is the server: it applies the attack on the corrupt workers' behalf (an
+ * omniscient, colluding adversary sees every honest gradient), aggregates,
+ * steps, evaluates, calls the callback and fills the result. Every process
+ * calls tsr_fl_run with the same configuration and problem; each draws every
+ * worker's minibatch indices (cheap), so the numbers are those of one process
+ * for any size. The transport is the caller's (the CLI's MPI); a transport
+ * failure is the caller's to handle (MPI aborts the job).
+ */
+typedef struct tsr_fl_comm {
+    int rank, size; /**< this process, number of processes (rank < size) */
+    void *ctx;      /**< passed to the callbacks */
+    /**
+     * Collective, after each round's gradients: at process 0, rows i of G (n x d),
+     * rows j of bd (m x d; NULL without the backdoor attack) and entries loss[i],
+     * loss[n + j] computed by process i % size (j % size) are filled in; other
+     * processes' buffers are left as they are.
+     */
+    tsr_status (*gather)(void *ctx, float *G, size_t n, float *bd, size_t m, size_t d,
+                         double *loss);
+    /** Collective: process 0's w (d floats) and *stop to every process. */
+    tsr_status (*bcast)(void *ctx, float *w, size_t d, int *stop);
+} tsr_fl_comm;
+
 /** Experiment configuration. Zero-initialise, then set at least the marked fields. */
 typedef struct tsr_fl_config {
     size_t workers;        /**< n (required, >= 1) */
@@ -85,6 +112,7 @@ typedef struct tsr_fl_config {
     double bd_fraction;          /**< backdoor: poisoned share of a corrupt minibatch (0 = 0.5) */
     size_t eval_every;           /**< evaluate every k rounds (0 = rounds / 20, at least 1) */
     uint64_t seed;               /**< everything random derives from this */
+    const tsr_fl_comm *comm;     /**< NULL: one process; else a distributed run (see above) */
 } tsr_fl_config;
 
 /** One evaluation point, passed to the callback and stored in the result. */
