@@ -13,7 +13,7 @@ libsodium-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler
 libonnx-dev libonnx-testdata libcmocka-dev zlib1g-dev
 libmicrohttpd-dev libcurl4-gnutls-dev
 python3-cffi python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv
-libopenmpi-dev openmpi-bin
+libopenmpi-dev openmpi-bin openssl
 clang libclang-rt-14-dev clang-format
 dataset-fashion-mnist
 nsis libz-mingw-w64 python3-pefile"

@@ -562,11 +562,85 @@ static void test_cli(void **state) {
     assert_non_null(strstr(tt_slurp(tt_cli_path("serve.out")), "stopping: drained"));
 }
 
+/* GET url over TLS trusting ca (NULL: the system's CAs); the status code, 0 if the connection or
+ * the TLS handshake failed. */
+static long https_get(const char *url, const char *ca, http_res *r) {
+    memset(r, 0, sizeof *r);
+    CURL *c = curl_easy_init();
+    assert_non_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, 300L);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    if (ca) curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    if (curl_easy_perform(c) == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->code);
+    curl_easy_cleanup(c);
+    return r->code;
+}
+
+/* HTTPS (libmicrohttpd's GnuTLS) with a throwaway self-signed certificate made by openssl: the
+ * client trusting it uploads keys and reads /healthz; a client that does not trust it and a
+ * plain-HTTP client get nothing; a certificate that is not PEM is refused at start. */
+static void test_tls(void **state) {
+    (void)state;
+    char cmd[4096], cert[1024], key[1024], url[256];
+    snprintf(cert, sizeof cert, "%s", tt_cli_path("tls.crt"));
+    snprintf(key, sizeof key, "%s", tt_cli_path("tls.key"));
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 "
+             "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout %s -out %s "
+             ">%s 2>&1",
+             key, cert, tt_cli_path("openssl.log"));
+    if (system(cmd) != 0) fail_msg("openssl failed: %s", tt_slurp(tt_cli_path("openssl.log")));
+    tsr_serve_opts o;
+    tsr_serve_opts_default(&o);
+    o.tls_cert = cert;
+    o.tls_key = key;
+    tsr_server *s = start("state_tls", &o);
+    int port = tsr_serve_port(s);
+    http_res r;
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/healthz", port);
+    expect_code(https_get(url, cert, &r), 200, &r, "healthz over TLS");
+    assert_string_equal(r.body, "ok\n");
+    assert_int_equal(https_get(url, NULL, &r), 0); /* not a trusted certificate */
+    assert_int_equal(http(port, "GET", "/healthz", NULL, NULL, &r), 0); /* not TLS */
+    tsr_client_opts co;
+    tsr_client_opts_default(&co);
+    snprintf(url, sizeof url, "https://127.0.0.1:%d", port);
+    co.server = url;
+    co.ca_file = cert;
+    char kh[65], want[65];
+    uint8_t id[32];
+    assert_int_equal(serve_parse_id(plan_a, id), 0);
+    tt_ok(tsr_client_put_keys(&co, tt_cli_path("s.evk"), id, kh));
+    file_hash(tt_cli_path("s.evk"), want);
+    assert_string_equal(kh, want);
+    tsr_serve_stop(s, 60);
+    /* a key file given as the certificate: refused with a message, nothing listens */
+    tsr_serve_opts_default(&o);
+    o.tls_cert = key;
+    o.tls_key = key;
+    static const char *plans[1];
+    static char pa[1024], st[1024];
+    snprintf(pa, sizeof pa, "%s", tt_cli_path("a.plan"));
+    snprintf(st, sizeof st, "%s", tt_cli_path("state_tls2"));
+    plans[0] = pa;
+    o.plans = plans;
+    o.n_plans = 1;
+    o.state_dir = st;
+    o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    s = NULL;
+    assert_int_not_equal(tsr_serve_start(&o, &s), TSR_OK);
+    assert_null(s);
+    assert_true(strlen(tsr_last_error()) > 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routes), cmocka_unit_test(test_serve),
         cmocka_unit_test(test_limits), cmocka_unit_test(test_queue_full),
-        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_cli),    cmocka_unit_test(test_tls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

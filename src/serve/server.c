@@ -822,7 +822,7 @@ static tsr_status read_pem(const char *path, char **out) {
         memcpy(s, buf, len);
         s[len] = '\0';
     }
-    tsr_free(buf);
+    tsr_free_secret(buf, len); /* the key file's copy: a private key */
     if (!s) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     *out = s;
     return TSR_OK;
