@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "onnx/onnx_graph.h"
+#include "train_cli.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -46,12 +47,21 @@ static void usage(FILE *f) {
             "  --seed S          seed of k-means and expansion (default 1)\n"
             "  --skip-first      keep the first layer dense\n"
             "  --skip-last       keep the last layer dense\n"
+            "fine-tuning with the masks fixed (the graph trainer, tessera/train.h):\n"
+            "  --finetune X,Y    fine-tune after every pruning step on X,Y (.npy or IDX:\n"
+            "                    inputs and labels for cross-entropy, or targets for MSE)\n"
+            "  --ft-epochs E     epochs per fine-tuning (default 1)\n"
+            "  --ft-lr LR        Adam learning rate (default 5e-4)\n"
+            "  --ft-batch B      batch size (default 64)\n"
+            "  --ft-chunk N      re-impose the masks every N batches (default 20)\n"
+            "  --ft-limit N      use the first N samples of X,Y\n"
+            "  --pixel-norm M,S  integer pixels p become (p / 255 - M) / S (default 0,1)\n"
             "  --stats           only print the tile statistics of MODEL\n"
             "  --quiet           no progress\n"
             "  --force           replace --out even if it holds a secret key\n"
             "\n"
-            "Fine-tuning between steps and after pruning is a library hook\n"
-            "(tsr_prune_opts.finetune); this command does not train.\n");
+            "Without --finetune, --steps only changes which units later steps see and\n"
+            "--expand adds features that help only once trained.\n");
 }
 
 typedef struct prog_ctx {
@@ -70,6 +80,56 @@ static void on_progress(void *ctx, const char *phase, int64_t done, int64_t tota
         c->begun = 1;
     }
     tsr_progress_update(&c->p, (uint64_t)done, NULL);
+}
+
+/* Fine-tuning with fixed masks on the graph trainer: chunks of N batches,
+ * the masks re-imposed after each (the optimiser restarts per chunk). */
+typedef struct ft_ctx {
+    const tsr_array *x, *y;
+    tsr_train_opts to;
+    int epochs, chunk;
+    int quiet;
+} ft_ctx;
+
+static tsr_status finetune_hook(void *ctx, int step, const tsr_prune_masks *masks,
+                                tsr_graph **model) {
+    ft_ctx *c = ctx;
+    int64_t N = c->x->dims[0];
+    int64_t per_epoch = (N + c->to.batch - 1) / c->to.batch;
+    int64_t chunks = c->epochs * ((per_epoch + c->chunk - 1) / c->chunk);
+    tsr_graph *cur = *model;
+    tsr_status st = TSR_OK;
+    double t0 = tsr_now();
+    for (int64_t k = 0; k < chunks && st == TSR_OK; k++) {
+        tsr_trainer *t = NULL;
+        tsr_graph *trained = NULL, *next = NULL;
+        tsr_train_opts o = c->to;
+        o.epochs = 1;
+        o.max_batches = c->chunk;
+        o.seed = c->to.seed + (uint64_t)step * 1000003u + (uint64_t)k;
+        st = tsr_trainer_create(&t, cur);
+        if (st == TSR_OK) st = tsr_trainer_fit(t, &o, c->x, c->y, NULL, NULL, NULL);
+        if (st == TSR_OK) st = tsr_trainer_graph(t, &trained);
+        if (st == TSR_OK) st = tsr_prune_masks_apply(masks, trained, &next);
+        tsr_trainer_free(t);
+        tsr_graph_free(trained);
+        if (st == TSR_OK) {
+            if (cur != *model) tsr_graph_free(cur);
+            cur = next;
+        }
+        if (!c->quiet && (k + 1 == chunks || (k + 1) % 50 == 0))
+            fprintf(stderr, "fine-tuning %d: %lld/%lld chunks of %d batches (%.0f s)\n", step,
+                    (long long)(k + 1), (long long)chunks, c->chunk, tsr_now() - t0);
+    }
+    if (st != TSR_OK) {
+        if (cur != *model) tsr_graph_free(cur);
+        return st;
+    }
+    if (cur != *model) {
+        tsr_graph_free(*model);
+        *model = cur;
+    }
+    return TSR_OK;
 }
 
 static int parse_tile(const char *s, int64_t *r, int64_t *c) {
@@ -118,8 +178,9 @@ int tsr_cmd_prune(int argc, char **argv) {
         return 0;
     }
     const char *model = NULL, *out = NULL, *method = "tile", *tile = "32x32";
-    double sparsity = 0.5, expand = 1.0;
-    long steps = 1, iters = 20, seed = 1;
+    double sparsity = 0.5, expand = 1.0, ft_lr = 5e-4;
+    long steps = 1, iters = 20, seed = 1, ft_epochs = 1, ft_batch = 64, ft_chunk = 20, ft_limit = 0;
+    const char *ft_data = NULL, *pixel_norm = NULL;
     int no_alt = 0, permute = 0, skip_first = 0, skip_last = 0, stats = 0, quiet = 0, force = 0;
     const cli_opt opts[] = {
         { "--out", CLI_STR, &out, 0, 0 },
@@ -134,6 +195,13 @@ int tsr_cmd_prune(int argc, char **argv) {
         { "--seed", CLI_LONG, &seed, 0, 0x7fffffff },
         { "--skip-first", CLI_FLAG, &skip_first, 0, 0 },
         { "--skip-last", CLI_FLAG, &skip_last, 0, 0 },
+        { "--finetune", CLI_STR, &ft_data, 0, 0 },
+        { "--ft-epochs", CLI_LONG, &ft_epochs, 1, 1000 },
+        { "--ft-lr", CLI_DOUBLE, &ft_lr, 0, 0 },
+        { "--ft-batch", CLI_LONG, &ft_batch, 1, 65536 },
+        { "--ft-chunk", CLI_LONG, &ft_chunk, 1, 1000000 },
+        { "--ft-limit", CLI_LONG, &ft_limit, 0, 100000000 },
+        { "--pixel-norm", CLI_STR, &pixel_norm, 0, 0 },
         { "--stats", CLI_FLAG, &stats, 0, 0 },
         { "--quiet", CLI_FLAG, &quiet, 0, 0 },
         { "--force", CLI_FLAG, &force, 0, 0 },
@@ -179,6 +247,32 @@ int tsr_cmd_prune(int argc, char **argv) {
         tsr_onnx_free(om);
         return rc;
     }
+    ft_ctx fc;
+    memset(&fc, 0, sizeof fc);
+    tsr_graph *pg = NULL;
+    tsr_array *fx = NULL, *fy = NULL;
+    if (ft_data) {
+        double mean = 0.0, sd = 1.0;
+        if (!(ft_lr > 0)) {
+            rc = cli_usage_error("prune", "--ft-lr %g must be > 0", ft_lr);
+            goto done;
+        }
+        if (pixel_norm && (rc = tcli_parse_norm("prune", pixel_norm, &mean, &sd)) != 0) goto done;
+        if ((rc = tcli_load_pair("prune", ft_data, g, mean, sd, ft_limit, &fx, &fy)) != 0)
+            goto done;
+        tsr_train_opts_default(&fc.to);
+        fc.to.lr = ft_lr;
+        fc.to.batch = (int)ft_batch;
+        fc.to.schedule = "const";
+        fc.to.seed = (uint64_t)seed;
+        fc.x = fx;
+        fc.y = fy;
+        fc.epochs = (int)ft_epochs;
+        fc.chunk = (int)ft_chunk;
+        fc.quiet = quiet;
+        o.finetune = finetune_hook;
+        o.finetune_ctx = &fc;
+    }
     if (o.expand > 1.0 && !o.finetune)
         fprintf(stderr, "tessera prune: note: --expand without fine-tuning adds features whose "
                         "outgoing weights are zero; they only help once the model is fine-tuned\n");
@@ -187,7 +281,6 @@ int tsr_cmd_prune(int argc, char **argv) {
     pc.on = !quiet;
     o.progress = on_progress;
     o.progress_ctx = &pc;
-    tsr_graph *pg = NULL;
     st = tsr_prune_graph(g, &o, &pg, &r);
     if (pc.begun) tsr_progress_end(&pc.p, NULL);
     if (st != TSR_OK) {
@@ -216,6 +309,8 @@ int tsr_cmd_prune(int argc, char **argv) {
     }
     tsr_free(buf);
 done:
+    tsr_array_free(fx);
+    tsr_array_free(fy);
     tsr_prune_report_free(r);
     tsr_graph_free(pg);
     tsr_graph_free(g);

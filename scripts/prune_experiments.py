@@ -164,7 +164,7 @@ def tessera(args, cmd):
     r = subprocess.run([args.tessera] + cmd, capture_output=True, text=True)
     if r.returncode != 0:
         sys.exit(f"tessera {' '.join(cmd)} failed:\n{r.stdout}\n{r.stderr}")
-    return r.stdout
+    return r.stdout + r.stderr
 
 
 def prune_report(text):
@@ -176,13 +176,35 @@ def prune_report(text):
             "weights": [int(w.group(1)), int(w.group(2))]}
 
 
+def plan_counts(args, path, out=None):
+    """The compiler's dry-run counts for batch 1: ct x pt products, rotations, tiling."""
+    if out is None:
+        out = tessera(args, ["compile", path, "--batch", "1", "--log-n", str(args.log_n), "--out",
+                             f"{args.work}/tmp.plan", "--force"])
+    prod = rot = 0
+    for line in out.splitlines():
+        m = re.match(r"^\d+\s+\S+.*\s(\d+)\s+(\d+)\s+(\d+)\s+[0-9.]+s$", line)
+        if m:
+            rot += int(m.group(1))
+            prod += int(m.group(3))
+    t = re.search(r"tiled packing t = \[(\d+), \d+, \d+, (\d+), \d+\] orientation (\d)", out)
+    pred = re.search(r"predicted: ([0-9.]+) s per batch.*?, ([0-9.]+) MiB server memory", out)
+    r = {"ct_pt": prod, "rotations": rot}
+    if t:
+        r["t0"], r["t3"], r["orient"] = int(t.group(1)), int(t.group(2)), int(t.group(3))
+    if pred:
+        r["predicted_s"], r["predicted_mib"] = float(pred.group(1)), float(pred.group(2))
+    return r
+
+
 def bench(args, path):
     out = tessera(args, ["bench", "model", path, "--batch", "1", "--samples", "1", "--runs",
-                         str(args.runs), "--threads", "1"])
+                         str(args.runs), "--threads", "1", "--log-n", str(args.log_n)])
     t = re.search(r"median ([0-9.]+) s", out)
     mem = re.search(r"server memory ([0-9.]+) MiB", out)
     plan = re.search(r"\| 1 \| ([^|]+) \|", out)
-    return {"latency_s": float(t.group(1)), "server_mib": float(mem.group(1)),
+    r = plan_counts(args, path, out)  # bench prints the plan it compiled
+    return r | {"latency_s": float(t.group(1)), "server_mib": float(mem.group(1)),
             "plan": plan.group(1).strip() if plan else ""}
 
 
@@ -229,38 +251,84 @@ def svg(points, path, title, ylabel):
         f.write("\n".join(s))
 
 
+def table(res):
+    """Markdown table of a result file."""
+    kind, d = res["model"], res["dense"]
+    has_b = "latency_s" in d
+
+    def pct(a, b):
+        return f"{100 * (a / b - 1):+.0f}%" if b else "-"
+    head = ["method", "sparsity", "tiles kept", "ct x pt (compiler)", "rotations",
+            "MSE" if is_ae(kind) else "accuracy"]
+    if has_b:
+        head += ["latency (batch 1, measured)", "predicted", "server memory (measured)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def row(name, sp, r):
+        cells = [name, sp, f"{r['tiles'][1]}/{d['tiles'][0]}",
+                 f"{r['ct_pt']} ({pct(r['ct_pt'], d['ct_pt'])})",
+                 f"{r['rotations']} ({pct(r['rotations'], d['rotations'])})",
+                 f"{r['loss']:.5f} ({r['loss'] / d['loss']:.2f}x)" if is_ae(kind)
+                 else f"{100 * r['loss']:.2f}% ({100 * (r['loss'] - d['loss']):+.2f})"]
+        if has_b:
+            cells += [f"{r['latency_s']:.3f} s ({pct(r['latency_s'], d['latency_s'])})",
+                      f"{r['predicted_s']:.3f} s ({pct(r['predicted_s'], d['predicted_s'])})",
+                      f"{r['server_mib']:.1f} MiB ({pct(r['server_mib'], d['server_mib'])})"]
+        return "| " + " | ".join(cells) + " |"
+    lines.append(row("dense", "-", d))
+    for r in res["runs"]:
+        lines.append(row(r["method"], f"{r['sparsity']:g}", r))
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="ae1", choices=["ae1", "ae2", "mlp", "cnn"])
     ap.add_argument("--tessera", default="build/bin/tessera")
     ap.add_argument("--epochs", type=int, default=5)
     ap.add_argument("--ft-epochs", type=int, default=2)
-    ap.add_argument("--sparsity", default="0.5,0.7,0.8")
+    ap.add_argument("--ft-lr", type=float, default=5e-4)
+    ap.add_argument("--sparsity", default="0.5,0.75")
     ap.add_argument("--methods", default="tile,magnitude,hunter,hepex,hepex+expand")
-    ap.add_argument("--tile", default="32x32")
+    ap.add_argument("--tile", default="auto",
+                    help="RxC, or auto: the dense model's plan (t0, t3, orientation)")
+    ap.add_argument("--log-n", type=int, default=14)
     ap.add_argument("--bench", action="store_true")
-    ap.add_argument("--runs", type=int, default=1)
+    ap.add_argument("--runs", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="build/prune-exp")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--table", action="store_true", help="print the table of --out and stop")
     args = ap.parse_args()
+    if args.table:
+        with open(args.out) as f:
+            print(table(json.load(f)))
+        return
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
     train_set, test_set = load("train"), load("test")
     kind = args.model
     base = f"{args.work}/{kind}.onnx"
-    t0 = time.time()
+    t_start = time.time()
     if not os.path.exists(base):
         model = train(build(kind), kind, train_set, args.epochs, 1e-3)
         export(model, base, kind)
+    # the dense reference gets the fine-tuning epochs too (same total training)
     model, _ = load_pruned(kind, base)
+    train(model, kind, train_set, args.ft_epochs, args.ft_lr)
+    dense_plan = bench(args, base) if args.bench else plan_counts(args, base)
+    if args.tile == "auto":
+        # the first layer's outputs go to D3 for a flat input packed with orientation 0,
+        # to D0 for a one-channel image (its filters follow the orientation)
+        t0, t3, o = dense_plan["t0"], dense_plan["t3"], dense_plan["orient"]
+        first_d3 = (o == 0) if kind != "cnn" else (o == 3)
+        args.tile = f"{t3}x{t0}" if first_d3 else f"{t0}x{t3}"
     res = {"model": kind, "tile": args.tile, "epochs": args.epochs, "ft_epochs": args.ft_epochs,
            "dense": {"loss": evaluate(model, kind, test_set)}, "runs": []}
+    res["dense"].update(dense_plan)
     res["dense"].update(prune_report(tessera(args, ["prune", base, "--out", f"{args.work}/x.onnx",
                                                     "--method", "none", "--tile", args.tile,
                                                     "--quiet", "--force"])))
-    if args.bench:
-        res["dense"].update(bench(args, base))
     print(json.dumps(res["dense"]), flush=True)
     d_tiles = res["dense"]["tiles"][0]
     for meth in args.methods.split(","):
@@ -278,7 +346,7 @@ def main():
                     tessera(args, ["prune", base, "--out", wide, "--method", "none", "--expand",
                                    "1.25", "--tile", args.tile, "--quiet", "--force"])
                     m, _ = load_pruned(kind, wide)
-                    train(m, kind, train_set, args.ft_epochs, 1e-4)
+                    train(m, kind, train_set, args.ft_epochs, args.ft_lr)
                     export(m, wide, kind)
                 total = prune_report(tessera(args, ["prune", wide, "--stats", "--tile",
                                                     args.tile]))["total_tiles"]
@@ -287,15 +355,14 @@ def main():
                        args.tile, "--method", "hepex", "--quiet", "--force"]
             rep = prune_report(tessera(args, cmd))
             m, masks = load_pruned(kind, out)
-            train(m, kind, train_set, args.ft_epochs, 1e-4, masks=masks)
+            train(m, kind, train_set, args.ft_epochs, args.ft_lr, masks=masks)
             export(m, out, kind)
             r = {"method": meth, "sparsity": s, "loss": evaluate(m, kind, test_set)}
             r.update(rep)
-            if args.bench:
-                r.update(bench(args, out))
+            r.update(bench(args, out) if args.bench else plan_counts(args, out))
             res["runs"].append(r)
             print(json.dumps(r), flush=True)
-    res["seconds"] = time.time() - t0
+    res["seconds"] = time.time() - t_start
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
     d = res["dense"]
@@ -304,7 +371,7 @@ def main():
     for r in res["runs"]:
         loss = r["loss"] if is_ae(kind) else 1 - r["loss"]
         pts_p.append({"method": r["method"], "loss": loss,
-                      "saved": 100 * (1 - r["products"][1] / max(1, d["products"][1]))})
+                      "saved": 100 * (1 - r["ct_pt"] / max(1, d["ct_pt"]))})
         if args.bench:
             pts_l.append({"method": r["method"], "loss": loss,
                           "saved": 100 * (1 - r["latency_s"] / d["latency_s"])})

@@ -392,7 +392,7 @@ typedef struct ft_ctx {
     int calls;
 } ft_ctx;
 
-static tsr_status all_ones(void *ctx, int step, tsr_graph **model) {
+static tsr_status all_ones(void *ctx, int step, const tsr_prune_masks *masks, tsr_graph **model) {
     ft_ctx *c = ctx;
     c->calls++;
     assert_int_equal(step, c->calls);
@@ -417,6 +417,14 @@ static tsr_status all_ones(void *ctx, int step, tsr_graph **model) {
     }
     tt_ok(tsr_graph_add_output(ng, "y"));
     tt_ok(tsr_graph_finalize(ng));
+    /* The masks zero the pruned weights of any graph with the same constants. */
+    tsr_graph *masked;
+    tt_ok(tsr_prune_masks_apply(masks, ng, &masked));
+    const tsr_array *w = tsr_graph_const(masked, "W1");
+    size_t zeros = 0;
+    for (size_t i = 0; i < w->numel; i++) zeros += w->data[i] == 0.0;
+    assert_true(zeros > 0 && zeros < w->numel);
+    tsr_graph_free(masked);
     tsr_graph_free(m);
     *model = ng;
     return TSR_OK;

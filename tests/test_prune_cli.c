@@ -59,6 +59,30 @@ static tsr_graph *read_model(const char *path, tsr_onnx_model **keep) {
     return g;
 }
 
+/* A .npy v1 file of little-endian doubles. */
+static void write_npy(const char *path, int rank, const int64_t *dims, const double *v) {
+    char h[256];
+    int at = snprintf(h, sizeof h, "{'descr': '<f8', 'fortran_order': False, 'shape': (");
+    size_t n = 1;
+    for (int k = 0; k < rank; k++) {
+        at += snprintf(h + at, sizeof h - (size_t)at, "%lld,%s", (long long)dims[k],
+                       k + 1 < rank ? " " : "");
+        n *= (size_t)dims[k];
+    }
+    at += snprintf(h + at, sizeof h - (size_t)at, "), }");
+    while ((10 + at + 1) % 64) h[at++] = ' ';
+    h[at++] = '\n';
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    uint8_t pre[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(at & 0xff), (uint8_t)(at >> 8)
+    };
+    assert_int_equal(fwrite(pre, 1, 10, f), 10);
+    assert_int_equal(fwrite(h, 1, (size_t)at, f), (size_t)at);
+    assert_int_equal(fwrite(v, sizeof *v, n, f), n);
+    fclose(f);
+}
+
 static void test_usage(void **state) {
     (void)state;
     const char *m = tt_cli_path("m.onnx");
@@ -141,10 +165,52 @@ static void test_prune_and_read_back(void **state) {
     tsr_graph_free(b);
 }
 
+/* Fine-tuning on the graph trainer: pruned tiles stay zero, kept weights move. */
+static void test_finetune(void **state) {
+    (void)state;
+    const char *m = tt_cli_path("m.onnx"), *a = tt_cli_path("a.onnx"), *b = tt_cli_path("b.onnx");
+    write_model(m);
+    double x[64 * 16], y[64 * 10];
+    for (int i = 0; i < 64 * 16; i++) x[i] = sin(0.37 * i);
+    for (int i = 0; i < 64 * 10; i++) y[i] = cos(0.11 * i);
+    write_npy(tt_cli_path("x.npy"), 2, (int64_t[]){ 64, 16 }, x);
+    write_npy(tt_cli_path("y.npy"), 2, (int64_t[]){ 64, 10 }, y);
+    write_npy(tt_cli_path("bad.npy"), 2, (int64_t[]){ 64, 7 }, y);
+    tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --tile 8x4 --quiet", m, a), 0,
+                  "no fine-tuning");
+    tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --tile 8x4 --steps 2 --finetune "
+                             "%s,%s --ft-batch 16 --ft-chunk 2 --quiet",
+                             m, b, tt_cli_path("x.npy"), tt_cli_path("y.npy")),
+                  0, "fine-tuning");
+    tsr_graph *ga = read_model(a, NULL), *gb = read_model(b, NULL);
+    tsr_prune_opts po;
+    tsr_prune_opts_default(&po);
+    po.tile_rows = 8;
+    po.tile_cols = 4;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_stats(gb, &po, &r));
+    assert_int_equal(r->layers[0].tiles_nz_before, 6); /* the pruned tiles stayed zero */
+    assert_int_equal(r->layers[1].tiles_nz_before, 4);
+    tsr_prune_report_free(r);
+    const tsr_array *wa = tsr_graph_const(ga, "W1"), *wb = tsr_graph_const(gb, "W1");
+    int moved = 0;
+    for (size_t i = 0; i < wa->numel; i++) moved += wa->data[i] != wb->data[i];
+    assert_true(moved > 0);
+    tsr_graph_free(ga);
+    tsr_graph_free(gb);
+    tt_cli_expect_fail(tt_cli_run("prune %s --out %s --finetune %s,%s --quiet", m, b,
+                                  tt_cli_path("x.npy"), tt_cli_path("bad.npy")),
+                       "targets of the wrong shape", NULL);
+    tt_cli_expect_fail(
+        tt_cli_run("prune %s --out %s --finetune %s --quiet", m, b, tt_cli_path("x.npy")),
+        "one file", NULL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_prune_and_read_back),
+        cmocka_unit_test(test_finetune),
     };
     return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
 }

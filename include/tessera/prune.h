@@ -82,12 +82,25 @@ typedef enum tsr_prune_method {
     TSR_PRUNE_HEPEX      /**< magnitude, permutation, then tiles */
 } tsr_prune_method;
 
+/** The fixed masks of a pruning run (opaque; valid during a fine-tuning call). */
+typedef struct tsr_prune_masks tsr_prune_masks;
+
 /**
- * Fine-tuning hook: replace *model by a fine-tuned graph (free the old one)
- * keeping zero weights zero as far as it can (they are zeroed again after
- * the call). step counts from 1; return non-OK to stop.
+ * Fine-tuning hook: replace *model by a fine-tuned graph (free the old one).
+ * The pruned weights are zeroed again after the call; a trainer keeps them
+ * at zero during the call with tsr_prune_masks_apply (e.g. every few
+ * steps). step counts from 1; return non-OK to stop.
  */
-typedef tsr_status (*tsr_prune_finetune_fn)(void *ctx, int step, tsr_graph **model);
+typedef tsr_status (*tsr_prune_finetune_fn)(void *ctx, int step, const tsr_prune_masks *masks,
+                                            tsr_graph **model);
+
+/**
+ * *out = a new finalized graph equal to g with every pruned weight zeroed
+ * (weights found by name). TSR_ERR_SHAPE when a pruned weight is missing or
+ * changed shape. g is unchanged.
+ */
+TSR_API tsr_status tsr_prune_masks_apply(const tsr_prune_masks *masks, const tsr_graph *g,
+                                         tsr_graph **out);
 
 /** Progress callback: done out of total units of work, with a phase name. */
 typedef void (*tsr_prune_progress_fn)(void *ctx, const char *phase, int64_t done, int64_t total);

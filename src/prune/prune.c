@@ -285,9 +285,9 @@ static tsr_status apply_masks(pr_model *m) {
 
 /* ---- rebuilding a graph ------------------------------------------------------- */
 
-static tsr_status rebuild(const pr_model *m, tsr_graph **out) {
+/* A new finalized graph like g with constant v replaced by data[v] where that is set. */
+static tsr_status rebuild_graph(const tsr_graph *g, tsr_array *const *data, tsr_graph **out) {
     *out = NULL;
-    const tsr_graph *g = m->g;
     tsr_graph *ng;
     TSR_TRY(tsr_graph_create(&ng));
     tsr_status st = TSR_OK;
@@ -297,7 +297,8 @@ static tsr_status rebuild(const pr_model *m, tsr_graph **out) {
     }
     for (int v = 0; v < g->n_values && st == TSR_OK; v++)
         if (g->values[v].kind == TSR_VALUE_CONST)
-            st = tsr_graph_add_const(ng, g->values[v].name, pr_const(m, v));
+            st = tsr_graph_add_const(ng, g->values[v].name,
+                                     data && data[v] ? data[v] : g->values[v].data);
     for (int n = 0; n < g->n_nodes && st == TSR_OK; n++) {
         const tsr_graph_node *nd = &g->nodes[n];
         st = tsr_graph_add_node(ng, nd->kind, nd->name, nd->n_in, (const char *const *)nd->in_names,
@@ -312,6 +313,49 @@ static tsr_status rebuild(const pr_model *m, tsr_graph **out) {
     }
     *out = ng;
     return TSR_OK;
+}
+
+static tsr_status rebuild(const pr_model *m, tsr_graph **out) {
+    return rebuild_graph(m->g, m->data, out);
+}
+
+struct tsr_prune_masks {
+    const pr_model *m;
+};
+
+tsr_status tsr_prune_masks_apply(const tsr_prune_masks *masks, const tsr_graph *g,
+                                 tsr_graph **out) {
+    TSR_REQUIRE(masks && g && out, "tsr_prune_masks_apply: NULL argument");
+    *out = NULL;
+    const pr_model *m = masks->m;
+    tsr_array **data = tsr_calloc_array((size_t)g->n_values + 1, sizeof *data);
+    if (!data) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    tsr_status st = TSR_OK;
+    for (int i = 0; i < m->n_layers && st == TSR_OK; i++) {
+        const pr_layer *L = &m->layers[i];
+        if (!L->mask) continue;
+        const char *name = m->g->values[L->wval].name;
+        const tsr_array *cur = pr_const(m, L->wval);
+        int v = tsr_graph_find_value(g, name);
+        const tsr_array *a = v >= 0 ? g->values[v].data : NULL;
+        if (!a || a->rank != cur->rank || memcmp(a->dims, cur->dims, sizeof a->dims) != 0) {
+            st = tsr_fail(TSR_ERR_SHAPE,
+                          "prune: the pruned weight '%s' is missing or changed shape in the "
+                          "fine-tuned model",
+                          name);
+            break;
+        }
+        st = tsr_array_clone(&data[v], a);
+        for (int64_t r = 0; st == TSR_OK && r < L->rows; r++)
+            for (int64_t c = 0; c < L->cols; c++)
+                for (int64_t j = 0; j < L->k; j++)
+                    if (L->mask[(r * L->cols + c) * L->k + j])
+                        data[v]->data[pr_widx(L, r, c, j)] = 0.0;
+    }
+    if (st == TSR_OK) st = rebuild_graph(g, data, out);
+    for (int v = 0; v < g->n_values; v++) tsr_array_free(data[v]);
+    tsr_free(data);
+    return st;
 }
 
 /* Take the constants of a fine-tuned graph back (same names and shapes). */
@@ -338,7 +382,8 @@ static tsr_status finetune(pr_model *m, const tsr_prune_opts *o, int step) {
     if (!o->finetune) return TSR_OK;
     tsr_graph *cur;
     TSR_TRY(rebuild(m, &cur));
-    tsr_status st = o->finetune(o->finetune_ctx, step, &cur);
+    tsr_prune_masks masks = { m };
+    tsr_status st = o->finetune(o->finetune_ctx, step, &masks, &cur);
     if (st == TSR_OK && !cur)
         st = tsr_fail(TSR_ERR_INTERNAL, "prune: fine-tuning returned no model");
     if (st == TSR_OK) st = take_back(m, cur);
