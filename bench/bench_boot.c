@@ -20,10 +20,11 @@
 #include <string.h>
 #include <sys/resource.h>
 
-enum { N_STAGES = 4, MAX_RUNS = 100 };
+enum { N_STAGES = 5, MAX_RUNS = 100 };
 
+/* The last stage is the real split (--real only; 0 otherwise). */
 static const char *const stage_names[N_STAGES] = { "mod_raise", "coeffs_to_slots", "eval_mod",
-                                                   "slots_to_coeffs" };
+                                                   "slots_to_coeffs", "split_real" };
 
 typedef tsr_status (*stage_fn)(const tsr_circuits_boot *, tsr_ckks_evaluator *,
                                tsr_ckks_ciphertext *, const tsr_ckks_ciphertext *);
@@ -71,11 +72,12 @@ typedef struct result {
     int secure;
     size_t rotations;
     tsr_circuits_boot_info info;
-    double log_qp;
+    double log_qp, q0;
     int dnum;
 } result;
 
-static tsr_status run(unsigned log_n, unsigned left, size_t slots, int runs, result *res) {
+static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned ratio, int real,
+                      int runs, result *res) {
     memset(res, 0, sizeof *res);
     tsr_ckks_param_spec spec;
     boot_spec(&spec, log_n, left);
@@ -88,14 +90,16 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, int runs, res
     tsr_ckks_encoder *enc = NULL;
     tsr_ckks_evaluator *ev = NULL;
     tsr_ckks_plaintext *pt = NULL;
-    tsr_ckks_ciphertext *in = NULL, *x = NULL;
+    tsr_ckks_ciphertext *in = NULL, *x = NULL, *in_b = NULL, *x_b = NULL;
     tsr_circuits_boot *b = NULL;
     double *want = NULL, *got = NULL, *err = NULL, *samples = NULL;
     int *steps = NULL;
     double t0 = tsr_now();
     tsr_status st = tsr_ckks_params_create(&p, &spec);
     if (st == TSR_OK) st = tsr_ckks_encoder_create(&enc, p);
-    tsr_circuits_boot_config cfg = { .slots = slots, .encapsulation_hw = 32 };
+    tsr_circuits_boot_config cfg = { .slots = slots,
+                                     .encapsulation_hw = 32,
+                                     .log_message_ratio = ratio };
     double t1 = tsr_now();
     if (st == TSR_OK) st = tsr_circuits_boot_create(&b, enc, p, &cfg);
     res->circuit_s = tsr_now() - t1;
@@ -128,6 +132,7 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, int runs, res
         res->rotations = ns;
         res->log_qp = tsr_ckks_params_log_qp(p);
         res->dnum = tsr_ckks_params_dnum(p);
+        res->q0 = (double)tsr_ckks_params_prime(p, 0);
     }
     size_t nslots = p ? tsr_ckks_params_slots(p) : 0;
     size_t n = res->info.slots;
@@ -140,7 +145,13 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, int runs, res
     if (st == TSR_OK) st = tsr_ckks_plaintext_create(&pt, p);
     if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&in, p);
     if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&x, p);
-    /* inputs: n values in [-1, 1] + i [-1, 1] (a fixed generator), repeated with period n */
+    if (st == TSR_OK && real) st = tsr_ckks_ciphertext_create(&in_b, p);
+    if (st == TSR_OK && real) st = tsr_ckks_ciphertext_create(&x_b, p);
+    /*
+     * inputs: n values in [-1, 1] + i [-1, 1] (a fixed generator), repeated
+     * with period n; --real: two real vectors, a the real and b the
+     * imaginary parts of those values (each its own ciphertext)
+     */
     uint64_t rng = 0x9e3779b97f4a7c15ull;
     for (size_t i = 0; st == TSR_OK && i < 2 * nslots; i++) {
         if (i < 2 * n) {
@@ -150,12 +161,19 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, int runs, res
             want[i] = want[i % (2 * n)];
         }
     }
-    if (st == TSR_OK) st = tsr_ckks_encode_complex(enc, pt, want, nslots, 1, 0);
-    if (st == TSR_OK) st = tsr_ckks_encrypt(pk, in, pt);
-    static const stage_fn fns[N_STAGES] = { tsr_circuits_boot_mod_raise,
-                                            tsr_circuits_boot_coeffs_to_slots,
-                                            tsr_circuits_boot_eval_mod,
-                                            tsr_circuits_boot_slots_to_coeffs };
+    for (int part = 0; part < (real ? 2 : 1) && st == TSR_OK; part++) {
+        if (real) /* got: the real vector of this part (imaginary parts 0) */
+            for (size_t i = 0; i < nslots; i++) {
+                got[2 * i] = want[2 * i + (size_t)part];
+                got[2 * i + 1] = 0;
+            }
+        st = tsr_ckks_encode_complex(enc, pt, real ? got : want, nslots, 1, 0);
+        if (st == TSR_OK) st = tsr_ckks_encrypt(pk, part ? in_b : in, pt);
+    }
+    static const stage_fn fns[N_STAGES - 1] = { tsr_circuits_boot_mod_raise,
+                                                tsr_circuits_boot_coeffs_to_slots,
+                                                tsr_circuits_boot_eval_mod,
+                                                tsr_circuits_boot_slots_to_coeffs };
     tsr_progress prog;
     tsr_progress_begin(&prog, "bootstrap", (size_t)runs, "run");
     size_t ne = 0;
@@ -163,15 +181,30 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, int runs, res
         double total = 0;
         for (int s = 0; s < N_STAGES && st == TSR_OK; s++) {
             double ts = tsr_now();
-            st = fns[s](b, ev, x, s == 0 ? in : x);
+            if (s == N_STAGES - 1)
+                st = real ? tsr_circuits_boot_split_real(b, ev, x_b, x, x) : TSR_OK;
+            else if (s == 0 && real)
+                st = tsr_circuits_boot_mod_raise_real(b, ev, x, in, in_b);
+            else
+                st = fns[s](b, ev, x, s == 0 ? in : x);
             double dt = tsr_now() - ts;
             samples[(size_t)s * (size_t)runs + (size_t)r] = dt;
             total += dt;
         }
         samples[(size_t)N_STAGES * (size_t)runs + (size_t)r] = total;
-        if (st == TSR_OK) st = tsr_ckks_decrypt(sk, pt, x);
-        if (st == TSR_OK) st = tsr_ckks_decode_complex(enc, pt, got, nslots, NULL);
-        for (size_t i = 0; st == TSR_OK && i < 2 * n; i++) err[ne++] = fabs(got[i] - want[i]);
+        /* --real: x_b holds a (the real parts), x holds b (the imaginary parts) */
+        for (int part = 0; part < (real ? 2 : 1) && st == TSR_OK; part++) {
+            st = tsr_ckks_decrypt(sk, pt, real && part == 0 ? x_b : x);
+            if (st == TSR_OK) st = tsr_ckks_decode_complex(enc, pt, got, nslots, NULL);
+            for (size_t i = 0; st == TSR_OK && i < n; i++) {
+                if (real) {
+                    err[ne++] = fabs(got[2 * i] - want[2 * i + (size_t)part]);
+                } else {
+                    err[ne++] = fabs(got[2 * i] - want[2 * i]);
+                    err[ne++] = fabs(got[2 * i + 1] - want[2 * i + 1]);
+                }
+            }
+        }
         tsr_progress_update(&prog, (size_t)r + 1, "%.2f s", total);
     }
     tsr_progress_end(&prog, NULL);
@@ -199,6 +232,8 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, int runs, res
     tsr_circuits_boot_free(b);
     tsr_ckks_ciphertext_free(in);
     tsr_ckks_ciphertext_free(x);
+    tsr_ckks_ciphertext_free(in_b);
+    tsr_ckks_ciphertext_free(x_b);
     tsr_ckks_plaintext_free(pt);
     tsr_ckks_evaluator_free(ev);
     tsr_ckks_galois_keys_free(gk);
@@ -215,67 +250,79 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, int runs, res
 int bench_boot_main(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         printf("usage: tessera bench boot [--slots S] [--real] [--threads T] [--runs K] [--json]\n"
-               "                          [--log-n L] [--levels-left M]\n\n"
+               "                          [--log-n L] [--levels-left M] [--log-message-ratio R]\n\n"
                "Bootstraps one ciphertext K times (default 5, at least 5) and prints the setup\n"
                "time, key sizes, peak memory, the median latency with a per-stage breakdown\n"
                "(ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the precision against\n"
-               "the plaintext (mean, median and worst slot, bits; inputs in [-1, 1] + i[-1, 1])\n"
+               "the plaintext (mean, median and worst value, bits; inputs in [-1, 1] + i[-1, 1])\n"
                "and the level and scale left. Parameters: N = 2^L (default 16), q_0 61 bits,\n"
                "14 + M levels of 60 bits (default M = 10), four 61-bit special primes, a dense\n"
                "ternary secret with sparse-secret encapsulation (h = 32): 128-bit secure at\n"
                "N = 2^16, M <= 10; smaller N are flagged insecure (quick checks only).\n"
                "S: slots, a power of two <= N/2 (default N/2).\n"
-               "--real (real-slot bootstrapping) is not implemented yet.\n");
+               "--real: real slots, two real ciphertexts (the real and imaginary parts of the\n"
+               "same inputs) per bootstrap (tsr_circuits_bootstrap_real: joined at ModRaise,\n"
+               "split after SlotsToCoeffs, stage split_real); precision over the 2S real\n"
+               "values, and the latency per 2^15 real values.\n"
+               "R (--log-message-ratio): ModRaise's input scale is q_0 / 2^R (default: the\n"
+               "library's, 7 at N = 2^16).\n");
         return 0;
     }
-    long slots = 0, threads = 1, runs = 5, log_n = 16, left = 10;
+    long slots = 0, threads = 1, runs = 5, log_n = 16, left = 10, ratio = 0;
     int json = 0, real = 0;
     const cli_opt opts[] = {
-        { "--slots", CLI_LONG, &slots, 2, 1L << 16 }, { "--real", CLI_FLAG, &real, 0, 0 },
-        { "--threads", CLI_LONG, &threads, 1, 256 },  { "--runs", CLI_LONG, &runs, 5, MAX_RUNS },
-        { "--json", CLI_FLAG, &json, 0, 0 },          { "--log-n", CLI_LONG, &log_n, 10, 16 },
+        { "--slots", CLI_LONG, &slots, 2, 1L << 16 },
+        { "--real", CLI_FLAG, &real, 0, 0 },
+        { "--threads", CLI_LONG, &threads, 1, 256 },
+        { "--runs", CLI_LONG, &runs, 5, MAX_RUNS },
+        { "--json", CLI_FLAG, &json, 0, 0 },
+        { "--log-n", CLI_LONG, &log_n, 10, 16 },
         { "--levels-left", CLI_LONG, &left, 1, 30 },
+        { "--log-message-ratio", CLI_LONG, &ratio, 4, 40 },
     };
     int prc = cli_parse_args("bench boot", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;
-    if (real)
-        return cli_usage_error("bench boot", "--real: real-slot bootstrapping is not implemented "
-                                             "yet (see docs/CIRCUITS.md)");
     if (slots && (slots & (slots - 1)))
         return cli_usage_error("bench boot", "--slots must be a power of two");
     int saved = tsr_get_num_threads();
     tsr_set_num_threads((int)threads);
     result r;
-    tsr_status st = run((unsigned)log_n, (unsigned)left, (size_t)slots, (int)runs, &r);
+    tsr_status st =
+        run((unsigned)log_n, (unsigned)left, (size_t)slots, (unsigned)ratio, real, (int)runs, &r);
     tsr_set_num_threads(saved);
     if (st != TSR_OK) return cli_fail("bench boot", st, "bootstrapping");
     const tsr_circuits_boot_info *in = &r.info;
+    /* real values per bootstrap: 2n with --real, else n complex slots (2n reals as well) */
+    double per_2_15 = r.total_s * 32768.0 / (double)(real ? 2 * in->slots : in->slots);
+    unsigned log_ratio = (unsigned)lround(log2((double)r.q0 / in->in_scale));
     if (json) {
         printf(
-            "{\"log_n\": %ld, \"slots\": %zu, \"threads\": %ld, \"runs\": %ld, \"secure\": %s, "
-            "\"log_qp\": %.1f, \"dnum\": %d,\n"
+            "{\"log_n\": %ld, \"slots\": %zu, \"real\": %s, \"threads\": %ld, \"runs\": %ld, "
+            "\"secure\": %s, \"log_qp\": %.1f, \"dnum\": %d, \"log_message_ratio\": %u,\n"
             " \"setup_seconds\": %.3f, \"keygen_seconds\": %.3f, \"circuit_seconds\": %.3f,\n"
             " \"relin_key_bytes\": %llu, \"galois_key_bytes\": %llu, \"switch_key_bytes\": %llu, "
             "\"rotation_keys\": %zu, "
             "\"peak_rss_mib\": %.0f,\n"
             " \"median_seconds\": {\"total\": %.4f",
-            log_n, in->slots, threads, runs, r.secure ? "true" : "false", r.log_qp, r.dnum,
-            r.setup_s, r.keygen_s, r.circuit_s, (unsigned long long)r.relin_bytes,
-            (unsigned long long)r.galois_bytes, (unsigned long long)r.switch_bytes, r.rotations,
-            r.rss_mib, r.total_s);
+            log_n, in->slots, real ? "true" : "false", threads, runs, r.secure ? "true" : "false",
+            r.log_qp, r.dnum, log_ratio, r.setup_s, r.keygen_s, r.circuit_s,
+            (unsigned long long)r.relin_bytes, (unsigned long long)r.galois_bytes,
+            (unsigned long long)r.switch_bytes, r.rotations, r.rss_mib, r.total_s);
         for (int s = 0; s < N_STAGES; s++) printf(", \"%s\": %.4f", stage_names[s], r.stage_s[s]);
-        printf("},\n \"precision_bits\": {\"mean\": %.2f, \"median\": %.2f, \"worst\": %.2f},\n"
+        printf("}, \"seconds_per_2_15_%s_values\": %.4f,\n \"precision_bits\": {\"mean\": %.2f, "
+               "\"median\": %.2f, \"worst\": %.2f},\n"
                " \"levels\": {\"coeffs_to_slots\": %d, \"eval_mod\": %d, \"slots_to_coeffs\": %d, "
                "\"left\": %d}, \"log2_scale_after\": %.3f, \"k\": %u, \"cos_degree\": %u, "
                "\"double_angle\": %u}\n",
-               r.bits_mean, r.bits_median, r.bits_worst, in->cts_levels, in->evalmod_levels,
-               in->stc_levels, in->out_level, log2(in->out_scale), in->k, in->cos_degree,
-               in->double_angle);
+               real ? "real" : "complex", per_2_15, r.bits_mean, r.bits_median, r.bits_worst,
+               in->cts_levels, in->evalmod_levels, in->stc_levels, in->out_level,
+               log2(in->out_scale), in->k, in->cos_degree, in->double_angle);
     } else {
-        printf("bootstrapping: N = 2^%ld, %zu slots, %ld thread(s), median of %ld runs "
-               "(%s, log2 QP %.1f, dnum %d)\n",
-               log_n, in->slots, threads, runs, r.secure ? "128-bit secure" : "INSECURE test ring",
-               r.log_qp, r.dnum);
+        printf("bootstrapping: N = 2^%ld, %zu slots%s, %ld thread(s), median of %ld runs "
+               "(%s, log2 QP %.1f, dnum %d, R = %u)\n",
+               log_n, in->slots, real ? " (real: two real ciphertexts per bootstrap)" : "", threads,
+               runs, r.secure ? "128-bit secure" : "INSECURE test ring", r.log_qp, r.dnum,
+               log_ratio);
         printf("  setup %.2f s (circuit %.2f s, keygen %.2f s)\n", r.setup_s, r.circuit_s,
                r.keygen_s);
         printf("  keys (serialized, uniform halves as seeds): relinearization %.1f MiB, Galois "
@@ -286,8 +333,9 @@ int bench_boot_main(int argc, char **argv) {
         printf("  latency %.3f s:", r.total_s);
         for (int s = 0; s < N_STAGES; s++)
             printf(" %s %.3f s%s", stage_names[s], r.stage_s[s], s + 1 < N_STAGES ? "," : "\n");
-        printf("  precision: mean %.2f bits, median %.2f bits, worst slot %.2f bits\n", r.bits_mean,
-               r.bits_median, r.bits_worst);
+        printf("  per 2^15 %s values: %.3f s\n", real ? "real" : "complex", per_2_15);
+        printf("  precision: mean %.2f bits, median %.2f bits, worst value %.2f bits\n",
+               r.bits_mean, r.bits_median, r.bits_worst);
         printf("  levels: CoeffsToSlots %d, EvalMod %d (cosine degree %u, K = %u, r = %u), "
                "SlotsToCoeffs %d; %d left at scale 2^%.2f\n",
                in->cts_levels, in->evalmod_levels, in->cos_degree, in->k, in->double_angle,

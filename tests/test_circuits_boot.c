@@ -1,9 +1,9 @@
 /*
  * tests/test_circuits_boot.c - CKKS bootstrapping on a small insecure test
  * ring (N = 2^12, flagged insecure; the full-size run is `tessera bench
- * boot`): precision in bits against the plaintext for full slots and
- * sparse slots, every stage's output level and exact canonical scale, the
- * levels left, the rotation steps listed before keygen, and the errors
+ * boot`): precision in bits against the plaintext for full slots,
+ * sparse slots and real slots (two real ciphertexts per bootstrap), every stage's output level and
+ * exact canonical scale, the levels left, the rotation steps listed before keygen, and the errors
  * (too few levels, scales off the expected one, missing keys, bad config).
  */
 #include "testutil.h"
@@ -425,6 +425,108 @@ static void test_boot_errors(void **state) {
     tsr_circuits_boot_free(NULL);
 }
 
+/* n real values in [-1, 1] (imaginary parts 0), repeated with period n over all slots. */
+static double *rand_real_slots(he *h, size_t n) {
+    double *v = rand_slots(h, n);
+    for (size_t i = 0; i < h->slots; i++) v[2 * i + 1] = 0;
+    return v;
+}
+
+/* Precision in bits of the real parts, and the largest imaginary part, over all slots. */
+static double real_bits(he *h, const tsr_ckks_ciphertext *ct, const double *want, double *mean,
+                        double *max_im) {
+    double *got = decrypt(h, ct), w = 0, s = 0, im = 0;
+    for (size_t i = 0; i < h->slots; i++) {
+        double e = fabs(got[2 * i] - want[2 * i]);
+        assert_true(e == e);
+        w = fmax(w, e);
+        s += e;
+        im = fmax(im, fabs(got[2 * i + 1]));
+    }
+    free(got);
+    *mean = -log2(s / (double)h->slots);
+    *max_im = im;
+    return -log2(w);
+}
+
+/*
+ * Real slots: two real vectors in one bootstrap (joined as (a + i b) / 2,
+ * split by one conjugation), full and sparse slots; one vector alone;
+ * aliasing; inputs at different levels refused.
+ */
+static void test_boot_real(void **state) {
+    he *h = *state;
+    for (int sparse = 0; sparse < 2; sparse++) {
+        size_t n = sparse ? h->slots / 16 : h->slots;
+        tsr_circuits_boot_config cfg = { .slots = n };
+        if (sparse) cfg.cts_levels = cfg.stc_levels = 2;
+        tsr_circuits_boot *b;
+        tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, &cfg));
+        tsr_circuits_boot_info info;
+        tsr_circuits_boot_get_info(b, &info);
+        tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+        tsr_ckks_evaluator *ev;
+        tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+        double *a = rand_real_slots(h, n), *bv = rand_real_slots(h, n);
+        tsr_ckks_ciphertext *ca = encrypt_at(h, a, 1), *cb = encrypt_at(h, bv, 1), *oa, *ob;
+        tt_ok(tsr_ckks_ciphertext_create(&oa, h->p));
+        tt_ok(tsr_ckks_ciphertext_create(&ob, h->p));
+
+        tt_ok(tsr_circuits_bootstrap_real(b, ev, oa, ob, ca, cb));
+        double mean_a, mean_b, im_a, im_b;
+        double worst_a = real_bits(h, oa, a, &mean_a, &im_a);
+        double worst_b = real_bits(h, ob, bv, &mean_b, &im_b);
+        assert_int_equal(tsr_ckks_ciphertext_level(oa), info.out_level);
+        assert_int_equal(tsr_ckks_ciphertext_level(ob), info.out_level);
+        assert_true(tsr_ckks_ciphertext_scale(oa) == info.out_scale);
+        assert_true(tsr_ckks_ciphertext_scale(ob) == info.out_scale);
+        printf("# bootstrap real pair (%s, n = %zu): a mean %.1f worst %.1f bits, b mean %.1f "
+               "worst %.1f bits, largest imaginary part 2^%.1f\n",
+               sparse ? "sparse" : "full", n, mean_a, worst_a, mean_b, worst_b,
+               log2(fmax(im_a, im_b)));
+        /* complex bootstrapping gives mean > 23 / 20 here; the join costs about a bit */
+        assert_true(mean_a > (sparse ? 19 : 22) && mean_b > (sparse ? 19 : 22));
+        assert_true(worst_a > (sparse ? 17 : 18) && worst_b > (sparse ? 17 : 18));
+        /* the outputs are real: imaginary parts at the noise level */
+        assert_true(fmax(im_a, im_b) < 0x1p-15);
+
+        /* one vector alone, in place (out_a aliases in_a, no out_b) */
+        tsr_ckks_ciphertext *c1 = encrypt_at(h, bv, 1);
+        tt_ok(tsr_circuits_bootstrap_real(b, ev, c1, NULL, c1, NULL));
+        double mean1, im1, worst1 = real_bits(h, c1, bv, &mean1, &im1);
+        assert_true(mean1 > (sparse ? 19 : 22) && worst1 > (sparse ? 17 : 18));
+
+        /* stage by stage, out_b aliasing the stage's input */
+        tt_ok(tsr_circuits_boot_mod_raise_real(b, ev, c1, ca, cb));
+        tt_ok(tsr_circuits_boot_coeffs_to_slots(b, ev, c1, c1));
+        tt_ok(tsr_circuits_boot_eval_mod(b, ev, c1, c1));
+        tt_ok(tsr_circuits_boot_slots_to_coeffs(b, ev, c1, c1));
+        tt_ok(tsr_circuits_boot_split_real(b, ev, oa, c1, c1));
+        double mean2, im2, worst2 = real_bits(h, c1, bv, &mean2, &im2);
+        assert_true(worst2 > (sparse ? 17 : 18));
+        worst2 = real_bits(h, oa, a, &mean2, &im2);
+        assert_true(worst2 > (sparse ? 17 : 18));
+
+        /* different levels: refused with a clear error */
+        tsr_ckks_ciphertext *c2 = encrypt_at(h, bv, info.out_level + 1);
+        assert_int_equal(tsr_circuits_bootstrap_real(b, ev, oa, ob, ca, c2), TSR_ERR_LEVEL);
+        /* the split wants stage 4's output */
+        assert_int_equal(tsr_circuits_boot_split_real(b, ev, oa, ob, c2), TSR_ERR_LEVEL);
+
+        tsr_ckks_ciphertext_free(c1);
+        tsr_ckks_ciphertext_free(c2);
+        tsr_ckks_ciphertext_free(ca);
+        tsr_ckks_ciphertext_free(cb);
+        tsr_ckks_ciphertext_free(oa);
+        tsr_ckks_ciphertext_free(ob);
+        free(a);
+        free(bv);
+        tsr_ckks_evaluator_free(ev);
+        tsr_ckks_galois_keys_free(gk);
+        tsr_circuits_boot_free(b);
+    }
+}
+
 /* X^(N/2) multiplies every slot by i, X^(3N/2) by -i, X^N by -1: exactly, no level. */
 static void test_mul_monomial(void **state) {
     he *h = *state;
@@ -473,6 +575,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_full, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_key_switch, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_encapsulated, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_errors, he_setup, he_teardown),

@@ -421,13 +421,17 @@ TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_cipher
 
 /** Configuration of a bootstrapping circuit (zero fields take the defaults). */
 typedef struct tsr_circuits_boot_config {
-    size_t slots;               /**< n: N/2 (0, the default) or a smaller power of two */
-    int cts_levels;             /**< CoeffsToSlots level budget, 1..log2(n) (0: 3, or less) */
-    int stc_levels;             /**< SlotsToCoeffs level budget, 1..log2(n) (0: 3, or less) */
-    unsigned k;                 /**< EvalMod range: |I| < K (0: from the secret, see above) */
-    unsigned double_angle;      /**< r: double-angle steps (0: 2) */
-    unsigned cos_degree;        /**< degree of the cosine interpolant (0: smallest 2^d - 1 fit) */
-    unsigned log_message_ratio; /**< R: the input scale before ModRaise is q_0 / 2^R (0: 9) */
+    size_t slots;          /**< n: N/2 (0, the default) or a smaller power of two */
+    int cts_levels;        /**< CoeffsToSlots level budget, 1..log2(n) (0: 3, or less) */
+    int stc_levels;        /**< SlotsToCoeffs level budget, 1..log2(n) (0: 3, or less) */
+    unsigned k;            /**< EvalMod range: |I| < K (0: from the secret, see above) */
+    unsigned double_angle; /**< r: double-angle steps (0: 2) */
+    unsigned cos_degree;   /**< degree of the cosine interpolant (0: smallest 2^d - 1 fit) */
+    /**
+     * R: the input scale before ModRaise is q_0 / 2^R (0: 9 for N <= 2^12,
+     * 9 - floor((log2 N - 11) / 2) above: 8 at 2^13-2^14, 7 at 2^15-2^16)
+     */
+    unsigned log_message_ratio;
     /**
      * Hamming weight of the temporary sparse secret of the sparse-secret
      * encapsulation (0: none, ModRaise under the main secret). With it, K
@@ -546,6 +550,52 @@ TSR_API tsr_status tsr_circuits_boot_slots_to_coeffs(const tsr_circuits_boot *b,
                                                      tsr_ckks_evaluator *ev,
                                                      tsr_ckks_ciphertext *out,
                                                      const tsr_ckks_ciphertext *in);
+
+/*
+ * Real slots: two ciphertexts whose slots are real (every value ML works
+ * on) are bootstrapped in one run of the circuit, about twice the
+ * throughput of complex bootstrapping per real value. ModRaise joins them
+ * as (a + i b) / 2 (the 1/2 rides on the exact scale adjustment, no level;
+ * it keeps |a + i b| / 2 <= 1 inside the sine's linear range), the three
+ * middle stages are the complex ones, and a last split gives
+ * a = x + conj(x) and b = -i (x - conj(x)) with one conjugation, no level.
+ * Both results are at info.out_level with its canonical scale. Imaginary
+ * parts of the inputs (which real data does not have) would leak into the
+ * other output. Keys: those of tsr_circuits_bootstrap (the conjugation key
+ * is already among them). Any circuit (full or sparse slots) serves.
+ */
+
+/**
+ * out_a = bootstrap(in_a), out_b = bootstrap(in_b) for real slots, in one
+ * run of the circuit. in_a, in_b as the input of tsr_circuits_bootstrap,
+ * both at one level; in_b may be NULL (one real ciphertext, at the same
+ * cost), and out_b may then be NULL too (out_b NULL drops b's result).
+ * out_a != out_b; either may alias an input. Errors as
+ * tsr_circuits_bootstrap, and TSR_ERR_LEVEL when in_a and in_b are at
+ * different levels.
+ */
+TSR_API tsr_status tsr_circuits_bootstrap_real(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                               tsr_ckks_ciphertext *out_a,
+                                               tsr_ckks_ciphertext *out_b,
+                                               const tsr_ckks_ciphertext *in_a,
+                                               const tsr_ckks_ciphertext *in_b);
+/**
+ * Stage 1 for real pairs: out = ModRaise((in_a + i in_b) / 2) (in_b NULL:
+ * in_a / 2). Then run stages 2-4 and tsr_circuits_boot_split_real.
+ */
+TSR_API tsr_status tsr_circuits_boot_mod_raise_real(const tsr_circuits_boot *b,
+                                                    tsr_ckks_evaluator *ev,
+                                                    tsr_ckks_ciphertext *out,
+                                                    const tsr_ckks_ciphertext *in_a,
+                                                    const tsr_ckks_ciphertext *in_b);
+/**
+ * Stage 5 for real pairs: in (stage 4's output, holding (a + i b) / 2) ->
+ * out_a = a, out_b = b (out_b may be NULL), same level and scale as in.
+ */
+TSR_API tsr_status tsr_circuits_boot_split_real(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                                tsr_ckks_ciphertext *out_a,
+                                                tsr_ckks_ciphertext *out_b,
+                                                const tsr_ckks_ciphertext *in);
 
 TSR_END_DECLS
 

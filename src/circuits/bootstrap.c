@@ -198,7 +198,17 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
     if (k > 4096) return tsr_fail(TSR_ERR_INVALID_ARG, "config.k = %u is above 4096", k);
     unsigned r = c.double_angle ? c.double_angle : 2;
     if (r > 12) return tsr_fail(TSR_ERR_INVALID_ARG, "config.double_angle = %u is above 12", r);
-    unsigned ratio = c.log_message_ratio ? c.log_message_ratio : 9;
+    /*
+     * R: ModRaise's message sits in the coefficients, whose size falls as
+     * 1/sqrt(N) for slots of size 1, while the noise of CoeffsToSlots,
+     * EvalMod and SlotsToCoeffs reaches each slot summed over N coefficients
+     * (sqrt(N) larger). So a larger ring affords a larger input scale for
+     * the same sine error: 9 up to N = 2^12, one less per factor 4 of N
+     * (7 at N = 2^16), each step a bit of precision (docs/CIRCUITS.md).
+     */
+    int log_n = ilog2(tsr_ckks_params_n(p));
+    unsigned ratio = c.log_message_ratio ? c.log_message_ratio
+                                         : (unsigned)(log_n <= 12 ? 9 : 9 - (log_n - 11) / 2);
     double q0 = (double)tsr_ckks_params_prime(p, 0);
     if (ratio < 4 || ldexp(q0, -(int)ratio) < 0x1p20)
         return tsr_fail(TSR_ERR_INVALID_ARG,
@@ -378,9 +388,9 @@ static tsr_status check_stage_input(const tsr_circuits_boot *b, tsr_ckks_evaluat
     return TSR_OK;
 }
 
-tsr_status tsr_circuits_boot_mod_raise(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
-                                       tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in) {
-    TSR_REQUIRE(b && ev && out && in, "tsr_circuits_boot_mod_raise: NULL argument");
+/* in at level >= 1 with its canonical scale (the input of ModRaise), else a clear error. */
+static tsr_status check_raise_input(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                    const tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in) {
     TSR_TRY(tsr_circuits_boot_check_keys(b, ev));
     int level;
     TSR_TRY(circuits_check_input(ev, out, in, &level));
@@ -389,7 +399,19 @@ tsr_status tsr_circuits_boot_mod_raise(const tsr_circuits_boot *b, tsr_ckks_eval
                         "bootstrapping needs its input at level >= 1 (it spends one level "
                         "bringing the scale to q_0 / 2^R exactly) but the ciphertext is at level "
                         "0: bootstrap one operation earlier");
-    TSR_TRY(tsr_ckks_adjust(ev, out, in, 0, b->in_scale));
+    return TSR_OK;
+}
+
+/*
+ * ModRaise of in (checked) times `factor` (1, or 1/2 for real pairs): the
+ * exact adjustment to level 0 lands on in_scale * factor and is then read at
+ * in_scale, which multiplies the message by factor at no cost.
+ */
+static tsr_status mod_raise(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                            tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in,
+                            double factor) {
+    TSR_TRY(tsr_ckks_adjust(ev, out, in, 0, b->in_scale * factor));
+    TSR_TRY(tsr_ckks_ciphertext_set_scale(out, b->in_scale));
     if (b->encap_h) TSR_TRY(tsr_ckks_key_switch(ev, out, out, b->to_sparse));
     TSR_TRY(tsr_ckks_mod_raise(ev, out, out));
     if (b->encap_h) TSR_TRY(tsr_ckks_key_switch(ev, out, out, b->to_dense));
@@ -405,6 +427,37 @@ tsr_status tsr_circuits_boot_mod_raise(const tsr_circuits_boot *b, tsr_ckks_eval
         TSR_TRY(st);
     }
     return tsr_ckks_ciphertext_set_scale(out, b->raise_scale);
+}
+
+tsr_status tsr_circuits_boot_mod_raise(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                       tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in) {
+    TSR_REQUIRE(b && ev && out && in, "tsr_circuits_boot_mod_raise: NULL argument");
+    TSR_TRY(check_raise_input(b, ev, out, in));
+    return mod_raise(b, ev, out, in, 1.0);
+}
+
+tsr_status tsr_circuits_boot_mod_raise_real(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                            tsr_ckks_ciphertext *out,
+                                            const tsr_ckks_ciphertext *in_a,
+                                            const tsr_ckks_ciphertext *in_b) {
+    TSR_REQUIRE(b && ev && out && in_a, "tsr_circuits_boot_mod_raise_real: NULL argument");
+    TSR_TRY(check_raise_input(b, ev, out, in_a));
+    if (!in_b) return mod_raise(b, ev, out, in_a, 0.5);
+    TSR_TRY(check_raise_input(b, ev, out, in_b));
+    if (tsr_ckks_ciphertext_level(in_a) != tsr_ckks_ciphertext_level(in_b))
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "the two real ciphertexts to bootstrap together are at levels %d and %d: "
+                        "bring them to one level first (tsr_ckks_adjust)",
+                        tsr_ckks_ciphertext_level(in_a), tsr_ckks_ciphertext_level(in_b));
+    /* joined = in_a + i in_b (X^(N/2) multiplies every slot by i, exactly) */
+    tsr_ckks_ciphertext *joined = NULL;
+    tsr_status st = tsr_ckks_ciphertext_create(&joined, b->p);
+    if (st == TSR_OK)
+        st = tsr_ckks_mul_monomial(ev, joined, in_b, (long)tsr_ckks_params_n(b->p) / 2);
+    if (st == TSR_OK) st = tsr_ckks_add(ev, joined, joined, in_a);
+    if (st == TSR_OK) st = mod_raise(b, ev, out, joined, 0.5);
+    tsr_ckks_ciphertext_free(joined);
+    return st;
 }
 
 tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
@@ -469,6 +522,51 @@ tsr_status tsr_circuits_boot_slots_to_coeffs(const tsr_circuits_boot *b, tsr_ckk
         src = out;
     }
     return TSR_OK;
+}
+
+tsr_status tsr_circuits_boot_split_real(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                        tsr_ckks_ciphertext *out_a, tsr_ckks_ciphertext *out_b,
+                                        const tsr_ckks_ciphertext *in) {
+    TSR_REQUIRE(b && ev && out_a && in && out_a != out_b,
+                "tsr_circuits_boot_split_real: NULL argument or out_a == out_b");
+    int level = b->top - b->kc - b->cos_depth - b->r - b->ks;
+    TSR_TRY(check_stage_input(b, ev, out_a, in, "the real split", level,
+                              tsr_ckks_params_scale(b->p, level)));
+    if (out_b && tsr_ckks_ciphertext_params(out_b) != b->p)
+        return tsr_fail(TSR_ERR_MISMATCH, "out_b belongs to other parameters");
+    /* in = (a + i b) / 2: a = in + conj(in), b = -i (in - conj(in)) */
+    tsr_ckks_ciphertext *conj = NULL;
+    tsr_status st = tsr_ckks_ciphertext_create(&conj, b->p);
+    if (st == TSR_OK) st = tsr_ckks_conjugate(ev, conj, in);
+    /* the output that may alias in is written last */
+    for (int pass = 0; pass < 2 && st == TSR_OK; pass++) {
+        if ((pass == 0) == (out_a != in)) {
+            st = tsr_ckks_add(ev, out_a, in, conj);
+        } else if (out_b) {
+            st = tsr_ckks_sub(ev, out_b, in, conj);
+            if (st == TSR_OK)
+                st = tsr_ckks_mul_monomial(ev, out_b, out_b, 3 * (long)tsr_ckks_params_n(b->p) / 2);
+        }
+    }
+    tsr_ckks_ciphertext_free(conj);
+    return st;
+}
+
+tsr_status tsr_circuits_bootstrap_real(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                       tsr_ckks_ciphertext *out_a, tsr_ckks_ciphertext *out_b,
+                                       const tsr_ckks_ciphertext *in_a,
+                                       const tsr_ckks_ciphertext *in_b) {
+    TSR_REQUIRE(b && ev && out_a && in_a && out_a != out_b,
+                "tsr_circuits_bootstrap_real: NULL argument or out_a == out_b");
+    tsr_ckks_ciphertext *x = NULL;
+    tsr_status st = tsr_ckks_ciphertext_create(&x, b->p);
+    if (st == TSR_OK) st = tsr_circuits_boot_mod_raise_real(b, ev, x, in_a, in_b);
+    if (st == TSR_OK) st = tsr_circuits_boot_coeffs_to_slots(b, ev, x, x);
+    if (st == TSR_OK) st = tsr_circuits_boot_eval_mod(b, ev, x, x);
+    if (st == TSR_OK) st = tsr_circuits_boot_slots_to_coeffs(b, ev, x, x);
+    if (st == TSR_OK) st = tsr_circuits_boot_split_real(b, ev, out_a, out_b, x);
+    tsr_ckks_ciphertext_free(x);
+    return st;
 }
 
 tsr_status tsr_circuits_bootstrap(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,

@@ -177,25 +177,33 @@ static int cmp_int(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Rotation keys needed with baby-step count n1 (babies b > 0, giants g > 0). */
-static size_t keys_needed(const size_t *index, size_t count, size_t n1) {
-    size_t keys = 0;
+/*
+ * Rotations of a factor with baby-step count n1: *babies (b > 0, hoisted: one
+ * shared decomposition) and *giants (g > 0, one full key switch each); the
+ * rotation keys needed are their sum. SIZE_MAX babies if out of memory.
+ */
+static void bsgs_count(const size_t *index, size_t count, size_t n1, size_t *babies,
+                       size_t *giants) {
+    *babies = 0;
+    *giants = 0;
     unsigned char *seen = calloc(n1, 1);
-    if (!seen) return SIZE_MAX;
+    if (!seen) {
+        *babies = SIZE_MAX;
+        return;
+    }
     size_t last_g = SIZE_MAX;
     for (size_t t = 0; t < count; t++) {
         size_t b = index[t] % n1, g = index[t] / n1;
         if (!seen[b]) {
             seen[b] = 1;
-            keys += b != 0;
+            *babies += b != 0;
         }
         if (g != last_g) {
-            keys += g != 0;
+            *giants += g != 0;
             last_g = g;
         }
     }
     free(seen);
-    return keys;
 }
 
 void boot_lt_free(boot_lt *lt) {
@@ -227,11 +235,25 @@ tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p
     size_t c = 0;
     for (size_t i = 0; i < n; i++)
         if (m->d[i]) lt->index[c++] = i;
-    size_t best = SIZE_MAX;
+    /*
+     * n1: the fewest rotation keys, and among those the cheapest split. A
+     * hoisted baby rotation skips the decomposition (ModUp), which is about
+     * two thirds of a key switch with the bootstrapping parameters (dnum 7,
+     * docs/BENCHMARKS.md), so it costs about a third of a giant rotation:
+     * 32 diagonals take 7 babies + 3 giants rather than 3 + 7, same keys.
+     */
+    size_t best_keys = SIZE_MAX, best_cost = SIZE_MAX;
     for (size_t n1 = 1; n1 <= n; n1 *= 2) {
-        size_t k = keys_needed(lt->index, lt->n_diags, n1);
-        if (k < best) {
-            best = k;
+        size_t nb, ng;
+        bsgs_count(lt->index, lt->n_diags, n1, &nb, &ng);
+        if (nb == SIZE_MAX) {
+            st = tsr_fail(TSR_ERR_NOMEM, "out of memory for a DFT factor");
+            goto done;
+        }
+        size_t keys = nb + ng, cost = nb + 3 * ng;
+        if (keys < best_keys || (keys == best_keys && cost < best_cost)) {
+            best_keys = keys;
+            best_cost = cost;
             lt->n1 = n1;
         }
     }
