@@ -2,7 +2,8 @@
  * tests/test_tile_backend.c - the backend interface on the mockup: levels
  * and scales tracked like CKKS, refusals (depth, keys, scales, overflow),
  * operation counts by kind, rotation-step collection, shape-only dry runs
- * and the noise model.
+ * and the noise model; bootstrapping on the mockup and on ckks (through the
+ * debug backend, on a small insecure ring).
  */
 #include "tile_check.h"
 
@@ -488,12 +489,203 @@ static void test_debug_backend(void **state) {
     tsr_backend_free(exact);
 }
 
+/* n vectors of values in [-1, 1] encrypted at level with its canonical scale. */
+static void enc_canonical(tsr_backend *be, tsr_prng *g, double *x, tsr_bvec **vs, size_t n,
+                          int level) {
+    int64_t slots = tsr_backend_slots(be);
+    for (size_t k = 0; k < n; k++) {
+        for (int64_t i = 0; i < slots; i++)
+            x[k * (size_t)slots + (size_t)i] = 2 * tsr_prng_double(g) - 1;
+        vs[k] = NULL;
+        tt_ok(tsr_bvec_encrypt(be, x + k * (size_t)slots, level, tsr_backend_scale(be, level),
+                               &vs[k]));
+    }
+}
+
+/* Bootstrapping on the mockup: level refresh, noise, counts (two vectors per run), limbs, refusals.
+ */
+static void test_bootstrap_mockup(void **state) {
+    (void)state;
+    tsr_mockup_params mp;
+    tsr_mockup_params_default(&mp, SLOTS, 6);
+    mp.noise = 1;
+    tsr_backend *be, *plain_be;
+    tt_ok(tsr_backend_mockup_create(&mp, &be));
+    tt_ok(tsr_backend_mockup_create(&mp, &plain_be));
+    assert_int_equal(tsr_backend_boot_level(be), 0);
+    tt_fails(tsr_backend_mockup_set_bootstrap(be, 0, 30), TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_backend_mockup_set_bootstrap(be, 7, 30), TSR_ERR_INVALID_ARG);
+    tt_ok(tsr_backend_mockup_set_bootstrap(be, 4, 30));
+    assert_int_equal(tsr_backend_boot_level(be), 4);
+    tsr_prng g;
+    tt_prng(&g, 71);
+    double x[3 * SLOTS], y[SLOTS];
+    tsr_bvec *vs[3];
+    enc_canonical(be, &g, x, vs, 3, 1);
+    tsr_backend_counts c0, c1;
+    tsr_backend_get_counts(be, &c0);
+    tt_ok(tsr_bvec_bootstrap_many(be, vs, 3));
+    tsr_backend_get_counts(be, &c1);
+    /* ceil(3 / 2) runs, as ckks pairs real vectors */
+    assert_int_equal(c1.bootstraps - c0.bootstraps, 2);
+    /* each vector grew from 2 x 2 limbs to 2 x 5 */
+    assert_int_equal(c1.live_limbs - c0.live_limbs, 3 * 2 * (5 - 2));
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(vs[k]->level, 4);
+        assert_true(vs[k]->scale == tsr_backend_scale(be, 4));
+        dec(be, vs[k], y);
+        double err = 0;
+        for (int i = 0; i < SLOTS; i++) err = fmax(err, fabs(y[i] - x[k * SLOTS + i]));
+        /* noise 2^-30 per slot was added (plus rounding noise): present, and small */
+        assert_true(err > 0 && err < 0x1p-24);
+    }
+    /* one vector: one run; the result can be computed on */
+    tt_ok(tsr_bvec_bootstrap(be, vs[1]));
+    tsr_backend_get_counts(be, &c1);
+    assert_int_equal(c1.bootstraps - c0.bootstraps, 3);
+    tt_ok(tsr_bvec_mul(be, vs[1], vs[2]));
+    tt_ok(tsr_bvec_rescale(be, vs[1]));
+    assert_int_equal(vs[1]->level, 3);
+    /* refusals: level 0, a scale off the canonical one, a plaintext, values beyond [-1, 1] */
+    tsr_bvec *low, *pt, *big;
+    double ones[SLOTS];
+    for (int i = 0; i < SLOTS; i++) ones[i] = i == 5 ? 1.5 : 0.5;
+    tt_ok(tsr_bvec_encrypt(be, ones, 0, tsr_backend_scale(be, 0), &low));
+    tt_fails(tsr_bvec_bootstrap(be, low), TSR_ERR_LEVEL);
+    tt_ok(tsr_bvec_mul_const(be, vs[2], 0.5, 0x1p20));
+    tt_fails(tsr_bvec_bootstrap(be, vs[2]), TSR_ERR_SCALE);
+    tt_ok(tsr_bvec_encode(be, ones, 2, tsr_backend_scale(be, 2), &pt));
+    tt_fails(tsr_bvec_bootstrap(be, pt), TSR_ERR_INVALID_ARG);
+    tt_ok(tsr_bvec_encrypt(be, ones, 2, tsr_backend_scale(be, 2), &big));
+    tt_fails(tsr_bvec_bootstrap(be, big), TSR_ERR_SCALE);
+    /* a backend without bootstrapping says so */
+    tsr_bvec *w;
+    tt_ok(tsr_bvec_encrypt(plain_be, y, 2, tsr_backend_scale(plain_be, 2), &w));
+    tt_fails(tsr_bvec_bootstrap(plain_be, w), TSR_ERR_UNSUPPORTED);
+    tsr_bvec_free(plain_be, w);
+    tsr_bvec_free(be, low);
+    tsr_bvec_free(be, pt);
+    tsr_bvec_free(be, big);
+    for (int k = 0; k < 3; k++) tsr_bvec_free(be, vs[k]);
+    tsr_backend_free(be);
+    tsr_backend_free(plain_be);
+}
+
+/*
+ * Bootstrapping on the ckks backend (insecure test ring as test_circuits_boot:
+ * N = 2^11, 2^10 under the sanitizers) through the debug backend against a
+ * mockup of the same chain: three vectors (two runs), compared and decrypted.
+ */
+static void test_bootstrap_ckks_debug(void **state) {
+    (void)state;
+    tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
+                                 .first_prime_bits = 61,
+                                 .scale_bits = 60,
+                                 .levels = 16,
+                                 .special_primes = 3,
+                                 .special_prime_bits = 61,
+                                 .secret = TSR_CKKS_SECRET_FIXED_HW,
+                                 .hamming_weight = 32,
+                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    tsr_ckks_params *p;
+    tsr_ckks_secret_key *sk;
+    tsr_ckks_public_key *pk;
+    tsr_ckks_relin_key *rk;
+    tsr_ckks_encoder *encd;
+    tsr_ckks_galois_keys *gk;
+    tsr_circuits_boot *b;
+    tt_ok(tsr_ckks_params_create(&p, &spec));
+    tt_ok(tsr_ckks_secret_key_create(&sk, p));
+    tt_ok(tsr_ckks_public_key_create(&pk, sk));
+    tt_ok(tsr_ckks_relin_key_create(&rk, sk));
+    tt_ok(tsr_ckks_encoder_create(&encd, p));
+    tt_ok(tsr_circuits_boot_create(&b, encd, p, NULL));
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+    size_t ns = tsr_circuits_boot_rotations(b, NULL, 0);
+    int *steps = malloc(ns * sizeof *steps);
+    assert_non_null(steps);
+    tsr_circuits_boot_rotations(b, steps, ns);
+    tt_ok(tsr_ckks_galois_keys_create(&gk, sk, steps, ns, TSR_CKKS_GALOIS_CONJUGATE));
+    free(steps);
+
+    /* without the Galois keys: refused when set, naming what is missing */
+    tsr_backend *nokeys;
+    tt_ok(tsr_backend_ckks_create(p, pk, sk, rk, NULL, &nokeys));
+    tt_fails(tsr_backend_ckks_set_bootstrap(nokeys, b), TSR_ERR_KEY_MISSING);
+    assert_int_equal(tsr_backend_boot_level(nokeys), 0);
+    tsr_backend_free(nokeys);
+
+    tsr_backend *ck, *ref, *dbg;
+    tt_ok(tsr_backend_ckks_create(p, pk, sk, rk, gk, &ck));
+    tt_ok(tsr_backend_ckks_set_bootstrap(ck, b));
+    assert_int_equal(tsr_backend_boot_level(ck), info.out_level);
+    tt_fails(tsr_backend_mockup_set_bootstrap(ck, 2, 0), TSR_ERR_INVALID_ARG);
+    tsr_mockup_params mp;
+    tsr_mockup_params_default(&mp, 0, 0);
+    mp.noise = 1;
+    tt_ok(tsr_backend_mockup_create_for(p, &mp, &ref));
+    tt_fails(tsr_backend_ckks_set_bootstrap(ref, b), TSR_ERR_INVALID_ARG);
+    /* children that disagree on the level are refused */
+    tt_ok(tsr_backend_mockup_set_bootstrap(ref, info.out_level - 1, 0));
+    tt_fails(tsr_backend_debug_create(ck, ref, 1e-4, &dbg), TSR_ERR_MISMATCH);
+    tt_ok(tsr_backend_mockup_set_bootstrap(ref, info.out_level, 0));
+    tt_ok(tsr_backend_debug_create(ck, ref, 1e-4, &dbg));
+    assert_int_equal(tsr_backend_boot_level(dbg), info.out_level);
+
+    int64_t slots = tsr_backend_slots(dbg);
+    double *x = malloc(3 * (size_t)slots * sizeof *x), *y = malloc((size_t)slots * sizeof *y);
+    assert_non_null(x);
+    assert_non_null(y);
+    tsr_prng g;
+    tt_prng(&g, 72);
+    tsr_bvec *vs[3];
+    enc_canonical(dbg, &g, x, vs, 3, 1);
+    tt_ok(tsr_bvec_bootstrap_many(dbg, vs, 3));
+    tsr_debug_report r;
+    tsr_backend_debug_report(dbg, &r);
+    assert_int_equal(r.count[TSR_DEBUG_BOOTSTRAP], 3);
+    assert_string_equal(tsr_debug_op_name(TSR_DEBUG_BOOTSTRAP), "bootstrap");
+    /* real bootstrapping vs the mockup's refresh: about 2^-20 apart */
+    assert_true(r.max_by_op[TSR_DEBUG_BOOTSTRAP] < 0x1p-16);
+    tsr_backend_counts cc, cd;
+    tsr_backend_get_counts(ck, &cc);
+    tsr_backend_get_counts(dbg, &cd);
+    assert_int_equal(cc.bootstraps, 2);
+    assert_int_equal(cd.bootstraps, 2);
+    double worst = 60;
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(vs[k]->level, info.out_level);
+        tt_ok(tsr_bvec_decrypt(dbg, vs[k], y)); /* the subject's (ckks) values */
+        double bits = tt_precision_bits(y, x + k * (size_t)slots, (size_t)slots);
+        worst = fmin(worst, bits);
+    }
+    printf("# tile bootstrap (ckks, N = %zu): worst %.1f bits over 3 vectors, ckks vs mockup "
+           "2^%.1f\n",
+           tsr_ckks_params_n(p), worst, log2(r.max_by_op[TSR_DEBUG_BOOTSTRAP]));
+    assert_true(worst > 18);
+    for (int k = 0; k < 3; k++) tsr_bvec_free(dbg, vs[k]);
+    free(x);
+    free(y);
+    tsr_backend_free(dbg);
+    tsr_backend_free(ck);
+    tsr_backend_free(ref);
+    tsr_circuits_boot_free(b);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_encoder_free(encd);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_public_key_free(pk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_params_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arith_levels_scales), cmocka_unit_test(test_overflow),
         cmocka_unit_test(test_rotations),           cmocka_unit_test(test_counts_and_dry_run),
         cmocka_unit_test(test_noise_model),         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_debug_backend),       cmocka_unit_test(test_limb_counts),
+        cmocka_unit_test(test_bootstrap_mockup),    cmocka_unit_test(test_bootstrap_ckks_debug),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

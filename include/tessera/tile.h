@@ -22,6 +22,7 @@
 #define TESSERA_TILE_H
 
 #include "tessera/ckks.h"
+#include "tessera/circuits.h"
 #include "tessera/common.h"
 
 #include <stdio.h>
@@ -159,6 +160,11 @@ typedef struct tsr_backend_counts {
      */
     uint64_t peak_limbs;
     uint64_t live_limbs; /**< limbs of the vectors alive now */
+    /**
+     * Bootstrapping runs (tsr_bvec_bootstrap*): one run refreshes up to two
+     * ciphertexts (real slots), on every backend as on ckks.
+     */
+    uint64_t bootstraps;
 } tsr_backend_counts;
 
 /** How a backend treats rotation steps that were not declared. */
@@ -228,6 +234,35 @@ TSR_API tsr_status tsr_backend_ckks_create(tsr_ckks_params *params, const tsr_ck
                                            const tsr_ckks_secret_key *sk,
                                            const tsr_ckks_relin_key *rk, tsr_ckks_galois_keys *gk,
                                            tsr_backend **out);
+
+/**
+ * Give a ckks backend bootstrapping: b (borrowed; it must outlive the
+ * backend, with its switching keys attached when it uses sparse-secret
+ * encapsulation) is checked against the backend's parameters and keys
+ * (tsr_circuits_boot_check_keys: the relinearization key, the conjugation
+ * key and every rotation step of tsr_circuits_boot_rotations must be in the
+ * keys given to tsr_backend_ckks_create), then bootstrapping a vector runs
+ * it (two vectors per run: tsr_circuits_bootstrap_real, since tile values
+ * are real) and leaves it at tsr_circuits_boot_info.out_level.
+ * TSR_ERR_KEY_MISSING / TSR_ERR_MISMATCH as the check; TSR_ERR_INVALID_ARG
+ * for a backend other than ckks. Not while the backend computes.
+ */
+TSR_API tsr_status tsr_backend_ckks_set_bootstrap(tsr_backend *be, const tsr_circuits_boot *b);
+
+/**
+ * Give a mockup backend bootstrapping: a ciphertext comes back at out_level
+ * (1..top level) with its canonical scale; with noise on, every slot gets
+ * Gaussian noise of standard deviation 2^-bits (bits <= 0: 24, the order of
+ * the mean error measured for the ckks circuit, docs/CIRCUITS.md). Slot
+ * values beyond [-1, 1] are refused (TSR_ERR_SCALE), as the circuit's sine
+ * would garble them. Use the ckks circuit's out_level so that dry runs price
+ * and place what CKKS will do. TSR_ERR_INVALID_ARG for a bad level or a
+ * backend other than mockup.
+ */
+TSR_API tsr_status tsr_backend_mockup_set_bootstrap(tsr_backend *be, int out_level, double bits);
+
+/** The level a bootstrapped vector has on be (0: be cannot bootstrap). */
+TSR_API int tsr_backend_boot_level(const tsr_backend *be);
 
 /** Free a backend (NULL is a no-op). All its tile tensors must be freed first. */
 TSR_API void tsr_backend_free(tsr_backend *be);
@@ -301,6 +336,7 @@ typedef enum tsr_debug_op {
     TSR_DEBUG_ROTATE,
     TSR_DEBUG_RESCALE,
     TSR_DEBUG_DROP_LEVEL,
+    TSR_DEBUG_BOOTSTRAP,
     TSR_DEBUG_OP_COUNT_
 } tsr_debug_op;
 
@@ -334,6 +370,10 @@ typedef struct tsr_debug_report {
  * count, top level and prime chain (TSR_ERR_MISMATCH otherwise). The
  * children are borrowed (they must outlive the debug backend) and keep
  * their own counts. Declaring rotations declares them on both.
+ * Bootstrapping: when both children can bootstrap to the same level (set
+ * it on them first), so can the debug backend: both run and are compared
+ * (TSR_DEBUG_BOOTSTRAP); children that disagree on the level give
+ * TSR_ERR_MISMATCH.
  */
 TSR_API tsr_status tsr_backend_debug_create(tsr_backend *subject, tsr_backend *reference,
                                             double threshold, tsr_backend **out);

@@ -243,14 +243,16 @@ void tsr_backend_print_counts(const tsr_backend *be, FILE *out) {
     fprintf(out,
             "%s backend: rotations %llu (hoisted groups %llu), ct*ct %llu, ct*pt %llu, "
             "ct*const %llu, adds %llu, rescales %llu, level drops %llu, key switches %llu, "
-            "encodes %llu, encrypts %llu, decrypts %llu, depth used %d, peak vectors %llu\n",
+            "encodes %llu, encrypts %llu, decrypts %llu, bootstraps %llu, depth used %d, peak "
+            "vectors %llu\n",
             be->vt->name, (unsigned long long)c->rotations, (unsigned long long)c->hoisted,
             (unsigned long long)c->mul_ct, (unsigned long long)c->mul_plain,
             (unsigned long long)c->mul_const, (unsigned long long)c->add,
             (unsigned long long)c->rescale, (unsigned long long)c->drop_level,
             (unsigned long long)c->key_switch, (unsigned long long)c->encode,
             (unsigned long long)c->encrypt, (unsigned long long)c->decrypt,
-            tsr_backend_depth_used(be), (unsigned long long)c->peak_vectors);
+            (unsigned long long)c->bootstraps, tsr_backend_depth_used(be),
+            (unsigned long long)c->peak_vectors);
 }
 
 /* ---- vector operations ---------------------------------------------------- */
@@ -770,4 +772,60 @@ tsr_status tsr_bvec_drop_level(tsr_backend *be, tsr_bvec *v, int level) {
     CNT(be, drop_level, 1);
     if (!v->is_plain) note_level(be, level);
     return TSR_OK;
+}
+
+void tsr_backend_set_boot_level(tsr_backend *be, int level) {
+    TSR_ASSERT(level >= 0 && level <= be->top_level);
+    be->boot_level = level;
+}
+
+int tsr_backend_boot_level(const tsr_backend *be) {
+    return be->vt->bootstrap ? be->boot_level : 0;
+}
+
+tsr_status tsr_bvec_bootstrap_many(tsr_backend *be, tsr_bvec *const *vs, size_t n) {
+    if (n == 0) return TSR_OK;
+    if (!be->vt->bootstrap || be->boot_level < 1)
+        return tsr_fail(TSR_ERR_UNSUPPORTED,
+                        "bootstrap: the %s backend has no bootstrapping; give it a circuit "
+                        "(tsr_backend_ckks_set_bootstrap) or a refresh level "
+                        "(tsr_backend_mockup_set_bootstrap; for the debug backend, on both "
+                        "before creating it)",
+                        be->vt->name);
+    for (size_t i = 0; i < n; i++) {
+        const tsr_bvec *v = vs[i];
+        for (size_t j = 0; j < i; j++)
+            TSR_REQUIRE(vs[j] != v, "tsr_bvec_bootstrap_many: a vector is listed twice");
+        TSR_TRY(need_ct(v, "bootstrap"));
+        if (v->level < 1)
+            return tsr_fail(TSR_ERR_LEVEL,
+                            "bootstrap: a ciphertext at level 0 cannot be bootstrapped (it takes "
+                            "one level to bring the scale to the circuit's input scale): "
+                            "bootstrap one operation earlier");
+        double canon = be->scales[v->level];
+        if (fabs(v->scale / canon - 1) > be->scale_tol)
+            return tsr_fail(TSR_ERR_SCALE,
+                            "bootstrap: scale 2^%.6f is not the canonical scale 2^%.6f of level "
+                            "%d (rescale after products first)",
+                            log2(v->scale), log2(canon), v->level);
+    }
+    TSR_TRY(be->vt->bootstrap(be, vs, n));
+    int64_t limbs = 2 * ((int64_t)be->boot_level + 1);
+    for (size_t i = 0; i < n; i++) {
+        tsr_bvec *v = vs[i];
+        v->level = be->boot_level;
+        v->scale = be->scales[be->boot_level];
+        /* the vector now holds boot_level + 1 limbs per polynomial */
+        __atomic_fetch_add(&be->counts.live_limbs, (uint64_t)limbs, __ATOMIC_RELAXED);
+        __atomic_fetch_sub(&be->counts.live_limbs, (uint64_t)v->limbs, __ATOMIC_RELAXED);
+        raise_peak(&be->counts.peak_limbs,
+                   __atomic_load_n(&be->counts.live_limbs, __ATOMIC_RELAXED));
+        v->limbs = limbs;
+    }
+    CNT(be, bootstraps, (n + 1) / 2);
+    return TSR_OK;
+}
+
+tsr_status tsr_bvec_bootstrap(tsr_backend *be, tsr_bvec *v) {
+    return tsr_bvec_bootstrap_many(be, &v, 1);
 }

@@ -87,6 +87,14 @@ typedef struct tsr_backend_vtable {
     tsr_status (*sq_lincomb)(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
                              const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
                              const int64_t *cols, const double *vals, double cscale);
+    /*
+     * Optional: bootstrap vs[0..n) in place (n >= 1, distinct ciphertexts at
+     * levels >= 1 with their canonical scales, checked): afterwards each is at
+     * be->boot_level with that level's canonical scale (the caller updates
+     * the shells). CKKS bootstraps them two per run (real slots). NULL: the
+     * backend cannot bootstrap.
+     */
+    tsr_status (*bootstrap)(tsr_backend *be, tsr_bvec *const *vs, size_t n);
     /* Optional: make rotation keys for these steps (NULL: nothing to do). */
     tsr_status (*declare_rotations)(tsr_backend *be, const int64_t *steps, size_t n);
     /*
@@ -122,6 +130,7 @@ struct tsr_backend {
     uint8_t *declared; /* [slots]: 1 if the step may be used */
     uint8_t *used;     /* [slots]: 1 if the step was used since the reset */
     int can_decrypt;   /* 0 for shape-only mockups and key-less ckks backends */
+    int boot_level;    /* level of a bootstrapped vector; 0: no bootstrapping */
     tsr_backend_counts counts;
 };
 
@@ -205,6 +214,24 @@ tsr_status tsr_bvec_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
 tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
                                const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
                                const int64_t *cols, const double *vals, double cscale);
+/**
+ * Bootstrap v in place: v (a ciphertext at level >= 1 with its level's
+ * canonical scale, values in [-1, 1]) comes back at the backend's
+ * bootstrapping level (tsr_backend_boot_level) with that level's canonical
+ * scale. TSR_ERR_UNSUPPORTED if the backend has no bootstrapping,
+ * TSR_ERR_LEVEL at level 0, TSR_ERR_SCALE off the canonical scale. Counted
+ * as one bootstrapping run.
+ */
+tsr_status tsr_bvec_bootstrap(tsr_backend *be, tsr_bvec *v);
+/**
+ * Bootstrap n distinct vectors in place, as tsr_bvec_bootstrap: the ckks
+ * backend runs the circuit once per two vectors (real slots,
+ * tsr_circuits_bootstrap_real), so this is counted as ceil(n/2) runs on
+ * every backend.
+ */
+tsr_status tsr_bvec_bootstrap_many(tsr_backend *be, tsr_bvec *const *vs, size_t n);
+/** Set the bootstrapping level of a backend (implementations; 1..top_level, 0: none). */
+void tsr_backend_set_boot_level(tsr_backend *be, int level);
 /** Rescale: divide the scale by q_level and drop one level. Level 0 -> TSR_ERR_LEVEL. */
 tsr_status tsr_bvec_rescale(tsr_backend *be, tsr_bvec *v);
 /** Drop to a lower level keeping the scale. */

@@ -10,6 +10,8 @@
  *                    exactly a constant encoded at scale s, without an encode
  *   rotate           tsr_ckks_rotate, or tsr_ckks_rotate_hoisted for groups
  *   rescale, drop    tsr_ckks_rescale, tsr_ckks_drop_level
+ *   bootstrap        tsr_circuits_bootstrap_real: two vectors per run of the
+ *                    circuit given by tsr_backend_ckks_set_bootstrap
  *   lincomb          tsr_ckks_lincomb (fused integer multiply-accumulate)
  *   sq_lincomb       tsr_ckks_mul (no relinearization) per input, tsr_ckks_lincomb
  *                    of the 3-polynomial squares, then one relinearization and
@@ -59,7 +61,8 @@ typedef struct ckks_be {
     tsr_ckks_galois_keys *gk;
     int own_gk;
     pthread_mutex_t mu;
-    ctx *pool; /* free evaluator/encoder pairs */
+    const tsr_circuits_boot *boot; /* borrowed; NULL: no bootstrapping */
+    ctx *pool;                     /* free evaluator/encoder pairs */
     double *zeros;
 } ckks_be;
 
@@ -465,6 +468,25 @@ static tsr_status c_declare(tsr_backend *be, const int64_t *steps, size_t n) {
     return st;
 }
 
+/* Two vectors per run of the circuit (real slots); a pair at different levels runs apart. */
+static tsr_status c_bootstrap(tsr_backend *be, tsr_bvec *const *vs, size_t n) {
+    ctx *c;
+    TSR_TRY(ctx_get(be, &c));
+    const tsr_circuits_boot *b = K(be)->boot;
+    tsr_status st = TSR_OK;
+    for (size_t i = 0; i < n && st == TSR_OK; i += 2) {
+        tsr_ckks_ciphertext *x = CT(vs[i]), *y = i + 1 < n ? CT(vs[i + 1]) : NULL;
+        if (y && vs[i]->level != vs[i + 1]->level) {
+            st = tsr_circuits_bootstrap_real(b, c->ev, x, NULL, x, NULL);
+            if (st == TSR_OK) st = tsr_circuits_bootstrap_real(b, c->ev, y, NULL, y, NULL);
+        } else {
+            st = tsr_circuits_bootstrap_real(b, c->ev, x, y, x, y);
+        }
+    }
+    ctx_put(be, c);
+    return st;
+}
+
 static uint64_t c_vec_size(const tsr_backend *be, const tsr_bvec *v) {
     (void)be;
     if (!v->is_plain) return tsr_ckks_ciphertext_serialized_size(CT(v));
@@ -558,6 +580,7 @@ static const tsr_backend_vtable ckks_vt = {
     .rotate = c_rotate,
     .rescale = c_rescale,
     .drop_level = c_drop_level,
+    .bootstrap = c_bootstrap,
     .declare_rotations = c_declare,
     .file_kind = 2,
     .vec_size = c_vec_size,
@@ -622,6 +645,23 @@ tsr_status tsr_backend_ckks_create(tsr_ckks_params *params, const tsr_ckks_publi
         tsr_free(steps);
     }
     *out = be;
+    return TSR_OK;
+}
+
+tsr_status tsr_backend_ckks_set_bootstrap(tsr_backend *be, const tsr_circuits_boot *b) {
+    TSR_REQUIRE(be && b, "tsr_backend_ckks_set_bootstrap: NULL argument");
+    if (be->vt != &ckks_vt)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "tsr_backend_ckks_set_bootstrap: the %s backend is not ckks", be->vt->name);
+    ctx *c;
+    TSR_TRY(ctx_get(be, &c));
+    tsr_status st = tsr_circuits_boot_check_keys(b, c->ev);
+    ctx_put(be, c);
+    TSR_TRY(st);
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+    K(be)->boot = b;
+    tsr_backend_set_boot_level(be, info.out_level);
     return TSR_OK;
 }
 

@@ -31,7 +31,7 @@ static const char *const op_names[TSR_DEBUG_OP_COUNT_] = {
     [TSR_DEBUG_ADD_CONST] = "add_const",   [TSR_DEBUG_MUL_CT] = "mul_ct",
     [TSR_DEBUG_MUL_PLAIN] = "mul_plain",   [TSR_DEBUG_MUL_CONST] = "mul_const",
     [TSR_DEBUG_ROTATE] = "rotate",         [TSR_DEBUG_RESCALE] = "rescale",
-    [TSR_DEBUG_DROP_LEVEL] = "drop_level",
+    [TSR_DEBUG_DROP_LEVEL] = "drop_level", [TSR_DEBUG_BOOTSTRAP] = "bootstrap",
 };
 
 const char *tsr_debug_op_name(tsr_debug_op op) {
@@ -215,6 +215,25 @@ static tsr_status d_drop_level(tsr_backend *be, tsr_bvec *v, int level) {
     return compare(be, &view, TSR_DEBUG_DROP_LEVEL);
 }
 
+static tsr_status d_bootstrap(tsr_backend *be, tsr_bvec *const *vs, size_t n) {
+    debug *d = D(be);
+    tsr_bvec **side = tsr_calloc_array(n, sizeof *side);
+    if (!side) return tsr_fail(TSR_ERR_NOMEM, "out of memory bootstrapping");
+    tsr_status st = TSR_OK;
+    for (int s = 0; s < 2 && st == TSR_OK; s++) {
+        for (size_t i = 0; i < n; i++) side[i] = s ? P(vs[i])->r : P(vs[i])->s;
+        st = tsr_bvec_bootstrap_many(s ? d->reference : d->subject, side, n);
+    }
+    tsr_free(side);
+    for (size_t i = 0; i < n && st == TSR_OK; i++) {
+        tsr_bvec view = *vs[i];
+        view.level = be->boot_level;
+        view.scale = be->scales[be->boot_level];
+        st = compare(be, &view, TSR_DEBUG_BOOTSTRAP);
+    }
+    return st;
+}
+
 static tsr_status d_declare(tsr_backend *be, const int64_t *steps, size_t n) {
     TSR_TRY(tsr_backend_declare_rotations(D(be)->subject, steps, n));
     return tsr_backend_declare_rotations(D(be)->reference, steps, n);
@@ -244,6 +263,7 @@ static const tsr_backend_vtable debug_vt = {
     .rotate = d_rotate,
     .rescale = d_rescale,
     .drop_level = d_drop_level,
+    .bootstrap = d_bootstrap,
     .declare_rotations = d_declare,
     .destroy = d_destroy,
 };
@@ -269,6 +289,12 @@ tsr_status tsr_backend_debug_create(tsr_backend *subject, tsr_backend *reference
                         "tracked)");
     if (!(threshold >= 0))
         return tsr_fail(TSR_ERR_INVALID_ARG, "debug backend: threshold %g must be >= 0", threshold);
+    int boot_s = tsr_backend_boot_level(subject), boot_r = tsr_backend_boot_level(reference);
+    if (boot_s && boot_r && boot_s != boot_r)
+        return tsr_fail(TSR_ERR_MISMATCH,
+                        "debug backend: %s bootstraps to level %d but %s to level %d; give the "
+                        "reference the subject's bootstrapping level",
+                        subject->vt->name, boot_s, reference->vt->name, boot_r);
     debug *d = tsr_calloc(sizeof *d);
     if (!d) return tsr_fail(TSR_ERR_NOMEM, "out of memory creating the debug backend");
     d->subject = subject;
@@ -295,6 +321,7 @@ tsr_status tsr_backend_debug_create(tsr_backend *subject, tsr_backend *reference
     for (int64_t s = 1; s < be->slots; s++)
         be->declared[s] = subject->declared[s] && reference->declared[s];
     be->policy = subject->policy;
+    if (boot_s && boot_r) tsr_backend_set_boot_level(be, boot_s);
     *out = be;
     return TSR_OK;
 }

@@ -35,6 +35,7 @@ typedef struct mockup {
     int track;
     int noise;
     double sd_fresh, sd_rescale, sd_ks, sd_encode;
+    double sd_boot; /* bootstrapping: absolute noise per slot (value units) */
     tsr_prng prng;
     pthread_mutex_t mu;
 } mockup;
@@ -212,6 +213,29 @@ static tsr_status m_rescale(tsr_backend *be, tsr_bvec *v) {
     return TSR_OK;
 }
 
+/* Bootstrapping: values must lie in [-1, 1] (the circuit's sine garbles larger ones). */
+static tsr_status m_bootstrap(tsr_backend *be, tsr_bvec *const *vs, size_t n) {
+    mockup *m = M(be);
+    for (size_t i = 0; i < n; i++) {
+        double *x = vals(vs[i]);
+        for (int64_t j = 0; x && j < be->slots; j++)
+            if (!(fabs(x[j]) <= 1.0 + 0x1p-20))
+                return tsr_fail(TSR_ERR_SCALE,
+                                "bootstrap: slot %lld holds %.6g but bootstrapping needs values "
+                                "in [-1, 1] (CKKS's sine would garble it): scale the values down "
+                                "before bootstrapping",
+                                (long long)j, x[j]);
+    }
+    if (!m->noise) return TSR_OK;
+    pthread_mutex_lock(&m->mu);
+    for (size_t i = 0; i < n; i++) {
+        double *x = vals(vs[i]);
+        for (int64_t j = 0; x && j < be->slots; j++) x[j] += m->sd_boot * tsr_prng_normal(&m->prng);
+    }
+    pthread_mutex_unlock(&m->mu);
+    return TSR_OK;
+}
+
 static tsr_status m_drop_level(tsr_backend *be, tsr_bvec *v, int level) {
     return check_range(be, vals(v), level, v->scale, "drop_level");
 }
@@ -278,6 +302,7 @@ static const tsr_backend_vtable mockup_vt = {
     .rotate = m_rotate,
     .rescale = m_rescale,
     .drop_level = m_drop_level,
+    .bootstrap = m_bootstrap,
     .declare_rotations = NULL,
     .file_kind = 1,
     .vec_size = m_vec_size,
@@ -350,5 +375,20 @@ tsr_status tsr_backend_mockup_create(const tsr_mockup_params *p, tsr_backend **o
     be->policy = p->rotations;
     be->can_decrypt = m->track;
     *out = be;
+    return TSR_OK;
+}
+
+tsr_status tsr_backend_mockup_set_bootstrap(tsr_backend *be, int out_level, double bits) {
+    TSR_REQUIRE(be, "tsr_backend_mockup_set_bootstrap: NULL backend");
+    if (be->vt != &mockup_vt)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "tsr_backend_mockup_set_bootstrap: the %s backend is not a mockup",
+                        be->vt->name);
+    if (out_level < 1 || out_level > be->top_level)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "mockup bootstrapping level %d: must be in 1..%d (the top level)",
+                        out_level, be->top_level);
+    M(be)->sd_boot = exp2(-(bits > 0 ? bits : 24.0));
+    tsr_backend_set_boot_level(be, out_level);
     return TSR_OK;
 }
