@@ -139,10 +139,12 @@ int tsr_cmd_heify(int argc, char **argv) {
     tsr_onnx_model *back = NULL;
     tsr_graph *reimported = NULL;
     tsr_status st;
+    int pixels = 0;
     double t0 = tsr_now();
     if ((rc = tcli_load_graph(VERB, o.teacher, 1, &teacher)) != 0) goto out;
-    if ((rc = tcli_load_pair(VERB, o.data, teacher, mean, sd, o.limit, &x, &y)) != 0) goto out;
-    if (o.test && (rc = tcli_load_pair(VERB, o.test, teacher, mean, sd, 0, &xt, &yt)) != 0)
+    if ((rc = tcli_load_pair(VERB, o.data, teacher, mean, sd, o.limit, &x, &y, &pixels)) != 0)
+        goto out;
+    if (o.test && (rc = tcli_load_pair(VERB, o.test, teacher, mean, sd, 0, &xt, &yt, NULL)) != 0)
         goto out;
     /* calibrate and build the student */
     tsr_array calib = *x;
@@ -235,7 +237,7 @@ int tsr_cmd_heify(int argc, char **argv) {
         printf("test accuracy: teacher %.2f%%, student %.2f%% (%+.2f points)\n", 100 * tacc,
                100 * sacc, 100 * (sacc - tacc));
     }
-    if ((rc = tcli_save_graph(VERB, trained, o.out, o.force)) != 0) goto out;
+    if ((rc = tcli_save_graph(VERB, trained, o.out, o.force, pixels, mean, sd)) != 0) goto out;
     /* the check: the saved student imports with no non-polynomial node */
     if ((st = tsr_onnx_load(&back, o.out)) == TSR_OK) {
         tsr_onnx_import_opts io;

@@ -225,10 +225,13 @@ static int train_graph(const opts *o) {
     tsr_array *x = NULL, *y = NULL, *xt = NULL, *yt = NULL;
     tsr_trainer *t = NULL;
     tsr_status st;
+    int pixels = 0;
     if ((rc = tcli_load_graph("train", o->init, 1, &g)) != 0) goto out;
     if (o->teacher && (rc = tcli_load_graph("train", o->teacher, 1, &teacher)) != 0) goto out;
-    if ((rc = tcli_load_pair("train", o->data, g, mean, sd, o->limit, &x, &y)) != 0) goto out;
-    if (o->test && (rc = tcli_load_pair("train", o->test, g, mean, sd, 0, &xt, &yt)) != 0) goto out;
+    if ((rc = tcli_load_pair("train", o->data, g, mean, sd, o->limit, &x, &y, &pixels)) != 0)
+        goto out;
+    if (o->test && (rc = tcli_load_pair("train", o->test, g, mean, sd, 0, &xt, &yt, NULL)) != 0)
+        goto out;
     if ((st = tsr_trainer_create(&t, g)) != TSR_OK) {
         rc = cli_fail("train", st, "preparing the model");
         goto out;
@@ -263,7 +266,7 @@ static int train_graph(const opts *o) {
         rc = cli_fail("train", st, "exporting the trained graph");
         goto out;
     }
-    if ((rc = tcli_save_graph("train", trained, o->out, o->force)) != 0) goto out;
+    if ((rc = tcli_save_graph("train", trained, o->out, o->force, pixels, mean, sd)) != 0) goto out;
     printf("trained %d epochs in %.1f s: training loss %.5f", to.epochs, tsr_now() - t0,
            rep.train_loss);
     if (!isnan(rep.test_loss)) printf(", test loss %.5f", rep.test_loss);

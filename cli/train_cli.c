@@ -67,8 +67,9 @@ static void keep_first(tsr_array *a, long limit) {
 }
 
 int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, double mean, double std,
-                   long limit, tsr_array **x, tsr_array **y) {
+                   long limit, tsr_array **x, tsr_array **y, int *pixels) {
     *x = *y = NULL;
+    if (pixels) *pixels = 0;
     const char *comma = strchr(spec, ',');
     if (!comma || comma == spec || !comma[1] || strchr(comma + 1, ','))
         return cli_usage_error(verb, "data is given as X,Y (two .npy or IDX files), got '%s'",
@@ -92,6 +93,7 @@ int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, doubl
     }
     keep_first(*x, limit);
     keep_first(*y, limit);
+    if (xi && (*x)->rank >= 2 && pixels) *pixels = 1;
     if (xi && (*x)->rank >= 2)
         for (size_t i = 0; i < (*x)->numel; i++) (*x)->data[i] = ((*x)->data[i] / 255 - mean) / std;
     if (fit_input(verb, g, *x)) goto bad;
@@ -103,10 +105,23 @@ bad:
     return 1;
 }
 
-int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force) {
+int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force, int pixels,
+                    double mean, double std) {
     tsr_onnx_model *m = NULL;
     tsr_status st = tsr_onnx_from_graph(g, &m);
-    if (st != TSR_OK) return cli_fail(verb, st, "exporting the model");
+    if (st == TSR_OK && pixels) {
+        char v[3][40];
+        snprintf(v[0], sizeof v[0], "%.17g", 1.0 / 255.0);
+        snprintf(v[1], sizeof v[1], "%.17g", mean);
+        snprintf(v[2], sizeof v[2], "%.17g", std);
+        st = tsr_onnx_set_meta(m, "tessera.input.scale", v[0]);
+        if (st == TSR_OK) st = tsr_onnx_set_meta(m, "tessera.input.mean", v[1]);
+        if (st == TSR_OK) st = tsr_onnx_set_meta(m, "tessera.input.std", v[2]);
+    }
+    if (st != TSR_OK) {
+        tsr_onnx_free(m);
+        return cli_fail(verb, st, "exporting the model");
+    }
     uint8_t *buf = NULL;
     size_t len = 0;
     st = tsr_onnx_serialize(m, &buf, &len);

@@ -18,13 +18,18 @@ int tcli_load_graph(const char *verb, const char *path, int keep_non_polynomial,
  * first limit samples. Prints the error and returns the exit code.
  */
 int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, double mean, double std,
-                   long limit, tsr_array **x, tsr_array **y);
+                   long limit, tsr_array **x, tsr_array **y, int *pixels);
 
 /** Parse "MEAN,STD" (std > 0). 0 or the usage exit code. */
 int tcli_parse_norm(const char *verb, const char *s, double *mean, double *std);
 
-/** Export g to ONNX (tsr_onnx_from_graph) at path through the output rules. */
-int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force);
+/**
+ * Export g to ONNX (tsr_onnx_from_graph) at path through the output rules.
+ * With pixels set, record the input preprocessing (p / 255 - mean) / std as
+ * the tessera.input.* metadata the encrypted-inference verbs read.
+ */
+int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force, int pixels,
+                    double mean, double std);
 
 /** Mean accuracy of g's argmax against labels y (x batch first), or -1 on error (printed). */
 double tcli_accuracy(const char *verb, const tsr_graph *g, const tsr_array *x, const tsr_array *y);

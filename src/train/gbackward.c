@@ -302,6 +302,38 @@ static void conv_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
     tsr_free(tab);
 }
 
+void gt_conv_forward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *w,
+                     const tsr_array *bias, tsr_array *o) {
+    tsr_pool_geom geo;
+    tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, w->dims + 2, &geo);
+    TSR_ASSERT(st == TSR_OK);
+    int ns = geo.ns;
+    int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], G = n->a.group;
+    int64_t cg = C / G, mg = M / G;
+    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
+    int64_t nk = spatial_count(geo.k, ns), ck = cg * nk;
+    int64_t *tab = tap_table(&geo, nk, nout);
+    double *col = tsr_alloc((size_t)(ck * nout > 0 ? ck * nout : 1) * sizeof(double));
+    TSR_ASSERT(tab && col);
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t gi = 0; gi < G; gi++) {
+            const double *xg = x->data + (b * C + gi * cg) * nin;
+            double *og = o->data + (b * M + gi * mg) * nout;
+            for (int64_t c = 0; c < cg; c++)
+                for (int64_t q = 0; q < nk; q++) {
+                    double *row = col + (c * nk + q) * nout;
+                    const int64_t *tq = tab + q * nout;
+                    for (int64_t p = 0; p < nout; p++) row[p] = tq[p] < 0 ? 0 : xg[c * nin + tq[p]];
+                }
+            gemm(0, 0, mg, nout, ck, 1, w->data + gi * mg * ck, ck, col, nout, 0, og, nout);
+            if (bias)
+                for (int64_t m = 0; m < mg; m++)
+                    for (int64_t p = 0; p < nout; p++) og[m * nout + p] += bias->data[gi * mg + m];
+        }
+    tsr_free(col);
+    tsr_free(tab);
+}
+
 static void pool_backward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *dy,
                           tsr_array *dx) {
     tsr_pool_geom geo;

@@ -226,6 +226,17 @@ tsr_status tsr_trainer_fit(tsr_trainer *t, const tsr_train_opts *o, const tsr_ar
     for (int i = 0; i < 8; i++) key[i] = (uint8_t)(o->seed >> (8 * i));
     tsr_prng_init(&rng, key, 11);
     t->range_weight = o->range_weight;
+    /* the teacher runs through a trainer too: the same slices and convolution kernel */
+    tsr_trainer *tt = NULL;
+    if (o->teacher) {
+        tsr_status ts = tsr_trainer_create(&tt, o->teacher);
+        if (ts != TSR_OK) {
+            free(perm);
+            tsr_optim_free(opt);
+            return tsr_fail_context(ts, "teacher: ");
+        }
+        tt->input_grad = 0;
+    }
     int saved = t->input_grad;
     t->input_grad = 0;
     tsr_status st = TSR_OK;
@@ -240,12 +251,11 @@ tsr_status tsr_trainer_fit(tsr_trainer *t, const tsr_train_opts *o, const tsr_ar
         int64_t seen = 0;
         for (int64_t bi = 0; st == TSR_OK && bi < per_epoch; bi++) {
             int n = (int)(N - bi * bs < bs ? N - bi * bs : bs);
-            tsr_array *xb = NULL, *yb = NULL, *dy = NULL, *tout = NULL;
-            const tsr_array *out;
+            tsr_array *xb = NULL, *yb = NULL, *dy = NULL;
+            const tsr_array *out, *tout = NULL;
             st = gather(&xb, x, perm + bi * bs, n);
             if (st == TSR_OK) st = gather(&yb, y, perm + bi * bs, n);
-            if (st == TSR_OK && o->teacher)
-                st = tsr_graph_run(o->teacher, (const tsr_array *const *)&xb, &tout);
+            if (st == TSR_OK && tt) st = tsr_trainer_forward(tt, xb, &tout);
             if (st == TSR_OK && tout &&
                 (tout->rank != 2 || tout->dims[0] != n || tout->dims[1] != K))
                 st = tsr_fail(TSR_ERR_SHAPE,
@@ -277,7 +287,6 @@ tsr_status tsr_trainer_fit(tsr_trainer *t, const tsr_train_opts *o, const tsr_ar
             tsr_array_free(xb);
             tsr_array_free(yb);
             tsr_array_free(dy);
-            tsr_array_free(tout);
         }
         if (seen) {
             ep_loss /= (double)seen;
@@ -288,6 +297,7 @@ tsr_status tsr_trainer_fit(tsr_trainer *t, const tsr_train_opts *o, const tsr_ar
                     ep_loss, ep_range, tsr_now() - t0);
     }
     t->input_grad = saved;
+    tsr_trainer_free(tt);
     free(perm);
     tsr_optim_free(opt);
     if (st != TSR_OK) return st;
