@@ -213,6 +213,22 @@ static void test_train_init_and_heify(void **state) {
     assert_int_equal(tsr_graph_num_nodes(tuned), tsr_graph_num_nodes(g));
     tsr_graph_free(tuned);
 
+    /* image bytes: scaled by --pixel-norm, which the saved model records */
+    double px[96 * 36];
+    for (int i = 0; i < 96 * 36; i++) px[i] = (i * 37) % 256;
+    size_t plen;
+    uint8_t *pb = npy_image("|u1", 3, (int64_t[]){ 96, 6, 6 }, px, &plen);
+    write_file(tt_cli_path("px.npy"), pb, plen);
+    free(pb);
+    tt_cli_expect(tt_cli_run("train --init %s --data %s,%s --epochs 1 --pixel-norm 0.5,0.25 "
+                             "--quiet --out %s",
+                             tp, tt_cli_path("px.npy"), yp, tt_cli_path("px.onnx")),
+                  0, "train --init on image bytes");
+    tt_ok(tsr_onnx_load(&m, tt_cli_path("px.onnx")));
+    assert_string_equal(tsr_onnx_meta(m, "tessera.input.mean"), "0.5");
+    assert_string_equal(tsr_onnx_meta(m, "tessera.input.std"), "0.25");
+    tsr_onnx_free(m);
+
     /* heify: the student is polynomial, learns the teacher's labels */
     tt_cli_expect(tt_cli_run("heify %s --data %s --test %s --epochs 30 --batch 16 --lr 0.01 "
                              "--threads 1 --quiet --out %s",
