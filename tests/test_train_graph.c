@@ -553,6 +553,35 @@ static void test_fit_ce_deterministic(void **state) {
     tsr_array_free(yt);
 }
 
+/*
+ * One output and whole-number targets: AUTO means MSE (cross-entropy over one
+ * class is always 0), and cross-entropy asked for is refused.
+ */
+static void test_fit_single_output(void **state) {
+    (void)state;
+    tsr_array *x, *lab;
+    blobs(64, 3, &x, &lab); /* labels 0, 1, 2 as regression targets */
+    tsr_graph *g = mlp(1, 70);
+    tsr_trainer *t;
+    tt_ok(tsr_trainer_create(&t, g));
+    double l0, l1;
+    tt_ok(tsr_trainer_evaluate(t, TSR_TRAIN_LOSS_MSE, x, lab, 64, &l0, NULL));
+    tsr_train_opts o;
+    tsr_train_opts_default(&o);
+    o.epochs = 20;
+    o.batch = 16;
+    o.lr = 0.01;
+    tt_ok(tsr_trainer_fit(t, &o, x, lab, NULL, NULL, NULL));
+    tt_ok(tsr_trainer_evaluate(t, TSR_TRAIN_LOSS_MSE, x, lab, 64, &l1, NULL));
+    assert_true(l1 < l0);
+    o.loss = TSR_TRAIN_LOSS_CE;
+    tt_fails(tsr_trainer_fit(t, &o, x, lab, NULL, NULL, NULL), TSR_ERR_SHAPE);
+    tsr_trainer_free(t);
+    tsr_graph_free(g);
+    tsr_array_free(x);
+    tsr_array_free(lab);
+}
+
 static void test_fit_mse_and_distill(void **state) {
     (void)state;
     /* regression: targets made by a teacher MLP; the student starts elsewhere */
@@ -624,6 +653,7 @@ int main(void) {
         cmocka_unit_test(test_grad_nonpoly),
         cmocka_unit_test(test_trainable_rule_and_export),
         cmocka_unit_test(test_fit_ce_deterministic),
+        cmocka_unit_test(test_fit_single_output),
         cmocka_unit_test(test_fit_mse_and_distill),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

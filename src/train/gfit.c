@@ -66,7 +66,8 @@ static tsr_status check_targets(tsr_trainer *t, tsr_train_loss *loss, const tsr_
                                    &orank, odims));
     int64_t per = tsr_dims_numel(orank, odims[0]);
     if (*loss == TSR_TRAIN_LOSS_AUTO)
-        *loss = is_labels(y) && orank == 2 ? TSR_TRAIN_LOSS_CE : TSR_TRAIN_LOSS_MSE;
+        *loss =
+            is_labels(y) && orank == 2 && odims[0][1] >= 2 ? TSR_TRAIN_LOSS_CE : TSR_TRAIN_LOSS_MSE;
     char a[160];
     if (*loss == TSR_TRAIN_LOSS_CE) {
         if (orank != 2)
@@ -75,6 +76,11 @@ static tsr_status check_targets(tsr_trainer *t, tsr_train_loss *loss, const tsr_
                             "gives %s",
                             tsr_dims_str(orank, odims[0], a, sizeof a));
         *K = odims[0][1];
+        if (*K < 2)
+            return tsr_fail(TSR_ERR_SHAPE,
+                            "cross-entropy needs at least 2 classes; this graph gives %s (use "
+                            "MSE for one output)",
+                            tsr_dims_str(orank, odims[0], a, sizeof a));
         if (y->rank != 1 || !is_labels(y))
             return tsr_fail(TSR_ERR_SHAPE,
                             "cross-entropy needs one integer label per sample (shape (N))");
