@@ -22,24 +22,6 @@ void tsr_graph_set_naive(int naive) {
 
 /* ---- strides and index walking ---------------------------------------------- */
 
-static void strides_of(int rank, const int64_t *dims, int64_t *st) {
-    int64_t s = 1;
-    for (int k = rank - 1; k >= 0; k--) {
-        st[k] = s;
-        s *= dims[k];
-    }
-}
-
-/* Strides of a broadcast into rank r (0 where the input dimension is 1). */
-static void bstrides(const tsr_array *t, int r, const int64_t *odims, int64_t *bs) {
-    int64_t st[TSR_ARRAY_MAX_RANK];
-    strides_of(t->rank, t->dims, st);
-    for (int k = 0; k < r; k++) {
-        int j = k - (r - t->rank);
-        bs[k] = (j < 0 || t->dims[j] == 1) && odims[k] != 1 ? 0 : (j < 0 ? 0 : st[j]);
-    }
-}
-
 /* ---- elementwise ------------------------------------------------------------- */
 
 static double bin_op(tsr_graph_kind k, double a, double b) {
@@ -64,8 +46,8 @@ static void exec_binary(tsr_graph_kind kind, const tsr_array *a, const tsr_array
         return;
     }
     int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
-    bstrides(a, r, o->dims, sa);
-    bstrides(b, r, o->dims, sb);
+    tsr_bstrides(a, r, o->dims, sa);
+    tsr_bstrides(b, r, o->dims, sb);
     int64_t ia = 0, ib = 0;
     for (size_t i = 0; i < o->numel; i++) {
         o->data[i] = bin_op(kind, a->data[ia], b->data[ib]);
@@ -194,34 +176,6 @@ static void exec_matmul(const tsr_array *a, const tsr_array *b, tsr_array *o) {
 
 /* ---- convolution and pooling --------------------------------------------------- */
 
-/* Number of output positions and the multi-index walk over ns spatial dims. */
-static int64_t spatial_count(const int64_t *sz, int ns) {
-    int64_t c = 1;
-    for (int i = 0; i < ns; i++) c *= sz[i];
-    return c;
-}
-
-static void unravel(int64_t p, const int64_t *sz, int ns, int64_t *idx) {
-    for (int i = ns - 1; i >= 0; i--) {
-        idx[i] = p % sz[i];
-        p /= sz[i];
-    }
-}
-
-/*
- * Input offset of kernel position kp for output position op, or -1 when it
- * falls into padding. geo from tsr_graph_pool_geom.
- */
-static int64_t tap(const tsr_pool_geom *geo, const int64_t *op, const int64_t *kp) {
-    int64_t off = 0;
-    for (int i = 0; i < geo->ns; i++) {
-        int64_t pos = op[i] * geo->s[i] - geo->pb[i] + kp[i] * geo->d[i];
-        if (pos < 0 || pos >= geo->in[i]) return -1;
-        off = off * geo->in[i] + pos;
-    }
-    return off;
-}
-
 static void exec_conv(const tsr_graph_node *n, const tsr_array *x, const tsr_array *w,
                       const tsr_array *bias, tsr_array *o) {
     tsr_pool_geom geo;
@@ -230,8 +184,8 @@ static void exec_conv(const tsr_graph_node *n, const tsr_array *x, const tsr_arr
     int ns = geo.ns;
     int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], G = n->a.group;
     int64_t cg = C / G, mg = M / G;
-    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
-    int64_t nk = spatial_count(geo.k, ns), ck = cg * nk;
+    int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
+    int64_t nk = tsr_spatial_count(geo.k, ns), ck = cg * nk;
     double *col = NULL;
     int naive = atomic_load(&use_naive);
     if (!naive) col = tsr_alloc((size_t)(ck * nout > 0 ? ck * nout : 1) * sizeof(double));
@@ -244,11 +198,11 @@ static void exec_conv(const tsr_graph_node *n, const tsr_array *x, const tsr_arr
             if (col) { /* im2col: rows (c, kernel position), columns output positions */
                 for (int64_t c = 0; c < cg; c++)
                     for (int64_t q = 0; q < nk; q++) {
-                        unravel(q, geo.k, ns, kp);
+                        tsr_unravel(q, geo.k, ns, kp);
                         double *row = col + (c * nk + q) * nout;
                         for (int64_t p = 0; p < nout; p++) {
-                            unravel(p, geo.out, ns, op);
-                            int64_t t = tap(&geo, op, kp);
+                            tsr_unravel(p, geo.out, ns, op);
+                            int64_t t = tsr_pool_tap(&geo, op, kp);
                             row[p] = t < 0 ? 0 : xg[c * nin + t];
                         }
                     }
@@ -256,12 +210,12 @@ static void exec_conv(const tsr_graph_node *n, const tsr_array *x, const tsr_arr
             } else {
                 for (int64_t m = 0; m < mg; m++)
                     for (int64_t p = 0; p < nout; p++) {
-                        unravel(p, geo.out, ns, op);
+                        tsr_unravel(p, geo.out, ns, op);
                         double s = 0;
                         for (int64_t c = 0; c < cg; c++)
                             for (int64_t q = 0; q < nk; q++) {
-                                unravel(q, geo.k, ns, kp);
-                                int64_t t = tap(&geo, op, kp);
+                                tsr_unravel(q, geo.k, ns, kp);
+                                int64_t t = tsr_pool_tap(&geo, op, kp);
                                 if (t >= 0) s += wg[m * ck + c * nk + q] * xg[c * nin + t];
                             }
                         og[m * nout + p] = s;
@@ -280,15 +234,15 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
     TSR_ASSERT(st == TSR_OK);
     int ns = geo.ns;
     int64_t planes = x->dims[0] * x->dims[1];
-    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
-    int64_t nk = spatial_count(geo.k, ns);
+    int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
+    int64_t nk = tsr_spatial_count(geo.k, ns);
     int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
     for (int64_t p = 0; p < nout; p++) {
-        unravel(p, geo.out, ns, op);
+        tsr_unravel(p, geo.out, ns, op);
         /* Divisor: taps inside the input, or inside input + explicit pads. */
         int64_t cnt = 0;
         for (int64_t q = 0; q < nk; q++) {
-            unravel(q, geo.k, ns, kp);
+            tsr_unravel(q, geo.k, ns, kp);
             int in_pad = 1, in_x = 1;
             for (int i = 0; i < ns; i++) {
                 int64_t pos = op[i] * geo.s[i] - geo.pb[i] + kp[i] * geo.d[i];
@@ -301,8 +255,8 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
             const double *xp = x->data + pl * nin;
             double s = 0;
             for (int64_t q = 0; q < nk; q++) {
-                unravel(q, geo.k, ns, kp);
-                int64_t t = tap(&geo, op, kp);
+                tsr_unravel(q, geo.k, ns, kp);
+                int64_t t = tsr_pool_tap(&geo, op, kp);
                 if (t >= 0) s += xp[t];
             }
             o->data[pl * nout + p] = cnt ? s / (double)cnt : 0.0;
@@ -336,7 +290,7 @@ static void exec_batchnorm(const tsr_graph_node *n, const tsr_array *const *in, 
 static void exec_transpose(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
     int r = x->rank;
     int64_t sx[TSR_ARRAY_MAX_RANK], s[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
-    strides_of(r, x->dims, sx);
+    tsr_strides_of(r, x->dims, sx);
     for (int k = 0; k < r; k++) s[k] = sx[n->a.n_perm ? n->a.perm[k] : r - 1 - k];
     int64_t ix = 0;
     for (size_t i = 0; i < o->numel; i++) {
@@ -385,7 +339,7 @@ static void exec_slice(const tsr_graph_node *n, const tsr_array *x, tsr_array *o
         start[ax] = st;
         step[ax] = sp;
     }
-    strides_of(r, x->dims, sx);
+    tsr_strides_of(r, x->dims, sx);
     int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, base = 0;
     for (int k = 0; k < r; k++) base += start[k] * sx[k];
     int64_t ix = base;
@@ -440,7 +394,7 @@ static void exec_pad(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) 
     int r = x->rank;
     for (size_t i = 0; i < o->numel; i++) o->data[i] = n->a.value;
     int64_t so[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
-    strides_of(r, o->dims, so);
+    tsr_strides_of(r, o->dims, so);
     for (int k = 0; k < r; k++) io += n->a.pad_list[k] * so[k];
     for (size_t i = 0; i < x->numel; i++) {
         o->data[io] = x->data[i];
@@ -497,16 +451,16 @@ static void exec_maxpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
     TSR_ASSERT(st == TSR_OK);
     int ns = geo.ns;
     int64_t planes = x->dims[0] * x->dims[1];
-    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
-    int64_t nk = spatial_count(geo.k, ns);
+    int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
+    int64_t nk = tsr_spatial_count(geo.k, ns);
     int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
     for (int64_t p = 0; p < nout; p++) {
-        unravel(p, geo.out, ns, op);
+        tsr_unravel(p, geo.out, ns, op);
         for (int64_t pl = 0; pl < planes; pl++) {
             double m = -INFINITY;
             for (int64_t q = 0; q < nk; q++) {
-                unravel(q, geo.k, ns, kp);
-                int64_t t = tap(&geo, op, kp);
+                tsr_unravel(q, geo.k, ns, kp);
+                int64_t t = tsr_pool_tap(&geo, op, kp);
                 if (t >= 0) m = fmax(m, x->data[pl * nin + t]);
             }
             o->data[pl * nout + p] = m;

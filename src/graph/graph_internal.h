@@ -88,4 +88,54 @@ typedef struct tsr_pool_geom {
 tsr_status tsr_graph_pool_geom(const tsr_graph_node *n, int rank, const int64_t *x,
                                const int64_t *kernel, tsr_pool_geom *geo);
 
+/* ---- index helpers shared by the executor (exec.c) and the trainer's backward ---- */
+
+/** Row-major strides of dims. */
+static inline void tsr_strides_of(int rank, const int64_t *dims, int64_t *st) {
+    int64_t s = 1;
+    for (int k = rank - 1; k >= 0; k--) {
+        st[k] = s;
+        s *= dims[k];
+    }
+}
+
+/** Strides of t broadcast into rank r with dims odims (0 on broadcast dimensions). */
+static inline void tsr_bstrides(const tsr_array *t, int r, const int64_t *odims, int64_t *bs) {
+    int64_t st[TSR_ARRAY_MAX_RANK];
+    tsr_strides_of(t->rank, t->dims, st);
+    for (int k = 0; k < r; k++) {
+        int j = k - (r - t->rank);
+        bs[k] = (j < 0 || t->dims[j] == 1) && odims[k] != 1 ? 0 : (j < 0 ? 0 : st[j]);
+    }
+}
+
+/** Product of sz[0..ns). */
+static inline int64_t tsr_spatial_count(const int64_t *sz, int ns) {
+    int64_t c = 1;
+    for (int i = 0; i < ns; i++) c *= sz[i];
+    return c;
+}
+
+/** Multi-index idx of flat position p in a row-major box of sizes sz[0..ns). */
+static inline void tsr_unravel(int64_t p, const int64_t *sz, int ns, int64_t *idx) {
+    for (int i = ns - 1; i >= 0; i--) {
+        idx[i] = p % sz[i];
+        p /= sz[i];
+    }
+}
+
+/**
+ * Input offset of kernel position kp for output position op, or -1 when it
+ * falls into padding. geo from tsr_graph_pool_geom.
+ */
+static inline int64_t tsr_pool_tap(const tsr_pool_geom *geo, const int64_t *op, const int64_t *kp) {
+    int64_t off = 0;
+    for (int i = 0; i < geo->ns; i++) {
+        int64_t pos = op[i] * geo->s[i] - geo->pb[i] + kp[i] * geo->d[i];
+        if (pos < 0 || pos >= geo->in[i]) return -1;
+        off = off * geo->in[i] + pos;
+    }
+    return off;
+}
+
 #endif /* TSR_GRAPH_INTERNAL_H */

@@ -16,49 +16,7 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- index helpers (as graph/exec.c) ------------------------------------------- */
-
-static void strides_of(int rank, const int64_t *dims, int64_t *st) {
-    int64_t s = 1;
-    for (int k = rank - 1; k >= 0; k--) {
-        st[k] = s;
-        s *= dims[k];
-    }
-}
-
-/* Strides of t broadcast into rank r with dims odims (0 on broadcast dims). */
-static void bstrides(const tsr_array *t, int r, const int64_t *odims, int64_t *bs) {
-    int64_t st[TSR_ARRAY_MAX_RANK];
-    strides_of(t->rank, t->dims, st);
-    for (int k = 0; k < r; k++) {
-        int j = k - (r - t->rank);
-        bs[k] = (j < 0 || t->dims[j] == 1) && odims[k] != 1 ? 0 : (j < 0 ? 0 : st[j]);
-    }
-}
-
-static void unravel(int64_t p, const int64_t *sz, int ns, int64_t *idx) {
-    for (int i = ns - 1; i >= 0; i--) {
-        idx[i] = p % sz[i];
-        p /= sz[i];
-    }
-}
-
-static int64_t spatial_count(const int64_t *sz, int ns) {
-    int64_t c = 1;
-    for (int i = 0; i < ns; i++) c *= sz[i];
-    return c;
-}
-
-/* Input offset of kernel position kp for output position op, -1 in padding. */
-static int64_t tap(const tsr_pool_geom *geo, const int64_t *op, const int64_t *kp) {
-    int64_t off = 0;
-    for (int i = 0; i < geo->ns; i++) {
-        int64_t pos = op[i] * geo->s[i] - geo->pb[i] + kp[i] * geo->d[i];
-        if (pos < 0 || pos >= geo->in[i]) return -1;
-        off = off * geo->in[i] + pos;
-    }
-    return off;
-}
+/* ---- index helpers (graph/graph_internal.h has the shared ones) --------------- */
 
 /* tab[q * nout + p] = tap of kernel position q at output position p (nk * nout entries). */
 static int64_t *tap_table(const tsr_pool_geom *geo, int64_t nk, int64_t nout) {
@@ -66,10 +24,10 @@ static int64_t *tap_table(const tsr_pool_geom *geo, int64_t nk, int64_t nout) {
     if (!tab) return NULL;
     int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
     for (int64_t q = 0; q < nk; q++) {
-        unravel(q, geo->k, geo->ns, kp);
+        tsr_unravel(q, geo->k, geo->ns, kp);
         for (int64_t p = 0; p < nout; p++) {
-            unravel(p, geo->out, geo->ns, op);
-            tab[q * nout + p] = tap(geo, op, kp);
+            tsr_unravel(p, geo->out, geo->ns, op);
+            tab[q * nout + p] = tsr_pool_tap(geo, op, kp);
         }
     }
     return tab;
@@ -95,8 +53,8 @@ static void binary_backward(tsr_graph_kind kind, const tsr_array *a, const tsr_a
                             const tsr_array *dout, tsr_array *da, tsr_array *db) {
     int r = dout->rank;
     int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
-    bstrides(a, r, dout->dims, sa);
-    bstrides(b, r, dout->dims, sb);
+    tsr_bstrides(a, r, dout->dims, sa);
+    tsr_bstrides(b, r, dout->dims, sb);
     int64_t ia = 0, ib = 0;
     for (size_t i = 0; i < dout->numel; i++) {
         double g = dout->data[i], av = a->data[ia], bv = b->data[ib];
@@ -260,8 +218,8 @@ static void conv_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
     int ns = geo.ns;
     int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], G = n->a.group;
     int64_t cg = C / G, mg = M / G;
-    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
-    int64_t nk = spatial_count(geo.k, ns), ck = cg * nk;
+    int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
+    int64_t nk = tsr_spatial_count(geo.k, ns), ck = cg * nk;
     int64_t *tab = tap_table(&geo, nk, nout);
     double *col = tsr_alloc((size_t)(ck * nout > 0 ? ck * nout : 1) * sizeof(double));
     TSR_ASSERT(tab && col); /* sizes of one sample's im2col: small next to the activations */
@@ -310,8 +268,8 @@ void gt_conv_forward(const tsr_graph_node *n, const tsr_array *x, const tsr_arra
     int ns = geo.ns;
     int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], G = n->a.group;
     int64_t cg = C / G, mg = M / G;
-    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
-    int64_t nk = spatial_count(geo.k, ns), ck = cg * nk;
+    int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
+    int64_t nk = tsr_spatial_count(geo.k, ns), ck = cg * nk;
     int64_t *tab = tap_table(&geo, nk, nout);
     double *col = tsr_alloc((size_t)(ck * nout > 0 ? ck * nout : 1) * sizeof(double));
     TSR_ASSERT(tab && col);
@@ -341,13 +299,13 @@ static void pool_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
     TSR_ASSERT(st == TSR_OK);
     int ns = geo.ns;
     int64_t planes = x->dims[0] * x->dims[1];
-    int64_t nin = spatial_count(geo.in, ns), nout = spatial_count(geo.out, ns);
-    int64_t nk = spatial_count(geo.k, ns);
+    int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
+    int64_t nk = tsr_spatial_count(geo.k, ns);
     int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
     int64_t *tab = tap_table(&geo, nk, nout);
     TSR_ASSERT(tab);
     for (int64_t p = 0; p < nout; p++) {
-        unravel(p, geo.out, ns, op);
+        tsr_unravel(p, geo.out, ns, op);
         if (n->kind == TSR_NODE_MAXPOOL) { /* the gradient goes to the first maximum */
             for (int64_t pl = 0; pl < planes; pl++) {
                 const double *xp = x->data + pl * nin;
@@ -366,7 +324,7 @@ static void pool_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
         }
         int64_t cnt = 0; /* the divisor of graph/exec.c */
         for (int64_t q = 0; q < nk; q++) {
-            unravel(q, geo.k, ns, kp);
+            tsr_unravel(q, geo.k, ns, kp);
             int in_pad = 1, in_x = 1;
             for (int i = 0; i < ns; i++) {
                 int64_t pos = op[i] * geo.s[i] - geo.pb[i] + kp[i] * geo.d[i];
@@ -411,7 +369,7 @@ static void transpose_backward(const tsr_graph_node *n, const tsr_array *x, cons
                                tsr_array *dx) {
     int r = x->rank;
     int64_t sx[TSR_ARRAY_MAX_RANK], s[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
-    strides_of(r, x->dims, sx);
+    tsr_strides_of(r, x->dims, sx);
     for (int k = 0; k < r; k++) s[k] = sx[n->a.n_perm ? n->a.perm[k] : r - 1 - k];
     int64_t ix = 0;
     for (size_t i = 0; i < dy->numel; i++) {
@@ -460,7 +418,7 @@ static void slice_backward(const tsr_graph_node *n, const tsr_array *x, const ts
         start[ax] = st;
         step[ax] = sp;
     }
-    strides_of(r, x->dims, sx);
+    tsr_strides_of(r, x->dims, sx);
     int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, ix = 0;
     for (int k = 0; k < r; k++) ix += start[k] * sx[k];
     for (size_t i = 0; i < dy->numel; i++) {
@@ -511,7 +469,7 @@ static void pad_backward(const tsr_graph_node *n, const tsr_array *x, const tsr_
                          tsr_array *dx) {
     int r = x->rank;
     int64_t so[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
-    strides_of(r, dy->dims, so);
+    tsr_strides_of(r, dy->dims, so);
     for (int k = 0; k < r; k++) io += n->a.pad_list[k] * so[k];
     for (size_t i = 0; i < x->numel; i++) {
         dx->data[i] += dy->data[io];
