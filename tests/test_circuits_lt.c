@@ -3,10 +3,14 @@
  * encrypted slot vector): precision in bits against a naive plaintext
  * matrix-vector product for sparse-diagonal and dense (replicated) matrices
  * and every baby-step count, the rotation steps listed before keygen, the
- * output level and exact canonical scale, and the error cases.
+ * output level and exact canonical scale, and the error cases; double
+ * hoisting against the single-hoisted reference with complex diagonals
+ * (precision and key-switching counts).
  */
 #include "testutil.h"
 
+#include "circuits/circuits_internal.h"
+#include "ckks/evaluator_internal.h"
 #include "tessera.h"
 
 #include <math.h>
@@ -24,17 +28,17 @@ typedef struct he {
     tsr_prng g;
 } he;
 
-/* Insecure small ring (tests only): N = 2^11 (1024 slots), 2 levels of 40 bits. */
-static int he_setup(void **state) {
+/* Insecure small ring (tests only): N = 2^11 (1024 slots), `levels` levels of 40 bits. */
+static int he_setup_spec(void **state, unsigned levels, unsigned special, unsigned dnum) {
     he *h = calloc(1, sizeof *h);
     if (!h) return -1;
     tsr_ckks_param_spec spec = { .log_n = 11,
                                  .first_prime_bits = 55,
                                  .scale_bits = 40,
-                                 .levels = 2,
-                                 .special_primes = 1,
+                                 .levels = levels,
+                                 .special_primes = special,
                                  .special_prime_bits = 60,
-                                 .dnum = 0,
+                                 .dnum = dnum,
                                  .secret = TSR_CKKS_SECRET_TERNARY,
                                  .hamming_weight = 0,
                                  .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
@@ -47,6 +51,16 @@ static int he_setup(void **state) {
     tt_prng(&h->g, 11);
     *state = h;
     return 0;
+}
+
+/* 2 levels, 1 special prime. */
+static int he_setup(void **state) {
+    return he_setup_spec(state, 2, 1, 0);
+}
+
+/* 5 levels, 2 special primes, 3 key-switching digits at the top level. */
+static int he_setup_digits(void **state) {
+    return he_setup_spec(state, 5, 2, 3);
 }
 
 static int he_teardown(void **state) {
@@ -269,11 +283,114 @@ static void test_lt_errors(void **state) {
     free(d1);
 }
 
+/* Complex diagonals for circuits_bsgs_create: ctx = (2 slots doubles) per diagonal. */
+static tsr_status cplx_diag(void *ctx, size_t t, ckks_cplx *out) {
+    double *const *d = ctx;
+    const size_t S = 1024; /* he_setup_digits's slots */
+    for (size_t j = 0; j < S; j++) {
+        out[j].re = d[t][2 * j];
+        out[j].im = d[t][2 * j + 1];
+    }
+    return TSR_OK;
+}
+
+/*
+ * Double hoisting against the single-hoisted reference path on complex
+ * diagonals (ring with 2 special primes and 3 digits): both within a bit of
+ * each other and >= 24 bits against the naive product, same output level
+ * and scale, and the key-switching counts: 1 + ng decompositions either
+ * way; ng + 1 ModDowns hoisted, nb + ng single-hoisted (nb baby steps b > 0,
+ * ng giant steps g > 0, counted here from the indices).
+ */
+static void test_lt_double_hoisting(void **state) {
+    he *h = *state;
+    const size_t S = h->slots;
+    assert_int_equal(S, 1024);
+    const size_t idx[] = { 0, 1, 2, 5, 9, 17, 30, 64, 100, 511, 1021 };
+    const size_t nd = sizeof idx / sizeof idx[0];
+    const int level = tsr_ckks_params_max_level(h->p);
+    double *diag[sizeof idx / sizeof idx[0]];
+    for (size_t t = 0; t < nd; t++) diag[t] = rand_vec(h, 2 * S);
+    double *x = rand_vec(h, 2 * S), *want = calloc(2 * S, sizeof *want);
+    double *got = malloc(2 * S * sizeof *got);
+    assert_true(want && got);
+    for (size_t t = 0; t < nd; t++)
+        for (size_t j = 0; j < S; j++) {
+            const double *d = diag[t] + 2 * j, *v = x + 2 * ((j + idx[t]) % S);
+            want[2 * j] += d[0] * v[0] - d[1] * v[1];
+            want[2 * j + 1] += d[0] * v[1] + d[1] * v[0];
+        }
+    const size_t n1s[] = { 0, 1, 8, S };
+    for (size_t c = 0; c < sizeof n1s / sizeof n1s[0]; c++) {
+        circuits_bsgs lt;
+        tt_ok(circuits_bsgs_create(&lt, h->enc, h->p, idx, nd, S, n1s[c], cplx_diag, diag, level,
+                                   tsr_ckks_params_scale(h->p, level)));
+        size_t nb = 0, ng = 0;
+        for (size_t b = 1; b < lt.n1; b++) {
+            int used = 0;
+            for (size_t t = 0; t < nd; t++) used |= idx[t] % lt.n1 == b;
+            nb += (size_t)used;
+        }
+        for (size_t g = 1; g * lt.n1 < S; g++) {
+            int used = 0;
+            for (size_t t = 0; t < nd; t++) used |= idx[t] / lt.n1 == g;
+            ng += (size_t)used;
+        }
+        tsr_ckks_galois_keys *gk;
+        tt_ok(tsr_ckks_galois_keys_create(&gk, h->sk, lt.steps, lt.n_steps, 0));
+        tsr_ckks_evaluator *ev;
+        tt_ok(tsr_ckks_evaluator_create(&ev, h->p, NULL, gk));
+        tt_ok(circuits_bsgs_check_keys(ev, &lt));
+        tsr_ckks_ciphertext *in, *out[2];
+        tt_ok(tsr_ckks_ciphertext_create(&in, h->p));
+        tt_ok(tsr_ckks_encode_complex(h->enc, h->pt, x, S, level, 0));
+        tt_ok(tsr_ckks_encrypt(h->pk, in, h->pt));
+        double bits[2];
+        unsigned long dec[2], md[2];
+        for (int k = 0; k < 2; k++) {
+            tt_ok(tsr_ckks_ciphertext_create(&out[k], h->p));
+            unsigned long d0 = ev->n_decompose, m0 = ev->n_moddown;
+            if (k == 0)
+                tt_ok(circuits_bsgs_apply(ev, out[k], in, &lt));
+            else
+                tt_ok(circuits_bsgs_apply_ref(ev, out[k], in, &lt));
+            dec[k] = ev->n_decompose - d0;
+            md[k] = ev->n_moddown - m0;
+            assert_int_equal(tsr_ckks_ciphertext_level(out[k]), level - 1);
+            double sc = tsr_ckks_ciphertext_scale(out[k]),
+                   want_sc = tsr_ckks_params_scale(h->p, level - 1);
+            assert_true(fabs(sc - want_sc) <= 1e-9 * want_sc);
+            tt_ok(tsr_ckks_decrypt(h->sk, h->pt, out[k]));
+            tt_ok(tsr_ckks_decode_complex(h->enc, h->pt, got, S, NULL));
+            bits[k] = tt_precision_bits(got, want, 2 * S);
+        }
+        printf("n1 = %4zu (%zu babies, %zu giants): %.1f bits double-hoisted (%lu decompositions, "
+               "%lu ModDowns), %.1f bits single (%lu, %lu)\n",
+               lt.n1, nb, ng, bits[0], dec[0], md[0], bits[1], dec[1], md[1]);
+        assert_true(bits[0] >= 24 && bits[1] >= 24);
+        assert_true(fabs(bits[0] - bits[1]) <= 1.0);
+        assert_int_equal(dec[0], (nb > 0) + ng);
+        assert_int_equal(dec[1], (nb > 0) + ng);
+        assert_int_equal(md[0], ng + 1);
+        assert_int_equal(md[1], nb + ng);
+        for (int k = 0; k < 2; k++) tsr_ckks_ciphertext_free(out[k]);
+        tsr_ckks_ciphertext_free(in);
+        tsr_ckks_evaluator_free(ev);
+        tsr_ckks_galois_keys_free(gk);
+        circuits_bsgs_free(&lt);
+    }
+    for (size_t t = 0; t < nd; t++) free(diag[t]);
+    free(x);
+    free(want);
+    free(got);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lt_sparse, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_dense, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_errors, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_lt_double_hoisting, he_setup_digits, he_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -328,15 +328,18 @@ typedef struct tsr_circuits_lt tsr_circuits_lt;
  * al., EUROCRYPT 2021, section 3): writing each diagonal index as
  * i = g n1 + b (0 <= b < n1),
  *   M v = sum_g rot( sum_b rot(diag_i, -g n1) * rot(v, b), g n1 ),
- * the baby rotations rot(v, b) share one key-switching decomposition
- * (hoisting) and each giant step costs one rotation.
+ * with double hoisting (Bossuat et al., section 3.3): the baby rotations
+ * rot(v, b) share one key-switching decomposition and stay over Q_l P (no
+ * ModDown), the inner sums are taken there, and each giant step costs one
+ * ModDown and one decomposition; one ModDown and one rescale end it.
  *
  * index[t] (any integer, taken modulo slots; distinct after reduction)
  * names diagonal t, whose `slots` real values are diags[t]. n1 is the
  * baby-step count, a power of two <= slots, or 0 to pick the one that
- * needs the fewest rotation keys (baby plus giant steps; ties: the smaller
- * n1). The plaintexts are encoded for inputs at `level` (>= 1) with the
- * canonical scale of that level, at the scale that makes the single
+ * needs the fewest rotation keys (baby plus giant steps; ties: the fewest
+ * giant steps, a giant costing about three babies). The plaintexts are
+ * encoded over Q_l P (l + 1 + k limbs each) for inputs at `level` (>= 1)
+ * with the canonical scale of that level, at the scale that makes the single
  * rescale of tsr_circuits_lt_apply land on the canonical scale of level - 1.
  * enc is used for the encoding only (not kept). Errors: TSR_ERR_INVALID_ARG
  * (no diagonal, duplicates, n1 not a power of two, non-finite values),

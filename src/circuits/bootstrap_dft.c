@@ -1,8 +1,8 @@
 /*
  * circuits/bootstrap_dft.c - the homomorphic special FFT of bootstrapping:
  * the FFT's butterfly stages as sparse-diagonal matrices, merged into a few
- * factors (the level budget), and a baby-step giant-step transform with
- * complex diagonals that applies one factor in one level.
+ * factors (the level budget), each applied in one level by the one linear
+ * transform (circuits/linear_transform.c) with complex diagonals.
  *
  * References:
  *  - J. H. Cheon, K. Han, A. Kim, M. Kim, Y. Song, "Bootstrapping for
@@ -13,7 +13,8 @@
  *    factored into log2(n) sparse matrices of three diagonals, grouped into
  *    a level budget).
  *  - J.-P. Bossuat et al., EUROCRYPT 2021, section 3 (baby-step giant-step
- *    with hoisted baby rotations, one rescale per factor).
+ *    with double hoisting, one rescale per factor: the transform itself is
+ *    circuits/linear_transform.c's).
  *
  * Layout: ckks/fft.c computes slots = F_{n/2} ... F_2 F_1 P w, where P is
  * the bit reversal and F_h the stage with half-length h (x' = x + w_j y,
@@ -170,188 +171,51 @@ tsr_status boot_dft_factors(boot_dmat *mats, int groups, const ckks_fft *f, int 
     return st;
 }
 
-/* ---- the transform ------------------------------------------------------------------- */
+/* ---- the transform: circuits/linear_transform.c ------------------------------------------ */
 
-static int cmp_int(const void *a, const void *b) {
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
+typedef struct dmat_diags {
+    const boot_dmat *m;
+    const size_t *index; /* sorted position -> diagonal of m */
+    double factor;
+} dmat_diags;
 
-/*
- * Rotations of a factor with baby-step count n1: *babies (b > 0, hoisted: one
- * shared decomposition) and *giants (g > 0, one full key switch each); the
- * rotation keys needed are their sum. SIZE_MAX babies if out of memory.
- */
-static void bsgs_count(const size_t *index, size_t count, size_t n1, size_t *babies,
-                       size_t *giants) {
-    *babies = 0;
-    *giants = 0;
-    unsigned char *seen = calloc(n1, 1);
-    if (!seen) {
-        *babies = SIZE_MAX;
-        return;
+static tsr_status dmat_diag_fn(void *ctx, size_t t, ckks_cplx *out) {
+    const dmat_diags *c = ctx;
+    const ckks_cplx *d = c->m->d[c->index[t]];
+    for (size_t j = 0; j < c->m->n; j++) {
+        out[j].re = d[j].re * c->factor;
+        out[j].im = d[j].im * c->factor;
     }
-    size_t last_g = SIZE_MAX;
-    for (size_t t = 0; t < count; t++) {
-        size_t b = index[t] % n1, g = index[t] / n1;
-        if (!seen[b]) {
-            seen[b] = 1;
-            *babies += b != 0;
-        }
-        if (g != last_g) {
-            *giants += g != 0;
-            last_g = g;
-        }
-    }
-    free(seen);
+    return TSR_OK;
 }
 
 void boot_lt_free(boot_lt *lt) {
-    if (lt->pt)
-        for (size_t t = 0; t < lt->n_diags; t++) tsr_ckks_plaintext_free(lt->pt[t]);
-    free(lt->pt);
-    free(lt->index);
-    free(lt->steps);
-    memset(lt, 0, sizeof *lt);
+    circuits_bsgs_free(lt);
 }
 
 tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                           const boot_dmat *m, double factor, int level, double in_scale) {
-    memset(lt, 0, sizeof *lt);
-    size_t n = m->n, slots = tsr_ckks_params_slots(p);
-    lt->level = level;
-    lt->in_scale = in_scale;
-    lt->n = n;
-    for (size_t i = 0; i < n; i++) lt->n_diags += m->d[i] != NULL;
-    lt->index = malloc((lt->n_diags ? lt->n_diags : 1) * sizeof *lt->index);
-    lt->pt = calloc(lt->n_diags ? lt->n_diags : 1, sizeof *lt->pt);
-    lt->steps = malloc((2 * lt->n_diags + 1) * sizeof *lt->steps);
-    double *buf = malloc(2 * slots * sizeof *buf);
-    tsr_status st = TSR_OK;
-    if (!lt->index || !lt->pt || !lt->steps || !buf) {
-        st = tsr_fail(TSR_ERR_NOMEM, "out of memory for a DFT factor");
-        goto done;
+    size_t count = 0, n = m->n;
+    for (size_t i = 0; i < n; i++) count += m->d[i] != NULL;
+    size_t *index = malloc((count ? count : 1) * sizeof *index);
+    if (!index) {
+        memset(lt, 0, sizeof *lt);
+        return tsr_fail(TSR_ERR_NOMEM, "out of memory for a DFT factor");
     }
-    size_t c = 0;
+    count = 0;
     for (size_t i = 0; i < n; i++)
-        if (m->d[i]) lt->index[c++] = i;
-    /*
-     * n1: the fewest rotation keys, and among those the cheapest split. A
-     * hoisted baby rotation skips the decomposition (ModUp), which is about
-     * two thirds of a key switch with the bootstrapping parameters (dnum 7,
-     * docs/BENCHMARKS.md), so it costs about a third of a giant rotation:
-     * 32 diagonals take 7 babies + 3 giants rather than 3 + 7, same keys.
-     */
-    size_t best_keys = SIZE_MAX, best_cost = SIZE_MAX;
-    for (size_t n1 = 1; n1 <= n; n1 *= 2) {
-        size_t nb, ng;
-        bsgs_count(lt->index, lt->n_diags, n1, &nb, &ng);
-        if (nb == SIZE_MAX) {
-            st = tsr_fail(TSR_ERR_NOMEM, "out of memory for a DFT factor");
-            goto done;
-        }
-        size_t keys = nb + ng, cost = nb + 3 * ng;
-        if (keys < best_keys || (keys == best_keys && cost < best_cost)) {
-            best_keys = keys;
-            best_cost = cost;
-            lt->n1 = n1;
-        }
-    }
-    /* steps: babies b > 0 and giants g n1 > 0 */
-    size_t ns = 0;
-    for (size_t t = 0; t < lt->n_diags; t++) {
-        size_t b = lt->index[t] % lt->n1, g = lt->index[t] - b;
-        if (b) lt->steps[ns++] = (int)b;
-        if (g) lt->steps[ns++] = (int)g;
-    }
-    qsort(lt->steps, ns, sizeof *lt->steps, cmp_int);
-    lt->n_steps = 0;
-    for (size_t t = 0; t < ns; t++)
-        if (lt->n_steps == 0 || lt->steps[lt->n_steps - 1] != lt->steps[t])
-            lt->steps[lt->n_steps++] = lt->steps[t];
-    /* Delta_l^in * s_pt / q_l = Delta_{l-1} */
-    double s_pt =
-        tsr_ckks_params_scale(p, level - 1) * (double)tsr_ckks_params_prime(p, level) / in_scale;
-    for (size_t t = 0; t < lt->n_diags && st == TSR_OK; t++) {
-        size_t i = lt->index[t], g = i - i % lt->n1;
-        const ckks_cplx *d = m->d[i];
-        /* rot(d, -g)[j] = d[(j - g) mod n], repeated with period n over all slots */
-        for (size_t j = 0; j < slots; j++) {
-            const ckks_cplx v = d[(j % n + n - g) % n];
-            buf[2 * j] = v.re * factor;
-            buf[2 * j + 1] = v.im * factor;
-        }
-        st = tsr_ckks_plaintext_create(&lt->pt[t], p);
-        if (st == TSR_OK) st = tsr_ckks_encode_complex(enc, lt->pt[t], buf, slots, level, s_pt);
-    }
-done:
-    free(buf);
-    if (st != TSR_OK) boot_lt_free(lt);
+        if (m->d[i]) index[count++] = i;
+    dmat_diags ctx = { m, index, factor };
+    tsr_status st =
+        circuits_bsgs_create(lt, enc, p, index, count, n, 0, dmat_diag_fn, &ctx, level, in_scale);
+    free(index);
     return st;
 }
 
 tsr_status boot_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                          const tsr_ckks_ciphertext *in, const boot_lt *lt) {
-    tsr_ckks_params *p = ev->params;
-    size_t n1 = lt->n1, nb = 0;
-    int *bsteps = malloc(n1 * sizeof *bsteps);
-    int *slot_of = malloc(n1 * sizeof *slot_of);
-    tsr_ckks_ciphertext **baby = calloc(n1, sizeof *baby);
-    tsr_ckks_ciphertext *inner = NULL, *acc = NULL, *tmp = NULL;
-    tsr_status st = TSR_OK;
-    if (!bsteps || !slot_of || !baby) {
-        st = tsr_fail(TSR_ERR_NOMEM, "out of memory for the baby steps");
-        goto done;
-    }
-    for (size_t b = 0; b < n1; b++) slot_of[b] = -1;
-    for (size_t t = 0; t < lt->n_diags; t++) {
-        size_t b = lt->index[t] % n1;
-        if (slot_of[b] < 0) {
-            slot_of[b] = (int)nb;
-            bsteps[nb++] = (int)b;
-        }
-    }
-    for (size_t t = 0; t < nb && st == TSR_OK; t++) st = tsr_ckks_ciphertext_create(&baby[t], p);
-    if (st == TSR_OK) st = tsr_ckks_rotate_hoisted(ev, baby, in, bsteps, nb);
-    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&inner, p);
-    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&acc, p);
-    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&tmp, p);
-    int have_acc = 0;
-    for (size_t t = 0; t < lt->n_diags && st == TSR_OK;) {
-        size_t g = lt->index[t] / n1, u = t;
-        int have_inner = 0;
-        for (; u < lt->n_diags && lt->index[u] / n1 == g && st == TSR_OK; u++) {
-            const tsr_ckks_ciphertext *v = baby[slot_of[lt->index[u] % n1]];
-            if (!have_inner) {
-                st = tsr_ckks_mul_plain(ev, inner, v, lt->pt[u]);
-                have_inner = 1;
-            } else {
-                st = tsr_ckks_mul_plain(ev, tmp, v, lt->pt[u]);
-                if (st == TSR_OK) st = tsr_ckks_add(ev, inner, inner, tmp);
-            }
-        }
-        if (st == TSR_OK && g != 0) st = tsr_ckks_rotate(ev, inner, inner, (int)(g * n1));
-        if (st == TSR_OK) {
-            if (!have_acc)
-                st = tsr_ckks_ciphertext_copy(acc, inner);
-            else
-                st = tsr_ckks_add(ev, acc, acc, inner);
-            have_acc = 1;
-        }
-        t = u;
-    }
-    if (st == TSR_OK) st = tsr_ckks_rescale(ev, out, acc);
-    if (st == TSR_OK) st = boot_snap_scale(out, tsr_ckks_params_scale(p, lt->level - 1));
-done:
-    if (baby)
-        for (size_t t = 0; t < n1; t++) tsr_ckks_ciphertext_free(baby[t]);
-    free(baby);
-    free(bsteps);
-    free(slot_of);
-    tsr_ckks_ciphertext_free(inner);
-    tsr_ckks_ciphertext_free(acc);
-    tsr_ckks_ciphertext_free(tmp);
-    return st;
+    TSR_TRY(circuits_bsgs_apply(ev, out, in, lt));
+    return boot_snap_scale(out, tsr_ckks_params_scale(ev->params, lt->level - 1));
 }
 
 tsr_status boot_snap_scale(tsr_ckks_ciphertext *ct, double want) {

@@ -8,6 +8,7 @@
 
 #include "tessera/circuits.h"
 
+#include "circuits/circuits_internal.h"
 #include "ckks/fft.h"
 
 /** An n x n complex matrix by generalized diagonals: (M v)[j] = sum_i d[i][j] v[(j + i) mod n]. */
@@ -25,18 +26,9 @@ void boot_dmat_free(boot_dmat *m);
  */
 tsr_status boot_dft_factors(boot_dmat *mats, int groups, const ckks_fft *f, int inverse);
 
-/** One factor encoded for a ciphertext at `level` with scale in_scale (output: canonical l-1). */
-typedef struct boot_lt {
-    int level;
-    double in_scale;
-    size_t n;       /* period of the slot vectors (the matrix size) */
-    size_t n1;      /* baby steps */
-    size_t n_diags; /* diagonals */
-    size_t *index;  /* (n_diags) sorted diagonal indices in [0, n) */
-    tsr_ckks_plaintext **pt;
-    int *steps; /* rotation steps (babies, giants), sorted */
-    size_t n_steps;
-} boot_lt;
+/** One factor encoded for a ciphertext at `level` with scale in_scale (output: canonical l-1):
+ * the one linear transform of circuits/linear_transform.c. */
+typedef circuits_bsgs boot_lt;
 
 /** Encode factor * m (replicated with period n over all slots) for inputs at level, in_scale. */
 tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,

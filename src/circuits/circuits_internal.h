@@ -6,6 +6,11 @@
 
 #include "tessera/circuits.h"
 
+#include "ckks/fft.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
 /** TSR_ERR_INVALID_ARG unless s is a valid series (see tsr_cheb); NULL aborts. */
 tsr_status circuits_check_series(const tsr_cheb *s);
 
@@ -17,5 +22,61 @@ tsr_status circuits_check_series(const tsr_cheb *s);
  */
 tsr_status circuits_check_input(const tsr_ckks_evaluator *ev, const tsr_ckks_ciphertext *out,
                                 const tsr_ckks_ciphertext *in, int *level);
+
+/**
+ * The one linear transform (linear_transform.c): complex diagonals with
+ * period n, baby-step giant-step, double hoisting. Used by tsr_circuits_lt
+ * (real diagonals, n = slots) and by bootstrapping's DFT factors
+ * (bootstrap_dft.c). Immutable after creation: shareable between threads
+ * (each with its own evaluator).
+ */
+typedef struct circuits_bsgs {
+    int level;       /* input level */
+    double in_scale; /* input scale; the output is at Delta_{level-1} up to rounding */
+    size_t n;        /* period of the diagonals (a power of two dividing the slot count) */
+    size_t n1;       /* baby steps */
+    size_t n_diags;  /* diagonals */
+    size_t *index;   /* (n_diags) sorted, distinct diagonal indices in [0, n) */
+    uint64_t *pt;    /* (n_diags, level + 1 + k, N) rot(diag_t, -g) over Q_l u P, NTT form */
+    double *pt_mag;  /* (n_diags) largest |value| of each diagonal */
+    double pt_scale; /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
+    double pt_err;   /* rounding error of one encoded diagonal (value units) */
+    int *steps;      /* rotation steps (babies b > 0, giants g n1 > 0), sorted, distinct */
+    size_t n_steps;
+} circuits_bsgs;
+
+/** Writes diagonal t (sorted order) as n complex values to out; ctx is the caller's. */
+typedef tsr_status (*circuits_diag_fn)(void *ctx, size_t t, ckks_cplx *out);
+
+/**
+ * Encode a transform: index (n_diags sorted, distinct values in [0, n)),
+ * diag(ctx, t, .) gives diagonal t; n1 = 0 picks the baby-step count with the
+ * fewest rotation keys, then the cheapest split. Inputs at `level` (>= 1)
+ * with scale in_scale. lt is zeroed first; free it with circuits_bsgs_free.
+ */
+tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
+                                const size_t *index, size_t n_diags, size_t n, size_t n1,
+                                circuits_diag_fn diag, void *ctx, int level, double in_scale);
+void circuits_bsgs_free(circuits_bsgs *lt);
+
+/** TSR_ERR_KEY_MISSING listing the rotation steps of lt the evaluator has no key for. */
+tsr_status circuits_bsgs_check_keys(const tsr_ckks_evaluator *ev, const circuits_bsgs *lt);
+
+/**
+ * out = M in, rescaled once (level - 1, scale in_scale * pt_scale / q_l,
+ * unsnapped). in: size 2 at lt->level with scale lt->in_scale, every key
+ * present (the callers check). Double hoisting (Bossuat et al., EUROCRYPT
+ * 2021, section 3.3): one decomposition for the babies, their key switches
+ * kept over Q_l u P, the giant inner sums there, one ModDown per giant step
+ * and one at the end. out may equal in.
+ */
+tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                               const tsr_ckks_ciphertext *in, const circuits_bsgs *lt);
+/**
+ * The same product with single hoisting (every rotation ModDown'ed, the
+ * products over Q_l): the reference the tests compare with.
+ */
+tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                   const tsr_ckks_ciphertext *in, const circuits_bsgs *lt);
 
 #endif /* TSR_CIRCUITS_INTERNAL_H */

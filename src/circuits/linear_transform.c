@@ -1,7 +1,8 @@
 /*
  * circuits/linear_transform.c - a plaintext matrix times an encrypted slot
- * vector by the diagonal method with baby-step giant-step and hoisted baby
- * rotations.
+ * vector by the diagonal method with baby-step giant-step and double
+ * hoisting: the one linear transform of Tessera (tsr_circuits_lt with real
+ * diagonals, bootstrapping's DFT factors with complex ones).
  *
  * References:
  *  - S. Halevi, V. Shoup, "Algorithms in HElib", CRYPTO 2014, section 4.3:
@@ -12,19 +13,33 @@
  *    inner sum by pre-rotating the diagonals (plaintext work):
  *      M v = sum_g rot( sum_b rot(diag_{g n1 + b}, -g n1) * rot(v, b), g n1 ),
  *    and hoisting: the baby rotations of v share one decomposition.
- *  - J.-P. Bossuat et al., EUROCRYPT 2021, section 3: the same structure
- *    for CKKS, with the rescale done once after the giant-step sum.
+ *  - J.-P. Bossuat, C. Mouchet, J. Troncoso-Pastoriza, J.-P. Hubaux,
+ *    "Efficient Bootstrapping for Approximate Homomorphic Encryption with
+ *    Non-Sparse Keys", EUROCRYPT 2021, section 3.3 (double hoisting): the
+ *    baby rotations stay over Q_l u P (no ModDown), the diagonals are
+ *    encoded over Q_l u P, each giant inner sum is ModDown'ed once, its
+ *    giant rotation's key switch is again kept over Q_l u P and summed
+ *    there, and one ModDown and one rescale end the transform.
  *
- * Phases of tsr_circuits_lt_apply: (1) hoisted baby rotations rot(v, b)
- * for every baby step b in use (one ModUp, one key switch per step);
- * (2) per giant step g: the inner sum of plaintext products (no rescale,
- * scale Delta_l * s_pt) and one rotation by g n1; (3) the sum of the giant
- * terms and one rescale onto Delta_{l-1}.
+ * Phases of circuits_bsgs_apply at level l (k special primes, nb baby
+ * steps b > 0, ng giant steps g > 0):
+ *  (1) one decomposition of c1; per baby b: the key switch's inner products
+ *      over Q_l u P, permuted by phi_b, plus P phi_b(c0) (the rotation
+ *      before its ModDown); b = 0: P (c0, c1).
+ *  (2) per giant step g: the inner sum of plaintext products over Q_l u P
+ *      (scale Delta_l * s_pt); g = 0: added to the accumulator as it is;
+ *      g > 0: one ModDown, one decomposition, the key switch of phi_g over
+ *      Q_l u P added to the accumulator with P phi_g(c0).
+ *  (3) one ModDown of the accumulator and one rescale onto Delta_{l-1}.
+ * Key-switching work: 1 + ng decompositions, nb + ng inner products, ng + 1
+ * ModDowns (single hoisting: nb + ng ModDowns), and the plaintext products
+ * over l + 1 + k limbs instead of l + 1.
  */
 #include "tessera/circuits.h"
 
 #include "circuits/circuits_internal.h"
 #include "ckks/evaluator_internal.h"
+#include "core/alloc.h"
 #include "core/error.h"
 
 #include <math.h>
@@ -34,14 +49,7 @@
 
 struct tsr_circuits_lt {
     tsr_ckks_params *p;
-    int level;               /* input level */
-    size_t slots;            /* slot count */
-    size_t n1;               /* baby steps */
-    size_t n_diags;          /* number of diagonals */
-    size_t *index;           /* (n_diags) diagonal index in [0, slots), sorted */
-    tsr_ckks_plaintext **pt; /* (n_diags) rot(diag_i, -g n1) at level, scale s_pt */
-    int *steps;              /* rotation steps needed (babies then giants, sorted) */
-    size_t n_steps;
+    circuits_bsgs core; /* period: the slot count */
 };
 
 static int is_pow2(size_t x) {
@@ -58,70 +66,383 @@ static int cmp_int(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Number of distinct values of f(index[t]) for sorted indices (f = mod or div by n1). */
-static size_t count_distinct(const size_t *index, size_t n, size_t n1, int by_div) {
-    /* indices are sorted: i / n1 is non-decreasing; i % n1 is not, so mark them */
-    size_t count = 0;
-    if (by_div) {
-        for (size_t t = 0; t < n; t++)
-            if (t == 0 || index[t] / n1 != index[t - 1] / n1) count++;
-        return count;
-    }
+/* ---- the transform: encoding ------------------------------------------------------------ */
+
+/*
+ * Rotations of a transform with baby-step count n1: *babies (b > 0, hoisted:
+ * one shared decomposition) and *giants (g > 0, one decomposition each); the
+ * rotation keys needed are their sum. SIZE_MAX babies if out of memory.
+ */
+static void bsgs_count(const size_t *index, size_t count, size_t n1, size_t *babies,
+                       size_t *giants) {
+    *babies = 0;
+    *giants = 0;
     unsigned char *seen = calloc(n1, 1);
-    if (!seen) return SIZE_MAX;
-    for (size_t t = 0; t < n; t++)
-        if (!seen[index[t] % n1]) {
-            seen[index[t] % n1] = 1;
-            count++;
+    if (!seen) {
+        *babies = SIZE_MAX;
+        return;
+    }
+    size_t last_g = SIZE_MAX;
+    for (size_t t = 0; t < count; t++) {
+        size_t b = index[t] % n1, g = index[t] / n1;
+        if (!seen[b]) {
+            seen[b] = 1;
+            *babies += b != 0;
         }
+        if (g != last_g) {
+            *giants += g != 0;
+            last_g = g;
+        }
+    }
     free(seen);
-    return count;
 }
 
-/* Rotation keys needed with baby-step count n1 (babies b > 0, giants g > 0). */
-static size_t keys_needed(const size_t *index, size_t n, size_t n1) {
-    size_t babies = count_distinct(index, n, n1, 0), giants = count_distinct(index, n, n1, 1);
-    if (babies == SIZE_MAX) return SIZE_MAX;
-    int has_b0 = 0, has_g0 = 0;
-    for (size_t t = 0; t < n; t++) {
-        has_b0 |= index[t] % n1 == 0;
-        has_g0 |= index[t] / n1 == 0;
-    }
-    return babies - (size_t)has_b0 + giants - (size_t)has_g0;
+void circuits_bsgs_free(circuits_bsgs *lt) {
+    free(lt->pt);
+    free(lt->pt_mag);
+    free(lt->index);
+    free(lt->steps);
+    memset(lt, 0, sizeof *lt);
 }
+
+/*
+ * n1: the fewest rotation keys, and among those the cheapest split. A baby
+ * step costs the inner products of its key switch over Q_l u P; a giant
+ * step also a ModDown and a decomposition (ModUp), about three times as much
+ * with the bootstrapping parameters (dnum 7, docs/BENCHMARKS.md): 32
+ * contiguous diagonals take 7 babies + 3 giants rather than 3 + 7, same keys.
+ */
+static tsr_status choose_n1(circuits_bsgs *lt) {
+    size_t best_keys = SIZE_MAX, best_cost = SIZE_MAX;
+    for (size_t n1 = 1; n1 <= lt->n; n1 *= 2) {
+        size_t nb, ng;
+        bsgs_count(lt->index, lt->n_diags, n1, &nb, &ng);
+        if (nb == SIZE_MAX) return tsr_fail(TSR_ERR_NOMEM, "out of memory for a linear transform");
+        size_t keys = nb + ng, cost = nb + 3 * ng;
+        if (keys < best_keys || (keys == best_keys && cost < best_cost)) {
+            best_keys = keys;
+            best_cost = cost;
+            lt->n1 = n1;
+        }
+    }
+    return TSR_OK;
+}
+
+/* The sorted, distinct rotation steps (babies b > 0 and giants g n1 > 0). */
+static void collect_steps(circuits_bsgs *lt) {
+    size_t ns = 0;
+    for (size_t t = 0; t < lt->n_diags; t++) {
+        size_t b = lt->index[t] % lt->n1, g = lt->index[t] - b;
+        if (b) lt->steps[ns++] = (int)b;
+        if (g) lt->steps[ns++] = (int)g;
+    }
+    qsort(lt->steps, ns, sizeof *lt->steps, cmp_int);
+    lt->n_steps = 0;
+    for (size_t t = 0; t < ns; t++)
+        if (lt->n_steps == 0 || lt->steps[lt->n_steps - 1] != lt->steps[t])
+            lt->steps[lt->n_steps++] = lt->steps[t];
+}
+
+tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
+                                const size_t *index, size_t n_diags, size_t n, size_t n1,
+                                circuits_diag_fn diag, void *ctx, int level, double in_scale) {
+    memset(lt, 0, sizeof *lt);
+    const size_t slots = tsr_ckks_params_slots(p), N = 2 * slots;
+    const size_t limbs = (size_t)level + 1 + (size_t)p->k;
+    TSR_ASSERT(level >= 1 && is_pow2(n) && n <= slots && (n1 == 0 || (is_pow2(n1) && n1 <= n)));
+    lt->level = level;
+    lt->in_scale = in_scale;
+    lt->n = n;
+    lt->n_diags = n_diags;
+    size_t nd = n_diags ? n_diags : 1;
+    lt->index = malloc(nd * sizeof *lt->index);
+    lt->pt_mag = calloc(nd, sizeof *lt->pt_mag);
+    lt->steps = malloc(2 * nd * sizeof *lt->steps);
+    lt->pt = n_diags && limbs * N <= SIZE_MAX / sizeof(uint64_t) / n_diags
+                 ? malloc(n_diags * limbs * N * sizeof(uint64_t))
+                 : NULL;
+    ckks_cplx *d = malloc(n * sizeof *d);
+    double *buf = malloc(2 * slots * sizeof *buf);
+    tsr_status st = TSR_OK;
+    if (!lt->index || !lt->pt_mag || !lt->steps || (n_diags && !lt->pt) || !d || !buf) {
+        st =
+            tsr_fail(TSR_ERR_NOMEM,
+                     "out of memory for a linear transform (%zu diagonals of %zu MiB over Q_l u P)",
+                     n_diags, limbs * N * sizeof(uint64_t) >> 20);
+        goto done;
+    }
+    for (size_t t = 0; t < n_diags; t++) {
+        TSR_ASSERT(index[t] < n && (t == 0 || index[t] > index[t - 1]));
+        lt->index[t] = index[t];
+    }
+    lt->n1 = n1;
+    if (n1 == 0) st = choose_n1(lt);
+    if (st != TSR_OK) goto done;
+    collect_steps(lt);
+    /* Delta_l^in * s_pt / q_l = Delta_{l-1} */
+    lt->pt_scale =
+        tsr_ckks_params_scale(p, level - 1) * (double)tsr_ckks_params_prime(p, level) / in_scale;
+    for (size_t t = 0; t < n_diags && st == TSR_OK; t++) {
+        st = diag(ctx, t, d);
+        if (st != TSR_OK) break;
+        size_t g = lt->index[t] - lt->index[t] % lt->n1;
+        /* rot(d, -g)[j] = d[(j - g) mod n], repeated with period n over all slots */
+        for (size_t j = 0; j < slots; j++) {
+            const ckks_cplx v = d[(j % n + n - g) % n];
+            buf[2 * j] = v.re;
+            buf[2 * j + 1] = v.im;
+        }
+        st = ckks_encode_complex_qp(enc, lt->pt + t * limbs * N, buf, slots, level, lt->pt_scale,
+                                    &lt->pt_mag[t], &lt->pt_err);
+    }
+done:
+    free(d);
+    free(buf);
+    if (st != TSR_OK) circuits_bsgs_free(lt);
+    return st;
+}
+
+tsr_status circuits_bsgs_check_keys(const tsr_ckks_evaluator *ev, const circuits_bsgs *lt) {
+    char list[160];
+    size_t len = 0, missing = 0;
+    list[0] = '\0';
+    for (size_t t = 0; t < lt->n_steps; t++) {
+        if (ev->gk && tsr_ckks_galois_keys_has_rotation(ev->gk, lt->steps[t])) continue;
+        if (missing < 12 && len < sizeof list) {
+            int w =
+                snprintf(list + len, sizeof list - len, "%s%d", missing ? ", " : "", lt->steps[t]);
+            if (w > 0) len += (size_t)w;
+        }
+        missing++;
+    }
+    if (missing == 0) return TSR_OK;
+    return tsr_fail(TSR_ERR_KEY_MISSING,
+                    "the linear transform needs Galois keys for %zu rotation step(s) the "
+                    "evaluator lacks: %s%s; create the keys with the steps of "
+                    "tsr_circuits_lt_rotations",
+                    missing, list, missing > 12 ? ", ..." : "");
+}
+
+/* ---- the transform: evaluation ---------------------------------------------------------- */
+
+/* The baby steps in use: bsteps[0..*nb) in order of first use, slot_of[b] their position. */
+static tsr_status list_babies(const circuits_bsgs *lt, int **bsteps, int **slot_of, size_t *nb) {
+    *nb = 0;
+    *bsteps = malloc(lt->n1 * sizeof **bsteps);
+    *slot_of = malloc(lt->n1 * sizeof **slot_of);
+    if (!*bsteps || !*slot_of) return tsr_fail(TSR_ERR_NOMEM, "out of memory for the baby steps");
+    for (size_t b = 0; b < lt->n1; b++) (*slot_of)[b] = -1;
+    for (size_t t = 0; t < lt->n_diags; t++) {
+        size_t b = lt->index[t] % lt->n1;
+        if ((*slot_of)[b] < 0) {
+            (*slot_of)[b] = (int)*nb;
+            (*bsteps)[(*nb)++] = (int)b;
+        }
+    }
+    return TSR_OK;
+}
+
+static const ckks_galois_entry *rotation_key(const tsr_ckks_evaluator *ev, size_t step) {
+    const ckks_galois_entry *e =
+        ckks_galois_find(ev->gk, ckks_galois_elt_rotation(ev->params->slots, (long)step));
+    TSR_ASSERT(e != NULL); /* the callers check the keys */
+    return e;
+}
+
+/* Noise of a product of a ciphertext (err, mag) with diagonal t (as tsr_ckks_mul_plain). */
+static void product_noise(const circuits_bsgs *lt, size_t t, double err, double mag, double *e_out,
+                          double *m_out) {
+    *e_out = hypot(mag * lt->pt_err, lt->pt_mag[t] * err) + err * lt->pt_err;
+    *m_out = mag * lt->pt_mag[t];
+}
+
+tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                               const tsr_ckks_ciphertext *in, const circuits_bsgs *lt) {
+    tsr_ckks_params *p = ev->params;
+    const int level = lt->level;
+    const size_t N = p->n, ne = (size_t)level + 1 + (size_t)p->k, poly = ne * N;
+    TSR_ASSERT(in->level == level && in->size == 2 && lt->n_diags > 0);
+    size_t nb = 0;
+    int *bsteps = NULL, *slot_of = NULL;
+    uint64_t *baby = NULL, *work = NULL;
+    const uint64_t **terms = NULL;
+    tsr_ckks_ciphertext *mid = NULL;
+    tsr_status st = list_babies(lt, &bsteps, &slot_of, &nb);
+    if (st != TSR_OK) goto done;
+    /* babies: nb QP ciphertexts; work: the inner sum and the accumulator */
+    baby = tsr_alloc(nb * 2 * poly * sizeof *baby);
+    work = tsr_alloc(4 * poly * sizeof *work);
+    terms = malloc(3 * (nb ? nb : 1) * sizeof *terms);
+    if (!baby || !work || !terms) {
+        st = tsr_fail(TSR_ERR_NOMEM,
+                      "out of memory for the baby steps of a linear transform (%zu x %zu MiB)", nb,
+                      2 * poly * sizeof(uint64_t) >> 20);
+        goto done;
+    }
+    st = tsr_ckks_ciphertext_create(&mid, p);
+    if (st == TSR_OK) st = ckks_ct_reserve(mid, level, 2);
+    if (st != TSR_OK) goto done;
+    uint64_t *inner0 = work, *inner1 = work + poly, *acc0 = work + 2 * poly,
+             *acc1 = work + 3 * poly;
+    const uint64_t *c0 = ckks_ct_poly(in, 0), *c1 = ckks_ct_poly(in, 1);
+    const double ks_err = ckks_noise_keyswitch(p, level, in->scale);
+
+    /* Phase 1: the babies over Q_l u P, one decomposition. */
+    size_t keys = 0;
+    for (size_t k = 0; k < nb; k++) keys += bsteps[k] != 0;
+    int decomposed = 0;
+    for (size_t k = 0; k < nb && st == TSR_OK; k++) {
+        uint64_t *u0 = baby + 2 * k * poly, *u1 = u0 + poly;
+        if (bsteps[k] == 0) {
+            memset(u0, 0, 2 * poly * sizeof *u0);
+            st = ckks_qp_add_lifted(ev, level, NULL, c0, u0);
+            if (st == TSR_OK) st = ckks_qp_add_lifted(ev, level, NULL, c1, u1);
+            continue;
+        }
+        const ckks_galois_entry *e = rotation_key(ev, (size_t)bsteps[k]);
+        if (!decomposed) {
+            st = ckks_ks_decompose(ev, level, c1);
+            if (st != TSR_OK) break;
+            if (keys > 1) ckks_ks_finish_digits(ev);
+            decomposed = 1;
+        }
+        st = ckks_ks_apply_qp(ev, &e->key, e->perm, u0, u1);
+        if (st == TSR_OK) st = ckks_qp_add_lifted(ev, level, e->perm, c0, u0);
+    }
+
+    /* Phase 2: per giant step (runs of equal index / n1 in the sorted list). */
+    int have_acc = 0;
+    double acc_err = 0, acc_mag = 0;
+    const double mid_scale = in->scale * lt->pt_scale;
+    for (size_t t = 0; t < lt->n_diags && st == TSR_OK;) {
+        const size_t g = lt->index[t] / lt->n1;
+        size_t u = t;
+        double err = 0, mag = 0;
+        for (; u < lt->n_diags && lt->index[u] / lt->n1 == g; u++) {
+            const size_t b = lt->index[u] % lt->n1;
+            double e, m;
+            product_noise(lt, u, b ? hypot(in->err, ks_err) : in->err, in->mag, &e, &m);
+            err = hypot(err, e);
+            mag += m;
+        }
+        const size_t cnt = u - t;
+        /* the inner sum: sum_u pt_u * baby_u (both polynomials) */
+        for (size_t v = 0; v < cnt; v++) {
+            const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[t + v] % lt->n1] * poly;
+            terms[v] = lt->pt + (t + v) * poly;
+            terms[nb + v] = bb;
+            terms[2 * nb + v] = bb + poly;
+        }
+        uint64_t *s0 = g == 0 && !have_acc ? acc0 : inner0,
+                 *s1 = g == 0 && !have_acc ? acc1 : inner1;
+        st = ckks_qp_dot_plain(ev, level, s0, s1, terms, terms + nb, terms + 2 * nb, cnt);
+        if (st != TSR_OK) break;
+        if (g != 0) {
+            /* ModDown, then the giant rotation's key switch over Q_l u P */
+            const ckks_galois_entry *e = rotation_key(ev, g * lt->n1);
+            uint64_t *m0 = ckks_ct_poly(mid, 0), *m1 = ckks_ct_poly(mid, 1);
+            st = ckks_qp_moddown(ev, level, inner0, inner1, m0, m1);
+            if (st == TSR_OK) st = ckks_ks_decompose(ev, level, m1);
+            if (st != TSR_OK) break;
+            s0 = have_acc ? inner0 : acc0;
+            s1 = have_acc ? inner1 : acc1;
+            st = ckks_ks_apply_qp(ev, &e->key, e->perm, s0, s1);
+            if (st == TSR_OK) st = ckks_qp_add_lifted(ev, level, e->perm, m0, s0);
+            err = hypot(err, ckks_noise_keyswitch(p, level, mid_scale));
+        }
+        if (st == TSR_OK && have_acc) ckks_qp_add(ev, level, acc0, acc1, s0, s1);
+        have_acc = 1;
+        acc_err = hypot(acc_err, err);
+        acc_mag += mag;
+        t = u;
+    }
+
+    /* Phase 3: one ModDown, one rescale onto Delta_{l-1}. */
+    if (st == TSR_OK)
+        st = ckks_qp_moddown(ev, level, acc0, acc1, ckks_ct_poly(mid, 0), ckks_ct_poly(mid, 1));
+    if (st == TSR_OK) {
+        mid->level = level;
+        mid->size = 2;
+        mid->scale = mid_scale;
+        mid->err = acc_err;
+        mid->mag = acc_mag;
+        st = tsr_ckks_rescale(ev, out, mid);
+    }
+done:
+    free(bsteps);
+    free(slot_of);
+    tsr_free(baby);
+    tsr_free(work);
+    free(terms);
+    tsr_ckks_ciphertext_free(mid);
+    return st;
+}
+
+tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
+                                   const tsr_ckks_ciphertext *in, const circuits_bsgs *lt) {
+    tsr_ckks_params *p = ev->params;
+    const size_t N = p->n, poly = ((size_t)lt->level + 1 + (size_t)p->k) * N;
+    size_t nb = 0;
+    int *bsteps = NULL, *slot_of = NULL;
+    tsr_ckks_ciphertext **baby = NULL;
+    tsr_ckks_ciphertext *inner = NULL, *acc = NULL, *tmp = NULL;
+    tsr_ckks_plaintext *pt = NULL;
+    tsr_status st = list_babies(lt, &bsteps, &slot_of, &nb);
+    if (st == TSR_OK && !(baby = calloc(nb, sizeof *baby)))
+        st = tsr_fail(TSR_ERR_NOMEM, "out of memory for the baby steps");
+    for (size_t t = 0; t < nb && st == TSR_OK; t++) st = tsr_ckks_ciphertext_create(&baby[t], p);
+    if (st == TSR_OK) st = tsr_ckks_rotate_hoisted(ev, baby, in, bsteps, nb);
+    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&inner, p);
+    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&acc, p);
+    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&tmp, p);
+    if (st == TSR_OK) st = tsr_ckks_plaintext_create(&pt, p);
+    if (st == TSR_OK) st = ckks_pt_reserve(pt, lt->level);
+    int have_acc = 0;
+    for (size_t t = 0; t < lt->n_diags && st == TSR_OK;) {
+        size_t g = lt->index[t] / lt->n1, u = t;
+        for (; u < lt->n_diags && lt->index[u] / lt->n1 == g && st == TSR_OK; u++) {
+            const tsr_ckks_ciphertext *v = baby[slot_of[lt->index[u] % lt->n1]];
+            /* the diagonal's Q_l limbs */
+            memcpy(pt->data, lt->pt + u * poly, ((size_t)lt->level + 1) * N * sizeof(uint64_t));
+            pt->level = lt->level;
+            pt->scale = lt->pt_scale;
+            pt->err = lt->pt_err;
+            pt->mag = lt->pt_mag[u];
+            st = tsr_ckks_mul_plain(ev, u == t ? inner : tmp, v, pt);
+            if (st == TSR_OK && u != t) st = tsr_ckks_add(ev, inner, inner, tmp);
+        }
+        if (st == TSR_OK && g != 0) st = tsr_ckks_rotate(ev, inner, inner, (int)(g * lt->n1));
+        if (st == TSR_OK)
+            st =
+                have_acc ? tsr_ckks_add(ev, acc, acc, inner) : tsr_ckks_ciphertext_copy(acc, inner);
+        have_acc = 1;
+        t = u;
+    }
+    if (st == TSR_OK) st = tsr_ckks_rescale(ev, out, acc);
+    if (baby)
+        for (size_t t = 0; t < nb; t++) tsr_ckks_ciphertext_free(baby[t]);
+    free(baby);
+    free(bsteps);
+    free(slot_of);
+    tsr_ckks_ciphertext_free(inner);
+    tsr_ckks_ciphertext_free(acc);
+    tsr_ckks_ciphertext_free(tmp);
+    tsr_ckks_plaintext_free(pt);
+    return st;
+}
+
+/* ---- tsr_circuits_lt: real diagonals, period the slot count ------------------------------ */
 
 void tsr_circuits_lt_free(tsr_circuits_lt *lt) {
     if (!lt) return;
-    if (lt->pt)
-        for (size_t t = 0; t < lt->n_diags; t++) tsr_ckks_plaintext_free(lt->pt[t]);
-    free(lt->pt);
-    free(lt->index);
-    free(lt->steps);
+    circuits_bsgs_free(&lt->core);
     tsr_ckks_params_free(lt->p);
     free(lt);
 }
 
-/* The sorted, distinct rotation steps (babies b > 0 and giants g n1 > 0). */
-static tsr_status collect_steps(tsr_circuits_lt *lt) {
-    lt->steps = malloc(2 * lt->n_diags * sizeof *lt->steps);
-    if (!lt->steps) return tsr_fail(TSR_ERR_NOMEM, "out of memory for the rotation steps");
-    size_t n = 0;
-    for (size_t t = 0; t < lt->n_diags; t++) {
-        size_t b = lt->index[t] % lt->n1, g = lt->index[t] - b;
-        if (b) lt->steps[n++] = (int)b;
-        if (g) lt->steps[n++] = (int)g;
-    }
-    qsort(lt->steps, n, sizeof *lt->steps, cmp_int);
-    size_t m = 0;
-    for (size_t t = 0; t < n; t++)
-        if (m == 0 || lt->steps[m - 1] != lt->steps[t]) lt->steps[m++] = lt->steps[t];
-    lt->n_steps = m;
-    return TSR_OK;
-}
-
 /* Sorted diagonal indices in [0, slots) with perm[t] = the caller's diagonal at sorted t. */
-static tsr_status sort_indices(tsr_circuits_lt *lt, const int *index, size_t *perm) {
-    size_t n = lt->n_diags, slots = lt->slots;
+static tsr_status sort_indices(size_t *sorted, const int *index, size_t n, size_t slots,
+                               size_t *perm) {
     size_t *key = malloc(n * 2 * sizeof *key);
     if (!key) return tsr_fail(TSR_ERR_NOMEM, "out of memory for the diagonal indices");
     for (size_t t = 0; t < n; t++) {
@@ -133,17 +454,33 @@ static tsr_status sort_indices(tsr_circuits_lt *lt, const int *index, size_t *pe
     /* sort pairs by index (pairs compare by their first member) */
     qsort(key, n, 2 * sizeof *key, cmp_size);
     for (size_t t = 0; t < n; t++) {
-        lt->index[t] = key[2 * t];
+        sorted[t] = key[2 * t];
         perm[t] = key[2 * t + 1];
-        if (t > 0 && lt->index[t] == lt->index[t - 1]) {
+        if (t > 0 && sorted[t] == sorted[t - 1]) {
             tsr_status st = tsr_fail(TSR_ERR_INVALID_ARG,
                                      "diagonals %zu and %zu have the same index modulo %zu (%zu)",
-                                     perm[t - 1], perm[t], slots, lt->index[t]);
+                                     perm[t - 1], perm[t], slots, sorted[t]);
             free(key);
             return st;
         }
     }
     free(key);
+    return TSR_OK;
+}
+
+typedef struct real_diags {
+    const double *const *diags; /* the caller's */
+    const size_t *perm;         /* sorted position -> the caller's diagonal */
+    size_t slots;
+} real_diags;
+
+static tsr_status real_diag(void *ctx, size_t t, ckks_cplx *out) {
+    const real_diags *r = ctx;
+    const double *d = r->diags[r->perm[t]];
+    for (size_t j = 0; j < r->slots; j++) {
+        out[j].re = d[j];
+        out[j].im = 0;
+    }
     return TSR_OK;
 }
 
@@ -173,53 +510,23 @@ tsr_status tsr_circuits_lt_create(tsr_circuits_lt **out, tsr_ckks_encoder *enc, 
                 return tsr_fail(TSR_ERR_INVALID_ARG, "diagonal %zu has a non-finite value at %zu",
                                 t, j);
     }
-
     tsr_circuits_lt *lt = calloc(1, sizeof *lt);
-    size_t *perm = malloc(n_diags * sizeof *perm);
-    double *rot = malloc(slots * sizeof *rot);
+    size_t *perm = malloc(n_diags * sizeof *perm), *sorted = malloc(n_diags * sizeof *sorted);
     tsr_status st = TSR_OK;
-    if (!lt || !perm || !rot) {
+    if (!lt || !perm || !sorted) {
         st = tsr_fail(TSR_ERR_NOMEM, "out of memory for a linear transform");
         goto done;
     }
     lt->p = ckks_params_ref(p);
-    lt->level = level;
-    lt->slots = slots;
-    lt->n_diags = n_diags;
-    lt->index = malloc(n_diags * sizeof *lt->index);
-    lt->pt = calloc(n_diags, sizeof *lt->pt);
-    if (!lt->index || !lt->pt) {
-        st = tsr_fail(TSR_ERR_NOMEM, "out of memory for a linear transform");
-        goto done;
-    }
-    st = sort_indices(lt, index, perm);
-    if (st != TSR_OK) goto done;
-    if (n1 == 0) {
-        size_t best = SIZE_MAX;
-        for (size_t c = 1; c <= slots; c *= 2) {
-            size_t k = keys_needed(lt->index, n_diags, c);
-            if (k < best) {
-                best = k;
-                n1 = c;
-            }
-        }
-    }
-    lt->n1 = n1;
-    st = collect_steps(lt);
-    /* s_pt: Delta_l * s_pt / q_l = Delta_{l-1} for an input at Delta_l. */
-    double s_pt = tsr_ckks_params_scale(p, level - 1) * (double)tsr_ckks_params_prime(p, level) /
-                  tsr_ckks_params_scale(p, level);
-    for (size_t t = 0; t < n_diags && st == TSR_OK; t++) {
-        size_t g = lt->index[t] - lt->index[t] % n1;
-        const double *d = diags[perm[t]];
-        /* rot(d, -g)[j] = d[(j - g) mod slots] */
-        for (size_t j = 0; j < slots; j++) rot[j] = d[(j + slots - g) % slots];
-        st = tsr_ckks_plaintext_create(&lt->pt[t], p);
-        if (st == TSR_OK) st = tsr_ckks_encode_real(enc, lt->pt[t], rot, slots, level, s_pt);
+    st = sort_indices(sorted, index, n_diags, slots, perm);
+    if (st == TSR_OK) {
+        real_diags ctx = { diags, perm, slots };
+        st = circuits_bsgs_create(&lt->core, enc, p, sorted, n_diags, slots, n1, real_diag, &ctx,
+                                  level, tsr_ckks_params_scale(p, level));
     }
 done:
     free(perm);
-    free(rot);
+    free(sorted);
     if (st != TSR_OK) {
         tsr_circuits_lt_free(lt);
         return st;
@@ -230,35 +537,13 @@ done:
 
 size_t tsr_circuits_lt_rotations(const tsr_circuits_lt *lt, int *steps, size_t cap) {
     TSR_REQUIRE(lt && (steps || cap == 0), "tsr_circuits_lt_rotations: NULL argument");
-    for (size_t t = 0; t < lt->n_steps && t < cap; t++) steps[t] = lt->steps[t];
-    return lt->n_steps;
+    for (size_t t = 0; t < lt->core.n_steps && t < cap; t++) steps[t] = lt->core.steps[t];
+    return lt->core.n_steps;
 }
 
 size_t tsr_circuits_lt_baby_steps(const tsr_circuits_lt *lt) {
     TSR_REQUIRE(lt, "tsr_circuits_lt_baby_steps: NULL transform");
-    return lt->n1;
-}
-
-/* TSR_ERR_KEY_MISSING listing the steps without a key (at most a few). */
-static tsr_status check_keys(const tsr_ckks_evaluator *ev, const tsr_circuits_lt *lt) {
-    char list[160];
-    size_t len = 0, missing = 0;
-    list[0] = '\0';
-    for (size_t t = 0; t < lt->n_steps; t++) {
-        if (ev->gk && tsr_ckks_galois_keys_has_rotation(ev->gk, lt->steps[t])) continue;
-        if (missing < 12 && len < sizeof list) {
-            int w =
-                snprintf(list + len, sizeof list - len, "%s%d", missing ? ", " : "", lt->steps[t]);
-            if (w > 0) len += (size_t)w;
-        }
-        missing++;
-    }
-    if (missing == 0) return TSR_OK;
-    return tsr_fail(TSR_ERR_KEY_MISSING,
-                    "the linear transform needs Galois keys for %zu rotation step(s) the "
-                    "evaluator lacks: %s%s; create the keys with the steps of "
-                    "tsr_circuits_lt_rotations",
-                    missing, list, missing > 12 ? ", ..." : "");
+    return lt->core.n1;
 }
 
 tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
@@ -270,82 +555,16 @@ tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *ou
     if (lt->p != p)
         return tsr_fail(TSR_ERR_MISMATCH, "the transform and the evaluator belong to different "
                                           "parameter sets");
-    if (level != lt->level)
+    if (level != lt->core.level)
         return tsr_fail(TSR_ERR_LEVEL,
                         "the transform was prepared for inputs at level %d but the ciphertext is "
                         "at level %d: prepare it for level %d or bring the input to level %d",
-                        lt->level, level, level, lt->level);
-    TSR_TRY(check_keys(ev, lt));
-
-    /* Phase 1: the baby rotations in use, hoisted. */
-    size_t n1 = lt->n1;
-    size_t nb = 0;
-    int *bsteps = malloc(n1 * sizeof *bsteps);
-    int *slot_of = malloc(n1 * sizeof *slot_of); /* baby b -> position in bsteps, -1 if unused */
-    tsr_ckks_ciphertext **baby = calloc(n1, sizeof *baby);
-    tsr_ckks_ciphertext *inner = NULL, *acc = NULL, *tmp = NULL;
-    tsr_status st = TSR_OK;
-    if (!bsteps || !slot_of || !baby) {
-        st = tsr_fail(TSR_ERR_NOMEM, "out of memory for the baby steps");
-        goto done;
-    }
-    for (size_t b = 0; b < n1; b++) slot_of[b] = -1;
-    for (size_t t = 0; t < lt->n_diags; t++) {
-        size_t b = lt->index[t] % n1;
-        if (slot_of[b] < 0) {
-            slot_of[b] = (int)nb;
-            bsteps[nb++] = (int)b;
-        }
-    }
-    for (size_t t = 0; t < nb && st == TSR_OK; t++) st = tsr_ckks_ciphertext_create(&baby[t], p);
-    if (st == TSR_OK) st = tsr_ckks_rotate_hoisted(ev, baby, in, bsteps, nb);
-    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&inner, p);
-    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&acc, p);
-    if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&tmp, p);
-
-    /* Phase 2: per giant step (runs of equal index / n1 in the sorted list). */
-    int have_acc = 0;
-    for (size_t t = 0; t < lt->n_diags && st == TSR_OK;) {
-        size_t g = lt->index[t] / n1, u = t;
-        int have_inner = 0;
-        for (; u < lt->n_diags && lt->index[u] / n1 == g && st == TSR_OK; u++) {
-            const tsr_ckks_ciphertext *v = baby[slot_of[lt->index[u] % n1]];
-            if (!have_inner) {
-                st = tsr_ckks_mul_plain(ev, inner, v, lt->pt[u]);
-                have_inner = 1;
-            } else {
-                st = tsr_ckks_mul_plain(ev, tmp, v, lt->pt[u]);
-                if (st == TSR_OK) st = tsr_ckks_add(ev, inner, inner, tmp);
-            }
-        }
-        if (st == TSR_OK && g != 0) st = tsr_ckks_rotate(ev, inner, inner, (int)(g * n1));
-        if (st == TSR_OK) {
-            if (!have_acc)
-                st = tsr_ckks_ciphertext_copy(acc, inner);
-            else
-                st = tsr_ckks_add(ev, acc, acc, inner);
-            have_acc = 1;
-        }
-        t = u;
-    }
-    /* Phase 3: one rescale onto Delta_{l-1}. */
-    if (st == TSR_OK) st = tsr_ckks_rescale(ev, out, acc);
-    if (st == TSR_OK) {
-        double want = tsr_ckks_params_scale(p, level - 1);
-        if (fabs(tsr_ckks_ciphertext_scale(out) - want) > CKKS_SCALE_TOL * want)
-            st = tsr_fail(TSR_ERR_INTERNAL, "linear transform: the output scale is off the "
-                                            "canonical one (a bug in Tessera)");
-        else
-            st = tsr_ckks_ciphertext_set_scale(out, want);
-    }
-done:
-    if (baby)
-        for (size_t t = 0; t < n1; t++) tsr_ckks_ciphertext_free(baby[t]);
-    free(baby);
-    free(bsteps);
-    free(slot_of);
-    tsr_ckks_ciphertext_free(inner);
-    tsr_ckks_ciphertext_free(acc);
-    tsr_ckks_ciphertext_free(tmp);
-    return st;
+                        lt->core.level, level, level, lt->core.level);
+    TSR_TRY(circuits_bsgs_check_keys(ev, &lt->core));
+    TSR_TRY(circuits_bsgs_apply(ev, out, in, &lt->core));
+    double want = tsr_ckks_params_scale(p, level - 1);
+    if (fabs(tsr_ckks_ciphertext_scale(out) - want) > CKKS_SCALE_TOL * want)
+        return tsr_fail(TSR_ERR_INTERNAL, "linear transform: the output scale is off the "
+                                          "canonical one (a bug in Tessera)");
+    return tsr_ckks_ciphertext_set_scale(out, want);
 }

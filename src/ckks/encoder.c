@@ -75,17 +75,15 @@ double ckks_precision_bits(const tsr_ckks_params *p, double err, double mag) {
 
 /* ---- encoding ------------------------------------------------------------------- */
 
-static tsr_status encode(tsr_ckks_encoder *e, tsr_ckks_plaintext *pt, const double *values,
-                         size_t n, int complex_values, int level, double scale) {
+/*
+ * The scaled, rounded coefficients of the values into e->coef (after the
+ * checks); *mag: the largest |value|. level and scale as given (resolved).
+ */
+static tsr_status encode_coef(tsr_ckks_encoder *e, const double *values, size_t n,
+                              int complex_values, int level, double scale, double *mag_out) {
     tsr_ckks_params *p = e->params;
-    TSR_REQUIRE(pt && (values || n == 0), "tsr_ckks_encode: NULL argument");
-    TSR_TRY(ckks_params_check(p, pt->params, "the plaintext"));
     if (n > p->slots)
         return tsr_fail(TSR_ERR_INVALID_ARG, "%zu values do not fit in %zu slots", n, p->slots);
-    if (level == TSR_CKKS_TOP_LEVEL) level = p->L;
-    if (level < 0 || level > p->L)
-        return tsr_fail(TSR_ERR_INVALID_ARG, "level %d is out of range 0..%d", level, p->L);
-    if (scale == 0) scale = p->scale[level];
     if (!(scale >= 1) || !isfinite(scale))
         return tsr_fail(TSR_ERR_INVALID_ARG, "scale must be finite and >= 1 (got %g)", scale);
 
@@ -121,6 +119,21 @@ static tsr_status encode(tsr_ckks_encoder *e, tsr_ckks_plaintext *pt, const doub
                         "%.1f bits but level %d holds %.1f (values up to %.3g at scale 2^%.1f); "
                         "use a smaller scale, smaller values or a higher level",
                         log2(maxc) + 1, level, limit_log2 + 1, mag, log2(scale));
+    *mag_out = mag;
+    return TSR_OK;
+}
+
+static tsr_status encode(tsr_ckks_encoder *e, tsr_ckks_plaintext *pt, const double *values,
+                         size_t n, int complex_values, int level, double scale) {
+    tsr_ckks_params *p = e->params;
+    TSR_REQUIRE(pt && (values || n == 0), "tsr_ckks_encode: NULL argument");
+    TSR_TRY(ckks_params_check(p, pt->params, "the plaintext"));
+    if (level == TSR_CKKS_TOP_LEVEL) level = p->L;
+    if (level < 0 || level > p->L)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "level %d is out of range 0..%d", level, p->L);
+    if (scale == 0) scale = p->scale[level];
+    double mag;
+    TSR_TRY(encode_coef(e, values, n, complex_values, level, scale, &mag));
 
     TSR_TRY(ckks_pt_reserve(pt, level));
     /* Exact reduction of each (integer-valued) coefficient, then NTT. */
@@ -129,6 +142,18 @@ static tsr_status encode(tsr_ckks_encoder *e, tsr_ckks_plaintext *pt, const doub
     pt->scale = scale;
     pt->mag = mag;
     pt->err = ckks_noise_rounding(p, scale);
+    return TSR_OK;
+}
+
+tsr_status ckks_encode_complex_qp(tsr_ckks_encoder *e, uint64_t *data, const double *values,
+                                  size_t n, int level, double scale, double *mag, double *err) {
+    tsr_ckks_params *p = e->params;
+    TSR_REQUIRE(data && (values || n == 0) && mag && err, "ckks_encode_complex_qp: NULL argument");
+    TSR_REQUIRE(level >= 0 && level <= p->L, "ckks_encode_complex_qp: level out of range");
+    TSR_TRY(encode_coef(e, values, n, 1, level, scale, mag));
+    TSR_TRY(tsr_rns_from_double(p->qlp[level], data, e->coef));
+    tsr_rns_ntt(p->qlp[level], data);
+    *err = ckks_noise_rounding(p, scale);
     return TSR_OK;
 }
 

@@ -28,6 +28,9 @@ struct tsr_ckks_evaluator {
      * step of a shortest path 0 -> s (mod slots), 0 for s = 0, -1 if none. */
     int32_t *via;
     size_t via_keys; /* Galois key count when via was built (rebuilt if it grows) */
+    /* Counts since creation (tests check the cost of circuits by them). */
+    unsigned long n_decompose; /* key-switching decompositions (ModUp) */
+    unsigned long n_moddown;   /* key-switching ModDowns (a ciphertext's two polynomials: 1) */
 };
 
 /** Allocate the key-switching scratch. */
@@ -78,6 +81,54 @@ tsr_status ckks_ks_apply_galois(tsr_ckks_evaluator *ev, const ckks_ksk *key, con
 /** Decompose + apply (plain mode). */
 tsr_status ckks_keyswitch(tsr_ckks_evaluator *ev, int level, const uint64_t *d, const ckks_ksk *key,
                           const uint64_t *c0, const uint64_t *c1, uint64_t *out0, uint64_t *out1);
+
+/*
+ * Double hoisting (Bossuat et al., EUROCRYPT 2021, section 3.3): key
+ * switches whose results stay over Q_l u P, summed there, with one ModDown
+ * at the end. A "QP polynomial" at level l has l + 1 + k limbs of N words,
+ * NTT form: the Q_l limbs, then the special primes (p->qlp[l]).
+ *
+ * ckks_ks_apply_qp: after ckks_ks_decompose, the raw inner products of the
+ * decomposed polynomial with key, acc = (sum_j D_j b_j, sum_j D_j a_j) over
+ * Q_l u P, permuted by perm when not NULL (a rotation's phi_g). No ModDown:
+ * ModDown(acc) is what ckks_ks_apply (plain mode, no c) returns. The inner
+ * forward stages of the digits are done per block unless
+ * ckks_ks_finish_digits ran.
+ */
+tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const uint32_t *perm,
+                            uint64_t *acc0, uint64_t *acc1);
+/**
+ * acc += P * perm(c) on the Q_l limbs of a QP polynomial (the P limbs are
+ * unchanged: P * c is 0 there). c: l + 1 limbs; perm may be NULL.
+ */
+tsr_status ckks_qp_add_lifted(tsr_ckks_evaluator *ev, int level, const uint32_t *perm,
+                              const uint64_t *c, uint64_t *acc);
+/**
+ * Plaintext inner sum over Q_l u P: out_i = sum_{j < terms} pt[j] * c_i[j]
+ * (i = 0, 1) limb by limb, products accumulated before one reduction. All
+ * QP polynomials at level; out must not alias the inputs.
+ */
+tsr_status ckks_qp_dot_plain(tsr_ckks_evaluator *ev, int level, uint64_t *out0, uint64_t *out1,
+                             const uint64_t *const *pt, const uint64_t *const *c0,
+                             const uint64_t *const *c1, size_t terms);
+/** (acc0, acc1) += (a0, a1) over Q_l u P. */
+void ckks_qp_add(tsr_ckks_evaluator *ev, int level, uint64_t *acc0, uint64_t *acc1,
+                 const uint64_t *a0, const uint64_t *a1);
+/**
+ * (out0, out1) = round((in0, in1) / P): the ModDown of two QP polynomials
+ * at level l to l + 1 limbs. The P limbs of in0, in1 are clobbered; out may
+ * equal in.
+ */
+tsr_status ckks_qp_moddown(tsr_ckks_evaluator *ev, int level, uint64_t *in0, uint64_t *in1,
+                           uint64_t *out0, uint64_t *out1);
+/**
+ * Encode n complex values (re, im interleaved) at `level` and `scale` over
+ * Q_l u P: data receives l + 1 + k limbs, NTT form (a plaintext for products
+ * with QP polynomials). *mag: the largest |value|; *err: the rounding error
+ * (value units), as tsr_ckks_encode_complex records them.
+ */
+tsr_status ckks_encode_complex_qp(tsr_ckks_encoder *e, uint64_t *data, const double *values,
+                                  size_t n, int level, double scale, double *mag, double *err);
 
 /* Noise model (encrypt.c). */
 double ckks_noise_fresh_pk(const tsr_ckks_params *p, double scale);

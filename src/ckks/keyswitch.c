@@ -173,6 +173,7 @@ static tsr_status decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *d
     ev->ks_src = d;
     ev->ks_level = level;
     ev->ks_digits_done = 0;
+    ev->n_decompose++;
     return TSR_OK;
 }
 
@@ -401,6 +402,7 @@ static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale
     }
     TSR_TRY(tsr_moddown_prepare_split(md, pacc0, cv0, r));
     TSR_TRY(tsr_moddown_prepare_split(md, pacc1, cv1, r));
+    ev->n_moddown++;
 
     /* Q limbs: inner products and ModDown block by block, straight to out
      * with streaming stores (block b of c is read before block b of out is
@@ -445,6 +447,97 @@ tsr_status ckks_ks_apply_prod(tsr_ckks_evaluator *ev, const ckks_ksk *key, int r
                               const uint64_t *b1, uint64_t *out0, uint64_t *out1) {
     const ks_addend c = { NULL, NULL, a0, a1, b0, b1 };
     return apply(ev, key, rescale, &c, NULL, out0, out1);
+}
+
+tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const uint32_t *perm,
+                            uint64_t *acc0, uint64_t *acc1) {
+    const tsr_ckks_params *p = ev->params;
+    const int ne = ev->ks_level + 1 + p->k;
+    const unsigned r = split_r(p);
+    const size_t n = p->n, B = n >> r, R = (size_t)1 << r;
+    const size_t tls_stride = tls_blocks(p) * B;
+    /* Limb by limb: its blocks (into the thread's limb buffer when the limb
+     * is permuted afterwards, straight to acc otherwise). */
+#pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)
+    for (int t = 0; t < ne; t++) {
+        uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_stride;
+        uint64_t *l0 = perm ? ev->ks_limb + (size_t)thread_id() * 2 * n : acc0 + (size_t)t * n;
+        uint64_t *l1 = perm ? l0 + n : acc1 + (size_t)t * n;
+        for (size_t b = 0; b < R; b++) {
+            tsr_prefetch pf;
+            tsr_prefetch_reset(&pf);
+            if (b + 1 < R) prefetch_job(ev, key, t, b + 1, &pf);
+            target_block(ev, key, t, b, l0 + b * B, l1 + b * B, dig, &pf);
+        }
+        if (perm) {
+            tsr_vec_permute(acc0 + (size_t)t * n, l0, perm, n);
+            tsr_vec_permute(acc1 + (size_t)t * n, l1, perm, n);
+        }
+    }
+    return TSR_OK;
+}
+
+tsr_status ckks_qp_add_lifted(tsr_ckks_evaluator *ev, int level, const uint32_t *perm,
+                              const uint64_t *c, uint64_t *acc) {
+    const tsr_ckks_params *p = ev->params;
+    const size_t n = p->n;
+    TSR_TRY(ckks_ks_scratch(ev)); /* the per-thread limb buffers */
+#pragma omp parallel for schedule(static) if (level > 0 && n >= 2048)
+    for (int t = 0; t <= level; t++) {
+        const uint64_t *src = c + (size_t)t * n;
+        if (perm) {
+            uint64_t *l = ev->ks_limb + (size_t)thread_id() * 2 * n;
+            tsr_vec_permute(l, src, perm, n);
+            src = l;
+        }
+        tsr_vec_mul_scalar_add(ckks_mod(p, t), acc + (size_t)t * n, src, p->p_mod[t], n);
+    }
+    return TSR_OK;
+}
+
+tsr_status ckks_qp_dot_plain(tsr_ckks_evaluator *ev, int level, uint64_t *out0, uint64_t *out1,
+                             const uint64_t *const *pt, const uint64_t *const *c0,
+                             const uint64_t *const *c1, size_t terms) {
+    const tsr_ckks_params *p = ev->params;
+    const size_t n = p->n, ne = (size_t)level + 1 + (size_t)p->k;
+    const uint64_t **ptr = tsr_alloc((3 * ne * terms + 1) * sizeof *ptr);
+    if (!ptr) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate the plaintext inner sum");
+    for (size_t i = 0; i < ne; i++)
+        for (size_t j = 0; j < terms; j++) {
+            ptr[(3 * i) * terms + j] = pt[j] + i * n;
+            ptr[(3 * i + 1) * terms + j] = c0[j] + i * n;
+            ptr[(3 * i + 2) * terms + j] = c1[j] + i * n;
+        }
+#pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)
+    for (int i = 0; i < (int)ne; i++) {
+        const size_t off = (size_t)i * n, at = (size_t)(3 * i) * terms;
+        tsr_vec_dot2(ckks_mod(p, ckks_ext_prime(p, level, i)), out0 + off, out1 + off, ptr + at,
+                     ptr + at + terms, ptr + at + 2 * terms, terms, n);
+    }
+    tsr_free(ptr);
+    return TSR_OK;
+}
+
+void ckks_qp_add(tsr_ckks_evaluator *ev, int level, uint64_t *acc0, uint64_t *acc1,
+                 const uint64_t *a0, const uint64_t *a1) {
+    const tsr_ckks_params *p = ev->params;
+    const size_t n = p->n, ne = (size_t)level + 1 + (size_t)p->k;
+#pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)
+    for (int i = 0; i < (int)ne; i++) {
+        const tsr_modulus *m = ckks_mod(p, ckks_ext_prime(p, level, i));
+        const size_t off = (size_t)i * n;
+        tsr_vec_add(m, acc0 + off, acc0 + off, a0 + off, n);
+        tsr_vec_add(m, acc1 + off, acc1 + off, a1 + off, n);
+    }
+}
+
+tsr_status ckks_qp_moddown(tsr_ckks_evaluator *ev, int level, uint64_t *in0, uint64_t *in1,
+                           uint64_t *out0, uint64_t *out1) {
+    const tsr_moddown *md = ev->params->moddown[level];
+    TSR_TRY(tsr_moddown_apply(md, out0, in0));
+    TSR_TRY(tsr_moddown_apply(md, out1, in1));
+    ev->n_moddown++;
+    return TSR_OK;
 }
 
 tsr_status ckks_keyswitch(tsr_ckks_evaluator *ev, int level, const uint64_t *d, const ckks_ksk *key,
