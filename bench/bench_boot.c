@@ -2,7 +2,9 @@
  * bench/bench_boot.c - `tessera bench boot`: CKKS bootstrapping end to end.
  * Prints the setup time (parameters, keys, circuit), key sizes, peak
  * memory, the latency (median of --runs >= 5 runs) with a per-stage
- * breakdown (ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the
+ * breakdown (ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs) in wall
+ * time and in the process's CPU time (which a loaded machine inflates far
+ * less than the wall time; all threads' CPU time with --threads > 1), the
  * precision against the plaintext (mean, median and worst slot, in bits,
  * inputs uniform in [-1, 1] + i [-1, 1]), and the level and scale left.
  * Record results in docs/BENCHMARKS.md with the command, commit and CPU.
@@ -19,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 enum { N_STAGES = 5, MAX_RUNS = 100 };
 
@@ -33,6 +36,13 @@ static double peak_rss_mib(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss / 1024.0;
+}
+
+/* CPU time of the whole process (all threads), seconds. */
+static double cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -66,6 +76,7 @@ static void boot_spec(tsr_ckks_param_spec *s, unsigned log_n, unsigned left) {
 typedef struct result {
     double setup_s, keygen_s, circuit_s;
     double stage_s[N_STAGES], total_s;
+    double stage_cpu[N_STAGES], total_cpu; /* process CPU time, medians */
     double bits_mean, bits_median, bits_worst;
     double rss_mib;
     uint64_t relin_bytes, galois_bytes, switch_bytes;
@@ -139,7 +150,7 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
     want = malloc(2 * nslots * sizeof *want);
     got = malloc(2 * nslots * sizeof *got);
     err = malloc(2 * (size_t)runs * nslots * sizeof *err);
-    samples = malloc((size_t)runs * (N_STAGES + 1) * sizeof *samples);
+    samples = malloc((size_t)runs * 2 * (N_STAGES + 1) * sizeof *samples);
     if (st == TSR_OK && (!want || !got || !err || !samples))
         st = tsr_fail(TSR_ERR_NOMEM, "out of memory for the samples");
     if (st == TSR_OK) st = tsr_ckks_plaintext_create(&pt, p);
@@ -178,20 +189,23 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
     tsr_progress_begin(&prog, "bootstrap", (size_t)runs, "run");
     size_t ne = 0;
     for (int r = 0; r < runs && st == TSR_OK; r++) {
-        double total = 0;
+        double total = 0, total_cpu = 0;
         for (int s = 0; s < N_STAGES && st == TSR_OK; s++) {
-            double ts = tsr_now();
+            double ts = tsr_now(), tc = cpu_now();
             if (s == N_STAGES - 1)
                 st = real ? tsr_circuits_boot_split_real(b, ev, x_b, x, x) : TSR_OK;
             else if (s == 0 && real)
                 st = tsr_circuits_boot_mod_raise_real(b, ev, x, in, in_b);
             else
                 st = fns[s](b, ev, x, s == 0 ? in : x);
-            double dt = tsr_now() - ts;
+            double dt = tsr_now() - ts, dc = cpu_now() - tc;
             samples[(size_t)s * (size_t)runs + (size_t)r] = dt;
+            samples[(size_t)(N_STAGES + 1 + s) * (size_t)runs + (size_t)r] = dc;
             total += dt;
+            total_cpu += dc;
         }
         samples[(size_t)N_STAGES * (size_t)runs + (size_t)r] = total;
+        samples[(size_t)(2 * N_STAGES + 1) * (size_t)runs + (size_t)r] = total_cpu;
         /* --real: x_b holds a (the real parts), x holds b (the imaginary parts) */
         for (int part = 0; part < (real ? 2 : 1) && st == TSR_OK; part++) {
             st = tsr_ckks_decrypt(sk, pt, real && part == 0 ? x_b : x);
@@ -211,10 +225,15 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
     if (st == TSR_OK) {
         for (int s = 0; s <= N_STAGES; s++) {
             double m = bench_median(samples + (size_t)s * (size_t)runs, (size_t)runs);
-            if (s < N_STAGES)
+            double c =
+                bench_median(samples + (size_t)(N_STAGES + 1 + s) * (size_t)runs, (size_t)runs);
+            if (s < N_STAGES) {
                 res->stage_s[s] = m;
-            else
+                res->stage_cpu[s] = c;
+            } else {
                 res->total_s = m;
+                res->total_cpu = c;
+            }
         }
         double sum = 0;
         for (size_t i = 0; i < ne; i++) sum += err[i];
@@ -309,6 +328,8 @@ int bench_boot_main(int argc, char **argv) {
             (unsigned long long)r.relin_bytes, (unsigned long long)r.galois_bytes,
             (unsigned long long)r.switch_bytes, r.rotations, r.rss_mib, r.total_s);
         for (int s = 0; s < N_STAGES; s++) printf(", \"%s\": %.4f", stage_names[s], r.stage_s[s]);
+        printf("},\n \"median_cpu_seconds\": {\"total\": %.4f", r.total_cpu);
+        for (int s = 0; s < N_STAGES; s++) printf(", \"%s\": %.4f", stage_names[s], r.stage_cpu[s]);
         printf("}, \"seconds_per_2_15_%s_values\": %.4f,\n \"precision_bits\": {\"mean\": %.2f, "
                "\"median\": %.2f, \"worst\": %.2f},\n"
                " \"levels\": {\"coeffs_to_slots\": %d, \"eval_mod\": %d, \"slots_to_coeffs\": %d, "
@@ -333,6 +354,9 @@ int bench_boot_main(int argc, char **argv) {
         printf("  latency %.3f s:", r.total_s);
         for (int s = 0; s < N_STAGES; s++)
             printf(" %s %.3f s%s", stage_names[s], r.stage_s[s], s + 1 < N_STAGES ? "," : "\n");
+        printf("  CPU time %.3f s:", r.total_cpu);
+        for (int s = 0; s < N_STAGES; s++)
+            printf(" %s %.3f s%s", stage_names[s], r.stage_cpu[s], s + 1 < N_STAGES ? "," : "\n");
         printf("  per 2^15 %s values: %.3f s\n", real ? "real" : "complex", per_2_15);
         printf("  precision: mean %.2f bits, median %.2f bits, worst value %.2f bits\n",
                r.bits_mean, r.bits_median, r.bits_worst);
