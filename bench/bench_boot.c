@@ -80,6 +80,7 @@ typedef struct result {
     double bits_mean, bits_median, bits_worst;
     double rss_mib;
     uint64_t relin_bytes, galois_bytes, switch_bytes;
+    uint64_t galois_mem; /* in memory: both halves of every digit over Q_L P */
     int secure;
     size_t rotations;
     tsr_circuits_boot_info info;
@@ -137,6 +138,11 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
         tsr_circuits_boot_get_info(b, &res->info);
         res->relin_bytes = tsr_ckks_relin_key_serialized_size(rk);
         res->galois_bytes = tsr_ckks_galois_keys_serialized_size(gk);
+        /* (rotations + conjugation) keys x dnum digits x (b, a) x (L + 1 + k) limbs x N words */
+        res->galois_mem =
+            (uint64_t)(ns + 1) * (uint64_t)tsr_ckks_params_dnum(p) * 2 *
+            (uint64_t)(tsr_ckks_params_max_level(p) + 1 + tsr_ckks_params_special_count(p)) *
+            tsr_ckks_params_n(p) * sizeof(uint64_t);
         res->switch_bytes =
             tsr_ckks_switch_key_bytes(to_sparse) + tsr_ckks_switch_key_bytes(to_dense);
         res->secure = tsr_ckks_params_is_secure(p);
@@ -320,13 +326,14 @@ int bench_boot_main(int argc, char **argv) {
             "\"secure\": %s, \"log_qp\": %.1f, \"dnum\": %d, \"log_message_ratio\": %u,\n"
             " \"setup_seconds\": %.3f, \"keygen_seconds\": %.3f, \"circuit_seconds\": %.3f,\n"
             " \"relin_key_bytes\": %llu, \"galois_key_bytes\": %llu, \"switch_key_bytes\": %llu, "
-            "\"rotation_keys\": %zu, "
+            "\"galois_key_memory_bytes\": %llu, \"rotation_keys\": %zu, "
             "\"peak_rss_mib\": %.0f,\n"
             " \"median_seconds\": {\"total\": %.4f",
             log_n, in->slots, real ? "true" : "false", threads, runs, r.secure ? "true" : "false",
             r.log_qp, r.dnum, log_ratio, r.setup_s, r.keygen_s, r.circuit_s,
             (unsigned long long)r.relin_bytes, (unsigned long long)r.galois_bytes,
-            (unsigned long long)r.switch_bytes, r.rotations, r.rss_mib, r.total_s);
+            (unsigned long long)r.switch_bytes, (unsigned long long)r.galois_mem, r.rotations,
+            r.rss_mib, r.total_s);
         for (int s = 0; s < N_STAGES; s++) printf(", \"%s\": %.4f", stage_names[s], r.stage_s[s]);
         printf("},\n \"median_cpu_seconds\": {\"total\": %.4f", r.total_cpu);
         for (int s = 0; s < N_STAGES; s++) printf(", \"%s\": %.4f", stage_names[s], r.stage_cpu[s]);
@@ -350,6 +357,8 @@ int bench_boot_main(int argc, char **argv) {
                "%.1f MiB (%zu rotations + conjugation), encapsulation %.1f MiB\n",
                (double)r.relin_bytes / 1048576.0, (double)r.galois_bytes / 1048576.0, r.rotations,
                (double)r.switch_bytes / 1048576.0);
+        printf("  Galois keys in memory %.1f MiB (both halves of every digit)\n",
+               (double)r.galois_mem / 1048576.0);
         printf("  peak memory %.0f MiB\n", r.rss_mib);
         printf("  latency %.3f s:", r.total_s);
         for (int s = 0; s < N_STAGES; s++)
