@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define VERB      "serve"
 #define MAX_PLANS 64
@@ -43,13 +44,32 @@ static void usage(FILE *out) {
             "  --request-timeout SEC  longest time to receive a body (default 600)\n"
             "  --client-timeout SEC   idle connections are closed after SEC (default 30)\n"
             "  --max-connections N    open connections at once (default 64)\n"
-            "  --key-cache SIZE       evaluation keys kept loaded, least recently used out\n"
-            "                         (default 2G)\n"
+            "  --key-cache SIZE       evaluation keys kept loaded with their prepared plan,\n"
+            "                         least recently used out; each counts its plan's\n"
+            "                         predicted memory (default 2G)\n"
             "  --key-store SIZE       evaluation keys kept on disk, LRU (default 16G)\n"
             "  --retry-after SEC      the Retry-After of a 503 (default 5)\n"
             "  --drain-timeout SEC    on SIGTERM, wait at most SEC for jobs (default 600)\n"
             "  --threads N            OpenMP threads per job (default: all)\n"
             "  " NN_CLI_INSECURE "   accept plans made with it (tests only)\n");
+}
+
+/*
+ * Tests only: with TSR_SERVE_TEST_GATE=DIR in the environment, every job, once it holds its
+ * running slot, creates DIR/started and waits (at most 10 minutes) until DIR/go exists, so a
+ * test can signal the process while a job is known to run (tests/test_serve_faults.c). Unset,
+ * nothing happens.
+ */
+static char gate_dir[4096];
+
+static void gate_hook(void *arg) {
+    (void)arg;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/started", gate_dir);
+    FILE *fp = fopen(p, "w");
+    if (fp) fclose(fp);
+    snprintf(p, sizeof p, "%s/go", gate_dir);
+    for (int i = 0; i < 60000 && access(p, F_OK) != 0; i++) usleep(10000);
 }
 
 static int parse_listen(const char *s, char *host, size_t n, int *port) {
@@ -134,6 +154,11 @@ int tsr_cmd_serve(int argc, char **argv) {
     o.max_connections = (unsigned)max_conn;
     o.retry_after = (int)retry_after;
     o.log = stderr;
+    const char *gate = getenv("TSR_SERVE_TEST_GATE");
+    if (gate && *gate) {
+        snprintf(gate_dir, sizeof gate_dir, "%s", gate);
+        o.job_hook = gate_hook;
+    }
     if (insecure) nn_cli_insecure_warning(VERB);
     if (threads) tsr_set_num_threads((int)threads);
     setenv("TSR_PROGRESS", "0", 1); /* concurrent jobs: the server logs one line per request */
@@ -158,8 +183,10 @@ int tsr_cmd_serve(int argc, char **argv) {
             return cli_usage_error(VERB, "cannot write --port-file '%s'", port_file);
         }
     }
-    printf("tessera serve: listening on %s://%s:%d (%d plan%s, state in %s)\n",
-           cert ? "https" : "http", host, port, plans.n, plans.n == 1 ? "" : "s", state);
+    printf("tessera serve: listening on %s://%s:%d (%d plan%s, state in %s; memory bound %.0f "
+           "MiB)\n",
+           cert ? "https" : "http", host, port, plans.n, plans.n == 1 ? "" : "s", state,
+           (double)tsr_serve_memory_bound(s) / 1048576.0);
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);

@@ -384,6 +384,31 @@ static void test_serve(void **state) {
     expect_body(&r, "tessera_infer_seconds_count 2\n");
     expect_body(&r, "tessera_jobs_in_flight 0\n");
     assert_null(strstr(r.body, "tessera_key_cache_bytes 0\n"));
+    /* the memory bound: what the limits imply, beside the process's resident memory */
+    uint64_t bound = tsr_serve_memory_bound(s);
+    char line[128];
+    snprintf(line, sizeof line, "\ntessera_memory_bound_bytes %llu\n", (unsigned long long)bound);
+    expect_body(&r, line);
+    assert_true(bound > o.key_cache);
+    static const char peak_key[] = "\ntessera_resident_peak_bytes ";
+    const char *rss = strstr(r.body, peak_key);
+    assert_non_null(rss);
+    assert_true(strtoull(rss + strlen(peak_key), NULL, 10) > 0);
+    /* the key cache counts the loaded entries at their plans' predicted memory: two entries */
+    tsr_nn_plan *pa, *pb;
+    tt_ok(tsr_nn_plan_load(&pa, tt_cli_path("a.plan"), TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    tt_ok(tsr_nn_plan_load(&pb, tt_cli_path("b.plan"), TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    struct stat ka, kb;
+    assert_int_equal(stat(tt_cli_path("s.evk"), &ka), 0);
+    assert_int_equal(stat(tt_cli_path("s2.evk"), &kb), 0);
+    uint64_t want =
+        ks_entry_bytes(pa, (uint64_t)ka.st_size) + ks_entry_bytes(pb, (uint64_t)kb.st_size);
+    assert_true(ks_entry_bytes(pa, 0) >= (uint64_t)(tsr_nn_plan_predicted_mib(pa) * 1048576.0) - 1);
+    assert_true(ks_entry_bytes(pa, (uint64_t)1 << 40) == (uint64_t)2 << 40);
+    snprintf(line, sizeof line, "\ntessera_key_cache_bytes %llu\n", (unsigned long long)want);
+    expect_body(&r, line);
+    tsr_nn_plan_free(pa);
+    tsr_nn_plan_free(pb);
     tsr_serve_stop(s, 60);
 
     /* a restarted server finds the stored keys */

@@ -191,8 +191,9 @@ static long busy_count(int port) {
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     CURLcode cc = curl_easy_perform(c);
     curl_easy_cleanup(c);
-    const char *v = strstr(buf, "\ntessera_rejected_busy_total ");
-    return cc == CURLE_OK && v ? atol(v + 30) : -1;
+    static const char key[] = "\ntessera_rejected_busy_total ";
+    const char *v = strstr(buf, key);
+    return cc == CURLE_OK && v ? atol(v + strlen(key)) : -1;
 }
 
 static void test_retry(void **state) {

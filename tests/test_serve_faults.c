@@ -4,8 +4,10 @@
  * left no file: a client that disconnects mid-upload, one that sends a
  * truncated body and half-closes, one that disconnects before reading its
  * answer, a slowloris client (headers never finished: closed by the idle
- * timeout), and a graceful stop (SIGTERM's path, tsr_serve_stop) while a job
- * runs: the job finishes and its answer arrives. Synchronisation by the
+ * timeout), and a graceful stop while a job runs, both in process
+ * (tsr_serve_stop) and through the real signal path of `tessera serve`
+ * (SIGTERM to the command: it stops listening, the job finishes, its answer
+ * arrives and decrypts, the process exits 0). Synchronisation by the
  * server's own counters (/metrics) and the job hook, never by sleeping a
  * fixed time; every wait has a generous bound against a hung test.
  */
@@ -19,18 +21,24 @@
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define INSECURE " --insecure-parameters-for-testing"
+
+extern char **environ;
 
 static char plan_a[65], keys_a[65], in_ct[1024], state_dir[1024];
 
@@ -333,11 +341,97 @@ static void test_drain(void **state) {
     sem_destroy(&release);
 }
 
+/* Wait (at most 5 minutes) until a file exists. */
+static void wait_file(const char *path) {
+    for (int i = 0; i < 6000 && access(path, F_OK) != 0; i++) usleep(50000);
+    if (access(path, F_OK) != 0) fail_msg("%s never appeared", path);
+}
+
+/* `tessera serve` as a process, SIGTERM while a job runs: the job is held by the command's test
+ * gate (TSR_SERVE_TEST_GATE) until the server has stopped listening, then released: its answer
+ * arrives and decrypts to the plaintext prediction, and the process exits 0 after draining. */
+static void test_sigterm_drain(void **state) {
+    (void)state;
+    const char *b = getenv("TSR_BINARY_DIR");
+    char bin[1024], plan[1024], st[1024], pf[1024], gate[1024], started_f[1100], go_f[1100];
+    snprintf(bin, sizeof bin, "%s/bin/tessera", b ? b : "build");
+    snprintf(plan, sizeof plan, "%s", tt_cli_path("a.plan"));
+    snprintf(st, sizeof st, "%s", tt_cli_path("state_sig"));
+    snprintf(pf, sizeof pf, "%s", tt_cli_path("sig.port"));
+    snprintf(gate, sizeof gate, "%s", tt_cli_path("gate"));
+    assert_int_equal(mkdir(gate, 0700), 0);
+    snprintf(started_f, sizeof started_f, "%s/started", gate);
+    snprintf(go_f, sizeof go_f, "%s/go", gate);
+    char *args[] = { bin,
+                     "serve",
+                     "--plan",
+                     plan,
+                     "--state-dir",
+                     st,
+                     "--listen",
+                     "127.0.0.1:0",
+                     "--port-file",
+                     pf,
+                     "--insecure-parameters-for-testing",
+                     NULL };
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, tt_cli_path("sig.out"), O_WRONLY | O_CREAT, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    setenv("TSR_SERVE_TEST_GATE", gate, 1);
+    pid_t pid;
+    assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, args, environ), 0);
+    unsetenv("TSR_SERVE_TEST_GATE");
+    posix_spawn_file_actions_destroy(&fa);
+    wait_file(pf);
+    char *ps = tt_slurp(pf);
+    int port = ps ? atoi(ps) : 0;
+    assert_true(port > 0);
+    upload_keys(port);
+    infer_job j = { .port = port, .code = 0, .out = "" };
+    snprintf(j.out, sizeof j.out, "%s", tt_cli_path("sig.ct"));
+    pthread_t tj;
+    assert_int_equal(pthread_create(&tj, NULL, infer_thread, &j), 0);
+    wait_file(started_f); /* the job holds its running slot */
+    assert_int_equal(kill(pid, SIGTERM), 0);
+    /* the server stops listening (new connections fail) while the job waits */
+    for (int i = 0; i < 6000 && get(port, "/healthz", NULL) != 0; i++) usleep(50000);
+    assert_int_equal(get(port, "/healthz", NULL), 0);
+    FILE *fp = fopen(go_f, "w");
+    assert_non_null(fp);
+    fclose(fp);
+    pthread_join(tj, NULL);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    char *log = tt_slurp(tt_cli_path("sig.out"));
+    if (j.code != 200) fail_msg("the job's answer did not arrive; server log:\n%s", log);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    if (!strstr(log, "SIGTERM: draining") || !strstr(log, "stopping: drained"))
+        fail_msg("server log:\n%s", log);
+    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), j.out,
+                             tt_cli_path("sig.csv"), tt_cli_path("in.csv")),
+                  0, "decrypt the answer of the job SIGTERM interrupted");
+    if (!strstr(tt_cli_output(), "agreement with plaintext inference: 100.00%"))
+        fail_msg("%s", tt_cli_output());
+    char d[1100];
+    snprintf(d, sizeof d, "%s/tmp", st);
+    DIR *dp = opendir(d);
+    assert_non_null(dp);
+    struct dirent *de;
+    int left = 0;
+    while ((de = readdir(dp)) != NULL) left += de->d_name[0] != '.';
+    closedir(dp);
+    assert_int_equal(left, 0);
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_disconnects),
         cmocka_unit_test(test_drain),
+        cmocka_unit_test(test_sigterm_drain),
     };
     int rc = cmocka_run_group_tests(tests, setup, tt_cli_teardown);
     curl_global_cleanup();

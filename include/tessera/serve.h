@@ -48,7 +48,8 @@ typedef struct tsr_serve_opts {
     double request_timeout;   /**< seconds to receive a request body, else dropped (default 600) */
     unsigned client_timeout;  /**< seconds a connection may stay idle (default 30) */
     unsigned max_connections; /**< open connections at once (default 64) */
-    uint64_t key_cache;       /**< bytes of evaluation keys kept loaded, LRU (default 2 GiB) */
+    uint64_t key_cache;       /**< bytes of keys with prepared plans kept loaded, LRU; an entry
+                                   counts its plan's predicted memory (default 2 GiB) */
     uint64_t key_store;       /**< bytes of evaluation keys kept on disk, LRU (default 16 GiB) */
     int retry_after;          /**< seconds sent in Retry-After with a 503 (default 5) */
     FILE *log;                /**< one line per request and event (NULL: silent) */
@@ -73,6 +74,18 @@ TSR_API void tsr_serve_opts_default(tsr_serve_opts *o);
 TSR_API tsr_status tsr_serve_start(const tsr_serve_opts *o, tsr_server **out);
 /** The TCP port the server listens on (the bound one when 0 was asked). */
 TSR_API int tsr_serve_port(const tsr_server *s);
+/**
+ * The most memory (bytes) the server's limits let it use: the process's
+ * resident memory once the plans were loaded, plus key_cache, plus
+ * 2 x max_jobs x the largest plan's predicted server memory of one
+ * inference (an entry held in the key cache beyond its bound while a job
+ * uses it, and the job's ciphertexts), plus 64 KiB per connection. The
+ * process's resident and peak resident memory are in /metrics beside it
+ * (tessera_memory_bound_bytes, tessera_resident_bytes,
+ * tessera_resident_peak_bytes); `tessera bench serve` checks the peak
+ * against it with the server in a process of its own.
+ */
+TSR_API uint64_t tsr_serve_memory_bound(const tsr_server *s);
 /**
  * Graceful stop: refuse new connections and new jobs (503), let running and
  * queued jobs finish and their responses go out (at most drain_seconds; then

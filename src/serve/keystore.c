@@ -303,6 +303,15 @@ static ks_loaded *find_loaded(keystore *ks, const uint8_t hash[32], int plan) {
     return NULL;
 }
 
+uint64_t ks_entry_bytes(const tsr_nn_plan *p, uint64_t file_bytes) {
+    /* The plan's prediction of one inference's server memory counts the evaluation keys, the
+     * encoded weights a prepared runner keeps and the ciphertexts of a run; seeded keys expand
+     * to about twice their file size. The larger of the two is the entry's cost. */
+    double predicted = tsr_nn_plan_predicted_mib(p) * 1048576.0;
+    uint64_t keys = 2 * file_bytes;
+    return predicted > (double)keys ? (uint64_t)predicted : keys;
+}
+
 /* Load keys and prepare the runner: the slow part, outside the index lock. */
 static tsr_status load_entry(keystore *ks, const uint8_t hash[32], int plan, uint64_t bytes,
                              ks_loaded **out) {
@@ -313,7 +322,7 @@ static tsr_status load_entry(keystore *ks, const uint8_t hash[32], int plan, uin
     memcpy(e->hash, hash, 32);
     e->plan = plan;
     e->params = ks->params[plan];
-    e->bytes = 2 * bytes; /* seeded keys expand to about twice their file size */
+    e->bytes = ks_entry_bytes(ks->plans[plan], bytes);
     char path[4200];
     file_path(ks, hash, path, sizeof path);
     tsr_status st = load_for(ks, path, plan, &e->rk, &e->gk, e->key_id);

@@ -74,7 +74,7 @@ struct ks_loaded {
     tsr_backend *be;
     tsr_nn_runner *runner;
     pthread_mutex_t run; /* a runner runs one inference at a time */
-    uint64_t bytes;      /* serialized size of the keys */
+    uint64_t bytes;      /* what the entry counts against the key cache (ks_entry_bytes) */
     int refs;
     uint64_t last_use;
     ks_loaded *next;
@@ -101,6 +101,12 @@ tsr_status ks_acquire(keystore *ks, const uint8_t hash[32], int plan, ks_loaded 
 void ks_release(keystore *ks, ks_loaded *e);
 /** 1 if keys `hash` are stored (or loaded for some plan), else 0. */
 int ks_has(keystore *ks, const uint8_t hash[32]);
+/**
+ * Memory a loaded entry of plan p with a key file of file_bytes counts against the key cache:
+ * the plan's predicted server memory of one inference (keys, prepared weights, ciphertexts),
+ * at least twice the key file (seeded keys expand).
+ */
+uint64_t ks_entry_bytes(const tsr_nn_plan *p, uint64_t file_bytes);
 /** Bytes loaded in memory and stored on disk. */
 void ks_usage(keystore *ks, uint64_t *cache_bytes, uint64_t *store_bytes);
 

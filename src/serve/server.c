@@ -64,6 +64,7 @@ struct tsr_server {
     uint64_t hist[N_BUCKETS + 1];
     double hist_sum;
     uint64_t hist_count;
+    uint64_t rss_start, mem_bound; /* resident bytes once the plans were loaded; the bound */
 };
 
 typedef struct req {
@@ -114,6 +115,41 @@ static void logf_(tsr_server *s, const char *fmt, ...) {
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
     fprintf(s->o.log, "%s tessera serve: %s\n", ts, safe);
     fflush(s->o.log);
+}
+
+/* A "Vm...:" line of /proc/self/status in bytes (0 where there is none: not Linux). */
+static uint64_t proc_status_bytes(const char *key) {
+    FILE *fp = fopen("/proc/self/status", "r");
+    if (!fp) return 0;
+    char line[256];
+    size_t n = strlen(key);
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof line, fp))
+        if (strncmp(line, key, n) == 0 && line[n] == ':') {
+            kib = strtoull(line + n + 1, NULL, 10);
+            break;
+        }
+    fclose(fp);
+    return (uint64_t)kib * 1024;
+}
+
+/* Per connection: libmicrohttpd's memory pool (32 KiB by default) and our request state. */
+#define CONNECTION_BYTES ((uint64_t)64 << 10)
+
+/*
+ * The most memory the server's limits let it use (docs/SERVING.md, "Memory"): what it held
+ * once the plans were loaded, plus the key cache, plus per running job one entry held in the
+ * cache beyond it (an entry in use is never evicted) and its ciphertexts, each at most the
+ * largest plan's predicted server memory of one inference, plus the connections' buffers.
+ */
+static uint64_t memory_bound(const tsr_server *s) {
+    uint64_t job = 0;
+    for (int i = 0; i < s->o.n_plans; i++) {
+        uint64_t b = ks_entry_bytes(s->plans[i], 0);
+        if (b > job) job = b;
+    }
+    return s->rss_start + s->o.key_cache + 2 * (uint64_t)s->o.max_jobs * job +
+           (uint64_t)s->o.max_connections * CONNECTION_BYTES;
 }
 
 /* ---- responses ------------------------------------------------------------------------- */
@@ -303,16 +339,27 @@ static enum MHD_Result get_metrics(tsr_server *s, struct MHD_Connection *c, req 
         "# TYPE tessera_jobs_in_flight gauge\ntessera_jobs_in_flight %d\n"
         "# HELP tessera_jobs_queued Inferences admitted and waiting (or uploading).\n"
         "# TYPE tessera_jobs_queued gauge\ntessera_jobs_queued %d\n"
-        "# HELP tessera_key_cache_bytes Evaluation keys loaded in memory (estimate).\n"
+        "# HELP tessera_key_cache_bytes Evaluation keys with prepared plans loaded in memory "
+        "(estimate: each entry counts its plan's predicted memory).\n"
         "# TYPE tessera_key_cache_bytes gauge\ntessera_key_cache_bytes %llu\n"
         "# HELP tessera_key_store_bytes Evaluation keys stored on disk.\n"
         "# TYPE tessera_key_store_bytes gauge\ntessera_key_store_bytes %llu\n"
+        "# HELP tessera_memory_bound_bytes The most memory the server's limits let it use "
+        "(resident at start + key cache + 2 x jobs x largest plan's predicted memory + "
+        "connections).\n"
+        "# TYPE tessera_memory_bound_bytes gauge\ntessera_memory_bound_bytes %llu\n"
+        "# HELP tessera_resident_bytes Resident memory of the process now (VmRSS).\n"
+        "# TYPE tessera_resident_bytes gauge\ntessera_resident_bytes %llu\n"
+        "# HELP tessera_resident_peak_bytes Peak resident memory of the process (VmHWM).\n"
+        "# TYPE tessera_resident_peak_bytes gauge\ntessera_resident_peak_bytes %llu\n"
         "# HELP tessera_infer_seconds Latency of successful inferences (turn in the queue to "
         "output ready).\n"
         "# TYPE tessera_infer_seconds histogram\n",
         (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
         (unsigned long long)s->rejected_busy, s->running, s->tickets - s->running,
-        (unsigned long long)cache, (unsigned long long)store);
+        (unsigned long long)cache, (unsigned long long)store, (unsigned long long)s->mem_bound,
+        (unsigned long long)proc_status_bytes("VmRSS"),
+        (unsigned long long)proc_status_bytes("VmHWM"));
     uint64_t cum = 0;
     for (size_t i = 0; i <= N_BUCKETS; i++) {
         cum += s->hist[i];
@@ -889,6 +936,10 @@ tsr_status tsr_serve_start(const tsr_serve_opts *o, tsr_server **out) {
                 st = tsr_fail(TSR_ERR_INVALID_ARG, "'%s' and '%s' are the same plan", o->plans[j],
                               o->plans[i]);
     }
+    if (st == TSR_OK) {
+        s->rss_start = proc_status_bytes("VmRSS");
+        s->mem_bound = memory_bound(s);
+    }
     if (st == TSR_OK) st = make_dir(s->state);
     if (st == TSR_OK) st = make_dir(s->keys_dir);
     if (st == TSR_OK) st = make_dir(s->tmp_dir);
@@ -927,15 +978,19 @@ tsr_status tsr_serve_start(const tsr_serve_opts *o, tsr_server **out) {
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : o->port;
-    logf_(s, "listening on %s://%s:%d with %d plan%s (jobs %d, queue %d)",
+    logf_(s, "listening on %s://%s:%d with %d plan%s (jobs %d, queue %d; memory bound %.0f MiB)",
           s->tls_cert ? "https" : "http", host, s->port, o->n_plans, o->n_plans == 1 ? "" : "s",
-          o->max_jobs, o->max_queue);
+          o->max_jobs, o->max_queue, (double)s->mem_bound / 1048576.0);
     *out = s;
     return TSR_OK;
 }
 
 int tsr_serve_port(const tsr_server *s) {
     return s->port;
+}
+
+uint64_t tsr_serve_memory_bound(const tsr_server *s) {
+    return s->mem_bound;
 }
 
 void tsr_serve_stop(tsr_server *s, double drain_seconds) {
