@@ -1,5 +1,6 @@
 /*
- * cli/mpi.c - the MPI session of a command, byte messages, and the MPI
+ * cli/mpi.c - the MPI session of a command, byte messages, bytes shared once
+ * per node (an MPI-3 shared-memory window on each node), and the MPI
  * transport of a distributed FL run (tsr_fl_comm of fl/sim.h): worker rows
  * gathered at rank 0, parameters broadcast from it. See cli/cli_mpi.h and
  * docs/SCALING.md.
@@ -26,12 +27,27 @@ int cli_mpi_start(const char *verb, int *rank, int *size) {
     return 0;
 }
 
+/* The ranks of this node (MPI_COMM_TYPE_SHARED) and, on each node's first rank, the node
+ * leaders (world rank 0 is the first of its node and leader 0); made on first use. */
+static MPI_Comm node_comm = MPI_COMM_NULL, leader_comm = MPI_COMM_NULL;
+
+static void node_comms(void) {
+    if (node_comm != MPI_COMM_NULL) return;
+    int rank, node_rank;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, rank, MPI_INFO_NULL, &node_comm);
+    MPI_Comm_rank(node_comm, &node_rank);
+    MPI_Comm_split(MPI_COMM_WORLD, node_rank == 0 ? 0 : MPI_UNDEFINED, rank, &leader_comm);
+}
+
 int cli_mpi_end(int rc) {
     if (rc != 0) {
         fflush(NULL);
         MPI_Abort(MPI_COMM_WORLD, rc); /* ends every rank; does not return */
         return rc;
     }
+    if (leader_comm != MPI_COMM_NULL) MPI_Comm_free(&leader_comm);
+    if (node_comm != MPI_COMM_NULL) MPI_Comm_free(&node_comm);
     MPI_Finalize();
     return 0;
 }
@@ -84,6 +100,49 @@ tsr_status cli_mpi_bcast_bytes(uint8_t **buf, uint64_t *len, int rank) {
         MPI_Bcast(*buf + off, (int)k, MPI_BYTE, 0, MPI_COMM_WORLD);
     }
     return TSR_OK;
+}
+
+tsr_status cli_mpi_share_bytes(const uint8_t *buf, uint64_t len, int rank, cli_mpi_shared *sh) {
+    memset(sh, 0, sizeof *sh);
+    sh->win = MPI_WIN_NULL;
+    node_comms();
+    MPI_Bcast(&len, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    if (len == CLI_MPI_FAILED) return TSR_ERR_IO;
+    int node_rank;
+    MPI_Comm_rank(node_comm, &node_rank);
+    MPI_Comm_size(node_comm, &sh->node_ranks);
+    if (rank == 0) MPI_Comm_size(leader_comm, &sh->nodes);
+    MPI_Bcast(&sh->nodes, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    /* one window per node, all of it on the node's first rank; a failed allocation aborts
+     * (MPI's default error handler for windows) */
+    uint8_t *mine = NULL, *node_copy = NULL;
+    MPI_Win_allocate_shared(node_rank == 0 ? (MPI_Aint)(len ? len : 1) : 0, 1, MPI_INFO_NULL,
+                            node_comm, &mine, &sh->win);
+    MPI_Aint size = 0;
+    int disp = 1;
+    MPI_Win_shared_query(sh->win, 0, &size, &disp, &node_copy);
+    MPI_Win_lock_all(MPI_MODE_NOCHECK, sh->win);
+    if (node_rank == 0) { /* rank 0 -> the other nodes' first ranks, into their windows */
+        if (rank == 0 && len) memcpy(node_copy, buf, len);
+        for (uint64_t off = 0; off < len; off += CHUNK) {
+            uint64_t k = len - off < CHUNK ? len - off : CHUNK;
+            MPI_Bcast(node_copy + off, (int)k, MPI_BYTE, 0, leader_comm);
+        }
+        if (rank != 0) sh->received = len;
+    }
+    MPI_Win_sync(sh->win); /* the writes, then every rank of the node reads them in place */
+    MPI_Barrier(node_comm);
+    MPI_Win_sync(sh->win);
+    sh->data = node_copy;
+    sh->len = len;
+    return TSR_OK;
+}
+
+void cli_mpi_shared_free(cli_mpi_shared *sh) {
+    if (sh->win == MPI_WIN_NULL) return;
+    MPI_Win_unlock_all(sh->win);
+    MPI_Win_free(&sh->win);
+    sh->data = NULL;
 }
 
 /* ---- FL: worker rows to rank 0, parameters from it ---------------------------------------- */

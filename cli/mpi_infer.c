@@ -4,8 +4,11 @@
  * inference of many ciphertext sets (batches) sharded over MPI ranks.
  *
  * Phases (docs/SCALING.md models each):
- *   1. rank 0 reads the plan and the evaluation keys once and broadcasts their
- *      bytes; every rank prepares the plan (weights encoded) once;
+ *   1. rank 0 reads the plan and the evaluation keys once and sends their bytes
+ *      once to each node's first rank, where they sit in a shared-memory window
+ *      the node's ranks read in place (cli_mpi_share_bytes: a node receives and
+ *      holds one copy, whatever its rank count); every rank prepares the plan
+ *      (weights encoded) once;
  *   2. rank 0 reads input i and sends it to rank i % K (its own it keeps);
  *   3. every rank runs its inputs, one after the other, with its OpenMP threads;
  *   4. rank 0 gathers the outputs in input order and writes them, all or none.
@@ -52,7 +55,8 @@ static void mpi_usage(FILE *out) {
         "\n"
         "Encrypted inference of several ciphertext sets (batches made by tessera encrypt\n"
         "for one plan and one key set) over the K ranks of an MPI job: rank 0 reads the\n"
-        "plan and the evaluation keys once and broadcasts them, sends input i to rank\n"
+        "plan and the evaluation keys once and sends them once per node (the ranks of a\n"
+        "node share one copy in memory), sends input i to rank\n"
         "i %% K, and gathers and writes the outputs (all or none); the i-th --out is the\n"
         "output of the i-th --in. Prints per rank: inputs, samples, seconds preparing\n"
         "and computing (wall, CPU), bytes received and sent. One rank per node with --threads\n"
@@ -97,17 +101,19 @@ static tsr_status ct_to_bytes(const tsr_nn_plan *p, const tsr_tile *y, int n, co
     return TSR_OK;
 }
 
-/* Phase 1: plan and keys from rank 0's files to every rank. */
-static tsr_status bcast_file(int rank, const char *path, uint64_t max, const char *what,
-                             uint8_t **buf, uint64_t *len) {
+/* Phase 1: plan and keys from rank 0's files to every rank, one copy per node. */
+static tsr_status share_file(int rank, const char *path, uint64_t max, const char *what,
+                             cli_mpi_shared *sh) {
     tsr_status st = TSR_OK;
-    *buf = NULL;
+    uint8_t *buf = NULL;
+    uint64_t len = 0;
     if (rank == 0) {
         size_t n = 0;
-        st = tsr_read_whole_file(path, max, what, buf, &n);
-        *len = st == TSR_OK ? n : CLI_MPI_FAILED;
+        st = tsr_read_whole_file(path, max, what, &buf, &n);
+        len = st == TSR_OK ? n : CLI_MPI_FAILED;
     }
-    tsr_status bst = cli_mpi_bcast_bytes(buf, len, rank);
+    tsr_status bst = cli_mpi_share_bytes(buf, len, rank, sh);
+    free(buf);
     return st != TSR_OK ? st : bst;
 }
 
@@ -192,27 +198,27 @@ int cli_mpi_infer(int argc, char **argv) {
     tsr_backend *be = NULL;
     tsr_nn_runner *r = NULL;
     uint8_t key_id[TSR_CKKS_KEY_ID_BYTES];
-    uint8_t *buf = NULL;
-    uint64_t len = 0;
+    cli_mpi_shared sh;
     const char *what = "reading the plan";
-    tsr_status st = bcast_file(rank, pos[0], MAX_PLAN_BYTES, "the plan", &buf, &len);
-    int quiet = len == CLI_MPI_FAILED; /* rank 0 could not read a file: it says why */
+    tsr_status st = share_file(rank, pos[0], MAX_PLAN_BYTES, "the plan", &sh);
+    int quiet = st != TSR_OK && sh.win == MPI_WIN_NULL && rank != 0; /* rank 0 says why */
     if (st == TSR_OK)
-        st = tsr_nn_plan_from_bytes(&p, buf, (size_t)len,
+        st = tsr_nn_plan_from_bytes(&p, sh.data, (size_t)sh.len,
                                     insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0);
-    if (rank != 0) stats[ST_BYTES_IN] += (double)len;
-    free(buf);
-    buf = NULL;
+    stats[ST_BYTES_IN] += (double)sh.received;
+    uint64_t shared_bytes = sh.len;
+    int nodes = sh.nodes, node_ranks = sh.node_ranks;
+    cli_mpi_shared_free(&sh);
     if (st == TSR_OK) st = tsr_nn_plan_params(p, &params);
     if (all_ok(st == TSR_OK)) {
         what = "loading the evaluation keys";
-        st = bcast_file(rank, pos[1], MAX_DATA_BYTES, "the evaluation keys", &buf, &len);
-        quiet = len == CLI_MPI_FAILED;
-        if (rank != 0 && st == TSR_OK) stats[ST_BYTES_IN] += (double)len;
+        st = share_file(rank, pos[1], MAX_DATA_BYTES, "the evaluation keys", &sh);
+        quiet = st != TSR_OK && sh.win == MPI_WIN_NULL && rank != 0;
+        stats[ST_BYTES_IN] += (double)sh.received;
+        shared_bytes += sh.len;
         if (st == TSR_OK)
-            st = tsr_ckks_eval_keys_from_bytes(&rk, &gk, key_id, params, buf, (size_t)len);
-        free(buf);
-        buf = NULL;
+            st = tsr_ckks_eval_keys_from_bytes(&rk, &gk, key_id, params, sh.data, (size_t)sh.len);
+        cli_mpi_shared_free(&sh);
         if (st == TSR_OK) what = "checking the evaluation keys";
         if (st == TSR_OK) st = tsr_nn_check_keys(p, rk, gk);
         if (st == TSR_OK) what = "preparing the plan";
@@ -324,6 +330,11 @@ int cli_mpi_infer(int argc, char **argv) {
             if (!rc) rc = cli_outputs_commit(VERB, &set, st, "writing the outputs");
         }
         if (all) print_table(all, size, MPI_Wtime() - t_start);
+        printf("plan and evaluation keys: %.3g bytes read once by rank 0, sent once to each "
+               "of the %d other node%s, shared in place by the ranks of a node (%d on rank "
+               "0's, %d node%s)\n",
+               (double)shared_bytes, nodes - 1, nodes - 1 == 1 ? "" : "s", node_ranks, nodes,
+               nodes == 1 ? "" : "s");
         if (!rc)
             printf("encrypted predictions: %d file%s (%s ...)\n", n_files, n_files == 1 ? "" : "s",
                    co[0].path);

@@ -4,6 +4,8 @@
 #  - tessera infer --mpi over three encrypted batches: each output is
 #    byte-identical to the single-process `tessera infer` of the same input
 #    (HE evaluation is deterministic), and decrypts to the plaintext prediction;
+#    plan and keys reach the node once (rank 1 maps rank 0's copy: it receives
+#    only its input over MPI);
 #  - tessera fl run --mpi (ALIE against Krum, backdoor against the median):
 #    the accuracy history equals the single-process simulator's for the seed
 #    (every column but the wall time).
@@ -37,6 +39,16 @@ mpi "$tessera" infer --mpi "$tmp/m.plan" "$tmp/s.evk" --in "$tmp/in0.ct" --in "$
     --in "$tmp/in2.ct" --out "$tmp/out0.ct" --out "$tmp/out1.ct" --out "$tmp/out2.ct" $I \
     >"$tmp/mpi.log" 2>&1 || { cat "$tmp/mpi.log"; exit 1; }
 grep -q "^2 ranks, 3 inputs, 6 samples" "$tmp/mpi.log" || { cat "$tmp/mpi.log"; exit 1; }
+# plan and keys once per node: both ranks share rank 0's copy, so rank 1 received over MPI
+# only its input (in1.ct), far less than the keys
+grep -q "sent once to each of the 0 other nodes, shared in place by the ranks of a node (2 on rank 0's, 1 node)" \
+    "$tmp/mpi.log" || { cat "$tmp/mpi.log"; exit 1; }
+keys=$(wc -c <"$tmp/s.evk")
+in1=$(wc -c <"$tmp/in1.ct")
+awk -v keys="$keys" -v in1="$in1" '$1 == "1" && NF == 8 { got = $7; found = 1 }
+    END { if (!found || got > in1 * 1.01 || got < in1 * 0.99 || got >= keys) {
+          printf "rank 1 received %s bytes; its input has %s, the keys %s\n", got, in1, keys; exit 1 } }' \
+    "$tmp/mpi.log" || { cat "$tmp/mpi.log"; exit 1; }
 for b in 0 1 2; do
     cmp "$tmp/ref$b.ct" "$tmp/out$b.ct"
 done

@@ -1,8 +1,8 @@
 /*
  * tessera/onnx.h - ONNX files as model graphs (docs/ONNX.md): the public
- * entry point of the importer for programs and bindings (the Python
- * package) that want the plaintext graph of an ONNX file without the
- * encrypted-inference pipeline of tessera/nn.h.
+ * entry points of the importer and the exporter for programs and bindings
+ * (the Python package) that want the plaintext graph of an ONNX file
+ * without the encrypted-inference pipeline of tessera/nn.h.
  */
 #ifndef TESSERA_ONNX_H
 #define TESSERA_ONNX_H
@@ -26,6 +26,16 @@ TSR_BEGIN_DECLS
  * Thread-safe.
  */
 TSR_API tsr_status tsr_onnx_import_graph(const char *path, uint32_t flags, tsr_graph **out);
+
+/**
+ * Write the finalized graph g as an ONNX file at path (opset 13, producer
+ * "tessera"; constants as FLOAT initializers, doubles rounded to float;
+ * polynomials as Mul/Pow/Add, so tsr_onnx_import_graph reads back the same
+ * function). The file is written atomically (temporary file + rename).
+ * Errors: TSR_ERR_IO, TSR_ERR_UNSUPPORTED for a node kind ONNX cannot say.
+ * Thread-safe.
+ */
+TSR_API tsr_status tsr_onnx_export_graph(const tsr_graph *g, const char *path);
 
 TSR_END_DECLS
 

@@ -33,7 +33,7 @@ __all__ = [
     "TesseraError", "FormatError", "MismatchError", "SecretKeyError", "UnsupportedError",
     "NotFoundError", "IOError_", "version", "set_threads", "Model", "Plan", "compile",
     "KeyPair", "EvalKeys", "Ciphertext", "encrypt", "decrypt", "infer", "Runner", "Server",
-    "Graph",
+    "Graph", "Trainer", "train", "heify",
 ]
 
 __version__ = "0.1.0"
@@ -195,6 +195,28 @@ class Model:
             lib.tsr_clear_error()
             raise _BY_STATUS.get(st, TesseraError)(st, report, "importing %s" % path)
         _check(st, "importing %s" % path)
+        return cls(ffi.gc(out[0], lib.tsr_nn_model_free), report)
+
+    @classmethod
+    def from_graph(cls, graph, approx_relu_degree=0, approx_relu_range=None):
+        """A Graph (e.g. Trainer.graph or heify's student) lowered for encrypted inference,
+        with the same rules and report as from_onnx."""
+        if not isinstance(graph, Graph):
+            raise TypeError("Model.from_graph: a tessera.Graph is needed")
+        o = ffi.new("tsr_nn_import_opts *")
+        lib.tsr_nn_import_opts_default(o)
+        o.approx_relu_degree = int(approx_relu_degree)
+        if approx_relu_range is not None:
+            o.approx_relu_range = float(approx_relu_range)
+        out = ffi.new("tsr_nn_model **")
+        rep = ffi.new("char **")
+        st = lib.tsr_nn_model_from_graph(graph._ptr, o, out, rep)
+        report = ffi.string(rep[0]).decode(errors="replace") if rep[0] != ffi.NULL else None
+        lib.tsr_nn_string_free(rep[0])
+        if st != lib.TSR_OK and report:
+            lib.tsr_clear_error()
+            raise _BY_STATUS.get(st, TesseraError)(st, report, "lowering the graph")
+        _check(st, "lowering the graph")
         return cls(ffi.gc(out[0], lib.tsr_nn_model_free), report)
 
     @property
@@ -723,27 +745,181 @@ class Graph:
         if len(inputs) != len(names):
             raise ValueError("run: the graph takes %d inputs %s, %d given"
                              % (len(names), names, len(inputs)))
-        arrays = []
-        for a in inputs:
-            a = np.ascontiguousarray(a, dtype=np.float64)
-            if a.ndim > 8:
-                raise ValueError("run: arrays of rank %d (at most 8)" % a.ndim)
-            t = ffi.new("tsr_array **")
-            _check(lib.tsr_array_create(t, a.ndim, ffi.new("int64_t[]", list(a.shape) or [0])),
-                   "allocating an input")
-            arr = ffi.gc(t[0], lib.tsr_array_free)
-            if a.size:
-                ffi.memmove(arr.data, ffi.from_buffer(a), a.nbytes)
-            arrays.append(arr)
+        arrays = [_to_array(a, "run") for a in inputs]
         ins = ffi.new("tsr_array *[]", arrays or [ffi.NULL])
         n_out = lib.tsr_graph_num_outputs(self._ptr)
         outs = ffi.new("tsr_array *[]", max(n_out, 1))
         _check(lib.tsr_graph_run(self._ptr, ins, outs), "running the graph")
         result = []
         for i in range(n_out):
-            o = outs[i]
-            shape = tuple(int(o.dims[k]) for k in range(o.rank))
-            v = np.frombuffer(ffi.buffer(o.data, o.numel * 8), dtype=np.float64).copy()
-            lib.tsr_array_free(o)
-            result.append(v.reshape(shape))
+            result.append(_from_array(outs[i]))
+            lib.tsr_array_free(outs[i])
         return result
+
+    def save(self, path):
+        """Write the graph as an ONNX file (opset 13; weights rounded to float32;
+        polynomials as Mul/Pow/Add, read back by Graph.from_onnx and Model.from_onnx)."""
+        _check(lib.tsr_onnx_export_graph(self._ptr, _path(path)), "saving the graph")
+
+    def to_model(self, approx_relu_degree=0, approx_relu_range=None):
+        """The graph as a Model for encrypted inference (compile, encrypt, ...)."""
+        return Model.from_graph(self, approx_relu_degree, approx_relu_range)
+
+
+def _to_array(a, what):
+    """A new tsr_array (freed with its Python object) holding a copy of a as doubles."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    if a.ndim > 8:
+        raise ValueError("%s: arrays of rank %d (at most 8)" % (what, a.ndim))
+    t = ffi.new("tsr_array **")
+    _check(lib.tsr_array_create(t, a.ndim, ffi.new("int64_t[]", list(a.shape) or [0])),
+           "%s: allocating an array of shape %s" % (what, a.shape))
+    arr = ffi.gc(t[0], lib.tsr_array_free)
+    if a.size:
+        ffi.memmove(arr.data, ffi.from_buffer(a), a.nbytes)
+    return arr
+
+
+def _from_array(o):
+    """A numpy copy of a tsr_array."""
+    shape = tuple(int(o.dims[k]) for k in range(o.rank))
+    v = np.frombuffer(ffi.buffer(o.data, o.numel * 8), dtype=np.float64).copy()
+    return v.reshape(shape)
+
+
+# ---- training on the graph (tessera/train.h) --------------------------------------------
+
+_LOSSES = {"auto": 0, "mse": 1, "ce": 2}
+
+
+def _loss(loss):
+    if loss not in _LOSSES:
+        raise ValueError("loss must be one of %s, not %r" % (sorted(_LOSSES), loss))
+    return _LOSSES[loss]
+
+
+class Trainer:
+    """Trains a copy of a Graph (tsr_trainer): its weights (constants read as weights:
+    Conv/Gemm weights and biases, polynomial coefficients, ...) as one float32 vector,
+    forward/backward of every node kind in doubles, MSE / cross-entropy / distillation
+    losses, SGD / Adam. The graph needs one input and one output, batch first. A seed and
+    a thread count give bitwise identical results."""
+
+    def __init__(self, graph):
+        if not isinstance(graph, Graph):
+            raise TypeError("Trainer: a tessera.Graph is needed, not %s" % type(graph).__name__)
+        out = ffi.new("tsr_trainer **")
+        _check(lib.tsr_trainer_create(out, graph._ptr), "creating the trainer")
+        self._ptr = ffi.gc(out[0], lib.tsr_trainer_free)
+
+    @property
+    def num_params(self):
+        """Number of trainable parameters."""
+        return int(lib.tsr_trainer_num_params(self._ptr))
+
+    @property
+    def params(self):
+        """A copy of the parameter vector (float32, constants in graph order)."""
+        n = self.num_params
+        return np.frombuffer(ffi.buffer(lib.tsr_trainer_params(self._ptr), n * 4),
+                             dtype=np.float32).copy()
+
+    @params.setter
+    def params(self, v):
+        v = np.ascontiguousarray(v, dtype=np.float32).reshape(-1)
+        if v.size != self.num_params:
+            raise ValueError("params: %d values needed, not %d" % (self.num_params, v.size))
+        ffi.memmove(lib.tsr_trainer_params(self._ptr), ffi.from_buffer(v), v.nbytes)
+
+    def set_trainable(self, name, on=True):
+        """Make the constant `name` trainable or fixed (NotFoundError if there is none)."""
+        _check(lib.tsr_trainer_set_trainable(self._ptr, name.encode(), 1 if on else 0),
+               "set_trainable('%s')" % name)
+
+    def is_trainable(self, name):
+        return bool(lib.tsr_trainer_is_trainable(self._ptr, name.encode()))
+
+    def set_bound(self, node, bound):
+        """Range-loss bound of a polynomial node's input (see range_weight in fit)."""
+        _check(lib.tsr_trainer_set_bound(self._ptr, node.encode(), float(bound)),
+               "set_bound('%s')" % node)
+
+    def fit(self, x, y, epochs=1, batch=64, optim="adam", lr=1e-3, weight_decay=0.0,
+            schedule="cosine", seed=1, loss="auto", teacher=None, kd_temp=4.0, kd_alpha=0.7,
+            range_weight=0.0, max_batches=0, x_test=None, y_test=None, progress=False):
+        """Train on x (N, ...) and y: labels (N,) of whole numbers for cross-entropy,
+        targets of the output's shape for MSE (loss="auto" picks from y). teacher (a
+        Graph): distillation (cross-entropy only). x_test, y_test: evaluated at the end.
+        Returns a dict: train_loss, range_loss, test_loss, test_acc (NaN without test
+        data or for MSE), steps."""
+        o = ffi.new("tsr_train_opts *")
+        lib.tsr_train_opts_default(o)
+        keep = [ffi.new("char[]", optim.encode()), ffi.new("char[]", schedule.encode())]
+        o.epochs, o.batch = int(epochs), int(batch)
+        o.optim, o.schedule = keep[0], keep[1]
+        o.lr, o.weight_decay = float(lr), float(weight_decay)
+        o.seed, o.loss = int(seed), _loss(loss)
+        if teacher is not None:
+            if not isinstance(teacher, Graph):
+                raise TypeError("fit: teacher must be a tessera.Graph")
+            o.teacher = teacher._ptr
+        o.kd_temp, o.kd_alpha = float(kd_temp), float(kd_alpha)
+        o.range_weight, o.max_batches = float(range_weight), int(max_batches)
+        o.progress = 1 if progress else 0
+        if (x_test is None) != (y_test is None):
+            raise ValueError("fit: give both x_test and y_test, or neither")
+        xa, ya = _to_array(x, "fit"), _to_array(y, "fit")
+        xt = _to_array(x_test, "fit") if x_test is not None else ffi.NULL
+        yt = _to_array(y_test, "fit") if y_test is not None else ffi.NULL
+        rep = ffi.new("tsr_train_report *")
+        _check(lib.tsr_trainer_fit(self._ptr, o, xa, ya, xt, yt, rep), "training")
+        return {"train_loss": rep.train_loss, "range_loss": rep.range_loss,
+                "test_loss": rep.test_loss, "test_acc": rep.test_acc, "steps": rep.steps}
+
+    def evaluate(self, x, y, loss="auto", batch=256):
+        """(mean loss, accuracy) of the current parameters on x, y (accuracy NaN for MSE)."""
+        ml, acc = ffi.new("double *"), ffi.new("double *")
+        _check(lib.tsr_trainer_evaluate(self._ptr, _loss(loss), _to_array(x, "evaluate"),
+                                        _to_array(y, "evaluate"), int(batch), ml, acc),
+               "evaluating")
+        return ml[0], acc[0]
+
+    @property
+    def graph(self):
+        """The graph with the current parameters (a new Graph)."""
+        out = ffi.new("tsr_graph **")
+        _check(lib.tsr_trainer_graph(self._ptr, out), "the trained graph")
+        return Graph(ffi.gc(out[0], lib.tsr_graph_free))
+
+
+def train(graph, x, y, **fit_args):
+    """Train a copy of graph on x, y (Trainer.fit's arguments) -> (trained Graph, report)."""
+    t = Trainer(graph)
+    rep = t.fit(x, y, **fit_args)
+    return t.graph, rep
+
+
+def heify(teacher, calib, degree=2, margin=1.0, fold_bn=True, batch=256):
+    """The polynomial student of a teacher Graph (imported with non_polynomial=True):
+    ReLU / sigmoid / tanh / erf become trainable Chebyshev polynomials of `degree` on the
+    ranges seen on calib (N, ...) times margin, MaxPool becomes AveragePool, batch norm
+    after Conv/Gemm is folded. Returns (student Graph, report): report lists each replaced
+    activation as dict(node, was, lo, hi, bound) under "acts", with "folded" and
+    "maxpools". Distil with Trainer(student).fit(x, labels, teacher=teacher)."""
+    if not isinstance(teacher, Graph):
+        raise TypeError("heify: teacher must be a tessera.Graph")
+    o = ffi.new("tsr_heify_opts *")
+    lib.tsr_heify_opts_default(o)
+    o.degree, o.margin = int(degree), float(margin)
+    o.fold_bn, o.batch = 1 if fold_bn else 0, int(batch)
+    out = ffi.new("tsr_graph **")
+    rep = ffi.new("tsr_heify_report *")
+    _check(lib.tsr_heify_graph(teacher._ptr, _to_array(calib, "heify"), o, out, rep),
+           "heify")
+    student = Graph(ffi.gc(out[0], lib.tsr_graph_free))
+    acts = [{"node": ffi.string(a.node).decode(errors="replace"),
+             "was": ffi.string(lib.tsr_graph_kind_name(a.was)).decode(),
+             "lo": a.lo, "hi": a.hi, "bound": a.bound}
+            for a in rep.acts[0:min(rep.n_acts, 64)]]
+    return student, {"acts": acts, "n_acts": rep.n_acts, "folded": rep.folded,
+                     "maxpools": rep.maxpools}

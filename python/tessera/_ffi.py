@@ -95,6 +95,69 @@ tsr_status tsr_graph_run(const tsr_graph *g, const tsr_array *const *inputs,
 
 /* onnx.h */
 tsr_status tsr_onnx_import_graph(const char *path, uint32_t flags, tsr_graph **out);
+tsr_status tsr_onnx_export_graph(const tsr_graph *g, const char *path);
+
+/* train.h */
+typedef struct tsr_trainer tsr_trainer;
+typedef enum tsr_train_loss {
+    TSR_TRAIN_LOSS_AUTO = 0, TSR_TRAIN_LOSS_MSE, TSR_TRAIN_LOSS_CE
+} tsr_train_loss;
+typedef struct tsr_train_opts {
+    int epochs;
+    int batch;
+    const char *optim;
+    double lr;
+    double weight_decay;
+    const char *schedule;
+    uint64_t seed;
+    tsr_train_loss loss;
+    const tsr_graph *teacher;
+    double kd_temp;
+    double kd_alpha;
+    double range_weight;
+    int max_batches;
+    int progress;
+} tsr_train_opts;
+typedef struct tsr_train_report {
+    double train_loss;
+    double range_loss;
+    double test_loss, test_acc;
+    int steps;
+} tsr_train_report;
+tsr_status tsr_trainer_create(tsr_trainer **out, const tsr_graph *g);
+void tsr_trainer_free(tsr_trainer *t);
+tsr_status tsr_trainer_set_trainable(tsr_trainer *t, const char *name, int on);
+int tsr_trainer_is_trainable(const tsr_trainer *t, const char *name);
+size_t tsr_trainer_num_params(const tsr_trainer *t);
+float *tsr_trainer_params(tsr_trainer *t);
+tsr_status tsr_trainer_set_bound(tsr_trainer *t, const char *node, double bound);
+tsr_status tsr_trainer_graph(const tsr_trainer *t, tsr_graph **out);
+void tsr_train_opts_default(tsr_train_opts *o);
+tsr_status tsr_trainer_fit(tsr_trainer *t, const tsr_train_opts *o, const tsr_array *x,
+                           const tsr_array *y, const tsr_array *xt, const tsr_array *yt,
+                           tsr_train_report *rep);
+tsr_status tsr_trainer_evaluate(tsr_trainer *t, tsr_train_loss loss, const tsr_array *x,
+                                const tsr_array *y, int batch, double *mean_loss, double *acc);
+typedef struct tsr_heify_opts {
+    int degree;
+    double margin;
+    int fold_bn;
+    int batch;
+} tsr_heify_opts;
+typedef struct tsr_heify_act {
+    char node[64];
+    int was;
+    double lo, hi, bound;
+} tsr_heify_act;
+typedef struct tsr_heify_report {
+    int n_acts;
+    tsr_heify_act acts[64];
+    int folded;
+    int maxpools;
+} tsr_heify_report;
+void tsr_heify_opts_default(tsr_heify_opts *o);
+tsr_status tsr_heify_graph(const tsr_graph *g, const tsr_array *calib, const tsr_heify_opts *o,
+                           tsr_graph **student, tsr_heify_report *rep);
 
 /* nn.h */
 typedef struct tsr_nn_model tsr_nn_model;
@@ -129,6 +192,8 @@ typedef struct tsr_nn_compile_opts {
 void tsr_nn_import_opts_default(tsr_nn_import_opts *o);
 tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *o, tsr_nn_model **out,
                               char **report);
+tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts *o,
+                                   tsr_nn_model **out, char **report);
 void tsr_nn_model_free(tsr_nn_model *m);
 void tsr_nn_string_free(char *s);
 int64_t tsr_nn_model_input_size(const tsr_nn_model *m);
@@ -186,7 +251,9 @@ tsr_status tsr_client_file_hash(const char *path, char hash[65]);
 """
 
 # Structures whose layout tests/test_layout.py checks against the C headers.
-STRUCTS = ("tsr_array", "tsr_nn_import_opts", "tsr_nn_compile_opts", "tsr_client_opts")
+STRUCTS = ("tsr_array", "tsr_nn_import_opts", "tsr_nn_compile_opts", "tsr_client_opts",
+           "tsr_train_opts", "tsr_train_report", "tsr_heify_opts", "tsr_heify_act",
+           "tsr_heify_report")
 
 TSR_CKKS_ALLOW_INSECURE_PARAMETERS = 0x1
 TSR_ONNX_KEEP_NON_POLYNOMIAL = 0x1

@@ -35,6 +35,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 /* Latency histogram buckets of inference requests (seconds). */
 static const double BUCKETS[] = { 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300 };
@@ -131,6 +134,19 @@ static uint64_t proc_status_bytes(const char *key) {
         }
     fclose(fp);
     return (uint64_t)kib * 1024;
+}
+
+/*
+ * Give what a finished job freed back to the system. Each connection runs its job on its own
+ * thread (and its own OpenMP team), and glibc keeps a thread's freed memory in that thread's
+ * arena: without this, resident memory would grow with the number of connections that ever
+ * ran a job (measured: 889 MiB at 8 clients, 1140 MiB at 16 for one job at a time) instead
+ * of staying with the jobs running at once.
+ */
+static void release_freed_memory(void) {
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
 }
 
 /* Per connection: libmicrohttpd's memory pool (32 KiB by default) and our request state. */
@@ -667,6 +683,7 @@ static enum MHD_Result finish_infer(tsr_server *s, struct MHD_Connection *c, req
     uint64_t len = 0;
     if (st == TSR_OK) st = run_job(s, r, e, &fd, &len, &n, &what);
     ks_release(s->ks, e);
+    release_freed_memory();
     double dt = tsr_now() - t0;
     char tmp[sizeof r->tmp];
     snprintf(tmp, sizeof tmp, "%s", r->tmp);
