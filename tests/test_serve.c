@@ -23,7 +23,6 @@
 #include <semaphore.h>
 #include <signal.h>
 #include <sodium.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +31,6 @@
 #include <unistd.h>
 
 #define INSECURE " --insecure-parameters-for-testing"
-
-extern char **environ;
 
 static char plan_a[65], plan_b[65];
 
@@ -544,39 +541,9 @@ static void test_cli(void **state) {
     tt_cli_expect_fail(
         tt_cli_run("serve --plan %s --state-dir %s", tt_cli_path("a.plan"), tt_cli_path("st_cli")),
         "serve a test-only plan without the flag", "security");
-    const char *b = getenv("TSR_BINARY_DIR");
-    char bin[1024], plan[1024], st[1024], pf[1024];
-    snprintf(bin, sizeof bin, "%s/bin/tessera", b ? b : "build");
-    snprintf(plan, sizeof plan, "%s", tt_cli_path("a.plan"));
-    snprintf(st, sizeof st, "%s", tt_cli_path("st_cli"));
-    snprintf(pf, sizeof pf, "%s", tt_cli_path("port"));
-    char *args[] = { bin,
-                     "serve",
-                     "--plan",
-                     plan,
-                     "--state-dir",
-                     st,
-                     "--listen",
-                     "127.0.0.1:0",
-                     "--port-file",
-                     pf,
-                     "--insecure-parameters-for-testing",
-                     NULL };
-    pid_t pid;
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, tt_cli_path("serve.out"), O_WRONLY | O_CREAT, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, args, environ), 0);
-    posix_spawn_file_actions_destroy(&fa);
-    /* wait for the port file (synchronisation, not a timed assertion: 5 minutes at most) */
-    int port = 0;
-    for (int i = 0; i < 3000 && !port; i++) {
-        char *s = tt_slurp(pf);
-        if (s) port = atoi(s);
-        if (!port) usleep(100000);
-    }
-    assert_true(port > 0);
+    int pid;
+    int port = tt_cli_spawn_serve(tt_cli_path("a.plan"), tt_cli_path("st_cli"),
+                                  tt_cli_path("serve.out"), &pid);
     http_res r;
     expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz");
     assert_int_equal(kill(pid, SIGTERM), 0);

@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <semaphore.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +36,6 @@
 #include <unistd.h>
 
 #define INSECURE " --insecure-parameters-for-testing"
-
-extern char **environ;
 
 static char plan_a[65], keys_a[65], in_ct[1024], state_dir[1024];
 
@@ -174,9 +171,10 @@ static void wait_metric(int port, const char *line, long want) {
     if (metric(port, line) < want) fail_msg("%s never reached %ld", line, want);
 }
 
-static int tmp_files(void) {
+/* Files left in a server's state directory's tmp/ (-1: no such directory). */
+static int tmp_files_in(const char *state) {
     char d[1100];
-    snprintf(d, sizeof d, "%s/tmp", state_dir);
+    snprintf(d, sizeof d, "%s/tmp", state);
     DIR *dp = opendir(d);
     if (!dp) return -1;
     int n = 0;
@@ -184,6 +182,10 @@ static int tmp_files(void) {
     while ((de = readdir(dp)) != NULL) n += de->d_name[0] != '.';
     closedir(dp);
     return n;
+}
+
+static int tmp_files(void) {
+    return tmp_files_in(state_dir);
 }
 
 static void upload_keys(int port) {
@@ -303,6 +305,16 @@ static void *infer_thread(void *arg) {
     return NULL;
 }
 
+/* The answer in `out` decrypts to the plaintext prediction of every input. */
+static void expect_plaintext_agreement(const char *out, const char *csv, const char *what) {
+    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), out, tt_cli_path(csv),
+                             tt_cli_path("in.csv")),
+                  0, what);
+    if (!strstr(tt_cli_output(), "agreement with plaintext inference: 100.00%"))
+        fail_msg("%s", tt_cli_output());
+}
+
 static void *stop_thread(void *arg) {
     tsr_serve_stop(arg, 300);
     return NULL;
@@ -330,12 +342,7 @@ static void test_drain(void **state) {
     pthread_join(ts, NULL);
     __atomic_store_n(&hold, 0, __ATOMIC_SEQ_CST);
     assert_int_equal(j.code, 200);
-    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
-                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), j.out,
-                             tt_cli_path("p.csv"), tt_cli_path("in.csv")),
-                  0, "decrypt the drained job's answer");
-    if (!strstr(tt_cli_output(), "agreement with plaintext inference: 100.00%"))
-        fail_msg("%s", tt_cli_output());
+    expect_plaintext_agreement(j.out, "p.csv", "decrypt the drained job's answer");
     assert_int_equal(tmp_files(), 0);
     sem_destroy(&started);
     sem_destroy(&release);
@@ -352,41 +359,16 @@ static void wait_file(const char *path) {
  * arrives and decrypts to the plaintext prediction, and the process exits 0 after draining. */
 static void test_sigterm_drain(void **state) {
     (void)state;
-    const char *b = getenv("TSR_BINARY_DIR");
-    char bin[1024], plan[1024], st[1024], pf[1024], gate[1024], started_f[1100], go_f[1100];
-    snprintf(bin, sizeof bin, "%s/bin/tessera", b ? b : "build");
-    snprintf(plan, sizeof plan, "%s", tt_cli_path("a.plan"));
+    char st[1024], gate[1024], started_f[1100], go_f[1100];
     snprintf(st, sizeof st, "%s", tt_cli_path("state_sig"));
-    snprintf(pf, sizeof pf, "%s", tt_cli_path("sig.port"));
     snprintf(gate, sizeof gate, "%s", tt_cli_path("gate"));
     assert_int_equal(mkdir(gate, 0700), 0);
     snprintf(started_f, sizeof started_f, "%s/started", gate);
     snprintf(go_f, sizeof go_f, "%s/go", gate);
-    char *args[] = { bin,
-                     "serve",
-                     "--plan",
-                     plan,
-                     "--state-dir",
-                     st,
-                     "--listen",
-                     "127.0.0.1:0",
-                     "--port-file",
-                     pf,
-                     "--insecure-parameters-for-testing",
-                     NULL };
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 1, tt_cli_path("sig.out"), O_WRONLY | O_CREAT, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
     setenv("TSR_SERVE_TEST_GATE", gate, 1);
-    pid_t pid;
-    assert_int_equal(posix_spawn(&pid, bin, &fa, NULL, args, environ), 0);
+    int pid;
+    int port = tt_cli_spawn_serve(tt_cli_path("a.plan"), st, tt_cli_path("sig.out"), &pid);
     unsetenv("TSR_SERVE_TEST_GATE");
-    posix_spawn_file_actions_destroy(&fa);
-    wait_file(pf);
-    char *ps = tt_slurp(pf);
-    int port = ps ? atoi(ps) : 0;
-    assert_true(port > 0);
     upload_keys(port);
     infer_job j = { .port = port, .code = 0, .out = "" };
     snprintf(j.out, sizeof j.out, "%s", tt_cli_path("sig.ct"));
@@ -409,21 +391,10 @@ static void test_sigterm_drain(void **state) {
     assert_int_equal(WEXITSTATUS(status), 0);
     if (!strstr(log, "SIGTERM: draining") || !strstr(log, "stopping: drained"))
         fail_msg("server log:\n%s", log);
-    tt_cli_expect(tt_cli_run("decrypt %s %s --in %s --out %s --compare %s" INSECURE,
-                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), j.out,
-                             tt_cli_path("sig.csv"), tt_cli_path("in.csv")),
-                  0, "decrypt the answer of the job SIGTERM interrupted");
-    if (!strstr(tt_cli_output(), "agreement with plaintext inference: 100.00%"))
-        fail_msg("%s", tt_cli_output());
-    char d[1100];
-    snprintf(d, sizeof d, "%s/tmp", st);
-    DIR *dp = opendir(d);
-    assert_non_null(dp);
-    struct dirent *de;
-    int left = 0;
-    while ((de = readdir(dp)) != NULL) left += de->d_name[0] != '.';
-    closedir(dp);
-    assert_int_equal(left, 0);
+    expect_plaintext_agreement(j.out, "sig.csv",
+                               "decrypt the answer of the job SIGTERM "
+                               "interrupted");
+    assert_int_equal(tmp_files_in(st), 0);
 }
 
 int main(void) {

@@ -177,10 +177,7 @@ class Model:
         self.report = report  # notes of the importer (lossy approximations, rewrites), or None
 
     @classmethod
-    def from_onnx(cls, path, approx_relu_degree=0, approx_relu_range=None):
-        """Import an ONNX file. Unsupported operators raise UnsupportedError whose message
-        lists every one with a hint; approx_relu_degree=D (1..8) replaces ReLU by a
-        least-squares polynomial (lossy)."""
+    def _import(cls, call, arg, approx_relu_degree, approx_relu_range, context):
         o = ffi.new("tsr_nn_import_opts *")
         lib.tsr_nn_import_opts_default(o)
         o.approx_relu_degree = int(approx_relu_degree)
@@ -188,14 +185,22 @@ class Model:
             o.approx_relu_range = float(approx_relu_range)
         out = ffi.new("tsr_nn_model **")
         rep = ffi.new("char **")
-        st = lib.tsr_nn_import_onnx(_path(path), o, out, rep)
+        st = call(arg, o, out, rep)
         report = ffi.string(rep[0]).decode(errors="replace") if rep[0] != ffi.NULL else None
         lib.tsr_nn_string_free(rep[0])
         if st != lib.TSR_OK and report:
             lib.tsr_clear_error()
-            raise _BY_STATUS.get(st, TesseraError)(st, report, "importing %s" % path)
-        _check(st, "importing %s" % path)
+            raise _BY_STATUS.get(st, TesseraError)(st, report, context)
+        _check(st, context)
         return cls(ffi.gc(out[0], lib.tsr_nn_model_free), report)
+
+    @classmethod
+    def from_onnx(cls, path, approx_relu_degree=0, approx_relu_range=None):
+        """Import an ONNX file. Unsupported operators raise UnsupportedError whose message
+        lists every one with a hint; approx_relu_degree=D (1..8) replaces ReLU by a
+        least-squares polynomial (lossy)."""
+        return cls._import(lib.tsr_nn_import_onnx, _path(path), approx_relu_degree,
+                           approx_relu_range, "importing %s" % path)
 
     @classmethod
     def from_graph(cls, graph, approx_relu_degree=0, approx_relu_range=None):
@@ -203,21 +208,8 @@ class Model:
         with the same rules and report as from_onnx."""
         if not isinstance(graph, Graph):
             raise TypeError("Model.from_graph: a tessera.Graph is needed")
-        o = ffi.new("tsr_nn_import_opts *")
-        lib.tsr_nn_import_opts_default(o)
-        o.approx_relu_degree = int(approx_relu_degree)
-        if approx_relu_range is not None:
-            o.approx_relu_range = float(approx_relu_range)
-        out = ffi.new("tsr_nn_model **")
-        rep = ffi.new("char **")
-        st = lib.tsr_nn_model_from_graph(graph._ptr, o, out, rep)
-        report = ffi.string(rep[0]).decode(errors="replace") if rep[0] != ffi.NULL else None
-        lib.tsr_nn_string_free(rep[0])
-        if st != lib.TSR_OK and report:
-            lib.tsr_clear_error()
-            raise _BY_STATUS.get(st, TesseraError)(st, report, "lowering the graph")
-        _check(st, "lowering the graph")
-        return cls(ffi.gc(out[0], lib.tsr_nn_model_free), report)
+        return cls._import(lib.tsr_nn_model_from_graph, graph._ptr, approx_relu_degree,
+                           approx_relu_range, "lowering the graph")
 
     @property
     def input_size(self):

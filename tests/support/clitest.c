@@ -3,11 +3,16 @@
  */
 #include "clitest.h"
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 static char dir[512], bin[1024], log_path[1024];
 
@@ -94,4 +99,45 @@ void tt_cli_expect_fail(int rc, const char *what, const char *needle) {
     if (rc == 0) fail_msg("%s: succeeded; output:\n%s", what, tt_cli_output());
     const char *out = tt_cli_output();
     if (needle && !strstr(out, needle)) fail_msg("%s: output lacks '%s':\n%s", what, needle, out);
+}
+
+int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int *pid) {
+    const char *b = getenv("TSR_BINARY_DIR");
+    char exe[1024], pl[1024], st[1024], pf[1100], lg[1024];
+    snprintf(exe, sizeof exe, "%s/bin/tessera", b ? b : "build");
+    snprintf(pl, sizeof pl, "%s", plan);
+    snprintf(st, sizeof st, "%s", state);
+    snprintf(pf, sizeof pf, "%s.port", state);
+    snprintf(lg, sizeof lg, "%s", log);
+    unlink(pf);
+    char *args[] = { exe,
+                     "serve",
+                     "--plan",
+                     pl,
+                     "--state-dir",
+                     st,
+                     "--listen",
+                     "127.0.0.1:0",
+                     "--port-file",
+                     pf,
+                     "--insecure-parameters-for-testing",
+                     NULL };
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, lg, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    pid_t p;
+    int rc = posix_spawn(&p, exe, &fa, NULL, args, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) fail_msg("could not start %s serve", exe);
+    *pid = (int)p;
+    /* synchronisation, not a timed assertion: 5 minutes at most */
+    int port = 0;
+    for (int i = 0; i < 3000 && !port; i++) {
+        char *s = tt_slurp(pf);
+        if (s) port = atoi(s);
+        if (!port) usleep(100000);
+    }
+    if (port <= 0) fail_msg("tessera serve never wrote its port; its output:\n%s", tt_slurp(lg));
+    return port;
 }

@@ -25,6 +25,14 @@ int tt_cli_run(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int tt_cli_run_after(const char *prefix, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/**
+ * Start `tessera serve --plan PLAN --state-dir STATE --listen 127.0.0.1:0 --port-file ...
+ * --insecure-parameters-for-testing` in the background, stdout and stderr to log; wait (at
+ * most 5 minutes) for its port file and return the port (the test fails if it never comes).
+ * *pid gets the process, for the caller to signal and wait for.
+ */
+int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int *pid);
+
 /** The output of the last run (static buffer). */
 const char *tt_cli_output(void);
 
