@@ -51,7 +51,8 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /*
- * The bootstrapping parameter set: q_0 of 61 bits, 60-bit levels (the
+ * The bootstrapping parameter set, the preset n16-boot with `left` levels
+ * for the network (10 in the preset) and N = 2^log_n: q_0 of 61 bits, 60-bit levels (the
  * circuit's CoeffsToSlots plaintexts and EvalMod need ~60-bit scales, see
  * docs/CIRCUITS.md), 14 bootstrapping levels + `left` levels, four 61-bit
  * special primes, a dense ternary secret with sparse-secret encapsulation
@@ -60,16 +61,11 @@ static int cmp_double(const void *a, const void *b) {
  * q_0 P). Smaller rings (--log-n < 16, quick checks) are flagged insecure.
  */
 static void boot_spec(tsr_ckks_param_spec *s, unsigned log_n, unsigned left) {
-    memset(s, 0, sizeof *s);
+    tsr_status st = tsr_ckks_preset_spec("n16-boot", s);
+    TSR_ASSERT(st == TSR_OK);
     s->log_n = log_n;
-    s->first_prime_bits = 61;
-    s->scale_bits = 60;
     s->levels = 14 + left;
-    s->special_primes = 4;
-    s->special_prime_bits = 61;
     s->dnum = 0;
-    s->secret = TSR_CKKS_SECRET_TERNARY;
-    s->hamming_weight = 0;
     s->flags = log_n < 16 ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
 }
 

@@ -74,6 +74,11 @@ static const preset presets[] = {
     PRESET("n15-l14", "N=2^15, 14 levels (15 limbs), scale 2^40, dnum 3", 15, 50, 40, 14, 5, 50, 3),
     PRESET("n16-l21", "N=2^16, 21 levels (22 limbs), scale 2^40, dnum 3", 16, 50, 40, 21, 7, 50, 3),
     PRESET("n16-l35", "N=2^16, 35 levels (36 limbs), scale 2^40, dnum 6", 16, 50, 40, 35, 5, 50, 6),
+    /* bench/bench_boot.c's set: CoeffsToSlots 3 + EvalMod 8 + SlotsToCoeffs 3 levels, 10 left */
+    PRESET("n16-boot",
+           "N=2^16, 24 levels of 60 bits (25 limbs), 4 x 61-bit special primes, dnum 7: "
+           "bootstrapping (14 levels) with 10 left at 2^60",
+           16, 61, 60, 24, 4, 61, 0),
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
