@@ -296,8 +296,9 @@ static tsr_status cplx_diag(void *ctx, size_t t, ckks_cplx *out) {
 
 /*
  * Double hoisting against the single-hoisted reference path on complex
- * diagonals (ring with 2 special primes and 3 digits): both within a bit of
- * each other and >= 24 bits against the naive product, same output level
+ * diagonals (ring with 2 special primes and 3 digits): both >= 24 bits
+ * against the naive product, double hoisting at most a bit below the
+ * reference (it rounds fewer ModDowns, so it is often above), same output level
  * and scale, and the key-switching counts: 1 + ng decompositions either
  * way; ng + 1 ModDowns hoisted, nb + ng single-hoisted (nb baby steps b > 0,
  * ng giant steps g > 0, counted here from the indices).
@@ -368,7 +369,8 @@ static void test_lt_double_hoisting(void **state) {
                "%lu ModDowns), %.1f bits single (%lu, %lu)\n",
                lt.n1, nb, ng, bits[0], dec[0], md[0], bits[1], dec[1], md[1]);
         assert_true(bits[0] >= 24 && bits[1] >= 24);
-        assert_true(fabs(bits[0] - bits[1]) <= 1.0);
+        /* fewer ModDown roundings: double hoisting may only gain precision */
+        assert_true(bits[0] >= bits[1] - 1.0);
         assert_int_equal(dec[0], (nb > 0) + ng);
         assert_int_equal(dec[1], (nb > 0) + ng);
         assert_int_equal(md[0], ng + 1);
