@@ -130,7 +130,7 @@ static int server_spawn(server_proc *sp, const char *plan, const char *state, co
     return sp->port > 0 ? 0 : -1;
 }
 
-/* SIGTERM, then wait: 0 if it drained and exited 0. */
+/* SIGTERM (sent once the clients are done: the server is idle), then wait: 0 if it exited 0. */
 static int server_stop(server_proc *sp) {
     if (sp->pid <= 0) return -1;
     kill(sp->pid, SIGTERM);
@@ -289,7 +289,7 @@ static int load_run(const char *plan_path, const char *dir, const char *state, l
            "503s retried %.0f\n",
            p50, p99, nok / wall, nok * (double)n / wall, mv[2]);
     printf("  lost (failed) %d, corrupted (wrong prediction or garbage) %d of %d; server peak RSS "
-           "%.0f MiB of its bound %.0f MiB (%s); drained on SIGTERM: %s\n",
+           "%.0f MiB of its bound %.0f MiB (%s); idle server exited 0 on SIGTERM: %s\n",
            failed, corrupted, total, peak, bound,
            peak < 0 || bound < 0 ? "not measured"
            : peak <= bound       ? "within"

@@ -51,14 +51,17 @@ static void usage(FILE *out) {
             "  --retry-after SEC      the Retry-After of a 503 (default 5)\n"
             "  --drain-timeout SEC    on SIGTERM, wait at most SEC for jobs (default 600)\n"
             "  --threads N            OpenMP threads per job (default: all)\n"
+            "  --no-trim              do not give a finished job's freed memory back to the\n"
+            "                         system (malloc_trim, on by default)\n"
             "  " NN_CLI_INSECURE "   accept plans made with it (tests only)\n");
 }
 
 /*
- * Tests only: with TSR_SERVE_TEST_GATE=DIR in the environment, every job, once it holds its
- * running slot, creates DIR/started and waits (at most 10 minutes) until DIR/go exists, so a
- * test can signal the process while a job is known to run (tests/test_serve_faults.c). Unset,
- * nothing happens.
+ * Tests only: with TSR_SERVE_TEST_GATE=DIR in the environment *and*
+ * --insecure-parameters-for-testing on the command line, every job, once it holds its running
+ * slot, creates DIR/started and waits (at most 10 minutes) until DIR/go exists, so a test can
+ * signal the process while a job is known to run (tests/test_serve_faults.c). A production
+ * server (without the flag) ignores the variable; with both, a warning says so on stderr.
  */
 static char gate_dir[4096];
 
@@ -101,7 +104,7 @@ int tsr_cmd_serve(int argc, char **argv) {
     const char *port_file = NULL, *max_body = NULL, *key_cache = NULL, *key_store = NULL;
     long jobs = 1, queue = 4, client_timeout = 30, max_conn = 64, retry_after = 5, threads = 0;
     double queue_timeout = 600, request_timeout = 600, drain = 600;
-    int insecure = 0;
+    int insecure = 0, no_trim = 0;
     const cli_opt opts[] = {
         { "--plan", CLI_LIST, &plans, 0, 0 },
         { "--listen", CLI_STR, &listen, 0, 0 },
@@ -121,6 +124,7 @@ int tsr_cmd_serve(int argc, char **argv) {
         { "--retry-after", CLI_LONG, &retry_after, 0, 86400 },
         { "--drain-timeout", CLI_DOUBLE, &drain, 0, 0 },
         { "--threads", CLI_LONG, &threads, 1, 256 },
+        { "--no-trim", CLI_FLAG, &no_trim, 0, 0 },
         { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
     };
     int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
@@ -154,8 +158,13 @@ int tsr_cmd_serve(int argc, char **argv) {
     o.max_connections = (unsigned)max_conn;
     o.retry_after = (int)retry_after;
     o.log = stderr;
+    o.trim_memory = !no_trim;
     const char *gate = getenv("TSR_SERVE_TEST_GATE");
-    if (gate && *gate) {
+    if (gate && *gate && insecure) {
+        fprintf(stderr,
+                "tessera serve: WARNING: TSR_SERVE_TEST_GATE is set: every job waits "
+                "for %s/go before it runs (tests only; unset it in production)\n",
+                gate);
         snprintf(gate_dir, sizeof gate_dir, "%s", gate);
         o.job_hook = gate_hook;
     }

@@ -7,8 +7,8 @@
  *   1. rank 0 reads the plan and the evaluation keys once and sends their bytes
  *      once to each node's first rank, where they sit in a shared-memory window
  *      the node's ranks read in place (cli_mpi_share_bytes: a node receives and
- *      holds one copy, whatever its rank count); every rank prepares the plan
- *      (weights encoded) once;
+ *      holds one copy of the file bytes, whatever its rank count); every rank
+ *      still expands its own keys and prepares the plan (weights encoded) once;
  *   2. rank 0 reads input i and sends it to rank i % K (its own it keeps);
  *   3. every rank runs its inputs, one after the other, with its OpenMP threads;
  *   4. rank 0 gathers the outputs in input order and writes them, all or none.

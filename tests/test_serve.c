@@ -398,12 +398,33 @@ static void test_serve(void **state) {
     struct stat ka, kb;
     assert_int_equal(stat(tt_cli_path("s.evk"), &ka), 0);
     assert_int_equal(stat(tt_cli_path("s2.evk"), &kb), 0);
-    uint64_t want =
-        ks_entry_bytes(pa, (uint64_t)ka.st_size) + ks_entry_bytes(pb, (uint64_t)kb.st_size);
-    assert_true(ks_entry_bytes(pa, 0) >= (uint64_t)(tsr_nn_plan_predicted_mib(pa) * 1048576.0) - 1);
-    assert_true(ks_entry_bytes(pa, (uint64_t)1 << 40) == (uint64_t)2 << 40);
+    /* recomputed here, not with ks_entry_bytes: an entry counts the larger of its plan's
+     * predicted memory and twice its key file (seeded keys expand) */
+    uint64_t pred_a = (uint64_t)(tsr_nn_plan_predicted_mib(pa) * 1048576.0);
+    uint64_t pred_b = (uint64_t)(tsr_nn_plan_predicted_mib(pb) * 1048576.0);
+    uint64_t file_a = 2 * (uint64_t)ka.st_size, file_b = 2 * (uint64_t)kb.st_size;
+    uint64_t want = (pred_a > file_a ? pred_a : file_a) + (pred_b > file_b ? pred_b : file_b);
+    assert_true(pred_a > 0 && pred_b > 0);
     snprintf(line, sizeof line, "\ntessera_key_cache_bytes %llu\n", (unsigned long long)want);
     expect_body(&r, line);
+    assert_true(ks_entry_bytes(pa, (uint64_t)1 << 40) == (uint64_t)2 << 40);
+    /* the bound: resident at start + key cache + (2 x jobs + 1) x the largest plan's predicted
+     * memory (per job an entry beyond the cache and its ciphertexts; one upload being validated)
+     * + 64 KiB per connection; the resident memory at start is in the metrics too (more than
+     * nothing, at most the peak) */
+    static const char start_key[] = "\ntessera_resident_start_bytes ";
+    const char *rs = strstr(r.body, start_key);
+    assert_non_null(rs);
+    uint64_t start_rss = strtoull(rs + strlen(start_key), NULL, 10);
+    uint64_t peak = strtoull(rss + strlen(peak_key), NULL, 10);
+    assert_true(start_rss > 0 && start_rss <= peak);
+    uint64_t largest = pred_a > pred_b ? pred_a : pred_b;
+    uint64_t limits = o.key_cache + (2 * (uint64_t)o.max_jobs + 1) * largest +
+                      (uint64_t)o.max_connections * (64 << 10);
+    if (bound != start_rss + limits)
+        fail_msg("memory bound %llu, not resident at start %llu + limits %llu",
+                 (unsigned long long)bound, (unsigned long long)start_rss,
+                 (unsigned long long)limits);
     tsr_nn_plan_free(pa);
     tsr_nn_plan_free(pb);
     tsr_serve_stop(s, 60);
@@ -424,7 +445,14 @@ static void test_limits(void **state) {
     tsr_serve_opts_default(&o);
     o.max_body = 4096;
     o.key_store = 1; /* every new upload evicts the others */
+    o.key_cache = 1; /* smaller than any plan's predicted memory: a warning at start */
+    FILE *log = fopen(tt_cli_path("limits.log"), "w");
+    assert_non_null(log);
+    o.log = log;
     tsr_server *s = start("state_small", &o);
+    fflush(log);
+    if (!strstr(tt_slurp(tt_cli_path("limits.log")), "warning: the key cache (0 MiB) is smaller"))
+        fail_msg("no key-cache warning at start:\n%s", tt_slurp(tt_cli_path("limits.log")));
     int port = tsr_serve_port(s);
     http_res r;
     expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("s.evk"), NULL, &r), 413, &r,
@@ -437,6 +465,7 @@ static void test_limits(void **state) {
     expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz after");
     assert_int_equal(count_files(tt_cli_path("state_small/tmp")), 0);
     tsr_serve_stop(s, 60);
+    fclose(log);
 
     /* the key store keeps at most key_store bytes: the older keys are evicted (never the
      * ones just uploaded), and an inference with them asks for a new upload */

@@ -354,6 +354,38 @@ static void wait_file(const char *path) {
     if (access(path, F_OK) != 0) fail_msg("%s never appeared", path);
 }
 
+/* The `tessera serve` process of test_sigterm_drain and its client thread, for the teardown. */
+static int serve_pid;
+static pthread_t serve_client;
+static int serve_client_running;
+
+/* Wait (at most `seconds`) for the process to exit: 1 and its status once it did, else 0. */
+static int wait_exit(int pid, double seconds, int *status) {
+    for (int i = 0; i < (int)(seconds * 20); i++) {
+        int w = waitpid(pid, status, WNOHANG);
+        if (w == pid) return 1;
+        if (w < 0) return 0;
+        usleep(50000);
+    }
+    return 0;
+}
+
+/* Whatever happened in the test: no server is left running, no client thread unjoined. */
+static int sigterm_teardown(void **state) {
+    (void)state;
+    if (serve_pid > 0) {
+        int status;
+        kill(serve_pid, SIGKILL);
+        waitpid(serve_pid, &status, 0); /* SIGKILL cannot be caught: this returns */
+        serve_pid = 0;
+    }
+    if (serve_client_running) { /* its connection is gone with the server */
+        pthread_join(serve_client, NULL);
+        serve_client_running = 0;
+    }
+    return 0;
+}
+
 /* `tessera serve` as a process, SIGTERM while a job runs: the job is held by the command's test
  * gate (TSR_SERVE_TEST_GATE) until the server has stopped listening, then released: its answer
  * arrives and decrypts to the plaintext prediction, and the process exits 0 after draining. */
@@ -366,14 +398,16 @@ static void test_sigterm_drain(void **state) {
     snprintf(started_f, sizeof started_f, "%s/started", gate);
     snprintf(go_f, sizeof go_f, "%s/go", gate);
     setenv("TSR_SERVE_TEST_GATE", gate, 1);
-    int pid;
-    int port = tt_cli_spawn_serve(tt_cli_path("a.plan"), st, tt_cli_path("sig.out"), &pid);
+    /* serve_pid is set before the spawn waits for the port: the teardown ends it either way */
+    int port = tt_cli_spawn_serve(tt_cli_path("a.plan"), st, tt_cli_path("sig.out"), &serve_pid);
+    int pid = serve_pid;
     unsetenv("TSR_SERVE_TEST_GATE");
     upload_keys(port);
-    infer_job j = { .port = port, .code = 0, .out = "" };
+    static infer_job j;
+    j = (infer_job){ .port = port, .code = 0, .out = "" };
     snprintf(j.out, sizeof j.out, "%s", tt_cli_path("sig.ct"));
-    pthread_t tj;
-    assert_int_equal(pthread_create(&tj, NULL, infer_thread, &j), 0);
+    assert_int_equal(pthread_create(&serve_client, NULL, infer_thread, &j), 0);
+    serve_client_running = 1;
     wait_file(started_f); /* the job holds its running slot */
     assert_int_equal(kill(pid, SIGTERM), 0);
     /* the server stops listening (new connections fail) while the job waits */
@@ -382,11 +416,16 @@ static void test_sigterm_drain(void **state) {
     FILE *fp = fopen(go_f, "w");
     assert_non_null(fp);
     fclose(fp);
-    pthread_join(tj, NULL);
+    pthread_join(serve_client, NULL);
+    serve_client_running = 0;
     int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    int exited = wait_exit(pid, 300, &status);
+    if (exited) serve_pid = 0;
     char *log = tt_slurp(tt_cli_path("sig.out"));
+    if (!exited) fail_msg("the server did not exit within 300 s of SIGTERM; its log:\n%s", log);
     if (j.code != 200) fail_msg("the job's answer did not arrive; server log:\n%s", log);
+    if (!strstr(log, "WARNING: TSR_SERVE_TEST_GATE is set"))
+        fail_msg("the test gate ran without its warning; server log:\n%s", log);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     if (!strstr(log, "SIGTERM: draining") || !strstr(log, "stopping: drained"))
@@ -402,7 +441,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_disconnects),
         cmocka_unit_test(test_drain),
-        cmocka_unit_test(test_sigterm_drain),
+        cmocka_unit_test_teardown(test_sigterm_drain, sigterm_teardown),
     };
     int rc = cmocka_run_group_tests(tests, setup, tt_cli_teardown);
     curl_global_cleanup();

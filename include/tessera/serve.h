@@ -53,6 +53,9 @@ typedef struct tsr_serve_opts {
     uint64_t key_store;       /**< bytes of evaluation keys kept on disk, LRU (default 16 GiB) */
     int retry_after;          /**< seconds sent in Retry-After with a 503 (default 5) */
     FILE *log;                /**< one line per request and event (NULL: silent) */
+    int trim_memory;          /**< 1 (default): after each job give freed memory back to the system
+                                   (glibc malloc_trim); 0: skip it (resident memory then grows with the
+                                   connections that ran jobs) */
     /**
      * Tests only (NULL otherwise): called on the connection's thread once an
      * inference holds its running slot, before it runs: a test blocks here to
@@ -75,14 +78,18 @@ TSR_API tsr_status tsr_serve_start(const tsr_serve_opts *o, tsr_server **out);
 /** The TCP port the server listens on (the bound one when 0 was asked). */
 TSR_API int tsr_serve_port(const tsr_server *s);
 /**
- * The most memory (bytes) the server's limits let it use: the process's
- * resident memory once the plans were loaded, plus key_cache, plus
- * 2 x max_jobs x the largest plan's predicted server memory of one
- * inference (an entry held in the key cache beyond its bound while a job
- * uses it, and the job's ciphertexts), plus 64 KiB per connection. The
- * process's resident and peak resident memory are in /metrics beside it
- * (tessera_memory_bound_bytes, tessera_resident_bytes,
- * tessera_resident_peak_bytes); `tessera bench serve` checks the peak
+ * The most memory (bytes) the server's limits let it use, an estimate
+ * (docs/SERVING.md, "Memory", says what it leaves out: thread stacks, OpenMP
+ * teams): the process's resident memory once the plans were loaded, plus
+ * key_cache, plus (2 x max_jobs + 1) x the largest plan's predicted server
+ * memory of one inference (per job an entry held in the key cache beyond its
+ * bound while the job uses it, and the job's ciphertexts; plus one uploaded
+ * key set being validated: uploads are validated one at a time), plus
+ * 64 KiB per connection. A key cache smaller than the largest plan's
+ * predicted memory is logged as a warning at start (no entry stays loaded). The
+ * process's resident memory at start, now and at its peak are in /metrics
+ * beside it (tessera_memory_bound_bytes, tessera_resident_start_bytes,
+ * tessera_resident_bytes, tessera_resident_peak_bytes); `tessera bench serve` checks the peak
  * against it with the server in a process of its own.
  */
 TSR_API uint64_t tsr_serve_memory_bound(const tsr_server *s);

@@ -6,6 +6,9 @@
  * bounded in bytes and evict the least recently used entry nobody holds.
  * One mutex guards the index; loading a key file happens outside it (one
  * load at a time), so requests for loaded keys never wait behind a load.
+ * Validating an upload loads and expands its keys too, under the same load
+ * lock: however many uploads arrive at once, at most one key set is being
+ * loaded or validated (tsr_serve_memory_bound counts one).
  */
 #include "serve/serve_internal.h"
 
@@ -36,7 +39,7 @@ struct keystore {
     tsr_ckks_params **params; /* per plan */
     uint8_t (*fpr)[TSR_FINGERPRINT_SIZE];
     pthread_mutex_t mu;   /* the two lists, counters */
-    pthread_mutex_t load; /* one load at a time */
+    pthread_mutex_t load; /* one load or upload validation at a time */
     ks_file *files;
     ks_loaded *loaded;
     uint64_t tick, cache_bytes, store_bytes;
@@ -232,6 +235,8 @@ tsr_status ks_add(keystore *ks, const char *tmp_path, const uint8_t hash[32], in
      * key file) before a parameter mismatch. */
     tsr_status best = TSR_OK, other = TSR_OK;
     char best_msg[1024] = "";
+    /* Each validation expands a key set: one at a time, like the loads (the memory bound). */
+    pthread_mutex_lock(&ks->load);
     for (int i = 0; st == TSR_OK && i < ks->n_plans; i++) {
         if (want >= 0 && i != want) continue;
         if (memcmp(fpr, ks->fpr[i], TSR_FINGERPRINT_SIZE) != 0) {
@@ -254,6 +259,7 @@ tsr_status ks_add(keystore *ks, const char *tmp_path, const uint8_t hash[32], in
             snprintf(best_msg, sizeof best_msg, "%s", tsr_last_error());
         }
     }
+    pthread_mutex_unlock(&ks->load);
     if (st == TSR_OK && n_match == 0) {
         const char *pre = want >= 0 ? "" : "the keys serve none of the server's plans: ";
         if (best != TSR_OK)

@@ -88,7 +88,8 @@ void ks_free(keystore *ks);
  * plan `want` if want >= 0) and move it into the store. *matched (n_plans
  * entries) gets 1 for each plan the keys serve; *existed 1 if they were
  * stored already. On failure the temporary file is removed and the status
- * and message say why (TSR_ERR_SECRET, TSR_ERR_MISMATCH, ...).
+ * and message say why (TSR_ERR_SECRET, TSR_ERR_MISMATCH, ...). Validations
+ * run one at a time, serialized with ks_acquire's loads.
  */
 tsr_status ks_add(keystore *ks, const char *tmp_path, const uint8_t hash[32], int want,
                   uint8_t *matched, int *existed);

@@ -100,6 +100,7 @@ void tsr_serve_opts_default(tsr_serve_opts *o) {
     o->key_cache = (uint64_t)2 << 30;
     o->key_store = (uint64_t)16 << 30;
     o->retry_after = 5;
+    o->trim_memory = 1;
 }
 
 static void logf_(tsr_server *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -143,28 +144,37 @@ static uint64_t proc_status_bytes(const char *key) {
  * ran a job (measured: 889 MiB at 8 clients, 1140 MiB at 16 for one job at a time) instead
  * of staying with the jobs running at once.
  */
-static void release_freed_memory(void) {
+static void release_freed_memory(const tsr_server *s) {
 #ifdef __GLIBC__
-    malloc_trim(0);
+    if (s->o.trim_memory) malloc_trim(0);
+#else
+    (void)s;
 #endif
 }
 
 /* Per connection: libmicrohttpd's memory pool (32 KiB by default) and our request state. */
 #define CONNECTION_BYTES ((uint64_t)64 << 10)
 
-/*
- * The most memory the server's limits let it use (docs/SERVING.md, "Memory"): what it held
- * once the plans were loaded, plus the key cache, plus per running job one entry held in the
- * cache beyond it (an entry in use is never evicted) and its ciphertexts, each at most the
- * largest plan's predicted server memory of one inference, plus the connections' buffers.
- */
-static uint64_t memory_bound(const tsr_server *s) {
+/* The largest plan's predicted server memory of one inference (bytes). */
+static uint64_t largest_plan_bytes(const tsr_server *s) {
     uint64_t job = 0;
     for (int i = 0; i < s->o.n_plans; i++) {
         uint64_t b = ks_entry_bytes(s->plans[i], 0);
         if (b > job) job = b;
     }
-    return s->rss_start + s->o.key_cache + 2 * (uint64_t)s->o.max_jobs * job +
+    return job;
+}
+
+/*
+ * The most memory the server's limits let it use, an estimate (docs/SERVING.md, "Memory"):
+ * what it held once the plans were loaded, plus the key cache, plus per running job one entry
+ * held in the cache beyond it (an entry in use is never evicted) and its ciphertexts, plus one
+ * key set being validated (PUT /v1/keys: uploads are validated one at a time), each at most the
+ * largest plan's predicted server memory of one inference, plus the connections' buffers.
+ */
+static uint64_t memory_bound(const tsr_server *s) {
+    uint64_t job = largest_plan_bytes(s);
+    return s->rss_start + s->o.key_cache + (2 * (uint64_t)s->o.max_jobs + 1) * job +
            (uint64_t)s->o.max_connections * CONNECTION_BYTES;
 }
 
@@ -324,71 +334,88 @@ static enum MHD_Result get_plans(tsr_server *s, struct MHD_Connection *c, req *r
     return ret;
 }
 
+/*
+ * Append to the text b (capacity cap, *k bytes used): never writes past cap, and *k stays
+ * below cap when the text would not fit (it is cut short then).
+ */
+static void appendf(char *b, size_t cap, size_t *k, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void appendf(char *b, size_t cap, size_t *k, const char *fmt, ...) {
+    if (*k + 1 >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b + *k, cap - *k, fmt, ap);
+    va_end(ap);
+    if (n < 0) return;
+    *k = (size_t)n < cap - *k ? *k + (size_t)n : cap - 1;
+}
+
 static enum MHD_Result get_metrics(tsr_server *s, struct MHD_Connection *c, req *r) {
     uint64_t cache = 0, store = 0;
     ks_usage(s->ks, &cache, &store);
+    /* read before taking mu: a file read does not belong under the lock every request takes */
+    uint64_t rss = proc_status_bytes("VmRSS"), hwm = proc_status_bytes("VmHWM");
     size_t cap = 16384, k = 0;
     char *b = malloc(cap);
     if (!b) return send_error(s, c, r, 503, "out of memory");
     static const char *const codes[N_CODES] = { "2xx", "4xx", "5xx", "aborted" };
     pthread_mutex_lock(&s->mu);
-    k += (size_t)snprintf(b + k, cap - k,
-                          "# HELP tessera_requests_total HTTP requests by endpoint and status "
-                          "class (aborted: the connection was dropped).\n"
-                          "# TYPE tessera_requests_total counter\n");
+    appendf(b, cap, &k,
+            "# HELP tessera_requests_total HTTP requests by endpoint and status "
+            "class (aborted: the connection was dropped).\n"
+            "# TYPE tessera_requests_total counter\n");
     for (int e = 0; e < EP_COUNT_; e++)
         for (int q = 0; q < N_CODES; q++)
-            k += (size_t)snprintf(b + k, cap - k,
-                                  "tessera_requests_total{endpoint=\"%s\",code=\"%s\"} %llu\n",
-                                  serve_endpoint_name((serve_endpoint)e), codes[q],
-                                  (unsigned long long)s->requests[e][q]);
-    k += (size_t)snprintf(
-        b + k, cap - k,
-        "# HELP tessera_request_bytes_total Request body bytes received.\n"
-        "# TYPE tessera_request_bytes_total counter\ntessera_request_bytes_total %llu\n"
-        "# HELP tessera_response_bytes_total Response body bytes queued.\n"
-        "# TYPE tessera_response_bytes_total counter\ntessera_response_bytes_total %llu\n"
-        "# HELP tessera_rejected_busy_total Inferences refused with 503 (queue full, draining "
-        "or waited too long).\n"
-        "# TYPE tessera_rejected_busy_total counter\ntessera_rejected_busy_total %llu\n"
-        "# HELP tessera_jobs_in_flight Inferences running.\n"
-        "# TYPE tessera_jobs_in_flight gauge\ntessera_jobs_in_flight %d\n"
-        "# HELP tessera_jobs_queued Inferences admitted and waiting (or uploading).\n"
-        "# TYPE tessera_jobs_queued gauge\ntessera_jobs_queued %d\n"
-        "# HELP tessera_key_cache_bytes Evaluation keys with prepared plans loaded in memory "
-        "(estimate: each entry counts its plan's predicted memory).\n"
-        "# TYPE tessera_key_cache_bytes gauge\ntessera_key_cache_bytes %llu\n"
-        "# HELP tessera_key_store_bytes Evaluation keys stored on disk.\n"
-        "# TYPE tessera_key_store_bytes gauge\ntessera_key_store_bytes %llu\n"
-        "# HELP tessera_memory_bound_bytes The most memory the server's limits let it use "
-        "(resident at start + key cache + 2 x jobs x largest plan's predicted memory + "
-        "connections).\n"
-        "# TYPE tessera_memory_bound_bytes gauge\ntessera_memory_bound_bytes %llu\n"
-        "# HELP tessera_resident_bytes Resident memory of the process now (VmRSS).\n"
-        "# TYPE tessera_resident_bytes gauge\ntessera_resident_bytes %llu\n"
-        "# HELP tessera_resident_peak_bytes Peak resident memory of the process (VmHWM).\n"
-        "# TYPE tessera_resident_peak_bytes gauge\ntessera_resident_peak_bytes %llu\n"
-        "# HELP tessera_infer_seconds Latency of successful inferences (turn in the queue to "
-        "output ready).\n"
-        "# TYPE tessera_infer_seconds histogram\n",
-        (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
-        (unsigned long long)s->rejected_busy, s->running, s->tickets - s->running,
-        (unsigned long long)cache, (unsigned long long)store, (unsigned long long)s->mem_bound,
-        (unsigned long long)proc_status_bytes("VmRSS"),
-        (unsigned long long)proc_status_bytes("VmHWM"));
+            appendf(b, cap, &k, "tessera_requests_total{endpoint=\"%s\",code=\"%s\"} %llu\n",
+                    serve_endpoint_name((serve_endpoint)e), codes[q],
+                    (unsigned long long)s->requests[e][q]);
+    appendf(b, cap, &k,
+            "# HELP tessera_request_bytes_total Request body bytes received.\n"
+            "# TYPE tessera_request_bytes_total counter\ntessera_request_bytes_total %llu\n"
+            "# HELP tessera_response_bytes_total Response body bytes queued.\n"
+            "# TYPE tessera_response_bytes_total counter\ntessera_response_bytes_total %llu\n"
+            "# HELP tessera_rejected_busy_total Inferences refused with 503 (queue full, draining "
+            "or waited too long).\n"
+            "# TYPE tessera_rejected_busy_total counter\ntessera_rejected_busy_total %llu\n"
+            "# HELP tessera_jobs_in_flight Inferences running.\n"
+            "# TYPE tessera_jobs_in_flight gauge\ntessera_jobs_in_flight %d\n"
+            "# HELP tessera_jobs_queued Inferences admitted and waiting (or uploading).\n"
+            "# TYPE tessera_jobs_queued gauge\ntessera_jobs_queued %d\n"
+            "# HELP tessera_key_cache_bytes Evaluation keys with prepared plans loaded in memory "
+            "(estimate: each entry counts its plan's predicted memory).\n"
+            "# TYPE tessera_key_cache_bytes gauge\ntessera_key_cache_bytes %llu\n"
+            "# HELP tessera_key_store_bytes Evaluation keys stored on disk.\n"
+            "# TYPE tessera_key_store_bytes gauge\ntessera_key_store_bytes %llu\n"
+            "# HELP tessera_memory_bound_bytes The most memory the server's limits let it use "
+            "(an estimate: resident at start + key cache + (2 x jobs + 1) x largest plan's "
+            "predicted memory + connections).\n"
+            "# TYPE tessera_memory_bound_bytes gauge\ntessera_memory_bound_bytes %llu\n"
+            "# HELP tessera_resident_start_bytes Resident memory once the plans were loaded "
+            "(VmRSS; the first term of the bound).\n"
+            "# TYPE tessera_resident_start_bytes gauge\ntessera_resident_start_bytes %llu\n"
+            "# HELP tessera_resident_bytes Resident memory of the process now (VmRSS).\n"
+            "# TYPE tessera_resident_bytes gauge\ntessera_resident_bytes %llu\n"
+            "# HELP tessera_resident_peak_bytes Peak resident memory of the process (VmHWM).\n"
+            "# TYPE tessera_resident_peak_bytes gauge\ntessera_resident_peak_bytes %llu\n"
+            "# HELP tessera_infer_seconds Latency of successful inferences (turn in the queue to "
+            "output ready).\n"
+            "# TYPE tessera_infer_seconds histogram\n",
+            (unsigned long long)s->bytes_in, (unsigned long long)s->bytes_out,
+            (unsigned long long)s->rejected_busy, s->running, s->tickets - s->running,
+            (unsigned long long)cache, (unsigned long long)store, (unsigned long long)s->mem_bound,
+            (unsigned long long)s->rss_start, (unsigned long long)rss, (unsigned long long)hwm);
     uint64_t cum = 0;
     for (size_t i = 0; i <= N_BUCKETS; i++) {
         cum += s->hist[i];
         if (i < N_BUCKETS)
-            k += (size_t)snprintf(b + k, cap - k, "tessera_infer_seconds_bucket{le=\"%g\"} %llu\n",
-                                  BUCKETS[i], (unsigned long long)cum);
+            appendf(b, cap, &k, "tessera_infer_seconds_bucket{le=\"%g\"} %llu\n", BUCKETS[i],
+                    (unsigned long long)cum);
         else
-            k +=
-                (size_t)snprintf(b + k, cap - k, "tessera_infer_seconds_bucket{le=\"+Inf\"} %llu\n",
-                                 (unsigned long long)cum);
+            appendf(b, cap, &k, "tessera_infer_seconds_bucket{le=\"+Inf\"} %llu\n",
+                    (unsigned long long)cum);
     }
-    snprintf(b + k, cap - k, "tessera_infer_seconds_sum %.6f\ntessera_infer_seconds_count %llu\n",
-             s->hist_sum, (unsigned long long)s->hist_count);
+    appendf(b, cap, &k, "tessera_infer_seconds_sum %.6f\ntessera_infer_seconds_count %llu\n",
+            s->hist_sum, (unsigned long long)s->hist_count);
     pthread_mutex_unlock(&s->mu);
     enum MHD_Result ret = send_text(s, c, r, 200, "text/plain; version=0.0.4", b);
     free(b);
@@ -683,7 +710,7 @@ static enum MHD_Result finish_infer(tsr_server *s, struct MHD_Connection *c, req
     uint64_t len = 0;
     if (st == TSR_OK) st = run_job(s, r, e, &fd, &len, &n, &what);
     ks_release(s->ks, e);
-    release_freed_memory();
+    release_freed_memory(s);
     double dt = tsr_now() - t0;
     char tmp[sizeof r->tmp];
     snprintf(tmp, sizeof tmp, "%s", r->tmp);
@@ -995,6 +1022,13 @@ tsr_status tsr_serve_start(const tsr_serve_opts *o, tsr_server **out) {
     }
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di ? di->port : o->port;
+    uint64_t largest = largest_plan_bytes(s);
+    if (o->key_cache < largest)
+        logf_(s,
+              "warning: the key cache (%.0f MiB) is smaller than the largest plan's predicted "
+              "memory (%.0f MiB), what one loaded entry counts: keys never stay loaded and "
+              "every inference with that plan reloads them (raise --key-cache)",
+              (double)o->key_cache / 1048576.0, (double)largest / 1048576.0);
     logf_(s, "listening on %s://%s:%d with %d plan%s (jobs %d, queue %d; memory bound %.0f MiB)",
           s->tls_cert ? "https" : "http", host, s->port, o->n_plans, o->n_plans == 1 ? "" : "s",
           o->max_jobs, o->max_queue, (double)s->mem_bound / 1048576.0);
