@@ -272,6 +272,17 @@ static void test_lt_errors(void **state) {
     tsr_circuits_lt_free(lt2);
     tsr_ckks_encoder_free(enc2);
     tsr_ckks_params_free(p2);
+    /* an encoder of a larger ring than the transform's parameters: refused, nothing written
+     * (the diagonals' buffers are sized from the parameters, not from the encoder) */
+    spec.log_n = 12;
+    tt_ok(tsr_ckks_params_create(&p2, &spec));
+    tt_ok(tsr_ckks_encoder_create(&enc2, p2));
+    lt2 = NULL;
+    tt_fails(tsr_circuits_lt_create(&lt2, enc2, h->p, idx, diags, 2, 2, 2), TSR_ERR_MISMATCH);
+    assert_non_null(strstr(tsr_last_error(), "the encoder"));
+    assert_null(lt2);
+    tsr_ckks_encoder_free(enc2);
+    tsr_ckks_params_free(p2);
     tsr_ckks_ciphertext_free(out);
     tsr_ckks_ciphertext_free(in);
     tsr_ckks_evaluator_free(ev_none);

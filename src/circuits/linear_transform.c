@@ -192,7 +192,7 @@ tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ck
             buf[2 * j] = v.re;
             buf[2 * j + 1] = v.im;
         }
-        st = ckks_encode_complex_qp(enc, lt->pt + t * limbs * N, buf, slots, level, lt->pt_scale,
+        st = ckks_encode_complex_qp(enc, p, lt->pt + t * limbs * N, buf, slots, level, lt->pt_scale,
                                     &lt->pt_mag[t], &lt->pt_err);
     }
 done:

@@ -125,10 +125,13 @@ tsr_status ckks_qp_moddown(tsr_ckks_evaluator *ev, int level, uint64_t *in0, uin
  * Encode n complex values (re, im interleaved) at `level` and `scale` over
  * Q_l u P: data receives l + 1 + k limbs, NTT form (a plaintext for products
  * with QP polynomials). *mag: the largest |value|; *err: the rounding error
- * (value units), as tsr_ckks_encode_complex records them.
+ * (value units), as tsr_ckks_encode_complex records them. p: the parameters
+ * data was sized for; an encoder of other parameters is refused
+ * (TSR_ERR_MISMATCH) before anything is written.
  */
-tsr_status ckks_encode_complex_qp(tsr_ckks_encoder *e, uint64_t *data, const double *values,
-                                  size_t n, int level, double scale, double *mag, double *err);
+tsr_status ckks_encode_complex_qp(tsr_ckks_encoder *e, const tsr_ckks_params *p, uint64_t *data,
+                                  const double *values, size_t n, int level, double scale,
+                                  double *mag, double *err);
 
 /* Noise model (encrypt.c). */
 double ckks_noise_fresh_pk(const tsr_ckks_params *p, double scale);
