@@ -134,9 +134,10 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
         tsr_circuits_boot_get_info(b, &res->info);
         res->relin_bytes = tsr_ckks_relin_key_serialized_size(rk);
         res->galois_bytes = tsr_ckks_galois_keys_serialized_size(gk);
-        /* (rotations + conjugation) keys x dnum digits x (b, a) x (L + 1 + k) limbs x N words */
+        /* Galois keys (distinct rotations + conjugation) x dnum digits x (b, a) x (L + 1 + k) limbs
+         * x N words */
         res->galois_mem =
-            (uint64_t)(ns + 1) * (uint64_t)tsr_ckks_params_dnum(p) * 2 *
+            (uint64_t)tsr_ckks_galois_keys_count(gk) * (uint64_t)tsr_ckks_params_dnum(p) * 2 *
             (uint64_t)(tsr_ckks_params_max_level(p) + 1 + tsr_ckks_params_special_count(p)) *
             tsr_ckks_params_n(p) * sizeof(uint64_t);
         res->switch_bytes =

@@ -200,6 +200,8 @@ static void test_lt_dense(void **state) {
     size_t keys = tsr_circuits_lt_rotations(lt, NULL, 0);
     /* 32 contiguous diagonals: n1 = 4 or 8 gives 3 + 7 or 7 + 3 keys */
     assert_int_equal(keys, 10);
+    /* same keys for 4 and 8: the cheaper split, 7 babies + 3 giants (giants cost a ModDown) */
+    assert_int_equal(tsr_circuits_lt_baby_steps(lt), 8);
     double b = apply_check(h, lt, x, want);
     printf("dense %zu x %zu, n1 = %zu: %zu rotation keys, %.1f bits\n", n, n,
            tsr_circuits_lt_baby_steps(lt), keys, b);

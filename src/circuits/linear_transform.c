@@ -270,6 +270,10 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     tsr_status st = list_babies(lt, &bsteps, &slot_of, &nb);
     if (st != TSR_OK) goto done;
     /* babies: nb QP ciphertexts; work: the inner sum and the accumulator */
+    if (nb > SIZE_MAX / sizeof *baby / 2 / poly) {
+        st = tsr_fail(TSR_ERR_NOMEM, "a linear transform's %zu baby steps overflow size_t", nb);
+        goto done;
+    }
     baby = tsr_alloc(nb * 2 * poly * sizeof *baby);
     work = tsr_alloc(4 * poly * sizeof *work);
     terms = malloc(3 * (nb ? nb : 1) * sizeof *terms);
