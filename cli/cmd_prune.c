@@ -10,9 +10,12 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "core/rng.h"
+#include "graph/graph_internal.h"
 #include "onnx/onnx_graph.h"
 #include "train_cli.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,8 +37,14 @@ static void usage(FILE *f) {
             "                    none: no zeroing (with --permute / --expand)\n"
             "  --sparsity S      fraction of tiles (weights, rows) to zero per layer, in [0, 1)\n"
             "                    (default 0.5)\n"
+            "  --layer-sparsity L  per prunable layer in graph order, comma-separated, each in\n"
+            "                    [0, 1) or - for --sparsity (e.g. 0.9,0,0,0.9: prune the two\n"
+            "                    big layers of an autoencoder hardest); --stats lists the layers\n"
             "  --tile RxC        tile of the first layer: R output x C input features (default\n"
             "                    32x32); use the compiler's: e.g. t0 x t3 of `tessera compile`\n"
+            "  --tile-spatial YxX  a dense layer reading flattened (channels, h, w) images\n"
+            "                    has tiles of C channels x a Y x X block of positions, as the\n"
+            "                    compiler packs them: use its t1 x t2 (default 1x1)\n"
             "  --no-alternate    every layer uses R x C (default: layers alternate R x C and\n"
             "                    C x R, as the compiler's packing alternates orientation)\n"
             "  --permute         permute hidden features first (balanced k-means over their\n"
@@ -52,8 +61,8 @@ static void usage(FILE *f) {
             "                    inputs and labels for cross-entropy, or targets for MSE)\n"
             "  --ft-epochs E     epochs per fine-tuning (default 1)\n"
             "  --ft-lr LR        Adam learning rate (default 5e-4)\n"
+            "  --ft-schedule S   const, or cosine (default): lr to 0 over each fine-tuning\n"
             "  --ft-batch B      batch size (default 64)\n"
-            "  --ft-chunk N      re-impose the masks every N batches (default 20)\n"
             "  --ft-limit N      use the first N samples of X,Y\n"
             "  --pixel-norm M,S  integer pixels p become (p / 255 - M) / S (default 0,1)\n"
             "  --stats           only print the tile statistics of MODEL\n"
@@ -82,54 +91,214 @@ static void on_progress(void *ctx, const char *phase, int64_t done, int64_t tota
     tsr_progress_update(&c->p, (uint64_t)done, NULL);
 }
 
-/* Fine-tuning with fixed masks on the graph trainer: chunks of N batches,
- * the masks re-imposed after each (the optimiser restarts per chunk). */
+/*
+ * Fine-tuning with fixed masks on the graph trainer: our own Adam loop over
+ * tsr_trainer_forward / _backward, whose gradient and update are zero at the
+ * pruned weights, so they stay exactly zero at every step and the optimiser
+ * state persists through the whole fine-tuning of a pruning step. Loss:
+ * softmax cross-entropy for labels (y of rank 1), else the MSE against y.
+ * Learning rate: constant, or cosine from lr to 0 over each step's epochs.
+ */
 typedef struct ft_ctx {
     const tsr_array *x, *y;
-    tsr_train_opts to;
-    int epochs, chunk;
-    int quiet;
+    double lr;
+    int batch, epochs, cosine, quiet;
+    uint64_t seed;
 } ft_ctx;
+
+/* keep[i] = 0 for the pruned parameters of t (the trainable constants of g in graph order). */
+static tsr_status param_keep(const tsr_trainer *t, const tsr_graph *g, const tsr_prune_masks *masks,
+                             uint8_t *keep, size_t n) {
+    size_t off = 0;
+    for (int v = 0; v < g->n_values; v++) {
+        const tsr_graph_value *gv = &g->values[v];
+        if (gv->kind != TSR_VALUE_CONST || !tsr_trainer_is_trainable(t, gv->name)) continue;
+        size_t numel = gv->data->numel;
+        if (off + numel > n) break;
+        if (tsr_prune_masks_get(masks, gv->name, keep + off, numel))
+            for (size_t i = 0; i < numel; i++) keep[off + i] = !keep[off + i];
+        else
+            memset(keep + off, 1, numel);
+        off += numel;
+    }
+    if (off != n)
+        return tsr_fail(TSR_ERR_INTERNAL,
+                        "prune: the trainer's %zu parameters do not match the model's trainable "
+                        "constants (%zu)",
+                        n, off);
+    return TSR_OK;
+}
+
+/* dy = d loss / d out for the batch rows idx; returns the batch's loss. */
+static double loss_grad(const tsr_array *out, const tsr_array *y, const int64_t *idx, int64_t B,
+                        int ce, tsr_array *dy) {
+    int64_t D = (int64_t)out->numel / B;
+    double loss = 0;
+    for (int64_t b = 0; b < B; b++) {
+        const double *o = out->data + b * D;
+        double *d = dy->data + b * D;
+        if (ce) {
+            double mx = o[0], z = 0;
+            for (int64_t j = 1; j < D; j++) mx = o[j] > mx ? o[j] : mx;
+            for (int64_t j = 0; j < D; j++) z += exp(o[j] - mx);
+            int64_t lab = (int64_t)y->data[idx[b]];
+            for (int64_t j = 0; j < D; j++) d[j] = exp(o[j] - mx) / z / (double)B;
+            d[lab] -= 1.0 / (double)B;
+            loss += (log(z) + mx - o[lab]) / (double)B;
+        } else {
+            const double *t = y->data + idx[b] * D;
+            for (int64_t j = 0; j < D; j++) {
+                double e = o[j] - t[j];
+                d[j] = 2.0 * e / (double)(B * D);
+                loss += e * e / (double)(B * D);
+            }
+        }
+    }
+    return loss;
+}
+
+/* Every label a whole number in [0, K) (it indexes the class scores). */
+static tsr_status check_labels(const tsr_array *y, int64_t K) {
+    for (size_t i = 0; i < y->numel; i++) {
+        double v = y->data[i];
+        if (!(v >= 0 && v < (double)K) || v != floor(v))
+            return tsr_fail(TSR_ERR_INVALID_ARG,
+                            "prune: fine-tuning label %zu is %g: labels must be whole numbers in "
+                            "[0, %lld) for the model's %lld classes",
+                            i, v, (long long)K, (long long)K);
+    }
+    return TSR_OK;
+}
+
+static tsr_status finetune_run(ft_ctx *c, int step, const tsr_prune_masks *masks, tsr_trainer *t,
+                               const tsr_graph *g) {
+    size_t n = tsr_trainer_num_params(t);
+    int64_t N = c->x->dims[0], B = c->batch < N ? c->batch : N, per_epoch = N / B;
+    int ce = c->y->rank == 1;
+    uint8_t *keep = tsr_alloc(n ? n : 1);
+    float *m1 = tsr_calloc_array(n ? n : 1, sizeof *m1), *m2 = tsr_calloc_array(n ? n : 1, 4);
+    int64_t *perm = tsr_alloc((size_t)N * sizeof *perm);
+    int64_t xd[TSR_ARRAY_MAX_RANK];
+    memcpy(xd, c->x->dims, sizeof xd);
+    xd[0] = B;
+    tsr_array *xb = NULL, *dy = NULL;
+    tsr_status st = keep && m1 && m2 && perm ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    if (st == TSR_OK) st = tsr_array_create(&xb, c->x->rank, xd);
+    if (st == TSR_OK) st = param_keep(t, g, masks, keep, n);
+    float *p = tsr_trainer_params(t);
+    const float *gr = tsr_trainer_grads(t);
+    /* The pruned weights are zero on entry (the library zeroed them); keep them so. */
+    for (size_t i = 0; st == TSR_OK && i < n; i++)
+        if (!keep[i]) p[i] = 0.0f;
+    int64_t xrow = (int64_t)c->x->numel / N;
+    tsr_prng rng;
+    uint8_t sb[TSR_SEED_BYTES] = { 0 };
+    uint64_t sd = c->seed + (uint64_t)step * 1000003u;
+    memcpy(sb, &sd, sizeof sd);
+    tsr_prng_init(&rng, sb, 0x66747275u);
+    const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+    int64_t T = (int64_t)c->epochs * per_epoch, it = 0;
+    double t0 = tsr_now(), last = 0;
+    for (int e = 0; e < c->epochs && st == TSR_OK; e++) {
+        for (int64_t i = 0; i < N; i++) perm[i] = i;
+        for (int64_t i = N - 1; i > 0; i--) {
+            int64_t j = (int64_t)tsr_prng_uniform(&rng, (uint64_t)i + 1), tmp = perm[i];
+            perm[i] = perm[j];
+            perm[j] = tmp;
+        }
+        double sum = 0;
+        for (int64_t bi = 0; bi < per_epoch && st == TSR_OK; bi++, it++) {
+            const int64_t *idx = perm + bi * B;
+            for (int64_t b = 0; b < B; b++)
+                memcpy(xb->data + b * xrow, c->x->data + idx[b] * xrow,
+                       (size_t)xrow * sizeof *xb->data);
+            const tsr_array *out;
+            st = tsr_trainer_forward(t, xb, &out);
+            if (st == TSR_OK && !dy) st = tsr_array_create(&dy, out->rank, out->dims);
+            if (st != TSR_OK) break;
+            if ((ce && (out->rank != 2 || out->dims[1] < 2)) ||
+                (!ce && out->numel != (size_t)(B * ((int64_t)c->y->numel / N)))) {
+                st = tsr_fail(TSR_ERR_SHAPE,
+                              "prune: fine-tuning targets do not fit the model's output "
+                              "(labels need class scores, targets the output's shape)");
+                break;
+            }
+            if (ce && it == 0 && (st = check_labels(c->y, out->dims[1])) != TSR_OK) break;
+            double l = loss_grad(out, c->y, idx, B, ce, dy);
+            if (!isfinite(l)) {
+                st = tsr_fail(TSR_ERR_INVALID_ARG,
+                              "prune: fine-tuning diverged (loss %g at step %d, batch %lld); "
+                              "lower --ft-lr",
+                              l, step, (long long)it);
+                break;
+            }
+            sum += l;
+            if (!c->quiet && (bi + 1) % 200 == 0)
+                fprintf(stderr,
+                        "fine-tuning %d: epoch %d/%d, batch %lld/%lld, loss %.6g (%.0f s)\n", step,
+                        e + 1, c->epochs, (long long)(bi + 1), (long long)per_epoch,
+                        sum / (double)(bi + 1), tsr_now() - t0);
+            tsr_trainer_zero_grad(t);
+            st = tsr_trainer_backward(t, dy);
+            if (st != TSR_OK) break;
+            double lr =
+                c->cosine ? 0.5 * c->lr * (1.0 + cos(M_PI * (double)it / (double)T)) : c->lr;
+            double bc1 = 1.0 - pow(b1, (double)(it + 1)), bc2 = 1.0 - pow(b2, (double)(it + 1));
+            for (size_t i = 0; i < n; i++) {
+                if (!keep[i]) continue;
+                double gi = gr[i];
+                m1[i] = (float)(b1 * m1[i] + (1 - b1) * gi);
+                m2[i] = (float)(b2 * m2[i] + (1 - b2) * gi * gi);
+                p[i] -= (float)(lr * (m1[i] / bc1) / (sqrt(m2[i] / bc2) + eps));
+            }
+        }
+        last = sum / (double)(per_epoch ? per_epoch : 1);
+        if (!c->quiet && st == TSR_OK)
+            fprintf(stderr, "fine-tuning %d: epoch %d/%d, train loss %.6g (%.0f s)\n", step, e + 1,
+                    c->epochs, last, tsr_now() - t0);
+    }
+    tsr_free(keep);
+    tsr_free(m1);
+    tsr_free(m2);
+    tsr_free(perm);
+    tsr_array_free(xb);
+    tsr_array_free(dy);
+    return st;
+}
 
 static tsr_status finetune_hook(void *ctx, int step, const tsr_prune_masks *masks,
                                 tsr_graph **model) {
     ft_ctx *c = ctx;
-    int64_t N = c->x->dims[0];
-    int64_t per_epoch = (N + c->to.batch - 1) / c->to.batch;
-    int64_t chunks = c->epochs * ((per_epoch + c->chunk - 1) / c->chunk);
-    tsr_graph *cur = *model;
-    tsr_status st = TSR_OK;
-    double t0 = tsr_now();
-    for (int64_t k = 0; k < chunks && st == TSR_OK; k++) {
-        tsr_trainer *t = NULL;
-        tsr_graph *trained = NULL, *next = NULL;
-        tsr_train_opts o = c->to;
-        o.epochs = 1;
-        o.max_batches = c->chunk;
-        o.seed = c->to.seed + (uint64_t)step * 1000003u + (uint64_t)k;
-        st = tsr_trainer_create(&t, cur);
-        if (st == TSR_OK) st = tsr_trainer_fit(t, &o, c->x, c->y, NULL, NULL, NULL);
-        if (st == TSR_OK) st = tsr_trainer_graph(t, &trained);
-        if (st == TSR_OK) st = tsr_prune_masks_apply(masks, trained, &next);
-        tsr_trainer_free(t);
-        tsr_graph_free(trained);
-        if (st == TSR_OK) {
-            if (cur != *model) tsr_graph_free(cur);
-            cur = next;
-        }
-        if (!c->quiet && (k + 1 == chunks || (k + 1) % 50 == 0))
-            fprintf(stderr, "fine-tuning %d: %lld/%lld chunks of %d batches (%.0f s)\n", step,
-                    (long long)(k + 1), (long long)chunks, c->chunk, tsr_now() - t0);
-    }
-    if (st != TSR_OK) {
-        if (cur != *model) tsr_graph_free(cur);
-        return st;
-    }
-    if (cur != *model) {
-        tsr_graph_free(*model);
-        *model = cur;
-    }
+    tsr_trainer *t = NULL;
+    tsr_graph *trained = NULL;
+    tsr_status st = tsr_trainer_create(&t, *model);
+    if (st == TSR_OK) st = finetune_run(c, step, masks, t, *model);
+    if (st == TSR_OK) st = tsr_trainer_graph(t, &trained);
+    tsr_trainer_free(t);
+    if (st != TSR_OK) return st;
+    tsr_graph_free(*model);
+    *model = trained;
     return TSR_OK;
+}
+
+/* "0.9,-,0,0.9" into v (- or negative: the global sparsity); count or -1. */
+static int parse_layer_sparsity(const char *s, double *v, int max) {
+    int n = 0;
+    for (const char *p = s;;) {
+        if (n == max) return -1;
+        char *e;
+        if (*p == '-' && (p[1] == ',' || p[1] == '\0')) {
+            v[n] = -1.0;
+            e = (char *)p + 1;
+        } else {
+            v[n] = strtod(p, &e);
+            if (e == p || !(v[n] >= 0.0 && v[n] < 1.0)) return -1;
+        }
+        n++;
+        if (*e == '\0') return n;
+        if (*e != ',') return -1;
+        p = e + 1;
+    }
 }
 
 static int parse_tile(const char *s, int64_t *r, int64_t *c) {
@@ -177,16 +346,17 @@ int tsr_cmd_prune(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    const char *model = NULL, *out = NULL, *method = "tile", *tile = "32x32";
+    const char *model = NULL, *out = NULL, *method = "tile", *tile = "32x32", *tile_sp = "1x1";
     double sparsity = 0.5, expand = 1.0, ft_lr = 5e-4;
-    long steps = 1, iters = 20, seed = 1, ft_epochs = 1, ft_batch = 64, ft_chunk = 20, ft_limit = 0;
-    const char *ft_data = NULL, *pixel_norm = NULL;
+    long steps = 1, iters = 20, seed = 1, ft_epochs = 1, ft_batch = 64, ft_limit = 0;
+    const char *ft_data = NULL, *pixel_norm = NULL, *ft_sched = "cosine", *layer_sp = NULL;
     int no_alt = 0, permute = 0, skip_first = 0, skip_last = 0, stats = 0, quiet = 0, force = 0;
     const cli_opt opts[] = {
         { "--out", CLI_STR, &out, 0, 0 },
         { "--method", CLI_STR, &method, 0, 0 },
         { "--sparsity", CLI_DOUBLE, &sparsity, 0, 0 },
         { "--tile", CLI_STR, &tile, 0, 0 },
+        { "--tile-spatial", CLI_STR, &tile_sp, 0, 0 },
         { "--no-alternate", CLI_FLAG, &no_alt, 0, 0 },
         { "--permute", CLI_FLAG, &permute, 0, 0 },
         { "--expand", CLI_DOUBLE, &expand, 0, 0 },
@@ -199,7 +369,8 @@ int tsr_cmd_prune(int argc, char **argv) {
         { "--ft-epochs", CLI_LONG, &ft_epochs, 1, 1000 },
         { "--ft-lr", CLI_DOUBLE, &ft_lr, 0, 0 },
         { "--ft-batch", CLI_LONG, &ft_batch, 1, 65536 },
-        { "--ft-chunk", CLI_LONG, &ft_chunk, 1, 1000000 },
+        { "--ft-schedule", CLI_STR, &ft_sched, 0, 0 },
+        { "--layer-sparsity", CLI_STR, &layer_sp, 0, 0 },
         { "--ft-limit", CLI_LONG, &ft_limit, 0, 100000000 },
         { "--pixel-norm", CLI_STR, &pixel_norm, 0, 0 },
         { "--stats", CLI_FLAG, &stats, 0, 0 },
@@ -216,11 +387,27 @@ int tsr_cmd_prune(int argc, char **argv) {
         return cli_usage_error("prune", "%s", tsr_last_error());
     if (parse_tile(tile, &o.tile_rows, &o.tile_cols) != 0)
         return cli_usage_error("prune", "--tile '%s': expected RxC with 1 <= R, C <= 2^20", tile);
+    if (parse_tile(tile_sp, &o.tile_y, &o.tile_x) != 0)
+        return cli_usage_error("prune", "--tile-spatial '%s': expected YxX with 1 <= Y, X <= 2^20",
+                               tile_sp);
     if (!(sparsity >= 0.0 && sparsity < 1.0))
         return cli_usage_error("prune", "--sparsity %g must be in [0, 1)", sparsity);
     if (!(expand >= 1.0 && expand <= 16.0))
         return cli_usage_error("prune", "--expand %g must be in [1, 16]", expand);
     o.sparsity = sparsity;
+    double lsp[64];
+    if (layer_sp) {
+        int n = parse_layer_sparsity(layer_sp, lsp, 64);
+        if (n < 0)
+            return cli_usage_error("prune",
+                                   "--layer-sparsity '%s': expected up to 64 comma-separated "
+                                   "values in [0, 1) or -",
+                                   layer_sp);
+        o.layer_sparsity = lsp;
+        o.n_layer_sparsity = n;
+    }
+    if (strcmp(ft_sched, "const") != 0 && strcmp(ft_sched, "cosine") != 0)
+        return cli_usage_error("prune", "--ft-schedule '%s': const or cosine", ft_sched);
     o.alternate = !no_alt;
     o.permute = permute;
     o.expand = expand;
@@ -260,15 +447,13 @@ int tsr_cmd_prune(int argc, char **argv) {
         if (pixel_norm && (rc = tcli_parse_norm("prune", pixel_norm, &mean, &sd)) != 0) goto done;
         if ((rc = tcli_load_pair("prune", ft_data, g, mean, sd, ft_limit, &fx, &fy, NULL)) != 0)
             goto done;
-        tsr_train_opts_default(&fc.to);
-        fc.to.lr = ft_lr;
-        fc.to.batch = (int)ft_batch;
-        fc.to.schedule = "const";
-        fc.to.seed = (uint64_t)seed;
+        fc.lr = ft_lr;
+        fc.batch = (int)ft_batch;
+        fc.cosine = strcmp(ft_sched, "cosine") == 0;
+        fc.seed = (uint64_t)seed;
         fc.x = fx;
         fc.y = fy;
         fc.epochs = (int)ft_epochs;
-        fc.chunk = (int)ft_chunk;
         fc.quiet = quiet;
         o.finetune = finetune_hook;
         o.finetune_ctx = &fc;
@@ -288,11 +473,14 @@ int tsr_cmd_prune(int argc, char **argv) {
         goto done;
     }
     tsr_prune_report_print(r, stdout);
-    char note[256];
+    char note[384];
     snprintf(note, sizeof note,
-             "method=%s sparsity=%g tile=%lldx%lld alternate=%d permute=%d expand=%g steps=%d",
-             tsr_prune_method_name(o.method), o.sparsity, (long long)o.tile_rows,
-             (long long)o.tile_cols, o.alternate, o.permute, o.expand, o.steps);
+             "method=%s sparsity=%g layer-sparsity=%.80s tile=%lldx%lld spatial=%lldx%lld "
+             "alternate=%d permute=%d "
+             "expand=%g steps=%d",
+             tsr_prune_method_name(o.method), o.sparsity, layer_sp ? layer_sp : "-",
+             (long long)o.tile_rows, (long long)o.tile_cols, (long long)o.tile_y,
+             (long long)o.tile_x, o.alternate, o.permute, o.expand, o.steps);
     uint8_t *buf = NULL;
     size_t len = 0;
     st = export_model(pg, om, note, &buf, &len);

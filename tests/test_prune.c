@@ -147,6 +147,9 @@ static void test_permute_mlp_function(void **state) {
         assert_int_equal(r->n_layers, 3);
         assert_int_equal(r->n_hidden, 2);
         assert_int_equal(r->n_permuted, 2);
+        /* a permutation losing kept mass is undone: the mass never drops */
+        assert_true(r->n_undone >= 0 && r->n_undone <= 2);
+        assert_true(r->mass_in_tiles >= r->mass_before);
         double d = max_diff(gr, p, &g, 2, (int64_t[]){ 7, 12 });
         if (d > 1e-12) fail_msg("expand %d: permuted MLP differs by %g", expand, d);
         if (expand) {
@@ -424,6 +427,14 @@ static tsr_status all_ones(void *ctx, int step, const tsr_prune_masks *masks, ts
     size_t zeros = 0;
     for (size_t i = 0; i < w->numel; i++) zeros += w->data[i] == 0.0;
     assert_true(zeros > 0 && zeros < w->numel);
+    /* tsr_prune_masks_get gives the same positions in storage order. */
+    uint8_t pruned[10 * 12];
+    assert_int_equal(w->numel, 10 * 12);
+    assert_int_equal(tsr_prune_masks_get(masks, "W1", pruned, w->numel), 1);
+    for (size_t i = 0; i < w->numel; i++) assert_int_equal(pruned[i], w->data[i] == 0.0);
+    assert_int_equal(tsr_prune_masks_get(masks, "W1", pruned, w->numel - 1), 0);
+    assert_int_equal(tsr_prune_masks_get(masks, "b1", pruned, 10), 0);
+    for (int i = 0; i < 10; i++) assert_int_equal(pruned[i], 0);
     tsr_graph_free(masked);
     tsr_graph_free(m);
     *model = ng;
@@ -442,23 +453,115 @@ static void test_finetune_masks(void **state) {
     o.tile_cols = 4;
     o.sparsity = 0.5;
     o.steps = 2;
-    ft_ctx c = { 0 };
-    o.finetune = all_ones;
-    o.finetune_ctx = &c;
-    tsr_graph *p;
+    /* TILE, then HEPEX: magnitude steps, the permutation moving the masks, the tile step. */
+    for (int hepex = 0; hepex < 2; hepex++) {
+        o.method = hepex ? TSR_PRUNE_HEPEX : TSR_PRUNE_TILE;
+        ft_ctx c = { 0 };
+        o.finetune = all_ones;
+        o.finetune_ctx = &c;
+        tsr_graph *p;
+        tsr_prune_report *r;
+        tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+        assert_int_equal(c.calls, hepex ? 3 : 2);
+        const tsr_array *w = tsr_graph_const(p, "W1");
+        int64_t zeros = 0;
+        for (size_t i = 0; i < w->numel; i++) {
+            assert_true(w->data[i] == 0.0 || w->data[i] == 1.0);
+            zeros += w->data[i] == 0.0;
+        }
+        /* 5 x 3 = 15 tiles of 2 x 4, round(7.5) = 8 zeroed, 8 weights each. */
+        assert_int_equal(r->layers[0].tiles_nz_after, 15 - 8);
+        assert_int_equal(zeros, 8 * 8);
+        tsr_prune_report_free(r);
+        tsr_graph_free(p);
+    }
+    tsr_graph_free(gr);
+}
+
+/* Per-layer sparsity: layer 0 to 0.8 of its tiles, layer 1 left dense, layer 2 the global 0.5. */
+static void test_layer_sparsity(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1406);
+    tsr_graph *gr = mlp(&g), *p;
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.tile_rows = 2;
+    o.tile_cols = 4;
+    o.sparsity = 0.5;
+    const double ls[3] = { 0.8, 0.0, -1.0 };
+    o.layer_sparsity = ls;
+    o.n_layer_sparsity = 3;
     tsr_prune_report *r;
     tt_ok(tsr_prune_graph(gr, &o, &p, &r));
-    assert_int_equal(c.calls, 2);
-    const tsr_array *w = tsr_graph_const(p, "W1");
-    int64_t zeros = 0;
-    for (size_t i = 0; i < w->numel; i++) {
-        assert_true(w->data[i] == 0.0 || w->data[i] == 1.0);
-        zeros += w->data[i] == 0.0;
-    }
-    /* 5 x 3 = 15 tiles of 2 x 4, round(7.5) = 8 zeroed, 8 weights each. */
-    assert_int_equal(r->layers[0].tiles_nz_after, 15 - 8);
-    assert_int_equal(zeros, 8 * 8);
+    assert_int_equal(r->n_layers, 3);
+    /* W1 10x12 in 2x4 tiles: 15, round(12) zeroed; W2 8x10 in 4x2 tiles: 10, none;
+     * W3 6x8 in 2x4 tiles: 6, round(3) zeroed. */
+    assert_int_equal(r->layers[0].tiles_nz_after, 15 - 12);
+    assert_int_equal(r->layers[1].tiles_nz_after, 10);
+    assert_int_equal(r->layers[2].tiles_nz_after, 6 - 3);
     tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    /* More values than layers, or a value out of range, is refused. */
+    const double l4[4] = { 0.1, 0.1, 0.1, 0.1 }, bad[1] = { 1.0 };
+    o.layer_sparsity = l4;
+    o.n_layer_sparsity = 4;
+    assert_int_equal(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    o.layer_sparsity = bad;
+    o.n_layer_sparsity = 1;
+    assert_int_equal(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    tsr_graph_free(gr);
+}
+
+/*
+ * The dense layer after the CNN's flatten reads (6 channels, 3, 3) images:
+ * its tiles are 2 outputs x 4 channels x a 2 x 2 block of positions, the
+ * compiler's dense tile (recomputed here from the flatten order (c, y, x)).
+ */
+static void test_spatial_tiles(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1407);
+    tsr_graph *gr = cnn(&g), *p;
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.tile_rows = 2;
+    o.tile_cols = 4;
+    o.tile_y = 2;
+    o.tile_x = 2;
+    o.sparsity = 0.5;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->n_layers, 3);
+    /* 5 rows -> 3 row blocks; channels 6 -> 2 blocks, 3 x 3 positions -> 2 x 2 blocks. */
+    assert_int_equal(r->layers[2].tiles, 3 * 2 * 2 * 2);
+    assert_int_equal(r->layers[2].tiles_nz_after, 24 - 12);
+    const tsr_array *w = tsr_graph_const(p, "F"); /* (5, 54) */
+    int zero[3][2][2][2] = { { { { 0 } } } }, nz[3][2][2][2] = { { { { 0 } } } };
+    for (int o_ = 0; o_ < 5; o_++)
+        for (int c = 0; c < 6; c++)
+            for (int y = 0; y < 3; y++)
+                for (int x = 0; x < 3; x++) {
+                    double v = w->data[o_ * 54 + (c * 3 + y) * 3 + x];
+                    (v == 0.0 ? zero : nz)[o_ / 2][c / 4][y / 2][x / 2]++;
+                }
+    int zt = 0;
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 2; b++)
+            for (int y = 0; y < 2; y++)
+                for (int x = 0; x < 2; x++) {
+                    assert_true(zero[a][b][y][x] == 0 || nz[a][b][y][x] == 0); /* whole tiles */
+                    zt += nz[a][b][y][x] == 0;
+                }
+    assert_int_equal(zt, 12);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    /* Permutation through the flatten keeps the function with spatial tiles too. */
+    o.method = TSR_PRUNE_NONE;
+    o.permute = 1;
+    tt_ok(tsr_prune_graph(gr, &o, &p, NULL));
+    double d = max_diff(gr, p, &g, 4, (int64_t[]){ 3, 2, 6, 6 });
+    if (d > 1e-12) fail_msg("permuted CNN with spatial tiles differs by %g", d);
     tsr_graph_free(p);
     tsr_graph_free(gr);
 }
@@ -504,6 +607,8 @@ int main(void) {
         cmocka_unit_test(test_permute_gathers),
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_finetune_masks),
+        cmocka_unit_test(test_layer_sparsity),
+        cmocka_unit_test(test_spatial_tiles),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -100,6 +100,17 @@ static void test_usage(void **state) {
     tt_cli_expect_fail(tt_cli_run("prune %s --out %s --expand 0.5", m, tt_cli_path("o.onnx")),
                        "expand", "--expand");
     tt_cli_expect_fail(tt_cli_run("prune %s --out %s", m, m), "output = input", NULL);
+    char mp[1024], op[1024];
+    snprintf(mp, sizeof mp, "%s", m);
+    snprintf(op, sizeof op, "%s", tt_cli_path("o.onnx"));
+    const char *bad_ls[] = { "0.5,1.0", "0.5,,0.2", "x", "0.5,", "-0.5" };
+    for (int i = 0; i < 5; i++)
+        tt_cli_expect_fail(tt_cli_run("prune %s --out %s --layer-sparsity %s", mp, op, bad_ls[i]),
+                           bad_ls[i], "--layer-sparsity");
+    tt_cli_expect_fail(tt_cli_run("prune %s --out %s --layer-sparsity 0.5,0.5,0.5", mp, op),
+                       "more values than layers", "prunable layers");
+    tt_cli_expect_fail(tt_cli_run("prune %s --out %s --ft-schedule steps", mp, op), "schedule",
+                       "--ft-schedule");
     tt_cli_expect_fail(
         tt_cli_run("prune %s --out %s", tt_cli_path("none.onnx"), tt_cli_path("o.onnx")),
         "missing model", NULL);
@@ -168,7 +179,10 @@ static void test_prune_and_read_back(void **state) {
 /* Fine-tuning on the graph trainer: pruned tiles stay zero, kept weights move. */
 static void test_finetune(void **state) {
     (void)state;
-    const char *m = tt_cli_path("m.onnx"), *a = tt_cli_path("a.onnx"), *b = tt_cli_path("b.onnx");
+    char m[1024], a[1024], b[1024]; /* tt_cli_path's buffers are reused */
+    snprintf(m, sizeof m, "%s", tt_cli_path("m.onnx"));
+    snprintf(a, sizeof a, "%s", tt_cli_path("a.onnx"));
+    snprintf(b, sizeof b, "%s", tt_cli_path("b.onnx"));
     write_model(m);
     double x[64 * 16], y[64 * 10];
     for (int i = 0; i < 64 * 16; i++) x[i] = sin(0.37 * i);
@@ -178,8 +192,14 @@ static void test_finetune(void **state) {
     write_npy(tt_cli_path("bad.npy"), 2, (int64_t[]){ 64, 7 }, y);
     tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --tile 8x4 --quiet", m, a), 0,
                   "no fine-tuning");
+    /* Per-layer sparsity: the first layer dense, the second to the global 0.5. */
+    tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --layer-sparsity 0,- --tile 8x4 "
+                             "--finetune %s,%s --ft-batch 16 --quiet",
+                             m, b, tt_cli_path("x.npy"), tt_cli_path("y.npy")),
+                  0, "per-layer sparsity");
+    assert_non_null(strstr(tt_cli_output(), "0.0%"));
     tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --tile 8x4 --steps 2 --finetune "
-                             "%s,%s --ft-batch 16 --ft-chunk 2 --quiet",
+                             "%s,%s --ft-batch 16 --ft-schedule const --quiet",
                              m, b, tt_cli_path("x.npy"), tt_cli_path("y.npy")),
                   0, "fine-tuning");
     tsr_graph *ga = read_model(a, NULL), *gb = read_model(b, NULL);
@@ -204,6 +224,18 @@ static void test_finetune(void **state) {
     tt_cli_expect_fail(
         tt_cli_run("prune %s --out %s --finetune %s --quiet", m, b, tt_cli_path("x.npy")),
         "one file", NULL);
+    /* Labels (cross-entropy over the 10 outputs) must index a class. */
+    double lab[64];
+    for (int i = 0; i < 64; i++) lab[i] = i % 10;
+    write_npy(tt_cli_path("lab.npy"), 1, (int64_t[]){ 64 }, lab);
+    tt_cli_expect(tt_cli_run("prune %s --out %s --finetune %s,%s --ft-batch 16 --quiet", m, b,
+                             tt_cli_path("x.npy"), tt_cli_path("lab.npy")),
+                  0, "labels");
+    lab[37] = 10;
+    write_npy(tt_cli_path("lab.npy"), 1, (int64_t[]){ 64 }, lab);
+    tt_cli_expect_fail(tt_cli_run("prune %s --out %s --finetune %s,%s --ft-batch 16 --quiet", m, b,
+                                  tt_cli_path("x.npy"), tt_cli_path("lab.npy")),
+                       "label out of range", "whole numbers in [0, 10)");
 }
 
 int main(void) {

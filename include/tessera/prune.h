@@ -35,6 +35,10 @@
  *    without one it only guides the permutation (the features count the
  *    weights it would keep) and TILE prunes the permuted weights, which keep
  *    their values inside kept tiles.
+ * A permutation that lowers the squared weight mass in the best (1 - s)
+ * share of tiles is undone (k-means groups tile patterns, which need not
+ * raise that mass), so the reported mass after is never below the mass
+ * before.
  * The permutation (also available on its own and with TILE): for each
  * hidden feature dimension between two chained layers (l's outputs are
  * l+1's inputs, through elementwise nodes, per-feature constants,
@@ -102,29 +106,49 @@ typedef tsr_status (*tsr_prune_finetune_fn)(void *ctx, int step, const tsr_prune
 TSR_API tsr_status tsr_prune_masks_apply(const tsr_prune_masks *masks, const tsr_graph *g,
                                          tsr_graph **out);
 
+/**
+ * The mask of constant `name` in its storage order: pruned[i] = 1 where
+ * element i is pruned, 0 elsewhere (numel entries, the constant's current
+ * element count). Returns 1 when the constant has a mask, 0 when it has
+ * none (pruned is then all 0) or numel does not match. For trainers that
+ * keep pruned weights at zero at every step (mask the gradient and the
+ * optimiser update) instead of re-imposing the masks afterwards.
+ */
+TSR_API int tsr_prune_masks_get(const tsr_prune_masks *masks, const char *name, uint8_t *pruned,
+                                size_t numel);
+
 /** Progress callback: done out of total units of work, with a phase name. */
 typedef void (*tsr_prune_progress_fn)(void *ctx, const char *phase, int64_t done, int64_t total);
 
 typedef struct tsr_prune_opts {
     tsr_prune_method method;
-    double sparsity;   /**< target fraction in [0, 1) (tiles, weights or rows) */
+    double sparsity; /**< target fraction in [0, 1) (tiles, weights or rows) */
+    /** per prunable layer (graph order) a sparsity overriding `sparsity` (< 0: use it);
+        NULL: every layer gets `sparsity`. Layers beyond n_layer_sparsity get `sparsity`. */
+    const double *layer_sparsity;
+    int n_layer_sparsity;
     int64_t tile_rows; /**< R: rows (output features) per tile of the first layer */
     int64_t tile_cols; /**< C: cols (input features) per tile of the first layer */
     int alternate;     /**< 1 (default): layers alternate R x C and C x R */
-    int permute;       /**< 1: permute hidden features before TILE (HEPEX always does) */
-    double expand;     /**< widen hidden dimensions by this factor first (1 = none) */
-    int steps;         /**< gradual schedule steps (default 1) */
-    int kmeans_iters;  /**< balanced k-means iterations (default 20) */
-    uint64_t seed;     /**< k-means seeding and expansion weights (default 1) */
-    int skip_first;    /**< 1: leave the first prunable layer dense */
-    int skip_last;     /**< 1: leave the last prunable layer dense */
+    /** a dense layer reading (N, ch, h, w) images through a Flatten / Reshape: its tile is
+        C channels at a tile_y x tile_x block of positions (the compiler's t1 x t2; default
+        1 x 1) */
+    int64_t tile_y, tile_x;
+    int permute;      /**< 1: permute hidden features before TILE (HEPEX always does) */
+    double expand;    /**< widen hidden dimensions by this factor first (1 = none) */
+    int steps;        /**< gradual schedule steps (default 1) */
+    int kmeans_iters; /**< balanced k-means iterations (default 20) */
+    uint64_t seed;    /**< k-means seeding and expansion weights (default 1) */
+    int skip_first;   /**< 1: leave the first prunable layer dense */
+    int skip_last;    /**< 1: leave the last prunable layer dense */
     tsr_prune_finetune_fn finetune; /**< NULL: no fine-tuning */
     void *finetune_ctx;
     tsr_prune_progress_fn progress; /**< NULL: silent */
     void *progress_ctx;
 } tsr_prune_opts;
 
-/** Defaults: TILE, sparsity 0.5, 32 x 32 tiles, alternate, 1 step, 20 iterations, seed 1. */
+/** Defaults: TILE, sparsity 0.5, 32 x 32 tiles (1 x 1 spatial), alternate, 1 step, 20
+    iterations, seed 1. */
 TSR_API void tsr_prune_opts_default(tsr_prune_opts *o);
 /** "tile", "magnitude", "hunter", "hepex", "none"; TSR_ERR_INVALID_ARG otherwise. */
 TSR_API tsr_status tsr_prune_method_parse(const char *s, tsr_prune_method *out);
@@ -148,6 +172,8 @@ typedef struct tsr_prune_report {
     tsr_prune_layer_stats *layers;
     int n_hidden;         /**< hidden dimensions found between chained layers */
     int n_permuted;       /**< of which permuted */
+    int n_undone;         /**< of those, permutations undone: they lowered the weight mass
+                               the kept share of tiles holds (mass_kept never decreases) */
     int64_t kmeans_iters; /**< iterations run over all hidden dimensions */
     double mass_in_tiles; /**< after permutation: share of squared weight mass kept by the
                                best (1 - s) tiles per layer (1 = all), -1 if not permuted */

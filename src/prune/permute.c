@@ -238,7 +238,7 @@ tsr_status pr_find_hidden(pr_model *m) {
  * (src[i] < 0: a new feature). Rows of A, columns of B, and every
  * per-feature constant on the way.
  */
-static tsr_status apply_map(pr_model *m, int hi, const int64_t *src, int64_t n) {
+tsr_status pr_apply_map(pr_model *m, int hi, const int64_t *src, int64_t n) {
     pr_hidden *h = &m->hidden[hi];
     pr_layer *A = &m->layers[h->a], *B = &m->layers[h->b];
     const tsr_array *wa = pr_const(m, A->wval), *wb = pr_const(m, B->wval);
@@ -325,7 +325,7 @@ static double dist2(const double *a, const double *b, int64_t d) {
 /* Per-feature vectors (H x d), normalised. */
 static tsr_status features(const pr_model *m, const pr_hidden *h, double **out, int64_t *dim) {
     const pr_layer *A = &m->layers[h->a], *B = &m->layers[h->b];
-    int64_t H = A->rows, da = (A->cols + A->C - 1) / A->C, db = (B->rows + B->R - 1) / B->R;
+    int64_t H = A->rows, da = pr_tcols(A), db = (B->rows + B->R - 1) / B->R;
     int64_t d = da + db;
     double *f = tsr_calloc_array((size_t)(H * d), sizeof *f);
     if (!f) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
@@ -334,7 +334,7 @@ static tsr_status features(const pr_model *m, const pr_hidden *h, double **out, 
         for (int64_t c = 0; c < A->cols; c++)
             for (int64_t j = 0; j < A->k; j++) {
                 double x = wa[pr_widx(A, r, c, j)];
-                if (fabs(x) >= A->feat_thresh) f[r * d + c / A->C] += x * x;
+                if (fabs(x) >= A->feat_thresh) f[r * d + pr_tcol(A, c)] += x * x;
             }
     for (int64_t r = 0; r < B->rows; r++)
         for (int64_t c = 0; c < B->cols; c++)
@@ -356,11 +356,14 @@ static tsr_status features(const pr_model *m, const pr_hidden *h, double **out, 
     return TSR_OK;
 }
 
-tsr_status pr_permute_hidden(pr_model *m, int hi, int max_iters, uint64_t seed, int64_t *iters) {
+tsr_status pr_permute_hidden(pr_model *m, int hi, int max_iters, uint64_t seed, int64_t *iters,
+                             int64_t *perm) {
     pr_hidden *h = &m->hidden[hi];
     const pr_layer *A = &m->layers[h->a];
     int64_t H = A->rows, P = A->R, K = (H + P - 1) / P;
     *iters = 0;
+    if (perm)
+        for (int64_t i = 0; i < H; i++) perm[i] = i;
     if (K <= 1) return TSR_OK; /* one tile row: nothing to gain */
     double *f = NULL, *cen = NULL;
     int64_t d = 0;
@@ -441,7 +444,8 @@ tsr_status pr_permute_hidden(pr_model *m, int hi, int max_iters, uint64_t seed, 
             for (int64_t i = 0; i < H; i++)
                 if (tmp[i] == c) src[at++] = i;
         TSR_ASSERT(at == H);
-        st = apply_map(m, hi, src, H);
+        st = pr_apply_map(m, hi, src, H);
+        if (st == TSR_OK && perm) memcpy(perm, src, (size_t)H * sizeof *perm);
     }
     tsr_free(f);
     tsr_free(cen);
@@ -472,7 +476,7 @@ tsr_status pr_expand_hidden(pr_model *m, int hi, int64_t newH, uint64_t seed) {
     double rms = 0;
     for (size_t i = 0; i < wa->numel; i++) rms += wa->data[i] * wa->data[i];
     rms = sqrt(rms / (double)(wa->numel ? wa->numel : 1));
-    tsr_status st = apply_map(m, hi, src, newH);
+    tsr_status st = pr_apply_map(m, hi, src, newH);
     tsr_free(src);
     TSR_TRY(st);
     tsr_array *w;

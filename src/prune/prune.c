@@ -23,6 +23,8 @@ void tsr_prune_opts_default(tsr_prune_opts *o) {
     o->tile_rows = 32;
     o->tile_cols = 32;
     o->alternate = 1;
+    o->tile_y = 1;
+    o->tile_x = 1;
     o->expand = 1.0;
     o->steps = 1;
     o->kmeans_iters = 20;
@@ -123,6 +125,30 @@ static int layer_of(const tsr_graph *g, int n, pr_layer *L) {
     return L->rows > 0 && L->cols > 0;
 }
 
+/*
+ * A dense layer whose input is a Flatten (axis 1) or a Reshape to (N, -1) of
+ * (N, C, H, W) images: its columns are (channel, y, x) and its tiles take C
+ * channels at a tile_y x tile_x block of positions, like the compiler's.
+ */
+static void flattened_from(const tsr_graph *g, pr_layer *L, const tsr_prune_opts *o) {
+    const tsr_graph_node *nd = &g->nodes[L->node];
+    if (nd->kind == TSR_NODE_CONV) return;
+    int v = nd->in[0];
+    for (int n = 0; n < g->n_nodes; n++) {
+        const tsr_graph_node *f = &g->nodes[n];
+        if (f->out != v) continue;
+        int ok = (f->kind == TSR_NODE_FLATTEN && f->a.axis == 1) ||
+                 (f->kind == TSR_NODE_RESHAPE && f->a.n_shape == 2 && f->a.shape[1] == -1);
+        const tsr_graph_value *x = &g->values[f->in[0]];
+        if (!ok || x->rank != 4 || x->dims[1] * x->dims[2] * x->dims[3] != L->cols) return;
+        L->sp_h = x->dims[2];
+        L->sp_w = x->dims[3];
+        L->ty = o->tile_y;
+        L->tx = o->tile_x;
+        return;
+    }
+}
+
 static tsr_status model_init(pr_model *m, const tsr_graph *g, const tsr_prune_opts *o) {
     memset(m, 0, sizeof *m);
     m->g = g;
@@ -139,7 +165,12 @@ static tsr_status model_init(pr_model *m, const tsr_graph *g, const tsr_prune_op
         int alt = o->alternate && (m->n_layers % 2 == 1);
         L.R = alt ? o->tile_cols : o->tile_rows;
         L.C = alt ? o->tile_rows : o->tile_cols;
+        flattened_from(g, &L, o);
         L.prune = 1;
+        int li = m->n_layers;
+        L.sparsity = o->layer_sparsity && li < o->n_layer_sparsity && o->layer_sparsity[li] >= 0
+                         ? o->layer_sparsity[li]
+                         : o->sparsity;
         m->layers[m->n_layers++] = L;
     }
     if (m->n_layers == 0) {
@@ -147,6 +178,14 @@ static tsr_status model_init(pr_model *m, const tsr_graph *g, const tsr_prune_op
         return tsr_fail(TSR_ERR_UNSUPPORTED,
                         "prune: the model has no layer with a constant weight matrix (Gemm, "
                         "MatMul by a constant, Conv with group 1)");
+    }
+    if (o->layer_sparsity && o->n_layer_sparsity > m->n_layers) {
+        int n = m->n_layers;
+        model_free(m);
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "prune: %d per-layer sparsities given but the model has %d prunable "
+                        "layers",
+                        o->n_layer_sparsity, n);
     }
     if (o->skip_first) m->layers[0].prune = 0;
     if (o->skip_last) m->layers[m->n_layers - 1].prune = 0;
@@ -156,7 +195,7 @@ static tsr_status model_init(pr_model *m, const tsr_graph *g, const tsr_prune_op
 /* ---- tiles -------------------------------------------------------------------- */
 
 tsr_status pr_tile_norms(const pr_model *m, const pr_layer *L, double **out, int64_t *ntiles) {
-    int64_t br = (L->rows + L->R - 1) / L->R, bc = (L->cols + L->C - 1) / L->C;
+    int64_t br = (L->rows + L->R - 1) / L->R, bc = pr_tcols(L);
     double *n = tsr_calloc_array((size_t)(br * bc), sizeof *n);
     if (!n) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     const double *w = pr_const(m, L->wval)->data;
@@ -167,7 +206,7 @@ tsr_status pr_tile_norms(const pr_model *m, const pr_layer *L, double **out, int
                 double x = w[pr_widx(L, r, c, j)];
                 s += x * x;
             }
-            n[(r / L->R) * bc + c / L->C] += s;
+            n[(r / L->R) * bc + pr_tcol(L, c)] += s;
         }
     *out = n;
     *ntiles = br * bc;
@@ -211,7 +250,7 @@ static tsr_status prune_layer(pr_model *m, pr_layer *L, unit_kind u, double s) {
     TSR_TRY(pr_const_mut(m, L->wval, &wa));
     TSR_TRY(ensure_mask(L));
     double *w = wa->data;
-    int64_t bc = (L->cols + L->C - 1) / L->C;
+    int64_t bc = pr_tcols(L);
     int64_t n = u == UNIT_TILE  ? ((L->rows + L->R - 1) / L->R) * bc
                 : u == UNIT_ROW ? L->rows
                                 : L->rows * L->cols * L->k;
@@ -224,7 +263,7 @@ static tsr_status prune_layer(pr_model *m, pr_layer *L, unit_kind u, double s) {
                 size_t at = pr_widx(L, r, c, j);
                 double x = w[at] * w[at];
                 if (u == UNIT_TILE)
-                    k[(r / L->R) * bc + c / L->C].key += x;
+                    k[(r / L->R) * bc + pr_tcol(L, c)].key += x;
                 else if (u == UNIT_ROW)
                     k[r].key += x;
                 else
@@ -242,7 +281,7 @@ static tsr_status prune_layer(pr_model *m, pr_layer *L, unit_kind u, double s) {
     for (int64_t r = 0; r < L->rows; r++)
         for (int64_t c = 0; c < L->cols; c++)
             for (int64_t j = 0; j < L->k; j++) {
-                int64_t unit = u == UNIT_TILE  ? (r / L->R) * bc + c / L->C
+                int64_t unit = u == UNIT_TILE  ? (r / L->R) * bc + pr_tcol(L, c)
                                : u == UNIT_ROW ? r
                                                : (r * L->cols + c) * L->k + j;
                 if (!zero[unit]) continue;
@@ -358,6 +397,24 @@ tsr_status tsr_prune_masks_apply(const tsr_prune_masks *masks, const tsr_graph *
     return st;
 }
 
+int tsr_prune_masks_get(const tsr_prune_masks *masks, const char *name, uint8_t *pruned,
+                        size_t numel) {
+    TSR_REQUIRE(masks && name && (pruned || numel == 0), "tsr_prune_masks_get: NULL argument");
+    if (numel) memset(pruned, 0, numel);
+    const pr_model *m = masks->m;
+    for (int i = 0; i < m->n_layers; i++) {
+        const pr_layer *L = &m->layers[i];
+        if (!L->mask || strcmp(m->g->values[L->wval].name, name) != 0) continue;
+        if ((size_t)(L->rows * L->cols * L->k) != numel) return 0;
+        for (int64_t r = 0; r < L->rows; r++)
+            for (int64_t c = 0; c < L->cols; c++)
+                for (int64_t j = 0; j < L->k; j++)
+                    if (L->mask[(r * L->cols + c) * L->k + j]) pruned[pr_widx(L, r, c, j)] = 1;
+        return 1;
+    }
+    return 0;
+}
+
 /* Take the constants of a fine-tuned graph back (same names and shapes). */
 static tsr_status take_back(pr_model *m, const tsr_graph *tuned) {
     const tsr_graph *g = m->g;
@@ -399,7 +456,7 @@ static tsr_status layer_counts(const pr_model *m, const pr_layer *L, int64_t *ti
     double *n;
     int64_t nt;
     TSR_TRY(pr_tile_norms(m, L, &n, &nt));
-    int64_t bc = (L->cols + L->C - 1) / L->C, br = nt / bc;
+    int64_t bc = pr_tcols(L), br = nt / bc;
     *tiles_nz = 0;
     *rowblocks_zero = 0;
     for (int64_t i = 0; i < br; i++) {
@@ -440,7 +497,7 @@ static tsr_status report_fill(const pr_model *m, tsr_prune_report *r, int after)
         s->k = L->k;
         s->tile_r = L->R;
         s->tile_c = L->C;
-        s->tiles = ((L->rows + L->R - 1) / L->R) * ((L->cols + L->C - 1) / L->C);
+        s->tiles = ((L->rows + L->R - 1) / L->R) * pr_tcols(L);
         s->weights = L->rows * L->cols * L->k;
         s->pruned = L->prune;
         if (!after) {
@@ -495,8 +552,10 @@ void tsr_prune_report_print(const tsr_prune_report *r, FILE *fp) {
             (long long)t0, (long long)t1, (long long)tt, pct, (long long)p0, (long long)p1,
             (long long)(p0 - p1), (long long)w0, (long long)w1);
     if (r->n_hidden)
-        fprintf(fp, "permutation: %d of %d hidden dimensions, %lld k-means iterations\n",
-                r->n_permuted, r->n_hidden, (long long)r->kmeans_iters);
+        fprintf(fp,
+                "permutation: %d of %d hidden dimensions, %lld k-means iterations, %d undone "
+                "(lost weight mass)\n",
+                r->n_permuted, r->n_hidden, (long long)r->kmeans_iters, r->n_undone);
     if (r->mass_in_tiles >= 0)
         fprintf(fp,
                 "squared weight mass in the kept share of tiles: %.4f before the permutation, "
@@ -504,8 +563,8 @@ void tsr_prune_report_print(const tsr_prune_report *r, FILE *fp) {
                 r->mass_before, r->mass_in_tiles);
 }
 
-/* Share of squared weight mass in the best ceil((1 - s) * tiles) tiles, over pruned layers. */
-static tsr_status mass_kept(const pr_model *m, double s, double *out) {
+/* Share of squared weight mass in the best (1 - s) tiles per layer (its s), over pruned layers. */
+static tsr_status mass_kept(const pr_model *m, double *out) {
     double kept = 0, total = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const pr_layer *L = &m->layers[i];
@@ -520,7 +579,7 @@ static tsr_status mass_kept(const pr_model *m, double s, double *out) {
         }
         for (int64_t t = 0; t < nt; t++) k[t] = (keyed){ -n[t], t };
         smallest(k, nt);
-        int64_t keep = nt - (int64_t)llround(s * (double)nt);
+        int64_t keep = nt - (int64_t)llround(L->sparsity * (double)nt);
         for (int64_t t = 0; t < nt; t++) {
             total += n[t];
             if (t < keep) kept -= k[t].key;
@@ -541,6 +600,10 @@ static tsr_status check_opts(const tsr_prune_opts *o) {
         o->tile_cols > (1 << 20))
         return tsr_fail(TSR_ERR_INVALID_ARG, "prune: tile %lldx%lld must be between 1 and 2^20",
                         (long long)o->tile_rows, (long long)o->tile_cols);
+    if (o->tile_y < 1 || o->tile_x < 1 || o->tile_y > (1 << 20) || o->tile_x > (1 << 20))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "prune: spatial tile %lldx%lld must be between 1 and 2^20",
+                        (long long)o->tile_y, (long long)o->tile_x);
     if (o->steps < 1 || o->steps > 1000)
         return tsr_fail(TSR_ERR_INVALID_ARG, "prune: %d steps (1 to 1000)", o->steps);
     if (o->kmeans_iters < 1 || o->kmeans_iters > 10000)
@@ -548,6 +611,15 @@ static tsr_status check_opts(const tsr_prune_opts *o) {
                         o->kmeans_iters);
     if (!(o->expand >= 1.0 && o->expand <= 16.0))
         return tsr_fail(TSR_ERR_INVALID_ARG, "prune: expansion %g must be in [1, 16]", o->expand);
+    for (int i = 0; o->layer_sparsity && i < o->n_layer_sparsity; i++)
+        if (!(o->layer_sparsity[i] < 1.0) || isnan(o->layer_sparsity[i]))
+            return tsr_fail(TSR_ERR_INVALID_ARG,
+                            "prune: sparsity %g of layer %d must be in [0, 1) (negative: the "
+                            "global one)",
+                            o->layer_sparsity[i], i);
+    if (o->n_layer_sparsity < 0 || (o->n_layer_sparsity > 0 && !o->layer_sparsity))
+        return tsr_fail(TSR_ERR_INVALID_ARG, "prune: %d per-layer sparsities without values",
+                        o->n_layer_sparsity);
     if ((unsigned)o->method > TSR_PRUNE_HEPEX)
         return tsr_fail(TSR_ERR_INVALID_ARG, "prune: unknown method %d", (int)o->method);
     return TSR_OK;
@@ -557,34 +629,50 @@ static void progress(const tsr_prune_opts *o, const char *phase, int64_t done, i
     if (o->progress) o->progress(o->progress_ctx, phase, done, total);
 }
 
-static tsr_status prune_all(pr_model *m, unit_kind u, double s) {
+/* Prune every layer to the fraction f of its target sparsity. */
+static tsr_status prune_all(pr_model *m, unit_kind u, double f) {
     for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i].prune) TSR_TRY(prune_layer(m, &m->layers[i], u, s));
+        if (m->layers[i].prune)
+            TSR_TRY(prune_layer(m, &m->layers[i], u, f * m->layers[i].sparsity));
     return TSR_OK;
 }
 
-/* Cubic schedule: s_k = s (1 - (1 - k/K)^3). */
-static double schedule(double s, int k, int K) {
+/* Cubic schedule: s_k = s (1 - (1 - k/K)^3); this returns s_k / s. */
+static double schedule(int k, int K) {
     double f = 1.0 - (double)k / K;
-    return s * (1.0 - f * f * f);
+    return 1.0 - f * f * f;
 }
 
 static tsr_status permute_all(pr_model *m, const tsr_prune_opts *o, tsr_prune_report *r) {
     double before;
-    TSR_TRY(mass_kept(m, o->sparsity, &before));
+    TSR_TRY(mass_kept(m, &before));
+    double cur = before;
     for (int h = 0; h < m->n_hidden; h++) {
         progress(o, "permute", h, m->n_hidden);
-        int64_t it = 0;
-        TSR_TRY(pr_permute_hidden(m, h, o->kmeans_iters, o->seed + (uint64_t)h, &it));
-        if (r) {
-            r->n_permuted++;
-            r->kmeans_iters += it;
+        int64_t it = 0, H = m->layers[m->hidden[h].a].rows;
+        int64_t *perm = tsr_alloc((size_t)H * 2 * sizeof *perm);
+        if (!perm) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        double after = 0;
+        tsr_status st = pr_permute_hidden(m, h, o->kmeans_iters, o->seed + (uint64_t)h, &it, perm);
+        if (st == TSR_OK) st = mass_kept(m, &after);
+        if (st == TSR_OK && after < cur) {
+            /* k-means clusters by tile pattern, which need not keep more mass in the best
+             * tiles: a permutation that loses mass is undone (the inverse map). */
+            for (int64_t i = 0; i < H; i++) perm[H + perm[i]] = i;
+            st = pr_apply_map(m, h, perm + H, H);
+            after = cur;
+            if (r) r->n_undone++;
         }
+        if (r) r->n_permuted++;
+        tsr_free(perm);
+        TSR_TRY(st);
+        cur = after;
+        if (r) r->kmeans_iters += it;
     }
     progress(o, "permute", m->n_hidden, m->n_hidden);
     if (r) {
         r->mass_before = before;
-        TSR_TRY(mass_kept(m, o->sparsity, &r->mass_in_tiles));
+        TSR_TRY(mass_kept(m, &r->mass_in_tiles));
     }
     return TSR_OK;
 }
@@ -610,7 +698,7 @@ static tsr_status pipeline(pr_model *m, const tsr_prune_opts *o, tsr_prune_repor
         if (o->permute) TSR_TRY(permute_all(m, o, r));
         for (int k = 1; k <= K; k++) {
             progress(o, "prune tiles", k - 1, K);
-            TSR_TRY(prune_all(m, UNIT_TILE, schedule(o->sparsity, k, K)));
+            TSR_TRY(prune_all(m, UNIT_TILE, schedule(k, K)));
             TSR_TRY(finetune(m, o, ++step));
         }
         break;
@@ -619,7 +707,7 @@ static tsr_status pipeline(pr_model *m, const tsr_prune_opts *o, tsr_prune_repor
         for (int k = 1; k <= K; k++) {
             progress(o, o->method == TSR_PRUNE_HUNTER ? "prune rows" : "prune weights", k - 1, K);
             TSR_TRY(prune_all(m, o->method == TSR_PRUNE_HUNTER ? UNIT_ROW : UNIT_WEIGHT,
-                              schedule(o->sparsity, k, K)));
+                              schedule(k, K)));
             TSR_TRY(finetune(m, o, ++step));
         }
         break;
@@ -630,16 +718,16 @@ static tsr_status pipeline(pr_model *m, const tsr_prune_opts *o, tsr_prune_repor
              * the permuted weights, which keep their values inside kept tiles. */
             for (int i = 0; i < m->n_layers; i++)
                 if (m->layers[i].prune)
-                    TSR_TRY(magnitude_quantile(m, &m->layers[i], o->sparsity,
+                    TSR_TRY(magnitude_quantile(m, &m->layers[i], m->layers[i].sparsity,
                                                &m->layers[i].feat_thresh));
             TSR_TRY(permute_all(m, o, r));
             progress(o, "prune tiles", 0, 1);
-            TSR_TRY(prune_all(m, UNIT_TILE, o->sparsity));
+            TSR_TRY(prune_all(m, UNIT_TILE, 1.0));
             break;
         }
         for (int k = 1; k <= K; k++) {
             progress(o, "prune weights", k - 1, K);
-            TSR_TRY(prune_all(m, UNIT_WEIGHT, schedule(o->sparsity, k, K)));
+            TSR_TRY(prune_all(m, UNIT_WEIGHT, schedule(k, K)));
             TSR_TRY(finetune(m, o, ++step));
         }
         /* The permutation looks at the surviving weights; the weight masks are
@@ -651,7 +739,7 @@ static tsr_status pipeline(pr_model *m, const tsr_prune_opts *o, tsr_prune_repor
         }
         TSR_TRY(permute_all(m, o, r));
         progress(o, "prune tiles", 0, 1);
-        TSR_TRY(prune_all(m, UNIT_TILE, o->sparsity));
+        TSR_TRY(prune_all(m, UNIT_TILE, 1.0));
         TSR_TRY(finetune(m, o, ++step));
         break;
     }

@@ -19,7 +19,10 @@ typedef struct pr_layer {
     int64_t rows, cols, k; /* rows = output features, cols = input features */
     int rows_major;        /* 1: stored (rows, cols, k) (GEMM trans_b, CONV); 0: (cols, rows) */
     int64_t R, C;          /* tile */
+    int64_t sp_h, sp_w;    /* input flattened from (channels, sp_h, sp_w) images (0: flat) */
+    int64_t ty, tx;        /* then a tile is C channels x a ty x tx spatial block */
     int prune;             /* 0: skipped */
+    double sparsity;       /* target of this layer (the options' or its own) */
     uint8_t *mask;         /* (rows * cols * k) 1 = pruned, fixed; NULL before pruning */
     double feat_thresh;    /* permutation features count only |w| >= this (0: all) */
 } pr_layer;
@@ -63,7 +66,28 @@ static inline size_t pr_widx(const pr_layer *L, int64_t r, int64_t c, int64_t j)
     return L->rows_major ? (size_t)((r * L->cols + c) * L->k + j) : (size_t)(c * L->rows + r);
 }
 
-/** Squared L2 norm per tile (ceil(rows/R) x ceil(cols/C), row-major) of layer L. */
+/**
+ * Tile columns of layer L. A flat input: blocks of C input features. An
+ * input flattened from (channels, h, w) images: the compiler's dense tile
+ * holds C channels at a ty x tx block of positions (docs/TILES.md), so a
+ * tile column is (channel block, row block, column block).
+ */
+static inline int64_t pr_tcols(const pr_layer *L) {
+    if (!L->sp_h) return (L->cols + L->C - 1) / L->C;
+    int64_t ch = L->cols / (L->sp_h * L->sp_w);
+    return ((ch + L->C - 1) / L->C) * ((L->sp_h + L->ty - 1) / L->ty) *
+           ((L->sp_w + L->tx - 1) / L->tx);
+}
+
+/** The tile column of L's input column c (ONNX flatten order (channel, y, x)). */
+static inline int64_t pr_tcol(const pr_layer *L, int64_t c) {
+    if (!L->sp_h) return c / L->C;
+    int64_t hw = L->sp_h * L->sp_w, ch = c / hw, y = (c % hw) / L->sp_w, x = c % L->sp_w;
+    int64_t ny = (L->sp_h + L->ty - 1) / L->ty, nx = (L->sp_w + L->tx - 1) / L->tx;
+    return ((ch / L->C) * ny + y / L->ty) * nx + x / L->tx;
+}
+
+/** Squared L2 norm per tile (ceil(rows/R) x pr_tcols, row-major) of layer L. */
 tsr_status pr_tile_norms(const pr_model *m, const pr_layer *L, double **out, int64_t *ntiles);
 
 /** Find the hidden dimensions (chains a -> b) of m (fills m->hidden). */
@@ -71,9 +95,18 @@ tsr_status pr_find_hidden(pr_model *m);
 
 /**
  * Permute the features of hidden dimension h by balanced k-means over
- * their per-tile weight mass (prune.h). *iters receives the iterations run.
+ * their per-tile weight mass (prune.h). *iters receives the iterations run;
+ * perm (H entries, may be NULL) the new order: feature i was perm[i].
  */
-tsr_status pr_permute_hidden(pr_model *m, int h, int max_iters, uint64_t seed, int64_t *iters);
+tsr_status pr_permute_hidden(pr_model *m, int h, int max_iters, uint64_t seed, int64_t *iters,
+                             int64_t *perm);
+
+/**
+ * New features i = 0..n-1 of hidden dimension h take old feature src[i]
+ * (src[i] < 0: a new, zero feature): rows of layer a, columns of layer b,
+ * every per-feature constant on the way and the fixed masks.
+ */
+tsr_status pr_apply_map(pr_model *m, int h, const int64_t *src, int64_t n);
 
 /**
  * Widen hidden dimension h to newH features (> current): new features get
