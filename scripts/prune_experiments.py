@@ -55,8 +55,13 @@ def load(split):
 
 
 class Act(torch.nn.Module):
+    def __init__(self, coef=ACT):
+        super().__init__()
+        self.coef = coef
+
     def forward(self, x):
-        return ACT[0] * x * x + ACT[1] * x + ACT[2]
+        a, b, c = self.coef
+        return a * x * x + b * x + c
 
 
 def build(kind, sizes=None):
@@ -143,12 +148,33 @@ def weights_of(path):
     return out
 
 
+def activations_of(path):
+    """(a, b, c) of each polynomial activation a x^2 + b x + c of an ONNX model that tessera
+    wrote (its fine-tuning trains them: constants .../c2, .../c1, .../c0), in node order;
+    [] for PyTorch's own export (the fixed ACT)."""
+    m = onnx.load(path)
+    init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
+    order, coef = [], {}
+    for n in m.graph.node:
+        for i in n.input:
+            mm = re.match(r"^(.*)/c([012])$", i)
+            if mm and i in init:
+                if mm.group(1) not in coef:
+                    order.append(mm.group(1))
+                    coef[mm.group(1)] = [0.0, 0.0, 0.0]
+                coef[mm.group(1)][2 - int(mm.group(2))] = float(init[i].reshape(-1)[0])
+    return [tuple(coef[k]) for k in order]
+
+
 def load_pruned(kind, path):
     ws = weights_of(path)
     if kind == "cnn":
         model = build(kind, (ws[0][0].shape[0], ws[1][0].shape[0]))
     else:
         model = build(kind, [ws[0][0].shape[1]] + [w.shape[0] for w, _ in ws])
+    acts = [m for m in model if isinstance(m, Act)]
+    for act, coef in zip(acts, activations_of(path)):
+        act.coef = coef
     params = [m for m in model if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     masks = []
     with torch.no_grad():
@@ -179,7 +205,8 @@ def prune_report(text):
 def plan_counts(args, path, out=None):
     """The compiler's dry-run counts for batch 1: ct x pt products, rotations, tiling."""
     if out is None:
-        out = tessera(args, ["compile", path, "--batch", "1", "--log-n", str(args.log_n), "--out",
+        out = tessera(args, ["compile", path, "--batch", str(args.batch), "--log-n",
+                             str(args.log_n), "--out",
                              f"{args.work}/tmp.plan", "--force"])
     prod = rot = 0
     for line in out.splitlines():
@@ -187,24 +214,28 @@ def plan_counts(args, path, out=None):
         if m:
             rot += int(m.group(1))
             prod += int(m.group(3))
-    t = re.search(r"tiled packing t = \[(\d+), \d+, \d+, (\d+), \d+\] orientation (\d)", out)
+    t = re.search(r"tiled packing t = \[(\d+), (\d+), (\d+), (\d+), \d+\] orientation (\d)", out)
     pred = re.search(r"predicted: ([0-9.]+) s per batch.*?, ([0-9.]+) MiB server memory", out)
     r = {"ct_pt": prod, "rotations": rot}
     if t:
-        r["t0"], r["t3"], r["orient"] = int(t.group(1)), int(t.group(2)), int(t.group(3))
+        r["t0"], r["t1"], r["t2"] = int(t.group(1)), int(t.group(2)), int(t.group(3))
+        r["t3"], r["orient"] = int(t.group(4)), int(t.group(5))
     if pred:
         r["predicted_s"], r["predicted_mib"] = float(pred.group(1)), float(pred.group(2))
     return r
 
 
 def bench(args, path):
-    out = tessera(args, ["bench", "model", path, "--batch", "1", "--samples", "1", "--runs",
+    out = tessera(args, ["bench", "model", path, "--batch", str(args.batch), "--samples",
+                         str(args.batch), "--runs",
                          str(args.runs), "--threads", "1", "--log-n", str(args.log_n)])
-    t = re.search(r"median ([0-9.]+) s", out)
+    t = re.search(r"median ([0-9.]+) s over \d+ runs \(CPU ([0-9.]+) s\)", out)
+    err = re.search(r"largest logit error ([0-9.e+-]+);", out)
     mem = re.search(r"server memory ([0-9.]+) MiB", out)
-    plan = re.search(r"\| 1 \| ([^|]+) \|", out)
+    plan = re.search(r"\| %d \| ([^|]+) \|" % args.batch, out)
     r = plan_counts(args, path, out)  # bench prints the plan it compiled
-    return r | {"latency_s": float(t.group(1)), "server_mib": float(mem.group(1)),
+    return r | {"latency_s": float(t.group(1)), "cpu_s": float(t.group(2)),
+                "max_err": float(err.group(1)) if err else None, "server_mib": float(mem.group(1)),
             "plan": plan.group(1).strip() if plan else ""}
 
 
@@ -260,8 +291,11 @@ def table(res):
         return f"{100 * (a / b - 1):+.0f}%" if b else "-"
     head = ["method", "sparsity", "tiles kept", "ct x pt (compiler)", "rotations",
             "MSE" if is_ae(kind) else "accuracy"]
+    batch = res.get("batch", 1)
     if has_b:
-        head += ["latency (batch 1, measured)", "predicted", "server memory (measured)"]
+        head += [f"latency (batch {batch}, measured)", "predicted", "server memory (measured)"]
+    else:
+        head += [f"latency (batch {batch}, predicted)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def row(name, sp, r):
@@ -270,117 +304,251 @@ def table(res):
                  f"{r['rotations']} ({pct(r['rotations'], d['rotations'])})",
                  f"{r['loss']:.5f} ({r['loss'] / d['loss']:.2f}x)" if is_ae(kind)
                  else f"{100 * r['loss']:.2f}% ({100 * (r['loss'] - d['loss']):+.2f})"]
-        if has_b:
+        if has_b and "latency_s" not in r:
+            cells += ["not measured",
+                      f"{r['predicted_s']:.3f} s ({pct(r['predicted_s'], d['predicted_s'])})",
+                      f"predicted {r['predicted_mib']:.0f} MiB"]
+        elif has_b and r.get("same_as_dense"):
+            cells += ["= dense (not rerun)",
+                      f"{r['predicted_s']:.3f} s ({pct(r['predicted_s'], d['predicted_s'])})",
+                      "= dense"]
+        elif has_b:
             cells += [f"{r['latency_s']:.3f} s ({pct(r['latency_s'], d['latency_s'])})",
                       f"{r['predicted_s']:.3f} s ({pct(r['predicted_s'], d['predicted_s'])})",
                       f"{r['server_mib']:.1f} MiB ({pct(r['server_mib'], d['server_mib'])})"]
+        else:
+            cells += [f"{r['predicted_s']:.3f} s ({pct(r['predicted_s'], d['predicted_s'])})"]
         return "| " + " | ".join(cells) + " |"
     lines.append(row("dense", "-", d))
     for r in res["runs"]:
-        lines.append(row(r["method"], f"{r['sparsity']:g}", r))
+        ls = r.get("layer_sparsity") or []
+        sp = f"{r['sparsity']:g}"
+        if ls and r["method"] != "hepex+expand" and len(set(round(v, 4) for v in ls)) > 1:
+            sp = "/".join(f"{v:.2g}" for v in ls)
+        lines.append(row(r["method"], sp, r))
     return "\n".join(lines)
+
+
+def data_files(args, kind):
+    """.npy files for tessera's trainer: inputs (images for the CNN) and labels or targets."""
+    paths = {}
+    for split in ("train", "test"):
+        x, y = load(split)
+        xs = x.numpy().reshape(-1, 1, 28, 28) if kind == "cnn" else x.numpy()
+        px = f"{args.work}/x_{split}{'4' if kind == 'cnn' else ''}.npy"
+        py = f"{args.work}/y_{split}.npy"
+        if not os.path.exists(px):
+            np.save(px, np.ascontiguousarray(xs, dtype=np.float32))
+        if not os.path.exists(py):
+            np.save(py, y.numpy().astype(np.float32))
+        paths[split] = (px, px if is_ae(kind) else py)
+    return paths
+
+
+def layer_tiles(text):
+    """Per-layer total tiles (ceil(rows / R) x ceil(cols / C)) of a `tessera prune` report, in
+    graph order. Not its "kept" column: a widened model's new features have all-zero tiles.
+    (A dense layer after a flatten with --tile-spatial other than 1x1 is not handled.)"""
+    out = []
+    for line in text.splitlines():
+        m = re.match(r"^\S+\s+(\d+)x(\d+)\s+\d+\s+(\d+)x(\d+)\s+\d+/\d+\s", line)
+        if m:
+            rows, cols, R, C = (int(m.group(i)) for i in range(1, 5))
+            out.append(-(-rows // R) * -(-cols // C))
+    return out
+
+
+def finetune_args(args, files, steps):
+    return ["--finetune", ",".join(files["train"]), "--steps", str(steps), "--ft-epochs",
+            str(args.ft_epochs), "--ft-lr", str(args.ft_lr), "--ft-batch", str(args.ft_batch)] + \
+        (["--ft-limit", str(args.ft_limit)] if args.ft_limit else [])
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="ae1", choices=["ae1", "ae2", "mlp", "cnn"])
     ap.add_argument("--tessera", default="build/bin/tessera")
-    ap.add_argument("--epochs", type=int, default=5)
-    ap.add_argument("--ft-epochs", type=int, default=2)
+    ap.add_argument("--epochs", type=int, default=5, help="dense training (PyTorch)")
+    ap.add_argument("--steps", type=int, default=3, help="gradual pruning steps")
+    ap.add_argument("--ft-epochs", type=int, default=1, help="tessera fine-tuning per step")
     ap.add_argument("--ft-lr", type=float, default=5e-4)
+    ap.add_argument("--ft-batch", type=int, default=64)
+    ap.add_argument("--ft-limit", type=int, default=0, help="fine-tune on the first N samples")
     ap.add_argument("--sparsity", default="0.5,0.75")
+    ap.add_argument("--layers", default="",
+                    help="per-layer sparsity pattern, s = the swept sparsity, e.g. s,0,0,s")
+    ap.add_argument("--expand", type=float, default=1.25)
     ap.add_argument("--methods", default="tile,magnitude,hunter,hepex,hepex+expand")
     ap.add_argument("--tile", default="auto",
                     help="RxC, or auto: the dense model's plan (t0, t3, orientation)")
     ap.add_argument("--log-n", type=int, default=14)
+    ap.add_argument("--batch", type=int, default=1, help="batch of the plan and the benchmark")
     ap.add_argument("--bench", action="store_true")
     ap.add_argument("--runs", type=int, default=2)
+    ap.add_argument("--tag", default="", help="suffix of the pruned models' file names")
+    ap.add_argument("--dense-from", default="", help="take the dense reference from this JSON")
+    ap.add_argument("--bench-methods", default="",
+                    help="measure only these methods (default: every method that removes tiles)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="build/prune-exp")
     ap.add_argument("--out", required=True)
     ap.add_argument("--table", action="store_true", help="print the table of --out and stop")
+    ap.add_argument("--reeval", action="store_true",
+                    help="recompute the losses of --out from its saved models, redraw, stop")
+    ap.add_argument("--merge", default="",
+                    help="A.json,B.json,...: runs of several invocations sharing one dense "
+                    "reference into --out (table and curves), then stop")
     args = ap.parse_args()
+    if args.merge:
+        parts = []
+        for path in args.merge.split(","):
+            with open(path) as f:
+                parts.append(json.load(f))
+        res = dict(parts[0])
+        res["runs"] = []
+        for part in parts:
+            for r in part["runs"]:
+                r.setdefault("layers", part.get("layers", ""))
+                res["runs"].append(r)
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+        plots(res, args.out, "latency_s" in res["dense"])
+        print(table(res))
+        return
+    if args.reeval:
+        with open(args.out) as f:
+            res = json.load(f)
+        kind, test_set = res["model"], load("test")
+        res["dense"]["loss"] = evaluate(load_pruned(kind, f"{args.work}/{kind}-dense.onnx")[0],
+                                        kind, test_set)
+        for r in res["runs"]:
+            path = f"{args.work}/{kind}-{r['method'].replace('+', '_')}{res.get('tag', '')}-" \
+                f"{r['sparsity']}.onnx"
+            r["loss"] = evaluate(load_pruned(kind, path)[0], kind, test_set)
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+        plots(res, args.out, "latency_s" in res["dense"])
+        print(table(res))
+        return
     if args.table:
         with open(args.out) as f:
             print(table(json.load(f)))
         return
     torch.set_num_threads(args.threads)
     os.makedirs(args.work, exist_ok=True)
-    train_set, test_set = load("train"), load("test")
+    test_set = load("test")
     kind = args.model
     base = f"{args.work}/{kind}.onnx"
     t_start = time.time()
     if not os.path.exists(base):
-        model = train(build(kind), kind, train_set, args.epochs, 1e-3)
+        torch.manual_seed(0)
+        model = train(build(kind), kind, load("train"), args.epochs, 1e-3)
         export(model, base, kind)
-    # the dense reference gets the fine-tuning epochs too (same total training)
-    model, _ = load_pruned(kind, base)
-    train(model, kind, train_set, args.ft_epochs, args.ft_lr)
-    dense_plan = bench(args, base) if args.bench else plan_counts(args, base)
+    files = data_files(args, kind)
+    dense_plan = plan_counts(args, base)
+    spatial = "1x1"
     if args.tile == "auto":
         # the first layer's outputs go to D3 for a flat input packed with orientation 0,
         # to D0 for a one-channel image (its filters follow the orientation)
         t0, t3, o = dense_plan["t0"], dense_plan["t3"], dense_plan["orient"]
         first_d3 = (o == 0) if kind != "cnn" else (o == 3)
         args.tile = f"{t3}x{t0}" if first_d3 else f"{t0}x{t3}"
-    res = {"model": kind, "tile": args.tile, "epochs": args.epochs, "ft_epochs": args.ft_epochs,
-           "dense": {"loss": evaluate(model, kind, test_set)}, "runs": []}
-    res["dense"].update(dense_plan)
-    res["dense"].update(prune_report(tessera(args, ["prune", base, "--out", f"{args.work}/x.onnx",
-                                                    "--method", "none", "--tile", args.tile,
-                                                    "--quiet", "--force"])))
+        spatial = f"{dense_plan['t1']}x{dense_plan['t2']}"
+    tiling = ["--tile", args.tile, "--tile-spatial", spatial]
+    # the dense reference: fine-tuned by the same trainer for as many epochs as HE-PEx gets
+    # (steps + 1 fine-tunings; the other methods get steps)
+    dense = f"{args.work}/{kind}-dense.onnx"
+    res = {"model": kind, "tile": args.tile, "spatial": spatial, "epochs": args.epochs,
+           "steps": args.steps, "ft_epochs": args.ft_epochs, "ft_limit": args.ft_limit,
+           "batch": args.batch, "layers": args.layers, "expand": args.expand, "tag": args.tag,
+           "runs": []}
+    if args.dense_from:
+        # the same dense reference as an earlier run with the same settings
+        with open(args.dense_from) as f:
+            res["dense"] = json.load(f)["dense"]
+        rep = tessera(args, ["prune", dense, "--stats"] + tiling)
+    else:
+        rep = tessera(args, ["prune", base, "--out", dense, "--method", "tile", "--sparsity",
+                             "0", "--quiet", "--force"] + tiling +
+                      finetune_args(args, files, args.steps + 1))
+        res["dense"] = {"loss": evaluate(load_pruned(kind, dense)[0], kind, test_set)}
+        res["dense"].update(bench(args, dense) if args.bench else plan_counts(args, dense))
+        res["dense"].update(prune_report(rep))
     print(json.dumps(res["dense"]), flush=True)
-    d_tiles = res["dense"]["tiles"][0]
+    base_tiles = layer_tiles(rep)
+    d_lat, d_mib = res["dense"].get("latency_s"), res["dense"].get("server_mib")
+    wide_tiles = None
     for meth in args.methods.split(","):
         for s in [float(v) for v in args.sparsity.split(",")]:
-            name = meth.replace("+", "_")
+            name = meth.replace("+", "_") + args.tag
             out = f"{args.work}/{kind}-{name}-{s}.onnx"
-            cmd = ["prune", base, "--out", out, "--sparsity", str(s), "--tile", args.tile,
-                   "--quiet", "--force"]
-            cmd += ["--method", "tile" if meth == "hepex+expand" else meth]
+            per = [s] * len(base_tiles)
+            if args.layers:
+                per = [s if v == "s" else float(v) for v in args.layers.split(",")]
+            cmd = ["prune", base, "--out", out, "--quiet", "--force"] + tiling
+            steps = args.steps
             if meth == "hepex+expand":
-                # widen (function unchanged), train the new features, then prune to the
-                # same number of kept tiles as the other methods at this sparsity
-                wide = f"{args.work}/{kind}-wide.onnx"
-                if not os.path.exists(wide):
+                # widen (function unchanged), then HE-PEx keeping per layer as many tiles as
+                # the other methods keep at this sparsity
+                if wide_tiles is None:
+                    wide = f"{args.work}/{kind}-wide.onnx"
                     tessera(args, ["prune", base, "--out", wide, "--method", "none", "--expand",
-                                   "1.25", "--tile", args.tile, "--quiet", "--force"])
-                    m, _ = load_pruned(kind, wide)
-                    train(m, kind, train_set, args.ft_epochs, args.ft_lr)
-                    export(m, wide, kind)
-                total = prune_report(tessera(args, ["prune", wide, "--stats", "--tile",
-                                                    args.tile]))["total_tiles"]
-                s2 = 1 - (1 - s) * d_tiles / total
-                cmd = ["prune", wide, "--out", out, "--sparsity", f"{s2:.6f}", "--tile",
-                       args.tile, "--method", "hepex", "--quiet", "--force"]
-            rep = prune_report(tessera(args, cmd))
-            m, masks = load_pruned(kind, out)
-            train(m, kind, train_set, args.ft_epochs, args.ft_lr, masks=masks)
-            export(m, out, kind)
-            r = {"method": meth, "sparsity": s, "loss": evaluate(m, kind, test_set)}
+                                   str(args.expand), "--quiet", "--force"] + tiling)
+                    wide_tiles = layer_tiles(tessera(args, ["prune", wide, "--stats"] + tiling))
+                kept = [t - round(p * t) for t, p in zip(base_tiles, per)]
+                per = [1 - k / w for k, w in zip(kept, wide_tiles)]
+                cmd += ["--method", "hepex", "--expand", str(args.expand)]
+            else:
+                cmd += ["--method", meth]
+            cmd += ["--sparsity", f"{s:.6f}",
+                    "--layer-sparsity", ",".join(f"{p:.6f}" for p in per)]
+            t1 = time.time()
+            rep = prune_report(tessera(args, cmd + finetune_args(args, files, steps)))
+            r = {"method": meth, "sparsity": s, "layer_sparsity": per,
+                 "loss": evaluate(load_pruned(kind, out)[0], kind, test_set),
+                 "prune_s": time.time() - t1}
             r.update(rep)
-            r.update(bench(args, out) if args.bench else plan_counts(args, out))
+            if args.bench and rep["products"][1] < rep["products"][0] and \
+                    (not args.bench_methods or meth in args.bench_methods.split(",")):
+                r.update(bench(args, out))
+            else:
+                # no tile became all zero: the compiler's plan and counts are the dense
+                # model's, so latency and memory are not measured again
+                r.update(plan_counts(args, out))
+                if args.bench and rep["products"][1] == rep["products"][0]:
+                    r.update({"latency_s": d_lat, "server_mib": d_mib, "same_as_dense": True})
             res["runs"].append(r)
             print(json.dumps(r), flush=True)
+            with open(args.out, "w") as f:
+                json.dump(res, f, indent=1)
     res["seconds"] = time.time() - t_start
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
-    d = res["dense"]
+    plots(res, args.out, args.bench)
+
+
+def plots(res, out, has_bench):
+    kind, d = res["model"], res["dense"]
     dl = d["loss"] if is_ae(kind) else 1 - d["loss"]
     pts_l, pts_m, pts_p = [], [], []
     for r in res["runs"]:
         loss = r["loss"] if is_ae(kind) else 1 - r["loss"]
         pts_p.append({"method": r["method"], "loss": loss,
                       "saved": 100 * (1 - r["ct_pt"] / max(1, d["ct_pt"]))})
-        if args.bench:
+        if has_bench and "latency_s" in r:
             pts_l.append({"method": r["method"], "loss": loss,
                           "saved": 100 * (1 - r["latency_s"] / d["latency_s"])})
             pts_m.append({"method": r["method"], "loss": loss,
                           "saved": 100 * (1 - r["server_mib"] / d["server_mib"])})
-    stem = os.path.splitext(args.out)[0]
+    pts_q = [{"method": r["method"], "loss": r["loss"] if is_ae(kind) else 1 - r["loss"],
+              "saved": 100 * (1 - r["predicted_s"] / d["predicted_s"])}
+             for r in res["runs"] if "predicted_s" in r and d.get("predicted_s")]
+    stem = os.path.splitext(out)[0]
     svg(pts_p, stem + "-products.svg", f"{kind}: ct x pt products saved vs loss "
         f"(dense {dl:.4g})", "products saved")
-    if args.bench:
+    svg(pts_q, stem + "-predicted.svg", f"{kind}: predicted latency saved vs loss "
+        f"(dense {dl:.4g})", "predicted latency saved")
+    if has_bench:
         svg(pts_l, stem + "-latency.svg", f"{kind}: encrypted latency saved vs loss "
             f"(dense {dl:.4g})", "latency saved")
         svg(pts_m, stem + "-memory.svg", f"{kind}: server memory saved vs loss "
