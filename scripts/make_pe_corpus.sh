@@ -9,16 +9,24 @@
 # Usage: scripts/make_pe_corpus.sh [OUT_DIR]   (default build/malware-lab/corpus)
 # Environment: NINST (installers, default 300), NPROG (mingw programs, 150),
 #              NWINE (libwine files, 300), MAXBYTES (largest file kept, 1 MiB),
-#              SEED (default 1).
+#              SEED (default 1), JOBS (makensis / gcc run in parallel, default 2).
 # Needs: sh scripts/deps.sh lab (nsis, gcc-mingw-w64-x86-64, wine64).
 #
-# Reproducible: every choice comes from cksum of (SEED, item, field); the
-# same Debian packages give the same files. Split by source: an installer's
-# source is the /usr/share/<dir>/<subdir> its payload comes from, a wine
-# file's its name stem without trailing digits (msvcr70 and msvcr71 are one
-# source), a mingw program's its generated source; each source goes wholly to train (70 %) or test (30 %) by the hash of its name, and
-# files with equal SHA-256 are kept once. Output: OUT/files/* and
-# OUT/manifest.csv (file,label,split,source,bytes,sha256; label 1 = flagged).
+# Reproducible: every choice comes from a hash of (SEED, item, field) computed
+# in awk (rnd below); the same Debian packages give the same files, whatever
+# JOBS is. Split by source: an installer's source is the /usr/share/<dir>/<subdir>
+# its payload comes from, a wine file's its name stem without trailing digits
+# (msvcr70 and msvcr71 are one source), a mingw program's its generated source;
+# each source goes wholly to train (70 %) or test (30 %) by the hash of its
+# name, and files with equal SHA-256 are kept once (the first in the order
+# installers, wine, programs). Output: OUT/files/* and OUT/manifest.csv
+# (file,label,split,source,bytes,sha256; label 1 = flagged).
+#
+# Speed: all the choices, .nsi scripts and C sources are made by one awk
+# process each, hashes and sizes by one sha256sum / stat over all files; what
+# is left is makensis and gcc themselves (JOBS at a time). The old version
+# forked printf | cksum | cut for every choice (about 40,000 times at the
+# default size, ~80 % of its run time) and sha256sum / grep per file.
 set -eu
 out=${1:-build/malware-lab/corpus}
 NINST=${NINST:-300}
@@ -26,6 +34,7 @@ NPROG=${NPROG:-150}
 NWINE=${NWINE:-300}
 MAXBYTES=${MAXBYTES:-1048576}
 SEED=${SEED:-1}
+JOBS=${JOBS:-2}
 WINEDIR=/usr/lib/x86_64-linux-gnu/wine/x86_64-windows
 export LC_ALL=C
 
@@ -34,169 +43,197 @@ for tool in makensis x86_64-w64-mingw32-gcc; do
         { echo "make_pe_corpus: $tool missing: run sh scripts/deps.sh lab" >&2; exit 1; }
 done
 [ -d "$WINEDIR" ] || { echo "make_pe_corpus: $WINEDIR missing: run sh scripts/deps.sh lab" >&2; exit 1; }
-
-# rnd ITEM FIELD MOD: a deterministic number in [0, MOD).
-rnd() { echo $(( $(printf '%s:%s:%s' "$SEED" "$1" "$2" | cksum | cut -d' ' -f1) % $3 )); }
-# split_of SOURCE: train or test, by the source's name only.
-split_of() { [ "$(rnd split "$1" 10)" -lt 7 ] && echo train || echo test; }
+for v in NINST NPROG NWINE MAXBYTES SEED JOBS; do
+    eval "val=\$$v"
+    case $val in '' | *[!0-9]*) echo "make_pe_corpus: $v must be a whole number (got '$val')" >&2; exit 1 ;; esac
+done
+[ "$JOBS" -ge 1 ] || JOBS=1
 
 tmp=$(mktemp -d)
 trap '[ -n "${KEEP_TMP:-}" ] || rm -rf "$tmp"' EXIT
 rm -rf "$out"
-mkdir -p "$out/files"
-manifest="$out/manifest.csv"
-echo "file,label,split,source,bytes,sha256" >"$manifest"
-seen="$tmp/seen"
-: >"$seen"
+mkdir -p "$out/files" "$tmp/inst" "$tmp/prog"
+t0=$(date +%s)
+phase() { echo "make_pe_corpus: $1 ($(($(date +%s) - t0)) s)" >&2; }
 
-# add FILE NAME LABEL SOURCE: copy into the corpus unless too large or a duplicate.
-add() {
-    bytes=$(stat -c %s "$1")
-    [ "$bytes" -le "$MAXBYTES" ] || return 0
-    sum=$(sha256sum "$1" | cut -d' ' -f1)
-    if grep -q "$sum" "$seen"; then return 0; fi
-    echo "$sum" >>"$seen"
-    cp "$1" "$out/files/$2"
-    echo "$2,$3,$(split_of "$4"),$4,$bytes,$sum" >>"$manifest"
-}
+# The deterministic hash shared by every awk program below: rnd(item, field, mod)
+# is a number in [0, mod) from a polynomial hash of "SEED:item:field" modulo the
+# prime 2^31 - 1, mixed by three Lehmer steps (all products stay below 2^53,
+# exact in awk's doubles).
+RND='
+function rnd_init(   i) { for (i = 1; i < 256; i++) ORD[sprintf("%c", i)] = i }
+function rnd(item, field, mod,   s, h, i, n) {
+    s = SEED ":" item ":" field
+    h = 0
+    n = length(s)
+    for (i = 1; i <= n; i++) h = (h * 257 + ORD[substr(s, i, 1)] + 1) % 2147483647
+    for (i = 0; i < 3; i++) h = (h * 48271 + 11) % 2147483647
+    return h % mod
+}'
 
 # ---- flagged: NSIS installers ------------------------------------------------
 find /usr/share -xdev -type f -size +1k -size -900k -readable 2>/dev/null |
     grep -v -e '[ ,"$;`\\]' -e "'" | sort >"$tmp/pool"
 npool=$(wc -l <"$tmp/pool")
 [ "$npool" -ge 100 ] || { echo "make_pe_corpus: too few payload files under /usr/share" >&2; exit 1; }
-comps="zlib bzip2 lzma"
-i=0
-while [ "$i" -lt "$NINST" ]; do
-    first=$(( $(rnd inst$i first "$npool") + 1 ))
-    group=$(dirname "$(sed -n "${first}p" "$tmp/pool")" | cut -d/ -f1-5)
-    # 1..6 files of the same source group
-    awk -v g="$group/" 'index($0, g) == 1' "$tmp/pool" >"$tmp/group"
-    ng=$(wc -l <"$tmp/group")
-    k=$(( $(rnd inst$i k 6) + 1 ))
-    comp=$(echo $comps | cut -d' ' -f$(( $(rnd inst$i comp 3) + 1 )))
-    solid=""
-    [ "$(rnd inst$i solid 2)" = 1 ] && solid="/SOLID "
-    nsi="$tmp/i$i.nsi"
-    {
-        echo "Unicode true"
-        echo "Target amd64-unicode"
-        echo "SetCompressor $solid$comp"
-        [ "$(rnd inst$i crc 4)" = 0 ] && echo "CRCCheck off"
-        echo "Name \"Setup $i\""
-        echo "OutFile \"$tmp/i$i.exe\""
-        echo "RequestExecutionLevel user"
-        echo "SilentInstall silent"
-        echo "InstallDir \"\$TEMP\\tsr$i\""
-        if [ "$(rnd inst$i vi 2)" = 1 ]; then
-            echo "VIProductVersion \"1.$(rnd inst$i v1 9).$(rnd inst$i v2 99).0\""
-            echo "VIAddVersionKey \"ProductName\" \"Setup $i\""
-            echo "VIAddVersionKey \"FileVersion\" \"1.0\""
-        fi
-        echo "Section"
-        echo "SetOutPath \$INSTDIR"
-        j=0
-        while [ "$j" -lt "$k" ]; do
-            line=$(( ($(rnd inst$i f$j "$ng") % ng) + 1 ))
-            f=$(sed -n "${line}p" "$tmp/group")
-            echo "File \"/oname=f$j.$(basename "$f" | tr -c 'A-Za-z0-9.\n' _)\" \"$f\""
-            j=$((j + 1))
-        done
-        [ "$(rnd inst$i ini 2)" = 1 ] && echo "WriteINIStr \$INSTDIR\\setup.ini main id $i"
-        echo "SectionEnd"
-    } >"$nsi"
-    if makensis -V1 "$nsi" >"$tmp/log" 2>&1; then
-        add "$tmp/i$i.exe" "inst$i.exe" 1 "share:${group#/usr/share/}"
+# One awk: every installer's payload group (the first file's directory, cut at
+# /usr/share/<dir>/<subdir>), 1..6 files of it and the settings; writes
+# inst/i<N>.nsi, the source of each to inst/sources and one makensis command
+# per line to inst/jobs.
+awk -v SEED="$SEED" -v NINST="$NINST" -v T="$tmp/inst" "$RND"'
+function lower(g,   lo, hi, mid) { # first pool line >= g (the pool is sorted)
+    lo = 1; hi = np + 1
+    while (lo < hi) { mid = int((lo + hi) / 2); if (pool[mid] < g) lo = mid + 1; else hi = mid }
+    return lo
+}
+{ pool[++np] = $0 }
+END {
+    rnd_init()
+    split("zlib bzip2 lzma", comps, " ")
+    for (i = 0; i < NINST; i++) {
+        it = "inst" i
+        first = pool[rnd(it, "first", np) + 1]
+        n = split(first, p, "/")
+        d = n - 1; if (d > 5) d = 5
+        group = p[1]; for (j = 2; j <= d; j++) group = group "/" p[j]
+        ng = 0
+        for (j = lower(group "/"); j <= np && index(pool[j], group "/") == 1; j++) grp[++ng] = pool[j]
+        k = rnd(it, "k", 6) + 1
+        f = T "/i" i ".nsi"
+        print "Unicode true" > f
+        print "Target amd64-unicode" > f
+        print "SetCompressor " (rnd(it, "solid", 2) == 1 ? "/SOLID " : "") comps[rnd(it, "comp", 3) + 1] > f
+        if (rnd(it, "crc", 4) == 0) print "CRCCheck off" > f
+        print "Name \"Setup " i "\"" > f
+        print "OutFile \"" T "/inst" i ".exe\"" > f
+        print "RequestExecutionLevel user" > f
+        print "SilentInstall silent" > f
+        print "InstallDir \"$TEMP\\tsr" i "\"" > f
+        if (rnd(it, "vi", 2) == 1) {
+            print "VIProductVersion \"1." rnd(it, "v1", 9) "." rnd(it, "v2", 99) ".0\"" > f
+            print "VIAddVersionKey \"ProductName\" \"Setup " i "\"" > f
+            print "VIAddVersionKey \"FileVersion\" \"1.0\"" > f
+        }
+        print "Section" > f
+        print "SetOutPath $INSTDIR" > f
+        for (j = 0; j < k; j++) {
+            src = grp[rnd(it, "f" j, ng) + 1]
+            b = src; sub(/.*\//, "", b); gsub(/[^A-Za-z0-9.]/, "_", b)
+            print "File \"/oname=f" j "." b "\" \"" src "\"" > f
+        }
+        if (rnd(it, "ini", 2) == 1) print "WriteINIStr $INSTDIR\\setup.ini main id " i > f
+        print "SectionEnd" > f
+        close(f)
+        g = group; sub(/^\/usr\/share\//, "", g)
+        print i, "share:" g > (T "/sources")
+        print "makensis -V1 " f " >" T "/i" i ".log 2>&1 || true" > (T "/jobs")
+    }
+}' "$tmp/pool"
+phase "installer scripts written"
+[ "$NINST" -eq 0 ] || xargs -d '\n' -n 1 -P "$JOBS" sh -c <"$tmp/inst/jobs"
+phase "installers built"
+
+# ---- clean: small mingw-w64 programs (sources and gcc commands by one awk) --------
+awk -v SEED="$SEED" -v NPROG="$NPROG" -v T="$tmp/prog" "$RND"'
+BEGIN {
+    rnd_init()
+    split("-O0 -O1 -O2 -Os", opts, " ")
+    for (i = 0; i < NPROG; i++) {
+        it = "prog" i
+        f = T "/p" i ".c"
+        nf = rnd(it, "nf", 12) + 2
+        print "#include <stdio.h>" > f
+        print "#include <stdlib.h>" > f
+        print "#include <string.h>" > f
+        if (rnd(it, "win", 3) == 0) print "#include <windows.h>" > f
+        print "static const char *msgs[] = {" > f
+        nm = rnd(it, "nm", 20) + 1
+        for (j = 0; j < nm; j++) print "  \"message " j " of program " i ": value " rnd(it, "m" j, 100000) "\"," > f
+        print "};" > f
+        print "static double table[] = {" > f
+        nt = rnd(it, "nt", 64) + 1
+        for (j = 0; j < nt; j++) print "  " rnd(it, "t" j, 10000) "." rnd(it, "u" j, 1000) "," > f
+        print "};" > f
+        for (j = 0; j < nf; j++) {
+            a = rnd(it, "a" j, 97); b = rnd(it, "b" j, 13); w = a % 16 + 1
+            kk = rnd(it, "k" j, 4)
+            if (kk == 0) print "static long f" j "(long x) { long s = " a "; for (long i = 0; i < x; i++) s = s * " b " + i; return s; }" > f
+            else if (kk == 1) print "static long f" j "(long x) { return x > 1 ? f" j "(x - 1) + " a " * x % (" b " + 1) : " a "; }" > f
+            else if (kk == 2) print "static long f" j "(long x) { char buf[64]; snprintf(buf, sizeof buf, \"%ld-" a "\", x); return (long)strlen(buf) + " b "; }" > f
+            else print "static long f" j "(long x) { long v[" w "]; for (int i = 0; i < " w "; i++) v[i] = x ^ i * " b "; long s = 0; for (int i = 0; i < " w "; i++) s += v[i]; return s; }" > f
+        }
+        kind = rnd(it, "dll", 4) == 0 ? "dll" : "exe"
+        if (kind == "dll") print "__declspec(dllexport) long entry_" i "(long x) { long s = 0;" > f
+        else print "int main(int argc, char **argv) { long x = argc > 1 ? atol(argv[1]) : " i ", s = 0; (void)argv;" > f
+        for (j = 0; j < nf; j++) print "  s += f" j "(x % 20);" > f
+        if (kind == "exe") {
+            print "  printf(\"%s %ld %f\\n\", msgs[s % (sizeof msgs / sizeof msgs[0])], s, table[s % (sizeof table / sizeof table[0])]);" > f
+            print "  return (int)(s & 1); }" > f
+        } else {
+            print "  return s + (long)table[0] + (long)strlen(msgs[0]); }" > f
+        }
+        close(f)
+        flags = opts[rnd(it, "opt", 4) + 1]
+        if (rnd(it, "strip", 2) == 1) flags = flags " -s"
+        if (kind == "dll") flags = flags " -shared"
+        if (kind == "exe" && rnd(it, "gui", 4) == 0) flags = flags " -mwindows"
+        print i, kind > (T "/kinds")
+        print "x86_64-w64-mingw32-gcc " flags " -o " T "/prog" i "." kind " " f " >" T "/p" i ".log 2>&1 || true" > (T "/jobs")
+    }
+}'
+phase "program sources written"
+[ "$NPROG" -eq 0 ] || xargs -d '\n' -n 1 -P "$JOBS" sh -c <"$tmp/prog/jobs"
+phase "programs built"
+
+# ---- candidates in a fixed order: path name label source ------------------------
+: >"$tmp/cand"
+while read -r i src; do
+    if [ -f "$tmp/inst/inst$i.exe" ]; then
+        echo "$tmp/inst/inst$i.exe inst$i.exe 1 $src" >>"$tmp/cand"
     else
         echo "make_pe_corpus: makensis failed on installer $i (skipped):" >&2
-        tail -n 3 "$tmp/log" >&2
+        tail -n 3 "$tmp/inst/i$i.log" >&2
     fi
-    rm -f "$tmp/i$i.exe"
-    i=$((i + 1))
-done
-
-# ---- clean: libwine PE32+ files ------------------------------------------------
-ls "$WINEDIR" | grep -E '\.(dll|exe)$' | sort >"$tmp/wine"
-nw=$(wc -l <"$tmp/wine")
-i=0
-while read -r f; do
-    # keep NWINE of nw, chosen by hash of the name
-    if [ "$(rnd "wine:$f" keep "$nw")" -lt "$NWINE" ]; then
-        add "$WINEDIR/$f" "wine_$f" 0 "wine:$(echo "${f%.*}" | sed 's/[0-9_]*$//')"
-    fi
-    i=$((i + 1))
-done <"$tmp/wine"
-
-# ---- clean: small mingw-w64 programs --------------------------------------------
-i=0
-while [ "$i" -lt "$NPROG" ]; do
-    src="$tmp/p$i.c"
-    nf=$(( $(rnd prog$i nf 12) + 2 ))
-    {
-        echo "#include <stdio.h>"
-        echo "#include <stdlib.h>"
-        echo "#include <string.h>"
-        [ "$(rnd prog$i win 3)" = 0 ] && echo "#include <windows.h>"
-        echo "static const char *msgs[] = {"
-        j=0
-        while [ "$j" -lt $(( $(rnd prog$i nm 20) + 1 )) ]; do
-            echo "  \"message $j of program $i: value $(rnd prog$i m$j 100000)\","
-            j=$((j + 1))
-        done
-        echo "};"
-        echo "static double table[] = {"
-        j=0
-        while [ "$j" -lt $(( $(rnd prog$i nt 64) + 1 )) ]; do
-            echo "  $(rnd prog$i t$j 10000).$(rnd prog$i u$j 1000),"
-            j=$((j + 1))
-        done
-        echo "};"
-        j=0
-        while [ "$j" -lt "$nf" ]; do
-            a=$(rnd prog$i a$j 97)
-            b=$(rnd prog$i b$j 13)
-            case $(rnd prog$i k$j 4) in
-            0) echo "static long f$j(long x) { long s = $a; for (long i = 0; i < x; i++) s = s * $b + i; return s; }" ;;
-            1) echo "static long f$j(long x) { return x > 1 ? f$j(x - 1) + $a * x % ($b + 1) : $a; }" ;;
-            2) echo "static long f$j(long x) { char buf[64]; snprintf(buf, sizeof buf, \"%ld-$a\", x); return (long)strlen(buf) + $b; }" ;;
-            *) echo "static long f$j(long x) { long v[$((a % 16 + 1))]; for (int i = 0; i < $((a % 16 + 1)); i++) v[i] = x ^ i * $b; long s = 0; for (int i = 0; i < $((a % 16 + 1)); i++) s += v[i]; return s; }" ;;
-            esac
-            j=$((j + 1))
-        done
-        if [ "$(rnd prog$i dll 4)" = 0 ]; then
-            kind=dll
-            echo "__declspec(dllexport) long entry_$i(long x) { long s = 0;"
-        else
-            kind=exe
-            echo "int main(int argc, char **argv) { long x = argc > 1 ? atol(argv[1]) : $i, s = 0; (void)argv;"
-        fi
-        j=0
-        while [ "$j" -lt "$nf" ]; do echo "  s += f$j(x % 20);"; j=$((j + 1)); done
-        [ "$kind" = dll ] || printf '%s\n' '  printf("%s %ld %f\n", msgs[s % (sizeof msgs / sizeof msgs[0])], s, table[s % (sizeof table / sizeof table[0])]);'
-        if [ "$kind" = exe ]; then
-            echo "  return (int)(s & 1); }"
-        else
-            echo "  return s + (long)table[0] + (long)strlen(msgs[0]); }"
-        fi
-    } >"$src"
-    opt=$(echo "-O0 -O1 -O2 -Os" | cut -d' ' -f$(( $(rnd prog$i opt 4) + 1 )))
-    flags="$opt"
-    [ "$(rnd prog$i strip 2)" = 1 ] && flags="$flags -s"
-    [ "$kind" = dll ] && flags="$flags -shared"
-    [ "$kind" = exe ] && [ "$(rnd prog$i gui 4)" = 0 ] && flags="$flags -mwindows"
-    # shellcheck disable=SC2086
-    if x86_64-w64-mingw32-gcc $flags -o "$tmp/p$i.$kind" "$src" >"$tmp/log" 2>&1; then
-        add "$tmp/p$i.$kind" "prog$i.$kind" 0 "mingw:prog$i"
+done <"$tmp/inst/sources" 2>/dev/null || true
+# libwine: keep NWINE of the nw files, chosen by the hash of the name.
+ls "$WINEDIR" | grep -E '\.(dll|exe)$' | sort |
+    awk -v SEED="$SEED" -v NWINE="$NWINE" -v D="$WINEDIR" "$RND"'
+    { name[++nw] = $0 }
+    END {
+        rnd_init()
+        for (i = 1; i <= nw; i++) {
+            if (rnd("wine:" name[i], "keep", nw) >= NWINE) continue
+            stem = name[i]; sub(/\.[^.]*$/, "", stem); sub(/[0-9_]*$/, "", stem)
+            print D "/" name[i], "wine_" name[i], 0, "wine:" stem
+        }
+    }' >>"$tmp/cand"
+while read -r i kind; do
+    if [ -f "$tmp/prog/prog$i.$kind" ]; then
+        echo "$tmp/prog/prog$i.$kind prog$i.$kind 0 mingw:prog$i" >>"$tmp/cand"
     else
         echo "make_pe_corpus: mingw build of program $i failed (skipped):" >&2
-        tail -n 3 "$tmp/log" >&2
+        tail -n 3 "$tmp/prog/p$i.log" >&2
     fi
-    rm -f "$tmp/p$i.$kind"
-    i=$((i + 1))
-done
+done <"$tmp/prog/kinds" 2>/dev/null || true
+
+# ---- sizes, hashes, dedup, split, copy ------------------------------------------
+cut -d' ' -f1 "$tmp/cand" | xargs -d '\n' -r stat -c %s >"$tmp/sizes"
+cut -d' ' -f1 "$tmp/cand" | xargs -d '\n' -r sha256sum | cut -d' ' -f1 >"$tmp/sums"
+phase "hashed"
+echo "file,label,split,source,bytes,sha256" >"$out/manifest.csv"
+paste -d' ' "$tmp/cand" "$tmp/sizes" "$tmp/sums" |
+    awk -v SEED="$SEED" -v MAX="$MAXBYTES" -v M="$out/manifest.csv" -v C="$tmp/copy" "$RND"'
+    BEGIN { rnd_init() }
+    $5 > MAX || seen[$6]++ { next }
+    {
+        print $2 "," $3 "," (rnd("split", $4, 10) < 7 ? "train" : "test") "," $4 "," $5 "," $6 >> M
+        print $1, $2 > C
+    }'
+while read -r src name; do cp "$src" "$out/files/$name"; done <"$tmp/copy"
+phase "copied"
 
 # ---- summary ----------------------------------------------------------------------
 awk -F, 'NR > 1 { n[$2 "," $3]++; b[$2 "," $3] += $5 }
          END { for (k in n) printf "make_pe_corpus: label,split %s: %d files, mean %.0f bytes\n", k, n[k], b[k] / n[k] }' \
-    "$manifest" | sort
-echo "make_pe_corpus: $(($(wc -l <"$manifest") - 1)) files in $out"
+    "$out/manifest.csv" | sort
+echo "make_pe_corpus: $(($(wc -l <"$out/manifest.csv") - 1)) files in $out ($(($(date +%s) - t0)) s)"
