@@ -100,13 +100,7 @@ bench: build
 LAB = build/malware-lab
 malware-lab: build
 	@sh scripts/deps.sh lab
-	sh scripts/make_pe_corpus.sh $(LAB)/corpus
-	./build/bin/tessera attack train --corpus $(LAB)/corpus --out $(LAB)/malconv.tmc --epochs 8 \
-	  --report $(LAB)/train.csv --force
-	./build/bin/tessera attack payload --model $(LAB)/malconv.tmc --corpus $(LAB)/corpus \
-	  --out-dir $(LAB)/attack --save
-	sh scripts/wine_check.sh $(LAB)/corpus/files $(LAB)/attack/attacked/overlay
-	sh scripts/wine_check.sh $(LAB)/corpus/files $(LAB)/attack/attacked/slack
+	nice sh scripts/malware_lab.sh $(LAB)
 
 install: build
 	cmake --install build --prefix $(PREFIX)

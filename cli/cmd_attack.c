@@ -10,6 +10,7 @@
  */
 #include "attacks/corpus.h"
 #include "attacks/detector.h"
+#include "attacks/features.h"
 #include "attacks/payload.h"
 #include "attacks/pe.h"
 #include "attacks/report.h"
@@ -31,6 +32,8 @@ static void help_attack(FILE *f) {
                "  pe FILE   what the PE reader sees: headers, sections, imports, overlay, slack\n"
                "  train     train MalConv on the stand-in corpus; report acc/AUC/TPR/FPR\n"
                "  eval      report a saved model on the corpus\n"
+               "  mlp       the second detector (byte histogram + PE features -> MLP): train,\n"
+               "            report, and score attacked files made against MalConv (transfer)\n"
                "  payload   the adversarial payload attack: evasion vs size, placement, steps;\n"
                "            universal payload; entropy; CSV + SVG report\n\n"
                "Run `tessera attack <subcommand> --help` for its options.\n");
@@ -48,6 +51,21 @@ static const char train_help[] =
     "  --seed S         initialisation and shuffle seed (1)\n"
     "  --threads N      OpenMP threads (default: all)\n"
     "  --threshold X    operating threshold on the score (0.5)\n"
+    "  --label-smoothing S  targets 1 - S/2 and S/2 instead of 1 and 0 (0): a bounded\n"
+    "                   logit, so the scores stay calibrated instead of saturating\n"
+    "  --weight-decay W AdamW with decoupled weight decay W (0: Adam)\n"
+    "  --val-frac X     hold out this fraction of the training split's sources (by a hash\n"
+    "                   of the source name) for validation; keep the epoch of least\n"
+    "                   validation loss (0: none)\n"
+    "  --patience N     stop after N epochs without a better validation loss (0: never)\n"
+    "  --init MODEL     start from this model instead of a fresh one (fine-tuning)\n"
+    "  --adv-frac X     adversarial training: each flagged training file of a batch is,\n"
+    "                   with probability X, replaced by a copy with an overlay payload\n"
+    "                   made against the current model by the routed greedy attack\n"
+    "                   (see attack payload --routed --greedy; 0: off)\n"
+    "  --adv-size N --adv-steps N --adv-eps X --adv-from E\n"
+    "                   its payload bytes (2000), attack steps (4), step (1.0) and first\n"
+    "                   epoch (1)\n"
     "  --emb D --filters F --window K --hidden H --max-len L\n"
     "                   model sizes (8, 128, 500, 128, 1048500: the paper's)\n"
     "  --report CSV     also write the metrics as CSV\n"
@@ -59,9 +77,10 @@ static const char eval_help[] =
     "Report a saved MalConv model on both splits of the corpus.\n";
 
 typedef struct attack_opts {
-    const char *corpus, *out, *model, *report;
+    const char *corpus, *out, *model, *report, *init;
     long epochs, batch, seed, threads, emb, filters, window, hidden, max_len;
-    double lr, threshold;
+    long patience, adv_size, adv_steps, adv_from;
+    double lr, threshold, label_smoothing, weight_decay, val_frac, adv_frac, adv_eps;
     int force;
 } attack_opts;
 
@@ -78,6 +97,10 @@ static void opts_default(attack_opts *o) {
     o->window = c.window;
     o->hidden = c.hidden;
     o->max_len = c.max_len;
+    o->adv_size = 2000;
+    o->adv_steps = 4;
+    o->adv_eps = 1.0;
+    o->adv_from = 1;
 }
 
 /* argv[0] is the subcommand (like a verb's argv[0]); the options follow. */
@@ -99,6 +122,16 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
         { "--lr", CLI_DOUBLE, &o->lr, 0, 0 },
         { "--threshold", CLI_DOUBLE, &o->threshold, 0, 0 },
         { "--force", CLI_FLAG, &o->force, 0, 0 },
+        { "--init", CLI_STR, &o->init, 0, 0 },
+        { "--patience", CLI_LONG, &o->patience, 0, 100000 },
+        { "--adv-size", CLI_LONG, &o->adv_size, 1, 1 << 20 },
+        { "--adv-steps", CLI_LONG, &o->adv_steps, 1, 100000 },
+        { "--adv-from", CLI_LONG, &o->adv_from, 1, 100000 },
+        { "--label-smoothing", CLI_DOUBLE, &o->label_smoothing, 0, 0 },
+        { "--weight-decay", CLI_DOUBLE, &o->weight_decay, 0, 0 },
+        { "--val-frac", CLI_DOUBLE, &o->val_frac, 0, 0 },
+        { "--adv-frac", CLI_DOUBLE, &o->adv_frac, 0, 0 },
+        { "--adv-eps", CLI_DOUBLE, &o->adv_eps, 0, 0 },
     };
     char verb[32];
     snprintf(verb, sizeof verb, VERB " %s", sub);
@@ -108,6 +141,15 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
     if (!(o->lr > 0) || o->lr > 1) return cli_usage_error(verb, "--lr must be in (0, 1]");
     if (!(o->threshold > 0 && o->threshold < 1))
         return cli_usage_error(verb, "--threshold must be in (0, 1)");
+    if (!(o->label_smoothing >= 0 && o->label_smoothing < 1))
+        return cli_usage_error(verb, "--label-smoothing must be in [0, 1)");
+    if (!(o->weight_decay >= 0 && o->weight_decay < 1))
+        return cli_usage_error(verb, "--weight-decay must be in [0, 1)");
+    if (!(o->val_frac >= 0 && o->val_frac < 1))
+        return cli_usage_error(verb, "--val-frac must be in [0, 1)");
+    if (!(o->adv_frac >= 0 && o->adv_frac <= 1))
+        return cli_usage_error(verb, "--adv-frac must be in [0, 1]");
+    if (!(o->adv_eps > 0)) return cli_usage_error(verb, "--adv-eps must be > 0");
     if (o->max_len % o->window != 0)
         return cli_usage_error(verb, "--max-len %ld must be a multiple of --window %ld", o->max_len,
                                o->window);
@@ -115,9 +157,17 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
     return 0;
 }
 
-/* Metrics of each split, printed and optionally written as CSV. */
-static int report(const char *verb, const tsr_malconv *m, const tsr_corpus *c, double thr,
-                  const char *csv_path, int force) {
+/* A hash of a source name (FNV-1a): which training sources are held out for validation. */
+static uint32_t source_hash(const char *s) {
+    uint32_t h = 2166136261u;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+/* Metrics of each split (train, test, and validation: the training files with isval[i] set,
+ * when isval is given), printed and optionally written as CSV. */
+static int report(const char *verb, const tsr_malconv *m, const tsr_corpus *c, const uint8_t *isval,
+                  double thr, const char *csv_path, int force) {
     size_t n1 = c->n ? c->n : 1;
     tsr_detector_example *ex = tsr_calloc_array(n1, sizeof *ex);
     float *all = tsr_alloc(n1 * sizeof(float)), *sc = tsr_alloc(n1 * sizeof(float));
@@ -128,22 +178,27 @@ static int report(const char *verb, const tsr_malconv *m, const tsr_corpus *c, d
     double t0 = tsr_now();
     if (st == TSR_OK) st = tsr_detector_scores(m, ex, c->n, all);
     double secs = tsr_now() - t0;
-    tsr_detector_metrics met[2];
-    for (int s = 0; st == TSR_OK && s < 2; s++) {
+    tsr_detector_metrics met[3];
+    int nrows = 2;
+    for (size_t i = 0; isval && i < c->n; i++)
+        if (isval[i]) nrows = 3;
+    for (int s = 0; st == TSR_OK && s < nrows; s++) {
         size_t k = 0;
-        for (size_t i = 0; i < c->n; i++)
-            if ((int)c->f[i].split == s) {
+        for (size_t i = 0; i < c->n; i++) {
+            int row = c->f[i].split == TSR_SPLIT_TEST ? 1 : isval && isval[i] ? 2 : 0;
+            if (row == s) {
                 sc[k] = all[i];
                 lab[k++] = c->f[i].label;
             }
+        }
         tsr_detector_metrics_compute(sc, lab, k, thr, &met[s]);
     }
     tsr_free(ex), tsr_free(all), tsr_free(sc), tsr_free(lab);
     if (st) return cli_fail(verb, st, "scoring");
     printf("split  files flagged clean  accuracy  ROC-AUC  TPR     FPR     (threshold %.3f)\n",
            thr);
-    static const char *const names[2] = { "train", "test" };
-    for (int s = 0; s < 2; s++)
+    static const char *const names[3] = { "train", "test", "val" };
+    for (int s = 0; s < nrows; s++)
         printf("%-6s %5zu %7zu %5zu  %.4f    %.4f   %.4f  %.4f\n", names[s], met[s].n, met[s].pos,
                met[s].neg, met[s].accuracy, met[s].auc, met[s].tpr, met[s].fpr);
     printf("scored %zu files in %.1f s\n", c->n, secs);
@@ -154,7 +209,7 @@ static int report(const char *verb, const tsr_malconv *m, const tsr_corpus *c, d
         if (!rc) rc = cli_outputs_open(verb, &set, &out, 1, force);
         if (rc) return rc;
         fprintf(out.fp, "split,files,flagged,clean,threshold,accuracy,auc,tpr,fpr\n");
-        for (int s = 0; s < 2; s++)
+        for (int s = 0; s < nrows; s++)
             fprintf(out.fp, "%s,%zu,%zu,%zu,%.4f,%.6f,%.6f,%.6f,%.6f\n", names[s], met[s].n,
                     met[s].pos, met[s].neg, thr, met[s].accuracy, met[s].auc, met[s].tpr,
                     met[s].fpr);
@@ -176,25 +231,35 @@ static int cmd_train(int argc, char **argv) {
     tsr_corpus c;
     tsr_status st = tsr_corpus_load(&c, o.corpus);
     if (st) return cli_fail(verb, st, "loading the corpus");
-    size_t ntrain = 0;
-    for (size_t i = 0; i < c.n; i++) ntrain += c.f[i].split == TSR_SPLIT_TRAIN;
-    tsr_detector_example *ex = tsr_calloc_array(ntrain ? ntrain : 1, sizeof *ex);
-    if (!ex) {
+    /* training files, minus the validation sources (by a hash of the source name) */
+    size_t ntrain = 0, nval = 0;
+    uint8_t *isval = tsr_calloc_array(c.n + 1, 1);
+    tsr_detector_example *ex = tsr_calloc_array(c.n + 1, sizeof *ex),
+                         *val = tsr_calloc_array(c.n + 1, sizeof *val);
+    if (!ex || !val || !isval) {
+        tsr_free(ex), tsr_free(val), tsr_free(isval);
         tsr_corpus_free(&c);
         return cli_fail(verb, TSR_ERR_NOMEM, "training");
     }
-    size_t k = 0;
-    for (size_t i = 0; i < c.n; i++)
-        if (c.f[i].split == TSR_SPLIT_TRAIN)
-            ex[k++] = (tsr_detector_example){ c.f[i].buf, c.f[i].len, c.f[i].label };
+    for (size_t i = 0; i < c.n; i++) {
+        if (c.f[i].split != TSR_SPLIT_TRAIN) continue;
+        tsr_detector_example e = { c.f[i].buf, c.f[i].len, c.f[i].label };
+        isval[i] = source_hash(c.f[i].source) % 1000 < (uint32_t)(o.val_frac * 1000);
+        if (isval[i])
+            val[nval++] = e;
+        else
+            ex[ntrain++] = e;
+    }
     tsr_malconv_cfg mc = { (int)o.emb, (int)o.filters, (int)o.window, (int)o.hidden,
                            (uint32_t)o.max_len };
     tsr_malconv *m = NULL;
-    st = tsr_malconv_create(&m, &mc, (uint64_t)o.seed);
+    st = ntrain ? TSR_OK : tsr_fail(TSR_ERR_INVALID_ARG, "no training file left");
+    if (st == TSR_OK)
+        st = o.init ? tsr_malconv_load(&m, o.init) : tsr_malconv_create(&m, &mc, (uint64_t)o.seed);
     if (st) {
-        tsr_free(ex);
+        tsr_free(ex), tsr_free(val), tsr_free(isval);
         tsr_corpus_free(&c);
-        return cli_fail(verb, st, "creating the model");
+        return cli_fail(verb, st, o.init ? "loading --init" : "creating the model");
     }
     tsr_detector_train_cfg tc = tsr_detector_train_defaults();
     tc.epochs = (int)o.epochs;
@@ -202,25 +267,45 @@ static int cmd_train(int argc, char **argv) {
     tc.lr = (float)o.lr;
     tc.seed = (uint64_t)o.seed;
     tc.verbose = 1;
-    double loss;
+    tc.label_smoothing = (float)o.label_smoothing;
+    tc.weight_decay = (float)o.weight_decay;
+    tc.val = val;
+    tc.nval = nval;
+    tc.patience = (int)o.patience;
+    tc.adv_frac = (float)o.adv_frac;
+    tc.adv_size = (size_t)o.adv_size;
+    tc.adv_steps = (int)o.adv_steps;
+    tc.adv_eps = (float)o.adv_eps;
+    tc.adv_from = (int)o.adv_from;
+    tc.adv_routed = tc.adv_greedy = 1; /* the strongest attack of the lab */
+    tsr_detector_train_info info;
     double t0 = tsr_now();
-    st = tsr_detector_train(m, ex, ntrain, &tc, &loss);
+    st = tsr_detector_fit(m, ex, ntrain, &tc, &info);
     tsr_free(ex);
+    tsr_free(val);
     if (st) {
+        tsr_free(isval);
         tsr_malconv_free(m);
         tsr_corpus_free(&c);
         return cli_fail(verb, st, "training");
     }
-    printf("trained MalConv (%zu parameters) on %zu files: %ld epochs in %.1f s, last epoch loss "
+    printf("trained MalConv (%zu parameters) on %zu files: %d epochs in %.1f s, last epoch loss "
            "%.4f\n",
-           m->nparams, ntrain, o.epochs, tsr_now() - t0, loss);
+           m->nparams, ntrain, info.epochs_run, tsr_now() - t0, info.final_loss);
+    if (nval)
+        printf("validation: %zu files of the training split; kept epoch %d (validation loss "
+               "%.4f)\n",
+               nval, info.best_epoch, info.best_val_loss);
+    if (o.adv_frac > 0) printf("adversarial training: %zu attacked copies\n", info.adv_examples);
     st = tsr_malconv_save(m, o.out, o.force ? TSR_OUT_FORCE : 0);
     if (st) {
+        tsr_free(isval);
         tsr_malconv_free(m);
         tsr_corpus_free(&c);
         return cli_fail(verb, st, "writing the model");
     }
-    rc = report(verb, m, &c, o.threshold, o.report, o.force);
+    rc = report(verb, m, &c, isval, o.threshold, o.report, o.force);
+    tsr_free(isval);
     tsr_malconv_free(m);
     tsr_corpus_free(&c);
     return rc;
@@ -242,7 +327,7 @@ static int cmd_eval(int argc, char **argv) {
         tsr_malconv_free(m);
         return cli_fail(verb, st, "loading the corpus");
     }
-    rc = report(verb, m, &c, o.threshold, o.report, o.force);
+    rc = report(verb, m, &c, NULL, o.threshold, o.report, o.force);
     tsr_malconv_free(m);
     tsr_corpus_free(&c);
     return rc;
@@ -302,6 +387,10 @@ static const char payload_help[] =
     "  --universal-size N  universal overlay payload bytes, 0 = none (2000)\n"
     "  --universal-files N training-split flagged files it is optimised on (40)\n"
     "  --universal-steps N its sign steps (20)\n"
+    "  --routed            route the gradient of filters that a payload window could win\n"
+    "                      to their best payload window (attacks/malconv.h)\n"
+    "  --greedy            greedy byte step (the byte lowering the linearised logit most)\n"
+    "                      instead of the paper's sign step + nearest byte\n"
     "  --save              keep the attacked files of the largest size and most steps\n"
     "                      in OUT/attacked/<place>/ (for the run under wine)\n"
     "  --seed S --threads N\n\n"
@@ -384,8 +473,10 @@ static int cmd_payload(int argc, char **argv) {
                *sizes = "500,1000,2000,5000,10000", *steps = "1,20", *split = "test";
     long limit = 0, seed = 1, threads = 0, usize = 2000, ufiles = 40, usteps = 20;
     double eps = 1.0, thr = 0.5;
-    int save = 0;
+    int save = 0, routed = 0, greedy = 0;
     const cli_opt defs[] = {
+        { "--routed", CLI_FLAG, &routed, 0, 0 },
+        { "--greedy", CLI_FLAG, &greedy, 0, 0 },
         { "--model", CLI_STR, &model, 0, 0 },
         { "--corpus", CLI_STR, &corpus, 0, 0 },
         { "--out-dir", CLI_STR, &outdir, 0, 0 },
@@ -504,8 +595,8 @@ static int cmd_payload(int argc, char **argv) {
                     snprintf(path, sizeof path, "%s/attacked/%s", outdir, tsr_place_name(pl[ip]));
                     if ((rc = mkdir_p(verb, path))) break;
                 }
-                tsr_payload_cfg pc = { pl[ip],     (size_t)sz[iz], (int)stp[is],
-                                       (float)eps, (float)thr,     (uint64_t)seed };
+                tsr_payload_cfg pc = { pl[ip],     (size_t)sz[iz], (int)stp[is], (float)eps,
+                                       (float)thr, (uint64_t)seed, routed,       greedy };
 #pragma omp parallel for schedule(dynamic, 1)
                 for (size_t i = 0; i < nf; i++) {
                     uint8_t *out = NULL;
@@ -586,8 +677,8 @@ static int cmd_payload(int argc, char **argv) {
                 ub[nu] = c.f[i].buf;
                 ul[nu++] = c.f[i].len;
             }
-        tsr_payload_cfg pc = { TSR_PLACE_OVERLAY, (size_t)usize, (int)usteps,
-                               (float)eps,        (float)thr,    (uint64_t)seed };
+        tsr_payload_cfg pc = { TSR_PLACE_OVERLAY, (size_t)usize,  (int)usteps, (float)eps,
+                               (float)thr,        (uint64_t)seed, routed,      greedy };
         if (!rc && nu == 0)
             rc = cli_fail(verb, TSR_ERR_INVALID_ARG, "no training file for the universal payload");
         if (!rc && (st = tsr_payload_universal(m, ub, ul, nu, &pc, pay)))
@@ -681,6 +772,145 @@ static int cmd_payload(int argc, char **argv) {
     return rc;
 }
 
+/* ---- attack mlp: the second detector and transfer ------------------------------ */
+
+static const char mlp_help[] =
+    "usage: tessera attack mlp --corpus DIR [--attacked DIR[,DIR...]] [options]\n\n"
+    "Train the second detector (attacks/features.h: byte histogram + PE header and section\n"
+    "features -> dense -> ReLU -> dense 2, on the training engine) on DIR's training split,\n"
+    "report it on both splits, then score the attacked files in each --attacked directory\n"
+    "(tessera attack payload --save: OUT/attacked/<place>/, named like the originals):\n"
+    "transfer = the share of the originals this detector flags whose attacked copy it\n"
+    "no longer flags.\n\n"
+    "  --hidden N      units (64)\n"
+    "  --epochs N      (40)\n"
+    "  --lr X          Adam learning rate (0.001)\n"
+    "  --seed S        (1)\n"
+    "  --threshold X   operating threshold (0.5)\n"
+    "  --report CSV    metrics and transfer as CSV\n"
+    "  --threads N --force\n";
+
+static int cmd_mlp(int argc, char **argv) {
+    const char *verb = VERB " mlp";
+    const char *corpus = NULL, *attacked = NULL, *csv = NULL;
+    long hidden = 64, epochs = 40, seed = 1, threads = 0;
+    double lr = 1e-3, thr = 0.5;
+    int force = 0;
+    const cli_opt defs[] = {
+        { "--corpus", CLI_STR, &corpus, 0, 0 },       { "--attacked", CLI_STR, &attacked, 0, 0 },
+        { "--report", CLI_STR, &csv, 0, 0 },          { "--hidden", CLI_LONG, &hidden, 1, 4096 },
+        { "--epochs", CLI_LONG, &epochs, 1, 100000 }, { "--seed", CLI_LONG, &seed, 0, 2147483647 },
+        { "--threads", CLI_LONG, &threads, 1, 4096 }, { "--lr", CLI_DOUBLE, &lr, 0, 0 },
+        { "--threshold", CLI_DOUBLE, &thr, 0, 0 },    { "--force", CLI_FLAG, &force, 0, 0 },
+    };
+    int rc = cli_parse_args(verb, argc, argv, defs, sizeof defs / sizeof defs[0], NULL, 0);
+    if (rc) return rc;
+    if (!corpus) return cli_usage_error(verb, "--corpus DIR is required");
+    if (!(lr > 0) || lr > 1) return cli_usage_error(verb, "--lr must be in (0, 1]");
+    if (!(thr > 0 && thr < 1)) return cli_usage_error(verb, "--threshold must be in (0, 1)");
+    if (attacked && strlen(attacked) >= 4096) return cli_usage_error(verb, "--attacked too long");
+    if (threads) tsr_set_num_threads((int)threads);
+    FILE *out = NULL;
+    if (csv) {
+        struct stat sb;
+        if (!force && stat(csv, &sb) == 0)
+            return cli_usage_error(verb, "'%s' exists (use --force to replace it)", csv);
+    }
+    tsr_corpus c;
+    tsr_status st = tsr_corpus_load(&c, corpus);
+    if (st) return cli_fail(verb, st, "loading the corpus");
+    size_t n1 = c.n + 1, ntr = 0;
+    tsr_detector_example *ex = tsr_calloc_array(n1, sizeof *ex),
+                         *tr = tsr_calloc_array(n1, sizeof *tr);
+    float *sc = tsr_alloc(n1 * sizeof(float)), *sub = tsr_alloc(n1 * sizeof(float));
+    int *lab = tsr_alloc(n1 * sizeof(int));
+    tsr_feat_mlp *f = NULL;
+    if (!ex || !tr || !sc || !sub || !lab) rc = cli_fail(verb, TSR_ERR_NOMEM, "setting up");
+    for (size_t i = 0; !rc && i < c.n; i++) {
+        ex[i] = (tsr_detector_example){ c.f[i].buf, c.f[i].len, c.f[i].label };
+        if (c.f[i].split == TSR_SPLIT_TRAIN) tr[ntr++] = ex[i];
+    }
+    tsr_feat_mlp_cfg mc = tsr_feat_mlp_defaults();
+    mc.hidden = (int)hidden, mc.epochs = (int)epochs, mc.lr = (float)lr, mc.seed = (uint64_t)seed;
+    double t0 = tsr_now();
+    if (!rc && (st = tsr_feat_mlp_train(&f, tr, ntr, &mc))) rc = cli_fail(verb, st, "training");
+    if (!rc && (st = tsr_feat_mlp_scores(f, ex, c.n, sc))) rc = cli_fail(verb, st, "scoring");
+    if (!rc && csv && !(out = fopen(csv, "w")))
+        rc = cli_fail(verb, TSR_ERR_IO, "cannot write the report");
+    if (!rc) {
+        printf("feature MLP (%d features, %ld hidden) trained on %zu files in %.1f s\n",
+               TSR_FEAT_DIM, hidden, ntr, tsr_now() - t0);
+        printf("split  files flagged clean  accuracy  ROC-AUC  TPR     FPR     (threshold %.3f)\n",
+               thr);
+        if (out) fprintf(out, "what,files,flagged,clean,accuracy,auc,tpr,fpr,evaded,transfer\n");
+        static const char *const names[2] = { "train", "test" };
+        for (int s = 0; s < 2; s++) {
+            size_t k = 0;
+            for (size_t i = 0; i < c.n; i++)
+                if ((int)c.f[i].split == s) sub[k] = sc[i], lab[k++] = c.f[i].label;
+            tsr_detector_metrics met;
+            tsr_detector_metrics_compute(sub, lab, k, thr, &met);
+            printf("%-6s %5zu %7zu %5zu  %.4f    %.4f   %.4f  %.4f\n", names[s], met.n, met.pos,
+                   met.neg, met.accuracy, met.auc, met.tpr, met.fpr);
+            if (out)
+                fprintf(out, "%s,%zu,%zu,%zu,%.6f,%.6f,%.6f,%.6f,,\n", names[s], met.n, met.pos,
+                        met.neg, met.accuracy, met.auc, met.tpr, met.fpr);
+        }
+    }
+    /* transfer: attacked copies named like corpus files */
+    char list[4096];
+    snprintf(list, sizeof list, "%s", attacked ? attacked : "");
+    for (char *save = NULL, *d = strtok_r(list, ",", &save); !rc && d;
+         d = strtok_r(NULL, ",", &save)) {
+        size_t flagged = 0, evaded = 0, seen = 0;
+        double before = 0, after = 0;
+        for (size_t i = 0; !rc && i < c.n; i++) {
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", d, c.f[i].name);
+            struct stat sb;
+            if (stat(path, &sb) != 0) continue;
+            uint8_t *b;
+            size_t len;
+            st = tsr_read_whole_file(path, TSR_CORPUS_MAX_FILE, "an attacked file", &b, &len);
+            if (st) {
+                rc = cli_fail(verb, st, "reading attacked files");
+                break;
+            }
+            tsr_detector_example a = { b, len, 1 };
+            float s1;
+            st = tsr_feat_mlp_scores(f, &a, 1, &s1);
+            tsr_free(b);
+            if (st) {
+                rc = cli_fail(verb, st, "scoring");
+                break;
+            }
+            seen++;
+            before += sc[i], after += s1;
+            if (sc[i] >= thr) {
+                flagged++;
+                evaded += s1 < thr;
+            }
+        }
+        if (rc) break;
+        if (!seen) {
+            st = tsr_fail(TSR_ERR_NOT_FOUND, "no file in '%s' is named like a corpus file", d);
+            rc = cli_fail(verb, st, "transfer");
+            break;
+        }
+        double tr_rate = flagged ? (double)evaded / (double)flagged : 0;
+        printf("transfer %s: %zu attacked files; flagged originals %zu, no longer flagged %zu "
+               "(%.1f %%); mean score %.4f -> %.4f\n",
+               d, seen, flagged, evaded, 100 * tr_rate, before / (double)seen,
+               after / (double)seen);
+        if (out) fprintf(out, "%s,%zu,%zu,,,,,,%zu,%.6f\n", d, seen, flagged, evaded, tr_rate);
+    }
+    if (out && fclose(out) != 0 && !rc) rc = cli_fail(verb, TSR_ERR_IO, "writing the report");
+    tsr_feat_mlp_free(f);
+    tsr_free(ex), tsr_free(tr), tsr_free(sc), tsr_free(sub), tsr_free(lab);
+    tsr_corpus_free(&c);
+    return rc;
+}
+
 int tsr_cmd_attack(int argc, char **argv) {
     if (argc < 2) {
         help_attack(stderr);
@@ -703,6 +933,10 @@ int tsr_cmd_attack(int argc, char **argv) {
     if (strcmp(sub, "payload") == 0) {
         if (help) return fputs(payload_help, stdout), 0;
         return cmd_payload(argc - 1, argv + 1);
+    }
+    if (strcmp(sub, "mlp") == 0) {
+        if (help) return fputs(mlp_help, stdout), 0;
+        return cmd_mlp(argc - 1, argv + 1);
     }
     if (strcmp(sub, "pe") == 0) {
         if (help) {

@@ -4,10 +4,13 @@
  * allocation the input cannot justify. A file that parses must compare equal
  * to itself, keep its slack regions inside [SizeOfHeaders, overlay), and
  * still parse and compare equal after its slack is overwritten, bytes are
- * appended and its checksum is fixed.
+ * appended and its checksum is fixed. The second detector's features
+ * (attacks/features.h) of any bytes are finite and never fail but for memory.
  */
+#include "attacks/features.h"
 #include "attacks/pe.h"
 
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -16,6 +19,11 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    float feat[TSR_FEAT_DIM];
+    tsr_status fs = tsr_pe_features(data, size, feat);
+    if (fs != TSR_OK && fs != TSR_ERR_NOMEM) __builtin_trap();
+    for (int k = 0; fs == TSR_OK && k < TSR_FEAT_DIM; k++)
+        if (!isfinite(feat[k])) __builtin_trap();
     tsr_pe pe;
     if (tsr_pe_parse(&pe, data, size) != TSR_OK) {
         tsr_pe_free(&pe);

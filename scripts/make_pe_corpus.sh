@@ -13,8 +13,10 @@
 # Needs: sh scripts/deps.sh lab (nsis, gcc-mingw-w64-x86-64, wine64).
 #
 # Reproducible: every choice comes from a hash of (SEED, item, field) computed
-# in awk (rnd below); the same Debian packages give the same files, whatever
-# JOBS is. Split by source: an installer's source is the /usr/share/<dir>/<subdir>
+# in awk (rnd below); the same Debian packages give byte-identical files (and
+# manifest), whatever JOBS is (the mingw programs are linked without a
+# timestamp, by relative names and with the temporary directory mapped out of
+# their debug info). Split by source: an installer's source is the /usr/share/<dir>/<subdir>
 # its payload comes from, a wine file's its name stem without trailing digits
 # (msvcr70 and msvcr71 are one source), a mingw program's its generated source;
 # each source goes wholly to train (70 %) or test (30 %) by the hash of its
@@ -178,7 +180,10 @@ BEGIN {
         if (kind == "dll") flags = flags " -shared"
         if (kind == "exe" && rnd(it, "gui", 4) == 0) flags = flags " -mwindows"
         print i, kind > (T "/kinds")
-        print "x86_64-w64-mingw32-gcc " flags " -o " T "/prog" i "." kind " " f " >" T "/p" i ".log 2>&1 || true" > (T "/jobs")
+        # no link timestamp, no temporary directory in the debug info: byte-identical reruns
+        flags = flags " -Wl,--no-insert-timestamp -ffile-prefix-map=" T "=."
+        # run inside T with relative names: the automatic image base of a DLL hashes its name
+        print "cd " T " && x86_64-w64-mingw32-gcc " flags " -o prog" i "." kind " p" i ".c >p" i ".log 2>&1 || true" > (T "/jobs")
     }
 }'
 phase "program sources written"

@@ -62,6 +62,29 @@ static void test_train_eval(void **state) {
                              tt_cli_path("corpus"), tt_cli_path("m.tmc"), tt_cli_path("e.csv")),
                   0, "attack eval");
     assert_string_equal(tt_slurp(tt_cli_path("e.csv")), train_csv);
+    /* against saturation: smoothing, weight decay, a validation split and early stopping */
+    tt_cli_expect(tt_cli_run("attack train --corpus %s --out %s --epochs 6 " TINY
+                             " --label-smoothing 0.1 --weight-decay 0.01 --val-frac 0.3 "
+                             "--patience 2 --force",
+                             tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
+                  0, "attack train with validation");
+    assert_non_null(strstr(tt_cli_output(), "validation:"));
+    assert_non_null(strstr(tt_cli_output(), "\nval "));
+    /* the second detector on the same corpus (no PE files: histogram and size features) */
+    tt_cli_expect(tt_cli_run("attack mlp --corpus %s --epochs 5 --threads 1 --report %s",
+                             tt_cli_path("corpus"), tt_cli_path("mlp.csv")),
+                  0, "attack mlp");
+    assert_non_null(strstr(tt_cli_output(), "feature MLP"));
+    assert_non_null(strstr(tt_slurp(tt_cli_path("mlp.csv")), "\ntest,24,12,12,"));
+    /* transfer from a directory of files named like corpus files */
+    tt_cli_expect(tt_cli_run("attack mlp --corpus %s --epochs 5 --threads 1 --attacked %s",
+                             tt_cli_path("corpus"), tt_cli_path("corpus/files")),
+                  0, "attack mlp --attacked");
+    assert_non_null(strstr(tt_cli_output(), "transfer"));
+    tt_cli_expect(tt_cli_run("attack mlp --corpus %s --epochs 5 --attacked /nonexistent",
+                             tt_cli_path("corpus")),
+                  2, "attack mlp without attacked files");
+    assert_non_null(strstr(tt_cli_output(), "named like a corpus file"));
 }
 
 static void test_usage_and_pe(void **state) {
@@ -77,6 +100,11 @@ static void test_usage_and_pe(void **state) {
     tt_cli_expect(tt_cli_run("attack train --corpus c --out x --window 7 --max-len 100"), 2,
                   "max-len not a multiple of the window");
     tt_cli_expect(tt_cli_run("attack frobnicate"), 2, "unknown subcommand");
+    tt_cli_expect(tt_cli_run("attack train --corpus c --out x --label-smoothing 1"), 2,
+                  "label smoothing out of range");
+    tt_cli_expect(tt_cli_run("attack mlp --corpus c --threshold 2"), 2, "mlp threshold");
+    tt_cli_expect(tt_cli_run("attack mlp --help"), 0, "mlp help");
+    assert_non_null(strstr(tt_cli_output(), "--attacked"));
     tt_cli_expect(tt_cli_run("attack train --help"), 0, "help");
     assert_non_null(strstr(tt_cli_output(), "--corpus"));
 }

@@ -132,6 +132,84 @@ static void test_training(void **state) {
     free(store);
 }
 
+/* Against saturation: label smoothing bounds the logits (the loss optimum is
+ * +-log((2 - s) / s)), early stopping keeps the epoch of least validation loss and
+ * reports it, and the arguments are checked. */
+static void test_smoothing_and_validation(void **state) {
+    (void)state;
+    enum { N = 64, L = 200 };
+    uint8_t *store = malloc(2 * N * L);
+    tsr_detector_example tr[N], va[N];
+    make_data(tr, store, N, L, 3);
+    make_data(va, store + N * L, N, L, 4);
+    tsr_malconv *m, *plain;
+    tt_ok(tsr_malconv_create(&m, &SMALL, 5));
+    tt_ok(tsr_malconv_create(&plain, &SMALL, 5));
+    tsr_detector_train_cfg c = tsr_detector_train_defaults();
+    c.epochs = 40;
+    c.batch = 8;
+    c.lr = 1e-2f;
+    c.seed = 9;
+    tt_ok(tsr_detector_train(plain, tr, N, &c, NULL));
+    c.label_smoothing = 0.2f;
+    c.weight_decay = 1e-3f;
+    tsr_detector_train_info info;
+    tt_ok(tsr_detector_fit(m, tr, N, &c, &info));
+    assert_int_equal(info.epochs_run, 40);
+    assert_int_equal(info.best_epoch, 40);
+    float sp[N], ss[N];
+    tt_ok(tsr_detector_scores(plain, tr, N, sp));
+    tt_ok(tsr_detector_scores(m, tr, N, ss));
+    float maxp = 0, maxs = 0;
+    int lab[N];
+    for (int i = 0; i < N; i++) {
+        float dp = fabsf(sp[i] - 0.5f), ds = fabsf(ss[i] - 0.5f);
+        maxp = dp > maxp ? dp : maxp;
+        maxs = ds > maxs ? ds : maxs;
+        lab[i] = tr[i].label;
+    }
+    tsr_detector_metrics met;
+    tsr_detector_metrics_compute(ss, lab, N, 0.5, &met);
+    print_message(
+        "largest |score - 0.5|: plain %.5f, smoothed %.5f (optimum 0.4); train acc %.3f\n", maxp,
+        maxs, met.accuracy);
+    assert_true(met.accuracy >= 0.9);
+    assert_true(maxs < 0.45f); /* bounded near the optimum 0.9 / 0.1, not saturated */
+    assert_true(maxp > maxs);
+    /* early stopping: the kept parameters have the reported validation loss, the best of the run */
+    tsr_malconv *e;
+    tt_ok(tsr_malconv_create(&e, &SMALL, 5));
+    c.epochs = 12;
+    c.val = va;
+    c.nval = N;
+    c.patience = 3;
+    tt_ok(tsr_detector_fit(e, tr, N, &c, &info));
+    assert_true(info.best_epoch >= 1 && info.best_epoch <= info.epochs_run);
+    assert_true(info.epochs_run == 12 || info.epochs_run == info.best_epoch + 3);
+    double vl;
+    tt_ok(tsr_detector_loss(e, va, N, &vl));
+    assert_true(fabs(vl - info.best_val_loss) < 1e-9);
+    print_message("early stopping: %d epochs run, kept %d (validation loss %.4f)\n",
+                  info.epochs_run, info.best_epoch, vl);
+    c.label_smoothing = 1.0f;
+    tt_fails(tsr_detector_fit(e, tr, N, &c, &info), TSR_ERR_INVALID_ARG);
+    c.label_smoothing = 0;
+    c.adv_frac = 0.5f;
+    c.adv_steps = 0;
+    tt_fails(tsr_detector_fit(e, tr, N, &c, &info), TSR_ERR_INVALID_ARG);
+    /* adversarial training on files the PE reader refuses trains on them as they are */
+    c.adv_steps = 2;
+    c.adv_size = 64;
+    c.epochs = 1;
+    c.nval = 0;
+    tt_ok(tsr_detector_fit(e, tr, N, &c, &info));
+    assert_int_equal(info.adv_examples, 0);
+    tsr_malconv_free(e);
+    tsr_malconv_free(m);
+    tsr_malconv_free(plain);
+    free(store);
+}
+
 static void test_manifest(void **state) {
     (void)state;
     static const char good[] = "file,label,split,source,bytes,sha256\n"
@@ -171,6 +249,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_metrics_by_hand),
         cmocka_unit_test(test_training),
+        cmocka_unit_test(test_smoothing_and_validation),
         cmocka_unit_test(test_manifest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

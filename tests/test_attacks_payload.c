@@ -8,6 +8,8 @@
  */
 #include "testutil.h"
 
+#include "attacks/detector.h"
+#include "attacks/features.h"
 #include "attacks/payload.h"
 #include "core/alloc.h"
 #include "core/io.h"
@@ -106,7 +108,7 @@ static void test_attacks(void **state) {
         tt_ok(tsr_pe_parse(&pe, a, len));
         for (int place = 0; place < TSR_PLACE_COUNT_; place++) {
             /* threshold tiny: never stops early, so the steps must push the score down */
-            tsr_payload_cfg c = { (tsr_place)place, 600, 8, 1.0f, 1e-6f, 5 + fi };
+            tsr_payload_cfg c = { (tsr_place)place, 600, 8, 1.0f, 1e-6f, 5 + fi, 0, 0 };
             uint8_t *out;
             size_t out_len;
             tsr_payload_result r;
@@ -161,7 +163,7 @@ static void test_attacks(void **state) {
     uint8_t *a = load(FILES[0], &len), *out;
     size_t out_len;
     tsr_payload_result r;
-    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 100, 5, 1.0f, 0.999999f, 1 };
+    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 100, 5, 1.0f, 0.999999f, 1, 0, 0 };
     tt_ok(tsr_payload_attack(m, a, len, &c, &out, &out_len, &r));
     assert_true(r.evaded && r.steps == 0);
     tsr_free(out);
@@ -175,6 +177,132 @@ static void test_attacks(void **state) {
     tsr_malconv_free(m);
 }
 
+/* The routed gradient (attacks/malconv.h) equals the plain one when no window is free,
+ * gives the payload windows gradient where the plain one gives none, and the routed and
+ * greedy attacks lower the score on a real file; adversarial training on made PEs
+ * (attacks/detector.h) trains on attacked copies. */
+static void test_routed_and_greedy(void **state) {
+    (void)state;
+    tsr_malconv *m;
+    tt_ok(tsr_malconv_create(&m, &CFG, 7));
+    size_t len;
+    uint8_t *a = load(FILES[1], &len);
+    size_t D = 4, K = 64, n = len + 640;
+    uint8_t *b = tsr_alloc(n);
+    memcpy(b, a, len);
+    for (size_t i = len; i < n; i++) b[i] = (uint8_t)(i * 13);
+    size_t nwin = n / K + 1;
+    uint8_t *fw = tsr_calloc(nwin);
+    float *d1 = tsr_calloc(n * D * sizeof(float)), *d2 = tsr_calloc(n * D * sizeof(float));
+    tsr_malconv_ws *ws;
+    tt_ok(tsr_malconv_ws_create(&ws, m));
+    float lg;
+    tt_ok(tsr_malconv_forward_bytes(m, ws, b, n, &lg));
+    tsr_malconv_backward(m, ws, 1.0f, NULL, d1);
+    tsr_malconv_backward_routed(m, ws, 1.0f, d2, fw, nwin);
+    assert_memory_equal(d1, d2, n * D * sizeof(float));
+    /* all-zero free mask: the same; payload windows free: at least as many positions move */
+    for (size_t t = (len + K - 1) / K; t < nwin; t++) fw[t] = 1;
+    memset(d2, 0, n * D * sizeof(float));
+    tsr_malconv_backward_routed(m, ws, 1.0f, d2, fw, nwin);
+    size_t nz1 = 0, nz2 = 0;
+    for (size_t i = len * D; i < n * D; i++) nz1 += d1[i] != 0, nz2 += d2[i] != 0;
+    print_message("payload coordinates with gradient: plain %zu, routed %zu\n", nz1, nz2);
+    assert_true(nz2 >= nz1 && nz2 > 0);
+    /* the routed forward state is left as it was: the plain backward again gives d1 */
+    float *d3 = tsr_calloc(n * D * sizeof(float));
+    tsr_malconv_backward(m, ws, 1.0f, NULL, d3);
+    assert_memory_equal(d1, d3, n * D * sizeof(float));
+    for (int mode = 1; mode <= 3; mode++) {
+        tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 640, 6, 1.0f, 1e-6f, 3, mode & 1, mode >> 1 };
+        uint8_t *out;
+        size_t out_len;
+        tsr_payload_result r;
+        tt_ok(tsr_payload_attack(m, a, len, &c, &out, &out_len, &r));
+        print_message("routed %d greedy %d: score %.4f -> %.4f, entropy %.2f\n", c.routed, c.greedy,
+                      r.score_before, r.score_after, r.entropy);
+        assert_true(r.score_after <= r.score_before);
+        if (mode == 1) assert_true(r.score_after < r.score_before); /* plain: no gradient here */
+        tsr_free(out);
+    }
+    /* adversarial training on made PE32+ files (flagged) and random bytes (clean) */
+    enum { NE = 8 };
+    tsr_detector_example ex[NE];
+    uint8_t *own[NE];
+    for (int i = 0; i < NE; i++) {
+        size_t l;
+        if (i & 1) {
+            own[i] = make_pe(&l, (unsigned)i);
+        } else {
+            l = 0xa00;
+            own[i] = tsr_alloc(l);
+            for (size_t k = 0; k < l; k++) own[i][k] = (uint8_t)(k * 31 + (size_t)i);
+        }
+        ex[i] = (tsr_detector_example){ own[i], l, i & 1 };
+    }
+    tsr_detector_train_cfg tc = tsr_detector_train_defaults();
+    tc.epochs = 2;
+    tc.batch = 4;
+    tc.adv_frac = 1.0f;
+    tc.adv_size = 128;
+    tc.adv_steps = 2;
+    tc.adv_routed = tc.adv_greedy = 1;
+    tsr_detector_train_info info;
+    tt_ok(tsr_detector_fit(m, ex, NE, &tc, &info));
+    assert_int_equal(info.adv_examples, 2 * NE / 2); /* every flagged file, both epochs */
+    for (int i = 0; i < NE; i++) tsr_free(own[i]);
+    tsr_malconv_ws_free(ws);
+    tsr_free(d1), tsr_free(d2), tsr_free(d3), tsr_free(fw), tsr_free(b), tsr_free(a);
+    tsr_malconv_free(m);
+}
+
+/* The second detector's features (attacks/features.h) and its MLP on made PE32+ files
+ * (flagged) against random bytes (clean). */
+static void test_features_mlp(void **state) {
+    (void)state;
+    float f[TSR_FEAT_DIM];
+    size_t len;
+    uint8_t *a = make_pe(&len, 3);
+    tt_ok(tsr_pe_features(a, len, f));
+    double sq = 0;
+    for (int v = 0; v < 256; v++) sq += (double)f[v] * f[v];
+    assert_true(fabs(sq - 1) < 1e-5); /* sqrt of frequencies: squares sum to 1 */
+    assert_true(f[258] == 1 && f[259] == 1.0f / 16 && f[269] == 1);
+    assert_true(f[260] == 0); /* no overlay */
+    uint8_t junk[300];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(i * 7 + 1);
+    tt_ok(tsr_pe_features(junk, sizeof junk, f));
+    assert_true(f[258] == 0 && f[259] == 0);
+    tt_ok(tsr_pe_features(junk, 0, f)); /* empty input: zeros, no failure */
+    tsr_free(a);
+    enum { NE = 24 };
+    tsr_detector_example ex[NE];
+    uint8_t *own[NE];
+    tsr_prng g;
+    tt_prng(&g, 11);
+    for (int i = 0; i < NE; i++) {
+        size_t l = 0xa00;
+        if (i & 1)
+            own[i] = make_pe(&l, (unsigned)i);
+        else {
+            own[i] = tsr_alloc(l);
+            tsr_prng_bytes(&g, own[i], l);
+        }
+        ex[i] = (tsr_detector_example){ own[i], l, i & 1 };
+    }
+    tsr_feat_mlp_cfg c = tsr_feat_mlp_defaults();
+    c.epochs = 20;
+    c.batch = 8;
+    tsr_feat_mlp *m;
+    tt_ok(tsr_feat_mlp_train(&m, ex, NE, &c));
+    float sc[NE];
+    tt_ok(tsr_feat_mlp_scores(m, ex, NE, sc));
+    for (int i = 0; i < NE; i++) assert_true((sc[i] >= 0.5f) == (i & 1));
+    tsr_feat_mlp_free(m);
+    tt_fails(tsr_feat_mlp_train(&m, ex, 1, &c), TSR_ERR_INVALID_ARG);
+    for (int i = 0; i < NE; i++) tsr_free(own[i]);
+}
+
 static void test_universal(void **state) {
     (void)state;
     tsr_malconv *m;
@@ -182,7 +310,7 @@ static void test_universal(void **state) {
     const uint8_t *files[3];
     size_t lens[3];
     for (int i = 0; i < 3; i++) files[i] = make_pe(&lens[i], (unsigned)i + 2);
-    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 300, 6, 1.0f, 1e-6f, 2 };
+    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 300, 6, 1.0f, 1e-6f, 2, 0, 0 };
     uint8_t pay[300];
     tt_ok(tsr_payload_universal(m, files, lens, 3, &c, pay));
     /* The optimised payload scores lower than its random start on the files it saw (summed). */
@@ -218,8 +346,8 @@ static void test_universal(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nearest_and_entropy),
-        cmocka_unit_test(test_attacks),
+        cmocka_unit_test(test_nearest_and_entropy), cmocka_unit_test(test_attacks),
+        cmocka_unit_test(test_routed_and_greedy),   cmocka_unit_test(test_features_mlp),
         cmocka_unit_test(test_universal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

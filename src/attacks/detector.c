@@ -4,6 +4,8 @@
  */
 #include "attacks/detector.h"
 
+#include "attacks/payload.h"
+
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/io.h"
@@ -27,7 +29,15 @@
 #define MODEL_HEADER  (8 + 4 + 5 * 4 + 8)
 
 tsr_detector_train_cfg tsr_detector_train_defaults(void) {
-    tsr_detector_train_cfg c = { 4, 16, 1e-3f, 1, 0 };
+    tsr_detector_train_cfg c;
+    memset(&c, 0, sizeof c);
+    c.epochs = 4;
+    c.batch = 16;
+    c.lr = 1e-3f;
+    c.seed = 1;
+    c.adv_size = 2000;
+    c.adv_steps = 4;
+    c.adv_eps = 1.0f;
     return c;
 }
 
@@ -41,12 +51,53 @@ static double softplus(double x) {
     return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x));
 }
 
+tsr_status tsr_detector_loss(const tsr_malconv *m, const tsr_detector_example *ex, size_t n,
+                             double *loss) {
+    TSR_REQUIRE(m && (ex || n == 0) && loss, "tsr_detector_loss: NULL argument");
+    float *sc = tsr_alloc((n ? n : 1) * sizeof(float));
+    if (!sc) return tsr_fail(TSR_ERR_NOMEM, "out of memory for %zu scores", n);
+    tsr_status st = tsr_detector_scores(m, ex, n, sc);
+    double sum = 0;
+    for (size_t i = 0; st == TSR_OK && i < n; i++) {
+        /* from the score: -log(s) or -log(1 - s), clamped like the logit path's float range */
+        double s = sc[i] < 1e-30f ? 1e-30 : sc[i], r = 1 - (double)sc[i];
+        sum += ex[i].label == 1 ? -log(s) : -log(r < 1e-30 ? 1e-30 : r);
+    }
+    tsr_free(sc);
+    *loss = n ? sum / (double)n : 0;
+    return st;
+}
+
+/* The seed of the attacked copy of example k at epoch e. */
+static uint64_t adv_seed(uint64_t seed, int e, size_t k) {
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull ^ ((uint64_t)e << 32) ^ (uint64_t)k;
+    x ^= x >> 31;
+    return x * 0xbf58476d1ce4e5b9ull;
+}
+
 tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, size_t n,
                               const tsr_detector_train_cfg *cfg, double *final_loss) {
-    TSR_REQUIRE(m && ex && cfg, "tsr_detector_train: NULL argument");
-    if (n == 0 || cfg->epochs < 1 || cfg->batch < 1 || !(cfg->lr > 0))
+    tsr_detector_train_info info;
+    tsr_status st = tsr_detector_fit(m, ex, n, cfg, &info);
+    if (st == TSR_OK && final_loss) *final_loss = info.final_loss;
+    return st;
+}
+
+tsr_status tsr_detector_fit(tsr_malconv *m, const tsr_detector_example *ex, size_t n,
+                            const tsr_detector_train_cfg *cfg, tsr_detector_train_info *info) {
+    TSR_REQUIRE(m && ex && cfg, "tsr_detector_fit: NULL argument");
+    float ls = cfg->label_smoothing;
+    if (n == 0 || cfg->epochs < 1 || cfg->batch < 1 || !(cfg->lr > 0) || !(ls >= 0 && ls < 1) ||
+        !(cfg->weight_decay >= 0) || cfg->patience < 0 || (cfg->nval && !cfg->val) ||
+        !(cfg->adv_frac >= 0 && cfg->adv_frac <= 1) ||
+        (cfg->adv_frac > 0 && (cfg->adv_size == 0 || cfg->adv_steps < 1 || !(cfg->adv_eps > 0))))
         return tsr_fail(TSR_ERR_INVALID_ARG,
-                        "training needs examples, epochs >= 1, batch >= 1 and lr > 0");
+                        "training needs examples, epochs >= 1, batch >= 1, lr > 0, label "
+                        "smoothing in [0, 1), weight decay >= 0, patience >= 0, adversarial "
+                        "fraction in [0, 1] (with a size, steps and eps > 0 when used)");
+    tsr_detector_train_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info);
     openblas_set_num_threads(1);
     int T = nthreads();
     size_t P = m->nparams;
@@ -54,15 +105,19 @@ tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, si
     float *grads = tsr_calloc_array((size_t)T * P, sizeof(float));
     size_t *perm = tsr_alloc(n * sizeof(size_t));
     double *loss_of = tsr_alloc(n * sizeof(double));
+    uint8_t *adv = tsr_calloc_array(n, 1);
+    float *best = cfg->nval ? tsr_alloc(P * sizeof(float)) : NULL;
     tsr_malconv_ws **ws = tsr_calloc_array((size_t)T, sizeof *ws);
     tsr_optim *opt = NULL;
-    if (!grads || !perm || !loss_of || !ws) {
+    if (!grads || !perm || !loss_of || !adv || !ws || (cfg->nval && !best)) {
         st = tsr_fail(TSR_ERR_NOMEM, "out of memory for training buffers");
         goto done;
     }
     for (int t = 0; t < T && st == TSR_OK; t++) st = tsr_malconv_ws_create(&ws[t], m);
-    if (st == TSR_OK) st = tsr_optim_create(&opt, TSR_OPT_ADAM, P);
+    if (st == TSR_OK)
+        st = tsr_optim_create(&opt, cfg->weight_decay > 0 ? TSR_OPT_ADAMW : TSR_OPT_ADAM, P);
     if (st != TSR_OK) goto done;
+    opt->weight_decay = cfg->weight_decay;
     uint8_t seed[TSR_SEED_BYTES] = { 0 };
     for (int i = 0; i < 8; i++) seed[i] = (uint8_t)(cfg->seed >> (8 * i));
     tsr_prng g;
@@ -72,7 +127,9 @@ tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, si
     tsr_progress pr;
     if (cfg->verbose)
         tsr_progress_begin(&pr, "train MalConv", (uint64_t)cfg->epochs * steps, "step");
-    double epoch_loss = 0;
+    double epoch_loss = 0, best_val = INFINITY;
+    int since_best = 0;
+    size_t nadv = 0;
     for (int e = 0; e < cfg->epochs && st == TSR_OK; e++) {
         for (size_t i = n - 1; i > 0; i--) { /* Fisher-Yates */
             size_t j = (size_t)tsr_prng_uniform(&g, i + 1), x = perm[i];
@@ -80,11 +137,15 @@ tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, si
             perm[j] = x;
         }
         epoch_loss = 0;
+        int adv_on = cfg->adv_frac > 0 && e + 1 >= cfg->adv_from;
+        for (size_t k = 0; k < n; k++) /* drawn serially: the same for any thread count */
+            adv[k] = adv_on && ex[perm[k]].label == 1 && tsr_prng_double(&g) < cfg->adv_frac;
         for (size_t s = 0; s < steps && st == TSR_OK; s++) {
             size_t b0 = s * (size_t)cfg->batch,
                    b1 = b0 + (size_t)cfg->batch < n ? b0 + (size_t)cfg->batch : n, B = b1 - b0;
             int fail = 0;
-#pragma omp parallel for num_threads(T) schedule(static, 1) reduction(| : fail)
+            size_t made = 0;
+#pragma omp parallel for num_threads(T) schedule(static, 1) reduction(| : fail) reduction(+ : made)
             for (int t = 0; t < T; t++) {
                 float *gt = grads + (size_t)t * P;
                 memset(gt, 0, P * sizeof(float));
@@ -92,13 +153,35 @@ tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, si
                        hi = b0 + B * (size_t)(t + 1) / (size_t)T;
                 for (size_t k = lo; k < hi; k++) {
                     const tsr_detector_example *x = &ex[perm[k]];
+                    const uint8_t *buf = x->buf;
+                    size_t len = x->len;
+                    uint8_t *att = NULL;
+                    if (adv[k]) { /* the attack against the model as it is now */
+                        tsr_payload_cfg pc = { TSR_PLACE_OVERLAY, cfg->adv_size,  cfg->adv_steps,
+                                               cfg->adv_eps,      0.5f,           0,
+                                               cfg->adv_routed,   cfg->adv_greedy };
+                        pc.seed = adv_seed(cfg->seed, e, perm[k]);
+                        tsr_payload_result r;
+                        size_t alen;
+                        tsr_status as = tsr_payload_attack(m, x->buf, x->len, &pc, &att, &alen, &r);
+                        if (as == TSR_OK) {
+                            buf = att, len = alen;
+                            made++;
+                        } else if (as == TSR_ERR_NOMEM) {
+                            fail = 1;
+                            break;
+                        } /* a file the PE reader refuses is trained on as it is */
+                    }
                     float logit;
-                    if (tsr_malconv_forward_bytes(m, ws[t], x->buf, x->len, &logit) != TSR_OK) {
+                    tsr_status fs = tsr_malconv_forward_bytes(m, ws[t], buf, len, &logit);
+                    tsr_free(att);
+                    if (fs != TSR_OK) {
                         fail = 1;
                         break;
                     }
-                    loss_of[k] = softplus(logit) - x->label * (double)logit;
-                    float d = (tsr_sigmoidf(logit) - (float)x->label) / (float)B;
+                    double y = x->label == 1 ? 1.0 - ls / 2.0 : ls / 2.0;
+                    loss_of[k] = softplus(logit) - y * (double)logit;
+                    float d = (tsr_sigmoidf(logit) - (float)y) / (float)B;
                     tsr_malconv_backward(m, ws[t], d, gt, NULL);
                 }
             }
@@ -106,6 +189,7 @@ tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, si
                 st = tsr_fail(TSR_ERR_NOMEM, "out of memory in a training step");
                 break;
             }
+            nadv += made;
             for (int t = 1; t < T; t++)
                 cblas_saxpy((int)P, 1.0f, grads + (size_t)t * P, 1, grads, 1);
             tsr_optim_step(opt, m->params, grads, cfg->lr);
@@ -116,11 +200,33 @@ tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, si
                 tsr_progress_update(&pr, (uint64_t)e * steps + s + 1, "epoch %d loss %.4f", e + 1,
                                     bl / (double)B);
         }
+        if (st != TSR_OK) break;
         epoch_loss /= (double)n;
+        info->epochs_run = e + 1;
+        info->final_loss = epoch_loss;
+        if (!cfg->nval) {
+            info->best_epoch = e + 1;
+            continue;
+        }
+        double vl;
+        st = tsr_detector_loss(m, cfg->val, cfg->nval, &vl);
+        if (st != TSR_OK) break;
+        if (cfg->verbose)
+            fprintf(stderr, "\nepoch %d: training loss %.4f, validation loss %.4f%s\n", e + 1,
+                    epoch_loss, vl, vl < best_val ? " (best)" : "");
+        if (vl < best_val) {
+            best_val = vl;
+            info->best_epoch = e + 1;
+            info->best_val_loss = vl;
+            memcpy(best, m->params, P * sizeof(float));
+            since_best = 0;
+        } else if (cfg->patience && ++since_best >= cfg->patience)
+            break;
     }
+    if (st == TSR_OK && best) memcpy(m->params, best, P * sizeof(float));
+    info->adv_examples = nadv;
     if (cfg->verbose) tsr_progress_end(&pr, "last epoch loss %.4f", epoch_loss);
     tsr_prng_wipe(&g);
-    if (final_loss) *final_loss = epoch_loss;
 done:
     if (ws)
         for (int t = 0; t < T; t++) tsr_malconv_ws_free(ws[t]);
@@ -129,6 +235,8 @@ done:
     tsr_free(grads);
     tsr_free(perm);
     tsr_free(loss_of);
+    tsr_free(adv);
+    tsr_free(best);
     return st;
 }
 

@@ -24,23 +24,52 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct tsr_detector_train_cfg {
-    int epochs;    /* passes over the training files (default 4) */
-    int batch;     /* files per step (default 16) */
-    float lr;      /* Adam learning rate (default 1e-3) */
-    uint64_t seed; /* shuffle stream */
-    int verbose;   /* progress lines on stderr */
-} tsr_detector_train_cfg;
-
-/** The defaults above. */
-tsr_detector_train_cfg tsr_detector_train_defaults(void);
-
 /** One training or test example: bytes, length and label (1 flagged, 0 clean). */
 typedef struct tsr_detector_example {
     const uint8_t *buf;
     size_t len;
     int label;
 } tsr_detector_example;
+
+typedef struct tsr_detector_train_cfg {
+    int epochs;    /* passes over the training files (default 4) */
+    int batch;     /* files per step (default 16) */
+    float lr;      /* Adam learning rate (default 1e-3) */
+    uint64_t seed; /* shuffle stream */
+    int verbose;   /* progress lines on stderr */
+    /* Against saturation (all 0 = off, the defaults): */
+    float label_smoothing; /* targets y (1 - s) + s / 2: the loss no longer pulls logits to
+                              infinity (its optimum is +-log((2 - s) / s)) */
+    float weight_decay;    /* > 0: AdamW with this decoupled decay instead of Adam */
+    /* Early stopping: after each epoch the mean loss (plain labels) on val[0 .. nval)
+       is measured; the parameters of the best epoch are kept, and training stops after
+       `patience` epochs without improvement (0: run all epochs, keep the best). */
+    const tsr_detector_example *val;
+    size_t nval;
+    int patience;
+    /* Adversarial training (attacks/payload.h): from epoch adv_from on, each flagged
+       example of a batch is, with probability adv_frac, replaced by a copy carrying an
+       overlay payload of adv_size bytes made by adv_steps steps (eps adv_eps) of the
+       attack against the current model; the copy keeps label 1. 0 = off. */
+    float adv_frac;
+    size_t adv_size;
+    int adv_steps;
+    float adv_eps;
+    int adv_from;
+    int adv_routed, adv_greedy; /* the attack's variants (attacks/payload.h) */
+} tsr_detector_train_cfg;
+
+/** The defaults above. */
+tsr_detector_train_cfg tsr_detector_train_defaults(void);
+
+/** What a training run did. */
+typedef struct tsr_detector_train_info {
+    double final_loss;    /* mean training loss of the last epoch run */
+    int epochs_run;       /* epochs actually run (early stopping) */
+    int best_epoch;       /* 1-based epoch whose parameters were kept (the last without val) */
+    double best_val_loss; /* its validation loss (0 without val) */
+    size_t adv_examples;  /* attacked copies trained on */
+} tsr_detector_train_info;
 
 /**
  * Train m in place on ex[0 .. n). *final_loss (if not NULL) gets the mean
@@ -49,6 +78,12 @@ typedef struct tsr_detector_example {
  */
 tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, size_t n,
                               const tsr_detector_train_cfg *cfg, double *final_loss);
+/** The same with the full report of the run (info may be NULL). */
+tsr_status tsr_detector_fit(tsr_malconv *m, const tsr_detector_example *ex, size_t n,
+                            const tsr_detector_train_cfg *cfg, tsr_detector_train_info *info);
+/** Mean binary cross-entropy (plain labels) of m on n examples; *loss. */
+tsr_status tsr_detector_loss(const tsr_malconv *m, const tsr_detector_example *ex, size_t n,
+                             double *loss);
 
 /** Scores sigmoid(logit) of n examples (OpenMP over examples). */
 tsr_status tsr_detector_scores(const tsr_malconv *m, const tsr_detector_example *ex, size_t n,

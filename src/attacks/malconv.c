@@ -281,3 +281,42 @@ void tsr_malconv_backward(const tsr_malconv *m, tsr_malconv_ws *w, float dlogit,
         }
     }
 }
+
+void tsr_malconv_backward_routed(const tsr_malconv *m, tsr_malconv_ws *w, float dlogit, float *dZ,
+                                 const uint8_t *free_win, size_t nwin) {
+    size_t F = (size_t)m->cfg.filters, H = (size_t)m->cfg.hidden;
+    const float *p = m->params;
+    /* d logit / d z, as the backward computes it */
+    memset(w->dh, 0, H * sizeof(float));
+    tsr_dense_backward(w->dh, NULL, NULL, &dlogit, w->h, p + m->off.W2, 1, (int)H, 1);
+    for (size_t i = 0; i < H; i++)
+        if (w->hpre[i] <= 0) w->dh[i] = 0;
+    memset(w->dz, 0, F * sizeof(float));
+    tsr_dense_backward(w->dz, NULL, NULL, w->dh, w->z, p + m->off.W1, 1, (int)F, (int)H);
+    size_t T = w->T - (size_t)w->pad_row;
+    if (nwin < T) T = nwin;
+    /* each filter whose rise lowers the loss (dz < 0) and whose maximum is not in a free
+       window is routed to its best free window; the rest keep their maximum */
+    int32_t *keep = tsr_alloc(F * sizeof(int32_t));
+    if (!keep) { /* out of memory: the plain gradient */
+        tsr_malconv_backward(m, w, dlogit, NULL, dZ);
+        return;
+    }
+    for (size_t f = 0; f < F; f++) {
+        keep[f] = w->arg[f];
+        size_t a = (size_t)w->arg[f];
+        if (!(w->dz[f] < 0) || (a < T && free_win[a])) continue;
+        float best = 0;
+        int32_t bt = -1;
+        for (size_t t = 0; t < T; t++) {
+            if (!free_win[t]) continue;
+            const float *c = w->C + t * 2 * F;
+            float g = c[f] * tsr_sigmoidf(c[F + f]);
+            if (bt < 0 || g > best) best = g, bt = (int32_t)t;
+        }
+        if (bt >= 0) w->arg[f] = bt;
+    }
+    tsr_malconv_backward(m, w, dlogit, NULL, dZ);
+    memcpy(w->arg, keep, F * sizeof(int32_t));
+    tsr_free(keep);
+}

@@ -106,6 +106,19 @@ tsr_status tsr_malconv_forward_emb(const tsr_malconv *m, tsr_malconv_ws *ws, con
 void tsr_malconv_backward(const tsr_malconv *m, tsr_malconv_ws *ws, float dlogit, float *grads,
                           float *dZ);
 
+/**
+ * The attack's gradient with respect to the input positions (Kreuk et al.'s
+ * remedy for the sparse max-pool gradient): like tsr_malconv_backward with
+ * grads NULL, except that every filter f whose rise would lower the loss
+ * (d loss / d z_f < 0) and whose maximum lies outside the free windows
+ * (free_win[t] != 0 for t < nwin: the windows the attacker may change) is
+ * routed to its highest free window, as if that window were the maximum. So
+ * payload windows that win no maximum yet still get a gradient that pushes
+ * them to win one. Accumulates into dZ (n, D).
+ */
+void tsr_malconv_backward_routed(const tsr_malconv *m, tsr_malconv_ws *ws, float dlogit, float *dZ,
+                                 const uint8_t *free_win, size_t nwin);
+
 /** Numerically safe logistic function. */
 float tsr_sigmoidf(float x);
 

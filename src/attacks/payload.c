@@ -158,6 +158,36 @@ static void sign_step(const tsr_malconv *m, uint8_t *b, const uint64_t *pos, siz
     }
 }
 
+/* Greedy step: each visible payload position takes the byte b minimising g . E[b]
+ * (the linearised change of the logit), the padding row excluded. */
+static void greedy_step(const tsr_malconv *m, uint8_t *b, const uint64_t *pos, size_t npos,
+                        size_t n, const float *dZ) {
+    size_t D = (size_t)m->cfg.emb;
+    const float *E = m->params + m->off.E;
+    for (size_t i = 0; i < npos; i++) {
+        if (pos[i] >= n) continue;
+        const float *g = dZ + pos[i] * D;
+        int bb = b[pos[i]];
+        double best = 0;
+        for (size_t k = 0; k < D; k++) best += (double)g[k] * E[(size_t)bb * D + k];
+        for (int c = 0; c < 256; c++) {
+            double v = 0;
+            for (size_t k = 0; k < D; k++) v += (double)g[k] * E[(size_t)c * D + k];
+            if (v < best) best = v, bb = c;
+        }
+        b[pos[i]] = (uint8_t)bb;
+    }
+}
+
+/* The windows (of K bytes) holding visible payload positions: free_win (nwin). */
+static void mark_windows(const tsr_malconv *m, const uint64_t *pos, size_t npos, size_t n,
+                         uint8_t *free_win, size_t nwin) {
+    size_t K = (size_t)m->cfg.window;
+    memset(free_win, 0, nwin);
+    for (size_t i = 0; i < npos; i++)
+        if (pos[i] < n && pos[i] / K < nwin) free_win[pos[i] / K] = 1;
+}
+
 tsr_status tsr_payload_attack(const tsr_malconv *m, const uint8_t *file, size_t len,
                               const tsr_payload_cfg *cfg, uint8_t **out, size_t *out_len,
                               tsr_payload_result *res) {
@@ -174,8 +204,11 @@ tsr_status tsr_payload_attack(const tsr_malconv *m, const uint8_t *file, size_t 
     tsr_malconv_ws *ws = NULL;
     float *Z = tsr_alloc((n ? n : 1) * D * sizeof(float));
     float *dZ = tsr_alloc((n ? n : 1) * D * sizeof(float));
-    tsr_status st = Z && dZ ? tsr_malconv_ws_create(&ws, m)
-                            : tsr_fail(TSR_ERR_NOMEM, "out of memory for the attack");
+    size_t nwin = n / (size_t)m->cfg.window + 1;
+    uint8_t *fw = tsr_alloc(nwin);
+    tsr_status st = Z && dZ && fw ? tsr_malconv_ws_create(&ws, m)
+                                  : tsr_fail(TSR_ERR_NOMEM, "out of memory for the attack");
+    if (fw) mark_windows(m, pos, npos, n, fw, nwin);
     float logit;
     if (st == TSR_OK) st = tsr_malconv_forward_bytes(m, ws, file, len, &logit);
     if (st == TSR_OK) {
@@ -194,8 +227,14 @@ tsr_status tsr_payload_attack(const tsr_malconv *m, const uint8_t *file, size_t 
         st = tsr_malconv_forward_emb(m, ws, Z, n, &logit);
         if (st != TSR_OK || tsr_sigmoidf(logit) < cfg->threshold || it == cfg->iters) break;
         memset(dZ, 0, n * D * sizeof(float));
-        tsr_malconv_backward(m, ws, 1.0f, NULL, dZ);
-        sign_step(m, b, pos, npos, n, dZ, cfg->eps);
+        if (cfg->routed)
+            tsr_malconv_backward_routed(m, ws, 1.0f, dZ, fw, nwin);
+        else
+            tsr_malconv_backward(m, ws, 1.0f, NULL, dZ);
+        if (cfg->greedy)
+            greedy_step(m, b, pos, npos, n, dZ);
+        else
+            sign_step(m, b, pos, npos, n, dZ, cfg->eps);
         res->steps = it + 1;
     }
     if (st == TSR_OK) {
@@ -211,6 +250,7 @@ tsr_status tsr_payload_attack(const tsr_malconv *m, const uint8_t *file, size_t 
     tsr_malconv_ws_free(ws);
     tsr_free(Z);
     tsr_free(dZ);
+    tsr_free(fw);
     tsr_free(pos);
     tsr_pe_free(&pe);
     if (st != TSR_OK) {
@@ -238,8 +278,10 @@ tsr_status tsr_payload_universal(const tsr_malconv *m, const uint8_t *const *fil
     uint8_t *b = tsr_alloc(L);
     float *Z = tsr_alloc(L * D * sizeof(float)), *dZ = tsr_alloc(L * D * sizeof(float));
     float *acc = tsr_alloc(P * D * sizeof(float));
-    tsr_status st = b && Z && dZ && acc ? tsr_malconv_ws_create(&ws, m)
-                                        : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    size_t nwin = L / (size_t)m->cfg.window + 1;
+    uint8_t *fw = tsr_alloc(nwin);
+    tsr_status st = b && Z && dZ && acc && fw ? tsr_malconv_ws_create(&ws, m)
+                                              : tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (int it = 0; st == TSR_OK && it < cfg->iters; it++) {
         memset(acc, 0, P * D * sizeof(float));
         for (size_t f = 0; st == TSR_OK && f < nf; f++) {
@@ -253,11 +295,28 @@ tsr_status tsr_payload_universal(const tsr_malconv *m, const uint8_t *const *fil
             if (st != TSR_OK) break;
             if (tsr_sigmoidf(logit) < cfg->threshold) continue; /* already evades */
             memset(dZ, 0, (len + vis) * D * sizeof(float));
-            tsr_malconv_backward(m, ws, 1.0f, NULL, dZ);
+            if (cfg->routed) {
+                size_t K = (size_t)m->cfg.window;
+                memset(fw, 0, nwin);
+                for (size_t t = len / K; t <= (len + vis - 1) / K && t < nwin; t++) fw[t] = 1;
+                tsr_malconv_backward_routed(m, ws, 1.0f, dZ, fw, nwin);
+            } else
+                tsr_malconv_backward(m, ws, 1.0f, NULL, dZ);
             for (size_t i = 0; i < vis * D; i++) acc[i] += dZ[len * D + i];
         }
         const float *E = m->params + m->off.E;
         float z[256];
+        if (cfg->greedy) {
+            uint64_t *ip = tsr_alloc(P * sizeof(uint64_t));
+            if (!ip) {
+                st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+                break;
+            }
+            for (size_t i = 0; i < P; i++) ip[i] = i;
+            greedy_step(m, payload, ip, P, P, acc);
+            tsr_free(ip);
+            continue;
+        }
         for (size_t i = 0; i < P; i++) {
             const float *gi = acc + i * D, *e = E + (size_t)payload[i] * D;
             for (size_t k = 0; k < D; k++)
@@ -270,5 +329,6 @@ tsr_status tsr_payload_universal(const tsr_malconv *m, const uint8_t *const *fil
     tsr_free(Z);
     tsr_free(dZ);
     tsr_free(acc);
+    tsr_free(fw);
     return st;
 }

@@ -46,6 +46,12 @@ typedef struct tsr_payload_cfg {
     float eps;       /* step per embedding coordinate */
     float threshold; /* evasion when sigmoid(logit) < threshold */
     uint64_t seed;   /* initial random payload */
+    int routed;      /* 1: tsr_malconv_backward_routed over the payload's windows (filters
+                        that would lower the score if a payload window won their maximum
+                        get gradient there), 0: the plain max-pool gradient */
+    int greedy;      /* 1: each step moves every payload byte to the byte whose embedding
+                        lowers the linearised logit most (HotFlip-like) instead of the
+                        sign step + nearest byte */
 } tsr_payload_cfg;
 
 typedef struct tsr_payload_result {
