@@ -8,6 +8,7 @@
  * tiles were zeroed.
  */
 #include "tile_check.h"
+#include "tile/tile_internal.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -317,6 +318,58 @@ static void test_all_zero(void **state) {
 }
 
 /*
+ * tsr_tile_encode finds the tiles holding a nonzero from the nonzeros'
+ * positions: against tsr_tile_encrypt of the same data (which maps every
+ * slot of every tile), the encoded tiles are exactly those whose slots are
+ * not all zero, with the same slots; a shape-only mockup encodes the same
+ * tiles. Shapes with padding, `*` and an interleaved dimension.
+ */
+static void test_sparse_encode(void **state) {
+    (void)state;
+    const char *shapes[] = { "[10/4, */2, 20/8]", "[13~/4, 7/2, */8]", "[*/4, 9/4, 5/4]" };
+    tsr_prng g;
+    tt_prng(&g, 1304);
+    tsr_backend *be = collecting(64, 2, 1), *dry = collecting(64, 2, 0);
+    for (int k = 0; k < 3; k++) {
+        tsr_tile_shape s;
+        tc_shape(shapes[k], 64, &s);
+        int64_t n = 1;
+        for (int d = 0; d < s.ndims; d++) n *= s.dim[d].size;
+        double *x = calloc((size_t)n, sizeof *x);
+        for (int i = 0; i < 3; i++) x[tsr_prng_uniform(&g, (uint64_t)n)] = 1.0 + i;
+        tsr_tile *P, *C, *D;
+        tt_ok(tsr_tile_encode(be, &s, x, 1, 0, &P));
+        tt_ok(tsr_tile_encrypt(be, &s, x, 1, 0, &C));
+        tt_ok(tsr_tile_encode(dry, &s, x, 1, 0, &D));
+        int64_t slots = 64, nt = C->ntiles;
+        double *rp = calloc((size_t)(nt * slots), sizeof *rp),
+               *rc = calloc((size_t)(nt * slots), sizeof *rc);
+        tt_ok(tsr_tile_decrypt_raw(P, rp));
+        tt_ok(tsr_tile_decrypt_raw(C, rc));
+        int64_t want = 0;
+        for (int64_t t = 0; t < nt; t++) {
+            int any = 0;
+            for (int64_t i = 0; i < slots; i++) {
+                any |= rc[t * slots + i] != 0.0;
+                assert_true(fabs(rp[t * slots + i] - rc[t * slots + i]) < TOL);
+            }
+            want += any;
+            if ((P->v[t] != NULL) != any) fail_msg("%s: tile %lld", shapes[k], (long long)t);
+            assert_int_equal(D->v[t] != NULL, any);
+        }
+        assert_int_equal(tsr_tile_num_encoded(P), want);
+        tsr_tile_free(P);
+        tsr_tile_free(C);
+        tsr_tile_free(D);
+        free(rp);
+        free(rc);
+        free(x);
+    }
+    tsr_backend_free(be);
+    tsr_backend_free(dry);
+}
+
+/*
  * Convolution (layout I, 8 filters in 2 filter tiles): zeroing the filters of
  * one tile halves the products and drops exactly the channel-sum rotations
  * of the output tiles they made; the other outputs are unchanged.
@@ -378,7 +431,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matvec_a),    cmocka_unit_test(test_matvec_b),
         cmocka_unit_test(test_elementwise), cmocka_unit_test(test_all_zero),
-        cmocka_unit_test(test_conv),
+        cmocka_unit_test(test_conv),        cmocka_unit_test(test_sparse_encode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -124,9 +124,40 @@ static tsr_status make_tiles(tsr_backend *be, const tsr_tile_shape *shape, const
             return tsr_fail(TSR_ERR_NOMEM, "out of memory packing a tile tensor");
         }
     }
+    /* Plaintexts: which tiles hold a nonzero, found from the nonzeros (each lives in one
+     * tile), so all-zero tiles of a sparse tensor cost no slot mapping at all. */
+    uint8_t *nz = NULL;
+    if (dense && !encrypted) {
+        nz = tsr_calloc((size_t)r->ntiles);
+        if (!nz) {
+            tsr_free(buf);
+            tsr_free(map);
+            tsr_tile_free(r);
+            return tsr_fail(TSR_ERR_NOMEM, "out of memory packing a tile tensor");
+        }
+        int64_t n = 1; /* the dense layout of tl_slot_map */
+        for (int i = 0; i < s.ndims; i++) n *= s.dim[i].size;
+        for (int64_t e = 0; e < n; e++) {
+            if (dense[e] == 0.0) continue;
+            int64_t rem = e, t = 0;
+            int read = 1;
+            for (int i = s.ndims - 1; i >= 0; i--) {
+                int64_t j = rem % s.dim[i].size, k, sl;
+                rem /= s.dim[i].size;
+                if (s.dim[i].dup && j != 0) read = 0; /* `*` reads index 0 only */
+                tl_dim_locate(&s.dim[i], L.ext[i], j, &k, &sl);
+                t += k * L.tstride[i];
+            }
+            if (read) nz[t] = 1;
+        }
+    }
+    /* A shape-only mockup (a dry run) stores no values: which tiles are encoded is all
+     * that matters, and the slot mapping (the cost of packing) is skipped. */
+    int values = !(nz && !be->can_decrypt && strcmp(be->vt->name, "mockup") == 0);
     tsr_status st = TSR_OK;
     for (int64_t t = 0; t < r->ntiles && st == TSR_OK; t++) {
-        if (dense) {
+        if (nz && !nz[t]) continue; /* an all-zero plaintext tile: not encoded */
+        if (dense && values) {
             int any = 0;
             tl_slot_map(&s, &L, t, map);
             for (int64_t i = 0; i < L.slots; i++) {
@@ -140,6 +171,7 @@ static tsr_status make_tiles(tsr_backend *be, const tsr_tile_shape *shape, const
     }
     tsr_free(buf);
     tsr_free(map);
+    tsr_free(nz);
     return finish(st, r, out);
 }
 
