@@ -106,10 +106,12 @@ typedef enum {
     OP_POLY_CH,
     OP_SQUARE,
     OP_ADD,
+    OP_MUL,
     OP_COUNT
 } op_case;
-static const char *const op_names[OP_COUNT] = { "conv", "conv+bias map",    "dense",  "avgpool",
-                                                "poly", "per-channel poly", "square", "add" };
+static const char *const op_names[OP_COUNT] = { "conv",    "conv+bias map", "dense",
+                                                "avgpool", "poly",          "per-channel poly",
+                                                "square",  "add",           "mul" };
 
 static tsr_nn_model *op_model(op_case op, tsr_prng *g) {
     tsr_nn_model *m;
@@ -169,8 +171,10 @@ static tsr_nn_model *op_model(op_case op, tsr_prng *g) {
         L.kind = NN_SQUARE;
         tt_ok(nn_model_add(m, &L, (nn_shape){ 2, 6, 6 }, &t));
         break;
-    case OP_ADD: {
-        /* two convolutions of the input, added (a residual-style join) */
+    case OP_ADD:
+    case OP_MUL: {
+        /* two convolutions of the input, added (a residual-style join) or multiplied
+         * (ciphertext x ciphertext, as attention's products) */
         L.kind = NN_CONV;
         L.kh = L.kw = 3;
         L.sh = L.sw = 1;
@@ -184,8 +188,8 @@ static tsr_nn_model *op_model(op_case op, tsr_prng *g) {
         rnd(g, w, 54, 0.4);
         tt_ok(nn_model_add(m, &L, (nn_shape){ 3, 6, 6 }, &c));
         memset(&L, 0, sizeof L);
-        L.kind = NN_ADD;
-        snprintf(L.name, sizeof L.name, "add");
+        L.kind = op == OP_ADD ? NN_ADD : NN_MUL;
+        snprintf(L.name, sizeof L.name, "%s", op_names[op]);
         L.in[0] = a;
         L.in[1] = c;
         tt_ok(nn_model_add(m, &L, (nn_shape){ 3, 6, 6 }, &t));
@@ -853,6 +857,142 @@ static void test_plan_ranges(void **state) {
 }
 
 /* The mockup (with CKKS-like noise) and debug backends run plans too. */
+/*
+ * Polynomial attention on (N, T, D) = (N, 4, 6): y = x + (Q K^T)^2 V / 4
+ * through the graph (MatMul of two activations: expansions, mul, sums),
+ * encrypted under both packings on the small test ring, on the mockup
+ * with noise and on the debug backend, against the plaintext reference.
+ */
+static void graph_node(tsr_graph *g, tsr_graph_kind k, const char *out, const char *a,
+                       const char *b, const tsr_graph_attrs *at) {
+    const char *in[2] = { a, b };
+    tt_ok(tsr_graph_add_node(g, k, out, b ? 2 : 1, in, out, at));
+}
+
+static void test_attention_encrypted(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 47);
+    tsr_graph *gr;
+    tt_ok(tsr_graph_create(&gr));
+    int64_t in[3] = { -1, 4, 6 }, wd[2] = { 6, 6 };
+    tt_ok(tsr_graph_add_input(gr, "x", 3, in));
+    const char *wn[3] = { "wq", "wk", "wv" };
+    for (int i = 0; i < 3; i++) {
+        tsr_array *a;
+        tt_ok(tsr_array_create(&a, 2, wd));
+        rnd(&g, a->data, 36, 0.5);
+        tt_ok(tsr_graph_add_const(gr, wn[i], a));
+        tsr_array_free(a);
+    }
+    tsr_array *q4;
+    tt_ok(tsr_array_create(&q4, 0, NULL));
+    q4->data[0] = 0.25;
+    tt_ok(tsr_graph_add_const(gr, "quarter", q4));
+    tsr_array_free(q4);
+    graph_node(gr, TSR_NODE_MATMUL, "q", "x", "wq", NULL);
+    graph_node(gr, TSR_NODE_MATMUL, "k", "x", "wk", NULL);
+    graph_node(gr, TSR_NODE_MATMUL, "v", "x", "wv", NULL);
+    tsr_graph_attrs at;
+    tsr_graph_attrs_default(&at);
+    at.n_perm = 3;
+    at.perm[0] = 0;
+    at.perm[1] = 2;
+    at.perm[2] = 1;
+    graph_node(gr, TSR_NODE_TRANSPOSE, "kt", "k", NULL, &at);
+    graph_node(gr, TSR_NODE_MATMUL, "s", "q", "kt", NULL);
+    graph_node(gr, TSR_NODE_SQUARE, "s2", "s", NULL, NULL);
+    graph_node(gr, TSR_NODE_MUL, "s3", "s2", "quarter", NULL);
+    graph_node(gr, TSR_NODE_MATMUL, "att", "s3", "v", NULL);
+    graph_node(gr, TSR_NODE_ADD, "y", "att", "x", NULL);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    tsr_nn_model *m;
+    tt_ok(tsr_nn_model_from_graph(gr, NULL, &m, NULL));
+    int muls = 0;
+    for (int i = 0; i < m->n_layers; i++) muls += m->layers[i].kind == NN_MUL;
+    assert_int_equal(muls, 2);
+    const int n = 2;
+    double x[2 * 24], out[2 * 24], ref[2 * 24];
+    rnd(&g, x, n * 24, 1.0);
+    for (int pk = 1; pk <= 2; pk++) {
+        tsr_nn_compile_opts o;
+        compile_opts(&o, n, (tsr_nn_packing)pk, 11);
+        tsr_nn_plan *p;
+        tt_ok(tsr_nn_compile(m, &o, &p));
+        assert_true(p->prog->needs_relin);
+        int mul_steps = 0;
+        for (int i = 0; i < p->prog->n_steps; i++) mul_steps += p->prog->steps[i].op == NN_OP_MUL;
+        assert_int_equal(mul_steps, 2);
+        /* the plan file keeps the mul steps (format 4) */
+        uint8_t *buf;
+        size_t len;
+        tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+        tsr_nn_plan *q;
+        tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+        char why[160];
+        assert_int_equal(nn_program_compare(p->prog, q->prog, why, sizeof why), 0);
+        assert_memory_equal(p->id, q->id, 32);
+        tsr_nn_plan_free(q);
+        tsr_nn_bytes_free(buf);
+        double bits = run_ckks(p, x, n, out, ref);
+        assert_int_equal(last_invalid, 0);
+        if (bits < 12) fail_msg("attention (packing %d): %.1f bits", pk, bits);
+        if (pk == TSR_NN_PACK_TILED) {
+            tsr_ckks_params *params;
+            tt_ok(tsr_nn_plan_params(p, &params));
+            tsr_mockup_params mp;
+            tsr_mockup_params_default(&mp, 2, 1);
+            mp.noise = 1;
+            tsr_backend *mock;
+            tt_ok(tsr_backend_mockup_create_for(params, &mp, &mock));
+            tsr_nn_runner *r;
+            tt_ok(tsr_nn_runner_create(p, mock, &r));
+            tsr_tile *t, *y;
+            tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &t));
+            tt_ok(tsr_nn_run(r, t, &y, NULL));
+            tt_ok(tsr_nn_decrypt(p, y, n, out));
+            bits = tt_precision_bits(out, ref, (size_t)n * 24);
+            if (bits < 12) fail_msg("attention on the mockup with noise: %.1f bits", bits);
+            tsr_tile_free(t);
+            tsr_tile_free(y);
+            tsr_nn_runner_free(r);
+            tsr_ckks_secret_key *sk;
+            tsr_ckks_relin_key *rk;
+            tsr_ckks_galois_keys *gk;
+            tt_ok(tsr_nn_keygen(p, params, &sk, &rk, &gk));
+            tsr_backend *ck, *ref_be, *dbg;
+            tt_ok(tsr_backend_ckks_create(params, NULL, sk, rk, gk, &ck));
+            mp.noise = 0;
+            tt_ok(tsr_backend_mockup_create_for(params, &mp, &ref_be));
+            tt_ok(tsr_backend_debug_create(ck, ref_be, 1e-3, &dbg));
+            tt_ok(tsr_nn_runner_create(p, dbg, &r));
+            tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &t));
+            tt_ok(tsr_nn_run(r, t, &y, NULL));
+            tt_ok(tsr_nn_decrypt(p, y, n, out));
+            bits = tt_precision_bits(out, ref, (size_t)n * 24);
+            if (bits < 12) fail_msg("attention on the debug backend: %.1f bits", bits);
+            tsr_debug_report dr;
+            tsr_backend_debug_report(dbg, &dr);
+            assert_true(dr.ops > 0);
+            tsr_tile_free(t);
+            tsr_tile_free(y);
+            tsr_nn_runner_free(r);
+            tsr_backend_free(dbg);
+            tsr_backend_free(ref_be);
+            tsr_backend_free(ck);
+            tsr_backend_free(mock);
+            tsr_ckks_galois_keys_free(gk);
+            tsr_ckks_relin_key_free(rk);
+            tsr_ckks_secret_key_free(sk);
+            tsr_ckks_params_free(params);
+        }
+        tsr_nn_plan_free(p);
+    }
+    tsr_nn_model_free(m);
+    tsr_graph_free(gr);
+}
+
 static void test_other_backends(void **state) {
     (void)state;
     tsr_prng g;
@@ -922,9 +1062,10 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_ckks),          cmocka_unit_test(test_end_to_end),
         cmocka_unit_test(test_pytorch_encrypted), cmocka_unit_test(test_torch_models_encrypted),
-        cmocka_unit_test(test_residual_reorient), cmocka_unit_test(test_optimizer),
-        cmocka_unit_test(test_plan_files),        cmocka_unit_test(test_wrong_inputs),
-        cmocka_unit_test(test_other_backends),    cmocka_unit_test(test_plan_ranges),
+        cmocka_unit_test(test_residual_reorient), cmocka_unit_test(test_attention_encrypted),
+        cmocka_unit_test(test_optimizer),         cmocka_unit_test(test_plan_files),
+        cmocka_unit_test(test_wrong_inputs),      cmocka_unit_test(test_other_backends),
+        cmocka_unit_test(test_plan_ranges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

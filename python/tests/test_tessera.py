@@ -95,8 +95,8 @@ def test_errors_carry_tesseras_messages(plan, keys, x, tmp_path):
     with pytest.raises(tessera.MismatchError) as e:
         tessera.Ciphertext.load(tmp_path / "out.ct", plan1)
     assert "another plan" in str(e.value)
-    with pytest.raises(tessera.UnsupportedError) as e:  # the encrypted pipeline refuses it
-        tessera.Model.from_onnx(os.path.join(SRC, "tests", "data", "torch", "transformer.onnx"))
+    with pytest.raises(tessera.UnsupportedError) as e:  # the encrypted pipeline refuses it (Erf)
+        tessera.Model.from_onnx(os.path.join(SRC, "tests", "data", "torch_fixture.onnx"))
     assert e.value.detail
 
 

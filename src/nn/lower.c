@@ -1,8 +1,8 @@
 /*
  * nn/lower.c - the one model graph (tessera/graph.h) onto the inference
  * model (nn/model.h): every node that reaches the graph output becomes
- * conv / dense / avgpool / poly / square / add layers, aliases nothing, or
- * a line of the report.
+ * conv / dense / avgpool / poly / square / add / mul layers, aliases
+ * nothing, or a line of the report.
  *
  * Invariant: each graph activation (a value computed from the input) maps
  * onto an nn tensor holding the same per-sample values in the same
@@ -27,7 +27,13 @@
  *   Pow by a constant integer, Square, polynomials -> poly / square;
  *       Chebyshev series (--approx replacements) -> power-basis poly, lossy;
  *   Add / Sub of two activations of one shape -> add (Sub: negated first);
- *       Mul of an activation by itself -> square;
+ *       Mul of an activation by itself -> square; Mul of two activations ->
+ *       mul (ciphertext x ciphertext; a broadcast operand first replicated
+ *       by a 0/1 dense layer);
+ *   MatMul of two activations (attention's Q K^T, scores V) -> two 0/1
+ *       dense "expand" layers laying out A[.., i, k] and B[.., k, j] for
+ *       every (output, k), one mul, one 0/1 dense "sum" over k
+ *       (lower_matmul_act: three levels, P = numel(out) * K products);
  *   anything else affine in its activations (Transpose, Slice, Pad, Concat,
  *       ReduceSum / ReduceMean, MatMul of rank >= 3, convolutions and pools
  *       the rules above do not take, elementwise constants of full shape)
@@ -35,8 +41,7 @@
  *       measured column by column on the graph's own kernel (exact: the
  *       reference executor computes it), at most NN_LOWER_MAX_MATRIX
  *       entries each.
- * Products of two different activations and non-polynomial kinds are
- * reported.
+ * Gemm of two activations and non-polynomial kinds are reported.
  */
 #include "nn/model.h"
 
@@ -692,6 +697,169 @@ static tsr_status flatten(lower *L, int *t) {
     return st;
 }
 
+/* ---- products of two activations ------------------------------------------------------------ */
+
+/* Largest number of pairwise products (P) a MatMul of two activations may expand into. */
+#define NN_LOWER_MAX_PRODUCTS ((int64_t)1 << 16)
+
+/*
+ * MatMul of two activations A (..., T, D) and B (..., D, T') with the ONNX
+ * (numpy) broadcasting of the leading dimensions, per sample:
+ *   EA   dense, 0/1 matrix (P x numel A): EA x[p = (o, k)] = A[o's batch, i, k]
+ *   EB   dense, 0/1 matrix (P x numel B): EB x[p = (o, k)] = B[o's batch, k, j]
+ *   mul  EA * EB elementwise (ciphertext x ciphertext)
+ *   sum  dense, 0/1 matrix (numel O x P) adding the D products of each output
+ * where o = (batch..., i, j) runs over the output and k over D, so
+ * P = numel O * D. Three levels; the expansions read each value once (all
+ * but one entry of each row is zero, so a tiled product skips most weight
+ * tiles).
+ */
+static tsr_status lower_matmul_act(lower *L, int *t) {
+    const tsr_graph_node *n = L->n;
+    int va = vin(L, 0), vb = vin(L, 1), vo = n->out;
+    const vinfo *A = &L->v[va], *B = &L->v[vb], *O = &L->v[vo];
+    int ra = A->rank[0], rb = B->rank[0], ro = O->rank[0];
+    if (ra < 3 || rb < 3 || ro != (ra > rb ? ra : rb))
+        return bad(L,
+                   "product of two activations of ranks %d and %d: each needs a batch "
+                   "dimension and a matrix (rank >= 3)",
+                   ra, rb);
+    const int64_t *ad = A->dims[0], *bd = B->dims[0], *od = O->dims[0];
+    int64_t T = ad[ra - 2], D = ad[ra - 1], Tp = bd[rb - 1];
+    if (bd[rb - 2] != D || od[ro - 2] != T || od[ro - 1] != Tp)
+        return tsr_fail(TSR_ERR_INTERNAL, "%s: MatMul shapes do not agree", L->lab);
+    int64_t KA = ps_numel(L, va), KB = ps_numel(L, vb), M = ps_numel(L, vo), P = M * D;
+    if (P > NN_LOWER_MAX_PRODUCTS || P * (KA > KB ? KA : KB) > 4 * NN_LOWER_MAX_MATRIX)
+        return bad(L,
+                   "product of two activations needing %lld pairwise products (at most %lld): "
+                   "not supported at this size",
+                   (long long)P, (long long)NN_LOWER_MAX_PRODUCTS);
+    /* strides of A and B (full dims at batch 1), for broadcasting of the leading dims */
+    int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK];
+    sa[ra - 1] = 1;
+    for (int i = ra - 2; i >= 0; i--) sa[i] = sa[i + 1] * ad[i + 1];
+    sb[rb - 1] = 1;
+    for (int i = rb - 2; i >= 0; i--) sb[i] = sb[i + 1] * bd[i + 1];
+    nn_layer ea, eb, sum;
+    layer_init(L, &ea, NN_DENSE, A->t, ".expand_a");
+    layer_init(L, &eb, NN_DENSE, B->t, ".expand_b");
+    layer_init(L, &sum, NN_DENSE, -1, ".sum");
+    ea.w_len = P * KA;
+    eb.w_len = P * KB;
+    sum.w_len = M * P;
+    ea.w = tsr_calloc_array((size_t)ea.w_len, sizeof *ea.w);
+    eb.w = tsr_calloc_array((size_t)eb.w_len, sizeof *eb.w);
+    sum.w = tsr_calloc_array((size_t)sum.w_len, sizeof *sum.w);
+    tsr_status st = TSR_OK;
+    if (!ea.w || !eb.w || !sum.w) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (int64_t o = 0; st == TSR_OK && o < M; o++) {
+        /* unravel o over the output dims (dimension 0 is the batch of 1) */
+        int64_t idx[TSR_ARRAY_MAX_RANK], r = o;
+        for (int d = ro - 1; d >= 1; d--) {
+            idx[d] = r % od[d];
+            r /= od[d];
+        }
+        idx[0] = 0;
+        int64_t i = idx[ro - 2], j = idx[ro - 1], a0 = 0, b0 = 0;
+        for (int d = 1; d < ro - 2; d++) {
+            int da = d - (ro - ra), db = d - (ro - rb);
+            if (da >= 1 && ad[da] > 1) a0 += idx[d] * sa[da];
+            if (db >= 1 && bd[db] > 1) b0 += idx[d] * sb[db];
+        }
+        for (int64_t k = 0; k < D; k++) {
+            int64_t p = o * D + k;
+            ea.w[p * KA + a0 + i * sa[ra - 2] + k] = 1;
+            eb.w[p * KB + b0 + k * sb[rb - 2] + j] = 1;
+            sum.w[o * P + p] = 1;
+        }
+    }
+    int ta = -1, tb = -1, tm = -1;
+    if (st == TSR_OK) st = push(L, &ea, &ta);
+    if (st == TSR_OK) st = push(L, &eb, &tb);
+    if (st == TSR_OK) {
+        nn_layer y;
+        layer_init(L, &y, NN_MUL, ta, ".mul");
+        y.in[1] = tb;
+        st = push(L, &y, &tm);
+    }
+    if (st == TSR_OK) {
+        sum.in[0] = tm;
+        snprintf(sum.name, sizeof sum.name, "%.*s", (int)(sizeof sum.name - 1), L->name);
+        st = push(L, &sum, t);
+    }
+    tsr_free(ea.w);
+    tsr_free(eb.w);
+    tsr_free(sum.w);
+    return st;
+}
+
+/*
+ * Activation k of the current node broadcast to the node's output shape
+ * (numpy rules) as a 0/1 dense layer, or as it is when it has that shape
+ * (flattened by an identity when `flat` and it is not flat). *t: the tensor.
+ */
+static tsr_status broadcast_act(lower *L, int k, int flat, int *t) {
+    int vi = vin(L, k), vo = L->n->out;
+    const vinfo *X = &L->v[vi], *O = &L->v[vo];
+    int rx = X->rank[0], ro = O->rank[0];
+    *t = X->t;
+    if (rx == ro && !memcmp(X->dims[0], O->dims[0], (size_t)ro * 8)) {
+        nn_shape s = L->m->shapes[*t];
+        if (flat && (s.h != 1 || s.w != 1)) {
+            if (nn_numel(s) * nn_numel(s) > NN_LOWER_MAX_MATRIX)
+                return bad(L, "its inputs are laid out differently and too large to flatten");
+            return flatten(L, t);
+        }
+        return TSR_OK;
+    }
+    int64_t K = ps_numel(L, vi), M = ps_numel(L, vo);
+    if (K * M > NN_LOWER_MAX_MATRIX)
+        return bad(L, "broadcasting an activation of %lld values to %lld: too large", (long long)K,
+                   (long long)M);
+    int64_t sx[TSR_ARRAY_MAX_RANK];
+    sx[rx - 1] = 1;
+    for (int i = rx - 2; i >= 0; i--) sx[i] = sx[i + 1] * X->dims[0][i + 1];
+    nn_layer d;
+    layer_init(L, &d, NN_DENSE, X->t, k ? ".bcast_b" : ".bcast_a");
+    d.w_len = M * K;
+    d.w = tsr_calloc_array((size_t)d.w_len, sizeof *d.w);
+    if (!d.w) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (int64_t o = 0; o < M; o++) {
+        int64_t r = o, src = 0;
+        for (int dd = ro - 1; dd >= 1; dd--) {
+            int64_t id = r % O->dims[0][dd];
+            r /= O->dims[0][dd];
+            int dx = dd - (ro - rx);
+            if (dx >= 1 && X->dims[0][dx] > 1) src += id * sx[dx];
+        }
+        d.w[o * K + src] = 1;
+    }
+    tsr_status st = push(L, &d, t);
+    tsr_free(d.w);
+    return st;
+}
+
+/* Mul of two different activations: the elementwise product (broadcast first if needed). */
+static tsr_status lower_mul_act(lower *L, int a0, int a1, int *t) {
+    int va = vin(L, a0), vb = vin(L, a1), vo = L->n->out;
+    nn_shape sa = L->m->shapes[L->v[va].t], sb = L->m->shapes[L->v[vb].t];
+    int same_a = L->v[va].rank[0] == L->v[vo].rank[0] &&
+                 !memcmp(L->v[va].dims[0], L->v[vo].dims[0], (size_t)L->v[vo].rank[0] * 8);
+    int same_b = L->v[vb].rank[0] == L->v[vo].rank[0] &&
+                 !memcmp(L->v[vb].dims[0], L->v[vo].dims[0], (size_t)L->v[vo].rank[0] * 8);
+    /* both in the output's layout: flat unless both already share one natural shape */
+    int flat = !(same_a && same_b && sa.c == sb.c && sa.h == sb.h && sa.w == sb.w);
+    int ta, tb, before = L->n_bad;
+    TSR_TRY(broadcast_act(L, a0, flat, &ta));
+    if (L->n_bad != before) return TSR_OK;
+    TSR_TRY(broadcast_act(L, a1, flat, &tb));
+    if (L->n_bad != before) return TSR_OK;
+    nn_layer y;
+    layer_init(L, &y, NN_MUL, ta, "");
+    y.in[1] = tb;
+    return push(L, &y, t);
+}
+
 /* ---- one node ---------------------------------------------------------------------------- */
 
 /*
@@ -783,8 +951,7 @@ static tsr_status lower_node(lower *L, int *t) {
                 *t = -2;
                 break;
             }
-            return bad(L, "product of two activations (ciphertext x ciphertext): not supported "
-                          "by the encrypted-inference compiler yet");
+            return lower_mul_act(L, a0, a1, t);
         }
         TSR_TRY(lower_affine_const(L, a0, t, &done));
         if (done) return TSR_OK;
@@ -869,9 +1036,11 @@ static tsr_status lower_node(lower *L, int *t) {
         return lower_measured(L, t);
     case TSR_NODE_GEMM:
     case TSR_NODE_MATMUL:
-        if (acts >= 2 && (a0 < 2 && a1 < 2))
-            return bad(L, "product of two activations (ciphertext x ciphertext, as in "
-                          "attention): not supported by the encrypted-inference compiler yet");
+        if (acts >= 2 && (a0 < 2 && a1 < 2)) {
+            if (n->kind == TSR_NODE_MATMUL) return lower_matmul_act(L, t);
+            return bad(L, "Gemm of two activations: the second operand of a product of two "
+                          "activations must keep the batch first (export it as MatMul)");
+        }
         if (a0 == 0) TSR_TRY(lower_dense(L, t, &done));
         if (done) return TSR_OK;
         return lower_measured(L, t);

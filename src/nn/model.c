@@ -13,8 +13,8 @@
 #include <string.h>
 
 static const char *const kind_names[NN_KIND_COUNT_] = {
-    [NN_CONV] = "conv", [NN_DENSE] = "dense",   [NN_AVGPOOL] = "avgpool",
-    [NN_POLY] = "poly", [NN_SQUARE] = "square", [NN_ADD] = "add",
+    [NN_CONV] = "conv",     [NN_DENSE] = "dense", [NN_AVGPOOL] = "avgpool", [NN_POLY] = "poly",
+    [NN_SQUARE] = "square", [NN_ADD] = "add",     [NN_MUL] = "mul",
 };
 
 const char *nn_kind_name(nn_kind k) {
@@ -126,13 +126,15 @@ static tsr_status layer_shape(const tsr_nn_model *m, const nn_layer *L, nn_shape
     case NN_SQUARE:
         *os = s;
         return TSR_OK;
-    case NN_ADD: {
+    case NN_ADD:
+    case NN_MUL: {
+        const char *kn = nn_kind_name(L->kind);
         if (L->in[1] < 0 || L->in[1] >= m->n_tensors)
-            return tsr_fail(TSR_ERR_FORMAT, "add '%s' reads tensor %d, which does not exist",
+            return tsr_fail(TSR_ERR_FORMAT, "%s '%s' reads tensor %d, which does not exist", kn,
                             L->name, L->in[1]);
         nn_shape t = m->shapes[L->in[1]];
         if (s.c != t.c || s.h != t.h || s.w != t.w)
-            return tsr_fail(TSR_ERR_SHAPE, "add '%s': shapes (%d,%d,%d) and (%d,%d,%d) differ",
+            return tsr_fail(TSR_ERR_SHAPE, "%s '%s': shapes (%d,%d,%d) and (%d,%d,%d) differ", kn,
                             L->name, s.c, s.h, s.w, t.c, t.h, t.w);
         *os = s;
         return TSR_OK;
@@ -145,7 +147,7 @@ static tsr_status layer_shape(const tsr_nn_model *m, const nn_layer *L, nn_shape
 tsr_status nn_model_add(tsr_nn_model *m, const nn_layer *proto, nn_shape oshape, int *out_tensor) {
     nn_shape want;
     nn_layer L = *proto;
-    L.in[1] = L.kind == NN_ADD ? L.in[1] : -1;
+    L.in[1] = nn_kind_binary(L.kind) ? L.in[1] : -1;
     L.w = L.b = NULL;
     TSR_TRY(layer_shape(m, &L, &want));
     if (want.c != oshape.c || want.h != oshape.h || want.w != oshape.w)
@@ -186,7 +188,7 @@ tsr_status nn_model_add(tsr_nn_model *m, const nn_layer *proto, nn_shape oshape,
 tsr_status nn_model_push(tsr_nn_model *m, const nn_layer *proto, int *out_tensor) {
     nn_shape os;
     nn_layer L = *proto;
-    L.in[1] = L.kind == NN_ADD ? L.in[1] : -1;
+    L.in[1] = nn_kind_binary(L.kind) ? L.in[1] : -1;
     TSR_TRY(layer_shape(m, &L, &os));
     return nn_model_add(m, proto, os, out_tensor);
 }
@@ -222,7 +224,7 @@ tsr_status nn_model_validate(const tsr_nn_model *m) {
                             i + 1);
         for (int k = 0; k < 2; k++)
             if (L->in[k] > i || (k == 0 && L->in[k] < 0) ||
-                (k == 1 && L->kind != NN_ADD && L->in[k] != -1))
+                (k == 1 && !nn_kind_binary(L->kind) && L->in[k] != -1))
                 return tsr_fail(TSR_ERR_FORMAT, "layer '%s' reads tensor %d out of order", L->name,
                                 L->in[k]);
         if (memchr(L->name, 0, sizeof L->name) == NULL ||
@@ -504,6 +506,11 @@ static void layer_ref(const tsr_nn_model *m, const nn_layer *L, double *const *t
     case NN_ADD: {
         const double *x2 = t[L->in[1]];
         for (int64_t i = 0; i < n; i++) y[i] = x[i] + x2[i];
+        break;
+    }
+    case NN_MUL: {
+        const double *x2 = t[L->in[1]];
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * x2[i];
         break;
     }
     default:

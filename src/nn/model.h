@@ -32,11 +32,17 @@ typedef enum nn_kind {
     NN_POLY,     /* y = sum_k coef[ch][k] x^k; w = coef (nc, degree + 1), nc = 1 or C */
     NN_SQUARE,   /* y = x * x */
     NN_ADD,      /* y = in0 + in1 (same shapes) */
+    NN_MUL,      /* y = in0 * in1 elementwise (same shapes; ciphertext x ciphertext, one level) */
     NN_KIND_COUNT_
 } nn_kind;
 
 /** Short lower-case name of a kind ("conv", "square", ...). */
 const char *nn_kind_name(nn_kind k);
+
+/** 1 for the kinds reading two tensors (in[1] >= 0): ADD and MUL. */
+static inline int nn_kind_binary(nn_kind k) {
+    return k == NN_ADD || k == NN_MUL;
+}
 
 typedef struct nn_shape {
     int c, h, w;
@@ -50,7 +56,7 @@ typedef struct nn_layer {
     nn_kind kind;
     char name[NN_NAME_MAX];
     char origin[NN_ORIGIN_MAX]; /* the ONNX nodes / rewrites it stands for */
-    int in[2];                  /* input tensor ids; in[1] = -1 except ADD */
+    int in[2];                  /* input tensor ids; in[1] = -1 except ADD, MUL */
     int out;                    /* output tensor id */
     int kh, kw, sh, sw, ph, pw; /* CONV, AVGPOOL geometry */
     int count_pad;              /* AVGPOOL: 1 divide by KH*KW; 0 by the taps inside the image */

@@ -12,8 +12,10 @@
 
 #include <stdio.h>
 
-/** Version of the plan payload layout (docs/INFERENCE.md). */
-#define NN_PLAN_VERSION 3
+/** Version of the plan payload layout (docs/INFERENCE.md). 4 added the mul layer kind and
+ * step; version 3 plans (no mul) read unchanged. */
+#define NN_PLAN_VERSION     4
+#define NN_PLAN_VERSION_MIN 3
 
 struct tsr_nn_plan {
     tsr_nn_model *model;

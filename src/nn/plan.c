@@ -348,11 +348,11 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
         st = tsr_reader_status(&rd);
         goto done;
     }
-    if (version != NN_PLAN_VERSION) {
+    if (version < NN_PLAN_VERSION_MIN || version > NN_PLAN_VERSION) {
         st = tsr_reader_fail(&rd, TSR_ERR_VERSION,
-                             "plan format version %u is not supported (this build reads %d); "
-                             "compile the model again",
-                             version, NN_PLAN_VERSION);
+                             "plan format version %u is not supported (this build reads %d to "
+                             "%d); compile the model again",
+                             version, NN_PLAN_VERSION_MIN, NN_PLAN_VERSION);
         goto done;
     }
     tsr_ckks_param_spec spec;
@@ -435,7 +435,8 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
             st = tsr_reader_status(&rd);
             goto done;
         }
-        if (kind >= NN_KIND_COUNT_ || wl > MAX_WEIGHTS || bl > MAX_WEIGHTS || (wl + bl) * 8 > plen)
+        if (kind >= NN_KIND_COUNT_ || (version < 4 && kind == NN_MUL) || wl > MAX_WEIGHTS ||
+            bl > MAX_WEIGHTS || (wl + bl) * 8 > plen)
             RFAIL("malformed plan: layer %u (kind %u, %llu weights)", i, kind,
                   (unsigned long long)wl);
         for (int k = 2; k < 12; k++)
@@ -544,7 +545,8 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
             st = tsr_reader_status(&rd);
             goto done;
         }
-        if (op >= NN_OP_COUNT_) RFAIL("malformed plan: step %u has operation %u", i, op);
+        if (op >= NN_OP_COUNT_ || (version < 4 && op == NN_OP_MUL))
+            RFAIL("malformed plan: step %u has operation %u", i, op);
         s->op = (nn_op)op;
         s->layer = iv[0];
         s->in[0] = iv[1];

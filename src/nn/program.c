@@ -39,6 +39,7 @@ static const char *const op_names[NN_OP_COUNT_] = {
     [NN_OP_RESHAPE] = "reshape",
     [NN_OP_REORIENT] = "reorient",
     [NN_OP_SQ_LINEAR] = "square+linear",
+    [NN_OP_MUL] = "mul",
 };
 
 const char *nn_op_name(nn_op op) {
@@ -286,12 +287,25 @@ static tsr_status dense_weights(tsr_backend *be, const tsr_nn_model *m, const nn
         return tsr_fail(TSR_ERR_INTERNAL, "dense '%s': layout %s does not hold (%d, %d, %d)",
                         L->name, tl_fmt(as), is.c, is.h, is.w);
     }
-    /* Laid out even for a dry run: all-zero tiles are not encoded, and the counts see it. */
-    for (int64_t i = 0; i < n; i++) {
-        int64_t c, y, x;
-        elem_chw(&ws, st, s->cdim, s->odim, i, &c, &y, &x);
-        int64_t o = (i / st[s->odim]) % M;
-        dense[i] = L->w[o * nin + (c * Y + y) * X + x];
+    /* Laid out even for a dry run: all-zero tiles are not encoded, and the counts see it.
+     * Every element of the layout is one weight (C Y X = nin): the nonzeros are scattered
+     * to their places (the expansions of attention are 8192 x 512 with one per row). */
+    if (n == M * nin) {
+        int64_t sc = s->cdim >= 0 ? st[s->cdim] : 0, sy = Y > 1 ? st[1] : 0, sx = X > 1 ? st[2] : 0;
+        for (int64_t o = 0; o < M; o++)
+            for (int64_t j = 0; j < nin; j++) {
+                double v = L->w[o * nin + j];
+                if (v == 0.0) continue;
+                int64_t c = j / (Y * X), y = (j / X) % Y, x = j % X;
+                dense[o * st[s->odim] + c * sc + y * sy + x * sx] = v;
+            }
+    } else {
+        for (int64_t i = 0; i < n; i++) {
+            int64_t c, y, x;
+            elem_chw(&ws, st, s->cdim, s->odim, i, &c, &y, &x);
+            int64_t o = (i / st[s->odim]) % M;
+            dense[i] = L->w[o * nin + (c * Y + y) * X + x];
+        }
     }
     tsr_status r = tsr_tile_encode(be, &ws, dense, s->level_in, 0, out);
     tsr_free(dense);
@@ -395,13 +409,37 @@ tsr_status nn_prepare_step(const tsr_nn_model *m, const nn_program *p, const nn_
 }
 
 /*
- * x * x, tile by tile on OpenMP threads: with one sample per slot a value is
- * hundreds of ciphertexts, and threads over ciphertexts beat threads over the
- * limbs of one (the evaluators are pooled per backend, so this is safe).
+ * x * y (y = x: the square), tile by tile on OpenMP threads: with one sample
+ * per slot a value is hundreds of ciphertexts, and threads over ciphertexts
+ * beat threads over the limbs of one (the evaluators are pooled per backend,
+ * so this is safe). Two different values go through tsr_tile_mul unless
+ * they have one shape and one level (it aligns levels and broadcasts).
  */
-static tsr_status par_square(const tsr_tile *x, tsr_tile **out) {
+static tsr_status par_mul(const tsr_tile *x, const tsr_tile *y, tsr_tile **out) {
     *out = NULL;
-    if (x->ntiles < 4) return tsr_tile_mul(x, x, out);
+    if (x != y && x->encrypted && y->encrypted && tsr_tile_level(x) != tsr_tile_level(y)) {
+        /* The higher operand is brought to the lower one's level *and scale* (a constant
+         * product, no depth: tl_vec_to), so the product keeps the canonical scale that
+         * the plaintexts of the layers after it are encoded at (a bare level drop, as
+         * tsr_tile_mul does, would leave D_a D_b / q). */
+        const tsr_tile *hi = tsr_tile_level(x) > tsr_tile_level(y) ? x : y;
+        const tsr_tile *lo = hi == x ? y : x;
+        tsr_tile *a;
+        TSR_TRY(tl_new(hi->be, &hi->shape, 1, &a));
+        tsr_status st = TSR_OK;
+        for (int64_t t = 0; t < hi->ntiles && st == TSR_OK; t++) {
+            if (!hi->v[t]) continue;
+            st = tsr_bvec_copy(hi->be, hi->v[t], &a->v[t]);
+            if (st == TSR_OK)
+                st = tl_vec_to(hi->be, a->v[t], tsr_tile_level(lo), tsr_tile_scale(lo));
+        }
+        if (st == TSR_OK) st = par_mul(lo, a, out);
+        tsr_tile_free(a);
+        return st;
+    }
+    if (x->ntiles < 4 || (x != y && (!tsr_tile_shape_equal(&x->shape, &y->shape) ||
+                                     tsr_tile_level(x) != tsr_tile_level(y) || !y->encrypted)))
+        return tsr_tile_mul(x, y, out);
     tsr_backend *be = x->be;
     tsr_tile *r;
     TSR_TRY(tl_new(be, &x->shape, 1, &r));
@@ -413,11 +451,11 @@ static tsr_status par_square(const tsr_tile *x, tsr_tile **out) {
 #endif
     for (int64_t t = 0; t < x->ntiles; t++) {
         if (__atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
-        tsr_status st = tsr_bvec_mul_new(be, x->v[t], x->v[t], &r->v[t]);
+        tsr_status st = tsr_bvec_mul_new(be, x->v[t], y->v[t], &r->v[t]);
         if (st == TSR_OK) st = tsr_bvec_rescale(be, r->v[t]);
         if (st != TSR_OK) {
 #ifdef _OPENMP
-#pragma omp critical(nn_par_square)
+#pragma omp critical(nn_par_mul)
 #endif
             if (!stop) {
                 first = st;
@@ -540,7 +578,12 @@ tsr_status nn_apply_step(const tsr_nn_model *m, const nn_program *p, const nn_st
         st = tsr_tile_sq_lincomb(x, &s->out_shape, pp->row_ptr, pp->cols, pp->vals, pp->lbias, &r);
         break;
     case NN_OP_SQUARE:
-        st = par_square(x, &r);
+        st = par_mul(x, x, &r);
+        break;
+    case NN_OP_MUL:
+        if (!vals[s->in[1]])
+            return tsr_fail(TSR_ERR_INTERNAL, "step reads value %d, which is gone", s->in[1]);
+        st = par_mul(x, vals[s->in[1]], &r);
         break;
     case NN_OP_POLY:
         if (L->nc == 1)
@@ -856,7 +899,8 @@ static tsr_status lower_layer(builder *b, int li) {
     case NN_POLY:
         TSR_TRY(emit(b, layer_step(NN_OP_POLY, li, v), &id));
         break;
-    case NN_ADD: {
+    case NN_ADD:
+    case NN_MUL: {
         int v2 = b->tval[L->in[1]];
         const nn_value *a = &p->values[v], *c = &p->values[v2];
         if (!batch && a->cdim != c->cdim && a->cdim >= 0 && c->cdim >= 0 && !a->vec && !c->vec &&
@@ -878,9 +922,9 @@ static tsr_status lower_layer(builder *b, int li) {
         }
         if (a->cdim != c->cdim || a->shape.ndims != c->shape.ndims)
             return tsr_fail(TSR_ERR_UNSUPPORTED,
-                            "add '%s': its inputs arrive in different layouts (%s and %s)", L->name,
-                            tl_fmt(&a->shape), tl_fmt2(&c->shape));
-        s = layer_step(NN_OP_ADD, li, v);
+                            "%s '%s': its inputs arrive in different layouts (%s and %s)",
+                            nn_kind_name(L->kind), L->name, tl_fmt(&a->shape), tl_fmt2(&c->shape));
+        s = layer_step(L->kind == NN_ADD ? NN_OP_ADD : NN_OP_MUL, li, v);
         s.in[1] = v2;
         TSR_TRY(emit(b, s, &id));
         break;

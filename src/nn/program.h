@@ -39,6 +39,7 @@ typedef enum nn_op {
     NN_OP_REORIENT,  /* layout change: channels D0 <-> D3 (identity 1x1 conv, one level) */
     NN_OP_SQ_LINEAR, /* batch packing: square + the linear layer reading it, one relinearization
                         per output (tsr_tile_sq_lincomb, two levels) */
+    NN_OP_MUL,       /* elementwise product of two values (ciphertext x ciphertext, one level) */
     NN_OP_COUNT_
 } nn_op;
 
@@ -63,7 +64,7 @@ typedef struct nn_value {
 typedef struct nn_step {
     nn_op op;
     int layer;      /* model layer; -1 for layout changes */
-    int in[2], out; /* value ids (in[1] = -1 except ADD) */
+    int in[2], out; /* value ids (in[1] = -1 except ADD, MUL) */
     int fdim, cdim; /* CONV / POOL dimensions (-1: none) */
     int odim;       /* DENSE: output dimension; CLEAR_DUP / RESHAPE: the dimension */
     int nsum;       /* DENSE: summed dimensions */

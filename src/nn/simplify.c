@@ -15,6 +15,14 @@
  *     instead of two, no constant multiplications (the classic CryptoNets /
  *     LoLa treatment of x^2 activations).
  *
+ *  4. Two dense layers in a row (the first read only by the second) become
+ *     one when that does not make the matrix denser: a selection matrix
+ *     (at most one entry per row: a Transpose, Slice, Reshape-like copy or
+ *     a replication) merged into the dense layer reading it, or a dense
+ *     layer into the selection reading it when the product has no more
+ *     entries than the dense layer. One level saved each (attention's
+ *     K^T and head transposes around MatMul of two activations).
+ *
  * Scaling and shifting the input of a consumer that zero-pads (a padded
  * convolution) changes the bias near the borders: the bias becomes a map
  * over output positions, which costs nothing extra under CKKS (it is one
@@ -290,6 +298,77 @@ static tsr_status fold_pool_dense(tsr_nn_model *m, int *changed) {
     return TSR_OK;
 }
 
+/* Number of nonzero entries of an M x K matrix; *sel = 1 when no row has two. */
+static int64_t matrix_nnz(const double *w, int64_t M, int64_t K, int *sel) {
+    int64_t nnz = 0;
+    *sel = 1;
+    for (int64_t o = 0; o < M; o++) {
+        int64_t r = 0;
+        for (int64_t i = 0; i < K; i++) r += w[o * K + i] != 0.0;
+        if (r > 1) *sel = 0;
+        nnz += r;
+    }
+    return nnz;
+}
+
+/* Largest merged matrix rule 4 builds (entries). */
+#define DENSE_MERGE_MAX ((int64_t)1 << 24)
+
+/* Rule 4: dense layer i read only by a dense layer, merged when no denser. */
+static tsr_status fold_dense_dense(tsr_nn_model *m, int *changed) {
+    for (int i = 0; i < m->n_layers; i++) {
+        nn_layer *P = &m->layers[i];
+        if (P->kind != NN_DENSE) continue;
+        int q = sole_consumer(m, P->out);
+        if (q < 0 || m->layers[q].kind != NN_DENSE) continue;
+        nn_layer *Q = &m->layers[q];
+        int64_t K = nn_numel(m->shapes[P->in[0]]), Mp = m->shapes[P->out].c,
+                Mq = m->shapes[Q->out].c;
+        if (Mq * K > DENSE_MERGE_MAX) continue;
+        int psel, qsel;
+        int64_t pnnz = matrix_nnz(P->w, Mp, K, &psel), qnnz = matrix_nnz(Q->w, Mq, Mp, &qsel);
+        if (!psel && !qsel) continue;
+        double *w = tsr_calloc_array((size_t)(Mq * K), sizeof *w);
+        double *b = tsr_calloc_array((size_t)Mq, sizeof *b);
+        if (!w || !b) {
+            tsr_free(w);
+            tsr_free(b);
+            return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        }
+        for (int64_t o = 0; o < Mq; o++) {
+            double acc = Q->b_len ? Q->b[o] : 0.0;
+            for (int64_t j = 0; j < Mp; j++) {
+                double a = Q->w[o * Mp + j];
+                if (a == 0.0) continue;
+                if (P->b_len) acc += a * P->b[j];
+                const double *r = P->w + j * K;
+                for (int64_t k = 0; k < K; k++)
+                    if (r[k] != 0.0) w[o * K + k] += a * r[k];
+            }
+            b[o] = acc;
+        }
+        int sel;
+        int64_t nnz = matrix_nnz(w, Mq, K, &sel);
+        if (nnz > (psel ? qnnz : pnnz)) {
+            tsr_free(w);
+            tsr_free(b);
+            continue;
+        }
+        tsr_free(Q->w);
+        tsr_free(Q->b);
+        Q->w = w;
+        Q->w_len = Mq * K;
+        Q->b = b;
+        Q->b_len = Mq;
+        add_origin(Q, P->name);
+        note(m, "%s merged into %s", P->name, Q->name);
+        bypass(m, i);
+        *changed = 1;
+        return TSR_OK;
+    }
+    return TSR_OK;
+}
+
 /* Rule 3: degree-2 activations between linear layers become squares. */
 static tsr_status square_rewrite(tsr_nn_model *m, int *changed) {
     for (int i = 0; i < m->n_layers; i++) {
@@ -359,6 +438,7 @@ tsr_status nn_model_simplify(tsr_nn_model *m) {
         int changed = 0;
         TSR_TRY(fold_pool_dense(m, &changed));
         if (!changed) TSR_TRY(fold_affine(m, &changed));
+        if (!changed) TSR_TRY(fold_dense_dense(m, &changed));
         if (!changed) break;
     }
     int changed = 0;
@@ -372,12 +452,13 @@ int nn_model_depth(const tsr_nn_model *m) {
     for (int i = 0; i < m->n_layers; i++) {
         const nn_layer *L = &m->layers[i];
         int in = d[L->in[0]], cost = 0;
-        if (L->kind == NN_ADD && d[L->in[1]] > in) in = d[L->in[1]];
+        if (nn_kind_binary(L->kind) && d[L->in[1]] > in) in = d[L->in[1]];
         switch (L->kind) {
         case NN_CONV:
         case NN_DENSE:
         case NN_AVGPOOL:
         case NN_SQUARE:
+        case NN_MUL:
             cost = 1;
             break;
         case NN_POLY: {
