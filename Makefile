@@ -91,6 +91,10 @@ torch-eval: build
 	OMP_WAIT_POLICY=passive ./build/bin/tessera predict $(TORCH_EVAL)/cnn.onnx \
 	  --in $(TORCH_EVAL)/cnn_inputs.npy --expect $(TORCH_EVAL)/cnn_outputs.npy \
 	  --count 100 --batch 10 --log-n 14 --packing tiled --quiet --out $(TORCH_EVAL)/cnn_encrypted.npy
+	OMP_WAIT_POLICY=passive ./build/bin/tessera predict $(TORCH_EVAL)/transformer.onnx \
+	  --in $(TORCH_EVAL)/transformer_inputs.npy --expect $(TORCH_EVAL)/transformer_outputs.npy \
+	  --count 100 --batch 100 --log-n 15 --packing tiled --quiet \
+	  --out $(TORCH_EVAL)/transformer_encrypted.npy
 
 bench: build
 	./build/bin/tessera bench all

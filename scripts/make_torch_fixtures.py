@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Make the PyTorch fixtures of issue 11 under tests/data/torch/: three
+"""Make the PyTorch fixtures of issue 11 under tests/data/torch/: four
 HE-friendly models with small random (untrained) weights, exported by
 torch.onnx with a free batch dimension, plus inputs and PyTorch's outputs
 for a few samples as ONNX TensorProto files (<name>_input.pb,
@@ -35,6 +35,9 @@ polynomial recogniser folds each into one node):
                approximation of 1/sqrt). Heads are split with
                x.reshape(B, T, H, D) from x.shape (Shape/Gather/Concat in
                the export, folded by the importer).
+  transformer_small  the same block on (N, 4, 8), 2 heads of 4, L = 4,
+               feed-forward 8 -> 16 -> 8: small enough to run encrypted in
+               a unit test (tests/test_nn_he.c).
 """
 import os
 import sys
@@ -146,7 +149,9 @@ def main():
     n = 8
     specs = [("autoencoder", AutoEncoder, lambda k: torch.rand(k, 784)),
              ("cnn", CNN, lambda k: torch.rand(k, 1, 28, 28)),
-             ("transformer", Encoder, lambda k: 0.5 * torch.randn(k, 16, 32))]
+             ("transformer", Encoder, lambda k: 0.5 * torch.randn(k, 16, 32)),
+             ("transformer_small", lambda: Encoder(d=8, heads=2, ff=16),
+              lambda k: 0.5 * torch.randn(k, 4, 8))]
     # the order of random draws is the one of the committed fixtures: a model, its inputs,
     # the next model...
     models = []

@@ -403,9 +403,9 @@ static void test_pytorch_encrypted(void **state) {
 }
 
 /*
- * A PyTorch fixture of issue 11 (tests/data/torch: the CNN with depthwise conv and
- * padded average pooling) encrypted on a small test ring, against PyTorch's own
- * outputs.
+ * The PyTorch fixtures of issue 11 (tests/data/torch: the CNN with depthwise conv and
+ * padded average pooling; the small transformer block, whose attention multiplies two
+ * activations) encrypted on a small test ring, against PyTorch's own outputs.
  */
 static void check_torch_encrypted(const char *name, int n, int log_n, double tol) {
     char path[128];
@@ -443,6 +443,8 @@ static void test_torch_models_encrypted(void **state) {
     (void)state;
     /* the autoencoder runs encrypted in test_nn_cli_shapes (the command-line workflow) */
     check_torch_encrypted("cnn", 1, 12, 1e-3);
+    /* attention with MatMuls of two activations: (N, 4, 8), 2 heads of 4 */
+    check_torch_encrypted("transformer_small", 2, 11, 1e-3);
 }
 
 /* A residual block whose branches arrive in different layouts (two convolutions

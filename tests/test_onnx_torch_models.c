@@ -1,10 +1,11 @@
 /*
- * tests/test_onnx_torch_models.c - the three PyTorch models of issue 11
+ * tests/test_onnx_torch_models.c - the PyTorch models of issue 11
  * (tests/data/torch/, made by scripts/make_torch_fixtures.py with Debian's
  * PyTorch; untrained small random weights): an MLP autoencoder
  * 784-128-32-128-784, a CNN with depthwise convolution, padded average
  * pooling (PyTorch's count_include_pad, exported as Pad + AveragePool) and x.view(x.size(0), -1),
- * and a one-block transformer encoder on (N, 16, 32) with power attention (Q K^T)^2 V / L. Each is
+ * and a one-block transformer encoder on (N, 16, 32) with power attention (Q K^T)^2 V / L (and
+ * the same block on (N, 4, 8), which tests/test_nn_he.c runs encrypted). Each is
  * imported through the graph importer (polynomial activations must be single nodes, shape subgraphs
  * folded) and run by the plaintext executor on PyTorch's inputs; the outputs must be PyTorch's (max
  * abs error printed, float32 PyTorch vs double executor).
@@ -96,11 +97,19 @@ static void test_transformer(void **state) {
     run_model(&e);
 }
 
+/* The same block at (N, 4, 8), 2 heads: the one the encrypted unit test runs. */
+static void test_transformer_small(void **state) {
+    (void)state;
+    const expect e = { "transformer_small", 2, 0, 0, 4, 1e-5 };
+    run_model(&e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_autoencoder),
         cmocka_unit_test(test_cnn),
         cmocka_unit_test(test_transformer),
+        cmocka_unit_test(test_transformer_small),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

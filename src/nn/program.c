@@ -259,11 +259,12 @@ static tsr_status linear_matrix(const tsr_nn_model *m, const nn_layer *L, nn_pre
 }
 
 /* Dense-layer weights laid out for the activation shape with outputs on s->odim. */
+/* L NULL: the identity over a flat vector whose features are in s->cdim (a layout move). */
 static tsr_status dense_weights(tsr_backend *be, const tsr_nn_model *m, const nn_layer *L,
                                 const nn_step *s, tsr_tile **out) {
     const tsr_tile_shape *as = &s->in_shape;
-    nn_shape is = nn_in_shape(m, L);
-    int64_t M = nn_out_shape(m, L).c, nin = nn_numel(is);
+    nn_shape is = L ? nn_in_shape(m, L) : (nn_shape){ (int)dsize(as, s->cdim), 1, 1 };
+    int64_t M = L ? nn_out_shape(m, L).c : is.c, nin = nn_numel(is);
     tsr_tile_shape ws = *as;
     int bd = as->ndims - 1;
     for (int d = 0; d < bd; d++) {
@@ -285,12 +286,18 @@ static tsr_status dense_weights(tsr_backend *be, const tsr_nn_model *m, const nn
     if (C != is.c || Y != is.h || X != is.w) {
         tsr_free(dense);
         return tsr_fail(TSR_ERR_INTERNAL, "dense '%s': layout %s does not hold (%d, %d, %d)",
-                        L->name, tl_fmt(as), is.c, is.h, is.w);
+                        L ? L->name : "(layout move)", tl_fmt(as), is.c, is.h, is.w);
     }
     /* Laid out even for a dry run: all-zero tiles are not encoded, and the counts see it.
      * Every element of the layout is one weight (C Y X = nin): the nonzeros are scattered
      * to their places (the expansions of attention are 8192 x 512 with one per row). */
-    if (n == M * nin) {
+    if (!L) {
+        if (n != M * nin || s->cdim < 0) {
+            tsr_free(dense);
+            return tsr_fail(TSR_ERR_INTERNAL, "layout move of %s", tl_fmt(as));
+        }
+        for (int64_t o = 0; o < M; o++) dense[o * st[s->odim] + o * st[s->cdim]] = 1.0;
+    } else if (n == M * nin) {
         int64_t sc = s->cdim >= 0 ? st[s->cdim] : 0, sy = Y > 1 ? st[1] : 0, sx = X > 1 ? st[2] : 0;
         for (int64_t o = 0; o < M; o++)
             for (int64_t j = 0; j < nin; j++) {
@@ -370,7 +377,7 @@ tsr_status nn_prepare_step(const tsr_nn_model *m, const nn_program *p, const nn_
     }
     case NN_OP_DENSE: {
         st = dense_weights(be, m, L, s, &pp->w);
-        if (st == TSR_OK && L->b_len) {
+        if (st == TSR_OK && L && L->b_len) {
             nn_shape os = nn_out_shape(m, L);
             st = encode_map(be, &s->out_shape, s->odim, 4, os, L->b, s->level_out, &pp->bias);
         }
@@ -695,7 +702,7 @@ static tsr_status emit(builder *b, nn_step s, int *id_out) {
     TSR_TRY(new_value(b, &id));
     s.out = id;
     tsr_status st = TSR_OK;
-    if (s.op == NN_OP_DENSE && b->m->layers[s.layer].b_len) {
+    if (s.op == NN_OP_DENSE && s.layer >= 0 && b->m->layers[s.layer].b_len) {
         /* The bias is laid out like the product: learn its shape from a probe run. */
         tsr_tile *w = NULL, *r = NULL;
         st = dense_weights(b->be, b->m, &b->m->layers[s.layer], &s, &w);
@@ -916,6 +923,27 @@ static tsr_status lower_layer(builder *b, int li) {
             int nid;
             TSR_TRY(emit(b, r, &nid));
             p->values[nid].cdim = 3 - cd;
+            *w = nid;
+            a = &p->values[v];
+            c = &p->values[v2];
+        }
+        if (!batch && a->cdim != c->cdim && a->vec && c->vec && c->cdim >= 0 && a->cdim >= 0) {
+            /* Flat vectors whose features arrived in different dimensions (a residual around
+             * a stack of dense layers against one identity, attention's operands): the branch
+             * with more levels left moves its features by an identity dense step. */
+            int *w = tsr_tile_level(b->vals[v]) >= tsr_tile_level(b->vals[v2]) ? &v : &v2;
+            int to = p->values[w == &v ? v2 : v].cdim, cd = p->values[*w].cdim;
+            TSR_TRY(ensure_dup(b, w, to));
+            nn_step r = layer_step(NN_OP_DENSE, -1, *w);
+            r.odim = to;
+            r.cdim = cd;
+            const tsr_tile_shape *ws = &p->values[*w].shape;
+            for (int d = 0; d < 4; d++)
+                if (d != to && !ws->dim[d].dup && ws->dim[d].size > 1) r.sum[r.nsum++] = d;
+            int nid;
+            TSR_TRY(emit(b, r, &nid));
+            p->values[nid].cdim = to;
+            p->values[nid].vec = 1;
             *w = nid;
             a = &p->values[v];
             c = &p->values[v2];
