@@ -616,6 +616,22 @@ static void test_plan_files(void **state) {
         tt_fails(tsr_nn_plan_load(&q, path, TSR_CKKS_ALLOW_INSECURE_PARAMETERS), TSR_ERR_NOT_FOUND);
         free(path);
         tsr_nn_bytes_free(buf);
+        /* a plan written in format 3 (no mul layer) reads back with the id it was sealed with,
+         * so ciphertexts and servers that know the old id still match it */
+        uint8_t id4[32];
+        memcpy(id4, p->id, 32);
+        p->format = 3;
+        tt_ok(nn_plan_seal(p));
+        assert_memory_not_equal(p->id, id4, 32);
+        tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+        tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+        assert_int_equal(q->format, 3);
+        assert_memory_equal(p->id, q->id, 32);
+        tsr_nn_plan_free(q);
+        tsr_nn_bytes_free(buf);
+        p->format = 0;
+        tt_ok(nn_plan_seal(p));
+        assert_memory_equal(p->id, id4, 32);
         tsr_nn_plan_free(p);
     }
     tsr_nn_model_free(m);

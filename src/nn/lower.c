@@ -729,7 +729,9 @@ static tsr_status lower_matmul_act(lower *L, int *t) {
     if (bd[rb - 2] != D || od[ro - 2] != T || od[ro - 1] != Tp)
         return tsr_fail(TSR_ERR_INTERNAL, "%s: MatMul shapes do not agree", L->lab);
     int64_t KA = ps_numel(L, va), KB = ps_numel(L, vb), M = ps_numel(L, vo), P = M * D;
-    if (P > NN_LOWER_MAX_PRODUCTS || P * (KA > KB ? KA : KB) > 4 * NN_LOWER_MAX_MATRIX)
+    /* each of the three 0/1 matrices (P x KA, P x KB, M x P) at most 2^24 entries */
+    if (P > NN_LOWER_MAX_PRODUCTS || P * (KA > KB ? KA : KB) > 4 * NN_LOWER_MAX_MATRIX ||
+        M * P > 4 * NN_LOWER_MAX_MATRIX)
         return bad(L,
                    "product of two activations needing %lld pairwise products (at most %lld): "
                    "not supported at this size",

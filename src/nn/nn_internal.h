@@ -27,6 +27,8 @@ struct tsr_nn_plan {
     double predicted_client;  /* client encryption + decryption of one batch */
     char choice[256];         /* the optimizer's one-line summary */
     uint8_t id[32];           /* BLAKE2b-256 of the serialized payload */
+    uint32_t format; /* plan format the payload is written in; 0: NN_PLAN_VERSION (a plan read
+                        from an older format keeps it, and so keeps its id) */
     /* Ranges the plan was made for (nn/ranges.c). */
     double in_lo, in_hi; /* model input values encrypt accepts */
     int calib_samples;   /* samples the ranges were calibrated on (0: from preprocessing) */

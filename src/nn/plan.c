@@ -123,7 +123,7 @@ static void write_counts(tsr_writer *w, const tsr_backend_counts *c) {
 /* with_predictions 0: the predicted times, memory and the optimizer's text are written as
  * zeros (the bytes the plan id hashes). */
 static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predictions) {
-    tsr_write_u32(w, NN_PLAN_VERSION);
+    tsr_write_u32(w, p->format ? p->format : NN_PLAN_VERSION);
     ckks_spec_write(w, &p->spec, 1);
     tsr_write_u32(w, (uint32_t)p->security);
     const tsr_nn_model *m = p->model;
@@ -611,6 +611,7 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
         st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
         goto done;
     }
+    p->format = version; /* the id hashes the payload as it was written */
     st = nn_plan_read_ranges(&rd, p, m->n_layers);
     if (st != TSR_OK) goto done;
     p->predicted_seconds = tsr_read_f64(&rd);
