@@ -5,6 +5,7 @@
  * two dense layers through the same kernels.
  */
 #include "attacks/malconv.h"
+#include "attacks/malconv_ws.h"
 
 #include "core/alloc.h"
 #include "core/error.h"
@@ -13,23 +14,6 @@
 
 #include <math.h>
 #include <string.h>
-
-struct tsr_malconv_ws {
-    size_t cap_rows; /* windows the buffers hold */
-    size_t n;        /* input positions of the last forward */
-    size_t T;        /* windows of the last forward (rows of X) */
-    int pad_row;     /* the last row is the all-padding window */
-    int have_tok;    /* the last forward was on bytes (tok valid) */
-    uint16_t *tok;   /* (cap_rows, K) tokens of the bytes forward */
-    float *X;        /* (cap_rows, K, D) embedded, padded input */
-    float *C;        /* (cap_rows, 2F) convolution outputs before gating */
-    float *z;        /* (F) pooled */
-    int32_t *arg;    /* (F) window of each filter's maximum */
-    float *hpre, *h; /* (H) */
-    float *dz, *dh;  /* (F), (H) */
-    float *dX;       /* (K, D) */
-    int32_t *order;  /* (F) filters sorted by window */
-};
 
 float tsr_sigmoidf(float x) {
     if (x >= 0) return 1.0f / (1.0f + expf(-x));
