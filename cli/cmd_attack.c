@@ -63,9 +63,11 @@ static const char train_help[] =
     "                   with probability X, replaced by a copy with an overlay payload\n"
     "                   made against the current model by the routed greedy attack\n"
     "                   (see attack payload --routed --greedy; 0: off)\n"
+    "  --adv-plain      make those copies with routed sign steps of size --adv-eps\n"
+    "                   (attack payload --routed) instead of greedy byte steps\n"
     "  --adv-size N --adv-steps N --adv-eps X --adv-from E\n"
-    "                   its payload bytes (2000), attack steps (4), step (1.0) and first\n"
-    "                   epoch (1)\n"
+    "                   its payload bytes (2000), attack steps (4), sign step (1.0; used\n"
+    "                   only with --adv-plain) and first epoch (1)\n"
     "  --emb D --filters F --window K --hidden H --max-len L\n"
     "                   model sizes (8, 128, 500, 128, 1048500: the paper's)\n"
     "  --report CSV     also write the metrics as CSV\n"
@@ -81,7 +83,7 @@ typedef struct attack_opts {
     long epochs, batch, seed, threads, emb, filters, window, hidden, max_len;
     long patience, adv_size, adv_steps, adv_from;
     double lr, threshold, label_smoothing, weight_decay, val_frac, adv_frac, adv_eps;
-    int force;
+    int force, adv_plain;
 } attack_opts;
 
 static void opts_default(attack_opts *o) {
@@ -132,6 +134,7 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
         { "--val-frac", CLI_DOUBLE, &o->val_frac, 0, 0 },
         { "--adv-frac", CLI_DOUBLE, &o->adv_frac, 0, 0 },
         { "--adv-eps", CLI_DOUBLE, &o->adv_eps, 0, 0 },
+        { "--adv-plain", CLI_FLAG, &o->adv_plain, 0, 0 },
     };
     char verb[32];
     snprintf(verb, sizeof verb, VERB " %s", sub);
@@ -277,7 +280,8 @@ static int cmd_train(int argc, char **argv) {
     tc.adv_steps = (int)o.adv_steps;
     tc.adv_eps = (float)o.adv_eps;
     tc.adv_from = (int)o.adv_from;
-    tc.adv_routed = tc.adv_greedy = 1; /* the strongest attack of the lab */
+    tc.adv_routed = 1;
+    tc.adv_greedy = !o.adv_plain; /* greedy: the strongest attack of the lab; it ignores eps */
     tsr_detector_train_info info;
     double t0 = tsr_now();
     st = tsr_detector_fit(m, ex, ntrain, &tc, &info);
@@ -296,6 +300,8 @@ static int cmd_train(int argc, char **argv) {
         printf("validation: %zu files of the training split; kept epoch %d (validation loss "
                "%.4f)\n",
                nval, info.best_epoch, info.best_val_loss);
+    else
+        printf("no validation: kept the last epoch (%d)\n", info.best_epoch);
     if (o.adv_frac > 0) printf("adversarial training: %zu attacked copies\n", info.adv_examples);
     st = tsr_malconv_save(m, o.out, o.force ? TSR_OUT_FORCE : 0);
     if (st) {
@@ -811,10 +817,15 @@ static int cmd_mlp(int argc, char **argv) {
     if (attacked && strlen(attacked) >= 4096) return cli_usage_error(verb, "--attacked too long");
     if (threads) tsr_set_num_threads((int)threads);
     FILE *out = NULL;
+    cli_output rep = { csv, 0, NULL };
+    tsr_outset set;
+    int opened = 0;
     if (csv) {
         struct stat sb;
         if (!force && stat(csv, &sb) == 0)
             return cli_usage_error(verb, "'%s' exists (use --force to replace it)", csv);
+        rc = cli_outputs_check(verb, &rep, 1, NULL, 0, force);
+        if (rc) return rc;
     }
     tsr_corpus c;
     tsr_status st = tsr_corpus_load(&c, corpus);
@@ -835,8 +846,8 @@ static int cmd_mlp(int argc, char **argv) {
     double t0 = tsr_now();
     if (!rc && (st = tsr_feat_mlp_train(&f, tr, ntr, &mc))) rc = cli_fail(verb, st, "training");
     if (!rc && (st = tsr_feat_mlp_scores(f, ex, c.n, sc))) rc = cli_fail(verb, st, "scoring");
-    if (!rc && csv && !(out = fopen(csv, "w")))
-        rc = cli_fail(verb, TSR_ERR_IO, "cannot write the report");
+    if (!rc && csv && !(rc = cli_outputs_open(verb, &set, &rep, 1, force)))
+        opened = 1, out = rep.fp;
     if (!rc) {
         printf("feature MLP (%d features, %ld hidden) trained on %zu files in %.1f s\n",
                TSR_FEAT_DIM, hidden, ntr, tsr_now() - t0);
@@ -904,7 +915,11 @@ static int cmd_mlp(int argc, char **argv) {
                after / (double)seen);
         if (out) fprintf(out, "%s,%zu,%zu,,,,,,%zu,%.6f\n", d, seen, flagged, evaded, tr_rate);
     }
-    if (out && fclose(out) != 0 && !rc) rc = cli_fail(verb, TSR_ERR_IO, "writing the report");
+    /* on an error (already printed) no report is left behind */
+    if (opened && rc)
+        tsr_outset_abort(&set);
+    else if (opened)
+        rc = cli_outputs_commit(verb, &set, TSR_OK, csv);
     tsr_feat_mlp_free(f);
     tsr_free(ex), tsr_free(tr), tsr_free(sc), tsr_free(sub), tsr_free(lab);
     tsr_corpus_free(&c);

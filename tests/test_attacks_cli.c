@@ -47,6 +47,7 @@ static void test_train_eval(void **state) {
                              tt_cli_path("corpus"), tt_cli_path("m.tmc"), tt_cli_path("r.csv")),
                   0, "attack train");
     assert_non_null(strstr(tt_cli_output(), "ROC-AUC"));
+    assert_non_null(strstr(tt_cli_output(), "no validation: kept the last epoch (30)"));
     char *csv = tt_slurp(tt_cli_path("r.csv"));
     assert_non_null(csv);
     char train_csv[1024];
@@ -76,11 +77,35 @@ static void test_train_eval(void **state) {
                   0, "attack mlp");
     assert_non_null(strstr(tt_cli_output(), "feature MLP"));
     assert_non_null(strstr(tt_slurp(tt_cli_path("mlp.csv")), "\ntest,24,12,12,"));
-    /* transfer from a directory of files named like corpus files */
-    tt_cli_expect(tt_cli_run("attack mlp --corpus %s --epochs 5 --threads 1 --attacked %s",
-                             tt_cli_path("corpus"), tt_cli_path("corpus/files")),
+    /* transfer from a directory of files named like corpus files: the unmodified
+       originals, so every flagged one stays flagged and the mean score is unchanged */
+    tt_cli_expect(tt_cli_run("attack mlp --corpus %s --epochs 5 --threads 1 --attacked %s "
+                             "--report %s",
+                             tt_cli_path("corpus"), tt_cli_path("corpus/files"),
+                             tt_cli_path("mlp2.csv")),
                   0, "attack mlp --attacked");
-    assert_non_null(strstr(tt_cli_output(), "transfer"));
+    const char *tl = strstr(tt_cli_output(), "transfer ");
+    assert_non_null(tl);
+    size_t seen, flagged, evaded;
+    double before, after;
+    const char *fl = strstr(tl, " attacked files; flagged originals ");
+    assert_non_null(fl);
+    while (fl > tl && fl[-1] != ' ') fl--;
+    assert_int_equal(sscanf(fl, "%zu attacked files; flagged originals %zu, no longer flagged %zu",
+                            &seen, &flagged, &evaded),
+                     3);
+    const char *ms = strstr(tl, "mean score ");
+    assert_non_null(ms);
+    assert_int_equal(sscanf(ms, "mean score %lf -> %lf", &before, &after), 2);
+    print_message("transfer on the originals: %zu files, %zu flagged, %zu no longer\n", seen,
+                  flagged, evaded);
+    assert_int_equal(seen, 96);
+    assert_true(flagged > 0);
+    assert_int_equal(evaded, 0);
+    assert_true(before == after);
+    char row[64];
+    snprintf(row, sizeof row, ",%zu,%zu,,,,,,0,0.000000\n", seen, flagged);
+    assert_non_null(strstr(tt_slurp(tt_cli_path("mlp2.csv")), row));
     tt_cli_expect(tt_cli_run("attack mlp --corpus %s --epochs 5 --attacked /nonexistent",
                              tt_cli_path("corpus")),
                   2, "attack mlp without attacked files");

@@ -193,6 +193,9 @@ static void test_smoothing_and_validation(void **state) {
                   info.epochs_run, info.best_epoch, vl);
     c.label_smoothing = 1.0f;
     tt_fails(tsr_detector_fit(e, tr, N, &c, &info), TSR_ERR_INVALID_ARG);
+    /* a refused call leaves info zero, not the last run's report */
+    assert_int_equal(info.epochs_run, 0);
+    assert_int_equal(info.best_epoch, 0);
     c.label_smoothing = 0;
     c.adv_frac = 0.5f;
     c.adv_steps = 0;

@@ -86,6 +86,9 @@ tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, si
 tsr_status tsr_detector_fit(tsr_malconv *m, const tsr_detector_example *ex, size_t n,
                             const tsr_detector_train_cfg *cfg, tsr_detector_train_info *info) {
     TSR_REQUIRE(m && ex && cfg, "tsr_detector_fit: NULL argument");
+    tsr_detector_train_info local;
+    if (!info) info = &local;
+    memset(info, 0, sizeof *info); /* zero on every return, INVALID_ARG included */
     float ls = cfg->label_smoothing;
     if (n == 0 || cfg->epochs < 1 || cfg->batch < 1 || !(cfg->lr > 0) || !(ls >= 0 && ls < 1) ||
         !(cfg->weight_decay >= 0) || cfg->patience < 0 || (cfg->nval && !cfg->val) ||
@@ -95,9 +98,6 @@ tsr_status tsr_detector_fit(tsr_malconv *m, const tsr_detector_example *ex, size
                         "training needs examples, epochs >= 1, batch >= 1, lr > 0, label "
                         "smoothing in [0, 1), weight decay >= 0, patience >= 0, adversarial "
                         "fraction in [0, 1] (with a size, steps and eps > 0 when used)");
-    tsr_detector_train_info local;
-    if (!info) info = &local;
-    memset(info, 0, sizeof *info);
     openblas_set_num_threads(1);
     int T = nthreads();
     size_t P = m->nparams;

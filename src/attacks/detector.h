@@ -40,7 +40,9 @@ typedef struct tsr_detector_train_cfg {
     /* Against saturation (all 0 = off, the defaults): */
     float label_smoothing; /* targets y (1 - s) + s / 2: the loss no longer pulls logits to
                               infinity (its optimum is +-log((2 - s) / s)) */
-    float weight_decay;    /* > 0: AdamW with this decoupled decay instead of Adam */
+    float weight_decay;    /* > 0: AdamW with this decoupled decay instead of Adam; it
+                              decays every parameter: weights, biases, the gate and the
+                              padding embedding row alike (no mask) */
     /* Early stopping: after each epoch the mean loss (plain labels) on val[0 .. nval)
        is measured; the parameters of the best epoch are kept, and training stops after
        `patience` epochs without improvement (0: run all epochs, keep the best). */
@@ -78,7 +80,8 @@ typedef struct tsr_detector_train_info {
  */
 tsr_status tsr_detector_train(tsr_malconv *m, const tsr_detector_example *ex, size_t n,
                               const tsr_detector_train_cfg *cfg, double *final_loss);
-/** The same with the full report of the run (info may be NULL). */
+/** The same with the full report of the run (info may be NULL; zeroed first, so it
+ *  is all zero when the call fails, even with TSR_ERR_INVALID_ARG). */
 tsr_status tsr_detector_fit(tsr_malconv *m, const tsr_detector_example *ex, size_t n,
                             const tsr_detector_train_cfg *cfg, tsr_detector_train_info *info);
 /** Mean binary cross-entropy (plain labels) of m on n examples; *loss. */
