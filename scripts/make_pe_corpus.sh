@@ -8,7 +8,8 @@
 #
 # Usage: scripts/make_pe_corpus.sh [OUT_DIR]   (default build/malware-lab/corpus)
 # Environment: NINST (installers, default 300), NPROG (mingw programs, 150),
-#              NWINE (libwine files, 300), MAXBYTES (largest file kept, 1 MiB),
+#              NWINE (libwine files wanted, 300: each is kept with probability
+#              NWINE / their count, so about that many), MAXBYTES (largest file kept, 1 MiB),
 #              SEED (default 1), JOBS (makensis / gcc run in parallel, default 2).
 # Needs: sh scripts/deps.sh lab (nsis, gcc-mingw-w64-x86-64, wine64).
 #
@@ -128,7 +129,7 @@ END {
         close(f)
         g = group; sub(/^\/usr\/share\//, "", g)
         print i, "share:" g > (T "/sources")
-        print "makensis -V1 " f " >" T "/i" i ".log 2>&1 || true" > (T "/jobs")
+        print "makensis -V1 " f " >" T "/i" i ".log 2>&1 || rm -f " T "/inst" i ".exe" > (T "/jobs")
     }
 }' "$tmp/pool"
 phase "installer scripts written"
@@ -183,7 +184,7 @@ BEGIN {
         # no link timestamp, no temporary directory in the debug info: byte-identical reruns
         flags = flags " -Wl,--no-insert-timestamp -ffile-prefix-map=" T "=."
         # run inside T with relative names: the automatic image base of a DLL hashes its name
-        print "cd " T " && x86_64-w64-mingw32-gcc " flags " -o prog" i "." kind " p" i ".c >p" i ".log 2>&1 || true" > (T "/jobs")
+        print "cd " T " && x86_64-w64-mingw32-gcc " flags " -o prog" i "." kind " p" i ".c >p" i ".log 2>&1 || rm -f " T "/prog" i "." kind > (T "/jobs")
     }
 }'
 phase "program sources written"
@@ -191,16 +192,21 @@ phase "program sources written"
 phase "programs built"
 
 # ---- candidates in a fixed order: path name label source ------------------------
+# A failed makensis or gcc run removed its (possibly partial) output above, so an
+# existing output is a successful build. The lists exist even when NINST/NPROG is 0.
 : >"$tmp/cand"
+: >>"$tmp/inst/sources"
+: >>"$tmp/prog/kinds"
 while read -r i src; do
     if [ -f "$tmp/inst/inst$i.exe" ]; then
         echo "$tmp/inst/inst$i.exe inst$i.exe 1 $src" >>"$tmp/cand"
     else
         echo "make_pe_corpus: makensis failed on installer $i (skipped):" >&2
-        tail -n 3 "$tmp/inst/i$i.log" >&2
+        tail -n 3 "$tmp/inst/i$i.log" >&2 || true
     fi
-done <"$tmp/inst/sources" 2>/dev/null || true
-# libwine: keep NWINE of the nw files, chosen by the hash of the name.
+done <"$tmp/inst/sources"
+# libwine: each of the nw files is kept with probability NWINE/nw, by the hash of
+# its name and SEED: about NWINE files, not exactly NWINE (the count varies with SEED).
 ls "$WINEDIR" | grep -E '\.(dll|exe)$' | sort |
     awk -v SEED="$SEED" -v NWINE="$NWINE" -v D="$WINEDIR" "$RND"'
     { name[++nw] = $0 }
@@ -217,9 +223,9 @@ while read -r i kind; do
         echo "$tmp/prog/prog$i.$kind prog$i.$kind 0 mingw:prog$i" >>"$tmp/cand"
     else
         echo "make_pe_corpus: mingw build of program $i failed (skipped):" >&2
-        tail -n 3 "$tmp/prog/p$i.log" >&2
+        tail -n 3 "$tmp/prog/p$i.log" >&2 || true
     fi
-done <"$tmp/prog/kinds" 2>/dev/null || true
+done <"$tmp/prog/kinds"
 
 # ---- sizes, hashes, dedup, split, copy ------------------------------------------
 cut -d' ' -f1 "$tmp/cand" | xargs -d '\n' -r stat -c %s >"$tmp/sizes"
