@@ -115,7 +115,9 @@ static tsr_status param_keep(const tsr_trainer *t, const tsr_graph *g, const tsr
         if (gv->kind != TSR_VALUE_CONST || !tsr_trainer_is_trainable(t, gv->name)) continue;
         size_t numel = gv->data->numel;
         if (off + numel > n) break;
-        if (tsr_prune_masks_get(masks, gv->name, keep + off, numel))
+        int has = tsr_prune_masks_get(masks, gv->name, keep + off, numel);
+        if (has < 0) return TSR_ERR_SHAPE; /* the message is set */
+        if (has)
             for (size_t i = 0; i < numel; i++) keep[off + i] = !keep[off + i];
         else
             memset(keep + off, 1, numel);

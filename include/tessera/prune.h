@@ -110,7 +110,8 @@ TSR_API tsr_status tsr_prune_masks_apply(const tsr_prune_masks *masks, const tsr
  * The mask of constant `name` in its storage order: pruned[i] = 1 where
  * element i is pruned, 0 elsewhere (numel entries, the constant's current
  * element count). Returns 1 when the constant has a mask, 0 when it has
- * none (pruned is then all 0) or numel does not match. For trainers that
+ * none (pruned is then all 0), -1 when it has one of another element count
+ * (the error is set: training it unmasked would move pruned weights). For trainers that
  * keep pruned weights at zero at every step (mask the gradient and the
  * optimiser update) instead of re-imposing the masks afterwards.
  */

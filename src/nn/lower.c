@@ -724,6 +724,8 @@ static tsr_status lower_matmul_act(lower *L, int *t) {
                    "product of two activations of ranks %d and %d: each needs a batch "
                    "dimension and a matrix (rank >= 3)",
                    ra, rb);
+    if (ra != rb) /* numpy would line one batch dimension up with a feature dimension */
+        return bad(L, "product of two activations of different ranks (%d and %d)", ra, rb);
     const int64_t *ad = A->dims[0], *bd = B->dims[0], *od = O->dims[0];
     int64_t T = ad[ra - 2], D = ad[ra - 1], Tp = bd[rb - 1];
     if (bd[rb - 2] != D || od[ro - 2] != T || od[ro - 1] != Tp)
@@ -814,6 +816,8 @@ static tsr_status broadcast_act(lower *L, int k, int flat, int *t) {
         }
         return TSR_OK;
     }
+    if (rx != ro) /* numpy would line the batch dimension up with a feature dimension */
+        return bad(L, "an activation of rank %d broadcast to rank %d", rx, ro);
     int64_t K = ps_numel(L, vi), M = ps_numel(L, vo);
     if (K * M > NN_LOWER_MAX_MATRIX)
         return bad(L, "broadcasting an activation of %lld values to %lld: too large", (long long)K,

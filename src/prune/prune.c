@@ -405,7 +405,11 @@ int tsr_prune_masks_get(const tsr_prune_masks *masks, const char *name, uint8_t 
     for (int i = 0; i < m->n_layers; i++) {
         const pr_layer *L = &m->layers[i];
         if (!L->mask || strcmp(m->g->values[L->wval].name, name) != 0) continue;
-        if ((size_t)(L->rows * L->cols * L->k) != numel) return 0;
+        if ((size_t)(L->rows * L->cols * L->k) != numel) {
+            tsr_fail(TSR_ERR_SHAPE, "the mask of '%s' covers %lld weights, not %zu", name,
+                     (long long)(L->rows * L->cols * L->k), numel);
+            return -1;
+        }
         for (int64_t r = 0; r < L->rows; r++)
             for (int64_t c = 0; c < L->cols; c++)
                 for (int64_t j = 0; j < L->k; j++)
