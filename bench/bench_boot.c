@@ -22,8 +22,9 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
-enum { N_STAGES = 5, MAX_RUNS = 100 };
+enum { N_STAGES = 5, MAX_RUNS = 100, MAX_FACTORS = 16 };
 
 /* The last stage is the real split (--real only; 0 otherwise). */
 static const char *const stage_names[N_STAGES] = { "mod_raise", "coeffs_to_slots", "eval_mod",
@@ -31,6 +32,17 @@ static const char *const stage_names[N_STAGES] = { "mod_raise", "coeffs_to_slots
 
 typedef tsr_status (*stage_fn)(const tsr_circuits_boot *, tsr_ckks_evaluator *,
                                tsr_ckks_ciphertext *, const tsr_ckks_ciphertext *);
+
+/* Current resident set size, MiB (/proc/self/statm; 0 where it is missing). */
+static double rss_now_mib(void) {
+    FILE *fp = fopen("/proc/self/statm", "r");
+    if (!fp) return 0;
+    unsigned long long pages_total = 0, pages_rss = 0;
+    int ok = fscanf(fp, "%llu %llu", &pages_total, &pages_rss) == 2;
+    fclose(fp);
+    long page = sysconf(_SC_PAGESIZE);
+    return ok ? (double)pages_rss * (double)page / 1048576.0 : 0;
+}
 
 static double peak_rss_mib(void) {
     struct rusage ru;
@@ -76,7 +88,19 @@ typedef struct result {
     double bits_mean, bits_median, bits_worst;
     double rss_mib;
     uint64_t relin_bytes, galois_bytes, switch_bytes;
-    uint64_t galois_mem; /* in memory: both halves of every digit over Q_L P */
+    uint64_t galois_mem;      /* in memory: both halves of every stored digit */
+    uint64_t galois_full_mem; /* the same keys all made for every level */
+    uint64_t relin_mem, switch_mem[2], conj_mem;
+    int relin_level, conj_level;
+    uint64_t diag_mem;
+    size_t n_factors;
+    tsr_circuits_boot_factor factors[2 * MAX_FACTORS];
+    uint64_t factor_key_mem[2 * MAX_FACTORS]; /* keys first used (highest) at this factor */
+    size_t factor_keys[2 * MAX_FACTORS];
+    size_t shared_keys; /* steps of both CoeffsToSlots and SlotsToCoeffs */
+    double rss_params, rss_circuit, rss_keys, rss_eval; /* current RSS after each setup phase */
+    double stage_peak[N_STAGES]; /* peak RSS after each stage of the first run */
+    int level_keys;
     int secure;
     size_t rotations;
     tsr_circuits_boot_info info;
@@ -84,9 +108,92 @@ typedef struct result {
     int dnum;
 } result;
 
+static double mib(uint64_t bytes) {
+    return (double)bytes / 1048576.0;
+}
+
+/* Bytes of a key (both halves) serving `level`: digits at that level x limbs q_0..q_level, P. */
+static uint64_t key_bytes_at(const tsr_ckks_params *p, int level) {
+    int k = tsr_ckks_params_special_count(p), dnum = tsr_ckks_params_dnum(p);
+    int L = tsr_ckks_params_max_level(p), alpha = (L + 1 + dnum - 1) / dnum;
+    int digits = (level + 1 + alpha - 1) / alpha;
+    return (uint64_t)digits * 2 * (uint64_t)(level + 1 + k) * tsr_ckks_params_n(p) *
+           sizeof(uint64_t);
+}
+
+/*
+ * Galois keys: with level_keys, each rotation step at the highest level
+ * bootstrapping uses it (tsr_circuits_boot_rotation_levels) and the
+ * conjugation key at EvalMod's input level; else every key over all levels.
+ * Fills the per-factor key accounting of res.
+ */
+static tsr_status make_galois_keys(tsr_ckks_galois_keys **gk, const tsr_ckks_secret_key *sk,
+                                   tsr_ckks_params *p, const tsr_circuits_boot *b, int level_keys,
+                                   result *res) {
+    size_t ns = tsr_circuits_boot_rotations(b, NULL, 0);
+    int *steps = malloc((ns ? ns : 1) * sizeof *steps);
+    int *levels = malloc((ns ? ns : 1) * sizeof *levels);
+    int *fsteps = malloc((ns ? ns : 1) * sizeof *fsteps);
+    int *group = malloc((ns ? ns : 1) * sizeof *group);
+    tsr_status st = steps && levels && fsteps && group
+                        ? TSR_OK
+                        : tsr_fail(TSR_ERR_NOMEM, "out of memory for the rotation steps");
+    int relin_level = 0, conj_level = 0, L = tsr_ckks_params_max_level(p);
+    if (st == TSR_OK)
+        tsr_circuits_boot_rotation_levels(b, steps, levels, ns, &relin_level, &conj_level);
+    res->relin_level = level_keys ? relin_level : L;
+    res->conj_level = level_keys ? conj_level : L;
+    if (st == TSR_OK) st = tsr_ckks_galois_keys_create(gk, sk, NULL, 0, 0);
+    /* one call per distinct level, highest first (a progress line per group) */
+    for (int level = L; level >= 0 && st == TSR_OK; level--) {
+        size_t ng = 0;
+        for (size_t t = 0; t < ns; t++)
+            if ((level_keys ? levels[t] : L) == level) group[ng++] = steps[t];
+        uint32_t flags = level == res->conj_level ? TSR_CKKS_GALOIS_CONJUGATE : 0;
+        if (ng || flags) st = tsr_ckks_galois_keys_add_level(*gk, sk, group, ng, flags, level);
+    }
+    if (st == TSR_OK) {
+        res->rotations = ns;
+        res->galois_mem = tsr_ckks_galois_keys_memory(*gk);
+        res->galois_full_mem = (uint64_t)tsr_ckks_galois_keys_count(*gk) * key_bytes_at(p, L);
+        res->conj_mem = key_bytes_at(p, res->conj_level);
+        res->n_factors = tsr_circuits_boot_factors(b, res->factors, 2 * MAX_FACTORS, 0, NULL, 0);
+        if (res->n_factors > 2 * MAX_FACTORS) res->n_factors = 2 * MAX_FACTORS;
+        /* each key is charged to the first factor (in the order above) that uses it at its
+         * level; steps used by both stages counted */
+        int *seen = calloc(ns ? ns : 1, sizeof *seen); /* bit 0: CtS, bit 1: StC, 4: charged */
+        for (size_t f = 0; f < res->n_factors && seen; f++) {
+            const tsr_circuits_boot_factor *fa = &res->factors[f];
+            res->diag_mem += fa->diag_bytes;
+            size_t nf = tsr_circuits_boot_factors(b, NULL, 0, f, fsteps, ns);
+            (void)nf;
+            for (size_t i = 0; i < fa->rotations && i < ns; i++)
+                for (size_t t = 0; t < ns; t++) {
+                    if (steps[t] != fsteps[i]) continue;
+                    seen[t] |= fa->stage ? 2 : 1;
+                    int kl = tsr_ckks_galois_keys_rotation_level(*gk, steps[t]);
+                    if (!(seen[t] & 4) && (!level_keys || kl == fa->level)) {
+                        seen[t] |= 4;
+                        res->factor_keys[f]++;
+                        res->factor_key_mem[f] += key_bytes_at(p, kl);
+                    }
+                }
+        }
+        for (size_t t = 0; t < ns && seen; t++) res->shared_keys += (seen[t] & 3) == 3;
+        if (!seen) st = tsr_fail(TSR_ERR_NOMEM, "out of memory for the key accounting");
+        free(seen);
+    }
+    free(steps);
+    free(levels);
+    free(fsteps);
+    free(group);
+    return st;
+}
+
 static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned ratio, int real,
-                      int runs, result *res) {
+                      int runs, int level_keys, result *res) {
     memset(res, 0, sizeof *res);
+    res->level_keys = level_keys;
     tsr_ckks_param_spec spec;
     boot_spec(&spec, log_n, left);
     tsr_ckks_params *p = NULL;
@@ -101,49 +208,43 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
     tsr_ckks_ciphertext *in = NULL, *x = NULL, *in_b = NULL, *x_b = NULL;
     tsr_circuits_boot *b = NULL;
     double *want = NULL, *got = NULL, *err = NULL, *samples = NULL;
-    int *steps = NULL;
     double t0 = tsr_now();
     tsr_status st = tsr_ckks_params_create(&p, &spec);
     if (st == TSR_OK) st = tsr_ckks_encoder_create(&enc, p);
+    res->rss_params = rss_now_mib();
     tsr_circuits_boot_config cfg = { .slots = slots,
                                      .encapsulation_hw = 32,
                                      .log_message_ratio = ratio };
     double t1 = tsr_now();
     if (st == TSR_OK) st = tsr_circuits_boot_create(&b, enc, p, &cfg);
     res->circuit_s = tsr_now() - t1;
+    res->rss_circuit = rss_now_mib();
     t1 = tsr_now();
+    int relin_level = TSR_CKKS_TOP_LEVEL;
+    if (st == TSR_OK && level_keys)
+        tsr_circuits_boot_rotation_levels(b, NULL, NULL, 0, &relin_level, NULL);
     if (st == TSR_OK) st = tsr_ckks_secret_key_create(&sk, p);
     if (st == TSR_OK) st = tsr_ckks_public_key_create(&pk, sk);
-    if (st == TSR_OK) st = tsr_ckks_relin_key_create(&rk, sk);
+    if (st == TSR_OK) st = tsr_ckks_relin_key_create_level(&rk, sk, relin_level);
     if (st == TSR_OK) st = tsr_circuits_boot_switch_keys_create(b, sk, &to_sparse, &to_dense);
     if (st == TSR_OK) st = tsr_circuits_boot_set_switch_keys(b, to_sparse, to_dense);
-    size_t ns = 0;
-    if (st == TSR_OK) {
-        ns = tsr_circuits_boot_rotations(b, NULL, 0);
-        steps = malloc((ns ? ns : 1) * sizeof *steps);
-        if (!steps) st = tsr_fail(TSR_ERR_NOMEM, "out of memory for the rotation steps");
-    }
-    if (st == TSR_OK) {
-        tsr_circuits_boot_rotations(b, steps, ns);
-        st = tsr_ckks_galois_keys_create(&gk, sk, steps, ns, TSR_CKKS_GALOIS_CONJUGATE);
-    }
+    if (st == TSR_OK) st = make_galois_keys(&gk, sk, p, b, level_keys, res);
     res->keygen_s = tsr_now() - t1;
+    res->rss_keys = rss_now_mib();
     if (st == TSR_OK) st = tsr_ckks_evaluator_create(&ev, p, rk, gk);
     res->setup_s = tsr_now() - t0;
+    res->rss_eval = rss_now_mib();
     if (st == TSR_OK) {
         tsr_circuits_boot_get_info(b, &res->info);
         res->relin_bytes = tsr_ckks_relin_key_serialized_size(rk);
         res->galois_bytes = tsr_ckks_galois_keys_serialized_size(gk);
-        /* Galois keys (distinct rotations + conjugation) x dnum digits x (b, a) x (L + 1 + k) limbs
-         * x N words */
-        res->galois_mem =
-            (uint64_t)tsr_ckks_galois_keys_count(gk) * (uint64_t)tsr_ckks_params_dnum(p) * 2 *
-            (uint64_t)(tsr_ckks_params_max_level(p) + 1 + tsr_ckks_params_special_count(p)) *
-            tsr_ckks_params_n(p) * sizeof(uint64_t);
+        res->relin_mem = tsr_ckks_relin_key_memory(rk);
         res->switch_bytes =
             tsr_ckks_switch_key_bytes(to_sparse) + tsr_ckks_switch_key_bytes(to_dense);
+        /* in memory: both halves (the switch keys' byte count is of the b halves) */
+        res->switch_mem[0] = 2 * tsr_ckks_switch_key_bytes(to_sparse);
+        res->switch_mem[1] = 2 * tsr_ckks_switch_key_bytes(to_dense);
         res->secure = tsr_ckks_params_is_secure(p);
-        res->rotations = ns;
         res->log_qp = tsr_ckks_params_log_qp(p);
         res->dnum = tsr_ckks_params_dnum(p);
         res->q0 = (double)tsr_ckks_params_prime(p, 0);
@@ -206,6 +307,7 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
             samples[(size_t)(N_STAGES + 1 + s) * (size_t)runs + (size_t)r] = dc;
             total += dt;
             total_cpu += dc;
+            if (r == 0) res->stage_peak[s] = peak_rss_mib();
         }
         samples[(size_t)N_STAGES * (size_t)runs + (size_t)r] = total;
         samples[(size_t)(2 * N_STAGES + 1) * (size_t)runs + (size_t)r] = total_cpu;
@@ -250,7 +352,6 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
     free(got);
     free(err);
     free(samples);
-    free(steps);
     tsr_circuits_boot_free(b);
     tsr_ckks_ciphertext_free(in);
     tsr_ckks_ciphertext_free(x);
@@ -267,6 +368,63 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
     tsr_ckks_encoder_free(enc);
     tsr_ckks_params_free(p);
     return st;
+}
+
+static const char *const factor_stage[2] = { "CoeffsToSlots", "SlotsToCoeffs" };
+
+/* The memory breakdown (text). */
+static void print_memory(const result *r) {
+    printf("  memory breakdown (MiB; keys: both halves of every stored digit):\n");
+    printf("    %-18s %5s %5s %5s %5s %10s %5s %10s\n", "factor", "level", "diags", "n1", "rots",
+           "diagonals", "keys", "key MiB");
+    uint64_t fk = 0;
+    for (size_t f = 0; f < r->n_factors; f++) {
+        const tsr_circuits_boot_factor *fa = &r->factors[f];
+        printf("    %-13s %d/%d %5d %5zu %5zu %5zu %10.1f %5zu %10.1f\n", factor_stage[fa->stage],
+               fa->index + 1, fa->stage ? r->info.stc_levels : r->info.cts_levels, fa->level,
+               fa->diagonals, fa->baby_steps, fa->rotations, mib(fa->diag_bytes), r->factor_keys[f],
+               mib(r->factor_key_mem[f]));
+        fk += r->factor_key_mem[f];
+    }
+    printf("    (a key is listed at the first factor using it at its level; %zu steps serve both "
+           "transforms)\n",
+           r->shared_keys);
+    printf("    encoded diagonals %.1f; rotation keys %.1f; conjugation key %.1f (level %d); "
+           "trace keys %.1f\n",
+           mib(r->diag_mem), mib(fk), mib(r->conj_mem), r->conj_level,
+           mib(r->galois_mem - fk - r->conj_mem));
+    printf("    relinearization key %.1f (level %d); encapsulation keys %.1f (to sparse, level 0) "
+           "+ %.1f (back, top level)\n",
+           mib(r->relin_mem), r->relin_level, mib(r->switch_mem[0]), mib(r->switch_mem[1]));
+    printf("    resident after: parameters+encoder %.0f, circuit %.0f, keys %.0f, evaluator %.0f\n",
+           r->rss_params, r->rss_circuit, r->rss_keys, r->rss_eval);
+    printf("    peak after the stages of run 1:");
+    for (int s = 0; s < N_STAGES; s++)
+        printf(" %s %.0f%s", stage_names[s], r->stage_peak[s], s + 1 < N_STAGES ? "," : "\n");
+}
+
+static void print_memory_json(const result *r) {
+    printf("\"memory_mib\": {\"galois_keys\": %.1f, \"galois_keys_all_top\": %.1f, "
+           "\"conjugation_key\": %.1f, \"relin_key\": %.1f, \"switch_keys\": [%.1f, %.1f], "
+           "\"diagonals\": %.1f, \"rss_after\": {\"params\": %.0f, \"circuit\": %.0f, "
+           "\"keys\": %.0f, \"evaluator\": %.0f}, \"peak_after_stage\": {",
+           mib(r->galois_mem), mib(r->galois_full_mem), mib(r->conj_mem), mib(r->relin_mem),
+           mib(r->switch_mem[0]), mib(r->switch_mem[1]), mib(r->diag_mem), r->rss_params,
+           r->rss_circuit, r->rss_keys, r->rss_eval);
+    for (int s = 0; s < N_STAGES; s++)
+        printf("%s\"%s\": %.0f", s ? ", " : "", stage_names[s], r->stage_peak[s]);
+    printf("}}, \"level_keys\": %s, \"relin_level\": %d, \"conj_level\": %d, \"factors\": [",
+           r->level_keys ? "true" : "false", r->relin_level, r->conj_level);
+    for (size_t f = 0; f < r->n_factors; f++) {
+        const tsr_circuits_boot_factor *fa = &r->factors[f];
+        printf("%s{\"stage\": \"%s\", \"index\": %d, \"level\": %d, \"diagonals\": %zu, "
+               "\"baby_steps\": %zu, \"rotations\": %zu, \"diagonals_mib\": %.1f, \"keys\": %zu, "
+               "\"keys_mib\": %.1f}",
+               f ? ", " : "", factor_stage[fa->stage], fa->index, fa->level, fa->diagonals,
+               fa->baby_steps, fa->rotations, mib(fa->diag_bytes), r->factor_keys[f],
+               mib(r->factor_key_mem[f]));
+    }
+    printf("]}\n");
 }
 
 int bench_boot_main(int argc, char **argv) {
@@ -287,11 +445,18 @@ int bench_boot_main(int argc, char **argv) {
                "split after SlotsToCoeffs, stage split_real); precision over the 2S real\n"
                "values, and the latency per 2^15 real values.\n"
                "R (--log-message-ratio): ModRaise's input scale is q_0 / 2^R (default: the\n"
-               "library's, 7 at N = 2^16).\n");
+               "library's, 7 at N = 2^16).\n"
+               "Keys are level-aware by default: each rotation key serves only up to the\n"
+               "highest level bootstrapping rotates by that step at, the relinearization and\n"
+               "conjugation keys up to EvalMod's input level (tsr_ckks_*_level; such keys cannot\n"
+               "be serialized). --full-keys: every key over all levels (the serializable form).\n"
+               "The memory breakdown lists the keys (per factor of the transforms, at the level\n"
+               "they are made for), the encoded diagonals per factor, the resident memory after\n"
+               "each setup phase and the peak after each stage of the first run.\n");
         return 0;
     }
     long slots = 0, threads = 1, runs = 5, log_n = 16, left = 10, ratio = 0;
-    int json = 0, real = 0;
+    int json = 0, real = 0, full_keys = 0;
     const cli_opt opts[] = {
         { "--slots", CLI_LONG, &slots, 2, 1L << 16 },
         { "--real", CLI_FLAG, &real, 0, 0 },
@@ -301,6 +466,7 @@ int bench_boot_main(int argc, char **argv) {
         { "--log-n", CLI_LONG, &log_n, 10, 16 },
         { "--levels-left", CLI_LONG, &left, 1, 30 },
         { "--log-message-ratio", CLI_LONG, &ratio, 4, 40 },
+        { "--full-keys", CLI_FLAG, &full_keys, 0, 0 },
     };
     int prc = cli_parse_args("bench boot", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;
@@ -309,8 +475,8 @@ int bench_boot_main(int argc, char **argv) {
     int saved = tsr_get_num_threads();
     tsr_set_num_threads((int)threads);
     result r;
-    tsr_status st =
-        run((unsigned)log_n, (unsigned)left, (size_t)slots, (unsigned)ratio, real, (int)runs, &r);
+    tsr_status st = run((unsigned)log_n, (unsigned)left, (size_t)slots, (unsigned)ratio, real,
+                        (int)runs, !full_keys, &r);
     tsr_set_num_threads(saved);
     if (st != TSR_OK) return cli_fail("bench boot", st, "bootstrapping");
     const tsr_circuits_boot_info *in = &r.info;
@@ -338,10 +504,11 @@ int bench_boot_main(int argc, char **argv) {
                "\"median\": %.2f, \"worst\": %.2f},\n"
                " \"levels\": {\"coeffs_to_slots\": %d, \"eval_mod\": %d, \"slots_to_coeffs\": %d, "
                "\"left\": %d}, \"log2_scale_after\": %.3f, \"k\": %u, \"cos_degree\": %u, "
-               "\"double_angle\": %u}\n",
+               "\"double_angle\": %u,\n ",
                real ? "real" : "complex", per_2_15, r.bits_mean, r.bits_median, r.bits_worst,
                in->cts_levels, in->evalmod_levels, in->stc_levels, in->out_level,
                log2(in->out_scale), in->k, in->cos_degree, in->double_angle);
+        print_memory_json(&r);
     } else {
         printf("bootstrapping: N = 2^%ld, %zu slots%s, %ld thread(s), median of %ld runs "
                "(%s, log2 QP %.1f, dnum %d, R = %u)\n",
@@ -350,13 +517,16 @@ int bench_boot_main(int argc, char **argv) {
                log_ratio);
         printf("  setup %.2f s (circuit %.2f s, keygen %.2f s)\n", r.setup_s, r.circuit_s,
                r.keygen_s);
-        printf("  keys (serialized, uniform halves as seeds): relinearization %.1f MiB, Galois "
-               "%.1f MiB (%zu rotations + conjugation), encapsulation %.1f MiB\n",
-               (double)r.relin_bytes / 1048576.0, (double)r.galois_bytes / 1048576.0, r.rotations,
-               (double)r.switch_bytes / 1048576.0);
-        printf("  Galois keys in memory %.1f MiB (both halves of every digit)\n",
-               (double)r.galois_mem / 1048576.0);
+        if (!r.level_keys)
+            printf("  keys (serialized, uniform halves as seeds): relinearization %.1f MiB, "
+                   "Galois %.1f MiB (%zu rotations + conjugation), encapsulation %.1f MiB\n",
+                   mib(r.relin_bytes), mib(r.galois_bytes), r.rotations, mib(r.switch_bytes));
+        printf("  Galois keys in memory %.1f MiB (%zu rotations + conjugation; %s; all at the "
+               "top level: %.1f MiB)\n",
+               mib(r.galois_mem), r.rotations, r.level_keys ? "level-aware" : "full keys",
+               mib(r.galois_full_mem));
         printf("  peak memory %.0f MiB\n", r.rss_mib);
+        print_memory(&r);
         printf("  latency %.3f s:", r.total_s);
         for (int s = 0; s < N_STAGES; s++)
             printf(" %s %.3f s%s", stage_names[s], r.stage_s[s], s + 1 < N_STAGES ? "," : "\n");

@@ -4,7 +4,8 @@
  * boot`): precision in bits against the plaintext for full slots,
  * sparse slots and real slots (two real ciphertexts per bootstrap), every stage's output level and
  * exact canonical scale, the levels left, the rotation steps listed before keygen, and the errors
- * (too few levels, scales off the expected one, missing keys, bad config).
+ * (too few levels, scales off the expected one, missing keys, bad config), and level-aware keys
+ * (bit-identical to full keys at the levels bootstrapping lists).
  */
 #include "testutil.h"
 
@@ -570,11 +571,147 @@ static void test_mul_monomial(void **state) {
     tsr_ckks_evaluator_free(ev);
 }
 
+/* Bytes of a key serving `level`, by the test's own formula: digits used there x 2 halves x
+ * (level + 1 + k) limbs x N words. */
+static uint64_t key_bytes(const tsr_ckks_params *p, int level) {
+    int L = tsr_ckks_params_max_level(p), dnum = tsr_ckks_params_dnum(p);
+    int alpha = (L + 1 + dnum - 1) / dnum, digits = (level + alpha) / alpha;
+    return (uint64_t)digits * 2 * (uint64_t)(level + 1 + tsr_ckks_params_special_count(p)) *
+           tsr_ckks_params_n(p) * 8;
+}
+
+/*
+ * Level-aware keys: the levels bootstrapping lists for each key, keys
+ * trimmed to them give bit-identical results to the full keys (and less
+ * memory, by the formula), a key trimmed one level too low fails with
+ * TSR_ERR_LEVEL, trimmed keys are refused by the writers, and keys generated
+ * directly at those levels bootstrap at the full keys' precision.
+ */
+static void test_boot_level_keys(void **state) {
+    he *h = *state;
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, NULL));
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+    int top = tsr_ckks_params_max_level(h->p);
+    size_t n = tsr_circuits_boot_rotations(b, NULL, 0);
+    int *steps = malloc(n * sizeof *steps), *levels = malloc(n * sizeof *levels);
+    int *all = malloc(n * sizeof *all);
+    assert_true(steps && levels && all);
+    int rl = -1, cl = -1;
+    assert_int_equal(tsr_circuits_boot_rotation_levels(b, steps, levels, n, &rl, &cl), n);
+    tsr_circuits_boot_rotations(b, all, n);
+    assert_memory_equal(all, steps, n * sizeof *steps);
+    assert_int_equal(rl, top - info.cts_levels);
+    assert_int_equal(cl, top - info.cts_levels);
+    /* every step's level is a factor's input level; the top and SlotsToCoeffs' levels occur */
+    tsr_circuits_boot_factor fac[8];
+    size_t nf = tsr_circuits_boot_factors(b, fac, 8, 0, NULL, 0);
+    assert_int_equal(nf, (size_t)(info.cts_levels + info.stc_levels));
+    int seen_top = 0, seen_low = 0, stc_top = info.out_level + info.stc_levels;
+    for (size_t i = 0; i < n; i++) {
+        int found = 0;
+        for (size_t f = 0; f < nf; f++) found |= fac[f].level == levels[i];
+        assert_true(found);
+        seen_top |= levels[i] == top;
+        seen_low |= levels[i] <= stc_top;
+    }
+    assert_true(seen_top && seen_low);
+    for (size_t f = 0; f < nf; f++)
+        assert_int_equal(fac[f].level, fac[f].stage ? stc_top - fac[f].index : top - fac[f].index);
+
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    double *want = rand_slots(h, h->slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, want, 1), *out;
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tt_ok(tsr_circuits_bootstrap(b, ev, out, ct));
+    double *full = decrypt(h, out);
+
+    uint64_t gmem = tsr_ckks_galois_keys_memory(gk), want_mem = key_bytes(h->p, cl);
+    assert_int_equal(gmem, (uint64_t)(n + 1) * key_bytes(h->p, top));
+    for (size_t i = 0; i < n; i++) want_mem += key_bytes(h->p, levels[i]);
+    tt_ok(tsr_ckks_galois_keys_trim(gk, steps, levels, n, cl));
+    tt_ok(tsr_ckks_relin_key_trim(h->rk, rl));
+    assert_int_equal(tsr_ckks_galois_keys_memory(gk), want_mem);
+    assert_true(want_mem < gmem);
+    assert_int_equal(tsr_ckks_relin_key_memory(h->rk), key_bytes(h->p, rl));
+    assert_int_equal(tsr_ckks_relin_key_max_level(h->rk), rl);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(tsr_ckks_galois_keys_rotation_level(gk, steps[i]), levels[i]);
+    printf("# level-aware keys: Galois %.1f of %.1f MiB, relinearization %.1f of %.1f MiB\n",
+           (double)want_mem / 1048576.0, (double)gmem / 1048576.0,
+           (double)key_bytes(h->p, rl) / 1048576.0, (double)key_bytes(h->p, top) / 1048576.0);
+
+    /* the same bootstrap with the trimmed keys: bit-identical */
+    tt_ok(tsr_circuits_bootstrap(b, ev, out, ct));
+    double *trimmed = decrypt(h, out);
+    assert_memory_equal(full, trimmed, 2 * h->slots * sizeof *full);
+    free(trimmed);
+
+    /* writers refuse level-limited keys */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len), TSR_ERR_INVALID_ARG);
+    assert_int_equal(tsr_ckks_relin_key_to_bytes(h->rk, &buf, &len), TSR_ERR_INVALID_ARG);
+    assert_null(buf);
+
+    /* one level too low: a top-level CoeffsToSlots step, then the relinearization key */
+    size_t at = 0;
+    while (levels[at] != top) at++;
+    int lower = top - 1;
+    tt_ok(tsr_ckks_galois_keys_trim(gk, &steps[at], &lower, 1, TSR_CKKS_TOP_LEVEL));
+    assert_int_equal(tsr_circuits_bootstrap(b, ev, out, ct), TSR_ERR_LEVEL);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+
+    /* keys generated at those levels directly */
+    tt_ok(tsr_ckks_galois_keys_create(&gk, h->sk, NULL, 0, 0));
+    for (size_t i = 0; i < n; i++)
+        tt_ok(tsr_ckks_galois_keys_add_level(gk, h->sk, &steps[i], 1, 0, levels[i]));
+    tt_ok(tsr_ckks_galois_keys_add_level(gk, h->sk, NULL, 0, TSR_CKKS_GALOIS_CONJUGATE, cl));
+    tsr_ckks_relin_key *rk;
+    tt_ok(tsr_ckks_relin_key_create_level(&rk, h->sk, rl));
+    assert_int_equal(tsr_ckks_galois_keys_memory(gk), want_mem);
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, rk, gk));
+    tt_ok(tsr_circuits_bootstrap(b, ev, out, ct));
+    double *got = decrypt(h, out), worst, mean, worst_full, mean_full;
+    precision(got, want, h->slots, &worst, &mean);
+    precision(full, want, h->slots, &worst_full, &mean_full);
+    printf("# generated level-aware keys: mean %.1f bits, worst %.1f (full keys %.1f, %.1f)\n",
+           mean, worst, mean_full, worst_full);
+    assert_true(mean > 23 && mean > mean_full - 1);
+    assert_true(worst > 19);
+    /* the relinearization key one level too low for EvalMod */
+    tsr_ckks_relin_key *rk_low;
+    tt_ok(tsr_ckks_relin_key_create_level(&rk_low, h->sk, rl - 1));
+    tsr_ckks_evaluator *ev_low;
+    tt_ok(tsr_ckks_evaluator_create(&ev_low, h->p, rk_low, gk));
+    assert_int_equal(tsr_circuits_bootstrap(b, ev_low, out, ct), TSR_ERR_LEVEL);
+    tsr_ckks_evaluator_free(ev_low);
+    tsr_ckks_relin_key_free(rk_low);
+
+    free(got);
+    free(full);
+    free(want);
+    free(steps);
+    free(levels);
+    free(all);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(ct);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_full, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_level_keys, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_key_switch, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_encapsulated, he_setup_dense, he_teardown),

@@ -491,6 +491,38 @@ TSR_API void tsr_circuits_boot_get_info(const tsr_circuits_boot *b, tsr_circuits
  */
 TSR_API size_t tsr_circuits_boot_rotations(const tsr_circuits_boot *b, int *steps, size_t cap);
 /**
+ * The level each key is used at, for level-aware keys
+ * (tsr_ckks_galois_keys_add_level, tsr_ckks_relin_key_create_level): for
+ * every step of tsr_circuits_boot_rotations (same order) the highest level
+ * it rotates at (levels may be NULL); *relin_level and *conj_level (either
+ * may be NULL) the highest level of EvalMod's products and of the
+ * conjugations (EvalMod, the real split). Keys made for these levels give
+ * bit-identical results to full ones. Returns the number of steps.
+ */
+TSR_API size_t tsr_circuits_boot_rotation_levels(const tsr_circuits_boot *b, int *steps,
+                                                 int *levels, size_t cap, int *relin_level,
+                                                 int *conj_level);
+
+/** One linear-transform factor of CoeffsToSlots or SlotsToCoeffs (memory accounting). */
+typedef struct tsr_circuits_boot_factor {
+    int stage;           /**< 0: CoeffsToSlots, 1: SlotsToCoeffs */
+    int index;           /**< position in the stage, in application order */
+    int level;           /**< input level: its rotations run there */
+    size_t diagonals;    /**< encoded diagonals */
+    size_t baby_steps;   /**< n1 of the baby-step giant-step split */
+    size_t rotations;    /**< distinct rotation steps (babies and giants) */
+    uint64_t diag_bytes; /**< the encoded diagonals in memory (over Q_level * P) */
+} tsr_circuits_boot_factor;
+
+/**
+ * The factors (CoeffsToSlots' first, then SlotsToCoeffs'): writes up to cap
+ * of them and returns how many there are. steps_of, when not NULL, receives
+ * factor `which`'s rotation steps (up to steps_cap; its count is
+ * out[which].rotations).
+ */
+TSR_API size_t tsr_circuits_boot_factors(const tsr_circuits_boot *b, tsr_circuits_boot_factor *out,
+                                         size_t cap, size_t which, int *steps_of, size_t steps_cap);
+/**
  * TSR_OK if ev (and b) have every key bootstrapping needs, else
  * TSR_ERR_KEY_MISSING naming what is missing (relinearization key,
  * conjugation key, rotation steps, the encapsulation's switching keys).

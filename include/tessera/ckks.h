@@ -348,6 +348,27 @@ TSR_API void tsr_ckks_public_key_id(const tsr_ckks_public_key *pk,
  */
 TSR_API tsr_status tsr_ckks_relin_key_create(tsr_ckks_relin_key **out,
                                              const tsr_ckks_secret_key *sk);
+/**
+ * A relinearization key that serves levels <= max_level only
+ * (TSR_CKKS_TOP_LEVEL: every level, as tsr_ckks_relin_key_create). It holds
+ * the digits used at max_level and the limbs q_0..q_max_level and P: a key for
+ * level m < L takes ceil((m+1)/alpha) (m+1+k) / (dnum (L+1+k)) of the full
+ * key's memory. Products above max_level fail with TSR_ERR_LEVEL. Such keys
+ * cannot be serialized (TSR_ERR_INVALID_ARG from the writers).
+ */
+TSR_API tsr_status tsr_ckks_relin_key_create_level(tsr_ckks_relin_key **out,
+                                                   const tsr_ckks_secret_key *sk, int max_level);
+/** The highest level rk serves (L for a key of tsr_ckks_relin_key_create). */
+TSR_API int tsr_ckks_relin_key_max_level(const tsr_ckks_relin_key *rk);
+/** Bytes rk holds in memory (both halves of every stored digit); 0 for NULL. */
+TSR_API uint64_t tsr_ckks_relin_key_memory(const tsr_ckks_relin_key *rk);
+/**
+ * Limit rk to levels <= max_level in place, freeing the digits and limbs
+ * above it (e.g. after loading a serialized full key). A key already limited
+ * lower is unchanged. The kept limbs are the key's own: results at levels <=
+ * max_level are bit-identical to those of the full key.
+ */
+TSR_API tsr_status tsr_ckks_relin_key_trim(tsr_ckks_relin_key *rk, int max_level);
 /** Free a relinearization key. NULL is a no-op. */
 TSR_API void tsr_ckks_relin_key_free(tsr_ckks_relin_key *rk);
 /** The key-set id of rk (that of the secret key it was made from). */
@@ -377,6 +398,33 @@ TSR_API tsr_status tsr_ckks_galois_keys_create(tsr_ckks_galois_keys **out,
  */
 TSR_API tsr_status tsr_ckks_galois_keys_add(tsr_ckks_galois_keys *gk, const tsr_ckks_secret_key *sk,
                                             const int *steps, size_t n_steps, uint32_t flags);
+/**
+ * tsr_ckks_galois_keys_add with keys that serve levels <= max_level only
+ * (TSR_CKKS_TOP_LEVEL: every level), stored without the digits and limbs
+ * above it (see tsr_ckks_relin_key_create_level): for rotations used only
+ * low in the chain, e.g. bootstrapping's SlotsToCoeffs. A step already in
+ * the set keeps its key (whatever its level). Rotating a ciphertext above a
+ * key's level fails with TSR_ERR_LEVEL; sets holding such keys cannot be
+ * serialized.
+ */
+TSR_API tsr_status tsr_ckks_galois_keys_add_level(tsr_ckks_galois_keys *gk,
+                                                  const tsr_ckks_secret_key *sk, const int *steps,
+                                                  size_t n_steps, uint32_t flags, int max_level);
+/**
+ * The highest level the key for rotation by step serves (L for a full key;
+ * step 0: L), or -1 if gk has no key for it.
+ */
+TSR_API int tsr_ckks_galois_keys_rotation_level(const tsr_ckks_galois_keys *gk, int step);
+/**
+ * Limit the key of rotation steps[i] to levels <= levels[i] (steps gk has no
+ * key for are skipped) and, unless conj_level is TSR_CKKS_TOP_LEVEL, the
+ * conjugation key to conj_level, in place, as tsr_ckks_relin_key_trim. Not
+ * while an evaluator uses gk.
+ */
+TSR_API tsr_status tsr_ckks_galois_keys_trim(tsr_ckks_galois_keys *gk, const int *steps,
+                                             const int *levels, size_t n_steps, int conj_level);
+/** Bytes the keys of gk hold in memory (both halves of every stored digit); 0 for NULL. */
+TSR_API uint64_t tsr_ckks_galois_keys_memory(const tsr_ckks_galois_keys *gk);
 /** Free a Galois key set (no evaluator may still use it). NULL is a no-op. */
 TSR_API void tsr_ckks_galois_keys_free(tsr_ckks_galois_keys *gk);
 /** The key-set id of gk (that of the secret key it was made from). */

@@ -279,6 +279,56 @@ size_t tsr_circuits_boot_rotations(const tsr_circuits_boot *b, int *steps, size_
     return b->n_steps;
 }
 
+size_t tsr_circuits_boot_rotation_levels(const tsr_circuits_boot *b, int *steps, int *levels,
+                                         size_t cap, int *relin_level, int *conj_level) {
+    TSR_REQUIRE(b && (steps || cap == 0), "tsr_circuits_boot_rotation_levels: NULL argument");
+    /* EvalMod's first products and its conjugation run at its input level; the real split lower */
+    if (relin_level) *relin_level = b->top - b->kc;
+    if (conj_level) *conj_level = b->top - b->kc;
+    int stc_top = b->top - b->kc - b->cos_depth - b->r;
+    for (size_t t = 0; t < b->n_steps && t < cap; t++) {
+        int s = b->steps[t], level = -1;
+        /* the subring trace rotates right after ModRaise, at the top */
+        for (int i = 0; i < b->trace_steps; i++)
+            if (s == (int)(b->n << i)) level = b->top;
+        for (int g = 0; g < b->kc; g++)
+            for (size_t i = 0; i < b->cts[g].n_steps; i++)
+                if (b->cts[g].steps[i] == s && b->top - g > level) level = b->top - g;
+        for (int g = 0; g < b->ks; g++)
+            for (size_t i = 0; i < b->stc[g].n_steps; i++)
+                if (b->stc[g].steps[i] == s && stc_top - g > level) level = stc_top - g;
+        TSR_ASSERT(level >= 0);
+        steps[t] = s;
+        if (levels) levels[t] = level;
+    }
+    return b->n_steps;
+}
+
+size_t tsr_circuits_boot_factors(const tsr_circuits_boot *b, tsr_circuits_boot_factor *out,
+                                 size_t cap, size_t which, int *steps_of, size_t steps_cap) {
+    TSR_REQUIRE(b && (out || cap == 0) && (steps_of || steps_cap == 0),
+                "tsr_circuits_boot_factors: NULL argument");
+    size_t count = (size_t)b->kc + (size_t)b->ks, words = tsr_ckks_params_n(b->p);
+    for (size_t i = 0; i < count; i++) {
+        const boot_lt *lt = i < (size_t)b->kc ? &b->cts[i] : &b->stc[i - (size_t)b->kc];
+        if (i < cap) {
+            tsr_circuits_boot_factor *f = &out[i];
+            f->stage = i < (size_t)b->kc ? 0 : 1;
+            f->index = (int)(i < (size_t)b->kc ? i : i - (size_t)b->kc);
+            f->level = lt->level;
+            f->diagonals = lt->n_diags;
+            f->baby_steps = lt->n1;
+            f->rotations = lt->n_steps;
+            f->diag_bytes = (uint64_t)lt->n_diags *
+                            (uint64_t)(lt->level + 1 + tsr_ckks_params_special_count(b->p)) *
+                            words * sizeof(uint64_t);
+        }
+        if (i == which && steps_of)
+            for (size_t t = 0; t < lt->n_steps && t < steps_cap; t++) steps_of[t] = lt->steps[t];
+    }
+    return count;
+}
+
 tsr_status tsr_circuits_boot_switch_keys_create(const tsr_circuits_boot *b,
                                                 const tsr_ckks_secret_key *sk,
                                                 tsr_ckks_switch_key **to_sparse,

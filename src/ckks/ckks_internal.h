@@ -10,8 +10,9 @@
  *    modulo q_i). "Extended" (QP) polynomials at level l have l+1+k limbs:
  *    q_0..q_l, then p_0..p_{k-1}.
  *  - Ciphertexts and plaintexts are always in NTT (evaluation) form.
- *  - Key-switching keys are stored over the full Q_L * P basis (L+1+k
- *    limbs per polynomial); at level l the limbs 0..l and L+1..L+k are used.
+ *  - Key-switching keys are stored over Q_m * P (m+1+k limbs per
+ *    polynomial, m = the key's max_level, L for a full key); at level
+ *    l <= m the limbs 0..l and the k special limbs are used.
  */
 #ifndef TSR_CKKS_INTERNAL_H
 #define TSR_CKKS_INTERNAL_H
@@ -165,19 +166,34 @@ struct tsr_ckks_public_key {
 
 /**
  * Hybrid key-switching key from s' to s (Han-Ki 2020): for each digit j,
- * (b_j, a_j) over Q_L * P with b_j = -a_j*s + e_j + P * [digit j selector] * s'.
+ * (b_j, a_j) with b_j = -a_j*s + e_j + P * [digit j selector] * s'.
+ * Level-aware: a key that serves levels <= max_level holds only the digits
+ * used there (ckks_digits_at(max_level)) and only the limbs q_0..q_max_level
+ * and P (`limbs` = max_level + 1 + k per polynomial; a full key has
+ * max_level = L). Key switching at a level above max_level is refused.
  */
 typedef struct ckks_ksk {
-    int dnum;
+    int dnum;                     /* digits stored: ckks_digits_at(max_level) */
+    int max_level;                /* highest level served */
+    int limbs;                    /* limbs per polynomial: max_level + 1 + k */
     uint8_t seed[TSR_SEED_BYTES]; /* a_j = expand(seed, domain KSK_A + j) */
-    uint64_t *data;               /* dnum * 2 polys of L+1+k limbs: b_0, a_0, b_1, a_1, ... */
+    uint64_t *data;               /* dnum * 2 polys of `limbs` limbs: b_0, a_0, b_1, a_1, ... */
 } ckks_ksk;
 
 static inline uint64_t *ckks_ksk_b(const tsr_ckks_params *p, const ckks_ksk *k, int j) {
-    return k->data + (size_t)(2 * j) * p->nall * p->n;
+    return k->data + (size_t)(2 * j) * (size_t)k->limbs * p->n;
 }
 static inline uint64_t *ckks_ksk_a(const tsr_ckks_params *p, const ckks_ksk *k, int j) {
-    return k->data + (size_t)(2 * j + 1) * p->nall * p->n;
+    return k->data + (size_t)(2 * j + 1) * (size_t)k->limbs * p->n;
+}
+/** Word offset in a key polynomial of prime index pi (0..L chain, L+1.. special; chain <=
+ * max_level). */
+static inline size_t ckks_ksk_limb(const tsr_ckks_params *p, const ckks_ksk *k, int pi) {
+    return (size_t)(pi <= p->L ? pi : k->max_level + 1 + (pi - p->L - 1)) * p->n;
+}
+/** Bytes of both halves of every stored digit (the key's size in memory). */
+static inline uint64_t ckks_ksk_memory(const tsr_ckks_params *p, const ckks_ksk *k) {
+    return (uint64_t)k->dnum * 2 * (uint64_t)k->limbs * p->n * sizeof(uint64_t);
 }
 
 struct tsr_ckks_relin_key {
@@ -207,8 +223,18 @@ tsr_status ckks_pk_alloc(tsr_ckks_public_key **out, tsr_ckks_params *p);
 /** Expand a from pk->seed; unless expand_only, also set b = e - a*s. */
 tsr_status ckks_pk_complete(tsr_ckks_public_key *pk, const tsr_ckks_secret_key *sk,
                             int expand_only);
-tsr_status ckks_ksk_alloc(const tsr_ckks_params *p, ckks_ksk *key);
+/** Allocate a key serving levels <= max_level (zeroed). */
+tsr_status ckks_ksk_alloc(const tsr_ckks_params *p, int max_level, ckks_ksk *key);
 void ckks_ksk_free(ckks_ksk *key);
+/** Drop the digits and limbs above max_level (no-op when the key serves no more). */
+tsr_status ckks_ksk_trim(const tsr_ckks_params *p, ckks_ksk *key, int max_level);
+/**
+ * Generate a key from s_from (NTT form, limbs of q_0..q_L at least) to s_to
+ * (NTT form over all L+1+k primes) serving levels <= max_level: a fresh seed,
+ * b_j = e_j - a_j s_to + P s_from on the limbs of digit j.
+ */
+tsr_status ckks_ksk_generate(const tsr_ckks_params *p, const uint64_t *s_to, const uint64_t *s_from,
+                             int max_level, ckks_ksk *key);
 /** Expand every a_j from key->seed. */
 void ckks_ksk_expand(const tsr_ckks_params *p, ckks_ksk *key);
 tsr_status ckks_galois_alloc(tsr_ckks_galois_keys **out, tsr_ckks_params *p);

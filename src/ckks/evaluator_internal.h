@@ -48,8 +48,11 @@ tsr_status ckks_ks_decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *
  * redo them. Optional: ckks_ks_apply finishes them block by block otherwise.
  */
 void ckks_ks_finish_digits(tsr_ckks_evaluator *ev);
+/** TSR_ERR_LEVEL unless key serves `level` (level <= key->max_level). */
+tsr_status ckks_ks_check_level(const ckks_ksk *key, int level);
 /**
  * Switch the decomposed polynomial with key: (out0, out1) ~ d * s' under s.
+ * TSR_ERR_LEVEL when the key does not serve the decomposed level.
  * rescale = 0: out = ModDown_P(acc) + (c0, c1) (either may be NULL), l+1
  * limbs. rescale = 1: out = round((acc + P (c0, c1)) / (q_l P)), l limbs
  * (c0, c1 required). out may alias c0 / c1, not d.

@@ -135,9 +135,12 @@ void tsr_ckks_public_key_free(tsr_ckks_public_key *pk) {
 
 /* ---- key-switching keys --------------------------------------------------------------- */
 
-tsr_status ckks_ksk_alloc(const tsr_ckks_params *p, ckks_ksk *key) {
-    key->dnum = p->dnum;
-    key->data = tsr_calloc_array((size_t)2 * p->dnum * p->nall * p->n, sizeof(uint64_t));
+tsr_status ckks_ksk_alloc(const tsr_ckks_params *p, int max_level, ckks_ksk *key) {
+    TSR_ASSERT(max_level >= 0 && max_level <= p->L);
+    key->max_level = max_level;
+    key->dnum = ckks_digits_at(p, max_level);
+    key->limbs = max_level + 1 + p->k;
+    key->data = tsr_calloc_array((size_t)2 * key->dnum * key->limbs * p->n, sizeof(uint64_t));
     if (!key->data) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a key-switching key");
     return TSR_OK;
 }
@@ -147,37 +150,68 @@ void ckks_ksk_free(ckks_ksk *key) {
     key->data = NULL;
 }
 
+tsr_status ckks_ksk_trim(const tsr_ckks_params *p, ckks_ksk *key, int max_level) {
+    TSR_ASSERT(max_level >= 0 && max_level <= p->L);
+    if (max_level >= key->max_level) return TSR_OK;
+    ckks_ksk t;
+    memcpy(t.seed, key->seed, TSR_SEED_BYTES);
+    TSR_TRY(ckks_ksk_alloc(p, max_level, &t));
+    size_t n = p->n, q = (size_t)(max_level + 1) * n, sp = (size_t)p->k * n;
+    for (int j = 0; j < t.dnum; j++)
+        for (int h = 0; h < 2; h++) {
+            const uint64_t *src = h ? ckks_ksk_a(p, key, j) : ckks_ksk_b(p, key, j);
+            uint64_t *dst = h ? ckks_ksk_a(p, &t, j) : ckks_ksk_b(p, &t, j);
+            memcpy(dst, src, q * sizeof *dst);
+            memcpy(dst + q, src + ckks_ksk_limb(p, key, p->L + 1), sp * sizeof *dst);
+        }
+    ckks_ksk_free(key);
+    *key = t;
+    return TSR_OK;
+}
+
 void ckks_ksk_expand(const tsr_ckks_params *p, ckks_ksk *key) {
+    /* one XChaCha20 stream per (seed, digit, prime): the limbs of a
+     * level-limited key equal those of the full key from the same seed */
     for (int j = 0; j < key->dnum; j++)
-        tsr_sample_uniform(p->qp, key->seed, CKKS_DOMAIN_KSK_A + (uint64_t)j,
+        tsr_sample_uniform(p->qlp[key->max_level], key->seed, CKKS_DOMAIN_KSK_A + (uint64_t)j,
                            ckks_ksk_a(p, key, j));
 }
 
-/*
- * Key from s_from (NTT form, limbs of q_0..q_L) to s_to (NTT form over all
- * L+1+k primes): b_j = e_j - a_j s_to + P s_from on the limbs of digit j.
- */
-static tsr_status ksk_generate(const tsr_ckks_params *p, const uint64_t *s_to,
-                               const uint64_t *s_from, ckks_ksk *key) {
+tsr_status ckks_ksk_generate(const tsr_ckks_params *p, const uint64_t *s_to, const uint64_t *s_from,
+                             int max_level, ckks_ksk *key) {
     size_t n = p->n;
-    TSR_TRY(ckks_ksk_alloc(p, key));
-    TSR_TRY(tsr_random_bytes(key->seed, TSR_SEED_BYTES));
+    const tsr_rns_basis *basis = p->qlp[max_level];
+    TSR_TRY(ckks_ksk_alloc(p, max_level, key));
+    tsr_status st = tsr_random_bytes(key->seed, TSR_SEED_BYTES);
+    if (st != TSR_OK) {
+        ckks_ksk_free(key);
+        return st;
+    }
     ckks_ksk_expand(p, key);
-    uint64_t *as = NULL;
-    TSR_TRY(tsr_rns_poly_new(p->qp, &as));
-    tsr_status st = TSR_OK;
+    /* s_to on the key's limbs (q_0..q_max_level, then P) */
+    uint64_t *st_c = NULL, *as = NULL;
+    size_t bytes = (size_t)key->limbs * n * sizeof(uint64_t);
+    st_c = tsr_alloc(bytes);
+    as = tsr_alloc(bytes);
+    if (!st_c || !as) st = tsr_fail(TSR_ERR_NOMEM, "cannot allocate key-generation scratch");
+    if (st == TSR_OK) {
+        memcpy(st_c, s_to, (size_t)(max_level + 1) * n * sizeof(uint64_t));
+        memcpy(st_c + (size_t)(max_level + 1) * n, s_to + (size_t)(p->L + 1) * n,
+               (size_t)p->k * n * sizeof(uint64_t));
+    }
     for (int j = 0; j < key->dnum && st == TSR_OK; j++) {
         uint64_t *b = ckks_ksk_b(p, key, j), *a = ckks_ksk_a(p, key, j);
-        st = ckks_gaussian_ntt(p, p->qp, b);
+        st = ckks_gaussian_ntt(p, basis, b);
         if (st != TSR_OK) break;
-        tsr_rns_mul(p->qp, as, a, s_to);
-        tsr_rns_sub(p->qp, b, b, as);
-        int lo = j * p->alpha, hi = lo + p->alpha > p->L + 1 ? p->L + 1 : lo + p->alpha;
+        tsr_rns_mul(basis, as, a, st_c);
+        tsr_rns_sub(basis, b, b, as);
+        int lo = j * p->alpha, hi = lo + p->alpha > max_level + 1 ? max_level + 1 : lo + p->alpha;
         for (int i = lo; i < hi; i++)
             tsr_vec_mul_scalar_add(ckks_mod(p, i), b + (size_t)i * n, s_from + (size_t)i * n,
                                    p->p_mod[i], n);
     }
-    tsr_free_secret(as, (size_t)p->nall * n * sizeof(uint64_t));
+    if (st_c) tsr_free_secret(st_c, bytes);
+    if (as) tsr_free_secret(as, bytes);
     if (st != TSR_OK) ckks_ksk_free(key);
     return st;
 }
@@ -186,8 +220,17 @@ static tsr_status ksk_generate(const tsr_ckks_params *p, const uint64_t *s_to,
 
 tsr_status tsr_ckks_relin_key_create(tsr_ckks_relin_key **out, const tsr_ckks_secret_key *sk) {
     TSR_REQUIRE(out && sk, "tsr_ckks_relin_key_create: NULL argument");
+    return tsr_ckks_relin_key_create_level(out, sk, TSR_CKKS_TOP_LEVEL);
+}
+
+tsr_status tsr_ckks_relin_key_create_level(tsr_ckks_relin_key **out, const tsr_ckks_secret_key *sk,
+                                           int max_level) {
+    TSR_REQUIRE(out && sk, "tsr_ckks_relin_key_create_level: NULL argument");
     *out = NULL;
     tsr_ckks_params *p = sk->params;
+    if (max_level == TSR_CKKS_TOP_LEVEL) max_level = p->L;
+    if (max_level < 0 || max_level > p->L)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "max_level %d is out of range 0..%d", max_level, p->L);
     tsr_ckks_relin_key *rk = tsr_calloc(sizeof *rk);
     if (!rk) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a relinearization key");
     rk->params = ckks_params_ref(p);
@@ -196,7 +239,7 @@ tsr_status tsr_ckks_relin_key_create(tsr_ckks_relin_key **out, const tsr_ckks_se
     tsr_status st = tsr_rns_poly_new(p->q[p->L], &s2);
     if (st == TSR_OK) {
         tsr_rns_mul(p->q[p->L], s2, sk->s_ntt, sk->s_ntt);
-        st = ksk_generate(p, sk->s_ntt, s2, &rk->key);
+        st = ckks_ksk_generate(p, sk->s_ntt, s2, max_level, &rk->key);
         tsr_free_secret(s2, (size_t)(p->L + 1) * p->n * sizeof(uint64_t));
     }
     if (st != TSR_OK) {
@@ -277,8 +320,17 @@ void ckks_galois_sort(tsr_ckks_galois_keys *gk) {
 
 tsr_status tsr_ckks_galois_keys_add(tsr_ckks_galois_keys *gk, const tsr_ckks_secret_key *sk,
                                     const int *steps, size_t n_steps, uint32_t flags) {
+    return tsr_ckks_galois_keys_add_level(gk, sk, steps, n_steps, flags, TSR_CKKS_TOP_LEVEL);
+}
+
+tsr_status tsr_ckks_galois_keys_add_level(tsr_ckks_galois_keys *gk, const tsr_ckks_secret_key *sk,
+                                          const int *steps, size_t n_steps, uint32_t flags,
+                                          int max_level) {
     TSR_REQUIRE(gk && sk && (steps || n_steps == 0), "tsr_ckks_galois_keys_add: NULL argument");
     tsr_ckks_params *p = sk->params;
+    if (max_level == TSR_CKKS_TOP_LEVEL) max_level = p->L;
+    if (max_level < 0 || max_level > p->L)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "max_level %d is out of range 0..%d", max_level, p->L);
     TSR_TRY(ckks_params_check(gk->params, p, "the Galois key set"));
     if (memcmp(gk->key_id, sk->key_id, sizeof sk->key_id) != 0)
         return tsr_fail(TSR_ERR_MISMATCH,
@@ -328,7 +380,7 @@ tsr_status tsr_ckks_galois_keys_add(tsr_ckks_galois_keys *gk, const tsr_ckks_sec
         uint64_t g_inv = tsr_modq_inv(e->elt, 2 * (uint64_t)p->n);
         tsr_rns_automorphism_ntt_index(p->n, g_inv, inv_perm);
         tsr_rns_automorphism_ntt(p->qp, s_g, sk->s_ntt, inv_perm);
-        st = ksk_generate(p, s_g, sk->s_ntt, &e->key);
+        st = ckks_ksk_generate(p, s_g, sk->s_ntt, max_level, &e->key);
         if (st != TSR_OK) {
             tsr_free(e->perm);
             break;
@@ -381,6 +433,66 @@ int tsr_ckks_galois_keys_has_conjugate(const tsr_ckks_galois_keys *gk) {
 
 size_t tsr_ckks_galois_keys_count(const tsr_ckks_galois_keys *gk) {
     return gk ? gk->count : 0;
+}
+
+uint64_t tsr_ckks_galois_keys_memory(const tsr_ckks_galois_keys *gk) {
+    uint64_t bytes = 0;
+    for (size_t i = 0; gk && i < gk->count; i++)
+        bytes += ckks_ksk_memory(gk->params, &gk->e[i].key);
+    return bytes;
+}
+
+int tsr_ckks_galois_keys_rotation_level(const tsr_ckks_galois_keys *gk, int step) {
+    if (!gk) return -1;
+    long s = step % (long)gk->params->slots;
+    if (s == 0) return gk->params->L;
+    const ckks_galois_entry *e =
+        ckks_galois_find(gk, ckks_galois_elt_rotation(gk->params->slots, s));
+    return e ? e->key.max_level : -1;
+}
+
+tsr_status tsr_ckks_relin_key_trim(tsr_ckks_relin_key *rk, int max_level) {
+    TSR_REQUIRE(rk, "tsr_ckks_relin_key_trim: NULL key");
+    if (max_level < 0 || max_level > rk->params->L)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "max_level %d is out of range 0..%d", max_level,
+                        rk->params->L);
+    return ckks_ksk_trim(rk->params, &rk->key, max_level);
+}
+
+tsr_status tsr_ckks_galois_keys_trim(tsr_ckks_galois_keys *gk, const int *steps, const int *levels,
+                                     size_t n_steps, int conj_level) {
+    TSR_REQUIRE(gk && ((steps && levels) || n_steps == 0),
+                "tsr_ckks_galois_keys_trim: NULL argument");
+    const tsr_ckks_params *p = gk->params;
+    for (size_t i = 0; i < n_steps; i++)
+        if (levels[i] < 0 || levels[i] > p->L)
+            return tsr_fail(TSR_ERR_INVALID_ARG, "level %d of step %d is out of range 0..%d",
+                            levels[i], steps[i], p->L);
+    if (conj_level < TSR_CKKS_TOP_LEVEL || conj_level > p->L)
+        return tsr_fail(TSR_ERR_INVALID_ARG, "conjugation level %d is out of range 0..%d",
+                        conj_level, p->L);
+    for (size_t i = 0; i < n_steps; i++) {
+        long s = steps[i] % (long)p->slots;
+        if (s == 0) continue;
+        ckks_galois_entry *e =
+            (ckks_galois_entry *)ckks_galois_find(gk, ckks_galois_elt_rotation(p->slots, s));
+        if (e) TSR_TRY(ckks_ksk_trim(p, &e->key, levels[i]));
+    }
+    if (conj_level != TSR_CKKS_TOP_LEVEL) {
+        ckks_galois_entry *e =
+            (ckks_galois_entry *)ckks_galois_find(gk, ckks_galois_elt_conjugate(p->slots));
+        if (e) TSR_TRY(ckks_ksk_trim(p, &e->key, conj_level));
+    }
+    return TSR_OK;
+}
+
+uint64_t tsr_ckks_relin_key_memory(const tsr_ckks_relin_key *rk) {
+    return rk ? ckks_ksk_memory(rk->params, &rk->key) : 0;
+}
+
+int tsr_ckks_relin_key_max_level(const tsr_ckks_relin_key *rk) {
+    TSR_REQUIRE(rk, "tsr_ckks_relin_key_max_level: NULL key");
+    return rk->key.max_level;
 }
 
 static int cmp_int(const void *a, const void *b) {

@@ -232,8 +232,8 @@ static void prefetch_job(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int 
     for (int j = 0; j < ndig; j++) {
         int own;
         tsr_prefetch_add(pf, digit_block(ev, j, t, b, &own), bytes);
-        tsr_prefetch_add(pf, ckks_ksk_b(p, key, j) + (size_t)pi * n + off, bytes);
-        tsr_prefetch_add(pf, ckks_ksk_a(p, key, j) + (size_t)pi * n + off, bytes);
+        tsr_prefetch_add(pf, ckks_ksk_b(p, key, j) + ckks_ksk_limb(p, key, pi) + off, bytes);
+        tsr_prefetch_add(pf, ckks_ksk_a(p, key, j) + ckks_ksk_limb(p, key, pi) + off, bytes);
     }
 }
 
@@ -263,8 +263,8 @@ static void target_block(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int 
             tsr_ntt_forward_inner(tab, blk, src, b, r, pf);
             dv[j] = blk;
         }
-        kb[j] = ckks_ksk_b(p, key, j) + (size_t)pi * n + off;
-        ka[j] = ckks_ksk_a(p, key, j) + (size_t)pi * n + off;
+        kb[j] = ckks_ksk_b(p, key, j) + ckks_ksk_limb(p, key, pi) + off;
+        ka[j] = ckks_ksk_a(p, key, j) + ckks_ksk_limb(p, key, pi) + off;
     }
     tsr_vec_dot2(ckks_mod(p, pi), r0, r1, dv, kb, ka, (size_t)ndig, B);
 }
@@ -352,6 +352,16 @@ static void q_job(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale
                       &pf);
 }
 
+tsr_status ckks_ks_check_level(const ckks_ksk *key, int level) {
+    if (level <= key->max_level) return TSR_OK;
+    return tsr_fail(
+        TSR_ERR_LEVEL,
+        "the key-switching key was made for levels <= %d only but the ciphertext is at "
+        "level %d: make the key for level %d or more (TSR_CKKS_TOP_LEVEL: every level), "
+        "or drop the ciphertext to level %d first",
+        key->max_level, level, level, key->max_level);
+}
+
 static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale,
                         const ks_addend *c, const uint32_t *perm, uint64_t *out0, uint64_t *out1) {
     const tsr_ckks_params *p = ev->params;
@@ -359,6 +369,7 @@ static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale
     const unsigned r = split_r(p);
     const size_t n = p->n, B = n >> r, R = (size_t)1 << r;
     TSR_ASSERT(!rescale || (level >= 1 && ((c->c0 && c->c1) || c->a0)));
+    TSR_TRY(ckks_ks_check_level(key, level));
     const tsr_moddown *md = rescale ? p->moddown_rs[level] : p->moddown[level];
     const int nq = rescale ? level : level + 1; /* Q limbs of the ModDown; the rest is "P" */
     const int np = ne - nq;
@@ -456,6 +467,7 @@ tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const u
     const unsigned r = split_r(p);
     const size_t n = p->n, B = n >> r, R = (size_t)1 << r;
     const size_t tls_stride = tls_blocks(p) * B;
+    TSR_TRY(ckks_ks_check_level(key, ev->ks_level));
     /* Limb by limb: its blocks (into the thread's limb buffer when the limb
      * is permuted afterwards, straight to acc otherwise). */
 #pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)

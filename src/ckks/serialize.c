@@ -360,7 +360,18 @@ static uint64_t ksk_bytes(const tsr_ckks_params *p) {
     return 4 + TSR_SEED_BYTES + (uint64_t)p->dnum * poly_bytes(p, p->nall);
 }
 
+/* Format 1 holds every level: a level-limited key (made with max_level < L) cannot be written. */
+static tsr_status ksk_writable(const tsr_ckks_params *p, const ckks_ksk *k, const char *what) {
+    if (k->max_level == p->L) return TSR_OK;
+    return tsr_fail(TSR_ERR_INVALID_ARG,
+                    "the %s was made for levels <= %d only: level-limited keys cannot be "
+                    "serialized yet (the format holds every level); make it with "
+                    "TSR_CKKS_TOP_LEVEL to write it",
+                    what, k->max_level);
+}
+
 static void ksk_write(tsr_writer *w, const tsr_ckks_params *p, const ckks_ksk *k) {
+    TSR_ASSERT(k->max_level == p->L);
     tsr_write_u32(w, (uint32_t)k->dnum);
     tsr_write_bytes(w, k->seed, TSR_SEED_BYTES);
     for (int j = 0; j < k->dnum; j++) write_limbs(w, p, ckks_ksk_b(p, k, j), p->nall);
@@ -374,7 +385,7 @@ static tsr_status ksk_read(tsr_reader *r, const tsr_ckks_params *p, ckks_ksk *k)
                                "malformed key-switching key: %u digits where the parameters have "
                                "%d",
                                dnum, p->dnum);
-    TSR_TRY(ckks_ksk_alloc(p, k));
+    TSR_TRY(ckks_ksk_alloc(p, p->L, k));
     tsr_read_bytes(r, k->seed, TSR_SEED_BYTES);
     for (int j = 0; j < k->dnum; j++) read_limbs(r, p, ckks_ksk_b(p, k, j), p->nall);
     if (tsr_reader_status(r) != TSR_OK) {
@@ -391,6 +402,7 @@ uint64_t tsr_ckks_relin_key_serialized_size(const tsr_ckks_relin_key *rk) {
 }
 
 tsr_status ckks_relin_key_write(tsr_writer *w, const tsr_ckks_relin_key *rk) {
+    TSR_TRY(ksk_writable(rk->params, &rk->key, "relinearization key"));
     begin_write(w, rk->params, TSR_OBJ_RELIN_KEY, TSR_FRAME_SEEDED,
                 TSR_CKKS_KEY_ID_BYTES + ksk_bytes(rk->params));
     tsr_write_bytes(w, rk->key_id, TSR_CKKS_KEY_ID_BYTES);
@@ -448,7 +460,14 @@ static void galois_payload_write(tsr_writer *w, const tsr_ckks_galois_keys *gk) 
     }
 }
 
+static tsr_status galois_writable(const tsr_ckks_galois_keys *gk) {
+    for (size_t i = 0; i < gk->count; i++)
+        TSR_TRY(ksk_writable(gk->params, &gk->e[i].key, "Galois key"));
+    return TSR_OK;
+}
+
 tsr_status ckks_galois_keys_write(tsr_writer *w, const tsr_ckks_galois_keys *gk) {
+    TSR_TRY(galois_writable(gk));
     begin_write(w, gk->params, TSR_OBJ_GALOIS_KEYS, TSR_FRAME_SEEDED,
                 TSR_CKKS_KEY_ID_BYTES + galois_bytes(gk));
     tsr_write_bytes(w, gk->key_id, TSR_CKKS_KEY_ID_BYTES);
@@ -542,6 +561,8 @@ tsr_status ckks_eval_keys_write(tsr_writer *w, const tsr_ckks_params *p,
         return tsr_fail(TSR_ERR_MISMATCH,
                         "the evaluation keys belong to another key set than the id given for the "
                         "bundle: bundle keys of one keygen run");
+    if (rk) TSR_TRY(ksk_writable(p, &rk->key, "relinearization key"));
+    if (gk) TSR_TRY(galois_writable(gk));
     uint64_t len =
         TSR_CKKS_KEY_ID_BYTES + 2 + (rk ? ksk_bytes(p) : 0) + (gk ? galois_bytes(gk) : 0);
     begin_write(w, p, TSR_OBJ_EVAL_KEYS, TSR_FRAME_SEEDED, len);

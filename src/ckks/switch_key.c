@@ -9,9 +9,9 @@
  * and switched back, so the multiple of q_0 that ModRaise adds is small.
  *
  * A key towards a sparse secret is only secure over a small modulus: a key
- * made with max_level = 0 holds its RLWE samples over q_0 * P only (the
- * other limbs are zero and never used: key switching at level l reads limbs
- * 0..l and P).
+ * made with max_level = 0 holds its RLWE samples over q_0 * P only (a
+ * level-aware key, ckks_internal.h: the other limbs and digits are not even
+ * stored).
  */
 #include "ckks/evaluator_internal.h"
 #include "core/alloc.h"
@@ -63,39 +63,6 @@ tsr_status tsr_ckks_secret_key_create_sparse(tsr_ckks_secret_key **out, tsr_ckks
     return TSR_OK;
 }
 
-/* b_j = e_j - a_j s_to + P s_from on digit j's limbs, limbs 0..max_level and P only. */
-static tsr_status generate(const tsr_ckks_params *p, const uint64_t *s_to, const uint64_t *s_from,
-                           int max_level, ckks_ksk *key) {
-    size_t n = p->n;
-    TSR_TRY(ckks_ksk_alloc(p, key));
-    TSR_TRY(tsr_random_bytes(key->seed, TSR_SEED_BYTES));
-    ckks_ksk_expand(p, key);
-    uint64_t *as = NULL;
-    TSR_TRY(tsr_rns_poly_new(p->qp, &as));
-    tsr_status st = TSR_OK;
-    int digits = ckks_digits_at(p, max_level);
-    for (int j = 0; j < key->dnum && st == TSR_OK; j++) {
-        uint64_t *b = ckks_ksk_b(p, key, j), *a = ckks_ksk_a(p, key, j);
-        if (j >= digits) {
-            memset(b, 0, (size_t)p->nall * n * sizeof *b);
-            continue;
-        }
-        st = ckks_gaussian_ntt(p, p->qp, b);
-        if (st != TSR_OK) break;
-        tsr_rns_mul(p->qp, as, a, s_to);
-        tsr_rns_sub(p->qp, b, b, as);
-        int lo = j * p->alpha, hi = lo + p->alpha > p->L + 1 ? p->L + 1 : lo + p->alpha;
-        for (int i = lo; i < hi; i++)
-            tsr_vec_mul_scalar_add(ckks_mod(p, i), b + (size_t)i * n, s_from + (size_t)i * n,
-                                   p->p_mod[i], n);
-        /* limbs above max_level: never computed into the key */
-        for (int i = max_level + 1; i <= p->L; i++) tsr_wipe(b + (size_t)i * n, n * sizeof *b);
-    }
-    tsr_free_secret(as, (size_t)p->nall * n * sizeof(uint64_t));
-    if (st != TSR_OK) ckks_ksk_free(key);
-    return st;
-}
-
 tsr_status tsr_ckks_switch_key_create(tsr_ckks_switch_key **out, const tsr_ckks_secret_key *from,
                                       const tsr_ckks_secret_key *to, int max_level) {
     TSR_REQUIRE(out && from && to, "tsr_ckks_switch_key_create: NULL argument");
@@ -110,7 +77,7 @@ tsr_status tsr_ckks_switch_key_create(tsr_ckks_switch_key **out, const tsr_ckks_
     k->params = ckks_params_ref(p);
     memcpy(k->key_id, to->key_id, sizeof k->key_id);
     k->max_level = max_level;
-    tsr_status st = generate(p, to->s_ntt, from->s_ntt, max_level, &k->key);
+    tsr_status st = ckks_ksk_generate(p, to->s_ntt, from->s_ntt, max_level, &k->key);
     if (st != TSR_OK) {
         tsr_ckks_switch_key_free(k);
         return st;
@@ -135,8 +102,7 @@ uint64_t tsr_ckks_switch_key_bytes(const tsr_ckks_switch_key *k) {
     TSR_REQUIRE(k, "tsr_ckks_switch_key_bytes: NULL key");
     const tsr_ckks_params *p = k->params;
     /* the b halves of the digits in use, over limbs 0..max_level and P (a is a seed) */
-    return (uint64_t)ckks_digits_at(p, k->max_level) * (uint64_t)(k->max_level + 1 + p->k) * p->n *
-           sizeof(uint64_t);
+    return ckks_ksk_memory(p, &k->key) / 2;
 }
 
 tsr_status tsr_ckks_key_switch(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
