@@ -315,7 +315,7 @@ tsr_status ckks_galois_perm(const tsr_ckks_params *p, uint64_t g, uint32_t **out
 }
 
 void ckks_galois_sort(tsr_ckks_galois_keys *gk) {
-    qsort(gk->e, gk->count, sizeof *gk->e, cmp_entry);
+    if (gk->count > 1) qsort(gk->e, gk->count, sizeof *gk->e, cmp_entry);
 }
 
 tsr_status tsr_ckks_galois_keys_add(tsr_ckks_galois_keys *gk, const tsr_ckks_secret_key *sk,
