@@ -397,6 +397,9 @@ static const char payload_help[] =
     "                      to their best payload window (attacks/malconv.h)\n"
     "  --greedy            greedy byte step (the byte lowering the linearised logit most)\n"
     "                      instead of the paper's sign step + nearest byte\n"
+    "  --no-stop           take every step even after evading (default: stop at the first\n"
+    "                      evading step); either way the payload with the lowest score\n"
+    "                      seen is returned\n"
     "  --save              keep the attacked files of the largest size and most steps\n"
     "                      in OUT/attacked/<place>/ (for the run under wine)\n"
     "  --seed S --threads N\n\n"
@@ -479,8 +482,9 @@ static int cmd_payload(int argc, char **argv) {
                *sizes = "500,1000,2000,5000,10000", *steps = "1,20", *split = "test";
     long limit = 0, seed = 1, threads = 0, usize = 2000, ufiles = 40, usteps = 20;
     double eps = 1.0, thr = 0.5;
-    int save = 0, routed = 0, greedy = 0;
+    int save = 0, routed = 0, greedy = 0, no_stop = 0;
     const cli_opt defs[] = {
+        { "--no-stop", CLI_FLAG, &no_stop, 0, 0 },
         { "--routed", CLI_FLAG, &routed, 0, 0 },
         { "--greedy", CLI_FLAG, &greedy, 0, 0 },
         { "--model", CLI_STR, &model, 0, 0 },
@@ -569,10 +573,10 @@ static int cmd_payload(int argc, char **argv) {
     }
     if (res)
         fprintf(res, "file,place,size,steps,placed,visible,score_before,score_after,evaded,"
-                     "steps_taken,entropy\n");
+                     "steps_taken,entropy,best_step,score_last\n");
     if (sum)
         fprintf(sum, "place,size,steps,files,evaded,evasion_rate,mean_placed,mean_entropy,"
-                     "mean_score_after\n");
+                     "mean_score_after,best_not_last\n");
     tsr_chart chart;
     memset(&chart, 0, sizeof chart);
     snprintf(chart.title, sizeof chart.title, "Evasion rate of MalConv vs payload size (%zu files)",
@@ -601,8 +605,9 @@ static int cmd_payload(int argc, char **argv) {
                     snprintf(path, sizeof path, "%s/attacked/%s", outdir, tsr_place_name(pl[ip]));
                     if ((rc = mkdir_p(verb, path))) break;
                 }
-                tsr_payload_cfg pc = { pl[ip],     (size_t)sz[iz], (int)stp[is], (float)eps,
-                                       (float)thr, (uint64_t)seed, routed,       greedy };
+                tsr_payload_cfg pc = { pl[ip],     (size_t)sz[iz], (int)stp[is],
+                                       (float)eps, (float)thr,     (uint64_t)seed,
+                                       routed,     greedy,         no_stop };
 #pragma omp parallel for schedule(dynamic, 1)
                 for (size_t i = 0; i < nf; i++) {
                     uint8_t *out = NULL;
@@ -626,7 +631,7 @@ static int cmd_payload(int argc, char **argv) {
                         snprintf(rows[i].err, sizeof rows[i].err, "%s", tsr_last_error());
                     tsr_free(out);
                 }
-                size_t ev = 0, ok = 0;
+                size_t ev = 0, ok = 0, notlast = 0;
                 double placed = 0, ent = 0, after = 0;
                 for (size_t i = 0; i < nf; i++) {
                     const run_row *r = &rows[i];
@@ -640,15 +645,16 @@ static int cmd_payload(int argc, char **argv) {
                     placed += (double)r->r.payload_len;
                     ent += r->r.entropy;
                     after += r->r.score_after;
-                    fprintf(res, "%s,%s,%ld,%ld,%zu,%zu,%.6f,%.6f,%d,%d,%.4f\n", r->f->name,
+                    notlast += (size_t)(r->r.best_step != r->r.steps);
+                    fprintf(res, "%s,%s,%ld,%ld,%zu,%zu,%.6f,%.6f,%d,%d,%.4f,%d,%.6f\n", r->f->name,
                             tsr_place_name(pl[ip]), sz[iz], stp[is], r->r.payload_len, r->r.visible,
                             r->r.score_before, r->r.score_after, r->r.evaded, r->r.steps,
-                            r->r.entropy);
+                            r->r.entropy, r->r.best_step, r->r.score_last);
                 }
                 double rate = ok ? (double)ev / (double)ok : 0;
-                fprintf(sum, "%s,%ld,%ld,%zu,%zu,%.4f,%.1f,%.4f,%.4f\n", tsr_place_name(pl[ip]),
+                fprintf(sum, "%s,%ld,%ld,%zu,%zu,%.4f,%.1f,%.4f,%.4f,%zu\n", tsr_place_name(pl[ip]),
                         sz[iz], stp[is], ok, ev, rate, ok ? placed / (double)ok : 0,
-                        ok ? ent / (double)ok : 0, ok ? after / (double)ok : 0);
+                        ok ? ent / (double)ok : 0, ok ? after / (double)ok : 0, notlast);
                 printf("%-7s %6ld B %3ld steps: evaded %3zu of %3zu (%.1f %%), mean placed %.0f B, "
                        "entropy %.2f bits/byte  [%.0f s]\n",
                        tsr_place_name(pl[ip]), sz[iz], stp[is], ev, ok, 100 * rate,
@@ -683,8 +689,10 @@ static int cmd_payload(int argc, char **argv) {
                 ub[nu] = c.f[i].buf;
                 ul[nu++] = c.f[i].len;
             }
-        tsr_payload_cfg pc = { TSR_PLACE_OVERLAY, (size_t)usize,  (int)usteps, (float)eps,
-                               (float)thr,        (uint64_t)seed, routed,      greedy };
+        tsr_payload_cfg pc = {
+            TSR_PLACE_OVERLAY, (size_t)usize, (int)usteps, (float)eps, (float)thr,
+            (uint64_t)seed,    routed,        greedy,      0
+        };
         if (!rc && nu == 0)
             rc = cli_fail(verb, TSR_ERR_INVALID_ARG, "no training file for the universal payload");
         if (!rc && (st = tsr_payload_universal(m, ub, ul, nu, &pc, pay)))

@@ -110,7 +110,7 @@ static void test_attacks(void **state) {
         tt_ok(tsr_pe_parse(&pe, a, len));
         for (int place = 0; place < TSR_PLACE_COUNT_; place++) {
             /* threshold tiny: never stops early, so the steps must push the score down */
-            tsr_payload_cfg c = { (tsr_place)place, 600, 8, 1.0f, 1e-6f, 5 + fi, 0, 0 };
+            tsr_payload_cfg c = { (tsr_place)place, 600, 8, 1.0f, 1e-6f, 5 + fi, 0, 0, 0 };
             uint8_t *out;
             size_t out_len;
             tsr_payload_result r;
@@ -165,7 +165,7 @@ static void test_attacks(void **state) {
     uint8_t *a = load(FILES[0], &len), *out;
     size_t out_len;
     tsr_payload_result r;
-    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 100, 5, 1.0f, 0.999999f, 1, 0, 0 };
+    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 100, 5, 1.0f, 0.999999f, 1, 0, 0, 0 };
     tt_ok(tsr_payload_attack(m, a, len, &c, &out, &out_len, &r));
     assert_true(r.evaded && r.steps == 0);
     tsr_free(out);
@@ -262,13 +262,12 @@ static void test_routed_and_greedy(void **state) {
     for (size_t i = len * D; i < n * D; i++) nz0 += d3[i] != 0;
     assert_int_equal(nz0, 0);
     /* the four attacks: mode bit 0 = routed gradient, bit 1 = greedy byte steps
-       (mode 0: the paper's plain sign step). Routed greedy gets one step: its full byte
-       jumps overshoot on this tiny model and the attack returns its last iterate, not
-       its best, so after 6 steps the score is back at (or above) the start, e.g. seed 3:
-       0.5692 -> 0.3432 after one step, 0.5692 after six */
+       (mode 0: the paper's plain sign step) */
     for (int mode = 0; mode <= 3; mode++) {
-        int iters = mode == 3 ? 1 : 6;
-        tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 640, iters, 1.0f, 1e-6f, 3, mode & 1, mode >> 1 };
+        int iters = 6;
+        tsr_payload_cfg c = {
+            TSR_PLACE_OVERLAY, 640, iters, 1.0f, 1e-6f, 3, mode & 1, mode >> 1, 0
+        };
         uint8_t *out;
         size_t out_len;
         tsr_payload_result r;
@@ -280,6 +279,59 @@ static void test_routed_and_greedy(void **state) {
             assert_true(r.score_after < r.score_before);
         else /* zero gradient on the payload: the bytes are the initial ones */
             assert_memory_equal(out + len, init, 640);
+        tsr_free(out);
+    }
+    /* Best-step return. Routed greedy byte jumps overshoot on this tiny model: the score
+       is not monotone in the steps (seed 3: 0.5692 -> 0.3432 after one step, back to
+       0.5692 after six), and the attack must return the best payload seen, not the last.
+       The threshold is never reached, so every run takes all its steps. For k = 1..6
+       steps: the returned file scores score_after (recomputed here), score_after is the
+       minimum over the run (<= score_last, and never above the k - 1 run's), and the
+       payload is that of the k = best_step run (the attack is deterministic). */
+    {
+        tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 640, 1, 1.0f, 1e-6f, 3, 1, 1, 0 };
+        float prev = 2.0f;
+        int worse_last = 0;
+        uint8_t *outs[7] = { 0 };
+        tsr_payload_result rs[7];
+        for (int k = 1; k <= 6; k++) {
+            size_t out_len;
+            c.iters = k;
+            tt_ok(tsr_payload_attack(m, a, len, &c, &outs[k], &out_len, &rs[k]));
+            const tsr_payload_result *r = &rs[k];
+            print_message("routed greedy, %d steps: best step %d score %.4f, last %.4f\n", k,
+                          r->best_step, r->score_after, r->score_last);
+            assert_int_equal(r->steps, k);
+            assert_true(r->best_step >= 0 && r->best_step <= k);
+            assert_true(r->score_after <= r->score_last);
+            assert_true(r->score_after <= prev);
+            assert_true(r->score_after < r->score_before); /* one step already lowers it */
+            prev = r->score_after;
+            worse_last += r->score_last > r->score_after;
+            tt_ok(tsr_malconv_forward_bytes(m, ws, outs[k], out_len, &lg));
+            assert_true(fabsf(tsr_sigmoidf(lg) - r->score_after) <= 1e-6f);
+            if (r->best_step > 0)
+                assert_memory_equal(outs[k] + len, outs[r->best_step] + len, 640);
+            else
+                assert_memory_equal(outs[k] + len, init, 640);
+        }
+        assert_true(worse_last > 0); /* the case this guards: a later step was worse */
+        for (int k = 1; k <= 6; k++) tsr_free(outs[k]);
+        /* stopping: an evading start stops at once; with no_stop every step is taken and
+           the returned payload is still the best (here: evading) one */
+        c.iters = 4;
+        c.threshold = 0.999999f;
+        uint8_t *out;
+        size_t out_len;
+        tsr_payload_result r;
+        tt_ok(tsr_payload_attack(m, a, len, &c, &out, &out_len, &r));
+        assert_true(r.evaded && r.steps == 0 && r.best_step == 0);
+        tsr_free(out);
+        c.no_stop = 1;
+        tt_ok(tsr_payload_attack(m, a, len, &c, &out, &out_len, &r));
+        assert_true(r.evaded && r.steps == 4 && r.score_after <= r.score_last);
+        tt_ok(tsr_malconv_forward_bytes(m, ws, out, out_len, &lg));
+        assert_true(fabsf(tsr_sigmoidf(lg) - r.score_after) <= 1e-6f);
         tsr_free(out);
     }
     /* adversarial training on made PE32+ files (flagged) and random bytes (clean) */
@@ -367,7 +419,7 @@ static void test_universal(void **state) {
     const uint8_t *files[3];
     size_t lens[3];
     for (int i = 0; i < 3; i++) files[i] = make_pe(&lens[i], (unsigned)i + 2);
-    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 300, 6, 1.0f, 1e-6f, 2, 0, 0 };
+    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 300, 6, 1.0f, 1e-6f, 2, 0, 0, 0 };
     uint8_t pay[300];
     tt_ok(tsr_payload_universal(m, files, lens, 3, &c, pay));
     /* The optimised payload scores lower than its random start on the files it saw (summed). */

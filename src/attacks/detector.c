@@ -157,9 +157,15 @@ tsr_status tsr_detector_fit(tsr_malconv *m, const tsr_detector_example *ex, size
                     size_t len = x->len;
                     uint8_t *att = NULL;
                     if (adv[k]) { /* the attack against the model as it is now */
-                        tsr_payload_cfg pc = { TSR_PLACE_OVERLAY, cfg->adv_size,  cfg->adv_steps,
-                                               cfg->adv_eps,      0.5f,           0,
-                                               cfg->adv_routed,   cfg->adv_greedy };
+                        tsr_payload_cfg pc = { TSR_PLACE_OVERLAY,
+                                               cfg->adv_size,
+                                               cfg->adv_steps,
+                                               cfg->adv_eps,
+                                               0.5f,
+                                               0,
+                                               cfg->adv_routed,
+                                               cfg->adv_greedy,
+                                               0 };
                         pc.seed = adv_seed(cfg->seed, e, perm[k]);
                         tsr_payload_result r;
                         size_t alen;

@@ -222,10 +222,20 @@ tsr_status tsr_payload_attack(const tsr_malconv *m, const uint8_t *file, size_t 
         for (size_t i = 0; i < npos; i++) tsr_prng_bytes(&g, &b[pos[i]], 1);
         tsr_prng_wipe(&g);
     }
+    /* the payload with the lowest logit seen, and that logit */
+    uint8_t *best = st == TSR_OK ? tsr_alloc(npos ? npos : 1) : NULL;
+    if (st == TSR_OK && !best) st = tsr_fail(TSR_ERR_NOMEM, "out of memory for the attack");
+    float best_logit = 0;
     for (int it = 0; st == TSR_OK; it++) {
         embed(m, b, n, Z);
         st = tsr_malconv_forward_emb(m, ws, Z, n, &logit);
-        if (st != TSR_OK || tsr_sigmoidf(logit) < cfg->threshold || it == cfg->iters) break;
+        if (st != TSR_OK) break;
+        if (it == 0 || logit < best_logit) {
+            best_logit = logit;
+            res->best_step = it;
+            for (size_t i = 0; i < npos; i++) best[i] = b[pos[i]];
+        }
+        if ((!cfg->no_stop && tsr_sigmoidf(logit) < cfg->threshold) || it == cfg->iters) break;
         memset(dZ, 0, n * D * sizeof(float));
         if (cfg->routed)
             tsr_malconv_backward_routed(m, ws, 1.0f, dZ, fw, nwin);
@@ -238,14 +248,13 @@ tsr_status tsr_payload_attack(const tsr_malconv *m, const uint8_t *file, size_t 
         res->steps = it + 1;
     }
     if (st == TSR_OK) {
-        res->score_after = tsr_sigmoidf(logit);
+        res->score_last = tsr_sigmoidf(logit);
+        res->score_after = tsr_sigmoidf(best_logit);
         res->evaded = res->score_after < cfg->threshold;
-        uint8_t *pb = tsr_alloc(npos ? npos : 1);
-        if (!pb) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
-        for (size_t i = 0; pb && i < npos; i++) pb[i] = b[pos[i]];
-        if (pb) res->entropy = tsr_byte_entropy(pb, npos);
-        tsr_free(pb);
+        for (size_t i = 0; i < npos; i++) b[pos[i]] = best[i];
+        res->entropy = tsr_byte_entropy(best, npos);
     }
+    tsr_free(best);
     if (st == TSR_OK) st = finish(&pe, file, len, b, *out_len);
     tsr_malconv_ws_free(ws);
     tsr_free(Z);

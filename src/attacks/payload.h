@@ -11,8 +11,10 @@
  * from the mapped bytes), and maps it back to the nearest byte embedding in
  * L2 (rows 0..255; never the padding row 256; ties to the smaller byte).
  * The attack stops as soon as the file's score is under the threshold
- * (evasion). The payload starts as uniformly random bytes from a seeded
- * stream.
+ * (evasion) unless cfg->no_stop is set, and returns the payload with the
+ * lowest score seen over all steps (greedy byte steps are not monotone: a
+ * later step can be worse than an earlier one). The payload starts as
+ * uniformly random bytes from a seeded stream.
  *
  * Every attacked file is checked: it parses, tsr_pe_compare finds headers,
  * sections, imports and directories unchanged, and a non-zero PE checksum
@@ -52,13 +54,18 @@ typedef struct tsr_payload_cfg {
     int greedy;      /* 1: each step moves every payload byte to the byte whose embedding
                         lowers the linearised logit most (HotFlip-like) instead of the
                         sign step + nearest byte */
+    int no_stop;     /* 1: take all iters steps even after evading (the best is still
+                        returned); 0: stop at the first evading step */
 } tsr_payload_cfg;
 
 typedef struct tsr_payload_result {
     float score_before; /* the original file */
-    float score_after;  /* the attacked file */
+    float score_after;  /* the attacked file: the lowest score seen over all steps */
     int evaded;
     int steps;          /* gradient steps taken */
+    int best_step;      /* the step whose payload is returned (0: the initial random one) */
+    float score_last;   /* the score after the last step taken (equal to score_after
+                           unless a later step was worse) */
     size_t payload_len; /* bytes placed */
     size_t visible;     /* of them, inside the detector's max_len */
     double entropy;     /* Shannon entropy of the payload bytes, bits per byte */
