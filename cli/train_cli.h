@@ -6,10 +6,26 @@
 #ifndef TSR_CLI_TRAIN_CLI_H
 #define TSR_CLI_TRAIN_CLI_H
 
+#include "onnx/onnx.h"
 #include "tessera/graph.h"
 
 /** Import an ONNX file as a graph (keep_non_polynomial: ReLU teachers). Prints the error. */
 int tcli_load_graph(const char *verb, const char *path, int keep_non_polynomial, tsr_graph **g);
+/** tcli_load_graph that also hands back the ONNX model (its metadata); caller frees both. */
+int tcli_load_graph_om(const char *verb, const char *path, int keep_non_polynomial, tsr_graph **g,
+                       tsr_onnx_model **om);
+
+/** Where a polynomial's valid range comes from (tcli_meta_bound). */
+enum { TCLI_BOUND_NONE = 0, TCLI_BOUND_DECLARED, TCLI_BOUND_CALIBRATED };
+
+/**
+ * The valid input range [-B, B] the model file gives node i (execution order)
+ * of g, keyed by the name x of the node's first input (docs/ONNX.md):
+ * tessera.bound.<x> = B (TCLI_BOUND_DECLARED), else tessera.range.<x> =
+ * "min max" with B = max(|min|, |max|) (TCLI_BOUND_CALIBRATED), else
+ * TCLI_BOUND_NONE. Values that are not finite and > 0 are ignored.
+ */
+int tcli_meta_bound(const tsr_onnx_model *om, const tsr_graph *g, int i, double *bound);
 
 /**
  * Load "X,Y" (two .npy or IDX files) for graph g: integer-typed inputs of
@@ -26,7 +42,9 @@ int tcli_parse_norm(const char *verb, const char *s, double *mean, double *std);
 /**
  * Export g to ONNX (tsr_onnx_from_graph) at path through the output rules.
  * With pixels set, record the input preprocessing (p / 255 - mean) / std as
- * the tessera.input.* metadata the encrypted-inference verbs read.
+ * the tessera.input.* metadata the encrypted-inference verbs read. A
+ * Chebyshev node on [-B, B] records B as tessera.bound.<its input> (the
+ * export writes it in the power basis; `tessera eval` checks inputs against B).
  */
 int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force, int pixels,
                     double mean, double std);

@@ -30,7 +30,7 @@ struct tsr_trainer {
     double range_weight, range_loss;
     int track;
     int input_grad; /* backward computes the input gradient (fit turns it off) */
-    double *seen;   /* (n_nodes, 2) tracked min, max (by node index) */
+    double *seen;   /* (n_nodes, 4) tracked min, max, outside, count (by node index) */
     int seen_any;
     int T; /* slices of the last forward */
     gt_slice sl[GT_MAX_THREADS];
