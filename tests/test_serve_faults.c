@@ -359,24 +359,11 @@ static int serve_pid;
 static pthread_t serve_client;
 static int serve_client_running;
 
-/* Wait (at most `seconds`) for the process to exit: 1 and its status once it did, else 0. */
-static int wait_exit(int pid, double seconds, int *status) {
-    for (int i = 0; i < (int)(seconds * 20); i++) {
-        int w = waitpid(pid, status, WNOHANG);
-        if (w == pid) return 1;
-        if (w < 0) return 0;
-        usleep(50000);
-    }
-    return 0;
-}
-
 /* Whatever happened in the test: no server is left running, no client thread unjoined. */
 static int sigterm_teardown(void **state) {
     (void)state;
     if (serve_pid > 0) {
-        int status;
-        kill(serve_pid, SIGKILL);
-        waitpid(serve_pid, &status, 0); /* SIGKILL cannot be caught: this returns */
+        tt_wait_child(serve_pid, 0, NULL); /* kills and reaps it */
         serve_pid = 0;
     }
     if (serve_client_running) { /* its connection is gone with the server */
@@ -419,8 +406,8 @@ static void test_sigterm_drain(void **state) {
     pthread_join(serve_client, NULL);
     serve_client_running = 0;
     int status;
-    int exited = wait_exit(pid, 300, &status);
-    if (exited) serve_pid = 0;
+    int exited = tt_wait_child(pid, 300, &status);
+    serve_pid = 0; /* exited, or killed and reaped */
     char *log = tt_slurp(tt_cli_path("sig.out"));
     if (!exited) fail_msg("the server did not exit within 300 s of SIGTERM; its log:\n%s", log);
     if (j.code != 200) fail_msg("the job's answer did not arrive; server log:\n%s", log);

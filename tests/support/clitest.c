@@ -4,6 +4,7 @@
 #include "clitest.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,26 @@ int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int
         if (s) port = atoi(s);
         if (!port) usleep(100000);
     }
-    if (port <= 0) fail_msg("tessera serve never wrote its port; its output:\n%s", tt_slurp(lg));
+    if (port <= 0) {
+        tt_wait_child(*pid, 0, NULL); /* never leave the server running */
+        *pid = 0;
+        fail_msg("tessera serve never wrote its port; its output:\n%s", tt_slurp(lg));
+    }
     return port;
+}
+
+int tt_wait_child(int pid, double seconds, int *status) {
+    int st = 0;
+    if (pid <= 0) return 0;
+    for (long i = 0;; i++) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid) {
+            if (status) *status = st;
+            return 1;
+        }
+        if (w < 0 || (double)i * 0.05 >= seconds) break;
+        usleep(50000);
+    }
+    if (kill(pid, SIGKILL) == 0) waitpid(pid, &st, 0); /* SIGKILL cannot be caught: this returns */
+    return 0;
 }

@@ -28,10 +28,18 @@ int tt_cli_run_after(const char *prefix, const char *fmt, ...)
 /**
  * Start `tessera serve --plan PLAN --state-dir STATE --listen 127.0.0.1:0 --port-file ...
  * --insecure-parameters-for-testing` in the background, stdout and stderr to log; wait (at
- * most 5 minutes) for its port file and return the port (the test fails if it never comes).
- * *pid gets the process, for the caller to signal and wait for.
+ * most 5 minutes) for its port file and return the port (the test fails if it never comes;
+ * the server is then killed and *pid is 0). *pid gets the process as soon as it is started,
+ * for the caller to signal and wait for (tt_wait_child).
  */
 int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int *pid);
+
+/**
+ * Wait at most `seconds` for the child process pid to exit: 1 and its status (may be NULL) once
+ * it did. Past the bound, kill that process (SIGKILL to pid only, never by name), reap it and
+ * return 0. Also 0 when pid is not a child of ours.
+ */
+int tt_wait_child(int pid, double seconds, int *status);
 
 /** The output of the last run (static buffer). */
 const char *tt_cli_output(void);
