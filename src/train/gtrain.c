@@ -397,10 +397,7 @@ static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x,
         if (st == TSR_OK) st = tsr_array_create(&s->act[n->out], orank, odims);
         if (st != TSR_OK) break;
         for (int k = 0; k < n->n_in; k++) in[k] = n->in[k] >= 0 ? s->act[n->in[k]] : NULL;
-        if (n->kind == TSR_NODE_CONV)
-            gt_conv_forward(n, in[0], in[1], n->n_in > 2 ? in[2] : NULL, s->act[n->out]);
-        else
-            tsr_graph_node_exec(n, in, s->act[n->out]);
+        tsr_graph_node_exec(n, in, s->act[n->out]);
         /* statistics of the first input (outside: beyond the bound, tracked or penalised) */
         int pen = want_pen && has_bound(t, ni);
         if (!t->track && !pen) continue;

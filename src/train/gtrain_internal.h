@@ -50,13 +50,6 @@ void gt_node_backward(const tsr_graph_node *n, const tsr_array *const *in, const
 /** TSR_ERR_SHAPE when x (B, ...) does not fit the graph input. */
 tsr_status gt_check_input(const tsr_trainer *t, const tsr_array *x);
 
-/**
- * Conv forward as graph/exec.c computes it, with a precomputed tap table
- * (im2col without per-element index arithmetic) and dgemm per sample and group.
- */
-void gt_conv_forward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *w,
-                     const tsr_array *bias, tsr_array *out);
-
 /** 1 when input k of a node of this kind is a weight (a constant there trains). */
 int gt_param_slot(tsr_graph_kind kind, int k);
 
