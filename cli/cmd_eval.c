@@ -97,23 +97,10 @@ static void sample_shape(const tsr_graph *g, const char *name, char *buf, size_t
     if (at < n) snprintf(buf + at, n - at, ")");
 }
 
-/* Activations worth reporting: polynomials and the non-polynomial functions. */
+/* Activations worth reporting: polynomials and the elementwise non-polynomial functions. */
 static int is_activation(tsr_graph_kind k) {
-    switch (k) {
-    case TSR_NODE_POLY:
-    case TSR_NODE_CHEBYSHEV:
-    case TSR_NODE_RELU:
-    case TSR_NODE_LEAKY_RELU:
-    case TSR_NODE_SIGMOID:
-    case TSR_NODE_TANH:
-    case TSR_NODE_ERF:
-    case TSR_NODE_EXP:
-    case TSR_NODE_SQRT:
-    case TSR_NODE_RECIPROCAL:
-        return 1;
-    default:
-        return 0;
-    }
+    if (k == TSR_NODE_POLY || k == TSR_NODE_CHEBYSHEV) return 1;
+    return !tsr_graph_kind_is_polynomial(k) && k != TSR_NODE_SOFTMAX && k != TSR_NODE_MAXPOOL;
 }
 
 /* The activation table; returns the number of inputs outside their ranges. */
