@@ -167,9 +167,10 @@ static int setup(void **state) {
     tt_ok(tsr_model_build(&m, "cryptonets", &as, 4));
     tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("m.onnx")));
     tsr_model_free(m);
-    tt_cli_expect(tt_cli_run("compile %s --batch 4 --log-n 11 --no-measure --out %s" INSECURE,
-                             tt_cli_path("m.onnx"), tt_cli_path("a.plan")),
-                  0, "compile");
+    char ap[1024];
+    snprintf(ap, sizeof ap, "%s", tt_cli_path("a.plan")); /* tt_cli_path's buffers rotate */
+    tt_cli_compile_keygen(tt_cli_path("m.onnx"), "--batch 4 --log-n 11 --no-measure", ap,
+                          tt_cli_path("c.sk"), tt_cli_path("s.evk"));
     /* plan b: a linear model (flatten + dense): rotations, no relinearization key */
     int t = 0;
     tt_ok(tsr_model_create(&m, 1, 28, 28));
@@ -179,21 +180,11 @@ static int setup(void **state) {
     tt_ok(tsr_model_init(m, 5));
     tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("lin.onnx")));
     tsr_model_free(m);
-    tt_cli_expect(
-        tt_cli_run("compile %s --batch 2 --log-n 11 --packing tiled --no-measure --out %s" INSECURE,
-                   tt_cli_path("lin.onnx"), tt_cli_path("b.plan")),
-        0, "compile a second plan");
-    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
-                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("s.evk")),
-                  0, "keygen");
-    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
-                             tt_cli_path("b.plan"), tt_cli_path("c2.sk"), tt_cli_path("s2.evk")),
-                  0, "keygen for the second plan");
-    FILE *fp = fopen(tt_cli_path("in.csv"), "w");
-    for (int i = 0; i < 4; i++)
-        for (int k = 0; k < 784; k++)
-            fprintf(fp, "%g%c", 0.001 * ((i * 7 + k) % 100), k == 783 ? '\n' : ',');
-    fclose(fp);
+    snprintf(ap, sizeof ap, "%s", tt_cli_path("b.plan"));
+    tt_cli_compile_keygen(tt_cli_path("lin.onnx"),
+                          "--batch 2 --log-n 11 --packing tiled --no-measure", ap,
+                          tt_cli_path("c2.sk"), tt_cli_path("s2.evk"));
+    tt_write_inputs_csv(tt_cli_path("in.csv"), 4, 784, 7);
     tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
                              tt_cli_path("c.sk"), tt_cli_path("in.csv"), tt_cli_path("in.ct")),
                   0, "encrypt");

@@ -45,20 +45,14 @@ static int setup(void **state) {
     tt_ok(tsr_model_init(m, 3));
     tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("m.onnx")));
     tsr_model_free(m);
-    tt_cli_expect(tt_cli_run("compile %s --batch 3 --log-n 11 --no-measure --out %s" INSECURE,
-                             tt_cli_path("m.onnx"), tt_cli_path("a.plan")),
-                  0, "compile");
-    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
-                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("s.evk")),
-                  0, "keygen");
+    char ap[1024];
+    snprintf(ap, sizeof ap, "%s", tt_cli_path("a.plan")); /* tt_cli_path's buffers rotate */
+    tt_cli_compile_keygen(tt_cli_path("m.onnx"), "--batch 3 --log-n 11 --no-measure", ap,
+                          tt_cli_path("c.sk"), tt_cli_path("s.evk"));
     tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
                              tt_cli_path("a.plan"), tt_cli_path("c2.sk"), tt_cli_path("s2.evk")),
                   0, "a second keygen");
-    FILE *fp = fopen(tt_cli_path("in.csv"), "w");
-    for (int i = 0; i < 3; i++)
-        for (int k = 0; k < INPUTS; k++)
-            fprintf(fp, "%g%c", 0.001 * ((i * 13 + k) % 100), k == INPUTS - 1 ? '\n' : ',');
-    fclose(fp);
+    tt_write_inputs_csv(tt_cli_path("in.csv"), 3, INPUTS, 13);
     return 0;
 }
 

@@ -47,17 +47,11 @@ static int setup(void **state) {
     tt_ok(tsr_model_build(&m, "cryptonets", &as, 4));
     tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("m.onnx")));
     tsr_model_free(m);
-    tt_cli_expect(tt_cli_run("compile %s --batch 2 --log-n 11 --no-measure --out %s" INSECURE,
-                             tt_cli_path("m.onnx"), tt_cli_path("a.plan")),
-                  0, "compile");
-    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
-                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("s.evk")),
-                  0, "keygen");
-    FILE *fp = fopen(tt_cli_path("in.csv"), "w");
-    for (int i = 0; i < 2; i++)
-        for (int k = 0; k < 784; k++)
-            fprintf(fp, "%g%c", 0.001 * ((i * 7 + k) % 100), k == 783 ? '\n' : ',');
-    fclose(fp);
+    char ap[1024];
+    snprintf(ap, sizeof ap, "%s", tt_cli_path("a.plan")); /* tt_cli_path's buffers rotate */
+    tt_cli_compile_keygen(tt_cli_path("m.onnx"), "--batch 2 --log-n 11 --no-measure", ap,
+                          tt_cli_path("c.sk"), tt_cli_path("s.evk"));
+    tt_write_inputs_csv(tt_cli_path("in.csv"), 2, 784, 7);
     tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
                              tt_cli_path("c.sk"), tt_cli_path("in.csv"), tt_cli_path("in.ct")),
                   0, "encrypt");

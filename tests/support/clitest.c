@@ -162,3 +162,23 @@ int tt_wait_child(int pid, double seconds, int *status) {
     if (kill(pid, SIGKILL) == 0) waitpid(pid, &st, 0); /* SIGKILL cannot be caught: this returns */
     return 0;
 }
+
+void tt_write_inputs_csv(const char *path, int rows, int cols, int mul) {
+    FILE *fp = fopen(path, "w");
+    if (!fp) fail_msg("cannot write %s", path);
+    for (int i = 0; i < rows; i++)
+        for (int k = 0; k < cols; k++)
+            fprintf(fp, "%g%c", 0.001 * ((i * mul + k) % 100), k == cols - 1 ? '\n' : ',');
+    if (fclose(fp) != 0) fail_msg("cannot write %s", path);
+}
+
+void tt_cli_compile_keygen(const char *onnx, const char *compile_args, const char *plan,
+                           const char *sk, const char *evk) {
+    tt_cli_expect(tt_cli_run("compile %s %s --out %s --insecure-parameters-for-testing", onnx,
+                             compile_args, plan),
+                  0, "compile");
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s "
+                             "--insecure-parameters-for-testing",
+                             plan, sk, evk),
+                  0, "keygen");
+}

@@ -41,6 +41,17 @@ int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int
  */
 int tt_wait_child(int pid, double seconds, int *status);
 
+/** Write a CSV of rows x cols inputs to path: value (r, k) is 0.001 * ((r * mul + k) % 100). */
+void tt_write_inputs_csv(const char *path, int rows, int cols, int mul);
+
+/**
+ * `tessera compile ONNX ARGS --out PLAN` then `tessera keygen PLAN --out-secret SK --out-eval
+ * EVK`, both with --insecure-parameters-for-testing (small test rings); the test fails if
+ * either does.
+ */
+void tt_cli_compile_keygen(const char *onnx, const char *compile_args, const char *plan,
+                           const char *sk, const char *evk);
+
 /** The output of the last run (static buffer). */
 const char *tt_cli_output(void);
 
