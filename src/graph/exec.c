@@ -214,6 +214,10 @@ static void exec_conv(const tsr_graph_node *n, const tsr_array *x, const tsr_arr
     tsr_conv_plan_free(&cp);
 }
 
+/*
+ * Pooling walks each plane with the window's tap table (graph/conv.c; -1 in padding) and, for
+ * AveragePool, the divisor of every output position: both computed once per call.
+ */
 static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
     tsr_pool_geom geo;
     tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, n->a.kernel, &geo);
@@ -222,22 +226,29 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
     int64_t planes = x->dims[0] * x->dims[1];
     int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
     int64_t nk = tsr_spatial_count(geo.k, ns);
-    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
+    int64_t *tab = tsr_pool_tap_table(&geo);
+    double *div = tsr_alloc((size_t)(nout > 0 ? nout : 1) * sizeof *div);
+    TSR_ASSERT(tab && div); /* one window geometry: small next to the activations */
+    int64_t op[TSR_GRAPH_MAX_SPATIAL];
     for (int64_t p = 0; p < nout; p++) {
         tsr_unravel(p, geo.out, ns, op);
         /* Divisor: taps inside the input, or inside input + explicit pads. */
-        int64_t cnt = tsr_pool_divisor(&geo, op, n->a.count_include_pad);
-        for (int64_t pl = 0; pl < planes; pl++) {
-            const double *xp = x->data + pl * nin;
+        div[p] = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
+    }
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const double *xp = x->data + pl * nin;
+        double *yp = o->data + pl * nout;
+        for (int64_t p = 0; p < nout; p++) {
             double s = 0;
             for (int64_t q = 0; q < nk; q++) {
-                tsr_unravel(q, geo.k, ns, kp);
-                int64_t t = tsr_pool_tap(&geo, op, kp);
+                int64_t t = tab[q * nout + p];
                 if (t >= 0) s += xp[t];
             }
-            o->data[pl * nout + p] = cnt ? s / (double)cnt : 0.0;
+            yp[p] = div[p] != 0 ? s / div[p] : 0.0;
         }
     }
+    tsr_free(div);
+    tsr_free(tab);
 }
 
 static void exec_global_avgpool(const tsr_array *x, tsr_array *o) {
@@ -429,19 +440,20 @@ static void exec_maxpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
     int64_t planes = x->dims[0] * x->dims[1];
     int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
     int64_t nk = tsr_spatial_count(geo.k, ns);
-    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
-    for (int64_t p = 0; p < nout; p++) {
-        tsr_unravel(p, geo.out, ns, op);
-        for (int64_t pl = 0; pl < planes; pl++) {
+    int64_t *tab = tsr_pool_tap_table(&geo);
+    TSR_ASSERT(tab);
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const double *xp = x->data + pl * nin;
+        for (int64_t p = 0; p < nout; p++) {
             double m = -INFINITY;
             for (int64_t q = 0; q < nk; q++) {
-                tsr_unravel(q, geo.k, ns, kp);
-                int64_t t = tsr_pool_tap(&geo, op, kp);
-                if (t >= 0) m = fmax(m, x->data[pl * nin + t]);
+                int64_t t = tab[q * nout + p];
+                if (t >= 0) m = fmax(m, xp[t]);
             }
             o->data[pl * nout + p] = m;
         }
     }
+    tsr_free(tab);
 }
 
 void tsr_graph_node_exec(const tsr_graph_node *n, const tsr_array *const *in, tsr_array *o) {
