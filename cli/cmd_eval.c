@@ -65,7 +65,7 @@ static int fashion_spec(const char *dir, char *spec, size_t n) {
                 "t10k-labels-idx1-ubyte[.gz]) not found in '%s': install the Debian package "
                 "dataset-fashion-mnist or pass --data DIR or --data X,Y\n",
                 dir);
-        return 1;
+        return 2; /* a missing input, as cli_fail's TSR_ERR_NOT_FOUND */
     }
     if ((size_t)snprintf(spec, n, "%s,%s", im, lb) >= n)
         return cli_usage_error("eval", "path too long");

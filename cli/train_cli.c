@@ -144,11 +144,11 @@ int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, doubl
         for (size_t i = 0; i < (*x)->numel; i++) (*x)->data[i] = ((*x)->data[i] / 255 - mean) / std;
     if (fit_input(verb, g, *x)) goto bad;
     return 0;
-bad:
+bad: /* data that do not fit the model: bad input, as cli_fail's TSR_ERR_SHAPE */
     tsr_array_free(*x);
     tsr_array_free(*y);
     *x = *y = NULL;
-    return 1;
+    return 2;
 }
 
 int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force, int pixels,

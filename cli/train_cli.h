@@ -31,7 +31,8 @@ int tcli_meta_bound(const tsr_onnx_model *om, const tsr_graph *g, int i, double 
  * Load "X,Y" (two .npy or IDX files) for graph g: integer-typed inputs of
  * rank >= 2 (image bytes) become (p / 255 - mean) / std; X is reshaped to the
  * graph input when its samples have the input's size. limit > 0 keeps the
- * first limit samples. Prints the error and returns the exit code.
+ * first limit samples. Prints the error and returns the exit code (2 for data
+ * that do not fit: no samples, different counts, another input size).
  */
 int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, double mean, double std,
                    long limit, tsr_array **x, tsr_array **y, int *pixels);

@@ -458,9 +458,10 @@ static void test_eval(void **state) {
                        "integer label");
     tt_cli_expect_fail(tt_cli_run("eval %s --data %s,%s --loss l1", mp, xp, yp), "bad loss",
                        "--loss");
-    tt_cli_expect_fail(tt_cli_run("eval %s --data %s,%s", mp, rx, ry), "shape", "does not fit");
-    tt_cli_expect_fail(tt_cli_run("eval %s --data %s", mp, tt_cli_path("nodir")), "no data",
-                       "not found");
+    tt_cli_expect(tt_cli_run("eval %s --data %s,%s", mp, rx, ry), 2, "bad input: exit 2");
+    tt_cli_expect_fail(2, "shape", "does not fit");
+    tt_cli_expect(tt_cli_run("eval %s --data %s", mp, tt_cli_path("nodir")), 2, "no data");
+    tt_cli_expect_fail(2, "no data", "not found");
     tt_cli_expect_fail(tt_cli_run("eval %s --data %s,%s", xp, xp, yp), "not a model",
                        "loading the model");
     tsr_graph_free(g);
