@@ -161,15 +161,8 @@ int tsr_cmd_eval(int argc, char **argv) {
     const char *path = pos[0];
     if (pos[1]) return cli_usage_error("eval", "one model at a time ('%s' and '%s')", path, pos[1]);
     if (!path) return cli_usage_error("eval", "give the model file: tessera eval M.onnx");
-    tsr_train_loss loss = TSR_TRAIN_LOSS_AUTO;
-    if (loss_s) {
-        if (strcmp(loss_s, "ce") == 0)
-            loss = TSR_TRAIN_LOSS_CE;
-        else if (strcmp(loss_s, "mse") == 0)
-            loss = TSR_TRAIN_LOSS_MSE;
-        else if (strcmp(loss_s, "auto") != 0)
-            return cli_usage_error("eval", "--loss is auto, ce or mse (got '%s')", loss_s);
-    }
+    tsr_train_loss loss;
+    if ((rc = tcli_parse_loss("eval", loss_s, &loss)) != 0) return rc;
     double mean = TSR_FMNIST_MEAN, sd = TSR_FMNIST_STD;
     if (norm && (rc = tcli_parse_norm("eval", norm, &mean, &sd)) != 0) return rc;
     char spec[4200];

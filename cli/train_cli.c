@@ -72,6 +72,18 @@ int tcli_meta_bound(const tsr_onnx_model *om, const tsr_graph *g, int i, double 
     return TCLI_BOUND_NONE;
 }
 
+int tcli_parse_loss(const char *verb, const char *s, tsr_train_loss *loss) {
+    *loss = TSR_TRAIN_LOSS_AUTO;
+    if (!s || strcmp(s, "auto") == 0) return 0;
+    if (strcmp(s, "ce") == 0)
+        *loss = TSR_TRAIN_LOSS_CE;
+    else if (strcmp(s, "mse") == 0)
+        *loss = TSR_TRAIN_LOSS_MSE;
+    else
+        return cli_usage_error(verb, "--loss is auto, ce or mse (got '%s')", s);
+    return 0;
+}
+
 int tcli_parse_norm(const char *verb, const char *s, double *mean, double *std) {
     char *end;
     *mean = strtod(s, &end);

@@ -8,6 +8,7 @@
 
 #include "onnx/onnx.h"
 #include "tessera/graph.h"
+#include "tessera/train.h"
 
 /** Import an ONNX file as a graph (keep_non_polynomial: ReLU teachers). Prints the error. */
 int tcli_load_graph(const char *verb, const char *path, int keep_non_polynomial, tsr_graph **g);
@@ -36,6 +37,9 @@ int tcli_meta_bound(const tsr_onnx_model *om, const tsr_graph *g, int i, double 
  */
 int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, double mean, double std,
                    long limit, tsr_array **x, tsr_array **y, int *pixels);
+
+/** --loss auto|ce|mse (NULL: auto) into *loss. 0 or the usage exit code. */
+int tcli_parse_loss(const char *verb, const char *s, tsr_train_loss *loss);
 
 /** Parse "MEAN,STD" (std > 0). 0 or the usage exit code. */
 int tcli_parse_norm(const char *verb, const char *s, double *mean, double *std);
