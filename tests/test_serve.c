@@ -474,14 +474,7 @@ static void test_limits(void **state) {
     tsr_serve_stop(s, 60);
 }
 
-/* The job hook: the first job tells the test it runs and waits to be released. */
-static sem_t started, release;
-
-static void hold_job(void *arg) {
-    (void)arg;
-    sem_post(&started);
-    sem_wait(&release);
-}
+static tt_gate job_gate; /* the job hook's gate (tt_gate_hook) */
 
 typedef struct infer_arg {
     int port;
@@ -499,14 +492,16 @@ static void *infer_thread(void *p) {
 
 static void test_queue_full(void **state) {
     (void)state;
-    sem_init(&started, 0, 0);
-    sem_init(&release, 0, 0);
+    sem_init(&job_gate.started, 0, 0);
+    sem_init(&job_gate.release, 0, 0);
+    job_gate.hold = 1; /* the first job tells the test it runs and waits to be released */
     tsr_serve_opts o;
     tsr_serve_opts_default(&o);
     o.max_jobs = 1;
     o.max_queue = 0;
     o.retry_after = 7;
-    o.job_hook = hold_job;
+    o.job_hook = tt_gate_hook;
+    o.job_hook_arg = &job_gate;
     tsr_server *s = start("state_q", &o);
     int port = tsr_serve_port(s);
     http_res r;
@@ -523,7 +518,7 @@ static void test_queue_full(void **state) {
     snprintf(a.path, sizeof a.path, "/v1/plans/%s/infer?keys=%s", plan_a, kh);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, infer_thread, &a), 0);
-    sem_wait(&started); /* the first job holds the only slot */
+    sem_wait(&job_gate.started); /* the first job holds the only slot */
     expect_code(http(port, "POST", a.path, in, NULL, &r), 503, &r, "a second job");
     assert_int_equal(r.retry_after, 7);
     expect_body(&r, "busy");
@@ -531,21 +526,21 @@ static void test_queue_full(void **state) {
     expect_body(&r, "tessera_jobs_in_flight 1\n");
     expect_body(&r, "tessera_rejected_busy_total 1\n");
     expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz while busy");
-    sem_post(&release);
+    sem_post(&job_gate.release);
     pthread_join(th, NULL);
     assert_int_equal(a.code, 200);
     /* and the slot is free again */
     o.job_hook = NULL;
-    sem_post(&release); /* the hook still runs for the next job: let it through */
+    sem_post(&job_gate.release); /* the hook still runs for the next job: let it through */
     infer_arg b = a;
     assert_int_equal(pthread_create(&th, NULL, infer_thread, &b), 0);
-    sem_wait(&started);
+    sem_wait(&job_gate.started);
     pthread_join(th, NULL);
     assert_int_equal(b.code, 200);
     tsr_serve_stop(s, 60);
     assert_int_equal(count_files(tt_cli_path("state_q/tmp")), 0);
-    sem_destroy(&started);
-    sem_destroy(&release);
+    sem_destroy(&job_gate.started);
+    sem_destroy(&job_gate.release);
 }
 
 /* The reply texts past any fixed size: the key reply listing many plans, a long escaped plan

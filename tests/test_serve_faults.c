@@ -67,15 +67,7 @@ static int setup(void **state) {
     return 0;
 }
 
-static sem_t started, release;
-static int hold;
-
-static void hold_job(void *arg) {
-    (void)arg;
-    if (!__atomic_load_n(&hold, __ATOMIC_SEQ_CST)) return;
-    sem_post(&started);
-    sem_wait(&release);
-}
+static tt_gate job_gate; /* the job hook's gate (tt_gate_hook) */
 
 /* A server on an ephemeral port; idle_timeout 0 keeps the default (long enough that a loaded
  * machine never trips it), the slowloris case alone asks for 1 second. */
@@ -92,7 +84,8 @@ static tsr_server *start(int idle_timeout) {
     o.port = 0;
     o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
     if (idle_timeout > 0) o.client_timeout = idle_timeout;
-    o.job_hook = hold_job;
+    o.job_hook = tt_gate_hook;
+    o.job_hook_arg = &job_gate;
     tsr_server *s = NULL;
     tt_ok(tsr_serve_start(&o, &s));
     return s;
@@ -316,30 +309,30 @@ static void *stop_thread(void *arg) {
 
 static void test_drain(void **state) {
     (void)state;
-    sem_init(&started, 0, 0);
-    sem_init(&release, 0, 0);
+    sem_init(&job_gate.started, 0, 0);
+    sem_init(&job_gate.release, 0, 0);
     tsr_server *s = start(0);
     int port = tsr_serve_port(s);
     upload_keys(port);
     infer_job j = { .port = port, .code = 0, .out = "" };
     snprintf(j.out, sizeof j.out, "%s", tt_cli_path("drained.ct"));
-    __atomic_store_n(&hold, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&job_gate.hold, 1, __ATOMIC_SEQ_CST);
     pthread_t tj, ts;
     assert_int_equal(pthread_create(&tj, NULL, infer_thread, &j), 0);
-    sem_wait(&started); /* the job runs */
+    sem_wait(&job_gate.started); /* the job runs */
     assert_int_equal(pthread_create(&ts, NULL, stop_thread, s), 0);
     /* the server stops listening (new connections fail) but the job goes on */
     for (int i = 0; i < 6000 && get(port, "/healthz", NULL) != 0; i++) usleep(50000);
     assert_int_equal(get(port, "/healthz", NULL), 0);
-    sem_post(&release);
+    sem_post(&job_gate.release);
     pthread_join(tj, NULL);
     pthread_join(ts, NULL);
-    __atomic_store_n(&hold, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&job_gate.hold, 0, __ATOMIC_SEQ_CST);
     assert_int_equal(j.code, 200);
     expect_plaintext_agreement(j.out, "p.csv", "decrypt the drained job's answer");
     assert_int_equal(tmp_files(), 0);
-    sem_destroy(&started);
-    sem_destroy(&release);
+    sem_destroy(&job_gate.started);
+    sem_destroy(&job_gate.release);
 }
 
 /* Wait (at most 5 minutes) until a file exists. */

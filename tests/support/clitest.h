@@ -8,6 +8,8 @@
 
 #include "testutil.h"
 
+#include <semaphore.h>
+
 /** Group setup/teardown (cmocka signatures): create / remove the temporary directory. */
 int tt_cli_setup(void **state);
 int tt_cli_teardown(void **state);
@@ -51,6 +53,17 @@ void tt_write_inputs_csv(const char *path, int rows, int cols, int mul);
  */
 void tt_cli_compile_keygen(const char *onnx, const char *compile_args, const char *plan,
                            const char *sk, const char *evk);
+
+/**
+ * A gate for a server's job hook (tsr_serve_opts.job_hook = tt_gate_hook, .job_hook_arg = the
+ * gate): while hold is set, each job posts `started` and waits for `release`; otherwise it
+ * passes. Set up with sem_init on both semaphores (and hold) before the server starts.
+ */
+typedef struct tt_gate {
+    sem_t started, release;
+    int hold; /* read and written atomically */
+} tt_gate;
+void tt_gate_hook(void *arg);
 
 /** The output of the last run (static buffer). */
 const char *tt_cli_output(void);
