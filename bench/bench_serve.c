@@ -130,14 +130,28 @@ static int server_spawn(server_proc *sp, const char *plan, const char *state, co
     return sp->port > 0 ? 0 : -1;
 }
 
-/* SIGTERM (sent once the clients are done: the server is idle), then wait: 0 if it exited 0. */
+/*
+ * SIGTERM (sent once the clients are done: the server is idle), then wait at most 10 minutes
+ * (a drain of an idle server is immediate): 0 if it exited 0. Past the bound the server is
+ * killed (SIGKILL to its pid only) and reaped, and the stop counts as failed.
+ */
 static int server_stop(server_proc *sp) {
     if (sp->pid <= 0) return -1;
     kill(sp->pid, SIGTERM);
-    int status = 0;
-    pid_t w = waitpid(sp->pid, &status, 0);
+    int status = 0, exited = 0;
+    for (int i = 0; i < 6000; i++) {
+        pid_t w = waitpid(sp->pid, &status, WNOHANG);
+        if (w == sp->pid) exited = 1;
+        if (w != 0) break;
+        usleep(100000);
+    }
+    if (!exited) {
+        fprintf(stderr, "bench serve: the server did not exit within 10 minutes of SIGTERM: "
+                        "killed\n");
+        if (kill(sp->pid, SIGKILL) == 0) waitpid(sp->pid, &status, 0); /* cannot be caught */
+    }
     sp->pid = 0;
-    return w > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    return exited && WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
 }
 
 static size_t collect(char *p, size_t sz, size_t nm, void *arg) {

@@ -4,6 +4,7 @@
  * holds only evaluation keys: a secret key is refused.
  */
 #include "cli_mpi.h"
+#include "infer_cli.h"
 #include "nn_cli.h"
 
 #include "core/progress.h"
@@ -47,34 +48,53 @@ static double default_max_mib(void) {
     return 0.8 * (double)pages * (double)size / 1048576.0;
 }
 
+int infer_parse(const char *verb, int argc, char **argv, infer_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->ins = (cli_list){ o->in_v, 0, INFER_MAX_FILES };
+    o->outs = (cli_list){ o->out_v, 0, INFER_MAX_FILES };
+    const cli_opt opts[] = {
+        { "--in", CLI_LIST, &o->ins, 0, 0 },
+        { "--out", CLI_LIST, &o->outs, 0, 0 },
+        { "--report", CLI_STR, &o->report, 0, 0 },
+        { "--chart", CLI_STR, &o->chart, 0, 0 },
+        { "--threads", CLI_LONG, &o->threads, 1, 256 },
+        { "--force", CLI_FLAG, &o->force, 0, 0 },
+        { "--max-memory", CLI_STR, &o->max_memory, 0, 0 },
+        { "--mpi", CLI_FLAG, &o->mpi, 0, 0 },
+        { NN_CLI_INSECURE, CLI_FLAG, &o->insecure, 0, 0 },
+    };
+    const char *pos[2] = { NULL, NULL };
+    int rc = cli_parse_args(verb, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
+    if (rc) return rc;
+    o->plan = pos[0];
+    o->keys = pos[1];
+    if (!o->plan || !o->keys || o->ins.n == 0 || o->outs.n == 0)
+        return cli_usage_error(verb,
+                               "give the plan, the evaluation keys, --in FILE and --out FILE");
+    if (!o->mpi && (o->ins.n > 1 || o->outs.n > 1))
+        return cli_usage_error(verb, "one --in and one --out (several need --mpi)");
+    if (o->ins.n != o->outs.n)
+        return cli_usage_error(verb, "%d --in but %d --out: give one --out per --in", o->ins.n,
+                               o->outs.n);
+    if (o->mpi && (o->report || o->chart || o->max_memory))
+        return cli_usage_error(verb, "--report, --chart and --max-memory are for a single run, "
+                                     "not --mpi");
+    return 0;
+}
+
 int tsr_cmd_infer(int argc, char **argv) {
     if (cli_mpi_wanted(argc, argv)) return cli_mpi_infer(argc, argv); /* cli/mpi_infer.c */
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
         return 0;
     }
-    const char *plan = NULL, *keys = NULL, *in = NULL, *out = NULL, *report = NULL, *chart = NULL;
-    const char *max_memory = NULL;
-    long threads = 0;
-    int insecure = 0, force = 0;
-    const cli_opt opts[] = {
-        { "--in", CLI_STR, &in, 0, 0 },
-        { "--out", CLI_STR, &out, 0, 0 },
-        { "--report", CLI_STR, &report, 0, 0 },
-        { "--chart", CLI_STR, &chart, 0, 0 },
-        { "--threads", CLI_LONG, &threads, 1, 256 },
-        { "--force", CLI_FLAG, &force, 0, 0 },
-        { "--max-memory", CLI_STR, &max_memory, 0, 0 },
-        { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
-    };
-    const char *pos[2] = { NULL, NULL };
-    int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
+    static infer_opts o; /* 64 KiB of file lists: not on the stack */
+    int prc = infer_parse(VERB, argc, argv, &o);
     if (prc) return prc;
-    plan = pos[0];
-    keys = pos[1];
-    if (!plan || !keys || !in || !out)
-        return cli_usage_error(VERB,
-                               "give the plan, the evaluation keys, --in FILE and --out FILE");
+    const char *plan = o.plan, *keys = o.keys, *in = o.ins.items[0], *out = o.outs.items[0];
+    const char *report = o.report, *chart = o.chart, *max_memory = o.max_memory;
+    const long threads = o.threads;
+    const int insecure = o.insecure, force = o.force;
     double max_mib = default_max_mib();
     if (max_memory && cli_parse_size(max_memory, &max_mib) != 0)
         return cli_usage_error(VERB, "--max-memory needs a size such as 4G or 512M, not '%s'",

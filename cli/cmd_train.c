@@ -205,14 +205,7 @@ static int train_graph(const opts *o) {
     if (o->pixel_norm && (rc = tcli_parse_norm("train", o->pixel_norm, &mean, &sd)) != 0) return rc;
     tsr_train_opts to;
     tsr_train_opts_default(&to);
-    if (o->loss) {
-        if (strcmp(o->loss, "ce") == 0)
-            to.loss = TSR_TRAIN_LOSS_CE;
-        else if (strcmp(o->loss, "mse") == 0)
-            to.loss = TSR_TRAIN_LOSS_MSE;
-        else if (strcmp(o->loss, "auto") != 0)
-            return cli_usage_error("train", "--loss is auto, ce or mse (got '%s')", o->loss);
-    }
+    if ((rc = tcli_parse_loss("train", o->loss, &to.loss)) != 0) return rc;
     tsr_optim_kind ok;
     tsr_sched_kind sk;
     if (tsr_optim_parse(o->optim, &ok) != TSR_OK || tsr_sched_parse(o->schedule, &sk) != TSR_OK)

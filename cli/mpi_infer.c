@@ -15,6 +15,7 @@
  * A ciphertext set is indivisible (its samples are packed together), so the
  * unit of work is an input file; one run uses one plan and one key set.
  */
+#include "infer_cli.h"
 #include "mpi_internal.h"
 #include "nn_cli.h"
 
@@ -29,7 +30,6 @@
 
 #define VERB "infer --mpi"
 
-#define MAX_FILES 4096
 /* Largest plan, key and ciphertext files rank 0 reads (the server's default body limit x 16). */
 #define MAX_PLAN_BYTES ((uint64_t)1 << 30)
 #define MAX_DATA_BYTES ((uint64_t)64 << 30)
@@ -148,27 +148,13 @@ int cli_mpi_infer(int argc, char **argv) {
         mpi_usage(stdout);
         return 0;
     }
-    const char *ins_v[MAX_FILES], *outs_v[MAX_FILES];
-    cli_list ins = { ins_v, 0, MAX_FILES }, outs = { outs_v, 0, MAX_FILES };
-    long threads = 0;
-    int insecure = 0, force = 0, mpi = 0;
-    const cli_opt opts[] = {
-        { "--in", CLI_LIST, &ins, 0, 0 },
-        { "--out", CLI_LIST, &outs, 0, 0 },
-        { "--threads", CLI_LONG, &threads, 1, 256 },
-        { "--force", CLI_FLAG, &force, 0, 0 },
-        { "--mpi", CLI_FLAG, &mpi, 0, 0 },
-        { NN_CLI_INSECURE, CLI_FLAG, &insecure, 0, 0 },
-    };
-    const char *pos[2] = { NULL, NULL };
-    int rc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
+    static infer_opts o; /* 64 KiB of file lists: not on the stack */
+    int rc = infer_parse(VERB, argc, argv, &o);
     if (rc) return rc;
-    if (!pos[0] || !pos[1] || ins.n == 0)
-        return cli_usage_error(VERB,
-                               "give the plan, the evaluation keys, --in FILE and --out FILE");
-    if (ins.n != outs.n)
-        return cli_usage_error(VERB, "%d --in but %d --out: give one --out per --in", ins.n,
-                               outs.n);
+    const cli_list ins = o.ins, outs = o.outs;
+    const char *pos[2] = { o.plan, o.keys };
+    const long threads = o.threads;
+    const int insecure = o.insecure, force = o.force;
     int rank = 0, size = 1;
     if ((rc = cli_mpi_start(VERB, &rank, &size)) != 0) return rc;
     char verb[64];

@@ -13,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-int tcli_load_graph(const char *verb, const char *path, int keep_non_polynomial, tsr_graph **g) {
+int tcli_load_graph_om(const char *verb, const char *path, int keep_non_polynomial, tsr_graph **g,
+                       tsr_onnx_model **om) {
+    *g = NULL;
+    *om = NULL;
     tsr_onnx_model *m = NULL;
     tsr_status st = tsr_onnx_load(&m, path);
     if (st != TSR_OK) return cli_fail(verb, st, "loading the model");
@@ -21,8 +24,63 @@ int tcli_load_graph(const char *verb, const char *path, int keep_non_polynomial,
     tsr_onnx_import_opts_default(&io);
     io.keep_non_polynomial = keep_non_polynomial;
     st = tsr_onnx_to_graph(m, &io, g, NULL);
+    if (st != TSR_OK) {
+        tsr_onnx_free(m);
+        return cli_fail(verb, st, "importing the model");
+    }
+    *om = m;
+    return 0;
+}
+
+int tcli_load_graph(const char *verb, const char *path, int keep_non_polynomial, tsr_graph **g) {
+    tsr_onnx_model *m = NULL;
+    int rc = tcli_load_graph_om(verb, path, keep_non_polynomial, g, &m);
     tsr_onnx_free(m);
-    if (st != TSR_OK) return cli_fail(verb, st, "importing the model");
+    return rc;
+}
+
+/* The metadata value prefix + name as numbers (up to 2); how many parsed. */
+static int meta_numbers(const tsr_onnx_model *om, const char *prefix, const char *name,
+                        double v[2]) {
+    char key[512];
+    if ((size_t)snprintf(key, sizeof key, "%s%s", prefix, name) >= sizeof key) return 0;
+    const char *s = tsr_onnx_meta(om, key);
+    int n = 0;
+    while (s && n < 2) {
+        char *end;
+        double d = strtod(s, &end);
+        if (end == s || !isfinite(d)) break;
+        v[n++] = d;
+        s = end;
+    }
+    return n;
+}
+
+int tcli_meta_bound(const tsr_onnx_model *om, const tsr_graph *g, int i, double *bound) {
+    *bound = 0;
+    if (tsr_graph_node_num_inputs(g, i) < 1) return TCLI_BOUND_NONE;
+    const char *x = tsr_graph_node_input(g, i, 0);
+    double v[2];
+    if (meta_numbers(om, "tessera.bound.", x, v) >= 1 && v[0] > 0) {
+        *bound = v[0];
+        return TCLI_BOUND_DECLARED;
+    }
+    if (meta_numbers(om, "tessera.range.", x, v) == 2 && fmax(fabs(v[0]), fabs(v[1])) > 0) {
+        *bound = fmax(fabs(v[0]), fabs(v[1]));
+        return TCLI_BOUND_CALIBRATED;
+    }
+    return TCLI_BOUND_NONE;
+}
+
+int tcli_parse_loss(const char *verb, const char *s, tsr_train_loss *loss) {
+    *loss = TSR_TRAIN_LOSS_AUTO;
+    if (!s || strcmp(s, "auto") == 0) return 0;
+    if (strcmp(s, "ce") == 0)
+        *loss = TSR_TRAIN_LOSS_CE;
+    else if (strcmp(s, "mse") == 0)
+        *loss = TSR_TRAIN_LOSS_MSE;
+    else
+        return cli_usage_error(verb, "--loss is auto, ce or mse (got '%s')", s);
     return 0;
 }
 
@@ -98,11 +156,11 @@ int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, doubl
         for (size_t i = 0; i < (*x)->numel; i++) (*x)->data[i] = ((*x)->data[i] / 255 - mean) / std;
     if (fit_input(verb, g, *x)) goto bad;
     return 0;
-bad:
+bad: /* data that do not fit the model: bad input, as cli_fail's TSR_ERR_SHAPE */
     tsr_array_free(*x);
     tsr_array_free(*y);
     *x = *y = NULL;
-    return 1;
+    return 2;
 }
 
 int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force, int pixels,
@@ -117,6 +175,18 @@ int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int 
         st = tsr_onnx_set_meta(m, "tessera.input.scale", v[0]);
         if (st == TSR_OK) st = tsr_onnx_set_meta(m, "tessera.input.mean", v[1]);
         if (st == TSR_OK) st = tsr_onnx_set_meta(m, "tessera.input.std", v[2]);
+    }
+    /* a Chebyshev node's symmetric interval as the declared bound of its input (eval reads it) */
+    for (int i = 0; st == TSR_OK && i < tsr_graph_num_nodes(g); i++) {
+        const tsr_graph_attrs *a = tsr_graph_node_attrs(g, i);
+        if (tsr_graph_node_kind(g, i) != TSR_NODE_CHEBYSHEV || !(a->hi > 0) || a->lo != -a->hi)
+            continue;
+        char key[512], val[40];
+        if ((size_t)snprintf(key, sizeof key, "tessera.bound.%s", tsr_graph_node_input(g, i, 0)) >=
+            sizeof key)
+            continue;
+        snprintf(val, sizeof val, "%.17g", a->hi);
+        st = tsr_onnx_set_meta(m, key, val);
     }
     if (st != TSR_OK) {
         tsr_onnx_free(m);

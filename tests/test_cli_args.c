@@ -64,6 +64,17 @@ static void test_bad_values(void **state) {
         { "eval", "give the model file" },
         { "eval a.onnx b.onnx", "one model at a time" },
         { "eval a.onnx --batch 0", "--batch needs an integer" },
+        { "eval a.onnx --loss l1", "--loss is auto, ce or mse" },
+        { "eval a.onnx --pixel-norm 0.5", "--pixel-norm needs MEAN,STD" },
+        /* infer and infer --mpi share one option table and parser (cli/infer_cli.h) */
+        { "infer p.plan k.evk --in a.ct", "give the plan, the evaluation keys" },
+        { "infer p.plan k.evk --in a.ct --out b.ct --in c.ct --out d.ct", "several need --mpi" },
+        { "infer p.plan k.evk --in a.ct --out b.ct --threads 0", "--threads needs an integer" },
+        { "infer --mpi p.plan k.evk --in a.ct --in b.ct --out x.ct", "one --out per --in" },
+        { "infer --mpi p.plan k.evk --in a.ct --out b.ct --report r.json", "not --mpi" },
+        { "infer --mpi p.plan k.evk --in a.ct --out b.ct --threads 0",
+          "--threads needs an integer" },
+        { "infer --mpi p.plan --in a.ct --out b.ct", "give the plan, the evaluation keys" },
         { "bench ckks --runs 0", "--runs needs an integer" },
         { "bench ckks --preset a --preset b --preset c --preset d --preset e --preset f "
           "--preset g --preset h --preset i",

@@ -167,9 +167,10 @@ static int setup(void **state) {
     tt_ok(tsr_model_build(&m, "cryptonets", &as, 4));
     tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("m.onnx")));
     tsr_model_free(m);
-    tt_cli_expect(tt_cli_run("compile %s --batch 4 --log-n 11 --no-measure --out %s" INSECURE,
-                             tt_cli_path("m.onnx"), tt_cli_path("a.plan")),
-                  0, "compile");
+    char ap[1024];
+    snprintf(ap, sizeof ap, "%s", tt_cli_path("a.plan")); /* tt_cli_path's buffers rotate */
+    tt_cli_compile_keygen(tt_cli_path("m.onnx"), "--batch 4 --log-n 11 --no-measure", ap,
+                          tt_cli_path("c.sk"), tt_cli_path("s.evk"));
     /* plan b: a linear model (flatten + dense): rotations, no relinearization key */
     int t = 0;
     tt_ok(tsr_model_create(&m, 1, 28, 28));
@@ -179,21 +180,11 @@ static int setup(void **state) {
     tt_ok(tsr_model_init(m, 5));
     tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("lin.onnx")));
     tsr_model_free(m);
-    tt_cli_expect(
-        tt_cli_run("compile %s --batch 2 --log-n 11 --packing tiled --no-measure --out %s" INSECURE,
-                   tt_cli_path("lin.onnx"), tt_cli_path("b.plan")),
-        0, "compile a second plan");
-    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
-                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("s.evk")),
-                  0, "keygen");
-    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
-                             tt_cli_path("b.plan"), tt_cli_path("c2.sk"), tt_cli_path("s2.evk")),
-                  0, "keygen for the second plan");
-    FILE *fp = fopen(tt_cli_path("in.csv"), "w");
-    for (int i = 0; i < 4; i++)
-        for (int k = 0; k < 784; k++)
-            fprintf(fp, "%g%c", 0.001 * ((i * 7 + k) % 100), k == 783 ? '\n' : ',');
-    fclose(fp);
+    snprintf(ap, sizeof ap, "%s", tt_cli_path("b.plan"));
+    tt_cli_compile_keygen(tt_cli_path("lin.onnx"),
+                          "--batch 2 --log-n 11 --packing tiled --no-measure", ap,
+                          tt_cli_path("c2.sk"), tt_cli_path("s2.evk"));
+    tt_write_inputs_csv(tt_cli_path("in.csv"), 4, 784, 7);
     tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
                              tt_cli_path("c.sk"), tt_cli_path("in.csv"), tt_cli_path("in.ct")),
                   0, "encrypt");
@@ -483,14 +474,7 @@ static void test_limits(void **state) {
     tsr_serve_stop(s, 60);
 }
 
-/* The job hook: the first job tells the test it runs and waits to be released. */
-static sem_t started, release;
-
-static void hold_job(void *arg) {
-    (void)arg;
-    sem_post(&started);
-    sem_wait(&release);
-}
+static tt_gate job_gate; /* the job hook's gate (tt_gate_hook) */
 
 typedef struct infer_arg {
     int port;
@@ -508,14 +492,16 @@ static void *infer_thread(void *p) {
 
 static void test_queue_full(void **state) {
     (void)state;
-    sem_init(&started, 0, 0);
-    sem_init(&release, 0, 0);
+    sem_init(&job_gate.started, 0, 0);
+    sem_init(&job_gate.release, 0, 0);
+    job_gate.hold = 1; /* the first job tells the test it runs and waits to be released */
     tsr_serve_opts o;
     tsr_serve_opts_default(&o);
     o.max_jobs = 1;
     o.max_queue = 0;
     o.retry_after = 7;
-    o.job_hook = hold_job;
+    o.job_hook = tt_gate_hook;
+    o.job_hook_arg = &job_gate;
     tsr_server *s = start("state_q", &o);
     int port = tsr_serve_port(s);
     http_res r;
@@ -532,7 +518,7 @@ static void test_queue_full(void **state) {
     snprintf(a.path, sizeof a.path, "/v1/plans/%s/infer?keys=%s", plan_a, kh);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, infer_thread, &a), 0);
-    sem_wait(&started); /* the first job holds the only slot */
+    sem_wait(&job_gate.started); /* the first job holds the only slot */
     expect_code(http(port, "POST", a.path, in, NULL, &r), 503, &r, "a second job");
     assert_int_equal(r.retry_after, 7);
     expect_body(&r, "busy");
@@ -540,21 +526,115 @@ static void test_queue_full(void **state) {
     expect_body(&r, "tessera_jobs_in_flight 1\n");
     expect_body(&r, "tessera_rejected_busy_total 1\n");
     expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz while busy");
-    sem_post(&release);
+    sem_post(&job_gate.release);
     pthread_join(th, NULL);
     assert_int_equal(a.code, 200);
     /* and the slot is free again */
     o.job_hook = NULL;
-    sem_post(&release); /* the hook still runs for the next job: let it through */
+    sem_post(&job_gate.release); /* the hook still runs for the next job: let it through */
     infer_arg b = a;
     assert_int_equal(pthread_create(&th, NULL, infer_thread, &b), 0);
-    sem_wait(&started);
+    sem_wait(&job_gate.started);
     pthread_join(th, NULL);
     assert_int_equal(b.code, 200);
     tsr_serve_stop(s, 60);
     assert_int_equal(count_files(tt_cli_path("state_q/tmp")), 0);
-    sem_destroy(&started);
-    sem_destroy(&release);
+    sem_destroy(&job_gate.started);
+    sem_destroy(&job_gate.release);
+}
+
+/* The reply texts past any fixed size: the key reply listing many plans, a long escaped plan
+ * file name in GET /v1/plans (the old fixed buffers cut both short). */
+static void test_long_replies(void **state) {
+    (void)state;
+    enum { NP = 200 };
+    static uint8_t ids[NP][32], matched[NP];
+    uint8_t hash[32];
+    static char want[NP * 70 + 256];
+    size_t k = 0;
+    for (int j = 0; j < 32; j++) hash[j] = (uint8_t)(255 - j);
+    k += (size_t)sprintf(want + k, "{\"keys\": \"");
+    for (int j = 0; j < 32; j++) k += (size_t)sprintf(want + k, "%02x", 255 - j);
+    k += (size_t)sprintf(want + k, "\", \"plans\": [");
+    int first = 1;
+    for (int i = 0; i < NP; i++) {
+        for (int j = 0; j < 32; j++) ids[i][j] = (uint8_t)(i * 7 + j);
+        matched[i] = i % 7 != 3;
+        if (!matched[i]) continue;
+        k += (size_t)sprintf(want + k, "%s\"", first ? "" : ", ");
+        for (int j = 0; j < 32; j++) k += (size_t)sprintf(want + k, "%02x", (i * 7 + j) & 0xff);
+        k += (size_t)sprintf(want + k, "\"");
+        first = 0;
+    }
+    sprintf(want + k, "]}\n");
+    char *got = serve_keys_reply(hash, (const uint8_t(*)[32])ids, matched, NP);
+    assert_non_null(got);
+    assert_true(strlen(want) > 512 + 70 * 64); /* longer than the old fixed reply buffer */
+    assert_string_equal(got, want);
+    free(got);
+
+    /* the growing text: many appends, escapes */
+    serve_text t = { 0 };
+    char chunk[1001];
+    memset(chunk, 'x', 1000);
+    chunk[1000] = '\0';
+    for (int i = 0; i < 70; i++) serve_text_appendf(&t, "%s", chunk);
+    serve_text_json_string(&t, "a\"b\\c\x01");
+    char *txt = serve_text_take(&t);
+    assert_non_null(txt);
+    const char *esc_want = "\"a\\\"b\\\\c\\u0001\"";
+    assert_int_equal(strlen(txt), 70000 + strlen(esc_want));
+    assert_string_equal(txt + 70000, esc_want);
+    free(txt);
+
+    /* GET /v1/plans with a plan file name whose JSON form is longer than the old 600 bytes */
+    char name[256], esc[1200], lp[1400];
+    size_t e = 0;
+    for (int i = 0; i < 200; i++) {
+        name[i] = i % 2 ? '"' : '\x01';
+        e += (size_t)sprintf(esc + e, "%s", i % 2 ? "\\\"" : "\\u0001");
+    }
+    name[200] = '\0';
+    snprintf(lp, sizeof lp, "%s", tt_cli_path(name));
+    assert_int_equal(symlink(tt_cli_path("b.plan"), lp), 0);
+    static const char *plans[2];
+    static char pa[1024], st[1024];
+    snprintf(pa, sizeof pa, "%s", tt_cli_path("a.plan"));
+    snprintf(st, sizeof st, "%s", tt_cli_path("state_long"));
+    plans[0] = pa;
+    plans[1] = lp;
+    tsr_serve_opts o;
+    tsr_serve_opts_default(&o);
+    FILE *log = fopen(tt_cli_path("long.log"), "w");
+    o.log = log;
+    o.plans = plans;
+    o.n_plans = 2;
+    o.state_dir = st;
+    o.port = 0;
+    o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    tsr_server *s = NULL;
+    tt_ok(tsr_serve_start(&o, &s));
+    http_res r;
+    expect_code(http(tsr_serve_port(s), "GET", "/v1/plans", NULL, NULL, &r), 200, &r, "plans");
+    char field[1300];
+    snprintf(field, sizeof field, "\"file\": \"%s\", \"input\"", esc);
+    assert_true(strlen(esc) > 600);
+    expect_body(&r, field);
+    expect_body(&r, plan_b);
+    assert_non_null(strstr(r.body, "\n]}\n"));
+    tsr_serve_stop(s, 60);
+    fclose(log);
+}
+
+/* The server process of test_cli, for its teardown. */
+static int cli_serve_pid;
+
+/* Whatever happened in test_cli: no server is left running. */
+static int cli_teardown(void **state) {
+    (void)state;
+    if (cli_serve_pid > 0) tt_wait_child(cli_serve_pid, 0, NULL); /* kills and reaps it */
+    cli_serve_pid = 0;
+    return 0;
 }
 
 /* `tessera serve` as a process: --port-file, then SIGTERM stops it cleanly (exit 0). */
@@ -570,14 +650,16 @@ static void test_cli(void **state) {
     tt_cli_expect_fail(
         tt_cli_run("serve --plan %s --state-dir %s", tt_cli_path("a.plan"), tt_cli_path("st_cli")),
         "serve a test-only plan without the flag", "security");
-    int pid;
     int port = tt_cli_spawn_serve(tt_cli_path("a.plan"), tt_cli_path("st_cli"),
-                                  tt_cli_path("serve.out"), &pid);
+                                  tt_cli_path("serve.out"), &cli_serve_pid);
     http_res r;
     expect_code(http(port, "GET", "/healthz", NULL, NULL, &r), 200, &r, "healthz");
-    assert_int_equal(kill(pid, SIGTERM), 0);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_int_equal(kill(cli_serve_pid, SIGTERM), 0);
+    int status, exited = tt_wait_child(cli_serve_pid, 300, &status);
+    cli_serve_pid = 0; /* exited, or killed and reaped */
+    if (!exited)
+        fail_msg("the server did not exit within 300 s of SIGTERM; its log:\n%s",
+                 tt_slurp(tt_cli_path("serve.out")));
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_non_null(strstr(tt_slurp(tt_cli_path("serve.out")), "stopping: drained"));
@@ -659,9 +741,10 @@ static void test_tls(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes), cmocka_unit_test(test_serve),
-        cmocka_unit_test(test_limits), cmocka_unit_test(test_queue_full),
-        cmocka_unit_test(test_cli),    cmocka_unit_test(test_tls),
+        cmocka_unit_test(test_routes),       cmocka_unit_test(test_serve),
+        cmocka_unit_test(test_limits),       cmocka_unit_test(test_queue_full),
+        cmocka_unit_test(test_long_replies), cmocka_unit_test_teardown(test_cli, cli_teardown),
+        cmocka_unit_test(test_tls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -45,32 +45,18 @@ static int setup(void **state) {
     tt_ok(tsr_model_init(m, 3));
     tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("m.onnx")));
     tsr_model_free(m);
-    tt_cli_expect(tt_cli_run("compile %s --batch 3 --log-n 11 --no-measure --out %s" INSECURE,
-                             tt_cli_path("m.onnx"), tt_cli_path("a.plan")),
-                  0, "compile");
-    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
-                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("s.evk")),
-                  0, "keygen");
+    char ap[1024];
+    snprintf(ap, sizeof ap, "%s", tt_cli_path("a.plan")); /* tt_cli_path's buffers rotate */
+    tt_cli_compile_keygen(tt_cli_path("m.onnx"), "--batch 3 --log-n 11 --no-measure", ap,
+                          tt_cli_path("c.sk"), tt_cli_path("s.evk"));
     tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
                              tt_cli_path("a.plan"), tt_cli_path("c2.sk"), tt_cli_path("s2.evk")),
                   0, "a second keygen");
-    FILE *fp = fopen(tt_cli_path("in.csv"), "w");
-    for (int i = 0; i < 3; i++)
-        for (int k = 0; k < INPUTS; k++)
-            fprintf(fp, "%g%c", 0.001 * ((i * 13 + k) % 100), k == INPUTS - 1 ? '\n' : ',');
-    fclose(fp);
+    tt_write_inputs_csv(tt_cli_path("in.csv"), 3, INPUTS, 13);
     return 0;
 }
 
-static sem_t started, release;
-static int hold;
-
-static void hold_job(void *arg) {
-    (void)arg;
-    if (!__atomic_load_n(&hold, __ATOMIC_SEQ_CST)) return;
-    sem_post(&started);
-    sem_wait(&release);
-}
+static tt_gate job_gate; /* the job hook's gate (tt_gate_hook) */
 
 static tsr_server *start(const char *name, tsr_serve_opts *o) {
     static const char *plans[1];
@@ -198,30 +184,31 @@ static long busy_count(int port) {
 
 static void test_retry(void **state) {
     (void)state;
-    sem_init(&started, 0, 0);
-    sem_init(&release, 0, 0);
+    sem_init(&job_gate.started, 0, 0);
+    sem_init(&job_gate.release, 0, 0);
     tsr_serve_opts o;
     tsr_serve_opts_default(&o);
     o.max_jobs = 1;
     o.max_queue = 0;
     o.retry_after = 1;
-    o.job_hook = hold_job;
+    o.job_hook = tt_gate_hook;
+    o.job_hook_arg = &job_gate;
     tsr_server *s = start("state_retry", &o);
     int port = tsr_serve_port(s);
     job a, b;
     job_init(&a, port, "a.log");
     job_init(&b, port, "b.log");
     /* a first client uploads the keys and holds the only slot */
-    __atomic_store_n(&hold, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&job_gate.hold, 1, __ATOMIC_SEQ_CST);
     pthread_t ta, tb;
     assert_int_equal(pthread_create(&ta, NULL, client_thread, &a), 0);
-    sem_wait(&started);
-    __atomic_store_n(&hold, 0, __ATOMIC_SEQ_CST);
+    sem_wait(&job_gate.started);
+    __atomic_store_n(&job_gate.hold, 0, __ATOMIC_SEQ_CST);
     /* a second one is refused with 503 until the slot is free (the server counts it) */
     assert_int_equal(pthread_create(&tb, NULL, client_thread, &b), 0);
     for (int i = 0; i < 6000 && busy_count(port) < 1; i++) usleep(50000); /* at most 5 min */
     assert_true(busy_count(port) >= 1);
-    sem_post(&release);
+    sem_post(&job_gate.release);
     pthread_join(ta, NULL);
     pthread_join(tb, NULL);
     char *out = tt_slurp(a.log);
@@ -231,8 +218,8 @@ static void test_retry(void **state) {
     if (!strstr(out, "busy (503)") || !strstr(out, "agreement with plaintext inference: 100.00%"))
         fail_msg("second client:\n%s", out);
     tsr_serve_stop(s, 60);
-    sem_destroy(&started);
-    sem_destroy(&release);
+    sem_destroy(&job_gate.started);
+    sem_destroy(&job_gate.release);
 }
 
 int main(void) {

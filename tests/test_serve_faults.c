@@ -47,17 +47,11 @@ static int setup(void **state) {
     tt_ok(tsr_model_build(&m, "cryptonets", &as, 4));
     tt_ok(tsr_model_save_onnx(m, NULL, tt_cli_path("m.onnx")));
     tsr_model_free(m);
-    tt_cli_expect(tt_cli_run("compile %s --batch 2 --log-n 11 --no-measure --out %s" INSECURE,
-                             tt_cli_path("m.onnx"), tt_cli_path("a.plan")),
-                  0, "compile");
-    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s" INSECURE,
-                             tt_cli_path("a.plan"), tt_cli_path("c.sk"), tt_cli_path("s.evk")),
-                  0, "keygen");
-    FILE *fp = fopen(tt_cli_path("in.csv"), "w");
-    for (int i = 0; i < 2; i++)
-        for (int k = 0; k < 784; k++)
-            fprintf(fp, "%g%c", 0.001 * ((i * 7 + k) % 100), k == 783 ? '\n' : ',');
-    fclose(fp);
+    char ap[1024];
+    snprintf(ap, sizeof ap, "%s", tt_cli_path("a.plan")); /* tt_cli_path's buffers rotate */
+    tt_cli_compile_keygen(tt_cli_path("m.onnx"), "--batch 2 --log-n 11 --no-measure", ap,
+                          tt_cli_path("c.sk"), tt_cli_path("s.evk"));
+    tt_write_inputs_csv(tt_cli_path("in.csv"), 2, 784, 7);
     tt_cli_expect(tt_cli_run("encrypt %s %s --in %s --out %s" INSECURE, tt_cli_path("a.plan"),
                              tt_cli_path("c.sk"), tt_cli_path("in.csv"), tt_cli_path("in.ct")),
                   0, "encrypt");
@@ -73,15 +67,7 @@ static int setup(void **state) {
     return 0;
 }
 
-static sem_t started, release;
-static int hold;
-
-static void hold_job(void *arg) {
-    (void)arg;
-    if (!__atomic_load_n(&hold, __ATOMIC_SEQ_CST)) return;
-    sem_post(&started);
-    sem_wait(&release);
-}
+static tt_gate job_gate; /* the job hook's gate (tt_gate_hook) */
 
 /* A server on an ephemeral port; idle_timeout 0 keeps the default (long enough that a loaded
  * machine never trips it), the slowloris case alone asks for 1 second. */
@@ -98,7 +84,8 @@ static tsr_server *start(int idle_timeout) {
     o.port = 0;
     o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
     if (idle_timeout > 0) o.client_timeout = idle_timeout;
-    o.job_hook = hold_job;
+    o.job_hook = tt_gate_hook;
+    o.job_hook_arg = &job_gate;
     tsr_server *s = NULL;
     tt_ok(tsr_serve_start(&o, &s));
     return s;
@@ -322,30 +309,30 @@ static void *stop_thread(void *arg) {
 
 static void test_drain(void **state) {
     (void)state;
-    sem_init(&started, 0, 0);
-    sem_init(&release, 0, 0);
+    sem_init(&job_gate.started, 0, 0);
+    sem_init(&job_gate.release, 0, 0);
     tsr_server *s = start(0);
     int port = tsr_serve_port(s);
     upload_keys(port);
     infer_job j = { .port = port, .code = 0, .out = "" };
     snprintf(j.out, sizeof j.out, "%s", tt_cli_path("drained.ct"));
-    __atomic_store_n(&hold, 1, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&job_gate.hold, 1, __ATOMIC_SEQ_CST);
     pthread_t tj, ts;
     assert_int_equal(pthread_create(&tj, NULL, infer_thread, &j), 0);
-    sem_wait(&started); /* the job runs */
+    sem_wait(&job_gate.started); /* the job runs */
     assert_int_equal(pthread_create(&ts, NULL, stop_thread, s), 0);
     /* the server stops listening (new connections fail) but the job goes on */
     for (int i = 0; i < 6000 && get(port, "/healthz", NULL) != 0; i++) usleep(50000);
     assert_int_equal(get(port, "/healthz", NULL), 0);
-    sem_post(&release);
+    sem_post(&job_gate.release);
     pthread_join(tj, NULL);
     pthread_join(ts, NULL);
-    __atomic_store_n(&hold, 0, __ATOMIC_SEQ_CST);
+    __atomic_store_n(&job_gate.hold, 0, __ATOMIC_SEQ_CST);
     assert_int_equal(j.code, 200);
     expect_plaintext_agreement(j.out, "p.csv", "decrypt the drained job's answer");
     assert_int_equal(tmp_files(), 0);
-    sem_destroy(&started);
-    sem_destroy(&release);
+    sem_destroy(&job_gate.started);
+    sem_destroy(&job_gate.release);
 }
 
 /* Wait (at most 5 minutes) until a file exists. */
@@ -359,24 +346,11 @@ static int serve_pid;
 static pthread_t serve_client;
 static int serve_client_running;
 
-/* Wait (at most `seconds`) for the process to exit: 1 and its status once it did, else 0. */
-static int wait_exit(int pid, double seconds, int *status) {
-    for (int i = 0; i < (int)(seconds * 20); i++) {
-        int w = waitpid(pid, status, WNOHANG);
-        if (w == pid) return 1;
-        if (w < 0) return 0;
-        usleep(50000);
-    }
-    return 0;
-}
-
 /* Whatever happened in the test: no server is left running, no client thread unjoined. */
 static int sigterm_teardown(void **state) {
     (void)state;
     if (serve_pid > 0) {
-        int status;
-        kill(serve_pid, SIGKILL);
-        waitpid(serve_pid, &status, 0); /* SIGKILL cannot be caught: this returns */
+        tt_wait_child(serve_pid, 0, NULL); /* kills and reaps it */
         serve_pid = 0;
     }
     if (serve_client_running) { /* its connection is gone with the server */
@@ -419,8 +393,8 @@ static void test_sigterm_drain(void **state) {
     pthread_join(serve_client, NULL);
     serve_client_running = 0;
     int status;
-    int exited = wait_exit(pid, 300, &status);
-    if (exited) serve_pid = 0;
+    int exited = tt_wait_child(pid, 300, &status);
+    serve_pid = 0; /* exited, or killed and reaped */
     char *log = tt_slurp(tt_cli_path("sig.out"));
     if (!exited) fail_msg("the server did not exit within 300 s of SIGTERM; its log:\n%s", log);
     if (j.code != 200) fail_msg("the job's answer did not arrive; server log:\n%s", log);

@@ -2,7 +2,9 @@
  * tests/test_train_cli.c - `tessera train --init` and `tessera heify` on a
  * tiny ReLU teacher made here (Conv -> BatchNorm -> Relu -> MaxPool ->
  * Flatten -> Gemm, exported through the graph), with .npy data written by
- * the test; the .npy reader's checks; the verbs' usage errors.
+ * the test; the .npy reader's checks; the verbs' usage errors; `tessera eval` on a
+ * model whose outputs the test computes by hand (accuracy, cross-entropy, MSE, the
+ * activation range and its out-of-range count against the declared bound).
  */
 #include "clitest.h"
 
@@ -188,6 +190,14 @@ static tsr_graph *import(const char *path, int keep) {
     return g;
 }
 
+static double field(const char *out, const char *fmt) {
+    const char *p = strstr(out, fmt);
+    double v = NAN;
+    assert_non_null(p);
+    assert_int_equal(sscanf(p + strlen(fmt), "%lf", &v), 1);
+    return v;
+}
+
 static void test_train_init_and_heify(void **state) {
     (void)state;
     tsr_graph *g = teacher();
@@ -244,6 +254,12 @@ static void test_train_init_and_heify(void **state) {
         if (sscanf(p, "student %lf%%", &sacc) == 1) acc = p;
     assert_non_null(acc);
     assert_true(sacc > 85); /* the labels are the teacher's: the student can match them */
+    /* eval of the student: its polynomial's bound comes from the Chebyshev interval */
+    tt_cli_expect(tt_cli_run("eval %s --data %s", tt_cli_path("student.onnx"), data), 0,
+                  "eval student");
+    o = tt_cli_output();
+    assert_true(fabs(field(o, "accuracy ") - sacc) < 0.01);
+    assert_non_null(strstr(o, " declared "));
     tsr_graph *s = import(tt_cli_path("student.onnx"), 0);
     for (int i = 0; i < tsr_graph_num_nodes(s); i++) {
         assert_true(tsr_graph_kind_is_polynomial(tsr_graph_node_kind(s, i)));
@@ -295,10 +311,167 @@ static void test_train_init_and_heify(void **state) {
     tsr_graph_free(g);
 }
 
+/* ---- tessera eval on the graph path ---------------------------------------------------- */
+
+/* x (N, 3) -> fc1 (2x3, transB) -> h -> act: 0.1 + 0.5 h + 0.25 h^2 -> fc2 (3x2) -> logits */
+static const double EV_W1[6] = { 0.9, -0.4, 0.3, -0.2, 0.7, 0.5 }, EV_B1[2] = { 0.05, -0.1 };
+static const double EV_W2[6] = { 1.0, -0.5, -0.3, 0.8, 0.2, 0.1 }, EV_B2[3] = { 0, 0.1, -0.1 };
+static const double EV_C[3] = { 0.1, 0.5, 0.25 };
+
+static void add_const(tsr_graph *g, const char *name, int rank, const int64_t *dims,
+                      const double *v) {
+    tsr_array *a;
+    tt_ok(tsr_array_create(&a, rank, dims));
+    memcpy(a->data, v, a->numel * sizeof *v);
+    tt_ok(tsr_graph_add_const(g, name, a));
+    tsr_array_free(a);
+}
+
+static tsr_graph *eval_model(void) {
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 3 }));
+    add_const(g, "w1", 2, (int64_t[]){ 2, 3 }, EV_W1);
+    add_const(g, "b1", 1, (int64_t[]){ 2 }, EV_B1);
+    add_const(g, "w2", 2, (int64_t[]){ 3, 2 }, EV_W2);
+    add_const(g, "b2", 1, (int64_t[]){ 3 }, EV_B2);
+    add_const(g, "c", 1, (int64_t[]){ 3 }, EV_C);
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_GEMM, "fc1", 3, (const char *[]){ "x", "w1", "b1" }, "h",
+                             &a));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_POLY, "act", 2, (const char *[]){ "h", "c" }, "a", NULL));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_GEMM, "fc2", 3, (const char *[]){ "a", "w2", "b2" },
+                             "logits", &a));
+    tt_ok(tsr_graph_add_output(g, "logits"));
+    tt_ok(tsr_graph_finalize(g));
+    return g;
+}
+
+/* The model by hand: logits (3) and the activation input h (2) of one sample. */
+static void eval_by_hand(const double *x, double *h, double *z) {
+    double act[2];
+    for (int j = 0; j < 2; j++) {
+        h[j] = EV_B1[j];
+        for (int k = 0; k < 3; k++) h[j] += EV_W1[j * 3 + k] * x[k];
+        act[j] = EV_C[0] + EV_C[1] * h[j] + EV_C[2] * h[j] * h[j];
+    }
+    for (int j = 0; j < 3; j++) z[j] = EV_B2[j] + EV_W2[j * 2] * act[0] + EV_W2[j * 2 + 1] * act[1];
+}
+
+static void test_eval(void **state) {
+    (void)state;
+    enum { N = 64 };
+    const double B = 1.5;
+    tsr_graph *g = eval_model();
+    tsr_onnx_model *m;
+    tt_ok(tsr_onnx_from_graph(g, &m));
+    tt_ok(tsr_onnx_set_meta(m, "tessera.bound.h", "1.5"));
+    char mp[512], xp[512], yp[512], tp[512];
+    snprintf(mp, sizeof mp, "%s", tt_cli_path("eval.onnx"));
+    snprintf(xp, sizeof xp, "%s", tt_cli_path("ex.npy"));
+    snprintf(yp, sizeof yp, "%s", tt_cli_path("ey.npy"));
+    snprintf(tp, sizeof tp, "%s", tt_cli_path("et.npy"));
+    tt_ok(tsr_onnx_save(m, mp));
+    tsr_onnx_free(m);
+    /* data, labels (every fourth one wrong on purpose), targets, expectations by hand */
+    double x[N * 3], lab[N], tgt[N * 3], ce = 0, hlo = INFINITY, hhi = -INFINITY;
+    int outside = 0;
+    tsr_prng r;
+    tt_prng(&r, 11);
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < 3; k++) x[i * 3 + k] = 4 * tsr_prng_double(&r) - 2;
+        double h[2], z[3];
+        eval_by_hand(x + i * 3, h, z);
+        int best = 0;
+        for (int k = 1; k < 3; k++)
+            if (z[k] > z[best]) best = k;
+        lab[i] = i % 4 == 0 ? (best + 1) % 3 : best;
+        double mx = fmax(z[0], fmax(z[1], z[2])), se = 0;
+        for (int k = 0; k < 3; k++) se += exp(z[k] - mx);
+        ce += -(z[(int)lab[i]] - mx - log(se)) / N;
+        for (int j = 0; j < 2; j++) {
+            hlo = fmin(hlo, h[j]);
+            hhi = fmax(hhi, h[j]);
+            outside += fabs(h[j]) > B;
+        }
+        for (int k = 0; k < 3; k++) tgt[i * 3 + k] = z[k] + (k == 1 ? 0.3 : -0.1);
+    }
+    assert_true(outside > 0 && outside < 2 * N); /* the data exercises the count */
+    size_t len;
+    uint8_t *b = npy_image("<f8", 2, (int64_t[]){ N, 3 }, x, &len);
+    write_file(xp, b, len);
+    free(b);
+    b = npy_image("<i8", 1, (int64_t[]){ N }, lab, &len);
+    write_file(yp, b, len);
+    free(b);
+    b = npy_image("<f8", 2, (int64_t[]){ N, 3 }, tgt, &len);
+    write_file(tp, b, len);
+    free(b);
+
+    /* classification: accuracy, cross-entropy, the activation's range and outside count */
+    tt_cli_expect(tt_cli_run("eval %s --data %s,%s --batch 10 --threads 2", mp, xp, yp), 0, "eval");
+    const char *o = tt_cli_output();
+    assert_true(fabs(field(o, "accuracy ") - 75.0) < 1e-9);
+    assert_true(fabs(field(o, "cross-entropy ") - ce) < 1e-4);
+    char want[128];
+    snprintf(want, sizeof want, " %d of %d (", outside, 2 * N);
+    assert_non_null(strstr(o, want));
+    assert_non_null(strstr(o, "[-1.5, 1.5]"));
+    assert_non_null(strstr(o, "declared"));
+    const char *row = strstr(o, " poly "); /* the fused polynomial keeps no name of ours */
+    assert_non_null(row);
+    double lo, hi;
+    assert_int_equal(sscanf(row + 6, "%lf %lf", &lo, &hi), 2);
+    assert_true(fabs(lo - hlo) < 1e-4 && fabs(hi - hhi) < 1e-4);
+    snprintf(want, sizeof want, "warning: %d polynomial inputs fell outside", outside);
+    assert_non_null(strstr(o, want));
+
+    /* regression: MSE against targets of the output's shape (errors 0.3, -0.1, -0.1) */
+    tt_cli_expect(tt_cli_run("eval %s --data %s,%s --limit 40", mp, xp, tp), 0, "eval mse");
+    o = tt_cli_output();
+    assert_true(fabs(field(o, "MSE ") - (0.09 + 0.01 + 0.01) / 3) < 1e-6); /* %.6g */
+    assert_non_null(strstr(o, "(40 samples)"));
+
+    /* a ReLU model (no bound: ranges only) on its own labels: 100 % */
+    tsr_graph *t = teacher();
+    tt_ok(tsr_onnx_from_graph(t, &m));
+    char rp[512], rx[512], ry[512];
+    snprintf(rp, sizeof rp, "%s", tt_cli_path("relu.onnx"));
+    snprintf(rx, sizeof rx, "%s", tt_cli_path("rx.npy"));
+    snprintf(ry, sizeof ry, "%s", tt_cli_path("ry.npy"));
+    tt_ok(tsr_onnx_save(m, rp));
+    tsr_onnx_free(m);
+    write_data(t, 32, 3, rx, ry);
+    tt_cli_expect(tt_cli_run("eval %s --data %s,%s", rp, rx, ry), 0, "eval relu");
+    o = tt_cli_output();
+    assert_true(fabs(field(o, "accuracy ") - 100.0) < 1e-9);
+    assert_non_null(strstr(o, " relu "));
+    assert_null(strstr(o, "warning"));
+    tsr_graph_free(t);
+
+    /* errors */
+    tt_cli_expect(tt_cli_run("eval --help"), 0, "eval --help");
+    tt_cli_expect_fail(tt_cli_run("eval"), "no model", "give the model file");
+    tt_cli_expect_fail(tt_cli_run("eval %s --data %s,%s --loss ce", mp, xp, tp), "ce on targets",
+                       "integer label");
+    tt_cli_expect_fail(tt_cli_run("eval %s --data %s,%s --loss l1", mp, xp, yp), "bad loss",
+                       "--loss");
+    tt_cli_expect(tt_cli_run("eval %s --data %s,%s", mp, rx, ry), 2, "bad input: exit 2");
+    tt_cli_expect_fail(2, "shape", "does not fit");
+    tt_cli_expect(tt_cli_run("eval %s --data %s", mp, tt_cli_path("nodir")), 2, "no data");
+    tt_cli_expect_fail(2, "no data", "not found");
+    tt_cli_expect_fail(tt_cli_run("eval %s --data %s,%s", xp, xp, yp), "not a model",
+                       "loading the model");
+    tsr_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_npy_reader),
         cmocka_unit_test(test_train_init_and_heify),
+        cmocka_unit_test(test_eval),
     };
     return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
 }

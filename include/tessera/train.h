@@ -104,12 +104,27 @@ TSR_API double tsr_trainer_range_loss(const tsr_trainer *t);
 
 /**
  * Activation ranges: while tracking is on, every forward records for each
- * node the min and max of its first input. reset clears the records.
+ * node the min and max of its first input, and for the polynomials with a
+ * bound how many entries fell outside it. reset clears the records.
  * tsr_trainer_node_range gives them for node i in execution order
  * (TSR_ERR_NOT_FOUND before anything was recorded).
  */
 TSR_API void tsr_trainer_track_ranges(tsr_trainer *t, int on, int reset);
 TSR_API tsr_status tsr_trainer_node_range(const tsr_trainer *t, int i, double *lo, double *hi);
+/**
+ * Out-of-range counts of node i (execution order) since the last reset: how
+ * many entries of its first input fell outside its bound (see
+ * tsr_trainer_node_bound), out of how many were seen; 0 of 0 for a node
+ * without a bound. TSR_ERR_NOT_FOUND as tsr_trainer_node_range.
+ */
+TSR_API tsr_status tsr_trainer_node_outside(const tsr_trainer *t, int i, uint64_t *outside,
+                                            uint64_t *count);
+/**
+ * The valid input interval [lo, hi] of polynomial node i (execution order):
+ * the Chebyshev interval or the bound set by tsr_trainer_set_bound.
+ * TSR_ERR_NOT_FOUND when the node has none.
+ */
+TSR_API tsr_status tsr_trainer_node_bound(const tsr_trainer *t, int i, double *lo, double *hi);
 
 /** The graph with the current parameters, finalized (caller frees). */
 TSR_API tsr_status tsr_trainer_graph(const tsr_trainer *t, tsr_graph **out);

@@ -836,6 +836,38 @@ class Trainer:
         _check(lib.tsr_trainer_set_bound(self._ptr, node.encode(), float(bound)),
                "set_bound('%s')" % node)
 
+    def ranges(self, x, batch=256):
+        """Run x (N, ...) through the current parameters and report, per node in execution
+        order, the inputs its first input took: a list of dicts (node, kind, lo, hi, bound,
+        outside, count). bound is the polynomial's valid interval (lo, hi) (a Chebyshev
+        node's own, or set_bound's) or None; outside of count entries fell beyond it (0 of 0
+        without a bound). What `tessera eval` prints for the activations."""
+        x = np.asarray(x)
+        if x.ndim < 1 or len(x) == 0:
+            raise ValueError("ranges: x holds no samples")
+        lib.tsr_trainer_track_ranges(self._ptr, 1, 1)
+        try:
+            for at in range(0, len(x), int(batch)):
+                _check(lib.tsr_trainer_forward(self._ptr, _to_array(x[at:at + int(batch)],
+                                                                    "ranges"), ffi.NULL),
+                       "ranges")
+        finally:
+            lib.tsr_trainer_track_ranges(self._ptr, 0, 0)
+        lo, hi = ffi.new("double *"), ffi.new("double *")
+        out, cnt = ffi.new("uint64_t *"), ffi.new("uint64_t *")
+        rows = []
+        for i, (name, kind) in enumerate(self.graph.nodes):
+            _check(lib.tsr_trainer_node_range(self._ptr, i, lo, hi), "ranges")
+            row = {"node": name, "kind": kind, "lo": lo[0], "hi": hi[0], "bound": None}
+            _check(lib.tsr_trainer_node_outside(self._ptr, i, out, cnt), "ranges")
+            row["outside"], row["count"] = int(out[0]), int(cnt[0])
+            if lib.tsr_trainer_node_bound(self._ptr, i, lo, hi) == 0:
+                row["bound"] = (lo[0], hi[0])
+            else:
+                lib.tsr_clear_error()
+            rows.append(row)
+        return rows
+
     def fit(self, x, y, epochs=1, batch=64, optim="adam", lr=1e-3, weight_decay=0.0,
             schedule="cosine", seed=1, loss="auto", teacher=None, kd_temp=4.0, kd_alpha=0.7,
             range_weight=0.0, max_batches=0, x_test=None, y_test=None, progress=False):

@@ -163,6 +163,34 @@ def test_heify_and_distil(tmp_path):
         tessera.heify(teacher, np.zeros((4, 5)))
 
 
+def test_ranges_and_out_of_range_counts(tmp_path):
+    """Trainer.ranges against numpy: the polynomial's input is the first Gemm's output."""
+    rng = np.random.default_rng(12)
+    relu_mlp(tmp_path / "t.onnx", rng)
+    m = onnx.load(str(tmp_path / "t.onnx"))
+    w = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in m.graph.initializer}
+    teacher = tessera.Graph.from_onnx(tmp_path / "t.onnx", non_polynomial=True)
+    x = rng.normal(0, 1, (100, 8))
+    h = x @ w["w1"].T + w["b1"]
+    student, rep = tessera.heify(teacher, x, degree=2)
+    t = tessera.Trainer(student)
+    (cheb,) = [r for r in t.ranges(x, batch=32) if r["kind"] == "chebyshev"]
+    assert cheb["lo"] == pytest.approx(h.min(), abs=1e-9)
+    assert cheb["hi"] == pytest.approx(h.max(), abs=1e-9)
+    b = rep["acts"][0]["bound"]
+    assert cheb["bound"] == pytest.approx((-b, b))
+    assert (cheb["outside"], cheb["count"]) == (0, h.size)  # calibrated on these x
+    t.set_bound(cheb["node"], 0.5)
+    (cheb,) = [r for r in t.ranges(x) if r["kind"] == "chebyshev"]
+    want = int((np.abs(h) > 0.5).sum())
+    assert 0 < want < h.size and cheb["outside"] == want and cheb["bound"] == (-0.5, 0.5)
+    (relu,) = [r for r in tessera.Trainer(teacher).ranges(x) if r["kind"] == "relu"]
+    assert relu["bound"] is None and relu["count"] == 0
+    assert relu["lo"] == pytest.approx(h.min(), abs=1e-9)
+    with pytest.raises(ValueError):
+        t.ranges(np.zeros((0, 8)))
+
+
 def test_trainer_refuses_bad_data(graph):
     t = tessera.Trainer(graph)
     with pytest.raises(tessera.TesseraError) as e:

@@ -178,44 +178,30 @@ static void exec_matmul(const tsr_array *a, const tsr_array *b, tsr_array *o) {
 
 static void exec_conv(const tsr_graph_node *n, const tsr_array *x, const tsr_array *w,
                       const tsr_array *bias, tsr_array *o) {
-    tsr_pool_geom geo;
-    tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, w->dims + 2, &geo);
-    TSR_ASSERT(st == TSR_OK);
-    int ns = geo.ns;
-    int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], G = n->a.group;
-    int64_t cg = C / G, mg = M / G;
-    int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
-    int64_t nk = tsr_spatial_count(geo.k, ns), ck = cg * nk;
-    double *col = NULL;
-    int naive = atomic_load(&use_naive);
-    if (!naive) col = tsr_alloc((size_t)(ck * nout > 0 ? ck * nout : 1) * sizeof(double));
+    tsr_conv_plan cp; /* tap table and column buffer unless naive (or out of memory) */
+    tsr_conv_plan_init(&cp, n, x, w, !atomic_load(&use_naive));
+    const tsr_pool_geom *geo = &cp.geo;
+    const int ns = geo->ns;
+    const int64_t C = cp.C, M = cp.M, cg = cp.cg, mg = cp.mg, nin = cp.nin, nout = cp.nout;
+    const int64_t nk = cp.nk, ck = cp.ck;
     int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
-    for (int64_t b = 0; b < N; b++)
-        for (int64_t gi = 0; gi < G; gi++) {
+    for (int64_t b = 0; b < cp.N; b++)
+        for (int64_t gi = 0; gi < cp.G; gi++) {
             const double *xg = x->data + (b * C + gi * cg) * nin;
             const double *wg = w->data + gi * mg * ck;
             double *og = o->data + (b * M + gi * mg) * nout;
-            if (col) { /* im2col: rows (c, kernel position), columns output positions */
-                for (int64_t c = 0; c < cg; c++)
-                    for (int64_t q = 0; q < nk; q++) {
-                        tsr_unravel(q, geo.k, ns, kp);
-                        double *row = col + (c * nk + q) * nout;
-                        for (int64_t p = 0; p < nout; p++) {
-                            tsr_unravel(p, geo.out, ns, op);
-                            int64_t t = tsr_pool_tap(&geo, op, kp);
-                            row[p] = t < 0 ? 0 : xg[c * nin + t];
-                        }
-                    }
-                gemm(0, 0, mg, nout, ck, 1.0, wg, ck, col, nout, 0.0, og, nout);
+            if (cp.col) { /* im2col: rows (c, kernel position), columns output positions */
+                tsr_conv_im2col(&cp, xg);
+                gemm(0, 0, mg, nout, ck, 1.0, wg, ck, cp.col, nout, 0.0, og, nout);
             } else {
                 for (int64_t m = 0; m < mg; m++)
                     for (int64_t p = 0; p < nout; p++) {
-                        tsr_unravel(p, geo.out, ns, op);
+                        tsr_unravel(p, geo->out, ns, op);
                         double s = 0;
                         for (int64_t c = 0; c < cg; c++)
                             for (int64_t q = 0; q < nk; q++) {
-                                tsr_unravel(q, geo.k, ns, kp);
-                                int64_t t = tsr_pool_tap(&geo, op, kp);
+                                tsr_unravel(q, geo->k, ns, kp);
+                                int64_t t = tsr_pool_tap(geo, op, kp);
                                 if (t >= 0) s += wg[m * ck + c * nk + q] * xg[c * nin + t];
                             }
                         og[m * nout + p] = s;
@@ -225,9 +211,13 @@ static void exec_conv(const tsr_graph_node *n, const tsr_array *x, const tsr_arr
                 for (int64_t m = 0; m < mg; m++)
                     for (int64_t p = 0; p < nout; p++) og[m * nout + p] += bias->data[gi * mg + m];
         }
-    tsr_free(col);
+    tsr_conv_plan_free(&cp);
 }
 
+/*
+ * Pooling walks each plane with the window's tap table (graph/conv.c; -1 in padding) and, for
+ * AveragePool, the divisor of every output position: both computed once per call.
+ */
 static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
     tsr_pool_geom geo;
     tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, n->a.kernel, &geo);
@@ -236,32 +226,29 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
     int64_t planes = x->dims[0] * x->dims[1];
     int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
     int64_t nk = tsr_spatial_count(geo.k, ns);
-    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
+    int64_t *tab = tsr_pool_tap_table(&geo);
+    double *div = tsr_alloc((size_t)(nout > 0 ? nout : 1) * sizeof *div);
+    TSR_ASSERT(tab && div); /* one window geometry: small next to the activations */
+    int64_t op[TSR_GRAPH_MAX_SPATIAL];
     for (int64_t p = 0; p < nout; p++) {
         tsr_unravel(p, geo.out, ns, op);
         /* Divisor: taps inside the input, or inside input + explicit pads. */
-        int64_t cnt = 0;
-        for (int64_t q = 0; q < nk; q++) {
-            tsr_unravel(q, geo.k, ns, kp);
-            int in_pad = 1, in_x = 1;
-            for (int i = 0; i < ns; i++) {
-                int64_t pos = op[i] * geo.s[i] - geo.pb[i] + kp[i] * geo.d[i];
-                if (pos < 0 || pos >= geo.in[i]) in_x = 0;
-                if (pos < -geo.pb[i] || pos >= geo.in[i] + geo.pe[i]) in_pad = 0;
-            }
-            cnt += n->a.count_include_pad ? in_pad : in_x;
-        }
-        for (int64_t pl = 0; pl < planes; pl++) {
-            const double *xp = x->data + pl * nin;
+        div[p] = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
+    }
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const double *xp = x->data + pl * nin;
+        double *yp = o->data + pl * nout;
+        for (int64_t p = 0; p < nout; p++) {
             double s = 0;
             for (int64_t q = 0; q < nk; q++) {
-                tsr_unravel(q, geo.k, ns, kp);
-                int64_t t = tsr_pool_tap(&geo, op, kp);
+                int64_t t = tab[q * nout + p];
                 if (t >= 0) s += xp[t];
             }
-            o->data[pl * nout + p] = cnt ? s / (double)cnt : 0.0;
+            yp[p] = div[p] != 0 ? s / div[p] : 0.0;
         }
     }
+    tsr_free(div);
+    tsr_free(tab);
 }
 
 static void exec_global_avgpool(const tsr_array *x, tsr_array *o) {
@@ -453,19 +440,20 @@ static void exec_maxpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
     int64_t planes = x->dims[0] * x->dims[1];
     int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
     int64_t nk = tsr_spatial_count(geo.k, ns);
-    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
-    for (int64_t p = 0; p < nout; p++) {
-        tsr_unravel(p, geo.out, ns, op);
-        for (int64_t pl = 0; pl < planes; pl++) {
+    int64_t *tab = tsr_pool_tap_table(&geo);
+    TSR_ASSERT(tab);
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const double *xp = x->data + pl * nin;
+        for (int64_t p = 0; p < nout; p++) {
             double m = -INFINITY;
             for (int64_t q = 0; q < nk; q++) {
-                tsr_unravel(q, geo.k, ns, kp);
-                int64_t t = tsr_pool_tap(&geo, op, kp);
-                if (t >= 0) m = fmax(m, x->data[pl * nin + t]);
+                int64_t t = tab[q * nout + p];
+                if (t >= 0) m = fmax(m, xp[t]);
             }
             o->data[pl * nout + p] = m;
         }
     }
+    tsr_free(tab);
 }
 
 void tsr_graph_node_exec(const tsr_graph_node *n, const tsr_array *const *in, tsr_array *o) {

@@ -88,6 +88,43 @@ typedef struct tsr_pool_geom {
 tsr_status tsr_graph_pool_geom(const tsr_graph_node *n, int rank, const int64_t *x,
                                const int64_t *kernel, tsr_pool_geom *geo);
 
+/**
+ * A Conv node on one input shape (conv.c), shared by the executor and the
+ * trainer's backward: the geometry and the counts of one sample and group
+ * (nin input and nout output positions per channel, nk kernel positions,
+ * ck = cg * nk rows of the im2col matrix), the tap table and the column
+ * buffer. The weight of group g is w + g * mg * ck, (mg, ck) row-major.
+ */
+typedef struct tsr_conv_plan {
+    tsr_pool_geom geo;
+    int64_t N, C, M, G; /* batch, input channels, output channels, groups */
+    int64_t cg, mg;     /* channels per group in and out */
+    int64_t nin, nout, nk, ck;
+    int64_t *tab; /* (nk, nout): input offset of kernel position q at output position p, -1 in
+                     padding */
+    double *col;  /* (ck, nout) one sample and group's im2col */
+} tsr_conv_plan;
+
+/**
+ * Set up cp for Conv node n on input x with weight w (shapes checked by
+ * shape.c). With buffers, allocate and fill tab and allocate col; both stay
+ * NULL when memory runs out (the caller falls back or fails). Free with
+ * tsr_conv_plan_free.
+ */
+void tsr_conv_plan_init(tsr_conv_plan *cp, const tsr_graph_node *n, const tsr_array *x,
+                        const tsr_array *w, int buffers);
+void tsr_conv_plan_free(tsr_conv_plan *cp);
+/** im2col of one sample and group (xg: cg channels of nin values) into cp->col. */
+void tsr_conv_im2col(const tsr_conv_plan *cp, const double *xg);
+/**
+ * (nk, nout) table of a window geometry: entry q * nout + p is the input
+ * offset of kernel position q at output position p, -1 in padding (tsr_pool_tap).
+ * NULL out of memory; free with tsr_free.
+ */
+int64_t *tsr_pool_tap_table(const tsr_pool_geom *geo);
+/** AveragePool's divisor at output position op: taps inside the input, or inside input + pads. */
+int64_t tsr_pool_divisor(const tsr_pool_geom *geo, const int64_t *op, int count_include_pad);
+
 /* ---- index helpers shared by the executor (exec.c) and the trainer's backward ---- */
 
 /** Row-major strides of dims. */

@@ -1,7 +1,7 @@
 /*
  * serve/serve_internal.h - pieces of the HTTP service (include/tessera/serve.h)
- * that are tested and fuzzed on their own: request routing (route.c) and
- * the evaluation-key store (keystore.c).
+ * that are tested and fuzzed on their own: request routing (route.c), the
+ * reply texts (reply.c) and the evaluation-key store (keystore.c).
  */
 #ifndef TSR_SERVE_INTERNAL_H
 #define TSR_SERVE_INTERNAL_H
@@ -51,6 +51,32 @@ int serve_parse_id(const char *hex, uint8_t id[32]);
 void serve_format_id(const uint8_t id[32], char hex[65]);
 /** Name of an endpoint for logs and metrics ("keys", "infer", ...). */
 const char *serve_endpoint_name(serve_endpoint ep);
+
+/* ---- reply texts (reply.c) ------------------------------------------------------------- */
+
+/**
+ * A text that grows as it is appended to (start from all zeros). An append that cannot grow
+ * it (out of memory, or past 16 MiB) marks it failed and leaves it as it was; later appends
+ * do nothing. The text is always NUL-terminated once something was appended.
+ */
+typedef struct serve_text {
+    char *b;
+    size_t len, cap;
+    int failed;
+} serve_text;
+
+void serve_text_appendf(serve_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** s as a JSON string, quotes included (", \ and control characters escaped). */
+void serve_text_json_string(serve_text *t, const char *s);
+/** The text (caller frees), or NULL when it failed (then freed); t is reset either way. */
+char *serve_text_take(serve_text *t);
+
+/**
+ * The reply of PUT /v1/keys: {"keys": "<hash>", "plans": ["<id>", ...]} and a newline, listing
+ * every plan i < n_plans with matched[i] set. Caller frees; NULL out of memory.
+ */
+char *serve_keys_reply(const uint8_t hash[32], const uint8_t (*plan_ids)[32],
+                       const uint8_t *matched, int n_plans);
 
 /* ---- the key store (keystore.c) ------------------------------------------------------ */
 

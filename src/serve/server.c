@@ -288,27 +288,9 @@ static enum MHD_Result send_unknown_keys(tsr_server *s, struct MHD_Connection *c
 
 /* ---- GET endpoints --------------------------------------------------------------------- */
 
-static void json_string(char *out, size_t n, const char *s) {
-    size_t k = 0;
-    for (; *s && k + 8 < n; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            out[k++] = '\\';
-            out[k++] = (char)ch;
-        } else if (ch < 0x20 || ch == 0x7f) {
-            k += (size_t)snprintf(out + k, n - k, "\\u%04x", ch);
-        } else {
-            out[k++] = (char)ch;
-        }
-    }
-    out[k] = '\0';
-}
-
 static enum MHD_Result get_plans(tsr_server *s, struct MHD_Connection *c, req *r) {
-    size_t cap = 512 + (size_t)s->o.n_plans * 1024, k = 0;
-    char *buf = malloc(cap);
-    if (!buf) return send_error(s, c, r, 503, "out of memory");
-    k += (size_t)snprintf(buf + k, cap - k, "{\"plans\": [");
+    serve_text t = { 0 };
+    serve_text_appendf(&t, "{\"plans\": [");
     for (int i = 0; i < s->o.n_plans; i++) {
         const tsr_nn_plan *p = s->plans[i];
         const tsr_nn_model *m = tsr_nn_plan_model(p);
@@ -316,19 +298,21 @@ static enum MHD_Result get_plans(tsr_server *s, struct MHD_Connection *c, req *r
         tsr_nn_model_input_shape(m, &ch, &h, &w);
         double lo, hi;
         tsr_nn_plan_input_range(p, &lo, &hi);
-        char id[65], file[600];
+        char id[65];
         serve_format_id(s->plan_ids[i], id);
         const char *base = strrchr(s->o.plans[i], '/');
-        json_string(file, sizeof file, base ? base + 1 : s->o.plans[i]);
-        k += (size_t)snprintf(buf + k, cap - k,
-                              "%s\n  {\"id\": \"%s\", \"file\": \"%s\", \"input\": [%d, %d, %d], "
-                              "\"batch\": %d, \"outputs\": %lld, \"input_range\": [%.17g, %.17g], "
-                              "\"predicted_seconds\": %.6g, \"predicted_mib\": %.1f}",
-                              i ? "," : "", id, file, ch, h, w, tsr_nn_plan_batch(p),
-                              (long long)tsr_nn_model_output_size(m), lo, hi,
-                              tsr_nn_plan_predicted_seconds(p), tsr_nn_plan_predicted_mib(p));
+        serve_text_appendf(&t, "%s\n  {\"id\": \"%s\", \"file\": ", i ? "," : "", id);
+        serve_text_json_string(&t, base ? base + 1 : s->o.plans[i]);
+        serve_text_appendf(&t,
+                           ", \"input\": [%d, %d, %d], \"batch\": %d, \"outputs\": %lld, "
+                           "\"input_range\": [%.17g, %.17g], \"predicted_seconds\": %.6g, "
+                           "\"predicted_mib\": %.1f}",
+                           ch, h, w, tsr_nn_plan_batch(p), (long long)tsr_nn_model_output_size(m),
+                           lo, hi, tsr_nn_plan_predicted_seconds(p), tsr_nn_plan_predicted_mib(p));
     }
-    snprintf(buf + k, cap - k, "\n]}\n");
+    serve_text_appendf(&t, "\n]}\n");
+    char *buf = serve_text_take(&t);
+    if (!buf) return send_error(s, c, r, 503, "out of memory");
     enum MHD_Result ret = send_text(s, c, r, 200, "application/json", buf);
     free(buf);
     return ret;
@@ -566,21 +550,16 @@ static enum MHD_Result finish_keys(tsr_server *s, struct MHD_Connection *c, req 
         return ret;
     }
     r->tmp[0] = '\0'; /* moved into the store */
-    char hex[65], body[512 + 70 * 64];
+    char hex[65];
     serve_format_id(hash, hex);
-    size_t k = (size_t)snprintf(body, sizeof body, "{\"keys\": \"%s\", \"plans\": [", hex);
-    for (int i = 0, first = 1; i < s->o.n_plans && k + 80 < sizeof body; i++)
-        if (matched[i]) {
-            char id[65];
-            serve_format_id(s->plan_ids[i], id);
-            k += (size_t)snprintf(body + k, sizeof body - k, "%s\"%s\"", first ? "" : ", ", id);
-            first = 0;
-        }
-    snprintf(body + k, sizeof body - k, "]}\n");
+    char *body = serve_keys_reply(hash, (const uint8_t(*)[32])s->plan_ids, matched, s->o.n_plans);
     free(matched);
     logf_(s, "keys %.16s... %s (%.1f MiB)", hex, existed ? "known" : "stored",
           (double)r->got / 1048576.0);
-    return send_text(s, c, r, existed ? 200 : 201, "application/json", body);
+    if (!body) return send_error(s, c, r, 503, "out of memory");
+    enum MHD_Result ret = send_text(s, c, r, existed ? 200 : 201, "application/json", body);
+    free(body);
+    return ret;
 }
 
 /* ---- POST /v1/plans/{id}/infer --------------------------------------------------------- */

@@ -3,8 +3,9 @@
  * for the trainer of gtrain.c. Each kernel mirrors its forward in
  * graph/exec.c (same index walks, same broadcasting) and ACCUMULATES into
  * the input gradients it is given (NULL = not wanted). Matrix products and
- * convolutions go through dgemm (convolution: im2col / col2im with a tap
- * table, Chellapilla et al. 2006). tests/test_train_graph.c checks every
+ * convolutions go through dgemm (convolution: im2col / col2im with the tap
+ * table of graph/conv.c's tsr_conv_plan, the executor's set-up; Chellapilla
+ * et al. 2006). tests/test_train_graph.c checks every
  * kind against central finite differences.
  */
 #include "train/gtrain_internal.h"
@@ -17,21 +18,6 @@
 #include <string.h>
 
 /* ---- index helpers (graph/graph_internal.h has the shared ones) --------------- */
-
-/* tab[q * nout + p] = tap of kernel position q at output position p (nk * nout entries). */
-static int64_t *tap_table(const tsr_pool_geom *geo, int64_t nk, int64_t nout) {
-    int64_t *tab = tsr_alloc((size_t)(nk * nout > 0 ? nk * nout : 1) * sizeof *tab);
-    if (!tab) return NULL;
-    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
-    for (int64_t q = 0; q < nk; q++) {
-        tsr_unravel(q, geo->k, geo->ns, kp);
-        for (int64_t p = 0; p < nout; p++) {
-            tsr_unravel(p, geo->out, geo->ns, op);
-            tab[q * nout + p] = tsr_pool_tap(geo, op, kp);
-        }
-    }
-    return tab;
-}
 
 static void gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, const double *a,
                  int64_t lda, const double *b, int64_t ldb, double beta, double *c, int64_t ldc) {
@@ -212,30 +198,19 @@ static void matmul_backward(const tsr_array *a, const tsr_array *b, const tsr_ar
 
 static void conv_backward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *w,
                           const tsr_array *dy, tsr_array *dx, tsr_array *dw, tsr_array *dbias) {
-    tsr_pool_geom geo;
-    tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, w->dims + 2, &geo);
-    TSR_ASSERT(st == TSR_OK);
-    int ns = geo.ns;
-    int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], G = n->a.group;
-    int64_t cg = C / G, mg = M / G;
-    int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
-    int64_t nk = tsr_spatial_count(geo.k, ns), ck = cg * nk;
-    int64_t *tab = tap_table(&geo, nk, nout);
-    double *col = tsr_alloc((size_t)(ck * nout > 0 ? ck * nout : 1) * sizeof(double));
-    TSR_ASSERT(tab && col); /* sizes of one sample's im2col: small next to the activations */
-    for (int64_t b = 0; b < N; b++)
-        for (int64_t gi = 0; gi < G; gi++) {
+    tsr_conv_plan cp; /* the executor's set-up: geometry, tap table, column buffer */
+    tsr_conv_plan_init(&cp, n, x, w, 1);
+    TSR_ASSERT(cp.tab && cp.col); /* sizes of one sample's im2col: small next to the activations */
+    const int64_t C = cp.C, M = cp.M, cg = cp.cg, mg = cp.mg, nin = cp.nin, nout = cp.nout;
+    const int64_t nk = cp.nk, ck = cp.ck;
+    double *col = cp.col;
+    for (int64_t b = 0; b < cp.N; b++)
+        for (int64_t gi = 0; gi < cp.G; gi++) {
             const double *xg = x->data + (b * C + gi * cg) * nin;
             const double *wg = w->data + gi * mg * ck;
             const double *dyg = dy->data + (b * M + gi * mg) * nout;
             if (dw) { /* dW (mg, ck) += dY (mg, nout) col^T */
-                for (int64_t c = 0; c < cg; c++)
-                    for (int64_t q = 0; q < nk; q++) {
-                        double *row = col + (c * nk + q) * nout;
-                        const int64_t *tq = tab + q * nout;
-                        for (int64_t p = 0; p < nout; p++)
-                            row[p] = tq[p] < 0 ? 0 : xg[c * nin + tq[p]];
-                    }
+                tsr_conv_im2col(&cp, xg);
                 gemm(0, 1, mg, ck, nout, 1, dyg, nout, col, nout, 1, dw->data + gi * mg * ck, ck);
             }
             if (dx) { /* dcol (ck, nout) = W^T dY, then col2im */
@@ -244,7 +219,7 @@ static void conv_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
                 for (int64_t c = 0; c < cg; c++)
                     for (int64_t q = 0; q < nk; q++) {
                         const double *row = col + (c * nk + q) * nout;
-                        const int64_t *tq = tab + q * nout;
+                        const int64_t *tq = cp.tab + q * nout;
                         for (int64_t p = 0; p < nout; p++)
                             if (tq[p] >= 0) dxg[c * nin + tq[p]] += row[p];
                     }
@@ -256,40 +231,7 @@ static void conv_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
                     dbias->data[gi * mg + m] += s;
                 }
         }
-    tsr_free(col);
-    tsr_free(tab);
-}
-
-void gt_conv_forward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *w,
-                     const tsr_array *bias, tsr_array *o) {
-    tsr_pool_geom geo;
-    tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, w->dims + 2, &geo);
-    TSR_ASSERT(st == TSR_OK);
-    int ns = geo.ns;
-    int64_t N = x->dims[0], C = x->dims[1], M = w->dims[0], G = n->a.group;
-    int64_t cg = C / G, mg = M / G;
-    int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
-    int64_t nk = tsr_spatial_count(geo.k, ns), ck = cg * nk;
-    int64_t *tab = tap_table(&geo, nk, nout);
-    double *col = tsr_alloc((size_t)(ck * nout > 0 ? ck * nout : 1) * sizeof(double));
-    TSR_ASSERT(tab && col);
-    for (int64_t b = 0; b < N; b++)
-        for (int64_t gi = 0; gi < G; gi++) {
-            const double *xg = x->data + (b * C + gi * cg) * nin;
-            double *og = o->data + (b * M + gi * mg) * nout;
-            for (int64_t c = 0; c < cg; c++)
-                for (int64_t q = 0; q < nk; q++) {
-                    double *row = col + (c * nk + q) * nout;
-                    const int64_t *tq = tab + q * nout;
-                    for (int64_t p = 0; p < nout; p++) row[p] = tq[p] < 0 ? 0 : xg[c * nin + tq[p]];
-                }
-            gemm(0, 0, mg, nout, ck, 1, w->data + gi * mg * ck, ck, col, nout, 0, og, nout);
-            if (bias)
-                for (int64_t m = 0; m < mg; m++)
-                    for (int64_t p = 0; p < nout; p++) og[m * nout + p] += bias->data[gi * mg + m];
-        }
-    tsr_free(col);
-    tsr_free(tab);
+    tsr_conv_plan_free(&cp);
 }
 
 static void pool_backward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *dy,
@@ -301,8 +243,8 @@ static void pool_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
     int64_t planes = x->dims[0] * x->dims[1];
     int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
     int64_t nk = tsr_spatial_count(geo.k, ns);
-    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
-    int64_t *tab = tap_table(&geo, nk, nout);
+    int64_t op[TSR_GRAPH_MAX_SPATIAL];
+    int64_t *tab = tsr_pool_tap_table(&geo);
     TSR_ASSERT(tab);
     for (int64_t p = 0; p < nout; p++) {
         tsr_unravel(p, geo.out, ns, op);
@@ -322,17 +264,7 @@ static void pool_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
             }
             continue;
         }
-        int64_t cnt = 0; /* the divisor of graph/exec.c */
-        for (int64_t q = 0; q < nk; q++) {
-            tsr_unravel(q, geo.k, ns, kp);
-            int in_pad = 1, in_x = 1;
-            for (int i = 0; i < ns; i++) {
-                int64_t pos = op[i] * geo.s[i] - geo.pb[i] + kp[i] * geo.d[i];
-                if (pos < 0 || pos >= geo.in[i]) in_x = 0;
-                if (pos < -geo.pb[i] || pos >= geo.in[i] + geo.pe[i]) in_pad = 0;
-            }
-            cnt += n->a.count_include_pad ? in_pad : in_x;
-        }
+        int64_t cnt = tsr_pool_divisor(&geo, op, n->a.count_include_pad); /* exec.c's */
         if (!cnt) continue;
         for (int64_t pl = 0; pl < planes; pl++) {
             double g = dy->data[pl * nout + p] / (double)cnt;

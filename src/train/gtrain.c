@@ -198,7 +198,7 @@ tsr_status tsr_trainer_create(tsr_trainer **out, const tsr_graph *g) {
     t->trainable = calloc(nv, 1);
     t->p_off = calloc(nv, sizeof *t->p_off);
     t->bound = calloc(2 * nn, sizeof *t->bound);
-    t->seen = calloc(2 * nn, sizeof *t->seen);
+    t->seen = calloc(4 * nn, sizeof *t->seen);
     if (!t->trainable || !t->p_off || !t->bound || !t->seen) {
         tsr_trainer_free(t);
         return tsr_fail(TSR_ERR_NOMEM, "out of memory");
@@ -298,8 +298,9 @@ void tsr_trainer_track_ranges(tsr_trainer *t, int on, int reset) {
     t->track = on != 0;
     if (!reset) return;
     for (int i = 0; i < t->g->n_nodes; i++) {
-        t->seen[2 * i] = INFINITY;
-        t->seen[2 * i + 1] = -INFINITY;
+        t->seen[4 * i] = INFINITY;
+        t->seen[4 * i + 1] = -INFINITY;
+        t->seen[4 * i + 2] = t->seen[4 * i + 3] = 0;
     }
     t->seen_any = 0;
 }
@@ -309,8 +310,19 @@ tsr_status tsr_trainer_node_range(const tsr_trainer *t, int i, double *lo, doubl
     if (i < 0 || i >= t->g->n_nodes || !t->seen_any)
         return tsr_fail(TSR_ERR_NOT_FOUND, "no range recorded for node %d", i);
     int ni = t->g->order[i];
-    *lo = t->seen[2 * ni];
-    *hi = t->seen[2 * ni + 1];
+    *lo = t->seen[4 * ni];
+    *hi = t->seen[4 * ni + 1];
+    return TSR_OK;
+}
+
+tsr_status tsr_trainer_node_outside(const tsr_trainer *t, int i, uint64_t *outside,
+                                    uint64_t *count) {
+    TSR_REQUIRE(t && outside && count, "tsr_trainer_node_outside: NULL argument");
+    if (i < 0 || i >= t->g->n_nodes || !t->seen_any)
+        return tsr_fail(TSR_ERR_NOT_FOUND, "no range recorded for node %d", i);
+    int ni = t->g->order[i];
+    *outside = (uint64_t)t->seen[4 * ni + 2];
+    *count = (uint64_t)t->seen[4 * ni + 3];
     return TSR_OK;
 }
 
@@ -321,6 +333,16 @@ static int has_bound(const tsr_trainer *t, int ni) {
     tsr_graph_kind k = t->g->nodes[ni].kind;
     return (k == TSR_NODE_POLY || k == TSR_NODE_CHEBYSHEV) &&
            t->bound[2 * ni + 1] > t->bound[2 * ni];
+}
+
+tsr_status tsr_trainer_node_bound(const tsr_trainer *t, int i, double *lo, double *hi) {
+    TSR_REQUIRE(t && lo && hi, "tsr_trainer_node_bound: NULL argument");
+    if (i < 0 || i >= t->g->n_nodes || !has_bound(t, t->g->order[i]))
+        return tsr_fail(TSR_ERR_NOT_FOUND, "node %d has no bound", i);
+    int ni = t->g->order[i];
+    *lo = t->bound[2 * ni];
+    *hi = t->bound[2 * ni + 1];
+    return TSR_OK;
 }
 
 static int count_bounded(const tsr_trainer *t) {
@@ -375,13 +397,11 @@ static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x,
         if (st == TSR_OK) st = tsr_array_create(&s->act[n->out], orank, odims);
         if (st != TSR_OK) break;
         for (int k = 0; k < n->n_in; k++) in[k] = n->in[k] >= 0 ? s->act[n->in[k]] : NULL;
-        if (n->kind == TSR_NODE_CONV)
-            gt_conv_forward(n, in[0], in[1], n->n_in > 2 ? in[2] : NULL, s->act[n->out]);
-        else
-            tsr_graph_node_exec(n, in, s->act[n->out]);
-        /* statistics of the first input */
+        tsr_graph_node_exec(n, in, s->act[n->out]);
+        /* statistics of the first input (outside: beyond the bound, tracked or penalised) */
         int pen = want_pen && has_bound(t, ni);
         if (!t->track && !pen) continue;
+        const int bounded = has_bound(t, ni);
         const tsr_array *a = in[0];
         double lo = INFINITY, hi = -INFINITY, out = 0, sum = 0;
         const double blo = t->bound[2 * ni], bhi = t->bound[2 * ni + 1];
@@ -389,7 +409,7 @@ static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x,
             double v = a->data[i];
             lo = v < lo ? v : lo;
             hi = v > hi ? v : hi;
-            if (pen) {
+            if (bounded) {
                 double e = v > bhi ? v - bhi : v < blo ? blo - v : 0;
                 out += e > 0;
                 sum += e * e;
@@ -478,8 +498,12 @@ tsr_status tsr_trainer_forward(tsr_trainer *t, const tsr_array *x, const tsr_arr
         for (int i = 0; i < T; i++) {
             const double *sp = t->sl[i].stats + 4 * (size_t)ni;
             if (t->track) {
-                if (sp[0] < t->seen[2 * ni]) t->seen[2 * ni] = sp[0];
-                if (sp[1] > t->seen[2 * ni + 1]) t->seen[2 * ni + 1] = sp[1];
+                if (sp[0] < t->seen[4 * ni]) t->seen[4 * ni] = sp[0];
+                if (sp[1] > t->seen[4 * ni + 1]) t->seen[4 * ni + 1] = sp[1];
+                if (has_bound(t, ni)) {
+                    t->seen[4 * ni + 2] += sp[2];
+                    t->seen[4 * ni + 3] += (double)t->sl[i].act[g->nodes[ni].in[0]]->numel;
+                }
             }
             sum += sp[3];
         }

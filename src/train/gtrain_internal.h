@@ -30,7 +30,7 @@ struct tsr_trainer {
     double range_weight, range_loss;
     int track;
     int input_grad; /* backward computes the input gradient (fit turns it off) */
-    double *seen;   /* (n_nodes, 2) tracked min, max (by node index) */
+    double *seen;   /* (n_nodes, 4) tracked min, max, outside, count (by node index) */
     int seen_any;
     int T; /* slices of the last forward */
     gt_slice sl[GT_MAX_THREADS];
@@ -49,13 +49,6 @@ void gt_node_backward(const tsr_graph_node *n, const tsr_array *const *in, const
 
 /** TSR_ERR_SHAPE when x (B, ...) does not fit the graph input. */
 tsr_status gt_check_input(const tsr_trainer *t, const tsr_array *x);
-
-/**
- * Conv forward as graph/exec.c computes it, with a precomputed tap table
- * (im2col without per-element index arithmetic) and dgemm per sample and group.
- */
-void gt_conv_forward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *w,
-                     const tsr_array *bias, tsr_array *out);
 
 /** 1 when input k of a node of this kind is a weight (a constant there trains). */
 int gt_param_slot(tsr_graph_kind kind, int k);

@@ -4,6 +4,7 @@
 #include "clitest.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,53 @@ int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int
         if (s) port = atoi(s);
         if (!port) usleep(100000);
     }
-    if (port <= 0) fail_msg("tessera serve never wrote its port; its output:\n%s", tt_slurp(lg));
+    if (port <= 0) {
+        tt_wait_child(*pid, 0, NULL); /* never leave the server running */
+        *pid = 0;
+        fail_msg("tessera serve never wrote its port; its output:\n%s", tt_slurp(lg));
+    }
     return port;
+}
+
+int tt_wait_child(int pid, double seconds, int *status) {
+    int st = 0;
+    if (pid <= 0) return 0;
+    for (long i = 0;; i++) {
+        pid_t w = waitpid(pid, &st, WNOHANG);
+        if (w == pid) {
+            if (status) *status = st;
+            return 1;
+        }
+        if (w < 0 || (double)i * 0.05 >= seconds) break;
+        usleep(50000);
+    }
+    if (kill(pid, SIGKILL) == 0) waitpid(pid, &st, 0); /* SIGKILL cannot be caught: this returns */
+    return 0;
+}
+
+void tt_write_inputs_csv(const char *path, int rows, int cols, int mul) {
+    FILE *fp = fopen(path, "w");
+    if (!fp) fail_msg("cannot write %s", path);
+    for (int i = 0; i < rows; i++)
+        for (int k = 0; k < cols; k++)
+            fprintf(fp, "%g%c", 0.001 * ((i * mul + k) % 100), k == cols - 1 ? '\n' : ',');
+    if (fclose(fp) != 0) fail_msg("cannot write %s", path);
+}
+
+void tt_cli_compile_keygen(const char *onnx, const char *compile_args, const char *plan,
+                           const char *sk, const char *evk) {
+    tt_cli_expect(tt_cli_run("compile %s %s --out %s --insecure-parameters-for-testing", onnx,
+                             compile_args, plan),
+                  0, "compile");
+    tt_cli_expect(tt_cli_run("keygen %s --out-secret %s --out-eval %s "
+                             "--insecure-parameters-for-testing",
+                             plan, sk, evk),
+                  0, "keygen");
+}
+
+void tt_gate_hook(void *arg) {
+    tt_gate *g = arg;
+    if (!__atomic_load_n(&g->hold, __ATOMIC_SEQ_CST)) return;
+    sem_post(&g->started);
+    sem_wait(&g->release);
 }

@@ -8,6 +8,8 @@
 
 #include "testutil.h"
 
+#include <semaphore.h>
+
 /** Group setup/teardown (cmocka signatures): create / remove the temporary directory. */
 int tt_cli_setup(void **state);
 int tt_cli_teardown(void **state);
@@ -28,10 +30,40 @@ int tt_cli_run_after(const char *prefix, const char *fmt, ...)
 /**
  * Start `tessera serve --plan PLAN --state-dir STATE --listen 127.0.0.1:0 --port-file ...
  * --insecure-parameters-for-testing` in the background, stdout and stderr to log; wait (at
- * most 5 minutes) for its port file and return the port (the test fails if it never comes).
- * *pid gets the process, for the caller to signal and wait for.
+ * most 5 minutes) for its port file and return the port (the test fails if it never comes;
+ * the server is then killed and *pid is 0). *pid gets the process as soon as it is started,
+ * for the caller to signal and wait for (tt_wait_child).
  */
 int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int *pid);
+
+/**
+ * Wait at most `seconds` for the child process pid to exit: 1 and its status (may be NULL) once
+ * it did. Past the bound, kill that process (SIGKILL to pid only, never by name), reap it and
+ * return 0. Also 0 when pid is not a child of ours.
+ */
+int tt_wait_child(int pid, double seconds, int *status);
+
+/** Write a CSV of rows x cols inputs to path: value (r, k) is 0.001 * ((r * mul + k) % 100). */
+void tt_write_inputs_csv(const char *path, int rows, int cols, int mul);
+
+/**
+ * `tessera compile ONNX ARGS --out PLAN` then `tessera keygen PLAN --out-secret SK --out-eval
+ * EVK`, both with --insecure-parameters-for-testing (small test rings); the test fails if
+ * either does.
+ */
+void tt_cli_compile_keygen(const char *onnx, const char *compile_args, const char *plan,
+                           const char *sk, const char *evk);
+
+/**
+ * A gate for a server's job hook (tsr_serve_opts.job_hook = tt_gate_hook, .job_hook_arg = the
+ * gate): while hold is set, each job posts `started` and waits for `release`; otherwise it
+ * passes. Set up with sem_init on both semaphores (and hold) before the server starts.
+ */
+typedef struct tt_gate {
+    sem_t started, release;
+    int hold; /* read and written atomically */
+} tt_gate;
+void tt_gate_hook(void *arg);
 
 /** The output of the last run (static buffer). */
 const char *tt_cli_output(void);

@@ -1,0 +1,84 @@
+/*
+ * graph/conv.c - the set-up of a Conv node on one input shape, shared by the
+ * executor (exec.c) and the trainer's backward (train/gbackward.c): geometry,
+ * per-sample counts, the tap table and the im2col column buffer; the tap
+ * table and the average-pool divisor of any window geometry.
+ */
+#include "graph/graph_internal.h"
+
+#include "core/alloc.h"
+#include "core/error.h"
+
+#include <string.h>
+
+void tsr_conv_plan_init(tsr_conv_plan *cp, const tsr_graph_node *n, const tsr_array *x,
+                        const tsr_array *w, int buffers) {
+    memset(cp, 0, sizeof *cp);
+    tsr_status st = tsr_graph_pool_geom(n, x->rank, x->dims, w->dims + 2, &cp->geo);
+    TSR_ASSERT(st == TSR_OK); /* shape.c checked the node */
+    const int ns = cp->geo.ns;
+    cp->N = x->dims[0];
+    cp->C = x->dims[1];
+    cp->M = w->dims[0];
+    cp->G = n->a.group;
+    cp->cg = cp->C / cp->G;
+    cp->mg = cp->M / cp->G;
+    cp->nin = tsr_spatial_count(cp->geo.in, ns);
+    cp->nout = tsr_spatial_count(cp->geo.out, ns);
+    cp->nk = tsr_spatial_count(cp->geo.k, ns);
+    cp->ck = cp->cg * cp->nk;
+    if (!buffers) return;
+    cp->tab = tsr_pool_tap_table(&cp->geo);
+    cp->col = tsr_alloc((size_t)(cp->ck * cp->nout > 0 ? cp->ck * cp->nout : 1) * sizeof *cp->col);
+    if (!cp->tab || !cp->col) tsr_conv_plan_free(cp);
+}
+
+int64_t *tsr_pool_tap_table(const tsr_pool_geom *geo) {
+    const int ns = geo->ns;
+    const int64_t nk = tsr_spatial_count(geo->k, ns), nout = tsr_spatial_count(geo->out, ns);
+    int64_t *tab = tsr_alloc((size_t)(nk * nout > 0 ? nk * nout : 1) * sizeof *tab);
+    if (!tab) return NULL;
+    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
+    for (int64_t q = 0; q < nk; q++) {
+        tsr_unravel(q, geo->k, ns, kp);
+        for (int64_t p = 0; p < nout; p++) {
+            tsr_unravel(p, geo->out, ns, op);
+            tab[q * nout + p] = tsr_pool_tap(geo, op, kp);
+        }
+    }
+    return tab;
+}
+
+int64_t tsr_pool_divisor(const tsr_pool_geom *geo, const int64_t *op, int count_include_pad) {
+    const int ns = geo->ns;
+    const int64_t nk = tsr_spatial_count(geo->k, ns);
+    int64_t kp[TSR_GRAPH_MAX_SPATIAL], cnt = 0;
+    for (int64_t q = 0; q < nk; q++) {
+        tsr_unravel(q, geo->k, ns, kp);
+        int in_pad = 1, in_x = 1;
+        for (int i = 0; i < ns; i++) {
+            int64_t pos = op[i] * geo->s[i] - geo->pb[i] + kp[i] * geo->d[i];
+            if (pos < 0 || pos >= geo->in[i]) in_x = 0;
+            if (pos < -geo->pb[i] || pos >= geo->in[i] + geo->pe[i]) in_pad = 0;
+        }
+        cnt += count_include_pad ? in_pad : in_x;
+    }
+    return cnt;
+}
+
+void tsr_conv_plan_free(tsr_conv_plan *cp) {
+    tsr_free(cp->tab);
+    tsr_free(cp->col);
+    cp->tab = NULL;
+    cp->col = NULL;
+}
+
+void tsr_conv_im2col(const tsr_conv_plan *cp, const double *xg) {
+    const int64_t nk = cp->nk, nout = cp->nout, nin = cp->nin;
+    for (int64_t c = 0; c < cp->cg; c++)
+        for (int64_t q = 0; q < nk; q++) {
+            double *row = cp->col + (c * nk + q) * nout;
+            const int64_t *tq = cp->tab + q * nout;
+            for (int64_t p = 0; p < nout; p++) row[p] = tq[p] < 0 ? 0 : xg[c * nin + tq[p]];
+        }
+}
