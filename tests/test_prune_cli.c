@@ -197,7 +197,25 @@ static void test_finetune(void **state) {
                              "--finetune %s,%s --ft-batch 16 --quiet",
                              m, b, tt_cli_path("x.npy"), tt_cli_path("y.npy")),
                   0, "per-layer sparsity");
-    assert_non_null(strstr(tt_cli_output(), "0.0%"));
+    {
+        /* read back: layer 1 (24 x 16 in 8 x 4 tiles) kept all its tiles, layer 2 (10 x 24 in
+         * 4 x 8 tiles) lost round(0.5 x its tiles) */
+        tsr_graph *gl = read_model(b, NULL);
+        tsr_prune_opts lo;
+        tsr_prune_opts_default(&lo);
+        lo.tile_rows = 8;
+        lo.tile_cols = 4;
+        tsr_prune_report *lr;
+        tt_ok(tsr_prune_stats(gl, &lo, &lr));
+        int64_t t0 = ((24 + 7) / 8) * ((16 + 3) / 4), t1 = ((10 + 3) / 4) * ((24 + 7) / 8);
+        assert_int_equal(lr->layers[0].tiles, t0);
+        assert_int_equal(lr->layers[0].tiles_nz_before, t0);
+        assert_int_equal(lr->layers[0].weights_nz_before, 24 * 16);
+        assert_int_equal(lr->layers[1].tiles, t1);
+        assert_int_equal(lr->layers[1].tiles_nz_before, t1 - llround(0.5 * (double)t1));
+        tsr_prune_report_free(lr);
+        tsr_graph_free(gl);
+    }
     tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --tile 8x4 --steps 2 --finetune "
                              "%s,%s --ft-batch 16 --ft-schedule const --quiet",
                              m, b, tt_cli_path("x.npy"), tt_cli_path("y.npy")),
