@@ -581,6 +581,75 @@ static void test_layer_sparsity(void **state) {
 }
 
 /*
+ * Tile-row-aware pruning: W1 (10 x 12 in 2 x 4 tiles: 5 tile rows of 3 tiles) empties
+ * round(0.4 x 5) = 2 whole tile rows, those of smallest norm, then zeroes tiles up to
+ * round(0.5 x 15) = 8, the 2 smallest of the other tile rows' tiles; W2 keeps the global
+ * row sparsity 0 (tile pruning only).
+ */
+static void test_row_sparsity(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1407);
+    tsr_graph *gr = mlp(&g), *p;
+    const double *w1 = tsr_graph_const(gr, "W1")->data;
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.tile_rows = 2;
+    o.tile_cols = 4;
+    o.sparsity = 0.5;
+    const double rs[2] = { 0.4, -1.0 };
+    o.layer_row_sparsity = rs;
+    o.n_layer_row_sparsity = 2;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    double n0[15], n1[15], rown[5] = { 0 }, sorted[5];
+    tile_norms(w1, 10, 12, 2, 4, n0);
+    tile_norms(tsr_graph_const(p, "W1")->data, 10, 12, 2, 4, n1);
+    for (int t = 0; t < 15; t++) rown[t / 3] += n0[t];
+    memcpy(sorted, rown, sizeof sorted);
+    qsort(sorted, 5, sizeof *sorted, cmp_dbl);
+    int empty_rows = 0;
+    double rest[15];
+    int nrest = 0;
+    for (int br = 0; br < 5; br++) {
+        int weak = rown[br] <= sorted[1];
+        double kept = n1[3 * br] + n1[3 * br + 1] + n1[3 * br + 2];
+        if (weak) {
+            if (kept != 0) fail_msg("tile row %d (norm %g) is not empty", br, rown[br]);
+            empty_rows++;
+        } else {
+            for (int j = 0; j < 3; j++) rest[nrest++] = n0[3 * br + j];
+        }
+    }
+    assert_int_equal(empty_rows, 2);
+    assert_int_equal(nrest, 9);
+    qsort(rest, (size_t)nrest, sizeof *rest, cmp_dbl);
+    for (int t = 0; t < 15; t++) {
+        if (rown[t / 3] <= sorted[1]) continue;
+        /* outside the emptied tile rows: the 2 smallest tiles zeroed, the others untouched */
+        if (n0[t] <= rest[1])
+            assert_true(n1[t] == 0);
+        else
+            assert_true(n1[t] == n0[t]);
+    }
+    assert_int_equal(r->layers[0].tiles_nz_after, 15 - 8);
+    assert_int_equal(r->layers[0].rowblocks_zero_after, 2);
+    /* W2 (8 x 10 in 4 x 2 tiles: 2 x 5 = 10) loses round(5) tiles */
+    assert_int_equal(r->layers[1].tiles_nz_after, 10 - 5);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    const double bad[1] = { 1.0 };
+    o.layer_row_sparsity = bad;
+    o.n_layer_row_sparsity = 1;
+    tt_fails(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    o.layer_row_sparsity = NULL;
+    o.n_layer_row_sparsity = 0;
+    o.row_sparsity = -0.5;
+    tt_fails(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    tsr_graph_free(gr);
+}
+
+/*
  * The dense layer after the CNN's flatten reads (6 channels, 3, 3) images:
  * its tiles are 2 outputs x 4 channels x a 2 x 2 block of positions, the
  * compiler's dense tile (recomputed here from the flatten order (c, y, x)).
@@ -675,6 +744,7 @@ int main(void) {
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_finetune_masks),
         cmocka_unit_test(test_layer_sparsity),
+        cmocka_unit_test(test_row_sparsity),
         cmocka_unit_test(test_spatial_tiles),
         cmocka_unit_test(test_errors),
     };
