@@ -40,6 +40,10 @@ static void usage(FILE *f) {
             "  --layer-sparsity L  per prunable layer in graph order, comma-separated, each in\n"
             "                    [0, 1) or - for --sparsity (e.g. 0.9,0,0,0.9: prune the two\n"
             "                    big layers of an autoencoder hardest); --stats lists the layers\n"
+            "  --row-sparsity R  tile-row-aware (tile, hepex): empty this share of each layer's\n"
+            "                    tile rows (R output features x all inputs) whole first, weakest\n"
+            "                    first; they count towards --sparsity and need no rotate-and-sum\n"
+            "  --layer-row-sparsity L  per layer, as --layer-sparsity (default: --row-sparsity)\n"
             "  --tile RxC        tile of the first layer: R output x C input features (default\n"
             "                    32x32); use the compiler's: e.g. t0 x t3 of `tessera compile`\n"
             "  --tile-spatial YxX  a dense layer reading flattened (channels, h, w) images\n"
@@ -64,6 +68,10 @@ static void usage(FILE *f) {
             "  --ft-schedule S   const, or cosine (default): lr to 0 over each fine-tuning\n"
             "  --ft-batch B      batch size (default 64)\n"
             "  --ft-limit N      use the first N samples of X,Y\n"
+            "  --distill DENSE.onnx  distillation: the loss is (1 - A) x the data loss + A x\n"
+            "                    the MSE to DENSE's outputs on the same inputs (logits or\n"
+            "                    reconstructions; DENSE is run once in the clear)\n"
+            "  --distill-weight A  in [0, 1] (default 0.5)\n"
             "  --pixel-norm M,S  integer pixels p become (p / 255 - M) / S (default 0,1)\n"
             "  --stats           only print the tile statistics of MODEL\n"
             "  --quiet           no progress\n"
@@ -101,6 +109,8 @@ static void on_progress(void *ctx, const char *phase, int64_t done, int64_t tota
  */
 typedef struct ft_ctx {
     const tsr_array *x, *y;
+    const tsr_array *teacher; /* (N, out) the dense model's outputs on x, or NULL */
+    double alpha;             /* weight of the distillation term */
     double lr;
     int batch, epochs, cosine, quiet;
     uint64_t seed;
@@ -131,11 +141,17 @@ static tsr_status param_keep(const tsr_trainer *t, const tsr_graph *g, const tsr
     return TSR_OK;
 }
 
-/* dy = d loss / d out for the batch rows idx; returns the batch's loss. */
+/*
+ * dy = d loss / d out for the batch rows idx; returns the batch's loss. With a teacher (the
+ * dense model's outputs T on the same rows) the loss is (1 - a) data loss + a MSE(out, T):
+ * distillation from the dense model (logits for a classifier, reconstructions for an
+ * autoencoder).
+ */
 static double loss_grad(const tsr_array *out, const tsr_array *y, const int64_t *idx, int64_t B,
-                        int ce, tsr_array *dy) {
+                        int ce, const tsr_array *teacher, double a, tsr_array *dy) {
     int64_t D = (int64_t)out->numel / B;
     double loss = 0;
+    double w = teacher ? 1.0 - a : 1.0;
     for (int64_t b = 0; b < B; b++) {
         const double *o = out->data + b * D;
         double *d = dy->data + b * D;
@@ -144,15 +160,23 @@ static double loss_grad(const tsr_array *out, const tsr_array *y, const int64_t 
             for (int64_t j = 1; j < D; j++) mx = o[j] > mx ? o[j] : mx;
             for (int64_t j = 0; j < D; j++) z += exp(o[j] - mx);
             int64_t lab = (int64_t)y->data[idx[b]];
-            for (int64_t j = 0; j < D; j++) d[j] = exp(o[j] - mx) / z / (double)B;
-            d[lab] -= 1.0 / (double)B;
-            loss += (log(z) + mx - o[lab]) / (double)B;
+            for (int64_t j = 0; j < D; j++) d[j] = w * exp(o[j] - mx) / z / (double)B;
+            d[lab] -= w / (double)B;
+            loss += w * (log(z) + mx - o[lab]) / (double)B;
         } else {
             const double *t = y->data + idx[b] * D;
             for (int64_t j = 0; j < D; j++) {
                 double e = o[j] - t[j];
-                d[j] = 2.0 * e / (double)(B * D);
-                loss += e * e / (double)(B * D);
+                d[j] = w * 2.0 * e / (double)(B * D);
+                loss += w * e * e / (double)(B * D);
+            }
+        }
+        if (teacher) {
+            const double *t = teacher->data + idx[b] * D;
+            for (int64_t j = 0; j < D; j++) {
+                double e = o[j] - t[j];
+                d[j] += a * 2.0 * e / (double)(B * D);
+                loss += a * e * e / (double)(B * D);
             }
         }
     }
@@ -226,7 +250,13 @@ static tsr_status finetune_run(ft_ctx *c, int step, const tsr_prune_masks *masks
                 break;
             }
             if (ce && it == 0 && (st = check_labels(c->y, out->dims[1])) != TSR_OK) break;
-            double l = loss_grad(out, c->y, idx, B, ce, dy);
+            if (c->teacher && c->teacher->numel != (size_t)N * (out->numel / (size_t)B)) {
+                st = tsr_fail(TSR_ERR_SHAPE,
+                              "prune: the --distill model's outputs do not have the pruned "
+                              "model's shape");
+                break;
+            }
+            double l = loss_grad(out, c->y, idx, B, ce, c->teacher, c->alpha, dy);
             if (!isfinite(l)) {
                 st = tsr_fail(TSR_ERR_INVALID_ARG,
                               "prune: fine-tuning diverged (loss %g at step %d, batch %lld); "
@@ -328,6 +358,46 @@ static tsr_status load_graph(const char *path, tsr_onnx_model **om, tsr_graph **
     return st;
 }
 
+/* The outputs of the model at path on every row of x, in chunks of 1000 rows: (N, out). */
+static tsr_status teacher_outputs(const char *path, const tsr_array *x, tsr_array **out) {
+    tsr_onnx_model *om = NULL;
+    tsr_graph *g = NULL;
+    *out = NULL;
+    TSR_TRY(load_graph(path, &om, &g));
+    int64_t N = x->dims[0], row = N ? (int64_t)x->numel / N : 0, D = -1;
+    tsr_array *chunk = NULL, *res = NULL;
+    tsr_status st = TSR_OK;
+    for (int64_t i = 0; i < N && st == TSR_OK; i += 1000) {
+        int64_t n = N - i < 1000 ? N - i : 1000, d[TSR_ARRAY_MAX_RANK];
+        memcpy(d, x->dims, sizeof d);
+        d[0] = n;
+        tsr_array_free(chunk);
+        chunk = NULL;
+        if ((st = tsr_array_create(&chunk, x->rank, d)) != TSR_OK) break;
+        memcpy(chunk->data, x->data + i * row, (size_t)(n * row) * sizeof *chunk->data);
+        tsr_array *y = NULL;
+        if ((st = tsr_graph_run(g, (const tsr_array *const *)&chunk, &y)) != TSR_OK) break;
+        if (D < 0) {
+            D = (int64_t)y->numel / n;
+            int64_t od[2] = { N, D };
+            st = tsr_array_create(&res, 2, od);
+        } else if ((int64_t)y->numel != n * D) {
+            st = tsr_fail(TSR_ERR_SHAPE, "prune: --distill model: output size changed");
+        }
+        if (st == TSR_OK) memcpy(res->data + i * D, y->data, (size_t)(n * D) * sizeof *y->data);
+        tsr_array_free(y);
+    }
+    tsr_array_free(chunk);
+    tsr_graph_free(g);
+    tsr_onnx_free(om);
+    if (st != TSR_OK) {
+        tsr_array_free(res);
+        return st;
+    }
+    *out = res;
+    return TSR_OK;
+}
+
 /* ONNX bytes of g with the input model's metadata and a note of what was done. */
 static tsr_status export_model(const tsr_graph *g, const tsr_onnx_model *in, const char *note,
                                uint8_t **buf, size_t *len) {
@@ -352,6 +422,8 @@ int tsr_cmd_prune(int argc, char **argv) {
     double sparsity = 0.5, expand = 1.0, ft_lr = 5e-4;
     long steps = 1, iters = 20, seed = 1, ft_epochs = 1, ft_batch = 64, ft_limit = 0;
     const char *ft_data = NULL, *pixel_norm = NULL, *ft_sched = "cosine", *layer_sp = NULL;
+    const char *distill = NULL, *layer_row = NULL;
+    double distill_w = 0.5, row_sp = 0.0;
     int no_alt = 0, permute = 0, skip_first = 0, skip_last = 0, stats = 0, quiet = 0, force = 0;
     const cli_opt opts[] = {
         { "--out", CLI_STR, &out, 0, 0 },
@@ -373,6 +445,10 @@ int tsr_cmd_prune(int argc, char **argv) {
         { "--ft-batch", CLI_LONG, &ft_batch, 1, 65536 },
         { "--ft-schedule", CLI_STR, &ft_sched, 0, 0 },
         { "--layer-sparsity", CLI_STR, &layer_sp, 0, 0 },
+        { "--row-sparsity", CLI_DOUBLE, &row_sp, 0, 0 },
+        { "--layer-row-sparsity", CLI_STR, &layer_row, 0, 0 },
+        { "--distill", CLI_STR, &distill, 0, 0 },
+        { "--distill-weight", CLI_DOUBLE, &distill_w, 0, 0 },
         { "--ft-limit", CLI_LONG, &ft_limit, 0, 100000000 },
         { "--pixel-norm", CLI_STR, &pixel_norm, 0, 0 },
         { "--stats", CLI_FLAG, &stats, 0, 0 },
@@ -408,6 +484,24 @@ int tsr_cmd_prune(int argc, char **argv) {
         o.layer_sparsity = lsp;
         o.n_layer_sparsity = n;
     }
+    if (!(row_sp >= 0.0 && row_sp < 1.0))
+        return cli_usage_error("prune", "--row-sparsity %g must be in [0, 1)", row_sp);
+    o.row_sparsity = row_sp;
+    double lrow[64];
+    if (layer_row) {
+        int n = parse_layer_sparsity(layer_row, lrow, 64);
+        if (n < 0)
+            return cli_usage_error("prune",
+                                   "--layer-row-sparsity '%s': expected up to 64 comma-separated "
+                                   "values in [0, 1) or -",
+                                   layer_row);
+        o.layer_row_sparsity = lrow;
+        o.n_layer_row_sparsity = n;
+    }
+    if (!(distill_w >= 0.0 && distill_w <= 1.0))
+        return cli_usage_error("prune", "--distill-weight %g must be in [0, 1]", distill_w);
+    if (distill && !ft_data)
+        return cli_usage_error("prune", "--distill needs --finetune (the inputs it is run on)");
     if (strcmp(ft_sched, "const") != 0 && strcmp(ft_sched, "cosine") != 0)
         return cli_usage_error("prune", "--ft-schedule '%s': const or cosine", ft_sched);
     o.alternate = !no_alt;
@@ -439,7 +533,7 @@ int tsr_cmd_prune(int argc, char **argv) {
     ft_ctx fc;
     memset(&fc, 0, sizeof fc);
     tsr_graph *pg = NULL;
-    tsr_array *fx = NULL, *fy = NULL;
+    tsr_array *fx = NULL, *fy = NULL, *ft = NULL;
     if (ft_data) {
         double mean = 0.0, sd = 1.0;
         if (!(ft_lr > 0)) {
@@ -449,6 +543,15 @@ int tsr_cmd_prune(int argc, char **argv) {
         if (pixel_norm && (rc = tcli_parse_norm("prune", pixel_norm, &mean, &sd)) != 0) goto done;
         if ((rc = tcli_load_pair("prune", ft_data, g, mean, sd, ft_limit, &fx, &fy, NULL)) != 0)
             goto done;
+        if (distill) {
+            st = teacher_outputs(distill, fx, &ft);
+            if (st != TSR_OK) {
+                rc = cli_fail("prune", st, distill);
+                goto done;
+            }
+            fc.teacher = ft;
+            fc.alpha = distill_w;
+        }
         fc.lr = ft_lr;
         fc.batch = (int)ft_batch;
         fc.cosine = strcmp(ft_sched, "cosine") == 0;
@@ -475,14 +578,13 @@ int tsr_cmd_prune(int argc, char **argv) {
         goto done;
     }
     tsr_prune_report_print(r, stdout);
-    char note[384];
+    char note[512];
     snprintf(note, sizeof note,
-             "method=%s sparsity=%g layer-sparsity=%.80s tile=%lldx%lld spatial=%lldx%lld "
-             "alternate=%d permute=%d "
-             "expand=%g steps=%d",
-             tsr_prune_method_name(o.method), o.sparsity, layer_sp ? layer_sp : "-",
-             (long long)o.tile_rows, (long long)o.tile_cols, (long long)o.tile_y,
-             (long long)o.tile_x, o.alternate, o.permute, o.expand, o.steps);
+             "method=%s sparsity=%g layer-sparsity=%.80s row-sparsity=%g layer-row-sparsity=%.80s "
+             "tile=%lldx%lld spatial=%lldx%lld alternate=%d permute=%d expand=%g steps=%d",
+             tsr_prune_method_name(o.method), o.sparsity, layer_sp ? layer_sp : "-", o.row_sparsity,
+             layer_row ? layer_row : "-", (long long)o.tile_rows, (long long)o.tile_cols,
+             (long long)o.tile_y, (long long)o.tile_x, o.alternate, o.permute, o.expand, o.steps);
     uint8_t *buf = NULL;
     size_t len = 0;
     st = export_model(pg, om, note, &buf, &len);
@@ -501,6 +603,7 @@ int tsr_cmd_prune(int argc, char **argv) {
 done:
     tsr_array_free(fx);
     tsr_array_free(fy);
+    tsr_array_free(ft);
     tsr_prune_report_free(r);
     tsr_graph_free(pg);
     tsr_graph_free(g);

@@ -325,7 +325,8 @@ def table(res):
         sp = f"{r['sparsity']:g}"
         if ls and r["method"] != "hepex+expand" and len(set(round(v, 4) for v in ls)) > 1:
             sp = "/".join(f"{v:.2g}" for v in ls)
-        lines.append(row(r["method"], sp, r))
+        lines.append(row(r["method"] + (f" ({r['tag'].strip('-')})" if r.get("tag") else ""), sp,
+                         r))
     return "\n".join(lines)
 
 
@@ -358,8 +359,10 @@ def layer_tiles(text):
     return out
 
 
-def finetune_args(args, files, steps):
-    return ["--finetune", ",".join(files["train"]), "--steps", str(steps), "--ft-epochs",
+def finetune_args(args, files, steps, teacher=None):
+    dist = ["--distill", teacher, "--distill-weight", str(args.distill)] \
+        if teacher and args.distill > 0 else []
+    return dist + ["--finetune", ",".join(files["train"]), "--steps", str(steps), "--ft-epochs",
             str(args.ft_epochs), "--ft-lr", str(args.ft_lr), "--ft-batch", str(args.ft_batch)] + \
         (["--ft-limit", str(args.ft_limit)] if args.ft_limit else [])
 
@@ -377,6 +380,11 @@ def main():
     ap.add_argument("--sparsity", default="0.5,0.75")
     ap.add_argument("--layers", default="",
                     help="per-layer sparsity pattern, s = the swept sparsity, e.g. s,0,0,s")
+    ap.add_argument("--rows", default="",
+                    help="per-layer tile-row sparsity (tile-row-aware pruning), e.g. 0,0,0,0.3")
+    ap.add_argument("--distill", type=float, default=0.0,
+                    help="distillation weight A: fine-tune on (1 - A) data loss + A MSE to the "
+                    "dense reference's outputs")
     ap.add_argument("--expand", type=float, default=1.25)
     ap.add_argument("--methods", default="tile,magnitude,hunter,hepex,hepex+expand")
     ap.add_argument("--tile", default="auto",
@@ -461,6 +469,7 @@ def main():
     res = {"model": kind, "tile": args.tile, "spatial": spatial, "epochs": args.epochs,
            "steps": args.steps, "ft_epochs": args.ft_epochs, "ft_limit": args.ft_limit,
            "batch": args.batch, "layers": args.layers, "expand": args.expand, "tag": args.tag,
+           "rows": args.rows, "distill": args.distill,
            "runs": []}
     if args.dense_from:
         # the same dense reference as an earlier run with the same settings
@@ -502,9 +511,13 @@ def main():
                 cmd += ["--method", meth]
             cmd += ["--sparsity", f"{s:.6f}",
                     "--layer-sparsity", ",".join(f"{p:.6f}" for p in per)]
+            if args.rows:
+                cmd += ["--layer-row-sparsity", args.rows]
             t1 = time.time()
-            rep = prune_report(tessera(args, cmd + finetune_args(args, files, steps)))
-            r = {"method": meth, "sparsity": s, "layer_sparsity": per,
+            rep = prune_report(tessera(args, cmd + finetune_args(args, files, steps, dense)))
+            r = {"method": meth, "sparsity": s, "layer_sparsity": per, "rows": args.rows,
+                 "distill": args.distill, "steps": steps, "ft_epochs": args.ft_epochs,
+                 "ft_limit": args.ft_limit, "tag": args.tag,
                  "loss": evaluate(load_pruned(kind, out)[0], kind, test_set),
                  "prune_s": time.time() - t1}
             r.update(rep)

@@ -128,6 +128,44 @@ static double max_diff(const tsr_graph *a, const tsr_graph *b, tsr_prng *g, int 
     return m;
 }
 
+static int cmp_dbl(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/*
+ * Whether the features of a hidden dimension are in the same order in `to` as in `from`,
+ * read from their incoming weights: column j of a (rows x n) row-major matrix, sorted (the
+ * previous dimension's permutation reorders each column; sorting makes it irrelevant). Every
+ * feature of `to` must be one of `from` (a permutation moves features, never changes them).
+ * Incoming weights, not outgoing ones: the new features of an expansion have all-zero
+ * outgoing weights, so those would not tell them apart.
+ */
+static int same_order(const tsr_array *from, const tsr_array *to, int64_t rows, int64_t n) {
+    assert_int_equal(from->numel, (size_t)(rows * n));
+    assert_int_equal(to->numel, (size_t)(rows * n));
+    double *cf = malloc((size_t)(rows * n) * sizeof *cf), *ct = malloc((size_t)rows * sizeof *ct);
+    assert_non_null(cf);
+    assert_non_null(ct);
+    for (int64_t j = 0; j < n; j++) {
+        for (int64_t r = 0; r < rows; r++) cf[j * rows + r] = from->data[r * n + j];
+        qsort(cf + j * rows, (size_t)rows, sizeof *cf, cmp_dbl);
+    }
+    int identity = 1;
+    for (int64_t i = 0; i < n; i++) {
+        for (int64_t r = 0; r < rows; r++) ct[r] = to->data[r * n + i];
+        qsort(ct, (size_t)rows, sizeof *ct, cmp_dbl);
+        int64_t j = 0;
+        while (j < n && memcmp(ct, cf + j * rows, (size_t)rows * sizeof *ct) != 0) j++;
+        if (j == n)
+            fail_msg("feature %lld of the permuted model is none of the original", (long long)i);
+        if (j != i) identity = 0;
+    }
+    free(cf);
+    free(ct);
+    return identity;
+}
+
 static void test_permute_mlp_function(void **state) {
     (void)state;
     tsr_prng g;
@@ -147,9 +185,37 @@ static void test_permute_mlp_function(void **state) {
         assert_int_equal(r->n_layers, 3);
         assert_int_equal(r->n_hidden, 2);
         assert_int_equal(r->n_permuted, 2);
-        /* a permutation losing kept mass is undone: the mass never drops */
-        assert_true(r->n_undone >= 0 && r->n_undone <= 2);
+        /* a permutation losing kept mass is undone (the features go back to their order):
+         * the mass never drops, and the undone dimensions are those left in their order,
+         * read from the rows of W1 (hidden 1 only) and W3 (hidden 2 only) against the model
+         * the permutation started from (the expanded one: expansion comes first) */
+        tsr_graph *e = NULL;
+        if (expand) {
+            tsr_prune_opts eo = o;
+            eo.permute = 0;
+            tt_ok(tsr_prune_graph(gr, &eo, &e, NULL));
+        }
+        const tsr_graph *from = expand ? e : gr;
+        const tsr_array *w2 = tsr_graph_const(p, "W2"); /* (hidden 1, hidden 2) */
+        int64_t h1 = w2->dims[0], h2 = w2->dims[1];
+        /* hidden 1: the rows of W1 (h1 x 12), i.e. the columns of its transpose; hidden 2: the
+         * columns of W2 */
+        tsr_array *t0, *t1;
+        const tsr_array *a0 = tsr_graph_const(from, "W1"), *a1 = tsr_graph_const(p, "W1");
+        tt_ok(tsr_array_create(&t0, 2, (int64_t[]){ 12, h1 }));
+        tt_ok(tsr_array_create(&t1, 2, (int64_t[]){ 12, h1 }));
+        for (int64_t i = 0; i < h1; i++)
+            for (int64_t c = 0; c < 12; c++) {
+                t0->data[c * h1 + i] = a0->data[i * 12 + c];
+                t1->data[c * h1 + i] = a1->data[i * 12 + c];
+            }
+        int undone =
+            same_order(t0, t1, 12, h1) + same_order(tsr_graph_const(from, "W2"), w2, h1, h2);
+        tsr_array_free(t0);
+        tsr_array_free(t1);
+        assert_int_equal(r->n_undone, undone);
         assert_true(r->mass_in_tiles >= r->mass_before);
+        tsr_graph_free(e);
         double d = max_diff(gr, p, &g, 2, (int64_t[]){ 7, 12 });
         if (d > 1e-12) fail_msg("expand %d: permuted MLP differs by %g", expand, d);
         if (expand) {
@@ -515,6 +581,75 @@ static void test_layer_sparsity(void **state) {
 }
 
 /*
+ * Tile-row-aware pruning: W1 (10 x 12 in 2 x 4 tiles: 5 tile rows of 3 tiles) empties
+ * round(0.4 x 5) = 2 whole tile rows, those of smallest norm, then zeroes tiles up to
+ * round(0.5 x 15) = 8, the 2 smallest of the other tile rows' tiles; W2 keeps the global
+ * row sparsity 0 (tile pruning only).
+ */
+static void test_row_sparsity(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1407);
+    tsr_graph *gr = mlp(&g), *p;
+    const double *w1 = tsr_graph_const(gr, "W1")->data;
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.tile_rows = 2;
+    o.tile_cols = 4;
+    o.sparsity = 0.5;
+    const double rs[2] = { 0.4, -1.0 };
+    o.layer_row_sparsity = rs;
+    o.n_layer_row_sparsity = 2;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    double n0[15], n1[15], rown[5] = { 0 }, sorted[5];
+    tile_norms(w1, 10, 12, 2, 4, n0);
+    tile_norms(tsr_graph_const(p, "W1")->data, 10, 12, 2, 4, n1);
+    for (int t = 0; t < 15; t++) rown[t / 3] += n0[t];
+    memcpy(sorted, rown, sizeof sorted);
+    qsort(sorted, 5, sizeof *sorted, cmp_dbl);
+    int empty_rows = 0;
+    double rest[15];
+    int nrest = 0;
+    for (int br = 0; br < 5; br++) {
+        int weak = rown[br] <= sorted[1];
+        double kept = n1[3 * br] + n1[3 * br + 1] + n1[3 * br + 2];
+        if (weak) {
+            if (kept != 0) fail_msg("tile row %d (norm %g) is not empty", br, rown[br]);
+            empty_rows++;
+        } else {
+            for (int j = 0; j < 3; j++) rest[nrest++] = n0[3 * br + j];
+        }
+    }
+    assert_int_equal(empty_rows, 2);
+    assert_int_equal(nrest, 9);
+    qsort(rest, (size_t)nrest, sizeof *rest, cmp_dbl);
+    for (int t = 0; t < 15; t++) {
+        if (rown[t / 3] <= sorted[1]) continue;
+        /* outside the emptied tile rows: the 2 smallest tiles zeroed, the others untouched */
+        if (n0[t] <= rest[1])
+            assert_true(n1[t] == 0);
+        else
+            assert_true(n1[t] == n0[t]);
+    }
+    assert_int_equal(r->layers[0].tiles_nz_after, 15 - 8);
+    assert_int_equal(r->layers[0].rowblocks_zero_after, 2);
+    /* W2 (8 x 10 in 4 x 2 tiles: 2 x 5 = 10) loses round(5) tiles */
+    assert_int_equal(r->layers[1].tiles_nz_after, 10 - 5);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    const double bad[1] = { 1.0 };
+    o.layer_row_sparsity = bad;
+    o.n_layer_row_sparsity = 1;
+    tt_fails(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    o.layer_row_sparsity = NULL;
+    o.n_layer_row_sparsity = 0;
+    o.row_sparsity = -0.5;
+    tt_fails(tsr_prune_graph(gr, &o, &p, NULL), TSR_ERR_INVALID_ARG);
+    tsr_graph_free(gr);
+}
+
+/*
  * The dense layer after the CNN's flatten reads (6 channels, 3, 3) images:
  * its tiles are 2 outputs x 4 channels x a 2 x 2 block of positions, the
  * compiler's dense tile (recomputed here from the flatten order (c, y, x)).
@@ -609,6 +744,7 @@ int main(void) {
         cmocka_unit_test(test_methods),
         cmocka_unit_test(test_finetune_masks),
         cmocka_unit_test(test_layer_sparsity),
+        cmocka_unit_test(test_row_sparsity),
         cmocka_unit_test(test_spatial_tiles),
         cmocka_unit_test(test_errors),
     };

@@ -197,7 +197,73 @@ static void test_finetune(void **state) {
                              "--finetune %s,%s --ft-batch 16 --quiet",
                              m, b, tt_cli_path("x.npy"), tt_cli_path("y.npy")),
                   0, "per-layer sparsity");
-    assert_non_null(strstr(tt_cli_output(), "0.0%"));
+    {
+        /* read back: layer 1 (24 x 16 in 8 x 4 tiles) kept all its tiles, layer 2 (10 x 24 in
+         * 4 x 8 tiles) lost round(0.5 x its tiles) */
+        tsr_graph *gl = read_model(b, NULL);
+        tsr_prune_opts lo;
+        tsr_prune_opts_default(&lo);
+        lo.tile_rows = 8;
+        lo.tile_cols = 4;
+        tsr_prune_report *lr;
+        tt_ok(tsr_prune_stats(gl, &lo, &lr));
+        int64_t t0 = ((24 + 7) / 8) * ((16 + 3) / 4), t1 = ((10 + 3) / 4) * ((24 + 7) / 8);
+        assert_int_equal(lr->layers[0].tiles, t0);
+        assert_int_equal(lr->layers[0].tiles_nz_before, t0);
+        assert_int_equal(lr->layers[0].weights_nz_before, 24 * 16);
+        assert_int_equal(lr->layers[1].tiles, t1);
+        assert_int_equal(lr->layers[1].tiles_nz_before, t1 - llround(0.5 * (double)t1));
+        tsr_prune_report_free(lr);
+        tsr_graph_free(gl);
+    }
+    {
+        /* Distillation with weight 1 trains towards the dense model's outputs only: exactly the
+         * run whose targets are those outputs (computed here) without distillation. */
+        tsr_graph *gm = read_model(m, NULL);
+        tsr_array *xa, *yt;
+        tt_ok(tsr_array_create(&xa, 2, (int64_t[]){ 64, 16 }));
+        memcpy(xa->data, x, sizeof x);
+        tt_ok(tsr_graph_run(gm, (const tsr_array *const *)&xa, &yt));
+        assert_int_equal(yt->numel, 64 * 10);
+        write_npy(tt_cli_path("yt.npy"), 2, (int64_t[]){ 64, 10 }, yt->data);
+        char d1[1024], d2[1024];
+        snprintf(d1, sizeof d1, "%s", tt_cli_path("d1.onnx"));
+        snprintf(d2, sizeof d2, "%s", tt_cli_path("d2.onnx"));
+        tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --tile 8x4 --finetune %s,%s "
+                                 "--ft-batch 16 --quiet",
+                                 m, d1, tt_cli_path("x.npy"), tt_cli_path("yt.npy")),
+                      0, "targets = the dense outputs");
+        tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --tile 8x4 --finetune %s,%s "
+                                 "--distill %s --distill-weight 1 --ft-batch 16 --quiet",
+                                 m, d2, tt_cli_path("x.npy"), tt_cli_path("y.npy"), m),
+                      0, "distillation");
+        tsr_graph *g1 = read_model(d1, NULL), *g2 = read_model(d2, NULL);
+        const char *names[3] = { "W1", "b1", "W2" };
+        int moved = 0;
+        for (int k = 0; k < 3; k++) {
+            const tsr_array *a1 = tsr_graph_const(g1, names[k]),
+                            *a2 = tsr_graph_const(g2, names[k]),
+                            *a0 = tsr_graph_const(gm, names[k]);
+            assert_int_equal(a1->numel, a2->numel);
+            for (size_t i = 0; i < a1->numel; i++) {
+                if (a1->data[i] != a2->data[i])
+                    fail_msg("%s[%zu]: %.17g vs %.17g", names[k], i, a1->data[i], a2->data[i]);
+                moved += a1->data[i] != 0 && a1->data[i] != a0->data[i];
+            }
+        }
+        assert_true(moved > 0); /* it trained */
+        tsr_graph_free(g1);
+        tsr_graph_free(g2);
+        tsr_array_free(xa);
+        tsr_array_free(yt);
+        tsr_graph_free(gm);
+        tt_cli_expect_fail(tt_cli_run("prune %s --out %s --distill %s --quiet", m, d2, m),
+                           "--distill without --finetune", "needs --finetune");
+        tt_cli_expect_fail(tt_cli_run("prune %s --out %s --finetune %s,%s --distill %s "
+                                      "--distill-weight 1.5 --quiet",
+                                      m, d2, tt_cli_path("x.npy"), tt_cli_path("y.npy"), m),
+                           "distillation weight out of range", "[0, 1]");
+    }
     tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --tile 8x4 --steps 2 --finetune "
                              "%s,%s --ft-batch 16 --ft-schedule const --quiet",
                              m, b, tt_cli_path("x.npy"), tt_cli_path("y.npy")),

@@ -128,6 +128,14 @@ typedef struct tsr_prune_opts {
         NULL: every layer gets `sparsity`. Layers beyond n_layer_sparsity get `sparsity`. */
     const double *layer_sparsity;
     int n_layer_sparsity;
+    /** tile-row-aware TILE pruning: this share of each layer's tile rows (R output features
+        x every input) is emptied whole first, smallest L2 norm first, on the same gradual
+        schedule; their tiles count towards `sparsity`. An empty tile row costs no
+        rotate-and-sum. Default 0. */
+    double row_sparsity;
+    /** per prunable layer a tile-row sparsity overriding `row_sparsity` (< 0: use it) */
+    const double *layer_row_sparsity;
+    int n_layer_row_sparsity;
     int64_t tile_rows; /**< R: rows (output features) per tile of the first layer */
     int64_t tile_cols; /**< C: cols (input features) per tile of the first layer */
     int alternate;     /**< 1 (default): layers alternate R x C and C x R */

@@ -171,6 +171,10 @@ static tsr_status model_init(pr_model *m, const tsr_graph *g, const tsr_prune_op
         L.sparsity = o->layer_sparsity && li < o->n_layer_sparsity && o->layer_sparsity[li] >= 0
                          ? o->layer_sparsity[li]
                          : o->sparsity;
+        L.row_sparsity =
+            o->layer_row_sparsity && li < o->n_layer_row_sparsity && o->layer_row_sparsity[li] >= 0
+                ? o->layer_row_sparsity[li]
+                : o->row_sparsity;
         m->layers[m->n_layers++] = L;
     }
     if (m->n_layers == 0) {
@@ -186,6 +190,14 @@ static tsr_status model_init(pr_model *m, const tsr_graph *g, const tsr_prune_op
                         "prune: %d per-layer sparsities given but the model has %d prunable "
                         "layers",
                         o->n_layer_sparsity, n);
+    }
+    if (o->layer_row_sparsity && o->n_layer_row_sparsity > m->n_layers) {
+        int n = m->n_layers;
+        model_free(m);
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "prune: %d per-layer tile-row sparsities given but the model has %d "
+                        "prunable layers",
+                        o->n_layer_row_sparsity, n);
     }
     if (o->skip_first) m->layers[0].prune = 0;
     if (o->skip_last) m->layers[m->n_layers - 1].prune = 0;
@@ -234,8 +246,9 @@ static void smallest(keyed *k, int64_t n) {
     qsort(k, (size_t)n, sizeof *k, cmp_keyed);
 }
 
-/* Zero every weight of the listed units (unit = tile, row or weight) and mark the mask. */
-typedef enum unit_kind { UNIT_TILE, UNIT_ROW, UNIT_WEIGHT } unit_kind;
+/* Zero every weight of the listed units (unit = tile, row, weight or tile row: the R rows of
+ * one row of tiles) and mark the mask. */
+typedef enum unit_kind { UNIT_TILE, UNIT_ROW, UNIT_WEIGHT, UNIT_TILEROW } unit_kind;
 
 static tsr_status ensure_mask(pr_layer *L) {
     if (L->mask) return TSR_OK;
@@ -251,9 +264,10 @@ static tsr_status prune_layer(pr_model *m, pr_layer *L, unit_kind u, double s) {
     TSR_TRY(ensure_mask(L));
     double *w = wa->data;
     int64_t bc = pr_tcols(L);
-    int64_t n = u == UNIT_TILE  ? ((L->rows + L->R - 1) / L->R) * bc
-                : u == UNIT_ROW ? L->rows
-                                : L->rows * L->cols * L->k;
+    int64_t n = u == UNIT_TILE      ? ((L->rows + L->R - 1) / L->R) * bc
+                : u == UNIT_ROW     ? L->rows
+                : u == UNIT_TILEROW ? (L->rows + L->R - 1) / L->R
+                                    : L->rows * L->cols * L->k;
     keyed *k = tsr_calloc_array((size_t)n, sizeof *k);
     if (!k) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (int64_t i = 0; i < n; i++) k[i].idx = i;
@@ -266,6 +280,8 @@ static tsr_status prune_layer(pr_model *m, pr_layer *L, unit_kind u, double s) {
                     k[(r / L->R) * bc + pr_tcol(L, c)].key += x;
                 else if (u == UNIT_ROW)
                     k[r].key += x;
+                else if (u == UNIT_TILEROW)
+                    k[r / L->R].key += x;
                 else
                     k[(r * L->cols + c) * L->k + j].key = x;
             }
@@ -281,9 +297,10 @@ static tsr_status prune_layer(pr_model *m, pr_layer *L, unit_kind u, double s) {
     for (int64_t r = 0; r < L->rows; r++)
         for (int64_t c = 0; c < L->cols; c++)
             for (int64_t j = 0; j < L->k; j++) {
-                int64_t unit = u == UNIT_TILE  ? (r / L->R) * bc + pr_tcol(L, c)
-                               : u == UNIT_ROW ? r
-                                               : (r * L->cols + c) * L->k + j;
+                int64_t unit = u == UNIT_TILE      ? (r / L->R) * bc + pr_tcol(L, c)
+                               : u == UNIT_ROW     ? r
+                               : u == UNIT_TILEROW ? r / L->R
+                                                   : (r * L->cols + c) * L->k + j;
                 if (!zero[unit]) continue;
                 size_t at = pr_widx(L, r, c, j);
                 w[at] = 0.0;
@@ -624,6 +641,19 @@ static tsr_status check_opts(const tsr_prune_opts *o) {
     if (o->n_layer_sparsity < 0 || (o->n_layer_sparsity > 0 && !o->layer_sparsity))
         return tsr_fail(TSR_ERR_INVALID_ARG, "prune: %d per-layer sparsities without values",
                         o->n_layer_sparsity);
+    if (!(o->row_sparsity >= 0.0 && o->row_sparsity < 1.0))
+        return tsr_fail(TSR_ERR_INVALID_ARG, "prune: tile-row sparsity %g must be in [0, 1)",
+                        o->row_sparsity);
+    for (int i = 0; o->layer_row_sparsity && i < o->n_layer_row_sparsity; i++)
+        if (!(o->layer_row_sparsity[i] < 1.0) || isnan(o->layer_row_sparsity[i]))
+            return tsr_fail(TSR_ERR_INVALID_ARG,
+                            "prune: tile-row sparsity %g of layer %d must be in [0, 1) "
+                            "(negative: the global one)",
+                            o->layer_row_sparsity[i], i);
+    if (o->n_layer_row_sparsity < 0 || (o->n_layer_row_sparsity > 0 && !o->layer_row_sparsity))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "prune: %d per-layer tile-row sparsities without values",
+                        o->n_layer_row_sparsity);
     if ((unsigned)o->method > TSR_PRUNE_HEPEX)
         return tsr_fail(TSR_ERR_INVALID_ARG, "prune: unknown method %d", (int)o->method);
     return TSR_OK;
@@ -633,11 +663,17 @@ static void progress(const tsr_prune_opts *o, const char *phase, int64_t done, i
     if (o->progress) o->progress(o->progress_ctx, phase, done, total);
 }
 
-/* Prune every layer to the fraction f of its target sparsity. */
+/* Prune every layer to the fraction f of its target sparsity. Tiles: first the fraction f of
+ * the layer's tile-row sparsity as whole tile rows (their tiles count towards the tile
+ * sparsity: being all zero, they are the smallest tiles). */
 static tsr_status prune_all(pr_model *m, unit_kind u, double f) {
-    for (int i = 0; i < m->n_layers; i++)
-        if (m->layers[i].prune)
-            TSR_TRY(prune_layer(m, &m->layers[i], u, f * m->layers[i].sparsity));
+    for (int i = 0; i < m->n_layers; i++) {
+        pr_layer *L = &m->layers[i];
+        if (!L->prune) continue;
+        if (u == UNIT_TILE && L->row_sparsity > 0)
+            TSR_TRY(prune_layer(m, L, UNIT_TILEROW, f * L->row_sparsity));
+        TSR_TRY(prune_layer(m, L, u, f * L->sparsity));
+    }
     return TSR_OK;
 }
 

@@ -23,6 +23,7 @@ typedef struct pr_layer {
     int64_t ty, tx;        /* then a tile is C channels x a ty x tx spatial block */
     int prune;             /* 0: skipped */
     double sparsity;       /* target of this layer (the options' or its own) */
+    double row_sparsity;   /* share of tile rows emptied whole before the tiles (TILE units) */
     uint8_t *mask;         /* (rows * cols * k) 1 = pruned, fixed; NULL before pruning */
     double feat_thresh;    /* permutation features count only |w| >= this (0: all) */
 } pr_layer;
