@@ -447,6 +447,108 @@ static void test_torch_models_encrypted(void **state) {
     check_torch_encrypted("transformer_small", 2, 11, 1e-3);
 }
 
+/*
+ * One sample per slot: attention's products of two activations run as contract steps
+ * (one sum of ciphertext x ciphertext products per output, no expansions, no per-product
+ * relinearization), encrypted against PyTorch and the plaintext reference; the plan
+ * round-trips, and a plan of format 4 (lowered without contract steps) still reads.
+ */
+static void test_contract_encrypted(void **state) {
+    (void)state;
+    tsr_nn_model *m;
+    tt_ok(tsr_nn_import_onnx(tt_source_path("tests/data/torch/transformer_small.onnx"), NULL, &m,
+                             NULL));
+    tsr_onnx_data *xin, *yref;
+    tt_ok(tsr_onnx_data_load(&xin, tt_source_path("tests/data/torch/transformer_small_input.pb")));
+    tt_ok(
+        tsr_onnx_data_load(&yref, tt_source_path("tests/data/torch/transformer_small_output.pb")));
+    int n = 4;
+    int64_t k = tsr_nn_model_output_size(m);
+    assert_true((int64_t)yref->a->numel >= n * k);
+    tsr_nn_compile_opts o;
+    compile_opts(&o, n, TSR_NN_PACK_BATCH, 11);
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    /* both MatMuls of two activations are contract steps; no mul step, no expansion left */
+    int n_contract = 0;
+    for (int i = 0; i < p->prog->n_steps; i++) {
+        const nn_step *s = &p->prog->steps[i];
+        n_contract += s->op == NN_OP_CONTRACT;
+        assert_int_not_equal(s->op, NN_OP_MUL);
+        if (s->op == NN_OP_CONTRACT) {
+            assert_int_equal(s->level_in - s->level_out, 2);
+            assert_true(s->counts.mul_ct > 0);
+        }
+    }
+    assert_int_equal(n_contract, 2);
+    double *out = malloc((size_t)(n * k) * sizeof *out),
+           *ref = malloc((size_t)(n * k) * sizeof *ref);
+    double bits = run_ckks(p, xin->a->data, n, out, ref);
+    assert_int_equal(last_invalid, 0);
+    double e = 0;
+    for (int64_t i = 0; i < n * k; i++) e = fmax(e, fabs(out[i] - yref->a->data[i]));
+    if (e > 1e-3 || bits < 10)
+        fail_msg("contract encrypted: max error vs PyTorch %.3g, %.1f bits vs plaintext", e, bits);
+    /* round trip */
+    uint8_t *buf;
+    size_t len;
+    tsr_nn_plan *q;
+    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    assert_memory_equal(p->id, q->id, 32);
+    char why[160];
+    assert_int_equal(nn_program_compare(p->prog, q->prog, why, sizeof why), 0);
+    tsr_nn_plan_free(q);
+    tsr_nn_bytes_free(buf);
+    /* format 4 cannot hold a contract step */
+    p->format = 4;
+    tt_ok(nn_plan_seal(p));
+    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    tt_fails(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS),
+             TSR_ERR_FORMAT);
+    tsr_nn_bytes_free(buf);
+    /* a format-4 plan as the earlier build lowered it (expansions, mul, sum) reads unchanged */
+    tsr_ckks_params *par;
+    p->spec.levels += 3; /* the unfused lowering takes more levels */
+    p->spec.dnum = p->spec.levels + 1;
+    tt_ok(tsr_nn_plan_params(p, &par));
+    tsr_mockup_params mp;
+    tsr_mockup_params_default(&mp, p->prog->cfg.slots, (int)p->spec.levels);
+    mp.track_values = 0;
+    mp.rotations = TSR_ROTATIONS_COLLECT;
+    tsr_backend *dry;
+    tt_ok(tsr_backend_mockup_create_for(par, &mp, &dry));
+    tsr_ckks_params_free(par);
+    nn_config cfg = p->prog->cfg;
+    cfg.no_contract = 1;
+    nn_program *old;
+    tt_ok(nn_program_build(p->model, &cfg, dry, &old));
+    tsr_backend_free(dry);
+    int n_mul = 0;
+    for (int i = 0; i < old->n_steps; i++) {
+        assert_int_not_equal(old->steps[i].op, NN_OP_CONTRACT);
+        n_mul += old->steps[i].op == NN_OP_MUL;
+    }
+    assert_int_equal(n_mul, 2);
+    nn_program_free(p->prog);
+    p->prog = old;
+    tt_ok(nn_plan_seal(p));
+    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    assert_int_equal(q->format, 4);
+    assert_int_equal(q->prog->cfg.no_contract, 1);
+    assert_memory_equal(p->id, q->id, 32);
+    assert_int_equal(nn_program_compare(p->prog, q->prog, why, sizeof why), 0);
+    tsr_nn_plan_free(q);
+    tsr_nn_bytes_free(buf);
+    free(out);
+    free(ref);
+    tsr_onnx_data_free(xin);
+    tsr_onnx_data_free(yref);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(m);
+}
+
 /* A residual block whose branches arrive in different layouts (two convolutions
  * against a one-convolution shortcut, as in `--arch resnet`), built with the
  * training engine and exported to ONNX: the tiled lowering re-orients one branch
@@ -939,10 +1041,12 @@ static void test_attention_encrypted(void **state) {
         tsr_nn_plan *p;
         tt_ok(tsr_nn_compile(m, &o, &p));
         assert_true(p->prog->needs_relin);
+        /* tiled: two mul steps; one sample per slot: two contract steps instead */
         int mul_steps = 0;
-        for (int i = 0; i < p->prog->n_steps; i++) mul_steps += p->prog->steps[i].op == NN_OP_MUL;
+        nn_op want = pk == TSR_NN_PACK_TILED ? NN_OP_MUL : NN_OP_CONTRACT;
+        for (int i = 0; i < p->prog->n_steps; i++) mul_steps += p->prog->steps[i].op == want;
         assert_int_equal(mul_steps, 2);
-        /* the plan file keeps the mul steps (format 4) */
+        /* the plan file keeps the mul / contract steps */
         uint8_t *buf;
         size_t len;
         tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
@@ -1083,7 +1187,7 @@ int main(void) {
         cmocka_unit_test(test_residual_reorient), cmocka_unit_test(test_attention_encrypted),
         cmocka_unit_test(test_optimizer),         cmocka_unit_test(test_plan_files),
         cmocka_unit_test(test_wrong_inputs),      cmocka_unit_test(test_other_backends),
-        cmocka_unit_test(test_plan_ranges),
+        cmocka_unit_test(test_plan_ranges),       cmocka_unit_test(test_contract_encrypted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

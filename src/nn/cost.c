@@ -660,7 +660,8 @@ double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s) {
     t += rot;
     t += (double)k->mul_ct * c.mul_ct;
     t += (double)k->mul_plain * c.mul_plain;
-    if (s->op == NN_OP_LINEAR) {
+    if (s->op == NN_OP_LINEAR || s->op == NN_OP_CONTRACT) {
+        /* CONTRACT: the constants as a lincomb, the products as mul_plain pairs (above) */
         t += (double)k->mul_const * c.lincomb_term;
     } else if (s->op == NN_OP_SQ_LINEAR) {
         /* squares and their sums (measured as such), one relinearization per output */

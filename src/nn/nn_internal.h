@@ -13,8 +13,9 @@
 #include <stdio.h>
 
 /** Version of the plan payload layout (docs/INFERENCE.md). 4 added the mul layer kind and
- * step; version 3 plans (no mul) read unchanged. */
-#define NN_PLAN_VERSION     4
+ * step; 5 the contract step (batch packing fuses a product of two activations); version 3
+ * and 4 plans read unchanged (lowered without contract steps). */
+#define NN_PLAN_VERSION     5
 #define NN_PLAN_VERSION_MIN 3
 
 struct tsr_nn_plan {

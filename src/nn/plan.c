@@ -530,6 +530,7 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
             RFAIL("malformed plan: tile size %lld", (long long)g->cfg.t[i]);
     if (g->cfg.orient != 0 && g->cfg.orient != 3) RFAIL("malformed plan: orientation");
     g->cfg.packing = (tsr_nn_packing)packing;
+    g->cfg.no_contract = version < 5; /* earlier builds lowered contractions unfused */
     g->steps = tsr_calloc_array(ns, sizeof *g->steps);
     if (!g->steps) {
         st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
@@ -545,7 +546,8 @@ static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **o
             st = tsr_reader_status(&rd);
             goto done;
         }
-        if (op >= NN_OP_COUNT_ || (version < 4 && op == NN_OP_MUL))
+        if (op >= NN_OP_COUNT_ || (version < 4 && op == NN_OP_MUL) ||
+            (version < 5 && op == NN_OP_CONTRACT))
             RFAIL("malformed plan: step %u has operation %u", i, op);
         s->op = (nn_op)op;
         s->layer = iv[0];

@@ -40,6 +40,7 @@ static const char *const op_names[NN_OP_COUNT_] = {
     [NN_OP_REORIENT] = "reorient",
     [NN_OP_SQ_LINEAR] = "square+linear",
     [NN_OP_MUL] = "mul",
+    [NN_OP_CONTRACT] = "contract",
 };
 
 const char *nn_op_name(nn_op op) {
@@ -134,6 +135,7 @@ struct nn_prep {
     tsr_tile *bias; /* plaintext bias (dense; conv bias map) */
     int64_t *row_ptr, *cols;
     double *vals, *lbias; /* LINEAR */
+    int64_t *cols_b;      /* CONTRACT: the second operand's tile per term (cols: the first's) */
 };
 
 void nn_prep_free(nn_prep *pp) {
@@ -145,6 +147,7 @@ void nn_prep_free(nn_prep *pp) {
     tsr_free(pp->cols);
     tsr_free(pp->vals);
     tsr_free(pp->lbias);
+    tsr_free(pp->cols_b);
     tsr_free(pp);
 }
 
@@ -256,6 +259,97 @@ static tsr_status linear_matrix(const tsr_nn_model *m, const nn_layer *L, nn_pre
         pp->row_ptr[j + 1] = nnz;
     }
     return TSR_OK;
+}
+
+/*
+ * The layers of a contraction whose sum is layer q (NN_OP_CONTRACT): the mul reading the
+ * two expansions, and the expansions. 0 when q is not such a sum.
+ */
+static int contract_layers(const tsr_nn_model *m, int q, int *mul, int *ea, int *eb) {
+    const nn_layer *Q = &m->layers[q];
+    if (Q->kind != NN_DENSE || Q->in[1] >= 0) return 0;
+    int t = Q->in[0], u = nn_producer(m, t);
+    if (u < 0 || m->layers[u].kind != NN_MUL || t == m->output || nn_consumers(m, t) != 1) return 0;
+    const nn_layer *U = &m->layers[u];
+    if (U->in[0] == U->in[1]) return 0;
+    int e[2];
+    for (int k = 0; k < 2; k++) {
+        int tk = U->in[k];
+        e[k] = nn_producer(m, tk);
+        if (e[k] < 0 || tk == m->output || nn_consumers(m, tk) != 1) return 0;
+        const nn_layer *E = &m->layers[e[k]];
+        if (E->kind != NN_DENSE || E->in[1] >= 0) return 0;
+        for (int64_t i = 0; i < E->b_len; i++)
+            if (E->b[i] != 0.0) return 0;
+        /* a selection: at most one nonzero per row */
+        int64_t M = nn_numel(m->shapes[E->out]), K = nn_numel(m->shapes[E->in[0]]);
+        for (int64_t o = 0; o < M; o++) {
+            int nz = 0;
+            for (int64_t i = 0; i < K; i++) nz += E->w[o * K + i] != 0.0;
+            if (nz > 1) return 0;
+        }
+    }
+    *mul = u;
+    *ea = e[0];
+    *eb = e[1];
+    return 1;
+}
+
+/* The terms of a contraction (sum layer L): out[o] = b[o] + sum w * A[ia] * B[ib]. */
+static tsr_status contract_matrix(const tsr_nn_model *m, int q, nn_prep *pp) {
+    int u, ea, eb;
+    if (!contract_layers(m, q, &u, &ea, &eb))
+        return tsr_fail(TSR_ERR_INTERNAL, "'%s' is not the sum of a contraction",
+                        m->layers[q].name);
+    const nn_layer *Q = &m->layers[q], *EA = &m->layers[ea], *EB = &m->layers[eb];
+    int64_t nout = nn_numel(m->shapes[Q->out]), P = nn_numel(m->shapes[Q->in[0]]);
+    int64_t KA = nn_numel(m->shapes[EA->in[0]]), KB = nn_numel(m->shapes[EB->in[0]]);
+    int64_t *ia = tsr_alloc((size_t)P * sizeof *ia), *ib = tsr_alloc((size_t)P * sizeof *ib);
+    double *ca = tsr_alloc((size_t)P * sizeof *ca), *cb = tsr_alloc((size_t)P * sizeof *cb);
+    int64_t nnz = 0;
+    tsr_status st = (ia && ib && ca && cb) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (int64_t p = 0; st == TSR_OK && p < P; p++) {
+        ia[p] = ib[p] = -1;
+        ca[p] = cb[p] = 0;
+        for (int64_t i = 0; i < KA; i++)
+            if (EA->w[p * KA + i] != 0.0) {
+                ia[p] = i;
+                ca[p] = EA->w[p * KA + i];
+            }
+        for (int64_t i = 0; i < KB; i++)
+            if (EB->w[p * KB + i] != 0.0) {
+                ib[p] = i;
+                cb[p] = EB->w[p * KB + i];
+            }
+    }
+    for (int64_t o = 0; st == TSR_OK && o < nout; o++)
+        for (int64_t p = 0; p < P; p++) nnz += Q->w[o * P + p] != 0.0 && ia[p] >= 0 && ib[p] >= 0;
+    if (st == TSR_OK) {
+        pp->row_ptr = tsr_calloc_array((size_t)nout + 1, sizeof *pp->row_ptr);
+        pp->cols = tsr_calloc_array((size_t)(nnz ? nnz : 1), sizeof *pp->cols);
+        pp->cols_b = tsr_calloc_array((size_t)(nnz ? nnz : 1), sizeof *pp->cols_b);
+        pp->vals = tsr_calloc_array((size_t)(nnz ? nnz : 1), sizeof *pp->vals);
+        pp->lbias = tsr_calloc_array((size_t)nout, sizeof *pp->lbias);
+        if (!pp->row_ptr || !pp->cols || !pp->cols_b || !pp->vals || !pp->lbias)
+            st = tsr_fail(TSR_ERR_NOMEM, "out of memory preparing '%s'", Q->name);
+    }
+    nnz = 0;
+    for (int64_t o = 0; st == TSR_OK && o < nout; o++) {
+        for (int64_t p = 0; p < P; p++) {
+            double w = Q->w[o * P + p];
+            if (w == 0.0 || ia[p] < 0 || ib[p] < 0) continue;
+            pp->cols[nnz] = ia[p];
+            pp->cols_b[nnz] = ib[p];
+            pp->vals[nnz++] = w * ca[p] * cb[p];
+        }
+        pp->row_ptr[o + 1] = nnz;
+        pp->lbias[o] = Q->b_len ? Q->b[o] : 0.0;
+    }
+    tsr_free(ia);
+    tsr_free(ib);
+    tsr_free(ca);
+    tsr_free(cb);
+    return st;
 }
 
 /* Dense-layer weights laid out for the activation shape with outputs on s->odim. */
@@ -386,6 +480,9 @@ tsr_status nn_prepare_step(const tsr_nn_model *m, const nn_program *p, const nn_
     case NN_OP_LINEAR:
     case NN_OP_SQ_LINEAR:
         st = linear_matrix(m, L, pp);
+        break;
+    case NN_OP_CONTRACT:
+        st = contract_matrix(m, s->layer, pp);
         break;
     case NN_OP_REORIENT: {
         /* An identity 1x1 convolution moves the channels to the other dimension. */
@@ -549,6 +646,39 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
     return TSR_OK;
 }
 
+/*
+ * A contraction: the operands brought to one level and scale (the higher one by a constant
+ * product, no depth, as par_mul does), then tsr_tile_prod_lincomb.
+ */
+static tsr_status contract(const tsr_tile *x, const tsr_tile *y, const nn_step *s,
+                           const nn_prep *pp, tsr_tile **out) {
+    *out = NULL;
+    int lx = tsr_tile_level(x), ly = tsr_tile_level(y);
+    double sx = tsr_tile_scale(x), sy = tsr_tile_scale(y);
+    if (lx != ly || fabs(sx / sy - 1.0) > x->be->scale_tol) {
+        const tsr_tile *hi = lx > ly || (lx == ly && sx > sy) ? x : y;
+        const tsr_tile *lo = hi == x ? y : x;
+        tsr_tile *a;
+        TSR_TRY(tl_new(hi->be, &hi->shape, 1, &a));
+        tsr_status st = TSR_OK;
+        for (int64_t t = 0; t < hi->ntiles && st == TSR_OK; t++) {
+            if (!hi->v[t]) continue;
+            st = tsr_bvec_copy(hi->be, hi->v[t], &a->v[t]);
+            if (st == TSR_OK)
+                st = tl_vec_to(hi->be, a->v[t], tsr_tile_level(lo), tsr_tile_scale(lo));
+        }
+        if (st == TSR_OK)
+            st = hi == x ? tsr_tile_prod_lincomb(a, y, &s->out_shape, pp->row_ptr, pp->cols,
+                                                 pp->cols_b, pp->vals, pp->lbias, out)
+                         : tsr_tile_prod_lincomb(x, a, &s->out_shape, pp->row_ptr, pp->cols,
+                                                 pp->cols_b, pp->vals, pp->lbias, out);
+        tsr_tile_free(a);
+        return st;
+    }
+    return tsr_tile_prod_lincomb(x, y, &s->out_shape, pp->row_ptr, pp->cols, pp->cols_b, pp->vals,
+                                 pp->lbias, out);
+}
+
 tsr_status nn_apply_step(const tsr_nn_model *m, const nn_program *p, const nn_step *s,
                          const nn_prep *pp, tsr_tile **vals) {
     const nn_layer *L = s->layer >= 0 ? &m->layers[s->layer] : NULL;
@@ -592,6 +722,12 @@ tsr_status nn_apply_step(const tsr_nn_model *m, const nn_program *p, const nn_st
             return tsr_fail(TSR_ERR_INTERNAL, "step reads value %d, which is gone", s->in[1]);
         st = par_mul(x, vals[s->in[1]], &r);
         break;
+    case NN_OP_CONTRACT: {
+        const tsr_tile *y = vals[s->in[1]];
+        if (!y) return tsr_fail(TSR_ERR_INTERNAL, "step reads value %d, which is gone", s->in[1]);
+        st = contract(x, y, s, pp, &r);
+        break;
+    }
     case NN_OP_POLY:
         if (L->nc == 1)
             st = tsr_tile_poly(x, L->w, L->degree, &r);
@@ -633,6 +769,10 @@ typedef struct builder {
     int *last_use;   /* per value: last step reading it (filled in a pre-pass on layers) */
     int *tval;       /* model tensor -> value id */
     uint8_t *sq;     /* model tensor -> 1: the square of its value (fused into the reader) */
+    /* per layer (BATCH packing): 0 its own step; 1 an expansion or the mul of a contraction
+     * (no step: done by the sum); 2 the sum of a contraction (NN_OP_CONTRACT) */
+    uint8_t *role;
+    int *ca, *cb; /* per layer with role 2: the tensors the expansions read */
 } builder;
 
 static tsr_status new_value(builder *b, int *id) {
@@ -799,13 +939,14 @@ static nn_step layer_step(nn_op op, int layer, int in) {
  * the layer's sums are formed, one relinearization per output instead of one
  * per input (845 -> 100 for the CryptoNets CNN's first dense layer).
  */
-static int square_fuses(const tsr_nn_model *m, int li) {
+static int square_fuses(const builder *b, int li) {
+    const tsr_nn_model *m = b->m;
     int t = m->layers[li].out;
     if (t == m->output || nn_consumers(m, t) != 1) return 0;
     for (int j = li + 1; j < m->n_layers; j++) {
         const nn_layer *R = &m->layers[j];
         if (R->in[0] != t && R->in[1] != t) continue;
-        return R->in[0] == t && R->in[1] < 0 &&
+        return R->in[0] == t && R->in[1] < 0 && !b->role[j] &&
                (R->kind == NN_CONV || R->kind == NN_AVGPOOL || R->kind == NN_DENSE);
     }
     return 0;
@@ -818,6 +959,19 @@ static tsr_status lower_layer(builder *b, int li) {
     int v = b->tval[L->in[0]], id = -1;
     int batch = p->cfg.packing == TSR_NN_PACK_BATCH;
     nn_step s;
+    if (b->role[li] == 1) return TSR_OK; /* done by the contraction's step */
+    if (b->role[li] == 2) {
+        s = layer_step(NN_OP_CONTRACT, li, b->tval[b->ca[li]]);
+        s.in[1] = b->tval[b->cb[li]];
+        s.out_shape = p->values[s.in[0]].shape;
+        s.out_shape.dim[0] = mk_dim(nn_out_shape(m, L).c, 1, 0, 0);
+        s.out_shape.dim[1] = mk_dim(1, 1, 0, 0);
+        s.out_shape.dim[2] = mk_dim(1, 1, 0, 0);
+        TSR_TRY(emit(b, s, &id));
+        p->values[id].vec = 1;
+        b->tval[L->out] = id;
+        return TSR_OK;
+    }
     switch (L->kind) {
     case NN_CONV:
     case NN_AVGPOOL:
@@ -895,7 +1049,7 @@ static tsr_status lower_layer(builder *b, int li) {
         }
         break;
     case NN_SQUARE:
-        if (batch && square_fuses(m, li)) {
+        if (batch && square_fuses(b, li)) {
             /* The linear layer reading it squares its inputs (NN_OP_SQ_LINEAR). */
             b->sq[L->out] = 1;
             id = v;
@@ -965,6 +1119,14 @@ static tsr_status lower_layer(builder *b, int li) {
 }
 
 /* Free values nobody reads any more (keeps a dry run's memory like a real run's). */
+/* Does layer j read tensor t (a contraction's sum reads what its expansions read)? */
+static int layer_reads(const builder *b, int j, int t) {
+    const nn_layer *L = &b->m->layers[j];
+    if (b->role[j] == 1) return 0;
+    if (b->role[j] == 2) return b->ca[j] == t || b->cb[j] == t;
+    return L->in[0] == t || L->in[1] == t;
+}
+
 static void release_dead(builder *b, int li) {
     const tsr_nn_model *m = b->m;
     for (int v = 0; v < b->p->n_values; v++) {
@@ -973,8 +1135,7 @@ static void release_dead(builder *b, int li) {
         for (int t = 0; t < m->n_tensors && !live; t++) {
             if (b->tval[t] != v) continue;
             if (t == m->output) live = 1;
-            for (int j = li + 1; j < m->n_layers && !live; j++)
-                live = m->layers[j].in[0] == t || m->layers[j].in[1] == t;
+            for (int j = li + 1; j < m->n_layers && !live; j++) live = layer_reads(b, j, t);
         }
         if (!live) {
             tsr_tile_free(b->vals[v]);
@@ -998,11 +1159,27 @@ tsr_status nn_program_build(const tsr_nn_model *m, const nn_config *c, tsr_backe
     nn_program *p = tsr_calloc(sizeof *p);
     b.tval = tsr_alloc((size_t)m->n_tensors * sizeof *b.tval);
     b.sq = tsr_calloc((size_t)m->n_tensors);
-    if (!p || !b.tval || !b.sq) {
+    b.role = tsr_calloc((size_t)m->n_layers + 1);
+    b.ca = tsr_calloc_array((size_t)m->n_layers + 1, sizeof *b.ca);
+    b.cb = tsr_calloc_array((size_t)m->n_layers + 1, sizeof *b.cb);
+    if (!p || !b.tval || !b.sq || !b.role || !b.ca || !b.cb) {
         tsr_free(p);
         tsr_free(b.tval);
         tsr_free(b.sq);
+        tsr_free(b.role);
+        tsr_free(b.ca);
+        tsr_free(b.cb);
         return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    }
+    /* Contractions (BATCH packing): expansions + mul + sum become one step of the sum. */
+    for (int q = 0; c->packing == TSR_NN_PACK_BATCH && !c->no_contract && q < m->n_layers; q++) {
+        int u, ea, eb;
+        if (b.role[q] || !contract_layers(m, q, &u, &ea, &eb)) continue;
+        if (b.role[u] || b.role[ea] || b.role[eb]) continue;
+        b.role[u] = b.role[ea] = b.role[eb] = 1;
+        b.role[q] = 2;
+        b.ca[q] = m->layers[ea].in[0];
+        b.cb[q] = m->layers[eb].in[0];
     }
     b.p = p;
     p->cfg = *c;
@@ -1028,6 +1205,9 @@ tsr_status nn_program_build(const tsr_nn_model *m, const nn_config *c, tsr_backe
     tsr_free(b.vals);
     tsr_free(b.tval);
     tsr_free(b.sq);
+    tsr_free(b.role);
+    tsr_free(b.ca);
+    tsr_free(b.cb);
     if (st != TSR_OK) {
         nn_program_free(p);
         return st;

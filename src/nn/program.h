@@ -40,6 +40,11 @@ typedef enum nn_op {
     NN_OP_SQ_LINEAR, /* batch packing: square + the linear layer reading it, one relinearization
                         per output (tsr_tile_sq_lincomb, two levels) */
     NN_OP_MUL,       /* elementwise product of two values (ciphertext x ciphertext, one level) */
+    NN_OP_CONTRACT,  /* batch packing: a product of two activations as the model lowers it
+                        (0/1 expansions of both operands, mul, dense sum: lower_matmul_act)
+                        done as one sum of ciphertext x ciphertext products per output, one
+                        relinearization each (tsr_tile_prod_lincomb, two levels); `layer` is
+                        the sum, in[0] / in[1] the expansions' inputs (plan format >= 5) */
     NN_OP_COUNT_
 } nn_op;
 
@@ -52,6 +57,10 @@ typedef struct nn_config {
     int64_t t[5]; /* TILED: tile sizes of [D0, X, Y, D3, B] (product = slots) */
     int orient;   /* TILED: channel dimension (0 or 3) of a one-channel input's first layer */
     int batch;    /* samples per inference */
+    /* BATCH: 1 keeps products of two activations as expansions + mul + sum (plans of format
+     * < 5 were lowered so); 0 (default) fuses them into NN_OP_CONTRACT steps. Not stored:
+     * implied by the plan format. */
+    int no_contract;
 } nn_config;
 
 /** Layout of one intermediate value. */

@@ -109,6 +109,13 @@ static tsr_status w_sq_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_
     TIMED(be, TSR_NN_OP_MUL_CT,
           IN(be)->vt->sq_lincomb(IN(be), outs, n_out, ins, n_in, row_ptr, cols, vals, cscale));
 }
+static tsr_status w_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
+                                 const tsr_bvec *const *a, const tsr_bvec *const *b,
+                                 const int64_t *row_ptr, const int64_t *ia, const int64_t *ib,
+                                 const double *vals, double cscale) {
+    TIMED(be, TSR_NN_OP_MUL_CT,
+          IN(be)->vt->prod_lincomb(IN(be), outs, n_out, a, b, row_ptr, ia, ib, vals, cscale));
+}
 static tsr_status w_rotate(tsr_backend *be, const tsr_bvec *src, const int64_t *steps, size_t n,
                            tsr_bvec **outs) {
     TIMED(be, TSR_NN_OP_ROTATE, IN(be)->vt->rotate(IN(be), src, steps, n, outs));
@@ -161,6 +168,7 @@ tsr_status nn_timing_backend_create(tsr_backend *inner, tsr_backend **out) {
         .mul_const = w_mul_const,
         .lincomb = iv->lincomb ? w_lincomb : NULL,
         .sq_lincomb = iv->sq_lincomb ? w_sq_lincomb : NULL,
+        .prod_lincomb = iv->prod_lincomb ? w_prod_lincomb : NULL,
         .rotate = w_rotate,
         .rescale = w_rescale,
         .drop_level = w_drop,

@@ -682,6 +682,112 @@ tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
     return TSR_OK;
 }
 
+tsr_status tsr_bvec_prod_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
+                                 const tsr_bvec *const *a, size_t n_a, const tsr_bvec *const *b,
+                                 size_t n_b, const int64_t *row_ptr, const int64_t *ia,
+                                 const int64_t *ib, const double *vals, double cscale) {
+    for (size_t j = 0; j < n_out; j++) outs[j] = NULL;
+    if (n_a == 0 || n_b == 0) return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: no inputs");
+    const tsr_bvec *a0 = a[0];
+    for (size_t i = 0; i < n_a + n_b; i++) {
+        const tsr_bvec *x = i < n_a ? a[i] : b[i - n_a];
+        TSR_TRY(need_ct(x, "prod_lincomb"));
+        TSR_TRY(same_level(a0, x, "prod_lincomb"));
+        if (fabs(x->scale / a0->scale - 1.0) > be->scale_tol)
+            return tsr_fail(TSR_ERR_SCALE, "prod_lincomb: inputs at different scales");
+    }
+    if (a0->level < 1)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "prod_lincomb at level 0: no multiplicative depth left (use parameters "
+                        "with more levels)");
+    for (size_t j = 0; j < n_out; j++)
+        for (int64_t k = row_ptr[j]; k < row_ptr[j + 1]; k++)
+            if (ia[k] < 0 || (size_t)ia[k] >= n_a || ib[k] < 0 || (size_t)ib[k] >= n_b)
+                return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: term %lld reads (%lld, %lld)",
+                                (long long)k, (long long)ia[k], (long long)ib[k]);
+    TSR_TRY(check_product(be, a0->level, a0->scale, a0->scale, "prod_lincomb"));
+    double q = be->primes[a0->level], s2 = a0->scale * a0->scale / q;
+    if (s2 < 2.0)
+        return tsr_fail(TSR_ERR_SCALE, "prod_lincomb: the products' scale 2^%.1f is too small",
+                        log2(s2));
+    uint64_t terms, adds;
+    TSR_TRY(count_constants("prod_lincomb", row_ptr, vals, n_out, cscale, &terms, &adds));
+    TSR_TRY(check_product(be, a0->level, a0->scale * a0->scale, cscale, "prod_lincomb"));
+    TSR_TRY(check_product(be, a0->level - 1, s2, cscale, "prod_lincomb"));
+    tsr_status st = TSR_OK;
+    int64_t l1 = a0->level + 1;
+    uint64_t live0 = __atomic_load_n(&be->counts.live_limbs, __ATOMIC_RELAXED);
+    /* Memory as the fused form holds it (ckks): per thread the products of one output
+     * (3 polynomials each) and every output before its relinearization (3 polynomials). */
+    int64_t widest = 0;
+    for (size_t j = 0; j < n_out; j++)
+        if (row_ptr[j + 1] - row_ptr[j] > widest) widest = row_ptr[j + 1] - row_ptr[j];
+    uint64_t fused = (uint64_t)(3 * l1 * (2 * widest + (int64_t)n_out));
+    if (be->vt->prod_lincomb) {
+        for (size_t j = 0; j < n_out && st == TSR_OK; j++) {
+            outs[j] = shell(be, a0->level - 1, s2 * cscale, 0);
+            if (!outs[j]) st = tsr_fail(TSR_ERR_NOMEM, "out of memory in prod_lincomb");
+        }
+        uint64_t now = __atomic_load_n(&be->counts.live_limbs, __ATOMIC_RELAXED);
+        note_transient(be, live0 + fused - now);
+        if (st == TSR_OK)
+            st = be->vt->prod_lincomb(be, outs, n_out, a, b, row_ptr, ia, ib, vals, cscale);
+    } else {
+        /* Per output: multiply and rescale its terms, then combine; counted as the fused
+         * form below. */
+        tsr_backend_counts saved = be->counts;
+        for (size_t j = 0; j < n_out && st == TSR_OK; j++) {
+            int64_t k0 = row_ptr[j], nk = row_ptr[j + 1] - k0;
+            tsr_bvec **pr = tsr_calloc_array(nk ? (size_t)nk : 1, sizeof *pr);
+            int64_t *cols = tsr_calloc_array(nk ? (size_t)nk : 1, sizeof *cols);
+            int64_t rp[2] = { 0, nk };
+            if (!pr || !cols) st = tsr_fail(TSR_ERR_NOMEM, "out of memory in prod_lincomb");
+            for (int64_t k = 0; k < nk && st == TSR_OK; k++) {
+                cols[k] = k;
+                st = tsr_bvec_mul_new(be, a[ia[k0 + k]], b[ib[k0 + k]], &pr[k]);
+                if (st == TSR_OK) st = tsr_bvec_rescale(be, pr[k]);
+            }
+            if (st == TSR_OK && nk == 0) {
+                /* an empty row: zero at the products' level and scale */
+                st = tsr_bvec_mul_new(be, a0, a0, &pr[0]);
+                if (st == TSR_OK) st = tsr_bvec_rescale(be, pr[0]);
+                rp[1] = 1;
+                cols[0] = 0;
+            }
+            double zero = 0.0;
+            if (st == TSR_OK)
+                st = tsr_bvec_lincomb(be, &outs[j], 1, (const tsr_bvec *const *)pr,
+                                      (size_t)(nk ? nk : 1), rp, cols, nk ? vals + k0 : &zero,
+                                      cscale);
+            for (int64_t k = 0; pr && k < (nk ? nk : 1); k++) tsr_bvec_free(be, pr[k]);
+            tsr_free(pr);
+            tsr_free(cols);
+        }
+        uint64_t live = be->counts.live_vectors, peak = be->counts.peak_vectors;
+        uint64_t ll = be->counts.live_limbs;
+        be->counts = saved;
+        be->counts.live_vectors = live;
+        be->counts.peak_vectors = peak;
+        be->counts.live_limbs = ll;
+        raise_peak(&be->counts.peak_limbs, live0 + fused);
+    }
+    if (st != TSR_OK) {
+        for (size_t j = 0; j < n_out; j++) {
+            tsr_bvec_free(be, outs[j]);
+            outs[j] = NULL;
+        }
+        return st;
+    }
+    CNT(be, mul_ct, n_out);
+    CNT(be, key_switch, n_out);
+    CNT(be, mul_const, terms);
+    CNT(be, mul_plain, 2 * terms);
+    CNT(be, add, adds);
+    CNT(be, rescale, n_out);
+    note_level(be, a0->level - 1);
+    return TSR_OK;
+}
+
 tsr_status tsr_bvec_rotate_many(tsr_backend *be, const tsr_bvec *src, const int64_t *steps,
                                 size_t n, tsr_bvec **outs) {
     for (size_t i = 0; i < n; i++) outs[i] = NULL;

@@ -88,6 +88,17 @@ typedef struct tsr_backend_vtable {
                              const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
                              const int64_t *cols, const double *vals, double cscale);
     /*
+     * Optional: outs[j] = sum_k c_k * a[ia[k]] * b[ib[k]] over k in [row_ptr[j],
+     * row_ptr[j+1]): the ciphertext x ciphertext products summed before one
+     * relinearization and rescale per output (outs at level l-1 with scale
+     * (s_a s_b / q_l) * cscale). a and b share level and scale; outs[j] are
+     * shells. NULL: the generic layer multiplies, rescales and combines.
+     */
+    tsr_status (*prod_lincomb)(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
+                               const tsr_bvec *const *a, const tsr_bvec *const *b,
+                               const int64_t *row_ptr, const int64_t *ia, const int64_t *ib,
+                               const double *vals, double cscale);
+    /*
      * Optional: bootstrap vs[0..n) in place (n >= 1, distinct ciphertexts at
      * levels >= 1 with their canonical scales, checked): afterwards each is at
      * be->boot_level with that level's canonical scale (the caller updates
@@ -214,6 +225,23 @@ tsr_status tsr_bvec_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
 tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
                                const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
                                const int64_t *cols, const double *vals, double cscale);
+/**
+ * Sums of products of two vectors (a contraction, attention's Q K^T and
+ * scores x V): outs[j] = sum over k in [row_ptr[j], row_ptr[j+1]) of
+ * vals[k] * a[ia[k]] * b[ib[k]]; a[0..n_a) and b[0..n_b) ciphertexts at one
+ * level and scale. As tsr_bvec_sq_lincomb: the outputs are at level l-1
+ * with scale (s_a s_b / q_l) * cscale, not rescaled further; a backend with
+ * a fused kernel (ckks) sums the unrelinearized products and relinearizes
+ * once per output, holding only the products of the outputs in flight.
+ * Counted the fused way on every backend: per output one ct x ct product
+ * (the relinearization) and one rescale; per term one constant product,
+ * one plaintext-sized product pair (mul_plain: 2 per term) and the
+ * additions.
+ */
+tsr_status tsr_bvec_prod_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
+                                 const tsr_bvec *const *a, size_t n_a, const tsr_bvec *const *b,
+                                 size_t n_b, const int64_t *row_ptr, const int64_t *ia,
+                                 const int64_t *ib, const double *vals, double cscale);
 /**
  * Bootstrap v in place: v (a ciphertext at level >= 1 with its level's
  * canonical scale, values in [-1, 1]) comes back at the backend's

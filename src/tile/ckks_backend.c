@@ -18,6 +18,8 @@
  *                    rescale per output (lazy relinearization: a dense layer
  *                    after a square activation relinearizes its outputs, not
  *                    its inputs)
+ *   prod_lincomb     the same for sums of products of two vectors (a contraction:
+ *                    attention's Q K^T, scores x V), per output, on threads over outputs
  * Plaintexts are immutable once encoded, so copies share them (reference
  * count) and dropping a plaintext's level is free (the evaluator accepts
  * plaintexts above the ciphertext's level). Evaluators and encoders own
@@ -395,6 +397,65 @@ static tsr_status c_sq_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_
     return st;
 }
 
+/* Per output (OpenMP threads over outputs): its products unrelinearized (3 polynomials),
+ * their combination, one relinearization and rescale. Holds one output's products per
+ * thread, never all P of them. */
+static tsr_status c_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
+                                 const tsr_bvec *const *a, const tsr_bvec *const *b,
+                                 const int64_t *row_ptr, const int64_t *ia, const int64_t *ib,
+                                 const double *vals, double cscale) {
+    tsr_ckks_params *params = K(be)->params;
+    tsr_ckks_ciphertext **o = tsr_calloc_array(n_out ? n_out : 1, sizeof *o);
+    tsr_status st = o ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (size_t j = 0; j < n_out && st == TSR_OK; j++)
+        st = tsr_ckks_ciphertext_create(&o[j], params);
+    int stop = 0;
+    tsr_status first = TSR_OK;
+    char msg[512] = "";
+    if (st == TSR_OK) {
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 1)
+#endif
+        for (int64_t j = 0; j < (int64_t)n_out; j++) {
+            if (__atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
+            int64_t k0 = row_ptr[j], nk = row_ptr[j + 1] - k0, n = nk ? nk : 1;
+            tsr_ckks_ciphertext **pr = tsr_calloc_array((size_t)n, sizeof *pr);
+            int64_t *cols = tsr_calloc_array((size_t)n, sizeof *cols);
+            double zero = 0.0;
+            int64_t rp[2] = { 0, n };
+            ctx *c = NULL;
+            tsr_status s = (pr && cols) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+            if (s == TSR_OK) s = ctx_get(be, &c);
+            for (int64_t k = 0; k < n && s == TSR_OK; k++) {
+                cols[k] = k;
+                s = tsr_ckks_ciphertext_create(&pr[k], params);
+                if (s == TSR_OK)
+                    s = nk ? tsr_ckks_mul(c->ev, pr[k], CT(a[ia[k0 + k]]), CT(b[ib[k0 + k]]))
+                           : tsr_ckks_mul(c->ev, pr[k], CT(a[0]), CT(a[0]));
+            }
+            if (s == TSR_OK)
+                s = tsr_ckks_lincomb(&o[j], 1, (const tsr_ckks_ciphertext *const *)pr, (size_t)n,
+                                     rp, cols, nk ? vals + k0 : &zero, cscale);
+            for (int64_t k = 0; pr && k < n; k++) tsr_ckks_ciphertext_free(pr[k]);
+            tsr_free(pr);
+            tsr_free(cols);
+            if (s == TSR_OK) s = tsr_ckks_relinearize(c->ev, o[j], o[j]);
+            if (s == TSR_OK) s = tsr_ckks_rescale(c->ev, o[j], o[j]);
+            if (c) ctx_put(be, c);
+            if (s != TSR_OK) par_fail(&stop, &first, msg, sizeof msg, s);
+        }
+        if (stop) st = tsr_fail(first, "%s", msg);
+    }
+    for (size_t j = 0; j < n_out; j++) {
+        if (st == TSR_OK)
+            outs[j]->impl = o[j];
+        else if (o)
+            tsr_ckks_ciphertext_free(o[j]);
+    }
+    tsr_free(o);
+    return st;
+}
+
 static tsr_status c_rotate(tsr_backend *be, const tsr_bvec *src, const int64_t *steps, size_t n,
                            tsr_bvec **outs) {
     ckks_be *k = K(be);
@@ -577,6 +638,7 @@ static const tsr_backend_vtable ckks_vt = {
     .mul_const = c_mul_const,
     .lincomb = c_lincomb,
     .sq_lincomb = c_sq_lincomb,
+    .prod_lincomb = c_prod_lincomb,
     .rotate = c_rotate,
     .rescale = c_rescale,
     .drop_level = c_drop_level,

@@ -136,3 +136,70 @@ tsr_status tsr_tile_sq_lincomb(const tsr_tile *a, const tsr_tile_shape *out_shap
                                const double *bias, tsr_tile **out) {
     return lincomb(a, 1, out_shape, row_ptr, cols, vals, bias, out);
 }
+
+tsr_status tsr_tile_prod_lincomb(const tsr_tile *a, const tsr_tile *b,
+                                 const tsr_tile_shape *out_shape, const int64_t *row_ptr,
+                                 const int64_t *ia, const int64_t *ib, const double *vals,
+                                 const double *bias, tsr_tile **out) {
+    *out = NULL;
+    tsr_backend *be = a->be;
+    if (!a->encrypted || !b->encrypted || b->be != be)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "prod_lincomb: both inputs must be encrypted on one backend");
+    TSR_TRY(check_shapes(&a->shape, out_shape, be->slots));
+    TSR_TRY(check_shapes(&b->shape, out_shape, be->slots));
+    int64_t nout = tsr_tile_shape_num_tiles(out_shape);
+    if (row_ptr[0] != 0) return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: row_ptr[0] must be 0");
+    for (int64_t j = 0; j < nout; j++) {
+        if (row_ptr[j + 1] < row_ptr[j])
+            return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: row_ptr decreases at row %lld",
+                            (long long)j);
+        for (int64_t k = row_ptr[j]; k < row_ptr[j + 1]; k++) {
+            if (ia[k] < 0 || ia[k] >= a->ntiles || ib[k] < 0 || ib[k] >= b->ntiles)
+                return tsr_fail(TSR_ERR_INVALID_ARG,
+                                "prod_lincomb: term %lld reads tiles %lld and %lld of tensors with "
+                                "%lld and %lld tiles",
+                                (long long)k, (long long)ia[k], (long long)ib[k],
+                                (long long)a->ntiles, (long long)b->ntiles);
+            if (!isfinite(vals[k]))
+                return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: coefficient %lld is not finite",
+                                (long long)k);
+        }
+        if (bias && !isfinite(bias[j]))
+            return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: bias %lld is not finite",
+                            (long long)j);
+    }
+    int level = tsr_tile_level(a);
+    if (tsr_tile_level(b) != level)
+        return tsr_fail(TSR_ERR_LEVEL, "prod_lincomb: inputs at levels %d and %d", level,
+                        tsr_tile_level(b));
+    if (level < 2)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "products + lincomb at level %d: needs two levels (use parameters with "
+                        "more levels)",
+                        level);
+    double sin = tsr_tile_scale(a) * tsr_tile_scale(b) / be->primes[level];
+    level--;
+    double cscale = be->scales[level - 1] * be->primes[level] / sin;
+    tsr_tile_shape rs = *out_shape;
+    int any_bias = 0;
+    for (int64_t j = 0; bias && j < nout; j++) any_bias |= bias[j] != 0.0;
+    int unknown = any_bias || tl_has_unknown(&a->shape) || tl_has_unknown(&b->shape);
+    for (int d = 0; d < rs.ndims; d++) rs.dim[d].unknown = unknown && rs.dim[d].tile > 1;
+    tl_normalize(&rs);
+    tsr_tile *r;
+    TSR_TRY(tl_new(be, &rs, 1, &r));
+    tsr_status st = tsr_bvec_prod_lincomb(be, r->v, (size_t)nout, (const tsr_bvec *const *)a->v,
+                                          (size_t)a->ntiles, (const tsr_bvec *const *)b->v,
+                                          (size_t)b->ntiles, row_ptr, ia, ib, vals, cscale);
+    for (int64_t j = 0; st == TSR_OK && j < nout; j++) {
+        st = tsr_bvec_rescale(be, r->v[j]);
+        if (st == TSR_OK && bias && bias[j] != 0.0) st = tsr_bvec_add_const(be, r->v[j], bias[j]);
+    }
+    if (st != TSR_OK) {
+        tsr_tile_free(r);
+        return st;
+    }
+    *out = r;
+    return TSR_OK;
+}

@@ -113,4 +113,18 @@ tsr_status tl_rotate_sum_skip(tsr_tile *t, int d, const uint8_t *skip);
 tsr_status tl_zero_product(tsr_backend *be, const tsr_bvec *a, double pscale, int rescale,
                            tsr_bvec **out);
 
+/*
+ * Sums of products of two encrypted tile tensors over their external tiles
+ * (one sample per slot; attention's Q K^T and scores x V as one step):
+ * output tile j = sum_k vals[k] * a tile ia[k] * b tile ib[k] (+ bias[j]),
+ * k in [row_ptr[j], row_ptr[j+1]), products summed before one
+ * relinearization per output (tsr_bvec_prod_lincomb). a and b at one level
+ * and scale, shapes differing from out_shape only in external dimensions.
+ * Two levels (products, constants), like tsr_tile_sq_lincomb.
+ */
+tsr_status tsr_tile_prod_lincomb(const tsr_tile *a, const tsr_tile *b,
+                                 const tsr_tile_shape *out_shape, const int64_t *row_ptr,
+                                 const int64_t *ia, const int64_t *ib, const double *vals,
+                                 const double *bias, tsr_tile **out);
+
 #endif /* TSR_TILE_INTERNAL_H */
