@@ -81,7 +81,8 @@ onnx-tests: build
 
 # The PyTorch fixtures (tests/data/torch) encrypted on 100 fresh samples each, against
 # PyTorch's own outputs (scripts/make_torch_fixtures.py --samples 100 rewrites the same
-# seeded models and draws the samples): max abs error in docs/INFERENCE.md.
+# seeded models and draws the samples): max abs error in docs/INFERENCE.md and, for the
+# transformer (one sample per slot, about 11 GiB and a few minutes), docs/ONNX.md.
 TORCH_EVAL ?= build/torch
 torch-eval: build
 	/usr/bin/python3 scripts/make_torch_fixtures.py $(TORCH_EVAL) --samples 100
@@ -91,8 +92,11 @@ torch-eval: build
 	OMP_WAIT_POLICY=passive ./build/bin/tessera predict $(TORCH_EVAL)/cnn.onnx \
 	  --in $(TORCH_EVAL)/cnn_inputs.npy --expect $(TORCH_EVAL)/cnn_outputs.npy \
 	  --count 100 --batch 10 --log-n 14 --packing tiled --quiet --out $(TORCH_EVAL)/cnn_encrypted.npy
-	@echo "torch-eval: the (N, 16, 32) transformer runs encrypted only at batch 1 (about 2 minutes"
-	@echo "  per sample here, docs/ONNX.md), so it is not run here."
+	./build/bin/tessera compile tests/data/torch/transformer.onnx --batch 100 --packing batch \
+	  --calibrate $(TORCH_EVAL)/transformer_inputs.npy --quiet --force --out $(TORCH_EVAL)/transformer.plan
+	OMP_WAIT_POLICY=passive ./build/bin/tessera predict $(TORCH_EVAL)/transformer.plan \
+	  --in $(TORCH_EVAL)/transformer_inputs.npy --expect $(TORCH_EVAL)/transformer_outputs.npy \
+	  --count 100 --quiet --force --out $(TORCH_EVAL)/transformer_encrypted.npy
 
 bench: build
 	./build/bin/tessera bench all

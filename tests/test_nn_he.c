@@ -453,6 +453,8 @@ static void test_torch_models_encrypted(void **state) {
  * relinearization), encrypted against PyTorch and the plaintext reference; the plan
  * round-trips, and a plan of format 4 (lowered without contract steps) still reads.
  */
+static void write_corpus(const char *name, const uint8_t *b, size_t n);
+
 static void test_contract_encrypted(void **state) {
     (void)state;
     tsr_nn_model *m;
@@ -494,6 +496,7 @@ static void test_contract_encrypted(void **state) {
     size_t len;
     tsr_nn_plan *q;
     tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    write_corpus("contract.plan", buf, len);
     tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
     assert_memory_equal(p->id, q->id, 32);
     char why[160];
