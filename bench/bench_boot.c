@@ -6,8 +6,11 @@
  * time and in the process's CPU time (which a loaded machine inflates far
  * less than the wall time; all threads' CPU time with --threads > 1), the
  * precision against the plaintext (mean, median and worst slot, in bits,
- * inputs uniform in [-1, 1] + i [-1, 1]), and the level and scale left.
- * Record results in docs/BENCHMARKS.md with the command, commit and CPU.
+ * inputs uniform in [-1, 1] + i [-1, 1]), the level and scale left, and
+ * the memory breakdown (keys per DFT factor at the levels they are made
+ * for, diagonals per factor, the other keys, resident memory after each
+ * setup phase, peak after each stage). Keys are level-aware unless
+ * --full-keys. Record results in docs/BENCHMARKS.md with the command, commit and CPU.
  */
 #include "bench.h"
 #include "cli.h"
