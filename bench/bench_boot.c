@@ -6,8 +6,11 @@
  * time and in the process's CPU time (which a loaded machine inflates far
  * less than the wall time; all threads' CPU time with --threads > 1), the
  * precision against the plaintext (mean, median and worst slot, in bits,
- * inputs uniform in [-1, 1] + i [-1, 1]), and the level and scale left.
- * Record results in docs/BENCHMARKS.md with the command, commit and CPU.
+ * inputs uniform in [-1, 1] + i [-1, 1]), the level and scale left, and
+ * the memory breakdown (keys per DFT factor at the levels they are made
+ * for, diagonals per factor, the other keys, resident memory after each
+ * setup phase, peak after each stage). Keys are level-aware unless
+ * --full-keys. Record results in docs/BENCHMARKS.md with the command, commit and CPU.
  */
 #include "bench.h"
 #include "cli.h"
@@ -100,7 +103,7 @@ typedef struct result {
     size_t shared_keys; /* steps of both CoeffsToSlots and SlotsToCoeffs */
     double rss_params, rss_circuit, rss_keys, rss_eval; /* current RSS after each setup phase */
     double stage_peak[N_STAGES]; /* peak RSS after each stage of the first run */
-    int level_keys;
+    int level_keys, on_the_fly;
     int secure;
     size_t rotations;
     tsr_circuits_boot_info info;
@@ -191,9 +194,10 @@ static tsr_status make_galois_keys(tsr_ckks_galois_keys **gk, const tsr_ckks_sec
 }
 
 static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned ratio, int real,
-                      int runs, int level_keys, result *res) {
+                      int runs, int level_keys, int on_the_fly, result *res) {
     memset(res, 0, sizeof *res);
     res->level_keys = level_keys;
+    res->on_the_fly = on_the_fly;
     tsr_ckks_param_spec spec;
     boot_spec(&spec, log_n, left);
     tsr_ckks_params *p = NULL;
@@ -214,7 +218,8 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
     res->rss_params = rss_now_mib();
     tsr_circuits_boot_config cfg = { .slots = slots,
                                      .encapsulation_hw = 32,
-                                     .log_message_ratio = ratio };
+                                     .log_message_ratio = ratio,
+                                     .diagonals_on_the_fly = (unsigned)on_the_fly };
     double t1 = tsr_now();
     if (st == TSR_OK) st = tsr_circuits_boot_create(&b, enc, p, &cfg);
     res->circuit_s = tsr_now() - t1;
@@ -389,10 +394,10 @@ static void print_memory(const result *r) {
     printf("    (a key is listed at the first factor using it at its level; %zu steps serve both "
            "transforms)\n",
            r->shared_keys);
-    printf("    encoded diagonals %.1f; rotation keys %.1f; conjugation key %.1f (level %d); "
+    printf("    diagonals %.1f (%s); rotation keys %.1f; conjugation key %.1f (level %d); "
            "trace keys %.1f\n",
-           mib(r->diag_mem), mib(fk), mib(r->conj_mem), r->conj_level,
-           mib(r->galois_mem - fk - r->conj_mem));
+           mib(r->diag_mem), r->on_the_fly ? "coefficients, converted when applied" : "encoded",
+           mib(fk), mib(r->conj_mem), r->conj_level, mib(r->galois_mem - fk - r->conj_mem));
     printf("    relinearization key %.1f (level %d); encapsulation keys %.1f (to sparse, level 0) "
            "+ %.1f (back, top level)\n",
            mib(r->relin_mem), r->relin_level, mib(r->switch_mem[0]), mib(r->switch_mem[1]));
@@ -413,8 +418,10 @@ static void print_memory_json(const result *r) {
            r->rss_circuit, r->rss_keys, r->rss_eval);
     for (int s = 0; s < N_STAGES; s++)
         printf("%s\"%s\": %.0f", s ? ", " : "", stage_names[s], r->stage_peak[s]);
-    printf("}}, \"level_keys\": %s, \"relin_level\": %d, \"conj_level\": %d, \"factors\": [",
-           r->level_keys ? "true" : "false", r->relin_level, r->conj_level);
+    printf("}}, \"diagonals_on_the_fly\": %s, \"level_keys\": %s, \"relin_level\": %d, "
+           "\"conj_level\": %d, \"factors\": [",
+           r->on_the_fly ? "true" : "false", r->level_keys ? "true" : "false", r->relin_level,
+           r->conj_level);
     for (size_t f = 0; f < r->n_factors; f++) {
         const tsr_circuits_boot_factor *fa = &r->factors[f];
         printf("%s{\"stage\": \"%s\", \"index\": %d, \"level\": %d, \"diagonals\": %zu, "
@@ -450,13 +457,15 @@ int bench_boot_main(int argc, char **argv) {
                "highest level bootstrapping rotates by that step at, the relinearization and\n"
                "conjugation keys up to EvalMod's input level (tsr_ckks_*_level; such keys cannot\n"
                "be serialized). --full-keys: every key over all levels (the serializable form).\n"
+               "--diagonals-on-the-fly: the DFT diagonals kept as coefficients and converted\n"
+               "when applied (config.diagonals_on_the_fly: less memory, more time).\n"
                "The memory breakdown lists the keys (per factor of the transforms, at the level\n"
                "they are made for), the encoded diagonals per factor, the resident memory after\n"
                "each setup phase and the peak after each stage of the first run.\n");
         return 0;
     }
     long slots = 0, threads = 1, runs = 5, log_n = 16, left = 10, ratio = 0;
-    int json = 0, real = 0, full_keys = 0;
+    int json = 0, real = 0, full_keys = 0, on_the_fly = 0;
     const cli_opt opts[] = {
         { "--slots", CLI_LONG, &slots, 2, 1L << 16 },
         { "--real", CLI_FLAG, &real, 0, 0 },
@@ -467,6 +476,7 @@ int bench_boot_main(int argc, char **argv) {
         { "--levels-left", CLI_LONG, &left, 1, 30 },
         { "--log-message-ratio", CLI_LONG, &ratio, 4, 40 },
         { "--full-keys", CLI_FLAG, &full_keys, 0, 0 },
+        { "--diagonals-on-the-fly", CLI_FLAG, &on_the_fly, 0, 0 },
     };
     int prc = cli_parse_args("bench boot", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;
@@ -476,7 +486,7 @@ int bench_boot_main(int argc, char **argv) {
     tsr_set_num_threads((int)threads);
     result r;
     tsr_status st = run((unsigned)log_n, (unsigned)left, (size_t)slots, (unsigned)ratio, real,
-                        (int)runs, !full_keys, &r);
+                        (int)runs, !full_keys, on_the_fly, &r);
     tsr_set_num_threads(saved);
     if (st != TSR_OK) return cli_fail("bench boot", st, "bootstrapping");
     const tsr_circuits_boot_info *in = &r.info;

@@ -629,6 +629,27 @@ static void test_boot_level_keys(void **state) {
     tt_ok(tsr_circuits_bootstrap(b, ev, out, ct));
     double *full = decrypt(h, out);
 
+    /* diagonals on the fly: the same steps and a bit-identical result, 1 word per coefficient */
+    tsr_circuits_boot_config fly_cfg = { .diagonals_on_the_fly = 1 };
+    tsr_circuits_boot *fly;
+    tt_ok(tsr_circuits_boot_create(&fly, h->enc, h->p, &fly_cfg));
+    assert_int_equal(tsr_circuits_boot_rotations(fly, all, n), n);
+    assert_memory_equal(all, steps, n * sizeof *steps);
+    tsr_circuits_boot_factor fly_fac[8];
+    assert_int_equal(tsr_circuits_boot_factors(fly, fly_fac, 8, 0, NULL, 0), nf);
+    for (size_t f = 0; f < nf; f++) {
+        uint64_t words = (uint64_t)fac[f].diagonals * tsr_ckks_params_n(h->p);
+        assert_int_equal(fly_fac[f].diag_bytes, words * 8);
+        assert_int_equal(fac[f].diag_bytes,
+                         words * 8 *
+                             (uint64_t)(fac[f].level + 1 + tsr_ckks_params_special_count(h->p)));
+    }
+    tt_ok(tsr_circuits_bootstrap(fly, ev, out, ct));
+    double *fly_got = decrypt(h, out);
+    assert_memory_equal(full, fly_got, 2 * h->slots * sizeof *full);
+    free(fly_got);
+    tsr_circuits_boot_free(fly);
+
     uint64_t gmem = tsr_ckks_galois_keys_memory(gk), want_mem = key_bytes(h->p, cl);
     assert_int_equal(gmem, (uint64_t)(n + 1) * key_bytes(h->p, top));
     for (size_t i = 0; i < n; i++) want_mem += key_bytes(h->p, levels[i]);

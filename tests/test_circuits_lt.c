@@ -388,6 +388,34 @@ static void test_lt_double_hoisting(void **state) {
         assert_int_equal(dec[1], (nb > 0) + ng);
         assert_int_equal(md[0], ng + 1);
         assert_int_equal(md[1], nb + ng);
+        /* diagonals on the fly (kept as coefficients, N words each): bit-identical to the encoded
+         * ones, both paths, and the same counts */
+        circuits_bsgs fly;
+        tt_ok(circuits_bsgs_create_ex(&fly, h->enc, h->p, idx, nd, S, n1s[c], cplx_diag, diag,
+                                      level, tsr_ckks_params_scale(h->p, level), 1));
+        assert_null(fly.pt);
+        assert_int_equal(fly.n1, lt.n1);
+        assert_int_equal(circuits_bsgs_bytes(&fly, h->p), nd * 2 * S * 8);
+        assert_int_equal(circuits_bsgs_bytes(&lt, h->p),
+                         nd * (size_t)(level + 1 + tsr_ckks_params_special_count(h->p)) * 2 * S *
+                             8);
+        for (int k = 0; k < 2; k++) {
+            tsr_ckks_ciphertext *o;
+            tt_ok(tsr_ckks_ciphertext_create(&o, h->p));
+            unsigned long d0 = ev->n_decompose, m0 = ev->n_moddown;
+            if (k == 0)
+                tt_ok(circuits_bsgs_apply(ev, o, in, &fly));
+            else
+                tt_ok(circuits_bsgs_apply_ref(ev, o, in, &fly));
+            assert_int_equal(ev->n_decompose - d0, dec[k]);
+            assert_int_equal(ev->n_moddown - m0, md[k]);
+            assert_int_equal(tsr_ckks_ciphertext_level(o), level - 1);
+            for (int q = 0; q < 2; q++) /* level limbs of N = 2S words each */
+                assert_memory_equal(ckks_ct_poly(o, q), ckks_ct_poly(out[k], q),
+                                    (size_t)level * 2 * S * sizeof(uint64_t));
+            tsr_ckks_ciphertext_free(o);
+        }
+        circuits_bsgs_free(&fly);
         for (int k = 0; k < 2; k++) tsr_ckks_ciphertext_free(out[k]);
         tsr_ckks_ciphertext_free(in);
         tsr_ckks_evaluator_free(ev);

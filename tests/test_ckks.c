@@ -994,6 +994,95 @@ static void test_mod_raise(void **state) {
     fx_free(&f);
 }
 
+/*
+ * Level-aware keys (tsr_ckks_relin_key_create_level / _trim,
+ * tsr_ckks_galois_keys_add_level / _trim): memory by the test's own formula,
+ * a trimmed key bit-identical to the full one at levels it serves,
+ * TSR_ERR_LEVEL above, a step already present keeps its key, the level
+ * queries, the writers refuse such keys, bad levels are rejected.
+ */
+static void test_level_keys(void **state) {
+    (void)state;
+    tsr_ckks_param_spec spec = small_spec();
+    spec.levels = 5;
+    fixture f;
+    fx_init(&f, NULL, &spec, 0);
+    const int L = tsr_ckks_params_max_level(f.p), k = tsr_ckks_params_special_count(f.p);
+    const int dnum = tsr_ckks_params_dnum(f.p), alpha = (L + 1 + dnum - 1) / dnum;
+    const uint64_t N = tsr_ckks_params_n(f.p);
+#define KEY_BYTES(m) ((uint64_t)(((m) + alpha) / alpha) * 2 * (uint64_t)((m) + 1 + k) * N * 8)
+    assert_int_equal(tsr_ckks_relin_key_memory(f.rk), KEY_BYTES(L));
+    assert_int_equal(tsr_ckks_relin_key_max_level(f.rk), L);
+    double *x = rand_vec(&f, f.slots);
+    tsr_ckks_ciphertext *a = encrypt_vec(&f, x, 2), *full, *trim;
+    tt_ok(tsr_ckks_ciphertext_create(&full, f.p));
+    tt_ok(tsr_ckks_ciphertext_create(&trim, f.p));
+    tt_ok(tsr_ckks_mul_relin(f.ev, full, a, a));
+    assert_int_equal(tsr_ckks_relin_key_trim(f.rk, L + 1), TSR_ERR_INVALID_ARG);
+    tt_ok(tsr_ckks_relin_key_trim(f.rk, 2));
+    assert_int_equal(tsr_ckks_relin_key_max_level(f.rk), 2);
+    assert_int_equal(tsr_ckks_relin_key_memory(f.rk), KEY_BYTES(2));
+    assert_true(KEY_BYTES(2) < KEY_BYTES(L));
+    tt_ok(tsr_ckks_mul_relin(f.ev, trim, a, a));
+    assert_true(ct_equal(full, trim));
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    assert_int_equal(tsr_ckks_relin_key_to_bytes(f.rk, &buf, &len), TSR_ERR_INVALID_ARG);
+    assert_null(buf);
+    tsr_ckks_ciphertext *b = encrypt_vec(&f, x, 3);
+    assert_int_equal(tsr_ckks_mul_relin(f.ev, trim, b, b), TSR_ERR_LEVEL);
+
+    /* a relinearization key generated for level 1 */
+    tsr_ckks_relin_key *rk1;
+    assert_int_equal(tsr_ckks_relin_key_create_level(&rk1, f.sk, L + 1), TSR_ERR_INVALID_ARG);
+    tt_ok(tsr_ckks_relin_key_create_level(&rk1, f.sk, 1));
+    assert_int_equal(tsr_ckks_relin_key_memory(rk1), KEY_BYTES(1));
+
+    /* Galois: rotation by 5 for levels <= 1, conjugation for every level */
+    tsr_ckks_galois_keys *gk;
+    const int step = 5;
+    tt_ok(tsr_ckks_galois_keys_create(&gk, f.sk, NULL, 0, 0));
+    assert_int_equal(tsr_ckks_galois_keys_add_level(gk, f.sk, &step, 1, 0, L + 1),
+                     TSR_ERR_INVALID_ARG);
+    tt_ok(tsr_ckks_galois_keys_add_level(gk, f.sk, &step, 1, 0, 1));
+    tt_ok(tsr_ckks_galois_keys_add(gk, f.sk, &step, 1, TSR_CKKS_GALOIS_CONJUGATE));
+    assert_int_equal(tsr_ckks_galois_keys_rotation_level(gk, step), 1); /* kept */
+    assert_int_equal(tsr_ckks_galois_keys_rotation_level(gk, 0), L);
+    assert_int_equal(tsr_ckks_galois_keys_rotation_level(gk, 11), -1);
+    assert_int_equal(tsr_ckks_galois_keys_memory(gk), KEY_BYTES(1) + KEY_BYTES(L));
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, f.p, rk1, gk));
+    tsr_ckks_ciphertext *c1 = encrypt_vec(&f, x, 1), *r;
+    tt_ok(tsr_ckks_ciphertext_create(&r, f.p));
+    tt_ok(tsr_ckks_rotate(ev, r, c1, step));
+    double *want = malloc(f.slots * sizeof *want);
+    assert_non_null(want);
+    rotated(x, f.slots, step, want);
+    assert_true(prec_of(&f, r, want, NULL) > 20);
+    assert_int_equal(tsr_ckks_rotate(ev, r, a, step), TSR_ERR_LEVEL);
+    tt_ok(tsr_ckks_mul_relin(ev, r, c1, c1));
+    assert_int_equal(tsr_ckks_mul_relin(ev, r, a, a), TSR_ERR_LEVEL);
+    assert_int_equal(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len), TSR_ERR_INVALID_ARG);
+    /* trim: the conjugation key to level 0 */
+    tt_ok(tsr_ckks_galois_keys_trim(gk, NULL, NULL, 0, 0));
+    assert_int_equal(tsr_ckks_galois_keys_memory(gk), KEY_BYTES(1) + KEY_BYTES(0));
+    assert_int_equal(tsr_ckks_conjugate(ev, r, c1), TSR_ERR_LEVEL);
+    assert_int_equal(tsr_ckks_galois_keys_trim(gk, NULL, NULL, 0, L + 1), TSR_ERR_INVALID_ARG);
+#undef KEY_BYTES
+    free(want);
+    free(x);
+    tsr_ckks_ciphertext_free(a);
+    tsr_ckks_ciphertext_free(b);
+    tsr_ckks_ciphertext_free(c1);
+    tsr_ckks_ciphertext_free(r);
+    tsr_ckks_ciphertext_free(full);
+    tsr_ckks_ciphertext_free(trim);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_relin_key_free(rk1);
+    fx_free(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_security_table),
@@ -1010,6 +1099,7 @@ int main(void) {
         cmocka_unit_test(test_mod_raise),
         cmocka_unit_test(test_fused_mul_keyswitch),
         cmocka_unit_test(test_depth10_squarings),
+        cmocka_unit_test(test_level_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -442,6 +442,14 @@ typedef struct tsr_circuits_boot_config {
      * tsr_circuits_boot_switch_keys_create are needed.
      */
     unsigned encapsulation_hw;
+    /**
+     * Nonzero: keep the DFT factors' diagonals as their rounded coefficients
+     * (N words each instead of (level + 1 + k) N) and convert them (level + 1
+     * + k NTTs each) when applied, one giant step at a time: bit-identical
+     * results, about 3.5 GiB less at N = 2^16, some more time
+     * (docs/BENCHMARKS.md). 0: encoded once at creation.
+     */
+    unsigned diagonals_on_the_fly;
 } tsr_circuits_boot_config;
 
 /** What a prepared bootstrapping circuit costs and produces. */

@@ -48,6 +48,7 @@ struct tsr_circuits_boot {
     int *steps;      /* all rotation steps, sorted, distinct */
     size_t n_steps;
     unsigned encap_h; /* Hamming weight of the temporary secret, 0: no encapsulation */
+    int on_the_fly;   /* diagonals kept as coefficients (config.diagonals_on_the_fly) */
     const tsr_ckks_switch_key *to_sparse, *to_dense; /* borrowed */
 };
 
@@ -136,7 +137,8 @@ static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) 
         int level = b->top - g;
         double in = g == 0 ? b->raise_scale : tsr_ckks_params_scale(b->p, level);
         /* the 1/2 lets EvalMod split u into u + conj(u) and -i (u - conj(u)) */
-        st = boot_lt_create(&b->cts[g], enc, b->p, &mats[g], g == 0 ? 0.5 : 1.0, level, in);
+        st = boot_lt_create(&b->cts[g], enc, b->p, &mats[g], g == 0 ? 0.5 : 1.0, level, in,
+                            b->on_the_fly);
     }
     for (int g = 0; g < b->kc; g++) boot_dmat_free(&mats[g]);
     if (st == TSR_OK) st = boot_dft_factors(mats, b->ks, &f, 0);
@@ -147,7 +149,7 @@ static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) 
     for (int g = 0; g < b->ks && st == TSR_OK; g++) {
         int level = stc_top - g;
         st = boot_lt_create(&b->stc[g], enc, b->p, &mats[g], g == 0 ? factor : 1.0, level,
-                            tsr_ckks_params_scale(b->p, level));
+                            tsr_ckks_params_scale(b->p, level), b->on_the_fly);
     }
     for (int g = 0; g < b->ks; g++) boot_dmat_free(&mats[g]);
     ckks_fft_free(&f);
@@ -225,6 +227,7 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
     b->ks = ks;
     b->k = k;
     b->encap_h = c.encapsulation_hw;
+    b->on_the_fly = c.diagonals_on_the_fly != 0;
     b->r = (int)r;
     b->in_scale = ldexp(q0, -(int)ratio);
     b->trace_steps = ilog2(full / n);
@@ -308,7 +311,7 @@ size_t tsr_circuits_boot_factors(const tsr_circuits_boot *b, tsr_circuits_boot_f
                                  size_t cap, size_t which, int *steps_of, size_t steps_cap) {
     TSR_REQUIRE(b && (out || cap == 0) && (steps_of || steps_cap == 0),
                 "tsr_circuits_boot_factors: NULL argument");
-    size_t count = (size_t)b->kc + (size_t)b->ks, words = tsr_ckks_params_n(b->p);
+    size_t count = (size_t)b->kc + (size_t)b->ks;
     for (size_t i = 0; i < count; i++) {
         const boot_lt *lt = i < (size_t)b->kc ? &b->cts[i] : &b->stc[i - (size_t)b->kc];
         if (i < cap) {
@@ -319,9 +322,7 @@ size_t tsr_circuits_boot_factors(const tsr_circuits_boot *b, tsr_circuits_boot_f
             f->diagonals = lt->n_diags;
             f->baby_steps = lt->n1;
             f->rotations = lt->n_steps;
-            f->diag_bytes = (uint64_t)lt->n_diags *
-                            (uint64_t)(lt->level + 1 + tsr_ckks_params_special_count(b->p)) *
-                            words * sizeof(uint64_t);
+            f->diag_bytes = circuits_bsgs_bytes(lt, b->p);
         }
         if (i == which && steps_of)
             for (size_t t = 0; t < lt->n_steps && t < steps_cap; t++) steps_of[t] = lt->steps[t];

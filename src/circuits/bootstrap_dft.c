@@ -194,7 +194,8 @@ void boot_lt_free(boot_lt *lt) {
 }
 
 tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
-                          const boot_dmat *m, double factor, int level, double in_scale) {
+                          const boot_dmat *m, double factor, int level, double in_scale,
+                          int on_the_fly) {
     size_t count = 0, n = m->n;
     for (size_t i = 0; i < n; i++) count += m->d[i] != NULL;
     size_t *index = malloc((count ? count : 1) * sizeof *index);
@@ -206,8 +207,8 @@ tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p
     for (size_t i = 0; i < n; i++)
         if (m->d[i]) index[count++] = i;
     dmat_diags ctx = { m, index, factor };
-    tsr_status st =
-        circuits_bsgs_create(lt, enc, p, index, count, n, 0, dmat_diag_fn, &ctx, level, in_scale);
+    tsr_status st = circuits_bsgs_create_ex(lt, enc, p, index, count, n, 0, dmat_diag_fn, &ctx,
+                                            level, in_scale, on_the_fly);
     free(index);
     return st;
 }

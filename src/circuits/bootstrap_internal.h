@@ -30,9 +30,11 @@ tsr_status boot_dft_factors(boot_dmat *mats, int groups, const ckks_fft *f, int 
  * the one linear transform of circuits/linear_transform.c. */
 typedef circuits_bsgs boot_lt;
 
-/** Encode factor * m (replicated with period n over all slots) for inputs at level, in_scale. */
+/** Encode factor * m (replicated with period n over all slots) for inputs at level, in_scale
+ * (on_the_fly: kept as coefficients, see circuits_bsgs_create_ex). */
 tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
-                          const boot_dmat *m, double factor, int level, double in_scale);
+                          const boot_dmat *m, double factor, int level, double in_scale,
+                          int on_the_fly);
 void boot_lt_free(boot_lt *lt);
 /** out = M in (keys checked by the caller); out at level - 1 with its canonical scale. */
 tsr_status boot_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,

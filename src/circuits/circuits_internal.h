@@ -38,6 +38,8 @@ typedef struct circuits_bsgs {
     size_t n_diags;  /* diagonals */
     size_t *index;   /* (n_diags) sorted, distinct diagonal indices in [0, n) */
     uint64_t *pt;    /* (n_diags, level + 1 + k, N) rot(diag_t, -g) over Q_l u P, NTT form */
+    double *coef;    /* on the fly (pt NULL): (n_diags, N) their rounded coefficients, converted
+                        to Q_l u P per giant step when applied (same words as pt) */
     double *pt_mag;  /* (n_diags) largest |value| of each diagonal */
     double pt_scale; /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
     double pt_err;   /* rounding error of one encoded diagonal (value units) */
@@ -57,6 +59,18 @@ typedef tsr_status (*circuits_diag_fn)(void *ctx, size_t t, ckks_cplx *out);
 tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                 const size_t *index, size_t n_diags, size_t n, size_t n1,
                                 circuits_diag_fn diag, void *ctx, int level, double in_scale);
+/**
+ * circuits_bsgs_create, with on_the_fly: the diagonals are kept as their
+ * rounded coefficients (N doubles each instead of (level + 1 + k) N words)
+ * and converted to Q_l u P (level + 1 + k NTTs each) when applied, one giant
+ * step at a time: bit-identical results, less memory, more time.
+ */
+tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
+                                   const size_t *index, size_t n_diags, size_t n, size_t n1,
+                                   circuits_diag_fn diag, void *ctx, int level, double in_scale,
+                                   int on_the_fly);
+/** Bytes the diagonals of lt hold. */
+uint64_t circuits_bsgs_bytes(const circuits_bsgs *lt, const tsr_ckks_params *p);
 void circuits_bsgs_free(circuits_bsgs *lt);
 
 /** TSR_ERR_KEY_MISSING listing the rotation steps of lt the evaluator has no key for. */

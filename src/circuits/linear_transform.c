@@ -99,6 +99,7 @@ static void bsgs_count(const size_t *index, size_t count, size_t n1, size_t *bab
 
 void circuits_bsgs_free(circuits_bsgs *lt) {
     free(lt->pt);
+    free(lt->coef);
     free(lt->pt_mag);
     free(lt->index);
     free(lt->steps);
@@ -143,12 +144,25 @@ static void collect_steps(circuits_bsgs *lt) {
             lt->steps[lt->n_steps++] = lt->steps[t];
 }
 
+uint64_t circuits_bsgs_bytes(const circuits_bsgs *lt, const tsr_ckks_params *p) {
+    uint64_t words = lt->coef ? 1 : (uint64_t)lt->level + 1 + (uint64_t)p->k;
+    return (uint64_t)lt->n_diags * words * p->n * sizeof(uint64_t);
+}
+
 tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                 const size_t *index, size_t n_diags, size_t n, size_t n1,
                                 circuits_diag_fn diag, void *ctx, int level, double in_scale) {
+    return circuits_bsgs_create_ex(lt, enc, p, index, n_diags, n, n1, diag, ctx, level, in_scale,
+                                   0);
+}
+
+tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
+                                   const size_t *index, size_t n_diags, size_t n, size_t n1,
+                                   circuits_diag_fn diag, void *ctx, int level, double in_scale,
+                                   int on_the_fly) {
     memset(lt, 0, sizeof *lt);
     const size_t slots = tsr_ckks_params_slots(p), N = 2 * slots;
-    const size_t limbs = (size_t)level + 1 + (size_t)p->k;
+    const size_t limbs = on_the_fly ? 1 : (size_t)level + 1 + (size_t)p->k;
     TSR_ASSERT(level >= 1 && is_pow2(n) && n <= slots && (n1 == 0 || (is_pow2(n1) && n1 <= n)));
     lt->level = level;
     lt->in_scale = in_scale;
@@ -158,13 +172,17 @@ tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ck
     lt->index = malloc(nd * sizeof *lt->index);
     lt->pt_mag = calloc(nd, sizeof *lt->pt_mag);
     lt->steps = malloc(2 * nd * sizeof *lt->steps);
-    lt->pt = n_diags && limbs * N <= SIZE_MAX / sizeof(uint64_t) / n_diags
-                 ? malloc(n_diags * limbs * N * sizeof(uint64_t))
-                 : NULL;
+    void *store = n_diags && limbs * N <= SIZE_MAX / sizeof(uint64_t) / n_diags
+                      ? malloc(n_diags * limbs * N * sizeof(uint64_t))
+                      : NULL;
+    if (on_the_fly)
+        lt->coef = store;
+    else
+        lt->pt = store;
     ckks_cplx *d = malloc(n * sizeof *d);
     double *buf = malloc(2 * slots * sizeof *buf);
     tsr_status st = TSR_OK;
-    if (!lt->index || !lt->pt_mag || !lt->steps || (n_diags && !lt->pt) || !d || !buf) {
+    if (!lt->index || !lt->pt_mag || !lt->steps || (n_diags && !store) || !d || !buf) {
         st =
             tsr_fail(TSR_ERR_NOMEM,
                      "out of memory for a linear transform (%zu diagonals of %zu MiB over Q_l u P)",
@@ -192,8 +210,12 @@ tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ck
             buf[2 * j] = v.re;
             buf[2 * j + 1] = v.im;
         }
-        st = ckks_encode_complex_qp(enc, p, lt->pt + t * limbs * N, buf, slots, level, lt->pt_scale,
-                                    &lt->pt_mag[t], &lt->pt_err);
+        if (on_the_fly)
+            st = ckks_encode_complex_coef(enc, p, lt->coef + t * N, buf, slots, level, lt->pt_scale,
+                                          &lt->pt_mag[t], &lt->pt_err);
+        else
+            st = ckks_encode_complex_qp(enc, p, lt->pt + t * limbs * N, buf, slots, level,
+                                        lt->pt_scale, &lt->pt_mag[t], &lt->pt_err);
     }
 done:
     free(d);
@@ -275,7 +297,8 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         goto done;
     }
     baby = tsr_alloc(nb * 2 * poly * sizeof *baby);
-    work = tsr_alloc(4 * poly * sizeof *work);
+    /* the inner sum and the accumulator (4 polynomials), then nb diagonals made on the fly */
+    work = tsr_alloc((4 + (lt->coef ? nb : 0)) * poly * sizeof *work);
     terms = malloc(3 * (nb ? nb : 1) * sizeof *terms);
     if (!baby || !work || !terms) {
         st = tsr_fail(TSR_ERR_NOMEM,
@@ -333,10 +356,18 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         /* the inner sum: sum_u pt_u * baby_u (both polynomials) */
         for (size_t v = 0; v < cnt; v++) {
             const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[t + v] % lt->n1] * poly;
-            terms[v] = lt->pt + (t + v) * poly;
+            if (lt->coef) {
+                uint64_t *dst = work + (4 + v) * poly;
+                st = ckks_coef_to_qp(p, level, lt->coef + (t + v) * N, dst);
+                if (st != TSR_OK) break;
+                terms[v] = dst;
+            } else {
+                terms[v] = lt->pt + (t + v) * poly;
+            }
             terms[nb + v] = bb;
             terms[2 * nb + v] = bb + poly;
         }
+        if (st != TSR_OK) break;
         uint64_t *s0 = g == 0 && !have_acc ? acc0 : inner0,
                  *s1 = g == 0 && !have_acc ? acc1 : inner1;
         st = ckks_qp_dot_plain(ev, level, s0, s1, terms, terms + nb, terms + 2 * nb, cnt);
@@ -401,13 +432,22 @@ tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
     if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&tmp, p);
     if (st == TSR_OK) st = tsr_ckks_plaintext_create(&pt, p);
     if (st == TSR_OK) st = ckks_pt_reserve(pt, lt->level);
+    uint64_t *qp = lt->coef ? tsr_alloc(poly * sizeof *qp) : NULL;
+    if (st == TSR_OK && lt->coef && !qp) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
     int have_acc = 0;
     for (size_t t = 0; t < lt->n_diags && st == TSR_OK;) {
         size_t g = lt->index[t] / lt->n1, u = t;
         for (; u < lt->n_diags && lt->index[u] / lt->n1 == g && st == TSR_OK; u++) {
             const tsr_ckks_ciphertext *v = baby[slot_of[lt->index[u] % lt->n1]];
             /* the diagonal's Q_l limbs */
-            memcpy(pt->data, lt->pt + u * poly, ((size_t)lt->level + 1) * N * sizeof(uint64_t));
+            const uint64_t *src = qp;
+            if (lt->coef) {
+                st = ckks_coef_to_qp(p, lt->level, lt->coef + u * N, qp);
+                if (st != TSR_OK) break;
+            } else {
+                src = lt->pt + u * poly;
+            }
+            memcpy(pt->data, src, ((size_t)lt->level + 1) * N * sizeof(uint64_t));
             pt->level = lt->level;
             pt->scale = lt->pt_scale;
             pt->err = lt->pt_err;
@@ -432,6 +472,7 @@ tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
     tsr_ckks_ciphertext_free(acc);
     tsr_ckks_ciphertext_free(tmp);
     tsr_ckks_plaintext_free(pt);
+    tsr_free(qp);
     return st;
 }
 

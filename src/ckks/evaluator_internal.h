@@ -132,6 +132,16 @@ tsr_status ckks_qp_moddown(tsr_ckks_evaluator *ev, int level, uint64_t *in0, uin
  * data was sized for; an encoder of other parameters is refused
  * (TSR_ERR_MISMATCH) before anything is written.
  */
+/**
+ * ckks_encode_complex_qp in two halves: the rounded (integer-valued)
+ * coefficients, N doubles, then their form over Q_level u P (NTT): the same
+ * words as ckks_encode_complex_qp. For plaintexts kept small and converted
+ * when used (1 word per coefficient instead of level + 1 + k).
+ */
+tsr_status ckks_encode_complex_coef(tsr_ckks_encoder *e, const tsr_ckks_params *want, double *coef,
+                                    const double *values, size_t n, int level, double scale,
+                                    double *mag, double *err);
+tsr_status ckks_coef_to_qp(const tsr_ckks_params *p, int level, const double *coef, uint64_t *data);
 tsr_status ckks_encode_complex_qp(tsr_ckks_encoder *e, const tsr_ckks_params *p, uint64_t *data,
                                   const double *values, size_t n, int level, double scale,
                                   double *mag, double *err);
