@@ -185,15 +185,7 @@ int tsr_cmd_eval(int argc, char **argv) {
         rc = cli_fail("eval", st, "preparing the model");
         goto out;
     }
-    for (int i = 0; i < tsr_graph_num_nodes(g); i++) {
-        double b;
-        if (tsr_graph_node_kind(g, i) == TSR_NODE_POLY &&
-            tcli_meta_bound(om, g, i, &b) != TCLI_BOUND_NONE &&
-            (st = tsr_trainer_set_bound(t, tsr_graph_node_name(g, i), b)) != TSR_OK) {
-            rc = cli_fail("eval", st, "setting the declared bounds");
-            goto out;
-        }
-    }
+    if ((rc = tcli_meta_bounds("eval", om, g, t)) != 0) goto out;
     tsr_trainer_track_ranges(t, 1, 1);
     double mloss, acc;
     if ((st = tsr_trainer_evaluate(t, loss, x, y, (int)batch, &mloss, &acc)) != TSR_OK) {

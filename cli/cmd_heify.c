@@ -237,7 +237,7 @@ int tsr_cmd_heify(int argc, char **argv) {
         printf("test accuracy: teacher %.2f%%, student %.2f%% (%+.2f points)\n", 100 * tacc,
                100 * sacc, 100 * (sacc - tacc));
     }
-    if ((rc = tcli_save_graph(VERB, trained, o.out, o.force, pixels, mean, sd)) != 0) goto out;
+    if ((rc = tcli_save_graph(VERB, trained, t, o.out, o.force, pixels, mean, sd)) != 0) goto out;
     /* the check: the saved student imports with no non-polynomial node */
     if ((st = tsr_onnx_load(&back, o.out)) == TSR_OK) {
         tsr_onnx_import_opts io;

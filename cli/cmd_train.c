@@ -215,11 +215,12 @@ static int train_graph(const opts *o) {
     const char *ins[] = { o->init, o->teacher };
     if ((rc = cli_outputs_check("train", outs, 1, ins, 2, o->force)) != 0) return rc;
     tsr_graph *g = NULL, *teacher = NULL, *trained = NULL;
+    tsr_onnx_model *om = NULL; /* the model file's metadata */
     tsr_array *x = NULL, *y = NULL, *xt = NULL, *yt = NULL;
     tsr_trainer *t = NULL;
     tsr_status st;
     int pixels = 0;
-    if ((rc = tcli_load_graph("train", o->init, 1, &g)) != 0) goto out;
+    if ((rc = tcli_load_graph_om("train", o->init, 1, &g, &om)) != 0) goto out;
     if (o->teacher && (rc = tcli_load_graph("train", o->teacher, 1, &teacher)) != 0) goto out;
     if ((rc = tcli_load_pair("train", o->data, g, mean, sd, o->limit, &x, &y, &pixels)) != 0)
         goto out;
@@ -229,6 +230,8 @@ static int train_graph(const opts *o) {
         rc = cli_fail("train", st, "preparing the model");
         goto out;
     }
+    /* the model's declared bounds travel to the trained model; --range-loss B replaces them */
+    if ((rc = tcli_meta_bounds("train", om, g, t)) != 0) goto out;
     if (o->have_range)
         for (int i = 0; i < tsr_graph_num_nodes(g); i++) {
             tsr_graph_kind k = tsr_graph_node_kind(g, i);
@@ -259,7 +262,8 @@ static int train_graph(const opts *o) {
         rc = cli_fail("train", st, "exporting the trained graph");
         goto out;
     }
-    if ((rc = tcli_save_graph("train", trained, o->out, o->force, pixels, mean, sd)) != 0) goto out;
+    if ((rc = tcli_save_graph("train", trained, t, o->out, o->force, pixels, mean, sd)) != 0)
+        goto out;
     printf("trained %d epochs in %.1f s: training loss %.5f", to.epochs, tsr_now() - t0,
            rep.train_loss);
     if (!isnan(rep.test_loss)) printf(", test loss %.5f", rep.test_loss);
@@ -268,6 +272,7 @@ static int train_graph(const opts *o) {
     rc = 0;
 out:
     tsr_trainer_free(t);
+    tsr_onnx_free(om);
     tsr_graph_free(g);
     tsr_graph_free(teacher);
     tsr_graph_free(trained);

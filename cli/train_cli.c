@@ -32,6 +32,19 @@ int tcli_load_graph_om(const char *verb, const char *path, int keep_non_polynomi
     return 0;
 }
 
+int tcli_meta_bounds(const char *verb, const tsr_onnx_model *om, const tsr_graph *g,
+                     tsr_trainer *t) {
+    for (int i = 0; i < tsr_graph_num_nodes(g); i++) {
+        double b;
+        tsr_status st;
+        if (tsr_graph_node_kind(g, i) == TSR_NODE_POLY &&
+            tcli_meta_bound(om, g, i, &b) != TCLI_BOUND_NONE &&
+            (st = tsr_trainer_set_bound(t, tsr_graph_node_name(g, i), b)) != TSR_OK)
+            return cli_fail(verb, st, "setting the model's polynomial bounds");
+    }
+    return 0;
+}
+
 int tcli_load_graph(const char *verb, const char *path, int keep_non_polynomial, tsr_graph **g) {
     tsr_onnx_model *m = NULL;
     int rc = tcli_load_graph_om(verb, path, keep_non_polynomial, g, &m);
@@ -163,8 +176,8 @@ bad: /* data that do not fit the model: bad input, as cli_fail's TSR_ERR_SHAPE *
     return 2;
 }
 
-int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force, int pixels,
-                    double mean, double std) {
+int tcli_save_graph(const char *verb, const tsr_graph *g, const tsr_trainer *t, const char *path,
+                    int force, int pixels, double mean, double std) {
     tsr_onnx_model *m = NULL;
     tsr_status st = tsr_onnx_from_graph(g, &m);
     if (st == TSR_OK && pixels) {
@@ -176,16 +189,19 @@ int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int 
         if (st == TSR_OK) st = tsr_onnx_set_meta(m, "tessera.input.mean", v[1]);
         if (st == TSR_OK) st = tsr_onnx_set_meta(m, "tessera.input.std", v[2]);
     }
-    /* a Chebyshev node's symmetric interval as the declared bound of its input (eval reads it) */
+    /* each polynomial's symmetric bound as the declared bound of its input (eval reads it) */
     for (int i = 0; st == TSR_OK && i < tsr_graph_num_nodes(g); i++) {
+        tsr_graph_kind k = tsr_graph_node_kind(g, i);
+        if (k != TSR_NODE_POLY && k != TSR_NODE_CHEBYSHEV) continue;
         const tsr_graph_attrs *a = tsr_graph_node_attrs(g, i);
-        if (tsr_graph_node_kind(g, i) != TSR_NODE_CHEBYSHEV || !(a->hi > 0) || a->lo != -a->hi)
-            continue;
+        double lo = k == TSR_NODE_CHEBYSHEV ? a->lo : 0, hi = k == TSR_NODE_CHEBYSHEV ? a->hi : 0;
+        if (t && tsr_trainer_node_bound(t, i, &lo, &hi) != TSR_OK) tsr_clear_error();
+        if (!(hi > 0) || lo != -hi) continue;
         char key[512], val[40];
         if ((size_t)snprintf(key, sizeof key, "tessera.bound.%s", tsr_graph_node_input(g, i, 0)) >=
             sizeof key)
             continue;
-        snprintf(val, sizeof val, "%.17g", a->hi);
+        snprintf(val, sizeof val, "%.17g", hi);
         st = tsr_onnx_set_meta(m, key, val);
     }
     if (st != TSR_OK) {

@@ -29,6 +29,13 @@ enum { TCLI_BOUND_NONE = 0, TCLI_BOUND_DECLARED, TCLI_BOUND_CALIBRATED };
 int tcli_meta_bound(const tsr_onnx_model *om, const tsr_graph *g, int i, double *bound);
 
 /**
+ * tsr_trainer_set_bound for every POLY node of g (the trainer's graph) that
+ * tcli_meta_bound gives a range. 0, or the exit code after printing why.
+ */
+int tcli_meta_bounds(const char *verb, const tsr_onnx_model *om, const tsr_graph *g,
+                     tsr_trainer *t);
+
+/**
  * Load "X,Y" (two .npy or IDX files) for graph g: integer-typed inputs of
  * rank >= 2 (image bytes) become (p / 255 - mean) / std; X is reshaped to the
  * graph input when its samples have the input's size. limit > 0 keeps the
@@ -47,12 +54,14 @@ int tcli_parse_norm(const char *verb, const char *s, double *mean, double *std);
 /**
  * Export g to ONNX (tsr_onnx_from_graph) at path through the output rules.
  * With pixels set, record the input preprocessing (p / 255 - mean) / std as
- * the tessera.input.* metadata the encrypted-inference verbs read. A
- * Chebyshev node on [-B, B] records B as tessera.bound.<its input> (the
- * export writes it in the power basis; `tessera eval` checks inputs against B).
+ * the tessera.input.* metadata the encrypted-inference verbs read. Each
+ * polynomial with a symmetric range [-B, B] records B as tessera.bound.<its
+ * input>: the bound t (the trainer g came from, node order as g's; may be
+ * NULL) holds for it, else a Chebyshev node's interval (the export writes it
+ * in the power basis; `tessera eval` checks inputs against B).
  */
-int tcli_save_graph(const char *verb, const tsr_graph *g, const char *path, int force, int pixels,
-                    double mean, double std);
+int tcli_save_graph(const char *verb, const tsr_graph *g, const tsr_trainer *t, const char *path,
+                    int force, int pixels, double mean, double std);
 
 /** Mean accuracy of g's argmax against labels y (x batch first), or -1 on error (printed). */
 double tcli_accuracy(const char *verb, const tsr_graph *g, const tsr_array *x, const tsr_array *y);

@@ -434,6 +434,21 @@ static void test_eval(void **state) {
     assert_true(fabs(field(o, "MSE ") - (0.09 + 0.01 + 0.01) / 3) < 1e-6); /* %.6g */
     assert_non_null(strstr(o, "(40 samples)"));
 
+    /* the declared bound travels through train --init; --range-loss B replaces it */
+    tt_cli_expect(tt_cli_run("train --init %s --data %s,%s --epochs 1 --batch 16 --quiet --out %s",
+                             mp, xp, tp, tt_cli_path("tuned_ev.onnx")),
+                  0, "train --init keeps the bound");
+    tt_cli_expect(tt_cli_run("eval %s --data %s,%s", tt_cli_path("tuned_ev.onnx"), xp, tp), 0,
+                  "eval the fine-tuned model");
+    assert_non_null(strstr(tt_cli_output(), "[-1.5, 1.5] declared"));
+    tt_cli_expect(tt_cli_run("train --init %s --data %s,%s --epochs 1 --batch 16 --range-loss "
+                             "2,0.01 --quiet --out %s",
+                             mp, xp, tp, tt_cli_path("tuned_rl.onnx")),
+                  0, "train --init --range-loss");
+    tt_cli_expect(tt_cli_run("eval %s --data %s,%s", tt_cli_path("tuned_rl.onnx"), xp, tp), 0,
+                  "eval the range-trained model");
+    assert_non_null(strstr(tt_cli_output(), "[-2, 2] declared"));
+
     /* a ReLU model (no bound: ranges only) on its own labels: 100 % */
     tsr_graph *t = teacher();
     tt_ok(tsr_onnx_from_graph(t, &m));
