@@ -75,14 +75,18 @@ static const char train_help[] =
 
 static const char eval_help[] =
     "usage: tessera attack eval --corpus DIR --model MODEL [--threshold X] [--threads N]\n"
-    "                           [--report CSV] [--force]\n\n"
-    "Report a saved MalConv model on both splits of the corpus.\n";
+    "                           [--val-frac X --target-fpr X] [--report CSV] [--force]\n\n"
+    "Report a saved MalConv model on both splits of the corpus.\n\n"
+    "  --target-fpr X   choose the operating threshold on the validation files (the\n"
+    "                   training split's sources held out by --val-frac, as in attack\n"
+    "                   train) as the lowest one with a false-positive rate of at most X\n"
+    "                   there; it replaces --threshold and is reported on every split\n";
 
 typedef struct attack_opts {
     const char *corpus, *out, *model, *report, *init;
     long epochs, batch, seed, threads, emb, filters, window, hidden, max_len;
     long patience, adv_size, adv_steps, adv_from;
-    double lr, threshold, label_smoothing, weight_decay, val_frac, adv_frac, adv_eps;
+    double lr, threshold, label_smoothing, weight_decay, val_frac, adv_frac, adv_eps, target_fpr;
     int force, adv_plain;
 } attack_opts;
 
@@ -103,6 +107,7 @@ static void opts_default(attack_opts *o) {
     o->adv_steps = 4;
     o->adv_eps = 1.0;
     o->adv_from = 1;
+    o->target_fpr = -1; /* unset */
 }
 
 /* argv[0] is the subcommand (like a verb's argv[0]); the options follow. */
@@ -135,6 +140,7 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
         { "--adv-frac", CLI_DOUBLE, &o->adv_frac, 0, 0 },
         { "--adv-eps", CLI_DOUBLE, &o->adv_eps, 0, 0 },
         { "--adv-plain", CLI_FLAG, &o->adv_plain, 0, 0 },
+        { "--target-fpr", CLI_DOUBLE, &o->target_fpr, 0, 0 },
     };
     char verb[32];
     snprintf(verb, sizeof verb, VERB " %s", sub);
@@ -156,6 +162,10 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
     if (o->max_len % o->window != 0)
         return cli_usage_error(verb, "--max-len %ld must be a multiple of --window %ld", o->max_len,
                                o->window);
+    if (o->target_fpr != -1 && !(o->target_fpr >= 0 && o->target_fpr < 1))
+        return cli_usage_error(verb, "--target-fpr must be in [0, 1)");
+    if (o->target_fpr != -1 && !(o->val_frac > 0))
+        return cli_usage_error(verb, "--target-fpr needs validation files: --val-frac X > 0");
     if (o->threads) tsr_set_num_threads((int)o->threads);
     return 0;
 }
@@ -333,7 +343,42 @@ static int cmd_eval(int argc, char **argv) {
         tsr_malconv_free(m);
         return cli_fail(verb, st, "loading the corpus");
     }
-    rc = report(verb, m, &c, NULL, o.threshold, o.report, o.force);
+    /* validation files: the training split's sources held out as attack train does */
+    uint8_t *isval = NULL;
+    if (o.val_frac > 0) {
+        isval = tsr_calloc_array(c.n + 1, 1);
+        if (!isval) rc = cli_fail(verb, TSR_ERR_NOMEM, "validation");
+        for (size_t i = 0; isval && i < c.n; i++)
+            isval[i] = c.f[i].split == TSR_SPLIT_TRAIN &&
+                       source_hash(c.f[i].source) % 1000 < (uint32_t)(o.val_frac * 1000);
+    }
+    if (!rc && o.target_fpr != -1) {
+        size_t nv = 0, fp = 0, neg = 0;
+        tsr_detector_example *ex = tsr_calloc_array(c.n + 1, sizeof *ex);
+        float *sc = tsr_alloc((c.n + 1) * sizeof(float));
+        int *lab = tsr_alloc((c.n + 1) * sizeof(int));
+        float thr = 0;
+        st = ex && sc && lab ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "validation scores");
+        for (size_t i = 0; st == TSR_OK && i < c.n; i++)
+            if (isval[i]) {
+                ex[nv] = (tsr_detector_example){ c.f[i].buf, c.f[i].len, c.f[i].label };
+                lab[nv] = c.f[i].label;
+                neg += c.f[i].label != 1;
+                nv++;
+            }
+        if (st == TSR_OK) st = tsr_detector_scores(m, ex, nv, sc);
+        if (st == TSR_OK) st = tsr_detector_threshold_for_fpr(sc, lab, nv, o.target_fpr, &thr, &fp);
+        if (st == TSR_OK) {
+            printf("threshold %.9g for a target FPR of %g on %zu validation files (%zu clean: "
+                   "FPR steps of %.4f): %zu clean validation files flagged\n",
+                   (double)thr, o.target_fpr, nv, neg, 1.0 / (double)neg, fp);
+            o.threshold = thr;
+        } else
+            rc = cli_fail(verb, st, "choosing the threshold");
+        tsr_free(ex), tsr_free(sc), tsr_free(lab);
+    }
+    if (!rc) rc = report(verb, m, &c, isval, o.threshold, o.report, o.force);
+    tsr_free(isval);
     tsr_malconv_free(m);
     tsr_corpus_free(&c);
     return rc;
@@ -392,7 +437,10 @@ static const char payload_help[] =
     "  --limit N           at most N files (all)\n"
     "  --universal-size N  universal overlay payload bytes, 0 = none (2000)\n"
     "  --universal-files N training-split flagged files it is optimised on (40)\n"
-    "  --universal-steps N its sign steps (20)\n"
+    "  --universal-steps N its steps (20; greedy byte steps with --greedy)\n"
+    "  --universal-align   start the universal payload at the first 500-byte window\n"
+    "                      boundary after the file (zero filler before it), so its whole\n"
+    "                      windows do not depend on the file\n"
     "  --routed            route the gradient of filters that a payload window could win\n"
     "                      to their best payload window (attacks/malconv.h)\n"
     "  --greedy            greedy byte step (the byte lowering the linearised logit most)\n"
@@ -482,8 +530,9 @@ static int cmd_payload(int argc, char **argv) {
                *sizes = "500,1000,2000,5000,10000", *steps = "1,20", *split = "test";
     long limit = 0, seed = 1, threads = 0, usize = 2000, ufiles = 40, usteps = 20;
     double eps = 1.0, thr = 0.5;
-    int save = 0, routed = 0, greedy = 0, no_stop = 0;
+    int save = 0, routed = 0, greedy = 0, no_stop = 0, ualign = 0;
     const cli_opt defs[] = {
+        { "--universal-align", CLI_FLAG, &ualign, 0, 0 },
         { "--no-stop", CLI_FLAG, &no_stop, 0, 0 },
         { "--routed", CLI_FLAG, &routed, 0, 0 },
         { "--greedy", CLI_FLAG, &greedy, 0, 0 },
@@ -607,7 +656,8 @@ static int cmd_payload(int argc, char **argv) {
                 }
                 tsr_payload_cfg pc = { pl[ip],     (size_t)sz[iz], (int)stp[is],
                                        (float)eps, (float)thr,     (uint64_t)seed,
-                                       routed,     greedy,         no_stop };
+                                       routed,     greedy,         no_stop,
+                                       0 };
 #pragma omp parallel for schedule(dynamic, 1)
                 for (size_t i = 0; i < nf; i++) {
                     uint8_t *out = NULL;
@@ -691,21 +741,40 @@ static int cmd_payload(int argc, char **argv) {
             }
         tsr_payload_cfg pc = {
             TSR_PLACE_OVERLAY, (size_t)usize, (int)usteps, (float)eps, (float)thr,
-            (uint64_t)seed,    routed,        greedy,      0
+            (uint64_t)seed,    routed,        greedy,      0,          ualign
         };
+        tsr_universal_info ui;
+        memset(&ui, 0, sizeof ui);
         if (!rc && nu == 0)
             rc = cli_fail(verb, TSR_ERR_INVALID_ARG, "no training file for the universal payload");
-        if (!rc && (st = tsr_payload_universal(m, ub, ul, nu, &pc, pay)))
+        if (!rc && (st = tsr_payload_universal(m, ub, ul, nu, &pc, pay, &ui)))
             rc = cli_fail(verb, st, "universal payload");
-        /* test: overlay right after the file, overlay after 1..499 shifting bytes, slack */
-        static const char *const how[3] = { "overlay", "overlay+shift", "slack" };
-        size_t evd[3] = { 0 }, tot[3] = { 0 };
-        for (int h = 0; !rc && h < 3; h++) {
+        if (!rc)
+            printf("universal %ld B payload%s: best of %ld steps is step %d, evading on %zu of %zu "
+                   "training files (mean score %.4f)\n",
+                   usize, ualign ? " (window-aligned)" : "", usteps, ui.best_step, ui.train_evaded,
+                   ui.train_files, ui.train_mean_score);
+        /* test on the held-out attacked set: overlay as optimised (after the alignment filler
+           with --universal-align), 1..499 more filler bytes (other window offsets), two more
+           whole windows of filler (1000 bytes: the same offset in the window), slack */
+        enum { NHOW = 4 };
+        static const char *const how[NHOW] = { "overlay", "overlay+shift", "overlay+1000",
+                                               "slack" };
+        size_t evd[NHOW] = { 0 }, tot[NHOW] = { 0 };
+        if (!rc && save) {
+            snprintf(path, sizeof path, "%s/attacked", outdir);
+            if (!(rc = mkdir_p(verb, path))) {
+                snprintf(path, sizeof path, "%s/attacked/universal", outdir);
+                rc = mkdir_p(verb, path);
+            }
+        }
+        for (int h = 0; !rc && h < NHOW; h++) {
             int fail = 0;
 #pragma omp parallel for schedule(dynamic, 1) reduction(+ : fail)
             for (size_t i = 0; i < nf; i++) {
                 const tsr_corpus_file *f = files[i];
-                size_t shift = h == 1 ? 1 + (i * 97) % 499 : 0, placed;
+                size_t shift = ualign ? tsr_payload_align_filler(m, f->len) : 0, placed;
+                shift += h == 1 ? 1 + (i * 97) % 499 : h == 2 ? 1000 : 0;
                 uint8_t *tmp = tsr_alloc(shift + (size_t)usize), *out = NULL;
                 size_t out_len;
                 if (!tmp) {
@@ -715,8 +784,8 @@ static int cmd_payload(int argc, char **argv) {
                 memset(tmp, 0, shift);
                 memcpy(tmp + shift, pay, (size_t)usize);
                 tsr_status s2 = tsr_payload_place(
-                    f->buf, f->len, h == 2 ? TSR_PLACE_SLACK : TSR_PLACE_OVERLAY,
-                    h == 2 ? pay : tmp, h == 2 ? (size_t)usize : shift + (size_t)usize, &out,
+                    f->buf, f->len, h == 3 ? TSR_PLACE_SLACK : TSR_PLACE_OVERLAY,
+                    h == 3 ? pay : tmp, h == 3 ? (size_t)usize : shift + (size_t)usize, &out,
                     &out_len, &placed);
                 tsr_free(tmp);
                 if (s2 != TSR_OK) {
@@ -732,9 +801,20 @@ static int cmd_payload(int argc, char **argv) {
 #pragma omp atomic
                     tot[h] += 1;
                 }
+                if (h == 0 && save) { /* for the transfer and wine64 checks */
+                    char fp[4200];
+                    snprintf(fp, sizeof fp, "%s/attacked/universal/%s", outdir, f->name);
+                    tsr_writer w;
+                    tsr_status ws = tsr_writer_open_file(&w, fp, TSR_OUT_FORCE);
+                    if (ws == TSR_OK) {
+                        tsr_write_bytes(&w, out, out_len);
+                        ws = tsr_writer_close(&w);
+                    }
+                    fail += ws != TSR_OK;
+                }
                 tsr_free(out);
             }
-            if (fail) rc = cli_fail(verb, TSR_ERR_NOMEM, "testing the universal payload");
+            if (fail) rc = cli_fail(verb, TSR_ERR_IO, "testing the universal payload");
         }
         if (!rc) {
             snprintf(path, sizeof path, "%s/universal.csv", outdir);
@@ -742,12 +822,13 @@ static int cmd_payload(int argc, char **argv) {
             if (!f)
                 rc = cli_fail(verb, TSR_ERR_IO, "writing universal.csv");
             else {
-                fprintf(f, "placement,size,steps,train_files,test_files,evaded,evasion_rate,"
-                           "entropy\n");
+                fprintf(f, "placement,size,steps,aligned,train_files,train_evaded,best_step,"
+                           "test_files,evaded,evasion_rate,entropy\n");
                 double ue = tsr_byte_entropy(pay, (size_t)usize);
-                for (int h = 0; h < 3; h++) {
-                    fprintf(f, "%s,%ld,%ld,%zu,%zu,%zu,%.4f,%.4f\n", how[h], usize, usteps, nu,
-                            tot[h], evd[h], tot[h] ? (double)evd[h] / (double)tot[h] : 0, ue);
+                for (int h = 0; h < NHOW; h++) {
+                    fprintf(f, "%s,%ld,%ld,%d,%zu,%zu,%d,%zu,%zu,%.4f,%.4f\n", how[h], usize,
+                            usteps, ualign, ui.train_files, ui.train_evaded, ui.best_step, tot[h],
+                            evd[h], tot[h] ? (double)evd[h] / (double)tot[h] : 0, ue);
                     printf(
                         "universal %ld B payload (%zu training files, %ld steps) on %zu held-out "
                         "files, %-13s: evaded %zu (%.1f %%), entropy %.2f\n",

@@ -7,6 +7,7 @@
  */
 #include "clitest.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +72,34 @@ static void test_train_eval(void **state) {
                   0, "attack train with validation");
     assert_non_null(strstr(tt_cli_output(), "validation:"));
     assert_non_null(strstr(tt_cli_output(), "\nval "));
+    /* the operating threshold for a target FPR, chosen on the same validation sources:
+       the validation row of the report keeps its FPR at or under the target */
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.3 --target-fpr 0.1 "
+                             "--threads 1 --report %s",
+                             tt_cli_path("corpus"), tt_cli_path("m2.tmc"), tt_cli_path("t.csv")),
+                  0, "attack eval --target-fpr");
+    const char *th = strstr(tt_cli_output(), "threshold ");
+    assert_non_null(th);
+    double thr;
+    assert_int_equal(sscanf(th, "threshold %lf for a target FPR of 0.1", &thr), 1);
+    assert_true(thr > 0 && thr < 1);
+    const char *vr = strstr(tt_slurp(tt_cli_path("t.csv")), "\nval,");
+    assert_non_null(vr);
+    size_t vn, vpos, vneg;
+    double vthr, vacc, vauc, vtpr, vfpr;
+    assert_int_equal(sscanf(vr, "\nval,%zu,%zu,%zu,%lf,%lf,%lf,%lf,%lf", &vn, &vpos, &vneg, &vthr,
+                            &vacc, &vauc, &vtpr, &vfpr),
+                     8);
+    print_message("threshold %.6f for FPR 0.1: validation %zu clean, FPR %.4f, TPR %.4f\n", thr,
+                  vneg, vfpr, vtpr);
+    assert_true(vneg > 0 && vfpr <= 0.1 + 1e-12);
+    assert_true(fabs(vthr - thr) < 1e-4);
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --target-fpr 0.1",
+                             tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
+                  2, "--target-fpr without validation files");
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.3 --target-fpr 1",
+                             tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
+                  2, "--target-fpr out of range");
     /* the second detector on the same corpus (no PE files: histogram and size features) */
     tt_cli_expect(tt_cli_run("attack mlp --corpus %s --epochs 5 --threads 1 --report %s",
                              tt_cli_path("corpus"), tt_cli_path("mlp.csv")),

@@ -32,6 +32,28 @@ static void test_metrics_by_hand(void **state) {
     assert_true(fabs(m.fpr - 1.0 / 3) < 1e-12);
     /* pairs (pos, neg): 0.9 beats 3, 0.8 beats 3, 0.3 beats 0.2 and ties 0.3: 7.5 of 9 */
     assert_true(fabs(m.auc - 7.5 / 9) < 1e-12);
+    /* thresholds for a target FPR on 5 clean scores (FPR steps of 0.2): 0.1 and 0 allow
+       none flagged (just above the highest, 0.6), 0.2 one (just above the second, 0.35),
+       0.5 two (just above the tied 0.3s, which both stay unflagged) */
+    const float s2[] = { 0.9f, 0.6f, 0.35f, 0.3f, 0.3f, 0.1f, 0.95f };
+    const int y2[] = { 1, 0, 0, 0, 0, 0, 1 };
+    float t;
+    size_t fp;
+    tt_ok(tsr_detector_threshold_for_fpr(s2, y2, 7, 0.1, &t, &fp));
+    assert_true(t > 0.6f && t == nextafterf(0.6f, 1.0f) && fp == 0);
+    tt_ok(tsr_detector_threshold_for_fpr(s2, y2, 7, 0.2, &t, &fp));
+    assert_true(t == nextafterf(0.35f, 1.0f) && fp == 1);
+    tt_ok(tsr_detector_threshold_for_fpr(s2, y2, 7, 0.5, &t, &fp));
+    assert_true(t == nextafterf(0.3f, 1.0f) && fp == 2);
+    tt_ok(tsr_detector_threshold_for_fpr(s2, y2, 7, 0.0, &t, &fp));
+    assert_true(t == nextafterf(0.6f, 1.0f) && fp == 0);
+    tsr_detector_metrics_compute(s2, y2, 7, t, &m);
+    assert_true(m.fpr == 0 && m.tpr == 1);
+    tt_fails(tsr_detector_threshold_for_fpr(s2, y2, 7, 1.0, &t, &fp), TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_detector_threshold_for_fpr(s2, y2, 1, 0.1, &t, &fp), TSR_ERR_INVALID_ARG);
+    const float one[] = { 1.0f };
+    const int zero[] = { 0 };
+    tt_fails(tsr_detector_threshold_for_fpr(one, zero, 1, 0.0, &t, &fp), TSR_ERR_INVALID_ARG);
 }
 
 /* Class 1: random bytes with a marker (16 bytes 0xaa: at least one whole window of 8) somewhere;

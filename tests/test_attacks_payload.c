@@ -110,7 +110,7 @@ static void test_attacks(void **state) {
         tt_ok(tsr_pe_parse(&pe, a, len));
         for (int place = 0; place < TSR_PLACE_COUNT_; place++) {
             /* threshold tiny: never stops early, so the steps must push the score down */
-            tsr_payload_cfg c = { (tsr_place)place, 600, 8, 1.0f, 1e-6f, 5 + fi, 0, 0, 0 };
+            tsr_payload_cfg c = { (tsr_place)place, 600, 8, 1.0f, 1e-6f, 5 + fi, 0, 0, 0, 0 };
             uint8_t *out;
             size_t out_len;
             tsr_payload_result r;
@@ -165,7 +165,7 @@ static void test_attacks(void **state) {
     uint8_t *a = load(FILES[0], &len), *out;
     size_t out_len;
     tsr_payload_result r;
-    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 100, 5, 1.0f, 0.999999f, 1, 0, 0, 0 };
+    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 100, 5, 1.0f, 0.999999f, 1, 0, 0, 0, 0 };
     tt_ok(tsr_payload_attack(m, a, len, &c, &out, &out_len, &r));
     assert_true(r.evaded && r.steps == 0);
     tsr_free(out);
@@ -265,9 +265,8 @@ static void test_routed_and_greedy(void **state) {
        (mode 0: the paper's plain sign step) */
     for (int mode = 0; mode <= 3; mode++) {
         int iters = 6;
-        tsr_payload_cfg c = {
-            TSR_PLACE_OVERLAY, 640, iters, 1.0f, 1e-6f, 3, mode & 1, mode >> 1, 0
-        };
+        tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 640,       iters, 1.0f, 1e-6f, 3,
+                              mode & 1,          mode >> 1, 0,     0 };
         uint8_t *out;
         size_t out_len;
         tsr_payload_result r;
@@ -289,7 +288,7 @@ static void test_routed_and_greedy(void **state) {
        minimum over the run (<= score_last, and never above the k - 1 run's), and the
        payload is that of the k = best_step run (the attack is deterministic). */
     {
-        tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 640, 1, 1.0f, 1e-6f, 3, 1, 1, 0 };
+        tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 640, 1, 1.0f, 1e-6f, 3, 1, 1, 0, 0 };
         float prev = 2.0f;
         int worse_last = 0;
         uint8_t *outs[7] = { 0 };
@@ -419,35 +418,61 @@ static void test_universal(void **state) {
     const uint8_t *files[3];
     size_t lens[3];
     for (int i = 0; i < 3; i++) files[i] = make_pe(&lens[i], (unsigned)i + 2);
-    tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 300, 6, 1.0f, 1e-6f, 2, 0, 0, 0 };
-    uint8_t pay[300];
-    tt_ok(tsr_payload_universal(m, files, lens, 3, &c, pay));
-    /* The optimised payload scores lower than its random start on the files it saw (summed). */
-    uint8_t start[300];
-    tsr_payload_cfg c0 = c;
-    c0.iters = 1;
-    c0.eps = 1e-9f; /* a step too small to move any byte: the random start */
-    tt_ok(tsr_payload_universal(m, files, lens, 3, &c0, start));
     tsr_malconv_ws *ws;
     tt_ok(tsr_malconv_ws_create(&ws, m));
-    double s_opt = 0, s_start = 0;
-    for (int i = 0; i < 3; i++) {
-        uint8_t *o1, *o2;
-        size_t l1, l2, p1, p2;
-        float lg;
-        tt_ok(tsr_payload_place(files[i], lens[i], TSR_PLACE_OVERLAY, pay, 300, &o1, &l1, &p1));
-        tt_ok(tsr_payload_place(files[i], lens[i], TSR_PLACE_OVERLAY, start, 300, &o2, &l2, &p2));
-        assert_int_equal(p1, 300);
-        assert_memory_equal(o1 + lens[i], pay, 300);
-        tt_ok(tsr_malconv_forward_bytes(m, ws, o1, l1, &lg));
-        s_opt += lg;
-        tt_ok(tsr_malconv_forward_bytes(m, ws, o2, l2, &lg));
-        s_start += lg;
-        tsr_free(o1);
-        tsr_free(o2);
+    /* align 0: right after the file (sign steps); align 1: after the zero filler up to the
+       next window boundary (routed greedy steps), so the payload starts a window */
+    for (int align = 0; align <= 1; align++) {
+        tsr_payload_cfg c = { TSR_PLACE_OVERLAY, 300, 6, 1.0f, 1e-6f, 2, align, align, 0, align };
+        uint8_t pay[300];
+        tsr_universal_info ui;
+        tt_ok(tsr_payload_universal(m, files, lens, 3, &c, pay, &ui));
+        /* The returned payload scores lower than its random start on the files it saw
+           (summed), and its training figures are those recomputed here. */
+        uint8_t start[300];
+        tsr_payload_cfg c0 = c;
+        c0.iters = 1;
+        c0.eps = 1e-9f; /* a sign step too small to move any byte: the random start */
+        c0.greedy = 0;
+        tt_ok(tsr_payload_universal(m, files, lens, 3, &c0, start, NULL));
+        double s_opt = 0, s_start = 0, mean = 0;
+        for (int i = 0; i < 3; i++) {
+            size_t fill = align ? tsr_payload_align_filler(m, lens[i]) : 0;
+            assert_true(fill < (size_t)CFG.window);
+            if (align) assert_int_equal((lens[i] + fill) % (size_t)CFG.window, 0);
+            uint8_t *o1, *o2, tmp1[300 + 64] = { 0 }, tmp2[300 + 64] = { 0 };
+            memcpy(tmp1 + fill, pay, 300);
+            memcpy(tmp2 + fill, start, 300);
+            size_t l1, l2, p1, p2;
+            float lg;
+            tt_ok(tsr_payload_place(files[i], lens[i], TSR_PLACE_OVERLAY, tmp1, fill + 300, &o1,
+                                    &l1, &p1));
+            tt_ok(tsr_payload_place(files[i], lens[i], TSR_PLACE_OVERLAY, tmp2, fill + 300, &o2,
+                                    &l2, &p2));
+            assert_int_equal(p1, fill + 300);
+            assert_memory_equal(o1 + lens[i] + fill, pay, 300);
+            tt_ok(tsr_malconv_forward_bytes(m, ws, o1, l1, &lg));
+            s_opt += lg;
+            /* the training figures are of the file, filler and payload as they are (the
+               placed file also has its checksum rewritten) */
+            memcpy(o1, files[i], lens[i]);
+            memset(o1 + lens[i], 0, fill);
+            tt_ok(tsr_malconv_forward_bytes(m, ws, o1, l1, &lg));
+            mean += tsr_sigmoidf(lg) / 3;
+            tt_ok(tsr_malconv_forward_bytes(m, ws, o2, l2, &lg));
+            s_start += lg;
+            tsr_free(o1);
+            tsr_free(o2);
+        }
+        print_message("universal payload (align %d): summed logit %.4f -> %.4f, best step %d, "
+                      "mean score %.4f\n",
+                      align, s_start, s_opt, ui.best_step, ui.train_mean_score);
+        assert_true(s_opt < s_start);
+        assert_true(ui.best_step >= 1 && ui.best_step <= 6);
+        assert_int_equal(ui.train_files, 3);
+        assert_int_equal(ui.train_evaded, 0); /* the threshold 1e-6 is never reached */
+        assert_true(fabs(ui.train_mean_score - mean) <= 1e-5);
     }
-    print_message("universal payload: summed logit %.4f -> %.4f\n", s_start, s_opt);
-    assert_true(s_opt < s_start);
     tsr_malconv_ws_free(ws);
     for (int i = 0; i < 3; i++) tsr_free((void *)files[i]);
     tsr_malconv_free(m);

@@ -165,6 +165,7 @@ tsr_status tsr_detector_fit(tsr_malconv *m, const tsr_detector_example *ex, size
                                                0,
                                                cfg->adv_routed,
                                                cfg->adv_greedy,
+                                               0,
                                                0 };
                         pc.seed = adv_seed(cfg->seed, e, perm[k]);
                         tsr_payload_result r;
@@ -271,6 +272,40 @@ tsr_status tsr_detector_scores(const tsr_malconv *m, const tsr_detector_example 
 static int cmp_score(const void *a, const void *b) {
     float x = *(const float *)a, y = *(const float *)b;
     return x < y ? -1 : x > y;
+}
+
+static int cmp_float_desc(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x < y) - (x > y);
+}
+
+tsr_status tsr_detector_threshold_for_fpr(const float *scores, const int *labels, size_t n,
+                                          double fpr, float *threshold, size_t *fp) {
+    TSR_REQUIRE(scores && labels && threshold && fp, "tsr_detector_threshold_for_fpr: NULL");
+    if (!(fpr >= 0 && fpr < 1))
+        return tsr_fail(TSR_ERR_INVALID_ARG, "target false-positive rate %g not in [0, 1)", fpr);
+    size_t neg = 0;
+    for (size_t i = 0; i < n; i++) neg += labels[i] != 1;
+    if (neg == 0) return tsr_fail(TSR_ERR_INVALID_ARG, "no clean file to set a threshold on");
+    float *c = malloc(neg * sizeof(float));
+    if (!c) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (labels[i] != 1) c[k++] = scores[i];
+    qsort(c, neg, sizeof(float), cmp_float_desc);
+    size_t allow = (size_t)floor(fpr * (double)neg); /* < neg since fpr < 1 */
+    float t = nextafterf(c[allow], 2.0f);
+    free(c);
+    if (!(t < 1.0f))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "a false-positive rate of %g needs a threshold of 1 or more on these "
+                        "scores",
+                        fpr);
+    size_t f = 0;
+    for (size_t i = 0; i < n; i++) f += labels[i] != 1 && scores[i] >= t;
+    *threshold = t;
+    *fp = f;
+    return TSR_OK;
 }
 
 void tsr_detector_metrics_compute(const float *scores, const int *labels, size_t n,

@@ -103,6 +103,18 @@ typedef struct tsr_detector_metrics {
 void tsr_detector_metrics_compute(const float *scores, const int *labels, size_t n,
                                   double threshold, tsr_detector_metrics *out);
 
+/**
+ * The operating threshold for a target false-positive rate, chosen on held-out
+ * scores: the lowest threshold at which at most floor(fpr * clean) of the
+ * clean (label != 1) scores are flagged (score >= threshold), i.e. the
+ * smallest float above the (k+1)-th highest clean score, k = floor(fpr *
+ * clean). The achievable FPRs on these files are multiples of 1 / clean.
+ * *fp gets the clean files flagged at it. Errors: TSR_ERR_INVALID_ARG (no
+ * clean score, fpr outside [0, 1), or the threshold would not be below 1).
+ */
+tsr_status tsr_detector_threshold_for_fpr(const float *scores, const int *labels, size_t n,
+                                          double fpr, float *threshold, size_t *fp);
+
 /** Write m to path atomically (core/io.h output rules; flags TSR_OUT_*). */
 tsr_status tsr_malconv_save(const tsr_malconv *m, const char *path, unsigned flags);
 /** Parse a model file's bytes (validated as described above). */

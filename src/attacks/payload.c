@@ -269,14 +269,19 @@ tsr_status tsr_payload_attack(const tsr_malconv *m, const uint8_t *file, size_t 
     return st;
 }
 
+size_t tsr_payload_align_filler(const tsr_malconv *m, size_t len) {
+    size_t K = (size_t)m->cfg.window;
+    return (K - len % K) % K;
+}
+
 tsr_status tsr_payload_universal(const tsr_malconv *m, const uint8_t *const *files,
                                  const size_t *lens, size_t nf, const tsr_payload_cfg *cfg,
-                                 uint8_t *payload) {
+                                 uint8_t *payload, tsr_universal_info *info) {
     TSR_REQUIRE(m && files && lens && cfg && payload, "tsr_payload_universal: NULL argument");
     TSR_REQUIRE(m->cfg.emb <= 256, "tsr_payload_universal: embedding size above 256");
     TSR_TRY(check_cfg(cfg));
     if (nf == 0) return tsr_fail(TSR_ERR_INVALID_ARG, "a universal payload needs files");
-    size_t D = (size_t)m->cfg.emb, P = cfg->size, L = m->cfg.max_len;
+    size_t D = (size_t)m->cfg.emb, P = cfg->size, L = m->cfg.max_len, K = (size_t)m->cfg.window;
     uint8_t s[TSR_SEED_BYTES] = { 0 };
     for (int i = 0; i < 8; i++) s[i] = (uint8_t)(cfg->seed >> (8 * i));
     tsr_prng g;
@@ -284,48 +289,59 @@ tsr_status tsr_payload_universal(const tsr_malconv *m, const uint8_t *const *fil
     tsr_prng_bytes(&g, payload, P);
     tsr_prng_wipe(&g);
     tsr_malconv_ws *ws = NULL;
-    uint8_t *b = tsr_alloc(L);
+    uint8_t *b = tsr_alloc(L), *best = tsr_alloc(P);
     float *Z = tsr_alloc(L * D * sizeof(float)), *dZ = tsr_alloc(L * D * sizeof(float));
     float *acc = tsr_alloc(P * D * sizeof(float));
-    size_t nwin = L / (size_t)m->cfg.window + 1;
+    size_t nwin = L / K + 1;
     uint8_t *fw = tsr_alloc(nwin);
-    tsr_status st = b && Z && dZ && acc && fw ? tsr_malconv_ws_create(&ws, m)
-                                              : tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    for (int it = 0; st == TSR_OK && it < cfg->iters; it++) {
+    uint64_t *ip = tsr_alloc(P * sizeof(uint64_t));
+    tsr_status st = b && best && Z && dZ && acc && fw && ip
+                        ? tsr_malconv_ws_create(&ws, m)
+                        : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; ip && i < P; i++) ip[i] = i;
+    size_t best_ev = 0, best_nt = 0;
+    double best_sum = 0;
+    int best_it = -1;
+    for (int it = 0; st == TSR_OK; it++) {
         memset(acc, 0, P * D * sizeof(float));
+        size_t ev = 0, nt = 0;
+        double sum = 0;
         for (size_t f = 0; st == TSR_OK && f < nf; f++) {
-            size_t len = lens[f] < L ? lens[f] : L, vis = len + P <= L ? P : L - len;
-            if (vis == 0) continue;
+            size_t len = lens[f] < L ? lens[f] : L;
+            size_t at = len + (cfg->align ? tsr_payload_align_filler(m, len) : 0);
+            if (at >= L) continue; /* no room inside max_len */
+            size_t vis = at + P <= L ? P : L - at;
             memcpy(b, files[f], len);
-            memcpy(b + len, payload, vis);
-            embed(m, b, len + vis, Z);
+            memset(b + len, 0, at - len);
+            memcpy(b + at, payload, vis);
+            embed(m, b, at + vis, Z);
             float logit;
-            st = tsr_malconv_forward_emb(m, ws, Z, len + vis, &logit);
+            st = tsr_malconv_forward_emb(m, ws, Z, at + vis, &logit);
             if (st != TSR_OK) break;
-            if (tsr_sigmoidf(logit) < cfg->threshold) continue; /* already evades */
-            memset(dZ, 0, (len + vis) * D * sizeof(float));
+            float sc = tsr_sigmoidf(logit);
+            nt++, sum += sc, ev += sc < cfg->threshold;
+            if (it == cfg->iters || sc < cfg->threshold) continue; /* no step to take / evades */
+            memset(dZ, 0, (at + vis) * D * sizeof(float));
             if (cfg->routed) {
-                size_t K = (size_t)m->cfg.window;
                 memset(fw, 0, nwin);
-                for (size_t t = len / K; t <= (len + vis - 1) / K && t < nwin; t++) fw[t] = 1;
+                for (size_t t = at / K; t <= (at + vis - 1) / K && t < nwin; t++) fw[t] = 1;
                 tsr_malconv_backward_routed(m, ws, 1.0f, dZ, fw, nwin);
             } else
                 tsr_malconv_backward(m, ws, 1.0f, NULL, dZ);
-            for (size_t i = 0; i < vis * D; i++) acc[i] += dZ[len * D + i];
+            for (size_t i = 0; i < vis * D; i++) acc[i] += dZ[at * D + i];
+        }
+        if (st != TSR_OK) break;
+        if (best_it < 0 || ev > best_ev || (ev == best_ev && sum < best_sum)) {
+            best_it = it, best_ev = ev, best_sum = sum, best_nt = nt;
+            memcpy(best, payload, P);
+        }
+        if (it == cfg->iters) break;
+        if (cfg->greedy) {
+            greedy_step(m, payload, ip, P, P, acc);
+            continue;
         }
         const float *E = m->params + m->off.E;
         float z[256];
-        if (cfg->greedy) {
-            uint64_t *ip = tsr_alloc(P * sizeof(uint64_t));
-            if (!ip) {
-                st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
-                break;
-            }
-            for (size_t i = 0; i < P; i++) ip[i] = i;
-            greedy_step(m, payload, ip, P, P, acc);
-            tsr_free(ip);
-            continue;
-        }
         for (size_t i = 0; i < P; i++) {
             const float *gi = acc + i * D, *e = E + (size_t)payload[i] * D;
             for (size_t k = 0; k < D; k++)
@@ -333,11 +349,22 @@ tsr_status tsr_payload_universal(const tsr_malconv *m, const uint8_t *const *fil
             payload[i] = (uint8_t)tsr_malconv_nearest_byte(m, z);
         }
     }
+    if (st == TSR_OK) {
+        memcpy(payload, best, P);
+        if (info) {
+            info->best_step = best_it;
+            info->train_files = best_nt;
+            info->train_evaded = best_ev;
+            info->train_mean_score = best_nt ? best_sum / (double)best_nt : 0;
+        }
+    }
     tsr_malconv_ws_free(ws);
     tsr_free(b);
+    tsr_free(best);
     tsr_free(Z);
     tsr_free(dZ);
     tsr_free(acc);
     tsr_free(fw);
+    tsr_free(ip);
     return st;
 }

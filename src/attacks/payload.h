@@ -56,6 +56,10 @@ typedef struct tsr_payload_cfg {
                         sign step + nearest byte */
     int no_stop;     /* 1: take all iters steps even after evading (the best is still
                         returned); 0: stop at the first evading step */
+    int align;       /* universal payloads: 1 = the payload starts at the first window
+                        boundary after the file (tsr_payload_align_filler zero bytes in
+                        between), so its whole windows' activations do not depend on the
+                        file; 0 = right after the file */
 } tsr_payload_cfg;
 
 typedef struct tsr_payload_result {
@@ -98,12 +102,30 @@ tsr_status tsr_payload_place(const uint8_t *file, size_t len, tsr_place place,
                              size_t *placed);
 
 /**
+ * Zero filler bytes to append to a len-byte file so that an overlay payload
+ * after them starts at a window boundary of m (0 if len already is one).
+ */
+size_t tsr_payload_align_filler(const tsr_malconv *m, size_t len);
+
+/** What tsr_payload_universal measured on its training files. */
+typedef struct tsr_universal_info {
+    int best_step;           /* the step whose payload is returned (0: the random start) */
+    size_t train_files;      /* files with room for the payload inside max_len */
+    size_t train_evaded;     /* of them, evading with the returned payload */
+    double train_mean_score; /* their mean score with it */
+} tsr_universal_info;
+
+/**
  * A universal overlay payload (Kreuk et al., Sec. 4.3): size bytes optimised
- * with iters sign steps of the summed gradient over n files, appended after
- * each. payload (size) receives the bytes.
+ * with iters steps (sign steps, or greedy byte steps if cfg->greedy) of the
+ * gradient summed over n files, appended after each (after the alignment
+ * filler if cfg->align). Of the iters + 1 payloads seen (the random start
+ * and one per step) the one evading on most training files (ties: the lower
+ * summed score) is returned in payload (size bytes); info (may be NULL) gets
+ * its training figures.
  */
 tsr_status tsr_payload_universal(const tsr_malconv *m, const uint8_t *const *files,
                                  const size_t *lens, size_t n, const tsr_payload_cfg *cfg,
-                                 uint8_t *payload);
+                                 uint8_t *payload, tsr_universal_info *info);
 
 #endif /* TSR_ATTACKS_PAYLOAD_H */
