@@ -242,7 +242,7 @@ def bench(args, path):
 def svg(points, path, title, ylabel):
     """Scatter per method: x = loss, y = saved fraction (%)."""
     colors = {"tile": "#1f77b4", "magnitude": "#d62728", "hunter": "#2ca02c",
-              "hepex": "#9467bd", "hepex+expand": "#ff7f0e"}
+              "hepex": "#9467bd", "hepex+expand": "#ff7f0e", "tile+expand": "#8c564b"}
     xs = [p["loss"] for p in points] or [0, 1]
     x0, x1 = min(xs), max(xs)
     if x1 == x0:
@@ -323,7 +323,7 @@ def table(res):
     for r in res["runs"]:
         ls = r.get("layer_sparsity") or []
         sp = f"{r['sparsity']:g}"
-        if ls and r["method"] != "hepex+expand" and len(set(round(v, 4) for v in ls)) > 1:
+        if ls and not r["method"].endswith("+expand") and len(set(round(v, 4) for v in ls)) > 1:
             sp = "/".join(f"{v:.2g}" for v in ls)
         lines.append(row(r["method"] + (f" ({r['tag'].strip('-')})" if r.get("tag") else ""), sp,
                          r))
@@ -385,6 +385,8 @@ def main():
     ap.add_argument("--distill", type=float, default=0.0,
                     help="distillation weight A: fine-tune on (1 - A) data loss + A MSE to the "
                     "dense reference's outputs")
+    ap.add_argument("--seed", type=int, default=1,
+                    help="tessera prune --seed of the pruned runs (k-means, expansion, shuffling)")
     ap.add_argument("--expand", type=float, default=1.25)
     ap.add_argument("--methods", default="tile,magnitude,hunter,hepex,hepex+expand")
     ap.add_argument("--tile", default="auto",
@@ -494,9 +496,10 @@ def main():
             per = [s] * len(base_tiles)
             if args.layers:
                 per = [s if v == "s" else float(v) for v in args.layers.split(",")]
-            cmd = ["prune", base, "--out", out, "--quiet", "--force"] + tiling
+            cmd = ["prune", base, "--out", out, "--quiet", "--force", "--seed",
+                   str(args.seed)] + tiling
             steps = args.steps
-            if meth == "hepex+expand":
+            if meth in ("hepex+expand", "tile+expand"):
                 # widen (function unchanged), then HE-PEx keeping per layer as many tiles as
                 # the other methods keep at this sparsity
                 if wide_tiles is None:
@@ -506,7 +509,9 @@ def main():
                     wide_tiles = layer_tiles(tessera(args, ["prune", wide, "--stats"] + tiling))
                 kept = [t - round(p * t) for t, p in zip(base_tiles, per)]
                 per = [1 - k / w for k, w in zip(kept, wide_tiles)]
-                cmd += ["--method", "hepex", "--expand", str(args.expand)]
+                # tile+expand: the gradual tile schedule on the widened, permuted model
+                cmd += ["--method", meth.split("+")[0], "--expand", str(args.expand)] + \
+                    (["--permute"] if meth == "tile+expand" else [])
             else:
                 cmd += ["--method", meth]
             cmd += ["--sparsity", f"{s:.6f}",
