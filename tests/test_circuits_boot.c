@@ -583,9 +583,10 @@ static uint64_t key_bytes(const tsr_ckks_params *p, int level) {
 /*
  * Level-aware keys: the levels bootstrapping lists for each key, keys
  * trimmed to them give bit-identical results to the full keys (and less
- * memory, by the formula), a key trimmed one level too low fails with
- * TSR_ERR_LEVEL, trimmed keys are refused by the writers, and keys generated
- * directly at those levels bootstrap at the full keys' precision.
+ * memory, by the formula), a key trimmed one level too low (rotation,
+ * conjugation, relinearization) is refused by tsr_circuits_boot_check_keys
+ * with TSR_ERR_LEVEL and the output is left as it was, trimmed keys are refused by the writers, and
+ * keys generated directly at those levels bootstrap at the full keys' precision.
  */
 static void test_boot_level_keys(void **state) {
     he *h = *state;
@@ -690,7 +691,23 @@ static void test_boot_level_keys(void **state) {
     tsr_ckks_evaluator_free(ev);
     tt_ok(tsr_ckks_galois_keys_trim(gk, &steps[at], &lower, 1, TSR_CKKS_TOP_LEVEL));
     tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    /* refused up front, before the output is touched */
+    assert_int_equal(tsr_circuits_boot_check_keys(b, ev), TSR_ERR_LEVEL);
+    assert_non_null(strstr(tsr_last_error(), "Galois key of rotation step"));
+    tt_ok(tsr_ckks_ciphertext_copy(out, ct));
     assert_int_equal(tsr_circuits_bootstrap(b, ev, out, ct), TSR_ERR_LEVEL);
+    double *kept = decrypt(h, out);
+    double *fresh = decrypt(h, ct);
+    assert_memory_equal(kept, fresh, 2 * h->slots * sizeof *kept);
+    free(kept);
+    free(fresh);
+    /* the conjugation key one level too low */
+    lower = top;
+    tsr_ckks_evaluator_free(ev);
+    tt_ok(tsr_ckks_galois_keys_trim(gk, &steps[at], &lower, 1, cl - 1));
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    assert_int_equal(tsr_circuits_boot_check_keys(b, ev), TSR_ERR_LEVEL);
+    assert_non_null(strstr(tsr_last_error(), "conjugation key"));
     tsr_ckks_evaluator_free(ev);
     tsr_ckks_galois_keys_free(gk);
 
@@ -716,6 +733,8 @@ static void test_boot_level_keys(void **state) {
     tt_ok(tsr_ckks_relin_key_create_level(&rk_low, h->sk, rl - 1));
     tsr_ckks_evaluator *ev_low;
     tt_ok(tsr_ckks_evaluator_create(&ev_low, h->p, rk_low, gk));
+    assert_int_equal(tsr_circuits_boot_check_keys(b, ev_low), TSR_ERR_LEVEL);
+    assert_non_null(strstr(tsr_last_error(), "relinearization key"));
     assert_int_equal(tsr_circuits_bootstrap(b, ev_low, out, ct), TSR_ERR_LEVEL);
     tsr_ckks_evaluator_free(ev_low);
     tsr_ckks_relin_key_free(rk_low);

@@ -533,7 +533,9 @@ TSR_API size_t tsr_circuits_boot_factors(const tsr_circuits_boot *b, tsr_circuit
 /**
  * TSR_OK if ev (and b) have every key bootstrapping needs, else
  * TSR_ERR_KEY_MISSING naming what is missing (relinearization key,
- * conjugation key, rotation steps, the encapsulation's switching keys).
+ * conjugation key, rotation steps, the encapsulation's switching keys), or
+ * TSR_ERR_LEVEL naming a level-aware key that serves fewer levels than
+ * bootstrapping uses it at (tsr_circuits_boot_rotation_levels).
  */
 TSR_API tsr_status tsr_circuits_boot_check_keys(const tsr_circuits_boot *b,
                                                 const tsr_ckks_evaluator *ev);
