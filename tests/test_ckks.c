@@ -1029,8 +1029,15 @@ static void test_level_keys(void **state) {
     size_t len = 0;
     assert_int_equal(tsr_ckks_relin_key_to_bytes(f.rk, &buf, &len), TSR_ERR_INVALID_ARG);
     assert_null(buf);
-    tsr_ckks_ciphertext *b = encrypt_vec(&f, x, 3);
+    tsr_ckks_ciphertext *b = encrypt_vec(&f, x, 3), *b2;
+    /* refused before the output is touched */
     assert_int_equal(tsr_ckks_mul_relin(f.ev, trim, b, b), TSR_ERR_LEVEL);
+    assert_true(ct_equal(full, trim));
+    tt_ok(tsr_ckks_ciphertext_create(&b2, f.p));
+    tt_ok(tsr_ckks_mul(f.ev, b2, b, b));
+    assert_int_equal(tsr_ckks_relinearize(f.ev, trim, b2), TSR_ERR_LEVEL);
+    assert_true(ct_equal(full, trim));
+    tsr_ckks_ciphertext_free(b2);
 
     /* a relinearization key generated for level 1 */
     tsr_ckks_relin_key *rk1;
@@ -1059,7 +1066,14 @@ static void test_level_keys(void **state) {
     assert_non_null(want);
     rotated(x, f.slots, step, want);
     assert_true(prec_of(&f, r, want, NULL) > 20);
+    tsr_ckks_ciphertext *r_was;
+    tt_ok(tsr_ckks_ciphertext_create(&r_was, f.p));
+    tt_ok(tsr_ckks_ciphertext_copy(r_was, r));
     assert_int_equal(tsr_ckks_rotate(ev, r, a, step), TSR_ERR_LEVEL);
+    assert_true(ct_equal(r_was, r)); /* refused before r is touched */
+    assert_int_equal(tsr_ckks_rotate_hoisted(ev, &r, a, &step, 1), TSR_ERR_LEVEL);
+    assert_true(ct_equal(r_was, r));
+    tsr_ckks_ciphertext_free(r_was);
     tt_ok(tsr_ckks_mul_relin(ev, r, c1, c1));
     assert_int_equal(tsr_ckks_mul_relin(ev, r, a, a), TSR_ERR_LEVEL);
     assert_int_equal(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len), TSR_ERR_INVALID_ARG);

@@ -628,6 +628,8 @@ tsr_status tsr_ckks_relinearize(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out
     TSR_TRY(check_out(ev, out));
     if (a->size == 2) return tsr_ckks_ciphertext_copy(out, a);
     if (!ev->rk) return relin_key_missing();
+    /* a level-aware key too low: fail before out is touched */
+    TSR_TRY(ckks_ks_check_level(&ev->rk->key, a->level));
     tsr_ckks_params *p = ev->params;
     int level = a->level;
     double err = hypot(a->err, ckks_noise_keyswitch(p, level, a->scale));
@@ -660,6 +662,7 @@ static tsr_status mul_keyswitch(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out
     const int level = mm.level;
     if (rescale && level < 1) return level_exhausted(0);
     if (!ev->rk) return relin_key_missing();
+    TSR_TRY(ckks_ks_check_level(&ev->rk->key, level)); /* before out is touched */
     tsr_ckks_params *p = ev->params;
     tsr_ckks_ciphertext *d = ev->tmp[2];
     d->level = -1;
@@ -751,6 +754,7 @@ static tsr_status galois_apply_decomposed(tsr_ckks_evaluator *ev, tsr_ckks_ciphe
                                           const ckks_galois_entry *e) {
     tsr_ckks_params *p = ev->params;
     int level = a->level;
+    TSR_TRY(ckks_ks_check_level(&e->key, level)); /* before out is touched */
     TSR_TRY(ckks_ct_reserve(out, level, 2));
     TSR_TRY(ckks_ks_apply_galois(ev, &e->key, ckks_ct_poly(a, 0), e->perm, ckks_ct_poly(out, 0),
                                  ckks_ct_poly(out, 1)));
@@ -766,6 +770,7 @@ static tsr_status apply_galois(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         return tsr_fail(TSR_ERR_INVALID_ARG, "rotations need ciphertexts of size 2: relinearize "
                                              "first");
     TSR_REQUIRE(out != a, "apply_galois: out must not alias the input");
+    TSR_TRY(ckks_ks_check_level(&e->key, a->level)); /* before the decomposition */
     TSR_TRY(ckks_ks_decompose(ev, a->level, ckks_ct_poly(a, 1)));
     return galois_apply_decomposed(ev, out, a, e);
 }
@@ -910,6 +915,8 @@ tsr_status tsr_ckks_rotate_hoisted(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
                               "no Galois key for a rotation by %d: hoisted rotations need the "
                               "exact key of every step (use tsr_ckks_rotate to compose)",
                               steps[i]);
+            /* every key serves a's level, checked before any output is written */
+            if (st == TSR_OK) st = ckks_ks_check_level(&ent[i]->key, a->level);
         }
     }
     int level = a->level;
