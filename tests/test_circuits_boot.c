@@ -753,12 +753,107 @@ static void test_boot_level_keys(void **state) {
     tsr_circuits_boot_free(b);
 }
 
+/*
+ * One bootstrap (complex, or a real pair when real) with full keys, then
+ * with the same keys trimmed to tsr_circuits_boot_rotation_levels in a new
+ * evaluator: bit-identical outputs. Returns how many rotation steps serve
+ * SlotsToCoeffs only (their level is below EvalMod's input level).
+ */
+static size_t level_keys_identical(he *h, const tsr_circuits_boot_config *cfg, int real) {
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, cfg));
+    tsr_ckks_switch_key *to_sparse = NULL, *to_dense = NULL;
+    if (cfg->encapsulation_hw) {
+        tt_ok(tsr_circuits_boot_switch_keys_create(b, h->sk, &to_sparse, &to_dense));
+        tt_ok(tsr_circuits_boot_set_switch_keys(b, to_sparse, to_dense));
+    }
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+    int top = tsr_ckks_params_max_level(h->p), rl = -1, cl = -1;
+    size_t n = tsr_circuits_boot_rotations(b, NULL, 0), stc_only = 0;
+    int *steps = malloc(n * sizeof *steps), *levels = malloc(n * sizeof *levels);
+    assert_true(steps && levels);
+    assert_int_equal(tsr_circuits_boot_rotation_levels(b, steps, levels, n, &rl, &cl), n);
+    for (size_t i = 0; i < n; i++) stc_only += levels[i] < top - info.cts_levels;
+    tsr_ckks_relin_key *rk;
+    tt_ok(tsr_ckks_relin_key_create(&rk, h->sk));
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    double *va = real ? rand_real_slots(h, info.slots) : rand_slots(h, info.slots);
+    double *vb = rand_real_slots(h, info.slots);
+    tsr_ckks_ciphertext *ca = encrypt_at(h, va, 1), *cb = encrypt_at(h, vb, 1), *oa, *ob;
+    tt_ok(tsr_ckks_ciphertext_create(&oa, h->p));
+    tt_ok(tsr_ckks_ciphertext_create(&ob, h->p));
+    double *got[2][2] = { { NULL, NULL }, { NULL, NULL } };
+    for (int trimmed = 0; trimmed < 2; trimmed++) {
+        if (trimmed) {
+            tt_ok(tsr_ckks_galois_keys_trim(gk, steps, levels, n, cl));
+            tt_ok(tsr_ckks_relin_key_trim(rk, rl));
+            assert_true(tsr_ckks_relin_key_max_level(rk) < top);
+        }
+        tsr_ckks_evaluator *ev;
+        tt_ok(tsr_ckks_evaluator_create(&ev, h->p, rk, gk));
+        tt_ok(tsr_circuits_boot_check_keys(b, ev));
+        if (real)
+            tt_ok(tsr_circuits_bootstrap_real(b, ev, oa, ob, ca, cb));
+        else
+            tt_ok(tsr_circuits_bootstrap(b, ev, oa, ca));
+        got[trimmed][0] = decrypt(h, oa);
+        if (real) got[trimmed][1] = decrypt(h, ob);
+        tsr_ckks_evaluator_free(ev);
+    }
+    assert_memory_equal(got[0][0], got[1][0], 2 * h->slots * sizeof(double));
+    if (real) assert_memory_equal(got[0][1], got[1][1], 2 * h->slots * sizeof(double));
+    double worst, mean;
+    precision(got[0][0], va, h->slots, &worst, &mean);
+    assert_true(mean > 18); /* a bootstrap did run */
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) free(got[i][j]);
+    free(va);
+    free(vb);
+    free(steps);
+    free(levels);
+    tsr_ckks_ciphertext_free(ca);
+    tsr_ckks_ciphertext_free(cb);
+    tsr_ckks_ciphertext_free(oa);
+    tsr_ckks_ciphertext_free(ob);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_relin_key_free(rk);
+    tsr_circuits_boot_free(b);
+    tsr_ckks_switch_key_free(to_sparse);
+    tsr_ckks_switch_key_free(to_dense);
+    return stc_only;
+}
+
+/*
+ * Level-aware keys with sparse slots split 3 + 2 (SlotsToCoeffs then has
+ * steps of its own at N = 2^10 and 2^11, so keys are trimmed below EvalMod's
+ * level; with the default split at N = 2^10 every step is shared with
+ * CoeffsToSlots) and with the real-pair bootstrap: trimmed keys
+ * bit-identical to full ones.
+ */
+static void test_boot_level_keys_sparse_real(void **state) {
+    he *h = *state;
+    tsr_circuits_boot_config cfg = { .slots = h->slots / 16, .cts_levels = 3, .stc_levels = 2 };
+    assert_true(level_keys_identical(h, &cfg, 0) > 0);
+    level_keys_identical(h, &cfg, 1);
+}
+
+/* Level-aware keys with sparse-secret encapsulation: bit-identical. */
+static void test_boot_level_keys_encapsulated(void **state) {
+    he *h = *state;
+    tsr_circuits_boot_config cfg = { .encapsulation_hw = 32 };
+    level_keys_identical(h, &cfg, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_full, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_level_keys_sparse_real, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_level_keys_encapsulated, he_setup_dense,
+                                        he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_key_switch, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_encapsulated, he_setup_dense, he_teardown),
