@@ -1019,7 +1019,9 @@ static void test_level_keys(void **state) {
     tt_ok(tsr_ckks_ciphertext_create(&trim, f.p));
     tt_ok(tsr_ckks_mul_relin(f.ev, full, a, a));
     assert_int_equal(tsr_ckks_relin_key_trim(f.rk, L + 1), TSR_ERR_INVALID_ARG);
+    assert_true(tsr_ckks_relin_key_serialized_size(f.rk) > 0);
     tt_ok(tsr_ckks_relin_key_trim(f.rk, 2));
+    assert_int_equal(tsr_ckks_relin_key_serialized_size(f.rk), 0); /* cannot be written */
     assert_int_equal(tsr_ckks_relin_key_max_level(f.rk), 2);
     assert_int_equal(tsr_ckks_relin_key_memory(f.rk), KEY_BYTES(2));
     assert_true(KEY_BYTES(2) < KEY_BYTES(L));
@@ -1077,6 +1079,7 @@ static void test_level_keys(void **state) {
     tt_ok(tsr_ckks_mul_relin(ev, r, c1, c1));
     assert_int_equal(tsr_ckks_mul_relin(ev, r, a, a), TSR_ERR_LEVEL);
     assert_int_equal(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len), TSR_ERR_INVALID_ARG);
+    assert_int_equal(tsr_ckks_galois_keys_serialized_size(gk), 0);
     /* trim: the conjugation key to level 0 */
     tt_ok(tsr_ckks_galois_keys_trim(gk, NULL, NULL, 0, 0));
     assert_int_equal(tsr_ckks_galois_keys_memory(gk), KEY_BYTES(1) + KEY_BYTES(0));

@@ -759,7 +759,10 @@ TSR_API tsr_status tsr_ckks_eval_keys_from_bytes(tsr_ckks_relin_key **rk, tsr_ck
                                                  tsr_ckks_params *p, const uint8_t *buf,
                                                  size_t len);
 
-/** Serialized size in bytes of each object (what _save would write). */
+/**
+ * Serialized size in bytes of each object (what _save would write); 0 for
+ * keys that cannot be serialized (level-aware keys, or a set holding one).
+ */
 TSR_API uint64_t tsr_ckks_ciphertext_serialized_size(const tsr_ckks_ciphertext *ct);
 TSR_API uint64_t tsr_ckks_public_key_serialized_size(const tsr_ckks_public_key *pk);
 TSR_API uint64_t tsr_ckks_relin_key_serialized_size(const tsr_ckks_relin_key *rk);
