@@ -1080,6 +1080,33 @@ static void test_level_keys(void **state) {
     assert_int_equal(tsr_ckks_mul_relin(ev, r, a, a), TSR_ERR_LEVEL);
     assert_int_equal(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len), TSR_ERR_INVALID_ARG);
     assert_int_equal(tsr_ckks_galois_keys_serialized_size(gk), 0);
+    /* composition skips keys too low for the level: steps 1 and 4 full, 2 and 5 for level 1
+     * only; at a's level 2, rotations by 5 and 6 compose 4 + 1 (+ 1) */
+    tsr_ckks_galois_keys *mixed;
+    const int full_steps[2] = { 1, 4 }, low_steps[2] = { 2, 5 };
+    tt_ok(tsr_ckks_galois_keys_create(&mixed, f.sk, full_steps, 2, 0));
+    tt_ok(tsr_ckks_galois_keys_add_level(mixed, f.sk, low_steps, 2, 0, 1));
+    tsr_ckks_evaluator *ev_mixed;
+    tt_ok(tsr_ckks_evaluator_create(&ev_mixed, f.p, NULL, mixed));
+    for (int by = 5; by <= 6; by++) {
+        for (int lv = 1; lv <= 2; lv++) { /* level 1 (all keys), 2, 1 again: paths rebuilt */
+            const tsr_ckks_ciphertext *in = lv == 2 ? a : c1;
+            tt_ok(tsr_ckks_rotate(ev_mixed, r, in, by));
+            rotated(x, f.slots, by, want);
+            assert_true(prec_of(&f, r, want, NULL) > 20);
+        }
+    }
+    tt_ok(tsr_ckks_rotate(ev_mixed, r, c1, 6));
+    assert_true(prec_of(&f, r, want, NULL) > 20);
+    /* a step the full keys cannot compose: its own key's level error */
+    tsr_ckks_galois_keys_free(mixed);
+    tt_ok(tsr_ckks_galois_keys_create(&mixed, f.sk, NULL, 0, 0));
+    tt_ok(tsr_ckks_galois_keys_add_level(mixed, f.sk, &low_steps[1], 1, 0, 1));
+    tsr_ckks_evaluator_free(ev_mixed);
+    tt_ok(tsr_ckks_evaluator_create(&ev_mixed, f.p, NULL, mixed));
+    assert_int_equal(tsr_ckks_rotate(ev_mixed, r, a, 5), TSR_ERR_LEVEL);
+    tsr_ckks_evaluator_free(ev_mixed);
+    tsr_ckks_galois_keys_free(mixed);
     /* trim: the conjugation key to level 0 */
     tt_ok(tsr_ckks_galois_keys_trim(gk, NULL, NULL, 0, 0));
     assert_int_equal(tsr_ckks_galois_keys_memory(gk), KEY_BYTES(1) + KEY_BYTES(0));

@@ -582,9 +582,11 @@ TSR_API tsr_status tsr_ckks_adjust(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
                                    const tsr_ckks_ciphertext *a, int level, double scale);
 /**
  * Rotate the slots left by step (slot i of out = slot i+step of a, indices
- * mod slots; negative steps rotate right). Uses the exact key if present,
- * else composes the fewest available rotation keys; fails with
- * TSR_ERR_KEY_MISSING naming the step if no composition exists.
+ * mod slots; negative steps rotate right). Uses the exact key if present
+ * and it serves a's level, else composes the fewest available rotation keys
+ * that serve a's level (level-aware keys too low for it are skipped); fails
+ * with TSR_ERR_LEVEL if only the exact key exists and it is too low, else
+ * with TSR_ERR_KEY_MISSING naming the step if no composition exists.
  */
 TSR_API tsr_status tsr_ckks_rotate(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                    const tsr_ckks_ciphertext *a, int step);
