@@ -241,6 +241,7 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
     res->rss_eval = rss_now_mib();
     if (st == TSR_OK) {
         tsr_circuits_boot_get_info(b, &res->info);
+        /* 0 for level-aware keys, which cannot be serialized (JSON 0, not printed) */
         res->relin_bytes = tsr_ckks_relin_key_serialized_size(rk);
         res->galois_bytes = tsr_ckks_galois_keys_serialized_size(gk);
         res->relin_mem = tsr_ckks_relin_key_memory(rk);

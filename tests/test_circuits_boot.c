@@ -583,9 +583,10 @@ static uint64_t key_bytes(const tsr_ckks_params *p, int level) {
 /*
  * Level-aware keys: the levels bootstrapping lists for each key, keys
  * trimmed to them give bit-identical results to the full keys (and less
- * memory, by the formula), a key trimmed one level too low fails with
- * TSR_ERR_LEVEL, trimmed keys are refused by the writers, and keys generated
- * directly at those levels bootstrap at the full keys' precision.
+ * memory, by the formula), a key trimmed one level too low (rotation,
+ * conjugation, relinearization) is refused by tsr_circuits_boot_check_keys
+ * with TSR_ERR_LEVEL and the output is left as it was, trimmed keys are refused by the writers, and
+ * keys generated directly at those levels bootstrap at the full keys' precision.
  */
 static void test_boot_level_keys(void **state) {
     he *h = *state;
@@ -605,8 +606,10 @@ static void test_boot_level_keys(void **state) {
     assert_int_equal(rl, top - info.cts_levels);
     assert_int_equal(cl, top - info.cts_levels);
     /* every step's level is a factor's input level; the top and lower levels occur */
-    tsr_circuits_boot_factor fac[8];
-    size_t nf = tsr_circuits_boot_factors(b, fac, 8, 0, NULL, 0);
+    /* kc + ks factors, each stage at most 16 (BOOT_MAX_GROUPS) */
+    tsr_circuits_boot_factor fac[32];
+    size_t nf = tsr_circuits_boot_factors(b, fac, 32, 0, NULL, 0);
+    assert_true(nf <= 32);
     assert_int_equal(nf, (size_t)(info.cts_levels + info.stc_levels));
     int seen_top = 0, seen_low = 0, stc_top = info.out_level + info.stc_levels;
     for (size_t i = 0; i < n; i++) {
@@ -635,8 +638,8 @@ static void test_boot_level_keys(void **state) {
     tt_ok(tsr_circuits_boot_create(&fly, h->enc, h->p, &fly_cfg));
     assert_int_equal(tsr_circuits_boot_rotations(fly, all, n), n);
     assert_memory_equal(all, steps, n * sizeof *steps);
-    tsr_circuits_boot_factor fly_fac[8];
-    assert_int_equal(tsr_circuits_boot_factors(fly, fly_fac, 8, 0, NULL, 0), nf);
+    tsr_circuits_boot_factor fly_fac[32];
+    assert_int_equal(tsr_circuits_boot_factors(fly, fly_fac, 32, 0, NULL, 0), nf);
     for (size_t f = 0; f < nf; f++) {
         uint64_t words = (uint64_t)fac[f].diagonals * tsr_ckks_params_n(h->p);
         assert_int_equal(fly_fac[f].diag_bytes, words * 8);
@@ -653,8 +656,11 @@ static void test_boot_level_keys(void **state) {
     uint64_t gmem = tsr_ckks_galois_keys_memory(gk), want_mem = key_bytes(h->p, cl);
     assert_int_equal(gmem, (uint64_t)(n + 1) * key_bytes(h->p, top));
     for (size_t i = 0; i < n; i++) want_mem += key_bytes(h->p, levels[i]);
+    /* trimming mutates the keys: no evaluator may hold them meanwhile (ckks.h) */
+    tsr_ckks_evaluator_free(ev);
     tt_ok(tsr_ckks_galois_keys_trim(gk, steps, levels, n, cl));
     tt_ok(tsr_ckks_relin_key_trim(h->rk, rl));
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
     assert_int_equal(tsr_ckks_galois_keys_memory(gk), want_mem);
     assert_true(want_mem < gmem);
     assert_int_equal(tsr_ckks_relin_key_memory(h->rk), key_bytes(h->p, rl));
@@ -682,8 +688,26 @@ static void test_boot_level_keys(void **state) {
     size_t at = 0;
     while (levels[at] != top) at++;
     int lower = top - 1;
+    tsr_ckks_evaluator_free(ev);
     tt_ok(tsr_ckks_galois_keys_trim(gk, &steps[at], &lower, 1, TSR_CKKS_TOP_LEVEL));
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    /* refused up front, before the output is touched */
+    assert_int_equal(tsr_circuits_boot_check_keys(b, ev), TSR_ERR_LEVEL);
+    assert_non_null(strstr(tsr_last_error(), "Galois key of rotation step"));
+    tt_ok(tsr_ckks_ciphertext_copy(out, ct));
     assert_int_equal(tsr_circuits_bootstrap(b, ev, out, ct), TSR_ERR_LEVEL);
+    double *kept = decrypt(h, out);
+    double *fresh = decrypt(h, ct);
+    assert_memory_equal(kept, fresh, 2 * h->slots * sizeof *kept);
+    free(kept);
+    free(fresh);
+    /* the conjugation key one level too low */
+    lower = top;
+    tsr_ckks_evaluator_free(ev);
+    tt_ok(tsr_ckks_galois_keys_trim(gk, &steps[at], &lower, 1, cl - 1));
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    assert_int_equal(tsr_circuits_boot_check_keys(b, ev), TSR_ERR_LEVEL);
+    assert_non_null(strstr(tsr_last_error(), "conjugation key"));
     tsr_ckks_evaluator_free(ev);
     tsr_ckks_galois_keys_free(gk);
 
@@ -709,6 +733,8 @@ static void test_boot_level_keys(void **state) {
     tt_ok(tsr_ckks_relin_key_create_level(&rk_low, h->sk, rl - 1));
     tsr_ckks_evaluator *ev_low;
     tt_ok(tsr_ckks_evaluator_create(&ev_low, h->p, rk_low, gk));
+    assert_int_equal(tsr_circuits_boot_check_keys(b, ev_low), TSR_ERR_LEVEL);
+    assert_non_null(strstr(tsr_last_error(), "relinearization key"));
     assert_int_equal(tsr_circuits_bootstrap(b, ev_low, out, ct), TSR_ERR_LEVEL);
     tsr_ckks_evaluator_free(ev_low);
     tsr_ckks_relin_key_free(rk_low);
@@ -727,12 +753,107 @@ static void test_boot_level_keys(void **state) {
     tsr_circuits_boot_free(b);
 }
 
+/*
+ * One bootstrap (complex, or a real pair when real) with full keys, then
+ * with the same keys trimmed to tsr_circuits_boot_rotation_levels in a new
+ * evaluator: bit-identical outputs. Returns how many rotation steps serve
+ * SlotsToCoeffs only (their level is below EvalMod's input level).
+ */
+static size_t level_keys_identical(he *h, const tsr_circuits_boot_config *cfg, int real) {
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, cfg));
+    tsr_ckks_switch_key *to_sparse = NULL, *to_dense = NULL;
+    if (cfg->encapsulation_hw) {
+        tt_ok(tsr_circuits_boot_switch_keys_create(b, h->sk, &to_sparse, &to_dense));
+        tt_ok(tsr_circuits_boot_set_switch_keys(b, to_sparse, to_dense));
+    }
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+    int top = tsr_ckks_params_max_level(h->p), rl = -1, cl = -1;
+    size_t n = tsr_circuits_boot_rotations(b, NULL, 0), stc_only = 0;
+    int *steps = malloc(n * sizeof *steps), *levels = malloc(n * sizeof *levels);
+    assert_true(steps && levels);
+    assert_int_equal(tsr_circuits_boot_rotation_levels(b, steps, levels, n, &rl, &cl), n);
+    for (size_t i = 0; i < n; i++) stc_only += levels[i] < top - info.cts_levels;
+    tsr_ckks_relin_key *rk;
+    tt_ok(tsr_ckks_relin_key_create(&rk, h->sk));
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    double *va = real ? rand_real_slots(h, info.slots) : rand_slots(h, info.slots);
+    double *vb = rand_real_slots(h, info.slots);
+    tsr_ckks_ciphertext *ca = encrypt_at(h, va, 1), *cb = encrypt_at(h, vb, 1), *oa, *ob;
+    tt_ok(tsr_ckks_ciphertext_create(&oa, h->p));
+    tt_ok(tsr_ckks_ciphertext_create(&ob, h->p));
+    double *got[2][2] = { { NULL, NULL }, { NULL, NULL } };
+    for (int trimmed = 0; trimmed < 2; trimmed++) {
+        if (trimmed) {
+            tt_ok(tsr_ckks_galois_keys_trim(gk, steps, levels, n, cl));
+            tt_ok(tsr_ckks_relin_key_trim(rk, rl));
+            assert_true(tsr_ckks_relin_key_max_level(rk) < top);
+        }
+        tsr_ckks_evaluator *ev;
+        tt_ok(tsr_ckks_evaluator_create(&ev, h->p, rk, gk));
+        tt_ok(tsr_circuits_boot_check_keys(b, ev));
+        if (real)
+            tt_ok(tsr_circuits_bootstrap_real(b, ev, oa, ob, ca, cb));
+        else
+            tt_ok(tsr_circuits_bootstrap(b, ev, oa, ca));
+        got[trimmed][0] = decrypt(h, oa);
+        if (real) got[trimmed][1] = decrypt(h, ob);
+        tsr_ckks_evaluator_free(ev);
+    }
+    assert_memory_equal(got[0][0], got[1][0], 2 * h->slots * sizeof(double));
+    if (real) assert_memory_equal(got[0][1], got[1][1], 2 * h->slots * sizeof(double));
+    double worst, mean;
+    precision(got[0][0], va, h->slots, &worst, &mean);
+    assert_true(mean > 18); /* a bootstrap did run */
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) free(got[i][j]);
+    free(va);
+    free(vb);
+    free(steps);
+    free(levels);
+    tsr_ckks_ciphertext_free(ca);
+    tsr_ckks_ciphertext_free(cb);
+    tsr_ckks_ciphertext_free(oa);
+    tsr_ckks_ciphertext_free(ob);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_relin_key_free(rk);
+    tsr_circuits_boot_free(b);
+    tsr_ckks_switch_key_free(to_sparse);
+    tsr_ckks_switch_key_free(to_dense);
+    return stc_only;
+}
+
+/*
+ * Level-aware keys with sparse slots split 3 + 2 (SlotsToCoeffs then has
+ * steps of its own at N = 2^10 and 2^11, so keys are trimmed below EvalMod's
+ * level; with the default split at N = 2^10 every step is shared with
+ * CoeffsToSlots) and with the real-pair bootstrap: trimmed keys
+ * bit-identical to full ones.
+ */
+static void test_boot_level_keys_sparse_real(void **state) {
+    he *h = *state;
+    tsr_circuits_boot_config cfg = { .slots = h->slots / 16, .cts_levels = 3, .stc_levels = 2 };
+    assert_true(level_keys_identical(h, &cfg, 0) > 0);
+    level_keys_identical(h, &cfg, 1);
+}
+
+/* Level-aware keys with sparse-secret encapsulation: bit-identical. */
+static void test_boot_level_keys_encapsulated(void **state) {
+    he *h = *state;
+    tsr_circuits_boot_config cfg = { .encapsulation_hw = 32 };
+    level_keys_identical(h, &cfg, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_full, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_level_keys_sparse_real, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_level_keys_encapsulated, he_setup_dense,
+                                        he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_key_switch, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_encapsulated, he_setup_dense, he_teardown),

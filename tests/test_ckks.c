@@ -1019,7 +1019,9 @@ static void test_level_keys(void **state) {
     tt_ok(tsr_ckks_ciphertext_create(&trim, f.p));
     tt_ok(tsr_ckks_mul_relin(f.ev, full, a, a));
     assert_int_equal(tsr_ckks_relin_key_trim(f.rk, L + 1), TSR_ERR_INVALID_ARG);
+    assert_true(tsr_ckks_relin_key_serialized_size(f.rk) > 0);
     tt_ok(tsr_ckks_relin_key_trim(f.rk, 2));
+    assert_int_equal(tsr_ckks_relin_key_serialized_size(f.rk), 0); /* cannot be written */
     assert_int_equal(tsr_ckks_relin_key_max_level(f.rk), 2);
     assert_int_equal(tsr_ckks_relin_key_memory(f.rk), KEY_BYTES(2));
     assert_true(KEY_BYTES(2) < KEY_BYTES(L));
@@ -1029,8 +1031,15 @@ static void test_level_keys(void **state) {
     size_t len = 0;
     assert_int_equal(tsr_ckks_relin_key_to_bytes(f.rk, &buf, &len), TSR_ERR_INVALID_ARG);
     assert_null(buf);
-    tsr_ckks_ciphertext *b = encrypt_vec(&f, x, 3);
+    tsr_ckks_ciphertext *b = encrypt_vec(&f, x, 3), *b2;
+    /* refused before the output is touched */
     assert_int_equal(tsr_ckks_mul_relin(f.ev, trim, b, b), TSR_ERR_LEVEL);
+    assert_true(ct_equal(full, trim));
+    tt_ok(tsr_ckks_ciphertext_create(&b2, f.p));
+    tt_ok(tsr_ckks_mul(f.ev, b2, b, b));
+    assert_int_equal(tsr_ckks_relinearize(f.ev, trim, b2), TSR_ERR_LEVEL);
+    assert_true(ct_equal(full, trim));
+    tsr_ckks_ciphertext_free(b2);
 
     /* a relinearization key generated for level 1 */
     tsr_ckks_relin_key *rk1;
@@ -1059,10 +1068,45 @@ static void test_level_keys(void **state) {
     assert_non_null(want);
     rotated(x, f.slots, step, want);
     assert_true(prec_of(&f, r, want, NULL) > 20);
+    tsr_ckks_ciphertext *r_was;
+    tt_ok(tsr_ckks_ciphertext_create(&r_was, f.p));
+    tt_ok(tsr_ckks_ciphertext_copy(r_was, r));
     assert_int_equal(tsr_ckks_rotate(ev, r, a, step), TSR_ERR_LEVEL);
+    assert_true(ct_equal(r_was, r)); /* refused before r is touched */
+    assert_int_equal(tsr_ckks_rotate_hoisted(ev, &r, a, &step, 1), TSR_ERR_LEVEL);
+    assert_true(ct_equal(r_was, r));
+    tsr_ckks_ciphertext_free(r_was);
     tt_ok(tsr_ckks_mul_relin(ev, r, c1, c1));
     assert_int_equal(tsr_ckks_mul_relin(ev, r, a, a), TSR_ERR_LEVEL);
     assert_int_equal(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len), TSR_ERR_INVALID_ARG);
+    assert_int_equal(tsr_ckks_galois_keys_serialized_size(gk), 0);
+    /* composition skips keys too low for the level: steps 1 and 4 full, 2 and 5 for level 1
+     * only; at a's level 2, rotations by 5 and 6 compose 4 + 1 (+ 1) */
+    tsr_ckks_galois_keys *mixed;
+    const int full_steps[2] = { 1, 4 }, low_steps[2] = { 2, 5 };
+    tt_ok(tsr_ckks_galois_keys_create(&mixed, f.sk, full_steps, 2, 0));
+    tt_ok(tsr_ckks_galois_keys_add_level(mixed, f.sk, low_steps, 2, 0, 1));
+    tsr_ckks_evaluator *ev_mixed;
+    tt_ok(tsr_ckks_evaluator_create(&ev_mixed, f.p, NULL, mixed));
+    for (int by = 5; by <= 6; by++) {
+        for (int lv = 1; lv <= 2; lv++) { /* level 1 (all keys), 2, 1 again: paths rebuilt */
+            const tsr_ckks_ciphertext *in = lv == 2 ? a : c1;
+            tt_ok(tsr_ckks_rotate(ev_mixed, r, in, by));
+            rotated(x, f.slots, by, want);
+            assert_true(prec_of(&f, r, want, NULL) > 20);
+        }
+    }
+    tt_ok(tsr_ckks_rotate(ev_mixed, r, c1, 6));
+    assert_true(prec_of(&f, r, want, NULL) > 20);
+    /* a step the full keys cannot compose: its own key's level error */
+    tsr_ckks_galois_keys_free(mixed);
+    tt_ok(tsr_ckks_galois_keys_create(&mixed, f.sk, NULL, 0, 0));
+    tt_ok(tsr_ckks_galois_keys_add_level(mixed, f.sk, &low_steps[1], 1, 0, 1));
+    tsr_ckks_evaluator_free(ev_mixed);
+    tt_ok(tsr_ckks_evaluator_create(&ev_mixed, f.p, NULL, mixed));
+    assert_int_equal(tsr_ckks_rotate(ev_mixed, r, a, 5), TSR_ERR_LEVEL);
+    tsr_ckks_evaluator_free(ev_mixed);
+    tsr_ckks_galois_keys_free(mixed);
     /* trim: the conjugation key to level 0 */
     tt_ok(tsr_ckks_galois_keys_trim(gk, NULL, NULL, 0, 0));
     assert_int_equal(tsr_ckks_galois_keys_memory(gk), KEY_BYTES(1) + KEY_BYTES(0));

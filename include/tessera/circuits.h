@@ -504,8 +504,11 @@ TSR_API size_t tsr_circuits_boot_rotations(const tsr_circuits_boot *b, int *step
  * every step of tsr_circuits_boot_rotations (same order) the highest level
  * it rotates at (levels may be NULL); *relin_level and *conj_level (either
  * may be NULL) the highest level of EvalMod's products and of the
- * conjugations (EvalMod, the real split). Keys made for these levels give
- * bit-identical results to full ones. Returns the number of steps.
+ * conjugations (EvalMod, the real split). Full keys trimmed to these levels
+ * (tsr_ckks_relin_key_trim, tsr_ckks_galois_keys_trim) give bit-identical
+ * results to the full keys; keys generated at these levels (fresh
+ * randomness) give equal precision, not identical bits. Returns the number
+ * of steps.
  */
 TSR_API size_t tsr_circuits_boot_rotation_levels(const tsr_circuits_boot *b, int *steps,
                                                  int *levels, size_t cap, int *relin_level,
@@ -533,7 +536,9 @@ TSR_API size_t tsr_circuits_boot_factors(const tsr_circuits_boot *b, tsr_circuit
 /**
  * TSR_OK if ev (and b) have every key bootstrapping needs, else
  * TSR_ERR_KEY_MISSING naming what is missing (relinearization key,
- * conjugation key, rotation steps, the encapsulation's switching keys).
+ * conjugation key, rotation steps, the encapsulation's switching keys), or
+ * TSR_ERR_LEVEL naming a level-aware key that serves fewer levels than
+ * bootstrapping uses it at (tsr_circuits_boot_rotation_levels).
  */
 TSR_API tsr_status tsr_circuits_boot_check_keys(const tsr_circuits_boot *b,
                                                 const tsr_ckks_evaluator *ev);

@@ -29,6 +29,11 @@
  * -------------
  *  - tsr_ckks_params, keys (secret, public, relinearization, Galois):
  *    immutable after creation; any number of threads may use one at once.
+ *    The exceptions are the explicit key mutators tsr_ckks_relin_key_trim,
+ *    tsr_ckks_galois_keys_add, _add_level and _trim: they replace the key's
+ *    storage in place, so they need exclusive access (no evaluator may be
+ *    running an operation with that key while they run; create the
+ *    evaluators afterwards, or call them between operations).
  *  - tsr_ckks_encoder, tsr_ckks_evaluator: own scratch memory; use one per
  *    thread (creating one is cheap). They only read the keys they were given.
  *  - tsr_ckks_plaintext, tsr_ckks_ciphertext: plain data; a thread may read
@@ -366,7 +371,9 @@ TSR_API uint64_t tsr_ckks_relin_key_memory(const tsr_ckks_relin_key *rk);
  * Limit rk to levels <= max_level in place, freeing the digits and limbs
  * above it (e.g. after loading a serialized full key). A key already limited
  * lower is unchanged. The kept limbs are the key's own: results at levels <=
- * max_level are bit-identical to those of the full key.
+ * max_level are bit-identical to those of the full key. This mutates rk: no
+ * evaluator may use rk while it runs (create the evaluators afterwards, or
+ * call it between operations).
  */
 TSR_API tsr_status tsr_ckks_relin_key_trim(tsr_ckks_relin_key *rk, int max_level);
 /** Free a relinearization key. NULL is a no-op. */
@@ -418,8 +425,9 @@ TSR_API int tsr_ckks_galois_keys_rotation_level(const tsr_ckks_galois_keys *gk, 
 /**
  * Limit the key of rotation steps[i] to levels <= levels[i] (steps gk has no
  * key for are skipped) and, unless conj_level is TSR_CKKS_TOP_LEVEL, the
- * conjugation key to conj_level, in place, as tsr_ckks_relin_key_trim. Not
- * while an evaluator uses gk.
+ * conjugation key to conj_level, in place, as tsr_ckks_relin_key_trim. This
+ * mutates gk: no evaluator may use gk while it runs (create the evaluators
+ * afterwards, or call it between operations).
  */
 TSR_API tsr_status tsr_ckks_galois_keys_trim(tsr_ckks_galois_keys *gk, const int *steps,
                                              const int *levels, size_t n_steps, int conj_level);
@@ -574,9 +582,11 @@ TSR_API tsr_status tsr_ckks_adjust(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
                                    const tsr_ckks_ciphertext *a, int level, double scale);
 /**
  * Rotate the slots left by step (slot i of out = slot i+step of a, indices
- * mod slots; negative steps rotate right). Uses the exact key if present,
- * else composes the fewest available rotation keys; fails with
- * TSR_ERR_KEY_MISSING naming the step if no composition exists.
+ * mod slots; negative steps rotate right). Uses the exact key if present
+ * and it serves a's level, else composes the fewest available rotation keys
+ * that serve a's level (level-aware keys too low for it are skipped); fails
+ * with TSR_ERR_LEVEL if only the exact key exists and it is too low, else
+ * with TSR_ERR_KEY_MISSING naming the step if no composition exists.
  */
 TSR_API tsr_status tsr_ckks_rotate(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                    const tsr_ckks_ciphertext *a, int step);
@@ -751,7 +761,10 @@ TSR_API tsr_status tsr_ckks_eval_keys_from_bytes(tsr_ckks_relin_key **rk, tsr_ck
                                                  tsr_ckks_params *p, const uint8_t *buf,
                                                  size_t len);
 
-/** Serialized size in bytes of each object (what _save would write). */
+/**
+ * Serialized size in bytes of each object (what _save would write); 0 for
+ * keys that cannot be serialized (level-aware keys, or a set holding one).
+ */
 TSR_API uint64_t tsr_ckks_ciphertext_serialized_size(const tsr_ckks_ciphertext *ct);
 TSR_API uint64_t tsr_ckks_public_key_serialized_size(const tsr_ckks_public_key *pk);
 TSR_API uint64_t tsr_ckks_relin_key_serialized_size(const tsr_ckks_relin_key *rk);

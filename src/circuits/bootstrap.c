@@ -21,6 +21,7 @@
 #include "circuits/bootstrap_internal.h"
 #include "circuits/circuits_internal.h"
 #include "ckks/evaluator_internal.h"
+#include "ckks/fft.h"
 #include "core/error.h"
 
 #include <limits.h>
@@ -282,27 +283,35 @@ size_t tsr_circuits_boot_rotations(const tsr_circuits_boot *b, int *steps, size_
     return b->n_steps;
 }
 
+/* The highest level rotation step s (one of b->steps) runs at. */
+static int boot_step_level(const tsr_circuits_boot *b, int s) {
+    int level = -1, stc_top = b->top - b->kc - b->cos_depth - b->r;
+    /* the subring trace rotates right after ModRaise, at the top */
+    for (int i = 0; i < b->trace_steps; i++)
+        if (s == (int)(b->n << i)) level = b->top;
+    for (int g = 0; g < b->kc; g++)
+        for (size_t i = 0; i < b->cts[g].n_steps; i++)
+            if (b->cts[g].steps[i] == s && b->top - g > level) level = b->top - g;
+    for (int g = 0; g < b->ks; g++)
+        for (size_t i = 0; i < b->stc[g].n_steps; i++)
+            if (b->stc[g].steps[i] == s && stc_top - g > level) level = stc_top - g;
+    TSR_ASSERT(level >= 0);
+    return level;
+}
+
+/* EvalMod's first products and its conjugation run at its input level; the real split lower */
+static int boot_relin_level(const tsr_circuits_boot *b) {
+    return b->top - b->kc;
+}
+
 size_t tsr_circuits_boot_rotation_levels(const tsr_circuits_boot *b, int *steps, int *levels,
                                          size_t cap, int *relin_level, int *conj_level) {
     TSR_REQUIRE(b && (steps || cap == 0), "tsr_circuits_boot_rotation_levels: NULL argument");
-    /* EvalMod's first products and its conjugation run at its input level; the real split lower */
-    if (relin_level) *relin_level = b->top - b->kc;
-    if (conj_level) *conj_level = b->top - b->kc;
-    int stc_top = b->top - b->kc - b->cos_depth - b->r;
+    if (relin_level) *relin_level = boot_relin_level(b);
+    if (conj_level) *conj_level = boot_relin_level(b);
     for (size_t t = 0; t < b->n_steps && t < cap; t++) {
-        int s = b->steps[t], level = -1;
-        /* the subring trace rotates right after ModRaise, at the top */
-        for (int i = 0; i < b->trace_steps; i++)
-            if (s == (int)(b->n << i)) level = b->top;
-        for (int g = 0; g < b->kc; g++)
-            for (size_t i = 0; i < b->cts[g].n_steps; i++)
-                if (b->cts[g].steps[i] == s && b->top - g > level) level = b->top - g;
-        for (int g = 0; g < b->ks; g++)
-            for (size_t i = 0; i < b->stc[g].n_steps; i++)
-                if (b->stc[g].steps[i] == s && stc_top - g > level) level = stc_top - g;
-        TSR_ASSERT(level >= 0);
-        steps[t] = s;
-        if (levels) levels[t] = level;
+        steps[t] = b->steps[t];
+        if (levels) levels[t] = boot_step_level(b, b->steps[t]);
     }
     return b->n_steps;
 }
@@ -401,11 +410,37 @@ tsr_status tsr_circuits_boot_check_keys(const tsr_circuits_boot *b, const tsr_ck
         }
         missing++;
     }
-    if (missing == 0) return TSR_OK;
-    return tsr_fail(TSR_ERR_KEY_MISSING,
-                    "bootstrapping needs Galois keys for %zu rotation step(s) the evaluator "
-                    "lacks: %s%s; create the keys with the steps of tsr_circuits_boot_rotations",
-                    missing, list, missing > 12 ? ", ..." : "");
+    if (missing)
+        return tsr_fail(TSR_ERR_KEY_MISSING,
+                        "bootstrapping needs Galois keys for %zu rotation step(s) the evaluator "
+                        "lacks: %s%s; create the keys with the steps of "
+                        "tsr_circuits_boot_rotations",
+                        missing, list, missing > 12 ? ", ..." : "");
+    /* level-aware keys: each must serve the highest level bootstrapping uses it at, checked
+     * here so a key trimmed too low fails before the output is touched */
+    int need = boot_relin_level(b), have = tsr_ckks_relin_key_max_level(ev->rk);
+    if (have < need)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "the relinearization key serves levels up to %d but bootstrapping "
+                        "multiplies at level %d (tsr_circuits_boot_rotation_levels)",
+                        have, need);
+    have = ckks_galois_find(ev->gk, ckks_galois_elt_conjugate(ev->params->slots))->key.max_level;
+    if (have < need)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "the conjugation key serves levels up to %d but bootstrapping "
+                        "conjugates at level %d (tsr_circuits_boot_rotation_levels)",
+                        have, need);
+    for (size_t t = 0; t < b->n_steps; t++) {
+        need = boot_step_level(b, b->steps[t]);
+        have = tsr_ckks_galois_keys_rotation_level(ev->gk, b->steps[t]);
+        if (have < need)
+            return tsr_fail(TSR_ERR_LEVEL,
+                            "the Galois key of rotation step %d serves levels up to %d but "
+                            "bootstrapping rotates by it at level %d "
+                            "(tsr_circuits_boot_rotation_levels)",
+                            b->steps[t], have, need);
+    }
+    return TSR_OK;
 }
 
 /* in at `level` with scale `scale` (relative 1e-9), else a clear error naming the stage. */

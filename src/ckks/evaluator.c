@@ -16,6 +16,7 @@
 #include "ring/vec.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- evaluator ------------------------------------------------------------------ */
@@ -55,6 +56,7 @@ void tsr_ckks_evaluator_free(tsr_ckks_evaluator *ev) {
     for (int i = 0; i < 3; i++) tsr_ckks_ciphertext_free(ev->tmp[i]);
     tsr_free(ev->poly);
     tsr_free(ev->via);
+    tsr_free(ev->via_mask);
     tsr_ckks_params_free(ev->params);
     tsr_free(ev);
 }
@@ -628,6 +630,8 @@ tsr_status tsr_ckks_relinearize(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out
     TSR_TRY(check_out(ev, out));
     if (a->size == 2) return tsr_ckks_ciphertext_copy(out, a);
     if (!ev->rk) return relin_key_missing();
+    /* a level-aware key too low: fail before out is touched */
+    TSR_TRY(ckks_ks_check_level(&ev->rk->key, a->level));
     tsr_ckks_params *p = ev->params;
     int level = a->level;
     double err = hypot(a->err, ckks_noise_keyswitch(p, level, a->scale));
@@ -660,6 +664,7 @@ static tsr_status mul_keyswitch(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out
     const int level = mm.level;
     if (rescale && level < 1) return level_exhausted(0);
     if (!ev->rk) return relin_key_missing();
+    TSR_TRY(ckks_ks_check_level(&ev->rk->key, level)); /* before out is touched */
     tsr_ckks_params *p = ev->params;
     tsr_ckks_ciphertext *d = ev->tmp[2];
     d->level = -1;
@@ -751,6 +756,7 @@ static tsr_status galois_apply_decomposed(tsr_ckks_evaluator *ev, tsr_ckks_ciphe
                                           const ckks_galois_entry *e) {
     tsr_ckks_params *p = ev->params;
     int level = a->level;
+    TSR_TRY(ckks_ks_check_level(&e->key, level)); /* before out is touched */
     TSR_TRY(ckks_ct_reserve(out, level, 2));
     TSR_TRY(ckks_ks_apply_galois(ev, &e->key, ckks_ct_poly(a, 0), e->perm, ckks_ct_poly(out, 0),
                                  ckks_ct_poly(out, 1)));
@@ -766,25 +772,58 @@ static tsr_status apply_galois(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         return tsr_fail(TSR_ERR_INVALID_ARG, "rotations need ciphertexts of size 2: relinearize "
                                              "first");
     TSR_REQUIRE(out != a, "apply_galois: out must not alias the input");
+    TSR_TRY(ckks_ks_check_level(&e->key, a->level)); /* before the decomposition */
     TSR_TRY(ckks_ks_decompose(ev, a->level, ckks_ct_poly(a, 1)));
     return galois_apply_decomposed(ev, out, a, e);
 }
 
-/* BFS over Z_slots with the available rotation keys as generators. */
-static tsr_status build_via(tsr_ckks_evaluator *ev) {
+static int cmp_step(const void *x, const void *y) {
+    int a = *(const int *)x, b = *(const int *)y;
+    return (a > b) - (a < b);
+}
+
+/* Whether Galois key i may compose rotations at `level` (a rotation key serving it). */
+static int via_usable(const tsr_ckks_evaluator *ev, size_t i, int level) {
+    const ckks_galois_entry *e = &ev->gk->e[i];
+    return e->elt != ckks_galois_elt_conjugate(ev->params->slots) && e->key.max_level >= level;
+}
+
+/* Whether ev->via was built from exactly the keys usable at `level`. */
+static int via_current(const tsr_ckks_evaluator *ev, int level) {
+    if (!ev->via || ev->via_keys != ev->gk->count) return 0;
+    for (size_t i = 0; i < ev->gk->count; i++)
+        if (ev->via_mask[i] != via_usable(ev, i, level)) return 0;
+    return 1;
+}
+
+/* BFS over Z_slots with the rotation keys that serve `level` as generators
+ * (level-aware keys too low for it are left out). */
+static tsr_status build_via(tsr_ckks_evaluator *ev, int level) {
     const tsr_ckks_params *p = ev->params;
-    size_t slots = p->slots;
+    size_t slots = p->slots, count = ev->gk->count;
+    tsr_free(ev->via);
+    tsr_free(ev->via_mask);
+    ev->via = NULL;
+    ev->via_mask = NULL;
     int32_t *via = tsr_alloc(slots * sizeof *via);
-    size_t nsteps = tsr_ckks_galois_keys_steps(ev->gk, NULL, 0);
-    int *steps = tsr_alloc((nsteps ? nsteps : 1) * sizeof *steps);
+    int *steps = tsr_alloc((count ? count : 1) * sizeof *steps);
+    uint8_t *mask = tsr_alloc(count ? count : 1);
     uint32_t *queue = tsr_alloc(slots * sizeof *queue);
-    if (!via || !steps || !queue) {
+    if (!via || !steps || !mask || !queue) {
         tsr_free(via);
         tsr_free(steps);
+        tsr_free(mask);
         tsr_free(queue);
         return tsr_fail(TSR_ERR_NOMEM, "cannot allocate the rotation table");
     }
-    tsr_ckks_galois_keys_steps(ev->gk, steps, nsteps);
+    size_t nsteps = 0;
+    for (size_t i = 0; i < count; i++) {
+        mask[i] = (uint8_t)via_usable(ev, i, level);
+        if (!mask[i]) continue;
+        long st = ckks_galois_step(p, ev->gk->e[i].elt);
+        if (st > 0) steps[nsteps++] = (int)st;
+    }
+    qsort(steps, nsteps, sizeof *steps, cmp_step); /* the order of the paths chosen */
     for (size_t i = 0; i < slots; i++) via[i] = -1;
     via[0] = 0;
     size_t head = 0, tail = 0;
@@ -802,7 +841,8 @@ static tsr_status build_via(tsr_ckks_evaluator *ev) {
     tsr_free(steps);
     tsr_free(queue);
     ev->via = via;
-    ev->via_keys = ev->gk->count;
+    ev->via_mask = mask;
+    ev->via_keys = count;
     return TSR_OK;
 }
 
@@ -815,23 +855,23 @@ tsr_status tsr_ckks_rotate(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     if (s < 0) s += (long)p->slots;
     if (s == 0) return tsr_ckks_ciphertext_copy(out, a);
     const ckks_galois_entry *e = ckks_galois_find(ev->gk, ckks_galois_elt_rotation(p->slots, s));
-    if (e) {
+    if (e && e->key.max_level >= a->level) {
         tsr_ckks_ciphertext *t = target(ev, out, a, NULL);
         TSR_TRY(apply_galois(ev, t, a, e));
         commit(ev, out, t);
         return TSR_OK;
     }
-    /* Compose the fewest available rotations. */
+    /* Compose the fewest available rotations (of keys that serve a's level: its own key, if
+     * any, is level-aware and too low). */
     if (!ev->gk || ev->gk->count == 0)
         return tsr_fail(TSR_ERR_KEY_MISSING,
                         "no Galois key for a rotation by %d (and no rotation keys at all): "
                         "generate one with tsr_ckks_galois_keys_create",
                         step);
-    if (ev->via && ev->via_keys != ev->gk->count) {
-        tsr_free(ev->via); /* keys were added since: recompute the paths */
-        ev->via = NULL;
-    }
-    if (!ev->via) TSR_TRY(build_via(ev));
+    /* recompute the paths when keys were added or trimmed since, or another level needs
+     * another subset of them */
+    if (!via_current(ev, a->level)) TSR_TRY(build_via(ev, a->level));
+    if (ev->via[s] < 0 && e) return ckks_ks_check_level(&e->key, a->level);
     if (ev->via[s] < 0)
         return tsr_fail(TSR_ERR_KEY_MISSING,
                         "no Galois key for a rotation by %d, and the available rotation keys "
@@ -910,6 +950,8 @@ tsr_status tsr_ckks_rotate_hoisted(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
                               "no Galois key for a rotation by %d: hoisted rotations need the "
                               "exact key of every step (use tsr_ckks_rotate to compose)",
                               steps[i]);
+            /* every key serves a's level, checked before any output is written */
+            if (st == TSR_OK) st = ckks_ks_check_level(&ent[i]->key, a->level);
         }
     }
     int level = a->level;

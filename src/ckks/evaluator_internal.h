@@ -27,7 +27,8 @@ struct tsr_ckks_evaluator {
     /* Rotation composition over the available keys: via[s] is the last key
      * step of a shortest path 0 -> s (mod slots), 0 for s = 0, -1 if none. */
     int32_t *via;
-    size_t via_keys; /* Galois key count when via was built (rebuilt if it grows) */
+    size_t via_keys;   /* Galois key count when via was built (rebuilt if it changes) */
+    uint8_t *via_mask; /* via_keys flags: key i was a generator (it served the level) */
     /* Counts since creation (tests check the cost of circuits by them). */
     unsigned long n_decompose; /* key-switching decompositions (ModUp) */
     unsigned long n_moddown;   /* key-switching ModDowns (a ciphertext's two polynomials: 1) */

@@ -397,6 +397,7 @@ static tsr_status ksk_read(tsr_reader *r, const tsr_ckks_params *p, ckks_ksk *k)
 }
 
 uint64_t tsr_ckks_relin_key_serialized_size(const tsr_ckks_relin_key *rk) {
+    if (rk->key.max_level != rk->params->L) return 0; /* level-limited: cannot be written */
     return TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + ksk_bytes(rk->params) +
            TSR_FRAME_HASH_SIZE;
 }
@@ -449,6 +450,8 @@ static uint64_t galois_bytes(const tsr_ckks_galois_keys *gk) {
 }
 
 uint64_t tsr_ckks_galois_keys_serialized_size(const tsr_ckks_galois_keys *gk) {
+    for (size_t i = 0; i < gk->count; i++)
+        if (gk->e[i].key.max_level != gk->params->L) return 0; /* level-limited: not writable */
     return TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + galois_bytes(gk) + TSR_FRAME_HASH_SIZE;
 }
 
