@@ -122,8 +122,10 @@ static void test_attacks(void **state) {
                           r.payload_len, r.entropy);
             /* Real files: the payload windows need not be any filter's maximum under a random
              * tiny model (zero gradient); the made file is all zeros but the payload. */
+            /* score_after is the minimum over all steps, the random start (step 0)
+               included: best_step > 0 says a gradient step found it */
             if (fi == NF)
-                assert_true(r.score_after < r.score_before);
+                assert_true(r.score_after < r.score_before && r.best_step > 0);
             else
                 assert_true(r.score_after <= r.score_before + 1e-6f);
             /* only payload bytes (and the checksum field) changed */
@@ -274,10 +276,13 @@ static void test_routed_and_greedy(void **state) {
         print_message("mode %d (routed %d greedy %d): score %.4f -> %.4f, entropy %.2f\n", mode,
                       c.routed, c.greedy, r.score_before, r.score_after, r.entropy);
         assert_int_equal(out_len, len + 640);
-        if (c.routed)
-            assert_true(r.score_after < r.score_before);
-        else /* zero gradient on the payload: the bytes are the initial ones */
+        if (c.routed) /* a step, not the random start, lowered the score */
+            assert_true(r.score_after < r.score_before && r.best_step > 0);
+        else { /* zero gradient on the payload: the bytes are the initial ones, no step
+                  changed the score and the last payload is the one returned */
             assert_memory_equal(out + len, init, 640);
+            assert_true(r.score_last == r.score_after && r.best_step == 0);
+        }
         tsr_free(out);
     }
     /* Best-step return. Routed greedy byte jumps overshoot on this tiny model: the score
@@ -301,7 +306,7 @@ static void test_routed_and_greedy(void **state) {
             print_message("routed greedy, %d steps: best step %d score %.4f, last %.4f\n", k,
                           r->best_step, r->score_after, r->score_last);
             assert_int_equal(r->steps, k);
-            assert_true(r->best_step >= 0 && r->best_step <= k);
+            assert_true(r->best_step >= 1 && r->best_step <= k); /* a step, not the start */
             assert_true(r->score_after <= r->score_last);
             assert_true(r->score_after <= prev);
             assert_true(r->score_after < r->score_before); /* one step already lowers it */
