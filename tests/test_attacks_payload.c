@@ -319,7 +319,13 @@ static void test_routed_and_greedy(void **state) {
             else
                 assert_memory_equal(outs[k] + len, init, 640);
         }
-        assert_true(worse_last > 0); /* the case this guards: a later step was worse */
+        /* The case this guards (a later step worse than the best) happens here on this
+           machine (AMD EPYC Zen 3, AVX2), but it depends on floating-point details of a tiny
+           random model and MalConv's dense layers use OpenBLAS SGEMM, whose kernel is chosen
+           by CPU at run time, so it is
+           only reported; the checks above hold whether or not it happens. */
+        print_message("runs whose last step was worse than the best: %d of 6%s\n", worse_last,
+                      worse_last ? "" : " (the non-monotone case was not exercised here)");
         for (int k = 1; k <= 6; k++) tsr_free(outs[k]);
         /* stopping: an evading start stops at once; with no_stop every step is taken and
            the returned payload is still the best (here: evading) one */
