@@ -80,7 +80,9 @@ static const char eval_help[] =
     "  --target-fpr X   choose the operating threshold on the validation files (the\n"
     "                   training split's sources held out by --val-frac, as in attack\n"
     "                   train) as the lowest one with a false-positive rate of at most X\n"
-    "                   there; it replaces --threshold and is reported on every split\n";
+    "                   there; it replaces --threshold and is reported on every split\n"
+    "  --val-frac X     must be the value the model was trained with (the model file\n"
+    "                   records it); adds a validation row to the report\n";
 
 typedef struct attack_opts {
     const char *corpus, *out, *model, *report, *init;
@@ -313,6 +315,8 @@ static int cmd_train(int argc, char **argv) {
     else
         printf("no validation: kept the last epoch (%d)\n", info.best_epoch);
     if (o.adv_frac > 0) printf("adversarial training: %zu attacked copies\n", info.adv_examples);
+    /* the model records this run's validation split, so that attack eval can refuse another */
+    m->val_permille = (int32_t)(uint32_t)(o.val_frac * 1000);
     st = tsr_malconv_save(m, o.out, o.force ? TSR_OUT_FORCE : 0);
     if (st) {
         tsr_free(isval);
@@ -343,9 +347,29 @@ static int cmd_eval(int argc, char **argv) {
         tsr_malconv_free(m);
         return cli_fail(verb, st, "loading the corpus");
     }
-    /* validation files: the training split's sources held out as attack train does */
+    /* validation files: the training split's sources held out as attack train does, with
+       the --val-frac the model was trained with (recorded in the model file): another value
+       would count training files as validation files */
     uint8_t *isval = NULL;
-    if (o.val_frac > 0) {
+    uint32_t vp = (uint32_t)(o.val_frac * 1000);
+    if (o.val_frac > 0 && m->val_permille < 0)
+        rc = cli_usage_error(verb,
+                             "%s does not record the --val-frac it was trained with (a model "
+                             "file from before that was saved): its validation files cannot be "
+                             "told apart; train it again to use --val-frac here",
+                             o.model);
+    else if (o.val_frac > 0 && m->val_permille == 0)
+        rc = cli_usage_error(verb,
+                             "%s was trained with no validation split (--val-frac 0): all its "
+                             "training files were trained on, none is a validation file",
+                             o.model);
+    else if (o.val_frac > 0 && (uint32_t)m->val_permille != vp)
+        rc = cli_usage_error(verb,
+                             "--val-frac %g holds out other sources than the --val-frac %g %s "
+                             "was trained with; give --val-frac %g",
+                             o.val_frac, m->val_permille / 1000.0, o.model,
+                             m->val_permille / 1000.0);
+    if (!rc && o.val_frac > 0) {
         isval = tsr_calloc_array(c.n + 1, 1);
         if (!isval) rc = cli_fail(verb, TSR_ERR_NOMEM, "validation");
         for (size_t i = 0; isval && i < c.n; i++)

@@ -97,6 +97,17 @@ static void test_train_eval(void **state) {
     tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --target-fpr 0.1",
                              tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
                   2, "--target-fpr without validation files");
+    /* the model records the --val-frac it was trained with: another value, or validation
+       files of a model trained without any, would pick the threshold partly on training
+       files and are refused */
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.2 --target-fpr 0.1",
+                             tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
+                  2, "--val-frac other than the model's");
+    assert_non_null(strstr(tt_cli_output(), "give --val-frac 0.3"));
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.3",
+                             tt_cli_path("corpus"), tt_cli_path("m.tmc")),
+                  2, "--val-frac on a model trained without validation");
+    assert_non_null(strstr(tt_cli_output(), "no validation split"));
     tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.3 --target-fpr 1",
                              tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
                   2, "--target-fpr out of range");
