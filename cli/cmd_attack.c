@@ -86,6 +86,7 @@ static const char eval_help[] =
 
 typedef struct attack_opts {
     const char *corpus, *out, *model, *report, *init;
+    const char *target_fpr_arg; /* --target-fpr as given (NULL: not given) */
     long epochs, batch, seed, threads, emb, filters, window, hidden, max_len;
     long patience, adv_size, adv_steps, adv_from;
     double lr, threshold, label_smoothing, weight_decay, val_frac, adv_frac, adv_eps, target_fpr;
@@ -109,7 +110,7 @@ static void opts_default(attack_opts *o) {
     o->adv_steps = 4;
     o->adv_eps = 1.0;
     o->adv_from = 1;
-    o->target_fpr = -1; /* unset */
+    o->target_fpr = -1; /* meaningful only when target_fpr_arg is set */
 }
 
 /* argv[0] is the subcommand (like a verb's argv[0]); the options follow. */
@@ -142,7 +143,7 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
         { "--adv-frac", CLI_DOUBLE, &o->adv_frac, 0, 0 },
         { "--adv-eps", CLI_DOUBLE, &o->adv_eps, 0, 0 },
         { "--adv-plain", CLI_FLAG, &o->adv_plain, 0, 0 },
-        { "--target-fpr", CLI_DOUBLE, &o->target_fpr, 0, 0 },
+        { "--target-fpr", CLI_STR, &o->target_fpr_arg, 0, 0 },
     };
     char verb[32];
     snprintf(verb, sizeof verb, VERB " %s", sub);
@@ -164,9 +165,13 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
     if (o->max_len % o->window != 0)
         return cli_usage_error(verb, "--max-len %ld must be a multiple of --window %ld", o->max_len,
                                o->window);
-    if (o->target_fpr != -1 && !(o->target_fpr >= 0 && o->target_fpr < 1))
-        return cli_usage_error(verb, "--target-fpr must be in [0, 1)");
-    if (o->target_fpr != -1 && !(o->val_frac > 0))
+    if (o->target_fpr_arg && strcmp(sub, "eval") != 0)
+        return cli_usage_error(verb, "--target-fpr is an option of " VERB " eval");
+    if (o->target_fpr_arg && (cli_parse_double(o->target_fpr_arg, &o->target_fpr) != 0 ||
+                              !(o->target_fpr >= 0 && o->target_fpr < 1)))
+        return cli_usage_error(verb, "--target-fpr must be a number in [0, 1), not '%s'",
+                               o->target_fpr_arg);
+    if (o->target_fpr_arg && !(o->val_frac > 0))
         return cli_usage_error(verb, "--target-fpr needs validation files: --val-frac X > 0");
     if (o->threads) tsr_set_num_threads((int)o->threads);
     return 0;
@@ -376,7 +381,7 @@ static int cmd_eval(int argc, char **argv) {
             isval[i] = c.f[i].split == TSR_SPLIT_TRAIN &&
                        source_hash(c.f[i].source) % 1000 < (uint32_t)(o.val_frac * 1000);
     }
-    if (!rc && o.target_fpr != -1) {
+    if (!rc && o.target_fpr_arg) {
         size_t nv = 0, fp = 0, neg = 0;
         tsr_detector_example *ex = tsr_calloc_array(c.n + 1, sizeof *ex);
         float *sc = tsr_alloc((c.n + 1) * sizeof(float));

@@ -111,6 +111,15 @@ static void test_train_eval(void **state) {
     tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.3 --target-fpr 1",
                              tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
                   2, "--target-fpr out of range");
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.3 --target-fpr -1",
+                             tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
+                  2, "--target-fpr -1 (once the 'not given' mark)");
+    /* an eval option: attack train refuses it instead of ignoring it */
+    tt_cli_expect(tt_cli_run("attack train --corpus %s --out %s --epochs 1 " TINY
+                             " --val-frac 0.3 --target-fpr 0.1 --force",
+                             tt_cli_path("corpus"), tt_cli_path("m3.tmc")),
+                  2, "attack train --target-fpr");
+    assert_non_null(strstr(tt_cli_output(), "--target-fpr is an option of"));
     /* the second detector on the same corpus (no PE files: histogram and size features) */
     tt_cli_expect(tt_cli_run("attack mlp --corpus %s --epochs 5 --threads 1 --report %s",
                              tt_cli_path("corpus"), tt_cli_path("mlp.csv")),
