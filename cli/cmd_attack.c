@@ -80,10 +80,13 @@ static const char eval_help[] =
     "  --target-fpr X   choose the operating threshold on the validation files (the\n"
     "                   training split's sources held out by --val-frac, as in attack\n"
     "                   train) as the lowest one with a false-positive rate of at most X\n"
-    "                   there; it replaces --threshold and is reported on every split\n";
+    "                   there; it replaces --threshold and is reported on every split\n"
+    "  --val-frac X     must be the value the model was trained with (the model file\n"
+    "                   records it); adds a validation row to the report\n";
 
 typedef struct attack_opts {
     const char *corpus, *out, *model, *report, *init;
+    const char *target_fpr_arg; /* --target-fpr as given (NULL: not given) */
     long epochs, batch, seed, threads, emb, filters, window, hidden, max_len;
     long patience, adv_size, adv_steps, adv_from;
     double lr, threshold, label_smoothing, weight_decay, val_frac, adv_frac, adv_eps, target_fpr;
@@ -107,7 +110,7 @@ static void opts_default(attack_opts *o) {
     o->adv_steps = 4;
     o->adv_eps = 1.0;
     o->adv_from = 1;
-    o->target_fpr = -1; /* unset */
+    o->target_fpr = -1; /* meaningful only when target_fpr_arg is set */
 }
 
 /* argv[0] is the subcommand (like a verb's argv[0]); the options follow. */
@@ -140,7 +143,7 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
         { "--adv-frac", CLI_DOUBLE, &o->adv_frac, 0, 0 },
         { "--adv-eps", CLI_DOUBLE, &o->adv_eps, 0, 0 },
         { "--adv-plain", CLI_FLAG, &o->adv_plain, 0, 0 },
-        { "--target-fpr", CLI_DOUBLE, &o->target_fpr, 0, 0 },
+        { "--target-fpr", CLI_STR, &o->target_fpr_arg, 0, 0 },
     };
     char verb[32];
     snprintf(verb, sizeof verb, VERB " %s", sub);
@@ -162,9 +165,13 @@ static int parse_opts(int argc, char **argv, const char *sub, attack_opts *o) {
     if (o->max_len % o->window != 0)
         return cli_usage_error(verb, "--max-len %ld must be a multiple of --window %ld", o->max_len,
                                o->window);
-    if (o->target_fpr != -1 && !(o->target_fpr >= 0 && o->target_fpr < 1))
-        return cli_usage_error(verb, "--target-fpr must be in [0, 1)");
-    if (o->target_fpr != -1 && !(o->val_frac > 0))
+    if (o->target_fpr_arg && strcmp(sub, "eval") != 0)
+        return cli_usage_error(verb, "--target-fpr is an option of " VERB " eval");
+    if (o->target_fpr_arg && (cli_parse_double(o->target_fpr_arg, &o->target_fpr) != 0 ||
+                              !(o->target_fpr >= 0 && o->target_fpr < 1)))
+        return cli_usage_error(verb, "--target-fpr must be a number in [0, 1), not '%s'",
+                               o->target_fpr_arg);
+    if (o->target_fpr_arg && !(o->val_frac > 0))
         return cli_usage_error(verb, "--target-fpr needs validation files: --val-frac X > 0");
     if (o->threads) tsr_set_num_threads((int)o->threads);
     return 0;
@@ -313,6 +320,8 @@ static int cmd_train(int argc, char **argv) {
     else
         printf("no validation: kept the last epoch (%d)\n", info.best_epoch);
     if (o.adv_frac > 0) printf("adversarial training: %zu attacked copies\n", info.adv_examples);
+    /* the model records this run's validation split, so that attack eval can refuse another */
+    m->val_permille = (int32_t)(uint32_t)(o.val_frac * 1000);
     st = tsr_malconv_save(m, o.out, o.force ? TSR_OUT_FORCE : 0);
     if (st) {
         tsr_free(isval);
@@ -343,16 +352,36 @@ static int cmd_eval(int argc, char **argv) {
         tsr_malconv_free(m);
         return cli_fail(verb, st, "loading the corpus");
     }
-    /* validation files: the training split's sources held out as attack train does */
+    /* validation files: the training split's sources held out as attack train does, with
+       the --val-frac the model was trained with (recorded in the model file): another value
+       would count training files as validation files */
     uint8_t *isval = NULL;
-    if (o.val_frac > 0) {
+    uint32_t vp = (uint32_t)(o.val_frac * 1000);
+    if (o.val_frac > 0 && m->val_permille < 0)
+        rc = cli_usage_error(verb,
+                             "%s does not record the --val-frac it was trained with (a model "
+                             "file from before that was saved): its validation files cannot be "
+                             "told apart; train it again to use --val-frac here",
+                             o.model);
+    else if (o.val_frac > 0 && m->val_permille == 0)
+        rc = cli_usage_error(verb,
+                             "%s was trained with no validation split (--val-frac 0): all its "
+                             "training files were trained on, none is a validation file",
+                             o.model);
+    else if (o.val_frac > 0 && (uint32_t)m->val_permille != vp)
+        rc = cli_usage_error(verb,
+                             "--val-frac %g holds out other sources than the --val-frac %g %s "
+                             "was trained with; give --val-frac %g",
+                             o.val_frac, m->val_permille / 1000.0, o.model,
+                             m->val_permille / 1000.0);
+    if (!rc && o.val_frac > 0) {
         isval = tsr_calloc_array(c.n + 1, 1);
         if (!isval) rc = cli_fail(verb, TSR_ERR_NOMEM, "validation");
         for (size_t i = 0; isval && i < c.n; i++)
             isval[i] = c.f[i].split == TSR_SPLIT_TRAIN &&
                        source_hash(c.f[i].source) % 1000 < (uint32_t)(o.val_frac * 1000);
     }
-    if (!rc && o.target_fpr != -1) {
+    if (!rc && o.target_fpr_arg) {
         size_t nv = 0, fp = 0, neg = 0;
         tsr_detector_example *ex = tsr_calloc_array(c.n + 1, sizeof *ex);
         float *sc = tsr_alloc((c.n + 1) * sizeof(float));

@@ -4,7 +4,8 @@
  * allocation the input cannot justify. A file that parses must compare equal
  * to itself, keep its slack regions inside [SizeOfHeaders, overlay), and
  * still parse and compare equal after its slack is overwritten, bytes are
- * appended and its checksum is fixed. The second detector's features
+ * appended and its NSIS CRC and checksum are fixed (the NSIS CRC fix runs on
+ * any bytes too). The second detector's features
  * (attacks/features.h) of any bytes are finite and never fail but for memory.
  */
 #include "attacks/features.h"
@@ -24,6 +25,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (fs != TSR_OK && fs != TSR_ERR_NOMEM) __builtin_trap();
     for (int k = 0; fs == TSR_OK && k < TSR_FEAT_DIM; k++)
         if (!isfinite(feat[k])) __builtin_trap();
+    uint8_t *cb = malloc(size ? size : 1); /* the NSIS CRC fix on any bytes: stays in bounds */
+    if (cb) {
+        memcpy(cb, data, size);
+        tsr_nsis_fix_crc(cb, size, 0);
+        free(cb);
+    }
     tsr_pe pe;
     if (tsr_pe_parse(&pe, data, size) != TSR_OK) {
         tsr_pe_free(&pe);
@@ -45,6 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         memcpy(b, data, size);
         for (uint32_t i = 0; i < pe.nslack; i++) memset(b + pe.slack[i].off, 0xa5, pe.slack[i].len);
         memset(b + size, 0x5a, 64);
+        tsr_nsis_fix_crc(b, size + 64, pe.overlay_off);
         tsr_pe_fix_checksum(&pe, b, size + 64);
         tsr_pe other;
         if (tsr_pe_parse(&other, b, size + 64) != TSR_OK) __builtin_trap();

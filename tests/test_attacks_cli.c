@@ -97,9 +97,29 @@ static void test_train_eval(void **state) {
     tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --target-fpr 0.1",
                              tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
                   2, "--target-fpr without validation files");
+    /* the model records the --val-frac it was trained with: another value, or validation
+       files of a model trained without any, would pick the threshold partly on training
+       files and are refused */
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.2 --target-fpr 0.1",
+                             tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
+                  2, "--val-frac other than the model's");
+    assert_non_null(strstr(tt_cli_output(), "give --val-frac 0.3"));
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.3",
+                             tt_cli_path("corpus"), tt_cli_path("m.tmc")),
+                  2, "--val-frac on a model trained without validation");
+    assert_non_null(strstr(tt_cli_output(), "no validation split"));
     tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.3 --target-fpr 1",
                              tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
                   2, "--target-fpr out of range");
+    tt_cli_expect(tt_cli_run("attack eval --corpus %s --model %s --val-frac 0.3 --target-fpr -1",
+                             tt_cli_path("corpus"), tt_cli_path("m2.tmc")),
+                  2, "--target-fpr -1 (once the 'not given' mark)");
+    /* an eval option: attack train refuses it instead of ignoring it */
+    tt_cli_expect(tt_cli_run("attack train --corpus %s --out %s --epochs 1 " TINY
+                             " --val-frac 0.3 --target-fpr 0.1 --force",
+                             tt_cli_path("corpus"), tt_cli_path("m3.tmc")),
+                  2, "attack train --target-fpr");
+    assert_non_null(strstr(tt_cli_output(), "--target-fpr is an option of"));
     /* the second detector on the same corpus (no PE files: histogram and size features) */
     tt_cli_expect(tt_cli_run("attack mlp --corpus %s --epochs 5 --threads 1 --report %s",
                              tt_cli_path("corpus"), tt_cli_path("mlp.csv")),

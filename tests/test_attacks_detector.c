@@ -14,6 +14,7 @@
 #include "tessera/core.h"
 
 #include <math.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,9 +126,12 @@ static void test_training(void **state) {
     /* Model file: round trip, then refusals. */
     char path[512];
     snprintf(path, sizeof path, "%s", tt_temp_path(".tmc"));
+    assert_int_equal(m->val_permille, -1); /* not recorded: a model made, not trained */
+    m->val_permille = 250;
     tt_ok(tsr_malconv_save(m, path, 0));
     tsr_malconv *back;
     tt_ok(tsr_malconv_load(&back, path));
+    assert_int_equal(back->val_permille, 250);
     assert_memory_equal(&back->cfg, &m->cfg, sizeof m->cfg);
     assert_memory_equal(back->params, m->params, m->nparams * sizeof(float));
     tsr_malconv_free(back);
@@ -140,9 +144,26 @@ static void test_training(void **state) {
     b[len / 2] ^= 1;
     tt_fails(tsr_malconv_parse(&back, b, len), TSR_ERR_CHECKSUM);
     b[len / 2] ^= 1;
-    b[8] = 2;
+    b[8] = 3;
     tt_fails(tsr_malconv_parse(&back, b, len), TSR_ERR_VERSION);
-    b[8] = 1;
+    b[8] = 2;
+    b[40] = 0xe9, b[41] = 0x03; /* validation split 1001 per mille */
+    tt_fails(tsr_malconv_parse(&back, b, len), TSR_ERR_FORMAT);
+    b[40] = 250 & 0xff, b[41] = 0;
+    /* a version-1 file (no val_permille field) still reads, as not recorded */
+    {
+        size_t l1 = len - 4;
+        uint8_t *v1 = tsr_alloc(l1);
+        memcpy(v1, b, 40);
+        memcpy(v1 + 40, b + 44, len - 44 - 32);
+        v1[8] = 1;
+        crypto_generichash(v1 + l1 - 32, 32, v1, l1 - 32, NULL, 0);
+        tt_ok(tsr_malconv_parse(&back, v1, l1));
+        assert_int_equal(back->val_permille, -1);
+        assert_memory_equal(back->params, m->params, m->nparams * sizeof(float));
+        tsr_malconv_free(back);
+        tsr_free(v1);
+    }
     b[16] = 9; /* filters 8 -> 9: the parameter count no longer matches */
     tt_fails(tsr_malconv_parse(&back, b, len), TSR_ERR_FORMAT);
     b[16] = 8;

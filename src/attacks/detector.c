@@ -25,8 +25,9 @@
 #endif
 
 #define MODEL_MAGIC   "TSRMCONV"
-#define MODEL_VERSION 1u
-#define MODEL_HEADER  (8 + 4 + 5 * 4 + 8)
+#define MODEL_VERSION 2u
+#define MODEL_HEADER1 (8 + 4 + 5 * 4 + 8) /* version 1 */
+#define MODEL_HEADER  (MODEL_HEADER1 + 4) /* version 2: + u32 val_permille */
 
 tsr_detector_train_cfg tsr_detector_train_defaults(void) {
     tsr_detector_train_cfg c;
@@ -377,6 +378,7 @@ tsr_status tsr_malconv_save(const tsr_malconv *m, const char *path, unsigned fla
     put_u32(b + 28, c->max_len);
     put_u32(b + 32, (uint32_t)m->nparams);
     put_u32(b + 36, (uint32_t)((uint64_t)m->nparams >> 32));
+    put_u32(b + 40, m->val_permille >= 0 ? (uint32_t)m->val_permille : 0xffffffffu);
     for (size_t i = 0; i < m->nparams; i++) {
         uint32_t u;
         memcpy(&u, &m->params[i], 4);
@@ -395,11 +397,19 @@ tsr_status tsr_malconv_save(const tsr_malconv *m, const char *path, unsigned fla
 
 tsr_status tsr_malconv_parse(tsr_malconv **out, const uint8_t *b, size_t len) {
     *out = NULL;
-    if (len < MODEL_HEADER + 32 || memcmp(b, MODEL_MAGIC, 8) != 0)
+    if (len < MODEL_HEADER1 + 32 || memcmp(b, MODEL_MAGIC, 8) != 0)
         return tsr_fail(TSR_ERR_FORMAT, "not a Tessera MalConv model file (no TSRMCONV header)");
-    if (get_u32(b + 8) != MODEL_VERSION)
-        return tsr_fail(TSR_ERR_VERSION, "MalConv model file version %u; this build reads %u",
-                        get_u32(b + 8), MODEL_VERSION);
+    uint32_t ver = get_u32(b + 8);
+    if (ver != 1 && ver != MODEL_VERSION)
+        return tsr_fail(TSR_ERR_VERSION, "MalConv model file version %u; this build reads 1 and %u",
+                        ver, MODEL_VERSION);
+    size_t hdr = ver == 1 ? MODEL_HEADER1 : MODEL_HEADER;
+    if (len < hdr + 32)
+        return tsr_fail(TSR_ERR_FORMAT, "MalConv model file: %zu bytes, shorter than its header",
+                        len);
+    uint32_t vp = ver == 1 ? 0xffffffffu : get_u32(b + 40);
+    if (vp > 1000 && vp != 0xffffffffu)
+        return tsr_fail(TSR_ERR_FORMAT, "MalConv model file: validation split %u per mille", vp);
     tsr_malconv_cfg c;
     uint32_t d = get_u32(b + 12), f = get_u32(b + 16), k = get_u32(b + 20), h = get_u32(b + 24);
     if (d > (1u << 20) || f > (1u << 20) || k > (1u << 20) || h > (1u << 20))
@@ -409,7 +419,7 @@ tsr_status tsr_malconv_parse(tsr_malconv **out, const uint8_t *b, size_t len) {
     uint64_t np = (uint64_t)get_u32(b + 32) | (uint64_t)get_u32(b + 36) << 32;
     /* the parameter count the sizes imply, before anything is allocated */
     uint64_t want = 257ull * d + 2ull * f * k * d + 2ull * f + (uint64_t)h * f + 2ull * h + 1;
-    if (np != want || (len - MODEL_HEADER - 32) / 4 != np || (len - MODEL_HEADER - 32) % 4)
+    if (np != want || (len - hdr - 32) / 4 != np || (len - hdr - 32) % 4)
         return tsr_fail(TSR_ERR_FORMAT,
                         "MalConv model file: %llu parameters declared, the sizes need %llu and "
                         "the file holds %zu bytes",
@@ -431,13 +441,14 @@ tsr_status tsr_malconv_parse(tsr_malconv **out, const uint8_t *b, size_t len) {
         return tsr_fail(TSR_ERR_INTERNAL, "MalConv parameter count disagrees with the layout");
     }
     for (size_t i = 0; i < m->nparams; i++) {
-        uint32_t u = get_u32(b + MODEL_HEADER + 4 * i);
+        uint32_t u = get_u32(b + hdr + 4 * i);
         memcpy(&m->params[i], &u, 4);
         if (!isfinite(m->params[i])) {
             tsr_malconv_free(m);
             return tsr_fail(TSR_ERR_FORMAT, "MalConv model parameter %zu is not finite", i);
         }
     }
+    m->val_permille = vp == 0xffffffffu ? -1 : (int32_t)vp;
     *out = m;
     return TSR_OK;
 }

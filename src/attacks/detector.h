@@ -9,11 +9,15 @@
  * the slices are summed in slice order, so a seed and a thread count give
  * bitwise identical models. OpenBLAS is set to one thread.
  *
- * Model file (little-endian): "TSRMCONV" | u32 version (1) | u32 D, F, K,
- * H, max_len | u64 nparams | nparams f32 | BLAKE2b-256 of everything before.
- * The reader checks the sizes (tsr_malconv_create's rules), that nparams
- * matches them and the file length before allocating, the checksum, and
- * that every parameter is finite.
+ * Model file (little-endian): "TSRMCONV" | u32 version (2) | u32 D, F, K,
+ * H, max_len | u64 nparams | u32 val_permille | nparams f32 | BLAKE2b-256 of
+ * everything before. val_permille is the model's val_permille
+ * (attacks/malconv.h; 0xffffffff = not recorded); version-1 files (written
+ * before it existed) have no such field and read as not recorded. The
+ * reader checks the sizes (tsr_malconv_create's rules), that nparams
+ * matches them and the file length before allocating, the checksum, that
+ * val_permille is at most 1000 or not recorded, and that every parameter
+ * is finite.
  */
 #ifndef TSR_ATTACKS_DETECTOR_H
 #define TSR_ATTACKS_DETECTOR_H

@@ -47,6 +47,7 @@ tsr_status tsr_malconv_create(tsr_malconv **out, const tsr_malconv_cfg *cfg, uin
     tsr_malconv *m = tsr_calloc(sizeof *m);
     if (!m) return tsr_fail(TSR_ERR_NOMEM, "out of memory for a MalConv model");
     m->cfg = *cfg;
+    m->val_permille = -1;
     size_t o = 0;
     m->off.E = o, o += TSR_MALCONV_VOCAB * D;
     m->off.Wc = o, o += 2 * F * K * D;

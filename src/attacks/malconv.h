@@ -65,7 +65,11 @@ typedef struct tsr_malconv {
     tsr_malconv_cfg cfg;
     tsr_malconv_offsets off;
     size_t nparams;
-    float *params; /* (nparams) */
+    float *params;        /* (nparams) */
+    int32_t val_permille; /* the validation split of the training run that produced it (its
+                             training sources with FNV-1a(source) % 1000 below this were held
+                             out: tessera attack train --val-frac), saved in the model file;
+                             -1 = not recorded (tsr_malconv_create, version-1 files) */
 } tsr_malconv;
 
 /**

@@ -105,6 +105,8 @@ static tsr_status prepare(const uint8_t *file, size_t len, tsr_place place, size
 /* Checksum and structural check of the attacked bytes against the original. */
 static tsr_status finish(const tsr_pe *pe, const uint8_t *file, size_t len, uint8_t *out,
                          size_t out_len) {
+    /* an NSIS installer's own CRC (in the overlay), before the PE checksum */
+    tsr_nsis_fix_crc(out, out_len, pe->overlay_off);
     tsr_pe_fix_checksum(pe, out, out_len);
     tsr_pe after;
     tsr_status st = tsr_pe_parse(&after, out, out_len);

@@ -400,6 +400,37 @@ void tsr_pe_fix_checksum(const tsr_pe *pe, uint8_t *buf, size_t len) {
     for (int k = 0; k < 4; k++) buf[pe->checksum_off + k] = (uint8_t)(c >> (8 * k));
 }
 
+/* ---- NSIS installer CRC ---------------------------------------------------- */
+
+/* CRC-32 as zlib's crc32 (reflected polynomial 0xEDB88320, initial and final xor). */
+static uint32_t crc32_bytes(const uint8_t *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xffffffffu;
+}
+
+int tsr_nsis_fix_crc(uint8_t *buf, size_t len, uint64_t from) {
+    span s = { buf, len };
+    for (size_t h = 0; len >= 28 && h <= len - 28; h += 512) {
+        uint32_t flags = rd32(&s, h);
+        if ((flags & ~0xfu) != 0 || rd32(&s, h + 4) != 0xdeadbeefu ||
+            memcmp(buf + h + 8, "NullsoftInst", 12) != 0)
+            continue;
+        /* the stub takes the first such block and stops looking */
+        uint32_t L = rd32(&s, h + 24);
+        if (h < 512 || h < from || L < 28 || L > len - h) return 0;
+        if ((flags & 4u) && !(flags & 8u)) return 0; /* CRCCheck off */
+        size_t end = h + L - 4;
+        uint32_t c = crc32_bytes(buf + 512, end - 512);
+        for (int k = 0; k < 4; k++) buf[end + k] = (uint8_t)(c >> (8 * k));
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- comparison ---------------------------------------------------------- */
 
 static int str_eq(const char *a, const char *b) {

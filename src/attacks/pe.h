@@ -140,6 +140,27 @@ uint32_t tsr_pe_checksum(const uint8_t *buf, size_t len, uint32_t checksum_off);
 void tsr_pe_fix_checksum(const tsr_pe *pe, uint8_t *buf, size_t len);
 
 /**
+ * NSIS installers check their own integrity: makensis (CRCCheck on, the
+ * default) stores a CRC-32 (zlib's) after the installer data, and the stub
+ * refuses to run when it does not match. Layout (NSIS Source/exehead/
+ * fileform.c, loadHeaders): the stub reads itself in 512-byte blocks and
+ * takes the first block that starts with the 28-byte firstheader (u32
+ * flags with no bit above 0xf, u32 0xDEADBEEF, "NullsoftInst", u32
+ * length_of_header, u32 length_of_all_following_data = L) as the data start
+ * H; unless flags has FH_FLAGS_NO_CRC (4) without FH_FLAGS_FORCE_CRC (8),
+ * the CRC covers bytes [512, H + L - 4) (the first 512-byte block, with the
+ * PE headers, is left out) and is stored little-endian at H + L - 4.
+ * This recomputes and stores that CRC in buf when buf's first such block is
+ * at H >= max(512, from) with H + L <= len (from: the PE overlay offset, so
+ * that only overlay bytes change); returns 1 then, 0 (buf unchanged)
+ * otherwise.
+ * Changing slack bytes (inside the covered range) breaks the CRC; an
+ * overlay appended after H + L does not. Call it before tsr_pe_fix_checksum
+ * (the PE checksum covers the CRC's bytes).
+ */
+int tsr_nsis_fix_crc(uint8_t *buf, size_t len, uint64_t from);
+
+/**
  * Check that b (bytes bb, blen) is a functional copy of a (bytes ab, alen):
  * same header fields, sections, entry point, data directories and imports,
  * the same bytes in the headers (but the CheckSum field) and in every
