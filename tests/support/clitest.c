@@ -3,6 +3,7 @@
  */
 #include "clitest.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -156,10 +157,16 @@ int tt_wait_child(int pid, double seconds, int *status) {
             if (status) *status = st;
             return 1;
         }
-        if (w < 0 || (double)i * 0.05 >= seconds) break;
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return 0; /* ECHILD: not (or no longer) our child: that pid is not ours to signal */
+        }
+        if ((double)i * 0.05 >= seconds) break;
         usleep(50000);
     }
-    if (kill(pid, SIGKILL) == 0) waitpid(pid, &st, 0); /* SIGKILL cannot be caught: this returns */
+    if (kill(pid, SIGKILL) == 0) /* past the bound; SIGKILL cannot be caught: this returns */
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
     return 0;
 }
 

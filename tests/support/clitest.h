@@ -39,7 +39,7 @@ int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int
 /**
  * Wait at most `seconds` for the child process pid to exit: 1 and its status (may be NULL) once
  * it did. Past the bound, kill that process (SIGKILL to pid only, never by name), reap it and
- * return 0. Also 0 when pid is not a child of ours.
+ * return 0. Also 0, at once and without a signal, when pid is not (or no longer) a child of ours.
  */
 int tt_wait_child(int pid, double seconds, int *status);
 
