@@ -222,9 +222,9 @@ static int train_graph(const opts *o) {
     int pixels = 0;
     if ((rc = tcli_load_graph_om("train", o->init, 1, &g, &om)) != 0) goto out;
     if (o->teacher && (rc = tcli_load_graph("train", o->teacher, 1, &teacher)) != 0) goto out;
-    if ((rc = tcli_load_pair("train", o->data, g, mean, sd, o->limit, &x, &y, &pixels)) != 0)
+    if ((rc = tcli_load_pair("train", o->data, g, mean, sd, o->limit, 1, &x, &y, &pixels)) != 0)
         goto out;
-    if (o->test && (rc = tcli_load_pair("train", o->test, g, mean, sd, 0, &xt, &yt, NULL)) != 0)
+    if (o->test && (rc = tcli_load_pair("train", o->test, g, mean, sd, 0, 1, &xt, &yt, NULL)) != 0)
         goto out;
     if ((st = tsr_trainer_create(&t, g)) != TSR_OK) {
         rc = cli_fail("train", st, "preparing the model");
