@@ -236,7 +236,7 @@ static int train_graph(const opts *o) {
         for (int i = 0; i < tsr_graph_num_nodes(g); i++) {
             tsr_graph_kind k = tsr_graph_node_kind(g, i);
             if (k == TSR_NODE_POLY || k == TSR_NODE_CHEBYSHEV)
-                (void)tsr_trainer_set_bound(t, tsr_graph_node_name(g, i), o->range_b);
+                (void)tsr_trainer_set_node_bound(t, i, o->range_b);
         }
     to.epochs = (int)o->epochs;
     to.batch = (int)o->batch;

@@ -39,7 +39,7 @@ int tcli_meta_bounds(const char *verb, const tsr_onnx_model *om, const tsr_graph
         tsr_status st;
         if (tsr_graph_node_kind(g, i) == TSR_NODE_POLY &&
             tcli_meta_bound(om, g, i, &b) != TCLI_BOUND_NONE &&
-            (st = tsr_trainer_set_bound(t, tsr_graph_node_name(g, i), b)) != TSR_OK)
+            (st = tsr_trainer_set_node_bound(t, i, b)) != TSR_OK)
             return cli_fail(verb, st, "setting the model's polynomial bounds");
     }
     return 0;
