@@ -547,6 +547,10 @@ static void test_queue_full(void **state) {
     tt_gate_destroy(&job_gate);
 }
 
+/* test_long_replies' in-process server and its log, for its teardown. */
+static tsr_server *long_server;
+static FILE *long_log;
+
 /* The reply texts past any fixed size: the key reply listing many plans, a long escaped plan
  * file name in GET /v1/plans (the old fixed buffers cut both short). */
 static void test_long_replies(void **state) {
@@ -609,25 +613,34 @@ static void test_long_replies(void **state) {
     plans[1] = lp;
     tsr_serve_opts o;
     tsr_serve_opts_default(&o);
-    FILE *log = fopen(tt_cli_path("long.log"), "w");
-    o.log = log;
+    long_log = fopen(tt_cli_path("long.log"), "w");
+    if (!long_log) fail_msg("cannot write %s", tt_cli_path("long.log"));
+    o.log = long_log;
     o.plans = plans;
     o.n_plans = 2;
     o.state_dir = st;
     o.port = 0;
     o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
-    tsr_server *s = NULL;
-    tt_ok(tsr_serve_start(&o, &s));
+    tt_ok(tsr_serve_start(&o, &long_server));
     http_res r;
-    expect_code(http(tsr_serve_port(s), "GET", "/v1/plans", NULL, NULL, &r), 200, &r, "plans");
+    expect_code(http(tsr_serve_port(long_server), "GET", "/v1/plans", NULL, NULL, &r), 200, &r,
+                "plans");
     char field[1300];
     snprintf(field, sizeof field, "\"file\": \"%s\", \"input\"", esc);
     assert_true(strlen(esc) > 600);
     expect_body(&r, field);
     expect_body(&r, plan_b);
     assert_non_null(strstr(r.body, "\n]}\n"));
-    tsr_serve_stop(s, 60);
-    fclose(log);
+}
+
+/* Whatever happened in test_long_replies: its server stopped, its log closed. */
+static int long_teardown(void **state) {
+    (void)state;
+    if (long_server) tsr_serve_stop(long_server, 60);
+    long_server = NULL;
+    if (long_log) fclose(long_log);
+    long_log = NULL;
+    return 0;
 }
 
 /* The server process of test_cli, for its teardown. */
@@ -749,7 +762,7 @@ int main(void) {
         cmocka_unit_test(test_serve),
         cmocka_unit_test(test_limits),
         cmocka_unit_test_teardown(test_queue_full, gate_teardown),
-        cmocka_unit_test(test_long_replies),
+        cmocka_unit_test_teardown(test_long_replies, long_teardown),
         cmocka_unit_test_teardown(test_cli, cli_teardown),
         cmocka_unit_test(test_tls),
     };
