@@ -34,7 +34,8 @@ static void usage(FILE *out) {
             "(no tessera metadata) shows '-' and is not counted (no bound is assumed).\n"
             "Under HE inputs cannot be clamped: out-of-range inputs are only counted.\n"
             "\n"
-            "  --data DIR       Fashion-MNIST directory, its t10k test files (default %s)\n"
+            "  --data DIR       Fashion-MNIST directory, its t10k test files (default %s;\n"
+            "                   an existing directory is one even with a ',' in its path)\n"
             "  --data X,Y       inputs and labels/targets: two .npy or IDX files\n"
             "  --loss L         auto (default: ce for integer labels and a class output,\n"
             "                   else mse), ce or mse\n"
@@ -172,7 +173,8 @@ int tsr_cmd_eval(int argc, char **argv) {
     double mean = TSR_FMNIST_MEAN, sd = TSR_FMNIST_STD;
     if (norm && (rc = tcli_parse_norm("eval", norm, &mean, &sd)) != 0) return rc;
     char spec[4200];
-    if (!data || !strchr(data, ',')) {
+    struct stat sb;
+    if (!data || !strchr(data, ',') || (stat(data, &sb) == 0 && S_ISDIR(sb.st_mode))) {
         if ((rc = fashion_spec(data ? data : TSR_FMNIST_DIR, spec, sizeof spec)) != 0) return rc;
     } else if ((size_t)snprintf(spec, sizeof spec, "%s", data) >= sizeof spec) {
         return cli_usage_error("eval", "--data is too long");

@@ -12,10 +12,12 @@
 #include "tessera.h"
 #include "train/data.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* A .npy v1 file image of doubles converted to descr ('<f4', '<f8', '<i8', '|u1'). */
 static uint8_t *npy_image(const char *descr, int rank, const int64_t *dims, const double *v,
@@ -457,6 +459,13 @@ static void test_eval(void **state) {
     tt_cli_expect(tt_cli_run("eval %s --data %s,%s --pixel-norm 0,1", mp, ip, itp), 0,
                   "eval int64 pixels");
     assert_true(field(tt_cli_output(), "MSE ") > 1e-3);
+
+    /* a directory whose path has a ',' is a Fashion-MNIST directory, not X,Y */
+    char dd[600];
+    snprintf(dd, sizeof dd, "%s", tt_cli_path("fm,dir"));
+    assert_true(mkdir(dd, 0700) == 0 || errno == EEXIST);
+    tt_cli_expect(tt_cli_run("eval %s --data %s", mp, dd), 2, "eval --data DIR with a comma");
+    assert_non_null(strstr(tt_cli_output(), "Fashion-MNIST test files"));
 
     /* the declared bound travels through train --init; --range-loss B replaces it */
     tt_cli_expect(tt_cli_run("train --init %s --data %s,%s --epochs 1 --batch 16 --quiet --out %s",
