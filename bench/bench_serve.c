@@ -20,6 +20,7 @@
 
 #include <curl/curl.h>
 
+#include <errno.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
@@ -141,8 +142,17 @@ static int server_stop(server_proc *sp) {
     int status = 0, exited = 0;
     for (int i = 0; i < 6000; i++) {
         pid_t w = waitpid(sp->pid, &status, WNOHANG);
-        if (w == sp->pid) exited = 1;
-        if (w != 0) break;
+        if (w == sp->pid) {
+            exited = 1;
+            break;
+        }
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) { /* ECHILD: not (or no longer) our child: never signal that pid */
+            fprintf(stderr, "bench serve: waiting for the server (pid %d): %s\n", (int)sp->pid,
+                    strerror(errno));
+            sp->pid = 0;
+            return -1;
+        }
         usleep(100000);
     }
     if (!exited) {

@@ -30,15 +30,20 @@ static void usage(FILE *out) {
             "activation, the smallest and largest input seen against the range its\n"
             "polynomial is valid on, and how many inputs fell outside it. The range is\n"
             "the model's tessera.bound.<x> metadata (declared), else tessera.range.<x>\n"
-            "(calibrated), else a Chebyshev node's own interval. Under HE inputs cannot\n"
-            "be clamped: out-of-range inputs are only counted.\n"
+            "(calibrated), else a Chebyshev node's own interval; a polynomial with none\n"
+            "(no tessera metadata) shows '-' and is not counted (no bound is assumed).\n"
+            "Under HE inputs cannot be clamped: out-of-range inputs are only counted.\n"
             "\n"
-            "  --data DIR       Fashion-MNIST directory, its t10k test files (default %s)\n"
+            "  --data DIR       Fashion-MNIST directory, its t10k test files (default %s;\n"
+            "                   an existing directory is one even with a ',' in its path)\n"
             "  --data X,Y       inputs and labels/targets: two .npy or IDX files\n"
             "  --loss L         auto (default: ce for integer labels and a class output,\n"
             "                   else mse), ce or mse\n"
-            "  --pixel-norm M,S integer pixels p become (p / 255 - M) / S (default: the\n"
-            "                   model's tessera.input.mean/std, else Fashion-MNIST's)\n"
+            "  --pixel-norm M,S pixels p become (p / 255 - M) / S (default: the model's\n"
+            "                   tessera.input.mean/std, else Fashion-MNIST's). Pixels are\n"
+            "                   inputs of rank >= 2 in bytes (IDX, uint8 .npy), or of any\n"
+            "                   integer type with this option or the model's metadata;\n"
+            "                   other inputs (floats, integer token ids) are used as read\n"
             "  --limit N        evaluate the first N samples only\n"
             "  --batch N        evaluation batch (256)\n"
             "  --threads N      OpenMP threads\n"
@@ -72,17 +77,19 @@ static int fashion_spec(const char *dir, char *spec, size_t n) {
     return 0;
 }
 
-/* The model's pixel preprocessing from tessera.input.mean / std, when it has both. */
-static void meta_norm(const tsr_onnx_model *om, double *mean, double *sd) {
+/* The model's pixel preprocessing from tessera.input.mean / std, when it has both (1). */
+static int meta_norm(const tsr_onnx_model *om, double *mean, double *sd) {
     const char *m = tsr_onnx_meta(om, "tessera.input.mean"),
                *s = tsr_onnx_meta(om, "tessera.input.std");
-    if (!m || !s) return;
+    if (!m || !s) return 0;
     double a, b;
     if (cli_parse_double(m, &a) == 0 && cli_parse_double(s, &b) == 0 && isfinite(a) &&
         isfinite(b) && b > 0) {
         *mean = a;
         *sd = b;
+        return 1;
     }
+    return 0;
 }
 
 /* "(N, d1, d2, ...)" of a graph value, batch first. */
@@ -166,7 +173,8 @@ int tsr_cmd_eval(int argc, char **argv) {
     double mean = TSR_FMNIST_MEAN, sd = TSR_FMNIST_STD;
     if (norm && (rc = tcli_parse_norm("eval", norm, &mean, &sd)) != 0) return rc;
     char spec[4200];
-    if (!data || !strchr(data, ',')) {
+    struct stat sb;
+    if (!data || !strchr(data, ',') || (stat(data, &sb) == 0 && S_ISDIR(sb.st_mode))) {
         if ((rc = fashion_spec(data ? data : TSR_FMNIST_DIR, spec, sizeof spec)) != 0) return rc;
     } else if ((size_t)snprintf(spec, sizeof spec, "%s", data) >= sizeof spec) {
         return cli_usage_error("eval", "--data is too long");
@@ -179,8 +187,12 @@ int tsr_cmd_eval(int argc, char **argv) {
     tsr_array *x = NULL, *y = NULL;
     tsr_status st;
     if ((rc = tcli_load_graph_om("eval", path, 1, &g, &om)) != 0) goto out;
-    if (!norm) meta_norm(om, &mean, &sd);
-    if ((rc = tcli_load_pair("eval", spec, g, mean, sd, limit, &x, &y, NULL)) != 0) goto out;
+    /* integer X wider than bytes (token ids, counts) are pixels only when the model or
+       --pixel-norm says so */
+    int int_pixels = norm != NULL;
+    if (!norm) int_pixels = meta_norm(om, &mean, &sd);
+    if ((rc = tcli_load_pair("eval", spec, g, mean, sd, limit, int_pixels, &x, &y, NULL)) != 0)
+        goto out;
     if ((st = tsr_trainer_create(&t, g)) != TSR_OK) {
         rc = cli_fail("eval", st, "preparing the model");
         goto out;

@@ -142,9 +142,9 @@ int tsr_cmd_heify(int argc, char **argv) {
     int pixels = 0;
     double t0 = tsr_now();
     if ((rc = tcli_load_graph(VERB, o.teacher, 1, &teacher)) != 0) goto out;
-    if ((rc = tcli_load_pair(VERB, o.data, teacher, mean, sd, o.limit, &x, &y, &pixels)) != 0)
+    if ((rc = tcli_load_pair(VERB, o.data, teacher, mean, sd, o.limit, 1, &x, &y, &pixels)) != 0)
         goto out;
-    if (o.test && (rc = tcli_load_pair(VERB, o.test, teacher, mean, sd, 0, &xt, &yt, NULL)) != 0)
+    if (o.test && (rc = tcli_load_pair(VERB, o.test, teacher, mean, sd, 0, 1, &xt, &yt, NULL)) != 0)
         goto out;
     /* calibrate and build the student */
     tsr_array calib = *x;

@@ -541,7 +541,7 @@ int tsr_cmd_prune(int argc, char **argv) {
             goto done;
         }
         if (pixel_norm && (rc = tcli_parse_norm("prune", pixel_norm, &mean, &sd)) != 0) goto done;
-        if ((rc = tcli_load_pair("prune", ft_data, g, mean, sd, ft_limit, &fx, &fy, NULL)) != 0)
+        if ((rc = tcli_load_pair("prune", ft_data, g, mean, sd, ft_limit, 1, &fx, &fy, NULL)) != 0)
             goto done;
         if (distill) {
             st = teacher_outputs(distill, fx, &ft);

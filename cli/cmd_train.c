@@ -222,9 +222,9 @@ static int train_graph(const opts *o) {
     int pixels = 0;
     if ((rc = tcli_load_graph_om("train", o->init, 1, &g, &om)) != 0) goto out;
     if (o->teacher && (rc = tcli_load_graph("train", o->teacher, 1, &teacher)) != 0) goto out;
-    if ((rc = tcli_load_pair("train", o->data, g, mean, sd, o->limit, &x, &y, &pixels)) != 0)
+    if ((rc = tcli_load_pair("train", o->data, g, mean, sd, o->limit, 1, &x, &y, &pixels)) != 0)
         goto out;
-    if (o->test && (rc = tcli_load_pair("train", o->test, g, mean, sd, 0, &xt, &yt, NULL)) != 0)
+    if (o->test && (rc = tcli_load_pair("train", o->test, g, mean, sd, 0, 1, &xt, &yt, NULL)) != 0)
         goto out;
     if ((st = tsr_trainer_create(&t, g)) != TSR_OK) {
         rc = cli_fail("train", st, "preparing the model");
@@ -236,7 +236,7 @@ static int train_graph(const opts *o) {
         for (int i = 0; i < tsr_graph_num_nodes(g); i++) {
             tsr_graph_kind k = tsr_graph_node_kind(g, i);
             if (k == TSR_NODE_POLY || k == TSR_NODE_CHEBYSHEV)
-                (void)tsr_trainer_set_bound(t, tsr_graph_node_name(g, i), o->range_b);
+                (void)tsr_trainer_set_node_bound(t, i, o->range_b);
         }
     to.epochs = (int)o->epochs;
     to.batch = (int)o->batch;

@@ -39,7 +39,7 @@ int tcli_meta_bounds(const char *verb, const tsr_onnx_model *om, const tsr_graph
         tsr_status st;
         if (tsr_graph_node_kind(g, i) == TSR_NODE_POLY &&
             tcli_meta_bound(om, g, i, &b) != TCLI_BOUND_NONE &&
-            (st = tsr_trainer_set_bound(t, tsr_graph_node_name(g, i), b)) != TSR_OK)
+            (st = tsr_trainer_set_node_bound(t, i, b)) != TSR_OK)
             return cli_fail(verb, st, "setting the model's polynomial bounds");
     }
     return 0;
@@ -138,7 +138,7 @@ static void keep_first(tsr_array *a, long limit) {
 }
 
 int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, double mean, double std,
-                   long limit, tsr_array **x, tsr_array **y, int *pixels) {
+                   long limit, int int_pixels, tsr_array **x, tsr_array **y, int *pixels) {
     *x = *y = NULL;
     if (pixels) *pixels = 0;
     const char *comma = strchr(spec, ',');
@@ -164,8 +164,9 @@ int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, doubl
     }
     keep_first(*x, limit);
     keep_first(*y, limit);
-    if (xi && (*x)->rank >= 2 && pixels) *pixels = 1;
-    if (xi && (*x)->rank >= 2)
+    int pix = (xi == 2 || (xi && int_pixels)) && (*x)->rank >= 2;
+    if (pix && pixels) *pixels = 1;
+    if (pix)
         for (size_t i = 0; i < (*x)->numel; i++) (*x)->data[i] = ((*x)->data[i] / 255 - mean) / std;
     if (fit_input(verb, g, *x)) goto bad;
     return 0;

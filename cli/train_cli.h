@@ -36,14 +36,16 @@ int tcli_meta_bounds(const char *verb, const tsr_onnx_model *om, const tsr_graph
                      tsr_trainer *t);
 
 /**
- * Load "X,Y" (two .npy or IDX files) for graph g: integer-typed inputs of
- * rank >= 2 (image bytes) become (p / 255 - mean) / std; X is reshaped to the
+ * Load "X,Y" (two .npy or IDX files) for graph g: inputs of rank >= 2 that
+ * are unsigned bytes (IDX, uint8 .npy) or, with int_pixels set, of any
+ * integer type, are pixels and become (p / 255 - mean) / std (*pixels, may be
+ * NULL, says so); other inputs (floats, token ids) are used as they are. X is reshaped to the
  * graph input when its samples have the input's size. limit > 0 keeps the
  * first limit samples. Prints the error and returns the exit code (2 for data
  * that do not fit: no samples, different counts, another input size).
  */
 int tcli_load_pair(const char *verb, const char *spec, const tsr_graph *g, double mean, double std,
-                   long limit, tsr_array **x, tsr_array **y, int *pixels);
+                   long limit, int int_pixels, tsr_array **x, tsr_array **y, int *pixels);
 
 /** --loss auto|ce|mse (NULL: auto) into *loss. 0 or the usage exit code. */
 int tcli_parse_loss(const char *verb, const char *s, tsr_train_loss *loss);

@@ -262,6 +262,67 @@ static void test_avgpool(void **state) {
     tsr_graph_free(g);
 }
 
+/* Build a one-node pooling graph over xd with a k x k window, stride 1, no padding. */
+static tsr_graph *pool_graph(tsr_graph_kind kind, const int64_t *xd, int k) {
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 4, xd));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_kernel = 2;
+    a.kernel[0] = a.kernel[1] = k;
+    tt_ok(tsr_graph_add_node(g, kind, "p", 1, (const char *[]){ "x" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    return g;
+}
+
+/*
+ * A pooling window whose tap table (taps x output positions) would be far larger than the
+ * activations is walked without one: a 1024 x 1024 window over 2047 x 2047 with no sample
+ * would have asked for 2^40 entries (8 TiB) and aborted; a 32 x 32 window over 40 x 40 (a
+ * table of 82944 entries for 1681 values) gives the sums and maxima computed here.
+ */
+static void test_pool_large_window(void **state) {
+    (void)state;
+    for (int kind = 0; kind < 2; kind++) {
+        tsr_graph_kind kd = kind ? TSR_NODE_MAXPOOL : TSR_NODE_AVGPOOL;
+        int64_t zd[4] = { 0, 1, 2047, 2047 };
+        tsr_graph *g = pool_graph(kd, zd, 1024);
+        tsr_array *z;
+        tt_ok(tsr_array_create(&z, 4, zd));
+        tsr_array *y = run1(g, z);
+        assert_int_equal(y->dims[0], 0);
+        assert_int_equal(y->dims[2], 1024);
+        tsr_array_free(y);
+        tsr_array_free(z);
+        tsr_graph_free(g);
+
+        int64_t xd[4] = { 1, 2, 40, 40 };
+        g = pool_graph(kd, xd, 32);
+        tsr_array *x = arr(4, xd, 12);
+        y = run1(g, x);
+        assert_int_equal(y->dims[2], 9);
+        double want[2 * 81];
+        for (int c = 0; c < 2; c++)
+            for (int oh = 0; oh < 9; oh++)
+                for (int ow = 0; ow < 9; ow++) {
+                    double s = 0, m = -INFINITY;
+                    for (int kh = 0; kh < 32; kh++)
+                        for (int kw = 0; kw < 32; kw++) {
+                            double v = x->data[(c * 40 + oh + kh) * 40 + ow + kw];
+                            s += v;
+                            m = fmax(m, v);
+                        }
+                    want[(c * 9 + oh) * 9 + ow] = kind ? m : s / 1024;
+                }
+        expect_close(y, want, 2 * 81, 1e-12);
+        tsr_array_free(y);
+        tsr_array_free(x);
+        tsr_graph_free(g);
+    }
+}
+
 /* ---- data movement and reductions ------------------------------------------------- */
 
 static void test_movement(void **state) {
@@ -667,6 +728,7 @@ int main(void) {
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_matmul_broadcast),
         cmocka_unit_test(test_avgpool),
+        cmocka_unit_test(test_pool_large_window),
         cmocka_unit_test(test_movement),
         cmocka_unit_test(test_dag_and_fuse),
         cmocka_unit_test(test_chebyshev),

@@ -476,6 +476,13 @@ static void test_limits(void **state) {
 
 static tt_gate job_gate; /* the job hook's gate (tt_gate_hook) */
 
+/* After a test that holds jobs at the gate: a failed one leaves no server worker blocked. */
+static int gate_teardown(void **state) {
+    (void)state;
+    tt_gate_open(&job_gate);
+    return 0;
+}
+
 typedef struct infer_arg {
     int port;
     char path[512];
@@ -492,9 +499,7 @@ static void *infer_thread(void *p) {
 
 static void test_queue_full(void **state) {
     (void)state;
-    sem_init(&job_gate.started, 0, 0);
-    sem_init(&job_gate.release, 0, 0);
-    job_gate.hold = 1; /* the first job tells the test it runs and waits to be released */
+    tt_gate_init(&job_gate, 1); /* the first job tells the test it runs and waits to be released */
     tsr_serve_opts o;
     tsr_serve_opts_default(&o);
     o.max_jobs = 1;
@@ -518,7 +523,7 @@ static void test_queue_full(void **state) {
     snprintf(a.path, sizeof a.path, "/v1/plans/%s/infer?keys=%s", plan_a, kh);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, infer_thread, &a), 0);
-    sem_wait(&job_gate.started); /* the first job holds the only slot */
+    tt_gate_wait_started(&job_gate); /* the first job holds the only slot */
     expect_code(http(port, "POST", a.path, in, NULL, &r), 503, &r, "a second job");
     assert_int_equal(r.retry_after, 7);
     expect_body(&r, "busy");
@@ -534,14 +539,17 @@ static void test_queue_full(void **state) {
     sem_post(&job_gate.release); /* the hook still runs for the next job: let it through */
     infer_arg b = a;
     assert_int_equal(pthread_create(&th, NULL, infer_thread, &b), 0);
-    sem_wait(&job_gate.started);
+    tt_gate_wait_started(&job_gate);
     pthread_join(th, NULL);
     assert_int_equal(b.code, 200);
     tsr_serve_stop(s, 60);
     assert_int_equal(count_files(tt_cli_path("state_q/tmp")), 0);
-    sem_destroy(&job_gate.started);
-    sem_destroy(&job_gate.release);
+    tt_gate_destroy(&job_gate);
 }
+
+/* test_long_replies' in-process server and its log, for its teardown. */
+static tsr_server *long_server;
+static FILE *long_log;
 
 /* The reply texts past any fixed size: the key reply listing many plans, a long escaped plan
  * file name in GET /v1/plans (the old fixed buffers cut both short). */
@@ -605,25 +613,34 @@ static void test_long_replies(void **state) {
     plans[1] = lp;
     tsr_serve_opts o;
     tsr_serve_opts_default(&o);
-    FILE *log = fopen(tt_cli_path("long.log"), "w");
-    o.log = log;
+    long_log = fopen(tt_cli_path("long.log"), "w");
+    if (!long_log) fail_msg("cannot write %s", tt_cli_path("long.log"));
+    o.log = long_log;
     o.plans = plans;
     o.n_plans = 2;
     o.state_dir = st;
     o.port = 0;
     o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
-    tsr_server *s = NULL;
-    tt_ok(tsr_serve_start(&o, &s));
+    tt_ok(tsr_serve_start(&o, &long_server));
     http_res r;
-    expect_code(http(tsr_serve_port(s), "GET", "/v1/plans", NULL, NULL, &r), 200, &r, "plans");
+    expect_code(http(tsr_serve_port(long_server), "GET", "/v1/plans", NULL, NULL, &r), 200, &r,
+                "plans");
     char field[1300];
     snprintf(field, sizeof field, "\"file\": \"%s\", \"input\"", esc);
     assert_true(strlen(esc) > 600);
     expect_body(&r, field);
     expect_body(&r, plan_b);
     assert_non_null(strstr(r.body, "\n]}\n"));
-    tsr_serve_stop(s, 60);
-    fclose(log);
+}
+
+/* Whatever happened in test_long_replies: its server stopped, its log closed. */
+static int long_teardown(void **state) {
+    (void)state;
+    if (long_server) tsr_serve_stop(long_server, 60);
+    long_server = NULL;
+    if (long_log) fclose(long_log);
+    long_log = NULL;
+    return 0;
 }
 
 /* The server process of test_cli, for its teardown. */
@@ -741,9 +758,12 @@ static void test_tls(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_routes),       cmocka_unit_test(test_serve),
-        cmocka_unit_test(test_limits),       cmocka_unit_test(test_queue_full),
-        cmocka_unit_test(test_long_replies), cmocka_unit_test_teardown(test_cli, cli_teardown),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_serve),
+        cmocka_unit_test(test_limits),
+        cmocka_unit_test_teardown(test_queue_full, gate_teardown),
+        cmocka_unit_test_teardown(test_long_replies, long_teardown),
+        cmocka_unit_test_teardown(test_cli, cli_teardown),
         cmocka_unit_test(test_tls),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -58,6 +58,13 @@ static int setup(void **state) {
 
 static tt_gate job_gate; /* the job hook's gate (tt_gate_hook) */
 
+/* After a test that holds jobs at the gate: a failed one leaves no server worker blocked. */
+static int gate_teardown(void **state) {
+    (void)state;
+    tt_gate_open(&job_gate);
+    return 0;
+}
+
 static tsr_server *start(const char *name, tsr_serve_opts *o) {
     static const char *plans[1];
     static char pa[1024], st[1024];
@@ -184,8 +191,7 @@ static long busy_count(int port) {
 
 static void test_retry(void **state) {
     (void)state;
-    sem_init(&job_gate.started, 0, 0);
-    sem_init(&job_gate.release, 0, 0);
+    tt_gate_init(&job_gate, 0);
     tsr_serve_opts o;
     tsr_serve_opts_default(&o);
     o.max_jobs = 1;
@@ -202,7 +208,7 @@ static void test_retry(void **state) {
     __atomic_store_n(&job_gate.hold, 1, __ATOMIC_SEQ_CST);
     pthread_t ta, tb;
     assert_int_equal(pthread_create(&ta, NULL, client_thread, &a), 0);
-    sem_wait(&job_gate.started);
+    tt_gate_wait_started(&job_gate);
     __atomic_store_n(&job_gate.hold, 0, __ATOMIC_SEQ_CST);
     /* a second one is refused with 503 until the slot is free (the server counts it) */
     assert_int_equal(pthread_create(&tb, NULL, client_thread, &b), 0);
@@ -218,14 +224,13 @@ static void test_retry(void **state) {
     if (!strstr(out, "busy (503)") || !strstr(out, "agreement with plaintext inference: 100.00%"))
         fail_msg("second client:\n%s", out);
     tsr_serve_stop(s, 60);
-    sem_destroy(&job_gate.started);
-    sem_destroy(&job_gate.release);
+    tt_gate_destroy(&job_gate);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client),
-        cmocka_unit_test(test_retry),
+        cmocka_unit_test_teardown(test_retry, gate_teardown),
     };
     return cmocka_run_group_tests(tests, setup, tt_cli_teardown);
 }

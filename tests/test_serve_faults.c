@@ -69,6 +69,13 @@ static int setup(void **state) {
 
 static tt_gate job_gate; /* the job hook's gate (tt_gate_hook) */
 
+/* After a test that holds jobs at the gate: a failed one leaves no server worker blocked. */
+static int gate_teardown(void **state) {
+    (void)state;
+    tt_gate_open(&job_gate);
+    return 0;
+}
+
 /* A server on an ephemeral port; idle_timeout 0 keeps the default (long enough that a loaded
  * machine never trips it), the slowloris case alone asks for 1 second. */
 static tsr_server *start(int idle_timeout) {
@@ -309,8 +316,7 @@ static void *stop_thread(void *arg) {
 
 static void test_drain(void **state) {
     (void)state;
-    sem_init(&job_gate.started, 0, 0);
-    sem_init(&job_gate.release, 0, 0);
+    tt_gate_init(&job_gate, 0);
     tsr_server *s = start(0);
     int port = tsr_serve_port(s);
     upload_keys(port);
@@ -319,7 +325,7 @@ static void test_drain(void **state) {
     __atomic_store_n(&job_gate.hold, 1, __ATOMIC_SEQ_CST);
     pthread_t tj, ts;
     assert_int_equal(pthread_create(&tj, NULL, infer_thread, &j), 0);
-    sem_wait(&job_gate.started); /* the job runs */
+    tt_gate_wait_started(&job_gate); /* the job runs */
     assert_int_equal(pthread_create(&ts, NULL, stop_thread, s), 0);
     /* the server stops listening (new connections fail) but the job goes on */
     for (int i = 0; i < 6000 && get(port, "/healthz", NULL) != 0; i++) usleep(50000);
@@ -331,8 +337,7 @@ static void test_drain(void **state) {
     assert_int_equal(j.code, 200);
     expect_plaintext_agreement(j.out, "p.csv", "decrypt the drained job's answer");
     assert_int_equal(tmp_files(), 0);
-    sem_destroy(&job_gate.started);
-    sem_destroy(&job_gate.release);
+    tt_gate_destroy(&job_gate);
 }
 
 /* Wait (at most 5 minutes) until a file exists. */
@@ -410,11 +415,59 @@ static void test_sigterm_drain(void **state) {
     assert_int_equal(tmp_files_in(st), 0);
 }
 
+/*
+ * tt_wait_child on a live process that is not our child (an orphaned grandchild) returns 0 at
+ * once and sends it no signal: it still answers afterwards. (It used to SIGKILL that pid.)
+ */
+static void test_wait_child_not_ours(void **state) {
+    (void)state;
+    int cmd[2], ans[2], gp[2];
+    assert_int_equal(pipe(cmd), 0);
+    assert_int_equal(pipe(ans), 0);
+    assert_int_equal(pipe(gp), 0);
+    pid_t a = fork();
+    assert_true(a >= 0);
+    if (a == 0) { /* the child starts the grandchild, reports its pid and exits */
+        pid_t b = fork();
+        if (b == 0) { /* the grandchild: on a byte from cmd, answer 'y' and exit */
+            char c;
+            close(cmd[1]); /* so that the test closing its end ends the read */
+            close(ans[0]);
+            close(gp[0]);
+            close(gp[1]);
+            if (read(cmd[0], &c, 1) == 1 && write(ans[1], "y", 1) != 1) _exit(1);
+            _exit(0);
+        }
+        _exit(b > 0 && write(gp[1], &b, sizeof b) == (ssize_t)sizeof b ? 0 : 1);
+    }
+    close(cmd[0]);
+    close(ans[1]);
+    close(gp[1]);
+    int st = 0;
+    assert_int_equal(waitpid(a, &st, 0), a);
+    pid_t b = 0;
+    ssize_t got = read(gp[0], &b, sizeof b);
+    close(gp[0]);
+    assert_int_equal(got, (ssize_t)sizeof b);
+    assert_true(b > 0);
+    assert_int_equal(tt_wait_child((int)b, 300, &st), 0);
+    void (*old)(int) = signal(SIGPIPE, SIG_IGN); /* a killed grandchild: EPIPE, not a signal */
+    char r = 0;
+    ssize_t w = write(cmd[1], "x", 1), n = read(ans[0], &r, 1);
+    signal(SIGPIPE, old);
+    close(cmd[1]);
+    close(ans[0]);
+    assert_int_equal(w, 1);
+    assert_int_equal(n, 1); /* 0 (end of file): the grandchild was killed */
+    assert_int_equal(r, 'y');
+}
+
 int main(void) {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_wait_child_not_ours),
         cmocka_unit_test(test_disconnects),
-        cmocka_unit_test(test_drain),
+        cmocka_unit_test_teardown(test_drain, gate_teardown),
         cmocka_unit_test_teardown(test_sigterm_drain, sigterm_teardown),
     };
     int rc = cmocka_run_group_tests(tests, setup, tt_cli_teardown);

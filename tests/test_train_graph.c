@@ -272,6 +272,78 @@ static void test_grad_poly(void **state) {
     tsr_array_free(x);
 }
 
+/* Two polynomials h = p(x), y = p(h) of one power basis c, both nodes called "act". */
+static tsr_graph *two_polys_one_name(void) {
+    tsr_graph *g = start(2, (int64_t[]){ -1, 3 });
+    add_const(g, "c", 1, (int64_t[]){ 3 }, 7, -1, 1);
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_POLY, "act", 2, (const char *[]){ "x", "c" }, "h", NULL));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_POLY, "act", 2, (const char *[]){ "h", "c" }, "y", NULL));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    assert_string_equal(tsr_graph_node_input(g, 1, 0), "h"); /* execution order */
+    return g;
+}
+
+/* Names need not be unique (imported models): a bound is set by position; by an ambiguous name
+ * it is refused instead of landing on the first node so called. */
+static void test_bounds_by_position(void **state) {
+    (void)state;
+    tsr_graph *g = two_polys_one_name();
+    tsr_trainer *t;
+    tt_ok(tsr_trainer_create(&t, g));
+    tt_fails(tsr_trainer_set_bound(t, "act", 1), TSR_ERR_INVALID_ARG);
+    double lo, hi;
+    tt_fails(tsr_trainer_node_bound(t, 0, &lo, &hi), TSR_ERR_NOT_FOUND); /* nothing was set */
+    tt_ok(tsr_trainer_set_node_bound(t, 1, 0.25));
+    tt_ok(tsr_trainer_node_bound(t, 1, &lo, &hi));
+    assert_true(lo == -0.25 && hi == 0.25);
+    tt_fails(tsr_trainer_node_bound(t, 0, &lo, &hi), TSR_ERR_NOT_FOUND);
+    tt_fails(tsr_trainer_set_node_bound(t, 2, 1), TSR_ERR_NOT_FOUND);
+    tt_fails(tsr_trainer_set_node_bound(t, -1, 1), TSR_ERR_NOT_FOUND);
+    tt_fails(tsr_trainer_set_node_bound(t, 1, -1), TSR_ERR_INVALID_ARG);
+    tsr_trainer_free(t);
+    tsr_graph_free(g);
+}
+
+/* tsr_trainer_node_outside's contract (tessera/train.h): NOT_FOUND before anything was recorded
+ * and out of range; 0 of 0 for a node without a bound; for a bounded one, the entries of its
+ * first input beyond the bound, counted here from h = c0 + c1 x + c2 x^2. */
+static void test_outside_counts(void **state) {
+    (void)state;
+    tsr_graph *g = two_polys_one_name();
+    tsr_trainer *t;
+    tt_ok(tsr_trainer_create(&t, g));
+    tsr_array *x = arr(2, (int64_t[]){ 4, 3 }, 9, -1, 1);
+    const double *c = tsr_graph_const(g, "c")->data;
+    double h[12], lo = INFINITY, hi = 0;
+    for (size_t i = 0; i < x->numel; i++) {
+        double v = x->data[i];
+        h[i] = c[0] + c[1] * v + c[2] * v * v;
+        lo = fmin(lo, fabs(h[i]));
+        hi = fmax(hi, fabs(h[i]));
+    }
+    const double B = (lo + hi) / 2; /* some inside, some outside */
+    uint64_t want = 0;
+    for (size_t i = 0; i < x->numel; i++) want += fabs(h[i]) > B;
+    assert_true(want > 0 && want < x->numel);
+    tt_ok(tsr_trainer_set_node_bound(t, 1, B)); /* the second polynomial, input h */
+    uint64_t out = 7, cnt = 7;
+    tsr_trainer_track_ranges(t, 1, 1);
+    tt_fails(tsr_trainer_node_outside(t, 0, &out, &cnt), TSR_ERR_NOT_FOUND); /* no forward yet */
+    const tsr_array *y;
+    tt_ok(tsr_trainer_forward(t, x, &y));
+    tt_ok(tsr_trainer_node_outside(t, 0, &out, &cnt));
+    assert_true(out == 0 && cnt == 0); /* no bound */
+    tt_ok(tsr_trainer_node_outside(t, 1, &out, &cnt));
+    assert_int_equal(cnt, x->numel);
+    assert_int_equal(out, want);
+    tt_fails(tsr_trainer_node_outside(t, 2, &out, &cnt), TSR_ERR_NOT_FOUND);
+    tt_fails(tsr_trainer_node_outside(t, -1, &out, &cnt), TSR_ERR_NOT_FOUND);
+    tsr_array_free(x);
+    tsr_trainer_free(t);
+    tsr_graph_free(g);
+}
+
 static void test_grad_elementwise(void **state) {
     (void)state;
     /* broadcasting Add/Sub/Mul/Div/Pow, Neg, Square on positive inputs */
@@ -647,6 +719,8 @@ int main(void) {
         cmocka_unit_test(test_grad_gemm_matmul),
         cmocka_unit_test(test_grad_pool_bn),
         cmocka_unit_test(test_grad_poly),
+        cmocka_unit_test(test_bounds_by_position),
+        cmocka_unit_test(test_outside_counts),
         cmocka_unit_test(test_grad_elementwise),
         cmocka_unit_test(test_grad_movement),
         cmocka_unit_test(test_grad_wide_concat),

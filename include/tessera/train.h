@@ -95,9 +95,13 @@ TSR_API const tsr_array *tsr_trainer_input_grad(const tsr_trainer *t);
  *   L_range = (1/L) sum_l mean_i relu(|x_li| - B_l)^2,
  * added as weight * L_range to the loss of tsr_trainer_fit and to the
  * gradient of tsr_trainer_backward. Bounds default to the Chebyshev
- * interval's half-width (0 = none for POLY); set them by node name.
+ * interval's half-width (0 = none for POLY); set them by node name
+ * (TSR_ERR_NOT_FOUND when no node has it, TSR_ERR_INVALID_ARG when several
+ * do: imported names need not be unique) or by position.
  */
 TSR_API tsr_status tsr_trainer_set_bound(tsr_trainer *t, const char *node, double bound);
+/** As tsr_trainer_set_bound for node i in execution order (TSR_ERR_NOT_FOUND out of range). */
+TSR_API tsr_status tsr_trainer_set_node_bound(tsr_trainer *t, int i, double bound);
 TSR_API void tsr_trainer_set_range_weight(tsr_trainer *t, double weight);
 /** L_range of the last forward (0 when no polynomial has a bound). */
 TSR_API double tsr_trainer_range_loss(const tsr_trainer *t);

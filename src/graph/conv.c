@@ -49,6 +49,15 @@ int64_t *tsr_pool_tap_table(const tsr_pool_geom *geo) {
     return tab;
 }
 
+int64_t *tsr_pool_tap_table_for(const tsr_pool_geom *geo, int64_t planes) {
+    const int ns = geo->ns;
+    const int64_t nin = tsr_spatial_count(geo->in, ns), nout = tsr_spatial_count(geo->out, ns);
+    const int64_t nk = tsr_spatial_count(geo->k, ns);
+    const int64_t act = planes * (nin + nout), lim = act > (1 << 16) ? act : (1 << 16);
+    if (nout > 0 && nk > lim / nout) return NULL; /* nk * nout > lim, without overflow */
+    return tsr_pool_tap_table(geo);
+}
+
 int64_t tsr_pool_divisor(const tsr_pool_geom *geo, const int64_t *op, int count_include_pad) {
     const int ns = geo->ns;
     const int64_t nk = tsr_spatial_count(geo->k, ns);

@@ -216,7 +216,10 @@ static void exec_conv(const tsr_graph_node *n, const tsr_array *x, const tsr_arr
 
 /*
  * Pooling walks each plane with the window's tap table (graph/conv.c; -1 in padding) and, for
- * AveragePool, the divisor of every output position: both computed once per call.
+ * AveragePool, the divisor of every output position: both computed once per call. The table
+ * holds nk x nout taps, nk times one output plane, so it is only built when it is no larger
+ * than the call's activations (input and output planes; at least 2^16 entries) and the
+ * allocation succeeds; otherwise each tap is unravelled per element (same sums, same order).
  */
 static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
     tsr_pool_geom geo;
@@ -226,13 +229,13 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
     int64_t planes = x->dims[0] * x->dims[1];
     int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
     int64_t nk = tsr_spatial_count(geo.k, ns);
-    int64_t *tab = tsr_pool_tap_table(&geo);
-    double *div = tsr_alloc((size_t)(nout > 0 ? nout : 1) * sizeof *div);
-    TSR_ASSERT(tab && div); /* one window geometry: small next to the activations */
-    int64_t op[TSR_GRAPH_MAX_SPATIAL];
-    for (int64_t p = 0; p < nout; p++) {
+    int64_t *tab = tsr_pool_tap_table_for(&geo, planes);
+    /* Divisor: taps inside the input, or inside input + explicit pads; per position once when
+       the table is there (the same size as one output plane), else per element. */
+    double *div = tab ? tsr_alloc((size_t)(nout > 0 ? nout : 1) * sizeof *div) : NULL;
+    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
+    for (int64_t p = 0; div && p < nout; p++) {
         tsr_unravel(p, geo.out, ns, op);
-        /* Divisor: taps inside the input, or inside input + explicit pads. */
         div[p] = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
     }
     for (int64_t pl = 0; pl < planes; pl++) {
@@ -241,10 +244,17 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
         for (int64_t p = 0; p < nout; p++) {
             double s = 0;
             for (int64_t q = 0; q < nk; q++) {
-                int64_t t = tab[q * nout + p];
+                int64_t t = tsr_pool_tap_at(&geo, tab, nout, q, p, op, kp);
                 if (t >= 0) s += xp[t];
             }
-            yp[p] = div[p] != 0 ? s / div[p] : 0.0;
+            double d;
+            if (div) {
+                d = div[p];
+            } else {
+                tsr_unravel(p, geo.out, ns, op);
+                d = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
+            }
+            yp[p] = d != 0 ? s / d : 0.0;
         }
     }
     tsr_free(div);
@@ -440,14 +450,14 @@ static void exec_maxpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
     int64_t planes = x->dims[0] * x->dims[1];
     int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
     int64_t nk = tsr_spatial_count(geo.k, ns);
-    int64_t *tab = tsr_pool_tap_table(&geo);
-    TSR_ASSERT(tab);
+    int64_t *tab = tsr_pool_tap_table_for(&geo, planes); /* NULL: unravel per element */
+    int64_t op[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
     for (int64_t pl = 0; pl < planes; pl++) {
         const double *xp = x->data + pl * nin;
         for (int64_t p = 0; p < nout; p++) {
             double m = -INFINITY;
             for (int64_t q = 0; q < nk; q++) {
-                int64_t t = tab[q * nout + p];
+                int64_t t = tsr_pool_tap_at(&geo, tab, nout, q, p, op, kp);
                 if (t >= 0) m = fmax(m, xp[t]);
             }
             o->data[pl * nout + p] = m;

@@ -122,6 +122,14 @@ void tsr_conv_im2col(const tsr_conv_plan *cp, const double *xg);
  * NULL out of memory; free with tsr_free.
  */
 int64_t *tsr_pool_tap_table(const tsr_pool_geom *geo);
+/**
+ * The tap table of a pooling call over `planes` planes, or NULL when it would
+ * hold more entries than the call's activations (planes x (nin + nout), at
+ * least 2^16) or is out of memory: the caller then unravels each tap
+ * (tsr_pool_tap_at). The table is nk times one output plane, so a large window
+ * must not allocate it.
+ */
+int64_t *tsr_pool_tap_table_for(const tsr_pool_geom *geo, int64_t planes);
 /** AveragePool's divisor at output position op: taps inside the input, or inside input + pads. */
 int64_t tsr_pool_divisor(const tsr_pool_geom *geo, const int64_t *op, int count_include_pad);
 
@@ -173,6 +181,15 @@ static inline int64_t tsr_pool_tap(const tsr_pool_geom *geo, const int64_t *op, 
         off = off * geo->in[i] + pos;
     }
     return off;
+}
+
+/* Tap q at output position p: from tab (tsr_pool_tap_table_for), else unravelled into op, kp. */
+static inline int64_t tsr_pool_tap_at(const tsr_pool_geom *geo, const int64_t *tab, int64_t nout,
+                                      int64_t q, int64_t p, int64_t *op, int64_t *kp) {
+    if (tab) return tab[q * nout + p];
+    tsr_unravel(p, geo->out, geo->ns, op);
+    tsr_unravel(q, geo->k, geo->ns, kp);
+    return tsr_pool_tap(geo, op, kp);
 }
 
 #endif /* TSR_GRAPH_INTERNAL_H */

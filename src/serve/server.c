@@ -556,8 +556,13 @@ static enum MHD_Result finish_keys(tsr_server *s, struct MHD_Connection *c, req 
     free(matched);
     logf_(s, "keys %.16s... %s (%.1f MiB)", hex, existed ? "known" : "stored",
           (double)r->got / 1048576.0);
-    if (!body) return send_error(s, c, r, 503, "out of memory");
-    enum MHD_Result ret = send_text(s, c, r, existed ? 200 : 201, "application/json", body);
+    char brief[128]; /* the keys are stored: out of memory only costs the plan list */
+    if (!body) {
+        snprintf(brief, sizeof brief, "{\"keys\": \"%s\", \"plans\": null}\n", hex);
+        logf_(s, "keys %.16s...: out of memory listing the plans they serve", hex);
+    }
+    enum MHD_Result ret =
+        send_text(s, c, r, existed ? 200 : 201, "application/json", body ? body : brief);
     free(body);
     return ret;
 }

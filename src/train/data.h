@@ -84,16 +84,17 @@ int tsr_batcher_count(const tsr_batcher *b);
 
 /**
  * Parse a NumPy .npy image (format 1-3, C order; float32/64, uint8, int8/32/64
- * little-endian) into a new array of doubles; *integral (may be NULL) is 1 for
- * the integer types. Validated before allocating (see npy.c); non-finite
- * values are refused. TSR_ERR_FORMAT / TSR_ERR_UNSUPPORTED / TSR_ERR_VERSION.
+ * little-endian) into a new array of doubles; *integral (may be NULL) is 0 for
+ * the float types, 2 for unsigned bytes (uint8), 1 for the other integer types. Validated before
+ * allocating (see npy.c); non-finite values are refused. TSR_ERR_FORMAT / TSR_ERR_UNSUPPORTED /
+ * TSR_ERR_VERSION.
  */
 tsr_status tsr_npy_parse(const uint8_t *buf, size_t len, tsr_array **out, int *integral);
 /** Read and parse a .npy file; errors name the path. */
 tsr_status tsr_npy_load(const char *path, tsr_array **out, int *integral);
 /**
  * A .npy file (by its extension) or an IDX file (raw or gzip) as an array of
- * its raw values (IDX bytes as 0..255, *integral = 1).
+ * its raw values (IDX bytes as 0..255, *integral = 2; .npy as tsr_npy_parse).
  */
 tsr_status tsr_array_load(const char *path, tsr_array **out, int *integral);
 

@@ -243,9 +243,8 @@ static void pool_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
     int64_t planes = x->dims[0] * x->dims[1];
     int64_t nin = tsr_spatial_count(geo.in, ns), nout = tsr_spatial_count(geo.out, ns);
     int64_t nk = tsr_spatial_count(geo.k, ns);
-    int64_t op[TSR_GRAPH_MAX_SPATIAL];
-    int64_t *tab = tsr_pool_tap_table(&geo);
-    TSR_ASSERT(tab);
+    int64_t op[TSR_GRAPH_MAX_SPATIAL], top[TSR_GRAPH_MAX_SPATIAL], kp[TSR_GRAPH_MAX_SPATIAL];
+    int64_t *tab = tsr_pool_tap_table_for(&geo, planes); /* NULL: unravel each tap (exec.c's) */
     for (int64_t p = 0; p < nout; p++) {
         tsr_unravel(p, geo.out, ns, op);
         if (n->kind == TSR_NODE_MAXPOOL) { /* the gradient goes to the first maximum */
@@ -254,7 +253,7 @@ static void pool_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
                 double mx = -INFINITY;
                 int64_t at = -1;
                 for (int64_t q = 0; q < nk; q++) {
-                    int64_t t = tab[q * nout + p];
+                    int64_t t = tsr_pool_tap_at(&geo, tab, nout, q, p, top, kp);
                     if (t >= 0 && (at < 0 || xp[t] > mx)) {
                         mx = xp[t];
                         at = t;
@@ -270,7 +269,7 @@ static void pool_backward(const tsr_graph_node *n, const tsr_array *x, const tsr
             double g = dy->data[pl * nout + p] / (double)cnt;
             double *dp = dx->data + pl * nin;
             for (int64_t q = 0; q < nk; q++) {
-                int64_t t = tab[q * nout + p];
+                int64_t t = tsr_pool_tap_at(&geo, tab, nout, q, p, top, kp);
                 if (t >= 0) dp[t] += g;
             }
         }

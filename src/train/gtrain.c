@@ -263,18 +263,19 @@ tsr_status tsr_trainer_graph(const tsr_trainer *t, tsr_graph **out) {
     return gt_graph_copy(t->g, NULL, out);
 }
 
-static int find_node(const tsr_graph *g, const char *name) {
+/* The node called name (storage index): -1 when none; *n_same how many are called so. */
+static int find_node(const tsr_graph *g, const char *name, int *n_same) {
+    int at = -1;
+    *n_same = 0;
     for (int i = 0; i < g->n_nodes; i++)
-        if (strcmp(g->nodes[i].name, name) == 0) return i;
-    return -1;
+        if (strcmp(g->nodes[i].name, name) == 0) {
+            if (at < 0) at = i;
+            ++*n_same;
+        }
+    return at;
 }
 
-tsr_status tsr_trainer_set_bound(tsr_trainer *t, const char *node, double bound) {
-    TSR_REQUIRE(t && node, "tsr_trainer_set_bound: NULL argument");
-    int i = find_node(t->g, node);
-    char esc[160];
-    tsr_escape_controls(esc, sizeof esc, node, 0);
-    if (i < 0) return tsr_fail(TSR_ERR_NOT_FOUND, "no node is called '%s'", esc);
+static tsr_status set_bound_at(tsr_trainer *t, int i, const char *esc, double bound) {
     tsr_graph_kind k = t->g->nodes[i].kind;
     if (k != TSR_NODE_POLY && k != TSR_NODE_CHEBYSHEV)
         return tsr_fail(TSR_ERR_INVALID_ARG, "node '%s' is not a polynomial", esc);
@@ -284,6 +285,30 @@ tsr_status tsr_trainer_set_bound(tsr_trainer *t, const char *node, double bound)
     t->bound[2 * i] = -bound;
     t->bound[2 * i + 1] = bound;
     return TSR_OK;
+}
+
+tsr_status tsr_trainer_set_bound(tsr_trainer *t, const char *node, double bound) {
+    TSR_REQUIRE(t && node, "tsr_trainer_set_bound: NULL argument");
+    int same, i = find_node(t->g, node, &same);
+    char esc[160];
+    tsr_escape_controls(esc, sizeof esc, node, 0);
+    if (i < 0) return tsr_fail(TSR_ERR_NOT_FOUND, "no node is called '%s'", esc);
+    if (same > 1)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "%d nodes are called '%s': set the bound by position "
+                        "(tsr_trainer_set_node_bound)",
+                        same, esc);
+    return set_bound_at(t, i, esc, bound);
+}
+
+tsr_status tsr_trainer_set_node_bound(tsr_trainer *t, int i, double bound) {
+    TSR_REQUIRE(t, "tsr_trainer_set_node_bound: NULL argument");
+    if (i < 0 || i >= t->g->n_nodes)
+        return tsr_fail(TSR_ERR_NOT_FOUND, "no node %d (the graph has %d)", i, t->g->n_nodes);
+    char esc[160];
+    int ni = t->g->order[i];
+    tsr_escape_controls(esc, sizeof esc, t->g->nodes[ni].name, 0);
+    return set_bound_at(t, ni, esc, bound);
 }
 
 void tsr_trainer_set_range_weight(tsr_trainer *t, double weight) {

@@ -167,7 +167,7 @@ tsr_status tsr_npy_parse(const uint8_t *b, size_t len, tsr_array **out, int *int
         }
         a->data[i] = v;
     }
-    if (integral) *integral = type != NPY_F4 && type != NPY_F8;
+    if (integral) *integral = type == NPY_U1 ? 2 : type != NPY_F4 && type != NPY_F8;
     *out = a;
     return TSR_OK;
 }
@@ -194,6 +194,6 @@ tsr_status tsr_array_load(const char *path, tsr_array **out, int *integral) {
     if (st == TSR_OK)
         for (size_t i = 0; i < idx.count; i++) (*out)->data[i] = idx.data[i];
     tsr_idx_free(&idx);
-    if (st == TSR_OK && integral) *integral = 1;
+    if (st == TSR_OK && integral) *integral = 2; /* unsigned bytes only */
     return st;
 }

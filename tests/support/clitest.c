@@ -3,6 +3,7 @@
  */
 #include "clitest.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -156,10 +158,16 @@ int tt_wait_child(int pid, double seconds, int *status) {
             if (status) *status = st;
             return 1;
         }
-        if (w < 0 || (double)i * 0.05 >= seconds) break;
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return 0; /* ECHILD: not (or no longer) our child: that pid is not ours to signal */
+        }
+        if ((double)i * 0.05 >= seconds) break;
         usleep(50000);
     }
-    if (kill(pid, SIGKILL) == 0) waitpid(pid, &st, 0); /* SIGKILL cannot be caught: this returns */
+    if (kill(pid, SIGKILL) == 0) /* past the bound; SIGKILL cannot be caught: this returns */
+        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+        }
     return 0;
 }
 
@@ -183,9 +191,45 @@ void tt_cli_compile_keygen(const char *onnx, const char *compile_args, const cha
                   0, "keygen");
 }
 
-void tt_gate_hook(void *arg) {
+/* sem_timedwait for at most `seconds` (EINTR retried): 0 or -1 on timeout. */
+static int sem_wait_bounded(sem_t *s, time_t seconds) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += seconds;
+    int rc;
+    while ((rc = sem_timedwait(s, &ts)) != 0 && errno == EINTR) {
+    }
+    return rc;
+}
+
+void tt_gate_init(tt_gate *g, int hold) {
+    sem_init(&g->started, 0, 0);
+    sem_init(&g->release, 0, 0);
+    __atomic_store_n(&g->hold, hold, __ATOMIC_SEQ_CST);
+    g->live = 1;
+}
+
+void tt_gate_wait_started(tt_gate *g) {
+    if (sem_wait_bounded(&g->started, 300) != 0) fail_msg("no job reached the gate within 300 s");
+}
+
+void tt_gate_open(tt_gate *g) {
+    if (!g->live) return;
+    __atomic_store_n(&g->hold, 0, __ATOMIC_SEQ_CST);
+    sem_post(&g->release);
+}
+
+void tt_gate_destroy(tt_gate *g) {
+    if (!g->live) return;
+    sem_destroy(&g->started);
+    sem_destroy(&g->release);
+    g->live = 0;
+}
+
+void tt_gate_hook(void *arg) { /* runs on a server worker: never fail_msg here */
     tt_gate *g = arg;
     if (!__atomic_load_n(&g->hold, __ATOMIC_SEQ_CST)) return;
     sem_post(&g->started);
-    sem_wait(&g->release);
+    if (sem_wait_bounded(&g->release, 300) != 0)
+        fprintf(stderr, "tt_gate_hook: not released within 300 s: the job goes on\n");
 }

@@ -39,7 +39,7 @@ int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int
 /**
  * Wait at most `seconds` for the child process pid to exit: 1 and its status (may be NULL) once
  * it did. Past the bound, kill that process (SIGKILL to pid only, never by name), reap it and
- * return 0. Also 0 when pid is not a child of ours.
+ * return 0. Also 0, at once and without a signal, when pid is not (or no longer) a child of ours.
  */
 int tt_wait_child(int pid, double seconds, int *status);
 
@@ -56,13 +56,21 @@ void tt_cli_compile_keygen(const char *onnx, const char *compile_args, const cha
 
 /**
  * A gate for a server's job hook (tsr_serve_opts.job_hook = tt_gate_hook, .job_hook_arg = the
- * gate): while hold is set, each job posts `started` and waits for `release`; otherwise it
- * passes. Set up with sem_init on both semaphores (and hold) before the server starts.
+ * gate): while hold is set, each job posts `started` and waits (at most 300 s, then it passes
+ * with a message) for `release`; otherwise it passes. Set up with tt_gate_init before the
+ * server starts, wait for a job with tt_gate_wait_started (the test fails after 300 s), end with
+ * tt_gate_destroy; a teardown calls tt_gate_open so that a failed test leaves no job blocked.
  */
 typedef struct tt_gate {
     sem_t started, release;
     int hold; /* read and written atomically */
+    int live; /* between tt_gate_init and tt_gate_destroy */
 } tt_gate;
+void tt_gate_init(tt_gate *g, int hold);
+void tt_gate_wait_started(tt_gate *g);
+/** Clear hold and post release once (nothing after tt_gate_destroy). */
+void tt_gate_open(tt_gate *g);
+void tt_gate_destroy(tt_gate *g);
 void tt_gate_hook(void *arg);
 
 /** The output of the last run (static buffer). */
