@@ -508,6 +508,11 @@ int tsr_cmd_prune(int argc, char **argv) {
         o.layer_row_sparsity = lrow;
         o.n_layer_row_sparsity = n;
     }
+    if ((row_sp > 0 || layer_row) && o.method != TSR_PRUNE_TILE && o.method != TSR_PRUNE_HEPEX)
+        return cli_usage_error("prune",
+                               "--row-sparsity / --layer-row-sparsity: only with --method tile "
+                               "or hepex (tile rows), not %s",
+                               tsr_prune_method_name(o.method));
     if (!(distill_w >= 0.0 && distill_w <= 1.0))
         return cli_usage_error("prune", "--distill-weight %g must be in [0, 1]", distill_w);
     if (distill && !ft_data)

@@ -121,6 +121,16 @@ static void test_usage(void **state) {
                        "more values than layers", "prunable layers");
     tt_cli_expect_fail(tt_cli_run("prune %s --out %s --ft-schedule steps", mp, op), "schedule",
                        "--ft-schedule");
+    /* tile rows exist only for tile units: other methods refuse them instead of ignoring them */
+    const char *no_rows[] = { "magnitude", "hunter", "none" };
+    for (int i = 0; i < 3; i++) {
+        tt_cli_expect_fail(
+            tt_cli_run("prune %s --out %s --method %s --row-sparsity 0.25", mp, op, no_rows[i]),
+            no_rows[i], "--row-sparsity");
+        tt_cli_expect_fail(tt_cli_run("prune %s --out %s --method %s --layer-row-sparsity 0.25,-",
+                                      mp, op, no_rows[i]),
+                           no_rows[i], "only with --method tile");
+    }
     tt_cli_expect_fail(
         tt_cli_run("prune %s --out %s", tt_cli_path("none.onnx"), tt_cli_path("o.onnx")),
         "missing model", NULL);
