@@ -377,6 +377,16 @@ static tsr_status teacher_outputs(const char *path, const tsr_array *x, tsr_arra
         memcpy(chunk->data, x->data + i * row, (size_t)(n * row) * sizeof *chunk->data);
         tsr_array *y = NULL;
         if ((st = tsr_graph_run(g, (const tsr_array *const *)&chunk, &y)) != TSR_OK) break;
+        if (y->rank < 1 || y->dims[0] != n) {
+            /* only a batch-first output has one row per input; the total size alone would
+             * let a transposed output through */
+            st = tsr_fail(TSR_ERR_SHAPE,
+                          "prune: --distill model: its output is not batch-first (%lld rows "
+                          "for %lld inputs)",
+                          (long long)(y->rank < 1 ? 0 : y->dims[0]), (long long)n);
+            tsr_array_free(y);
+            break;
+        }
         if (D < 0) {
             D = (int64_t)y->numel / n;
             int64_t od[2] = { N, D };
@@ -498,6 +508,11 @@ int tsr_cmd_prune(int argc, char **argv) {
         o.layer_row_sparsity = lrow;
         o.n_layer_row_sparsity = n;
     }
+    if ((row_sp > 0 || layer_row) && o.method != TSR_PRUNE_TILE && o.method != TSR_PRUNE_HEPEX)
+        return cli_usage_error("prune",
+                               "--row-sparsity / --layer-row-sparsity: only with --method tile "
+                               "or hepex (tile rows), not %s",
+                               tsr_prune_method_name(o.method));
     if (!(distill_w >= 0.0 && distill_w <= 1.0))
         return cli_usage_error("prune", "--distill-weight %g must be in [0, 1]", distill_w);
     if (distill && !ft_data)

@@ -186,9 +186,13 @@ static void test_permute_mlp_function(void **state) {
         assert_int_equal(r->n_hidden, 2);
         assert_int_equal(r->n_permuted, 2);
         /* a permutation losing kept mass is undone (the features go back to their order):
-         * the mass never drops, and the undone dimensions are those left in their order,
-         * read from the rows of W1 (hidden 1 only) and W3 (hidden 2 only) against the model
-         * the permutation started from (the expanded one: expansion comes first) */
+         * the mass never drops, and every undone dimension is left in its order, read from
+         * the rows of W1 (hidden 1) and the sorted columns of W2 (hidden 2; sorting hides
+         * hidden 1's reordering of W2's rows) against the model the permutation started from
+         * (the expanded one: expansion comes first). A dimension in its order is undone or
+         * kept with k-means' order unchanged (the identity, which loses no mass and is never
+         * undone); the two leave the same model, so the in-order count bounds n_undone from
+         * above rather than giving it exactly. */
         tsr_graph *e = NULL;
         if (expand) {
             tsr_prune_opts eo = o;
@@ -209,11 +213,11 @@ static void test_permute_mlp_function(void **state) {
                 t0->data[c * h1 + i] = a0->data[i * 12 + c];
                 t1->data[c * h1 + i] = a1->data[i * 12 + c];
             }
-        int undone =
+        int in_order =
             same_order(t0, t1, 12, h1) + same_order(tsr_graph_const(from, "W2"), w2, h1, h2);
         tsr_array_free(t0);
         tsr_array_free(t1);
-        assert_int_equal(r->n_undone, undone);
+        assert_true(r->n_undone >= 0 && r->n_undone <= in_order);
         assert_true(r->mass_in_tiles >= r->mass_before);
         tsr_graph_free(e);
         double d = max_diff(gr, p, &g, 2, (int64_t[]){ 7, 12 });

@@ -13,8 +13,9 @@
 #include <stdio.h>
 #include <string.h>
 
-/* x(N,16) -> Gemm(24x16, b) -> square -> Gemm(24 -> 10): saved as ONNX. */
-static void write_model(const char *path) {
+/* x(N,16) -> Gemm(24x16, b) -> square -> Gemm(24 -> 10): saved as ONNX; with transposed, the
+ * output is transposed to (10, N) (not batch-first, the same size). */
+static void write_model_t(const char *path, int transposed) {
     tsr_prng g;
     tt_prng(&g, 1410);
     tsr_graph *gr;
@@ -37,7 +38,12 @@ static void write_model(const char *path) {
     tt_ok(tsr_graph_add_node(gr, TSR_NODE_SQUARE, "sq", 1, (const char *[]){ "h" }, "h2", NULL));
     tt_ok(
         tsr_graph_add_node(gr, TSR_NODE_GEMM, "fc2", 2, (const char *[]){ "h2", "W2" }, "y", &at));
-    tt_ok(tsr_graph_add_output(gr, "y"));
+    if (transposed) {
+        tsr_graph_attrs_default(&at); /* empty perm: reverse the axes */
+        tt_ok(tsr_graph_add_node(gr, TSR_NODE_TRANSPOSE, "tr", 1, (const char *[]){ "y" }, "yt",
+                                 &at));
+    }
+    tt_ok(tsr_graph_add_output(gr, transposed ? "yt" : "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_onnx_model *om;
     tt_ok(tsr_onnx_from_graph(gr, &om));
@@ -45,6 +51,10 @@ static void write_model(const char *path) {
     tt_ok(tsr_onnx_save(om, path));
     tsr_onnx_free(om);
     tsr_graph_free(gr);
+}
+
+static void write_model(const char *path) {
+    write_model_t(path, 0);
 }
 
 static tsr_graph *read_model(const char *path, tsr_onnx_model **keep) {
@@ -111,6 +121,16 @@ static void test_usage(void **state) {
                        "more values than layers", "prunable layers");
     tt_cli_expect_fail(tt_cli_run("prune %s --out %s --ft-schedule steps", mp, op), "schedule",
                        "--ft-schedule");
+    /* tile rows exist only for tile units: other methods refuse them instead of ignoring them */
+    const char *no_rows[] = { "magnitude", "hunter", "none" };
+    for (int i = 0; i < 3; i++) {
+        tt_cli_expect_fail(
+            tt_cli_run("prune %s --out %s --method %s --row-sparsity 0.25", mp, op, no_rows[i]),
+            no_rows[i], "--row-sparsity");
+        tt_cli_expect_fail(tt_cli_run("prune %s --out %s --method %s --layer-row-sparsity 0.25,-",
+                                      mp, op, no_rows[i]),
+                           no_rows[i], "only with --method tile");
+    }
     tt_cli_expect_fail(
         tt_cli_run("prune %s --out %s", tt_cli_path("none.onnx"), tt_cli_path("o.onnx")),
         "missing model", NULL);
@@ -263,6 +283,14 @@ static void test_finetune(void **state) {
                                       "--distill-weight 1.5 --quiet",
                                       m, d2, tt_cli_path("x.npy"), tt_cli_path("y.npy"), m),
                            "distillation weight out of range", "[0, 1]");
+        /* a teacher whose output is (10, N): the same size as the pruned model's (N, 10),
+         * but not one row per input */
+        char mt[1024];
+        snprintf(mt, sizeof mt, "%s", tt_cli_path("mt.onnx"));
+        write_model_t(mt, 1);
+        tt_cli_expect_fail(tt_cli_run("prune %s --out %s --finetune %s,%s --distill %s --quiet", m,
+                                      d2, tt_cli_path("x.npy"), tt_cli_path("y.npy"), mt),
+                           "teacher output not batch-first", "not batch-first");
     }
     tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --tile 8x4 --steps 2 --finetune "
                              "%s,%s --ft-batch 16 --ft-schedule const --quiet",
