@@ -717,12 +717,14 @@ tsr_status tsr_bvec_prod_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
     tsr_status st = TSR_OK;
     int64_t l1 = a0->level + 1;
     uint64_t live0 = __atomic_load_n(&be->counts.live_limbs, __ATOMIC_RELAXED);
-    /* Memory as the fused form holds it (ckks): per thread the products of one output
-     * (3 polynomials each) and every output before its relinearization (3 polynomials). */
+    /* Memory as the fused form holds it (ckks): in each of its TSR_PROD_LINCOMB_THREADS
+     * threads the products of one output (3 polynomials each), and every output before its
+     * relinearization (3 polynomials). */
     int64_t widest = 0;
     for (size_t j = 0; j < n_out; j++)
         if (row_ptr[j + 1] - row_ptr[j] > widest) widest = row_ptr[j + 1] - row_ptr[j];
-    uint64_t fused = (uint64_t)(3 * l1 * (2 * widest + (int64_t)n_out));
+    uint64_t fused =
+        (uint64_t)(3 * l1 * (TSR_PROD_LINCOMB_THREADS * widest + (int64_t)n_out));
     if (be->vt->prod_lincomb) {
         for (size_t j = 0; j < n_out && st == TSR_OK; j++) {
             outs[j] = shell(be, a0->level - 1, s2 * cscale, 0);

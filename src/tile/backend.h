@@ -38,6 +38,11 @@ typedef struct tsr_bvec {
  * done. dst-style functions work in place. For rotate, outs[i] are shells
  * (level/scale/is_plain already set) whose impl the backend fills.
  */
+/* Outputs a fused prod_lincomb kernel computes at once (threads over outputs): a
+ * fixed number, so that its peak memory and the plans' predicted memory do not
+ * depend on the machine's thread count. */
+#define TSR_PROD_LINCOMB_THREADS 2
+
 typedef struct tsr_backend_vtable {
     const char *name;
     /* out->level/scale/is_plain are set; values may be NULL in shape-only mode. */
@@ -93,6 +98,8 @@ typedef struct tsr_backend_vtable {
      * relinearization and rescale per output (outs at level l-1 with scale
      * (s_a s_b / q_l) * cscale). a and b share level and scale; outs[j] are
      * shells. NULL: the generic layer multiplies, rescales and combines.
+     * At most TSR_PROD_LINCOMB_THREADS outputs are in flight at once (the
+     * memory model in tsr_bvec_prod_lincomb counts that many).
      */
     tsr_status (*prod_lincomb)(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
                                const tsr_bvec *const *a, const tsr_bvec *const *b,

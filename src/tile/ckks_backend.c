@@ -397,9 +397,9 @@ static tsr_status c_sq_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_
     return st;
 }
 
-/* Per output (OpenMP threads over outputs): its products unrelinearized (3 polynomials),
- * their combination, one relinearization and rescale. Holds one output's products per
- * thread, never all P of them. */
+/* Per output (OpenMP threads over outputs, at most TSR_PROD_LINCOMB_THREADS of them): its
+ * products unrelinearized (3 polynomials), their combination, one relinearization and
+ * rescale. Holds one output's products per thread, never all P of them. */
 static tsr_status c_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
                                  const tsr_bvec *const *a, const tsr_bvec *const *b,
                                  const int64_t *row_ptr, const int64_t *ia, const int64_t *ib,
@@ -414,7 +414,7 @@ static tsr_status c_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t 
     char msg[512] = "";
     if (st == TSR_OK) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(TSR_PROD_LINCOMB_THREADS)
 #endif
         for (int64_t j = 0; j < (int64_t)n_out; j++) {
             if (__atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
