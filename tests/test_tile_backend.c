@@ -306,6 +306,83 @@ static void test_limb_counts(void **state) {
     tsr_backend_free(be);
 }
 
+/* Sums of products (contract steps): on the mockup (the generic path) the values, the
+ * counts and limbs of the fused form, an empty row, operands at one level with different
+ * scales, and the refusals. */
+static void test_prod_lincomb(void **state) {
+    (void)state;
+    tsr_backend *be = tc_mockup(SLOTS, 3);
+    double x[SLOTS], y[SLOTS], z[SLOTS];
+    for (int i = 0; i < SLOTS; i++) {
+        x[i] = 0.01 * i;
+        y[i] = 0.5 - 0.02 * i;
+    }
+    double sd = tsr_backend_default_scale(be);
+    tsr_bvec *a[2] = { enc(be, x, 3), enc(be, y, 3) }, *b[1], *outs[3];
+    /* b at the same level, twice the scale (as par_mul's operands may be) */
+    tt_ok(tsr_bvec_encrypt(be, y, 3, 2 * sd, &b[0]));
+    tsr_backend_reset_counts(be);
+    const int64_t rp[4] = { 0, 2, 2, 3 }, ia[3] = { 0, 1, 1 }, ib[3] = { 0, 0, 0 };
+    const double vals[3] = { 0.5, -0.25, 2 };
+    tt_ok(tsr_bvec_prod_lincomb(be, outs, 3, (const tsr_bvec *const *)a, 2,
+                                (const tsr_bvec *const *)b, 1, rp, ia, ib, vals, ldexp(1, 20)));
+    tsr_backend_counts c;
+    tsr_backend_get_counts(be, &c);
+    assert_int_equal(c.mul_ct, 3);
+    assert_int_equal(c.key_switch, 3);
+    assert_int_equal(c.rescale, 3);
+    assert_int_equal(c.mul_const, 3); /* nonzero terms */
+    assert_int_equal(c.add, 1);
+    assert_int_equal(c.live_limbs, 3 * 2 * 4 + 3 * 2 * 3); /* inputs, outputs at level 2 */
+    /* inputs + (2 threads x widest row 2 + 3 outputs) x 3 polynomials x 4 limbs */
+    assert_int_equal(c.peak_limbs, 3 * 2 * 4 + (TSR_PROD_LINCOMB_THREADS * 2 + 3) * 3 * 4);
+    for (int j = 0; j < 3; j++) {
+        assert_int_equal(outs[j]->level, 2);
+        /* the product scale s_a s_b / q_3 times cscale (rounded as the generic lincomb does) */
+        assert_true(fabs(outs[j]->scale / (sd * 2 * sd / be->primes[3] * ldexp(1, 20)) - 1) < 1e-5);
+        dec(be, outs[j], z);
+        for (int i = 0; i < SLOTS; i++) {
+            double want = j == 0   ? 0.5 * x[i] * y[i] - 0.25 * y[i] * y[i]
+                          : j == 1 ? 0.0
+                                   : 2 * y[i] * y[i];
+            assert_true(fabs(z[i] - want) < 1e-6);
+        }
+        tsr_bvec_free(be, outs[j]);
+    }
+    /* refusals: a term out of range, a decreasing row, level 0, a's at two scales */
+    const int64_t bad_ia[3] = { 0, 2, 1 }, bad_ib[3] = { 0, 0, 1 }, dec_rp[4] = { 0, 2, 1, 3 };
+    const tsr_bvec *const *ca = (const tsr_bvec *const *)a, *const *cb = (const tsr_bvec *const *)b;
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, ca, 2, cb, 1, rp, bad_ia, ib, vals, 1.0),
+             TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, ca, 2, cb, 1, rp, ia, bad_ib, vals, 1.0),
+             TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, ca, 2, cb, 1, dec_rp, ia, ib, vals, 1.0),
+             TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, ca, 2, cb, 0, rp, ia, ib, vals, 1.0),
+             TSR_ERR_INVALID_ARG);
+    for (int j = 0; j < 3; j++) assert_null(outs[j]);
+    tsr_bvec *a2[2] = { a[0], b[0] }; /* the a's at two scales */
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, (const tsr_bvec *const *)a2, 2, cb, 1, rp, ia, ib,
+                                   vals, 1.0),
+             TSR_ERR_SCALE);
+    tsr_bvec *lo;
+    tt_ok(tsr_bvec_encrypt(be, x, 2, sd, &lo));
+    tsr_bvec *a3[2] = { a[0], lo }; /* two levels */
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, (const tsr_bvec *const *)a3, 2, cb, 1, rp, ia, ib,
+                                   vals, 1.0),
+             TSR_ERR_LEVEL);
+    tsr_bvec_free(be, lo);
+    tsr_bvec *z0[1];
+    tt_ok(tsr_bvec_encrypt(be, x, 0, sd, &z0[0]));
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 1, (const tsr_bvec *const *)z0, 1,
+                                   (const tsr_bvec *const *)z0, 1, rp, ia, ib, vals, 1.0),
+             TSR_ERR_LEVEL);
+    tsr_bvec_free(be, z0[0]);
+    for (int i = 0; i < 2; i++) tsr_bvec_free(be, a[i]);
+    tsr_bvec_free(be, b[0]);
+    tsr_backend_free(be);
+}
+
 /* Errors of fresh encryptions and rescales match the documented model. */
 static void test_noise_model(void **state) {
     (void)state;
@@ -681,11 +758,17 @@ static void test_bootstrap_ckks_debug(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_arith_levels_scales), cmocka_unit_test(test_overflow),
-        cmocka_unit_test(test_rotations),           cmocka_unit_test(test_counts_and_dry_run),
-        cmocka_unit_test(test_noise_model),         cmocka_unit_test(test_bad_params),
-        cmocka_unit_test(test_debug_backend),       cmocka_unit_test(test_limb_counts),
-        cmocka_unit_test(test_bootstrap_mockup),    cmocka_unit_test(test_bootstrap_ckks_debug),
+        cmocka_unit_test(test_arith_levels_scales),
+        cmocka_unit_test(test_overflow),
+        cmocka_unit_test(test_rotations),
+        cmocka_unit_test(test_counts_and_dry_run),
+        cmocka_unit_test(test_noise_model),
+        cmocka_unit_test(test_bad_params),
+        cmocka_unit_test(test_debug_backend),
+        cmocka_unit_test(test_limb_counts),
+        cmocka_unit_test(test_prod_lincomb),
+        cmocka_unit_test(test_bootstrap_mockup),
+        cmocka_unit_test(test_bootstrap_ckks_debug),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -647,16 +647,16 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
 }
 
 /*
- * A contraction: the operands brought to one level and scale (the higher one by a constant
- * product, no depth, as par_mul does), then tsr_tile_prod_lincomb.
+ * A contraction: the operands brought to one level (the higher one to the lower one's level
+ * and scale by a constant product, no depth, as par_mul does), then tsr_tile_prod_lincomb.
+ * At one level their scales may differ (the products are at s_x s_y / q, as par_mul's).
  */
 static tsr_status contract(const tsr_tile *x, const tsr_tile *y, const nn_step *s,
                            const nn_prep *pp, tsr_tile **out) {
     *out = NULL;
     int lx = tsr_tile_level(x), ly = tsr_tile_level(y);
-    double sx = tsr_tile_scale(x), sy = tsr_tile_scale(y);
-    if (lx != ly || fabs(sx / sy - 1.0) > x->be->scale_tol) {
-        const tsr_tile *hi = lx > ly || (lx == ly && sx > sy) ? x : y;
+    if (lx != ly) {
+        const tsr_tile *hi = lx > ly ? x : y;
         const tsr_tile *lo = hi == x ? y : x;
         tsr_tile *a;
         TSR_TRY(tl_new(hi->be, &hi->shape, 1, &a));

@@ -431,7 +431,7 @@ static tsr_status c_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t 
                 s = tsr_ckks_ciphertext_create(&pr[k], params);
                 if (s == TSR_OK)
                     s = nk ? tsr_ckks_mul(c->ev, pr[k], CT(a[ia[k0 + k]]), CT(b[ib[k0 + k]]))
-                           : tsr_ckks_mul(c->ev, pr[k], CT(a[0]), CT(a[0]));
+                           : tsr_ckks_mul(c->ev, pr[k], CT(a[0]), CT(b[0]));
             }
             if (s == TSR_OK)
                 s = tsr_ckks_lincomb(&o[j], 1, (const tsr_ckks_ciphertext *const *)pr, (size_t)n,
