@@ -660,6 +660,44 @@ static void write_corpus(const char *name, const uint8_t *b, size_t n) {
     fclose(fp);
 }
 
+/* Plans written by main 4e867d0, before plan format 5 (tests/data/plans_v3v4/README.md): they
+ * read, lower as they were written (the transformer keeps its mul steps) and keep the ids that
+ * build computed. */
+static void test_old_plans(void **state) {
+    (void)state;
+    static const struct {
+        const char *file;
+        uint32_t format;
+        int n_mul;
+        const char *id;
+    } old[] = {
+        { "batch.plan", 3, -1, "809ab8f0289fe192191675c0c40d866a6e4b46dc008673f4571c6d59e527c870" },
+        { "tiled.plan", 3, -1, "a9a79deb2eafe14c3ba2b404a3d63a6234a001bf097cd6eb0a6d7da5c7f2b8ad" },
+        { "calibrated.plan", 3, -1,
+          "69fc0afa81a9c8f0a4bc795dc88184371c648c410a90d8457d485b3f7d427088" },
+        { "transformer_v4.plan", 4, 2,
+          "104ae420b44f2e1fdd6d9775b7a1e9d858443b934f942485629a4b36e2bf8a1a" },
+    };
+    for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
+        char path[128], hex[65];
+        snprintf(path, sizeof path, "tests/data/plans_v3v4/%s", old[i].file);
+        tsr_nn_plan *p;
+        tt_ok(tsr_nn_plan_load(&p, tt_source_path(path), TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+        assert_int_equal(p->format, old[i].format);
+        uint8_t id[32];
+        tsr_nn_plan_id(p, id);
+        for (int k = 0; k < 32; k++) snprintf(hex + 2 * k, 3, "%02x", id[k]);
+        if (strcmp(hex, old[i].id) != 0) fail_msg("%s: id %s, main wrote %s", path, hex, old[i].id);
+        int n_mul = 0;
+        for (int k = 0; k < p->prog->n_steps; k++) {
+            assert_int_not_equal(p->prog->steps[k].op, NN_OP_CONTRACT);
+            n_mul += p->prog->steps[k].op == NN_OP_MUL;
+        }
+        if (old[i].n_mul >= 0) assert_int_equal(n_mul, old[i].n_mul);
+        tsr_nn_plan_free(p);
+    }
+}
+
 static void test_plan_files(void **state) {
     (void)state;
     tsr_prng g;
@@ -1191,6 +1229,7 @@ int main(void) {
         cmocka_unit_test(test_optimizer),         cmocka_unit_test(test_plan_files),
         cmocka_unit_test(test_wrong_inputs),      cmocka_unit_test(test_other_backends),
         cmocka_unit_test(test_plan_ranges),       cmocka_unit_test(test_contract_encrypted),
+        cmocka_unit_test(test_old_plans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

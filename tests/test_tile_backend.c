@@ -306,6 +306,174 @@ static void test_limb_counts(void **state) {
     tsr_backend_free(be);
 }
 
+/* Sums of products (contract steps): on the mockup (the generic path) the values, the
+ * counts and limbs of the fused form, an empty row, operands at one level with different
+ * scales, and the refusals. */
+static void test_prod_lincomb(void **state) {
+    (void)state;
+    tsr_backend *be = tc_mockup(SLOTS, 3);
+    double x[SLOTS], y[SLOTS], z[SLOTS];
+    for (int i = 0; i < SLOTS; i++) {
+        x[i] = 0.01 * i;
+        y[i] = 0.5 - 0.02 * i;
+    }
+    double sd = tsr_backend_default_scale(be);
+    tsr_bvec *a[2] = { enc(be, x, 3), enc(be, y, 3) }, *b[1], *outs[3];
+    /* b at the same level, twice the scale (as par_mul's operands may be) */
+    tt_ok(tsr_bvec_encrypt(be, y, 3, 2 * sd, &b[0]));
+    tsr_backend_reset_counts(be);
+    const int64_t rp[4] = { 0, 2, 2, 3 }, ia[3] = { 0, 1, 1 }, ib[3] = { 0, 0, 0 };
+    const double vals[3] = { 0.5, -0.25, 2 };
+    tt_ok(tsr_bvec_prod_lincomb(be, outs, 3, (const tsr_bvec *const *)a, 2,
+                                (const tsr_bvec *const *)b, 1, rp, ia, ib, vals, ldexp(1, 20)));
+    tsr_backend_counts c;
+    tsr_backend_get_counts(be, &c);
+    assert_int_equal(c.mul_ct, 3);
+    assert_int_equal(c.key_switch, 3);
+    assert_int_equal(c.rescale, 3);
+    assert_int_equal(c.mul_const, 3); /* nonzero terms */
+    assert_int_equal(c.add, 1);
+    assert_int_equal(c.live_limbs, 3 * 2 * 4 + 3 * 2 * 3); /* inputs, outputs at level 2 */
+    /* inputs + (2 threads x widest row 2 + 3 outputs) x 3 polynomials x 4 limbs */
+    assert_int_equal(c.peak_limbs, 3 * 2 * 4 + (TSR_PROD_LINCOMB_THREADS * 2 + 3) * 3 * 4);
+    for (int j = 0; j < 3; j++) {
+        assert_int_equal(outs[j]->level, 2);
+        /* the product scale s_a s_b / q_3 times cscale (rounded as the generic lincomb does) */
+        assert_true(fabs(outs[j]->scale / (sd * 2 * sd / be->primes[3] * ldexp(1, 20)) - 1) < 1e-5);
+        dec(be, outs[j], z);
+        for (int i = 0; i < SLOTS; i++) {
+            double want = j == 0   ? 0.5 * x[i] * y[i] - 0.25 * y[i] * y[i]
+                          : j == 1 ? 0.0
+                                   : 2 * y[i] * y[i];
+            assert_true(fabs(z[i] - want) < 1e-6);
+        }
+        tsr_bvec_free(be, outs[j]);
+    }
+    /* refusals: a term out of range, a decreasing row, level 0, a's at two scales */
+    const int64_t bad_ia[3] = { 0, 2, 1 }, bad_ib[3] = { 0, 0, 1 }, dec_rp[4] = { 0, 2, 1, 3 };
+    const tsr_bvec *const *ca = (const tsr_bvec *const *)a, *const *cb = (const tsr_bvec *const *)b;
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, ca, 2, cb, 1, rp, bad_ia, ib, vals, 1.0),
+             TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, ca, 2, cb, 1, rp, ia, bad_ib, vals, 1.0),
+             TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, ca, 2, cb, 1, dec_rp, ia, ib, vals, 1.0),
+             TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, ca, 2, cb, 0, rp, ia, ib, vals, 1.0),
+             TSR_ERR_INVALID_ARG);
+    for (int j = 0; j < 3; j++) assert_null(outs[j]);
+    tsr_bvec *a2[2] = { a[0], b[0] }; /* the a's at two scales */
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, (const tsr_bvec *const *)a2, 2, cb, 1, rp, ia, ib,
+                                   vals, 1.0),
+             TSR_ERR_SCALE);
+    tsr_bvec *lo;
+    tt_ok(tsr_bvec_encrypt(be, x, 2, sd, &lo));
+    tsr_bvec *a3[2] = { a[0], lo }; /* two levels */
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 3, (const tsr_bvec *const *)a3, 2, cb, 1, rp, ia, ib,
+                                   vals, 1.0),
+             TSR_ERR_LEVEL);
+    tsr_bvec_free(be, lo);
+    tsr_bvec *z0[1];
+    tt_ok(tsr_bvec_encrypt(be, x, 0, sd, &z0[0]));
+    tt_fails(tsr_bvec_prod_lincomb(be, outs, 1, (const tsr_bvec *const *)z0, 1,
+                                   (const tsr_bvec *const *)z0, 1, rp, ia, ib, vals, 1.0),
+             TSR_ERR_LEVEL);
+    tsr_bvec_free(be, z0[0]);
+    for (int i = 0; i < 2; i++) tsr_bvec_free(be, a[i]);
+    tsr_bvec_free(be, b[0]);
+    tsr_backend_free(be);
+}
+
+/* The fused ckks prod_lincomb kernel against the generic path (products, rescales, one
+ * lincomb per output) on the same small insecure ring: both within 2^-20 of the exact
+ * sums and of each other. */
+static void test_prod_lincomb_ckks(void **state) {
+    (void)state;
+    tsr_ckks_param_spec spec = { .log_n = 10,
+                                 .first_prime_bits = 60,
+                                 .scale_bits = 40,
+                                 .levels = 3,
+                                 .special_primes = 1,
+                                 .special_prime_bits = 61,
+                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    tsr_ckks_params *p;
+    tsr_ckks_secret_key *sk;
+    tsr_ckks_public_key *pk;
+    tsr_ckks_relin_key *rk;
+    tt_ok(tsr_ckks_params_create(&p, &spec));
+    tt_ok(tsr_ckks_secret_key_create(&sk, p));
+    tt_ok(tsr_ckks_public_key_create(&pk, sk));
+    tt_ok(tsr_ckks_relin_key_create(&rk, sk));
+    tsr_backend *be;
+    tt_ok(tsr_backend_ckks_create(p, pk, sk, rk, NULL, &be));
+    int64_t slots = tsr_backend_slots(be);
+    double *x = malloc(5 * (size_t)slots * sizeof *x);
+    assert_non_null(x);
+    tsr_prng g;
+    tt_prng(&g, 13);
+    tc_random_dense(&g, x, 4 * (size_t)slots, -1, 1);
+    double *z = x + 4 * slots, sd = tsr_backend_default_scale(be);
+    tsr_bvec *a[2], *b[2], *fused[3], *gen[3];
+    for (int i = 0; i < 2; i++) {
+        tt_ok(tsr_bvec_encrypt(be, x + i * slots, 3, sd, &a[i]));
+        tt_ok(tsr_bvec_encrypt(be, x + (2 + i) * slots, 3, 2 * sd, &b[i]));
+    }
+    const int64_t rp[4] = { 0, 3, 3, 5 }, ia[5] = { 0, 1, 1, 0, 1 }, ib[5] = { 0, 1, 0, 1, 1 };
+    const double vals[5] = { 0.5, -0.25, 0.75, 1, -1 }, cs = ldexp(1, 20);
+    tt_ok(tsr_bvec_prod_lincomb(be, fused, 3, (const tsr_bvec *const *)a, 2,
+                                (const tsr_bvec *const *)b, 2, rp, ia, ib, vals, cs));
+    double worst = 0;
+    for (int j = 0; j < 3; j++) {
+        int64_t nk = rp[j + 1] - rp[j], cols[3] = { 0, 1, 2 }, r1[2] = { 0, nk };
+        tsr_bvec *pr[3];
+        for (int64_t k = 0; k < nk; k++) {
+            tt_ok(tsr_bvec_mul_new(be, a[ia[rp[j] + k]], b[ib[rp[j] + k]], &pr[k]));
+            tt_ok(tsr_bvec_rescale(be, pr[k]));
+        }
+        double *want = malloc((size_t)slots * sizeof *want);
+        assert_non_null(want);
+        for (int64_t i = 0; i < slots; i++) {
+            want[i] = 0;
+            for (int64_t k = rp[j]; k < rp[j + 1]; k++)
+                want[i] += vals[k] * x[ia[k] * slots + i] * x[(2 + ib[k]) * slots + i];
+        }
+        dec(be, fused[j], z);
+        assert_int_equal(fused[j]->level, 2);
+        if (nk) {
+            tt_ok(tsr_bvec_lincomb(be, &gen[j], 1, (const tsr_bvec *const *)pr, (size_t)nk, r1,
+                                   cols, vals + rp[j], cs));
+            assert_int_equal(gen[j]->level, fused[j]->level);
+            assert_true(fabs(gen[j]->scale / fused[j]->scale - 1) < 1e-9);
+            double *g2 = malloc((size_t)slots * sizeof *g2);
+            assert_non_null(g2);
+            dec(be, gen[j], g2);
+            for (int64_t i = 0; i < slots; i++) {
+                worst = fmax(worst, fabs(z[i] - want[i]));
+                worst = fmax(worst, fabs(g2[i] - want[i]));
+                worst = fmax(worst, fabs(g2[i] - z[i]));
+            }
+            free(g2);
+            tsr_bvec_free(be, gen[j]);
+        } else {
+            for (int64_t i = 0; i < slots; i++) worst = fmax(worst, fabs(z[i]));
+        }
+        free(want);
+        for (int64_t k = 0; k < nk; k++) tsr_bvec_free(be, pr[k]);
+        tsr_bvec_free(be, fused[j]);
+    }
+    print_message("# prod_lincomb ckks fused vs generic vs exact: worst 2^%.1f\n", log2(worst));
+    assert_true(worst < ldexp(1, -20));
+    for (int i = 0; i < 2; i++) {
+        tsr_bvec_free(be, a[i]);
+        tsr_bvec_free(be, b[i]);
+    }
+    free(x);
+    tsr_backend_free(be);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_public_key_free(pk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_params_free(p);
+}
+
 /* Errors of fresh encryptions and rescales match the documented model. */
 static void test_noise_model(void **state) {
     (void)state;
@@ -685,6 +853,7 @@ int main(void) {
         cmocka_unit_test(test_rotations),           cmocka_unit_test(test_counts_and_dry_run),
         cmocka_unit_test(test_noise_model),         cmocka_unit_test(test_bad_params),
         cmocka_unit_test(test_debug_backend),       cmocka_unit_test(test_limb_counts),
+        cmocka_unit_test(test_prod_lincomb),        cmocka_unit_test(test_prod_lincomb_ckks),
         cmocka_unit_test(test_bootstrap_mockup),    cmocka_unit_test(test_bootstrap_ckks_debug),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

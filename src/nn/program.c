@@ -647,16 +647,16 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
 }
 
 /*
- * A contraction: the operands brought to one level and scale (the higher one by a constant
- * product, no depth, as par_mul does), then tsr_tile_prod_lincomb.
+ * A contraction: the operands brought to one level (the higher one to the lower one's level
+ * and scale by a constant product, no depth, as par_mul does), then tsr_tile_prod_lincomb.
+ * At one level their scales may differ (the products are at s_x s_y / q, as par_mul's).
  */
 static tsr_status contract(const tsr_tile *x, const tsr_tile *y, const nn_step *s,
                            const nn_prep *pp, tsr_tile **out) {
     *out = NULL;
     int lx = tsr_tile_level(x), ly = tsr_tile_level(y);
-    double sx = tsr_tile_scale(x), sy = tsr_tile_scale(y);
-    if (lx != ly || fabs(sx / sy - 1.0) > x->be->scale_tol) {
-        const tsr_tile *hi = lx > ly || (lx == ly && sx > sy) ? x : y;
+    if (lx != ly) {
+        const tsr_tile *hi = lx > ly ? x : y;
         const tsr_tile *lo = hi == x ? y : x;
         tsr_tile *a;
         TSR_TRY(tl_new(hi->be, &hi->shape, 1, &a));
@@ -761,6 +761,13 @@ tsr_status nn_apply_step(const tsr_nn_model *m, const nn_program *p, const nn_st
 
 /* ---- building ------------------------------------------------------------------- */
 
+/* What lowering does with a layer (BATCH packing); b.role is zeroed: ROLE_OWN. */
+typedef enum {
+    ROLE_OWN = 0,  /* its own step */
+    ROLE_FUSED,    /* an expansion or the mul of a contraction: no step, done by the sum */
+    ROLE_CONTRACT, /* the sum of a contraction: one NN_OP_CONTRACT step */
+} layer_role;
+
 typedef struct builder {
     const tsr_nn_model *m;
     nn_program *p;
@@ -769,10 +776,8 @@ typedef struct builder {
     int *last_use;   /* per value: last step reading it (filled in a pre-pass on layers) */
     int *tval;       /* model tensor -> value id */
     uint8_t *sq;     /* model tensor -> 1: the square of its value (fused into the reader) */
-    /* per layer (BATCH packing): 0 its own step; 1 an expansion or the mul of a contraction
-     * (no step: done by the sum); 2 the sum of a contraction (NN_OP_CONTRACT) */
-    uint8_t *role;
-    int *ca, *cb; /* per layer with role 2: the tensors the expansions read */
+    uint8_t *role;   /* per layer (BATCH packing): a layer_role */
+    int *ca, *cb;    /* per layer with ROLE_CONTRACT: the tensors the expansions read */
 } builder;
 
 static tsr_status new_value(builder *b, int *id) {
@@ -946,7 +951,7 @@ static int square_fuses(const builder *b, int li) {
     for (int j = li + 1; j < m->n_layers; j++) {
         const nn_layer *R = &m->layers[j];
         if (R->in[0] != t && R->in[1] != t) continue;
-        return R->in[0] == t && R->in[1] < 0 && !b->role[j] &&
+        return R->in[0] == t && R->in[1] < 0 && b->role[j] == ROLE_OWN &&
                (R->kind == NN_CONV || R->kind == NN_AVGPOOL || R->kind == NN_DENSE);
     }
     return 0;
@@ -959,8 +964,8 @@ static tsr_status lower_layer(builder *b, int li) {
     int v = b->tval[L->in[0]], id = -1;
     int batch = p->cfg.packing == TSR_NN_PACK_BATCH;
     nn_step s;
-    if (b->role[li] == 1) return TSR_OK; /* done by the contraction's step */
-    if (b->role[li] == 2) {
+    if (b->role[li] == ROLE_FUSED) return TSR_OK; /* done by the contraction's step */
+    if (b->role[li] == ROLE_CONTRACT) {
         s = layer_step(NN_OP_CONTRACT, li, b->tval[b->ca[li]]);
         s.in[1] = b->tval[b->cb[li]];
         s.out_shape = p->values[s.in[0]].shape;
@@ -1122,8 +1127,8 @@ static tsr_status lower_layer(builder *b, int li) {
 /* Does layer j read tensor t (a contraction's sum reads what its expansions read)? */
 static int layer_reads(const builder *b, int j, int t) {
     const nn_layer *L = &b->m->layers[j];
-    if (b->role[j] == 1) return 0;
-    if (b->role[j] == 2) return b->ca[j] == t || b->cb[j] == t;
+    if (b->role[j] == ROLE_FUSED) return 0;
+    if (b->role[j] == ROLE_CONTRACT) return b->ca[j] == t || b->cb[j] == t;
     return L->in[0] == t || L->in[1] == t;
 }
 
@@ -1174,10 +1179,10 @@ tsr_status nn_program_build(const tsr_nn_model *m, const nn_config *c, tsr_backe
     /* Contractions (BATCH packing): expansions + mul + sum become one step of the sum. */
     for (int q = 0; c->packing == TSR_NN_PACK_BATCH && !c->no_contract && q < m->n_layers; q++) {
         int u, ea, eb;
-        if (b.role[q] || !contract_layers(m, q, &u, &ea, &eb)) continue;
-        if (b.role[u] || b.role[ea] || b.role[eb]) continue;
-        b.role[u] = b.role[ea] = b.role[eb] = 1;
-        b.role[q] = 2;
+        if (b.role[q] != ROLE_OWN || !contract_layers(m, q, &u, &ea, &eb)) continue;
+        if (b.role[u] != ROLE_OWN || b.role[ea] != ROLE_OWN || b.role[eb] != ROLE_OWN) continue;
+        b.role[u] = b.role[ea] = b.role[eb] = ROLE_FUSED;
+        b.role[q] = ROLE_CONTRACT;
         b.ca[q] = m->layers[ea].in[0];
         b.cb[q] = m->layers[eb].in[0];
     }

@@ -688,41 +688,47 @@ tsr_status tsr_bvec_prod_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
                                  const int64_t *ib, const double *vals, double cscale) {
     for (size_t j = 0; j < n_out; j++) outs[j] = NULL;
     if (n_a == 0 || n_b == 0) return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: no inputs");
-    const tsr_bvec *a0 = a[0];
+    const tsr_bvec *a0 = a[0], *b0 = b[0];
     for (size_t i = 0; i < n_a + n_b; i++) {
-        const tsr_bvec *x = i < n_a ? a[i] : b[i - n_a];
+        const tsr_bvec *x = i < n_a ? a[i] : b[i - n_a], *x0 = i < n_a ? a0 : b0;
         TSR_TRY(need_ct(x, "prod_lincomb"));
         TSR_TRY(same_level(a0, x, "prod_lincomb"));
-        if (fabs(x->scale / a0->scale - 1.0) > be->scale_tol)
-            return tsr_fail(TSR_ERR_SCALE, "prod_lincomb: inputs at different scales");
+        if (fabs(x->scale / x0->scale - 1.0) > be->scale_tol)
+            return tsr_fail(TSR_ERR_SCALE, "prod_lincomb: the %s inputs have different scales",
+                            i < n_a ? "a" : "b");
     }
     if (a0->level < 1)
         return tsr_fail(TSR_ERR_LEVEL,
                         "prod_lincomb at level 0: no multiplicative depth left (use parameters "
                         "with more levels)");
-    for (size_t j = 0; j < n_out; j++)
+    if (row_ptr[0] != 0) return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: row_ptr[0] must be 0");
+    for (size_t j = 0; j < n_out; j++) {
+        if (row_ptr[j + 1] < row_ptr[j])
+            return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: row_ptr decreases at row %zu", j);
         for (int64_t k = row_ptr[j]; k < row_ptr[j + 1]; k++)
             if (ia[k] < 0 || (size_t)ia[k] >= n_a || ib[k] < 0 || (size_t)ib[k] >= n_b)
                 return tsr_fail(TSR_ERR_INVALID_ARG, "prod_lincomb: term %lld reads (%lld, %lld)",
                                 (long long)k, (long long)ia[k], (long long)ib[k]);
-    TSR_TRY(check_product(be, a0->level, a0->scale, a0->scale, "prod_lincomb"));
-    double q = be->primes[a0->level], s2 = a0->scale * a0->scale / q;
+    }
+    TSR_TRY(check_product(be, a0->level, a0->scale, b0->scale, "prod_lincomb"));
+    double q = be->primes[a0->level], s2 = a0->scale * b0->scale / q;
     if (s2 < 2.0)
         return tsr_fail(TSR_ERR_SCALE, "prod_lincomb: the products' scale 2^%.1f is too small",
                         log2(s2));
     uint64_t terms, adds;
     TSR_TRY(count_constants("prod_lincomb", row_ptr, vals, n_out, cscale, &terms, &adds));
-    TSR_TRY(check_product(be, a0->level, a0->scale * a0->scale, cscale, "prod_lincomb"));
+    TSR_TRY(check_product(be, a0->level, a0->scale * b0->scale, cscale, "prod_lincomb"));
     TSR_TRY(check_product(be, a0->level - 1, s2, cscale, "prod_lincomb"));
     tsr_status st = TSR_OK;
     int64_t l1 = a0->level + 1;
     uint64_t live0 = __atomic_load_n(&be->counts.live_limbs, __ATOMIC_RELAXED);
-    /* Memory as the fused form holds it (ckks): per thread the products of one output
-     * (3 polynomials each) and every output before its relinearization (3 polynomials). */
+    /* Memory as the fused form holds it (ckks): in each of its TSR_PROD_LINCOMB_THREADS
+     * threads the products of one output (3 polynomials each), and every output before its
+     * relinearization (3 polynomials). */
     int64_t widest = 0;
     for (size_t j = 0; j < n_out; j++)
         if (row_ptr[j + 1] - row_ptr[j] > widest) widest = row_ptr[j + 1] - row_ptr[j];
-    uint64_t fused = (uint64_t)(3 * l1 * (2 * widest + (int64_t)n_out));
+    uint64_t fused = (uint64_t)(3 * l1 * (TSR_PROD_LINCOMB_THREADS * widest + (int64_t)n_out));
     if (be->vt->prod_lincomb) {
         for (size_t j = 0; j < n_out && st == TSR_OK; j++) {
             outs[j] = shell(be, a0->level - 1, s2 * cscale, 0);
@@ -749,7 +755,7 @@ tsr_status tsr_bvec_prod_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
             }
             if (st == TSR_OK && nk == 0) {
                 /* an empty row: zero at the products' level and scale */
-                st = tsr_bvec_mul_new(be, a0, a0, &pr[0]);
+                st = tsr_bvec_mul_new(be, a0, b0, &pr[0]);
                 if (st == TSR_OK) st = tsr_bvec_rescale(be, pr[0]);
                 rp[1] = 1;
                 cols[0] = 0;

@@ -38,6 +38,11 @@ typedef struct tsr_bvec {
  * done. dst-style functions work in place. For rotate, outs[i] are shells
  * (level/scale/is_plain already set) whose impl the backend fills.
  */
+/* Outputs a fused prod_lincomb kernel computes at once (threads over outputs): a
+ * fixed number, so that its peak memory and the plans' predicted memory do not
+ * depend on the machine's thread count. */
+#define TSR_PROD_LINCOMB_THREADS 2
+
 typedef struct tsr_backend_vtable {
     const char *name;
     /* out->level/scale/is_plain are set; values may be NULL in shape-only mode. */
@@ -91,8 +96,11 @@ typedef struct tsr_backend_vtable {
      * Optional: outs[j] = sum_k c_k * a[ia[k]] * b[ib[k]] over k in [row_ptr[j],
      * row_ptr[j+1]): the ciphertext x ciphertext products summed before one
      * relinearization and rescale per output (outs at level l-1 with scale
-     * (s_a s_b / q_l) * cscale). a and b share level and scale; outs[j] are
+     * (s_a s_b / q_l) * cscale). a and b share a level, the a's one scale and the
+     * b's one scale; outs[j] are
      * shells. NULL: the generic layer multiplies, rescales and combines.
+     * At most TSR_PROD_LINCOMB_THREADS outputs are in flight at once (the
+     * memory model in tsr_bvec_prod_lincomb counts that many).
      */
     tsr_status (*prod_lincomb)(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
                                const tsr_bvec *const *a, const tsr_bvec *const *b,
@@ -229,14 +237,12 @@ tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
  * Sums of products of two vectors (a contraction, attention's Q K^T and
  * scores x V): outs[j] = sum over k in [row_ptr[j], row_ptr[j+1]) of
  * vals[k] * a[ia[k]] * b[ib[k]]; a[0..n_a) and b[0..n_b) ciphertexts at one
- * level and scale. As tsr_bvec_sq_lincomb: the outputs are at level l-1
- * with scale (s_a s_b / q_l) * cscale, not rescaled further; a backend with
- * a fused kernel (ckks) sums the unrelinearized products and relinearizes
- * once per output, holding only the products of the outputs in flight.
- * Counted the fused way on every backend: per output one ct x ct product
- * (the relinearization) and one rescale; per term one constant product,
- * one plaintext-sized product pair (mul_plain: 2 per term) and the
- * additions.
+ * level, the a's at one scale s_a and the b's at one scale s_b. As tsr_bvec_sq_lincomb: the outputs
+ * are at level l-1 with scale (s_a s_b / q_l) * cscale, not rescaled further; a backend with a
+ * fused kernel (ckks) sums the unrelinearized products and relinearizes once per output, holding
+ * only the products of the outputs in flight. Counted the fused way on every backend: per output
+ * one ct x ct product (the relinearization) and one rescale; per term one constant product, one
+ * plaintext-sized product pair (mul_plain: 2 per term) and the additions.
  */
 tsr_status tsr_bvec_prod_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
                                  const tsr_bvec *const *a, size_t n_a, const tsr_bvec *const *b,

@@ -397,9 +397,9 @@ static tsr_status c_sq_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_
     return st;
 }
 
-/* Per output (OpenMP threads over outputs): its products unrelinearized (3 polynomials),
- * their combination, one relinearization and rescale. Holds one output's products per
- * thread, never all P of them. */
+/* Per output (OpenMP threads over outputs, at most TSR_PROD_LINCOMB_THREADS of them): its
+ * products unrelinearized (3 polynomials), their combination, one relinearization and
+ * rescale. Holds one output's products per thread, never all P of them. */
 static tsr_status c_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
                                  const tsr_bvec *const *a, const tsr_bvec *const *b,
                                  const int64_t *row_ptr, const int64_t *ia, const int64_t *ib,
@@ -414,7 +414,7 @@ static tsr_status c_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t 
     char msg[512] = "";
     if (st == TSR_OK) {
 #ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(TSR_PROD_LINCOMB_THREADS)
 #endif
         for (int64_t j = 0; j < (int64_t)n_out; j++) {
             if (__atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
@@ -431,7 +431,7 @@ static tsr_status c_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t 
                 s = tsr_ckks_ciphertext_create(&pr[k], params);
                 if (s == TSR_OK)
                     s = nk ? tsr_ckks_mul(c->ev, pr[k], CT(a[ia[k0 + k]]), CT(b[ib[k0 + k]]))
-                           : tsr_ckks_mul(c->ev, pr[k], CT(a[0]), CT(a[0]));
+                           : tsr_ckks_mul(c->ev, pr[k], CT(a[0]), CT(b[0]));
             }
             if (s == TSR_OK)
                 s = tsr_ckks_lincomb(&o[j], 1, (const tsr_ckks_ciphertext *const *)pr, (size_t)n,

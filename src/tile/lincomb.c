@@ -192,10 +192,29 @@ tsr_status tsr_tile_prod_lincomb(const tsr_tile *a, const tsr_tile *b,
     tsr_status st = tsr_bvec_prod_lincomb(be, r->v, (size_t)nout, (const tsr_bvec *const *)a->v,
                                           (size_t)a->ntiles, (const tsr_bvec *const *)b->v,
                                           (size_t)b->ntiles, row_ptr, ia, ib, vals, cscale);
-    for (int64_t j = 0; st == TSR_OK && j < nout; j++) {
-        st = tsr_bvec_rescale(be, r->v[j]);
-        if (st == TSR_OK && bias && bias[j] != 0.0) st = tsr_bvec_add_const(be, r->v[j], bias[j]);
+    /* the per-output rescale and bias on threads, as tsr_tile_lincomb */
+    int stop = 0;
+    tsr_status first = TSR_OK;
+    char msg[512] = "";
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4) if (st == TSR_OK)
+#endif
+    for (int64_t j = 0; j < nout; j++) {
+        if (st != TSR_OK || __atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
+        tsr_status s = tsr_bvec_rescale(be, r->v[j]);
+        if (s == TSR_OK && bias && bias[j] != 0.0) s = tsr_bvec_add_const(be, r->v[j], bias[j]);
+        if (s != TSR_OK) {
+#ifdef _OPENMP
+#pragma omp critical(tsr_tile_prod_lincomb_err)
+#endif
+            if (!stop) {
+                snprintf(msg, sizeof msg, "%s", tsr_last_error());
+                first = s;
+                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+            }
+        }
     }
+    if (st == TSR_OK && stop) st = tsr_fail(first, "%s", msg);
     if (st != TSR_OK) {
         tsr_tile_free(r);
         return st;
