@@ -33,6 +33,23 @@ static void raise_peak(uint64_t *peak_p, uint64_t v) {
     }
 }
 
+/*
+ * After a fused operation ran on the generic path: put the operation counts
+ * back to `saved` (the caller counts the fused form itself) but keep the
+ * live/peak vector and live limb figures, and raise the limb peak to what the
+ * fused form holds (`fused_peak`).
+ */
+static void restore_op_counts(tsr_backend *be, const tsr_backend_counts *saved,
+                              uint64_t fused_peak) {
+    uint64_t live = be->counts.live_vectors, peak = be->counts.peak_vectors;
+    uint64_t ll = be->counts.live_limbs;
+    be->counts = *saved;
+    be->counts.live_vectors = live;
+    be->counts.peak_vectors = peak;
+    be->counts.live_limbs = ll;
+    raise_peak(&be->counts.peak_limbs, fused_peak);
+}
+
 static void note_alloc(tsr_backend *be, int64_t limbs) {
     uint64_t live = __atomic_add_fetch(&be->counts.live_vectors, 1, __ATOMIC_RELAXED);
     raise_peak(&be->counts.peak_vectors, live);
@@ -657,14 +674,8 @@ tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
                                   vals, cscale);
         for (size_t i = 0; i < n_in; i++) tsr_bvec_free(be, sq[i]);
         tsr_free(sq);
-        uint64_t live = be->counts.live_vectors, peak = be->counts.peak_vectors;
-        uint64_t ll = be->counts.live_limbs;
-        be->counts = saved;
-        be->counts.live_vectors = live;
-        be->counts.peak_vectors = peak;
-        be->counts.live_limbs = ll;
         /* memory as the fused form holds it, like the counts */
-        raise_peak(&be->counts.peak_limbs, live0 + fused);
+        restore_op_counts(be, &saved, live0 + fused);
     }
     if (st != TSR_OK) {
         for (size_t j = 0; j < n_out; j++) {
@@ -769,13 +780,8 @@ tsr_status tsr_bvec_prod_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
             tsr_free(pr);
             tsr_free(cols);
         }
-        uint64_t live = be->counts.live_vectors, peak = be->counts.peak_vectors;
-        uint64_t ll = be->counts.live_limbs;
-        be->counts = saved;
-        be->counts.live_vectors = live;
-        be->counts.peak_vectors = peak;
-        be->counts.live_limbs = ll;
-        raise_peak(&be->counts.peak_limbs, live0 + fused);
+        /* memory as the fused form holds it, like the counts */
+        restore_op_counts(be, &saved, live0 + fused);
     }
     if (st != TSR_OK) {
         for (size_t j = 0; j < n_out; j++) {
