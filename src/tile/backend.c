@@ -50,6 +50,14 @@ static void restore_op_counts(tsr_backend *be, const tsr_backend_counts *saved,
     raise_peak(&be->counts.peak_limbs, fused_peak);
 }
 
+/* Free the outputs of a failed combination and leave NULLs behind. */
+static void free_outs(tsr_backend *be, tsr_bvec **outs, size_t n_out) {
+    for (size_t j = 0; j < n_out; j++) {
+        tsr_bvec_free(be, outs[j]);
+        outs[j] = NULL;
+    }
+}
+
 static void note_alloc(tsr_backend *be, int64_t limbs) {
     uint64_t live = __atomic_add_fetch(&be->counts.live_vectors, 1, __ATOMIC_RELAXED);
     raise_peak(&be->counts.peak_vectors, live);
@@ -611,11 +619,7 @@ tsr_status tsr_bvec_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
             outs[j] = acc;
         }
     }
-    if (st != TSR_OK)
-        for (size_t j = 0; j < n_out; j++) {
-            tsr_bvec_free(be, outs[j]);
-            outs[j] = NULL;
-        }
+    if (st != TSR_OK) free_outs(be, outs, n_out);
     return st;
 }
 
@@ -678,10 +682,7 @@ tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
         restore_op_counts(be, &saved, live0 + fused);
     }
     if (st != TSR_OK) {
-        for (size_t j = 0; j < n_out; j++) {
-            tsr_bvec_free(be, outs[j]);
-            outs[j] = NULL;
-        }
+        free_outs(be, outs, n_out);
         return st;
     }
     CNT(be, mul_ct, n_out);
@@ -784,10 +785,7 @@ tsr_status tsr_bvec_prod_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
         restore_op_counts(be, &saved, live0 + fused);
     }
     if (st != TSR_OK) {
-        for (size_t j = 0; j < n_out; j++) {
-            tsr_bvec_free(be, outs[j]);
-            outs[j] = NULL;
-        }
+        free_outs(be, outs, n_out);
         return st;
     }
     CNT(be, mul_ct, n_out);
