@@ -3,8 +3,10 @@
  * (src/nn/plan.c): any bytes must give a status and no plan, or a valid
  * plan (which is then printed and re-serialized); never a crash, a leak or
  * an out-of-bounds read. Test-only parameters are allowed so the small seed
- * plans load. Seeds: fuzz/corpus/fuzz_nn_plan/, written by
- * `TSR_WRITE_FUZZ_CORPUS=fuzz/corpus ./build/tests/test_nn_he`.
+ * plans load. Seeds: fuzz/corpus/fuzz_nn_plan/: format 5 (batch, tiled,
+ * calibrated, contract) written by `TSR_WRITE_FUZZ_CORPUS=fuzz/corpus
+ * ./build/tests/test_nn_he` at main 3086aef, format 6 (*_v6.plan) by
+ * `TSR_WRITE_FUZZ_CORPUS=fuzz/corpus ./build/tests/test_nn_plan6`.
  */
 #include "tessera/nn.h"
 

@@ -9,6 +9,7 @@
 #include "testutil.h"
 #include "train_ref.h"
 
+#include "core/alloc.h"
 #include "nn/nn_internal.h"
 #include "onnx/onnx_graph.h"
 #include "train/model.h"
@@ -660,9 +661,10 @@ static void write_corpus(const char *name, const uint8_t *b, size_t n) {
     fclose(fp);
 }
 
-/* Plans written by main 4e867d0, before plan format 5 (tests/data/plans_v3v4/README.md): they
- * read, lower as they were written (the transformer keeps its mul steps) and keep the ids that
- * build computed. */
+/* Plans written by main 4e867d0, before plan format 5 (tests/data/plans_v3v4/README.md), and
+ * by main 3086aef in format 5, the last before the graph was stored (tests/data/plans_v5/
+ * README.md): they read (nn/plan_legacy.c), lower as they were written (the v4 transformer
+ * keeps its mul steps, the v5 one its contract steps) and keep the ids those builds computed. */
 static void test_old_plans(void **state) {
     (void)state;
     static const struct {
@@ -677,10 +679,22 @@ static void test_old_plans(void **state) {
           "69fc0afa81a9c8f0a4bc795dc88184371c648c410a90d8457d485b3f7d427088" },
         { "transformer_v4.plan", 4, 2,
           "104ae420b44f2e1fdd6d9775b7a1e9d858443b934f942485629a4b36e2bf8a1a" },
+        /* format 5, written and their ids computed by main 3086aef (tests/data/plans_v5) */
+        { "v5/batch.plan", 5, -1,
+          "9482affbed0c51d1fd5f95b3b7b69c4e0af35a8e69bd791eff44f45381b5d8ba" },
+        { "v5/tiled.plan", 5, -1,
+          "657739e3ba6d715bb3dc1f91edefa32b80a6120c62480b33f7d0dcb6e5915334" },
+        { "v5/calibrated.plan", 5, -1,
+          "a46caf6e0d7550f38e677e8ce4e76242b1174ccb4be019ec9bc2182084a1c0f5" },
+        { "v5/transformer_v5.plan", 5, 0,
+          "69ddab77ca2b34b0248e34032e609b41b27c12822d4344ff36c2b51d31e4f127" },
     };
     for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
         char path[128], hex[65];
-        snprintf(path, sizeof path, "tests/data/plans_v3v4/%s", old[i].file);
+        if (strncmp(old[i].file, "v5/", 3) == 0)
+            snprintf(path, sizeof path, "tests/data/plans_v5/%s", old[i].file + 3);
+        else
+            snprintf(path, sizeof path, "tests/data/plans_v3v4/%s", old[i].file);
         tsr_nn_plan *p;
         tt_ok(tsr_nn_plan_load(&p, tt_source_path(path), TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
         assert_int_equal(p->format, old[i].format);
@@ -688,12 +702,25 @@ static void test_old_plans(void **state) {
         tsr_nn_plan_id(p, id);
         for (int k = 0; k < 32; k++) snprintf(hex + 2 * k, 3, "%02x", id[k]);
         if (strcmp(hex, old[i].id) != 0) fail_msg("%s: id %s, main wrote %s", path, hex, old[i].id);
-        int n_mul = 0;
+        int n_mul = 0, n_contract = 0;
         for (int k = 0; k < p->prog->n_steps; k++) {
-            assert_int_not_equal(p->prog->steps[k].op, NN_OP_CONTRACT);
+            n_contract += p->prog->steps[k].op == NN_OP_CONTRACT;
             n_mul += p->prog->steps[k].op == NN_OP_MUL;
         }
+        if (old[i].format < 5) assert_int_equal(n_contract, 0);
         if (old[i].n_mul >= 0) assert_int_equal(n_mul, old[i].n_mul);
+        if (old[i].n_mul == 0) assert_true(n_contract > 0); /* the v5 transformer contracts */
+        /* written again, an old plan keeps its format (and so its id): the same bytes */
+        if (old[i].format == 5) {
+            uint8_t *b1, *b2;
+            size_t l1, l2;
+            tt_ok(tsr_read_whole_file(tt_source_path(path), 1 << 24, "a plan", &b1, &l1));
+            tt_ok(tsr_nn_plan_to_bytes(p, &b2, &l2));
+            assert_int_equal(l1, l2);
+            assert_memory_equal(b1, b2, l1);
+            tsr_free(b1);
+            tsr_nn_bytes_free(b2);
+        }
         tsr_nn_plan_free(p);
     }
 }

@@ -291,6 +291,26 @@ TSR_API tsr_status tsr_graph_run(const tsr_graph *g, const tsr_array *const *inp
  */
 TSR_API tsr_status tsr_graph_fuse_polynomials(const tsr_graph *g, tsr_graph **out);
 
+/**
+ * Serialise a finalized graph (values in creation order, f64 constants,
+ * every attribute; layout in graph/graph_io.c and docs/INFERENCE.md) into a
+ * new buffer (free with tsr_graph_bytes_free). TSR_ERR_INVALID_ARG for a
+ * graph that is not finalized.
+ */
+TSR_API tsr_status tsr_graph_to_bytes(const tsr_graph *g, uint8_t **buf, size_t *len);
+/**
+ * Read a graph written by tsr_graph_to_bytes: every field validated, sizes
+ * checked before allocating, the result finalized (same value and node
+ * numbering and execution order as the graph written). TSR_ERR_FORMAT /
+ * TSR_ERR_VERSION with a message for bad input, never a crash
+ * (fuzz/fuzz_graph_read.c).
+ */
+TSR_API tsr_status tsr_graph_from_bytes(tsr_graph **out, const uint8_t *buf, size_t len);
+/** Free a buffer from tsr_graph_to_bytes (NULL is a no-op). */
+TSR_API void tsr_graph_bytes_free(uint8_t *buf);
+/** Deep copy of a finalized graph (finalized). */
+TSR_API tsr_status tsr_graph_clone(const tsr_graph *g, tsr_graph **out);
+
 /** Process-wide: 1 = use the naive loops instead of dgemm (tests compare both). */
 TSR_API void tsr_graph_set_naive(int naive);
 

@@ -104,6 +104,7 @@ tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts 
     tsr_status st = nn_model_from_graph(g, &m, &rep, &n_bad);
     if (st == TSR_OK && !(o && o->no_simplify)) st = nn_model_simplify(m);
     if (st == TSR_OK) st = nn_model_validate(m);
+    if (st == TSR_OK) st = tsr_graph_clone(g, &m->graph);
     if (st != TSR_OK) {
         tsr_nn_model_free(m);
         if (report)
@@ -113,6 +114,22 @@ tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts 
         return st;
     }
     tsr_free(rep);
+    m->simplified = !(o && o->no_simplify);
+    *out = m;
+    return TSR_OK;
+}
+
+tsr_status nn_model_rebuild(const tsr_graph *g, int simplify, tsr_nn_model **out) {
+    *out = NULL;
+    tsr_nn_model *m = NULL;
+    tsr_status st = nn_model_from_graph(g, &m, NULL, NULL);
+    if (st == TSR_OK && simplify) st = nn_model_simplify(m);
+    if (st == TSR_OK) st = nn_model_validate(m);
+    if (st != TSR_OK) {
+        tsr_nn_model_free(m);
+        return st;
+    }
+    m->simplified = simplify;
     *out = m;
     return TSR_OK;
 }
@@ -189,6 +206,11 @@ tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *opts, 
             tprintf(&rep, "%s: %d node%s cannot be compiled for encrypted inference:\n%s", path,
                     n_bad, n_bad == 1 ? "" : "s", lrep);
         tsr_free(lrep);
+    }
+    if (st == TSR_OK) { /* the model keeps its graph (plans of format 6 store it) */
+        nm->graph = g;
+        nm->simplified = !opts->no_simplify;
+        g = NULL;
     }
     tsr_graph_free(g);
     if (st == TSR_ERR_UNSUPPORTED && rep.s && n_bad > 0) {

@@ -7,6 +7,7 @@
 
 #include "core/alloc.h"
 #include "core/error.h"
+#include "tessera/graph.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -59,6 +60,7 @@ void tsr_nn_model_free(tsr_nn_model *m) {
     for (int i = 0; i < m->n_layers; i++) layer_free(&m->layers[i]);
     tsr_free(m->layers);
     tsr_free(m->shapes);
+    tsr_graph_free(m->graph);
     tsr_free(m);
 }
 
@@ -293,8 +295,42 @@ tsr_status nn_model_clone(const tsr_nn_model *m, tsr_nn_model **out) {
     memcpy(c->source_hash, m->source_hash, sizeof c->source_hash);
     memcpy(c->source, m->source, sizeof c->source);
     memcpy(c->notes, m->notes, sizeof c->notes);
+    c->simplified = m->simplified;
+    if (m->graph) {
+        tsr_status st = tsr_graph_clone(m->graph, &c->graph);
+        if (st != TSR_OK) {
+            tsr_nn_model_free(c);
+            return st;
+        }
+    }
     *out = c;
     return TSR_OK;
+}
+
+static int same_doubles(const double *a, const double *b, int64_t n) {
+    return n <= 0 || (a && b && memcmp(a, b, (size_t)n * sizeof *a) == 0);
+}
+
+int nn_model_same(const tsr_nn_model *a, const tsr_nn_model *b) {
+    if (a->n_layers != b->n_layers || a->n_tensors != b->n_tensors || a->output != b->output ||
+        a->classes != b->classes || a->in_rank != b->in_rank || a->out_rank != b->out_rank ||
+        memcmp(a->in_dims, b->in_dims, sizeof a->in_dims) != 0 ||
+        memcmp(a->out_dims, b->out_dims, sizeof a->out_dims) != 0 ||
+        memcmp(a->shapes, b->shapes, (size_t)a->n_tensors * sizeof *a->shapes) != 0)
+        return 0;
+    for (int i = 0; i < a->n_layers; i++) {
+        const nn_layer *x = &a->layers[i], *y = &b->layers[i];
+        if (x->kind != y->kind || strcmp(x->name, y->name) != 0 ||
+            strcmp(x->origin, y->origin) != 0 || x->in[0] != y->in[0] || x->in[1] != y->in[1] ||
+            x->out != y->out || x->kh != y->kh || x->kw != y->kw || x->sh != y->sh ||
+            x->sw != y->sw || x->ph != y->ph || x->pw != y->pw || x->count_pad != y->count_pad ||
+            x->degree != y->degree || x->nc != y->nc || x->lossy != y->lossy ||
+            memcmp(&x->bound, &y->bound, sizeof x->bound) != 0 || x->w_len != y->w_len ||
+            x->b_len != y->b_len || !same_doubles(x->w, y->w, x->w_len) ||
+            !same_doubles(x->b, y->b, x->b_len))
+            return 0;
+    }
+    return 1;
 }
 
 int nn_producer(const tsr_nn_model *m, int t) {

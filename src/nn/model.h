@@ -88,6 +88,15 @@ struct tsr_nn_model {
     uint8_t source_hash[32]; /* BLAKE2b-256 of the ONNX file (zero if built by hand) */
     char source[256];        /* file name it was imported from */
     char notes[512];         /* rewrites and warnings from import (lossy approximations, ...) */
+    /*
+     * The graph the layers were lowered from (owned; NULL when the model was
+     * built by hand) and whether nn_model_simplify ran after the lowering.
+     * Plans of format 6 store the graph and redo both (nn/plan.c); a model
+     * changed after import no longer matches its graph, and its plans fall
+     * back to format 5 (nn_plan_assemble checks).
+     */
+    struct tsr_graph *graph;
+    int simplified;
 };
 
 /** Empty model with input shape (c, h, w). */
@@ -102,8 +111,14 @@ tsr_status nn_model_add(tsr_nn_model *m, const nn_layer *proto, nn_shape oshape,
 tsr_status nn_model_push(tsr_nn_model *m, const nn_layer *proto, int *out_tensor);
 /** Check a whole model: shapes, sizes, finite weights, topological order, one output. */
 tsr_status nn_model_validate(const tsr_nn_model *m);
-/** Deep copy. */
+/** Deep copy (the graph too). */
 tsr_status nn_model_clone(const tsr_nn_model *m, tsr_nn_model **out);
+/**
+ * 1 when a and b compute the same thing the same way: the same layers (kinds,
+ * names, geometry, weights bit for bit), tensor shapes, output and
+ * input/output dimensions. Preprocessing, source and notes are not compared.
+ */
+int nn_model_same(const tsr_nn_model *a, const tsr_nn_model *b);
 /** Layer index producing tensor t (-1 for the input). */
 int nn_producer(const tsr_nn_model *m, int t);
 /** Number of layer inputs reading tensor t (+1 if it is the output). */
@@ -155,6 +170,14 @@ struct tsr_graph;
  */
 tsr_status nn_model_from_graph(const struct tsr_graph *g, tsr_nn_model **out, char **report,
                                int *n_bad);
+
+/**
+ * The model of a finalized graph as import makes it (nn/import.c): the
+ * lowering, then nn_model_simplify when `simplify`, then validation. The
+ * model does not keep the graph; preprocessing, source and notes are left
+ * at their defaults for the caller.
+ */
+tsr_status nn_model_rebuild(const struct tsr_graph *g, int simplify, tsr_nn_model **out);
 
 /* ---- simplification (nn/simplify.c) ---------------------------------------- */
 

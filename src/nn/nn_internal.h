@@ -13,9 +13,11 @@
 #include <stdio.h>
 
 /** Version of the plan payload layout (docs/INFERENCE.md). 4 added the mul layer kind and
- * step; 5 the contract step (batch packing fuses a product of two activations); version 3
- * and 4 plans read unchanged (lowered without contract steps). */
-#define NN_PLAN_VERSION     5
+ * step; 5 the contract step (batch packing fuses a product of two activations); 6 stores the
+ * model graph and the compiler's choices instead of the lowered layers and steps. Versions 3
+ * to 5 read unchanged (nn/plan_legacy.c; 3 and 4 lowered without contract steps), and a
+ * model without a graph is still written in format 5. */
+#define NN_PLAN_VERSION     6
 #define NN_PLAN_VERSION_MIN 3
 
 struct tsr_nn_plan {
@@ -28,8 +30,9 @@ struct tsr_nn_plan {
     double predicted_client;  /* client encryption + decryption of one batch */
     char choice[256];         /* the optimizer's one-line summary */
     uint8_t id[32];           /* BLAKE2b-256 of the serialized payload */
-    uint32_t format; /* plan format the payload is written in; 0: NN_PLAN_VERSION (a plan read
-                        from an older format keeps it, and so keeps its id) */
+    uint32_t format; /* plan format the payload is written in; 0: the newest the plan can be
+                        written in (6 when its model has a graph, else 5). A plan read from an
+                        older format keeps it, and so keeps its id. */
     /* Ranges the plan was made for (nn/ranges.c). */
     double in_lo, in_hi; /* model input values encrypt accepts */
     int calib_samples;   /* samples the ranges were calibrated on (0: from preprocessing) */
@@ -52,6 +55,26 @@ tsr_status nn_plan_assemble(tsr_nn_model *model, nn_program *prog, const tsr_ckk
 
 /** Compute the plan id (BLAKE2b-256 of its payload) after every field is final. */
 tsr_status nn_plan_seal(tsr_nn_plan *p);
+
+/* ---- plan files (nn/plan.c: frame, format 6; nn/plan_legacy.c: formats 3 to 5) ----- */
+
+/** A fixed-size NUL-padded text field of n bytes (n <= 512). */
+void nn_plan_write_str(tsr_writer *w, const char *s, size_t n);
+/** Read one; -1 (r failed) when it holds no NUL. */
+int nn_plan_read_str(tsr_reader *r, char *dst, size_t n);
+/** The CKKS spec (with flags) and security bits, checked; insecure specs need the flag. */
+tsr_status nn_plan_read_spec(tsr_reader *r, uint32_t ckks_flags, tsr_ckks_param_spec *spec,
+                             uint32_t *security);
+/** The packing choices (u32 packing, u64 slots, u64 t[5], u32 orient, u32 batch), checked. */
+tsr_status nn_plan_read_config(tsr_reader *r, const tsr_ckks_param_spec *spec, nn_config *cfg);
+/** Lower m with cfg on a shape-only mockup of the spec's chain (the dry run of a plan). */
+tsr_status nn_plan_lower(const tsr_nn_model *m, const nn_config *cfg,
+                         const tsr_ckks_param_spec *spec, uint32_t ckks_flags, nn_program **out);
+/** The payload of formats 3 to 5 (p->format), predictions zeroed without with_predictions. */
+void nn_plan_write_legacy(const tsr_nn_plan *p, tsr_writer *w, int with_predictions);
+/** Read a format 3 to 5 payload after its version (r: memory reader of the plen-byte payload). */
+tsr_status nn_plan_read_legacy(tsr_reader *in, uint32_t version, uint64_t plen, uint32_t ckks_flags,
+                               tsr_nn_plan **out);
 
 /* ---- ranges (nn/ranges.c) ---------------------------------------------------------- */
 

@@ -4,40 +4,33 @@
  *
  * A plan file is one frame of kind TSR_OBJ_PLAN (core/io.h: magic, version,
  * kind, the CKKS parameter fingerprint, payload length, BLAKE2b-256). The
- * payload (little-endian) is:
+ * payload of format 6 (little-endian) is the model graph plus the
+ * compiler's choices; everything else is recomputed when it is read:
  *
- *   u32 plan format version (NN_PLAN_VERSION)
- *   CKKS spec with flags (ckks/serialize.h: ckks_spec_write): u32 log_n,
- *              first_prime_bits, scale_bits, levels, special_primes,
- *              special_prime_bits, dnum, secret, hamming_weight, flags;
- *           u32 security bits
- *   model:  u32 c, h, w; f64 in_scale, in_mean, in_std; u32 classes;
- *           u32 input rank r, u64 dims[r]; u32 output rank r, u64 dims[r]
- *           (per sample, as the ONNX model declares them; rank 0: unknown);
- *           32 bytes source hash; 256 bytes source name; 512 bytes notes;
- *           u32 layers; per layer: u32 kind; 64 bytes name; 160 bytes
- *           origin; i32 in0, in1, kh, kw, sh, sw, ph, pw, count_pad,
- *           degree, nc, lossy; f64 bound; u64 w_len, b_len; f64 w[], b[]
- *   packing: u32 packing; u64 slots; u64 t[5]; i32 orient; u32 batch
- *   program: u32 steps; per step: u32 op; i32 layer, in0, in1, out, fdim,
- *            cdim, odim, nsum, sum[4], level_in, level_out; two shapes
- *            (tile/tile_io.h: u8 ndims; per dimension u64 size, u64 tile,
- *            u8 flags);
- *            14 u64 operation counts; f64 predicted seconds;
- *            i32 output, top_level, depth, needs_relin; u64 peak vectors;
- *            u64 rotations, then i64 steps[]
+ *   u32 plan format version (6)
+ *   CKKS spec with flags (ckks/serialize.h: ckks_spec_write); u32 security
+ *   model:  f64 in_scale, in_mean, in_std; 32 bytes source hash; 256 bytes
+ *           source name; 512 bytes notes; u32 flags (bit 0: simplified);
+ *           u64 graph bytes, the graph (graph/graph_io.c)
+ *   packing: u32 packing; u64 slots; u64 t[5]; u32 orient; u32 batch
  *   ranges (nn/ranges.c): u32 calibration samples; f64 input low, high,
- *            calibrated |output| max; f64 per layer calibrated |input| max
- *   predictions: f64 seconds, MiB, client seconds; 256 bytes choice text
+ *           calibrated |output| max; f64 per layer calibrated |input| max
+ *   predictions: u32 steps; f64 predicted seconds per step; f64 seconds,
+ *           MiB, client seconds; 256 bytes choice text
  *
- * The plan id is the BLAKE2b-256 of this payload with every prediction
- * (the steps' predicted seconds, the three totals, the choice text) zeroed.
+ * Reading runs what compile ran after its search, with the choices fixed:
+ * the graph is lowered onto layers and simplified as import did
+ * (nn_model_rebuild), the layers are lowered with the recorded packing by
+ * a shape-only dry run on the recorded CKKS chain (nn_plan_lower), and the
+ * step count must match the recorded predictions. So a plan can only
+ * describe what this build really runs. A model without a graph (built by
+ * hand, or changed after import: nn_plan_assemble checks that the graph
+ * gives the model bit for bit) is written in format 5, and plans of formats
+ * 3 to 5 still read (nn/plan_legacy.c), each keeping its id.
  *
- * Strings are fixed-size, NUL-padded and must contain a NUL. The reader
- * checks every field, then (after the checksum) rebuilds the model, checks
- * the CKKS parameters, and re-lowers the model with a shape-only dry run:
- * the recorded steps must match exactly, so a plan can only describe what
- * this build would really run.
+ * The plan id is the BLAKE2b-256 of the payload as written, with every
+ * prediction (the steps' predicted seconds, the three totals, the choice
+ * text) zeroed. Strings are fixed-size, NUL-padded and must contain a NUL.
  */
 #include "nn/nn_internal.h"
 
@@ -45,16 +38,14 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "ckks/serialize.h"
-#include "tile/tile_io.h"
+#include "graph/graph_io.h"
 
 #include <math.h>
 #include <sodium.h>
 #include <string.h>
 
 #define MAX_PLAN_PAYLOAD ((uint64_t)1 << 31)
-#define MAX_LAYERS       4096
 #define MAX_STEPS        16384
-#define MAX_WEIGHTS      ((uint64_t)1 << 28)
 
 void tsr_nn_plan_free(tsr_nn_plan *p) {
     if (!p) return;
@@ -92,101 +83,146 @@ tsr_status tsr_nn_plan_params(const tsr_nn_plan *p, tsr_ckks_params **out) {
     return tsr_ckks_params_create(out, &p->spec);
 }
 
-/* ---- writing ---------------------------------------------------------------------- */
+/* ---- fields shared with nn/plan_legacy.c ----------------------------------------------- */
 
-static void write_str(tsr_writer *w, const char *s, size_t n) {
+void nn_plan_write_str(tsr_writer *w, const char *s, size_t n) {
     uint8_t buf[512];
+    TSR_ASSERT(n <= sizeof buf);
     memset(buf, 0, sizeof buf);
     size_t l = strnlen(s, n - 1);
     memcpy(buf, s, l);
     tsr_write_bytes(w, buf, n);
 }
 
-static void write_counts(tsr_writer *w, const tsr_backend_counts *c) {
-    const uint64_t v[14] = { c->rotations,
-                             c->hoisted,
-                             c->mul_ct,
-                             c->mul_plain,
-                             c->mul_const,
-                             c->add,
-                             c->rescale,
-                             c->drop_level,
-                             c->key_switch,
-                             c->encode,
-                             c->encrypt,
-                             c->decrypt,
-                             (uint64_t)(int64_t)c->min_level,
-                             c->peak_vectors };
-    for (int i = 0; i < 14; i++) tsr_write_u64(w, v[i]);
+int nn_plan_read_str(tsr_reader *r, char *dst, size_t n) {
+    tsr_read_bytes(r, dst, n);
+    if (tsr_reader_status(r) != TSR_OK) return -1;
+    if (!memchr(dst, 0, n)) {
+        tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed plan: unterminated text field");
+        return -1;
+    }
+    return 0;
+}
+
+tsr_status nn_plan_read_spec(tsr_reader *r, uint32_t ckks_flags, tsr_ckks_param_spec *spec,
+                             uint32_t *security) {
+    TSR_TRY(ckks_spec_read(r, spec, 1));
+    *security = tsr_read_u32(r);
+    if (tsr_reader_status(r) != TSR_OK) return tsr_reader_status(r);
+    if (spec->log_n < TSR_CKKS_MIN_LOG_N || spec->log_n > 16 || spec->levels < 1 ||
+        spec->levels > 40 || *security != 128)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "malformed plan: CKKS parameters (N = 2^%u, %u levels, security %u)",
+                               spec->log_n, spec->levels, *security);
+    if ((spec->flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) &&
+        !(ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS))
+        return tsr_reader_fail(r, TSR_ERR_INSECURE,
+                               "the plan uses CKKS parameters below 128-bit security (made for "
+                               "tests); refusing it");
+    return TSR_OK;
+}
+
+static void write_config(tsr_writer *w, const nn_config *c) {
+    tsr_write_u32(w, (uint32_t)c->packing);
+    tsr_write_u64(w, (uint64_t)c->slots);
+    for (int i = 0; i < 5; i++) tsr_write_u64(w, (uint64_t)c->t[i]);
+    tsr_write_u32(w, (uint32_t)c->orient);
+    tsr_write_u32(w, (uint32_t)c->batch);
+}
+
+tsr_status nn_plan_read_config(tsr_reader *r, const tsr_ckks_param_spec *spec, nn_config *c) {
+    memset(c, 0, sizeof *c);
+    uint32_t packing = tsr_read_u32(r);
+    c->slots = (int64_t)tsr_read_u64(r);
+    for (int i = 0; i < 5; i++) c->t[i] = (int64_t)tsr_read_u64(r);
+    c->orient = (int)tsr_read_u32(r);
+    c->batch = (int)tsr_read_u32(r);
+    if (tsr_reader_status(r) != TSR_OK) return tsr_reader_status(r);
+    if ((packing != TSR_NN_PACK_BATCH && packing != TSR_NN_PACK_TILED) ||
+        c->slots != ((int64_t)1 << (spec->log_n - 1)) || c->batch < 1 || c->batch > (1 << 20))
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "malformed plan: packing %u, %lld slots, batch %d", packing,
+                               (long long)c->slots, c->batch);
+    for (int i = 0; i < 5; i++)
+        if (packing == TSR_NN_PACK_TILED ? (c->t[i] < 1 || c->t[i] > c->slots) : c->t[i] != 0)
+            return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed plan: tile size %lld",
+                                   (long long)c->t[i]);
+    if (c->orient != 0 && c->orient != 3)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed plan: orientation");
+    c->packing = (tsr_nn_packing)packing;
+    return TSR_OK;
+}
+
+tsr_status nn_plan_lower(const tsr_nn_model *m, const nn_config *cfg,
+                         const tsr_ckks_param_spec *spec, uint32_t ckks_flags, nn_program **out) {
+    *out = NULL;
+    tsr_ckks_param_spec s = *spec;
+    s.flags |= ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    tsr_ckks_params *par = NULL;
+    if (tsr_ckks_params_create(&par, &s) != TSR_OK)
+        return tsr_fail_context(TSR_ERR_FORMAT, "plan: its CKKS parameters are invalid: ");
+    tsr_mockup_params mp;
+    tsr_mockup_params_default(&mp, cfg->slots, (int)s.levels);
+    mp.track_values = 0;
+    mp.rotations = TSR_ROTATIONS_COLLECT;
+    tsr_backend *dry = NULL;
+    tsr_status st = tsr_backend_mockup_create_for(par, &mp, &dry);
+    tsr_ckks_params_free(par);
+    if (st == TSR_OK) st = nn_program_build(m, cfg, dry, out);
+    tsr_backend_free(dry);
+    if (st != TSR_OK)
+        return tsr_fail_context(TSR_ERR_FORMAT, "plan: its model cannot be lowered: ");
+    return TSR_OK;
+}
+
+/* ---- writing ---------------------------------------------------------------------- */
+
+static uint32_t plan_format(const tsr_nn_plan *p) {
+    return p->format ? p->format : p->model->graph ? NN_PLAN_VERSION : 5;
 }
 
 /* with_predictions 0: the predicted times, memory and the optimizer's text are written as
  * zeros (the bytes the plan id hashes). */
 static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predictions) {
-    tsr_write_u32(w, p->format ? p->format : NN_PLAN_VERSION);
+    const uint32_t format = plan_format(p);
+    if (format < 6) {
+        tsr_nn_plan q = *p;
+        q.format = format;
+        nn_plan_write_legacy(&q, w, with_predictions);
+        return;
+    }
+    const tsr_nn_model *m = p->model;
+    const nn_program *g = p->prog;
+    TSR_ASSERT(format == NN_PLAN_VERSION && m->graph != NULL);
+    uint8_t *gb = NULL;
+    size_t gl = 0;
+    tsr_status st = tsr_graph_to_bytes(m->graph, &gb, &gl);
+    if (st != TSR_OK) {
+        if (w->err == TSR_OK) w->err = st;
+        return;
+    }
+    tsr_write_u32(w, format);
     ckks_spec_write(w, &p->spec, 1);
     tsr_write_u32(w, (uint32_t)p->security);
-    const tsr_nn_model *m = p->model;
-    tsr_write_u32(w, (uint32_t)m->shapes[0].c);
-    tsr_write_u32(w, (uint32_t)m->shapes[0].h);
-    tsr_write_u32(w, (uint32_t)m->shapes[0].w);
     tsr_write_f64(w, m->in_scale);
     tsr_write_f64(w, m->in_mean);
     tsr_write_f64(w, m->in_std);
-    tsr_write_u32(w, (uint32_t)m->classes);
-    tsr_write_u32(w, (uint32_t)m->in_rank);
-    for (int i = 0; i < m->in_rank; i++) tsr_write_u64(w, (uint64_t)m->in_dims[i]);
-    tsr_write_u32(w, (uint32_t)m->out_rank);
-    for (int i = 0; i < m->out_rank; i++) tsr_write_u64(w, (uint64_t)m->out_dims[i]);
     tsr_write_bytes(w, m->source_hash, 32);
-    write_str(w, m->source, sizeof m->source);
-    write_str(w, m->notes, sizeof m->notes);
-    tsr_write_u32(w, (uint32_t)m->n_layers);
-    for (int i = 0; i < m->n_layers; i++) {
-        const nn_layer *L = &m->layers[i];
-        tsr_write_u32(w, (uint32_t)L->kind);
-        write_str(w, L->name, sizeof L->name);
-        write_str(w, L->origin, sizeof L->origin);
-        const int32_t iv[12] = { L->in[0], L->in[1], L->kh,        L->kw,     L->sh, L->sw,
-                                 L->ph,    L->pw,    L->count_pad, L->degree, L->nc, L->lossy };
-        for (int k = 0; k < 12; k++) tsr_write_u32(w, (uint32_t)iv[k]);
-        tsr_write_f64(w, L->bound);
-        tsr_write_u64(w, (uint64_t)L->w_len);
-        tsr_write_u64(w, (uint64_t)L->b_len);
-        for (int64_t k = 0; k < L->w_len; k++) tsr_write_f64(w, L->w[k]);
-        for (int64_t k = 0; k < L->b_len; k++) tsr_write_f64(w, L->b[k]);
-    }
-    const nn_program *g = p->prog;
-    tsr_write_u32(w, (uint32_t)g->cfg.packing);
-    tsr_write_u64(w, (uint64_t)g->cfg.slots);
-    for (int i = 0; i < 5; i++) tsr_write_u64(w, (uint64_t)g->cfg.t[i]);
-    tsr_write_u32(w, (uint32_t)g->cfg.orient);
-    tsr_write_u32(w, (uint32_t)g->cfg.batch);
-    tsr_write_u32(w, (uint32_t)g->n_steps);
-    for (int i = 0; i < g->n_steps; i++) {
-        const nn_step *st = &g->steps[i];
-        tsr_write_u32(w, (uint32_t)st->op);
-        const int32_t iv[15] = { st->layer,  st->in[0],  st->in[1],    st->out,       st->fdim,
-                                 st->cdim,   st->odim,   st->nsum,     st->sum[0],    st->sum[1],
-                                 st->sum[2], st->sum[3], st->level_in, st->level_out, 0 };
-        for (int k = 0; k < 14; k++) tsr_write_u32(w, (uint32_t)iv[k]);
-        tile_shape_write(w, &st->in_shape);
-        tile_shape_write(w, &st->out_shape);
-        write_counts(w, &st->counts);
-        tsr_write_f64(w, with_predictions ? st->predicted : 0.0);
-    }
-    tsr_write_u32(w, (uint32_t)g->output);
-    tsr_write_u32(w, (uint32_t)g->top_level);
-    tsr_write_u32(w, (uint32_t)g->depth);
-    tsr_write_u32(w, (uint32_t)g->needs_relin);
-    tsr_write_u64(w, g->peak_vectors);
-    tsr_write_u64(w, (uint64_t)g->n_rot);
-    for (int64_t i = 0; i < g->n_rot; i++) tsr_write_u64(w, (uint64_t)g->rot[i]);
+    nn_plan_write_str(w, m->source, sizeof m->source);
+    nn_plan_write_str(w, m->notes, sizeof m->notes);
+    tsr_write_u32(w, m->simplified ? 1u : 0u);
+    tsr_write_u64(w, (uint64_t)gl);
+    tsr_write_bytes(w, gb, gl);
+    tsr_graph_bytes_free(gb);
+    write_config(w, &g->cfg);
     nn_plan_write_ranges(w, p);
+    tsr_write_u32(w, (uint32_t)g->n_steps);
+    for (int i = 0; i < g->n_steps; i++)
+        tsr_write_f64(w, with_predictions ? g->steps[i].predicted : 0.0);
     tsr_write_f64(w, with_predictions ? p->predicted_seconds : 0.0);
     tsr_write_f64(w, with_predictions ? p->predicted_mib : 0.0);
     tsr_write_f64(w, with_predictions ? p->predicted_client : 0.0);
-    write_str(w, with_predictions ? p->choice : "", sizeof p->choice);
+    nn_plan_write_str(w, with_predictions ? p->choice : "", sizeof p->choice);
 }
 
 static tsr_status payload_bytes(const tsr_nn_plan *p, int with_predictions, uint8_t **buf,
@@ -263,6 +299,18 @@ tsr_status nn_plan_assemble(tsr_nn_model *model, nn_program *prog, const tsr_ckk
     p->prog = prog;
     p->spec = *spec;
     p->security = security;
+    /* Format 6 stores the graph instead of the layers: only when the graph gives exactly
+     * these layers (a model changed after import does not; its plan is written in format 5). */
+    if (model->graph) {
+        tsr_nn_model *re = NULL;
+        if (nn_model_rebuild(model->graph, model->simplified, &re) != TSR_OK ||
+            !nn_model_same(re, model)) {
+            tsr_clear_error();
+            tsr_graph_free(model->graph);
+            model->graph = NULL;
+        }
+        tsr_nn_model_free(re);
+    }
     tsr_status st = nn_plan_init_ranges(p);
     if (st != TSR_OK) {
         tsr_nn_plan_free(p);
@@ -285,414 +333,119 @@ tsr_status nn_plan_seal(tsr_nn_plan *p) {
 
 /* ---- reading -------------------------------------------------------------------------- */
 
-static int read_str(tsr_reader *r, char *dst, size_t n) {
-    tsr_read_bytes(r, dst, n);
-    if (tsr_reader_status(r) != TSR_OK) return -1;
-    if (!memchr(dst, 0, n)) {
-        tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed plan: unterminated text field");
-        return -1;
-    }
-    return 0;
-}
+#define RFAIL(...) tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed plan: " __VA_ARGS__)
 
-/* A step's shape: the wire form (tile/tile_io.h), sizes up to 2^32, valid for any slot count. */
-static int read_shape(tsr_reader *r, tsr_tile_shape *s) {
-    if (tile_shape_read(r, s, (uint64_t)1 << 32) != TSR_OK) return -1;
-    if (tsr_tile_shape_validate(s, 0) != TSR_OK) {
-        tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed plan: %s", tsr_last_error());
-        return -1;
+/* Format 6, after its version: the graph and the choices, then the deterministic rebuild. */
+static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out) {
+    tsr_ckks_param_spec spec;
+    uint32_t security;
+    TSR_TRY(nn_plan_read_spec(r, ckks_flags, &spec, &security));
+    double pre[3];
+    uint8_t hash[32];
+    char source[256], notes[512];
+    for (int i = 0; i < 3; i++) pre[i] = tsr_read_f64(r);
+    tsr_read_bytes(r, hash, sizeof hash);
+    if (nn_plan_read_str(r, source, sizeof source) || nn_plan_read_str(r, notes, sizeof notes))
+        return tsr_reader_status(r);
+    uint32_t flags = tsr_read_u32(r);
+    uint64_t glen = tsr_read_u64(r);
+    if (tsr_reader_status(r) != TSR_OK) return tsr_reader_status(r);
+    if (!isfinite(pre[0]) || pre[0] == 0 || !isfinite(pre[1]) || !(pre[2] > 0) ||
+        !isfinite(pre[2]) || flags > 1 || glen > r->mem_len - r->mem_pos)
+        return RFAIL("preprocessing, flags %u or a graph of %llu bytes", flags,
+                     (unsigned long long)glen);
+    tsr_graph *graph = NULL;
+    if (tsr_graph_from_bytes(&graph, r->mem + r->mem_pos, (size_t)glen) != TSR_OK)
+        return RFAIL("%s", tsr_last_error());
+    r->mem_pos += (size_t)glen;
+    nn_config cfg;
+    tsr_nn_model *m = NULL;
+    nn_program *prog = NULL;
+    tsr_status st = nn_plan_read_config(r, &spec, &cfg);
+    if (st == TSR_OK && nn_model_rebuild(graph, (int)flags, &m) != TSR_OK)
+        st = tsr_fail_context(TSR_ERR_FORMAT, "plan: its graph cannot be lowered: ");
+    if (st == TSR_OK) {
+        m->graph = graph;
+        graph = NULL;
+        m->in_scale = pre[0];
+        m->in_mean = pre[1];
+        m->in_std = pre[2];
+        memcpy(m->source_hash, hash, sizeof hash);
+        memcpy(m->source, source, sizeof source);
+        memcpy(m->notes, notes, sizeof notes);
+        st = nn_plan_lower(m, &cfg, &spec, ckks_flags, &prog);
     }
-    return 0;
+    tsr_graph_free(graph);
+    tsr_nn_plan *p = NULL;
+    if (st == TSR_OK && !(p = tsr_calloc(sizeof *p))) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    if (st != TSR_OK) {
+        tsr_nn_model_free(m);
+        nn_program_free(prog);
+        return st;
+    }
+    p->model = m;
+    p->prog = prog;
+    p->spec = spec; /* with the file's flags */
+    p->security = (int)security;
+    p->format = NN_PLAN_VERSION;
+    st = nn_plan_read_ranges(r, p, m->n_layers);
+    uint32_t ns = st == TSR_OK ? tsr_read_u32(r) : 0;
+    if (st == TSR_OK && (st = tsr_reader_status(r)) == TSR_OK && ns != (uint32_t)prog->n_steps)
+        st = RFAIL("%u step predictions for the %d steps of its program", ns, prog->n_steps);
+    for (uint32_t i = 0; st == TSR_OK && i < ns; i++) prog->steps[i].predicted = tsr_read_f64(r);
+    p->predicted_seconds = tsr_read_f64(r);
+    p->predicted_mib = tsr_read_f64(r);
+    p->predicted_client = tsr_read_f64(r);
+    if (st == TSR_OK && nn_plan_read_str(r, p->choice, sizeof p->choice) == 0 &&
+        (st = tsr_reader_status(r)) == TSR_OK) {
+        int bad = r->mem_pos != r->mem_len;
+        for (int i = 0; i < prog->n_steps; i++)
+            bad |= !(prog->steps[i].predicted >= 0) || !isfinite(prog->steps[i].predicted);
+        const double tot[3] = { p->predicted_seconds, p->predicted_mib, p->predicted_client };
+        for (int i = 0; i < 3; i++) bad |= !(tot[i] >= 0) || !isfinite(tot[i]);
+        if (bad) st = RFAIL("predictions, or bytes after the end");
+    }
+    if (st == TSR_OK) st = tsr_reader_status(r);
+    if (st == TSR_OK) st = nn_plan_seal(p);
+    if (st != TSR_OK) {
+        tsr_nn_plan_free(p);
+        return st;
+    }
+    *out = p;
+    return TSR_OK;
 }
-
-#define RFAIL(...)                                              \
-    do {                                                        \
-        st = tsr_reader_fail(&rd, TSR_ERR_FORMAT, __VA_ARGS__); \
-        goto done;                                              \
-    } while (0)
 
 static tsr_status read_plan(tsr_reader *rr, uint32_t ckks_flags, tsr_nn_plan **out) {
     *out = NULL;
-    tsr_reader rd = *rr; /* work on a copy; written back at the end */
-    tsr_status st = TSR_OK;
-    tsr_nn_model *m = NULL;
-    nn_program *g = NULL;
-    tsr_nn_plan *p = NULL;
-    uint8_t *payload = NULL;
-    double *wbuf = NULL, *bbuf = NULL;
-    tsr_reader_set_what(&rd, "inference plan");
+    tsr_reader_set_what(rr, "inference plan");
     tsr_frame_info info;
-    st = tsr_frame_begin_read(&rd, TSR_OBJ_PLAN, MAX_PLAN_PAYLOAD, &info);
-    if (st != TSR_OK) goto done;
-    /* tsr_frame_begin_read has checked the declared length against what the input holds. */
-    uint64_t plen = info.payload_len;
-    /* Keep the payload bytes for the plan id: read them through the frame. */
-    payload = tsr_alloc(plen ? (size_t)plen : 1);
-    if (!payload) {
-        st = tsr_fail(TSR_ERR_NOMEM, "out of memory reading a plan of %llu bytes",
-                      (unsigned long long)plen);
-        goto done;
+    TSR_TRY(tsr_frame_begin_read(rr, TSR_OBJ_PLAN, MAX_PLAN_PAYLOAD, &info));
+    /* tsr_frame_begin_read has checked the declared length against what the input holds; the
+     * payload is kept whole (the graph is read in place from it). */
+    const uint64_t plen = info.payload_len;
+    uint8_t *payload = tsr_alloc(plen ? (size_t)plen : 1);
+    if (!payload)
+        return tsr_fail(TSR_ERR_NOMEM, "out of memory reading a plan of %llu bytes",
+                        (unsigned long long)plen);
+    tsr_read_bytes(rr, payload, (size_t)plen);
+    tsr_status st = tsr_frame_end_read(rr);
+    tsr_reader rd, *r = &rd;
+    tsr_reader_init_mem(r, payload, (size_t)plen);
+    tsr_reader_set_what(r, "inference plan");
+    uint32_t version = 0;
+    if (st == TSR_OK) {
+        version = tsr_read_u32(r);
+        st = tsr_reader_status(r);
     }
-    tsr_read_bytes(&rd, payload, (size_t)plen);
-    st = tsr_frame_end_read(&rd);
-    if (st != TSR_OK) goto done;
-    {
-        tsr_reader r2;
-        tsr_reader_init_mem(&r2, payload, (size_t)plen);
-        tsr_reader_set_what(&r2, "inference plan");
-        *rr = rd;
-        rd = r2;
-    }
-    uint32_t version = tsr_read_u32(&rd);
-    if (tsr_reader_status(&rd) != TSR_OK) {
-        st = tsr_reader_status(&rd);
-        goto done;
-    }
-    if (version < NN_PLAN_VERSION_MIN || version > NN_PLAN_VERSION) {
-        st = tsr_reader_fail(&rd, TSR_ERR_VERSION,
+    if (st == TSR_OK && (version < NN_PLAN_VERSION_MIN || version > NN_PLAN_VERSION))
+        st = tsr_reader_fail(r, TSR_ERR_VERSION,
                              "plan format version %u is not supported (this build reads %d to "
                              "%d); compile the model again",
                              version, NN_PLAN_VERSION_MIN, NN_PLAN_VERSION);
-        goto done;
-    }
-    tsr_ckks_param_spec spec;
-    if ((st = ckks_spec_read(&rd, &spec, 1)) != TSR_OK) goto done;
-    const uint32_t file_flags = spec.flags;
-    uint32_t security = tsr_read_u32(&rd);
-    if (tsr_reader_status(&rd) != TSR_OK) {
-        st = tsr_reader_status(&rd);
-        goto done;
-    }
-    if (spec.log_n < TSR_CKKS_MIN_LOG_N || spec.log_n > 16 || spec.levels < 1 || spec.levels > 40 ||
-        security != 128)
-        RFAIL("malformed plan: CKKS parameters (N = 2^%u, %u levels, security %u)", spec.log_n,
-              spec.levels, security);
-    if ((spec.flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) &&
-        !(ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS)) {
-        st = tsr_reader_fail(&rd, TSR_ERR_INSECURE,
-                             "the plan uses CKKS parameters below 128-bit security (made for "
-                             "tests); refusing it");
-        goto done;
-    }
-    uint32_t c = tsr_read_u32(&rd), h = tsr_read_u32(&rd), w = tsr_read_u32(&rd);
-    double in_scale = tsr_read_f64(&rd), in_mean = tsr_read_f64(&rd), in_std = tsr_read_f64(&rd);
-    uint32_t classes = tsr_read_u32(&rd);
-    if (tsr_reader_status(&rd) != TSR_OK) {
-        st = tsr_reader_status(&rd);
-        goto done;
-    }
-    if (c < 1 || h < 1 || w < 1 || c > 4096 || h > 4096 || w > 4096 ||
-        (uint64_t)c * h * w > ((uint64_t)1 << 20))
-        RFAIL("malformed plan: input shape (%u, %u, %u)", c, h, w);
-    st = nn_model_create(&m, (int)c, (int)h, (int)w);
-    if (st != TSR_OK) goto done;
-    m->in_scale = in_scale;
-    m->in_mean = in_mean;
-    m->in_std = in_std;
-    m->classes = (int)classes;
-    for (int io = 0; io < 2; io++) {
-        uint32_t r = tsr_read_u32(&rd);
-        if (tsr_reader_status(&rd) != TSR_OK) {
-            st = tsr_reader_status(&rd);
-            goto done;
-        }
-        if (r > NN_MAX_RANK) RFAIL("malformed plan: %s rank %u", io ? "output" : "input", r);
-        int64_t *d = io ? m->out_dims : m->in_dims;
-        for (uint32_t k = 0; k < r; k++) {
-            uint64_t v = tsr_read_u64(&rd);
-            if (v < 1 || v > ((uint64_t)1 << 26)) v = 0; /* nn_model_validate refuses it */
-            d[k] = (int64_t)v;
-        }
-        if (io)
-            m->out_rank = (int)r;
-        else
-            m->in_rank = (int)r;
-    }
-    tsr_read_bytes(&rd, m->source_hash, 32);
-    if (read_str(&rd, m->source, sizeof m->source) || read_str(&rd, m->notes, sizeof m->notes)) {
-        st = tsr_reader_status(&rd);
-        goto done;
-    }
-    uint32_t nl = tsr_read_u32(&rd);
-    if (tsr_reader_status(&rd) != TSR_OK) {
-        st = tsr_reader_status(&rd);
-        goto done;
-    }
-    if (nl < 1 || nl > MAX_LAYERS) RFAIL("malformed plan: %u layers", nl);
-    for (uint32_t i = 0; i < nl; i++) {
-        nn_layer L;
-        memset(&L, 0, sizeof L);
-        uint32_t kind = tsr_read_u32(&rd);
-        if (read_str(&rd, L.name, sizeof L.name) || read_str(&rd, L.origin, sizeof L.origin)) {
-            st = tsr_reader_status(&rd);
-            goto done;
-        }
-        int32_t iv[12];
-        for (int k = 0; k < 12; k++) iv[k] = (int32_t)tsr_read_u32(&rd);
-        L.bound = tsr_read_f64(&rd);
-        uint64_t wl = tsr_read_u64(&rd), bl = tsr_read_u64(&rd);
-        if (tsr_reader_status(&rd) != TSR_OK) {
-            st = tsr_reader_status(&rd);
-            goto done;
-        }
-        if (kind >= NN_KIND_COUNT_ || (version < 4 && kind == NN_MUL) || wl > MAX_WEIGHTS ||
-            bl > MAX_WEIGHTS || (wl + bl) * 8 > plen)
-            RFAIL("malformed plan: layer %u (kind %u, %llu weights)", i, kind,
-                  (unsigned long long)wl);
-        for (int k = 2; k < 12; k++)
-            if (iv[k] < 0 || iv[k] > 4096) RFAIL("malformed plan: layer %u geometry", i);
-        if (iv[0] < 0 || iv[0] > (int32_t)i || iv[1] < -1 || iv[1] > (int32_t)i)
-            RFAIL("malformed plan: layer %u reads tensors %d, %d", i, iv[0], iv[1]);
-        if (!(L.bound >= 0) || !isfinite(L.bound)) RFAIL("malformed plan: layer %u bound", i);
-        L.kind = (nn_kind)kind;
-        L.in[0] = iv[0];
-        L.in[1] = iv[1];
-        L.kh = iv[2];
-        L.kw = iv[3];
-        L.sh = iv[4];
-        L.sw = iv[5];
-        L.ph = iv[6];
-        L.pw = iv[7];
-        L.count_pad = iv[8];
-        L.degree = iv[9];
-        L.nc = iv[10];
-        L.lossy = iv[11];
-        if (L.count_pad > 1 || L.lossy > 1) RFAIL("malformed plan: layer %u flags", i);
-        wbuf = wl ? tsr_alloc((size_t)wl * sizeof *wbuf) : NULL;
-        bbuf = bl ? tsr_alloc((size_t)bl * sizeof *bbuf) : NULL;
-        if ((wl && !wbuf) || (bl && !bbuf)) {
-            st = tsr_fail(TSR_ERR_NOMEM, "out of memory reading a plan");
-            goto done;
-        }
-        for (uint64_t k = 0; k < wl; k++) wbuf[k] = tsr_read_f64(&rd);
-        for (uint64_t k = 0; k < bl; k++) bbuf[k] = tsr_read_f64(&rd);
-        if (tsr_reader_status(&rd) != TSR_OK) {
-            st = tsr_reader_status(&rd);
-            goto done;
-        }
-        L.w = wbuf;
-        L.b = bbuf;
-        L.w_len = (int64_t)wl;
-        L.b_len = (int64_t)bl;
-        /* The output shape follows from the layer; nn_model_add checks it. */
-        nn_shape is = m->shapes[L.in[0]], os = is;
-        if (L.kind == NN_CONV || L.kind == NN_AVGPOOL) {
-            int64_t per = (int64_t)is.c * (L.kh ? L.kh : 1) * (L.kw ? L.kw : 1);
-            os.c = L.kind == NN_CONV ? (int)(per ? L.w_len / per : 0) : is.c;
-            os.h = nn_out_size(is.h, L.kh, L.sh, L.ph);
-            os.w = nn_out_size(is.w, L.kw, L.sw, L.pw);
-        } else if (L.kind == NN_DENSE) {
-            int64_t n = nn_numel(is);
-            os = (nn_shape){ (int)(L.w_len / n), 1, 1 };
-        }
-        if (os.c < 1 || os.h < 1 || os.w < 1 || nn_numel(os) > ((int64_t)1 << 22))
-            RFAIL("malformed plan: layer %u has no valid output shape", i);
-        st = nn_model_add(m, &L, os, NULL);
-        tsr_free(wbuf);
-        tsr_free(bbuf);
-        wbuf = bbuf = NULL;
-        if (st != TSR_OK) {
-            st = tsr_reader_fail(&rd, TSR_ERR_FORMAT, "malformed plan: %s", tsr_last_error());
-            goto done;
-        }
-    }
-    st = nn_model_validate(m);
-    if (st != TSR_OK) {
-        st = tsr_reader_fail(&rd, TSR_ERR_FORMAT, "malformed plan: %s", tsr_last_error());
-        goto done;
-    }
-    if (classes != (uint32_t)nn_numel(m->shapes[m->output]))
-        RFAIL("malformed plan: %u classes for %lld outputs", classes,
-              (long long)nn_numel(m->shapes[m->output]));
-    g = tsr_calloc(sizeof *g);
-    if (!g) {
-        st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    uint32_t packing = tsr_read_u32(&rd);
-    g->cfg.slots = (int64_t)tsr_read_u64(&rd);
-    for (int i = 0; i < 5; i++) g->cfg.t[i] = (int64_t)tsr_read_u64(&rd);
-    g->cfg.orient = (int)tsr_read_u32(&rd);
-    g->cfg.batch = (int)tsr_read_u32(&rd);
-    uint32_t ns = tsr_read_u32(&rd);
-    if (tsr_reader_status(&rd) != TSR_OK) {
-        st = tsr_reader_status(&rd);
-        goto done;
-    }
-    if ((packing != TSR_NN_PACK_BATCH && packing != TSR_NN_PACK_TILED) ||
-        g->cfg.slots != ((int64_t)1 << (spec.log_n - 1)) || g->cfg.batch < 1 ||
-        g->cfg.batch > (1 << 20) || ns < 1 || ns > MAX_STEPS)
-        RFAIL("malformed plan: packing %u, %lld slots, batch %d, %u steps", packing,
-              (long long)g->cfg.slots, g->cfg.batch, ns);
-    for (int i = 0; i < 5; i++)
-        if (packing == TSR_NN_PACK_TILED ? (g->cfg.t[i] < 1 || g->cfg.t[i] > g->cfg.slots)
-                                         : g->cfg.t[i] != 0)
-            RFAIL("malformed plan: tile size %lld", (long long)g->cfg.t[i]);
-    if (g->cfg.orient != 0 && g->cfg.orient != 3) RFAIL("malformed plan: orientation");
-    g->cfg.packing = (tsr_nn_packing)packing;
-    g->cfg.no_contract = version < 5; /* earlier builds lowered contractions unfused */
-    g->steps = tsr_calloc_array(ns, sizeof *g->steps);
-    if (!g->steps) {
-        st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    g->n_steps = g->cap_steps = (int)ns;
-    for (uint32_t i = 0; i < ns; i++) {
-        nn_step *s = &g->steps[i];
-        uint32_t op = tsr_read_u32(&rd);
-        int32_t iv[14];
-        for (int k = 0; k < 14; k++) iv[k] = (int32_t)tsr_read_u32(&rd);
-        if (tsr_reader_status(&rd) != TSR_OK) {
-            st = tsr_reader_status(&rd);
-            goto done;
-        }
-        if (op >= NN_OP_COUNT_ || (version < 4 && op == NN_OP_MUL) ||
-            (version < 5 && op == NN_OP_CONTRACT))
-            RFAIL("malformed plan: step %u has operation %u", i, op);
-        s->op = (nn_op)op;
-        s->layer = iv[0];
-        s->in[0] = iv[1];
-        s->in[1] = iv[2];
-        s->out = iv[3];
-        s->fdim = iv[4];
-        s->cdim = iv[5];
-        s->odim = iv[6];
-        s->nsum = iv[7];
-        for (int k = 0; k < 4; k++) s->sum[k] = iv[8 + k];
-        s->level_in = iv[12];
-        s->level_out = iv[13];
-        if (read_shape(&rd, &s->in_shape) || read_shape(&rd, &s->out_shape)) {
-            st = tsr_reader_status(&rd);
-            goto done;
-        }
-        uint64_t cv[14];
-        for (int k = 0; k < 14; k++) cv[k] = tsr_read_u64(&rd);
-        s->counts = (tsr_backend_counts){ .rotations = cv[0],
-                                          .hoisted = cv[1],
-                                          .mul_ct = cv[2],
-                                          .mul_plain = cv[3],
-                                          .mul_const = cv[4],
-                                          .add = cv[5],
-                                          .rescale = cv[6],
-                                          .drop_level = cv[7],
-                                          .key_switch = cv[8],
-                                          .encode = cv[9],
-                                          .encrypt = cv[10],
-                                          .decrypt = cv[11],
-                                          .min_level = (int)(int64_t)cv[12],
-                                          .peak_vectors = cv[13] };
-        s->predicted = tsr_read_f64(&rd);
-        if (tsr_reader_status(&rd) != TSR_OK) {
-            st = tsr_reader_status(&rd);
-            goto done;
-        }
-        if (!(s->predicted >= 0) || !isfinite(s->predicted))
-            RFAIL("malformed plan: step %u prediction", i);
-    }
-    g->output = (int)tsr_read_u32(&rd);
-    g->top_level = (int)tsr_read_u32(&rd);
-    g->depth = (int)tsr_read_u32(&rd);
-    g->needs_relin = (int)tsr_read_u32(&rd);
-    g->peak_vectors = tsr_read_u64(&rd);
-    uint64_t nr = tsr_read_u64(&rd);
-    if (tsr_reader_status(&rd) != TSR_OK) {
-        st = tsr_reader_status(&rd);
-        goto done;
-    }
-    if (nr > (uint64_t)g->cfg.slots || nr * 8 > plen)
-        RFAIL("malformed plan: %llu rotation steps", (unsigned long long)nr);
-    g->n_rot = (int64_t)nr;
-    g->rot = tsr_alloc((size_t)(nr ? nr : 1) * sizeof *g->rot);
-    if (!g->rot) {
-        st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    for (uint64_t i = 0; i < nr; i++) g->rot[i] = (int64_t)tsr_read_u64(&rd);
-    p = tsr_calloc(sizeof *p);
-    if (!p) {
-        st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
-        goto done;
-    }
-    p->format = version; /* the id hashes the payload as it was written */
-    st = nn_plan_read_ranges(&rd, p, m->n_layers);
-    if (st != TSR_OK) goto done;
-    p->predicted_seconds = tsr_read_f64(&rd);
-    p->predicted_mib = tsr_read_f64(&rd);
-    p->predicted_client = tsr_read_f64(&rd);
-    if (read_str(&rd, p->choice, sizeof p->choice)) {
-        st = tsr_reader_status(&rd);
-        goto done;
-    }
-    if (tsr_reader_status(&rd) != TSR_OK) {
-        st = tsr_reader_status(&rd);
-        goto done;
-    }
-    if (rd.mem_pos != rd.mem_len)
-        RFAIL("malformed plan: %llu bytes after the end",
-              (unsigned long long)(rd.mem_len - rd.mem_pos));
-    if (!(p->predicted_seconds >= 0) || !isfinite(p->predicted_seconds) ||
-        !(p->predicted_mib >= 0) || !isfinite(p->predicted_mib) || !(p->predicted_client >= 0) ||
-        !isfinite(p->predicted_client))
-        RFAIL("malformed plan: predictions");
-    /* Everything parsed: check the parameters and re-lower the model. */
-    {
-        tsr_ckks_params *par = NULL;
-        spec.flags |= ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
-        st = tsr_ckks_params_create(&par, &spec);
-        spec.flags = file_flags;
-        if (st != TSR_OK) {
-            st = tsr_fail_context(TSR_ERR_FORMAT, "plan: its CKKS parameters are invalid: ");
-            goto done;
-        }
-        tsr_mockup_params mp;
-        tsr_mockup_params_default(&mp, g->cfg.slots, (int)spec.levels);
-        mp.track_values = 0;
-        mp.rotations = TSR_ROTATIONS_COLLECT;
-        tsr_backend *dry = NULL;
-        st = tsr_backend_mockup_create_for(par, &mp, &dry);
-        tsr_ckks_params_free(par);
-        nn_program *chk = NULL;
-        if (st == TSR_OK) st = nn_program_build(m, &g->cfg, dry, &chk);
-        tsr_backend_free(dry);
-        if (st != TSR_OK) {
-            st = tsr_fail_context(TSR_ERR_FORMAT, "plan: its model cannot be lowered: ");
-            nn_program_free(chk);
-            goto done;
-        }
-        char why[160];
-        if (nn_program_compare(chk, g, why, sizeof why)) {
-            nn_program_free(chk);
-            st = tsr_fail(TSR_ERR_FORMAT,
-                          "plan: the recorded program does not match this build's lowering of "
-                          "its model (%s); compile the model again",
-                          why);
-            goto done;
-        }
-        /* Keep the recorded predictions but the rebuilt values/layouts. */
-        for (int i = 0; i < chk->n_steps; i++) chk->steps[i].predicted = g->steps[i].predicted;
-        nn_program_free(g);
-        g = chk;
-    }
-    p->model = m;
-    p->prog = g;
-    p->spec = spec;
-    p->security = (int)security;
-    if ((st = nn_plan_seal(p)) != TSR_OK) goto done;
-    m = NULL;
-    g = NULL;
-    *out = p;
-    p = NULL;
-done:
+    if (st == TSR_OK)
+        st = version == NN_PLAN_VERSION ? read_v6(r, ckks_flags, out)
+                                        : nn_plan_read_legacy(r, version, plen, ckks_flags, out);
     tsr_free(payload);
-    tsr_free(wbuf);
-    tsr_free(bbuf);
-    tsr_nn_model_free(m);
-    nn_program_free(g);
-    if (p) {
-        p->model = NULL;
-        p->prog = NULL;
-        tsr_nn_plan_free(p);
-    }
     return st;
 }
 

@@ -1,0 +1,187 @@
+/*
+ * test_graph_io.c - the wire form of the model graph (graph/graph_io.c): a
+ * graph with every value kind, optional inputs and attributes round-trips
+ * (same bytes when written again, same outputs when run), clones, and every
+ * truncated or corrupted input fails with a message instead of a crash.
+ */
+#include "testutil.h"
+
+#include "tessera/graph.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* With TSR_WRITE_FUZZ_CORPUS=DIR the graph is written as a seed of fuzz/fuzz_graph_read.c. */
+static void write_seed(const uint8_t *b, size_t n) {
+    const char *dir = getenv("TSR_WRITE_FUZZ_CORPUS");
+    if (!dir) return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/fuzz_graph_read/small.graph", dir);
+    FILE *fp = fopen(path, "wb");
+    if (!fp) fail_msg("cannot write %s", path);
+    fwrite(b, 1, n, fp);
+    fclose(fp);
+}
+
+static tsr_array *arr(int rank, const int64_t *dims, double base) {
+    tsr_array *t;
+    tt_ok(tsr_array_create(&t, rank, dims));
+    for (size_t i = 0; i < t->numel; i++) t->data[i] = base + 0.125 * (double)i - 0.3;
+    return t;
+}
+
+/* x (N, 2, 4, 4) -> conv 3x3 pad 1 (+b) -> avgpool 2x2 -> poly -> flatten -> gemm (+c) */
+static tsr_graph *small_graph(void) {
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    const int64_t xd[4] = { -1, 2, 4, 4 }, wd[4] = { 3, 2, 3, 3 }, bd[1] = { 3 }, pd[1] = { 3 },
+                  md[2] = { 5, 12 }, cd[1] = { 5 };
+    tt_ok(tsr_graph_add_input(g, "x", 4, xd));
+    tsr_array *w = arr(4, wd, 0.1), *b = arr(1, bd, 0.2), *pc = arr(1, pd, 0.5),
+              *mw = arr(2, md, -0.4), *mc = arr(1, cd, 1.0);
+    tt_ok(tsr_graph_add_const(g, "w", w));
+    tt_ok(tsr_graph_add_const(g, "b", b));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.pads[0] = a.pads[1] = a.pads[2] = a.pads[3] = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CONV, "conv", 3, (const char *const[]){ "x", "w", "b" },
+                             "c", &a));
+    tsr_graph_attrs_default(&a);
+    a.n_kernel = 2;
+    a.kernel[0] = a.kernel[1] = 2;
+    a.strides[0] = a.strides[1] = 2;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_AVGPOOL, "", 1, (const char *const[]){ "c" }, "p", &a));
+    /* a node reading a constant added after it */
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_POLY, "poly", 2, (const char *const[]){ "p", "pc" }, "q",
+                             NULL));
+    tt_ok(tsr_graph_add_const(g, "pc", pc));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_FLATTEN, "flat", 1, (const char *const[]){ "q" }, "f",
+                             NULL));
+    tt_ok(tsr_graph_add_const(g, "mw", mw));
+    tt_ok(tsr_graph_add_const(g, "mc", mc));
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    a.alpha = 0.75;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_GEMM, "fc", 3, (const char *const[]){ "f", "mw", "mc" },
+                             "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tsr_array_free(w);
+    tsr_array_free(b);
+    tsr_array_free(pc);
+    tsr_array_free(mw);
+    tsr_array_free(mc);
+    return g;
+}
+
+static tsr_array *run(const tsr_graph *g, const tsr_array *x) {
+    tsr_array *y;
+    tt_ok(tsr_graph_run(g, (const tsr_array *const[]){ x }, &y));
+    return y;
+}
+
+static void test_round_trip(void **state) {
+    (void)state;
+    tsr_graph *g = small_graph(), *h, *c;
+    uint8_t *a, *b;
+    size_t na, nb;
+    tt_ok(tsr_graph_to_bytes(g, &a, &na));
+    write_seed(a, na);
+    tt_ok(tsr_graph_from_bytes(&h, a, na));
+    tt_ok(tsr_graph_to_bytes(h, &b, &nb));
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    tt_ok(tsr_graph_clone(h, &c));
+    assert_int_equal(tsr_graph_num_nodes(c), 5);
+    assert_string_equal(tsr_graph_node_name(c, 1), "p"); /* an empty node name: the output's */
+    const tsr_graph_attrs *at = tsr_graph_node_attrs(c, 4);
+    assert_int_equal(at->trans_b, 1);
+    assert_true(at->alpha == 0.75);
+    const int64_t xd[4] = { 3, 2, 4, 4 };
+    tsr_array *x = arr(4, xd, -1.0), *y0 = run(g, x), *y1 = run(h, x), *y2 = run(c, x);
+    assert_int_equal(y0->numel, 15);
+    assert_memory_equal(y0->data, y1->data, y0->numel * sizeof(double));
+    assert_memory_equal(y0->data, y2->data, y0->numel * sizeof(double));
+    tsr_array_free(x);
+    tsr_array_free(y0);
+    tsr_array_free(y1);
+    tsr_array_free(y2);
+    /* a graph that is not finalized is not written */
+    tsr_graph *e;
+    tt_ok(tsr_graph_create(&e));
+    uint8_t *eb = NULL;
+    size_t el = 0;
+    tt_fails(tsr_graph_to_bytes(e, &eb, &el), TSR_ERR_INVALID_ARG);
+    assert_null(eb);
+    tsr_graph_free(e);
+    tsr_graph_bytes_free(a);
+    tsr_graph_bytes_free(b);
+    tsr_graph_free(c);
+    tsr_graph_free(h);
+    tsr_graph_free(g);
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    tsr_graph *g = small_graph(), *h = NULL;
+    uint8_t *a;
+    size_t n;
+    tt_ok(tsr_graph_to_bytes(g, &a, &n));
+    /* every truncation */
+    for (size_t cut = 0; cut < n; cut += cut < 400 ? 1 : 37) {
+        tsr_status st = tsr_graph_from_bytes(&h, a, cut);
+        if (st == TSR_OK) fail_msg("a graph cut at %zu of %zu bytes read", cut, n);
+        assert_null(h);
+        assert_int_equal(st, TSR_ERR_FORMAT);
+    }
+    /* trailing bytes */
+    uint8_t *longer = malloc(n + 1);
+    memcpy(longer, a, n);
+    longer[n] = 0;
+    tt_fails(tsr_graph_from_bytes(&h, longer, n + 1), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "after its end"));
+    free(longer);
+    /* magic, version, counts, and a value record kind */
+    static const struct {
+        size_t at;
+        uint8_t v;
+        tsr_status want;
+        const char *msg;
+    } bad[] = {
+        { 0, 'X', TSR_ERR_FORMAT, "magic" },       { 4, 2, TSR_ERR_VERSION, "wire version" },
+        { 11, 0x7f, TSR_ERR_FORMAT, "values" },    { 15, 0x7f, TSR_ERR_FORMAT, "outputs" },
+        { 16, 9, TSR_ERR_FORMAT, "value record" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t *c = malloc(n);
+        memcpy(c, a, n);
+        c[bad[i].at] = bad[i].v;
+        tt_fails(tsr_graph_from_bytes(&h, c, n), bad[i].want);
+        if (!strstr(tsr_last_error(), bad[i].msg))
+            fail_msg("byte %zu: message '%s'", bad[i].at, tsr_last_error());
+        assert_null(h);
+        free(c);
+    }
+    /* any single byte changed: a status, never a crash (most still read: data bytes) */
+    for (size_t i = 0; i < n; i += 3) {
+        uint8_t *c = malloc(n);
+        memcpy(c, a, n);
+        c[i] ^= 0xa5;
+        if (tsr_graph_from_bytes(&h, c, n) == TSR_OK) tsr_graph_free(h);
+        h = NULL;
+        free(c);
+    }
+    tsr_graph_bytes_free(a);
+    tsr_graph_free(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,327 @@
+/*
+ * test_nn_plan6.c - plan format 6 (the model graph plus the compiler's
+ * choices, nn/plan.c): PyTorch fixtures compiled, written, read back and run
+ * encrypted on a small insecure ring give bit-identical outputs to the plan
+ * before it was written; corrupted or truncated plans fail with a message.
+ * With TSR_WRITE_FUZZ_CORPUS=DIR the plans and their graphs are written as
+ * fuzz seeds (DIR/fuzz_nn_plan, DIR/fuzz_graph_read).
+ */
+#include "testutil.h"
+
+#include "core/alloc.h"
+#include "core/io.h"
+#include "nn/nn_internal.h"
+#include "onnx/onnx_graph.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Offsets in a format-6 payload: version, spec with flags, security, preprocessing, source
+ * hash, source name, notes, flags; then the graph's u64 length and the graph. */
+#define OFF_GLEN  (4 + 40 + 4 + 24 + 32 + 256 + 512 + 4)
+#define OFF_GRAPH (OFF_GLEN + 8)
+
+static void write_seed(const char *target, const char *name, const uint8_t *b, size_t n) {
+    const char *dir = getenv("TSR_WRITE_FUZZ_CORPUS");
+    if (!dir) return;
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s/%s", dir, target, name);
+    FILE *fp = fopen(path, "wb");
+    if (!fp) fail_msg("cannot write %s", path);
+    fwrite(b, 1, n, fp);
+    fclose(fp);
+}
+
+static void compile_opts(tsr_nn_compile_opts *o, int batch, tsr_nn_packing pk, int log_n) {
+    tsr_nn_compile_opts_default(o);
+    o->batch = batch;
+    o->packing = pk;
+    o->log_n = log_n;
+    o->ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+}
+
+/* Run plan p on the input ciphertext file f (made with key id kid) on server; decrypt. */
+static void run_plan(const tsr_nn_plan *p, tsr_backend *server, tsr_backend *client, const char *f,
+                     const uint8_t *kid, int n, double *out) {
+    tsr_nn_runner *r;
+    tt_ok(tsr_nn_runner_create(p, server, &r));
+    tsr_tile *ct, *res;
+    int n2;
+    tt_ok(tsr_nn_ct_load(p, tsr_nn_runner_backend(r), TSR_NN_CT_INPUT, f, kid, &ct, &n2));
+    assert_int_equal(n2, n);
+    tt_ok(tsr_nn_run(r, ct, &res, NULL));
+    const char *g = tt_temp_path(".out.ct");
+    tt_ok(tsr_nn_ct_save(p, res, TSR_NN_CT_OUTPUT, n, kid, g));
+    tsr_tile_free(res);
+    tsr_tile_free(ct);
+    tsr_nn_runner_free(r);
+    tt_ok(tsr_nn_ct_load(p, client, TSR_NN_CT_OUTPUT, g, kid, &res, &n2));
+    tt_ok(tsr_nn_decrypt(p, res, n, out));
+    tsr_tile_free(res);
+    remove(g);
+}
+
+/*
+ * One fixture: compile, check the plan is format 6, write it (bytes and file), read it
+ * back, compare everything, then run both plans on the same encrypted input with the same
+ * keys: the decrypted outputs must be equal bit for bit (and close to PyTorch's).
+ */
+static void round_trip(const char *name, int n, tsr_nn_packing pk, int want_contract) {
+    char path[128];
+    snprintf(path, sizeof path, "tests/data/torch/%s.onnx", name);
+    tsr_nn_model *m;
+    tt_ok(tsr_nn_import_onnx(tt_source_path(path), NULL, &m, NULL));
+    assert_non_null(m->graph);
+    tsr_onnx_data *xin, *yref;
+    snprintf(path, sizeof path, "tests/data/torch/%s_input.pb", name);
+    tt_ok(tsr_onnx_data_load(&xin, tt_source_path(path)));
+    snprintf(path, sizeof path, "tests/data/torch/%s_output.pb", name);
+    tt_ok(tsr_onnx_data_load(&yref, tt_source_path(path)));
+    tsr_nn_compile_opts o;
+    compile_opts(&o, n, pk, 11);
+    tsr_nn_plan *p, *q, *f;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    int contract = 0;
+    for (int i = 0; i < p->prog->n_steps; i++) contract += p->prog->steps[i].op == NN_OP_CONTRACT;
+    assert_int_equal(contract > 0, want_contract);
+    uint8_t *buf;
+    size_t len;
+    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    uint32_t version;
+    memcpy(&version, buf + TSR_FRAME_HEADER_SIZE, 4);
+    assert_int_equal(version, 6);
+    snprintf(path, sizeof path, "%s_v6.plan", name);
+    write_seed("fuzz_nn_plan", path, buf, len);
+    uint8_t *gb;
+    size_t gl;
+    tt_ok(tsr_graph_to_bytes(p->model->graph, &gb, &gl));
+    snprintf(path, sizeof path, "%s.graph", name);
+    write_seed("fuzz_graph_read", path, gb, gl);
+    assert_memory_equal(buf + TSR_FRAME_HEADER_SIZE + OFF_GRAPH, gb, gl);
+    tsr_graph_bytes_free(gb);
+    tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    const char *file = tt_temp_path(".plan");
+    tt_ok(tsr_nn_plan_save(p, file));
+    tt_ok(tsr_nn_plan_load(&f, file, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    remove(file);
+    const tsr_nn_plan *back[2] = { q, f };
+    for (int k = 0; k < 2; k++) {
+        const tsr_nn_plan *b = back[k];
+        char why[160];
+        assert_int_equal(b->format, 6);
+        assert_memory_equal(p->id, b->id, 32);
+        assert_int_equal(nn_program_compare(p->prog, b->prog, why, sizeof why), 0);
+        assert_true(nn_model_same(p->model, b->model));
+        assert_int_equal(memcmp(&p->spec, &b->spec, sizeof p->spec), 0);
+        assert_true(p->predicted_seconds == b->predicted_seconds);
+        assert_true(p->predicted_mib == b->predicted_mib);
+        for (int i = 0; i < p->prog->n_steps; i++)
+            assert_true(p->prog->steps[i].predicted == b->prog->steps[i].predicted);
+        assert_string_equal(p->choice, b->choice);
+        assert_string_equal(p->model->source, b->model->source);
+        assert_memory_equal(p->model->source_hash, b->model->source_hash, 32);
+        assert_true(p->model->in_std == b->model->in_std);
+        uint8_t *buf2;
+        size_t len2;
+        tt_ok(tsr_nn_plan_to_bytes(b, &buf2, &len2));
+        assert_int_equal(len2, len);
+        assert_memory_equal(buf2, buf, len);
+        tsr_nn_bytes_free(buf2);
+    }
+    /* the same keys and input ciphertext through both plans */
+    tsr_ckks_params *params;
+    tt_ok(tsr_nn_plan_params(p, &params));
+    tsr_ckks_secret_key *sk;
+    tsr_ckks_relin_key *rk;
+    tsr_ckks_galois_keys *gk;
+    tt_ok(tsr_nn_keygen(p, params, &sk, &rk, &gk));
+    tt_ok(tsr_nn_check_keys(q, rk, gk));
+    tsr_backend *client, *server;
+    tt_ok(tsr_backend_ckks_create(params, NULL, sk, NULL, NULL, &client));
+    tt_ok(tsr_backend_ckks_create(params, NULL, NULL, rk, gk, &server));
+    tsr_tile *ct;
+    tt_ok(tsr_nn_encrypt(p, client, xin->a->data, n, &ct));
+    uint8_t kid[TSR_CKKS_KEY_ID_BYTES];
+    tsr_ckks_secret_key_id(sk, kid);
+    char *in = strdup(tt_temp_path(".in.ct"));
+    tt_ok(tsr_nn_ct_save(p, ct, TSR_NN_CT_INPUT, n, kid, in));
+    tsr_tile_free(ct);
+    int64_t k = tsr_nn_model_output_size(p->model);
+    double *a = malloc((size_t)(n * k) * sizeof *a), *b = malloc((size_t)(n * k) * sizeof *b);
+    run_plan(p, server, client, in, kid, n, a);
+    run_plan(q, server, client, in, kid, n, b);
+    assert_memory_equal(a, b, (size_t)(n * k) * sizeof *a);
+    double e = 0;
+    for (int64_t i = 0; i < n * k; i++) e = fmax(e, fabs(a[i] - yref->a->data[i]));
+    if (e > 1e-3) fail_msg("%s: max error vs PyTorch %.3g", name, e);
+    remove(in);
+    free(in);
+    free(a);
+    free(b);
+    tsr_backend_free(server);
+    tsr_backend_free(client);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_params_free(params);
+    tsr_nn_bytes_free(buf);
+    tsr_nn_plan_free(f);
+    tsr_nn_plan_free(q);
+    tsr_nn_plan_free(p);
+    tsr_onnx_data_free(xin);
+    tsr_onnx_data_free(yref);
+    tsr_nn_model_free(m);
+}
+
+static void test_classifier(void **state) {
+    (void)state;
+    round_trip("cnn", 1, TSR_NN_PACK_TILED, 0);
+}
+
+static void test_autoencoder(void **state) {
+    (void)state;
+    round_trip("autoencoder", 2, TSR_NN_PACK_TILED, 0);
+}
+
+static void test_transformer_batch(void **state) {
+    (void)state;
+    round_trip("transformer_small", 4, TSR_NN_PACK_BATCH, 1);
+}
+
+/* A model changed after import no longer matches its graph: its plan is written in format 5
+ * (the layers themselves), and still reads back with its id. */
+static void test_changed_model(void **state) {
+    (void)state;
+    tsr_nn_model *m;
+    tt_ok(tsr_nn_import_onnx(tt_source_path("tests/data/torch/cnn.onnx"), NULL, &m, NULL));
+    m->layers[0].w[0] += 0.25;
+    tsr_nn_compile_opts o;
+    compile_opts(&o, 1, TSR_NN_PACK_BATCH, 11);
+    tsr_nn_plan *p, *q;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    assert_null(p->model->graph);
+    uint8_t *buf;
+    size_t len;
+    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    uint32_t version;
+    memcpy(&version, buf + TSR_FRAME_HEADER_SIZE, 4);
+    assert_int_equal(version, 5);
+    tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    assert_memory_equal(p->id, q->id, 32);
+    assert_true(q->model->layers[0].w[0] == m->layers[0].w[0]);
+    tsr_nn_plan_free(q);
+    tsr_nn_bytes_free(buf);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(m);
+}
+
+/* The payload of a plan's frame, changed by edit, framed again (a valid checksum), read. */
+static tsr_status reframe(const uint8_t *buf, size_t len, size_t cut,
+                          void (*edit)(uint8_t *pay, size_t *n)) {
+    size_t n = len - TSR_FRAME_HEADER_SIZE - TSR_FRAME_HASH_SIZE;
+    uint8_t *pay = malloc(n + 64);
+    memcpy(pay, buf + TSR_FRAME_HEADER_SIZE, n);
+    if (edit) edit(pay, &n);
+    if (cut < n) n = cut;
+    tsr_writer w;
+    tsr_writer_init_mem(&w);
+    tsr_frame_begin_write(&w, TSR_OBJ_PLAN, 0, buf + 12, n);
+    tsr_write_bytes(&w, pay, n);
+    tt_ok(tsr_frame_end_write(&w));
+    size_t fl;
+    uint8_t *framed = tsr_writer_take_buffer(&w, &fl);
+    (void)tsr_writer_close(&w);
+    tsr_nn_plan *q = NULL;
+    tsr_status st = tsr_nn_plan_from_bytes(&q, framed, fl, TSR_CKKS_ALLOW_INSECURE_PARAMETERS);
+    if (st == TSR_OK)
+        tsr_nn_plan_free(q);
+    else
+        assert_null(q);
+    tsr_free(framed);
+    free(pay);
+    return st;
+}
+
+static void edit_version(uint8_t *pay, size_t *n) {
+    (void)n;
+    pay[0] = 7;
+}
+static void edit_glen(uint8_t *pay, size_t *n) {
+    (void)n;
+    pay[OFF_GLEN + 6] = 1;
+}
+static void edit_graph_magic(uint8_t *pay, size_t *n) {
+    (void)n;
+    pay[OFF_GRAPH] ^= 1;
+}
+static void edit_flags(uint8_t *pay, size_t *n) {
+    (void)n;
+    pay[OFF_GLEN - 4] = 2;
+}
+static void edit_trailing(uint8_t *pay, size_t *n) {
+    pay[(*n)++] = 0;
+}
+static void edit_steps(uint8_t *pay, size_t *n) {
+    /* the payload ends with the steps' predictions, three totals and the choice text: make
+     * the last step's prediction a NaN */
+    pay[*n - 256 - 24 - 1] = 0xff;
+    pay[*n - 256 - 24 - 2] = 0xff;
+}
+
+static void expect(tsr_status got, tsr_status want, const char *what) {
+    if (got != want)
+        fail_msg("%s: status %d, expected %d (%s)", what, (int)got, (int)want, tsr_last_error());
+}
+
+static void test_corrupt(void **state) {
+    (void)state;
+    tsr_nn_model *m;
+    tt_ok(tsr_nn_import_onnx(tt_source_path("tests/data/torch/transformer_small.onnx"), NULL, &m,
+                             NULL));
+    tsr_nn_compile_opts o;
+    compile_opts(&o, 4, TSR_NN_PACK_BATCH, 11);
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    uint8_t *buf;
+    size_t len;
+    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    const size_t n = len - TSR_FRAME_HEADER_SIZE - TSR_FRAME_HASH_SIZE;
+    expect(reframe(buf, len, SIZE_MAX, NULL), TSR_OK, "the plan reframed");
+    expect(reframe(buf, len, SIZE_MAX, edit_version), TSR_ERR_VERSION, "format 7");
+    assert_non_null(strstr(tsr_last_error(), "compile the model again"));
+    expect(reframe(buf, len, SIZE_MAX, edit_glen), TSR_ERR_FORMAT, "a graph longer than the plan");
+    assert_non_null(strstr(tsr_last_error(), "graph of"));
+    expect(reframe(buf, len, SIZE_MAX, edit_graph_magic), TSR_ERR_FORMAT, "a graph without magic");
+    assert_non_null(strstr(tsr_last_error(), "malformed graph"));
+    expect(reframe(buf, len, SIZE_MAX, edit_flags), TSR_ERR_FORMAT, "unknown flags");
+    expect(reframe(buf, len, SIZE_MAX, edit_trailing), TSR_ERR_FORMAT, "bytes after the end");
+    expect(reframe(buf, len, SIZE_MAX, edit_steps), TSR_ERR_FORMAT, "a NaN prediction");
+    /* every truncation of the payload (a valid frame around fewer bytes) fails cleanly; the
+     * sanitizer build tries fewer cut points */
+    const size_t step = tt_sanitized() ? 997 : 61;
+    for (size_t cut = 0; cut < n; cut += step)
+        if (reframe(buf, len, cut, NULL) == TSR_OK) fail_msg("a plan cut at %zu read", cut);
+    /* and of the frame itself */
+    for (size_t cut = 0; cut < len; cut += step * 7) {
+        tsr_nn_plan *q = NULL;
+        if (tsr_nn_plan_from_bytes(&q, buf, cut, TSR_CKKS_ALLOW_INSECURE_PARAMETERS) == TSR_OK)
+            fail_msg("a frame cut at %zu read", cut);
+        assert_null(q);
+    }
+    tsr_nn_bytes_free(buf);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_classifier),        cmocka_unit_test(test_autoencoder),
+        cmocka_unit_test(test_transformer_batch), cmocka_unit_test(test_changed_model),
+        cmocka_unit_test(test_corrupt),
+    };
+    if (getenv("TT_FILTER")) cmocka_set_test_filter(getenv("TT_FILTER"));
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
