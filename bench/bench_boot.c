@@ -115,13 +115,13 @@ static double mib(uint64_t bytes) {
     return (double)bytes / 1048576.0;
 }
 
-/* Bytes of a key (both halves) serving `level`: digits at that level x limbs q_0..q_level, P. */
+/* Bytes in memory of a seeded key serving `level` (its b halves: the a halves are regenerated
+ * from a seed during key switching): digits at that level x limbs q_0..q_level, P. */
 static uint64_t key_bytes_at(const tsr_ckks_params *p, int level) {
     int k = tsr_ckks_params_special_count(p), dnum = tsr_ckks_params_dnum(p);
     int L = tsr_ckks_params_max_level(p), alpha = (L + 1 + dnum - 1) / dnum;
     int digits = (level + 1 + alpha - 1) / alpha;
-    return (uint64_t)digits * 2 * (uint64_t)(level + 1 + k) * tsr_ckks_params_n(p) *
-           sizeof(uint64_t);
+    return (uint64_t)digits * (uint64_t)(level + 1 + k) * tsr_ckks_params_n(p) * sizeof(uint64_t);
 }
 
 /*
@@ -241,15 +241,15 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
     res->rss_eval = rss_now_mib();
     if (st == TSR_OK) {
         tsr_circuits_boot_get_info(b, &res->info);
-        /* 0 for level-aware keys, which cannot be serialized (JSON 0, not printed) */
+        /* on disk (format 3 writes level-aware keys too) */
         res->relin_bytes = tsr_ckks_relin_key_serialized_size(rk);
         res->galois_bytes = tsr_ckks_galois_keys_serialized_size(gk);
         res->relin_mem = tsr_ckks_relin_key_memory(rk);
         res->switch_bytes =
             tsr_ckks_switch_key_bytes(to_sparse) + tsr_ckks_switch_key_bytes(to_dense);
-        /* in memory: both halves (the switch keys' byte count is of the b halves) */
-        res->switch_mem[0] = 2 * tsr_ckks_switch_key_bytes(to_sparse);
-        res->switch_mem[1] = 2 * tsr_ckks_switch_key_bytes(to_dense);
+        /* in memory: the b halves (seeded keys) */
+        res->switch_mem[0] = tsr_ckks_switch_key_bytes(to_sparse);
+        res->switch_mem[1] = tsr_ckks_switch_key_bytes(to_dense);
         res->secure = tsr_ckks_params_is_secure(p);
         res->log_qp = tsr_ckks_params_log_qp(p);
         res->dnum = tsr_ckks_params_dnum(p);
@@ -380,7 +380,8 @@ static const char *const factor_stage[2] = { "CoeffsToSlots", "SlotsToCoeffs" };
 
 /* The memory breakdown (text). */
 static void print_memory(const result *r) {
-    printf("  memory breakdown (MiB; keys: both halves of every stored digit):\n");
+    printf("  memory breakdown (MiB; keys: the b halves of every stored digit, the a halves are "
+           "regenerated from seeds):\n");
     printf("    %-18s %5s %5s %5s %5s %10s %5s %10s\n", "factor", "level", "diags", "n1", "rots",
            "diagonals", "keys", "key MiB");
     uint64_t fk = 0;
@@ -456,8 +457,9 @@ int bench_boot_main(int argc, char **argv) {
                "library's, 7 at N = 2^16).\n"
                "Keys are level-aware by default: each rotation key serves only up to the\n"
                "highest level bootstrapping rotates by that step at, the relinearization and\n"
-               "conjugation keys up to EvalMod's input level (tsr_ckks_*_level; such keys cannot\n"
-               "be serialized). --full-keys: every key over all levels (the serializable form).\n"
+               "conjugation keys up to EvalMod's input level (tsr_ckks_*_level). --full-keys:\n"
+               "every key over all levels. Keys hold their b halves in memory; the a halves are\n"
+               "regenerated from 32-byte seeds during key switching.\n"
                "--diagonals-on-the-fly: the DFT diagonals kept as coefficients and converted\n"
                "when applied (config.diagonals_on_the_fly: less memory, more time).\n"
                "The memory breakdown lists the keys (per factor of the transforms, at the level\n"
@@ -500,14 +502,17 @@ int bench_boot_main(int argc, char **argv) {
             "\"secure\": %s, \"log_qp\": %.1f, \"dnum\": %d, \"log_message_ratio\": %u,\n"
             " \"setup_seconds\": %.3f, \"keygen_seconds\": %.3f, \"circuit_seconds\": %.3f,\n"
             " \"relin_key_bytes\": %llu, \"galois_key_bytes\": %llu, \"switch_key_bytes\": %llu, "
-            "\"galois_key_memory_bytes\": %llu, \"rotation_keys\": %zu, "
+            "\"relin_key_memory_bytes\": %llu, \"galois_key_memory_bytes\": %llu, "
+            "\"switch_key_memory_bytes\": %llu, \"rotation_keys\": %zu, "
             "\"peak_rss_mib\": %.0f,\n"
             " \"median_seconds\": {\"total\": %.4f",
             log_n, in->slots, real ? "true" : "false", threads, runs, r.secure ? "true" : "false",
             r.log_qp, r.dnum, log_ratio, r.setup_s, r.keygen_s, r.circuit_s,
             (unsigned long long)r.relin_bytes, (unsigned long long)r.galois_bytes,
-            (unsigned long long)r.switch_bytes, (unsigned long long)r.galois_mem, r.rotations,
-            r.rss_mib, r.total_s);
+            (unsigned long long)r.switch_bytes, (unsigned long long)r.relin_mem,
+            (unsigned long long)r.galois_mem,
+            (unsigned long long)(r.switch_mem[0] + r.switch_mem[1]), r.rotations, r.rss_mib,
+            r.total_s);
         for (int s = 0; s < N_STAGES; s++) printf(", \"%s\": %.4f", stage_names[s], r.stage_s[s]);
         printf("},\n \"median_cpu_seconds\": {\"total\": %.4f", r.total_cpu);
         for (int s = 0; s < N_STAGES; s++) printf(", \"%s\": %.4f", stage_names[s], r.stage_cpu[s]);
@@ -528,10 +533,9 @@ int bench_boot_main(int argc, char **argv) {
                log_ratio);
         printf("  setup %.2f s (circuit %.2f s, keygen %.2f s)\n", r.setup_s, r.circuit_s,
                r.keygen_s);
-        if (!r.level_keys)
-            printf("  keys (serialized, uniform halves as seeds): relinearization %.1f MiB, "
-                   "Galois %.1f MiB (%zu rotations + conjugation), encapsulation %.1f MiB\n",
-                   mib(r.relin_bytes), mib(r.galois_bytes), r.rotations, mib(r.switch_bytes));
+        printf("  keys on disk (uniform halves as seeds): relinearization %.1f MiB, "
+               "Galois %.1f MiB (%zu rotations + conjugation), encapsulation %.1f MiB\n",
+               mib(r.relin_bytes), mib(r.galois_bytes), r.rotations, mib(r.switch_bytes));
         printf("  Galois keys in memory %.1f MiB (%zu rotations + conjugation; %s; all at the "
                "top level: %.1f MiB)\n",
                mib(r.galois_mem), r.rotations, r.level_keys ? "level-aware" : "full keys",

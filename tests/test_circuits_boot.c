@@ -576,7 +576,8 @@ static void test_mul_monomial(void **state) {
 static uint64_t key_bytes(const tsr_ckks_params *p, int level) {
     int L = tsr_ckks_params_max_level(p), dnum = tsr_ckks_params_dnum(p);
     int alpha = (L + 1 + dnum - 1) / dnum, digits = (level + alpha) / alpha;
-    return (uint64_t)digits * 2 * (uint64_t)(level + 1 + tsr_ckks_params_special_count(p)) *
+    /* seeded keys: the b halves only (the a halves are regenerated from a seed) */
+    return (uint64_t)digits * (uint64_t)(level + 1 + tsr_ckks_params_special_count(p)) *
            tsr_ckks_params_n(p) * 8;
 }
 
@@ -677,12 +678,19 @@ static void test_boot_level_keys(void **state) {
     assert_memory_equal(full, trimmed, 2 * h->slots * sizeof *full);
     free(trimmed);
 
-    /* writers refuse level-limited keys */
+    /* level-limited keys are written (format 3) with their levels, and read back as they were */
     uint8_t *buf = NULL;
     size_t len = 0;
-    assert_int_equal(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len), TSR_ERR_INVALID_ARG);
-    assert_int_equal(tsr_ckks_relin_key_to_bytes(h->rk, &buf, &len), TSR_ERR_INVALID_ARG);
-    assert_null(buf);
+    tt_ok(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len));
+    assert_int_equal(len, tsr_ckks_galois_keys_serialized_size(gk));
+    assert_true(len < want_mem + 4096 * (n + 2));
+    tsr_ckks_galois_keys *gk_read;
+    tt_ok(tsr_ckks_galois_keys_from_bytes(&gk_read, h->p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    assert_int_equal(tsr_ckks_galois_keys_memory(gk_read), want_mem);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(tsr_ckks_galois_keys_rotation_level(gk_read, steps[i]), levels[i]);
+    tsr_ckks_galois_keys_free(gk_read);
 
     /* one level too low: a top-level CoeffsToSlots step, then the relinearization key */
     size_t at = 0;

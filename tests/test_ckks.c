@@ -999,7 +999,8 @@ static void test_mod_raise(void **state) {
  * tsr_ckks_galois_keys_add_level / _trim): memory by the test's own formula,
  * a trimmed key bit-identical to the full one at levels it serves,
  * TSR_ERR_LEVEL above, a step already present keeps its key, the level
- * queries, the writers refuse such keys, bad levels are rejected.
+ * queries, such keys round-trip through their files (format 3), bad levels
+ * are rejected. Keys are seeded: only the b halves are in memory.
  */
 static void test_level_keys(void **state) {
     (void)state;
@@ -1010,7 +1011,7 @@ static void test_level_keys(void **state) {
     const int L = tsr_ckks_params_max_level(f.p), k = tsr_ckks_params_special_count(f.p);
     const int dnum = tsr_ckks_params_dnum(f.p), alpha = (L + 1 + dnum - 1) / dnum;
     const uint64_t N = tsr_ckks_params_n(f.p);
-#define KEY_BYTES(m) ((uint64_t)(((m) + alpha) / alpha) * 2 * (uint64_t)((m) + 1 + k) * N * 8)
+#define KEY_BYTES(m) ((uint64_t)(((m) + alpha) / alpha) * (uint64_t)((m) + 1 + k) * N * 8)
     assert_int_equal(tsr_ckks_relin_key_memory(f.rk), KEY_BYTES(L));
     assert_int_equal(tsr_ckks_relin_key_max_level(f.rk), L);
     double *x = rand_vec(&f, f.slots);
@@ -1021,7 +1022,9 @@ static void test_level_keys(void **state) {
     assert_int_equal(tsr_ckks_relin_key_trim(f.rk, L + 1), TSR_ERR_INVALID_ARG);
     assert_true(tsr_ckks_relin_key_serialized_size(f.rk) > 0);
     tt_ok(tsr_ckks_relin_key_trim(f.rk, 2));
-    assert_int_equal(tsr_ckks_relin_key_serialized_size(f.rk), 0); /* cannot be written */
+    /* a file holds the b halves, the level, the stream and the seed */
+    assert_int_equal(tsr_ckks_relin_key_serialized_size(f.rk),
+                     KEY_BYTES(2) + TSR_CKKS_KEY_ID_BYTES + 41 + 36 + 32);
     assert_int_equal(tsr_ckks_relin_key_max_level(f.rk), 2);
     assert_int_equal(tsr_ckks_relin_key_memory(f.rk), KEY_BYTES(2));
     assert_true(KEY_BYTES(2) < KEY_BYTES(L));
@@ -1029,8 +1032,25 @@ static void test_level_keys(void **state) {
     assert_true(ct_equal(full, trim));
     uint8_t *buf = NULL;
     size_t len = 0;
-    assert_int_equal(tsr_ckks_relin_key_to_bytes(f.rk, &buf, &len), TSR_ERR_INVALID_ARG);
-    assert_null(buf);
+    tt_ok(tsr_ckks_relin_key_to_bytes(f.rk, &buf, &len));
+    assert_int_equal(len, tsr_ckks_relin_key_serialized_size(f.rk));
+    tsr_ckks_relin_key *rk_read;
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk_read, f.p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    buf = NULL;
+    assert_int_equal(tsr_ckks_relin_key_max_level(rk_read), 2);
+    assert_int_equal(tsr_ckks_relin_key_memory(rk_read), KEY_BYTES(2));
+    {
+        tsr_ckks_evaluator *ev_read;
+        tsr_ckks_ciphertext *again;
+        tt_ok(tsr_ckks_evaluator_create(&ev_read, f.p, rk_read, NULL));
+        tt_ok(tsr_ckks_ciphertext_create(&again, f.p));
+        tt_ok(tsr_ckks_mul_relin(ev_read, again, a, a));
+        assert_true(ct_equal(full, again));
+        tsr_ckks_ciphertext_free(again);
+        tsr_ckks_evaluator_free(ev_read);
+    }
+    tsr_ckks_relin_key_free(rk_read);
     tsr_ckks_ciphertext *b = encrypt_vec(&f, x, 3), *b2;
     /* refused before the output is touched */
     assert_int_equal(tsr_ckks_mul_relin(f.ev, trim, b, b), TSR_ERR_LEVEL);
@@ -1078,8 +1098,26 @@ static void test_level_keys(void **state) {
     tsr_ckks_ciphertext_free(r_was);
     tt_ok(tsr_ckks_mul_relin(ev, r, c1, c1));
     assert_int_equal(tsr_ckks_mul_relin(ev, r, a, a), TSR_ERR_LEVEL);
-    assert_int_equal(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len), TSR_ERR_INVALID_ARG);
-    assert_int_equal(tsr_ckks_galois_keys_serialized_size(gk), 0);
+    tt_ok(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len));
+    assert_int_equal(len, tsr_ckks_galois_keys_serialized_size(gk));
+    {
+        tsr_ckks_galois_keys *gk_read;
+        tt_ok(tsr_ckks_galois_keys_from_bytes(&gk_read, f.p, buf, len));
+        assert_int_equal(tsr_ckks_galois_keys_rotation_level(gk_read, step), 1);
+        assert_int_equal(tsr_ckks_galois_keys_memory(gk_read), tsr_ckks_galois_keys_memory(gk));
+        tsr_ckks_evaluator *ev_read;
+        tsr_ckks_ciphertext *again;
+        tt_ok(tsr_ckks_evaluator_create(&ev_read, f.p, rk1, gk_read));
+        tt_ok(tsr_ckks_ciphertext_create(&again, f.p));
+        tt_ok(tsr_ckks_rotate(ev_read, again, c1, step));
+        tt_ok(tsr_ckks_rotate(ev, r, c1, step));
+        assert_true(ct_equal(r, again));
+        tsr_ckks_ciphertext_free(again);
+        tsr_ckks_evaluator_free(ev_read);
+        tsr_ckks_galois_keys_free(gk_read);
+    }
+    tsr_ckks_bytes_free(buf);
+    buf = NULL;
     /* composition skips keys too low for the level: steps 1 and 4 full, 2 and 5 for level 1
      * only; at a's level 2, rotations by 5 and 6 compose 4 + 1 (+ 1) */
     tsr_ckks_galois_keys *mixed;
@@ -1127,6 +1165,86 @@ static void test_level_keys(void **state) {
     fx_free(&f);
 }
 
+/*
+ * Seeded keys: a relinearization and Galois key set holds only its b halves
+ * (half the memory of the same keys expanded); the same keys with their a
+ * halves expanded and stored (ckks_ksk_unseed) give bit-identical products,
+ * rotations, hoisted rotations and conjugations, at the top level and below.
+ */
+static void test_seeded_keys(void **state) {
+    (void)state;
+    tsr_ckks_param_spec spec = small_spec();
+    spec.levels = 3;
+    fixture f;
+    fx_init(&f, NULL, &spec, 1);
+    const uint64_t rk_mem = tsr_ckks_relin_key_memory(f.rk);
+    const uint64_t gk_mem = tsr_ckks_galois_keys_memory(f.gk);
+    assert_true(f.rk->key.seeded);
+    /* copies through the file format, then expanded */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    tsr_ckks_relin_key *rk_x;
+    tsr_ckks_galois_keys *gk_x;
+    tt_ok(tsr_ckks_relin_key_to_bytes(f.rk, &buf, &len));
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk_x, f.p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    tt_ok(tsr_ckks_galois_keys_to_bytes(f.gk, &buf, &len));
+    tt_ok(tsr_ckks_galois_keys_from_bytes(&gk_x, f.p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    tt_ok(ckks_ksk_unseed(f.p, &rk_x->key));
+    for (size_t i = 0; i < gk_x->count; i++) tt_ok(ckks_ksk_unseed(f.p, &gk_x->e[i].key));
+    assert_false(rk_x->key.seeded);
+    assert_int_equal(tsr_ckks_relin_key_memory(rk_x), 2 * rk_mem);
+    assert_int_equal(tsr_ckks_galois_keys_memory(gk_x), 2 * gk_mem);
+    tsr_ckks_evaluator *ev_x;
+    tt_ok(tsr_ckks_evaluator_create(&ev_x, f.p, rk_x, gk_x));
+    double *x = rand_vec(&f, f.slots);
+    tsr_ckks_ciphertext *r1, *r2, *h1[3], *h2[3];
+    tt_ok(tsr_ckks_ciphertext_create(&r1, f.p));
+    tt_ok(tsr_ckks_ciphertext_create(&r2, f.p));
+    for (int i = 0; i < 3; i++) {
+        tt_ok(tsr_ckks_ciphertext_create(&h1[i], f.p));
+        tt_ok(tsr_ckks_ciphertext_create(&h2[i], f.p));
+    }
+    const int steps[3] = { 1, 2, 7 };
+    for (int level = 3; level >= 1; level -= 2) {
+        tsr_ckks_ciphertext *a = encrypt_vec(&f, x, level);
+        tt_ok(tsr_ckks_mul_relin(f.ev, r1, a, a));
+        tt_ok(tsr_ckks_mul_relin(ev_x, r2, a, a));
+        assert_true(ct_equal(r1, r2));
+        tt_ok(tsr_ckks_rotate(f.ev, r1, a, 7));
+        tt_ok(tsr_ckks_rotate(ev_x, r2, a, 7));
+        assert_true(ct_equal(r1, r2));
+        tt_ok(tsr_ckks_conjugate(f.ev, r1, a));
+        tt_ok(tsr_ckks_conjugate(ev_x, r2, a));
+        assert_true(ct_equal(r1, r2));
+        tt_ok(tsr_ckks_rotate_hoisted(f.ev, h1, a, steps, 3));
+        tt_ok(tsr_ckks_rotate_hoisted(ev_x, h2, a, steps, 3));
+        for (int i = 0; i < 3; i++) assert_true(ct_equal(h1[i], h2[i]));
+        tsr_ckks_ciphertext_free(a);
+    }
+    /* and the seeded result is right */
+    tsr_ckks_ciphertext *a = encrypt_vec(&f, x, 3);
+    tt_ok(tsr_ckks_rotate(f.ev, r1, a, 2));
+    double *want = malloc(f.slots * sizeof *want);
+    assert_non_null(want);
+    rotated(x, f.slots, 2, want);
+    assert_true(prec_of(&f, r1, want, NULL) > 20);
+    free(want);
+    free(x);
+    tsr_ckks_ciphertext_free(a);
+    tsr_ckks_ciphertext_free(r1);
+    tsr_ckks_ciphertext_free(r2);
+    for (int i = 0; i < 3; i++) {
+        tsr_ckks_ciphertext_free(h1[i]);
+        tsr_ckks_ciphertext_free(h2[i]);
+    }
+    tsr_ckks_evaluator_free(ev_x);
+    tsr_ckks_relin_key_free(rk_x);
+    tsr_ckks_galois_keys_free(gk_x);
+    fx_free(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_security_table),
@@ -1144,6 +1262,7 @@ int main(void) {
         cmocka_unit_test(test_fused_mul_keyswitch),
         cmocka_unit_test(test_depth10_squarings),
         cmocka_unit_test(test_level_keys),
+        cmocka_unit_test(test_seeded_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

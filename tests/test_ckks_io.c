@@ -231,9 +231,12 @@ static void test_roundtrip(void **state) {
         assert_memory_equal(id2, id, sizeof id);
         assert_int_equal(rk2 != NULL, rks[i] != NULL);
         assert_int_equal(gk2 != NULL, gks[i] != NULL);
-        if (rk2)
+        if (rk2) { /* seeded: the seed and the b halves */
+            assert_true(rk2->key.seeded);
+            assert_memory_equal(rk2->key.seed, w.rk->key.seed, TSR_SEED_BYTES);
             assert_memory_equal(rk2->key.data, w.rk->key.data,
-                                2 * w.p->dnum * w.p->nall * w.p->n * 8);
+                                (size_t)w.p->dnum * w.p->nall * w.p->n * 8);
+        }
         if (gk2) assert_int_equal(tsr_ckks_galois_keys_count(gk2), 4);
         tsr_ckks_relin_key_free(rk2);
         tsr_ckks_galois_keys_free(gk2);
@@ -667,6 +670,10 @@ static void test_write_fuzz_corpus(void **state) {
          "no_keys");
     DUMP(tsr_ckks_relin_key_to_bytes(w.rk, &b, &n), "fuzz_ckks_eval_keys", "relin_frame");
     DUMP(tsr_ckks_galois_keys_to_bytes(w.gk, &b, &n), "fuzz_ckks_eval_keys", "galois_frame");
+    tsr_ckks_relin_key *rk0; /* level-limited (format 3 names its level) */
+    tt_ok(tsr_ckks_relin_key_create_level(&rk0, w.sk, 0));
+    DUMP(tsr_ckks_relin_key_to_bytes(rk0, &b, &n), "fuzz_ckks_eval_keys", "relin_level0");
+    tsr_ckks_relin_key_free(rk0);
     DUMP(tsr_ckks_secret_key_to_bytes(w.sk, &b, &n), "fuzz_ckks_secret_key", "sk");
 #undef DUMP
     world_free(&w);
@@ -822,12 +829,120 @@ static void test_spec_codec(void **state) {
     tt_fails(spec_from(want, 9, 1, &back), TSR_ERR_FORMAT); /* truncated */
 }
 
+/* ---- format 2 key files ------------------------------------------------------------------ */
+
+/* A relinearization-key frame as format 2 wrote it: id, u32 dnum, seed, the b halves over every
+ * limb; header version 2 and the BLAKE2b-256 of header and payload. */
+static uint8_t *relin_frame_v2(const tsr_ckks_relin_key *rk, size_t *len) {
+    const tsr_ckks_params *p = rk->params;
+    const size_t b_bytes = (size_t)p->dnum * p->nall * p->n * 8;
+    const size_t payload = TSR_CKKS_KEY_ID_BYTES + 4 + TSR_SEED_BYTES + b_bytes;
+    *len = TSR_FRAME_HEADER_SIZE + payload + TSR_FRAME_HASH_SIZE;
+    uint8_t *f = calloc(1, *len), *q = f;
+    assert_non_null(f);
+    memcpy(q, "TSR\x1a", 4);
+    q[4] = 2;
+    q[6] = TSR_OBJ_RELIN_KEY;
+    q[8] = TSR_FRAME_SEEDED;
+    memcpy(q + 12, p->fingerprint, TSR_FINGERPRINT_SIZE);
+    for (int i = 0; i < 8; i++) q[28 + i] = (uint8_t)((uint64_t)payload >> (8 * i));
+    q += TSR_FRAME_HEADER_SIZE;
+    memcpy(q, rk->key_id, TSR_CKKS_KEY_ID_BYTES);
+    q += TSR_CKKS_KEY_ID_BYTES;
+    for (int i = 0; i < 4; i++) q[i] = (uint8_t)((uint32_t)p->dnum >> (8 * i));
+    memcpy(q + 4, rk->key.seed, TSR_SEED_BYTES);
+    q += 4 + TSR_SEED_BYTES;
+    for (int j = 0; j < p->dnum; j++) /* little-endian host */
+        memcpy(q + (size_t)j * p->nall * p->n * 8, ckks_ksk_b(p, &rk->key, j),
+               (size_t)p->nall * p->n * 8);
+    q += b_bytes;
+    crypto_generichash(q, TSR_FRAME_HASH_SIZE, f, TSR_FRAME_HEADER_SIZE + payload, NULL, 0);
+    return f;
+}
+
+/*
+ * Key files of format 2 (before seeded keys: their a halves came from the per-limb XChaCha20
+ * stream) are still read: expanded in memory with that stream, equal to the key that wrote them
+ * and relinearizing like it; written again they become format 3 with stream 0 and read back
+ * identical. A stream number this build does not know is refused.
+ */
+static void test_format2_keys(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s = small_spec();
+    world w;
+    world_init(&w, &s);
+    tsr_ckks_params *p = w.p;
+    /* a key of the old kind, made with the old stream */
+    tsr_ckks_relin_key *old = tsr_calloc(sizeof *old);
+    assert_non_null(old);
+    old->params = ckks_params_ref(p);
+    memcpy(old->key_id, w.sk->key_id, TSR_CKKS_KEY_ID_BYTES);
+    uint64_t *s2;
+    tt_ok(tsr_rns_poly_new(p->q[p->L], &s2));
+    tsr_rns_mul(p->q[p->L], s2, w.sk->s_ntt, w.sk->s_ntt);
+    tt_ok(ckks_ksk_generate_prg(p, w.sk->s_ntt, s2, p->L, CKKS_KSK_PRG_XCHACHA20_LIMB, &old->key));
+    tsr_free(s2);
+    size_t len;
+    uint8_t *v2 = relin_frame_v2(old, &len);
+    tsr_ckks_relin_key *rk2;
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk2, p, v2, len));
+    assert_false(rk2->key.seeded);
+    assert_int_equal(rk2->key.prg, CKKS_KSK_PRG_XCHACHA20_LIMB);
+    const size_t all = 2 * (size_t)p->dnum * p->nall * p->n * 8;
+    assert_int_equal(tsr_ckks_relin_key_memory(rk2), all);
+    assert_memory_equal(rk2->key.data, old->key.data, all);
+    /* it relinearizes: same ciphertext as the key it came from, and right */
+    tsr_ckks_evaluator *ev_old, *ev2;
+    tt_ok(tsr_ckks_evaluator_create(&ev_old, p, old, NULL));
+    tt_ok(tsr_ckks_evaluator_create(&ev2, p, rk2, NULL));
+    tsr_ckks_ciphertext *c1, *c2;
+    tt_ok(tsr_ckks_ciphertext_create(&c1, p));
+    tt_ok(tsr_ckks_ciphertext_create(&c2, p));
+    tt_ok(tsr_ckks_mul_relin(ev_old, c1, w.ct, w.ct));
+    tt_ok(tsr_ckks_mul_relin(ev2, c2, w.ct, w.ct));
+    assert_memory_equal(ckks_ct_poly(c1, 0), ckks_ct_poly(c2, 0), (size_t)p->n * 8);
+    assert_memory_equal(ckks_ct_poly(c1, 1), ckks_ct_poly(c2, 1), (size_t)p->n * 8);
+    const size_t n = tsr_ckks_params_slots(p);
+    double *got = malloc(n * sizeof *got);
+    assert_non_null(got);
+    tt_ok(tsr_ckks_decrypt(w.sk, w.pt, c2));
+    tt_ok(tsr_ckks_decode_real(w.enc, w.pt, got, n, NULL));
+    for (size_t i = 0; i < n; i++) assert_true(fabs(got[i] - w.x[i] * w.x[i]) < 1e-3);
+    free(got);
+    /* written again: format 3, stream 0, read back identical */
+    uint8_t *v3;
+    size_t len3;
+    tt_ok(tsr_ckks_relin_key_to_bytes(rk2, &v3, &len3));
+    assert_int_equal(v3[4], TSR_FRAME_VERSION_KSK);
+    assert_int_equal(len3, len + 5); /* + u32 max_level, u8 stream */
+    tsr_ckks_relin_key *rk3;
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk3, p, v3, len3));
+    assert_false(rk3->key.seeded);
+    assert_memory_equal(rk3->key.data, old->key.data, all);
+    tsr_ckks_relin_key_free(rk3);
+    /* an unknown stream number (the byte after max_level and dnum) is refused */
+    v3[TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + 8] = 2;
+    crypto_generichash(v3 + len3 - TSR_FRAME_HASH_SIZE, TSR_FRAME_HASH_SIZE, v3,
+                       len3 - TSR_FRAME_HASH_SIZE, NULL, 0);
+    tt_fails(tsr_ckks_relin_key_from_bytes(&rk3, p, v3, len3), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "unknown stream"));
+    tsr_ckks_bytes_free(v3);
+    free(v2);
+    tsr_ckks_ciphertext_free(c1);
+    tsr_ckks_ciphertext_free(c2);
+    tsr_ckks_evaluator_free(ev_old);
+    tsr_ckks_evaluator_free(ev2);
+    tsr_ckks_relin_key_free(rk2);
+    tsr_ckks_relin_key_free(old);
+    world_free(&w);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_truncation_and_corruption),
         cmocka_unit_test(test_invalid_fields),    cmocka_unit_test(test_key_set_ids),
         cmocka_unit_test(test_write_fuzz_corpus), cmocka_unit_test(test_declared_size),
-        cmocka_unit_test(test_spec_codec),
+        cmocka_unit_test(test_spec_codec),        cmocka_unit_test(test_format2_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -213,11 +213,66 @@ static void test_rns_consistency(void **state) {
     tsr_rns_basis_free(b);
 }
 
+/*
+ * The chunked stream of seeded key halves: any range equals the slice of the
+ * whole limb (in any order, across chunk borders, a limb shorter than a
+ * chunk is a prefix of a longer one); values below q; seed, domain and prime
+ * separate the streams; the mean is that of a uniform variable; a prime
+ * just above a power of two (half the words rejected) still fills the limb.
+ */
+static void test_uniform_range(void **state) {
+    (void)state;
+    const size_t n = 3 * TSR_SAMPLE_CHUNK + 100;
+    tsr_modulus m, m2, mh;
+    tsr_modulus_init(&m, (1ULL << 50) - 27);  /* 2^50 - 27 is prime */
+    tsr_modulus_init(&m2, (1ULL << 50) - 35); /* 2^50 - 35 is prime */
+    tsr_modulus_init(&mh, (1ULL << 40) + 15); /* 2^40 + 15 is prime, just above 2^40 */
+    uint64_t *all = tsr_alloc(n * 8), *part = tsr_alloc(n * 8), *other = tsr_alloc(n * 8);
+    assert_non_null(all);
+    assert_non_null(part);
+    assert_non_null(other);
+    uint8_t seed[TSR_SEED_BYTES] = { 1, 2, 3 }, seed2[TSR_SEED_BYTES] = { 1, 2, 4 };
+    tsr_sample_uniform_range(&m, seed, 0x100, 0, n, all);
+    double mean = 0;
+    for (size_t k = 0; k < n; k++) {
+        assert_true(all[k] < m.q);
+        mean += (double)all[k] / (double)m.q;
+    }
+    assert_true(fabs(mean / (double)n - 0.5) < 0.025); /* sd of the mean ~0.0047 */
+    /* ranges in reverse order, crossing chunk borders, odd sizes */
+    const size_t cuts[] = { 0, 1, 700, TSR_SAMPLE_CHUNK, TSR_SAMPLE_CHUNK + 3, 2500, n };
+    for (int i = (int)(sizeof cuts / sizeof cuts[0]) - 2; i >= 0; i--)
+        tsr_sample_uniform_range(&m, seed, 0x100, cuts[i], cuts[i + 1] - cuts[i], part + cuts[i]);
+    assert_memory_equal(all, part, n * 8);
+    /* a shorter limb (N below one chunk) is the prefix */
+    tsr_sample_uniform_range(&m, seed, 0x100, 0, 64, part);
+    assert_memory_equal(all, part, 64 * 8);
+    tsr_sample_uniform_range(&m, seed, 0x101, 0, n, other);
+    assert_memory_not_equal(all, other, n * 8);
+    tsr_sample_uniform_range(&m, seed2, 0x100, 0, n, other);
+    assert_memory_not_equal(all, other, n * 8);
+    tsr_sample_uniform_range(&m2, seed, 0x100, 0, n, other);
+    assert_memory_not_equal(all, other, n * 8);
+    /* chunks differ from each other */
+    assert_memory_not_equal(all, all + TSR_SAMPLE_CHUNK, TSR_SAMPLE_CHUNK * 8);
+    tsr_sample_uniform_range(&mh, seed, 7, 0, n, other);
+    tsr_sample_uniform_range(&mh, seed, 7, TSR_SAMPLE_CHUNK - 5, 10, part);
+    assert_memory_equal(other + TSR_SAMPLE_CHUNK - 5, part, 10 * 8);
+    size_t high = 0;
+    for (size_t k = 0; k < n; k++) {
+        assert_true(other[k] < mh.q);
+        high += other[k] >= (1ULL << 39);
+    }
+    assert_true(high > n / 2 - n / 20 && high < n / 2 + n / 20);
+    tsr_free(all);
+    tsr_free(part);
+    tsr_free(other);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uniform),
-        cmocka_unit_test(test_ternary),
-        cmocka_unit_test(test_gaussian),
+        cmocka_unit_test(test_uniform),         cmocka_unit_test(test_uniform_range),
+        cmocka_unit_test(test_ternary),         cmocka_unit_test(test_gaussian),
         cmocka_unit_test(test_rns_consistency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

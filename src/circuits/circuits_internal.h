@@ -40,6 +40,8 @@ typedef struct circuits_bsgs {
     uint64_t *pt;    /* (n_diags, level + 1 + k, N) rot(diag_t, -g) over Q_l u P, NTT form */
     double *coef;    /* on the fly (pt NULL): (n_diags, N) their rounded coefficients, converted
                         to Q_l u P per giant step when applied (same words as pt) */
+    int coef_i64;    /* coef's words hold the coefficients as int64 (all |c| < 2^62): converted
+                        by tsr_rns_from_i64, no rounding per limb */
     double *pt_mag;  /* (n_diags) largest |value| of each diagonal */
     double pt_scale; /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
     double pt_err;   /* rounding error of one encoded diagonal (value units) */

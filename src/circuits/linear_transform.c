@@ -156,6 +156,8 @@ tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ck
                                    0);
 }
 
+static void coef_to_int(circuits_bsgs *lt, size_t N);
+
 tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                    const size_t *index, size_t n_diags, size_t n, size_t n1,
                                    circuits_diag_fn diag, void *ctx, int level, double in_scale,
@@ -217,11 +219,36 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
             st = ckks_encode_complex_qp(enc, p, lt->pt + t * limbs * N, buf, slots, level,
                                         lt->pt_scale, &lt->pt_mag[t], &lt->pt_err);
     }
+    if (st == TSR_OK && on_the_fly) coef_to_int(lt, N);
 done:
     free(d);
     free(buf);
     if (st != TSR_OK) circuits_bsgs_free(lt);
     return st;
+}
+
+/* On the fly: rounded once here, the coefficients are converted at every use by
+ * tsr_rns_from_i64 (the same words as tsr_rns_from_double gives for |c| < 2^62, without its
+ * finiteness pass and a round() per limb). Kept as doubles if one is larger. */
+static void coef_to_int(circuits_bsgs *lt, size_t N) {
+    const size_t words = lt->n_diags * N;
+    for (size_t i = 0; i < words; i++)
+        if (!(fabs(round(lt->coef[i])) < 0x1p62)) return;
+    for (size_t i = 0; i < words; i++) {
+        int64_t v = (int64_t)round(lt->coef[i]);
+        memcpy(&lt->coef[i], &v, sizeof v);
+    }
+    lt->coef_i64 = 1;
+}
+
+/* Diagonal t of an on-the-fly transform over Q_l u P, NTT form (as the stored pt would be). */
+static tsr_status diag_to_qp(const tsr_ckks_params *p, const circuits_bsgs *lt, size_t t,
+                             uint64_t *dst) {
+    const double *c = lt->coef + t * p->n;
+    if (!lt->coef_i64) return ckks_coef_to_qp(p, lt->level, c, dst);
+    tsr_rns_from_i64(p->qlp[lt->level], dst, (const int64_t *)(const void *)c);
+    tsr_rns_ntt(p->qlp[lt->level], dst);
+    return TSR_OK;
 }
 
 tsr_status circuits_bsgs_check_keys(const tsr_ckks_evaluator *ev, const circuits_bsgs *lt) {
@@ -358,7 +385,7 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
             const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[t + v] % lt->n1] * poly;
             if (lt->coef) {
                 uint64_t *dst = work + (4 + v) * poly;
-                st = ckks_coef_to_qp(p, level, lt->coef + (t + v) * N, dst);
+                st = diag_to_qp(p, lt, t + v, dst);
                 if (st != TSR_OK) break;
                 terms[v] = dst;
             } else {
@@ -442,7 +469,7 @@ tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
             /* the diagonal's Q_l limbs */
             const uint64_t *src = qp;
             if (lt->coef) {
-                st = ckks_coef_to_qp(p, lt->level, lt->coef + u * N, qp);
+                st = diag_to_qp(p, lt, u, qp);
                 if (st != TSR_OK) break;
             } else {
                 src = lt->pt + u * poly;

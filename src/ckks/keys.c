@@ -135,12 +135,15 @@ void tsr_ckks_public_key_free(tsr_ckks_public_key *pk) {
 
 /* ---- key-switching keys --------------------------------------------------------------- */
 
-tsr_status ckks_ksk_alloc(const tsr_ckks_params *p, int max_level, ckks_ksk *key) {
+tsr_status ckks_ksk_alloc(const tsr_ckks_params *p, int max_level, int seeded, ckks_ksk *key) {
     TSR_ASSERT(max_level >= 0 && max_level <= p->L);
     key->max_level = max_level;
     key->dnum = ckks_digits_at(p, max_level);
     key->limbs = max_level + 1 + p->k;
-    key->data = tsr_calloc_array((size_t)2 * key->dnum * key->limbs * p->n, sizeof(uint64_t));
+    key->seeded = seeded != 0;
+    key->prg = CKKS_KSK_PRG_CHACHA20_CHUNK;
+    key->data = tsr_calloc_array((size_t)(seeded ? 1 : 2) * key->dnum * key->limbs * p->n,
+                                 sizeof(uint64_t));
     if (!key->data) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a key-switching key");
     return TSR_OK;
 }
@@ -155,10 +158,11 @@ tsr_status ckks_ksk_trim(const tsr_ckks_params *p, ckks_ksk *key, int max_level)
     if (max_level >= key->max_level) return TSR_OK;
     ckks_ksk t;
     memcpy(t.seed, key->seed, TSR_SEED_BYTES);
-    TSR_TRY(ckks_ksk_alloc(p, max_level, &t));
+    TSR_TRY(ckks_ksk_alloc(p, max_level, key->seeded, &t));
+    t.prg = key->prg;
     size_t n = p->n, q = (size_t)(max_level + 1) * n, sp = (size_t)p->k * n;
     for (int j = 0; j < t.dnum; j++)
-        for (int h = 0; h < 2; h++) {
+        for (int h = 0; h < (key->seeded ? 1 : 2); h++) {
             const uint64_t *src = h ? ckks_ksk_a(p, key, j) : ckks_ksk_b(p, key, j);
             uint64_t *dst = h ? ckks_ksk_a(p, &t, j) : ckks_ksk_b(p, &t, j);
             memcpy(dst, src, q * sizeof *dst);
@@ -169,7 +173,9 @@ tsr_status ckks_ksk_trim(const tsr_ckks_params *p, ckks_ksk *key, int max_level)
     return TSR_OK;
 }
 
-void ckks_ksk_expand(const tsr_ckks_params *p, ckks_ksk *key) {
+void ckks_ksk_expand_legacy(const tsr_ckks_params *p, ckks_ksk *key) {
+    TSR_ASSERT(!key->seeded);
+    key->prg = CKKS_KSK_PRG_XCHACHA20_LIMB;
     /* one XChaCha20 stream per (seed, digit, prime): the limbs of a
      * level-limited key equal those of the full key from the same seed */
     for (int j = 0; j < key->dnum; j++)
@@ -177,30 +183,72 @@ void ckks_ksk_expand(const tsr_ckks_params *p, ckks_ksk *key) {
                            ckks_ksk_a(p, key, j));
 }
 
+const uint64_t *ckks_ksk_a_range(const tsr_ckks_params *p, const ckks_ksk *k, int j, int pi,
+                                 size_t off, size_t len, uint64_t *out) {
+    if (!k->seeded) return ckks_ksk_a(p, k, j) + ckks_ksk_limb(p, k, pi) + off;
+    tsr_sample_uniform_range(ckks_mod(p, pi), k->seed, (uint32_t)(CKKS_DOMAIN_KSK_A + j), off, len,
+                             out);
+    return out;
+}
+
+/* a_j of a seeded key over all its limbs (limbs * N words). */
+static void ksk_a_full(const tsr_ckks_params *p, const ckks_ksk *k, int j, uint64_t *out) {
+    for (int t = 0; t < k->limbs; t++) {
+        int pi = ckks_ext_prime(p, k->max_level, t);
+        ckks_ksk_a_range(p, k, j, pi, 0, p->n, out + (size_t)t * p->n);
+    }
+}
+
+tsr_status ckks_ksk_unseed(const tsr_ckks_params *p, ckks_ksk *key) {
+    if (!key->seeded) return TSR_OK;
+    ckks_ksk t;
+    memcpy(t.seed, key->seed, TSR_SEED_BYTES);
+    TSR_TRY(ckks_ksk_alloc(p, key->max_level, 0, &t));
+    size_t poly = (size_t)key->limbs * p->n * sizeof(uint64_t);
+    for (int j = 0; j < t.dnum; j++) {
+        memcpy(ckks_ksk_b(p, &t, j), ckks_ksk_b(p, key, j), poly);
+        ksk_a_full(p, key, j, ckks_ksk_a(p, &t, j));
+    }
+    ckks_ksk_free(key);
+    *key = t;
+    return TSR_OK;
+}
+
 tsr_status ckks_ksk_generate(const tsr_ckks_params *p, const uint64_t *s_to, const uint64_t *s_from,
                              int max_level, ckks_ksk *key) {
+    return ckks_ksk_generate_prg(p, s_to, s_from, max_level, CKKS_KSK_PRG_CHACHA20_CHUNK, key);
+}
+
+tsr_status ckks_ksk_generate_prg(const tsr_ckks_params *p, const uint64_t *s_to,
+                                 const uint64_t *s_from, int max_level, int prg, ckks_ksk *key) {
     size_t n = p->n;
     const tsr_rns_basis *basis = p->qlp[max_level];
-    TSR_TRY(ckks_ksk_alloc(p, max_level, key));
+    const int seeded = prg == CKKS_KSK_PRG_CHACHA20_CHUNK;
+    TSR_TRY(ckks_ksk_alloc(p, max_level, seeded, key));
     tsr_status st = tsr_random_bytes(key->seed, TSR_SEED_BYTES);
     if (st != TSR_OK) {
         ckks_ksk_free(key);
         return st;
     }
-    ckks_ksk_expand(p, key);
-    /* s_to on the key's limbs (q_0..q_max_level, then P) */
-    uint64_t *st_c = NULL, *as = NULL;
+    if (!seeded) ckks_ksk_expand_legacy(p, key);
+    /* s_to on the key's limbs (q_0..q_max_level, then P); one digit's a_j at a time */
+    uint64_t *st_c = NULL, *as = NULL, *a = NULL;
     size_t bytes = (size_t)key->limbs * n * sizeof(uint64_t);
     st_c = tsr_alloc(bytes);
     as = tsr_alloc(bytes);
-    if (!st_c || !as) st = tsr_fail(TSR_ERR_NOMEM, "cannot allocate key-generation scratch");
+    a = tsr_alloc(bytes);
+    if (!st_c || !as || !a) st = tsr_fail(TSR_ERR_NOMEM, "cannot allocate key-generation scratch");
     if (st == TSR_OK) {
         memcpy(st_c, s_to, (size_t)(max_level + 1) * n * sizeof(uint64_t));
         memcpy(st_c + (size_t)(max_level + 1) * n, s_to + (size_t)(p->L + 1) * n,
                (size_t)p->k * n * sizeof(uint64_t));
     }
     for (int j = 0; j < key->dnum && st == TSR_OK; j++) {
-        uint64_t *b = ckks_ksk_b(p, key, j), *a = ckks_ksk_a(p, key, j);
+        uint64_t *b = ckks_ksk_b(p, key, j);
+        if (seeded)
+            ksk_a_full(p, key, j, a);
+        else
+            memcpy(a, ckks_ksk_a(p, key, j), bytes);
         st = ckks_gaussian_ntt(p, basis, b);
         if (st != TSR_OK) break;
         tsr_rns_mul(basis, as, a, st_c);
@@ -212,6 +260,7 @@ tsr_status ckks_ksk_generate(const tsr_ckks_params *p, const uint64_t *s_to, con
     }
     if (st_c) tsr_free_secret(st_c, bytes);
     if (as) tsr_free_secret(as, bytes);
+    tsr_free(a);
     if (st != TSR_OK) ckks_ksk_free(key);
     return st;
 }

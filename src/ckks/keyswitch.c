@@ -42,6 +42,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "ring/vec.h"
+#include "tessera/core.h"
 
 #include <string.h>
 #ifdef _OPENMP
@@ -65,9 +66,15 @@ static int thread_id(void) {
 }
 
 /* Per-thread blocks: one per digit, two accumulators, one temporary, two
- * addend blocks (product mode). */
+ * addend blocks (product mode), then one per digit for the a_j blocks of a
+ * seeded key (regenerated there, ckks_ksk_a_range). */
 static size_t tls_blocks(const tsr_ckks_params *p) {
-    return (size_t)p->dnum + 5;
+    return 2 * (size_t)p->dnum + 5;
+}
+
+/* The a_j blocks of the thread whose scratch starts at dig. */
+static uint64_t *tls_a_blocks(const tsr_ckks_params *p, uint64_t *dig, size_t B) {
+    return dig + ((size_t)p->dnum + 5) * B;
 }
 
 static unsigned split_r(const tsr_ckks_params *p) {
@@ -78,6 +85,8 @@ tsr_status ckks_ks_scratch(tsr_ckks_evaluator *ev) {
     const tsr_ckks_params *p = ev->params;
     size_t n = p->n, ne = (size_t)p->nall, B = n >> split_r(p);
     if (!ev->ks_coef) {
+        /* libsodium picks its SIMD ChaCha20 here (seeded keys' a halves) */
+        TSR_TRY(tsr_init());
         /* decompose: the inverse-transformed limbs of d; apply: the ModDown
          * conversions of both accumulators (2 (L+1) limbs) */
         ev->ks_coef = tsr_alloc((size_t)2 * (p->L + 1) * n * sizeof(uint64_t));
@@ -233,7 +242,8 @@ static void prefetch_job(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int 
         int own;
         tsr_prefetch_add(pf, digit_block(ev, j, t, b, &own), bytes);
         tsr_prefetch_add(pf, ckks_ksk_b(p, key, j) + ckks_ksk_limb(p, key, pi) + off, bytes);
-        tsr_prefetch_add(pf, ckks_ksk_a(p, key, j) + ckks_ksk_limb(p, key, pi) + off, bytes);
+        if (!key->seeded) /* a seeded key's a_j is generated, not read */
+            tsr_prefetch_add(pf, ckks_ksk_a(p, key, j) + ckks_ksk_limb(p, key, pi) + off, bytes);
     }
 }
 
@@ -241,8 +251,10 @@ static void prefetch_job(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int 
  * Block b of the inner products of target limb t (ext index at the
  * decomposed level): r0 = sum_j D_j[t] b_j[t], r1 = sum_j D_j[t] a_j[t] over
  * the block, finishing the digit blocks' forward transforms into dig (ndig
- * blocks of thread scratch) unless they are done already. pf is advanced
- * while the transforms run.
+ * blocks of thread scratch) unless they are done already. The a_j blocks of
+ * a seeded key are regenerated into the thread's a blocks just before the
+ * product (8 KiB ChaCha20 chunks: they stay in L1/L2; the key's a halves
+ * never exist whole). pf is advanced while the transforms run.
  */
 static void target_block(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int t, size_t b,
                          uint64_t *r0, uint64_t *r1, uint64_t *dig, tsr_prefetch *pf) {
@@ -264,7 +276,7 @@ static void target_block(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int 
             dv[j] = blk;
         }
         kb[j] = ckks_ksk_b(p, key, j) + ckks_ksk_limb(p, key, pi) + off;
-        ka[j] = ckks_ksk_a(p, key, j) + ckks_ksk_limb(p, key, pi) + off;
+        ka[j] = ckks_ksk_a_range(p, key, j, pi, off, B, tls_a_blocks(p, dig, B) + (size_t)j * B);
     }
     tsr_vec_dot2(ckks_mod(p, pi), r0, r1, dv, kb, ka, (size_t)ndig, B);
 }

@@ -12,17 +12,25 @@
  *   ciphertext  u32 level, size; f64 scale, err, mag; if SEEDED: seed[32]
  *               and c0 (c1 is regenerated); else `size` polys(level)
  *   public key  id[32]; seed[32] (a); b: ext               (flag SEEDED)
- *   relin key   id[32]; u32 dnum; seed[32]; b_0..b_{dnum-1}: ext
+ *   ksk         (one key-switching key, format 3) u32 max_level; u32 dnum
+ *               (= digits at max_level); u8 prg; seed[32]; b_0..b_{dnum-1},
+ *               each over q_0..q_max_level then P. prg 1: a_j is the chunked
+ *               ChaCha20 stream (ring/sample.h tsr_sample_uniform_range) and
+ *               the key stays seeded in memory; prg 0: the per-limb XChaCha20
+ *               stream of format 2 (tsr_sample_uniform), expanded on reading
+ *   relin key   id[32]; ksk                                (flag SEEDED)
+ *   Galois keys id[32]; u32 count; per key (increasing g): u64 g; ksk
  *                                                          (flag SEEDED)
- *   Galois keys id[32]; u32 count; per key (increasing g): u64 g; u32 dnum;
- *               seed[32]; b_j: ext                         (flag SEEDED)
  *   eval keys   id[32]; u8 has_relin, u8 has_galois, then the two payloads
  *               above without their ids (both flags 0: a bundle of no key,
  *               for plans that need none)
  *   secret key  id[32]; N bytes: 0, 1 or 2 for coefficient 0, 1, -1
  *                                                          (flag SECRET)
  * id is the key-set id (TSR_CKKS_KEY_ID_BYTES): key frames have format
- * version TSR_FRAME_VERSION_KEYS (2); version-1 key files are refused.
+ * version TSR_FRAME_VERSION_KEYS (2), key-switching key frames (relin,
+ * Galois, eval keys) TSR_FRAME_VERSION_KSK (3); version 2 of those is still
+ * read (ksk = u32 dnum; seed[32]; b_j over every limb, prg 0, expanded);
+ * version-1 key files are refused.
  * Readers check the kind, the flags, the fingerprint, that the payload
  * length is exactly what the header fields imply, every field's range and
  * every coefficient against its prime; key readers refuse secret keys.
@@ -356,68 +364,99 @@ tsr_status ckks_public_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_publ
 /* ---- key-switching keys
  * --------------------------------------------------------------------------- */
 
-static uint64_t ksk_bytes(const tsr_ckks_params *p) {
-    return 4 + TSR_SEED_BYTES + (uint64_t)p->dnum * poly_bytes(p, p->nall);
-}
-
-/* Format 1 holds every level: a level-limited key (made with max_level < L) cannot be written. */
-static tsr_status ksk_writable(const tsr_ckks_params *p, const ckks_ksk *k, const char *what) {
-    if (k->max_level == p->L) return TSR_OK;
-    return tsr_fail(TSR_ERR_INVALID_ARG,
-                    "the %s was made for levels <= %d only: level-limited keys cannot be "
-                    "serialized yet (the format holds every level); make it with "
-                    "TSR_CKKS_TOP_LEVEL to write it",
-                    what, k->max_level);
+/* Bytes of one key in format 3: u32 max_level, u32 dnum, u8 prg, seed, the b halves. */
+static uint64_t ksk_bytes(const tsr_ckks_params *p, const ckks_ksk *k) {
+    return 4 + 4 + 1 + TSR_SEED_BYTES + ckks_ksk_b_bytes(p, k);
 }
 
 static void ksk_write(tsr_writer *w, const tsr_ckks_params *p, const ckks_ksk *k) {
-    TSR_ASSERT(k->max_level == p->L);
+    tsr_write_u32(w, (uint32_t)k->max_level);
     tsr_write_u32(w, (uint32_t)k->dnum);
+    tsr_write_u8(w, (uint8_t)k->prg);
     tsr_write_bytes(w, k->seed, TSR_SEED_BYTES);
-    for (int j = 0; j < k->dnum; j++) write_limbs(w, p, ckks_ksk_b(p, k, j), p->nall);
+    for (int j = 0; j < k->dnum; j++) write_limbs(w, p, ckks_ksk_b(p, k, j), k->limbs);
 }
 
-static tsr_status ksk_read(tsr_reader *r, const tsr_ckks_params *p, ckks_ksk *k) {
+/* The limbs of a key polynomial serving levels <= max_level (q_0..q_max_level, then P),
+ * each coefficient checked against its prime. */
+static void read_key_limbs(tsr_reader *r, const tsr_ckks_params *p, uint64_t *a, int max_level) {
+    for (int t = 0; t < max_level + 1 + p->k && tsr_reader_status(r) == TSR_OK; t++) {
+        char what[64];
+        snprintf(what, sizeof what, "key limb %d", t);
+        tsr_reader_set_what(r, what);
+        tsr_read_u64_array(r, a + (size_t)t * p->n, p->n,
+                           p->primes[ckks_ext_prime(p, max_level, t)]);
+    }
+}
+
+/*
+ * One key-switching key of a frame of format `version`. Format 3: u32
+ * max_level, u32 dnum (= digits at max_level), u8 prg, seed, the b halves
+ * over max_level + 1 + k limbs; chunked-ChaCha20 keys stay seeded in memory.
+ * Format 2: u32 dnum, seed, full b halves; its a halves came from the
+ * per-limb XChaCha20 stream and are expanded into memory (such keys cannot
+ * be seeded in the new stream without the secret key). The declared sizes
+ * are checked against the payload left before anything is allocated.
+ */
+static tsr_status ksk_read(tsr_reader *r, const tsr_ckks_params *p, int version, ckks_ksk *k) {
+    uint32_t max_level = (uint32_t)p->L, prg = CKKS_KSK_PRG_XCHACHA20_LIMB;
+    if (version >= 3) max_level = tsr_read_u32(r);
     uint32_t dnum = tsr_read_u32(r);
+    if (version >= 3) prg = tsr_read_u8(r);
     TSR_TRY(tsr_reader_status(r));
-    if (dnum != (uint32_t)p->dnum)
+    if (max_level > (uint32_t)p->L)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "malformed key-switching key: max level %u beyond the top level %d",
+                               max_level, p->L);
+    if (dnum != (uint32_t)ckks_digits_at(p, (int)max_level))
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
                                "malformed key-switching key: %u digits where the parameters have "
-                               "%d",
-                               dnum, p->dnum);
-    TSR_TRY(ckks_ksk_alloc(p, p->L, k));
+                               "%d at level %u",
+                               dnum, ckks_digits_at(p, (int)max_level), max_level);
+    if (prg > CKKS_KSK_PRG_CHACHA20_CHUNK)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "key-switching key expanded with unknown stream %u: this build "
+                               "knows 0 (XChaCha20 per limb) and 1 (ChaCha20 chunks)",
+                               prg);
+    uint64_t need = TSR_SEED_BYTES + (uint64_t)dnum * poly_bytes(p, (int)max_level + 1 + p->k);
+    if (tsr_frame_remaining(r) < need)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "malformed key-switching key: %llu bytes declared but only %llu "
+                               "left in the payload",
+                               (unsigned long long)need,
+                               (unsigned long long)tsr_frame_remaining(r));
+    int seeded = prg == CKKS_KSK_PRG_CHACHA20_CHUNK;
+    TSR_TRY(ckks_ksk_alloc(p, (int)max_level, seeded, k));
     tsr_read_bytes(r, k->seed, TSR_SEED_BYTES);
-    for (int j = 0; j < k->dnum; j++) read_limbs(r, p, ckks_ksk_b(p, k, j), p->nall);
+    for (int j = 0; j < k->dnum; j++) read_key_limbs(r, p, ckks_ksk_b(p, k, j), k->max_level);
     if (tsr_reader_status(r) != TSR_OK) {
         ckks_ksk_free(k);
         return tsr_reader_status(r);
     }
-    ckks_ksk_expand(p, k);
+    if (!seeded) ckks_ksk_expand_legacy(p, k);
     return TSR_OK;
 }
 
 uint64_t tsr_ckks_relin_key_serialized_size(const tsr_ckks_relin_key *rk) {
-    if (rk->key.max_level != rk->params->L) return 0; /* level-limited: cannot be written */
-    return TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + ksk_bytes(rk->params) +
+    return TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + ksk_bytes(rk->params, &rk->key) +
            TSR_FRAME_HASH_SIZE;
 }
 
 tsr_status ckks_relin_key_write(tsr_writer *w, const tsr_ckks_relin_key *rk) {
-    TSR_TRY(ksk_writable(rk->params, &rk->key, "relinearization key"));
     begin_write(w, rk->params, TSR_OBJ_RELIN_KEY, TSR_FRAME_SEEDED,
-                TSR_CKKS_KEY_ID_BYTES + ksk_bytes(rk->params));
+                TSR_CKKS_KEY_ID_BYTES + ksk_bytes(rk->params, &rk->key));
     tsr_write_bytes(w, rk->key_id, TSR_CKKS_KEY_ID_BYTES);
     ksk_write(w, rk->params, &rk->key);
     return tsr_frame_end_write(w);
 }
 
-static tsr_status relin_payload_read(tsr_reader *r, tsr_ckks_params *p, const uint8_t *key_id,
-                                     tsr_ckks_relin_key **out) {
+static tsr_status relin_payload_read(tsr_reader *r, tsr_ckks_params *p, int version,
+                                     const uint8_t *key_id, tsr_ckks_relin_key **out) {
     tsr_ckks_relin_key *rk = tsr_calloc(sizeof *rk);
     if (!rk) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a relinearization key");
     rk->params = ckks_params_ref(p);
     memcpy(rk->key_id, key_id, TSR_CKKS_KEY_ID_BYTES);
-    tsr_status st = ksk_read(r, p, &rk->key);
+    tsr_status st = ksk_read(r, p, version, &rk->key);
     if (st != TSR_OK) {
         tsr_ckks_relin_key_free(rk);
         return st;
@@ -430,12 +469,16 @@ tsr_status ckks_relin_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_relin
     *out = NULL;
     tsr_frame_info info;
     TSR_TRY(begin_read(r, p, TSR_OBJ_RELIN_KEY, TSR_FRAME_SEEDED, &info));
-    TSR_TRY(expect_len(r, &info, TSR_CKKS_KEY_ID_BYTES + ksk_bytes(p), "relinearization key"));
+    if (info.payload_len < TSR_CKKS_KEY_ID_BYTES)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "malformed relinearization key: payload too "
+                               "short");
     uint8_t id[TSR_CKKS_KEY_ID_BYTES];
     tsr_read_bytes(r, id, sizeof id);
     TSR_TRY(tsr_reader_status(r));
     tsr_ckks_relin_key *rk = NULL;
-    TSR_TRY(relin_payload_read(r, p, id, &rk));
+    TSR_TRY(relin_payload_read(r, p, info.version, id, &rk));
+    /* the frame's end checks that the key took the whole payload */
     tsr_status st = end_read(r);
     if (st != TSR_OK) {
         tsr_ckks_relin_key_free(rk);
@@ -446,12 +489,12 @@ tsr_status ckks_relin_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_relin
 }
 
 static uint64_t galois_bytes(const tsr_ckks_galois_keys *gk) {
-    return 4 + gk->count * (8 + ksk_bytes(gk->params));
+    uint64_t bytes = 4;
+    for (size_t i = 0; i < gk->count; i++) bytes += 8 + ksk_bytes(gk->params, &gk->e[i].key);
+    return bytes;
 }
 
 uint64_t tsr_ckks_galois_keys_serialized_size(const tsr_ckks_galois_keys *gk) {
-    for (size_t i = 0; i < gk->count; i++)
-        if (gk->e[i].key.max_level != gk->params->L) return 0; /* level-limited: not writable */
     return TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + galois_bytes(gk) + TSR_FRAME_HASH_SIZE;
 }
 
@@ -463,14 +506,7 @@ static void galois_payload_write(tsr_writer *w, const tsr_ckks_galois_keys *gk) 
     }
 }
 
-static tsr_status galois_writable(const tsr_ckks_galois_keys *gk) {
-    for (size_t i = 0; i < gk->count; i++)
-        TSR_TRY(ksk_writable(gk->params, &gk->e[i].key, "Galois key"));
-    return TSR_OK;
-}
-
 tsr_status ckks_galois_keys_write(tsr_writer *w, const tsr_ckks_galois_keys *gk) {
-    TSR_TRY(galois_writable(gk));
     begin_write(w, gk->params, TSR_OBJ_GALOIS_KEYS, TSR_FRAME_SEEDED,
                 TSR_CKKS_KEY_ID_BYTES + galois_bytes(gk));
     tsr_write_bytes(w, gk->key_id, TSR_CKKS_KEY_ID_BYTES);
@@ -479,14 +515,18 @@ tsr_status ckks_galois_keys_write(tsr_writer *w, const tsr_ckks_galois_keys *gk)
 }
 
 /* Reads `count` then the keys, allocating one key at a time (a forged count
- * cannot make us allocate more than the input actually holds). */
-static tsr_status galois_payload_read(tsr_reader *r, tsr_ckks_params *p, uint64_t avail,
+ * cannot make us allocate more than the input actually holds: each key's
+ * size is checked against the payload left first). */
+static tsr_status galois_payload_read(tsr_reader *r, tsr_ckks_params *p, int version,
                                       const uint8_t *key_id, tsr_ckks_galois_keys **out) {
     *out = NULL;
     uint32_t count = tsr_read_u32(r);
     TSR_TRY(tsr_reader_status(r));
-    uint64_t per = 8 + ksk_bytes(p);
-    if (count > p->n / 2 * 2 || avail < 4 || (avail - 4) / per < count)
+    /* the smallest key: level 0 (format 3) or every level (format 2) */
+    uint64_t per =
+        8 + 4 + TSR_SEED_BYTES +
+        (version >= 3 ? 5 + poly_bytes(p, 1 + p->k) : (uint64_t)p->dnum * poly_bytes(p, p->nall));
+    if (count > p->n / 2 * 2 || tsr_frame_remaining(r) / per < count)
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
                                "malformed Galois keys: %u keys do not fit the payload or exceed "
                                "the %zu automorphisms",
@@ -513,7 +553,7 @@ static tsr_status galois_payload_read(tsr_reader *r, tsr_ckks_params *p, uint64_
         ckks_galois_entry *e = &gk->e[gk->count];
         memset(e, 0, sizeof *e);
         e->elt = g;
-        st = ksk_read(r, p, &e->key);
+        st = ksk_read(r, p, version, &e->key);
         if (st != TSR_OK) break;
         st = ckks_galois_perm(p, g, &e->perm);
         if (st != TSR_OK) {
@@ -540,9 +580,8 @@ tsr_status ckks_galois_keys_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_gal
     tsr_read_bytes(r, id, sizeof id);
     TSR_TRY(tsr_reader_status(r));
     tsr_ckks_galois_keys *gk = NULL;
-    TSR_TRY(galois_payload_read(r, p, info.payload_len - TSR_CKKS_KEY_ID_BYTES, id, &gk));
-    tsr_status st = expect_len(r, &info, TSR_CKKS_KEY_ID_BYTES + galois_bytes(gk), "Galois keys");
-    if (st == TSR_OK) st = end_read(r);
+    TSR_TRY(galois_payload_read(r, p, info.version, id, &gk));
+    tsr_status st = end_read(r);
     if (st != TSR_OK) {
         tsr_ckks_galois_keys_free(gk);
         return st;
@@ -564,10 +603,8 @@ tsr_status ckks_eval_keys_write(tsr_writer *w, const tsr_ckks_params *p,
         return tsr_fail(TSR_ERR_MISMATCH,
                         "the evaluation keys belong to another key set than the id given for the "
                         "bundle: bundle keys of one keygen run");
-    if (rk) TSR_TRY(ksk_writable(p, &rk->key, "relinearization key"));
-    if (gk) TSR_TRY(galois_writable(gk));
     uint64_t len =
-        TSR_CKKS_KEY_ID_BYTES + 2 + (rk ? ksk_bytes(p) : 0) + (gk ? galois_bytes(gk) : 0);
+        TSR_CKKS_KEY_ID_BYTES + 2 + (rk ? ksk_bytes(p, &rk->key) : 0) + (gk ? galois_bytes(gk) : 0);
     begin_write(w, p, TSR_OBJ_EVAL_KEYS, TSR_FRAME_SEEDED, len);
     tsr_write_bytes(w, key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_write_u8(w, rk != NULL);
@@ -590,21 +627,9 @@ tsr_status ckks_eval_keys_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_relin
     if (has_r > 1 || has_g > 1)
         return tsr_reader_fail(r, TSR_ERR_FORMAT, "malformed evaluation keys: presence flags %u/%u",
                                has_r, has_g);
-    uint64_t used = TSR_CKKS_KEY_ID_BYTES + 2;
     tsr_status st = TSR_OK;
-    if (has_r) {
-        if (info.payload_len < used + ksk_bytes(p))
-            return tsr_reader_fail(r, TSR_ERR_FORMAT,
-                                   "malformed evaluation keys: too short for the "
-                                   "relinearization key");
-        st = relin_payload_read(r, p, id, rk);
-        used += ksk_bytes(p);
-    }
-    if (st == TSR_OK && has_g) {
-        st = galois_payload_read(r, p, info.payload_len - used, id, gk);
-        if (st == TSR_OK) used += galois_bytes(*gk);
-    }
-    if (st == TSR_OK) st = expect_len(r, &info, used, "evaluation keys");
+    if (has_r) st = relin_payload_read(r, p, info.version, id, rk);
+    if (st == TSR_OK && has_g) st = galois_payload_read(r, p, info.version, id, gk);
     if (st == TSR_OK) st = end_read(r);
     if (st != TSR_OK) {
         tsr_ckks_relin_key_free(*rk);

@@ -102,7 +102,7 @@ uint64_t tsr_ckks_switch_key_bytes(const tsr_ckks_switch_key *k) {
     TSR_REQUIRE(k, "tsr_ckks_switch_key_bytes: NULL key");
     const tsr_ckks_params *p = k->params;
     /* the b halves of the digits in use, over limbs 0..max_level and P (a is a seed) */
-    return ckks_ksk_memory(p, &k->key) / 2;
+    return ckks_ksk_b_bytes(p, &k->key);
 }
 
 tsr_status tsr_ckks_key_switch(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,

@@ -48,12 +48,24 @@ uint16_t tsr_obj_kind_version(tsr_obj_kind kind) {
     switch (kind) {
     case TSR_OBJ_SECRET_KEY:
     case TSR_OBJ_PUBLIC_KEY:
+        return TSR_FRAME_VERSION_KEYS;
+    case TSR_OBJ_RELIN_KEY:
+    case TSR_OBJ_GALOIS_KEYS:
+    case TSR_OBJ_EVAL_KEYS:
+        return TSR_FRAME_VERSION_KSK;
+    default:
+        return TSR_FRAME_VERSION;
+    }
+}
+
+uint16_t tsr_obj_kind_min_version(tsr_obj_kind kind) {
+    switch (kind) {
     case TSR_OBJ_RELIN_KEY:
     case TSR_OBJ_GALOIS_KEYS:
     case TSR_OBJ_EVAL_KEYS:
         return TSR_FRAME_VERSION_KEYS;
     default:
-        return TSR_FRAME_VERSION;
+        return tsr_obj_kind_version(kind);
     }
 }
 
@@ -608,15 +620,17 @@ tsr_status tsr_frame_begin_read(tsr_reader *r, tsr_obj_kind expected, uint64_t m
     if (kind == TSR_OBJ_NONE || kind >= TSR_OBJ_KIND_COUNT_)
         return tsr_reader_fail(r, TSR_ERR_FORMAT, "unknown object kind %u in file", kind);
     info->kind = (tsr_obj_kind)kind;
-    if (version != tsr_obj_kind_version(info->kind))
+    if (version < tsr_obj_kind_min_version(info->kind) ||
+        version > tsr_obj_kind_version(info->kind))
         return tsr_reader_fail(r, TSR_ERR_VERSION,
                                "%s file format version %u is not supported (this build reads "
                                "version %u); re-create the file with this version of tessera%s",
                                tsr_obj_kind_name(info->kind), version,
                                tsr_obj_kind_version(info->kind),
-                               tsr_obj_kind_version(info->kind) == TSR_FRAME_VERSION_KEYS
+                               tsr_obj_kind_version(info->kind) >= TSR_FRAME_VERSION_KEYS
                                    ? " (for keys: run tessera keygen again)"
                                    : "");
+    info->version = version;
     if (expected != TSR_OBJ_NONE && kind != expected)
         return tsr_reader_fail(r, TSR_ERR_MISMATCH, "expected %s but the file holds %s",
                                tsr_obj_kind_phrase(expected), tsr_obj_kind_phrase(info->kind));

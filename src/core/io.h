@@ -35,9 +35,16 @@
  * evaluation-key bundle): 2 added the key-set id (docs/CKKS.md).
  */
 #define TSR_FRAME_VERSION_KEYS 2
-#define TSR_FRAME_HEADER_SIZE  36
-#define TSR_FRAME_HASH_SIZE    32
-#define TSR_FINGERPRINT_SIZE   16
+/**
+ * Format version of key-switching key frames (relinearization, Galois,
+ * evaluation-key bundle): 3 names each key's max level and the stream its
+ * a halves are expanded with (seeded keys, docs/CKKS.md). Version 2 of these
+ * kinds is still read.
+ */
+#define TSR_FRAME_VERSION_KSK 3
+#define TSR_FRAME_HEADER_SIZE 36
+#define TSR_FRAME_HASH_SIZE   32
+#define TSR_FINGERPRINT_SIZE  16
 
 /** Frame flags. */
 #define TSR_FRAME_SECRET 0x1u /* payload is secret key material */
@@ -64,9 +71,12 @@ typedef enum tsr_obj_kind {
 const char *tsr_obj_kind_name(tsr_obj_kind kind);
 /**
  * Format version written in (and required of) frames of this kind:
- * TSR_FRAME_VERSION_KEYS for key kinds, TSR_FRAME_VERSION otherwise.
+ * TSR_FRAME_VERSION_KSK for key-switching key kinds, TSR_FRAME_VERSION_KEYS for the
+ * other key kinds, TSR_FRAME_VERSION otherwise.
  */
 uint16_t tsr_obj_kind_version(tsr_obj_kind kind);
+/** Oldest format version still read for this kind (the current one for most kinds). */
+uint16_t tsr_obj_kind_min_version(tsr_obj_kind kind);
 /** The name with its article where it takes one ("a ciphertext", "an inference plan",
  *  "evaluation keys"), for messages such as "expected %s but the file holds %s". */
 const char *tsr_obj_kind_phrase(tsr_obj_kind kind);
@@ -213,6 +223,7 @@ typedef struct tsr_frame_info {
     uint32_t flags;
     uint8_t fingerprint[TSR_FINGERPRINT_SIZE];
     uint64_t payload_len;
+    uint16_t version; /* format version of the frame (min_version..version of its kind) */
 } tsr_frame_info;
 
 /**

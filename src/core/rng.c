@@ -83,6 +83,16 @@ double tsr_prng_normal(tsr_prng *g) {
     return sqrt(-2.0 * log(u1)) * cos(6.283185307179586476925 * u2);
 }
 
+void tsr_stream_chacha20(void *out, size_t n, const uint8_t key[TSR_SEED_BYTES],
+                         const uint8_t nonce[TSR_STREAM_NONCE_BYTES], uint32_t counter) {
+    TSR_REQUIRE((uint64_t)counter + (n + TSR_STREAM_BLOCK_BYTES - 1) / TSR_STREAM_BLOCK_BYTES <=
+                    ((uint64_t)1 << 32),
+                "tsr_stream_chacha20: the block counter would wrap");
+    /* xor over zeros: the _ic variant is the one taking a starting counter */
+    memset(out, 0, n);
+    crypto_stream_chacha20_ietf_xor_ic(out, out, n, nonce, counter, key);
+}
+
 void tsr_prng_wipe(tsr_prng *g) {
     tsr_wipe(g, sizeof *g);
 }

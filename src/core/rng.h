@@ -47,4 +47,20 @@ double tsr_prng_normal(tsr_prng *g);
 /** Erase the key and buffered keystream. */
 void tsr_prng_wipe(tsr_prng *g);
 
+/** Bytes of the nonce of tsr_stream_chacha20. */
+#define TSR_STREAM_NONCE_BYTES 12
+/** Bytes of one ChaCha20 block (the unit of the counter). */
+#define TSR_STREAM_BLOCK_BYTES 64
+
+/**
+ * Raw keystream for bulk expansion: out[0..n) = ChaCha20 (RFC 8439, 20
+ * rounds, libsodium's crypto_stream_chacha20_ietf_xor_ic: its SIMD code, the
+ * same bytes on every machine) under key, nonce, starting at 64-byte block
+ * `counter`. n must keep the counter below 2^32. Stateless and thread-safe;
+ * no buffering, so the caller's buffer is written once (the fast path of
+ * seeded key halves, ring/sample.h).
+ */
+void tsr_stream_chacha20(void *out, size_t n, const uint8_t key[TSR_SEED_BYTES],
+                         const uint8_t nonce[TSR_STREAM_NONCE_BYTES], uint32_t counter);
+
 #endif /* TSR_CORE_RNG_H */

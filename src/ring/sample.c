@@ -51,6 +51,71 @@ void tsr_sample_uniform(const tsr_rns_basis *b, const uint8_t seed[TSR_SEED_BYTE
     }
 }
 
+/* Chunk c of the chunked stream: fill out[0..cnt) (cnt <= TSR_SAMPLE_CHUNK)
+ * with the first cnt accepted words of the chunk's keystream, reduced mod q.
+ * A 64-bit word v is accepted when v < q * floor(2^64 / q) (a whole number
+ * of periods: no modulo bias), so at least 3/4 of the words are kept even
+ * for a prime just above a power of two (masking to bitlen(q) bits would
+ * keep only half there). The keystream is written straight into out,
+ * squeezed in place (branch-free), and refilled in bulk from the following
+ * blocks: blocks are consumed in order, so a shorter cnt yields a prefix of
+ * a longer one. */
+static void uniform_chunk(const tsr_modulus *m, const uint8_t seed[TSR_SEED_BYTES],
+                          const uint8_t nonce[TSR_STREAM_NONCE_BYTES], size_t c, size_t cnt,
+                          uint64_t *out) {
+    const uint64_t limit = m->q * m->mu64; /* 0 when q is a power of 2: accept every word */
+    const size_t per_block = TSR_STREAM_BLOCK_BYTES / 8;
+    uint32_t ctr = (uint32_t)(c << 16);
+    uint64_t more[TSR_SAMPLE_CHUNK];
+    size_t k = 0;
+    /* whole blocks straight into out; the rest (a partial block, rejections) through more */
+    size_t whole = cnt / per_block * per_block;
+    if (whole) tsr_stream_chacha20(out, whole * 8, seed, nonce, ctr);
+    ctr += (uint32_t)(whole / per_block);
+    for (size_t i = 0; i < whole; i++) {
+        uint64_t v = out[i]; /* little-endian host (x86-64, AArch64) */
+        out[k] = tsr_modq_reduce64(m, v);
+        k += (v < limit) | (limit == 0);
+    }
+    while (k < cnt) {
+        /* what is missing, plus 1/8 for the words that will be rejected, in whole blocks */
+        size_t want = cnt - k + (cnt - k) / 8 + 1;
+        size_t blocks = (want + per_block - 1) / per_block;
+        if (blocks * per_block > TSR_SAMPLE_CHUNK) blocks = TSR_SAMPLE_CHUNK / per_block;
+        tsr_stream_chacha20(more, blocks * TSR_STREAM_BLOCK_BYTES, seed, nonce, ctr);
+        ctr += (uint32_t)blocks;
+        for (size_t i = 0; i < blocks * per_block && k < cnt; i++) {
+            uint64_t v = more[i];
+            if (v < limit || limit == 0) out[k++] = tsr_modq_reduce64(m, v);
+        }
+    }
+}
+
+void tsr_sample_uniform_range(const tsr_modulus *m, const uint8_t seed[TSR_SEED_BYTES],
+                              uint32_t domain, size_t off, size_t len, uint64_t *out) {
+    TSR_REQUIRE(m && seed && (out || len == 0), "tsr_sample_uniform_range: NULL argument");
+    TSR_REQUIRE(off + len <= ((size_t)1 << 16) * TSR_SAMPLE_CHUNK,
+                "tsr_sample_uniform_range: range beyond the stream");
+    uint8_t nonce[TSR_STREAM_NONCE_BYTES];
+    for (int i = 0; i < 8; i++) nonce[i] = (uint8_t)(m->q >> (8 * i));
+    for (int i = 0; i < 4; i++) nonce[8 + i] = (uint8_t)(domain >> (8 * i));
+    uint64_t tmp[TSR_SAMPLE_CHUNK];
+    size_t end = off + len;
+    while (off < end) {
+        size_t c = off / TSR_SAMPLE_CHUNK, lo = c * TSR_SAMPLE_CHUNK;
+        size_t hi = lo + TSR_SAMPLE_CHUNK < end ? lo + TSR_SAMPLE_CHUNK : end;
+        if (off == lo && hi == lo + TSR_SAMPLE_CHUNK) {
+            uniform_chunk(m, seed, nonce, c, TSR_SAMPLE_CHUNK, out);
+        } else {
+            /* a partial chunk: its prefix up to hi is drawn, the wanted words copied */
+            uniform_chunk(m, seed, nonce, c, hi - lo, tmp);
+            memcpy(out, tmp + (off - lo), (hi - off) * sizeof *out);
+        }
+        out += hi - off;
+        off = hi;
+    }
+}
+
 void tsr_sample_ternary(tsr_prng *g, int8_t *out, size_t n) {
     TSR_REQUIRE(g && (out || n == 0), "tsr_sample_ternary: NULL argument");
     uint8_t buf[256];
