@@ -1,7 +1,9 @@
 /*
  * bench/bench_ring.c - `tessera bench ring`: the ring layer's hot kernels,
  * one thread, per SIMD kernel family available on this CPU:
- *   - forward / inverse NTT of one limb, N = 2^13 .. 2^16, 49- and 60-bit primes;
+ *   - forward / inverse NTT of one limb, N = 2^13 .. 2^16, 49- and 60-bit primes,
+ *     whole (ntt_fwd/inv) and split (outer stages, then inner stages per block,
+ *     as key switching runs them);
  *   - element-wise multiply, multiply-add, scalar multiply of one limb, and the
  *     key-switching inner product (3 digits, two outputs) (N = 2^16);
  *   - basis conversion (ModUp shapes 15->4, 8->23, 22->8 limbs, N = 2^16);
@@ -73,6 +75,26 @@ static int bench_ntt(ring_bench_ctx *c, tsr_simd fam, tsr_prng *g) {
                 s[r] = tsr_now() - t0;
             }
             report(c, "ntt_inverse", fam, n, bits[bi], NULL, s, c->reps);
+            /* split transforms as key switching runs them: the outer stages on
+             * every column at once, then the inner stages block by block */
+            const unsigned rs = tsr_ntt_split_log(n);
+            const size_t B = n >> rs;
+            for (int dir = 0; dir < 2; dir++) {
+                for (int r = -5; r < c->reps; r++) {
+                    double t0 = tsr_now();
+                    if (dir == 0) {
+                        k->ntt_fwd_outer(t, a, B, rs);
+                        for (size_t b = 0; b < ((size_t)1 << rs); b++)
+                            k->ntt_fwd_inner(t, a + b * B, a + b * B, b, rs, NULL);
+                    } else {
+                        for (size_t b = 0; b < ((size_t)1 << rs); b++)
+                            k->ntt_inv_inner(t, a + b * B, a + b * B, b, rs, NULL);
+                        k->ntt_inv_outer(t, a, B, rs);
+                    }
+                    if (r >= 0) s[r] = tsr_now() - t0;
+                }
+                report(c, dir ? "split_inv" : "split_fwd", fam, n, bits[bi], NULL, s, c->reps);
+            }
             tsr_free(a);
             tsr_ntt_table_free(t);
         }
@@ -234,8 +256,8 @@ int bench_ring_main(int argc, char **argv) {
         printf(
             "usage: tessera bench ring [--json] [--quick] [--simd FAMILY] [--only ntt|elt|conv]\n\n"
             "Ring-layer kernels on one thread for each SIMD family this CPU supports:\n"
-            "NTT forward/inverse (N = 2^13..2^16; 49- and 60-bit primes), element-wise\n"
-            "multiply, basis conversion, ModDown and rescale (N = 2^16).\n"
+            "NTT forward/inverse, whole and split (N = 2^13..2^16; 49- and 60-bit primes),\n"
+            "element-wise multiply, basis conversion, ModDown and rescale (N = 2^16).\n"
             "Median and minimum of >= 20 runs (--quick: 5) in microseconds.\n");
         return 0;
     }

@@ -110,6 +110,10 @@ static void split_case(const tsr_ring_kernels *ref, const tsr_ring_kernels *k, t
         random_vec_edges(g, a, n, q);
         /* forward accepts < 4q, inverse < 2q */
         for (size_t i = 0; i < n; i++) a[i] += q * tsr_prng_uniform(g, dir ? 2 : 4);
+        /* the largest inputs allowed (4q - 1 forward, 2q - 1 inverse) and q, 2q */
+        a[1] = (dir ? 2 : 4) * q - 1;
+        a[n - 2] = q;
+        if (n > 8) a[n / 2 + 1] = dir ? q + 1 : 2 * q;
         memcpy(want, a, n * 8);
         memcpy(got, a, n * 8);
         if (dir == 0) {

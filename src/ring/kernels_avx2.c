@@ -4,9 +4,12 @@
  * AVX2 lacks unsigned 64-bit compares and 64-bit multiplies: a conditional
  * subtraction blends on the sign bit of x - m (valid for m <= 2^63, x < 2m),
  * and 64-bit products are assembled from 32x32 -> 64 vpmuludq. That makes
- * Shoup products (NTT butterflies, scalar multiplies) worthwhile; general
- * Barrett products (mul, mul_add) and basis-conversion rows stay on the
- * portable kernels, where one mulx beats the emulation.
+ * Shoup products (NTT butterflies, whole and split, scalar multiplies)
+ * worthwhile (about 1.5x the portable NTT on Zen 3, docs/BENCHMARKS.md).
+ * Basis-conversion rows stay scalar, where one mulx beats the emulation, but
+ * with Montgomery reductions (two multiplies instead of the portable
+ * reference's five); general products (mul, mul_add) and inner products
+ * (dot2) are the portable kernels.
  *
  * NTT: Harvey butterflies, values in [0, 4q); the last three forward stages
  * (first three inverse) run in registers on 8-word groups using the same
@@ -17,6 +20,9 @@
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#include <string.h>
+
+#define TSR_RNS_MAX_PRIMES_KERNEL 130
 
 #define TGT __attribute__((target("avx2")))
 #define INL inline __attribute__((always_inline))
@@ -341,10 +347,327 @@ TGT static void ntt_inv_avx2(const tsr_ntt_table *t, uint64_t *a) {
     }
 }
 
+/* ---- scalar kernels with cheaper reductions -------------------------------
+ * Sums of full 64x64-bit products (no Shoup constant) would need the
+ * 128-bit result assembled from four vpmuludq per lane and carried across
+ * 32-bit halves, about one mulx's cost per product: these kernels stay
+ * scalar and save multiplies in the reductions instead. Outputs are fully
+ * reduced, so they equal the portable ones bit for bit. */
+
+/*
+ * Basis-conversion row with Montgomery reductions (P. Montgomery, Math. Comp.
+ * 1985): with c'_i = c_i 2^64 mod p, a chunk of L terms sums to x = sum y_i c'_i
+ * < L ymax p <= 2^64 p, and REDC(x) = (x + ((x mod 2^64) (-p^-1) mod 2^64) p) /
+ * 2^64 = sum y_i c_i mod p, in [0, 2p): two multiplies where a 128-bit Barrett
+ * reduction takes five. p must be odd (every NTT prime is).
+ */
+static INL uint64_t redc(tsr_u128 x, uint64_t p, uint64_t pinv_neg) {
+    const uint64_t mq = (uint64_t)x * pinv_neg;
+    const tsr_u128 s = (x >> 64) + (((tsr_u128)mq * p) >> 64) + ((uint64_t)x != 0);
+    const uint64_t r = (uint64_t)s; /* < 2p */
+    return r >= p ? r - p : r;
+}
+
+static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *const *y,
+                         const tsr_conv_coeffs *r, size_t n) {
+    const uint64_t p = m->q;
+    const size_t terms = r->terms;
+    if (!(p & 1) || terms > TSR_RNS_MAX_PRIMES_KERNEL || r->ymax == 0) {
+        tsr_ring_kernels_portable.conv_row(m, out, y, r, n);
+        return;
+    }
+    /* -p^-1 mod 2^64 by Newton iteration (p odd). */
+    uint64_t inv = p;
+    for (int i = 0; i < 6; i++) inv *= 2 - p * inv;
+    const uint64_t pinv_neg = (uint64_t)0 - inv;
+    uint64_t cm[TSR_RNS_MAX_PRIMES_KERNEL];
+    for (size_t i = 0; i < terms; i++) cm[i] = tsr_modq_reduce128(m, r->c[i], 0);
+    /* L (ymax - 1)(p - 1) < 2^64 p when L ymax <= 2^64. */
+    size_t L = (size_t)(((tsr_u128)1 << 64) / r->ymax);
+    if (L > terms) L = terms;
+    if (L == 0) L = 1;
+    size_t k = 0;
+    for (; k + 2 <= n; k += 2) {
+        uint64_t r0 = 0, r1 = 0;
+        for (size_t i = 0; i < terms;) {
+            const size_t end = i + L < terms ? i + L : terms;
+            tsr_u128 a0 = 0, a1 = 0;
+            for (; i < end; i++) {
+                a0 += (tsr_u128)y[i][k] * cm[i];
+                a1 += (tsr_u128)y[i][k + 1] * cm[i];
+            }
+            r0 = tsr_modq_add(r0, redc(a0, p, pinv_neg), p);
+            r1 = tsr_modq_add(r1, redc(a1, p, pinv_neg), p);
+        }
+        out[k] = r0;
+        out[k + 1] = r1;
+    }
+    for (; k < n; k++) {
+        uint64_t r0 = 0;
+        for (size_t i = 0; i < terms;) {
+            const size_t end = i + L < terms ? i + L : terms;
+            tsr_u128 a0 = 0;
+            for (; i < end; i++) a0 += (tsr_u128)y[i][k] * cm[i];
+            r0 = tsr_modq_add(r0, redc(a0, p, pinv_neg), p);
+        }
+        out[k] = r0;
+    }
+}
+
+/* ---- split NTTs (ntt.h): the same passes on a window of the transform ----
+ * A pass works on a[0..e1) whose word 0 is transform word `base` (twiddle
+ * indices use base + e), as in kernels_avx512.c. */
+
+/* Forward radix-4 pass for stages with M and 2M blocks (gaps g, g/2 >= 4) over [0, e1). */
+TGT static INL void fwd_radix4_w(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e1,
+                                 size_t base, const ntt_c *c) {
+    const size_t h = g / 2;
+    const uint64_t *W = t->fwd, *Wp = t->fwd_sh;
+    size_t ib = base / (2 * g);
+    for (size_t e = 0; e < e1; e += 2 * g, ib++) {
+        const size_t i1 = M + ib, i2 = 2 * M + 2 * ib, i3 = i2 + 1;
+        const tw w1 = tw_bcast(W[i1], Wp[i1]), w2 = tw_bcast(W[i2], Wp[i2]),
+                 w3 = tw_bcast(W[i3], Wp[i3]);
+        uint64_t *p0 = a + e, *p1 = p0 + h, *p2 = p0 + g, *p3 = p2 + h;
+        for (size_t j = 0; j < h; j += 4) {
+            __m256i A = LOADU(p0 + j), B = LOADU(p1 + j), C = LOADU(p2 + j), D = LOADU(p3 + j);
+            bf_fwd(&A, &C, &w1, c);
+            bf_fwd(&B, &D, &w1, c);
+            bf_fwd(&A, &B, &w2, c);
+            bf_fwd(&C, &D, &w3, c);
+            STOREU(p0 + j, A);
+            STOREU(p1 + j, B);
+            STOREU(p2 + j, C);
+            STOREU(p3 + j, D);
+        }
+    }
+}
+
+/* Forward radix-2 pass, stage with M blocks of gap g >= 4, over [0, e1). */
+TGT static INL void fwd_radix2_w(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e1,
+                                 size_t base, const ntt_c *c) {
+    size_t ib = base / (2 * g);
+    for (size_t e = 0; e < e1; e += 2 * g, ib++) {
+        const tw w = tw_bcast(t->fwd[M + ib], t->fwd_sh[M + ib]);
+        uint64_t *p0 = a + e, *p1 = p0 + g;
+        for (size_t j = 0; j < g; j += 4) {
+            __m256i X = LOADU(p0 + j), Y = LOADU(p1 + j);
+            bf_fwd(&X, &Y, &w, c);
+            STOREU(p0 + j, X);
+            STOREU(p1 + j, Y);
+        }
+    }
+}
+
+/* Gaps 4, 2, 1 on 8-word groups of a[0..e1), output reduced to [0, q). */
+TGT static INL void fwd_final3_w(const tsr_ntt_table *t, uint64_t *a, size_t e1, size_t base,
+                                 const ntt_c *c, tsr_prefetch *pf) {
+    const size_t n = t->n;
+    const uint64_t *W = t->fwd, *Wp = t->fwd_sh;
+    for (size_t le = 0; le < e1; le += 8) {
+        const size_t e = base + le;
+        tsr_prefetch_step(pf);
+        __m256i X = LOADU(a + le), Y = LOADU(a + le + 4);
+        const tw w4 = tw_bcast(W[n / 8 + e / 8], Wp[n / 8 + e / 8]);
+        bf_fwd(&X, &Y, &w4, c);
+        ilv(&X, &Y);
+        const tw w2 = tw_vec(bcast2(W + n / 4 + e / 4), bcast2(Wp + n / 4 + e / 4));
+        bf_fwd(&X, &Y, &w2, c);
+        ilv(&X, &Y);
+        const tw w1 = tw_vec(LOADU(W + n / 2 + e / 2), LOADU(Wp + n / 2 + e / 2));
+        bf_fwd(&X, &Y, &w1, c);
+        X = csub(csub(X, c->q2), c->q);
+        Y = csub(csub(Y, c->q2), c->q);
+        ilv(&X, &Y);
+        STOREU(a + le, X);
+        STOREU(a + le + 4, Y);
+    }
+}
+
+/* The first r stages on len << r words (gaps down to len >= 4); output < 4q. */
+TGT static void ntt_fwd_outer_avx2(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    if (len < 8 || len % 8) {
+        tsr_ring_kernels_portable.ntt_fwd_outer(t, a, len, r);
+        return;
+    }
+    const ntt_c c = { bc(t->mod.q), bc(t->mod.q >> 32), bc(2 * t->mod.q) };
+    const size_t size = len << r;
+    size_t M = 1, g = size / 2;
+    for (unsigned s = 0; s < r;) {
+        if (r - s >= 2) {
+            fwd_radix4_w(t, a, M, g, size, 0, &c);
+            M *= 4;
+            g /= 4;
+            s += 2;
+        } else {
+            fwd_radix2_w(t, a, M, g, size, 0, &c);
+            M *= 2;
+            g /= 2;
+            s += 1;
+        }
+    }
+}
+
+/* Inner forward stages of block b (B = n >> r >= 16 words). */
+TGT static void ntt_fwd_inner_avx2(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src,
+                                   size_t b, unsigned r, tsr_prefetch *pf) {
+    const size_t B = t->n >> r;
+    if (B < 16) {
+        tsr_ring_kernels_portable.ntt_fwd_inner(t, a, src, b, r, pf);
+        return;
+    }
+    if (a != src) memcpy(a, src, B * sizeof *a);
+    const ntt_c c = { bc(t->mod.q), bc(t->mod.q >> 32), bc(2 * t->mod.q) };
+    const size_t base = b * B;
+    size_t M = (size_t)1 << r, g = B / 2;
+    while (g > 4) {
+        if (g >= 16) {
+            fwd_radix4_w(t, a, M, g, B, base, &c);
+            M *= 4;
+            g /= 4;
+        } else {
+            fwd_radix2_w(t, a, M, g, B, base, &c);
+            M *= 2;
+            g /= 2;
+        }
+    }
+    fwd_final3_w(t, a, B, base, &c, pf);
+}
+
+/* Inverse: gaps 1, 2, 4 on 8-word groups of a[0..e1) (inputs < 2q, outputs < 2q). */
+TGT static INL void inv_first3_w(const tsr_ntt_table *t, uint64_t *a, size_t e1, size_t base,
+                                 const ntt_c *c, tsr_prefetch *pf) {
+    const size_t n = t->n;
+    const uint64_t *W = t->inv, *Wp = t->inv_sh;
+    for (size_t le = 0; le < e1; le += 8) {
+        const size_t e = base + le;
+        tsr_prefetch_step(pf);
+        __m256i X = LOADU(a + le), Y = LOADU(a + le + 4);
+        dilv(&X, &Y);
+        const tw w1 = tw_vec(LOADU(W + n / 2 + e / 2), LOADU(Wp + n / 2 + e / 2));
+        bf_inv(&X, &Y, &w1, c);
+        dilv(&X, &Y);
+        const tw w2 = tw_vec(bcast2(W + n / 4 + e / 4), bcast2(Wp + n / 4 + e / 4));
+        bf_inv(&X, &Y, &w2, c);
+        dilv(&X, &Y);
+        const tw w4 = tw_bcast(W[n / 8 + e / 8], Wp[n / 8 + e / 8]);
+        bf_inv(&X, &Y, &w4, c);
+        STOREU(a + le, X);
+        STOREU(a + le + 4, Y);
+    }
+}
+
+/* Inverse radix-4: stages with 2H blocks (gap g) then H blocks (gap 2g), g >= 4. */
+TGT static INL void inv_radix4_w(const tsr_ntt_table *t, uint64_t *a, size_t H, size_t g, size_t e1,
+                                 size_t base, const ntt_c *c) {
+    const uint64_t *W = t->inv, *Wp = t->inv_sh;
+    size_t ib = base / (4 * g);
+    for (size_t e = 0; e < e1; e += 4 * g, ib++) {
+        const size_t i1 = 2 * H + 2 * ib, i2 = i1 + 1, i3 = H + ib;
+        const tw w1 = tw_bcast(W[i1], Wp[i1]), w2 = tw_bcast(W[i2], Wp[i2]),
+                 w3 = tw_bcast(W[i3], Wp[i3]);
+        uint64_t *p0 = a + e, *p1 = p0 + g, *p2 = p0 + 2 * g, *p3 = p2 + g;
+        for (size_t j = 0; j < g; j += 4) {
+            __m256i A = LOADU(p0 + j), B = LOADU(p1 + j), C = LOADU(p2 + j), D = LOADU(p3 + j);
+            bf_inv(&A, &B, &w1, c);
+            bf_inv(&C, &D, &w2, c);
+            bf_inv(&A, &C, &w3, c);
+            bf_inv(&B, &D, &w3, c);
+            STOREU(p0 + j, A);
+            STOREU(p1 + j, B);
+            STOREU(p2 + j, C);
+            STOREU(p3 + j, D);
+        }
+    }
+}
+
+TGT static INL void inv_radix2_w(const tsr_ntt_table *t, uint64_t *a, size_t h, size_t g, size_t e1,
+                                 size_t base, const ntt_c *c) {
+    size_t ib = base / (2 * g);
+    for (size_t e = 0; e < e1; e += 2 * g, ib++) {
+        const tw w = tw_bcast(t->inv[h + ib], t->inv_sh[h + ib]);
+        uint64_t *p0 = a + e, *p1 = p0 + g;
+        for (size_t j = 0; j < g; j += 4) {
+            __m256i X = LOADU(p0 + j), Y = LOADU(p1 + j);
+            bf_inv(&X, &Y, &w, c);
+            STOREU(p0 + j, X);
+            STOREU(p1 + j, Y);
+        }
+    }
+}
+
+/* Last inverse stage (one block of 2 half words) with N^-1 folded in; output < q. */
+TGT static INL void inv_last_w(const tsr_ntt_table *t, uint64_t *a, size_t half, const ntt_c *c) {
+    const tw ni = tw_bcast(t->n_inv, t->n_inv_sh), wl = tw_bcast(t->inv_last, t->inv_last_sh);
+    for (size_t j = 0; j < half; j += 4) {
+        __m256i X = LOADU(a + j), Y = LOADU(a + half + j);
+        __m256i u = shoup_lazy(_mm256_add_epi64(X, Y), ni.w, ni.wh, ni.wp, ni.wph, c->q, c->qh);
+        __m256i v = shoup_lazy(_mm256_add_epi64(_mm256_sub_epi64(X, Y), c->q2), wl.w, wl.wh, wl.wp,
+                               wl.wph, c->q, c->qh);
+        STOREU(a + j, csub(u, c->q));
+        STOREU(a + half + j, csub(v, c->q));
+    }
+}
+
+/* Inner inverse stages of block b (gaps 1 .. B/2, B = n >> r >= 16). */
+TGT static void ntt_inv_inner_avx2(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src,
+                                   size_t b, unsigned r, tsr_prefetch *pf) {
+    const size_t n = t->n, B = n >> r;
+    if (r == 0 || B < 16) {
+        if (r == 0 && n >= 16) {
+            if (a != src) memcpy(a, src, n * sizeof *a);
+            ntt_inv_avx2(t, a);
+            return;
+        }
+        tsr_ring_kernels_portable.ntt_inv_inner(t, a, src, b, r, pf);
+        return;
+    }
+    if (a != src) memcpy(a, src, B * sizeof *a);
+    const ntt_c c = { bc(t->mod.q), bc(t->mod.q >> 32), bc(2 * t->mod.q) };
+    const size_t base = b * B;
+    inv_first3_w(t, a, B, base, &c, pf);
+    size_t g = 8;
+    while (g < B) {
+        if (4 * g <= B) {
+            inv_radix4_w(t, a, n / (4 * g), g, B, base, &c);
+            g *= 4;
+        } else {
+            inv_radix2_w(t, a, n / (2 * g), g, B, base, &c);
+            g *= 2;
+        }
+    }
+}
+
+/* Outer inverse stages (gaps len .. size/4) and the last one with N^-1; output < q. */
+TGT static void ntt_inv_outer_avx2(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
+    if (r == 0) return;
+    if (len < 8 || len % 8) {
+        tsr_ring_kernels_portable.ntt_inv_outer(t, a, len, r);
+        return;
+    }
+    const ntt_c c = { bc(t->mod.q), bc(t->mod.q >> 32), bc(2 * t->mod.q) };
+    const size_t size = len << r;
+    size_t g = len;
+    while (g < size / 2) {
+        if (2 * g < size / 2) {
+            inv_radix4_w(t, a, size / (4 * g), g, size, 0, &c);
+            g *= 4;
+        } else {
+            inv_radix2_w(t, a, size / (2 * g), g, size, 0, &c);
+            g *= 2;
+        }
+    }
+    inv_last_w(t, a, size / 2, &c);
+}
+
 const tsr_ring_kernels tsr_ring_kernels_avx2 = {
     .family = TSR_SIMD_AVX2,
     .ntt_fwd = ntt_fwd_avx2,
     .ntt_inv = ntt_inv_avx2,
+    .ntt_fwd_outer = ntt_fwd_outer_avx2,
+    .ntt_fwd_inner = ntt_fwd_inner_avx2,
+    .ntt_inv_inner = ntt_inv_inner_avx2,
+    .ntt_inv_outer = ntt_inv_outer_avx2,
     .add = add_avx2,
     .sub = sub_avx2,
     .neg = neg_avx2,
@@ -352,5 +675,6 @@ const tsr_ring_kernels tsr_ring_kernels_avx2 = {
     .mul_scalar = mul_scalar_avx2,
     .mul_scalar_add = mul_scalar_add_avx2,
     .mul_shoup = mul_shoup_avx2,
+    .conv_row = conv_row_x64,
 };
 #endif
