@@ -344,6 +344,19 @@ static int parse_layer_sparsity(const char *s, double *v, int max) {
     }
 }
 
+/* A per-layer option (--layer-sparsity, --layer-row-sparsity) into v[64] and *out, *n (left
+ * as they are when s is NULL); 0, or the usage error's exit code. */
+static int layer_values(const char *opt, const char *s, double *v, const double **out, int *n) {
+    if (!s) return 0;
+    int k = parse_layer_sparsity(s, v, 64);
+    if (k < 0)
+        return cli_usage_error(
+            "prune", "%s '%s': expected up to 64 comma-separated values in [0, 1) or -", opt, s);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
 static int parse_tile(const char *s, int64_t *r, int64_t *c) {
     char *e;
     long a = strtol(s, &e, 10);
@@ -706,31 +719,16 @@ int tsr_cmd_prune(int argc, char **argv) {
     if (!(expand >= 1.0 && expand <= 16.0))
         return cli_usage_error("prune", "--expand %g must be in [1, 16]", expand);
     o.sparsity = sparsity;
-    double lsp[64];
-    if (layer_sp) {
-        int n = parse_layer_sparsity(layer_sp, lsp, 64);
-        if (n < 0)
-            return cli_usage_error("prune",
-                                   "--layer-sparsity '%s': expected up to 64 comma-separated "
-                                   "values in [0, 1) or -",
-                                   layer_sp);
-        o.layer_sparsity = lsp;
-        o.n_layer_sparsity = n;
-    }
+    double lsp[64], lrow[64];
+    if ((rc = layer_values("--layer-sparsity", layer_sp, lsp, &o.layer_sparsity,
+                           &o.n_layer_sparsity)) != 0)
+        return rc;
     if (!(row_sp >= 0.0 && row_sp < 1.0))
         return cli_usage_error("prune", "--row-sparsity %g must be in [0, 1)", row_sp);
     o.row_sparsity = row_sp;
-    double lrow[64];
-    if (layer_row) {
-        int n = parse_layer_sparsity(layer_row, lrow, 64);
-        if (n < 0)
-            return cli_usage_error("prune",
-                                   "--layer-row-sparsity '%s': expected up to 64 comma-separated "
-                                   "values in [0, 1) or -",
-                                   layer_row);
-        o.layer_row_sparsity = lrow;
-        o.n_layer_row_sparsity = n;
-    }
+    if ((rc = layer_values("--layer-row-sparsity", layer_row, lrow, &o.layer_row_sparsity,
+                           &o.n_layer_row_sparsity)) != 0)
+        return rc;
     if ((row_sp > 0 || layer_row) && o.method != TSR_PRUNE_TILE && o.method != TSR_PRUNE_HEPEX)
         return cli_usage_error("prune",
                                "--row-sparsity / --layer-row-sparsity: only with --method tile "
