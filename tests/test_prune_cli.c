@@ -114,9 +114,13 @@ static void test_usage(void **state) {
     snprintf(mp, sizeof mp, "%s", m);
     snprintf(op, sizeof op, "%s", tt_cli_path("o.onnx"));
     const char *bad_ls[] = { "0.5,1.0", "0.5,,0.2", "x", "0.5,", "-0.5" };
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 5; i++) {
         tt_cli_expect_fail(tt_cli_run("prune %s --out %s --layer-sparsity %s", mp, op, bad_ls[i]),
                            bad_ls[i], "--layer-sparsity");
+        tt_cli_expect_fail(
+            tt_cli_run("prune %s --out %s --layer-row-sparsity %s", mp, op, bad_ls[i]), bad_ls[i],
+            "--layer-row-sparsity");
+    }
     tt_cli_expect_fail(tt_cli_run("prune %s --out %s --layer-sparsity 0.5,0.5,0.5", mp, op),
                        "more values than layers", "prunable layers");
     tt_cli_expect_fail(tt_cli_run("prune %s --out %s --ft-schedule steps", mp, op), "schedule",
