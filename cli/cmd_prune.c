@@ -13,6 +13,7 @@
 #include "core/rng.h"
 #include "graph/graph_internal.h"
 #include "onnx/onnx_graph.h"
+#include "tessera/nn.h"
 #include "train_cli.h"
 
 #include <math.h>
@@ -46,6 +47,16 @@ static void usage(FILE *f) {
             "  --layer-row-sparsity L  per layer, as --layer-sparsity (default: --row-sparsity)\n"
             "  --tile RxC        tile of the first layer: R output x C input features (default\n"
             "                    32x32); use the compiler's: e.g. t0 x t3 of `tessera compile`\n"
+            "  --shape-search L  compile the model pruned (without fine-tuning) under each tile\n"
+            "                    shape of L (RxC,RxC,... or auto: every power-of-two R x C with\n"
+            "                    R C = N/2 / t4, t4 the batch, half or a quarter of it, as the\n"
+            "                    compiler's candidates), print their plans' rotations, products,\n"
+            "                    predicted latency and memory and those of the best candidate\n"
+            "                    with that very tile (if among the optimizer's 8 best), then\n"
+            "                    prune for the cheapest plan (with --stats: only the table);\n"
+            "                    each shape removes the same share of its tiles\n"
+            "  --plan-batch B    batch of the plans the search compiles (default 64)\n"
+            "  --plan-log-n N    their ring degree 2^N (default 14)\n"
             "  --tile-spatial YxX  a dense layer reading flattened (channels, h, w) images\n"
             "                    has tiles of C channels x a Y x X block of positions, as the\n"
             "                    compiler packs them: use its t1 x t2 (default 1x1)\n"
@@ -333,6 +344,19 @@ static int parse_layer_sparsity(const char *s, double *v, int max) {
     }
 }
 
+/* A per-layer option (--layer-sparsity, --layer-row-sparsity) into v[64] and *out, *n (left
+ * as they are when s is NULL); 0, or the usage error's exit code. */
+static int layer_values(const char *opt, const char *s, double *v, const double **out, int *n) {
+    if (!s) return 0;
+    int k = parse_layer_sparsity(s, v, 64);
+    if (k < 0)
+        return cli_usage_error(
+            "prune", "%s '%s': expected up to 64 comma-separated values in [0, 1) or -", opt, s);
+    *out = v;
+    *n = k;
+    return 0;
+}
+
 static int parse_tile(const char *s, int64_t *r, int64_t *c) {
     char *e;
     long a = strtol(s, &e, 10);
@@ -423,6 +447,214 @@ static tsr_status export_model(const tsr_graph *g, const tsr_onnx_model *in, con
     return st;
 }
 
+/*
+ * --shape-search: the plan of the model pruned for each candidate tile shape. The optimizer
+ * picks the tile shape that is best for the dense model; a pruned model can be cheaper under
+ * another shape (e.g. fewer inputs per tile: less rotate-and-sum inside a tile, more but
+ * prunable products). Each shape is pruned one-shot without fine-tuning (which tiles survive
+ * is decided by the weights as they are; the counts depend only on how many tiles and tile
+ * rows survive), the pruned graph is compiled as `tessera compile --batch B --log-n N` would,
+ * and the plan's rotations, ct x pt products and predicted latency and memory are compared.
+ */
+typedef struct shape_cost {
+    int64_t r, c;
+    int ok;
+    double seconds, mib;
+    uint64_t rot, prod;
+    int64_t tiles, tiles_kept;
+    char plan[64];
+    double own_seconds; /* the best candidate whose first layer's tile is r x c, if the
+                         * optimizer's log lists it (its 8 best), else 0 */
+    char own_plan[64];
+} shape_cost;
+
+/*
+ * "RxC,RxC,..." into v, or auto: the tiles of the optimizer's tiled candidates for a flat
+ * input, every power-of-two R x C with R C = (N/2) / t4, t4 the batch rounded up to a power of
+ * two, or a half or a quarter of it (the rest of the batch in external tiles).
+ */
+static int parse_shapes(const char *s, int batch, int log_n, shape_cost *v, int max) {
+    int n = 0;
+    if (strcmp(s, "auto") == 0) {
+        int64_t b = 1;
+        while (b < batch) b *= 2;
+        for (int64_t t4 = b >= 4 ? b / 4 : 1; t4 <= b; t4 *= 2) {
+            int64_t area = ((int64_t)1 << (log_n - 1)) / t4;
+            for (int64_t r = 1; r <= area && n < max; r *= 2, n++) {
+                memset(&v[n], 0, sizeof v[n]);
+                v[n].r = r;
+                v[n].c = area / r;
+            }
+        }
+        return n > 0 ? n : -1;
+    }
+    char buf[512];
+    if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) return -1;
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n == max) return -1;
+        memset(&v[n], 0, sizeof v[n]);
+        if (parse_tile(t, &v[n].r, &v[n].c) != 0) return -1;
+        n++;
+    }
+    return n > 0 ? n : -1;
+}
+
+/* Sum the rot and ct*pt columns of a printed plan; its packing into plan. */
+static void plan_counts(const char *text, shape_cost *c) {
+    c->rot = c->prod = 0;
+    c->plan[0] = '\0';
+    for (const char *l = text; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t len = e ? (size_t)(e - l) : strlen(l);
+        const char *t = strstr(l, " t = [");
+        if (t && (size_t)(t - l) < len) {
+            long long a[5];
+            int o;
+            if (sscanf(t, " t = [%lld, %lld, %lld, %lld, %lld] orientation %d", &a[0], &a[1], &a[2],
+                       &a[3], &a[4], &o) == 6)
+                snprintf(c->plan, sizeof c->plan, "[%lld,%lld,%lld,%lld,%lld] o%d", a[0], a[1],
+                         a[2], a[3], a[4], o);
+        } else if (len > 0 && len < 512 && l[0] >= '0' && l[0] <= '9') {
+            /* a step row ends with: rot ct*ct ct*pt predicted */
+            char row[512], *tok[64];
+            int nt = 0;
+            memcpy(row, l, len);
+            row[len] = '\0';
+            for (char *save = NULL, *w = strtok_r(row, " ", &save); w && nt < 64;
+                 w = strtok_r(NULL, " ", &save))
+                tok[nt++] = w;
+            if (nt >= 5 && tok[nt - 1][strlen(tok[nt - 1]) - 1] == 's') {
+                c->rot += strtoull(tok[nt - 4], NULL, 10);
+                c->prod += strtoull(tok[nt - 2], NULL, 10);
+            }
+        }
+        l = e ? e + 1 : NULL;
+    }
+}
+
+/*
+ * The optimizer's candidate rows "N=2^n tiled [t0,t1,t2,t3,t4] oK ... rots server" whose first
+ * layer has c's tile: a flat input's first layer has its outputs in D3 with orientation 0
+ * (tile t3 x t0) and in D0 with orientation 3 (tile t0 x t3).
+ */
+static void own_candidate(const char *log, shape_cost *c) {
+    c->own_seconds = 0;
+    c->own_plan[0] = '\0';
+    for (const char *l = log; l && *l;) {
+        const char *e = strchr(l, '\n');
+        long long t[5];
+        int n, o, depth;
+        unsigned sc;
+        unsigned long long rots;
+        double sec;
+        if (sscanf(l, " N=2^%d tiled [%lld,%lld,%lld,%lld,%lld] o%d %d %u b %llu %lfs", &n, &t[0],
+                   &t[1], &t[2], &t[3], &t[4], &o, &depth, &sc, &rots, &sec) == 11) {
+            long long r = o == 0 ? t[3] : t[0], cc = o == 0 ? t[0] : t[3];
+            if (r == c->r && cc == c->c && (c->own_seconds == 0 || sec < c->own_seconds)) {
+                c->own_seconds = sec;
+                snprintf(c->own_plan, sizeof c->own_plan, "[%lld,%lld,%lld,%lld,%lld] o%d", t[0],
+                         t[1], t[2], t[3], t[4], o);
+            }
+        }
+        l = e ? e + 1 : NULL;
+    }
+}
+
+/* Prune g one-shot for c's shape (o's other options), compile at batch / log_n, fill c. */
+static tsr_status shape_eval(const tsr_graph *g, const tsr_prune_opts *o, int batch, int log_n,
+                             shape_cost *c) {
+    tsr_prune_opts so = *o;
+    so.tile_rows = c->r;
+    so.tile_cols = c->c;
+    so.finetune = NULL;
+    so.finetune_ctx = NULL;
+    so.progress = NULL;
+    so.steps = 1;
+    tsr_graph *pg = NULL;
+    tsr_prune_report *rep = NULL;
+    TSR_TRY(tsr_prune_graph(g, &so, &pg, &rep));
+    c->tiles = c->tiles_kept = 0;
+    for (int i = 0; i < rep->n_layers; i++) {
+        c->tiles += rep->layers[i].tiles;
+        c->tiles_kept += rep->layers[i].tiles_nz_after;
+    }
+    tsr_prune_report_free(rep);
+    tsr_nn_model *m = NULL;
+    char *why = NULL;
+    tsr_status st = tsr_nn_model_from_graph(pg, NULL, &m, &why);
+    tsr_nn_string_free(why);
+    tsr_graph_free(pg);
+    if (st != TSR_OK) return st;
+    tsr_nn_compile_opts co;
+    tsr_nn_compile_opts_default(&co);
+    co.batch = batch;
+    co.log_n = log_n;
+    char *log = NULL;
+    size_t ll = 0;
+    co.log = open_memstream(&log, &ll);
+    if (!co.log) {
+        tsr_nn_model_free(m);
+        return tsr_fail(TSR_ERR_NOMEM, "open_memstream failed");
+    }
+    tsr_nn_plan *plan = NULL;
+    st = tsr_nn_compile(m, &co, &plan);
+    tsr_nn_model_free(m);
+    fclose(co.log);
+    if (st == TSR_OK) own_candidate(log, c);
+    free(log);
+    if (st != TSR_OK) return st;
+    c->seconds = tsr_nn_plan_predicted_seconds(plan);
+    c->mib = tsr_nn_plan_predicted_mib(plan);
+    char *text = NULL;
+    size_t tl = 0;
+    FILE *fp = open_memstream(&text, &tl);
+    if (!fp) {
+        tsr_nn_plan_free(plan);
+        return tsr_fail(TSR_ERR_NOMEM, "open_memstream failed");
+    }
+    tsr_nn_plan_print(plan, fp);
+    fclose(fp);
+    tsr_nn_plan_free(plan);
+    plan_counts(text, c);
+    free(text);
+    c->ok = 1;
+    return TSR_OK;
+}
+
+/* Evaluate every shape, print the table, return the index of the cheapest (or -1). */
+static int shape_search(const tsr_graph *g, const tsr_prune_opts *o, int batch, int log_n,
+                        shape_cost *v, int n, FILE *fp) {
+    int best = -1;
+    fprintf(fp, "shape search: batch %d, N = 2^%d, one-shot pruning (no fine-tuning)\n", batch,
+            log_n);
+    fprintf(fp, "  %-9s %13s %8s %8s %11s %10s  %-22s %s\n", "tile", "tiles kept", "rots", "ct*pt",
+            "predicted", "memory", "plan", "own shape's best plan");
+    for (int i = 0; i < n; i++) {
+        tsr_status st = shape_eval(g, o, batch, log_n, &v[i]);
+        char sh[48];
+        snprintf(sh, sizeof sh, "%lldx%lld", (long long)v[i].r, (long long)v[i].c);
+        if (st != TSR_OK) {
+            fprintf(fp, "  %-9s failed: %s\n", sh, tsr_last_error());
+            continue;
+        }
+        char kept[48];
+        snprintf(kept, sizeof kept, "%lld/%lld", (long long)v[i].tiles_kept, (long long)v[i].tiles);
+        char own[96] = "not among the optimizer's 8 best";
+        if (v[i].own_seconds > 0)
+            snprintf(own, sizeof own, "%.3fs %s", v[i].own_seconds, v[i].own_plan);
+        fprintf(fp, "  %-9s %13s %8llu %8llu %10.3fs %7.0fMiB  %-22s %s\n", sh, kept,
+                (unsigned long long)v[i].rot, (unsigned long long)v[i].prod, v[i].seconds, v[i].mib,
+                v[i].plan, own);
+        if (best < 0 || v[i].seconds < v[best].seconds ||
+            (v[i].seconds == v[best].seconds && v[i].mib < v[best].mib))
+            best = i;
+    }
+    if (best >= 0)
+        fprintf(fp, "shape search: cheapest %lldx%lld (predicted %.3f s, %.0f MiB)\n",
+                (long long)v[best].r, (long long)v[best].c, v[best].seconds, v[best].mib);
+    return best;
+}
+
 int tsr_cmd_prune(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         usage(stdout);
@@ -432,7 +664,8 @@ int tsr_cmd_prune(int argc, char **argv) {
     double sparsity = 0.5, expand = 1.0, ft_lr = 5e-4;
     long steps = 1, iters = 20, seed = 1, ft_epochs = 1, ft_batch = 64, ft_limit = 0;
     const char *ft_data = NULL, *pixel_norm = NULL, *ft_sched = "cosine", *layer_sp = NULL;
-    const char *distill = NULL, *layer_row = NULL;
+    const char *distill = NULL, *layer_row = NULL, *shapes = NULL;
+    long plan_batch = 64, plan_log_n = 14;
     double distill_w = 0.5, row_sp = 0.0;
     int no_alt = 0, permute = 0, skip_first = 0, skip_last = 0, stats = 0, quiet = 0, force = 0;
     const cli_opt opts[] = {
@@ -441,6 +674,9 @@ int tsr_cmd_prune(int argc, char **argv) {
         { "--sparsity", CLI_DOUBLE, &sparsity, 0, 0 },
         { "--tile", CLI_STR, &tile, 0, 0 },
         { "--tile-spatial", CLI_STR, &tile_sp, 0, 0 },
+        { "--shape-search", CLI_STR, &shapes, 0, 0 },
+        { "--plan-batch", CLI_LONG, &plan_batch, 1, 1 << 20 },
+        { "--plan-log-n", CLI_LONG, &plan_log_n, 13, 16 },
         { "--no-alternate", CLI_FLAG, &no_alt, 0, 0 },
         { "--permute", CLI_FLAG, &permute, 0, 0 },
         { "--expand", CLI_DOUBLE, &expand, 0, 0 },
@@ -483,31 +719,16 @@ int tsr_cmd_prune(int argc, char **argv) {
     if (!(expand >= 1.0 && expand <= 16.0))
         return cli_usage_error("prune", "--expand %g must be in [1, 16]", expand);
     o.sparsity = sparsity;
-    double lsp[64];
-    if (layer_sp) {
-        int n = parse_layer_sparsity(layer_sp, lsp, 64);
-        if (n < 0)
-            return cli_usage_error("prune",
-                                   "--layer-sparsity '%s': expected up to 64 comma-separated "
-                                   "values in [0, 1) or -",
-                                   layer_sp);
-        o.layer_sparsity = lsp;
-        o.n_layer_sparsity = n;
-    }
+    double lsp[64], lrow[64];
+    if ((rc = layer_values("--layer-sparsity", layer_sp, lsp, &o.layer_sparsity,
+                           &o.n_layer_sparsity)) != 0)
+        return rc;
     if (!(row_sp >= 0.0 && row_sp < 1.0))
         return cli_usage_error("prune", "--row-sparsity %g must be in [0, 1)", row_sp);
     o.row_sparsity = row_sp;
-    double lrow[64];
-    if (layer_row) {
-        int n = parse_layer_sparsity(layer_row, lrow, 64);
-        if (n < 0)
-            return cli_usage_error("prune",
-                                   "--layer-row-sparsity '%s': expected up to 64 comma-separated "
-                                   "values in [0, 1) or -",
-                                   layer_row);
-        o.layer_row_sparsity = lrow;
-        o.n_layer_row_sparsity = n;
-    }
+    if ((rc = layer_values("--layer-row-sparsity", layer_row, lrow, &o.layer_row_sparsity,
+                           &o.n_layer_row_sparsity)) != 0)
+        return rc;
     if ((row_sp > 0 || layer_row) && o.method != TSR_PRUNE_TILE && o.method != TSR_PRUNE_HEPEX)
         return cli_usage_error("prune",
                                "--row-sparsity / --layer-row-sparsity: only with --method tile "
@@ -519,6 +740,13 @@ int tsr_cmd_prune(int argc, char **argv) {
         return cli_usage_error("prune", "--distill needs --finetune (the inputs it is run on)");
     if (strcmp(ft_sched, "const") != 0 && strcmp(ft_sched, "cosine") != 0)
         return cli_usage_error("prune", "--ft-schedule '%s': const or cosine", ft_sched);
+    shape_cost cands[64];
+    int n_cands = 0;
+    if (shapes && (n_cands = parse_shapes(shapes, (int)plan_batch, (int)plan_log_n, cands, 64)) < 0)
+        return cli_usage_error("prune",
+                               "--shape-search '%s': expected auto or up to 64 comma-separated "
+                               "RxC with 1 <= R, C <= 2^20",
+                               shapes);
     o.alternate = !no_alt;
     o.permute = permute;
     o.expand = expand;
@@ -536,6 +764,21 @@ int tsr_cmd_prune(int argc, char **argv) {
     tsr_status st = load_graph(model, &om, &g);
     if (st != TSR_OK) return cli_fail("prune", st, model);
     tsr_prune_report *r = NULL;
+    if (n_cands > 0) {
+        int best = shape_search(g, &o, (int)plan_batch, (int)plan_log_n, cands, n_cands, stdout);
+        if (best < 0) {
+            tsr_graph_free(g);
+            tsr_onnx_free(om);
+            return cli_fail("prune", TSR_ERR_UNSUPPORTED, "shape search: no shape compiled");
+        }
+        o.tile_rows = cands[best].r;
+        o.tile_cols = cands[best].c;
+        if (stats) {
+            tsr_graph_free(g);
+            tsr_onnx_free(om);
+            return 0;
+        }
+    }
     if (stats) {
         st = tsr_prune_stats(g, &o, &r);
         if (st == TSR_OK) tsr_prune_report_print(r, stdout);

@@ -114,9 +114,13 @@ static void test_usage(void **state) {
     snprintf(mp, sizeof mp, "%s", m);
     snprintf(op, sizeof op, "%s", tt_cli_path("o.onnx"));
     const char *bad_ls[] = { "0.5,1.0", "0.5,,0.2", "x", "0.5,", "-0.5" };
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 5; i++) {
         tt_cli_expect_fail(tt_cli_run("prune %s --out %s --layer-sparsity %s", mp, op, bad_ls[i]),
                            bad_ls[i], "--layer-sparsity");
+        tt_cli_expect_fail(
+            tt_cli_run("prune %s --out %s --layer-row-sparsity %s", mp, op, bad_ls[i]), bad_ls[i],
+            "--layer-row-sparsity");
+    }
     tt_cli_expect_fail(tt_cli_run("prune %s --out %s --layer-sparsity 0.5,0.5,0.5", mp, op),
                        "more values than layers", "prunable layers");
     tt_cli_expect_fail(tt_cli_run("prune %s --out %s --ft-schedule steps", mp, op), "schedule",
@@ -332,11 +336,75 @@ static void test_finetune(void **state) {
                        "label out of range", "whole numbers in [0, 10)");
 }
 
+/* --shape-search: every shape is pruned and compiled, the cheapest predicted plan wins and the
+ * written model is pruned for it. */
+static void test_shape_search(void **state) {
+    (void)state;
+    const char *m = tt_cli_path("m.onnx"), *o = tt_cli_path("s.onnx");
+    write_model(m);
+    tt_cli_expect_fail(tt_cli_run("prune %s --stats --shape-search 8x4,4y8", m), "bad list",
+                       "--shape-search");
+    tt_cli_expect_fail(tt_cli_run("prune %s --stats --shape-search 8x4 --plan-log-n 9", m),
+                       "ring degree", "--plan-log-n");
+    tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --quiet --shape-search "
+                             "8x4,4x8,2x16 --plan-batch 4 --plan-log-n 13",
+                             m, o),
+                  0, "shape search");
+    const char *out = tt_cli_output();
+    /* fc1 24 x 16 and fc2 10 x 24 (alternating tiles), half of each layer's tiles zeroed
+     * (round half away from zero): 8x4 -> 12 + 9 tiles, 6 + 4 kept; 4x8 -> 12 + 12 (fc2 in 8 x 4
+     * tiles: 2 x 6), 6 + 6;
+     * 2x16 -> 12 + 12 (fc2 in 16 x 2 tiles: 1 x 12), 6 + 6 */
+    const char *want[3][2] = { { "8x4", "10/21" }, { "4x8", "12/24" }, { "2x16", "12/24" } };
+    double best = 1e300;
+    for (int i = 0; i < 3; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "\n  %s ", want[i][0]);
+        const char *l = strstr(out, key);
+        if (!l) fail_msg("no row for %s in:\n%s", want[i][0], out);
+        char sh[16], kept[32];
+        unsigned long long rot, prod;
+        double sec;
+        assert_int_equal(sscanf(l, " %15s %31s %llu %llu %lfs", sh, kept, &rot, &prod, &sec), 5);
+        if (strcmp(kept, want[i][1]) != 0)
+            fail_msg("%s: kept %s, expected %s in:\n%s", sh, kept, want[i][1], out);
+        assert_true(prod > 0 && sec > 0);
+        best = sec < best ? sec : best;
+    }
+    /* the chosen shape is one of the cheapest rows (printed to the millisecond) */
+    const char *ch = strstr(out, "shape search: cheapest ");
+    assert_non_null(ch);
+    char best_sh[16];
+    double chosen;
+    assert_int_equal(sscanf(ch, "shape search: cheapest %15s (predicted %lf s", best_sh, &chosen),
+                     2);
+    assert_true(fabs(chosen - best) < 1e-9);
+    char key[32];
+    snprintf(key, sizeof key, "\n  %s ", best_sh);
+    const char *row = strstr(out, key);
+    assert_non_null(row);
+    double row_sec;
+    assert_int_equal(sscanf(row, " %*s %*s %*u %*u %lfs", &row_sec), 1);
+    assert_true(fabs(row_sec - best) < 1e-9);
+    tsr_onnx_model *om;
+    tsr_graph *g = read_model(o, &om);
+    char note[32];
+    snprintf(note, sizeof note, "tile=%s ", best_sh);
+    int found = 0;
+    for (int i = 0; i < om->n_meta; i++)
+        if (strcmp(om->meta_key[i], "tessera.prune") == 0 && strstr(om->meta_value[i], note))
+            found = 1;
+    assert_true(found);
+    tsr_onnx_free(om);
+    tsr_graph_free(g);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage),
         cmocka_unit_test(test_prune_and_read_back),
         cmocka_unit_test(test_finetune),
+        cmocka_unit_test(test_shape_search),
     };
     return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
 }
