@@ -412,9 +412,8 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
     uint64_t cm[CONV_MAX_TERMS];
     for (size_t i = 0; i < terms; i++) cm[i] = tsr_modq_reduce128(m, r->c[i], 0);
     /* L (ymax - 1)(p - 1) < 2^64 p when L ymax <= 2^64. */
-    size_t L = (size_t)(((tsr_u128)1 << 64) / r->ymax);
-    if (L > terms) L = terms;
-    if (L == 0) L = 1;
+    const tsr_u128 lmax = ((tsr_u128)1 << 64) / r->ymax; /* >= 4 (ymax <= 2^62) */
+    const size_t L = lmax < terms ? (size_t)lmax : (terms ? terms : 1);
     size_t k = 0;
     for (; k + 2 <= n; k += 2) {
         uint64_t r0 = 0, r1 = 0;
