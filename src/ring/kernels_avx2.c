@@ -4,12 +4,13 @@
  * AVX2 lacks unsigned 64-bit compares and 64-bit multiplies: a conditional
  * subtraction blends on the sign bit of x - m (valid for m <= 2^63, x < 2m),
  * and 64-bit products are assembled from 32x32 -> 64 vpmuludq. That makes
- * Shoup products (NTT butterflies, whole and split, scalar multiplies)
- * worthwhile (about 1.5x the portable NTT on Zen 3, docs/BENCHMARKS.md).
+ * Shoup products (NTT butterflies, whole and split, scalar multiplies, the
+ * ModDown tail) worthwhile (about 1.5x the portable NTT on Zen 3, docs/BENCHMARKS.md).
  * Basis-conversion rows stay scalar, where one mulx beats the emulation, but
  * with Montgomery reductions (two multiplies instead of the portable
  * reference's five); general products (mul, mul_add) and inner products
- * (dot2) are the portable kernels.
+ * (dot2) are the portable kernels. Automorphism gathers (permute) use two
+ * vpermd per half group of 8 words.
  *
  * NTT: Harvey butterflies, values in [0, 4q); the last three forward stages
  * (first three inverse) run in registers on 8-word groups using the same
@@ -22,7 +23,9 @@
 #include <immintrin.h>
 #include <string.h>
 
-#define TSR_RNS_MAX_PRIMES_KERNEL 130
+/* conv_row_x64 takes rows of up to this many terms on its stack (the largest
+ * conversions have TSR_RNS_MAX_PRIMES + 1 terms); longer rows go portable. */
+#define CONV_MAX_TERMS 130
 
 #define TGT __attribute__((target("avx2")))
 #define INL inline __attribute__((always_inline))
@@ -147,6 +150,32 @@ TGT static void mul_shoup_avx2(const tsr_modulus *m, uint64_t *out, const uint64
         STOREU(out + i, csub(r, q));
     }
     for (; i < n; i++) out[i] = tsr_modq_mul_shoup(a[i], w[i], wp[i], m->q);
+}
+
+/* ModDown tail: out = (a - b) w (+ c) mod q (Shoup), streaming stores on request. */
+TGT static void sub_mul_scalar_add_avx2(const tsr_modulus *m, uint64_t *out, const uint64_t *a,
+                                        const uint64_t *b, uint64_t w, uint64_t wp,
+                                        const uint64_t *c, int stream, size_t n) {
+    const __m256i q = bc(m->q), qh = bc(m->q >> 32), wv = bc(w), wh = bc(w >> 32);
+    const __m256i wpv = bc(wp), wph = bc(wp >> 32);
+    const int st = stream && ((uintptr_t)out & 31) == 0;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256i d = _mm256_sub_epi64(LOADU(a + i), LOADU(b + i)); /* sign set iff a < b */
+        d = _mm256_castpd_si256(_mm256_blendv_pd(_mm256_castsi256_pd(d),
+                                                 _mm256_castsi256_pd(_mm256_add_epi64(d, q)),
+                                                 _mm256_castsi256_pd(d)));
+        __m256i r = csub(shoup_lazy(d, wv, wh, wpv, wph, q, qh), q);
+        if (c) r = csub(_mm256_add_epi64(r, LOADU(c + i)), q);
+        if (st)
+            _mm256_stream_si256((__m256i *)(out + i), r);
+        else
+            STOREU(out + i, r);
+    }
+    for (; i < n; i++) {
+        uint64_t r = tsr_modq_mul_shoup(tsr_modq_sub(a[i], b[i], m->q), w, wp, m->q);
+        out[i] = c ? tsr_modq_add(r, c[i], m->q) : r;
+    }
 }
 
 /* ---- NTT ------------------------------------------------------------------ */
@@ -372,7 +401,7 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
                          const tsr_conv_coeffs *r, size_t n) {
     const uint64_t p = m->q;
     const size_t terms = r->terms;
-    if (!(p & 1) || terms > TSR_RNS_MAX_PRIMES_KERNEL || r->ymax == 0) {
+    if (!(p & 1) || terms > CONV_MAX_TERMS || r->ymax == 0) {
         tsr_ring_kernels_portable.conv_row(m, out, y, r, n);
         return;
     }
@@ -380,12 +409,11 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
     uint64_t inv = p;
     for (int i = 0; i < 6; i++) inv *= 2 - p * inv;
     const uint64_t pinv_neg = (uint64_t)0 - inv;
-    uint64_t cm[TSR_RNS_MAX_PRIMES_KERNEL];
+    uint64_t cm[CONV_MAX_TERMS];
     for (size_t i = 0; i < terms; i++) cm[i] = tsr_modq_reduce128(m, r->c[i], 0);
     /* L (ymax - 1)(p - 1) < 2^64 p when L ymax <= 2^64. */
-    size_t L = (size_t)(((tsr_u128)1 << 64) / r->ymax);
-    if (L > terms) L = terms;
-    if (L == 0) L = 1;
+    const tsr_u128 lmax = ((tsr_u128)1 << 64) / r->ymax; /* >= 4 (ymax <= 2^62) */
+    const size_t L = lmax < terms ? (size_t)lmax : (terms ? terms : 1);
     size_t k = 0;
     for (; k + 2 <= n; k += 2) {
         uint64_t r0 = 0, r1 = 0;
@@ -412,6 +440,49 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
         }
         out[k] = r0;
     }
+}
+
+/*
+ * Gather out[j] = a[idx[j]], 8 outputs at a time. When the 8 indices lie in
+ * one aligned group of 8 words (always for the NTT-domain automorphisms),
+ * two loads and, per half of the output, two vpermd (one per input half)
+ * and a blend on bit 2 of the index; other groups take the scalar loop.
+ * Streaming stores when out is 32-byte aligned (fenced before returning).
+ */
+TGT static void permute_avx2(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
+    const int stream = ((uintptr_t)out & 31) == 0;
+    const __m256i hi_mask = _mm256_set1_epi32(~7), three = _mm256_set1_epi64x(3),
+                  four = _mm256_set1_epi64x(4);
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8) {
+        const __m256i iv = LOADU(idx + j);
+        const uint32_t g = idx[j] & ~(uint32_t)7;
+        const __m256i same =
+            _mm256_cmpeq_epi32(_mm256_and_si256(iv, hi_mask), _mm256_set1_epi32((int)g));
+        if (_mm256_movemask_epi8(same) != -1) {
+            for (size_t i = 0; i < 8; i++) out[j + i] = a[idx[j + i]];
+            continue;
+        }
+        const __m256i lo = LOADU(a + g), hi = LOADU(a + g + 4);
+        for (int h = 0; h < 2; h++) {
+            /* e: the 4 indices of this half as 64-bit lanes; the 32-bit
+             * permutation takes dwords 2(e & 3) and 2(e & 3) + 1 */
+            const __m256i e =
+                _mm256_cvtepu32_epi64(_mm_loadu_si128((const __m128i *)(idx + j) + h));
+            const __m256i d = _mm256_slli_epi64(_mm256_and_si256(e, three), 1);
+            const __m256i pi = _mm256_or_si256(
+                d, _mm256_slli_epi64(_mm256_add_epi64(d, _mm256_set1_epi64x(1)), 32));
+            const __m256i sel = _mm256_cmpeq_epi64(_mm256_and_si256(e, four), four);
+            const __m256i v = _mm256_blendv_epi8(_mm256_permutevar8x32_epi32(lo, pi),
+                                                 _mm256_permutevar8x32_epi32(hi, pi), sel);
+            if (stream)
+                _mm256_stream_si256((__m256i *)(out + j + 4 * h), v);
+            else
+                STOREU(out + j + 4 * h, v);
+        }
+    }
+    for (; j < n; j++) out[j] = a[idx[j]];
+    if (stream) _mm_sfence();
 }
 
 /* ---- split NTTs (ntt.h): the same passes on a window of the transform ----
@@ -676,5 +747,7 @@ const tsr_ring_kernels tsr_ring_kernels_avx2 = {
     .mul_scalar_add = mul_scalar_add_avx2,
     .mul_shoup = mul_shoup_avx2,
     .conv_row = conv_row_x64,
+    .permute = permute_avx2,
+    .sub_mul_scalar_add = sub_mul_scalar_add_avx2,
 };
 #endif
