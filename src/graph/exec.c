@@ -63,40 +63,65 @@ static void exec_binary(tsr_graph_kind kind, const tsr_array *a, const tsr_array
     }
 }
 
-/* Coefficient row of element i for POLY / CHEBYSHEV ((D+1) or (C, D+1) along the axis). */
-static const double *coeff_row(const tsr_graph_node *n, const tsr_array *x, const tsr_array *c,
-                               size_t i, int64_t *ncoef) {
-    if (c->rank == 1) {
-        *ncoef = c->dims[0];
-        return c->data;
+/*
+ * POLY / CHEBYSHEV: coefficients (D+1) for every element, or (C, D+1) along the axis. The
+ * elements sharing one coefficient row are contiguous runs of `inner` values (the whole array
+ * for one row). A power-basis run is evaluated four elements at a time, four independent Horner
+ * chains in registers: every element gets the same operations in the same order as one Horner
+ * loop per element (y = 0, then y = y * x + c_k from the top coefficient down).
+ */
+static void poly_run(const tsr_graph_node *n, const double *cf, int64_t m, const double *x,
+                     double *o, int64_t len) {
+    if (n->kind == TSR_NODE_POLY) {
+        int64_t j = 0;
+        for (; j + 4 <= len; j += 4) {
+            const double x0 = x[j], x1 = x[j + 1], x2 = x[j + 2], x3 = x[j + 3];
+            double y0 = 0, y1 = 0, y2 = 0, y3 = 0;
+            for (int64_t k = m - 1; k >= 0; k--) {
+                y0 = y0 * x0 + cf[k];
+                y1 = y1 * x1 + cf[k];
+                y2 = y2 * x2 + cf[k];
+                y3 = y3 * x3 + cf[k];
+            }
+            o[j] = y0;
+            o[j + 1] = y1;
+            o[j + 2] = y2;
+            o[j + 3] = y3;
+        }
+        for (; j < len; j++) {
+            double y = 0;
+            for (int64_t k = m - 1; k >= 0; k--) y = y * x[j] + cf[k];
+            o[j] = y;
+        }
+        return;
     }
-    int64_t ax = n->a.axis < 0 ? n->a.axis + x->rank : n->a.axis;
-    int64_t inner = 1;
-    for (int k = (int)ax + 1; k < x->rank; k++) inner *= x->dims[k];
-    int64_t ch = ((int64_t)i / inner) % x->dims[ax];
-    *ncoef = c->dims[1];
-    return c->data + ch * c->dims[1];
+    for (int64_t j = 0; j < len; j++) { /* Clenshaw on u in [-1, 1] */
+        double u = (2 * x[j] - n->a.lo - n->a.hi) / (n->a.hi - n->a.lo), b1 = 0, b2 = 0;
+        for (int64_t k = m - 1; k >= 1; k--) {
+            double t = 2 * u * b1 - b2 + cf[k];
+            b2 = b1;
+            b1 = t;
+        }
+        o[j] = u * b1 - b2 + cf[0];
+    }
 }
 
 static void exec_poly(const tsr_graph_node *n, const tsr_array *x, const tsr_array *c,
                       tsr_array *o) {
-    for (size_t i = 0; i < x->numel; i++) {
-        int64_t m;
-        const double *cf = coeff_row(n, x, c, i, &m);
-        double v = x->data[i], y = 0;
-        if (n->kind == TSR_NODE_POLY) {
-            for (int64_t k = m - 1; k >= 0; k--) y = y * v + cf[k];
-        } else { /* Clenshaw on u in [-1, 1] */
-            double u = (2 * v - n->a.lo - n->a.hi) / (n->a.hi - n->a.lo), b1 = 0, b2 = 0;
-            for (int64_t k = m - 1; k >= 1; k--) {
-                double t = 2 * u * b1 - b2 + cf[k];
-                b2 = b1;
-                b1 = t;
-            }
-            y = u * b1 - b2 + cf[0];
-        }
-        o->data[i] = y;
+    if (c->rank == 1) {
+        poly_run(n, c->data, c->dims[0], x->data, o->data, (int64_t)x->numel);
+        return;
     }
+    int64_t ax = n->a.axis < 0 ? n->a.axis + x->rank : n->a.axis;
+    int64_t inner = 1, outer = 1;
+    for (int k = (int)ax + 1; k < x->rank; k++) inner *= x->dims[k];
+    for (int k = 0; k < (int)ax; k++) outer *= x->dims[k];
+    const int64_t C = x->dims[ax], m = c->dims[1];
+    for (int64_t b = 0; b < outer; b++)
+        for (int64_t ch = 0; ch < C; ch++) {
+            const int64_t at = (b * C + ch) * inner;
+            poly_run(n, c->data + ch * m, m, x->data + at, o->data + at, inner);
+        }
 }
 
 /* ---- matrix products --------------------------------------------------------- */
@@ -238,7 +263,19 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
         tsr_unravel(p, geo.out, ns, op);
         div[p] = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
     }
-    for (int64_t pl = 0; pl < planes; pl++) {
+    for (int64_t pl = 0; tab && div && pl < planes; pl++) {
+        /* tap by tap over the whole plane: each output adds its taps in the same order */
+        const double *xp = x->data + pl * nin;
+        double *yp = o->data + pl * nout;
+        for (int64_t p = 0; p < nout; p++) yp[p] = 0;
+        for (int64_t q = 0; q < nk; q++) {
+            const int64_t *tq = tab + q * nout;
+            for (int64_t p = 0; p < nout; p++)
+                if (tq[p] >= 0) yp[p] += xp[tq[p]];
+        }
+        for (int64_t p = 0; p < nout; p++) yp[p] = div[p] != 0 ? yp[p] / div[p] : 0.0;
+    }
+    for (int64_t pl = 0; !(tab && div) && pl < planes; pl++) {
         const double *xp = x->data + pl * nin;
         double *yp = o->data + pl * nout;
         for (int64_t p = 0; p < nout; p++) {
@@ -247,13 +284,8 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
                 int64_t t = tsr_pool_tap_at(&geo, tab, nout, q, p, op, kp);
                 if (t >= 0) s += xp[t];
             }
-            double d;
-            if (div) {
-                d = div[p];
-            } else {
-                tsr_unravel(p, geo.out, ns, op);
-                d = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
-            }
+            tsr_unravel(p, geo.out, ns, op);
+            double d = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
             yp[p] = d != 0 ? s / d : 0.0;
         }
     }
