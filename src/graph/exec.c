@@ -20,8 +20,6 @@ void tsr_graph_set_naive(int naive) {
     atomic_store(&use_naive, naive != 0);
 }
 
-/* ---- strides and index walking ---------------------------------------------- */
-
 /* ---- elementwise ------------------------------------------------------------- */
 
 static double bin_op(tsr_graph_kind k, double a, double b) {
@@ -45,22 +43,13 @@ static void exec_binary(tsr_graph_kind kind, const tsr_array *a, const tsr_array
         for (size_t i = 0; i < o->numel; i++) o->data[i] = bin_op(kind, a->data[i], b->data[i]);
         return;
     }
-    int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
+    int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK];
     tsr_bstrides(a, r, o->dims, sa);
     tsr_bstrides(b, r, o->dims, sb);
-    int64_t ia = 0, ib = 0;
-    for (size_t i = 0; i < o->numel; i++) {
-        o->data[i] = bin_op(kind, a->data[ia], b->data[ib]);
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            ia += sa[k];
-            ib += sb[k];
-            if (idx[k] < o->dims[k]) break;
-            ia -= sa[k] * idx[k];
-            ib -= sb[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    tsr_walk w;
+    tsr_walk_init(&w, r, o->dims, sa, sb);
+    for (size_t i = 0; i < o->numel; i++, tsr_walk_next(&w))
+        o->data[i] = bin_op(kind, a->data[w.off[0]], b->data[w.off[1]]);
 }
 
 /*
@@ -161,42 +150,41 @@ static void exec_gemm(const tsr_graph_node *n, const tsr_array *a, const tsr_arr
          beta, o->data, nn);
 }
 
-static void exec_matmul(const tsr_array *a, const tsr_array *b, tsr_array *o) {
+void tsr_matmul_geom_init(tsr_matmul_geom *mg, const tsr_array *a, const tsr_array *b,
+                          const tsr_array *o) {
     int ra = a->rank, rb = b->rank;
-    int64_t m = ra >= 2 ? a->dims[ra - 2] : 1, k = a->dims[ra - 1];
-    int64_t nn = rb >= 2 ? b->dims[rb - 1] : 1;
+    memset(mg, 0, sizeof *mg);
+    mg->m = ra >= 2 ? a->dims[ra - 2] : 1;
+    mg->k = a->dims[ra - 1];
+    mg->nn = rb >= 2 ? b->dims[rb - 1] : 1;
     /* Batch dims of the output: everything before the matrix dims. */
-    int rbat = o->rank - (ra >= 2) - (rb >= 2);
-    int64_t nb = 1;
-    for (int q = 0; q < rbat; q++) nb *= o->dims[q];
+    mg->rbat = o->rank - (ra >= 2) - (rb >= 2);
+    mg->nb = 1;
+    for (int q = 0; q < mg->rbat; q++) mg->nb *= o->dims[q];
     /* Broadcast strides (in matrices) of a and b over the batch dims. */
-    int64_t sa[TSR_ARRAY_MAX_RANK] = { 0 }, sb[TSR_ARRAY_MAX_RANK] = { 0 };
     int64_t acc = 1;
     for (int q = ra - 3; q >= 0; q--) {
-        int j = q + (rbat - (ra - 2));
-        sa[j] = a->dims[q] == 1 ? 0 : acc;
+        int j = q + (mg->rbat - (ra - 2));
+        mg->sa[j] = a->dims[q] == 1 ? 0 : acc;
         acc *= a->dims[q];
     }
     acc = 1;
     for (int q = rb - 3; q >= 0; q--) {
-        int j = q + (rbat - (rb - 2));
-        sb[j] = b->dims[q] == 1 ? 0 : acc;
+        int j = q + (mg->rbat - (rb - 2));
+        mg->sb[j] = b->dims[q] == 1 ? 0 : acc;
         acc *= b->dims[q];
     }
-    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, ia = 0, ib = 0;
-    for (int64_t bi = 0; bi < nb; bi++) {
-        gemm(0, 0, m, nn, k, 1.0, a->data + ia * m * k, k, b->data + ib * k * nn, nn, 0.0,
-             o->data + bi * m * nn, nn);
-        for (int q = rbat - 1; q >= 0; q--) {
-            idx[q]++;
-            ia += sa[q];
-            ib += sb[q];
-            if (idx[q] < o->dims[q]) break;
-            ia -= sa[q] * idx[q];
-            ib -= sb[q] * idx[q];
-            idx[q] = 0;
-        }
-    }
+}
+
+static void exec_matmul(const tsr_array *a, const tsr_array *b, tsr_array *o) {
+    tsr_matmul_geom g;
+    tsr_matmul_geom_init(&g, a, b, o);
+    const int64_t m = g.m, k = g.k, nn = g.nn;
+    tsr_walk w;
+    tsr_walk_init(&w, g.rbat, o->dims, g.sa, g.sb);
+    for (int64_t bi = 0; bi < g.nb; bi++, tsr_walk_next(&w))
+        gemm(0, 0, m, nn, k, 1.0, a->data + w.off[0] * m * k, k, b->data + w.off[1] * k * nn, nn,
+             0.0, o->data + bi * m * nn, nn);
 }
 
 /* ---- convolution and pooling --------------------------------------------------- */
@@ -316,22 +304,19 @@ static void exec_batchnorm(const tsr_graph_node *n, const tsr_array *const *in, 
 
 /* ---- data movement ------------------------------------------------------------- */
 
-static void exec_transpose(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+int64_t tsr_transpose_strides(const tsr_graph_node *n, const tsr_array *x, int64_t *s) {
     int r = x->rank;
-    int64_t sx[TSR_ARRAY_MAX_RANK], s[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
+    int64_t sx[TSR_ARRAY_MAX_RANK];
     tsr_strides_of(r, x->dims, sx);
     for (int k = 0; k < r; k++) s[k] = sx[n->a.n_perm ? n->a.perm[k] : r - 1 - k];
-    int64_t ix = 0;
-    for (size_t i = 0; i < o->numel; i++) {
-        o->data[i] = x->data[ix];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            ix += s[k];
-            if (idx[k] < o->dims[k]) break;
-            ix -= s[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    return 0;
+}
+
+static void exec_transpose(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    tsr_walk w;
+    tsr_walk_init(&w, o->rank, o->dims, NULL, NULL);
+    w.off[0] = tsr_transpose_strides(n, x, w.s[0]);
+    for (size_t i = 0; i < o->numel; i++, tsr_walk_next(&w)) o->data[i] = x->data[w.off[0]];
 }
 
 static void exec_concat(const tsr_graph_node *n, const tsr_array *const *in, tsr_array *o) {
@@ -351,7 +336,7 @@ static void exec_concat(const tsr_graph_node *n, const tsr_array *const *in, tsr
     }
 }
 
-static void exec_slice(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+int64_t tsr_slice_strides(const tsr_graph_node *n, const tsr_array *x, int64_t *s) {
     int r = x->rank;
     int64_t start[TSR_ARRAY_MAX_RANK] = { 0 }, step[TSR_ARRAY_MAX_RANK], sx[TSR_ARRAY_MAX_RANK];
     for (int k = 0; k < r; k++) step[k] = 1;
@@ -359,32 +344,30 @@ static void exec_slice(const tsr_graph_node *n, const tsr_array *x, tsr_array *o
         int64_t ax = n->a.axes[i] < 0 ? n->a.axes[i] + r : n->a.axes[i];
         int64_t dim = x->dims[ax], st = tsr_clamp62(n->a.starts[i]), sp = n->a.steps[i];
         if (st < 0) st += dim;
-        st = sp > 0 ? (st < 0     ? 0
-                       : st > dim ? dim
-                                  : st)
-                    : (st < 0         ? 0
-                       : st > dim - 1 ? dim - 1
-                                      : st);
+        if (sp > 0)
+            st = st < 0 ? 0 : st > dim ? dim : st;
+        else
+            st = st < 0 ? 0 : st > dim - 1 ? dim - 1 : st;
         start[ax] = st;
         step[ax] = sp;
     }
     tsr_strides_of(r, x->dims, sx);
-    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, base = 0;
-    for (int k = 0; k < r; k++) base += start[k] * sx[k];
-    int64_t ix = base;
-    for (size_t i = 0; i < o->numel; i++) {
-        o->data[i] = x->data[ix];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            ix += step[k] * sx[k];
-            if (idx[k] < o->dims[k]) break;
-            ix -= step[k] * sx[k] * idx[k];
-            idx[k] = 0;
-        }
+    int64_t base = 0;
+    for (int k = 0; k < r; k++) {
+        base += start[k] * sx[k];
+        s[k] = step[k] * sx[k];
     }
+    return base;
 }
 
-static void exec_reduce(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+static void exec_slice(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    tsr_walk w;
+    tsr_walk_init(&w, o->rank, o->dims, NULL, NULL);
+    w.off[0] = tsr_slice_strides(n, x, w.s[0]);
+    for (size_t i = 0; i < o->numel; i++, tsr_walk_next(&w)) o->data[i] = x->data[w.off[0]];
+}
+
+int64_t tsr_reduce_strides(const tsr_graph_node *n, const tsr_array *x, int64_t *os) {
     int r = x->rank;
     unsigned mask = 0;
     for (int i = 0; i < n->a.n_axes; i++)
@@ -395,46 +378,40 @@ static void exec_reduce(const tsr_graph_node *n, const tsr_array *x, tsr_array *
         mask = ((1u << r) - 1u) & ~((1u << ax) - 1u);
     }
     /* Output strides per input dimension (0 on reduced dims). */
-    int64_t os[TSR_ARRAY_MAX_RANK], kd[TSR_ARRAY_MAX_RANK], s = 1;
+    int64_t kd[TSR_ARRAY_MAX_RANK], s = 1;
     for (int k = 0; k < r; k++) kd[k] = (mask >> k & 1u) ? 1 : x->dims[k];
     for (int k = r - 1; k >= 0; k--) {
         os[k] = (mask >> k & 1u) ? 0 : s;
         s *= kd[k];
     }
+    return 0;
+}
+
+static void exec_reduce(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    tsr_walk w;
+    tsr_walk_init(&w, x->rank, x->dims, NULL, NULL);
+    w.off[0] = tsr_reduce_strides(n, x, w.s[0]);
     memset(o->data, 0, o->numel * sizeof(double));
-    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
-    for (size_t i = 0; i < x->numel; i++) {
-        o->data[io] += x->data[i];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            io += os[k];
-            if (idx[k] < x->dims[k]) break;
-            io -= os[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    for (size_t i = 0; i < x->numel; i++, tsr_walk_next(&w)) o->data[w.off[0]] += x->data[i];
     if (n->kind == TSR_NODE_REDUCE_MEAN && o->numel) {
         double cnt = (double)x->numel / (double)o->numel;
         for (size_t i = 0; i < o->numel; i++) o->data[i] /= cnt;
     }
 }
 
+int64_t tsr_pad_strides(const tsr_graph_node *n, const tsr_array *p, int64_t *s) {
+    tsr_strides_of(p->rank, p->dims, s);
+    int64_t base = 0;
+    for (int k = 0; k < p->rank; k++) base += n->a.pad_list[k] * s[k];
+    return base;
+}
+
 static void exec_pad(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
-    int r = x->rank;
     for (size_t i = 0; i < o->numel; i++) o->data[i] = n->a.value;
-    int64_t so[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
-    tsr_strides_of(r, o->dims, so);
-    for (int k = 0; k < r; k++) io += n->a.pad_list[k] * so[k];
-    for (size_t i = 0; i < x->numel; i++) {
-        o->data[io] = x->data[i];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            io += so[k];
-            if (idx[k] < x->dims[k]) break;
-            io -= so[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    tsr_walk w;
+    tsr_walk_init(&w, x->rank, x->dims, NULL, NULL);
+    w.off[0] = tsr_pad_strides(n, o, w.s[0]);
+    for (size_t i = 0; i < x->numel; i++, tsr_walk_next(&w)) o->data[w.off[0]] = x->data[i];
 }
 
 static double unary(const tsr_graph_node *n, double v) {
