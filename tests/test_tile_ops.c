@@ -14,10 +14,6 @@
 
 #define TOL 1e-9
 
-static int iters(int n) {
-    return tt_sanitized() ? n / 3 + 1 : n;
-}
-
 static double *dense_new(const tsr_tile_shape *s) {
     double *x = calloc((size_t)tsr_tile_shape_num_elements(s), sizeof *x);
     assert_non_null(x);
@@ -76,16 +72,6 @@ static void random_data_pair(tsr_prng *g, int64_t slots, unsigned flags, double 
     tc_random_dense(g, *xb, (size_t)tsr_tile_shape_num_elements(sb), lo, hi);
 }
 
-/* A mockup backend of two levels that records the rotations it is asked for. */
-static tsr_backend *collecting_mockup(int64_t slots) {
-    tsr_mockup_params mp;
-    tsr_mockup_params_default(&mp, slots, 2);
-    mp.rotations = TSR_ROTATIONS_COLLECT;
-    tsr_backend *be;
-    tt_ok(tsr_backend_mockup_create(&mp, &be));
-    return be;
-}
-
 /* y (shape ps, allocated) = xa * xb element by element, both broadcast to ps. */
 static double *dense_product(const tsr_tile_shape *ps, const tsr_tile_shape *sa, const double *xa,
                              const tsr_tile_shape *sb, const double *xb) {
@@ -100,7 +86,7 @@ static void test_elementwise(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 10);
-    for (int it = 0; it < iters(150); it++) {
+    for (int it = 0; it < tc_iters(150); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
         tsr_backend *be = tc_mockup(slots, 3);
         tsr_tile_shape sa, sb;
@@ -228,7 +214,7 @@ static void test_scalars_plain(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 11);
-    for (int it = 0; it < iters(100); it++) {
+    for (int it = 0; it < tc_iters(100); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
         tsr_backend *be = tc_mockup(slots, 3);
         tsr_tile_shape sa, sp;
@@ -297,7 +283,7 @@ static void test_poly(void **state) {
     assert_int_equal(tsr_tile_poly_depth(NULL, 31), 5);
     double trailing[4] = { 1, 2, 0, 0 };
     assert_int_equal(tsr_tile_poly_depth(trailing, 3), 1);
-    for (int it = 0; it < iters(60); it++) {
+    for (int it = 0; it < tc_iters(60); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 4));
         tsr_backend *be = tc_mockup(slots, 7);
         tsr_tile_shape s;
@@ -362,9 +348,9 @@ static void test_sum_duplicate(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 13);
-    for (int it = 0; it < iters(120); it++) {
+    for (int it = 0; it < tc_iters(120); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
-        tsr_backend *be = collecting_mockup(slots);
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         tsr_tile_shape s;
         tc_random_shape(&g, slots, 1 + (int)tsr_prng_uniform(&g, 4), TC_INTERLEAVE | TC_DUP, 24,
                         &s);
@@ -423,9 +409,9 @@ static void test_mul_sum_random(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 14);
-    for (int it = 0; it < iters(120); it++) {
+    for (int it = 0; it < tc_iters(120); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
-        tsr_backend *be = collecting_mockup(slots);
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         tsr_tile_shape sa, sb;
         double *xa, *xb;
         random_data_pair(&g, slots, TC_INTERLEAVE | TC_DUP, -1, 1, &sa, &sb, &xa, &xb);
@@ -459,9 +445,9 @@ static void test_mul_sum_dims(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 15);
-    for (int it = 0; it < iters(100); it++) {
+    for (int it = 0; it < tc_iters(100); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
-        tsr_backend *be = collecting_mockup(slots);
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         tsr_tile_shape sa, sb;
         double *xa, *xb;
         random_data_pair(&g, slots, TC_INTERLEAVE | TC_DUP, -1, 1, &sa, &sb, &xa, &xb);
