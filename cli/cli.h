@@ -100,6 +100,13 @@ int cli_outputs_open(const char *verb, tsr_outset *set, cli_output *outs, int no
  */
 int cli_outputs_commit(const char *verb, tsr_outset *set, tsr_status st, const char *what);
 
+/**
+ * The n labels from offset of an IDX label file or a text file of integers into *y (free with
+ * tsr_nn_array_free; NULL on failure). 0, or the exit code having printed why: the file cannot
+ * be read (cli_fail), or holds fewer than n labels from offset (usage error). cli/cli_labels.c.
+ */
+int cli_load_labels(const char *verb, const char *path, long offset, int n, int32_t **y);
+
 /* Verbs (cli/cmd_*.c, bench/bench_main.c). */
 int tsr_cmd_version(int argc, char **argv);
 int tsr_cmd_bench(int argc, char **argv);

@@ -211,18 +211,7 @@ int tsr_cmd_client(int argc, char **argv) {
         rc = cli_fail(VERB, st, "decrypting");
         goto out;
     }
-    if (labels) {
-        int ny;
-        if ((st = tsr_nn_load_labels(labels, (int)offset, n, &y, &ny)) != TSR_OK) {
-            rc = cli_fail(VERB, st, "reading the labels");
-            goto out;
-        }
-        if (ny < n) {
-            rc = cli_usage_error(VERB, "%s has %d labels from offset %ld, %d needed", labels, ny,
-                                 offset, n);
-            goto out;
-        }
-    }
+    if (labels && (rc = cli_load_labels(VERB, labels, offset, n, &y)) != 0) goto out;
     double room;
     int bad = tsr_nn_check_outputs(p, o, logits, n, valid, &room);
     tsr_outset set;

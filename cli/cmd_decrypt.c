@@ -128,18 +128,7 @@ int tsr_cmd_decrypt(int argc, char **argv) {
     }
     /* --labels and --compare are read and checked before anything is written: bad input leaves
      * no predictions file behind. */
-    if (labels) {
-        int ny;
-        if ((st = tsr_nn_load_labels(labels, (int)offset, n, &y, &ny)) != TSR_OK) {
-            rc = cli_fail(VERB, st, "reading the labels");
-            goto out;
-        }
-        if (ny < n) {
-            rc = cli_usage_error(VERB, "%s has %d labels from offset %ld, %d needed", labels, ny,
-                                 offset, n);
-            goto out;
-        }
-    }
+    if (labels && (rc = cli_load_labels(VERB, labels, offset, n, &y)) != 0) goto out;
     if (compare) {
         int nx;
         if ((st = tsr_nn_load_inputs(m, compare, (int)offset, n, &x, &nx)) != TSR_OK) {

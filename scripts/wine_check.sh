@@ -17,8 +17,29 @@ csv=${3:-$att/wine.csv}
 # Debian's wine64 package installs the loader here (the `wine` package adds /usr/bin wrappers).
 WINE=${WINE:-/usr/lib/wine/wine64}
 [ -x "$WINE" ] || { echo "wine_check: $WINE missing: sh scripts/deps.sh lab" >&2; exit 1; }
+# its server: wine64's wineserver64 beside the loader, or a wineserver (the `wine` package)
+if [ -z "${WINESERVER:-}" ]; then
+    for w in "$(dirname "$WINE")/wineserver64" "$(dirname "$WINE")/wineserver" \
+        "$(command -v wineserver || true)"; do
+        if [ -n "$w" ] && [ -x "$w" ]; then
+            WINESERVER=$w
+            break
+        fi
+    done
+fi
+WINESERVER=${WINESERVER:-}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# The prefix's wineserver can still be writing into it when the script ends (rm then fails
+# with "Directory not empty" and leaves $work/prefix behind): stop it and wait for it first.
+cleanup() {
+    if [ -n "$WINESERVER" ]; then
+        "$WINESERVER" -k >/dev/null 2>&1 || true
+        "$WINESERVER" -w >/dev/null 2>&1 || true
+    fi
+    rm -rf "$work" 2>/dev/null || { sleep 2; rm -rf "$work"; }
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 export WINEPREFIX="$work/prefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
 "$WINE" wineboot -i >/dev/null 2>&1 || true
 

@@ -77,21 +77,44 @@ static void make_data(tsr_detector_example *ex, uint8_t *store, size_t n, size_t
 
 static const tsr_malconv_cfg SMALL = { 4, 8, 8, 8, 256 };
 
+enum { N = 64, L = 200 };
+
+/* What the training tests start from: two synthetic sets of N files (seeds 3 and 4), two
+ * models made with seed 5, and the training set-up (batch 8, lr 1e-2, seed 9, `epochs`). */
+typedef struct fixture {
+    uint8_t *store;
+    tsr_detector_example a[N], b[N];
+    tsr_malconv *m, *m2;
+    tsr_detector_train_cfg c;
+} fixture;
+
+static void fixture_init(fixture *f, int epochs) {
+    f->store = malloc(2 * N * L);
+    assert_non_null(f->store);
+    make_data(f->a, f->store, N, L, 3);
+    make_data(f->b, f->store + N * L, N, L, 4);
+    tt_ok(tsr_malconv_create(&f->m, &SMALL, 5));
+    tt_ok(tsr_malconv_create(&f->m2, &SMALL, 5));
+    f->c = tsr_detector_train_defaults();
+    f->c.epochs = epochs;
+    f->c.batch = 8;
+    f->c.lr = 1e-2f;
+    f->c.seed = 9;
+}
+
+static void fixture_free(fixture *f) {
+    tsr_malconv_free(f->m);
+    tsr_malconv_free(f->m2);
+    free(f->store);
+}
+
 static void test_training(void **state) {
     (void)state;
-    enum { N = 64, L = 200 };
-    uint8_t *store = malloc(2 * N * L);
-    tsr_detector_example tr[N], te[N];
-    make_data(tr, store, N, L, 3);
-    make_data(te, store + N * L, N, L, 4);
-    tsr_malconv *m, *m2;
-    tt_ok(tsr_malconv_create(&m, &SMALL, 5));
-    tt_ok(tsr_malconv_create(&m2, &SMALL, 5));
-    tsr_detector_train_cfg c = tsr_detector_train_defaults();
-    c.epochs = 30;
-    c.batch = 8;
-    c.lr = 1e-2f;
-    c.seed = 9;
+    fixture f;
+    fixture_init(&f, 30);
+    const tsr_detector_example *tr = f.a, *te = f.b;
+    tsr_malconv *m = f.m, *m2 = f.m2;
+    tsr_detector_train_cfg c = f.c;
     float sc[N];
     int lab[N];
     tsr_detector_metrics before, after;
@@ -170,9 +193,7 @@ static void test_training(void **state) {
     tt_ok(tsr_malconv_parse(&back, b, len));
     tsr_malconv_free(back);
     tsr_free(b);
-    tsr_malconv_free(m);
-    tsr_malconv_free(m2);
-    free(store);
+    fixture_free(&f);
 }
 
 /* Against saturation: label smoothing bounds the logits (the loss optimum is
@@ -180,19 +201,11 @@ static void test_training(void **state) {
  * reports it, and the arguments are checked. */
 static void test_smoothing_and_validation(void **state) {
     (void)state;
-    enum { N = 64, L = 200 };
-    uint8_t *store = malloc(2 * N * L);
-    tsr_detector_example tr[N], va[N];
-    make_data(tr, store, N, L, 3);
-    make_data(va, store + N * L, N, L, 4);
-    tsr_malconv *m, *plain;
-    tt_ok(tsr_malconv_create(&m, &SMALL, 5));
-    tt_ok(tsr_malconv_create(&plain, &SMALL, 5));
-    tsr_detector_train_cfg c = tsr_detector_train_defaults();
-    c.epochs = 40;
-    c.batch = 8;
-    c.lr = 1e-2f;
-    c.seed = 9;
+    fixture f;
+    fixture_init(&f, 40);
+    const tsr_detector_example *tr = f.a, *va = f.b;
+    tsr_malconv *m = f.m, *plain = f.m2;
+    tsr_detector_train_cfg c = f.c;
     tt_ok(tsr_detector_train(plain, tr, N, &c, NULL));
     c.label_smoothing = 0.2f;
     c.weight_decay = 1e-3f;
@@ -251,9 +264,7 @@ static void test_smoothing_and_validation(void **state) {
     tt_ok(tsr_detector_fit(e, tr, N, &c, &info));
     assert_int_equal(info.adv_examples, 0);
     tsr_malconv_free(e);
-    tsr_malconv_free(m);
-    tsr_malconv_free(plain);
-    free(store);
+    fixture_free(&f);
 }
 
 static void test_manifest(void **state) {

@@ -103,6 +103,99 @@ static void test_conv(void **state) {
     tsr_graph_free(g);
 }
 
+/*
+ * The dgemm path's im2col copies whole rows of the output's last dimension between zeros;
+ * against the naive loop on geometries where rows start and end in padding, lie wholly in
+ * padding (a kernel taller than the input plus its pads), step by a stride, in 1-D, 2-D, 3-D.
+ */
+static void conv_fast_vs_naive(int ns, const int64_t *xd, const int64_t *wd, const int64_t *s,
+                               const int64_t *d, const int64_t *pads, int group) {
+    const int r = ns + 2;
+    tsr_array *x = arr(r, xd, 11), *w = arr(r, wd, 12);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", r, xd));
+    tt_ok(tsr_graph_add_const(g, "w", w));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.group = group;
+    for (int i = 0; i < ns; i++) {
+        a.strides[i] = s[i];
+        a.dilations[i] = d[i];
+        a.pads[i] = pads[i];
+        a.pads[ns + i] = pads[ns + i];
+    }
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CONV, "c", 2, (const char *[]){ "x", "w" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tsr_graph_set_naive(1);
+    tsr_array *want = run1(g, x);
+    tsr_graph_set_naive(0);
+    tsr_array *got = run1(g, x);
+    assert_int_equal(got->numel, want->numel);
+    assert_true(want->numel > 0);
+    for (size_t i = 0; i < got->numel; i++)
+        if (fabs(got->data[i] - want->data[i]) > 1e-12 * (1 + fabs(want->data[i])))
+            fail_msg("element %zu: got %.17g, want %.17g", i, got->data[i], want->data[i]);
+    tsr_array_free(got);
+    tsr_array_free(want);
+    tsr_array_free(x);
+    tsr_array_free(w);
+    tsr_graph_free(g);
+}
+
+static void test_conv_rows(void **state) {
+    (void)state;
+    /* 2-D 3x3, stride 1, pads 1: the common case (contiguous rows, one zero at each end) */
+    conv_fast_vs_naive(2, (int64_t[]){ 2, 3, 6, 5 }, (int64_t[]){ 4, 3, 3, 3 }, (int64_t[]){ 1, 1 },
+                       (int64_t[]){ 1, 1 }, (int64_t[]){ 1, 1, 1, 1 }, 1);
+    /* 2-D kernel 5x4 on a 2x4 input, pads (2,0,2,3): whole rows in padding, zeros at the end */
+    conv_fast_vs_naive(2, (int64_t[]){ 1, 2, 2, 4 }, (int64_t[]){ 2, 1, 5, 4 }, (int64_t[]){ 1, 1 },
+                       (int64_t[]){ 1, 1 }, (int64_t[]){ 2, 0, 2, 3 }, 2);
+    /* 1-D stride 2, dilation 2, pads (3, 1) */
+    conv_fast_vs_naive(1, (int64_t[]){ 2, 2, 9 }, (int64_t[]){ 3, 2, 3 }, (int64_t[]){ 2 },
+                       (int64_t[]){ 2 }, (int64_t[]){ 3, 1 }, 1);
+    /* 3-D strides (1, 2, 3), dilations (1, 1, 2), asymmetric pads */
+    conv_fast_vs_naive(3, (int64_t[]){ 1, 2, 3, 5, 7 }, (int64_t[]){ 2, 2, 2, 3, 2 },
+                       (int64_t[]){ 1, 2, 3 }, (int64_t[]){ 1, 1, 2 },
+                       (int64_t[]){ 1, 0, 2, 0, 1, 1 }, 1);
+}
+
+/* ---- polynomials ----------------------------------------------------------------- */
+
+/* POLY with one coefficient row per channel (axis 1) on runs that are no multiple of four:
+ * the same bits as one Horner loop per element (y = 0; y = y * x + c_k, top down). */
+static void test_poly_channels(void **state) {
+    (void)state;
+    int64_t xd[3] = { 2, 3, 7 }, cd[2] = { 3, 4 };
+    tsr_array *x = arr(3, xd, 21), *c = arr(2, cd, 22);
+    x->data[5] = INFINITY;
+    x->data[9] = NAN;
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", 3, xd));
+    tt_ok(tsr_graph_add_const(g, "c", c));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.axis = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_POLY, "p", 2, (const char *[]){ "x", "c" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tsr_array *y = run1(g, x);
+    assert_int_equal(y->numel, x->numel);
+    for (size_t i = 0; i < x->numel; i++) {
+        const double *cf = c->data + ((i / 7) % 3) * 4;
+        double want = 0;
+        for (int k = 3; k >= 0; k--) want = want * x->data[i] + cf[k];
+        if (memcmp(&want, &y->data[i], sizeof want) != 0)
+            fail_msg("element %zu: got %.17g, want %.17g", i, y->data[i], want);
+    }
+    tsr_array_free(y);
+    tsr_array_free(x);
+    tsr_array_free(c);
+    tsr_graph_free(g);
+}
+
 /* ---- Gemm and MatMul ----------------------------------------------------------- */
 
 static void test_gemm(void **state) {
@@ -634,74 +727,64 @@ static void test_non_polynomial(void **state) {
 
 /* ---- errors ----------------------------------------------------------------------- */
 
+/* A new graph with input x of the given shape. */
+static tsr_graph *graph_x(int rank, const int64_t *dims) {
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", rank, dims));
+    return g;
+}
+
+/* g, with output y, is refused by finalize with st and a message holding msg (NULL: any); freed. */
+static void refused(tsr_graph *g, tsr_status st, const char *msg) {
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_fails(tsr_graph_finalize(g), st);
+    if (msg) expect_msg(msg);
+    tsr_graph_free(g);
+}
+
 static void test_errors(void **state) {
     (void)state;
     tsr_graph *g;
     /* duplicate name */
-    tt_ok(tsr_graph_create(&g));
-    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ 2, 3 }));
+    g = graph_x(2, (int64_t[]){ 2, 3 });
     tt_fails(tsr_graph_add_input(g, "x", 1, (int64_t[]){ 2 }), TSR_ERR_INVALID_ARG);
     expect_msg("defined twice");
     /* undefined input */
     tt_ok(tsr_graph_add_node(g, TSR_NODE_ADD, "a", 2, (const char *[]){ "x", "nope" }, "y", NULL));
-    tt_ok(tsr_graph_add_output(g, "y"));
-    tt_fails(tsr_graph_finalize(g), TSR_ERR_FORMAT);
-    expect_msg("'nope'");
-    tsr_graph_free(g);
+    refused(g, TSR_ERR_FORMAT, "'nope'");
     /* cycle */
-    tt_ok(tsr_graph_create(&g));
-    tt_ok(tsr_graph_add_input(g, "x", 1, (int64_t[]){ 2 }));
+    g = graph_x(1, (int64_t[]){ 2 });
     tt_ok(tsr_graph_add_node(g, TSR_NODE_ADD, "a", 2, (const char *[]){ "x", "c" }, "b", NULL));
     tt_ok(tsr_graph_add_node(g, TSR_NODE_NEG, "n", 1, (const char *[]){ "b" }, "c", NULL));
-    tt_ok(tsr_graph_add_output(g, "c"));
-    tt_fails(tsr_graph_finalize(g), TSR_ERR_FORMAT);
-    expect_msg("cycle");
-    tsr_graph_free(g);
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_NEG, "o", 1, (const char *[]){ "c" }, "y", NULL));
+    refused(g, TSR_ERR_FORMAT, "cycle");
     /* non-constant divisor; shape mismatch; wrong input count */
-    tt_ok(tsr_graph_create(&g));
-    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 3 }));
+    g = graph_x(2, (int64_t[]){ -1, 3 });
     tt_ok(tsr_graph_add_input(g, "z", 2, (int64_t[]){ -1, 3 }));
     tt_ok(tsr_graph_add_node(g, TSR_NODE_DIV, "d", 2, (const char *[]){ "x", "z" }, "y", NULL));
-    tt_ok(tsr_graph_add_output(g, "y"));
-    tt_fails(tsr_graph_finalize(g), TSR_ERR_UNSUPPORTED);
-    expect_msg("must be a constant");
-    tsr_graph_free(g);
-    tt_ok(tsr_graph_create(&g));
-    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 3 }));
+    refused(g, TSR_ERR_UNSUPPORTED, "must be a constant");
+    g = graph_x(2, (int64_t[]){ -1, 3 });
     tt_ok(tsr_graph_add_input(g, "z", 2, (int64_t[]){ -1, 4 }));
     tt_ok(tsr_graph_add_node(g, TSR_NODE_MUL, "m", 2, (const char *[]){ "x", "z" }, "y", NULL));
-    tt_ok(tsr_graph_add_output(g, "y"));
-    tt_fails(tsr_graph_finalize(g), TSR_ERR_SHAPE);
-    expect_msg("do not broadcast");
-    tsr_graph_free(g);
-    tt_ok(tsr_graph_create(&g));
-    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 3 }));
+    refused(g, TSR_ERR_SHAPE, "do not broadcast");
+    g = graph_x(2, (int64_t[]){ -1, 3 });
     tt_ok(tsr_graph_add_node(g, TSR_NODE_MATMUL, "m", 1, (const char *[]){ "x" }, "y", NULL));
-    tt_ok(tsr_graph_add_output(g, "y"));
-    tt_fails(tsr_graph_finalize(g), TSR_ERR_FORMAT);
-    expect_msg("inputs");
-    tsr_graph_free(g);
+    refused(g, TSR_ERR_FORMAT, "inputs");
     /* bad attributes: reshape to a wrong size, pool kernel larger than the input */
-    tt_ok(tsr_graph_create(&g));
-    tt_ok(tsr_graph_add_input(g, "x", 4, (int64_t[]){ -1, 1, 2, 2 }));
+    g = graph_x(4, (int64_t[]){ -1, 1, 2, 2 });
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     a.n_kernel = 2;
     a.kernel[0] = a.kernel[1] = 3;
     tt_ok(tsr_graph_add_node(g, TSR_NODE_AVGPOOL, "p", 1, (const char *[]){ "x" }, "y", &a));
-    tt_ok(tsr_graph_add_output(g, "y"));
-    tt_fails(tsr_graph_finalize(g), TSR_ERR_SHAPE);
-    expect_msg("smaller than the kernel");
-    tsr_graph_free(g);
-    tt_ok(tsr_graph_create(&g));
-    tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 6 }));
+    refused(g, TSR_ERR_SHAPE, "smaller than the kernel");
+    g = graph_x(2, (int64_t[]){ -1, 6 });
     tsr_graph_attrs_default(&a);
     a.n_shape = 2;
     a.shape[0] = 0, a.shape[1] = 4;
     tt_ok(tsr_graph_add_node(g, TSR_NODE_RESHAPE, "r", 1, (const char *[]){ "x" }, "y", &a));
-    tt_ok(tsr_graph_add_output(g, "y"));
-    tt_fails(tsr_graph_finalize(g), TSR_ERR_SHAPE);
-    tsr_graph_free(g);
+    refused(g, TSR_ERR_SHAPE, NULL);
     /* running with a wrong input shape; a finalized graph is immutable */
     tt_ok(tsr_graph_create(&g));
     tt_ok(tsr_graph_add_input(g, "x", 2, (int64_t[]){ -1, 3 }));
@@ -734,6 +817,8 @@ int main(void) {
         cmocka_unit_test(test_chebyshev),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_non_polynomial),
+        cmocka_unit_test(test_conv_rows),
+        cmocka_unit_test(test_poly_channels),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

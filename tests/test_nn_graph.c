@@ -49,6 +49,35 @@ static void node(tsr_graph *g, tsr_graph_kind k, const char *out, int n_in, cons
 }
 
 /* Largest |a - b|. */
+/* A new graph whose input "x" has the given dims (-1: the batch). */
+static tsr_graph *with_input(int rank, const int64_t *dims) {
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_ok(tsr_graph_add_input(g, "x", rank, dims));
+    return g;
+}
+
+/* A REDUCE_SUM / REDUCE_MEAN node over one axis. */
+static void reduce_node(tsr_graph *g, tsr_graph_kind k, const char *out, const char *in, int axis,
+                        int keepdims) {
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_axes = 1;
+    a.axes[0] = axis;
+    a.keepdims = keepdims;
+    node(g, k, out, 1, in, NULL, NULL, &a);
+}
+
+/* A TRANSPOSE node with permutation perm[0..n). */
+static void transpose_node(tsr_graph *g, const char *out, const char *in, int n,
+                           const int64_t *perm) {
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_perm = n;
+    for (int i = 0; i < n; i++) a.perm[i] = perm[i];
+    node(g, TSR_NODE_TRANSPOSE, out, 1, in, NULL, NULL, &a);
+}
+
 static double max_err(const double *a, const double *b, size_t n) {
     double e = 0;
     for (size_t i = 0; i < n; i++) e = fmax(e, fabs(a[i] - b[i]));
@@ -116,10 +145,7 @@ static void test_lower_image_graph(void **state) {
     (void)state;
     tsr_prng r;
     tt_prng(&r, 1);
-    tsr_graph *g;
-    tt_ok(tsr_graph_create(&g));
-    int64_t in[4] = { -1, 2, 7, 7 };
-    tt_ok(tsr_graph_add_input(g, "x", 4, in));
+    tsr_graph *g = with_input(4, (int64_t[]){ -1, 2, 7, 7 });
     int64_t wd[4] = { 4, 1, 2, 2 }, bd[1] = { 4 }, cd[4] = { 1, 4, 1, 1 }, gw[2] = { 5, 4 * 7 * 7 },
             gb[1] = { 5 };
     add_const(g, "w", 4, wd, &r, 0.5);
@@ -142,14 +168,8 @@ static void test_lower_image_graph(void **state) {
     a.n_kernel = 2;
     a.kernel[0] = a.kernel[1] = 3;
     node(g, TSR_NODE_AVGPOOL, "pool", 1, "pad", NULL, NULL, &a);
-    tsr_graph_attrs_default(&a);
-    a.n_perm = 4;
-    a.perm[0] = 0;
-    a.perm[1] = 1;
-    a.perm[2] = 3;
-    a.perm[3] = 2;
     node(g, TSR_NODE_MUL, "affine", 2, "scale", "pool", NULL, NULL);
-    node(g, TSR_NODE_TRANSPOSE, "tr", 1, "affine", NULL, NULL, &a);
+    transpose_node(g, "tr", "affine", 4, (int64_t[]){ 0, 1, 3, 2 });
     node(g, TSR_NODE_POW, "cube", 2, "tr", "three", NULL, NULL);
     tsr_graph_attrs_default(&a);
     node(g, TSR_NODE_FLATTEN, "flat", 1, "cube", NULL, NULL, &a);
@@ -182,10 +202,7 @@ static void test_lower_sequence_graph(void **state) {
     (void)state;
     tsr_prng r;
     tt_prng(&r, 2);
-    tsr_graph *g;
-    tt_ok(tsr_graph_create(&g));
-    int64_t in[3] = { -1, 4, 3 };
-    tt_ok(tsr_graph_add_input(g, "x", 3, in));
+    tsr_graph *g = with_input(3, (int64_t[]){ -1, 4, 3 });
     int64_t wd[2] = { 3, 3 }, pd[2] = { 4, 3 };
     add_const(g, "w", 2, wd, &r, 0.7);
     add_const(g, "pos", 2, pd, &r, 0.3);
@@ -193,12 +210,7 @@ static void test_lower_sequence_graph(void **state) {
     node(g, TSR_NODE_ADD, "addpos", 2, "mm", "pos", NULL, NULL);
     node(g, TSR_NODE_SQUARE, "sq", 1, "addpos", NULL, NULL, NULL);
     node(g, TSR_NODE_SUB, "res", 2, "x", "sq", NULL, NULL);
-    tsr_graph_attrs a;
-    tsr_graph_attrs_default(&a);
-    a.n_axes = 1;
-    a.axes[0] = 2;
-    a.keepdims = 0;
-    node(g, TSR_NODE_REDUCE_MEAN, "mean", 1, "res", NULL, NULL, &a);
+    reduce_node(g, TSR_NODE_REDUCE_MEAN, "mean", "res", 2, 0);
     tt_ok(tsr_graph_add_output(g, "mean"));
     tt_ok(tsr_graph_finalize(g));
     tsr_nn_model *m = check_lowering(g, 2, 0);
@@ -221,10 +233,8 @@ static void test_lower_attention_graph(void **state) {
     (void)state;
     tsr_prng r;
     tt_prng(&r, 4);
-    tsr_graph *g;
-    tt_ok(tsr_graph_create(&g));
-    int64_t in[3] = { -1, 4, 6 }, wd[2] = { 6, 6 };
-    tt_ok(tsr_graph_add_input(g, "x", 3, in));
+    tsr_graph *g = with_input(3, (int64_t[]){ -1, 4, 6 });
+    int64_t wd[2] = { 6, 6 };
     add_const(g, "wq", 2, wd, &r, 0.5);
     add_const(g, "wk", 2, wd, &r, 0.5);
     add_const(g, "wv", 2, wd, &r, 0.5);
@@ -232,23 +242,13 @@ static void test_lower_attention_graph(void **state) {
     node(g, TSR_NODE_MATMUL, "q", 2, "x", "wq", NULL, NULL);
     node(g, TSR_NODE_MATMUL, "k", 2, "x", "wk", NULL, NULL);
     node(g, TSR_NODE_MATMUL, "v", 2, "x", "wv", NULL, NULL);
-    tsr_graph_attrs a;
-    tsr_graph_attrs_default(&a);
-    a.n_perm = 3;
-    a.perm[0] = 0;
-    a.perm[1] = 2;
-    a.perm[2] = 1;
-    node(g, TSR_NODE_TRANSPOSE, "kt", 1, "k", NULL, NULL, &a);
+    transpose_node(g, "kt", "k", 3, (int64_t[]){ 0, 2, 1 });
     node(g, TSR_NODE_MATMUL, "s", 2, "q", "kt", NULL, NULL);
     node(g, TSR_NODE_SQUARE, "s2", 1, "s", NULL, NULL, NULL);
     node(g, TSR_NODE_MUL, "s3", 2, "s2", "quarter", NULL, NULL);
     node(g, TSR_NODE_MATMUL, "att", 2, "s3", "v", NULL, NULL);
-    tsr_graph_attrs_default(&a);
-    a.n_axes = 1;
-    a.axes[0] = 2;
-    a.keepdims = 1;
-    node(g, TSR_NODE_REDUCE_SUM, "vs", 1, "v", NULL, NULL, &a); /* (N, 4, 1) */
-    node(g, TSR_NODE_MUL, "gate", 2, "att", "vs", NULL, NULL);  /* broadcast over D */
+    reduce_node(g, TSR_NODE_REDUCE_SUM, "vs", "v", 2, 1);      /* (N, 4, 1) */
+    node(g, TSR_NODE_MUL, "gate", 2, "att", "vs", NULL, NULL); /* broadcast over D */
     node(g, TSR_NODE_ADD, "y", 2, "gate", "x", NULL, NULL);
     tt_ok(tsr_graph_add_output(g, "y"));
     tt_ok(tsr_graph_finalize(g));
@@ -265,21 +265,9 @@ static void test_lower_attention_graph(void **state) {
     tsr_graph_free(g);
 
     /* heads: (N, 2, 3, 2) x (N, 1, 2, 3) -> (N, 2, 3, 3), the second broadcast over heads */
-    tt_ok(tsr_graph_create(&g));
-    int64_t in4[4] = { -1, 2, 3, 2 };
-    tt_ok(tsr_graph_add_input(g, "x", 4, in4));
-    tsr_graph_attrs_default(&a);
-    a.n_axes = 1;
-    a.axes[0] = 1;
-    a.keepdims = 1;
-    node(g, TSR_NODE_REDUCE_SUM, "b", 1, "x", NULL, NULL, &a);
-    tsr_graph_attrs_default(&a);
-    a.n_perm = 4;
-    a.perm[0] = 0;
-    a.perm[1] = 1;
-    a.perm[2] = 3;
-    a.perm[3] = 2;
-    node(g, TSR_NODE_TRANSPOSE, "bt", 1, "b", NULL, NULL, &a);
+    g = with_input(4, (int64_t[]){ -1, 2, 3, 2 });
+    reduce_node(g, TSR_NODE_REDUCE_SUM, "b", "x", 1, 1);
+    transpose_node(g, "bt", "b", 4, (int64_t[]){ 0, 1, 3, 2 });
     node(g, TSR_NODE_MATMUL, "y", 2, "x", "bt", NULL, NULL);
     tt_ok(tsr_graph_add_output(g, "y"));
     tt_ok(tsr_graph_finalize(g));
@@ -299,10 +287,7 @@ static void test_lower_report(void **state) {
     (void)state;
     tsr_prng r;
     tt_prng(&r, 3);
-    tsr_graph *g;
-    tt_ok(tsr_graph_create(&g));
-    int64_t in[2] = { -1, 6 };
-    tt_ok(tsr_graph_add_input(g, "x", 2, in));
+    tsr_graph *g = with_input(2, (int64_t[]){ -1, 6 });
     int64_t wd[2] = { 6, 6 };
     add_const(g, "w", 2, wd, &r, 0.5);
     node(g, TSR_NODE_MATMUL, "a", 2, "x", "w", NULL, NULL);

@@ -12,19 +12,6 @@
 
 #define TOL 1e-9
 
-static int iters(int n) {
-    return tt_sanitized() ? n / 3 + 1 : n;
-}
-
-static tsr_backend *collecting(int64_t slots, int levels) {
-    tsr_mockup_params mp;
-    tsr_mockup_params_default(&mp, slots, levels);
-    mp.rotations = TSR_ROTATIONS_COLLECT;
-    tsr_backend *be;
-    tt_ok(tsr_backend_mockup_create(&mp, &be));
-    return be;
-}
-
 static int next_index(const tsr_tile_shape *s, int64_t *c) {
     for (int i = s->ndims - 1; i >= 0; i--) {
         if (++c[i] < s->dim[i].size) return 1;
@@ -137,7 +124,7 @@ static void test_layouts(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 30);
-    tsr_backend *be = collecting(256, 3);
+    tsr_backend *be = tc_mockup_collecting(256, 3, 1);
     double *x;
     /* Layout I: [*\/t0, X~/t1, Y~/t2, C/t3, B/t4], 3x3, stride 1, pad 1. */
     tsr_tile *img = encrypt_img(be, "[*/4, 7~/4, 6~/4, 3/2, 2/2]", &g, &x);
@@ -186,7 +173,7 @@ static void test_garbage_padding(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 31);
-    tsr_backend *be = collecting(256, 3);
+    tsr_backend *be = tc_mockup_collecting(256, 3, 1);
     double *x;
     tsr_tile *img = encrypt_img(be, "[*/4, 7~/4, 6~/4, 3/4, 1/1]", &g, &x);
     tsr_tile_shape ds;
@@ -213,7 +200,7 @@ static void test_chain(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 32);
-    tsr_backend *be = collecting(512, 6);
+    tsr_backend *be = tc_mockup_collecting(512, 6, 1);
     double *x, *r1, *r2, *r3;
     tsr_tile *img = encrypt_img(be, "[*/4, 8~/4, 8~/4, 2/4, 2/2]", &g, &x);
     tsr_tile_conv_params pI = geom(1, 2, 3, 0, 1, 1), pII = geom(1, 2, 0, 3, 2, 1);
@@ -245,7 +232,7 @@ static void test_conv_then_dense(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 34);
-    tsr_backend *be = collecting(512, 3);
+    tsr_backend *be = tc_mockup_collecting(512, 3, 1);
     double *x, *r2;
     tsr_tile *img = encrypt_img(be, "[2/4, 8~/4, 8~/4, */4, 2/2]", &g, &x);
     tsr_tile_conv_params pII = geom(1, 2, 0, 3, 2, 1);
@@ -281,7 +268,7 @@ static void test_random(void **state) {
     tsr_prng g;
     tt_prng(&g, 33);
     int done = 0;
-    for (int it = 0; it < iters(400) && done < iters(80); it++) {
+    for (int it = 0; it < tc_iters(400) && done < tc_iters(80); it++) {
         int64_t slots = (int64_t)1 << (5 + tsr_prng_uniform(&g, 4));
         int layout = (int)tsr_prng_uniform(&g, 2);
         int64_t X = 2 + (int64_t)tsr_prng_uniform(&g, 9), Y = 2 + (int64_t)tsr_prng_uniform(&g, 9);
@@ -305,7 +292,7 @@ static void test_random(void **state) {
         if (tsr_tile_shape_make(&is, 5, sizes, t, flags, slots) != TSR_OK) continue;
         if (tsr_tile_shape_num_tiles(&is) > 48) continue;
         tsr_tile_conv_params p = layout == 0 ? geom(1, 2, 3, 0, s, pad) : geom(1, 2, 0, 3, s, pad);
-        tsr_backend *be = collecting(slots, 2);
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         double w[4 * 4 * 9] = { 0 };
         tsr_tile_conv *cv;
         tsr_status st = tsr_tile_conv_create(be, &is, &p, w, F, FX, FY, NULL, -1, 0, &cv);
@@ -329,12 +316,12 @@ static void test_random(void **state) {
         tsr_backend_free(be);
         done++;
     }
-    assert_true(done >= iters(80) / 2);
+    assert_true(done >= tc_iters(80) / 2);
 }
 
 static void test_errors(void **state) {
     (void)state;
-    tsr_backend *be = collecting(256, 3);
+    tsr_backend *be = tc_mockup_collecting(256, 3, 1);
     tsr_tile_shape s;
     double w[64] = { 0 };
     tsr_tile_conv *cv = NULL;
@@ -354,7 +341,7 @@ static void test_errors(void **state) {
     tt_fails(tsr_tile_conv_create(be, &s, &p, w, 2, 3, 3, NULL, -1, 0, &cv), TSR_ERR_SHAPE);
     assert_non_null(strstr(tsr_last_error(), "duplicate"));
     /* A valid convolution shrinking 28 to 24 over 8-slot tiles needs 3 tiles, not 4. */
-    tsr_backend *big = collecting(1024, 2);
+    tsr_backend *big = tc_mockup_collecting(1024, 2, 1);
     tc_shape("[*/2, 28~/8, 28~/8, 1/1, 8/8]", 1024, &s);
     p = geom(1, 2, 3, 0, 1, 0);
     tt_fails(tsr_tile_conv_create(big, &s, &p, w, 2, 5, 5, NULL, -1, 0, &cv), TSR_ERR_SHAPE);

@@ -14,10 +14,6 @@
 
 #define TOL 1e-9
 
-static int iters(int n) {
-    return tt_sanitized() ? n / 3 + 1 : n;
-}
-
 static double *dense_new(const tsr_tile_shape *s) {
     double *x = calloc((size_t)tsr_tile_shape_num_elements(s), sizeof *x);
     assert_non_null(x);
@@ -66,18 +62,36 @@ static void random_pair(tsr_prng *g, int64_t slots, unsigned flags, tsr_tile_sha
     }
 }
 
+/* random_pair, then data for both shapes drawn uniformly in [lo, hi) (a first, then b). */
+static void random_data_pair(tsr_prng *g, int64_t slots, unsigned flags, double lo, double hi,
+                             tsr_tile_shape *sa, tsr_tile_shape *sb, double **xa, double **xb) {
+    random_pair(g, slots, flags, sa, sb);
+    *xa = dense_new(sa);
+    *xb = dense_new(sb);
+    tc_random_dense(g, *xa, (size_t)tsr_tile_shape_num_elements(sa), lo, hi);
+    tc_random_dense(g, *xb, (size_t)tsr_tile_shape_num_elements(sb), lo, hi);
+}
+
+/* y (shape ps, allocated) = xa * xb element by element, both broadcast to ps. */
+static double *dense_product(const tsr_tile_shape *ps, const tsr_tile_shape *sa, const double *xa,
+                             const tsr_tile_shape *sb, const double *xb) {
+    double *y = dense_new(ps);
+    int64_t c[TSR_TILE_MAX_DIMS] = { 0 }, e = 0;
+    do y[e++] = xa[bcast_offset(sa, c)] * xb[bcast_offset(sb, c)];
+    while (next_index(ps, c));
+    return y;
+}
+
 static void test_elementwise(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 10);
-    for (int it = 0; it < iters(150); it++) {
+    for (int it = 0; it < tc_iters(150); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
         tsr_backend *be = tc_mockup(slots, 3);
         tsr_tile_shape sa, sb;
-        random_pair(&g, slots, TC_ALL, &sa, &sb);
-        double *xa = dense_new(&sa), *xb = dense_new(&sb);
-        tc_random_dense(&g, xa, (size_t)tsr_tile_shape_num_elements(&sa), -2, 2);
-        tc_random_dense(&g, xb, (size_t)tsr_tile_shape_num_elements(&sb), -2, 2);
+        double *xa, *xb;
+        random_data_pair(&g, slots, TC_ALL, -2, 2, &sa, &sb, &xa, &xb);
         tsr_tile *a = encrypt(be, &sa, xa), *b = encrypt(be, &sb, xb), *r;
         for (int op = 0; op < 4; op++) {
             switch (op) {
@@ -200,15 +214,13 @@ static void test_scalars_plain(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 11);
-    for (int it = 0; it < iters(100); it++) {
+    for (int it = 0; it < tc_iters(100); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
         tsr_backend *be = tc_mockup(slots, 3);
         tsr_tile_shape sa, sp;
-        random_pair(&g, slots, TC_INTERLEAVE | TC_DUP, &sa, &sp);
-        int64_t n = tsr_tile_shape_num_elements(&sa), np = tsr_tile_shape_num_elements(&sp);
-        double *xa = dense_new(&sa), *xp = dense_new(&sp);
-        tc_random_dense(&g, xa, (size_t)n, -3, 3);
-        tc_random_dense(&g, xp, (size_t)np, -3, 3);
+        double *xa, *xp;
+        random_data_pair(&g, slots, TC_INTERLEAVE | TC_DUP, -3, 3, &sa, &sp, &xa, &xp);
+        int64_t n = tsr_tile_shape_num_elements(&sa);
         tsr_tile *a = encrypt(be, &sa, xa), *r;
         double cs[3] = { 0.37, -3.0, 1e-3 };
         for (int k = 0; k < 3; k++) {
@@ -271,7 +283,7 @@ static void test_poly(void **state) {
     assert_int_equal(tsr_tile_poly_depth(NULL, 31), 5);
     double trailing[4] = { 1, 2, 0, 0 };
     assert_int_equal(tsr_tile_poly_depth(trailing, 3), 1);
-    for (int it = 0; it < iters(60); it++) {
+    for (int it = 0; it < tc_iters(60); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 4));
         tsr_backend *be = tc_mockup(slots, 7);
         tsr_tile_shape s;
@@ -336,13 +348,9 @@ static void test_sum_duplicate(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 13);
-    for (int it = 0; it < iters(120); it++) {
+    for (int it = 0; it < tc_iters(120); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
-        tsr_mockup_params mp;
-        tsr_mockup_params_default(&mp, slots, 2);
-        mp.rotations = TSR_ROTATIONS_COLLECT;
-        tsr_backend *be;
-        tt_ok(tsr_backend_mockup_create(&mp, &be));
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         tsr_tile_shape s;
         tc_random_shape(&g, slots, 1 + (int)tsr_prng_uniform(&g, 4), TC_INTERLEAVE | TC_DUP, 24,
                         &s);
@@ -401,18 +409,12 @@ static void test_mul_sum_random(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 14);
-    for (int it = 0; it < iters(120); it++) {
+    for (int it = 0; it < tc_iters(120); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
-        tsr_mockup_params mp;
-        tsr_mockup_params_default(&mp, slots, 2);
-        mp.rotations = TSR_ROTATIONS_COLLECT;
-        tsr_backend *be;
-        tt_ok(tsr_backend_mockup_create(&mp, &be));
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         tsr_tile_shape sa, sb;
-        random_pair(&g, slots, TC_INTERLEAVE | TC_DUP, &sa, &sb);
-        double *xa = dense_new(&sa), *xb = dense_new(&sb);
-        tc_random_dense(&g, xa, (size_t)tsr_tile_shape_num_elements(&sa), -1, 1);
-        tc_random_dense(&g, xb, (size_t)tsr_tile_shape_num_elements(&sb), -1, 1);
+        double *xa, *xb;
+        random_data_pair(&g, slots, TC_INTERLEAVE | TC_DUP, -1, 1, &sa, &sb, &xa, &xb);
         tsr_tile *a = encrypt(be, &sa, xa), *b, *r, *p;
         if (it % 2)
             tt_ok(tsr_tile_encode(be, &sb, xb, -1, 0, &b));
@@ -422,10 +424,7 @@ static void test_mul_sum_random(void **state) {
         tt_ok(tsr_tile_mul_sum(a, b, d, &r));
         tt_ok(tsr_tile_mul(a, b, &p));
         const tsr_tile_shape *ps = tsr_tile_get_shape(p);
-        double *prod = dense_new(ps), *y = dense_new(ps);
-        int64_t c[TSR_TILE_MAX_DIMS] = { 0 }, e = 0;
-        do prod[e++] = xa[bcast_offset(&sa, c)] * xb[bcast_offset(&sb, c)];
-        while (next_index(ps, c));
+        double *prod = dense_product(ps, &sa, xa, &sb, xb), *y = dense_new(ps);
         dense_sum(ps, prod, d, y);
         tc_check(r, y, TOL);
         assert_int_equal(tsr_tile_level(r), 1);
@@ -446,18 +445,12 @@ static void test_mul_sum_dims(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 15);
-    for (int it = 0; it < iters(100); it++) {
+    for (int it = 0; it < tc_iters(100); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
-        tsr_mockup_params mp;
-        tsr_mockup_params_default(&mp, slots, 2);
-        mp.rotations = TSR_ROTATIONS_COLLECT;
-        tsr_backend *be;
-        tt_ok(tsr_backend_mockup_create(&mp, &be));
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         tsr_tile_shape sa, sb;
-        random_pair(&g, slots, TC_INTERLEAVE | TC_DUP, &sa, &sb);
-        double *xa = dense_new(&sa), *xb = dense_new(&sb);
-        tc_random_dense(&g, xa, (size_t)tsr_tile_shape_num_elements(&sa), -1, 1);
-        tc_random_dense(&g, xb, (size_t)tsr_tile_shape_num_elements(&sb), -1, 1);
+        double *xa, *xb;
+        random_data_pair(&g, slots, TC_INTERLEAVE | TC_DUP, -1, 1, &sa, &sb, &xa, &xb);
         tsr_tile *a = encrypt(be, &sa, xa), *b, *r, *p;
         tt_ok(tsr_tile_encode(be, &sb, xb, -1, 0, &b));
         int dims[TSR_TILE_MAX_DIMS], nd = 0;
@@ -477,10 +470,7 @@ static void test_mul_sum_dims(void **state) {
         assert_int_equal(c.rescale, (uint64_t)tsr_tile_shape_num_tiles(tsr_tile_get_shape(r)));
         tt_ok(tsr_tile_mul(a, b, &p));
         const tsr_tile_shape *ps = tsr_tile_get_shape(p);
-        double *y = dense_new(ps), *z = dense_new(ps);
-        int64_t co[TSR_TILE_MAX_DIMS] = { 0 }, e = 0;
-        do y[e++] = xa[bcast_offset(&sa, co)] * xb[bcast_offset(&sb, co)];
-        while (next_index(ps, co));
+        double *y = dense_product(ps, &sa, xa, &sb, xb), *z = dense_new(ps);
         tsr_tile_shape cur = *ps;
         for (int k = 0; k < nd; k++) {
             dense_sum(&cur, y, dims[k], z);

@@ -15,31 +15,6 @@
 
 #define TOL 1e-9
 
-static int iters(int n) {
-    return tt_sanitized() ? n / 3 + 1 : n;
-}
-
-static int lg(int64_t t) {
-    int k = 0;
-    while (((int64_t)1 << k) < t) k++;
-    return k;
-}
-
-static tsr_backend *collecting(int64_t slots, int levels, int track) {
-    tsr_mockup_params mp;
-    tsr_mockup_params_default(&mp, slots, levels);
-    mp.rotations = TSR_ROTATIONS_COLLECT;
-    mp.track_values = track;
-    tsr_backend *be;
-    tt_ok(tsr_backend_mockup_create(&mp, &be));
-    return be;
-}
-
-static void shape_of(tsr_tile_shape *s, int nd, const int64_t *sizes, const int64_t *tiles,
-                     int64_t slots) {
-    tt_ok(tsr_tile_shape_make(s, nd, sizes, tiles, NULL, slots));
-}
-
 static void expect_shape(const tsr_tile *t, const char *want) {
     char buf[256];
     tsr_tile_shape_format(tsr_tile_get_shape(t), buf, sizeof buf);
@@ -51,14 +26,14 @@ static void test_matvec(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 20);
-    for (int it = 0; it < iters(60); it++) {
+    for (int it = 0; it < tc_iters(60); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 6));
-        int b0 = (int)tsr_prng_uniform(&g, (uint64_t)lg(slots) + 1);
+        int b0 = (int)tsr_prng_uniform(&g, (uint64_t)tc_lg(slots) + 1);
         int64_t t0 = (int64_t)1 << b0, t1 = slots / t0;
         int64_t m = 1 + (int64_t)tsr_prng_uniform(&g, 3 * (uint64_t)t0),
                 n = 1 + (int64_t)tsr_prng_uniform(&g, 3 * (uint64_t)t1);
         if (m * n > 4000) continue;
-        tsr_backend *be = collecting(slots, 2, 1);
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         double *M = calloc((size_t)(m * n), sizeof *M), *MT = calloc((size_t)(m * n), sizeof *MT);
         double *v = calloc((size_t)n, sizeof *v), *y = calloc((size_t)m, sizeof *y);
         tc_random_dense(&g, M, (size_t)(m * n), -1, 1);
@@ -70,8 +45,8 @@ static void test_matvec(void **state) {
             }
         /* A: [m/t0, n/t1] x [*\/t0, n/t1], sum over dim 1 -> [m/t0, 1?/t1]. */
         tsr_tile_shape sm, sv;
-        shape_of(&sm, 2, (int64_t[]){ m, n }, (int64_t[]){ t0, t1 }, slots);
-        shape_of(&sv, 2, (int64_t[]){ 0, n }, (int64_t[]){ t0, t1 }, slots);
+        tc_shape_make(&sm, 2, (int64_t[]){ m, n }, (int64_t[]){ t0, t1 }, slots);
+        tc_shape_make(&sv, 2, (int64_t[]){ 0, n }, (int64_t[]){ t0, t1 }, slots);
         tsr_tile *W, *x, *r;
         tt_ok(tsr_tile_encode(be, &sm, M, -1, 0, &W));
         tt_ok(tsr_tile_encrypt(be, &sv, v, -1, 0, &x));
@@ -85,18 +60,18 @@ static void test_matvec(void **state) {
         tsr_backend_get_counts(be, &c);
         assert_int_equal(c.mul_plain, (uint64_t)(e0 * e1));
         assert_int_equal(c.rescale, (uint64_t)e0);
-        assert_int_equal(c.rotations, (uint64_t)(e0 * lg(t1)));
-        assert_int_equal(c.add, (uint64_t)(e0 * (e1 - 1 + lg(t1))));
+        assert_int_equal(c.rotations, (uint64_t)(e0 * tc_lg(t1)));
+        assert_int_equal(c.add, (uint64_t)(e0 * (e1 - 1 + tc_lg(t1))));
         assert_int_equal(tsr_backend_depth_used(be), 1);
         int64_t steps[32];
-        assert_int_equal(tsr_backend_used_rotations(be, steps, 32), (size_t)lg(t1));
-        for (int k = 0; k < lg(t1); k++) assert_int_equal(steps[k], (int64_t)1 << k);
+        assert_int_equal(tsr_backend_used_rotations(be, steps, 32), (size_t)tc_lg(t1));
+        for (int k = 0; k < tc_lg(t1); k++) assert_int_equal(steps[k], (int64_t)1 << k);
         tsr_tile_free(r);
         tsr_tile_free(W);
         tsr_tile_free(x);
         /* B: [n/t0, m/t1] (transposed) x [n/t0, *\/t1], sum over dim 0 -> [*\/t0, m/t1]. */
-        shape_of(&sm, 2, (int64_t[]){ n, m }, (int64_t[]){ t0, t1 }, slots);
-        shape_of(&sv, 2, (int64_t[]){ n, 0 }, (int64_t[]){ t0, t1 }, slots);
+        tc_shape_make(&sm, 2, (int64_t[]){ n, m }, (int64_t[]){ t0, t1 }, slots);
+        tc_shape_make(&sv, 2, (int64_t[]){ n, 0 }, (int64_t[]){ t0, t1 }, slots);
         tt_ok(tsr_tile_encode(be, &sm, MT, -1, 0, &W));
         tt_ok(tsr_tile_encrypt(be, &sv, v, -1, 0, &x));
         tt_ok(tsr_tile_mul_sum(x, W, 0, &r));
@@ -128,15 +103,15 @@ static void test_matmat(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 21);
-    for (int it = 0; it < iters(40); it++) {
+    for (int it = 0; it < tc_iters(40); it++) {
         int64_t slots = (int64_t)1 << (3 + tsr_prng_uniform(&g, 5));
-        int bits = lg(slots);
+        int bits = tc_lg(slots);
         int64_t t[3] = { 1, 1, 1 };
         for (int b = 0; b < bits; b++) t[tsr_prng_uniform(&g, 3)] *= 2;
         int64_t m = 1 + (int64_t)tsr_prng_uniform(&g, 2 * (uint64_t)t[0] + 2),
                 n = 1 + (int64_t)tsr_prng_uniform(&g, 2 * (uint64_t)t[1] + 2),
                 k = 1 + (int64_t)tsr_prng_uniform(&g, 2 * (uint64_t)t[2] + 2);
-        tsr_backend *be = collecting(slots, 2, 1);
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         double *A = calloc((size_t)(m * n), sizeof *A), *B = calloc((size_t)(n * k), sizeof *B);
         double *AT = calloc((size_t)(m * n), sizeof *AT), *C = calloc((size_t)(m * k), sizeof *C);
         tc_random_dense(&g, A, (size_t)(m * n), -1, 1);
@@ -147,8 +122,8 @@ static void test_matmat(void **state) {
         tsr_tile_shape sa, sb;
         tsr_tile *ta, *tb, *r;
         /* [m/t0, n/t1, *\/t2] x [*\/t0, n/t1, k/t2], sum over dim 1. */
-        shape_of(&sa, 3, (int64_t[]){ m, n, 0 }, t, slots);
-        shape_of(&sb, 3, (int64_t[]){ 0, n, k }, t, slots);
+        tc_shape_make(&sa, 3, (int64_t[]){ m, n, 0 }, t, slots);
+        tc_shape_make(&sb, 3, (int64_t[]){ 0, n, k }, t, slots);
         tt_ok(tsr_tile_encrypt(be, &sa, A, -1, 0, &ta));
         tt_ok(tsr_tile_encrypt(be, &sb, B, -1, 0, &tb));
         tt_ok(tsr_tile_mul_sum(ta, tb, 1, &r));
@@ -157,8 +132,8 @@ static void test_matmat(void **state) {
         tsr_tile_free(ta);
         /* [n/t0, m/t1, *\/t2] (A transposed) x [n/t0, *\/t1, k/t2], sum over dim 0. */
         tsr_tile_free(tb);
-        shape_of(&sa, 3, (int64_t[]){ n, m, 0 }, t, slots);
-        shape_of(&sb, 3, (int64_t[]){ n, 0, k }, t, slots);
+        tc_shape_make(&sa, 3, (int64_t[]){ n, m, 0 }, t, slots);
+        tc_shape_make(&sb, 3, (int64_t[]){ n, 0, k }, t, slots);
         tt_ok(tsr_tile_encrypt(be, &sa, AT, -1, 0, &ta));
         tt_ok(tsr_tile_encrypt(be, &sb, B, -1, 0, &tb));
         tt_ok(tsr_tile_mul_sum(ta, tb, 0, &r));
@@ -193,11 +168,11 @@ static void run_chain(tsr_backend *be, int64_t t0, int64_t t1, const int64_t *di
     tsr_tile_shape s;
     tsr_tile *x, *w, *r, *c;
     double act[3] = { 0, 0.5, 0.25 }; /* 0.5 x + 0.25 x^2 */
-    shape_of(&s, 2, (int64_t[]){ 0, dims[0] }, (int64_t[]){ t0, t1 }, slots);
+    tc_shape_make(&s, 2, (int64_t[]){ 0, dims[0] }, (int64_t[]){ t0, t1 }, slots);
     tsr_backend_reset_counts(be);
     tt_ok(tsr_tile_encrypt(be, &s, v, -1, 0, &x));
     /* Layer 1, orientation A: W1 is [d1/t0, d0/t1]; sum over dim 1. */
-    shape_of(&s, 2, (int64_t[]){ dims[1], dims[0] }, (int64_t[]){ t0, t1 }, slots);
+    tc_shape_make(&s, 2, (int64_t[]){ dims[1], dims[0] }, (int64_t[]){ t0, t1 }, slots);
     tt_ok(tsr_tile_encode(be, &s, W[0], tsr_tile_level(x), 0, &w));
     tt_ok(tsr_tile_mul_sum(x, w, 1, &r));
     tsr_tile_free(x);
@@ -210,7 +185,7 @@ static void run_chain(tsr_backend *be, int64_t t0, int64_t t1, const int64_t *di
     tt_ok(tsr_tile_duplicate(c, 1, &x));
     tsr_tile_free(c);
     /* Layer 2, orientation B: W2 transposed is [d1/t0, d2/t1]; sum over dim 0. */
-    shape_of(&s, 2, (int64_t[]){ dims[1], dims[2] }, (int64_t[]){ t0, t1 }, slots);
+    tc_shape_make(&s, 2, (int64_t[]){ dims[1], dims[2] }, (int64_t[]){ t0, t1 }, slots);
     tt_ok(tsr_tile_encode(be, &s, W[1], tsr_tile_level(x), 0, &w));
     tt_ok(tsr_tile_mul_sum(x, w, 0, &r));
     tsr_tile_free(x);
@@ -218,7 +193,7 @@ static void run_chain(tsr_backend *be, int64_t t0, int64_t t1, const int64_t *di
     tt_ok(tsr_tile_poly(r, act, 2, &x));
     tsr_tile_free(r);
     /* [*\/t0, d2/t1]: exactly the input layout of orientation A. Layer 3. */
-    shape_of(&s, 2, (int64_t[]){ dims[3], dims[2] }, (int64_t[]){ t0, t1 }, slots);
+    tc_shape_make(&s, 2, (int64_t[]){ dims[3], dims[2] }, (int64_t[]){ t0, t1 }, slots);
     tt_ok(tsr_tile_encode(be, &s, W[2], tsr_tile_level(x), 0, &w));
     tt_ok(tsr_tile_mul_sum(x, w, 1, &r));
     tsr_tile_free(x);
@@ -261,7 +236,7 @@ static void test_consecutive(void **state) {
     }
     /* Plan: shape-only dry run collecting rotations. */
     chain_result plan, real, strict;
-    tsr_backend *dry = collecting(slots, 8, 0);
+    tsr_backend *dry = tc_mockup_collecting(slots, 8, 0);
     run_chain(dry, t0, t1, dims, W, v, NULL, &plan);
     /* Depth: layer 1, square, clear, layer 2, square, layer 3 = 1+2+1+1+2+1. */
     assert_int_equal(plan.level, 0);
@@ -269,7 +244,7 @@ static void test_consecutive(void **state) {
     /* Rotations: sums over dim 1 by 1..8, dim 0 by 16..64, duplication by -1..-8. */
     assert_int_equal(plan.nsteps, 4 + 3 + 4);
     /* Real run on a collecting mockup with values. */
-    tsr_backend *be = collecting(slots, 8, 1);
+    tsr_backend *be = tc_mockup_collecting(slots, 8, 1);
     run_chain(be, t0, t1, dims, W, v, got, &real);
     assert_true(tt_precision_bits(got, y, 5) > 30);
     assert_int_equal(real.counts.rotations, plan.counts.rotations);
@@ -291,10 +266,10 @@ static void test_consecutive(void **state) {
     tt_ok(tsr_backend_mockup_create(&mp, &sb));
     tt_ok(tsr_backend_declare_rotations(sb, plan.steps + 1, plan.nsteps - 1));
     tsr_tile_shape s;
-    shape_of(&s, 2, (int64_t[]){ 0, dims[0] }, (int64_t[]){ t0, t1 }, slots);
+    tc_shape_make(&s, 2, (int64_t[]){ 0, dims[0] }, (int64_t[]){ t0, t1 }, slots);
     tsr_tile *x, *w, *r;
     tt_ok(tsr_tile_encrypt(sb, &s, v, -1, 0, &x));
-    shape_of(&s, 2, (int64_t[]){ dims[1], dims[0] }, (int64_t[]){ t0, t1 }, slots);
+    tc_shape_make(&s, 2, (int64_t[]){ dims[1], dims[0] }, (int64_t[]){ t0, t1 }, slots);
     tt_ok(tsr_tile_encode(sb, &s, W[0], -1, 0, &w));
     tt_fails(tsr_tile_mul_sum(x, w, 1, &r), TSR_ERR_KEY_MISSING);
     tsr_tile_free(x);
@@ -320,15 +295,15 @@ static void test_batch(void **state) {
             for (int64_t j = 0; j < n; j++) s += W[i * n + j] * X[b * n + j];
             Y[b * m + i] = s;
         }
-    tsr_backend *be = collecting(64, 2, 1);
+    tsr_backend *be = tc_mockup_collecting(64, 2, 1);
     /* Batch last: [*\/4, n/4, B/4] x [m/4, n/4, *\/4], sum over dim 1 -> [m/4, 1?/4, B/4]. */
     double XT[55], YT[30];
     for (int64_t b = 0; b < B; b++)
         for (int64_t j = 0; j < n; j++) XT[j * B + b] = X[b * n + j];
     tsr_tile_shape sx, sw;
     tsr_tile *x, *w, *r;
-    shape_of(&sx, 3, (int64_t[]){ 0, n, B }, (int64_t[]){ 4, 4, 4 }, 64);
-    shape_of(&sw, 3, (int64_t[]){ m, n, 0 }, (int64_t[]){ 4, 4, 4 }, 64);
+    tc_shape_make(&sx, 3, (int64_t[]){ 0, n, B }, (int64_t[]){ 4, 4, 4 }, 64);
+    tc_shape_make(&sw, 3, (int64_t[]){ m, n, 0 }, (int64_t[]){ 4, 4, 4 }, 64);
     tt_ok(tsr_tile_encrypt(be, &sx, XT, -1, 0, &x));
     tt_ok(tsr_tile_encode(be, &sw, W, -1, 0, &w));
     tt_ok(tsr_tile_mul_sum(x, w, 1, &r));
@@ -340,8 +315,8 @@ static void test_batch(void **state) {
     tsr_tile_free(w);
     tsr_tile_free(r);
     /* Batch first: [B/2, *\/4, n/8] x [*\/2, m/4, n/8], sum over dim 2 -> [B/2, m/4, 1?/8]. */
-    shape_of(&sx, 3, (int64_t[]){ B, 0, n }, (int64_t[]){ 2, 4, 8 }, 64);
-    shape_of(&sw, 3, (int64_t[]){ 0, m, n }, (int64_t[]){ 2, 4, 8 }, 64);
+    tc_shape_make(&sx, 3, (int64_t[]){ B, 0, n }, (int64_t[]){ 2, 4, 8 }, 64);
+    tc_shape_make(&sw, 3, (int64_t[]){ 0, m, n }, (int64_t[]){ 2, 4, 8 }, 64);
     tt_ok(tsr_tile_encrypt(be, &sx, X, -1, 0, &x));
     tt_ok(tsr_tile_encode(be, &sw, W, -1, 0, &w));
     tt_ok(tsr_tile_mul_sum(x, w, 2, &r));
@@ -351,7 +326,7 @@ static void test_batch(void **state) {
     tsr_tile_free(w);
     tsr_tile_free(r);
     /* Shapes that do not fit say why. */
-    shape_of(&sw, 3, (int64_t[]){ 0, m, n + 1 }, (int64_t[]){ 2, 4, 8 }, 64);
+    tc_shape_make(&sw, 3, (int64_t[]){ 0, m, n + 1 }, (int64_t[]){ 2, 4, 8 }, 64);
     tt_ok(tsr_tile_encrypt(be, &sx, X, -1, 0, &x));
     double W2[6 * 12] = { 0 };
     tt_ok(tsr_tile_encode(be, &sw, W2, -1, 0, &w));

@@ -17,31 +17,6 @@
 
 #define TOL 1e-9
 
-static int iters(int n) {
-    return tt_sanitized() ? n / 3 + 1 : n;
-}
-
-static int lg(int64_t t) {
-    int k = 0;
-    while (((int64_t)1 << k) < t) k++;
-    return k;
-}
-
-static tsr_backend *collecting(int64_t slots, int levels, int track) {
-    tsr_mockup_params mp;
-    tsr_mockup_params_default(&mp, slots, levels);
-    mp.rotations = TSR_ROTATIONS_COLLECT;
-    mp.track_values = track;
-    tsr_backend *be;
-    tt_ok(tsr_backend_mockup_create(&mp, &be));
-    return be;
-}
-
-static void shape_of(tsr_tile_shape *s, int nd, const int64_t *sizes, const int64_t *tiles,
-                     int64_t slots) {
-    tt_ok(tsr_tile_shape_make(s, nd, sizes, tiles, NULL, slots));
-}
-
 /*
  * A random m x n matrix whose (t0 x t1)-blocks are zeroed with probability
  * 1/2; zb[i * e1 + j] = 1 for a zeroed block (blocks that are zero by chance
@@ -62,9 +37,9 @@ static void test_matvec_a(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 1300);
-    for (int it = 0; it < iters(60); it++) {
+    for (int it = 0; it < tc_iters(60); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 6));
-        int b0 = (int)tsr_prng_uniform(&g, (uint64_t)lg(slots) + 1);
+        int b0 = (int)tsr_prng_uniform(&g, (uint64_t)tc_lg(slots) + 1);
         int64_t t0 = (int64_t)1 << b0, t1 = slots / t0;
         int64_t m = 1 + (int64_t)tsr_prng_uniform(&g, 4 * (uint64_t)t0),
                 n = 1 + (int64_t)tsr_prng_uniform(&g, 4 * (uint64_t)t1);
@@ -87,11 +62,11 @@ static void test_matvec_a(void **state) {
             zero_rows += r == 0;
         }
         tsr_tile_shape sm, sv;
-        shape_of(&sm, 2, (int64_t[]){ m, n }, (int64_t[]){ t0, t1 }, slots);
-        shape_of(&sv, 2, (int64_t[]){ 0, n }, (int64_t[]){ t0, t1 }, slots);
+        tc_shape_make(&sm, 2, (int64_t[]){ m, n }, (int64_t[]){ t0, t1 }, slots);
+        tc_shape_make(&sv, 2, (int64_t[]){ 0, n }, (int64_t[]){ t0, t1 }, slots);
         for (int track = 1; track >= 0; track--) {
             /* track 0: a shape-only dry run given the weights counts the same. */
-            tsr_backend *be = collecting(slots, 2, track);
+            tsr_backend *be = tc_mockup_collecting(slots, 2, track);
             tsr_tile *W, *x, *r;
             tsr_backend_counts c;
             tsr_backend_reset_counts(be);
@@ -109,8 +84,8 @@ static void test_matvec_a(void **state) {
             assert_int_equal(c.mul_const, zero_rows);
             assert_int_equal(c.encode, 0);
             assert_int_equal(c.rescale, (uint64_t)e0);
-            assert_int_equal(c.rotations, (e0 - zero_rows) * (uint64_t)lg(t1));
-            assert_int_equal(c.add, (nnz - (e0 - zero_rows)) + (e0 - zero_rows) * lg(t1));
+            assert_int_equal(c.rotations, (e0 - zero_rows) * (uint64_t)tc_lg(t1));
+            assert_int_equal(c.add, (nnz - (e0 - zero_rows)) + (e0 - zero_rows) * tc_lg(t1));
             assert_int_equal(tsr_tile_level(r), 1);
             if (track) tc_check(r, y, TOL);
             tsr_tile_free(r);
@@ -130,10 +105,10 @@ static void test_matvec_b(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 1301);
-    for (int it = 0; it < iters(40); it++) {
+    for (int it = 0; it < tc_iters(40); it++) {
         int64_t slots = (int64_t)1 << (3 + tsr_prng_uniform(&g, 5));
         int64_t t[3] = { 1, 1, 1 };
-        for (int b = 0; b < lg(slots); b++) t[tsr_prng_uniform(&g, 3)] *= 2;
+        for (int b = 0; b < tc_lg(slots); b++) t[tsr_prng_uniform(&g, 3)] *= 2;
         int64_t n = 1 + (int64_t)tsr_prng_uniform(&g, 3 * (uint64_t)t[0]),
                 m = 1 + (int64_t)tsr_prng_uniform(&g, 3 * (uint64_t)t[1]),
                 B = 1 + (int64_t)tsr_prng_uniform(&g, 2 * (uint64_t)t[2]);
@@ -154,10 +129,10 @@ static void test_matvec_b(void **state) {
             nnz += r;
             zero_cols += r == 0;
         }
-        tsr_backend *be = collecting(slots, 2, 1);
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         tsr_tile_shape sw, sx;
-        shape_of(&sw, 3, (int64_t[]){ n, m, 0 }, t, slots);
-        shape_of(&sx, 3, (int64_t[]){ n, 0, B }, t, slots);
+        tc_shape_make(&sw, 3, (int64_t[]){ n, m, 0 }, t, slots);
+        tc_shape_make(&sx, 3, (int64_t[]){ n, 0, B }, t, slots);
         tsr_tile *W, *x, *r;
         tt_ok(tsr_tile_encode(be, &sw, WT, -1, 0, &W));
         tt_ok(tsr_tile_encrypt(be, &sx, X, -1, 0, &x));
@@ -168,7 +143,7 @@ static void test_matvec_b(void **state) {
         tsr_backend_get_counts(be, &c);
         assert_int_equal(c.mul_plain, nnz * (uint64_t)eb);
         assert_int_equal(c.mul_const, zero_cols * (uint64_t)eb);
-        assert_int_equal(c.rotations, (e1 - zero_cols) * (uint64_t)eb * (uint64_t)lg(t[0]));
+        assert_int_equal(c.rotations, (e1 - zero_cols) * (uint64_t)eb * (uint64_t)tc_lg(t[0]));
         tsr_tile_free(r);
         tsr_tile_free(W);
         tsr_tile_free(x);
@@ -185,9 +160,9 @@ static void test_elementwise(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 1302);
-    for (int it = 0; it < iters(30); it++) {
+    for (int it = 0; it < tc_iters(30); it++) {
         int64_t slots = (int64_t)1 << (2 + tsr_prng_uniform(&g, 5));
-        int b0 = (int)tsr_prng_uniform(&g, (uint64_t)lg(slots) + 1);
+        int b0 = (int)tsr_prng_uniform(&g, (uint64_t)tc_lg(slots) + 1);
         int64_t t0 = (int64_t)1 << b0, t1 = slots / t0;
         int64_t m = 1 + (int64_t)tsr_prng_uniform(&g, 3 * (uint64_t)t0),
                 n = 1 + (int64_t)tsr_prng_uniform(&g, 3 * (uint64_t)t1);
@@ -200,9 +175,9 @@ static void test_elementwise(void **state) {
         tc_random_dense(&g, X, (size_t)(m * n), -1, 1);
         uint64_t nnz = 0;
         for (int64_t b = 0; b < e0 * e1; b++) nnz += !zb[b];
-        tsr_backend *be = collecting(slots, 2, 1);
+        tsr_backend *be = tc_mockup_collecting(slots, 2, 1);
         tsr_tile_shape s;
-        shape_of(&s, 2, (int64_t[]){ m, n }, (int64_t[]){ t0, t1 }, slots);
+        tc_shape_make(&s, 2, (int64_t[]){ m, n }, (int64_t[]){ t0, t1 }, slots);
         tsr_tile *p, *x, *r;
         tt_ok(tsr_tile_encode(be, &s, P, -1, 0, &p));
         tt_ok(tsr_tile_encrypt(be, &s, X, -1, 0, &x));
@@ -275,7 +250,7 @@ static void test_elementwise(void **state) {
 /* A plaintext that is zero everywhere: nothing encoded, products give zeros. */
 static void test_all_zero(void **state) {
     (void)state;
-    tsr_backend *be = collecting(64, 3, 1);
+    tsr_backend *be = tc_mockup_collecting(64, 3, 1);
     tsr_tile_shape sw, sv;
     tc_shape("[10/8, 20/8]", 64, &sw);
     tc_shape("[*/8, 20/8]", 64, &sv);
@@ -329,7 +304,7 @@ static void test_sparse_encode(void **state) {
     const char *shapes[] = { "[10/4, */2, 20/8]", "[13~/4, 7/2, */8]", "[*/4, 9/4, 5/4]" };
     tsr_prng g;
     tt_prng(&g, 1304);
-    tsr_backend *be = collecting(64, 2, 1), *dry = collecting(64, 2, 0);
+    tsr_backend *be = tc_mockup_collecting(64, 2, 1), *dry = tc_mockup_collecting(64, 2, 0);
     for (int k = 0; k < 3; k++) {
         tsr_tile_shape s;
         tc_shape(shapes[k], 64, &s);
@@ -378,7 +353,7 @@ static void test_conv(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 1304);
-    tsr_backend *be = collecting(256, 3, 1);
+    tsr_backend *be = tc_mockup_collecting(256, 3, 1);
     tsr_tile_shape is;
     tc_shape("[*/4, 7~/4, 6~/4, 3/2, 2/2]", 256, &is);
     double img[7 * 6 * 3 * 2], w[8 * 3 * 3 * 3];

@@ -344,6 +344,44 @@ static void test_outside_counts(void **state) {
     tsr_graph_free(g);
 }
 
+/* The recorded range of a node's input: the same bits as the serial loop lo = v < lo ? v : lo
+ * (NaN skipped, the first of +0 and -0 kept), on inputs whose smallest or largest value is a
+ * zero of either sign reached in a different interleaving lane first. */
+static void expect_range_bits(const double *v, size_t n) {
+    tsr_graph *g = two_polys_one_name();
+    tsr_trainer *t;
+    tt_ok(tsr_trainer_create(&t, g));
+    tsr_array *x;
+    tt_ok(tsr_array_create(&x, 2, (int64_t[]){ (int64_t)n / 3, 3 }));
+    memcpy(x->data, v, n * sizeof *v);
+    double wlo = INFINITY, whi = -INFINITY, lo, hi;
+    for (size_t i = 0; i < n; i++) {
+        wlo = v[i] < wlo ? v[i] : wlo;
+        whi = v[i] > whi ? v[i] : whi;
+    }
+    tsr_trainer_track_ranges(t, 1, 1);
+    tt_ok(tsr_trainer_forward(t, x, NULL));
+    tt_ok(tsr_trainer_node_range(t, 0, &lo, &hi));
+    assert_memory_equal(&lo, &wlo, sizeof lo);
+    assert_memory_equal(&hi, &whi, sizeof hi);
+    tsr_array_free(x);
+    tsr_trainer_free(t);
+    tsr_graph_free(g);
+}
+
+static void test_range_zero_signs(void **state) {
+    (void)state;
+    const double nz = -0.0;
+    double a[12] = { 1, 2, 3, 4, 5, 0.0, 6, 7, nz, 8, 9, NAN }; /* lo +0: lane 1 before lane 0 */
+    double b[12] = { 1, 2, 3, 4, 5, nz, 6, 7, 0.0, 8, 9, 1 };   /* lo -0 */
+    double c[15] = { -1, -2, -3, -4, -5, nz, -6, -7, 0.0, -8, NAN, -9, -1, -2, -3 }; /* hi -0 */
+    double d[15] = { -1, -2, -3, -4, 5, -2, 0.0, -7, 3, -8, -1, -9, -1, -2, 5 };     /* no zero */
+    expect_range_bits(a, 12);
+    expect_range_bits(b, 12);
+    expect_range_bits(c, 15);
+    expect_range_bits(d, 15);
+}
+
 static void test_grad_elementwise(void **state) {
     (void)state;
     /* broadcasting Add/Sub/Mul/Div/Pow, Neg, Square on positive inputs */
@@ -721,6 +759,7 @@ int main(void) {
         cmocka_unit_test(test_grad_poly),
         cmocka_unit_test(test_bounds_by_position),
         cmocka_unit_test(test_outside_counts),
+        cmocka_unit_test(test_range_zero_signs),
         cmocka_unit_test(test_grad_elementwise),
         cmocka_unit_test(test_grad_movement),
         cmocka_unit_test(test_grad_wide_concat),

@@ -832,9 +832,22 @@ class Trainer:
         return bool(lib.tsr_trainer_is_trainable(self._ptr, name.encode()))
 
     def set_bound(self, node, bound):
-        """Range-loss bound of a polynomial node's input (see range_weight in fit)."""
-        _check(lib.tsr_trainer_set_bound(self._ptr, node.encode(), float(bound)),
-               "set_bound('%s')" % node)
+        """Range-loss bound of a polynomial node's input (see range_weight in fit): the
+        interval [-bound, bound]. node is the node's name, or its position in execution order
+        (an int, as in ranges() and Graph.nodes): imported models may give several nodes one
+        name, and such a name is refused (TesseraError) rather than guessed."""
+        if isinstance(node, (int, np.integer)) and not isinstance(node, bool):
+            _check(lib.tsr_trainer_set_node_bound(self._ptr, int(node), float(bound)),
+                   "set_bound(%d)" % node)
+            return
+        if not isinstance(node, str):
+            raise TypeError("set_bound: node is a name or a position, not %s"
+                            % type(node).__name__)
+        st = lib.tsr_trainer_set_bound(self._ptr, node.encode(), float(bound))
+        ctx = "set_bound('%s')" % node
+        if st == lib.TSR_ERR_INVALID_ARG and b"nodes are called" in ffi.string(lib.tsr_last_error()):
+            ctx += ": pass the node's position instead (an int, as in ranges())"
+        _check(st, ctx)
 
     def ranges(self, x, batch=256):
         """Run x (N, ...) through the current parameters and report, per node in execution

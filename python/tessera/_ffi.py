@@ -131,6 +131,7 @@ int tsr_trainer_is_trainable(const tsr_trainer *t, const char *name);
 size_t tsr_trainer_num_params(const tsr_trainer *t);
 float *tsr_trainer_params(tsr_trainer *t);
 tsr_status tsr_trainer_set_bound(tsr_trainer *t, const char *node, double bound);
+tsr_status tsr_trainer_set_node_bound(tsr_trainer *t, int i, double bound);
 tsr_status tsr_trainer_forward(tsr_trainer *t, const tsr_array *x, const tsr_array **y);
 void tsr_trainer_track_ranges(tsr_trainer *t, int on, int reset);
 tsr_status tsr_trainer_node_range(const tsr_trainer *t, int i, double *lo, double *hi);

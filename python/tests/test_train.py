@@ -202,3 +202,64 @@ def test_trainer_refuses_bad_data(graph):
         t.fit(np.zeros((4, 1, 16, 16)), np.zeros(4), x_test=np.zeros((4, 1, 16, 16)))
     with pytest.raises(TypeError):
         tessera.Trainer("model.onnx")
+
+
+def two_polys_one_name(path, rng):
+    """8 -> Gemm -> c0 + c1 h + c2 h^2 -> Gemm -> the same polynomial, both nodes named "act"
+    (ONNX lets nodes share a name; exporters do)."""
+    w1 = numpy_helper.from_array(rng.normal(0, 0.5, (6, 8)).astype(np.float32), "w1")
+    w2 = numpy_helper.from_array(rng.normal(0, 0.5, (3, 6)).astype(np.float32), "w2")
+    c = [numpy_helper.from_array(np.array(v, np.float32), n)
+         for n, v in (("c0", 0.1), ("c1", 0.5), ("c2", 0.25))]
+    nodes = []
+    for i, (src, dst) in enumerate((("h", "a"), ("g", "y"))):
+        nodes += [helper.make_node("Mul", [src, src], ["%s_sq" % src], name="act"),
+                  helper.make_node("Mul", ["%s_sq" % src, "c2"], ["%s_t2" % src], name="act"),
+                  helper.make_node("Mul", [src, "c1"], ["%s_t1" % src], name="act"),
+                  helper.make_node("Add", ["%s_t1" % src, "%s_t2" % src], ["%s_s" % src],
+                                   name="act"),
+                  helper.make_node("Add", ["%s_s" % src, "c0"], [dst], name="act")]
+    nodes.insert(0, helper.make_node("Gemm", ["x", "w1"], ["h"], transB=1, name="fc1"))
+    nodes.insert(6, helper.make_node("Gemm", ["a", "w2"], ["g"], transB=1, name="fc2"))
+    g = helper.make_graph(nodes, "two",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+                          [w1, w2] + c)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def test_set_bound_by_position(tmp_path):
+    """A name two nodes share is refused with a pointer to positions; the position (as in
+    ranges()) sets the bound of that node only, and what it counts matches numpy."""
+    rng = np.random.default_rng(21)
+    two_polys_one_name(tmp_path / "p.onnx", rng)
+    g = tessera.Graph.from_onnx(tmp_path / "p.onnx")
+    t = tessera.Trainer(g)
+    polys = [i for i, (name, kind) in enumerate(g.nodes) if kind == "poly"]
+    assert len(polys) == 2 and {g.nodes[i][0] for i in polys} == {"act"}
+    with pytest.raises(tessera.TesseraError) as e:
+        t.set_bound("act", 1.0)
+    assert "position" in str(e.value)
+    x = rng.normal(0, 1, (50, 8))
+    rows = t.ranges(x)
+    assert all(rows[i]["bound"] is None for i in polys)
+    t.set_bound(polys[1], 0.3)
+    rows = t.ranges(x)
+    assert rows[polys[0]]["bound"] is None
+    assert rows[polys[1]]["bound"] == (-0.3, 0.3)
+    m = onnx.load(str(tmp_path / "p.onnx"))
+    w = {i.name: numpy_helper.to_array(i).astype(np.float64) for i in m.graph.initializer}
+    h = x @ w["w1"].T
+    a = w["c0"] + w["c1"] * h + w["c2"] * h * h
+    gin = a @ w["w2"].T  # the second polynomial's input
+    want = int((np.abs(gin) > 0.3).sum())
+    assert 0 < want < gin.size
+    assert (rows[polys[1]]["outside"], rows[polys[1]]["count"]) == (want, gin.size)
+    t.set_bound(np.int64(polys[0]), 2.0)  # numpy integers are positions too
+    assert t.ranges(x)[polys[0]]["bound"] == (-2.0, 2.0)
+    with pytest.raises(tessera.NotFoundError):
+        t.set_bound(len(g.nodes), 1.0)
+    with pytest.raises(tessera.TesseraError):
+        t.set_bound(polys[0] - 1 if polys[0] > 0 else polys[1] + 1, 1.0)  # not a polynomial
+    with pytest.raises(TypeError):
+        t.set_bound(True, 1.0)

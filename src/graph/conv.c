@@ -82,12 +82,47 @@ void tsr_conv_plan_free(tsr_conv_plan *cp) {
     cp->col = NULL;
 }
 
+/* Smallest integer >= a / b for b > 0, a of any sign. */
+static int64_t ceil_div(int64_t a, int64_t b) {
+    return a >= 0 ? (a + b - 1) / b : -((-a) / b);
+}
+
+/*
+ * Row by row of the output's last spatial dimension: for kernel position q the taps of one
+ * output row are inside the input exactly for ow in [lo, hi) (from the last dimension's
+ * geometry) unless the row's leading coordinates fall into padding, which the tap table says
+ * at ow = lo; inside, they step by the stride, so a row is a strided (stride 1: contiguous)
+ * copy between zeros. Same values as reading the tap table entry by entry.
+ */
 void tsr_conv_im2col(const tsr_conv_plan *cp, const double *xg) {
-    const int64_t nk = cp->nk, nout = cp->nout, nin = cp->nin;
-    for (int64_t c = 0; c < cp->cg; c++)
-        for (int64_t q = 0; q < nk; q++) {
+    const tsr_pool_geom *geo = &cp->geo;
+    const int ls = geo->ns - 1;
+    const int64_t nk = cp->nk, nout = cp->nout, nin = cp->nin, W = geo->out[ls];
+    const int64_t st = geo->s[ls], kw_n = geo->k[ls];
+    if (W <= 0) return;
+    for (int64_t q = 0; q < nk; q++) {
+        const int64_t off = (q % kw_n) * geo->d[ls] - geo->pb[ls]; /* pos = ow * st + off */
+        int64_t lo = ceil_div(-off, st), hi = ceil_div(geo->in[ls] - off, st);
+        lo = lo < 0 ? 0 : lo > W ? W : lo;
+        hi = hi < lo ? lo : hi > W ? W : hi;
+        const int64_t *tq = cp->tab + q * nout;
+        for (int64_t c = 0; c < cp->cg; c++) {
             double *row = cp->col + (c * nk + q) * nout;
-            const int64_t *tq = cp->tab + q * nout;
-            for (int64_t p = 0; p < nout; p++) row[p] = tq[p] < 0 ? 0 : xg[c * nin + tq[p]];
+            const double *xc = xg + c * nin;
+            for (int64_t base = 0; base < nout; base += W) {
+                double *r = row + base;
+                if (lo >= hi || tq[base + lo] < 0) {
+                    memset(r, 0, (size_t)W * sizeof *r);
+                    continue;
+                }
+                const double *src = xc + tq[base + lo];
+                for (int64_t j = 0; j < lo; j++) r[j] = 0;
+                if (st == 1)
+                    memcpy(r + lo, src, (size_t)(hi - lo) * sizeof *r);
+                else
+                    for (int64_t j = lo; j < hi; j++) r[j] = src[(j - lo) * st];
+                for (int64_t j = hi; j < W; j++) r[j] = 0;
+            }
         }
+    }
 }

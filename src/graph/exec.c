@@ -20,8 +20,6 @@ void tsr_graph_set_naive(int naive) {
     atomic_store(&use_naive, naive != 0);
 }
 
-/* ---- strides and index walking ---------------------------------------------- */
-
 /* ---- elementwise ------------------------------------------------------------- */
 
 static double bin_op(tsr_graph_kind k, double a, double b) {
@@ -45,58 +43,74 @@ static void exec_binary(tsr_graph_kind kind, const tsr_array *a, const tsr_array
         for (size_t i = 0; i < o->numel; i++) o->data[i] = bin_op(kind, a->data[i], b->data[i]);
         return;
     }
-    int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
+    int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK];
     tsr_bstrides(a, r, o->dims, sa);
     tsr_bstrides(b, r, o->dims, sb);
-    int64_t ia = 0, ib = 0;
-    for (size_t i = 0; i < o->numel; i++) {
-        o->data[i] = bin_op(kind, a->data[ia], b->data[ib]);
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            ia += sa[k];
-            ib += sb[k];
-            if (idx[k] < o->dims[k]) break;
-            ia -= sa[k] * idx[k];
-            ib -= sb[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    tsr_walk w;
+    tsr_walk_init(&w, r, o->dims, sa, sb);
+    for (size_t i = 0; i < o->numel; i++, tsr_walk_next(&w))
+        o->data[i] = bin_op(kind, a->data[w.off[0]], b->data[w.off[1]]);
 }
 
-/* Coefficient row of element i for POLY / CHEBYSHEV ((D+1) or (C, D+1) along the axis). */
-static const double *coeff_row(const tsr_graph_node *n, const tsr_array *x, const tsr_array *c,
-                               size_t i, int64_t *ncoef) {
-    if (c->rank == 1) {
-        *ncoef = c->dims[0];
-        return c->data;
+/*
+ * POLY / CHEBYSHEV: coefficients (D+1) for every element, or (C, D+1) along the axis. The
+ * elements sharing one coefficient row are contiguous runs of `inner` values (the whole array
+ * for one row). A power-basis run is evaluated four elements at a time, four independent Horner
+ * chains in registers: every element gets the same operations in the same order as one Horner
+ * loop per element (y = 0, then y = y * x + c_k from the top coefficient down).
+ */
+static void poly_run(const tsr_graph_node *n, const double *cf, int64_t m, const double *x,
+                     double *o, int64_t len) {
+    if (n->kind == TSR_NODE_POLY) {
+        int64_t j = 0;
+        for (; j + 4 <= len; j += 4) {
+            const double x0 = x[j], x1 = x[j + 1], x2 = x[j + 2], x3 = x[j + 3];
+            double y0 = 0, y1 = 0, y2 = 0, y3 = 0;
+            for (int64_t k = m - 1; k >= 0; k--) {
+                y0 = y0 * x0 + cf[k];
+                y1 = y1 * x1 + cf[k];
+                y2 = y2 * x2 + cf[k];
+                y3 = y3 * x3 + cf[k];
+            }
+            o[j] = y0;
+            o[j + 1] = y1;
+            o[j + 2] = y2;
+            o[j + 3] = y3;
+        }
+        for (; j < len; j++) {
+            double y = 0;
+            for (int64_t k = m - 1; k >= 0; k--) y = y * x[j] + cf[k];
+            o[j] = y;
+        }
+        return;
     }
-    int64_t ax = n->a.axis < 0 ? n->a.axis + x->rank : n->a.axis;
-    int64_t inner = 1;
-    for (int k = (int)ax + 1; k < x->rank; k++) inner *= x->dims[k];
-    int64_t ch = ((int64_t)i / inner) % x->dims[ax];
-    *ncoef = c->dims[1];
-    return c->data + ch * c->dims[1];
+    for (int64_t j = 0; j < len; j++) { /* Clenshaw on u in [-1, 1] */
+        double u = (2 * x[j] - n->a.lo - n->a.hi) / (n->a.hi - n->a.lo), b1 = 0, b2 = 0;
+        for (int64_t k = m - 1; k >= 1; k--) {
+            double t = 2 * u * b1 - b2 + cf[k];
+            b2 = b1;
+            b1 = t;
+        }
+        o[j] = u * b1 - b2 + cf[0];
+    }
 }
 
 static void exec_poly(const tsr_graph_node *n, const tsr_array *x, const tsr_array *c,
                       tsr_array *o) {
-    for (size_t i = 0; i < x->numel; i++) {
-        int64_t m;
-        const double *cf = coeff_row(n, x, c, i, &m);
-        double v = x->data[i], y = 0;
-        if (n->kind == TSR_NODE_POLY) {
-            for (int64_t k = m - 1; k >= 0; k--) y = y * v + cf[k];
-        } else { /* Clenshaw on u in [-1, 1] */
-            double u = (2 * v - n->a.lo - n->a.hi) / (n->a.hi - n->a.lo), b1 = 0, b2 = 0;
-            for (int64_t k = m - 1; k >= 1; k--) {
-                double t = 2 * u * b1 - b2 + cf[k];
-                b2 = b1;
-                b1 = t;
-            }
-            y = u * b1 - b2 + cf[0];
-        }
-        o->data[i] = y;
+    if (c->rank == 1) {
+        poly_run(n, c->data, c->dims[0], x->data, o->data, (int64_t)x->numel);
+        return;
     }
+    int64_t ax = n->a.axis < 0 ? n->a.axis + x->rank : n->a.axis;
+    int64_t inner = 1, outer = 1;
+    for (int k = (int)ax + 1; k < x->rank; k++) inner *= x->dims[k];
+    for (int k = 0; k < (int)ax; k++) outer *= x->dims[k];
+    const int64_t C = x->dims[ax], m = c->dims[1];
+    for (int64_t b = 0; b < outer; b++)
+        for (int64_t ch = 0; ch < C; ch++) {
+            const int64_t at = (b * C + ch) * inner;
+            poly_run(n, c->data + ch * m, m, x->data + at, o->data + at, inner);
+        }
 }
 
 /* ---- matrix products --------------------------------------------------------- */
@@ -136,42 +150,41 @@ static void exec_gemm(const tsr_graph_node *n, const tsr_array *a, const tsr_arr
          beta, o->data, nn);
 }
 
-static void exec_matmul(const tsr_array *a, const tsr_array *b, tsr_array *o) {
+void tsr_matmul_geom_init(tsr_matmul_geom *mg, const tsr_array *a, const tsr_array *b,
+                          const tsr_array *o) {
     int ra = a->rank, rb = b->rank;
-    int64_t m = ra >= 2 ? a->dims[ra - 2] : 1, k = a->dims[ra - 1];
-    int64_t nn = rb >= 2 ? b->dims[rb - 1] : 1;
+    memset(mg, 0, sizeof *mg);
+    mg->m = ra >= 2 ? a->dims[ra - 2] : 1;
+    mg->k = a->dims[ra - 1];
+    mg->nn = rb >= 2 ? b->dims[rb - 1] : 1;
     /* Batch dims of the output: everything before the matrix dims. */
-    int rbat = o->rank - (ra >= 2) - (rb >= 2);
-    int64_t nb = 1;
-    for (int q = 0; q < rbat; q++) nb *= o->dims[q];
+    mg->rbat = o->rank - (ra >= 2) - (rb >= 2);
+    mg->nb = 1;
+    for (int q = 0; q < mg->rbat; q++) mg->nb *= o->dims[q];
     /* Broadcast strides (in matrices) of a and b over the batch dims. */
-    int64_t sa[TSR_ARRAY_MAX_RANK] = { 0 }, sb[TSR_ARRAY_MAX_RANK] = { 0 };
     int64_t acc = 1;
     for (int q = ra - 3; q >= 0; q--) {
-        int j = q + (rbat - (ra - 2));
-        sa[j] = a->dims[q] == 1 ? 0 : acc;
+        int j = q + (mg->rbat - (ra - 2));
+        mg->sa[j] = a->dims[q] == 1 ? 0 : acc;
         acc *= a->dims[q];
     }
     acc = 1;
     for (int q = rb - 3; q >= 0; q--) {
-        int j = q + (rbat - (rb - 2));
-        sb[j] = b->dims[q] == 1 ? 0 : acc;
+        int j = q + (mg->rbat - (rb - 2));
+        mg->sb[j] = b->dims[q] == 1 ? 0 : acc;
         acc *= b->dims[q];
     }
-    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, ia = 0, ib = 0;
-    for (int64_t bi = 0; bi < nb; bi++) {
-        gemm(0, 0, m, nn, k, 1.0, a->data + ia * m * k, k, b->data + ib * k * nn, nn, 0.0,
-             o->data + bi * m * nn, nn);
-        for (int q = rbat - 1; q >= 0; q--) {
-            idx[q]++;
-            ia += sa[q];
-            ib += sb[q];
-            if (idx[q] < o->dims[q]) break;
-            ia -= sa[q] * idx[q];
-            ib -= sb[q] * idx[q];
-            idx[q] = 0;
-        }
-    }
+}
+
+static void exec_matmul(const tsr_array *a, const tsr_array *b, tsr_array *o) {
+    tsr_matmul_geom g;
+    tsr_matmul_geom_init(&g, a, b, o);
+    const int64_t m = g.m, k = g.k, nn = g.nn;
+    tsr_walk w;
+    tsr_walk_init(&w, g.rbat, o->dims, g.sa, g.sb);
+    for (int64_t bi = 0; bi < g.nb; bi++, tsr_walk_next(&w))
+        gemm(0, 0, m, nn, k, 1.0, a->data + w.off[0] * m * k, k, b->data + w.off[1] * k * nn, nn,
+             0.0, o->data + bi * m * nn, nn);
 }
 
 /* ---- convolution and pooling --------------------------------------------------- */
@@ -238,7 +251,19 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
         tsr_unravel(p, geo.out, ns, op);
         div[p] = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
     }
-    for (int64_t pl = 0; pl < planes; pl++) {
+    for (int64_t pl = 0; tab && div && pl < planes; pl++) {
+        /* tap by tap over the whole plane: each output adds its taps in the same order */
+        const double *xp = x->data + pl * nin;
+        double *yp = o->data + pl * nout;
+        for (int64_t p = 0; p < nout; p++) yp[p] = 0;
+        for (int64_t q = 0; q < nk; q++) {
+            const int64_t *tq = tab + q * nout;
+            for (int64_t p = 0; p < nout; p++)
+                if (tq[p] >= 0) yp[p] += xp[tq[p]];
+        }
+        for (int64_t p = 0; p < nout; p++) yp[p] = div[p] != 0 ? yp[p] / div[p] : 0.0;
+    }
+    for (int64_t pl = 0; !(tab && div) && pl < planes; pl++) {
         const double *xp = x->data + pl * nin;
         double *yp = o->data + pl * nout;
         for (int64_t p = 0; p < nout; p++) {
@@ -247,13 +272,8 @@ static void exec_avgpool(const tsr_graph_node *n, const tsr_array *x, tsr_array 
                 int64_t t = tsr_pool_tap_at(&geo, tab, nout, q, p, op, kp);
                 if (t >= 0) s += xp[t];
             }
-            double d;
-            if (div) {
-                d = div[p];
-            } else {
-                tsr_unravel(p, geo.out, ns, op);
-                d = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
-            }
+            tsr_unravel(p, geo.out, ns, op);
+            double d = (double)tsr_pool_divisor(&geo, op, n->a.count_include_pad);
             yp[p] = d != 0 ? s / d : 0.0;
         }
     }
@@ -284,22 +304,19 @@ static void exec_batchnorm(const tsr_graph_node *n, const tsr_array *const *in, 
 
 /* ---- data movement ------------------------------------------------------------- */
 
-static void exec_transpose(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+int64_t tsr_transpose_strides(const tsr_graph_node *n, const tsr_array *x, int64_t *s) {
     int r = x->rank;
-    int64_t sx[TSR_ARRAY_MAX_RANK], s[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
+    int64_t sx[TSR_ARRAY_MAX_RANK];
     tsr_strides_of(r, x->dims, sx);
     for (int k = 0; k < r; k++) s[k] = sx[n->a.n_perm ? n->a.perm[k] : r - 1 - k];
-    int64_t ix = 0;
-    for (size_t i = 0; i < o->numel; i++) {
-        o->data[i] = x->data[ix];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            ix += s[k];
-            if (idx[k] < o->dims[k]) break;
-            ix -= s[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    return 0;
+}
+
+static void exec_transpose(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    tsr_walk w;
+    tsr_walk_init(&w, o->rank, o->dims, NULL, NULL);
+    w.off[0] = tsr_transpose_strides(n, x, w.s[0]);
+    for (size_t i = 0; i < o->numel; i++, tsr_walk_next(&w)) o->data[i] = x->data[w.off[0]];
 }
 
 static void exec_concat(const tsr_graph_node *n, const tsr_array *const *in, tsr_array *o) {
@@ -319,7 +336,7 @@ static void exec_concat(const tsr_graph_node *n, const tsr_array *const *in, tsr
     }
 }
 
-static void exec_slice(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+int64_t tsr_slice_strides(const tsr_graph_node *n, const tsr_array *x, int64_t *s) {
     int r = x->rank;
     int64_t start[TSR_ARRAY_MAX_RANK] = { 0 }, step[TSR_ARRAY_MAX_RANK], sx[TSR_ARRAY_MAX_RANK];
     for (int k = 0; k < r; k++) step[k] = 1;
@@ -327,32 +344,30 @@ static void exec_slice(const tsr_graph_node *n, const tsr_array *x, tsr_array *o
         int64_t ax = n->a.axes[i] < 0 ? n->a.axes[i] + r : n->a.axes[i];
         int64_t dim = x->dims[ax], st = tsr_clamp62(n->a.starts[i]), sp = n->a.steps[i];
         if (st < 0) st += dim;
-        st = sp > 0 ? (st < 0     ? 0
-                       : st > dim ? dim
-                                  : st)
-                    : (st < 0         ? 0
-                       : st > dim - 1 ? dim - 1
-                                      : st);
+        if (sp > 0)
+            st = st < 0 ? 0 : st > dim ? dim : st;
+        else
+            st = st < 0 ? 0 : st > dim - 1 ? dim - 1 : st;
         start[ax] = st;
         step[ax] = sp;
     }
     tsr_strides_of(r, x->dims, sx);
-    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, base = 0;
-    for (int k = 0; k < r; k++) base += start[k] * sx[k];
-    int64_t ix = base;
-    for (size_t i = 0; i < o->numel; i++) {
-        o->data[i] = x->data[ix];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            ix += step[k] * sx[k];
-            if (idx[k] < o->dims[k]) break;
-            ix -= step[k] * sx[k] * idx[k];
-            idx[k] = 0;
-        }
+    int64_t base = 0;
+    for (int k = 0; k < r; k++) {
+        base += start[k] * sx[k];
+        s[k] = step[k] * sx[k];
     }
+    return base;
 }
 
-static void exec_reduce(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+static void exec_slice(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    tsr_walk w;
+    tsr_walk_init(&w, o->rank, o->dims, NULL, NULL);
+    w.off[0] = tsr_slice_strides(n, x, w.s[0]);
+    for (size_t i = 0; i < o->numel; i++, tsr_walk_next(&w)) o->data[i] = x->data[w.off[0]];
+}
+
+int64_t tsr_reduce_strides(const tsr_graph_node *n, const tsr_array *x, int64_t *os) {
     int r = x->rank;
     unsigned mask = 0;
     for (int i = 0; i < n->a.n_axes; i++)
@@ -363,46 +378,40 @@ static void exec_reduce(const tsr_graph_node *n, const tsr_array *x, tsr_array *
         mask = ((1u << r) - 1u) & ~((1u << ax) - 1u);
     }
     /* Output strides per input dimension (0 on reduced dims). */
-    int64_t os[TSR_ARRAY_MAX_RANK], kd[TSR_ARRAY_MAX_RANK], s = 1;
+    int64_t kd[TSR_ARRAY_MAX_RANK], s = 1;
     for (int k = 0; k < r; k++) kd[k] = (mask >> k & 1u) ? 1 : x->dims[k];
     for (int k = r - 1; k >= 0; k--) {
         os[k] = (mask >> k & 1u) ? 0 : s;
         s *= kd[k];
     }
+    return 0;
+}
+
+static void exec_reduce(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
+    tsr_walk w;
+    tsr_walk_init(&w, x->rank, x->dims, NULL, NULL);
+    w.off[0] = tsr_reduce_strides(n, x, w.s[0]);
     memset(o->data, 0, o->numel * sizeof(double));
-    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
-    for (size_t i = 0; i < x->numel; i++) {
-        o->data[io] += x->data[i];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            io += os[k];
-            if (idx[k] < x->dims[k]) break;
-            io -= os[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    for (size_t i = 0; i < x->numel; i++, tsr_walk_next(&w)) o->data[w.off[0]] += x->data[i];
     if (n->kind == TSR_NODE_REDUCE_MEAN && o->numel) {
         double cnt = (double)x->numel / (double)o->numel;
         for (size_t i = 0; i < o->numel; i++) o->data[i] /= cnt;
     }
 }
 
+int64_t tsr_pad_strides(const tsr_graph_node *n, const tsr_array *p, int64_t *s) {
+    tsr_strides_of(p->rank, p->dims, s);
+    int64_t base = 0;
+    for (int k = 0; k < p->rank; k++) base += n->a.pad_list[k] * s[k];
+    return base;
+}
+
 static void exec_pad(const tsr_graph_node *n, const tsr_array *x, tsr_array *o) {
-    int r = x->rank;
     for (size_t i = 0; i < o->numel; i++) o->data[i] = n->a.value;
-    int64_t so[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
-    tsr_strides_of(r, o->dims, so);
-    for (int k = 0; k < r; k++) io += n->a.pad_list[k] * so[k];
-    for (size_t i = 0; i < x->numel; i++) {
-        o->data[io] = x->data[i];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            io += so[k];
-            if (idx[k] < x->dims[k]) break;
-            io -= so[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    tsr_walk w;
+    tsr_walk_init(&w, x->rank, x->dims, NULL, NULL);
+    w.off[0] = tsr_pad_strides(n, o, w.s[0]);
+    for (size_t i = 0; i < x->numel; i++, tsr_walk_next(&w)) o->data[w.off[0]] = x->data[i];
 }
 
 static double unary(const tsr_graph_node *n, double v) {

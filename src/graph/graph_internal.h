@@ -154,6 +154,71 @@ static inline void tsr_bstrides(const tsr_array *t, int r, const int64_t *odims,
     }
 }
 
+/**
+ * An index walk over a row-major box (rank r, dims) moving two offsets at once, each by its
+ * own per-dimension strides (0 on a broadcast or reduced dimension; NULL strides: the offset
+ * stays where it starts). Both offsets start at 0 (set off[] after init); tsr_walk_next steps
+ * to the next position of the box. The walk of the elementwise, data movement and reduction
+ * kernels (exec.c) and of their backward (train/gbackward.c).
+ */
+typedef struct tsr_walk {
+    int r;
+    const int64_t *dims;
+    int64_t idx[TSR_ARRAY_MAX_RANK];
+    int64_t s[2][TSR_ARRAY_MAX_RANK];
+    int64_t off[2];
+} tsr_walk;
+
+static inline void tsr_walk_init(tsr_walk *w, int r, const int64_t *dims, const int64_t *s0,
+                                 const int64_t *s1) {
+    w->r = r;
+    w->dims = dims;
+    for (int k = 0; k < TSR_ARRAY_MAX_RANK; k++) {
+        w->idx[k] = 0;
+        w->s[0][k] = s0 && k < r ? s0[k] : 0;
+        w->s[1][k] = s1 && k < r ? s1[k] : 0;
+    }
+    w->off[0] = w->off[1] = 0;
+}
+
+static inline void tsr_walk_next(tsr_walk *w) {
+    for (int k = w->r - 1; k >= 0; k--) {
+        w->off[0] += w->s[0][k];
+        w->off[1] += w->s[1][k];
+        if (++w->idx[k] < w->dims[k]) return;
+        w->off[0] -= w->s[0][k] * w->idx[k];
+        w->off[1] -= w->s[1][k] * w->idx[k];
+        w->idx[k] = 0;
+    }
+}
+
+/*
+ * Where the movement and reduction kinds read (exec.c), for the executor and the backward:
+ * each fills per-dimension strides for a tsr_walk and returns the walk's start offset.
+ */
+/** TRANSPOSE: s[k] the stride in x of output dimension k; returns 0. */
+int64_t tsr_transpose_strides(const tsr_graph_node *n, const tsr_array *x, int64_t *s);
+/** SLICE: s[k] the step in x along output dimension k; returns the offset of the first element. */
+int64_t tsr_slice_strides(const tsr_graph_node *n, const tsr_array *x, int64_t *s);
+/** REDUCE_*: s[k] the stride in the output along input dimension k (0 reduced); returns 0. */
+int64_t tsr_reduce_strides(const tsr_graph_node *n, const tsr_array *x, int64_t *s);
+/** PAD: s the strides of the padded array p; returns the offset of x's first element in p. */
+int64_t tsr_pad_strides(const tsr_graph_node *n, const tsr_array *p, int64_t *s);
+
+/**
+ * MATMUL of a and b into o (ONNX broadcasting): matrices (m, k) x (k, nn), nb products over
+ * the rbat leading dimensions of o, where sa / sb step a's and b's matrix index (0 on
+ * broadcast dimensions).
+ */
+typedef struct tsr_matmul_geom {
+    int64_t m, k, nn, nb;
+    int rbat;
+    int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK];
+} tsr_matmul_geom;
+
+void tsr_matmul_geom_init(tsr_matmul_geom *mg, const tsr_array *a, const tsr_array *b,
+                          const tsr_array *o);
+
 /** Product of sz[0..ns). */
 static inline int64_t tsr_spatial_count(const int64_t *sz, int ns) {
     int64_t c = 1;

@@ -300,25 +300,43 @@ static tsr_status c_mul_const(tsr_backend *be, tsr_bvec *dst, double cst, double
     return st;
 }
 
-static tsr_status c_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
-                            const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
-                            const int64_t *cols, const double *vals, double cscale) {
-    tsr_ckks_ciphertext **o = tsr_calloc_array(n_out ? n_out : 1, sizeof *o);
-    const tsr_ckks_ciphertext **in = tsr_calloc_array(n_in ? n_in : 1, sizeof *in);
-    tsr_status st = (o && in) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    for (size_t i = 0; i < n_in && st == TSR_OK; i++) in[i] = CT(ins[i]);
+/*
+ * The outputs of a sum-of-products kernel: *o, n_out fresh ciphertexts (an array of at least
+ * one entry; on failure the ones made so far, the rest NULL). end_outs hands them to outs when
+ * st is TSR_OK, else frees them, frees the array and returns st.
+ */
+static tsr_status new_outs(tsr_backend *be, size_t n_out, tsr_ckks_ciphertext ***o) {
+    *o = tsr_calloc_array(n_out ? n_out : 1, sizeof **o);
+    if (!*o) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    tsr_status st = TSR_OK;
     for (size_t j = 0; j < n_out && st == TSR_OK; j++)
-        st = tsr_ckks_ciphertext_create(&o[j], K(be)->params);
-    if (st == TSR_OK) st = tsr_ckks_lincomb(o, n_out, in, n_in, row_ptr, cols, vals, cscale);
-    for (size_t j = 0; j < n_out; j++) {
+        st = tsr_ckks_ciphertext_create(&(*o)[j], K(be)->params);
+    return st;
+}
+
+static tsr_status end_outs(tsr_bvec *const *outs, size_t n_out, tsr_ckks_ciphertext **o,
+                           tsr_status st) {
+    for (size_t j = 0; o && j < n_out; j++) {
         if (st == TSR_OK)
             outs[j]->impl = o[j];
-        else if (o)
+        else
             tsr_ckks_ciphertext_free(o[j]);
     }
     tsr_free(o);
-    tsr_free((void *)in);
     return st;
+}
+
+static tsr_status c_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_out,
+                            const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
+                            const int64_t *cols, const double *vals, double cscale) {
+    tsr_ckks_ciphertext **o = NULL;
+    const tsr_ckks_ciphertext **in = tsr_calloc_array(n_in ? n_in : 1, sizeof *in);
+    tsr_status st = in ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < n_in && st == TSR_OK; i++) in[i] = CT(ins[i]);
+    if (st == TSR_OK) st = new_outs(be, n_out, &o);
+    if (st == TSR_OK) st = tsr_ckks_lincomb(o, n_out, in, n_in, row_ptr, cols, vals, cscale);
+    tsr_free((void *)in);
+    return end_outs(outs, n_out, o, st);
 }
 
 /* Record the first failure of a parallel loop (its message is per thread). */
@@ -337,13 +355,12 @@ static tsr_status c_sq_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_
                                const tsr_bvec *const *ins, size_t n_in, const int64_t *row_ptr,
                                const int64_t *cols, const double *vals, double cscale) {
     tsr_ckks_params *params = K(be)->params;
-    tsr_ckks_ciphertext **o = tsr_calloc_array(n_out ? n_out : 1, sizeof *o);
+    tsr_ckks_ciphertext **o = NULL;
     tsr_ckks_ciphertext **sq = tsr_calloc_array(n_in, sizeof *sq);
-    tsr_status st = (o && sq) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    tsr_status st = sq ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < n_in && st == TSR_OK; i++)
         st = tsr_ckks_ciphertext_create(&sq[i], params);
-    for (size_t j = 0; j < n_out && st == TSR_OK; j++)
-        st = tsr_ckks_ciphertext_create(&o[j], params);
+    if (st == TSR_OK) st = new_outs(be, n_out, &o);
     int stop = 0;
     tsr_status first = TSR_OK;
     char msg[512] = "";
@@ -387,14 +404,7 @@ static tsr_status c_sq_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t n_
         }
         if (stop) st = tsr_fail(first, "%s", msg);
     }
-    for (size_t j = 0; j < n_out; j++) {
-        if (st == TSR_OK)
-            outs[j]->impl = o[j];
-        else if (o)
-            tsr_ckks_ciphertext_free(o[j]);
-    }
-    tsr_free(o);
-    return st;
+    return end_outs(outs, n_out, o, st);
 }
 
 /* Per output (OpenMP threads over outputs, at most TSR_PROD_LINCOMB_THREADS of them): its
@@ -405,10 +415,8 @@ static tsr_status c_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t 
                                  const int64_t *row_ptr, const int64_t *ia, const int64_t *ib,
                                  const double *vals, double cscale) {
     tsr_ckks_params *params = K(be)->params;
-    tsr_ckks_ciphertext **o = tsr_calloc_array(n_out ? n_out : 1, sizeof *o);
-    tsr_status st = o ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    for (size_t j = 0; j < n_out && st == TSR_OK; j++)
-        st = tsr_ckks_ciphertext_create(&o[j], params);
+    tsr_ckks_ciphertext **o = NULL;
+    tsr_status st = new_outs(be, n_out, &o);
     int stop = 0;
     tsr_status first = TSR_OK;
     char msg[512] = "";
@@ -446,14 +454,7 @@ static tsr_status c_prod_lincomb(tsr_backend *be, tsr_bvec *const *outs, size_t 
         }
         if (stop) st = tsr_fail(first, "%s", msg);
     }
-    for (size_t j = 0; j < n_out; j++) {
-        if (st == TSR_OK)
-            outs[j]->impl = o[j];
-        else if (o)
-            tsr_ckks_ciphertext_free(o[j]);
-    }
-    tsr_free(o);
-    return st;
+    return end_outs(outs, n_out, o, st);
 }
 
 static tsr_status c_rotate(tsr_backend *be, const tsr_bvec *src, const int64_t *steps, size_t n,

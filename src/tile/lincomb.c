@@ -41,6 +41,55 @@ static tsr_status check_shapes(const tsr_tile_shape *a, const tsr_tile_shape *o,
     return TSR_OK;
 }
 
+/*
+ * The result tensor of a sum of products: out_shape, whose inside dimensions are flagged as
+ * holding unknown padding when the inputs' padding is unknown (unknown_in) or a bias reaches
+ * it (any non-zero bias).
+ */
+static tsr_status new_result(tsr_backend *be, const tsr_tile_shape *out_shape, int64_t nout,
+                             const double *bias, int unknown_in, tsr_tile **r) {
+    tsr_tile_shape rs = *out_shape;
+    int any_bias = 0;
+    for (int64_t j = 0; bias && j < nout; j++) any_bias |= bias[j] != 0.0;
+    int unknown = any_bias || unknown_in;
+    for (int d = 0; d < rs.ndims; d++) rs.dim[d].unknown = unknown && rs.dim[d].tile > 1;
+    tl_normalize(&rs);
+    return tl_new(be, &rs, 1, r);
+}
+
+/*
+ * Ends a sum of products whose kernel returned st: rescales every output ciphertext of r and
+ * adds its bias (non-zero entries), on OpenMP threads over the outputs. On any failure r is
+ * freed and the first failure's status returned with its message.
+ */
+static tsr_status rescale_add_bias(tsr_backend *be, tsr_tile *r, int64_t nout, const double *bias,
+                                   tsr_status st) {
+    int stop = 0;
+    tsr_status first = TSR_OK;
+    char msg[512] = "";
+#ifdef _OPENMP
+#pragma omp parallel for schedule(dynamic, 4) if (st == TSR_OK)
+#endif
+    for (int64_t j = 0; j < nout; j++) {
+        if (st != TSR_OK || __atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
+        tsr_status s = tsr_bvec_rescale(be, r->v[j]);
+        if (s == TSR_OK && bias && bias[j] != 0.0) s = tsr_bvec_add_const(be, r->v[j], bias[j]);
+        if (s != TSR_OK) {
+#ifdef _OPENMP
+#pragma omp critical(tsr_tile_lincomb_err)
+#endif
+            if (!stop) {
+                snprintf(msg, sizeof msg, "%s", tsr_last_error());
+                first = s;
+                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+            }
+        }
+    }
+    if (st == TSR_OK && stop) st = tsr_fail(first, "%s", msg);
+    if (st != TSR_OK) tsr_tile_free(r);
+    return st;
+}
+
 static tsr_status lincomb(const tsr_tile *a, int square, const tsr_tile_shape *out_shape,
                           const int64_t *row_ptr, const int64_t *cols, const double *vals,
                           const double *bias, tsr_tile **out) {
@@ -83,44 +132,14 @@ static tsr_status lincomb(const tsr_tile *a, int square, const tsr_tile_shape *o
                         "lincomb at level 0: no multiplicative depth left (use parameters with "
                         "more levels)");
     double cscale = be->scales[level - 1] * be->primes[level] / sin;
-    /* Result flags: a bias reaches the padding; unknown padding stays unknown. */
-    tsr_tile_shape rs = *out_shape;
-    int any_bias = 0;
-    for (int64_t j = 0; bias && j < nout; j++) any_bias |= bias[j] != 0.0;
-    int unknown = any_bias || tl_has_unknown(&a->shape);
-    for (int d = 0; d < rs.ndims; d++) rs.dim[d].unknown = unknown && rs.dim[d].tile > 1;
-    tl_normalize(&rs);
     tsr_tile *r;
-    TSR_TRY(tl_new(be, &rs, 1, &r));
+    TSR_TRY(new_result(be, out_shape, nout, bias, tl_has_unknown(&a->shape), &r));
     tsr_status st = square
                         ? tsr_bvec_sq_lincomb(be, r->v, (size_t)nout, (const tsr_bvec *const *)a->v,
                                               (size_t)a->ntiles, row_ptr, cols, vals, cscale)
                         : tsr_bvec_lincomb(be, r->v, (size_t)nout, (const tsr_bvec *const *)a->v,
                                            (size_t)a->ntiles, row_ptr, cols, vals, cscale);
-    int stop = 0;
-    char msg[512] = "";
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) if (st == TSR_OK)
-#endif
-    for (int64_t j = 0; j < nout; j++) {
-        if (st != TSR_OK || __atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
-        tsr_status s = tsr_bvec_rescale(be, r->v[j]);
-        if (s == TSR_OK && bias && bias[j] != 0.0) s = tsr_bvec_add_const(be, r->v[j], bias[j]);
-        if (s != TSR_OK) {
-#ifdef _OPENMP
-#pragma omp critical(tsr_tile_lincomb_err)
-#endif
-            if (!stop) {
-                snprintf(msg, sizeof msg, "%s", tsr_last_error());
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-            }
-        }
-    }
-    if (st == TSR_OK && stop) st = tsr_fail(TSR_ERR_INTERNAL, "%s", msg);
-    if (st != TSR_OK) {
-        tsr_tile_free(r);
-        return st;
-    }
+    TSR_TRY(rescale_add_bias(be, r, nout, bias, st));
     *out = r;
     return TSR_OK;
 }
@@ -181,44 +200,13 @@ tsr_status tsr_tile_prod_lincomb(const tsr_tile *a, const tsr_tile *b,
     double sin = tsr_tile_scale(a) * tsr_tile_scale(b) / be->primes[level];
     level--;
     double cscale = be->scales[level - 1] * be->primes[level] / sin;
-    tsr_tile_shape rs = *out_shape;
-    int any_bias = 0;
-    for (int64_t j = 0; bias && j < nout; j++) any_bias |= bias[j] != 0.0;
-    int unknown = any_bias || tl_has_unknown(&a->shape) || tl_has_unknown(&b->shape);
-    for (int d = 0; d < rs.ndims; d++) rs.dim[d].unknown = unknown && rs.dim[d].tile > 1;
-    tl_normalize(&rs);
     tsr_tile *r;
-    TSR_TRY(tl_new(be, &rs, 1, &r));
+    TSR_TRY(new_result(be, out_shape, nout, bias,
+                       tl_has_unknown(&a->shape) || tl_has_unknown(&b->shape), &r));
     tsr_status st = tsr_bvec_prod_lincomb(be, r->v, (size_t)nout, (const tsr_bvec *const *)a->v,
                                           (size_t)a->ntiles, (const tsr_bvec *const *)b->v,
                                           (size_t)b->ntiles, row_ptr, ia, ib, vals, cscale);
-    /* the per-output rescale and bias on threads, as tsr_tile_lincomb */
-    int stop = 0;
-    tsr_status first = TSR_OK;
-    char msg[512] = "";
-#ifdef _OPENMP
-#pragma omp parallel for schedule(dynamic, 4) if (st == TSR_OK)
-#endif
-    for (int64_t j = 0; j < nout; j++) {
-        if (st != TSR_OK || __atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
-        tsr_status s = tsr_bvec_rescale(be, r->v[j]);
-        if (s == TSR_OK && bias && bias[j] != 0.0) s = tsr_bvec_add_const(be, r->v[j], bias[j]);
-        if (s != TSR_OK) {
-#ifdef _OPENMP
-#pragma omp critical(tsr_tile_prod_lincomb_err)
-#endif
-            if (!stop) {
-                snprintf(msg, sizeof msg, "%s", tsr_last_error());
-                first = s;
-                __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
-            }
-        }
-    }
-    if (st == TSR_OK && stop) st = tsr_fail(first, "%s", msg);
-    if (st != TSR_OK) {
-        tsr_tile_free(r);
-        return st;
-    }
+    TSR_TRY(rescale_add_bias(be, r, nout, bias, st));
     *out = r;
     return TSR_OK;
 }

@@ -38,11 +38,13 @@ static void gemm(int ta, int tb, int64_t m, int64_t n, int64_t k, double alpha, 
 static void binary_backward(tsr_graph_kind kind, const tsr_array *a, const tsr_array *b,
                             const tsr_array *dout, tsr_array *da, tsr_array *db) {
     int r = dout->rank;
-    int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
+    int64_t sa[TSR_ARRAY_MAX_RANK], sb[TSR_ARRAY_MAX_RANK];
     tsr_bstrides(a, r, dout->dims, sa);
     tsr_bstrides(b, r, dout->dims, sb);
-    int64_t ia = 0, ib = 0;
-    for (size_t i = 0; i < dout->numel; i++) {
+    tsr_walk w;
+    tsr_walk_init(&w, r, dout->dims, sa, sb);
+    for (size_t i = 0; i < dout->numel; i++, tsr_walk_next(&w)) {
+        const int64_t ia = w.off[0], ib = w.off[1];
         double g = dout->data[i], av = a->data[ia], bv = b->data[ib];
         switch (kind) {
         case TSR_NODE_ADD:
@@ -65,15 +67,6 @@ static void binary_backward(tsr_graph_kind kind, const tsr_array *a, const tsr_a
             if (da && g != 0) da->data[ia] += g * bv * pow(av, bv - 1);
             if (db && av > 0) db->data[ib] += g * pow(av, bv) * log(av);
             break;
-        }
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            ia += sa[k];
-            ib += sb[k];
-            if (idx[k] < dout->dims[k]) break;
-            ia -= sa[k] * idx[k];
-            ib -= sb[k] * idx[k];
-            idx[k] = 0;
         }
     }
 }
@@ -155,26 +148,13 @@ static void gemm_backward(const tsr_graph_node *n, const tsr_array *a, const tsr
 
 static void matmul_backward(const tsr_array *a, const tsr_array *b, const tsr_array *o,
                             tsr_array *da, tsr_array *db) {
-    int ra = a->rank, rb = b->rank;
-    int64_t m = ra >= 2 ? a->dims[ra - 2] : 1, k = a->dims[ra - 1];
-    int64_t nn = rb >= 2 ? b->dims[rb - 1] : 1;
-    int rbat = o->rank - (ra >= 2) - (rb >= 2);
-    int64_t nb = 1;
-    for (int q = 0; q < rbat; q++) nb *= o->dims[q];
-    int64_t sa[TSR_ARRAY_MAX_RANK] = { 0 }, sb[TSR_ARRAY_MAX_RANK] = { 0 }, acc = 1;
-    for (int q = ra - 3; q >= 0; q--) {
-        int j = q + (rbat - (ra - 2));
-        sa[j] = a->dims[q] == 1 ? 0 : acc;
-        acc *= a->dims[q];
-    }
-    acc = 1;
-    for (int q = rb - 3; q >= 0; q--) {
-        int j = q + (rbat - (rb - 2));
-        sb[j] = b->dims[q] == 1 ? 0 : acc;
-        acc *= b->dims[q];
-    }
-    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, ia = 0, ib = 0;
-    for (int64_t bi = 0; bi < nb; bi++) {
+    tsr_matmul_geom g;
+    tsr_matmul_geom_init(&g, a, b, o);
+    const int64_t m = g.m, k = g.k, nn = g.nn;
+    tsr_walk w;
+    tsr_walk_init(&w, g.rbat, o->dims, g.sa, g.sb);
+    for (int64_t bi = 0; bi < g.nb; bi++, tsr_walk_next(&w)) {
+        const int64_t ia = w.off[0], ib = w.off[1];
         const double *dyb = o->data + bi * m * nn;
         if (da) /* dA (m, k) += dY (m, n) B^T */
             gemm(0, 1, m, k, nn, 1, dyb, nn, b->data + ib * k * nn, nn, 1, da->data + ia * m * k,
@@ -182,15 +162,6 @@ static void matmul_backward(const tsr_array *a, const tsr_array *b, const tsr_ar
         if (db) /* dB (k, n) += A^T dY */
             gemm(1, 0, k, nn, m, 1, a->data + ia * m * k, k, dyb, nn, 1, db->data + ib * k * nn,
                  nn);
-        for (int q = rbat - 1; q >= 0; q--) {
-            idx[q]++;
-            ia += sa[q];
-            ib += sb[q];
-            if (idx[q] < o->dims[q]) break;
-            ia -= sa[q] * idx[q];
-            ib -= sb[q] * idx[q];
-            idx[q] = 0;
-        }
     }
 }
 
@@ -298,21 +269,10 @@ static void batchnorm_backward(const tsr_graph_node *n, const tsr_array *const *
 
 static void transpose_backward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *dy,
                                tsr_array *dx) {
-    int r = x->rank;
-    int64_t sx[TSR_ARRAY_MAX_RANK], s[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 };
-    tsr_strides_of(r, x->dims, sx);
-    for (int k = 0; k < r; k++) s[k] = sx[n->a.n_perm ? n->a.perm[k] : r - 1 - k];
-    int64_t ix = 0;
-    for (size_t i = 0; i < dy->numel; i++) {
-        dx->data[ix] += dy->data[i];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            ix += s[k];
-            if (idx[k] < dy->dims[k]) break;
-            ix -= s[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    tsr_walk w;
+    tsr_walk_init(&w, dy->rank, dy->dims, NULL, NULL);
+    w.off[0] = tsr_transpose_strides(n, x, w.s[0]);
+    for (size_t i = 0; i < dy->numel; i++, tsr_walk_next(&w)) dx->data[w.off[0]] += dy->data[i];
 }
 
 static void concat_backward(const tsr_graph_node *n, const tsr_array *const *in,
@@ -335,83 +295,28 @@ static void concat_backward(const tsr_graph_node *n, const tsr_array *const *in,
 
 static void slice_backward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *dy,
                            tsr_array *dx) {
-    int r = x->rank;
-    int64_t start[TSR_ARRAY_MAX_RANK] = { 0 }, step[TSR_ARRAY_MAX_RANK], sx[TSR_ARRAY_MAX_RANK];
-    for (int k = 0; k < r; k++) step[k] = 1;
-    for (int i = 0; i < n->a.n_axes; i++) {
-        int64_t ax = n->a.axes[i] < 0 ? n->a.axes[i] + r : n->a.axes[i];
-        int64_t dim = x->dims[ax], st = tsr_clamp62(n->a.starts[i]), sp = n->a.steps[i];
-        if (st < 0) st += dim;
-        if (sp > 0)
-            st = st < 0 ? 0 : st > dim ? dim : st;
-        else
-            st = st < 0 ? 0 : st > dim - 1 ? dim - 1 : st;
-        start[ax] = st;
-        step[ax] = sp;
-    }
-    tsr_strides_of(r, x->dims, sx);
-    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, ix = 0;
-    for (int k = 0; k < r; k++) ix += start[k] * sx[k];
-    for (size_t i = 0; i < dy->numel; i++) {
-        dx->data[ix] += dy->data[i];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            ix += step[k] * sx[k];
-            if (idx[k] < dy->dims[k]) break;
-            ix -= step[k] * sx[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    tsr_walk w;
+    tsr_walk_init(&w, dy->rank, dy->dims, NULL, NULL);
+    w.off[0] = tsr_slice_strides(n, x, w.s[0]);
+    for (size_t i = 0; i < dy->numel; i++, tsr_walk_next(&w)) dx->data[w.off[0]] += dy->data[i];
 }
 
 static void reduce_backward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *dy,
                             tsr_array *dx) {
-    int r = x->rank;
-    unsigned mask = 0;
-    for (int i = 0; i < n->a.n_axes; i++)
-        mask |= 1u << (n->a.axes[i] < 0 ? n->a.axes[i] + r : n->a.axes[i]);
-    if (n->a.n_axes == 0) mask = n->a.noop_with_empty_axes ? 0 : (1u << r) - 1u;
-    if (n->a.n_axes == 0 && n->a.reduce_tail) {
-        int64_t ax = n->a.axis < 0 ? n->a.axis + r : n->a.axis;
-        mask = ((1u << r) - 1u) & ~((1u << ax) - 1u);
-    }
-    int64_t os[TSR_ARRAY_MAX_RANK], kd[TSR_ARRAY_MAX_RANK], s = 1;
-    for (int k = 0; k < r; k++) kd[k] = (mask >> k & 1u) ? 1 : x->dims[k];
-    for (int k = r - 1; k >= 0; k--) {
-        os[k] = (mask >> k & 1u) ? 0 : s;
-        s *= kd[k];
-    }
     double sc = 1;
     if (n->kind == TSR_NODE_REDUCE_MEAN && dy->numel) sc = (double)dy->numel / (double)x->numel;
-    int64_t idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
-    for (size_t i = 0; i < x->numel; i++) {
-        dx->data[i] += sc * dy->data[io];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            io += os[k];
-            if (idx[k] < x->dims[k]) break;
-            io -= os[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    tsr_walk w;
+    tsr_walk_init(&w, x->rank, x->dims, NULL, NULL);
+    w.off[0] = tsr_reduce_strides(n, x, w.s[0]);
+    for (size_t i = 0; i < x->numel; i++, tsr_walk_next(&w)) dx->data[i] += sc * dy->data[w.off[0]];
 }
 
 static void pad_backward(const tsr_graph_node *n, const tsr_array *x, const tsr_array *dy,
                          tsr_array *dx) {
-    int r = x->rank;
-    int64_t so[TSR_ARRAY_MAX_RANK], idx[TSR_ARRAY_MAX_RANK] = { 0 }, io = 0;
-    tsr_strides_of(r, dy->dims, so);
-    for (int k = 0; k < r; k++) io += n->a.pad_list[k] * so[k];
-    for (size_t i = 0; i < x->numel; i++) {
-        dx->data[i] += dy->data[io];
-        for (int k = r - 1; k >= 0; k--) {
-            idx[k]++;
-            io += so[k];
-            if (idx[k] < x->dims[k]) break;
-            io -= so[k] * idx[k];
-            idx[k] = 0;
-        }
-    }
+    tsr_walk w;
+    tsr_walk_init(&w, x->rank, x->dims, NULL, NULL);
+    w.off[0] = tsr_pad_strides(n, dy, w.s[0]);
+    for (size_t i = 0; i < x->numel; i++, tsr_walk_next(&w)) dx->data[i] += dy->data[w.off[0]];
 }
 
 /* d out / d x of the unary kinds, from x and y = f(x). */

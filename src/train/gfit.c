@@ -45,6 +45,16 @@ static tsr_status gather(tsr_array **out, const tsr_array *a, const int64_t *idx
     return TSR_OK;
 }
 
+/* Rows [at, at + n) of a as an array that borrows a's data (not to be freed). */
+static tsr_array rows_view(const tsr_array *a, int64_t at, int n) {
+    tsr_array v = *a;
+    size_t row = a->numel / (size_t)a->dims[0];
+    v.dims[0] = n;
+    v.numel = (size_t)n * row;
+    v.data = a->data + (size_t)at * row;
+    return v;
+}
+
 static int is_labels(const tsr_array *y) {
     if (y->rank != 1) return 0;
     for (size_t i = 0; i < y->numel; i++)
@@ -158,31 +168,23 @@ tsr_status tsr_trainer_evaluate(tsr_trainer *t, tsr_train_loss loss, const tsr_a
     int64_t K;
     TSR_TRY(check_targets(t, &loss, x, y, &K));
     int64_t N = x->dims[0];
-    int64_t *idx = malloc((size_t)batch * sizeof *idx);
-    if (!idx) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     double sum = 0;
     int64_t right = 0;
     tsr_status st = TSR_OK;
     int saved = t->input_grad;
     for (int64_t at = 0; st == TSR_OK && at < N; at += batch) {
         int n = (int)(N - at < batch ? N - at : batch);
-        for (int i = 0; i < n; i++) idx[i] = at + i;
-        tsr_array *xb = NULL, *yb = NULL;
+        const tsr_array xb = rows_view(x, at, n), yb = rows_view(y, at, n); /* no copies */
         const tsr_array *out;
-        st = gather(&xb, x, idx, n);
-        if (st == TSR_OK) st = gather(&yb, y, idx, n);
-        if (st == TSR_OK) st = tsr_trainer_forward(t, xb, &out);
+        st = tsr_trainer_forward(t, &xb, &out);
         if (st == TSR_OK) {
             int c = 0;
-            double L = batch_loss(loss, out, yb, NULL, 1, 0, NULL, &c);
+            double L = batch_loss(loss, out, &yb, NULL, 1, 0, NULL, &c);
             sum += L * n;
             right += c;
         }
-        tsr_array_free(xb);
-        tsr_array_free(yb);
     }
     t->input_grad = saved;
-    free(idx);
     if (st != TSR_OK) return st;
     if (mean_loss) *mean_loss = sum / (double)N;
     if (acc) *acc = loss == TSR_TRAIN_LOSS_CE ? (double)right / (double)N : NAN;

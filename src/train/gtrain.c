@@ -135,17 +135,47 @@ static void sync_params(tsr_trainer *t) {
 
 /* ---- creation ------------------------------------------------------------------- */
 
+/*
+ * Ends a run's slice. Its activations become spares that the next forward reuses for the same
+ * value when the element count matches (every batch but a shorter last one): reallocating and
+ * zeroing them per batch cost about as much as the kernels. Kernels write all of their output.
+ */
 static void slice_clear(tsr_trainer *t, gt_slice *s) {
     const tsr_graph *g = t->g;
+    if (!s->spare && s->act) s->spare = calloc((size_t)g->n_values, sizeof *s->spare);
     if (s->act)
-        for (int v = 0; v < g->n_values; v++)
-            if (g->values[v].kind != TSR_VALUE_CONST) tsr_array_free(s->act[v]);
+        for (int v = 0; v < g->n_values; v++) {
+            if (g->values[v].kind == TSR_VALUE_CONST || !s->act[v]) continue;
+            if (s->spare) {
+                tsr_array_free(s->spare[v]);
+                s->spare[v] = s->act[v];
+            } else {
+                tsr_array_free(s->act[v]);
+            }
+        }
     if (s->grad)
         for (int v = 0; v < g->n_values; v++) tsr_array_free(s->grad[v]);
     free(s->act);
     free(s->grad);
     free(s->stats);
+    tsr_array **spare = s->spare;
     memset(s, 0, sizeof *s);
+    s->spare = spare;
+}
+
+/* Activation v of a slice: its spare when it has n elements, else a new array. */
+static tsr_status slice_array(gt_slice *s, int v, int rank, const int64_t *dims) {
+    tsr_array *a = s->spare ? s->spare[v] : NULL;
+    if (a) s->spare[v] = NULL;
+    if (a && (int64_t)a->numel == tsr_dims_numel(rank, dims)) {
+        a->rank = rank;
+        memset(a->dims, 0, sizeof a->dims);
+        for (int k = 0; k < rank; k++) a->dims[k] = dims[k];
+        s->act[v] = a;
+        return TSR_OK;
+    }
+    tsr_array_free(a);
+    return tsr_array_create(&s->act[v], rank, dims);
 }
 
 static void clear_run(tsr_trainer *t) {
@@ -157,9 +187,21 @@ static void clear_run(tsr_trainer *t) {
     t->T = 0;
 }
 
+static void free_spares(tsr_trainer *t) {
+    for (int i = 0; i < GT_MAX_THREADS; i++) {
+        gt_slice *s = &t->sl[i];
+        for (int v = 0; s->spare && v < t->g->n_values; v++) tsr_array_free(s->spare[v]);
+        free(s->spare);
+        s->spare = NULL;
+    }
+}
+
 void tsr_trainer_free(tsr_trainer *t) {
     if (!t) return;
-    if (t->g) clear_run(t);
+    if (t->g) {
+        clear_run(t);
+        free_spares(t);
+    }
     tsr_graph_free(t->g);
     free(t->trainable);
     free(t->p_off);
@@ -376,6 +418,47 @@ static int count_bounded(const tsr_trainer *t) {
     return L;
 }
 
+/* The first element of v equal to zero (+0 or -0); v holds one. */
+static double first_zero(const double *v, size_t n) {
+    size_t i = 0;
+    while (i + 1 < n && v[i] != 0) i++;
+    return v[i];
+}
+
+/*
+ * *lo, *hi: the smallest and largest of v[0..n) (+inf and -inf when none; NaNs skipped), the
+ * same bits as the serial loop `lo = v < lo ? v : lo` from +inf: four interleaved accumulators
+ * (independent dependency chains), then, when the result is a zero, the first zero of v (the
+ * serial loop keeps the first of +0 and -0; any other tie is the same bits).
+ */
+static void min_max(const double *v, size_t n, double *lo, double *hi) {
+    double l0 = INFINITY, l1 = INFINITY, l2 = INFINITY, l3 = INFINITY;
+    double h0 = -INFINITY, h1 = -INFINITY, h2 = -INFINITY, h3 = -INFINITY;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        l0 = v[i] < l0 ? v[i] : l0;
+        l1 = v[i + 1] < l1 ? v[i + 1] : l1;
+        l2 = v[i + 2] < l2 ? v[i + 2] : l2;
+        l3 = v[i + 3] < l3 ? v[i + 3] : l3;
+        h0 = v[i] > h0 ? v[i] : h0;
+        h1 = v[i + 1] > h1 ? v[i + 1] : h1;
+        h2 = v[i + 2] > h2 ? v[i + 2] : h2;
+        h3 = v[i + 3] > h3 ? v[i + 3] : h3;
+    }
+    for (; i < n; i++) {
+        l0 = v[i] < l0 ? v[i] : l0;
+        h0 = v[i] > h0 ? v[i] : h0;
+    }
+    l0 = l1 < l0 ? l1 : l0;
+    l0 = l2 < l0 ? l2 : l0;
+    l0 = l3 < l0 ? l3 : l0;
+    h0 = h1 > h0 ? h1 : h0;
+    h0 = h2 > h0 ? h2 : h0;
+    h0 = h3 > h0 ? h3 : h0;
+    *lo = l0 == 0 ? first_zero(v, n) : l0;
+    *hi = h0 == 0 ? first_zero(v, n) : h0;
+}
+
 static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x, int want_pen) {
     const tsr_graph *g = t->g;
     size_t nv = (size_t)g->n_values;
@@ -395,7 +478,7 @@ static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x,
     int64_t dims[TSR_ARRAY_MAX_RANK];
     memcpy(dims, x->dims, sizeof dims);
     dims[0] = s->n;
-    if (st == TSR_OK) st = tsr_array_create(&s->act[t->in_v], x->rank, dims);
+    if (st == TSR_OK) st = slice_array(s, t->in_v, x->rank, dims);
     if (st == TSR_OK) {
         size_t row = x->numel / (size_t)x->dims[0];
         memcpy(s->act[t->in_v]->data, x->data + (size_t)s->lo * row,
@@ -419,7 +502,7 @@ static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x,
         int64_t odims[TSR_ARRAY_MAX_RANK];
         st = tsr_graph_node_shape(g, n, r, (const int64_t(*)[TSR_ARRAY_MAX_RANK])d, c, &orank,
                                   odims);
-        if (st == TSR_OK) st = tsr_array_create(&s->act[n->out], orank, odims);
+        if (st == TSR_OK) st = slice_array(s, n->out, orank, odims);
         if (st != TSR_OK) break;
         for (int k = 0; k < n->n_in; k++) in[k] = n->in[k] >= 0 ? s->act[n->in[k]] : NULL;
         tsr_graph_node_exec(n, in, s->act[n->out]);
@@ -428,14 +511,14 @@ static tsr_status slice_forward(tsr_trainer *t, gt_slice *s, const tsr_array *x,
         if (!t->track && !pen) continue;
         const int bounded = has_bound(t, ni);
         const tsr_array *a = in[0];
-        double lo = INFINITY, hi = -INFINITY, out = 0, sum = 0;
+        double lo, hi, out = 0, sum = 0;
         const double blo = t->bound[2 * ni], bhi = t->bound[2 * ni + 1];
-        for (size_t i = 0; i < a->numel; i++) {
+        min_max(a->data, a->numel, &lo, &hi);
+        /* only inputs beyond the bound add to out and sum (adding e * e = +0 changes neither) */
+        for (size_t i = 0; bounded && i < a->numel; i++) {
             double v = a->data[i];
-            lo = v < lo ? v : lo;
-            hi = v > hi ? v : hi;
-            if (bounded) {
-                double e = v > bhi ? v - bhi : v < blo ? blo - v : 0;
+            if (v > bhi || v < blo) {
+                double e = v > bhi ? v - bhi : blo - v;
                 out += e > 0;
                 sum += e * e;
             }

@@ -13,10 +13,11 @@
 
 /* One batch slice: activations and gradients of every value. */
 typedef struct gt_slice {
-    int lo, n;        /* rows [lo, lo + n) of the batch */
-    tsr_array **act;  /* (n_values): NODE / INPUT owned, CONST borrowed from the graph */
-    tsr_array **grad; /* (n_values): owned, NULL = no gradient flows */
-    double *stats;    /* (n_nodes, 4): min, max of input 0, outside count, range penalty */
+    int lo, n;         /* rows [lo, lo + n) of the batch */
+    tsr_array **act;   /* (n_values): NODE / INPUT owned, CONST borrowed from the graph */
+    tsr_array **grad;  /* (n_values): owned, NULL = no gradient flows */
+    double *stats;     /* (n_nodes, 4): min, max of input 0, outside count, range penalty */
+    tsr_array **spare; /* (n_values): the last run's activations, reused when the size matches */
 } gt_slice;
 
 struct tsr_trainer {

@@ -148,3 +148,29 @@ tsr_backend *tc_mockup(int64_t slots, int top_level) {
     if (st != TSR_OK) fail_msg("mockup: %s", tsr_last_error());
     return be;
 }
+
+tsr_backend *tc_mockup_collecting(int64_t slots, int top_level, int track_values) {
+    tsr_mockup_params mp;
+    tsr_mockup_params_default(&mp, slots, top_level);
+    mp.rotations = TSR_ROTATIONS_COLLECT;
+    mp.track_values = track_values;
+    tsr_backend *be = NULL;
+    tsr_status st = tsr_backend_mockup_create(&mp, &be);
+    if (st != TSR_OK) fail_msg("mockup: %s", tsr_last_error());
+    return be;
+}
+
+void tc_shape_make(tsr_tile_shape *s, int nd, const int64_t *sizes, const int64_t *tiles,
+                   int64_t slots) {
+    tt_ok(tsr_tile_shape_make(s, nd, sizes, tiles, NULL, slots));
+}
+
+int tc_iters(int n) {
+    return tt_sanitized() ? n / 3 + 1 : n;
+}
+
+int tc_lg(int64_t t) {
+    int k = 0;
+    while (((int64_t)1 << k) < t) k++;
+    return k;
+}

@@ -47,4 +47,17 @@ int64_t tc_offset(const tsr_tile_shape *s, const int64_t *coords);
 /** Make a mockup backend (values tracked, no noise, strict rotations). */
 tsr_backend *tc_mockup(int64_t slots, int top_level);
 
+/** A mockup backend that records the rotation steps asked of it (values tracked or not). */
+tsr_backend *tc_mockup_collecting(int64_t slots, int top_level, int track_values);
+
+/** tsr_tile_shape_make with every dimension plain (no `~`, `?`, `*`); fails the test if refused. */
+void tc_shape_make(tsr_tile_shape *s, int nd, const int64_t *sizes, const int64_t *tiles,
+                   int64_t slots);
+
+/** Iterations of a randomised test: n, a third of it under the sanitizers. */
+int tc_iters(int n);
+
+/** Smallest k with 2^k >= t. */
+int tc_lg(int64_t t);
+
 #endif /* TSR_TILE_CHECK_H */
