@@ -1046,6 +1046,55 @@ static void test_plan_ranges(void **state) {
 
 /* The mockup (with CKKS-like noise) and debug backends run plans too. */
 /*
+ * Plan p run on two other backends: a noisy mockup, and the debug backend (ckks beside an
+ * exact mockup). bits[0], bits[1]: their precision against the plaintext reference (ref
+ * receives it, out the last outputs), *dr the debug backend's report.
+ */
+static void run_mock_and_debug(const tsr_nn_plan *p, const double *x, int n, double *out,
+                               double *ref, double bits[2], tsr_debug_report *dr) {
+    const size_t k = (size_t)n * (size_t)tsr_nn_model_output_size(p->model);
+    tt_ok(nn_model_forward(p->model, x, n, ref));
+    tsr_ckks_params *params;
+    tt_ok(tsr_nn_plan_params(p, &params));
+    tsr_mockup_params mp;
+    tsr_mockup_params_default(&mp, 2, 1);
+    mp.noise = 1;
+    tsr_backend *mock;
+    tt_ok(tsr_backend_mockup_create_for(params, &mp, &mock));
+    tsr_ckks_secret_key *sk;
+    tsr_ckks_relin_key *rk;
+    tsr_ckks_galois_keys *gk;
+    tt_ok(tsr_nn_keygen(p, params, &sk, &rk, &gk));
+    tsr_backend *ck, *ref_be, *dbg;
+    tt_ok(tsr_backend_ckks_create(params, NULL, sk, rk, gk, &ck));
+    mp.noise = 0;
+    tt_ok(tsr_backend_mockup_create_for(params, &mp, &ref_be));
+    tt_ok(tsr_backend_debug_create(ck, ref_be, 1e-3, &dbg));
+    tsr_backend *on[2] = { mock, dbg };
+    for (int i = 0; i < 2; i++) {
+        tsr_nn_runner *r;
+        tt_ok(tsr_nn_runner_create(p, on[i], &r));
+        tsr_tile *t, *y;
+        tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &t));
+        tt_ok(tsr_nn_run(r, t, &y, NULL));
+        tt_ok(tsr_nn_decrypt(p, y, n, out));
+        bits[i] = tt_precision_bits(out, ref, k);
+        tsr_tile_free(t);
+        tsr_tile_free(y);
+        tsr_nn_runner_free(r);
+    }
+    tsr_backend_debug_report(dbg, dr);
+    tsr_backend_free(dbg);
+    tsr_backend_free(ref_be);
+    tsr_backend_free(ck);
+    tsr_backend_free(mock);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_params_free(params);
+}
+
+/*
  * Polynomial attention on (N, T, D) = (N, 4, 6): y = x + (Q K^T)^2 V / 4
  * through the graph (MatMul of two activations: expansions, mul, sums),
  * encrypted under both packings on the small test ring, on the mockup
@@ -1129,53 +1178,12 @@ static void test_attention_encrypted(void **state) {
         assert_int_equal(last_invalid, 0);
         if (bits < 12) fail_msg("attention (packing %d): %.1f bits", pk, bits);
         if (pk == TSR_NN_PACK_TILED) {
-            tsr_ckks_params *params;
-            tt_ok(tsr_nn_plan_params(p, &params));
-            tsr_mockup_params mp;
-            tsr_mockup_params_default(&mp, 2, 1);
-            mp.noise = 1;
-            tsr_backend *mock;
-            tt_ok(tsr_backend_mockup_create_for(params, &mp, &mock));
-            tsr_nn_runner *r;
-            tt_ok(tsr_nn_runner_create(p, mock, &r));
-            tsr_tile *t, *y;
-            tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &t));
-            tt_ok(tsr_nn_run(r, t, &y, NULL));
-            tt_ok(tsr_nn_decrypt(p, y, n, out));
-            bits = tt_precision_bits(out, ref, (size_t)n * 24);
-            if (bits < 12) fail_msg("attention on the mockup with noise: %.1f bits", bits);
-            tsr_tile_free(t);
-            tsr_tile_free(y);
-            tsr_nn_runner_free(r);
-            tsr_ckks_secret_key *sk;
-            tsr_ckks_relin_key *rk;
-            tsr_ckks_galois_keys *gk;
-            tt_ok(tsr_nn_keygen(p, params, &sk, &rk, &gk));
-            tsr_backend *ck, *ref_be, *dbg;
-            tt_ok(tsr_backend_ckks_create(params, NULL, sk, rk, gk, &ck));
-            mp.noise = 0;
-            tt_ok(tsr_backend_mockup_create_for(params, &mp, &ref_be));
-            tt_ok(tsr_backend_debug_create(ck, ref_be, 1e-3, &dbg));
-            tt_ok(tsr_nn_runner_create(p, dbg, &r));
-            tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &t));
-            tt_ok(tsr_nn_run(r, t, &y, NULL));
-            tt_ok(tsr_nn_decrypt(p, y, n, out));
-            bits = tt_precision_bits(out, ref, (size_t)n * 24);
-            if (bits < 12) fail_msg("attention on the debug backend: %.1f bits", bits);
+            double b2[2];
             tsr_debug_report dr;
-            tsr_backend_debug_report(dbg, &dr);
+            run_mock_and_debug(p, x, n, out, ref, b2, &dr);
+            if (b2[0] < 12) fail_msg("attention on the mockup with noise: %.1f bits", b2[0]);
+            if (b2[1] < 12) fail_msg("attention on the debug backend: %.1f bits", b2[1]);
             assert_true(dr.ops > 0);
-            tsr_tile_free(t);
-            tsr_tile_free(y);
-            tsr_nn_runner_free(r);
-            tsr_backend_free(dbg);
-            tsr_backend_free(ref_be);
-            tsr_backend_free(ck);
-            tsr_backend_free(mock);
-            tsr_ckks_galois_keys_free(gk);
-            tsr_ckks_relin_key_free(rk);
-            tsr_ckks_secret_key_free(sk);
-            tsr_ckks_params_free(params);
         }
         tsr_nn_plan_free(p);
     }
@@ -1192,58 +1200,16 @@ static void test_other_backends(void **state) {
     tsr_nn_plan *p;
     compile_opts(&o, 2, TSR_NN_PACK_TILED, 10);
     tt_ok(tsr_nn_compile(m, &o, &p));
-    tsr_ckks_params *params;
-    tt_ok(tsr_nn_plan_params(p, &params));
     double x[2 * 64], out[8], ref[8];
     rnd(&g, x, 2 * 64, 1);
-    tt_ok(nn_model_forward(m, x, 2, ref));
-    tsr_mockup_params mp;
-    tsr_mockup_params_default(&mp, 2, 1);
-    mp.noise = 1;
-    tsr_backend *mock;
-    tt_ok(tsr_backend_mockup_create_for(params, &mp, &mock));
-    tsr_nn_runner *r;
-    tt_ok(tsr_nn_runner_create(p, mock, &r));
-    tsr_tile *t, *y;
-    tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, 2, &t));
-    tt_ok(tsr_nn_run(r, t, &y, NULL));
-    tt_ok(tsr_nn_decrypt(p, y, 2, out));
-    double bits = tt_precision_bits(out, ref, 8);
-    if (bits < 14) fail_msg("mockup with noise: %.1f bits", bits);
-    tsr_tile_free(t);
-    tsr_tile_free(y);
-    tsr_nn_runner_free(r);
-    /* debug: ckks beside an exact mockup; the report says how much precision each op lost */
-    tsr_ckks_secret_key *sk;
-    tsr_ckks_relin_key *rk;
-    tsr_ckks_galois_keys *gk;
-    tt_ok(tsr_nn_keygen(p, params, &sk, &rk, &gk));
-    tsr_backend *ck, *ref_be, *dbg;
-    tt_ok(tsr_backend_ckks_create(params, NULL, sk, rk, gk, &ck));
-    mp.noise = 0;
-    tt_ok(tsr_backend_mockup_create_for(params, &mp, &ref_be));
-    tt_ok(tsr_backend_debug_create(ck, ref_be, 1e-3, &dbg));
-    tt_ok(tsr_nn_runner_create(p, dbg, &r));
-    tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, 2, &t));
-    tt_ok(tsr_nn_run(r, t, &y, NULL));
-    tt_ok(tsr_nn_decrypt(p, y, 2, out));
-    bits = tt_precision_bits(out, ref, 8);
-    if (bits < 14) fail_msg("debug backend: %.1f bits", bits);
+    double bits[2];
     tsr_debug_report dr;
-    tsr_backend_debug_report(dbg, &dr);
+    run_mock_and_debug(p, x, 2, out, ref, bits, &dr);
+    if (bits[0] < 14) fail_msg("mockup with noise: %.1f bits", bits[0]);
+    /* debug: ckks beside an exact mockup; the report says how much precision each op lost */
+    if (bits[1] < 14) fail_msg("debug backend: %.1f bits", bits[1]);
     assert_true(dr.ops > 0);
     assert_true(dr.max_divergence < 1e-3);
-    tsr_tile_free(t);
-    tsr_tile_free(y);
-    tsr_nn_runner_free(r);
-    tsr_backend_free(dbg);
-    tsr_backend_free(ref_be);
-    tsr_backend_free(ck);
-    tsr_backend_free(mock);
-    tsr_ckks_galois_keys_free(gk);
-    tsr_ckks_relin_key_free(rk);
-    tsr_ckks_secret_key_free(sk);
-    tsr_ckks_params_free(params);
     tsr_nn_plan_free(p);
     tsr_nn_model_free(m);
 }

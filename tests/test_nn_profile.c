@@ -56,7 +56,17 @@ static void test_parse_and_interpolate(void **state) {
     assert_true(fabs(c.rotate - 0.002) < 1e-12);
     nn_profile_costs_at(p, 14, 3, &c); /* not measured: zeros */
     assert_true(c.rotate == 0 && c.add == 0);
+    /* without prod_lincomb_term (profiles made before it was measured): 2 mul_plain +
+     * lincomb_term, the estimate of the contract steps' terms until then */
+    assert_true(fabs(p->pts[0].c.prod_lincomb_term - (2 * 5e-05 + 0.0001)) < 1e-15);
     nn_profile_free(p);
+    tt_ok(parse(HEADER "point log_n=13 levels=1 " COSTS1 " prod_lincomb_term=0.003\n", &p));
+    assert_true(p->pts[0].c.prod_lincomb_term == 0.003);
+    nn_profile_free(p);
+    tt_fails(parse(HEADER "point log_n=13 levels=1 " COSTS1
+                          " prod_lincomb_term=0.003 prod_lincomb_term=0.003\n",
+                   &p),
+             TSR_ERR_FORMAT);
 }
 
 static void test_parse_errors(void **state) {
@@ -167,7 +177,7 @@ static void plan_bytes(const tsr_nn_model *m, const char *profile, int batch, ui
 
 /* The built-in profile with every cost multiplied by f, written to a file. */
 static const char *scaled_builtin(double f) {
-    _Static_assert(sizeof(nn_costs) == 13 * sizeof(double), "nn_costs is 13 doubles");
+    _Static_assert(sizeof(nn_costs) == 14 * sizeof(double), "nn_costs is 14 doubles");
     nn_profile *p;
     tt_ok(nn_profile_load(NULL, &p));
     const char *path = tt_temp_path(".prof");
@@ -175,15 +185,15 @@ static const char *scaled_builtin(double f) {
     assert_non_null(fp);
     fprintf(fp, "tessera-profile 2\ncpu scaled\nsimd portable\nthreads 1\n");
     static const char *const names[] = {
-        "add",          "mul_plain",   "mul_const",      "mul_ct",  "rescale",
-        "rotate",       "hoist_extra", "encode",         "encrypt", "decrypt",
-        "lincomb_term", "copy",        "sq_lincomb_term"
+        "add",          "mul_plain",   "mul_const",       "mul_ct",           "rescale",
+        "rotate",       "hoist_extra", "encode",          "encrypt",          "decrypt",
+        "lincomb_term", "copy",        "sq_lincomb_term", "prod_lincomb_term"
     };
     for (int i = 0; i < p->n; i++) {
         fprintf(fp, "point log_n=%d levels=%d", p->pts[i].log_n, p->pts[i].levels);
-        double v[13];
+        double v[14];
         memcpy(v, &p->pts[i].c, sizeof v);
-        for (int k = 0; k < 13; k++) fprintf(fp, " %s=%.17g", names[k], v[k] * f);
+        for (int k = 0; k < 14; k++) fprintf(fp, " %s=%.17g", names[k], v[k] * f);
         fprintf(fp, "\n");
     }
     fclose(fp);

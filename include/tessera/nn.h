@@ -95,7 +95,8 @@ TSR_API tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts
  * is read; NULL = defaults). One input whose dimension 0 is the batch, one
  * output. TSR_ERR_UNSUPPORTED with *report (may be NULL) listing every node
  * that cannot be lowered. No preprocessing (scale 1, mean 0, std 1), no
- * source hash. g is not modified and may be freed afterwards.
+ * source hash. g is not modified and may be freed afterwards (the model
+ * keeps a copy: plans of format 6 store it).
  */
 TSR_API tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts *o,
                                            tsr_nn_model **out, char **report);
@@ -292,8 +293,13 @@ TSR_API int tsr_nn_plan_range_warnings(const tsr_nn_plan *p, FILE *fp);
  * Plan files: one frame of kind "inference plan" (core/io.h framing:
  * magic, version, the CKKS parameter fingerprint, BLAKE2b checksum). The
  * reader validates every field (TSR_ERR_FORMAT, TSR_ERR_CHECKSUM,
- * TSR_ERR_VERSION) and re-derives the program from the model and packing,
- * refusing a plan whose recorded steps disagree.
+ * TSR_ERR_VERSION). Format 6 (a model imported from ONNX or a graph) holds
+ * the model graph and the compiler's choices; the reader lowers the graph
+ * and builds the program with those choices, as compile did. A model built
+ * by hand or changed after import is written in format 5 (its layers and
+ * steps); plans of formats 3 to 5 read, re-derive the program from the
+ * model and packing, and refuse recorded steps that disagree. A plan keeps
+ * the id it was written with (docs/INFERENCE.md).
  */
 TSR_API tsr_status tsr_nn_plan_save(const tsr_nn_plan *p, const char *path);
 /** The plan's frame onto an open stream (the caller closes it). */

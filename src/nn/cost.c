@@ -16,9 +16,10 @@
  * The format is text, one record per line (docs/INFERENCE.md):
  *   tessera-profile 2
  *   cpu <free text>          simd <name>          threads <n>
- *   point log_n=<n> levels=<L> add=<s> mul_plain=<s> ... sq_lincomb_term=<s>
+ *   point log_n=<n> levels=<L> add=<s> mul_plain=<s> ... prod_lincomb_term=<s>
  * '#' starts a comment line. Every key of a point is required exactly
- * once; unknown keys or records, bad numbers, duplicate points and
+ * once, except prod_lincomb_term (profiles made before it was measured:
+ * then 2 mul_plain + lincomb_term); unknown keys or records, bad numbers, duplicate points and
  * overlong lines are errors with their line number (fuzz/fuzz_nn_profile.c).
  *
  * The cost of an operation at level l of a chain with 2^log_n slots is the
@@ -55,9 +56,20 @@ typedef struct field {
 #define F(x) \
     { #x, offsetof(nn_costs, x) }
 static const field fields[] = {
-    F(add),          F(mul_plain),   F(mul_const),       F(mul_ct),  F(rescale),
-    F(rotate),       F(hoist_extra), F(encode),          F(encrypt), F(decrypt),
-    F(lincomb_term), F(copy),        F(sq_lincomb_term),
+    F(add),
+    F(mul_plain),
+    F(mul_const),
+    F(mul_ct),
+    F(rescale),
+    F(rotate),
+    F(hoist_extra),
+    F(encode),
+    F(encrypt),
+    F(decrypt),
+    F(lincomb_term),
+    F(copy),
+    F(sq_lincomb_term),
+    F(prod_lincomb_term),
 };
 #undef F
 #define NFIELDS (sizeof fields / sizeof fields[0])
@@ -150,8 +162,11 @@ static tsr_status parse_point(lexer *x, nn_profile_point *pt) {
         have |= 1u << i;
     }
     if (!have_n || !have_l) return perr(x->line, "a point needs log_n= and levels=%s", "");
+    const size_t opt = NFIELDS - 1; /* prod_lincomb_term */
     for (size_t i = 0; i < NFIELDS; i++)
-        if (!(have & (1u << i))) return perr(x->line, "the point has no '%s'", fields[i].name);
+        if (!(have & (1u << i)) && i != opt)
+            return perr(x->line, "the point has no '%s'", fields[i].name);
+    if (!(have & (1u << opt))) pt->c.prod_lincomb_term = 2 * pt->c.mul_plain + pt->c.lincomb_term;
     return TSR_OK;
 }
 
@@ -317,7 +332,7 @@ typedef struct mctx {
     tsr_bvec *a, *b, *pt, *tmp;
     tsr_tile *tin;
     int op;
-    double relin_rescale; /* measured mul_ct + rescale (for op 12) */
+    double relin_rescale; /* measured mul_ct + rescale (for ops 12 and 13) */
 } mctx;
 
 static int cmp_d(const void *x, const void *y) {
@@ -419,6 +434,34 @@ static tsr_status one(mctx *m, double *sec) {
         tsr_free(vals);
         return st;
     }
+    case 13: { /* prod_lincomb: n/2 outputs of n products of two inputs; seconds per term,
+                * without the outputs' relinearizations and rescales */
+        int64_t n = m->tin->shape.dim[0].size, no = n / 2, nt = no * n;
+        int64_t *rp = tsr_calloc_array((size_t)no + 1, sizeof *rp);
+        int64_t *ia = tsr_calloc_array((size_t)nt, sizeof *ia);
+        int64_t *ib = tsr_calloc_array((size_t)nt, sizeof *ib);
+        double *vals = tsr_calloc_array((size_t)nt, sizeof *vals);
+        if (!rp || !ia || !ib || !vals) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        for (int64_t j = 0; st == TSR_OK && j <= no; j++) rp[j] = n * j;
+        for (int64_t k = 0; st == TSR_OK && k < nt; k++) {
+            ia[k] = k % n;
+            ib[k] = (k * 7 + 3) % n;
+            vals[k] = 0.01 * (double)(k % 13) - 0.05;
+        }
+        tsr_tile_shape os = m->tin->shape;
+        os.dim[0].size = no;
+        tsr_tile *r = NULL;
+        t0 = tsr_now();
+        if (st == TSR_OK)
+            st = tsr_tile_prod_lincomb(m->tin, m->tin, &os, rp, ia, ib, vals, NULL, &r);
+        *sec = (tsr_now() - t0 - (double)no * m->relin_rescale) / (double)nt;
+        tsr_tile_free(r);
+        tsr_free(rp);
+        tsr_free(ia);
+        tsr_free(ib);
+        tsr_free(vals);
+        return st;
+    }
     case 11: /* copy */
         t0 = tsr_now();
         st = tsr_bvec_copy(be, m->a, &t);
@@ -481,19 +524,23 @@ static tsr_status measure(tsr_ckks_params *params, nn_costs *c) {
         st = tsr_tile_encrypt(be, &s, NULL, L, 0, &m.tin);
     }
     tsr_free(vals);
-    double *dst[13] = {
-        &c->add,          &c->mul_plain,   &c->mul_const,      &c->mul_ct,  &c->rescale,
-        &c->rotate,       &c->hoist_extra, &c->encode,         &c->encrypt, &c->decrypt,
-        &c->lincomb_term, &c->copy,        &c->sq_lincomb_term
+    double *dst[14] = {
+        &c->add,          &c->mul_plain,   &c->mul_const,       &c->mul_ct,           &c->rescale,
+        &c->rotate,       &c->hoist_extra, &c->encode,          &c->encrypt,          &c->decrypt,
+        &c->lincomb_term, &c->copy,        &c->sq_lincomb_term, &c->prod_lincomb_term
     };
-    for (int op = 0; op < 13 && st == TSR_OK; op++) {
-        if (op == 12 && L < 2) break; /* a square-and-sum needs two levels: floor below */
+    for (int op = 0; op < 14 && st == TSR_OK; op++) {
+        if (op >= 12 && L < 2) break; /* square- and product-sums need two levels: floors below */
         m.op = op;
         m.relin_rescale = c->mul_ct + c->rescale;
         st = quartile(&m, op >= 10 ? 5 : 8, dst[op]);
     }
     /* never below a plain term (noise; and chains of one level, which cannot square-and-sum) */
     if (st == TSR_OK && c->sq_lincomb_term < c->lincomb_term) c->sq_lincomb_term = c->lincomb_term;
+    /* a chain of one level cannot run a product-sum: the estimate profiles without the key get */
+    if (st == TSR_OK && L < 2) c->prod_lincomb_term = 2 * c->mul_plain + c->lincomb_term;
+    if (st == TSR_OK && c->prod_lincomb_term < c->lincomb_term)
+        c->prod_lincomb_term = c->lincomb_term;
     if (st == TSR_OK) /* what each rotation of a hoisted group costs beyond the first */
         c->hoist_extra = fmax(0.0, (c->hoist_extra - c->rotate) / 3.0);
     tsr_bvec_free(be, m.a);
@@ -659,14 +706,19 @@ double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s) {
         rot = (double)k->hoisted * c.rotate + (double)(k->rotations - k->hoisted) * c.hoist_extra;
     t += rot;
     t += (double)k->mul_ct * c.mul_ct;
-    t += (double)k->mul_plain * c.mul_plain;
-    if (s->op == NN_OP_LINEAR || s->op == NN_OP_CONTRACT) {
-        /* CONTRACT: the constants as a lincomb, the products as mul_plain pairs (above) */
+    if (s->op == NN_OP_CONTRACT) {
+        /* one measured term per product (counted as a mul_const and two mul_plain), the
+         * outputs' relinearizations and rescales as mul_ct and rescale */
+        t += (double)k->mul_const * c.prod_lincomb_term;
+    } else if (s->op == NN_OP_LINEAR) {
+        t += (double)k->mul_plain * c.mul_plain;
         t += (double)k->mul_const * c.lincomb_term;
     } else if (s->op == NN_OP_SQ_LINEAR) {
         /* squares and their sums (measured as such), one relinearization per output */
+        t += (double)k->mul_plain * c.mul_plain;
         t += (double)k->mul_const * c.sq_lincomb_term;
     } else {
+        t += (double)k->mul_plain * c.mul_plain;
         t += (double)k->mul_const * c.mul_const;
         t += (double)k->add * c.add;
     }

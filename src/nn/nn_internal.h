@@ -101,6 +101,10 @@ typedef struct nn_costs {
     double add, mul_plain, mul_const, mul_ct, rescale, rotate, hoist_extra, encode, encrypt,
         decrypt, lincomb_term, copy;
     double sq_lincomb_term; /* a term of a fused square-and-sum, squares included */
+    /* a term of a fused sum of ciphertext products (contract steps), the product included,
+     * without the outputs' relinearization and rescale (optional in a profile: without it,
+     * 2 mul_plain + lincomb_term, the estimate before it was measured) */
+    double prod_lincomb_term;
 } nn_costs;
 
 /** One measured chain of a profile. */

@@ -513,6 +513,30 @@ tsr_status nn_prepare_step(const tsr_nn_model *m, const nn_program *p, const nn_
 }
 
 /*
+ * A copy of hi brought to lo's level *and scale* by a constant product (no depth:
+ * tl_vec_to), so a product of the two keeps the canonical scale that the plaintexts of the
+ * layers after it are encoded at (a bare level drop, as tsr_tile_mul does, would leave
+ * D_a D_b / q). Shared by par_mul and contract.
+ */
+static tsr_status align_down(const tsr_tile *hi, const tsr_tile *lo, tsr_tile **out) {
+    *out = NULL;
+    tsr_tile *a;
+    TSR_TRY(tl_new(hi->be, &hi->shape, 1, &a));
+    tsr_status st = TSR_OK;
+    for (int64_t t = 0; t < hi->ntiles && st == TSR_OK; t++) {
+        if (!hi->v[t]) continue;
+        st = tsr_bvec_copy(hi->be, hi->v[t], &a->v[t]);
+        if (st == TSR_OK) st = tl_vec_to(hi->be, a->v[t], tsr_tile_level(lo), tsr_tile_scale(lo));
+    }
+    if (st != TSR_OK) {
+        tsr_tile_free(a);
+        return st;
+    }
+    *out = a;
+    return TSR_OK;
+}
+
+/*
  * x * y (y = x: the square), tile by tile on OpenMP threads: with one sample
  * per slot a value is hundreds of ciphertexts, and threads over ciphertexts
  * beat threads over the limbs of one (the evaluators are pooled per backend,
@@ -522,22 +546,11 @@ tsr_status nn_prepare_step(const tsr_nn_model *m, const nn_program *p, const nn_
 static tsr_status par_mul(const tsr_tile *x, const tsr_tile *y, tsr_tile **out) {
     *out = NULL;
     if (x != y && x->encrypted && y->encrypted && tsr_tile_level(x) != tsr_tile_level(y)) {
-        /* The higher operand is brought to the lower one's level *and scale* (a constant
-         * product, no depth: tl_vec_to), so the product keeps the canonical scale that
-         * the plaintexts of the layers after it are encoded at (a bare level drop, as
-         * tsr_tile_mul does, would leave D_a D_b / q). */
         const tsr_tile *hi = tsr_tile_level(x) > tsr_tile_level(y) ? x : y;
         const tsr_tile *lo = hi == x ? y : x;
         tsr_tile *a;
-        TSR_TRY(tl_new(hi->be, &hi->shape, 1, &a));
-        tsr_status st = TSR_OK;
-        for (int64_t t = 0; t < hi->ntiles && st == TSR_OK; t++) {
-            if (!hi->v[t]) continue;
-            st = tsr_bvec_copy(hi->be, hi->v[t], &a->v[t]);
-            if (st == TSR_OK)
-                st = tl_vec_to(hi->be, a->v[t], tsr_tile_level(lo), tsr_tile_scale(lo));
-        }
-        if (st == TSR_OK) st = par_mul(lo, a, out);
+        TSR_TRY(align_down(hi, lo, &a));
+        tsr_status st = par_mul(lo, a, out);
         tsr_tile_free(a);
         return st;
     }
@@ -648,7 +661,7 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
 
 /*
  * A contraction: the operands brought to one level (the higher one to the lower one's level
- * and scale by a constant product, no depth, as par_mul does), then tsr_tile_prod_lincomb.
+ * and scale by a constant product, no depth, align_down), then tsr_tile_prod_lincomb.
  * At one level their scales may differ (the products are at s_x s_y / q, as par_mul's).
  */
 static tsr_status contract(const tsr_tile *x, const tsr_tile *y, const nn_step *s,
@@ -657,21 +670,11 @@ static tsr_status contract(const tsr_tile *x, const tsr_tile *y, const nn_step *
     int lx = tsr_tile_level(x), ly = tsr_tile_level(y);
     if (lx != ly) {
         const tsr_tile *hi = lx > ly ? x : y;
-        const tsr_tile *lo = hi == x ? y : x;
         tsr_tile *a;
-        TSR_TRY(tl_new(hi->be, &hi->shape, 1, &a));
-        tsr_status st = TSR_OK;
-        for (int64_t t = 0; t < hi->ntiles && st == TSR_OK; t++) {
-            if (!hi->v[t]) continue;
-            st = tsr_bvec_copy(hi->be, hi->v[t], &a->v[t]);
-            if (st == TSR_OK)
-                st = tl_vec_to(hi->be, a->v[t], tsr_tile_level(lo), tsr_tile_scale(lo));
-        }
-        if (st == TSR_OK)
-            st = hi == x ? tsr_tile_prod_lincomb(a, y, &s->out_shape, pp->row_ptr, pp->cols,
-                                                 pp->cols_b, pp->vals, pp->lbias, out)
-                         : tsr_tile_prod_lincomb(x, a, &s->out_shape, pp->row_ptr, pp->cols,
-                                                 pp->cols_b, pp->vals, pp->lbias, out);
+        TSR_TRY(align_down(hi, hi == x ? y : x, &a));
+        tsr_status st =
+            tsr_tile_prod_lincomb(hi == x ? a : x, hi == x ? y : a, &s->out_shape, pp->row_ptr,
+                                  pp->cols, pp->cols_b, pp->vals, pp->lbias, out);
         tsr_tile_free(a);
         return st;
     }
