@@ -330,6 +330,55 @@ def table(res):
     return "\n".join(lines)
 
 
+def at_equal_loss(res, ref_method):
+    """Per method, the ct x pt products and predicted latency saved (%) at the loss of each point
+    of ref_method, linearly interpolated along the method's curve (its points sorted by loss,
+    the dense reference as (dense loss, 0 %)). A loss beyond a method's most lossy point gets
+    that point's saving, marked '>=' when the curve never reached the loss (a lower bound for a
+    curve that saves more as it loses more; the margin printed is then an upper bound)."""
+    kind, d = res["model"], res["dense"]
+
+    def lossof(r):
+        return r["loss"] if is_ae(kind) else 1 - r["loss"]
+
+    def saved(r, key):
+        return 100 * (1 - r[key] / d[key]) if key in r and d.get(key) else 0.0
+    curves = {}
+    for r in res["runs"]:
+        curves.setdefault(r["method"], []).append(r)
+    out = []
+    for ref in [r for r in res["runs"] if r["method"] == ref_method]:
+        L = lossof(ref)
+        row = {"at": ref, "loss": L, "methods": {}}
+        for meth, pts in curves.items():
+            c = sorted([(lossof(d), 0.0, 0.0)] +
+                       [(lossof(r), saved(r, "ct_pt"), saved(r, "predicted_s")) for r in pts])
+            if L >= c[-1][0]:
+                row["methods"][meth] = (c[-1][1], c[-1][2], L > c[-1][0])
+                continue
+            for (l0, p0, q0), (l1, p1, q1) in zip(c, c[1:]):
+                if l0 <= L <= l1:
+                    f = (L - l0) / (l1 - l0) if l1 > l0 else 1.0
+                    row["methods"][meth] = (p0 + f * (p1 - p0), q0 + f * (q1 - q0), False)
+                    break
+        out.append(row)
+    lines = []
+    for row in out:
+        r, L = row["at"], row["loss"]
+        dl = d["loss"] if is_ae(kind) else 1 - d["loss"]
+        what = f"MSE {L:.5f} ({L / dl:.2f}x)" if is_ae(kind) else \
+            f"accuracy {100 * (1 - L):.2f}% ({100 * (dl - L):+.2f} points)"
+        lines.append(f"at the loss of {ref_method} {r['sparsity']:g} ({what}):")
+        mine = row["methods"][ref_method]
+        for meth, (p, q, beyond) in sorted(row["methods"].items(), key=lambda kv: -kv[1][0]):
+            b = ">=" if beyond else ""
+            lines.append(f"  {meth:14s} products saved {b}{p:5.1f}%  predicted latency saved "
+                         f"{b}{q:5.1f}%" + ("" if meth == ref_method else
+                                             f"   ({ref_method} beats it by {mine[0] - p:+.1f} "
+                                             f"/ {mine[1] - q:+.1f} points)"))
+    return "\n".join(lines)
+
+
 def data_files(args, kind):
     """.npy files for tessera's trainer: inputs (images for the CNN) and labels or targets."""
     paths = {}
@@ -405,6 +454,9 @@ def main():
     ap.add_argument("--table", action="store_true", help="print the table of --out and stop")
     ap.add_argument("--reeval", action="store_true",
                     help="recompute the losses of --out from its saved models, redraw, stop")
+    ap.add_argument("--compare", default="",
+                    help="with --merge: print, per method, the products and predicted latency "
+                    "saved at the loss of each point of this method (interpolated)")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -424,6 +476,8 @@ def main():
             json.dump(res, f, indent=1)
         plots(res, args.out, "latency_s" in res["dense"])
         print(table(res))
+        if args.compare:
+            print(at_equal_loss(res, args.compare))
         return
     if args.reeval:
         with open(args.out) as f:
