@@ -329,10 +329,7 @@ static void test_serve(void **state) {
     copy_prefix(tt_cli_path("s.evk"), tt_cli_path("bad.evk"), -1, 5005);
     expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("bad.evk"), NULL, &r), 400, &r,
                 "corrupted keys");
-    /* A changed byte is caught either by a value check or by the checksum over the whole
-     * object, depending on where it falls in the key file's layout. */
-    if (!strstr(r.body, "malformed") && !strstr(r.body, "corrupted"))
-        fail_msg("the answer names no corruption: %s", r.body);
+    expect_body(&r, "malformed");
     assert_null(strstr(r.body, "/tmp/")); /* the server's paths are not told */
     assert_int_equal(count_files(tt_cli_path("state/keys")), 2);
     snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_a, plan_a);
