@@ -158,6 +158,9 @@ tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ck
 
 static void coef_to_int(circuits_bsgs *lt, size_t N);
 
+/* Diagonals converted at a time on the fly (each (l + 1 + k) N words). */
+enum { FLY_GROUP = 4 };
+
 tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                    const size_t *index, size_t n_diags, size_t n, size_t n1,
                                    circuits_diag_fn diag, void *ctx, int level, double in_scale,
@@ -324,8 +327,9 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         goto done;
     }
     baby = tsr_alloc(nb * 2 * poly * sizeof *baby);
-    /* the inner sum and the accumulator (4 polynomials), then nb diagonals made on the fly */
-    work = tsr_alloc((4 + (lt->coef ? nb : 0)) * poly * sizeof *work);
+    /* the inner sum and the accumulator (4 polynomials); on the fly also a partial sum (2) and
+     * FLY_GROUP converted diagonals */
+    work = tsr_alloc((4 + (lt->coef ? 2 + FLY_GROUP : 0)) * poly * sizeof *work);
     terms = malloc(3 * (nb ? nb : 1) * sizeof *terms);
     if (!baby || !work || !terms) {
         st = tsr_fail(TSR_ERR_NOMEM,
@@ -380,24 +384,33 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
             mag += m;
         }
         const size_t cnt = u - t;
-        /* the inner sum: sum_u pt_u * baby_u (both polynomials) */
-        for (size_t v = 0; v < cnt; v++) {
-            const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[t + v] % lt->n1] * poly;
-            if (lt->coef) {
-                uint64_t *dst = work + (4 + v) * poly;
-                st = diag_to_qp(p, lt, t + v, dst);
-                if (st != TSR_OK) break;
-                terms[v] = dst;
-            } else {
-                terms[v] = lt->pt + (t + v) * poly;
-            }
-            terms[nb + v] = bb;
-            terms[2 * nb + v] = bb + poly;
-        }
-        if (st != TSR_OK) break;
+        /* the inner sum: sum_u pt_u * baby_u (both polynomials); on the fly, FLY_GROUP
+         * diagonals at a time are converted and their products added (exact modular sums:
+         * the same words in any grouping) */
         uint64_t *s0 = g == 0 && !have_acc ? acc0 : inner0,
                  *s1 = g == 0 && !have_acc ? acc1 : inner1;
-        st = ckks_qp_dot_plain(ev, level, s0, s1, terms, terms + nb, terms + 2 * nb, cnt);
+        const size_t group = lt->coef ? FLY_GROUP : cnt;
+        for (size_t v0 = 0; v0 < cnt && st == TSR_OK; v0 += group) {
+            const size_t gc = cnt - v0 < group ? cnt - v0 : group;
+            for (size_t v = 0; v < gc; v++) {
+                const size_t d = t + v0 + v;
+                const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[d] % lt->n1] * poly;
+                if (lt->coef) {
+                    uint64_t *dst = work + (6 + v) * poly;
+                    st = diag_to_qp(p, lt, d, dst);
+                    if (st != TSR_OK) break;
+                    terms[v] = dst;
+                } else {
+                    terms[v] = lt->pt + d * poly;
+                }
+                terms[nb + v] = bb;
+                terms[2 * nb + v] = bb + poly;
+            }
+            if (st != TSR_OK) break;
+            uint64_t *o0 = v0 ? work + 4 * poly : s0, *o1 = v0 ? work + 5 * poly : s1;
+            st = ckks_qp_dot_plain(ev, level, o0, o1, terms, terms + nb, terms + 2 * nb, gc);
+            if (st == TSR_OK && v0) ckks_qp_add(ev, level, s0, s1, o0, o1);
+        }
         if (st != TSR_OK) break;
         if (g != 0) {
             /* ModDown, then the giant rotation's key switch over Q_l u P */
