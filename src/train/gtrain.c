@@ -138,7 +138,8 @@ static void sync_params(tsr_trainer *t) {
 /*
  * Ends a run's slice. Its activations become spares that the next forward reuses for the same
  * value when the element count matches (every batch but a shorter last one): reallocating and
- * zeroing them per batch cost about as much as the kernels. Kernels write all of their output.
+ * zeroing them per batch cost about as much as the kernels. Kernels write all of their output
+ * (the contract of tsr_graph_node_exec, checked by test_reused_activations).
  */
 static void slice_clear(tsr_trainer *t, gt_slice *s) {
     const tsr_graph *g = t->g;
