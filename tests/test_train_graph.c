@@ -293,6 +293,7 @@ static void test_bounds_by_position(void **state) {
     tsr_trainer *t;
     tt_ok(tsr_trainer_create(&t, g));
     tt_fails(tsr_trainer_set_bound(t, "act", 1), TSR_ERR_INVALID_ARG);
+    assert_non_null(strstr(tsr_last_error(), "set_node_bound")); /* points at positions */
     double lo, hi;
     tt_fails(tsr_trainer_node_bound(t, 0, &lo, &hi), TSR_ERR_NOT_FOUND); /* nothing was set */
     tt_ok(tsr_trainer_set_node_bound(t, 1, 0.25));

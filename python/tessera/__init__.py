@@ -844,10 +844,15 @@ class Trainer:
             raise TypeError("set_bound: node is a name or a position, not %s"
                             % type(node).__name__)
         st = lib.tsr_trainer_set_bound(self._ptr, node.encode(), float(bound))
+        if st == lib.TSR_OK:
+            return
         ctx = "set_bound('%s')" % node
-        if st == lib.TSR_ERR_INVALID_ARG and b"nodes are called" in ffi.string(lib.tsr_last_error()):
+        detail = ffi.string(lib.tsr_last_error()).decode(errors="replace")
+        lib.tsr_clear_error()
+        # the shared-name case is told by the graph's names, not by the C message's wording
+        if st == lib.TSR_ERR_INVALID_ARG and [n for n, _ in self.graph.nodes].count(node) > 1:
             ctx += ": pass the node's position instead (an int, as in ranges())"
-        _check(st, ctx)
+        raise _BY_STATUS.get(st, TesseraError)(st, detail, ctx)
 
     def ranges(self, x, batch=256):
         """Run x (N, ...) through the current parameters and report, per node in execution
