@@ -816,6 +816,29 @@ static void test_reused_activations(void **state) {
         tsr_trainer_free(f);
         tsr_trainer_free(t);
     }
+    /* a run with fewer slices than the last (spares left over), then with more again */
+    tsr_array *want[2];
+    for (int th = 1; th <= 2; th++) {
+        tsr_set_num_threads(th);
+        tsr_trainer *f;
+        const tsr_array *yf;
+        tt_ok(tsr_trainer_create(&f, g));
+        tt_ok(tsr_trainer_forward(f, x2, &yf));
+        tt_ok(tsr_array_clone(&want[th - 1], yf));
+        tsr_trainer_free(f);
+    }
+    tsr_trainer *t;
+    const tsr_array *y;
+    tt_ok(tsr_trainer_create(&t, g));
+    tt_ok(tsr_trainer_forward(t, x1, &y));
+    for (int th = 1; th <= 2; th++) {
+        tsr_set_num_threads(th);
+        tt_ok(tsr_trainer_forward(t, x2, &y));
+        assert_memory_equal(y->data, want[th - 1]->data, y->numel * sizeof *y->data);
+    }
+    tsr_trainer_free(t);
+    tsr_array_free(want[0]);
+    tsr_array_free(want[1]);
     tsr_set_num_threads(1);
     tsr_array_free(x1);
     tsr_array_free(x2);

@@ -795,7 +795,8 @@ class Trainer:
     Conv/Gemm weights and biases, polynomial coefficients, ...) as one float32 vector,
     forward/backward of every node kind in doubles, MSE / cross-entropy / distillation
     losses, SGD / Adam. The graph needs one input and one output, batch first. A seed and
-    a thread count give bitwise identical results."""
+    a thread count give bitwise identical results. It keeps the last batch's activations
+    (doubles) after fit / evaluate / ranges, until the next call or garbage collection."""
 
     def __init__(self, graph):
         if not isinstance(graph, Graph):
