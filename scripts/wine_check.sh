@@ -31,10 +31,12 @@ WINESERVER=${WINESERVER:-}
 work=$(mktemp -d)
 # The prefix's wineserver can still be writing into it when the script ends (rm then fails
 # with "Directory not empty" and leaves $work/prefix behind): stop it and wait for it first.
+# Only the private prefix's server, named explicitly: an exit before the export below must not
+# stop the user's own (default ~/.wine or their WINEPREFIX) wineserver.
 cleanup() {
-    if [ -n "$WINESERVER" ]; then
-        "$WINESERVER" -k >/dev/null 2>&1 || true
-        "$WINESERVER" -w >/dev/null 2>&1 || true
+    if [ -n "$WINESERVER" ] && [ -d "$work/prefix" ]; then
+        WINEPREFIX="$work/prefix" "$WINESERVER" -k >/dev/null 2>&1 || true
+        WINEPREFIX="$work/prefix" "$WINESERVER" -w >/dev/null 2>&1 || true
     fi
     rm -rf "$work" 2>/dev/null || { sleep 2; rm -rf "$work"; }
 }

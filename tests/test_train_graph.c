@@ -3,8 +3,9 @@
  * the gradient of every node kind (inputs and every constant made
  * trainable) against central finite differences of the loss
  * sum(out * R), the range loss's gradient, the default trainable rule, the
- * exported graph, and small graphs trained to a loss threshold
- * deterministically (cross-entropy, MSE, distillation).
+ * exported graph, small graphs trained to a loss threshold
+ * deterministically (cross-entropy, MSE, distillation), and a second forward
+ * on reused activations against a fresh trainer.
  */
 #include "testutil.h"
 
@@ -292,6 +293,7 @@ static void test_bounds_by_position(void **state) {
     tsr_trainer *t;
     tt_ok(tsr_trainer_create(&t, g));
     tt_fails(tsr_trainer_set_bound(t, "act", 1), TSR_ERR_INVALID_ARG);
+    assert_non_null(strstr(tsr_last_error(), "set_node_bound")); /* points at positions */
     double lo, hi;
     tt_fails(tsr_trainer_node_bound(t, 0, &lo, &hi), TSR_ERR_NOT_FOUND); /* nothing was set */
     tt_ok(tsr_trainer_set_node_bound(t, 1, 0.25));
@@ -750,6 +752,99 @@ static void test_fit_mse_and_distill(void **state) {
     tsr_array_free(lab);
 }
 
+/*
+ * A trainer reuses the last forward's activations uninitialised (gtrain.c's spares), which is
+ * right only while every kernel writes all of its output (tsr_graph_node_exec). Forward x1 then
+ * x2 through one trainer and x2 through a fresh one: the outputs must be the same bytes. The
+ * graph has the kernels that could accumulate (Conv, batched MatMul of two activations,
+ * ReduceSum, Pad, Concat, Slice, Transpose); one and two threads (one and two slices).
+ */
+static void test_reused_activations(void **state) {
+    (void)state;
+    tsr_graph *g = start(4, (int64_t[]){ -1, 2, 4, 5 });
+    add_const(g, "w", 4, (int64_t[]){ 3, 2, 3, 3 }, 1, -1, 1);
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    for (int k = 0; k < 4; k++) a.pads[k] = 1;
+    node(g, TSR_NODE_CONV, "c", 2, "x", "w", NULL, &a); /* (B, 3, 4, 5) */
+    tsr_graph_attrs_default(&a);
+    a.n_axes = 1;
+    a.axes[0] = 3;
+    a.starts[0] = 0;
+    a.ends[0] = 4;
+    a.steps[0] = 1;
+    node(g, TSR_NODE_SLICE, "sl", 1, "c", NULL, NULL, &a); /* (B, 3, 4, 4) */
+    tsr_graph_attrs_default(&a);
+    a.n_perm = 4;
+    a.perm[0] = 0;
+    a.perm[1] = 1;
+    a.perm[2] = 3;
+    a.perm[3] = 2;
+    node(g, TSR_NODE_TRANSPOSE, "tr", 1, "sl", NULL, NULL, &a);
+    node(g, TSR_NODE_MATMUL, "mm", 2, "sl", "tr", NULL, NULL); /* (B, 3, 4, 4) */
+    tsr_graph_attrs_default(&a);
+    a.n_pads = 8;
+    a.pad_list[3] = 1;
+    a.pad_list[7] = 2;
+    a.value = 0.25;
+    node(g, TSR_NODE_PAD, "pd", 1, "mm", NULL, NULL, &a); /* (B, 3, 4, 7) */
+    tsr_graph_attrs_default(&a);
+    a.n_axes = 1;
+    a.axes[0] = -1;
+    a.keepdims = 1;
+    node(g, TSR_NODE_REDUCE_SUM, "rs", 1, "pd", NULL, NULL, &a); /* (B, 3, 4, 1) */
+    tsr_graph_attrs_default(&a);
+    a.axis = 3;
+    const char *cc[2] = { "pd", "rs" };
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CONCAT, "y", 2, cc, "y", &a)); /* (B, 3, 4, 8) */
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tsr_array *x1 = arr(4, (int64_t[]){ 4, 2, 4, 5 }, 11, -1, 1);
+    tsr_array *x2 = arr(4, (int64_t[]){ 4, 2, 4, 5 }, 12, -2, 2);
+    for (int th = 1; th <= 2; th++) {
+        tsr_set_num_threads(th);
+        tsr_trainer *t, *f;
+        const tsr_array *y, *yf;
+        tt_ok(tsr_trainer_create(&t, g));
+        tt_ok(tsr_trainer_forward(t, x1, &y));
+        tt_ok(tsr_trainer_forward(t, x2, &y));
+        tt_ok(tsr_trainer_create(&f, g));
+        tt_ok(tsr_trainer_forward(f, x2, &yf));
+        assert_int_equal(y->numel, 4 * 3 * 4 * 8);
+        assert_int_equal(yf->numel, y->numel);
+        assert_memory_equal(y->data, yf->data, y->numel * sizeof *y->data);
+        tsr_trainer_free(f);
+        tsr_trainer_free(t);
+    }
+    /* a run with fewer slices than the last (spares left over), then with more again */
+    tsr_array *want[2];
+    for (int th = 1; th <= 2; th++) {
+        tsr_set_num_threads(th);
+        tsr_trainer *f;
+        const tsr_array *yf;
+        tt_ok(tsr_trainer_create(&f, g));
+        tt_ok(tsr_trainer_forward(f, x2, &yf));
+        tt_ok(tsr_array_clone(&want[th - 1], yf));
+        tsr_trainer_free(f);
+    }
+    tsr_trainer *t;
+    const tsr_array *y;
+    tt_ok(tsr_trainer_create(&t, g));
+    tt_ok(tsr_trainer_forward(t, x1, &y));
+    for (int th = 1; th <= 2; th++) {
+        tsr_set_num_threads(th);
+        tt_ok(tsr_trainer_forward(t, x2, &y));
+        assert_memory_equal(y->data, want[th - 1]->data, y->numel * sizeof *y->data);
+    }
+    tsr_trainer_free(t);
+    tsr_array_free(want[0]);
+    tsr_array_free(want[1]);
+    tsr_set_num_threads(1);
+    tsr_array_free(x1);
+    tsr_array_free(x2);
+    tsr_graph_free(g);
+}
+
 int main(void) {
     tsr_set_num_threads(1);
     const struct CMUnitTest tests[] = {
@@ -768,6 +863,7 @@ int main(void) {
         cmocka_unit_test(test_fit_ce_deterministic),
         cmocka_unit_test(test_fit_single_output),
         cmocka_unit_test(test_fit_mse_and_distill),
+        cmocka_unit_test(test_reused_activations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

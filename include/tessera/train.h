@@ -30,6 +30,12 @@
  * graph's kernels (dgemm, im2col) and the parameter gradients of the slices
  * are added in slice order, so a seed and a thread count give bitwise
  * identical results. A trainer is not safe to use from two threads at once.
+ *
+ * Memory: a trainer holds the last forward's activations (doubles, for the
+ * backward), also after tsr_trainer_fit / tsr_trainer_evaluate return, until
+ * the next forward, tsr_trainer_set_trainable or tsr_trainer_free. The next
+ * forward writes into those arrays where the sizes match instead of
+ * allocating, and frees the rest.
  */
 #ifndef TESSERA_TRAIN_H
 #define TESSERA_TRAIN_H

@@ -795,7 +795,8 @@ class Trainer:
     Conv/Gemm weights and biases, polynomial coefficients, ...) as one float32 vector,
     forward/backward of every node kind in doubles, MSE / cross-entropy / distillation
     losses, SGD / Adam. The graph needs one input and one output, batch first. A seed and
-    a thread count give bitwise identical results."""
+    a thread count give bitwise identical results. It keeps the last batch's activations
+    (doubles) after fit / evaluate / ranges, until the next call or garbage collection."""
 
     def __init__(self, graph):
         if not isinstance(graph, Graph):
@@ -844,10 +845,15 @@ class Trainer:
             raise TypeError("set_bound: node is a name or a position, not %s"
                             % type(node).__name__)
         st = lib.tsr_trainer_set_bound(self._ptr, node.encode(), float(bound))
+        if st == lib.TSR_OK:
+            return
         ctx = "set_bound('%s')" % node
-        if st == lib.TSR_ERR_INVALID_ARG and b"nodes are called" in ffi.string(lib.tsr_last_error()):
+        detail = ffi.string(lib.tsr_last_error()).decode(errors="replace")
+        lib.tsr_clear_error()
+        # the shared-name case is told by the graph's names, not by the C message's wording
+        if st == lib.TSR_ERR_INVALID_ARG and [n for n, _ in self.graph.nodes].count(node) > 1:
             ctx += ": pass the node's position instead (an int, as in ranges())"
-        _check(st, ctx)
+        raise _BY_STATUS.get(st, TesseraError)(st, detail, ctx)
 
     def ranges(self, x, batch=256):
         """Run x (N, ...) through the current parameters and report, per node in execution

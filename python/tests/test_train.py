@@ -239,7 +239,13 @@ def test_set_bound_by_position(tmp_path):
     assert len(polys) == 2 and {g.nodes[i][0] for i in polys} == {"act"}
     with pytest.raises(tessera.TesseraError) as e:
         t.set_bound("act", 1.0)
-    assert "position" in str(e.value)
+    assert "pass the node's position instead" in str(e.value)  # the Python hint
+    assert "position" in e.value.detail  # and the C message's
+    names = [n for n, _ in g.nodes]
+    other = next(n for n, k in g.nodes if k != "poly" and n and names.count(n) == 1)
+    with pytest.raises(tessera.TesseraError) as e:
+        t.set_bound(other, 1.0)  # refused as not a polynomial: no hint about positions
+    assert "position" not in str(e.value)
     x = rng.normal(0, 1, (50, 8))
     rows = t.ranges(x)
     assert all(rows[i]["bound"] is None for i in polys)

@@ -66,7 +66,12 @@ tsr_status tsr_graph_node_shape(const tsr_graph *g, const tsr_graph_node *n, con
                                 const int64_t (*dims)[TSR_ARRAY_MAX_RANK],
                                 const tsr_array *const *consts, int *out_rank, int64_t *out_dims);
 
-/** Compute node n: out has the shape tsr_graph_node_shape gave for these inputs. */
+/**
+ * Compute node n: out has the shape tsr_graph_node_shape gave for these inputs. Every kernel
+ * writes every element of out and never reads it first (no `out += ...` on the assumption
+ * that out starts zeroed): the trainer (src/train/gtrain.c) passes the previous batch's
+ * arrays uninitialised. test_train_graph's test_reused_activations checks it.
+ */
 void tsr_graph_node_exec(const tsr_graph_node *n, const tsr_array *const *in, tsr_array *out);
 
 /** Label for messages: "node 'name' (kind)". */

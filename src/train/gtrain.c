@@ -135,18 +135,29 @@ static void sync_params(tsr_trainer *t) {
 
 /* ---- creation ------------------------------------------------------------------- */
 
+/* Free the spares of slice s that no forward took (the lists stay). */
+static void drop_spares(const tsr_trainer *t, gt_slice *s) {
+    for (int v = 0; s->spare && v < t->g->n_values; v++) {
+        tsr_array_free(s->spare[v]);
+        s->spare[v] = NULL;
+    }
+}
+
 /*
- * Ends a run's slice. Its activations become spares that the next forward reuses for the same
- * value when the element count matches (every batch but a shorter last one): reallocating and
- * zeroing them per batch cost about as much as the kernels. Kernels write all of their output.
+ * Ends a run's slice. With keep (a forward starting), its activations become spares that this
+ * forward reuses for the same value when the element count matches (every batch but a shorter
+ * last one): reallocating and zeroing them per batch cost about as much as the kernels. Kernels
+ * write all of their output (the contract of tsr_graph_node_exec, checked by
+ * test_reused_activations). Without keep, activations and spares are freed.
  */
-static void slice_clear(tsr_trainer *t, gt_slice *s) {
+static void slice_clear(tsr_trainer *t, gt_slice *s, int keep) {
     const tsr_graph *g = t->g;
-    if (!s->spare && s->act) s->spare = calloc((size_t)g->n_values, sizeof *s->spare);
+    if (!keep) drop_spares(t, s);
+    if (keep && !s->spare && s->act) s->spare = calloc((size_t)g->n_values, sizeof *s->spare);
     if (s->act)
         for (int v = 0; v < g->n_values; v++) {
             if (g->values[v].kind == TSR_VALUE_CONST || !s->act[v]) continue;
-            if (s->spare) {
+            if (keep && s->spare) {
                 tsr_array_free(s->spare[v]);
                 s->spare[v] = s->act[v];
             } else {
@@ -178,8 +189,9 @@ static tsr_status slice_array(gt_slice *s, int v, int rank, const int64_t *dims)
     return tsr_array_create(&s->act[v], rank, dims);
 }
 
-static void clear_run(tsr_trainer *t) {
-    for (int i = 0; i < GT_MAX_THREADS; i++) slice_clear(t, &t->sl[i]);
+/* Ends the last run: its activations become spares (keep, a forward starting) or are freed. */
+static void clear_run(tsr_trainer *t, int keep) {
+    for (int i = 0; i < GT_MAX_THREADS; i++) slice_clear(t, &t->sl[i], keep);
     tsr_array_free(t->y);
     tsr_array_free(t->dx);
     t->y = t->dx = NULL;
@@ -190,7 +202,7 @@ static void clear_run(tsr_trainer *t) {
 static void free_spares(tsr_trainer *t) {
     for (int i = 0; i < GT_MAX_THREADS; i++) {
         gt_slice *s = &t->sl[i];
-        for (int v = 0; s->spare && v < t->g->n_values; v++) tsr_array_free(s->spare[v]);
+        drop_spares(t, s);
         free(s->spare);
         s->spare = NULL;
     }
@@ -199,7 +211,7 @@ static void free_spares(tsr_trainer *t) {
 void tsr_trainer_free(tsr_trainer *t) {
     if (!t) return;
     if (t->g) {
-        clear_run(t);
+        clear_run(t, 0);
         free_spares(t);
     }
     tsr_graph_free(t->g);
@@ -274,7 +286,7 @@ tsr_status tsr_trainer_set_trainable(tsr_trainer *t, const char *name, int on) {
     }
     sync_params(t);
     t->trainable[v] = on != 0;
-    clear_run(t);
+    clear_run(t, 0);
     return layout_params(t);
 }
 
@@ -571,7 +583,7 @@ tsr_status tsr_trainer_forward(tsr_trainer *t, const tsr_array *x, const tsr_arr
                         "the graph's output does not keep the batch first (batch %d in, first "
                         "dimension %lld out)",
                         B, orank < 1 ? 0LL : (long long)odims[0][0]);
-    clear_run(t);
+    clear_run(t, 1);
     sync_params(t);
     const int T = num_slices(B);
     const int L = count_bounded(t);
@@ -586,13 +598,13 @@ tsr_status tsr_trainer_forward(tsr_trainer *t, const tsr_array *x, const tsr_arr
     t->T = T;
     for (int i = 0; i < T; i++)
         if (sts[i] != TSR_OK) {
-            clear_run(t);
+            clear_run(t, 0);
             return tsr_fail(sts[i], "out of memory for a batch of %d", B);
         }
     /* the output, and statistics in slice order */
     tsr_status st = tsr_array_create(&t->y, orank, odims[0]);
     if (st != TSR_OK) {
-        clear_run(t);
+        clear_run(t, 0);
         return st;
     }
     size_t row = t->y->numel / (size_t)B;
@@ -622,6 +634,9 @@ tsr_status tsr_trainer_forward(tsr_trainer *t, const tsr_array *x, const tsr_arr
         }
     }
     if (t->track) t->seen_any = 1;
+    /* spares no slice took (a run with fewer slices, a value of another size): freed, so that
+     * between calls the trainer holds the last forward's activations only */
+    for (int i = 0; i < GT_MAX_THREADS; i++) drop_spares(t, &t->sl[i]);
     t->B = B;
     if (y) *y = t->y;
     return TSR_OK;
