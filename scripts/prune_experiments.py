@@ -335,7 +335,9 @@ def at_equal_loss(res, ref_method):
     of ref_method, linearly interpolated along the method's curve (its points sorted by loss,
     the dense reference as (dense loss, 0 %)). A loss beyond a method's most lossy point gets
     that point's saving, marked '>=' when the curve never reached the loss (a lower bound for a
-    curve that saves more as it loses more; the margin printed is then an upper bound)."""
+    curve that saves more as it loses more; the margin printed is then an upper bound). A loss
+    below a method's least lossy point (the reference point beats even the dense model) is
+    printed as 'not reached' with that point's loss, and the dense model as 'not reached' too."""
     kind, d = res["model"], res["dense"]
 
     def lossof(r):
@@ -353,6 +355,10 @@ def at_equal_loss(res, ref_method):
         for meth, pts in curves.items():
             c = sorted([(lossof(d), 0.0, 0.0)] +
                        [(lossof(r), saved(r, "ct_pt"), saved(r, "predicted_s")) for r in pts])
+            if L < c[0][0]:
+                # Never reached: even the least lossy point (maybe the dense anchor) loses more.
+                row["methods"][meth] = (None, None, c[0][0])
+                continue
             if L >= c[-1][0]:
                 row["methods"][meth] = (c[-1][1], c[-1][2], L > c[-1][0])
                 continue
@@ -363,14 +369,25 @@ def at_equal_loss(res, ref_method):
                     break
         out.append(row)
     lines = []
+    dl = d["loss"] if is_ae(kind) else 1 - d["loss"]
+
+    def fmt(loss):
+        return f"MSE {loss:.5f}" if is_ae(kind) else f"accuracy {100 * (1 - loss):.2f}%"
     for row in out:
         r, L = row["at"], row["loss"]
-        dl = d["loss"] if is_ae(kind) else 1 - d["loss"]
         what = f"MSE {L:.5f} ({L / dl:.2f}x)" if is_ae(kind) else \
             f"accuracy {100 * (1 - L):.2f}% ({100 * (dl - L):+.2f} points)"
         lines.append(f"at the loss of {ref_method} {r['sparsity']:g} ({what}):")
+        if L < dl:
+            lines.append(f"  {'dense':14s} not reached: the dense model's loss is {fmt(dl)}")
         mine = row["methods"][ref_method]
-        for meth, (p, q, beyond) in sorted(row["methods"].items(), key=lambda kv: -kv[1][0]):
+        for meth, (p, q, beyond) in sorted(row["methods"].items(),
+                                           key=lambda kv: -(kv[1][0] if kv[1][0] is not None
+                                                            else -1e9)):
+            if p is None:
+                lines.append(f"  {meth:14s} not reached: its least lossy point is at {fmt(beyond)}"
+                             + (" (the dense model)" if beyond == dl else ""))
+                continue
             b = ">=" if beyond else ""
             lines.append(f"  {meth:14s} products saved {b}{p:5.1f}%  predicted latency saved "
                          f"{b}{q:5.1f}%" + ("" if meth == ref_method else
