@@ -53,8 +53,10 @@ static void usage(FILE *f) {
             "                    compiler's candidates), print their plans' rotations, products,\n"
             "                    predicted latency and memory and those of the best candidate\n"
             "                    with that very tile (if among the optimizer's 8 best), then\n"
-            "                    prune for the cheapest plan (with --stats: only the table);\n"
-            "                    each shape removes the same share of its tiles\n"
+            "                    prune for the cheapest shape (with --stats: only the table);\n"
+            "                    a shape is priced by a plan with its own tile (rows whose\n"
+            "                    plan has another tile are marked *); each shape removes the\n"
+            "                    same share of its tiles\n"
             "  --plan-batch B    batch of the plans the search compiles (default 64)\n"
             "  --plan-log-n N    their ring degree 2^N (default 14)\n"
             "  --tile-spatial YxX  a dense layer reading flattened (channels, h, w) images\n"
@@ -463,10 +465,31 @@ typedef struct shape_cost {
     uint64_t rot, prod;
     int64_t tiles, tiles_kept;
     char plan[64];
-    double own_seconds; /* the best candidate whose first layer's tile is r x c, if the
-                         * optimizer's log lists it (its 8 best), else 0 */
+    int plan_r, plan_c; /* the first layer's tile in the chosen plan (0 x 0: batch packing) */
+    double own_seconds, own_mib; /* the best candidate whose first layer's tile is r x c, if
+                                  * the optimizer's log lists it (its 8 best), else 0 */
     char own_plan[64];
 } shape_cost;
+
+/*
+ * A flat input's first layer has its outputs in D3 with orientation 0 (tile t3 x t0) and in D0
+ * with orientation 3 (tile t0 x t3).
+ */
+static void first_tile(const long long t[5], int o, long long *r, long long *c) {
+    *r = o == 0 ? t[3] : t[0];
+    *c = o == 0 ? t[0] : t[3];
+}
+
+/* The cost a shape is ranked by: its chosen plan if that uses the shape's tile, else the best
+ * candidate that does (0 when none of the optimizer's 8 best does: not ranked). */
+static double shape_seconds(const shape_cost *c, double *mib) {
+    if (c->plan_r == c->r && c->plan_c == c->c) {
+        *mib = c->mib;
+        return c->seconds;
+    }
+    *mib = c->own_mib;
+    return c->own_seconds;
+}
 
 /*
  * "RxC,RxC,..." into v, or auto: the tiles of the optimizer's tiled candidates for a flat
@@ -503,6 +526,7 @@ static int parse_shapes(const char *s, int batch, int log_n, shape_cost *v, int 
 static void plan_counts(const char *text, shape_cost *c) {
     c->rot = c->prod = 0;
     c->plan[0] = '\0';
+    c->plan_r = c->plan_c = 0;
     for (const char *l = text; l && *l;) {
         const char *e = strchr(l, '\n');
         size_t len = e ? (size_t)(e - l) : strlen(l);
@@ -511,9 +535,14 @@ static void plan_counts(const char *text, shape_cost *c) {
             long long a[5];
             int o;
             if (sscanf(t, " t = [%lld, %lld, %lld, %lld, %lld] orientation %d", &a[0], &a[1], &a[2],
-                       &a[3], &a[4], &o) == 6)
+                       &a[3], &a[4], &o) == 6) {
+                long long r, cc;
+                first_tile(a, o, &r, &cc);
+                c->plan_r = (int)r;
+                c->plan_c = (int)cc;
                 snprintf(c->plan, sizeof c->plan, "[%lld,%lld,%lld,%lld,%lld] o%d", a[0], a[1],
                          a[2], a[3], a[4], o);
+            }
         } else if (len > 0 && len < 512 && l[0] >= '0' && l[0] <= '9') {
             /* a step row ends with: rot ct*ct ct*pt predicted */
             char row[512], *tok[64];
@@ -533,12 +562,11 @@ static void plan_counts(const char *text, shape_cost *c) {
 }
 
 /*
- * The optimizer's candidate rows "N=2^n tiled [t0,t1,t2,t3,t4] oK ... rots server" whose first
- * layer has c's tile: a flat input's first layer has its outputs in D3 with orientation 0
- * (tile t3 x t0) and in D0 with orientation 3 (tile t0 x t3).
+ * The optimizer's candidate rows "N=2^n tiled [t0,t1,t2,t3,t4] oK ... rots server per-sample
+ * memory" whose first layer has c's tile (first_tile).
  */
 static void own_candidate(const char *log, shape_cost *c) {
-    c->own_seconds = 0;
+    c->own_seconds = c->own_mib = 0;
     c->own_plan[0] = '\0';
     for (const char *l = log; l && *l;) {
         const char *e = strchr(l, '\n');
@@ -546,12 +574,15 @@ static void own_candidate(const char *log, shape_cost *c) {
         int n, o, depth;
         unsigned sc;
         unsigned long long rots;
-        double sec;
-        if (sscanf(l, " N=2^%d tiled [%lld,%lld,%lld,%lld,%lld] o%d %d %u b %llu %lfs", &n, &t[0],
-                   &t[1], &t[2], &t[3], &t[4], &o, &depth, &sc, &rots, &sec) == 11) {
-            long long r = o == 0 ? t[3] : t[0], cc = o == 0 ? t[0] : t[3];
+        double sec, per, mib;
+        if (sscanf(l, " N=2^%d tiled [%lld,%lld,%lld,%lld,%lld] o%d %d %u b %llu %lfs %lfms %lfMiB",
+                   &n, &t[0], &t[1], &t[2], &t[3], &t[4], &o, &depth, &sc, &rots, &sec, &per,
+                   &mib) == 13) {
+            long long r, cc;
+            first_tile(t, o, &r, &cc);
             if (r == c->r && cc == c->c && (c->own_seconds == 0 || sec < c->own_seconds)) {
                 c->own_seconds = sec;
+                c->own_mib = mib;
                 snprintf(c->own_plan, sizeof c->own_plan, "[%lld,%lld,%lld,%lld,%lld] o%d", t[0],
                          t[1], t[2], t[3], t[4], o);
             }
@@ -624,7 +655,7 @@ static tsr_status shape_eval(const tsr_graph *g, const tsr_prune_opts *o, int ba
 /* Evaluate every shape, print the table, return the index of the cheapest (or -1). */
 static int shape_search(const tsr_graph *g, const tsr_prune_opts *o, int batch, int log_n,
                         shape_cost *v, int n, FILE *fp) {
-    int best = -1;
+    int best = -1, others = 0;
     fprintf(fp, "shape search: batch %d, N = 2^%d, one-shot pruning (no fine-tuning)\n", batch,
             log_n);
     fprintf(fp, "  %-9s %13s %8s %8s %11s %10s  %-22s %s\n", "tile", "tiles kept", "rots", "ct*pt",
@@ -642,16 +673,30 @@ static int shape_search(const tsr_graph *g, const tsr_prune_opts *o, int batch, 
         char own[96] = "not among the optimizer's 8 best";
         if (v[i].own_seconds > 0)
             snprintf(own, sizeof own, "%.3fs %s", v[i].own_seconds, v[i].own_plan);
+        int other = v[i].plan_r != v[i].r || v[i].plan_c != v[i].c;
+        others += other;
+        char plan[80];
+        snprintf(plan, sizeof plan, "%s%s", v[i].plan[0] ? v[i].plan : "batch packing",
+                 other ? " *" : "");
         fprintf(fp, "  %-9s %13s %8llu %8llu %10.3fs %7.0fMiB  %-22s %s\n", sh, kept,
                 (unsigned long long)v[i].rot, (unsigned long long)v[i].prod, v[i].seconds, v[i].mib,
-                v[i].plan, own);
-        if (best < 0 || v[i].seconds < v[best].seconds ||
-            (v[i].seconds == v[best].seconds && v[i].mib < v[best].mib))
+                plan, own);
+        double mib, sec = shape_seconds(&v[i], &mib), best_mib = 0;
+        double best_sec = best >= 0 ? shape_seconds(&v[best], &best_mib) : 0;
+        if (sec > 0 && (best < 0 || sec < best_sec || (sec == best_sec && mib < best_mib)))
             best = i;
     }
-    if (best >= 0)
-        fprintf(fp, "shape search: cheapest %lldx%lld (predicted %.3f s, %.0f MiB)\n",
-                (long long)v[best].r, (long long)v[best].c, v[best].seconds, v[best].mib);
+    if (others > 0)
+        fprintf(fp, "  * the optimizer's plan uses another tile than the row's (the zero tiles do "
+                    "not line up with it):\n    the row is ranked by its own shape's best plan, "
+                    "and not at all when that is not among the 8 best\n");
+    if (best >= 0) {
+        double mib, sec = shape_seconds(&v[best], &mib);
+        fprintf(fp,
+                "shape search: cheapest %lldx%lld (predicted %.3f s, %.0f MiB, with its own "
+                "tiles)\n",
+                (long long)v[best].r, (long long)v[best].c, sec, mib);
+    }
     return best;
 }
 
@@ -769,7 +814,8 @@ int tsr_cmd_prune(int argc, char **argv) {
         if (best < 0) {
             tsr_graph_free(g);
             tsr_onnx_free(om);
-            return cli_fail("prune", TSR_ERR_UNSUPPORTED, "shape search: no shape compiled");
+            return cli_fail("prune", TSR_ERR_UNSUPPORTED,
+                            "shape search: no shape compiled to a plan using its own tile");
         }
         o.tile_rows = cands[best].r;
         o.tile_cols = cands[best].c;
