@@ -522,7 +522,8 @@ static int parse_shapes(const char *s, int batch, int log_n, shape_cost *v, int 
     return n > 0 ? n : -1;
 }
 
-/* Sum the rot and ct*pt columns of a printed plan; its packing into plan. */
+/* Sum the rot and ct*pt columns of a printed plan; its packing into plan. nn has no totals
+ * API: test_prune_cli (test_shape_search) pins this parse against `tessera compile`. */
 static void plan_counts(const char *text, shape_cost *c) {
     c->rot = c->prod = 0;
     c->plan[0] = '\0';

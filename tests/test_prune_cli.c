@@ -11,6 +11,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* x(N,16) -> Gemm(24x16, b) -> square -> Gemm(24 -> 10): saved as ONNX; with transposed, the
@@ -403,6 +404,44 @@ static void test_shape_search(void **state) {
     assert_int_equal(sscanf(ch, "shape search: cheapest %15s (predicted %lf s", best_sh, &chosen),
                      2);
     assert_true(fabs(chosen - best) < 1e-9);
+    /* The search sums the rot and ct*pt columns of the plan summary itself (nn has no totals
+     * API yet): pin that parse against `tessera compile` of the written model (pruned one-shot,
+     * as in the search), summed here by the header's column names. */
+    char key[32];
+    snprintf(key, sizeof key, "\n  %s ", best_sh);
+    const char *brow = strstr(out, key);
+    assert_non_null(brow);
+    unsigned long long want_rot, want_prod;
+    assert_int_equal(sscanf(brow, " %*s %*s %llu %llu", &want_rot, &want_prod), 2);
+    tt_cli_expect(tt_cli_run("compile %s --batch 4 --log-n 13 --out %s", o, tt_cli_path("s.plan")),
+                  0, "compile the written model");
+    const char *plan = tt_cli_output();
+    const char *head = strstr(plan, "\nstep ");
+    assert_non_null(head);
+    /* the counts are right-aligned under their header: the number ending where it ends */
+    size_t hl = strcspn(head + 1, "\n");
+    const char *hr = strstr(head + 1, " rot "), *hp = strstr(head + 1, " ct*pt ");
+    assert_true(hr && hp && hr < head + 1 + hl && hp < head + 1 + hl);
+    size_t end_rot = (size_t)(hr - (head + 1)) + 4, end_prod = (size_t)(hp - (head + 1)) + 6;
+    unsigned long long sum_rot = 0, sum_prod = 0;
+    int steps = 0;
+    for (const char *l = head + 1 + hl + 1; *l >= '0' && *l <= '9'; steps++) {
+        size_t len = strcspn(l, "\n");
+        assert_true(len > end_prod && len > end_rot);
+        size_t ends[2] = { end_rot, end_prod };
+        unsigned long long *sums[2] = { &sum_rot, &sum_prod };
+        for (int k = 0; k < 2; k++) {
+            size_t i = ends[k];
+            while (i > 0 && l[i - 1] >= '0' && l[i - 1] <= '9') i--;
+            assert_true(i < ends[k] && l[i - 1] == ' ');
+            *sums[k] += strtoull(l + i, NULL, 10);
+        }
+        l += len + (l[len] == '\n');
+    }
+    assert_true(steps > 0 && sum_prod > 0);
+    if (sum_rot != want_rot || sum_prod != want_prod)
+        fail_msg("%s: search %llu rot / %llu ct*pt, compile %llu / %llu", best_sh, want_rot,
+                 want_prod, sum_rot, sum_prod);
     tsr_onnx_model *om;
     tsr_graph *g = read_model(o, &om);
     char note[32];
