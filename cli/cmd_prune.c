@@ -57,8 +57,10 @@ static void usage(FILE *f) {
             "                    a shape is priced by a plan with its own tile (rows whose\n"
             "                    plan has another tile are marked *); each shape removes the\n"
             "                    same share of its tiles\n"
-            "  --plan-batch B    batch of the plans the search compiles (default 64)\n"
-            "  --plan-log-n N    their ring degree 2^N (default 14)\n"
+            "                    (not with --tile)\n"
+            "  --plan-batch B    batch of the plans the search compiles (default 64; only\n"
+            "                    with --shape-search)\n"
+            "  --plan-log-n N    their ring degree 2^N (default 14; only with --shape-search)\n"
             "  --tile-spatial YxX  a dense layer reading flattened (channels, h, w) images\n"
             "                    has tiles of C channels x a Y x X block of positions, as the\n"
             "                    compiler packs them: use its t1 x t2 (default 1x1)\n"
@@ -706,12 +708,12 @@ int tsr_cmd_prune(int argc, char **argv) {
         usage(stdout);
         return 0;
     }
-    const char *model = NULL, *out = NULL, *method = "tile", *tile = "32x32", *tile_sp = "1x1";
+    const char *model = NULL, *out = NULL, *method = "tile", *tile = NULL, *tile_sp = "1x1";
     double sparsity = 0.5, expand = 1.0, ft_lr = 5e-4;
     long steps = 1, iters = 20, seed = 1, ft_epochs = 1, ft_batch = 64, ft_limit = 0;
     const char *ft_data = NULL, *pixel_norm = NULL, *ft_sched = "cosine", *layer_sp = NULL;
     const char *distill = NULL, *layer_row = NULL, *shapes = NULL;
-    long plan_batch = 64, plan_log_n = 14;
+    long plan_batch = 0, plan_log_n = 0; /* 0: not given (64, 14) */
     double distill_w = 0.5, row_sp = 0.0;
     int no_alt = 0, permute = 0, skip_first = 0, skip_last = 0, stats = 0, quiet = 0, force = 0;
     const cli_opt opts[] = {
@@ -755,6 +757,13 @@ int tsr_cmd_prune(int argc, char **argv) {
     tsr_prune_opts_default(&o);
     if (tsr_prune_method_parse(method, &o.method) != TSR_OK)
         return cli_usage_error("prune", "%s", tsr_last_error());
+    if (shapes && tile)
+        return cli_usage_error("prune", "--tile and --shape-search: the search chooses the tile");
+    if (!shapes && (plan_batch || plan_log_n))
+        return cli_usage_error("prune", "--plan-batch / --plan-log-n: only with --shape-search");
+    if (!plan_batch) plan_batch = 64;
+    if (!plan_log_n) plan_log_n = 14;
+    if (!tile) tile = "32x32";
     if (parse_tile(tile, &o.tile_rows, &o.tile_cols) != 0)
         return cli_usage_error("prune", "--tile '%s': expected RxC with 1 <= R, C <= 2^20", tile);
     if (parse_tile(tile_sp, &o.tile_y, &o.tile_x) != 0)

@@ -347,6 +347,13 @@ static void test_shape_search(void **state) {
                        "--shape-search");
     tt_cli_expect_fail(tt_cli_run("prune %s --stats --shape-search 8x4 --plan-log-n 9", m),
                        "ring degree", "--plan-log-n");
+    /* options that would be overridden or ignored are refused */
+    tt_cli_expect_fail(tt_cli_run("prune %s --stats --shape-search 8x4 --tile 4x8", m),
+                       "--tile with --shape-search", "the search chooses the tile");
+    tt_cli_expect_fail(tt_cli_run("prune %s --stats --plan-batch 4", m),
+                       "--plan-batch without --shape-search", "only with --shape-search");
+    tt_cli_expect_fail(tt_cli_run("prune %s --stats --tile 8x4 --plan-log-n 13", m),
+                       "--plan-log-n without --shape-search", "only with --shape-search");
     tt_cli_expect(tt_cli_run("prune %s --out %s --sparsity 0.5 --quiet --shape-search "
                              "8x4,4x8,2x16,128x8 --plan-batch 4 --plan-log-n 13",
                              m, o),
