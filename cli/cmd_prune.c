@@ -797,6 +797,12 @@ int tsr_cmd_prune(int argc, char **argv) {
         return cli_usage_error("prune", "--ft-schedule '%s': const or cosine", ft_sched);
     shape_cost cands[64];
     int n_cands = 0;
+    long long slots = 1LL << (plan_log_n - 1);
+    if (shapes && strcmp(shapes, "auto") == 0 && plan_batch > 4 * slots)
+        return cli_usage_error("prune",
+                               "--shape-search auto: batch %ld exceeds the N/2 = %lld slots of "
+                               "N = 2^%ld even split over 4 tiles (auto's most)",
+                               plan_batch, slots, plan_log_n);
     if (shapes && (n_cands = parse_shapes(shapes, (int)plan_batch, (int)plan_log_n, cands, 64)) < 0)
         return cli_usage_error("prune",
                                "--shape-search '%s': expected auto or up to 64 comma-separated "

@@ -347,6 +347,9 @@ static void test_shape_search(void **state) {
                        "--shape-search");
     tt_cli_expect_fail(tt_cli_run("prune %s --stats --shape-search 8x4 --plan-log-n 9", m),
                        "ring degree", "--plan-log-n");
+    tt_cli_expect_fail(
+        tt_cli_run("prune %s --stats --shape-search auto --plan-batch 100000 --plan-log-n 13", m),
+        "auto with a batch beyond the slots", "batch 100000 exceeds the N/2 = 4096 slots");
     /* options that would be overridden or ignored are refused */
     tt_cli_expect_fail(tt_cli_run("prune %s --stats --shape-search 8x4 --tile 4x8", m),
                        "--tile with --shape-search", "the search chooses the tile");
