@@ -332,8 +332,9 @@ def table(res):
 
 def at_equal_loss(res, ref_method):
     """Per method, the ct x pt products and predicted latency saved (%) at the loss of each point
-    of ref_method, linearly interpolated along the method's curve (its points sorted by loss,
-    the dense reference as (dense loss, 0 %)). A loss beyond a method's most lossy point gets
+    of ref_method, linearly interpolated along the upper envelope of the method's curve (its
+    points of every seed and sparsity sorted by loss, the dense reference as (dense loss, 0 %),
+    keeping only points that save more than every less lossy one, for each of the two savings). A loss beyond a method's most lossy point gets
     that point's saving, marked '>=' when the curve never reached the loss (a lower bound for a
     curve that saves more as it loses more; the margin printed is then an upper bound). A loss
     below a method's least lossy point (the reference point beats even the dense model) is
@@ -345,6 +346,20 @@ def at_equal_loss(res, ref_method):
 
     def saved(r, key):
         return 100 * (1 - r[key] / d[key]) if key in r and d.get(key) else 0.0
+
+    def envelope(c, k, L):
+        # the upper envelope of the pooled points (seeds, sparsities): only the points saving
+        # more than every less lossy one, linearly interpolated; beyond the last, its saving
+        env = []
+        for pt in c:
+            if not env or pt[k] > env[-1][1]:
+                env.append((pt[0], pt[k]))
+        if L >= env[-1][0]:
+            return env[-1][1]
+        for (l0, v0), (l1, v1) in zip(env, env[1:]):
+            if l0 <= L <= l1:
+                return v0 + (L - l0) / (l1 - l0) * (v1 - v0) if l1 > l0 else v1
+        return env[0][1]
     curves = {}
     for r in res["runs"]:
         curves.setdefault(r["method"], []).append(r)
@@ -359,14 +374,8 @@ def at_equal_loss(res, ref_method):
                 # Never reached: even the least lossy point (maybe the dense anchor) loses more.
                 row["methods"][meth] = (None, None, c[0][0])
                 continue
-            if L >= c[-1][0]:
-                row["methods"][meth] = (c[-1][1], c[-1][2], L > c[-1][0])
-                continue
-            for (l0, p0, q0), (l1, p1, q1) in zip(c, c[1:]):
-                if l0 <= L <= l1:
-                    f = (L - l0) / (l1 - l0) if l1 > l0 else 1.0
-                    row["methods"][meth] = (p0 + f * (p1 - p0), q0 + f * (q1 - q0), False)
-                    break
+            p, q = envelope(c, 1, L), envelope(c, 2, L)
+            row["methods"][meth] = (p, q, L > c[-1][0])
         out.append(row)
     lines = []
     dl = d["loss"] if is_ae(kind) else 1 - d["loss"]
