@@ -334,8 +334,9 @@ def at_equal_loss(res, ref_method):
     """Per method, the ct x pt products and predicted latency saved (%) at the loss of each point
     of ref_method, linearly interpolated along the upper envelope of the method's curve (its
     points of every seed and sparsity sorted by loss, the dense reference as (dense loss, 0 %),
-    keeping only points that save more than every less lossy one, for each of the two savings). A loss beyond a method's most lossy point gets
-    that point's saving, marked '>=' when the curve never reached the loss (a lower bound for a
+    keeping only points that save more than every less lossy one, for each of the two savings;
+    a one-point curve is a straight-line estimate from the dense point, not a bound). A loss
+    beyond a method's most lossy point gets that point's saving, marked '>=' when the curve never reached the loss (a lower bound for a
     curve that saves more as it loses more; the margin printed is then an upper bound). A loss
     below a method's least lossy point (the reference point beats even the dense model) is
     printed as 'not reached' with that point's loss, and the dense model as 'not reached' too."""
