@@ -1168,8 +1168,9 @@ static void test_level_keys(void **state) {
 /*
  * Seeded keys: a relinearization and Galois key set holds only its b halves
  * (half the memory of the same keys expanded); the same keys with their a
- * halves expanded and stored (ckks_ksk_unseed) give bit-identical products,
- * rotations, hoisted rotations and conjugations, at the top level and below.
+ * halves expanded and stored (tsr_ckks_*_expand: twice the memory, the same
+ * file bytes) give bit-identical products, rotations, hoisted rotations and
+ * conjugations, at the top level and below.
  */
 static void test_seeded_keys(void **state) {
     (void)state;
@@ -1191,11 +1192,28 @@ static void test_seeded_keys(void **state) {
     tt_ok(tsr_ckks_galois_keys_to_bytes(f.gk, &buf, &len));
     tt_ok(tsr_ckks_galois_keys_from_bytes(&gk_x, f.p, buf, len));
     tsr_ckks_bytes_free(buf);
-    tt_ok(ckks_ksk_unseed(f.p, &rk_x->key));
-    for (size_t i = 0; i < gk_x->count; i++) tt_ok(ckks_ksk_unseed(f.p, &gk_x->e[i].key));
+    tt_ok(tsr_ckks_relin_key_expand(rk_x));
+    tt_ok(tsr_ckks_galois_keys_expand(gk_x));
+    tt_ok(tsr_ckks_relin_key_expand(rk_x)); /* already expanded: a no-op */
     assert_false(rk_x->key.seeded);
+    for (size_t i = 0; i < gk_x->count; i++) assert_false(gk_x->e[i].key.seeded);
     assert_int_equal(tsr_ckks_relin_key_memory(rk_x), 2 * rk_mem);
     assert_int_equal(tsr_ckks_galois_keys_memory(gk_x), 2 * gk_mem);
+    /* expanded keys serialize to the bytes of the seeded ones */
+    uint8_t *buf2 = NULL;
+    size_t len2 = 0;
+    tt_ok(tsr_ckks_relin_key_to_bytes(f.rk, &buf, &len));
+    tt_ok(tsr_ckks_relin_key_to_bytes(rk_x, &buf2, &len2));
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    tsr_ckks_bytes_free(buf);
+    tsr_ckks_bytes_free(buf2);
+    tt_ok(tsr_ckks_galois_keys_to_bytes(f.gk, &buf, &len));
+    tt_ok(tsr_ckks_galois_keys_to_bytes(gk_x, &buf2, &len2));
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    tsr_ckks_bytes_free(buf);
+    tsr_ckks_bytes_free(buf2);
     tsr_ckks_evaluator *ev_x;
     tt_ok(tsr_ckks_evaluator_create(&ev_x, f.p, rk_x, gk_x));
     double *x = rand_vec(&f, f.slots);

@@ -371,7 +371,8 @@ TSR_API int tsr_ckks_relin_key_max_level(const tsr_ckks_relin_key *rk);
  * b halves of its stored digits and a 32-byte seed: the a halves are
  * regenerated block by block (ChaCha20) during every key switch, which costs
  * CPU (about +12 % for a bootstrapping at N = 2^16, docs/BENCHMARKS.md). A
- * key read from a format-2 file holds both halves.
+ * key read from a format-2 file, or expanded by tsr_ckks_relin_key_expand,
+ * holds both halves.
  */
 TSR_API uint64_t tsr_ckks_relin_key_memory(const tsr_ckks_relin_key *rk);
 /**
@@ -383,6 +384,16 @@ TSR_API uint64_t tsr_ckks_relin_key_memory(const tsr_ckks_relin_key *rk);
  * call it between operations).
  */
 TSR_API tsr_status tsr_ckks_relin_key_trim(tsr_ckks_relin_key *rk, int max_level);
+/**
+ * Store the a halves of rk in memory (regenerated once from its seed) instead
+ * of regenerating them during every key switch: the key's memory doubles
+ * (tsr_ckks_relin_key_memory) and key switching no longer spends CPU on the
+ * ChaCha20 stream (about 12 % of a bootstrapping at N = 2^16,
+ * docs/BENCHMARKS.md). Results are bit-identical and the key serializes to
+ * the same bytes. A no-op for a key already expanded. This mutates rk: no
+ * evaluator may use rk while it runs.
+ */
+TSR_API tsr_status tsr_ckks_relin_key_expand(tsr_ckks_relin_key *rk);
 /** Free a relinearization key. NULL is a no-op. */
 TSR_API void tsr_ckks_relin_key_free(tsr_ckks_relin_key *rk);
 /** The key-set id of rk (that of the secret key it was made from). */
@@ -441,6 +452,13 @@ TSR_API tsr_status tsr_ckks_galois_keys_trim(tsr_ckks_galois_keys *gk, const int
 /** Bytes the keys of gk hold in memory (as tsr_ckks_relin_key_memory: the b halves of seeded
  * keys, both halves of keys read from format-2 files); 0 for NULL. */
 TSR_API uint64_t tsr_ckks_galois_keys_memory(const tsr_ckks_galois_keys *gk);
+/**
+ * tsr_ckks_relin_key_expand for every key of gk (memory for CPU: see there).
+ * Keys added to gk afterwards are seeded again. On TSR_ERR_NOMEM the keys
+ * expanded so far stay expanded and gk stays usable. This mutates gk: no
+ * evaluator may use gk while it runs.
+ */
+TSR_API tsr_status tsr_ckks_galois_keys_expand(tsr_ckks_galois_keys *gk);
 /** Free a Galois key set (no evaluator may still use it). NULL is a no-op. */
 TSR_API void tsr_ckks_galois_keys_free(tsr_ckks_galois_keys *gk);
 /** The key-set id of gk (that of the secret key it was made from). */
