@@ -674,6 +674,26 @@ static void test_write_fuzz_corpus(void **state) {
     tt_ok(tsr_ckks_relin_key_create_level(&rk0, w.sk, 0));
     DUMP(tsr_ckks_relin_key_to_bytes(rk0, &b, &n), "fuzz_ckks_eval_keys", "relin_level0");
     tsr_ckks_relin_key_free(rk0);
+    /* a key of format 2's stream (as read from an old file) written as format 3, stream 0 */
+    tsr_ckks_relin_key *old = tsr_calloc(sizeof *old);
+    assert_non_null(old);
+    old->params = ckks_params_ref(w.p);
+    memcpy(old->key_id, id, TSR_CKKS_KEY_ID_BYTES);
+    uint64_t *s2;
+    tt_ok(tsr_rns_poly_new(w.p->q[w.p->L], &s2));
+    tsr_rns_mul(w.p->q[w.p->L], s2, w.sk->s_ntt, w.sk->s_ntt);
+    tt_ok(ckks_ksk_generate_prg(w.p, w.sk->s_ntt, s2, w.p->L, CKKS_KSK_PRG_XCHACHA20_LIMB,
+                                &old->key));
+    tsr_free(s2);
+    DUMP(tsr_ckks_relin_key_to_bytes(old, &b, &n), "fuzz_ckks_eval_keys", "relin_stream0");
+    tsr_ckks_relin_key_free(old);
+    /* a Galois set with one level-limited key */
+    tsr_ckks_galois_keys *gl;
+    const int step1 = 1, step5 = 5;
+    tt_ok(tsr_ckks_galois_keys_create(&gl, w.sk, &step1, 1, 0));
+    tt_ok(tsr_ckks_galois_keys_add_level(gl, w.sk, &step5, 1, 0, 0));
+    DUMP(tsr_ckks_galois_keys_to_bytes(gl, &b, &n), "fuzz_ckks_eval_keys", "galois_level0");
+    tsr_ckks_galois_keys_free(gl);
     DUMP(tsr_ckks_secret_key_to_bytes(w.sk, &b, &n), "fuzz_ckks_secret_key", "sk");
 #undef DUMP
     world_free(&w);
