@@ -1020,6 +1020,12 @@ static void test_format2_corpus(void **state) {
     tsr_ckks_relin_key_free(rk3);
     tsr_ckks_relin_key_free(rk);
     tsr_ckks_bytes_free(v3);
+    /* version 1 is refused, naming the versions this build reads */
+    v2[4] = 1;
+    reseal(v2, len);
+    tt_fails(tsr_ckks_relin_key_from_bytes(&rk, p, v2, len), TSR_ERR_VERSION);
+    if (!strstr(tsr_last_error(), "this build reads versions 2..3"))
+        fail_msg("%s", tsr_last_error());
     free(v2);
     /* a Galois key frame */
     tsr_ckks_galois_keys *gk, *gk3;
