@@ -17,7 +17,10 @@
  *               each over q_0..q_max_level then P. prg 1: a_j is the chunked
  *               ChaCha20 stream (ring/sample.h tsr_sample_uniform_range) and
  *               the key stays seeded in memory; prg 0: the per-limb XChaCha20
- *               stream of format 2 (tsr_sample_uniform), expanded on reading
+ *               stream of format 2 (tsr_sample_uniform), expanded on reading,
+ *               so such a key takes twice the bytes the frame declares in
+ *               memory (the factor is bounded: the declared size is checked
+ *               against the payload before allocating)
  *   relin key   id[32]; ksk                                (flag SEEDED)
  *   Galois keys id[32]; u32 count; per key (increasing g): u64 g; ksk
  *                                                          (flag SEEDED)
@@ -29,7 +32,8 @@
  * id is the key-set id (TSR_CKKS_KEY_ID_BYTES): key frames have format
  * version TSR_FRAME_VERSION_KEYS (2), key-switching key frames (relin,
  * Galois, eval keys) TSR_FRAME_VERSION_KSK (3); version 2 of those is still
- * read (ksk = u32 dnum; seed[32]; b_j over every limb, prg 0, expanded);
+ * read (ksk = u32 dnum; seed[32]; b_j over every limb, prg 0, expanded:
+ * twice the declared bytes in memory, as above);
  * version-1 key files are refused.
  * Readers check the kind, the flags, the fingerprint, that the payload
  * length is exactly what the header fields imply, every field's range and
