@@ -91,7 +91,7 @@ typedef struct result {
     double bits_mean, bits_median, bits_worst;
     double rss_mib;
     uint64_t relin_bytes, galois_bytes, switch_bytes;
-    uint64_t galois_mem;      /* in memory: both halves of every stored digit */
+    uint64_t galois_mem;      /* in memory: the b halves of every stored digit (seeded keys) */
     uint64_t galois_full_mem; /* the same keys all made for every level */
     uint64_t relin_mem, switch_mem[2], conj_mem;
     int relin_level, conj_level;

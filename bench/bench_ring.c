@@ -6,8 +6,11 @@
  *     as key switching runs them);
  *   - element-wise multiply, multiply-add, scalar multiply of one limb, and the
  *     key-switching inner product (3 digits, two outputs) (N = 2^16);
- *   - basis conversion (ModUp shapes 15->4, 8->23, 22->8 limbs, N = 2^16);
- *   - ModDown 22+4 -> 22 limbs and rescale 23 -> 22 limbs (NTT domain, N = 2^16).
+ *   - basis conversion (ModUp shapes 15->4, 8->23, 22->8 limbs, N = 2^16), and a diagonal's
+ *     coefficients into 29 limbs from doubles and from int64 (N = 2^16);
+ *   - ModDown 22+4 -> 22 limbs and rescale 23 -> 22 limbs (NTT domain, N = 2^16);
+ *   - once: the uniform streams of key halves (per-limb XChaCha20, chunked ChaCha20, raw
+ *     ChaCha20; one limb, N = 2^16).
  * Each figure is the median (and minimum) of repeated runs after a warm-up.
  * Record results in docs/BENCHMARKS.md with the command, commit and CPU.
  */
@@ -211,6 +214,40 @@ static int bench_conv(ring_bench_ctx *c, tsr_simd fam, tsr_prng *g) {
         tsr_rns_basis_free(from);
         tsr_rns_basis_free(to);
     }
+    /* A diagonal's coefficients (|c| < 2^50, integers) into 25 + 4 limbs (a level-24 diagonal
+     * of n16-boot over Q_l u P), from doubles (finiteness pass, round() per limb) and from
+     * int64 (diagonals on the fly), without the NTTs. */
+    {
+        tsr_rns_basis *qb, *pb, *qpb;
+        if (make_bases(n, 60, 25, 60, 4, &qb, &pb)) return 1;
+        if (tsr_rns_basis_concat(qb, pb, &qpb) != TSR_OK) return 1;
+        uint64_t *dst;
+        double *cd = tsr_alloc(n * sizeof *cd);
+        int64_t *ci = tsr_alloc(n * sizeof *ci);
+        if (tsr_rns_poly_new(qpb, &dst) != TSR_OK || !cd || !ci) return 1;
+        for (size_t i = 0; i < n; i++) {
+            ci[i] = (int64_t)(tsr_prng_u64(g) >> 14) - ((int64_t)1 << 49);
+            cd[i] = (double)ci[i];
+        }
+        double s[2][256];
+        int reps = c->reps > 30 ? 30 : c->reps;
+        for (int r = 0; r < reps; r++) {
+            double t0 = tsr_now();
+            if (tsr_rns_from_double(qpb, dst, cd) != TSR_OK) return 1;
+            double t1 = tsr_now();
+            tsr_rns_from_i64(qpb, dst, ci);
+            s[0][r] = t1 - t0;
+            s[1][r] = tsr_now() - t1;
+        }
+        report(c, "from-dbl", fam, n, 60, "29 limbs", s[0], reps);
+        report(c, "from-i64", fam, n, 60, "29 limbs", s[1], reps);
+        tsr_free(dst);
+        tsr_free(cd);
+        tsr_free(ci);
+        tsr_rns_basis_free(qb);
+        tsr_rns_basis_free(pb);
+        tsr_rns_basis_free(qpb);
+    }
     /* ModDown 22+4 -> 22 (special primes of 49 and of 60 bits) and rescale 23 -> 22,
      * NTT domain, in place. */
     static const struct {
@@ -251,14 +288,51 @@ static int bench_conv(ring_bench_ctx *c, tsr_simd fam, tsr_prng *g) {
     return 0;
 }
 
+/* The uniform streams of key halves, one limb of N = 2^16 with a prime just above 2^60 (as in
+ * n16-boot; the bit-mask rejection of the per-limb stream keeps only half its words there):
+ * stream-x the per-limb XChaCha20 of format-2 keys (tsr_sample_uniform), stream-c the chunked
+ * ChaCha20 of seeded keys (tsr_sample_uniform_range), chacha20 its raw keystream (8 N bytes).
+ * Libsodium picks its own SIMD code: one row each, whatever --simd says. */
+static int bench_stream(ring_bench_ctx *c) {
+    const size_t n = 1 << 16;
+    const uint64_t q = 0x10000000006e0001ULL; /* 2^60 + 55 * 2^17 + 1, prime */
+    tsr_rns_basis *b;
+    if (tsr_rns_basis_create(n, &q, 1, &b) != TSR_OK) return 1;
+    uint64_t *out = tsr_alloc(n * sizeof *out);
+    if (!out) return 1;
+    const uint8_t seed[TSR_SEED_BYTES] = { 7 }, nonce[TSR_STREAM_NONCE_BYTES] = { 1 };
+    double s[3][256];
+    int reps = c->reps > 30 ? 30 : c->reps;
+    for (int r = 0; r < reps; r++) {
+        double t0 = tsr_now();
+        tsr_sample_uniform(b, seed, 0x100, out);
+        double t1 = tsr_now();
+        tsr_sample_uniform_range(&b->mod[0], seed, 0x100, 0, n, out);
+        double t2 = tsr_now();
+        tsr_stream_chacha20(out, n * sizeof *out, seed, nonce, 0);
+        s[0][r] = t1 - t0;
+        s[1][r] = t2 - t1;
+        s[2][r] = tsr_now() - t2;
+    }
+    const tsr_simd fam = tsr_simd_active();
+    report(c, "stream-x", fam, n, 61, "limb", s[0], reps);
+    report(c, "stream-c", fam, n, 61, "limb", s[1], reps);
+    report(c, "chacha20", fam, n, 61, "limb", s[2], reps);
+    tsr_free(out);
+    tsr_rns_basis_free(b);
+    return 0;
+}
+
 int bench_ring_main(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
-        printf(
-            "usage: tessera bench ring [--json] [--quick] [--simd FAMILY] [--only ntt|elt|conv]\n\n"
-            "Ring-layer kernels on one thread for each SIMD family this CPU supports:\n"
-            "NTT forward/inverse, whole and split (N = 2^13..2^16; 49- and 60-bit primes),\n"
-            "element-wise multiply, basis conversion, ModDown and rescale (N = 2^16).\n"
-            "Median and minimum of >= 20 runs (--quick: 5) in microseconds.\n");
+        printf("usage: tessera bench ring [--json] [--quick] [--simd FAMILY]\n"
+               "                          [--only ntt|elt|conv|stream]\n\n"
+               "Ring-layer kernels on one thread for each SIMD family this CPU supports:\n"
+               "NTT forward/inverse, whole and split (N = 2^13..2^16; 49- and 60-bit primes),\n"
+               "element-wise multiply, basis conversion, a diagonal into 29 limbs from double\n"
+               "and from int64, ModDown and rescale (N = 2^16);\n"
+               "once: the uniform streams of key halves (one limb, N = 2^16, libsodium's SIMD).\n"
+               "Median and minimum of >= 20 runs (--quick: 5) in microseconds.\n");
         return 0;
     }
     ring_bench_ctx c = { .json = 0, .first = 1, .reps = 41 };
@@ -294,6 +368,7 @@ int bench_ring_main(int argc, char **argv) {
         if (!only || strcmp(only, "elt") == 0) rc |= bench_elementwise(&c, fam, &g);
         if (!only || strcmp(only, "conv") == 0) rc |= bench_conv(&c, fam, &g);
     }
+    if (!rc && (!only || strcmp(only, "stream") == 0)) rc |= bench_stream(&c);
     if (c.json) printf("\n]}\n");
     tsr_set_num_threads(saved_threads);
     (void)tsr_simd_force(saved_simd);

@@ -1168,8 +1168,9 @@ static void test_level_keys(void **state) {
 /*
  * Seeded keys: a relinearization and Galois key set holds only its b halves
  * (half the memory of the same keys expanded); the same keys with their a
- * halves expanded and stored (ckks_ksk_unseed) give bit-identical products,
- * rotations, hoisted rotations and conjugations, at the top level and below.
+ * halves expanded and stored (tsr_ckks_*_expand: twice the memory, the same
+ * file bytes) give bit-identical products, rotations, hoisted rotations and
+ * conjugations, at the top level and below.
  */
 static void test_seeded_keys(void **state) {
     (void)state;
@@ -1191,11 +1192,28 @@ static void test_seeded_keys(void **state) {
     tt_ok(tsr_ckks_galois_keys_to_bytes(f.gk, &buf, &len));
     tt_ok(tsr_ckks_galois_keys_from_bytes(&gk_x, f.p, buf, len));
     tsr_ckks_bytes_free(buf);
-    tt_ok(ckks_ksk_unseed(f.p, &rk_x->key));
-    for (size_t i = 0; i < gk_x->count; i++) tt_ok(ckks_ksk_unseed(f.p, &gk_x->e[i].key));
+    tt_ok(tsr_ckks_relin_key_expand(rk_x));
+    tt_ok(tsr_ckks_galois_keys_expand(gk_x));
+    tt_ok(tsr_ckks_relin_key_expand(rk_x)); /* already expanded: a no-op */
     assert_false(rk_x->key.seeded);
+    for (size_t i = 0; i < gk_x->count; i++) assert_false(gk_x->e[i].key.seeded);
     assert_int_equal(tsr_ckks_relin_key_memory(rk_x), 2 * rk_mem);
     assert_int_equal(tsr_ckks_galois_keys_memory(gk_x), 2 * gk_mem);
+    /* expanded keys serialize to the bytes of the seeded ones */
+    uint8_t *buf2 = NULL;
+    size_t len2 = 0;
+    tt_ok(tsr_ckks_relin_key_to_bytes(f.rk, &buf, &len));
+    tt_ok(tsr_ckks_relin_key_to_bytes(rk_x, &buf2, &len2));
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    tsr_ckks_bytes_free(buf);
+    tsr_ckks_bytes_free(buf2);
+    tt_ok(tsr_ckks_galois_keys_to_bytes(f.gk, &buf, &len));
+    tt_ok(tsr_ckks_galois_keys_to_bytes(gk_x, &buf2, &len2));
+    assert_int_equal(len, len2);
+    assert_memory_equal(buf, buf2, len);
+    tsr_ckks_bytes_free(buf);
+    tsr_ckks_bytes_free(buf2);
     tsr_ckks_evaluator *ev_x;
     tt_ok(tsr_ckks_evaluator_create(&ev_x, f.p, rk_x, gk_x));
     double *x = rand_vec(&f, f.slots);
@@ -1245,6 +1263,62 @@ static void test_seeded_keys(void **state) {
     fx_free(&f);
 }
 
+/*
+ * The same comparison where a key polynomial spans several regenerated blocks
+ * (n13-l3: N = 2^13, blocks of 4096 words, so a_j is regenerated at offsets 0
+ * and 4096 of every limb): one product and one rotation at the top level are
+ * bit-identical with the seeded keys and with the same keys expanded.
+ */
+static void test_seeded_keys_blocks(void **state) {
+    (void)state;
+    fixture f;
+    fx_init(&f, "n13-l3", NULL, 0);
+    assert_int_equal(tsr_ckks_params_n(f.p), 8192);
+    const int step = 1;
+    tsr_ckks_galois_keys *gk, *gk_x;
+    tt_ok(tsr_ckks_galois_keys_create(&gk, f.sk, &step, 1, 0));
+    tsr_ckks_relin_key *rk_x;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    tt_ok(tsr_ckks_relin_key_to_bytes(f.rk, &buf, &len));
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk_x, f.p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    tt_ok(tsr_ckks_galois_keys_to_bytes(gk, &buf, &len));
+    tt_ok(tsr_ckks_galois_keys_from_bytes(&gk_x, f.p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    assert_true(rk_x->key.seeded);
+    tt_ok(tsr_ckks_relin_key_expand(rk_x));
+    tt_ok(tsr_ckks_galois_keys_expand(gk_x));
+    tsr_ckks_evaluator *ev, *ev_x;
+    tt_ok(tsr_ckks_evaluator_create(&ev, f.p, f.rk, gk));
+    tt_ok(tsr_ckks_evaluator_create(&ev_x, f.p, rk_x, gk_x));
+    double *x = rand_vec(&f, f.slots);
+    tsr_ckks_ciphertext *a = encrypt_vec(&f, x, TSR_CKKS_TOP_LEVEL), *r1, *r2;
+    tt_ok(tsr_ckks_ciphertext_create(&r1, f.p));
+    tt_ok(tsr_ckks_ciphertext_create(&r2, f.p));
+    tt_ok(tsr_ckks_mul_relin(ev, r1, a, a));
+    tt_ok(tsr_ckks_mul_relin(ev_x, r2, a, a));
+    assert_true(ct_equal(r1, r2));
+    tt_ok(tsr_ckks_rotate(ev, r1, a, step));
+    tt_ok(tsr_ckks_rotate(ev_x, r2, a, step));
+    assert_true(ct_equal(r1, r2));
+    double *want = malloc(f.slots * sizeof *want);
+    assert_non_null(want);
+    rotated(x, f.slots, step, want);
+    assert_true(prec_of(&f, r1, want, NULL) > 20);
+    free(want);
+    free(x);
+    tsr_ckks_ciphertext_free(a);
+    tsr_ckks_ciphertext_free(r1);
+    tsr_ckks_ciphertext_free(r2);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_evaluator_free(ev_x);
+    tsr_ckks_relin_key_free(rk_x);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_galois_keys_free(gk_x);
+    fx_free(&f);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_security_table),
@@ -1263,6 +1337,7 @@ int main(void) {
         cmocka_unit_test(test_depth10_squarings),
         cmocka_unit_test(test_level_keys),
         cmocka_unit_test(test_seeded_keys),
+        cmocka_unit_test(test_seeded_keys_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

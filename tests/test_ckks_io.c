@@ -674,6 +674,26 @@ static void test_write_fuzz_corpus(void **state) {
     tt_ok(tsr_ckks_relin_key_create_level(&rk0, w.sk, 0));
     DUMP(tsr_ckks_relin_key_to_bytes(rk0, &b, &n), "fuzz_ckks_eval_keys", "relin_level0");
     tsr_ckks_relin_key_free(rk0);
+    /* a key of format 2's stream (as read from an old file) written as format 3, stream 0 */
+    tsr_ckks_relin_key *old = tsr_calloc(sizeof *old);
+    assert_non_null(old);
+    old->params = ckks_params_ref(w.p);
+    memcpy(old->key_id, id, TSR_CKKS_KEY_ID_BYTES);
+    uint64_t *s2;
+    tt_ok(tsr_rns_poly_new(w.p->q[w.p->L], &s2));
+    tsr_rns_mul(w.p->q[w.p->L], s2, w.sk->s_ntt, w.sk->s_ntt);
+    tt_ok(ckks_ksk_generate_prg(w.p, w.sk->s_ntt, s2, w.p->L, CKKS_KSK_PRG_XCHACHA20_LIMB,
+                                &old->key));
+    tsr_free(s2);
+    DUMP(tsr_ckks_relin_key_to_bytes(old, &b, &n), "fuzz_ckks_eval_keys", "relin_stream0");
+    tsr_ckks_relin_key_free(old);
+    /* a Galois set with one level-limited key */
+    tsr_ckks_galois_keys *gl;
+    const int step1 = 1, step5 = 5;
+    tt_ok(tsr_ckks_galois_keys_create(&gl, w.sk, &step1, 1, 0));
+    tt_ok(tsr_ckks_galois_keys_add_level(gl, w.sk, &step5, 1, 0, 0));
+    DUMP(tsr_ckks_galois_keys_to_bytes(gl, &b, &n), "fuzz_ckks_eval_keys", "galois_level0");
+    tsr_ckks_galois_keys_free(gl);
     DUMP(tsr_ckks_secret_key_to_bytes(w.sk, &b, &n), "fuzz_ckks_secret_key", "sk");
 #undef DUMP
     world_free(&w);
@@ -937,12 +957,132 @@ static void test_format2_keys(void **state) {
     world_free(&w);
 }
 
+/* A whole corpus file of the fuzz targets (small); *len its size. */
+static uint8_t *read_corpus(const char *name, size_t *len) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "fuzz/corpus/fuzz_ckks_eval_keys/%s", name);
+    FILE *f = fopen(tt_source_path(rel), "rb");
+    if (!f) fail_msg("cannot open %s", tt_source_path(rel));
+    uint8_t *buf = malloc(1 << 16);
+    assert_non_null(buf);
+    *len = fread(buf, 1, 1 << 16, f);
+    assert_true(*len > 0 && *len < (1 << 16));
+    fclose(f);
+    return buf;
+}
+
+/* Both keys hold the same expanded (stream 0) data. */
+static void assert_same_ksk(const tsr_ckks_params *p, const ckks_ksk *a, const ckks_ksk *b) {
+    assert_false(a->seeded);
+    assert_false(b->seeded);
+    assert_int_equal(a->prg, CKKS_KSK_PRG_XCHACHA20_LIMB);
+    assert_int_equal(b->prg, CKKS_KSK_PRG_XCHACHA20_LIMB);
+    assert_int_equal(a->max_level, b->max_level);
+    assert_int_equal(a->dnum, b->dnum);
+    assert_memory_equal(a->seed, b->seed, TSR_SEED_BYTES);
+    assert_int_equal(ckks_ksk_memory(p, a), ckks_ksk_memory(p, b));
+    assert_memory_equal(a->data, b->data, (size_t)ckks_ksk_memory(p, a));
+}
+
+static void assert_same_galois(const tsr_ckks_galois_keys *a, const tsr_ckks_galois_keys *b) {
+    assert_int_equal(a->count, b->count);
+    for (size_t i = 0; i < a->count; i++) {
+        assert_int_equal(a->e[i].elt, b->e[i].elt);
+        assert_same_ksk(a->params, &a->e[i].key, &b->e[i].key);
+    }
+}
+
+/*
+ * Genuine format-2 files of the old writer (the *_v2 seed corpora of fuzz_ckks_eval_keys, fuzz
+ * parameters, a relinearization key and 4 Galois keys: steps 1, -1, 3 and the conjugation) are
+ * read as expanded stream-0 keys; written again they are format 3 and read back identical.
+ */
+static void test_format2_corpus(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s;
+    ckks_fuzz_spec(&s);
+    tsr_ckks_params *p;
+    tt_ok(tsr_ckks_params_create(&p, &s));
+    uint8_t id[TSR_CKKS_KEY_ID_BYTES], *v3;
+    size_t len, len3;
+    /* a relinearization key frame */
+    uint8_t *v2 = read_corpus("relin_frame_v2", &len);
+    assert_int_equal(v2[4], 2);
+    tsr_ckks_relin_key *rk, *rk3;
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk, p, v2, len));
+    assert_false(rk->key.seeded);
+    assert_int_equal(rk->key.prg, CKKS_KSK_PRG_XCHACHA20_LIMB);
+    assert_int_equal(rk->key.max_level, p->L);
+    tt_ok(tsr_ckks_relin_key_to_bytes(rk, &v3, &len3));
+    assert_int_equal(v3[4], TSR_FRAME_VERSION_KSK);
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk3, p, v3, len3));
+    assert_same_ksk(p, &rk->key, &rk3->key);
+    tsr_ckks_relin_key_free(rk3);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_bytes_free(v3);
+    /* version 1 is refused, naming the versions this build reads */
+    v2[4] = 1;
+    reseal(v2, len);
+    tt_fails(tsr_ckks_relin_key_from_bytes(&rk, p, v2, len), TSR_ERR_VERSION);
+    if (!strstr(tsr_last_error(), "this build reads versions 2..3"))
+        fail_msg("%s", tsr_last_error());
+    free(v2);
+    /* a Galois key frame */
+    tsr_ckks_galois_keys *gk, *gk3;
+    v2 = read_corpus("galois_frame_v2", &len);
+    assert_int_equal(v2[4], 2);
+    tt_ok(tsr_ckks_galois_keys_from_bytes(&gk, p, v2, len));
+    assert_int_equal(tsr_ckks_galois_keys_count(gk), 4);
+    for (size_t i = 0; i < gk->count; i++) {
+        assert_false(gk->e[i].key.seeded);
+        assert_int_equal(gk->e[i].key.prg, CKKS_KSK_PRG_XCHACHA20_LIMB);
+    }
+    tt_ok(tsr_ckks_galois_keys_to_bytes(gk, &v3, &len3));
+    assert_int_equal(v3[4], TSR_FRAME_VERSION_KSK);
+    tt_ok(tsr_ckks_galois_keys_from_bytes(&gk3, p, v3, len3));
+    assert_same_galois(gk, gk3);
+    tsr_ckks_galois_keys_free(gk3);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_bytes_free(v3);
+    free(v2);
+    /* bundles: both keys, the relinearization key only, no key */
+    const char *bundles[] = { "bundle_v2", "relin_only_v2", "no_keys_v2" };
+    const int has_rk[] = { 1, 1, 0 }, has_gk[] = { 1, 0, 0 };
+    for (int b = 0; b < 3; b++) {
+        v2 = read_corpus(bundles[b], &len);
+        assert_int_equal(v2[4], 2);
+        rk = rk3 = NULL;
+        gk = gk3 = NULL;
+        tt_ok(tsr_ckks_eval_keys_from_bytes(&rk, &gk, id, p, v2, len));
+        assert_int_equal(rk != NULL, has_rk[b]);
+        assert_int_equal(gk != NULL, has_gk[b]);
+        if (gk) assert_int_equal(tsr_ckks_galois_keys_count(gk), 4);
+        tt_ok(tsr_ckks_eval_keys_to_bytes(p, id, rk, gk, &v3, &len3));
+        assert_int_equal(v3[4], TSR_FRAME_VERSION_KSK);
+        uint8_t id3[TSR_CKKS_KEY_ID_BYTES];
+        tt_ok(tsr_ckks_eval_keys_from_bytes(&rk3, &gk3, id3, p, v3, len3));
+        assert_memory_equal(id, id3, sizeof id);
+        assert_int_equal(rk3 != NULL, has_rk[b]);
+        assert_int_equal(gk3 != NULL, has_gk[b]);
+        if (rk) assert_same_ksk(p, &rk->key, &rk3->key);
+        if (gk) assert_same_galois(gk, gk3);
+        tsr_ckks_relin_key_free(rk);
+        tsr_ckks_relin_key_free(rk3);
+        tsr_ckks_galois_keys_free(gk);
+        tsr_ckks_galois_keys_free(gk3);
+        tsr_ckks_bytes_free(v3);
+        free(v2);
+    }
+    tsr_ckks_params_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_truncation_and_corruption),
         cmocka_unit_test(test_invalid_fields),    cmocka_unit_test(test_key_set_ids),
         cmocka_unit_test(test_write_fuzz_corpus), cmocka_unit_test(test_declared_size),
         cmocka_unit_test(test_spec_codec),        cmocka_unit_test(test_format2_keys),
+        cmocka_unit_test(test_format2_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

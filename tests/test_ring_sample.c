@@ -269,10 +269,70 @@ static void test_uniform_range(void **state) {
     tsr_free(other);
 }
 
+/*
+ * Known answers for both key streams, so that a change to the stream (chunk
+ * size, nonce layout, counter, rejection rule, byte order) cannot pass as a
+ * round trip: key files on disk hold only seeds for the a halves. The words
+ * were computed outside Tessera (Python: `cryptography` ChaCha20 and a
+ * from-RFC ChaCha20/HChaCha20 checked against the XChaCha20 draft vector):
+ *  - chunked stream (format 3): chunk c = ChaCha20-IETF(key = seed, nonce =
+ *    q LE64 || domain LE32, counter c << 16), words LE64, kept when below
+ *    q * floor(2^64 / q), reduced mod q; q = 2^60 + 33 rejects 1/16 of the
+ *    words (the 7th word of chunk 0 is the first rejected one);
+ *  - per-limb stream (format 2): XChaCha20(key = seed, nonce = domain LE64
+ *    || q LE64 || 0^8), words LE64 masked to bitlen(q), kept when below q.
+ */
+static void test_uniform_known_answers(void **state) {
+    (void)state;
+    const uint8_t seed[TSR_SEED_BYTES] = { 1, 2, 3 };
+    tsr_modulus m;
+    tsr_modulus_init(&m, 0x1000000000000021ULL); /* 2^60 + 33, prime */
+    const struct {
+        size_t off;
+        uint64_t want;
+    } kat[] = {
+        { 0, 0x3627a8a37e7b95aULL },    { 1, 0xf40b87cfcf6f5f6ULL },
+        { 6, 0xf1080690d1cf5daULL },    /* after the first rejected word */
+        { 1023, 0xea0ca76e1707869ULL }, /* end of chunk 0 */
+        { 1024, 0xe6e172442e7d19bULL }, /* chunk 1 */
+        { 1025, 0xcc6f534353dfa17ULL },
+    };
+    assert_int_equal(TSR_SAMPLE_CHUNK, 1024);
+    uint64_t all[2 * 1024];
+    tsr_sample_uniform_range(&m, seed, 0x105, 0, 2 * 1024, all);
+    for (size_t i = 0; i < sizeof kat / sizeof kat[0]; i++) {
+        assert_int_equal(all[kat[i].off], kat[i].want);
+        uint64_t one = 0;
+        tsr_sample_uniform_range(&m, seed, 0x105, kat[i].off, 1, &one);
+        assert_int_equal(one, kat[i].want);
+    }
+
+    const uint64_t q[2] = { 1125899906843009ULL, 0x2000000000000581ULL }; /* 1 mod 128, prime */
+    tsr_rns_basis *b;
+    tt_ok(tsr_rns_basis_create(64, q, 2, &b));
+    uint64_t *a;
+    tt_ok(tsr_rns_poly_new(b, &a));
+    tsr_sample_uniform(b, seed, 0x1234, a);
+    const uint64_t want2[2][3] = {
+        { 0x3a5913480ed75ULL, 0x1d7243d71d548ULL, 0x23b41af9f2aa7ULL },
+        { 0x1d348b7f7b33dd80ULL, 0x191d5cc08a24e1baULL, 0xb2122aef0bf06ffULL },
+    };
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(a[t * 64 + 0], want2[t][0]);
+        assert_int_equal(a[t * 64 + 1], want2[t][1]);
+        assert_int_equal(a[t * 64 + 63], want2[t][2]);
+    }
+    tsr_free(a);
+    tsr_rns_basis_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uniform),         cmocka_unit_test(test_uniform_range),
-        cmocka_unit_test(test_ternary),         cmocka_unit_test(test_gaussian),
+        cmocka_unit_test(test_uniform),
+        cmocka_unit_test(test_uniform_range),
+        cmocka_unit_test(test_uniform_known_answers),
+        cmocka_unit_test(test_ternary),
+        cmocka_unit_test(test_gaussian),
         cmocka_unit_test(test_rns_consistency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

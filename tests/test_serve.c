@@ -11,6 +11,8 @@
  */
 #include "clitest.h"
 
+#include "core/io.h"
+#include "core/rng.h"
 #include "serve/serve_internal.h"
 #include "tessera/serve.h"
 #include "train/model.h"
@@ -325,11 +327,25 @@ static void test_serve(void **state) {
     copy_prefix(tt_cli_path("s.evk"), tt_cli_path("half.evk"), 3000, -1);
     expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("half.evk"), NULL, &r), 400, &r,
                 "truncated keys");
-    /* the top bits of a key coefficient (format 3 keys: 5 header bytes more than format 2) */
-    copy_prefix(tt_cli_path("s.evk"), tt_cli_path("bad.evk"), -1, 5005);
+    /* bit 62 of the first coefficient of the relinearization key's b_0 (every value is below
+     * its prime < 2^62): frame header, key-set id, has_relin, has_galois, then the key's u32
+     * max_level, u32 dnum, u8 stream and seed (format 3, serialize.c) */
+    const long coef0 =
+        TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + 2 + 4 + 4 + 1 + TSR_SEED_BYTES;
+    {
+        FILE *kf = fopen(tt_cli_path("s.evk"), "rb");
+        assert_non_null(kf);
+        uint8_t head[TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + 2];
+        assert_int_equal(fread(head, 1, sizeof head, kf), sizeof head);
+        fclose(kf);
+        assert_int_equal(head[4], TSR_FRAME_VERSION_KSK); /* the layout above */
+        assert_int_equal(head[TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES], 1); /* has_relin */
+    }
+    copy_prefix(tt_cli_path("s.evk"), tt_cli_path("bad.evk"), -1, coef0 + 7);
     expect_code(http(port, "PUT", "/v1/keys", tt_cli_path("bad.evk"), NULL, &r), 400, &r,
                 "corrupted keys");
     expect_body(&r, "malformed");
+    expect_body(&r, "not below");
     assert_null(strstr(r.body, "/tmp/")); /* the server's paths are not told */
     assert_int_equal(count_files(tt_cli_path("state/keys")), 2);
     snprintf(path, sizeof path, "/v1/plans/%s/infer?keys=%s", plan_a, plan_a);

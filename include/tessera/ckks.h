@@ -359,13 +359,21 @@ TSR_API tsr_status tsr_ckks_relin_key_create(tsr_ckks_relin_key **out,
  * the digits used at max_level and the limbs q_0..q_max_level and P: a key for
  * level m < L takes ceil((m+1)/alpha) (m+1+k) / (dnum (L+1+k)) of the full
  * key's memory. Products above max_level fail with TSR_ERR_LEVEL. Such keys
- * cannot be serialized (TSR_ERR_INVALID_ARG from the writers).
+ * are serialized like full keys (the file stores max_level and only the
+ * digits and limbs kept).
  */
 TSR_API tsr_status tsr_ckks_relin_key_create_level(tsr_ckks_relin_key **out,
                                                    const tsr_ckks_secret_key *sk, int max_level);
 /** The highest level rk serves (L for a key of tsr_ckks_relin_key_create). */
 TSR_API int tsr_ckks_relin_key_max_level(const tsr_ckks_relin_key *rk);
-/** Bytes rk holds in memory (both halves of every stored digit); 0 for NULL. */
+/**
+ * Bytes rk holds in memory; 0 for NULL. A generated or format-3 key holds the
+ * b halves of its stored digits and a 32-byte seed: the a halves are
+ * regenerated block by block (ChaCha20) during every key switch, which costs
+ * CPU (about +12 % for a bootstrapping at N = 2^16, docs/BENCHMARKS.md). A
+ * key read from a format-2 file, or expanded by tsr_ckks_relin_key_expand,
+ * holds both halves.
+ */
 TSR_API uint64_t tsr_ckks_relin_key_memory(const tsr_ckks_relin_key *rk);
 /**
  * Limit rk to levels <= max_level in place, freeing the digits and limbs
@@ -376,6 +384,16 @@ TSR_API uint64_t tsr_ckks_relin_key_memory(const tsr_ckks_relin_key *rk);
  * call it between operations).
  */
 TSR_API tsr_status tsr_ckks_relin_key_trim(tsr_ckks_relin_key *rk, int max_level);
+/**
+ * Store the a halves of rk in memory (regenerated once from its seed) instead
+ * of regenerating them during every key switch: the key's memory doubles
+ * (tsr_ckks_relin_key_memory) and key switching no longer spends CPU on the
+ * ChaCha20 stream (about 12 % of a bootstrapping at N = 2^16,
+ * docs/BENCHMARKS.md). Results are bit-identical and the key serializes to
+ * the same bytes. A no-op for a key already expanded. This mutates rk: no
+ * evaluator may use rk while it runs.
+ */
+TSR_API tsr_status tsr_ckks_relin_key_expand(tsr_ckks_relin_key *rk);
 /** Free a relinearization key. NULL is a no-op. */
 TSR_API void tsr_ckks_relin_key_free(tsr_ckks_relin_key *rk);
 /** The key-set id of rk (that of the secret key it was made from). */
@@ -411,8 +429,8 @@ TSR_API tsr_status tsr_ckks_galois_keys_add(tsr_ckks_galois_keys *gk, const tsr_
  * above it (see tsr_ckks_relin_key_create_level): for rotations used only
  * low in the chain, e.g. bootstrapping's SlotsToCoeffs. A step already in
  * the set keeps its key (whatever its level). Rotating a ciphertext above a
- * key's level fails with TSR_ERR_LEVEL; sets holding such keys cannot be
- * serialized.
+ * key's level fails with TSR_ERR_LEVEL; such keys are serialized with their
+ * level (only the digits and limbs kept).
  */
 TSR_API tsr_status tsr_ckks_galois_keys_add_level(tsr_ckks_galois_keys *gk,
                                                   const tsr_ckks_secret_key *sk, const int *steps,
@@ -431,8 +449,16 @@ TSR_API int tsr_ckks_galois_keys_rotation_level(const tsr_ckks_galois_keys *gk, 
  */
 TSR_API tsr_status tsr_ckks_galois_keys_trim(tsr_ckks_galois_keys *gk, const int *steps,
                                              const int *levels, size_t n_steps, int conj_level);
-/** Bytes the keys of gk hold in memory (both halves of every stored digit); 0 for NULL. */
+/** Bytes the keys of gk hold in memory (as tsr_ckks_relin_key_memory: the b halves of seeded
+ * keys, both halves of keys read from format-2 files); 0 for NULL. */
 TSR_API uint64_t tsr_ckks_galois_keys_memory(const tsr_ckks_galois_keys *gk);
+/**
+ * tsr_ckks_relin_key_expand for every key of gk (memory for CPU: see there).
+ * Keys added to gk afterwards are seeded again. On TSR_ERR_NOMEM the keys
+ * expanded so far stay expanded and gk stays usable. This mutates gk: no
+ * evaluator may use gk while it runs.
+ */
+TSR_API tsr_status tsr_ckks_galois_keys_expand(tsr_ckks_galois_keys *gk);
 /** Free a Galois key set (no evaluator may still use it). NULL is a no-op. */
 TSR_API void tsr_ckks_galois_keys_free(tsr_ckks_galois_keys *gk);
 /** The key-set id of gk (that of the secret key it was made from). */
@@ -762,8 +788,9 @@ TSR_API tsr_status tsr_ckks_eval_keys_from_bytes(tsr_ckks_relin_key **rk, tsr_ck
                                                  size_t len);
 
 /**
- * Serialized size in bytes of each object (what _save would write); 0 for
- * keys that cannot be serialized (level-aware keys, or a set holding one).
+ * Serialized size in bytes of each object (what _save would write). Key-
+ * switching keys (level-aware ones included) store the b halves of their
+ * stored digits and a seed per key; the a halves are never written.
  */
 TSR_API uint64_t tsr_ckks_ciphertext_serialized_size(const tsr_ckks_ciphertext *ct);
 TSR_API uint64_t tsr_ckks_public_key_serialized_size(const tsr_ckks_public_key *pk);

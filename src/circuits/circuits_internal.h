@@ -38,16 +38,22 @@ typedef struct circuits_bsgs {
     size_t n_diags;  /* diagonals */
     size_t *index;   /* (n_diags) sorted, distinct diagonal indices in [0, n) */
     uint64_t *pt;    /* (n_diags, level + 1 + k, N) rot(diag_t, -g) over Q_l u P, NTT form */
-    double *coef;    /* on the fly (pt NULL): (n_diags, N) their rounded coefficients, converted
-                        to Q_l u P per giant step when applied (same words as pt) */
-    int coef_i64;    /* coef's words hold the coefficients as int64 (all |c| < 2^62): converted
-                        by tsr_rns_from_i64, no rounding per limb */
+    double *coef;    /* on the fly (pt NULL), some |c| >= 2^62: (n_diags, N) their rounded
+                        coefficients, converted to Q_l u P per giant step when applied (same
+                        words as pt) */
+    int64_t *coef_i; /* on the fly, every |c| < 2^62 (coef NULL): the same as int64, converted
+                        by tsr_rns_from_i64 (no rounding per limb) */
     double *pt_mag;  /* (n_diags) largest |value| of each diagonal */
     double pt_scale; /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
     double pt_err;   /* rounding error of one encoded diagonal (value units) */
     int *steps;      /* rotation steps (babies b > 0, giants g n1 > 0), sorted, distinct */
     size_t n_steps;
 } circuits_bsgs;
+
+/** Whether lt's diagonals are converted when applied (coef or coef_i) rather than stored. */
+static inline int circuits_bsgs_on_the_fly(const circuits_bsgs *lt) {
+    return lt->coef != NULL || lt->coef_i != NULL;
+}
 
 /** Writes diagonal t (sorted order) as n complex values to out; ctx is the caller's. */
 typedef tsr_status (*circuits_diag_fn)(void *ctx, size_t t, ckks_cplx *out);

@@ -100,6 +100,7 @@ static void bsgs_count(const size_t *index, size_t count, size_t n1, size_t *bab
 void circuits_bsgs_free(circuits_bsgs *lt) {
     free(lt->pt);
     free(lt->coef);
+    free(lt->coef_i);
     free(lt->pt_mag);
     free(lt->index);
     free(lt->steps);
@@ -145,7 +146,7 @@ static void collect_steps(circuits_bsgs *lt) {
 }
 
 uint64_t circuits_bsgs_bytes(const circuits_bsgs *lt, const tsr_ckks_params *p) {
-    uint64_t words = lt->coef ? 1 : (uint64_t)lt->level + 1 + (uint64_t)p->k;
+    uint64_t words = circuits_bsgs_on_the_fly(lt) ? 1 : (uint64_t)lt->level + 1 + (uint64_t)p->k;
     return (uint64_t)lt->n_diags * words * p->n * sizeof(uint64_t);
 }
 
@@ -237,19 +238,23 @@ static void coef_to_int(circuits_bsgs *lt, size_t N) {
     const size_t words = lt->n_diags * N;
     for (size_t i = 0; i < words; i++)
         if (!(fabs(round(lt->coef[i])) < 0x1p62)) return;
+    /* in place (no second copy of the diagonals): each word is read as a double before the
+     * int64 is stored there (malloc'd storage takes the type of the last store); coef is
+     * cleared so that nothing reads these words as doubles again */
+    int64_t *ci = (int64_t *)(void *)lt->coef;
     for (size_t i = 0; i < words; i++) {
-        int64_t v = (int64_t)round(lt->coef[i]);
-        memcpy(&lt->coef[i], &v, sizeof v);
+        const double c = lt->coef[i];
+        ci[i] = (int64_t)round(c);
     }
-    lt->coef_i64 = 1;
+    lt->coef = NULL;
+    lt->coef_i = ci;
 }
 
 /* Diagonal t of an on-the-fly transform over Q_l u P, NTT form (as the stored pt would be). */
 static tsr_status diag_to_qp(const tsr_ckks_params *p, const circuits_bsgs *lt, size_t t,
                              uint64_t *dst) {
-    const double *c = lt->coef + t * p->n;
-    if (!lt->coef_i64) return ckks_coef_to_qp(p, lt->level, c, dst);
-    tsr_rns_from_i64(p->qlp[lt->level], dst, (const int64_t *)(const void *)c);
+    if (!lt->coef_i) return ckks_coef_to_qp(p, lt->level, lt->coef + t * p->n, dst);
+    tsr_rns_from_i64(p->qlp[lt->level], dst, lt->coef_i + t * p->n);
     tsr_rns_ntt(p->qlp[lt->level], dst);
     return TSR_OK;
 }
@@ -329,7 +334,8 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     baby = tsr_alloc(nb * 2 * poly * sizeof *baby);
     /* the inner sum and the accumulator (4 polynomials); on the fly also a partial sum (2) and
      * FLY_GROUP converted diagonals */
-    work = tsr_alloc((4 + (lt->coef ? 2 + FLY_GROUP : 0)) * poly * sizeof *work);
+    work =
+        tsr_alloc((4 + (circuits_bsgs_on_the_fly(lt) ? 2 + FLY_GROUP : 0)) * poly * sizeof *work);
     terms = malloc(3 * (nb ? nb : 1) * sizeof *terms);
     if (!baby || !work || !terms) {
         st = tsr_fail(TSR_ERR_NOMEM,
@@ -389,13 +395,13 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
          * the same words in any grouping) */
         uint64_t *s0 = g == 0 && !have_acc ? acc0 : inner0,
                  *s1 = g == 0 && !have_acc ? acc1 : inner1;
-        const size_t group = lt->coef ? FLY_GROUP : cnt;
+        const size_t group = circuits_bsgs_on_the_fly(lt) ? FLY_GROUP : cnt;
         for (size_t v0 = 0; v0 < cnt && st == TSR_OK; v0 += group) {
             const size_t gc = cnt - v0 < group ? cnt - v0 : group;
             for (size_t v = 0; v < gc; v++) {
                 const size_t d = t + v0 + v;
                 const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[d] % lt->n1] * poly;
-                if (lt->coef) {
+                if (circuits_bsgs_on_the_fly(lt)) {
                     uint64_t *dst = work + (6 + v) * poly;
                     st = diag_to_qp(p, lt, d, dst);
                     if (st != TSR_OK) break;
@@ -472,8 +478,9 @@ tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
     if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&tmp, p);
     if (st == TSR_OK) st = tsr_ckks_plaintext_create(&pt, p);
     if (st == TSR_OK) st = ckks_pt_reserve(pt, lt->level);
-    uint64_t *qp = lt->coef ? tsr_alloc(poly * sizeof *qp) : NULL;
-    if (st == TSR_OK && lt->coef && !qp) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    uint64_t *qp = circuits_bsgs_on_the_fly(lt) ? tsr_alloc(poly * sizeof *qp) : NULL;
+    if (st == TSR_OK && circuits_bsgs_on_the_fly(lt) && !qp)
+        st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
     int have_acc = 0;
     for (size_t t = 0; t < lt->n_diags && st == TSR_OK;) {
         size_t g = lt->index[t] / lt->n1, u = t;
@@ -481,7 +488,7 @@ tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
             const tsr_ckks_ciphertext *v = baby[slot_of[lt->index[u] % lt->n1]];
             /* the diagonal's Q_l limbs */
             const uint64_t *src = qp;
-            if (lt->coef) {
+            if (circuits_bsgs_on_the_fly(lt)) {
                 st = diag_to_qp(p, lt, u, qp);
                 if (st != TSR_OK) break;
             } else {

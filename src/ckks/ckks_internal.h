@@ -268,7 +268,7 @@ tsr_status ckks_ksk_generate_prg(const tsr_ckks_params *p, const uint64_t *s_to,
 /** Fill the stored a_j of an expanded key from key->seed with the format-2 stream
  * (per-limb XChaCha20, tsr_sample_uniform). */
 void ckks_ksk_expand_legacy(const tsr_ckks_params *p, ckks_ksk *key);
-/** Turn a seeded key into the same key with its a_j stored (tests, comparisons). */
+/** Turn a seeded key into the same key with its a_j stored (tsr_ckks_*_expand, tests). */
 tsr_status ckks_ksk_unseed(const tsr_ckks_params *p, ckks_ksk *key);
 tsr_status ckks_galois_alloc(tsr_ckks_galois_keys **out, tsr_ckks_params *p);
 tsr_status ckks_galois_reserve(tsr_ckks_galois_keys *gk, size_t cap);

@@ -535,6 +535,17 @@ tsr_status tsr_ckks_galois_keys_trim(tsr_ckks_galois_keys *gk, const int *steps,
     return TSR_OK;
 }
 
+tsr_status tsr_ckks_relin_key_expand(tsr_ckks_relin_key *rk) {
+    TSR_REQUIRE(rk, "tsr_ckks_relin_key_expand: NULL key");
+    return ckks_ksk_unseed(rk->params, &rk->key);
+}
+
+tsr_status tsr_ckks_galois_keys_expand(tsr_ckks_galois_keys *gk) {
+    TSR_REQUIRE(gk, "tsr_ckks_galois_keys_expand: NULL key set");
+    for (size_t i = 0; i < gk->count; i++) TSR_TRY(ckks_ksk_unseed(gk->params, &gk->e[i].key));
+    return TSR_OK;
+}
+
 uint64_t tsr_ckks_relin_key_memory(const tsr_ckks_relin_key *rk) {
     return rk ? ckks_ksk_memory(rk->params, &rk->key) : 0;
 }

@@ -253,8 +253,10 @@ static void prefetch_job(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int 
  * the block, finishing the digit blocks' forward transforms into dig (ndig
  * blocks of thread scratch) unless they are done already. The a_j blocks of
  * a seeded key are regenerated into the thread's a blocks just before the
- * product (8 KiB ChaCha20 chunks: they stay in L1/L2; the key's a halves
- * never exist whole). pf is advanced while the transforms run.
+ * product (one B-word block per digit, B = min(N, 4096): 32 KiB per
+ * digit, dnum of them, e.g. 224 KiB at dnum 7, so they stay in L2 rather
+ * than L1; the key's a halves never exist whole). pf is advanced while the
+ * transforms run.
  */
 static void target_block(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int t, size_t b,
                          uint64_t *r0, uint64_t *r1, uint64_t *dig, tsr_prefetch *pf) {

@@ -17,7 +17,10 @@
  *               each over q_0..q_max_level then P. prg 1: a_j is the chunked
  *               ChaCha20 stream (ring/sample.h tsr_sample_uniform_range) and
  *               the key stays seeded in memory; prg 0: the per-limb XChaCha20
- *               stream of format 2 (tsr_sample_uniform), expanded on reading
+ *               stream of format 2 (tsr_sample_uniform), expanded on reading,
+ *               so such a key takes twice the bytes the frame declares in
+ *               memory (the factor is bounded: the declared size is checked
+ *               against the payload before allocating)
  *   relin key   id[32]; ksk                                (flag SEEDED)
  *   Galois keys id[32]; u32 count; per key (increasing g): u64 g; ksk
  *                                                          (flag SEEDED)
@@ -29,7 +32,8 @@
  * id is the key-set id (TSR_CKKS_KEY_ID_BYTES): key frames have format
  * version TSR_FRAME_VERSION_KEYS (2), key-switching key frames (relin,
  * Galois, eval keys) TSR_FRAME_VERSION_KSK (3); version 2 of those is still
- * read (ksk = u32 dnum; seed[32]; b_j over every limb, prg 0, expanded);
+ * read (ksk = u32 dnum; seed[32]; b_j over every limb, prg 0, expanded:
+ * twice the declared bytes in memory, as above);
  * version-1 key files are refused.
  * Readers check the kind, the flags, the fingerprint, that the payload
  * length is exactly what the header fields imply, every field's range and
@@ -107,13 +111,18 @@ static void write_limbs(tsr_writer *w, const tsr_ckks_params *p, const uint64_t 
     tsr_write_u64_array(w, a, (size_t)count * p->n);
 }
 
-/* count limbs for primes 0..count-1 (the chain, then the special primes). */
-static void read_limbs(tsr_reader *r, const tsr_ckks_params *p, uint64_t *a, int count) {
+/* count limbs of a polynomial over q_0..q_max_level then the special primes (limb t has
+ * prime ckks_ext_prime(p, max_level, t)), each coefficient checked against its prime.
+ * max_level = L: the primes in order (ciphertexts, plaintexts, public keys); key-switching
+ * keys pass their own max_level. */
+static void read_limbs(tsr_reader *r, const tsr_ckks_params *p, uint64_t *a, int count,
+                       int max_level) {
     for (int t = 0; t < count && tsr_reader_status(r) == TSR_OK; t++) {
         char what[64];
         snprintf(what, sizeof what, "limb %d", t);
         tsr_reader_set_what(r, what);
-        tsr_read_u64_array(r, a + (size_t)t * p->n, p->n, p->primes[t]);
+        tsr_read_u64_array(r, a + (size_t)t * p->n, p->n,
+                           p->primes[ckks_ext_prime(p, max_level, t)]);
     }
 }
 
@@ -241,7 +250,7 @@ tsr_status ckks_plaintext_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_plain
     TSR_TRY(tsr_ckks_plaintext_create(&pt, p));
     tsr_status st = ckks_pt_reserve(pt, (int)level);
     if (st == TSR_OK) {
-        read_limbs(r, p, pt->data, (int)level + 1);
+        read_limbs(r, p, pt->data, (int)level + 1, p->L);
         st = end_read(r);
     }
     if (st != TSR_OK) {
@@ -304,7 +313,7 @@ tsr_status ckks_ciphertext_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_ciph
     tsr_status st = ckks_ct_reserve(ct, (int)level, (int)size);
     if (st == TSR_OK) {
         if (seeded) tsr_read_bytes(r, ct->seed, TSR_SEED_BYTES);
-        for (int k = 0; k < polys; k++) read_limbs(r, p, ckks_ct_poly(ct, k), (int)level + 1);
+        for (int k = 0; k < polys; k++) read_limbs(r, p, ckks_ct_poly(ct, k), (int)level + 1, p->L);
         st = end_read(r);
     }
     if (st != TSR_OK) {
@@ -350,7 +359,7 @@ tsr_status ckks_public_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_publ
     TSR_TRY(ckks_pk_alloc(&pk, p));
     tsr_read_bytes(r, pk->key_id, TSR_CKKS_KEY_ID_BYTES);
     tsr_read_bytes(r, pk->seed, TSR_SEED_BYTES);
-    read_limbs(r, p, pk->b, p->nall);
+    read_limbs(r, p, pk->b, p->nall, p->L);
     tsr_status st = end_read(r);
     if (st != TSR_OK) {
         tsr_ckks_public_key_free(pk);
@@ -375,18 +384,6 @@ static void ksk_write(tsr_writer *w, const tsr_ckks_params *p, const ckks_ksk *k
     tsr_write_u8(w, (uint8_t)k->prg);
     tsr_write_bytes(w, k->seed, TSR_SEED_BYTES);
     for (int j = 0; j < k->dnum; j++) write_limbs(w, p, ckks_ksk_b(p, k, j), k->limbs);
-}
-
-/* The limbs of a key polynomial serving levels <= max_level (q_0..q_max_level, then P),
- * each coefficient checked against its prime. */
-static void read_key_limbs(tsr_reader *r, const tsr_ckks_params *p, uint64_t *a, int max_level) {
-    for (int t = 0; t < max_level + 1 + p->k && tsr_reader_status(r) == TSR_OK; t++) {
-        char what[64];
-        snprintf(what, sizeof what, "key limb %d", t);
-        tsr_reader_set_what(r, what);
-        tsr_read_u64_array(r, a + (size_t)t * p->n, p->n,
-                           p->primes[ckks_ext_prime(p, max_level, t)]);
-    }
 }
 
 /*
@@ -428,7 +425,7 @@ static tsr_status ksk_read(tsr_reader *r, const tsr_ckks_params *p, int version,
     int seeded = prg == CKKS_KSK_PRG_CHACHA20_CHUNK;
     TSR_TRY(ckks_ksk_alloc(p, (int)max_level, seeded, k));
     tsr_read_bytes(r, k->seed, TSR_SEED_BYTES);
-    for (int j = 0; j < k->dnum; j++) read_key_limbs(r, p, ckks_ksk_b(p, k, j), k->max_level);
+    for (int j = 0; j < k->dnum; j++) read_limbs(r, p, ckks_ksk_b(p, k, j), k->limbs, k->max_level);
     if (tsr_reader_status(r) != TSR_OK) {
         ckks_ksk_free(k);
         return tsr_reader_status(r);
@@ -471,8 +468,7 @@ tsr_status ckks_relin_key_read(tsr_reader *r, tsr_ckks_params *p, tsr_ckks_relin
     TSR_TRY(begin_read(r, p, TSR_OBJ_RELIN_KEY, TSR_FRAME_SEEDED, &info));
     if (info.payload_len < TSR_CKKS_KEY_ID_BYTES)
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
-                               "malformed relinearization key: payload too "
-                               "short");
+                               "malformed relinearization key: payload too short");
     uint8_t id[TSR_CKKS_KEY_ID_BYTES];
     tsr_read_bytes(r, id, sizeof id);
     TSR_TRY(tsr_reader_status(r));

@@ -620,16 +620,21 @@ tsr_status tsr_frame_begin_read(tsr_reader *r, tsr_obj_kind expected, uint64_t m
     if (kind == TSR_OBJ_NONE || kind >= TSR_OBJ_KIND_COUNT_)
         return tsr_reader_fail(r, TSR_ERR_FORMAT, "unknown object kind %u in file", kind);
     info->kind = (tsr_obj_kind)kind;
-    if (version < tsr_obj_kind_min_version(info->kind) ||
-        version > tsr_obj_kind_version(info->kind))
-        return tsr_reader_fail(r, TSR_ERR_VERSION,
-                               "%s file format version %u is not supported (this build reads "
-                               "version %u); re-create the file with this version of tessera%s",
-                               tsr_obj_kind_name(info->kind), version,
-                               tsr_obj_kind_version(info->kind),
-                               tsr_obj_kind_version(info->kind) >= TSR_FRAME_VERSION_KEYS
-                                   ? " (for keys: run tessera keygen again)"
-                                   : "");
+    const unsigned vmin = tsr_obj_kind_min_version(info->kind),
+                   vmax = tsr_obj_kind_version(info->kind);
+    if (version < vmin || version > vmax) {
+        char known[48]; /* "version 2" or "versions 2..3" */
+        if (vmin == vmax)
+            snprintf(known, sizeof known, "version %u", vmax);
+        else
+            snprintf(known, sizeof known, "versions %u..%u", vmin, vmax);
+        return tsr_reader_fail(
+            r, TSR_ERR_VERSION,
+            "%s file format version %u is not supported (this build reads "
+            "%s); re-create the file with this version of tessera%s",
+            tsr_obj_kind_name(info->kind), version, known,
+            vmax >= TSR_FRAME_VERSION_KEYS ? " (for keys: run tessera keygen again)" : "");
+    }
     info->version = version;
     if (expected != TSR_OBJ_NONE && kind != expected)
         return tsr_reader_fail(r, TSR_ERR_MISMATCH, "expected %s but the file holds %s",

@@ -51,6 +51,18 @@ void tsr_sample_uniform(const tsr_rns_basis *b, const uint8_t seed[TSR_SEED_BYTE
     }
 }
 
+/* A keystream word as written by the cipher, read little-endian (as load_le64) so that a seed
+ * expands to the same a on every host: a no-op on little-endian hosts, a byte swap elsewhere. */
+static inline uint64_t le_word(uint64_t v) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return __builtin_bswap64(v);
+#elif defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    return v;
+#else
+#error "ring/sample.c: unknown byte order (the seeded key stream is little-endian)"
+#endif
+}
+
 /* Chunk c of the chunked stream: fill out[0..cnt) (cnt <= TSR_SAMPLE_CHUNK)
  * with the first cnt accepted words of the chunk's keystream, reduced mod q.
  * A 64-bit word v is accepted when v < q * floor(2^64 / q) (a whole number
@@ -73,7 +85,7 @@ static void uniform_chunk(const tsr_modulus *m, const uint8_t seed[TSR_SEED_BYTE
     if (whole) tsr_stream_chacha20(out, whole * 8, seed, nonce, ctr);
     ctr += (uint32_t)(whole / per_block);
     for (size_t i = 0; i < whole; i++) {
-        uint64_t v = out[i]; /* little-endian host (x86-64, AArch64) */
+        uint64_t v = le_word(out[i]);
         out[k] = tsr_modq_reduce64(m, v);
         k += (v < limit) | (limit == 0);
     }
@@ -85,7 +97,7 @@ static void uniform_chunk(const tsr_modulus *m, const uint8_t seed[TSR_SEED_BYTE
         tsr_stream_chacha20(more, blocks * TSR_STREAM_BLOCK_BYTES, seed, nonce, ctr);
         ctr += (uint32_t)blocks;
         for (size_t i = 0; i < blocks * per_block && k < cnt; i++) {
-            uint64_t v = more[i];
+            uint64_t v = le_word(more[i]);
             if (v < limit || limit == 0) out[k++] = tsr_modq_reduce64(m, v);
         }
     }
