@@ -20,9 +20,11 @@
 #include <string.h>
 
 /* Offsets in a format-6 payload: version, spec with flags, security, preprocessing, source
- * hash, source name, notes, flags; then the graph's u64 length and the graph. */
-#define OFF_GLEN  (4 + 40 + 4 + 24 + 32 + 256 + 512 + 4)
-#define OFF_GRAPH (OFF_GLEN + 8)
+ * hash, source name, notes, flags; then the program digest, the graph's u64 length and the
+ * graph. */
+#define OFF_DIGEST (4 + 40 + 4 + 24 + 32 + 256 + 512 + 4)
+#define OFF_GLEN   (OFF_DIGEST + 32)
+#define OFF_GRAPH  (OFF_GLEN + 8)
 
 static void write_seed(const char *target, const char *name, const uint8_t *b, size_t n) {
     const char *dir = getenv("TSR_WRITE_FUZZ_CORPUS");
@@ -259,7 +261,11 @@ static void edit_graph_magic(uint8_t *pay, size_t *n) {
 }
 static void edit_flags(uint8_t *pay, size_t *n) {
     (void)n;
-    pay[OFF_GLEN - 4] = 2;
+    pay[OFF_DIGEST - 4] = 2;
+}
+static void edit_digest(uint8_t *pay, size_t *n) {
+    (void)n;
+    pay[OFF_DIGEST + 5] ^= 0x10;
 }
 static void edit_trailing(uint8_t *pay, size_t *n) {
     pay[(*n)++] = 0;
@@ -297,6 +303,9 @@ static void test_corrupt(void **state) {
     expect(reframe(buf, len, SIZE_MAX, edit_graph_magic), TSR_ERR_FORMAT, "a graph without magic");
     assert_non_null(strstr(tsr_last_error(), "malformed graph"));
     expect(reframe(buf, len, SIZE_MAX, edit_flags), TSR_ERR_FORMAT, "unknown flags");
+    /* a build lowering the graph to another program than the writer's refuses the plan */
+    expect(reframe(buf, len, SIZE_MAX, edit_digest), TSR_ERR_FORMAT, "another program");
+    assert_non_null(strstr(tsr_last_error(), "compile the model again"));
     expect(reframe(buf, len, SIZE_MAX, edit_trailing), TSR_ERR_FORMAT, "bytes after the end");
     expect(reframe(buf, len, SIZE_MAX, edit_steps), TSR_ERR_FORMAT, "a NaN prediction");
     /* every truncation of the payload (a valid frame around fewer bytes) fails cleanly; the

@@ -294,8 +294,11 @@ TSR_API int tsr_nn_plan_range_warnings(const tsr_nn_plan *p, FILE *fp);
  * magic, version, the CKKS parameter fingerprint, BLAKE2b checksum). The
  * reader validates every field (TSR_ERR_FORMAT, TSR_ERR_CHECKSUM,
  * TSR_ERR_VERSION). Format 6 (a model imported from ONNX or a graph) holds
- * the model graph and the compiler's choices; the reader lowers the graph
- * and builds the program with those choices, as compile did. A model built
+ * the model graph, the compiler's choices and a digest of the program they
+ * lowered to; the reader lowers the graph and builds the program with those
+ * choices, as compile did, and refuses the plan when this build's program
+ * has another digest (its lowering changed: compile the model again). A
+ * model built
  * by hand or changed after import is written in format 5 (its layers and
  * steps); plans of formats 3 to 5 read, re-derive the program from the
  * model and packing, and refuse recorded steps that disagree. A plan keeps

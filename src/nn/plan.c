@@ -11,7 +11,8 @@
  *   CKKS spec with flags (ckks/serialize.h: ckks_spec_write); u32 security
  *   model:  f64 in_scale, in_mean, in_std; 32 bytes source hash; 256 bytes
  *           source name; 512 bytes notes; u32 flags (bit 0: simplified);
- *           u64 graph bytes, the graph (graph/graph_io.c)
+ *           32 bytes program digest (below); u64 graph bytes, the graph
+ *           (graph/graph_io.c)
  *   packing: u32 packing; u64 slots; u64 t[5]; u32 orient; u32 batch
  *   ranges (nn/ranges.c): u32 calibration samples; f64 input low, high,
  *           calibrated |output| max; f64 per layer calibrated |input| max
@@ -22,8 +23,14 @@
  * the graph is lowered onto layers and simplified as import did
  * (nn_model_rebuild), the layers are lowered with the recorded packing by
  * a shape-only dry run on the recorded CKKS chain (nn_plan_lower), and the
- * step count must match the recorded predictions. So a plan can only
- * describe what this build really runs. A model without a graph (built by
+ * step count must match the recorded predictions. The program digest is the
+ * BLAKE2b-256 of what format 5 would write for the result (layers with their
+ * weights, steps with shapes, levels and counts, output, depth, relin, peak,
+ * rotations; predictions zeroed): the reader recomputes it and refuses a plan
+ * whose graph this build lowers to another program ("compile the model
+ * again"), and the id covers it. So a plan can only describe what this build
+ * really runs, and a client and a server agreeing on the id agree on the
+ * program. A model without a graph (built by
  * hand, or changed after import: nn_plan_assemble checks that the graph
  * gives the model bit for bit) is written in format 5, and plans of formats
  * 3 to 5 still read (nn/plan_legacy.c), each keeping its id.
@@ -181,6 +188,27 @@ static uint32_t plan_format(const tsr_nn_plan *p) {
     return p->format ? p->format : p->model->graph ? NN_PLAN_VERSION : 5;
 }
 
+/* The digest of the lowered program: BLAKE2b-256 of p written in format 5 without
+ * predictions (the layers and steps themselves). */
+static tsr_status program_digest(const tsr_nn_plan *p, uint8_t out[32]) {
+    tsr_nn_plan q = *p;
+    q.format = 5;
+    tsr_writer w;
+    tsr_writer_init_mem(&w);
+    nn_plan_write_legacy(&q, &w, 0);
+    if (w.err != TSR_OK) {
+        tsr_status st = w.err;
+        (void)tsr_writer_close(&w);
+        return tsr_fail(st, "out of memory digesting a plan's program");
+    }
+    size_t len;
+    uint8_t *buf = tsr_writer_take_buffer(&w, &len);
+    (void)tsr_writer_close(&w);
+    crypto_generichash(out, 32, buf, len, NULL, 0);
+    tsr_free(buf);
+    return TSR_OK;
+}
+
 /* with_predictions 0: the predicted times, memory and the optimizer's text are written as
  * zeros (the bytes the plan id hashes). */
 static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predictions) {
@@ -196,7 +224,9 @@ static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predicti
     TSR_ASSERT(format == NN_PLAN_VERSION && m->graph != NULL);
     uint8_t *gb = NULL;
     size_t gl = 0;
-    tsr_status st = tsr_graph_to_bytes(m->graph, &gb, &gl);
+    uint8_t digest[32];
+    tsr_status st = program_digest(p, digest);
+    if (st == TSR_OK) st = tsr_graph_to_bytes(m->graph, &gb, &gl);
     if (st != TSR_OK) {
         if (w->err == TSR_OK) w->err = st;
         return;
@@ -211,6 +241,7 @@ static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predicti
     nn_plan_write_str(w, m->source, sizeof m->source);
     nn_plan_write_str(w, m->notes, sizeof m->notes);
     tsr_write_u32(w, m->simplified ? 1u : 0u);
+    tsr_write_bytes(w, digest, sizeof digest);
     tsr_write_u64(w, (uint64_t)gl);
     tsr_write_bytes(w, gb, gl);
     tsr_graph_bytes_free(gb);
@@ -341,13 +372,14 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
     uint32_t security;
     TSR_TRY(nn_plan_read_spec(r, ckks_flags, &spec, &security));
     double pre[3];
-    uint8_t hash[32];
+    uint8_t hash[32], digest[32], got[32];
     char source[256], notes[512];
     for (int i = 0; i < 3; i++) pre[i] = tsr_read_f64(r);
     tsr_read_bytes(r, hash, sizeof hash);
     if (nn_plan_read_str(r, source, sizeof source) || nn_plan_read_str(r, notes, sizeof notes))
         return tsr_reader_status(r);
     uint32_t flags = tsr_read_u32(r);
+    tsr_read_bytes(r, digest, sizeof digest);
     uint64_t glen = tsr_read_u64(r);
     if (tsr_reader_status(r) != TSR_OK) return tsr_reader_status(r);
     if (!isfinite(pre[0]) || pre[0] == 0 || !isfinite(pre[1]) || !(pre[2] > 0) ||
@@ -406,6 +438,10 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
         if (bad) st = RFAIL("predictions, or bytes after the end");
     }
     if (st == TSR_OK) st = tsr_reader_status(r);
+    if (st == TSR_OK && (st = program_digest(p, got)) == TSR_OK &&
+        sodium_memcmp(got, digest, sizeof got) != 0)
+        st = tsr_fail(TSR_ERR_FORMAT, "plan: this build lowers its graph to another program than "
+                                      "the one it was written with; compile the model again");
     if (st == TSR_OK) st = nn_plan_seal(p);
     if (st != TSR_OK) {
         tsr_nn_plan_free(p);
