@@ -220,6 +220,63 @@ static void test_changed_model(void **state) {
     tsr_nn_model_free(m);
 }
 
+/* A small graph x (N, 4) -> Gemm (4 -> 3) -> Square -> out, its Gemm output named vname; the
+ * Square's attributes are *sq_attrs when given. */
+static tsr_graph *tiny_graph(const char *vname, const tsr_graph_attrs *sq_attrs) {
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    int64_t in[2] = { -1, 4 }, wd[2] = { 4, 3 };
+    tt_ok(tsr_graph_add_input(g, "x", 2, in));
+    tsr_array *w;
+    tt_ok(tsr_array_create(&w, 2, wd));
+    for (size_t i = 0; i < w->numel; i++) w->data[i] = 0.125 * (double)(i % 5) - 0.25;
+    tt_ok(tsr_graph_add_const(g, "w", w));
+    tsr_array_free(w);
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_GEMM, "fc", 2, (const char *[]){ "x", "w" }, vname, &a));
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_SQUARE, "sq", 1, (const char *[]){ vname }, "out",
+                             sq_attrs ? sq_attrs : &a));
+    tt_ok(tsr_graph_add_output(g, "out"));
+    tt_ok(tsr_graph_finalize(g));
+    return g;
+}
+
+/* g imported and compiled: the plan's format, written and read back. */
+static int compiled_format(const tsr_graph *g) {
+    tsr_nn_model *m;
+    tt_ok(tsr_nn_model_from_graph(g, NULL, &m, NULL));
+    tsr_nn_compile_opts o;
+    compile_opts(&o, 1, TSR_NN_PACK_BATCH, 11);
+    tsr_nn_plan *p, *q;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    uint8_t *buf;
+    size_t len;
+    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    uint32_t version;
+    memcpy(&version, buf + TSR_FRAME_HEADER_SIZE, 4);
+    tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    assert_memory_equal(p->id, q->id, 32);
+    tsr_nn_plan_free(q);
+    tsr_nn_bytes_free(buf);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(m);
+    return (int)version;
+}
+
+/* Value names have no length limit in ONNX: a 5000-byte one imports and compiles (the graph
+ * wire form takes names up to the ONNX reader's bound). */
+static void test_long_name(void **state) {
+    (void)state;
+    char *name = malloc(5001);
+    memset(name, 'v', 5000);
+    name[5000] = 0;
+    tsr_graph *g = tiny_graph(name, NULL);
+    assert_int_equal(compiled_format(g), 6);
+    tsr_graph_free(g);
+    free(name);
+}
+
 /* The payload of a plan's frame, changed by edit, framed again (a valid checksum), read. */
 static tsr_status reframe(const uint8_t *buf, size_t len, size_t cut,
                           void (*edit)(uint8_t *pay, size_t *n)) {
@@ -329,7 +386,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classifier),        cmocka_unit_test(test_autoencoder),
         cmocka_unit_test(test_transformer_batch), cmocka_unit_test(test_changed_model),
-        cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_corrupt),           cmocka_unit_test(test_long_name),
     };
     if (getenv("TT_FILTER")) cmocka_set_test_filter(getenv("TT_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);

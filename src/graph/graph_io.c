@@ -32,8 +32,10 @@
 #include <math.h>
 #include <string.h>
 
+/* MAX_NAME, a name's bytes: the ONNX reader's bound (a model file of at most 2^30 bytes, onnx.h
+ * TSR_ONNX_MAX_BYTES); the reader checks every length against the bytes left first. */
 #define GRAPH_MAGIC     0x46524754u /* "TGRF" */
-#define MAX_NAME        4096
+#define MAX_NAME        ((uint32_t)1 << 30)
 #define MAX_GRAPH_ITEMS (1 << 20)
 
 enum { REC_INPUT = 0, REC_CONST = 1, REC_NODE = 2 };
@@ -45,7 +47,7 @@ static void write_str(tsr_writer *w, const char *s) {
     if (n > MAX_NAME) {
         if (w->err == TSR_OK)
             w->err =
-                tsr_fail(TSR_ERR_INVALID_ARG, "graph name of %zu bytes (at most %d)", n, MAX_NAME);
+                tsr_fail(TSR_ERR_INVALID_ARG, "graph name of %zu bytes (at most %u)", n, MAX_NAME);
         return;
     }
     tsr_write_u32(w, (uint32_t)n);

@@ -104,7 +104,12 @@ tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts 
     tsr_status st = nn_model_from_graph(g, &m, &rep, &n_bad);
     if (st == TSR_OK && !(o && o->no_simplify)) st = nn_model_simplify(m);
     if (st == TSR_OK) st = nn_model_validate(m);
-    if (st == TSR_OK) st = tsr_graph_clone(g, &m->graph);
+    /* The graph is kept only for plans of format 6: a graph that cannot be written (the graph
+     * wire form's limits) leaves the model without one, and its plans are written in format 5. */
+    if (st == TSR_OK && tsr_graph_clone(g, &m->graph) != TSR_OK) {
+        tsr_clear_error();
+        m->graph = NULL;
+    }
     if (st != TSR_OK) {
         tsr_nn_model_free(m);
         if (report)
