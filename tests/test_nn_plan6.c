@@ -277,14 +277,14 @@ static void test_long_name(void **state) {
     free(name);
 }
 
-/* The payload of a plan's frame, changed by edit, framed again (a valid checksum), read. */
-static tsr_status reframe(const uint8_t *buf, size_t len, size_t cut,
-                          void (*edit)(uint8_t *pay, size_t *n)) {
-    size_t n = len - TSR_FRAME_HEADER_SIZE - TSR_FRAME_HASH_SIZE;
-    uint8_t *pay = malloc(n + 64);
-    memcpy(pay, buf + TSR_FRAME_HEADER_SIZE, n);
-    if (edit) edit(pay, &n);
-    if (cut < n) n = cut;
+static void expect(tsr_status got, tsr_status want, const char *what) {
+    if (got != want)
+        fail_msg("%s: status %d, expected %d (%s)", what, (int)got, (int)want, tsr_last_error());
+}
+
+/* pay[0..n) framed as a plan (the fingerprint of the frame buf) and read; written as the fuzz
+ * seed `seed` when not NULL. */
+static tsr_status frame_read(const uint8_t *buf, const uint8_t *pay, size_t n, const char *seed) {
     tsr_writer w;
     tsr_writer_init_mem(&w);
     tsr_frame_begin_write(&w, TSR_OBJ_PLAN, 0, buf + 12, n);
@@ -293,6 +293,7 @@ static tsr_status reframe(const uint8_t *buf, size_t len, size_t cut,
     size_t fl;
     uint8_t *framed = tsr_writer_take_buffer(&w, &fl);
     (void)tsr_writer_close(&w);
+    if (seed) write_seed("fuzz_nn_plan", seed, framed, fl);
     tsr_nn_plan *q = NULL;
     tsr_status st = tsr_nn_plan_from_bytes(&q, framed, fl, TSR_CKKS_ALLOW_INSECURE_PARAMETERS);
     if (st == TSR_OK)
@@ -300,8 +301,106 @@ static tsr_status reframe(const uint8_t *buf, size_t len, size_t cut,
     else
         assert_null(q);
     tsr_free(framed);
+    return st;
+}
+
+/* The payload of a plan's frame, changed by edit, framed again (a valid checksum), read. */
+static tsr_status reframe(const uint8_t *buf, size_t len, size_t cut,
+                          void (*edit)(uint8_t *pay, size_t *n)) {
+    size_t n = len - TSR_FRAME_HEADER_SIZE - TSR_FRAME_HASH_SIZE;
+    uint8_t *pay = malloc(n + 64);
+    memcpy(pay, buf + TSR_FRAME_HEADER_SIZE, n);
+    if (edit) edit(pay, &n);
+    if (cut < n) n = cut;
+    tsr_status st = frame_read(buf, pay, n, NULL);
     free(pay);
     return st;
+}
+
+/* The plan buf with its graph replaced by g's bytes (the graph length updated), read. */
+static tsr_status regraph(const uint8_t *buf, size_t len, const tsr_graph *g, const char *seed) {
+    const uint8_t *pay = buf + TSR_FRAME_HEADER_SIZE;
+    size_t n = len - TSR_FRAME_HEADER_SIZE - TSR_FRAME_HASH_SIZE;
+    uint64_t old;
+    memcpy(&old, pay + OFF_GLEN, 8);
+    uint8_t *gb;
+    size_t gl;
+    tt_ok(tsr_graph_to_bytes(g, &gb, &gl));
+    size_t tail = n - OFF_GRAPH - (size_t)old, m = OFF_GRAPH + gl + tail;
+    uint8_t *np = malloc(m);
+    memcpy(np, pay, OFF_GLEN);
+    const uint64_t gl64 = gl;
+    memcpy(np + OFF_GLEN, &gl64, 8);
+    memcpy(np + OFF_GRAPH, gb, gl);
+    memcpy(np + OFF_GRAPH + gl, pay + OFF_GRAPH + old, tail);
+    tsr_graph_bytes_free(gb);
+    tsr_status st = frame_read(buf, np, m, seed);
+    free(np);
+    return st;
+}
+
+/* x (N, 32, 64) through `count` Transposes swapping its last two dimensions: each one a
+ * measured 2048 x 2048 dense layer (2^22 weights) for about 750 bytes of graph. */
+static tsr_graph *transpose_chain(int count) {
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    int64_t in[3] = { -1, 32, 64 };
+    tt_ok(tsr_graph_add_input(g, "x", 3, in));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_perm = 3;
+    a.perm[0] = 0;
+    a.perm[1] = 2;
+    a.perm[2] = 1;
+    char prev[16] = "x", out[16];
+    for (int i = 0; i < count; i++) {
+        snprintf(out, sizeof out, "t%d", i);
+        tt_ok(tsr_graph_add_node(g, TSR_NODE_TRANSPOSE, out, 1, (const char *[]){ prev }, out, &a));
+        memcpy(prev, out, sizeof prev);
+    }
+    tt_ok(tsr_graph_add_output(g, prev));
+    tt_ok(tsr_graph_finalize(g));
+    return g;
+}
+
+/* A plan's graph may not lower to more than its budget (at least 2^26 weights, 64 per payload
+ * byte, 4096 layers): 17 Transposes (13 KB) would be 17 x 2^22 weights, then multiplied
+ * together by the simplifier. */
+static void test_lowering_budget(void **state) {
+    (void)state;
+    tsr_graph *g = transpose_chain(3);
+    nn_budget b = { .max_weights = (int64_t)1 << 23, .max_layers = 4096 };
+    tsr_nn_model *m = NULL;
+    tt_fails(nn_model_rebuild(g, 0, &b, &m), TSR_ERR_FORMAT);
+    assert_true(b.over);
+    assert_non_null(strstr(tsr_last_error(), "lowers to"));
+    assert_null(m);
+    nn_budget big = { .max_weights = (int64_t)1 << 24, .max_layers = 4096 };
+    tt_ok(nn_model_rebuild(g, 0, &big, &m));
+    assert_false(big.over);
+    tsr_nn_model_free(m);
+    nn_budget few = { .max_weights = (int64_t)1 << 24, .max_layers = 2 };
+    tt_fails(nn_model_rebuild(g, 0, &few, &m), TSR_ERR_FORMAT);
+    tsr_graph_free(g);
+    /* in a plan: the graph of a small one replaced by the chain */
+    tsr_graph *t = tiny_graph("y", NULL);
+    tsr_nn_model *tm;
+    tt_ok(tsr_nn_model_from_graph(t, NULL, &tm, NULL));
+    tsr_nn_compile_opts o;
+    compile_opts(&o, 1, TSR_NN_PACK_BATCH, 11);
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_compile(tm, &o, &p));
+    uint8_t *buf;
+    size_t len;
+    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    g = transpose_chain(17);
+    expect(regraph(buf, len, g, "transpose_chain_v6.plan"), TSR_ERR_FORMAT, "17 x 2^22 weights");
+    assert_non_null(strstr(tsr_last_error(), "plan: its graph lowers to"));
+    tsr_graph_free(g);
+    tsr_nn_bytes_free(buf);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(tm);
+    tsr_graph_free(t);
 }
 
 static void edit_version(uint8_t *pay, size_t *n) {
@@ -332,11 +431,6 @@ static void edit_steps(uint8_t *pay, size_t *n) {
      * the last step's prediction a NaN */
     pay[*n - 256 - 24 - 1] = 0xff;
     pay[*n - 256 - 24 - 2] = 0xff;
-}
-
-static void expect(tsr_status got, tsr_status want, const char *what) {
-    if (got != want)
-        fail_msg("%s: status %d, expected %d (%s)", what, (int)got, (int)want, tsr_last_error());
 }
 
 static void test_corrupt(void **state) {
@@ -387,6 +481,7 @@ int main(void) {
         cmocka_unit_test(test_classifier),        cmocka_unit_test(test_autoencoder),
         cmocka_unit_test(test_transformer_batch), cmocka_unit_test(test_changed_model),
         cmocka_unit_test(test_corrupt),           cmocka_unit_test(test_long_name),
+        cmocka_unit_test(test_lowering_budget),
     };
     if (getenv("TT_FILTER")) cmocka_set_test_filter(getenv("TT_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);

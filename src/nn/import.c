@@ -124,11 +124,16 @@ tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts 
     return TSR_OK;
 }
 
-tsr_status nn_model_rebuild(const tsr_graph *g, int simplify, tsr_nn_model **out) {
+tsr_status nn_model_rebuild(const tsr_graph *g, int simplify, nn_budget *budget,
+                            tsr_nn_model **out) {
     *out = NULL;
     tsr_nn_model *m = NULL;
-    tsr_status st = nn_model_from_graph(g, &m, NULL, NULL);
+    tsr_status st = nn_model_from_graph_capped(g, budget, &m, NULL, NULL);
     if (st == TSR_OK && simplify) st = nn_model_simplify(m);
+    if (st == TSR_OK && budget) { /* the simplified layers, counted again */
+        budget->weights = 0;
+        st = nn_budget_check(budget, m, 0, 0);
+    }
     if (st == TSR_OK) st = nn_model_validate(m);
     if (st != TSR_OK) {
         tsr_nn_model_free(m);

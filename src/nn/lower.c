@@ -78,6 +78,7 @@ typedef struct lower {
     char *rep;
     size_t rep_len, rep_cap;
     int n_bad;
+    nn_budget *budget;       /* NULL: no cap */
     const tsr_graph_node *n; /* node being lowered */
     char name[NN_NAME_MAX];  /* its display name */
     char lab[224];           /* "'name' (kind)" */
@@ -166,8 +167,27 @@ static void layer_init(lower *L, nn_layer *y, nn_kind kind, int in0, const char 
     tsr_escape_controls(y->origin, sizeof y->origin, L->n->name ? L->n->name : "", 0);
 }
 
-/* Append a layer; *t its output tensor. */
+tsr_status nn_budget_check(nn_budget *b, const tsr_nn_model *m, int64_t more_weights,
+                           int more_layers) {
+    if (!b) return TSR_OK;
+    int64_t w = b->weights + more_weights;
+    int nl = m->n_layers + more_layers;
+    if (more_layers == 0 && more_weights == 0) /* the whole model, counted */
+        for (int i = 0; i < m->n_layers; i++) w += m->layers[i].w_len + m->layers[i].b_len;
+    if (w <= b->max_weights && nl <= b->max_layers) {
+        b->weights = w;
+        return TSR_OK;
+    }
+    b->over = 1;
+    return tsr_fail(TSR_ERR_FORMAT,
+                    "plan: its graph lowers to %lld weights in %d layers (a plan of its size may "
+                    "lower to at most %lld weights and %d layers)",
+                    (long long)w, nl, (long long)b->max_weights, b->max_layers);
+}
+
+/* Append a layer (within the budget); *t its output tensor. */
 static tsr_status push(lower *L, const nn_layer *y, int *t) {
+    TSR_TRY(nn_budget_check(L->budget, L->m, y->w_len + y->b_len, 1));
     return nn_model_push(L->m, y, t);
 }
 
@@ -262,6 +282,12 @@ static tsr_status lower_measured(lower *L, int *t_out) {
                        "as a dense layer it would need a %lld x %lld matrix (at most %lld "
                        "entries): not supported at this size",
                        (long long)M, (long long)K, (long long)NN_LOWER_MAX_MATRIX);
+        if (L->budget) { /* before measuring: the matrix alone must fit */
+            nn_budget probe = *L->budget;
+            tsr_status bs = nn_budget_check(&probe, L->m, K * M, 1);
+            L->budget->over = probe.over;
+            TSR_TRY(bs);
+        }
         /* rows: sample 0 all zeros (the bias), sample i+1 the unit vector e_i */
         int64_t B = K + 1;
         double *rows = tsr_calloc_array((size_t)(B * K), sizeof *rows);
@@ -1099,6 +1125,11 @@ static tsr_status node_shape_at(lower *L, const tsr_graph_node *n, int b) {
 }
 
 tsr_status nn_model_from_graph(const tsr_graph *g, tsr_nn_model **out, char **report, int *n_bad) {
+    return nn_model_from_graph_capped(g, NULL, out, report, n_bad);
+}
+
+tsr_status nn_model_from_graph_capped(const tsr_graph *g, nn_budget *budget, tsr_nn_model **out,
+                                      char **report, int *n_bad) {
     TSR_REQUIRE(g && g->finalized, "nn_model_from_graph: the graph is not finalized");
     *out = NULL;
     if (report) *report = NULL;
@@ -1117,6 +1148,7 @@ tsr_status nn_model_from_graph(const tsr_graph *g, tsr_nn_model **out, char **re
     lower L;
     memset(&L, 0, sizeof L);
     L.g = g;
+    L.budget = budget;
     L.v = tsr_calloc_array((size_t)g->n_values, sizeof *L.v);
     char *live = tsr_calloc((size_t)g->n_values + 1);
     if (!L.v || !live) {

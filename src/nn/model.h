@@ -171,13 +171,37 @@ struct tsr_graph;
 tsr_status nn_model_from_graph(const struct tsr_graph *g, tsr_nn_model **out, char **report,
                                int *n_bad);
 
+/*
+ * A cap on what lowering an untrusted graph may build (a plan's graph: a few
+ * hundred bytes per node can ask for a measured dense layer of 2^22 weights).
+ * Lowering fails with TSR_ERR_FORMAT and sets `over` as soon as the layers'
+ * weights and biases would exceed max_weights or their number max_layers
+ * (checked before a dense layer is measured, and again after simplification).
+ */
+typedef struct nn_budget {
+    int64_t max_weights;
+    int max_layers;
+    int64_t weights; /* charged so far */
+    int over;        /* set when the cap refused */
+} nn_budget;
+
+/* nn_model_from_graph within *budget (NULL: no cap). */
+tsr_status nn_model_from_graph_capped(const struct tsr_graph *g, nn_budget *budget,
+                                      tsr_nn_model **out, char **report, int *n_bad);
+
 /**
  * The model of a finalized graph as import makes it (nn/import.c): the
- * lowering, then nn_model_simplify when `simplify`, then validation. The
- * model does not keep the graph; preprocessing, source and notes are left
- * at their defaults for the caller.
+ * lowering, then nn_model_simplify when `simplify`, then validation, within
+ * *budget when not NULL. The model does not keep the graph; preprocessing,
+ * source and notes are left at their defaults for the caller.
  */
-tsr_status nn_model_rebuild(const struct tsr_graph *g, int simplify, tsr_nn_model **out);
+tsr_status nn_model_rebuild(const struct tsr_graph *g, int simplify, nn_budget *budget,
+                            tsr_nn_model **out);
+
+/* Charge more_weights in more_layers new layers of m to *budget (NULL: no cap); both 0: charge
+ * all of m's layers. TSR_ERR_FORMAT (and budget->over) when that exceeds it. */
+tsr_status nn_budget_check(nn_budget *budget, const tsr_nn_model *m, int64_t more_weights,
+                           int more_layers);
 
 /* ---- simplification (nn/simplify.c) ---------------------------------------- */
 

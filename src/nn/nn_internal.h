@@ -19,6 +19,8 @@
  * model without a graph is still written in format 5. */
 #define NN_PLAN_VERSION     6
 #define NN_PLAN_VERSION_MIN 3
+/* The layers a plan may hold (formats 3 to 5) or its graph lower to (format 6). */
+#define NN_PLAN_MAX_LAYERS 4096
 
 struct tsr_nn_plan {
     tsr_nn_model *model;

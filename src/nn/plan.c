@@ -53,6 +53,9 @@
 
 #define MAX_PLAN_PAYLOAD ((uint64_t)1 << 31)
 #define MAX_STEPS        16384
+/* The weights a format-6 plan's graph may lower to: at least 2^26 (512 MiB of doubles), else
+ * 64 per payload byte. */
+#define MIN_WEIGHT_BUDGET ((int64_t)1 << 26)
 
 void tsr_nn_plan_free(tsr_nn_plan *p) {
     if (!p) return;
@@ -334,7 +337,7 @@ tsr_status nn_plan_assemble(tsr_nn_model *model, nn_program *prog, const tsr_ckk
      * these layers (a model changed after import does not; its plan is written in format 5). */
     if (model->graph) {
         tsr_nn_model *re = NULL;
-        if (nn_model_rebuild(model->graph, model->simplified, &re) != TSR_OK ||
+        if (nn_model_rebuild(model->graph, model->simplified, NULL, &re) != TSR_OK ||
             !nn_model_same(re, model)) {
             tsr_clear_error();
             tsr_graph_free(model->graph);
@@ -394,7 +397,13 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
     tsr_nn_model *m = NULL;
     nn_program *prog = NULL;
     tsr_status st = nn_plan_read_config(r, &spec, &cfg);
-    if (st == TSR_OK && nn_model_rebuild(graph, (int)flags, &m) != TSR_OK)
+    /* what the lowering may build is bounded by the file's size, as the layered formats'
+     * weights were by their payload */
+    uint64_t cap = (uint64_t)64 * r->mem_len;
+    nn_budget budget = { .max_weights = cap > MIN_WEIGHT_BUDGET ? (int64_t)cap : MIN_WEIGHT_BUDGET,
+                         .max_layers = NN_PLAN_MAX_LAYERS };
+    if (st == TSR_OK && (st = nn_model_rebuild(graph, (int)flags, &budget, &m)) != TSR_OK &&
+        !budget.over)
         st = tsr_fail_context(TSR_ERR_FORMAT, "plan: its graph cannot be lowered: ");
     if (st == TSR_OK) {
         m->graph = graph;

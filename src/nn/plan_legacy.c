@@ -42,7 +42,6 @@
 #include <math.h>
 #include <string.h>
 
-#define MAX_LAYERS  4096
 #define MAX_STEPS   16384
 #define MAX_WEIGHTS ((uint64_t)1 << 28)
 
@@ -209,7 +208,7 @@ tsr_status nn_plan_read_legacy(tsr_reader *in, uint32_t version, uint64_t plen, 
         st = tsr_reader_status(&rd);
         goto done;
     }
-    if (nl < 1 || nl > MAX_LAYERS) RFAIL("malformed plan: %u layers", nl);
+    if (nl < 1 || nl > NN_PLAN_MAX_LAYERS) RFAIL("malformed plan: %u layers", nl);
     for (uint32_t i = 0; i < nl; i++) {
         nn_layer L;
         memset(&L, 0, sizeof L);
