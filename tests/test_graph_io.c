@@ -178,10 +178,38 @@ static void test_bad_input(void **state) {
     tsr_graph_free(g);
 }
 
+/* 2^17 graph inputs (distinct 3-byte names, 1.2 MB) are refused at the count: replaying them
+ * would look every name up among the others (~10^10 comparisons). */
+static void test_too_many_values(void **state) {
+    (void)state;
+    const uint32_t nv = 1u << 17, hdr[4] = { 0x46524754u, 1, nv, 1 };
+    const size_t n = 16 + (size_t)nv * 9 + 4 + 3;
+    uint8_t *b = malloc(n), *p = b;
+    memcpy(p, hdr, 16); /* little-endian host, as the test machines */
+    p += 16;
+    for (uint32_t i = 0; i < nv; i++) {
+        const uint32_t len = 3;
+        *p++ = 0; /* an input */
+        memcpy(p, &len, 4);
+        p += 4;
+        for (int k = 0; k < 3; k++) *p++ = (uint8_t)('A' + (i >> (6 * k)) % 64);
+        *p++ = 0; /* rank 0 */
+    }
+    const uint32_t len = 3;
+    memcpy(p, &len, 4);
+    memcpy(p + 4, "AAA", 3);
+    tsr_graph *h = NULL;
+    tt_fails(tsr_graph_from_bytes(&h, b, n), TSR_ERR_FORMAT);
+    assert_non_null(strstr(tsr_last_error(), "131072 values"));
+    assert_null(h);
+    free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_too_many_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

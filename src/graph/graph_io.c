@@ -34,9 +34,11 @@
 
 /* MAX_NAME, a name's bytes: the ONNX reader's bound (a model file of at most 2^30 bytes, onnx.h
  * TSR_ONNX_MAX_BYTES); the reader checks every length against the bytes left first. */
-#define GRAPH_MAGIC     0x46524754u /* "TGRF" */
-#define MAX_NAME        ((uint32_t)1 << 30)
-#define MAX_GRAPH_ITEMS (1 << 20)
+#define GRAPH_MAGIC 0x46524754u /* "TGRF" */
+#define MAX_NAME    ((uint32_t)1 << 30)
+/* MAX_GRAPH_ITEMS, values and outputs: building the graph looks every name up linearly
+ * (quadratic in the count), so a few MB may not ask for 10^6 values; the fixtures have hundreds. */
+#define MAX_GRAPH_ITEMS (1 << 16)
 
 enum { REC_INPUT = 0, REC_CONST = 1, REC_NODE = 2 };
 
@@ -94,6 +96,13 @@ void tsr_graph_write(tsr_writer *w, const tsr_graph *g) {
     if (!g->finalized) {
         if (w->err == TSR_OK)
             w->err = tsr_fail(TSR_ERR_INVALID_ARG, "only a finalized graph can be written");
+        return;
+    }
+    if (g->n_values > MAX_GRAPH_ITEMS || g->n_outputs > MAX_GRAPH_ITEMS) {
+        if (w->err == TSR_OK)
+            w->err =
+                tsr_fail(TSR_ERR_INVALID_ARG, "a graph of %d values and %d outputs (at most %d)",
+                         g->n_values, g->n_outputs, MAX_GRAPH_ITEMS);
         return;
     }
     tsr_write_u32(w, GRAPH_MAGIC);
