@@ -60,6 +60,23 @@ static void write_i64s(tsr_writer *w, const int64_t *v, int n) {
     for (int i = 0; i < n; i++) tsr_write_u64(w, (uint64_t)v[i]);
 }
 
+/* 0 when the reader would refuse a's counts or values (whatever the node's kind reads: a caller
+ * may leave stray values in fields its kind ignores); the flags are written as 0 / 1. */
+static int attrs_writable(const tsr_graph_attrs *a) {
+    const int counts[6][2] = { { a->n_axes, TSR_ARRAY_MAX_RANK },
+                               { a->n_perm, TSR_ARRAY_MAX_RANK },
+                               { a->n_shape, TSR_ARRAY_MAX_RANK },
+                               { a->n_kernel, TSR_GRAPH_MAX_SPATIAL },
+                               { (int)a->auto_pad, TSR_AUTOPAD_SAME_LOWER },
+                               { a->n_pads, 2 * TSR_ARRAY_MAX_RANK } };
+    for (int i = 0; i < 6; i++)
+        if (counts[i][0] < 0 || counts[i][0] > counts[i][1]) return 0;
+    const double f[7] = { a->alpha, a->beta, a->epsilon, a->lo, a->hi, a->value, a->leak };
+    for (int i = 0; i < 7; i++)
+        if (!isfinite(f[i])) return 0;
+    return 1;
+}
+
 static void write_attrs(tsr_writer *w, const tsr_graph_attrs *a) {
     tsr_write_u64(w, (uint64_t)a->axis);
     tsr_write_u8(w, (uint8_t)a->n_axes);
@@ -67,14 +84,14 @@ static void write_attrs(tsr_writer *w, const tsr_graph_attrs *a) {
     write_i64s(w, a->starts, TSR_ARRAY_MAX_RANK);
     write_i64s(w, a->ends, TSR_ARRAY_MAX_RANK);
     write_i64s(w, a->steps, TSR_ARRAY_MAX_RANK);
-    tsr_write_u8(w, (uint8_t)a->keepdims);
-    tsr_write_u8(w, (uint8_t)a->noop_with_empty_axes);
-    tsr_write_u8(w, (uint8_t)a->reduce_tail);
+    tsr_write_u8(w, a->keepdims != 0);
+    tsr_write_u8(w, a->noop_with_empty_axes != 0);
+    tsr_write_u8(w, a->reduce_tail != 0);
     tsr_write_u8(w, (uint8_t)a->n_perm);
     write_i64s(w, a->perm, TSR_ARRAY_MAX_RANK);
     tsr_write_u8(w, (uint8_t)a->n_shape);
     write_i64s(w, a->shape, TSR_ARRAY_MAX_RANK);
-    tsr_write_u8(w, (uint8_t)a->allowzero);
+    tsr_write_u8(w, a->allowzero != 0);
     tsr_write_u8(w, (uint8_t)a->n_kernel);
     write_i64s(w, a->kernel, TSR_GRAPH_MAX_SPATIAL);
     write_i64s(w, a->strides, TSR_GRAPH_MAX_SPATIAL);
@@ -82,10 +99,10 @@ static void write_attrs(tsr_writer *w, const tsr_graph_attrs *a) {
     write_i64s(w, a->pads, 2 * TSR_GRAPH_MAX_SPATIAL);
     tsr_write_u8(w, (uint8_t)a->auto_pad);
     tsr_write_u64(w, (uint64_t)a->group);
-    tsr_write_u8(w, (uint8_t)a->ceil_mode);
-    tsr_write_u8(w, (uint8_t)a->count_include_pad);
-    tsr_write_u8(w, (uint8_t)a->trans_a);
-    tsr_write_u8(w, (uint8_t)a->trans_b);
+    tsr_write_u8(w, a->ceil_mode != 0);
+    tsr_write_u8(w, a->count_include_pad != 0);
+    tsr_write_u8(w, a->trans_a != 0);
+    tsr_write_u8(w, a->trans_b != 0);
     const double f[7] = { a->alpha, a->beta, a->epsilon, a->lo, a->hi, a->value, a->leak };
     for (int i = 0; i < 7; i++) tsr_write_f64(w, f[i]);
     tsr_write_u8(w, (uint8_t)a->n_pads);
@@ -113,6 +130,15 @@ void tsr_graph_write(tsr_writer *w, const tsr_graph *g) {
         const tsr_graph_value *v = &g->values[i];
         if (v->kind == TSR_VALUE_NODE) {
             const tsr_graph_node *n = &g->nodes[v->producer];
+            if (!attrs_writable(&n->a)) {
+                if (w->err == TSR_OK)
+                    w->err = tsr_fail(TSR_ERR_INVALID_ARG,
+                                      "graph node '%s' (%s): an attribute count out of range or a "
+                                      "non-finite attribute value, even in a field its kind does "
+                                      "not read (the graph's reader refuses them)",
+                                      n->name, tsr_graph_kind_name(n->kind));
+                return;
+            }
             tsr_write_u8(w, REC_NODE);
             tsr_write_u32(w, (uint32_t)n->kind);
             write_str(w, n->name);
