@@ -6,6 +6,8 @@
  */
 #include "testutil.h"
 
+#include "onnx/onnx.h"
+#include "onnx/onnx_graph.h"
 #include "tessera/graph.h"
 
 #include <math.h>
@@ -81,6 +83,106 @@ static tsr_array *run(const tsr_graph *g, const tsr_array *x) {
     tsr_array *y;
     tt_ok(tsr_graph_run(g, (const tsr_array *const[]){ x }, &y));
     return y;
+}
+
+/* g and h have the same nodes: kind, name, inputs, output and every attribute field (both
+ * hold memset-initialised attributes). */
+static void same_nodes(const tsr_graph *g, const tsr_graph *h) {
+    assert_int_equal(tsr_graph_num_nodes(g), tsr_graph_num_nodes(h));
+    for (int i = 0; i < tsr_graph_num_nodes(g); i++) {
+        assert_int_equal(tsr_graph_node_kind(g, i), tsr_graph_node_kind(h, i));
+        assert_string_equal(tsr_graph_node_name(g, i), tsr_graph_node_name(h, i));
+        assert_string_equal(tsr_graph_node_output(g, i), tsr_graph_node_output(h, i));
+        assert_int_equal(tsr_graph_node_num_inputs(g, i), tsr_graph_node_num_inputs(h, i));
+        for (int k = 0; k < tsr_graph_node_num_inputs(g, i); k++)
+            assert_string_equal(tsr_graph_node_input(g, i, k), tsr_graph_node_input(h, i, k));
+        if (memcmp(tsr_graph_node_attrs(g, i), tsr_graph_node_attrs(h, i), sizeof(tsr_graph_attrs)))
+            fail_msg("node %d '%s': attributes differ after a round trip", i,
+                     tsr_graph_node_name(g, i));
+    }
+}
+
+/* g written and read back: the same nodes and the same bytes written again. */
+static void check_round_trip(const tsr_graph *g) {
+    uint8_t *a, *b;
+    size_t na, nb;
+    tsr_graph *h;
+    tt_ok(tsr_graph_to_bytes(g, &a, &na));
+    tt_ok(tsr_graph_from_bytes(&h, a, na));
+    same_nodes(g, h);
+    tt_ok(tsr_graph_to_bytes(h, &b, &nb));
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, na);
+    tsr_graph_bytes_free(a);
+    tsr_graph_bytes_free(b);
+    tsr_graph_free(h);
+}
+
+/* x (N, 2, 3, 4) -> Transpose -> Slice -> Pad -> ReduceSum -> Reshape -> Chebyshev ->
+ * LeakyRelu: every kind whose attributes small_graph does not set. */
+static tsr_graph *attr_graph(void) {
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    const int64_t xd[4] = { -1, 2, 3, 4 }, cd[1] = { 3 };
+    tt_ok(tsr_graph_add_input(g, "x", 4, xd));
+    tsr_array *cc = arr(1, cd, 0.3);
+    tt_ok(tsr_graph_add_const(g, "cc", cc));
+    tsr_array_free(cc);
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_perm = 4;
+    a.perm[0] = 0, a.perm[1] = 1, a.perm[2] = 3, a.perm[3] = 2;
+    tt_ok(
+        tsr_graph_add_node(g, TSR_NODE_TRANSPOSE, "tr", 1, (const char *const[]){ "x" }, "t", &a));
+    tsr_graph_attrs_default(&a);
+    a.n_axes = 1;
+    a.axes[0] = 3, a.starts[0] = 0, a.ends[0] = 2, a.steps[0] = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_SLICE, "sl", 1, (const char *const[]){ "t" }, "s", &a));
+    tsr_graph_attrs_default(&a);
+    a.n_pads = 8;
+    a.pad_list[2] = 1, a.pad_list[7] = 1;
+    a.value = 0.5;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_PAD, "pd", 1, (const char *const[]){ "s" }, "p", &a));
+    tsr_graph_attrs_default(&a);
+    a.n_axes = 1;
+    a.axes[0] = 2;
+    tt_ok(
+        tsr_graph_add_node(g, TSR_NODE_REDUCE_SUM, "rs", 1, (const char *const[]){ "p" }, "r", &a));
+    tsr_graph_attrs_default(&a);
+    a.n_shape = 2;
+    a.shape[0] = 0, a.shape[1] = 6;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_RESHAPE, "re", 1, (const char *const[]){ "r" }, "q", &a));
+    tsr_graph_attrs_default(&a);
+    a.lo = -3, a.hi = 4;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CHEBYSHEV, "ch", 2, (const char *const[]){ "q", "cc" },
+                             "c", &a));
+    tsr_graph_attrs_default(&a);
+    a.leak = 0.125;
+    tt_ok(
+        tsr_graph_add_node(g, TSR_NODE_LEAKY_RELU, "lr", 1, (const char *const[]){ "c" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    return g;
+}
+
+/* Every node's attributes survive, of small_graph, attr_graph and the PyTorch fixtures. */
+static void test_every_attribute(void **state) {
+    (void)state;
+    tsr_graph *g = small_graph();
+    check_round_trip(g);
+    tsr_graph_free(g);
+    g = attr_graph();
+    check_round_trip(g);
+    tsr_graph_free(g);
+    const char *fx[] = { "tests/data/torch/cnn.onnx", "tests/data/torch/transformer.onnx" };
+    for (int i = 0; i < 2; i++) {
+        tsr_onnx_model *om;
+        tt_ok(tsr_onnx_load(&om, tt_source_path(fx[i])));
+        tt_ok(tsr_onnx_to_graph(om, NULL, &g, NULL));
+        check_round_trip(g);
+        tsr_graph_free(g);
+        tsr_onnx_free(om);
+    }
 }
 
 static void test_round_trip(void **state) {
@@ -249,10 +351,9 @@ static void test_too_many_values(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_too_many_values),
-        cmocka_unit_test(test_stray_attrs),
+        cmocka_unit_test(test_round_trip),      cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_too_many_values), cmocka_unit_test(test_stray_attrs),
+        cmocka_unit_test(test_every_attribute),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
