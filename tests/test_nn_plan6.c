@@ -277,6 +277,28 @@ static void test_long_name(void **state) {
     free(name);
 }
 
+/* The steps of the plan test_corrupt edits: its step count sits before their predictions, the
+ * three totals and the choice text. */
+static int g_steps;
+static size_t step_count_at(size_t n) {
+    return n - 256 - 24 - 8 * (size_t)g_steps - 4;
+}
+static void edit_step_count(uint8_t *pay, size_t *n) {
+    pay[step_count_at(*n)] ^= 1;
+}
+static void edit_ranges_longer(uint8_t *pay, size_t *n) {
+    /* one more f64 at the end of the ranges block, as if the graph had another layer */
+    size_t at = step_count_at(*n);
+    memmove(pay + at + 8, pay + at, *n - at);
+    memset(pay + at, 0, 8);
+    *n += 8;
+}
+static void edit_ranges_shorter(uint8_t *pay, size_t *n) {
+    size_t at = step_count_at(*n);
+    memmove(pay + at - 8, pay + at, *n - at);
+    *n -= 8;
+}
+
 static void expect(tsr_status got, tsr_status want, const char *what) {
     if (got != want)
         fail_msg("%s: status %d, expected %d (%s)", what, (int)got, (int)want, tsr_last_error());
@@ -471,6 +493,22 @@ static void test_corrupt(void **state) {
     assert_non_null(strstr(tsr_last_error(), "compile the model again"));
     expect(reframe(buf, len, SIZE_MAX, edit_trailing), TSR_ERR_FORMAT, "bytes after the end");
     expect(reframe(buf, len, SIZE_MAX, edit_steps), TSR_ERR_FORMAT, "a NaN prediction");
+    g_steps = p->prog->n_steps;
+    expect(reframe(buf, len, SIZE_MAX, edit_step_count), TSR_ERR_FORMAT, "another step count");
+    assert_non_null(strstr(tsr_last_error(), "step predictions for the"));
+    expect(reframe(buf, len, SIZE_MAX, edit_ranges_longer), TSR_ERR_FORMAT, "ranges + 1 layer");
+    expect(reframe(buf, len, SIZE_MAX, edit_ranges_shorter), TSR_ERR_FORMAT, "ranges - 1 layer");
+    /* a graph that reads but does not lower (a ReLU) */
+    tsr_graph *rg;
+    tt_ok(tsr_graph_create(&rg));
+    const int64_t xd[2] = { -1, 4 };
+    tt_ok(tsr_graph_add_input(rg, "x", 2, xd));
+    tt_ok(tsr_graph_add_node(rg, TSR_NODE_RELU, "relu", 1, (const char *[]){ "x" }, "y", NULL));
+    tt_ok(tsr_graph_add_output(rg, "y"));
+    tt_ok(tsr_graph_finalize(rg));
+    expect(regraph(buf, len, rg, NULL), TSR_ERR_FORMAT, "a graph with a ReLU");
+    assert_non_null(strstr(tsr_last_error(), "its graph cannot be lowered"));
+    tsr_graph_free(rg);
     /* every truncation of the payload (a valid frame around fewer bytes) fails cleanly; the
      * sanitizer build tries fewer cut points */
     const size_t step = tt_sanitized() ? 997 : 61;
