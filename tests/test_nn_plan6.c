@@ -449,6 +449,10 @@ static void edit_graph_magic(uint8_t *pay, size_t *n) {
     (void)n;
     pay[OFF_GRAPH] ^= 1;
 }
+static void edit_graph_version(uint8_t *pay, size_t *n) {
+    (void)n;
+    pay[OFF_GRAPH + 4] = 2;
+}
 static void edit_flags(uint8_t *pay, size_t *n) {
     (void)n;
     pay[OFF_DIGEST - 4] = 2;
@@ -487,6 +491,8 @@ static void test_corrupt(void **state) {
     assert_non_null(strstr(tsr_last_error(), "graph of"));
     expect(reframe(buf, len, SIZE_MAX, edit_graph_magic), TSR_ERR_FORMAT, "a graph without magic");
     assert_non_null(strstr(tsr_last_error(), "malformed graph"));
+    expect(reframe(buf, len, SIZE_MAX, edit_graph_version), TSR_ERR_VERSION, "graph version 2");
+    assert_non_null(strstr(tsr_last_error(), "graph wire version"));
     expect(reframe(buf, len, SIZE_MAX, edit_flags), TSR_ERR_FORMAT, "unknown flags");
     /* a build lowering the graph to another program than the writer's refuses the plan */
     expect(reframe(buf, len, SIZE_MAX, edit_digest), TSR_ERR_FORMAT, "another program");

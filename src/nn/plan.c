@@ -390,8 +390,9 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
         return RFAIL("preprocessing, flags %u or a graph of %llu bytes", flags,
                      (unsigned long long)glen);
     tsr_graph *graph = NULL;
-    if (tsr_graph_from_bytes(&graph, r->mem + r->mem_pos, (size_t)glen) != TSR_OK)
-        return RFAIL("%s", tsr_last_error());
+    tsr_status gs = tsr_graph_from_bytes(&graph, r->mem + r->mem_pos, (size_t)glen);
+    if (gs != TSR_OK) /* keeps the status: a graph wire version, memory */
+        return tsr_reader_fail(r, gs, "plan: %s", tsr_last_error());
     r->mem_pos += (size_t)glen;
     nn_config cfg;
     tsr_nn_model *m = NULL;
