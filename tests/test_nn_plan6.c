@@ -10,6 +10,7 @@
 
 #include "core/alloc.h"
 #include "core/io.h"
+#include "ckks/serialize.h"
 #include "nn/nn_internal.h"
 #include "onnx/onnx_graph.h"
 
@@ -22,7 +23,7 @@
 /* Offsets in a format-6 payload: version, spec with flags, security, preprocessing, source
  * hash, source name, notes, flags; then the program digest, the graph's u64 length and the
  * graph. */
-#define OFF_DIGEST (4 + 40 + 4 + 24 + 32 + 256 + 512 + 4)
+#define OFF_DIGEST (4 + CKKS_SPEC_BYTES(1) + 4 + 24 + 32 + 256 + 512 + 4)
 #define OFF_GLEN   (OFF_DIGEST + 32)
 #define OFF_GRAPH  (OFF_GLEN + 8)
 
