@@ -88,7 +88,27 @@ static void round_trip(const char *name, int n, tsr_nn_packing pk, int want_cont
     tsr_nn_plan *p, *q, *f;
     tt_ok(tsr_nn_compile(m, &o, &p));
     int contract = 0;
-    for (int i = 0; i < p->prog->n_steps; i++) contract += p->prog->steps[i].op == NN_OP_CONTRACT;
+    nn_profile *prof;
+    tt_ok(nn_profile_load(NULL, &prof));
+    for (int i = 0; i < p->prog->n_steps; i++) {
+        const nn_step *s = &p->prog->steps[i];
+        if (s->op != NN_OP_CONTRACT) continue;
+        contract++;
+        /* a product is a mul_const and two mul_plain (the step may have more constant terms);
+         * the built-in profile (no prod_lincomb_term: 2 mul_plain + lincomb_term) prices the
+         * step as before the term was measured: mul_plain x mul_plain + mul_const x
+         * lincomb_term, plus mul_ct, rotations, rescales */
+        assert_true(s->counts.mul_plain % 2 == 0);
+        assert_true(s->counts.mul_const >= s->counts.mul_plain / 2);
+        nn_costs c;
+        nn_profile_costs_at(prof, 11, 0.5 * (s->level_in + s->level_out), &c);
+        nn_step z = *s;
+        z.op = NN_OP_LINEAR; /* priced as mul_plain / lincomb terms: the old contract price */
+        const double was = nn_step_seconds(prof, 11, &z), now = nn_step_seconds(prof, 11, s);
+        if (!(fabs(now - was) <= 1e-12 * was))
+            fail_msg("contract step %d: %.17g s, was %.17g s", i, now, was);
+    }
+    nn_profile_free(prof);
     assert_int_equal(contract > 0, want_contract);
     uint8_t *buf;
     size_t len;

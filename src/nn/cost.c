@@ -162,7 +162,9 @@ static tsr_status parse_point(lexer *x, nn_profile_point *pt) {
         have |= 1u << i;
     }
     if (!have_n || !have_l) return perr(x->line, "a point needs log_n= and levels=%s", "");
-    const size_t opt = NFIELDS - 1; /* prod_lincomb_term */
+    size_t opt = 0; /* the one optional key, found by name */
+    while (opt < NFIELDS && strcmp(fields[opt].name, "prod_lincomb_term") != 0) opt++;
+    TSR_ASSERT(opt < NFIELDS);
     for (size_t i = 0; i < NFIELDS; i++)
         if (!(have & (1u << i)) && i != opt)
             return perr(x->line, "the point has no '%s'", fields[i].name);
@@ -707,9 +709,13 @@ double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s) {
     t += rot;
     t += (double)k->mul_ct * c.mul_ct;
     if (s->op == NN_OP_CONTRACT) {
-        /* one measured term per product (counted as a mul_const and two mul_plain), the
-         * outputs' relinearizations and rescales as mul_ct and rescale */
-        t += (double)k->mul_const * c.prod_lincomb_term;
+        /* one measured term per product (counted as a mul_const and two mul_plain), the step's
+         * other constant terms as lincomb terms, the outputs' relinearizations and rescales as
+         * mul_ct and rescale. With the default prod_lincomb_term (2 mul_plain + lincomb_term)
+         * this is exactly the price before it was measured. */
+        const uint64_t products = k->mul_plain / 2;
+        const uint64_t others = k->mul_const > products ? k->mul_const - products : 0;
+        t += (double)products * c.prod_lincomb_term + (double)others * c.lincomb_term;
     } else if (s->op == NN_OP_LINEAR) {
         t += (double)k->mul_plain * c.mul_plain;
         t += (double)k->mul_const * c.lincomb_term;
