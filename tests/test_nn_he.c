@@ -1044,7 +1044,6 @@ static void test_plan_ranges(void **state) {
     tsr_nn_model_free(lm);
 }
 
-/* The mockup (with CKKS-like noise) and debug backends run plans too. */
 /*
  * Plan p run on two other backends: a noisy mockup, and the debug backend (ckks beside an
  * exact mockup). bits[0], bits[1]: their precision against the plaintext reference (ref
@@ -1163,7 +1162,7 @@ static void test_attention_encrypted(void **state) {
         nn_op want = pk == TSR_NN_PACK_TILED ? NN_OP_MUL : NN_OP_CONTRACT;
         for (int i = 0; i < p->prog->n_steps; i++) mul_steps += p->prog->steps[i].op == want;
         assert_int_equal(mul_steps, 2);
-        /* the plan file keeps the mul / contract steps */
+        /* the plan read back lowers to the same mul / contract steps */
         uint8_t *buf;
         size_t len;
         tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
@@ -1191,6 +1190,7 @@ static void test_attention_encrypted(void **state) {
     tsr_graph_free(gr);
 }
 
+/* The mockup (with CKKS-like noise) and debug backends run plans too. */
 static void test_other_backends(void **state) {
     (void)state;
     tsr_prng g;
