@@ -92,7 +92,8 @@ typedef struct tsr_ring_kernels {
     /*
      * Gather: out[j] = a[idx[j]] for j < n, every idx[j] < n, out != a (the
      * NTT-domain automorphisms; their indices permute aligned groups of 8
-     * words, which the SIMD kernels exploit, any idx works). SIMD kernels
+     * words, which the SIMD kernels exploit; any idx works, any n, and no
+     * word past a[n - 1] is read). SIMD kernels
      * write out with streaming stores (the result is a limb read much
      * later) and fence them before returning.
      */

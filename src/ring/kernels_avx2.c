@@ -446,7 +446,8 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
  * Gather out[j] = a[idx[j]], 8 outputs at a time. When the 8 indices lie in
  * one aligned group of 8 words (always for the NTT-domain automorphisms),
  * two loads and, per half of the output, two vpermd (one per input half)
- * and a blend on bit 2 of the index; other groups take the scalar loop.
+ * and a blend on bit 2 of the index; other groups, and a last group of 8
+ * that would reach past a[n - 1] (n not a multiple of 8), take the scalar loop.
  * Streaming stores when out is 32-byte aligned (fenced before returning).
  */
 TGT static void permute_avx2(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
@@ -459,7 +460,8 @@ TGT static void permute_avx2(uint64_t *out, const uint64_t *a, const uint32_t *i
         const uint32_t g = idx[j] & ~(uint32_t)7;
         const __m256i same =
             _mm256_cmpeq_epi32(_mm256_and_si256(iv, hi_mask), _mm256_set1_epi32((int)g));
-        if (_mm256_movemask_epi8(same) != -1) {
+        /* g + 8 <= n: a group may be partial when n is not a multiple of 8 */
+        if (_mm256_movemask_epi8(same) != -1 || g + 8 > n) {
             for (size_t i = 0; i < 8; i++) out[j + i] = a[idx[j + i]];
             continue;
         }

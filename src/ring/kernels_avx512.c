@@ -589,8 +589,9 @@ TGT static void permute_avx512(uint64_t *out, const uint64_t *a, const uint32_t 
         const __m512i iv = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(idx + j)));
         const uint64_t g = idx[j] & ~(uint32_t)7;
         __m512i v;
-        if (_mm512_cmpeq_epi64_mask(_mm512_and_si512(iv, hi), _mm512_set1_epi64((int64_t)g)) ==
-            0xFF)
+        /* g + 8 <= n: a group may be partial when n is not a multiple of 8 */
+        if (g + 8 <= n && _mm512_cmpeq_epi64_mask(_mm512_and_si512(iv, hi),
+                                                  _mm512_set1_epi64((int64_t)g)) == 0xFF)
             v = _mm512_permutexvar_epi64(iv, LOADU(a + g));
         else
             v = _mm512_i64gather_epi64(iv, (const void *)a, 8);
