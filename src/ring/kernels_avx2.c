@@ -10,7 +10,8 @@
  * with Montgomery reductions (two multiplies instead of the portable
  * reference's five); general products (mul, mul_add) and inner products
  * (dot2) are the portable kernels. Automorphism gathers (permute) use two
- * vpermd per half group of 8 words.
+ * vpermd per half group of 8 words (about 1.4x the portable gather in
+ * `bench ring`; figures for every kernel in docs/BENCHMARKS.md).
  *
  * NTT: Harvey butterflies, values in [0, 4q); the last three forward stages
  * (first three inverse) run in registers on 8-word groups using the same
