@@ -73,6 +73,10 @@ typedef struct tsr_ring_kernels {
     /*
      * Basis-conversion row: out[k] = sum_{i < r->terms} y[i][k] * r->c[i] mod p
      * with every y[i][k] < r->ymax <= 2^62 (not necessarily reduced mod p).
+     * The AVX2 family's row (conv_row_x64) is scalar code, Montgomery REDC
+     * on 64x64 -> 128-bit scalar products, no AVX2 instruction, so only CPUs
+     * that report AVX2 get it; the portable row (the reference) keeps the
+     * 128-bit Barrett reduction.
      */
     void (*conv_row)(const tsr_modulus *m, uint64_t *out, const uint64_t *const *y,
                      const struct tsr_conv_coeffs *r, size_t n);

@@ -8,7 +8,8 @@
  * ModDown tail) worthwhile (about 1.5x the portable NTT on Zen 3, docs/BENCHMARKS.md).
  * Basis-conversion rows stay scalar, where one mulx beats the emulation, but
  * with Montgomery reductions (two multiplies instead of the portable
- * reference's five); general products (mul, mul_add) and inner products
+ * reference's five; conv_row_x64 contains no AVX2 instruction, it is in this
+ * table only so that AVX2 CPUs select it); general products (mul, mul_add) and inner products
  * (dot2) are the portable kernels. Automorphism gathers (permute) use two
  * vpermd per half group of 8 words (about 1.4x the portable gather in
  * `bench ring`; figures for every kernel in docs/BENCHMARKS.md).
