@@ -158,7 +158,7 @@ static int bench_elementwise(ring_bench_ctx *c, tsr_simd fam, tsr_prng *g) {
         tsr_rns_automorphism_ntt_index(n, 5, idx);
         for (int r = 0; r < c->reps; r++) {
             double t0 = tsr_now();
-            k->permute(o1, a, idx, n);
+            k->permute(o1, a, idx, n, 1);
             s[r] = tsr_now() - t0;
         }
         report(c, "permute", fam, n, bits[bi], "galois 5", s, c->reps);

@@ -219,15 +219,17 @@ static void test_permute_families(void **state) {
             } else { /* random indices */
                 for (size_t j = 0; j < n; j++) idx[j] = (uint32_t)tsr_prng_uniform(&g, n);
             }
-            ref->permute(want, a, idx, n);
+            ref->permute(want, a, idx, n, 1);
             for (size_t j = 0; j < n; j++) assert_int_equal(want[j], a[idx[j]]);
             for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
                 if (!family_available((tsr_simd)f)) continue;
-                memset(got, 0, n * 8);
-                tsr_ring_kernels_for((tsr_simd)f)->permute(got, a, idx, n);
-                if (memcmp(want, got, n * 8) != 0)
-                    fail_msg("%s permute differs: n=%zu case %zu", tsr_simd_name((tsr_simd)f), n,
-                             gi);
+                for (int st = 0; st < 2; st++) { /* plain and streaming stores */
+                    memset(got, 0, n * 8);
+                    tsr_ring_kernels_for((tsr_simd)f)->permute(got, a, idx, n, st);
+                    if (memcmp(want, got, n * 8) != 0)
+                        fail_msg("%s permute differs: n=%zu case %zu stream %d",
+                                 tsr_simd_name((tsr_simd)f), n, gi, st);
+                }
             }
         }
     }
@@ -244,7 +246,7 @@ static void test_permute_families(void **state) {
         for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
             if (!family_available((tsr_simd)f)) continue;
             memset(got, 0, n * 8);
-            tsr_ring_kernels_for((tsr_simd)f)->permute(got, src, idx, n);
+            tsr_ring_kernels_for((tsr_simd)f)->permute(got, src, idx, n, 1);
             if (memcmp(want, got, n * 8) != 0)
                 fail_msg("%s permute differs: n=%zu, last group only", tsr_simd_name((tsr_simd)f),
                          n);

@@ -97,11 +97,12 @@ typedef struct tsr_ring_kernels {
      * Gather: out[j] = a[idx[j]] for j < n, every idx[j] < n, out != a (the
      * NTT-domain automorphisms; their indices permute aligned groups of 8
      * words, which the SIMD kernels exploit; any idx works, any n, and no
-     * word past a[n - 1] is read). SIMD kernels
-     * write out with streaming stores (the result is a limb read much
-     * later) and fence them before returning.
+     * word past a[n - 1] is read). stream: SIMD kernels write out with
+     * streaming stores where the CPU has them (out 32-byte aligned; for a
+     * limb read much later) and fence them before returning; 0 when the
+     * caller reads out at once.
      */
-    void (*permute)(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n);
+    void (*permute)(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n, int stream);
     /*
      * The tail of a ModDown row in one pass: out = (a - b) * w (+ c[i] when c
      * is not NULL) mod q, w < q with Shoup constant wp. out may equal a, b or

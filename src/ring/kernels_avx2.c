@@ -450,10 +450,11 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
  * two loads and, per half of the output, two vpermd (one per input half)
  * and a blend on bit 2 of the index; other groups, and a last group of 8
  * that would reach past a[n - 1] (n not a multiple of 8), take the scalar loop.
- * Streaming stores when out is 32-byte aligned (fenced before returning).
+ * Streaming stores when asked and out is 32-byte aligned (fenced before returning).
  */
-TGT static void permute_avx2(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
-    const int stream = ((uintptr_t)out & 31) == 0;
+TGT static void permute_avx2(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n,
+                             int stream_ok) {
+    const int stream = stream_ok && ((uintptr_t)out & 31) == 0;
     const __m256i hi_mask = _mm256_set1_epi32(~7), three = _mm256_set1_epi64x(3),
                   four = _mm256_set1_epi64x(4);
     size_t j = 0;

@@ -581,9 +581,10 @@ TGT static void copy_stream_avx512(uint64_t *dst, const uint64_t *src, size_t n)
  * output group k reads one input group, permuted), one load and one
  * vpermq; otherwise a hardware gather.
  */
-TGT static void permute_avx512(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
+TGT static void permute_avx512(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n,
+                               int stream_ok) {
     const __m512i hi = _mm512_set1_epi64(~(int64_t)7);
-    const int stream = ((uintptr_t)out & 63) == 0;
+    const int stream = stream_ok && ((uintptr_t)out & 63) == 0;
     size_t j = 0;
     for (; j + 8 <= n; j += 8) {
         const __m512i iv = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(idx + j)));
