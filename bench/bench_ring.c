@@ -4,8 +4,9 @@
  *   - forward / inverse NTT of one limb, N = 2^13 .. 2^16, 49- and 60-bit primes,
  *     whole (ntt_fwd/inv) and split (outer stages, then inner stages per block,
  *     as key switching runs them);
- *   - element-wise multiply, multiply-add, scalar multiply of one limb, and the
- *     key-switching inner product (3 digits, two outputs) (N = 2^16);
+ *   - element-wise multiply, multiply-add, scalar multiply of one limb, the
+ *     key-switching inner product (3 digits, two outputs) and the automorphism
+ *     gather (permute, Galois element 5) (N = 2^16);
  *   - basis conversion (ModUp shapes 15->4, 8->23, 22->8 limbs, N = 2^16), and a diagonal's
  *     coefficients into 29 limbs from doubles and from int64 (N = 2^16);
  *   - ModDown 22+4 -> 22 limbs and rescale 23 -> 22 limbs (NTT domain, N = 2^16);
@@ -155,6 +156,16 @@ static int bench_elementwise(ring_bench_ctx *c, tsr_simd fam, tsr_prng *g) {
             s[r] = tsr_now() - t0;
         }
         report(c, "dot2", fam, n, bits[bi], "3 terms", s, c->reps);
+        /* automorphism gather (rotation by one slot step, Galois element 5) */
+        uint32_t *idx = tsr_alloc(n * sizeof *idx);
+        tsr_rns_automorphism_ntt_index(n, 5, idx);
+        for (int r = 0; r < c->reps; r++) {
+            double t0 = tsr_now();
+            k->permute(o1, a, idx, n, 1);
+            s[r] = tsr_now() - t0;
+        }
+        report(c, "permute", fam, n, bits[bi], "galois 5", s, c->reps);
+        tsr_free(idx);
         for (int j = 0; j < 3; j++) {
             tsr_free(d[j]);
             tsr_free(kb[j]);
@@ -329,8 +340,8 @@ int bench_ring_main(int argc, char **argv) {
                "                          [--only ntt|elt|conv|stream]\n\n"
                "Ring-layer kernels on one thread for each SIMD family this CPU supports:\n"
                "NTT forward/inverse, whole and split (N = 2^13..2^16; 49- and 60-bit primes),\n"
-               "element-wise multiply, basis conversion, a diagonal into 29 limbs from double\n"
-               "and from int64, ModDown and rescale (N = 2^16);\n"
+               "element-wise multiply, automorphism gather, basis conversion, a diagonal into\n"
+               "29 limbs from double and from int64, ModDown and rescale (N = 2^16);\n"
                "once: the uniform streams of key halves (one limb, N = 2^16, libsodium's SIMD).\n"
                "Median and minimum of >= 20 runs (--quick: 5) in microseconds.\n");
         return 0;

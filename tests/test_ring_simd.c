@@ -14,6 +14,7 @@
 #include "ring/vec.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static const int prime_bits[] = { 30, 40, 49, 50, 59, 60, 61 };
@@ -106,14 +107,21 @@ static void split_case(const tsr_ring_kernels *ref, const tsr_ring_kernels *k, t
     const uint64_t q = t->mod.q;
     uint64_t *a = tsr_alloc(n * 8), *want = tsr_alloc(n * 8), *got = tsr_alloc(n * 8);
     uint64_t *buf = tsr_alloc(R * len * 8), *blk = tsr_alloc(B * 8);
-    for (int dir = 0; dir < 2; dir++) {
-        random_vec_edges(g, a, n, q);
-        /* forward accepts < 4q, inverse < 2q */
-        for (size_t i = 0; i < n; i++) a[i] += q * tsr_prng_uniform(g, dir ? 2 : 4);
-        /* the largest inputs allowed (4q - 1 forward, 2q - 1 inverse) and q, 2q */
-        a[1] = (dir ? 2 : 4) * q - 1;
-        a[n - 2] = q;
-        if (n > 8) a[n / 2 + 1] = dir ? q + 1 : 2 * q;
+    /* passes 0, 1: random inputs with edges; 2, 3: every word the largest
+     * allowed input, so both butterfly inputs are at the maximum at once */
+    for (int pass = 0; pass < 4; pass++) {
+        const int dir = pass & 1;
+        if (pass >= 2) {
+            for (size_t i = 0; i < n; i++) a[i] = (dir ? 2 : 4) * q - 1;
+        } else {
+            random_vec_edges(g, a, n, q);
+            /* forward accepts < 4q, inverse < 2q */
+            for (size_t i = 0; i < n; i++) a[i] += q * tsr_prng_uniform(g, dir ? 2 : 4);
+            /* the largest inputs allowed (4q - 1 forward, 2q - 1 inverse) and q, 2q */
+            a[1] = (dir ? 2 : 4) * q - 1;
+            a[n - 2] = q;
+            if (n > 8) a[n / 2 + 1] = dir ? q + 1 : 2 * q;
+        }
         memcpy(want, a, n * 8);
         memcpy(got, a, n * 8);
         if (dir == 0) {
@@ -155,8 +163,9 @@ static void split_case(const tsr_ring_kernels *ref, const tsr_ring_kernels *k, t
             }
         }
         if (memcmp(want, got, n * 8) != 0)
-            fail_msg("%s split %s NTT differs: N=%zu r=%u len=%zu q=%llu", fam,
-                     dir ? "inverse" : "forward", n, r, len, (unsigned long long)q);
+            fail_msg("%s split %s NTT differs: N=%zu r=%u len=%zu q=%llu%s", fam,
+                     dir ? "inverse" : "forward", n, r, len, (unsigned long long)q,
+                     pass >= 2 ? " (all inputs maximal)" : "");
     }
     tsr_free(a);
     tsr_free(want);
@@ -210,17 +219,39 @@ static void test_permute_families(void **state) {
             } else { /* random indices */
                 for (size_t j = 0; j < n; j++) idx[j] = (uint32_t)tsr_prng_uniform(&g, n);
             }
-            ref->permute(want, a, idx, n);
+            ref->permute(want, a, idx, n, 1);
             for (size_t j = 0; j < n; j++) assert_int_equal(want[j], a[idx[j]]);
             for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
                 if (!family_available((tsr_simd)f)) continue;
-                memset(got, 0, n * 8);
-                tsr_ring_kernels_for((tsr_simd)f)->permute(got, a, idx, n);
-                if (memcmp(want, got, n * 8) != 0)
-                    fail_msg("%s permute differs: n=%zu case %zu", tsr_simd_name((tsr_simd)f), n,
-                             gi);
+                for (int st = 0; st < 2; st++) { /* plain and streaming stores */
+                    memset(got, 0, n * 8);
+                    tsr_ring_kernels_for((tsr_simd)f)->permute(got, a, idx, n, st);
+                    if (memcmp(want, got, n * 8) != 0)
+                        fail_msg("%s permute differs: n=%zu case %zu stream %d",
+                                 tsr_simd_name((tsr_simd)f), n, gi, st);
+                }
             }
         }
+    }
+    /* n not a multiple of 8, every index in the last, partial group of 8:
+     * the input is exactly n words (a read past a[n - 1] fails under ASan) */
+    static const size_t ps[] = { 9, 12, 20 };
+    for (size_t pi = 0; pi < sizeof ps / sizeof ps[0]; pi++) {
+        const size_t n = ps[pi], g0 = n & ~(size_t)7;
+        uint64_t *src = malloc(n * sizeof *src);
+        assert_non_null(src);
+        memcpy(src, a, n * 8);
+        for (size_t j = 0; j < n; j++) idx[j] = (uint32_t)(g0 + (j * 5 + 1) % (n - g0));
+        for (size_t j = 0; j < n; j++) want[j] = src[idx[j]];
+        for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
+            if (!family_available((tsr_simd)f)) continue;
+            memset(got, 0, n * 8);
+            tsr_ring_kernels_for((tsr_simd)f)->permute(got, src, idx, n, 1);
+            if (memcmp(want, got, n * 8) != 0)
+                fail_msg("%s permute differs: n=%zu, last group only", tsr_simd_name((tsr_simd)f),
+                         n);
+        }
+        free(src);
     }
     tsr_free(a);
     tsr_free(want);
@@ -233,7 +264,9 @@ static void test_split_ntt_families(void **state) {
     tsr_prng g;
     tt_prng(&g, 44);
     const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
-    static const int bits[] = { 40, 49, 50, 60 };
+    /* 61 bits: n16-boot's q0 and special primes (the 4q lazy bound is
+     * tightest there); 62: the largest q the kernels accept */
+    static const int bits[] = { 40, 49, 50, 60, 61, 62 };
     const size_t max_log = tt_sanitized() ? 12 : 15;
     for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
         if (!family_available((tsr_simd)f)) continue;

@@ -448,8 +448,8 @@ static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale
         uint64_t *l0 = ev->ks_limb + (size_t)thread_id() * 2 * n, *l1 = l0 + n;
         for (size_t b = 0; b < R; b++)
             q_job(ev, key, rescale, c, md, nq, t * (int)R + (int)b, l0 + b * B, l1 + b * B, 0);
-        tsr_vec_permute(out0 + (size_t)t * n, l0, perm, n);
-        tsr_vec_permute(out1 + (size_t)t * n, l1, perm, n);
+        tsr_vec_permute(out0 + (size_t)t * n, l0, perm, n, 1);
+        tsr_vec_permute(out1 + (size_t)t * n, l1, perm, n, 1);
     }
     return TSR_OK;
 }
@@ -496,8 +496,8 @@ tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const u
             target_block(ev, key, t, b, l0 + b * B, l1 + b * B, dig, &pf);
         }
         if (perm) {
-            tsr_vec_permute(acc0 + (size_t)t * n, l0, perm, n);
-            tsr_vec_permute(acc1 + (size_t)t * n, l1, perm, n);
+            tsr_vec_permute(acc0 + (size_t)t * n, l0, perm, n, 1);
+            tsr_vec_permute(acc1 + (size_t)t * n, l1, perm, n, 1);
         }
     }
     return TSR_OK;
@@ -513,7 +513,8 @@ tsr_status ckks_qp_add_lifted(tsr_ckks_evaluator *ev, int level, const uint32_t 
         const uint64_t *src = c + (size_t)t * n;
         if (perm) {
             uint64_t *l = ev->ks_limb + (size_t)thread_id() * 2 * n;
-            tsr_vec_permute(l, src, perm, n);
+            /* read back at once by the next call: no streaming stores */
+            tsr_vec_permute(l, src, perm, n, 0);
             src = l;
         }
         tsr_vec_mul_scalar_add(ckks_mod(p, t), acc + (size_t)t * n, src, p->p_mod[t], n);

@@ -73,6 +73,10 @@ typedef struct tsr_ring_kernels {
     /*
      * Basis-conversion row: out[k] = sum_{i < r->terms} y[i][k] * r->c[i] mod p
      * with every y[i][k] < r->ymax <= 2^62 (not necessarily reduced mod p).
+     * The AVX2 family's row (conv_row_x64) is scalar code, Montgomery REDC
+     * on 64x64 -> 128-bit scalar products, no AVX2 instruction, so only CPUs
+     * that report AVX2 get it; the portable row (the reference) keeps the
+     * 128-bit Barrett reduction.
      */
     void (*conv_row)(const tsr_modulus *m, uint64_t *out, const uint64_t *const *y,
                      const struct tsr_conv_coeffs *r, size_t n);
@@ -92,11 +96,13 @@ typedef struct tsr_ring_kernels {
     /*
      * Gather: out[j] = a[idx[j]] for j < n, every idx[j] < n, out != a (the
      * NTT-domain automorphisms; their indices permute aligned groups of 8
-     * words, which the SIMD kernels exploit, any idx works). SIMD kernels
-     * write out with streaming stores (the result is a limb read much
-     * later) and fence them before returning.
+     * words, which the SIMD kernels exploit; any idx works, any n, and no
+     * word past a[n - 1] is read). stream: SIMD kernels write out with
+     * streaming stores where the CPU has them (out 32-byte aligned; for a
+     * limb read much later) and fence them before returning; 0 when the
+     * caller reads out at once.
      */
-    void (*permute)(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n);
+    void (*permute)(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n, int stream);
     /*
      * The tail of a ModDown row in one pass: out = (a - b) * w (+ c[i] when c
      * is not NULL) mod q, w < q with Shoup constant wp. out may equal a, b or

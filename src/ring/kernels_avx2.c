@@ -8,9 +8,11 @@
  * ModDown tail) worthwhile (about 1.5x the portable NTT on Zen 3, docs/BENCHMARKS.md).
  * Basis-conversion rows stay scalar, where one mulx beats the emulation, but
  * with Montgomery reductions (two multiplies instead of the portable
- * reference's five); general products (mul, mul_add) and inner products
+ * reference's five; conv_row_x64 contains no AVX2 instruction, it is in this
+ * table only so that AVX2 CPUs select it); general products (mul, mul_add) and inner products
  * (dot2) are the portable kernels. Automorphism gathers (permute) use two
- * vpermd per half group of 8 words.
+ * vpermd per half group of 8 words (about 1.4x the portable gather in
+ * `bench ring`; figures for every kernel in docs/BENCHMARKS.md).
  *
  * NTT: Harvey butterflies, values in [0, 4q); the last three forward stages
  * (first three inverse) run in registers on 8-word groups using the same
@@ -234,148 +236,6 @@ TGT static INL __m256i bcast2(const uint64_t *p) {
     return _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
 }
 
-TGT static void ntt_fwd_avx2(const tsr_ntt_table *t, uint64_t *a) {
-    const size_t n = t->n;
-    if (n < 8) {
-        tsr_ring_kernels_portable.ntt_fwd(t, a);
-        return;
-    }
-    const ntt_c c = { bc(t->mod.q), bc(t->mod.q >> 32), bc(2 * t->mod.q) };
-    const uint64_t *W = t->fwd, *Wp = t->fwd_sh;
-    /* Vertical stages (gap >= 8), radix 4 where two remain. */
-    size_t M = 1, g = n / 2;
-    while (g >= 8) {
-        if (g >= 16) {
-            const size_t h = g / 2;
-            for (size_t ib = 0; ib < M; ib++) {
-                const tw w1 = tw_bcast(W[M + ib], Wp[M + ib]);
-                const tw w2 = tw_bcast(W[2 * M + 2 * ib], Wp[2 * M + 2 * ib]);
-                const tw w3 = tw_bcast(W[2 * M + 2 * ib + 1], Wp[2 * M + 2 * ib + 1]);
-                uint64_t *p0 = a + 2 * g * ib, *p1 = p0 + h, *p2 = p0 + g, *p3 = p2 + h;
-                for (size_t j = 0; j < h; j += 4) {
-                    __m256i A = LOADU(p0 + j), B = LOADU(p1 + j), C = LOADU(p2 + j),
-                            D = LOADU(p3 + j);
-                    bf_fwd(&A, &C, &w1, &c);
-                    bf_fwd(&B, &D, &w1, &c);
-                    bf_fwd(&A, &B, &w2, &c);
-                    bf_fwd(&C, &D, &w3, &c);
-                    STOREU(p0 + j, A);
-                    STOREU(p1 + j, B);
-                    STOREU(p2 + j, C);
-                    STOREU(p3 + j, D);
-                }
-            }
-            M *= 4;
-            g /= 4;
-        } else {
-            for (size_t ib = 0; ib < M; ib++) {
-                const tw w = tw_bcast(W[M + ib], Wp[M + ib]);
-                uint64_t *p0 = a + 2 * g * ib, *p1 = p0 + g;
-                for (size_t j = 0; j < g; j += 4) {
-                    __m256i X = LOADU(p0 + j), Y = LOADU(p1 + j);
-                    bf_fwd(&X, &Y, &w, &c);
-                    STOREU(p0 + j, X);
-                    STOREU(p1 + j, Y);
-                }
-            }
-            M *= 2;
-            g /= 2;
-        }
-    }
-    /* Gaps 4, 2, 1 on 8-word groups, then reduction to [0, q). */
-    for (size_t e = 0; e < n; e += 8) {
-        __m256i X = LOADU(a + e), Y = LOADU(a + e + 4);
-        const tw w4 = tw_bcast(W[n / 8 + e / 8], Wp[n / 8 + e / 8]);
-        bf_fwd(&X, &Y, &w4, &c);
-        ilv(&X, &Y);
-        const tw w2 = tw_vec(bcast2(W + n / 4 + e / 4), bcast2(Wp + n / 4 + e / 4));
-        bf_fwd(&X, &Y, &w2, &c);
-        ilv(&X, &Y);
-        const tw w1 = tw_vec(LOADU(W + n / 2 + e / 2), LOADU(Wp + n / 2 + e / 2));
-        bf_fwd(&X, &Y, &w1, &c);
-        X = csub(csub(X, c.q2), c.q);
-        Y = csub(csub(Y, c.q2), c.q);
-        ilv(&X, &Y);
-        STOREU(a + e, X);
-        STOREU(a + e + 4, Y);
-    }
-}
-
-TGT static void ntt_inv_avx2(const tsr_ntt_table *t, uint64_t *a) {
-    const size_t n = t->n;
-    if (n < 16) {
-        tsr_ring_kernels_portable.ntt_inv(t, a);
-        return;
-    }
-    const ntt_c c = { bc(t->mod.q), bc(t->mod.q >> 32), bc(2 * t->mod.q) };
-    const uint64_t *W = t->inv, *Wp = t->inv_sh;
-    /* Gaps 1, 2, 4 on 8-word groups. */
-    for (size_t e = 0; e < n; e += 8) {
-        __m256i X = LOADU(a + e), Y = LOADU(a + e + 4);
-        dilv(&X, &Y);
-        const tw w1 = tw_vec(LOADU(W + n / 2 + e / 2), LOADU(Wp + n / 2 + e / 2));
-        bf_inv(&X, &Y, &w1, &c);
-        dilv(&X, &Y);
-        const tw w2 = tw_vec(bcast2(W + n / 4 + e / 4), bcast2(Wp + n / 4 + e / 4));
-        bf_inv(&X, &Y, &w2, &c);
-        dilv(&X, &Y);
-        const tw w4 = tw_bcast(W[n / 8 + e / 8], Wp[n / 8 + e / 8]);
-        bf_inv(&X, &Y, &w4, &c);
-        STOREU(a + e, X);
-        STOREU(a + e + 4, Y);
-    }
-    /* Vertical stages with gap 8 .. n/4, radix 4 where two remain. */
-    size_t g = 8;
-    while (g < n / 2) {
-        if (2 * g < n / 2) {
-            const size_t H = n / (4 * g);
-            for (size_t ib = 0; ib < H; ib++) {
-                const tw w1 = tw_bcast(W[2 * H + 2 * ib], Wp[2 * H + 2 * ib]);
-                const tw w2 = tw_bcast(W[2 * H + 2 * ib + 1], Wp[2 * H + 2 * ib + 1]);
-                const tw w3 = tw_bcast(W[H + ib], Wp[H + ib]);
-                uint64_t *p0 = a + 4 * g * ib, *p1 = p0 + g, *p2 = p0 + 2 * g, *p3 = p2 + g;
-                for (size_t j = 0; j < g; j += 4) {
-                    __m256i A = LOADU(p0 + j), B = LOADU(p1 + j), C = LOADU(p2 + j),
-                            D = LOADU(p3 + j);
-                    bf_inv(&A, &B, &w1, &c);
-                    bf_inv(&C, &D, &w2, &c);
-                    bf_inv(&A, &C, &w3, &c);
-                    bf_inv(&B, &D, &w3, &c);
-                    STOREU(p0 + j, A);
-                    STOREU(p1 + j, B);
-                    STOREU(p2 + j, C);
-                    STOREU(p3 + j, D);
-                }
-            }
-            g *= 4;
-        } else {
-            const size_t h = n / (2 * g);
-            for (size_t ib = 0; ib < h; ib++) {
-                const tw w = tw_bcast(W[h + ib], Wp[h + ib]);
-                uint64_t *p0 = a + 2 * g * ib, *p1 = p0 + g;
-                for (size_t j = 0; j < g; j += 4) {
-                    __m256i X = LOADU(p0 + j), Y = LOADU(p1 + j);
-                    bf_inv(&X, &Y, &w, &c);
-                    STOREU(p0 + j, X);
-                    STOREU(p1 + j, Y);
-                }
-            }
-            g *= 2;
-        }
-    }
-    /* Last stage with N^-1 folded in; output < q. */
-    const size_t half = n / 2;
-    const tw ni = tw_bcast(t->n_inv, t->n_inv_sh), wl = tw_bcast(t->inv_last, t->inv_last_sh);
-    for (size_t j = 0; j < half; j += 4) {
-        __m256i X = LOADU(a + j), Y = LOADU(a + half + j);
-        __m256i u = shoup_lazy(_mm256_add_epi64(X, Y), ni.w, ni.wh, ni.wp, ni.wph, c.q, c.qh);
-        __m256i v = shoup_lazy(_mm256_add_epi64(_mm256_sub_epi64(X, Y), c.q2), wl.w, wl.wh, wl.wp,
-                               wl.wph, c.q, c.qh);
-        STOREU(a + j, csub(u, c.q));
-        STOREU(a + half + j, csub(v, c.q));
-    }
-}
-
 /* ---- scalar kernels with cheaper reductions -------------------------------
  * Sums of full 64x64-bit products (no Shoup constant) would need the
  * 128-bit result assembled from four vpmuludq per lane and carried across
@@ -446,11 +306,13 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
  * Gather out[j] = a[idx[j]], 8 outputs at a time. When the 8 indices lie in
  * one aligned group of 8 words (always for the NTT-domain automorphisms),
  * two loads and, per half of the output, two vpermd (one per input half)
- * and a blend on bit 2 of the index; other groups take the scalar loop.
- * Streaming stores when out is 32-byte aligned (fenced before returning).
+ * and a blend on bit 2 of the index; other groups, and a last group of 8
+ * that would reach past a[n - 1] (n not a multiple of 8), take the scalar loop.
+ * Streaming stores when asked and out is 32-byte aligned (fenced before returning).
  */
-TGT static void permute_avx2(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
-    const int stream = ((uintptr_t)out & 31) == 0;
+TGT static void permute_avx2(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n,
+                             int stream_ok) {
+    const int stream = stream_ok && ((uintptr_t)out & 31) == 0;
     const __m256i hi_mask = _mm256_set1_epi32(~7), three = _mm256_set1_epi64x(3),
                   four = _mm256_set1_epi64x(4);
     size_t j = 0;
@@ -459,7 +321,8 @@ TGT static void permute_avx2(uint64_t *out, const uint64_t *a, const uint32_t *i
         const uint32_t g = idx[j] & ~(uint32_t)7;
         const __m256i same =
             _mm256_cmpeq_epi32(_mm256_and_si256(iv, hi_mask), _mm256_set1_epi32((int)g));
-        if (_mm256_movemask_epi8(same) != -1) {
+        /* g + 8 <= n: a group may be partial when n is not a multiple of 8 */
+        if (_mm256_movemask_epi8(same) != -1 || g + 8 > n) {
             for (size_t i = 0; i < 8; i++) out[j + i] = a[idx[j + i]];
             continue;
         }
@@ -678,6 +541,56 @@ TGT static INL void inv_last_w(const tsr_ntt_table *t, uint64_t *a, size_t half,
         STOREU(a + j, csub(u, c->q));
         STOREU(a + half + j, csub(v, c->q));
     }
+}
+
+/* ---- whole-limb NTTs: the window passes over [0, n) ---- */
+
+TGT static void ntt_fwd_avx2(const tsr_ntt_table *t, uint64_t *a) {
+    const size_t n = t->n;
+    if (n < 8) {
+        tsr_ring_kernels_portable.ntt_fwd(t, a);
+        return;
+    }
+    const ntt_c c = { bc(t->mod.q), bc(t->mod.q >> 32), bc(2 * t->mod.q) };
+    /* Vertical stages (gap >= 8), radix 4 where two remain. */
+    size_t M = 1, g = n / 2;
+    while (g >= 8) {
+        if (g >= 16) {
+            fwd_radix4_w(t, a, M, g, n, 0, &c);
+            M *= 4;
+            g /= 4;
+        } else {
+            fwd_radix2_w(t, a, M, g, n, 0, &c);
+            M *= 2;
+            g /= 2;
+        }
+    }
+    /* Gaps 4, 2, 1 on 8-word groups, then reduction to [0, q). */
+    fwd_final3_w(t, a, n, 0, &c, NULL);
+}
+
+TGT static void ntt_inv_avx2(const tsr_ntt_table *t, uint64_t *a) {
+    const size_t n = t->n;
+    if (n < 16) {
+        tsr_ring_kernels_portable.ntt_inv(t, a);
+        return;
+    }
+    const ntt_c c = { bc(t->mod.q), bc(t->mod.q >> 32), bc(2 * t->mod.q) };
+    /* Gaps 1, 2, 4 on 8-word groups. */
+    inv_first3_w(t, a, n, 0, &c, NULL);
+    /* Vertical stages with gap 8 .. n/4, radix 4 where two remain. */
+    size_t g = 8;
+    while (g < n / 2) {
+        if (2 * g < n / 2) {
+            inv_radix4_w(t, a, n / (4 * g), g, n, 0, &c);
+            g *= 4;
+        } else {
+            inv_radix2_w(t, a, n / (2 * g), g, n, 0, &c);
+            g *= 2;
+        }
+    }
+    /* Last stage with N^-1 folded in; output < q. */
+    inv_last_w(t, a, n / 2, &c);
 }
 
 /* Inner inverse stages of block b (gaps 1 .. B/2, B = n >> r >= 16). */

@@ -581,16 +581,18 @@ TGT static void copy_stream_avx512(uint64_t *dst, const uint64_t *src, size_t n)
  * output group k reads one input group, permuted), one load and one
  * vpermq; otherwise a hardware gather.
  */
-TGT static void permute_avx512(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
+TGT static void permute_avx512(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n,
+                               int stream_ok) {
     const __m512i hi = _mm512_set1_epi64(~(int64_t)7);
-    const int stream = ((uintptr_t)out & 63) == 0;
+    const int stream = stream_ok && ((uintptr_t)out & 63) == 0;
     size_t j = 0;
     for (; j + 8 <= n; j += 8) {
         const __m512i iv = _mm512_cvtepu32_epi64(_mm256_loadu_si256((const __m256i *)(idx + j)));
         const uint64_t g = idx[j] & ~(uint32_t)7;
         __m512i v;
-        if (_mm512_cmpeq_epi64_mask(_mm512_and_si512(iv, hi), _mm512_set1_epi64((int64_t)g)) ==
-            0xFF)
+        /* g + 8 <= n: a group may be partial when n is not a multiple of 8 */
+        if (g + 8 <= n && _mm512_cmpeq_epi64_mask(_mm512_and_si512(iv, hi),
+                                                  _mm512_set1_epi64((int64_t)g)) == 0xFF)
             v = _mm512_permutexvar_epi64(iv, LOADU(a + g));
         else
             v = _mm512_i64gather_epi64(iv, (const void *)a, 8);

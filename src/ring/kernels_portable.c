@@ -262,7 +262,9 @@ static void quotient_est_portable(uint64_t *u, const uint64_t *const *y, const d
     }
 }
 
-static void permute_portable(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
+static void permute_portable(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n,
+                             int stream) {
+    (void)stream;
     for (size_t j = 0; j < n; j++) out[j] = a[idx[j]];
 }
 

@@ -516,7 +516,7 @@ void tsr_rns_automorphism_ntt(const tsr_rns_basis *b, uint64_t *out, const uint6
     for (size_t i = 0; i < b->count; i++) {
         const uint64_t *ai = a + i * n;
         uint64_t *oi = out + i * n;
-        k->permute(oi, ai, idx, n);
+        k->permute(oi, ai, idx, n, 1);
     }
 }
 

@@ -115,8 +115,8 @@ void tsr_vec_lincomb(const tsr_modulus *m, uint64_t *out, const uint64_t *const 
     }
 }
 
-void tsr_vec_permute(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n) {
-    tsr_ring_kernels_active()->permute(out, a, idx, n);
+void tsr_vec_permute(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n, int stream) {
+    tsr_ring_kernels_active()->permute(out, a, idx, n, stream);
 }
 
 void tsr_vec_copy_stream(uint64_t *dst, const uint64_t *src, size_t n) {

@@ -84,8 +84,12 @@ void tsr_vec_lincomb(const tsr_modulus *m, uint64_t *out, const uint64_t *const 
  * tsr_ring_stream_fence before another thread reads dst.
  */
 void tsr_vec_copy_stream(uint64_t *dst, const uint64_t *src, size_t n);
-/** out[j] = a[idx[j]] for j < n (every idx[j] < n; out and a must not overlap). */
-void tsr_vec_permute(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n);
+/**
+ * out[j] = a[idx[j]] for j < n (every idx[j] < n; out and a must not overlap).
+ * stream: 1 when out is read only much later (streaming stores where the CPU
+ * has them, fenced before returning), 0 when the caller reads it at once.
+ */
+void tsr_vec_permute(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n, int stream);
 /** Make this thread's streaming stores visible to other threads (a store fence). */
 void tsr_ring_stream_fence(void);
 /** wp[i] = floor(w[i] * 2^64 / q) for w[i] < q. */
