@@ -33,6 +33,19 @@ static void raise_peak(uint64_t *peak_p, uint64_t v) {
     }
 }
 
+/* The counts of a fused sum of products or squares: per output one tensor product, one key
+ * switch and one rescale, plus the constant products, plaintext products and additions. */
+static void count_fused(tsr_backend *be, size_t n_out, uint64_t terms, uint64_t mul_plain,
+                        uint64_t adds, int level) {
+    CNT(be, mul_ct, n_out);
+    CNT(be, key_switch, n_out);
+    CNT(be, mul_const, terms);
+    CNT(be, mul_plain, mul_plain);
+    CNT(be, add, adds);
+    CNT(be, rescale, n_out);
+    note_level(be, level);
+}
+
 /*
  * After a fused operation ran on the generic path: put the operation counts
  * back to `saved` (the caller counts the fused form itself) but keep the
@@ -685,12 +698,7 @@ tsr_status tsr_bvec_sq_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
         free_outs(be, outs, n_out);
         return st;
     }
-    CNT(be, mul_ct, n_out);
-    CNT(be, key_switch, n_out);
-    CNT(be, mul_const, terms);
-    CNT(be, add, adds);
-    CNT(be, rescale, n_out);
-    note_level(be, a->level - 1);
+    count_fused(be, n_out, terms, 0, adds, a->level - 1);
     return TSR_OK;
 }
 
@@ -788,13 +796,7 @@ tsr_status tsr_bvec_prod_lincomb(tsr_backend *be, tsr_bvec **outs, size_t n_out,
         free_outs(be, outs, n_out);
         return st;
     }
-    CNT(be, mul_ct, n_out);
-    CNT(be, key_switch, n_out);
-    CNT(be, mul_const, terms);
-    CNT(be, mul_plain, 2 * terms);
-    CNT(be, add, adds);
-    CNT(be, rescale, n_out);
-    note_level(be, a0->level - 1);
+    count_fused(be, n_out, terms, 2 * terms, adds, a0->level - 1);
     return TSR_OK;
 }
 
