@@ -200,6 +200,121 @@ static void test_security_table(void **state) {
     assert_non_null(strstr(tsr_last_error(), "special modulus"));
 }
 
+/* A mixed chain (spec.low_levels): the low primes near 2^low_scale_bits, the canonical scale
+ * exactly 2^low_scale_bits at the top low level and the usual recursion on both sides of it,
+ * P covering every digit, the new fields validated and part of the fingerprint. */
+static void check_mixed_chain(tsr_ckks_params *p, const tsr_ckks_param_spec *s) {
+    int L = tsr_ckks_params_max_level(p), low = (int)s->low_levels;
+    assert_true(tsr_ckks_params_scale(p, low) == ldexp(1.0, (int)s->low_scale_bits));
+    assert_true(tsr_ckks_params_scale(p, L) == ldexp(1.0, (int)s->scale_bits));
+    for (int l = 1; l <= L; l++) {
+        double bits = log2((double)tsr_ckks_params_prime(p, l));
+        double want = l <= low ? s->low_scale_bits : s->scale_bits;
+        assert_true(fabs(bits - want) < 0.05);
+        double sc = tsr_ckks_params_scale(p, l);
+        assert_true(fabs(log2(sc) - want) < 1e-3);
+        if (l != low + 1) { /* the recursion Delta_{l-1} = Delta_l^2 / q_l, except at the reset */
+            double next = sc * (sc / (double)tsr_ckks_params_prime(p, l));
+            assert_true(fabs(tsr_ckks_params_scale(p, l - 1) - next) <= 1e-12 * next);
+        }
+    }
+    /* P covers the largest key-switching digit */
+    int nq = L + 1, dnum = tsr_ckks_params_dnum(p), alpha = (nq + dnum - 1) / dnum;
+    double log_p = 0, worst = 0, log_qp = 0;
+    for (int j = 0; j < tsr_ckks_params_special_count(p); j++)
+        log_p += log2((double)tsr_ckks_params_special_prime(p, j));
+    for (int j = 0; j < dnum; j++) {
+        double d = 0;
+        for (int i = j * alpha; i < nq && i < (j + 1) * alpha; i++)
+            d += log2((double)tsr_ckks_params_prime(p, i));
+        if (d > worst) worst = d;
+    }
+    assert_true(log_p + 1.0 >= worst);
+    for (int i = 0; i < nq; i++) log_qp += log2((double)tsr_ckks_params_prime(p, i));
+    assert_true(fabs(log_qp + log_p - tsr_ckks_params_log_qp(p)) < 1e-6);
+}
+
+static void test_mixed_chain(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s, back;
+    tsr_ckks_params *p = NULL, *u = NULL;
+    /* the preset: q_0 61, ten 40-bit levels, fourteen 60-bit ones, 7 special primes, dnum 4 */
+    tt_ok(tsr_ckks_preset_spec("n16-boot-d4", &s));
+    assert_int_equal(s.low_levels, 10);
+    assert_int_equal(s.low_scale_bits, 40);
+    if (!tt_sanitized()) { /* N = 2^16 tables are slow under ASan */
+        tt_ok(tsr_ckks_params_create(&p, &s));
+        assert_int_equal(tsr_ckks_params_is_secure(p), 1);
+        assert_int_equal(tsr_ckks_params_dnum(p), 4);
+        assert_true(tsr_ckks_params_log_qp(p) <= 1772);
+        assert_true(tsr_ckks_params_log_qp(p) < 1745 - 10); /* below n16-boot's uniform chain */
+        check_mixed_chain(p, &s);
+        tsr_ckks_params_spec(p, &back);
+        assert_int_equal(back.low_levels, 10);
+        assert_int_equal(back.low_scale_bits, 40);
+        tsr_ckks_params_free(p);
+        p = NULL;
+    }
+    /* a small insecure mixed chain; the same spec uniform has another fingerprint */
+    s = small_spec();
+    s.levels = 6;
+    s.first_prime_bits = 55;
+    s.scale_bits = 50;
+    s.special_primes = 2;
+    s.special_prime_bits = 58;
+    s.low_levels = 3;
+    s.low_scale_bits = 30;
+    tt_ok(tsr_ckks_params_create(&p, &s));
+    check_mixed_chain(p, &s);
+    tsr_ckks_param_spec us = s;
+    us.low_levels = 0;
+    us.low_scale_bits = 0;
+    tt_ok(tsr_ckks_params_create(&u, &us));
+    uint8_t f1[16], f2[16];
+    tsr_ckks_params_fingerprint(p, f1);
+    tsr_ckks_params_fingerprint(u, f2);
+    assert_true(memcmp(f1, f2, 16) != 0);
+    for (int l = 4; l <= 6; l++) /* the primes above the low levels are the uniform chain's */
+        assert_true(tsr_ckks_params_prime(p, l) == tsr_ckks_params_prime(u, l));
+    tsr_ckks_params_free(u);
+    tsr_ckks_params_free(p);
+    p = NULL;
+    /* validation: each field names itself */
+    tsr_ckks_param_spec bad = s;
+    bad.low_levels = 0;
+    tt_fails(tsr_ckks_params_create(&p, &bad), TSR_ERR_INVALID_ARG);
+    assert_non_null(strstr(tsr_last_error(), "low_scale_bits = 30 without low_levels"));
+    bad = s;
+    bad.low_levels = 6;
+    tt_fails(tsr_ckks_params_create(&p, &bad), TSR_ERR_INVALID_ARG);
+    assert_non_null(strstr(tsr_last_error(), "low_levels = 6 must be below levels (6)"));
+    bad = s;
+    bad.low_scale_bits = 19;
+    tt_fails(tsr_ckks_params_create(&p, &bad), TSR_ERR_INVALID_ARG);
+    assert_non_null(strstr(tsr_last_error(), "low_scale_bits = 19 is out of range"));
+    bad.low_scale_bits = 0;
+    tt_fails(tsr_ckks_params_create(&p, &bad), TSR_ERR_INVALID_ARG);
+    bad = s;
+    bad.low_scale_bits = 61;
+    tt_fails(tsr_ckks_params_create(&p, &bad), TSR_ERR_INVALID_ARG);
+    /* q_0 must exceed the low scale (level 0 follows it), not the top one */
+    bad = s;
+    bad.first_prime_bits = 30;
+    tt_fails(tsr_ckks_params_create(&p, &bad), TSR_ERR_INVALID_ARG);
+    assert_non_null(strstr(tsr_last_error(), "must exceed low_scale_bits (30)"));
+    bad.first_prime_bits = 45; /* below scale_bits 50: fine on a mixed chain */
+    tt_ok(tsr_ckks_params_create(&p, &bad));
+    tsr_ckks_params_free(p);
+    p = NULL;
+    /* the 128-bit check counts the mixed chain's real primes: q_0 55, three levels of 30 bits
+     * under three of 50, P 2 x 58 (about 411 bits > 218 at N = 2^13): refused unflagged */
+    bad = s;
+    bad.log_n = 13;
+    bad.flags = 0;
+    tt_fails(tsr_ckks_params_create(&p, &bad), TSR_ERR_INSECURE);
+    assert_null(p);
+}
+
 static void test_primes_and_scales(void **state) {
     (void)state;
     tsr_ckks_params *p;
@@ -1321,23 +1436,15 @@ static void test_seeded_keys_blocks(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_security_table),
-        cmocka_unit_test(test_primes_and_scales),
-        cmocka_unit_test(test_special_fft),
-        cmocka_unit_test(test_encode_decode),
-        cmocka_unit_test(test_encrypt_decrypt),
-        cmocka_unit_test(test_arithmetic),
-        cmocka_unit_test(test_levels_and_scales),
-        cmocka_unit_test(test_plain_below_level),
-        cmocka_unit_test(test_rotations),
-        cmocka_unit_test(test_thread_independence),
-        cmocka_unit_test(test_fixed_hamming_weight),
-        cmocka_unit_test(test_mod_raise),
-        cmocka_unit_test(test_fused_mul_keyswitch),
-        cmocka_unit_test(test_depth10_squarings),
-        cmocka_unit_test(test_level_keys),
-        cmocka_unit_test(test_seeded_keys),
-        cmocka_unit_test(test_seeded_keys_blocks),
+        cmocka_unit_test(test_security_table),      cmocka_unit_test(test_primes_and_scales),
+        cmocka_unit_test(test_mixed_chain),         cmocka_unit_test(test_special_fft),
+        cmocka_unit_test(test_encode_decode),       cmocka_unit_test(test_encrypt_decrypt),
+        cmocka_unit_test(test_arithmetic),          cmocka_unit_test(test_levels_and_scales),
+        cmocka_unit_test(test_plain_below_level),   cmocka_unit_test(test_rotations),
+        cmocka_unit_test(test_thread_independence), cmocka_unit_test(test_fixed_hamming_weight),
+        cmocka_unit_test(test_mod_raise),           cmocka_unit_test(test_fused_mul_keyswitch),
+        cmocka_unit_test(test_depth10_squarings),   cmocka_unit_test(test_level_keys),
+        cmocka_unit_test(test_seeded_keys),         cmocka_unit_test(test_seeded_keys_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

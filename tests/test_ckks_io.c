@@ -761,7 +761,7 @@ static void test_declared_size(void **state) {
 /* The spec codec (ckks_spec_write / ckks_spec_read): its bytes are the ones a parameter file
  * and a plan record; round trips with and without flags; fields no spec can have are refused. */
 static tsr_status spec_from(const uint32_t *f, int nf, int with_flags, tsr_ckks_param_spec *out) {
-    uint8_t b[40];
+    uint8_t b[48];
     for (int i = 0; i < nf; i++)
         for (int k = 0; k < 4; k++) b[4 * i + k] = (uint8_t)(f[i] >> (8 * k));
     tsr_reader r;
@@ -770,6 +770,114 @@ static tsr_status spec_from(const uint32_t *f, int nf, int with_flags, tsr_ckks_
     tsr_status st = ckks_spec_read(&r, out, with_flags);
     tsr_reader_close(&r);
     return st;
+}
+
+/* Mixed chains (spec.low_levels > 0): 8 more bytes announced by CKKS_SPEC_MIXED in the levels
+ * word, round trips with and without flags and through a parameter file; malformed mixed
+ * fields are refused. Uniform specs keep the bytes test_spec_codec checks. */
+static void test_spec_codec_mixed(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s, back;
+    tt_ok(tsr_ckks_preset_spec("n16-boot-d4", &s));
+    assert_int_equal(s.low_levels, 10);
+    for (int with_flags = 0; with_flags <= 1; with_flags++) {
+        tsr_writer w;
+        tsr_writer_init_mem(&w);
+        ckks_spec_write(&w, &s, with_flags);
+        size_t len;
+        uint8_t *buf = tsr_writer_take_buffer(&w, &len);
+        tt_ok(tsr_writer_close(&w));
+        assert_int_equal(len, CKKS_SPEC_BYTES(with_flags) + 8);
+        assert_int_equal(len, ckks_spec_bytes(&s, with_flags));
+        uint32_t f[12];
+        for (size_t i = 0; i < len / 4; i++)
+            f[i] = (uint32_t)buf[4 * i] | (uint32_t)buf[4 * i + 1] << 8 |
+                   (uint32_t)buf[4 * i + 2] << 16 | (uint32_t)buf[4 * i + 3] << 24;
+        assert_int_equal(f[3], s.levels | CKKS_SPEC_MIXED);
+        assert_int_equal(f[len / 4 - 2], 10);
+        assert_int_equal(f[len / 4 - 1], 40);
+        tt_ok(spec_from(f, (int)(len / 4), with_flags, &back));
+        assert_int_equal(back.levels, 24);
+        assert_int_equal(back.low_levels, 10);
+        assert_int_equal(back.low_scale_bits, 40);
+        assert_int_equal(back.special_primes, 7);
+        /* truncated: the low fields missing */
+        tt_fails(spec_from(f, (int)(len / 4) - 1, with_flags, &back), TSR_ERR_FORMAT);
+        /* no low level, or all of them low */
+        uint32_t bad[12];
+        memcpy(bad, f, len);
+        bad[len / 4 - 2] = 0;
+        tt_fails(spec_from(bad, (int)(len / 4), with_flags, &back), TSR_ERR_FORMAT);
+        assert_non_null(strstr(tsr_last_error(), "malformed spec: a mixed chain"));
+        bad[len / 4 - 2] = 24;
+        tt_fails(spec_from(bad, (int)(len / 4), with_flags, &back), TSR_ERR_FORMAT);
+        tsr_free(buf);
+    }
+    /* a small insecure mixed set through a parameter file: same primes and fingerprint */
+    tsr_ckks_param_spec m = small_spec();
+    m.levels = 4;
+    m.special_primes = 2;
+    m.low_levels = 2;
+    m.low_scale_bits = 30;
+    tsr_ckks_params *p, *p2;
+    tt_ok(tsr_ckks_params_create(&p, &m));
+    uint8_t *buf;
+    size_t len;
+    tt_ok(tsr_ckks_params_to_bytes(p, &buf, &len));
+    tt_ok(tsr_ckks_params_from_bytes(&p2, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+    uint8_t f1[16], f2[16];
+    tsr_ckks_params_fingerprint(p, f1);
+    tsr_ckks_params_fingerprint(p2, f2);
+    assert_memory_equal(f1, f2, 16);
+    tsr_ckks_params_spec(p2, &back);
+    assert_int_equal(back.low_levels, 2);
+    assert_int_equal(back.low_scale_bits, 30);
+    for (int l = 0; l <= 4; l++)
+        assert_true(tsr_ckks_params_scale(p, l) == tsr_ckks_params_scale(p2, l));
+    tsr_ckks_params_free(p2);
+    tsr_ckks_bytes_free(buf);
+    tsr_ckks_params_free(p);
+}
+
+/* Parameter files written by main before mixed chains existed (tests/data/params_v1, see its
+ * README): they load, keep their fingerprint (the id every object made with them carries) and
+ * are written back byte for byte. */
+static void test_old_params_files(void **state) {
+    (void)state;
+    const char *names[][2] = { { "n13-l3", "n13-l3" },
+                               { "n14-l7", "n14-l7" },
+                               { "n13-hw6000", "n13-l3" } };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "tests/data/params_v1/%s.params", names[i][0]);
+        FILE *fp = fopen(tt_source_path(rel), "rb");
+        if (!fp) fail_msg("cannot open %s", rel);
+        uint8_t file[512];
+        size_t flen = fread(file, 1, sizeof file, fp);
+        fclose(fp);
+        assert_true(flen > TSR_FRAME_HEADER_SIZE && flen < sizeof file);
+        tsr_ckks_params *old, *now;
+        tt_ok(tsr_ckks_params_from_bytes(&old, file, flen, 0));
+        tsr_ckks_param_spec s;
+        tt_ok(tsr_ckks_preset_spec(names[i][1], &s));
+        if (i == 2) {
+            s.secret = TSR_CKKS_SECRET_FIXED_HW;
+            s.hamming_weight = 6000;
+        }
+        tt_ok(tsr_ckks_params_create(&now, &s));
+        uint8_t f1[16], f2[16];
+        tsr_ckks_params_fingerprint(old, f1);
+        tsr_ckks_params_fingerprint(now, f2);
+        assert_memory_equal(f1, f2, 16);
+        uint8_t *buf;
+        size_t len;
+        tt_ok(tsr_ckks_params_to_bytes(now, &buf, &len));
+        assert_int_equal(len, flen);
+        assert_memory_equal(buf, file, flen);
+        tsr_ckks_bytes_free(buf);
+        tsr_ckks_params_free(now);
+        tsr_ckks_params_free(old);
+    }
 }
 
 static void test_spec_codec(void **state) {
@@ -1082,7 +1190,8 @@ int main(void) {
         cmocka_unit_test(test_invalid_fields),    cmocka_unit_test(test_key_set_ids),
         cmocka_unit_test(test_write_fuzz_corpus), cmocka_unit_test(test_declared_size),
         cmocka_unit_test(test_spec_codec),        cmocka_unit_test(test_format2_keys),
-        cmocka_unit_test(test_format2_corpus),
+        cmocka_unit_test(test_format2_corpus),    cmocka_unit_test(test_spec_codec_mixed),
+        cmocka_unit_test(test_old_params_files),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

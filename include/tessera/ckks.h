@@ -49,7 +49,11 @@
  * "multiply two level-l ciphertexts at Delta_l, then rescale" has exactly
  * Delta_{l-1} (tsr_ckks_params_scale). The primes are chosen so Delta_l stays
  * within a small fraction of 2^scale_bits at every level. Encoding with
- * scale 0 uses the canonical scale of the requested level.
+ * scale 0 uses the canonical scale of the requested level. A mixed chain
+ * (spec.low_levels = m > 0) restarts at level m: Delta_m = 2^low_scale_bits
+ * and the recursion continues below it, so a product rescaled from level
+ * m+1 to m lands near 2^scale_bits, not on Delta_m; multiplying by a
+ * constant, tsr_ckks_adjust, or a linear transform lands on Delta_m.
  *
  * Rules applied by the evaluator (documented again at each function):
  *  1. Binary operations (add, sub, mul, on ciphertexts or ciphertext and
@@ -141,6 +145,16 @@ typedef struct tsr_ckks_param_spec {
     tsr_ckks_secret_dist secret; /**< secret distribution */
     unsigned hamming_weight;     /**< h for TSR_CKKS_SECRET_FIXED_HW, else 0 */
     uint32_t flags;              /**< TSR_CKKS_ALLOW_INSECURE_PARAMETERS or 0 */
+    /**
+     * Mixed chain: the bottom low_levels chain primes q_1..q_low_levels sit
+     * near 2^low_scale_bits and level low_levels has canonical scale
+     * 2^low_scale_bits exactly (the network levels, e.g. ten of 40 bits
+     * below bootstrapping's 60-bit levels); q_low_levels+1..q_L follow
+     * scale_bits as usual. 0..levels-1; 0 (with low_scale_bits 0) is the
+     * uniform chain every spec without these fields means.
+     */
+    unsigned low_levels;
+    unsigned low_scale_bits; /**< 20..60 when low_levels > 0, else 0 */
 } tsr_ckks_param_spec;
 
 /**

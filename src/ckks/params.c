@@ -79,6 +79,23 @@ static const preset presets[] = {
            "N=2^16, 24 levels of 60 bits (25 limbs), 4 x 61-bit special primes, dnum 7: "
            "bootstrapping (14 levels) with 10 left at 2^60",
            16, 61, 60, 24, 4, 61, 0),
+    /* the same bootstrapping levels on a mixed chain: the 10 network levels at 40 bits free
+     * 200 bits of Q for 3 more special primes, so dnum 4 (log2 QP ~ 1728 of 1772) */
+    { "n16-boot-d4",
+      "N=2^16, q_0 61 bits, 10 levels of 40 bits under 14 of 60 (25 limbs), 7 x 61-bit "
+      "special primes, dnum 4: bootstrapping (14 levels) with 10 left at 2^40",
+      { .log_n = 16,
+        .first_prime_bits = 61,
+        .scale_bits = 60,
+        .levels = 24,
+        .special_primes = 7,
+        .special_prime_bits = 61,
+        .dnum = 4,
+        .secret = TSR_CKKS_SECRET_TERNARY,
+        .hamming_weight = 0,
+        .flags = 0,
+        .low_levels = 10,
+        .low_scale_bits = 40 } },
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
@@ -115,14 +132,33 @@ static tsr_status check_spec(const tsr_ckks_param_spec *s) {
     if (s->scale_bits < 20 || s->scale_bits > 60)
         return tsr_fail(TSR_ERR_INVALID_ARG, "scale_bits = %u is out of range: use 20..60",
                         s->scale_bits);
-    if (s->first_prime_bits <= s->scale_bits || s->first_prime_bits > 61)
-        return tsr_fail(TSR_ERR_INVALID_ARG,
-                        "first_prime_bits = %u must exceed scale_bits (%u) and be at most 61: "
-                        "q_0 must hold the scaled message at level 0",
-                        s->first_prime_bits, s->scale_bits);
     if (s->levels > TSR_CKKS_MAX_PRIMES - 1)
         return tsr_fail(TSR_ERR_INVALID_ARG, "levels = %u is too many: at most %d", s->levels,
                         TSR_CKKS_MAX_PRIMES - 1);
+    if (s->low_levels == 0 && s->low_scale_bits != 0)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "low_scale_bits = %u without low_levels: set both (a mixed chain) or "
+                        "neither (a uniform chain)",
+                        s->low_scale_bits);
+    if (s->low_levels != 0) {
+        if (s->low_levels >= s->levels)
+            return tsr_fail(TSR_ERR_INVALID_ARG,
+                            "low_levels = %u must be below levels (%u): a mixed chain keeps at "
+                            "least one level at scale_bits above its low levels",
+                            s->low_levels, s->levels);
+        if (s->low_scale_bits < 20 || s->low_scale_bits > 60)
+            return tsr_fail(TSR_ERR_INVALID_ARG,
+                            "low_scale_bits = %u is out of range: use 20..60 with low_levels",
+                            s->low_scale_bits);
+    }
+    /* the scale of level 0 follows the low scale on a mixed chain */
+    unsigned bottom = s->low_levels ? s->low_scale_bits : s->scale_bits;
+    if (s->first_prime_bits <= bottom || s->first_prime_bits > 61)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "first_prime_bits = %u must exceed %s (%u) and be at most 61: "
+                        "q_0 must hold the scaled message at level 0",
+                        s->first_prime_bits, s->low_levels ? "low_scale_bits" : "scale_bits",
+                        bottom);
     if (s->special_primes < 1 || s->special_primes > TSR_CKKS_MAX_SPECIAL_PRIMES)
         return tsr_fail(TSR_ERR_INVALID_ARG,
                         "special_primes = %u is out of range: use 1..%d (key switching needs P)",
@@ -203,9 +239,12 @@ static tsr_status choose_primes(tsr_ckks_params *p) {
     if (st != TSR_OK) return tsr_fail_context(st, "choosing q_0 of %u bits: ", s->first_prime_bits);
     used[n_used++] = p->primes[0];
     /* q_L .. q_1: each the prime nearest to the canonical scale of its level,
-     * so that Delta_{l-1} = Delta_l^2 / q_l stays close to 2^scale_bits. */
+     * so that Delta_{l-1} = Delta_l^2 / q_l stays close to 2^scale_bits. A mixed
+     * chain restarts at level low_levels with Delta = 2^low_scale_bits exactly. */
     p->scale[p->L] = ldexp(1.0, (int)s->scale_bits);
     for (int l = p->L; l >= 1; l--) {
+        if (s->low_levels && l == (int)s->low_levels)
+            p->scale[l] = ldexp(1.0, (int)s->low_scale_bits);
         TSR_TRY(nearest_prime(p->scale[l], two_n, used, n_used, &p->primes[l]));
         used[n_used++] = p->primes[l];
         p->scale[l - 1] = p->scale[l] * (p->scale[l] / (double)p->primes[l]);
@@ -223,17 +262,27 @@ static void put_u64(uint8_t *b, uint64_t v) {
 }
 
 /* BLAKE2b-128 over: tag, log_n, L, k, dnum, scale_bits, secret, h, sigma,
- * the chain primes and the special primes (all little-endian). */
+ * the chain primes and the special primes (all little-endian). A mixed chain
+ * has encoding version 2 and adds low_levels and low_scale_bits after h; a
+ * uniform one keeps version 1, so every existing fingerprint is unchanged. */
 static void compute_fingerprint(tsr_ckks_params *p) {
     crypto_generichash_state h;
     uint8_t b[8];
     static const char tag[16] = "TSR-CKKS-PARAMS";
     crypto_generichash_init(&h, NULL, 0, sizeof p->fingerprint);
     crypto_generichash_update(&h, (const uint8_t *)tag, sizeof tag);
-    const uint32_t fields[] = { 1 /* encoding version */, (uint32_t)p->log_n,    (uint32_t)p->L,
-                                (uint32_t)p->k,           (uint32_t)p->dnum,     p->spec.scale_bits,
-                                (uint32_t)p->spec.secret, p->spec.hamming_weight };
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    int mixed = p->spec.low_levels != 0;
+    const uint32_t fields[] = { mixed ? 2 : 1 /* encoding version */,
+                                (uint32_t)p->log_n,
+                                (uint32_t)p->L,
+                                (uint32_t)p->k,
+                                (uint32_t)p->dnum,
+                                p->spec.scale_bits,
+                                (uint32_t)p->spec.secret,
+                                p->spec.hamming_weight,
+                                p->spec.low_levels,
+                                p->spec.low_scale_bits };
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0] - (mixed ? 0 : 2); i++) {
         put_u32(b, fields[i]);
         crypto_generichash_update(&h, b, 4);
     }
@@ -503,7 +552,11 @@ void tsr_ckks_params_print(const tsr_ckks_params *p, FILE *fp) {
     fprintf(fp, "CKKS parameters: N = 2^%d (%zu slots), levels = %d, scale = 2^%u\n", p->log_n,
             p->slots, p->L, p->spec.scale_bits);
     fprintf(fp, "  chain: q_0 = %.1f bits", p->log2_prime[0]);
-    if (p->L > 0) fprintf(fp, ", q_1..q_%d ~ %.1f bits", p->L, p->log2_prime[p->L]);
+    int low = (int)p->spec.low_levels;
+    if (low > 0)
+        fprintf(fp, ", q_1..q_%d ~ %.1f bits (scale 2^%u at level %d)", low, p->log2_prime[low],
+                p->spec.low_scale_bits, low);
+    if (p->L > low) fprintf(fp, ", q_%d..q_%d ~ %.1f bits", low + 1, p->L, p->log2_prime[p->L]);
     fprintf(fp, "; special primes: %d x %.1f bits; dnum = %d (%d primes per digit)\n", p->k,
             p->log2_prime[p->L + 1], p->dnum, p->alpha);
     if (bound > 0)

@@ -7,7 +7,8 @@
  * "ext" = L+1+k limbs over the chain then the special primes):
  *   params      u32 log_n, first_prime_bits, scale_bits, levels,
  *               special_primes, special_prime_bits, dnum, secret,
- *               hamming_weight; u64 primes[L+1+k]
+ *               hamming_weight; for a mixed chain (bit 31 of levels set)
+ *               u32 low_levels, low_scale_bits; u64 primes[L+1+k]
  *   plaintext   u32 level; f64 scale, err, mag; poly(level)
  *   ciphertext  u32 level, size; f64 scale, err, mag; if SEEDED: seed[32]
  *               and c0 (c1 is regenerated); else `size` polys(level)
@@ -132,18 +133,39 @@ static int finite_nonneg(double x) {
 
 /* ---- parameter specs and parameters ----------------------------------------------------- */
 
+uint32_t ckks_spec_bytes(const tsr_ckks_param_spec *s, int with_flags) {
+    return CKKS_SPEC_BYTES(with_flags) + (s->low_levels || s->low_scale_bits ? 8u : 0u);
+}
+
 void ckks_spec_write(tsr_writer *w, const tsr_ckks_param_spec *s, int with_flags) {
-    const uint32_t f[10] = { s->log_n,  s->first_prime_bits, s->scale_bits,
-                             s->levels, s->special_primes,   s->special_prime_bits,
-                             s->dnum,   (uint32_t)s->secret, s->hamming_weight,
-                             s->flags };
+    int mixed = s->low_levels || s->low_scale_bits;
+    const uint32_t f[10] = { s->log_n,          s->first_prime_bits,
+                             s->scale_bits,     s->levels | (mixed ? CKKS_SPEC_MIXED : 0u),
+                             s->special_primes, s->special_prime_bits,
+                             s->dnum,           (uint32_t)s->secret,
+                             s->hamming_weight, s->flags };
     for (int i = 0; i < (with_flags ? 10 : 9); i++) tsr_write_u32(w, f[i]);
+    if (mixed) {
+        tsr_write_u32(w, s->low_levels);
+        tsr_write_u32(w, s->low_scale_bits);
+    }
 }
 
 tsr_status ckks_spec_read(tsr_reader *r, tsr_ckks_param_spec *s, int with_flags) {
-    uint32_t f[10] = { 0 };
+    uint32_t f[10] = { 0 }, low[2] = { 0, 0 };
     for (int i = 0; i < (with_flags ? 10 : 9); i++) f[i] = tsr_read_u32(r);
+    int mixed = (f[3] & CKKS_SPEC_MIXED) != 0;
+    f[3] &= ~CKKS_SPEC_MIXED;
+    if (mixed) {
+        low[0] = tsr_read_u32(r);
+        low[1] = tsr_read_u32(r);
+    }
     TSR_TRY(tsr_reader_status(r));
+    if (mixed && (low[0] == 0 || low[0] >= f[3] || low[1] > 64))
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "malformed %s: a mixed chain of %u levels with %u low levels of "
+                               "%u bits",
+                               r->what, f[3], low[0], low[1]);
     if (f[3] >= TSR_CKKS_MAX_PRIMES || f[4] > TSR_CKKS_MAX_SPECIAL_PRIMES)
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
                                "malformed %s: %u levels and %u special primes are out of range",
@@ -165,12 +187,14 @@ tsr_status ckks_spec_read(tsr_reader *r, tsr_ckks_param_spec *s, int with_flags)
         .secret = (tsr_ckks_secret_dist)f[7],
         .hamming_weight = f[8],
         .flags = f[9],
+        .low_levels = low[0],
+        .low_scale_bits = low[1],
     };
     return TSR_OK;
 }
 
 tsr_status ckks_params_write(tsr_writer *w, const tsr_ckks_params *p) {
-    begin_write(w, p, TSR_OBJ_PARAMS, 0, CKKS_SPEC_BYTES(0) + 8 * (uint64_t)p->nall);
+    begin_write(w, p, TSR_OBJ_PARAMS, 0, ckks_spec_bytes(&p->spec, 0) + 8 * (uint64_t)p->nall);
     tsr_ckks_param_spec s = p->spec;
     s.dnum = (unsigned)p->dnum; /* the resolved dnum (the spec's may be 0: the default) */
     ckks_spec_write(w, &s, 0);
@@ -185,7 +209,7 @@ tsr_status ckks_params_read(tsr_reader *r, uint32_t flags, tsr_ckks_params **out
     tsr_ckks_param_spec spec;
     TSR_TRY(ckks_spec_read(r, &spec, 0));
     uint64_t nall = (uint64_t)spec.levels + 1 + spec.special_primes;
-    TSR_TRY(expect_len(r, &info, CKKS_SPEC_BYTES(0) + 8 * nall, "parameters"));
+    TSR_TRY(expect_len(r, &info, ckks_spec_bytes(&spec, 0) + 8 * nall, "parameters"));
     uint64_t primes[CKKS_MAX_ALL];
     tsr_read_u64_array(r, primes, (size_t)nall, 0);
     TSR_TRY(end_read(r));

@@ -15,11 +15,18 @@
 /**
  * The one wire form of a parameter spec, used by every file that records one:
  *   u32 log_n, first_prime_bits, scale_bits, levels, special_primes,
- *       special_prime_bits, dnum, secret, hamming_weight; then, with_flags, u32 flags
- * (CKKS_SPEC_BYTES(with_flags) bytes, little-endian). Parameter files carry no flags (their
- * reader takes them from the caller); inference plans do. The writer's errors are sticky in w.
+ *       special_prime_bits, dnum, secret, hamming_weight; then, with_flags, u32 flags;
+ *   then, only for a mixed chain (spec.low_levels > 0), u32 low_levels, low_scale_bits,
+ *       announced by CKKS_SPEC_MIXED set in the levels word
+ * (ckks_spec_bytes: CKKS_SPEC_BYTES(with_flags) for a uniform chain, 8 more for a mixed one;
+ * little-endian). A uniform chain's bytes are the ones written before mixed chains existed, so
+ * every older file keeps its bytes and ids; older readers refuse a mixed spec (its levels word
+ * is out of their range). Parameter files carry no flags (their reader takes them from the
+ * caller); inference plans do. The writer's errors are sticky in w.
  */
 #define CKKS_SPEC_BYTES(with_flags) ((with_flags) ? 40u : 36u)
+#define CKKS_SPEC_MIXED             0x80000000u
+uint32_t ckks_spec_bytes(const tsr_ckks_param_spec *s, int with_flags);
 void ckks_spec_write(tsr_writer *w, const tsr_ckks_param_spec *s, int with_flags);
 /**
  * Read a spec written by ckks_spec_write into *s (flags 0 without with_flags). Refuses, as
