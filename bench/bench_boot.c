@@ -66,22 +66,29 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /*
- * The bootstrapping parameter set, the preset n16-boot with `left` levels
- * for the network (10 in the preset) and N = 2^log_n: q_0 of 61 bits, 60-bit levels (the
- * circuit's CoeffsToSlots plaintexts and EvalMod need ~60-bit scales, see
- * docs/CIRCUITS.md), 14 bootstrapping levels + `left` levels, four 61-bit
- * special primes, a dense ternary secret with sparse-secret encapsulation
- * (h = 32, K = 18). At N = 2^16 with 10 levels left log2 QP is about 1745,
- * under the 1772 of the 128-bit table (the switching keys live in Q_L P and
- * q_0 P). Smaller rings (--log-n < 16, quick checks) are flagged insecure.
+ * The bootstrapping parameter set: a preset (n16-boot by default) with `left` levels for the
+ * network (10 in the presets) and N = 2^log_n. n16-boot: q_0 of 61 bits, 60-bit levels (the
+ * circuit's CoeffsToSlots plaintexts and EvalMod need ~60-bit scales, see docs/CIRCUITS.md),
+ * 14 bootstrapping levels + `left` levels, four 61-bit special primes (dnum automatic), log2 QP
+ * about 1745 at N = 2^16. n16-boot-d4: the `left` network levels are 40-bit primes at scale
+ * 2^40 (a mixed chain, spec.low_levels = left) under the 14 of 60 bits, seven 61-bit special
+ * primes, dnum 4, log2 QP about 1728. Both: a dense ternary secret with sparse-secret
+ * encapsulation (h = 32, K = 18), under the 1772 of the 128-bit table (the switching keys live
+ * in Q_L P and q_0 P). Smaller rings (--log-n < 16, quick checks) are flagged insecure.
  */
-static void boot_spec(tsr_ckks_param_spec *s, unsigned log_n, unsigned left) {
-    tsr_status st = tsr_ckks_preset_spec("n16-boot", s);
-    TSR_ASSERT(st == TSR_OK);
+static tsr_status boot_spec(tsr_ckks_param_spec *s, const char *preset, unsigned log_n,
+                            unsigned left) {
+    TSR_TRY(tsr_ckks_preset_spec(preset, s));
+    if (s->levels < 14 || s->log_n != 16 || s->scale_bits != 60)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "preset %s is not a bootstrapping set (N = 2^16, 60-bit scale, at least "
+                        "14 levels): use n16-boot or n16-boot-d4",
+                        preset);
     s->log_n = log_n;
     s->levels = 14 + left;
-    s->dnum = 0;
+    if (s->low_levels) s->low_levels = left;
     s->flags = log_n < 16 ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
+    return TSR_OK;
 }
 
 typedef struct result {
@@ -108,6 +115,7 @@ typedef struct result {
     size_t rotations;
     tsr_circuits_boot_info info;
     double log_qp, q0;
+    double left_bits; /* log2 of the primes of the levels left (q_1 .. q_out_level), mean */
     int dnum;
 } result;
 
@@ -193,13 +201,14 @@ static tsr_status make_galois_keys(tsr_ckks_galois_keys **gk, const tsr_ckks_sec
     return st;
 }
 
-static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned ratio, int real,
-                      int runs, int level_keys, int on_the_fly, result *res) {
+static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t slots,
+                      unsigned ratio, int real, int runs, int level_keys, int on_the_fly,
+                      result *res) {
     memset(res, 0, sizeof *res);
     res->level_keys = level_keys;
     res->on_the_fly = on_the_fly;
     tsr_ckks_param_spec spec;
-    boot_spec(&spec, log_n, left);
+    TSR_TRY(boot_spec(&spec, preset, log_n, left));
     tsr_ckks_params *p = NULL;
     tsr_ckks_secret_key *sk = NULL;
     tsr_ckks_public_key *pk = NULL;
@@ -254,6 +263,8 @@ static tsr_status run(unsigned log_n, unsigned left, size_t slots, unsigned rati
         res->log_qp = tsr_ckks_params_log_qp(p);
         res->dnum = tsr_ckks_params_dnum(p);
         res->q0 = (double)tsr_ckks_params_prime(p, 0);
+        for (int l = 1; l <= res->info.out_level; l++)
+            res->left_bits += log2((double)tsr_ckks_params_prime(p, l)) / res->info.out_level;
     }
     size_t nslots = p ? tsr_ckks_params_slots(p) : 0;
     size_t n = res->info.slots;
@@ -438,16 +449,21 @@ static void print_memory_json(const result *r) {
 
 int bench_boot_main(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
-        printf("usage: tessera bench boot [--slots S] [--real] [--threads T] [--runs K] [--json]\n"
-               "                          [--log-n L] [--levels-left M] [--log-message-ratio R]\n\n"
+        printf("usage: tessera bench boot [--preset NAME] [--slots S] [--real] [--threads T]\n"
+               "                          [--runs K] [--json] [--log-n L] [--levels-left M]\n"
+               "                          [--log-message-ratio R] [--full-keys]\n"
+               "                          [--diagonals-on-the-fly]\n\n"
                "Bootstraps one ciphertext K times (default 5, at least 5) and prints the setup\n"
                "time, key sizes, peak memory, the median latency with a per-stage breakdown\n"
                "(ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the precision against\n"
                "the plaintext (mean, median and worst value, bits; inputs in [-1, 1] + i[-1, 1])\n"
-               "and the level and scale left. Parameters: N = 2^L (default 16), q_0 61 bits,\n"
-               "14 + M levels of 60 bits (default M = 10), four 61-bit special primes, a dense\n"
-               "ternary secret with sparse-secret encapsulation (h = 32): 128-bit secure at\n"
-               "N = 2^16, M <= 10; smaller N are flagged insecure (quick checks only).\n"
+               "and the level and scale left. Parameters (--preset, default n16-boot):\n"
+               "  n16-boot: N = 2^L (default 16), q_0 61 bits, 14 + M levels of 60 bits\n"
+               "    (default M = 10), four 61-bit special primes, dnum automatic (7);\n"
+               "  n16-boot-d4: q_0 61 bits, M levels of 40 bits (scale 2^40, the network's)\n"
+               "    under 14 of 60 bits, seven 61-bit special primes, dnum 4;\n"
+               "a dense ternary secret with sparse-secret encapsulation (h = 32): 128-bit\n"
+               "secure at N = 2^16, M <= 10; smaller N are flagged insecure (quick checks).\n"
                "S: slots, a power of two <= N/2 (default N/2).\n"
                "--real: real slots, two real ciphertexts (the real and imaginary parts of the\n"
                "same inputs) per bootstrap (tsr_circuits_bootstrap_real: joined at ModRaise,\n"
@@ -469,7 +485,9 @@ int bench_boot_main(int argc, char **argv) {
     }
     long slots = 0, threads = 1, runs = 5, log_n = 16, left = 10, ratio = 0;
     int json = 0, real = 0, full_keys = 0, on_the_fly = 0;
+    const char *preset = "n16-boot";
     const cli_opt opts[] = {
+        { "--preset", CLI_STR, &preset, 0, 0 },
         { "--slots", CLI_LONG, &slots, 2, 1L << 16 },
         { "--real", CLI_FLAG, &real, 0, 0 },
         { "--threads", CLI_LONG, &threads, 1, 256 },
@@ -488,8 +506,8 @@ int bench_boot_main(int argc, char **argv) {
     int saved = tsr_get_num_threads();
     tsr_set_num_threads((int)threads);
     result r;
-    tsr_status st = run((unsigned)log_n, (unsigned)left, (size_t)slots, (unsigned)ratio, real,
-                        (int)runs, !full_keys, on_the_fly, &r);
+    tsr_status st = run(preset, (unsigned)log_n, (unsigned)left, (size_t)slots, (unsigned)ratio,
+                        real, (int)runs, !full_keys, on_the_fly, &r);
     tsr_set_num_threads(saved);
     if (st != TSR_OK) return cli_fail("bench boot", st, "bootstrapping");
     const tsr_circuits_boot_info *in = &r.info;
@@ -498,7 +516,8 @@ int bench_boot_main(int argc, char **argv) {
     unsigned log_ratio = (unsigned)lround(log2((double)r.q0 / in->in_scale));
     if (json) {
         printf(
-            "{\"log_n\": %ld, \"slots\": %zu, \"real\": %s, \"threads\": %ld, \"runs\": %ld, "
+            "{\"preset\": \"%s\", \"log_n\": %ld, \"slots\": %zu, \"real\": %s, \"threads\": %ld, "
+            "\"runs\": %ld, "
             "\"secure\": %s, \"log_qp\": %.1f, \"dnum\": %d, \"log_message_ratio\": %u,\n"
             " \"setup_seconds\": %.3f, \"keygen_seconds\": %.3f, \"circuit_seconds\": %.3f,\n"
             " \"relin_key_bytes\": %llu, \"galois_key_bytes\": %llu, \"switch_key_bytes\": %llu, "
@@ -506,9 +525,9 @@ int bench_boot_main(int argc, char **argv) {
             "\"switch_key_memory_bytes\": %llu, \"rotation_keys\": %zu, "
             "\"peak_rss_mib\": %.0f,\n"
             " \"median_seconds\": {\"total\": %.4f",
-            log_n, in->slots, real ? "true" : "false", threads, runs, r.secure ? "true" : "false",
-            r.log_qp, r.dnum, log_ratio, r.setup_s, r.keygen_s, r.circuit_s,
-            (unsigned long long)r.relin_bytes, (unsigned long long)r.galois_bytes,
+            preset, log_n, in->slots, real ? "true" : "false", threads, runs,
+            r.secure ? "true" : "false", r.log_qp, r.dnum, log_ratio, r.setup_s, r.keygen_s,
+            r.circuit_s, (unsigned long long)r.relin_bytes, (unsigned long long)r.galois_bytes,
             (unsigned long long)r.switch_bytes, (unsigned long long)r.relin_mem,
             (unsigned long long)r.galois_mem,
             (unsigned long long)(r.switch_mem[0] + r.switch_mem[1]), r.rotations, r.rss_mib,
@@ -519,17 +538,17 @@ int bench_boot_main(int argc, char **argv) {
         printf("}, \"seconds_per_2_15_%s_values\": %.4f,\n \"precision_bits\": {\"mean\": %.2f, "
                "\"median\": %.2f, \"worst\": %.2f},\n"
                " \"levels\": {\"coeffs_to_slots\": %d, \"eval_mod\": %d, \"slots_to_coeffs\": %d, "
-               "\"left\": %d}, \"log2_scale_after\": %.3f, \"k\": %u, \"cos_degree\": %u, "
-               "\"double_angle\": %u,\n ",
+               "\"left\": %d, \"left_prime_bits\": %.2f}, \"log2_scale_after\": %.3f, \"k\": %u, "
+               "\"cos_degree\": %u, \"double_angle\": %u,\n ",
                real ? "real" : "complex", per_2_15, r.bits_mean, r.bits_median, r.bits_worst,
-               in->cts_levels, in->evalmod_levels, in->stc_levels, in->out_level,
+               in->cts_levels, in->evalmod_levels, in->stc_levels, in->out_level, r.left_bits,
                log2(in->out_scale), in->k, in->cos_degree, in->double_angle);
         print_memory_json(&r);
     } else {
-        printf("bootstrapping: N = 2^%ld, %zu slots%s, %ld thread(s), median of %ld runs "
+        printf("bootstrapping (%s): N = 2^%ld, %zu slots%s, %ld thread(s), median of %ld runs "
                "(%s, log2 QP %.1f, dnum %d, R = %u)\n",
-               log_n, in->slots, real ? " (real: two real ciphertexts per bootstrap)" : "", threads,
-               runs, r.secure ? "128-bit secure" : "INSECURE test ring", r.log_qp, r.dnum,
+               preset, log_n, in->slots, real ? " (real: two real ciphertexts per bootstrap)" : "",
+               threads, runs, r.secure ? "128-bit secure" : "INSECURE test ring", r.log_qp, r.dnum,
                log_ratio);
         printf("  setup %.2f s (circuit %.2f s, keygen %.2f s)\n", r.setup_s, r.circuit_s,
                r.keygen_s);
@@ -552,9 +571,9 @@ int bench_boot_main(int argc, char **argv) {
         printf("  precision: mean %.2f bits, median %.2f bits, worst value %.2f bits\n",
                r.bits_mean, r.bits_median, r.bits_worst);
         printf("  levels: CoeffsToSlots %d, EvalMod %d (cosine degree %u, K = %u, r = %u), "
-               "SlotsToCoeffs %d; %d left at scale 2^%.2f\n",
+               "SlotsToCoeffs %d; %d left at scale 2^%.2f (primes of %.1f bits)\n",
                in->cts_levels, in->evalmod_levels, in->cos_degree, in->k, in->double_angle,
-               in->stc_levels, in->out_level, log2(in->out_scale));
+               in->stc_levels, in->out_level, log2(in->out_scale), r.left_bits);
     }
     return 0;
 }

@@ -656,6 +656,15 @@ static void test_write_fuzz_corpus(void **state) {
     tt_ok(tsr_ckks_params_create_preset(&pre, "n13-l3"));
     DUMP(tsr_ckks_params_to_bytes(pre, &b, &n), "fuzz_ckks_params", "n13_l3");
     tsr_ckks_params_free(pre);
+    /* a mixed chain: the fuzz set with one 30-bit level under a 40-bit one */
+    tsr_ckks_param_spec mixed = s;
+    mixed.levels = 2;
+    mixed.special_primes = 2;
+    mixed.low_levels = 1;
+    mixed.low_scale_bits = 30;
+    tt_ok(tsr_ckks_params_create(&pre, &mixed));
+    DUMP(tsr_ckks_params_to_bytes(pre, &b, &n), "fuzz_ckks_params", "mixed_chain");
+    tsr_ckks_params_free(pre);
     DUMP(tsr_ckks_plaintext_to_bytes(w.pt, &b, &n), "fuzz_ckks_plaintext", "top_level");
     DUMP(tsr_ckks_ciphertext_to_bytes(w.ct, &b, &n), "fuzz_ckks_ciphertext", "public_key_enc");
     DUMP(tsr_ckks_ciphertext_to_bytes(w.sct, &b, &n), "fuzz_ckks_ciphertext", "seeded");

@@ -37,6 +37,8 @@ struct tsr_circuits_boot {
     size_t n;           /* slots of the transform (a power of two <= N/2) */
     int top;            /* L */
     int kc, ks;         /* CoeffsToSlots / SlotsToCoeffs levels */
+    int out_level;      /* the output's level: top - depth, or the top network level of a
+                           mixed chain (spec.low_levels) */
     int cos_depth, r;   /* EvalMod: cosine levels, double-angle steps */
     unsigned k;         /* EvalMod range */
     double in_scale;    /* q_0 / 2^R */
@@ -242,12 +244,25 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
     }
     if (st == TSR_OK) {
         int depth = kc + b->cos_depth + b->r + ks;
+        tsr_ckks_param_spec spec;
+        tsr_ckks_params_spec(p, &spec);
+        int low = (int)spec.low_levels;
+        b->out_level = low ? low : b->top - depth;
         if (b->top - depth < 1)
             st = tsr_fail(TSR_ERR_LEVEL,
                           "bootstrapping needs %d levels (CoeffsToSlots %d, EvalMod %d, "
                           "SlotsToCoeffs %d) plus one left, but the chain has %d: use more levels "
                           "or smaller level budgets",
                           depth, kc, b->cos_depth + b->r, ks, b->top);
+        else if (b->top - depth < low)
+            /* a mixed chain: every stage runs on its high levels and ends on the network's top
+             * level at the low scale (a stage on a low prime would lose its precision) */
+            st = tsr_fail(TSR_ERR_LEVEL,
+                          "bootstrapping needs %d levels (CoeffsToSlots %d, EvalMod %d, "
+                          "SlotsToCoeffs %d) but the mixed chain has %d above its %d network "
+                          "levels: use more high levels (levels - low_levels) or smaller level "
+                          "budgets",
+                          depth, kc, b->cos_depth + b->r, ks, b->top - low, low);
     }
     if (st == TSR_OK) st = build_transforms(b, enc);
     if (st == TSR_OK) st = collect_steps(b);
@@ -267,7 +282,7 @@ void tsr_circuits_boot_get_info(const tsr_circuits_boot *b, tsr_circuits_boot_in
     info->evalmod_levels = b->cos_depth + b->r;
     info->stc_levels = b->ks;
     info->depth = b->kc + b->cos_depth + b->r + b->ks;
-    info->out_level = b->top - info->depth;
+    info->out_level = b->out_level;
     info->out_scale = tsr_ckks_params_scale(b->p, info->out_level);
     info->k = b->k;
     info->double_angle = (unsigned)b->r;
@@ -607,6 +622,10 @@ tsr_status tsr_circuits_boot_slots_to_coeffs(const tsr_circuits_boot *b, tsr_ckk
         TSR_TRY(boot_lt_apply(ev, out, src, &b->stc[g]));
         src = out;
     }
+    /* a mixed chain with high levels to spare: down to the network's top level and scale */
+    if (tsr_ckks_ciphertext_level(out) > b->out_level)
+        TSR_TRY(
+            tsr_ckks_adjust(ev, out, out, b->out_level, tsr_ckks_params_scale(b->p, b->out_level)));
     return TSR_OK;
 }
 
@@ -615,7 +634,7 @@ tsr_status tsr_circuits_boot_split_real(const tsr_circuits_boot *b, tsr_ckks_eva
                                         const tsr_ckks_ciphertext *in) {
     TSR_REQUIRE(b && ev && out_a && in && out_a != out_b,
                 "tsr_circuits_boot_split_real: NULL argument or out_a == out_b");
-    int level = b->top - b->kc - b->cos_depth - b->r - b->ks;
+    int level = b->out_level;
     TSR_TRY(check_stage_input(b, ev, out_a, in, "the real split", level,
                               tsr_ckks_params_scale(b->p, level)));
     if (out_b && tsr_ckks_ciphertext_params(out_b) != b->p)

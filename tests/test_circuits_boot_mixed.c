@@ -1,0 +1,251 @@
+/*
+ * tests/test_circuits_boot_mixed.c - bootstrapping on a mixed prime chain
+ * (spec.low_levels: network levels at 2^40 under bootstrapping levels at
+ * 2^60; the full-size set is the preset n16-boot-d4, measured by `tessera
+ * bench boot --preset n16-boot-d4`). Small insecure test ring (N = 2^11,
+ * 2^10 under the sanitizers, flagged insecure): the refreshed ciphertext
+ * lands on the top network level at its 40-bit canonical scale exactly,
+ * whether the stages use every high level or leave some (then a final
+ * adjustment), and the network levels left are used (two squarings),
+ * precision in bits against plaintext; a level budget that would run a
+ * stage on a network prime is refused with a clear message.
+ */
+#include "testutil.h"
+
+#include "tessera.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOW_LEVELS 2
+
+typedef struct he {
+    tsr_ckks_params *p;
+    tsr_ckks_secret_key *sk;
+    tsr_ckks_public_key *pk;
+    tsr_ckks_relin_key *rk;
+    tsr_ckks_encoder *enc;
+    tsr_ckks_plaintext *pt;
+    size_t slots;
+    tsr_prng g;
+} he;
+
+/*
+ * q_0 of 61 bits, q_1, q_2 of 40 bits (scale 2^40 at level 2), q_3..q_16 of
+ * 60 bits (3 CoeffsToSlots + 8 EvalMod + 3 SlotsToCoeffs), 3 special primes
+ * of 61 bits; secret of Hamming weight 32 (K = 18 bounds ModRaise's multiple
+ * of q_0 for certain), as test_circuits_boot's ring.
+ */
+static int he_setup(void **state) {
+    he *h = calloc(1, sizeof *h);
+    if (!h) return -1;
+    tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
+                                 .first_prime_bits = 61,
+                                 .scale_bits = 60,
+                                 .levels = 14 + LOW_LEVELS,
+                                 .special_primes = 3,
+                                 .special_prime_bits = 61,
+                                 .dnum = 0,
+                                 .secret = TSR_CKKS_SECRET_FIXED_HW,
+                                 .hamming_weight = 32,
+                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS,
+                                 .low_levels = LOW_LEVELS,
+                                 .low_scale_bits = 40 };
+    tt_ok(tsr_ckks_params_create(&h->p, &spec));
+    tt_ok(tsr_ckks_secret_key_create(&h->sk, h->p));
+    tt_ok(tsr_ckks_public_key_create(&h->pk, h->sk));
+    tt_ok(tsr_ckks_relin_key_create(&h->rk, h->sk));
+    tt_ok(tsr_ckks_encoder_create(&h->enc, h->p));
+    tt_ok(tsr_ckks_plaintext_create(&h->pt, h->p));
+    h->slots = tsr_ckks_params_slots(h->p);
+    tt_prng(&h->g, 15);
+    *state = h;
+    return 0;
+}
+
+static int he_teardown(void **state) {
+    he *h = *state;
+    tsr_ckks_plaintext_free(h->pt);
+    tsr_ckks_encoder_free(h->enc);
+    tsr_ckks_relin_key_free(h->rk);
+    tsr_ckks_public_key_free(h->pk);
+    tsr_ckks_secret_key_free(h->sk);
+    tsr_ckks_params_free(h->p);
+    free(h);
+    return 0;
+}
+
+static tsr_ckks_galois_keys *keys_for(he *h, const tsr_circuits_boot *b) {
+    size_t n = tsr_circuits_boot_rotations(b, NULL, 0);
+    int *steps = malloc((n ? n : 1) * sizeof *steps);
+    assert_non_null(steps);
+    assert_int_equal(tsr_circuits_boot_rotations(b, steps, n), n);
+    tsr_ckks_galois_keys *gk;
+    tt_ok(tsr_ckks_galois_keys_create(&gk, h->sk, steps, n, TSR_CKKS_GALOIS_CONJUGATE));
+    free(steps);
+    return gk;
+}
+
+/* n complex values in [-1, 1] + i [-1, 1], repeated with period n over all slots. */
+static double *rand_slots(he *h, size_t n) {
+    double *v = malloc(2 * h->slots * sizeof *v);
+    assert_non_null(v);
+    for (size_t i = 0; i < 2 * n; i++) v[i] = 2 * tsr_prng_double(&h->g) - 1;
+    for (size_t i = 2 * n; i < 2 * h->slots; i++) v[i] = v[i % (2 * n)];
+    return v;
+}
+
+static double *decrypt(he *h, const tsr_ckks_ciphertext *ct) {
+    double *v = malloc(2 * h->slots * sizeof *v);
+    assert_non_null(v);
+    tt_ok(tsr_ckks_decrypt(h->sk, h->pt, ct));
+    tt_ok(tsr_ckks_decode_complex(h->enc, h->pt, v, h->slots, NULL));
+    return v;
+}
+
+/* -log2 of the mean and of the worst absolute error over real and imaginary parts */
+static void precision(const double *got, const double *want, size_t n, double *mean,
+                      double *worst) {
+    double w = 0, s = 0;
+    for (size_t i = 0; i < 2 * n; i++) {
+        double e = fabs(got[i] - want[i]);
+        assert_true(e == e);
+        if (e > w) w = e;
+        s += e;
+    }
+    *worst = w > 0 ? -log2(w) : 60;
+    *mean = s > 0 ? -log2(s / (double)(2 * n)) : 60;
+}
+
+/* z -> z^2 on interleaved (re, im) pairs */
+static void square_slots(double *v, size_t slots) {
+    for (size_t i = 0; i < slots; i++) {
+        double re = v[2 * i], im = v[2 * i + 1];
+        v[2 * i] = re * re - im * im;
+        v[2 * i + 1] = 2 * re * im;
+    }
+}
+
+/* Bootstrap n-periodic slots from the network's level 1 (scale 2^40), check the output lands on
+ * level LOW_LEVELS at scale 2^40 exactly, then square twice (the two network levels left). */
+static void run_mixed(he *h, const tsr_circuits_boot_config *cfg, const char *label,
+                      double *mean_out, double *worst_out, double *mean_sq_out) {
+    size_t n = cfg && cfg->slots ? cfg->slots : h->slots;
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, cfg));
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+    int top = tsr_ckks_params_max_level(h->p);
+    assert_int_equal(info.out_level, LOW_LEVELS);
+    assert_true(info.out_scale == 0x1p40);
+    assert_true(top - info.depth >= LOW_LEVELS);
+    tsr_ckks_galois_keys *gk = keys_for(h, b);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+
+    double *want = rand_slots(h, n);
+    tsr_ckks_ciphertext *ct, *out;
+    tt_ok(tsr_ckks_ciphertext_create(&ct, h->p));
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tt_ok(tsr_ckks_encode_complex(h->enc, h->pt, want, h->slots, 1, 0));
+    assert_true(tsr_ckks_plaintext_scale(h->pt) == tsr_ckks_params_scale(h->p, 1));
+    tt_ok(tsr_ckks_encrypt(h->pk, ct, h->pt));
+
+    /* ModRaise from q_0 to the top, the stages on the 60-bit levels, the output on level 2 */
+    tt_ok(tsr_circuits_boot_mod_raise(b, ev, out, ct));
+    assert_int_equal(tsr_ckks_ciphertext_level(out), top);
+    tt_ok(tsr_circuits_boot_coeffs_to_slots(b, ev, out, out));
+    tt_ok(tsr_circuits_boot_eval_mod(b, ev, out, out));
+    assert_int_equal(tsr_ckks_ciphertext_level(out), top - info.cts_levels - info.evalmod_levels);
+    tt_ok(tsr_circuits_boot_slots_to_coeffs(b, ev, out, out));
+    assert_int_equal(tsr_ckks_ciphertext_level(out), LOW_LEVELS);
+    assert_true(tsr_ckks_ciphertext_scale(out) == 0x1p40);
+
+    double *got = decrypt(h, out), mean, worst;
+    precision(got, want, h->slots, &mean, &worst);
+    free(got);
+
+    /* the network levels left: two squarings down to level 0 */
+    for (int i = 0; i < LOW_LEVELS; i++) {
+        tt_ok(tsr_ckks_mul_relin_rescale(ev, out, out, out));
+        square_slots(want, h->slots);
+        assert_int_equal(tsr_ckks_ciphertext_level(out), LOW_LEVELS - 1 - i);
+        assert_true(tsr_ckks_ciphertext_scale(out) ==
+                    tsr_ckks_params_scale(h->p, LOW_LEVELS - 1 - i));
+    }
+    double mean_sq, worst_sq;
+    got = decrypt(h, out);
+    precision(got, want, h->slots, &mean_sq, &worst_sq);
+    free(got);
+    printf("# mixed chain, %s: n = %zu of %zu slots, levels %d + %d + %d of 60 bits, %d left at "
+           "2^%.2f: precision mean %.1f bits, worst %.1f; after two squarings mean %.1f, worst "
+           "%.1f\n",
+           label, n, h->slots, info.cts_levels, info.evalmod_levels, info.stc_levels,
+           info.out_level, log2(info.out_scale), mean, worst, mean_sq, worst_sq);
+
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(ct);
+    free(want);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+    *mean_out = mean;
+    *worst_out = worst;
+    *mean_sq_out = mean_sq;
+}
+
+static void test_chain(void **state) {
+    he *h = *state;
+    int top = tsr_ckks_params_max_level(h->p);
+    for (int l = 1; l <= top; l++) {
+        double bits = log2((double)tsr_ckks_params_prime(h->p, l));
+        assert_true(fabs(bits - (l <= LOW_LEVELS ? 40 : 60)) < 0.05);
+    }
+    assert_true(tsr_ckks_params_scale(h->p, LOW_LEVELS) == 0x1p40);
+}
+
+/* Every high level used: SlotsToCoeffs' last factor lands on 2^40 at level 2 by itself. */
+static void test_boot_mixed_full(void **state) {
+    he *h = *state;
+    double mean, worst, mean_sq;
+    run_mixed(h, NULL, "full slots", &mean, &worst, &mean_sq);
+    /* the uniform chain's test_boot_full measures mean 25.9, worst 22.4-22.8 bits */
+    assert_true(mean > 23);
+    assert_true(worst > 19);
+    /* |z| <= sqrt 2: two squarings scale an error e by up to 4 |z|^3 ~ 2^3.5 */
+    assert_true(mean_sq > 21); /* measured 24.4 */
+}
+
+/* Sparse slots with 2 + 2 transform levels leave two high levels: a final adjustment. */
+static void test_boot_mixed_spare(void **state) {
+    he *h = *state;
+    tsr_circuits_boot_config cfg = { .slots = h->slots / 16, .cts_levels = 2, .stc_levels = 2 };
+    double mean, worst, mean_sq;
+    run_mixed(h, &cfg, "sparse slots, 2 high levels spare", &mean, &worst, &mean_sq);
+    /* the uniform chain's test_boot_sparse measures mean 22.0-22.2, worst 20.5-20.6 bits */
+    assert_true(mean > 20);
+    assert_true(worst > 18);
+    assert_true(mean_sq > 17); /* measured 20.2 */
+}
+
+/* A budget deeper than the high levels would run SlotsToCoeffs on a 40-bit prime: refused. */
+static void test_boot_mixed_too_deep(void **state) {
+    he *h = *state;
+    tsr_circuits_boot_config cfg = { .cts_levels = 4 };
+    tsr_circuits_boot *b = NULL;
+    tt_fails(tsr_circuits_boot_create(&b, h->enc, h->p, &cfg), TSR_ERR_LEVEL);
+    assert_null(b);
+    assert_non_null(strstr(tsr_last_error(), "mixed chain has 14 above its 2 network levels"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_chain, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_mixed_full, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_mixed_spare, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_mixed_too_deep, he_setup, he_teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
