@@ -16,17 +16,22 @@ static void usage(FILE *out) {
                  "       tessera ckks params [--preset NAME] [--log-n N] [--levels L]\n"
                  "                           [--scale-bits S] [--first-bits B] [--special K]\n"
                  "                           [--special-bits B] [--dnum D] [--hamming-weight H]\n"
+                 "                           [--low-levels M] [--low-scale-bits S]\n"
                  "                           [--out FILE] [--insecure-parameters-for-testing]\n\n"
                  "Show (and with --out, write) a CKKS parameter set: the preset, or the preset\n"
                  "(default n13-l3) changed by the options given. Every set is checked against\n"
                  "the 128-bit HomomorphicEncryption.org bound on log2(QP); weaker sets are\n"
                  "refused unless --insecure-parameters-for-testing is given (tests only).\n"
-                 "  --hamming-weight H  fixed-Hamming-weight secrets (default: uniform ternary)\n");
+                 "  --hamming-weight H  fixed-Hamming-weight secrets (default: uniform ternary)\n"
+                 "  --low-levels M      a mixed chain: q_1..q_M near 2^S, level M at scale 2^S\n"
+                 "                      exactly (network levels under bootstrapping's); 0: a\n"
+                 "                      uniform chain\n"
+                 "  --low-scale-bits S  S for --low-levels (20..60, default 40)\n");
 }
 
 static int list_presets(void) {
     for (size_t i = 0; tsr_ckks_preset_name(i); i++)
-        printf("%-9s %s\n", tsr_ckks_preset_name(i), tsr_ckks_preset_description(i));
+        printf("%-11s %s\n", tsr_ckks_preset_name(i), tsr_ckks_preset_description(i));
     return 0;
 }
 
@@ -35,7 +40,7 @@ static int params_cmd(int argc, char **argv) {
     int insecure = 0;
     /* -1: not given (every accepted value is >= 0) */
     long log_n = -1, levels = -1, scale_bits = -1, first_bits = -1, special = -1, special_bits = -1,
-         dnum = -1, hw = -1;
+         dnum = -1, hw = -1, low = -1, low_bits = -1;
     const cli_opt opts[] = {
         { "--preset", CLI_STR, &preset, 0, 0 },
         { "--out", CLI_STR, &out, 0, 0 },
@@ -48,6 +53,8 @@ static int params_cmd(int argc, char **argv) {
         { "--special-bits", CLI_LONG, &special_bits, 20, 61 },
         { "--dnum", CLI_LONG, &dnum, 0, TSR_CKKS_MAX_PRIMES },
         { "--hamming-weight", CLI_LONG, &hw, 1, 1L << TSR_CKKS_MAX_LOG_N },
+        { "--low-levels", CLI_LONG, &low, 0, TSR_CKKS_MAX_PRIMES - 2 },
+        { "--low-scale-bits", CLI_LONG, &low_bits, 20, 60 },
     };
     int rc = cli_parse_args("ckks params", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (rc) return rc;
@@ -63,6 +70,10 @@ static int params_cmd(int argc, char **argv) {
     if (dnum >= 0) s.dnum = (unsigned)dnum;
     /* a new chain length voids the preset's dnum: the default unless --dnum is given */
     if (levels >= 0 || special >= 0) s.dnum = dnum >= 0 ? (unsigned)dnum : 0;
+    if (low >= 0) s.low_levels = (unsigned)low;
+    if (low_bits >= 0) s.low_scale_bits = (unsigned)low_bits;
+    if (low == 0) s.low_scale_bits = 0;
+    if (s.low_levels && !s.low_scale_bits) s.low_scale_bits = 40;
     if (hw >= 0) {
         s.hamming_weight = (unsigned)hw;
         s.secret = TSR_CKKS_SECRET_FIXED_HW;

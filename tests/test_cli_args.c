@@ -136,6 +136,17 @@ static void test_ckks_params(void **state) {
     assert_non_null(tt_slurp(tt_cli_path("p.bin")));
     tt_cli_expect(tt_cli_run("ckks presets"), 0, "presets");
     assert_non_null(strstr(tt_cli_output(), "n13-l3"));
+    assert_non_null(strstr(tt_cli_output(), "n16-boot-d4"));
+    /* a mixed chain: two 30-bit levels under one of 40 bits; its fingerprint is another set's */
+    tt_cli_expect(tt_cli_run("ckks params --low-levels 2 --low-scale-bits 30"), 0, "mixed chain");
+    assert_non_null(strstr(tt_cli_output(), "q_1..q_2 ~ 30.0 bits (scale 2^30 at level 2)"));
+    assert_non_null(strstr(tt_cli_output(), "q_3 ~ 40.0 bits"));
+    fp = strstr(tt_cli_output(), "fingerprint: ");
+    assert_non_null(fp);
+    snprintf(b, sizeof b, "%.45s", fp);
+    assert_string_not_equal(a, b);
+    tt_cli_expect(tt_cli_run("ckks params --low-levels 3"), 2, "all levels low");
+    tt_cli_expect_fail(2, "building the parameters", "low_levels = 3 must be below levels (3)");
 }
 
 int main(void) {

@@ -556,7 +556,10 @@ void tsr_ckks_params_print(const tsr_ckks_params *p, FILE *fp) {
     if (low > 0)
         fprintf(fp, ", q_1..q_%d ~ %.1f bits (scale 2^%u at level %d)", low, p->log2_prime[low],
                 p->spec.low_scale_bits, low);
-    if (p->L > low) fprintf(fp, ", q_%d..q_%d ~ %.1f bits", low + 1, p->L, p->log2_prime[p->L]);
+    if (p->L > low + 1)
+        fprintf(fp, ", q_%d..q_%d ~ %.1f bits", low + 1, p->L, p->log2_prime[p->L]);
+    else if (p->L == low + 1)
+        fprintf(fp, ", q_%d ~ %.1f bits", p->L, p->log2_prime[p->L]);
     fprintf(fp, "; special primes: %d x %.1f bits; dnum = %d (%d primes per digit)\n", p->k,
             p->log2_prime[p->L + 1], p->dnum, p->alpha);
     if (bound > 0)
