@@ -9,6 +9,7 @@
  */
 #include "testutil.h"
 
+#include "ckks/evaluator_internal.h"
 #include "tessera.h"
 
 #include <math.h>
@@ -853,11 +854,65 @@ static void test_boot_level_keys_encapsulated(void **state) {
     level_keys_identical(h, &cfg, 0);
 }
 
+/*
+ * EvalMod with two threads (the two halves at once, the second on the
+ * evaluator's twin) gives the bytes of the sequential order, and counts the
+ * same key switches on the caller's evaluator.
+ */
+static void test_boot_eval_mod_threads(void **state) {
+    he *h = *state;
+    int saved = tsr_get_num_threads();
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, NULL));
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    double *want = rand_slots(h, h->slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, want, 1), *x, *out;
+    tt_ok(tsr_ckks_ciphertext_create(&x, h->p));
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tt_ok(tsr_circuits_boot_mod_raise(b, ev, x, ct));
+    tt_ok(tsr_circuits_boot_coeffs_to_slots(b, ev, x, x));
+    uint8_t *bytes[2];
+    size_t len[2];
+    unsigned long dec[2], md[2];
+    for (int t = 0; t < 2; t++) {
+        tsr_set_num_threads(t + 1);
+        unsigned long d0 = ev->n_decompose, m0 = ev->n_moddown;
+        tt_ok(tsr_circuits_boot_eval_mod(b, ev, out, x));
+        dec[t] = ev->n_decompose - d0;
+        md[t] = ev->n_moddown - m0;
+        tt_ok(tsr_ckks_ciphertext_to_bytes(out, &bytes[t], &len[t]));
+    }
+    tsr_set_num_threads(saved);
+    assert_int_equal(len[0], len[1]);
+    assert_memory_equal(bytes[0], bytes[1], len[0]);
+    assert_true(dec[0] > 0 && md[0] > 0);
+    assert_int_equal(dec[0], dec[1]);
+    assert_int_equal(md[0], md[1]);
+
+    /* and the whole bootstrap still lands on the input */
+    tt_ok(tsr_circuits_boot_slots_to_coeffs(b, ev, out, out));
+    double *got = decrypt(h, out), worst, mean;
+    precision(got, want, h->slots, &worst, &mean);
+    assert_true(mean > 23);
+    free(got);
+    for (int t = 0; t < 2; t++) tsr_ckks_bytes_free(bytes[t]);
+    free(want);
+    tsr_ckks_ciphertext_free(ct);
+    tsr_ckks_ciphertext_free(x);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_full, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_eval_mod_threads, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys_sparse_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys_encapsulated, he_setup_dense,

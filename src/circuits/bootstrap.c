@@ -29,6 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define BOOT_MAX_GROUPS 16
 
@@ -572,6 +575,46 @@ static tsr_status eval_mod_part(const tsr_circuits_boot *b, tsr_ckks_evaluator *
     return TSR_OK;
 }
 
+/*
+ * eval_mod_part on x and on y. With T >= 2 threads (and not already inside a
+ * parallel region) the two run at once, y on the evaluator's twin (its own
+ * scratch, the same read-only keys), each with about T/2 threads for its
+ * inner loops; every operation is the same as in the sequential order, so
+ * the results are bit-identical to it.
+ */
+static tsr_status eval_mod_pair(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                tsr_ckks_ciphertext *x, tsr_ckks_ciphertext *y) {
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+    if (threads >= 2 && !omp_in_parallel()) {
+        tsr_ckks_evaluator *tw;
+        TSR_TRY(ckks_evaluator_twin(ev, &tw));
+        unsigned long dec0 = tw->n_decompose, md0 = tw->n_moddown;
+        int inner[2] = { threads - threads / 2, threads / 2 };
+        int levels = omp_get_max_active_levels();
+        if (inner[1] > 1 && levels < 2) omp_set_max_active_levels(2);
+        tsr_status st[2] = { TSR_OK, TSR_OK };
+        char msg[2][512]; /* error messages are per thread: carried out of the region */
+        /* a loop, not sections by thread id: both halves run even if the runtime gives one
+         * thread */
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+        for (int i = 0; i < 2; i++) {
+            omp_set_num_threads(inner[i]);
+            st[i] = eval_mod_part(b, i ? tw : ev, i ? y : x);
+            if (st[i] != TSR_OK) snprintf(msg[i], sizeof msg[i], "%s", tsr_last_error());
+        }
+        if (omp_get_max_active_levels() != levels) omp_set_max_active_levels(levels);
+        ev->n_decompose += tw->n_decompose - dec0;
+        ev->n_moddown += tw->n_moddown - md0;
+        for (int i = 0; i < 2; i++)
+            if (st[i] != TSR_OK) return tsr_fail(st[i], "%s", msg[i]);
+        return TSR_OK;
+    }
+#endif
+    TSR_TRY(eval_mod_part(b, ev, x));
+    return eval_mod_part(b, ev, y);
+}
+
 tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
                                       tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in) {
     int level = b->top - b->kc;
@@ -586,8 +629,7 @@ tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evalu
     if (st == TSR_OK) st = tsr_ckks_sub(ev, im, in, conj);
     if (st == TSR_OK) st = tsr_ckks_mul_monomial(ev, im, im, 3 * n / 2);
     if (st == TSR_OK) st = tsr_ckks_add(ev, out, in, conj);
-    if (st == TSR_OK) st = eval_mod_part(b, ev, out);
-    if (st == TSR_OK) st = eval_mod_part(b, ev, im);
+    if (st == TSR_OK) st = eval_mod_pair(b, ev, out, im);
     /* join: a' + i b' */
     if (st == TSR_OK) st = tsr_ckks_mul_monomial(ev, im, im, n / 2);
     if (st == TSR_OK) st = tsr_ckks_add(ev, out, out, im);
