@@ -9,6 +9,7 @@
  */
 #include "testutil.h"
 
+#include "ckks/evaluator_internal.h"
 #include "tessera.h"
 
 #include <math.h>
@@ -230,14 +231,47 @@ static void test_boot_full(void **state) {
     assert_true(worst > 19);
 }
 
+/* Key-switching decompositions of one EvalMod (cfg's circuit, on a CoeffsToSlots output). */
+static unsigned long eval_mod_switches(he *h, const tsr_circuits_boot_config *cfg) {
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, cfg));
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+    double *v = rand_slots(h, info.slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, v, 1);
+    tt_ok(tsr_circuits_boot_mod_raise(b, ev, ct, ct));
+    tt_ok(tsr_circuits_boot_coeffs_to_slots(b, ev, ct, ct));
+    unsigned long d0 = ev->n_decompose;
+    tt_ok(tsr_circuits_boot_eval_mod(b, ev, ct, ct));
+    unsigned long d = ev->n_decompose - d0;
+    free(v);
+    tsr_ckks_ciphertext_free(ct);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+    return d;
+}
+
+/*
+ * Sparse slots: CoeffsToSlots leaves [u | -i u] with period 2n, so one
+ * EvalMod serves the real and imaginary parts (slots [0, n) and [n, 2n)) and
+ * SlotsToCoeffs' first factor reads them from there.
+ */
 static void test_boot_sparse(void **state) {
     he *h = *state;
     tsr_circuits_boot_config cfg = { .slots = h->slots / 16, .cts_levels = 2, .stc_levels = 2 };
     double worst, mean;
     run_boot(h, h->slots / 16, &cfg, "sparse", &worst, &mean);
-    /* measured mean 22.0-22.2, worst 20.5-20.6 bits */
-    assert_true(mean > 20);
-    assert_true(worst > 18);
+    /* measured mean 22.0-22.2, worst 20.5-20.6 bits, with two EvalMods and with one */
+    assert_true(mean > 21);
+    assert_true(worst > 19);
+    /* full slots: one conjugation and two halves; sparse: one conjugation and one EvalMod */
+    unsigned long full = eval_mod_switches(h, NULL), sparse = eval_mod_switches(h, &cfg);
+    assert_true(full > 3);
+    assert_int_equal(sparse - 1, (full - 1) / 2);
 }
 
 /*
@@ -853,11 +887,65 @@ static void test_boot_level_keys_encapsulated(void **state) {
     level_keys_identical(h, &cfg, 0);
 }
 
+/*
+ * EvalMod with two threads (the two halves at once, the second on the
+ * evaluator's twin) gives the bytes of the sequential order, and counts the
+ * same key switches on the caller's evaluator.
+ */
+static void test_boot_eval_mod_threads(void **state) {
+    he *h = *state;
+    int saved = tsr_get_num_threads();
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, NULL));
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    double *want = rand_slots(h, h->slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, want, 1), *x, *out;
+    tt_ok(tsr_ckks_ciphertext_create(&x, h->p));
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tt_ok(tsr_circuits_boot_mod_raise(b, ev, x, ct));
+    tt_ok(tsr_circuits_boot_coeffs_to_slots(b, ev, x, x));
+    uint8_t *bytes[2];
+    size_t len[2];
+    unsigned long dec[2], md[2];
+    for (int t = 0; t < 2; t++) {
+        tsr_set_num_threads(t + 1);
+        unsigned long d0 = ev->n_decompose, m0 = ev->n_moddown;
+        tt_ok(tsr_circuits_boot_eval_mod(b, ev, out, x));
+        dec[t] = ev->n_decompose - d0;
+        md[t] = ev->n_moddown - m0;
+        tt_ok(tsr_ckks_ciphertext_to_bytes(out, &bytes[t], &len[t]));
+    }
+    tsr_set_num_threads(saved);
+    assert_int_equal(len[0], len[1]);
+    assert_memory_equal(bytes[0], bytes[1], len[0]);
+    assert_true(dec[0] > 0 && md[0] > 0);
+    assert_int_equal(dec[0], dec[1]);
+    assert_int_equal(md[0], md[1]);
+
+    /* and the whole bootstrap still lands on the input */
+    tt_ok(tsr_circuits_boot_slots_to_coeffs(b, ev, out, out));
+    double *got = decrypt(h, out), worst, mean;
+    precision(got, want, h->slots, &worst, &mean);
+    assert_true(mean > 23);
+    free(got);
+    for (int t = 0; t < 2; t++) tsr_ckks_bytes_free(bytes[t]);
+    free(want);
+    tsr_ckks_ciphertext_free(ct);
+    tsr_ckks_ciphertext_free(x);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_full, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_eval_mod_threads, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys_sparse_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys_encapsulated, he_setup_dense,

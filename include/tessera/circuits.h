@@ -589,7 +589,14 @@ TSR_API tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b,
                                                      tsr_ckks_evaluator *ev,
                                                      tsr_ckks_ciphertext *out,
                                                      const tsr_ckks_ciphertext *in);
-/** Stage 3: EvalMod. in must be at level L - cts_levels with its canonical scale. */
+/**
+ * Stage 3: EvalMod. in must be at level L - cts_levels with its canonical
+ * scale. Full slots: the real and imaginary parts are reduced separately
+ * (at once on two threads when T >= 2, the second on an evaluator twin that
+ * ev creates on first use; bit-identical to one thread) and joined. Sparse
+ * slots (2n <= N/2): in holds [u | -i u] with period 2n (stage 2's layout)
+ * and out the reduced real parts [a | b], which stage 4 reads.
+ */
 TSR_API tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
                                               tsr_ckks_ciphertext *out,
                                               const tsr_ckks_ciphertext *in);

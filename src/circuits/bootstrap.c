@@ -29,6 +29,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #define BOOT_MAX_GROUPS 16
 
@@ -129,6 +132,84 @@ static tsr_status collect_steps(tsr_circuits_boot *b) {
     return TSR_OK;
 }
 
+/* A zeroed 2n x 2n diagonal matrix with room for every diagonal index < 2n (NULL = zero). */
+static tsr_status dmat_twice(boot_dmat *w, size_t n) {
+    w->n = 2 * n;
+    w->d = calloc(2 * n, sizeof *w->d);
+    if (!w->d) return tsr_fail(TSR_ERR_NOMEM, "out of memory for a DFT factor");
+    return TSR_OK;
+}
+
+static ckks_cplx *dmat_diag(boot_dmat *w, size_t e) {
+    if (!w->d[e]) w->d[e] = calloc(w->n, sizeof *w->d[e]);
+    return w->d[e];
+}
+
+/*
+ * Sparse slots (2n <= N/2), CoeffsToSlots' last factor M (n x n, input
+ * n-periodic) becomes the 2n x 2n factor [M; -i M]: out = [u | -i u] with
+ * period 2n, so that EvalMod's out + conj(out) = [a | b] holds both real
+ * parts of u = (a + i b) / 2 in one ciphertext (Bossuat et al. 2021, the
+ * sparse repacking). The input is n-periodic, so diagonal i keeps its index
+ * (its rotation step): the same keys, the same count of diagonals.
+ */
+static tsr_status sparse_pack_cts(boot_dmat *m) {
+    size_t n = m->n;
+    boot_dmat w;
+    TSR_TRY(dmat_twice(&w, n));
+    for (size_t i = 0; i < n; i++) {
+        if (!m->d[i]) continue;
+        ckks_cplx *d = dmat_diag(&w, i);
+        if (!d) {
+            boot_dmat_free(&w);
+            return tsr_fail(TSR_ERR_NOMEM, "out of memory for a DFT factor");
+        }
+        for (size_t j = 0; j < n; j++) {
+            d[j] = m->d[i][j];
+            d[j + n].re = m->d[i][j].im; /* -i (x + i y) = y - i x */
+            d[j + n].im = -m->d[i][j].re;
+        }
+    }
+    boot_dmat_free(m);
+    *m = w;
+    return TSR_OK;
+}
+
+/*
+ * Sparse slots, SlotsToCoeffs' first factor M (n x n, on v = a + i b)
+ * becomes a 2n x 2n factor reading [a | b] (period 2n, EvalMod's output):
+ * (M v)[j] = sum_i d_i[j0] (y[A] + i y[A + n]), j0 = j mod n, A = (j0 + i)
+ * mod n, so diagonal i of M splits into the diagonals (A - j) mod 2n and
+ * (A - j + n) mod 2n, which are i and i + n in some order. Twice the
+ * diagonals, and steps i + n beside the steps i (listed by collect_steps).
+ * The output is n-periodic, as the rest of SlotsToCoeffs expects.
+ */
+static tsr_status sparse_unpack_stc(boot_dmat *m) {
+    size_t n = m->n;
+    boot_dmat w;
+    TSR_TRY(dmat_twice(&w, n));
+    for (size_t i = 0; i < n; i++) {
+        if (!m->d[i]) continue;
+        for (size_t j = 0; j < 2 * n; j++) {
+            size_t j0 = j % n, a = (j0 + i) % n;
+            size_t e1 = (a + 2 * n - j) % (2 * n), e2 = (e1 + n) % (2 * n);
+            ckks_cplx *d1 = dmat_diag(&w, e1), *d2 = dmat_diag(&w, e2);
+            if (!d1 || !d2) {
+                boot_dmat_free(&w);
+                return tsr_fail(TSR_ERR_NOMEM, "out of memory for a DFT factor");
+            }
+            ckks_cplx c = m->d[i][j0];
+            d1[j].re += c.re;
+            d1[j].im += c.im;
+            d2[j].re -= c.im; /* i (x + i y) = -y + i x */
+            d2[j].im += c.re;
+        }
+    }
+    boot_dmat_free(m);
+    *m = w;
+    return TSR_OK;
+}
+
 /* Build and encode the DFT factors (CoeffsToSlots at the top, SlotsToCoeffs at the bottom). */
 static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) {
     ckks_fft f;
@@ -136,6 +217,8 @@ static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) 
     boot_dmat mats[BOOT_MAX_GROUPS];
     memset(mats, 0, sizeof mats);
     tsr_status st = boot_dft_factors(mats, b->kc, &f, 1);
+    int sparse = b->n < tsr_ckks_params_slots(b->p);
+    if (st == TSR_OK && sparse) st = sparse_pack_cts(&mats[b->kc - 1]);
     for (int g = 0; g < b->kc && st == TSR_OK; g++) {
         int level = b->top - g;
         double in = g == 0 ? b->raise_scale : tsr_ckks_params_scale(b->p, level);
@@ -145,6 +228,7 @@ static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) 
     }
     for (int g = 0; g < b->kc; g++) boot_dmat_free(&mats[g]);
     if (st == TSR_OK) st = boot_dft_factors(mats, b->ks, &f, 0);
+    if (st == TSR_OK && sparse) st = sparse_unpack_stc(&mats[0]);
     int stc_top = b->top - b->kc - b->cos_depth - b->r;
     /* sin(2 pi c / q_0) ~ 2 pi c / q_0 and c = in_scale m: multiply by q_0 / (2 pi in_scale) */
     double q0 = (double)tsr_ckks_params_prime(b->p, 0);
@@ -587,6 +671,46 @@ static tsr_status eval_mod_part(const tsr_circuits_boot *b, tsr_ckks_evaluator *
     return TSR_OK;
 }
 
+/*
+ * eval_mod_part on x and on y. With T >= 2 threads (and not already inside a
+ * parallel region) the two run at once, y on the evaluator's twin (its own
+ * scratch, the same read-only keys), each with about T/2 threads for its
+ * inner loops; every operation is the same as in the sequential order, so
+ * the results are bit-identical to it.
+ */
+static tsr_status eval_mod_pair(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
+                                tsr_ckks_ciphertext *x, tsr_ckks_ciphertext *y) {
+#ifdef _OPENMP
+    int threads = omp_get_max_threads();
+    if (threads >= 2 && !omp_in_parallel()) {
+        tsr_ckks_evaluator *tw;
+        TSR_TRY(ckks_evaluator_twin(ev, &tw));
+        unsigned long dec0 = tw->n_decompose, md0 = tw->n_moddown;
+        int inner[2] = { threads - threads / 2, threads / 2 };
+        int levels = omp_get_max_active_levels();
+        if (inner[1] > 1 && levels < 2) omp_set_max_active_levels(2);
+        tsr_status st[2] = { TSR_OK, TSR_OK };
+        char msg[2][512]; /* error messages are per thread: carried out of the region */
+        /* a loop, not sections by thread id: both halves run even if the runtime gives one
+         * thread */
+#pragma omp parallel for num_threads(2) schedule(static, 1)
+        for (int i = 0; i < 2; i++) {
+            omp_set_num_threads(inner[i]);
+            st[i] = eval_mod_part(b, i ? tw : ev, i ? y : x);
+            if (st[i] != TSR_OK) snprintf(msg[i], sizeof msg[i], "%s", tsr_last_error());
+        }
+        if (omp_get_max_active_levels() != levels) omp_set_max_active_levels(levels);
+        ev->n_decompose += tw->n_decompose - dec0;
+        ev->n_moddown += tw->n_moddown - md0;
+        for (int i = 0; i < 2; i++)
+            if (st[i] != TSR_OK) return tsr_fail(st[i], "%s", msg[i]);
+        return TSR_OK;
+    }
+#endif
+    TSR_TRY(eval_mod_part(b, ev, x));
+    return eval_mod_part(b, ev, y);
+}
+
 tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
                                       tsr_ckks_ciphertext *out, const tsr_ckks_ciphertext *in) {
     int level = b->top - b->kc;
@@ -595,14 +719,21 @@ tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evalu
     long n = (long)tsr_ckks_params_n(b->p);
     tsr_ckks_ciphertext *conj = NULL, *im = NULL;
     tsr_status st = tsr_ckks_ciphertext_create(&conj, b->p);
+    if (b->n < tsr_ckks_params_slots(b->p)) {
+        /* sparse: in = [u | -i u] (period 2n), so in + conj(in) = [a | b], one EvalMod */
+        if (st == TSR_OK) st = tsr_ckks_conjugate(ev, conj, in);
+        if (st == TSR_OK) st = tsr_ckks_add(ev, out, in, conj);
+        if (st == TSR_OK) st = eval_mod_part(b, ev, out);
+        tsr_ckks_ciphertext_free(conj);
+        return st;
+    }
     if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&im, b->p);
     /* u = (a + i b) / 2: a = u + conj(u), b = -i (u - conj(u)) */
     if (st == TSR_OK) st = tsr_ckks_conjugate(ev, conj, in);
     if (st == TSR_OK) st = tsr_ckks_sub(ev, im, in, conj);
     if (st == TSR_OK) st = tsr_ckks_mul_monomial(ev, im, im, 3 * n / 2);
     if (st == TSR_OK) st = tsr_ckks_add(ev, out, in, conj);
-    if (st == TSR_OK) st = eval_mod_part(b, ev, out);
-    if (st == TSR_OK) st = eval_mod_part(b, ev, im);
+    if (st == TSR_OK) st = eval_mod_pair(b, ev, out, im);
     /* join: a' + i b' */
     if (st == TSR_OK) st = tsr_ckks_mul_monomial(ev, im, im, n / 2);
     if (st == TSR_OK) st = tsr_ckks_add(ev, out, out, im);

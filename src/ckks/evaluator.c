@@ -52,6 +52,7 @@ tsr_status tsr_ckks_evaluator_create(tsr_ckks_evaluator **out, tsr_ckks_params *
 
 void tsr_ckks_evaluator_free(tsr_ckks_evaluator *ev) {
     if (!ev) return;
+    tsr_ckks_evaluator_free(ev->twin);
     ckks_ks_scratch_free(ev);
     for (int i = 0; i < 3; i++) tsr_ckks_ciphertext_free(ev->tmp[i]);
     tsr_free(ev->poly);
@@ -59,6 +60,12 @@ void tsr_ckks_evaluator_free(tsr_ckks_evaluator *ev) {
     tsr_free(ev->via_mask);
     tsr_ckks_params_free(ev->params);
     tsr_free(ev);
+}
+
+tsr_status ckks_evaluator_twin(tsr_ckks_evaluator *ev, tsr_ckks_evaluator **twin) {
+    if (!ev->twin) TSR_TRY(tsr_ckks_evaluator_create(&ev->twin, ev->params, ev->rk, ev->gk));
+    *twin = ev->twin;
+    return TSR_OK;
 }
 
 /* ---- helpers ----------------------------------------------------------------------- */

@@ -32,7 +32,18 @@ struct tsr_ckks_evaluator {
     /* Counts since creation (tests check the cost of circuits by them). */
     unsigned long n_decompose; /* key-switching decompositions (ModUp) */
     unsigned long n_moddown;   /* key-switching ModDowns (a ciphertext's two polynomials: 1) */
+    /* A second evaluator over the same (read-only) keys with its own scratch, for work a
+     * circuit runs on two threads at once (EvalMod's two halves); ckks_evaluator_twin. */
+    struct tsr_ckks_evaluator *twin;
 };
+
+/**
+ * ev's twin: an evaluator with the same parameters and keys and scratch of its
+ * own (created on first use, freed with ev), so that ev and the twin may run
+ * on two threads at once. Its operation counts are its own: a caller that
+ * uses it adds them to ev's (n_decompose, n_moddown).
+ */
+tsr_status ckks_evaluator_twin(tsr_ckks_evaluator *ev, tsr_ckks_evaluator **twin);
 
 /** Allocate the key-switching scratch. */
 tsr_status ckks_ks_scratch(tsr_ckks_evaluator *ev);
