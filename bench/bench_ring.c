@@ -5,7 +5,8 @@
  *     whole (ntt_fwd/inv) and split (outer stages, then inner stages per block,
  *     as key switching runs them);
  *   - element-wise multiply, multiply-add, scalar multiply of one limb, the
- *     key-switching inner product (3 digits, two outputs) and the automorphism
+ *     key-switching inner product (3 digits, two outputs; and 7 digits on 16 blocks of
+ *     4096 words, target_block's shape at dnum 7) and the automorphism
  *     gather (permute, Galois element 5) (N = 2^16);
  *   - basis conversion (ModUp shapes 15->4, 8->23, 22->8 limbs, N = 2^16), and a diagonal's
  *     coefficients into 29 limbs from doubles and from int64 (N = 2^16);
@@ -156,6 +157,32 @@ static int bench_elementwise(ring_bench_ctx *c, tsr_simd fam, tsr_prng *g) {
             s[r] = tsr_now() - t0;
         }
         report(c, "dot2", fam, n, bits[bi], "3 terms", s, c->reps);
+        /* the key switch's block: 7 digits, 4096 words (in L2, as target_block runs it) */
+        {
+            enum { T7 = 7, B7 = 4096 };
+            uint64_t *d7[T7], *kb7[T7], *ka7[T7];
+            for (int j = 0; j < T7; j++) {
+                d7[j] = tsr_alloc(B7 * 8);
+                kb7[j] = tsr_alloc(B7 * 8);
+                ka7[j] = tsr_alloc(B7 * 8);
+                fill_random(g, d7[j], B7, q);
+                fill_random(g, kb7[j], B7, q);
+                fill_random(g, ka7[j], B7, q);
+            }
+            for (int r = 0; r < c->reps; r++) {
+                double t0 = tsr_now();
+                for (int rep = 0; rep < 16; rep++)
+                    k->dot2(&m, o, o1, (const uint64_t *const *)d7, (const uint64_t *const *)kb7,
+                            (const uint64_t *const *)ka7, T7, B7);
+                s[r] = tsr_now() - t0;
+            }
+            report(c, "dot2", fam, 16 * B7, bits[bi], "7 t, 16 blk", s, c->reps);
+            for (int j = 0; j < T7; j++) {
+                tsr_free(d7[j]);
+                tsr_free(kb7[j]);
+                tsr_free(ka7[j]);
+            }
+        }
         /* automorphism gather (rotation by one slot step, Galois element 5) */
         uint32_t *idx = tsr_alloc(n * sizeof *idx);
         tsr_rns_automorphism_ntt_index(n, 5, idx);

@@ -26,14 +26,15 @@
  *  (1) one decomposition of c1; per baby b: the key switch's inner products
  *      over Q_l u P, permuted by phi_b, plus P phi_b(c0) (the rotation
  *      before its ModDown); b = 0: P (c0, c1).
- *  (2) per giant step g: the inner sum of plaintext products over Q_l u P
- *      (scale Delta_l * s_pt); g = 0: added to the accumulator as it is;
- *      g > 0: one ModDown, one decomposition, the key switch of phi_g over
- *      Q_l u P added to the accumulator with P phi_g(c0).
+ *  (2) per giant step g: the inner sum (s0, s1) of plaintext products over
+ *      Q_l u P (scale Delta_l * s_pt); g = 0: added to the accumulator as it
+ *      is; g > 0: the ModDown of s1 alone, its decomposition, and the key
+ *      switch of phi_g over Q_l u P plus phi_g(s0), s0 never leaving Q_l u P
+ *      (as Lattigo's BSGS does), added to the accumulator.
  *  (3) one ModDown of the accumulator and one rescale onto Delta_{l-1}.
- * Key-switching work: 1 + ng decompositions, nb + ng inner products, ng + 1
- * ModDowns (single hoisting: nb + ng ModDowns), and the plaintext products
- * over l + 1 + k limbs instead of l + 1.
+ * Key-switching work: 1 + ng decompositions, nb + ng inner products, ng
+ * ModDowns of one polynomial and one of two (single hoisting: nb + ng of
+ * two), and the plaintext products over l + 1 + k limbs instead of l + 1.
  */
 #include "tessera/circuits.h"
 
@@ -370,8 +371,7 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
             if (keys > 1) ckks_ks_finish_digits(ev);
             decomposed = 1;
         }
-        st = ckks_ks_apply_qp(ev, &e->key, e->perm, u0, u1);
-        if (st == TSR_OK) st = ckks_qp_add_lifted(ev, level, e->perm, c0, u0);
+        st = ckks_ks_apply_qp(ev, &e->key, e->perm, NULL, c0, u0, u1); /* + P phi_b(c0) */
     }
 
     /* Phase 2: per giant step (runs of equal index / n1 in the sorted list). */
@@ -419,16 +419,18 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         }
         if (st != TSR_OK) break;
         if (g != 0) {
-            /* ModDown, then the giant rotation's key switch over Q_l u P */
+            /* ModDown of the c1 half only, then the giant rotation's key switch over Q_l u P
+             * with the c0 half added as it is, still over Q_l u P: phi_g(inner0) + the
+             * inner products (as Lattigo's BSGS; a ModDown of inner0 and a lift of it by P
+             * would only add a rounding) */
             const ckks_galois_entry *e = rotation_key(ev, g * lt->n1);
-            uint64_t *m0 = ckks_ct_poly(mid, 0), *m1 = ckks_ct_poly(mid, 1);
-            st = ckks_qp_moddown(ev, level, inner0, inner1, m0, m1);
+            uint64_t *m1 = ckks_ct_poly(mid, 1);
+            st = ckks_qp_moddown1(ev, level, inner1, m1);
             if (st == TSR_OK) st = ckks_ks_decompose(ev, level, m1);
             if (st != TSR_OK) break;
             s0 = have_acc ? inner0 : acc0;
             s1 = have_acc ? inner1 : acc1;
-            st = ckks_ks_apply_qp(ev, &e->key, e->perm, s0, s1);
-            if (st == TSR_OK) st = ckks_qp_add_lifted(ev, level, e->perm, m0, s0);
+            st = ckks_ks_apply_qp(ev, &e->key, e->perm, inner0, NULL, s0, s1);
             err = hypot(err, ckks_noise_keyswitch(p, level, mid_scale));
         }
         if (st == TSR_OK && have_acc) ckks_qp_add(ev, level, acc0, acc1, s0, s1);

@@ -31,7 +31,7 @@ struct tsr_ckks_evaluator {
     uint8_t *via_mask; /* via_keys flags: key i was a generator (it served the level) */
     /* Counts since creation (tests check the cost of circuits by them). */
     unsigned long n_decompose; /* key-switching decompositions (ModUp) */
-    unsigned long n_moddown;   /* key-switching ModDowns (a ciphertext's two polynomials: 1) */
+    unsigned long n_moddown;   /* key-switching ModDowns (two polynomials or one: 1) */
     /* A second evaluator over the same (read-only) keys with its own scratch, for work a
      * circuit runs on two threads at once (EvalMod's two halves); ckks_evaluator_twin. */
     struct tsr_ckks_evaluator *twin;
@@ -108,10 +108,16 @@ tsr_status ckks_keyswitch(tsr_ckks_evaluator *ev, int level, const uint64_t *d, 
  * Q_l u P, permuted by perm when not NULL (a rotation's phi_g). No ModDown:
  * ModDown(acc) is what ckks_ks_apply (plain mode, no c) returns. The inner
  * forward stages of the digits are done per block unless
- * ckks_ks_finish_digits ran.
+ * ckks_ks_finish_digits ran. add0 (a QP polynomial) and P * lift0 (lift0:
+ * l + 1 limbs over Q_l, as ckks_qp_add_lifted), each NULL or not, are added
+ * to the first inner product before the permutation: acc0 = perm(sum_j D_j
+ * b_j + add0 + P lift0), the rotated c0 half of a ciphertext kept over
+ * Q_l u P (add0) or lifted from Q_l (lift0) in the same pass. They may be
+ * acc0 itself only when perm is given.
  */
 tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const uint32_t *perm,
-                            uint64_t *acc0, uint64_t *acc1);
+                            const uint64_t *add0, const uint64_t *lift0, uint64_t *acc0,
+                            uint64_t *acc1);
 /**
  * acc += P * perm(c) on the Q_l limbs of a QP polynomial (the P limbs are
  * unchanged: P * c is 0 there). c: l + 1 limbs; perm may be NULL.
@@ -136,6 +142,8 @@ void ckks_qp_add(tsr_ckks_evaluator *ev, int level, uint64_t *acc0, uint64_t *ac
  */
 tsr_status ckks_qp_moddown(tsr_ckks_evaluator *ev, int level, uint64_t *in0, uint64_t *in1,
                            uint64_t *out0, uint64_t *out1);
+/** out = round(in / P) for one QP polynomial (as ckks_qp_moddown; counted as one ModDown). */
+tsr_status ckks_qp_moddown1(tsr_ckks_evaluator *ev, int level, uint64_t *in, uint64_t *out);
 /**
  * Encode n complex values (re, im interleaved) at `level` and `scale` over
  * Q_l u P: data receives l + 1 + k limbs, NTT form (a plaintext for products

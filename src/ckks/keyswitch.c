@@ -475,15 +475,19 @@ tsr_status ckks_ks_apply_prod(tsr_ckks_evaluator *ev, const ckks_ksk *key, int r
 }
 
 tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const uint32_t *perm,
-                            uint64_t *acc0, uint64_t *acc1) {
+                            const uint64_t *add0, const uint64_t *lift0, uint64_t *acc0,
+                            uint64_t *acc1) {
     const tsr_ckks_params *p = ev->params;
     const int ne = ev->ks_level + 1 + p->k;
     const unsigned r = split_r(p);
     const size_t n = p->n, B = n >> r, R = (size_t)1 << r;
     const size_t tls_stride = tls_blocks(p) * B;
     TSR_TRY(ckks_ks_check_level(key, ev->ks_level));
+    TSR_ASSERT(!perm ? (!add0 || add0 != acc0) && (!lift0 || lift0 != acc0) : 1);
     /* Limb by limb: its blocks (into the thread's limb buffer when the limb
-     * is permuted afterwards, straight to acc otherwise). */
+     * is permuted afterwards, straight to acc otherwise), plus add0's limb
+     * and P lift0's (read before acc's limb t is written: add0 may be acc0
+     * when permuted). */
 #pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)
     for (int t = 0; t < ne; t++) {
         uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_stride;
@@ -495,6 +499,10 @@ tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const u
             if (b + 1 < R) prefetch_job(ev, key, t, b + 1, &pf);
             target_block(ev, key, t, b, l0 + b * B, l1 + b * B, dig, &pf);
         }
+        const tsr_modulus *m = ckks_mod(p, ckks_ext_prime(p, ev->ks_level, t));
+        if (add0) tsr_vec_add(m, l0, l0, add0 + (size_t)t * n, n);
+        if (lift0 && t <= ev->ks_level) /* P lift0 is 0 modulo the special primes */
+            tsr_vec_mul_scalar_add(m, l0, lift0 + (size_t)t * n, p->p_mod[t], n);
         if (perm) {
             tsr_vec_permute(acc0 + (size_t)t * n, l0, perm, n, 1);
             tsr_vec_permute(acc1 + (size_t)t * n, l1, perm, n, 1);
@@ -563,6 +571,12 @@ tsr_status ckks_qp_moddown(tsr_ckks_evaluator *ev, int level, uint64_t *in0, uin
     const tsr_moddown *md = ev->params->moddown[level];
     TSR_TRY(tsr_moddown_apply(md, out0, in0));
     TSR_TRY(tsr_moddown_apply(md, out1, in1));
+    ev->n_moddown++;
+    return TSR_OK;
+}
+
+tsr_status ckks_qp_moddown1(tsr_ckks_evaluator *ev, int level, uint64_t *in, uint64_t *out) {
+    TSR_TRY(tsr_moddown_apply(ev->params->moddown[level], out, in));
     ev->n_moddown++;
     return TSR_OK;
 }

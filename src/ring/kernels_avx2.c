@@ -9,8 +9,9 @@
  * Basis-conversion rows stay scalar, where one mulx beats the emulation, but
  * with Montgomery reductions (two multiplies instead of the portable
  * reference's five; conv_row_x64 contains no AVX2 instruction, it is in this
- * table only so that AVX2 CPUs select it); general products (mul, mul_add) and inner products
- * (dot2) are the portable kernels. Automorphism gathers (permute) use two
+ * table only so that AVX2 CPUs select it); general products (mul, mul_add) are the portable
+ * kernels, and inner products (dot2_x64, scalar too: mulx with BMI2) the portable ones on two
+ * coefficients at a time. Automorphism gathers (permute) use two
  * vpermd per half group of 8 words (about 1.4x the portable gather in
  * `bench ring`; figures for every kernel in docs/BENCHMARKS.md).
  *
@@ -300,6 +301,78 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
         }
         out[k] = r0;
     }
+}
+
+/*
+ * Inner products of the key switch and of the transforms' plaintext sums:
+ * out0 = sum_j x_j y0_j, out1 = sum_j x_j y1_j mod q, the portable kernel's
+ * 128-bit accumulators (reduced after every 15 products, < 2^124) on two
+ * coefficients at a time: four independent add/adc chains and one load of
+ * each x_j for both outputs, the pointers read once per pair. Outputs are
+ * fully reduced (Barrett), so they equal the portable ones bit for bit.
+ */
+static INL void dot2_pairs(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
+                           const uint64_t *const *x, const uint64_t *const *y0,
+                           const uint64_t *const *y1, size_t terms, size_t n) {
+    size_t k = 0;
+    for (; k + 2 <= n; k += 2) {
+        uint64_t r00 = 0, r01 = 0, r10 = 0, r11 = 0; /* r<output><coefficient> */
+        size_t j = 0;
+        while (j < terms) {
+            const size_t end = j + 15 < terms ? j + 15 : terms;
+            tsr_u128 s00 = r00, s01 = r01, s10 = r10, s11 = r11;
+            for (; j < end; j++) {
+                const uint64_t *xj = x[j] + k, *aj = y0[j] + k, *bj = y1[j] + k;
+                const uint64_t v0 = xj[0], v1 = xj[1];
+                s00 += (tsr_u128)v0 * aj[0];
+                s01 += (tsr_u128)v1 * aj[1];
+                s10 += (tsr_u128)v0 * bj[0];
+                s11 += (tsr_u128)v1 * bj[1];
+            }
+            r00 = tsr_modq_reduce128(m, (uint64_t)(s00 >> 64), (uint64_t)s00);
+            r01 = tsr_modq_reduce128(m, (uint64_t)(s01 >> 64), (uint64_t)s01);
+            r10 = tsr_modq_reduce128(m, (uint64_t)(s10 >> 64), (uint64_t)s10);
+            r11 = tsr_modq_reduce128(m, (uint64_t)(s11 >> 64), (uint64_t)s11);
+        }
+        out0[k] = r00;
+        out0[k + 1] = r01;
+        out1[k] = r10;
+        out1[k + 1] = r11;
+    }
+    if (k < n) { /* the last coefficient of an odd n */
+        uint64_t r0 = 0, r1 = 0;
+        size_t j = 0;
+        while (j < terms) {
+            const size_t end = j + 15 < terms ? j + 15 : terms;
+            tsr_u128 s0 = r0, s1 = r1;
+            for (; j < end; j++) {
+                s0 += (tsr_u128)x[j][k] * y0[j][k];
+                s1 += (tsr_u128)x[j][k] * y1[j][k];
+            }
+            r0 = tsr_modq_reduce128(m, (uint64_t)(s0 >> 64), (uint64_t)s0);
+            r1 = tsr_modq_reduce128(m, (uint64_t)(s1 >> 64), (uint64_t)s1);
+        }
+        out0[k] = r0;
+        out1[k] = r1;
+    }
+}
+
+/* With BMI2 (every AVX2 CPU we know of, checked anyway): mulx, whose free
+ * destination registers keep the four accumulators out of the stack. */
+__attribute__((target("bmi2"))) static void
+dot2_bmi2(const tsr_modulus *m, uint64_t *out0, uint64_t *out1, const uint64_t *const *x,
+          const uint64_t *const *y0, const uint64_t *const *y1, size_t terms, size_t n) {
+    dot2_pairs(m, out0, out1, x, y0, y1, terms, n);
+}
+
+static void dot2_x64(const tsr_modulus *m, uint64_t *out0, uint64_t *out1, const uint64_t *const *x,
+                     const uint64_t *const *y0, const uint64_t *const *y1, size_t terms, size_t n) {
+    if (!out1)
+        tsr_ring_kernels_portable.dot2(m, out0, NULL, x, y0, NULL, terms, n);
+    else if (__builtin_cpu_supports("bmi2"))
+        dot2_bmi2(m, out0, out1, x, y0, y1, terms, n);
+    else
+        dot2_pairs(m, out0, out1, x, y0, y1, terms, n);
 }
 
 /*
@@ -660,6 +733,7 @@ const tsr_ring_kernels tsr_ring_kernels_avx2 = {
     .mul_scalar_add = mul_scalar_add_avx2,
     .mul_shoup = mul_shoup_avx2,
     .conv_row = conv_row_x64,
+    .dot2 = dot2_x64,
     .permute = permute_avx2,
     .sub_mul_scalar_add = sub_mul_scalar_add_avx2,
 };
