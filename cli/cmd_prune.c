@@ -75,6 +75,10 @@ static void usage(FILE *f) {
             "  --seed S          seed of k-means and expansion (default 1)\n"
             "  --skip-first      keep the first layer dense\n"
             "  --skip-last       keep the last layer dense\n"
+            "  --shrink          after pruning, remove the hidden features whose incoming or\n"
+            "                    outgoing weights are all zero (a constant act(bias) feature is\n"
+            "                    folded into the next Gemm's bias): a narrower model, same\n"
+            "                    function; e.g. with --layer-row-sparsity on the hidden layers\n"
             "fine-tuning with the masks fixed (the graph trainer, tessera/train.h):\n"
             "  --finetune X,Y    fine-tune after every pruning step on X,Y (.npy or IDX:\n"
             "                    inputs and labels for cross-entropy, or targets for MSE)\n"
@@ -716,6 +720,7 @@ int tsr_cmd_prune(int argc, char **argv) {
     long plan_batch = 0, plan_log_n = 0; /* 0: not given (64, 14) */
     double distill_w = 0.5, row_sp = 0.0;
     int no_alt = 0, permute = 0, skip_first = 0, skip_last = 0, stats = 0, quiet = 0, force = 0;
+    int shrink = 0;
     const cli_opt opts[] = {
         { "--out", CLI_STR, &out, 0, 0 },
         { "--method", CLI_STR, &method, 0, 0 },
@@ -733,6 +738,7 @@ int tsr_cmd_prune(int argc, char **argv) {
         { "--seed", CLI_LONG, &seed, 0, 0x7fffffff },
         { "--skip-first", CLI_FLAG, &skip_first, 0, 0 },
         { "--skip-last", CLI_FLAG, &skip_last, 0, 0 },
+        { "--shrink", CLI_FLAG, &shrink, 0, 0 },
         { "--finetune", CLI_STR, &ft_data, 0, 0 },
         { "--ft-epochs", CLI_LONG, &ft_epochs, 1, 1000 },
         { "--ft-lr", CLI_DOUBLE, &ft_lr, 0, 0 },
@@ -816,6 +822,7 @@ int tsr_cmd_prune(int argc, char **argv) {
     o.seed = (uint64_t)seed;
     o.skip_first = skip_first;
     o.skip_last = skip_last;
+    o.shrink = shrink;
     cli_output outs[] = { { out, 0, NULL } };
     const char *ins[] = { model };
     if (!stats && (rc = cli_outputs_check("prune", outs, 1, ins, 1, force)) != 0) return rc;
@@ -899,12 +906,14 @@ int tsr_cmd_prune(int argc, char **argv) {
     }
     tsr_prune_report_print(r, stdout);
     char note[512];
-    snprintf(note, sizeof note,
-             "method=%s sparsity=%g layer-sparsity=%.80s row-sparsity=%g layer-row-sparsity=%.80s "
-             "tile=%lldx%lld spatial=%lldx%lld alternate=%d permute=%d expand=%g steps=%d",
-             tsr_prune_method_name(o.method), o.sparsity, layer_sp ? layer_sp : "-", o.row_sparsity,
-             layer_row ? layer_row : "-", (long long)o.tile_rows, (long long)o.tile_cols,
-             (long long)o.tile_y, (long long)o.tile_x, o.alternate, o.permute, o.expand, o.steps);
+    snprintf(
+        note, sizeof note,
+        "method=%s sparsity=%g layer-sparsity=%.80s row-sparsity=%g layer-row-sparsity=%.80s "
+        "tile=%lldx%lld spatial=%lldx%lld alternate=%d permute=%d expand=%g steps=%d shrink=%d",
+        tsr_prune_method_name(o.method), o.sparsity, layer_sp ? layer_sp : "-", o.row_sparsity,
+        layer_row ? layer_row : "-", (long long)o.tile_rows, (long long)o.tile_cols,
+        (long long)o.tile_y, (long long)o.tile_x, o.alternate, o.permute, o.expand, o.steps,
+        o.shrink);
     uint8_t *buf = NULL;
     size_t len = 0;
     st = export_model(pg, om, note, &buf, &len);

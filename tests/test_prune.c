@@ -653,6 +653,144 @@ static void test_row_sparsity(void **state) {
     tsr_graph_free(gr);
 }
 
+/* x(N,12) -> Gemm(W1 10x12, b1) -> per-channel poly -> Gemm(W2 8x10, b2) -> square ->
+ * MatMul(W3 8x6) -> y: hidden 1 feeds a Gemm with a bias (constant features fold into b2),
+ * hidden 2 a MatMul (they cannot). */
+static tsr_graph *mlp_dead(tsr_prng *g) {
+    tsr_graph *gr;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 12 }));
+    tsr_array *w1 = arr(2, (int64_t[]){ 10, 12 }, g, 0.5);
+    tsr_array *w2 = arr(2, (int64_t[]){ 8, 10 }, g, 0.5);
+    tsr_array *w3 = arr(2, (int64_t[]){ 8, 6 }, g, 0.5);
+    /* hidden 1 (10): rows 1, 4, 7 of W1 zero (constant, folded); columns 2, 5 of W2 zero
+     * (unused); column 9 of W2 nonzero only in row 6, which goes below, so 9 goes in a
+     * second pass. hidden 2 (8): row 3 of W2 zero (constant, but a MatMul follows: it
+     * stays), row 6 of W3 zero (unused). */
+    for (int c = 0; c < 12; c++)
+        w1->data[1 * 12 + c] = w1->data[4 * 12 + c] = w1->data[7 * 12 + c] = 0;
+    for (int r = 0; r < 8; r++) {
+        w2->data[r * 10 + 2] = w2->data[r * 10 + 5] = 0;
+        if (r != 6) w2->data[r * 10 + 9] = 0;
+    }
+    for (int c = 0; c < 10; c++) w2->data[3 * 10 + c] = 0;
+    for (int c = 0; c < 6; c++) w3->data[6 * 6 + c] = 0;
+    add_const(gr, "W1", w1);
+    add_const(gr, "b1", arr(1, (int64_t[]){ 10 }, g, 0.5));
+    add_const(gr, "p1", arr(2, (int64_t[]){ 10, 3 }, g, 0.5));
+    add_const(gr, "W2", w2);
+    add_const(gr, "b2", arr(1, (int64_t[]){ 8 }, g, 0.5));
+    add_const(gr, "W3", w3);
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
+    tsr_graph_attrs pa;
+    tsr_graph_attrs_default(&pa);
+    pa.axis = 1;
+    node(gr, TSR_NODE_POLY, 2, (const char *[]){ "h1", "p1" }, "h2", &pa);
+    a.alpha = 0.5; /* the fold scales by alpha / beta */
+    a.beta = 2.0;
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "h3", &a);
+    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h3" }, "h4", NULL);
+    node(gr, TSR_NODE_MATMUL, 2, (const char *[]){ "h4", "W3" }, "y", NULL);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    return gr;
+}
+
+/*
+ * Shrink: the hidden features whose weights pruning emptied disappear (rows of
+ * W_l and b_l, per-feature constants, columns of W_{l+1}), constant ones folded
+ * into the next Gemm's bias, and the narrower graph computes the same function.
+ */
+static void test_shrink(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1410);
+    tsr_graph *gr = mlp_dead(&g), *p;
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_NONE;
+    o.tile_rows = 2;
+    o.tile_cols = 4;
+    o.shrink = 1;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    /* hidden 1: 10 - 3 constant - 2 unused - 1 (second pass) = 4; hidden 2: 8 - 1 = 7 */
+    assert_int_equal(r->features_removed, 7);
+    const tsr_array *w1 = tsr_graph_const(p, "W1"), *w2 = tsr_graph_const(p, "W2");
+    assert_int_equal(w1->dims[0], 4);
+    assert_int_equal(tsr_graph_const(p, "b1")->dims[0], 4);
+    assert_int_equal(tsr_graph_const(p, "p1")->dims[0], 4);
+    assert_int_equal(w2->dims[0], 7);
+    assert_int_equal(w2->dims[1], 4);
+    assert_int_equal(tsr_graph_const(p, "W3")->dims[0], 7);
+    assert_int_equal(r->layers[0].rows, 4);
+    assert_int_equal(r->layers[1].cols, 4);
+    /* the kept features are 0, 3, 6, 8 in order: W1's rows unchanged */
+    const double *w1o = tsr_graph_const(gr, "W1")->data;
+    const int kept[4] = { 0, 3, 6, 8 };
+    for (int i = 0; i < 4; i++)
+        for (int c = 0; c < 12; c++) assert_true(w1->data[i * 12 + c] == w1o[kept[i] * 12 + c]);
+    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 9, 12 });
+    if (d > 1e-12) fail_msg("the shrunk MLP differs by %g", d);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    /* without shrink: nothing removed */
+    o.shrink = 0;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->features_removed, 0);
+    assert_int_equal(tsr_graph_const(p, "W1")->dims[0], 10);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
+/* Tile-row pruning with and without shrink: the same function, the shrunk one narrower by the
+ * emptied tile rows' features. */
+static void test_shrink_rows(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1411);
+    tsr_graph *gr = mlp_dead(&g), *p0, *p1;
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.tile_rows = 2;
+    o.tile_cols = 4;
+    o.sparsity = 0.5;
+    const double rs[3] = { 0.4, 0.0, 0.0 }, ls[3] = { 0.5, 0.0, 0.0 };
+    o.layer_row_sparsity = rs;
+    o.n_layer_row_sparsity = 3;
+    o.layer_sparsity = ls;
+    o.n_layer_sparsity = 3;
+    tt_ok(tsr_prune_graph(gr, &o, &p0, NULL));
+    o.shrink = 1;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p1, &r));
+    /* W1 (10 x 12 in 2 x 4 tiles, 5 tile rows): 2 of its tile rows empty, 4 features; the rows
+     * already zero and the W2 columns already zero overlap with them or go too */
+    const double *a = tsr_graph_const(p0, "W1")->data;
+    int64_t zero_rows = 0;
+    for (int f = 0; f < 10; f++) {
+        int z = 1;
+        for (int c = 0; c < 12; c++) z &= a[f * 12 + c] == 0.0;
+        const double *w2 = tsr_graph_const(p0, "W2")->data;
+        int out = 1;
+        for (int q = 0; q < 8; q++) out &= w2[q * 10 + f] == 0.0;
+        zero_rows += z || out;
+    }
+    assert_true(zero_rows >= 4);
+    assert_true(tsr_graph_const(p1, "W1")->dims[0] <= 10 - zero_rows);
+    assert_int_equal(r->layers[0].rows, tsr_graph_const(p1, "W1")->dims[0]);
+    double d = max_diff(p0, p1, &g, 2, (int64_t[]){ 9, 12 });
+    if (d > 1e-12) fail_msg("the shrunk pruned MLP differs by %g", d);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p0);
+    tsr_graph_free(p1);
+    tsr_graph_free(gr);
+}
+
 /*
  * The dense layer after the CNN's flatten reads (6 channels, 3, 3) images:
  * its tiles are 2 outputs x 4 channels x a 2 x 2 block of positions, the
@@ -750,6 +888,8 @@ int main(void) {
         cmocka_unit_test(test_layer_sparsity),
         cmocka_unit_test(test_row_sparsity),
         cmocka_unit_test(test_spatial_tiles),
+        cmocka_unit_test(test_shrink),
+        cmocka_unit_test(test_shrink_rows),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

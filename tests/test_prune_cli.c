@@ -199,6 +199,35 @@ static void test_prune_and_read_back(void **state) {
     tsr_array_free(yb);
     tsr_graph_free(a);
     tsr_graph_free(b);
+    /* --shrink: fc2 (10 x 24 in 4 x 8 tiles) keeps round(0.1 * 9) = 1 tile, so 16 of the 24
+     * hidden features have no outgoing weight and go; the narrower model computes what the
+     * same pruning without --shrink does. */
+    char q[1024];
+    snprintf(q, sizeof q, "%s", tt_cli_path("q.onnx"));
+    o = tt_cli_path("p.onnx");
+    tt_cli_expect(tt_cli_run("prune %s --out %s --layer-sparsity 0,0.9 --tile 8x4 --quiet", m, o),
+                  0, "no shrink");
+    tt_cli_expect(
+        tt_cli_run("prune %s --out %s --layer-sparsity 0,0.9 --tile 8x4 --shrink --quiet", m, q), 0,
+        "shrink");
+    assert_non_null(strstr(tt_cli_output(), "shrink: 16 hidden features removed"));
+    a = read_model(o, NULL);
+    b = read_model(q, NULL);
+    assert_int_equal(tsr_graph_const(a, "W1")->dims[0], 24);
+    assert_int_equal(tsr_graph_const(b, "W1")->dims[0], 8);
+    assert_int_equal(tsr_graph_const(b, "W2")->dims[1], 8);
+    tt_ok(tsr_array_create(&x, 2, (int64_t[]){ 3, 16 }));
+    for (size_t i = 0; i < x->numel; i++) x->data[i] = cos((double)i);
+    tt_ok(tsr_graph_run(a, (const tsr_array *const *)&x, &ya));
+    tt_ok(tsr_graph_run(b, (const tsr_array *const *)&x, &yb));
+    for (size_t i = 0; i < ya->numel; i++)
+        if (fabs(ya->data[i] - yb->data[i]) > 1e-9 * (1 + fabs(ya->data[i])))
+            fail_msg("shrunk output %zu: %.17g vs %.17g", i, ya->data[i], yb->data[i]);
+    tsr_array_free(x);
+    tsr_array_free(ya);
+    tsr_array_free(yb);
+    tsr_graph_free(a);
+    tsr_graph_free(b);
 }
 
 /* Fine-tuning on the graph trainer: pruned tiles stay zero, kept weights move. */

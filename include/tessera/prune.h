@@ -59,6 +59,18 @@
  * tile count. Layers whose per-feature bias cannot move with their rows (a
  * bias shared with other nodes or computed) are not permuted or expanded.
  *
+ * Shrink (`shrink`): after the last fine-tuning, every hidden feature left
+ * with all-zero outgoing weights (column of W_{l+1}) is removed, and so is
+ * one with all-zero incoming weights (row of W_l) when layer l+1 is a Gemm
+ * with a bias: its value is a constant (act(bias)), read from the graph's
+ * reference executor on an all-zero input, that the bias absorbs
+ * (alpha / beta x W_{l+1}'s column times it). Rows of W_l and b_l, every
+ * per-feature constant on the way and columns of W_{l+1} go; passes repeat
+ * until nothing changes; a dimension keeps at least one feature, and one
+ * whose features a Reshape or a Sqrt / Reciprocal / Pow on the way forbids
+ * changing is left alone. The graph is narrower and computes the same
+ * function up to rounding.
+ *
  * Masks: the positions this call prunes. After each fine-tuning call they
  * are zeroed again, so they stay fixed whatever the trainer does; weights
  * that were already zero in the input, and the zero outgoing weights of
@@ -150,6 +162,12 @@ typedef struct tsr_prune_opts {
     uint64_t seed;    /**< k-means seeding and expansion weights (default 1) */
     int skip_first;   /**< 1: leave the first prunable layer dense */
     int skip_last;    /**< 1: leave the last prunable layer dense */
+    /** 1: after pruning (and the last fine-tuning), remove every hidden feature whose
+        incoming or outgoing weights are all zero, so the graph is narrower: a feature with
+        zero outgoing weights adds nothing; one with zero incoming weights is a constant
+        (act(bias)) that the next layer's bias absorbs (only when that layer is a Gemm with a
+        bias; else it stays). The function is unchanged up to rounding. Default 0. */
+    int shrink;
     tsr_prune_finetune_fn finetune; /**< NULL: no fine-tuning */
     void *finetune_ctx;
     tsr_prune_progress_fn progress; /**< NULL: silent */
@@ -179,14 +197,16 @@ typedef struct tsr_prune_layer_stats {
 typedef struct tsr_prune_report {
     int n_layers;
     tsr_prune_layer_stats *layers;
-    int n_hidden;         /**< hidden dimensions found between chained layers */
-    int n_permuted;       /**< of which permuted */
-    int n_undone;         /**< of those, permutations undone: they lowered the weight mass
-                               the kept share of tiles holds (mass_kept never decreases) */
-    int64_t kmeans_iters; /**< iterations run over all hidden dimensions */
-    double mass_in_tiles; /**< after permutation: share of squared weight mass kept by the
-                               best (1 - s) tiles per layer (1 = all), -1 if not permuted */
-    double mass_before;   /**< the same share before permutation (-1 if not permuted) */
+    int n_hidden;             /**< hidden dimensions found between chained layers */
+    int n_permuted;           /**< of which permuted */
+    int n_undone;             /**< of those, permutations undone: they lowered the weight mass
+                                   the kept share of tiles holds (mass_kept never decreases) */
+    int64_t kmeans_iters;     /**< iterations run over all hidden dimensions */
+    double mass_in_tiles;     /**< after permutation: share of squared weight mass kept by the
+                                   best (1 - s) tiles per layer (1 = all), -1 if not permuted */
+    double mass_before;       /**< the same share before permutation (-1 if not permuted) */
+    int64_t features_removed; /**< hidden features removed by `shrink` (layers' rows and
+                                   cols above are after it; "before" counts the input's) */
 } tsr_prune_report;
 
 /**

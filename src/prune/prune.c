@@ -342,7 +342,8 @@ static tsr_status apply_masks(pr_model *m) {
 /* ---- rebuilding a graph ------------------------------------------------------- */
 
 /* A new finalized graph like g with constant v replaced by data[v] where that is set. */
-static tsr_status rebuild_graph(const tsr_graph *g, tsr_array *const *data, tsr_graph **out) {
+static tsr_status rebuild_graph(const tsr_graph *g, tsr_array *const *data, const char *extra_out,
+                                tsr_graph **out) {
     *out = NULL;
     tsr_graph *ng;
     TSR_TRY(tsr_graph_create(&ng));
@@ -362,6 +363,7 @@ static tsr_status rebuild_graph(const tsr_graph *g, tsr_array *const *data, tsr_
     }
     for (int i = 0; i < g->n_outputs && st == TSR_OK; i++)
         st = tsr_graph_add_output(ng, g->output_names[i]);
+    if (st == TSR_OK && extra_out) st = tsr_graph_add_output(ng, extra_out);
     if (st == TSR_OK) st = tsr_graph_finalize(ng);
     if (st != TSR_OK) {
         tsr_graph_free(ng);
@@ -371,8 +373,12 @@ static tsr_status rebuild_graph(const tsr_graph *g, tsr_array *const *data, tsr_
     return TSR_OK;
 }
 
+tsr_status pr_rebuild(const pr_model *m, const char *extra_out, tsr_graph **out) {
+    return rebuild_graph(m->g, m->data, extra_out, out);
+}
+
 static tsr_status rebuild(const pr_model *m, tsr_graph **out) {
-    return rebuild_graph(m->g, m->data, out);
+    return pr_rebuild(m, NULL, out);
 }
 
 struct tsr_prune_masks {
@@ -408,7 +414,7 @@ tsr_status tsr_prune_masks_apply(const tsr_prune_masks *masks, const tsr_graph *
                     if (L->mask[(r * L->cols + c) * L->k + j])
                         data[v]->data[pr_widx(L, r, c, j)] = 0.0;
     }
-    if (st == TSR_OK) st = rebuild_graph(g, data, out);
+    if (st == TSR_OK) st = rebuild_graph(g, data, NULL, out);
     for (int v = 0; v < g->n_values; v++) tsr_array_free(data[v]);
     tsr_free(data);
     return st;
@@ -577,6 +583,11 @@ void tsr_prune_report_print(const tsr_prune_report *r, FILE *fp) {
                 "permutation: %d of %d hidden dimensions, %lld k-means iterations, %d undone "
                 "(lost weight mass)\n",
                 r->n_permuted, r->n_hidden, (long long)r->kmeans_iters, r->n_undone);
+    if (r->features_removed)
+        fprintf(fp,
+                "shrink: %lld hidden features removed (their weights were all zero; constant "
+                "ones folded into the next bias)\n",
+                (long long)r->features_removed);
     if (r->mass_in_tiles >= 0)
         fprintf(fp,
                 "squared weight mass in the kept share of tiles: %.4f before the permutation, "
@@ -782,6 +793,13 @@ static tsr_status pipeline(pr_model *m, const tsr_prune_opts *o, tsr_prune_repor
         TSR_TRY(prune_all(m, UNIT_TILE, 1.0));
         TSR_TRY(finetune(m, o, ++step));
         break;
+    }
+    if (o->shrink) {
+        /* After the last fine-tuning: the gradual schedule's shares are of the full width. */
+        progress(o, "shrink", 0, 1);
+        int64_t removed = 0;
+        TSR_TRY(pr_shrink(m, &removed));
+        if (r) r->features_removed = removed;
     }
     progress(o, "done", 1, 1);
     return TSR_OK;

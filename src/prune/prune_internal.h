@@ -124,4 +124,18 @@ tsr_status pr_expand_hidden(pr_model *m, int h, int64_t newH, uint64_t seed);
 tsr_status pr_remap_axis(const tsr_array *a, int ax, const int64_t *src, int64_t n, double fill,
                          tsr_array **out);
 
+/**
+ * A new finalized graph of m's current constants; extra_out (may be NULL) names a value
+ * made an output after the graph's own (shrink.c reads an intermediate value with it).
+ */
+tsr_status pr_rebuild(const pr_model *m, const char *extra_out, tsr_graph **out);
+
+/**
+ * Remove the hidden features that pruning emptied (shrink.c): a feature whose outgoing
+ * weights are all zero, and one whose incoming weights are all zero when the next layer is
+ * a Gemm with a bias, which absorbs the feature's constant value. The function is unchanged
+ * up to rounding; masks move with the weights. *removed receives the features removed.
+ */
+tsr_status pr_shrink(pr_model *m, int64_t *removed);
+
 #endif /* TSR_PRUNE_INTERNAL_H */
