@@ -7,8 +7,9 @@
  * lands on the top network level at its 40-bit canonical scale exactly,
  * whether the stages use every high level or leave some (then a final
  * adjustment), and the network levels left are used (two squarings),
- * precision in bits against plaintext; a level budget that would run a
- * stage on a network prime is refused with a clear message.
+ * precision in bits against plaintext; real slots in one call; a level
+ * budget that would run a stage on a network prime is refused with a clear
+ * message.
  */
 #include "testutil.h"
 
@@ -230,6 +231,48 @@ static void test_boot_mixed_spare(void **state) {
     assert_true(mean_sq > 17); /* measured 20.2 */
 }
 
+/* Real slots in one call (tsr_circuits_bootstrap_real): both outputs on the top network level
+ * at 2^40, real parts against plaintext, imaginary parts near 0. */
+static void test_boot_mixed_real(void **state) {
+    he *h = *state;
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, NULL));
+    tsr_ckks_galois_keys *gk = keys_for(h, b);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    double *v = rand_slots(h, h->slots), *re[2];
+    tsr_ckks_ciphertext *in[2], *out[2];
+    for (int k = 0; k < 2; k++) {
+        re[k] = calloc(2 * h->slots, sizeof(double));
+        assert_non_null(re[k]);
+        for (size_t i = 0; i < h->slots; i++) re[k][2 * i] = v[2 * i + (size_t)k];
+        tt_ok(tsr_ckks_ciphertext_create(&in[k], h->p));
+        tt_ok(tsr_ckks_ciphertext_create(&out[k], h->p));
+        tt_ok(tsr_ckks_encode_complex(h->enc, h->pt, re[k], h->slots, 1, 0));
+        tt_ok(tsr_ckks_encrypt(h->pk, in[k], h->pt));
+    }
+    tt_ok(tsr_circuits_bootstrap_real(b, ev, out[0], out[1], in[0], in[1]));
+    for (int k = 0; k < 2; k++) {
+        assert_int_equal(tsr_ckks_ciphertext_level(out[k]), LOW_LEVELS);
+        assert_true(tsr_ckks_ciphertext_scale(out[k]) == 0x1p40);
+        double *got = decrypt(h, out[k]), mean, worst;
+        precision(got, re[k], h->slots, &mean, &worst);
+        printf("# mixed chain, real slots %c: precision mean %.1f bits, worst %.1f\n", "ab"[k],
+               mean, worst);
+        /* the uniform chain's test_boot_real measures mean 26.4-26.5, worst 21.8-24.3 bits */
+        assert_true(mean > 23);
+        assert_true(worst > 19);
+        free(got);
+        free(re[k]);
+        tsr_ckks_ciphertext_free(in[k]);
+        tsr_ckks_ciphertext_free(out[k]);
+    }
+    free(v);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+}
+
 /* A budget deeper than the high levels would run SlotsToCoeffs on a 40-bit prime: refused. */
 static void test_boot_mixed_too_deep(void **state) {
     he *h = *state;
@@ -245,6 +288,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_chain, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_mixed_full, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_mixed_spare, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_mixed_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_mixed_too_deep, he_setup, he_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
