@@ -30,6 +30,12 @@
  *    with levels only, and the tests check the bound for every degree up
  *    to 255.
  *
+ * Lazy relinearization: a node's chain of remainders (q T_g, then r's own
+ * q' T_g', ..., then the leaf terms) all lands at level t+1 with the scale
+ * Delta_t q_{t+1}, so it is summed there with the products unrelinearized
+ * (size 3) and relinearized and rescaled once (node): fewer key switches
+ * than products (degree 63: 15 for 18).
+ *
  * Scales: every ciphertext here is at the canonical scale Delta_l of its
  * level l (include/tessera/ckks.h). Products of two of them rescale onto
  * Delta_{l-1} exactly (the evaluator's rule 1 brings an operand at a
