@@ -680,7 +680,7 @@ static tsr_status eval_mod_pair(const tsr_circuits_boot *b, tsr_ckks_evaluator *
         unsigned long dec0 = tw->n_decompose, md0 = tw->n_moddown;
         int inner[2] = { threads - threads / 2, threads / 2 };
         int levels = omp_get_max_active_levels();
-        if (inner[1] > 1 && levels < 2) omp_set_max_active_levels(2);
+        if (inner[0] > 1 && levels < 2) omp_set_max_active_levels(2);
         tsr_status st[2] = { TSR_OK, TSR_OK };
         char msg[2][512]; /* error messages are per thread: carried out of the region */
         /* a loop, not sections by thread id: both halves run even if the runtime gives one
