@@ -471,7 +471,7 @@ int bench_boot_main(int argc, char **argv) {
                "split after SlotsToCoeffs, stage split_real); precision over the 2S real\n"
                "values, and the latency per 2^15 real values.\n"
                "R (--log-message-ratio): ModRaise's input scale is q_0 / 2^R (default: the\n"
-               "library's, 7 at N = 2^16).\n"
+               "library's, 6 at N = 2^16, 7 for 2^12 slots).\n"
                "Keys are level-aware by default: each rotation key serves only up to the\n"
                "highest level bootstrapping rotates by that step at, the relinearization and\n"
                "conjugation keys up to EvalMod's input level (tsr_ckks_*_level). --full-keys:\n"

@@ -8,6 +8,8 @@
  */
 #include "testutil.h"
 
+#include "ckks/evaluator_internal.h"
+
 #include "tessera.h"
 
 #include <math.h>
@@ -330,11 +332,18 @@ static double *inputs(he *h, double a, double b, uint64_t domain) {
  * canonical scale and the precision (bits) against Clenshaw in doubles.
  * Returns the precision.
  */
+/* Key switches (relinearizations) of the last eval_check. */
+static unsigned long last_switches;
+
 static double eval_check(he *h, const tsr_cheb *s, const double *x, int level) {
     tsr_ckks_ciphertext *in = encrypt_at(h, x, level), *out;
     tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
     tsr_circuits_poly_info info, plan;
+    unsigned long d0 = h->ev->n_decompose;
     tt_ok(tsr_circuits_poly_eval(h->ev, out, in, s, &info));
+    last_switches = h->ev->n_decompose - d0;
+    /* lazy relinearization: at most one per ciphertext product */
+    assert_true(last_switches <= info.ct_mults);
     tt_ok(tsr_circuits_poly_plan(s, level, &plan));
     assert_memory_equal(&info, &plan, sizeof info);
     int map = s->a == -1 && s->b == 1 ? 0 : 1;
@@ -413,6 +422,15 @@ static void test_poly_eval_shapes(void **state) {
     tsr_cheb s = { -1, 1, 31, c };
     assert_true(eval_check(h, &s, x, HE_LEVELS) >= 22);
     assert_true(eval_check(h, &s, x, 5) >= 22);
+    /* a dense degree-31 series: the products of a chain of remainders (q T_16 + q' T_8 + ...,
+     * all at the output level) share one relinearization */
+    for (size_t i = 0; i <= 31; i++) c[i] = 1.0 / (double)((i + 1) * (i + 1));
+    tsr_circuits_poly_info dense;
+    tt_ok(tsr_circuits_poly_plan(&s, HE_LEVELS, &dense));
+    assert_true(eval_check(h, &s, x, HE_LEVELS) >= 20);
+    printf("# dense degree 31: %zu ciphertext products, %lu relinearizations\n", dense.ct_mults,
+           last_switches);
+    assert_true(last_switches < dense.ct_mults);
     /* degree 0: no level used */
     double c0[4] = { 0.75, 0, 0, 0 };
     tsr_cheb s0 = { -2, 2, 3, c0 };

@@ -432,7 +432,8 @@ typedef struct tsr_circuits_boot_config {
     unsigned cos_degree;   /**< degree of the cosine interpolant (0: smallest 2^d - 1 fit) */
     /**
      * R: the input scale before ModRaise is q_0 / 2^R (0: 9 for N <= 2^12,
-     * 9 - floor((log2 N - 11) / 2) above: 8 at 2^13-2^14, 7 at 2^15-2^16)
+     * 9 - floor((log2 N - 10) / 2) + floor(log2(N / 2n) / 2) above: for full
+     * slots 8 at 2^13, 7 at 2^14-2^15, 6 at 2^16; 7 for 2^12 slots at 2^16)
      */
     unsigned log_message_ratio;
     /**

@@ -292,12 +292,19 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
      * 1/sqrt(N) for slots of size 1, while the noise of CoeffsToSlots,
      * EvalMod and SlotsToCoeffs reaches each slot summed over N coefficients
      * (sqrt(N) larger). So a larger ring affords a larger input scale for
-     * the same sine error: 9 up to N = 2^12, one less per factor 4 of N
-     * (7 at N = 2^16), each step a bit of precision (docs/CIRCUITS.md).
+     * the same sine error: 9 up to N = 2^12, then about one less per factor
+     * 4 of N (9 - log2(sqrt(N / 2^11)), halves rounded down: 7 at N = 2^15,
+     * 6 at 2^16, where the noise dominates: 23.4 bits mean at R = 7 against
+     * 27.0 for the sine alone). Sparse slots have sqrt(N / 2n) larger
+     * coefficients, so a cubic sine error larger by N / 2n: one more per
+     * factor 4 of N / 2n (7 for 2^12 slots at 2^16, where the sine alone
+     * gives 24.0 bits and the whole bootstrap 23.9). docs/CIRCUITS.md.
      */
     int log_n = ilog2(tsr_ckks_params_n(p));
-    unsigned ratio = c.log_message_ratio ? c.log_message_ratio
-                                         : (unsigned)(log_n <= 12 ? 9 : 9 - (log_n - 11) / 2);
+    int sparse_log = ilog2(full / n); /* log2(N / 2n) */
+    unsigned ratio = c.log_message_ratio
+                         ? c.log_message_ratio
+                         : (unsigned)(log_n <= 12 ? 9 : 9 - (log_n - 10) / 2 + sparse_log / 2);
     double q0 = (double)tsr_ckks_params_prime(p, 0);
     if (ratio < 4 || ldexp(q0, -(int)ratio) < 0x1p20)
         return tsr_fail(TSR_ERR_INVALID_ARG,
@@ -688,7 +695,7 @@ static tsr_status eval_mod_pair(const tsr_circuits_boot *b, tsr_ckks_evaluator *
         unsigned long dec0 = tw->n_decompose, md0 = tw->n_moddown;
         int inner[2] = { threads - threads / 2, threads / 2 };
         int levels = omp_get_max_active_levels();
-        if (inner[1] > 1 && levels < 2) omp_set_max_active_levels(2);
+        if (inner[0] > 1 && levels < 2) omp_set_max_active_levels(2);
         tsr_status st[2] = { TSR_OK, TSR_OK };
         char msg[2][512]; /* error messages are per thread: carried out of the region */
         /* a loop, not sections by thread id: both halves run even if the runtime gives one

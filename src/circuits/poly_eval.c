@@ -30,6 +30,12 @@
  *    with levels only, and the tests check the bound for every degree up
  *    to 255.
  *
+ * Lazy relinearization: a node's chain of remainders (q T_g, then r's own
+ * q' T_g', ..., then the leaf terms) all lands at level t+1 with the scale
+ * Delta_t q_{t+1}, so it is summed there with the products unrelinearized
+ * (size 3) and relinearized and rescaled once (node): fewer key switches
+ * than products (degree 63: 15 for 18).
+ *
  * Scales: every ciphertext here is at the canonical scale Delta_l of its
  * level l (include/tessera/ckks.h). Products of two of them rescale onto
  * Delta_{l-1} exactly (the evaluator's rule 1 brings an operand at a
@@ -193,30 +199,21 @@ static tsr_status finish(pe *s, tsr_ckks_ciphertext *out, tsr_ckks_ciphertext *a
     return tsr_ckks_ciphertext_set_scale(out, want);
 }
 
-/* out = sum_{i<=d} c_i T_i at level t (every T_i used must be at level >= t+1). */
-static tsr_status leaf(pe *s, tsr_ckks_ciphertext *out, const double *c, size_t d, int t) {
-    tsr_ckks_ciphertext *acc = NULL, *tmp = NULL;
-    tsr_status st = new_ct(s, &acc);
-    if (st == TSR_OK) st = new_ct(s, &tmp);
-    int have = 0;
-    for (size_t i = 1; i <= d && st == TSR_OK; i++)
-        if (c[i] != 0) st = add_term(s, acc, tmp, &have, i, c[i], t);
-    if (st == TSR_OK) st = finish(s, out, acc, tmp, have, c[0], coeff_bound(c, d), t);
-    tsr_ckks_ciphertext_free(acc);
-    tsr_ckks_ciphertext_free(tmp);
-    return st;
-}
-
 static tsr_status node(pe *s, tsr_ckks_ciphertext *out, const double *c, size_t d, int B, int t);
+static tsr_status node_acc(pe *s, tsr_ckks_ciphertext *acc, tsr_ckks_ciphertext *tmp, int *have,
+                           double *c0, const double *c, size_t d, int B, int t);
 
 /*
  * Divide p (c[0..d]) by T_g: p = q T_g + r with q_0 = c_g, q_j = 2 c_{g+j},
  * r_i = c_i for i < g except r_{g-j} = c_{g-j} - c_{g+j} (j = 1..d-g), from
- * T_g T_j = (T_{g+j} + T_{g-j}) / 2 (needs d < 2g). Then out = q T_g + r at
- * level t, q evaluated with budget B - 1 at level t + 1, r with B at t.
+ * T_g T_j = (T_{g+j} + T_{g-j}) / 2 (needs d < 2g). q is evaluated with
+ * budget B - 1 at level t + 1, r with B at t. Lazy: q T_g is added to acc
+ * unrelinearized and unrescaled (level t + 1, scale Delta_t q_{t+1}, size
+ * 3), and so are r's own products and terms (node_acc), so that the whole
+ * chain of remainders costs one relinearization and one rescale (node).
  */
-static tsr_status split(pe *s, tsr_ckks_ciphertext *out, const double *c, size_t d, size_t g, int B,
-                        int t) {
+static tsr_status split_acc(pe *s, tsr_ckks_ciphertext *acc, tsr_ckks_ciphertext *tmp, int *have,
+                            double *c0, const double *c, size_t d, size_t g, int B, int t) {
     TSR_ASSERT(g <= d && d < 2 * g);
     size_t dq = d - g;
     double *q = malloc((dq + 1 + g) * sizeof *q);
@@ -228,15 +225,11 @@ static tsr_status split(pe *s, tsr_ckks_ciphertext *out, const double *c, size_t
     for (size_t j = 1; j <= dq; j++) r[g - j] -= c[g + j];
 
     tsr_status st = TSR_OK;
-    tsr_ckks_ciphertext *qct = NULL, *tmp = NULL;
+    tsr_ckks_ciphertext *qct = NULL;
     dq = trim(q, dq);
     if (dq == 0) {
         /* q is the constant q_0: q T_g is one scaled term. */
-        int have = 0;
-        st = new_ct(s, &qct);
-        if (st == TSR_OK) st = new_ct(s, &tmp);
-        if (st == TSR_OK) st = add_term(s, qct, tmp, &have, g, q[0], t);
-        if (st == TSR_OK) st = finish(s, out, qct, tmp, have, 0.0, fabs(q[0]), t);
+        st = add_term(s, acc, tmp, have, g, q[0], t);
     } else {
         st = new_ct(s, &qct);
         if (st == TSR_OK) st = node(s, qct, q, dq, B - 1, t + 1);
@@ -245,43 +238,63 @@ static tsr_status split(pe *s, tsr_ckks_ciphertext *out, const double *c, size_t
         if (st == TSR_OK) {
             s->ct_mults++;
             if (s->ev) st = check_fits(s, coeff_bound(q, dq), tsr_ckks_params_scale(s->p, t), t);
-            if (s->ev && st == TSR_OK) st = tsr_ckks_mul_relin_rescale(s->ev, out, qct, s->T[g]);
+            if (s->ev && st == TSR_OK) {
+                tsr_ckks_ciphertext *dst = *have ? tmp : acc;
+                st = tsr_ckks_mul(s->ev, dst, qct, s->T[g]);
+                if (st == TSR_OK && *have) st = tsr_ckks_add(s->ev, acc, acc, tmp);
+            }
+            *have = 1;
         }
     }
     size_t dr = trim(r, g - 1);
-    if (st == TSR_OK && s->ev && dr == 0 && r[0] != 0)
-        st = tsr_ckks_add_const(s->ev, out, out, r[0], 0.0);
-    if (st == TSR_OK && dr > 0) {
-        tsr_ckks_ciphertext_free(tmp);
-        st = new_ct(s, &tmp);
-        if (st == TSR_OK) st = node(s, tmp, r, dr, B, t);
-        if (st == TSR_OK && s->ev) st = tsr_ckks_add(s->ev, out, out, tmp);
-    }
+    if (st == TSR_OK && dr == 0) *c0 += r[0];
+    if (st == TSR_OK && dr > 0) st = node_acc(s, acc, tmp, have, c0, r, dr, B, t);
     tsr_ckks_ciphertext_free(qct);
-    tsr_ckks_ciphertext_free(tmp);
     free(q);
     return st;
 }
 
 /*
+ * acc (+)= p(y) - p_0 at level t+1 and scale Delta_t q_{t+1} (size 2 or 3),
+ * *c0 += p_0, for p = c[0..d] (d >= 1 after trimming) within budget B at t.
+ */
+static tsr_status node_acc(pe *s, tsr_ckks_ciphertext *acc, tsr_ckks_ciphertext *tmp, int *have,
+                           double *c0, const double *c, size_t d, int B, int t) {
+    d = trim(c, d);
+    if (t < 0) return bug("a polynomial node", t, 0);
+    int m = clog2(d + 1);
+    TSR_ASSERT(B >= m);
+    int lead = B == m;
+    if (d == 0 || (d < s->k && (!lead || d <= ((size_t)1 << (B - 1))))) {
+        *c0 += c[0];
+        for (size_t i = 1; i <= d; i++)
+            if (c[i] != 0) TSR_TRY(add_term(s, acc, tmp, have, i, c[i], t));
+        return TSR_OK;
+    }
+    /* Both kinds divide by g = 2^(m-1) (for a leading node B - 1 = m - 1). */
+    return split_acc(s, acc, tmp, have, c0, c, d, (size_t)1 << (m - 1), B, t);
+}
+
+/*
  * out = p(y) for p = c[0..d] (d >= 1 after trimming) at level t with
  * canonical scale, within the level budget B (the levels from T_1's level
- * down to t: B = top - t).
+ * down to t: B = top - t): node_acc, then one relinearization (if a product
+ * was added) and one rescale.
  */
 static tsr_status node(pe *s, tsr_ckks_ciphertext *out, const double *c, size_t d, int B, int t) {
     d = trim(c, d);
     if (t < 0) return bug("a polynomial node", t, 0);
-    if (d == 0) return leaf(s, out, c, 0, t);
-    int m = clog2(d + 1);
-    TSR_ASSERT(B >= m);
-    int lead = B == m;
-    tsr_status st;
-    if (d < s->k && (!lead || d <= ((size_t)1 << (B - 1)))) {
-        st = leaf(s, out, c, d, t);
-    } else {
-        /* Both kinds divide by g = 2^(m-1) (for a leading node B - 1 = m - 1). */
-        st = split(s, out, c, d, (size_t)1 << (m - 1), B, t);
-    }
+    tsr_ckks_ciphertext *acc = NULL, *tmp = NULL;
+    tsr_status st = new_ct(s, &acc);
+    if (st == TSR_OK) st = new_ct(s, &tmp);
+    int have = 0;
+    double c0 = 0;
+    if (st == TSR_OK) st = node_acc(s, acc, tmp, &have, &c0, c, d, d == 0 ? 0 : B, t);
+    if (st == TSR_OK && s->ev && have && tsr_ckks_ciphertext_size(acc) == 3)
+        st = tsr_ckks_relinearize(s->ev, acc, acc);
+    if (st == TSR_OK) st = finish(s, out, acc, tmp, have, c0, coeff_bound(c, d), t);
+    tsr_ckks_ciphertext_free(acc);
+    tsr_ckks_ciphertext_free(tmp);
     if (st != TSR_OK || !s->ev) return st;
     double want = tsr_ckks_params_scale(s->p, t);
     TSR_TRY(check_fits(s, coeff_bound(c, d), want, t));
