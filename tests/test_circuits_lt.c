@@ -316,14 +316,12 @@ static tsr_status cplx_diag(void *ctx, size_t t, ckks_cplx *out) {
  * way; ng + 1 ModDowns hoisted, nb + ng single-hoisted (nb baby steps b > 0,
  * ng giant steps g > 0, counted here from the indices).
  */
-static void test_lt_double_hoisting(void **state) {
-    he *h = *state;
+static void double_hoisting(he *h, const size_t *idx, size_t nd, const size_t *n1s, size_t n_n1) {
     const size_t S = h->slots;
     assert_int_equal(S, 1024);
-    const size_t idx[] = { 0, 1, 2, 5, 9, 17, 30, 64, 100, 511, 1021 };
-    const size_t nd = sizeof idx / sizeof idx[0];
+    assert_true(nd <= 16);
     const int level = tsr_ckks_params_max_level(h->p);
-    double *diag[sizeof idx / sizeof idx[0]];
+    double *diag[16];
     for (size_t t = 0; t < nd; t++) diag[t] = rand_vec(h, 2 * S);
     double *x = rand_vec(h, 2 * S), *want = calloc(2 * S, sizeof *want);
     double *got = malloc(2 * S * sizeof *got);
@@ -334,8 +332,7 @@ static void test_lt_double_hoisting(void **state) {
             want[2 * j] += d[0] * v[0] - d[1] * v[1];
             want[2 * j + 1] += d[0] * v[1] + d[1] * v[0];
         }
-    const size_t n1s[] = { 0, 1, 8, S };
-    for (size_t c = 0; c < sizeof n1s / sizeof n1s[0]; c++) {
+    for (size_t c = 0; c < n_n1; c++) {
         circuits_bsgs lt;
         tt_ok(circuits_bsgs_create(&lt, h->enc, h->p, idx, nd, S, n1s[c], cplx_diag, diag, level,
                                    tsr_ckks_params_scale(h->p, level)));
@@ -428,6 +425,18 @@ static void test_lt_double_hoisting(void **state) {
     free(x);
     free(want);
     free(got);
+}
+
+static void test_lt_double_hoisting(void **state) {
+    he *h = *state;
+    const size_t idx[] = { 0, 1, 2, 5, 9, 17, 30, 64, 100, 511, 1021 };
+    const size_t n1s[] = { 0, 1, 8, 1024 };
+    double_hoisting(h, idx, sizeof idx / sizeof idx[0], n1s, sizeof n1s / sizeof n1s[0]);
+    /* no diagonal in giant step 0 at n1 = 2 and 4: the first giant step's key switch goes
+     * straight to the accumulator, with its c0 half (kept over Q_l u P) added on the way */
+    const size_t idx2[] = { 5, 9, 100, 1021 };
+    const size_t n1s2[] = { 2, 4 };
+    double_hoisting(h, idx2, sizeof idx2 / sizeof idx2[0], n1s2, sizeof n1s2 / sizeof n1s2[0]);
 }
 
 int main(void) {
