@@ -11,6 +11,8 @@
 
 #include "circuits/circuits_internal.h"
 #include "ckks/evaluator_internal.h"
+#include "core/alloc.h"
+#include "ring/vec.h"
 #include "tessera.h"
 
 #include <math.h>
@@ -316,14 +318,54 @@ static tsr_status cplx_diag(void *ctx, size_t t, ckks_cplx *out) {
  * way; ng + 1 ModDowns hoisted, nb + ng single-hoisted (nb baby steps b > 0,
  * ng giant steps g > 0, counted here from the indices).
  */
-static void test_lt_double_hoisting(void **state) {
-    he *h = *state;
+/*
+ * The QP key switch's addends, exactly: ckks_ks_apply_qp with lift0 = c0 equals the two-pass
+ * apply + ckks_qp_add_lifted (the baby steps before the fifth round), and with add0 = w (a QP
+ * polynomial, also in place: add0 = acc0) equals apply + perm(w) limb by limb (the giant
+ * steps' c0 half), word for word, at `level` (ckks/evaluator_internal.h).
+ */
+static void qp_addends_exact(he *h, tsr_ckks_evaluator *ev, const tsr_ckks_ciphertext *in,
+                             int level, int step) {
+    const tsr_ckks_params *p = h->p;
+    const size_t n = p->n, ne = (size_t)level + 1 + (size_t)p->k, poly = ne * n;
+    const ckks_galois_entry *e =
+        ckks_galois_find(ev->gk, ckks_galois_elt_rotation(h->slots, (long)step));
+    assert_non_null(e);
+    uint64_t *buf = tsr_alloc(7 * poly * sizeof *buf);
+    assert_non_null(buf);
+    uint64_t *u0 = buf, *u1 = u0 + poly, *v0 = u1 + poly, *v1 = v0 + poly, *w = v1 + poly,
+             *tmp = w + poly, *x0 = tmp + poly;
+    for (size_t i = 0; i < ne; i++) /* w: uniform words of each prime of Q_l u P */
+        for (size_t j = 0; j < n; j++)
+            w[i * n + j] =
+                tsr_prng_uniform(&h->g, ckks_mod(p, ckks_ext_prime(p, level, (int)i))->q);
+    tt_ok(ckks_ks_decompose(ev, level, ckks_ct_poly(in, 1)));
+    tt_ok(ckks_ks_apply_qp(ev, &e->key, e->perm, NULL, ckks_ct_poly(in, 0), u0, u1));
+    tt_ok(ckks_ks_apply_qp(ev, &e->key, e->perm, NULL, NULL, v0, v1));
+    assert_memory_equal(u1, v1, poly * sizeof *u1);
+    tt_ok(ckks_qp_add_lifted(ev, level, e->perm, ckks_ct_poly(in, 0), v0));
+    assert_memory_equal(u0, v0, poly * sizeof *u0);
+    /* add0 = w; then in place (acc0 = add0 = a copy of w) */
+    tt_ok(ckks_ks_apply_qp(ev, &e->key, e->perm, w, NULL, u0, u1));
+    memcpy(x0, w, poly * sizeof *x0);
+    tt_ok(ckks_ks_apply_qp(ev, &e->key, e->perm, x0, NULL, x0, u1));
+    tt_ok(ckks_ks_apply_qp(ev, &e->key, e->perm, NULL, NULL, v0, v1));
+    for (size_t i = 0; i < ne; i++) {
+        tsr_vec_permute(tmp, w + i * n, e->perm, n, 0);
+        tsr_vec_add(ckks_mod(p, ckks_ext_prime(p, level, (int)i)), v0 + i * n, v0 + i * n, tmp, n);
+    }
+    assert_memory_equal(u0, v0, poly * sizeof *u0);
+    assert_memory_equal(x0, v0, poly * sizeof *x0);
+    assert_memory_equal(u1, v1, poly * sizeof *u1);
+    tsr_free(buf);
+}
+
+static void double_hoisting(he *h, const size_t *idx, size_t nd, const size_t *n1s, size_t n_n1,
+                            int level) {
     const size_t S = h->slots;
     assert_int_equal(S, 1024);
-    const size_t idx[] = { 0, 1, 2, 5, 9, 17, 30, 64, 100, 511, 1021 };
-    const size_t nd = sizeof idx / sizeof idx[0];
-    const int level = tsr_ckks_params_max_level(h->p);
-    double *diag[sizeof idx / sizeof idx[0]];
+    assert_true(nd <= 16);
+    double *diag[16];
     for (size_t t = 0; t < nd; t++) diag[t] = rand_vec(h, 2 * S);
     double *x = rand_vec(h, 2 * S), *want = calloc(2 * S, sizeof *want);
     double *got = malloc(2 * S * sizeof *got);
@@ -334,8 +376,7 @@ static void test_lt_double_hoisting(void **state) {
             want[2 * j] += d[0] * v[0] - d[1] * v[1];
             want[2 * j + 1] += d[0] * v[1] + d[1] * v[0];
         }
-    const size_t n1s[] = { 0, 1, 8, S };
-    for (size_t c = 0; c < sizeof n1s / sizeof n1s[0]; c++) {
+    for (size_t c = 0; c < n_n1; c++) {
         circuits_bsgs lt;
         tt_ok(circuits_bsgs_create(&lt, h->enc, h->p, idx, nd, S, n1s[c], cplx_diag, diag, level,
                                    tsr_ckks_params_scale(h->p, level)));
@@ -359,6 +400,7 @@ static void test_lt_double_hoisting(void **state) {
         tt_ok(tsr_ckks_ciphertext_create(&in, h->p));
         tt_ok(tsr_ckks_encode_complex(h->enc, h->pt, x, S, level, 0));
         tt_ok(tsr_ckks_encrypt(h->pk, in, h->pt));
+        if (lt.n_steps) qp_addends_exact(h, ev, in, level, lt.steps[0]);
         double bits[2];
         unsigned long dec[2], md[2];
         for (int k = 0; k < 2; k++) {
@@ -378,9 +420,9 @@ static void test_lt_double_hoisting(void **state) {
             tt_ok(tsr_ckks_decode_complex(h->enc, h->pt, got, S, NULL));
             bits[k] = tt_precision_bits(got, want, 2 * S);
         }
-        printf("n1 = %4zu (%zu babies, %zu giants): %.1f bits double-hoisted (%lu decompositions, "
-               "%lu ModDowns), %.1f bits single (%lu, %lu)\n",
-               lt.n1, nb, ng, bits[0], dec[0], md[0], bits[1], dec[1], md[1]);
+        printf("level %d, n1 = %4zu (%zu babies, %zu giants): %.1f bits double-hoisted (%lu "
+               "decompositions, %lu ModDowns), %.1f bits single (%lu, %lu)\n",
+               level, lt.n1, nb, ng, bits[0], dec[0], md[0], bits[1], dec[1], md[1]);
         assert_true(bits[0] >= 24 && bits[1] >= 24);
         /* fewer ModDown roundings: double hoisting may only gain precision */
         assert_true(bits[0] >= bits[1] - 1.0);
@@ -430,12 +472,47 @@ static void test_lt_double_hoisting(void **state) {
     free(got);
 }
 
+static void test_lt_double_hoisting(void **state) {
+    he *h = *state;
+    const int top = tsr_ckks_params_max_level(h->p);
+    const size_t idx[] = { 0, 1, 2, 5, 9, 17, 30, 64, 100, 511, 1021 };
+    const size_t n1s[] = { 0, 1, 8, 1024 };
+    double_hoisting(h, idx, sizeof idx / sizeof idx[0], n1s, sizeof n1s / sizeof n1s[0], top);
+    /* no diagonal in giant step 0 at n1 = 2 and 4: the first giant step's key switch goes
+     * straight to the accumulator, with its c0 half (kept over Q_l u P) added on the way */
+    const size_t idx2[] = { 5, 9, 100, 1021 };
+    const size_t n1s2[] = { 2, 4 };
+    double_hoisting(h, idx2, sizeof idx2 / sizeof idx2[0], n1s2, sizeof n1s2 / sizeof n1s2[0], top);
+    /* two special primes, digits of two primes: a partial last digit one level down (5
+     * limbs, 3 digits), a single digit at level 1 (2 limbs) */
+    const size_t n1s3[] = { 8 };
+    double_hoisting(h, idx, sizeof idx / sizeof idx[0], n1s3, 1, top - 1);
+    double_hoisting(h, idx2, sizeof idx2 / sizeof idx2[0], n1s2, 1, 1);
+}
+
+/* One special prime (digits of one prime each): the same checks at the top and one level down. */
+static int he_setup_k1(void **state) {
+    return he_setup_spec(state, 3, 1, 0);
+}
+
+static void test_lt_double_hoisting_k1(void **state) {
+    he *h = *state;
+    const int top = tsr_ckks_params_max_level(h->p);
+    const size_t idx[] = { 0, 1, 2, 5, 9, 17, 30, 64, 100, 511, 1021 };
+    const size_t n1s[] = { 0, 8 };
+    double_hoisting(h, idx, sizeof idx / sizeof idx[0], n1s, sizeof n1s / sizeof n1s[0], top);
+    const size_t idx2[] = { 5, 9, 100, 1021 };
+    const size_t n1s2[] = { 4 };
+    double_hoisting(h, idx2, sizeof idx2 / sizeof idx2[0], n1s2, 1, top - 1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_lt_sparse, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_dense, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_errors, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_double_hoisting, he_setup_digits, he_teardown),
+        cmocka_unit_test_setup_teardown(test_lt_double_hoisting_k1, he_setup_k1, he_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

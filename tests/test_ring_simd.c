@@ -533,7 +533,7 @@ static void test_dot_families(void **state) {
                 for (size_t j = 0; j < terms; j++) {
                     random_vec_edges(&g, x[j], n, q);
                     random_vec_edges(&g, y0[j], n, q);
-                    random_vec(&g, y1[j], n, q);
+                    random_vec_edges(&g, y1[j], n, q);
                 }
                 ref->dot2(&m, a0, a1, (const uint64_t *const *)x, (const uint64_t *const *)y0,
                           (const uint64_t *const *)y1, terms, n);

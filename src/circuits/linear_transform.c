@@ -112,8 +112,10 @@ void circuits_bsgs_free(circuits_bsgs *lt) {
  * n1: the fewest rotation keys, and among those the cheapest split. A baby
  * step costs the inner products of its key switch over Q_l u P; a giant
  * step also a ModDown and a decomposition (ModUp), about three times as much
- * with the bootstrapping parameters (dnum 7, docs/BENCHMARKS.md): 32
- * contiguous diagonals take 7 babies + 3 giants rather than 3 + 7, same keys.
+ * with the bootstrapping parameters (dnum 7, docs/BENCHMARKS.md; nearer two
+ * since the giant steps ModDown one polynomial, which orders these splits the
+ * same way): 32 contiguous diagonals take 7 babies + 3 giants rather than
+ * 3 + 7, same keys.
  */
 static tsr_status choose_n1(circuits_bsgs *lt) {
     size_t best_keys = SIZE_MAX, best_cost = SIZE_MAX;

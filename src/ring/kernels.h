@@ -38,7 +38,8 @@ typedef struct tsr_ring_kernels {
     void (*ntt_inv)(const tsr_ntt_table *t, uint64_t *a);
     /* Split NTTs (ntt.h, tsr_ntt_forward_outer etc.): the outer stages on
      * 2^r segments of len words, the inner stages on block b of n >> r words
-     * (a = transform of src; src == a in place; pf may be NULL).
+     * (a = transform of src; src == a in place, else the two do not overlap;
+     * pf may be NULL).
      * Forward outer output < 4q; inverse inner output < 2q (fully reduced
      * when r = 0). */
     void (*ntt_fwd_outer)(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r);

@@ -425,9 +425,10 @@ TGT static void permute_avx2(uint64_t *out, const uint64_t *a, const uint32_t *i
  * A pass works on a[0..e1) whose word 0 is transform word `base` (twiddle
  * indices use base + e), as in kernels_avx512.c. */
 
-/* Forward radix-4 pass for stages with M and 2M blocks (gaps g, g/2 >= 4) over [0, e1). */
-TGT static INL void fwd_radix4_w(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e1,
-                                 size_t base, const ntt_c *c) {
+/* Forward radix-4 pass for stages with M and 2M blocks (gaps g, g/2 >= 4) over [0, e1): reads
+ * s (a itself, or the source of an out-of-place first pass), writes a. */
+TGT static INL void fwd_radix4_w(const tsr_ntt_table *t, uint64_t *a, const uint64_t *s, size_t M,
+                                 size_t g, size_t e1, size_t base, const ntt_c *c) {
     const size_t h = g / 2;
     const uint64_t *W = t->fwd, *Wp = t->fwd_sh;
     size_t ib = base / (2 * g);
@@ -436,8 +437,9 @@ TGT static INL void fwd_radix4_w(const tsr_ntt_table *t, uint64_t *a, size_t M, 
         const tw w1 = tw_bcast(W[i1], Wp[i1]), w2 = tw_bcast(W[i2], Wp[i2]),
                  w3 = tw_bcast(W[i3], Wp[i3]);
         uint64_t *p0 = a + e, *p1 = p0 + h, *p2 = p0 + g, *p3 = p2 + h;
+        const uint64_t *s0 = s + e, *s1 = s0 + h, *s2 = s0 + g, *s3 = s2 + h;
         for (size_t j = 0; j < h; j += 4) {
-            __m256i A = LOADU(p0 + j), B = LOADU(p1 + j), C = LOADU(p2 + j), D = LOADU(p3 + j);
+            __m256i A = LOADU(s0 + j), B = LOADU(s1 + j), C = LOADU(s2 + j), D = LOADU(s3 + j);
             bf_fwd(&A, &C, &w1, c);
             bf_fwd(&B, &D, &w1, c);
             bf_fwd(&A, &B, &w2, c);
@@ -450,15 +452,16 @@ TGT static INL void fwd_radix4_w(const tsr_ntt_table *t, uint64_t *a, size_t M, 
     }
 }
 
-/* Forward radix-2 pass, stage with M blocks of gap g >= 4, over [0, e1). */
-TGT static INL void fwd_radix2_w(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e1,
-                                 size_t base, const ntt_c *c) {
+/* Forward radix-2 pass, stage with M blocks of gap g >= 4, over [0, e1) (reads s, writes a). */
+TGT static INL void fwd_radix2_w(const tsr_ntt_table *t, uint64_t *a, const uint64_t *s, size_t M,
+                                 size_t g, size_t e1, size_t base, const ntt_c *c) {
     size_t ib = base / (2 * g);
     for (size_t e = 0; e < e1; e += 2 * g, ib++) {
         const tw w = tw_bcast(t->fwd[M + ib], t->fwd_sh[M + ib]);
         uint64_t *p0 = a + e, *p1 = p0 + g;
+        const uint64_t *s0 = s + e, *s1 = s0 + g;
         for (size_t j = 0; j < g; j += 4) {
-            __m256i X = LOADU(p0 + j), Y = LOADU(p1 + j);
+            __m256i X = LOADU(s0 + j), Y = LOADU(s1 + j);
             bf_fwd(&X, &Y, &w, c);
             STOREU(p0 + j, X);
             STOREU(p1 + j, Y);
@@ -502,12 +505,12 @@ TGT static void ntt_fwd_outer_avx2(const tsr_ntt_table *t, uint64_t *a, size_t l
     size_t M = 1, g = size / 2;
     for (unsigned s = 0; s < r;) {
         if (r - s >= 2) {
-            fwd_radix4_w(t, a, M, g, size, 0, &c);
+            fwd_radix4_w(t, a, a, M, g, size, 0, &c);
             M *= 4;
             g /= 4;
             s += 2;
         } else {
-            fwd_radix2_w(t, a, M, g, size, 0, &c);
+            fwd_radix2_w(t, a, a, M, g, size, 0, &c);
             M *= 2;
             g /= 2;
             s += 1;
@@ -523,20 +526,22 @@ TGT static void ntt_fwd_inner_avx2(const tsr_ntt_table *t, uint64_t *a, const ui
         tsr_ring_kernels_portable.ntt_fwd_inner(t, a, src, b, r, pf);
         return;
     }
-    if (a != src) memcpy(a, src, B * sizeof *a);
     const ntt_c c = { bc(t->mod.q), bc(t->mod.q >> 32), bc(2 * t->mod.q) };
     const size_t base = b * B;
     size_t M = (size_t)1 << r, g = B / 2;
+    /* the first pass (g = B / 2 >= 8: there is one) reads src: no copy of it into a first */
+    const uint64_t *s = src;
     while (g > 4) {
         if (g >= 16) {
-            fwd_radix4_w(t, a, M, g, B, base, &c);
+            fwd_radix4_w(t, a, s, M, g, B, base, &c);
             M *= 4;
             g /= 4;
         } else {
-            fwd_radix2_w(t, a, M, g, B, base, &c);
+            fwd_radix2_w(t, a, s, M, g, B, base, &c);
             M *= 2;
             g /= 2;
         }
+        s = a;
     }
     fwd_final3_w(t, a, B, base, &c, pf);
 }
@@ -629,11 +634,11 @@ TGT static void ntt_fwd_avx2(const tsr_ntt_table *t, uint64_t *a) {
     size_t M = 1, g = n / 2;
     while (g >= 8) {
         if (g >= 16) {
-            fwd_radix4_w(t, a, M, g, n, 0, &c);
+            fwd_radix4_w(t, a, a, M, g, n, 0, &c);
             M *= 4;
             g /= 4;
         } else {
-            fwd_radix2_w(t, a, M, g, n, 0, &c);
+            fwd_radix2_w(t, a, a, M, g, n, 0, &c);
             M *= 2;
             g /= 2;
         }
