@@ -228,10 +228,11 @@ def plan_counts(args, path, out=None):
 def bench(args, path, log=None):
     cmd = ["bench", "model", path, "--batch", str(args.batch), "--samples", str(args.batch),
            "--runs", str(args.runs), "--threads", "1", "--log-n", str(args.log_n)]
+    before = uptime()
     out = tessera(args, cmd)
     if log:
         with open(log, "a") as f:
-            f.write(f"# {args.tessera} {' '.join(cmd)}\n# load before: {uptime()}\n{out}"
+            f.write(f"# {args.tessera} {' '.join(cmd)}\n# load before: {before}\n{out}"
                     f"# load after: {uptime()}\n")
     t = re.search(r"median ([0-9.]+) s over \d+ runs \(CPU ([0-9.]+) s\)", out)
     err = re.search(r"largest logit error ([0-9.e+-]+);", out)
