@@ -225,10 +225,15 @@ def plan_counts(args, path, out=None):
     return r
 
 
-def bench(args, path):
-    out = tessera(args, ["bench", "model", path, "--batch", str(args.batch), "--samples",
-                         str(args.batch), "--runs",
-                         str(args.runs), "--threads", "1", "--log-n", str(args.log_n)])
+def bench(args, path, log=None):
+    cmd = ["bench", "model", path, "--batch", str(args.batch), "--samples", str(args.batch),
+           "--runs", str(args.runs), "--threads", "1", "--log-n", str(args.log_n)]
+    before = uptime()
+    out = tessera(args, cmd)
+    if log:
+        with open(log, "a") as f:
+            f.write(f"# {args.tessera} {' '.join(cmd)}\n# load before: {before}\n{out}"
+                    f"# load after: {uptime()}\n")
     t = re.search(r"median ([0-9.]+) s over \d+ runs \(CPU ([0-9.]+) s\)", out)
     err = re.search(r"largest logit error ([0-9.e+-]+);", out)
     mem = re.search(r"server memory ([0-9.]+) MiB", out)
@@ -237,6 +242,39 @@ def bench(args, path):
     return r | {"latency_s": float(t.group(1)), "cpu_s": float(t.group(2)),
                 "max_err": float(err.group(1)) if err else None, "server_mib": float(mem.group(1)),
             "plan": plan.group(1).strip() if plan else ""}
+
+
+def uptime():
+    with open("/proc/loadavg") as f:
+        return time.strftime("%H:%M:%S UTC", time.gmtime()) + ", load average " + \
+            " ".join(f.read().split()[:3])
+
+
+def bench_runs(args):
+    """--bench-runs: measure the listed points of --out encrypted (`tessera bench model`, the
+    plan's batch and ring) and record latency, CPU time and server memory in --out; the bench
+    outputs are appended to --bench-log. Run it under the big-memory lock."""
+    with open(args.out) as f:
+        res = json.load(f)
+    kind, args.batch = res["model"], res.get("batch", args.batch)
+    res["show_cpu"] = True
+    for want in args.bench_runs.split(","):
+        if want == "dense":
+            res["dense"].update(bench(args, f"{args.work}/{kind}-dense.onnx", args.bench_log))
+        else:
+            meth, sp = want.rsplit(":", 1)
+            hits = [r for r in res["runs"] if r["method"] == meth and f"{r['sparsity']:g}" == sp]
+            if not hits:
+                sys.exit(f"--bench-runs: no run {want} in {args.out}")
+            r = hits[0]
+            path = f"{args.work}/{kind}-{meth.replace('+', '_')}{r.get('tag', '')}-" \
+                f"{r['sparsity']}.onnx"
+            r.update(bench(args, path, args.bench_log))
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+        print(f"{want}: measured", flush=True)
+    plots(res, args.out, "latency_s" in res["dense"])
+    print(table(res))
 
 
 def svg(points, path, title, ylabel):
@@ -313,7 +351,9 @@ def table(res):
                       f"{r['predicted_s']:.3f} s ({pct(r['predicted_s'], d['predicted_s'])})",
                       "= dense"]
         elif has_b:
-            cells += [f"{r['latency_s']:.3f} s ({pct(r['latency_s'], d['latency_s'])})",
+            cpu = f"; CPU {r['cpu_s']:.2f} s ({pct(r['cpu_s'], d['cpu_s'])})" \
+                if r.get("cpu_s") and d.get("cpu_s") and res.get("show_cpu") else ""
+            cells += [f"{r['latency_s']:.3f} s ({pct(r['latency_s'], d['latency_s'])}){cpu}",
                       f"{r['predicted_s']:.3f} s ({pct(r['predicted_s'], d['predicted_s'])})",
                       f"{r['server_mib']:.1f} MiB ({pct(r['server_mib'], d['server_mib'])})"]
         else:
@@ -422,16 +462,21 @@ def data_files(args, kind):
     return paths
 
 
-def layer_tiles(text):
-    """Per-layer total tiles (ceil(rows / R) x ceil(cols / C)) of a `tessera prune` report, in
+def layer_tiles(text, kind="", spatial="1x1"):
+    """Per-layer total tiles (ceil(rows / R) x tile columns) of a `tessera prune` report, in
     graph order. Not its "kept" column: a widened model's new features have all-zero tiles.
-    (A dense layer after a flatten with --tile-spatial other than 1x1 is not handled.)"""
+    The CNN's dense layer reads the flattened (channels, 7, 7) maps: its tile columns are C
+    channels x a --tile-spatial block of positions, as `tessera prune` counts them."""
     out = []
     for line in text.splitlines():
-        m = re.match(r"^\S+\s+(\d+)x(\d+)\s+\d+\s+(\d+)x(\d+)\s+\d+/\d+\s", line)
+        m = re.match(r"^\S+\s+(\d+)x(\d+)\s+(\d+)\s+(\d+)x(\d+)\s+\d+/\d+\s", line)
         if m:
-            rows, cols, R, C = (int(m.group(i)) for i in range(1, 5))
-            out.append(-(-rows // R) * -(-cols // C))
+            rows, cols, k, R, C = (int(m.group(i)) for i in range(1, 6))
+            tcols = -(-cols // C)
+            if kind == "cnn" and k == 1 and cols % 49 == 0:
+                ty, tx = (int(v) for v in spatial.split("x"))
+                tcols = -(-(cols // 49) // C) * -(-7 // ty) * -(-7 // tx)
+            out.append(-(-rows // R) * tcols)
     return out
 
 
@@ -475,6 +520,11 @@ def main():
     ap.add_argument("--dense-from", default="", help="take the dense reference from this JSON")
     ap.add_argument("--bench-methods", default="",
                     help="measure only these methods (default: every method that removes tiles)")
+    ap.add_argument("--bench-runs", default="",
+                    help="dense,METHOD:SPARSITY,...: measure these points of --out encrypted, "
+                    "record them in --out, redraw, stop (run under the big-memory lock)")
+    ap.add_argument("--bench-log", default=None,
+                    help="with --bench-runs: append the bench outputs to this file")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="build/prune-exp")
     ap.add_argument("--out", required=True)
@@ -520,6 +570,9 @@ def main():
             json.dump(res, f, indent=1)
         plots(res, args.out, "latency_s" in res["dense"])
         print(table(res))
+        return
+    if args.bench_runs:
+        bench_runs(args)
         return
     if args.table:
         with open(args.out) as f:
@@ -567,7 +620,7 @@ def main():
         res["dense"].update(bench(args, dense) if args.bench else plan_counts(args, dense))
         res["dense"].update(prune_report(rep))
     print(json.dumps(res["dense"]), flush=True)
-    base_tiles = layer_tiles(rep)
+    base_tiles = layer_tiles(rep, kind, spatial)
     d_lat, d_mib = res["dense"].get("latency_s"), res["dense"].get("server_mib")
     wide_tiles = None
     for meth in args.methods.split(","):
@@ -587,7 +640,8 @@ def main():
                     wide = f"{args.work}/{kind}-wide.onnx"
                     tessera(args, ["prune", base, "--out", wide, "--method", "none", "--expand",
                                    str(args.expand), "--quiet", "--force"] + tiling)
-                    wide_tiles = layer_tiles(tessera(args, ["prune", wide, "--stats"] + tiling))
+                    wide_tiles = layer_tiles(tessera(args, ["prune", wide, "--stats"] + tiling), kind,
+                                             spatial)
                 kept = [t - round(p * t) for t, p in zip(base_tiles, per)]
                 per = [1 - k / w for k, w in zip(kept, wide_tiles)]
                 # tile+expand: the gradual tile schedule on the widened, permuted model
