@@ -242,7 +242,8 @@ def bench(args, path):
 def svg(points, path, title, ylabel):
     """Scatter per method: x = loss, y = saved fraction (%)."""
     colors = {"tile": "#1f77b4", "magnitude": "#d62728", "hunter": "#2ca02c",
-              "hepex": "#9467bd", "hepex+expand": "#ff7f0e", "tile+expand": "#8c564b"}
+              "hepex": "#9467bd", "hepex+expand": "#ff7f0e", "tile+expand": "#8c564b",
+              "tile+shrink": "#e377c2", "tile+expand+shrink": "#17becf", "narrow": "#7f7f7f"}
     xs = [p["loss"] for p in points] or [0, 1]
     x0, x1 = min(xs), max(xs)
     if x1 == x0:
@@ -484,6 +485,15 @@ def main():
     ap.add_argument("--compare", default="",
                     help="with --merge: print, per method, the products and predicted latency "
                     "saved at the loss of each point of this method (interpolated)")
+    ap.add_argument("--shrink", action="store_true",
+                    help="tessera prune --shrink: remove the hidden features pruning emptied "
+                    "(with --rows on the hidden layers: neuron pruning); methods get '+shrink'")
+    ap.add_argument("--widths", default="",
+                    help="autoencoder widths of the dense model trained from scratch, e.g. "
+                    "784,256,128,256,784 (use its own --work directory)")
+    ap.add_argument("--narrow", default="",
+                    help="with --merge: A.json,... whose dense models (--widths) join as points "
+                    "of method 'narrow' (dense narrower networks trained from scratch)")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -499,6 +509,13 @@ def main():
             for r in part["runs"]:
                 r.setdefault("layers", part.get("layers", ""))
                 res["runs"].append(r)
+        for path in filter(None, args.narrow.split(",")):
+            with open(path) as f:
+                part = json.load(f)
+            r = dict(part["dense"])
+            r.update({"method": "narrow", "sparsity": 0.0, "tag": part.get("widths", ""),
+                      "layer_sparsity": []})
+            res["runs"].append(r)
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
         plots(res, args.out, "latency_s" in res["dense"])
@@ -533,7 +550,8 @@ def main():
     t_start = time.time()
     if not os.path.exists(base):
         torch.manual_seed(0)
-        model = train(build(kind), kind, load("train"), args.epochs, 1e-3)
+        sizes = [int(v) for v in args.widths.split(",")] if args.widths else None
+        model = train(build(kind, sizes), kind, load("train"), args.epochs, 1e-3)
         export(model, base, kind)
     files = data_files(args, kind)
     dense_plan = plan_counts(args, base)
@@ -552,7 +570,7 @@ def main():
     res = {"model": kind, "tile": args.tile, "spatial": spatial, "epochs": args.epochs,
            "steps": args.steps, "ft_epochs": args.ft_epochs, "ft_limit": args.ft_limit,
            "batch": args.batch, "layers": args.layers, "expand": args.expand, "tag": args.tag,
-           "rows": args.rows, "distill": args.distill,
+           "rows": args.rows, "distill": args.distill, "widths": args.widths,
            "runs": []}
     if args.dense_from:
         # the same dense reference as an earlier run with the same settings
@@ -570,7 +588,7 @@ def main():
     base_tiles = layer_tiles(rep)
     d_lat, d_mib = res["dense"].get("latency_s"), res["dense"].get("server_mib")
     wide_tiles = None
-    for meth in args.methods.split(","):
+    for meth in filter(None, args.methods.split(",")):
         for s in [float(v) for v in args.sparsity.split(",")]:
             name = meth.replace("+", "_") + args.tag
             out = f"{args.work}/{kind}-{name}-{s}.onnx"
@@ -599,9 +617,11 @@ def main():
                     "--layer-sparsity", ",".join(f"{p:.6f}" for p in per)]
             if args.rows:
                 cmd += ["--layer-row-sparsity", args.rows]
+            if args.shrink:
+                cmd += ["--shrink"]
             t1 = time.time()
             rep = prune_report(tessera(args, cmd + finetune_args(args, files, steps, dense)))
-            r = {"method": meth, "sparsity": s, "layer_sparsity": per, "rows": args.rows,
+            r = {"method": meth + ("+shrink" if args.shrink else ""), "sparsity": s, "layer_sparsity": per, "rows": args.rows,
                  "distill": args.distill, "steps": steps, "ft_epochs": args.ft_epochs,
                  "ft_limit": args.ft_limit, "tag": args.tag,
                  "loss": evaluate(load_pruned(kind, out)[0], kind, test_set),
