@@ -229,6 +229,11 @@ def bench(args, path):
     out = tessera(args, ["bench", "model", path, "--batch", str(args.batch), "--samples",
                          str(args.batch), "--runs",
                          str(args.runs), "--threads", "1", "--log-n", str(args.log_n)])
+    return bench_parse(args, path, out)
+
+
+def bench_parse(args, path, out):
+    """The figures of a `tessera bench model` output (and the plan it printed)."""
     t = re.search(r"median ([0-9.]+) s over \d+ runs \(CPU ([0-9.]+) s\)", out)
     err = re.search(r"largest logit error ([0-9.e+-]+);", out)
     mem = re.search(r"server memory ([0-9.]+) MiB", out)
@@ -494,6 +499,10 @@ def main():
     ap.add_argument("--narrow", default="",
                     help="with --merge: A.json,... whose dense models (--widths) join as points "
                     "of method 'narrow' (dense narrower networks trained from scratch)")
+    ap.add_argument("--measured", default="",
+                    help="with --merge: KEY=FILE,... outputs of `tessera bench model` (run by "
+                    "hand, e.g. under flock) for the dense reference (KEY dense) or the runs "
+                    "whose tag (or, for --narrow, widths) is KEY")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -513,9 +522,23 @@ def main():
             with open(path) as f:
                 part = json.load(f)
             r = dict(part["dense"])
-            r.update({"method": "narrow", "sparsity": 0.0, "tag": part.get("widths", ""),
+            r.update({"method": "narrow", "sparsity": 0.0,
+                      "tag": part.get("widths", "").replace(",", "-"),
                       "layer_sparsity": []})
             res["runs"].append(r)
+        for item in filter(None, args.measured.split(",")):
+            key, path = item.split("=", 1)
+            with open(path) as f:
+                text = f.read()
+            fig = {k: v for k, v in bench_parse(args, path, text).items()
+                   if k in ("latency_s", "cpu_s", "server_mib", "max_err")}
+            fig["bench_file"] = os.path.basename(path)
+            hits = [res["dense"]] if key == "dense" else \
+                [r for r in res["runs"] if r.get("tag", "").strip("-") == key]
+            if not hits:
+                sys.exit(f"--measured: no run tagged {key}")
+            for r in hits:
+                r.update(fig)
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
         plots(res, args.out, "latency_s" in res["dense"])
@@ -667,6 +690,12 @@ def plots(res, out, has_bench):
         f"(dense {dl:.4g})", "products saved")
     svg(pts_q, stem + "-predicted.svg", f"{kind}: predicted latency saved vs loss "
         f"(dense {dl:.4g})", "predicted latency saved")
+    pts_c = [{"method": r["method"], "loss": r["loss"] if is_ae(kind) else 1 - r["loss"],
+              "saved": 100 * (1 - r["cpu_s"] / d["cpu_s"])}
+             for r in res["runs"] if "cpu_s" in r and d.get("cpu_s")]
+    if pts_c:
+        svg(pts_c, stem + "-cpu.svg", f"{kind}: encrypted CPU time saved vs loss "
+            f"(dense {dl:.4g})", "CPU time saved")
     if has_bench:
         svg(pts_l, stem + "-latency.svg", f"{kind}: encrypted latency saved vs loss "
             f"(dense {dl:.4g})", "latency saved")
