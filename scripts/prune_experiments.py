@@ -234,6 +234,11 @@ def bench(args, path, log=None):
         with open(log, "a") as f:
             f.write(f"# {args.tessera} {' '.join(cmd)}\n# load before: {before}\n{out}"
                     f"# load after: {uptime()}\n")
+    return bench_parse(args, path, out)
+
+
+def bench_parse(args, path, out):
+    """The figures of a `tessera bench model` output (and the plan it printed)."""
     t = re.search(r"median ([0-9.]+) s over \d+ runs \(CPU ([0-9.]+) s\)", out)
     err = re.search(r"largest logit error ([0-9.e+-]+);", out)
     mem = re.search(r"server memory ([0-9.]+) MiB", out)
@@ -280,7 +285,8 @@ def bench_runs(args):
 def svg(points, path, title, ylabel):
     """Scatter per method: x = loss, y = saved fraction (%)."""
     colors = {"tile": "#1f77b4", "magnitude": "#d62728", "hunter": "#2ca02c",
-              "hepex": "#9467bd", "hepex+expand": "#ff7f0e", "tile+expand": "#8c564b"}
+              "hepex": "#9467bd", "hepex+expand": "#ff7f0e", "tile+expand": "#8c564b",
+              "tile+shrink": "#e377c2", "tile+expand+shrink": "#17becf", "narrow": "#7f7f7f"}
     xs = [p["loss"] for p in points] or [0, 1]
     x0, x1 = min(xs), max(xs)
     if x1 == x0:
@@ -534,6 +540,19 @@ def main():
     ap.add_argument("--compare", default="",
                     help="with --merge: print, per method, the products and predicted latency "
                     "saved at the loss of each point of this method (interpolated)")
+    ap.add_argument("--shrink", action="store_true",
+                    help="tessera prune --shrink: remove the hidden features pruning emptied "
+                    "(with --rows on the hidden layers: neuron pruning); methods get '+shrink'")
+    ap.add_argument("--widths", default="",
+                    help="autoencoder widths of the dense model trained from scratch, e.g. "
+                    "784,256,128,256,784 (use its own --work directory)")
+    ap.add_argument("--narrow", default="",
+                    help="with --merge: A.json,... whose dense models (--widths) join as points "
+                    "of method 'narrow' (dense narrower networks trained from scratch)")
+    ap.add_argument("--measured", default="",
+                    help="with --merge: KEY=FILE,... outputs of `tessera bench model` (run by "
+                    "hand, e.g. under flock) for the dense reference (KEY dense) or the runs "
+                    "whose tag (or, for --narrow, widths) is KEY")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -549,6 +568,27 @@ def main():
             for r in part["runs"]:
                 r.setdefault("layers", part.get("layers", ""))
                 res["runs"].append(r)
+        for path in filter(None, args.narrow.split(",")):
+            with open(path) as f:
+                part = json.load(f)
+            r = dict(part["dense"])
+            r.update({"method": "narrow", "sparsity": 0.0,
+                      "tag": part.get("widths", "").replace(",", "-"),
+                      "layer_sparsity": []})
+            res["runs"].append(r)
+        for item in filter(None, args.measured.split(",")):
+            key, path = item.split("=", 1)
+            with open(path) as f:
+                text = f.read()
+            fig = {k: v for k, v in bench_parse(args, path, text).items()
+                   if k in ("latency_s", "cpu_s", "server_mib", "max_err")}
+            fig["bench_file"] = os.path.basename(path)
+            hits = [res["dense"]] if key == "dense" else \
+                [r for r in res["runs"] if r.get("tag", "").strip("-") == key]
+            if not hits:
+                sys.exit(f"--measured: no run tagged {key}")
+            for r in hits:
+                r.update(fig)
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
         plots(res, args.out, "latency_s" in res["dense"])
@@ -586,7 +626,8 @@ def main():
     t_start = time.time()
     if not os.path.exists(base):
         torch.manual_seed(0)
-        model = train(build(kind), kind, load("train"), args.epochs, 1e-3)
+        sizes = [int(v) for v in args.widths.split(",")] if args.widths else None
+        model = train(build(kind, sizes), kind, load("train"), args.epochs, 1e-3)
         export(model, base, kind)
     files = data_files(args, kind)
     dense_plan = plan_counts(args, base)
@@ -605,7 +646,7 @@ def main():
     res = {"model": kind, "tile": args.tile, "spatial": spatial, "epochs": args.epochs,
            "steps": args.steps, "ft_epochs": args.ft_epochs, "ft_limit": args.ft_limit,
            "batch": args.batch, "layers": args.layers, "expand": args.expand, "tag": args.tag,
-           "rows": args.rows, "distill": args.distill,
+           "rows": args.rows, "distill": args.distill, "widths": args.widths,
            "runs": []}
     if args.dense_from:
         # the same dense reference as an earlier run with the same settings
@@ -623,7 +664,7 @@ def main():
     base_tiles = layer_tiles(rep, kind, spatial)
     d_lat, d_mib = res["dense"].get("latency_s"), res["dense"].get("server_mib")
     wide_tiles = None
-    for meth in args.methods.split(","):
+    for meth in filter(None, args.methods.split(",")):
         for s in [float(v) for v in args.sparsity.split(",")]:
             name = meth.replace("+", "_") + args.tag
             out = f"{args.work}/{kind}-{name}-{s}.onnx"
@@ -653,9 +694,11 @@ def main():
                     "--layer-sparsity", ",".join(f"{p:.6f}" for p in per)]
             if args.rows:
                 cmd += ["--layer-row-sparsity", args.rows]
+            if args.shrink:
+                cmd += ["--shrink"]
             t1 = time.time()
             rep = prune_report(tessera(args, cmd + finetune_args(args, files, steps, dense)))
-            r = {"method": meth, "sparsity": s, "layer_sparsity": per, "rows": args.rows,
+            r = {"method": meth + ("+shrink" if args.shrink else ""), "sparsity": s, "layer_sparsity": per, "rows": args.rows,
                  "distill": args.distill, "steps": steps, "ft_epochs": args.ft_epochs,
                  "ft_limit": args.ft_limit, "tag": args.tag,
                  "loss": evaluate(load_pruned(kind, out)[0], kind, test_set),
@@ -701,6 +744,12 @@ def plots(res, out, has_bench):
         f"(dense {dl:.4g})", "products saved")
     svg(pts_q, stem + "-predicted.svg", f"{kind}: predicted latency saved vs loss "
         f"(dense {dl:.4g})", "predicted latency saved")
+    pts_c = [{"method": r["method"], "loss": r["loss"] if is_ae(kind) else 1 - r["loss"],
+              "saved": 100 * (1 - r["cpu_s"] / d["cpu_s"])}
+             for r in res["runs"] if "cpu_s" in r and d.get("cpu_s")]
+    if pts_c:
+        svg(pts_c, stem + "-cpu.svg", f"{kind}: encrypted CPU time saved vs loss "
+            f"(dense {dl:.4g})", "CPU time saved")
     if has_bench:
         svg(pts_l, stem + "-latency.svg", f"{kind}: encrypted latency saved vs loss "
             f"(dense {dl:.4g})", "latency saved")
