@@ -926,9 +926,12 @@ static void eval_mod_threads(he *h, size_t n, const tsr_circuits_boot_config *cf
 #ifdef _OPENMP
     /* the runs with 2 and 4 threads took the two-thread path (full slots) or had no pair
      * (sparse): without OpenMP both would be the sequential code compared with itself */
-    if (n == h->slots)
+    if (n == h->slots) {
         assert_non_null(ev->twin);
-    else
+        /* the twin's key-switching scratch is not kept between EvalMods */
+        assert_null(ev->twin->ks_digits);
+        assert_null(ev->twin->ks_coef);
+    } else
         assert_null(ev->twin);
 #else
     printf("# skipped: no OpenMP (the runs compare the sequential code with itself)\n");

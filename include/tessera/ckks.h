@@ -524,7 +524,11 @@ typedef struct tsr_ckks_evaluator tsr_ckks_evaluator;
  * An evaluator for p using the given keys (either may be NULL; they are
  * borrowed and must outlive the evaluator; they are only read). Owns scratch
  * memory: one evaluator per thread. Keys of two different key sets fail
- * with TSR_ERR_MISMATCH.
+ * with TSR_ERR_MISMATCH. With two or more threads, bootstrapping's EvalMod
+ * runs its second half on an internal second evaluator: while EvalMod runs
+ * that adds a second set of key-switching scratch (about 0.2 GiB at
+ * N = 2^16), freed at its end; the rest of that evaluator's scratch (two
+ * polynomials over Q_L and its temporaries) stays until this one is freed.
  */
 TSR_API tsr_status tsr_ckks_evaluator_create(tsr_ckks_evaluator **out, tsr_ckks_params *p,
                                              const tsr_ckks_relin_key *rk,

@@ -683,7 +683,10 @@ static tsr_status eval_mod_part(const tsr_circuits_boot *b, tsr_ckks_evaluator *
  * parallel region) the two run at once, y on the evaluator's twin (its own
  * scratch, the same read-only keys), each with about T/2 threads for its
  * inner loops; every operation is the same as in the sequential order, so
- * the results are bit-identical to it.
+ * the results are bit-identical to it. The twin's key-switching scratch
+ * (dnum (L+1+k) N words of digits and more: about 0.2 GiB at N = 2^16) is
+ * freed at the end, so an evaluator does not hold two sets of it between
+ * bootstraps; reallocating it costs far less than an EvalMod.
  */
 static tsr_status eval_mod_pair(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
                                 tsr_ckks_ciphertext *x, tsr_ckks_ciphertext *y) {
@@ -707,6 +710,7 @@ static tsr_status eval_mod_pair(const tsr_circuits_boot *b, tsr_ckks_evaluator *
             if (st[i] != TSR_OK) snprintf(msg[i], sizeof msg[i], "%s", tsr_last_error());
         }
         if (omp_get_max_active_levels() != levels) omp_set_max_active_levels(levels);
+        ckks_ks_scratch_free(tw);
         ev->n_decompose += tw->n_decompose - dec0;
         ev->n_moddown += tw->n_moddown - md0;
         for (int i = 0; i < 2; i++)

@@ -40,13 +40,15 @@ struct tsr_ckks_evaluator {
 /**
  * ev's twin: an evaluator with the same parameters and keys and scratch of its
  * own (created on first use, freed with ev), so that ev and the twin may run
- * on two threads at once. Its operation counts are its own: a caller that
- * uses it adds them to ev's (n_decompose, n_moddown).
+ * on two threads at once. A caller that is done with it for now frees its
+ * key-switching scratch (ckks_ks_scratch_free), the bulk of its memory. Its operation counts are
+ * its own: a caller that uses it adds them to ev's (n_decompose, n_moddown).
  */
 tsr_status ckks_evaluator_twin(tsr_ckks_evaluator *ev, tsr_ckks_evaluator **twin);
 
 /** Allocate the key-switching scratch. */
 tsr_status ckks_ks_scratch(tsr_ckks_evaluator *ev);
+/** Free it (the next key switch allocates it again). */
 void ckks_ks_scratch_free(tsr_ckks_evaluator *ev);
 /**
  * Decompose d (NTT form, level l) for one or more key switches (hoisting):

@@ -119,6 +119,11 @@ void ckks_ks_scratch_free(tsr_ckks_evaluator *ev) {
     tsr_free(ev->ks_acc);
     tsr_free(ev->ks_tls);
     tsr_free(ev->ks_limb);
+    /* reallocated by the next key switch */
+    ev->ks_coef = ev->ks_digits = ev->ks_acc = ev->ks_tls = ev->ks_limb = NULL;
+    ev->ks_tls_threads = 0;
+    ev->ks_src = NULL;
+    ev->ks_digits_done = 0;
 }
 
 static void digit_range(const tsr_ckks_params *p, int level, int j, int *lo, int *hi) {
