@@ -584,7 +584,10 @@ TSR_API tsr_status tsr_circuits_boot_mod_raise(const tsr_circuits_boot *b, tsr_c
                                                const tsr_ckks_ciphertext *in);
 /**
  * Stage 2: CoeffsToSlots. in must be stage 1's output (top level, scale
- * K q_0 N/(2n)): TSR_ERR_LEVEL / TSR_ERR_SCALE otherwise.
+ * K q_0 N/(2n)): TSR_ERR_LEVEL / TSR_ERR_SCALE otherwise. Full slots: out
+ * holds u, slot j = (c_j + i c_{j+n}) / (2 K q_0). Sparse slots (2n <= N/2):
+ * out holds [u | -i u] with period 2n, not the n-periodic u (the last factor
+ * is [M; -i M]), the layout stage 3 expects.
  */
 TSR_API tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b,
                                                      tsr_ckks_evaluator *ev,
@@ -601,7 +604,10 @@ TSR_API tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b,
 TSR_API tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
                                               tsr_ckks_ciphertext *out,
                                               const tsr_ckks_ciphertext *in);
-/** Stage 4: SlotsToCoeffs. in must be at level out_level + stc_levels, canonical scale. */
+/**
+ * Stage 4: SlotsToCoeffs. in must be at level out_level + stc_levels, canonical scale.
+ * Sparse slots: in holds stage 3's [a | b] (period 2n); out is n-periodic again.
+ */
 TSR_API tsr_status tsr_circuits_boot_slots_to_coeffs(const tsr_circuits_boot *b,
                                                      tsr_ckks_evaluator *ev,
                                                      tsr_ckks_ciphertext *out,
