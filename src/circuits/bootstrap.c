@@ -697,6 +697,11 @@ static tsr_status eval_mod_pair(const tsr_circuits_boot *b, tsr_ckks_evaluator *
         TSR_TRY(ckks_evaluator_twin(ev, &tw));
         unsigned long dec0 = tw->n_decompose, md0 = tw->n_moddown;
         int inner[2] = { threads - threads / 2, threads / 2 };
+        /* nested regions when a half gets more than one thread (inner[0] >= inner[1]).
+         * max-active-levels is process-wide on some runtimes: two user threads
+         * bootstrapping at once may race on this save and restore, which changes only
+         * how many threads the halves' inner loops get (never the result);
+         * OMP_MAX_ACTIVE_LEVELS=2 in the environment avoids it for T >= 3. */
         int levels = omp_get_max_active_levels();
         if (inner[0] > 1 && levels < 2) omp_set_max_active_levels(2);
         tsr_status st[2] = { TSR_OK, TSR_OK };
