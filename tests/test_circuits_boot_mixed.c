@@ -7,9 +7,9 @@
  * lands on the top network level at its 40-bit canonical scale exactly,
  * whether the stages use every high level or leave some (then a final
  * adjustment), and the network levels left are used (two squarings),
- * precision in bits against plaintext; real slots in one call; a level
- * budget that would run a stage on a network prime is refused with a clear
- * message.
+ * precision in bits against plaintext; real slots in one call; one and two
+ * threads give the same bytes; a level budget that would run a stage on a
+ * network prime is refused with a clear message.
  */
 #include "testutil.h"
 
@@ -185,6 +185,22 @@ static void run_mixed(he *h, const tsr_circuits_boot_config *cfg, const char *la
            "%.1f\n",
            label, n, h->slots, info.cts_levels, info.evalmod_levels, info.stc_levels,
            info.out_level, log2(info.out_scale), mean, worst, mean_sq, worst_sq);
+
+    /* one thread and two (full slots: EvalMod's halves at once, the second on the twin; sparse:
+     * one EvalMod) give the same bytes on a mixed chain too */
+    int saved = tsr_get_num_threads();
+    uint8_t *bytes[2];
+    size_t len[2];
+    for (int t = 0; t < 2; t++) {
+        tsr_set_num_threads(t + 1);
+        tt_ok(tsr_circuits_bootstrap(b, ev, out, ct));
+        assert_int_equal(tsr_ckks_ciphertext_level(out), LOW_LEVELS);
+        tt_ok(tsr_ckks_ciphertext_to_bytes(out, &bytes[t], &len[t]));
+    }
+    tsr_set_num_threads(saved);
+    assert_int_equal(len[0], len[1]);
+    assert_memory_equal(bytes[0], bytes[1], len[0]);
+    for (int t = 0; t < 2; t++) tsr_ckks_bytes_free(bytes[t]);
 
     tsr_ckks_ciphertext_free(out);
     tsr_ckks_ciphertext_free(ct);
