@@ -968,6 +968,50 @@ static void test_boot_eval_mod_threads(void **state) {
     eval_mod_threads(h, h->slots / 16, &cfg, 21);
 }
 
+/*
+ * The default R (ModRaise's input scale q_0 / 2^R) by ring and slots: 9 up to
+ * N = 2^12, 9 - floor((log2 N - 10) / 2) above, plus floor(log2(N / 2n) / 2)
+ * for sparse slots (the values are written out, not the formula: a change
+ * of it must change this table). Circuit creation only, no keys; diagonals
+ * on the fly keep it cheap at N = 2^14.
+ */
+static void test_boot_default_ratio(void **state) {
+    (void)state;
+    static const struct {
+        int log_n, log_slots, r;
+    } cases[] = {
+        { 12, 11, 9 }, { 13, 12, 8 }, { 13, 10, 9 }, { 14, 13, 7 }, { 14, 11, 8 }, { 14, 9, 9 },
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        tsr_ckks_param_spec spec = { .log_n = cases[c].log_n,
+                                     .first_prime_bits = 61,
+                                     .scale_bits = 60,
+                                     .levels = 16,
+                                     .special_primes = 3,
+                                     .special_prime_bits = 61,
+                                     .secret = TSR_CKKS_SECRET_FIXED_HW,
+                                     .hamming_weight = 32,
+                                     .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+        tsr_ckks_params *p;
+        tsr_ckks_encoder *enc;
+        tt_ok(tsr_ckks_params_create(&p, &spec));
+        tt_ok(tsr_ckks_encoder_create(&enc, p));
+        tsr_circuits_boot_config cfg = { .slots = (size_t)1 << cases[c].log_slots,
+                                         .diagonals_on_the_fly = 1 };
+        tsr_circuits_boot *b;
+        tt_ok(tsr_circuits_boot_create(&b, enc, p, &cfg));
+        tsr_circuits_boot_info info;
+        tsr_circuits_boot_get_info(b, &info);
+        double q0 = (double)tsr_ckks_params_prime(p, 0);
+        if (info.in_scale != ldexp(q0, -cases[c].r))
+            fail_msg("N = 2^%d, %zu slots: in_scale = q_0 / 2^%.3f, want q_0 / 2^%d",
+                     cases[c].log_n, cfg.slots, log2(q0 / info.in_scale), cases[c].r);
+        tsr_circuits_boot_free(b);
+        tsr_ckks_encoder_free(enc);
+        tsr_ckks_params_free(p);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
@@ -982,6 +1026,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_key_switch, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_encapsulated, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_errors, he_setup, he_teardown),
+        cmocka_unit_test(test_boot_default_ratio),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -293,7 +293,7 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
      * EvalMod and SlotsToCoeffs reaches each slot summed over N coefficients
      * (sqrt(N) larger). So a larger ring affords a larger input scale for
      * the same sine error: 9 up to N = 2^12, then about one less per factor
-     * 4 of N (9 - log2(sqrt(N / 2^11)), halves rounded down: 7 at N = 2^15,
+     * 4 of N (9 - floor((log2 N - 10) / 2): 8 at 2^13, 7 at 2^14 and 2^15,
      * 6 at 2^16, where the noise dominates: 23.4 bits mean at R = 7 against
      * 27.0 for the sine alone). Sparse slots have sqrt(N / 2n) larger
      * coefficients, so a cubic sine error larger by N / 2n: one more per
