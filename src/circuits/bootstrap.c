@@ -294,11 +294,11 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
      * (sqrt(N) larger). So a larger ring affords a larger input scale for
      * the same sine error: 9 up to N = 2^12, then about one less per factor
      * 4 of N (9 - floor((log2 N - 10) / 2): 8 at 2^13, 7 at 2^14 and 2^15,
-     * 6 at 2^16, where the noise dominates: 23.4 bits mean at R = 7 against
-     * 27.0 for the sine alone). Sparse slots have sqrt(N / 2n) larger
-     * coefficients, so a cubic sine error larger by N / 2n: one more per
-     * factor 4 of N / 2n (7 for 2^12 slots at 2^16, where the sine alone
-     * gives 24.0 bits and the whole bootstrap 23.9). docs/CIRCUITS.md.
+     * 6 at 2^16, where the noise dominates: 23.39 bits mean at R = 7, 24.14
+     * at R = 6). Sparse slots have sqrt(N / 2n) larger coefficients, so a
+     * cubic sine error larger by N / 2n: one more per factor 4 of N / 2n (7
+     * for 2^12 slots at 2^16, where the whole bootstrap gives 23.85 bits).
+     * docs/CIRCUITS.md.
      */
     int log_n = ilog2(tsr_ckks_params_n(p));
     int sparse_log = ilog2(full / n); /* log2(N / 2n) */
