@@ -299,6 +299,35 @@ static void test_boot_mixed_too_deep(void **state) {
     assert_non_null(strstr(tsr_last_error(), "mixed chain has 14 above its 2 network levels"));
 }
 
+/* A polynomial whose products would rescale across the boundary (level 3 -> 2) is refused with
+ * a clear error; the same one below the boundary runs. */
+static void test_poly_eval_boundary(void **state) {
+    he *h = *state;
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, NULL));
+    static const double coeffs[4] = { 0.1, 0.5, 0.25, 0.125 };
+    tsr_cheb s = { -1, 1, 3, coeffs };
+    double *v = rand_slots(h, h->slots);
+    for (size_t i = 0; i < 2 * h->slots; i++) v[i] *= 0.5;
+    tsr_ckks_ciphertext *ct, *out;
+    tt_ok(tsr_ckks_ciphertext_create(&ct, h->p));
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    for (int level = LOW_LEVELS + 1; level <= LOW_LEVELS + 2; level++) {
+        tt_ok(tsr_ckks_encode_complex(h->enc, h->pt, v, h->slots, level, 0));
+        tt_ok(tsr_ckks_encrypt(h->pk, ct, h->pt));
+        tt_fails(tsr_circuits_poly_eval(ev, out, ct, &s, NULL), TSR_ERR_LEVEL);
+        assert_non_null(strstr(tsr_last_error(), "cannot cross the mixed chain's boundary"));
+    }
+    tt_ok(tsr_ckks_encode_complex(h->enc, h->pt, v, h->slots, LOW_LEVELS, 0));
+    tt_ok(tsr_ckks_encrypt(h->pk, ct, h->pt));
+    tt_ok(tsr_circuits_poly_eval(ev, out, ct, &s, NULL));
+    assert_int_equal(tsr_ckks_ciphertext_level(out), 0);
+    free(v);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_ciphertext_free(ct);
+    tsr_ckks_evaluator_free(ev);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chain, he_setup, he_teardown),
@@ -306,6 +335,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_boot_mixed_spare, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_mixed_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_mixed_too_deep, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_poly_eval_boundary, he_setup, he_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

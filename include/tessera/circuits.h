@@ -147,7 +147,9 @@ TSR_API tsr_status tsr_circuits_poly_plan(const tsr_cheb *s, int in_level,
  * bound of each T_n, so the estimate of the result stays meaningful.
  *
  * Errors: TSR_ERR_INVALID_ARG (invalid series, empty input),
- * TSR_ERR_LEVEL (l below the depth: the message names both),
+ * TSR_ERR_LEVEL (l below the depth: the message names both; or, on a mixed
+ * chain, products that would rescale across its boundary level m: bring
+ * the input to level m with tsr_ckks_adjust first),
  * TSR_ERR_SCALE (input scale not canonical; or values that would not fit
  * the modulus at some level, judged by sums of |coefficients|, which bound
  * |p| on [a, b]: no silent wrap-around), TSR_ERR_KEY_MISSING (the

@@ -389,6 +389,15 @@ tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *o
                         "no relinearization key: create it with tsr_ckks_relin_key_create and "
                         "pass it to tsr_ckks_evaluator_create",
                         plan.degree);
+    /* A mixed chain's rescale from level m + 1 lands near 2^s, not on Delta_m (docs/CKKS.md):
+     * the products' scale identity fails there, so refuse before any work. */
+    int m = (int)p->spec.low_levels;
+    if (m > 0 && plan.ct_mults > 0 && level - plan.map_depth > m && plan.out_level <= m)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "polynomial evaluation from level %d to %d cannot cross the mixed chain's "
+                        "boundary at level %d: bring the input to level %d with tsr_ckks_adjust "
+                        "first",
+                        level, plan.out_level, m, m);
     if (info) *info = plan;
     if (plan.degree == 0) {
         TSR_TRY(tsr_ckks_mul_int(ev, out, in, 0));
