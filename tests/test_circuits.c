@@ -427,7 +427,9 @@ static void test_poly_eval_shapes(void **state) {
     for (size_t i = 0; i <= 31; i++) c[i] = 1.0 / (double)((i + 1) * (i + 1));
     tsr_circuits_poly_info dense;
     tt_ok(tsr_circuits_poly_plan(&s, HE_LEVELS, &dense));
-    assert_true(eval_check(h, &s, x, HE_LEVELS) >= 20);
+    /* precision as the eager order's: measured 24.8-26.1 bits lazy, 25.2 eager (each run
+     * encrypts afresh: the shapes here move by up to 1.3 bits between runs) */
+    assert_true(eval_check(h, &s, x, HE_LEVELS) >= 22);
     printf("# dense degree 31: %zu ciphertext products, %lu relinearizations\n", dense.ct_mults,
            last_switches);
     assert_true(last_switches < dense.ct_mults);
