@@ -22,6 +22,7 @@ Models:
 """
 import argparse
 import gzip
+import hashlib
 import json
 import os
 import re
@@ -244,7 +245,7 @@ def bench_parse(args, path, out):
     mem = re.search(r"server memory ([0-9.]+) MiB", out)
     plan = re.search(r"\| %d \| ([^|]+) \|" % args.batch, out)
     r = plan_counts(args, path, out)  # bench prints the plan it compiled
-    return r | {"latency_s": float(t.group(1)), "cpu_s": float(t.group(2)),
+    return r | {"log_n": args.log_n, "latency_s": float(t.group(1)), "cpu_s": float(t.group(2)),
                 "max_err": float(err.group(1)) if err else None, "server_mib": float(mem.group(1)),
             "plan": plan.group(1).strip() if plan else ""}
 
@@ -255,26 +256,58 @@ def uptime():
             " ".join(f.read().split()[:3])
 
 
+def sha256(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def bench_model(r, path):
+    """The ONNX file of result r: the one recorded at prune time, checked against its sha256
+    (a later run may have overwritten it); older results (no "onnx") fall back to the name."""
+    path = r.get("onnx", path)
+    if not os.path.exists(path):
+        sys.exit(f"--bench-runs: {path} does not exist")
+    if r.get("onnx_sha256") and sha256(path) != r["onnx_sha256"]:
+        sys.exit(f"--bench-runs: {path} changed since its point was recorded (sha256)")
+    if "onnx" not in r:
+        print(f"--bench-runs: no recorded model, using {path} by its name", file=sys.stderr)
+    return path
+
+
 def bench_runs(args):
-    """--bench-runs: measure the listed points of --out encrypted (`tessera bench model`, the
-    plan's batch and ring) and record latency, CPU time and server memory in --out; the bench
-    outputs are appended to --bench-log. Run it under the big-memory lock."""
+    """--bench-runs: measure the listed points (dense or METHOD:SPARSITY[:TAG], exactly one run
+    each) of --out encrypted (`tessera bench model`, the plan's batch and ring) and record
+    latency, CPU time and server memory in --out; the bench outputs are appended to
+    --bench-log. Run it under the big-memory lock."""
     with open(args.out) as f:
         res = json.load(f)
     kind, args.batch = res["model"], res.get("batch", args.batch)
+    # one ring for the whole file: the sweep's, and every point measured before
+    rings = {res.get("log_n"), res["dense"].get("log_n")} | {r.get("log_n") for r in res["runs"]}
+    if rings - {None, args.log_n}:
+        sys.exit(f"--bench-runs: {args.out} was made or measured at --log-n "
+                 f"{sorted(rings - {None})}, not {args.log_n}")
+    res["log_n"] = args.log_n
     res["show_cpu"] = True
     for want in args.bench_runs.split(","):
         if want == "dense":
-            res["dense"].update(bench(args, f"{args.work}/{kind}-dense.onnx", args.bench_log))
+            r = res["dense"]
+            path = f"{args.work}/{kind}-dense.onnx"
         else:
-            meth, sp = want.rsplit(":", 1)
-            hits = [r for r in res["runs"] if r["method"] == meth and f"{r['sparsity']:g}" == sp]
-            if not hits:
-                sys.exit(f"--bench-runs: no run {want} in {args.out}")
+            key = want.split(":")
+            if len(key) not in (2, 3):
+                sys.exit(f"--bench-runs: {want}: not METHOD:SPARSITY[:TAG]")
+            hits = [r for r in res["runs"] if r["method"] == key[0] and
+                    f"{r['sparsity']:g}" == f"{float(key[1]):g}" and
+                    (len(key) == 2 or r.get("tag", "") == key[2])]
+            if len(hits) != 1:
+                tags = ", ".join(repr(r.get("tag", "")) for r in hits)
+                sys.exit(f"--bench-runs: {len(hits)} runs {want} in {args.out}" +
+                         (f" (tags {tags}: add :TAG)" if hits else ""))
             r = hits[0]
-            path = f"{args.work}/{kind}-{meth.replace('+', '_')}{r.get('tag', '')}-" \
+            path = f"{args.work}/{kind}-{key[0].replace('+', '_')}{r.get('tag', '')}-" \
                 f"{r['sparsity']}.onnx"
-            r.update(bench(args, path, args.bench_log))
+        r.update(bench(args, bench_model(r, path), args.bench_log))
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
         print(f"{want}: measured", flush=True)
@@ -527,8 +560,8 @@ def main():
     ap.add_argument("--bench-methods", default="",
                     help="measure only these methods (default: every method that removes tiles)")
     ap.add_argument("--bench-runs", default="",
-                    help="dense,METHOD:SPARSITY,...: measure these points of --out encrypted, "
-                    "record them in --out, redraw, stop (run under the big-memory lock)")
+                    help="dense,METHOD:SPARSITY[:TAG],...: measure these points of --out "
+                    "encrypted, record them in --out, redraw, stop (run under the big-memory lock)")
     ap.add_argument("--bench-log", default=None,
                     help="with --bench-runs: append the bench outputs to this file")
     ap.add_argument("--threads", type=int, default=1)
@@ -643,7 +676,8 @@ def main():
     # the dense reference: fine-tuned by the same trainer for as many epochs as HE-PEx gets
     # (steps + 1 fine-tunings; the other methods get steps)
     dense = f"{args.work}/{kind}-dense.onnx"
-    res = {"model": kind, "tile": args.tile, "spatial": spatial, "epochs": args.epochs,
+    res = {"model": kind, "log_n": args.log_n, "tile": args.tile, "spatial": spatial,
+           "epochs": args.epochs,
            "steps": args.steps, "ft_epochs": args.ft_epochs, "ft_limit": args.ft_limit,
            "batch": args.batch, "layers": args.layers, "expand": args.expand, "tag": args.tag,
            "rows": args.rows, "distill": args.distill, "widths": args.widths,
@@ -660,6 +694,7 @@ def main():
         res["dense"] = {"loss": evaluate(load_pruned(kind, dense)[0], kind, test_set)}
         res["dense"].update(bench(args, dense) if args.bench else plan_counts(args, dense))
         res["dense"].update(prune_report(rep))
+        res["dense"].update({"onnx": dense, "onnx_sha256": sha256(dense)})
     print(json.dumps(res["dense"]), flush=True)
     base_tiles = layer_tiles(rep, kind, spatial)
     d_lat, d_mib = res["dense"].get("latency_s"), res["dense"].get("server_mib")
@@ -700,7 +735,8 @@ def main():
             rep = prune_report(tessera(args, cmd + finetune_args(args, files, steps, dense)))
             r = {"method": meth + ("+shrink" if args.shrink else ""), "sparsity": s, "layer_sparsity": per, "rows": args.rows,
                  "distill": args.distill, "steps": steps, "ft_epochs": args.ft_epochs,
-                 "ft_limit": args.ft_limit, "tag": args.tag,
+                 "ft_limit": args.ft_limit, "tag": args.tag, "onnx": out,
+                 "onnx_sha256": sha256(out),
                  "loss": evaluate(load_pruned(kind, out)[0], kind, test_set),
                  "prune_s": time.time() - t1}
             r.update(rep)
