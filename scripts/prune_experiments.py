@@ -501,20 +501,40 @@ def data_files(args, kind):
     return paths
 
 
-def layer_tiles(text, kind="", spatial="1x1"):
-    """Per-layer total tiles (ceil(rows / R) x tile columns) of a `tessera prune` report, in
-    graph order. Not its "kept" column: a widened model's new features have all-zero tiles.
-    The CNN's dense layer reads the flattened (channels, 7, 7) maps: its tile columns are C
-    channels x a --tile-spatial block of positions, as `tessera prune` counts them."""
+def flattened_inputs(path):
+    """{node name: (channels, height, width)} of the dense layers (Gemm / MatMul) of an ONNX
+    model that read a flattened feature map (Flatten or Reshape of a 4-d tensor)."""
+    m = onnx.shape_inference.infer_shapes(onnx.load(path))
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
+              for v in list(m.graph.value_info) + list(m.graph.input)}
+    producer = {o: n for n in m.graph.node for o in n.output}
+    out = {}
+    for n in m.graph.node:
+        src = producer.get(n.input[0]) if n.op_type in ("Gemm", "MatMul") else None
+        if src is not None and src.op_type in ("Flatten", "Reshape"):
+            shape = shapes.get(src.input[0], [])
+            if len(shape) == 4 and all(shape[1:]):
+                out[n.name] = tuple(shape[1:])
+    return out
+
+
+def layer_tiles(text, model, spatial="1x1"):
+    """Per-layer total tiles (ceil(rows / R) x tile columns) of a `tessera prune` report of the
+    ONNX file `model`, in graph order. Not its "kept" column: a widened model's new features
+    have all-zero tiles. A dense layer that reads a flattened (c, h, w) map (the CNN's) has
+    ceil(c / C) x ceil(h / ty) x ceil(w / tx) tile columns for --tile-spatial tyxtx, as
+    `tessera prune` counts them."""
+    flat = flattened_inputs(model)
+    ty, tx = (int(v) for v in spatial.split("x"))
     out = []
     for line in text.splitlines():
-        m = re.match(r"^\S+\s+(\d+)x(\d+)\s+(\d+)\s+(\d+)x(\d+)\s+\d+/\d+\s", line)
+        m = re.match(r"^(\S+)\s+(\d+)x(\d+)\s+(\d+)\s+(\d+)x(\d+)\s+\d+/\d+\s", line)
         if m:
-            rows, cols, k, R, C = (int(m.group(i)) for i in range(1, 6))
+            rows, cols, k, R, C = (int(m.group(i)) for i in range(2, 7))
             tcols = -(-cols // C)
-            if kind == "cnn" and k == 1 and cols % 49 == 0:
-                ty, tx = (int(v) for v in spatial.split("x"))
-                tcols = -(-(cols // 49) // C) * -(-7 // ty) * -(-7 // tx)
+            c, h, w = flat.get(m.group(1), (0, 0, 0))
+            if k == 1 and c * h * w == cols:
+                tcols = -(-c // C) * -(-h // ty) * -(-w // tx)
             out.append(-(-rows // R) * tcols)
     return out
 
@@ -696,7 +716,7 @@ def main():
         res["dense"].update(prune_report(rep))
         res["dense"].update({"onnx": dense, "onnx_sha256": sha256(dense)})
     print(json.dumps(res["dense"]), flush=True)
-    base_tiles = layer_tiles(rep, kind, spatial)
+    base_tiles = layer_tiles(rep, dense, spatial)
     d_lat, d_mib = res["dense"].get("latency_s"), res["dense"].get("server_mib")
     wide_tiles = None
     for meth in filter(None, args.methods.split(",")):
@@ -716,8 +736,8 @@ def main():
                     wide = f"{args.work}/{kind}-wide.onnx"
                     tessera(args, ["prune", base, "--out", wide, "--method", "none", "--expand",
                                    str(args.expand), "--quiet", "--force"] + tiling)
-                    wide_tiles = layer_tiles(tessera(args, ["prune", wide, "--stats"] + tiling), kind,
-                                             spatial)
+                    wide_rep = tessera(args, ["prune", wide, "--stats"] + tiling)
+                    wide_tiles = layer_tiles(wide_rep, wide, spatial)
                 kept = [t - round(p * t) for t, p in zip(base_tiles, per)]
                 per = [1 - k / w for k, w in zip(kept, wide_tiles)]
                 # tile+expand: the gradual tile schedule on the widened, permuted model
