@@ -195,8 +195,9 @@ def tessera(args, cmd):
 
 
 def prune_report(text):
-    m = re.search(r"total: tiles (\d+) -> (\d+) of (\d+).*?products per batch tile (\d+) -> "
-                  r"(\d+)", text, re.S)
+    # "tiles A of T0 -> B of T" (older reports: "tiles A -> B of T"); T counts the output's
+    m = re.search(r"total: tiles (\d+)(?: of \d+)? -> (\d+) of (\d+).*?products per batch tile "
+                  r"(\d+) -> (\d+)", text, re.S)
     w = re.search(r"nonzero weights (\d+) -> (\d+)", text)
     return {"tiles": [int(m.group(1)), int(m.group(2))], "total_tiles": int(m.group(3)),
             "products": [int(m.group(4)), int(m.group(5))],

@@ -791,6 +791,118 @@ static void test_shrink_rows(void **state) {
     tsr_graph_free(gr);
 }
 
+/* x(N,16) -> Gemm(W1 10x16, b1) -> square -> Gemm(W2 6x10, b2) -> y, tiles 2 x 4 (W2: 4 x 2):
+ * feature 0 is unused (W2's column 0 zero) and sits before W1's tile-pruned rows (tile rows
+ * 1 - 4 keep every other tile), features 8, 9 (a whole tile group) are unused too. */
+static tsr_graph *mlp_stray(tsr_prng *g) {
+    tsr_graph *gr;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 16 }));
+    tsr_array *w1 = arr(2, (int64_t[]){ 10, 16 }, g, 0.5);
+    tsr_array *w2 = arr(2, (int64_t[]){ 6, 10 }, g, 0.5);
+    for (int f = 2; f < 10; f++)
+        for (int c = 0; c < 16; c++)
+            if ((f / 2 + c / 4) % 2 == 0) w1->data[f * 16 + c] = 0;
+    for (int r = 0; r < 6; r++)
+        w2->data[r * 10 + 0] = w2->data[r * 10 + 8] = w2->data[r * 10 + 9] = 0;
+    add_const(gr, "W1", w1);
+    add_const(gr, "b1", arr(1, (int64_t[]){ 10 }, g, 0.5));
+    add_const(gr, "W2", w2);
+    add_const(gr, "b2", arr(1, (int64_t[]){ 6 }, g, 0.5));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
+    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "y", &a);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    return gr;
+}
+
+static int64_t tiles_nz(const tsr_prune_report *r, int after) {
+    int64_t t = 0;
+    for (int i = 0; i < r->n_layers; i++)
+        t += after ? r->layers[i].tiles_nz_after : r->layers[i].tiles_nz_before;
+    return t;
+}
+
+/* Shrink never adds tiles: removing the unused features 0, 8, 9 one by one would move
+ * features 1 - 7 up one row of W1, and its 8 zero tiles would all become mixed (20 -> 22
+ * nonzero tiles of W1 and W2); only the aligned group 8, 9 goes (18). */
+static void test_shrink_aligned(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1412);
+    tsr_graph *gr = mlp_stray(&g), *p;
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_NONE;
+    o.tile_rows = 2;
+    o.tile_cols = 4;
+    o.shrink = 1;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(tiles_nz(r, 0), 12 + 8);
+    assert_int_equal(r->features_removed, 2);
+    assert_int_equal(r->shrink_realigned, 1);
+    assert_int_equal(tsr_graph_const(p, "W1")->dims[0], 8);
+    assert_int_equal(tiles_nz(r, 1), 10 + 8);
+    assert_int_equal(r->layers[0].tiles_before, 5 * 4);
+    assert_int_equal(r->layers[0].tiles, 4 * 4);
+    /* W1's rows 0 - 7 unchanged (feature 0 stays) */
+    const double *a = tsr_graph_const(gr, "W1")->data, *b = tsr_graph_const(p, "W1")->data;
+    for (int i = 0; i < 8 * 16; i++) assert_true(a[i] == b[i]);
+    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 16 });
+    if (!(d <= 1e-12)) fail_msg("the shrunk MLP differs by %g", d);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
+/* x -> Reciprocal -> Gemm(W1 6x4, b1) -> square -> Gemm(W2 3x6, b2): W1's row 2 is zero, but
+ * on the all-zero input 0 x inf = NaN reaches its "constant"; it is kept, not folded. */
+static void test_shrink_nonfinite(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1413);
+    tsr_graph *gr, *p;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 4 }));
+    tsr_array *w1 = arr(2, (int64_t[]){ 6, 4 }, &g, 0.5);
+    for (int c = 0; c < 4; c++) w1->data[2 * 4 + c] = 0;
+    add_const(gr, "W1", w1);
+    add_const(gr, "b1", arr(1, (int64_t[]){ 6 }, &g, 0.5));
+    add_const(gr, "W2", arr(2, (int64_t[]){ 3, 6 }, &g, 0.5));
+    add_const(gr, "b2", arr(1, (int64_t[]){ 3 }, &g, 0.5));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    node(gr, TSR_NODE_RECIPROCAL, 1, (const char *[]){ "x" }, "r", NULL);
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "r", "W1", "b1" }, "h1", &a);
+    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "y", &a);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_NONE;
+    o.tile_rows = 1;
+    o.tile_cols = 1;
+    o.alternate = 0;
+    o.shrink = 1;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->features_removed, 0);
+    assert_int_equal(r->features_not_folded, 1);
+    for (int i = 0; i < 3; i++) assert_true(isfinite(tsr_graph_const(p, "b2")->data[i]));
+    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 4 });
+    if (!(d <= 1e-12)) fail_msg("the shrunk MLP differs by %g", d);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
 /*
  * The dense layer after the CNN's flatten reads (6 channels, 3, 3) images:
  * its tiles are 2 outputs x 4 channels x a 2 x 2 block of positions, the
@@ -890,6 +1002,8 @@ int main(void) {
         cmocka_unit_test(test_spatial_tiles),
         cmocka_unit_test(test_shrink),
         cmocka_unit_test(test_shrink_rows),
+        cmocka_unit_test(test_shrink_aligned),
+        cmocka_unit_test(test_shrink_nonfinite),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -68,8 +68,12 @@
  * per-feature constant on the way and columns of W_{l+1} go; passes repeat
  * until nothing changes; a dimension keeps at least one feature, and one
  * whose features a Reshape or a Sqrt / Reciprocal / Pow on the way forbids
- * changing is left alone. The graph is narrower and computes the same
- * function up to rounding.
+ * changing is left alone. A constant that is not finite on the all-zero
+ * input (or a run that fails there) keeps its features
+ * (`features_not_folded`); a removal that would raise the two layers'
+ * nonzero tile count (later features moving across tile boundaries) is cut
+ * down to whole tile-aligned groups, or to nothing (`shrink_realigned`).
+ * The graph is narrower and computes the same function up to rounding.
  *
  * Masks: the positions this call prunes. After each fine-tuning call they
  * are zeroed again, so they stay fixed whatever the trainer does; weights
@@ -183,10 +187,11 @@ TSR_API const char *tsr_prune_method_name(tsr_prune_method m);
 
 /** Per prunable layer: its matrix view, tiles and what pruning removed. */
 typedef struct tsr_prune_layer_stats {
-    char name[96];                           /**< node name */
-    int64_t rows, cols, k;                   /**< matrix view: rows x cols entries of k weights */
-    int64_t tile_r, tile_c;                  /**< tile of this layer */
-    int64_t tiles;                           /**< ceil(rows / R) * ceil(cols / C) */
+    char name[96];          /**< node name */
+    int64_t rows, cols, k;  /**< matrix view: rows x cols entries of k weights */
+    int64_t tile_r, tile_c; /**< tile of this layer */
+    int64_t tiles;          /**< ceil(rows / R) * ceil(cols / C) */
+    int64_t tiles_before;   /**< the same of the input (expand / shrink change the sizes) */
     int64_t tiles_nz_before, tiles_nz_after; /**< tiles holding a nonzero weight */
     int64_t weights, weights_nz_before, weights_nz_after;
     int64_t plain_before, plain_after; /**< plaintexts = nonzero tiles x k (per batch tile) */
@@ -197,16 +202,20 @@ typedef struct tsr_prune_layer_stats {
 typedef struct tsr_prune_report {
     int n_layers;
     tsr_prune_layer_stats *layers;
-    int n_hidden;             /**< hidden dimensions found between chained layers */
-    int n_permuted;           /**< of which permuted */
-    int n_undone;             /**< of those, permutations undone: they lowered the weight mass
-                                   the kept share of tiles holds (mass_kept never decreases) */
-    int64_t kmeans_iters;     /**< iterations run over all hidden dimensions */
-    double mass_in_tiles;     /**< after permutation: share of squared weight mass kept by the
-                                   best (1 - s) tiles per layer (1 = all), -1 if not permuted */
-    double mass_before;       /**< the same share before permutation (-1 if not permuted) */
-    int64_t features_removed; /**< hidden features removed by `shrink` (layers' rows and
-                                   cols above are after it; "before" counts the input's) */
+    int n_hidden;                /**< hidden dimensions found between chained layers */
+    int n_permuted;              /**< of which permuted */
+    int n_undone;                /**< of those, permutations undone: they lowered the weight mass
+                                      the kept share of tiles holds (mass_kept never decreases) */
+    int64_t kmeans_iters;        /**< iterations run over all hidden dimensions */
+    double mass_in_tiles;        /**< after permutation: share of squared weight mass kept by the
+                                      best (1 - s) tiles per layer (1 = all), -1 if not permuted */
+    double mass_before;          /**< the same share before permutation (-1 if not permuted) */
+    int64_t features_removed;    /**< hidden features removed by `shrink` (layers' rows and
+                                      cols above are after it; "before" counts the input's) */
+    int64_t features_not_folded; /**< constant features `shrink` kept: their value on an
+                                      all-zero input was not finite (or could not be run) */
+    int shrink_realigned; /**< hidden dimensions where `shrink` removed only whole tile-aligned
+                               groups (or nothing): single removals would have added tiles */
 } tsr_prune_report;
 
 /**

@@ -528,6 +528,7 @@ static tsr_status report_fill(const pr_model *m, tsr_prune_report *r, int after)
         s->weights = L->rows * L->cols * L->k;
         s->pruned = L->prune;
         if (!after) {
+            s->tiles_before = s->tiles;
             s->tiles_nz_before = tnz;
             s->weights_nz_before = wnz;
             s->plain_before = tnz * L->k;
@@ -549,7 +550,7 @@ void tsr_prune_report_free(tsr_prune_report *r) {
 void tsr_prune_report_print(const tsr_prune_report *r, FILE *fp) {
     fprintf(fp, "%-24s %11s %5s %9s %15s %17s %8s\n", "layer", "matrix", "k", "tile", "tiles kept",
             "weights kept", "removed");
-    int64_t t0 = 0, t1 = 0, tt = 0, p0 = 0, p1 = 0, w0 = 0, w1 = 0;
+    int64_t t0 = 0, t1 = 0, tt0 = 0, tt = 0, p0 = 0, p1 = 0, w0 = 0, w1 = 0;
     for (int i = 0; i < r->n_layers; i++) {
         const tsr_prune_layer_stats *s = &r->layers[i];
         char mat[32], tile[32], tk[48], wk[48];
@@ -565,6 +566,7 @@ void tsr_prune_report_print(const tsr_prune_report *r, FILE *fp) {
         fprintf(fp, "%-24.24s %11s %5lld %9s %15s %17s %7.1f%%%s\n", s->name, mat, (long long)s->k,
                 tile, tk, wk, rem, s->pruned ? "" : " (skipped)");
         t0 += s->tiles_nz_before;
+        tt0 += s->tiles_before;
         tt += s->tiles;
         t1 += s->tiles_nz_after;
         p0 += s->plain_before;
@@ -574,20 +576,23 @@ void tsr_prune_report_print(const tsr_prune_report *r, FILE *fp) {
     }
     double pct = t0 ? 100.0 * (double)(t0 - t1) / (double)t0 : 0.0;
     fprintf(fp,
-            "total: tiles %lld -> %lld of %lld (%.1f%% removed); plaintexts and ct x pt "
+            "total: tiles %lld of %lld -> %lld of %lld (%.1f%% removed); plaintexts and ct x pt "
             "products per batch tile %lld -> %lld (%lld removed); nonzero weights %lld -> %lld\n",
-            (long long)t0, (long long)t1, (long long)tt, pct, (long long)p0, (long long)p1,
-            (long long)(p0 - p1), (long long)w0, (long long)w1);
+            (long long)t0, (long long)tt0, (long long)t1, (long long)tt, pct, (long long)p0,
+            (long long)p1, (long long)(p0 - p1), (long long)w0, (long long)w1);
     if (r->n_hidden)
         fprintf(fp,
                 "permutation: %d of %d hidden dimensions, %lld k-means iterations, %d undone "
                 "(lost weight mass)\n",
                 r->n_permuted, r->n_hidden, (long long)r->kmeans_iters, r->n_undone);
-    if (r->features_removed)
+    if (r->features_removed || r->features_not_folded || r->shrink_realigned)
         fprintf(fp,
                 "shrink: %lld hidden features removed (their weights were all zero; constant "
-                "ones folded into the next bias)\n",
-                (long long)r->features_removed);
+                "ones folded into the next bias); %lld constant ones kept (no finite value on "
+                "an all-zero input); %d hidden dimensions cut down to whole tile groups (the "
+                "removal would have added tiles)\n",
+                (long long)r->features_removed, (long long)r->features_not_folded,
+                r->shrink_realigned);
     if (r->mass_in_tiles >= 0)
         fprintf(fp,
                 "squared weight mass in the kept share of tiles: %.4f before the permutation, "
@@ -797,9 +802,13 @@ static tsr_status pipeline(pr_model *m, const tsr_prune_opts *o, tsr_prune_repor
     if (o->shrink) {
         /* After the last fine-tuning: the gradual schedule's shares are of the full width. */
         progress(o, "shrink", 0, 1);
-        int64_t removed = 0;
-        TSR_TRY(pr_shrink(m, &removed));
-        if (r) r->features_removed = removed;
+        pr_shrink_stats ss;
+        TSR_TRY(pr_shrink(m, &ss));
+        if (r) {
+            r->features_removed = ss.removed;
+            r->features_not_folded = ss.not_folded;
+            r->shrink_realigned = ss.realigned;
+        }
     }
     progress(o, "done", 1, 1);
     return TSR_OK;

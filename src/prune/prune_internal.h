@@ -134,8 +134,15 @@ tsr_status pr_rebuild(const pr_model *m, const char *extra_out, tsr_graph **out)
  * Remove the hidden features that pruning emptied (shrink.c): a feature whose outgoing
  * weights are all zero, and one whose incoming weights are all zero when the next layer is
  * a Gemm with a bias, which absorbs the feature's constant value. The function is unchanged
- * up to rounding; masks move with the weights. *removed receives the features removed.
+ * up to rounding; masks move with the weights. A constant that is not finite on the
+ * all-zero input (or a run that fails) keeps its features; a removal that would raise the
+ * two layers' nonzero tile count is cut down to whole tile-aligned groups, or to nothing.
  */
-tsr_status pr_shrink(pr_model *m, int64_t *removed);
+typedef struct pr_shrink_stats {
+    int64_t removed;    /* features removed */
+    int64_t not_folded; /* constant features kept: no finite value on the all-zero input */
+    int realigned;      /* hidden dimensions whose removal was cut down to keep the tiles */
+} pr_shrink_stats;
+tsr_status pr_shrink(pr_model *m, pr_shrink_stats *stats);
 
 #endif /* TSR_PRUNE_INTERNAL_H */

@@ -22,6 +22,9 @@
  * column of W_b's layer may leave a column of W_a's consumer all zero), so
  * the passes repeat until nothing changes. A dimension keeps at least one
  * feature; one whose features a Reshape on the way counts is left alone.
+ * A non-finite constant (0 x inf on the zero input) or a failed run keeps
+ * its features, and a removal that would add nonzero tiles is cut down to
+ * whole tile-aligned groups (keep_tiles_aligned).
  */
 #include "prune/prune_internal.h"
 
@@ -62,38 +65,105 @@ static tsr_status input_of_layer_on_zeros(const pr_model *m, const pr_layer *B, 
     return st;
 }
 
-/* Fold the constant features (fold[f]) of hidden dimension h into b's bias. */
-static tsr_status fold_into_bias(pr_model *m, const pr_hidden *h, const uint8_t *fold) {
+/* Fold the constant features (drop[f] && fold[f]) of hidden dimension h into b's bias; x is
+ * the value entering b on all-zero inputs (input_of_layer_on_zeros). */
+static void fold_into_bias(pr_model *m, const pr_hidden *h, const uint8_t *drop,
+                           const uint8_t *fold, const tsr_array *x, tsr_array *bias) {
     const pr_layer *B = &m->layers[h->b];
     const tsr_graph_attrs *at = &m->g->nodes[B->node].a;
-    tsr_array *x;
-    TSR_TRY(input_of_layer_on_zeros(m, B, &x));
-    if (x->numel < (size_t)B->cols) {
-        tsr_array_free(x);
-        return tsr_fail(TSR_ERR_INTERNAL, "prune: shrink: layer input of %zu values, not %lld",
-                        x->numel, (long long)B->cols);
-    }
-    tsr_array *bias;
-    tsr_status st = pr_const_mut(m, B->bval, &bias);
     const tsr_array *wb = pr_const(m, B->wval);
     int64_t S = h->stride, H = B->cols / S;
     double scale = at->alpha / at->beta; /* Y = alpha x W + beta C */
-    for (int64_t r = 0; st == TSR_OK && r < B->rows; r++) {
+    for (int64_t r = 0; r < B->rows; r++) {
         double acc = 0;
         for (int64_t f = 0; f < H; f++)
-            if (fold[f])
+            if (drop[f] && fold[f])
                 for (int64_t s = 0; s < S; s++) {
                     int64_t c = f * S + s;
                     acc += wb->data[pr_widx(B, r, c, 0)] * x->data[c];
                 }
         bias->data[r] += scale * acc;
     }
-    tsr_array_free(x);
+}
+
+/* Nonzero tiles of a and b (h's layers) once the features with drop[f] are gone (the kept
+ * ones renumbered in order): *out. */
+static tsr_status tiles_kept(const pr_model *m, const pr_hidden *h, const uint8_t *drop,
+                             int64_t *out) {
+    const pr_layer *A = &m->layers[h->a], *B = &m->layers[h->b];
+    int64_t H = A->rows, S = h->stride;
+    int64_t bca = pr_tcols(A), bcb = pr_tcols(B);
+    int64_t na = ((H + A->R - 1) / A->R) * bca, nb = ((B->rows + B->R - 1) / B->R) * bcb;
+    uint8_t *t = tsr_calloc((size_t)(na + nb));
+    if (!t) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    const tsr_array *wa = pr_const(m, A->wval), *wb = pr_const(m, B->wval);
+    int64_t n = 0;
+    for (int64_t f = 0; f < H; f++) {
+        if (drop[f]) continue;
+        for (int64_t c = 0; c < A->cols; c++)
+            for (int64_t j = 0; j < A->k; j++)
+                if (wa->data[pr_widx(A, f, c, j)] != 0.0) t[(n / A->R) * bca + pr_tcol(A, c)] = 1;
+        for (int64_t r = 0; r < B->rows; r++)
+            for (int64_t s = 0; s < S; s++)
+                for (int64_t j = 0; j < B->k; j++)
+                    if (wb->data[pr_widx(B, r, f * S + s, j)] != 0.0)
+                        t[na + (r / B->R) * bcb + pr_tcol(B, n * S + s)] = 1;
+        n++;
+    }
+    int64_t cnt = 0;
+    for (int64_t i = 0; i < na + nb; i++) cnt += t[i];
+    tsr_free(t);
+    *out = cnt;
+    return TSR_OK;
+}
+
+static int64_t gcd64(int64_t a, int64_t b) {
+    while (b) {
+        int64_t t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+/*
+ * Removing single features shifts the later ones across tile boundaries, so an all-zero tile
+ * of a (rows) or b (columns) can become a mixed one the compiler must encode and multiply.
+ * When the removal would raise the two layers' nonzero tile count, only whole groups of G
+ * features stay dropped, G a multiple of both a's tile rows and the features per b tile
+ * column (the later features then move by whole tiles); if even that raises it, none.
+ * Returns 1 when the drop set was cut down.
+ */
+static tsr_status keep_tiles_aligned(const pr_model *m, const pr_hidden *h, uint8_t *drop,
+                                     int *cut) {
+    const pr_layer *A = &m->layers[h->a], *B = &m->layers[h->b];
+    int64_t H = A->rows, S = h->stride;
+    *cut = 0;
+    uint8_t *none = tsr_calloc((size_t)H);
+    if (!none) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    int64_t before, after;
+    tsr_status st = tiles_kept(m, h, none, &before);
+    if (st == TSR_OK) st = tiles_kept(m, h, drop, &after);
+    if (st == TSR_OK && after > before) {
+        *cut = 1;
+        int64_t gb = B->sp_h ? B->C : B->C / gcd64(B->C, S); /* features per b tile column */
+        int64_t G = A->R / gcd64(A->R, gb) * gb;
+        for (int64_t g0 = 0; g0 < H; g0 += G) {
+            int64_t g1 = g0 + G < H ? g0 + G : H;
+            int all = 1;
+            for (int64_t f = g0; f < g1; f++) all &= drop[f];
+            if (!all)
+                for (int64_t f = g0; f < g1; f++) drop[f] = 0;
+        }
+        st = tiles_kept(m, h, drop, &after);
+        if (st == TSR_OK && after > before) memset(drop, 0, (size_t)H);
+    }
+    tsr_free(none);
     return st;
 }
 
-/* One pass over hidden dimension hi: remove its empty features; *removed counts them. */
-static tsr_status shrink_hidden(pr_model *m, int hi, int64_t *removed) {
+/* One pass over hidden dimension hi: remove its empty features (counted in stats). */
+static tsr_status shrink_hidden(pr_model *m, int hi, pr_shrink_stats *stats) {
     const pr_hidden *h = &m->hidden[hi];
     const pr_layer *A = &m->layers[h->a], *B = &m->layers[h->b];
     if (h->no_expand) return TSR_OK; /* a Reshape counts the features (or Sqrt / Pow) */
@@ -110,7 +180,7 @@ static tsr_status shrink_hidden(pr_model *m, int hi, int64_t *removed) {
         tsr_free(src);
         return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     }
-    int64_t n_drop = 0, n_fold = 0;
+    int64_t n_fold = 0;
     for (int64_t f = 0; f < H; f++) {
         int out_zero = 1, in_zero = 1;
         for (int64_t r = 0; r < B->rows && out_zero; r++)
@@ -129,35 +199,66 @@ static tsr_status shrink_hidden(pr_model *m, int hi, int64_t *removed) {
         if (out_zero || (in_zero && foldable)) {
             drop[f] = 1;
             fold[f] = !out_zero;
-            n_drop++;
             n_fold += !out_zero;
         }
     }
-    if (n_drop == H) { /* keep feature 0, unfolded */
-        drop[0] = 0;
-        n_fold -= fold[0];
-        fold[0] = 0;
-        n_drop--;
-    }
     tsr_status st = TSR_OK;
-    if (n_fold) st = fold_into_bias(m, h, fold);
+    tsr_array *x = NULL;
+    if (n_fold) {
+        /* The constants: a run that fails (e.g. a Reshape the all-zero input of unknown
+         * sizes 1 does not fit) or a non-finite one (a Reciprocal or Log of the input on the
+         * way) keeps those features. */
+        if (input_of_layer_on_zeros(m, B, &x) != TSR_OK) {
+            tsr_clear_error();
+            x = NULL;
+        } else if (x->numel < (size_t)B->cols) {
+            st = tsr_fail(TSR_ERR_INTERNAL, "prune: shrink: layer input of %zu values, not %lld",
+                          x->numel, (long long)B->cols);
+        }
+        for (int64_t f = 0; st == TSR_OK && f < H; f++) {
+            if (!fold[f]) continue;
+            int ok = x != NULL;
+            for (int64_t s = 0; s < S && ok; s++) ok = isfinite(x->data[f * S + s]);
+            if (!ok) {
+                drop[f] = fold[f] = 0;
+                stats->not_folded++;
+            }
+        }
+    }
+    int64_t n_drop = 0;
+    for (int64_t f = 0; f < H; f++) n_drop += drop[f];
+    if (n_drop == H) drop[0] = 0; /* keep feature 0, unfolded */
+    int cut = 0;
+    if (st == TSR_OK && n_drop) st = keep_tiles_aligned(m, h, drop, &cut);
+    stats->realigned += cut;
     int64_t n = 0;
     for (int64_t f = 0; f < H; f++)
         if (!drop[f]) src[n++] = f;
-    if (st == TSR_OK && n_drop) st = pr_apply_map(m, hi, src, n);
-    if (st == TSR_OK) *removed += n_drop;
+    tsr_array *bias = NULL;
+    int any_fold = 0;
+    for (int64_t f = 0; f < H; f++) any_fold |= drop[f] && fold[f];
+    if (st == TSR_OK && any_fold) {
+        st = pr_const_mut(m, B->bval, &bias);
+        if (st == TSR_OK) fold_into_bias(m, h, drop, fold, x, bias);
+    }
+    if (st == TSR_OK && n < H) st = pr_apply_map(m, hi, src, n);
+    if (st == TSR_OK) stats->removed += H - n;
+    tsr_array_free(x);
     tsr_free(drop);
     tsr_free(fold);
     tsr_free(src);
     return st;
 }
 
-tsr_status pr_shrink(pr_model *m, int64_t *removed) {
-    *removed = 0;
-    for (int pass = 0; pass < 64; pass++) {
-        int64_t before = *removed;
-        for (int hi = 0; hi < m->n_hidden; hi++) TSR_TRY(shrink_hidden(m, hi, removed));
-        if (*removed == before) break;
+tsr_status pr_shrink(pr_model *m, pr_shrink_stats *stats) {
+    memset(stats, 0, sizeof *stats);
+    /* Every pass but the last removes a feature of a finite set, so this ends. */
+    for (;;) {
+        int64_t before = stats->removed;
+        stats->not_folded = 0; /* what the last pass (which removes nothing) still finds */
+        stats->realigned = 0;
+        for (int hi = 0; hi < m->n_hidden; hi++) TSR_TRY(shrink_hidden(m, hi, stats));
+        if (stats->removed == before) break;
     }
     return TSR_OK;
 }
