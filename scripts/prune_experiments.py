@@ -599,14 +599,15 @@ def main():
                     "(with --rows on the hidden layers: neuron pruning); methods get '+shrink'")
     ap.add_argument("--widths", default="",
                     help="autoencoder widths of the dense model trained from scratch, e.g. "
-                    "784,256,128,256,784 (use its own --work directory)")
+                    "784,256,128,256,784 (its files are named after the widths)")
     ap.add_argument("--narrow", default="",
                     help="with --merge: A.json,... whose dense models (--widths) join as points "
                     "of method 'narrow' (dense narrower networks trained from scratch)")
     ap.add_argument("--measured", default="",
                     help="with --merge: KEY=FILE,... outputs of `tessera bench model` (run by "
-                    "hand, e.g. under flock) for the dense reference (KEY dense) or the runs "
-                    "whose tag (or, for --narrow, widths) is KEY")
+                    "hand, e.g. under flock) for the dense reference (KEY dense) or the one run "
+                    "whose tag, METHOD:SPARSITY or TAG:METHOD:SPARSITY is KEY (--narrow runs: "
+                    "their file's name without MODEL-, e.g. w128)")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -626,8 +627,9 @@ def main():
             with open(path) as f:
                 part = json.load(f)
             r = dict(part["dense"])
+            stem = os.path.splitext(os.path.basename(path))[0]
             r.update({"method": "narrow", "sparsity": 0.0,
-                      "tag": part.get("widths", "").replace(",", "-"),
+                      "tag": stem.removeprefix(part["model"] + "-"),
                       "layer_sparsity": []})
             res["runs"].append(r)
         for item in filter(None, args.measured.split(",")):
@@ -638,9 +640,12 @@ def main():
                    if k in ("latency_s", "cpu_s", "server_mib", "max_err")}
             fig["bench_file"] = os.path.basename(path)
             hits = [res["dense"]] if key == "dense" else \
-                [r for r in res["runs"] if r.get("tag", "").strip("-") == key]
-            if not hits:
-                sys.exit(f"--measured: no run tagged {key}")
+                [r for r in res["runs"] if key in (
+                    r.get("tag", "").strip("-"), f"{r['method']}:{r['sparsity']}",
+                    f"{r.get('tag', '').strip('-')}:{r['method']}:{r['sparsity']}")]
+            if len(hits) != 1:
+                # one bench output measures one model
+                sys.exit(f"--measured: {len(hits)} runs match {key}, not one")
             for r in hits:
                 r.update(fig)
         with open(args.out, "w") as f:
@@ -654,10 +659,13 @@ def main():
         with open(args.out) as f:
             res = json.load(f)
         kind, test_set = res["model"], load("test")
-        res["dense"]["loss"] = evaluate(load_pruned(kind, f"{args.work}/{kind}-dense.onnx")[0],
-                                        kind, test_set)
+        wtag = "-w" + res["widths"].replace(",", "-") if res.get("widths") else ""
+        res["dense"]["loss"] = evaluate(
+            load_pruned(kind, f"{args.work}/{kind}{wtag}-dense.onnx")[0], kind, test_set)
         for r in res["runs"]:
-            path = f"{args.work}/{kind}-{r['method'].replace('+', '_')}{res.get('tag', '')}-" \
+            # runs before "onnx" was recorded: '+shrink' was not in the file name
+            path = r.get("onnx") or f"{args.work}/{kind}{wtag}-" \
+                f"{r['method'].removesuffix('+shrink').replace('+', '_')}{res.get('tag', '')}-" \
                 f"{r['sparsity']}.onnx"
             r["loss"] = evaluate(load_pruned(kind, path)[0], kind, test_set)
         with open(args.out, "w") as f:
@@ -676,7 +684,9 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     test_set = load("test")
     kind = args.model
-    base = f"{args.work}/{kind}.onnx"
+    # a dense model of other widths (--widths) gets its own files
+    wtag = "-w" + args.widths.replace(",", "-") if args.widths else ""
+    base = f"{args.work}/{kind}{wtag}.onnx"
     t_start = time.time()
     if not os.path.exists(base):
         torch.manual_seed(0)
@@ -696,7 +706,7 @@ def main():
     tiling = ["--tile", args.tile, "--tile-spatial", spatial]
     # the dense reference: fine-tuned by the same trainer for as many epochs as HE-PEx gets
     # (steps + 1 fine-tunings; the other methods get steps)
-    dense = f"{args.work}/{kind}-dense.onnx"
+    dense = f"{args.work}/{kind}{wtag}-dense.onnx"
     res = {"model": kind, "log_n": args.log_n, "tile": args.tile, "spatial": spatial,
            "epochs": args.epochs,
            "steps": args.steps, "ft_epochs": args.ft_epochs, "ft_limit": args.ft_limit,
@@ -722,8 +732,9 @@ def main():
     wide_tiles = None
     for meth in filter(None, args.methods.split(",")):
         for s in [float(v) for v in args.sparsity.split(",")]:
-            name = meth.replace("+", "_") + args.tag
-            out = f"{args.work}/{kind}-{name}-{s}.onnx"
+            method = meth + ("+shrink" if args.shrink else "")
+            name = method.replace("+", "_") + args.tag
+            out = f"{args.work}/{kind}{wtag}-{name}-{s}.onnx"
             per = [s] * len(base_tiles)
             if args.layers:
                 per = [s if v == "s" else float(v) for v in args.layers.split(",")]
@@ -734,7 +745,7 @@ def main():
                 # widen (function unchanged), then HE-PEx keeping per layer as many tiles as
                 # the other methods keep at this sparsity
                 if wide_tiles is None:
-                    wide = f"{args.work}/{kind}-wide.onnx"
+                    wide = f"{args.work}/{kind}{wtag}-wide.onnx"
                     tessera(args, ["prune", base, "--out", wide, "--method", "none", "--expand",
                                    str(args.expand), "--quiet", "--force"] + tiling)
                     wide_rep = tessera(args, ["prune", wide, "--stats"] + tiling)
@@ -754,7 +765,7 @@ def main():
                 cmd += ["--shrink"]
             t1 = time.time()
             rep = prune_report(tessera(args, cmd + finetune_args(args, files, steps, dense)))
-            r = {"method": meth + ("+shrink" if args.shrink else ""), "sparsity": s, "layer_sparsity": per, "rows": args.rows,
+            r = {"method": method, "sparsity": s, "layer_sparsity": per, "rows": args.rows,
                  "distill": args.distill, "steps": steps, "ft_epochs": args.ft_epochs,
                  "ft_limit": args.ft_limit, "tag": args.tag, "onnx": out,
                  "onnx_sha256": sha256(out),
