@@ -956,6 +956,67 @@ static void test_spatial_tiles(void **state) {
     tsr_graph_free(gr);
 }
 
+/* The fold through a flatten: x -> Conv(K1, kb1) -> poly -> AvgPool -> Conv(K2, kb2) -> square
+ * -> Flatten -> Gemm(F 5x54, fb): filter 2 of K2 is zero, so channel 2 is kb2[2]^2 at every
+ * one of its 9 positions, which F's columns 18 - 26 fold into fb. */
+static void test_shrink_flatten(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1414);
+    tsr_graph *gr, *p;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 4, (int64_t[]){ -1, 2, 6, 6 }));
+    add_const(gr, "K1", arr(4, (int64_t[]){ 4, 2, 3, 3 }, &g, 0.5));
+    add_const(gr, "kb1", arr(1, (int64_t[]){ 4 }, &g, 0.5));
+    add_const(gr, "pc", arr(1, (int64_t[]){ 3 }, &g, 0.5));
+    tsr_array *k2 = arr(4, (int64_t[]){ 6, 4, 3, 3 }, &g, 0.5);
+    for (int i = 0; i < 4 * 9; i++) k2->data[2 * 36 + i] = 0;
+    add_const(gr, "K2", k2);
+    add_const(gr, "kb2", arr(1, (int64_t[]){ 6 }, &g, 0.5));
+    add_const(gr, "F", arr(2, (int64_t[]){ 5, 54 }, &g, 0.5));
+    add_const(gr, "fb", arr(1, (int64_t[]){ 5 }, &g, 0.5));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    for (int i = 0; i < 4; i++) a.pads[i] = 1;
+    node(gr, TSR_NODE_CONV, 3, (const char *[]){ "x", "K1", "kb1" }, "c1", &a);
+    tsr_graph_attrs_default(&a);
+    node(gr, TSR_NODE_POLY, 2, (const char *[]){ "c1", "pc" }, "c2", &a);
+    tsr_graph_attrs_default(&a);
+    a.n_kernel = 2;
+    a.kernel[0] = a.kernel[1] = 2;
+    a.strides[0] = a.strides[1] = 2;
+    node(gr, TSR_NODE_AVGPOOL, 1, (const char *[]){ "c2" }, "c3", &a);
+    tsr_graph_attrs_default(&a);
+    for (int i = 0; i < 4; i++) a.pads[i] = 1;
+    node(gr, TSR_NODE_CONV, 3, (const char *[]){ "c3", "K2", "kb2" }, "c4", &a);
+    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "c4" }, "c5", NULL);
+    tsr_graph_attrs_default(&a);
+    a.axis = 1;
+    node(gr, TSR_NODE_FLATTEN, 1, (const char *[]){ "c5" }, "c6", &a);
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "c6", "F", "fb" }, "y", &a);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_NONE;
+    o.tile_rows = 1;
+    o.tile_cols = 1;
+    o.shrink = 1;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->features_removed, 1);
+    assert_int_equal(r->features_not_folded, 0);
+    assert_int_equal(tsr_graph_const(p, "K2")->dims[0], 5);
+    assert_int_equal(tsr_graph_const(p, "F")->dims[1], 45);
+    double d = max_diff(gr, p, &g, 4, (int64_t[]){ 3, 2, 6, 6 });
+    if (!(d <= 1e-12)) fail_msg("the shrunk CNN differs by %g", d);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
 static void test_errors(void **state) {
     (void)state;
     tsr_prng g;
@@ -1004,6 +1065,7 @@ int main(void) {
         cmocka_unit_test(test_shrink_rows),
         cmocka_unit_test(test_shrink_aligned),
         cmocka_unit_test(test_shrink_nonfinite),
+        cmocka_unit_test(test_shrink_flatten),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
