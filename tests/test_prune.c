@@ -956,6 +956,47 @@ static void test_spatial_tiles(void **state) {
     tsr_graph_free(gr);
 }
 
+/* x -> Gemm(W1 6x4, b1) -> square -> Sqrt -> Gemm(W2 3x6, b2): the Sqrt forbids expansion,
+ * not removal; W2's column 1 is zero and feature 1 goes. */
+static void test_shrink_sqrt(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1415);
+    tsr_graph *gr, *p;
+    tt_ok(tsr_graph_create(&gr));
+    tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 4 }));
+    add_const(gr, "W1", arr(2, (int64_t[]){ 6, 4 }, &g, 0.5));
+    add_const(gr, "b1", arr(1, (int64_t[]){ 6 }, &g, 0.5));
+    tsr_array *w2 = arr(2, (int64_t[]){ 3, 6 }, &g, 0.5);
+    for (int r = 0; r < 3; r++) w2->data[r * 6 + 1] = 0;
+    add_const(gr, "W2", w2);
+    add_const(gr, "b2", arr(1, (int64_t[]){ 3 }, &g, 0.5));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.trans_b = 1;
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
+    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
+    node(gr, TSR_NODE_SQRT, 1, (const char *[]){ "h2" }, "h3", NULL);
+    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h3", "W2", "b2" }, "y", &a);
+    tt_ok(tsr_graph_add_output(gr, "y"));
+    tt_ok(tsr_graph_finalize(gr));
+    tsr_prune_opts o;
+    tsr_prune_opts_default(&o);
+    o.method = TSR_PRUNE_NONE;
+    o.tile_rows = 1;
+    o.tile_cols = 1;
+    o.shrink = 1;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_int_equal(r->features_removed, 1);
+    assert_int_equal(tsr_graph_const(p, "W2")->dims[1], 5);
+    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 4 });
+    if (!(d <= 1e-12)) fail_msg("the shrunk MLP differs by %g", d);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(gr);
+}
+
 /* The fold through a flatten: x -> Conv(K1, kb1) -> poly -> AvgPool -> Conv(K2, kb2) -> square
  * -> Flatten -> Gemm(F 5x54, fb): filter 2 of K2 is zero, so channel 2 is kb2[2]^2 at every
  * one of its 9 positions, which F's columns 18 - 26 fold into fb. */
@@ -1066,6 +1107,7 @@ int main(void) {
         cmocka_unit_test(test_shrink_aligned),
         cmocka_unit_test(test_shrink_nonfinite),
         cmocka_unit_test(test_shrink_flatten),
+        cmocka_unit_test(test_shrink_sqrt),
         cmocka_unit_test(test_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,9 +67,9 @@
  * (alpha / beta x W_{l+1}'s column times it). Rows of W_l and b_l, every
  * per-feature constant on the way and columns of W_{l+1} go; passes repeat
  * until nothing changes; a dimension keeps at least one feature, and one
- * whose features a Reshape or a Sqrt / Reciprocal / Pow on the way forbids
- * changing is left alone. A constant that is not finite on the all-zero
- * input (or a run that fails there) keeps its features
+ * whose feature count a Reshape on the way states is left alone. A
+ * constant that is not finite on the all-zero input (or a run that fails
+ * there) keeps its features
  * (`features_not_folded`); a removal that would raise the two layers'
  * nonzero tile count (later features moving across tile boundaries) is cut
  * down to whole tile-aligned groups, or to nothing (`shrink_realigned`).

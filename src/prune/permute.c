@@ -179,7 +179,7 @@ static int follow(const pr_model *m, int a, pr_hidden *h) {
             if (o->rank != 2 || o->dims[1] != H * S) return 0;
             if (nd->kind == TSR_NODE_FLATTEN && nd->a.axis != 1) return 0;
             if (nd->kind == TSR_NODE_RESHAPE && !(nd->a.n_shape == 2 && nd->a.shape[1] == -1))
-                h->no_expand = 1; /* its target shape states the feature count */
+                h->no_expand = h->fixed_count = 1; /* its target shape states the count */
             h->stride = S;
             flat = 1;
         } else if (flat) {

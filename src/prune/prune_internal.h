@@ -43,6 +43,7 @@ typedef struct pr_hidden {
     pr_feat_const fc[16];
     int no_expand; /* a node on the way (Sqrt, Reciprocal, Pow) where new features would not vanish
                     */
+    int fixed_count; /* a Reshape on the way states the feature count: no removal either */
 } pr_hidden;
 
 /** A graph with working copies of its constants. */

@@ -21,7 +21,8 @@
  * features of another (a removed row of W_b empties nothing, but a removed
  * column of W_b's layer may leave a column of W_a's consumer all zero), so
  * the passes repeat until nothing changes. A dimension keeps at least one
- * feature; one whose features a Reshape on the way counts is left alone.
+ * feature; one whose features a Reshape on the way counts is left alone
+ * (a Sqrt, Reciprocal or Pow, which forbid expansion, do not matter here).
  * A non-finite constant (0 x inf on the zero input) or a failed run keeps
  * its features, and a removal that would add nonzero tiles is cut down to
  * whole tile-aligned groups (keep_tiles_aligned).
@@ -166,7 +167,9 @@ static tsr_status keep_tiles_aligned(const pr_model *m, const pr_hidden *h, uint
 static tsr_status shrink_hidden(pr_model *m, int hi, pr_shrink_stats *stats) {
     const pr_hidden *h = &m->hidden[hi];
     const pr_layer *A = &m->layers[h->a], *B = &m->layers[h->b];
-    if (h->no_expand) return TSR_OK; /* a Reshape counts the features (or Sqrt / Pow) */
+    /* A Reshape that counts the features forbids removal; Sqrt, Reciprocal or Pow forbid only
+     * new features (a removed one is unused, or a constant checked for being finite). */
+    if (h->fixed_count) return TSR_OK;
     const tsr_graph_node *bn = &m->g->nodes[B->node];
     int foldable = bn->kind == TSR_NODE_GEMM && B->bval >= 0 && B->k == 1 && bn->a.beta != 0.0 &&
                    isfinite(bn->a.alpha / bn->a.beta);
