@@ -46,6 +46,23 @@ static void compile_opts(tsr_nn_compile_opts *o, int batch, tsr_nn_packing pk, i
     o->ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
 }
 
+/* m compiled (batch packing, N = 2^11) and written: the plan; *buf, *len its bytes. */
+static tsr_nn_plan *compile_written(tsr_nn_model *m, int batch, uint8_t **buf, size_t *len) {
+    tsr_nn_compile_opts o;
+    compile_opts(&o, batch, TSR_NN_PACK_BATCH, 11);
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    tt_ok(tsr_nn_plan_to_bytes(p, buf, len));
+    return p;
+}
+
+/* The format version of written plan bytes. */
+static uint32_t written_version(const uint8_t *buf) {
+    uint32_t version;
+    memcpy(&version, buf + TSR_FRAME_HEADER_SIZE, 4);
+    return version;
+}
+
 /* Run plan p on the input ciphertext file f (made with key id kid) on server; decrypt. */
 static void run_plan(const tsr_nn_plan *p, tsr_backend *server, tsr_backend *client, const char *f,
                      const uint8_t *kid, int n, double *out) {
@@ -113,9 +130,7 @@ static void round_trip(const char *name, int n, tsr_nn_packing pk, int want_cont
     uint8_t *buf;
     size_t len;
     tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
-    uint32_t version;
-    memcpy(&version, buf + TSR_FRAME_HEADER_SIZE, 4);
-    assert_int_equal(version, 6);
+    assert_int_equal(written_version(buf), 6);
     snprintf(path, sizeof path, "%s_v6.plan", name);
     write_seed("fuzz_nn_plan", path, buf, len);
     uint8_t *gb;
@@ -221,17 +236,11 @@ static void test_changed_model(void **state) {
     tsr_nn_model *m;
     tt_ok(tsr_nn_import_onnx(tt_source_path("tests/data/torch/cnn.onnx"), NULL, &m, NULL));
     m->layers[0].w[0] += 0.25;
-    tsr_nn_compile_opts o;
-    compile_opts(&o, 1, TSR_NN_PACK_BATCH, 11);
-    tsr_nn_plan *p, *q;
-    tt_ok(tsr_nn_compile(m, &o, &p));
-    assert_null(p->model->graph);
     uint8_t *buf;
     size_t len;
-    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
-    uint32_t version;
-    memcpy(&version, buf + TSR_FRAME_HEADER_SIZE, 4);
-    assert_int_equal(version, 5);
+    tsr_nn_plan *q, *p = compile_written(m, 1, &buf, &len);
+    assert_null(p->model->graph);
+    assert_int_equal(written_version(buf), 5);
     tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
     assert_memory_equal(p->id, q->id, 32);
     assert_true(q->model->layers[0].w[0] == m->layers[0].w[0]);
@@ -267,15 +276,10 @@ static tsr_graph *tiny_graph(const char *vname, const tsr_graph_attrs *sq_attrs)
 static int compiled_format(const tsr_graph *g) {
     tsr_nn_model *m;
     tt_ok(tsr_nn_model_from_graph(g, NULL, &m, NULL));
-    tsr_nn_compile_opts o;
-    compile_opts(&o, 1, TSR_NN_PACK_BATCH, 11);
-    tsr_nn_plan *p, *q;
-    tt_ok(tsr_nn_compile(m, &o, &p));
     uint8_t *buf;
     size_t len;
-    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
-    uint32_t version;
-    memcpy(&version, buf + TSR_FRAME_HEADER_SIZE, 4);
+    tsr_nn_plan *q, *p = compile_written(m, 1, &buf, &len);
+    uint32_t version = written_version(buf);
     tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
     assert_memory_equal(p->id, q->id, 32);
     tsr_nn_plan_free(q);
@@ -418,6 +422,65 @@ static tsr_graph *transpose_chain(int count) {
     return g;
 }
 
+/* The matrix of a data-movement layer of the lowering (no simplification): a 1 at (m, src(m)) of
+ * an M x K matrix, 0 elsewhere; the bias 0 when it has one. */
+static void check_moves(const nn_layer *y, int64_t M, int64_t K, int64_t (*src)(int64_t, int),
+                        int arg, int has_bias) {
+    assert_int_equal(y->kind, NN_DENSE);
+    assert_int_equal(y->w_len, M * K);
+    assert_int_equal(y->b_len, has_bias ? M : 0);
+    for (int64_t m = 0; m < M; m++) {
+        int64_t want = src(m, arg);
+        for (int64_t i = 0; i < K; i++)
+            if (y->w[m * K + i] != (i == want ? 1.0 : 0.0))
+                fail_msg("w[%lld][%lld] = %g", (long long)m, (long long)i, y->w[m * K + i]);
+        if (has_bias && y->b[m] != 0) fail_msg("b[%lld] = %g", (long long)m, y->b[m]);
+    }
+}
+
+/* (rows, cols) transposed: output m = c * rows + r is input r * cols + c. */
+static int64_t transposed_src(int64_t m, int rows) {
+    int64_t cols = 2048 / rows, c = m / rows, r = m % rows;
+    return r * cols + c;
+}
+
+/* (2, 3) concatenated to itself along dimension 1: the first input fills outputs 0..5, the
+ * second 6..11 (-1: none). */
+static int64_t concat_src(int64_t m, int second) {
+    int64_t i = second ? m - 6 : m;
+    return i >= 0 && i < 6 ? i : -1;
+}
+
+/* Transposes and a Concat lower to the matrices worked out above (nn/lower.c measures a data
+ * movement by one run on the indices instead of K + 1 unit vectors: same matrices). */
+static void test_data_movement(void **state) {
+    (void)state;
+    tsr_graph *g = transpose_chain(2);
+    tsr_nn_model *m;
+    tt_ok(nn_model_rebuild(g, 0, NULL, &m));
+    assert_int_equal(m->n_layers, 2);
+    check_moves(&m->layers[0], 2048, 2048, transposed_src, 32, 1);
+    check_moves(&m->layers[1], 2048, 2048, transposed_src, 64, 1);
+    tsr_nn_model_free(m);
+    tsr_graph_free(g);
+    tt_ok(tsr_graph_create(&g));
+    int64_t in[3] = { -1, 2, 3 };
+    tt_ok(tsr_graph_add_input(g, "x", 3, in));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.axis = -2;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CONCAT, "cat", 2, (const char *[]){ "x", "x" }, "y", &a));
+    tt_ok(tsr_graph_add_output(g, "y"));
+    tt_ok(tsr_graph_finalize(g));
+    tt_ok(nn_model_rebuild(g, 0, NULL, &m));
+    assert_int_equal(m->n_layers, 3);
+    check_moves(&m->layers[0], 12, 6, concat_src, 0, 1);
+    check_moves(&m->layers[1], 12, 6, concat_src, 1, 0);
+    assert_int_equal(m->layers[2].kind, NN_ADD);
+    tsr_nn_model_free(m);
+    tsr_graph_free(g);
+}
+
 /* A plan's graph may not lower to more than its budget (at least 2^26 weights, 64 per payload
  * byte, 4096 layers): 17 Transposes (13 KB) would be 17 x 2^22 weights, then multiplied
  * together by the simplifier. */
@@ -441,13 +504,9 @@ static void test_lowering_budget(void **state) {
     tsr_graph *t = tiny_graph("y", NULL);
     tsr_nn_model *tm;
     tt_ok(tsr_nn_model_from_graph(t, NULL, &tm, NULL));
-    tsr_nn_compile_opts o;
-    compile_opts(&o, 1, TSR_NN_PACK_BATCH, 11);
-    tsr_nn_plan *p;
-    tt_ok(tsr_nn_compile(tm, &o, &p));
     uint8_t *buf;
     size_t len;
-    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    tsr_nn_plan *p = compile_written(tm, 1, &buf, &len);
     g = transpose_chain(17);
     expect(regraph(buf, len, g, "transpose_chain_v6.plan"), TSR_ERR_FORMAT, "17 x 2^22 weights");
     assert_non_null(strstr(tsr_last_error(), "plan: its graph lowers to"));
@@ -497,13 +556,9 @@ static void test_corrupt(void **state) {
     tsr_nn_model *m;
     tt_ok(tsr_nn_import_onnx(tt_source_path("tests/data/torch/transformer_small.onnx"), NULL, &m,
                              NULL));
-    tsr_nn_compile_opts o;
-    compile_opts(&o, 4, TSR_NN_PACK_BATCH, 11);
-    tsr_nn_plan *p;
-    tt_ok(tsr_nn_compile(m, &o, &p));
     uint8_t *buf;
     size_t len;
-    tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+    tsr_nn_plan *p = compile_written(m, 4, &buf, &len);
     const size_t n = len - TSR_FRAME_HEADER_SIZE - TSR_FRAME_HASH_SIZE;
     expect(reframe(buf, len, SIZE_MAX, NULL), TSR_OK, "the plan reframed");
     expect(reframe(buf, len, SIZE_MAX, edit_version), TSR_ERR_VERSION, "format 7");
@@ -558,7 +613,8 @@ int main(void) {
         cmocka_unit_test(test_classifier),        cmocka_unit_test(test_autoencoder),
         cmocka_unit_test(test_transformer_batch), cmocka_unit_test(test_changed_model),
         cmocka_unit_test(test_corrupt),           cmocka_unit_test(test_long_name),
-        cmocka_unit_test(test_lowering_budget),   cmocka_unit_test(test_unwritable_graph),
+        cmocka_unit_test(test_data_movement),     cmocka_unit_test(test_lowering_budget),
+        cmocka_unit_test(test_unwritable_graph),
     };
     if (getenv("TT_FILTER")) cmocka_set_test_filter(getenv("TT_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -265,6 +265,127 @@ static tsr_status run_node(lower *L, int probe, int64_t B, const double *rows, t
     return st;
 }
 
+/*
+ * A pure data movement that keeps each sample to itself: every output value is
+ * one input value or 0, so its matrix has one 1 per row at most and its bias
+ * is 0. A Transpose that keeps dimension 0 first; a Concat off dimension 0.
+ */
+static int moves_within_sample(const lower *L, int k) {
+    const tsr_graph_node *n = L->n;
+    int R = L->v[vin(L, k)].rank[0];
+    switch (n->kind) {
+    case TSR_NODE_TRANSPOSE:
+        return n->a.n_perm ? n->a.perm[0] == 0 : R == 1;
+    case TSR_NODE_CONCAT:
+        return R >= 1 && n->a.axis != 0 && n->a.axis != -R && n->a.axis >= -R && n->a.axis < R;
+    default:
+        return 0;
+    }
+}
+
+/* A measured matrix w (M x K, row-major) and bias b (M); *identity if it is y = x. */
+typedef struct {
+    double *w;
+    double *b;
+    int identity;
+} measured;
+
+static void measured_free(measured *d) {
+    tsr_free(d->w);
+    tsr_free(d->b);
+}
+
+static tsr_status mixes_samples(lower *L, tsr_status st) {
+    if (st != TSR_ERR_UNSUPPORTED) return st;
+    tsr_clear_error();
+    return bad(L, "mixes the samples of a batch (the batch must stay dimension 0)");
+}
+
+/*
+ * Activation input k through the node on K+1 samples: sample 0 all zeros
+ * (the bias), sample i+1 the unit vector e_i; w[m][i] = y_{i+1}[m] - y_0[m].
+ */
+static tsr_status measure_units(lower *L, int k, int64_t K, int64_t M, int identity, measured *d) {
+    int64_t B = K + 1;
+    double *rows = tsr_calloc_array((size_t)(B * K), sizeof *rows);
+    if (!rows) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < K; i++) rows[(i + 1) * K + i] = 1.0;
+    tsr_array *y = NULL;
+    tsr_status st = run_node(L, k, B, rows, &y);
+    tsr_free(rows);
+    TSR_TRY(mixes_samples(L, st));
+    if ((int64_t)y->numel != B * M) {
+        tsr_array_free(y);
+        return tsr_fail(TSR_ERR_INTERNAL, "%s: measured output of %zu values", L->lab, y->numel);
+    }
+    d->w = tsr_alloc((size_t)(M * K) * sizeof *d->w);
+    d->b = tsr_alloc((size_t)M * sizeof *d->b);
+    if (!d->w || !d->b) {
+        tsr_array_free(y);
+        measured_free(d);
+        return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    }
+    const double *z = y->data;
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t i = 0; i < K; i++) {
+            double w = z[(i + 1) * M + m] - z[m];
+            d->w[m * K + i] = w;
+            if (w != (m == i ? 1.0 : 0.0)) identity = 0;
+        }
+    memcpy(d->b, z, (size_t)M * sizeof *d->b);
+    tsr_array_free(y);
+    d->identity = identity;
+    return TSR_OK;
+}
+
+/*
+ * The same matrix for a data movement (moves_within_sample): one sample whose
+ * value i is i + 1 tells, for each output m, the input it copies (or 0: none).
+ * One run on K values instead of K+1 runs' worth; the matrix and bias are
+ * bit-identical to measure_units' (1.0 - 0.0, 0.0 - 0.0 and a bias of 0.0).
+ */
+static tsr_status measure_indices(lower *L, int k, int64_t K, int64_t M, int identity,
+                                  measured *d) {
+    double *rows = tsr_alloc((size_t)K * sizeof *rows);
+    if (!rows) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < K; i++) rows[i] = (double)(i + 1);
+    tsr_array *y = NULL;
+    tsr_status st = run_node(L, k, 1, rows, &y);
+    tsr_free(rows);
+    TSR_TRY(mixes_samples(L, st));
+    if ((int64_t)y->numel != M) {
+        tsr_array_free(y);
+        return tsr_fail(TSR_ERR_INTERNAL, "%s: measured output of %zu values", L->lab, y->numel);
+    }
+    d->w = tsr_calloc_array((size_t)(M * K), sizeof *d->w);
+    d->b = tsr_calloc_array((size_t)M, sizeof *d->b);
+    if (!d->w || !d->b) {
+        tsr_array_free(y);
+        measured_free(d);
+        return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    }
+    const double *z = y->data;
+    for (int64_t m = 0; m < M; m++) {
+        double v = z[m];
+        if (v == 0) {
+            identity = 0;
+            continue;
+        }
+        int64_t i = (int64_t)v - 1;
+        if (!(v >= 1 && v <= (double)K) || (double)(i + 1) != v) {
+            tsr_array_free(y);
+            measured_free(d);
+            return tsr_fail(TSR_ERR_INTERNAL, "%s: output %lld is not a copy of an input", L->lab,
+                            (long long)m);
+        }
+        d->w[m * K + i] = 1.0;
+        if (i != m) identity = 0;
+    }
+    tsr_array_free(y);
+    d->identity = identity;
+    return TSR_OK;
+}
+
 /* The node as dense layers: one per activation input, summed. */
 static tsr_status lower_measured(lower *L, int *t_out) {
     const tsr_graph_node *n = L->n;
@@ -288,54 +409,28 @@ static tsr_status lower_measured(lower *L, int *t_out) {
             L->budget->over = probe.over;
             TSR_TRY(bs);
         }
-        /* rows: sample 0 all zeros (the bias), sample i+1 the unit vector e_i */
-        int64_t B = K + 1;
-        double *rows = tsr_calloc_array((size_t)(B * K), sizeof *rows);
-        if (!rows) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-        for (int64_t i = 0; i < K; i++) rows[(i + 1) * K + i] = 1.0;
-        tsr_array *y = NULL;
-        tsr_status st = run_node(L, k, B, rows, &y);
-        tsr_free(rows);
-        if (st == TSR_ERR_UNSUPPORTED) {
-            tsr_clear_error();
-            return bad(L, "mixes the samples of a batch (the batch must stay dimension 0)");
-        }
-        TSR_TRY(st);
-        if ((int64_t)y->numel != B * M) {
-            tsr_array_free(y);
-            return tsr_fail(TSR_ERR_INTERNAL, "%s: measured output of %zu values", L->lab,
-                            y->numel);
-        }
+        measured md = { 0 };
+        int identity = acts == 1 && M == K;
+        TSR_TRY(moves_within_sample(L, k) ? measure_indices(L, k, K, M, identity, &md)
+                                          : measure_units(L, k, K, M, identity, &md));
         nn_layer d;
         layer_init(L, &d, NN_DENSE, L->v[vi].t, k ? ".in2" : "");
         d.w_len = M * K;
-        d.w = tsr_alloc((size_t)(M * K) * sizeof *d.w);
-        if (!d.w) {
-            tsr_array_free(y);
-            return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-        }
-        const double *z = y->data;
-        int identity = acts == 1 && M == K;
-        for (int64_t m = 0; m < M; m++)
-            for (int64_t i = 0; i < K; i++) {
-                double w = z[(i + 1) * M + m] - z[m];
-                d.w[m * K + i] = w;
-                if (w != (m == i ? 1.0 : 0.0)) identity = 0;
-            }
+        d.w = md.w;
         if (first) {
             d.b_len = M;
-            d.b = (double *)z;
+            d.b = md.b;
             for (int64_t m = 0; m < M; m++)
-                if (z[m] != 0) identity = 0;
+                if (md.b[m] != 0) md.identity = 0;
         }
         int t = -1;
-        if (identity) {
+        tsr_status st = TSR_OK;
+        if (md.identity) {
             t = L->v[vi].t; /* an identity map (a transpose of size-1 axes, a full slice, ...) */
         } else {
             st = push(L, &d, &t);
         }
-        tsr_free(d.w);
-        tsr_array_free(y);
+        measured_free(&md);
         TSR_TRY(st);
         if (acc < 0) {
             acc = t;
