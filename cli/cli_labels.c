@@ -1,6 +1,6 @@
 /*
  * cli/cli_labels.c - labels for the verbs that score decrypted predictions
- * (cli.h: cli_load_labels; decrypt, client).
+ * (cli.h: cli_load_labels; decrypt, client, predict).
  */
 #include "cli.h"
 

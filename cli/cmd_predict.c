@@ -179,17 +179,7 @@ int tsr_cmd_predict(int argc, char **argv) {
     int B = tsr_nn_plan_batch(p);
     if (!count && n > B) n = B;
     if ((rc = nn_cli_check_inputs(VERB, p, x, n, offset, clip)) != 0) goto out;
-    if (labels) {
-        int ny;
-        if ((st = tsr_nn_load_labels(labels, (int)offset, n, &y, &ny)) != TSR_OK) {
-            rc = cli_fail(VERB, st, "reading the labels");
-            goto out;
-        }
-        if (ny < n) {
-            rc = cli_usage_error(VERB, "%s has %d labels, %d needed", labels, ny, n);
-            goto out;
-        }
-    }
+    if (labels && (rc = cli_load_labels(VERB, labels, offset, n, &y)) != 0) goto out;
     if (expect) {
         int ne;
         if ((st = tsr_nn_load_outputs(mm, expect, (int)offset, n, &want, &ne)) != TSR_OK) {

@@ -290,7 +290,7 @@ static void test_messages(void **state) {
 }
 
 /* Numbers and files at the edges: subnormals are numbers, NUL bytes and duplicate .npy keys are
- * not; decrypt writes no predictions when --labels is bad. */
+ * not; decrypt writes no predictions when --labels is bad, predict refuses too few labels. */
 static void test_input_edges(void **state) {
     (void)state;
     put_csv("tiny.csv", 1, "1e-310");
@@ -341,6 +341,14 @@ static void test_input_edges(void **state) {
                              tt_cli_path("pred.csv"), tt_cli_path("labels.csv")),
                   0, "decrypt with good labels");
     assert_int_equal(stat(tt_cli_path("pred.csv"), &sb), 0);
+    /* predict reads --labels as decrypt does: 1 label for 2 samples is refused before running */
+    put_csv("two.csv", 2, "0");
+    tt_cli_expect(tt_cli_run("predict %s --in %s --labels %s --backend mockup" INSECURE,
+                             tt_cli_path("a.plan"), tt_cli_path("two.csv"),
+                             tt_cli_path("labels.csv")),
+                  2, "predict with too few labels");
+    assert_non_null(strstr(tt_cli_output(), "has 1 labels from offset 0, 2 needed"));
+    assert_null(strstr(tt_cli_output(), "accuracy"));
 }
 
 int main(void) {
