@@ -40,6 +40,15 @@ static void compile_opts(tsr_nn_compile_opts *o, int batch, tsr_nn_packing pk, i
     o->ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
 }
 
+/* m compiled with compile_opts(batch, pk, log_n): the plan. */
+static tsr_nn_plan *compiled(const tsr_nn_model *m, int batch, tsr_nn_packing pk, int log_n) {
+    tsr_nn_compile_opts o;
+    compile_opts(&o, batch, pk, log_n);
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    return p;
+}
+
 /* Samples run_ckks found decrypted beyond the output headroom (tsr_nn_check_outputs). */
 static int last_invalid;
 
@@ -819,12 +828,8 @@ static void test_wrong_inputs(void **state) {
     tsr_prng g;
     tt_prng(&g, 45);
     tsr_nn_model *m = small_cnn(&g);
-    tsr_nn_compile_opts o;
-    tsr_nn_plan *p, *other;
-    compile_opts(&o, 2, TSR_NN_PACK_TILED, 10);
-    tt_ok(tsr_nn_compile(m, &o, &p));
-    compile_opts(&o, 3, TSR_NN_PACK_TILED, 10);
-    tt_ok(tsr_nn_compile(m, &o, &other));
+    tsr_nn_plan *p = compiled(m, 2, TSR_NN_PACK_TILED, 10);
+    tsr_nn_plan *other = compiled(m, 3, TSR_NN_PACK_TILED, 10);
     tsr_ckks_params *params;
     tt_ok(tsr_nn_plan_params(p, &params));
     tsr_ckks_secret_key *sk;
@@ -1203,10 +1208,7 @@ static void test_other_backends(void **state) {
     tsr_prng g;
     tt_prng(&g, 46);
     tsr_nn_model *m = small_cnn(&g);
-    tsr_nn_compile_opts o;
-    tsr_nn_plan *p;
-    compile_opts(&o, 2, TSR_NN_PACK_TILED, 10);
-    tt_ok(tsr_nn_compile(m, &o, &p));
+    tsr_nn_plan *p = compiled(m, 2, TSR_NN_PACK_TILED, 10);
     double x[2 * 64], out[8], ref[8];
     rnd(&g, x, 2 * 64, 1);
     double bits[2];
