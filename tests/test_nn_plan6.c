@@ -541,6 +541,16 @@ static void edit_digest(uint8_t *pay, size_t *n) {
     (void)n;
     pay[OFF_DIGEST + 5] ^= 0x10;
 }
+/* A mixed chain: bit 31 of the spec's levels word and its two low fields (1 level at 2^40),
+ * which the spec codec accepts; plans use uniform chains. */
+static void edit_mixed_chain(uint8_t *pay, size_t *n) {
+    const size_t end = 4 + CKKS_SPEC_BYTES(1);
+    memmove(pay + end + 8, pay + end, *n - end);
+    const uint8_t low[8] = { 1, 0, 0, 0, 40, 0, 0, 0 };
+    memcpy(pay + end, low, sizeof low);
+    pay[4 + 12 + 3] |= 0x80;
+    *n += 8;
+}
 static void edit_trailing(uint8_t *pay, size_t *n) {
     pay[(*n)++] = 0;
 }
@@ -574,6 +584,8 @@ static void test_corrupt(void **state) {
     expect(reframe(buf, len, SIZE_MAX, edit_digest), TSR_ERR_FORMAT, "another program");
     assert_non_null(strstr(tsr_last_error(), "compile the model again"));
     expect(reframe(buf, len, SIZE_MAX, edit_trailing), TSR_ERR_FORMAT, "bytes after the end");
+    expect(reframe(buf, len, SIZE_MAX, edit_mixed_chain), TSR_ERR_FORMAT, "a mixed chain");
+    assert_non_null(strstr(tsr_last_error(), "plans use uniform chains"));
     expect(reframe(buf, len, SIZE_MAX, edit_steps), TSR_ERR_FORMAT, "a NaN prediction");
     g_steps = p->prog->n_steps;
     expect(reframe(buf, len, SIZE_MAX, edit_step_count), TSR_ERR_FORMAT, "another step count");

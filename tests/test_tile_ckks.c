@@ -477,11 +477,44 @@ static void test_long_chain_scales(void **state) {
     }
 }
 
+/* The tile backends rebuild the scales by the uniform recursion: a mixed chain is refused with
+ * an error (it once tripped an assertion and aborted), before any key is needed. */
+static void test_mixed_chain_refused(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s;
+    memset(&s, 0, sizeof s);
+    s.log_n = 11;
+    s.first_prime_bits = 55;
+    s.scale_bits = 50;
+    s.levels = 6;
+    s.special_primes = 2;
+    s.special_prime_bits = 58;
+    s.secret = TSR_CKKS_SECRET_TERNARY;
+    s.flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    s.low_levels = 3;
+    s.low_scale_bits = 30;
+    tsr_ckks_params *p;
+    tt_ok(tsr_ckks_params_create(&p, &s));
+    tsr_backend *be = (tsr_backend *)&be;
+    assert_int_equal(tsr_backend_ckks_create(p, NULL, NULL, NULL, NULL, &be), TSR_ERR_INVALID_ARG);
+    assert_null(be);
+    assert_non_null(strstr(tsr_last_error(), "uniform chains only"));
+    tsr_mockup_params mp;
+    memset(&mp, 0, sizeof mp);
+    be = (tsr_backend *)&be;
+    assert_int_equal(tsr_backend_mockup_create_for(p, &mp, &be), TSR_ERR_INVALID_ARG);
+    assert_null(be);
+    assert_non_null(strstr(tsr_last_error(), "uniform chains only"));
+    tsr_clear_error();
+    tsr_ckks_params_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_long_chain_scales), cmocka_unit_test(test_backend_basics),
-        cmocka_unit_test(test_network_planned),   cmocka_unit_test(test_matmat_conv),
-        cmocka_unit_test(test_debug_ckks),        cmocka_unit_test(test_server_side),
+        cmocka_unit_test(test_long_chain_scales),   cmocka_unit_test(test_backend_basics),
+        cmocka_unit_test(test_network_planned),     cmocka_unit_test(test_matmat_conv),
+        cmocka_unit_test(test_debug_ckks),          cmocka_unit_test(test_server_side),
+        cmocka_unit_test(test_mixed_chain_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -213,7 +213,8 @@ TSR_API tsr_status tsr_backend_mockup_create(const tsr_mockup_params *p, tsr_bac
  * of a CKKS parameter set (opts supplies the rest: track_values, noise,
  * rotations, seed; its slots/top_level/scale_bits/primes are ignored). This
  * is the backend a planner dry-runs before any key exists, and the
- * reference of a debug backend.
+ * reference of a debug backend. Uniform chains only: a mixed chain
+ * (spec.low_levels > 0) fails with TSR_ERR_INVALID_ARG.
  */
 TSR_API tsr_status tsr_backend_mockup_create_for(const tsr_ckks_params *params,
                                                  const tsr_mockup_params *opts, tsr_backend **out);
@@ -228,7 +229,8 @@ TSR_API tsr_status tsr_backend_mockup_create_for(const tsr_ckks_params *params,
  * keys (into gk, or into a set the backend owns when gk is NULL); without
  * it, it fails with TSR_ERR_KEY_MISSING. A server-side backend is made with
  * rk and gk only. Operations on distinct tile tensors may run on several
- * threads (evaluators are pooled).
+ * threads (evaluators are pooled). Uniform chains only: a mixed chain
+ * (spec.low_levels > 0) fails with TSR_ERR_INVALID_ARG.
  */
 TSR_API tsr_status tsr_backend_ckks_create(tsr_ckks_params *params, const tsr_ckks_public_key *pk,
                                            const tsr_ckks_secret_key *sk,

@@ -124,6 +124,11 @@ tsr_status nn_plan_read_spec(tsr_reader *r, uint32_t ckks_flags, tsr_ckks_param_
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
                                "malformed plan: CKKS parameters (N = 2^%u, %u levels, security %u)",
                                spec->log_n, spec->levels, *security);
+    if (spec->low_levels != 0)
+        return tsr_reader_fail(r, TSR_ERR_FORMAT,
+                               "malformed plan: a mixed CKKS chain (%u low levels); plans use "
+                               "uniform chains",
+                               spec->low_levels);
     if ((spec->flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) &&
         !(ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS))
         return tsr_reader_fail(r, TSR_ERR_INSECURE,
@@ -283,6 +288,9 @@ static tsr_status write_frame(const tsr_nn_plan *p, tsr_writer *w) {
      * rebuilt and checked from it). */
     uint8_t fp[16];
     TSR_ASSERT(len >= 4 + CKKS_SPEC_BYTES(1));
+    /* Plans use uniform chains (nn_plan_read_spec refuses a mixed one), whose spec is
+     * exactly CKKS_SPEC_BYTES(1) bytes: the hash covers all of it. */
+    TSR_ASSERT(!p->spec.low_levels);
     crypto_generichash(fp, 16, pay + 4, CKKS_SPEC_BYTES(1), NULL, 0);
     tsr_frame_begin_write(w, TSR_OBJ_PLAN, 0, fp, len);
     tsr_write_bytes(w, pay, len);

@@ -654,6 +654,20 @@ static const tsr_backend_vtable ckks_vt = {
     .destroy = c_destroy,
 };
 
+/* The tile backends rebuild the canonical scales by the uniform recursion
+ * Delta_{l-1} = Delta_l^2 / q_l; a mixed chain (spec.low_levels > 0) breaks it
+ * at level low_levels, so they refuse one. */
+static tsr_status require_uniform(const tsr_ckks_params *p, const char *who) {
+    tsr_ckks_param_spec spec;
+    tsr_ckks_params_spec(p, &spec);
+    if (spec.low_levels)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "%s: the tile backends support uniform chains only (these parameters "
+                        "are a mixed chain, %u low levels)",
+                        who, spec.low_levels);
+    return TSR_OK;
+}
+
 static tsr_status chain_of(const tsr_ckks_params *p, double **primes, int *top, double *scale) {
     *top = tsr_ckks_params_max_level(p);
     *primes = tsr_calloc_array((size_t)*top + 1, sizeof **primes);
@@ -668,6 +682,7 @@ tsr_status tsr_backend_ckks_create(tsr_ckks_params *params, const tsr_ckks_publi
                                    tsr_ckks_galois_keys *gk, tsr_backend **out) {
     *out = NULL;
     TSR_REQUIRE(params, "tsr_backend_ckks_create: params must not be NULL");
+    TSR_TRY(require_uniform(params, "tsr_backend_ckks_create"));
     ckks_be *k = tsr_calloc(sizeof *k);
     if (!k) return tsr_fail(TSR_ERR_NOMEM, "out of memory creating the ckks backend");
     k->params = params;
@@ -731,6 +746,7 @@ tsr_status tsr_backend_ckks_set_bootstrap(tsr_backend *be, const tsr_circuits_bo
 tsr_status tsr_backend_mockup_create_for(const tsr_ckks_params *params,
                                          const tsr_mockup_params *opts, tsr_backend **out) {
     *out = NULL;
+    TSR_TRY(require_uniform(params, "tsr_backend_mockup_create_for"));
     tsr_mockup_params mp = *opts;
     double *primes = NULL, scale = 0;
     int top = 0;
