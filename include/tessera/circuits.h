@@ -457,12 +457,16 @@ typedef struct tsr_circuits_boot_config {
 
 /** What a prepared bootstrapping circuit costs and produces. */
 typedef struct tsr_circuits_boot_info {
-    size_t slots;          /**< n */
-    int cts_levels;        /**< levels of CoeffsToSlots */
-    int evalmod_levels;    /**< levels of EvalMod: cosine depth + r */
-    int stc_levels;        /**< levels of SlotsToCoeffs */
-    int depth;             /**< levels consumed from the top: the sum of the three above */
-    int out_level;         /**< level of the result: L - depth */
+    size_t slots;       /**< n */
+    int cts_levels;     /**< levels of CoeffsToSlots */
+    int evalmod_levels; /**< levels of EvalMod: cosine depth + r */
+    int stc_levels;     /**< levels of SlotsToCoeffs */
+    /** levels consumed by the stages: the sum of the three above (on a mixed chain with spare
+     * high levels, the final adjustment drops more: see out_level) */
+    int depth;
+    /** level of the result: L - depth; on a mixed chain spec.low_levels (then
+     * depth <= L - low_levels, and a final adjustment uses the spare high levels) */
+    int out_level;
     double out_scale;      /**< the result's scale: the canonical scale of out_level */
     unsigned k;            /**< EvalMod range K */
     unsigned double_angle; /**< r */
@@ -607,8 +611,10 @@ TSR_API tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ck
                                               tsr_ckks_ciphertext *out,
                                               const tsr_ckks_ciphertext *in);
 /**
- * Stage 4: SlotsToCoeffs. in must be at level out_level + stc_levels, canonical scale.
- * Sparse slots: in holds stage 3's [a | b] (period 2n); out is n-periodic again.
+ * Stage 4: SlotsToCoeffs. in must be at level L - cts_levels - evalmod_levels (stage 3's output),
+ * canonical scale. Sparse slots: in holds stage 3's [a | b] (period 2n); out is n-periodic again.
+ * The result is at out_level (on a mixed chain with spare high levels, via a final
+ * tsr_ckks_adjust).
  */
 TSR_API tsr_status tsr_circuits_boot_slots_to_coeffs(const tsr_circuits_boot *b,
                                                      tsr_ckks_evaluator *ev,
