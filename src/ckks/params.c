@@ -58,44 +58,38 @@ typedef struct preset {
     tsr_ckks_param_spec spec;
 } preset;
 
-#define PRESET(nm, ds, logn, q0, s, lv, k, kb, dn)                                \
-    {                                                                             \
-        nm, ds, {                                                                 \
-            .log_n = logn, .first_prime_bits = q0, .scale_bits = s, .levels = lv, \
-            .special_primes = k, .special_prime_bits = kb, .dnum = dn,            \
-            .secret = TSR_CKKS_SECRET_TERNARY, .hamming_weight = 0, .flags = 0    \
-        }                                                                         \
+/* low, low_bits: a mixed chain's low_levels and low_scale_bits (0, 0: uniform) */
+#define PRESET(nm, ds, logn, q0, s, lv, k, kb, dn, low, low_bits)                                  \
+    {                                                                                              \
+        nm, ds, {                                                                                  \
+            .log_n = logn, .first_prime_bits = q0, .scale_bits = s, .levels = lv,                  \
+            .special_primes = k, .special_prime_bits = kb, .dnum = dn,                             \
+            .secret = TSR_CKKS_SECRET_TERNARY, .hamming_weight = 0, .flags = 0, .low_levels = low, \
+            .low_scale_bits = low_bits                                                             \
+        }                                                                                          \
     }
 
 static const preset presets[] = {
     PRESET("n13-l3", "N=2^13, 3 levels, scale 2^40, dnum 4: fast tests and the demo", 13, 45, 40, 3,
-           1, 50, 4),
-    PRESET("n14-l7", "N=2^14, 7 levels, scale 2^40, dnum 4", 14, 50, 40, 7, 2, 50, 4),
-    PRESET("n15-l14", "N=2^15, 14 levels (15 limbs), scale 2^40, dnum 3", 15, 50, 40, 14, 5, 50, 3),
-    PRESET("n16-l21", "N=2^16, 21 levels (22 limbs), scale 2^40, dnum 3", 16, 50, 40, 21, 7, 50, 3),
-    PRESET("n16-l35", "N=2^16, 35 levels (36 limbs), scale 2^40, dnum 6", 16, 50, 40, 35, 5, 50, 6),
+           1, 50, 4, 0, 0),
+    PRESET("n14-l7", "N=2^14, 7 levels, scale 2^40, dnum 4", 14, 50, 40, 7, 2, 50, 4, 0, 0),
+    PRESET("n15-l14", "N=2^15, 14 levels (15 limbs), scale 2^40, dnum 3", 15, 50, 40, 14, 5, 50, 3,
+           0, 0),
+    PRESET("n16-l21", "N=2^16, 21 levels (22 limbs), scale 2^40, dnum 3", 16, 50, 40, 21, 7, 50, 3,
+           0, 0),
+    PRESET("n16-l35", "N=2^16, 35 levels (36 limbs), scale 2^40, dnum 6", 16, 50, 40, 35, 5, 50, 6,
+           0, 0),
     /* bench/bench_boot.c's set: CoeffsToSlots 3 + EvalMod 8 + SlotsToCoeffs 3 levels, 10 left */
     PRESET("n16-boot",
            "N=2^16, 24 levels of 60 bits (25 limbs), 4 x 61-bit special primes, dnum 7: "
            "bootstrapping (14 levels) with 10 left at 2^60",
-           16, 61, 60, 24, 4, 61, 0),
+           16, 61, 60, 24, 4, 61, 0, 0, 0),
     /* the same bootstrapping levels on a mixed chain: the 10 network levels at 40 bits free
      * 200 bits of Q for 3 more special primes, so dnum 4 (log2 QP ~ 1728 of 1772) */
-    { "n16-boot-d4",
-      "N=2^16, q_0 61 bits, 10 levels of 40 bits under 14 of 60 (25 limbs), 7 x 61-bit "
-      "special primes, dnum 4: bootstrapping (14 levels) with 10 left at 2^40",
-      { .log_n = 16,
-        .first_prime_bits = 61,
-        .scale_bits = 60,
-        .levels = 24,
-        .special_primes = 7,
-        .special_prime_bits = 61,
-        .dnum = 4,
-        .secret = TSR_CKKS_SECRET_TERNARY,
-        .hamming_weight = 0,
-        .flags = 0,
-        .low_levels = 10,
-        .low_scale_bits = 40 } },
+    PRESET("n16-boot-d4",
+           "N=2^16, q_0 61 bits, 10 levels of 40 bits under 14 of 60 (25 limbs), 7 x 61-bit "
+           "special primes, dnum 4: bootstrapping (14 levels) with 10 left at 2^40",
+           16, 61, 60, 24, 7, 61, 4, 10, 40),
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
