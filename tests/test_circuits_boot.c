@@ -7,7 +7,7 @@
  * (too few levels, scales off the expected one, missing keys, bad config), and level-aware keys
  * (bit-identical to full keys at the levels bootstrapping lists).
  */
-#include "testutil.h"
+#include "boot_check.h"
 
 #include "ckks/evaluator_internal.h"
 #include "tessera.h"
@@ -17,17 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct he {
-    tsr_ckks_params *p;
-    tsr_ckks_secret_key *sk;
-    tsr_ckks_public_key *pk;
-    tsr_ckks_relin_key *rk;
-    tsr_ckks_encoder *enc;
-    tsr_ckks_plaintext *pt;
-    size_t slots;
-    tsr_prng g;
-} he;
-
 /*
  * Insecure test ring: N = 2^11 (2^10 under the sanitizers), q_0 of 61 bits,
  * 16 levels of 60 bits (3 CoeffsToSlots + 8 EvalMod + 3 SlotsToCoeffs, 2
@@ -35,8 +24,6 @@ typedef struct he {
  * of q_0 for certain).
  */
 static int he_setup_with(void **state, tsr_ckks_secret_dist secret) {
-    he *h = calloc(1, sizeof *h);
-    if (!h) return -1;
     tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
                                  .first_prime_bits = 61,
                                  .scale_bits = 60,
@@ -47,16 +34,7 @@ static int he_setup_with(void **state, tsr_ckks_secret_dist secret) {
                                  .secret = secret,
                                  .hamming_weight = secret == TSR_CKKS_SECRET_FIXED_HW ? 32 : 0,
                                  .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
-    tt_ok(tsr_ckks_params_create(&h->p, &spec));
-    tt_ok(tsr_ckks_secret_key_create(&h->sk, h->p));
-    tt_ok(tsr_ckks_public_key_create(&h->pk, h->sk));
-    tt_ok(tsr_ckks_relin_key_create(&h->rk, h->sk));
-    tt_ok(tsr_ckks_encoder_create(&h->enc, h->p));
-    tt_ok(tsr_ckks_plaintext_create(&h->pt, h->p));
-    h->slots = tsr_ckks_params_slots(h->p);
-    tt_prng(&h->g, 12);
-    *state = h;
-    return 0;
+    return he_create(state, &spec, 12);
 }
 
 static int he_setup(void **state) {
@@ -68,71 +46,12 @@ static int he_setup_dense(void **state) {
     return he_setup_with(state, TSR_CKKS_SECRET_TERNARY);
 }
 
-static int he_teardown(void **state) {
-    he *h = *state;
-    tsr_ckks_plaintext_free(h->pt);
-    tsr_ckks_encoder_free(h->enc);
-    tsr_ckks_relin_key_free(h->rk);
-    tsr_ckks_public_key_free(h->pk);
-    tsr_ckks_secret_key_free(h->sk);
-    tsr_ckks_params_free(h->p);
-    free(h);
-    return 0;
-}
-
-/* Galois keys for b's steps (plus conjugation unless no_conj). */
-static tsr_ckks_galois_keys *keys_for(he *h, const tsr_circuits_boot *b, int no_conj) {
-    size_t n = tsr_circuits_boot_rotations(b, NULL, 0);
-    int *steps = malloc((n ? n : 1) * sizeof *steps);
-    assert_non_null(steps);
-    assert_int_equal(tsr_circuits_boot_rotations(b, steps, n), n);
-    for (size_t i = 1; i < n; i++) assert_true(steps[i - 1] < steps[i]);
-    for (size_t i = 0; i < n; i++) assert_true(steps[i] >= 1 && (size_t)steps[i] < h->slots);
-    tsr_ckks_galois_keys *gk;
-    tt_ok(
-        tsr_ckks_galois_keys_create(&gk, h->sk, steps, n, no_conj ? 0 : TSR_CKKS_GALOIS_CONJUGATE));
-    free(steps);
-    return gk;
-}
-
-/* n complex values in [-1, 1] + i [-1, 1], repeated with period n over all slots. */
-static double *rand_slots(he *h, size_t n) {
-    double *v = malloc(2 * h->slots * sizeof *v);
-    assert_non_null(v);
-    for (size_t i = 0; i < 2 * n; i++) v[i] = 2 * tsr_prng_double(&h->g) - 1;
-    for (size_t i = 2 * n; i < 2 * h->slots; i++) v[i] = v[i % (2 * n)];
-    return v;
-}
-
 static tsr_ckks_ciphertext *encrypt_at(he *h, const double *v, int level) {
     tsr_ckks_ciphertext *ct;
     tt_ok(tsr_ckks_ciphertext_create(&ct, h->p));
     tt_ok(tsr_ckks_encode_complex(h->enc, h->pt, v, h->slots, level, 0));
     tt_ok(tsr_ckks_encrypt(h->pk, ct, h->pt));
     return ct;
-}
-
-static double *decrypt(he *h, const tsr_ckks_ciphertext *ct) {
-    double *v = malloc(2 * h->slots * sizeof *v);
-    assert_non_null(v);
-    tt_ok(tsr_ckks_decrypt(h->sk, h->pt, ct));
-    tt_ok(tsr_ckks_decode_complex(h->enc, h->pt, v, h->slots, NULL));
-    return v;
-}
-
-/* Precision in bits: -log2 of the worst and of the mean absolute error over real and imaginary
- * parts. */
-static void precision(const double *got, const double *want, size_t n, double *worst,
-                      double *mean) {
-    double w = 0, s = 0;
-    for (size_t i = 0; i < 2 * n; i++) {
-        double e = fabs(got[i] - want[i]);
-        assert_true(e == e);
-        if (e > w) w = e;
-        s += e;
-    }
-    *worst = w > 0 ? -log2(w) : 60;
-    *mean = s > 0 ? -log2(s / (double)(2 * n)) : 60;
 }
 
 /* Bootstrap n-periodic slots stage by stage, checking levels and scales; returns worst bits. */

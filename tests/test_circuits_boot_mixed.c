@@ -11,7 +11,7 @@
  * threads give the same bytes; a level budget that would run a stage on a
  * network prime is refused with a clear message.
  */
-#include "testutil.h"
+#include "boot_check.h"
 
 #include "tessera.h"
 
@@ -22,17 +22,6 @@
 
 #define LOW_LEVELS 2
 
-typedef struct he {
-    tsr_ckks_params *p;
-    tsr_ckks_secret_key *sk;
-    tsr_ckks_public_key *pk;
-    tsr_ckks_relin_key *rk;
-    tsr_ckks_encoder *enc;
-    tsr_ckks_plaintext *pt;
-    size_t slots;
-    tsr_prng g;
-} he;
-
 /*
  * q_0 of 61 bits, q_1, q_2 of 40 bits (scale 2^40 at level 2), q_3..q_16 of
  * 60 bits (3 CoeffsToSlots + 8 EvalMod + 3 SlotsToCoeffs), 3 special primes
@@ -40,8 +29,6 @@ typedef struct he {
  * of q_0 for certain), as test_circuits_boot's ring.
  */
 static int he_setup(void **state) {
-    he *h = calloc(1, sizeof *h);
-    if (!h) return -1;
     tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
                                  .first_prime_bits = 61,
                                  .scale_bits = 60,
@@ -54,70 +41,7 @@ static int he_setup(void **state) {
                                  .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS,
                                  .low_levels = LOW_LEVELS,
                                  .low_scale_bits = 40 };
-    tt_ok(tsr_ckks_params_create(&h->p, &spec));
-    tt_ok(tsr_ckks_secret_key_create(&h->sk, h->p));
-    tt_ok(tsr_ckks_public_key_create(&h->pk, h->sk));
-    tt_ok(tsr_ckks_relin_key_create(&h->rk, h->sk));
-    tt_ok(tsr_ckks_encoder_create(&h->enc, h->p));
-    tt_ok(tsr_ckks_plaintext_create(&h->pt, h->p));
-    h->slots = tsr_ckks_params_slots(h->p);
-    tt_prng(&h->g, 15);
-    *state = h;
-    return 0;
-}
-
-static int he_teardown(void **state) {
-    he *h = *state;
-    tsr_ckks_plaintext_free(h->pt);
-    tsr_ckks_encoder_free(h->enc);
-    tsr_ckks_relin_key_free(h->rk);
-    tsr_ckks_public_key_free(h->pk);
-    tsr_ckks_secret_key_free(h->sk);
-    tsr_ckks_params_free(h->p);
-    free(h);
-    return 0;
-}
-
-static tsr_ckks_galois_keys *keys_for(he *h, const tsr_circuits_boot *b) {
-    size_t n = tsr_circuits_boot_rotations(b, NULL, 0);
-    int *steps = malloc((n ? n : 1) * sizeof *steps);
-    assert_non_null(steps);
-    assert_int_equal(tsr_circuits_boot_rotations(b, steps, n), n);
-    tsr_ckks_galois_keys *gk;
-    tt_ok(tsr_ckks_galois_keys_create(&gk, h->sk, steps, n, TSR_CKKS_GALOIS_CONJUGATE));
-    free(steps);
-    return gk;
-}
-
-/* n complex values in [-1, 1] + i [-1, 1], repeated with period n over all slots. */
-static double *rand_slots(he *h, size_t n) {
-    double *v = malloc(2 * h->slots * sizeof *v);
-    assert_non_null(v);
-    for (size_t i = 0; i < 2 * n; i++) v[i] = 2 * tsr_prng_double(&h->g) - 1;
-    for (size_t i = 2 * n; i < 2 * h->slots; i++) v[i] = v[i % (2 * n)];
-    return v;
-}
-
-static double *decrypt(he *h, const tsr_ckks_ciphertext *ct) {
-    double *v = malloc(2 * h->slots * sizeof *v);
-    assert_non_null(v);
-    tt_ok(tsr_ckks_decrypt(h->sk, h->pt, ct));
-    tt_ok(tsr_ckks_decode_complex(h->enc, h->pt, v, h->slots, NULL));
-    return v;
-}
-
-/* -log2 of the mean and of the worst absolute error over real and imaginary parts */
-static void precision(const double *got, const double *want, size_t n, double *mean,
-                      double *worst) {
-    double w = 0, s = 0;
-    for (size_t i = 0; i < 2 * n; i++) {
-        double e = fabs(got[i] - want[i]);
-        assert_true(e == e);
-        if (e > w) w = e;
-        s += e;
-    }
-    *worst = w > 0 ? -log2(w) : 60;
-    *mean = s > 0 ? -log2(s / (double)(2 * n)) : 60;
+    return he_create(state, &spec, 15);
 }
 
 /* z -> z^2 on interleaved (re, im) pairs */
@@ -142,7 +66,7 @@ static void run_mixed(he *h, const tsr_circuits_boot_config *cfg, const char *la
     assert_int_equal(info.out_level, LOW_LEVELS);
     assert_true(info.out_scale == 0x1p40);
     assert_true(top - info.depth >= LOW_LEVELS);
-    tsr_ckks_galois_keys *gk = keys_for(h, b);
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
     tsr_ckks_evaluator *ev;
     tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
 
@@ -165,7 +89,7 @@ static void run_mixed(he *h, const tsr_circuits_boot_config *cfg, const char *la
     assert_true(tsr_ckks_ciphertext_scale(out) == 0x1p40);
 
     double *got = decrypt(h, out), mean, worst;
-    precision(got, want, h->slots, &mean, &worst);
+    precision(got, want, h->slots, &worst, &mean);
     free(got);
 
     /* the network levels left: two squarings down to level 0 */
@@ -178,7 +102,7 @@ static void run_mixed(he *h, const tsr_circuits_boot_config *cfg, const char *la
     }
     double mean_sq, worst_sq;
     got = decrypt(h, out);
-    precision(got, want, h->slots, &mean_sq, &worst_sq);
+    precision(got, want, h->slots, &worst_sq, &mean_sq);
     free(got);
     printf("# mixed chain, %s: n = %zu of %zu slots, levels %d + %d + %d of 60 bits, %d left at "
            "2^%.2f: precision mean %.1f bits, worst %.1f; after two squarings mean %.1f, worst "
@@ -253,7 +177,7 @@ static void test_boot_mixed_real(void **state) {
     he *h = *state;
     tsr_circuits_boot *b;
     tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, NULL));
-    tsr_ckks_galois_keys *gk = keys_for(h, b);
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
     tsr_ckks_evaluator *ev;
     tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
     double *v = rand_slots(h, h->slots), *re[2];
@@ -272,7 +196,7 @@ static void test_boot_mixed_real(void **state) {
         assert_int_equal(tsr_ckks_ciphertext_level(out[k]), LOW_LEVELS);
         assert_true(tsr_ckks_ciphertext_scale(out[k]) == 0x1p40);
         double *got = decrypt(h, out[k]), mean, worst;
-        precision(got, re[k], h->slots, &mean, &worst);
+        precision(got, re[k], h->slots, &worst, &mean);
         printf("# mixed chain, real slots %c: precision mean %.1f bits, worst %.1f\n", "ab"[k],
                mean, worst);
         /* the uniform chain's test_boot_real measures mean 26.4-26.5, worst 21.8-24.3 bits */
