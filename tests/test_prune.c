@@ -653,6 +653,15 @@ static void test_row_sparsity(void **state) {
     tsr_graph_free(gr);
 }
 
+/* Options of the shrink tests: no pruning method, R x C tiles, shrink on. */
+static void shrink_opts(tsr_prune_opts *o, int rows, int cols) {
+    tsr_prune_opts_default(o);
+    o->method = TSR_PRUNE_NONE;
+    o->tile_rows = rows;
+    o->tile_cols = cols;
+    o->shrink = 1;
+}
+
 /* x(N,12) -> Gemm(W1 10x12, b1) -> per-channel poly -> Gemm(W2 8x10, b2) -> square ->
  * MatMul(W3 8x6) -> y: hidden 1 feeds a Gemm with a bias (constant features fold into b2),
  * hidden 2 a MatMul (they cannot). */
@@ -710,11 +719,7 @@ static void test_shrink(void **state) {
     tt_prng(&g, 1410);
     tsr_graph *gr = mlp_dead(&g), *p;
     tsr_prune_opts o;
-    tsr_prune_opts_default(&o);
-    o.method = TSR_PRUNE_NONE;
-    o.tile_rows = 2;
-    o.tile_cols = 4;
-    o.shrink = 1;
+    shrink_opts(&o, 2, 4);
     tsr_prune_report *r;
     tt_ok(tsr_prune_graph(gr, &o, &p, &r));
     /* hidden 1: 10 - 3 constant - 2 unused - 1 (second pass) = 4; hidden 2: 8 - 1 = 7 */
@@ -836,11 +841,7 @@ static void test_shrink_aligned(void **state) {
     tt_prng(&g, 1412);
     tsr_graph *gr = mlp_stray(&g), *p;
     tsr_prune_opts o;
-    tsr_prune_opts_default(&o);
-    o.method = TSR_PRUNE_NONE;
-    o.tile_rows = 2;
-    o.tile_cols = 4;
-    o.shrink = 1;
+    shrink_opts(&o, 2, 4);
     tsr_prune_report *r;
     tt_ok(tsr_prune_graph(gr, &o, &p, &r));
     assert_int_equal(tiles_nz(r, 0), 12 + 8);
@@ -885,12 +886,8 @@ static void test_shrink_nonfinite(void **state) {
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_prune_opts o;
-    tsr_prune_opts_default(&o);
-    o.method = TSR_PRUNE_NONE;
-    o.tile_rows = 1;
-    o.tile_cols = 1;
+    shrink_opts(&o, 1, 1);
     o.alternate = 0;
-    o.shrink = 1;
     tsr_prune_report *r;
     tt_ok(tsr_prune_graph(gr, &o, &p, &r));
     assert_int_equal(r->features_removed, 0);
@@ -981,11 +978,7 @@ static void test_shrink_sqrt(void **state) {
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_prune_opts o;
-    tsr_prune_opts_default(&o);
-    o.method = TSR_PRUNE_NONE;
-    o.tile_rows = 1;
-    o.tile_cols = 1;
-    o.shrink = 1;
+    shrink_opts(&o, 1, 1);
     tsr_prune_report *r;
     tt_ok(tsr_prune_graph(gr, &o, &p, &r));
     assert_int_equal(r->features_removed, 1);
@@ -1040,11 +1033,7 @@ static void test_shrink_flatten(void **state) {
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_prune_opts o;
-    tsr_prune_opts_default(&o);
-    o.method = TSR_PRUNE_NONE;
-    o.tile_rows = 1;
-    o.tile_cols = 1;
-    o.shrink = 1;
+    shrink_opts(&o, 1, 1);
     tsr_prune_report *r;
     tt_ok(tsr_prune_graph(gr, &o, &p, &r));
     assert_int_equal(r->features_removed, 1);
