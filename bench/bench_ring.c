@@ -346,9 +346,13 @@ static int bench_conv(ring_bench_ctx *c, tsr_simd fam, tsr_prng *g) {
 /* The uniform streams of key halves, one limb of N = 2^16 with a prime just above 2^60 (as in
  * n16-boot; the bit-mask rejection of the per-limb stream keeps only half its words there):
  * stream-x the per-limb XChaCha20 of format-2 keys (tsr_sample_uniform), stream-c the chunked
- * ChaCha20 of seeded keys (tsr_sample_uniform_range), chacha20 its raw keystream (8 N bytes).
- * Libsodium picks its own SIMD code: one row each, whatever --simd says. */
-static int bench_stream(ring_bench_ctx *c) {
+ * ChaCha20 of seeded keys (tsr_sample_uniform_range, 20 rounds: prg 1), chacha20 its raw
+ * keystream (8 N bytes; libsodium, after tsr_init, picks its own SIMD code whatever the
+ * family); stream-c12 the chunked ChaCha12 of prg 2, chacha12 its raw keystream and chacha20k
+ * the ring's ChaCha kernel at 20 rounds (these three from the family's kernel). */
+static int bench_stream(ring_bench_ctx *c, tsr_simd fam) {
+    /* without sodium_init, libsodium runs its reference ChaCha20 (about 4x slower here) */
+    if (tsr_init() != TSR_OK || tsr_simd_force(fam) != TSR_OK) return 1;
     const size_t n = 1 << 16;
     const uint64_t q = 0x10000000006e0001ULL; /* 2^60 + 55 * 2^17 + 1, prime */
     tsr_rns_basis *b;
@@ -356,23 +360,36 @@ static int bench_stream(ring_bench_ctx *c) {
     uint64_t *out = tsr_alloc(n * sizeof *out);
     if (!out) return 1;
     const uint8_t seed[TSR_SEED_BYTES] = { 7 }, nonce[TSR_STREAM_NONCE_BYTES] = { 1 };
-    double s[3][256];
+    const uint32_t key_w[8] = { 7 }, nonce_w[3] = { 1 };
+    const tsr_ring_kernels *k = tsr_ring_kernels_active();
+    double s[6][256];
     int reps = c->reps > 30 ? 30 : c->reps;
     for (int r = 0; r < reps; r++) {
         double t0 = tsr_now();
         tsr_sample_uniform(b, seed, 0x100, out);
         double t1 = tsr_now();
-        tsr_sample_uniform_range(&b->mod[0], seed, 0x100, 0, n, out);
+        tsr_sample_uniform_range(&b->mod[0], seed, 0x100, TSR_SAMPLE_ROUNDS_CHACHA20, 0, n, out);
         double t2 = tsr_now();
         tsr_stream_chacha20(out, n * sizeof *out, seed, nonce, 0);
+        double t3 = tsr_now();
+        tsr_sample_uniform_range(&b->mod[0], seed, 0x100, TSR_SAMPLE_ROUNDS_CHACHA12, 0, n, out);
+        double t4 = tsr_now();
+        k->chacha(out, key_w, nonce_w, 0, n / 8, 12);
+        double t5 = tsr_now();
+        k->chacha(out, key_w, nonce_w, 0, n / 8, 20);
         s[0][r] = t1 - t0;
         s[1][r] = t2 - t1;
-        s[2][r] = tsr_now() - t2;
+        s[2][r] = t3 - t2;
+        s[3][r] = t4 - t3;
+        s[4][r] = t5 - t4;
+        s[5][r] = tsr_now() - t5;
     }
-    const tsr_simd fam = tsr_simd_active();
     report(c, "stream-x", fam, n, 61, "limb", s[0], reps);
     report(c, "stream-c", fam, n, 61, "limb", s[1], reps);
     report(c, "chacha20", fam, n, 61, "limb", s[2], reps);
+    report(c, "stream-c12", fam, n, 61, "limb", s[3], reps);
+    report(c, "chacha12", fam, n, 61, "limb", s[4], reps);
+    report(c, "chacha20k", fam, n, 61, "limb", s[5], reps);
     tsr_free(out);
     tsr_rns_basis_free(b);
     return 0;
@@ -386,7 +403,8 @@ int bench_ring_main(int argc, char **argv) {
                "NTT forward/inverse, whole and split (N = 2^13..2^16; 49- and 60-bit primes),\n"
                "element-wise multiply, automorphism gather, basis conversion, a diagonal into\n"
                "29 limbs from double and from int64, ModDown and rescale (N = 2^16);\n"
-               "once: the uniform streams of key halves (one limb, N = 2^16, libsodium's SIMD).\n"
+               "the uniform streams of key halves (one limb, N = 2^16; ChaCha20 by libsodium's\n"
+               "SIMD code, ChaCha12 and the kernel's ChaCha20 by the family's kernel).\n"
                "Median and minimum of >= 20 runs (--quick: 5) in microseconds.\n");
         return 0;
     }
@@ -422,8 +440,8 @@ int bench_ring_main(int argc, char **argv) {
         if (!only || strcmp(only, "ntt") == 0) rc |= bench_ntt(&c, fam, &g);
         if (!only || strcmp(only, "elt") == 0) rc |= bench_elementwise(&c, fam, &g);
         if (!only || strcmp(only, "conv") == 0) rc |= bench_conv(&c, fam, &g);
+        if (!only || strcmp(only, "stream") == 0) rc |= bench_stream(&c, fam);
     }
-    if (!rc && (!only || strcmp(only, "stream") == 0)) rc |= bench_stream(&c);
     if (c.json) printf("\n]}\n");
     tsr_set_num_threads(saved_threads);
     (void)tsr_simd_force(saved_simd);

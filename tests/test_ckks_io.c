@@ -1058,7 +1058,7 @@ static void test_format2_keys(void **state) {
     assert_memory_equal(rk3->key.data, old->key.data, all);
     tsr_ckks_relin_key_free(rk3);
     /* an unknown stream number (the byte after max_level and dnum) is refused */
-    v3[TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + 8] = 2;
+    v3[TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + 8] = CKKS_KSK_PRG_LAST + 1;
     crypto_generichash(v3 + len3 - TSR_FRAME_HASH_SIZE, TSR_FRAME_HASH_SIZE, v3,
                        len3 - TSR_FRAME_HASH_SIZE, NULL, 0);
     tt_fails(tsr_ckks_relin_key_from_bytes(&rk3, p, v3, len3), TSR_ERR_FORMAT);
@@ -1070,6 +1070,110 @@ static void test_format2_keys(void **state) {
     tsr_ckks_evaluator_free(ev_old);
     tsr_ckks_evaluator_free(ev2);
     tsr_ckks_relin_key_free(rk2);
+    tsr_ckks_relin_key_free(old);
+    world_free(&w);
+}
+
+/* Every a_j of a seeded key over all its limbs equals the chunked stream with `rounds`. */
+static void assert_a_stream(const tsr_ckks_params *p, const ckks_ksk *k, unsigned rounds) {
+    assert_true(k->seeded);
+    uint64_t *got = malloc(p->n * sizeof *got), *want = malloc(p->n * sizeof *want);
+    assert_non_null(got);
+    assert_non_null(want);
+    for (int j = 0; j < k->dnum; j++)
+        for (int t = 0; t < k->limbs; t++) {
+            int pi = ckks_ext_prime(p, k->max_level, t);
+            const uint64_t *a = ckks_ksk_a_range(p, k, j, pi, 0, p->n, got);
+            tsr_sample_uniform_range(ckks_mod(p, pi), k->seed, (uint32_t)(CKKS_DOMAIN_KSK_A + j),
+                                     rounds, 0, p->n, want);
+            assert_memory_equal(a, want, p->n * sizeof *want);
+        }
+    free(got);
+    free(want);
+}
+
+/*
+ * Key files of stream 1 (seeded keys written before ChaCha12: the chunked ChaCha20) still load,
+ * stay seeded and expand with ChaCha20 exactly as before: a key made with stream 1 reads back
+ * as stream 1, relinearizes bit-identically to the key that wrote it and correctly, and is
+ * written again byte for byte; new keys are stream 2 (ChaCha12) and expand with 12 rounds.
+ */
+static void test_chacha20_keys(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s = small_spec();
+    world w;
+    world_init(&w, &s);
+    tsr_ckks_params *p = w.p;
+    assert_int_equal(w.rk->key.prg, CKKS_KSK_PRG_CHACHA12_CHUNK);
+    assert_a_stream(p, &w.rk->key, TSR_SAMPLE_ROUNDS_CHACHA12);
+    for (size_t i = 0; i < w.gk->count; i++) {
+        assert_int_equal(w.gk->e[i].key.prg, CKKS_KSK_PRG_CHACHA12_CHUNK);
+        assert_a_stream(p, &w.gk->e[i].key, TSR_SAMPLE_ROUNDS_CHACHA12);
+    }
+    tsr_ckks_relin_key *old = tsr_calloc(sizeof *old);
+    assert_non_null(old);
+    old->params = ckks_params_ref(p);
+    memcpy(old->key_id, w.sk->key_id, TSR_CKKS_KEY_ID_BYTES);
+    uint64_t *s2;
+    tt_ok(tsr_rns_poly_new(p->q[p->L], &s2));
+    tsr_rns_mul(p->q[p->L], s2, w.sk->s_ntt, w.sk->s_ntt);
+    tt_ok(ckks_ksk_generate_prg(p, w.sk->s_ntt, s2, p->L, CKKS_KSK_PRG_CHACHA20_CHUNK, &old->key));
+    tsr_free(s2);
+    assert_a_stream(p, &old->key, TSR_SAMPLE_ROUNDS_CHACHA20);
+    uint8_t *v, *v2;
+    size_t len, len2;
+    tt_ok(tsr_ckks_relin_key_to_bytes(old, &v, &len));
+    assert_int_equal(v[TSR_FRAME_HEADER_SIZE + TSR_CKKS_KEY_ID_BYTES + 8],
+                     CKKS_KSK_PRG_CHACHA20_CHUNK);
+    tsr_ckks_relin_key *rk;
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk, p, v, len));
+    assert_true(rk->key.seeded);
+    assert_int_equal(rk->key.prg, CKKS_KSK_PRG_CHACHA20_CHUNK);
+    assert_int_equal(tsr_ckks_relin_key_memory(rk), tsr_ckks_relin_key_memory(old));
+    assert_a_stream(p, &rk->key, TSR_SAMPLE_ROUNDS_CHACHA20);
+    tt_ok(tsr_ckks_relin_key_to_bytes(rk, &v2, &len2));
+    assert_int_equal(len2, len);
+    assert_memory_equal(v, v2, len);
+    tsr_ckks_bytes_free(v2);
+    /* expanded, it keeps its stream: written again, the same bytes */
+    tsr_ckks_relin_key *rkx;
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rkx, p, v, len));
+    tt_ok(tsr_ckks_relin_key_expand(rkx));
+    assert_int_equal(rkx->key.prg, CKKS_KSK_PRG_CHACHA20_CHUNK);
+    tt_ok(tsr_ckks_relin_key_to_bytes(rkx, &v2, &len2));
+    assert_int_equal(len2, len);
+    assert_memory_equal(v, v2, len);
+    tsr_ckks_bytes_free(v2);
+    /* it relinearizes like the key that wrote it (and its expansion), and right */
+    tsr_ckks_evaluator *ev_old, *ev1, *evx;
+    tt_ok(tsr_ckks_evaluator_create(&ev_old, p, old, NULL));
+    tt_ok(tsr_ckks_evaluator_create(&ev1, p, rk, NULL));
+    tt_ok(tsr_ckks_evaluator_create(&evx, p, rkx, NULL));
+    tsr_ckks_ciphertext *c1, *c2;
+    tt_ok(tsr_ckks_ciphertext_create(&c1, p));
+    tt_ok(tsr_ckks_ciphertext_create(&c2, p));
+    tt_ok(tsr_ckks_mul_relin(ev_old, c1, w.ct, w.ct));
+    tt_ok(tsr_ckks_mul_relin(ev1, c2, w.ct, w.ct));
+    assert_memory_equal(ckks_ct_poly(c1, 0), ckks_ct_poly(c2, 0), (size_t)p->n * 8);
+    assert_memory_equal(ckks_ct_poly(c1, 1), ckks_ct_poly(c2, 1), (size_t)p->n * 8);
+    tt_ok(tsr_ckks_mul_relin(evx, c2, w.ct, w.ct));
+    assert_memory_equal(ckks_ct_poly(c1, 0), ckks_ct_poly(c2, 0), (size_t)p->n * 8);
+    assert_memory_equal(ckks_ct_poly(c1, 1), ckks_ct_poly(c2, 1), (size_t)p->n * 8);
+    const size_t n = tsr_ckks_params_slots(p);
+    double *got = malloc(n * sizeof *got);
+    assert_non_null(got);
+    tt_ok(tsr_ckks_decrypt(w.sk, w.pt, c2));
+    tt_ok(tsr_ckks_decode_real(w.enc, w.pt, got, n, NULL));
+    for (size_t i = 0; i < n; i++) assert_true(fabs(got[i] - w.x[i] * w.x[i]) < 1e-3);
+    free(got);
+    tsr_ckks_bytes_free(v);
+    tsr_ckks_ciphertext_free(c1);
+    tsr_ckks_ciphertext_free(c2);
+    tsr_ckks_evaluator_free(ev_old);
+    tsr_ckks_evaluator_free(ev1);
+    tsr_ckks_evaluator_free(evx);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_relin_key_free(rkx);
     tsr_ckks_relin_key_free(old);
     world_free(&w);
 }
@@ -1193,6 +1297,47 @@ static void test_format2_corpus(void **state) {
     tsr_ckks_params_free(p);
 }
 
+/*
+ * The committed format-3 seed corpora of fuzz_ckks_eval_keys (written before ChaCha12: every
+ * key of stream 1, chunked ChaCha20) load as seeded stream-1 keys whose a_j are the ChaCha20
+ * chunks, and are written again byte for byte.
+ */
+static void test_chacha20_corpus(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s;
+    ckks_fuzz_spec(&s);
+    tsr_ckks_params *p;
+    tt_ok(tsr_ckks_params_create(&p, &s));
+    size_t len, len2;
+    uint8_t *v = read_corpus("relin_frame", &len), *v2;
+    assert_int_equal(v[4], TSR_FRAME_VERSION_KSK);
+    tsr_ckks_relin_key *rk;
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk, p, v, len));
+    assert_int_equal(rk->key.prg, CKKS_KSK_PRG_CHACHA20_CHUNK);
+    assert_a_stream(p, &rk->key, TSR_SAMPLE_ROUNDS_CHACHA20);
+    tt_ok(tsr_ckks_relin_key_to_bytes(rk, &v2, &len2));
+    assert_int_equal(len2, len);
+    assert_memory_equal(v, v2, len);
+    tsr_ckks_bytes_free(v2);
+    tsr_ckks_relin_key_free(rk);
+    free(v);
+    tsr_ckks_galois_keys *gk;
+    v = read_corpus("galois_frame", &len);
+    tt_ok(tsr_ckks_galois_keys_from_bytes(&gk, p, v, len));
+    assert_true(gk->count > 0);
+    for (size_t i = 0; i < gk->count; i++) {
+        assert_int_equal(gk->e[i].key.prg, CKKS_KSK_PRG_CHACHA20_CHUNK);
+        assert_a_stream(p, &gk->e[i].key, TSR_SAMPLE_ROUNDS_CHACHA20);
+    }
+    tt_ok(tsr_ckks_galois_keys_to_bytes(gk, &v2, &len2));
+    assert_int_equal(len2, len);
+    assert_memory_equal(v, v2, len);
+    tsr_ckks_bytes_free(v2);
+    tsr_ckks_galois_keys_free(gk);
+    free(v);
+    tsr_ckks_params_free(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),         cmocka_unit_test(test_truncation_and_corruption),
@@ -1200,7 +1345,8 @@ int main(void) {
         cmocka_unit_test(test_write_fuzz_corpus), cmocka_unit_test(test_declared_size),
         cmocka_unit_test(test_spec_codec),        cmocka_unit_test(test_format2_keys),
         cmocka_unit_test(test_format2_corpus),    cmocka_unit_test(test_spec_codec_mixed),
-        cmocka_unit_test(test_old_params_files),
+        cmocka_unit_test(test_old_params_files),  cmocka_unit_test(test_chacha20_keys),
+        cmocka_unit_test(test_chacha20_corpus),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -220,8 +220,7 @@ static void test_rns_consistency(void **state) {
  * separate the streams; the mean is that of a uniform variable; a prime
  * just above a power of two (half the words rejected) still fills the limb.
  */
-static void test_uniform_range(void **state) {
-    (void)state;
+static void uniform_range_rounds(unsigned rounds) {
     const size_t n = 3 * TSR_SAMPLE_CHUNK + 100;
     tsr_modulus m, m2, mh;
     tsr_modulus_init(&m, (1ULL << 50) - 27);  /* 2^50 - 27 is prime */
@@ -232,7 +231,7 @@ static void test_uniform_range(void **state) {
     assert_non_null(part);
     assert_non_null(other);
     uint8_t seed[TSR_SEED_BYTES] = { 1, 2, 3 }, seed2[TSR_SEED_BYTES] = { 1, 2, 4 };
-    tsr_sample_uniform_range(&m, seed, 0x100, 0, n, all);
+    tsr_sample_uniform_range(&m, seed, 0x100, rounds, 0, n, all);
     double mean = 0;
     for (size_t k = 0; k < n; k++) {
         assert_true(all[k] < m.q);
@@ -242,21 +241,22 @@ static void test_uniform_range(void **state) {
     /* ranges in reverse order, crossing chunk borders, odd sizes */
     const size_t cuts[] = { 0, 1, 700, TSR_SAMPLE_CHUNK, TSR_SAMPLE_CHUNK + 3, 2500, n };
     for (int i = (int)(sizeof cuts / sizeof cuts[0]) - 2; i >= 0; i--)
-        tsr_sample_uniform_range(&m, seed, 0x100, cuts[i], cuts[i + 1] - cuts[i], part + cuts[i]);
+        tsr_sample_uniform_range(&m, seed, 0x100, rounds, cuts[i], cuts[i + 1] - cuts[i],
+                                 part + cuts[i]);
     assert_memory_equal(all, part, n * 8);
     /* a shorter limb (N below one chunk) is the prefix */
-    tsr_sample_uniform_range(&m, seed, 0x100, 0, 64, part);
+    tsr_sample_uniform_range(&m, seed, 0x100, rounds, 0, 64, part);
     assert_memory_equal(all, part, 64 * 8);
-    tsr_sample_uniform_range(&m, seed, 0x101, 0, n, other);
+    tsr_sample_uniform_range(&m, seed, 0x101, rounds, 0, n, other);
     assert_memory_not_equal(all, other, n * 8);
-    tsr_sample_uniform_range(&m, seed2, 0x100, 0, n, other);
+    tsr_sample_uniform_range(&m, seed2, 0x100, rounds, 0, n, other);
     assert_memory_not_equal(all, other, n * 8);
-    tsr_sample_uniform_range(&m2, seed, 0x100, 0, n, other);
+    tsr_sample_uniform_range(&m2, seed, 0x100, rounds, 0, n, other);
     assert_memory_not_equal(all, other, n * 8);
     /* chunks differ from each other */
     assert_memory_not_equal(all, all + TSR_SAMPLE_CHUNK, TSR_SAMPLE_CHUNK * 8);
-    tsr_sample_uniform_range(&mh, seed, 7, 0, n, other);
-    tsr_sample_uniform_range(&mh, seed, 7, TSR_SAMPLE_CHUNK - 5, 10, part);
+    tsr_sample_uniform_range(&mh, seed, 7, rounds, 0, n, other);
+    tsr_sample_uniform_range(&mh, seed, 7, rounds, TSR_SAMPLE_CHUNK - 5, 10, part);
     assert_memory_equal(other + TSR_SAMPLE_CHUNK - 5, part, 10 * 8);
     size_t high = 0;
     for (size_t k = 0; k < n; k++) {
@@ -269,8 +269,22 @@ static void test_uniform_range(void **state) {
     tsr_free(other);
 }
 
+static void test_uniform_range(void **state) {
+    (void)state;
+    uniform_range_rounds(TSR_SAMPLE_ROUNDS_CHACHA20);
+    uniform_range_rounds(TSR_SAMPLE_ROUNDS_CHACHA12);
+    /* the two round counts are two streams */
+    tsr_modulus m;
+    tsr_modulus_init(&m, (1ULL << 50) - 27);
+    const uint8_t seed[TSR_SEED_BYTES] = { 1, 2, 3 };
+    uint64_t a[300], b[300];
+    tsr_sample_uniform_range(&m, seed, 0x100, TSR_SAMPLE_ROUNDS_CHACHA20, 0, 300, a);
+    tsr_sample_uniform_range(&m, seed, 0x100, TSR_SAMPLE_ROUNDS_CHACHA12, 0, 300, b);
+    assert_memory_not_equal(a, b, sizeof a);
+}
+
 /*
- * Known answers for both key streams, so that a change to the stream (chunk
+ * Known answers for the key streams, so that a change to the stream (chunk
  * size, nonce layout, counter, rejection rule, byte order) cannot pass as a
  * round trip: key files on disk hold only seeds for the a halves. The words
  * were computed outside Tessera (Python: `cryptography` ChaCha20 and a
@@ -299,12 +313,33 @@ static void test_uniform_known_answers(void **state) {
     };
     assert_int_equal(TSR_SAMPLE_CHUNK, 1024);
     uint64_t all[2 * 1024];
-    tsr_sample_uniform_range(&m, seed, 0x105, 0, 2 * 1024, all);
+    tsr_sample_uniform_range(&m, seed, 0x105, 20, 0, 2 * 1024, all);
     for (size_t i = 0; i < sizeof kat / sizeof kat[0]; i++) {
         assert_int_equal(all[kat[i].off], kat[i].want);
         uint64_t one = 0;
-        tsr_sample_uniform_range(&m, seed, 0x105, kat[i].off, 1, &one);
+        tsr_sample_uniform_range(&m, seed, 0x105, 20, kat[i].off, 1, &one);
         assert_int_equal(one, kat[i].want);
+    }
+
+    /* ChaCha12 (prg 2): the same chunks with 12 rounds; the 31st word of chunk 0 is the first
+     * rejected one (from the same Python reference, which reproduces the ChaCha20 words above
+     * and `cryptography`'s ChaCha20 keystream at 20 rounds) */
+    const struct {
+        size_t off;
+        uint64_t want;
+    } kat12[] = {
+        { 0, 0x66430bec8845aeeULL },    { 1, 0xa4386b72c1b8bddULL },
+        { 29, 0xc594eb387ac1ec1ULL },   { 30, 0x821bd0de73179cULL }, /* after the rejected word */
+        { 1023, 0xaf17cb68478908cULL }, { 1024, 0x6ec674e69798a72ULL },
+        { 1025, 0xf56330422a43219ULL },
+    };
+    tsr_sample_uniform_range(&m, seed, 0x105, TSR_SAMPLE_ROUNDS_CHACHA12, 0, 2 * 1024, all);
+    for (size_t i = 0; i < sizeof kat12 / sizeof kat12[0]; i++) {
+        assert_int_equal(all[kat12[i].off], kat12[i].want);
+        uint64_t one = 0;
+        tsr_sample_uniform_range(&m, seed, 0x105, TSR_SAMPLE_ROUNDS_CHACHA12, kat12[i].off, 1,
+                                 &one);
+        assert_int_equal(one, kat12[i].want);
     }
 
     const uint64_t q[2] = { 1125899906843009ULL, 0x2000000000000581ULL }; /* 1 mod 128, prime */

@@ -3,7 +3,8 @@
  * reference, bit for bit, on random inputs: forward/inverse NTT, element-wise
  * operations, basis conversion, ModDown; several N and prime sizes (30, 40,
  * 49, 50, 59, 60, 61 bits; IFMA kernels take over only below 2^50 and fall
- * back above). Families this CPU lacks are skipped with a printed note.
+ * back above); the ChaCha keystream of seeded keys. Families this CPU lacks are skipped with a
+ * printed note.
  */
 #include "testutil.h"
 
@@ -504,13 +505,17 @@ static void test_conv_row_families(void **state) {
     tsr_free(o2);
 }
 
-/* Inner products: every family equals the portable one. */
+/* Inner products: every family equals the portable one, on random values with 0 and q - 1 at
+ * a few places and on all-(q - 1) inputs (the largest sums: the reduction chunks of the fast
+ * kernels are as long as their 2^(b+63) bound allows), for term counts around those chunk
+ * lengths (4 for 61-bit primes, 8 for 60-bit) and primes from 2 to 62 bits, just below a
+ * power of two and just above one. */
 static void test_dot_families(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 44);
     const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
-    static const size_t terms_list[] = { 1, 2, 3, 7, 13, 30, 64 };
+    static const size_t terms_list[] = { 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 30, 64 };
     const size_t n = 131;
     uint64_t *x[64], *y0[64], *y1[64];
     for (int j = 0; j < 64; j++) {
@@ -520,33 +525,47 @@ static void test_dot_families(void **state) {
     }
     uint64_t *a0 = tsr_alloc(n * 8), *a1 = tsr_alloc(n * 8), *b0 = tsr_alloc(n * 8),
              *b1 = tsr_alloc(n * 8);
+    uint64_t qs[N_BITS + 6];
+    size_t nq = 0;
+    for (size_t bi = 0; bi < N_BITS; bi++)
+        tt_ok(tsr_prime_generate(prime_bits[bi], 8, 1, NULL, 0, &qs[nq++]));
+    tt_ok(tsr_prime_generate(62, 8, 1, NULL, 0, &qs[nq++]));
+    qs[nq++] = 0x1000000000000021ULL; /* 2^60 + 33: 61 bits, just above 2^60 */
+    qs[nq++] = (1ULL << 61) - 1;      /* Mersenne prime, just below 2^61 */
+    qs[nq++] = (1ULL << 31) - 1;
+    qs[nq++] = 3;
     for (int f = TSR_SIMD_AVX2; f <= TSR_SIMD_AVX512IFMA; f++) {
         if (!family_available((tsr_simd)f)) continue;
         const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
-        for (size_t bi = 0; bi < N_BITS; bi++) {
-            uint64_t q;
-            tt_ok(tsr_prime_generate(prime_bits[bi], 8, 1, NULL, 0, &q));
+        for (size_t qi = 0; qi < nq; qi++) {
+            const uint64_t q = qs[qi];
             tsr_modulus m;
             tsr_modulus_init(&m, q);
-            for (size_t ti = 0; ti < sizeof terms_list / sizeof terms_list[0]; ti++) {
-                const size_t terms = terms_list[ti];
+            for (size_t ti = 0; ti < 2 * (sizeof terms_list / sizeof terms_list[0]); ti++) {
+                const size_t terms = terms_list[ti / 2];
+                const int all_max = ti % 2;
                 for (size_t j = 0; j < terms; j++) {
                     random_vec_edges(&g, x[j], n, q);
                     random_vec_edges(&g, y0[j], n, q);
                     random_vec_edges(&g, y1[j], n, q);
+                    if (all_max)
+                        for (size_t i = 0; i < n; i++) x[j][i] = y0[j][i] = y1[j][i] = q - 1;
                 }
                 ref->dot2(&m, a0, a1, (const uint64_t *const *)x, (const uint64_t *const *)y0,
                           (const uint64_t *const *)y1, terms, n);
                 k->dot2(&m, b0, b1, (const uint64_t *const *)x, (const uint64_t *const *)y0,
                         (const uint64_t *const *)y1, terms, n);
                 if (memcmp(a0, b0, n * 8) || memcmp(a1, b1, n * 8))
-                    fail_msg("%s dot2 differs: q=%llu terms=%zu", tsr_simd_name((tsr_simd)f),
-                             (unsigned long long)q, terms);
-                k->dot2(&m, b0, NULL, (const uint64_t *const *)x, (const uint64_t *const *)y0, NULL,
-                        terms, n);
-                if (memcmp(a0, b0, n * 8))
-                    fail_msg("%s single dot differs: q=%llu terms=%zu", tsr_simd_name((tsr_simd)f),
-                             (unsigned long long)q, terms);
+                    fail_msg("%s dot2 differs: q=%llu terms=%zu%s", tsr_simd_name((tsr_simd)f),
+                             (unsigned long long)q, terms, all_max ? " (all q-1)" : "");
+                for (size_t len = n - 3; len <= n; len++) { /* every tail of the 4-wide loop */
+                    k->dot2(&m, b0, NULL, (const uint64_t *const *)x, (const uint64_t *const *)y0,
+                            NULL, terms, len);
+                    if (memcmp(a0, b0, len * 8))
+                        fail_msg("%s single dot differs: q=%llu terms=%zu n=%zu%s",
+                                 tsr_simd_name((tsr_simd)f), (unsigned long long)q, terms, len,
+                                 all_max ? " (all q-1)" : "");
+                }
             }
         }
     }
@@ -620,13 +639,121 @@ static void test_forced_pipeline(void **state) {
     }
 }
 
+/*
+ * ChaCha keystream: the portable kernel at 20 rounds is libsodium's ChaCha20 (IETF: the words
+ * of tsr_stream_chacha20 read little-endian), and every family equals the portable kernel at
+ * 2, 8, 12 and 20 rounds, for block counts around its 8-block width and counters up to the
+ * last block before the 32-bit counter wraps; the rejection sampling of its words equals the
+ * portable loop; the chunked ChaCha12 sampler is the same under every family (its known
+ * answers: test_ring_sample).
+ */
+static void test_chacha_families(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 46);
+    uint8_t key[32], nonce[12];
+    uint32_t key_w[8], nonce_w[3];
+    tsr_prng_bytes(&g, key, sizeof key);
+    tsr_prng_bytes(&g, nonce, sizeof nonce);
+    for (int i = 0; i < 8; i++)
+        key_w[i] = (uint32_t)key[4 * i] | (uint32_t)key[4 * i + 1] << 8 |
+                   (uint32_t)key[4 * i + 2] << 16 | (uint32_t)key[4 * i + 3] << 24;
+    for (int i = 0; i < 3; i++)
+        nonce_w[i] = (uint32_t)nonce[4 * i] | (uint32_t)nonce[4 * i + 1] << 8 |
+                     (uint32_t)nonce[4 * i + 2] << 16 | (uint32_t)nonce[4 * i + 3] << 24;
+    enum { MAXB = 41 };
+    uint64_t ref[8 * MAXB], got[8 * MAXB + 1];
+    uint8_t sod[64 * MAXB];
+    static const size_t counts[] = { 0, 1, 7, 8, 9, 16, 23, MAXB };
+    const uint32_t ctrs[] = { 0, 1, 0x10000, 0xffffffffu - MAXB, 0xffffffffu - 8 };
+    const tsr_ring_kernels *port = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
+    for (size_t ci = 0; ci < sizeof ctrs / sizeof ctrs[0]; ci++)
+        for (size_t ni = 0; ni < sizeof counts / sizeof counts[0]; ni++) {
+            const size_t nb = counts[ni];
+            if ((uint64_t)ctrs[ci] + nb > ((uint64_t)1 << 32)) continue;
+            port->chacha(ref, key_w, nonce_w, ctrs[ci], nb, 20);
+            if (nb) {
+                tsr_stream_chacha20(sod, nb * 64, key, nonce, ctrs[ci]);
+                for (size_t w = 0; w < 8 * nb; w++) {
+                    uint64_t v = 0;
+                    for (int b = 0; b < 8; b++) v |= (uint64_t)sod[8 * w + (size_t)b] << (8 * b);
+                    assert_int_equal(ref[w], v);
+                }
+            }
+            static const unsigned rounds[] = { 2, 8, 12, 20 };
+            for (size_t ri = 0; ri < 4; ri++) {
+                port->chacha(ref, key_w, nonce_w, ctrs[ci], nb, rounds[ri]);
+                for (int f = TSR_SIMD_PORTABLE + 1; f <= TSR_SIMD_AVX512IFMA; f++) {
+                    if (!family_available((tsr_simd)f)) continue;
+                    got[8 * nb] = 0x5a5a5a5a5a5a5a5aULL; /* nothing past the last block */
+                    tsr_ring_kernels_for((tsr_simd)f)
+                        ->chacha(got, key_w, nonce_w, ctrs[ci], nb, rounds[ri]);
+                    if (memcmp(got, ref, 8 * nb * sizeof *got) != 0)
+                        fail_msg("%s chacha differs: %u rounds, %zu blocks from %u",
+                                 tsr_simd_name((tsr_simd)f), rounds[ri], nb, ctrs[ci]);
+                    assert_int_equal(got[8 * nb], 0x5a5a5a5a5a5a5a5aULL);
+                }
+            }
+        }
+    /* rejection sampling of keystream words: every family keeps and reduces the same words, in
+     * place and out of place, at the limit's edges, for primes above and below 2^32 and a
+     * power of two (limit 0: every word kept) */
+    const uint64_t sq[] = { 0x1000000000000021ULL, (1ULL << 61) - 1, 0x3fffffffffffffe5ULL,
+                            (1ULL << 40) + 15,     4294967291ULL,    1ULL << 40 };
+    enum { SN = 203 };
+    uint64_t in[SN], want[SN], out2[SN], inplace[SN];
+    for (size_t qi = 0; qi < sizeof sq / sizeof sq[0]; qi++) {
+        tsr_modulus mq;
+        tsr_modulus_init(&mq, sq[qi]);
+        const uint64_t limit = mq.q * mq.mu64;
+        for (int rep = 0; rep < 4; rep++) {
+            for (size_t i = 0; i < SN; i++) in[i] = tsr_prng_u64(&g);
+            const uint64_t edge[] = {
+                0, 1, mq.q - 1, mq.q, limit - 1, limit, limit + 1, UINT64_MAX
+            };
+            for (size_t e = 0; e < 8; e++) in[(size_t)rep * 11 + e * 17] = edge[e];
+            if (rep == 3) /* a run of rejections (none for the power of two) */
+                for (size_t i = 40; i < 48; i++) in[i] = UINT64_MAX;
+            const size_t kref = port->uniform_squeeze(&mq, want, in, limit, SN);
+            for (size_t i = 0; i < kref; i++) assert_true(want[i] < mq.q);
+            for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
+                if (!family_available((tsr_simd)f)) continue;
+                const tsr_ring_kernels *kf = tsr_ring_kernels_for((tsr_simd)f);
+                for (size_t len = SN - 4; len <= SN; len++) {
+                    const size_t kl = port->uniform_squeeze(&mq, out2, in, limit, len);
+                    assert_memory_equal(out2, want, kl * sizeof *want); /* a prefix */
+                    assert_int_equal(kf->uniform_squeeze(&mq, out2, in, limit, len), kl);
+                    assert_memory_equal(out2, want, kl * sizeof *want);
+                    memcpy(inplace, in, sizeof in);
+                    assert_int_equal(kf->uniform_squeeze(&mq, inplace, inplace, limit, len), kl);
+                    assert_memory_equal(inplace, want, kl * sizeof *want);
+                }
+            }
+        }
+    }
+    /* the sampler on top of it, under every family */
+    tsr_modulus m;
+    tsr_modulus_init(&m, 0x1000000000000021ULL); /* 2^60 + 33 */
+    const tsr_simd saved = tsr_simd_active();
+    uint64_t a[2100], b[2100];
+    tt_ok(tsr_simd_force(TSR_SIMD_PORTABLE));
+    tsr_sample_uniform_range(&m, key, 7, TSR_SAMPLE_ROUNDS_CHACHA12, 0, 2100, a);
+    for (int f = TSR_SIMD_PORTABLE + 1; f <= TSR_SIMD_AVX512IFMA; f++) {
+        if (!family_available((tsr_simd)f)) continue;
+        tt_ok(tsr_simd_force((tsr_simd)f));
+        tsr_sample_uniform_range(&m, key, 7, TSR_SAMPLE_ROUNDS_CHACHA12, 0, 2100, b);
+        assert_memory_equal(a, b, sizeof a);
+    }
+    tt_ok(tsr_simd_force(saved));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ntt_families),         cmocka_unit_test(test_elementwise_families),
         cmocka_unit_test(test_conv_row_families),    cmocka_unit_test(test_dot_families),
         cmocka_unit_test(test_forced_pipeline),      cmocka_unit_test(test_split_ntt_families),
         cmocka_unit_test(test_copy_stream_families), cmocka_unit_test(test_permute_families),
-        cmocka_unit_test(test_quotient_families),
+        cmocka_unit_test(test_quotient_families),    cmocka_unit_test(test_chacha_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

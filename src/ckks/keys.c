@@ -141,7 +141,7 @@ tsr_status ckks_ksk_alloc(const tsr_ckks_params *p, int max_level, int seeded, c
     key->dnum = ckks_digits_at(p, max_level);
     key->limbs = max_level + 1 + p->k;
     key->seeded = seeded != 0;
-    key->prg = CKKS_KSK_PRG_CHACHA20_CHUNK;
+    key->prg = CKKS_KSK_PRG_DEFAULT;
     key->data = tsr_calloc_array((size_t)(seeded ? 1 : 2) * key->dnum * key->limbs * p->n,
                                  sizeof(uint64_t));
     if (!key->data) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a key-switching key");
@@ -186,8 +186,11 @@ void ckks_ksk_expand_legacy(const tsr_ckks_params *p, ckks_ksk *key) {
 const uint64_t *ckks_ksk_a_range(const tsr_ckks_params *p, const ckks_ksk *k, int j, int pi,
                                  size_t off, size_t len, uint64_t *out) {
     if (!k->seeded) return ckks_ksk_a(p, k, j) + ckks_ksk_limb(p, k, pi) + off;
-    tsr_sample_uniform_range(ckks_mod(p, pi), k->seed, (uint32_t)(CKKS_DOMAIN_KSK_A + j), off, len,
-                             out);
+    TSR_ASSERT(k->prg == CKKS_KSK_PRG_CHACHA20_CHUNK || k->prg == CKKS_KSK_PRG_CHACHA12_CHUNK);
+    const unsigned rounds = k->prg == CKKS_KSK_PRG_CHACHA20_CHUNK ? TSR_SAMPLE_ROUNDS_CHACHA20
+                                                                  : TSR_SAMPLE_ROUNDS_CHACHA12;
+    tsr_sample_uniform_range(ckks_mod(p, pi), k->seed, (uint32_t)(CKKS_DOMAIN_KSK_A + j), rounds,
+                             off, len, out);
     return out;
 }
 
@@ -204,6 +207,7 @@ tsr_status ckks_ksk_unseed(const tsr_ckks_params *p, ckks_ksk *key) {
     ckks_ksk t;
     memcpy(t.seed, key->seed, TSR_SEED_BYTES);
     TSR_TRY(ckks_ksk_alloc(p, key->max_level, 0, &t));
+    t.prg = key->prg; /* the stream its a_j came from (written with the key) */
     size_t poly = (size_t)key->limbs * p->n * sizeof(uint64_t);
     for (int j = 0; j < t.dnum; j++) {
         memcpy(ckks_ksk_b(p, &t, j), ckks_ksk_b(p, key, j), poly);
@@ -216,15 +220,17 @@ tsr_status ckks_ksk_unseed(const tsr_ckks_params *p, ckks_ksk *key) {
 
 tsr_status ckks_ksk_generate(const tsr_ckks_params *p, const uint64_t *s_to, const uint64_t *s_from,
                              int max_level, ckks_ksk *key) {
-    return ckks_ksk_generate_prg(p, s_to, s_from, max_level, CKKS_KSK_PRG_CHACHA20_CHUNK, key);
+    return ckks_ksk_generate_prg(p, s_to, s_from, max_level, CKKS_KSK_PRG_DEFAULT, key);
 }
 
 tsr_status ckks_ksk_generate_prg(const tsr_ckks_params *p, const uint64_t *s_to,
                                  const uint64_t *s_from, int max_level, int prg, ckks_ksk *key) {
     size_t n = p->n;
     const tsr_rns_basis *basis = p->qlp[max_level];
-    const int seeded = prg == CKKS_KSK_PRG_CHACHA20_CHUNK;
+    TSR_ASSERT(prg >= 0 && prg <= CKKS_KSK_PRG_LAST);
+    const int seeded = prg != CKKS_KSK_PRG_XCHACHA20_LIMB;
     TSR_TRY(ckks_ksk_alloc(p, max_level, seeded, key));
+    key->prg = prg;
     tsr_status st = tsr_random_bytes(key->seed, TSR_SEED_BYTES);
     if (st != TSR_OK) {
         ckks_ksk_free(key);

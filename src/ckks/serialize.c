@@ -434,10 +434,11 @@ static tsr_status ksk_read(tsr_reader *r, const tsr_ckks_params *p, int version,
                                "malformed key-switching key: %u digits where the parameters have "
                                "%d at level %u",
                                dnum, ckks_digits_at(p, (int)max_level), max_level);
-    if (prg > CKKS_KSK_PRG_CHACHA20_CHUNK)
+    if (prg > CKKS_KSK_PRG_LAST)
         return tsr_reader_fail(r, TSR_ERR_FORMAT,
                                "key-switching key expanded with unknown stream %u: this build "
-                               "knows 0 (XChaCha20 per limb) and 1 (ChaCha20 chunks)",
+                               "knows 0 (XChaCha20 per limb), 1 (ChaCha20 chunks) and 2 "
+                               "(ChaCha12 chunks)",
                                prg);
     uint64_t need = TSR_SEED_BYTES + (uint64_t)dnum * poly_bytes(p, (int)max_level + 1 + p->k);
     if (tsr_frame_remaining(r) < need)
@@ -446,8 +447,9 @@ static tsr_status ksk_read(tsr_reader *r, const tsr_ckks_params *p, int version,
                                "left in the payload",
                                (unsigned long long)need,
                                (unsigned long long)tsr_frame_remaining(r));
-    int seeded = prg == CKKS_KSK_PRG_CHACHA20_CHUNK;
+    int seeded = prg != CKKS_KSK_PRG_XCHACHA20_LIMB;
     TSR_TRY(ckks_ksk_alloc(p, (int)max_level, seeded, k));
+    k->prg = (int)prg;
     tsr_read_bytes(r, k->seed, TSR_SEED_BYTES);
     for (int j = 0; j < k->dnum; j++) read_limbs(r, p, ckks_ksk_b(p, k, j), k->limbs, k->max_level);
     if (tsr_reader_status(r) != TSR_OK) {

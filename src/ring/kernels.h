@@ -123,6 +123,26 @@ typedef struct tsr_ring_kernels {
      */
     void (*quotient_est)(uint64_t *u, const uint64_t *const *y, const double *inv, size_t terms,
                          size_t n);
+    /*
+     * ChaCha keystream (Bernstein 2008, with RFC 8439's layout: key in state
+     * words 4-11, 32-bit block counter in word 12, 96-bit nonce in 13-15):
+     * blocks ctr .. ctr + nblocks - 1 of (key, nonce) after `rounds` rounds
+     * (even, >= 2: 20 is ChaCha20, whose output equals libsodium's
+     * crypto_stream_chacha20_ietf; 12 is ChaCha12), each block written as 8
+     * words out[8i + w] = x[2w] | x[2w + 1] << 32 of its 16 output words x
+     * (the keystream bytes read as little-endian u64). Precondition:
+     * ctr + nblocks <= 2^32 (no wrap). The seeded keys' a halves (sample.h).
+     */
+    void (*chacha)(uint64_t *out, const uint32_t key[8], const uint32_t nonce[3], uint32_t ctr,
+                   size_t nblocks, unsigned rounds);
+    /*
+     * Rejection sampling of keystream words: the words v of in[0..n) with
+     * v < limit (every word when limit == 0), in order, reduced mod q, are
+     * written to out[0..k); returns k. out may equal in (k <= i when word i
+     * is written). limit is a multiple of q (q floor(2^64 / q) mod 2^64).
+     */
+    size_t (*uniform_squeeze)(const tsr_modulus *m, uint64_t *out, const uint64_t *in,
+                              uint64_t limit, size_t n);
 } tsr_ring_kernels;
 
 /** Kernels of one family (the portable table for families this build lacks). */

@@ -11,14 +11,17 @@
  * reference's five; conv_row_x64 contains no AVX2 instruction, it is in this
  * table only so that AVX2 CPUs select it); general products (mul, mul_add) are the portable
  * kernels, and inner products (dot2_x64, scalar too: mulx with BMI2) the portable ones on two
- * coefficients at a time. Automorphism gathers (permute) use two
- * vpermd per half group of 8 words (about 1.4x the portable gather in
- * `bench ring`; figures for every kernel in docs/BENCHMARKS.md).
+ * coefficients at a time with a one-multiply Barrett reduction. Automorphism gathers (permute) use
+ * two vpermd per half group of 8 words (about 1.4x the portable gather in `bench ring`; figures for
+ * every kernel in docs/BENCHMARKS.md).
  *
  * NTT: Harvey butterflies, values in [0, 4q); the last three forward stages
  * (first three inverse) run in registers on 8-word groups using the same
  * interleave scheme as the AVX-512 kernels, so all twiddle loads are plain
  * (broadcast) loads.
+ *
+ * The ChaCha keystream of seeded keys runs 8 blocks at once, one per 32-bit
+ * lane, and its rejection sampling 4 words at once.
  */
 #include "ring/kernels.h"
 
@@ -305,21 +308,61 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
 
 /*
  * Inner products of the key switch and of the transforms' plaintext sums:
- * out0 = sum_j x_j y0_j, out1 = sum_j x_j y1_j mod q, the portable kernel's
- * 128-bit accumulators (reduced after every 15 products, < 2^124) on two
- * coefficients at a time: four independent add/adc chains and one load of
- * each x_j for both outputs, the pointers read once per pair. Outputs are
- * fully reduced (Barrett), so they equal the portable ones bit for bit.
+ * out0 = sum_j x_j y0_j, out1 = sum_j x_j y1_j mod q, on two coefficients at
+ * a time: 128-bit accumulators (four independent add/adc chains, one load of
+ * each x_j for both outputs, the pointers read once per pair), reduced by a
+ * one-multiply Barrett step instead of the portable kernel's 128-bit Barrett
+ * (five multiplies): for s < 2^(b+63), b = bitlen(q), t = floor(s / 2^(b-1))
+ * fits in 64 bits, est = floor(t mu / 2^64) with mu = floor(2^(b+63) / q)
+ * is floor(s / q) minus 0, 1 or 2 (t mu / 2^64 > s/q - 2: the dropped low
+ * bits of s are below q, the dropped fraction of mu costs t/2^64 < 1), so
+ * s - est q < 3q < 2^64 is exact in 64 bits and two conditional
+ * subtractions finish. The accumulator of a chunk stays below 2^(b+63):
+ * the first chunk takes up to floor((2^(b+63) - 1) / (q-1)^2) products
+ * (4 for 61-bit primes, 8 for 60-bit, 2^(63-b) and more below), the next
+ * ones add the reduced carry (< q). Outputs are fully reduced, so they equal
+ * the portable ones bit for bit.
  */
+typedef struct dot_red {
+    uint64_t q, mu;
+    unsigned sh;        /* b - 1 */
+    size_t first, next; /* products per chunk: the first, the later ones (after a carry < q) */
+} dot_red;
+
+static dot_red dot_red_init(const tsr_modulus *m) {
+    dot_red d;
+    d.q = m->q;
+    d.sh = (unsigned)m->bits - 1; /* q >= 2: b >= 2, so 1 <= sh <= 61 */
+    /* floor(2^(b+63) / q) = floor(floor(2^128 / q) / 2^(65-b)) */
+    d.mu = (m->mu_hi << (d.sh)) | (m->mu_lo >> (65 - m->bits));
+    const tsr_u128 lim = ((tsr_u128)1 << (m->bits + 63)) - 1;
+    const tsr_u128 sq = (tsr_u128)(m->q - 1) * (m->q - 1);
+    tsr_u128 f = sq ? lim / sq : lim, nx = sq ? (lim - (m->q - 1)) / sq : lim;
+    d.first = f > 64 ? 64 : (size_t)f;
+    d.next = nx > 64 ? 64 : (size_t)nx;
+    return d;
+}
+
+/* s mod q for s = hi:lo < 2^(b+63) (above), fully reduced. */
+static INL uint64_t dot_reduce(const dot_red *d, tsr_u128 s) {
+    const uint64_t hi = (uint64_t)(s >> 64), lo = (uint64_t)s;
+    const uint64_t t = (hi << (64 - d->sh)) | (lo >> d->sh);
+    const uint64_t est = (uint64_t)(((tsr_u128)t * d->mu) >> 64);
+    uint64_t r = lo - est * d->q; /* < 3q */
+    r = r >= 2 * d->q ? r - 2 * d->q : r;
+    return r >= d->q ? r - d->q : r;
+}
+
 static INL void dot2_pairs(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
                            const uint64_t *const *x, const uint64_t *const *y0,
                            const uint64_t *const *y1, size_t terms, size_t n) {
+    const dot_red d = dot_red_init(m);
     size_t k = 0;
     for (; k + 2 <= n; k += 2) {
         uint64_t r00 = 0, r01 = 0, r10 = 0, r11 = 0; /* r<output><coefficient> */
-        size_t j = 0;
+        size_t j = 0, chunk = d.first;
         while (j < terms) {
-            const size_t end = j + 15 < terms ? j + 15 : terms;
+            const size_t end = j + chunk < terms ? j + chunk : terms;
             tsr_u128 s00 = r00, s01 = r01, s10 = r10, s11 = r11;
             for (; j < end; j++) {
                 const uint64_t *xj = x[j] + k, *aj = y0[j] + k, *bj = y1[j] + k;
@@ -329,10 +372,11 @@ static INL void dot2_pairs(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
                 s10 += (tsr_u128)v0 * bj[0];
                 s11 += (tsr_u128)v1 * bj[1];
             }
-            r00 = tsr_modq_reduce128(m, (uint64_t)(s00 >> 64), (uint64_t)s00);
-            r01 = tsr_modq_reduce128(m, (uint64_t)(s01 >> 64), (uint64_t)s01);
-            r10 = tsr_modq_reduce128(m, (uint64_t)(s10 >> 64), (uint64_t)s10);
-            r11 = tsr_modq_reduce128(m, (uint64_t)(s11 >> 64), (uint64_t)s11);
+            r00 = dot_reduce(&d, s00);
+            r01 = dot_reduce(&d, s01);
+            r10 = dot_reduce(&d, s10);
+            r11 = dot_reduce(&d, s11);
+            chunk = d.next;
         }
         out0[k] = r00;
         out0[k + 1] = r01;
@@ -341,19 +385,63 @@ static INL void dot2_pairs(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
     }
     if (k < n) { /* the last coefficient of an odd n */
         uint64_t r0 = 0, r1 = 0;
-        size_t j = 0;
+        size_t j = 0, chunk = d.first;
         while (j < terms) {
-            const size_t end = j + 15 < terms ? j + 15 : terms;
+            const size_t end = j + chunk < terms ? j + chunk : terms;
             tsr_u128 s0 = r0, s1 = r1;
             for (; j < end; j++) {
                 s0 += (tsr_u128)x[j][k] * y0[j][k];
                 s1 += (tsr_u128)x[j][k] * y1[j][k];
             }
-            r0 = tsr_modq_reduce128(m, (uint64_t)(s0 >> 64), (uint64_t)s0);
-            r1 = tsr_modq_reduce128(m, (uint64_t)(s1 >> 64), (uint64_t)s1);
+            r0 = dot_reduce(&d, s0);
+            r1 = dot_reduce(&d, s1);
+            chunk = d.next;
         }
         out0[k] = r0;
         out1[k] = r1;
+    }
+}
+
+/* One output (out1 == NULL: the transforms' plaintext inner sums), four coefficients at a time. */
+static INL void dot1_quads(const tsr_modulus *m, uint64_t *out0, const uint64_t *const *x,
+                           const uint64_t *const *y0, size_t terms, size_t n) {
+    const dot_red d = dot_red_init(m);
+    size_t k = 0;
+    for (; k + 4 <= n; k += 4) {
+        uint64_t r0 = 0, r1 = 0, r2 = 0, r3 = 0;
+        size_t j = 0, chunk = d.first;
+        while (j < terms) {
+            const size_t end = j + chunk < terms ? j + chunk : terms;
+            tsr_u128 s0 = r0, s1 = r1, s2 = r2, s3 = r3;
+            for (; j < end; j++) {
+                const uint64_t *xj = x[j] + k, *aj = y0[j] + k;
+                s0 += (tsr_u128)xj[0] * aj[0];
+                s1 += (tsr_u128)xj[1] * aj[1];
+                s2 += (tsr_u128)xj[2] * aj[2];
+                s3 += (tsr_u128)xj[3] * aj[3];
+            }
+            r0 = dot_reduce(&d, s0);
+            r1 = dot_reduce(&d, s1);
+            r2 = dot_reduce(&d, s2);
+            r3 = dot_reduce(&d, s3);
+            chunk = d.next;
+        }
+        out0[k] = r0;
+        out0[k + 1] = r1;
+        out0[k + 2] = r2;
+        out0[k + 3] = r3;
+    }
+    for (; k < n; k++) {
+        uint64_t r0 = 0;
+        size_t j = 0, chunk = d.first;
+        while (j < terms) {
+            const size_t end = j + chunk < terms ? j + chunk : terms;
+            tsr_u128 s0 = r0;
+            for (; j < end; j++) s0 += (tsr_u128)x[j][k] * y0[j][k];
+            r0 = dot_reduce(&d, s0);
+            chunk = d.next;
+        }
+        out0[k] = r0;
     }
 }
 
@@ -362,17 +450,20 @@ static INL void dot2_pairs(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
 __attribute__((target("bmi2"))) static void
 dot2_bmi2(const tsr_modulus *m, uint64_t *out0, uint64_t *out1, const uint64_t *const *x,
           const uint64_t *const *y0, const uint64_t *const *y1, size_t terms, size_t n) {
-    dot2_pairs(m, out0, out1, x, y0, y1, terms, n);
+    if (out1)
+        dot2_pairs(m, out0, out1, x, y0, y1, terms, n);
+    else
+        dot1_quads(m, out0, x, y0, terms, n);
 }
 
 static void dot2_x64(const tsr_modulus *m, uint64_t *out0, uint64_t *out1, const uint64_t *const *x,
                      const uint64_t *const *y0, const uint64_t *const *y1, size_t terms, size_t n) {
-    if (!out1)
-        tsr_ring_kernels_portable.dot2(m, out0, NULL, x, y0, NULL, terms, n);
-    else if (__builtin_cpu_supports("bmi2"))
+    if (__builtin_cpu_supports("bmi2"))
         dot2_bmi2(m, out0, out1, x, y0, y1, terms, n);
-    else
+    else if (out1)
         dot2_pairs(m, out0, out1, x, y0, y1, terms, n);
+    else
+        dot1_quads(m, out0, x, y0, terms, n);
 }
 
 /*
@@ -722,6 +813,129 @@ TGT static void ntt_inv_outer_avx2(const tsr_ntt_table *t, uint64_t *a, size_t l
     inv_last_w(t, a, size / 2, &c);
 }
 
+/* ---- ChaCha keystream, 8 blocks at a time (one per 32-bit lane) ---------- */
+
+TGT static INL __m256i rotl32_avx2(__m256i v, int c) {
+    return _mm256_or_si256(_mm256_slli_epi32(v, c), _mm256_srli_epi32(v, 32 - c));
+}
+
+#define QRV(a, b, c, d)                                       \
+    do {                                                      \
+        a = _mm256_add_epi32(a, b);                           \
+        d = _mm256_shuffle_epi8(_mm256_xor_si256(d, a), r16); \
+        c = _mm256_add_epi32(c, d);                           \
+        b = rotl32_avx2(_mm256_xor_si256(b, c), 12);          \
+        a = _mm256_add_epi32(a, b);                           \
+        d = _mm256_shuffle_epi8(_mm256_xor_si256(d, a), r8);  \
+        c = _mm256_add_epi32(c, d);                           \
+        b = rotl32_avx2(_mm256_xor_si256(b, c), 7);           \
+    } while (0)
+
+/* Rows r[0..8) of 8 x 32-bit lanes -> r[b] = lane b of r[0..8) (8 x 8 transpose). */
+TGT static INL void transpose8x32(__m256i r[8]) {
+    __m256i t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++) {
+        const __m256i *v = t + 4 * h;
+        u[4 * h + 0] = _mm256_unpacklo_epi64(v[0], v[2]); /* lanes 0 | 4 */
+        u[4 * h + 1] = _mm256_unpackhi_epi64(v[0], v[2]); /* lanes 1 | 5 */
+        u[4 * h + 2] = _mm256_unpacklo_epi64(v[1], v[3]); /* lanes 2 | 6 */
+        u[4 * h + 3] = _mm256_unpackhi_epi64(v[1], v[3]); /* lanes 3 | 7 */
+    }
+    for (int b = 0; b < 4; b++) {
+        r[b] = _mm256_permute2x128_si256(u[b], u[4 + b], 0x20);
+        r[b + 4] = _mm256_permute2x128_si256(u[b], u[4 + b], 0x31);
+    }
+}
+
+TGT static void chacha_avx2(uint64_t *out, const uint32_t key[8], const uint32_t nonce[3],
+                            uint32_t ctr, size_t nblocks, unsigned rounds) {
+    const __m256i r16 = _mm256_setr_epi8(2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13, 2, 3,
+                                         0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13);
+    const __m256i r8 = _mm256_setr_epi8(3, 0, 1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14, 3, 0,
+                                        1, 2, 7, 4, 5, 6, 11, 8, 9, 10, 15, 12, 13, 14);
+    static const uint32_t sigma[4] = { 0x61707865u, 0x3320646eu, 0x79622d32u, 0x6b206574u };
+    __m256i s[16];
+    for (int i = 0; i < 4; i++) s[i] = _mm256_set1_epi32((int)sigma[i]);
+    for (int i = 0; i < 8; i++) s[4 + i] = _mm256_set1_epi32((int)key[i]);
+    for (int i = 0; i < 3; i++) s[13 + i] = _mm256_set1_epi32((int)nonce[i]);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    size_t done = 0;
+    for (; done + 8 <= nblocks; done += 8) {
+        s[12] = _mm256_add_epi32(_mm256_set1_epi32((int)(ctr + (uint32_t)done)), lane);
+        __m256i x0 = s[0], x1 = s[1], x2 = s[2], x3 = s[3], x4 = s[4], x5 = s[5], x6 = s[6],
+                x7 = s[7], x8 = s[8], x9 = s[9], x10 = s[10], x11 = s[11], x12 = s[12], x13 = s[13],
+                x14 = s[14], x15 = s[15];
+        for (unsigned r = 0; r < rounds; r += 2) {
+            QRV(x0, x4, x8, x12);
+            QRV(x1, x5, x9, x13);
+            QRV(x2, x6, x10, x14);
+            QRV(x3, x7, x11, x15);
+            QRV(x0, x5, x10, x15);
+            QRV(x1, x6, x11, x12);
+            QRV(x2, x7, x8, x13);
+            QRV(x3, x4, x9, x14);
+        }
+        __m256i lo[8] = { x0, x1, x2, x3, x4, x5, x6, x7 };
+        __m256i hi[8] = { x8, x9, x10, x11, x12, x13, x14, x15 };
+        for (int i = 0; i < 8; i++) {
+            lo[i] = _mm256_add_epi32(lo[i], s[i]);
+            hi[i] = _mm256_add_epi32(hi[i], s[8 + i]);
+        }
+        transpose8x32(lo);
+        transpose8x32(hi);
+        uint64_t *o = out + 8 * done;
+        for (int b = 0; b < 8; b++) {
+            STOREU(o + 8 * b, lo[b]);
+            STOREU(o + 8 * b + 4, hi[b]);
+        }
+    }
+    if (done < nblocks)
+        tsr_ring_kernels_portable.chacha(out + 8 * done, key, nonce, ctr + (uint32_t)done,
+                                         nblocks - done, rounds);
+}
+#undef QRV
+
+/*
+ * Rejection sampling, 4 words at a time: acceptance by a signed compare of the words and the
+ * limit with their top bits flipped, Barrett v mod q with the high product floor(v mu64 / 2^64)
+ * from four vpmuludq and the quotient (< 2^32 for q > 2^32) times q from two; a group of 4
+ * accepted words is stored at once, a group with a rejection goes word by word. Primes below
+ * 2^32 and limit == 0 take the portable loop.
+ */
+TGT static size_t uniform_squeeze_avx2(const tsr_modulus *m, uint64_t *out, const uint64_t *in,
+                                       uint64_t limit, size_t n) {
+    if (limit == 0 || m->q <= ((uint64_t)1 << 32))
+        return tsr_ring_kernels_portable.uniform_squeeze(m, out, in, limit, n);
+    const __m256i sign = bc((uint64_t)1 << 63), lim = bc(limit ^ ((uint64_t)1 << 63));
+    const __m256i q = bc(m->q), qh = bc(m->q >> 32), mu = bc(m->mu64), muh = bc(m->mu64 >> 32);
+    size_t k = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {
+        const __m256i v = LOADU(in + i);
+        const __m256i acc = _mm256_cmpgt_epi64(lim, _mm256_xor_si256(v, sign));
+        const __m256i quot = mulhi(v, _mm256_srli_epi64(v, 32), mu, muh);
+        const __m256i prod = _mm256_add_epi64(_mm256_mul_epu32(quot, q),
+                                              _mm256_slli_epi64(_mm256_mul_epu32(quot, qh), 32));
+        const __m256i r = csub(_mm256_sub_epi64(v, prod), q);
+        const int mask = _mm256_movemask_pd(_mm256_castsi256_pd(acc));
+        if (mask == 0xf) {
+            STOREU(out + k, r); /* k <= i: the words of in not yet read are untouched */
+            k += 4;
+        } else {
+            uint64_t rv[4];
+            STOREU(rv, r);
+            for (int w = 0; w < 4; w++) { /* from the mask: out[k] may be in[i + w] */
+                out[k] = rv[w];
+                k += (size_t)(mask >> w) & 1;
+            }
+        }
+    }
+    return k + tsr_ring_kernels_portable.uniform_squeeze(m, out + k, in + i, limit, n - i);
+}
+
 const tsr_ring_kernels tsr_ring_kernels_avx2 = {
     .family = TSR_SIMD_AVX2,
     .ntt_fwd = ntt_fwd_avx2,
@@ -741,5 +955,7 @@ const tsr_ring_kernels tsr_ring_kernels_avx2 = {
     .dot2 = dot2_x64,
     .permute = permute_avx2,
     .sub_mul_scalar_add = sub_mul_scalar_add_avx2,
+    .chacha = chacha_avx2,
+    .uniform_squeeze = uniform_squeeze_avx2,
 };
 #endif

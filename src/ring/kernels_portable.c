@@ -268,6 +268,66 @@ static void permute_portable(uint64_t *out, const uint64_t *a, const uint32_t *i
     for (size_t j = 0; j < n; j++) out[j] = a[idx[j]];
 }
 
+/* ---- ChaCha keystream (Bernstein 2008; RFC 8439 section 2.3) ------------ */
+
+static inline uint32_t rotl32(uint32_t v, int c) {
+    return (v << c) | (v >> (32 - c));
+}
+
+#define QR(a, b, c, d)         \
+    do {                       \
+        a += b;                \
+        d = rotl32(d ^ a, 16); \
+        c += d;                \
+        b = rotl32(b ^ c, 12); \
+        a += b;                \
+        d = rotl32(d ^ a, 8);  \
+        c += d;                \
+        b = rotl32(b ^ c, 7);  \
+    } while (0)
+
+static void chacha_portable(uint64_t *out, const uint32_t key[8], const uint32_t nonce[3],
+                            uint32_t ctr, size_t nblocks, unsigned rounds) {
+    /* "expand 32-byte k" */
+    static const uint32_t sigma[4] = { 0x61707865u, 0x3320646eu, 0x79622d32u, 0x6b206574u };
+    uint32_t s[16];
+    memcpy(s, sigma, sizeof sigma);
+    memcpy(s + 4, key, 8 * sizeof *key);
+    s[13] = nonce[0];
+    s[14] = nonce[1];
+    s[15] = nonce[2];
+    for (size_t blk = 0; blk < nblocks; blk++) {
+        s[12] = ctr + (uint32_t)blk;
+        uint32_t x[16];
+        memcpy(x, s, sizeof x);
+        for (unsigned r = 0; r < rounds; r += 2) {
+            QR(x[0], x[4], x[8], x[12]); /* column round */
+            QR(x[1], x[5], x[9], x[13]);
+            QR(x[2], x[6], x[10], x[14]);
+            QR(x[3], x[7], x[11], x[15]);
+            QR(x[0], x[5], x[10], x[15]); /* diagonal round */
+            QR(x[1], x[6], x[11], x[12]);
+            QR(x[2], x[7], x[8], x[13]);
+            QR(x[3], x[4], x[9], x[14]);
+        }
+        for (int w = 0; w < 8; w++)
+            out[8 * blk + (size_t)w] =
+                (uint64_t)(x[2 * w] + s[2 * w]) | (uint64_t)(x[2 * w + 1] + s[2 * w + 1]) << 32;
+    }
+}
+#undef QR
+
+static size_t uniform_squeeze_portable(const tsr_modulus *m, uint64_t *out, const uint64_t *in,
+                                       uint64_t limit, size_t n) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const uint64_t v = in[i];
+        out[k] = tsr_modq_reduce64(m, v); /* branch-free: k advances only on acceptance */
+        k += (v < limit) | (limit == 0);
+    }
+    return k;
+}
+
 const tsr_ring_kernels tsr_ring_kernels_portable = {
     .family = TSR_SIMD_PORTABLE,
     .ntt_fwd = ntt_fwd_portable,
@@ -291,4 +351,6 @@ const tsr_ring_kernels tsr_ring_kernels_portable = {
     .permute = permute_portable,
     .sub_mul_scalar_add = sub_mul_scalar_add_portable,
     .quotient_est = quotient_est_portable,
+    .chacha = chacha_portable,
+    .uniform_squeeze = uniform_squeeze_portable,
 };

@@ -4,6 +4,7 @@
 #include "ring/sample.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "ring/kernels.h"
 
 #include <string.h>
 
@@ -63,17 +64,42 @@ static inline uint64_t le_word(uint64_t v) {
 #endif
 }
 
+/* The keystream of one chunk: seed and nonce as bytes (libsodium's ChaCha20) and as the
+ * little-endian words of the ring's ChaCha kernel. */
+typedef struct chunk_stream {
+    const uint8_t *seed;
+    uint8_t nonce[TSR_STREAM_NONCE_BYTES];
+    uint32_t key_w[8], nonce_w[3];
+    unsigned rounds;
+    const tsr_ring_kernels *k;
+} chunk_stream;
+
+static uint32_t load_le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+/* Blocks ctr .. ctr + blocks - 1 of the stream as little-endian words (8 per block). ChaCha20
+ * is libsodium's (the same words as the ring's kernel at 20 rounds: test_ring_sample), other
+ * round counts the ring's kernel. */
+static void stream_words(const chunk_stream *st, uint64_t *out, uint32_t ctr, size_t blocks) {
+    if (st->rounds == 20) {
+        tsr_stream_chacha20(out, blocks * TSR_STREAM_BLOCK_BYTES, st->seed, st->nonce, ctr);
+        for (size_t i = 0; i < blocks * (TSR_STREAM_BLOCK_BYTES / 8); i++) out[i] = le_word(out[i]);
+    } else {
+        st->k->chacha(out, st->key_w, st->nonce_w, ctr, blocks, st->rounds);
+    }
+}
+
 /* Chunk c of the chunked stream: fill out[0..cnt) (cnt <= TSR_SAMPLE_CHUNK)
  * with the first cnt accepted words of the chunk's keystream, reduced mod q.
  * A 64-bit word v is accepted when v < q * floor(2^64 / q) (a whole number
  * of periods: no modulo bias), so at least 3/4 of the words are kept even
  * for a prime just above a power of two (masking to bitlen(q) bits would
  * keep only half there). The keystream is written straight into out,
- * squeezed in place (branch-free), and refilled in bulk from the following
+ * squeezed in place (the ring's uniform_squeeze), and refilled in bulk from the following
  * blocks: blocks are consumed in order, so a shorter cnt yields a prefix of
  * a longer one. */
-static void uniform_chunk(const tsr_modulus *m, const uint8_t seed[TSR_SEED_BYTES],
-                          const uint8_t nonce[TSR_STREAM_NONCE_BYTES], size_t c, size_t cnt,
+static void uniform_chunk(const tsr_modulus *m, const chunk_stream *st, size_t c, size_t cnt,
                           uint64_t *out) {
     const uint64_t limit = m->q * m->mu64; /* 0 when q is a power of 2: accept every word */
     const size_t per_block = TSR_STREAM_BLOCK_BYTES / 8;
@@ -82,45 +108,50 @@ static void uniform_chunk(const tsr_modulus *m, const uint8_t seed[TSR_SEED_BYTE
     size_t k = 0;
     /* whole blocks straight into out; the rest (a partial block, rejections) through more */
     size_t whole = cnt / per_block * per_block;
-    if (whole) tsr_stream_chacha20(out, whole * 8, seed, nonce, ctr);
+    if (whole) stream_words(st, out, ctr, whole / per_block);
     ctr += (uint32_t)(whole / per_block);
-    for (size_t i = 0; i < whole; i++) {
-        uint64_t v = le_word(out[i]);
-        out[k] = tsr_modq_reduce64(m, v);
-        k += (v < limit) | (limit == 0);
-    }
+    k = st->k->uniform_squeeze(m, out, out, limit, whole);
     while (k < cnt) {
         /* what is missing, plus 1/8 for the words that will be rejected, in whole blocks */
         size_t want = cnt - k + (cnt - k) / 8 + 1;
         size_t blocks = (want + per_block - 1) / per_block;
+        /* the kernel's width (8 blocks: the words are the same, a few more are drawn) */
+        if (st->rounds != 20) blocks = (blocks + 7) & ~(size_t)7;
         if (blocks * per_block > TSR_SAMPLE_CHUNK) blocks = TSR_SAMPLE_CHUNK / per_block;
-        tsr_stream_chacha20(more, blocks * TSR_STREAM_BLOCK_BYTES, seed, nonce, ctr);
+        stream_words(st, more, ctr, blocks);
         ctr += (uint32_t)blocks;
-        for (size_t i = 0; i < blocks * per_block && k < cnt; i++) {
-            uint64_t v = le_word(more[i]);
-            if (v < limit || limit == 0) out[k++] = tsr_modq_reduce64(m, v);
-        }
+        size_t got = st->k->uniform_squeeze(m, more, more, limit, blocks * per_block);
+        if (got > cnt - k) got = cnt - k;
+        memcpy(out + k, more, got * sizeof *out);
+        k += got;
     }
 }
 
 void tsr_sample_uniform_range(const tsr_modulus *m, const uint8_t seed[TSR_SEED_BYTES],
-                              uint32_t domain, size_t off, size_t len, uint64_t *out) {
+                              uint32_t domain, unsigned rounds, size_t off, size_t len,
+                              uint64_t *out) {
     TSR_REQUIRE(m && seed && (out || len == 0), "tsr_sample_uniform_range: NULL argument");
     TSR_REQUIRE(off + len <= ((size_t)1 << 16) * TSR_SAMPLE_CHUNK,
                 "tsr_sample_uniform_range: range beyond the stream");
-    uint8_t nonce[TSR_STREAM_NONCE_BYTES];
-    for (int i = 0; i < 8; i++) nonce[i] = (uint8_t)(m->q >> (8 * i));
-    for (int i = 0; i < 4; i++) nonce[8 + i] = (uint8_t)(domain >> (8 * i));
+    TSR_REQUIRE(rounds == 20 || rounds == 12, "tsr_sample_uniform_range: rounds must be 20 or 12");
+    chunk_stream st;
+    st.seed = seed;
+    st.rounds = rounds;
+    st.k = tsr_ring_kernels_active();
+    for (int i = 0; i < 8; i++) st.nonce[i] = (uint8_t)(m->q >> (8 * i));
+    for (int i = 0; i < 4; i++) st.nonce[8 + i] = (uint8_t)(domain >> (8 * i));
+    for (int i = 0; i < 8; i++) st.key_w[i] = load_le32(seed + 4 * i);
+    for (int i = 0; i < 3; i++) st.nonce_w[i] = load_le32(st.nonce + 4 * i);
     uint64_t tmp[TSR_SAMPLE_CHUNK];
     size_t end = off + len;
     while (off < end) {
         size_t c = off / TSR_SAMPLE_CHUNK, lo = c * TSR_SAMPLE_CHUNK;
         size_t hi = lo + TSR_SAMPLE_CHUNK < end ? lo + TSR_SAMPLE_CHUNK : end;
         if (off == lo && hi == lo + TSR_SAMPLE_CHUNK) {
-            uniform_chunk(m, seed, nonce, c, TSR_SAMPLE_CHUNK, out);
+            uniform_chunk(m, &st, c, TSR_SAMPLE_CHUNK, out);
         } else {
             /* a partial chunk: its prefix up to hi is drawn, the wanted words copied */
-            uniform_chunk(m, seed, nonce, c, hi - lo, tmp);
+            uniform_chunk(m, &st, c, hi - lo, tmp);
             memcpy(out, tmp + (off - lo), (hi - off) * sizeof *out);
         }
         out += hi - off;
