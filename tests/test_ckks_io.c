@@ -677,8 +677,10 @@ static void test_write_fuzz_corpus(void **state) {
          "relin_only");
     DUMP(tsr_ckks_eval_keys_to_bytes(w.p, id, NULL, NULL, &b, &n), "fuzz_ckks_eval_keys",
          "no_keys");
-    DUMP(tsr_ckks_relin_key_to_bytes(w.rk, &b, &n), "fuzz_ckks_eval_keys", "relin_frame");
-    DUMP(tsr_ckks_galois_keys_to_bytes(w.gk, &b, &n), "fuzz_ckks_eval_keys", "galois_frame");
+    /* stream-2 (ChaCha12) keys; relin_frame and galois_frame are the frozen stream-1 files of
+     * the writer before it (test_chacha20_corpus), not written again */
+    DUMP(tsr_ckks_relin_key_to_bytes(w.rk, &b, &n), "fuzz_ckks_eval_keys", "relin_frame_s2");
+    DUMP(tsr_ckks_galois_keys_to_bytes(w.gk, &b, &n), "fuzz_ckks_eval_keys", "galois_frame_s2");
     tsr_ckks_relin_key *rk0; /* level-limited (format 3 names its level) */
     tt_ok(tsr_ckks_relin_key_create_level(&rk0, w.sk, 0));
     DUMP(tsr_ckks_relin_key_to_bytes(rk0, &b, &n), "fuzz_ckks_eval_keys", "relin_level0");
@@ -1300,7 +1302,7 @@ static void test_format2_corpus(void **state) {
 /*
  * The committed format-3 seed corpora of fuzz_ckks_eval_keys (written before ChaCha12: every
  * key of stream 1, chunked ChaCha20) load as seeded stream-1 keys whose a_j are the ChaCha20
- * chunks, and are written again byte for byte.
+ * chunks, and are written again byte for byte; relin_frame_s2 (stream 2) expands with ChaCha12.
  */
 static void test_chacha20_corpus(void **state) {
     (void)state;
@@ -1334,6 +1336,13 @@ static void test_chacha20_corpus(void **state) {
     assert_memory_equal(v, v2, len);
     tsr_ckks_bytes_free(v2);
     tsr_ckks_galois_keys_free(gk);
+    free(v);
+    /* the stream-2 seeds of the current writer expand with ChaCha12 */
+    v = read_corpus("relin_frame_s2", &len);
+    tt_ok(tsr_ckks_relin_key_from_bytes(&rk, p, v, len));
+    assert_int_equal(rk->key.prg, CKKS_KSK_PRG_CHACHA12_CHUNK);
+    assert_a_stream(p, &rk->key, TSR_SAMPLE_ROUNDS_CHACHA12);
+    tsr_ckks_relin_key_free(rk);
     free(v);
     tsr_ckks_params_free(p);
 }
