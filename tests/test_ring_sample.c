@@ -293,6 +293,8 @@ static void test_uniform_range(void **state) {
  *    q LE64 || domain LE32, counter c << 16), words LE64, kept when below
  *    q * floor(2^64 / q), reduced mod q; q = 2^60 + 33 rejects 1/16 of the
  *    words (the 7th word of chunk 0 is the first rejected one);
+ *  - chunked ChaCha12 (format 3, stream 2): the same with 12 rounds and
+ *    Lemire's rule (below);
  *  - per-limb stream (format 2): XChaCha20(key = seed, nonce = domain LE64
  *    || q LE64 || 0^8), words LE64 masked to bitlen(q), kept when below q.
  */
@@ -321,17 +323,18 @@ static void test_uniform_known_answers(void **state) {
         assert_int_equal(one, kat[i].want);
     }
 
-    /* ChaCha12 (prg 2): the same chunks with 12 rounds; the 31st word of chunk 0 is the first
-     * rejected one (from the same Python reference, which reproduces the ChaCha20 words above
-     * and `cryptography`'s ChaCha20 keystream at 20 rounds) */
+    /* ChaCha12 (stream 2): the same chunks with 12 rounds, a word v kept when
+     * (v q mod 2^64) >= 2^64 mod q and sampled as floor(v q / 2^64) (Lemire); the 7th word of
+     * chunk 0 is the first rejected one (from the same Python reference, which reproduces the
+     * ChaCha20 words above and `cryptography`'s ChaCha20 keystream at 20 rounds) */
     const struct {
         size_t off;
         uint64_t want;
     } kat12[] = {
-        { 0, 0x66430bec8845aeeULL },    { 1, 0xa4386b72c1b8bddULL },
-        { 29, 0xc594eb387ac1ec1ULL },   { 30, 0x821bd0de73179cULL }, /* after the rejected word */
-        { 1023, 0xaf17cb68478908cULL }, { 1024, 0x6ec674e69798a72ULL },
-        { 1025, 0xf56330422a43219ULL },
+        { 0, 0x166430bec8845b3ULL },    { 1, 0x8a4386b72c1b8e0ULL },
+        { 5, 0xd55c5eb705e847dULL },    { 6, 0x6e88d7e13ab5a8dULL }, /* after the rejected word */
+        { 1023, 0xf786528d7cac232ULL }, { 1024, 0x66ec674e69798c0ULL },
+        { 1025, 0x6f56330422a433cULL },
     };
     tsr_sample_uniform_range(&m, seed, 0x105, TSR_SAMPLE_ROUNDS_CHACHA12, 0, 2 * 1024, all);
     for (size_t i = 0; i < sizeof kat12 / sizeof kat12[0]; i++) {

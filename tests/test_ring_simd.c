@@ -643,9 +643,8 @@ static void test_forced_pipeline(void **state) {
  * ChaCha keystream: the portable kernel at 20 rounds is libsodium's ChaCha20 (IETF: the words
  * of tsr_stream_chacha20 read little-endian), and every family equals the portable kernel at
  * 2, 8, 12 and 20 rounds, for block counts around its 8-block width and counters up to the
- * last block before the 32-bit counter wraps; the rejection sampling of its words equals the
- * portable loop; the chunked ChaCha12 sampler is the same under every family (its known
- * answers: test_ring_sample).
+ * last block before the 32-bit counter wraps; the chunked ChaCha12 sampler is the same under every
+ * family (its known answers: test_ring_sample).
  */
 static void test_chacha_families(void **state) {
     (void)state;
@@ -695,42 +694,6 @@ static void test_chacha_families(void **state) {
                 }
             }
         }
-    /* rejection sampling of keystream words: every family keeps and reduces the same words, in
-     * place and out of place, at the limit's edges, for primes above and below 2^32 and a
-     * power of two (limit 0: every word kept) */
-    const uint64_t sq[] = { 0x1000000000000021ULL, (1ULL << 61) - 1, 0x3fffffffffffffe5ULL,
-                            (1ULL << 40) + 15,     4294967291ULL,    1ULL << 40 };
-    enum { SN = 203 };
-    uint64_t in[SN], want[SN], out2[SN], inplace[SN];
-    for (size_t qi = 0; qi < sizeof sq / sizeof sq[0]; qi++) {
-        tsr_modulus mq;
-        tsr_modulus_init(&mq, sq[qi]);
-        const uint64_t limit = mq.q * mq.mu64;
-        for (int rep = 0; rep < 4; rep++) {
-            for (size_t i = 0; i < SN; i++) in[i] = tsr_prng_u64(&g);
-            const uint64_t edge[] = {
-                0, 1, mq.q - 1, mq.q, limit - 1, limit, limit + 1, UINT64_MAX
-            };
-            for (size_t e = 0; e < 8; e++) in[(size_t)rep * 11 + e * 17] = edge[e];
-            if (rep == 3) /* a run of rejections (none for the power of two) */
-                for (size_t i = 40; i < 48; i++) in[i] = UINT64_MAX;
-            const size_t kref = port->uniform_squeeze(&mq, want, in, limit, SN);
-            for (size_t i = 0; i < kref; i++) assert_true(want[i] < mq.q);
-            for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
-                if (!family_available((tsr_simd)f)) continue;
-                const tsr_ring_kernels *kf = tsr_ring_kernels_for((tsr_simd)f);
-                for (size_t len = SN - 4; len <= SN; len++) {
-                    const size_t kl = port->uniform_squeeze(&mq, out2, in, limit, len);
-                    assert_memory_equal(out2, want, kl * sizeof *want); /* a prefix */
-                    assert_int_equal(kf->uniform_squeeze(&mq, out2, in, limit, len), kl);
-                    assert_memory_equal(out2, want, kl * sizeof *want);
-                    memcpy(inplace, in, sizeof in);
-                    assert_int_equal(kf->uniform_squeeze(&mq, inplace, inplace, limit, len), kl);
-                    assert_memory_equal(inplace, want, kl * sizeof *want);
-                }
-            }
-        }
-    }
     /* the sampler on top of it, under every family */
     tsr_modulus m;
     tsr_modulus_init(&m, 0x1000000000000021ULL); /* 2^60 + 33 */

@@ -135,14 +135,6 @@ typedef struct tsr_ring_kernels {
      */
     void (*chacha)(uint64_t *out, const uint32_t key[8], const uint32_t nonce[3], uint32_t ctr,
                    size_t nblocks, unsigned rounds);
-    /*
-     * Rejection sampling of keystream words: the words v of in[0..n) with
-     * v < limit (every word when limit == 0), in order, reduced mod q, are
-     * written to out[0..k); returns k. out may equal in (k <= i when word i
-     * is written). limit is a multiple of q (q floor(2^64 / q) mod 2^64).
-     */
-    size_t (*uniform_squeeze)(const tsr_modulus *m, uint64_t *out, const uint64_t *in,
-                              uint64_t limit, size_t n);
 } tsr_ring_kernels;
 
 /** Kernels of one family (the portable table for families this build lacks). */

@@ -21,7 +21,7 @@
  * (broadcast) loads.
  *
  * The ChaCha keystream of seeded keys runs 8 blocks at once, one per 32-bit
- * lane, and its rejection sampling 4 words at once.
+ * lane.
  */
 #include "ring/kernels.h"
 
@@ -899,43 +899,6 @@ TGT static void chacha_avx2(uint64_t *out, const uint32_t key[8], const uint32_t
 }
 #undef QRV
 
-/*
- * Rejection sampling, 4 words at a time: acceptance by a signed compare of the words and the
- * limit with their top bits flipped, Barrett v mod q with the high product floor(v mu64 / 2^64)
- * from four vpmuludq and the quotient (< 2^32 for q > 2^32) times q from two; a group of 4
- * accepted words is stored at once, a group with a rejection goes word by word. Primes below
- * 2^32 and limit == 0 take the portable loop.
- */
-TGT static size_t uniform_squeeze_avx2(const tsr_modulus *m, uint64_t *out, const uint64_t *in,
-                                       uint64_t limit, size_t n) {
-    if (limit == 0 || m->q <= ((uint64_t)1 << 32))
-        return tsr_ring_kernels_portable.uniform_squeeze(m, out, in, limit, n);
-    const __m256i sign = bc((uint64_t)1 << 63), lim = bc(limit ^ ((uint64_t)1 << 63));
-    const __m256i q = bc(m->q), qh = bc(m->q >> 32), mu = bc(m->mu64), muh = bc(m->mu64 >> 32);
-    size_t k = 0, i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const __m256i v = LOADU(in + i);
-        const __m256i acc = _mm256_cmpgt_epi64(lim, _mm256_xor_si256(v, sign));
-        const __m256i quot = mulhi(v, _mm256_srli_epi64(v, 32), mu, muh);
-        const __m256i prod = _mm256_add_epi64(_mm256_mul_epu32(quot, q),
-                                              _mm256_slli_epi64(_mm256_mul_epu32(quot, qh), 32));
-        const __m256i r = csub(_mm256_sub_epi64(v, prod), q);
-        const int mask = _mm256_movemask_pd(_mm256_castsi256_pd(acc));
-        if (mask == 0xf) {
-            STOREU(out + k, r); /* k <= i: the words of in not yet read are untouched */
-            k += 4;
-        } else {
-            uint64_t rv[4];
-            STOREU(rv, r);
-            for (int w = 0; w < 4; w++) { /* from the mask: out[k] may be in[i + w] */
-                out[k] = rv[w];
-                k += (size_t)(mask >> w) & 1;
-            }
-        }
-    }
-    return k + tsr_ring_kernels_portable.uniform_squeeze(m, out + k, in + i, limit, n - i);
-}
-
 const tsr_ring_kernels tsr_ring_kernels_avx2 = {
     .family = TSR_SIMD_AVX2,
     .ntt_fwd = ntt_fwd_avx2,
@@ -956,6 +919,5 @@ const tsr_ring_kernels tsr_ring_kernels_avx2 = {
     .permute = permute_avx2,
     .sub_mul_scalar_add = sub_mul_scalar_add_avx2,
     .chacha = chacha_avx2,
-    .uniform_squeeze = uniform_squeeze_avx2,
 };
 #endif

@@ -317,17 +317,6 @@ static void chacha_portable(uint64_t *out, const uint32_t key[8], const uint32_t
 }
 #undef QR
 
-static size_t uniform_squeeze_portable(const tsr_modulus *m, uint64_t *out, const uint64_t *in,
-                                       uint64_t limit, size_t n) {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const uint64_t v = in[i];
-        out[k] = tsr_modq_reduce64(m, v); /* branch-free: k advances only on acceptance */
-        k += (v < limit) | (limit == 0);
-    }
-    return k;
-}
-
 const tsr_ring_kernels tsr_ring_kernels_portable = {
     .family = TSR_SIMD_PORTABLE,
     .ntt_fwd = ntt_fwd_portable,
@@ -352,5 +341,4 @@ const tsr_ring_kernels tsr_ring_kernels_portable = {
     .sub_mul_scalar_add = sub_mul_scalar_add_portable,
     .quotient_est = quotient_est_portable,
     .chacha = chacha_portable,
-    .uniform_squeeze = uniform_squeeze_portable,
 };

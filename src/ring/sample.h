@@ -57,8 +57,10 @@ void tsr_sample_uniform(const tsr_rns_basis *b, const uint8_t seed[TSR_SEED_BYTE
  * libsodium's tsr_stream_chacha20; 12: ChaCha12, the same construction with
  * 12 rounds, from the ring's SIMD kernels): key = seed, nonce = q (u64 LE)
  * then domain (u32 LE), blocks from c * 2^16 on, each 8-byte group read as a
- * little-endian word v; v is kept when v < q * floor(2^64 / q) and
- * reduced mod q (Barrett), other words are dropped, and the chunk's stream
+ * little-endian word v. ChaCha20: v is kept when v < q * floor(2^64 / q)
+ * and reduced mod q (Barrett); ChaCha12: v is kept when (v q mod 2^64) >=
+ * 2^64 mod q and becomes floor(v q / 2^64) (Lemire 2019; the same
+ * acceptance, one multiply). Other words are dropped, and the chunk's stream
  * continues until the chunk is full. So any
  * range of any limb is regenerated on its own, in any order, from any
  * thread, and a limb depends only on (seed, domain, q, rounds): sub-bases
