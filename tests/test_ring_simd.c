@@ -462,8 +462,8 @@ static void test_conv_row_families(void **state) {
     static const uint64_t ymaxes[] = {
         5, 1ULL << 30, 1ULL << 49, 1ULL << 50, 1ULL << 52, 1ULL << 62
     };
-    static const size_t terms_list[] = { 1, 2, 5, 16, 40, 65 };
-    const size_t n = 203; /* not a multiple of 8: exercises tails */
+    static const size_t terms_list[] = { 1, 2, 4, 5, 7, 8, 9, 16, 40, 65 };
+    const size_t n = 203; /* not a multiple of 8 or 4: exercises tails */
     uint64_t *y[65];
     for (int i = 0; i < 65; i++) y[i] = tsr_alloc(n * 8);
     uint64_t *o1 = tsr_alloc(n * 8), *o2 = tsr_alloc(n * 8);
@@ -478,14 +478,17 @@ static void test_conv_row_families(void **state) {
             tsr_modulus_init(&m, p);
             const uint64_t r52 = tsr_modq_reduce64(&m, 1ULL << 52);
             for (size_t yi = 0; yi < sizeof ymaxes / sizeof ymaxes[0]; yi++) {
-                for (size_t ti = 0; ti < sizeof terms_list / sizeof terms_list[0]; ti++) {
-                    const size_t terms = terms_list[ti];
+                for (size_t ti = 0; ti < 2 * (sizeof terms_list / sizeof terms_list[0]); ti++) {
+                    const size_t terms = terms_list[ti / 2];
+                    const int all_max = ti % 2; /* every input ymax - 1, every c p - 1 */
                     const uint64_t ymax = ymaxes[yi];
                     for (size_t i = 0; i < terms; i++) {
                         random_vec(&g, y[i], n, ymax);
                         y[i][0] = ymax - 1; /* extremes */
                         y[i][1] = 0;
-                        c[i] = i == 0 ? p - 1 : tsr_prng_uniform(&g, p);
+                        if (all_max)
+                            for (size_t j = 0; j < n; j++) y[i][j] = ymax - 1;
+                        c[i] = i == 0 || all_max ? p - 1 : tsr_prng_uniform(&g, p);
                         c52[i] = tsr_modq_mul(&m, c[i], r52);
                         csh[i] = tsr_modq_shoup(c[i], p);
                     }

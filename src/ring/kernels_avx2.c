@@ -279,20 +279,27 @@ static void conv_row_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *co
     const tsr_u128 lmax = ((tsr_u128)1 << 64) / r->ymax; /* >= 4 (ymax <= 2^62) */
     const size_t L = lmax < terms ? (size_t)lmax : (terms ? terms : 1);
     size_t k = 0;
-    for (; k + 2 <= n; k += 2) {
-        uint64_t r0 = 0, r1 = 0;
+    for (; k + 4 <= n; k += 4) { /* four chains: each y[i] and c'_i loaded once for four */
+        uint64_t r0 = 0, r1 = 0, r2 = 0, r3 = 0;
         for (size_t i = 0; i < terms;) {
             const size_t end = i + L < terms ? i + L : terms;
-            tsr_u128 a0 = 0, a1 = 0;
+            tsr_u128 a0 = 0, a1 = 0, a2 = 0, a3 = 0;
             for (; i < end; i++) {
-                a0 += (tsr_u128)y[i][k] * cm[i];
-                a1 += (tsr_u128)y[i][k + 1] * cm[i];
+                const uint64_t *yi = y[i] + k, c = cm[i];
+                a0 += (tsr_u128)yi[0] * c;
+                a1 += (tsr_u128)yi[1] * c;
+                a2 += (tsr_u128)yi[2] * c;
+                a3 += (tsr_u128)yi[3] * c;
             }
             r0 = tsr_modq_add(r0, redc(a0, p, pinv_neg), p);
             r1 = tsr_modq_add(r1, redc(a1, p, pinv_neg), p);
+            r2 = tsr_modq_add(r2, redc(a2, p, pinv_neg), p);
+            r3 = tsr_modq_add(r3, redc(a3, p, pinv_neg), p);
         }
         out[k] = r0;
         out[k + 1] = r1;
+        out[k + 2] = r2;
+        out[k + 3] = r3;
     }
     for (; k < n; k++) {
         uint64_t r0 = 0;
