@@ -347,6 +347,17 @@ static void test_elementwise_families(void **state) {
                 ref->mul_add(&m, o1, a, wv, n);
                 k->mul_add(&m, o2, a, wv, n);
                 CMP("mul_add");
+                { /* the largest product and sum: every operand q - 1 */
+                    uint64_t *qa = tsr_alloc(n * 8 + 64);
+                    for (size_t i = 0; i < n; i++) qa[i] = o1[i] = o2[i] = q - 1;
+                    ref->mul_add(&m, o1, qa, qa, n);
+                    k->mul_add(&m, o2, qa, qa, n);
+                    CMP("mul_add (q - 1)");
+                    ref->mul(&m, o1, qa, qa, n);
+                    k->mul(&m, o2, qa, qa, n);
+                    CMP("mul (q - 1)");
+                    tsr_free(qa);
+                }
                 ref->mul_scalar(&m, o1, a, w, wp, n);
                 k->mul_scalar(&m, o2, a, w, wp, n);
                 CMP("mul_scalar");

@@ -9,11 +9,11 @@
  * Basis-conversion rows stay scalar, where one mulx beats the emulation, but
  * with Montgomery reductions (two multiplies instead of the portable
  * reference's five; conv_row_x64 contains no AVX2 instruction, it is in this
- * table only so that AVX2 CPUs select it); general products (mul, mul_add) are the portable
- * kernels, and inner products (dot2_x64, scalar too: mulx with BMI2) the portable ones on two
- * coefficients at a time with a one-multiply Barrett reduction. Automorphism gathers (permute) use
- * two vpermd per half group of 8 words (about 1.4x the portable gather in `bench ring`; figures for
- * every kernel in docs/BENCHMARKS.md).
+ * table only so that AVX2 CPUs select it); general products (mul, mul_add, scalar too) reduce
+ * with the inner products' one-multiply Barrett step, and inner products (dot2_x64, scalar too:
+ * mulx with BMI2) the portable ones on two coefficients at a time with a one-multiply Barrett
+ * reduction. Automorphism gathers (permute) use two vpermd per half group of 8 words (about 1.4x
+ * the portable gather in `bench ring`; figures for every kernel in docs/BENCHMARKS.md).
  *
  * NTT: Harvey butterflies, values in [0, 4q); the last three forward stages
  * (first three inverse) run in registers on 8-word groups using the same
@@ -450,6 +450,51 @@ static INL void dot1_quads(const tsr_modulus *m, uint64_t *out0, const uint64_t 
         }
         out0[k] = r0;
     }
+}
+
+/* Element-wise products with the same one-multiply reduction (inputs < q: a b + out < q^2 <
+ * 2^(b+63)); four independent words per pass. */
+static INL void mul_words(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
+                          int add, size_t n) {
+    const dot_red d = dot_red_init(m);
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        tsr_u128 s0 = (tsr_u128)a[i] * b[i], s1 = (tsr_u128)a[i + 1] * b[i + 1];
+        tsr_u128 s2 = (tsr_u128)a[i + 2] * b[i + 2], s3 = (tsr_u128)a[i + 3] * b[i + 3];
+        if (add) {
+            s0 += out[i];
+            s1 += out[i + 1];
+            s2 += out[i + 2];
+            s3 += out[i + 3];
+        }
+        out[i] = dot_reduce(&d, s0);
+        out[i + 1] = dot_reduce(&d, s1);
+        out[i + 2] = dot_reduce(&d, s2);
+        out[i + 3] = dot_reduce(&d, s3);
+    }
+    for (; i < n; i++) out[i] = dot_reduce(&d, (tsr_u128)a[i] * b[i] + (add ? out[i] : 0));
+}
+
+__attribute__((target("bmi2"))) static void mul_bmi2(const tsr_modulus *m, uint64_t *out,
+                                                     const uint64_t *a, const uint64_t *b, int add,
+                                                     size_t n) {
+    mul_words(m, out, a, b, add, n);
+}
+
+static void mul_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
+                    size_t n) {
+    if (__builtin_cpu_supports("bmi2"))
+        mul_bmi2(m, out, a, b, 0, n);
+    else
+        mul_words(m, out, a, b, 0, n);
+}
+
+static void mul_add_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
+                        size_t n) {
+    if (__builtin_cpu_supports("bmi2"))
+        mul_bmi2(m, out, a, b, 1, n);
+    else
+        mul_words(m, out, a, b, 1, n);
 }
 
 /* With BMI2 (every AVX2 CPU we know of, checked anyway): mulx, whose free
@@ -917,6 +962,8 @@ const tsr_ring_kernels tsr_ring_kernels_avx2 = {
     .add = add_avx2,
     .sub = sub_avx2,
     .neg = neg_avx2,
+    .mul = mul_x64,
+    .mul_add = mul_add_x64,
     .add_scalar = add_scalar_avx2,
     .mul_scalar = mul_scalar_avx2,
     .mul_scalar_add = mul_scalar_add_avx2,
