@@ -38,15 +38,17 @@ typedef struct circuits_bsgs {
     size_t n_diags;  /* diagonals */
     size_t *index;   /* (n_diags) sorted, distinct diagonal indices in [0, n) */
     uint64_t *pt;    /* (n_diags, level + 1 + k, N) rot(diag_t, -g) over Q_l u P, NTT form */
-    double *coef;    /* on the fly (pt NULL), some |c| >= 2^62: (n_diags, N) their rounded
-                        coefficients, converted to Q_l u P per giant step when applied (same
-                        words as pt) */
-    int64_t *coef_i; /* on the fly, every |c| < 2^62 (coef NULL): the same as int64, converted
-                        by tsr_rns_from_i64 (no rounding per limb) */
-    double *pt_mag;  /* (n_diags) largest |value| of each diagonal */
-    double pt_scale; /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
-    double pt_err;   /* rounding error of one encoded diagonal (value units) */
-    int *steps;      /* rotation steps (babies b > 0, giants g n1 > 0), sorted, distinct */
+    /* On the fly (pt NULL): each diagonal as the exact rounded coefficients it is encoded
+     * from. Diagonal t with slot period p_t is a polynomial in X^(N / 2 p_t): its 2 p_t
+     * coefficients (of X^(k N / 2 p_t), k < 2 p_t) are words coef_off[t] .. coef_off[t + 1],
+     * converted limb by limb when applied (a 2 p_t-point NTT written out: the words of pt). */
+    int64_t *coef_i;  /* every |c| < 2^62 (always at bootstrapping's scales) */
+    double *coef;     /* otherwise (coef_i NULL): the same as doubles */
+    size_t *coef_off; /* (n_diags + 1) */
+    double *pt_mag;   /* (n_diags) largest |value| of each diagonal */
+    double pt_scale;  /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
+    double pt_err;    /* rounding error of one encoded diagonal (value units) */
+    int *steps;       /* rotation steps (babies b > 0, giants g n1 > 0), sorted, distinct */
     size_t n_steps;
 } circuits_bsgs;
 
@@ -69,9 +71,11 @@ tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ck
                                 circuits_diag_fn diag, void *ctx, int level, double in_scale);
 /**
  * circuits_bsgs_create, with on_the_fly: the diagonals are kept as their
- * rounded coefficients (N doubles each instead of (level + 1 + k) N words)
- * and converted to Q_l u P (level + 1 + k NTTs each) when applied, one giant
- * step at a time: bit-identical results, less memory, more time.
+ * rounded coefficients (2p words for a diagonal of slot period p, at most N,
+ * instead of (level + 1 + k) N) and converted to Q_l u P limb by limb when
+ * applied (a 2p-point NTT per limb, written out to N words): bit-identical
+ * results, less memory, more time. Either way each diagonal is encoded from
+ * its first p values as a polynomial in X^(N/2p) (linear_transform.c).
  */
 tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                    const size_t *index, size_t n_diags, size_t n, size_t n1,
