@@ -469,37 +469,50 @@ static void double_hoisting_p(he *h, const size_t *idx, size_t nd, const size_t 
         assert_int_equal(md[1], nb + ng);
         /* diagonals on the fly (kept as coefficients, N words each): bit-identical to the encoded
          * ones, both paths, and the same counts */
-        circuits_bsgs fly;
-        tt_ok(circuits_bsgs_create_ex(&fly, h->enc, h->p, idx, nd, S, n1s[c], cplx_diag, diag,
-                                      level, tsr_ckks_params_scale(h->p, level), 1));
-        assert_null(fly.pt);
-        assert_non_null(fly.coef_i); /* integer coefficients: converted without rounding */
-        assert_null(fly.coef);       /* nothing reads them as doubles */
-        assert_int_equal(fly.n1, lt.n1);
-        size_t words = 0;
-        for (size_t t = 0; t < nd; t++) words += 2 * (period ? period[t] : S);
-        assert_int_equal(circuits_bsgs_bytes(&fly, h->p), words * 8);
-        subring_layout(h, &fly, diag, period);
-        assert_int_equal(circuits_bsgs_bytes(&lt, h->p),
-                         nd * (size_t)(level + 1 + tsr_ckks_params_special_count(h->p)) * 2 * S *
-                             8);
-        for (int k = 0; k < 2; k++) {
-            tsr_ckks_ciphertext *o;
-            tt_ok(tsr_ckks_ciphertext_create(&o, h->p));
-            unsigned long d0 = ev->n_decompose, m0 = ev->n_moddown;
-            if (k == 0)
-                tt_ok(circuits_bsgs_apply(ev, o, in, &fly));
-            else
-                tt_ok(circuits_bsgs_apply_ref(ev, o, in, &fly));
-            assert_int_equal(ev->n_decompose - d0, dec[k]);
-            assert_int_equal(ev->n_moddown - m0, md[k]);
-            assert_int_equal(tsr_ckks_ciphertext_level(o), level - 1);
-            for (int q = 0; q < 2; q++) /* level limbs of N = 2S words each */
-                assert_memory_equal(ckks_ct_poly(o, q), ckks_ct_poly(out[k], q),
-                                    (size_t)level * 2 * S * sizeof(uint64_t));
-            tsr_ckks_ciphertext_free(o);
+        /* diagonals on the fly (every one, then the subring mix: as coefficients those of
+         * period <= S/32, the others encoded): bit-identical to the encoded ones, both paths,
+         * the same counts, and the memory of what each keeps */
+        const size_t limb_words = (size_t)(level + 1 + tsr_ckks_params_special_count(h->p)) * 2 * S;
+        assert_int_equal(circuits_bsgs_bytes(&lt, h->p), nd * limb_words * 8);
+        for (int store = CIRCUITS_DIAGS_ON_THE_FLY; store <= CIRCUITS_DIAGS_SUBRING; store++) {
+            circuits_bsgs fly;
+            tt_ok(circuits_bsgs_create_ex(&fly, h->enc, h->p, idx, nd, S, n1s[c], cplx_diag, diag,
+                                          level, tsr_ckks_params_scale(h->p, level),
+                                          (circuits_diag_store)store));
+            assert_int_equal(fly.n1, lt.n1);
+            size_t words = 0, n_fly = 0;
+            for (size_t t = 0; t < nd; t++) {
+                const size_t per = period ? period[t] : S;
+                const int kept = store == CIRCUITS_DIAGS_ON_THE_FLY || 32 * per <= S;
+                assert_true(kept == (fly.pt[t] == NULL));
+                words += kept ? 2 * per : limb_words;
+                n_fly += (size_t)kept;
+            }
+            assert_int_equal(fly.n_fly, n_fly);
+            assert_int_equal(circuits_bsgs_bytes(&fly, h->p), words * 8);
+            if (n_fly) {
+                assert_non_null(fly.coef_i); /* integer coefficients: converted without rounding */
+                assert_null(fly.coef);       /* nothing reads them as doubles */
+            }
+            if (store == CIRCUITS_DIAGS_ON_THE_FLY) subring_layout(h, &fly, diag, period);
+            for (int k = 0; k < 2; k++) {
+                tsr_ckks_ciphertext *o;
+                tt_ok(tsr_ckks_ciphertext_create(&o, h->p));
+                unsigned long d0 = ev->n_decompose, m0 = ev->n_moddown;
+                if (k == 0)
+                    tt_ok(circuits_bsgs_apply(ev, o, in, &fly));
+                else
+                    tt_ok(circuits_bsgs_apply_ref(ev, o, in, &fly));
+                assert_int_equal(ev->n_decompose - d0, dec[k]);
+                assert_int_equal(ev->n_moddown - m0, md[k]);
+                assert_int_equal(tsr_ckks_ciphertext_level(o), level - 1);
+                for (int q = 0; q < 2; q++) /* level limbs of N = 2S words each */
+                    assert_memory_equal(ckks_ct_poly(o, q), ckks_ct_poly(out[k], q),
+                                        (size_t)level * 2 * S * sizeof(uint64_t));
+                tsr_ckks_ciphertext_free(o);
+            }
+            circuits_bsgs_free(&fly);
         }
-        circuits_bsgs_free(&fly);
         for (int k = 0; k < 2; k++) tsr_ckks_ciphertext_free(out[k]);
         tsr_ckks_ciphertext_free(in);
         tsr_ckks_evaluator_free(ev);

@@ -446,12 +446,15 @@ typedef struct tsr_circuits_boot_config {
      */
     unsigned encapsulation_hw;
     /**
-     * Nonzero: keep the DFT factors' diagonals as their rounded coefficients
-     * (a diagonal of slot period p is a polynomial in X^(N/2p): 2p words
-     * instead of (level + 1 + k) N) and convert them limb by limb when
-     * applied (a 2p-point NTT per limb): bit-identical results, about 4 GiB
-     * less at N = 2^16, a little more time (docs/BENCHMARKS.md). 0: encoded
-     * once at creation.
+     * Nonzero: keep every DFT factor's diagonals as their rounded
+     * coefficients (a diagonal of slot period p is a polynomial in X^(N/2p):
+     * 2p words instead of (level + 1 + k) N) and convert them limb by limb
+     * when applied (a 2p-point NTT per limb): bit-identical results, about
+     * 4 GiB less at N = 2^16, a little more time (docs/BENCHMARKS.md).
+     * 0: the same for the diagonals of period at most slots / 32, whose
+     * conversion costs about what reading them encoded does (with full slots,
+     * every factor but the two holding the largest butterfly stage), the
+     * others encoded once at creation.
      */
     unsigned diagonals_on_the_fly;
 } tsr_circuits_boot_config;

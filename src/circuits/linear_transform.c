@@ -104,6 +104,8 @@ static void bsgs_count(const size_t *index, size_t count, size_t n1, size_t *bab
 }
 
 void circuits_bsgs_free(circuits_bsgs *lt) {
+    if (lt->pt)
+        for (size_t t = 0; t < lt->n_diags; t++) free(lt->pt[t]);
     free(lt->pt);
     free(lt->coef);
     free(lt->coef_i);
@@ -155,16 +157,17 @@ static void collect_steps(circuits_bsgs *lt) {
 }
 
 uint64_t circuits_bsgs_bytes(const circuits_bsgs *lt, const tsr_ckks_params *p) {
-    if (circuits_bsgs_on_the_fly(lt)) return (uint64_t)lt->coef_off[lt->n_diags] * sizeof(uint64_t);
-    return (uint64_t)lt->n_diags * ((uint64_t)lt->level + 1 + (uint64_t)p->k) * p->n *
-           sizeof(uint64_t);
+    uint64_t words = lt->coef_off ? lt->coef_off[lt->n_diags] : 0;
+    for (size_t t = 0; lt->pt && t < lt->n_diags; t++)
+        if (lt->pt[t]) words += ((uint64_t)lt->level + 1 + (uint64_t)p->k) * p->n;
+    return words * sizeof(uint64_t);
 }
 
 tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                 const size_t *index, size_t n_diags, size_t n, size_t n1,
                                 circuits_diag_fn diag, void *ctx, int level, double in_scale) {
     return circuits_bsgs_create_ex(lt, enc, p, index, n_diags, n, n1, diag, ctx, level, in_scale,
-                                   0);
+                                   CIRCUITS_DIAGS_ENCODED);
 }
 
 /* ---- the diagonals: exact integer coefficients, a polynomial of a subring each ------------- */
@@ -324,7 +327,7 @@ enum { FLY_GROUP = 8 };
 tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                    const size_t *index, size_t n_diags, size_t n, size_t n1,
                                    circuits_diag_fn diag, void *ctx, int level, double in_scale,
-                                   int on_the_fly) {
+                                   circuits_diag_store store) {
     memset(lt, 0, sizeof *lt);
     const size_t slots = tsr_ckks_params_slots(p), N = 2 * slots;
     const size_t limbs = (size_t)level + 1 + (size_t)p->k;
@@ -337,17 +340,16 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
     lt->index = malloc(nd * sizeof *lt->index);
     lt->pt_mag = calloc(nd, sizeof *lt->pt_mag);
     lt->steps = malloc(2 * nd * sizeof *lt->steps);
-    lt->coef_off = on_the_fly ? calloc(nd + 1, sizeof *lt->coef_off) : NULL;
-    if (!on_the_fly && n_diags && limbs * N <= SIZE_MAX / sizeof(uint64_t) / n_diags)
-        lt->pt = malloc(n_diags * limbs * N * sizeof(uint64_t));
+    lt->coef_off = calloc(nd + 1, sizeof *lt->coef_off);
+    lt->pt = calloc(nd, sizeof *lt->pt);
     ckks_cplx *d = malloc(n * sizeof *d), *v = malloc(slots * sizeof *v),
               *w = malloc(slots * sizeof *w);
     double *c = malloc(N * sizeof *c);
     fft_cache fc = { .full = &p->fft, .slots = slots };
     size_t cap = 0;
     tsr_status st = TSR_OK;
-    if (!lt->index || !lt->pt_mag || !lt->steps || (on_the_fly && !lt->coef_off) ||
-        (!on_the_fly && n_diags && !lt->pt) || !d || !v || !w || !c) {
+    if (!lt->index || !lt->pt_mag || !lt->steps || !lt->coef_off || !lt->pt || !d || !v || !w ||
+        !c) {
         st =
             tsr_fail(TSR_ERR_NOMEM,
                      "out of memory for a linear transform (%zu diagonals of %zu MiB over Q_l u P)",
@@ -401,16 +403,25 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
             break;
         }
         lt->pt_mag[t] = mag;
-        if (on_the_fly) {
+        lt->coef_off[t + 1] = lt->coef_off[t];
+        if (store == CIRCUITS_DIAGS_ON_THE_FLY ||
+            (store == CIRCUITS_DIAGS_SUBRING && 32 * per <= slots)) {
             st = coef_append(lt, &cap, lt->coef_off[t], c, m);
-            lt->coef_off[t + 1] = lt->coef_off[t] + m;
+            lt->coef_off[t + 1] += m;
+            lt->n_fly++;
             continue;
         }
-        uint64_t *dst = lt->pt + t * limbs * N;
+        uint64_t *dst = lt->pt[t] = malloc(limbs * N * sizeof *dst);
+        if (!dst) {
+            st = tsr_fail(TSR_ERR_NOMEM,
+                          "out of memory for a linear transform's diagonal (%zu MiB over Q_l u P)",
+                          limbs * N * sizeof *dst >> 20);
+            break;
+        }
 #pragma omp parallel for schedule(static) if (limbs > 1 && N >= 2048)
         for (int i = 0; i < (int)limbs; i++) coef_limb(NULL, c, m, qp, (size_t)i, dst + i * N);
     }
-    if (st == TSR_OK && on_the_fly && n_diags) coef_to_int(lt);
+    if (st == TSR_OK && lt->n_fly) coef_to_int(lt);
 done:
     fft_cache_free(&fc);
     free(d);
@@ -515,8 +526,12 @@ static void fly_inner_sum(const tsr_ckks_params *p, const circuits_bsgs *lt, siz
             for (size_t v = 0; v < gc; v++) {
                 const size_t d = t + v0 + v;
                 const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[d] % lt->n1] * poly;
-                diag_limb(lt, d, qp, (size_t)i, buf + v * N);
-                x[v] = buf + v * N;
+                if (lt->pt[d]) {
+                    x[v] = lt->pt[d] + off;
+                } else {
+                    diag_limb(lt, d, qp, (size_t)i, buf + v * N);
+                    x[v] = buf + v * N;
+                }
                 y0[v] = bb + off;
                 y1[v] = bb + poly + off;
             }
@@ -615,7 +630,7 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         } else {
             for (size_t v = 0; v < cnt; v++) {
                 const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[t + v] % lt->n1] * poly;
-                terms[v] = lt->pt + (t + v) * poly;
+                terms[v] = lt->pt[t + v];
                 terms[nb + v] = bb;
                 terms[2 * nb + v] = bb + poly;
             }
@@ -695,11 +710,10 @@ tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
             const tsr_ckks_ciphertext *v = baby[slot_of[lt->index[u] % lt->n1]];
             /* the diagonal's Q_l limbs */
             const uint64_t *src = qp;
-            if (circuits_bsgs_on_the_fly(lt)) {
+            if (lt->pt[u])
+                src = lt->pt[u];
+            else
                 diag_to_qp(p, lt, u, qp);
-            } else {
-                src = lt->pt + u * poly;
-            }
             memcpy(pt->data, src, ((size_t)lt->level + 1) * N * sizeof(uint64_t));
             pt->level = lt->level;
             pt->scale = lt->pt_scale;
