@@ -218,6 +218,8 @@ static void test_lt_dense(void **state) {
     free(want);
 }
 
+static tsr_status cplx_diag(void *ctx, size_t t, ckks_cplx *out);
+
 static void test_lt_errors(void **state) {
     he *h = *state;
     size_t S = h->slots;
@@ -230,6 +232,25 @@ static void test_lt_errors(void **state) {
     tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 3, 2), TSR_ERR_INVALID_ARG);
     tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 0), TSR_ERR_LEVEL);
     tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 3), TSR_ERR_LEVEL);
+    /* the one transform itself (bootstrapping's factors reach it without the public checks),
+     * in every store: a non-finite complex value, then one too large for the modulus */
+    double *bad = rand_vec(h, 2 * S);
+    double *bd[1] = { bad };
+    const size_t at5 = 5;
+    for (int store = CIRCUITS_DIAGS_ENCODED; store <= CIRCUITS_DIAGS_SUBRING; store++) {
+        circuits_bsgs cb;
+        bad[2 * 7 + 1] = NAN;
+        tt_fails(circuits_bsgs_create_ex(&cb, h->enc, h->p, &at5, 1, S, 0, cplx_diag, bd, 2,
+                                         tsr_ckks_params_scale(h->p, 2),
+                                         (circuits_diag_store)store),
+                 TSR_ERR_INVALID_ARG);
+        bad[2 * 7 + 1] = 1e40;
+        tt_fails(circuits_bsgs_create_ex(&cb, h->enc, h->p, &at5, 1, S, 0, cplx_diag, bd, 2,
+                                         tsr_ckks_params_scale(h->p, 2),
+                                         (circuits_diag_store)store),
+                 TSR_ERR_SCALE);
+    }
+    free(bad);
     idx[1] = (int)S; /* same as 0 modulo slots */
     tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 2), TSR_ERR_INVALID_ARG);
     idx[1] = 3;

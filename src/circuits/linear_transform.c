@@ -381,13 +381,15 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
         size_t g = lt->index[t] - lt->index[t] % lt->n1;
         /* rot(d, -g)[j] = d[(j - g) mod n], repeated with period n over all slots */
         double mag = 0;
+        int finite = 1;
         for (size_t j = 0; j < slots; j++) {
             v[j] = d[(j % n + n - g) % n];
+            finite &= isfinite(v[j].re) && isfinite(v[j].im);
             mag = fmax(mag, hypot(v[j].re, v[j].im));
         }
-        if (!isfinite(mag)) {
-            st = tsr_fail(TSR_ERR_INVALID_ARG, "diagonal %zu of a linear transform is not finite",
-                          t);
+        if (!finite) {
+            st = tsr_fail(TSR_ERR_INVALID_ARG,
+                          "diagonal %zu of a linear transform has a non-finite value", t);
             break;
         }
         const size_t per = slot_period(v, slots), m = 2 * per;
