@@ -409,7 +409,9 @@ static void print_memory(const result *r) {
            r->shared_keys);
     printf("    diagonals %.1f (%s); rotation keys %.1f; conjugation key %.1f (level %d); "
            "trace keys %.1f\n",
-           mib(r->diag_mem), r->on_the_fly ? "coefficients, converted when applied" : "encoded",
+           mib(r->diag_mem),
+           r->on_the_fly ? "coefficients, converted when applied"
+                         : "encoded; those of period <= slots/32 as coefficients",
            mib(fk), mib(r->conj_mem), r->conj_level, mib(r->galois_mem - fk - r->conj_mem));
     printf("    relinearization key %.1f (level %d); encapsulation keys %.1f (to sparse, level 0) "
            "+ %.1f (back, top level)\n",
@@ -477,8 +479,9 @@ int bench_boot_main(int argc, char **argv) {
                "conjugation keys up to EvalMod's input level (tsr_ckks_*_level). --full-keys:\n"
                "every key over all levels. Keys hold their b halves in memory; the a halves are\n"
                "regenerated from 32-byte seeds during key switching.\n"
-               "--diagonals-on-the-fly: the DFT diagonals kept as coefficients and converted\n"
-               "when applied (config.diagonals_on_the_fly: less memory, more time).\n"
+               "--diagonals-on-the-fly: every DFT diagonal kept as coefficients and converted\n"
+               "when applied (config.diagonals_on_the_fly: less memory, more time); by default\n"
+               "only those of slot period <= slots/32 (a cheap conversion), the others encoded.\n"
                "The memory breakdown lists the keys (per factor of the transforms, at the level\n"
                "they are made for), the encoded diagonals per factor, the resident memory after\n"
                "each setup phase and the peak after each stage of the first run.\n");

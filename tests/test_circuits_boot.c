@@ -587,7 +587,10 @@ static void test_boot_level_keys(void **state) {
     tt_ok(tsr_circuits_bootstrap(b, ev, out, ct));
     double *full = decrypt(h, out);
 
-    /* diagonals on the fly: the same steps and a bit-identical result, 1 word per coefficient */
+    /* diagonals on the fly: the same steps and a bit-identical result, 1 word per coefficient
+     * of a polynomial in X^(N/2p), p the slot period of the factor's butterflies: a factor
+     * whose stages have half-lengths up to h has period 2h (CoeffsToSlots runs the stages
+     * h = S/2, S/4, ..., SlotsToCoeffs h = 1, 2, ...; the first groups take one stage more) */
     tsr_circuits_boot_config fly_cfg = { .diagonals_on_the_fly = 1 };
     tsr_circuits_boot *fly;
     tt_ok(tsr_circuits_boot_create(&fly, h->enc, h->p, &fly_cfg));
@@ -595,12 +598,27 @@ static void test_boot_level_keys(void **state) {
     assert_memory_equal(all, steps, n * sizeof *steps);
     tsr_circuits_boot_factor fly_fac[32];
     assert_int_equal(tsr_circuits_boot_factors(fly, fly_fac, 32, 0, NULL, 0), nf);
+    int log_s = 0;
+    while (((size_t)1 << log_s) < h->slots) log_s++;
     for (size_t f = 0; f < nf; f++) {
+        const int groups = fac[f].stage ? info.stc_levels : info.cts_levels;
+        int start = 0, size = 0; /* the factor's stages [start, start + size) */
+        for (int g = 0; g <= fac[f].index; g++) {
+            start += size;
+            size = log_s / groups + (g < log_s % groups ? 1 : 0);
+        }
+        const size_t period = fac[f].stage ? (size_t)1 << (start + size) : h->slots >> start;
         uint64_t words = (uint64_t)fac[f].diagonals * tsr_ckks_params_n(h->p);
-        assert_int_equal(fly_fac[f].diag_bytes, words * 8);
-        assert_int_equal(fac[f].diag_bytes,
-                         words * 8 *
-                             (uint64_t)(fac[f].level + 1 + tsr_ckks_params_special_count(h->p)));
+        printf("factor %d/%d: %zu diagonals, slot period %zu, %llu bytes on the fly\n",
+               fac[f].stage, fac[f].index, fac[f].diagonals, period,
+               (unsigned long long)fly_fac[f].diag_bytes);
+        assert_int_equal(fly_fac[f].diag_bytes, (uint64_t)fac[f].diagonals * 2 * period * 8);
+        /* by default the factors of period <= S/32 as coefficients, the others encoded */
+        assert_int_equal(
+            fac[f].diag_bytes,
+            32 * period <= h->slots
+                ? (uint64_t)fac[f].diagonals * 2 * period * 8
+                : words * 8 * (uint64_t)(fac[f].level + 1 + tsr_ckks_params_special_count(h->p)));
     }
     tt_ok(tsr_circuits_bootstrap(fly, ev, out, ct));
     double *fly_got = decrypt(h, out);

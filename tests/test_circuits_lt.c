@@ -218,6 +218,8 @@ static void test_lt_dense(void **state) {
     free(want);
 }
 
+static tsr_status cplx_diag(void *ctx, size_t t, ckks_cplx *out);
+
 static void test_lt_errors(void **state) {
     he *h = *state;
     size_t S = h->slots;
@@ -230,6 +232,25 @@ static void test_lt_errors(void **state) {
     tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 3, 2), TSR_ERR_INVALID_ARG);
     tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 0), TSR_ERR_LEVEL);
     tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 3), TSR_ERR_LEVEL);
+    /* the one transform itself (bootstrapping's factors reach it without the public checks),
+     * in every store: a non-finite complex value, then one too large for the modulus */
+    double *bad = rand_vec(h, 2 * S);
+    double *bd[1] = { bad };
+    const size_t at5 = 5;
+    for (int store = CIRCUITS_DIAGS_ENCODED; store <= CIRCUITS_DIAGS_SUBRING; store++) {
+        circuits_bsgs cb;
+        bad[2 * 7 + 1] = NAN;
+        tt_fails(circuits_bsgs_create_ex(&cb, h->enc, h->p, &at5, 1, S, 0, cplx_diag, bd, 2,
+                                         tsr_ckks_params_scale(h->p, 2),
+                                         (circuits_diag_store)store),
+                 TSR_ERR_INVALID_ARG);
+        bad[2 * 7 + 1] = 1e40;
+        tt_fails(circuits_bsgs_create_ex(&cb, h->enc, h->p, &at5, 1, S, 0, cplx_diag, bd, 2,
+                                         tsr_ckks_params_scale(h->p, 2),
+                                         (circuits_diag_store)store),
+                 TSR_ERR_SCALE);
+    }
+    free(bad);
     idx[1] = (int)S; /* same as 0 modulo slots */
     tt_fails(tsr_circuits_lt_create(&lt, h->enc, h->p, idx, diags, 2, 0, 2), TSR_ERR_INVALID_ARG);
     idx[1] = 3;
@@ -360,13 +381,50 @@ static void qp_addends_exact(he *h, tsr_ckks_evaluator *ev, const tsr_ckks_ciphe
     tsr_free(buf);
 }
 
-static void double_hoisting(he *h, const size_t *idx, size_t nd, const size_t *n1s, size_t n_n1,
-                            int level) {
+/*
+ * Every diagonal on the fly is kept as the 2p coefficients of a polynomial in X^(N/2p) (p its
+ * slot period): checked against the encoder's N coefficients of the same (pre-rotated,
+ * replicated) slots, recomputed here: equal at the multiples of N/2p up to the FFT's
+ * rounding (1), and at most 1 elsewhere (where the exact value is 0).
+ */
+static void subring_layout(he *h, const circuits_bsgs *fly, double *const *diag,
+                           const size_t *period) {
+    const size_t S = h->slots, N = 2 * S;
+    double *v = malloc(2 * S * sizeof *v), *full = malloc(N * sizeof *full), mag, err;
+    assert_true(v && full);
+    for (size_t t = 0; t < fly->n_diags; t++) {
+        const size_t m = fly->coef_off[t + 1] - fly->coef_off[t], s = N / m;
+        assert_int_equal(m, 2 * (period ? period[t] : S));
+        const size_t g = fly->index[t] - fly->index[t] % fly->n1;
+        for (size_t j = 0; j < S; j++) {
+            v[2 * j] = diag[t][2 * ((j + S - g) % S)];
+            v[2 * j + 1] = diag[t][2 * ((j + S - g) % S) + 1];
+        }
+        tt_ok(ckks_encode_complex_coef(h->enc, h->p, full, v, S, fly->level, fly->pt_scale, &mag,
+                                       &err));
+        assert_true(mag == fly->pt_mag[t]);
+        const int64_t *c = fly->coef_i + fly->coef_off[t];
+        for (size_t j = 0; j < N; j++)
+            assert_true(fabs(full[j] - (j % s == 0 ? (double)c[j / s] : 0.0)) <= 1.0);
+    }
+    free(v);
+    free(full);
+}
+
+static void double_hoisting_p(he *h, const size_t *idx, size_t nd, const size_t *n1s, size_t n_n1,
+                              int level, const size_t *period) {
     const size_t S = h->slots;
     assert_int_equal(S, 1024);
     assert_true(nd <= 16);
     double *diag[16];
-    for (size_t t = 0; t < nd; t++) diag[t] = rand_vec(h, 2 * S);
+    for (size_t t = 0; t < nd; t++) { /* random, with period[t] (S if NULL) */
+        const size_t per = period ? period[t] : S;
+        diag[t] = rand_vec(h, 2 * S);
+        for (size_t j = per; j < S; j++) {
+            diag[t][2 * j] = diag[t][2 * (j % per)];
+            diag[t][2 * j + 1] = diag[t][2 * (j % per) + 1];
+        }
+    }
     double *x = rand_vec(h, 2 * S), *want = calloc(2 * S, sizeof *want);
     double *got = malloc(2 * S * sizeof *got);
     assert_true(want && got);
@@ -432,34 +490,50 @@ static void double_hoisting(he *h, const size_t *idx, size_t nd, const size_t *n
         assert_int_equal(md[1], nb + ng);
         /* diagonals on the fly (kept as coefficients, N words each): bit-identical to the encoded
          * ones, both paths, and the same counts */
-        circuits_bsgs fly;
-        tt_ok(circuits_bsgs_create_ex(&fly, h->enc, h->p, idx, nd, S, n1s[c], cplx_diag, diag,
-                                      level, tsr_ckks_params_scale(h->p, level), 1));
-        assert_null(fly.pt);
-        assert_non_null(fly.coef_i); /* integer coefficients: converted without rounding */
-        assert_null(fly.coef);       /* nothing reads them as doubles */
-        assert_int_equal(fly.n1, lt.n1);
-        assert_int_equal(circuits_bsgs_bytes(&fly, h->p), nd * 2 * S * 8);
-        assert_int_equal(circuits_bsgs_bytes(&lt, h->p),
-                         nd * (size_t)(level + 1 + tsr_ckks_params_special_count(h->p)) * 2 * S *
-                             8);
-        for (int k = 0; k < 2; k++) {
-            tsr_ckks_ciphertext *o;
-            tt_ok(tsr_ckks_ciphertext_create(&o, h->p));
-            unsigned long d0 = ev->n_decompose, m0 = ev->n_moddown;
-            if (k == 0)
-                tt_ok(circuits_bsgs_apply(ev, o, in, &fly));
-            else
-                tt_ok(circuits_bsgs_apply_ref(ev, o, in, &fly));
-            assert_int_equal(ev->n_decompose - d0, dec[k]);
-            assert_int_equal(ev->n_moddown - m0, md[k]);
-            assert_int_equal(tsr_ckks_ciphertext_level(o), level - 1);
-            for (int q = 0; q < 2; q++) /* level limbs of N = 2S words each */
-                assert_memory_equal(ckks_ct_poly(o, q), ckks_ct_poly(out[k], q),
-                                    (size_t)level * 2 * S * sizeof(uint64_t));
-            tsr_ckks_ciphertext_free(o);
+        /* diagonals on the fly (every one, then the subring mix: as coefficients those of
+         * period <= S/32, the others encoded): bit-identical to the encoded ones, both paths,
+         * the same counts, and the memory of what each keeps */
+        const size_t limb_words = (size_t)(level + 1 + tsr_ckks_params_special_count(h->p)) * 2 * S;
+        assert_int_equal(circuits_bsgs_bytes(&lt, h->p), nd * limb_words * 8);
+        for (int store = CIRCUITS_DIAGS_ON_THE_FLY; store <= CIRCUITS_DIAGS_SUBRING; store++) {
+            circuits_bsgs fly;
+            tt_ok(circuits_bsgs_create_ex(&fly, h->enc, h->p, idx, nd, S, n1s[c], cplx_diag, diag,
+                                          level, tsr_ckks_params_scale(h->p, level),
+                                          (circuits_diag_store)store));
+            assert_int_equal(fly.n1, lt.n1);
+            size_t words = 0, n_fly = 0;
+            for (size_t t = 0; t < nd; t++) {
+                const size_t per = period ? period[t] : S;
+                const int kept = store == CIRCUITS_DIAGS_ON_THE_FLY || 32 * per <= S;
+                assert_true(kept == (fly.pt[t] == NULL));
+                words += kept ? 2 * per : limb_words;
+                n_fly += (size_t)kept;
+            }
+            assert_int_equal(fly.n_fly, n_fly);
+            assert_int_equal(circuits_bsgs_bytes(&fly, h->p), words * 8);
+            if (n_fly) {
+                assert_non_null(fly.coef_i); /* integer coefficients: converted without rounding */
+                assert_null(fly.coef);       /* nothing reads them as doubles */
+            }
+            if (store == CIRCUITS_DIAGS_ON_THE_FLY) subring_layout(h, &fly, diag, period);
+            for (int k = 0; k < 2; k++) {
+                tsr_ckks_ciphertext *o;
+                tt_ok(tsr_ckks_ciphertext_create(&o, h->p));
+                unsigned long d0 = ev->n_decompose, m0 = ev->n_moddown;
+                if (k == 0)
+                    tt_ok(circuits_bsgs_apply(ev, o, in, &fly));
+                else
+                    tt_ok(circuits_bsgs_apply_ref(ev, o, in, &fly));
+                assert_int_equal(ev->n_decompose - d0, dec[k]);
+                assert_int_equal(ev->n_moddown - m0, md[k]);
+                assert_int_equal(tsr_ckks_ciphertext_level(o), level - 1);
+                for (int q = 0; q < 2; q++) /* level limbs of N = 2S words each */
+                    assert_memory_equal(ckks_ct_poly(o, q), ckks_ct_poly(out[k], q),
+                                        (size_t)level * 2 * S * sizeof(uint64_t));
+                tsr_ckks_ciphertext_free(o);
+            }
+            circuits_bsgs_free(&fly);
         }
-        circuits_bsgs_free(&fly);
         for (int k = 0; k < 2; k++) tsr_ckks_ciphertext_free(out[k]);
         tsr_ckks_ciphertext_free(in);
         tsr_ckks_evaluator_free(ev);
@@ -470,6 +544,11 @@ static void double_hoisting(he *h, const size_t *idx, size_t nd, const size_t *n
     free(x);
     free(want);
     free(got);
+}
+
+static void double_hoisting(he *h, const size_t *idx, size_t nd, const size_t *n1s, size_t n_n1,
+                            int level) {
+    double_hoisting_p(h, idx, nd, n1s, n_n1, level, NULL);
 }
 
 static void test_lt_double_hoisting(void **state) {
@@ -488,6 +567,23 @@ static void test_lt_double_hoisting(void **state) {
     const size_t n1s3[] = { 8 };
     double_hoisting(h, idx, sizeof idx / sizeof idx[0], n1s3, 1, top - 1);
     double_hoisting(h, idx2, sizeof idx2 / sizeof idx2[0], n1s2, 1, 1);
+}
+
+/*
+ * Diagonals with slot periods 1 to 1024 (bootstrapping's DFT factors have periods 32, 1024 and
+ * the slot count): kept as 2p coefficients on the fly, the same words either way, the same
+ * precision (double_hoisting's checks).
+ */
+static void test_lt_periodic(void **state) {
+    he *h = *state;
+    const int top = tsr_ckks_params_max_level(h->p);
+    const size_t idx[] = { 0, 1, 2, 5, 9, 17, 30, 64, 100, 511, 1021 };
+    const size_t per[] = { 1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024 };
+    const size_t n1s[] = { 0, 8 };
+    double_hoisting_p(h, idx, sizeof idx / sizeof idx[0], n1s, sizeof n1s / sizeof n1s[0], top,
+                      per);
+    const size_t per2[] = { 32, 1024, 32, 32, 1, 2, 32, 1024, 4, 2, 32 };
+    double_hoisting_p(h, idx, sizeof idx / sizeof idx[0], n1s + 1, 1, 1, per2);
 }
 
 /* One special prime (digits of one prime each): the same checks at the top and one level down. */
@@ -513,6 +609,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_lt_errors, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_double_hoisting, he_setup_digits, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_double_hoisting_k1, he_setup_k1, he_teardown),
+        cmocka_unit_test_setup_teardown(test_lt_periodic, he_setup_digits, he_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

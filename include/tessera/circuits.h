@@ -446,11 +446,15 @@ typedef struct tsr_circuits_boot_config {
      */
     unsigned encapsulation_hw;
     /**
-     * Nonzero: keep the DFT factors' diagonals as their rounded coefficients
-     * (N words each instead of (level + 1 + k) N) and convert them (level + 1
-     * + k NTTs each) when applied, one giant step at a time: bit-identical
-     * results, about 3.5 GiB less at N = 2^16, some more time
-     * (docs/BENCHMARKS.md). 0: encoded once at creation.
+     * Nonzero: keep every DFT factor's diagonals as their rounded
+     * coefficients (a diagonal of slot period p is a polynomial in X^(N/2p):
+     * 2p words instead of (level + 1 + k) N) and convert them limb by limb
+     * when applied (a 2p-point NTT per limb): bit-identical results, about
+     * 4 GiB less at N = 2^16, a little more time (docs/BENCHMARKS.md).
+     * 0: the same for the diagonals of period at most slots / 32, whose
+     * conversion costs about what reading them encoded does (with full slots,
+     * every factor but the two holding the largest butterfly stage), the
+     * others encoded once at creation.
      */
     unsigned diagonals_on_the_fly;
 } tsr_circuits_boot_config;
@@ -529,7 +533,8 @@ typedef struct tsr_circuits_boot_factor {
     size_t diagonals;    /**< encoded diagonals */
     size_t baby_steps;   /**< n1 of the baby-step giant-step split */
     size_t rotations;    /**< distinct rotation steps (babies and giants) */
-    uint64_t diag_bytes; /**< the encoded diagonals in memory (over Q_level * P) */
+    uint64_t diag_bytes; /**< the diagonals in memory (encoded over Q_level * P, or their
+                              coefficients on the fly) */
 } tsr_circuits_boot_factor;
 
 /**

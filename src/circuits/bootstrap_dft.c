@@ -207,8 +207,13 @@ tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p
     for (size_t i = 0; i < n; i++)
         if (m->d[i]) index[count++] = i;
     dmat_diags ctx = { m, index, factor };
-    tsr_status st = circuits_bsgs_create_ex(lt, enc, p, index, count, n, 0, dmat_diag_fn, &ctx,
-                                            level, in_scale, on_the_fly);
+    /* on the fly: every diagonal as coefficients; otherwise those of slot period at most
+     * slots / 32 (full slots in 3 + 3 factors: all but the factors holding the stage h = n/2),
+     * whose conversion costs 2p-point NTTs, about as much as reading them encoded
+     * (docs/BENCHMARKS.md) */
+    tsr_status st =
+        circuits_bsgs_create_ex(lt, enc, p, index, count, n, 0, dmat_diag_fn, &ctx, level, in_scale,
+                                on_the_fly ? CIRCUITS_DIAGS_ON_THE_FLY : CIRCUITS_DIAGS_SUBRING);
     free(index);
     return st;
 }

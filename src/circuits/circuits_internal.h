@@ -37,23 +37,39 @@ typedef struct circuits_bsgs {
     size_t n1;       /* baby steps */
     size_t n_diags;  /* diagonals */
     size_t *index;   /* (n_diags) sorted, distinct diagonal indices in [0, n) */
-    uint64_t *pt;    /* (n_diags, level + 1 + k, N) rot(diag_t, -g) over Q_l u P, NTT form */
-    double *coef;    /* on the fly (pt NULL), some |c| >= 2^62: (n_diags, N) their rounded
-                        coefficients, converted to Q_l u P per giant step when applied (same
-                        words as pt) */
-    int64_t *coef_i; /* on the fly, every |c| < 2^62 (coef NULL): the same as int64, converted
-                        by tsr_rns_from_i64 (no rounding per limb) */
-    double *pt_mag;  /* (n_diags) largest |value| of each diagonal */
-    double pt_scale; /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
-    double pt_err;   /* rounding error of one encoded diagonal (value units) */
-    int *steps;      /* rotation steps (babies b > 0, giants g n1 > 0), sorted, distinct */
+    uint64_t **pt;   /* (n_diags) diagonal t encoded: rot(diag_t, -g) over Q_l u P, NTT form,
+                        (level + 1 + k) N words; NULL when it is kept as coefficients */
+    /* The diagonals kept as coefficients (pt[t] NULL), converted when applied: the exact
+     * rounded coefficients they are encoded from. Diagonal t with slot period p_t is a
+     * polynomial in X^(N / 2 p_t): its 2 p_t coefficients (of X^(k N / 2 p_t), k < 2 p_t) are
+     * words coef_off[t] .. coef_off[t + 1] (none when encoded), converted limb by limb (a
+     * 2 p_t-point NTT written out: the words pt[t] would hold). */
+    int64_t *coef_i;  /* every |c| < 2^62 (always at bootstrapping's scales) */
+    double *coef;     /* otherwise (coef_i NULL): the same as doubles */
+    size_t *coef_off; /* (n_diags + 1) */
+    size_t n_fly;     /* diagonals kept as coefficients */
+    double *pt_mag;   /* (n_diags) largest |value| of each diagonal */
+    double pt_scale;  /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
+    double pt_err;    /* rounding error of one encoded diagonal (value units) */
+    int *steps;       /* rotation steps (babies b > 0, giants g n1 > 0), sorted, distinct */
     size_t n_steps;
 } circuits_bsgs;
 
-/** Whether lt's diagonals are converted when applied (coef or coef_i) rather than stored. */
+/** Whether some of lt's diagonals are converted when applied rather than stored. */
 static inline int circuits_bsgs_on_the_fly(const circuits_bsgs *lt) {
-    return lt->coef != NULL || lt->coef_i != NULL;
+    return lt->n_fly > 0;
 }
+
+/** Where a transform keeps its diagonals (circuits_bsgs_create_ex). */
+typedef enum circuits_diag_store {
+    /** every diagonal encoded over Q_l u P at creation ((l + 1 + k) N words) */
+    CIRCUITS_DIAGS_ENCODED = 0,
+    /** every diagonal as its 2p coefficients (slot period p), converted when applied */
+    CIRCUITS_DIAGS_ON_THE_FLY = 1,
+    /** as coefficients the diagonals of slot period p <= slots / 32 (converted by 2p-point
+     * NTTs of at most N/32 points, about the cost of reading them encoded), the others encoded */
+    CIRCUITS_DIAGS_SUBRING = 2,
+} circuits_diag_store;
 
 /** Writes diagonal t (sorted order) as n complex values to out; ctx is the caller's. */
 typedef tsr_status (*circuits_diag_fn)(void *ctx, size_t t, ckks_cplx *out);
@@ -68,15 +84,17 @@ tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ck
                                 const size_t *index, size_t n_diags, size_t n, size_t n1,
                                 circuits_diag_fn diag, void *ctx, int level, double in_scale);
 /**
- * circuits_bsgs_create, with on_the_fly: the diagonals are kept as their
- * rounded coefficients (N doubles each instead of (level + 1 + k) N words)
- * and converted to Q_l u P (level + 1 + k NTTs each) when applied, one giant
- * step at a time: bit-identical results, less memory, more time.
+ * circuits_bsgs_create, with the diagonals kept as `store` says: encoded at
+ * creation, or as their rounded coefficients (2p words for a diagonal of slot
+ * period p, at most N, instead of (level + 1 + k) N) converted to Q_l u P limb
+ * by limb when applied (a 2p-point NTT per limb), or the subring mix. Either
+ * way each diagonal is encoded from its first p values as a polynomial in
+ * X^(N/2p) (linear_transform.c), so every store gives bit-identical results.
  */
 tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                    const size_t *index, size_t n_diags, size_t n, size_t n1,
                                    circuits_diag_fn diag, void *ctx, int level, double in_scale,
-                                   int on_the_fly);
+                                   circuits_diag_store store);
 /** Bytes the diagonals of lt hold. */
 uint64_t circuits_bsgs_bytes(const circuits_bsgs *lt, const tsr_ckks_params *p);
 void circuits_bsgs_free(circuits_bsgs *lt);

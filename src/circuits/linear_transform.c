@@ -42,11 +42,16 @@
 #include "ckks/evaluator_internal.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "ring/ntt_sub.h"
+#include "ring/vec.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 struct tsr_circuits_lt {
     tsr_ckks_params *p;
@@ -99,9 +104,12 @@ static void bsgs_count(const size_t *index, size_t count, size_t n1, size_t *bab
 }
 
 void circuits_bsgs_free(circuits_bsgs *lt) {
+    if (lt->pt)
+        for (size_t t = 0; t < lt->n_diags; t++) free(lt->pt[t]);
     free(lt->pt);
     free(lt->coef);
     free(lt->coef_i);
+    free(lt->coef_off);
     free(lt->pt_mag);
     free(lt->index);
     free(lt->steps);
@@ -149,29 +157,180 @@ static void collect_steps(circuits_bsgs *lt) {
 }
 
 uint64_t circuits_bsgs_bytes(const circuits_bsgs *lt, const tsr_ckks_params *p) {
-    uint64_t words = circuits_bsgs_on_the_fly(lt) ? 1 : (uint64_t)lt->level + 1 + (uint64_t)p->k;
-    return (uint64_t)lt->n_diags * words * p->n * sizeof(uint64_t);
+    uint64_t words = lt->coef_off ? lt->coef_off[lt->n_diags] : 0;
+    for (size_t t = 0; lt->pt && t < lt->n_diags; t++)
+        if (lt->pt[t]) words += ((uint64_t)lt->level + 1 + (uint64_t)p->k) * p->n;
+    return words * sizeof(uint64_t);
 }
 
 tsr_status circuits_bsgs_create(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                 const size_t *index, size_t n_diags, size_t n, size_t n1,
                                 circuits_diag_fn diag, void *ctx, int level, double in_scale) {
     return circuits_bsgs_create_ex(lt, enc, p, index, n_diags, n, n1, diag, ctx, level, in_scale,
-                                   0);
+                                   CIRCUITS_DIAGS_ENCODED);
 }
 
-static void coef_to_int(circuits_bsgs *lt, size_t N);
+/* ---- the diagonals: exact integer coefficients, a polynomial of a subring each ------------- */
 
-/* Diagonals converted at a time on the fly (each (l + 1 + k) N words). */
-enum { FLY_GROUP = 4 };
+/*
+ * A diagonal whose slot vector (replicated over all slots) has period p is
+ * invariant under the rotation by p, so it is a polynomial in X^(N / 2p):
+ * B(X^(N/2p)) with B the p-slot encoding of its first p values (2p
+ * coefficients; ckks/fft.h with p slots). Encoded that way, it costs 2p
+ * rounded coefficients instead of N, and its NTT over a prime is a 2p-point
+ * transform written out N / 2p times (ring/ntt_sub.h). A DFT factor of
+ * bootstrapping whose butterflies have half-lengths up to h has period 2h:
+ * only the factor holding the largest stage (h = n/2) is full-period. Both
+ * the stored (pt) and the on-the-fly diagonals are made from these
+ * coefficients, so both give the same words.
+ */
+
+/* Smallest power-of-two period of v (S values, S a power of two): v[j] == v[j - p] for j >= p. */
+static size_t slot_period(const ckks_cplx *v, size_t S) {
+    size_t p = S;
+    while (p > 1) {
+        const size_t h = p / 2;
+        for (size_t j = h; j < S; j++)
+            if (v[j].re != v[j - h].re || v[j].im != v[j - h].im) return p;
+        p = h;
+    }
+    return p;
+}
+
+/* Special-FFT tables per period (index log2 p), made on first use; the full period uses the
+ * parameters' own (the encoder's: the same words as tsr_ckks_encode_complex). */
+typedef struct fft_cache {
+    const ckks_fft *full;
+    size_t slots;
+    ckks_fft f[TSR_NTT_MAX_LOG_N + 1];
+    unsigned char made[TSR_NTT_MAX_LOG_N + 1];
+} fft_cache;
+
+static tsr_status fft_for(fft_cache *fc, size_t period, const ckks_fft **out) {
+    if (period == fc->slots) {
+        *out = fc->full;
+        return TSR_OK;
+    }
+    int lg = 0;
+    while (((size_t)1 << lg) < period) lg++;
+    if (!fc->made[lg]) {
+        TSR_TRY(ckks_fft_init(&fc->f[lg], period));
+        fc->made[lg] = 1;
+    }
+    *out = &fc->f[lg];
+    return TSR_OK;
+}
+
+static void fft_cache_free(fft_cache *fc) {
+    for (int lg = 0; lg <= TSR_NTT_MAX_LOG_N; lg++)
+        if (fc->made[lg]) ckks_fft_free(&fc->f[lg]);
+}
+
+/*
+ * The 2p rounded coefficients at `scale` of the slot vector v (S slots, period p): c[k] and
+ * c[k + p] (k < p) are those of X^(k N/2p) and X^((k + p) N/2p). With p = S these are the
+ * encoder's words (ckks/encoder.c: the same inverse FFT and rounding). w: p scratch values.
+ * *maxc: the largest |c|.
+ */
+static tsr_status encode_period(fft_cache *fc, const ckks_cplx *v, size_t p, double scale,
+                                ckks_cplx *w, double *c, double *maxc) {
+    const ckks_fft *f;
+    TSR_TRY(fft_for(fc, p, &f));
+    memcpy(w, v, p * sizeof *w);
+    ckks_fft_inverse(f, w);
+    double mx = 0;
+    for (size_t k = 0; k < p; k++) {
+        c[k] = nearbyint(w[k].re * scale);
+        c[k + p] = nearbyint(w[k].im * scale);
+        mx = fmax(mx, fmax(fabs(c[k]), fabs(c[k + p])));
+    }
+    *maxc = mx;
+    return TSR_OK;
+}
+
+/* round(v) mod q for an integer-valued finite double, exact at any magnitude (as ring/rns.c). */
+static uint64_t coef_mod(const tsr_modulus *m, double v) {
+    const double a = fabs(v);
+    uint64_t r;
+    if (a < 0x1p62) {
+        r = tsr_modq_reduce64(m, (uint64_t)a);
+    } else {
+        int e;
+        const double f = frexp(a, &e); /* a = f 2^e, e >= 63 */
+        r = tsr_modq_mul(m, tsr_modq_reduce64(m, (uint64_t)ldexp(f, 53)),
+                         tsr_modq_pow(m, 2, (uint64_t)(e - 53)));
+    }
+    return v < 0 ? tsr_modq_neg(r, m->q) : r;
+}
+
+/* Limb i of Q_l u P (basis qp) of the diagonal with the m coefficients ci (or cd), NTT form:
+ * N words into dst (an m-point NTT written out when m < N). */
+static void coef_limb(const int64_t *ci, const double *cd, size_t m, const tsr_rns_basis *qp,
+                      size_t i, uint64_t *dst) {
+    const tsr_modulus *mod = &qp->mod[i];
+    if (ci)
+        for (size_t k = 0; k < m; k++) dst[k] = tsr_modq_from_i64(mod, ci[k]);
+    else
+        for (size_t k = 0; k < m; k++) dst[k] = coef_mod(mod, cd[k]);
+    tsr_ntt_forward_sparse(qp->ntt[i], dst, m);
+}
+
+/* Limb i of diagonal d of an on-the-fly transform (as the stored pt would hold it). */
+static void diag_limb(const circuits_bsgs *lt, size_t d, const tsr_rns_basis *qp, size_t i,
+                      uint64_t *dst) {
+    const size_t off = lt->coef_off[d], m = lt->coef_off[d + 1] - off;
+    coef_limb(lt->coef_i ? lt->coef_i + off : NULL, lt->coef_i ? NULL : lt->coef + off, m, qp, i,
+              dst);
+}
+
+/* Diagonal d of an on-the-fly transform over Q_l u P, NTT form (the reference path). */
+static void diag_to_qp(const tsr_ckks_params *p, const circuits_bsgs *lt, size_t d, uint64_t *dst) {
+    const tsr_rns_basis *qp = p->qlp[lt->level];
+    for (size_t i = 0; i < qp->count; i++) diag_limb(lt, d, qp, i, dst + i * p->n);
+}
+
+/* On the fly: every |c| < 2^62 (always at the bootstrapping scales) -> int64, converted by
+ * tsr_modq_from_i64 (the same words as coef_mod). In place, no second copy: each word is read
+ * as a double before the int64 is stored there (malloc'd storage takes the type of the last
+ * store); coef is cleared so that nothing reads these words as doubles again. */
+static void coef_to_int(circuits_bsgs *lt) {
+    const size_t words = lt->coef_off[lt->n_diags];
+    for (size_t i = 0; i < words; i++)
+        if (!(fabs(lt->coef[i]) < 0x1p62)) return;
+    int64_t *ci = (int64_t *)(void *)lt->coef;
+    for (size_t i = 0; i < words; i++) {
+        const double c = lt->coef[i];
+        ci[i] = (int64_t)c;
+    }
+    lt->coef = NULL;
+    lt->coef_i = ci;
+}
+
+/* Append m words to lt->coef (capacity *cap words), growing it geometrically. */
+static tsr_status coef_append(circuits_bsgs *lt, size_t *cap, size_t len, const double *c,
+                              size_t m) {
+    if (len + m > *cap) {
+        size_t want = *cap ? 2 * *cap : 4096;
+        while (want < len + m) want *= 2;
+        double *grown = realloc(lt->coef, want * sizeof *grown);
+        if (!grown) return tsr_fail(TSR_ERR_NOMEM, "out of memory for a transform's diagonals");
+        lt->coef = grown;
+        *cap = want;
+    }
+    memcpy(lt->coef + len, c, m * sizeof *c);
+    return TSR_OK;
+}
+
+/* Diagonals converted at a time per limb on the fly (each N words, per thread). */
+enum { FLY_GROUP = 8 };
 
 tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                                    const size_t *index, size_t n_diags, size_t n, size_t n1,
                                    circuits_diag_fn diag, void *ctx, int level, double in_scale,
-                                   int on_the_fly) {
+                                   circuits_diag_store store) {
     memset(lt, 0, sizeof *lt);
     const size_t slots = tsr_ckks_params_slots(p), N = 2 * slots;
-    const size_t limbs = on_the_fly ? 1 : (size_t)level + 1 + (size_t)p->k;
+    const size_t limbs = (size_t)level + 1 + (size_t)p->k;
     TSR_ASSERT(level >= 1 && is_pow2(n) && n <= slots && (n1 == 0 || (is_pow2(n1) && n1 <= n)));
     lt->level = level;
     lt->in_scale = in_scale;
@@ -181,23 +340,27 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
     lt->index = malloc(nd * sizeof *lt->index);
     lt->pt_mag = calloc(nd, sizeof *lt->pt_mag);
     lt->steps = malloc(2 * nd * sizeof *lt->steps);
-    void *store = n_diags && limbs * N <= SIZE_MAX / sizeof(uint64_t) / n_diags
-                      ? malloc(n_diags * limbs * N * sizeof(uint64_t))
-                      : NULL;
-    if (on_the_fly)
-        lt->coef = store;
-    else
-        lt->pt = store;
-    ckks_cplx *d = malloc(n * sizeof *d);
-    double *buf = malloc(2 * slots * sizeof *buf);
+    lt->coef_off = calloc(nd + 1, sizeof *lt->coef_off);
+    lt->pt = calloc(nd, sizeof *lt->pt);
+    ckks_cplx *d = malloc(n * sizeof *d), *v = malloc(slots * sizeof *v),
+              *w = malloc(slots * sizeof *w);
+    double *c = malloc(N * sizeof *c);
+    fft_cache fc = { .full = &p->fft, .slots = slots };
+    size_t cap = 0;
     tsr_status st = TSR_OK;
-    if (!lt->index || !lt->pt_mag || !lt->steps || (n_diags && !store) || !d || !buf) {
+    if (!lt->index || !lt->pt_mag || !lt->steps || !lt->coef_off || !lt->pt || !d || !v || !w ||
+        !c) {
         st =
             tsr_fail(TSR_ERR_NOMEM,
                      "out of memory for a linear transform (%zu diagonals of %zu MiB over Q_l u P)",
                      n_diags, limbs * N * sizeof(uint64_t) >> 20);
         goto done;
     }
+    /* the diagonals are encoded here with the parameters' own FFT tables (the encoder's); the
+     * encoder must still belong to p: an empty encoding makes its check */
+    double mag0, err0;
+    st = ckks_encode_complex_coef(enc, p, c, NULL, 0, level, 1.0, &mag0, &err0);
+    if (st != TSR_OK) goto done;
     for (size_t t = 0; t < n_diags; t++) {
         TSR_ASSERT(index[t] < n && (t == 0 || index[t] > index[t - 1]));
         lt->index[t] = index[t];
@@ -209,57 +372,66 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
     /* Delta_l^in * s_pt / q_l = Delta_{l-1} */
     lt->pt_scale =
         tsr_ckks_params_scale(p, level - 1) * (double)tsr_ckks_params_prime(p, level) / in_scale;
+    lt->pt_err = ckks_noise_rounding(p, lt->pt_scale); /* N rounded coefficients: a bound */
+    const double limit_log2 = tsr_ckks_params_log_q(p, level) - 1.0;
+    const tsr_rns_basis *qp = p->qlp[level];
     for (size_t t = 0; t < n_diags && st == TSR_OK; t++) {
         st = diag(ctx, t, d);
         if (st != TSR_OK) break;
         size_t g = lt->index[t] - lt->index[t] % lt->n1;
         /* rot(d, -g)[j] = d[(j - g) mod n], repeated with period n over all slots */
+        double mag = 0;
+        int finite = 1;
         for (size_t j = 0; j < slots; j++) {
-            const ckks_cplx v = d[(j % n + n - g) % n];
-            buf[2 * j] = v.re;
-            buf[2 * j + 1] = v.im;
+            v[j] = d[(j % n + n - g) % n];
+            finite &= isfinite(v[j].re) && isfinite(v[j].im);
+            mag = fmax(mag, hypot(v[j].re, v[j].im));
         }
-        if (on_the_fly)
-            st = ckks_encode_complex_coef(enc, p, lt->coef + t * N, buf, slots, level, lt->pt_scale,
-                                          &lt->pt_mag[t], &lt->pt_err);
-        else
-            st = ckks_encode_complex_qp(enc, p, lt->pt + t * limbs * N, buf, slots, level,
-                                        lt->pt_scale, &lt->pt_mag[t], &lt->pt_err);
+        if (!finite) {
+            st = tsr_fail(TSR_ERR_INVALID_ARG,
+                          "diagonal %zu of a linear transform has a non-finite value", t);
+            break;
+        }
+        const size_t per = slot_period(v, slots), m = 2 * per;
+        double maxc;
+        st = encode_period(&fc, v, per, lt->pt_scale, w, c, &maxc);
+        if (st != TSR_OK) break;
+        if (!isfinite(maxc) || (maxc > 0 && log2(maxc) >= limit_log2)) {
+            st = tsr_fail(TSR_ERR_SCALE,
+                          "a diagonal of a linear transform does not fit the modulus: a "
+                          "coefficient needs %.1f bits but level %d holds %.1f (values up to "
+                          "%.3g at scale 2^%.1f); use smaller diagonals or a higher level",
+                          log2(maxc) + 1, level, limit_log2 + 1, mag, log2(lt->pt_scale));
+            break;
+        }
+        lt->pt_mag[t] = mag;
+        lt->coef_off[t + 1] = lt->coef_off[t];
+        if (store == CIRCUITS_DIAGS_ON_THE_FLY ||
+            (store == CIRCUITS_DIAGS_SUBRING && 32 * per <= slots)) {
+            st = coef_append(lt, &cap, lt->coef_off[t], c, m);
+            lt->coef_off[t + 1] += m;
+            lt->n_fly++;
+            continue;
+        }
+        uint64_t *dst = lt->pt[t] = malloc(limbs * N * sizeof *dst);
+        if (!dst) {
+            st = tsr_fail(TSR_ERR_NOMEM,
+                          "out of memory for a linear transform's diagonal (%zu MiB over Q_l u P)",
+                          limbs * N * sizeof *dst >> 20);
+            break;
+        }
+#pragma omp parallel for schedule(static) if (limbs > 1 && N >= 2048)
+        for (int i = 0; i < (int)limbs; i++) coef_limb(NULL, c, m, qp, (size_t)i, dst + i * N);
     }
-    if (st == TSR_OK && on_the_fly) coef_to_int(lt, N);
+    if (st == TSR_OK && lt->n_fly) coef_to_int(lt);
 done:
+    fft_cache_free(&fc);
     free(d);
-    free(buf);
+    free(v);
+    free(w);
+    free(c);
     if (st != TSR_OK) circuits_bsgs_free(lt);
     return st;
-}
-
-/* On the fly: rounded once here, the coefficients are converted at every use by
- * tsr_rns_from_i64 (the same words as tsr_rns_from_double gives for |c| < 2^62, without its
- * finiteness pass and a round() per limb). Kept as doubles if one is larger. */
-static void coef_to_int(circuits_bsgs *lt, size_t N) {
-    const size_t words = lt->n_diags * N;
-    for (size_t i = 0; i < words; i++)
-        if (!(fabs(round(lt->coef[i])) < 0x1p62)) return;
-    /* in place (no second copy of the diagonals): each word is read as a double before the
-     * int64 is stored there (malloc'd storage takes the type of the last store); coef is
-     * cleared so that nothing reads these words as doubles again */
-    int64_t *ci = (int64_t *)(void *)lt->coef;
-    for (size_t i = 0; i < words; i++) {
-        const double c = lt->coef[i];
-        ci[i] = (int64_t)round(c);
-    }
-    lt->coef = NULL;
-    lt->coef_i = ci;
-}
-
-/* Diagonal t of an on-the-fly transform over Q_l u P, NTT form (as the stored pt would be). */
-static tsr_status diag_to_qp(const tsr_ckks_params *p, const circuits_bsgs *lt, size_t t,
-                             uint64_t *dst) {
-    if (!lt->coef_i) return ckks_coef_to_qp(p, lt->level, lt->coef + t * p->n, dst);
-    tsr_rns_from_i64(p->qlp[lt->level], dst, lt->coef_i + t * p->n);
-    tsr_rns_ntt(p->qlp[lt->level], dst);
-    return TSR_OK;
 }
 
 tsr_status circuits_bsgs_check_keys(const tsr_ckks_evaluator *ev, const circuits_bsgs *lt) {
@@ -316,6 +488,65 @@ static void product_noise(const circuits_bsgs *lt, size_t t, double err, double 
     *m_out = mag * lt->pt_mag[t];
 }
 
+static int max_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+static int thread_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/*
+ * On the fly: (s0, s1) = sum over diagonals d in [t, t + cnt) of diag_d * baby(d), over
+ * Q_l u P, limb by limb: FLY_GROUP diagonals' limb i converted into the thread's scratch
+ * (FLY_GROUP + 2 limbs of N words per thread) and multiplied while in cache. Exact modular
+ * sums: the words of ckks_qp_dot_plain on the stored diagonals.
+ */
+static void fly_inner_sum(const tsr_ckks_params *p, const circuits_bsgs *lt, size_t t, size_t cnt,
+                          const uint64_t *baby, const int *slot_of, uint64_t *s0, uint64_t *s1,
+                          uint64_t *scratch) {
+    const int level = lt->level;
+    const size_t N = p->n, ne = (size_t)level + 1 + (size_t)p->k, poly = ne * N;
+    const tsr_rns_basis *qp = p->qlp[level];
+#pragma omp parallel for schedule(static) if (ne > 1 && N >= 2048)
+    for (int i = 0; i < (int)ne; i++) {
+        uint64_t *buf = scratch + (size_t)thread_id() * (FLY_GROUP + 2) * N;
+        uint64_t *t0 = buf + FLY_GROUP * N, *t1 = t0 + N;
+        const tsr_modulus *mod = ckks_mod(p, ckks_ext_prime(p, level, i));
+        const size_t off = (size_t)i * N;
+        const uint64_t *x[FLY_GROUP], *y0[FLY_GROUP], *y1[FLY_GROUP];
+        for (size_t v0 = 0; v0 < cnt; v0 += FLY_GROUP) {
+            const size_t gc = cnt - v0 < FLY_GROUP ? cnt - v0 : FLY_GROUP;
+            for (size_t v = 0; v < gc; v++) {
+                const size_t d = t + v0 + v;
+                const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[d] % lt->n1] * poly;
+                if (lt->pt[d]) {
+                    x[v] = lt->pt[d] + off;
+                } else {
+                    diag_limb(lt, d, qp, (size_t)i, buf + v * N);
+                    x[v] = buf + v * N;
+                }
+                y0[v] = bb + off;
+                y1[v] = bb + poly + off;
+            }
+            uint64_t *o0 = v0 ? t0 : s0 + off, *o1 = v0 ? t1 : s1 + off;
+            tsr_vec_dot2(mod, o0, o1, x, y0, y1, gc, N);
+            if (v0) {
+                tsr_vec_add(mod, s0 + off, s0 + off, t0, N);
+                tsr_vec_add(mod, s1 + off, s1 + off, t1, N);
+            }
+        }
+    }
+}
+
 tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                const tsr_ckks_ciphertext *in, const circuits_bsgs *lt) {
     tsr_ckks_params *p = ev->params;
@@ -324,7 +555,7 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     TSR_ASSERT(in->level == level && in->size == 2 && lt->n_diags > 0);
     size_t nb = 0;
     int *bsteps = NULL, *slot_of = NULL;
-    uint64_t *baby = NULL, *work = NULL;
+    uint64_t *baby = NULL, *work = NULL, *scratch = NULL;
     const uint64_t **terms = NULL;
     tsr_ckks_ciphertext *mid = NULL;
     tsr_status st = list_babies(lt, &bsteps, &slot_of, &nb);
@@ -335,12 +566,13 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         goto done;
     }
     baby = tsr_alloc(nb * 2 * poly * sizeof *baby);
-    /* the inner sum and the accumulator (4 polynomials); on the fly also a partial sum (2) and
-     * FLY_GROUP converted diagonals */
-    work =
-        tsr_alloc((4 + (circuits_bsgs_on_the_fly(lt) ? 2 + FLY_GROUP : 0)) * poly * sizeof *work);
+    /* the inner sum and the accumulator (4 polynomials); on the fly also FLY_GROUP + 2 limbs
+     * per thread (fly_inner_sum) */
+    const int fly = circuits_bsgs_on_the_fly(lt);
+    work = tsr_alloc(4 * poly * sizeof *work);
+    scratch = fly ? tsr_alloc((size_t)max_threads() * (FLY_GROUP + 2) * N * sizeof *scratch) : NULL;
     terms = malloc(3 * (nb ? nb : 1) * sizeof *terms);
-    if (!baby || !work || !terms) {
+    if (!baby || !work || !terms || (fly && !scratch)) {
         st = tsr_fail(TSR_ERR_NOMEM,
                       "out of memory for the baby steps of a linear transform (%zu x %zu MiB)", nb,
                       2 * poly * sizeof(uint64_t) >> 20);
@@ -392,32 +624,19 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
             mag += m;
         }
         const size_t cnt = u - t;
-        /* the inner sum: sum_u pt_u * baby_u (both polynomials); on the fly, FLY_GROUP
-         * diagonals at a time are converted and their products added (exact modular sums:
-         * the same words in any grouping) */
+        /* the inner sum: sum_u pt_u * baby_u (both polynomials) */
         uint64_t *s0 = g == 0 && !have_acc ? acc0 : inner0,
                  *s1 = g == 0 && !have_acc ? acc1 : inner1;
-        const size_t group = circuits_bsgs_on_the_fly(lt) ? FLY_GROUP : cnt;
-        for (size_t v0 = 0; v0 < cnt && st == TSR_OK; v0 += group) {
-            const size_t gc = cnt - v0 < group ? cnt - v0 : group;
-            for (size_t v = 0; v < gc; v++) {
-                const size_t d = t + v0 + v;
-                const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[d] % lt->n1] * poly;
-                if (circuits_bsgs_on_the_fly(lt)) {
-                    uint64_t *dst = work + (6 + v) * poly;
-                    st = diag_to_qp(p, lt, d, dst);
-                    if (st != TSR_OK) break;
-                    terms[v] = dst;
-                } else {
-                    terms[v] = lt->pt + d * poly;
-                }
+        if (fly) {
+            fly_inner_sum(p, lt, t, cnt, baby, slot_of, s0, s1, scratch);
+        } else {
+            for (size_t v = 0; v < cnt; v++) {
+                const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[t + v] % lt->n1] * poly;
+                terms[v] = lt->pt[t + v];
                 terms[nb + v] = bb;
                 terms[2 * nb + v] = bb + poly;
             }
-            if (st != TSR_OK) break;
-            uint64_t *o0 = v0 ? work + 4 * poly : s0, *o1 = v0 ? work + 5 * poly : s1;
-            st = ckks_qp_dot_plain(ev, level, o0, o1, terms, terms + nb, terms + 2 * nb, gc);
-            if (st == TSR_OK && v0) ckks_qp_add(ev, level, s0, s1, o0, o1);
+            st = ckks_qp_dot_plain(ev, level, s0, s1, terms, terms + nb, terms + 2 * nb, cnt);
         }
         if (st != TSR_OK) break;
         if (g != 0) {
@@ -458,6 +677,7 @@ done:
     free(slot_of);
     tsr_free(baby);
     tsr_free(work);
+    tsr_free(scratch);
     free(terms);
     tsr_ckks_ciphertext_free(mid);
     return st;
@@ -492,12 +712,10 @@ tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
             const tsr_ckks_ciphertext *v = baby[slot_of[lt->index[u] % lt->n1]];
             /* the diagonal's Q_l limbs */
             const uint64_t *src = qp;
-            if (circuits_bsgs_on_the_fly(lt)) {
-                st = diag_to_qp(p, lt, u, qp);
-                if (st != TSR_OK) break;
-            } else {
-                src = lt->pt + u * poly;
-            }
+            if (lt->pt[u])
+                src = lt->pt[u];
+            else
+                diag_to_qp(p, lt, u, qp);
             memcpy(pt->data, src, ((size_t)lt->level + 1) * N * sizeof(uint64_t));
             pt->level = lt->level;
             pt->scale = lt->pt_scale;
