@@ -103,9 +103,11 @@ typedef struct tsr_circuits_poly_info {
     int poly_depth;     /**< ceil(log2(d + 1)) for the trimmed degree d (0 for d = 0) */
     int out_level;      /**< level of the result: input level - depth */
     size_t degree;      /**< the degree after dropping zero leading coefficients */
-    size_t baby_steps;  /**< k: T_0..T_{k-1} are baby steps (k a power of two) */
-    size_t ct_mults;    /**< ciphertext products (each one relinearization + rescale) */
+    size_t baby_steps;  /**< k: T_0..T_{k-1} are baby steps (k a power of two, chosen for
+                             the fewest relinearizations, then products) */
+    size_t ct_mults;    /**< ciphertext products */
     size_t const_mults; /**< multiplications by a real constant */
+    size_t relins;      /**< relinearizations (key switches): products share them lazily */
 } tsr_circuits_poly_info;
 
 /**
