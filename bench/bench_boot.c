@@ -201,6 +201,9 @@ static tsr_status make_galois_keys(tsr_ckks_galois_keys **gk, const tsr_ckks_sec
     return st;
 }
 
+/* EvalMod and level-budget overrides from the command line (0: the library's default) */
+static struct { long cos_degree, double_angles, k, cts_levels, stc_levels; } tune;
+
 static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t slots,
                       unsigned ratio, int real, int runs, int level_keys, int on_the_fly,
                       result *res) {
@@ -228,7 +231,12 @@ static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t 
     tsr_circuits_boot_config cfg = { .slots = slots,
                                      .encapsulation_hw = 32,
                                      .log_message_ratio = ratio,
-                                     .diagonals_on_the_fly = (unsigned)on_the_fly };
+                                     .diagonals_on_the_fly = (unsigned)on_the_fly,
+                                     .cos_degree = (unsigned)tune.cos_degree,
+                                     .double_angle = (unsigned)tune.double_angles,
+                                     .k = (unsigned)tune.k,
+                                     .cts_levels = (int)tune.cts_levels,
+                                     .stc_levels = (int)tune.stc_levels };
     double t1 = tsr_now();
     if (st == TSR_OK) st = tsr_circuits_boot_create(&b, enc, p, &cfg);
     res->circuit_s = tsr_now() - t1;
@@ -454,7 +462,9 @@ int bench_boot_main(int argc, char **argv) {
         printf("usage: tessera bench boot [--preset NAME] [--slots S] [--real] [--threads T]\n"
                "                          [--runs K] [--json] [--log-n L] [--levels-left M]\n"
                "                          [--log-message-ratio R] [--full-keys]\n"
-               "                          [--diagonals-on-the-fly]\n\n"
+               "                          [--diagonals-on-the-fly] [--cos-degree D]\n"
+               "                          [--double-angles A] [--k K] [--cts-levels C]\n"
+               "                          [--stc-levels S]\n\n"
                "Bootstraps one ciphertext K times (default 5, at least 5) and prints the setup\n"
                "time, key sizes, peak memory, the median latency with a per-stage breakdown\n"
                "(ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the precision against\n"
@@ -482,6 +492,9 @@ int bench_boot_main(int argc, char **argv) {
                "--diagonals-on-the-fly: every DFT diagonal kept as coefficients and converted\n"
                "when applied (config.diagonals_on_the_fly: less memory, more time); by default\n"
                "only those of slot period <= slots/32 (a cheap conversion), the others encoded.\n"
+               "--cos-degree, --double-angles, --k, --cts-levels, --stc-levels: EvalMod's\n"
+               "cosine degree, double-angle steps and range K, the transforms' level budgets\n"
+               "(tsr_circuits_boot_config; default: the library's choice).\n"
                "The memory breakdown lists the keys (per factor of the transforms, at the level\n"
                "they are made for), the encoded diagonals per factor, the resident memory after\n"
                "each setup phase and the peak after each stage of the first run.\n");
@@ -505,6 +518,11 @@ int bench_boot_main(int argc, char **argv) {
         { "--log-message-ratio", CLI_LONG, &ratio, 4, 40 },
         { "--full-keys", CLI_FLAG, &full_keys, 0, 0 },
         { "--diagonals-on-the-fly", CLI_FLAG, &on_the_fly, 0, 0 },
+        { "--cos-degree", CLI_LONG, &tune.cos_degree, 1, 255 },
+        { "--double-angles", CLI_LONG, &tune.double_angles, 1, 12 },
+        { "--k", CLI_LONG, &tune.k, 1, 4096 },
+        { "--cts-levels", CLI_LONG, &tune.cts_levels, 1, 16 },
+        { "--stc-levels", CLI_LONG, &tune.stc_levels, 1, 16 },
     };
     int prc = cli_parse_args("bench boot", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;

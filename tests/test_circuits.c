@@ -228,15 +228,20 @@ static void test_plan_depth(void **state) {
         tsr_cheb sd = { -1, 1, d, c };
         tt_ok(tsr_circuits_poly_plan(&sd, 20, &info));
         printf("plan: degree %3zu: depth %d, k = %zu baby steps, %zu ciphertext products, %zu "
-               "constant products\n",
-               d, info.depth, info.baby_steps, info.ct_mults, info.const_mults);
+               "relinearizations, %zu constant products\n",
+               d, info.depth, info.baby_steps, info.ct_mults, info.relins, info.const_mults);
+        /* k is chosen for the fewest relinearizations: never more than the default's */
+        assert_true(info.relins <= info.ct_mults);
         /* an odd series skips the even terms and the powers only they need */
         tsr_circuits_poly_info odd;
         for (size_t i = 0; i <= d; i += 2) c[i] = 0;
         tt_ok(tsr_circuits_poly_plan(&sd, 20, &odd));
+        printf("plan: degree %3zu odd: k = %zu, %zu ciphertext products, %zu relinearizations, "
+               "%zu constant products\n",
+               d, odd.baby_steps, odd.ct_mults, odd.relins, odd.const_mults);
         assert_int_equal(odd.depth, info.depth);
-        assert_true(odd.ct_mults <= info.ct_mults);
-        assert_true(odd.const_mults < info.const_mults);
+        assert_true(odd.relins <= info.relins);
+        assert_true(odd.const_mults <= info.const_mults);
         if (d == 255) {
             assert_int_equal(odd.ct_mults, 33);
             assert_int_equal(odd.const_mults, 128);
@@ -342,8 +347,9 @@ static double eval_check(he *h, const tsr_cheb *s, const double *x, int level) {
     unsigned long d0 = h->ev->n_decompose;
     tt_ok(tsr_circuits_poly_eval(h->ev, out, in, s, &info));
     last_switches = h->ev->n_decompose - d0;
-    /* lazy relinearization: at most one per ciphertext product */
+    /* lazy relinearization: at most one per ciphertext product, as many as planned */
     assert_true(last_switches <= info.ct_mults);
+    assert_int_equal(last_switches, info.relins);
     tt_ok(tsr_circuits_poly_plan(s, level, &plan));
     assert_memory_equal(&info, &plan, sizeof info);
     int map = s->a == -1 && s->b == 1 ? 0 : 1;

@@ -103,9 +103,11 @@ typedef struct tsr_circuits_poly_info {
     int poly_depth;     /**< ceil(log2(d + 1)) for the trimmed degree d (0 for d = 0) */
     int out_level;      /**< level of the result: input level - depth */
     size_t degree;      /**< the degree after dropping zero leading coefficients */
-    size_t baby_steps;  /**< k: T_0..T_{k-1} are baby steps (k a power of two) */
-    size_t ct_mults;    /**< ciphertext products (each one relinearization + rescale) */
+    size_t baby_steps;  /**< k: T_0..T_{k-1} are baby steps (k a power of two, chosen for
+                             the fewest relinearizations, then products) */
+    size_t ct_mults;    /**< ciphertext products */
     size_t const_mults; /**< multiplications by a real constant */
+    size_t relins;      /**< relinearizations (key switches): products share them lazily */
 } tsr_circuits_poly_info;
 
 /**
@@ -394,13 +396,16 @@ TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_cipher
  *     lives in), which removes I outside that subring.
  *  2. CoeffsToSlots: the inverse special FFT, factored into `cts_levels`
  *     sparse-diagonal matrices (one level each, baby-step giant-step with
- *     hoisted baby rotations): slot j gets (c_j + i c_{j+n}) / (2 K q_0)
- *     (bit-reversed order).
+ *     hoisted baby rotations): slot j gets (c_j + i c_{j+n}) / (2 K' q_0)
+ *     (bit-reversed order), K' = K + 1/4 (so that x' below stays in
+ *     [-1, 1]).
  *  3. EvalMod: real and imaginary parts are split with one conjugation and
- *     an exact multiplication by -i; each part x = c / (K q_0) goes through
- *     a Chebyshev interpolant of cos(2 pi (K x - 1/4) / 2^r) and r
- *     double-angle steps cos 2t = 2 cos^2 t - 1, giving sin(2 pi c / q_0)
- *     ~ 2 pi (c mod q_0) / q_0; the parts are joined again.
+ *     an exact multiplication by -i; each part x = c / (K' q_0) is shifted,
+ *     x' = x - 1/(4K'), squared, y = 2 x'^2 - 1, and goes through a
+ *     Chebyshev series in y equal to cos(2 pi K' x' / 2^r) (an even
+ *     function of x': half the degree in y) and r double-angle steps
+ *     cos 2t = 2 cos^2 t - 1, giving sin(2 pi c / q_0) ~ 2 pi (c mod q_0)
+ *     / q_0; the parts are joined again.
  *  4. SlotsToCoeffs: the forward special FFT in `stc_levels` factors, with
  *     q_0 / (2 pi Delta) folded in: the slots hold m again.
  * Every stage output sits at its level's canonical scale; the result is at
@@ -431,7 +436,9 @@ typedef struct tsr_circuits_boot_config {
     int stc_levels;        /**< SlotsToCoeffs level budget, 1..log2(n) (0: 3, or less) */
     unsigned k;            /**< EvalMod range: |I| < K (0: from the secret, see above) */
     unsigned double_angle; /**< r: double-angle steps (0: 2) */
-    unsigned cos_degree;   /**< degree of the cosine interpolant (0: smallest 2^d - 1 fit) */
+    unsigned cos_degree;   /**< degree of the cosine interpolant in x', even (an odd value is
+                                rounded down; 0: the smallest 2^(d+1) - 2 whose error is
+                                < 2^-44), evaluated as a series of half the degree in y */
     /**
      * R: the input scale before ModRaise is q_0 / 2^R (0: 9 for N <= 2^12,
      * 9 - floor((log2 N - 10) / 2) + floor(log2(N / 2n) / 2) above: for full
@@ -474,7 +481,7 @@ typedef struct tsr_circuits_boot_info {
     double out_scale;      /**< the result's scale: the canonical scale of out_level */
     unsigned k;            /**< EvalMod range K */
     unsigned double_angle; /**< r */
-    unsigned cos_degree;   /**< degree of the cosine interpolant */
+    unsigned cos_degree;   /**< degree of the cosine interpolant in x' (even) */
     double cos_error;      /**< its max error on [-1, 1] */
     double in_scale;       /**< q_0 / 2^R: the scale of the message at ModRaise */
     size_t rotations;      /**< rotation keys needed */

@@ -90,6 +90,8 @@ typedef struct pe {
     int *lvl;                /* lvl[n]: level of T_n, -1 until computed */
     tsr_ckks_ciphertext **T; /* wet run: T[n] */
     size_t ct_mults, const_mults;
+    size_t relins; /* key switches: one per Chebyshev power, one per node with a lazy product */
+    int lazy;      /* the current node's accumulator holds an unrelinearized product */
 } pe;
 
 static tsr_status bug(const char *what, int have, int need) {
@@ -137,6 +139,7 @@ static tsr_status get_T(pe *s, size_t n) {
     int level = (s->lvl[a] < s->lvl[b] ? s->lvl[a] : s->lvl[b]) - 1;
     if (level < 0) return bug("a Chebyshev power's operand", level + 1, 1);
     s->ct_mults++;
+    s->relins++;
     if (s->ev) {
         tsr_ckks_ciphertext *t;
         TSR_TRY(new_ct(s, &t));
@@ -244,6 +247,7 @@ static tsr_status split_acc(pe *s, tsr_ckks_ciphertext *acc, tsr_ckks_ciphertext
                 if (st == TSR_OK && *have) st = tsr_ckks_add(s->ev, acc, acc, tmp);
             }
             *have = 1;
+            s->lazy = 1;
         }
     }
     size_t dr = trim(r, g - 1);
@@ -287,9 +291,12 @@ static tsr_status node(pe *s, tsr_ckks_ciphertext *out, const double *c, size_t 
     tsr_ckks_ciphertext *acc = NULL, *tmp = NULL;
     tsr_status st = new_ct(s, &acc);
     if (st == TSR_OK) st = new_ct(s, &tmp);
-    int have = 0;
+    int have = 0, outer_lazy = s->lazy;
     double c0 = 0;
+    s->lazy = 0;
     if (st == TSR_OK) st = node_acc(s, acc, tmp, &have, &c0, c, d, d == 0 ? 0 : B, t);
+    if (s->lazy) s->relins++;
+    s->lazy = outer_lazy;
     if (st == TSR_OK && s->ev && have && tsr_ckks_ciphertext_size(acc) == 3)
         st = tsr_ckks_relinearize(s->ev, acc, acc);
     if (st == TSR_OK) st = finish(s, out, acc, tmp, have, c0, coeff_bound(c, d), t);
@@ -364,13 +371,42 @@ tsr_status tsr_circuits_poly_plan(const tsr_cheb *s, int in_level, tsr_circuits_
         info->const_mults++;
         return TSR_OK;
     }
-    pe st;
-    TSR_TRY(pe_init(&st, NULL, NULL, info->degree, info, in_level - info->map_depth));
-    tsr_status r = pe_run(&st, s, info->degree, NULL);
-    info->ct_mults = st.ct_mults;
-    info->const_mults += st.const_mults;
-    pe_free(&st);
-    return r;
+    /*
+     * The baby-step count k: the default 2^ceil(m/2) first, then every other
+     * power of two up to 2^m, kept if it needs fewer key switches (then fewer
+     * ciphertext products). The key switches are what the evaluation costs;
+     * they depend on the series' shape (lazy relinearization merges a node's
+     * products, more baby steps cost one each): a dense degree-31 series
+     * needs 12 with k = 8 and 10 with k = 4 (both 13 products).
+     */
+    size_t base = info->const_mults, def = info->baby_steps;
+    tsr_circuits_poly_info best = *info;
+    tsr_status r = TSR_OK;
+    int found = 0;
+    for (int e = -1; e <= info->poly_depth; e++) {
+        size_t k = e < 0 ? def : (size_t)1 << e;
+        if (e == 0 || (e > 0 && k == def)) continue;
+        tsr_circuits_poly_info cand = *info;
+        cand.baby_steps = k;
+        pe st;
+        TSR_TRY(pe_init(&st, NULL, NULL, info->degree, &cand, in_level - info->map_depth));
+        tsr_status rc = pe_run(&st, s, info->degree, NULL);
+        cand.ct_mults = st.ct_mults;
+        cand.const_mults = base + st.const_mults;
+        cand.relins = st.relins;
+        pe_free(&st);
+        if (rc != TSR_OK) {
+            if (e < 0) r = rc; /* the default must work; another k may not fit the levels */
+            continue;
+        }
+        if (!found || cand.relins < best.relins ||
+            (cand.relins == best.relins && cand.ct_mults < best.ct_mults))
+            best = cand;
+        found = 1;
+    }
+    if (!found) return r;
+    *info = best;
+    return TSR_OK;
 }
 
 tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
@@ -427,7 +463,7 @@ tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *o
         }
     }
     if (r == TSR_OK) r = pe_run(&st, s, plan.degree, out);
-    if (r == TSR_OK && (st.ct_mults != plan.ct_mults ||
+    if (r == TSR_OK && (st.ct_mults != plan.ct_mults || st.relins != plan.relins ||
                         st.const_mults + (size_t)plan.map_depth != plan.const_mults))
         r = tsr_fail(TSR_ERR_INTERNAL, "polynomial evaluation: the plan and the evaluation "
                                        "disagree on the operation counts (a bug in Tessera)");
