@@ -641,8 +641,11 @@ def main():
             key, path = item.split("=", 1)
             with open(path) as f:
                 text = f.read()
+            # the plan's counts and predictions too: the bench compiled the plan it measured
+            # (a newer compiler may plan a run's model differently from its recorded counts)
             fig = {k: v for k, v in bench_parse(args, path, text).items()
-                   if k in ("latency_s", "cpu_s", "server_mib", "max_err")}
+                   if k in ("latency_s", "cpu_s", "server_mib", "max_err", "ct_pt", "rotations",
+                            "predicted_s", "predicted_mib")}
             fig["bench_file"] = os.path.basename(path)
             hits = [res["dense"]] if key == "dense" else \
                 [r for r in res["runs"] if key in (

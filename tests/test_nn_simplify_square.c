@@ -6,7 +6,8 @@
  * budget, the rewritten model equals the original in real arithmetic, and
  * encrypted (CKKS, small insecure test ring, and the debug backend beside
  * an exact mockup) it is as precise as the unrewritten one; a shift past the
- * budget stays a polynomial with a note saying why. The activation of the
+ * budget stays a polynomial with a note saying why; the rules plans were
+ * written with before (NN_SIMPLIFY_V1, |s| <= 4 B) still apply to them. The activation of the
  * fifth round's r5n128L autoencoder (docs/PRUNING.md) was such a case.
  */
 #include "testutil.h"
@@ -153,6 +154,13 @@ static void test_large_shift_square(void **state) {
     assert_int_equal(count_kind(sq, NN_SQUARE), 1);
     assert_int_equal(count_kind(sq, NN_POLY), 0);
     assert_int_equal(nn_model_depth(sq), nn_model_depth(poly) - 1);
+    /* the rules of plans written before the budget (format 6, flags 1) keep it a polynomial */
+    tsr_nn_model *v1;
+    tt_ok(nn_model_clone(poly, &v1));
+    tt_ok(nn_model_simplify_rules(v1, NN_SIMPLIFY_V1));
+    assert_int_equal(count_kind(v1, NN_SQUARE), 0);
+    assert_true(nn_model_same(v1, poly));
+    tsr_nn_model_free(v1);
     if (!strstr(sq->notes, "rewritten as a square") || !strstr(sq->notes, "costs 5.7 bits"))
         fail_msg("notes: %s", sq->notes);
     enum { n = 16 };

@@ -13,7 +13,9 @@
  *     the shift goes into the producer's bias, a and c' into the consumer's
  *     weights and bias, and what remains is a plain square: one level
  *     instead of two, no constant multiplications (the classic CryptoNets /
- *     LoLa treatment of x^2 activations).
+ *     LoLa treatment of x^2 activations), while the shift costs at most
+ *     SQUARE_SHIFT_BITS bits of precision (NN_SIMPLIFY_V2; plans written
+ *     before it are rebuilt with NN_SIMPLIFY_V1's |s| <= 4 x the bound).
  *
  *  4. Two dense layers in a row (the first read only by the second) become
  *     one when that does not make the matrix denser: a selection matrix
@@ -394,7 +396,7 @@ static double square_shift_bits(double s, double B) {
 }
 
 /* Rule 3: degree-2 activations between linear layers become squares. */
-static tsr_status square_rewrite(tsr_nn_model *m, int *changed) {
+static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
     for (int i = 0; i < m->n_layers; i++) {
         nn_layer *L = &m->layers[i];
         if (L->kind != NN_POLY || L->degree != 2) continue;
@@ -416,6 +418,8 @@ static tsr_status square_rewrite(tsr_nn_model *m, int *changed) {
             }
         }
         double cost = ok ? square_shift_bits(worst, bound) : INFINITY;
+        if (rules == NN_SIMPLIFY_V1 && !(ok && worst <= 4 * bound))
+            continue; /* the rule of plans written before the budget, silent as it was */
         if (!(cost <= SQUARE_SHIFT_BITS)) {
             /* near-linear: the shift would cost more precision than the level saves */
             char what[NN_NAME_MAX + 32], why[160];
@@ -480,6 +484,12 @@ static tsr_status square_rewrite(tsr_nn_model *m, int *changed) {
 }
 
 tsr_status nn_model_simplify(tsr_nn_model *m) {
+    return nn_model_simplify_rules(m, NN_SIMPLIFY_V2);
+}
+
+tsr_status nn_model_simplify_rules(tsr_nn_model *m, int rules) {
+    TSR_REQUIRE(rules == NN_SIMPLIFY_V1 || rules == NN_SIMPLIFY_V2,
+                "nn_model_simplify_rules: unknown rule set");
     for (int round = 0; round < 4 * (m->n_layers + 1); round++) {
         int changed = 0;
         TSR_TRY(fold_pool_dense(m, &changed));
@@ -488,7 +498,7 @@ tsr_status nn_model_simplify(tsr_nn_model *m) {
         if (!changed) break;
     }
     int changed = 0;
-    TSR_TRY(square_rewrite(m, &changed));
+    TSR_TRY(square_rewrite(m, rules, &changed));
     return nn_model_validate(m);
 }
 
