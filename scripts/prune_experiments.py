@@ -608,6 +608,11 @@ def main():
                     "hand, e.g. under flock) for the dense reference (KEY dense) or the one run "
                     "whose tag, METHOD:SPARSITY or TAG:METHOD:SPARSITY is KEY (--narrow runs: "
                     "their file's name without MODEL-, e.g. w128)")
+    ap.add_argument("--more", default="",
+                    help="MODEL.onnx: fine-tune a pruned (e.g. shrunk) model further, --steps "
+                    "more fine-tunings with its zeros kept (tessera prune --method tile "
+                    "--sparsity 0), and record it as a run of --methods (one) at --sparsity "
+                    "(one) with --tag, continued_from MODEL (needs --dense-from)")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -636,8 +641,11 @@ def main():
             key, path = item.split("=", 1)
             with open(path) as f:
                 text = f.read()
+            # the plan's counts and predictions too: the bench compiled the plan it measured
+            # (a newer compiler may plan a run's model differently from its recorded counts)
             fig = {k: v for k, v in bench_parse(args, path, text).items()
-                   if k in ("latency_s", "cpu_s", "server_mib", "max_err")}
+                   if k in ("latency_s", "cpu_s", "server_mib", "max_err", "ct_pt", "rotations",
+                            "predicted_s", "predicted_mib")}
             fig["bench_file"] = os.path.basename(path)
             hits = [res["dense"]] if key == "dense" else \
                 [r for r in res["runs"] if key in (
@@ -684,6 +692,9 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     test_set = load("test")
     kind = args.model
+    if args.more:
+        more(args, kind, test_set)
+        return
     # a dense model of other widths (--widths) gets its own files
     wtag = "-w" + args.widths.replace(",", "-") if args.widths else ""
     base = f"{args.work}/{kind}{wtag}.onnx"
@@ -789,6 +800,37 @@ def main():
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
     plots(res, args.out, args.bench)
+
+
+def more(args, kind, test_set):
+    """--more: a longer schedule for a pruned model without pruning it again: --steps more
+    fine-tunings (each one cosine cycle of --ft-epochs over the first --ft-limit images), its
+    zero weights kept (tile pruning at sparsity 0 keeps every tile, and the fine-tuning keeps
+    zeros zero only inside pruned tiles: a shrunk model has next to none)."""
+    if not args.dense_from:
+        sys.exit("--more needs --dense-from (the dense reference of the run it continues)")
+    with open(args.dense_from) as f:
+        dense = json.load(f)["dense"]
+    method, s = args.methods, float(args.sparsity)
+    files = data_files(args, kind)
+    out = f"{args.work}/{kind}-{method.replace('+', '_')}{args.tag}-{s}.onnx"
+    t1 = time.time()
+    rep = prune_report(tessera(args, ["prune", args.more, "--out", out, "--quiet", "--force",
+                                      "--method", "tile", "--sparsity", "0"] +
+                               finetune_args(args, files, args.steps, dense.get("onnx"))))
+    r = {"method": method, "sparsity": s, "layer_sparsity": [], "rows": args.rows,
+         "distill": args.distill, "steps": args.steps, "ft_epochs": args.ft_epochs,
+         "ft_limit": args.ft_limit, "tag": args.tag, "continued_from": args.more,
+         "continued_from_sha256": sha256(args.more), "onnx": out, "onnx_sha256": sha256(out),
+         "loss": evaluate(load_pruned(kind, out)[0], kind, test_set),
+         "prune_s": time.time() - t1}
+    r.update(rep)
+    r.update(plan_counts(args, out))
+    print(json.dumps(r), flush=True)
+    res = {"model": kind, "log_n": args.log_n, "batch": args.batch, "tag": args.tag,
+           "dense": dense, "runs": [r]}
+    with open(args.out, "w") as f:
+        json.dump(res, f, indent=1)
 
 
 def plots(res, out, has_bench):

@@ -90,7 +90,9 @@ struct tsr_nn_model {
     char notes[512];         /* rewrites and warnings from import (lossy approximations, ...) */
     /*
      * The graph the layers were lowered from (owned; NULL when the model was
-     * built by hand) and whether nn_model_simplify ran after the lowering.
+     * built by hand) and whether nn_model_simplify ran after the lowering, with which rules:
+     * 0 not simplified, NN_SIMPLIFY_V1 (rule 3 up to a shift of 4 x the bound: plans of
+     * format 6 with flags 1) or NN_SIMPLIFY_V2 (the shift budget in bits: flags 3).
      * Plans of format 6 store the graph and redo both (nn/plan.c); a model
      * changed after import no longer matches its graph, and its plans fall
      * back to format 5 (nn_plan_assemble checks).
@@ -191,11 +193,11 @@ tsr_status nn_model_from_graph_capped(const struct tsr_graph *g, nn_budget *budg
 
 /**
  * The model of a finalized graph as import makes it (nn/import.c): the
- * lowering, then nn_model_simplify when `simplify`, then validation, within
+ * lowering, then nn_model_simplify_rules(rules) unless `rules` is 0, then validation, within
  * *budget when not NULL. The model does not keep the graph; preprocessing,
  * source and notes are left at their defaults for the caller.
  */
-tsr_status nn_model_rebuild(const struct tsr_graph *g, int simplify, nn_budget *budget,
+tsr_status nn_model_rebuild(const struct tsr_graph *g, int rules, nn_budget *budget,
                             tsr_nn_model **out);
 
 /* Charge more_weights in more_layers new layers of m to *budget (NULL: no cap); both 0: charge
@@ -216,6 +218,13 @@ tsr_status nn_budget_check(nn_budget *budget, const tsr_nn_model *m, int64_t mor
  * m->notes.
  */
 tsr_status nn_model_simplify(tsr_nn_model *m);
+
+/* The rule sets of nn_model_simplify (a plan records the one its model was simplified with). */
+#define NN_SIMPLIFY_V1 1 /* rule 3 while |b / 2a| <= 4 x the input bound */
+#define NN_SIMPLIFY_V2 2 /* rule 3 while the shift costs <= 10 bits (nn/simplify.c); current */
+
+/** nn_model_simplify with the rules of `rules` (NN_SIMPLIFY_V1 or NN_SIMPLIFY_V2). */
+tsr_status nn_model_simplify_rules(tsr_nn_model *m, int rules);
 
 /** Multiplicative depth of the model under the rules of nn/lower.c (no clears). */
 int nn_model_depth(const tsr_nn_model *m);

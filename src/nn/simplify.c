@@ -13,7 +13,9 @@
  *     the shift goes into the producer's bias, a and c' into the consumer's
  *     weights and bias, and what remains is a plain square: one level
  *     instead of two, no constant multiplications (the classic CryptoNets /
- *     LoLa treatment of x^2 activations).
+ *     LoLa treatment of x^2 activations), while the shift costs at most
+ *     SQUARE_SHIFT_BITS bits of precision (NN_SIMPLIFY_V2; plans written
+ *     before it are rebuilt with NN_SIMPLIFY_V1's |s| <= 4 x the bound).
  *
  *  4. Two dense layers in a row (the first read only by the second) become
  *     one when that does not make the matrix denser: a selection matrix
@@ -369,8 +371,32 @@ static tsr_status fold_dense_dense(tsr_nn_model *m, int *changed) {
     return TSR_OK;
 }
 
+/*
+ * Rule 3's precision budget for the shift. y = a x^2 + b x + c becomes a (x + s)^2 + k with
+ * s = b / 2a. The error x carries reaches y as (2 a x + b) e_x either way; what grows is the
+ * square's input, up to B + |s| instead of B (B: the activation's input bound, 4 when
+ * unknown), so the values the square and the consumer's products carry, and with them the
+ * absolute errors that do not scale with a (the consumer's encoded weights a w and the
+ * rescales, applied to values up to (B + |s|)^2), grow by (B + |s|)^2 / B^2: a cost of
+ * 2 log2(1 + |s| / B) bits, against one level and the constant products saved. The rewrite
+ * is done up to SQUARE_SHIFT_BITS bits (|s| <= 31 B; the rule stopped at 4 B, 4.6 bits,
+ * before): as much as the output headroom the compiler keeps by default, so the largest
+ * square values stay within what a plan's ciphertexts must hold anyway. The bound is
+ * pessimistic: on the debug backend (the model of tests/test_nn_simplify_square.c, N = 2^11,
+ * the polynomial 29-30 bits precise) the square lost nothing up to |s| = 4 B (4.6 bits),
+ * then about the cost less 6 bits: 2.0 bits at 16 B, 3.7 at 31 B, 5.6 at 64 B, 9.8 at 256 B
+ * (docs/PRUNING.md, sixth round). Past the budget (a near-linear activation: a -> 0,
+ * |s| -> infinity) the activation stays a polynomial, and a note says so and why.
+ */
+#define SQUARE_SHIFT_BITS 10.0
+
+/* Bits rule 3's shift s costs on inputs bounded by B (see SQUARE_SHIFT_BITS). */
+static double square_shift_bits(double s, double B) {
+    return 2.0 * log2(1.0 + fabs(s) / B);
+}
+
 /* Rule 3: degree-2 activations between linear layers become squares. */
-static tsr_status square_rewrite(tsr_nn_model *m, int *changed) {
+static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
     for (int i = 0; i < m->n_layers; i++) {
         nn_layer *L = &m->layers[i];
         if (L->kind != NN_POLY || L->degree != 2) continue;
@@ -379,15 +405,36 @@ static tsr_status square_rewrite(tsr_nn_model *m, int *changed) {
         int q = linear_consumer(m, L->out);
         if (q < 0) continue;
         double bound = L->bound > 0 ? L->bound : 4.0, worst = 0;
-        int ok = 1;
+        int ok = 1, worst_c = 0;
         for (int c = 0; c < nc && ok; c++) {
             double a = L->w[3 * c + 2], b = L->w[3 * c + 1];
-            if (a == 0.0 || !(fabs(b / (2 * a)) <= 4 * bound))
+            if (a == 0.0 || !isfinite(b / (2 * a))) {
                 ok = 0;
-            else if (fabs(b / (2 * a)) > worst)
+                worst = INFINITY;
+                worst_c = c;
+            } else if (fabs(b / (2 * a)) > worst) {
                 worst = fabs(b / (2 * a));
+                worst_c = c;
+            }
         }
-        if (!ok) continue; /* near-linear: a large shift would cost precision */
+        double cost = ok ? square_shift_bits(worst, bound) : INFINITY;
+        if (rules == NN_SIMPLIFY_V1 && !(ok && worst <= 4 * bound))
+            continue; /* the rule of plans written before the budget, silent as it was */
+        if (!(cost <= SQUARE_SHIFT_BITS)) {
+            /* near-linear: the shift would cost more precision than the level saves */
+            char what[NN_NAME_MAX + 32], why[160];
+            snprintf(what, sizeof what, "%s", L->name);
+            if (nc > 1)
+                snprintf(what + strlen(what), sizeof what - strlen(what), " channel %d", worst_c);
+            if (ok)
+                snprintf(why, sizeof why,
+                         "shift |b/2a| = %.4g is %.3g x its input bound %.3g: %.1f bits > %.0f",
+                         worst, worst / bound, bound, cost, SQUARE_SHIFT_BITS);
+            else
+                snprintf(why, sizeof why, "no x^2 term: linear");
+            note(m, "%s kept as a degree-2 polynomial, not a square (%s)", what, why);
+            continue;
+        }
         double *s = tsr_alloc((size_t)nc * sizeof *s), *a = tsr_alloc((size_t)nc * sizeof *a);
         double *k = tsr_alloc((size_t)nc * sizeof *k);
         tsr_status st = (s && a && k) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
@@ -426,14 +473,23 @@ static tsr_status square_rewrite(tsr_nn_model *m, int *changed) {
         L->nc = 0;
         L->bound = bound + worst;
         add_origin(L, "a(x+s)^2+c");
-        note(m, "%s rewritten as a square (shift into %s and its scale into the next layer)", old,
-             m->layers[nn_producer(m, x)].name);
+        char into[NN_NAME_MAX + 96];
+        snprintf(into, sizeof into,
+                 "%s and its scale into the next layer; |s| <= %.3g costs %.1f bits",
+                 m->layers[nn_producer(m, x)].name, worst, cost);
+        note(m, "%s rewritten as a square (shift into %s)", old, into);
         *changed = 1;
     }
     return TSR_OK;
 }
 
 tsr_status nn_model_simplify(tsr_nn_model *m) {
+    return nn_model_simplify_rules(m, NN_SIMPLIFY_V2);
+}
+
+tsr_status nn_model_simplify_rules(tsr_nn_model *m, int rules) {
+    TSR_REQUIRE(rules == NN_SIMPLIFY_V1 || rules == NN_SIMPLIFY_V2,
+                "nn_model_simplify_rules: unknown rule set");
     for (int round = 0; round < 4 * (m->n_layers + 1); round++) {
         int changed = 0;
         TSR_TRY(fold_pool_dense(m, &changed));
@@ -442,7 +498,7 @@ tsr_status nn_model_simplify(tsr_nn_model *m) {
         if (!changed) break;
     }
     int changed = 0;
-    TSR_TRY(square_rewrite(m, &changed));
+    TSR_TRY(square_rewrite(m, rules, &changed));
     return nn_model_validate(m);
 }
 

@@ -1,0 +1,227 @@
+/*
+ * tests/test_nn_simplify_square.c - rule 3 of nn/simplify.c (a degree-2
+ * activation between linear layers becomes a square) on near-linear
+ * activations: a shift |b / 2a| of several times the input bound is still
+ * rewritten when its cost in bits (2 log2(1 + |s| / B)) is within the
+ * budget, the rewritten model equals the original in real arithmetic, and
+ * encrypted (CKKS, small insecure test ring, and the debug backend beside
+ * an exact mockup) it is as precise as the unrewritten one; a shift past the
+ * budget stays a polynomial with a note saying why; the rules plans were
+ * written with before (NN_SIMPLIFY_V1, |s| <= 4 B) still apply to them. The activation of the
+ * fifth round's r5n128L autoencoder (docs/PRUNING.md) was such a case.
+ */
+#include "testutil.h"
+
+#include "nn/nn_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NIN  16
+#define NHID 8
+#define NOUT 4
+
+static void rnd(tsr_prng *g, double *x, int64_t n, double s) {
+    for (int64_t i = 0; i < n; i++) x[i] = s * (2 * tsr_prng_double(g) - 1);
+}
+
+/*
+ * dense NIN -> NHID, act = c0 + c1 x + c2 x^2 (one set of coefficients, or one per channel
+ * when nc = NHID), dense NHID -> NOUT.
+ */
+static tsr_nn_model *act_model(tsr_prng *g, const double *coef, int nc) {
+    tsr_nn_model *m;
+    tt_ok(nn_model_create(&m, NIN, 1, 1));
+    double w[NIN * NHID], b[NHID];
+    nn_layer L;
+    int t;
+    memset(&L, 0, sizeof L);
+    L.kind = NN_DENSE;
+    snprintf(L.name, sizeof L.name, "fc1");
+    rnd(g, w, NIN * NHID, 0.3);
+    rnd(g, b, NHID, 0.2);
+    L.w = w;
+    L.w_len = NIN * NHID;
+    L.b = b;
+    L.b_len = NHID;
+    tt_ok(nn_model_add(m, &L, (nn_shape){ NHID, 1, 1 }, &t));
+    memset(&L, 0, sizeof L);
+    L.kind = NN_POLY;
+    snprintf(L.name, sizeof L.name, "act");
+    L.in[0] = t;
+    L.degree = 2;
+    L.nc = nc;
+    L.w = (double *)coef;
+    L.w_len = 3 * nc;
+    tt_ok(nn_model_add(m, &L, (nn_shape){ NHID, 1, 1 }, &t));
+    memset(&L, 0, sizeof L);
+    L.kind = NN_DENSE;
+    snprintf(L.name, sizeof L.name, "fc2");
+    L.in[0] = t;
+    rnd(g, w, NHID * NOUT, 0.4);
+    rnd(g, b, NOUT, 0.2);
+    L.w = w;
+    L.w_len = NHID * NOUT;
+    L.b = b;
+    L.b_len = NOUT;
+    tt_ok(nn_model_add(m, &L, (nn_shape){ NOUT, 1, 1 }, &t));
+    m->classes = NOUT;
+    tt_ok(nn_model_validate(m));
+    return m;
+}
+
+static int count_kind(const tsr_nn_model *m, nn_kind k) {
+    int n = 0;
+    for (int i = 0; i < m->n_layers; i++) n += m->layers[i].kind == k;
+    return n;
+}
+
+/* Largest |a - b| relative to max(1, max |b|). */
+static double rel_err(const double *a, const double *b, size_t n) {
+    double e = 0, s = 1;
+    for (size_t i = 0; i < n; i++) {
+        e = fmax(e, fabs(a[i] - b[i]));
+        s = fmax(s, fabs(b[i]));
+    }
+    return e / s;
+}
+
+/* m compiled (batch packing, N = 2^11, insecure test ring) and run on n inputs x on the
+ * debug backend (CKKS beside an exact mockup): its precision in bits against the
+ * plaintext reference of `ref_model`. */
+static double encrypted_bits(const tsr_nn_model *m, const tsr_nn_model *ref_model, const double *x,
+                             int n) {
+    tsr_nn_compile_opts o;
+    tsr_nn_compile_opts_default(&o);
+    o.batch = n;
+    o.packing = TSR_NN_PACK_BATCH;
+    o.log_n = 11;
+    o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    tsr_nn_plan *p;
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    assert_int_equal(p->prog->depth, nn_model_depth(m));
+    tsr_ckks_params *params;
+    tt_ok(tsr_nn_plan_params(p, &params));
+    tsr_ckks_secret_key *sk;
+    tsr_ckks_relin_key *rk;
+    tsr_ckks_galois_keys *gk;
+    tt_ok(tsr_nn_keygen(p, params, &sk, &rk, &gk));
+    tsr_backend *ck, *exact, *dbg;
+    tt_ok(tsr_backend_ckks_create(params, NULL, sk, rk, gk, &ck));
+    tsr_mockup_params mp;
+    tsr_mockup_params_default(&mp, 2, 1);
+    mp.noise = 0;
+    tt_ok(tsr_backend_mockup_create_for(params, &mp, &exact));
+    tt_ok(tsr_backend_debug_create(ck, exact, 1e-3, &dbg));
+    tsr_nn_runner *r;
+    tt_ok(tsr_nn_runner_create(p, dbg, &r));
+    tsr_tile *in, *y;
+    double out[64 * NOUT], ref[64 * NOUT];
+    tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &in));
+    tt_ok(tsr_nn_run(r, in, &y, NULL));
+    tt_ok(tsr_nn_decrypt(p, y, n, out));
+    tt_ok(nn_model_forward(ref_model, x, n, ref));
+    double bits = tt_precision_bits(out, ref, (size_t)n * NOUT);
+    tsr_tile_free(in);
+    tsr_tile_free(y);
+    tsr_nn_runner_free(r);
+    tsr_backend_free(dbg);
+    tsr_backend_free(exact);
+    tsr_backend_free(ck);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_params_free(params);
+    tsr_nn_plan_free(p);
+    return bits;
+}
+
+/*
+ * A near-linear activation (a = 0.01, b = 0.5: shift 25 = 6.25 x the default bound 4,
+ * 5.7 bits; the old rule refused beyond 4 x the bound): rewritten as a square, one level
+ * less, the same function, and encrypted no less precise than the polynomial.
+ */
+static void test_large_shift_square(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 71);
+    const double coef[3] = { 0.1, 0.5, 0.01 };
+    tsr_nn_model *poly = act_model(&g, coef, 1), *sq;
+    tt_ok(nn_model_clone(poly, &sq));
+    tt_ok(nn_model_simplify(sq));
+    assert_int_equal(count_kind(sq, NN_SQUARE), 1);
+    assert_int_equal(count_kind(sq, NN_POLY), 0);
+    assert_int_equal(nn_model_depth(sq), nn_model_depth(poly) - 1);
+    /* the rules of plans written before the budget (format 6, flags 1) keep it a polynomial */
+    tsr_nn_model *v1;
+    tt_ok(nn_model_clone(poly, &v1));
+    tt_ok(nn_model_simplify_rules(v1, NN_SIMPLIFY_V1));
+    assert_int_equal(count_kind(v1, NN_SQUARE), 0);
+    assert_true(nn_model_same(v1, poly));
+    tsr_nn_model_free(v1);
+    if (!strstr(sq->notes, "rewritten as a square") || !strstr(sq->notes, "costs 5.7 bits"))
+        fail_msg("notes: %s", sq->notes);
+    enum { n = 16 };
+    double x[n * NIN], ya[n * NOUT], yb[n * NOUT];
+    /* inputs reaching the activation's bound: fc1's outputs up to about +-4 */
+    rnd(&g, x, n * NIN, 2.0);
+    tt_ok(nn_model_forward(poly, x, n, ya));
+    tt_ok(nn_model_forward(sq, x, n, yb));
+    double e = rel_err(yb, ya, n * NOUT);
+    if (e > 1e-12) fail_msg("the square differs from the polynomial by %.3g", e);
+    double b_poly = encrypted_bits(poly, poly, x, n), b_sq = encrypted_bits(sq, poly, x, n);
+    print_message("near-linear activation encrypted: polynomial %.1f bits, square %.1f bits\n",
+                  b_poly, b_sq);
+    if (b_sq < 16) fail_msg("the square is only %.1f bits precise", b_sq);
+    if (b_sq < b_poly - 1.0)
+        fail_msg("the square (%.1f bits) loses precision against the polynomial (%.1f bits)", b_sq,
+                 b_poly);
+    tsr_nn_model_free(sq);
+    tsr_nn_model_free(poly);
+}
+
+/*
+ * Past the budget (a = 6.25e-4, b = 0.5: shift 400 = 100 x the bound, 13.3 bits; a = 0:
+ * linear) the activation stays a polynomial and the note says why; per channel, one
+ * near-linear channel keeps the whole layer a polynomial and is named.
+ */
+static void test_shift_past_budget(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 72);
+    const double far[3] = { 0.1, 0.5, 6.25e-4 }, lin[3] = { 0.1, 0.5, 0.0 };
+    const double *cases[2] = { far, lin };
+    for (int k = 0; k < 2; k++) {
+        tsr_nn_model *m = act_model(&g, cases[k], 1), *s;
+        tt_ok(nn_model_clone(m, &s));
+        tt_ok(nn_model_simplify(s));
+        assert_int_equal(count_kind(s, NN_SQUARE), 0);
+        assert_int_equal(count_kind(s, NN_POLY), 1);
+        if (!strstr(s->notes, "act kept as a degree-2 polynomial")) fail_msg("notes: %s", s->notes);
+        if (k == 0 && !strstr(s->notes, "13.3 bits > 10")) fail_msg("notes: %s", s->notes);
+        assert_true(nn_model_same(m, s));
+        tsr_nn_model_free(s);
+        tsr_nn_model_free(m);
+    }
+    double coef[3 * NHID];
+    for (int c = 0; c < NHID; c++) {
+        coef[3 * c] = 0.1;
+        coef[3 * c + 1] = 0.5;
+        coef[3 * c + 2] = c == 5 ? 6.25e-4 : 0.05 + 0.01 * c;
+    }
+    tsr_nn_model *m = act_model(&g, coef, NHID);
+    tt_ok(nn_model_simplify(m));
+    assert_int_equal(count_kind(m, NN_SQUARE), 0);
+    if (!strstr(m->notes, "act channel 5 kept")) fail_msg("notes: %s", m->notes);
+    tsr_nn_model_free(m);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_large_shift_square),
+        cmocka_unit_test(test_shift_past_budget),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
