@@ -652,6 +652,7 @@ def main():
                 sys.exit(f"--measured: {len(hits)} runs match {key}, not one")
             for r in hits:
                 r.update(fig)
+            res["show_cpu"] = True  # bench outputs carry the CPU time: show it
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
         plots(res, args.out, "latency_s" in res["dense"])
