@@ -64,6 +64,9 @@ static void usage(FILE *f) {
             "  --tile-spatial YxX  a dense layer reading flattened (channels, h, w) images\n"
             "                    has tiles of C channels x a Y x X block of positions, as the\n"
             "                    compiler packs them: use its t1 x t2 (default 1x1)\n"
+            "  --offset-tiles    a convolution's tile is R x C at one kernel offset, the unit\n"
+            "                    the compiler encodes and skips (default: a tile spans every\n"
+            "                    offset); tile pruning, permutation and the counts use it\n"
             "  --no-alternate    every layer uses R x C (default: layers alternate R x C and\n"
             "                    C x R, as the compiler's packing alternates orientation)\n"
             "  --permute         permute hidden features first (balanced k-means over their\n"
@@ -720,7 +723,7 @@ int tsr_cmd_prune(int argc, char **argv) {
     long plan_batch = 0, plan_log_n = 0; /* 0: not given (64, 14) */
     double distill_w = 0.5, row_sp = 0.0;
     int no_alt = 0, permute = 0, skip_first = 0, skip_last = 0, stats = 0, quiet = 0, force = 0;
-    int shrink = 0;
+    int shrink = 0, offset_tiles = 0;
     const cli_opt opts[] = {
         { "--out", CLI_STR, &out, 0, 0 },
         { "--method", CLI_STR, &method, 0, 0 },
@@ -739,6 +742,7 @@ int tsr_cmd_prune(int argc, char **argv) {
         { "--skip-first", CLI_FLAG, &skip_first, 0, 0 },
         { "--skip-last", CLI_FLAG, &skip_last, 0, 0 },
         { "--shrink", CLI_FLAG, &shrink, 0, 0 },
+        { "--offset-tiles", CLI_FLAG, &offset_tiles, 0, 0 },
         { "--finetune", CLI_STR, &ft_data, 0, 0 },
         { "--ft-epochs", CLI_LONG, &ft_epochs, 1, 1000 },
         { "--ft-lr", CLI_DOUBLE, &ft_lr, 0, 0 },
@@ -823,6 +827,7 @@ int tsr_cmd_prune(int argc, char **argv) {
     o.skip_first = skip_first;
     o.skip_last = skip_last;
     o.shrink = shrink;
+    o.offset_tiles = offset_tiles;
     cli_output outs[] = { { out, 0, NULL } };
     const char *ins[] = { model };
     if (!stats && (rc = cli_outputs_check("prune", outs, 1, ins, 1, force)) != 0) return rc;
@@ -909,11 +914,12 @@ int tsr_cmd_prune(int argc, char **argv) {
     snprintf(
         note, sizeof note,
         "method=%s sparsity=%g layer-sparsity=%.80s row-sparsity=%g layer-row-sparsity=%.80s "
-        "tile=%lldx%lld spatial=%lldx%lld alternate=%d permute=%d expand=%g steps=%d shrink=%d",
+        "tile=%lldx%lld spatial=%lldx%lld alternate=%d permute=%d expand=%g steps=%d shrink=%d "
+        "offset-tiles=%d",
         tsr_prune_method_name(o.method), o.sparsity, layer_sp ? layer_sp : "-", o.row_sparsity,
         layer_row ? layer_row : "-", (long long)o.tile_rows, (long long)o.tile_cols,
         (long long)o.tile_y, (long long)o.tile_x, o.alternate, o.permute, o.expand, o.steps,
-        o.shrink);
+        o.shrink, o.offset_tiles);
     uint8_t *buf = NULL;
     size_t len = 0;
     st = export_model(pg, om, note, &buf, &len);

@@ -519,12 +519,13 @@ def flattened_inputs(path):
     return out
 
 
-def layer_tiles(text, model, spatial="1x1"):
+def layer_tiles(text, model, spatial="1x1", offsets=False):
     """Per-layer total tiles (ceil(rows / R) x tile columns) of a `tessera prune` report of the
     ONNX file `model`, in graph order. Not its "kept" column: a widened model's new features
     have all-zero tiles. A dense layer that reads a flattened (c, h, w) map (the CNN's) has
     ceil(c / C) x ceil(h / ty) x ceil(w / tx) tile columns for --tile-spatial tyxtx, as
-    `tessera prune` counts them."""
+    `tessera prune` counts them. offsets (--offset-tiles): a convolution's units are its tiles
+    x its k kernel offsets."""
     flat = flattened_inputs(model)
     ty, tx = (int(v) for v in spatial.split("x"))
     out = []
@@ -536,7 +537,7 @@ def layer_tiles(text, model, spatial="1x1"):
             c, h, w = flat.get(m.group(1), (0, 0, 0))
             if k == 1 and c * h * w == cols:
                 tcols = -(-c // C) * -(-h // ty) * -(-w // tx)
-            out.append(-(-rows // R) * tcols)
+            out.append(-(-rows // R) * tcols * (k if offsets else 1))
     return out
 
 
@@ -594,6 +595,9 @@ def main():
     ap.add_argument("--compare", default="",
                     help="with --merge: print, per method, the products and predicted latency "
                     "saved at the loss of each point of this method (interpolated)")
+    ap.add_argument("--offset-tiles", action="store_true",
+                    help="tessera prune --offset-tiles: a convolution's tile unit is one kernel "
+                    "offset's (what the compiler skips); tile budgets count these units")
     ap.add_argument("--shrink", action="store_true",
                     help="tessera prune --shrink: remove the hidden features pruning emptied "
                     "(with --rows on the hidden layers: neuron pruning); methods get '+shrink'")
@@ -656,6 +660,7 @@ def main():
                 sys.exit(f"--measured: {len(hits)} runs match {key}, not one")
             for r in hits:
                 r.update(fig)
+            res["show_cpu"] = True  # bench outputs carry the CPU time: show it
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
         plots(res, args.out, "latency_s" in res["dense"])
@@ -714,7 +719,8 @@ def main():
         first_d3 = (o == 0) if kind != "cnn" else (o == 3)
         args.tile = f"{t3}x{t0}" if first_d3 else f"{t0}x{t3}"
         spatial = f"{dense_plan['t1']}x{dense_plan['t2']}"
-    tiling = ["--tile", args.tile, "--tile-spatial", spatial]
+    tiling = ["--tile", args.tile, "--tile-spatial", spatial] + \
+        (["--offset-tiles"] if args.offset_tiles else [])
     # the dense reference: fine-tuned by the same trainer for as many epochs as HE-PEx gets
     # (steps + 1 fine-tunings; the other methods get steps)
     dense = f"{args.work}/{kind}{wtag}-dense.onnx"
@@ -723,7 +729,7 @@ def main():
            "steps": args.steps, "ft_epochs": args.ft_epochs, "ft_limit": args.ft_limit,
            "batch": args.batch, "layers": args.layers, "expand": args.expand, "tag": args.tag,
            "rows": args.rows, "distill": args.distill, "widths": args.widths,
-           "runs": []}
+           "offset_tiles": args.offset_tiles, "seed": args.seed, "runs": []}
     if args.dense_from:
         # the same dense reference as an earlier run with the same settings
         with open(args.dense_from) as f:
@@ -738,7 +744,7 @@ def main():
         res["dense"].update(prune_report(rep))
         res["dense"].update({"onnx": dense, "onnx_sha256": sha256(dense)})
     print(json.dumps(res["dense"]), flush=True)
-    base_tiles = layer_tiles(rep, dense, spatial)
+    base_tiles = layer_tiles(rep, dense, spatial, args.offset_tiles)
     d_lat, d_mib = res["dense"].get("latency_s"), res["dense"].get("server_mib")
     wide_tiles = None
     for meth in filter(None, args.methods.split(",")):
@@ -760,7 +766,7 @@ def main():
                     tessera(args, ["prune", base, "--out", wide, "--method", "none", "--expand",
                                    str(args.expand), "--quiet", "--force"] + tiling)
                     wide_rep = tessera(args, ["prune", wide, "--stats"] + tiling)
-                    wide_tiles = layer_tiles(wide_rep, wide, spatial)
+                    wide_tiles = layer_tiles(wide_rep, wide, spatial, args.offset_tiles)
                 kept = [t - round(p * t) for t, p in zip(base_tiles, per)]
                 per = [1 - k / w for k, w in zip(kept, wide_tiles)]
                 # tile+expand: the gradual tile schedule on the widened, permuted model
@@ -779,6 +785,7 @@ def main():
             r = {"method": method, "sparsity": s, "layer_sparsity": per, "rows": args.rows,
                  "distill": args.distill, "steps": steps, "ft_epochs": args.ft_epochs,
                  "ft_limit": args.ft_limit, "tag": args.tag, "onnx": out,
+                 "seed": args.seed, "offset_tiles": args.offset_tiles,
                  "onnx_sha256": sha256(out),
                  "loss": evaluate(load_pruned(kind, out)[0], kind, test_set),
                  "prune_s": time.time() - t1}

@@ -172,6 +172,12 @@ typedef struct tsr_prune_opts {
         (act(bias)) that the next layer's bias absorbs (only when that layer is a Gemm with a
         bias; else it stays). The function is unchanged up to rounding. Default 0. */
     int shrink;
+    /** 1: a convolution's tile unit is its R x C block of filters x channels at *one* kernel
+        offset (k units per tile), which is what the compiler encodes and skips when all zero
+        (src/tile/conv.c: one plaintext per weight tile and offset); TILE pruning, the
+        permutation's features, the kept-mass measure and the report count these units.
+        0 (default): a tile covers every kernel offset. Dense layers (k = 1) are unchanged. */
+    int offset_tiles;
     tsr_prune_finetune_fn finetune; /**< NULL: no fine-tuning */
     void *finetune_ctx;
     tsr_prune_progress_fn progress; /**< NULL: silent */
@@ -190,11 +196,13 @@ typedef struct tsr_prune_layer_stats {
     char name[96];          /**< node name */
     int64_t rows, cols, k;  /**< matrix view: rows x cols entries of k weights */
     int64_t tile_r, tile_c; /**< tile of this layer */
-    int64_t tiles;          /**< ceil(rows / R) * ceil(cols / C) */
+    int64_t tiles;          /**< ceil(rows / R) * ceil(cols / C) (x k with offset_tiles) */
     int64_t tiles_before;   /**< the same of the input (expand / shrink change the sizes) */
     int64_t tiles_nz_before, tiles_nz_after; /**< tiles holding a nonzero weight */
     int64_t weights, weights_nz_before, weights_nz_after;
-    int64_t plain_before, plain_after; /**< plaintexts = nonzero tiles x k (per batch tile) */
+    int64_t plain_before, plain_after; /**< plaintexts = nonzero (tile, kernel offset) pairs
+                                            (per batch tile): the compiler's count, also when
+                                            the tiles span every offset */
     int64_t rowblocks_zero_after;      /**< tile rows left all zero: no rotate-and-sum */
     int pruned;                        /**< 0: skipped (skip_first / skip_last) */
 } tsr_prune_layer_stats;

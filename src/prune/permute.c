@@ -9,7 +9,8 @@
  * The search is balanced k-means over per-feature tile-mass vectors: for
  * feature h, entry j is the L2 norm of W_a's row h inside a's tile column
  * j, and entry d_a + i the norm of W_b's column h inside b's tile row i
- * (HE-PEx: counting only the weights that magnitude pruning would keep);
+ * (HE-PEx: counting only the weights that magnitude pruning would keep;
+ * with per-offset convolution tiles, one entry per tile and kernel offset);
  * the vector is normalised, so features whose weights sit in the same
  * tiles are close. k = ceil(H / P) clusters of capacity P (P = a's tile
  * rows) are seeded by k-means++ and assigned greedily in order of
@@ -325,7 +326,9 @@ static double dist2(const double *a, const double *b, int64_t d) {
 /* Per-feature vectors (H x d), normalised. */
 static tsr_status features(const pr_model *m, const pr_hidden *h, double **out, int64_t *dim) {
     const pr_layer *A = &m->layers[h->a], *B = &m->layers[h->b];
-    int64_t H = A->rows, da = pr_tcols(A), db = (B->rows + B->R - 1) / B->R;
+    /* With per-offset tiles an entry is one (tile, kernel offset) unit of the layer. */
+    int64_t ka = pr_koff(A), kb = pr_koff(B);
+    int64_t H = A->rows, da = pr_tcols(A) * ka, db = (B->rows + B->R - 1) / B->R * kb;
     int64_t d = da + db;
     double *f = tsr_calloc_array((size_t)(H * d), sizeof *f);
     if (!f) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
@@ -334,13 +337,15 @@ static tsr_status features(const pr_model *m, const pr_hidden *h, double **out, 
         for (int64_t c = 0; c < A->cols; c++)
             for (int64_t j = 0; j < A->k; j++) {
                 double x = wa[pr_widx(A, r, c, j)];
-                if (fabs(x) >= A->feat_thresh) f[r * d + pr_tcol(A, c)] += x * x;
+                if (fabs(x) >= A->feat_thresh)
+                    f[r * d + pr_tcol(A, c) * ka + (A->offsets ? j : 0)] += x * x;
             }
     for (int64_t r = 0; r < B->rows; r++)
         for (int64_t c = 0; c < B->cols; c++)
             for (int64_t j = 0; j < B->k; j++) {
                 double x = wb[pr_widx(B, r, c, j)];
-                if (fabs(x) >= B->feat_thresh) f[(c / h->stride) * d + da + r / B->R] += x * x;
+                if (fabs(x) >= B->feat_thresh)
+                    f[(c / h->stride) * d + da + (r / B->R) * kb + (B->offsets ? j : 0)] += x * x;
             }
     for (int64_t i = 0; i < H; i++) {
         double s = 0;

@@ -166,6 +166,7 @@ static tsr_status model_init(pr_model *m, const tsr_graph *g, const tsr_prune_op
         L.R = alt ? o->tile_cols : o->tile_rows;
         L.C = alt ? o->tile_rows : o->tile_cols;
         flattened_from(g, &L, o);
+        L.offsets = o->offset_tiles && L.k > 1;
         L.prune = 1;
         int li = m->n_layers;
         L.sparsity = o->layer_sparsity && li < o->n_layer_sparsity && o->layer_sparsity[li] >= 0
@@ -207,21 +208,18 @@ static tsr_status model_init(pr_model *m, const tsr_graph *g, const tsr_prune_op
 /* ---- tiles -------------------------------------------------------------------- */
 
 tsr_status pr_tile_norms(const pr_model *m, const pr_layer *L, double **out, int64_t *ntiles) {
-    int64_t br = (L->rows + L->R - 1) / L->R, bc = pr_tcols(L);
-    double *n = tsr_calloc_array((size_t)(br * bc), sizeof *n);
+    int64_t bc = pr_tcols(L), nt = pr_ntiles(L);
+    double *n = tsr_calloc_array((size_t)nt, sizeof *n);
     if (!n) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     const double *w = pr_const(m, L->wval)->data;
     for (int64_t r = 0; r < L->rows; r++)
-        for (int64_t c = 0; c < L->cols; c++) {
-            double s = 0;
+        for (int64_t c = 0; c < L->cols; c++)
             for (int64_t j = 0; j < L->k; j++) {
                 double x = w[pr_widx(L, r, c, j)];
-                s += x * x;
+                n[pr_unit(L, bc, r, c, j)] += x * x;
             }
-            n[(r / L->R) * bc + pr_tcol(L, c)] += s;
-        }
     *out = n;
-    *ntiles = br * bc;
+    *ntiles = nt;
     return TSR_OK;
 }
 
@@ -247,7 +245,7 @@ static void smallest(keyed *k, int64_t n) {
 }
 
 /* Zero every weight of the listed units (unit = tile, row, weight or tile row: the R rows of
- * one row of tiles) and mark the mask. */
+ * one row of tiles; a tile is one kernel offset's with L->offsets) and mark the mask. */
 typedef enum unit_kind { UNIT_TILE, UNIT_ROW, UNIT_WEIGHT, UNIT_TILEROW } unit_kind;
 
 static tsr_status ensure_mask(pr_layer *L) {
@@ -264,7 +262,7 @@ static tsr_status prune_layer(pr_model *m, pr_layer *L, unit_kind u, double s) {
     TSR_TRY(ensure_mask(L));
     double *w = wa->data;
     int64_t bc = pr_tcols(L);
-    int64_t n = u == UNIT_TILE      ? ((L->rows + L->R - 1) / L->R) * bc
+    int64_t n = u == UNIT_TILE      ? pr_ntiles(L)
                 : u == UNIT_ROW     ? L->rows
                 : u == UNIT_TILEROW ? (L->rows + L->R - 1) / L->R
                                     : L->rows * L->cols * L->k;
@@ -277,7 +275,7 @@ static tsr_status prune_layer(pr_model *m, pr_layer *L, unit_kind u, double s) {
                 size_t at = pr_widx(L, r, c, j);
                 double x = w[at] * w[at];
                 if (u == UNIT_TILE)
-                    k[(r / L->R) * bc + pr_tcol(L, c)].key += x;
+                    k[pr_unit(L, bc, r, c, j)].key += x;
                 else if (u == UNIT_ROW)
                     k[r].key += x;
                 else if (u == UNIT_TILEROW)
@@ -297,7 +295,7 @@ static tsr_status prune_layer(pr_model *m, pr_layer *L, unit_kind u, double s) {
     for (int64_t r = 0; r < L->rows; r++)
         for (int64_t c = 0; c < L->cols; c++)
             for (int64_t j = 0; j < L->k; j++) {
-                int64_t unit = u == UNIT_TILE      ? (r / L->R) * bc + pr_tcol(L, c)
+                int64_t unit = u == UNIT_TILE      ? pr_unit(L, bc, r, c, j)
                                : u == UNIT_ROW     ? r
                                : u == UNIT_TILEROW ? r / L->R
                                                    : (r * L->cols + c) * L->k + j;
@@ -478,12 +476,14 @@ static tsr_status finetune(pr_model *m, const tsr_prune_opts *o, int step) {
 
 /* ---- statistics ------------------------------------------------------------------ */
 
+/* Nonzero tile units, nonzero weights, all-zero tile rows and nonzero (tile, kernel offset)
+ * pairs (the compiler's plaintexts, whatever L's unit) of layer L. */
 static tsr_status layer_counts(const pr_model *m, const pr_layer *L, int64_t *tiles_nz,
-                               int64_t *weights_nz, int64_t *rowblocks_zero) {
+                               int64_t *weights_nz, int64_t *rowblocks_zero, int64_t *plain_nz) {
     double *n;
     int64_t nt;
     TSR_TRY(pr_tile_norms(m, L, &n, &nt));
-    int64_t bc = pr_tcols(L), br = nt / bc;
+    int64_t bc = pr_tcols(L) * pr_koff(L), br = nt / bc;
     *tiles_nz = 0;
     *rowblocks_zero = 0;
     for (int64_t i = 0; i < br; i++) {
@@ -496,6 +496,15 @@ static tsr_status layer_counts(const pr_model *m, const pr_layer *L, int64_t *ti
     const tsr_array *w = pr_const(m, L->wval);
     *weights_nz = 0;
     for (size_t i = 0; i < w->numel; i++) *weights_nz += w->data[i] != 0.0;
+    *plain_nz = *tiles_nz;
+    if (L->k > 1 && !L->offsets) {
+        pr_layer P = *L;
+        P.offsets = 1;
+        TSR_TRY(pr_tile_norms(m, &P, &n, &nt));
+        *plain_nz = 0;
+        for (int64_t t = 0; t < nt; t++) *plain_nz += n[t] != 0.0;
+        tsr_free(n);
+    }
     return TSR_OK;
 }
 
@@ -516,26 +525,26 @@ static tsr_status report_fill(const pr_model *m, tsr_prune_report *r, int after)
     for (int i = 0; i < m->n_layers; i++) {
         const pr_layer *L = &m->layers[i];
         tsr_prune_layer_stats *s = &r->layers[i];
-        int64_t tnz, wnz, rbz;
-        TSR_TRY(layer_counts(m, L, &tnz, &wnz, &rbz));
+        int64_t tnz, wnz, rbz, pnz;
+        TSR_TRY(layer_counts(m, L, &tnz, &wnz, &rbz, &pnz));
         snprintf(s->name, sizeof s->name, "%s", m->g->nodes[L->node].name);
         s->rows = L->rows;
         s->cols = L->cols;
         s->k = L->k;
         s->tile_r = L->R;
         s->tile_c = L->C;
-        s->tiles = ((L->rows + L->R - 1) / L->R) * pr_tcols(L);
+        s->tiles = pr_ntiles(L);
         s->weights = L->rows * L->cols * L->k;
         s->pruned = L->prune;
         if (!after) {
             s->tiles_before = s->tiles;
             s->tiles_nz_before = tnz;
             s->weights_nz_before = wnz;
-            s->plain_before = tnz * L->k;
+            s->plain_before = pnz;
         }
         s->tiles_nz_after = tnz;
         s->weights_nz_after = wnz;
-        s->plain_after = tnz * L->k;
+        s->plain_after = pnz;
         s->rowblocks_zero_after = rbz;
     }
     return TSR_OK;

@@ -26,6 +26,7 @@ typedef struct pr_layer {
     double row_sparsity;   /* share of tile rows emptied whole before the tiles (TILE units) */
     uint8_t *mask;         /* (rows * cols * k) 1 = pruned, fixed; NULL before pruning */
     double feat_thresh;    /* permutation features count only |w| >= this (0: all) */
+    int offsets;           /* 1: a tile is R x C at one of the k kernel offsets (k > 1 only) */
 } pr_layer;
 
 /** One constant to remap along a feature axis with a hidden dimension. */
@@ -89,7 +90,27 @@ static inline int64_t pr_tcol(const pr_layer *L, int64_t c) {
     return ((ch / L->C) * ny + y / L->ty) * nx + x / L->tx;
 }
 
-/** Squared L2 norm per tile (ceil(rows/R) x pr_tcols, row-major) of layer L. */
+/** Tile units per tile: k when L's tiles are per kernel offset, else 1. */
+static inline int64_t pr_koff(const pr_layer *L) {
+    return L->offsets ? L->k : 1;
+}
+
+/** Tile units of L: tiles x pr_koff (ceil(rows/R) x pr_tcols x pr_koff). */
+static inline int64_t pr_ntiles(const pr_layer *L) {
+    return ((L->rows + L->R - 1) / L->R) * pr_tcols(L) * pr_koff(L);
+}
+
+/**
+ * The tile unit of weight (r, c, j) of L, bc = pr_tcols(L): tile (r / R, tile column of c),
+ * and with per-offset tiles its kernel offset j inside it (units of one tile are adjacent, so
+ * tile row i holds units [i bc koff, (i + 1) bc koff)).
+ */
+static inline int64_t pr_unit(const pr_layer *L, int64_t bc, int64_t r, int64_t c, int64_t j) {
+    int64_t t = (r / L->R) * bc + pr_tcol(L, c);
+    return L->offsets ? t * L->k + j : t;
+}
+
+/** Squared L2 norm per tile unit (pr_ntiles of them, indexed by pr_unit) of layer L. */
 tsr_status pr_tile_norms(const pr_model *m, const pr_layer *L, double **out, int64_t *ntiles);
 
 /** Find the hidden dimensions (chains a -> b) of m (fills m->hidden). */
