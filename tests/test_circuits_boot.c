@@ -73,7 +73,7 @@ static void run_boot(he *h, size_t n, const tsr_circuits_boot_config *cfg, const
     assert_int_equal(info.depth, info.cts_levels + info.evalmod_levels + info.stc_levels);
     assert_int_equal(info.out_level, top - info.depth);
     assert_true(info.out_level >= 1);
-    assert_true(info.cos_error < 0x1p-44);
+    assert_true(info.cos_error < 0x1p-40);
     tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
     tsr_ckks_evaluator *ev;
     tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));

@@ -437,8 +437,9 @@ typedef struct tsr_circuits_boot_config {
     unsigned k;            /**< EvalMod range: |I| < K (0: from the secret, see above) */
     unsigned double_angle; /**< r: double-angle steps (0: 2) */
     unsigned cos_degree;   /**< degree of the cosine interpolant in x', even (an odd value is
-                                rounded down; 0: the smallest 2^(d+1) - 2 whose error is
-                                < 2^-44), evaluated as a series of half the degree in y */
+                                rounded down; 0: the smallest whose error is < 2^-40, 56
+                                for K = 18, r = 2), evaluated as a series of half the
+                                degree in y */
     /**
      * R: the input scale before ModRaise is q_0 / 2^R (0: 9 for N <= 2^12,
      * 9 - floor((log2 N - 10) / 2) + floor(log2(N / 2n) / 2) above: for full

@@ -105,24 +105,45 @@ void tsr_circuits_boot_free(tsr_circuits_boot *b) {
 
 /*
  * The cosine interpolant (cos_fn, a series q in y): degree / 2 in y (degree
- * in x' rounded down to even), or the smallest 2^d - 1 in y whose error is
- * < 2^-44.
+ * in x' rounded down to even), or the smallest degree in y whose error is
+ * < 2^-40 (the first 2^d - 1 that reaches it, then the smallest degree
+ * above the previous 2^(d-1) - 1 that does). 2^-40 times the double angles'
+ * gain (up to 4^r) and 2^R / 2 pi stays far under the 2^-24 the
+ * bootstrap's noise leaves (r = 2, R <= 9: 2^-29.7); fewer terms can mean
+ * fewer key switches (K = 18, r = 2: degree 28 in y, error 2^-41.4, 8
+ * relinearizations, against 10 for degree 31).
  */
 static tsr_status fit_cosine(tsr_circuits_boot *b, unsigned degree) {
     cos_ctx c = { b->k_eval, b->r };
     size_t cap = degree ? degree / 2 : (TSR_CIRCUITS_MAX_DEGREE - 1) / 2;
     b->cos_coeffs = malloc((cap + 1) * sizeof *b->cos_coeffs);
     if (!b->cos_coeffs) return tsr_fail(TSR_ERR_NOMEM, "out of memory for the EvalMod polynomial");
-    size_t first = degree ? degree / 2 : 3;
+    size_t first = degree ? degree / 2 : 3, lo = first;
     for (size_t d = first; d <= cap; d = 2 * d + 1) {
         TSR_TRY(tsr_circuits_cheb_fit(b->cos_coeffs, d, 0, -1, 1, cos_fn, &c));
         tsr_cheb s = { -1, 1, d, b->cos_coeffs };
         TSR_TRY(tsr_circuits_cheb_max_error(&s, cos_fn, &c, 8193, &b->cos_err, NULL));
         b->cos_degree = 2 * d;
-        if (degree || b->cos_err < 0x1p-44) return TSR_OK;
+        if (degree) return TSR_OK;
+        if (b->cos_err < 0x1p-40) {
+            /* the smallest degree in (lo, d] that reaches it (d does) */
+            for (size_t e = lo + 1; e < d; e++) {
+                double err;
+                TSR_TRY(tsr_circuits_cheb_fit(b->cos_coeffs, e, 0, -1, 1, cos_fn, &c));
+                tsr_cheb t = { -1, 1, e, b->cos_coeffs };
+                TSR_TRY(tsr_circuits_cheb_max_error(&t, cos_fn, &c, 8193, &err, NULL));
+                if (err < 0x1p-40) {
+                    b->cos_err = err;
+                    b->cos_degree = 2 * e;
+                    return TSR_OK;
+                }
+            }
+            return tsr_circuits_cheb_fit(b->cos_coeffs, d, 0, -1, 1, cos_fn, &c);
+        }
+        lo = d;
     }
     return tsr_fail(TSR_ERR_INVALID_ARG,
-                    "no cosine interpolant of degree <= %d reaches 2^-44 for K = %u and %d "
+                    "no cosine interpolant of degree <= %d reaches 2^-40 for K = %u and %d "
                     "double angles: use more double angles (config.double_angle)",
                     TSR_CIRCUITS_MAX_DEGREE, b->k, b->r);
 }
