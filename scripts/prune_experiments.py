@@ -817,13 +817,17 @@ def more(args, kind, test_set):
     if not args.dense_from:
         sys.exit("--more needs --dense-from (the dense reference of the run it continues)")
     with open(args.dense_from) as f:
-        dense = json.load(f)["dense"]
+        ref = json.load(f)
+    dense = ref["dense"]
+    # the tiles of the reference's run, so that the report counts the same tiles
+    tile = args.tile if args.tile != "auto" else ref.get("tile", "32x32")
     method, s = args.methods, float(args.sparsity)
     files = data_files(args, kind)
     out = f"{args.work}/{kind}-{method.replace('+', '_')}{args.tag}-{s}.onnx"
     t1 = time.time()
     rep = prune_report(tessera(args, ["prune", args.more, "--out", out, "--quiet", "--force",
-                                      "--method", "tile", "--sparsity", "0"] +
+                                      "--method", "tile", "--sparsity", "0", "--tile", tile,
+                                      "--tile-spatial", ref.get("spatial", "1x1")] +
                                finetune_args(args, files, args.steps, dense.get("onnx"))))
     r = {"method": method, "sparsity": s, "layer_sparsity": [], "rows": args.rows,
          "distill": args.distill, "steps": args.steps, "ft_epochs": args.ft_epochs,
