@@ -220,6 +220,57 @@ static void test_shift_past_budget(void **state) {
     tsr_nn_model_free(m);
 }
 
+/*
+ * The edge of the budget (B = 4, b = 256 x 2a x s): |s| = 31 B (124) costs 2 log2 32 = 10.0
+ * bits and is rewritten; encrypted, the square stays within 5 bits of the polynomial (on the
+ * debug sweep of SQUARE_SHIFT_BITS the loss at 31 B was about 3.7 bits). |s| = 32 B (128,
+ * 10.1 bits) stays a polynomial. With TSR_SQUARE_SWEEP set, the encrypted precision is also
+ * printed for shifts of 1 to 31 B (docs/PRUNING.md, sixth round).
+ */
+static double edge_case(tsr_prng *g, double s_over_b, int encrypt, int *squares) {
+    const double a = 1.0 / 256, coef[3] = { 0.1, 2 * a * 4 * s_over_b, a };
+    tsr_nn_model *poly = act_model(g, coef, 1), *sq;
+    tt_ok(nn_model_clone(poly, &sq));
+    tt_ok(nn_model_simplify(sq));
+    *squares = count_kind(sq, NN_SQUARE);
+    if (!*squares && !strstr(sq->notes, "10.1 bits > 10")) fail_msg("notes: %s", sq->notes);
+    double loss = 0;
+    if (encrypt && *squares) {
+        enum { n = 16 };
+        double x[n * NIN];
+        rnd(g, x, n * NIN, 2.0);
+        double b_poly = encrypted_bits(poly, poly, x, n), b_sq = encrypted_bits(sq, poly, x, n);
+        print_message("shift %4.1f B (cost %4.1f bits): polynomial %.1f bits, square %.1f bits\n",
+                      s_over_b, 2 * log2(1 + s_over_b), b_poly, b_sq);
+        if (b_sq < b_poly - 5.0)
+            fail_msg("at %.1f B the square (%.1f bits) loses more than 5 bits against the "
+                     "polynomial (%.1f bits)",
+                     s_over_b, b_sq, b_poly);
+        loss = b_poly - b_sq;
+    }
+    tsr_nn_model_free(sq);
+    tsr_nn_model_free(poly);
+    return loss;
+}
+
+static void test_budget_edge(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 74);
+    int squares;
+    edge_case(&g, 31.0, 1, &squares);
+    assert_int_equal(squares, 1);
+    edge_case(&g, 32.0, 0, &squares);
+    assert_int_equal(squares, 0);
+    if (getenv("TSR_SQUARE_SWEEP")) {
+        const double sweep[] = { 1, 2, 4, 8, 16, 24 };
+        for (size_t i = 0; i < sizeof sweep / sizeof *sweep; i++) {
+            edge_case(&g, sweep[i], 1, &squares);
+            assert_int_equal(squares, 1);
+        }
+    }
+}
+
 /* The flags word of a written format-6 plan (tests/test_nn_plan6.c: version, spec with
  * flags, security, preprocessing, source hash, source name, notes, then the flags). */
 static uint32_t written_flags(const uint8_t *buf) {
@@ -324,6 +375,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_large_shift_square),
         cmocka_unit_test(test_shift_past_budget),
+        cmocka_unit_test(test_budget_edge),
         cmocka_unit_test(test_plan_file_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
