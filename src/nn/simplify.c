@@ -383,7 +383,7 @@ static tsr_status fold_dense_dense(tsr_nn_model *m, int *changed) {
  * before), a constant justified by the measured loss (not by the output headroom, which
  * guards against overflow): on the debug backend (tests/test_nn_simplify_square.c, N = 2^11,
  * the polynomial 29-30 bits precise; TSR_SQUARE_SWEEP=1 prints the sweep) the square lost
- * nothing up to |s| = 8 B, 1.4 bits at 16 B, 4.0 at 24 B and 4.2-4.4 at 31 B (the test
+ * nothing up to |s| = 8 B, 1.4 bits at 16 B, 4.0 at 24 B and 3.9-4.4 at 31 B (the test
  * allows 5), small against a plan's scale (2^39 for the sixth round's autoencoders, whose
  * first shifts of 11.7-27.4 B need more than 7 B). The formula is pessimistic by about 6
  * bits (docs/PRUNING.md, sixth round). Past the budget (a near-linear activation: a -> 0,
