@@ -12,6 +12,8 @@
  */
 #include "testutil.h"
 
+#include "core/io.h"
+#include "ckks/serialize.h"
 #include "nn/nn_internal.h"
 
 #include <math.h>
@@ -218,10 +220,163 @@ static void test_shift_past_budget(void **state) {
     tsr_nn_model_free(m);
 }
 
+/*
+ * The edge of the budget (B = 4, b = 256 x 2a x s): |s| = 31 B (124) costs 2 log2 32 = 10.0
+ * bits and is rewritten; encrypted, the square stays within 5 bits of the polynomial (on the
+ * debug sweep of SQUARE_SHIFT_BITS the loss at 31 B was about 3.7 bits). |s| = 32 B (128,
+ * 10.1 bits) stays a polynomial. With TSR_SQUARE_SWEEP set, the encrypted precision is also
+ * printed for shifts of 1 to 31 B (docs/PRUNING.md, sixth round).
+ */
+static double edge_case(tsr_prng *g, double s_over_b, int encrypt, int *squares) {
+    const double a = 1.0 / 256, coef[3] = { 0.1, 2 * a * 4 * s_over_b, a };
+    tsr_nn_model *poly = act_model(g, coef, 1), *sq;
+    tt_ok(nn_model_clone(poly, &sq));
+    tt_ok(nn_model_simplify(sq));
+    *squares = count_kind(sq, NN_SQUARE);
+    if (!*squares && !strstr(sq->notes, "10.1 bits > 10")) fail_msg("notes: %s", sq->notes);
+    double loss = 0;
+    if (encrypt && *squares) {
+        enum { n = 16 };
+        double x[n * NIN];
+        rnd(g, x, n * NIN, 2.0);
+        double b_poly = encrypted_bits(poly, poly, x, n), b_sq = encrypted_bits(sq, poly, x, n);
+        print_message("shift %4.1f B (cost %4.1f bits): polynomial %.1f bits, square %.1f bits\n",
+                      s_over_b, 2 * log2(1 + s_over_b), b_poly, b_sq);
+        if (b_sq < b_poly - 5.0)
+            fail_msg("at %.1f B the square (%.1f bits) loses more than 5 bits against the "
+                     "polynomial (%.1f bits)",
+                     s_over_b, b_sq, b_poly);
+        loss = b_poly - b_sq;
+    }
+    tsr_nn_model_free(sq);
+    tsr_nn_model_free(poly);
+    return loss;
+}
+
+static void test_budget_edge(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 74);
+    int squares;
+    edge_case(&g, 31.0, 1, &squares);
+    assert_int_equal(squares, 1);
+    edge_case(&g, 32.0, 0, &squares);
+    assert_int_equal(squares, 0);
+    if (getenv("TSR_SQUARE_SWEEP")) {
+        const double sweep[] = { 1, 2, 4, 8, 16, 24 };
+        for (size_t i = 0; i < sizeof sweep / sizeof *sweep; i++) {
+            edge_case(&g, sweep[i], 1, &squares);
+            assert_int_equal(squares, 1);
+        }
+    }
+}
+
+/* The flags word of a written format-6 plan (tests/test_nn_plan6.c: version, spec with
+ * flags, security, preprocessing, source hash, source name, notes, then the flags). */
+static uint32_t written_flags(const uint8_t *buf) {
+    uint32_t v;
+    memcpy(&v, buf + TSR_FRAME_HEADER_SIZE, 4);
+    assert_int_equal(v, 6);
+    memcpy(&v, buf + TSR_FRAME_HEADER_SIZE + 4 + CKKS_SPEC_BYTES(1) + 4 + 24 + 32 + 256 + 512, 4);
+    return v;
+}
+
+/* x (N, NIN) -> Gemm fc1 -> Poly act (coef) -> Gemm fc2 -> out: a graph, as import keeps. */
+static tsr_graph *act_graph(tsr_prng *g, const double *coef) {
+    tsr_graph *gr;
+    tt_ok(tsr_graph_create(&gr));
+    int64_t in[2] = { -1, NIN }, w1d[2] = { NIN, NHID }, b1d[1] = { NHID }, w2d[2] = { NHID, NOUT },
+            b2d[1] = { NOUT }, cd[1] = { 3 };
+    tt_ok(tsr_graph_add_input(gr, "x", 2, in));
+    const char *names[5] = { "w1", "b1", "w2", "b2", "c" };
+    const int64_t *dims[5] = { w1d, b1d, w2d, b2d, cd };
+    const int ranks[5] = { 2, 1, 2, 1, 1 };
+    const double scale[4] = { 0.3, 0.2, 0.4, 0.2 };
+    for (int k = 0; k < 5; k++) {
+        tsr_array *t;
+        tt_ok(tsr_array_create(&t, ranks[k], dims[k]));
+        if (k < 4)
+            rnd(g, t->data, (int64_t)t->numel, scale[k]);
+        else
+            memcpy(t->data, coef, 3 * sizeof *coef);
+        tt_ok(tsr_graph_add_const(gr, names[k], t));
+        tsr_array_free(t);
+    }
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    tt_ok(tsr_graph_add_node(gr, TSR_NODE_GEMM, "fc1", 3, (const char *[]){ "x", "w1", "b1" }, "h",
+                             &a));
+    tt_ok(tsr_graph_add_node(gr, TSR_NODE_POLY, "act", 2, (const char *[]){ "h", "c" }, "p", &a));
+    tt_ok(tsr_graph_add_node(gr, TSR_NODE_GEMM, "fc2", 3, (const char *[]){ "p", "w2", "b2" },
+                             "out", &a));
+    tt_ok(tsr_graph_add_output(gr, "out"));
+    tt_ok(tsr_graph_finalize(gr));
+    return gr;
+}
+
+/*
+ * Through a file: the 6.25 B activation of test_large_shift_square imported from a graph and
+ * simplified with the rules of plans written before the budget (NN_SIMPLIFY_V1) is written
+ * in format 6 with flags 1 and reads back (same id) still a polynomial; with the current
+ * rules (NN_SIMPLIFY_V2) with flags 3, read back a square.
+ */
+static void test_plan_file_rules(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 73);
+    const double coef[3] = { 0.1, 0.5, 0.01 };
+    tsr_graph *gr = act_graph(&g, coef);
+    for (int v = 1; v <= 2; v++) {
+        tsr_nn_import_opts io;
+        tsr_nn_import_opts_default(&io);
+        io.no_simplify = v == 1;
+        tsr_nn_model *m;
+        tt_ok(tsr_nn_model_from_graph(gr, &io, &m, NULL));
+        if (v == 1) {
+            tt_ok(nn_model_simplify_rules(m, NN_SIMPLIFY_V1));
+            m->simplified = NN_SIMPLIFY_V1;
+        }
+        assert_int_equal(m->simplified, v == 1 ? NN_SIMPLIFY_V1 : NN_SIMPLIFY_V2);
+        assert_int_equal(count_kind(m, NN_SQUARE), v == 2);
+        assert_int_equal(count_kind(m, NN_POLY), v == 1);
+        tsr_nn_compile_opts o;
+        tsr_nn_compile_opts_default(&o);
+        o.batch = 4;
+        o.packing = TSR_NN_PACK_BATCH;
+        o.log_n = 11;
+        o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+        tsr_nn_plan *p, *q;
+        tt_ok(tsr_nn_compile(m, &o, &p));
+        uint8_t *buf;
+        size_t len;
+        tt_ok(tsr_nn_plan_to_bytes(p, &buf, &len));
+        assert_int_equal(written_flags(buf), v == 1 ? 1u : 3u);
+        tsr_nn_bytes_free(buf);
+        const char *f = tt_temp_path(".plan");
+        tt_ok(tsr_nn_plan_save(p, f));
+        tt_ok(tsr_nn_plan_load(&q, f, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+        remove(f);
+        uint8_t id_p[32], id_q[32];
+        tsr_nn_plan_id(p, id_p);
+        tsr_nn_plan_id(q, id_q);
+        assert_memory_equal(id_p, id_q, 32);
+        assert_int_equal(q->model->simplified, m->simplified);
+        assert_int_equal(count_kind(q->model, NN_SQUARE), v == 2);
+        assert_int_equal(count_kind(q->model, NN_POLY), v == 1);
+        assert_int_equal(q->prog->depth, p->prog->depth);
+        tsr_nn_plan_free(q);
+        tsr_nn_plan_free(p);
+        tsr_nn_model_free(m);
+    }
+    tsr_graph_free(gr);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_large_shift_square),
         cmocka_unit_test(test_shift_past_budget),
+        cmocka_unit_test(test_budget_edge),
+        cmocka_unit_test(test_plan_file_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -380,12 +380,13 @@ static tsr_status fold_dense_dense(tsr_nn_model *m, int *changed) {
  * rescales, applied to values up to (B + |s|)^2), grow by (B + |s|)^2 / B^2: a cost of
  * 2 log2(1 + |s| / B) bits, against one level and the constant products saved. The rewrite
  * is done up to SQUARE_SHIFT_BITS bits (|s| <= 31 B; the rule stopped at 4 B, 4.6 bits,
- * before): as much as the output headroom the compiler keeps by default, so the largest
- * square values stay within what a plan's ciphertexts must hold anyway. The bound is
- * pessimistic: on the debug backend (the model of tests/test_nn_simplify_square.c, N = 2^11,
- * the polynomial 29-30 bits precise) the square lost nothing up to |s| = 4 B (4.6 bits),
- * then about the cost less 6 bits: 2.0 bits at 16 B, 3.7 at 31 B, 5.6 at 64 B, 9.8 at 256 B
- * (docs/PRUNING.md, sixth round). Past the budget (a near-linear activation: a -> 0,
+ * before), a constant justified by the measured loss (not by the output headroom, which
+ * guards against overflow): on the debug backend (tests/test_nn_simplify_square.c, N = 2^11,
+ * the polynomial 29-30 bits precise; TSR_SQUARE_SWEEP=1 prints the sweep) the square lost
+ * nothing up to |s| = 8 B, 1.4 bits at 16 B, 4.0 at 24 B and 3.9-4.4 at 31 B (the test
+ * allows 5), small against a plan's scale (2^39 for the sixth round's autoencoders, whose
+ * first shifts of 11.7-27.4 B need more than 7 B). The formula is pessimistic by about 6
+ * bits (docs/PRUNING.md, sixth round). Past the budget (a near-linear activation: a -> 0,
  * |s| -> infinity) the activation stays a polynomial, and a note says so and why.
  */
 #define SQUARE_SHIFT_BITS 10.0
