@@ -71,7 +71,8 @@
  * constant that is not finite on the all-zero input (or a run that fails
  * there) keeps its features
  * (`features_not_folded`); a removal that would raise the two layers'
- * nonzero tile count (later features moving across tile boundaries) is cut
+ * nonzero tile count (tile units: per kernel offset with `offset_tiles`;
+ * later features moving across tile boundaries) is cut
  * down to whole tile-aligned groups, or to nothing (`shrink_realigned`).
  * The graph is narrower and computes the same function up to rounding.
  *
