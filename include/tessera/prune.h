@@ -206,6 +206,8 @@ typedef struct tsr_prune_layer_stats {
                                             the tiles span every offset */
     int64_t rowblocks_zero_after;      /**< tile rows left all zero: no rotate-and-sum */
     int pruned;                        /**< 0: skipped (skip_first / skip_last) */
+    int offsets; /**< 1: tiles are per kernel offset (offset_tiles, k > 1): the tile counts
+                      above count (tile, offset) units */
 } tsr_prune_layer_stats;
 
 typedef struct tsr_prune_report {
