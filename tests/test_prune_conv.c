@@ -18,6 +18,7 @@
 #include "tessera.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -187,12 +188,24 @@ static void test_offset_units_compiled(void **state) {
         assert_int_equal(r->layers[l].tiles_nz_after, nu - z);
         assert_int_equal(r->layers[l].plain_before, nu);
         assert_int_equal(r->layers[l].plain_after, nu - z);
+        assert_true(r->layers[l].offsets);
         /* The compiler: the same products per unit for every unit, and exactly the pruned
          * units' products gone. */
         assert_true(dense[l] > 0);
         assert_int_equal(dense[l] % (uint64_t)nu, 0);
         uint64_t per = dense[l] / (uint64_t)nu;
         assert_int_equal(dense[l] - pruned[l], (uint64_t)z * per);
+    }
+    /* The printed report says its tile columns count units. */
+    {
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        tsr_prune_report_print(r, f);
+        rewind(f);
+        char line[256];
+        assert_non_null(fgets(line, sizeof line, f));
+        assert_non_null(strstr(line, "units kept"));
+        fclose(f);
     }
     tsr_prune_report_free(r);
     tsr_graph_free(p);
@@ -216,6 +229,17 @@ static void test_offset_units_compiled(void **state) {
         assert_int_equal(r->layers[l].plain_after, nz);
         assert_int_equal(pruned[l], (uint64_t)nz * per);
         assert_true(r->layers[l].plain_after < r->layers[l].tiles_nz_after * 9);
+        assert_false(r->layers[l].offsets);
+    }
+    {
+        FILE *f = tmpfile();
+        assert_non_null(f);
+        tsr_prune_report_print(r, f);
+        rewind(f);
+        char line[256];
+        assert_non_null(fgets(line, sizeof line, f));
+        assert_non_null(strstr(line, "tiles kept"));
+        fclose(f);
     }
     tsr_prune_report_free(r);
     tsr_graph_free(p);

@@ -71,7 +71,8 @@
  * constant that is not finite on the all-zero input (or a run that fails
  * there) keeps its features
  * (`features_not_folded`); a removal that would raise the two layers'
- * nonzero tile count (later features moving across tile boundaries) is cut
+ * nonzero tile count (tile units: per kernel offset with `offset_tiles`;
+ * later features moving across tile boundaries) is cut
  * down to whole tile-aligned groups, or to nothing (`shrink_realigned`).
  * The graph is narrower and computes the same function up to rounding.
  *
@@ -205,6 +206,8 @@ typedef struct tsr_prune_layer_stats {
                                             the tiles span every offset */
     int64_t rowblocks_zero_after;      /**< tile rows left all zero: no rotate-and-sum */
     int pruned;                        /**< 0: skipped (skip_first / skip_last) */
+    int offsets; /**< 1: tiles are per kernel offset (offset_tiles, k > 1): the tile counts
+                      above count (tile, offset) units */
 } tsr_prune_layer_stats;
 
 typedef struct tsr_prune_report {

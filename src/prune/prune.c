@@ -536,6 +536,7 @@ static tsr_status report_fill(const pr_model *m, tsr_prune_report *r, int after)
         s->tiles = pr_ntiles(L);
         s->weights = L->rows * L->cols * L->k;
         s->pruned = L->prune;
+        s->offsets = L->offsets;
         if (!after) {
             s->tiles_before = s->tiles;
             s->tiles_nz_before = tnz;
@@ -557,8 +558,10 @@ void tsr_prune_report_free(tsr_prune_report *r) {
 }
 
 void tsr_prune_report_print(const tsr_prune_report *r, FILE *fp) {
-    fprintf(fp, "%-24s %11s %5s %9s %15s %17s %8s\n", "layer", "matrix", "k", "tile", "tiles kept",
-            "weights kept", "removed");
+    int units = 0; /* with per-offset tiles the tile columns count (tile, offset) units */
+    for (int i = 0; i < r->n_layers; i++) units |= r->layers[i].offsets;
+    fprintf(fp, "%-24s %11s %5s %9s %15s %17s %8s\n", "layer", "matrix", "k", "tile",
+            units ? "units kept" : "tiles kept", "weights kept", "removed");
     int64_t t0 = 0, t1 = 0, tt0 = 0, tt = 0, p0 = 0, p1 = 0, w0 = 0, w1 = 0;
     for (int i = 0; i < r->n_layers; i++) {
         const tsr_prune_layer_stats *s = &r->layers[i];

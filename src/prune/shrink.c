@@ -87,14 +87,16 @@ static void fold_into_bias(pr_model *m, const pr_hidden *h, const uint8_t *drop,
     }
 }
 
-/* Nonzero tiles of a and b (h's layers) once the features with drop[f] are gone (the kept
- * ones renumbered in order): *out. */
+/* Nonzero tile units of a and b (h's layers; per kernel offset with offset tiles, the
+ * compiler's plaintexts) once the features with drop[f] are gone (the kept ones renumbered in
+ * order): *out. */
 static tsr_status tiles_kept(const pr_model *m, const pr_hidden *h, const uint8_t *drop,
                              int64_t *out) {
     const pr_layer *A = &m->layers[h->a], *B = &m->layers[h->b];
     int64_t H = A->rows, S = h->stride;
     int64_t bca = pr_tcols(A), bcb = pr_tcols(B);
-    int64_t na = ((H + A->R - 1) / A->R) * bca, nb = ((B->rows + B->R - 1) / B->R) * bcb;
+    int64_t na = ((H + A->R - 1) / A->R) * bca * pr_koff(A);
+    int64_t nb = ((B->rows + B->R - 1) / B->R) * bcb * pr_koff(B);
     uint8_t *t = tsr_calloc((size_t)(na + nb));
     if (!t) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     const tsr_array *wa = pr_const(m, A->wval), *wb = pr_const(m, B->wval);
@@ -103,12 +105,12 @@ static tsr_status tiles_kept(const pr_model *m, const pr_hidden *h, const uint8_
         if (drop[f]) continue;
         for (int64_t c = 0; c < A->cols; c++)
             for (int64_t j = 0; j < A->k; j++)
-                if (wa->data[pr_widx(A, f, c, j)] != 0.0) t[(n / A->R) * bca + pr_tcol(A, c)] = 1;
+                if (wa->data[pr_widx(A, f, c, j)] != 0.0) t[pr_unit(A, bca, n, c, j)] = 1;
         for (int64_t r = 0; r < B->rows; r++)
             for (int64_t s = 0; s < S; s++)
                 for (int64_t j = 0; j < B->k; j++)
                     if (wb->data[pr_widx(B, r, f * S + s, j)] != 0.0)
-                        t[na + (r / B->R) * bcb + pr_tcol(B, n * S + s)] = 1;
+                        t[na + pr_unit(B, bcb, r, n * S + s, j)] = 1;
         n++;
     }
     int64_t cnt = 0;
