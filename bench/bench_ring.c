@@ -368,11 +368,11 @@ static int bench_stream(ring_bench_ctx *c, tsr_simd fam) {
         double t0 = tsr_now();
         tsr_sample_uniform(b, seed, 0x100, out);
         double t1 = tsr_now();
-        tsr_sample_uniform_range(&b->mod[0], seed, 0x100, TSR_SAMPLE_ROUNDS_CHACHA20, 0, n, out);
+        tsr_sample_uniform_range(&b->mod[0], seed, 0x100, TSR_SAMPLE_STREAM_CHACHA20, 0, n, out);
         double t2 = tsr_now();
         tsr_stream_chacha20(out, n * sizeof *out, seed, nonce, 0);
         double t3 = tsr_now();
-        tsr_sample_uniform_range(&b->mod[0], seed, 0x100, TSR_SAMPLE_ROUNDS_CHACHA12, 0, n, out);
+        tsr_sample_uniform_range(&b->mod[0], seed, 0x100, TSR_SAMPLE_STREAM_CHACHA12, 0, n, out);
         double t4 = tsr_now();
         k->chacha(out, key_w, nonce_w, 0, n / 8, 12);
         double t5 = tsr_now();

@@ -1077,7 +1077,7 @@ static void test_format2_keys(void **state) {
 }
 
 /* Every a_j of a seeded key over all its limbs equals the chunked stream with `rounds`. */
-static void assert_a_stream(const tsr_ckks_params *p, const ckks_ksk *k, unsigned rounds) {
+static void assert_a_stream(const tsr_ckks_params *p, const ckks_ksk *k, unsigned stream) {
     assert_true(k->seeded);
     uint64_t *got = malloc(p->n * sizeof *got), *want = malloc(p->n * sizeof *want);
     assert_non_null(got);
@@ -1087,7 +1087,7 @@ static void assert_a_stream(const tsr_ckks_params *p, const ckks_ksk *k, unsigne
             int pi = ckks_ext_prime(p, k->max_level, t);
             const uint64_t *a = ckks_ksk_a_range(p, k, j, pi, 0, p->n, got);
             tsr_sample_uniform_range(ckks_mod(p, pi), k->seed, (uint32_t)(CKKS_DOMAIN_KSK_A + j),
-                                     rounds, 0, p->n, want);
+                                     stream, 0, p->n, want);
             assert_memory_equal(a, want, p->n * sizeof *want);
         }
     free(got);
@@ -1107,10 +1107,10 @@ static void test_chacha20_keys(void **state) {
     world_init(&w, &s);
     tsr_ckks_params *p = w.p;
     assert_int_equal(w.rk->key.prg, CKKS_KSK_PRG_CHACHA12_CHUNK);
-    assert_a_stream(p, &w.rk->key, TSR_SAMPLE_ROUNDS_CHACHA12);
+    assert_a_stream(p, &w.rk->key, TSR_SAMPLE_STREAM_CHACHA12);
     for (size_t i = 0; i < w.gk->count; i++) {
         assert_int_equal(w.gk->e[i].key.prg, CKKS_KSK_PRG_CHACHA12_CHUNK);
-        assert_a_stream(p, &w.gk->e[i].key, TSR_SAMPLE_ROUNDS_CHACHA12);
+        assert_a_stream(p, &w.gk->e[i].key, TSR_SAMPLE_STREAM_CHACHA12);
     }
     tsr_ckks_relin_key *old = tsr_calloc(sizeof *old);
     assert_non_null(old);
@@ -1121,7 +1121,7 @@ static void test_chacha20_keys(void **state) {
     tsr_rns_mul(p->q[p->L], s2, w.sk->s_ntt, w.sk->s_ntt);
     tt_ok(ckks_ksk_generate_prg(p, w.sk->s_ntt, s2, p->L, CKKS_KSK_PRG_CHACHA20_CHUNK, &old->key));
     tsr_free(s2);
-    assert_a_stream(p, &old->key, TSR_SAMPLE_ROUNDS_CHACHA20);
+    assert_a_stream(p, &old->key, TSR_SAMPLE_STREAM_CHACHA20);
     uint8_t *v, *v2;
     size_t len, len2;
     tt_ok(tsr_ckks_relin_key_to_bytes(old, &v, &len));
@@ -1132,7 +1132,7 @@ static void test_chacha20_keys(void **state) {
     assert_true(rk->key.seeded);
     assert_int_equal(rk->key.prg, CKKS_KSK_PRG_CHACHA20_CHUNK);
     assert_int_equal(tsr_ckks_relin_key_memory(rk), tsr_ckks_relin_key_memory(old));
-    assert_a_stream(p, &rk->key, TSR_SAMPLE_ROUNDS_CHACHA20);
+    assert_a_stream(p, &rk->key, TSR_SAMPLE_STREAM_CHACHA20);
     tt_ok(tsr_ckks_relin_key_to_bytes(rk, &v2, &len2));
     assert_int_equal(len2, len);
     assert_memory_equal(v, v2, len);
@@ -1316,7 +1316,7 @@ static void test_chacha20_corpus(void **state) {
     tsr_ckks_relin_key *rk;
     tt_ok(tsr_ckks_relin_key_from_bytes(&rk, p, v, len));
     assert_int_equal(rk->key.prg, CKKS_KSK_PRG_CHACHA20_CHUNK);
-    assert_a_stream(p, &rk->key, TSR_SAMPLE_ROUNDS_CHACHA20);
+    assert_a_stream(p, &rk->key, TSR_SAMPLE_STREAM_CHACHA20);
     tt_ok(tsr_ckks_relin_key_to_bytes(rk, &v2, &len2));
     assert_int_equal(len2, len);
     assert_memory_equal(v, v2, len);
@@ -1329,7 +1329,7 @@ static void test_chacha20_corpus(void **state) {
     assert_true(gk->count > 0);
     for (size_t i = 0; i < gk->count; i++) {
         assert_int_equal(gk->e[i].key.prg, CKKS_KSK_PRG_CHACHA20_CHUNK);
-        assert_a_stream(p, &gk->e[i].key, TSR_SAMPLE_ROUNDS_CHACHA20);
+        assert_a_stream(p, &gk->e[i].key, TSR_SAMPLE_STREAM_CHACHA20);
     }
     tt_ok(tsr_ckks_galois_keys_to_bytes(gk, &v2, &len2));
     assert_int_equal(len2, len);
@@ -1341,7 +1341,7 @@ static void test_chacha20_corpus(void **state) {
     v = read_corpus("relin_frame_s2", &len);
     tt_ok(tsr_ckks_relin_key_from_bytes(&rk, p, v, len));
     assert_int_equal(rk->key.prg, CKKS_KSK_PRG_CHACHA12_CHUNK);
-    assert_a_stream(p, &rk->key, TSR_SAMPLE_ROUNDS_CHACHA12);
+    assert_a_stream(p, &rk->key, TSR_SAMPLE_STREAM_CHACHA12);
     tsr_ckks_relin_key_free(rk);
     free(v);
     tsr_ckks_params_free(p);

@@ -220,7 +220,7 @@ static void test_rns_consistency(void **state) {
  * separate the streams; the mean is that of a uniform variable; a prime
  * just above a power of two (half the words rejected) still fills the limb.
  */
-static void uniform_range_rounds(unsigned rounds) {
+static void uniform_range_stream(unsigned stream) {
     const size_t n = 3 * TSR_SAMPLE_CHUNK + 100;
     tsr_modulus m, m2, mh;
     tsr_modulus_init(&m, (1ULL << 50) - 27);  /* 2^50 - 27 is prime */
@@ -231,7 +231,7 @@ static void uniform_range_rounds(unsigned rounds) {
     assert_non_null(part);
     assert_non_null(other);
     uint8_t seed[TSR_SEED_BYTES] = { 1, 2, 3 }, seed2[TSR_SEED_BYTES] = { 1, 2, 4 };
-    tsr_sample_uniform_range(&m, seed, 0x100, rounds, 0, n, all);
+    tsr_sample_uniform_range(&m, seed, 0x100, stream, 0, n, all);
     double mean = 0;
     for (size_t k = 0; k < n; k++) {
         assert_true(all[k] < m.q);
@@ -241,22 +241,22 @@ static void uniform_range_rounds(unsigned rounds) {
     /* ranges in reverse order, crossing chunk borders, odd sizes */
     const size_t cuts[] = { 0, 1, 700, TSR_SAMPLE_CHUNK, TSR_SAMPLE_CHUNK + 3, 2500, n };
     for (int i = (int)(sizeof cuts / sizeof cuts[0]) - 2; i >= 0; i--)
-        tsr_sample_uniform_range(&m, seed, 0x100, rounds, cuts[i], cuts[i + 1] - cuts[i],
+        tsr_sample_uniform_range(&m, seed, 0x100, stream, cuts[i], cuts[i + 1] - cuts[i],
                                  part + cuts[i]);
     assert_memory_equal(all, part, n * 8);
     /* a shorter limb (N below one chunk) is the prefix */
-    tsr_sample_uniform_range(&m, seed, 0x100, rounds, 0, 64, part);
+    tsr_sample_uniform_range(&m, seed, 0x100, stream, 0, 64, part);
     assert_memory_equal(all, part, 64 * 8);
-    tsr_sample_uniform_range(&m, seed, 0x101, rounds, 0, n, other);
+    tsr_sample_uniform_range(&m, seed, 0x101, stream, 0, n, other);
     assert_memory_not_equal(all, other, n * 8);
-    tsr_sample_uniform_range(&m, seed2, 0x100, rounds, 0, n, other);
+    tsr_sample_uniform_range(&m, seed2, 0x100, stream, 0, n, other);
     assert_memory_not_equal(all, other, n * 8);
-    tsr_sample_uniform_range(&m2, seed, 0x100, rounds, 0, n, other);
+    tsr_sample_uniform_range(&m2, seed, 0x100, stream, 0, n, other);
     assert_memory_not_equal(all, other, n * 8);
     /* chunks differ from each other */
     assert_memory_not_equal(all, all + TSR_SAMPLE_CHUNK, TSR_SAMPLE_CHUNK * 8);
-    tsr_sample_uniform_range(&mh, seed, 7, rounds, 0, n, other);
-    tsr_sample_uniform_range(&mh, seed, 7, rounds, TSR_SAMPLE_CHUNK - 5, 10, part);
+    tsr_sample_uniform_range(&mh, seed, 7, stream, 0, n, other);
+    tsr_sample_uniform_range(&mh, seed, 7, stream, TSR_SAMPLE_CHUNK - 5, 10, part);
     assert_memory_equal(other + TSR_SAMPLE_CHUNK - 5, part, 10 * 8);
     size_t high = 0;
     for (size_t k = 0; k < n; k++) {
@@ -271,15 +271,15 @@ static void uniform_range_rounds(unsigned rounds) {
 
 static void test_uniform_range(void **state) {
     (void)state;
-    uniform_range_rounds(TSR_SAMPLE_ROUNDS_CHACHA20);
-    uniform_range_rounds(TSR_SAMPLE_ROUNDS_CHACHA12);
-    /* the two round counts are two streams */
+    uniform_range_stream(TSR_SAMPLE_STREAM_CHACHA20);
+    uniform_range_stream(TSR_SAMPLE_STREAM_CHACHA12);
+    /* the two stream ids are two streams */
     tsr_modulus m;
     tsr_modulus_init(&m, (1ULL << 50) - 27);
     const uint8_t seed[TSR_SEED_BYTES] = { 1, 2, 3 };
     uint64_t a[300], b[300];
-    tsr_sample_uniform_range(&m, seed, 0x100, TSR_SAMPLE_ROUNDS_CHACHA20, 0, 300, a);
-    tsr_sample_uniform_range(&m, seed, 0x100, TSR_SAMPLE_ROUNDS_CHACHA12, 0, 300, b);
+    tsr_sample_uniform_range(&m, seed, 0x100, TSR_SAMPLE_STREAM_CHACHA20, 0, 300, a);
+    tsr_sample_uniform_range(&m, seed, 0x100, TSR_SAMPLE_STREAM_CHACHA12, 0, 300, b);
     assert_memory_not_equal(a, b, sizeof a);
 }
 
@@ -315,11 +315,11 @@ static void test_uniform_known_answers(void **state) {
     };
     assert_int_equal(TSR_SAMPLE_CHUNK, 1024);
     uint64_t all[2 * 1024];
-    tsr_sample_uniform_range(&m, seed, 0x105, 20, 0, 2 * 1024, all);
+    tsr_sample_uniform_range(&m, seed, 0x105, TSR_SAMPLE_STREAM_CHACHA20, 0, 2 * 1024, all);
     for (size_t i = 0; i < sizeof kat / sizeof kat[0]; i++) {
         assert_int_equal(all[kat[i].off], kat[i].want);
         uint64_t one = 0;
-        tsr_sample_uniform_range(&m, seed, 0x105, 20, kat[i].off, 1, &one);
+        tsr_sample_uniform_range(&m, seed, 0x105, TSR_SAMPLE_STREAM_CHACHA20, kat[i].off, 1, &one);
         assert_int_equal(one, kat[i].want);
     }
 
@@ -336,11 +336,11 @@ static void test_uniform_known_answers(void **state) {
         { 1023, 0xf786528d7cac232ULL }, { 1024, 0x66ec674e69798c0ULL },
         { 1025, 0x6f56330422a433cULL },
     };
-    tsr_sample_uniform_range(&m, seed, 0x105, TSR_SAMPLE_ROUNDS_CHACHA12, 0, 2 * 1024, all);
+    tsr_sample_uniform_range(&m, seed, 0x105, TSR_SAMPLE_STREAM_CHACHA12, 0, 2 * 1024, all);
     for (size_t i = 0; i < sizeof kat12 / sizeof kat12[0]; i++) {
         assert_int_equal(all[kat12[i].off], kat12[i].want);
         uint64_t one = 0;
-        tsr_sample_uniform_range(&m, seed, 0x105, TSR_SAMPLE_ROUNDS_CHACHA12, kat12[i].off, 1,
+        tsr_sample_uniform_range(&m, seed, 0x105, TSR_SAMPLE_STREAM_CHACHA12, kat12[i].off, 1,
                                  &one);
         assert_int_equal(one, kat12[i].want);
     }

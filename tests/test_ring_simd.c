@@ -714,11 +714,11 @@ static void test_chacha_families(void **state) {
     const tsr_simd saved = tsr_simd_active();
     uint64_t a[2100], b[2100];
     tt_ok(tsr_simd_force(TSR_SIMD_PORTABLE));
-    tsr_sample_uniform_range(&m, key, 7, TSR_SAMPLE_ROUNDS_CHACHA12, 0, 2100, a);
+    tsr_sample_uniform_range(&m, key, 7, TSR_SAMPLE_STREAM_CHACHA12, 0, 2100, a);
     for (int f = TSR_SIMD_PORTABLE + 1; f <= TSR_SIMD_AVX512IFMA; f++) {
         if (!family_available((tsr_simd)f)) continue;
         tt_ok(tsr_simd_force((tsr_simd)f));
-        tsr_sample_uniform_range(&m, key, 7, TSR_SAMPLE_ROUNDS_CHACHA12, 0, 2100, b);
+        tsr_sample_uniform_range(&m, key, 7, TSR_SAMPLE_STREAM_CHACHA12, 0, 2100, b);
         assert_memory_equal(a, b, sizeof a);
     }
     tt_ok(tsr_simd_force(saved));

@@ -182,10 +182,11 @@ struct tsr_ckks_public_key {
  */
 /**
  * Key streams of a_j (the u8 prg of a format-3 key): 0 the per-limb XChaCha20 of format 2
- * (expanded on reading), 1 the chunked ChaCha20 of seeded keys up to this version, 2 the
- * chunked ChaCha12 of seeded keys generated now (the same chunks, 12 rounds: docs/CKKS.md,
- * "Seeded key halves"). Keys of stream 1 and 2 stay seeded in memory, each expanded with its
- * own stream.
+ * (expanded on reading), 1 the chunked ChaCha20 + Barrett rejection of seeded keys up to this
+ * version, 2 the chunked ChaCha12 + Lemire rejection of seeded keys generated now (the same
+ * chunks: docs/CKKS.md, "Seeded key halves"; ring/sample.h TSR_SAMPLE_STREAM_*). Keys of
+ * stream 1 and 2 stay seeded in memory, each expanded with its own stream. A number is never
+ * redefined: another round count or rejection rule takes a new one.
  */
 enum {
     CKKS_KSK_PRG_XCHACHA20_LIMB = 0,
@@ -229,7 +230,7 @@ static inline uint64_t ckks_ksk_b_bytes(const tsr_ckks_params *p, const ckks_ksk
 /**
  * Words [off, off + len) of a_j's limb of prime index pi (a limb the key
  * holds): copied from an expanded key, regenerated for a seeded one (one
- * ChaCha20 chunk stream per TSR_SAMPLE_CHUNK words; thread-safe). Returns
+ * chunk stream of the key's prg per TSR_SAMPLE_CHUNK words; thread-safe). Returns
  * the pointer to read: into the key (expanded) or out (seeded).
  */
 const uint64_t *ckks_ksk_a_range(const tsr_ckks_params *p, const ckks_ksk *k, int j, int pi,

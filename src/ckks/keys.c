@@ -187,9 +187,9 @@ const uint64_t *ckks_ksk_a_range(const tsr_ckks_params *p, const ckks_ksk *k, in
                                  size_t off, size_t len, uint64_t *out) {
     if (!k->seeded) return ckks_ksk_a(p, k, j) + ckks_ksk_limb(p, k, pi) + off;
     TSR_ASSERT(k->prg == CKKS_KSK_PRG_CHACHA20_CHUNK || k->prg == CKKS_KSK_PRG_CHACHA12_CHUNK);
-    const unsigned rounds = k->prg == CKKS_KSK_PRG_CHACHA20_CHUNK ? TSR_SAMPLE_ROUNDS_CHACHA20
-                                                                  : TSR_SAMPLE_ROUNDS_CHACHA12;
-    tsr_sample_uniform_range(ckks_mod(p, pi), k->seed, (uint32_t)(CKKS_DOMAIN_KSK_A + j), rounds,
+    const unsigned stream = k->prg == CKKS_KSK_PRG_CHACHA20_CHUNK ? TSR_SAMPLE_STREAM_CHACHA20
+                                                                  : TSR_SAMPLE_STREAM_CHACHA12;
+    tsr_sample_uniform_range(ckks_mod(p, pi), k->seed, (uint32_t)(CKKS_DOMAIN_KSK_A + j), stream,
                              off, len, out);
     return out;
 }

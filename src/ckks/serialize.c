@@ -15,9 +15,11 @@
  *   public key  id[32]; seed[32] (a); b: ext               (flag SEEDED)
  *   ksk         (one key-switching key, format 3) u32 max_level; u32 dnum
  *               (= digits at max_level); u8 prg; seed[32]; b_0..b_{dnum-1},
- *               each over q_0..q_max_level then P. prg 1: a_j is the chunked
- *               ChaCha20 stream (ring/sample.h tsr_sample_uniform_range) and
- *               the key stays seeded in memory; prg 0: the per-limb XChaCha20
+ *               each over q_0..q_max_level then P. prg 2: a_j is the chunked
+ *               ChaCha12 stream with Lemire's rejection, prg 1 the chunked
+ *               ChaCha20 stream with Barrett's (ring/sample.h
+ *               tsr_sample_uniform_range, TSR_SAMPLE_STREAM_*); both keys
+ *               stay seeded in memory; prg 0: the per-limb XChaCha20
  *               stream of format 2 (tsr_sample_uniform), expanded on reading,
  *               so such a key takes twice the bytes the frame declares in
  *               memory (the factor is bounded: the declared size is checked

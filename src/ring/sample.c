@@ -70,7 +70,7 @@ typedef struct chunk_stream {
     const uint8_t *seed;
     uint8_t nonce[TSR_STREAM_NONCE_BYTES];
     uint32_t key_w[8], nonce_w[3];
-    unsigned rounds;
+    unsigned stream, rounds; /* TSR_SAMPLE_STREAM_*, and its ChaCha round count */
     const tsr_ring_kernels *k;
 } chunk_stream;
 
@@ -82,7 +82,7 @@ static uint32_t load_le32(const uint8_t *p) {
  * is libsodium's (the same words as the ring's kernel at 20 rounds: test_ring_sample), other
  * round counts the ring's kernel. */
 static void stream_words(const chunk_stream *st, uint64_t *out, uint32_t ctr, size_t blocks) {
-    if (st->rounds == 20) {
+    if (st->stream == TSR_SAMPLE_STREAM_CHACHA20) {
         tsr_stream_chacha20(out, blocks * TSR_STREAM_BLOCK_BYTES, st->seed, st->nonce, ctr);
         for (size_t i = 0; i < blocks * (TSR_STREAM_BLOCK_BYTES / 8); i++) out[i] = le_word(out[i]);
     } else {
@@ -124,7 +124,9 @@ static size_t squeeze_lemire(const tsr_modulus *m, uint64_t *out, const uint64_t
 
 static size_t squeeze(const chunk_stream *st, const tsr_modulus *m, uint64_t *out,
                       const uint64_t *in, size_t n) {
-    return st->rounds == 20 ? squeeze_barrett(m, out, in, n) : squeeze_lemire(m, out, in, n);
+    /* by stream id, never by round count: the rule is part of the stream's definition */
+    return st->stream == TSR_SAMPLE_STREAM_CHACHA20 ? squeeze_barrett(m, out, in, n)
+                                                    : squeeze_lemire(m, out, in, n);
 }
 
 /* Chunk c of the chunked stream: fill out[0..cnt) (cnt <= TSR_SAMPLE_CHUNK)
@@ -150,7 +152,7 @@ static void uniform_chunk(const tsr_modulus *m, const chunk_stream *st, size_t c
         size_t want = cnt - k + (cnt - k) / 8 + 1;
         size_t blocks = (want + per_block - 1) / per_block;
         /* the kernel's width (8 blocks: the words are the same, a few more are drawn) */
-        if (st->rounds != 20) blocks = (blocks + 7) & ~(size_t)7;
+        if (st->stream != TSR_SAMPLE_STREAM_CHACHA20) blocks = (blocks + 7) & ~(size_t)7;
         if (blocks * per_block > TSR_SAMPLE_CHUNK) blocks = TSR_SAMPLE_CHUNK / per_block;
         stream_words(st, more, ctr, blocks);
         ctr += (uint32_t)blocks;
@@ -162,15 +164,17 @@ static void uniform_chunk(const tsr_modulus *m, const chunk_stream *st, size_t c
 }
 
 void tsr_sample_uniform_range(const tsr_modulus *m, const uint8_t seed[TSR_SEED_BYTES],
-                              uint32_t domain, unsigned rounds, size_t off, size_t len,
+                              uint32_t domain, unsigned stream, size_t off, size_t len,
                               uint64_t *out) {
     TSR_REQUIRE(m && seed && (out || len == 0), "tsr_sample_uniform_range: NULL argument");
     TSR_REQUIRE(off + len <= ((size_t)1 << 16) * TSR_SAMPLE_CHUNK,
                 "tsr_sample_uniform_range: range beyond the stream");
-    TSR_REQUIRE(rounds == 20 || rounds == 12, "tsr_sample_uniform_range: rounds must be 20 or 12");
+    TSR_REQUIRE(stream == TSR_SAMPLE_STREAM_CHACHA20 || stream == TSR_SAMPLE_STREAM_CHACHA12,
+                "tsr_sample_uniform_range: unknown stream");
     chunk_stream st;
     st.seed = seed;
-    st.rounds = rounds;
+    st.stream = stream;
+    st.rounds = stream == TSR_SAMPLE_STREAM_CHACHA20 ? 20 : 12;
     st.k = tsr_ring_kernels_active();
     for (int i = 0; i < 8; i++) st.nonce[i] = (uint8_t)(m->q >> (8 * i));
     for (int i = 0; i < 4; i++) st.nonce[8 + i] = (uint8_t)(domain >> (8 * i));

@@ -45,34 +45,40 @@ void tsr_sample_uniform(const tsr_rns_basis *b, const uint8_t seed[TSR_SEED_BYTE
 /** Words per chunk of the chunked uniform stream (a fixed part of the key format). */
 #define TSR_SAMPLE_CHUNK 1024
 
-/** Rounds of the chunked stream's ChaCha: 20 (key files up to format 3's prg 1), 12 (prg 2). */
-#define TSR_SAMPLE_ROUNDS_CHACHA20 20
-#define TSR_SAMPLE_ROUNDS_CHACHA12 12
+/**
+ * Streams of the chunked uniform expansion, by id (the key format's prg byte):
+ * an id fixes both the ChaCha round count and the rejection rule, and is never
+ * redefined; a new combination (other rounds, other rule) takes a new id.
+ * 1: ChaCha20 + Barrett rejection (key files up to format 3's prg 1);
+ * 2: ChaCha12 + Lemire rejection (prg 2).
+ */
+#define TSR_SAMPLE_STREAM_CHACHA20 1
+#define TSR_SAMPLE_STREAM_CHACHA12 2
 
 /**
  * Words [off, off + len) of a uniform limb modulo m->q expanded from
  * (seed, domain): the limb is cut into chunks of TSR_SAMPLE_CHUNK words
  * (the last one shorter when N is not a multiple), and chunk c is drawn
- * from its own ChaCha stream with `rounds` rounds (20: ChaCha20, RFC 8439,
- * libsodium's tsr_stream_chacha20; 12: ChaCha12, the same construction with
- * 12 rounds, from the ring's SIMD kernels): key = seed, nonce = q (u64 LE)
- * then domain (u32 LE), blocks from c * 2^16 on, each 8-byte group read as a
+ * from its own ChaCha stream chosen by `stream` (TSR_SAMPLE_STREAM_CHACHA20:
+ * ChaCha20, RFC 8439, libsodium's tsr_stream_chacha20; TSR_SAMPLE_STREAM_CHACHA12:
+ * ChaCha12, the same construction with 12 rounds, from the ring's SIMD kernels): key = seed, nonce
+ * = q (u64 LE) then domain (u32 LE), blocks from c * 2^16 on, each 8-byte group read as a
  * little-endian word v. ChaCha20: v is kept when v < q * floor(2^64 / q)
  * and reduced mod q (Barrett); ChaCha12: v is kept when (v q mod 2^64) >=
  * 2^64 mod q and becomes floor(v q / 2^64) (Lemire 2019; the same
  * acceptance, one multiply). Other words are dropped, and the chunk's stream
  * continues until the chunk is full. So any
  * range of any limb is regenerated on its own, in any order, from any
- * thread, and a limb depends only on (seed, domain, q, rounds): sub-bases
+ * thread, and a limb depends only on (seed, domain, q, stream): sub-bases
  * and lower levels see the same words. Uniform in either domain: treat as
  * NTT form. This is the expansion of the a halves of seeded key-switching
- * keys (ckks/keys.c: the key records which rounds), generated during the
+ * keys (ckks/keys.c: the key records which stream), generated during the
  * key-switch inner products.
  * Precondition: domain < 2^32, off + len <= 2^16 * TSR_SAMPLE_CHUNK,
- * rounds 20 or 12.
+ * stream TSR_SAMPLE_STREAM_CHACHA20 or TSR_SAMPLE_STREAM_CHACHA12.
  */
 void tsr_sample_uniform_range(const tsr_modulus *m, const uint8_t seed[TSR_SEED_BYTES],
-                              uint32_t domain, unsigned rounds, size_t off, size_t len,
+                              uint32_t domain, unsigned stream, size_t off, size_t len,
                               uint64_t *out);
 
 /** out[0..n) uniform in {-1, 0, 1} (each with probability 1/3, rejection on bytes). */
