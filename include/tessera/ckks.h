@@ -384,8 +384,9 @@ TSR_API int tsr_ckks_relin_key_max_level(const tsr_ckks_relin_key *rk);
  * Bytes rk holds in memory; 0 for NULL. A generated or format-3 key holds the
  * b halves of its stored digits and a 32-byte seed: the a halves are
  * regenerated block by block (ChaCha12; ChaCha20 for keys written before it,
- * docs/CKKS.md) during every key switch, which costs CPU (about 10 % of a
- * bootstrapping at N = 2^16, docs/BENCHMARKS.md). A
+ * docs/CKKS.md) during every key switch, which costs CPU (docs/BENCHMARKS.md:
+ * 12.1 % of a bootstrapping at N = 2^16 with ChaCha20 keys, 6.4 % at N = 2^15
+ * with ChaCha12 keys). A
  * key read from a format-2 file, or expanded by tsr_ckks_relin_key_expand,
  * holds both halves.
  */
@@ -403,8 +404,8 @@ TSR_API tsr_status tsr_ckks_relin_key_trim(tsr_ckks_relin_key *rk, int max_level
  * Store the a halves of rk in memory (regenerated once from its seed) instead
  * of regenerating them during every key switch: the key's memory doubles
  * (tsr_ckks_relin_key_memory) and key switching no longer spends CPU on the
- * ChaCha12 stream (about 10 % of a bootstrapping at N = 2^16,
- * docs/BENCHMARKS.md). Results are bit-identical and the key serializes to
+ * ChaCha12 stream (6.4 % of a bootstrapping at N = 2^15, 12.1 % at N = 2^16
+ * with ChaCha20 keys: docs/BENCHMARKS.md). Results are bit-identical and the key serializes to
  * the same bytes. A no-op for a key already expanded. This mutates rk: no
  * evaluator may use rk while it runs.
  */
