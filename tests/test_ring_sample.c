@@ -326,7 +326,9 @@ static void test_uniform_known_answers(void **state) {
     /* ChaCha12 (stream 2): the same chunks with 12 rounds, a word v kept when
      * (v q mod 2^64) >= 2^64 mod q and sampled as floor(v q / 2^64) (Lemire); the 7th word of
      * chunk 0 is the first rejected one (from the same Python reference, which reproduces the
-     * ChaCha20 words above and `cryptography`'s ChaCha20 keystream at 20 rounds) */
+     * ChaCha20 words above and `cryptography`'s ChaCha20 keystream at 20 rounds; the kernel's
+     * 12 rounds are pinned independently by a published vector: test_ring_simd,
+     * test_chacha_published_vectors) */
     const struct {
         size_t off;
         uint64_t want;

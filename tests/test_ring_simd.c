@@ -653,6 +653,65 @@ static void test_forced_pipeline(void **state) {
     }
 }
 
+/* Hex string of 2 * 8 * nw digits -> nw little-endian words (the keystream bytes as u64). */
+static void hex_le_words(const char *hex, uint64_t *w, size_t nw) {
+    for (size_t i = 0; i < nw; i++) {
+        uint64_t v = 0;
+        for (int b = 0; b < 8; b++) {
+            unsigned byte = 0;
+            assert_int_equal(sscanf(hex + 16 * i + 2 * (size_t)b, "%2x", &byte), 1);
+            v |= (uint64_t)byte << (8 * b);
+        }
+        w[i] = v;
+    }
+}
+
+/*
+ * Published ChaCha vectors with reduced rounds, independent of Tessera and of
+ * the Python reference of test_ring_sample's known answers: TC1 of
+ * draft-strombergson-chacha-test-vectors-01 (all-zero 256-bit key and IV,
+ * blocks 0 and 1) at 8, 12 and 20 rounds. With nonce 0 the draft's 64-bit
+ * counter / 64-bit IV layout equals RFC 8439's 32-bit counter / 96-bit nonce
+ * layout, so the vectors apply unchanged. Every family's kernel, from the
+ * portable one on.
+ */
+static void test_chacha_published_vectors(void **state) {
+    (void)state;
+    static const struct {
+        unsigned rounds;
+        const char *hex; /* blocks 0 and 1 */
+    } tc1[] = {
+        { 8, "3e00ef2f895f40d67f5bb8e81f09a5a12c840ec3ce9a7f3b181be188ef711a1e"
+             "984ce172b9216f419f445367456d5619314a42a3da86b001387bfdb80e0cfe42"
+             "d2aefa0deaa5c151bf0adb6c01f2a5adc0fd581259f9a2aadcf20f8fd566a26b"
+             "5032ec38bbc5da98ee0c6f568b872a65a08abf251deb21bb4b56e5d8821e68aa" },
+        { 12, "9bf49a6a0755f953811fce125f2683d50429c3bb49e074147e0089a52eae155f"
+              "0564f879d27ae3c02ce82834acfa8c793a629f2ca0de6919610be82f411326be"
+              "0bd58841203e74fe86fc71338ce0173dc628ebb719bdcbcc151585214cc089b4"
+              "42258dcda14cf111c602b8971b8cc843e91e46ca905151c02744a6b017e69316" },
+        { 20, "76b8e0ada0f13d90405d6ae55386bd28bdd219b8a08ded1aa836efcc8b770dc7"
+              "da41597c5157488d7724e03fb8d84a376a43b8f41518a11cc387b669b2ee6586"
+              "9f07e7be5551387a98ba977c732d080dcb0f29a048e3656912c6533e32ee7aed"
+              "29b721769ce64e43d57133b074d839d531ed1f28510afb45ace10a1f4b794d6f" },
+    };
+    const uint32_t key_w[8] = { 0 }, nonce_w[3] = { 0 };
+    uint64_t want[16], got[16];
+    for (size_t t = 0; t < sizeof tc1 / sizeof tc1[0]; t++) {
+        hex_le_words(tc1[t].hex, want, 16);
+        for (int f = TSR_SIMD_PORTABLE; f <= TSR_SIMD_AVX512IFMA; f++) {
+            if (f != TSR_SIMD_PORTABLE && !family_available((tsr_simd)f)) continue;
+            memset(got, 0, sizeof got);
+            tsr_ring_kernels_for((tsr_simd)f)->chacha(got, key_w, nonce_w, 0, 2, tc1[t].rounds);
+            if (memcmp(got, want, sizeof want) != 0)
+                fail_msg("%s chacha: TC1 at %u rounds differs", tsr_simd_name((tsr_simd)f),
+                         tc1[t].rounds);
+            /* block 1 alone (counter 1) */
+            tsr_ring_kernels_for((tsr_simd)f)->chacha(got, key_w, nonce_w, 1, 1, tc1[t].rounds);
+            assert_memory_equal(got, want + 8, 8 * sizeof *got);
+        }
+    }
+}
+
 /*
  * ChaCha keystream: the portable kernel at 20 rounds is libsodium's ChaCha20 (IETF: the words
  * of tsr_stream_chacha20 read little-endian), and every family equals the portable kernel at
@@ -726,11 +785,17 @@ static void test_chacha_families(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ntt_families),         cmocka_unit_test(test_elementwise_families),
-        cmocka_unit_test(test_conv_row_families),    cmocka_unit_test(test_dot_families),
-        cmocka_unit_test(test_forced_pipeline),      cmocka_unit_test(test_split_ntt_families),
-        cmocka_unit_test(test_copy_stream_families), cmocka_unit_test(test_permute_families),
-        cmocka_unit_test(test_quotient_families),    cmocka_unit_test(test_chacha_families),
+        cmocka_unit_test(test_ntt_families),
+        cmocka_unit_test(test_elementwise_families),
+        cmocka_unit_test(test_conv_row_families),
+        cmocka_unit_test(test_dot_families),
+        cmocka_unit_test(test_forced_pipeline),
+        cmocka_unit_test(test_split_ntt_families),
+        cmocka_unit_test(test_copy_stream_families),
+        cmocka_unit_test(test_permute_families),
+        cmocka_unit_test(test_quotient_families),
+        cmocka_unit_test(test_chacha_families),
+        cmocka_unit_test(test_chacha_published_vectors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
