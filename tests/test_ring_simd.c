@@ -539,7 +539,7 @@ static void test_dot_families(void **state) {
     }
     uint64_t *a0 = tsr_alloc(n * 8), *a1 = tsr_alloc(n * 8), *b0 = tsr_alloc(n * 8),
              *b1 = tsr_alloc(n * 8);
-    uint64_t qs[N_BITS + 6];
+    uint64_t qs[N_BITS + 9];
     size_t nq = 0;
     for (size_t bi = 0; bi < N_BITS; bi++)
         tt_ok(tsr_prime_generate(prime_bits[bi], 8, 1, NULL, 0, &qs[nq++]));
@@ -548,6 +548,9 @@ static void test_dot_families(void **state) {
     qs[nq++] = (1ULL << 61) - 1;      /* Mersenne prime, just below 2^61 */
     qs[nq++] = (1ULL << 31) - 1;
     qs[nq++] = 3;
+    qs[nq++] = 1ULL << 40; /* powers of two (tsr_modulus_init accepts them): mu = 2^64 */
+    qs[nq++] = 1ULL << 61;
+    qs[nq++] = 2;
     for (int f = TSR_SIMD_AVX2; f <= TSR_SIMD_AVX512IFMA; f++) {
         if (!family_available((tsr_simd)f)) continue;
         const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
@@ -581,6 +584,18 @@ static void test_dot_families(void **state) {
                                  all_max ? " (all q-1)" : "");
                 }
             }
+            /* the element-wise products share the reduction */
+            random_vec_edges(&g, x[0], n, q);
+            random_vec_edges(&g, y0[0], n, q);
+            random_vec_edges(&g, a0, n, q);
+            memcpy(b0, a0, n * 8);
+            ref->mul_add(&m, a0, x[0], y0[0], n);
+            k->mul_add(&m, b0, x[0], y0[0], n);
+            ref->mul(&m, a1, x[0], y0[0], n);
+            k->mul(&m, b1, x[0], y0[0], n);
+            if (memcmp(a0, b0, n * 8) || memcmp(a1, b1, n * 8))
+                fail_msg("%s mul / mul_add differ: q=%llu", tsr_simd_name((tsr_simd)f),
+                         (unsigned long long)q);
         }
     }
     for (int j = 0; j < 64; j++) {

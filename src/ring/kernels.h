@@ -84,7 +84,10 @@ typedef struct tsr_ring_kernels {
     /*
      * Inner products over `terms` limb pairs: out0 = sum_j x[j] * y0[j],
      * out1 = sum_j x[j] * y1[j] (out1 and y1 may be NULL: one product only).
-     * Inputs < q; outputs overwritten, fully reduced; no aliasing.
+     * Inputs < q; outputs overwritten, fully reduced; no aliasing. Any
+     * modulus tsr_modulus_init accepts: the AVX2 family's one-multiply
+     * reduction needs q not a power of two and sends those (never an NTT
+     * prime) to the portable kernel, as its mul and mul_add do.
      */
     void (*dot2)(const tsr_modulus *m, uint64_t *out0, uint64_t *out1, const uint64_t *const *x,
                  const uint64_t *const *y0, const uint64_t *const *y1, size_t terms, size_t n);

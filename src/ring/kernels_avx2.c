@@ -24,6 +24,7 @@
  * lane.
  */
 #include "ring/kernels.h"
+#include "core/error.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -337,6 +338,7 @@ typedef struct dot_red {
 } dot_red;
 
 static dot_red dot_red_init(const tsr_modulus *m) {
+    TSR_ASSERT(m->q & (m->q - 1)); /* not a power of two: the callers send those portable */
     dot_red d;
     d.q = m->q;
     d.sh = (unsigned)m->bits - 1; /* q >= 2: b >= 2, so 1 <= sh <= 61 */
@@ -481,9 +483,17 @@ __attribute__((target("bmi2"))) static void mul_bmi2(const tsr_modulus *m, uint6
     mul_words(m, out, a, b, add, n);
 }
 
+/* q a power of two: mu = 2^64 does not fit the one-multiply step (dot_red_init), so such
+ * moduli (never an NTT prime) take the portable kernels. */
+static int pow2_modulus(const tsr_modulus *m) {
+    return (m->q & (m->q - 1)) == 0;
+}
+
 static void mul_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
                     size_t n) {
-    if (__builtin_cpu_supports("bmi2"))
+    if (pow2_modulus(m))
+        tsr_ring_kernels_portable.mul(m, out, a, b, n);
+    else if (__builtin_cpu_supports("bmi2"))
         mul_bmi2(m, out, a, b, 0, n);
     else
         mul_words(m, out, a, b, 0, n);
@@ -491,7 +501,9 @@ static void mul_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *a, cons
 
 static void mul_add_x64(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
                         size_t n) {
-    if (__builtin_cpu_supports("bmi2"))
+    if (pow2_modulus(m))
+        tsr_ring_kernels_portable.mul_add(m, out, a, b, n);
+    else if (__builtin_cpu_supports("bmi2"))
         mul_bmi2(m, out, a, b, 1, n);
     else
         mul_words(m, out, a, b, 1, n);
@@ -510,7 +522,9 @@ dot2_bmi2(const tsr_modulus *m, uint64_t *out0, uint64_t *out1, const uint64_t *
 
 static void dot2_x64(const tsr_modulus *m, uint64_t *out0, uint64_t *out1, const uint64_t *const *x,
                      const uint64_t *const *y0, const uint64_t *const *y1, size_t terms, size_t n) {
-    if (__builtin_cpu_supports("bmi2"))
+    if (pow2_modulus(m))
+        tsr_ring_kernels_portable.dot2(m, out0, out1, x, y0, y1, terms, n);
+    else if (__builtin_cpu_supports("bmi2"))
         dot2_bmi2(m, out0, out1, x, y0, y1, terms, n);
     else if (out1)
         dot2_pairs(m, out0, out1, x, y0, y1, terms, n);
