@@ -415,7 +415,8 @@ static void ksk_write(tsr_writer *w, const tsr_ckks_params *p, const ckks_ksk *k
 /*
  * One key-switching key of a frame of format `version`. Format 3: u32
  * max_level, u32 dnum (= digits at max_level), u8 prg, seed, the b halves
- * over max_level + 1 + k limbs; chunked-ChaCha20 keys stay seeded in memory.
+ * over max_level + 1 + k limbs; chunked keys (prg 1 ChaCha20, prg 2
+ * ChaCha12) stay seeded in memory, prg 0 keys are expanded.
  * Format 2: u32 dnum, seed, full b halves; its a halves came from the
  * per-limb XChaCha20 stream and are expanded into memory (such keys cannot
  * be seeded in the new stream without the secret key). The declared sizes
