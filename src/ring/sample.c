@@ -151,8 +151,10 @@ static void uniform_chunk(const tsr_modulus *m, const chunk_stream *st, size_t c
         /* what is missing, plus 1/8 for the words that will be rejected, in whole blocks */
         size_t want = cnt - k + (cnt - k) / 8 + 1;
         size_t blocks = (want + per_block - 1) / per_block;
-        /* the kernel's width (8 blocks: the words are the same, a few more are drawn) */
-        if (st->stream != TSR_SAMPLE_STREAM_CHACHA20) blocks = (blocks + 7) & ~(size_t)7;
+        /* the kernel's width (the words are the same, a few more are drawn) */
+        if (st->stream != TSR_SAMPLE_STREAM_CHACHA20)
+            blocks = (blocks + TSR_CHACHA_KERNEL_BLOCKS - 1) / TSR_CHACHA_KERNEL_BLOCKS *
+                     TSR_CHACHA_KERNEL_BLOCKS;
         if (blocks * per_block > TSR_SAMPLE_CHUNK) blocks = TSR_SAMPLE_CHUNK / per_block;
         stream_words(st, more, ctr, blocks);
         ctr += (uint32_t)blocks;
