@@ -269,6 +269,49 @@ static void uniform_range_stream(unsigned stream) {
     tsr_free(other);
 }
 
+/* Lemire's rule (stream 2) at its edges: w = v q, kept iff low64(w) >= t = 2^64 mod q, value
+ * high64(w); and Barrett's (stream 1) next to it. */
+static void test_squeeze_edges(void **state) {
+    (void)state;
+    tsr_modulus m;
+    const uint64_t q = 0x1000000000000021ULL; /* 2^60 + 33 */
+    tsr_modulus_init(&m, q);
+    const uint64_t t = ((uint64_t)0 - q) % q; /* 2^64 mod q, > 0 */
+    assert_true(t > 0);
+    /* v = ceil(j 2^64 / q) for j = 5: v q just past 5 2^64, low word (v q) mod 2^64 = v q - 5 2^64
+     */
+    const tsr_u128 two64 = (tsr_u128)1 << 64;
+    const uint64_t j = 5, vj = (uint64_t)((j * two64 + q - 1) / q);
+    const uint64_t low_j = (uint64_t)((tsr_u128)vj * q);
+    uint64_t in[] = { 0, 1, UINT64_MAX, vj, vj - 1 }, out[5];
+    size_t k = tsr_sample_squeeze_for_test(TSR_SAMPLE_STREAM_CHACHA12, &m, out, in, 5);
+    /* v = 0: low 0 < t, rejected; v = 1: low q >= t, kept as 0; UINT64_MAX: low 2^64 - q >= t,
+     * kept as q - 1; vj: kept iff low_j >= t, value j; vj - 1: low_j - q wraps, kept (low ~
+     * 2^64 - q + low_j >= t) as j - 1 */
+    size_t want = 0;
+    uint64_t exp[5];
+    exp[want++] = 0;
+    exp[want++] = q - 1;
+    if (low_j >= t) exp[want++] = j;
+    exp[want++] = j - 1;
+    assert_int_equal(k, want);
+    assert_memory_equal(out, exp, want * sizeof *exp);
+    /* q = 2^40: t = 0, every word kept, the top 40 bits */
+    tsr_modulus p2;
+    tsr_modulus_init(&p2, 1ULL << 40);
+    uint64_t in2[] = { 0, 1, UINT64_MAX, 0x123456789abcdef0ULL }, out2[4];
+    assert_int_equal(tsr_sample_squeeze_for_test(TSR_SAMPLE_STREAM_CHACHA12, &p2, out2, in2, 4), 4);
+    for (int i = 0; i < 4; i++) assert_int_equal(out2[i], in2[i] >> 24);
+    assert_int_equal(tsr_sample_squeeze_for_test(TSR_SAMPLE_STREAM_CHACHA20, &p2, out2, in2, 4), 4);
+    for (int i = 0; i < 4; i++) assert_int_equal(out2[i], in2[i] & ((1ULL << 40) - 1));
+    /* Barrett (stream 1): v kept iff v < q floor(2^64 / q), value v mod q */
+    const uint64_t limit = q * (UINT64_MAX / q);
+    uint64_t in3[] = { 0, limit - 1, limit, UINT64_MAX }, out3[4];
+    assert_int_equal(tsr_sample_squeeze_for_test(TSR_SAMPLE_STREAM_CHACHA20, &m, out3, in3, 4), 2);
+    assert_int_equal(out3[0], 0);
+    assert_int_equal(out3[1], (limit - 1) % q);
+}
+
 static void test_uniform_range(void **state) {
     (void)state;
     uniform_range_stream(TSR_SAMPLE_STREAM_CHACHA20);
@@ -368,11 +411,9 @@ static void test_uniform_known_answers(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_uniform),
-        cmocka_unit_test(test_uniform_range),
-        cmocka_unit_test(test_uniform_known_answers),
-        cmocka_unit_test(test_ternary),
-        cmocka_unit_test(test_gaussian),
+        cmocka_unit_test(test_uniform),         cmocka_unit_test(test_uniform_range),
+        cmocka_unit_test(test_squeeze_edges),   cmocka_unit_test(test_uniform_known_answers),
+        cmocka_unit_test(test_ternary),         cmocka_unit_test(test_gaussian),
         cmocka_unit_test(test_rns_consistency),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

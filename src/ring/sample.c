@@ -129,6 +129,14 @@ static size_t squeeze(const chunk_stream *st, const tsr_modulus *m, uint64_t *ou
                                                     : squeeze_lemire(m, out, in, n);
 }
 
+size_t tsr_sample_squeeze_for_test(unsigned stream, const tsr_modulus *m, uint64_t *out,
+                                   const uint64_t *in, size_t n) {
+    TSR_REQUIRE(stream == TSR_SAMPLE_STREAM_CHACHA20 || stream == TSR_SAMPLE_STREAM_CHACHA12,
+                "tsr_sample_squeeze_for_test: unknown stream");
+    const chunk_stream st = { .stream = stream };
+    return squeeze(&st, m, out, in, n);
+}
+
 /* Chunk c of the chunked stream: fill out[0..cnt) (cnt <= TSR_SAMPLE_CHUNK)
  * with the first cnt kept words of the chunk's keystream (squeeze_barrett for
  * ChaCha20, squeeze_lemire for ChaCha12): at least 3/4 of the words are kept

@@ -81,6 +81,14 @@ void tsr_sample_uniform_range(const tsr_modulus *m, const uint8_t seed[TSR_SEED_
                               uint32_t domain, unsigned stream, size_t off, size_t len,
                               uint64_t *out);
 
+/**
+ * Test hook: the rejection rule of `stream` (TSR_SAMPLE_STREAM_*) on the
+ * words in[0..n): writes the kept, mapped words to out in order (out may
+ * equal in) and returns how many. Not for other callers.
+ */
+size_t tsr_sample_squeeze_for_test(unsigned stream, const tsr_modulus *m, uint64_t *out,
+                                   const uint64_t *in, size_t n);
+
 /** out[0..n) uniform in {-1, 0, 1} (each with probability 1/3, rejection on bytes). */
 void tsr_sample_ternary(tsr_prng *g, int8_t *out, size_t n);
 
