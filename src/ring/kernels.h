@@ -54,7 +54,10 @@ typedef struct tsr_ring_kernels {
     void (*sub)(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
                 size_t n);
     void (*neg)(const tsr_modulus *m, uint64_t *out, const uint64_t *a, size_t n);
-    /* out = a * b (Barrett); out += a * b. */
+    /* out = a * b (Barrett); out += a * b. Inputs a, b and (mul_add) out < q:
+     * the AVX2 family's one-multiply reduction is exact only for
+     * a b + out < 2^(bitlen(q) + 63), while the portable kernels accept any
+     * 64-bit a, b; lazy (< 2q, < 4q) values must be reduced first. */
     void (*mul)(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
                 size_t n);
     void (*mul_add)(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
@@ -84,8 +87,8 @@ typedef struct tsr_ring_kernels {
     /*
      * Inner products over `terms` limb pairs: out0 = sum_j x[j] * y0[j],
      * out1 = sum_j x[j] * y1[j] (out1 and y1 may be NULL: one product only).
-     * Inputs < q; outputs overwritten, fully reduced; no aliasing. Any
-     * modulus tsr_modulus_init accepts: the AVX2 family's one-multiply
+     * Inputs < q (required: the AVX2 family's chunk lengths assume it); outputs overwritten, fully
+     * reduced; no aliasing. Any modulus tsr_modulus_init accepts: the AVX2 family's one-multiply
      * reduction needs q not a power of two and sends those (never an NTT
      * prime) to the portable kernel, as its mul and mul_add do.
      */

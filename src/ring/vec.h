@@ -25,10 +25,10 @@ void tsr_vec_sub(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const u
                  size_t n);
 /** out = -a mod q. */
 void tsr_vec_neg(const tsr_modulus *m, uint64_t *out, const uint64_t *a, size_t n);
-/** out = a * b mod q (Barrett). */
+/** out = a * b mod q (Barrett). Precondition: a, b < q (fully reduced; kernels.h). */
 void tsr_vec_mul(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
                  size_t n);
-/** out = out + a * b mod q. */
+/** out = out + a * b mod q. Precondition: a, b, out < q (fully reduced; kernels.h). */
 void tsr_vec_mul_add(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *b,
                      size_t n);
 /** out = a * s mod q for one constant s < q (Shoup). */
