@@ -33,7 +33,17 @@ typedef struct tsr_conv_coeffs {
 
 typedef struct tsr_ring_kernels {
     tsr_simd family;
-    /* In-place NTTs (see ntt.h for pre/postconditions). */
+    /* In-place NTTs (see ntt.h for pre/postconditions).
+     * Contract of every ntt_fwd kernel (ring/ntt_sub.c relies on it: it runs
+     * the degree-m transform on a copy of the degree-N table with n = m): it
+     * reads only t->n, t->log_n, t->mod and the twiddle tables fwd, fwd_sh,
+     * fwd52_sh, fwd4, fwd4_sh, fwd8, fwd8_sh, each only by index and only at
+     * indices < t->n (fwd4/fwd8 and theirs at k with 4k resp. 8k < t->n), so
+     * that the prefix of a larger table is a valid smaller one. A kernel that
+     * needs a per-n layout (a precomputed table whose words depend on n, not
+     * on the index alone) must build it for the m-point view too, or
+     * ntt_sub.c must switch to real m-point tables; test_ring_ntt_sub checks
+     * the view against the full transform with every SIMD family the CPU has. */
     void (*ntt_fwd)(const tsr_ntt_table *t, uint64_t *a);
     void (*ntt_inv)(const tsr_ntt_table *t, uint64_t *a);
     /* Split NTTs (ntt.h, tsr_ntt_forward_outer etc.): the outer stages on

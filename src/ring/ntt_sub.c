@@ -19,7 +19,8 @@ void tsr_ntt_forward_sub(const tsr_ntt_table *t, uint64_t *a, size_t m) {
     }
     /* A view of t for degree m: every forward kernel reads the words fwd[k] (and their Shoup
      * and SIMD companions fwd52_sh, fwd4 = fwd[4k], fwd8 = fwd[8k]) at k < m only, which are
-     * those of the degree-m table of psi^(N/m) (ntt_sub.h); the inverse tables are unused. */
+     * those of the degree-m table of psi^(N/m) (ntt_sub.h); the inverse tables are unused.
+     * This is the written contract of ntt_fwd in ring/kernels.h. */
     tsr_ntt_table v = *t;
     v.n = m;
     v.log_n = 0;
