@@ -820,17 +820,88 @@ static size_t level_keys_identical(he *h, const tsr_circuits_boot_config *cfg, i
 }
 
 /*
+ * Sparse slots, diagonals on the fly (every diagonal as its 2p subring
+ * coefficients) and stored (the default mix): the same rotation steps and a
+ * bit-identical bootstrap. CoeffsToSlots' last factor is the packing [M; -iM]:
+ * slot period 2n exactly, so 2 * 2n coefficients per diagonal on the fly, and
+ * encoded by default (32 * 2n > S). Every other factor's diagonals have
+ * periods dividing 2n (the data's, not a formula of the stage split).
+ */
+static void sparse_fly_identical(he *h, const tsr_circuits_boot_config *cfg) {
+    tsr_circuits_boot_config fly_cfg = *cfg;
+    fly_cfg.diagonals_on_the_fly = 1;
+    tsr_circuits_boot *b, *fly;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, cfg));
+    tt_ok(tsr_circuits_boot_create(&fly, h->enc, h->p, &fly_cfg));
+    tsr_circuits_boot_info info;
+    tsr_circuits_boot_get_info(b, &info);
+    assert_true(info.slots < h->slots);
+    size_t n = tsr_circuits_boot_rotations(b, NULL, 0);
+    int *steps = malloc(n * sizeof *steps), *fly_steps = malloc(n * sizeof *fly_steps);
+    assert_true(steps && fly_steps);
+    tsr_circuits_boot_rotations(b, steps, n);
+    assert_int_equal(tsr_circuits_boot_rotations(fly, fly_steps, n), n);
+    assert_memory_equal(steps, fly_steps, n * sizeof *steps);
+    tsr_circuits_boot_factor fac[32], fly_fac[32];
+    size_t nf = tsr_circuits_boot_factors(b, fac, 32, 0, NULL, 0);
+    assert_int_equal(nf, (size_t)(info.cts_levels + info.stc_levels));
+    assert_int_equal(tsr_circuits_boot_factors(fly, fly_fac, 32, 0, NULL, 0), nf);
+    const uint64_t period2 = 2 * (uint64_t)info.slots, big_n = tsr_ckks_params_n(h->p);
+    const uint64_t k = (uint64_t)tsr_ckks_params_special_count(h->p);
+    for (size_t f = 0; f < nf; f++) {
+        assert_int_equal(fac[f].diagonals, fly_fac[f].diagonals);
+        const uint64_t d = fac[f].diagonals, fb = fly_fac[f].diag_bytes;
+        /* on the fly: 16 bytes per slot of period, each period a power of two <= 2n */
+        assert_true(fb % 16 == 0 && fb >= 16 * d && fb <= 16 * d * period2);
+        if (fac[f].stage == 0 && fac[f].index == info.cts_levels - 1) {
+            assert_int_equal(fb, d * 2 * period2 * 8);
+            assert_true(32 * period2 > h->slots);
+            assert_int_equal(fac[f].diag_bytes, d * big_n * 8 * ((uint64_t)fac[f].level + 1 + k));
+        }
+        /* by default a diagonal is kept as coefficients or encoded (at least as large) */
+        assert_true(fac[f].diag_bytes >= fb);
+    }
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    double *v = rand_slots(h, info.slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, v, 1), *out;
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tt_ok(tsr_circuits_bootstrap(b, ev, out, ct));
+    double *stored = decrypt(h, out);
+    tt_ok(tsr_circuits_bootstrap(fly, ev, out, ct));
+    double *on_fly = decrypt(h, out);
+    assert_memory_equal(stored, on_fly, 2 * h->slots * sizeof *stored);
+    double worst, mean;
+    precision(stored, v, info.slots, &worst, &mean);
+    assert_true(mean > 18); /* a bootstrap did run */
+    free(stored);
+    free(on_fly);
+    free(v);
+    free(steps);
+    free(fly_steps);
+    tsr_ckks_ciphertext_free(ct);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(fly);
+    tsr_circuits_boot_free(b);
+}
+
+/*
  * Level-aware keys with sparse slots split 3 + 2 (SlotsToCoeffs then has
  * steps of its own at N = 2^10 and 2^11, so keys are trimmed below EvalMod's
  * level; with the default split at N = 2^10 every step is shared with
  * CoeffsToSlots) and with the real-pair bootstrap: trimmed keys
- * bit-identical to full ones.
+ * bit-identical to full ones; and diagonals on the fly bit-identical to the
+ * stored ones with sparse slots (sparse_fly_identical).
  */
 static void test_boot_level_keys_sparse_real(void **state) {
     he *h = *state;
     tsr_circuits_boot_config cfg = { .slots = h->slots / 16, .cts_levels = 3, .stc_levels = 2 };
     assert_true(level_keys_identical(h, &cfg, 0) > 0);
     level_keys_identical(h, &cfg, 1);
+    sparse_fly_identical(h, &cfg);
 }
 
 /* Level-aware keys with sparse-secret encapsulation: bit-identical. */
