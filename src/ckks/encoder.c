@@ -145,21 +145,6 @@ static tsr_status encode(tsr_ckks_encoder *e, tsr_ckks_plaintext *pt, const doub
     return TSR_OK;
 }
 
-tsr_status ckks_encode_complex_qp(tsr_ckks_encoder *e, const tsr_ckks_params *want, uint64_t *data,
-                                  const double *values, size_t n, int level, double scale,
-                                  double *mag, double *err) {
-    TSR_REQUIRE(e && want && data && (values || n == 0) && mag && err,
-                "ckks_encode_complex_qp: NULL argument");
-    TSR_TRY(ckks_params_check(e->params, want, "the encoder"));
-    tsr_ckks_params *p = e->params;
-    TSR_REQUIRE(level >= 0 && level <= p->L, "ckks_encode_complex_qp: level out of range");
-    TSR_TRY(encode_coef(e, values, n, 1, level, scale, mag));
-    TSR_TRY(tsr_rns_from_double(p->qlp[level], data, e->coef));
-    tsr_rns_ntt(p->qlp[level], data);
-    *err = ckks_noise_rounding(p, scale);
-    return TSR_OK;
-}
-
 tsr_status ckks_encode_complex_coef(tsr_ckks_encoder *e, const tsr_ckks_params *want, double *coef,
                                     const double *values, size_t n, int level, double scale,
                                     double *mag, double *err) {
@@ -171,13 +156,6 @@ tsr_status ckks_encode_complex_coef(tsr_ckks_encoder *e, const tsr_ckks_params *
     TSR_TRY(encode_coef(e, values, n, 1, level, scale, mag));
     memcpy(coef, e->coef, p->n * sizeof *coef);
     *err = ckks_noise_rounding(p, scale);
-    return TSR_OK;
-}
-
-tsr_status ckks_coef_to_qp(const tsr_ckks_params *p, int level, const double *coef,
-                           uint64_t *data) {
-    TSR_TRY(tsr_rns_from_double(p->qlp[level], data, coef));
-    tsr_rns_ntt(p->qlp[level], data);
     return TSR_OK;
 }
 

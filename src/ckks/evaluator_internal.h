@@ -147,26 +147,18 @@ tsr_status ckks_qp_moddown(tsr_ckks_evaluator *ev, int level, uint64_t *in0, uin
 /** out = round(in / P) for one QP polynomial (as ckks_qp_moddown; counted as one ModDown). */
 tsr_status ckks_qp_moddown1(tsr_ckks_evaluator *ev, int level, uint64_t *in, uint64_t *out);
 /**
- * Encode n complex values (re, im interleaved) at `level` and `scale` over
- * Q_l u P: data receives l + 1 + k limbs, NTT form (a plaintext for products
- * with QP polynomials). *mag: the largest |value|; *err: the rounding error
- * (value units), as tsr_ckks_encode_complex records them. p: the parameters
- * data was sized for; an encoder of other parameters is refused
- * (TSR_ERR_MISMATCH) before anything is written.
- */
-/**
- * ckks_encode_complex_qp in two halves: the rounded (integer-valued)
- * coefficients, N doubles, then their form over Q_level u P (NTT): the same
- * words as ckks_encode_complex_qp. For plaintexts kept small and converted
- * when used (1 word per coefficient instead of level + 1 + k).
+ * The rounded (integer-valued) coefficients of n complex values (re, im
+ * interleaved) encoded at `level` and `scale`: N doubles, the coefficients
+ * tsr_ckks_encode_complex rounds before its RNS form (circuits/
+ * linear_transform.c converts them over Q_level u P itself, limb by limb).
+ * *mag: the largest |value|; *err: the rounding error (value units), as
+ * tsr_ckks_encode_complex records them. want: the parameters coef was sized
+ * for; an encoder of other parameters is refused (TSR_ERR_MISMATCH) before
+ * anything is written.
  */
 tsr_status ckks_encode_complex_coef(tsr_ckks_encoder *e, const tsr_ckks_params *want, double *coef,
                                     const double *values, size_t n, int level, double scale,
                                     double *mag, double *err);
-tsr_status ckks_coef_to_qp(const tsr_ckks_params *p, int level, const double *coef, uint64_t *data);
-tsr_status ckks_encode_complex_qp(tsr_ckks_encoder *e, const tsr_ckks_params *p, uint64_t *data,
-                                  const double *values, size_t n, int level, double scale,
-                                  double *mag, double *err);
 
 /* Noise model (encrypt.c). */
 double ckks_noise_fresh_pk(const tsr_ckks_params *p, double scale);
