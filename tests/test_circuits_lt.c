@@ -19,6 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 typedef struct he {
     tsr_ckks_params *p;
@@ -514,6 +517,12 @@ static void double_hoisting_p(he *h, const size_t *idx, size_t nd, const size_t 
             if (n_fly) {
                 assert_non_null(fly.coef_i); /* integer coefficients: converted without rounding */
                 assert_null(fly.coef);       /* nothing reads them as doubles */
+#ifdef __GLIBC__
+                /* the buffer holds just the coefficients (its growth's slack trimmed): at most
+                 * malloc's rounding, a page for a large block */
+                const size_t coef_bytes = fly.coef_off[nd] * sizeof *fly.coef_i;
+                assert_true(malloc_usable_size(fly.coef_i) < coef_bytes + 4096 + 64);
+#endif
             }
             if (store == CIRCUITS_DIAGS_ON_THE_FLY) subring_layout(h, &fly, diag, period);
             for (int k = 0; k < 2; k++) {

@@ -423,7 +423,12 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
 #pragma omp parallel for schedule(static) if (limbs > 1 && N >= 2048)
         for (int i = 0; i < (int)limbs; i++) coef_limb(NULL, c, m, qp, (size_t)i, dst + i * N);
     }
-    if (st == TSR_OK && lt->n_fly) coef_to_int(lt);
+    if (st == TSR_OK && lt->n_fly) {
+        /* trim the geometric growth's slack (up to as much again as the coefficients) */
+        double *fit = realloc(lt->coef, lt->coef_off[n_diags] * sizeof *fit);
+        if (fit) lt->coef = fit;
+        coef_to_int(lt);
+    }
 done:
     fft_cache_free(&fc);
     free(d);
