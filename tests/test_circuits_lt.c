@@ -541,6 +541,16 @@ static void double_hoisting_p(he *h, const size_t *idx, size_t nd, const size_t 
                                         (size_t)level * 2 * S * sizeof(uint64_t));
                 tsr_ckks_ciphertext_free(o);
             }
+            /* the on-the-fly limbs' scratch is the evaluator's, kept for the next transform */
+            if (n_fly) {
+                const uint64_t *kept = ev->lt_scratch;
+                assert_non_null(kept);
+                tsr_ckks_ciphertext *o;
+                tt_ok(tsr_ckks_ciphertext_create(&o, h->p));
+                tt_ok(circuits_bsgs_apply(ev, o, in, &fly));
+                assert_ptr_equal(ev->lt_scratch, kept);
+                tsr_ckks_ciphertext_free(o);
+            }
             circuits_bsgs_free(&fly);
         }
         for (int k = 0; k < 2; k++) tsr_ckks_ciphertext_free(out[k]);

@@ -560,7 +560,7 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     TSR_ASSERT(in->level == level && in->size == 2 && lt->n_diags > 0);
     size_t nb = 0;
     int *bsteps = NULL, *slot_of = NULL;
-    uint64_t *baby = NULL, *work = NULL, *scratch = NULL;
+    uint64_t *baby = NULL, *work = NULL, *scratch = NULL; /* scratch: ev's, not freed here */
     const uint64_t **terms = NULL;
     tsr_ckks_ciphertext *mid = NULL;
     tsr_status st = list_babies(lt, &bsteps, &slot_of, &nb);
@@ -575,7 +575,15 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
      * per thread (fly_inner_sum) */
     const int fly = circuits_bsgs_on_the_fly(lt);
     work = tsr_alloc(4 * poly * sizeof *work);
-    scratch = fly ? tsr_alloc((size_t)max_threads() * (FLY_GROUP + 2) * N * sizeof *scratch) : NULL;
+    if (fly) { /* kept in the evaluator (one per thread of the caller, as is ev) */
+        const size_t words = (size_t)max_threads() * (FLY_GROUP + 2) * N;
+        if (ev->lt_scratch_words < words) {
+            tsr_free(ev->lt_scratch);
+            ev->lt_scratch = tsr_alloc(words * sizeof *ev->lt_scratch);
+            ev->lt_scratch_words = ev->lt_scratch ? words : 0;
+        }
+        scratch = ev->lt_scratch;
+    }
     terms = malloc(3 * (nb ? nb : 1) * sizeof *terms);
     if (!baby || !work || !terms || (fly && !scratch)) {
         st = tsr_fail(TSR_ERR_NOMEM,
@@ -682,7 +690,6 @@ done:
     free(slot_of);
     tsr_free(baby);
     tsr_free(work);
-    tsr_free(scratch);
     free(terms);
     tsr_ckks_ciphertext_free(mid);
     return st;

@@ -18,6 +18,11 @@ struct tsr_ckks_evaluator {
     uint64_t *ks_tls;    /* per thread: dnum digit blocks, 2 accumulator blocks, 1 temporary */
     uint64_t *ks_limb;   /* per thread: one limb of both outputs (rotations: permuted from here) */
     int ks_tls_threads;
+    /* Linear transforms' limbs converted on the fly (circuits/linear_transform.c,
+     * fly_inner_sum: per thread), kept between transforms; grown when more are needed, freed
+     * with the key-switching scratch. */
+    uint64_t *lt_scratch;
+    size_t lt_scratch_words;
     const uint64_t *ks_src; /* the switched polynomial (its limbs are the digits' own) */
     int ks_level;           /* level of the decomposed polynomial */
     int ks_digits_done;     /* the digits' inner forward stages are done too */
@@ -48,7 +53,7 @@ tsr_status ckks_evaluator_twin(tsr_ckks_evaluator *ev, tsr_ckks_evaluator **twin
 
 /** Allocate the key-switching scratch. */
 tsr_status ckks_ks_scratch(tsr_ckks_evaluator *ev);
-/** Free it (the next key switch allocates it again). */
+/** Free it and lt_scratch (the next key switch or transform allocates them again). */
 void ckks_ks_scratch_free(tsr_ckks_evaluator *ev);
 /**
  * Decompose d (NTT form, level l) for one or more key switches (hoisting):

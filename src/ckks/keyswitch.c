@@ -122,6 +122,9 @@ void ckks_ks_scratch_free(tsr_ckks_evaluator *ev) {
     /* reallocated by the next key switch */
     ev->ks_coef = ev->ks_digits = ev->ks_acc = ev->ks_tls = ev->ks_limb = NULL;
     ev->ks_tls_threads = 0;
+    tsr_free(ev->lt_scratch);
+    ev->lt_scratch = NULL;
+    ev->lt_scratch_words = 0;
     ev->ks_src = NULL;
     ev->ks_digits_done = 0;
 }
