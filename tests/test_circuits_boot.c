@@ -872,6 +872,25 @@ static void sparse_fly_identical(he *h, const tsr_circuits_boot_config *cfg) {
     tt_ok(tsr_circuits_bootstrap(fly, ev, out, ct));
     double *on_fly = decrypt(h, out);
     assert_memory_equal(stored, on_fly, 2 * h->slots * sizeof *stored);
+    /* 2: every diagonal encoded, the same words; 3 is refused */
+    tsr_circuits_boot_config enc_cfg = *cfg;
+    enc_cfg.diagonals_on_the_fly = 2;
+    tsr_circuits_boot *all_enc;
+    tt_ok(tsr_circuits_boot_create(&all_enc, h->enc, h->p, &enc_cfg));
+    tsr_circuits_boot_factor enc_fac[32];
+    assert_int_equal(tsr_circuits_boot_factors(all_enc, enc_fac, 32, 0, NULL, 0), nf);
+    for (size_t f = 0; f < nf; f++)
+        assert_int_equal(enc_fac[f].diag_bytes, (uint64_t)enc_fac[f].diagonals * big_n * 8 *
+                                                    ((uint64_t)enc_fac[f].level + 1 + k));
+    tt_ok(tsr_circuits_bootstrap(all_enc, ev, out, ct));
+    double *encoded = decrypt(h, out);
+    assert_memory_equal(stored, encoded, 2 * h->slots * sizeof *stored);
+    free(encoded);
+    tsr_circuits_boot_free(all_enc);
+    enc_cfg.diagonals_on_the_fly = 3;
+    tsr_circuits_boot *bad = NULL;
+    assert_int_equal(tsr_circuits_boot_create(&bad, h->enc, h->p, &enc_cfg), TSR_ERR_INVALID_ARG);
+    assert_null(bad);
     double worst, mean;
     precision(stored, v, info.slots, &worst, &mean);
     assert_true(mean > 18); /* a bootstrap did run */

@@ -454,7 +454,7 @@ typedef struct tsr_circuits_boot_config {
      */
     unsigned encapsulation_hw;
     /**
-     * Nonzero: keep every DFT factor's diagonals as their rounded
+     * 1: keep every DFT factor's diagonals as their rounded
      * coefficients (a diagonal of slot period p is a polynomial in X^(N/2p):
      * 2p words instead of (level + 1 + k) N) and convert them limb by limb
      * when applied (a 2p-point NTT per limb): bit-identical results, about
@@ -463,6 +463,10 @@ typedef struct tsr_circuits_boot_config {
      * conversion costs about what reading them encoded does (with full slots,
      * every factor but the two holding the largest butterfly stage), the
      * others encoded once at creation.
+     * 1: every diagonal as coefficients (the nonzero case above).
+     * 2: every diagonal encoded once at creation (the most memory; the layout
+     * before the default mix, to compare with it or to avoid it).
+     * Other values are refused (TSR_ERR_INVALID_ARG).
      */
     unsigned diagonals_on_the_fly;
 } tsr_circuits_boot_config;

@@ -55,7 +55,7 @@ struct tsr_circuits_boot {
     int *steps;      /* all rotation steps, sorted, distinct */
     size_t n_steps;
     unsigned encap_h; /* Hamming weight of the temporary secret, 0: no encapsulation */
-    int on_the_fly;   /* diagonals kept as coefficients (config.diagonals_on_the_fly) */
+    int on_the_fly;   /* config.diagonals_on_the_fly: 0 subring mix, 1 coefficients, 2 encoded */
     const tsr_ckks_switch_key *to_sparse, *to_dense; /* borrowed */
 };
 
@@ -348,6 +348,12 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
                         "least 2^20 and R at least 4 (q_0 has %.1f bits)",
                         ratio, log2(q0));
 
+    if (c.diagonals_on_the_fly > 2)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "config.diagonals_on_the_fly = %u: 0 (default mix), 1 (every diagonal as "
+                        "coefficients) or 2 (every diagonal encoded)",
+                        c.diagonals_on_the_fly);
+
     tsr_circuits_boot *b = calloc(1, sizeof *b);
     if (!b) return tsr_fail(TSR_ERR_NOMEM, "out of memory for bootstrapping");
     b->p = ckks_params_ref(p);
@@ -357,7 +363,7 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
     b->ks = ks;
     b->k = k;
     b->encap_h = c.encapsulation_hw;
-    b->on_the_fly = c.diagonals_on_the_fly != 0;
+    b->on_the_fly = (int)c.diagonals_on_the_fly;
     b->r = (int)r;
     b->in_scale = ldexp(q0, -(int)ratio);
     b->trace_steps = ilog2(full / n);

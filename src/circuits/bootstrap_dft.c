@@ -213,7 +213,9 @@ tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p
      * (docs/BENCHMARKS.md) */
     tsr_status st =
         circuits_bsgs_create_ex(lt, enc, p, index, count, n, 0, dmat_diag_fn, &ctx, level, in_scale,
-                                on_the_fly ? CIRCUITS_DIAGS_ON_THE_FLY : CIRCUITS_DIAGS_SUBRING);
+                                on_the_fly == 2   ? CIRCUITS_DIAGS_ENCODED
+                                : on_the_fly == 1 ? CIRCUITS_DIAGS_ON_THE_FLY
+                                                  : CIRCUITS_DIAGS_SUBRING);
     free(index);
     return st;
 }

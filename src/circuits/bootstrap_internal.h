@@ -31,8 +31,9 @@ tsr_status boot_dft_factors(boot_dmat *mats, int groups, const ckks_fft *f, int 
 typedef circuits_bsgs boot_lt;
 
 /** Encode factor * m (replicated with period n over all slots) for inputs at level, in_scale
- * (on_the_fly: every diagonal kept as coefficients; otherwise those of slot period at most
- * slots / 32, the others encoded: CIRCUITS_DIAGS_SUBRING, circuits_bsgs_create_ex). */
+ * (on_the_fly, config.diagonals_on_the_fly: 1 every diagonal kept as coefficients; 2 every
+ * diagonal encoded; 0 those of slot period at most slots / 32 as coefficients, the others
+ * encoded: CIRCUITS_DIAGS_SUBRING, circuits_bsgs_create_ex). */
 tsr_status boot_lt_create(boot_lt *lt, tsr_ckks_encoder *enc, tsr_ckks_params *p,
                           const boot_dmat *m, double factor, int level, double in_scale,
                           int on_the_fly);
