@@ -9,6 +9,7 @@
  */
 #include "boot_check.h"
 
+#include "circuits/circuits_internal.h"
 #include "ckks/evaluator_internal.h"
 #include "tessera.h"
 
@@ -631,7 +632,7 @@ static void test_boot_level_keys(void **state) {
         /* by default the factors of period <= S/32 as coefficients, the others encoded */
         assert_int_equal(
             fac[f].diag_bytes,
-            32 * period <= h->slots
+            CIRCUITS_SUBRING_MIN_RATIO * period <= h->slots
                 ? (uint64_t)fac[f].diagonals * 2 * period * 8
                 : words * 8 * (uint64_t)(fac[f].level + 1 + tsr_ckks_params_special_count(h->p)));
     }
@@ -855,7 +856,7 @@ static void sparse_fly_identical(he *h, const tsr_circuits_boot_config *cfg) {
         assert_true(fb % 16 == 0 && fb >= 16 * d && fb <= 16 * d * period2);
         if (fac[f].stage == 0 && fac[f].index == info.cts_levels - 1) {
             assert_int_equal(fb, d * 2 * period2 * 8);
-            assert_true(32 * period2 > h->slots);
+            assert_true(CIRCUITS_SUBRING_MIN_RATIO * period2 > h->slots);
             assert_int_equal(fac[f].diag_bytes, d * big_n * 8 * ((uint64_t)fac[f].level + 1 + k));
         }
         /* by default a diagonal is kept as coefficients or encoded (at least as large) */

@@ -507,7 +507,8 @@ static void double_hoisting_p(he *h, const size_t *idx, size_t nd, const size_t 
             size_t words = 0, n_fly = 0;
             for (size_t t = 0; t < nd; t++) {
                 const size_t per = period ? period[t] : S;
-                const int kept = store == CIRCUITS_DIAGS_ON_THE_FLY || 32 * per <= S;
+                const int kept =
+                    store == CIRCUITS_DIAGS_ON_THE_FLY || CIRCUITS_SUBRING_MIN_RATIO * per <= S;
                 assert_true(kept == (fly.pt[t] == NULL));
                 words += kept ? 2 * per : limb_words;
                 n_fly += (size_t)kept;

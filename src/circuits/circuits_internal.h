@@ -60,6 +60,10 @@ static inline int circuits_bsgs_on_the_fly(const circuits_bsgs *lt) {
     return lt->n_fly > 0;
 }
 
+/** CIRCUITS_DIAGS_SUBRING keeps as coefficients the diagonals of slot period p with
+ * CIRCUITS_SUBRING_MIN_RATIO * p <= slots (the one owner of that threshold). */
+enum { CIRCUITS_SUBRING_MIN_RATIO = 32 };
+
 /** Where a transform keeps its diagonals (circuits_bsgs_create_ex). */
 typedef enum circuits_diag_store {
     /** every diagonal encoded over Q_l u P at creation ((l + 1 + k) N words) */

@@ -407,7 +407,7 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
         lt->pt_mag[t] = mag;
         lt->coef_off[t + 1] = lt->coef_off[t];
         if (store == CIRCUITS_DIAGS_ON_THE_FLY ||
-            (store == CIRCUITS_DIAGS_SUBRING && 32 * per <= slots)) {
+            (store == CIRCUITS_DIAGS_SUBRING && CIRCUITS_SUBRING_MIN_RATIO * per <= slots)) {
             st = coef_append(lt, &cap, lt->coef_off[t], c, m);
             lt->coef_off[t + 1] += m;
             lt->n_fly++;
