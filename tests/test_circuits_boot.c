@@ -314,6 +314,13 @@ static void test_boot_errors(void **state) {
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
     cfg = (tsr_circuits_boot_config){ .cts_levels = 40 };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    /* the cosine's degree in x' (even, 2..TSR_CIRCUITS_MAX_DEGREE) */
+    cfg = (tsr_circuits_boot_config){ .cos_degree = 1 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    cfg = (tsr_circuits_boot_config){ .cos_degree = TSR_CIRCUITS_MAX_DEGREE + 1 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    cfg = (tsr_circuits_boot_config){ .cos_degree = 4000000000u };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
     /* a chain too short for the circuit */
     cfg = (tsr_circuits_boot_config){ .cts_levels = 6, .stc_levels = 6 };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_LEVEL);

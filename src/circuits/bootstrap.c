@@ -367,6 +367,9 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
     if (c.cos_degree == 1)
         st = tsr_fail(TSR_ERR_INVALID_ARG,
                       "config.cos_degree = 1: EvalMod's cosine is even, of degree >= 2");
+    if (c.cos_degree > TSR_CIRCUITS_MAX_DEGREE)
+        st = tsr_fail(TSR_ERR_INVALID_ARG, "config.cos_degree = %u: at most %d", c.cos_degree,
+                      TSR_CIRCUITS_MAX_DEGREE);
     if (st == TSR_OK) st = fit_cosine(b, c.cos_degree);
     if (st == TSR_OK) {
         tsr_cheb s = { -1, 1, b->cos_degree / 2, b->cos_coeffs };
