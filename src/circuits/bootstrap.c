@@ -719,7 +719,10 @@ static tsr_status eval_mod_part(const tsr_circuits_boot *b, tsr_ckks_evaluator *
     TSR_TRY(tsr_ckks_mul_int(ev, y, y, 2));
     TSR_TRY(tsr_ckks_sub_const(ev, y, y, 1.0, 0.0));
     TSR_TRY(boot_snap_scale(y, tsr_ckks_params_scale(b->p, tsr_ckks_ciphertext_level(y))));
-    /* |2 x'^2 - 1| <= 1 for |x'| <= 1: the exact bound, for the Chebyshev powers' checks */
+    /* |2 x'^2 - 1| <= 1 for |x'| <= 1: the exact bound, for the Chebyshev powers' checks.
+     * It assumes bootstrapping's precondition |I| < K (then |x'| < 1). When that fails, |y|
+     * reaches 2 |x'|^2 - 1 > 1 and this bound understates it (the result is wrong then
+     * anyway: the cosine is fitted on [-1, 1] only). */
     y->mag = 1.0;
     tsr_cheb s = { -1, 1, b->cos_degree / 2, b->cos_coeffs };
     TSR_TRY(tsr_circuits_poly_eval(ev, y, y, &s, NULL));
