@@ -9,6 +9,7 @@
  */
 #include "boot_check.h"
 
+#include "circuits/bootstrap_internal.h"
 #include "ckks/evaluator_internal.h"
 #include "tessera.h"
 
@@ -191,19 +192,17 @@ static void test_boot_sparse(void **state) {
     unsigned long full = eval_mod_switches(h, NULL), sparse = eval_mod_switches(h, &cfg);
     assert_true(full > 3);
     assert_int_equal(sparse - 1, (full - 1) / 2);
-    /* per half: the square y = 2 x'^2 - 1, the cosine's series in y (dense, degree
-     * cos_degree / 2, as planned), the r double angles; plus the conjugation */
+    /* per half: the square y = 2 x'^2 - 1, the cosine's series in y (its real coefficients,
+     * degree cos_degree / 2, as planned), the r double angles; plus the conjugation */
     tsr_circuits_boot *b;
     tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, &cfg));
     tsr_circuits_boot_info info;
     tsr_circuits_boot_get_info(b, &info);
-    tsr_circuits_boot_free(b);
-    double c[128];
-    assert_true(info.cos_degree % 2 == 0 && info.cos_degree / 2 < 128);
-    for (size_t i = 0; i <= info.cos_degree / 2; i++) c[i] = 1.0 / (double)(i + 1);
-    tsr_cheb q = { -1, 1, info.cos_degree / 2, c };
+    tsr_cheb q = boot_cos_series(b);
+    assert_int_equal(2 * q.degree, info.cos_degree);
     tsr_circuits_poly_info plan;
     tt_ok(tsr_circuits_poly_plan(&q, 20, &plan));
+    tsr_circuits_boot_free(b);
     assert_int_equal(info.evalmod_levels, 1 + plan.depth + (int)info.double_angle);
     assert_int_equal(sparse, 1 + 1 + plan.relins + info.double_angle);
     printf("# EvalMod key switches: full slots %lu, sparse slots %lu\n", full, sparse);

@@ -708,6 +708,11 @@ tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b, tsr_ckk
     return TSR_OK;
 }
 
+tsr_cheb boot_cos_series(const tsr_circuits_boot *b) {
+    tsr_cheb s = { -1, 1, b->cos_degree / 2, b->cos_coeffs };
+    return s;
+}
+
 /*
  * x' = x - 1/(4K') (|x'| < 1: |c| < K q_0), y = 2 x'^2 - 1, the cosine by
  * its series in y (cos_fn), then r double angles: y = 2 y^2 - 1.
