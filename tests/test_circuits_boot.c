@@ -313,6 +313,19 @@ static void test_boot_errors(void **state) {
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
     cfg = (tsr_circuits_boot_config){ .cts_levels = 40 };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    /* a larger R (or r) tightens the cosine's error: 2^-28 2 pi / (4^r 2^R) at R = 13, r = 2
+     * (2^-42.4), where the default degree of R <= 9 gives 2^-41.4 */
+    cfg = (tsr_circuits_boot_config){ .log_message_ratio = 13 };
+    tt_ok(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg));
+    tsr_circuits_boot_info big_r;
+    tsr_circuits_boot_get_info(bad, &big_r);
+    tsr_circuits_boot_free(bad);
+    bad = NULL;
+    assert_int_equal(big_r.double_angle, 2);
+    printf("# R = 13: cosine degree %u, error 2^%.1f (R default: %u, 2^%.1f)\n", big_r.cos_degree,
+           log2(big_r.cos_error), info.cos_degree, log2(info.cos_error));
+    assert_true(big_r.cos_error < 0x1p-28 * 6.283185307179586 / 0x1p17);
+    assert_true(big_r.cos_degree > info.cos_degree);
     /* the cosine's degree in x' (even, 2..TSR_CIRCUITS_MAX_DEGREE) */
     cfg = (tsr_circuits_boot_config){ .cos_degree = 1 };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
