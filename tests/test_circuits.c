@@ -9,6 +9,7 @@
 #include "testutil.h"
 
 #include "ckks/evaluator_internal.h"
+#include "circuits/circuits_internal.h"
 
 #include "tessera.h"
 
@@ -231,9 +232,22 @@ static void test_plan_depth(void **state) {
                "relinearizations, %zu constant products\n",
                d, info.depth, info.baby_steps, info.ct_mults, info.relins, info.const_mults);
         /* k is chosen for the fewest relinearizations: never more than the default's */
+        tsr_circuits_poly_info def;
+        tt_ok(circuits_poly_plan_k(&sd, 20, 0, &def));
+        printf("plan: degree %3zu default k = %zu: %zu ciphertext products, %zu "
+               "relinearizations\n",
+               d, def.baby_steps, def.ct_mults, def.relins);
+        assert_true(info.relins <= def.relins);
+        assert_true(info.relins < def.relins || info.ct_mults <= def.ct_mults);
         assert_true(info.relins <= info.ct_mults);
+        /* docs/CIRCUITS.md item 6 */
+        if (d == 7) assert_int_equal(info.relins, 4);
+        if (d == 15) assert_int_equal(info.relins, 7);
+        if (d == 31) assert_int_equal(info.relins, 10);
+        if (d == 31) assert_int_equal(def.relins, 12);
+        if (d == 63) assert_int_equal(info.relins, 15);
         /* an odd series skips the even terms and the powers only they need */
-        tsr_circuits_poly_info odd;
+        tsr_circuits_poly_info odd, odd_k;
         for (size_t i = 0; i <= d; i += 2) c[i] = 0;
         tt_ok(tsr_circuits_poly_plan(&sd, 20, &odd));
         printf("plan: degree %3zu odd: k = %zu, %zu ciphertext products, %zu relinearizations, "
@@ -241,7 +255,12 @@ static void test_plan_depth(void **state) {
                d, odd.baby_steps, odd.ct_mults, odd.relins, odd.const_mults);
         assert_int_equal(odd.depth, info.depth);
         assert_true(odd.relins <= info.relins);
-        assert_true(odd.const_mults <= info.const_mults);
+        /* at the default k, strictly fewer constant products and no more ciphertext ones
+         * (at k = 2, which the chosen plans of degree 7 use, the leaves are T_0 and T_1 only,
+         * and T_0 is added without a product: there equality is possible) */
+        tt_ok(circuits_poly_plan_k(&sd, 20, 0, &odd_k));
+        assert_true(odd_k.ct_mults <= def.ct_mults);
+        assert_true(odd_k.const_mults < def.const_mults);
         if (d == 255) {
             assert_int_equal(odd.ct_mults, 33);
             assert_int_equal(odd.const_mults, 128);

@@ -9,6 +9,7 @@
  */
 #include "boot_check.h"
 
+#include "circuits/bootstrap_internal.h"
 #include "circuits/circuits_internal.h"
 #include "ckks/evaluator_internal.h"
 #include "tessera.h"
@@ -192,19 +193,17 @@ static void test_boot_sparse(void **state) {
     unsigned long full = eval_mod_switches(h, NULL), sparse = eval_mod_switches(h, &cfg);
     assert_true(full > 3);
     assert_int_equal(sparse - 1, (full - 1) / 2);
-    /* per half: the square y = 2 x'^2 - 1, the cosine's series in y (dense, degree
-     * cos_degree / 2, as planned), the r double angles; plus the conjugation */
+    /* per half: the square y = 2 x'^2 - 1, the cosine's series in y (its real coefficients,
+     * degree cos_degree / 2, as planned), the r double angles; plus the conjugation */
     tsr_circuits_boot *b;
     tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, &cfg));
     tsr_circuits_boot_info info;
     tsr_circuits_boot_get_info(b, &info);
-    tsr_circuits_boot_free(b);
-    double c[128];
-    assert_true(info.cos_degree % 2 == 0 && info.cos_degree / 2 < 128);
-    for (size_t i = 0; i <= info.cos_degree / 2; i++) c[i] = 1.0 / (double)(i + 1);
-    tsr_cheb q = { -1, 1, info.cos_degree / 2, c };
+    tsr_cheb q = boot_cos_series(b);
+    assert_int_equal(2 * q.degree, info.cos_degree);
     tsr_circuits_poly_info plan;
     tt_ok(tsr_circuits_poly_plan(&q, 20, &plan));
+    tsr_circuits_boot_free(b);
     assert_int_equal(info.evalmod_levels, 1 + plan.depth + (int)info.double_angle);
     assert_int_equal(sparse, 1 + 1 + plan.relins + info.double_angle);
     printf("# EvalMod key switches: full slots %lu, sparse slots %lu\n", full, sparse);
@@ -314,6 +313,26 @@ static void test_boot_errors(void **state) {
     tsr_circuits_boot_config cfg = { .slots = 3 };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
     cfg = (tsr_circuits_boot_config){ .cts_levels = 40 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    /* a larger R (or r) tightens the cosine's error: 2^-28 2 pi / (4^r 2^R) at R = 13, r = 2
+     * (2^-42.4), where the default degree of R <= 9 gives 2^-41.4 */
+    cfg = (tsr_circuits_boot_config){ .log_message_ratio = 13 };
+    tt_ok(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg));
+    tsr_circuits_boot_info big_r;
+    tsr_circuits_boot_get_info(bad, &big_r);
+    tsr_circuits_boot_free(bad);
+    bad = NULL;
+    assert_int_equal(big_r.double_angle, 2);
+    printf("# R = 13: cosine degree %u, error 2^%.1f (R default: %u, 2^%.1f)\n", big_r.cos_degree,
+           log2(big_r.cos_error), info.cos_degree, log2(info.cos_error));
+    assert_true(big_r.cos_error < 0x1p-28 * 6.283185307179586 / 0x1p17);
+    assert_true(big_r.cos_degree > info.cos_degree);
+    /* the cosine's degree in x' (even, 2..TSR_CIRCUITS_MAX_DEGREE) */
+    cfg = (tsr_circuits_boot_config){ .cos_degree = 1 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    cfg = (tsr_circuits_boot_config){ .cos_degree = TSR_CIRCUITS_MAX_DEGREE + 1 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    cfg = (tsr_circuits_boot_config){ .cos_degree = 4000000000u };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
     /* a chain too short for the circuit */
     cfg = (tsr_circuits_boot_config){ .cts_levels = 6, .stc_levels = 6 };

@@ -437,9 +437,12 @@ typedef struct tsr_circuits_boot_config {
     unsigned k;            /**< EvalMod range: |I| < K (0: from the secret, see above) */
     unsigned double_angle; /**< r: double-angle steps (0: 2) */
     unsigned cos_degree;   /**< degree of the cosine interpolant in x', even (an odd value is
-                                rounded down; 0: the smallest whose error is < 2^-40, 56
-                                for K = 18, r = 2), evaluated as a series of half the
-                                degree in y */
+                                rounded down, 1 and values above TSR_CIRCUITS_MAX_DEGREE are
+                                TSR_ERR_INVALID_ARG; 0: the smallest whose error is < 2^-40,
+                                56 for K = 18, r = 2, or < 2^-28 2 pi / (4^r 2^R) when that
+                                is smaller (larger r or R), not below 2^-48), evaluated as a series of
+                              half the   degree in y. Before the even cosine it was the degree of a
+                                series in x, 2^d - 1 (63 by default): CHANGES.md */
     /**
      * R: the input scale before ModRaise is q_0 / 2^R (0: 9 for N <= 2^12,
      * 9 - floor((log2 N - 10) / 2) + floor(log2(N / 2n) / 2) above: for full

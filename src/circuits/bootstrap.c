@@ -106,14 +106,19 @@ void tsr_circuits_boot_free(tsr_circuits_boot *b) {
 /*
  * The cosine interpolant (cos_fn, a series q in y): degree / 2 in y (degree
  * in x' rounded down to even), or the smallest degree in y whose error is
- * < 2^-40 (the first 2^d - 1 that reaches it, then the smallest degree
- * above the previous 2^(d-1) - 1 that does). 2^-40 times the double angles'
- * gain (up to 4^r) and 2^R / 2 pi stays far under the 2^-24 the
- * bootstrap's noise leaves (r = 2, R <= 9: 2^-29.7); fewer terms can mean
- * fewer key switches (K = 18, r = 2: degree 28 in y, error 2^-41.4, 8
+ * < cos_target (the first 2^d - 1 that reaches it, then the smallest degree
+ * above the previous 2^(d-1) - 1 that does). Fewer terms can mean fewer key
+ * switches (K = 18, r = 2: degree 28 in y, error 2^-41.4, 8
  * relinearizations, against 10 for degree 31).
  */
-static tsr_status fit_cosine(tsr_circuits_boot *b, unsigned degree) {
+static tsr_status fit_cosine(tsr_circuits_boot *b, unsigned degree, unsigned ratio) {
+    /* The error times the double angles' gain (up to 4^r) and 2^R / 2 pi must stay under the
+     * 2^-24 the bootstrap's noise leaves, with 2^4 to spare: 2^-40 while r = 2, R <= 9
+     * (2^-29.7), less for larger R or r (R rises above 9 for very sparse slots, and both are
+     * settable), but not below 2^-48, about what a fit in doubles reaches. */
+    double target = fmin(0x1p-40, 0x1p-28 * 6.283185307179586476925286766559 /
+                                      ldexp(1.0, 2 * b->r + (int)ratio));
+    target = fmax(target, 0x1p-48);
     cos_ctx c = { b->k_eval, b->r };
     size_t cap = degree ? degree / 2 : (TSR_CIRCUITS_MAX_DEGREE - 1) / 2;
     b->cos_coeffs = malloc((cap + 1) * sizeof *b->cos_coeffs);
@@ -125,14 +130,14 @@ static tsr_status fit_cosine(tsr_circuits_boot *b, unsigned degree) {
         TSR_TRY(tsr_circuits_cheb_max_error(&s, cos_fn, &c, 8193, &b->cos_err, NULL));
         b->cos_degree = 2 * d;
         if (degree) return TSR_OK;
-        if (b->cos_err < 0x1p-40) {
+        if (b->cos_err < target) {
             /* the smallest degree in (lo, d] that reaches it (d does) */
             for (size_t e = lo + 1; e < d; e++) {
                 double err;
                 TSR_TRY(tsr_circuits_cheb_fit(b->cos_coeffs, e, 0, -1, 1, cos_fn, &c));
                 tsr_cheb t = { -1, 1, e, b->cos_coeffs };
                 TSR_TRY(tsr_circuits_cheb_max_error(&t, cos_fn, &c, 8193, &err, NULL));
-                if (err < 0x1p-40) {
+                if (err < target) {
                     b->cos_err = err;
                     b->cos_degree = 2 * e;
                     return TSR_OK;
@@ -143,9 +148,9 @@ static tsr_status fit_cosine(tsr_circuits_boot *b, unsigned degree) {
         lo = d;
     }
     return tsr_fail(TSR_ERR_INVALID_ARG,
-                    "no cosine interpolant of degree <= %d reaches 2^-40 for K = %u and %d "
+                    "no cosine interpolant of degree <= %d reaches 2^%.1f for K = %u and %d "
                     "double angles: use more double angles (config.double_angle)",
-                    TSR_CIRCUITS_MAX_DEGREE, b->k, b->r);
+                    TSR_CIRCUITS_MAX_DEGREE, log2(target), b->k, b->r);
 }
 
 static tsr_status collect_steps(tsr_circuits_boot *b) {
@@ -373,7 +378,10 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
     if (c.cos_degree == 1)
         st = tsr_fail(TSR_ERR_INVALID_ARG,
                       "config.cos_degree = 1: EvalMod's cosine is even, of degree >= 2");
-    if (st == TSR_OK) st = fit_cosine(b, c.cos_degree);
+    if (c.cos_degree > TSR_CIRCUITS_MAX_DEGREE)
+        st = tsr_fail(TSR_ERR_INVALID_ARG, "config.cos_degree = %u: at most %d", c.cos_degree,
+                      TSR_CIRCUITS_MAX_DEGREE);
+    if (st == TSR_OK) st = fit_cosine(b, c.cos_degree, ratio);
     if (st == TSR_OK) {
         tsr_cheb s = { -1, 1, b->cos_degree / 2, b->cos_coeffs };
         tsr_circuits_poly_info info;
@@ -711,6 +719,11 @@ tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b, tsr_ckk
     return TSR_OK;
 }
 
+tsr_cheb boot_cos_series(const tsr_circuits_boot *b) {
+    tsr_cheb s = { -1, 1, b->cos_degree / 2, b->cos_coeffs };
+    return s;
+}
+
 /*
  * x' = x - 1/(4K') (|x'| < 1: |c| < K q_0), y = 2 x'^2 - 1, the cosine by
  * its series in y (cos_fn), then r double angles: y = 2 y^2 - 1.
@@ -722,7 +735,10 @@ static tsr_status eval_mod_part(const tsr_circuits_boot *b, tsr_ckks_evaluator *
     TSR_TRY(tsr_ckks_mul_int(ev, y, y, 2));
     TSR_TRY(tsr_ckks_sub_const(ev, y, y, 1.0, 0.0));
     TSR_TRY(boot_snap_scale(y, tsr_ckks_params_scale(b->p, tsr_ckks_ciphertext_level(y))));
-    /* |2 x'^2 - 1| <= 1 for |x'| <= 1: the exact bound, for the Chebyshev powers' checks */
+    /* |2 x'^2 - 1| <= 1 for |x'| <= 1: the exact bound, for the Chebyshev powers' checks.
+     * It assumes bootstrapping's precondition |I| < K (then |x'| < 1). When that fails, |y|
+     * reaches 2 |x'|^2 - 1 > 1 and this bound understates it (the result is wrong then
+     * anyway: the cosine is fitted on [-1, 1] only). */
     y->mag = 1.0;
     tsr_cheb s = { -1, 1, b->cos_degree / 2, b->cos_coeffs };
     TSR_TRY(tsr_circuits_poly_eval(ev, y, y, &s, NULL));

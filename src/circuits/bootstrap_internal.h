@@ -43,5 +43,7 @@ tsr_status boot_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                          const tsr_ckks_ciphertext *in, const boot_lt *lt);
 /** Set ct's scale to want after checking it agrees to 1e-9 (else TSR_ERR_INTERNAL). */
 tsr_status boot_snap_scale(tsr_ckks_ciphertext *ct, double want);
+/** EvalMod's cosine as the series in y = 2 x'^2 - 1 that is evaluated (owned by b). */
+tsr_cheb boot_cos_series(const tsr_circuits_boot *b);
 
 #endif /* TSR_CIRCUITS_BOOTSTRAP_INTERNAL_H */

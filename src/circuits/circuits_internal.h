@@ -15,6 +15,14 @@
 tsr_status circuits_check_series(const tsr_cheb *s);
 
 /**
+ * tsr_circuits_poly_plan with the baby-step count fixed to k (a power of two;
+ * 0: the default 2^ceil(m/2)) instead of the one with the fewest
+ * relinearizations; TSR_ERR_LEVEL if that k does not fit in_level. For tests.
+ */
+tsr_status circuits_poly_plan_k(const tsr_cheb *s, int in_level, size_t k,
+                                tsr_circuits_poly_info *info);
+
+/**
  * The checks every circuit makes of its encrypted input (circuits/input.c): in, out and the
  * evaluator share one parameter set (TSR_ERR_MISMATCH), in is a non-empty ciphertext of 2
  * polynomials (TSR_ERR_INVALID_ARG) at its level's canonical scale (TSR_ERR_SCALE).

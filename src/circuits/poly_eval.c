@@ -92,9 +92,12 @@ typedef struct pe {
     size_t ct_mults, const_mults;
     size_t relins; /* key switches: one per Chebyshev power, one per node with a lazy product */
     int lazy;      /* the current node's accumulator holds an unrelinearized product */
+    int probe;     /* dry run of a candidate k: a level that does not fit is TSR_ERR_LEVEL,
+                      without a message */
 } pe;
 
-static tsr_status bug(const char *what, int have, int need) {
+static tsr_status bug(const pe *s, const char *what, int have, int need) {
+    if (s->probe) return TSR_ERR_LEVEL;
     return tsr_fail(TSR_ERR_INTERNAL,
                     "polynomial evaluation: %s is at level %d, needed %d (a bug in Tessera: "
                     "please report it)",
@@ -137,7 +140,7 @@ static tsr_status get_T(pe *s, size_t n) {
     TSR_TRY(get_T(s, a));
     TSR_TRY(get_T(s, b));
     int level = (s->lvl[a] < s->lvl[b] ? s->lvl[a] : s->lvl[b]) - 1;
-    if (level < 0) return bug("a Chebyshev power's operand", level + 1, 1);
+    if (level < 0) return bug(s, "a Chebyshev power's operand", level + 1, 1);
     s->ct_mults++;
     s->relins++;
     if (s->ev) {
@@ -151,7 +154,7 @@ static tsr_status get_T(pe *s, size_t n) {
         else
             TSR_TRY(tsr_ckks_sub(s->ev, t, t, s->T[1]));
         if (tsr_ckks_ciphertext_level(t) != level)
-            return bug("a Chebyshev power", tsr_ckks_ciphertext_level(t), level);
+            return bug(s, "a Chebyshev power", tsr_ckks_ciphertext_level(t), level);
         /* The evaluator's magnitude bound multiplies along the recurrence
          * (3, 19, 723, ... for |y| <= 1), which would soon fail mul_int's
          * overflow check and ruin the error estimates; the exact bound is
@@ -171,7 +174,7 @@ static tsr_status get_T(pe *s, size_t n) {
 static tsr_status add_term(pe *s, tsr_ckks_ciphertext *acc, tsr_ckks_ciphertext *tmp, int *have,
                            size_t n, double coef, int t) {
     TSR_TRY(get_T(s, n));
-    if (s->lvl[n] < t + 1) return bug("a baby or giant step", s->lvl[n], t + 1);
+    if (s->lvl[n] < t + 1) return bug(s, "a baby or giant step", s->lvl[n], t + 1);
     s->const_mults++;
     if (s->ev) {
         double target = tsr_ckks_params_scale(s->p, t) * (double)tsr_ckks_params_prime(s->p, t + 1);
@@ -198,7 +201,7 @@ static tsr_status finish(pe *s, tsr_ckks_ciphertext *out, tsr_ckks_ciphertext *a
     TSR_TRY(tsr_ckks_rescale(s->ev, out, acc));
     double want = tsr_ckks_params_scale(s->p, t);
     if (tsr_ckks_ciphertext_level(out) != t || !scale_close(tsr_ckks_ciphertext_scale(out), want))
-        return bug("a leaf", tsr_ckks_ciphertext_level(out), t);
+        return bug(s, "a leaf", tsr_ckks_ciphertext_level(out), t);
     return tsr_ckks_ciphertext_set_scale(out, want);
 }
 
@@ -237,7 +240,7 @@ static tsr_status split_acc(pe *s, tsr_ckks_ciphertext *acc, tsr_ckks_ciphertext
         st = new_ct(s, &qct);
         if (st == TSR_OK) st = node(s, qct, q, dq, B - 1, t + 1);
         if (st == TSR_OK) st = get_T(s, g);
-        if (st == TSR_OK && s->lvl[g] < t + 1) st = bug("a giant step", s->lvl[g], t + 1);
+        if (st == TSR_OK && s->lvl[g] < t + 1) st = bug(s, "a giant step", s->lvl[g], t + 1);
         if (st == TSR_OK) {
             s->ct_mults++;
             if (s->ev) st = check_fits(s, coeff_bound(q, dq), tsr_ckks_params_scale(s->p, t), t);
@@ -265,7 +268,7 @@ static tsr_status split_acc(pe *s, tsr_ckks_ciphertext *acc, tsr_ckks_ciphertext
 static tsr_status node_acc(pe *s, tsr_ckks_ciphertext *acc, tsr_ckks_ciphertext *tmp, int *have,
                            double *c0, const double *c, size_t d, int B, int t) {
     d = trim(c, d);
-    if (t < 0) return bug("a polynomial node", t, 0);
+    if (t < 0) return bug(s, "a polynomial node", t, 0);
     int m = clog2(d + 1);
     TSR_ASSERT(B >= m);
     int lead = B == m;
@@ -287,7 +290,7 @@ static tsr_status node_acc(pe *s, tsr_ckks_ciphertext *acc, tsr_ckks_ciphertext 
  */
 static tsr_status node(pe *s, tsr_ckks_ciphertext *out, const double *c, size_t d, int B, int t) {
     d = trim(c, d);
-    if (t < 0) return bug("a polynomial node", t, 0);
+    if (t < 0) return bug(s, "a polynomial node", t, 0);
     tsr_ckks_ciphertext *acc = NULL, *tmp = NULL;
     tsr_status st = new_ct(s, &acc);
     if (st == TSR_OK) st = new_ct(s, &tmp);
@@ -306,7 +309,7 @@ static tsr_status node(pe *s, tsr_ckks_ciphertext *out, const double *c, size_t 
     double want = tsr_ckks_params_scale(s->p, t);
     TSR_TRY(check_fits(s, coeff_bound(c, d), want, t));
     if (tsr_ckks_ciphertext_level(out) != t || !scale_close(tsr_ckks_ciphertext_scale(out), want))
-        return bug("a polynomial node", tsr_ckks_ciphertext_level(out), t);
+        return bug(s, "a polynomial node", tsr_ckks_ciphertext_level(out), t);
     return tsr_ckks_ciphertext_set_scale(out, want);
 }
 
@@ -355,6 +358,25 @@ static tsr_status pe_init(pe *s, tsr_ckks_evaluator *ev, tsr_ckks_params *p, siz
     return TSR_OK;
 }
 
+/*
+ * The dry run with k baby steps on top of plan_info (info->const_mults holds
+ * the map's): fills k and the counts. A k that does not fit the levels
+ * returns TSR_ERR_LEVEL without a message (the probe is quiet); other
+ * errors (out of memory) keep theirs.
+ */
+static tsr_status plan_k(const tsr_cheb *s, int in_level, size_t k, tsr_circuits_poly_info *info) {
+    info->baby_steps = k;
+    pe st;
+    TSR_TRY(pe_init(&st, NULL, NULL, info->degree, info, in_level - info->map_depth));
+    st.probe = 1;
+    tsr_status rc = pe_run(&st, s, info->degree, NULL);
+    info->ct_mults = st.ct_mults;
+    info->const_mults += st.const_mults;
+    info->relins = st.relins;
+    pe_free(&st);
+    return rc;
+}
+
 tsr_status tsr_circuits_poly_plan(const tsr_cheb *s, int in_level, tsr_circuits_poly_info *info) {
     TSR_REQUIRE(info, "tsr_circuits_poly_plan: NULL info");
     TSR_TRY(circuits_check_series(s));
@@ -377,36 +399,42 @@ tsr_status tsr_circuits_poly_plan(const tsr_cheb *s, int in_level, tsr_circuits_
      * ciphertext products). The key switches are what the evaluation costs;
      * they depend on the series' shape (lazy relinearization merges a node's
      * products, more baby steps cost one each): a dense degree-31 series
-     * needs 12 with k = 8 and 10 with k = 4 (both 13 products).
+     * needs 12 with k = 8 and 10 with k = 4 (both 13 products). The default
+     * must fit the levels (its error is returned); another k that does not
+     * is skipped without a message (plan_k).
      */
-    size_t base = info->const_mults, def = info->baby_steps;
+    size_t def = info->baby_steps;
     tsr_circuits_poly_info best = *info;
-    tsr_status r = TSR_OK;
-    int found = 0;
-    for (int e = -1; e <= info->poly_depth; e++) {
-        size_t k = e < 0 ? def : (size_t)1 << e;
-        if (e == 0 || (e > 0 && k == def)) continue;
+    TSR_TRY(plan_k(s, in_level, def, &best));
+    for (int e = 1; e <= info->poly_depth; e++) {
+        size_t k = (size_t)1 << e;
+        if (k == def) continue;
         tsr_circuits_poly_info cand = *info;
-        cand.baby_steps = k;
-        pe st;
-        TSR_TRY(pe_init(&st, NULL, NULL, info->degree, &cand, in_level - info->map_depth));
-        tsr_status rc = pe_run(&st, s, info->degree, NULL);
-        cand.ct_mults = st.ct_mults;
-        cand.const_mults = base + st.const_mults;
-        cand.relins = st.relins;
-        pe_free(&st);
-        if (rc != TSR_OK) {
-            if (e < 0) r = rc; /* the default must work; another k may not fit the levels */
-            continue;
-        }
-        if (!found || cand.relins < best.relins ||
+        tsr_status rc = plan_k(s, in_level, k, &cand);
+        if (rc == TSR_ERR_LEVEL) continue;
+        TSR_TRY(rc);
+        if (cand.relins < best.relins ||
             (cand.relins == best.relins && cand.ct_mults < best.ct_mults))
             best = cand;
-        found = 1;
     }
-    if (!found) return r;
     *info = best;
     return TSR_OK;
+}
+
+tsr_status circuits_poly_plan_k(const tsr_cheb *s, int in_level, size_t k,
+                                tsr_circuits_poly_info *info) {
+    TSR_TRY(circuits_check_series(s));
+    plan_info(s, in_level, info);
+    if (in_level < info->depth) return tsr_fail(TSR_ERR_LEVEL, "circuits_poly_plan_k: level");
+    info->const_mults = (size_t)info->map_depth;
+    if (info->degree == 0) {
+        info->const_mults++;
+        return TSR_OK;
+    }
+    if (k == 0) k = info->baby_steps;
+    tsr_status rc = plan_k(s, in_level, k, info);
+    if (rc == TSR_ERR_LEVEL) return tsr_fail(rc, "circuits_poly_plan_k: k = %zu does not fit", k);
+    return rc;
 }
 
 tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
@@ -456,7 +484,7 @@ tsr_status tsr_circuits_poly_eval(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *o
             if (r == TSR_OK) {
                 double want = tsr_ckks_params_scale(p, level - 1);
                 if (!scale_close(tsr_ckks_ciphertext_scale(st.T[1]), want))
-                    r = bug("the interval map", tsr_ckks_ciphertext_level(st.T[1]), level - 1);
+                    r = bug(&st, "the interval map", tsr_ckks_ciphertext_level(st.T[1]), level - 1);
                 else
                     r = tsr_ckks_ciphertext_set_scale(st.T[1], want);
             }
