@@ -42,6 +42,7 @@
 #include "ckks/evaluator_internal.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "ring/ntt_sub.h"
 #include "ring/vec.h"
 
@@ -49,9 +50,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 struct tsr_circuits_lt {
     tsr_ckks_params *p;
@@ -493,22 +491,6 @@ static void product_noise(const circuits_bsgs *lt, size_t t, double err, double 
     *m_out = mag * lt->pt_mag[t];
 }
 
-static int max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
 /*
  * On the fly: (s0, s1) = sum over diagonals d in [t, t + cnt) of diag_d * baby(d), over
  * Q_l u P, limb by limb: FLY_GROUP diagonals' limb i converted into the thread's scratch
@@ -523,7 +505,7 @@ static void fly_inner_sum(const tsr_ckks_params *p, const circuits_bsgs *lt, siz
     const tsr_rns_basis *qp = p->qlp[level];
 #pragma omp parallel for schedule(static) if (ne > 1 && N >= 2048)
     for (int i = 0; i < (int)ne; i++) {
-        uint64_t *buf = scratch + (size_t)thread_id() * (FLY_GROUP + 2) * N;
+        uint64_t *buf = scratch + (size_t)tsr_thread_index() * (FLY_GROUP + 2) * N;
         uint64_t *t0 = buf + FLY_GROUP * N, *t1 = t0 + N;
         const tsr_modulus *mod = ckks_mod(p, ckks_ext_prime(p, level, i));
         const size_t off = (size_t)i * N;
@@ -576,7 +558,7 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     const int fly = circuits_bsgs_on_the_fly(lt);
     work = tsr_alloc(4 * poly * sizeof *work);
     if (fly) { /* kept in the evaluator (one per thread of the caller, as is ev) */
-        const size_t words = (size_t)max_threads() * (FLY_GROUP + 2) * N;
+        const size_t words = (size_t)tsr_thread_max() * (FLY_GROUP + 2) * N;
         if (ev->lt_scratch_words < words) {
             tsr_free(ev->lt_scratch);
             ev->lt_scratch = tsr_alloc(words * sizeof *ev->lt_scratch);

@@ -41,29 +41,11 @@
 #include "ckks/evaluator_internal.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "ring/vec.h"
 #include "tessera/core.h"
 
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
-static int max_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* Per-thread blocks: one per digit, two accumulators, one temporary, two
  * addend blocks (product mode), then one per digit for the a_j blocks of a
@@ -94,7 +76,7 @@ tsr_status ckks_ks_scratch(tsr_ckks_evaluator *ev) {
         if (!ev->ks_coef || !ev->ks_acc)
             return tsr_fail(TSR_ERR_NOMEM, "cannot allocate key-switching scratch");
     }
-    int threads = max_threads();
+    int threads = tsr_thread_max();
     if (ev->ks_tls_threads < threads) {
         tsr_free(ev->ks_tls);
         tsr_free(ev->ks_limb);
@@ -346,7 +328,7 @@ static void q_job(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale
     const uint64_t *conv0 = ev->ks_coef, *conv1 = ev->ks_coef + (size_t)nq * n;
     const int t = job / (int)R;
     const size_t b = (size_t)job % R, off = (size_t)t * n + b * B;
-    uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_blocks(p) * B;
+    uint64_t *dig = ev->ks_tls + (size_t)tsr_thread_index() * tls_blocks(p) * B;
     uint64_t *r0 = dig + (size_t)ndig * B, *r1 = r0 + B, *tmp = r1 + B;
     uint64_t *s0 = tmp + B, *s1 = s0 + B;
     tsr_prefetch pf;
@@ -408,7 +390,7 @@ static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale
     for (int job = 0; job < pjobs; job++) {
         const int t = nq + job / (int)R;
         const size_t b = (size_t)job % R, off = (size_t)(t - nq) * n + b * B;
-        uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_stride;
+        uint64_t *dig = ev->ks_tls + (size_t)tsr_thread_index() * tls_stride;
         uint64_t *r0 = pacc0 + off, *r1 = pacc1 + off;
         tsr_prefetch pf;
         tsr_prefetch_reset(&pf);
@@ -453,7 +435,7 @@ static tsr_status apply(tsr_ckks_evaluator *ev, const ckks_ksk *key, int rescale
     }
 #pragma omp parallel for schedule(static) if (nq > 1 && n >= 2048)
     for (int t = 0; t < nq; t++) {
-        uint64_t *l0 = ev->ks_limb + (size_t)thread_id() * 2 * n, *l1 = l0 + n;
+        uint64_t *l0 = ev->ks_limb + (size_t)tsr_thread_index() * 2 * n, *l1 = l0 + n;
         for (size_t b = 0; b < R; b++)
             q_job(ev, key, rescale, c, md, nq, t * (int)R + (int)b, l0 + b * B, l1 + b * B, 0);
         tsr_vec_permute(out0 + (size_t)t * n, l0, perm, n, 1);
@@ -498,8 +480,9 @@ tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const u
      * when permuted). */
 #pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)
     for (int t = 0; t < ne; t++) {
-        uint64_t *dig = ev->ks_tls + (size_t)thread_id() * tls_stride;
-        uint64_t *l0 = perm ? ev->ks_limb + (size_t)thread_id() * 2 * n : acc0 + (size_t)t * n;
+        uint64_t *dig = ev->ks_tls + (size_t)tsr_thread_index() * tls_stride;
+        uint64_t *l0 =
+            perm ? ev->ks_limb + (size_t)tsr_thread_index() * 2 * n : acc0 + (size_t)t * n;
         uint64_t *l1 = perm ? l0 + n : acc1 + (size_t)t * n;
         for (size_t b = 0; b < R; b++) {
             tsr_prefetch pf;
@@ -528,7 +511,7 @@ tsr_status ckks_qp_add_lifted(tsr_ckks_evaluator *ev, int level, const uint32_t 
     for (int t = 0; t <= level; t++) {
         const uint64_t *src = c + (size_t)t * n;
         if (perm) {
-            uint64_t *l = ev->ks_limb + (size_t)thread_id() * 2 * n;
+            uint64_t *l = ev->ks_limb + (size_t)tsr_thread_index() * 2 * n;
             /* read back at once by the next call: no streaming stores */
             tsr_vec_permute(l, src, perm, n, 0);
             src = l;
