@@ -222,10 +222,11 @@ static void test_shift_past_budget(void **state) {
 
 /*
  * The edge of the budget (B = 4, b = 256 x 2a x s): |s| = 31 B (124) costs 2 log2 32 = 10.0
- * bits and is rewritten; encrypted, the square stays within 5 bits of the polynomial (on the
- * debug sweep of SQUARE_SHIFT_BITS the loss at 31 B was about 3.7 bits). |s| = 32 B (128,
- * 10.1 bits) stays a polynomial. With TSR_SQUARE_SWEEP set, the encrypted precision is also
- * printed for shifts of 1 to 31 B (docs/PRUNING.md, sixth round).
+ * bits and is rewritten; encrypted, the square stays within 7 bits of the polynomial (the
+ * budget's 10 bits less a margin: measured losses at 31 B are 3.7-4.4 bits and vary with the
+ * encryption noise, so a 5-bit line would be too close; a wrong fold loses nearly everything). |s|
+ * = 32 B (128, 10.1 bits) stays a polynomial. With TSR_SQUARE_SWEEP set, the encrypted precision is
+ * also printed for shifts of 1 to 31 B (docs/PRUNING.md, sixth round).
  */
 static double edge_case(tsr_prng *g, double s_over_b, int encrypt, int *squares) {
     const double a = 1.0 / 256, coef[3] = { 0.1, 2 * a * 4 * s_over_b, a };
@@ -242,8 +243,8 @@ static double edge_case(tsr_prng *g, double s_over_b, int encrypt, int *squares)
         double b_poly = encrypted_bits(poly, poly, x, n), b_sq = encrypted_bits(sq, poly, x, n);
         print_message("shift %4.1f B (cost %4.1f bits): polynomial %.1f bits, square %.1f bits\n",
                       s_over_b, 2 * log2(1 + s_over_b), b_poly, b_sq);
-        if (b_sq < b_poly - 5.0)
-            fail_msg("at %.1f B the square (%.1f bits) loses more than 5 bits against the "
+        if (b_sq < b_poly - 7.0)
+            fail_msg("at %.1f B the square (%.1f bits) loses more than 7 bits against the "
                      "polynomial (%.1f bits)",
                      s_over_b, b_sq, b_poly);
         loss = b_poly - b_sq;
