@@ -12,7 +12,7 @@ PKGS="build-essential cmake pkg-config git
 libsodium-dev libopenblas-dev libprotobuf-c-dev protobuf-c-compiler
 libonnx-dev libonnx-testdata libcmocka-dev zlib1g-dev
 libmicrohttpd-dev libcurl4-gnutls-dev
-python3-cffi python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv
+python3-cffi python3-numpy python3-pytest python3-setuptools python3-wheel python3-pip python3-venv python3-onnx
 libopenmpi-dev openmpi-bin openssl
 clang libclang-rt-14-dev clang-format
 dataset-fashion-mnist

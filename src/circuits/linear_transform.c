@@ -103,7 +103,7 @@ static void bsgs_count(const size_t *index, size_t count, size_t n1, size_t *bab
 
 void circuits_bsgs_free(circuits_bsgs *lt) {
     if (lt->pt)
-        for (size_t t = 0; t < lt->n_diags; t++) free(lt->pt[t]);
+        for (size_t t = 0; t < lt->n_diags; t++) tsr_free(lt->pt[t]);
     free(lt->pt);
     free(lt->coef);
     free(lt->coef_i);
@@ -411,7 +411,7 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
             lt->n_fly++;
             continue;
         }
-        uint64_t *dst = lt->pt[t] = malloc(limbs * N * sizeof *dst);
+        uint64_t *dst = lt->pt[t] = tsr_alloc(limbs * N * sizeof *dst);
         if (!dst) {
             st = tsr_fail(TSR_ERR_NOMEM,
                           "out of memory for a linear transform's diagonal (%zu MiB over Q_l u P)",

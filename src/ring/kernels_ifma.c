@@ -94,8 +94,8 @@ TGT static INL __m512i bcast(uint64_t v) {
     return _mm512_set1_epi64((long long)v);
 }
 
-#define LOAD(p)     _mm512_load_si512((const void *)(p))
-#define STORE(p, v) _mm512_store_si512((void *)(p), (v))
+#define LOAD(p)     _mm512_loadu_si512((const void *)(p))
+#define STORE(p, v) _mm512_storeu_si512((void *)(p), (v))
 
 /*
  * Every pass below works on a window a[0 .. e1) of the array whose word 0 is
@@ -898,7 +898,7 @@ TGT static void dot2_ifma(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
                           const uint64_t *const *x, const uint64_t *const *y0,
                           const uint64_t *const *y1, size_t terms, size_t n) {
     const uint64_t q = m->q;
-    if (q >= IFMA_MAX_Q || terms == 0) {
+    if (q >= IFMA_MAX_Q || (q & 1) == 0 || terms == 0) { /* Montgomery needs q odd */
         tsr_ring_kernels_for(TSR_SIMD_AVX512)->dot2(m, out0, out1, x, y0, y1, terms, n);
         return;
     }
