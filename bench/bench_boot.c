@@ -72,9 +72,11 @@ static int cmp_double(const void *a, const void *b) {
  * 14 bootstrapping levels + `left` levels, four 61-bit special primes (dnum automatic), log2 QP
  * about 1745 at N = 2^16. n16-boot-d4: the `left` network levels are 40-bit primes at scale
  * 2^40 (a mixed chain, spec.low_levels = left) under the 14 of 60 bits, seven 61-bit special
- * primes, dnum 4, log2 QP about 1728. Both: a dense ternary secret with sparse-secret
- * encapsulation (h = 32, K = 18), under the 1772 of the 128-bit table (the switching keys live
- * in Q_L P and q_0 P). Smaller rings (--log-n < 16, quick checks) are flagged insecure.
+ * primes, dnum 4, log2 QP about 1728. n16-boot-ifma: n16-boot-d4 with q_0 of 50 bits and nine
+ * 49-bit special primes, below 2^50 where the IFMA kernels apply, log2 QP about 1731. All: a dense
+ * ternary secret with sparse-secret encapsulation (h = 32, K = 18), under the 1772 of the 128-bit
+ * table (the switching keys live in Q_L P and q_0 P). Smaller rings (--log-n < 16, quick checks)
+ * are flagged insecure.
  */
 static tsr_status boot_spec(tsr_ckks_param_spec *s, const char *preset, unsigned log_n,
                             unsigned left) {
@@ -82,7 +84,7 @@ static tsr_status boot_spec(tsr_ckks_param_spec *s, const char *preset, unsigned
     if (s->levels < 14 || s->log_n != 16 || s->scale_bits != 60)
         return tsr_fail(TSR_ERR_INVALID_ARG,
                         "preset %s is not a bootstrapping set (N = 2^16, 60-bit scale, at least "
-                        "14 levels): use n16-boot or n16-boot-d4",
+                        "14 levels): use n16-boot, n16-boot-d4 or n16-boot-ifma",
                         preset);
     s->log_n = log_n;
     s->levels = 14 + left;
@@ -473,6 +475,8 @@ int bench_boot_main(int argc, char **argv) {
                "  n16-boot-d4 (default): q_0 61 bits, M levels of 40 bits (default M = 10;\n"
                "    scale 2^40, the network's) under 14 of 60 bits, seven 61-bit special\n"
                "    primes, dnum 4;\n"
+               "  n16-boot-ifma: n16-boot-d4 with q_0 of 50 bits and nine 49-bit special\n"
+               "    primes (below 2^50: the AVX-512 IFMA kernels' primes), dnum 4;\n"
                "  n16-boot: q_0 61 bits, 14 + M levels of 60 bits, four 61-bit special\n"
                "    primes, dnum automatic (7);\n"
                "a dense ternary secret with sparse-secret encapsulation (h = 32): 128-bit\n"

@@ -44,6 +44,27 @@ static int he_setup(void **state) {
     return he_create(state, &spec, 15);
 }
 
+/*
+ * The shape of the preset n16-boot-ifma at N = 2^11: q_0 of 50 bits and the special primes
+ * of 49 bits, so only the 14 bootstrapping primes are >= 2^50 (the AVX-512 IFMA kernels take
+ * the others); 4 x 49 bits cover digits of 3 x 60 bits (dnum 6).
+ */
+static int he_setup_ifma(void **state) {
+    tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
+                                 .first_prime_bits = 50,
+                                 .scale_bits = 60,
+                                 .levels = 14 + LOW_LEVELS,
+                                 .special_primes = 4,
+                                 .special_prime_bits = 49,
+                                 .dnum = 6,
+                                 .secret = TSR_CKKS_SECRET_FIXED_HW,
+                                 .hamming_weight = 32,
+                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS,
+                                 .low_levels = LOW_LEVELS,
+                                 .low_scale_bits = 40 };
+    return he_create(state, &spec, 15);
+}
+
 /* z -> z^2 on interleaved (re, im) pairs */
 static void square_slots(double *v, size_t slots) {
     for (size_t i = 0; i < slots; i++) {
@@ -159,6 +180,27 @@ static void test_boot_mixed_full(void **state) {
     assert_true(mean_sq > 21); /* measured 24.4 */
 }
 
+/* q_0 and P below 2^50 (he_setup_ifma): the circuit is the same and so is its precision; q_0
+ * only sets ModRaise's input scale q_0 / 2^R and CoeffsToSlots' plaintext scale (larger for a
+ * smaller q_0). */
+static void test_boot_mixed_ifma(void **state) {
+    he *h = *state;
+    const uint64_t ifma_max = (uint64_t)1 << 50;
+    int top = tsr_ckks_params_max_level(h->p);
+    assert_true(tsr_ckks_params_prime(h->p, 0) < ifma_max);
+    assert_true(tsr_ckks_params_prime(h->p, 0) > (uint64_t)1 << 49);
+    for (int l = 1; l <= top; l++)
+        assert_true((tsr_ckks_params_prime(h->p, l) < ifma_max) == (l <= LOW_LEVELS));
+    for (int j = 0; j < tsr_ckks_params_special_count(h->p); j++)
+        assert_true(tsr_ckks_params_special_prime(h->p, j) < (uint64_t)1 << 49);
+    double mean, worst, mean_sq;
+    run_mixed(h, NULL, "q_0 and P below 2^50", &mean, &worst, &mean_sq);
+    /* the same thresholds as test_boot_mixed_full (q_0 61 bits, P 61 bits) */
+    assert_true(mean > 23);
+    assert_true(worst > 19);
+    assert_true(mean_sq > 21);
+}
+
 /* Sparse slots with 2 + 2 transform levels leave two high levels: a final adjustment. */
 static void test_boot_mixed_spare(void **state) {
     he *h = *state;
@@ -256,6 +298,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_chain, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_mixed_full, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_mixed_ifma, he_setup_ifma, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_mixed_spare, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_mixed_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_mixed_too_deep, he_setup, he_teardown),

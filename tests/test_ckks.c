@@ -234,6 +234,41 @@ static void check_mixed_chain(tsr_ckks_params *p, const tsr_ckks_param_spec *s) 
     assert_true(fabs(log_qp + log_p - tsr_ckks_params_log_qp(p)) < 1e-6);
 }
 
+/* n16-boot-ifma: n16-boot-d4's chain with q_0 and the special primes below 2^50 (the AVX-512
+ * IFMA kernels' bound), 128-bit secure with the bootstrapping keys counted in log2 QP, dnum 4,
+ * P covering every digit; only the 14 bootstrapping primes are >= 2^50 (the d4 chain's). */
+static void test_preset_boot_ifma(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s, d4;
+    tt_ok(tsr_ckks_preset_spec("n16-boot-ifma", &s));
+    tt_ok(tsr_ckks_preset_spec("n16-boot-d4", &d4));
+    assert_int_equal(s.levels, 24);
+    assert_int_equal(s.low_levels, 10);
+    assert_int_equal(s.low_scale_bits, 40);
+    assert_int_equal(s.scale_bits, 60);
+    assert_int_equal(s.secret, TSR_CKKS_SECRET_TERNARY);
+    if (tt_sanitized()) return; /* N = 2^16 tables are slow under ASan */
+    tsr_ckks_params *p = NULL, *q = NULL;
+    tt_ok(tsr_ckks_params_create(&p, &s));
+    tt_ok(tsr_ckks_params_create(&q, &d4));
+    assert_int_equal(tsr_ckks_params_is_secure(p), 1);
+    assert_int_equal(tsr_ckks_params_dnum(p), 4);
+    assert_true(tsr_ckks_params_log_qp(p) <= 1772);
+    check_mixed_chain(p, &s);
+    const uint64_t ifma_max = (uint64_t)1 << 50;
+    int big = 0;
+    for (int l = 0; l <= 24; l++) {
+        uint64_t v = tsr_ckks_params_prime(p, l);
+        big += v >= ifma_max;
+        if (l >= 1) assert_true(v == tsr_ckks_params_prime(q, l)); /* d4's q_1..q_24 */
+    }
+    assert_int_equal(big, 14);
+    for (int j = 0; j < tsr_ckks_params_special_count(p); j++)
+        assert_true(tsr_ckks_params_special_prime(p, j) < ifma_max);
+    tsr_ckks_params_free(q);
+    tsr_ckks_params_free(p);
+}
+
 static void test_mixed_chain(void **state) {
     (void)state;
     tsr_ckks_param_spec s, back;
@@ -1445,6 +1480,7 @@ int main(void) {
         cmocka_unit_test(test_mod_raise),           cmocka_unit_test(test_fused_mul_keyswitch),
         cmocka_unit_test(test_depth10_squarings),   cmocka_unit_test(test_level_keys),
         cmocka_unit_test(test_seeded_keys),         cmocka_unit_test(test_seeded_keys_blocks),
+        cmocka_unit_test(test_preset_boot_ifma),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -90,6 +90,14 @@ static const preset presets[] = {
            "N=2^16, q_0 61 bits, 10 levels of 40 bits under 14 of 60 (25 limbs), 7 x 61-bit "
            "special primes, dnum 4: bootstrapping (14 levels) with 10 left at 2^40",
            16, 61, 60, 24, 7, 61, 4, 10, 40),
+    /* n16-boot-d4 with q_0 and P below 2^50, where the AVX-512 IFMA kernels apply: 9 special
+     * primes of 49 bits (P = 441 bits covers the 420-bit digit of seven 60-bit primes), so 20
+     * of the 34 limbs are IFMA limbs instead of 10 of 32 (log2 QP ~ 1730 of 1772) */
+    PRESET("n16-boot-ifma",
+           "N=2^16, q_0 50 bits, 10 levels of 40 bits under 14 of 60 (25 limbs), 9 x 49-bit "
+           "special primes, dnum 4: bootstrapping (14 levels) with 10 left at 2^40, q_0 and P "
+           "on the IFMA kernels",
+           16, 50, 60, 24, 9, 49, 4, 10, 40),
 };
 #define N_PRESETS (sizeof presets / sizeof presets[0])
 
