@@ -733,7 +733,7 @@ static void test_chacha_published_vectors(void **state) {
 /*
  * ChaCha keystream: the portable kernel at 20 rounds is libsodium's ChaCha20 (IETF: the words
  * of tsr_stream_chacha20 read little-endian), and every family equals the portable kernel at
- * 2, 8, 12 and 20 rounds, for block counts around its 8-block width and counters up to the
+ * 2, 8, 12 and 20 rounds, for block counts around the 8- and 16-block widths and counters up to the
  * last block before the 32-bit counter wraps; the chunked ChaCha12 sampler is the same under every
  * family (its known answers: test_ring_sample).
  */
@@ -754,7 +754,7 @@ static void test_chacha_families(void **state) {
     enum { MAXB = 41 };
     uint64_t ref[8 * MAXB], got[8 * MAXB + 1];
     uint8_t sod[64 * MAXB];
-    static const size_t counts[] = { 0, 1, 7, 8, 9, 16, 23, MAXB };
+    static const size_t counts[] = { 0, 1, 7, 8, 9, 15, 16, 17, 23, 24, 32, 33, MAXB };
     const uint32_t ctrs[] = { 0, 1, 0x10000, 0xffffffffu - MAXB, 0xffffffffu - 8 };
     const tsr_ring_kernels *port = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
     for (size_t ci = 0; ci < sizeof ctrs / sizeof ctrs[0]; ci++)

@@ -153,11 +153,11 @@ typedef struct tsr_ring_kernels {
                    size_t nblocks, unsigned rounds);
 } tsr_ring_kernels;
 
-/* The widest chacha kernel's blocks per pass (AVX2: 8, one per 32-bit lane; a
- * tail goes portable): ring/sample.c rounds its refills up to a multiple. Only
- * speed depends on it (the sampler consumes a prefix of the blocks drawn); a
- * wider family raises it. */
-#define TSR_CHACHA_KERNEL_BLOCKS 8
+/* The widest chacha kernel's blocks per pass (AVX-512: 16, AVX2: 8, one per
+ * 32-bit lane; a tail goes to the next narrower kernel): ring/sample.c rounds
+ * its refills up to a multiple. Only speed depends on it (the sampler consumes
+ * a prefix of the blocks drawn); a wider family raises it. */
+#define TSR_CHACHA_KERNEL_BLOCKS 16
 
 /** Kernels of one family (the portable table for families this build lacks). */
 const tsr_ring_kernels *tsr_ring_kernels_for(tsr_simd family);

@@ -880,7 +880,8 @@ TGT static void ntt_inv_outer_avx2(const tsr_ntt_table *t, uint64_t *a, size_t l
 }
 
 /* ---- ChaCha keystream, 8 blocks at a time (one per 32-bit lane) ---------- */
-_Static_assert(TSR_CHACHA_KERNEL_BLOCKS == 8, "kernels.h: TSR_CHACHA_KERNEL_BLOCKS is this width");
+_Static_assert(TSR_CHACHA_KERNEL_BLOCKS % 8 == 0,
+               "kernels.h: TSR_CHACHA_KERNEL_BLOCKS is a multiple of this width");
 
 TGT static INL __m256i rotl32_avx2(__m256i v, int c) {
     return _mm256_or_si256(_mm256_slli_epi32(v, c), _mm256_srli_epi32(v, 32 - c));

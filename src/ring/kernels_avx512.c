@@ -653,6 +653,89 @@ TGT static void quotient_est_avx512(uint64_t *u, const uint64_t *const *y, const
     }
 }
 
+/* ---- ChaCha keystream, 16 blocks at a time (one per 32-bit lane) --------- */
+_Static_assert(TSR_CHACHA_KERNEL_BLOCKS == 16, "kernels.h: TSR_CHACHA_KERNEL_BLOCKS is this width");
+
+/* The quarter round on 16 lanes; AVX-512F rotates in one instruction (vprold), where AVX2
+ * needs a byte shuffle or two shifts and an or. */
+#define QRV(a, b, c, d)                                   \
+    do {                                                  \
+        a = _mm512_add_epi32(a, b);                       \
+        d = _mm512_rol_epi32(_mm512_xor_si512(d, a), 16); \
+        c = _mm512_add_epi32(c, d);                       \
+        b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 12); \
+        a = _mm512_add_epi32(a, b);                       \
+        d = _mm512_rol_epi32(_mm512_xor_si512(d, a), 8);  \
+        c = _mm512_add_epi32(c, d);                       \
+        b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 7);  \
+    } while (0)
+
+/* Rows r[0..16) of 16 x 32-bit lanes -> r[b] = lane b of r[0..16) (16 x 16 transpose): 32-bit
+ * and 64-bit unpacks transpose 4 x 4 blocks inside each 128-bit lane, then two rounds of
+ * 128-bit lane shuffles transpose the 4 x 4 grid of lanes. */
+TGT static INL void transpose16x32(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    /* u[4h + j], 128-bit lane k: rows 4h .. 4h + 3 of block 4k + j */
+    for (int h = 0; h < 4; h++) {
+        const __m512i *v = t + 4 * h;
+        u[4 * h + 0] = _mm512_unpacklo_epi64(v[0], v[2]);
+        u[4 * h + 1] = _mm512_unpackhi_epi64(v[0], v[2]);
+        u[4 * h + 2] = _mm512_unpacklo_epi64(v[1], v[3]);
+        u[4 * h + 3] = _mm512_unpackhi_epi64(v[1], v[3]);
+    }
+    /* block 4k + j: lane k of u[j], u[4 + j], u[8 + j], u[12 + j] */
+    for (int j = 0; j < 4; j++) {
+        const __m512i v0 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0x44); /* A0 A1 B0 B1 */
+        const __m512i v1 = _mm512_shuffle_i32x4(u[j], u[4 + j], 0xee); /* A2 A3 B2 B3 */
+        const __m512i w0 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0x44);
+        const __m512i w1 = _mm512_shuffle_i32x4(u[8 + j], u[12 + j], 0xee);
+        r[j] = _mm512_shuffle_i32x4(v0, w0, 0x88); /* A0 B0 C0 D0 */
+        r[4 + j] = _mm512_shuffle_i32x4(v0, w0, 0xdd);
+        r[8 + j] = _mm512_shuffle_i32x4(v1, w1, 0x88);
+        r[12 + j] = _mm512_shuffle_i32x4(v1, w1, 0xdd);
+    }
+}
+
+TGT static void chacha_avx512(uint64_t *out, const uint32_t key[8], const uint32_t nonce[3],
+                              uint32_t ctr, size_t nblocks, unsigned rounds) {
+    static const uint32_t sigma[4] = { 0x61707865u, 0x3320646eu, 0x79622d32u, 0x6b206574u };
+    __m512i s[16];
+    for (int i = 0; i < 4; i++) s[i] = _mm512_set1_epi32((int)sigma[i]);
+    for (int i = 0; i < 8; i++) s[4 + i] = _mm512_set1_epi32((int)key[i]);
+    for (int i = 0; i < 3; i++) s[13 + i] = _mm512_set1_epi32((int)nonce[i]);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    size_t done = 0;
+    for (; done + 16 <= nblocks; done += 16) {
+        s[12] = _mm512_add_epi32(_mm512_set1_epi32((int)(ctr + (uint32_t)done)), lane);
+        __m512i x0 = s[0], x1 = s[1], x2 = s[2], x3 = s[3], x4 = s[4], x5 = s[5], x6 = s[6],
+                x7 = s[7], x8 = s[8], x9 = s[9], x10 = s[10], x11 = s[11], x12 = s[12], x13 = s[13],
+                x14 = s[14], x15 = s[15];
+        for (unsigned r = 0; r < rounds; r += 2) {
+            QRV(x0, x4, x8, x12); /* column round */
+            QRV(x1, x5, x9, x13);
+            QRV(x2, x6, x10, x14);
+            QRV(x3, x7, x11, x15);
+            QRV(x0, x5, x10, x15); /* diagonal round */
+            QRV(x1, x6, x11, x12);
+            QRV(x2, x7, x8, x13);
+            QRV(x3, x4, x9, x14);
+        }
+        __m512i x[16] = { x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11, x12, x13, x14, x15 };
+        for (int i = 0; i < 16; i++) x[i] = _mm512_add_epi32(x[i], s[i]);
+        transpose16x32(x);
+        /* block b is 16 little-endian words: out[8b + w] = x[2w] | x[2w + 1] << 32 */
+        for (int b = 0; b < 16; b++) STOREU(out + 8 * (done + (size_t)b), x[b]);
+    }
+    if (done < nblocks) /* 8 at a time, then one by one */
+        tsr_ring_kernels_for(TSR_SIMD_AVX2)
+            ->chacha(out + 8 * done, key, nonce, ctr + (uint32_t)done, nblocks - done, rounds);
+}
+#undef QRV
+
 const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .family = TSR_SIMD_AVX512,
     .ntt_fwd = ntt_fwd_avx512,
@@ -675,5 +758,6 @@ const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .permute = permute_avx512,
     .sub_mul_scalar_add = sub_mul_scalar_add_avx512,
     .quotient_est = quotient_est_avx512,
+    .chacha = chacha_avx512,
 };
 #endif
