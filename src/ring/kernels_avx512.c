@@ -653,6 +653,93 @@ TGT static void quotient_est_avx512(uint64_t *u, const uint64_t *const *y, const
     }
 }
 
+/* ---- inner products ------------------------------------------------------ */
+
+/*
+ * out0 = sum_j x[j] y0[j], out1 = sum_j x[j] y1[j] mod q (kernels.h), 8 coefficients per pass:
+ * the 128-bit products (vpmullq and four vpmuludq) are summed exactly in two 64-bit words
+ * (a carry mask per term) and reduced once per chunk, as the AVX2 family's scalar dot2 does
+ * (kernels_avx2.c, dot_red): a sum s < 2^(b+63) (b = bitlen(q), q not a power of two) gives
+ * t = floor(s / 2^(b-1)) < 2^64, est = floor(t mu / 2^64) with mu = floor(2^(b+63) / q) at
+ * most 2 below floor(s / q), r = s - est q < 3q. Chunks: floor((2^(b+63) - 1) / (q-1)^2)
+ * products first (8 for 60-bit primes, 4 for 61-bit), then one fewer room for the carry
+ * r < q. For primes >= 2^50, which the IFMA family's dot2 sends here.
+ */
+typedef struct dotc64 {
+    __m512i q, q2, mu, muh;
+    __m128i sh, shl; /* b - 1 and 65 - b */
+    size_t first, next;
+} dotc64;
+
+TGT static INL __m512i dot_reduce64(__m512i hi, __m512i lo, const dotc64 *d) {
+    const __m512i t = _mm512_or_si512(_mm512_sll_epi64(hi, d->shl), _mm512_srl_epi64(lo, d->sh));
+    const __m512i est = mulhi(t, d->mu, d->muh);
+    const __m512i r = _mm512_sub_epi64(lo, _mm512_mullo_epi64(est, d->q)); /* < 3q */
+    return csub(csub(r, d->q2), d->q);
+}
+
+/* (hi:lo) += a * b, exactly (the caller keeps the sum below 2^128). */
+TGT static INL void mac128(__m512i *hi, __m512i *lo, __m512i a, __m512i b) {
+    __m512i plo, phi = mul128(a, b, &plo);
+    *lo = _mm512_add_epi64(*lo, plo);
+    const __mmask8 carry = _mm512_cmplt_epu64_mask(*lo, plo);
+    const __m512i h = _mm512_add_epi64(*hi, phi);
+    *hi = _mm512_mask_add_epi64(h, carry, h, _mm512_set1_epi64(1));
+}
+
+TGT static void dot2_avx512(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
+                            const uint64_t *const *x, const uint64_t *const *y0,
+                            const uint64_t *const *y1, size_t terms, size_t n) {
+    const uint64_t q = m->q;
+    if ((q & (q - 1)) == 0 || m->bits > 62 || terms == 0) { /* mu needs q not a power of 2 */
+        tsr_ring_kernels_for(TSR_SIMD_AVX2)->dot2(m, out0, out1, x, y0, y1, terms, n);
+        return;
+    }
+    dotc64 d;
+    const unsigned sh = (unsigned)m->bits - 1;
+    /* floor(2^(b+63) / q) = floor(floor(2^128 / q) / 2^(65-b)) */
+    const uint64_t mu = (m->mu_hi << sh) | (m->mu_lo >> (65 - m->bits));
+    const tsr_u128 lim = ((tsr_u128)1 << (m->bits + 63)) - 1, sq = (tsr_u128)(q - 1) * (q - 1);
+    const tsr_u128 f = lim / sq, nx = (lim - (q - 1)) / sq;
+    d.first = f > 64 ? 64 : (size_t)f;
+    d.next = nx > 64 ? 64 : (size_t)nx;
+    d.q = bc(q);
+    d.q2 = bc(2 * q);
+    d.mu = bc(mu);
+    d.muh = bc(mu >> 32);
+    d.sh = _mm_cvtsi32_si128((int)sh);
+    d.shl = _mm_cvtsi32_si128((int)(64 - sh));
+    const __m512i zero = _mm512_setzero_si512();
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m512i r0 = zero, r1 = zero;
+        size_t j = 0, chunk = d.first;
+        while (j < terms) {
+            const size_t end = j + chunk < terms ? j + chunk : terms;
+            __m512i lo0 = r0, hi0 = zero, lo1 = r1, hi1 = zero;
+            for (; j < end; j++) {
+                const __m512i xv = LOADU(x[j] + k);
+                mac128(&hi0, &lo0, xv, LOADU(y0[j] + k));
+                if (out1) mac128(&hi1, &lo1, xv, LOADU(y1[j] + k));
+            }
+            r0 = dot_reduce64(hi0, lo0, &d);
+            if (out1) r1 = dot_reduce64(hi1, lo1, &d);
+            chunk = d.next;
+        }
+        STOREU(out0 + k, r0);
+        if (out1) STOREU(out1 + k, r1);
+    }
+    for (; k < n; k++) { /* tail: one coefficient at a time */
+        uint64_t s0 = 0, s1 = 0;
+        for (size_t j = 0; j < terms; j++) {
+            s0 = tsr_modq_add(s0, tsr_modq_mul(m, x[j][k], y0[j][k]), q);
+            if (out1) s1 = tsr_modq_add(s1, tsr_modq_mul(m, x[j][k], y1[j][k]), q);
+        }
+        out0[k] = s0;
+        if (out1) out1[k] = s1;
+    }
+}
+
 /* ---- ChaCha keystream, 16 blocks at a time (one per 32-bit lane) --------- */
 _Static_assert(TSR_CHACHA_KERNEL_BLOCKS == 16, "kernels.h: TSR_CHACHA_KERNEL_BLOCKS is this width");
 
@@ -754,6 +841,7 @@ const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .add_scalar = add_scalar_avx512,
     .mul_shoup = mul_shoup_avx512,
     .conv_row = conv_row_avx512,
+    .dot2 = dot2_avx512,
     .copy_stream = copy_stream_avx512,
     .permute = permute_avx512,
     .sub_mul_scalar_add = sub_mul_scalar_add_avx512,
