@@ -111,6 +111,7 @@ typedef struct result {
     size_t factor_keys[2 * MAX_FACTORS];
     size_t shared_keys; /* steps of both CoeffsToSlots and SlotsToCoeffs */
     double rss_params, rss_circuit, rss_keys, rss_eval; /* current RSS after each setup phase */
+    double peak_params, peak_circuit, peak_keys;        /* peak RSS after each setup phase */
     double stage_peak[N_STAGES]; /* peak RSS after each stage of the first run */
     int level_keys, on_the_fly;
     int secure;
@@ -230,6 +231,7 @@ static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t 
     tsr_status st = tsr_ckks_params_create(&p, &spec);
     if (st == TSR_OK) st = tsr_ckks_encoder_create(&enc, p);
     res->rss_params = rss_now_mib();
+    res->peak_params = peak_rss_mib();
     tsr_circuits_boot_config cfg = { .slots = slots,
                                      .encapsulation_hw = 32,
                                      .log_message_ratio = ratio,
@@ -243,6 +245,7 @@ static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t 
     if (st == TSR_OK) st = tsr_circuits_boot_create(&b, enc, p, &cfg);
     res->circuit_s = tsr_now() - t1;
     res->rss_circuit = rss_now_mib();
+    res->peak_circuit = peak_rss_mib();
     t1 = tsr_now();
     int relin_level = TSR_CKKS_TOP_LEVEL;
     if (st == TSR_OK && level_keys)
@@ -255,6 +258,7 @@ static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t 
     if (st == TSR_OK) st = make_galois_keys(&gk, sk, p, b, level_keys, res);
     res->keygen_s = tsr_now() - t1;
     res->rss_keys = rss_now_mib();
+    res->peak_keys = peak_rss_mib();
     if (st == TSR_OK) st = tsr_ckks_evaluator_create(&ev, p, rk, gk);
     res->setup_s = tsr_now() - t0;
     res->rss_eval = rss_now_mib();
@@ -428,6 +432,8 @@ static void print_memory(const result *r) {
            mib(r->relin_mem), r->relin_level, mib(r->switch_mem[0]), mib(r->switch_mem[1]));
     printf("    resident after: parameters+encoder %.0f, circuit %.0f, keys %.0f, evaluator %.0f\n",
            r->rss_params, r->rss_circuit, r->rss_keys, r->rss_eval);
+    printf("    peak after: parameters+encoder %.0f, circuit %.0f, keys %.0f\n", r->peak_params,
+           r->peak_circuit, r->peak_keys);
     printf("    peak after the stages of run 1:");
     for (int s = 0; s < N_STAGES; s++)
         printf(" %s %.0f%s", stage_names[s], r->stage_peak[s], s + 1 < N_STAGES ? "," : "\n");
@@ -437,10 +443,11 @@ static void print_memory_json(const result *r) {
     printf("\"memory_mib\": {\"galois_keys\": %.1f, \"galois_keys_all_top\": %.1f, "
            "\"conjugation_key\": %.1f, \"relin_key\": %.1f, \"switch_keys\": [%.1f, %.1f], "
            "\"diagonals\": %.1f, \"rss_after\": {\"params\": %.0f, \"circuit\": %.0f, "
-           "\"keys\": %.0f, \"evaluator\": %.0f}, \"peak_after_stage\": {",
+           "\"keys\": %.0f, \"evaluator\": %.0f}, \"peak_after\": {\"params\": %.0f, "
+           "\"circuit\": %.0f, \"keys\": %.0f}, \"peak_after_stage\": {",
            mib(r->galois_mem), mib(r->galois_full_mem), mib(r->conj_mem), mib(r->relin_mem),
            mib(r->switch_mem[0]), mib(r->switch_mem[1]), mib(r->diag_mem), r->rss_params,
-           r->rss_circuit, r->rss_keys, r->rss_eval);
+           r->rss_circuit, r->rss_keys, r->rss_eval, r->peak_params, r->peak_circuit, r->peak_keys);
     for (int s = 0; s < N_STAGES; s++)
         printf("%s\"%s\": %.0f", s ? ", " : "", stage_names[s], r->stage_peak[s]);
     printf("}}, \"diagonals_on_the_fly\": %s, \"level_keys\": %s, \"relin_level\": %d, "
