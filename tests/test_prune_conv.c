@@ -10,7 +10,9 @@
  * pruning with whole-kernel tiles); the pruned units are the smallest ones,
  * recomputed here from the weights; the permutation with per-offset
  * features keeps the function and gathers filters that share kernel
- * offsets into the same tiles.
+ * offsets into the same tiles; a stride-2 convolution pruned per offset
+ * computes the dense model with the masks applied, and the compiler skips
+ * its pruned units.
  */
 #include "testutil.h"
 
@@ -39,12 +41,12 @@ static void node(tsr_graph *gr, tsr_graph_kind k, int n, const char *const *in, 
     tt_ok(tsr_graph_add_node(gr, k, out, n, in, out, a));
 }
 
-/* x(N,2,4,4) -> Conv K1 (8,2,3,3) + b, pad 1 -> square -> Conv K2 (4,8,3,3), pad 1 -> Flatten
- * -> Gemm F (3 x 64). k1 / k2 (may be NULL: random) give the filters. */
-static tsr_graph *cnn(tsr_prng *g, const tsr_array *k1, const tsr_array *k2) {
+/* x(N,2,4s,4s) -> Conv K1 (8,2,3,3) + b, pad 1, stride s -> square -> Conv K2 (4,8,3,3),
+ * pad 1 -> Flatten -> Gemm F (3 x 64). k1 / k2 (may be NULL: random) give the filters. */
+static tsr_graph *cnn_stride(tsr_prng *g, const tsr_array *k1, const tsr_array *k2, int s) {
     tsr_graph *gr;
     tt_ok(tsr_graph_create(&gr));
-    tt_ok(tsr_graph_add_input(gr, "x", 4, (int64_t[]){ -1, 2, 4, 4 }));
+    tt_ok(tsr_graph_add_input(gr, "x", 4, (int64_t[]){ -1, 2, 4 * s, 4 * s }));
     tsr_array *a;
     if (k1) {
         tt_ok(tsr_array_clone(&a, k1));
@@ -63,8 +65,10 @@ static tsr_graph *cnn(tsr_prng *g, const tsr_array *k1, const tsr_array *k2) {
     tsr_graph_attrs a1;
     tsr_graph_attrs_default(&a1);
     for (int i = 0; i < 4; i++) a1.pads[i] = 1;
+    a1.strides[0] = a1.strides[1] = s;
     node(gr, TSR_NODE_CONV, 3, (const char *[]){ "x", "K1", "kb1" }, "c1", &a1);
     node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "c1" }, "c2", NULL);
+    a1.strides[0] = a1.strides[1] = 1;
     node(gr, TSR_NODE_CONV, 2, (const char *[]){ "c2", "K2" }, "c3", &a1);
     tsr_graph_attrs_default(&a1);
     a1.axis = 1;
@@ -77,10 +81,15 @@ static tsr_graph *cnn(tsr_prng *g, const tsr_array *k1, const tsr_array *k2) {
     return gr;
 }
 
+static tsr_graph *cnn(tsr_prng *g, const tsr_array *k1, const tsr_array *k2) {
+    return cnn_stride(g, k1, k2, 1);
+}
+
 /*
  * The compiler's products of the two convolutions for the plan [2, 4, 4, 4, 1] orientation 0
  * (128 slots): the input's 2 channels in D0, so the first convolution's filter tile is 4
- * filters (D3) x 2 channels and the second's 2 filters (D0) x 4 channels; one spatial tile.
+ * filters (D3) x 2 channels and the second's 2 filters (D0) x 4 channels; one spatial tile
+ * (2 x 2 input tiles for the stride-2 model's 8 x 8 images, one after its first convolution).
  */
 static void conv_products(const tsr_graph *gr, uint64_t prod[2]) {
     tsr_nn_model *m;
@@ -246,9 +255,10 @@ static void test_offset_units_compiled(void **state) {
     tsr_graph_free(gr);
 }
 
-/* Largest |difference| of the outputs of two graphs on the same random batch. */
-static double max_diff(const tsr_graph *a, const tsr_graph *b, tsr_prng *g) {
-    tsr_array *x = arr(4, (int64_t[]){ 3, 2, 4, 4 }, g, 1.0);
+/* Largest |difference| of the outputs of two graphs on the same random batch of hw x hw
+ * images. */
+static double max_diff_hw(const tsr_graph *a, const tsr_graph *b, tsr_prng *g, int64_t hw) {
+    tsr_array *x = arr(4, (int64_t[]){ 3, 2, hw, hw }, g, 1.0);
     tsr_array *ya, *yb;
     tt_ok(tsr_graph_run(a, (const tsr_array *const *)&x, &ya));
     tt_ok(tsr_graph_run(b, (const tsr_array *const *)&x, &yb));
@@ -263,6 +273,10 @@ static double max_diff(const tsr_graph *a, const tsr_graph *b, tsr_prng *g) {
     tsr_array_free(ya);
     tsr_array_free(yb);
     return m;
+}
+
+static double max_diff(const tsr_graph *a, const tsr_graph *b, tsr_prng *g) {
+    return max_diff_hw(a, b, g, 4);
 }
 
 static void test_offset_permute_function(void **state) {
@@ -337,11 +351,117 @@ static void test_offset_permute_gathers(void **state) {
     tsr_array_free(k2);
 }
 
+/* Fine-tuning hook of the stride-2 test: no training; after the last step, *ctx = the dense
+ * graph with the run's masks applied, and the masks of K1 and K2. */
+typedef struct masked_ctx {
+    const tsr_graph *dense;
+    tsr_graph *masked;
+    uint8_t m1[8 * 2 * 9], m2[4 * 8 * 9];
+} masked_ctx;
+
+static tsr_status keep_masked(void *ctx, int step, const tsr_prune_masks *masks,
+                              tsr_graph **model) {
+    (void)step;
+    (void)model;
+    masked_ctx *c = ctx;
+    tsr_graph_free(c->masked);
+    c->masked = NULL;
+    assert_int_equal(tsr_prune_masks_get(masks, "K1", c->m1, sizeof c->m1), 1);
+    assert_int_equal(tsr_prune_masks_get(masks, "K2", c->m2, sizeof c->m2), 1);
+    return tsr_prune_masks_apply(masks, c->dense, &c->masked);
+}
+
+/*
+ * Stride 2 (8 x 8 images, the first convolution's output 4 x 4): pruning per kernel offset
+ * removes whole (tile, offset) units of the strided filters as it does without a stride: the
+ * masks are unions of units, the smallest ones, as many as the sparsity says; the pruned model
+ * computes what the dense model computes with the masks applied; and the compiler, whose
+ * strided convolution reads other input tiles per offset, saves exactly the pruned units'
+ * products.
+ */
+static void test_offset_stride2(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 1604);
+    tsr_graph *gr = cnn_stride(&g, NULL, NULL, 2);
+    uint64_t dense[2];
+    conv_products(gr, dense);
+
+    masked_ctx mc = { .dense = gr };
+    tsr_prune_opts o;
+    offset_opts(&o);
+    o.method = TSR_PRUNE_TILE;
+    o.layer_sparsity = (const double[]){ 0.5, 0.75, 0.0 };
+    o.n_layer_sparsity = 3;
+    o.steps = 2;
+    o.finetune = keep_masked;
+    o.finetune_ctx = &mc;
+    tsr_graph *p;
+    tsr_prune_report *r;
+    tt_ok(tsr_prune_graph(gr, &o, &p, &r));
+    assert_non_null(mc.masked);
+    uint64_t pruned[2];
+    conv_products(p, pruned);
+
+    const char *names[2] = { "K1", "K2" };
+    const uint8_t *masks[2] = { mc.m1, mc.m2 };
+    const int64_t R[2] = { 4, 2 }, C[2] = { 2, 4 };
+    const double s[2] = { 0.5, 0.75 };
+    for (int l = 0; l < 2; l++) {
+        const tsr_array *w0 = tsr_graph_const(gr, names[l]), *w1 = tsr_graph_const(p, names[l]);
+        double before[64], after[64];
+        int64_t nu = unit_norms(w0, R[l], C[l], before);
+        assert_int_equal(unit_norms(w1, R[l], C[l], after), nu);
+        int64_t z = count_zero(after, nu);
+        assert_int_equal(z, (int64_t)llround(s[l] * (double)nu));
+        /* The mask is the pruned weights: zero where it says, the dense weight elsewhere; and
+         * it covers whole units (a unit is masked in every weight or in none). */
+        int64_t Ch = w0->dims[1], bc = (Ch + C[l] - 1) / C[l];
+        int64_t masked_in[64] = { 0 };
+        for (size_t i = 0; i < w0->numel; i++) {
+            int64_t f = (int64_t)i / (Ch * 9), c = ((int64_t)i / 9) % Ch, j = (int64_t)i % 9;
+            int64_t u = ((f / R[l]) * bc + c / C[l]) * 9 + j;
+            masked_in[u] += masks[l][i];
+            assert_true(w1->data[i] == (masks[l][i] ? 0.0 : w0->data[i]));
+        }
+        int64_t per_unit = R[l] * C[l], units_masked = 0;
+        for (int64_t u = 0; u < nu; u++) {
+            assert_true(masked_in[u] == 0 || masked_in[u] == per_unit);
+            units_masked += masked_in[u] == per_unit;
+            assert_int_equal(masked_in[u] == per_unit, after[u] == 0.0);
+        }
+        assert_int_equal(units_masked, z);
+        double max_pruned = 0, min_kept = INFINITY;
+        for (int64_t u = 0; u < nu; u++) {
+            if (after[u] == 0.0)
+                max_pruned = fmax(max_pruned, before[u]);
+            else
+                min_kept = fmin(min_kept, before[u]);
+        }
+        assert_true(max_pruned <= min_kept);
+        assert_int_equal(r->layers[l].tiles_nz_after, nu - z);
+        assert_true(r->layers[l].offsets);
+        /* The compiler skips exactly the pruned units of the strided convolution too. */
+        assert_true(dense[l] > 0);
+        assert_int_equal(dense[l] % (uint64_t)nu, 0);
+        assert_int_equal(dense[l] - pruned[l], (uint64_t)z * (dense[l] / (uint64_t)nu));
+    }
+    double d = max_diff_hw(p, mc.masked, &g, 8);
+    if (d > 1e-12) fail_msg("stride-2 CNN pruned per offset differs from its masks by %g", d);
+    /* ... and is not the dense model (the check above can fail). */
+    assert_true(max_diff_hw(p, gr, &g, 8) > 1e-6);
+    tsr_prune_report_free(r);
+    tsr_graph_free(p);
+    tsr_graph_free(mc.masked);
+    tsr_graph_free(gr);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offset_units_compiled),
         cmocka_unit_test(test_offset_permute_function),
         cmocka_unit_test(test_offset_permute_gathers),
+        cmocka_unit_test(test_offset_stride2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
