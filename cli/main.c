@@ -7,11 +7,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 typedef struct verb {
     const char *name;
@@ -52,7 +56,24 @@ static void usage(FILE *out) {
         fprintf(out, "  %-10s %s\n", verbs[i].name, verbs[i].summary);
 }
 
+/*
+ * glibc serves every block above its mmap threshold (at most 32 MiB) with a fresh mmap and
+ * unmaps it on free, and trims the heap top above 128 KiB: at N = 2^16 a key switch's
+ * decompositions (dnum x (l+1+k) limbs of 512 KiB, 68 MiB) and ciphertexts come back as new
+ * zeroed pages every time: 13-18 % of a bootstrap's CPU time in the kernel on the Zen 5
+ * (docs/BENCHMARKS.md). The command keeps freed memory in its heap instead; the peak RSS is
+ * about the same (the blocks are reused, not added). Programs linking libtessera can do the same
+ * (mallopt, or GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...).
+ */
+static void keep_freed_memory(void) {
+#ifdef __GLIBC__
+    mallopt(M_MMAP_MAX, 0);
+    mallopt(M_TRIM_THRESHOLD, INT_MAX);
+#endif
+}
+
 int main(int argc, char **argv) {
+    keep_freed_memory();
     /* A file-size limit (ulimit -f) makes writes fail with EFBIG instead of killing us, so
        the half-written temporary file is removed and the old output kept (cli/outputs.c). */
     signal(SIGXFSZ, SIG_IGN);

@@ -801,6 +801,63 @@ static void test_chacha_families(void **state) {
     tt_ok(tsr_simd_force(saved));
 }
 
+/*
+ * Lemire's rejection rule (the ChaCha12 sampler's squeeze): every family keeps the same words
+ * and values as the portable kernel, in place and out of place, for every tail length, with
+ * words at the rule's edges (low64(v q) = t and t - 1, v = 0, 1, 2^64 - 1) among random ones;
+ * q a power of two (t = 0: every word kept), 1, 3, primes of 49 to 62 bits.
+ */
+static void test_squeeze_families(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 47);
+    enum { N = 83 };
+    uint64_t in[N], ref[N], got[N], inplace[N];
+    const uint64_t qs[] = { 1,
+                            3,
+                            1ULL << 40,
+                            0x1000000000000021ULL,
+                            562949951979521ULL,
+                            1152921504606584833ULL,
+                            (1ULL << 61) - 1,
+                            4611686018427387847ULL };
+    const tsr_ring_kernels *port = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
+    for (size_t qi = 0; qi < sizeof qs / sizeof qs[0]; qi++) {
+        const uint64_t q = qs[qi], t = ((uint64_t)0 - q) % q;
+        tsr_prng_bytes(&g, (uint8_t *)in, sizeof in);
+        /* v with low64(v q) = t + d, d in {-1, 0}: v = (t + d) q^-1 mod 2^64 (q odd) */
+        if (q & 1) {
+            uint64_t inv = q;
+            for (int it = 0; it < 6; it++) inv *= 2 - q * inv;
+            for (int d = 0; d < 2; d++) in[3 + 7 * d] = (t - (uint64_t)d) * inv;
+        }
+        in[0] = 0;
+        in[20] = 1;
+        in[41] = UINT64_MAX;
+        for (size_t n = 0; n <= N; n += (n < 20 ? 1 : 7)) {
+            const size_t want = port->squeeze_lemire(q, ref, in, n);
+            for (int f = TSR_SIMD_PORTABLE + 1; f <= TSR_SIMD_AVX512IFMA; f++) {
+                if (!family_available((tsr_simd)f)) continue;
+                const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
+                assert_int_equal(k->squeeze_lemire(q, got, in, n), want);
+                assert_memory_equal(got, ref, want * sizeof *got);
+                memcpy(inplace, in, sizeof in);
+                assert_int_equal(k->squeeze_lemire(q, inplace, inplace, n), want);
+                assert_memory_equal(inplace, ref, want * sizeof *got);
+            }
+        }
+        /* the rule itself, on the portable kernel */
+        size_t kept = port->squeeze_lemire(q, ref, in, N), j = 0;
+        for (size_t i = 0; i < N; i++) {
+            const tsr_u128 w = (tsr_u128)in[i] * q;
+            if ((uint64_t)w < t) continue;
+            assert_true(j < kept);
+            assert_int_equal(ref[j++], (uint64_t)(w >> 64));
+        }
+        assert_int_equal(j, kept);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ntt_families),
@@ -814,6 +871,7 @@ int main(void) {
         cmocka_unit_test(test_quotient_families),
         cmocka_unit_test(test_chacha_families),
         cmocka_unit_test(test_chacha_published_vectors),
+        cmocka_unit_test(test_squeeze_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

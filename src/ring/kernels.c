@@ -45,10 +45,11 @@ static void overlay(tsr_ring_kernels *dst, const tsr_ring_kernels *src) {
     OV(sub_mul_scalar_add);
     OV(quotient_est);
     OV(chacha);
+    OV(squeeze_lemire);
 #undef OV
 }
-/* 22 kernels after the family tag: extend overlay() when adding one. */
-_Static_assert(sizeof(tsr_ring_kernels) == 23 * sizeof(void (*)(void)), "update overlay()");
+/* 23 kernels after the family tag: extend overlay() when adding one. */
+_Static_assert(sizeof(tsr_ring_kernels) == 24 * sizeof(void (*)(void)), "update overlay()");
 
 static void build_tables(void) {
     merged[TSR_SIMD_PORTABLE] = tsr_ring_kernels_portable;

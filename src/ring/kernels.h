@@ -151,6 +151,13 @@ typedef struct tsr_ring_kernels {
      */
     void (*chacha)(uint64_t *out, const uint32_t key[8], const uint32_t nonce[3], uint32_t ctr,
                    size_t nblocks, unsigned rounds);
+    /*
+     * Lemire's rejection rule (the ChaCha12 key stream, ring/sample.c): each word v of
+     * in[0..n) gives w = v q (128 bits); v is kept when low64(w) >= 2^64 mod q and becomes
+     * high64(w). Writes the kept values to out in order and returns how many; out may equal
+     * in, else out has room for n words (words of out past the count are undefined). Any q >= 1.
+     */
+    size_t (*squeeze_lemire)(uint64_t q, uint64_t *out, const uint64_t *in, size_t n);
 } tsr_ring_kernels;
 
 /* The widest chacha kernel's blocks per pass (AVX-512: 16, AVX2: 8, one per

@@ -740,6 +740,29 @@ TGT static void dot2_avx512(const tsr_modulus *m, uint64_t *out0, uint64_t *out1
     }
 }
 
+/* ---- Lemire's rejection rule (ring/sample.c's ChaCha12 stream) ----------- */
+
+/* kernels.h: 8 words per pass, w = v q as vpmullq + mulhi, the kept high words packed by a
+ * register compress and stored whole (k <= i, so in place the store never reaches words not
+ * yet loaded, and out of place it stays below out + n). */
+TGT static size_t squeeze_lemire_avx512(uint64_t q, uint64_t *out, const uint64_t *in, size_t n) {
+    const uint64_t t = ((uint64_t)0 - q) % q;
+    const __m512i qv = bc(q), qh = bc(q >> 32), tv = bc(t);
+    size_t k = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m512i v = LOADU(in + i);
+        const __mmask8 keep = _mm512_cmpge_epu64_mask(_mm512_mullo_epi64(v, qv), tv);
+        STOREU(out + k, _mm512_maskz_compress_epi64(keep, mulhi(v, qv, qh)));
+        k += (size_t)__builtin_popcount((unsigned)keep);
+    }
+    for (; i < n; i++) {
+        const tsr_u128 w = (tsr_u128)in[i] * q;
+        out[k] = (uint64_t)(w >> 64);
+        k += (uint64_t)w >= t;
+    }
+    return k;
+}
+
 /* ---- ChaCha keystream, 16 blocks at a time (one per 32-bit lane) --------- */
 _Static_assert(TSR_CHACHA_KERNEL_BLOCKS == 16, "kernels.h: TSR_CHACHA_KERNEL_BLOCKS is this width");
 
@@ -847,5 +870,6 @@ const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .sub_mul_scalar_add = sub_mul_scalar_add_avx512,
     .quotient_est = quotient_est_avx512,
     .chacha = chacha_avx512,
+    .squeeze_lemire = squeeze_lemire_avx512,
 };
 #endif

@@ -317,6 +317,19 @@ static void chacha_portable(uint64_t *out, const uint32_t key[8], const uint32_t
 }
 #undef QR
 
+/* Lemire's multiply-shift with rejection ("Fast random integer generation in an interval", ACM
+ * TOMACS 2019), branch-free: out[k] is written for every word, k advances on a keep. */
+static size_t squeeze_lemire_portable(uint64_t q, uint64_t *out, const uint64_t *in, size_t n) {
+    const uint64_t t = ((uint64_t)0 - q) % q;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const tsr_u128 w = (tsr_u128)in[i] * q;
+        out[k] = (uint64_t)(w >> 64);
+        k += (uint64_t)w >= t;
+    }
+    return k;
+}
+
 const tsr_ring_kernels tsr_ring_kernels_portable = {
     .family = TSR_SIMD_PORTABLE,
     .ntt_fwd = ntt_fwd_portable,
@@ -341,4 +354,5 @@ const tsr_ring_kernels tsr_ring_kernels_portable = {
     .sub_mul_scalar_add = sub_mul_scalar_add_portable,
     .quotient_est = quotient_est_portable,
     .chacha = chacha_portable,
+    .squeeze_lemire = squeeze_lemire_portable,
 };

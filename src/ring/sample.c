@@ -111,29 +111,23 @@ static size_t squeeze_barrett(const tsr_modulus *m, uint64_t *out, const uint64_
  * residue has exactly floor(2^64 / q) kept preimages (no bias), the same
  * acceptance rate as stream 1's, for one multiply instead of Barrett's two
  * and a correction (about half the time per word on Zen 3). */
-static size_t squeeze_lemire(const tsr_modulus *m, uint64_t *out, const uint64_t *in, size_t n) {
-    const uint64_t q = m->q, t = ((uint64_t)0 - q) % q;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const tsr_u128 w = (tsr_u128)in[i] * q;
-        out[k] = (uint64_t)(w >> 64);
-        k += (uint64_t)w >= t;
-    }
-    return k;
+static size_t squeeze_lemire(const chunk_stream *st, const tsr_modulus *m, uint64_t *out,
+                             const uint64_t *in, size_t n) {
+    return st->k->squeeze_lemire(m->q, out, in, n); /* ring/kernels.h */
 }
 
 static size_t squeeze(const chunk_stream *st, const tsr_modulus *m, uint64_t *out,
                       const uint64_t *in, size_t n) {
     /* by stream id, never by round count: the rule is part of the stream's definition */
     return st->stream == TSR_SAMPLE_STREAM_CHACHA20 ? squeeze_barrett(m, out, in, n)
-                                                    : squeeze_lemire(m, out, in, n);
+                                                    : squeeze_lemire(st, m, out, in, n);
 }
 
 size_t tsr_sample_squeeze_for_test(unsigned stream, const tsr_modulus *m, uint64_t *out,
                                    const uint64_t *in, size_t n) {
     TSR_REQUIRE(stream == TSR_SAMPLE_STREAM_CHACHA20 || stream == TSR_SAMPLE_STREAM_CHACHA12,
                 "tsr_sample_squeeze_for_test: unknown stream");
-    const chunk_stream st = { .stream = stream };
+    const chunk_stream st = { .stream = stream, .k = tsr_ring_kernels_active() };
     return squeeze(&st, m, out, in, n);
 }
 
