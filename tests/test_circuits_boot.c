@@ -312,6 +312,14 @@ static void test_boot_errors(void **state) {
     tsr_circuits_boot *bad = NULL;
     tsr_circuits_boot_config cfg = { .slots = 3 };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    /* sparse slot counts: powers of two in 2..N/2 only */
+    cfg = (tsr_circuits_boot_config){ .slots = 1 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    cfg = (tsr_circuits_boot_config){ .slots = 2 * h->slots };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    cfg = (tsr_circuits_boot_config){ .slots = h->slots / 16 + h->slots / 32 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    assert_null(bad);
     cfg = (tsr_circuits_boot_config){ .cts_levels = 40 };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
     /* a larger R (or r) tightens the cosine's error: 2^-28 2 pi / (4^r 2^R) at R = 13, r = 2
