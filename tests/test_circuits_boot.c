@@ -312,6 +312,14 @@ static void test_boot_errors(void **state) {
     tsr_circuits_boot *bad = NULL;
     tsr_circuits_boot_config cfg = { .slots = 3 };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    /* sparse slot counts: powers of two in 2..N/2 only */
+    cfg = (tsr_circuits_boot_config){ .slots = 1 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    cfg = (tsr_circuits_boot_config){ .slots = 2 * h->slots };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    cfg = (tsr_circuits_boot_config){ .slots = h->slots / 16 + h->slots / 32 };
+    tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
+    assert_null(bad);
     cfg = (tsr_circuits_boot_config){ .cts_levels = 40 };
     tt_fails(tsr_circuits_boot_create(&bad, h->enc, h->p, &cfg), TSR_ERR_INVALID_ARG);
     /* a larger R (or r) tightens the cosine's error: 2^-28 2 pi / (4^r 2^R) at R = 13, r = 2
@@ -842,10 +850,12 @@ static size_t level_keys_identical(he *h, const tsr_circuits_boot_config *cfg, i
 /*
  * Sparse slots, diagonals on the fly (every diagonal as its 2p subring
  * coefficients) and stored (the default mix): the same rotation steps and a
- * bit-identical bootstrap. CoeffsToSlots' last factor is the packing [M; -iM]:
- * slot period 2n exactly, so 2 * 2n coefficients per diagonal on the fly, and
- * encoded by default (32 * 2n > S). Every other factor's diagonals have
- * periods dividing 2n (the data's, not a formula of the stage split).
+ * bit-identical bootstrap. CoeffsToSlots' first factor is the packing
+ * [M; -iM] and SlotsToCoeffs' last the unpacking (the factors holding the
+ * stage h = n/2): slot period 2n exactly, so 2 * 2n coefficients per diagonal
+ * on the fly, and encoded by default (32 * 2n > S). Every other factor works
+ * on [x | y] inside blocks of n and keeps the periods of its stages (h <=
+ * n/4: at most n/2), so it stays as subring coefficients by default.
  */
 static void sparse_fly_identical(he *h, const tsr_circuits_boot_config *cfg) {
     tsr_circuits_boot_config fly_cfg = *cfg;
@@ -873,10 +883,13 @@ static void sparse_fly_identical(he *h, const tsr_circuits_boot_config *cfg) {
         const uint64_t d = fac[f].diagonals, fb = fly_fac[f].diag_bytes;
         /* on the fly: 16 bytes per slot of period, each period a power of two <= 2n */
         assert_true(fb % 16 == 0 && fb >= 16 * d && fb <= 16 * d * period2);
-        if (fac[f].stage == 0 && fac[f].index == info.cts_levels - 1) {
+        if ((fac[f].stage == 0 && fac[f].index == 0) ||
+            (fac[f].stage == 1 && fac[f].index == info.stc_levels - 1)) {
             assert_int_equal(fb, d * 2 * period2 * 8);
             assert_true(CIRCUITS_SUBRING_MIN_RATIO * period2 > h->slots);
             assert_int_equal(fac[f].diag_bytes, d * big_n * 8 * ((uint64_t)fac[f].level + 1 + k));
+        } else {
+            assert_true(fb <= 16 * d * (period2 / 4));
         }
         /* by default a diagonal is kept as coefficients or encoded (at least as large) */
         assert_true(fac[f].diag_bytes >= fb);

@@ -612,8 +612,8 @@ TSR_API tsr_status tsr_circuits_boot_mod_raise(const tsr_circuits_boot *b, tsr_c
  * Stage 2: CoeffsToSlots. in must be stage 1's output (top level, scale
  * K q_0 N/(2n)): TSR_ERR_LEVEL / TSR_ERR_SCALE otherwise. Full slots: out
  * holds u, slot j = (c_j + i c_{j+n}) / (2 K q_0). Sparse slots (2n <= N/2):
- * out holds [u | -i u] with period 2n, not the n-periodic u (the last factor
- * is [M; -i M]), the layout stage 3 expects.
+ * out holds [u | -i u] with period 2n, not the n-periodic u (the first factor
+ * is [M; -i M], the later ones act on both halves), the layout stage 3 expects.
  */
 TSR_API tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b,
                                                      tsr_ckks_evaluator *ev,

@@ -190,12 +190,27 @@ static ckks_cplx *dmat_diag(boot_dmat *w, size_t e) {
 }
 
 /*
- * Sparse slots (2n <= N/2), CoeffsToSlots' last factor M (n x n, input
- * n-periodic) becomes the 2n x 2n factor [M; -i M]: out = [u | -i u] with
- * period 2n, so that EvalMod's out + conj(out) = [a | b] holds both real
- * parts of u = (a + i b) / 2 in one ciphertext (Bossuat et al. 2021, the
- * sparse repacking). The input is n-periodic, so diagonal i keeps its index
- * (its rotation step): the same keys, the same count of diagonals.
+ * Sparse slots (2n <= N/2): between CoeffsToSlots' first factor and
+ * SlotsToCoeffs' last, the slots hold two vectors of n, [x | y] with period
+ * 2n, so that one EvalMod serves the real and imaginary parts (Bossuat et
+ * al. 2021, the sparse repacking). The factors that move them there and
+ * back are the ones holding the butterfly stage of half-length n/2, the only
+ * stage whose pairs (j, j + n/2) wrap around the n slots: every other factor
+ * (stages h <= n/4) pairs slots inside aligned blocks of 2h, which divide n,
+ * so on [x | y] it is [M x | M y] with the same count of diagonals
+ * (sparse_block2), and its diagonals keep their short slot period (stored as
+ * subring coefficients, circuits/linear_transform.c). Packing in the last
+ * CoeffsToSlots factor and unpacking in the first SlotsToCoeffs one instead
+ * made those factors, the two with the most diagonals, full-period (encoded
+ * over Q_l P: about 1 GiB at N = 2^16, 2^12 slots) and doubled the second's
+ * diagonals where the wrapping factor has the fewest (docs/CIRCUITS.md).
+ *
+ * CoeffsToSlots' first factor M (n x n, input n-periodic: the trace's
+ * output) becomes the 2n x 2n factor [M; -i M]: out = [u | -i u] with period
+ * 2n, so that EvalMod's out + conj(out) = [a | b] holds both real parts of
+ * u = (a + i b) / 2 in one ciphertext. The input is n-periodic, so diagonal
+ * i keeps its index (its rotation step): the same keys, the same count of
+ * diagonals.
  */
 static tsr_status sparse_pack_cts(boot_dmat *m) {
     size_t n = m->n;
@@ -220,13 +235,15 @@ static tsr_status sparse_pack_cts(boot_dmat *m) {
 }
 
 /*
- * Sparse slots, SlotsToCoeffs' first factor M (n x n, on v = a + i b)
- * becomes a 2n x 2n factor reading [a | b] (period 2n, EvalMod's output):
+ * Sparse slots, SlotsToCoeffs' last factor M (n x n, on v = a + i b, the
+ * one holding the stage h = n/2) becomes a 2n x 2n factor reading [a | b]
+ * (period 2n: EvalMod's output through the factors before, sparse_block2):
  * (M v)[j] = sum_i d_i[j0] (y[A] + i y[A + n]), j0 = j mod n, A = (j0 + i)
  * mod n, so diagonal i of M splits into the diagonals (A - j) mod 2n and
  * (A - j + n) mod 2n, which are i and i + n in some order. Twice the
- * diagonals, and steps i + n beside the steps i (listed by collect_steps).
- * The output is n-periodic, as the rest of SlotsToCoeffs expects.
+ * diagonals (16 -> 32 for 2^12 slots in 3 factors), and steps i + n beside
+ * the steps i (listed by collect_steps). The output is n-periodic: the
+ * bootstrapped ciphertext's slots repeat with period n, as its input's did.
  */
 static tsr_status sparse_unpack_stc(boot_dmat *m) {
     size_t n = m->n;
@@ -254,6 +271,39 @@ static tsr_status sparse_unpack_stc(boot_dmat *m) {
     return TSR_OK;
 }
 
+/*
+ * Sparse slots, a factor M (n x n) between the packing and the unpacking:
+ * the 2n x 2n factor [M 0; 0 M] acting on [x | y] (period 2n). Output slot j
+ * (j0 = j mod n) reads slot A = (j0 + i) mod n of its own half, at offset
+ * (A - j0) mod 2n from j: diagonal i of M goes to diagonal i where j0 + i <
+ * n and i + n where it wraps. Entries that are exactly zero are skipped, so
+ * a factor whose pairs stay inside blocks of n (no wrap) keeps its diagonals
+ * and their count; only the negative ones move (n - h -> 2n - h, other
+ * rotation steps, as many).
+ */
+static tsr_status sparse_block2(boot_dmat *m) {
+    size_t n = m->n;
+    boot_dmat w;
+    TSR_TRY(dmat_twice(&w, n));
+    for (size_t i = 0; i < n; i++) {
+        if (!m->d[i]) continue;
+        for (size_t j = 0; j < 2 * n; j++) {
+            size_t j0 = j % n;
+            ckks_cplx c = m->d[i][j0];
+            if (c.re == 0 && c.im == 0) continue;
+            ckks_cplx *d = dmat_diag(&w, j0 + i < n ? i : i + n);
+            if (!d) {
+                boot_dmat_free(&w);
+                return tsr_fail(TSR_ERR_NOMEM, "out of memory for a DFT factor");
+            }
+            d[j] = c;
+        }
+    }
+    boot_dmat_free(m);
+    *m = w;
+    return TSR_OK;
+}
+
 /* Build and encode the DFT factors (CoeffsToSlots at the top, SlotsToCoeffs at the bottom). */
 static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) {
     ckks_fft f;
@@ -262,7 +312,9 @@ static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) 
     memset(mats, 0, sizeof mats);
     tsr_status st = boot_dft_factors(mats, b->kc, &f, 1);
     int sparse = b->n < tsr_ckks_params_slots(b->p);
-    if (st == TSR_OK && sparse) st = sparse_pack_cts(&mats[b->kc - 1]);
+    /* sparse: packed by the first factor (stage h = n/2), the others on [x | y] */
+    if (st == TSR_OK && sparse) st = sparse_pack_cts(&mats[0]);
+    for (int g = 1; g < b->kc && st == TSR_OK && sparse; g++) st = sparse_block2(&mats[g]);
     for (int g = 0; g < b->kc && st == TSR_OK; g++) {
         int level = b->top - g;
         double in = g == 0 ? b->raise_scale : tsr_ckks_params_scale(b->p, level);
@@ -272,7 +324,9 @@ static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) 
     }
     for (int g = 0; g < b->kc; g++) boot_dmat_free(&mats[g]);
     if (st == TSR_OK) st = boot_dft_factors(mats, b->ks, &f, 0);
-    if (st == TSR_OK && sparse) st = sparse_unpack_stc(&mats[0]);
+    /* sparse: the factors before the last (stage h = n/2, the unpacking) on [a | b] */
+    for (int g = 0; g + 1 < b->ks && st == TSR_OK && sparse; g++) st = sparse_block2(&mats[g]);
+    if (st == TSR_OK && sparse) st = sparse_unpack_stc(&mats[b->ks - 1]);
     int stc_top = b->top - b->kc - b->cos_depth - b->r;
     /* sin(2 pi c / q_0) ~ 2 pi c / q_0 and c = in_scale m: multiply by q_0 / (2 pi in_scale) */
     double q0 = (double)tsr_ckks_params_prime(b->p, 0);
