@@ -532,17 +532,18 @@ static void test_dot_families(void **state) {
     tsr_prng g;
     tt_prng(&g, 44);
     const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
-    static const size_t terms_list[] = { 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 30, 64 };
+    /* 65 and 129: past the AVX-512 kernel's 64-term chunks */
+    static const size_t terms_list[] = { 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 30, 64, 65, 129 };
     const size_t n = 131;
-    uint64_t *x[64], *y0[64], *y1[64];
-    for (int j = 0; j < 64; j++) {
+    uint64_t *x[129], *y0[129], *y1[129];
+    for (int j = 0; j < 129; j++) {
         x[j] = tsr_alloc(n * 8);
         y0[j] = tsr_alloc(n * 8);
         y1[j] = tsr_alloc(n * 8);
     }
     uint64_t *a0 = tsr_alloc(n * 8), *a1 = tsr_alloc(n * 8), *b0 = tsr_alloc(n * 8),
              *b1 = tsr_alloc(n * 8);
-    uint64_t qs[N_BITS + 9];
+    uint64_t qs[N_BITS + 11];
     size_t nq = 0;
     for (size_t bi = 0; bi < N_BITS; bi++)
         tt_ok(tsr_prime_generate(prime_bits[bi], 8, 1, NULL, 0, &qs[nq++]));
@@ -554,6 +555,8 @@ static void test_dot_families(void **state) {
     qs[nq++] = 1ULL << 40; /* powers of two (tsr_modulus_init accepts them): mu = 2^64 */
     qs[nq++] = 1ULL << 61;
     qs[nq++] = 2;
+    qs[nq++] = (1ULL << 61) + 2; /* even, not a power of two: any modulus is allowed */
+    qs[nq++] = 6;
     for (int f = TSR_SIMD_AVX2; f <= TSR_SIMD_AVX512IFMA; f++) {
         if (!family_available((tsr_simd)f)) continue;
         const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
@@ -578,7 +581,7 @@ static void test_dot_families(void **state) {
                 if (memcmp(a0, b0, n * 8) || memcmp(a1, b1, n * 8))
                     fail_msg("%s dot2 differs: q=%llu terms=%zu%s", tsr_simd_name((tsr_simd)f),
                              (unsigned long long)q, terms, all_max ? " (all q-1)" : "");
-                for (size_t len = n - 3; len <= n; len++) { /* every tail of the 4-wide loop */
+                for (size_t len = n - 7; len <= n; len++) { /* every tail of the 4- and 8-wide loops */
                     k->dot2(&m, b0, NULL, (const uint64_t *const *)x, (const uint64_t *const *)y0,
                             NULL, terms, len);
                     if (memcmp(a0, b0, len * 8))
@@ -601,7 +604,7 @@ static void test_dot_families(void **state) {
                          (unsigned long long)q);
         }
     }
-    for (int j = 0; j < 64; j++) {
+    for (int j = 0; j < 129; j++) {
         tsr_free(x[j]);
         tsr_free(y0[j]);
         tsr_free(y1[j]);
@@ -805,7 +808,8 @@ static void test_chacha_families(void **state) {
  * Lemire's rejection rule (the ChaCha12 sampler's squeeze): every family keeps the same words
  * and values as the portable kernel, in place and out of place, for every tail length, with
  * words at the rule's edges (low64(v q) = t and t - 1, v = 0, 1, 2^64 - 1) among random ones;
- * q a power of two (t = 0: every word kept), 1, 3, primes of 49 to 62 bits.
+ * q a power of two (t = 0: every word kept), 1, 3, 6, primes of 49 to 62 bits, 2^63 + 1
+ * and 2^64 - 1.
  */
 static void test_squeeze_families(void **state) {
     (void)state;
@@ -820,7 +824,10 @@ static void test_squeeze_families(void **state) {
                             562949951979521ULL,
                             1152921504606584833ULL,
                             (1ULL << 61) - 1,
-                            4611686018427387847ULL };
+                            4611686018427387847ULL,
+                            6,                       /* even, not a power of two */
+                            (1ULL << 63) + 1,        /* past 2^62: the contract allows any q */
+                            UINT64_MAX };
     const tsr_ring_kernels *port = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
     for (size_t qi = 0; qi < sizeof qs / sizeof qs[0]; qi++) {
         const uint64_t q = qs[qi], t = ((uint64_t)0 - q) % q;

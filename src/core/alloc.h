@@ -1,7 +1,9 @@
 /*
  * core/alloc.h - aligned, overflow-checked allocation and secret wiping.
- * All buffers that hold RNS limbs come from here (64-byte aligned, so SIMD
- * kernels may use aligned loads when the length is a multiple of 8 words).
+ * Buffers that hold RNS limbs should come from here: 64-byte aligned, so a
+ * vector never splits a cache line. The SIMD kernels do not rely on it
+ * (they load and store unaligned; test_ring_simd runs them on unaligned
+ * buffers), except for streaming stores, which check the address.
  */
 #ifndef TSR_CORE_ALLOC_H
 #define TSR_CORE_ALLOC_H

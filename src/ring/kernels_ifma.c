@@ -787,7 +787,8 @@ TGT static void conv_row_ifma(const tsr_modulus *m, uint64_t *out, const uint64_
                               const tsr_conv_coeffs *cr, size_t n) {
     const uint64_t p = m->q, ymax = cr->ymax, *c52 = cr->c52;
     const size_t terms = cr->terms;
-    if (p >= IFMA_MAX_Q || ymax > ((uint64_t)1 << 52) || terms == 0) {
+    /* Montgomery needs p odd (conversion targets are primes; checked for the contract's sake) */
+    if (p >= IFMA_MAX_Q || (p & 1) == 0 || ymax > ((uint64_t)1 << 52) || terms == 0) {
         tsr_ring_kernels_for(TSR_SIMD_AVX512)->conv_row(m, out, y, cr, n);
         return;
     }
