@@ -939,6 +939,25 @@ static void sparse_fly_identical(he *h, const tsr_circuits_boot_config *cfg) {
     assert_memory_equal(stored, encoded, 2 * h->slots * sizeof *stored);
     free(encoded);
     tsr_circuits_boot_free(all_enc);
+    /* a 1 MiB budget: the encoded factors keep the limbs that fit, the others are converted
+     * from coefficients (doubles where they may pass 2^62), the same words */
+    tsr_circuits_boot_config cut_cfg = *cfg;
+    cut_cfg.diagonals_mib = 1;
+    tsr_circuits_boot *cut;
+    tt_ok(tsr_circuits_boot_create(&cut, h->enc, h->p, &cut_cfg));
+    tsr_circuits_boot_factor cut_fac[32];
+    assert_int_equal(tsr_circuits_boot_factors(cut, cut_fac, 32, 0, NULL, 0), nf);
+    uint64_t cut_bytes = 0, default_bytes = 0;
+    for (size_t f = 0; f < nf; f++) {
+        cut_bytes += cut_fac[f].diag_bytes;
+        default_bytes += fac[f].diag_bytes;
+    }
+    assert_true(cut_bytes < default_bytes);
+    tt_ok(tsr_circuits_bootstrap(cut, ev, out, ct));
+    double *cut_got = decrypt(h, out);
+    assert_memory_equal(stored, cut_got, 2 * h->slots * sizeof *stored);
+    free(cut_got);
+    tsr_circuits_boot_free(cut);
     enc_cfg.diagonals_on_the_fly = 3;
     tsr_circuits_boot *bad = NULL;
     assert_int_equal(tsr_circuits_boot_create(&bad, h->enc, h->p, &enc_cfg), TSR_ERR_INVALID_ARG);

@@ -119,9 +119,10 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
  * floor(budget / (stored N 8)) limbs (possibly none: then it is kept as
  * coefficients alone) and its other limbs are converted when applied, from
  * its N coefficients, recovered exactly from its first two limbs (CRT of two
- * inverse NTTs). Bit-identical results, fewer bytes (N words of coefficients
- * per cut diagonal added), an N-point NTT per converted limb and use. Nothing
- * changes when they fit, or when a coefficient may exceed 2^62 (coef_max).
+ * inverse NTTs; int64, or doubles when some |c| may reach 2^62, as on the
+ * fly). Bit-identical results, fewer bytes (N words of coefficients per cut
+ * diagonal added), an N-point NTT per converted limb and use. Nothing changes
+ * when they fit, or when a coefficient may reach q_0 q_1 / 4 (coef_max).
  */
 tsr_status circuits_bsgs_limit(circuits_bsgs *lt, const tsr_ckks_params *p, uint64_t budget);
 /** Bytes the diagonals of lt hold. */
