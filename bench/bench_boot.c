@@ -205,7 +205,7 @@ static tsr_status make_galois_keys(tsr_ckks_galois_keys **gk, const tsr_ckks_sec
 }
 
 /* EvalMod and level-budget overrides from the command line (0: the library's default) */
-static struct { long cos_degree, double_angles, k, cts_levels, stc_levels; } tune;
+static struct { long cos_degree, double_angles, k, cts_levels, stc_levels, diagonals_mib; } tune;
 
 static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t slots,
                       unsigned ratio, int real, int runs, int level_keys, int on_the_fly,
@@ -240,7 +240,8 @@ static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t 
                                      .double_angle = (unsigned)tune.double_angles,
                                      .k = (unsigned)tune.k,
                                      .cts_levels = (int)tune.cts_levels,
-                                     .stc_levels = (int)tune.stc_levels };
+                                     .stc_levels = (int)tune.stc_levels,
+                                     .diagonals_mib = (size_t)tune.diagonals_mib };
     double t1 = tsr_now();
     if (st == TSR_OK) st = tsr_circuits_boot_create(&b, enc, p, &cfg);
     res->circuit_s = tsr_now() - t1;
@@ -421,12 +422,18 @@ static void print_memory(const result *r) {
     printf("    (a key is listed at the first factor using it at its level; %zu steps serve both "
            "transforms)\n",
            r->shared_keys);
+    char layout[128];
+    if (r->on_the_fly)
+        snprintf(layout, sizeof layout, "coefficients, converted when applied");
+    else
+        snprintf(layout, sizeof layout,
+                 "encoded within %ld MiB, the rest and those of period <= slots/32 as "
+                 "coefficients",
+                 tune.diagonals_mib ? tune.diagonals_mib : (long)TSR_CIRCUITS_BOOT_DIAGONALS_MIB);
     printf("    diagonals %.1f (%s); rotation keys %.1f; conjugation key %.1f (level %d); "
            "trace keys %.1f\n",
-           mib(r->diag_mem),
-           r->on_the_fly ? "coefficients, converted when applied"
-                         : "encoded; those of period <= slots/32 as coefficients",
-           mib(fk), mib(r->conj_mem), r->conj_level, mib(r->galois_mem - fk - r->conj_mem));
+           mib(r->diag_mem), layout, mib(fk), mib(r->conj_mem), r->conj_level,
+           mib(r->galois_mem - fk - r->conj_mem));
     printf("    relinearization key %.1f (level %d); encapsulation keys %.1f (to sparse, level 0) "
            "+ %.1f (back, top level)\n",
            mib(r->relin_mem), r->relin_level, mib(r->switch_mem[0]), mib(r->switch_mem[1]));
@@ -450,10 +457,11 @@ static void print_memory_json(const result *r) {
            r->rss_circuit, r->rss_keys, r->rss_eval, r->peak_params, r->peak_circuit, r->peak_keys);
     for (int s = 0; s < N_STAGES; s++)
         printf("%s\"%s\": %.0f", s ? ", " : "", stage_names[s], r->stage_peak[s]);
-    printf("}}, \"diagonals_on_the_fly\": %s, \"level_keys\": %s, \"relin_level\": %d, "
-           "\"conj_level\": %d, \"factors\": [",
-           r->on_the_fly ? "true" : "false", r->level_keys ? "true" : "false", r->relin_level,
-           r->conj_level);
+    printf("}}, \"diagonals_on_the_fly\": %s, \"diagonals_budget_mib\": %ld, \"level_keys\": %s, "
+           "\"relin_level\": %d, \"conj_level\": %d, \"factors\": [",
+           r->on_the_fly ? "true" : "false",
+           tune.diagonals_mib ? tune.diagonals_mib : (long)TSR_CIRCUITS_BOOT_DIAGONALS_MIB,
+           r->level_keys ? "true" : "false", r->relin_level, r->conj_level);
     for (size_t f = 0; f < r->n_factors; f++) {
         const tsr_circuits_boot_factor *fa = &r->factors[f];
         printf("%s{\"stage\": \"%s\", \"index\": %d, \"level\": %d, \"diagonals\": %zu, "
@@ -473,7 +481,7 @@ int bench_boot_main(int argc, char **argv) {
                "                          [--log-message-ratio R] [--full-keys]\n"
                "                          [--diagonals-on-the-fly] [--cos-degree D]\n"
                "                          [--double-angles A] [--k K] [--cts-levels C]\n"
-               "                          [--stc-levels S]\n\n"
+               "                          [--stc-levels S] [--diagonals-mib M]\n\n"
                "Bootstraps one ciphertext K times (default 5, at least 5) and prints the setup\n"
                "time, key sizes, peak memory, the median latency with a per-stage breakdown\n"
                "(ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the precision against\n"
@@ -502,13 +510,16 @@ int bench_boot_main(int argc, char **argv) {
                "regenerated from 32-byte seeds during key switching.\n"
                "--diagonals-on-the-fly: every DFT diagonal kept as coefficients and converted\n"
                "when applied (config.diagonals_on_the_fly: less memory, more time); by default\n"
-               "only those of slot period <= slots/32 (a cheap conversion), the others encoded.\n"
+               "only those of slot period <= slots/32 (a cheap conversion), the others encoded\n"
+               "within M MiB (--diagonals-mib; default: the library's, %d): the limbs past it\n"
+               "are converted when applied (config.diagonals_mib).\n"
                "--cos-degree, --double-angles, --k, --cts-levels, --stc-levels: EvalMod's\n"
                "cosine degree, double-angle steps and range K, the transforms' level budgets\n"
                "(tsr_circuits_boot_config; default: the library's choice).\n"
                "The memory breakdown lists the keys (per factor of the transforms, at the level\n"
                "they are made for), the encoded diagonals per factor, the resident memory after\n"
-               "each setup phase and the peak after each stage of the first run.\n");
+               "each setup phase and the peak after each stage of the first run.\n",
+               TSR_CIRCUITS_BOOT_DIAGONALS_MIB);
         return 0;
     }
     long slots = 0, threads = 1, runs = 5, log_n = 16, left = 10, ratio = 0;
@@ -534,6 +545,7 @@ int bench_boot_main(int argc, char **argv) {
         { "--k", CLI_LONG, &tune.k, 1, 4096 },
         { "--cts-levels", CLI_LONG, &tune.cts_levels, 1, 16 },
         { "--stc-levels", CLI_LONG, &tune.stc_levels, 1, 16 },
+        { "--diagonals-mib", CLI_LONG, &tune.diagonals_mib, 1, 1L << 30 },
     };
     int prc = cli_parse_args("bench boot", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;

@@ -667,6 +667,38 @@ static void test_boot_level_keys(void **state) {
     double *fly_got = decrypt(h, out);
     assert_memory_equal(full, fly_got, 2 * h->slots * sizeof *full);
     free(fly_got);
+
+    /* a budget of 1 MiB for the encoded diagonals (config.diagonals_mib): the encoded factors,
+     * in order, keep the first limbs that fit and convert the others from their N coefficients
+     * per diagonal; the same steps, a bit-identical result */
+    tsr_circuits_boot_config cut_cfg = { .diagonals_mib = 1 };
+    tsr_circuits_boot *cut;
+    tt_ok(tsr_circuits_boot_create(&cut, h->enc, h->p, &cut_cfg));
+    assert_int_equal(tsr_circuits_boot_rotations(cut, all, n), n);
+    assert_memory_equal(all, steps, n * sizeof *steps);
+    tsr_circuits_boot_factor cut_fac[32];
+    assert_int_equal(tsr_circuits_boot_factors(cut, cut_fac, 32, 0, NULL, 0), nf);
+    uint64_t encoded = 0, encoded_default = 0;
+    for (size_t f = 0; f < nf; f++) {
+        const uint64_t diag = (uint64_t)fac[f].diagonals * tsr_ckks_params_n(h->p) * 8;
+        const uint64_t limbs = (uint64_t)(fac[f].level + 1 + tsr_ckks_params_special_count(h->p));
+        if (fac[f].diag_bytes == fly_fac[f].diag_bytes) { /* coefficients by default */
+            assert_int_equal(cut_fac[f].diag_bytes, fac[f].diag_bytes);
+            continue;
+        }
+        encoded_default += fac[f].diag_bytes;
+        /* encoded by default: all its limbs, or N coefficients and 0 .. limbs - 1 limbs */
+        assert_true(cut_fac[f].diag_bytes % diag == 0 && cut_fac[f].diag_bytes <= limbs * diag);
+        const uint64_t kept = cut_fac[f].diag_bytes / diag;
+        encoded += kept == limbs ? kept * diag : (kept - 1) * diag;
+    }
+    assert_true(encoded <= 1u << 20);
+    assert_true(encoded_default > 1u << 20); /* the budget did cut */
+    tt_ok(tsr_circuits_bootstrap(cut, ev, out, ct));
+    double *cut_got = decrypt(h, out);
+    assert_memory_equal(full, cut_got, 2 * h->slots * sizeof *full);
+    free(cut_got);
+    tsr_circuits_boot_free(cut);
     tsr_circuits_boot_free(fly);
 
     uint64_t gmem = tsr_ckks_galois_keys_memory(gk), want_mem = key_bytes(h->p, cl);
@@ -920,6 +952,25 @@ static void sparse_fly_identical(he *h, const tsr_circuits_boot_config *cfg) {
     assert_memory_equal(stored, encoded, 2 * h->slots * sizeof *stored);
     free(encoded);
     tsr_circuits_boot_free(all_enc);
+    /* a 1 MiB budget: the encoded factors keep the limbs that fit, the others are converted
+     * from coefficients (doubles where they may pass 2^62), the same words */
+    tsr_circuits_boot_config cut_cfg = *cfg;
+    cut_cfg.diagonals_mib = 1;
+    tsr_circuits_boot *cut;
+    tt_ok(tsr_circuits_boot_create(&cut, h->enc, h->p, &cut_cfg));
+    tsr_circuits_boot_factor cut_fac[32];
+    assert_int_equal(tsr_circuits_boot_factors(cut, cut_fac, 32, 0, NULL, 0), nf);
+    uint64_t cut_bytes = 0, default_bytes = 0;
+    for (size_t f = 0; f < nf; f++) {
+        cut_bytes += cut_fac[f].diag_bytes;
+        default_bytes += fac[f].diag_bytes;
+    }
+    assert_true(cut_bytes < default_bytes);
+    tt_ok(tsr_circuits_bootstrap(cut, ev, out, ct));
+    double *cut_got = decrypt(h, out);
+    assert_memory_equal(stored, cut_got, 2 * h->slots * sizeof *stored);
+    free(cut_got);
+    tsr_circuits_boot_free(cut);
     enc_cfg.diagonals_on_the_fly = 3;
     tsr_circuits_boot *bad = NULL;
     assert_int_equal(tsr_circuits_boot_create(&bad, h->enc, h->p, &enc_cfg), TSR_ERR_INVALID_ARG);

@@ -414,6 +414,66 @@ static void subring_layout(he *h, const circuits_bsgs *fly, double *const *diag,
     free(full);
 }
 
+/*
+ * circuits_bsgs_limit: the stored diagonals keep their first `keep` limbs (none, one, all but
+ * one, all) and convert the others from N coefficients recovered from two limbs; the results
+ * are bit-identical to the fully encoded transform's (out[k], with dec[k] decompositions and
+ * md[k] ModDowns) on both paths, and the bytes are those kept. Both stores with encoded
+ * diagonals: every diagonal encoded, and the subring mix (some already as coefficients).
+ */
+static void budget_cuts(he *h, tsr_ckks_evaluator *ev, const tsr_ckks_ciphertext *in,
+                        const size_t *idx, size_t nd, size_t n1, circuits_diag_fn fn, void *diag,
+                        int level, tsr_ckks_ciphertext *const out[2], const unsigned long dec[2],
+                        const unsigned long md[2]) {
+    const size_t N = tsr_ckks_params_n(h->p);
+    const size_t limbs = (size_t)(level + 1 + tsr_ckks_params_special_count(h->p));
+    const size_t keeps[] = { 0, 1, limbs - 1, limbs };
+    const circuits_diag_store stores[] = { CIRCUITS_DIAGS_ENCODED, CIRCUITS_DIAGS_SUBRING };
+    for (size_t si = 0; si < 2; si++)
+        for (size_t ki = 0; ki < sizeof keeps / sizeof keeps[0]; ki++) {
+            const size_t keep = keeps[ki];
+            circuits_bsgs cut;
+            tt_ok(circuits_bsgs_create_ex(&cut, h->enc, h->p, idx, nd, h->slots, n1, fn, diag,
+                                          level, tsr_ckks_params_scale(h->p, level), stores[si]));
+            size_t stored = 0;
+            for (size_t t = 0; t < nd; t++) stored += cut.pt[t] != NULL;
+            const size_t fly0 = cut.n_fly, coef0 = cut.coef_off[nd];
+            const uint64_t bytes0 = circuits_bsgs_bytes(&cut, h->p), limb = stored * N * 8;
+            /* a remainder below one limb of every stored diagonal buys nothing */
+            tt_ok(circuits_bsgs_limit(&cut, h->p, keep * limb + (keep ? limb - 1 : 0)));
+            if (keep == limbs || stored == 0) {
+                assert_int_equal(cut.pt_limbs, limbs);
+                assert_int_equal(circuits_bsgs_bytes(&cut, h->p), bytes0);
+                assert_int_equal(cut.n_fly, fly0);
+            } else {
+                assert_int_equal(cut.pt_limbs, keep);
+                assert_int_equal(cut.n_fly, fly0 + (keep ? 0 : stored));
+                assert_int_equal(circuits_bsgs_bytes(&cut, h->p),
+                                 (coef0 + stored * N) * 8 + keep * limb);
+                assert_true(circuits_bsgs_on_the_fly(&cut));
+                /* a second limit changes nothing */
+                tt_ok(circuits_bsgs_limit(&cut, h->p, 0));
+                assert_int_equal(cut.pt_limbs, keep);
+            }
+            for (int k = 0; k < 2; k++) {
+                tsr_ckks_ciphertext *o;
+                tt_ok(tsr_ckks_ciphertext_create(&o, h->p));
+                unsigned long d0 = ev->n_decompose, m0 = ev->n_moddown;
+                if (k == 0)
+                    tt_ok(circuits_bsgs_apply(ev, o, in, &cut));
+                else
+                    tt_ok(circuits_bsgs_apply_ref(ev, o, in, &cut));
+                assert_int_equal(ev->n_decompose - d0, dec[k]);
+                assert_int_equal(ev->n_moddown - m0, md[k]);
+                for (int q = 0; q < 2; q++)
+                    assert_memory_equal(ckks_ct_poly(o, q), ckks_ct_poly(out[k], q),
+                                        (size_t)level * N * sizeof(uint64_t));
+                tsr_ckks_ciphertext_free(o);
+            }
+            circuits_bsgs_free(&cut);
+        }
+}
+
 static void double_hoisting_p(he *h, const size_t *idx, size_t nd, const size_t *n1s, size_t n_n1,
                               int level, const size_t *period) {
     const size_t S = h->slots;
@@ -554,6 +614,7 @@ static void double_hoisting_p(he *h, const size_t *idx, size_t nd, const size_t 
             }
             circuits_bsgs_free(&fly);
         }
+        budget_cuts(h, ev, in, idx, nd, n1s[c], cplx_diag, diag, level, out, dec, md);
         for (int k = 0; k < 2; k++) tsr_ckks_ciphertext_free(out[k]);
         tsr_ckks_ciphertext_free(in);
         tsr_ckks_evaluator_free(ev);

@@ -581,7 +581,8 @@ static void test_dot_families(void **state) {
                 if (memcmp(a0, b0, n * 8) || memcmp(a1, b1, n * 8))
                     fail_msg("%s dot2 differs: q=%llu terms=%zu%s", tsr_simd_name((tsr_simd)f),
                              (unsigned long long)q, terms, all_max ? " (all q-1)" : "");
-                for (size_t len = n - 7; len <= n; len++) { /* every tail of the 4- and 8-wide loops */
+                for (size_t len = n - 7; len <= n;
+                     len++) { /* every tail of the 4- and 8-wide loops */
                     k->dot2(&m, b0, NULL, (const uint64_t *const *)x, (const uint64_t *const *)y0,
                             NULL, terms, len);
                     if (memcmp(a0, b0, len * 8))
@@ -825,8 +826,8 @@ static void test_squeeze_families(void **state) {
                             1152921504606584833ULL,
                             (1ULL << 61) - 1,
                             4611686018427387847ULL,
-                            6,                       /* even, not a power of two */
-                            (1ULL << 63) + 1,        /* past 2^62: the contract allows any q */
+                            6,                /* even, not a power of two */
+                            (1ULL << 63) + 1, /* past 2^62: the contract allows any q */
                             UINT64_MAX };
     const tsr_ring_kernels *port = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
     for (size_t qi = 0; qi < sizeof qs / sizeof qs[0]; qi++) {

@@ -429,6 +429,15 @@ TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_cipher
  * deviation sqrt(N / 18)).
  */
 
+/**
+ * The default budget of the encoded DFT diagonals (tsr_circuits_boot_config.diagonals_mib), in
+ * MiB. At N = 2^16 with full slots the default layout would encode 818 MiB (CoeffsToSlots'
+ * first factor 512, SlotsToCoeffs' last 304); within 256 MiB a bootstrap converts 1120 limbs
+ * more (N-point NTTs), and the whole process (keys included) stays under 4 GiB with two threads
+ * (docs/BENCHMARKS.md, "A budget for the encoded diagonals").
+ */
+#define TSR_CIRCUITS_BOOT_DIAGONALS_MIB 256
+
 /** Configuration of a bootstrapping circuit (zero fields take the defaults). */
 typedef struct tsr_circuits_boot_config {
     size_t slots;          /**< n: N/2 (0, the default) or a smaller power of two */
@@ -472,6 +481,16 @@ typedef struct tsr_circuits_boot_config {
      * Other values are refused (TSR_ERR_INVALID_ARG).
      */
     unsigned diagonals_on_the_fly;
+    /**
+     * With diagonals_on_the_fly = 0: the most memory, in MiB, the encoded
+     * diagonals may take (0: TSR_CIRCUITS_BOOT_DIAGONALS_MIB; SIZE_MAX: no
+     * limit). Past it, the encoded factors (in order: CoeffsToSlots, then
+     * SlotsToCoeffs) keep only the first limbs of each diagonal that fit and
+     * convert the others when applied from the diagonal's coefficients (an
+     * N-point NTT per limb): bit-identical results, less memory, a little
+     * more time (docs/BENCHMARKS.md). Ignored by the other layouts.
+     */
+    size_t diagonals_mib;
 } tsr_circuits_boot_config;
 
 /** What a prepared bootstrapping circuit costs and produces. */

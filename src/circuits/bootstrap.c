@@ -59,6 +59,7 @@ struct tsr_circuits_boot {
     size_t n_steps;
     unsigned encap_h; /* Hamming weight of the temporary secret, 0: no encapsulation */
     int on_the_fly;   /* config.diagonals_on_the_fly: 0 subring mix, 1 coefficients, 2 encoded */
+    uint64_t diag_budget; /* on_the_fly = 0: bytes of encoded diagonals (config.diagonals_mib) */
     const tsr_ckks_switch_key *to_sparse, *to_dense; /* borrowed */
 };
 
@@ -304,8 +305,20 @@ static tsr_status sparse_block2(boot_dmat *m) {
     return TSR_OK;
 }
 
+/* The default layout: lt's encoded limbs within what is left of the budget (*left, bytes). */
+static tsr_status fit_budget(const tsr_circuits_boot *b, boot_lt *lt, uint64_t *left) {
+    if (b->on_the_fly != 0) return TSR_OK;
+    TSR_TRY(circuits_bsgs_limit(lt, b->p, *left));
+    uint64_t used = 0;
+    for (size_t t = 0; t < lt->n_diags; t++)
+        if (lt->pt[t]) used += (uint64_t)lt->pt_limbs * tsr_ckks_params_n(b->p) * sizeof(uint64_t);
+    *left = used < *left ? *left - used : 0;
+    return TSR_OK;
+}
+
 /* Build and encode the DFT factors (CoeffsToSlots at the top, SlotsToCoeffs at the bottom). */
 static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) {
+    uint64_t left = b->diag_budget;
     ckks_fft f;
     TSR_TRY(ckks_fft_init(&f, b->n));
     boot_dmat mats[BOOT_MAX_GROUPS];
@@ -321,6 +334,7 @@ static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) 
         /* the 1/2 lets EvalMod split u into u + conj(u) and -i (u - conj(u)) */
         st = boot_lt_create(&b->cts[g], enc, b->p, &mats[g], g == 0 ? 0.5 : 1.0, level, in,
                             b->on_the_fly);
+        if (st == TSR_OK) st = fit_budget(b, &b->cts[g], &left);
     }
     for (int g = 0; g < b->kc; g++) boot_dmat_free(&mats[g]);
     if (st == TSR_OK) st = boot_dft_factors(mats, b->ks, &f, 0);
@@ -335,6 +349,7 @@ static tsr_status build_transforms(tsr_circuits_boot *b, tsr_ckks_encoder *enc) 
         int level = stc_top - g;
         st = boot_lt_create(&b->stc[g], enc, b->p, &mats[g], g == 0 ? factor : 1.0, level,
                             tsr_ckks_params_scale(b->p, level), b->on_the_fly);
+        if (st == TSR_OK) st = fit_budget(b, &b->stc[g], &left);
     }
     for (int g = 0; g < b->ks; g++) boot_dmat_free(&mats[g]);
     ckks_fft_free(&f);
@@ -426,6 +441,8 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
     b->k = k;
     b->encap_h = c.encapsulation_hw;
     b->on_the_fly = (int)c.diagonals_on_the_fly;
+    size_t budget_mib = c.diagonals_mib ? c.diagonals_mib : TSR_CIRCUITS_BOOT_DIAGONALS_MIB;
+    b->diag_budget = budget_mib >= UINT64_MAX >> 20 ? UINT64_MAX : (uint64_t)budget_mib << 20;
     b->r = (int)r;
     b->in_scale = ldexp(q0, -(int)ratio);
     b->trace_steps = ilog2(full / n);
@@ -885,9 +902,8 @@ tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evalu
         /* sparse: in = [u | -i u] (period 2n), so in + conj(in) = [a | b], one EvalMod */
         if (st == TSR_OK) st = tsr_ckks_conjugate(ev, conj, in);
         if (st == TSR_OK) st = tsr_ckks_add(ev, out, in, conj);
-        if (st == TSR_OK) st = eval_mod_part(b, ev, out);
-        tsr_ckks_ciphertext_free(conj);
-        return st;
+        tsr_ckks_ciphertext_free(conj); /* before EvalMod's own ciphertexts: its peak */
+        return st == TSR_OK ? eval_mod_part(b, ev, out) : st;
     }
     if (st == TSR_OK) st = tsr_ckks_ciphertext_create(&im, b->p);
     /* u = (a + i b) / 2: a = u + conj(u), b = -i (u - conj(u)) */
@@ -895,11 +911,11 @@ tsr_status tsr_circuits_boot_eval_mod(const tsr_circuits_boot *b, tsr_ckks_evalu
     if (st == TSR_OK) st = tsr_ckks_sub(ev, im, in, conj);
     if (st == TSR_OK) st = tsr_ckks_mul_monomial(ev, im, im, 3 * n / 2);
     if (st == TSR_OK) st = tsr_ckks_add(ev, out, in, conj);
+    tsr_ckks_ciphertext_free(conj); /* before EvalMod's own ciphertexts: its peak */
     if (st == TSR_OK) st = eval_mod_pair(b, ev, out, im);
     /* join: a' + i b' */
     if (st == TSR_OK) st = tsr_ckks_mul_monomial(ev, im, im, n / 2);
     if (st == TSR_OK) st = tsr_ckks_add(ev, out, out, im);
-    tsr_ckks_ciphertext_free(conj);
     tsr_ckks_ciphertext_free(im);
     return st;
 }

@@ -40,6 +40,7 @@ tsr_status circuits_check_input(const tsr_ckks_evaluator *ev, const tsr_ckks_cip
  */
 typedef struct circuits_bsgs {
     int level;       /* input level */
+    int limbs;       /* level + 1 + k: the limbs of Q_l u P */
     double in_scale; /* input scale; the output is at Delta_{level-1} up to rounding */
     size_t n;        /* period of the diagonals (a power of two dividing the slot count) */
     size_t n1;       /* baby steps */
@@ -55,17 +56,22 @@ typedef struct circuits_bsgs {
     int64_t *coef_i;  /* every |c| < 2^62 (always at bootstrapping's scales) */
     double *coef;     /* otherwise (coef_i NULL): the same as doubles */
     size_t *coef_off; /* (n_diags + 1) */
-    size_t n_fly;     /* diagonals kept as coefficients */
-    double *pt_mag;   /* (n_diags) largest |value| of each diagonal */
-    double pt_scale;  /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
-    double pt_err;    /* rounding error of one encoded diagonal (value units) */
-    int *steps;       /* rotation steps (babies b > 0, giants g n1 > 0), sorted, distinct */
+    size_t n_fly;     /* diagonals kept as coefficients (pt[t] NULL) */
+    /* Limbs 0 .. pt_limbs - 1 (Q_l u P order) of each stored diagonal are encoded in pt[t];
+     * the others are converted from its coefficients when applied, like a diagonal on the fly
+     * (pt_limbs < level + 1 + k only after circuits_bsgs_limit). */
+    size_t pt_limbs;
+    double coef_max; /* the largest |coefficient| of any diagonal (as rounded at creation) */
+    double *pt_mag;  /* (n_diags) largest |value| of each diagonal */
+    double pt_scale; /* scale of the diagonals: in_scale * pt_scale / q_l = Delta_{l-1} */
+    double pt_err;   /* rounding error of one encoded diagonal (value units) */
+    int *steps;      /* rotation steps (babies b > 0, giants g n1 > 0), sorted, distinct */
     size_t n_steps;
 } circuits_bsgs;
 
-/** Whether some of lt's diagonals are converted when applied rather than stored. */
+/** Whether some of lt's diagonals (or limbs of them) are converted when applied. */
 static inline int circuits_bsgs_on_the_fly(const circuits_bsgs *lt) {
-    return lt->n_fly > 0;
+    return lt->n_fly > 0 || lt->pt_limbs < (size_t)lt->limbs;
 }
 
 /** CIRCUITS_DIAGS_SUBRING keeps as coefficients the diagonals of slot period p with
@@ -107,6 +113,18 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
                                    const size_t *index, size_t n_diags, size_t n, size_t n1,
                                    circuits_diag_fn diag, void *ctx, int level, double in_scale,
                                    circuits_diag_store store);
+/**
+ * Keep at most `budget` bytes of lt's encoded diagonals: when the stored
+ * diagonals (pt[t] != NULL) hold more, each keeps only its first
+ * floor(budget / (stored N 8)) limbs (possibly none: then it is kept as
+ * coefficients alone) and its other limbs are converted when applied, from
+ * its N coefficients, recovered exactly from its first two limbs (CRT of two
+ * inverse NTTs; int64, or doubles when some |c| may reach 2^62, as on the
+ * fly). Bit-identical results, fewer bytes (N words of coefficients per cut
+ * diagonal added), an N-point NTT per converted limb and use. Nothing changes
+ * when they fit, or when a coefficient may reach q_0 q_1 / 4 (coef_max).
+ */
+tsr_status circuits_bsgs_limit(circuits_bsgs *lt, const tsr_ckks_params *p, uint64_t budget);
 /** Bytes the diagonals of lt hold. */
 uint64_t circuits_bsgs_bytes(const circuits_bsgs *lt, const tsr_ckks_params *p);
 void circuits_bsgs_free(circuits_bsgs *lt);

@@ -156,8 +156,9 @@ static void collect_steps(circuits_bsgs *lt) {
 
 uint64_t circuits_bsgs_bytes(const circuits_bsgs *lt, const tsr_ckks_params *p) {
     uint64_t words = lt->coef_off ? lt->coef_off[lt->n_diags] : 0;
+    (void)p;
     for (size_t t = 0; lt->pt && t < lt->n_diags; t++)
-        if (lt->pt[t]) words += ((uint64_t)lt->level + 1 + (uint64_t)p->k) * p->n;
+        if (lt->pt[t]) words += (uint64_t)lt->pt_limbs * p->n;
     return words * sizeof(uint64_t);
 }
 
@@ -331,6 +332,8 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
     const size_t limbs = (size_t)level + 1 + (size_t)p->k;
     TSR_ASSERT(level >= 1 && is_pow2(n) && n <= slots && (n1 == 0 || (is_pow2(n1) && n1 <= n)));
     lt->level = level;
+    lt->limbs = (int)limbs;
+    lt->pt_limbs = limbs;
     lt->in_scale = in_scale;
     lt->n = n;
     lt->n_diags = n_diags;
@@ -403,6 +406,7 @@ tsr_status circuits_bsgs_create_ex(circuits_bsgs *lt, tsr_ckks_encoder *enc, tsr
             break;
         }
         lt->pt_mag[t] = mag;
+        lt->coef_max = fmax(lt->coef_max, maxc);
         lt->coef_off[t + 1] = lt->coef_off[t];
         if (store == CIRCUITS_DIAGS_ON_THE_FLY ||
             (store == CIRCUITS_DIAGS_SUBRING && CIRCUITS_SUBRING_MIN_RATIO * per <= slots)) {
@@ -435,6 +439,101 @@ done:
     free(c);
     if (st != TSR_OK) circuits_bsgs_free(lt);
     return st;
+}
+
+/*
+ * The N coefficients of a stored diagonal from its limbs 0 and 1 (NTT form over q_0, q_1):
+ * both inverse transformed (into w0, w1), then c = x_0 + q_0 ((x_1 - x_0) q_0^-1 mod q_1),
+ * centred mod q_0 q_1: exact for |c| < q_0 q_1 / 2. Written as int64 to ci, or (ci NULL) as
+ * doubles to cd, exact too: the coefficients were rounded doubles.
+ */
+static void coef_from_limbs(const tsr_rns_basis *qp, const uint64_t *pt, size_t N, int64_t *ci,
+                            double *cd, uint64_t *w0, uint64_t *w1) {
+    const tsr_modulus *m1 = &qp->mod[1];
+    const uint64_t q0 = qp->mod[0].q, q1 = m1->q, inv = tsr_modq_inv(q0 % q1, q1);
+    const tsr_u128 M = (tsr_u128)q0 * q1;
+    memcpy(w0, pt, N * sizeof *w0);
+    tsr_ntt_inverse(qp->ntt[0], w0);
+    memcpy(w1, pt + N, N * sizeof *w1);
+    tsr_ntt_inverse(qp->ntt[1], w1);
+    for (size_t k = 0; k < N; k++) {
+        const uint64_t x0 = w0[k], d = tsr_modq_sub(w1[k], x0 % q1, q1);
+        const tsr_u128 v = x0 + (tsr_u128)q0 * tsr_modq_mul(m1, d, inv);
+        const int neg = v > M / 2;
+        const tsr_u128 a = neg ? M - v : v;
+        if (ci)
+            ci[k] = neg ? -(int64_t)(uint64_t)a : (int64_t)(uint64_t)a;
+        else
+            cd[k] = neg ? -(double)a : (double)a;
+    }
+}
+
+tsr_status circuits_bsgs_limit(circuits_bsgs *lt, const tsr_ckks_params *p, uint64_t budget) {
+    const size_t N = p->n, limbs = (size_t)lt->limbs;
+    size_t stored = 0;
+    for (size_t t = 0; t < lt->n_diags; t++) stored += lt->pt[t] != NULL;
+    if (!stored || lt->pt_limbs < limbs) return TSR_OK; /* nothing stored, or cut already */
+    const uint64_t per_limb = (uint64_t)stored * N * sizeof(uint64_t);
+    const size_t keep = budget / per_limb < limbs ? (size_t)(budget / per_limb) : limbs;
+    const tsr_rns_basis *qp = p->qlp[lt->level];
+    /* the coefficients must come back exactly from two limbs (always at the usual scales) */
+    if (keep == limbs || !(lt->coef_max < (double)qp->mod[0].q * (double)qp->mod[1].q / 4))
+        return TSR_OK;
+    /* every diagonal's coefficients in one new array (the stored ones get N words each): int64
+     * as before when every |c| < 2^62, else doubles (as on the fly, coef_to_int) */
+    const int as_int = lt->coef_max < 0x1p62 && (lt->n_fly == 0 || lt->coef_i);
+    const size_t old_words = lt->coef_off[lt->n_diags], words = old_words + stored * N;
+    int64_t *ci = as_int ? malloc(words * sizeof *ci) : NULL;
+    double *cd = as_int ? NULL : malloc(words * sizeof *cd);
+    size_t *off = malloc((lt->n_diags + 1) * sizeof *off);
+    uint64_t *w = tsr_alloc(2 * N * sizeof *w);
+    uint64_t **cut = calloc(stored, sizeof *cut);
+    tsr_status st = (ci || cd) && off && w && cut
+                        ? TSR_OK
+                        : tsr_fail(TSR_ERR_NOMEM, "out of memory for a transform's coefficients");
+    for (size_t t = 0, s = 0; st == TSR_OK && t < lt->n_diags; t++)
+        if (lt->pt[t] && keep && !(cut[s++] = tsr_alloc(keep * N * sizeof(uint64_t))))
+            st = tsr_fail(TSR_ERR_NOMEM, "out of memory for a transform's diagonals");
+    if (st != TSR_OK) {
+        for (size_t s = 0; cut && s < stored; s++) tsr_free(cut[s]);
+        free(ci);
+        free(cd);
+        free(off);
+        tsr_free(w);
+        free(cut);
+        return st;
+    }
+    off[0] = 0;
+    for (size_t t = 0, s = 0; t < lt->n_diags; t++) {
+        if (lt->pt[t]) {
+            coef_from_limbs(qp, lt->pt[t], N, ci ? ci + off[t] : NULL, cd ? cd + off[t] : NULL, w,
+                            w + N);
+            off[t + 1] = off[t] + N;
+            if (keep) memcpy(cut[s], lt->pt[t], keep * N * sizeof(uint64_t));
+            tsr_free(lt->pt[t]);
+            lt->pt[t] = cut[s++];
+            lt->n_fly += !keep;
+            continue;
+        }
+        const size_t from = lt->coef_off[t], m = lt->coef_off[t + 1] - from;
+        for (size_t k = 0; k < m; k++) { /* int64 to double: exact, they were doubles */
+            if (ci)
+                ci[off[t] + k] = lt->coef_i[from + k];
+            else
+                cd[off[t] + k] = lt->coef_i ? (double)lt->coef_i[from + k] : lt->coef[from + k];
+        }
+        off[t + 1] = off[t] + m;
+    }
+    free(lt->coef_i);
+    free(lt->coef);
+    free(lt->coef_off);
+    lt->coef_i = ci;
+    lt->coef = cd;
+    lt->coef_off = off;
+    lt->pt_limbs = keep;
+    tsr_free(w);
+    free(cut);
+    return TSR_OK;
 }
 
 tsr_status circuits_bsgs_check_keys(const tsr_ckks_evaluator *ev, const circuits_bsgs *lt) {
@@ -515,7 +614,7 @@ static void fly_inner_sum(const tsr_ckks_params *p, const circuits_bsgs *lt, siz
             for (size_t v = 0; v < gc; v++) {
                 const size_t d = t + v0 + v;
                 const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[d] % lt->n1] * poly;
-                if (lt->pt[d]) {
+                if (lt->pt[d] && (size_t)i < lt->pt_limbs) {
                     x[v] = lt->pt[d] + off;
                 } else {
                     diag_limb(lt, d, qp, (size_t)i, buf + v * N);
@@ -706,7 +805,7 @@ tsr_status circuits_bsgs_apply_ref(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
             const tsr_ckks_ciphertext *v = baby[slot_of[lt->index[u] % lt->n1]];
             /* the diagonal's Q_l limbs */
             const uint64_t *src = qp;
-            if (lt->pt[u])
+            if (lt->pt[u] && lt->pt_limbs == (size_t)lt->limbs)
                 src = lt->pt[u];
             else
                 diag_to_qp(p, lt, u, qp);
