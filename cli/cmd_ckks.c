@@ -30,8 +30,11 @@ static void usage(FILE *out) {
 }
 
 static int list_presets(void) {
+    int w = 0; /* the longest name: the descriptions in one column */
     for (size_t i = 0; tsr_ckks_preset_name(i); i++)
-        printf("%-11s %s\n", tsr_ckks_preset_name(i), tsr_ckks_preset_description(i));
+        if ((int)strlen(tsr_ckks_preset_name(i)) > w) w = (int)strlen(tsr_ckks_preset_name(i));
+    for (size_t i = 0; tsr_ckks_preset_name(i); i++)
+        printf("%-*s %s\n", w, tsr_ckks_preset_name(i), tsr_ckks_preset_description(i));
     return 0;
 }
 
