@@ -32,9 +32,6 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #define BOOT_MAX_GROUPS 16
 
@@ -781,26 +778,10 @@ tsr_status tsr_circuits_boot_mod_raise_real(const tsr_circuits_boot *b, tsr_ckks
     return st;
 }
 
-/*
- * Give the heap freed by the stages before a transform back to the system. The ciphertexts of
- * EvalMod (the Chebyshev powers and products, tens of MiB each at N = 2^16) and of the
- * transforms come from the heap, whose freed space glibc keeps resident; the transforms' baby
- * steps are mapped afresh (hundreds of MiB). Without this each transform stacked on EvalMod's
- * high water: up to 345 MiB of freed heap resident during CoeffsToSlots at N = 2^16, the
- * process peak of the default layout (docs/BENCHMARKS.md, "Peak memory: freed heap returned
- * before the transforms"). The next EvalMod faults those pages in again.
- */
-static void release_freed_heap(void) {
-#ifdef __GLIBC__
-    malloc_trim(0);
-#endif
-}
-
 tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
                                              tsr_ckks_ciphertext *out,
                                              const tsr_ckks_ciphertext *in) {
     TSR_TRY(check_stage_input(b, ev, out, in, "CoeffsToSlots", b->top, b->raise_scale));
-    release_freed_heap();
     const tsr_ckks_ciphertext *src = in;
     for (int g = 0; g < b->kc; g++) {
         TSR_TRY(boot_lt_apply(ev, out, src, &b->cts[g]));
@@ -926,7 +907,6 @@ tsr_status tsr_circuits_boot_slots_to_coeffs(const tsr_circuits_boot *b, tsr_ckk
     int level = b->top - b->kc - b->cos_depth - b->r;
     TSR_TRY(check_stage_input(b, ev, out, in, "SlotsToCoeffs", level,
                               tsr_ckks_params_scale(b->p, level)));
-    release_freed_heap();
     const tsr_ckks_ciphertext *src = in;
     for (int g = 0; g < b->ks; g++) {
         TSR_TRY(boot_lt_apply(ev, out, src, &b->stc[g]));
