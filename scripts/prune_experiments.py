@@ -549,6 +549,20 @@ def finetune_args(args, files, steps, teacher=None):
         (["--ft-limit", str(args.ft_limit)] if args.ft_limit else [])
 
 
+def pca_mse(ks):
+    """{K: test MSE of the K leading principal components of the training images (mean
+    added back)}: the least squared error of any reconstruction lying in a K-dimensional affine
+    subspace, on the training set (test images are scored in the training set's subspace)."""
+    x, xt = (load(s)[0].numpy().astype(np.float64) for s in ("train", "test"))
+    mu = x.mean(0)
+    _, v = np.linalg.eigh((x - mu).T @ (x - mu))  # ascending eigenvalues
+    out = {}
+    for k in ks:
+        p = v[:, ::-1][:, :k]
+        out[k] = float((((xt - mu) @ p @ p.T + mu - xt) ** 2).mean())
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="ae1", choices=["ae1", "ae2", "mlp", "cnn"])
@@ -620,7 +634,17 @@ def main():
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
+    ap.add_argument("--pca", default="",
+                    help="K,...: test MSE of the best K-dimensional affine reconstruction of the "
+                    "training images (PCA) into --out, then stop: an autoencoder whose last "
+                    "hidden layer has K features reconstructs in a K-dimensional affine subspace")
     args = ap.parse_args()
+    if args.pca:
+        res = {"pca": pca_mse([int(k) for k in args.pca.split(",")])}
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+        print(json.dumps(res))
+        return
     if args.merge:
         parts = []
         for path in args.merge.split(","):
