@@ -583,6 +583,9 @@ def main():
                     "dense reference's outputs")
     ap.add_argument("--seed", type=int, default=1,
                     help="tessera prune --seed of the pruned runs (k-means, expansion, shuffling)")
+    ap.add_argument("--dense-seed", type=int, default=0,
+                    help="tessera prune --seed of the dense reference's fine-tuning (its data "
+                    "order); 0: not passed (tessera's default, 1)")
     ap.add_argument("--expand", type=float, default=1.25)
     ap.add_argument("--methods", default="tile,magnitude,hunter,hepex,hepex+expand")
     ap.add_argument("--tile", default="auto",
@@ -754,6 +757,8 @@ def main():
            "batch": args.batch, "layers": args.layers, "expand": args.expand, "tag": args.tag,
            "rows": args.rows, "distill": args.distill, "widths": args.widths,
            "offset_tiles": args.offset_tiles, "seed": args.seed, "runs": []}
+    if args.dense_seed:
+        res["dense_seed"] = args.dense_seed
     if args.dense_from:
         # the same dense reference as an earlier run with the same settings
         with open(args.dense_from) as f:
@@ -762,6 +767,7 @@ def main():
     else:
         rep = tessera(args, ["prune", base, "--out", dense, "--method", "tile", "--sparsity",
                              "0", "--quiet", "--force"] + tiling +
+                      (["--seed", str(args.dense_seed)] if args.dense_seed else []) +
                       finetune_args(args, files, args.steps + 1))
         res["dense"] = {"loss": evaluate(load_pruned(kind, dense)[0], kind, test_set)}
         res["dense"].update(bench(args, dense) if args.bench else plan_counts(args, dense))
