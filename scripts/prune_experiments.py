@@ -549,6 +549,20 @@ def finetune_args(args, files, steps, teacher=None):
         (["--ft-limit", str(args.ft_limit)] if args.ft_limit else [])
 
 
+def pca_mse(ks):
+    """{K: test MSE of the K leading principal components of the training images (mean
+    added back)}: the least squared error of any reconstruction lying in a K-dimensional affine
+    subspace, on the training set (test images are scored in the training set's subspace)."""
+    x, xt = (load(s)[0].numpy().astype(np.float64) for s in ("train", "test"))
+    mu = x.mean(0)
+    _, v = np.linalg.eigh((x - mu).T @ (x - mu))  # ascending eigenvalues
+    out = {}
+    for k in ks:
+        p = v[:, ::-1][:, :k]
+        out[k] = float((((xt - mu) @ p @ p.T + mu - xt) ** 2).mean())
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="ae1", choices=["ae1", "ae2", "mlp", "cnn"])
@@ -569,6 +583,9 @@ def main():
                     "dense reference's outputs")
     ap.add_argument("--seed", type=int, default=1,
                     help="tessera prune --seed of the pruned runs (k-means, expansion, shuffling)")
+    ap.add_argument("--dense-seed", type=int, default=0,
+                    help="tessera prune --seed of the dense reference's fine-tuning (its data "
+                    "order); 0: not passed (tessera's default, 1)")
     ap.add_argument("--expand", type=float, default=1.25)
     ap.add_argument("--methods", default="tile,magnitude,hunter,hepex,hepex+expand")
     ap.add_argument("--tile", default="auto",
@@ -620,7 +637,17 @@ def main():
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
+    ap.add_argument("--pca", default="",
+                    help="K,...: test MSE of the best K-dimensional affine reconstruction of the "
+                    "training images (PCA) into --out, then stop: an autoencoder whose last "
+                    "hidden layer has K features reconstructs in a K-dimensional affine subspace")
     args = ap.parse_args()
+    if args.pca:
+        res = {"pca": pca_mse([int(k) for k in args.pca.split(",")])}
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+        print(json.dumps(res))
+        return
     if args.merge:
         parts = []
         for path in args.merge.split(","):
@@ -730,6 +757,8 @@ def main():
            "batch": args.batch, "layers": args.layers, "expand": args.expand, "tag": args.tag,
            "rows": args.rows, "distill": args.distill, "widths": args.widths,
            "offset_tiles": args.offset_tiles, "seed": args.seed, "runs": []}
+    if args.dense_seed:
+        res["dense_seed"] = args.dense_seed
     if args.dense_from:
         # the same dense reference as an earlier run with the same settings
         with open(args.dense_from) as f:
@@ -738,6 +767,7 @@ def main():
     else:
         rep = tessera(args, ["prune", base, "--out", dense, "--method", "tile", "--sparsity",
                              "0", "--quiet", "--force"] + tiling +
+                      (["--seed", str(args.dense_seed)] if args.dense_seed else []) +
                       finetune_args(args, files, args.steps + 1))
         res["dense"] = {"loss": evaluate(load_pruned(kind, dense)[0], kind, test_set)}
         res["dense"].update(bench(args, dense) if args.bench else plan_counts(args, dense))
