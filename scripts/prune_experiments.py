@@ -781,14 +781,22 @@ def main():
             res["dense"] = json.load(f)["dense"]
         rep = tessera(args, ["prune", dense, "--stats"] + tiling)
     else:
+        t_dense = time.time()
         rep = tessera(args, ["prune", base, "--out", dense, "--method", "tile", "--sparsity",
                              "0", "--quiet", "--force"] + tiling +
                       (["--seed", str(args.dense_seed)] if args.dense_seed else []) +
                       finetune_args(args, files, args.steps + 1))
+        t_dense = round(time.time() - t_dense, 1)
         res["dense"] = {"loss": evaluate(load_pruned(kind, dense)[0], kind, test_set)}
         res["dense"].update(bench(args, dense) if args.bench else plan_counts(args, dense))
         res["dense"].update(prune_report(rep))
         res["dense"].update({"onnx": dense, "onnx_sha256": sha256(dense)})
+        # how the reference was trained, kept with it through --dense-from and --merge
+        res["dense"].update({"base_epochs": args.epochs, "finetunings": args.steps + 1,
+                             "ft_epochs": args.ft_epochs, "ft_limit": args.ft_limit,
+                             "ft_lr": args.ft_lr, "ft_batch": args.ft_batch,
+                             "dense_seed": args.dense_seed,
+                             "finetune_wall_s": t_dense})
     print(json.dumps(res["dense"]), flush=True)
     base_tiles = layer_tiles(rep, dense, spatial, args.offset_tiles)
     d_lat, d_mib = res["dense"].get("latency_s"), res["dense"].get("server_mib")
