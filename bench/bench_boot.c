@@ -66,7 +66,7 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /*
- * The bootstrapping parameter set: a preset (n16-boot-d4 by default) with `left` levels for the
+ * The bootstrapping parameter set: a preset (n16-boot-ifma by default) with `left` levels for the
  * network (10 in the presets) and N = 2^log_n. n16-boot: q_0 of 61 bits, 60-bit levels (the
  * circuit's CoeffsToSlots plaintexts and EvalMod need ~60-bit scales, see docs/CIRCUITS.md),
  * 14 bootstrapping levels + `left` levels, four 61-bit special primes (dnum automatic), log2 QP
@@ -487,11 +487,11 @@ int bench_boot_main(int argc, char **argv) {
                "(ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the precision against\n"
                "the plaintext (mean, median and worst value, bits; inputs in [-1, 1] + i[-1, 1])\n"
                "and the level and scale left. Parameters (--preset), N = 2^L (default 16):\n"
-               "  n16-boot-d4 (default): q_0 61 bits, M levels of 40 bits (default M = 10;\n"
-               "    scale 2^40, the network's) under 14 of 60 bits, seven 61-bit special\n"
-               "    primes, dnum 4;\n"
-               "  n16-boot-ifma: n16-boot-d4 with q_0 of 50 bits and nine 49-bit special\n"
-               "    primes (below 2^50: the AVX-512 IFMA kernels' primes), dnum 4;\n"
+               "  n16-boot-ifma (default): n16-boot-d4 with q_0 of 50 bits and nine 49-bit\n"
+               "    special primes (below 2^50: the AVX-512 IFMA kernels' primes), dnum 4;\n"
+               "  n16-boot-d4: q_0 61 bits, M levels of 40 bits (default M = 10; scale\n"
+               "    2^40, the network's) under 14 of 60 bits, seven 61-bit special primes,\n"
+               "    dnum 4;\n"
                "  n16-boot: q_0 61 bits, 14 + M levels of 60 bits, four 61-bit special\n"
                "    primes, dnum automatic (7);\n"
                "a dense ternary secret with sparse-secret encapsulation (h = 32): 128-bit\n"
@@ -524,10 +524,11 @@ int bench_boot_main(int argc, char **argv) {
     }
     long slots = 0, threads = 1, runs = 5, log_n = 16, left = 10, ratio = 0;
     int json = 0, real = 0, full_keys = 0, on_the_fly = 0;
-    /* n16-boot-d4 by default: dnum 4 needs fewer NTTs per key switch and 29 % less key memory
-     * than n16-boot, fits 4 GiB with --diagonals-on-the-fly, and its 10 levels left are the
-     * 40-bit ones a network uses (docs/BENCHMARKS.md, "dnum 4 on a mixed prime chain") */
-    const char *preset = "n16-boot-d4";
+    /* n16-boot-ifma by default: n16-boot-d4's chain (dnum 4, 10 levels of 40 bits left) with q_0
+     * and P below 2^50, 7 % faster on an IFMA CPU at one thread and 1.74x on two (d4: 1.70x),
+     * peak 3985 MiB (d4: 3779) at N = 2^16 (docs/BENCHMARKS.md, "The seventh round together");
+     * without IFMA both run the AVX-512F/AVX2 kernels */
+    const char *preset = "n16-boot-ifma";
     const cli_opt opts[] = {
         { "--preset", CLI_STR, &preset, 0, 0 },
         { "--slots", CLI_LONG, &slots, 2, 1L << 16 },
