@@ -75,9 +75,15 @@ static int cmp_double(const void *a, const void *b) {
  * primes, dnum 4, log2 QP about 1728. n16-boot-ifma: n16-boot-d4 with q_0 of 50 bits and nine
  * 49-bit special primes, below 2^50 where the IFMA kernels apply, log2 QP about 1731. All: a dense
  * ternary secret with sparse-secret encapsulation (h = 32, K = 18), under the 1772 of the 128-bit
- * table (the switching keys live in Q_L P and q_0 P). Smaller rings (--log-n < 16, quick checks)
- * are flagged insecure.
+ * table (the key back to the dense secret lives in Q_L P). The key to the sparse secret lives
+ * over q_0 p_0 only: 99 bits for n16-boot-ifma, 122 for the other two, above the sourced 121
+ * (docs/SECURITY.md): those two need --allow-insecure. Smaller rings (--log-n < 16, quick
+ * checks) are flagged insecure.
  */
+/* --allow-insecure: n16-boot and n16-boot-d4 (q_0 p_0 of 122 bits, above the sourced 121 of
+ * the key to the sparse secret: docs/SECURITY.md) run only with it */
+static int allow_insecure;
+
 static tsr_status boot_spec(tsr_ckks_param_spec *s, const char *preset, unsigned log_n,
                             unsigned left) {
     TSR_TRY(tsr_ckks_preset_spec(preset, s));
@@ -89,7 +95,7 @@ static tsr_status boot_spec(tsr_ckks_param_spec *s, const char *preset, unsigned
     s->log_n = log_n;
     s->levels = 14 + left;
     if (s->low_levels) s->low_levels = left;
-    s->flags = log_n < 16 ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
+    s->flags = log_n < 16 || allow_insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
     return TSR_OK;
 }
 
@@ -274,7 +280,9 @@ static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t 
         /* in memory: the b halves (seeded keys) */
         res->switch_mem[0] = tsr_ckks_switch_key_bytes(to_sparse);
         res->switch_mem[1] = tsr_ckks_switch_key_bytes(to_dense);
-        res->secure = tsr_ckks_params_is_secure(p);
+        /* and the key to the sparse secret within its sourced bound (docs/SECURITY.md) */
+        res->secure = tsr_ckks_params_is_secure(p) && tsr_ckks_switch_key_log_modulus(to_sparse) <=
+                                                          TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS;
         res->log_qp = tsr_ckks_params_log_qp(p);
         res->dnum = tsr_ckks_params_dnum(p);
         res->q0 = (double)tsr_ckks_params_prime(p, 0);
@@ -481,7 +489,8 @@ int bench_boot_main(int argc, char **argv) {
                "                          [--log-message-ratio R] [--full-keys]\n"
                "                          [--diagonals-on-the-fly] [--cos-degree D]\n"
                "                          [--double-angles A] [--k K] [--cts-levels C]\n"
-               "                          [--stc-levels S] [--diagonals-mib M]\n\n"
+               "                          [--stc-levels S] [--diagonals-mib M]\n"
+               "                          [--allow-insecure]\n\n"
                "Bootstraps one ciphertext K times (default 5, at least 5) and prints the setup\n"
                "time, key sizes, peak memory, the median latency with a per-stage breakdown\n"
                "(ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the precision against\n"
@@ -494,8 +503,11 @@ int bench_boot_main(int argc, char **argv) {
                "    dnum 4;\n"
                "  n16-boot: q_0 61 bits, 14 + M levels of 60 bits, four 61-bit special\n"
                "    primes, dnum automatic (7);\n"
-               "a dense ternary secret with sparse-secret encapsulation (h = 32): 128-bit\n"
-               "secure at N = 2^16, M <= 10; smaller N are flagged insecure (quick checks).\n"
+               "a dense ternary secret with sparse-secret encapsulation (h = 32); the key to\n"
+               "the sparse secret over q_0 p_0: 99 bits for n16-boot-ifma (128-bit secure at\n"
+               "N = 2^16, M <= 10), 122 for n16-boot and n16-boot-d4, above the sourced 121\n"
+               "(docs/SECURITY.md): those two run only with --allow-insecure. Smaller N are\n"
+               "flagged insecure (quick checks).\n"
                "S: slots, a power of two <= N/2 (default N/2).\n"
                "--real: real slots, two real ciphertexts (the real and imaginary parts of the\n"
                "same inputs) per bootstrap (tsr_circuits_bootstrap_real: joined at ModRaise,\n"
@@ -547,6 +559,7 @@ int bench_boot_main(int argc, char **argv) {
         { "--cts-levels", CLI_LONG, &tune.cts_levels, 1, 16 },
         { "--stc-levels", CLI_LONG, &tune.stc_levels, 1, 16 },
         { "--diagonals-mib", CLI_LONG, &tune.diagonals_mib, 1, 1L << 30 },
+        { "--allow-insecure", CLI_FLAG, &allow_insecure, 0, 0 },
     };
     int prc = cli_parse_args("bench boot", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;
