@@ -75,15 +75,10 @@ static int cmp_double(const void *a, const void *b) {
  * primes, dnum 4, log2 QP about 1728. n16-boot-ifma: n16-boot-d4 with q_0 of 50 bits and nine
  * 49-bit special primes, below 2^50 where the IFMA kernels apply, log2 QP about 1731. All: a dense
  * ternary secret with sparse-secret encapsulation (h = 32, K = 18), under the 1772 of the 128-bit
- * table (the key back to the dense secret lives in Q_L P). The key to the sparse secret lives
- * over q_0 p_0 only: 99 bits for n16-boot-ifma, 122 for the other two, above the sourced 121
- * (docs/SECURITY.md): those two need --allow-insecure. Smaller rings (--log-n < 16, quick
- * checks) are flagged insecure.
+ * table (the key back to the dense secret lives in Q_L P, the key to the sparse one over q_0 and
+ * a prime of its own, below the sourced 121 bits: docs/SECURITY.md). Smaller rings (--log-n < 16,
+ * quick checks) are flagged insecure.
  */
-/* --allow-insecure: n16-boot and n16-boot-d4 (q_0 p_0 of 122 bits, above the sourced 121 of
- * the key to the sparse secret: docs/SECURITY.md) run only with it */
-static int allow_insecure;
-
 static tsr_status boot_spec(tsr_ckks_param_spec *s, const char *preset, unsigned log_n,
                             unsigned left) {
     TSR_TRY(tsr_ckks_preset_spec(preset, s));
@@ -95,7 +90,7 @@ static tsr_status boot_spec(tsr_ckks_param_spec *s, const char *preset, unsigned
     s->log_n = log_n;
     s->levels = 14 + left;
     if (s->low_levels) s->low_levels = left;
-    s->flags = log_n < 16 || allow_insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
+    s->flags = log_n < 16 ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
     return TSR_OK;
 }
 
@@ -489,8 +484,7 @@ int bench_boot_main(int argc, char **argv) {
                "                          [--log-message-ratio R] [--full-keys]\n"
                "                          [--diagonals-on-the-fly] [--cos-degree D]\n"
                "                          [--double-angles A] [--k K] [--cts-levels C]\n"
-               "                          [--stc-levels S] [--diagonals-mib M]\n"
-               "                          [--allow-insecure]\n\n"
+               "                          [--stc-levels S] [--diagonals-mib M]\n\n"
                "Bootstraps one ciphertext K times (default 5, at least 5) and prints the setup\n"
                "time, key sizes, peak memory, the median latency with a per-stage breakdown\n"
                "(ModRaise / CoeffsToSlots / EvalMod / SlotsToCoeffs), the precision against\n"
@@ -503,11 +497,8 @@ int bench_boot_main(int argc, char **argv) {
                "    dnum 4;\n"
                "  n16-boot: q_0 61 bits, 14 + M levels of 60 bits, four 61-bit special\n"
                "    primes, dnum automatic (7);\n"
-               "a dense ternary secret with sparse-secret encapsulation (h = 32); the key to\n"
-               "the sparse secret over q_0 p_0: 99 bits for n16-boot-ifma (128-bit secure at\n"
-               "N = 2^16, M <= 10), 122 for n16-boot and n16-boot-d4, above the sourced 121\n"
-               "(docs/SECURITY.md): those two run only with --allow-insecure. Smaller N are\n"
-               "flagged insecure (quick checks).\n"
+               "a dense ternary secret with sparse-secret encapsulation (h = 32): 128-bit\n"
+               "secure at N = 2^16, M <= 10; smaller N are flagged insecure (quick checks).\n"
                "S: slots, a power of two <= N/2 (default N/2).\n"
                "--real: real slots, two real ciphertexts (the real and imaginary parts of the\n"
                "same inputs) per bootstrap (tsr_circuits_bootstrap_real: joined at ModRaise,\n"
@@ -559,7 +550,6 @@ int bench_boot_main(int argc, char **argv) {
         { "--cts-levels", CLI_LONG, &tune.cts_levels, 1, 16 },
         { "--stc-levels", CLI_LONG, &tune.stc_levels, 1, 16 },
         { "--diagonals-mib", CLI_LONG, &tune.diagonals_mib, 1, 1L << 30 },
-        { "--allow-insecure", CLI_FLAG, &allow_insecure, 0, 0 },
     };
     int prc = cli_parse_args("bench boot", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;

@@ -65,11 +65,12 @@ static void run_boot(he *h, size_t n, const tsr_circuits_boot_config *cfg, const
     if (cfg && cfg->encapsulation_hw) {
         tt_ok(tsr_circuits_boot_switch_keys_create(b, h->sk, &to_sparse, &to_dense));
         assert_int_equal(tsr_ckks_switch_key_max_level(to_sparse), 0);
-        /* the key to the sparse secret lives over q_0 p_0 only */
+        /* the key to the sparse secret lives over q_0 p_0 only, below 121 bits, with p_0
+         * as large as that allows (60 bits beside the 61-bit q_0) */
         assert_int_equal(tsr_ckks_switch_key_limbs(to_sparse), 2);
-        assert_true(fabs(tsr_ckks_switch_key_log_modulus(to_sparse) -
-                         log2((double)tsr_ckks_params_prime(h->p, 0)) -
-                         log2((double)tsr_ckks_params_special_prime(h->p, 0))) < 1e-9);
+        double lg = tsr_ckks_switch_key_log_modulus(to_sparse);
+        assert_true(lg < TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
+        assert_true(lg - log2((double)tsr_ckks_params_prime(h->p, 0)) > 59.9);
         assert_int_equal(tsr_ckks_switch_key_limbs(to_dense),
                          tsr_ckks_params_max_level(h->p) + 1 + tsr_ckks_params_special_count(h->p));
         assert_int_equal(tsr_ckks_switch_key_max_level(to_dense), tsr_ckks_params_max_level(h->p));
@@ -248,7 +249,8 @@ static void test_boot_encapsulated(void **state) {
         tsr_ckks_secret_key *sparse;
         tt_ok(tsr_ckks_secret_key_create_sparse(&sparse, h->p, 32, h->sk));
         tsr_ckks_switch_key *small, *wide, *back;
-        tt_ok(tsr_ckks_switch_key_create_q0p0(&small, h->sk, sparse));
+        tt_ok(tsr_ckks_switch_key_create_q0p0(&small, h->sk, sparse,
+                                              TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS));
         tt_ok(tsr_ckks_switch_key_create(&wide, h->sk, sparse, 0));
         tt_ok(tsr_ckks_switch_key_create(&back, sparse, h->sk, TSR_CKKS_TOP_LEVEL));
         assert_int_equal(tsr_ckks_switch_key_limbs(small), 2);
@@ -310,10 +312,10 @@ static void test_boot_encapsulated(void **state) {
 }
 
 /*
- * The refusal: a key to the sparse secret over more than 121 bits needs the insecure
- * flag. Secure rings (N = 2^13, two special primes, no flag): q_0 p_0 of 61 + 61 bits
- * is refused, 50 + 49 (n16-boot-ifma's sizes) is not; the flagged test ring accepts its
- * 122 bits.
+ * The bound: a key to the sparse secret over more than 121 bits needs the insecure flag.
+ * Secure rings (N = 2^13, two special primes, no flag): the q_0 p_0 key stays below 121
+ * bits (61 + 60, 50 + 61: p_0 is the key's own prime) and is accepted; a key over q_0 P
+ * (183 and 148 bits) is refused; the flagged test ring accepts it.
  */
 static void test_encap_modulus_bound(void **state) {
     he *h = *state;
@@ -332,28 +334,33 @@ static void test_encap_modulus_bound(void **state) {
         tsr_ckks_secret_key *sk, *sparse;
         tt_ok(tsr_ckks_secret_key_create(&sk, p));
         tt_ok(tsr_ckks_secret_key_create_sparse(&sparse, p, 32, sk));
-        tsr_ckks_switch_key *k;
-        tt_ok(tsr_ckks_switch_key_create_q0p0(&k, sk, sparse));
+        tsr_ckks_switch_key *k, *wide, *bad = NULL;
+        tt_ok(tsr_ckks_switch_key_create_q0p0(&k, sk, sparse, TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS));
         double lg = tsr_ckks_switch_key_log_modulus(k);
-        assert_true(fabs(lg - log2((double)tsr_ckks_params_prime(p, 0)) -
-                         log2((double)tsr_ckks_params_special_prime(p, 0))) < 1e-9);
-        if (i == 0) {
-            assert_true(lg > TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
-            tt_fails(boot_check_encap_modulus(p, k), TSR_ERR_INSECURE);
-        } else {
-            assert_true(lg < TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
-            tt_ok(boot_check_encap_modulus(p, k));
-        }
+        double q0 = log2((double)tsr_ckks_params_prime(p, 0));
+        assert_int_equal(tsr_ckks_switch_key_limbs(k), 2);
+        assert_true(lg < TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
+        assert_true(lg - q0 > (i == 0 ? 59.9 : 60.9)); /* p_0 of 60, 61 bits */
+        tt_ok(boot_check_encap_modulus(p, k));
+        tt_ok(tsr_ckks_switch_key_create(&wide, sk, sparse, 0));
+        assert_int_equal(tsr_ckks_switch_key_limbs(wide), 3);
+        assert_true(tsr_ckks_switch_key_log_modulus(wide) > TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
+        tt_fails(boot_check_encap_modulus(p, wide), TSR_ERR_INSECURE);
+        /* no room for a 20-bit p_0 */
+        tt_fails(tsr_ckks_switch_key_create_q0p0(&bad, sk, sparse, bits[i][0] + 19),
+                 TSR_ERR_INVALID_ARG);
+        assert_null(bad);
+        tsr_ckks_switch_key_free(wide);
         tsr_ckks_switch_key_free(k);
         tsr_ckks_secret_key_free(sparse);
         tsr_ckks_secret_key_free(sk);
         tsr_ckks_params_free(p);
     }
-    /* the flagged test ring: 61 + 61 bits, accepted */
+    /* the flagged test ring accepts a key over q_0 P */
     tsr_ckks_secret_key *sparse;
     tt_ok(tsr_ckks_secret_key_create_sparse(&sparse, h->p, 32, h->sk));
     tsr_ckks_switch_key *k;
-    tt_ok(tsr_ckks_switch_key_create_q0p0(&k, h->sk, sparse));
+    tt_ok(tsr_ckks_switch_key_create(&k, h->sk, sparse, 0));
     assert_true(tsr_ckks_switch_key_log_modulus(k) > TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
     tt_ok(boot_check_encap_modulus(h->p, k));
     tsr_ckks_switch_key_free(k);

@@ -581,11 +581,13 @@ tsr_status boot_check_encap_modulus(const tsr_ckks_params *p, const tsr_ckks_swi
         (spec.flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS))
         return TSR_OK;
     return tsr_fail(TSR_ERR_INSECURE,
-                    "the key to the sparse secret (Hamming weight 32 or so) lives over a %.1f-bit "
-                    "modulus; the only sourced 128-bit bound for such a key at N = 2^16 is %d "
+                    "bootstrapping's key to the sparse secret lives over a %.1f-bit "
+                    "modulus; the only sourced 128-bit bound for such a key (Hamming weight 32, "
+                    "N = 2^16) is %d "
                     "bits (Lattigo's EphemeralSecretWeight, SparseLWEkit's lattice-estimator "
-                    "table; docs/SECURITY.md, \"The sparse encapsulation key\"): use smaller "
-                    "q_0 and p_0, or TSR_CKKS_ALLOW_INSECURE_PARAMETERS with your own estimate",
+                    "table; docs/SECURITY.md, \"The sparse encapsulation key\"): make it with "
+                    "tsr_circuits_boot_switch_keys_create, or use "
+                    "TSR_CKKS_ALLOW_INSECURE_PARAMETERS with your own estimate",
                     bits, TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
 }
 
@@ -602,7 +604,8 @@ tsr_status tsr_circuits_boot_switch_keys_create(const tsr_circuits_boot *b,
                                              "encapsulation (config.encapsulation_hw = 0)");
     tsr_ckks_secret_key *sparse = NULL;
     TSR_TRY(tsr_ckks_secret_key_create_sparse(&sparse, b->p, b->encap_h, sk));
-    tsr_status st = tsr_ckks_switch_key_create_q0p0(to_sparse, sk, sparse);
+    tsr_status st =
+        tsr_ckks_switch_key_create_q0p0(to_sparse, sk, sparse, TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
     if (st == TSR_OK) st = boot_check_encap_modulus(b->p, *to_sparse);
     if (st == TSR_OK) st = tsr_ckks_switch_key_create(to_dense, sparse, sk, TSR_CKKS_TOP_LEVEL);
     tsr_ckks_secret_key_free(sparse);

@@ -485,8 +485,23 @@ tsr_status tsr_ckks_params_create(tsr_ckks_params **out, const tsr_ckks_param_sp
     return params_create(out, spec, NULL);
 }
 
-tsr_status ckks_params_create_q0p0(tsr_ckks_params **out, const tsr_ckks_params *p) {
+tsr_status ckks_params_create_q0p0(tsr_ckks_params **out, const tsr_ckks_params *p,
+                                   unsigned max_log_modulus) {
     TSR_REQUIRE(out && p, "ckks_params_create_q0p0: NULL argument");
+    *out = NULL;
+    /* p_0: the largest NTT prime below 2^b other than q_0, b = max_log_modulus minus
+     * q_0's bit length (so log2(q_0 p_0) < max_log_modulus), at most 61 */
+    int q0_bits = 0;
+    while (q0_bits < 64 && (p->primes[0] >> q0_bits)) q0_bits++;
+    int b = (int)max_log_modulus - q0_bits;
+    if (b > 61) b = 61;
+    if (b < 20)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "a key over q_0 p_0 of at most %u bits leaves %d bits for p_0 beside "
+                        "q_0 (%d bits): at least 20 are needed",
+                        max_log_modulus, b, q0_bits);
+    uint64_t p0;
+    TSR_TRY(tsr_prime_generate(b, p->n, 1, p->primes, 1, &p0));
     tsr_ckks_param_spec s = p->spec;
     /* the bottom scale of p's chain keeps check_spec's q_0 > scale rule */
     if (s.low_levels) s.scale_bits = s.low_scale_bits;
@@ -495,7 +510,8 @@ tsr_status ckks_params_create_q0p0(tsr_ckks_params **out, const tsr_ckks_params 
     s.dnum = 0;
     s.low_levels = 0;
     s.low_scale_bits = 0;
-    const uint64_t force[2] = { p->primes[0], p->primes[p->L + 1] };
+    s.special_prime_bits = (unsigned)b;
+    const uint64_t force[2] = { p->primes[0], p0 };
     return params_create(out, &s, force);
 }
 

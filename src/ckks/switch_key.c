@@ -95,7 +95,8 @@ tsr_status tsr_ckks_switch_key_create(tsr_ckks_switch_key **out, const tsr_ckks_
 
 tsr_status tsr_ckks_switch_key_create_q0p0(tsr_ckks_switch_key **out,
                                            const tsr_ckks_secret_key *from,
-                                           const tsr_ckks_secret_key *to) {
+                                           const tsr_ckks_secret_key *to,
+                                           unsigned max_log_modulus) {
     TSR_REQUIRE(out && from && to, "tsr_ckks_switch_key_create_q0p0: NULL argument");
     *out = NULL;
     tsr_ckks_params *p = to->params;
@@ -105,17 +106,18 @@ tsr_status tsr_ckks_switch_key_create_q0p0(tsr_ckks_switch_key **out,
     k->params = ckks_params_ref(p);
     memcpy(k->key_id, to->key_id, sizeof k->key_id);
     k->max_level = 0;
-    tsr_status st = ckks_params_create_q0p0(&k->q0p0, p);
-    /* both secrets over {q_0, p_0}: limbs 0 and L + 1 of their NTT forms (same tables) */
+    tsr_status st = ckks_params_create_q0p0(&k->q0p0, p, max_log_modulus);
+    /* both secrets in NTT form over {q_0, p_0} (limb 0 equals their limb 0 under p) */
     size_t n = p->n;
     uint64_t *s = st == TSR_OK ? tsr_alloc(4 * n * sizeof(uint64_t)) : NULL;
     if (st == TSR_OK && !s) st = tsr_fail(TSR_ERR_NOMEM, "cannot allocate a switching key");
     if (st == TSR_OK) {
-        memcpy(s, to->s_ntt, n * sizeof *s);
-        memcpy(s + n, to->s_ntt + (size_t)(p->L + 1) * n, n * sizeof *s);
-        memcpy(s + 2 * n, from->s_ntt, n * sizeof *s);
-        memcpy(s + 3 * n, from->s_ntt + (size_t)(p->L + 1) * n, n * sizeof *s);
-        st = ckks_ksk_generate(k->q0p0, s, s + 2 * n, 0, &k->key);
+        const tsr_ckks_params *a = k->q0p0;
+        tsr_rns_from_i8(a->qp, s, to->coeffs);
+        tsr_rns_ntt(a->qp, s);
+        tsr_rns_from_i8(a->qp, s + 2 * n, from->coeffs);
+        tsr_rns_ntt(a->qp, s + 2 * n);
+        st = ckks_ksk_generate(a, s, s + 2 * n, 0, &k->key);
     }
     if (s) {
         tsr_wipe(s, 4 * n * sizeof *s);
