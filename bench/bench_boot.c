@@ -75,8 +75,9 @@ static int cmp_double(const void *a, const void *b) {
  * primes, dnum 4, log2 QP about 1728. n16-boot-ifma: n16-boot-d4 with q_0 of 50 bits and nine
  * 49-bit special primes, below 2^50 where the IFMA kernels apply, log2 QP about 1731. All: a dense
  * ternary secret with sparse-secret encapsulation (h = 32, K = 18), under the 1772 of the 128-bit
- * table (the switching keys live in Q_L P and q_0 P). Smaller rings (--log-n < 16, quick checks)
- * are flagged insecure.
+ * table (the key back to the dense secret lives in Q_L P, the key to the sparse one over q_0 and
+ * a prime of its own, below the sourced 121 bits: docs/SECURITY.md). Smaller rings (--log-n < 16,
+ * quick checks) are flagged insecure.
  */
 static tsr_status boot_spec(tsr_ckks_param_spec *s, const char *preset, unsigned log_n,
                             unsigned left) {
@@ -274,7 +275,9 @@ static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t 
         /* in memory: the b halves (seeded keys) */
         res->switch_mem[0] = tsr_ckks_switch_key_bytes(to_sparse);
         res->switch_mem[1] = tsr_ckks_switch_key_bytes(to_dense);
-        res->secure = tsr_ckks_params_is_secure(p);
+        /* and the key to the sparse secret within its sourced bound (docs/SECURITY.md) */
+        res->secure = tsr_ckks_params_is_secure(p) && tsr_ckks_switch_key_log_modulus(to_sparse) <=
+                                                          TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS;
         res->log_qp = tsr_ckks_params_log_qp(p);
         res->dnum = tsr_ckks_params_dnum(p);
         res->q0 = (double)tsr_ckks_params_prime(p, 0);

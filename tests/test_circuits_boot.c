@@ -65,6 +65,14 @@ static void run_boot(he *h, size_t n, const tsr_circuits_boot_config *cfg, const
     if (cfg && cfg->encapsulation_hw) {
         tt_ok(tsr_circuits_boot_switch_keys_create(b, h->sk, &to_sparse, &to_dense));
         assert_int_equal(tsr_ckks_switch_key_max_level(to_sparse), 0);
+        /* the key to the sparse secret lives over q_0 p_0 only, below 121 bits, with p_0
+         * as large as that allows (60 bits beside the 61-bit q_0) */
+        assert_int_equal(tsr_ckks_switch_key_limbs(to_sparse), 2);
+        double lg = tsr_ckks_switch_key_log_modulus(to_sparse);
+        assert_true(lg < TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
+        assert_true(lg - log2((double)tsr_ckks_params_prime(h->p, 0)) > 59.9);
+        assert_int_equal(tsr_ckks_switch_key_limbs(to_dense),
+                         tsr_ckks_params_max_level(h->p) + 1 + tsr_ckks_params_special_count(h->p));
         assert_int_equal(tsr_ckks_switch_key_max_level(to_dense), tsr_ckks_params_max_level(h->p));
         tt_ok(tsr_circuits_boot_set_switch_keys(b, to_sparse, to_dense));
     }
@@ -233,6 +241,52 @@ static void test_boot_encapsulated(void **state) {
     tsr_ckks_ciphertext *ct = encrypt_at(h, v, 1), *out;
     tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
     tt_fails(tsr_circuits_bootstrap(b, ev, out, ct), TSR_ERR_KEY_MISSING);
+
+    /* precision against the plaintext with the q_0 p_0 key and with a key over q_0 P
+     * (the key of earlier versions, accepted here only because the ring is flagged
+     * insecure): the same ciphertext, the same sparse secret */
+    {
+        tsr_ckks_secret_key *sparse;
+        tt_ok(tsr_ckks_secret_key_create_sparse(&sparse, h->p, 32, h->sk));
+        tsr_ckks_switch_key *small, *wide, *back;
+        tt_ok(tsr_ckks_switch_key_create_q0p0(&small, h->sk, sparse,
+                                              TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS));
+        tt_ok(tsr_ckks_switch_key_create(&wide, h->sk, sparse, 0));
+        tt_ok(tsr_ckks_switch_key_create(&back, sparse, h->sk, TSR_CKKS_TOP_LEVEL));
+        assert_int_equal(tsr_ckks_switch_key_limbs(small), 2);
+        assert_int_equal(tsr_ckks_switch_key_limbs(wide), 1 + tsr_ckks_params_special_count(h->p));
+        assert_true(tsr_ckks_switch_key_bytes(small) < tsr_ckks_switch_key_bytes(wide));
+        double w[2], m[2];
+        const tsr_ckks_switch_key *keys[2] = { small, wide };
+        for (int i = 0; i < 2; i++) {
+            tt_ok(tsr_circuits_boot_set_switch_keys(b, keys[i], back));
+            tt_ok(tsr_circuits_bootstrap(b, ev, out, ct));
+            double *got = decrypt(h, out);
+            precision(got, v, h->slots, &w[i], &m[i]);
+            free(got);
+        }
+        printf("# encapsulated, key to the sparse secret over q_0 p_0: mean %.2f worst %.2f "
+               "bits; over q_0 P: mean %.2f worst %.2f bits\n",
+               m[0], w[0], m[1], w[1]);
+        assert_true(m[0] > 23 && w[0] > 19);
+        assert_true(m[0] > m[1] - 0.5);
+        assert_true(w[0] > w[1] - 1);
+        /* the sparse secret decrypts a level-0 ciphertext switched with the small key */
+        tsr_ckks_ciphertext *c0 = encrypt_at(h, v, 0);
+        tt_ok(tsr_ckks_key_switch(ev, c0, c0, small));
+        double *got = malloc(2 * h->slots * sizeof *got);
+        assert_non_null(got);
+        tt_ok(tsr_ckks_decrypt(sparse, h->pt, c0));
+        tt_ok(tsr_ckks_decode_complex(h->enc, h->pt, got, h->slots, NULL));
+        precision(got, v, h->slots, &w[0], &m[0]);
+        assert_true(w[0] > 20);
+        free(got);
+        tsr_ckks_ciphertext_free(c0);
+        tsr_ckks_switch_key_free(small);
+        tsr_ckks_switch_key_free(wide);
+        tsr_ckks_switch_key_free(back);
+        tsr_ckks_secret_key_free(sparse);
+    }
     /* keys the wrong way round: the key back must serve the top level */
     tsr_ckks_switch_key *to_sparse, *to_dense;
     tt_ok(tsr_circuits_boot_switch_keys_create(b, h->sk, &to_sparse, &to_dense));
@@ -255,6 +309,62 @@ static void test_boot_encapsulated(void **state) {
     tsr_ckks_evaluator_free(ev);
     tsr_ckks_galois_keys_free(gk);
     tsr_circuits_boot_free(b);
+}
+
+/*
+ * The bound: a key to the sparse secret over more than 121 bits needs the insecure flag.
+ * Secure rings (N = 2^13, two special primes, no flag): the q_0 p_0 key stays below 121
+ * bits (61 + 60, 50 + 61: p_0 is the key's own prime) and is accepted; a key over q_0 P
+ * (183 and 148 bits) is refused; the flagged test ring accepts it.
+ */
+static void test_encap_modulus_bound(void **state) {
+    he *h = *state;
+    const unsigned bits[2][2] = { { 61, 61 }, { 50, 49 } };
+    for (int i = 0; i < 2; i++) {
+        tsr_ckks_param_spec spec = { .log_n = 13,
+                                     .first_prime_bits = bits[i][0],
+                                     .scale_bits = 30,
+                                     .levels = 1,
+                                     .special_primes = 2,
+                                     .special_prime_bits = bits[i][1],
+                                     .secret = TSR_CKKS_SECRET_TERNARY };
+        tsr_ckks_params *p;
+        tt_ok(tsr_ckks_params_create(&p, &spec));
+        assert_true(tsr_ckks_params_is_secure(p));
+        tsr_ckks_secret_key *sk, *sparse;
+        tt_ok(tsr_ckks_secret_key_create(&sk, p));
+        tt_ok(tsr_ckks_secret_key_create_sparse(&sparse, p, 32, sk));
+        tsr_ckks_switch_key *k, *wide, *bad = NULL;
+        tt_ok(tsr_ckks_switch_key_create_q0p0(&k, sk, sparse, TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS));
+        double lg = tsr_ckks_switch_key_log_modulus(k);
+        double q0 = log2((double)tsr_ckks_params_prime(p, 0));
+        assert_int_equal(tsr_ckks_switch_key_limbs(k), 2);
+        assert_true(lg < TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
+        assert_true(lg - q0 > (i == 0 ? 59.9 : 60.9)); /* p_0 of 60, 61 bits */
+        tt_ok(boot_check_encap_modulus(p, k));
+        tt_ok(tsr_ckks_switch_key_create(&wide, sk, sparse, 0));
+        assert_int_equal(tsr_ckks_switch_key_limbs(wide), 3);
+        assert_true(tsr_ckks_switch_key_log_modulus(wide) > TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
+        tt_fails(boot_check_encap_modulus(p, wide), TSR_ERR_INSECURE);
+        /* no room for a 20-bit p_0 */
+        tt_fails(tsr_ckks_switch_key_create_q0p0(&bad, sk, sparse, bits[i][0] + 19),
+                 TSR_ERR_INVALID_ARG);
+        assert_null(bad);
+        tsr_ckks_switch_key_free(wide);
+        tsr_ckks_switch_key_free(k);
+        tsr_ckks_secret_key_free(sparse);
+        tsr_ckks_secret_key_free(sk);
+        tsr_ckks_params_free(p);
+    }
+    /* the flagged test ring accepts a key over q_0 P */
+    tsr_ckks_secret_key *sparse;
+    tt_ok(tsr_ckks_secret_key_create_sparse(&sparse, h->p, 32, h->sk));
+    tsr_ckks_switch_key *k;
+    tt_ok(tsr_ckks_switch_key_create(&k, h->sk, sparse, 0));
+    assert_true(tsr_ckks_switch_key_log_modulus(k) > TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
+    tt_ok(boot_check_encap_modulus(h->p, k));
+    tsr_ckks_switch_key_free(k);
+    tsr_ckks_secret_key_free(sparse);
 }
 
 /* Key switching to another secret and back keeps the slots (the encapsulation's keys). */
@@ -1151,6 +1261,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_boot_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_key_switch, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_encapsulated, he_setup_dense, he_teardown),
+        cmocka_unit_test_setup_teardown(test_encap_modulus_bound, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_errors, he_setup, he_teardown),
         cmocka_unit_test(test_boot_default_ratio),
     };

@@ -590,11 +590,22 @@ TSR_API tsr_status tsr_circuits_boot_check_keys(const tsr_circuits_boot *b,
                                                 const tsr_ckks_evaluator *ev);
 
 /**
+ * Largest log2 of the modulus of the key to the sparse secret accepted without
+ * TSR_CKKS_ALLOW_INSECURE_PARAMETERS: 121 bits, the only sourced 128-bit bound for
+ * Hamming weight 32 at N = 2^16 (Lattigo, EphemeralSecretWeight; SparseLWEkit's
+ * lattice-estimator table: 171.9 bits there). docs/SECURITY.md, "The sparse
+ * encapsulation key".
+ */
+#define TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS 121
+
+/**
  * The two switching keys of the sparse-secret encapsulation for the main
  * secret sk: a temporary secret of Hamming weight config.encapsulation_hw is
- * drawn, *to_sparse (sk -> sparse, over q_0 P only) and *to_dense (sparse ->
- * sk, all levels) are made from it, and it is wiped. TSR_ERR_INVALID_ARG if
- * b has no encapsulation. Free both with tsr_ckks_switch_key_free.
+ * drawn, *to_sparse (sk -> sparse, over q_0 p_0 only, p_0 a prime of its own
+ * with log2(q_0 p_0) < TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS:
+ * tsr_ckks_switch_key_create_q0p0) and *to_dense (sparse -> sk, all levels,
+ * over Q P) are made from it, and it is wiped. TSR_ERR_INVALID_ARG if b has no
+ * encapsulation. Free both with tsr_ckks_switch_key_free.
  */
 TSR_API tsr_status tsr_circuits_boot_switch_keys_create(const tsr_circuits_boot *b,
                                                         const tsr_ckks_secret_key *sk,
@@ -605,7 +616,10 @@ TSR_API tsr_status tsr_circuits_boot_switch_keys_create(const tsr_circuits_boot 
  * with b). Call before bootstrapping, not while another thread bootstraps
  * with b. TSR_ERR_INVALID_ARG if b has no encapsulation or the keys serve
  * the wrong levels (keys of other parameters fail at use with
- * TSR_ERR_MISMATCH).
+ * TSR_ERR_MISMATCH); TSR_ERR_INSECURE for a to_sparse key over more than
+ * TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS bits (e.g. one over q_0 P made with
+ * tsr_ckks_switch_key_create) unless the parameters carry
+ * TSR_CKKS_ALLOW_INSECURE_PARAMETERS.
  */
 TSR_API tsr_status tsr_circuits_boot_set_switch_keys(tsr_circuits_boot *b,
                                                      const tsr_ckks_switch_key *to_sparse,

@@ -852,6 +852,23 @@ TSR_API tsr_status tsr_ckks_secret_key_create_sparse(tsr_ckks_secret_key **out, 
 TSR_API tsr_status tsr_ckks_switch_key_create(tsr_ckks_switch_key **out,
                                               const tsr_ckks_secret_key *from,
                                               const tsr_ckks_secret_key *to, int max_level);
+/**
+ * A switching key from `from` to `to` for level-0 ciphertexts, over q_0 and one special
+ * prime p_0 of its own only (not P): the largest NTT-friendly prime of at most 61 bits
+ * with log2(q_0 p_0) < max_log_modulus. The key towards a sparse secret of
+ * bootstrapping's encapsulation, whose security rests on the size of that modulus
+ * (docs/SECURITY.md, "The sparse encapsulation key"). Switching with it adds about
+ * q_0 / p_0 times the key-switching noise of one digit. TSR_ERR_INVALID_ARG if p_0
+ * would have fewer than 20 bits.
+ */
+TSR_API tsr_status tsr_ckks_switch_key_create_q0p0(tsr_ckks_switch_key **out,
+                                                   const tsr_ckks_secret_key *from,
+                                                   const tsr_ckks_secret_key *to,
+                                                   unsigned max_log_modulus);
+/** Number of RNS limbs the key's samples live over (max_level + 1 + special primes used). */
+TSR_API int tsr_ckks_switch_key_limbs(const tsr_ckks_switch_key *k);
+/** log2 of the modulus the key's RLWE samples live over (q_0..q_max_level times its P). */
+TSR_API double tsr_ckks_switch_key_log_modulus(const tsr_ckks_switch_key *k);
 /** Free a switching key. NULL is a no-op. */
 TSR_API void tsr_ckks_switch_key_free(tsr_ckks_switch_key *k);
 /** The highest level the key serves. */

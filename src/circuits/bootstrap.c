@@ -571,6 +571,26 @@ size_t tsr_circuits_boot_factors(const tsr_circuits_boot *b, tsr_circuits_boot_f
     return count;
 }
 
+/* TSR_ERR_INSECURE unless the to_sparse key k lives over at most
+ * TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS bits or p carries the insecure flag. */
+tsr_status boot_check_encap_modulus(const tsr_ckks_params *p, const tsr_ckks_switch_key *k) {
+    tsr_ckks_param_spec spec;
+    tsr_ckks_params_spec(p, &spec);
+    double bits = tsr_ckks_switch_key_log_modulus(k);
+    if (bits <= TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS ||
+        (spec.flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS))
+        return TSR_OK;
+    return tsr_fail(TSR_ERR_INSECURE,
+                    "bootstrapping's key to the sparse secret lives over a %.1f-bit "
+                    "modulus; the only sourced 128-bit bound for such a key (Hamming weight 32, "
+                    "N = 2^16) is %d "
+                    "bits (Lattigo's EphemeralSecretWeight, SparseLWEkit's lattice-estimator "
+                    "table; docs/SECURITY.md, \"The sparse encapsulation key\"): make it with "
+                    "tsr_circuits_boot_switch_keys_create, or use "
+                    "TSR_CKKS_ALLOW_INSECURE_PARAMETERS with your own estimate",
+                    bits, TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
+}
+
 tsr_status tsr_circuits_boot_switch_keys_create(const tsr_circuits_boot *b,
                                                 const tsr_ckks_secret_key *sk,
                                                 tsr_ckks_switch_key **to_sparse,
@@ -584,7 +604,9 @@ tsr_status tsr_circuits_boot_switch_keys_create(const tsr_circuits_boot *b,
                                              "encapsulation (config.encapsulation_hw = 0)");
     tsr_ckks_secret_key *sparse = NULL;
     TSR_TRY(tsr_ckks_secret_key_create_sparse(&sparse, b->p, b->encap_h, sk));
-    tsr_status st = tsr_ckks_switch_key_create(to_sparse, sk, sparse, 0);
+    tsr_status st =
+        tsr_ckks_switch_key_create_q0p0(to_sparse, sk, sparse, TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS);
+    if (st == TSR_OK) st = boot_check_encap_modulus(b->p, *to_sparse);
     if (st == TSR_OK) st = tsr_ckks_switch_key_create(to_dense, sparse, sk, TSR_CKKS_TOP_LEVEL);
     tsr_ckks_secret_key_free(sparse);
     if (st != TSR_OK) {
@@ -606,6 +628,7 @@ tsr_status tsr_circuits_boot_set_switch_keys(tsr_circuits_boot *b,
                         "the switching key back to the main secret serves levels up to %d but "
                         "bootstrapping uses it at the top level %d",
                         tsr_ckks_switch_key_max_level(to_dense), b->top);
+    TSR_TRY(boot_check_encap_modulus(b->p, to_sparse));
     b->to_sparse = to_sparse;
     b->to_dense = to_dense;
     return TSR_OK;

@@ -43,6 +43,9 @@ tsr_status boot_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                          const tsr_ckks_ciphertext *in, const boot_lt *lt);
 /** Set ct's scale to want after checking it agrees to 1e-9 (else TSR_ERR_INTERNAL). */
 tsr_status boot_snap_scale(tsr_ckks_ciphertext *ct, double want);
+/* TSR_ERR_INSECURE unless the key to the sparse secret k lives over at most
+ * TSR_CIRCUITS_ENCAP_MAX_LOG_MODULUS bits or p carries the insecure flag. */
+tsr_status boot_check_encap_modulus(const tsr_ckks_params *p, const tsr_ckks_switch_key *k);
 /** EvalMod's cosine as the series in y = 2 x'^2 - 1 that is evaluated (owned by b). */
 tsr_cheb boot_cos_series(const tsr_circuits_boot *b);
 

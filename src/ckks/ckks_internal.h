@@ -108,6 +108,16 @@ static inline int ckks_digits_at(const tsr_ckks_params *p, int level) {
 }
 
 tsr_ckks_params *ckks_params_ref(tsr_ckks_params *p);
+/**
+ * Parameters with p's chain prime q_0 and one special prime p_0 of their own, the
+ * largest NTT prime of at most 61 bits with log2(q_0 p_0) < max_log_modulus (same N,
+ * same secret distribution and flags): a level-0 ciphertext of p is one of these too
+ * (the same limb of q_0, the same NTT). The sparse encapsulation key lives over q_0 p_0
+ * only (docs/SECURITY.md, "The sparse encapsulation key"). Key switching's noise there
+ * is about q_0 / p_0 times the usual (the P >= digit rule is not applied).
+ */
+tsr_status ckks_params_create_q0p0(tsr_ckks_params **out, const tsr_ckks_params *p,
+                                   unsigned max_log_modulus);
 /** TSR_ERR_MISMATCH unless a and b are the same parameters (or equal fingerprints). */
 tsr_status ckks_params_check(const tsr_ckks_params *a, const tsr_ckks_params *b, const char *what);
 

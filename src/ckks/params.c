@@ -394,8 +394,10 @@ static void params_destroy(tsr_ckks_params *p) {
     tsr_free(p);
 }
 
-tsr_status tsr_ckks_params_create(tsr_ckks_params **out, const tsr_ckks_param_spec *spec) {
-    TSR_REQUIRE(out && spec, "tsr_ckks_params_create: out and spec must not be NULL");
+/* force: NULL, or {q_0, p_0} to use instead of the chosen primes (levels 0, one special prime:
+ * ckks_params_create_q0p0). */
+static tsr_status params_create(tsr_ckks_params **out, const tsr_ckks_param_spec *spec,
+                                const uint64_t *force) {
     *out = NULL;
     TSR_TRY(tsr_init());
     TSR_TRY(check_spec(spec));
@@ -418,6 +420,10 @@ tsr_status tsr_ckks_params_create(tsr_ckks_params **out, const tsr_ckks_param_sp
 
     tsr_status st = choose_primes(p);
     if (st != TSR_OK) goto fail;
+    if (force) {
+        p->primes[0] = force[0];
+        p->primes[1] = force[1];
+    }
     p->log_qp = 0;
     for (int i = 0; i < p->nall; i++) {
         p->log2_prime[i] = log2((double)p->primes[i]);
@@ -432,7 +438,7 @@ tsr_status tsr_ckks_params_create(tsr_ckks_params **out, const tsr_ckks_param_sp
         for (int i = j * p->alpha; i < nq && i < (j + 1) * p->alpha; i++) d += p->log2_prime[i];
         if (d > worst_digit) worst_digit = d;
     }
-    if (log_p + 1.0 < worst_digit) {
+    if (!force && log_p + 1.0 < worst_digit) {
         st = tsr_fail(TSR_ERR_INVALID_ARG,
                       "the special modulus P (%.1f bits) is smaller than the largest "
                       "key-switching digit (%.1f bits: %d primes per digit with dnum = %d): key "
@@ -472,6 +478,41 @@ tsr_status tsr_ckks_params_create(tsr_ckks_params **out, const tsr_ckks_param_sp
 fail:
     params_destroy(p);
     return st;
+}
+
+tsr_status tsr_ckks_params_create(tsr_ckks_params **out, const tsr_ckks_param_spec *spec) {
+    TSR_REQUIRE(out && spec, "tsr_ckks_params_create: out and spec must not be NULL");
+    return params_create(out, spec, NULL);
+}
+
+tsr_status ckks_params_create_q0p0(tsr_ckks_params **out, const tsr_ckks_params *p,
+                                   unsigned max_log_modulus) {
+    TSR_REQUIRE(out && p, "ckks_params_create_q0p0: NULL argument");
+    *out = NULL;
+    /* p_0: the largest NTT prime below 2^b other than q_0, b = max_log_modulus minus
+     * q_0's bit length (so log2(q_0 p_0) < max_log_modulus), at most 61 */
+    int q0_bits = 0;
+    while (q0_bits < 64 && (p->primes[0] >> q0_bits)) q0_bits++;
+    int b = (int)max_log_modulus - q0_bits;
+    if (b > 61) b = 61;
+    if (b < 20)
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "a key over q_0 p_0 of at most %u bits leaves %d bits for p_0 beside "
+                        "q_0 (%d bits): at least 20 are needed",
+                        max_log_modulus, b, q0_bits);
+    uint64_t p0;
+    TSR_TRY(tsr_prime_generate(b, p->n, 1, p->primes, 1, &p0));
+    tsr_ckks_param_spec s = p->spec;
+    /* the bottom scale of p's chain keeps check_spec's q_0 > scale rule */
+    if (s.low_levels) s.scale_bits = s.low_scale_bits;
+    s.levels = 0;
+    s.special_primes = 1;
+    s.dnum = 0;
+    s.low_levels = 0;
+    s.low_scale_bits = 0;
+    s.special_prime_bits = (unsigned)b;
+    const uint64_t force[2] = { p->primes[0], p0 };
+    return params_create(out, &s, force);
 }
 
 tsr_status tsr_ckks_params_create_preset(tsr_ckks_params **out, const char *name) {

@@ -9,9 +9,14 @@
  * and switched back, so the multiple of q_0 that ModRaise adds is small.
  *
  * A key towards a sparse secret is only secure over a small modulus: a key
- * made with max_level = 0 holds its RLWE samples over q_0 * P only (a
- * level-aware key, ckks_internal.h: the other limbs and digits are not even
- * stored).
+ * made with max_level = 0 holds its RLWE samples over q_0 * P (a level-aware
+ * key, ckks_internal.h: the other limbs and digits are not even stored), and
+ * tsr_ckks_switch_key_create_q0p0 over q_0 * p_0 only, as Lattigo and OpenFHE
+ * make it (docs/SECURITY.md, "The sparse encapsulation key"). That key lives
+ * under auxiliary parameters with the chain {q_0} and the one special prime
+ * p_0 (ckks_params_create_q0p0): a level-0 ciphertext's limb is valid under
+ * both, so the switch runs on an evaluator of those parameters (ModUp
+ * q_0 -> {q_0, p_0}, inner product, ModDown by p_0).
  */
 #include "ckks/evaluator_internal.h"
 #include "core/alloc.h"
@@ -24,6 +29,8 @@ struct tsr_ckks_switch_key {
     tsr_ckks_params *params;
     uint8_t key_id[TSR_CKKS_KEY_ID_BYTES]; /* key-set id of the target secret */
     int max_level;
+    /* NULL, or ckks_params_create_q0p0(params): key is over q_0 p_0 only (level 0) */
+    tsr_ckks_params *q0p0;
     ckks_ksk key;
 };
 
@@ -86,9 +93,63 @@ tsr_status tsr_ckks_switch_key_create(tsr_ckks_switch_key **out, const tsr_ckks_
     return TSR_OK;
 }
 
+tsr_status tsr_ckks_switch_key_create_q0p0(tsr_ckks_switch_key **out,
+                                           const tsr_ckks_secret_key *from,
+                                           const tsr_ckks_secret_key *to,
+                                           unsigned max_log_modulus) {
+    TSR_REQUIRE(out && from && to, "tsr_ckks_switch_key_create_q0p0: NULL argument");
+    *out = NULL;
+    tsr_ckks_params *p = to->params;
+    TSR_TRY(ckks_params_check(p, from->params, "the source secret key"));
+    tsr_ckks_switch_key *k = tsr_calloc(sizeof *k);
+    if (!k) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a switching key");
+    k->params = ckks_params_ref(p);
+    memcpy(k->key_id, to->key_id, sizeof k->key_id);
+    k->max_level = 0;
+    tsr_status st = ckks_params_create_q0p0(&k->q0p0, p, max_log_modulus);
+    /* both secrets in NTT form over {q_0, p_0} (limb 0 equals their limb 0 under p) */
+    size_t n = p->n;
+    uint64_t *s = st == TSR_OK ? tsr_alloc(4 * n * sizeof(uint64_t)) : NULL;
+    if (st == TSR_OK && !s) st = tsr_fail(TSR_ERR_NOMEM, "cannot allocate a switching key");
+    if (st == TSR_OK) {
+        const tsr_ckks_params *a = k->q0p0;
+        tsr_rns_from_i8(a->qp, s, to->coeffs);
+        tsr_rns_ntt(a->qp, s);
+        tsr_rns_from_i8(a->qp, s + 2 * n, from->coeffs);
+        tsr_rns_ntt(a->qp, s + 2 * n);
+        st = ckks_ksk_generate(a, s, s + 2 * n, 0, &k->key);
+    }
+    if (s) {
+        tsr_wipe(s, 4 * n * sizeof *s);
+        tsr_free(s);
+    }
+    if (st != TSR_OK) {
+        tsr_ckks_switch_key_free(k);
+        return st;
+    }
+    *out = k;
+    return TSR_OK;
+}
+
+int tsr_ckks_switch_key_limbs(const tsr_ckks_switch_key *k) {
+    TSR_REQUIRE(k, "tsr_ckks_switch_key_limbs: NULL key");
+    const tsr_ckks_params *p = k->q0p0 ? k->q0p0 : k->params;
+    return k->max_level + 1 + p->k;
+}
+
+double tsr_ckks_switch_key_log_modulus(const tsr_ckks_switch_key *k) {
+    TSR_REQUIRE(k, "tsr_ckks_switch_key_log_modulus: NULL key");
+    const tsr_ckks_params *p = k->q0p0 ? k->q0p0 : k->params;
+    double bits = 0;
+    for (int i = 0; i <= k->max_level; i++) bits += p->log2_prime[i];
+    for (int i = 0; i < p->k; i++) bits += p->log2_prime[p->L + 1 + i];
+    return bits;
+}
+
 void tsr_ckks_switch_key_free(tsr_ckks_switch_key *k) {
     if (!k) return;
     ckks_ksk_free(&k->key);
+    tsr_ckks_params_free(k->q0p0);
     tsr_ckks_params_free(k->params);
     tsr_free(k);
 }
@@ -100,7 +161,7 @@ int tsr_ckks_switch_key_max_level(const tsr_ckks_switch_key *k) {
 
 uint64_t tsr_ckks_switch_key_bytes(const tsr_ckks_switch_key *k) {
     TSR_REQUIRE(k, "tsr_ckks_switch_key_bytes: NULL key");
-    const tsr_ckks_params *p = k->params;
+    const tsr_ckks_params *p = k->q0p0 ? k->q0p0 : k->params;
     /* the b halves of the digits in use, over limbs 0..max_level and P (a is a seed) */
     return ckks_ksk_b_bytes(p, &k->key);
 }
@@ -123,13 +184,24 @@ tsr_status tsr_ckks_key_switch(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                         k->max_level, a->level, k->max_level);
     int level = a->level;
     double scale = a->scale, mag = a->mag;
-    double err = a->err + ckks_noise_keyswitch(p, level, scale);
+    double err = a->err + ckks_noise_keyswitch(k->q0p0 ? k->q0p0 : p, level, scale);
     tsr_ckks_ciphertext *t = NULL;
     TSR_TRY(tsr_ckks_ciphertext_create(&t, p));
     tsr_status st = ckks_ct_reserve(t, level, 2);
-    if (st == TSR_OK)
+    if (st == TSR_OK && k->q0p0) {
+        /* level 0 is the q_0 limb under both parameter sets: ModUp to {q_0, p_0}, inner
+         * product, ModDown by p_0, on an evaluator of the q_0 p_0 parameters (its scratch
+         * is a few polynomials, freed at once) */
+        tsr_ckks_evaluator *e0 = NULL;
+        st = tsr_ckks_evaluator_create(&e0, k->q0p0, NULL, NULL);
+        if (st == TSR_OK)
+            st = ckks_keyswitch(e0, 0, ckks_ct_poly(a, 1), &k->key, ckks_ct_poly(a, 0), NULL,
+                                ckks_ct_poly(t, 0), ckks_ct_poly(t, 1));
+        tsr_ckks_evaluator_free(e0);
+    } else if (st == TSR_OK) {
         st = ckks_keyswitch(ev, level, ckks_ct_poly(a, 1), &k->key, ckks_ct_poly(a, 0), NULL,
                             ckks_ct_poly(t, 0), ckks_ct_poly(t, 1));
+    }
     if (st == TSR_OK) {
         t->level = level;
         t->size = 2;
