@@ -497,10 +497,9 @@ int bench_boot_main(int argc, char **argv) {
                "    dnum 4;\n"
                "  n16-boot: q_0 61 bits, 14 + M levels of 60 bits, four 61-bit special\n"
                "    primes, dnum automatic (7);\n"
-               "a dense ternary secret with sparse-secret encapsulation (h = 32): its keys\n"
-               "meet the 128-bit table at N = 2^16, M <= 10, but the encapsulation key\n"
-               "(h = 32 over q_0 P, about 490 bits) is not shown 128-bit secure (see\n"
-               "docs/SECURITY.md); smaller N are flagged insecure (quick checks).\n"
+               "a dense ternary secret with sparse-secret encapsulation (h = 32, its key over\n"
+               "q_0 and a prime of its own, < 121 bits, docs/SECURITY.md): 128-bit secure at\n"
+               "N = 2^16, M <= 10; smaller N are flagged insecure (quick checks).\n"
                "S: slots, a power of two <= N/2 (default N/2).\n"
                "--real: real slots, two real ciphertexts (the real and imaginary parts of the\n"
                "same inputs) per bootstrap (tsr_circuits_bootstrap_real: joined at ModRaise,\n"
@@ -599,16 +598,12 @@ int bench_boot_main(int argc, char **argv) {
                log2(in->out_scale), in->k, in->cos_degree, in->double_angle);
         print_memory_json(&r);
     } else {
-        printf(
-            "bootstrapping (%s): N = 2^%ld, %zu slots%s, %ld thread(s), median of %ld runs "
-            "(%s, log2 QP %.1f, dnum %d, R = %u)\n",
-            preset, log_n, in->slots, real ? " (real: two real ciphertexts per bootstrap)" : "",
-            threads, runs,
-            r.secure
-                ? "128-bit table met by the dense secret's keys; the h = 32 encapsulation key is "
-                  "NOT shown 128-bit secure, docs/SECURITY.md"
-                : "INSECURE test ring",
-            r.log_qp, r.dnum, log_ratio);
+        printf("bootstrapping (%s): N = 2^%ld, %zu slots%s, %ld thread(s), median of %ld runs "
+               "(%s, log2 QP %.1f, dnum %d, R = %u)\n",
+               preset, log_n, in->slots, real ? " (real: two real ciphertexts per bootstrap)" : "",
+               threads, runs,
+               r.secure ? "128-bit secure; encapsulation key under 121 bits" : "INSECURE test ring",
+               r.log_qp, r.dnum, log_ratio);
         printf("  setup %.2f s (circuit %.2f s, keygen %.2f s)\n", r.setup_s, r.circuit_s,
                r.keygen_s);
         printf("  keys on disk (uniform halves as seeds): relinearization %.1f MiB, "
