@@ -15,9 +15,13 @@
 #include "tessera.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 /*
  * Insecure test ring: N = 2^11 (2^10 under the sanitizers), q_0 of 61 bits,
@@ -1126,10 +1130,11 @@ static void test_boot_level_keys_encapsulated(void **state) {
 
 /*
  * EvalMod with two or four threads (full slots: the two halves at once, the
- * second on the evaluator's twin, each with T/2 threads; sparse slots: one
- * EvalMod, no pair, T threads in its inner loops) gives the bytes of the
- * sequential order, and counts the same key switches on the caller's
- * evaluator.
+ * second on the evaluator's twin, each with T/2 threads: with 2 the two
+ * iterations of a parallel loop, with 4 the second half on a thread of its
+ * own; sparse slots: one EvalMod, no pair, T threads in its inner loops)
+ * gives the bytes of the sequential order, and counts the same key switches
+ * on the caller's evaluator.
  */
 static void eval_mod_threads(he *h, size_t n, const tsr_circuits_boot_config *cfg,
                              double min_mean) {
@@ -1145,7 +1150,7 @@ static void eval_mod_threads(he *h, size_t n, const tsr_circuits_boot_config *cf
     tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
     tt_ok(tsr_circuits_boot_mod_raise(b, ev, x, ct));
     tt_ok(tsr_circuits_boot_coeffs_to_slots(b, ev, x, x));
-    /* 1 thread, 2 (one per half), 4 (two per half: nested regions, oversubscribed here) */
+    /* 1 thread, 2 (one per half), 4 (two per half: oversubscribed here) */
     static const int threads[3] = { 1, 2, 4 };
     uint8_t *bytes[3];
     size_t len[3];
@@ -1205,6 +1210,93 @@ static void test_boot_eval_mod_threads(void **state) {
 }
 
 /*
+ * Two application threads bootstrapping at once, each with its own evaluator
+ * over one circuit and one key set, and each with 4 OpenMP threads (so
+ * EvalMod splits its halves with two threads each), give the bytes of the
+ * same bootstraps run one at a time, and leave the process-wide
+ * max-active-levels as they found it. (A cmocka assert inside a thread
+ * would longjmp across threads: the threads return a status and message.)
+ */
+typedef struct boot_job {
+    const tsr_circuits_boot *b;
+    tsr_ckks_evaluator *ev;
+    tsr_ckks_ciphertext *out;
+    const tsr_ckks_ciphertext *in;
+    tsr_status st;
+    char msg[512];
+} boot_job;
+
+static void *boot_job_run(void *arg) {
+    boot_job *j = arg;
+    tsr_set_num_threads(4); /* this thread's own OpenMP setting */
+    j->st = tsr_circuits_bootstrap(j->b, j->ev, j->out, j->in);
+    if (j->st != TSR_OK) snprintf(j->msg, sizeof j->msg, "%s", tsr_last_error());
+    return NULL;
+}
+
+static void test_boot_two_threads(void **state) {
+    he *h = *state;
+    int saved = tsr_get_num_threads();
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, NULL));
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    double *want[2];
+    tsr_ckks_ciphertext *in[2], *out[2];
+    tsr_ckks_evaluator *ev[2];
+    boot_job job[2];
+    uint8_t *seq[2], *par[2];
+    size_t seq_len[2], par_len[2];
+    for (int i = 0; i < 2; i++) {
+        want[i] = rand_slots(h, h->slots);
+        in[i] = encrypt_at(h, want[i], 1);
+        tt_ok(tsr_ckks_ciphertext_create(&out[i], h->p));
+        tt_ok(tsr_ckks_evaluator_create(&ev[i], h->p, h->rk, gk));
+        job[i] = (boot_job){ .b = b, .ev = ev[i], .out = out[i], .in = in[i] };
+    }
+#ifdef _OPENMP
+    int levels = omp_get_max_active_levels();
+#endif
+    /* one at a time, on this thread */
+    tsr_set_num_threads(4);
+    for (int i = 0; i < 2; i++) {
+        tt_ok(tsr_circuits_bootstrap(b, ev[i], out[i], in[i]));
+        tt_ok(tsr_ckks_ciphertext_to_bytes(out[i], &seq[i], &seq_len[i]));
+    }
+    tsr_set_num_threads(saved);
+    /* at once, on two threads */
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, boot_job_run, &job[i]), 0);
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(th[i], NULL), 0);
+    for (int i = 0; i < 2; i++) {
+        if (job[i].st != TSR_OK)
+            fail_msg("bootstrap on thread %d: %s: %s", i, tsr_strerror(job[i].st), job[i].msg);
+        tt_ok(tsr_ckks_ciphertext_to_bytes(out[i], &par[i], &par_len[i]));
+        assert_int_equal(seq_len[i], par_len[i]);
+        assert_memory_equal(seq[i], par[i], seq_len[i]);
+        double *got = decrypt(h, out[i]), worst, mean;
+        precision(got, want[i], h->slots, &worst, &mean);
+        assert_true(mean > 23);
+        free(got);
+    }
+    /* the two inputs differ, so the comparison above is not of one ciphertext with itself */
+    assert_true(seq_len[0] != seq_len[1] || memcmp(seq[0], seq[1], seq_len[0]) != 0);
+#ifdef _OPENMP
+    assert_int_equal(omp_get_max_active_levels(), levels);
+#endif
+    for (int i = 0; i < 2; i++) {
+        tsr_ckks_bytes_free(seq[i]);
+        tsr_ckks_bytes_free(par[i]);
+        free(want[i]);
+        tsr_ckks_ciphertext_free(in[i]);
+        tsr_ckks_ciphertext_free(out[i]);
+        tsr_ckks_evaluator_free(ev[i]);
+    }
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+}
+
+/*
  * The default R (ModRaise's input scale q_0 / 2^R) by ring and slots: 9 up to
  * N = 2^12, 9 - floor((log2 N - 10) / 2) above, plus floor(log2(N / 2n) / 2)
  * for sparse slots (the values are written out, not the formula: a change
@@ -1254,6 +1346,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_boot_full, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_eval_mod_threads, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_two_threads, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys_sparse_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys_encapsulated, he_setup_dense,
