@@ -8,7 +8,7 @@
  * (checked against norms recomputed here); masks stay fixed around the
  * fine-tuning hook; bad options and models are refused.
  */
-#include "testutil.h"
+#include "graphgen.h"
 
 #include "core/error.h"
 #include "tessera.h"
@@ -17,57 +17,40 @@
 #include <stdlib.h>
 #include <string.h>
 
-static tsr_array *arr(int rank, const int64_t *dims, tsr_prng *g, double scale) {
-    tsr_array *a;
-    tt_ok(tsr_array_create(&a, rank, dims));
-    for (size_t i = 0; i < a->numel; i++) a->data[i] = scale * (2 * tsr_prng_double(g) - 1);
-    return a;
-}
-
-static void add_const(tsr_graph *gr, const char *name, tsr_array *a) {
-    tt_ok(tsr_graph_add_const(gr, name, a));
-    tsr_array_free(a);
-}
-
-static void node(tsr_graph *gr, tsr_graph_kind k, int n, const char *const *in, const char *out,
-                 const tsr_graph_attrs *a) {
-    tt_ok(tsr_graph_add_node(gr, k, out, n, in, out, a));
-}
-
 /* x(N,12) -> Gemm(W1 10x12, b1) -> +c -> poly per channel -> *0.5 -> MatMul(10x8) -> BN ->
  * square -> Gemm(8x6 not transposed, bias (1,6)). */
 static tsr_graph *mlp(tsr_prng *g) {
     tsr_graph *gr;
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 12 }));
-    add_const(gr, "W1", arr(2, (int64_t[]){ 10, 12 }, g, 0.5));
-    add_const(gr, "b1", arr(1, (int64_t[]){ 10 }, g, 0.5));
-    add_const(gr, "c1", arr(1, (int64_t[]){ 10 }, g, 0.5));
-    add_const(gr, "p1", arr(2, (int64_t[]){ 10, 3 }, g, 0.5));
-    add_const(gr, "half", arr(0, NULL, g, 1.0));
-    add_const(gr, "W2", arr(2, (int64_t[]){ 10, 8 }, g, 0.5));
-    tsr_array *var = arr(1, (int64_t[]){ 8 }, g, 0.5);
+    tt_graph_const(gr, "W1", tt_rand_array(2, (int64_t[]){ 10, 12 }, g, 0.5));
+    tt_graph_const(gr, "b1", tt_rand_array(1, (int64_t[]){ 10 }, g, 0.5));
+    tt_graph_const(gr, "c1", tt_rand_array(1, (int64_t[]){ 10 }, g, 0.5));
+    tt_graph_const(gr, "p1", tt_rand_array(2, (int64_t[]){ 10, 3 }, g, 0.5));
+    tt_graph_const(gr, "half", tt_rand_array(0, NULL, g, 1.0));
+    tt_graph_const(gr, "W2", tt_rand_array(2, (int64_t[]){ 10, 8 }, g, 0.5));
+    tsr_array *var = tt_rand_array(1, (int64_t[]){ 8 }, g, 0.5);
     for (size_t i = 0; i < var->numel; i++) var->data[i] = 1.0 + fabs(var->data[i]);
-    add_const(gr, "bn_s", arr(1, (int64_t[]){ 8 }, g, 1.0));
-    add_const(gr, "bn_b", arr(1, (int64_t[]){ 8 }, g, 1.0));
-    add_const(gr, "bn_m", arr(1, (int64_t[]){ 8 }, g, 1.0));
-    add_const(gr, "bn_v", var);
-    add_const(gr, "W3", arr(2, (int64_t[]){ 8, 6 }, g, 0.5));
-    add_const(gr, "b3", arr(2, (int64_t[]){ 1, 6 }, g, 0.5));
+    tt_graph_const(gr, "bn_s", tt_rand_array(1, (int64_t[]){ 8 }, g, 1.0));
+    tt_graph_const(gr, "bn_b", tt_rand_array(1, (int64_t[]){ 8 }, g, 1.0));
+    tt_graph_const(gr, "bn_m", tt_rand_array(1, (int64_t[]){ 8 }, g, 1.0));
+    tt_graph_const(gr, "bn_v", var);
+    tt_graph_const(gr, "W3", tt_rand_array(2, (int64_t[]){ 8, 6 }, g, 0.5));
+    tt_graph_const(gr, "b3", tt_rand_array(2, (int64_t[]){ 1, 6 }, g, 0.5));
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     a.trans_b = 1;
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
-    node(gr, TSR_NODE_ADD, 2, (const char *[]){ "c1", "h1" }, "h2", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
+    tt_graph_node(gr, TSR_NODE_ADD, 2, (const char *[]){ "c1", "h1" }, "h2", NULL);
     tsr_graph_attrs_default(&a);
     a.axis = 1;
-    node(gr, TSR_NODE_POLY, 2, (const char *[]){ "h2", "p1" }, "h3", &a);
-    node(gr, TSR_NODE_MUL, 2, (const char *[]){ "h3", "half" }, "h4", NULL);
-    node(gr, TSR_NODE_MATMUL, 2, (const char *[]){ "h4", "W2" }, "h5", NULL);
-    node(gr, TSR_NODE_BATCHNORM, 5, (const char *[]){ "h5", "bn_s", "bn_b", "bn_m", "bn_v" }, "h6",
-         NULL);
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h6" }, "h7", NULL);
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h7", "W3", "b3" }, "y", NULL);
+    tt_graph_node(gr, TSR_NODE_POLY, 2, (const char *[]){ "h2", "p1" }, "h3", &a);
+    tt_graph_node(gr, TSR_NODE_MUL, 2, (const char *[]){ "h3", "half" }, "h4", NULL);
+    tt_graph_node(gr, TSR_NODE_MATMUL, 2, (const char *[]){ "h4", "W2" }, "h5", NULL);
+    tt_graph_node(gr, TSR_NODE_BATCHNORM, 5,
+                  (const char *[]){ "h5", "bn_s", "bn_b", "bn_m", "bn_v" }, "h6", NULL);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h6" }, "h7", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h7", "W3", "b3" }, "y", NULL);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     return gr;
@@ -79,54 +62,34 @@ static tsr_graph *cnn(tsr_prng *g) {
     tsr_graph *gr;
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 4, (int64_t[]){ -1, 2, 6, 6 }));
-    add_const(gr, "K1", arr(4, (int64_t[]){ 4, 2, 3, 3 }, g, 0.5));
-    add_const(gr, "kb1", arr(1, (int64_t[]){ 4 }, g, 0.5));
-    add_const(gr, "pc", arr(1, (int64_t[]){ 3 }, g, 0.5));
-    add_const(gr, "K2", arr(4, (int64_t[]){ 6, 4, 3, 3 }, g, 0.5));
-    add_const(gr, "F", arr(2, (int64_t[]){ 5, 54 }, g, 0.5));
+    tt_graph_const(gr, "K1", tt_rand_array(4, (int64_t[]){ 4, 2, 3, 3 }, g, 0.5));
+    tt_graph_const(gr, "kb1", tt_rand_array(1, (int64_t[]){ 4 }, g, 0.5));
+    tt_graph_const(gr, "pc", tt_rand_array(1, (int64_t[]){ 3 }, g, 0.5));
+    tt_graph_const(gr, "K2", tt_rand_array(4, (int64_t[]){ 6, 4, 3, 3 }, g, 0.5));
+    tt_graph_const(gr, "F", tt_rand_array(2, (int64_t[]){ 5, 54 }, g, 0.5));
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     for (int i = 0; i < 4; i++) a.pads[i] = 1;
-    node(gr, TSR_NODE_CONV, 3, (const char *[]){ "x", "K1", "kb1" }, "c1", &a);
+    tt_graph_node(gr, TSR_NODE_CONV, 3, (const char *[]){ "x", "K1", "kb1" }, "c1", &a);
     tsr_graph_attrs_default(&a);
-    node(gr, TSR_NODE_POLY, 2, (const char *[]){ "c1", "pc" }, "c2", &a);
+    tt_graph_node(gr, TSR_NODE_POLY, 2, (const char *[]){ "c1", "pc" }, "c2", &a);
     tsr_graph_attrs_default(&a);
     a.n_kernel = 2;
     a.kernel[0] = a.kernel[1] = 2;
     a.strides[0] = a.strides[1] = 2;
-    node(gr, TSR_NODE_AVGPOOL, 1, (const char *[]){ "c2" }, "c3", &a);
+    tt_graph_node(gr, TSR_NODE_AVGPOOL, 1, (const char *[]){ "c2" }, "c3", &a);
     tsr_graph_attrs_default(&a);
     for (int i = 0; i < 4; i++) a.pads[i] = 1;
-    node(gr, TSR_NODE_CONV, 2, (const char *[]){ "c3", "K2" }, "c4", &a);
+    tt_graph_node(gr, TSR_NODE_CONV, 2, (const char *[]){ "c3", "K2" }, "c4", &a);
     tsr_graph_attrs_default(&a);
     a.axis = 1;
-    node(gr, TSR_NODE_FLATTEN, 1, (const char *[]){ "c4" }, "c5", &a);
+    tt_graph_node(gr, TSR_NODE_FLATTEN, 1, (const char *[]){ "c4" }, "c5", &a);
     tsr_graph_attrs_default(&a);
     a.trans_b = 1;
-    node(gr, TSR_NODE_GEMM, 2, (const char *[]){ "c5", "F" }, "y", &a);
+    tt_graph_node(gr, TSR_NODE_GEMM, 2, (const char *[]){ "c5", "F" }, "y", &a);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     return gr;
-}
-
-/* Largest |difference| of the outputs of two graphs on the same random batch. */
-static double max_diff(const tsr_graph *a, const tsr_graph *b, tsr_prng *g, int rank,
-                       const int64_t *dims) {
-    tsr_array *x = arr(rank, dims, g, 1.0);
-    tsr_array *ya, *yb;
-    tt_ok(tsr_graph_run(a, (const tsr_array *const *)&x, &ya));
-    tt_ok(tsr_graph_run(b, (const tsr_array *const *)&x, &yb));
-    assert_int_equal(ya->numel, yb->numel);
-    double m = 0, mag = 0;
-    for (size_t i = 0; i < ya->numel; i++) {
-        m = fmax(m, fabs(ya->data[i] - yb->data[i]));
-        mag = fmax(mag, fabs(ya->data[i]));
-    }
-    assert_true(mag > 1e-3); /* the outputs are not trivially zero */
-    tsr_array_free(x);
-    tsr_array_free(ya);
-    tsr_array_free(yb);
-    return m;
 }
 
 static int cmp_dbl(const void *a, const void *b) {
@@ -221,7 +184,7 @@ static void test_permute_mlp_function(void **state) {
         assert_true(r->n_undone >= 0 && r->n_undone <= in_order);
         assert_true(r->mass_in_tiles >= r->mass_before);
         tsr_graph_free(e);
-        double d = max_diff(gr, p, &g, 2, (int64_t[]){ 7, 12 });
+        double d = tt_graph_max_diff(gr, p, &g, 2, (int64_t[]){ 7, 12 });
         if (d > 1e-12) fail_msg("expand %d: permuted MLP differs by %g", expand, d);
         if (expand) {
             /* 10 -> ceil(17 / 2) * 2 = 18 features; 8 -> 13.6 rounded up to layer 2 tile rows 4:
@@ -249,17 +212,17 @@ static void test_permute_shared_bias(void **state) {
     tsr_graph *gr;
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 4 }));
-    add_const(gr, "W1", arr(2, (int64_t[]){ 6, 4 }, &g, 0.5));
-    add_const(gr, "bs", arr(1, (int64_t[]){ 6 }, &g, 0.5));
-    add_const(gr, "W2", arr(2, (int64_t[]){ 6, 6 }, &g, 0.5));
-    add_const(gr, "b2", arr(1, (int64_t[]){ 6 }, &g, 0.5));
+    tt_graph_const(gr, "W1", tt_rand_array(2, (int64_t[]){ 6, 4 }, &g, 0.5));
+    tt_graph_const(gr, "bs", tt_rand_array(1, (int64_t[]){ 6 }, &g, 0.5));
+    tt_graph_const(gr, "W2", tt_rand_array(2, (int64_t[]){ 6, 6 }, &g, 0.5));
+    tt_graph_const(gr, "b2", tt_rand_array(1, (int64_t[]){ 6 }, &g, 0.5));
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     a.trans_b = 1;
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "bs" }, "h1", &a);
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "h3", &a);
-    node(gr, TSR_NODE_ADD, 2, (const char *[]){ "h3", "bs" }, "y", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "bs" }, "h1", &a);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "h3", &a);
+    tt_graph_node(gr, TSR_NODE_ADD, 2, (const char *[]){ "h3", "bs" }, "y", NULL);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_prune_opts o;
@@ -272,7 +235,7 @@ static void test_permute_shared_bias(void **state) {
     tsr_prune_report *r;
     tt_ok(tsr_prune_graph(gr, &o, &p, &r));
     assert_int_equal(r->n_hidden, 0);
-    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 4 });
+    double d = tt_graph_max_diff(gr, p, &g, 2, (int64_t[]){ 5, 4 });
     if (d > 1e-12) fail_msg("a shared bias: the pruned model differs by %g", d);
     tsr_prune_report_free(r);
     tsr_graph_free(p);
@@ -299,7 +262,7 @@ static void test_permute_cnn_function(void **state) {
                      2); /* conv1 -> conv2 through pool, conv2 -> dense through flatten */
     assert_int_equal(r->layers[0].k, 9);
     assert_int_equal(r->layers[2].cols, 10 * 9); /* 6 -> 10 filters, 9 positions each */
-    double d = max_diff(gr, p, &g, 4, (int64_t[]){ 3, 2, 6, 6 });
+    double d = tt_graph_max_diff(gr, p, &g, 4, (int64_t[]){ 3, 2, 6, 6 });
     if (d > 1e-12) fail_msg("permuted CNN differs by %g", d);
     tsr_prune_report_free(r);
     tsr_graph_free(p);
@@ -319,21 +282,21 @@ static void test_permute_gathers(void **state) {
     tsr_graph *gr;
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 8 }));
-    tsr_array *w1 = arr(2, (int64_t[]){ 16, 8 }, &g, 1.0),
-              *w2 = arr(2, (int64_t[]){ 16, 8 }, &g, 1.0);
+    tsr_array *w1 = tt_rand_array(2, (int64_t[]){ 16, 8 }, &g, 1.0),
+              *w2 = tt_rand_array(2, (int64_t[]){ 16, 8 }, &g, 1.0);
     for (int h = 0; h < 16; h++)
         for (int c = 0; c < 8; c++) {
             if (c / 4 != h % 2) w1->data[h * 8 + c] = 0.0; /* (rows=16 features, cols=8) */
             if (c / 4 != h % 2) w2->data[h * 8 + c] = 0.0; /* MatMul (in=16, out=8) */
         }
-    add_const(gr, "W1", w1);
-    add_const(gr, "W2", w2);
+    tt_graph_const(gr, "W1", w1);
+    tt_graph_const(gr, "W2", w2);
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     a.trans_b = 1;
-    node(gr, TSR_NODE_GEMM, 2, (const char *[]){ "x", "W1" }, "h", &a);
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h" }, "h2", NULL);
-    node(gr, TSR_NODE_MATMUL, 2, (const char *[]){ "h2", "W2" }, "y", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 2, (const char *[]){ "x", "W1" }, "h", &a);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h" }, "h2", NULL);
+    tt_graph_node(gr, TSR_NODE_MATMUL, 2, (const char *[]){ "h2", "W2" }, "y", NULL);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_prune_opts o;
@@ -354,7 +317,7 @@ static void test_permute_gathers(void **state) {
     assert_int_equal(r->layers[1].tiles_nz_after, 4);
     assert_int_equal(r->layers[0].rowblocks_zero_after, 0);
     assert_true(r->mass_in_tiles > r->mass_before);
-    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 8 });
+    double d = tt_graph_max_diff(gr, p, &g, 2, (int64_t[]){ 5, 8 });
     if (d > 1e-12) fail_msg("permuted model differs by %g", d);
     tsr_prune_report_free(r);
     tsr_graph_free(p);
@@ -695,9 +658,9 @@ static tsr_graph *mlp_dead(tsr_prng *g) {
     tsr_graph *gr;
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 12 }));
-    tsr_array *w1 = arr(2, (int64_t[]){ 10, 12 }, g, 0.5);
-    tsr_array *w2 = arr(2, (int64_t[]){ 8, 10 }, g, 0.5);
-    tsr_array *w3 = arr(2, (int64_t[]){ 8, 6 }, g, 0.5);
+    tsr_array *w1 = tt_rand_array(2, (int64_t[]){ 10, 12 }, g, 0.5);
+    tsr_array *w2 = tt_rand_array(2, (int64_t[]){ 8, 10 }, g, 0.5);
+    tsr_array *w3 = tt_rand_array(2, (int64_t[]){ 8, 6 }, g, 0.5);
     /* hidden 1 (10): rows 1, 4, 7 of W1 zero (constant, folded); columns 2, 5 of W2 zero
      * (unused); column 9 of W2 nonzero only in row 6, which goes below, so 9 goes in a
      * second pass. hidden 2 (8): row 3 of W2 zero (constant, but a MatMul follows: it
@@ -710,25 +673,25 @@ static tsr_graph *mlp_dead(tsr_prng *g) {
     }
     for (int c = 0; c < 10; c++) w2->data[3 * 10 + c] = 0;
     for (int c = 0; c < 6; c++) w3->data[6 * 6 + c] = 0;
-    add_const(gr, "W1", w1);
-    add_const(gr, "b1", arr(1, (int64_t[]){ 10 }, g, 0.5));
-    add_const(gr, "p1", arr(2, (int64_t[]){ 10, 3 }, g, 0.5));
-    add_const(gr, "W2", w2);
-    add_const(gr, "b2", arr(1, (int64_t[]){ 8 }, g, 0.5));
-    add_const(gr, "W3", w3);
+    tt_graph_const(gr, "W1", w1);
+    tt_graph_const(gr, "b1", tt_rand_array(1, (int64_t[]){ 10 }, g, 0.5));
+    tt_graph_const(gr, "p1", tt_rand_array(2, (int64_t[]){ 10, 3 }, g, 0.5));
+    tt_graph_const(gr, "W2", w2);
+    tt_graph_const(gr, "b2", tt_rand_array(1, (int64_t[]){ 8 }, g, 0.5));
+    tt_graph_const(gr, "W3", w3);
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     a.trans_b = 1;
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
     tsr_graph_attrs pa;
     tsr_graph_attrs_default(&pa);
     pa.axis = 1;
-    node(gr, TSR_NODE_POLY, 2, (const char *[]){ "h1", "p1" }, "h2", &pa);
+    tt_graph_node(gr, TSR_NODE_POLY, 2, (const char *[]){ "h1", "p1" }, "h2", &pa);
     a.alpha = 0.5; /* the fold scales by alpha / beta */
     a.beta = 2.0;
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "h3", &a);
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h3" }, "h4", NULL);
-    node(gr, TSR_NODE_MATMUL, 2, (const char *[]){ "h4", "W3" }, "y", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "h3", &a);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h3" }, "h4", NULL);
+    tt_graph_node(gr, TSR_NODE_MATMUL, 2, (const char *[]){ "h4", "W3" }, "y", NULL);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     return gr;
@@ -764,7 +727,7 @@ static void test_shrink(void **state) {
     const int kept[4] = { 0, 3, 6, 8 };
     for (int i = 0; i < 4; i++)
         for (int c = 0; c < 12; c++) assert_true(w1->data[i * 12 + c] == w1o[kept[i] * 12 + c]);
-    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 9, 12 });
+    double d = tt_graph_max_diff(gr, p, &g, 2, (int64_t[]){ 9, 12 });
     if (d > 1e-12) fail_msg("the shrunk MLP differs by %g", d);
     tsr_prune_report_free(r);
     tsr_graph_free(p);
@@ -814,7 +777,7 @@ static void test_shrink_rows(void **state) {
     assert_true(zero_rows >= 4);
     assert_true(tsr_graph_const(p1, "W1")->dims[0] <= 10 - zero_rows);
     assert_int_equal(r->layers[0].rows, tsr_graph_const(p1, "W1")->dims[0]);
-    double d = max_diff(p0, p1, &g, 2, (int64_t[]){ 9, 12 });
+    double d = tt_graph_max_diff(p0, p1, &g, 2, (int64_t[]){ 9, 12 });
     if (d > 1e-12) fail_msg("the shrunk pruned MLP differs by %g", d);
     tsr_prune_report_free(r);
     tsr_graph_free(p0);
@@ -829,23 +792,23 @@ static tsr_graph *mlp_stray(tsr_prng *g) {
     tsr_graph *gr;
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 16 }));
-    tsr_array *w1 = arr(2, (int64_t[]){ 10, 16 }, g, 0.5);
-    tsr_array *w2 = arr(2, (int64_t[]){ 6, 10 }, g, 0.5);
+    tsr_array *w1 = tt_rand_array(2, (int64_t[]){ 10, 16 }, g, 0.5);
+    tsr_array *w2 = tt_rand_array(2, (int64_t[]){ 6, 10 }, g, 0.5);
     for (int f = 2; f < 10; f++)
         for (int c = 0; c < 16; c++)
             if ((f / 2 + c / 4) % 2 == 0) w1->data[f * 16 + c] = 0;
     for (int r = 0; r < 6; r++)
         w2->data[r * 10 + 0] = w2->data[r * 10 + 8] = w2->data[r * 10 + 9] = 0;
-    add_const(gr, "W1", w1);
-    add_const(gr, "b1", arr(1, (int64_t[]){ 10 }, g, 0.5));
-    add_const(gr, "W2", w2);
-    add_const(gr, "b2", arr(1, (int64_t[]){ 6 }, g, 0.5));
+    tt_graph_const(gr, "W1", w1);
+    tt_graph_const(gr, "b1", tt_rand_array(1, (int64_t[]){ 10 }, g, 0.5));
+    tt_graph_const(gr, "W2", w2);
+    tt_graph_const(gr, "b2", tt_rand_array(1, (int64_t[]){ 6 }, g, 0.5));
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     a.trans_b = 1;
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "y", &a);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "y", &a);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     return gr;
@@ -880,7 +843,7 @@ static void test_shrink_aligned(void **state) {
     /* W1's rows 0 - 7 unchanged (feature 0 stays) */
     const double *a = tsr_graph_const(gr, "W1")->data, *b = tsr_graph_const(p, "W1")->data;
     for (int i = 0; i < 8 * 16; i++) assert_true(a[i] == b[i]);
-    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 16 });
+    double d = tt_graph_max_diff(gr, p, &g, 2, (int64_t[]){ 5, 16 });
     if (!(d <= 1e-12)) fail_msg("the shrunk MLP differs by %g", d);
     tsr_prune_report_free(r);
     tsr_graph_free(p);
@@ -896,19 +859,19 @@ static void test_shrink_nonfinite(void **state) {
     tsr_graph *gr, *p;
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 4 }));
-    tsr_array *w1 = arr(2, (int64_t[]){ 6, 4 }, &g, 0.5);
+    tsr_array *w1 = tt_rand_array(2, (int64_t[]){ 6, 4 }, &g, 0.5);
     for (int c = 0; c < 4; c++) w1->data[2 * 4 + c] = 0;
-    add_const(gr, "W1", w1);
-    add_const(gr, "b1", arr(1, (int64_t[]){ 6 }, &g, 0.5));
-    add_const(gr, "W2", arr(2, (int64_t[]){ 3, 6 }, &g, 0.5));
-    add_const(gr, "b2", arr(1, (int64_t[]){ 3 }, &g, 0.5));
+    tt_graph_const(gr, "W1", w1);
+    tt_graph_const(gr, "b1", tt_rand_array(1, (int64_t[]){ 6 }, &g, 0.5));
+    tt_graph_const(gr, "W2", tt_rand_array(2, (int64_t[]){ 3, 6 }, &g, 0.5));
+    tt_graph_const(gr, "b2", tt_rand_array(1, (int64_t[]){ 3 }, &g, 0.5));
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     a.trans_b = 1;
-    node(gr, TSR_NODE_RECIPROCAL, 1, (const char *[]){ "x" }, "r", NULL);
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "r", "W1", "b1" }, "h1", &a);
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "y", &a);
+    tt_graph_node(gr, TSR_NODE_RECIPROCAL, 1, (const char *[]){ "x" }, "r", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "r", "W1", "b1" }, "h1", &a);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h2", "W2", "b2" }, "y", &a);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_prune_opts o;
@@ -919,7 +882,7 @@ static void test_shrink_nonfinite(void **state) {
     assert_int_equal(r->features_removed, 0);
     assert_int_equal(r->features_not_folded, 1);
     for (int i = 0; i < 3; i++) assert_true(isfinite(tsr_graph_const(p, "b2")->data[i]));
-    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 4 });
+    double d = tt_graph_max_diff(gr, p, &g, 2, (int64_t[]){ 5, 4 });
     if (!(d <= 1e-12)) fail_msg("the shrunk MLP differs by %g", d);
     tsr_prune_report_free(r);
     tsr_graph_free(p);
@@ -973,7 +936,7 @@ static void test_spatial_tiles(void **state) {
     o.method = TSR_PRUNE_NONE;
     o.permute = 1;
     tt_ok(tsr_prune_graph(gr, &o, &p, NULL));
-    double d = max_diff(gr, p, &g, 4, (int64_t[]){ 3, 2, 6, 6 });
+    double d = tt_graph_max_diff(gr, p, &g, 4, (int64_t[]){ 3, 2, 6, 6 });
     if (d > 1e-12) fail_msg("permuted CNN with spatial tiles differs by %g", d);
     tsr_graph_free(p);
     tsr_graph_free(gr);
@@ -988,19 +951,19 @@ static void test_shrink_sqrt(void **state) {
     tsr_graph *gr, *p;
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 4 }));
-    add_const(gr, "W1", arr(2, (int64_t[]){ 6, 4 }, &g, 0.5));
-    add_const(gr, "b1", arr(1, (int64_t[]){ 6 }, &g, 0.5));
-    tsr_array *w2 = arr(2, (int64_t[]){ 3, 6 }, &g, 0.5);
+    tt_graph_const(gr, "W1", tt_rand_array(2, (int64_t[]){ 6, 4 }, &g, 0.5));
+    tt_graph_const(gr, "b1", tt_rand_array(1, (int64_t[]){ 6 }, &g, 0.5));
+    tsr_array *w2 = tt_rand_array(2, (int64_t[]){ 3, 6 }, &g, 0.5);
     for (int r = 0; r < 3; r++) w2->data[r * 6 + 1] = 0;
-    add_const(gr, "W2", w2);
-    add_const(gr, "b2", arr(1, (int64_t[]){ 3 }, &g, 0.5));
+    tt_graph_const(gr, "W2", w2);
+    tt_graph_const(gr, "b2", tt_rand_array(1, (int64_t[]){ 3 }, &g, 0.5));
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     a.trans_b = 1;
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
-    node(gr, TSR_NODE_SQRT, 1, (const char *[]){ "h2" }, "h3", NULL);
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h3", "W2", "b2" }, "y", &a);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "x", "W1", "b1" }, "h1", &a);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "h1" }, "h2", NULL);
+    tt_graph_node(gr, TSR_NODE_SQRT, 1, (const char *[]){ "h2" }, "h3", NULL);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "h3", "W2", "b2" }, "y", &a);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_prune_opts o;
@@ -1009,7 +972,7 @@ static void test_shrink_sqrt(void **state) {
     tt_ok(tsr_prune_graph(gr, &o, &p, &r));
     assert_int_equal(r->features_removed, 1);
     assert_int_equal(tsr_graph_const(p, "W2")->dims[1], 5);
-    double d = max_diff(gr, p, &g, 2, (int64_t[]){ 5, 4 });
+    double d = tt_graph_max_diff(gr, p, &g, 2, (int64_t[]){ 5, 4 });
     if (!(d <= 1e-12)) fail_msg("the shrunk MLP differs by %g", d);
     tsr_prune_report_free(r);
     tsr_graph_free(p);
@@ -1026,36 +989,36 @@ static void test_shrink_flatten(void **state) {
     tsr_graph *gr, *p;
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 4, (int64_t[]){ -1, 2, 6, 6 }));
-    add_const(gr, "K1", arr(4, (int64_t[]){ 4, 2, 3, 3 }, &g, 0.5));
-    add_const(gr, "kb1", arr(1, (int64_t[]){ 4 }, &g, 0.5));
-    add_const(gr, "pc", arr(1, (int64_t[]){ 3 }, &g, 0.5));
-    tsr_array *k2 = arr(4, (int64_t[]){ 6, 4, 3, 3 }, &g, 0.5);
+    tt_graph_const(gr, "K1", tt_rand_array(4, (int64_t[]){ 4, 2, 3, 3 }, &g, 0.5));
+    tt_graph_const(gr, "kb1", tt_rand_array(1, (int64_t[]){ 4 }, &g, 0.5));
+    tt_graph_const(gr, "pc", tt_rand_array(1, (int64_t[]){ 3 }, &g, 0.5));
+    tsr_array *k2 = tt_rand_array(4, (int64_t[]){ 6, 4, 3, 3 }, &g, 0.5);
     for (int i = 0; i < 4 * 9; i++) k2->data[2 * 36 + i] = 0;
-    add_const(gr, "K2", k2);
-    add_const(gr, "kb2", arr(1, (int64_t[]){ 6 }, &g, 0.5));
-    add_const(gr, "F", arr(2, (int64_t[]){ 5, 54 }, &g, 0.5));
-    add_const(gr, "fb", arr(1, (int64_t[]){ 5 }, &g, 0.5));
+    tt_graph_const(gr, "K2", k2);
+    tt_graph_const(gr, "kb2", tt_rand_array(1, (int64_t[]){ 6 }, &g, 0.5));
+    tt_graph_const(gr, "F", tt_rand_array(2, (int64_t[]){ 5, 54 }, &g, 0.5));
+    tt_graph_const(gr, "fb", tt_rand_array(1, (int64_t[]){ 5 }, &g, 0.5));
     tsr_graph_attrs a;
     tsr_graph_attrs_default(&a);
     for (int i = 0; i < 4; i++) a.pads[i] = 1;
-    node(gr, TSR_NODE_CONV, 3, (const char *[]){ "x", "K1", "kb1" }, "c1", &a);
+    tt_graph_node(gr, TSR_NODE_CONV, 3, (const char *[]){ "x", "K1", "kb1" }, "c1", &a);
     tsr_graph_attrs_default(&a);
-    node(gr, TSR_NODE_POLY, 2, (const char *[]){ "c1", "pc" }, "c2", &a);
+    tt_graph_node(gr, TSR_NODE_POLY, 2, (const char *[]){ "c1", "pc" }, "c2", &a);
     tsr_graph_attrs_default(&a);
     a.n_kernel = 2;
     a.kernel[0] = a.kernel[1] = 2;
     a.strides[0] = a.strides[1] = 2;
-    node(gr, TSR_NODE_AVGPOOL, 1, (const char *[]){ "c2" }, "c3", &a);
+    tt_graph_node(gr, TSR_NODE_AVGPOOL, 1, (const char *[]){ "c2" }, "c3", &a);
     tsr_graph_attrs_default(&a);
     for (int i = 0; i < 4; i++) a.pads[i] = 1;
-    node(gr, TSR_NODE_CONV, 3, (const char *[]){ "c3", "K2", "kb2" }, "c4", &a);
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "c4" }, "c5", NULL);
+    tt_graph_node(gr, TSR_NODE_CONV, 3, (const char *[]){ "c3", "K2", "kb2" }, "c4", &a);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "c4" }, "c5", NULL);
     tsr_graph_attrs_default(&a);
     a.axis = 1;
-    node(gr, TSR_NODE_FLATTEN, 1, (const char *[]){ "c5" }, "c6", &a);
+    tt_graph_node(gr, TSR_NODE_FLATTEN, 1, (const char *[]){ "c5" }, "c6", &a);
     tsr_graph_attrs_default(&a);
     a.trans_b = 1;
-    node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "c6", "F", "fb" }, "y", &a);
+    tt_graph_node(gr, TSR_NODE_GEMM, 3, (const char *[]){ "c6", "F", "fb" }, "y", &a);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_prune_opts o;
@@ -1066,7 +1029,7 @@ static void test_shrink_flatten(void **state) {
     assert_int_equal(r->features_not_folded, 0);
     assert_int_equal(tsr_graph_const(p, "K2")->dims[0], 5);
     assert_int_equal(tsr_graph_const(p, "F")->dims[1], 45);
-    double d = max_diff(gr, p, &g, 4, (int64_t[]){ 3, 2, 6, 6 });
+    double d = tt_graph_max_diff(gr, p, &g, 4, (int64_t[]){ 3, 2, 6, 6 });
     if (!(d <= 1e-12)) fail_msg("the shrunk CNN differs by %g", d);
     tsr_prune_report_free(r);
     tsr_graph_free(p);
@@ -1098,7 +1061,7 @@ static void test_errors(void **state) {
     /* No layer with constant weights. */
     tt_ok(tsr_graph_create(&gr));
     tt_ok(tsr_graph_add_input(gr, "x", 2, (int64_t[]){ -1, 4 }));
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "x" }, "y", NULL);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "x" }, "y", NULL);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     tsr_prune_opts_default(&o);

@@ -14,7 +14,7 @@
  * computes the dense model with the masks applied, and the compiler skips
  * its pruned units.
  */
-#include "testutil.h"
+#include "graphgen.h"
 
 #include "core/error.h"
 #include "nn/program.h"
@@ -25,23 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static tsr_array *arr(int rank, const int64_t *dims, tsr_prng *g, double scale) {
-    tsr_array *a;
-    tt_ok(tsr_array_create(&a, rank, dims));
-    for (size_t i = 0; i < a->numel; i++) a->data[i] = scale * (2 * tsr_prng_double(g) - 1);
-    return a;
-}
-
-static void add_const(tsr_graph *gr, const char *name, tsr_array *a) {
-    tt_ok(tsr_graph_add_const(gr, name, a));
-    tsr_array_free(a);
-}
-
-static void node(tsr_graph *gr, tsr_graph_kind k, int n, const char *const *in, const char *out,
-                 const tsr_graph_attrs *a) {
-    tt_ok(tsr_graph_add_node(gr, k, out, n, in, out, a));
-}
-
 /* x(N,2,4s,4s) -> Conv K1 (8,2,3,3) + b, pad 1, stride s -> square -> Conv K2 (4,8,3,3),
  * pad 1 -> Flatten -> Gemm F (3 x 64). k1 / k2 (may be NULL: random) give the filters. */
 static tsr_graph *cnn_stride(tsr_prng *g, const tsr_array *k1, const tsr_array *k2, int s) {
@@ -51,32 +34,32 @@ static tsr_graph *cnn_stride(tsr_prng *g, const tsr_array *k1, const tsr_array *
     tsr_array *a;
     if (k1) {
         tt_ok(tsr_array_clone(&a, k1));
-        add_const(gr, "K1", a);
+        tt_graph_const(gr, "K1", a);
     } else {
-        add_const(gr, "K1", arr(4, (int64_t[]){ 8, 2, 3, 3 }, g, 0.5));
+        tt_graph_const(gr, "K1", tt_rand_array(4, (int64_t[]){ 8, 2, 3, 3 }, g, 0.5));
     }
-    add_const(gr, "kb1", arr(1, (int64_t[]){ 8 }, g, 0.5));
+    tt_graph_const(gr, "kb1", tt_rand_array(1, (int64_t[]){ 8 }, g, 0.5));
     if (k2) {
         tt_ok(tsr_array_clone(&a, k2));
-        add_const(gr, "K2", a);
+        tt_graph_const(gr, "K2", a);
     } else {
-        add_const(gr, "K2", arr(4, (int64_t[]){ 4, 8, 3, 3 }, g, 0.5));
+        tt_graph_const(gr, "K2", tt_rand_array(4, (int64_t[]){ 4, 8, 3, 3 }, g, 0.5));
     }
-    add_const(gr, "F", arr(2, (int64_t[]){ 3, 64 }, g, 0.5));
+    tt_graph_const(gr, "F", tt_rand_array(2, (int64_t[]){ 3, 64 }, g, 0.5));
     tsr_graph_attrs a1;
     tsr_graph_attrs_default(&a1);
     for (int i = 0; i < 4; i++) a1.pads[i] = 1;
     a1.strides[0] = a1.strides[1] = s;
-    node(gr, TSR_NODE_CONV, 3, (const char *[]){ "x", "K1", "kb1" }, "c1", &a1);
-    node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "c1" }, "c2", NULL);
+    tt_graph_node(gr, TSR_NODE_CONV, 3, (const char *[]){ "x", "K1", "kb1" }, "c1", &a1);
+    tt_graph_node(gr, TSR_NODE_SQUARE, 1, (const char *[]){ "c1" }, "c2", NULL);
     a1.strides[0] = a1.strides[1] = 1;
-    node(gr, TSR_NODE_CONV, 2, (const char *[]){ "c2", "K2" }, "c3", &a1);
+    tt_graph_node(gr, TSR_NODE_CONV, 2, (const char *[]){ "c2", "K2" }, "c3", &a1);
     tsr_graph_attrs_default(&a1);
     a1.axis = 1;
-    node(gr, TSR_NODE_FLATTEN, 1, (const char *[]){ "c3" }, "c4", &a1);
+    tt_graph_node(gr, TSR_NODE_FLATTEN, 1, (const char *[]){ "c3" }, "c4", &a1);
     tsr_graph_attrs_default(&a1);
     a1.trans_b = 1;
-    node(gr, TSR_NODE_GEMM, 2, (const char *[]){ "c4", "F" }, "y", &a1);
+    tt_graph_node(gr, TSR_NODE_GEMM, 2, (const char *[]){ "c4", "F" }, "y", &a1);
     tt_ok(tsr_graph_add_output(gr, "y"));
     tt_ok(tsr_graph_finalize(gr));
     return gr;
@@ -276,21 +259,7 @@ static void test_offset_units_compiled(void **state) {
 /* Largest |difference| of the outputs of two graphs on the same random batch of hw x hw
  * images. */
 static double max_diff_hw(const tsr_graph *a, const tsr_graph *b, tsr_prng *g, int64_t hw) {
-    tsr_array *x = arr(4, (int64_t[]){ 3, 2, hw, hw }, g, 1.0);
-    tsr_array *ya, *yb;
-    tt_ok(tsr_graph_run(a, (const tsr_array *const *)&x, &ya));
-    tt_ok(tsr_graph_run(b, (const tsr_array *const *)&x, &yb));
-    assert_int_equal(ya->numel, yb->numel);
-    double m = 0, mag = 0;
-    for (size_t i = 0; i < ya->numel; i++) {
-        m = fmax(m, fabs(ya->data[i] - yb->data[i]));
-        mag = fmax(mag, fabs(ya->data[i]));
-    }
-    assert_true(mag > 1e-3);
-    tsr_array_free(x);
-    tsr_array_free(ya);
-    tsr_array_free(yb);
-    return m;
+    return tt_graph_max_diff(a, b, g, 4, (int64_t[]){ 3, 2, hw, hw });
 }
 
 static double max_diff(const tsr_graph *a, const tsr_graph *b, tsr_prng *g) {

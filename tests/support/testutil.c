@@ -36,6 +36,10 @@ void tt_prng(tsr_prng *g, uint64_t domain) {
     tsr_prng_init(g, key, domain);
 }
 
+void tt_uniform(tsr_prng *g, double *x, int64_t n, double s) {
+    for (int64_t i = 0; i < n; i++) x[i] = s * (2 * tsr_prng_double(g) - 1);
+}
+
 int tt_sanitized(void) {
 #ifdef TSR_SANITIZED
     return 1;

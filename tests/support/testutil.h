@@ -25,6 +25,9 @@ double tt_precision_bits(const double *got, const double *want, size_t n);
  */
 void tt_prng(tsr_prng *g, uint64_t domain);
 
+/** x[i] = s (2 u - 1), u uniform in [0, 1) from g: n values uniform in [-s, s). */
+void tt_uniform(tsr_prng *g, double *x, int64_t n, double s);
+
 /** Non-zero when built with sanitizers (tests may shrink sizes, never skip checks). */
 int tt_sanitized(void);
 
