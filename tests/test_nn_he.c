@@ -6,7 +6,7 @@
  * optimizer picks sensible packings; plans, ciphertext files and keys are
  * validated (corrupt files, wrong plans, wrong keys, over-large batches).
  */
-#include "testutil.h"
+#include "nn_check.h"
 #include "train_ref.h"
 
 #include "core/alloc.h"
@@ -21,10 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void rnd(tsr_prng *g, double *x, int64_t n, double s) {
-    for (int64_t i = 0; i < n; i++) x[i] = s * (2 * tsr_prng_double(g) - 1);
-}
-
 static char *dup_path(const char *suffix) {
     const char *p = tt_temp_path(suffix);
     char *r = malloc(strlen(p) + 1);
@@ -32,18 +28,10 @@ static char *dup_path(const char *suffix) {
     return r;
 }
 
-static void compile_opts(tsr_nn_compile_opts *o, int batch, tsr_nn_packing pk, int log_n) {
-    tsr_nn_compile_opts_default(o);
-    o->batch = batch;
-    o->packing = pk;
-    o->log_n = log_n;
-    o->ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
-}
-
-/* m compiled with compile_opts(batch, pk, log_n): the plan. */
+/* m compiled with tt_nn_compile_opts(batch, pk, log_n): the plan. */
 static tsr_nn_plan *compiled(const tsr_nn_model *m, int batch, tsr_nn_packing pk, int log_n) {
     tsr_nn_compile_opts o;
-    compile_opts(&o, batch, pk, log_n);
+    tt_nn_compile_opts(&o, batch, pk, log_n);
     tsr_nn_plan *p;
     tt_ok(tsr_nn_compile(m, &o, &p));
     return p;
@@ -139,21 +127,21 @@ static tsr_nn_model *op_model(op_case op, tsr_prng *g) {
         L.kh = L.kw = 3;
         L.sh = L.sw = op == OP_CONV ? 1 : 2;
         L.ph = L.pw = 1;
-        rnd(g, w, 3 * 2 * 9, 0.4);
+        tt_uniform(g, w, 3 * 2 * 9, 0.4);
         L.w = w;
         L.w_len = 54;
         {
             int o = nn_out_size(6, 3, L.sh, 1);
             L.b_len = op == OP_CONV ? 3 : 3 * o * o;
-            rnd(g, b, L.b_len, 0.3);
+            tt_uniform(g, b, L.b_len, 0.3);
             L.b = b;
             tt_ok(nn_model_add(m, &L, (nn_shape){ 3, o, o }, &t));
         }
         break;
     case OP_DENSE:
         L.kind = NN_DENSE;
-        rnd(g, w, 5 * 72, 0.2);
-        rnd(g, b, 5, 0.3);
+        tt_uniform(g, w, 5 * 72, 0.2);
+        tt_uniform(g, b, 5, 0.3);
         L.w = w;
         L.w_len = 5 * 72;
         L.b = b;
@@ -173,7 +161,7 @@ static tsr_nn_model *op_model(op_case op, tsr_prng *g) {
         L.degree = op == OP_POLY ? 3 : 2;
         L.nc = op == OP_POLY ? 1 : 2;
         L.w_len = (int64_t)L.nc * (L.degree + 1);
-        rnd(g, w, L.w_len, 0.5);
+        tt_uniform(g, w, L.w_len, 0.5);
         L.w = w;
         tt_ok(nn_model_add(m, &L, (nn_shape){ 2, 6, 6 }, &t));
         break;
@@ -189,13 +177,13 @@ static tsr_nn_model *op_model(op_case op, tsr_prng *g) {
         L.kh = L.kw = 3;
         L.sh = L.sw = 1;
         L.ph = L.pw = 1;
-        rnd(g, w, 54, 0.4);
+        tt_uniform(g, w, 54, 0.4);
         L.w = w;
         L.w_len = 54;
         int a, c;
         tt_ok(nn_model_add(m, &L, (nn_shape){ 3, 6, 6 }, &a));
         snprintf(L.name, sizeof L.name, "conv b");
-        rnd(g, w, 54, 0.4);
+        tt_uniform(g, w, 54, 0.4);
         tt_ok(nn_model_add(m, &L, (nn_shape){ 3, 6, 6 }, &c));
         memset(&L, 0, sizeof L);
         L.kind = op == OP_ADD ? NN_ADD : NN_MUL;
@@ -222,13 +210,13 @@ static void test_ops_ckks(void **state) {
         for (int pk = 1; pk <= 2; pk++) {
             if (tt_sanitized() && pk == 1 && op % 2) continue; /* fewer runs under ASan */
             tsr_nn_compile_opts o;
-            compile_opts(&o, 3, (tsr_nn_packing)pk, 10);
+            tt_nn_compile_opts(&o, 3, (tsr_nn_packing)pk, 10);
             tsr_nn_plan *p;
             tt_ok(tsr_nn_compile(m, &o, &p));
             assert_int_equal(p->prog->cfg.packing, pk);
             int n = 3;
             double x[3 * 72], out[3 * 128], ref[3 * 128];
-            rnd(&g, x, n * 72, 1.0);
+            tt_uniform(&g, x, n * 72, 1.0);
             double bits = run_ckks(p, x, n, out, ref);
             if (bits < 18)
                 fail_msg("%s (%s packing): only %.1f bits of precision", op_names[op],
@@ -253,8 +241,8 @@ static tsr_nn_model *small_cnn(tsr_prng *g) {
     L.kh = L.kw = 3;
     L.sh = L.sw = 2;
     L.ph = L.pw = 1;
-    rnd(g, w, 4 * 9, 0.5);
-    rnd(g, b, 4, 0.2);
+    tt_uniform(g, w, 4 * 9, 0.5);
+    tt_uniform(g, b, 4, 0.2);
     L.w = w;
     L.w_len = 36;
     L.b = b;
@@ -269,8 +257,8 @@ static tsr_nn_model *small_cnn(tsr_prng *g) {
     L.kind = NN_DENSE;
     snprintf(L.name, sizeof L.name, "fc1");
     L.in[0] = t;
-    rnd(g, w, 12 * 64, 0.15);
-    rnd(g, b, 12, 0.2);
+    tt_uniform(g, w, 12 * 64, 0.15);
+    tt_uniform(g, b, 12, 0.2);
     L.w = w;
     L.w_len = 12 * 64;
     L.b = b;
@@ -285,7 +273,7 @@ static tsr_nn_model *small_cnn(tsr_prng *g) {
     L.kind = NN_DENSE;
     snprintf(L.name, sizeof L.name, "fc2");
     L.in[0] = t;
-    rnd(g, w, 4 * 12, 0.4);
+    tt_uniform(g, w, 4 * 12, 0.4);
     L.w = w;
     L.w_len = 48;
     tt_ok(nn_model_add(m, &L, (nn_shape){ 4, 1, 1 }, &t));
@@ -301,10 +289,10 @@ static void test_end_to_end(void **state) {
     tsr_nn_model *m = small_cnn(&g);
     int n = tt_sanitized() ? 4 : 16;
     double *x = malloc((size_t)n * 64 * sizeof *x), out[64], ref[64];
-    rnd(&g, x, n * 64, 1.0);
+    tt_uniform(&g, x, n * 64, 1.0);
     for (int pk = 1; pk <= 2; pk++) {
         tsr_nn_compile_opts o;
-        compile_opts(&o, n, (tsr_nn_packing)pk, 11);
+        tt_nn_compile_opts(&o, n, (tsr_nn_packing)pk, 11);
         tsr_nn_plan *p;
         tt_ok(tsr_nn_compile(m, &o, &p));
         double bits = run_ckks(p, x, n, out, ref);
@@ -398,7 +386,7 @@ static void test_pytorch_encrypted(void **state) {
     double *xd = malloc(x->n * sizeof *xd), out[64], ref[64];
     for (size_t i = 0; i < x->n; i++) xd[i] = x->data[i];
     tsr_nn_compile_opts o;
-    compile_opts(&o, n, TSR_NN_PACK_AUTO, 11);
+    tt_nn_compile_opts(&o, n, TSR_NN_PACK_AUTO, 11);
     tsr_nn_plan *p;
     tt_ok(tsr_nn_compile(m, &o, &p));
     double bits = run_ckks(p, xd, n, out, ref);
@@ -418,19 +406,13 @@ static void test_pytorch_encrypted(void **state) {
  * activations) encrypted on a small test ring, against PyTorch's own outputs.
  */
 static void check_torch_encrypted(const char *name, int n, int log_n, double tol) {
-    char path[128];
-    snprintf(path, sizeof path, "tests/data/torch/%s.onnx", name);
     tsr_nn_model *m;
-    tt_ok(tsr_nn_import_onnx(tt_source_path(path), NULL, &m, NULL));
     tsr_onnx_data *xin, *yref;
-    snprintf(path, sizeof path, "tests/data/torch/%s_input.pb", name);
-    tt_ok(tsr_onnx_data_load(&xin, tt_source_path(path)));
-    snprintf(path, sizeof path, "tests/data/torch/%s_output.pb", name);
-    tt_ok(tsr_onnx_data_load(&yref, tt_source_path(path)));
+    tt_nn_torch_fixture(name, &m, &xin, &yref);
     int64_t k = tsr_nn_model_output_size(m);
     assert_true((int64_t)yref->a->numel >= n * k);
     tsr_nn_compile_opts o;
-    compile_opts(&o, n, TSR_NN_PACK_TILED, log_n);
+    tt_nn_compile_opts(&o, n, TSR_NN_PACK_TILED, log_n);
     tsr_nn_plan *p;
     tt_ok(tsr_nn_compile(m, &o, &p));
     double *out = malloc((size_t)(n * k) * sizeof *out),
@@ -468,17 +450,13 @@ static void write_corpus(const char *name, const uint8_t *b, size_t n);
 static void test_contract_encrypted(void **state) {
     (void)state;
     tsr_nn_model *m;
-    tt_ok(tsr_nn_import_onnx(tt_source_path("tests/data/torch/transformer_small.onnx"), NULL, &m,
-                             NULL));
     tsr_onnx_data *xin, *yref;
-    tt_ok(tsr_onnx_data_load(&xin, tt_source_path("tests/data/torch/transformer_small_input.pb")));
-    tt_ok(
-        tsr_onnx_data_load(&yref, tt_source_path("tests/data/torch/transformer_small_output.pb")));
+    tt_nn_torch_fixture("transformer_small", &m, &xin, &yref);
     int n = 4;
     int64_t k = tsr_nn_model_output_size(m);
     assert_true((int64_t)yref->a->numel >= n * k);
     tsr_nn_compile_opts o;
-    compile_opts(&o, n, TSR_NN_PACK_BATCH, 11);
+    tt_nn_compile_opts(&o, n, TSR_NN_PACK_BATCH, 11);
     tsr_nn_plan *p;
     tt_ok(tsr_nn_compile(m, &o, &p));
     /* both MatMuls of two activations are contract steps; no mul step, no expansion left */
@@ -596,9 +574,9 @@ static void test_residual_reorient(void **state) {
     tt_prng(&g, 44);
     int n = 2;
     double x[2 * 64], out[8], ref[8];
-    rnd(&g, x, n * 64, 1.0);
+    tt_uniform(&g, x, n * 64, 1.0);
     tsr_nn_compile_opts o;
-    compile_opts(&o, n, TSR_NN_PACK_TILED, 12);
+    tt_nn_compile_opts(&o, n, TSR_NN_PACK_TILED, 12);
     tsr_nn_plan *p;
     tt_ok(tsr_nn_compile(m, &o, &p));
     int reorients = 0;
@@ -627,7 +605,7 @@ static void test_optimizer(void **state) {
     tsr_nn_compile_opts o;
     tsr_nn_plan *p;
     /* one sample: a tiled layout beats one-sample-per-slot (which wastes the slots) */
-    compile_opts(&o, 1, TSR_NN_PACK_AUTO, 11);
+    tt_nn_compile_opts(&o, 1, TSR_NN_PACK_AUTO, 11);
     tt_ok(tsr_nn_compile(m, &o, &p));
     assert_int_equal(p->prog->cfg.packing, TSR_NN_PACK_TILED);
     assert_true(p->predicted_seconds > 0);
@@ -636,22 +614,22 @@ static void test_optimizer(void **state) {
     double one = p->predicted_seconds;
     tsr_nn_plan_free(p);
     /* a full ring of samples: one per slot, no rotations */
-    compile_opts(&o, 1024, TSR_NN_PACK_AUTO, 11);
+    tt_nn_compile_opts(&o, 1024, TSR_NN_PACK_AUTO, 11);
     tt_ok(tsr_nn_compile(m, &o, &p));
     assert_int_equal(p->prog->cfg.packing, TSR_NN_PACK_BATCH);
     assert_int_equal(p->prog->n_rot, 0);
     assert_true(p->predicted_seconds / 1024 < one);
     tsr_nn_plan_free(p);
     /* impossible requests fail with a reason */
-    compile_opts(&o, 4096, TSR_NN_PACK_BATCH, 11);
+    tt_nn_compile_opts(&o, 4096, TSR_NN_PACK_BATCH, 11);
     tt_fails(tsr_nn_compile(m, &o, &p), TSR_ERR_UNSUPPORTED);
-    compile_opts(&o, 0, TSR_NN_PACK_AUTO, 11);
+    tt_nn_compile_opts(&o, 0, TSR_NN_PACK_AUTO, 11);
     tt_fails(tsr_nn_compile(m, &o, &p), TSR_ERR_INVALID_ARG);
-    compile_opts(&o, 1, TSR_NN_PACK_AUTO, 11);
+    tt_nn_compile_opts(&o, 1, TSR_NN_PACK_AUTO, 11);
     o.security = 80;
     tt_fails(tsr_nn_compile(m, &o, &p), TSR_ERR_INVALID_ARG);
     /* without the test-only flag, small rings are refused */
-    compile_opts(&o, 1, TSR_NN_PACK_AUTO, 11);
+    tt_nn_compile_opts(&o, 1, TSR_NN_PACK_AUTO, 11);
     o.ckks_flags = 0;
     tt_fails(tsr_nn_compile(m, &o, &p), TSR_ERR_UNSUPPORTED);
     tsr_nn_model_free(m);
@@ -748,7 +726,7 @@ static void test_plan_files(void **state) {
     tsr_nn_model *m = small_cnn(&g);
     for (int pk = 1; pk <= 2; pk++) {
         tsr_nn_compile_opts o;
-        compile_opts(&o, 4, (tsr_nn_packing)pk, 10);
+        tt_nn_compile_opts(&o, 4, (tsr_nn_packing)pk, 10);
         tsr_nn_plan *p, *q;
         tt_ok(tsr_nn_compile(m, &o, &p));
         uint8_t *buf;
@@ -856,7 +834,7 @@ static void test_wrong_inputs(void **state) {
     tsr_backend *be;
     tt_ok(tsr_backend_ckks_create(params, NULL, sk, rk, gk, &be));
     double x[3 * 64];
-    rnd(&g, x, 3 * 64, 1);
+    tt_uniform(&g, x, 3 * 64, 1);
     tsr_tile *t = NULL;
     tt_fails(tsr_nn_encrypt(p, be, x, 3, &t), TSR_ERR_INVALID_ARG);
     x[5] = NAN;
@@ -943,7 +921,7 @@ static void test_plan_ranges(void **state) {
     m->in_mean = 0.5;
     m->in_std = 0.25;
     tsr_nn_compile_opts o;
-    compile_opts(&o, 4, TSR_NN_PACK_BATCH, 10);
+    tt_nn_compile_opts(&o, 4, TSR_NN_PACK_BATCH, 10);
     tsr_nn_plan *p, *c, *q;
     tt_ok(tsr_nn_compile(m, &o, &p));
     double lo, hi;
@@ -951,7 +929,7 @@ static void test_plan_ranges(void **state) {
     assert_true(fabs(lo + 2.0) < 1e-12 && fabs(hi - 2.0) < 1e-12); /* (0 or 1 - 0.5) / 0.25 */
     assert_int_equal(tsr_nn_plan_calibration(p, NULL), 0);
     double x[4 * 64];
-    rnd(&g, x, 4 * 64, 1.5);
+    tt_uniform(&g, x, 4 * 64, 1.5);
     assert_int_equal(tsr_nn_check_inputs(p, x, 4, 0, NULL), 0);
     x[70] = 2.5;
     x[3] = NAN;
@@ -967,7 +945,7 @@ static void test_plan_ranges(void **state) {
     assert_int_equal(tsr_nn_check_inputs(p, x, 4, 0, NULL), 0);
     /* calibration: the data's own range, and the largest |input| of each layer */
     double cal[3 * 64], ref[3 * 4];
-    rnd(&g, cal, 3 * 64, 3.0);
+    tt_uniform(&g, cal, 3 * 64, 3.0);
     o.calib = cal;
     o.calib_n = 3;
     tt_ok(tsr_nn_compile(m, &o, &c));
@@ -1046,7 +1024,7 @@ static void test_plan_ranges(void **state) {
     lm->output = t;
     lm->classes = 2;
     double lx[2 * 4] = { 0.5, -0.5, 0.25, 0.75, 3.0, 0.1, -0.2, 0.3 };
-    compile_opts(&o, 2, TSR_NN_PACK_BATCH, 10);
+    tt_nn_compile_opts(&o, 2, TSR_NN_PACK_BATCH, 10);
     o.calib = lx;
     o.calib_n = 2;
     tt_ok(tsr_nn_compile(lm, &o, &c));
@@ -1063,46 +1041,19 @@ static void test_plan_ranges(void **state) {
  */
 static void run_mock_and_debug(const tsr_nn_plan *p, const double *x, int n, double *out,
                                double *ref, double bits[2], tsr_debug_report *dr) {
-    const size_t k = (size_t)n * (size_t)tsr_nn_model_output_size(p->model);
     tt_ok(nn_model_forward(p->model, x, n, ref));
-    tsr_ckks_params *params;
-    tt_ok(tsr_nn_plan_params(p, &params));
+    tt_nn_debug d;
+    tt_nn_debug_create(p, &d);
     tsr_mockup_params mp;
     tsr_mockup_params_default(&mp, 2, 1);
     mp.noise = 1;
     tsr_backend *mock;
-    tt_ok(tsr_backend_mockup_create_for(params, &mp, &mock));
-    tsr_ckks_secret_key *sk;
-    tsr_ckks_relin_key *rk;
-    tsr_ckks_galois_keys *gk;
-    tt_ok(tsr_nn_keygen(p, params, &sk, &rk, &gk));
-    tsr_backend *ck, *ref_be, *dbg;
-    tt_ok(tsr_backend_ckks_create(params, NULL, sk, rk, gk, &ck));
-    mp.noise = 0;
-    tt_ok(tsr_backend_mockup_create_for(params, &mp, &ref_be));
-    tt_ok(tsr_backend_debug_create(ck, ref_be, 1e-3, &dbg));
-    tsr_backend *on[2] = { mock, dbg };
-    for (int i = 0; i < 2; i++) {
-        tsr_nn_runner *r;
-        tt_ok(tsr_nn_runner_create(p, on[i], &r));
-        tsr_tile *t, *y;
-        tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &t));
-        tt_ok(tsr_nn_run(r, t, &y, NULL));
-        tt_ok(tsr_nn_decrypt(p, y, n, out));
-        bits[i] = tt_precision_bits(out, ref, k);
-        tsr_tile_free(t);
-        tsr_tile_free(y);
-        tsr_nn_runner_free(r);
-    }
-    tsr_backend_debug_report(dbg, dr);
-    tsr_backend_free(dbg);
-    tsr_backend_free(ref_be);
-    tsr_backend_free(ck);
+    tt_ok(tsr_backend_mockup_create_for(d.params, &mp, &mock));
+    tsr_backend *on[2] = { mock, d.debug };
+    for (int i = 0; i < 2; i++) bits[i] = tt_nn_run_bits(p, on[i], x, n, out, ref);
+    tsr_backend_debug_report(d.debug, dr);
     tsr_backend_free(mock);
-    tsr_ckks_galois_keys_free(gk);
-    tsr_ckks_relin_key_free(rk);
-    tsr_ckks_secret_key_free(sk);
-    tsr_ckks_params_free(params);
+    tt_nn_debug_free(&d);
 }
 
 /*
@@ -1129,7 +1080,7 @@ static void test_attention_encrypted(void **state) {
     for (int i = 0; i < 3; i++) {
         tsr_array *a;
         tt_ok(tsr_array_create(&a, 2, wd));
-        rnd(&g, a->data, 36, 0.5);
+        tt_uniform(&g, a->data, 36, 0.5);
         tt_ok(tsr_graph_add_const(gr, wn[i], a));
         tsr_array_free(a);
     }
@@ -1162,10 +1113,10 @@ static void test_attention_encrypted(void **state) {
     assert_int_equal(muls, 2);
     const int n = 2;
     double x[2 * 24], out[2 * 24], ref[2 * 24];
-    rnd(&g, x, n * 24, 1.0);
+    tt_uniform(&g, x, n * 24, 1.0);
     for (int pk = 1; pk <= 2; pk++) {
         tsr_nn_compile_opts o;
-        compile_opts(&o, n, (tsr_nn_packing)pk, 11);
+        tt_nn_compile_opts(&o, n, (tsr_nn_packing)pk, 11);
         tsr_nn_plan *p;
         tt_ok(tsr_nn_compile(m, &o, &p));
         assert_true(p->prog->needs_relin);
@@ -1210,7 +1161,7 @@ static void test_other_backends(void **state) {
     tsr_nn_model *m = small_cnn(&g);
     tsr_nn_plan *p = compiled(m, 2, TSR_NN_PACK_TILED, 10);
     double x[2 * 64], out[8], ref[8];
-    rnd(&g, x, 2 * 64, 1);
+    tt_uniform(&g, x, 2 * 64, 1);
     double bits[2];
     tsr_debug_report dr;
     run_mock_and_debug(p, x, 2, out, ref, bits, &dr);

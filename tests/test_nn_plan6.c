@@ -6,7 +6,7 @@
  * With TSR_WRITE_FUZZ_CORPUS=DIR the plans and their graphs are written as
  * fuzz seeds (DIR/fuzz_nn_plan, DIR/fuzz_graph_read).
  */
-#include "testutil.h"
+#include "nn_check.h"
 
 #include "core/alloc.h"
 #include "core/io.h"
@@ -38,18 +38,10 @@ static void write_seed(const char *target, const char *name, const uint8_t *b, s
     fclose(fp);
 }
 
-static void compile_opts(tsr_nn_compile_opts *o, int batch, tsr_nn_packing pk, int log_n) {
-    tsr_nn_compile_opts_default(o);
-    o->batch = batch;
-    o->packing = pk;
-    o->log_n = log_n;
-    o->ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
-}
-
 /* m compiled (batch packing, N = 2^11) and written: the plan; *buf, *len its bytes. */
 static tsr_nn_plan *compile_written(tsr_nn_model *m, int batch, uint8_t **buf, size_t *len) {
     tsr_nn_compile_opts o;
-    compile_opts(&o, batch, TSR_NN_PACK_BATCH, 11);
+    tt_nn_compile_opts(&o, batch, TSR_NN_PACK_BATCH, 11);
     tsr_nn_plan *p;
     tt_ok(tsr_nn_compile(m, &o, &p));
     tt_ok(tsr_nn_plan_to_bytes(p, buf, len));
@@ -91,17 +83,12 @@ static void run_plan(const tsr_nn_plan *p, tsr_backend *server, tsr_backend *cli
  */
 static void round_trip(const char *name, int n, tsr_nn_packing pk, int want_contract) {
     char path[128];
-    snprintf(path, sizeof path, "tests/data/torch/%s.onnx", name);
     tsr_nn_model *m;
-    tt_ok(tsr_nn_import_onnx(tt_source_path(path), NULL, &m, NULL));
-    assert_non_null(m->graph);
     tsr_onnx_data *xin, *yref;
-    snprintf(path, sizeof path, "tests/data/torch/%s_input.pb", name);
-    tt_ok(tsr_onnx_data_load(&xin, tt_source_path(path)));
-    snprintf(path, sizeof path, "tests/data/torch/%s_output.pb", name);
-    tt_ok(tsr_onnx_data_load(&yref, tt_source_path(path)));
+    tt_nn_torch_fixture(name, &m, &xin, &yref);
+    assert_non_null(m->graph);
     tsr_nn_compile_opts o;
-    compile_opts(&o, n, pk, 11);
+    tt_nn_compile_opts(&o, n, pk, 11);
     tsr_nn_plan *p, *q, *f;
     tt_ok(tsr_nn_compile(m, &o, &p));
     int contract = 0;

@@ -10,7 +10,7 @@
  * written with before (NN_SIMPLIFY_V1, |s| <= 4 B) still apply to them. The activation of the
  * fifth round's r5n128L autoencoder (docs/PRUNING.md) was such a case.
  */
-#include "testutil.h"
+#include "nn_check.h"
 
 #include "core/io.h"
 #include "ckks/serialize.h"
@@ -25,10 +25,6 @@
 #define NHID 8
 #define NOUT 4
 
-static void rnd(tsr_prng *g, double *x, int64_t n, double s) {
-    for (int64_t i = 0; i < n; i++) x[i] = s * (2 * tsr_prng_double(g) - 1);
-}
-
 /*
  * dense NIN -> NHID, act = c0 + c1 x + c2 x^2 (one set of coefficients, or one per channel
  * when nc = NHID), dense NHID -> NOUT.
@@ -42,8 +38,8 @@ static tsr_nn_model *act_model(tsr_prng *g, const double *coef, int nc) {
     memset(&L, 0, sizeof L);
     L.kind = NN_DENSE;
     snprintf(L.name, sizeof L.name, "fc1");
-    rnd(g, w, NIN * NHID, 0.3);
-    rnd(g, b, NHID, 0.2);
+    tt_uniform(g, w, NIN * NHID, 0.3);
+    tt_uniform(g, b, NHID, 0.2);
     L.w = w;
     L.w_len = NIN * NHID;
     L.b = b;
@@ -62,8 +58,8 @@ static tsr_nn_model *act_model(tsr_prng *g, const double *coef, int nc) {
     L.kind = NN_DENSE;
     snprintf(L.name, sizeof L.name, "fc2");
     L.in[0] = t;
-    rnd(g, w, NHID * NOUT, 0.4);
-    rnd(g, b, NOUT, 0.2);
+    tt_uniform(g, w, NHID * NOUT, 0.4);
+    tt_uniform(g, b, NOUT, 0.2);
     L.w = w;
     L.w_len = NHID * NOUT;
     L.b = b;
@@ -96,46 +92,16 @@ static double rel_err(const double *a, const double *b, size_t n) {
 static double encrypted_bits(const tsr_nn_model *m, const tsr_nn_model *ref_model, const double *x,
                              int n) {
     tsr_nn_compile_opts o;
-    tsr_nn_compile_opts_default(&o);
-    o.batch = n;
-    o.packing = TSR_NN_PACK_BATCH;
-    o.log_n = 11;
-    o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    tt_nn_compile_opts(&o, n, TSR_NN_PACK_BATCH, 11);
     tsr_nn_plan *p;
     tt_ok(tsr_nn_compile(m, &o, &p));
     assert_int_equal(p->prog->depth, nn_model_depth(m));
-    tsr_ckks_params *params;
-    tt_ok(tsr_nn_plan_params(p, &params));
-    tsr_ckks_secret_key *sk;
-    tsr_ckks_relin_key *rk;
-    tsr_ckks_galois_keys *gk;
-    tt_ok(tsr_nn_keygen(p, params, &sk, &rk, &gk));
-    tsr_backend *ck, *exact, *dbg;
-    tt_ok(tsr_backend_ckks_create(params, NULL, sk, rk, gk, &ck));
-    tsr_mockup_params mp;
-    tsr_mockup_params_default(&mp, 2, 1);
-    mp.noise = 0;
-    tt_ok(tsr_backend_mockup_create_for(params, &mp, &exact));
-    tt_ok(tsr_backend_debug_create(ck, exact, 1e-3, &dbg));
-    tsr_nn_runner *r;
-    tt_ok(tsr_nn_runner_create(p, dbg, &r));
-    tsr_tile *in, *y;
     double out[64 * NOUT], ref[64 * NOUT];
-    tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &in));
-    tt_ok(tsr_nn_run(r, in, &y, NULL));
-    tt_ok(tsr_nn_decrypt(p, y, n, out));
     tt_ok(nn_model_forward(ref_model, x, n, ref));
-    double bits = tt_precision_bits(out, ref, (size_t)n * NOUT);
-    tsr_tile_free(in);
-    tsr_tile_free(y);
-    tsr_nn_runner_free(r);
-    tsr_backend_free(dbg);
-    tsr_backend_free(exact);
-    tsr_backend_free(ck);
-    tsr_ckks_galois_keys_free(gk);
-    tsr_ckks_relin_key_free(rk);
-    tsr_ckks_secret_key_free(sk);
-    tsr_ckks_params_free(params);
+    tt_nn_debug d;
+    tt_nn_debug_create(p, &d);
+    double bits = tt_nn_run_bits(p, d.debug, x, n, out, ref);
+    tt_nn_debug_free(&d);
     tsr_nn_plan_free(p);
     return bits;
 }
@@ -168,7 +134,7 @@ static void test_large_shift_square(void **state) {
     enum { n = 16 };
     double x[n * NIN], ya[n * NOUT], yb[n * NOUT];
     /* inputs reaching the activation's bound: fc1's outputs up to about +-4 */
-    rnd(&g, x, n * NIN, 2.0);
+    tt_uniform(&g, x, n * NIN, 2.0);
     tt_ok(nn_model_forward(poly, x, n, ya));
     tt_ok(nn_model_forward(sq, x, n, yb));
     double e = rel_err(yb, ya, n * NOUT);
@@ -243,7 +209,7 @@ static double edge_case(tsr_prng *g, double s_over_b, int encrypt, int *squares)
     if (encrypt && *squares) {
         enum { n = 16 };
         double x[n * NIN];
-        rnd(g, x, n * NIN, 2.0);
+        tt_uniform(g, x, n * NIN, 2.0);
         double b_poly = encrypted_bits(poly, poly, x, n), b_sq = encrypted_bits(sq, poly, x, n);
         print_message("shift %4.1f B (cost %4.1f bits): polynomial %.1f bits, square %.1f bits\n",
                       s_over_b, 2 * log2(1 + s_over_b), b_poly, b_sq);
@@ -301,7 +267,7 @@ static tsr_graph *act_graph(tsr_prng *g, const double *coef) {
         tsr_array *t;
         tt_ok(tsr_array_create(&t, ranks[k], dims[k]));
         if (k < 4)
-            rnd(g, t->data, (int64_t)t->numel, scale[k]);
+            tt_uniform(g, t->data, (int64_t)t->numel, scale[k]);
         else
             memcpy(t->data, coef, 3 * sizeof *coef);
         tt_ok(tsr_graph_add_const(gr, names[k], t));
