@@ -23,23 +23,11 @@
 #include <omp.h>
 #endif
 
-/*
- * Insecure test ring: N = 2^11 (2^10 under the sanitizers), q_0 of 61 bits,
- * 16 levels of 60 bits (3 CoeffsToSlots + 8 EvalMod + 3 SlotsToCoeffs, 2
- * left), secret of Hamming weight 32 (so K = 18 bounds ModRaise's multiple
- * of q_0 for certain).
- */
+/* The insecure test ring of boot_check.h (boot_test_spec) with the given secret. */
 static int he_setup_with(void **state, tsr_ckks_secret_dist secret) {
-    tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
-                                 .first_prime_bits = 61,
-                                 .scale_bits = 60,
-                                 .levels = 16,
-                                 .special_primes = 3,
-                                 .special_prime_bits = 61,
-                                 .dnum = 0,
-                                 .secret = secret,
-                                 .hamming_weight = secret == TSR_CKKS_SECRET_FIXED_HW ? 32 : 0,
-                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    tsr_ckks_param_spec spec = boot_test_spec();
+    spec.secret = secret;
+    spec.hamming_weight = secret == TSR_CKKS_SECRET_FIXED_HW ? 32 : 0;
     return he_create(state, &spec, 12);
 }
 
@@ -1311,15 +1299,8 @@ static void test_boot_default_ratio(void **state) {
         { 12, 11, 9 }, { 13, 12, 8 }, { 13, 10, 9 }, { 14, 13, 7 }, { 14, 11, 8 }, { 14, 9, 9 },
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        tsr_ckks_param_spec spec = { .log_n = cases[c].log_n,
-                                     .first_prime_bits = 61,
-                                     .scale_bits = 60,
-                                     .levels = 16,
-                                     .special_primes = 3,
-                                     .special_prime_bits = 61,
-                                     .secret = TSR_CKKS_SECRET_FIXED_HW,
-                                     .hamming_weight = 32,
-                                     .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+        tsr_ckks_param_spec spec = boot_test_spec();
+        spec.log_n = cases[c].log_n;
         tsr_ckks_params *p;
         tsr_ckks_encoder *enc;
         tt_ok(tsr_ckks_params_create(&p, &spec));

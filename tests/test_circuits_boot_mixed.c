@@ -23,24 +23,20 @@
 #define LOW_LEVELS 2
 
 /*
- * q_0 of 61 bits, q_1, q_2 of 40 bits (scale 2^40 at level 2), q_3..q_16 of
- * 60 bits (3 CoeffsToSlots + 8 EvalMod + 3 SlotsToCoeffs), 3 special primes
- * of 61 bits; secret of Hamming weight 32 (K = 18 bounds ModRaise's multiple
- * of q_0 for certain), as test_circuits_boot's ring.
+ * test_circuits_boot's ring (boot_test_spec: q_0 of 61 bits, 3 special primes of 61 bits,
+ * a secret of Hamming weight 32) with a low tier: q_1, q_2 of 40 bits (scale 2^40 at level
+ * 2), q_3..q_16 of 60 bits (3 CoeffsToSlots + 8 EvalMod + 3 SlotsToCoeffs).
  */
+static tsr_ckks_param_spec mixed_spec(void) {
+    tsr_ckks_param_spec spec = boot_test_spec();
+    spec.levels = 14 + LOW_LEVELS;
+    spec.low_levels = LOW_LEVELS;
+    spec.low_scale_bits = 40;
+    return spec;
+}
+
 static int he_setup(void **state) {
-    tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
-                                 .first_prime_bits = 61,
-                                 .scale_bits = 60,
-                                 .levels = 14 + LOW_LEVELS,
-                                 .special_primes = 3,
-                                 .special_prime_bits = 61,
-                                 .dnum = 0,
-                                 .secret = TSR_CKKS_SECRET_FIXED_HW,
-                                 .hamming_weight = 32,
-                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS,
-                                 .low_levels = LOW_LEVELS,
-                                 .low_scale_bits = 40 };
+    tsr_ckks_param_spec spec = mixed_spec();
     return he_create(state, &spec, 15);
 }
 
@@ -50,18 +46,11 @@ static int he_setup(void **state) {
  * the others); 4 x 49 bits cover digits of 3 x 60 bits (dnum 6).
  */
 static int he_setup_ifma(void **state) {
-    tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
-                                 .first_prime_bits = 50,
-                                 .scale_bits = 60,
-                                 .levels = 14 + LOW_LEVELS,
-                                 .special_primes = 4,
-                                 .special_prime_bits = 49,
-                                 .dnum = 6,
-                                 .secret = TSR_CKKS_SECRET_FIXED_HW,
-                                 .hamming_weight = 32,
-                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS,
-                                 .low_levels = LOW_LEVELS,
-                                 .low_scale_bits = 40 };
+    tsr_ckks_param_spec spec = mixed_spec();
+    spec.first_prime_bits = 50;
+    spec.special_primes = 4;
+    spec.special_prime_bits = 49;
+    spec.dnum = 6;
     return he_create(state, &spec, 15);
 }
 

@@ -1,6 +1,6 @@
 /*
  * tests/support/boot_check.h - what the bootstrapping tests share
- * (test_circuits_boot, test_circuits_boot_mixed): a small insecure ring with
+ * (test_circuits_boot, test_circuits_boot_mixed): a small insecure ring and
  * its keys, Galois keys for a circuit's steps, random slots, decryption and
  * precision in bits. Header-only (static inline): include it in one test.
  */
@@ -24,6 +24,26 @@ typedef struct he {
     size_t slots;
     tsr_prng g;
 } he;
+
+/*
+ * The bootstrapping tests' insecure ring: N = 2^11 (2^10 under the sanitizers), q_0 of 61
+ * bits, 16 levels of 60 bits (3 CoeffsToSlots + 8 EvalMod + 3 SlotsToCoeffs, 2 left), 3
+ * special primes of 61 bits, a secret of Hamming weight 32 (so K = 18 bounds ModRaise's
+ * multiple of q_0 for certain). Tests change the fields they vary.
+ */
+static inline tsr_ckks_param_spec boot_test_spec(void) {
+    tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
+                                 .first_prime_bits = 61,
+                                 .scale_bits = 60,
+                                 .levels = 16,
+                                 .special_primes = 3,
+                                 .special_prime_bits = 61,
+                                 .dnum = 0,
+                                 .secret = TSR_CKKS_SECRET_FIXED_HW,
+                                 .hamming_weight = 32,
+                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    return spec;
+}
 
 /* The ring of spec with a secret, public and relinearization key; slots drawn from seed. */
 static inline int he_create(void **state, const tsr_ckks_param_spec *spec, uint64_t seed) {
