@@ -317,17 +317,8 @@ static void test_end_to_end(void **state) {
             mp.noise = 1;
             tsr_backend *mock;
             tt_ok(tsr_backend_mockup_create_for(params, &mp, &mock));
-            tsr_nn_runner *r;
-            tt_ok(tsr_nn_runner_create(p, mock, &r));
-            tsr_tile *t, *y;
-            tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &t));
-            tt_ok(tsr_nn_run(r, t, &y, NULL));
-            tt_ok(tsr_nn_decrypt(p, y, n, out));
-            bits = tt_precision_bits(out, ref, (size_t)(n * 4));
+            bits = tt_nn_run_bits(p, mock, x, n, out, ref);
             if (bits < 14) fail_msg("small CNN on the mockup (batch packing): %.1f bits", bits);
-            tsr_tile_free(t);
-            tsr_tile_free(y);
-            tsr_nn_runner_free(r);
             tsr_backend_free(mock);
             tsr_ckks_params_free(params);
         }

@@ -5,6 +5,7 @@
  * and the noise model; bootstrapping on the mockup and on ckks (through the
  * debug backend, on a small insecure ring).
  */
+#include "boot_check.h"
 #include "tile_check.h"
 
 #include "tile/backend.h"
@@ -740,21 +741,13 @@ static void test_bootstrap_mockup(void **state) {
 }
 
 /*
- * Bootstrapping on the ckks backend (insecure test ring as test_circuits_boot:
- * N = 2^11, 2^10 under the sanitizers) through the debug backend against a
- * mockup of the same chain: three vectors (two runs), compared and decrypted.
+ * Bootstrapping on the ckks backend (the insecure test ring of test_circuits_boot,
+ * boot_check.h's boot_test_spec: N = 2^11, 2^10 under the sanitizers) through the debug backend
+ * against a mockup of the same chain: three vectors (two runs), compared and decrypted.
  */
 static void test_bootstrap_ckks_debug(void **state) {
     (void)state;
-    tsr_ckks_param_spec spec = { .log_n = tt_sanitized() ? 10 : 11,
-                                 .first_prime_bits = 61,
-                                 .scale_bits = 60,
-                                 .levels = 16,
-                                 .special_primes = 3,
-                                 .special_prime_bits = 61,
-                                 .secret = TSR_CKKS_SECRET_FIXED_HW,
-                                 .hamming_weight = 32,
-                                 .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    tsr_ckks_param_spec spec = boot_test_spec();
     tsr_ckks_params *p;
     tsr_ckks_secret_key *sk;
     tsr_ckks_public_key *pk;
