@@ -85,6 +85,7 @@ onnx-tests: build
 # transformer (one sample per slot, about 11 GiB and a few minutes), docs/ONNX.md.
 TORCH_EVAL ?= build/torch
 torch-eval: build
+	@sh scripts/deps.sh experiments
 	/usr/bin/python3 scripts/make_torch_fixtures.py $(TORCH_EVAL) --samples 100
 	OMP_WAIT_POLICY=passive ./build/bin/tessera predict $(TORCH_EVAL)/autoencoder.onnx \
 	  --in $(TORCH_EVAL)/autoencoder_inputs.npy --expect $(TORCH_EVAL)/autoencoder_outputs.npy \

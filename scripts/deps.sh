@@ -6,6 +6,11 @@
 # `deps.sh lab` also installs what the detector robustness lab's corpus and
 # functionality check need (docs/MALWARE.md; heavy: wine64 is ~700 MB), which
 # `make check` does not.
+# `deps.sh experiments` also installs Debian's PyTorch (python3-torch, ~300 MB
+# with its libraries) for the experiment and fixture scripts run with
+# /usr/bin/python3: scripts/prune_experiments.py, scripts/make_torch_fixtures.py
+# (and `make torch-eval`), scripts/make_lenet_teacher.py. `make demo` and
+# `make check` never need it. Both words may be given.
 set -eu
 
 PKGS="build-essential cmake pkg-config git
@@ -17,9 +22,16 @@ libopenmpi-dev openmpi-bin openssl
 clang libclang-rt-14-dev clang-format
 dataset-fashion-mnist
 nsis libz-mingw-w64 python3-pefile"
-if [ "${1:-}" = lab ]; then
-    PKGS="$PKGS gcc-mingw-w64-x86-64 wine64"
-fi
+for extra in "$@"; do
+    case "$extra" in
+    lab) PKGS="$PKGS gcc-mingw-w64-x86-64 wine64" ;;
+    experiments) PKGS="$PKGS python3-torch" ;;
+    *)
+        echo "usage: deps.sh [lab] [experiments]" >&2
+        exit 2
+        ;;
+    esac
+done
 
 missing=""
 for p in $PKGS; do

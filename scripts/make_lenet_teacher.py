@@ -9,14 +9,22 @@ convolution and average pooling: conv 5x5 pad 2 x6 -> BN -> ReLU -> avgpool 2
 -> conv 5x5 x16 -> BN -> ReLU -> avgpool 2 -> fc 120 -> ReLU -> fc 84 -> ReLU
 -> fc 10. Inputs are normalised as Tessera loads IDX images:
 (pixel / 255 - 0.2860) / 0.3530. Data: Debian's dataset-fashion-mnist.
+PyTorch: Debian's python3-torch (`scripts/deps.sh experiments` installs it;
+`make check` never needs it).
 """
 import argparse
 import gzip
 import os
+import sys
 
 import numpy as np
-import torch
-import torch.nn as nn
+
+try:
+    import torch
+    import torch.nn as nn
+except ImportError:
+    sys.exit("make_lenet_teacher.py needs Debian's PyTorch (python3-torch) under /usr/bin/python3: "
+             "install it with `scripts/deps.sh experiments` (as root)")
 
 DIR = "/usr/share/datasets/fashion-mnist"
 MEAN, STD = 0.2860, 0.3530
@@ -60,7 +68,8 @@ def accuracy(model, x, y):
 
 
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)

@@ -6,7 +6,8 @@ for a few samples as ONNX TensorProto files (<name>_input.pb,
 <name>_output.pb). tests/test_onnx_torch_models.c imports each through the
 graph importer and runs the plaintext executor against these outputs.
 
-Run with Debian's PyTorch (python3-torch, python3-onnx; never from make check):
+Run with Debian's PyTorch (python3-torch, python3-onnx; never from make check;
+`scripts/deps.sh experiments` installs python3-torch):
     /usr/bin/python3 scripts/make_torch_fixtures.py [OUTDIR] [--samples N]
 
 --samples N also writes <name>_inputs.npy and <name>_outputs.npy: N more
@@ -43,9 +44,14 @@ import os
 import sys
 
 import numpy as np
-import torch
-import torch.nn as nn
 from onnx import numpy_helper
+
+try:
+    import torch
+    import torch.nn as nn
+except ImportError:
+    sys.exit("make_torch_fixtures.py needs Debian's PyTorch (python3-torch) under "
+             "/usr/bin/python3: install it with `scripts/deps.sh experiments` (as root)")
 
 
 def act(x):

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """HE-aware pruning experiments of docs/PRUNING.md (issue 13).
 
-Trains (Debian's PyTorch, /usr/bin/python3) Fashion-MNIST models with
+Trains (Debian's PyTorch, /usr/bin/python3; `scripts/deps.sh experiments`
+installs python3-torch, which `make check` never needs) Fashion-MNIST models with
 polynomial activations, prunes them with `tessera prune` for each method and
 sparsity, fine-tunes each pruned model with its masks fixed (the zero pattern
 of the pruned weights), and measures:
@@ -33,8 +34,13 @@ import time
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
-import torch  # noqa: E402
 from onnx import numpy_helper  # noqa: E402
+
+try:
+    import torch  # noqa: E402
+except ImportError:
+    sys.exit("prune_experiments.py needs Debian's PyTorch (python3-torch) under /usr/bin/python3: "
+             "install it with `scripts/deps.sh experiments` (as root)")
 
 ACT = (0.125, 0.5, 0.25)  # a x^2 + b x + c, near ReLU on [-4, 4]
 DATA = "/usr/share/datasets/fashion-mnist"
