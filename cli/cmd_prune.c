@@ -910,6 +910,12 @@ int tsr_cmd_prune(int argc, char **argv) {
         goto done;
     }
     tsr_prune_report_print(r, stdout);
+    /* The note is part of the file's bytes, and result files record a pruned model's sha256
+     * (scripts/prune_experiments.py): an option added after offset-tiles goes in only when it
+     * is not at its default, so that a later build given the same model and options writes
+     * the same bytes. (c4c05f0 appended offset-tiles=0 to every note: files regenerated
+     * after it had the recorded weights bit for bit and another sha256.) test_prune_cli pins
+     * the text. */
     char note[512];
     snprintf(
         note, sizeof note,
