@@ -1,6 +1,7 @@
 /*
  * ring/kernels_avx512.c - AVX-512F/DQ kernels with 64-bit lanes for any
- * prime q < 2^62 (the IFMA family uses them for primes >= 2^50).
+ * prime q < 2^62 (the IFMA family uses its NTTs and element-wise kernels for primes >= 2^50;
+ * its inner products and conversion rows have 52-bit-limb versions there, kernels_ifma.c).
  *
  * AVX-512F has no 64x64 -> 128-bit multiply: the high word is assembled from
  * four 32x32 -> 64 products (vpmuludq), the low word comes from vpmullq
@@ -663,7 +664,8 @@ TGT static void quotient_est_avx512(uint64_t *u, const uint64_t *const *y, const
  * t = floor(s / 2^(b-1)) < 2^64, est = floor(t mu / 2^64) with mu = floor(2^(b+63) / q) at
  * most 2 below floor(s / q), r = s - est q < 3q. Chunks: floor((2^(b+63) - 1) / (q-1)^2)
  * products first (8 for 60-bit primes, 4 for 61-bit), then one fewer room for the carry
- * r < q. For primes >= 2^50, which the IFMA family's dot2 sends here.
+ * r < q. The IFMA family has its own for these primes (kernels_ifma.c, dot2_wide: the same
+ * chunks and reduction, seven madds per product).
  */
 typedef struct dotc64 {
     __m512i q, q2, mu, muh;
