@@ -141,11 +141,17 @@ static void split_case(const tsr_ring_kernels *ref, const tsr_ring_kernels *k, t
                 }
             }
             for (size_t b = 0; b < R; b++) {
-                /* out of place from the array, with a prefetch list */
+                /* out of place from the array (the AVX-512F kernel's first pass is the
+                 * copy from B = 64 on), with a prefetch list; every third block in place */
                 tsr_prefetch pf;
                 tsr_prefetch_reset(&pf);
                 tsr_prefetch_add(&pf, a, n * 8);
-                k->ntt_fwd_inner(t, blk, got + b * B, b, r, (b % 2) ? &pf : NULL);
+                if (b % 3 == 2) {
+                    memcpy(blk, got + b * B, B * 8);
+                    k->ntt_fwd_inner(t, blk, blk, b, r, NULL);
+                } else {
+                    k->ntt_fwd_inner(t, blk, got + b * B, b, r, (b % 2) ? &pf : NULL);
+                }
                 memcpy(got + b * B, blk, B * 8);
             }
         } else {
