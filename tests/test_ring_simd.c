@@ -2,8 +2,9 @@
  * tests/test_ring_simd.c - every SIMD kernel family against the portable
  * reference, bit for bit, on random inputs: forward/inverse NTT, element-wise
  * operations, basis conversion, ModDown; several N and prime sizes (30, 40,
- * 49, 50, 59, 60, 61 bits; IFMA kernels take over only below 2^50 and fall
- * back above); the ChaCha keystream of seeded keys. Families this CPU lacks are skipped with a
+ * 49, 50, 59, 60, 61 bits; IFMA NTTs and products take over only below 2^50 and fall
+ * back above, IFMA inner products and conversion rows run up to 2^62 with 52-bit limbs);
+ * the ChaCha keystream of seeded keys. Families this CPU lacks are skipped with a
  * printed note.
  */
 #include "testutil.h"
@@ -140,11 +141,17 @@ static void split_case(const tsr_ring_kernels *ref, const tsr_ring_kernels *k, t
                 }
             }
             for (size_t b = 0; b < R; b++) {
-                /* out of place from the array, with a prefetch list */
+                /* out of place from the array (the AVX-512F kernel's first pass is the
+                 * copy from B = 64 on), with a prefetch list; every third block in place */
                 tsr_prefetch pf;
                 tsr_prefetch_reset(&pf);
                 tsr_prefetch_add(&pf, a, n * 8);
-                k->ntt_fwd_inner(t, blk, got + b * B, b, r, (b % 2) ? &pf : NULL);
+                if (b % 3 == 2) {
+                    memcpy(blk, got + b * B, B * 8);
+                    k->ntt_fwd_inner(t, blk, blk, b, r, NULL);
+                } else {
+                    k->ntt_fwd_inner(t, blk, got + b * B, b, r, (b % 2) ? &pf : NULL);
+                }
                 memcpy(got + b * B, blk, B * 8);
             }
         } else {
@@ -616,6 +623,104 @@ static void test_dot_families(void **state) {
     tsr_free(b1);
 }
 
+/*
+ * The IFMA family's 52-bit-limb inner products and conversion rows for moduli from 2^50 to
+ * 2^62 (and even ones below, which its Montgomery kernels cannot take): against the portable
+ * kernels on buffers one word off a 64-byte boundary, every length 1..40 (all the tails of
+ * the 8-wide loops) and a longer one, term counts around the chunk lengths (a Barrett step
+ * every 8 products for 60-bit moduli, 4 for 61-bit, 2 for 62-bit; conversion rows take the
+ * AVX-512F row when the chunks fall below 8), random inputs with 0 and the largest value in
+ * places, and all-maximum inputs (the largest sums).
+ */
+static void test_wide_kernels(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 48);
+    const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
+    uint64_t qs[8];
+    size_t nq = 0;
+    static const int wide_bits[] = { 50, 55, 60, 62 };
+    for (size_t bi = 0; bi < 4; bi++)
+        tt_ok(tsr_prime_generate(wide_bits[bi], 8, 1, NULL, 0, &qs[nq++]));
+    qs[nq++] = 0x1000000000000021ULL;       /* 61 bits, just above 2^60 */
+    qs[nq++] = (1ULL << 60) + 2;            /* even, 61 bits */
+    qs[nq++] = (1ULL << 49) - 2;            /* even, 49 bits: below 2^50 but not Montgomery */
+    qs[nq++] = (1ULL << 62) - (1ULL << 40); /* even, 62 bits, just below 2^62 */
+    static const size_t terms_list[] = { 1, 2, 3, 4, 5, 8, 9, 17 };
+    static const uint64_t ymaxes[] = { 1ULL << 52, (1ULL << 52) + 1, 1ULL << 61, 1ULL << 62 };
+    const size_t nmax = 203, T = 17;
+    uint64_t *buf[3 * 17], *x[17], *y0[17], *y1[17];
+    for (size_t j = 0; j < 3 * T; j++) buf[j] = tsr_alloc((nmax + 1) * 8);
+    for (size_t j = 0; j < T; j++) { /* one word past the allocation's 64-byte alignment */
+        x[j] = buf[j] + 1;
+        y0[j] = buf[T + j] + 1;
+        y1[j] = buf[2 * T + j] + 1;
+    }
+    uint64_t *o[4];
+    for (int i = 0; i < 4; i++) o[i] = tsr_alloc((nmax + 1) * 8);
+    uint64_t c[17], csh[17], c52[17];
+    for (int f = TSR_SIMD_AVX2; f <= TSR_SIMD_AVX512IFMA; f++) {
+        if (!family_available((tsr_simd)f)) continue;
+        const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
+        for (size_t qi = 0; qi < nq; qi++) {
+            const uint64_t q = qs[qi];
+            tsr_modulus m;
+            tsr_modulus_init(&m, q);
+            const uint64_t r52 = tsr_modq_reduce64(&m, 1ULL << 52);
+            for (size_t ti = 0; ti < 2 * (sizeof terms_list / sizeof terms_list[0]); ti++) {
+                const size_t terms = terms_list[ti / 2];
+                const int all_max = ti % 2;
+                for (size_t n = 1; n <= nmax; n = n < 40 ? n + 1 : nmax) {
+                    for (size_t j = 0; j < terms; j++) {
+                        random_vec_edges(&g, x[j], n, q);
+                        random_vec_edges(&g, y0[j], n, q);
+                        random_vec_edges(&g, y1[j], n, q);
+                        if (all_max)
+                            for (size_t i = 0; i < n; i++) x[j][i] = y0[j][i] = y1[j][i] = q - 1;
+                    }
+                    uint64_t *a0 = o[0] + 1, *a1 = o[1] + 1, *b0 = o[2] + 1, *b1 = o[3] + 1;
+                    ref->dot2(&m, a0, a1, (const uint64_t *const *)x, (const uint64_t *const *)y0,
+                              (const uint64_t *const *)y1, terms, n);
+                    k->dot2(&m, b0, b1, (const uint64_t *const *)x, (const uint64_t *const *)y0,
+                            (const uint64_t *const *)y1, terms, n);
+                    if (memcmp(a0, b0, n * 8) || memcmp(a1, b1, n * 8))
+                        fail_msg("%s dot2 differs: q=%llu terms=%zu n=%zu%s",
+                                 tsr_simd_name((tsr_simd)f), (unsigned long long)q, terms, n,
+                                 all_max ? " (all q-1)" : "");
+                    k->dot2(&m, b0, NULL, (const uint64_t *const *)x, (const uint64_t *const *)y0,
+                            NULL, terms, n);
+                    if (memcmp(a0, b0, n * 8))
+                        fail_msg("%s single dot differs: q=%llu terms=%zu n=%zu",
+                                 tsr_simd_name((tsr_simd)f), (unsigned long long)q, terms, n);
+                    for (size_t yi = 0; yi < sizeof ymaxes / sizeof ymaxes[0]; yi++) {
+                        const uint64_t ymax = ymaxes[yi];
+                        for (size_t j = 0; j < terms; j++) {
+                            random_vec(&g, y0[j], n, ymax);
+                            y0[j][0] = ymax - 1;
+                            y0[j][n - 1] = 0;
+                            if (all_max)
+                                for (size_t i = 0; i < n; i++) y0[j][i] = ymax - 1;
+                            c[j] = j == 0 || all_max ? q - 1 : tsr_prng_uniform(&g, q);
+                            c52[j] = tsr_modq_mul(&m, c[j], r52);
+                            csh[j] = tsr_modq_shoup(c[j], q);
+                        }
+                        const tsr_conv_coeffs r = { c, csh, c52, terms, ymax };
+                        ref->conv_row(&m, a0, (const uint64_t *const *)y0, &r, n);
+                        k->conv_row(&m, b0, (const uint64_t *const *)y0, &r, n);
+                        if (memcmp(a0, b0, n * 8))
+                            fail_msg("%s conv_row differs: q=%llu terms=%zu n=%zu ymax=2^%d%s",
+                                     tsr_simd_name((tsr_simd)f), (unsigned long long)q, terms, n,
+                                     63 - __builtin_clzll(ymax), all_max ? " (all max)" : "");
+                    }
+                    if (n == nmax) break;
+                }
+            }
+        }
+    }
+    for (size_t j = 0; j < 3 * T; j++) tsr_free(buf[j]);
+    for (int i = 0; i < 4; i++) tsr_free(o[i]);
+}
+
 /* End to end with each family forced: basis conversion (exact, ModUp) and ModDown. */
 static void test_forced_pipeline(void **state) {
     (void)state;
@@ -868,17 +973,12 @@ static void test_squeeze_families(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ntt_families),
-        cmocka_unit_test(test_elementwise_families),
-        cmocka_unit_test(test_conv_row_families),
-        cmocka_unit_test(test_dot_families),
-        cmocka_unit_test(test_forced_pipeline),
-        cmocka_unit_test(test_split_ntt_families),
-        cmocka_unit_test(test_copy_stream_families),
-        cmocka_unit_test(test_permute_families),
-        cmocka_unit_test(test_quotient_families),
-        cmocka_unit_test(test_chacha_families),
-        cmocka_unit_test(test_chacha_published_vectors),
+        cmocka_unit_test(test_ntt_families),       cmocka_unit_test(test_elementwise_families),
+        cmocka_unit_test(test_conv_row_families),  cmocka_unit_test(test_dot_families),
+        cmocka_unit_test(test_wide_kernels),       cmocka_unit_test(test_forced_pipeline),
+        cmocka_unit_test(test_split_ntt_families), cmocka_unit_test(test_copy_stream_families),
+        cmocka_unit_test(test_permute_families),   cmocka_unit_test(test_quotient_families),
+        cmocka_unit_test(test_chacha_families),    cmocka_unit_test(test_chacha_published_vectors),
         cmocka_unit_test(test_squeeze_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,6 +1,7 @@
 /*
  * ring/kernels_avx512.c - AVX-512F/DQ kernels with 64-bit lanes for any
- * prime q < 2^62 (the IFMA family uses them for primes >= 2^50).
+ * prime q < 2^62 (the IFMA family uses its NTTs and element-wise kernels for primes >= 2^50;
+ * its inner products and conversion rows have 52-bit-limb versions there, kernels_ifma.c).
  *
  * AVX-512F has no 64x64 -> 128-bit multiply: the high word is assembled from
  * four 32x32 -> 64 products (vpmuludq), the low word comes from vpmullq
@@ -271,9 +272,10 @@ TGT static INL __m512i bcast4(const uint64_t *p) {
 /* Passes work on a window a[0..e1) whose word 0 is transform word `base`
  * (twiddle indices use base + e; see kernels_ifma.c). */
 
-/* Forward radix-4 pass for stages with M and 2M blocks (gaps g, g/2 >= 8) over [e0, e1). */
-TGT static INL void fwd_radix4(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t g, size_t e0,
-                               size_t e1, size_t base, const ntt64_c c) {
+/* Forward radix-4 pass for stages with M and 2M blocks (gaps g, g/2 >= 8) over [e0, e1),
+ * reading src (a itself, or a block's input: the pass is the copy). */
+TGT static INL void fwd_radix4(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src, size_t M,
+                               size_t g, size_t e0, size_t e1, size_t base, const ntt64_c c) {
     const size_t h = g / 2;
     const uint64_t *w = t->fwd, *wp = t->fwd_sh;
     size_t ib = (base + e0) / (2 * g);
@@ -283,8 +285,9 @@ TGT static INL void fwd_radix4(const tsr_ntt_table *t, uint64_t *a, size_t M, si
         const __m512i w2 = bc(w[i2]), w2p = bc(wp[i2]), w2h = bc(wp[i2] >> 32);
         const __m512i w3 = bc(w[i3]), w3p = bc(wp[i3]), w3h = bc(wp[i3] >> 32);
         uint64_t *p0 = a + e, *p1 = p0 + h, *p2 = p0 + g, *p3 = p2 + h;
+        const uint64_t *s0 = src + e, *s1 = s0 + h, *s2 = s0 + g, *s3 = s2 + h;
         for (size_t j = 0; j < h; j += 8) {
-            __m512i A = LOADU(p0 + j), B = LOADU(p1 + j), C = LOADU(p2 + j), D = LOADU(p3 + j);
+            __m512i A = LOADU(s0 + j), B = LOADU(s1 + j), C = LOADU(s2 + j), D = LOADU(s3 + j);
             bf_fwd(&A, &C, w1, w1p, w1h, c);
             bf_fwd(&B, &D, w1, w1p, w1h, c);
             bf_fwd(&A, &B, w2, w2p, w2h, c);
@@ -347,7 +350,7 @@ TGT static INL void fwd_outer_body(const tsr_ntt_table *t, uint64_t *a, size_t l
     size_t M = 1, g = size / 2;
     for (unsigned s = 0; s < r;) {
         if (r - s >= 2) {
-            fwd_radix4(t, a, M, g, 0, size, 0, c);
+            fwd_radix4(t, a, a, M, g, 0, size, 0, c);
             M *= 4;
             g /= 4;
             s += 2;
@@ -361,12 +364,17 @@ TGT static INL void fwd_outer_body(const tsr_ntt_table *t, uint64_t *a, size_t l
 }
 
 /* Stages of one block of B >= 16 words (transform offset base), first stage with M blocks. */
-TGT static INL void fwd_block_stages(const tsr_ntt_table *t, uint64_t *a, size_t M, size_t B,
-                                     size_t base, const ntt64_c c) {
+TGT static INL void fwd_block_stages(const tsr_ntt_table *t, uint64_t *a, const uint64_t *src,
+                                     size_t M, size_t B, size_t base, const ntt64_c c) {
     size_t gg = B / 2;
+    if (src != a) { /* the first pass reads src (a block of 64 words or more: gap >= 32) */
+        fwd_radix4(t, a, src, M, gg, 0, B, base, c);
+        M *= 4;
+        gg /= 4;
+    }
     while (gg > 8) {
         if (gg >= 32) {
-            fwd_radix4(t, a, M, gg, 0, B, base, c);
+            fwd_radix4(t, a, a, M, gg, 0, B, base, c);
             M *= 4;
             gg /= 4;
         } else {
@@ -394,7 +402,8 @@ TGT static void ntt_fwd_avx512(const tsr_ntt_table *t, uint64_t *a) {
     const unsigned r = full_split(n);
     const size_t B = n >> r;
     fwd_outer_body(t, a, B, r, c);
-    for (size_t e0 = 0; e0 < n; e0 += B) fwd_block_stages(t, a + e0, (size_t)1 << r, B, e0, c);
+    for (size_t e0 = 0; e0 < n; e0 += B)
+        fwd_block_stages(t, a + e0, a + e0, (size_t)1 << r, B, e0, c);
 }
 
 TGT static void ntt_fwd_outer_avx512(const tsr_ntt_table *t, uint64_t *a, size_t len, unsigned r) {
@@ -413,9 +422,12 @@ TGT static void ntt_fwd_inner_avx512(const tsr_ntt_table *t, uint64_t *a, const 
         tsr_ring_kernels_portable.ntt_fwd_inner(t, a, src, b, r, pf);
         return;
     }
-    if (a != src) memcpy(a, src, B * sizeof *a);
+    if (a != src && B < 64) { /* below one radix-4 pass's span: copy first */
+        memcpy(a, src, B * sizeof *a);
+        src = a;
+    }
     const ntt64_c c = { bc(t->mod.q), bc(2 * t->mod.q) };
-    fwd_block_stages(t, a, (size_t)1 << r, B, b * B, c);
+    fwd_block_stages(t, a, src, (size_t)1 << r, B, b * B, c);
 }
 
 /* Inverse: gaps 1, 2, 4, 8 on 16-word groups (inputs < 2q, outputs < 2q). */
@@ -663,7 +675,8 @@ TGT static void quotient_est_avx512(uint64_t *u, const uint64_t *const *y, const
  * t = floor(s / 2^(b-1)) < 2^64, est = floor(t mu / 2^64) with mu = floor(2^(b+63) / q) at
  * most 2 below floor(s / q), r = s - est q < 3q. Chunks: floor((2^(b+63) - 1) / (q-1)^2)
  * products first (8 for 60-bit primes, 4 for 61-bit), then one fewer room for the carry
- * r < q. For primes >= 2^50, which the IFMA family's dot2 sends here.
+ * r < q. The IFMA family has its own for these primes (kernels_ifma.c, dot2_wide: the same
+ * chunks and reduction, seven madds per product).
  */
 typedef struct dotc64 {
     __m512i q, q2, mu, muh;

@@ -1,5 +1,6 @@
 /*
- * ring/kernels_ifma.c - AVX-512 IFMA52 kernels for primes q < 2^50.
+ * ring/kernels_ifma.c - AVX-512 IFMA52 kernels: NTTs and products for primes q < 2^50,
+ * inner products and conversion rows for any q < 2^62 (52-bit limbs above 2^50).
  *
  * Radix 2^52 Harvey butterflies in the style of Intel HEXL (Boemer et al.,
  * "Intel HEXL: Accelerating Homomorphic Encryption with Intel AVX512-IFMA52",
@@ -774,6 +775,199 @@ TGT static void mul_shoup_ifma(const tsr_modulus *m, uint64_t *out, const uint64
     for (; i < n; i++) out[i] = tsr_modq_mul_shoup(a[i], w[i], wp[i], m->q);
 }
 
+/* ---- primes 2^50 <= q < 2^62: 128-bit products from 52-bit limbs --------- */
+
+/*
+ * The AVX-512F kernels assemble each 64 x 64 -> 128-bit product from vpmullq and four
+ * 32 x 32 products (kernels_avx512.c, mul128) plus shifts, masks and a carry: about 17
+ * instructions. With IFMA a value a < 2^62 is a0 + a1 2^52 (a0 its low 52 bits, which is all
+ * vpmadd52 reads, so a itself serves as a0; a1 = a >> 52 < 2^10), and a product is summed
+ * into three columns of weight 1, 2^52 and 2^104 with seven madds and no carries:
+ *   col0 += lo52(a0 b0)
+ *   col1 += hi52(a0 b0) + lo52(a0 b1) + lo52(a1 b0)
+ *   col2 += hi52(a0 b1) + hi52(a1 b0) + lo52(a1 b1)      (a1 b1 < 2^20)
+ * or four when a < 2^52 (a1 = 0). Each madd has an accumulator of its own (wide_acc: seven
+ * registers, summed per column at the end of a chunk): on Zen 5 a chain of dependent madds,
+ * not their number, bounds the loop (three accumulators per product measured 14 % slower).
+ * A chunk of at most 64 products plus a carry below 2^62 keeps col0 < 2^63 and col1 < 2^60;
+ * the columns are then joined into the exact 128-bit sum and reduced as the AVX-512F dot2
+ * does (the same chunk lengths and Barrett step as kernels_avx512.c's dot_reduce64): a sum
+ * s < 2^(b+63) (b = bitlen(q), q not a power of two) gives t = floor(s / 2^(b-1)) < 2^64
+ * and est = floor(t mu / 2^64), mu = floor(2^(b+63) / q), at most 2 below floor(s / q), so
+ * r = s - est q < 3q. The results are the exact residues: bit-identical to every family's.
+ */
+typedef struct wide_c {
+    __m512i q, q2, mu, muh, one;
+    __m128i sh, shl;    /* b - 1 and 65 - b */
+    size_t first, next; /* products per chunk: the first one, then with room for the carry */
+} wide_c;
+
+/* Constants for sums of products a b with a < amax, b < bmax (amax, bmax >= 2) modulo m
+ * (q not a power of two, bitlen(q) <= 62). */
+TGT static INL wide_c wide_make(const tsr_modulus *m, uint64_t amax, uint64_t bmax) {
+    wide_c d;
+    const uint64_t q = m->q;
+    const unsigned sh = (unsigned)m->bits - 1;
+    /* floor(2^(b+63) / q) = floor(floor(2^128 / q) / 2^(65-b)) */
+    const uint64_t mu = (m->mu_hi << sh) | (m->mu_lo >> (65 - m->bits));
+    const tsr_u128 lim = ((tsr_u128)1 << (m->bits + 63)) - 1;
+    const tsr_u128 sq = (tsr_u128)(amax - 1) * (bmax - 1);
+    const tsr_u128 f = lim / sq, nx = (lim - (q - 1)) / sq;
+    d.first = f > 64 ? 64 : (size_t)f;
+    d.next = nx > 64 ? 64 : (size_t)nx;
+    d.q = bcast(q);
+    d.q2 = bcast(2 * q);
+    d.mu = bcast(mu);
+    d.muh = bcast(mu >> 32);
+    d.one = bcast(1);
+    d.sh = _mm_cvtsi32_si128((int)sh);
+    d.shl = _mm_cvtsi32_si128((int)(64 - sh));
+    return d;
+}
+
+/* High 64 bits of a * b from four 32 x 32 products (bh = b >> 32): once per chunk. */
+TGT static INL __m512i mulhi64(__m512i a, __m512i b, __m512i bh) {
+    const __m512i m32 = bcast(0xffffffffULL);
+    const __m512i ah = _mm512_srli_epi64(a, 32);
+    const __m512i p00 = _mm512_mul_epu32(a, b), p01 = _mm512_mul_epu32(a, bh);
+    const __m512i p10 = _mm512_mul_epu32(ah, b), p11 = _mm512_mul_epu32(ah, bh);
+    __m512i mid = _mm512_add_epi64(_mm512_srli_epi64(p00, 32), _mm512_and_si512(p01, m32));
+    mid = _mm512_add_epi64(mid, _mm512_and_si512(p10, m32));
+    __m512i hi = _mm512_add_epi64(p11, _mm512_srli_epi64(p01, 32));
+    hi = _mm512_add_epi64(hi, _mm512_srli_epi64(p10, 32));
+    return _mm512_add_epi64(hi, _mm512_srli_epi64(mid, 32));
+}
+
+/* One column sum per madd: col0 = l, col1 = m0 + m1 + m2, col2 = h0 + h1 + h2. */
+typedef struct wide_acc {
+    __m512i l, m0, m1, m2, h0, h1, h2;
+} wide_acc;
+
+/* A chunk's accumulators, col0 starting at the carry r < q. */
+TGT static INL wide_acc wide_start(__m512i r) {
+    const __m512i z = _mm512_setzero_si512();
+    const wide_acc a = { r, z, z, z, z, z, z };
+    return a;
+}
+
+/* acc += a b, a and b < 2^62 (ah = a >> 52, bh = b >> 52). */
+TGT static INL void wide_mac(wide_acc *c, __m512i a, __m512i ah, __m512i b, __m512i bh) {
+    c->l = _mm512_madd52lo_epu64(c->l, a, b);
+    c->m0 = _mm512_madd52hi_epu64(c->m0, a, b);
+    c->m1 = _mm512_madd52lo_epu64(c->m1, a, bh);
+    c->m2 = _mm512_madd52lo_epu64(c->m2, ah, b);
+    c->h0 = _mm512_madd52hi_epu64(c->h0, a, bh);
+    c->h1 = _mm512_madd52hi_epu64(c->h1, ah, b);
+    c->h2 = _mm512_madd52lo_epu64(c->h2, ah, bh);
+}
+
+/* acc += a b, a < 2^52, b < 2^62 (bh = b >> 52). */
+TGT static INL void wide_mac_a52(wide_acc *c, __m512i a, __m512i b, __m512i bh) {
+    c->l = _mm512_madd52lo_epu64(c->l, a, b);
+    c->m0 = _mm512_madd52hi_epu64(c->m0, a, b);
+    c->m1 = _mm512_madd52lo_epu64(c->m1, a, bh);
+    c->h0 = _mm512_madd52hi_epu64(c->h0, a, bh);
+}
+
+/* col0 + col1 2^52 + col2 2^104 (< 2^(b+63)) mod q, fully reduced. */
+TGT static INL __m512i wide_reduce(const wide_acc *c, const wide_c *d) {
+    const __m512i c1 = _mm512_add_epi64(_mm512_add_epi64(c->m0, c->m1), c->m2);
+    const __m512i c2 = _mm512_add_epi64(_mm512_add_epi64(c->h0, c->h1), c->h2);
+    const __m512i a = _mm512_slli_epi64(c1, 52);
+    const __m512i lo = _mm512_add_epi64(c->l, a);
+    __m512i hi = _mm512_add_epi64(_mm512_srli_epi64(c1, 12), _mm512_slli_epi64(c2, 40));
+    hi = _mm512_mask_add_epi64(hi, _mm512_cmplt_epu64_mask(lo, a), hi, d->one);
+    const __m512i t = _mm512_or_si512(_mm512_sll_epi64(hi, d->shl), _mm512_srl_epi64(lo, d->sh));
+    const __m512i est = mulhi64(t, d->mu, d->muh);
+    const __m512i r = _mm512_sub_epi64(lo, _mm512_mullo_epi64(est, d->q)); /* < 3q */
+    return csub(csub(r, d->q2), d->q);
+}
+
+/* kernels.h dot2 for any q < 2^62 not a power of two (the IFMA family's for q >= 2^50 and
+ * even q): seven madds per product, eight coefficients per pass. */
+TGT static void dot2_wide(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
+                          const uint64_t *const *x, const uint64_t *const *y0,
+                          const uint64_t *const *y1, size_t terms, size_t n) {
+    const wide_c d = wide_make(m, m->q, m->q);
+    const __m512i zero = _mm512_setzero_si512();
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m512i r0 = zero, r1 = zero;
+        size_t j = 0, chunk = d.first;
+        while (j < terms) {
+            const size_t end = j + chunk < terms ? j + chunk : terms;
+            wide_acc a = wide_start(r0), b = wide_start(r1);
+            for (; j < end; j++) {
+                const __m512i xv = LOADU(x[j] + k), xh = _mm512_srli_epi64(xv, 52);
+                const __m512i u = LOADU(y0[j] + k);
+                wide_mac(&a, xv, xh, u, _mm512_srli_epi64(u, 52));
+                if (out1) {
+                    const __m512i v = LOADU(y1[j] + k);
+                    wide_mac(&b, xv, xh, v, _mm512_srli_epi64(v, 52));
+                }
+            }
+            r0 = wide_reduce(&a, &d);
+            if (out1) r1 = wide_reduce(&b, &d);
+            chunk = d.next;
+        }
+        STOREU(out0 + k, r0);
+        if (out1) STOREU(out1 + k, r1);
+    }
+    for (; k < n; k++) { /* tail: one coefficient at a time */
+        uint64_t s0 = 0, s1 = 0;
+        for (size_t j = 0; j < terms; j++) {
+            s0 = tsr_modq_add(s0, tsr_modq_mul(m, x[j][k], y0[j][k]), m->q);
+            if (out1) s1 = tsr_modq_add(s1, tsr_modq_mul(m, x[j][k], y1[j][k]), m->q);
+        }
+        out0[k] = s0;
+        if (out1) out1[k] = s1;
+    }
+}
+
+/* Coefficients k .. k + 7 of a conversion row (conv_row_wide); a52: every y < 2^52. */
+TGT static INL __m512i conv_wide8(const wide_c *d, const uint64_t *const *y,
+                                  const tsr_conv_coeffs *cr, size_t k, int a52) {
+    __m512i r = _mm512_setzero_si512();
+    size_t i0 = 0, chunk = d->first;
+    while (i0 < cr->terms) {
+        const size_t i1 = i0 + chunk < cr->terms ? i0 + chunk : cr->terms;
+        wide_acc a = wide_start(r);
+        for (size_t i = i0; i < i1; i++) {
+            const __m512i cv = bcast(cr->c[i]), ch = bcast(cr->c[i] >> 52);
+            const __m512i yv = LOADU(y[i] + k);
+            if (a52)
+                wide_mac_a52(&a, yv, cv, ch);
+            else
+                wide_mac(&a, yv, _mm512_srli_epi64(yv, 52), cv, ch);
+        }
+        r = wide_reduce(&a, d);
+        i0 = i1;
+        chunk = d->next;
+    }
+    return r;
+}
+
+/* kernels.h conv_row for p < 2^62 not a power of two and ymax <= 2^62, when the products'
+ * bound leaves chunks of at least 8 terms (shorter ones: a Barrett step every few terms
+ * costs more than the AVX-512F row's lazy Shoup products). Four madds per term when
+ * ymax <= 2^52, seven otherwise. Returns 0 (nothing written) when it does not apply. */
+TGT static int conv_row_wide(const tsr_modulus *m, uint64_t *out, const uint64_t *const *y,
+                             const tsr_conv_coeffs *cr, size_t n) {
+    const wide_c d = wide_make(m, cr->ymax < 2 ? 2 : cr->ymax, m->q);
+    if (d.first < 8 && d.first < cr->terms) return 0;
+    size_t k = 0;
+    if (cr->ymax <= ((uint64_t)1 << 52))
+        for (; k + 8 <= n; k += 8) STOREU(out + k, conv_wide8(&d, y, cr, k, 1));
+    else
+        for (; k + 8 <= n; k += 8) STOREU(out + k, conv_wide8(&d, y, cr, k, 0));
+    if (k < n) {
+        const uint64_t *yt[TSR_RNS_MAX_PRIMES + 1];
+        for (size_t i = 0; i < cr->terms; i++) yt[i] = y[i] + k;
+        tsr_ring_kernels_portable.conv_row(m, out + k, yt, cr, n - k);
+    }
+    return 1;
+}
+
 /*
  * Basis-conversion row, p < 2^50 and inputs y < 2^52: per term two madds
  * accumulate the low and high 52-bit halves of y * c52 (c52 = c 2^52 mod p,
@@ -788,8 +982,13 @@ TGT static void conv_row_ifma(const tsr_modulus *m, uint64_t *out, const uint64_
     const uint64_t p = m->q, ymax = cr->ymax, *c52 = cr->c52;
     const size_t terms = cr->terms;
     /* Montgomery needs p odd (conversion targets are primes; checked for the contract's sake) */
-    if (p >= IFMA_MAX_Q || (p & 1) == 0 || ymax > ((uint64_t)1 << 52) || terms == 0) {
+    if ((p & (p - 1)) == 0 || m->bits > 62 || ymax > ((uint64_t)1 << 62) || terms == 0) {
         tsr_ring_kernels_for(TSR_SIMD_AVX512)->conv_row(m, out, y, cr, n);
+        return;
+    }
+    if (p >= IFMA_MAX_Q || (p & 1) == 0 || ymax > ((uint64_t)1 << 52)) {
+        if (!conv_row_wide(m, out, y, cr, n))
+            tsr_ring_kernels_for(TSR_SIMD_AVX512)->conv_row(m, out, y, cr, n);
         return;
     }
     /* hi52 of one product is <= hmax; a chunk of K terms keeps hi < 2^52 - p - 2. */
@@ -899,8 +1098,12 @@ TGT static void dot2_ifma(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
                           const uint64_t *const *x, const uint64_t *const *y0,
                           const uint64_t *const *y1, size_t terms, size_t n) {
     const uint64_t q = m->q;
-    if (q >= IFMA_MAX_Q || (q & 1) == 0 || terms == 0) { /* Montgomery needs q odd */
+    if ((q & (q - 1)) == 0 || m->bits > 62 || terms == 0) { /* Barrett needs q not 2^k */
         tsr_ring_kernels_for(TSR_SIMD_AVX512)->dot2(m, out0, out1, x, y0, y1, terms, n);
+        return;
+    }
+    if (q >= IFMA_MAX_Q || (q & 1) == 0) { /* Montgomery needs q odd */
+        dot2_wide(m, out0, out1, x, y0, y1, terms, n);
         return;
     }
     const uint64_t hmax = (uint64_t)(((tsr_u128)(q - 1) * (q - 1)) >> 52);
