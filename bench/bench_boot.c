@@ -430,9 +430,9 @@ static void print_memory(const result *r) {
         snprintf(layout, sizeof layout, "coefficients, converted when applied");
     else
         snprintf(layout, sizeof layout,
-                 "encoded within %ld MiB, the rest and those of period <= slots/32 as "
+                 "encoded within %zu MiB, the rest and those of period <= slots/32 as "
                  "coefficients",
-                 tune.diagonals_mib ? tune.diagonals_mib : (long)TSR_CIRCUITS_BOOT_DIAGONALS_MIB);
+                 r->info.diagonals_mib);
     printf("    diagonals %.1f (%s); rotation keys %.1f; conjugation key %.1f (level %d); "
            "trace keys %.1f\n",
            mib(r->diag_mem), layout, mib(fk), mib(r->conj_mem), r->conj_level,
@@ -460,10 +460,9 @@ static void print_memory_json(const result *r) {
            r->rss_circuit, r->rss_keys, r->rss_eval, r->peak_params, r->peak_circuit, r->peak_keys);
     for (int s = 0; s < N_STAGES; s++)
         printf("%s\"%s\": %.0f", s ? ", " : "", stage_names[s], r->stage_peak[s]);
-    printf("}}, \"diagonals_on_the_fly\": %s, \"diagonals_budget_mib\": %ld, \"level_keys\": %s, "
+    printf("}}, \"diagonals_on_the_fly\": %s, \"diagonals_budget_mib\": %zu, \"level_keys\": %s, "
            "\"relin_level\": %d, \"conj_level\": %d, \"factors\": [",
-           r->on_the_fly ? "true" : "false",
-           tune.diagonals_mib ? tune.diagonals_mib : (long)TSR_CIRCUITS_BOOT_DIAGONALS_MIB,
+           r->on_the_fly ? "true" : "false", r->info.diagonals_mib,
            r->level_keys ? "true" : "false", r->relin_level, r->conj_level);
     for (size_t f = 0; f < r->n_factors; f++) {
         const tsr_circuits_boot_factor *fa = &r->factors[f];
@@ -515,15 +514,15 @@ int bench_boot_main(int argc, char **argv) {
                "--diagonals-on-the-fly: every DFT diagonal kept as coefficients and converted\n"
                "when applied (config.diagonals_on_the_fly: less memory, more time); by default\n"
                "only those of slot period <= slots/32 (a cheap conversion), the others encoded\n"
-               "within M MiB (--diagonals-mib; default: the library's, %d): the limbs past it\n"
-               "are converted when applied (config.diagonals_mib).\n"
+               "within M MiB (--diagonals-mib; default: the library's, %d, or %d for S <= N/16):\n"
+               "the limbs past it are converted when applied (config.diagonals_mib).\n"
                "--cos-degree, --double-angles, --k, --cts-levels, --stc-levels: EvalMod's\n"
                "cosine degree, double-angle steps and range K, the transforms' level budgets\n"
                "(tsr_circuits_boot_config; default: the library's choice).\n"
                "The memory breakdown lists the keys (per factor of the transforms, at the level\n"
                "they are made for), the encoded diagonals per factor, the resident memory after\n"
                "each setup phase and the peak after each stage of the first run.\n",
-               TSR_CIRCUITS_BOOT_DIAGONALS_MIB);
+               TSR_CIRCUITS_BOOT_DIAGONALS_MIB, TSR_CIRCUITS_BOOT_SPARSE_DIAGONALS_MIB);
         return 0;
     }
     long slots = 0, threads = 1, runs = 5, log_n = 16, left = 10, ratio = 0;

@@ -1321,6 +1321,35 @@ static void test_boot_default_ratio(void **state) {
     }
 }
 
+/*
+ * The encoded diagonals' default budget (header: TSR_CIRCUITS_BOOT_DIAGONALS_MIB, and
+ * TSR_CIRCUITS_BOOT_SPARSE_DIAGONALS_MIB for slots <= N/16, whose circuits hold fewer keys),
+ * an explicit config.diagonals_mib kept as given, none for the layouts without a budget.
+ */
+static void test_boot_default_budget(void **state) {
+    he *h = *state;
+    const size_t n_ring = 2 * h->slots;
+    for (size_t n = h->slots; n >= h->slots / 32; n /= 2) {
+        for (int mode = 0; mode < 3; mode++) {
+            tsr_circuits_boot_config cfg = { .slots = n };
+            if (mode == 1) cfg.diagonals_mib = 300;
+            if (mode == 2) cfg.diagonals_on_the_fly = 1;
+            tsr_circuits_boot *b;
+            tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, &cfg));
+            tsr_circuits_boot_info info;
+            tsr_circuits_boot_get_info(b, &info);
+            size_t want = mode == 1          ? 300
+                          : mode == 2        ? 0
+                          : 16 * n <= n_ring ? TSR_CIRCUITS_BOOT_SPARSE_DIAGONALS_MIB
+                                             : TSR_CIRCUITS_BOOT_DIAGONALS_MIB;
+            if (info.diagonals_mib != want)
+                fail_msg("%zu of %zu slots, mode %d: budget %zu MiB, want %zu", n, h->slots, mode,
+                         info.diagonals_mib, want);
+            tsr_circuits_boot_free(b);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_mul_monomial, he_setup, he_teardown),
@@ -1338,6 +1367,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_encap_modulus_bound, he_setup_dense, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_errors, he_setup, he_teardown),
         cmocka_unit_test(test_boot_default_ratio),
+        cmocka_unit_test_setup_teardown(test_boot_default_budget, he_setup, he_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -438,6 +438,15 @@ TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_cipher
  */
 #define TSR_CIRCUITS_BOOT_DIAGONALS_MIB 256
 
+/**
+ * The default budget for sparse slots of at most N/16 (a trace of three or more steps), in MiB:
+ * their circuits hold fewer keys, so both full-period factors fit encoded. At N = 2^16 with
+ * 2^12 slots they take 608 MiB (CoeffsToSlots' first 272, SlotsToCoeffs' last 336): 0.12 s
+ * less per bootstrap than within 256 MiB, peak memory 3812 MiB (docs/BENCHMARKS.md, "issue
+ * 12, eighth round"). 2^13 slots keep TSR_CIRCUITS_BOOT_DIAGONALS_MIB (4174 MiB with 640).
+ */
+#define TSR_CIRCUITS_BOOT_SPARSE_DIAGONALS_MIB 640
+
 /** Configuration of a bootstrapping circuit (zero fields take the defaults). */
 typedef struct tsr_circuits_boot_config {
     size_t slots;          /**< n: N/2 (0, the default) or a smaller power of two */
@@ -483,10 +492,11 @@ typedef struct tsr_circuits_boot_config {
     unsigned diagonals_on_the_fly;
     /**
      * With diagonals_on_the_fly = 0: the most memory, in MiB, the encoded
-     * diagonals may take (0: TSR_CIRCUITS_BOOT_DIAGONALS_MIB; SIZE_MAX: no
-     * limit). Past it, the encoded factors (in order: CoeffsToSlots, then
-     * SlotsToCoeffs) keep only the first limbs of each diagonal that fit and
-     * convert the others when applied from the diagonal's coefficients (an
+     * diagonals may take (0: TSR_CIRCUITS_BOOT_DIAGONALS_MIB, or
+     * TSR_CIRCUITS_BOOT_SPARSE_DIAGONALS_MIB for slots <= N/16; SIZE_MAX: no
+     * limit; the budget in effect is tsr_circuits_boot_info.diagonals_mib). Past it, the encoded
+     * factors (in order: CoeffsToSlots, then SlotsToCoeffs) keep only the first limbs of each
+     * diagonal that fit and convert the others when applied from the diagonal's coefficients (an
      * N-point NTT per limb): bit-identical results, less memory, a little
      * more time (docs/BENCHMARKS.md). Ignored by the other layouts.
      */
@@ -512,6 +522,9 @@ typedef struct tsr_circuits_boot_info {
     double cos_error;      /**< its max error on [-1, 1] */
     double in_scale;       /**< q_0 / 2^R: the scale of the message at ModRaise */
     size_t rotations;      /**< rotation keys needed */
+    /** the encoded diagonals' budget in effect, MiB (config.diagonals_mib or its default;
+     * SIZE_MAX: none; 0 with diagonals_on_the_fly != 0, which has no budget) */
+    size_t diagonals_mib;
 } tsr_circuits_boot_info;
 
 /**

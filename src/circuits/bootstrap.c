@@ -58,6 +58,7 @@ struct tsr_circuits_boot {
     unsigned encap_h; /* Hamming weight of the temporary secret, 0: no encapsulation */
     int on_the_fly;   /* config.diagonals_on_the_fly: 0 subring mix, 1 coefficients, 2 encoded */
     uint64_t diag_budget; /* on_the_fly = 0: bytes of encoded diagonals (config.diagonals_mib) */
+    size_t budget_mib;    /* the same in MiB (info.diagonals_mib) */
     const tsr_ckks_switch_key *to_sparse, *to_dense; /* borrowed */
 };
 
@@ -439,7 +440,11 @@ tsr_status tsr_circuits_boot_create(tsr_circuits_boot **out, tsr_ckks_encoder *e
     b->k = k;
     b->encap_h = c.encapsulation_hw;
     b->on_the_fly = (int)c.diagonals_on_the_fly;
-    size_t budget_mib = c.diagonals_mib ? c.diagonals_mib : TSR_CIRCUITS_BOOT_DIAGONALS_MIB;
+    /* slots <= N/16 hold fewer keys: room for both full-period factors encoded (at N = 2^16) */
+    size_t budget_mib = c.diagonals_mib   ? c.diagonals_mib
+                        : sparse_log >= 3 ? TSR_CIRCUITS_BOOT_SPARSE_DIAGONALS_MIB
+                                          : TSR_CIRCUITS_BOOT_DIAGONALS_MIB;
+    b->budget_mib = c.diagonals_on_the_fly ? 0 : budget_mib;
     b->diag_budget = budget_mib >= UINT64_MAX >> 20 ? UINT64_MAX : (uint64_t)budget_mib << 20;
     b->r = (int)r;
     b->in_scale = ldexp(q0, -(int)ratio);
@@ -508,6 +513,7 @@ void tsr_circuits_boot_get_info(const tsr_circuits_boot *b, tsr_circuits_boot_in
     info->cos_error = b->cos_err;
     info->in_scale = b->in_scale;
     info->rotations = b->n_steps;
+    info->diagonals_mib = b->budget_mib;
 }
 
 size_t tsr_circuits_boot_rotations(const tsr_circuits_boot *b, int *steps, size_t cap) {
