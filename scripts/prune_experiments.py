@@ -61,6 +61,32 @@ def load(split):
     return torch.from_numpy(x.reshape(-1, 784)), torch.from_numpy(y)
 
 
+N_TRAIN = 60000  # Fashion-MNIST's training images
+
+
+def train_part(args):
+    """The training images the models may see: all 60 000, or the first 60 000 - --val."""
+    x, y = load("train")
+    n = N_TRAIN - args.val
+    return x[:n], y[:n]
+
+
+def val_part(args):
+    """--val: the held-out tail of the training images (never trained on), or None."""
+    if not args.val:
+        return None
+    x, y = load("train")
+    return x[N_TRAIN - args.val:], y[N_TRAIN - args.val:]
+
+
+def scores(model, kind, test_set, val_set):
+    """{"loss": test loss} and, with a validation split, {"val_loss": its loss}."""
+    r = {"loss": evaluate(model, kind, test_set)}
+    if val_set is not None:
+        r["val_loss"] = evaluate(model, kind, val_set)
+    return r
+
+
 class Act(torch.nn.Module):
     def __init__(self, coef=ACT):
         super().__init__()
@@ -326,7 +352,8 @@ def svg(points, path, title, ylabel):
     """Scatter per method: x = loss, y = saved fraction (%)."""
     colors = {"tile": "#1f77b4", "magnitude": "#d62728", "hunter": "#2ca02c",
               "hepex": "#9467bd", "hepex+expand": "#ff7f0e", "tile+expand": "#8c564b",
-              "tile+shrink": "#e377c2", "tile+expand+shrink": "#17becf", "narrow": "#7f7f7f"}
+              "tile+shrink": "#e377c2", "tile+expand+shrink": "#17becf", "narrow": "#7f7f7f",
+              "pca-init": "#bcbd22"}
     xs = [p["loss"] for p in points] or [0, 1]
     x0, x1 = min(xs), max(xs)
     if x1 == x0:
@@ -386,7 +413,9 @@ def table(res):
         cells = [name, sp, f"{r['tiles'][1]}/{d['tiles'][0]}",
                  f"{r['ct_pt']} ({pct(r['ct_pt'], d['ct_pt'])})",
                  f"{r['rotations']} ({pct(r['rotations'], d['rotations'])})",
-                 f"{r['loss']:.5f} ({r['loss'] / d['loss']:.2f}x)" if is_ae(kind)
+                 f"{r['loss']:.5f} ({r['loss'] / d['loss']:.2f}x)" +
+                 (f"; val {r['val_loss']:.5f} ({r['val_loss'] / d['val_loss']:.2f}x)"
+                  if r.get("val_loss") and d.get("val_loss") else "") if is_ae(kind)
                  else f"{100 * r['loss']:.2f}% ({100 * (r['loss'] - d['loss']):+.2f})"]
         if has_b and "latency_s" not in r:
             cells += ["not measured",
@@ -602,6 +631,83 @@ def pixel_blocks(size, ks, counts):
     return res
 
 
+def pca_init(args):
+    """--pca-init FILE: an autoencoder of --widths 784,K,...,K,784 that starts as the training
+    images' K-component PCA (of the images the models may see: the first 60 000 - --val), not
+    a pruned dense model. With c = P^T (x - mu) / sd the whitened coefficients (P the K leading
+    components, sd their standard deviations), the first layer computes z = t c, each hidden
+    layer after it z' = (act(z) - act_c - act_a t^2) / act_b (act(z) = act_c + act_b z +
+    act_a z^2: the identity up to the quadratic term less its mean, which a small t keeps
+    small), and the last W_L = P diag(sd) / (t act_b), b_L = mu - W_L (act_c + act_a t^2) 1:
+    the decoder's columns are the principal components (scaled), its bias the mean (up to
+    that constant). Prints the MSE of the PCA and of the initialised
+    network, writes the model (PyTorch's export, activation ACT), stops."""
+    w = [int(v) for v in args.widths.split(",")] if args.widths else []
+    if len(w) < 3 or w[0] != 784 or w[-1] != 784 or len(set(w[1:-1])) != 1 or w[1] > 784:
+        sys.exit("--pca-init needs --widths 784,K,...,K,784 (equal hidden widths K <= 784)")
+    k, (a, b, c), t = w[1], ACT, args.pca_scale
+    x = train_part(args)[0].numpy().astype(np.float64)
+    mu = x.mean(0)
+    ev, v = np.linalg.eigh((x - mu).T @ (x - mu) / x.shape[0])
+    p, sd = v[:, ::-1][:, :k], np.sqrt(np.maximum(ev[::-1][:k], 1e-12))
+    enc, dropped = zero_input_tiles(args, x - mu, p)
+    model = build("ae1", w)
+    lin = [m for m in model if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        def put(m, wt, bias):
+            m.weight.copy_(torch.from_numpy(wt.astype(np.float32)))
+            m.bias.copy_(torch.from_numpy(bias.astype(np.float32)))
+        put(lin[0], t * (enc / sd).T, -t * (mu @ enc) / sd)
+        # act's quadratic term adds a t^2 on average (c has unit variance): taken out too
+        c2 = c + a * t * t
+        for m in lin[1:-1]:
+            put(m, np.eye(k) / b, np.full(k, -c2 / b))
+        wl = p * sd / (t * b)
+        put(lin[-1], wl, mu - wl @ np.full(k, c2))
+    test_set, val_set = load("test"), val_part(args)
+    xt = test_set[0].numpy().astype(np.float64)
+    res = {"pca_init": args.pca_init, "widths": args.widths, "pca_scale": t, "val": args.val,
+           "pca_test": float((((xt - mu) @ p @ p.T + mu - xt) ** 2).mean())}
+    if dropped:
+        res.update({"zero_input_tiles": dropped, "input_tile": args.input_tile,
+                    "linear_test": float((((xt - mu) @ enc @ p.T + mu - xt) ** 2).mean()),
+                    # the first layer's share of zero tiles, for --more --layers
+                    "first_layer_sparsity": len(dropped) / -(-784 // args.input_tile)})
+    res.update({"init_" + key: v for key, v in scores(model, "ae1", test_set, val_set).items()})
+    export(model, args.pca_init, "ae1")
+    res["onnx_sha256"] = sha256(args.pca_init)
+    print(json.dumps(res))
+
+
+def zero_input_tiles(args, xc, p):
+    """--zero-inputs K: the encoder (784, k) of --pca-init, P itself, or with K > 0 the least-
+    squares map from the pixels left after zeroing K aligned tiles of --input-tile consecutive
+    pixels (the first layer's input tile columns) to the PCA coefficients xc P, its zero rows the
+    dropped pixels. The K tiles are chosen greedily, each the one whose loss leaves the least
+    squared error of the coefficients on the training images (the PCA's own error is the
+    same for every choice: P is orthonormal). Returns (encoder, sorted tile indices)."""
+    if not args.zero_inputs:
+        return p, []
+    T = args.input_tile
+    n_t = -(-784 // T)
+    g, h = xc.T @ xc, xc.T @ (xc @ p)
+
+    def enc_of(drop):
+        keep = np.ones(784, bool)
+        for i in drop:
+            keep[i * T:(i + 1) * T] = False
+        e = np.zeros_like(p)
+        e[keep] = np.linalg.solve(g[np.ix_(keep, keep)], h[keep])
+        return e, float(np.einsum("ij,ij->", h[keep], e[keep]))  # coefficient energy kept
+    drop = []
+    for _ in range(args.zero_inputs):
+        best = max((i for i in range(n_t) if i not in drop), key=lambda i: enc_of(drop + [i])[1])
+        drop.append(best)
+        print(f"--zero-inputs: tile {best} (pixels {best * T}..{min(784, best * T + T) - 1})",
+              file=sys.stderr, flush=True)
+    return enc_of(drop)[0], sorted(drop)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="ae1", choices=["ae1", "ae2", "mlp", "cnn"])
@@ -612,6 +718,11 @@ def main():
     ap.add_argument("--ft-lr", type=float, default=5e-4)
     ap.add_argument("--ft-batch", type=int, default=64)
     ap.add_argument("--ft-limit", type=int, default=0, help="fine-tune on the first N samples")
+    ap.add_argument("--val", type=int, default=0,
+                    help="hold out the last N of the 60 000 training images as a validation "
+                    "split: never trained on (base model, fine-tunings, --pca-init), scored as "
+                    "val_loss of every point, to choose schedules on (--ft-limit defaults to "
+                    "60 000 - N and may not exceed it)")
     ap.add_argument("--sparsity", default="0.5,0.75")
     ap.add_argument("--layers", default="",
                     help="per-layer sparsity pattern, s = the swept sparsity, e.g. s,0,0,s")
@@ -672,13 +783,28 @@ def main():
                     help="MODEL.onnx: fine-tune a pruned (e.g. shrunk) model further, --steps "
                     "more fine-tunings with its zeros kept (tessera prune --method tile "
                     "--sparsity 0), and record it as a run of --methods (one) at --sparsity "
-                    "(one) with --tag, continued_from MODEL (needs --dense-from)")
+                    "(one) with --tag, continued_from MODEL (needs --dense-from); passes --seed "
+                    "(the data order) and --layers as --layer-sparsity")
     ap.add_argument("--data-tiles", default="",
                     help="F,... (one share per layer) with --more and --steps 1: first zero the "
                     "share F of each layer's tiles (--tile) of least data-weighted mass (sum of "
                     "w^2 x the variance of the weight's input over the fine-tuning images), "
                     "folding their mean contribution into the bias, then fine-tune with those "
                     "tiles masked")
+    ap.add_argument("--pca-init", default="",
+                    help="FILE.onnx: write an autoencoder of --widths 784,K,...,K,784 initialised "
+                    "as the training images' K-component PCA (no dense model pruned), print its "
+                    "MSE, stop; fine-tune it with --more FILE.onnx")
+    ap.add_argument("--pca-scale", type=float, default=0.5,
+                    help="--pca-init: the standard deviation t of the first layer's outputs "
+                    "(smaller: nearer the PCA, the activation's quadratic term smaller)")
+    ap.add_argument("--zero-inputs", type=int, default=0,
+                    help="--pca-init: zero K whole tiles of the first layer's input columns (K "
+                    "aligned runs of --input-tile pixels, chosen greedily by the PCA "
+                    "coefficients' least-squares error without them); fine-tune it with --more "
+                    "and --layers set to the printed first_layer_sparsity,0,...")
+    ap.add_argument("--input-tile", type=int, default=16,
+                    help="--zero-inputs: pixels per input tile column (the plan's t0)")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -709,6 +835,16 @@ def main():
             json.dump(res, f, indent=1)
         for r in res["rows"]:
             print(json.dumps(r))
+        return
+    if not 0 <= args.val < N_TRAIN:
+        sys.exit(f"--val {args.val}: must be in 0..{N_TRAIN - 1}")
+    if args.val and not args.ft_limit:
+        args.ft_limit = N_TRAIN - args.val
+    if args.val and args.ft_limit > N_TRAIN - args.val:
+        sys.exit(f"--ft-limit {args.ft_limit} with --val {args.val}: the fine-tunings would "
+                 f"train on the held-out tail; use --ft-limit <= {N_TRAIN - args.val}")
+    if args.pca_init:
+        pca_init(args)
         return
     if args.pca:
         try:
@@ -778,14 +914,17 @@ def main():
             res = json.load(f)
         kind, test_set = res["model"], load("test")
         wtag = "-w" + res["widths"].replace(",", "-") if res.get("widths") else ""
-        res["dense"]["loss"] = evaluate(
-            load_pruned(kind, f"{args.work}/{kind}{wtag}-dense.onnx")[0], kind, test_set)
+        wtag += f"-val{res['val']}" if res.get("val") else ""
+        args.val = res.get("val", 0)
+        val_set = val_part(args)
+        res["dense"].update(scores(
+            load_pruned(kind, f"{args.work}/{kind}{wtag}-dense.onnx")[0], kind, test_set, val_set))
         for r in res["runs"]:
             # runs before "onnx" was recorded: '+shrink' was not in the file name
             path = r.get("onnx") or f"{args.work}/{kind}{wtag}-" \
                 f"{r['method'].removesuffix('+shrink').replace('+', '_')}{res.get('tag', '')}-" \
                 f"{r['sparsity']}.onnx"
-            r["loss"] = evaluate(load_pruned(kind, path)[0], kind, test_set)
+            r.update(scores(load_pruned(kind, path)[0], kind, test_set, val_set))
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
         plots(res, args.out, "latency_s" in res["dense"])
@@ -807,12 +946,15 @@ def main():
         return
     # a dense model of other widths (--widths) gets its own files
     wtag = "-w" + args.widths.replace(",", "-") if args.widths else ""
+    # a base model and dense reference that never saw the validation tail get their own files
+    wtag += f"-val{args.val}" if args.val else ""
     base = f"{args.work}/{kind}{wtag}.onnx"
+    val_set = val_part(args)
     t_start = time.time()
     if not os.path.exists(base):
         torch.manual_seed(0)
         sizes = [int(v) for v in args.widths.split(",")] if args.widths else None
-        model = train(build(kind, sizes), kind, load("train"), args.epochs, 1e-3)
+        model = train(build(kind, sizes), kind, train_part(args), args.epochs, 1e-3)
         export(model, base, kind)
     files = data_files(args, kind)
     dense_plan = plan_counts(args, base)
@@ -835,12 +977,15 @@ def main():
            "batch": args.batch, "layers": args.layers, "expand": args.expand, "tag": args.tag,
            "rows": args.rows, "distill": args.distill, "widths": args.widths,
            "offset_tiles": args.offset_tiles, "seed": args.seed, "runs": []}
+    if args.val:
+        res["val"] = args.val
     if args.dense_seed:
         res["dense_seed"] = args.dense_seed
     if args.dense_from:
         # the same dense reference as an earlier run with the same settings
         with open(args.dense_from) as f:
             res["dense"] = json.load(f)["dense"]
+        same_val(args, res["dense"])
         rep = tessera(args, ["prune", dense, "--stats"] + tiling)
     else:
         t_dense = time.time()
@@ -849,7 +994,7 @@ def main():
                       (["--seed", str(args.dense_seed)] if args.dense_seed else []) +
                       finetune_args(args, files, args.steps + 1))
         t_dense = round(time.time() - t_dense, 1)
-        res["dense"] = {"loss": evaluate(load_pruned(kind, dense)[0], kind, test_set)}
+        res["dense"] = scores(load_pruned(kind, dense)[0], kind, test_set, val_set)
         res["dense"].update(bench(args, dense) if args.bench else plan_counts(args, dense))
         res["dense"].update(prune_report(rep))
         res["dense"].update({"onnx": dense, "onnx_sha256": sha256(dense)})
@@ -857,7 +1002,7 @@ def main():
         res["dense"].update({"base_epochs": args.epochs, "finetunings": args.steps + 1,
                              "ft_epochs": args.ft_epochs, "ft_limit": args.ft_limit,
                              "ft_lr": args.ft_lr, "ft_batch": args.ft_batch,
-                             "dense_seed": args.dense_seed,
+                             "dense_seed": args.dense_seed, "val": args.val,
                              "finetune_wall_s": t_dense})
     print(json.dumps(res["dense"]), flush=True)
     base_tiles = layer_tiles(rep, dense, spatial, args.offset_tiles)
@@ -902,9 +1047,9 @@ def main():
                  "distill": args.distill, "steps": steps, "ft_epochs": args.ft_epochs,
                  "ft_limit": args.ft_limit, "tag": args.tag, "onnx": out,
                  "seed": args.seed, "offset_tiles": args.offset_tiles,
-                 "onnx_sha256": sha256(out),
-                 "loss": evaluate(load_pruned(kind, out)[0], kind, test_set),
+                 "onnx_sha256": sha256(out), "val": args.val,
                  "prune_s": time.time() - t1}
+            r.update(scores(load_pruned(kind, out)[0], kind, test_set, val_set))
             r.update(rep)
             if args.bench and rep["products"][1] < rep["products"][0] and \
                     (not args.bench_methods or meth in args.bench_methods.split(",")):
@@ -935,26 +1080,36 @@ def more(args, kind, test_set):
     with open(args.dense_from) as f:
         ref = json.load(f)
     dense = ref["dense"]
+    same_val(args, dense)
     # the tiles of the reference's run, so that the report counts the same tiles
     tile = args.tile if args.tile != "auto" else ref.get("tile", "32x32")
     method, s = args.methods, float(args.sparsity)
     files = data_files(args, kind)
     out = f"{args.work}/{kind}-{method.replace('+', '_')}{args.tag}-{s}.onnx"
+    # --layers: per-layer tile sparsities, e.g. the share of --pca-init --zero-inputs' all-zero
+    # tiles in the first layer: being the smallest, exactly those tiles are masked (kept zero)
+    if "s" in args.layers.split(","):
+        sys.exit("--more --layers: numbers only (there is no swept sparsity)")
+    layers = ["--layer-sparsity", args.layers] if args.layers else []
     t1 = time.time()
     src, sp, zeroed = args.more, ["--sparsity", "0"], None
     if args.data_tiles:
+        if layers:
+            sys.exit("--data-tiles sets the per-layer sparsities itself: drop --layers")
         src, per, zeroed = data_tiles(args, kind, tile, test_set, out)
         sp += ["--layer-sparsity", ",".join(f"{v:.9f}" for v in per)]
     rep = prune_report(tessera(args, ["prune", src, "--out", out, "--quiet", "--force",
                                       "--method", "tile", "--tile", tile,
-                                      "--tile-spatial", ref.get("spatial", "1x1")] + sp +
+                                      "--tile-spatial", ref.get("spatial", "1x1"),
+                                      "--seed", str(args.seed)] + sp + layers +
                                finetune_args(args, files, args.steps, dense.get("onnx"))))
-    r = {"method": method, "sparsity": s, "layer_sparsity": [], "rows": args.rows,
+    r = {"method": method, "sparsity": s, "rows": args.rows,
+         "layer_sparsity": [float(v) for v in args.layers.split(",")] if args.layers else [],
          "distill": args.distill, "steps": args.steps, "ft_epochs": args.ft_epochs,
          "ft_limit": args.ft_limit, "tag": args.tag, "continued_from": args.more,
          "continued_from_sha256": sha256(args.more), "onnx": out, "onnx_sha256": sha256(out),
-         "loss": evaluate(load_pruned(kind, out)[0], kind, test_set),
-         "prune_s": time.time() - t1}
+         "seed": args.seed, "ft_lr": args.ft_lr, "val": args.val, "prune_s": time.time() - t1}
+    r.update(scores(load_pruned(kind, out)[0], kind, test_set, val_part(args)))
     if zeroed:
         r["data_tiles"] = zeroed
     r.update(rep)
@@ -1074,6 +1229,13 @@ def set_weights(path, out, new):
                     init[name].CopyFrom(numpy_helper.from_array(
                         np.ascontiguousarray(v, dtype=old.dtype).reshape(old.shape), name))
     onnx.save(m, out)
+
+
+def same_val(args, dense):
+    """A dense reference from --dense-from must have held out the same validation tail."""
+    if dense.get("val", 0) != args.val:
+        sys.exit(f"--dense-from: its dense reference held out --val {dense.get('val', 0)}, "
+                 f"this run --val {args.val}: the two would not be comparable")
 
 
 def plots(res, out, has_bench):
