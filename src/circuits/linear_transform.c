@@ -590,17 +590,54 @@ static void product_noise(const circuits_bsgs *lt, size_t t, double err, double 
     *m_out = mag * lt->pt_mag[t];
 }
 
+/* Words per block of fly_inner_sum's subring path (at most N/2): a group's spread block
+ * (FLY_GROUP x 16 KiB) stays in L1/L2 beside the babies' blocks it multiplies. */
+enum { FLY_BLOCK = 2048 };
+
+/* The m distinct NTT values of limb i of diagonal d (diag_limb before its spread), into dst. */
+static void diag_limb_sub(const circuits_bsgs *lt, size_t d, const tsr_rns_basis *qp, size_t i,
+                          uint64_t *dst) {
+    const size_t off = lt->coef_off[d], m = lt->coef_off[d + 1] - off;
+    const tsr_modulus *mod = &qp->mod[i];
+    if (lt->coef_i)
+        for (size_t k = 0; k < m; k++) dst[k] = tsr_modq_from_i64(mod, lt->coef_i[off + k]);
+    else
+        for (size_t k = 0; k < m; k++) dst[k] = coef_mod(mod, lt->coef[off + k]);
+    tsr_ntt_forward_sub(qp->ntt[i], dst, m);
+}
+
+/* Words c .. c + blk of a limb whose N NTT values are val[k] repeated 2^sh times in a row
+ * (tsr_ntt_forward_sparse's layout), into out. c and blk are powers-of-two multiples. */
+static void spread_block(uint64_t *out, const uint64_t *val, unsigned sh, size_t c, size_t blk) {
+    const size_t s = (size_t)1 << sh;
+    if (s >= blk) {
+        const uint64_t x = val[c >> sh];
+        for (size_t j = 0; j < blk; j++) out[j] = x;
+        return;
+    }
+    for (size_t k = c >> sh; k < (c + blk) >> sh; k++) {
+        const uint64_t x = val[k];
+        uint64_t *o = out + (k << sh) - c;
+        for (size_t j = 0; j < s; j++) o[j] = x;
+    }
+}
+
 /*
  * On the fly: (s0, s1) = sum over diagonals d in [t, t + cnt) of diag_d * baby(d), over
- * Q_l u P, limb by limb: FLY_GROUP diagonals' limb i converted into the thread's scratch
- * (FLY_GROUP + 2 limbs of N words per thread) and multiplied while in cache. Exact modular
- * sums: the words of ckks_qp_dot_plain on the stored diagonals.
+ * Q_l u P, limb by limb, FLY_GROUP diagonals at a time in the thread's scratch (FLY_GROUP + 2
+ * limbs of N words per thread). A group of subring diagonals only (each m = 2p <= N/2
+ * coefficients, its NTT m distinct values repeated N/m times in a row, as
+ * tsr_ntt_forward_sparse writes them) keeps the m values and spreads them block by block
+ * (FLY_BLOCK words) just before multiplying, so no spread limb (N words: 512 KiB at N = 2^16)
+ * leaves the cache; any other group converts its limbs whole. Exact modular sums, the words of
+ * ckks_qp_dot_plain on the stored diagonals: bit-identical either way.
  */
 static void fly_inner_sum(const tsr_ckks_params *p, const circuits_bsgs *lt, size_t t, size_t cnt,
                           const uint64_t *baby, const int *slot_of, uint64_t *s0, uint64_t *s1,
                           uint64_t *scratch) {
     const int level = lt->level;
     const size_t N = p->n, ne = (size_t)level + 1 + (size_t)p->k, poly = ne * N;
+    const size_t blk = N / 2 < FLY_BLOCK ? N / 2 : FLY_BLOCK;
     const tsr_rns_basis *qp = p->qlp[level];
 #pragma omp parallel for schedule(static) if (ne > 1 && N >= 2048)
     for (int i = 0; i < (int)ne; i++) {
@@ -609,12 +646,26 @@ static void fly_inner_sum(const tsr_ckks_params *p, const circuits_bsgs *lt, siz
         const tsr_modulus *mod = ckks_mod(p, ckks_ext_prime(p, level, i));
         const size_t off = (size_t)i * N;
         const uint64_t *x[FLY_GROUP], *y0[FLY_GROUP], *y1[FLY_GROUP];
+        unsigned sh[FLY_GROUP]; /* subring path: diagonal v's values repeat 2^sh[v] times */
         for (size_t v0 = 0; v0 < cnt; v0 += FLY_GROUP) {
             const size_t gc = cnt - v0 < FLY_GROUP ? cnt - v0 : FLY_GROUP;
+            int sub = 1;
+            for (size_t v = 0; v < gc && sub; v++) {
+                const size_t d = t + v0 + v;
+                sub = !(lt->pt[d] && (size_t)i < lt->pt_limbs) &&
+                      lt->coef_off[d + 1] - lt->coef_off[d] <= N / 2;
+            }
             for (size_t v = 0; v < gc; v++) {
                 const size_t d = t + v0 + v;
                 const uint64_t *bb = baby + 2 * (size_t)slot_of[lt->index[d] % lt->n1] * poly;
-                if (lt->pt[d] && (size_t)i < lt->pt_limbs) {
+                if (sub) {
+                    /* the m values at buf + v N, the spread block at buf + v N + N/2 */
+                    const size_t m = lt->coef_off[d + 1] - lt->coef_off[d];
+                    diag_limb_sub(lt, d, qp, (size_t)i, buf + v * N);
+                    sh[v] = 0;
+                    while (((size_t)m << sh[v]) < N) sh[v]++;
+                    x[v] = buf + v * N + N / 2;
+                } else if (lt->pt[d] && (size_t)i < lt->pt_limbs) {
                     x[v] = lt->pt[d] + off;
                 } else {
                     diag_limb(lt, d, qp, (size_t)i, buf + v * N);
@@ -624,7 +675,19 @@ static void fly_inner_sum(const tsr_ckks_params *p, const circuits_bsgs *lt, siz
                 y1[v] = bb + poly + off;
             }
             uint64_t *o0 = v0 ? t0 : s0 + off, *o1 = v0 ? t1 : s1 + off;
-            tsr_vec_dot2(mod, o0, o1, x, y0, y1, gc, N);
+            if (!sub) {
+                tsr_vec_dot2(mod, o0, o1, x, y0, y1, gc, N);
+            } else {
+                const uint64_t *y0b[FLY_GROUP], *y1b[FLY_GROUP];
+                for (size_t c = 0; c < N; c += blk) {
+                    for (size_t v = 0; v < gc; v++) {
+                        spread_block(buf + v * N + N / 2, buf + v * N, sh[v], c, blk);
+                        y0b[v] = y0[v] + c;
+                        y1b[v] = y1[v] + c;
+                    }
+                    tsr_vec_dot2(mod, o0 + c, o1 + c, x, y0b, y1b, gc, blk);
+                }
+            }
             if (v0) {
                 tsr_vec_add(mod, s0 + off, s0 + off, t0, N);
                 tsr_vec_add(mod, s1 + off, s1 + off, t1, N);
