@@ -673,6 +673,35 @@ def zero_input_tiles(args, xc, p):
     return enc_of(drop)[0], sorted(drop)
 
 
+def pixel_blocks(x, size, ks, counts):
+    """--pixel-blocks: what whole tile columns of the first layer (its input pixels) and whole
+    tile rows of the last (its output pixels) cost an autoencoder, per block of `size`
+    consecutive pixels (the narrow plan's t0: one tile column / row). Blocks are ranked by the
+    training images' summed pixel variance; for the m lowest: "output_as_mean", the test MSE of
+    the outputs they hold if each is the training mean (what a tile row left to the bias
+    costs, against a perfect reconstruction); "inputs_removed", for each K, the least test MSE
+    of any reconstruction affine in K features that are affine in the other pixels (the test
+    images' own reduced-rank regression: a bound for near-linear networks, as --pca, which is
+    m = 0). x: the training images (the ones the models may see)."""
+    x, xt = (v.numpy().astype(np.float64) for v in (x, load("test")[0]))
+    bvar = x.var(0).reshape(-1, size).sum(1)
+    order = np.argsort(bvar, kind="stable")
+    err = ((xt - x.mean(0)) ** 2).mean(0).reshape(-1, size).sum(1) / 784
+    mu = xt.mean(0)
+    cov = (xt - mu).T @ (xt - mu) / xt.shape[0]
+    res = {"block": size, "blocks": len(order), "order": order.tolist(),
+           "block_variance": bvar[order].tolist(), "rows": []}
+    for m in counts:
+        keep = [p for p in range(784) if p // size not in set(order[:m].tolist())]
+        cs, ca = cov[np.ix_(keep, keep)], cov[keep, :]
+        fit = ca.T @ np.linalg.solve(cs + 1e-9 * np.eye(len(keep)), ca)  # fitted covariance
+        ev = np.linalg.eigvalsh(fit)[::-1]
+        res["rows"].append({"removed": m, "output_as_mean": float(err[order[:m]].sum()),
+                            "inputs_removed": {k: float((np.trace(cov) - ev[:k].sum()) / 784)
+                                               for k in ks}})
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="ae1", choices=["ae1", "ae2", "mlp", "cnn"])
@@ -764,6 +793,12 @@ def main():
                     "and --layers set to the printed first_layer_sparsity,0,...")
     ap.add_argument("--input-tile", type=int, default=16,
                     help="--zero-inputs: pixels per input tile column (the plan's t0)")
+    ap.add_argument("--data-tiles", default="",
+                    help="F,... (one share per layer) with --more and --steps 1: first zero the "
+                    "share F of each layer's tiles (--tile) of least data-weighted mass (sum of "
+                    "w^2 x the variance of the weight's input over the fine-tuning images), "
+                    "folding their mean contribution into the bias, then fine-tune with those "
+                    "tiles masked")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -773,6 +808,11 @@ def main():
                     "lower bound for an autoencoder whose output is affine in its last hidden "
                     "layer's K features; \"pca_train_fit\", the test MSE in the training "
                     "images' K-component PCA subspace (not a bound)")
+    ap.add_argument("--pixel-blocks", default="",
+                    help="B:M,...: into --out, then stop: for the M lowest-variance blocks of B "
+                    "consecutive pixels (a tile column of the first layer, a tile row of the "
+                    "last), the test MSE of leaving those outputs to the bias and the bound "
+                    "with those inputs removed at the --pca widths (default 256)")
     args = ap.parse_args()
     if not 0 <= args.val < N_TRAIN:
         sys.exit(f"--val {args.val}: must be in 0..{N_TRAIN - 1}")
@@ -781,6 +821,22 @@ def main():
     if args.val and args.ft_limit > N_TRAIN - args.val:
         sys.exit(f"--ft-limit {args.ft_limit} with --val {args.val}: the fine-tunings would "
                  f"train on the held-out tail; use --ft-limit <= {N_TRAIN - args.val}")
+    if args.pixel_blocks:
+        try:
+            size, counts = args.pixel_blocks.split(":")
+            size, counts = int(size), [int(m) for m in counts.split(",")]
+            ks = [int(k) for k in (args.pca or "256").split(",")]
+        except ValueError:
+            sys.exit(f"--pixel-blocks: not B:M,... (integers): {args.pixel_blocks}")
+        if size < 1 or 784 % size or any(not 0 <= m < 784 // size for m in counts) or \
+                any(not 0 < k <= 784 for k in ks):
+            sys.exit("--pixel-blocks: B must divide 784, each M < 784 / B, each K in 1..784")
+        res = pixel_blocks(train_part(args)[0], size, ks, counts)
+        with open(args.out, "w") as f:
+            json.dump(res, f, indent=1)
+        for r in res["rows"]:
+            print(json.dumps(r))
+        return
     if args.pca_init:
         pca_init(args)
         return
@@ -1030,7 +1086,13 @@ def more(args, kind, test_set):
         sys.exit("--more --layers: numbers only (there is no swept sparsity)")
     layers = ["--layer-sparsity", args.layers] if args.layers else []
     t1 = time.time()
-    rep = prune_report(tessera(args, ["prune", args.more, "--out", out, "--quiet", "--force",
+    src, zeroed = args.more, None
+    if args.data_tiles:
+        if args.layers:
+            sys.exit("--more --data-tiles: the per-layer sparsities are its own (no --layers)")
+        src, per, zeroed = data_tiles(args, kind, tile, test_set, out)
+        layers = ["--layer-sparsity", ",".join(f"{v:.9f}" for v in per)]
+    rep = prune_report(tessera(args, ["prune", src, "--out", out, "--quiet", "--force",
                                       "--method", "tile", "--sparsity", "0", "--tile", tile,
                                       "--tile-spatial", ref.get("spatial", "1x1"),
                                       "--seed", str(args.seed)] + layers +
@@ -1041,6 +1103,9 @@ def more(args, kind, test_set):
          "ft_limit": args.ft_limit, "tag": args.tag, "continued_from": args.more,
          "continued_from_sha256": sha256(args.more), "onnx": out, "onnx_sha256": sha256(out),
          "seed": args.seed, "ft_lr": args.ft_lr, "val": args.val, "prune_s": time.time() - t1}
+    if zeroed:
+        r["data_tiles"] = zeroed
+        r["layer_sparsity"] = per
     r.update(scores(load_pruned(kind, out)[0], kind, test_set, val_part(args)))
     r.update(rep)
     r.update(plan_counts(args, out))
@@ -1056,6 +1121,116 @@ def same_val(args, dense):
     if dense.get("val", 0) != args.val:
         sys.exit(f"--dense-from: its dense reference held out --val {dense.get('val', 0)}, "
                  f"this run --val {args.val}: the two would not be comparable")
+
+
+def layer_inputs(model, x):
+    """Mean and variance (float64) of each Linear layer's input features over the images x."""
+    lin = [m for m in model if isinstance(m, torch.nn.Linear)]
+    acc = [[0, 0.0, 0.0] for _ in lin]
+
+    def hook(i):
+        def f(mod, inputs, output):
+            a = inputs[0].double()
+            acc[i][0] += a.shape[0]
+            acc[i][1] = acc[i][1] + a.sum(0)
+            acc[i][2] = acc[i][2] + (a * a).sum(0)
+        return f
+    hooks = [m.register_forward_hook(hook(i)) for i, m in enumerate(lin)]
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, x.shape[0], 1000):
+            model(x[i:i + 1000])
+    for h in hooks:
+        h.remove()
+    out = []
+    for n, s1, s2 in acc:
+        mu = (s1 / n).numpy()
+        out.append((mu, np.maximum((s2 / n).numpy() - mu * mu, 0.0)))
+    return out
+
+
+def data_tiles(args, kind, tile, test_set, out):
+    """--data-tiles F,...: in the model to continue (--more), zero per Linear layer the share F
+    of its tiles (--tile RxC for the first layer, CxR the next, alternating, as tessera prune
+    counts them) of least data-weighted mass sum w_ij^2 var(input j) over the tile (the
+    variance of the layer's input features over the fine-tuning images), folding each zeroed
+    weight's mean contribution w_ij mean(input j) into the bias b_i: what zeroing costs a
+    pre-activation on average is then its variance, not the weight's size (a weight on a
+    near-constant border pixel costs nothing however large). Writes OUT-zeroed.onnx and
+    returns it, the per-layer sparsities that make tessera prune's tile pruning mask exactly
+    the all-zero tiles (they are its smallest), and what was zeroed (with the test MSE before
+    and after, no fine-tuning)."""
+    if kind == "cnn":
+        sys.exit("--data-tiles: dense layers only (not --model cnn)")
+    if args.steps != 1:
+        sys.exit("--data-tiles needs --steps 1 (the zeroed tiles are masked from the first "
+                 "fine-tuning; one cosine cycle of --ft-epochs)")
+    frac = [float(v) for v in args.data_tiles.split(",")]
+    model, _ = load_pruned(kind, args.more)
+    ws = weights_of(args.more)
+    if len(frac) != len(ws) or any(not 0 <= f < 1 for f in frac):
+        sys.exit(f"--data-tiles: {len(ws)} shares in [0, 1) needed, one per layer")
+    R, C = (int(v) for v in tile.split("x"))
+    x = train_part(args)[0][:args.ft_limit or None]
+    stats = layer_inputs(model, x)
+    info = {"shares": frac, "tile": tile, "images": x.shape[0],
+            "loss_before": evaluate(model, kind, test_set), "layers": []}
+    new, per = [], []
+    for i, ((w, b), (mu, var), f) in enumerate(zip(ws, stats, frac)):
+        w, b = w.astype(np.float64), b.astype(np.float64)
+        r, c = (R, C) if i % 2 == 0 else (C, R)
+        nr, nc = -(-w.shape[0] // r), -(-w.shape[1] // c)
+        score = np.zeros((nr, nc))
+        for ti in range(nr):
+            for tj in range(nc):
+                blk = w[ti * r:(ti + 1) * r, tj * c:(tj + 1) * c]
+                score[ti, tj] = (blk * blk * var[tj * c:(tj + 1) * c]).sum()
+        # tiles all zero already (next to none): first, so that the zero tiles after this
+        # are exactly the k chosen ones (a tile on constant inputs scores 0 too)
+        done = np.array([[not w[ti * r:(ti + 1) * r, tj * c:(tj + 1) * c].any()
+                          for tj in range(nc)] for ti in range(nr)])
+        was = int(done.sum())
+        score[done] = -1.0
+        k = max(round(f * nr * nc), was) if f > 0 else 0
+        zero = np.zeros((nr, nc), bool)
+        zero.flat[np.argsort(score, axis=None, kind="stable")[:k]] = True
+        for ti, tj in zip(*np.nonzero(zero)):
+            rows, cols = slice(ti * r, (ti + 1) * r), slice(tj * c, (tj + 1) * c)
+            b[rows] += w[rows, cols] @ mu[cols]
+            w[rows, cols] = 0.0
+        per.append(k / (nr * nc))
+        info["layers"].append({"tiles": nr * nc, "zeroed": k, "already_zero": was,
+                               "whole_tile_columns": int(zero.all(0).sum()) if k else 0,
+                               "whole_tile_rows": int(zero.all(1).sum()) if k else 0,
+                               "mass_share_zeroed": float(np.maximum(score[zero], 0).sum() /
+                                                          np.maximum(score, 0).sum())})
+        new.append((w, b))
+    path = os.path.splitext(out)[0] + "-zeroed.onnx"
+    set_weights(args.more, path, new)
+    info["loss_zeroed"] = evaluate(load_pruned(kind, path)[0], kind, test_set)
+    info["zeroed_onnx_sha256"] = sha256(path)
+    print(json.dumps({"data_tiles": info}), flush=True)
+    return path, per, info
+
+
+def set_weights(path, out, new):
+    """Write the ONNX model path with the weights and biases of its Gemm / MatMul nodes replaced
+    by new ((out, in) arrays and biases, in weights_of's order) to out."""
+    m = onnx.load(path)
+    init = {t.name: t for t in m.graph.initializer}
+    it = iter(new)
+    for n in m.graph.node:
+        if n.op_type in ("Gemm", "Conv", "MatMul") and n.input[1] in init:
+            w, b = next(it)
+            trans = any(a.name == "transB" and a.i for a in n.attribute)
+            if n.op_type == "MatMul" or (n.op_type == "Gemm" and not trans):
+                w = w.T
+            for name, v in ((n.input[1], w), (n.input[2] if len(n.input) > 2 else "", b)):
+                if name in init:
+                    old = numpy_helper.to_array(init[name])
+                    init[name].CopyFrom(numpy_helper.from_array(
+                        np.ascontiguousarray(v, dtype=old.dtype).reshape(old.shape), name))
+    onnx.save(m, out)
 
 
 def plots(res, out, has_bench):
