@@ -602,35 +602,6 @@ def pca_mse(ks):
     return bound, train_fit
 
 
-def pixel_blocks(size, ks, counts):
-    """--pixel-blocks: what whole tile columns of the first layer (its input pixels) and whole
-    tile rows of the last (its output pixels) cost an autoencoder, per block of `size`
-    consecutive pixels (the narrow plan's t0: one tile column / row). Blocks are ranked by the
-    training images' summed pixel variance; for the m lowest: "output_as_mean", the test MSE of
-    the outputs they hold if each is the training mean (what a tile row left to the bias
-    costs, against a perfect reconstruction); "inputs_removed", for each K, the least test MSE
-    of any reconstruction affine in K features that are affine in the other pixels (the test
-    images' own reduced-rank regression: a bound for near-linear networks, as --pca, which is
-    m = 0)."""
-    x, xt = (load(s)[0].numpy().astype(np.float64) for s in ("train", "test"))
-    bvar = x.var(0).reshape(-1, size).sum(1)
-    order = np.argsort(bvar, kind="stable")
-    err = ((xt - x.mean(0)) ** 2).mean(0).reshape(-1, size).sum(1) / 784
-    mu = xt.mean(0)
-    cov = (xt - mu).T @ (xt - mu) / xt.shape[0]
-    res = {"block": size, "blocks": len(order), "order": order.tolist(),
-           "block_variance": bvar[order].tolist(), "rows": []}
-    for m in counts:
-        keep = [p for p in range(784) if p // size not in set(order[:m].tolist())]
-        cs, ca = cov[np.ix_(keep, keep)], cov[keep, :]
-        fit = ca.T @ np.linalg.solve(cs + 1e-9 * np.eye(len(keep)), ca)  # fitted covariance
-        ev = np.linalg.eigvalsh(fit)[::-1]
-        res["rows"].append({"removed": m, "output_as_mean": float(err[order[:m]].sum()),
-                            "inputs_removed": {k: float((np.trace(cov) - ev[:k].sum()) / 784)
-                                               for k in ks}})
-    return res
-
-
 def pca_init(args):
     """--pca-init FILE: an autoencoder of --widths 784,K,...,K,784 that starts as the training
     images' K-component PCA (of the images the models may see: the first 60 000 - --val), not
@@ -706,6 +677,35 @@ def zero_input_tiles(args, xc, p):
         print(f"--zero-inputs: tile {best} (pixels {best * T}..{min(784, best * T + T) - 1})",
               file=sys.stderr, flush=True)
     return enc_of(drop)[0], sorted(drop)
+
+
+def pixel_blocks(x, size, ks, counts):
+    """--pixel-blocks: what whole tile columns of the first layer (its input pixels) and whole
+    tile rows of the last (its output pixels) cost an autoencoder, per block of `size`
+    consecutive pixels (the narrow plan's t0: one tile column / row). Blocks are ranked by the
+    training images' summed pixel variance; for the m lowest: "output_as_mean", the test MSE of
+    the outputs they hold if each is the training mean (what a tile row left to the bias
+    costs, against a perfect reconstruction); "inputs_removed", for each K, the least test MSE
+    of any reconstruction affine in K features that are affine in the other pixels (the test
+    images' own reduced-rank regression: a bound for near-linear networks, as --pca, which is
+    m = 0). x: the training images (the ones the models may see)."""
+    x, xt = (v.numpy().astype(np.float64) for v in (x, load("test")[0]))
+    bvar = x.var(0).reshape(-1, size).sum(1)
+    order = np.argsort(bvar, kind="stable")
+    err = ((xt - x.mean(0)) ** 2).mean(0).reshape(-1, size).sum(1) / 784
+    mu = xt.mean(0)
+    cov = (xt - mu).T @ (xt - mu) / xt.shape[0]
+    res = {"block": size, "blocks": len(order), "order": order.tolist(),
+           "block_variance": bvar[order].tolist(), "rows": []}
+    for m in counts:
+        keep = [p for p in range(784) if p // size not in set(order[:m].tolist())]
+        cs, ca = cov[np.ix_(keep, keep)], cov[keep, :]
+        fit = ca.T @ np.linalg.solve(cs + 1e-9 * np.eye(len(keep)), ca)  # fitted covariance
+        ev = np.linalg.eigvalsh(fit)[::-1]
+        res["rows"].append({"removed": m, "output_as_mean": float(err[order[:m]].sum()),
+                            "inputs_removed": {k: float((np.trace(cov) - ev[:k].sum()) / 784)
+                                               for k in ks}})
+    return res
 
 
 def main():
@@ -785,12 +785,6 @@ def main():
                     "--sparsity 0), and record it as a run of --methods (one) at --sparsity "
                     "(one) with --tag, continued_from MODEL (needs --dense-from); passes --seed "
                     "(the data order) and --layers as --layer-sparsity")
-    ap.add_argument("--data-tiles", default="",
-                    help="F,... (one share per layer) with --more and --steps 1: first zero the "
-                    "share F of each layer's tiles (--tile) of least data-weighted mass (sum of "
-                    "w^2 x the variance of the weight's input over the fine-tuning images), "
-                    "folding their mean contribution into the bias, then fine-tune with those "
-                    "tiles masked")
     ap.add_argument("--pca-init", default="",
                     help="FILE.onnx: write an autoencoder of --widths 784,K,...,K,784 initialised "
                     "as the training images' K-component PCA (no dense model pruned), print its "
@@ -805,6 +799,12 @@ def main():
                     "and --layers set to the printed first_layer_sparsity,0,...")
     ap.add_argument("--input-tile", type=int, default=16,
                     help="--zero-inputs: pixels per input tile column (the plan's t0)")
+    ap.add_argument("--data-tiles", default="",
+                    help="F,... (one share per layer) with --more and --steps 1: first zero the "
+                    "share F of each layer's tiles (--tile) of least data-weighted mass (sum of "
+                    "w^2 x the variance of the weight's input over the fine-tuning images), "
+                    "folding their mean contribution into the bias, then fine-tune with those "
+                    "tiles masked")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -820,6 +820,13 @@ def main():
                     "last), the test MSE of leaving those outputs to the bias and the bound "
                     "with those inputs removed at the --pca widths (default 256)")
     args = ap.parse_args()
+    if not 0 <= args.val < N_TRAIN:
+        sys.exit(f"--val {args.val}: must be in 0..{N_TRAIN - 1}")
+    if args.val and not args.ft_limit:
+        args.ft_limit = N_TRAIN - args.val
+    if args.val and args.ft_limit > N_TRAIN - args.val:
+        sys.exit(f"--ft-limit {args.ft_limit} with --val {args.val}: the fine-tunings would "
+                 f"train on the held-out tail; use --ft-limit <= {N_TRAIN - args.val}")
     if args.pixel_blocks:
         try:
             size, counts = args.pixel_blocks.split(":")
@@ -830,19 +837,12 @@ def main():
         if size < 1 or 784 % size or any(not 0 <= m < 784 // size for m in counts) or \
                 any(not 0 < k <= 784 for k in ks):
             sys.exit("--pixel-blocks: B must divide 784, each M < 784 / B, each K in 1..784")
-        res = pixel_blocks(size, ks, counts)
+        res = pixel_blocks(train_part(args)[0], size, ks, counts)
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
         for r in res["rows"]:
             print(json.dumps(r))
         return
-    if not 0 <= args.val < N_TRAIN:
-        sys.exit(f"--val {args.val}: must be in 0..{N_TRAIN - 1}")
-    if args.val and not args.ft_limit:
-        args.ft_limit = N_TRAIN - args.val
-    if args.val and args.ft_limit > N_TRAIN - args.val:
-        sys.exit(f"--ft-limit {args.ft_limit} with --val {args.val}: the fine-tunings would "
-                 f"train on the held-out tail; use --ft-limit <= {N_TRAIN - args.val}")
     if args.pca_init:
         pca_init(args)
         return
@@ -1092,16 +1092,16 @@ def more(args, kind, test_set):
         sys.exit("--more --layers: numbers only (there is no swept sparsity)")
     layers = ["--layer-sparsity", args.layers] if args.layers else []
     t1 = time.time()
-    src, sp, zeroed = args.more, ["--sparsity", "0"], None
+    src, zeroed = args.more, None
     if args.data_tiles:
-        if layers:
-            sys.exit("--data-tiles sets the per-layer sparsities itself: drop --layers")
+        if args.layers:
+            sys.exit("--more --data-tiles: the per-layer sparsities are its own (no --layers)")
         src, per, zeroed = data_tiles(args, kind, tile, test_set, out)
-        sp += ["--layer-sparsity", ",".join(f"{v:.9f}" for v in per)]
+        layers = ["--layer-sparsity", ",".join(f"{v:.9f}" for v in per)]
     rep = prune_report(tessera(args, ["prune", src, "--out", out, "--quiet", "--force",
-                                      "--method", "tile", "--tile", tile,
+                                      "--method", "tile", "--sparsity", "0", "--tile", tile,
                                       "--tile-spatial", ref.get("spatial", "1x1"),
-                                      "--seed", str(args.seed)] + sp + layers +
+                                      "--seed", str(args.seed)] + layers +
                                finetune_args(args, files, args.steps, dense.get("onnx"))))
     r = {"method": method, "sparsity": s, "rows": args.rows,
          "layer_sparsity": [float(v) for v in args.layers.split(",")] if args.layers else [],
@@ -1109,9 +1109,10 @@ def more(args, kind, test_set):
          "ft_limit": args.ft_limit, "tag": args.tag, "continued_from": args.more,
          "continued_from_sha256": sha256(args.more), "onnx": out, "onnx_sha256": sha256(out),
          "seed": args.seed, "ft_lr": args.ft_lr, "val": args.val, "prune_s": time.time() - t1}
-    r.update(scores(load_pruned(kind, out)[0], kind, test_set, val_part(args)))
     if zeroed:
         r["data_tiles"] = zeroed
+        r["layer_sparsity"] = per
+    r.update(scores(load_pruned(kind, out)[0], kind, test_set, val_part(args)))
     r.update(rep)
     r.update(plan_counts(args, out))
     print(json.dumps(r), flush=True)
@@ -1119,6 +1120,13 @@ def more(args, kind, test_set):
            "dense": dense, "runs": [r]}
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
+
+
+def same_val(args, dense):
+    """A dense reference from --dense-from must have held out the same validation tail."""
+    if dense.get("val", 0) != args.val:
+        sys.exit(f"--dense-from: its dense reference held out --val {dense.get('val', 0)}, "
+                 f"this run --val {args.val}: the two would not be comparable")
 
 
 def layer_inputs(model, x):
@@ -1169,7 +1177,7 @@ def data_tiles(args, kind, tile, test_set, out):
     if len(frac) != len(ws) or any(not 0 <= f < 1 for f in frac):
         sys.exit(f"--data-tiles: {len(ws)} shares in [0, 1) needed, one per layer")
     R, C = (int(v) for v in tile.split("x"))
-    x = load("train")[0][:args.ft_limit or None]
+    x = train_part(args)[0][:args.ft_limit or None]
     stats = layer_inputs(model, x)
     info = {"shares": frac, "tile": tile, "images": x.shape[0],
             "loss_before": evaluate(model, kind, test_set), "layers": []}
@@ -1229,13 +1237,6 @@ def set_weights(path, out, new):
                     init[name].CopyFrom(numpy_helper.from_array(
                         np.ascontiguousarray(v, dtype=old.dtype).reshape(old.shape), name))
     onnx.save(m, out)
-
-
-def same_val(args, dense):
-    """A dense reference from --dense-from must have held out the same validation tail."""
-    if dense.get("val", 0) != args.val:
-        sys.exit(f"--dense-from: its dense reference held out --val {dense.get('val', 0)}, "
-                 f"this run --val {args.val}: the two would not be comparable")
 
 
 def plots(res, out, has_bench):
