@@ -628,9 +628,11 @@ static void test_dot_families(void **state) {
  * 2^62 (and even ones below, which its Montgomery kernels cannot take): against the portable
  * kernels on buffers one word off a 64-byte boundary, every length 1..40 (all the tails of
  * the 8-wide loops) and a longer one, term counts around the chunk lengths (a Barrett step
- * every 8 products for 60-bit moduli, 4 for 61-bit, 2 for 62-bit; conversion rows take the
- * AVX-512F row when the chunks fall below 8), random inputs with 0 and the largest value in
- * places, and all-maximum inputs (the largest sums).
+ * every 8 products for 60-bit moduli, 4 for 61-bit, 2 for 62-bit, at most every 64: 65 terms
+ * need a second chunk everywhere; conversion rows take the AVX-512F row when the chunks fall
+ * below 8), conversion inputs below 2^52 (four madds) and above (seven: ymax 2^56 and 2^60
+ * give several chunks of 8 or 64 terms, 2^61 and 2^62 the AVX-512F row), random inputs with 0
+ * and the largest value in places, and all-maximum inputs (the largest sums).
  */
 static void test_wide_kernels(void **state) {
     (void)state;
@@ -646,10 +648,11 @@ static void test_wide_kernels(void **state) {
     qs[nq++] = (1ULL << 60) + 2;            /* even, 61 bits */
     qs[nq++] = (1ULL << 49) - 2;            /* even, 49 bits: below 2^50 but not Montgomery */
     qs[nq++] = (1ULL << 62) - (1ULL << 40); /* even, 62 bits, just below 2^62 */
-    static const size_t terms_list[] = { 1, 2, 3, 4, 5, 8, 9, 17 };
-    static const uint64_t ymaxes[] = { 1ULL << 52, (1ULL << 52) + 1, 1ULL << 61, 1ULL << 62 };
-    const size_t nmax = 203, T = 17;
-    uint64_t *buf[3 * 17], *x[17], *y0[17], *y1[17];
+    static const size_t terms_list[] = { 1, 2, 3, 4, 5, 8, 9, 17, 65 };
+    static const uint64_t ymaxes[] = { 1ULL << 52, (1ULL << 52) + 1, 1ULL << 56,
+                                       1ULL << 60, 1ULL << 61,       1ULL << 62 };
+    const size_t nmax = 203, T = 65;
+    uint64_t *buf[3 * 65], *x[65], *y0[65], *y1[65];
     for (size_t j = 0; j < 3 * T; j++) buf[j] = tsr_alloc((nmax + 1) * 8);
     for (size_t j = 0; j < T; j++) { /* one word past the allocation's 64-byte alignment */
         x[j] = buf[j] + 1;
@@ -658,7 +661,7 @@ static void test_wide_kernels(void **state) {
     }
     uint64_t *o[4];
     for (int i = 0; i < 4; i++) o[i] = tsr_alloc((nmax + 1) * 8);
-    uint64_t c[17], csh[17], c52[17];
+    uint64_t c[65], csh[65], c52[65];
     for (int f = TSR_SIMD_AVX2; f <= TSR_SIMD_AVX512IFMA; f++) {
         if (!family_available((tsr_simd)f)) continue;
         const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);

@@ -48,10 +48,15 @@ double tsr_ckks_security_bound(unsigned log_n, tsr_ckks_secret_dist secret,
 }
 
 /* ---- presets ---------------------------------------------------------------
- * All 128-bit secure. Chain primes other than q_0 are ~40 bits (scale 2^40),
- * q_0 and the special primes are below 2^50 so the AVX-512 IFMA kernels
- * apply to every limb. P covers the largest digit, so key switching adds
- * only rounding-size noise. */
+ * All 128-bit secure. P covers the largest digit, so key switching adds only
+ * rounding-size noise. n13-l3 .. n16-l35: chain primes other than q_0 are
+ * ~40 bits (scale 2^40), q_0 and the special primes are below 2^50, so the
+ * AVX-512 IFMA kernels (Montgomery, q < 2^50) apply to every limb. The
+ * bootstrapping presets have 60-bit levels; n16-boot and n16-boot-d4 also have
+ * a 61-bit q_0 and 61-bit special primes, n16-boot-ifma keeps q_0 and P below
+ * 2^50. On limbs above 2^50 the IFMA family runs the AVX-512F NTTs and
+ * element-wise kernels, and IFMA only in its inner products and conversion
+ * rows (ring/kernels_ifma.c). */
 typedef struct preset {
     const char *name;
     const char *desc;

@@ -86,7 +86,9 @@ typedef struct tsr_ring_kernels {
                       const uint64_t *wp, size_t n);
     /*
      * Basis-conversion row: out[k] = sum_{i < r->terms} y[i][k] * r->c[i] mod p
-     * with every y[i][k] < r->ymax <= 2^62 (not necessarily reduced mod p).
+     * with every y[i][k] < r->ymax <= 2^62 (not necessarily reduced mod p) and
+     * r->terms <= TSR_RNS_MAX_PRIMES + 1 (the SIMD rows hand their tails to
+     * the portable row through a stack array of that many pointers).
      * The AVX2 family's row (conv_row_x64) is scalar code, Montgomery REDC
      * on 64x64 -> 128-bit scalar products, no AVX2 instruction, so only CPUs
      * that report AVX2 get it; the portable row (the reference) keeps the

@@ -948,13 +948,14 @@ TGT static INL __m512i conv_wide8(const wide_c *d, const uint64_t *const *y,
 }
 
 /* kernels.h conv_row for p < 2^62 not a power of two and ymax <= 2^62, when the products'
- * bound leaves chunks of at least 8 terms (shorter ones: a Barrett step every few terms
- * costs more than the AVX-512F row's lazy Shoup products). Four madds per term when
- * ymax <= 2^52, seven otherwise. Returns 0 (nothing written) when it does not apply. */
+ * bound leaves a first chunk of at least 8 terms, whatever the row's length (shorter chunks:
+ * a Barrett step every 2-4 terms costs more than the AVX-512F row's lazy Shoup products, and
+ * rows that fit one short chunk were not measured). Four madds per term when ymax <= 2^52,
+ * seven otherwise. Returns 0 (nothing written) when it does not apply. */
 TGT static int conv_row_wide(const tsr_modulus *m, uint64_t *out, const uint64_t *const *y,
                              const tsr_conv_coeffs *cr, size_t n) {
     const wide_c d = wide_make(m, cr->ymax < 2 ? 2 : cr->ymax, m->q);
-    if (d.first < 8 && d.first < cr->terms) return 0;
+    if (d.first < 8) return 0;
     size_t k = 0;
     if (cr->ymax <= ((uint64_t)1 << 52))
         for (; k + 8 <= n; k += 8) STOREU(out + k, conv_wide8(&d, y, cr, k, 1));
