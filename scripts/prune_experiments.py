@@ -584,14 +584,15 @@ def finetune_args(args, files, steps, teacher=None):
         (["--ft-limit", str(args.ft_limit)] if args.ft_limit else [])
 
 
-def pca_mse(ks):
+def pca_mse(ks, args):
     """({K: bound}, {K: train-fit}) for the 10 000 test images (x/255, mean over 10 000 x 784).
     bound: the test images' own K leading principal components (their mean added back), the
     least squared error of any reconstruction of the test set lying in a K-dimensional affine
     subspace, so a lower bound on the test MSE of any model whose output is affine in K
     features. train-fit: the training images' components and mean scoring the test images,
-    what such a model fitted on the training set would reach if it were PCA (not a bound)."""
-    x, xt = (load(s)[0].numpy().astype(np.float64) for s in ("train", "test"))
+    what such a model fitted on the training set would reach if it were PCA (not a bound); with
+    --val, fitted on the training images the models may see (the first 60 000 - N)."""
+    x, xt = (d.numpy().astype(np.float64) for d in (train_part(args)[0], load("test")[0]))
     bound, train_fit = {}, {}
     for fit, out in ((xt, bound), (x, train_fit)):
         mu = fit.mean(0)
@@ -853,8 +854,9 @@ def main():
             sys.exit(f"--pca: not a list of integers: {args.pca}")
         if any(not 0 < k <= 784 for k in ks):
             sys.exit(f"--pca: each K must be in 1..784: {args.pca}")
-        bound, train_fit = pca_mse(ks)
+        bound, train_fit = pca_mse(ks, args)
         res = {"pca": bound, "pca_train_fit": train_fit,
+               "val": args.val,
                "pca_note": "pca: the test images' own K-component PCA, scored on them (a lower "
                "bound on the test MSE of any output affine in K features); pca_train_fit: the "
                "training images' components and mean, test images scored (not a bound)"}
