@@ -10,7 +10,8 @@
 # with its libraries) for the experiment and fixture scripts run with
 # /usr/bin/python3: scripts/prune_experiments.py, scripts/make_torch_fixtures.py
 # (and `make torch-eval`), scripts/make_lenet_teacher.py. `make demo` and
-# `make check` never need it. Both words may be given.
+# `make check` never need it. Both words may be given; -h or --help prints the
+# usage and exits 0.
 set -eu
 
 PKGS="build-essential cmake pkg-config git
@@ -22,12 +23,17 @@ libopenmpi-dev openmpi-bin openssl
 clang libclang-rt-14-dev clang-format
 dataset-fashion-mnist
 nsis libz-mingw-w64 python3-pefile"
+usage="usage: deps.sh [lab] [experiments]  (install the Debian packages Tessera needs)"
 for extra in "$@"; do
     case "$extra" in
     lab) PKGS="$PKGS gcc-mingw-w64-x86-64 wine64" ;;
     experiments) PKGS="$PKGS python3-torch" ;;
+    -h | --help)
+        echo "$usage"
+        exit 0
+        ;;
     *)
-        echo "usage: deps.sh [lab] [experiments]" >&2
+        echo "$usage" >&2
         exit 2
         ;;
     esac

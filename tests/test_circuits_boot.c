@@ -1201,8 +1201,11 @@ static void test_boot_eval_mod_threads(void **state) {
  * Two application threads bootstrapping at once, each with its own evaluator
  * over one circuit and one key set, and each with 4 OpenMP threads (so
  * EvalMod splits its halves with two threads each), give the bytes of the
- * same bootstraps run one at a time, and leave the process-wide
- * max-active-levels as they found it. (A cmocka assert inside a thread
+ * same bootstraps run one at a time. A concurrency smoke test: the results
+ * do not depend on thread counts, and the final max-active-levels check
+ * cannot see the bootstrapping threads' settings (each thread has its own
+ * in GCC 12's libgomp; test_thread_pair in test_core checks the levels
+ * inside the halves, where a change shows). (A cmocka assert inside a thread
  * would longjmp across threads: the threads return a status and message.)
  */
 typedef struct boot_job {
@@ -1285,6 +1288,52 @@ static void test_boot_two_threads(void **state) {
 }
 
 /*
+ * EvalMod with 4 threads (two per half: tsr_thread_pair's POSIX-thread path,
+ * seen through the twin) leaves the calling thread's OpenMP settings as it
+ * found them: its thread count (tsr_thread_pair sets each half's count and
+ * restores the caller's) and its max-active-levels (no nested regions; test_core's
+ * test_thread_pair checks the levels inside the halves too). Both are settings of
+ * the calling thread: with GCC 12's libgomp another thread cannot see them.
+ */
+static void test_boot_eval_mod_settings(void **state) {
+    he *h = *state;
+    int saved = tsr_get_num_threads();
+    tsr_circuits_boot *b;
+    tt_ok(tsr_circuits_boot_create(&b, h->enc, h->p, NULL));
+    tsr_ckks_galois_keys *gk = keys_for(h, b, 0);
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, h->rk, gk));
+    double *want = rand_slots(h, h->slots);
+    tsr_ckks_ciphertext *ct = encrypt_at(h, want, 1), *x, *out;
+    tt_ok(tsr_ckks_ciphertext_create(&x, h->p));
+    tt_ok(tsr_ckks_ciphertext_create(&out, h->p));
+    tt_ok(tsr_circuits_boot_mod_raise(b, ev, x, ct));
+    tt_ok(tsr_circuits_boot_coeffs_to_slots(b, ev, x, x));
+#ifdef _OPENMP
+    int levels = omp_get_max_active_levels();
+#endif
+    tsr_set_num_threads(4);
+    tt_ok(tsr_circuits_boot_eval_mod(b, ev, out, x));
+    int after = tsr_get_num_threads();
+    tsr_set_num_threads(saved);
+#ifdef _OPENMP
+    assert_non_null(ev->twin); /* the halves ran as a pair */
+    assert_int_equal(after, 4);
+    assert_int_equal(omp_get_max_active_levels(), levels);
+#else
+    assert_int_equal(after, 1);
+    printf("# skipped: no OpenMP (no thread settings to change)\n");
+#endif
+    free(want);
+    tsr_ckks_ciphertext_free(ct);
+    tsr_ckks_ciphertext_free(x);
+    tsr_ckks_ciphertext_free(out);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_circuits_boot_free(b);
+}
+
+/*
  * The default R (ModRaise's input scale q_0 / 2^R) by ring and slots: 9 up to
  * N = 2^12, 9 - floor((log2 N - 10) / 2) above, plus floor(log2(N / 2n) / 2)
  * for sparse slots (the values are written out, not the formula: a change
@@ -1357,6 +1406,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_boot_sparse, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_eval_mod_threads, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_two_threads, he_setup, he_teardown),
+        cmocka_unit_test_setup_teardown(test_boot_eval_mod_settings, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys_sparse_real, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_boot_level_keys_encapsulated, he_setup_dense,

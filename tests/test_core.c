@@ -1,6 +1,7 @@
 /*
- * tests/test_core.c - status codes, allocation, randomness, checked I/O and
- * object frames (truncation, corruption, kind/version/size checks).
+ * tests/test_core.c - status codes, allocation, randomness, checked I/O,
+ * object frames (truncation, corruption, kind/version/size checks) and
+ * tsr_thread_pair.
  */
 #include "testutil.h"
 
@@ -9,8 +10,11 @@
 #include "core/error.h"
 #include "core/io.h"
 #include "core/rng.h"
+#include "core/threads.h"
 
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -293,12 +297,112 @@ static void test_frame_messages(void **state) {
     tt_fails(tsr_reader_open_file(&r, "/nonexistent/dir/x"), TSR_ERR_NOT_FOUND);
 }
 
+/* What one tsr_thread_pair call saw: its thread, its thread count, OpenMP's max-active-levels
+ * (never to be changed), and when it ran. */
+typedef struct pair_seen {
+    pthread_t self;
+    int runs, max, levels, order;
+} pair_seen;
+
+static atomic_int pair_clock;
+
+static void pair_record(void *arg) {
+    pair_seen *s = arg;
+    s->self = pthread_self();
+    s->max = tsr_thread_max();
+#ifdef _OPENMP
+    s->levels = omp_get_max_active_levels();
+#endif
+    s->order = atomic_fetch_add(&pair_clock, 1);
+    s->runs++;
+}
+
+/* Runs tsr_thread_pair(t0, t1) and checks what every path promises: each call once, the
+ * caller's thread count as before, max-active-levels unchanged during and after. */
+static void pair_run(pair_seen s[2], int t0, int t1) {
+    memset(s, 0, 2 * sizeof *s);
+#ifdef _OPENMP
+    int levels = omp_get_max_active_levels();
+#endif
+    int before = tsr_thread_max();
+    tsr_thread_pair(pair_record, &s[0], &s[1], t0, t1);
+    assert_int_equal(s[0].runs, 1);
+    assert_int_equal(s[1].runs, 1);
+    assert_int_equal(tsr_thread_max(), before);
+#ifdef _OPENMP
+    assert_int_equal(s[0].levels, levels);
+    assert_int_equal(s[1].levels, levels);
+    assert_int_equal(omp_get_max_active_levels(), levels);
+#endif
+}
+
+static void test_thread_pair(void **state) {
+    (void)state;
+    int saved = tsr_get_num_threads();
+    pthread_t me = pthread_self();
+    pair_seen s[2];
+    tsr_set_num_threads(3); /* the caller's own count, restored by every path */
+#ifdef _OPENMP
+    /* T = 2: one thread each */
+    pair_run(s, 1, 1);
+    assert_int_equal(s[0].max, 1);
+    assert_int_equal(s[1].max, 1);
+    /* T >= 3: the first on this thread, the second on a thread of its own, each its share */
+    for (int t1 = 1; t1 <= 2; t1++) {
+        pair_run(s, 2, t1);
+        assert_true(pthread_equal(s[0].self, me));
+        assert_false(pthread_equal(s[1].self, me));
+        assert_int_equal(s[0].max, 2);
+        assert_int_equal(s[1].max, t1);
+    }
+    /* the thread cannot be created: in turn on this thread, each with all T threads */
+    tsr_thread_pair_fail_spawn_for_test(1);
+    pair_run(s, 2, 3);
+    tsr_thread_pair_fail_spawn_for_test(0);
+    assert_true(pthread_equal(s[0].self, me) && pthread_equal(s[1].self, me));
+    assert_true(s[0].order < s[1].order);
+    assert_int_equal(s[0].max, 5);
+    assert_int_equal(s[1].max, 5);
+    /* inside a parallel region: in turn on the calling thread, its count untouched */
+    int active = 0, before = 0, same = 0;
+    memset(s, 0, sizeof s);
+#pragma omp parallel num_threads(2)
+    {
+#pragma omp master
+        {
+            active = omp_in_parallel();
+            before = tsr_thread_max();
+            pthread_t self = pthread_self();
+            tsr_thread_pair(pair_record, &s[0], &s[1], 2, 2);
+            same = pthread_equal(s[0].self, self) && pthread_equal(s[1].self, self);
+        }
+    }
+    if (active) {
+        assert_int_equal(s[0].runs, 1);
+        assert_int_equal(s[1].runs, 1);
+        assert_true(same);
+        assert_true(s[0].order < s[1].order);
+        assert_int_equal(s[0].max, before);
+        assert_int_equal(s[1].max, before);
+    }
+#else
+    /* without OpenMP: in turn on this thread, one thread each */
+    pair_run(s, 2, 2);
+    assert_true(pthread_equal(s[0].self, me) && pthread_equal(s[1].self, me));
+    assert_true(s[0].order < s[1].order);
+    assert_int_equal(s[0].max, 1);
+    assert_int_equal(s[1].max, 1);
+#endif
+    tsr_set_num_threads(saved);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_status_strings),      cmocka_unit_test(test_alloc),
         cmocka_unit_test(test_simd_names),          cmocka_unit_test(test_prng),
         cmocka_unit_test(test_frame_roundtrip),     cmocka_unit_test(test_frame_rejects),
         cmocka_unit_test(test_frame_declared_size), cmocka_unit_test(test_frame_messages),
+        cmocka_unit_test(test_thread_pair),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

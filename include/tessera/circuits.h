@@ -669,7 +669,12 @@ TSR_API tsr_status tsr_circuits_boot_coeffs_to_slots(const tsr_circuits_boot *b,
  * Stage 3: EvalMod. in must be at level L - cts_levels with its canonical
  * scale. Full slots: the real and imaginary parts are reduced separately
  * (at once on two threads when T >= 2, the second on an evaluator twin that
- * ev creates on first use; bit-identical to one thread) and joined. Sparse
+ * ev creates on first use; bit-identical to one thread) and joined. With
+ * T >= 3 this creates one POSIX thread for the second half and joins it
+ * before returning, plus that thread's own OpenMP pool of T/2 - 1 workers,
+ * created and torn down each call; if the thread cannot be created, the
+ * halves run one after the other on the calling thread; under
+ * OMP_PROC_BIND the two halves' teams share places (cores). Sparse
  * slots (2n <= N/2): in holds [u | -i u] with period 2n (stage 2's layout)
  * and out the reduced real parts [a | b], which stage 4 reads.
  */

@@ -531,6 +531,13 @@ typedef struct tsr_ckks_evaluator tsr_ckks_evaluator;
  * that adds a second set of key-switching scratch (about 0.2 GiB at
  * N = 2^16), freed at its end; the rest of that evaluator's scratch (two
  * polynomials over Q_L and its temporaries) stays until this one is freed.
+ * With T >= 3 threads each full-slot EvalMod also creates one POSIX thread
+ * and joins it before returning, plus that thread's own OpenMP pool of
+ * T/2 - 1 workers, created and torn down each call (mind RLIMIT_NPROC,
+ * seccomp filters and OMP_THREAD_LIMIT). If the thread cannot be created,
+ * the two halves run one after the other on the calling thread. Under
+ * OMP_PROC_BIND the two halves' teams share places (cores): see
+ * docs/CIRCUITS.md.
  */
 TSR_API tsr_status tsr_ckks_evaluator_create(tsr_ckks_evaluator **out, tsr_ckks_params *p,
                                              const tsr_ckks_relin_key *rk,

@@ -23,16 +23,13 @@
 #include "ckks/evaluator_internal.h"
 #include "ckks/fft.h"
 #include "core/error.h"
+#include "core/threads.h"
 
 #include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#include <pthread.h>
-#endif
 
 #define BOOT_MAX_GROUPS 16
 
@@ -852,45 +849,29 @@ static tsr_status eval_mod_part(const tsr_circuits_boot *b, tsr_ckks_evaluator *
     return TSR_OK;
 }
 
-#ifdef _OPENMP
-/* One half of eval_mod_pair: its ciphertext, evaluator and thread count; its status and
- * error message (tsr_last_error is per thread) carried back to the caller. */
+/* One half of eval_mod_pair: its ciphertext and evaluator; its status and error message
+ * (tsr_last_error is per thread) carried back to the caller. */
 typedef struct eval_mod_half {
     const tsr_circuits_boot *b;
     tsr_ckks_evaluator *ev;
     tsr_ckks_ciphertext *ct;
-    int threads;
     tsr_status st;
     char msg[512];
 } eval_mod_half;
 
-static void eval_mod_half_run(eval_mod_half *h) {
-    omp_set_num_threads(h->threads); /* this thread's own setting (nthreads-var) */
+static void eval_mod_half_run(void *arg) {
+    eval_mod_half *h = arg;
     h->st = eval_mod_part(h->b, h->ev, h->ct);
     if (h->st != TSR_OK) snprintf(h->msg, sizeof h->msg, "%s", tsr_last_error());
 }
 
-static void *eval_mod_half_thread(void *arg) {
-    eval_mod_half_run(arg);
-    return NULL;
-}
-#endif
-
 /*
  * eval_mod_part on x and on y. With T >= 2 threads (and not already inside a
- * parallel region) the two run at once, y on the evaluator's twin (its own
- * scratch, the same read-only keys), each with about T/2 threads for its
- * inner loops; every operation is the same as in the sequential order, so
- * the results are bit-identical to it.
- *   T = 2: a parallel loop of two iterations, one thread each.
- *   T >= 3: each half needs a team of its own. Nested regions would get
- * them only with max-active-levels >= 2, a process-wide setting (raising and
- * restoring it here raced with other application threads bootstrapping at
- * once), so x runs on the calling thread and y on a POSIX thread: OpenMP
- * gives a thread that is not one of its own top-level regions of its own,
- * and no setting is touched. With OMP_PROC_BIND set, libgomp binds that
- * thread's teams from the first place, like the caller's: the halves then
- * share places. If the thread cannot be created, y follows x.
+ * parallel region) the two run at once through tsr_thread_pair (core/threads.h:
+ * for T >= 3 the second half runs on a POSIX thread of its own), y on the
+ * evaluator's twin (its own scratch, the same read-only keys), each with about
+ * T/2 threads for its inner loops; every operation is the same as in the
+ * sequential order, so the results are bit-identical to it.
  * The twin's key-switching scratch (dnum (L+1+k) N words of digits and more:
  * about 0.2 GiB at N = 2^16) is freed at the end, so an evaluator does not
  * hold two sets of it between bootstraps; reallocating it costs far less
@@ -898,31 +879,13 @@ static void *eval_mod_half_thread(void *arg) {
  */
 static tsr_status eval_mod_pair(const tsr_circuits_boot *b, tsr_ckks_evaluator *ev,
                                 tsr_ckks_ciphertext *x, tsr_ckks_ciphertext *y) {
-#ifdef _OPENMP
-    int threads = omp_get_max_threads();
-    if (threads >= 2 && !omp_in_parallel()) {
+    int threads = tsr_thread_max();
+    if (threads >= 2 && !tsr_thread_in_parallel()) {
         tsr_ckks_evaluator *tw;
         TSR_TRY(ckks_evaluator_twin(ev, &tw));
         unsigned long dec0 = tw->n_decompose, md0 = tw->n_moddown;
-        eval_mod_half half[2] = { { .b = b, .ev = ev, .ct = x, .threads = threads - threads / 2 },
-                                  { .b = b, .ev = tw, .ct = y, .threads = threads / 2 } };
-        if (threads == 2) {
-            /* one thread a half: the halves' inner regions are inactive, nothing nests.
-             * A loop, not sections by thread id: both run if the runtime gives one thread. */
-#pragma omp parallel for num_threads(2) schedule(static, 1)
-            for (int i = 0; i < 2; i++) eval_mod_half_run(&half[i]);
-        } else {
-            pthread_t th;
-            int spawned = pthread_create(&th, NULL, eval_mod_half_thread, &half[1]) == 0;
-            eval_mod_half_run(&half[0]);
-            if (spawned) {
-                pthread_join(th, NULL);
-            } else {
-                half[1].threads = threads;
-                eval_mod_half_run(&half[1]);
-            }
-            omp_set_num_threads(threads);
-        }
+        eval_mod_half half[2] = { { .b = b, .ev = ev, .ct = x }, { .b = b, .ev = tw, .ct = y } };
+        tsr_thread_pair(eval_mod_half_run, &half[0], &half[1], threads - threads / 2, threads / 2);
         ckks_ks_scratch_free(tw);
         ev->n_decompose += tw->n_decompose - dec0;
         ev->n_moddown += tw->n_moddown - md0;
@@ -930,7 +893,6 @@ static tsr_status eval_mod_pair(const tsr_circuits_boot *b, tsr_ckks_evaluator *
             if (half[i].st != TSR_OK) return tsr_fail(half[i].st, "%s", half[i].msg);
         return TSR_OK;
     }
-#endif
     TSR_TRY(eval_mod_part(b, ev, x));
     return eval_mod_part(b, ev, y);
 }
