@@ -1120,6 +1120,8 @@ def more(args, kind, test_set):
     print(json.dumps(r), flush=True)
     res = {"model": kind, "log_n": args.log_n, "batch": args.batch, "tag": args.tag,
            "dense": dense, "runs": [r]}
+    if args.val:
+        res["val"] = args.val
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
 
