@@ -442,8 +442,10 @@ TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_cipher
  * The default budget for sparse slots of at most N/16 (a trace of three or more steps), in MiB:
  * their circuits hold fewer keys, so both full-period factors fit encoded. At N = 2^16 with
  * 2^12 slots they take 608 MiB (CoeffsToSlots' first 272, SlotsToCoeffs' last 336): 0.12 s
- * less per bootstrap than within 256 MiB, peak memory 3812 MiB (docs/BENCHMARKS.md, "issue
- * 12, eighth round"). 2^13 slots keep TSR_CIRCUITS_BOOT_DIAGONALS_MIB (4174 MiB with 640).
+ * less per bootstrap than within 256 MiB, peak memory 3812 MiB with one thread, 3818 MiB with
+ * two (`n16-boot-ifma`; 3580 MiB `n16-boot-d4`, one thread; docs/BENCHMARKS.md, "issue 12,
+ * eighth round" and "The eighth round together"; fewer slots than 2^12 not measured). 2^13
+ * slots keep TSR_CIRCUITS_BOOT_DIAGONALS_MIB (4174 MiB with 640).
  */
 #define TSR_CIRCUITS_BOOT_SPARSE_DIAGONALS_MIB 640
 
