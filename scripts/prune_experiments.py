@@ -648,6 +648,8 @@ def pca_init(args):
     res.update({"init_" + key: v for key, v in scores(model, "ae1", test_set, val_set).items()})
     export(model, args.pca_init, "ae1")
     res["onnx_sha256"] = sha256(args.pca_init)
+    with open(args.out, "w") as f:
+        json.dump(res, f, indent=1)
     print(json.dumps(res))
 
 
@@ -790,7 +792,7 @@ def main():
                     help="FILE.onnx: write an autoencoder of --widths 784,K,...,K,784 initialised "
                     "as the training images' K-component PCA (no dense model pruned), print its "
                     "MSE, stop; fine-tune it with --more FILE.onnx")
-    ap.add_argument("--pca-scale", type=float, default=0.5,
+    ap.add_argument("--pca-scale", type=float, default=0.05,
                     help="--pca-init: the standard deviation t of the first layer's outputs "
                     "(smaller: nearer the PCA, the activation's quadratic term smaller)")
     ap.add_argument("--zero-inputs", type=int, default=0,
@@ -844,7 +846,18 @@ def main():
         for r in res["rows"]:
             print(json.dumps(r))
         return
+    if not args.pca_init and (args.zero_inputs or args.pca_scale != 0.05 or
+                              args.input_tile != 16):
+        sys.exit("--zero-inputs, --pca-scale and --input-tile only apply to --pca-init")
     if args.pca_init:
+        if not 0 < args.pca_scale <= 4:
+            sys.exit(f"--pca-scale {args.pca_scale}: must be in (0, 4]")
+        if not 1 <= args.input_tile <= 784:
+            sys.exit(f"--input-tile {args.input_tile}: must be in 1..784")
+        if not 0 <= args.zero_inputs < -(-784 // args.input_tile):
+            n_t = -(-784 // args.input_tile)
+            sys.exit(f"--zero-inputs {args.zero_inputs}: must be in 0..{n_t - 1} (--input-tile "
+                     f"{args.input_tile} makes {n_t} tiles)")
         pca_init(args)
         return
     if args.pca:
@@ -869,6 +882,13 @@ def main():
         for path in args.merge.split(","):
             with open(path) as f:
                 parts.append(json.load(f))
+        for path, part in zip(args.merge.split(","), parts):
+            d0, d = parts[0].get("dense", {}), part.get("dense", {})
+            if (d.get("onnx_sha256"), d.get("val", 0)) != (d0.get("onnx_sha256"), d0.get("val", 0)):
+                sys.exit(f"--merge: {path} was measured against another dense reference (sha256 "
+                         f"{d.get('onnx_sha256')}, val {d.get('val', 0)}) than the first part's "
+                         f"({d0.get('onnx_sha256')}, val {d0.get('val', 0)}): its ratios would be "
+                         "wrong")
         res = dict(parts[0])
         res["runs"] = []
         for part in parts:
