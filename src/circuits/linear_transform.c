@@ -639,7 +639,11 @@ static void fly_inner_sum(const tsr_ckks_params *p, const circuits_bsgs *lt, siz
     const size_t N = p->n, ne = (size_t)level + 1 + (size_t)p->k, poly = ne * N;
     const size_t blk = N / 2 < FLY_BLOCK ? N / 2 : FLY_BLOCK;
     const tsr_rns_basis *qp = p->qlp[level];
-#pragma omp parallel for schedule(static) if (ne > 1 && N >= 2048)
+    /* dynamic, one limb at a time: under a budget (circuits_bsgs_limit) the first pt_limbs
+     * limbs are stored and cheap, the rest converted and several times dearer, so static
+     * halves left one thread idle (34 limbs, 16 stored: thread 0 had 1 to convert, thread 1
+     * 17). Each limb's words do not depend on the thread: bit-identical either way. */
+#pragma omp parallel for schedule(dynamic, 1) if (ne > 1 && N >= 2048)
     for (int i = 0; i < (int)ne; i++) {
         uint64_t *buf = scratch + (size_t)tsr_thread_index() * (FLY_GROUP + 2) * N;
         uint64_t *t0 = buf + FLY_GROUP * N, *t1 = t0 + N;

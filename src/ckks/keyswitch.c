@@ -477,8 +477,10 @@ tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const u
     /* Limb by limb: its blocks (into the thread's limb buffer when the limb
      * is permuted afterwards, straight to acc otherwise), plus add0's limb
      * and P lift0's (read before acc's limb t is written: add0 may be acc0
-     * when permuted). */
-#pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)
+     * when permuted). Dynamic, one limb at a time: a special-prime limb transforms every digit
+     * block, a Q limb all but its own digit's, and static halves gave the k special primes to
+     * the last thread. The words do not depend on the thread. */
+#pragma omp parallel for schedule(dynamic, 1) if (ne > 1 && n >= 2048)
     for (int t = 0; t < ne; t++) {
         uint64_t *dig = ev->ks_tls + (size_t)tsr_thread_index() * tls_stride;
         uint64_t *l0 =
