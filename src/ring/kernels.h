@@ -162,6 +162,24 @@ typedef struct tsr_ring_kernels {
     size_t (*squeeze_lemire)(uint64_t q, uint64_t *out, const uint64_t *in, size_t n);
 } tsr_ring_kernels;
 
+/*
+ * The SIMD dot2 kernels' scalar tail: coefficients k .. n - 1 of dot2 one at a time (the
+ * contract of tsr_ring_kernels.dot2; out1 / y1 may be NULL).
+ */
+static inline void tsr_dot2_tail(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
+                                 const uint64_t *const *x, const uint64_t *const *y0,
+                                 const uint64_t *const *y1, size_t terms, size_t k, size_t n) {
+    for (; k < n; k++) {
+        uint64_t s0 = 0, s1 = 0;
+        for (size_t j = 0; j < terms; j++) {
+            s0 = tsr_modq_add(s0, tsr_modq_mul(m, x[j][k], y0[j][k]), m->q);
+            if (out1) s1 = tsr_modq_add(s1, tsr_modq_mul(m, x[j][k], y1[j][k]), m->q);
+        }
+        out0[k] = s0;
+        if (out1) out1[k] = s1;
+    }
+}
+
 /* The widest chacha kernel's blocks per pass (AVX-512: 16, AVX2: 8, one per
  * 32-bit lane; a tail goes to the next narrower kernel): ring/sample.c rounds
  * its refills up to a multiple. Only speed depends on it (the sampler consumes

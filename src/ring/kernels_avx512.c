@@ -742,15 +742,7 @@ TGT static void dot2_avx512(const tsr_modulus *m, uint64_t *out0, uint64_t *out1
         STOREU(out0 + k, r0);
         if (out1) STOREU(out1 + k, r1);
     }
-    for (; k < n; k++) { /* tail: one coefficient at a time */
-        uint64_t s0 = 0, s1 = 0;
-        for (size_t j = 0; j < terms; j++) {
-            s0 = tsr_modq_add(s0, tsr_modq_mul(m, x[j][k], y0[j][k]), q);
-            if (out1) s1 = tsr_modq_add(s1, tsr_modq_mul(m, x[j][k], y1[j][k]), q);
-        }
-        out0[k] = s0;
-        if (out1) out1[k] = s1;
-    }
+    tsr_dot2_tail(m, out0, out1, x, y0, y1, terms, k, n);
 }
 
 /* ---- Lemire's rejection rule (ring/sample.c's ChaCha12 stream) ----------- */
