@@ -724,6 +724,57 @@ static void test_wide_kernels(void **state) {
     for (int i = 0; i < 4; i++) tsr_free(o[i]);
 }
 
+/* Conversion rows of every length 1 .. 80 (more than TSR_RNS_MAX_PRIMES + 1 = 65), with
+ * coefficient counts n that leave a tail after the SIMD blocks of 8 and 32: bit-identical to
+ * the portable row. The primes and bounds reach every path (IFMA Montgomery p < 2^50 with
+ * y < 2^52, IFMA wide, the AVX-512F lazy Shoup row, the AVX2 family's REDC row). */
+static void test_conv_row_any_terms(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 7);
+    enum { MAXT = 80 };
+    const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
+    static const int pbits[] = { 40, 55, 62 };
+    static const uint64_t ymaxes[] = { 1ULL << 52, 1ULL << 62 };
+    static const size_t ns[] = { 7, 45 }; /* 45 = 32 + 8 + 5 */
+    uint64_t *y[MAXT];
+    for (int i = 0; i < MAXT; i++) y[i] = tsr_alloc(45 * 8);
+    uint64_t o1[45], o2[45], c[MAXT], c52[MAXT], csh[MAXT];
+    for (int f = TSR_SIMD_AVX2; f <= TSR_SIMD_AVX512IFMA; f++) {
+        if (!family_available((tsr_simd)f)) continue;
+        const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
+        for (size_t pi = 0; pi < sizeof pbits / sizeof pbits[0]; pi++) {
+            uint64_t p;
+            tt_ok(tsr_prime_generate(pbits[pi], 8, 1, NULL, 0, &p));
+            tsr_modulus m;
+            tsr_modulus_init(&m, p);
+            for (size_t yi = 0; yi < sizeof ymaxes / sizeof ymaxes[0]; yi++) {
+                const uint64_t ymax = ymaxes[yi];
+                for (size_t i = 0; i < MAXT; i++) {
+                    random_vec(&g, y[i], 45, ymax);
+                    y[i][0] = ymax - 1;
+                    y[i][44] = ymax - 1; /* in the scalar tail of n = 45 */
+                    c[i] = i % 3 == 0 ? p - 1 : tsr_prng_uniform(&g, p);
+                }
+                tsr_vec_lincomb_forms(&m, csh, c52, c, MAXT);
+                for (size_t terms = 1; terms <= MAXT; terms++) {
+                    for (size_t ni = 0; ni < sizeof ns / sizeof ns[0]; ni++) {
+                        const size_t n = ns[ni];
+                        const tsr_conv_coeffs r = { c, csh, c52, terms, ymax };
+                        ref->conv_row(&m, o1, (const uint64_t *const *)y, &r, n);
+                        k->conv_row(&m, o2, (const uint64_t *const *)y, &r, n);
+                        if (memcmp(o1, o2, n * 8) != 0)
+                            fail_msg("%s conv_row differs: p=%llu terms=%zu n=%zu ymax=2^%d",
+                                     tsr_simd_name((tsr_simd)f), (unsigned long long)p, terms, n,
+                                     63 - __builtin_clzll(ymax));
+                    }
+                }
+            }
+        }
+    }
+    for (int i = 0; i < MAXT; i++) tsr_free(y[i]);
+}
+
 /* End to end with each family forced: basis conversion (exact, ModUp) and ModDown. */
 static void test_forced_pipeline(void **state) {
     (void)state;
@@ -976,12 +1027,19 @@ static void test_squeeze_families(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ntt_families),       cmocka_unit_test(test_elementwise_families),
-        cmocka_unit_test(test_conv_row_families),  cmocka_unit_test(test_dot_families),
-        cmocka_unit_test(test_wide_kernels),       cmocka_unit_test(test_forced_pipeline),
-        cmocka_unit_test(test_split_ntt_families), cmocka_unit_test(test_copy_stream_families),
-        cmocka_unit_test(test_permute_families),   cmocka_unit_test(test_quotient_families),
-        cmocka_unit_test(test_chacha_families),    cmocka_unit_test(test_chacha_published_vectors),
+        cmocka_unit_test(test_ntt_families),
+        cmocka_unit_test(test_elementwise_families),
+        cmocka_unit_test(test_conv_row_families),
+        cmocka_unit_test(test_conv_row_any_terms),
+        cmocka_unit_test(test_dot_families),
+        cmocka_unit_test(test_wide_kernels),
+        cmocka_unit_test(test_forced_pipeline),
+        cmocka_unit_test(test_split_ntt_families),
+        cmocka_unit_test(test_copy_stream_families),
+        cmocka_unit_test(test_permute_families),
+        cmocka_unit_test(test_quotient_families),
+        cmocka_unit_test(test_chacha_families),
+        cmocka_unit_test(test_chacha_published_vectors),
         cmocka_unit_test(test_squeeze_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -86,9 +86,9 @@ typedef struct tsr_ring_kernels {
                       const uint64_t *wp, size_t n);
     /*
      * Basis-conversion row: out[k] = sum_{i < r->terms} y[i][k] * r->c[i] mod p
-     * with every y[i][k] < r->ymax <= 2^62 (not necessarily reduced mod p) and
-     * r->terms <= TSR_RNS_MAX_PRIMES + 1 (the SIMD rows hand their tails to
-     * the portable row through a stack array of that many pointers).
+     * with every y[i][k] < r->ymax <= 2^62 (not necessarily reduced mod p), any
+     * r->terms (tests/test_ring_simd.c checks 1 .. 80 against the portable row;
+     * the SIMD rows finish their coefficient tails with tsr_conv_row_tail).
      * The AVX2 family's row (conv_row_x64) is scalar code, Montgomery REDC
      * on 64x64 -> 128-bit scalar products, no AVX2 instruction, so only CPUs
      * that report AVX2 get it; the portable row (the reference) keeps the
@@ -161,6 +161,34 @@ typedef struct tsr_ring_kernels {
      */
     size_t (*squeeze_lemire)(uint64_t q, uint64_t *out, const uint64_t *in, size_t n);
 } tsr_ring_kernels;
+
+/*
+ * One coefficient of a conversion row: sum_{i < terms} y[i][k] c[i] mod q, fully reduced.
+ * 128-bit accumulator: products < 2^124 (y < 2^62, c < q < 2^62), so 15 of them plus a
+ * reduced partial sum fit before each reduction.
+ */
+static inline uint64_t tsr_conv_one(const tsr_modulus *m, const uint64_t *const *y,
+                                    const uint64_t *c, size_t terms, size_t k) {
+    uint64_t r = 0;
+    size_t i = 0;
+    while (i < terms) {
+        const size_t end = i + 15 < terms ? i + 15 : terms;
+        tsr_u128 acc = r;
+        for (; i < end; i++) acc += (tsr_u128)y[i][k] * c[i];
+        r = tsr_modq_reduce128(m, (uint64_t)(acc >> 64), (uint64_t)acc);
+    }
+    return r;
+}
+
+/*
+ * The SIMD conv_row kernels' scalar tail: coefficients k .. n - 1 of the row one at a time
+ * (the contract of tsr_ring_kernels.conv_row, any r->terms: y is indexed at k directly, no
+ * array of offset pointers).
+ */
+static inline void tsr_conv_row_tail(const tsr_modulus *m, uint64_t *out, const uint64_t *const *y,
+                                     const tsr_conv_coeffs *r, size_t k, size_t n) {
+    for (; k < n; k++) out[k] = tsr_conv_one(m, y, r->c, r->terms, k);
+}
 
 /*
  * The SIMD dot2 kernels' scalar tail: coefficients k .. n - 1 of dot2 one at a time (the

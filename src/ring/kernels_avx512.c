@@ -212,11 +212,7 @@ TGT static void conv_row_avx512(const tsr_modulus *m, uint64_t *out, const uint6
         }
         STOREU(out + k, acc);
     }
-    if (k < n) {
-        const uint64_t *yt[65];
-        for (size_t i = 0; i < r->terms && i < 65; i++) yt[i] = y[i] + k;
-        tsr_ring_kernels_portable.conv_row(m, out + k, yt, r, n - k);
-    }
+    tsr_conv_row_tail(m, out, y, r, k, n);
 }
 
 /* ---- NTT (64-bit lanes, q < 2^62) -------------------------------------- */

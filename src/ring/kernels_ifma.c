@@ -953,11 +953,7 @@ TGT static int conv_row_wide(const tsr_modulus *m, uint64_t *out, const uint64_t
         for (; k + 8 <= n; k += 8) STOREU(out + k, conv_wide8(&d, y, cr, k, 1));
     else
         for (; k + 8 <= n; k += 8) STOREU(out + k, conv_wide8(&d, y, cr, k, 0));
-    if (k < n) {
-        const uint64_t *yt[TSR_RNS_MAX_PRIMES + 1];
-        for (size_t i = 0; i < cr->terms; i++) yt[i] = y[i] + k;
-        tsr_ring_kernels_portable.conv_row(m, out + k, yt, cr, n - k);
-    }
+    tsr_conv_row_tail(m, out, y, cr, k, n);
     return 1;
 }
 
@@ -1058,11 +1054,7 @@ TGT static void conv_row_ifma(const tsr_modulus *m, uint64_t *out, const uint64_
         STOREU(out + k, total);
     }
 #undef CONV_MONT
-    if (k < n) {
-        const uint64_t *yt[TSR_RNS_MAX_PRIMES + 1];
-        for (size_t i = 0; i < terms; i++) yt[i] = y[i] + k;
-        tsr_ring_kernels_portable.conv_row(m, out + k, yt, cr, n - k);
-    }
+    tsr_conv_row_tail(m, out, y, cr, k, n);
 }
 
 /*

@@ -173,21 +173,6 @@ static void mul_shoup_portable(const tsr_modulus *m, uint64_t *out, const uint64
     for (size_t i = 0; i < n; i++) out[i] = tsr_modq_mul_shoup(a[i], w[i], wp[i], q);
 }
 
-/* sum of y[i][k] * c[i] for one coefficient, reduced; 128-bit accumulator
- * (products < 2^124, so 15 of them plus a reduced partial sum fit). */
-static inline uint64_t conv_one(const tsr_modulus *m, const uint64_t *const *y, const uint64_t *c,
-                                size_t terms, size_t k) {
-    uint64_t r = 0;
-    size_t i = 0;
-    while (i < terms) {
-        const size_t end = i + 15 < terms ? i + 15 : terms;
-        tsr_u128 acc = r;
-        for (; i < end; i++) acc += (tsr_u128)y[i][k] * c[i];
-        r = tsr_modq_reduce128(m, (uint64_t)(acc >> 64), (uint64_t)acc);
-    }
-    return r;
-}
-
 static void conv_row_portable(const tsr_modulus *m, uint64_t *out, const uint64_t *const *y,
                               const tsr_conv_coeffs *r, size_t n) {
     const uint64_t *c = r->c;
@@ -210,7 +195,7 @@ static void conv_row_portable(const tsr_modulus *m, uint64_t *out, const uint64_
         out[k] = r0;
         out[k + 1] = r1;
     }
-    for (; k < n; k++) out[k] = conv_one(m, y, c, terms, k);
+    tsr_conv_row_tail(m, out, y, r, k, n);
 }
 
 static void dot2_portable(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,

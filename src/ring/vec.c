@@ -86,7 +86,8 @@ void tsr_vec_lincomb_forms(const tsr_modulus *m, uint64_t *c_sh, uint64_t *c52, 
     }
 }
 
-/* The conversion kernels take at most TSR_RNS_MAX_PRIMES + 1 terms per call. */
+/* Terms per conversion-kernel call. Any count is correct (kernels.h); groups keep every
+ * row within the AVX2 family's REDC row, which hands rows over 130 terms to the portable one. */
 #define LINCOMB_GROUP 64
 
 void tsr_vec_lincomb(const tsr_modulus *m, uint64_t *out, const uint64_t *const *x,
