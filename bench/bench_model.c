@@ -3,9 +3,13 @@
  * encrypted inference of a model on CKKS at 128-bit security, for each batch
  * size: the optimizer's plan, the server's inference time (median of the
  * runs; keys, encryption and weight encoding excluded and reported apart),
- * throughput, CPU time, and the agreement between encrypted and plaintext
- * predictions with the largest logit error, over at least 100 samples
- * (batch 1: 100 single-image runs). Record results in docs/BENCHMARKS.md.
+ * throughput, CPU time, and how the decrypted outputs compare with plaintext
+ * inference over at least 100 samples (batch 1: 100 single-image runs): for a
+ * classifier (tsr_nn_model_is_classifier: a class vector) the argmax agreement,
+ * the largest logit error and the accuracy; for other outputs (an autoencoder's
+ * reconstruction) the largest output error and the mean squared error, since
+ * an argmax of a reconstruction means nothing. Record results in
+ * docs/BENCHMARKS.md.
  */
 #include "bench.h"
 #include "cli.h"
@@ -32,10 +36,14 @@ static void usage(FILE *out) {
             "Encrypted inference on CKKS (128-bit security) for each batch size (default\n"
             "1,4096,8192): compile (the optimizer picks packing and parameters), keys, encrypt\n"
             "Fashion-MNIST test images, run, decrypt. Reports the median server time per batch\n"
-            "and per image, images per second, process CPU time per batch, and the agreement\n"
-            "of encrypted with plaintext predictions and the largest logit error over at least\n"
-            "N samples (--samples, default 100; batch 1 runs N single images), and the server's\n"
-            "memory: the peak of the CKKS ciphertexts and plaintexts it held (keys excluded).\n"
+            "and per image, images per second, process CPU time per batch, how the decrypted\n"
+            "outputs compare with plaintext inference over at least N samples (--samples,\n"
+            "default 100; batch 1 runs N single images), and the server's memory: the peak of\n"
+            "the CKKS ciphertexts and plaintexts it held (keys excluded). A classifier (the\n"
+            "output is a class vector: rank 1, at least two values, not shaped like the input)\n"
+            "gets the agreement of the encrypted with the plaintext argmax, the largest logit\n"
+            "error and the accuracy on the labels; any other model (an autoencoder) the largest\n"
+            "output error and the mean squared error against plaintext inference.\n"
             "\n"
             "  --runs K      timed runs per batch size beyond the samples (default 3)\n"
             "  --threads T   OpenMP threads (default: all)\n"
@@ -61,7 +69,8 @@ static int cmp_d(const void *a, const void *b) {
 typedef struct result {
     int batch;
     char plan[128];
-    double median, cpu, predicted, agree, max_err, acc, prep, enc;
+    int classes; /* tsr_nn_model_is_classifier: agree and acc mean something */
+    double median, cpu, predicted, agree, max_err, mse, acc, prep, enc;
     double server_mib; /* peak of the server backend's live ciphertexts + plaintexts */
     int samples;
 } result;
@@ -115,7 +124,8 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
     double *ref = malloc((size_t)per_batch * (size_t)K * sizeof *ref);
     int agree = 0, correct = 0, seen = 0;
     uint64_t peak_limbs = 0; /* limbs of N words */
-    double max_err = 0, enc = 0;
+    double max_err = 0, sq_err = 0, enc = 0;
+    res->classes = tsr_nn_model_is_classifier(m);
     for (int it = 0; it < total && st == TSR_OK; it++) {
         int b = it < nb ? it : 0;
         int off = (b * per_batch) % (nx - per_batch + 1);
@@ -154,7 +164,8 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
                 if (y) correct += a == y[off + i];
                 for (int k = 0; k < K; k++) {
                     double e = fabs(logits[(size_t)i * K + k] - ref[(size_t)i * K + k]);
-                    if (e > max_err) max_err = e;
+                    if (!(e <= max_err)) max_err = e; /* NaN sticks */
+                    sq_err += e * e;
                 }
             }
             seen += per_batch;
@@ -177,6 +188,7 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
         res->agree = seen ? (double)agree / seen : 0;
         res->acc = y && seen ? (double)correct / seen : -1;
         res->max_err = max_err;
+        res->mse = seen ? sq_err / ((double)seen * K) : 0;
         res->enc = enc / total;
         res->server_mib =
             (double)peak_limbs * (double)(2 * tsr_backend_slots(server)) * 8.0 / (1024.0 * 1024.0);
@@ -184,10 +196,16 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
                  p->prog->cfg.packing == TSR_NN_PACK_BATCH ? "batch" : "tiled", p->spec.scale_bits,
                  p->spec.dnum);
         printf("batch %d: median %.4f s over %d runs (CPU %.3f s), %.1f images/s, predicted "
-               "%.4f s; agreement %.2f%% over %d samples, largest logit error %.3g; server "
-               "memory %.1f MiB (ciphertexts + plaintexts at peak)\n",
-               batch, res->median, total, res->cpu, per_batch / res->median, res->predicted,
-               100 * res->agree, seen, res->max_err, res->server_mib);
+               "%.4f s; ",
+               batch, res->median, total, res->cpu, per_batch / res->median, res->predicted);
+        if (res->classes)
+            printf("agreement %.2f%% over %d samples, largest logit error %.3g; ", 100 * res->agree,
+                   seen, res->max_err);
+        else /* the same "largest ... error X;" shape: scripts/prune_experiments.py parses it */
+            printf("largest output error %.3g; mean squared error %.3g over %d samples x %d "
+                   "outputs; ",
+                   res->max_err, res->mse, seen, K);
+        printf("server memory %.1f MiB (ciphertexts + plaintexts at peak)\n", res->server_mib);
     }
     free(times);
     free(cpus);
@@ -260,16 +278,23 @@ int bench_model_main(int argc, char **argv) {
         s = *end == ',' ? end + 1 : end;
     }
     if (nr) {
+        const int classes = res[0].classes; /* one model: the same for every row */
         printf("\n| batch | plan | server time per batch (median) | per image | images/s | "
-               "CPU per batch | predicted | agreement (samples) | max logit error | accuracy | "
-               "server memory |\n"
-               "|---|---|---|---|---|---|---|---|---|---|---|\n");
-        for (int i = 0; i < nr; i++)
-            printf("| %d | %s | %.4f s | %.3f ms | %.1f | %.3f s | %.4f s | %.2f%% (%d) | %.2g | "
-                   "%.2f%% | %.1f MiB |\n",
-                   res[i].batch, res[i].plan, res[i].median, 1e3 * res[i].median / res[i].batch,
-                   res[i].batch / res[i].median, res[i].cpu, res[i].predicted, 100 * res[i].agree,
-                   res[i].samples, res[i].max_err, 100 * res[i].acc, res[i].server_mib);
+               "CPU per batch | predicted | %s | server memory |\n"
+               "|---|---|---|---|---|---|---|---|---|---|---|\n",
+               classes ? "agreement (samples) | max logit error | accuracy"
+                       : "samples | max output error | output MSE");
+        for (int i = 0; i < nr; i++) {
+            printf("| %d | %s | %.4f s | %.3f ms | %.1f | %.3f s | %.4f s | ", res[i].batch,
+                   res[i].plan, res[i].median, 1e3 * res[i].median / res[i].batch,
+                   res[i].batch / res[i].median, res[i].cpu, res[i].predicted);
+            if (classes)
+                printf("%.2f%% (%d) | %.2g | %.2f%% | ", 100 * res[i].agree, res[i].samples,
+                       res[i].max_err, 100 * res[i].acc);
+            else
+                printf("%d | %.2g | %.2g | ", res[i].samples, res[i].max_err, res[i].mse);
+            printf("%.1f MiB |\n", res[i].server_mib);
+        }
     }
     tsr_nn_array_free(x);
     tsr_nn_array_free(y);

@@ -274,7 +274,7 @@ def bench(args, path, log=None):
 def bench_parse(args, path, out):
     """The figures of a `tessera bench model` output (and the plan it printed)."""
     t = re.search(r"median ([0-9.]+) s over \d+ runs \(CPU ([0-9.]+) s\)", out)
-    err = re.search(r"largest logit error ([0-9.e+-]+);", out)
+    err = re.search(r"largest (?:logit|output) error ([0-9.e+-]+);", out)
     mem = re.search(r"server memory ([0-9.]+) MiB", out)
     plan = re.search(r"\| %d \| ([^|]+) \|" % args.batch, out)
     r = plan_counts(args, path, out)  # bench prints the plan it compiled

@@ -3,8 +3,8 @@
  * line: the PyTorch MLP autoencoder of tests/data/torch (a (N, 784)
  * reconstruction, not a class vector) compiled, encrypted, run and
  * decrypted to .npy and CSV, compared with PyTorch's outputs (--expect);
- * no argmax or accuracy for it; and `onnx-test --encrypted` on a sample of
- * Debian's ONNX node tests.
+ * no argmax or accuracy for it, in decrypt and in `bench model`; and
+ * `onnx-test --encrypted` on a sample of Debian's ONNX node tests.
  */
 #include "clitest.h"
 
@@ -19,6 +19,7 @@
 #define INSECURE  " --insecure-parameters-for-testing"
 #define NODE_DIR  "/usr/share/libonnx-testdata/data/node"
 #define N_SAMPLES 2
+#define FMNIST    "/usr/share/datasets/fashion-mnist"
 
 /* The first n samples of a TensorProto fixture as CSV rows of k values. */
 static void pb_to_csv(const char *rel, const char *csv, int n, int64_t *k) {
@@ -134,6 +135,46 @@ static void test_autoencoder_workflow(void **state) {
                        "decrypt --expect with 3 values per line", "reference outputs");
 }
 
+/* `tessera bench model` reports what fits the output: for the autoencoder the largest output
+ * error and the mean squared error against plaintext inference (no argmax agreement, no
+ * accuracy); for a classifier (the CNN) the agreement, logit error and accuracy columns. */
+static void test_bench_model_outputs(void **state) {
+    (void)state;
+    struct stat sb;
+    if (stat(FMNIST "/t10k-images-idx3-ubyte.gz", &sb) != 0)
+        fail_msg("%s is missing: bench model encrypts its test images (scripts/deps.sh installs "
+                 "dataset-fashion-mnist)",
+                 FMNIST);
+    const char *bench = "bench model %s --batch 2 --samples 2 --runs 0 --threads 1 --log-n 14";
+    tt_cli_expect(tt_cli_run(bench, tt_source_path("tests/data/torch/autoencoder.onnx")), 0,
+                  "bench model on the autoencoder");
+    const char *out = tt_cli_output(), *line = strstr(out, "largest output error ");
+    assert_non_null(line);
+    double max_err = -1, mse = -1;
+    int seen = 0, k = 0;
+    if (sscanf(line,
+               "largest output error %lf; mean squared error %lf over %d samples x %d outputs",
+               &max_err, &mse, &seen, &k) != 4)
+        fail_msg("bench model: no error figures in:\n%s", out);
+    assert_int_equal(seen, 2);
+    assert_int_equal(k, 784);
+    /* CKKS at 2^-39: the reconstruction within 1e-3 of plaintext; the mean of squares of
+     * errors is at most the square of the largest */
+    if (!(max_err >= 0 && max_err < 1e-3)) fail_msg("largest output error %g", max_err);
+    if (!(mse >= 0 && mse <= max_err * max_err)) fail_msg("MSE %g, largest error %g", mse, max_err);
+    assert_non_null(strstr(out, "| samples | max output error | output MSE |"));
+    assert_null(strstr(out, "agreement"));
+    assert_null(strstr(out, "accuracy"));
+    assert_null(strstr(out, "logit"));
+    tt_cli_expect(tt_cli_run(bench, tt_source_path("tests/data/torch/cnn.onnx")), 0,
+                  "bench model on the CNN classifier");
+    out = tt_cli_output();
+    assert_non_null(strstr(out, "; agreement "));
+    assert_non_null(strstr(out, "largest logit error "));
+    assert_non_null(strstr(out, "| agreement (samples) | max logit error | accuracy |"));
+    assert_null(strstr(out, "output MSE"));
+}
+
 /* A sample of the ONNX node tests through the encrypted workflow. */
 static void test_onnx_test_encrypted(void **state) {
     (void)state;
@@ -156,6 +197,7 @@ static void test_onnx_test_encrypted(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_autoencoder_workflow),
+        cmocka_unit_test(test_bench_model_outputs),
         cmocka_unit_test(test_onnx_test_encrypted),
     };
     return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
