@@ -1,7 +1,9 @@
 #!/bin/sh
 # The ctest install_example: install the build into a temporary prefix, build
-# examples/ckks_add.c against it with pkg-config and with find_package(Tessera),
-# run both and `tessera --version` from the prefix. Usage: test_install.sh BUILD SOURCE
+# examples/ckks_add.c against it with pkg-config (shared, and static with
+# `pkg-config --static` from a copy of the prefix without libtessera.so) and with
+# find_package(Tessera), run them and `tessera --version` from the prefix.
+# Usage: test_install.sh BUILD SOURCE
 set -eu
 build=$1
 src=$2
@@ -16,6 +18,20 @@ LD_LIBRARY_PATH="$lib" "$tmp/prefix/bin/tessera" --version
 PKG_CONFIG_PATH="$lib/pkgconfig" cc -std=c11 -Wall -Werror "$src/examples/ckks_add.c" \
     $(PKG_CONFIG_PATH="$lib/pkgconfig" pkg-config --cflags --libs tessera) -lm -o "$tmp/ex_pc"
 LD_LIBRARY_PATH="$lib" "$tmp/ex_pc"
+# pkg-config --static: libtessera.a plus its Libs.private (dependencies, libm, threads, OpenMP
+# when built with it), in a copy of the prefix that has no shared library to fall back on
+test -f "$lib/libtessera.a" || { echo "no libtessera.a in $lib"; ls -l "$lib"; exit 1; }
+cp -a "$tmp/prefix" "$tmp/static"
+slib=$(ls -d "$tmp"/static/lib*/ | head -n 1)
+rm -f "$slib"/libtessera.so*
+cc -std=c11 -Wall -Werror "$src/examples/ckks_add.c" \
+    $(PKG_CONFIG_PATH="$slib/pkgconfig" pkg-config --static --cflags --libs tessera) \
+    -o "$tmp/ex_static"
+if readelf -d "$tmp/ex_static" | grep -q 'NEEDED.*libtessera'; then
+    echo "ex_static needs libtessera.so: not linked statically"
+    exit 1
+fi
+"$tmp/ex_static"
 # CMake package
 cmake -S "$src/examples" -B "$tmp/ex_cmake" -DCMAKE_PREFIX_PATH="$tmp/prefix" >"$tmp/cmake.log"
 cmake --build "$tmp/ex_cmake" >>"$tmp/cmake.log"
