@@ -36,8 +36,9 @@ static void usage(FILE *out) {
             "\n"
             "  --server URL    http://HOST:PORT (https:// with a TLS server)\n"
             "  --offset K, --count N, --clip   the samples to encrypt, as for tessera encrypt\n"
-            "  --labels L      print the accuracy against these labels\n"
-            "  --compare DATA  print the agreement with plaintext inference on DATA\n"
+            "  --labels L      print the accuracy against these labels (class vectors only)\n"
+            "  --compare DATA  print the agreement with plaintext inference on DATA (the same\n"
+            "                  argmax, and the largest error; other outputs: the largest error)\n"
             "  --retries N     retries of a 503 answer (default 8)\n"
             "  --timeout SEC   longest time of one request (default: none)\n"
             "  --cacert FILE   CA certificates for https (default: the system's)\n"
@@ -95,6 +96,12 @@ int tsr_cmd_client(int argc, char **argv) {
     co.progress = 1;
     const tsr_nn_model *m = tsr_nn_plan_model(p);
     int K = (int)tsr_nn_model_output_size(m), batch = tsr_nn_plan_batch(p), n = 0, n_out = 0;
+    const int classes = tsr_nn_model_is_classifier(m);
+    if (labels && !classes) { /* as decrypt: before any key is read or anything is sent */
+        tsr_nn_plan_free(p);
+        return cli_usage_error(VERB, "--labels: the model's output is not a class vector (see the "
+                                     "plan summary), so there is no accuracy");
+    }
     tsr_ckks_params *params = NULL;
     tsr_ckks_secret_key *sk = NULL;
     tsr_backend *be = NULL;
@@ -216,7 +223,7 @@ int tsr_cmd_client(int argc, char **argv) {
     int bad = tsr_nn_check_outputs(p, o, logits, n, valid, &room);
     tsr_outset set;
     if ((rc = cli_outputs_open(VERB, &set, outs, 1, force)) != 0) goto out;
-    st = nn_cli_write_csv(outs[0].fp, logits, valid, n, K, tsr_nn_model_is_classifier(m));
+    st = nn_cli_write_csv(outs[0].fp, logits, valid, n, K, classes);
     if ((rc = cli_outputs_commit(VERB, &set, st, "writing the predictions")) != 0) goto out;
     printf("%d prediction%s from %s in %.2f s (server and transfers %.2f s%s): %s\n", n - bad,
            n - bad == 1 ? "" : "s", server, tsr_now() - t0, t_server,
@@ -249,9 +256,13 @@ int tsr_cmd_client(int argc, char **argv) {
                 for (int j = 0; j < K; j++) logits[(size_t)i * K + j] = NAN;
         double agree, err;
         nn_cli_agreement(logits, ref, n, K, &agree, &err);
-        printf("agreement with plaintext inference: %.2f%% of %d sample%s, largest logit error "
-               "%.3g\n",
-               100 * agree, n, n == 1 ? "" : "s", err);
+        if (classes)
+            printf("agreement with plaintext inference: %.2f%% of %d sample%s, largest logit "
+                   "error %.3g\n",
+                   100 * agree, n, n == 1 ? "" : "s", err);
+        else /* an argmax of a reconstruction means nothing: as decrypt --compare */
+            printf("largest error against plaintext inference: %.3g (%d sample%s x %d values)\n",
+                   err, n, n == 1 ? "" : "s", K);
     }
     if (bad && rc == 0) rc = 1;
 out:

@@ -5,7 +5,8 @@
  * prediction; a busy server's 503 retried until it answers (the queue is
  * held full by the job hook, and released once the server has counted a
  * refusal: no timing involved); refusals reported with the server's
- * message and exit code 2.
+ * message and exit code 2; a reconstruction (no class vector) compared by
+ * its largest error, never by an argmax.
  */
 #include "clitest.h"
 
@@ -65,10 +66,10 @@ static int gate_teardown(void **state) {
     return 0;
 }
 
-static tsr_server *start(const char *name, tsr_serve_opts *o) {
+static tsr_server *start_plan(const char *name, const char *plan, tsr_serve_opts *o) {
     static const char *plans[1];
     static char pa[1024], st[1024];
-    snprintf(pa, sizeof pa, "%s", tt_cli_path("a.plan"));
+    snprintf(pa, sizeof pa, "%s", tt_cli_path(plan));
     snprintf(st, sizeof st, "%s", tt_cli_path(name));
     plans[0] = pa;
     o->plans = plans;
@@ -79,6 +80,10 @@ static tsr_server *start(const char *name, tsr_serve_opts *o) {
     tsr_server *s = NULL;
     tt_ok(tsr_serve_start(o, &s));
     return s;
+}
+
+static tsr_server *start(const char *name, tsr_serve_opts *o) {
+    return start_plan(name, "a.plan", o);
 }
 
 static void test_client(void **state) {
@@ -135,6 +140,47 @@ static void test_client(void **state) {
                              tt_cli_path("c.sk"), tt_cli_path("s.evk"), tt_cli_path("in.csv"),
                              tt_cli_path("x.csv")),
                   2, "client without --server");
+    tsr_serve_stop(s, 60);
+}
+
+/* A model whose output is not a class vector (the torch autoencoder of tests/data/torch, 784 ->
+ * 784): --compare reports the largest error against plaintext inference, not an argmax
+ * "agreement"; --labels is refused (no accuracy of a reconstruction), as decrypt does. */
+static void test_client_reconstruction(void **state) {
+    (void)state;
+    char ap[1024];
+    snprintf(ap, sizeof ap, "%s", tt_cli_path("ae.plan"));
+    tt_cli_compile_keygen(tt_source_path("tests/data/torch/autoencoder.onnx"),
+                          "--batch 2 --log-n 11 --packing tiled --no-measure", ap,
+                          tt_cli_path("ae.sk"), tt_cli_path("ae.evk"));
+    tt_write_inputs_csv(tt_cli_path("ae_in.csv"), 2, 784, 7);
+    tt_write_inputs_csv(tt_cli_path("labels.csv"), 2, 1, 3);
+    tsr_serve_opts o;
+    tsr_serve_opts_default(&o);
+    tsr_server *s = start_plan("state_ae", "ae.plan", &o);
+    char url[64];
+    snprintf(url, sizeof url, "http://127.0.0.1:%d", tsr_serve_port(s));
+    tt_cli_expect(tt_cli_run("client --server %s %s %s %s --in %s --out %s --compare %s" INSECURE,
+                             url, tt_cli_path("ae.plan"), tt_cli_path("ae.sk"),
+                             tt_cli_path("ae.evk"), tt_cli_path("ae_in.csv"), tt_cli_path("ae.csv"),
+                             tt_cli_path("ae_in.csv")),
+                  0, "client on the autoencoder");
+    const char *log = tt_cli_output(), *line;
+    line = strstr(log, "largest error against plaintext inference: ");
+    if (!line || strstr(log, "agreement") || strstr(log, "logit"))
+        fail_msg("client output:\n%s", log);
+    double err = -1;
+    int n = 0, k = 0;
+    if (sscanf(line, "largest error against plaintext inference: %lf (%d samples x %d values)",
+               &err, &n, &k) != 3 ||
+        n != 2 || k != 784 || !(err >= 0 && err < 1e-3))
+        fail_msg("client output:\n%s", log);
+    tt_cli_expect_fail(tt_cli_run("client --server %s %s %s %s --in %s --out %s --force --labels "
+                                  "%s" INSECURE,
+                                  url, tt_cli_path("ae.plan"), tt_cli_path("ae.sk"),
+                                  tt_cli_path("ae.evk"), tt_cli_path("ae_in.csv"),
+                                  tt_cli_path("ae.csv"), tt_cli_path("labels.csv")),
+                       "client --labels on the autoencoder", "not a class vector");
     tsr_serve_stop(s, 60);
 }
 
@@ -230,6 +276,7 @@ static void test_retry(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_client),
+        cmocka_unit_test(test_client_reconstruction),
         cmocka_unit_test_teardown(test_retry, gate_teardown),
     };
     return cmocka_run_group_tests(tests, setup, tt_cli_teardown);
