@@ -1130,25 +1130,7 @@ TGT static void dot2_ifma(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
         STOREU(out0 + k, t0);
         if (out1) STOREU(out1 + k, t1);
     }
-    if (k < n) {
-        const uint64_t *xt[64], *at[64], *bt[64];
-        for (size_t j0 = 0; j0 < terms; j0 += 64) {
-            /* tails: portable, 64 terms at a time, summed modulo q */
-            const size_t cnt = terms - j0 < 64 ? terms - j0 : 64;
-            uint64_t r0[8], r1[8];
-            for (size_t j = 0; j < cnt; j++) {
-                xt[j] = x[j0 + j] + k;
-                at[j] = y0[j0 + j] + k;
-                bt[j] = out1 ? y1[j0 + j] + k : NULL;
-            }
-            tsr_ring_kernels_portable.dot2(m, r0, out1 ? r1 : NULL, xt, at, out1 ? bt : NULL, cnt,
-                                           n - k);
-            for (size_t i = 0; i < n - k; i++) {
-                out0[k + i] = j0 ? tsr_modq_add(out0[k + i], r0[i], q) : r0[i];
-                if (out1) out1[k + i] = j0 ? tsr_modq_add(out1[k + i], r1[i], q) : r1[i];
-            }
-        }
-    }
+    tsr_dot2_tail(m, out0, out1, x, y0, y1, terms, k, n);
 }
 
 /* ---- table ---------------------------------------------------------------- */
