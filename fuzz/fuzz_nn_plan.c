@@ -6,7 +6,8 @@
  * plans load. Seeds: fuzz/corpus/fuzz_nn_plan/: format 5 (batch, tiled,
  * calibrated, contract) written by `TSR_WRITE_FUZZ_CORPUS=fuzz/corpus
  * ./build/tests/test_nn_he` at main 3086aef, format 6 (*_v6.plan) by
- * `TSR_WRITE_FUZZ_CORPUS=fuzz/corpus ./build/tests/test_nn_plan6`.
+ * `TSR_WRITE_FUZZ_CORPUS=fuzz/corpus ./build/tests/test_nn_plan6` (sqmul_v6.plan, rules
+ * NN_SIMPLIFY_V3 with a product-form layer, by ./build/tests/test_nn_simplify_sqmul).
  */
 #include "tessera/nn.h"
 

@@ -156,8 +156,9 @@ static void test_large_shift_square(void **state) {
 
 /*
  * Past the budget (a = 6.25e-4, b = 0.5: shift 400 = 100 x the bound, 13.3 bits; a = 0:
- * linear) the activation stays a polynomial and the note says why; per channel, one
- * near-linear channel keeps the whole layer a polynomial and is named.
+ * linear) the activation stays a polynomial under NN_SIMPLIFY_V2 and the note says why; per
+ * channel, one near-linear channel keeps the whole layer a polynomial and is named. (The
+ * current rules, NN_SIMPLIFY_V3, make them products x (x + d): test_nn_simplify_sqmul.c.)
  */
 static void test_shift_past_budget(void **state) {
     (void)state;
@@ -168,7 +169,7 @@ static void test_shift_past_budget(void **state) {
     for (int k = 0; k < 2; k++) {
         tsr_nn_model *m = act_model(&g, cases[k], 1), *s;
         tt_ok(nn_model_clone(m, &s));
-        tt_ok(nn_model_simplify(s));
+        tt_ok(nn_model_simplify_rules(s, NN_SIMPLIFY_V2));
         assert_int_equal(count_kind(s, NN_SQUARE), 0);
         assert_int_equal(count_kind(s, NN_POLY), 1);
         if (!strstr(s->notes, "act kept as a degree-2 polynomial")) fail_msg("notes: %s", s->notes);
@@ -184,7 +185,7 @@ static void test_shift_past_budget(void **state) {
         coef[3 * c + 2] = c == 5 ? 6.25e-4 : 0.05 + 0.01 * c;
     }
     tsr_nn_model *m = act_model(&g, coef, NHID);
-    tt_ok(nn_model_simplify(m));
+    tt_ok(nn_model_simplify_rules(m, NN_SIMPLIFY_V2));
     assert_int_equal(count_kind(m, NN_SQUARE), 0);
     if (!strstr(m->notes, "act channel 5 kept")) fail_msg("notes: %s", m->notes);
     tsr_nn_model_free(m);
@@ -202,7 +203,7 @@ static double edge_case(tsr_prng *g, double s_over_b, int encrypt, int *squares)
     const double a = 1.0 / 256, coef[3] = { 0.1, 2 * a * 4 * s_over_b, a };
     tsr_nn_model *poly = act_model(g, coef, 1), *sq;
     tt_ok(nn_model_clone(poly, &sq));
-    tt_ok(nn_model_simplify(sq));
+    tt_ok(nn_model_simplify_rules(sq, NN_SIMPLIFY_V2));
     *squares = count_kind(sq, NN_SQUARE);
     if (!*squares && !strstr(sq->notes, "10.1 bits > 10")) fail_msg("notes: %s", sq->notes);
     double loss = 0;
@@ -288,8 +289,8 @@ static tsr_graph *act_graph(tsr_prng *g, const double *coef) {
 /*
  * Through a file: the 6.25 B activation of test_large_shift_square imported from a graph and
  * simplified with the rules of plans written before the budget (NN_SIMPLIFY_V1) is written
- * in format 6 with flags 1 and reads back (same id) still a polynomial; with the current
- * rules (NN_SIMPLIFY_V2) with flags 3, read back a square.
+ * in format 6 with flags 1 and reads back (same id) still a polynomial; with NN_SIMPLIFY_V2
+ * with flags 3, read back a square (the current rules, V3, flags 7: test_nn_simplify_sqmul.c).
  */
 static void test_plan_file_rules(void **state) {
     (void)state;
@@ -300,13 +301,11 @@ static void test_plan_file_rules(void **state) {
     for (int v = 1; v <= 2; v++) {
         tsr_nn_import_opts io;
         tsr_nn_import_opts_default(&io);
-        io.no_simplify = v == 1;
+        io.no_simplify = 1;
         tsr_nn_model *m;
         tt_ok(tsr_nn_model_from_graph(gr, &io, &m, NULL));
-        if (v == 1) {
-            tt_ok(nn_model_simplify_rules(m, NN_SIMPLIFY_V1));
-            m->simplified = NN_SIMPLIFY_V1;
-        }
+        tt_ok(nn_model_simplify_rules(m, v));
+        m->simplified = v;
         assert_int_equal(m->simplified, v == 1 ? NN_SIMPLIFY_V1 : NN_SIMPLIFY_V2);
         assert_int_equal(count_kind(m, NN_SQUARE), v == 2);
         assert_int_equal(count_kind(m, NN_POLY), v == 1);

@@ -10,11 +10,12 @@
  *
  * A *model* (tsr_nn_model) is the imported network with every weight in
  * double precision, simplified for CKKS (batch norm folded, affine maps
- * merged into neighbours, degree-2 activations turned into squares); it has
- * a plaintext reference executor. A *plan* (tsr_nn_plan) is a model plus
- * everything needed to run it encrypted: the CKKS parameters, the packing
- * (per-step tile shapes), the level of every step, the rotation keys needed,
- * the batch size and the optimizer's predictions.
+ * merged into neighbours, degree-2 activations turned into squares or, when
+ * nearly linear, products x (x + d)); it has a plaintext reference executor.
+ * A *plan* (tsr_nn_plan) is a model plus everything needed to run it
+ * encrypted: the CKKS parameters, the packing (per-step tile shapes), the
+ * level of every step, the rotation keys needed, the batch size and the
+ * optimizer's predictions.
  *
  * Thread-safety: models and plans are immutable after creation and may be
  * shared. A runner must not be used by two threads at once (it uses OpenMP

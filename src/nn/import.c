@@ -102,7 +102,7 @@ tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts 
     char *rep = NULL;
     int n_bad = 0;
     tsr_status st = nn_model_from_graph(g, &m, &rep, &n_bad);
-    if (st == TSR_OK && !(o && o->no_simplify)) st = nn_model_simplify_rules(m, NN_SIMPLIFY_V2);
+    if (st == TSR_OK && !(o && o->no_simplify)) st = nn_model_simplify_rules(m, NN_SIMPLIFY_V3);
     if (st == TSR_OK) st = nn_model_validate(m);
     /* The graph is kept only for plans of format 6: a graph that cannot be written (the graph
      * wire form's limits) leaves the model without one, and its plans are written in format 5. */
@@ -119,7 +119,7 @@ tsr_status tsr_nn_model_from_graph(const tsr_graph *g, const tsr_nn_import_opts 
         return st;
     }
     tsr_free(rep);
-    m->simplified = (o && o->no_simplify) ? 0 : NN_SIMPLIFY_V2;
+    m->simplified = (o && o->no_simplify) ? 0 : NN_SIMPLIFY_V3;
     *out = m;
     return TSR_OK;
 }
@@ -218,7 +218,7 @@ tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *opts, 
     }
     if (st == TSR_OK) { /* the model keeps its graph (plans of format 6 store it) */
         nm->graph = g;
-        nm->simplified = opts->no_simplify ? 0 : NN_SIMPLIFY_V2;
+        nm->simplified = opts->no_simplify ? 0 : NN_SIMPLIFY_V3;
         g = NULL;
     }
     tsr_graph_free(g);
@@ -257,7 +257,7 @@ tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *opts, 
                         "lossy: '%s' replaces a non-polynomial operator by a polynomial (%s); "
                         "outputs may differ from the original model\n",
                         nm->layers[i].name, nm->layers[i].origin);
-        if (!opts->no_simplify) st = nn_model_simplify_rules(nm, NN_SIMPLIFY_V2);
+        if (!opts->no_simplify) st = nn_model_simplify_rules(nm, NN_SIMPLIFY_V3);
         if (st == TSR_OK) st = nn_model_validate(nm);
     }
     tsr_onnx_free(om);

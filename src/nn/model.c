@@ -15,7 +15,7 @@
 
 static const char *const kind_names[NN_KIND_COUNT_] = {
     [NN_CONV] = "conv",     [NN_DENSE] = "dense", [NN_AVGPOOL] = "avgpool", [NN_POLY] = "poly",
-    [NN_SQUARE] = "square", [NN_ADD] = "add",     [NN_MUL] = "mul",
+    [NN_SQUARE] = "square", [NN_ADD] = "add",     [NN_MUL] = "mul",         [NN_SQMUL] = "sqmul",
 };
 
 const char *nn_kind_name(nn_kind k) {
@@ -128,6 +128,12 @@ static tsr_status layer_shape(const tsr_nn_model *m, const nn_layer *L, nn_shape
     case NN_SQUARE:
         *os = s;
         return TSR_OK;
+    case NN_SQMUL:
+        if ((L->nc != 1 && L->nc != s.c) || L->w_len != L->nc)
+            return tsr_fail(TSR_ERR_SHAPE, "sqmul '%s': %lld offsets (nc %d) on %d channels",
+                            L->name, (long long)L->w_len, L->nc, s.c);
+        *os = s;
+        return TSR_OK;
     case NN_ADD:
     case NN_MUL: {
         const char *kn = nn_kind_name(L->kind);
@@ -238,7 +244,9 @@ tsr_status nn_model_validate(const tsr_nn_model *m) {
         if (os.c != have.c || os.h != have.h || os.w != have.w)
             return tsr_fail(TSR_ERR_SHAPE, "layer '%s': output (%d,%d,%d) expected (%d,%d,%d)",
                             L->name, have.c, have.h, have.w, os.c, os.h, os.w);
-        if ((L->kind == NN_CONV || L->kind == NN_DENSE || L->kind == NN_POLY) && !L->w)
+        if ((L->kind == NN_CONV || L->kind == NN_DENSE || L->kind == NN_POLY ||
+             L->kind == NN_SQMUL) &&
+            !L->w)
             return tsr_fail(TSR_ERR_FORMAT, "layer '%s' has no weights", L->name);
         if ((L->w_len > 0 && !L->w) || (L->b_len > 0 && !L->b))
             return tsr_fail(TSR_ERR_FORMAT, "layer '%s': missing data", L->name);
@@ -538,6 +546,11 @@ static void layer_ref(const tsr_nn_model *m, const nn_layer *L, double *const *t
     case NN_SQUARE:
         for (int64_t i = 0; i < n; i++) y[i] = x[i] * x[i];
         break;
+    case NN_SQMUL: {
+        int64_t hw = (int64_t)is.h * is.w;
+        for (int64_t i = 0; i < n; i++) y[i] = x[i] * (x[i] + L->w[L->nc == 1 ? 0 : i / hw]);
+        break;
+    }
     case NN_ADD: {
         const double *x2 = t[L->in[1]];
         for (int64_t i = 0; i < n; i++) y[i] = x[i] + x2[i];

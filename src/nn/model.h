@@ -33,6 +33,8 @@ typedef enum nn_kind {
     NN_SQUARE,   /* y = x * x */
     NN_ADD,      /* y = in0 + in1 (same shapes) */
     NN_MUL,      /* y = in0 * in1 elementwise (same shapes; ciphertext x ciphertext, one level) */
+    NN_SQMUL,    /* y = x * (x + d[ch]): w = d (nc values, nc = 1 or C); one level (rule 3's
+                    product form of a near-linear degree-2 activation, nn/simplify.c) */
     NN_KIND_COUNT_
 } nn_kind;
 
@@ -60,9 +62,9 @@ typedef struct nn_layer {
     int out;                    /* output tensor id */
     int kh, kw, sh, sw, ph, pw; /* CONV, AVGPOOL geometry */
     int count_pad;              /* AVGPOOL: 1 divide by KH*KW; 0 by the taps inside the image */
-    int degree, nc;             /* POLY */
+    int degree, nc;             /* POLY (nc also SQMUL) */
     int lossy;                  /* POLY approximating a non-polynomial activation */
-    double bound;               /* POLY / SQUARE: inputs expected in [-bound, bound] (0: unknown) */
+    double bound; /* POLY / SQUARE / SQMUL: inputs expected in [-bound, bound] (0: unknown) */
     int64_t w_len, b_len;
     double *w; /* CONV/DENSE weights, POLY coefficients (owned) */
     double *b; /* CONV/DENSE bias: F or M values, or (CONV) a map of F*OH*OW (owned) */
@@ -92,7 +94,8 @@ struct tsr_nn_model {
      * The graph the layers were lowered from (owned; NULL when the model was
      * built by hand) and whether nn_model_simplify ran after the lowering, with which rules:
      * 0 not simplified, NN_SIMPLIFY_V1 (rule 3 up to a shift of 4 x the bound: plans of
-     * format 6 with flags 1) or NN_SIMPLIFY_V2 (the shift budget in bits: flags 3).
+     * format 6 with flags 1), NN_SIMPLIFY_V2 (the shift budget in bits: flags 3) or
+     * NN_SIMPLIFY_V3 (past the budget, the product form x (x + d): flags 7).
      * Plans of format 6 store the graph and redo both (nn/plan.c); a model
      * changed after import no longer matches its graph, and its plans fall
      * back to format 5 (nn_plan_assemble checks).
@@ -213,17 +216,20 @@ tsr_status nn_budget_check(nn_budget *budget, const tsr_nn_model *m, int64_t mor
  * a neighbouring convolution / dense layer, average pooling followed by a
  * dense layer is merged into it, and each degree-2 activation between two
  * linear layers becomes a plain square (the shift into the producer's bias,
- * the leading coefficient and the constant into the consumer), so it costs
- * one level instead of two. Notes on what was done are appended to
- * m->notes.
+ * the leading coefficient and the constant into the consumer) or, when it is
+ * nearly linear, a product x (x + d) (NN_SQMUL: sqrt|a| into the producer,
+ * sign(a) and the constant into the consumer), so it costs one level
+ * instead of two. Rules NN_SIMPLIFY_V3. Notes on what was done are appended
+ * to m->notes.
  */
 tsr_status nn_model_simplify(tsr_nn_model *m);
 
 /* The rule sets of nn_model_simplify (a plan records the one its model was simplified with). */
 #define NN_SIMPLIFY_V1 1 /* rule 3 while |b / 2a| <= 4 x the input bound */
-#define NN_SIMPLIFY_V2 2 /* rule 3 while the shift costs <= 10 bits (nn/simplify.c); current */
+#define NN_SIMPLIFY_V2 2 /* rule 3 while the shift costs <= 10 bits (nn/simplify.c) */
+#define NN_SIMPLIFY_V3 3 /* V2, then past the shift budget the product form (NN_SQMUL); current */
 
-/** nn_model_simplify with the rules of `rules` (NN_SIMPLIFY_V1 or NN_SIMPLIFY_V2). */
+/** nn_model_simplify with the rules of `rules` (NN_SIMPLIFY_V1, V2 or V3). */
 tsr_status nn_model_simplify_rules(tsr_nn_model *m, int rules);
 
 /** Multiplicative depth of the model under the rules of nn/lower.c (no clears). */

@@ -12,7 +12,9 @@
  *   model:  f64 in_scale, in_mean, in_std; 32 bytes source hash; 256 bytes
  *           source name; 512 bytes notes; u32 flags (bit 0: simplified; bit 1:
  *           with NN_SIMPLIFY_V2's rule 3, a square while the shift costs <= 10 bits;
- *           without it, plans written before: NN_SIMPLIFY_V1, a shift <= 4 x the bound);
+ *           without it, plans written before: NN_SIMPLIFY_V1, a shift <= 4 x the bound;
+ *           bit 2 with bits 0 and 1: NN_SIMPLIFY_V3, past the budget the product form
+ *           x (x + d); so 0, 1, 3 or 7);
  *           32 bytes program digest (below); u64 graph bytes, the graph
  *           (graph/graph_io.c)
  *   packing: u32 packing; u64 slots; u64 t[5]; u32 orient; u32 batch
@@ -219,6 +221,18 @@ static tsr_status program_digest(const tsr_nn_plan *p, uint8_t out[32]) {
     return TSR_OK;
 }
 
+/* The flags word of a format-6 plan for a rule set (0, NN_SIMPLIFY_V1, V2 or V3), and back. */
+static uint32_t rules_flags(int rules) {
+    return rules == NN_SIMPLIFY_V3 ? 7u : rules == NN_SIMPLIFY_V2 ? 3u : rules ? 1u : 0u;
+}
+
+static int flags_rules(uint32_t flags) {
+    return flags == 7   ? NN_SIMPLIFY_V3
+           : flags == 3 ? NN_SIMPLIFY_V2
+           : flags == 1 ? NN_SIMPLIFY_V1
+                        : 0;
+}
+
 /* with_predictions 0: the predicted times, memory and the optimizer's text are written as
  * zeros (the bytes the plan id hashes). */
 static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predictions) {
@@ -250,7 +264,7 @@ static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predicti
     tsr_write_bytes(w, m->source_hash, 32);
     nn_plan_write_str(w, m->source, sizeof m->source);
     nn_plan_write_str(w, m->notes, sizeof m->notes);
-    tsr_write_u32(w, m->simplified == NN_SIMPLIFY_V2 ? 3u : m->simplified ? 1u : 0u);
+    tsr_write_u32(w, rules_flags(m->simplified));
     tsr_write_bytes(w, digest, sizeof digest);
     tsr_write_u64(w, (uint64_t)gl);
     tsr_write_bytes(w, gb, gl);
@@ -396,7 +410,7 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
     uint64_t glen = tsr_read_u64(r);
     if (tsr_reader_status(r) != TSR_OK) return tsr_reader_status(r);
     if (!isfinite(pre[0]) || pre[0] == 0 || !isfinite(pre[1]) || !(pre[2] > 0) ||
-        !isfinite(pre[2]) || flags > 3 || flags == 2 || glen > r->mem_len - r->mem_pos)
+        !isfinite(pre[2]) || (flags && !flags_rules(flags)) || glen > r->mem_len - r->mem_pos)
         return RFAIL("preprocessing, flags %u or a graph of %llu bytes", flags,
                      (unsigned long long)glen);
     tsr_graph *graph = NULL;
@@ -413,7 +427,7 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
     uint64_t cap = (uint64_t)64 * r->mem_len;
     nn_budget budget = { .max_weights = cap > MIN_WEIGHT_BUDGET ? (int64_t)cap : MIN_WEIGHT_BUDGET,
                          .max_layers = NN_PLAN_MAX_LAYERS };
-    int rules = flags == 3 ? NN_SIMPLIFY_V2 : flags == 1 ? NN_SIMPLIFY_V1 : 0;
+    int rules = flags_rules(flags);
     if (st == TSR_OK && (st = nn_model_rebuild(graph, rules, &budget, &m)) != TSR_OK &&
         !budget.over)
         st = tsr_fail_context(TSR_ERR_FORMAT, "plan: its graph cannot be lowered: ");

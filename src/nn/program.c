@@ -41,6 +41,8 @@ static const char *const op_names[NN_OP_COUNT_] = {
     [NN_OP_SQ_LINEAR] = "square+linear",
     [NN_OP_MUL] = "mul",
     [NN_OP_CONTRACT] = "contract",
+    [NN_OP_SQMUL] = "sqmul",
+    [NN_OP_SQMUL_LINEAR] = "sqmul+linear",
 };
 
 const char *nn_op_name(nn_op op) {
@@ -479,6 +481,7 @@ tsr_status nn_prepare_step(const tsr_nn_model *m, const nn_program *p, const nn_
     }
     case NN_OP_LINEAR:
     case NN_OP_SQ_LINEAR:
+    case NN_OP_SQMUL_LINEAR:
         st = linear_matrix(m, L, pp);
         break;
     case NN_OP_CONTRACT:
@@ -660,6 +663,29 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
 }
 
 /*
+ * x + d for NN_SQMUL layer S (x: value `value` of p): d[c] (one per channel, or one) added to
+ * every element of channel c, laid out as x (the batch too, so x's zero padding stays zero
+ * and the sum has x's shape). No level; one plaintext encoded per tile.
+ */
+static tsr_status sqmul_offset(const tsr_nn_model *m, const nn_layer *S, const nn_program *p,
+                               int value, const tsr_tile *x, tsr_tile **out) {
+    tsr_tile_shape ps = x->shape;
+    for (int d = 0; d < ps.ndims; d++) ps.dim[d].unknown = 0;
+    int cd = p->cfg.packing == TSR_NN_PACK_BATCH ? 0 : p->values[value].cdim;
+    int64_t stv[TSR_TILE_MAX_DIMS];
+    int64_t n = dense_strides(&ps, stv), C = nn_in_shape(m, S).c;
+    double *dense = tsr_alloc((size_t)n * sizeof *dense);
+    if (!dense) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (int64_t i = 0; i < n; i++) {
+        int64_t c = S->nc > 1 && cd >= 0 ? (i / stv[cd]) % dsize(&ps, cd) : 0;
+        dense[i] = S->w[c < C ? c : 0];
+    }
+    tsr_status st = tsr_tile_add_plain(x, &ps, dense, out);
+    tsr_free(dense);
+    return st;
+}
+
+/*
  * A contraction: the operands brought to one level (the higher one to the lower one's level
  * and scale by a constant product, no depth, align_down), then tsr_tile_prod_lincomb.
  * At one level their scales may differ (the products are at s_x s_y / q, as par_mul's).
@@ -720,6 +746,21 @@ tsr_status nn_apply_step(const tsr_nn_model *m, const nn_program *p, const nn_st
     case NN_OP_SQUARE:
         st = par_mul(x, x, &r);
         break;
+    case NN_OP_SQMUL:
+        st = sqmul_offset(m, L, p, s->in[0], x, &t);
+        if (st == TSR_OK) st = par_mul(x, t, &r);
+        tsr_tile_free(t);
+        break;
+    case NN_OP_SQMUL_LINEAR: {
+        const nn_layer *S = &m->layers[nn_producer(m, L->in[0])];
+        TSR_ASSERT(S->kind == NN_SQMUL);
+        st = sqmul_offset(m, S, p, s->in[0], x, &t);
+        if (st == TSR_OK)
+            st = tsr_tile_prod_lincomb(x, t, &s->out_shape, pp->row_ptr, pp->cols, pp->cols,
+                                       pp->vals, pp->lbias, &r);
+        tsr_tile_free(t);
+        break;
+    }
     case NN_OP_MUL:
         if (!vals[s->in[1]])
             return tsr_fail(TSR_ERR_INTERNAL, "step reads value %d, which is gone", s->in[1]);
@@ -778,7 +819,8 @@ typedef struct builder {
     tsr_tile **vals; /* live tile tensors per value (cap_values) */
     int *last_use;   /* per value: last step reading it (filled in a pre-pass on layers) */
     int *tval;       /* model tensor -> value id */
-    uint8_t *sq;     /* model tensor -> 1: the square of its value (fused into the reader) */
+    uint8_t *sq;     /* model tensor -> 1: the square of its value, 2: its x (x + d) (NN_SQMUL),
+                        fused into the reader */
     uint8_t *role;   /* per layer (BATCH packing): a layer_role */
     int *ca, *cb;    /* per layer with ROLE_CONTRACT: the tensors the expansions read */
 } builder;
@@ -945,7 +987,8 @@ static nn_step layer_step(nn_op op, int layer, int in) {
  * With one sample per slot, a square whose only reader is a convolution, pool
  * or dense layer is done by that layer: the squares stay unrelinearized until
  * the layer's sums are formed, one relinearization per output instead of one
- * per input (845 -> 100 for the CryptoNets CNN's first dense layer).
+ * per input (845 -> 100 for the CryptoNets CNN's first dense layer). The same
+ * for the product form x (x + d) of NN_SQMUL (tsr_tile_prod_lincomb).
  */
 static int square_fuses(const builder *b, int li) {
     const tsr_nn_model *m = b->m;
@@ -958,6 +1001,11 @@ static int square_fuses(const builder *b, int li) {
                (R->kind == NN_CONV || R->kind == NN_AVGPOOL || R->kind == NN_DENSE);
     }
     return 0;
+}
+
+/* The batch-packing step of a linear layer reading tensor t (fused with t's square or product). */
+static nn_op linear_op(const builder *b, int t) {
+    return b->sq[t] == 2 ? NN_OP_SQMUL_LINEAR : b->sq[t] ? NN_OP_SQ_LINEAR : NN_OP_LINEAR;
 }
 
 static tsr_status lower_layer(builder *b, int li) {
@@ -984,7 +1032,7 @@ static tsr_status lower_layer(builder *b, int li) {
     case NN_CONV:
     case NN_AVGPOOL:
         if (batch) {
-            s = layer_step(b->sq[L->in[0]] ? NN_OP_SQ_LINEAR : NN_OP_LINEAR, li, v);
+            s = layer_step(linear_op(b, L->in[0]), li, v);
             nn_shape os = nn_out_shape(m, L);
             s.out_shape = p->values[v].shape;
             s.out_shape.dim[0] = mk_dim(os.c, 1, 0, 0);
@@ -1016,7 +1064,7 @@ static tsr_status lower_layer(builder *b, int li) {
         break;
     case NN_DENSE:
         if (batch) {
-            s = layer_step(b->sq[L->in[0]] ? NN_OP_SQ_LINEAR : NN_OP_LINEAR, li, v);
+            s = layer_step(linear_op(b, L->in[0]), li, v);
             s.out_shape = p->values[v].shape;
             s.out_shape.dim[0] = mk_dim(nn_out_shape(m, L).c, 1, 0, 0);
             s.out_shape.dim[1] = mk_dim(1, 1, 0, 0);
@@ -1064,6 +1112,14 @@ static tsr_status lower_layer(builder *b, int li) {
             break;
         }
         TSR_TRY(emit(b, layer_step(NN_OP_SQUARE, li, v), &id));
+        break;
+    case NN_SQMUL:
+        if (batch && square_fuses(b, li)) {
+            b->sq[L->out] = 2; /* NN_OP_SQMUL_LINEAR */
+            id = v;
+            break;
+        }
+        TSR_TRY(emit(b, layer_step(NN_OP_SQMUL, li, v), &id));
         break;
     case NN_POLY:
         TSR_TRY(emit(b, layer_step(NN_OP_POLY, li, v), &id));

@@ -157,7 +157,7 @@ void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp) {
     int any = 0;
     for (int i = 0; i < m->n_layers; i++) {
         const nn_layer *L = &m->layers[i];
-        if (L->kind != NN_POLY && L->kind != NN_SQUARE) continue;
+        if (L->kind != NN_POLY && L->kind != NN_SQUARE && L->kind != NN_SQMUL) continue;
         fprintf(fp, "%s %s |x| <= %.3g", any++ ? "," : "", L->name, p->act_absmax[i]);
         if (L->bound > 0) fprintf(fp, " (bound %.3g)", L->bound);
     }

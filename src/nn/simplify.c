@@ -16,6 +16,11 @@
  *     LoLa treatment of x^2 activations), while the shift costs at most
  *     SQUARE_SHIFT_BITS bits of precision (NN_SIMPLIFY_V2; plans written
  *     before it are rebuilt with NN_SIMPLIFY_V1's |s| <= 4 x the bound).
+ *     Past that budget (a near-linear activation, a -> 0) NN_SIMPLIFY_V3
+ *     uses the product form y = sign(a) u (u + d) + c with u = sqrt|a| x
+ *     (into the producer) and d = b / (sign(a) sqrt|a|), a plaintext added
+ *     for free: one ciphertext product, one level (see SQMUL_BITS). An
+ *     activation with no x^2 term at all is affine, and rule 2 merges it.
  *
  *  4. Two dense layers in a row (the first read only by the second) become
  *     one when that does not make the matrix denser: a selection matrix
@@ -396,6 +401,112 @@ static double square_shift_bits(double s, double B) {
     return 2.0 * log2(1.0 + fabs(s) / B);
 }
 
+/*
+ * Rule 3's product form (NN_SIMPLIFY_V3), for the activations whose shift is past the budget.
+ * Algebra, per channel with a != 0: let k = sqrt|a|, u = k x, d = b / (sign(a) k). Then
+ * sign(a) u (u + d) = sign(a) |a| x^2 + sign(a) k x b / (sign(a) k) = a x^2 + b x, so
+ * y = sign(a) u (u + d) + c: k goes into the producer's weights and bias (as the shift does),
+ * sign(a) and c into the consumer, d is a per-channel plaintext added to u (no level), and
+ * u (u + d) is one ciphertext product: one level, like the square. Nothing cancels: the
+ * product is about |b| B + |a| B^2, the size of the true output (in the square form,
+ * a (x + s)^2 is about a s^2 = b^2 / 4a, cancelled by c').
+ *
+ * Error (e: the absolute error of u, the producer's rescale and its encoded weights' rounding,
+ * which do not shrink with k): the product's error is e |2u + d| ~ e |b| / sqrt|a| against
+ * the polynomial's e |2ax + b| ~ e |b| on x: the output is 1/sqrt|a| times less precise, a
+ * cost of log2(1 / sqrt|a|) = -log2|a| / 2 bits (none when |a| >= 1), independent of B. The
+ * other errors (the consumer's encoded weights w sign(a) on a product of the true output's
+ * size, the product's rescale) are the polynomial's. The form is used while that costs at
+ * most SQMUL_BITS (|a| >= 2^-20); below that (or with a = 0 in only some channels) the
+ * activation stays a polynomial with a note. A choice of k: a larger k (u = k x, the consumer
+ * scaled by a / k^2) divides the first error by k / sqrt|a| but multiplies the product, and
+ * the consumer's weight rounding on it, by k^2 / |a|; k = sqrt|a| keeps every value the size
+ * of the true output, so nothing can overflow the plan's output headroom (the offsets are
+ * capped at SQMUL_MAX_OFFSET besides: |d| <= |b| 2^10 within the budget anyway).
+ * Measured (tests/test_nn_simplify_sqmul.c: debug backend, N = 2^11, b = 0.4, B = 4, the
+ * polynomial 28.4-30.1 bits precise; 8 runs): at a = 1e-2, 1e-3, 1e-4 (predicted 3.3, 5.0,
+ * 6.6 bits) the product form lost 0.3-2.5, 1.7-3.5 and 3.2-5.1 bits, the square 3.9-6.0 and
+ * 11.4-12.7 bits at 1e-3 and 1e-4; a model in docs/PRUNING.md (ninth round).
+ */
+#define SQMUL_BITS       10.0
+#define SQMUL_MAX_OFFSET 1024.0
+
+/* Bits the product form costs for a channel with x^2 coefficient a (see SQMUL_BITS). */
+static double sqmul_bits(double a) {
+    return fabs(a) >= 1.0 ? 0.0 : -0.5 * log2(fabs(a));
+}
+
+/*
+ * The product form of degree-2 poly layer i (x its input, q its linear consumer, bound its
+ * input bound): *done = 1 when rewritten, else 0 and *why says why it cannot be.
+ */
+static tsr_status sqmul_rewrite(tsr_nn_model *m, int i, int x, int q, double bound, int *done,
+                                char *why, size_t why_len) {
+    nn_layer *L = &m->layers[i];
+    int nc = L->nc;
+    double worst = 0, kmax = 0;
+    *done = 0;
+    for (int c = 0; c < nc; c++) {
+        double a = L->w[3 * c + 2], b = L->w[3 * c + 1], k = sqrt(fabs(a));
+        if (a == 0.0) {
+            snprintf(why, why_len, "channel %d has no x^2 term, others have", c);
+            return TSR_OK;
+        }
+        double d = b / (a > 0 ? k : -k), cost = sqmul_bits(a);
+        if (!(fabs(d) + k * bound <= SQMUL_MAX_OFFSET) || !(cost <= SQMUL_BITS)) {
+            snprintf(why, why_len,
+                     "nor as x(x+d): channel %d's |a| = %.3g costs %.1f bits > %.0f, or its offset "
+                     "|d| = %.3g > %.0f",
+                     c, fabs(a), cost, SQMUL_BITS, fabs(d), SQMUL_MAX_OFFSET);
+            return TSR_OK;
+        }
+        if (cost > worst) worst = cost;
+        if (k > kmax) kmax = k;
+    }
+    double *k = tsr_alloc((size_t)nc * sizeof *k), *sg = tsr_alloc((size_t)nc * sizeof *sg);
+    double *c0 = tsr_alloc((size_t)nc * sizeof *c0), *d = tsr_alloc((size_t)nc * sizeof *d);
+    tsr_status st = (k && sg && c0 && d) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (int c = 0; c < nc && st == TSR_OK; c++) {
+        double a = L->w[3 * c + 2];
+        k[c] = sqrt(fabs(a));
+        sg[c] = a > 0 ? 1.0 : -1.0;
+        c0[c] = L->w[3 * c];
+        d[c] = L->w[3 * c + 1] / (sg[c] * k[c]);
+    }
+    if (st == TSR_OK) st = fold_into_producer(m, x, k, NULL, nc);
+    if (st == TSR_OK) st = fold_into_consumer(m, q, sg, c0, nc);
+    tsr_free(k);
+    tsr_free(sg);
+    tsr_free(c0);
+    if (st != TSR_OK) {
+        tsr_free(d);
+        return st;
+    }
+    L = &m->layers[i];
+    char old[NN_NAME_MAX];
+    snprintf(old, sizeof old, "%s", L->name);
+    nn_layer *P = &m->layers[nn_producer(m, x)], *Q = &m->layers[q];
+    add_origin(P, "scale of ");
+    size_t len = strlen(P->origin);
+    snprintf(P->origin + len, sizeof P->origin - len, "%s", old);
+    add_origin(Q, "sign of ");
+    len = strlen(Q->origin);
+    snprintf(Q->origin + len, sizeof Q->origin - len, "%s", old);
+    tsr_free(L->w);
+    L->w = d; /* nc offsets */
+    L->w_len = nc;
+    L->kind = NN_SQMUL;
+    L->degree = 0;
+    L->bound = kmax * bound;
+    add_origin(L, "sign(a)u(u+d)+c");
+    char into[2 * NN_NAME_MAX + 96];
+    snprintf(into, sizeof into, "sqrt|a| into %s, sign and constant into %s; costs %.1f bits",
+             m->layers[nn_producer(m, x)].name, m->layers[q].name, worst);
+    note(m, "%s rewritten as x(x+d) (%s)", old, into);
+    *done = 1;
+    return TSR_OK;
+}
+
 /* Rule 3: degree-2 activations between linear layers become squares. */
 static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
     for (int i = 0; i < m->n_layers; i++) {
@@ -423,7 +534,16 @@ static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
             continue; /* the rule of plans written before the budget, silent as it was */
         if (!(cost <= SQUARE_SHIFT_BITS)) {
             /* near-linear: the shift would cost more precision than the level saves */
-            char what[NN_NAME_MAX + 32], why[160];
+            char what[NN_NAME_MAX + 32], why[160], why2[160] = "";
+            if (rules == NN_SIMPLIFY_V3) {
+                int done;
+                TSR_TRY(sqmul_rewrite(m, i, x, q, bound, &done, why2, sizeof why2));
+                if (done) {
+                    *changed = 1;
+                    continue;
+                }
+                L = &m->layers[i];
+            }
             snprintf(what, sizeof what, "%s", L->name);
             if (nc > 1)
                 snprintf(what + strlen(what), sizeof what - strlen(what), " channel %d", worst_c);
@@ -433,7 +553,9 @@ static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
                          worst, worst / bound, bound, cost, SQUARE_SHIFT_BITS);
             else
                 snprintf(why, sizeof why, "no x^2 term: linear");
-            note(m, "%s kept as a degree-2 polynomial, not a square (%s)", what, why);
+            char full[sizeof why + sizeof why2 + 8];
+            snprintf(full, sizeof full, "%s%s%s", why, why2[0] ? "; " : "", why2);
+            note(m, "%s kept as a degree-2 polynomial, not a square (%s)", what, full);
             continue;
         }
         double *s = tsr_alloc((size_t)nc * sizeof *s), *a = tsr_alloc((size_t)nc * sizeof *a);
@@ -484,13 +606,33 @@ static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
     return TSR_OK;
 }
 
+/* NN_SIMPLIFY_V3: a degree-2 polynomial without x^2 term in any channel is affine (degree 1),
+ * so that rule 2 merges it (before, it stayed a depth-2 polynomial). */
+static void degree2_affine(tsr_nn_model *m) {
+    for (int i = 0; i < m->n_layers; i++) {
+        nn_layer *L = &m->layers[i];
+        if (L->kind != NN_POLY || L->degree != 2) continue;
+        int lin = 1;
+        for (int c = 0; c < L->nc; c++) lin &= L->w[3 * c + 2] == 0.0;
+        if (!lin) continue;
+        for (int c = 0; c < L->nc; c++) {
+            L->w[2 * c] = L->w[3 * c];
+            L->w[2 * c + 1] = L->w[3 * c + 1];
+        }
+        L->w_len = 2 * (int64_t)L->nc;
+        L->degree = 1;
+        note(m, "%s has no x^2 term: degree %s", L->name, "1");
+    }
+}
+
 tsr_status nn_model_simplify(tsr_nn_model *m) {
-    return nn_model_simplify_rules(m, NN_SIMPLIFY_V2);
+    return nn_model_simplify_rules(m, NN_SIMPLIFY_V3);
 }
 
 tsr_status nn_model_simplify_rules(tsr_nn_model *m, int rules) {
-    TSR_REQUIRE(rules == NN_SIMPLIFY_V1 || rules == NN_SIMPLIFY_V2,
+    TSR_REQUIRE(rules == NN_SIMPLIFY_V1 || rules == NN_SIMPLIFY_V2 || rules == NN_SIMPLIFY_V3,
                 "nn_model_simplify_rules: unknown rule set");
+    if (rules == NN_SIMPLIFY_V3) degree2_affine(m);
     for (int round = 0; round < 4 * (m->n_layers + 1); round++) {
         int changed = 0;
         TSR_TRY(fold_pool_dense(m, &changed));
@@ -515,6 +657,7 @@ int nn_model_depth(const tsr_nn_model *m) {
         case NN_DENSE:
         case NN_AVGPOOL:
         case NN_SQUARE:
+        case NN_SQMUL:
         case NN_MUL:
             cost = 1;
             break;
