@@ -62,13 +62,21 @@ static void usage(FILE *out) {
  * decompositions (dnum x (l+1+k) limbs of 512 KiB, 68 MiB) and ciphertexts come back as new
  * zeroed pages every time: 13-18 % of a bootstrap's CPU time in the kernel on the Zen 5
  * (docs/BENCHMARKS.md). The command keeps freed memory in its heap instead; the peak RSS is
- * about the same (the blocks are reused, not added). Programs linking libtessera can do the same
- * (mallopt, or GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...).
+ * about the same (the blocks are reused, not added). And one arena: a thread other than the
+ * main one allocates from an arena of its own, made of heaps of at most 64 MiB that glibc
+ * unmaps as soon as one is empty, whatever the trim threshold; with two threads bootstrapping's
+ * EvalMod runs one half on the second thread (tsr_thread_pair), whose ciphertexts (21 MiB each)
+ * came back as new zeroed pages in every bootstrap (15-30 thousand page faults per bootstrap
+ * after the first, none with one arena or one thread). Tessera allocates few, large blocks, so
+ * the one arena's lock costs nothing measurable. Programs linking libtessera can do the same
+ * (mallopt, or GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...:
+ * glibc.malloc.arena_max=1).
  */
 static void keep_freed_memory(void) {
 #ifdef __GLIBC__
     mallopt(M_MMAP_MAX, 0);
     mallopt(M_TRIM_THRESHOLD, INT_MAX);
+    mallopt(M_ARENA_MAX, 1);
 #endif
 }
 

@@ -655,6 +655,19 @@ static void test_mul_monomial(void **state) {
         free(got);
         free(want);
     }
+    /* the same bytes with 1 and 2 threads (the limbs are split between threads) */
+    int saved = tsr_get_num_threads();
+    uint8_t *bytes[2];
+    size_t len[2];
+    for (int t = 0; t < 2; t++) {
+        tsr_set_num_threads(t + 1);
+        tt_ok(tsr_ckks_mul_monomial(ev, out, ct, 3 * n / 2 + 5));
+        tt_ok(tsr_ckks_ciphertext_to_bytes(out, &bytes[t], &len[t]));
+    }
+    tsr_set_num_threads(saved);
+    assert_int_equal(len[0], len[1]);
+    assert_memory_equal(bytes[0], bytes[1], len[0]);
+    for (int t = 0; t < 2; t++) tsr_ckks_bytes_free(bytes[t]);
     /* in place */
     tt_ok(tsr_ckks_mul_monomial(ev, ct, ct, n / 2));
     tt_ok(tsr_ckks_mul_monomial(ev, ct, ct, n / 2));

@@ -11,6 +11,7 @@
 #include "ckks/evaluator_internal.h"
 #include "core/alloc.h"
 #include "core/error.h"
+#include "core/threads.h"
 #include "ring/vec.h"
 
 #include <string.h>
@@ -30,7 +31,8 @@ tsr_status tsr_ckks_mul_monomial(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *ou
     size_t pos = (size_t)(negate ? e - (long)n : e);
     int level = a->level, size = a->size;
     double scale = a->scale, err = a->err, mag = a->mag;
-    uint64_t *mono = tsr_alloc(n * sizeof *mono);
+    /* one transform of X^k per limb and thread */
+    uint64_t *mono = tsr_alloc((size_t)tsr_thread_max() * n * sizeof *mono);
     if (!mono) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate a monomial");
     if (out != a) {
         tsr_status st = ckks_ct_reserve(out, level, size);
@@ -39,15 +41,19 @@ tsr_status tsr_ckks_mul_monomial(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *ou
             return st;
         }
     }
+    /* Limb by limb in parallel: each limb's words depend on that limb only (the
+     * bootstrapping's split and join of EvalMod ran this loop on one thread). */
+#pragma omp parallel for schedule(static) if (level > 0 && n >= 2048)
     for (int i = 0; i <= level; i++) {
         const tsr_modulus *q = ckks_mod(p, i);
-        memset(mono, 0, n * sizeof *mono);
-        mono[pos] = negate ? q->q - 1 : 1;
-        tsr_ntt_forward(ckks_ntt(p, i), mono);
+        uint64_t *x = mono + (size_t)tsr_thread_index() * n; /* X^k over q_i */
+        memset(x, 0, n * sizeof *x);
+        x[pos] = negate ? q->q - 1 : 1;
+        tsr_ntt_forward(ckks_ntt(p, i), x);
         for (int c = 0; c < size; c++) {
             uint64_t *dst = ckks_ct_poly(out, c) + (size_t)i * n;
             const uint64_t *src = ckks_ct_poly(a, c) + (size_t)i * n;
-            tsr_vec_mul(q, dst, src, mono, n);
+            tsr_vec_mul(q, dst, src, x, n);
         }
     }
     tsr_free(mono);
