@@ -754,9 +754,7 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     for (size_t k = 0; k < nb && st == TSR_OK; k++) {
         uint64_t *u0 = baby + 2 * k * poly, *u1 = u0 + poly;
         if (bsteps[k] == 0) {
-            memset(u0, 0, 2 * poly * sizeof *u0);
-            st = ckks_qp_add_lifted(ev, level, NULL, c0, u0);
-            if (st == TSR_OK) st = ckks_qp_add_lifted(ev, level, NULL, c1, u1);
+            st = ckks_qp_set_lifted(ev, level, c0, c1, u0, u1);
             continue;
         }
         const ckks_galois_entry *e = rotation_key(ev, (size_t)bsteps[k]);
@@ -822,16 +820,18 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
         t = u;
     }
 
-    /* Phase 3: one ModDown, one rescale onto Delta_{l-1}. */
+    /* Phase 3: one ModDown straight into out, one rescale of out in place onto Delta_{l-1}
+     * (in is not read after phase 1: out may be in; no copy of a whole ciphertext on one
+     * thread, as a ModDown into mid and a rescale from mid into out made). */
+    if (st == TSR_OK) st = ckks_ct_reserve(out, level, 2);
     if (st == TSR_OK)
-        st = ckks_qp_moddown(ev, level, acc0, acc1, ckks_ct_poly(mid, 0), ckks_ct_poly(mid, 1));
+        st = ckks_qp_moddown(ev, level, acc0, acc1, ckks_ct_poly(out, 0), ckks_ct_poly(out, 1));
     if (st == TSR_OK) {
-        mid->level = level;
-        mid->size = 2;
-        mid->scale = mid_scale;
-        mid->err = acc_err;
-        mid->mag = acc_mag;
-        st = tsr_ckks_rescale(ev, out, mid);
+        out->scale = mid_scale;
+        out->err = acc_err;
+        out->mag = acc_mag;
+        out->seeded = 0;
+        st = tsr_ckks_rescale(ev, out, out);
     }
 done:
     free(bsteps);

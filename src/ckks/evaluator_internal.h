@@ -132,6 +132,13 @@ tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const u
 tsr_status ckks_qp_add_lifted(tsr_ckks_evaluator *ev, int level, const uint32_t *perm,
                               const uint64_t *c, uint64_t *acc);
 /**
+ * (acc0, acc1) = P * (c0, c1) as a QP polynomial pair at level: the words of
+ * clearing acc0, acc1 and ckks_qp_add_lifted of c0 and c1 (no permutation),
+ * limb by limb over the threads. c0, c1: l + 1 limbs each.
+ */
+tsr_status ckks_qp_set_lifted(tsr_ckks_evaluator *ev, int level, const uint64_t *c0,
+                              const uint64_t *c1, uint64_t *acc0, uint64_t *acc1);
+/**
  * Plaintext inner sum over Q_l u P: out_i = sum_{j < terms} pt[j] * c_i[j]
  * (i = 0, 1) limb by limb, products accumulated before one reduction. All
  * QP polynomials at level; out must not alias the inputs.

@@ -523,6 +523,25 @@ tsr_status ckks_qp_add_lifted(tsr_ckks_evaluator *ev, int level, const uint32_t 
     return TSR_OK;
 }
 
+tsr_status ckks_qp_set_lifted(tsr_ckks_evaluator *ev, int level, const uint64_t *c0,
+                              const uint64_t *c1, uint64_t *acc0, uint64_t *acc1) {
+    const tsr_ckks_params *p = ev->params;
+    const size_t n = p->n, ne = (size_t)level + 1 + (size_t)p->k;
+    /* each limb cleared and written by one thread while it is in cache (the caller cleared both
+     * polynomials whole on its own thread before) */
+#pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)
+    for (int t = 0; t < (int)ne; t++) {
+        uint64_t *a0 = acc0 + (size_t)t * n, *a1 = acc1 + (size_t)t * n;
+        memset(a0, 0, n * sizeof *a0);
+        memset(a1, 0, n * sizeof *a1);
+        if (t > level) continue; /* P * c is 0 modulo the special primes */
+        const tsr_modulus *m = ckks_mod(p, t);
+        tsr_vec_mul_scalar_add(m, a0, c0 + (size_t)t * n, p->p_mod[t], n);
+        tsr_vec_mul_scalar_add(m, a1, c1 + (size_t)t * n, p->p_mod[t], n);
+    }
+    return TSR_OK;
+}
+
 tsr_status ckks_qp_dot_plain(tsr_ckks_evaluator *ev, int level, uint64_t *out0, uint64_t *out1,
                              const uint64_t *const *pt, const uint64_t *const *c0,
                              const uint64_t *const *c1, size_t terms) {
