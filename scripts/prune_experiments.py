@@ -93,7 +93,8 @@ class Act(torch.nn.Module):
         self.coef = coef
 
     def forward(self, x):
-        a, b, c = self.coef
+        # p: trainable coefficients (--ft-torch-shift), else the fixed coef
+        a, b, c = self.p if getattr(self, "p", None) is not None else self.coef
         return a * x * x + b * x + c
 
 
@@ -353,7 +354,7 @@ def svg(points, path, title, ylabel):
     colors = {"tile": "#1f77b4", "magnitude": "#d62728", "hunter": "#2ca02c",
               "hepex": "#9467bd", "hepex+expand": "#ff7f0e", "tile+expand": "#8c564b",
               "tile+shrink": "#e377c2", "tile+expand+shrink": "#17becf", "narrow": "#7f7f7f",
-              "pca-init": "#bcbd22"}
+              "pca-init": "#bcbd22", "refit": "#000000"}
     xs = [p["loss"] for p in points] or [0, 1]
     x0, x1 = min(xs), max(xs)
     if x1 == x0:
@@ -658,6 +659,147 @@ def pca_init(args):
     print(json.dumps(res))
 
 
+def refit(args, kind):
+    """--refit FILE: neuron pruning of the dense reference (--dense-from) with a least-squares
+    refit of the next layer (He, Zhang, Sun, "Channel pruning for accelerating very deep
+    neural networks", ICCV 2017; Luo, Wu, Lin, "ThiNet", ICCV 2017). Hidden layer by hidden
+    layer, first to last, where --keep asks for fewer neurons than it has: from the hidden
+    activations a of the model pruned so far (on the fine-tuning images: the first --ft-limit
+    training images), choose --keep of its neurons (--select greedy: forward selection, each
+    step the neuron whose addition most lowers the least-squares error of the target;
+    energy: the largest var(a_j) |W_next[:, j]|^2), keep their rows of the layer that makes
+    them, and refit the next layer's weights and bias by (ridge --ridge, relative) least
+    squares from the kept activations to the target: the dense model's pre-activation of that
+    next layer, or for the last layer the image itself. Inputs from the pruned model, targets
+    from the dense one (as both papers do), so later layers also correct earlier errors.
+    The result is the dense model's own neurons and weights (a pruned dense model, not a new
+    narrow one) with refitted next layers; the activations keep the dense model's trained
+    coefficients. Writes FILE (PyTorch's export), the choice and the MSEs to --out, stops;
+    fine-tune it with --more FILE."""
+    if not is_ae(kind):
+        sys.exit("--refit: autoencoders only (--model ae1 or ae2)")
+    if not args.dense_from:
+        sys.exit("--refit needs --dense-from (the JSON of the dense reference to prune)")
+    with open(args.dense_from) as f:
+        dense = json.load(f)["dense"]
+    same_val(args, dense)
+    src = dense["onnx"]
+    if dense.get("onnx_sha256") and sha256(src) != dense["onnx_sha256"]:
+        sys.exit(f"--refit: {src} changed since the dense reference was recorded (sha256)")
+    model, _ = load_pruned(kind, src)
+    lin = [m for m in model if isinstance(m, torch.nn.Linear)]
+    coefs = [m.coef for m in model if isinstance(m, Act)]
+    cur = [(m.weight.detach().double().numpy().copy(), m.bias.detach().double().numpy().copy())
+           for m in lin]
+    orig = [(w.copy(), b.copy()) for w, b in cur]
+    try:
+        keep = [int(v) for v in args.keep.split(",")]
+    except ValueError:
+        sys.exit(f"--keep: not a list of integers: {args.keep}")
+    if len(keep) != len(lin) - 1 or any(not 0 < k <= w.shape[0] for k, (w, _) in
+                                        zip(keep, cur)):
+        sys.exit(f"--keep: one count per hidden layer ({len(lin) - 1}), each in 1..its width")
+    x = train_part(args)[0][:args.ft_limit or None].double().numpy()
+
+    def act(z, coef):
+        a, b, c = coef
+        return a * z * z + b * z + c
+
+    def hidden(ws, l, xb):
+        h = xb
+        for i in range(l + 1):
+            h = act(h @ ws[i][0].T + ws[i][1], coefs[i])
+        return h
+    info = {"keep": keep, "select": args.select, "ridge": args.ridge, "images": x.shape[0],
+            "dense_onnx": src, "dense_onnx_sha256": dense.get("onnx_sha256"), "layers": []}
+    t0 = time.time()
+    for l, k in enumerate(keep):
+        if k == cur[l][0].shape[0]:
+            continue
+        last = l + 1 == len(lin) - 1
+        d, m = cur[l][0].shape[0], cur[l + 1][0].shape[0]
+        n, sa, saa, sy, say, syy = 0, np.zeros(d), np.zeros((d, d)), np.zeros(m), \
+            np.zeros((d, m)), 0.0
+        for i in range(0, x.shape[0], 5000):
+            xb = x[i:i + 5000]
+            a = hidden(cur, l, xb)
+            # the target: the dense model's pre-activation of the next layer, or the image
+            y = xb if last else hidden(orig, l, xb) @ orig[l + 1][0].T + orig[l + 1][1]
+            n += xb.shape[0]
+            sa += a.sum(0)
+            saa += a.T @ a
+            sy += y.sum(0)
+            say += a.T @ y
+            syy += float((y * y).sum())
+        mu_a, mu_y = sa / n, sy / n
+        g = saa / n - np.outer(mu_a, mu_a)
+        c = say / n - np.outer(mu_a, mu_y)
+        var_y = syy / n - float(mu_y @ mu_y)  # summed over the m outputs
+        ridge = args.ridge * float(np.trace(g)) / d
+        if args.select == "energy":
+            score = np.diag(g) * (cur[l + 1][0] ** 2).sum(0)
+            sel = np.sort(np.argsort(-score, kind="stable")[:k])
+        else:
+            gr, cr = g + ridge * np.eye(d), c.copy()
+            floor = 1e-9 * float(np.diag(gr).max())
+            chosen = []
+            for _ in range(k):
+                dg = np.diag(gr).copy()
+                gain = (cr * cr).sum(1) / np.maximum(dg, floor)
+                gain[chosen] = -np.inf
+                gain[dg <= floor] = -np.inf
+                j = int(np.argmax(gain))
+                chosen.append(j)
+                u, cj = gr[:, j].copy(), cr[j].copy()
+                gr -= np.outer(u, u) / u[j]
+                cr -= np.outer(u, cj) / u[j]
+            sel = np.sort(np.array(chosen))
+        gs = g[np.ix_(sel, sel)] + ridge * np.eye(k)
+        wn = np.linalg.solve(gs, c[sel]).T  # (m, k)
+        bn = mu_y - wn @ mu_a[sel]
+        # the training MSE of the target (per output) left by the refit, and by keeping the
+        # dense weights of the chosen neurons (their dropped neighbours' means in the bias)
+        resid = (var_y - float(np.einsum("ij,ij->", c[sel], wn.T))) / m
+        wo = cur[l + 1][0][:, sel]
+        drop_only = (var_y - 2 * float(np.einsum("ij,ij->", c[sel], wo.T)) +
+                     float(np.einsum("ij,jk,ik->", wo, g[np.ix_(sel, sel)], wo))) / m
+        info["layers"].append({"hidden": l, "width": d, "kept": k, "target": "image" if last
+                               else f"dense pre-activation of layer {l + 2}",
+                               "target_var": var_y / m, "refit_train_mse": resid,
+                               "no_refit_train_mse": drop_only, "kept_neurons": sel.tolist()})
+        print(f"--refit: hidden layer {l + 1}: {d} -> {k} neurons ({args.select}); target "
+              f"variance {var_y / m:.6g}, error {resid:.6g} refitted, {drop_only:.6g} with "
+              f"the dense weights", file=sys.stderr, flush=True)
+        cur[l] = (cur[l][0][sel], cur[l][1][sel])
+        cur[l + 1] = (wn, bn)
+    info["refit_s"] = round(time.time() - t0, 1)
+    out = build(kind, [cur[0][0].shape[1]] + [w.shape[0] for w, _ in cur])
+    for a_mod, coef in zip([m for m in out if isinstance(m, Act)], coefs):
+        a_mod.coef = coef
+    with torch.no_grad():
+        for mod, (w, b) in zip([m for m in out if isinstance(m, torch.nn.Linear)], cur):
+            mod.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+            mod.bias.copy_(torch.from_numpy(b.astype(np.float32)))
+    test_set, val_set = load("test"), val_part(args)
+    info.update({"init_" + key: v for key, v in scores(out, kind, test_set, val_set).items()})
+    info.update({"dense_loss": dense["loss"], "dense_val_loss": dense.get("val_loss")})
+    # PyTorch's export bakes the activations in as anonymous constants, which activations_of
+    # (so load_pruned, --data-tiles, --ft-torch) cannot read back: tessera prune rewrites the
+    # model with named ones (.../c2, c1, c0), changing nothing else
+    tmp = os.path.splitext(args.refit)[0] + "-torch.onnx"
+    export(out, tmp, kind)
+    tessera(args, ["prune", tmp, "--out", args.refit, "--method", "tile", "--sparsity", "0",
+                   "--quiet", "--force"])
+    if [tuple(round(v, 6) for v in c) for c in activations_of(args.refit)] != \
+            [tuple(round(v, 6) for v in c) for c in coefs]:
+        sys.exit(f"--refit: {args.refit} does not carry the dense model's activations")
+    info.update({"refit": args.refit, "onnx_sha256": sha256(args.refit), "val": args.val,
+                 "widths": [cur[0][0].shape[1]] + [w.shape[0] for w, _ in cur]})
+    with open(args.out, "w") as f:
+        json.dump(info, f, indent=1)
+    print(json.dumps({k: v for k, v in info.items() if k != "layers"}))
+
+
 def zero_input_tiles(args, xc, p):
     """--zero-inputs K: the encoder (784, k) of --pca-init, P itself, or with K > 0 the least-
     squares map from the pixels left after zeroing K aligned tiles of --input-tile consecutive
@@ -800,6 +942,28 @@ def main():
     ap.add_argument("--pca-scale", type=float, default=0.05,
                     help="--pca-init: the standard deviation t of the first layer's outputs "
                     "(smaller: nearer the PCA, the activation's quadratic term smaller)")
+    ap.add_argument("--refit", default="",
+                    help="FILE.onnx: prune the hidden layers of the dense reference (--dense-from) "
+                    "to --keep neurons each, choosing them by --select and refitting the next "
+                    "layer by least squares on the training activations (to the dense model's "
+                    "pre-activation, or the image for the last layer); write it, print its MSE, "
+                    "stop; fine-tune it with --more FILE.onnx")
+    ap.add_argument("--keep", default="",
+                    help="--refit: neurons kept per hidden layer, e.g. 256,256,256")
+    ap.add_argument("--select", default="greedy", choices=["greedy", "energy"],
+                    help="--refit: which neurons: greedy forward selection by the next layer's "
+                    "least-squares error, or the largest var(a_j) |W_next[:, j]|^2")
+    ap.add_argument("--ridge", type=float, default=1e-6,
+                    help="--refit: ridge of the least squares, times the mean activation variance")
+    ap.add_argument("--ft-torch", action="store_true",
+                    help="with --more: fine-tune in PyTorch with the activations frozen (tessera's "
+                    "trainer trains them towards linear, past the compiler's shift budget), the "
+                    "zero weights kept zero; tessera prune then only writes and counts the model")
+    ap.add_argument("--ft-torch-shift", type=float, default=0.0,
+                    help="--ft-torch: S > 0 trains the activations a x^2 + b x + c too, projected "
+                    "after each step onto |b / 2a| <= S (the shift the compiler folds into the "
+                    "previous layer; rule 3 keeps it a square while it costs <= 10 bits, about "
+                    "S = 100 for the input bound 4); 0: frozen")
     ap.add_argument("--zero-inputs", type=int, default=0,
                     help="--pca-init: zero K whole tiles of the first layer's input columns (K "
                     "aligned runs of --input-tile pixels, chosen greedily by the PCA "
@@ -971,6 +1135,9 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     test_set = load("test")
     kind = args.model
+    if args.refit:
+        refit(args, kind)
+        return
     if args.more:
         more(args, kind, test_set)
         return
@@ -1128,17 +1295,25 @@ def more(args, kind, test_set):
             sys.exit("--more --data-tiles: the per-layer sparsities are its own (no --layers)")
         src, per, zeroed = data_tiles(args, kind, tile, test_set, out)
         layers = ["--layer-sparsity", ",".join(f"{v:.9f}" for v in per)]
+    ft = finetune_args(args, files, args.steps, dense.get("onnx"))
+    if args.ft_torch:
+        # PyTorch fine-tuning with the activations frozen; tessera prune then only writes the
+        # model with its masks (the zero tiles) and reports the tiles, fine-tuning nothing
+        src, ft = torch_finetune(args, kind, src, os.path.splitext(out)[0] + "-torch.onnx"), []
     rep = prune_report(tessera(args, ["prune", src, "--out", out, "--quiet", "--force",
                                       "--method", "tile", "--sparsity", "0", "--tile", tile,
                                       "--tile-spatial", ref.get("spatial", "1x1"),
-                                      "--seed", str(args.seed)] + layers +
-                               finetune_args(args, files, args.steps, dense.get("onnx"))))
+                                      "--seed", str(args.seed)] + layers + ft))
     r = {"method": method, "sparsity": s, "rows": args.rows,
          "layer_sparsity": [float(v) for v in args.layers.split(",")] if args.layers else [],
          "distill": args.distill, "steps": args.steps, "ft_epochs": args.ft_epochs,
          "ft_limit": args.ft_limit, "tag": args.tag, "continued_from": args.more,
          "continued_from_sha256": sha256(args.more), "onnx": out, "onnx_sha256": sha256(out),
          "seed": args.seed, "ft_lr": args.ft_lr, "val": args.val, "prune_s": time.time() - t1}
+    if args.ft_torch:
+        r["ft_torch"] = "PyTorch Adam, one cosine cycle per step, activations " + \
+            (f"trained with |b / 2a| <= {args.ft_torch_shift:g}" if args.ft_torch_shift > 0
+             else "frozen")
     if zeroed:
         r["data_tiles"] = zeroed
         r["layer_sparsity"] = per
@@ -1152,6 +1327,52 @@ def more(args, kind, test_set):
         res["val"] = args.val
     with open(args.out, "w") as f:
         json.dump(res, f, indent=1)
+
+
+def torch_finetune(args, kind, src, out):
+    """--ft-torch: fine-tune the model src in PyTorch instead of tessera's trainer, with its
+    polynomial activations frozen at their coefficients (tessera's trainer trains them, and
+    they drift towards linear, past the compiler's shift budget: deeper plans), its zero
+    weights kept zero (the masks: e.g. --data-tiles' tiles), --steps cosine cycles of
+    --ft-epochs over the first --ft-limit training images, Adam at --ft-lr, batch --ft-batch,
+    data order from --seed. Writes out (PyTorch's export) and returns it."""
+    model, masks = load_pruned(kind, src)
+    acts = [m for m in model if isinstance(m, Act)]
+    if args.ft_torch_shift > 0:
+        for m in acts:
+            m.p = torch.nn.Parameter(torch.tensor(m.coef, dtype=torch.float32))
+    x, y = train_part(args)
+    x, y = x[:args.ft_limit or None], y[:args.ft_limit or None]
+    torch.manual_seed(args.seed)
+    opt = torch.optim.Adam([p for p in model.parameters()], lr=args.ft_lr)
+    per = -(-x.shape[0] // args.ft_batch) * args.ft_epochs
+    for _ in range(args.steps):
+        for g in opt.param_groups:
+            g["lr"] = args.ft_lr
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, per)
+        model.train()
+        for _ in range(args.ft_epochs):
+            perm = torch.randperm(x.shape[0])
+            for i in range(0, x.shape[0], args.ft_batch):
+                b = perm[i:i + args.ft_batch]
+                opt.zero_grad()
+                loss_fn(kind, model(inp(kind, x[b])), x[b], y[b]).backward()
+                opt.step()
+                sched.step()
+                with torch.no_grad():
+                    for p, m in masks:
+                        p.mul_(m)
+                    for m in acts if args.ft_torch_shift > 0 else []:
+                        # the projection onto |b / 2a| <= S: |a| raised where needed
+                        a, b = float(m.p[0]), float(m.p[1])
+                        if abs(b) > 2 * args.ft_torch_shift * abs(a):
+                            m.p[0] = (1.0 if a >= 0 else -1.0) * abs(b) / (2 * args.ft_torch_shift)
+    for m in acts:
+        if getattr(m, "p", None) is not None:
+            m.coef = tuple(float(v) for v in m.p.detach())
+            del m.p
+    export(model, out, kind)
+    return out
 
 
 def same_val(args, dense):
