@@ -7,9 +7,9 @@
  * notes, the limits (a = 0 is affine and merged; |a| below 2^-20 stays a polynomial), and
  * encrypted precision on the debug backend (N = 2^11, insecure test ring) of the product
  * form against the depth-2 polynomial and the square rewrite (built here by hand with
- * this file's own formulas) for a = 1e-2, 1e-3, 1e-4, b = 0.4, both the fused (batch
- * packing: NN_OP_SQMUL_LINEAR) and the unfused (tiled packing: NN_OP_SQMUL) lowering; and a
- * plan written with the rules read back with them. With TSR_WRITE_FUZZ_CORPUS=DIR the plan of
+ * this file's own formulas) for a = 1e-2, 1e-3, 1e-4, b = 0.4, in the batch and the tiled
+ * packing (an NN_OP_SQMUL step: x + d, then the product; never fused into the next layer);
+ * and a plan written with the rules read back with them. With TSR_WRITE_FUZZ_CORPUS=DIR the plan of
  * the product form is written as a fuzz seed (DIR/fuzz_nn_plan/sqmul_v6.plan).
  */
 #include "nn_check.h"
@@ -123,25 +123,37 @@ static tsr_nn_model *by_hand(const tsr_nn_model *poly, int form) {
 }
 
 /* m compiled (packing pk, N = 2^11, insecure test ring) and run on the debug backend: its
- * precision in bits against the plaintext reference of ref_model; *fused / *unfused count
- * its NN_OP_SQMUL_LINEAR / NN_OP_SQMUL steps. */
+ * precision in bits against the plaintext reference of ref_model, or NAN when the run fails
+ * (the debug backend refuses values that overflow the modulus); *steps counts its
+ * NN_OP_SQMUL steps. */
 static double encrypted_bits(const tsr_nn_model *m, const tsr_nn_model *ref_model, const double *x,
-                             int n, tsr_nn_packing pk, int *fused, int *unfused) {
+                             int n, tsr_nn_packing pk, int *steps) {
     tsr_nn_compile_opts o;
     tt_nn_compile_opts(&o, n, pk, 11);
     tsr_nn_plan *p;
     tt_ok(tsr_nn_compile(m, &o, &p));
     assert_int_equal(p->prog->depth, nn_model_depth(m));
-    *fused = *unfused = 0;
-    for (int i = 0; i < p->prog->n_steps; i++) {
-        *fused += p->prog->steps[i].op == NN_OP_SQMUL_LINEAR;
-        *unfused += p->prog->steps[i].op == NN_OP_SQMUL;
-    }
+    *steps = 0;
+    for (int i = 0; i < p->prog->n_steps; i++) *steps += p->prog->steps[i].op == NN_OP_SQMUL;
     double out[64 * NOUT], ref[64 * NOUT];
     tt_ok(nn_model_forward(ref_model, x, n, ref));
     tt_nn_debug d;
     tt_nn_debug_create(p, &d);
-    double bits = tt_nn_run_bits(p, d.debug, x, n, out, ref);
+    tsr_nn_runner *r;
+    tt_ok(tsr_nn_runner_create(p, d.debug, &r));
+    tsr_tile *t, *y = NULL;
+    tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &t));
+    double bits = NAN;
+    if (tsr_nn_run(r, t, &y, NULL) == TSR_OK) {
+        tt_ok(tsr_nn_decrypt(p, y, n, out));
+        bits = tt_precision_bits(out, ref, (size_t)n * NOUT);
+    } else {
+        print_message("(run refused: %s)\n", tsr_last_error());
+        tsr_clear_error();
+    }
+    tsr_tile_free(t);
+    tsr_tile_free(y);
+    tsr_nn_runner_free(r);
     tt_nn_debug_free(&d);
     tsr_nn_plan_free(p);
     return bits;
@@ -241,10 +253,10 @@ static void test_product_form_channels_and_limits(void **state) {
     tt_ok(nn_model_forward(v3, x, n, yb));
     double e = rel_err(yb, ya, n * NOUT);
     if (e > 1e-12) fail_msg("per channel: the rewrite differs from the polynomial by %.3g", e);
-    int fused, unfused;
-    double bits = encrypted_bits(v3, poly, x, n, TSR_NN_PACK_TILED, &fused, &unfused);
-    print_message("per channel, tiled packing (x (x + d) unfused): %.1f bits\n", bits);
-    assert_int_equal(unfused, 1);
+    int steps;
+    double bits = encrypted_bits(v3, poly, x, n, TSR_NN_PACK_TILED, &steps);
+    print_message("per channel, tiled packing: %.1f bits\n", bits);
+    assert_int_equal(steps, 1);
     if (bits < 14) fail_msg("per channel, tiled: only %.1f bits", bits);
     tsr_nn_model_free(v3);
     tsr_nn_model_free(poly);
@@ -269,10 +281,10 @@ static void test_product_form_channels_and_limits(void **state) {
 }
 
 /*
- * Encrypted precision (debug backend, batch packing: the fused x (x + d) + dense) of the
+ * Encrypted precision (debug backend, batch packing: the x (x + d) step, then the dense) of the
  * product form against the polynomial and the square rewrite, for a = 1e-2, 1e-3, 1e-4,
  * b = 0.4, inputs reaching the bound. The product form's predicted cost is log2(1/sqrt|a|)
- * bits (3.3, 5.0, 6.6; measured losses 0.3-2.5, 1.7-3.5, 3.2-5.1 over 8 runs); it must stay
+ * bits (3.3, 5.0, 6.6; measured losses 0.3-1.9, 2.1-3.6, 3.1-5.3 over 8 runs); it must stay
  * within that + 3 bits of the polynomial, and beat the square where the square is far past its
  * budget (1e-4), not lose to it at 1e-3. TSR_SQMUL_SWEEP=1 adds shifts inside the square's
  * budget (docs/PRUNING.md, ninth round).
@@ -298,24 +310,25 @@ static void test_product_form_precision(void **state) {
         enum { n = 16 };
         double x[n * NIN];
         tt_uniform(&g, x, n * NIN, 2.0);
-        int fused, unfused;
-        double b_poly = encrypted_bits(poly, poly, x, n, TSR_NN_PACK_BATCH, &fused, &unfused);
-        double b_sq = encrypted_bits(sq, poly, x, n, TSR_NN_PACK_BATCH, &fused, &unfused);
-        double b_pr = encrypted_bits(pr, poly, x, n, TSR_NN_PACK_BATCH, &fused, &unfused);
-        assert_int_equal(fused, 1);
-        assert_int_equal(unfused, 0);
+        int steps;
+        double b_poly = encrypted_bits(poly, poly, x, n, TSR_NN_PACK_BATCH, &steps);
+        double b_sq = encrypted_bits(sq, poly, x, n, TSR_NN_PACK_BATCH, &steps);
+        double b_pr = encrypted_bits(pr, poly, x, n, TSR_NN_PACK_BATCH, &steps);
+        assert_int_equal(steps, 1);
         double cost = -0.5 * log2(as[k]);
         print_message("a = %g, b = 0.4: polynomial %.1f bits, square %.1f bits (shift %.0f B, "
                       "predicted %.1f), x(x+d) %.1f bits (predicted cost %.1f)\n",
                       as[k], b_poly, b_sq, 0.4 / (2 * as[k]) / 4,
                       2 * log2(1 + 0.4 / (2 * as[k]) / 4), b_pr, cost);
+        if (!(b_poly > 20) || !(b_pr > 0)) fail_msg("a = %g: a run failed", as[k]);
         if (b_pr < b_poly - cost - 3.0)
             fail_msg("a = %g: x(x+d) %.1f bits, polynomial %.1f: more than the predicted %.1f + 3 "
                      "bits lost",
                      as[k], b_pr, b_poly, cost);
-        /* measured over 8 runs (the encryption noise differs each run): x(x+d) minus the
-         * square 1.9 to 3.3 bits at 1e-3, 6.8 to 8.6 at 1e-4 */
-        if ((k == 1 && b_pr < b_sq - 1.0) || (k == 2 && b_pr < b_sq + 3.0))
+        /* measured over 8 runs (test seeds 101-108; the encryption noise differs each run):
+         * x(x+d) minus the square 1.6 to 2.8 bits at 1e-3, 6.2 to 7.8 at 1e-4, where the square
+         * overflowed the modulus in 2 runs (NAN: the debug backend refuses it) */
+        if ((k == 1 && !(b_pr >= b_sq - 1.0)) || (k == 2 && b_pr < b_sq + 3.0))
             fail_msg("a = %g: x(x+d) %.1f bits against the square's %.1f", as[k], b_pr, b_sq);
         tsr_nn_model_free(pr);
         tsr_nn_model_free(sq);

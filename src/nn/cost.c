@@ -716,12 +716,6 @@ double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s) {
         const uint64_t products = k->mul_plain / 2;
         const uint64_t others = k->mul_const > products ? k->mul_const - products : 0;
         t += (double)products * c.prod_lincomb_term + (double)others * c.lincomb_term;
-    } else if (s->op == NN_OP_SQMUL_LINEAR) {
-        /* x + d (adds, encodes), then priced as a contraction's terms */
-        const uint64_t products = k->mul_plain / 2;
-        const uint64_t others = k->mul_const > products ? k->mul_const - products : 0;
-        t += (double)products * c.prod_lincomb_term + (double)others * c.lincomb_term;
-        t += (double)k->add * c.add;
     } else if (s->op == NN_OP_LINEAR) {
         t += (double)k->mul_plain * c.mul_plain;
         t += (double)k->mul_const * c.lincomb_term;

@@ -42,7 +42,6 @@ static const char *const op_names[NN_OP_COUNT_] = {
     [NN_OP_MUL] = "mul",
     [NN_OP_CONTRACT] = "contract",
     [NN_OP_SQMUL] = "sqmul",
-    [NN_OP_SQMUL_LINEAR] = "sqmul+linear",
 };
 
 const char *nn_op_name(nn_op op) {
@@ -481,7 +480,6 @@ tsr_status nn_prepare_step(const tsr_nn_model *m, const nn_program *p, const nn_
     }
     case NN_OP_LINEAR:
     case NN_OP_SQ_LINEAR:
-    case NN_OP_SQMUL_LINEAR:
         st = linear_matrix(m, L, pp);
         break;
     case NN_OP_CONTRACT:
@@ -751,16 +749,6 @@ tsr_status nn_apply_step(const tsr_nn_model *m, const nn_program *p, const nn_st
         if (st == TSR_OK) st = par_mul(x, t, &r);
         tsr_tile_free(t);
         break;
-    case NN_OP_SQMUL_LINEAR: {
-        const nn_layer *S = &m->layers[nn_producer(m, L->in[0])];
-        TSR_ASSERT(S->kind == NN_SQMUL);
-        st = sqmul_offset(m, S, p, s->in[0], x, &t);
-        if (st == TSR_OK)
-            st = tsr_tile_prod_lincomb(x, t, &s->out_shape, pp->row_ptr, pp->cols, pp->cols,
-                                       pp->vals, pp->lbias, &r);
-        tsr_tile_free(t);
-        break;
-    }
     case NN_OP_MUL:
         if (!vals[s->in[1]])
             return tsr_fail(TSR_ERR_INTERNAL, "step reads value %d, which is gone", s->in[1]);
@@ -819,8 +807,7 @@ typedef struct builder {
     tsr_tile **vals; /* live tile tensors per value (cap_values) */
     int *last_use;   /* per value: last step reading it (filled in a pre-pass on layers) */
     int *tval;       /* model tensor -> value id */
-    uint8_t *sq;     /* model tensor -> 1: the square of its value, 2: its x (x + d) (NN_SQMUL),
-                        fused into the reader */
+    uint8_t *sq;     /* model tensor -> 1: the square of its value (fused into the reader) */
     uint8_t *role;   /* per layer (BATCH packing): a layer_role */
     int *ca, *cb;    /* per layer with ROLE_CONTRACT: the tensors the expansions read */
 } builder;
@@ -987,8 +974,7 @@ static nn_step layer_step(nn_op op, int layer, int in) {
  * With one sample per slot, a square whose only reader is a convolution, pool
  * or dense layer is done by that layer: the squares stay unrelinearized until
  * the layer's sums are formed, one relinearization per output instead of one
- * per input (845 -> 100 for the CryptoNets CNN's first dense layer). The same
- * for the product form x (x + d) of NN_SQMUL (tsr_tile_prod_lincomb).
+ * per input (845 -> 100 for the CryptoNets CNN's first dense layer).
  */
 static int square_fuses(const builder *b, int li) {
     const tsr_nn_model *m = b->m;
@@ -1001,11 +987,6 @@ static int square_fuses(const builder *b, int li) {
                (R->kind == NN_CONV || R->kind == NN_AVGPOOL || R->kind == NN_DENSE);
     }
     return 0;
-}
-
-/* The batch-packing step of a linear layer reading tensor t (fused with t's square or product). */
-static nn_op linear_op(const builder *b, int t) {
-    return b->sq[t] == 2 ? NN_OP_SQMUL_LINEAR : b->sq[t] ? NN_OP_SQ_LINEAR : NN_OP_LINEAR;
 }
 
 static tsr_status lower_layer(builder *b, int li) {
@@ -1032,7 +1013,7 @@ static tsr_status lower_layer(builder *b, int li) {
     case NN_CONV:
     case NN_AVGPOOL:
         if (batch) {
-            s = layer_step(linear_op(b, L->in[0]), li, v);
+            s = layer_step(b->sq[L->in[0]] ? NN_OP_SQ_LINEAR : NN_OP_LINEAR, li, v);
             nn_shape os = nn_out_shape(m, L);
             s.out_shape = p->values[v].shape;
             s.out_shape.dim[0] = mk_dim(os.c, 1, 0, 0);
@@ -1064,7 +1045,7 @@ static tsr_status lower_layer(builder *b, int li) {
         break;
     case NN_DENSE:
         if (batch) {
-            s = layer_step(linear_op(b, L->in[0]), li, v);
+            s = layer_step(b->sq[L->in[0]] ? NN_OP_SQ_LINEAR : NN_OP_LINEAR, li, v);
             s.out_shape = p->values[v].shape;
             s.out_shape.dim[0] = mk_dim(nn_out_shape(m, L).c, 1, 0, 0);
             s.out_shape.dim[1] = mk_dim(1, 1, 0, 0);
@@ -1114,11 +1095,16 @@ static tsr_status lower_layer(builder *b, int li) {
         TSR_TRY(emit(b, layer_step(NN_OP_SQUARE, li, v), &id));
         break;
     case NN_SQMUL:
-        if (batch && square_fuses(b, li)) {
-            b->sq[L->out] = 2; /* NN_OP_SQMUL_LINEAR */
-            id = v;
-            break;
-        }
+        /*
+         * Not fused into the linear layer reading it, unlike a square. A sum of products
+         * x (x + d) per output term (tsr_tile_prod_lincomb) forms M n ciphertext products
+         * instead of n: for the 144 -> 784 last layer of a 784-144-144-144-784 autoencoder
+         * (batch packing, N = 2^14) predicted 114.5 s against 9.2 s for the 144 products and
+         * the plain linear step. Fusing as the square does needs the products formed once per
+         * input and summed unrelinearized (a CKKS kernel like sq_lincomb's with the offsets),
+         * or sq_lincomb(x; w) + lincomb(x; w d): a whole lincomb more than the fused square,
+         * against the relinearizations it saves. Neither is done (docs/PRUNING.md, ninth round).
+         */
         TSR_TRY(emit(b, layer_step(NN_OP_SQMUL, li, v), &id));
         break;
     case NN_POLY:

@@ -27,29 +27,26 @@
 #include "tile/backend.h"
 
 typedef enum nn_op {
-    NN_OP_CONV = 0,     /* tiled convolution (tsr_tile_conv) */
-    NN_OP_POOL,         /* tiled average pooling (depthwise tsr_tile_conv) */
-    NN_OP_DENSE,        /* tiled dense layer (tsr_tile_mul_sum_dims) */
-    NN_OP_LINEAR,       /* batch packing: conv / dense / pool as tsr_tile_lincomb */
-    NN_OP_SQUARE,       /* x * x */
-    NN_OP_POLY,         /* polynomial activation */
-    NN_OP_ADD,          /* residual addition */
-    NN_OP_CLEAR_DUP,    /* layout change: clear (one level) + duplicate a dimension */
-    NN_OP_RESHAPE,      /* layout change without operations (size-1 dimension becomes `*`) */
-    NN_OP_REORIENT,     /* layout change: channels D0 <-> D3 (identity 1x1 conv, one level) */
-    NN_OP_SQ_LINEAR,    /* batch packing: square + the linear layer reading it, one relinearization
-                           per output (tsr_tile_sq_lincomb, two levels) */
-    NN_OP_MUL,          /* elementwise product of two values (ciphertext x ciphertext, one level) */
-    NN_OP_CONTRACT,     /* batch packing: a product of two activations as the model lowers it
-                           (0/1 expansions of both operands, mul, dense sum: lower_matmul_act)
-                           done as one sum of ciphertext x ciphertext products per output, one
-                           relinearization each (tsr_tile_prod_lincomb, two levels); `layer` is
-                           the sum, in[0] / in[1] the expansions' inputs (plan format >= 5) */
-    NN_OP_SQMUL,        /* x * (x + d): an NN_SQMUL layer (plaintext add, product, one level) */
-    NN_OP_SQMUL_LINEAR, /* batch packing: NN_SQMUL + the linear layer reading it, as
-                           NN_OP_SQ_LINEAR: x + d, then one sum of products x (x + d) per
-                           output (tsr_tile_prod_lincomb, two levels); `layer` is the linear
-                           layer, its input's producer the NN_SQMUL layer */
+    NN_OP_CONV = 0,  /* tiled convolution (tsr_tile_conv) */
+    NN_OP_POOL,      /* tiled average pooling (depthwise tsr_tile_conv) */
+    NN_OP_DENSE,     /* tiled dense layer (tsr_tile_mul_sum_dims) */
+    NN_OP_LINEAR,    /* batch packing: conv / dense / pool as tsr_tile_lincomb */
+    NN_OP_SQUARE,    /* x * x */
+    NN_OP_POLY,      /* polynomial activation */
+    NN_OP_ADD,       /* residual addition */
+    NN_OP_CLEAR_DUP, /* layout change: clear (one level) + duplicate a dimension */
+    NN_OP_RESHAPE,   /* layout change without operations (size-1 dimension becomes `*`) */
+    NN_OP_REORIENT,  /* layout change: channels D0 <-> D3 (identity 1x1 conv, one level) */
+    NN_OP_SQ_LINEAR, /* batch packing: square + the linear layer reading it, one relinearization
+                        per output (tsr_tile_sq_lincomb, two levels) */
+    NN_OP_MUL,       /* elementwise product of two values (ciphertext x ciphertext, one level) */
+    NN_OP_CONTRACT,  /* batch packing: a product of two activations as the model lowers it
+                        (0/1 expansions of both operands, mul, dense sum: lower_matmul_act)
+                        done as one sum of ciphertext x ciphertext products per output, one
+                        relinearization each (tsr_tile_prod_lincomb, two levels); `layer` is
+                        the sum, in[0] / in[1] the expansions' inputs (plan format >= 5) */
+    NN_OP_SQMUL,     /* x * (x + d): an NN_SQMUL layer (plaintext add, product, one level;
+                        never fused into the next layer, see lower_layer) */
     NN_OP_COUNT_
 } nn_op;
 

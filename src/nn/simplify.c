@@ -424,9 +424,10 @@ static double square_shift_bits(double s, double B) {
  * of the true output, so nothing can overflow the plan's output headroom (the offsets are
  * capped at SQMUL_MAX_OFFSET besides: |d| <= |b| 2^10 within the budget anyway).
  * Measured (tests/test_nn_simplify_sqmul.c: debug backend, N = 2^11, b = 0.4, B = 4, the
- * polynomial 28.4-30.1 bits precise; 8 runs): at a = 1e-2, 1e-3, 1e-4 (predicted 3.3, 5.0,
- * 6.6 bits) the product form lost 0.3-2.5, 1.7-3.5 and 3.2-5.1 bits, the square 3.9-6.0 and
- * 11.4-12.7 bits at 1e-3 and 1e-4; a model in docs/PRUNING.md (ninth round).
+ * polynomial 28.7-30.2 bits precise; 8 runs): at a = 1e-2, 1e-3, 1e-4 (predicted 3.3, 5.0,
+ * 6.6 bits) the product form lost 0.3-1.9, 2.1-3.6 and 3.1-5.3 bits, the square 4.7-5.5 and
+ * 9.9-12.4 bits at 1e-3 and 1e-4 (where it overflowed in 2 runs of 8); a model in
+ * docs/PRUNING.md (ninth round).
  */
 #define SQMUL_BITS       10.0
 #define SQMUL_MAX_OFFSET 1024.0
