@@ -977,6 +977,10 @@ def main():
                     "w^2 x the variance of the weight's input over the fine-tuning images), "
                     "folding their mean contribution into the bias, then fine-tune with those "
                     "tiles masked")
+    ap.add_argument("--tile-refit", action="store_true",
+                    help="with --data-tiles: refit each tile row's remaining weights and bias by "
+                    "least squares (to the layer's pre-activation, or the image for the last "
+                    "layer) instead of folding the zeroed weights' means into the bias")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -1432,7 +1436,7 @@ def data_tiles(args, kind, tile, test_set, out):
     R, C = (int(v) for v in tile.split("x"))
     x = train_part(args)[0][:args.ft_limit or None]
     stats = layer_inputs(model, x)
-    info = {"shares": frac, "tile": tile, "images": x.shape[0],
+    info = {"shares": frac, "tile": tile, "images": x.shape[0], "tile_refit": args.tile_refit,
             "loss_before": evaluate(model, kind, test_set), "layers": []}
     new, per = [], []
     for i, ((w, b), (mu, var), f) in enumerate(zip(ws, stats, frac)):
@@ -1453,10 +1457,19 @@ def data_tiles(args, kind, tile, test_set, out):
         k = max(round(f * nr * nc), was) if f > 0 else 0
         zero = np.zeros((nr, nc), bool)
         zero.flat[np.argsort(score, axis=None, kind="stable")[:k]] = True
+        if args.tile_refit and k:
+            w, b = tile_refit(args, kind, model, x, i, len(ws), w, b, zero, r, c)
         for ti, tj in zip(*np.nonzero(zero)):
             rows, cols = slice(ti * r, (ti + 1) * r), slice(tj * c, (tj + 1) * c)
-            b[rows] += w[rows, cols] @ mu[cols]
+            if not args.tile_refit:
+                b[rows] += w[rows, cols] @ mu[cols]
             w[rows, cols] = 0.0
+        if args.tile_refit and k:
+            # later layers' refits see this layer pruned (inputs from the pruned model)
+            mod = [m for m in model if isinstance(m, torch.nn.Linear)][i]
+            with torch.no_grad():
+                mod.weight.copy_(torch.from_numpy(w.astype(np.float32)))
+                mod.bias.copy_(torch.from_numpy(b.astype(np.float32)))
         per.append(k / (nr * nc))
         info["layers"].append({"tiles": nr * nc, "zeroed": k, "already_zero": was,
                                "whole_tile_columns": int(zero.all(0).sum()) if k else 0,
@@ -1470,6 +1483,56 @@ def data_tiles(args, kind, tile, test_set, out):
     info["zeroed_onnx_sha256"] = sha256(path)
     print(json.dumps({"data_tiles": info}), flush=True)
     return path, per, info
+
+
+def tile_refit(args, kind, model, x, i, n_layers, w, b, zero, r, c):
+    """--tile-refit: the weights left in each tile row of Linear layer i after --data-tiles
+    zeroes the tiles `zero` (tile rows x tile columns of r x c), and its bias, refitted by
+    (ridge --ridge) least squares on the images x to what the layer computed before (its
+    pre-activation), or for the last layer to the image itself, from the inputs its kept tiles
+    still see (the He et al. / ThiNet reconstruction, per tile row). Inputs from model (the one
+    being pruned, unchanged before layer i). Returns the new (w, b), zero tiles included."""
+    lin = [m for m in model if isinstance(m, torch.nn.Linear)]
+    d = w.shape[1]
+    last = i == n_layers - 1
+    n, sa, saa = 0, np.zeros(d), np.zeros((d, d))
+    sy, say = (np.zeros(784), np.zeros((d, 784))) if last else (None, None)
+    grab = {}
+    h = lin[i].register_forward_hook(lambda mod, inputs, output: grab.update(a=inputs[0]))
+    model.eval()
+    with torch.no_grad():
+        for j in range(0, x.shape[0], 5000):
+            xb = x[j:j + 5000]
+            model(xb)
+            a = grab["a"].double().numpy()
+            n += a.shape[0]
+            sa += a.sum(0)
+            saa += a.T @ a
+            if last:
+                sy += xb.double().numpy().sum(0)
+                say += a.T @ xb.double().numpy()
+    h.remove()
+    mu = sa / n
+    g = saa / n - np.outer(mu, mu)
+    if last:
+        mu_y, cy = sy / n, say / n - np.outer(mu, sy / n)
+    else:
+        mu_y, cy = w @ mu + b, g @ w.T
+    ridge = args.ridge * float(np.trace(g)) / d
+    w2, b2 = np.zeros_like(w), np.zeros_like(b)
+    for ti in range(zero.shape[0]):
+        rows = slice(ti * r, (ti + 1) * r)
+        keep = np.concatenate([np.arange(tj * c, min((tj + 1) * c, d))
+                               for tj in range(zero.shape[1]) if not zero[ti, tj]] or
+                              [np.zeros(0, int)])
+        if keep.size:
+            wk = np.linalg.solve(g[np.ix_(keep, keep)] + ridge * np.eye(keep.size),
+                                 cy[keep, rows]).T
+            w2[rows, keep] = wk
+            b2[rows] = mu_y[rows] - wk @ mu[keep]
+        else:
+            b2[rows] = mu_y[rows]
+    return w2, b2
 
 
 def set_weights(path, out, new):
