@@ -217,8 +217,8 @@ tsr_status nn_budget_check(nn_budget *budget, const tsr_nn_model *m, int64_t mor
  * dense layer is merged into it, and each degree-2 activation between two
  * linear layers becomes a plain square (the shift into the producer's bias,
  * the leading coefficient and the constant into the consumer) or, when it is
- * nearly linear, a product x (x + d) (NN_SQMUL: sqrt|a| into the producer,
- * sign(a) and the constant into the consumer), so it costs one level
+ * nearly linear, a product x (x + d) (NN_SQMUL: a scale k into the producer,
+ * a / k^2 and the constant into the consumer), so it costs one level
  * instead of two. Rules NN_SIMPLIFY_V3. Notes on what was done are appended
  * to m->notes.
  */

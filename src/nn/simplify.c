@@ -17,9 +17,9 @@
  *     SQUARE_SHIFT_BITS bits of precision (NN_SIMPLIFY_V2; plans written
  *     before it are rebuilt with NN_SIMPLIFY_V1's |s| <= 4 x the bound).
  *     Past that budget (a near-linear activation, a -> 0) NN_SIMPLIFY_V3
- *     uses the product form y = sign(a) u (u + d) + c with u = sqrt|a| x
- *     (into the producer) and d = b / (sign(a) sqrt|a|), a plaintext added
- *     for free: one ciphertext product, one level (see SQMUL_BITS). An
+ *     uses the product form y = (a / k^2) u (u + d) + c with u = k x (into
+ *     the producer), k = min(1, 10 sqrt|a|), and d = b k / a, a plaintext
+ *     added for free: one ciphertext product, one level (see SQMUL_K). An
  *     activation with no x^2 term at all is affine, and rule 2 merges it.
  *
  *  4. Two dense layers in a row (the first read only by the second) become
@@ -403,38 +403,46 @@ static double square_shift_bits(double s, double B) {
 
 /*
  * Rule 3's product form (NN_SIMPLIFY_V3), for the activations whose shift is past the budget.
- * Algebra, per channel with a != 0: let k = sqrt|a|, u = k x, d = b / (sign(a) k). Then
- * sign(a) u (u + d) = sign(a) |a| x^2 + sign(a) k x b / (sign(a) k) = a x^2 + b x, so
- * y = sign(a) u (u + d) + c: k goes into the producer's weights and bias (as the shift does),
- * sign(a) and c into the consumer, d is a per-channel plaintext added to u (no level), and
+ * Algebra, per channel with a != 0 and any k > 0: let u = k x and d = b k / a. Then
+ * (a / k^2) u (u + d) = a x^2 + (a / k^2) k x b k / a = a x^2 + b x, so
+ * y = (a / k^2) u (u + d) + c: k goes into the producer's weights and bias (as the shift does),
+ * a / k^2 and c into the consumer, d is a per-channel plaintext added to u (no level), and
  * u (u + d) is one ciphertext product: one level, like the square. Nothing cancels: the
- * product is about |b| B + |a| B^2, the size of the true output (in the square form,
- * a (x + s)^2 is about a s^2 = b^2 / 4a, cancelled by c').
+ * product is about (k^2 / |a|) (|b| B + |a| B^2), a multiple of the true output (in the square
+ * form, a (x + s)^2 is about a s^2 = b^2 / 4a, cancelled by c').
  *
- * Error (e: the absolute error of u, the producer's rescale and its encoded weights' rounding,
- * which do not shrink with k): the product's error is e |2u + d| ~ e |b| / sqrt|a| against
- * the polynomial's e |2ax + b| ~ e |b| on x: the output is 1/sqrt|a| times less precise, a
- * cost of log2(1 / sqrt|a|) = -log2|a| / 2 bits (none when |a| >= 1), independent of B. The
- * other errors (the consumer's encoded weights w sign(a) on a product of the true output's
- * size, the product's rescale) are the polynomial's. The form is used while that costs at
- * most SQMUL_BITS (|a| >= 2^-20); below that (or with a = 0 in only some channels) the
- * activation stays a polynomial with a note. A choice of k: a larger k (u = k x, the consumer
- * scaled by a / k^2) divides the first error by k / sqrt|a| but multiplies the product, and
- * the consumer's weight rounding on it, by k^2 / |a|; k = sqrt|a| keeps every value the size
- * of the true output, so nothing can overflow the plan's output headroom (the offsets are
- * capped at SQMUL_MAX_OFFSET besides: |d| <= |b| 2^10 within the budget anyway).
- * Measured (tests/test_nn_simplify_sqmul.c: debug backend, N = 2^11, b = 0.4, B = 4, the
- * polynomial 28.7-30.2 bits precise; 8 runs): at a = 1e-2, 1e-3, 1e-4 (predicted 3.3, 5.0,
- * 6.6 bits) the product form lost 0.3-1.9, 2.1-3.6 and 3.1-5.3 bits, the square 4.7-5.5 and
- * 9.9-12.4 bits at 1e-3 and 1e-4 (where it overflowed in 2 runs of 8); a model in
- * docs/PRUNING.md (ninth round).
+ * Error: the absolute error e of u (the producer's rescale and its encoded weights' rounding,
+ * which do not shrink with k) reaches y as e |d| a / k^2 ~ e |b| / k, against the
+ * polynomial's e |b| on x: a cost of log2(1 / k) bits (sqmul_bits). The consumer's encoded
+ * weights w a / k^2 round to an absolute error that does not shrink with them, applied to the
+ * product: k^2 / |a| times the polynomial's. k = sqrt|a| (the product the size of the true
+ * output) leaves the second as it was and costs log2(1 / sqrt|a|); k = 1 (no scaling) the
+ * reverse. Measured (tests/test_nn_simplify_sqmul.c: debug backend, N = 2^11, b = 0.4, B = 4,
+ * the polynomial 27.5-30.3 bits precise, a = 1e-2, 1e-3, 1e-4; k = K sqrt|a|, 3 runs each in
+ * batch packing, 2 in tiled): batch packing (constants as exact integers at a large scale)
+ * lost 0.4-1.6 / 2.0-2.8 / 3.8-4.5 bits at K = 1, at most 0 / 0.5 / 1.2 at K = 10 and 0 / 0 /
+ * 0.4 at K = 30; tiled packing (weights as plaintexts at the scale) 0.5-1.7 / 3.0-3.6 /
+ * 3.8-5.1 at K = 1, at most 0.4 / 0.6 / 1.0 at K = 10, 2.4-3.8 at K = 30 and 6.3-6.8 at
+ * K = 100 (a = 1e-2). So k = SQMUL_K sqrt|a| (K = 10, at most 1): the product carries up to
+ * 100 times the true output, formed at level >= 2 (the consumer needs the level after it),
+ * where even 2^20 fits (SQMUL_MAX_PRODUCT, checked per channel from the input bound: a bigger
+ * one keeps the polynomial). The form is used for
+ * |a| >= 2^-20 (SQMUL_MIN_A, log2(1 / sqrt|a|) <= 10 bits as the square's budget; smaller a
+ * unmeasured); below that, or with a = 0 in only some channels, the activation stays a
+ * polynomial with a note. A model in docs/PRUNING.md (ninth round).
  */
-#define SQMUL_BITS       10.0
-#define SQMUL_MAX_OFFSET 1024.0
+#define SQMUL_K           10.0
+#define SQMUL_MIN_A       0x1p-20
+#define SQMUL_MAX_PRODUCT 0x1p20
 
-/* Bits the product form costs for a channel with x^2 coefficient a (see SQMUL_BITS). */
+/* The scale k of the product form's input for x^2 coefficient a (see SQMUL_K). */
+static double sqmul_k(double a) {
+    return fmin(1.0, SQMUL_K * sqrt(fabs(a)));
+}
+
+/* Bits the product form's input error costs with that k: log2(1 / k). */
 static double sqmul_bits(double a) {
-    return fabs(a) >= 1.0 ? 0.0 : -0.5 * log2(fabs(a));
+    return log2(1.0 / sqmul_k(a));
 }
 
 /*
@@ -448,36 +456,36 @@ static tsr_status sqmul_rewrite(tsr_nn_model *m, int i, int x, int q, double bou
     double worst = 0, kmax = 0;
     *done = 0;
     for (int c = 0; c < nc; c++) {
-        double a = L->w[3 * c + 2], b = L->w[3 * c + 1], k = sqrt(fabs(a));
+        double a = L->w[3 * c + 2], b = L->w[3 * c + 1];
         if (a == 0.0) {
             snprintf(why, why_len, "channel %d has no x^2 term, others have", c);
             return TSR_OK;
         }
-        double d = b / (a > 0 ? k : -k), cost = sqmul_bits(a);
-        if (!(fabs(d) + k * bound <= SQMUL_MAX_OFFSET) || !(cost <= SQMUL_BITS)) {
+        double k = sqmul_k(a), d = b * k / a, umax = k * bound;
+        if (!(fabs(a) >= SQMUL_MIN_A) || !(umax * (umax + fabs(d)) <= SQMUL_MAX_PRODUCT)) {
             snprintf(why, why_len,
-                     "nor as x(x+d): channel %d's |a| = %.3g costs %.1f bits > %.0f, or its offset "
-                     "|d| = %.3g > %.0f",
-                     c, fabs(a), cost, SQMUL_BITS, fabs(d), SQMUL_MAX_OFFSET);
+                     "nor as x(x+d): channel %d's |a| = %.3g < 2^-20 or its product up to %.3g > "
+                     "2^20",
+                     c, fabs(a), umax * (umax + fabs(d)));
             return TSR_OK;
         }
-        if (cost > worst) worst = cost;
+        if (sqmul_bits(a) > worst) worst = sqmul_bits(a);
         if (k > kmax) kmax = k;
     }
-    double *k = tsr_alloc((size_t)nc * sizeof *k), *sg = tsr_alloc((size_t)nc * sizeof *sg);
+    double *k = tsr_alloc((size_t)nc * sizeof *k), *qs = tsr_alloc((size_t)nc * sizeof *qs);
     double *c0 = tsr_alloc((size_t)nc * sizeof *c0), *d = tsr_alloc((size_t)nc * sizeof *d);
-    tsr_status st = (k && sg && c0 && d) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    tsr_status st = (k && qs && c0 && d) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (int c = 0; c < nc && st == TSR_OK; c++) {
         double a = L->w[3 * c + 2];
-        k[c] = sqrt(fabs(a));
-        sg[c] = a > 0 ? 1.0 : -1.0;
+        k[c] = sqmul_k(a);
+        qs[c] = a / (k[c] * k[c]);
         c0[c] = L->w[3 * c];
-        d[c] = L->w[3 * c + 1] / (sg[c] * k[c]);
+        d[c] = L->w[3 * c + 1] * k[c] / a;
     }
     if (st == TSR_OK) st = fold_into_producer(m, x, k, NULL, nc);
-    if (st == TSR_OK) st = fold_into_consumer(m, q, sg, c0, nc);
+    if (st == TSR_OK) st = fold_into_consumer(m, q, qs, c0, nc);
     tsr_free(k);
-    tsr_free(sg);
+    tsr_free(qs);
     tsr_free(c0);
     if (st != TSR_OK) {
         tsr_free(d);
@@ -490,7 +498,7 @@ static tsr_status sqmul_rewrite(tsr_nn_model *m, int i, int x, int q, double bou
     add_origin(P, "scale of ");
     size_t len = strlen(P->origin);
     snprintf(P->origin + len, sizeof P->origin - len, "%s", old);
-    add_origin(Q, "sign of ");
+    add_origin(Q, "scale of ");
     len = strlen(Q->origin);
     snprintf(Q->origin + len, sizeof Q->origin - len, "%s", old);
     tsr_free(L->w);
@@ -499,9 +507,9 @@ static tsr_status sqmul_rewrite(tsr_nn_model *m, int i, int x, int q, double bou
     L->kind = NN_SQMUL;
     L->degree = 0;
     L->bound = kmax * bound;
-    add_origin(L, "sign(a)u(u+d)+c");
+    add_origin(L, "(a/k^2)u(u+d)+c");
     char into[2 * NN_NAME_MAX + 96];
-    snprintf(into, sizeof into, "sqrt|a| into %s, sign and constant into %s; costs %.1f bits",
+    snprintf(into, sizeof into, "k into %s, a/k^2 and constant into %s; costs %.1f bits",
              m->layers[nn_producer(m, x)].name, m->layers[q].name, worst);
     note(m, "%s rewritten as x(x+d) (%s)", old, into);
     *done = 1;
