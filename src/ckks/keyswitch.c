@@ -528,8 +528,10 @@ tsr_status ckks_qp_set_lifted(tsr_ckks_evaluator *ev, int level, const uint64_t 
     const tsr_ckks_params *p = ev->params;
     const size_t n = p->n, ne = (size_t)level + 1 + (size_t)p->k;
     /* each limb cleared and written by one thread while it is in cache (the caller cleared both
-     * polynomials whole on its own thread before) */
-#pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)
+     * polynomials whole on its own thread before); limbs dealt round robin: only the first
+     * l + 1 of the l + 1 + k are multiplied, and contiguous halves gave the k special primes'
+     * bare clears to the last thread */
+#pragma omp parallel for schedule(static, 1) if (ne > 1 && n >= 2048)
     for (int t = 0; t < (int)ne; t++) {
         uint64_t *a0 = acc0 + (size_t)t * n, *a1 = acc1 + (size_t)t * n;
         memset(a0, 0, n * sizeof *a0);
