@@ -66,11 +66,12 @@ static void usage(FILE *out) {
  * main one allocates from an arena of its own, made of heaps of at most 64 MiB that glibc
  * unmaps as soon as one is empty, whatever the trim threshold; with two threads bootstrapping's
  * EvalMod runs one half on the second thread (tsr_thread_pair), whose ciphertexts (21 MiB each)
- * came back as new zeroed pages in every bootstrap (15-30 thousand page faults per bootstrap
- * after the first, none with one arena or one thread). Tessera allocates few, large blocks, so
- * the one arena's lock costs nothing measurable. Programs linking libtessera can do the same
- * (mallopt, or GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...:
- * glibc.malloc.arena_max=1).
+ * came back as new zeroed pages in every bootstrap (about 19 thousand page faults per bootstrap
+ * after the first at N = 2^16; 650-3200 with one arena, 7 with one thread; docs/BENCHMARKS.md,
+ * "Two threads, ninth round"). Tessera allocates few, large blocks and small ones come from
+ * glibc's per-thread caches, so the one arena's lock should cost little (not measured for the
+ * server's many connection threads). Programs linking libtessera can do the same (mallopt, or
+ * GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...:glibc.malloc.arena_max=1).
  */
 static void keep_freed_memory(void) {
 #ifdef __GLIBC__

@@ -381,6 +381,23 @@ static void qp_addends_exact(he *h, tsr_ckks_evaluator *ev, const tsr_ckks_ciphe
     assert_memory_equal(u0, v0, poly * sizeof *u0);
     assert_memory_equal(x0, v0, poly * sizeof *x0);
     assert_memory_equal(u1, v1, poly * sizeof *u1);
+    /* the same words with 1, 2 and 3 threads, permuted or not: where the threads do not divide
+     * the l + 1 + k limbs, the last limb's blocks are shared out (each count decomposes again:
+     * the per-thread scratch is sized there) */
+    const int saved = tsr_get_num_threads();
+    for (int permuted = 0; permuted < 2; permuted++)
+        for (int th = 1; th <= 3; th++) {
+            tsr_set_num_threads(th);
+            tt_ok(ckks_ks_decompose(ev, level, ckks_ct_poly(in, 1)));
+            uint64_t *a0 = th == 1 ? u0 : v0, *a1 = th == 1 ? u1 : v1;
+            tt_ok(ckks_ks_apply_qp(ev, &e->key, permuted ? e->perm : NULL, NULL,
+                                   ckks_ct_poly(in, 0), a0, a1));
+            if (th > 1) {
+                assert_memory_equal(u0, v0, poly * sizeof *u0);
+                assert_memory_equal(u1, v1, poly * sizeof *u1);
+            }
+        }
+    tsr_set_num_threads(saved);
     tsr_free(buf);
 }
 

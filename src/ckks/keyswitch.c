@@ -464,14 +464,44 @@ tsr_status ckks_ks_apply_prod(tsr_ckks_evaluator *ev, const ckks_ksk *key, int r
     return apply(ev, key, rescale, &c, NULL, out0, out1);
 }
 
+/* Blocks [b0, b1) of target limb t of ckks_ks_apply_qp into l0, l1 (whole limbs). */
+static void qp_limb_blocks(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int t, size_t b0,
+                           size_t b1, uint64_t *l0, uint64_t *l1, uint64_t *dig) {
+    const unsigned r = split_r(ev->params);
+    const size_t B = ev->params->n >> r, R = (size_t)1 << r;
+    for (size_t b = b0; b < b1; b++) {
+        tsr_prefetch pf;
+        tsr_prefetch_reset(&pf);
+        if (b + 1 < R) prefetch_job(ev, key, t, b + 1, &pf);
+        target_block(ev, key, t, b, l0 + b * B, l1 + b * B, dig, &pf);
+    }
+}
+
+/* The rest of limb t of ckks_ks_apply_qp once its blocks are in l0, l1: add0's limb, P lift0's,
+ * and the permutation into acc0, acc1 (l0, l1 are acc's limbs when perm is NULL). */
+static void qp_limb_finish(const tsr_ckks_evaluator *ev, const uint32_t *perm, const uint64_t *add0,
+                           const uint64_t *lift0, int t, uint64_t *l0, uint64_t *l1, uint64_t *acc0,
+                           uint64_t *acc1) {
+    const tsr_ckks_params *p = ev->params;
+    const size_t n = p->n;
+    const tsr_modulus *m = ckks_mod(p, ckks_ext_prime(p, ev->ks_level, t));
+    if (add0) tsr_vec_add(m, l0, l0, add0 + (size_t)t * n, n);
+    if (lift0 && t <= ev->ks_level) /* P lift0 is 0 modulo the special primes */
+        tsr_vec_mul_scalar_add(m, l0, lift0 + (size_t)t * n, p->p_mod[t], n);
+    if (perm) {
+        tsr_vec_permute(acc0 + (size_t)t * n, l0, perm, n, 1);
+        tsr_vec_permute(acc1 + (size_t)t * n, l1, perm, n, 1);
+    }
+}
+
 tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const uint32_t *perm,
                             const uint64_t *add0, const uint64_t *lift0, uint64_t *acc0,
                             uint64_t *acc1) {
     const tsr_ckks_params *p = ev->params;
     const int ne = ev->ks_level + 1 + p->k;
     const unsigned r = split_r(p);
-    const size_t n = p->n, B = n >> r, R = (size_t)1 << r;
-    const size_t tls_stride = tls_blocks(p) * B;
+    const size_t n = p->n, R = (size_t)1 << r;
+    const size_t tls_stride = tls_blocks(p) * (n >> r);
     TSR_TRY(ckks_ks_check_level(key, ev->ks_level));
     TSR_ASSERT(!perm ? (!add0 || add0 != acc0) && (!lift0 || lift0 != acc0) : 1);
     /* Limb by limb: its blocks (into the thread's limb buffer when the limb
@@ -479,26 +509,42 @@ tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const u
      * and P lift0's (read before acc's limb t is written: add0 may be acc0
      * when permuted). Dynamic, one limb at a time: a special-prime limb transforms every digit
      * block, a Q limb all but its own digit's, and static halves gave the k special primes to
-     * the last thread. The words do not depend on the thread. */
-#pragma omp parallel for schedule(dynamic, 1) if (ne > 1 && n >= 2048)
-    for (int t = 0; t < ne; t++) {
+     * the last thread. When the threads do not divide the limbs (an odd count for two: every
+     * other level), the last limb's blocks are shared out instead of one thread transforming a
+     * whole limb alone at the end, and one thread finishes it. The words do not depend on the
+     * thread. */
+    const int par = ne > 1 && n >= 2048;
+    const int threads = par ? tsr_thread_max() : 1;
+    const int shared = threads > 1 && ne % threads != 0, whole = ne - shared;
+#ifdef _OPENMP
+#pragma omp parallel if (par)
+#endif
+    {
         uint64_t *dig = ev->ks_tls + (size_t)tsr_thread_index() * tls_stride;
-        uint64_t *l0 =
-            perm ? ev->ks_limb + (size_t)tsr_thread_index() * 2 * n : acc0 + (size_t)t * n;
-        uint64_t *l1 = perm ? l0 + n : acc1 + (size_t)t * n;
-        for (size_t b = 0; b < R; b++) {
-            tsr_prefetch pf;
-            tsr_prefetch_reset(&pf);
-            if (b + 1 < R) prefetch_job(ev, key, t, b + 1, &pf);
-            target_block(ev, key, t, b, l0 + b * B, l1 + b * B, dig, &pf);
+#ifdef _OPENMP
+#pragma omp for schedule(dynamic, 1)
+#endif
+        for (int t = 0; t < whole; t++) {
+            uint64_t *l0 =
+                perm ? ev->ks_limb + (size_t)tsr_thread_index() * 2 * n : acc0 + (size_t)t * n;
+            uint64_t *l1 = perm ? l0 + n : acc1 + (size_t)t * n;
+            qp_limb_blocks(ev, key, t, 0, R, l0, l1, dig);
+            qp_limb_finish(ev, perm, add0, lift0, t, l0, l1, acc0, acc1);
         }
-        const tsr_modulus *m = ckks_mod(p, ckks_ext_prime(p, ev->ks_level, t));
-        if (add0) tsr_vec_add(m, l0, l0, add0 + (size_t)t * n, n);
-        if (lift0 && t <= ev->ks_level) /* P lift0 is 0 modulo the special primes */
-            tsr_vec_mul_scalar_add(m, l0, lift0 + (size_t)t * n, p->p_mod[t], n);
-        if (perm) {
-            tsr_vec_permute(acc0 + (size_t)t * n, l0, perm, n, 1);
-            tsr_vec_permute(acc1 + (size_t)t * n, l1, perm, n, 1);
+        if (shared) {
+            /* every limb buffer is free after the loop's barrier: the first one holds it */
+            const int t = ne - 1;
+            uint64_t *l0 = perm ? ev->ks_limb : acc0 + (size_t)t * n;
+            uint64_t *l1 = perm ? l0 + n : acc1 + (size_t)t * n;
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+            for (int b = 0; b < (int)R; b++)
+                qp_limb_blocks(ev, key, t, (size_t)b, (size_t)b + 1, l0, l1, dig);
+#ifdef _OPENMP
+#pragma omp single
+#endif
+            qp_limb_finish(ev, perm, add0, lift0, t, l0, l1, acc0, acc1);
         }
     }
     return TSR_OK;
@@ -528,8 +574,10 @@ tsr_status ckks_qp_set_lifted(tsr_ckks_evaluator *ev, int level, const uint64_t 
     const tsr_ckks_params *p = ev->params;
     const size_t n = p->n, ne = (size_t)level + 1 + (size_t)p->k;
     /* each limb cleared and written by one thread while it is in cache (the caller cleared both
-     * polynomials whole on its own thread before) */
-#pragma omp parallel for schedule(static) if (ne > 1 && n >= 2048)
+     * polynomials whole on its own thread before); limbs dealt round robin: only the first
+     * l + 1 of the l + 1 + k are multiplied, and contiguous halves gave the k special primes'
+     * bare clears to the last thread */
+#pragma omp parallel for schedule(static, 1) if (ne > 1 && n >= 2048)
     for (int t = 0; t < (int)ne; t++) {
         uint64_t *a0 = acc0 + (size_t)t * n, *a1 = acc1 + (size_t)t * n;
         memset(a0, 0, n * sizeof *a0);
