@@ -585,8 +585,9 @@ void tsr_nn_plan_print(const tsr_nn_plan *p, FILE *fp) {
             (s->flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) ? " (INSECURE test parameters)" : "");
     fprintf(fp, "depth %d; keys: %s%lld rotations\n", g->depth,
             g->needs_relin ? "relinearization + " : "", (long long)g->n_rot);
+    /* ct*pt+c: products by plaintexts and by constants (mul_plain + mul_const) */
     fprintf(fp, "%-4s %-10s %-16s %-5s %-34s %-34s %7s %7s %7s %9s\n", "step", "op", "layer",
-            "level", "input", "output", "rot", "ct*ct", "ct*pt", "predicted");
+            "level", "input", "output", "rot", "ct*ct", "ct*pt+c", "predicted");
     for (int i = 0; i < g->n_steps; i++) {
         const nn_step *st = &g->steps[i];
         char a[200], b[200], lv[16];
