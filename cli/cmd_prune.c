@@ -531,7 +531,7 @@ static int parse_shapes(const char *s, int batch, int log_n, shape_cost *v, int 
     return n > 0 ? n : -1;
 }
 
-/* Sum the rot and ct*pt columns of a printed plan; its packing into plan. nn has no totals
+/* Sum the rot and ct*pt+c columns of a printed plan; its packing into plan. nn has no totals
  * API: test_prune_cli (test_shape_search) pins this parse against `tessera compile`. */
 static void plan_counts(const char *text, shape_cost *c) {
     c->rot = c->prod = 0;
@@ -554,7 +554,7 @@ static void plan_counts(const char *text, shape_cost *c) {
                          a[2], a[3], a[4], o);
             }
         } else if (len > 0 && len < 512 && l[0] >= '0' && l[0] <= '9') {
-            /* a step row ends with: rot ct*ct ct*pt predicted */
+            /* a step row ends with: rot ct*ct ct*pt+c predicted */
             char row[512], *tok[64];
             int nt = 0;
             memcpy(row, l, len);
@@ -668,8 +668,8 @@ static int shape_search(const tsr_graph *g, const tsr_prune_opts *o, int batch, 
     int best = -1, others = 0;
     fprintf(fp, "shape search: batch %d, N = 2^%d, one-shot pruning (no fine-tuning)\n", batch,
             log_n);
-    fprintf(fp, "  %-9s %13s %8s %8s %11s %10s  %-22s %s\n", "tile", "tiles kept", "rots", "ct*pt",
-            "predicted", "memory", "plan", "own shape's best plan");
+    fprintf(fp, "  %-9s %13s %8s %8s %11s %10s  %-22s %s\n", "tile", "tiles kept", "rots",
+            "ct*pt+c", "predicted", "memory", "plan", "own shape's best plan");
     for (int i = 0; i < n; i++) {
         tsr_status st = shape_eval(g, o, batch, log_n, &v[i]);
         char sh[48];

@@ -238,7 +238,8 @@ def prune_report(text):
 
 
 def plan_counts(args, path, out=None):
-    """The compiler's dry-run counts for batch 1: ct x pt products, rotations, tiling."""
+    """The compiler's dry-run counts for batch 1: the ct*pt+c column (ct x pt and ct x const
+    products), rotations, tiling."""
     if out is None:
         out = tessera(args, ["compile", path, "--batch", str(args.batch), "--log-n",
                              str(args.log_n), "--out",

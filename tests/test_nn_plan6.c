@@ -524,6 +524,16 @@ static void edit_flags(uint8_t *pay, size_t *n) {
     (void)n;
     pay[OFF_DIGEST - 4] = 2;
 }
+/* flags 15 and 0x107: bits a later rule set would add to V3's 7 */
+static void edit_flags_later(uint8_t *pay, size_t *n) {
+    (void)n;
+    pay[OFF_DIGEST - 4] = 15;
+}
+static void edit_flags_high(uint8_t *pay, size_t *n) {
+    (void)n;
+    pay[OFF_DIGEST - 4] = 7;
+    pay[OFF_DIGEST - 3] = 1;
+}
 static void edit_digest(uint8_t *pay, size_t *n) {
     (void)n;
     pay[OFF_DIGEST + 5] ^= 0x10;
@@ -566,7 +576,12 @@ static void test_corrupt(void **state) {
     assert_non_null(strstr(tsr_last_error(), "malformed graph"));
     expect(reframe(buf, len, SIZE_MAX, edit_graph_version), TSR_ERR_VERSION, "graph version 2");
     assert_non_null(strstr(tsr_last_error(), "graph wire version"));
-    expect(reframe(buf, len, SIZE_MAX, edit_flags), TSR_ERR_FORMAT, "unknown flags");
+    expect(reframe(buf, len, SIZE_MAX, edit_flags), TSR_ERR_FORMAT, "flags 2 (no rule set)");
+    assert_non_null(strstr(tsr_last_error(), "malformed plan"));
+    expect(reframe(buf, len, SIZE_MAX, edit_flags_later), TSR_ERR_VERSION, "flags 15");
+    assert_non_null(strstr(tsr_last_error(), "flags 15) this build does not know: use a newer"));
+    expect(reframe(buf, len, SIZE_MAX, edit_flags_high), TSR_ERR_VERSION, "flags 0x107");
+    assert_non_null(strstr(tsr_last_error(), "flags 263) this build does not know"));
     /* a build lowering the graph to another program than the writer's refuses the plan */
     expect(reframe(buf, len, SIZE_MAX, edit_digest), TSR_ERR_FORMAT, "another program");
     assert_non_null(strstr(tsr_last_error(), "compile the model again"));

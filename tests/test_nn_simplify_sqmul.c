@@ -132,7 +132,15 @@ static double encrypted_bits(const tsr_nn_model *m, const tsr_nn_model *ref_mode
     tt_nn_compile_opts(&o, n, pk, 11);
     tsr_nn_plan *p;
     tt_ok(tsr_nn_compile(m, &o, &p));
-    assert_int_equal(p->prog->depth, nn_model_depth(m));
+    /* nn_model_depth charges a per-channel polynomial a level for its coefficients on top of
+     * its powers', which degree 2 does not spend (x^2 and x times plaintexts: 2 levels) */
+    int per_channel = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        per_channel |= m->layers[i].kind == NN_POLY && m->layers[i].nc > 1;
+    if (per_channel)
+        assert_int_equal(p->prog->depth, nn_model_depth(m) - 1);
+    else
+        assert_int_equal(p->prog->depth, nn_model_depth(m));
     *steps = 0;
     for (int i = 0; i < p->prog->n_steps; i++) *steps += p->prog->steps[i].op == NN_OP_SQMUL;
     double out[64 * NOUT], ref[64 * NOUT];
@@ -226,7 +234,11 @@ static void test_product_form_rule(void **state) {
 
 /*
  * Per channel, with negative a: every channel's sign goes into fc2 and its d into the offsets;
- * the model equals the polynomial. a = 0 in every channel: affine, merged into fc1 (depth 1);
+ * the model equals the polynomial, and encrypted (tiled and batch packing: the offsets laid out
+ * per channel both ways) it loses at most the worst channel's predicted log2(1 / k) + 3 bits
+ * against the per-channel polynomial on the same inputs (non-deterministic: fresh encryption
+ * noise each run; see test_product_form_precision for the margins). a = 0 in every channel:
+ * affine, merged into fc1 (depth 1);
  * in one channel only: kept, and named. |a| = 2^-21 (below the 2^-20 measured) stays a
  * polynomial.
  */
@@ -254,11 +266,25 @@ static void test_product_form_channels_and_limits(void **state) {
     tt_ok(nn_model_forward(v3, x, n, yb));
     double e = rel_err(yb, ya, n * NOUT);
     if (e > 1e-12) fail_msg("per channel: the rewrite differs from the polynomial by %.3g", e);
-    int steps;
-    double bits = encrypted_bits(v3, poly, x, n, TSR_NN_PACK_TILED, &steps);
-    print_message("per channel, tiled packing: %.1f bits\n", bits);
-    assert_int_equal(steps, 1);
-    if (bits < 14) fail_msg("per channel, tiled: only %.1f bits", bits);
+    double cost = 0; /* the worst channel's log2(1 / k): 3.3 bits at |a| = 1e-4 */
+    for (int c = 0; c < NHID; c++)
+        cost = fmax(cost, log2(1.0 / fmin(1.0, 10 * sqrt(fabs(coef[3 * c + 2])))));
+    const tsr_nn_packing pks[2] = { TSR_NN_PACK_TILED, TSR_NN_PACK_BATCH };
+    for (int k = 0; k < 2; k++) {
+        const char *pn = k ? "batch" : "tiled";
+        int steps;
+        double b_poly = encrypted_bits(poly, poly, x, n, pks[k], &steps);
+        assert_int_equal(steps, 0);
+        double bits = encrypted_bits(v3, poly, x, n, pks[k], &steps);
+        assert_int_equal(steps, 1);
+        print_message("per channel, %s packing: polynomial %.1f bits, x(x+d) %.1f bits (predicted "
+                      "cost %.1f)\n",
+                      pn, b_poly, bits, cost);
+        if (!(b_poly > 20) || !(bits >= b_poly - cost - 3.0))
+            fail_msg("per channel, %s: x(x+d) %.1f bits, polynomial %.1f: more than the predicted "
+                     "%.1f + 3 bits lost",
+                     pn, bits, b_poly, cost);
+    }
     tsr_nn_model_free(v3);
     tsr_nn_model_free(poly);
 
@@ -287,8 +313,9 @@ static void test_product_form_channels_and_limits(void **state) {
  * a = 1e-2, 1e-3, 1e-4, b = 0.4, inputs reaching the bound. The product form's predicted cost
  * is log2(1 / k) bits (0, 1.7, 3.3; measured in docs/PRUNING.md, ninth round); it must stay
  * within that + 3 bits of the polynomial, and beat the square where the square is far past its
- * budget (1e-4), not lose to it at 1e-3. TSR_SQMUL_SWEEP=1 adds shifts inside the square's
- * budget.
+ * budget (1e-4), not lose to it at 1e-3. Non-deterministic (fresh encryption noise each run):
+ * over the 8 runs measured (below) every check passed with at least 2.6 bits to spare.
+ * TSR_SQMUL_SWEEP=1 adds shifts inside the square's budget.
  */
 static void test_product_form_precision(void **state) {
     (void)state;

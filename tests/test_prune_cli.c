@@ -452,7 +452,7 @@ static void test_shape_search(void **state) {
     assert_int_equal(sscanf(ch, "shape search: cheapest %15s (predicted %lf s", best_sh, &chosen),
                      2);
     assert_true(fabs(chosen - best) < 1e-9);
-    /* The search sums the rot and ct*pt columns of the plan summary itself (nn has no totals
+    /* The search sums the rot and ct*pt+c columns of the plan summary itself (nn has no totals
      * API yet): pin that parse against `tessera compile` of the written model (pruned one-shot,
      * as in the search), summed here by the header's column names. */
     char key[32];
@@ -468,9 +468,9 @@ static void test_shape_search(void **state) {
     assert_non_null(head);
     /* the counts are right-aligned under their header: the number ending where it ends */
     size_t hl = strcspn(head + 1, "\n");
-    const char *hr = strstr(head + 1, " rot "), *hp = strstr(head + 1, " ct*pt ");
+    const char *hr = strstr(head + 1, " rot "), *hp = strstr(head + 1, " ct*pt+c ");
     assert_true(hr && hp && hr < head + 1 + hl && hp < head + 1 + hl);
-    size_t end_rot = (size_t)(hr - (head + 1)) + 4, end_prod = (size_t)(hp - (head + 1)) + 6;
+    size_t end_rot = (size_t)(hr - (head + 1)) + 4, end_prod = (size_t)(hp - (head + 1)) + 8;
     unsigned long long sum_rot = 0, sum_prod = 0;
     int steps = 0;
     for (const char *l = head + 1 + hl + 1; *l >= '0' && *l <= '9'; steps++) {
@@ -488,7 +488,7 @@ static void test_shape_search(void **state) {
     }
     assert_true(steps > 0 && sum_prod > 0);
     if (sum_rot != want_rot || sum_prod != want_prod)
-        fail_msg("%s: search %llu rot / %llu ct*pt, compile %llu / %llu", best_sh, want_rot,
+        fail_msg("%s: search %llu rot / %llu ct*pt+c, compile %llu / %llu", best_sh, want_rot,
                  want_prod, sum_rot, sum_prod);
     tsr_onnx_model *om;
     tsr_graph *g = read_model(o, &om);

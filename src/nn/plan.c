@@ -14,7 +14,8 @@
  *           with NN_SIMPLIFY_V2's rule 3, a square while the shift costs <= 10 bits;
  *           without it, plans written before: NN_SIMPLIFY_V1, a shift <= 4 x the bound;
  *           bit 2 with bits 0 and 1: NN_SIMPLIFY_V3, past the budget the product form
- *           x (x + d); so 0, 1, 3 or 7);
+ *           x (x + d); so 0, 1, 3 or 7; a bit past these is refused as a later rule
+ *           set, TSR_ERR_VERSION "use a newer tessera", other values as malformed);
  *           32 bytes program digest (below); u64 graph bytes, the graph
  *           (graph/graph_io.c)
  *   packing: u32 packing; u64 slots; u64 t[5]; u32 orient; u32 batch
@@ -409,6 +410,12 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
     tsr_read_bytes(r, digest, sizeof digest);
     uint64_t glen = tsr_read_u64(r);
     if (tsr_reader_status(r) != TSR_OK) return tsr_reader_status(r);
+    /* bits past the known ones: a later rule set (V3 added bit 2 to V2's 3), not corruption */
+    if (flags & ~7u)
+        return tsr_reader_fail(r, TSR_ERR_VERSION,
+                               "plan written with simplifier rules (flags %u) this build does not "
+                               "know: use a newer tessera",
+                               flags);
     if (!isfinite(pre[0]) || pre[0] == 0 || !isfinite(pre[1]) || !(pre[2] > 0) ||
         !isfinite(pre[2]) || (flags && !flags_rules(flags)) || glen > r->mem_len - r->mem_pos)
         return RFAIL("preprocessing, flags %u or a graph of %llu bytes", flags,
@@ -578,8 +585,9 @@ void tsr_nn_plan_print(const tsr_nn_plan *p, FILE *fp) {
             (s->flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) ? " (INSECURE test parameters)" : "");
     fprintf(fp, "depth %d; keys: %s%lld rotations\n", g->depth,
             g->needs_relin ? "relinearization + " : "", (long long)g->n_rot);
+    /* ct*pt+c: products by plaintexts and by constants (mul_plain + mul_const) */
     fprintf(fp, "%-4s %-10s %-16s %-5s %-34s %-34s %7s %7s %7s %9s\n", "step", "op", "layer",
-            "level", "input", "output", "rot", "ct*ct", "ct*pt", "predicted");
+            "level", "input", "output", "rot", "ct*ct", "ct*pt+c", "predicted");
     for (int i = 0; i < g->n_steps; i++) {
         const nn_step *st = &g->steps[i];
         char a[200], b[200], lv[16];

@@ -590,6 +590,19 @@ static tsr_status par_mul(const tsr_tile *x, const tsr_tile *y, tsr_tile **out) 
     return TSR_OK;
 }
 
+/*
+ * The channel of element i of a per-channel plaintext laid out like value v of p (shape ps,
+ * strides stv, as dense_strides gives them) for a layer of C input channels: the channel
+ * dimension's index (dimension 0 in batch packing), 0 without a channel dimension and past C
+ * (the padding, where any channel's constant will do).
+ */
+static int64_t plain_channel(const nn_program *p, int v, const tsr_tile_shape *ps,
+                             const int64_t *stv, int64_t C, int64_t i) {
+    int cd = p->cfg.packing == TSR_NN_PACK_BATCH ? 0 : p->values[v].cdim;
+    int64_t c = cd >= 0 ? (i / stv[cd]) % dsize(ps, cd) : 0;
+    return c < C ? c : 0;
+}
+
 /* Per-channel polynomial: powers by squaring, coefficients as plaintexts. */
 static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const nn_program *p,
                                 const nn_step *s, const tsr_tile *x, tsr_tile **out) {
@@ -599,8 +612,7 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
     tsr_tile *acc = NULL;
     tsr_tile_shape ps = x->shape;
     for (int d = 0; d < ps.ndims; d++) ps.dim[d].unknown = 0;
-    int bd = ps.ndims - 1, cd = p->values[s->in[0]].cdim;
-    if (p->cfg.packing == TSR_NN_PACK_BATCH) cd = 0;
+    int bd = ps.ndims - 1;
     ps.dim[bd] = mk_dim(1, ps.dim[bd].tile, 1, 0);
     int64_t stv[TSR_TILE_MAX_DIMS];
     int64_t n = dense_strides(&ps, stv);
@@ -618,9 +630,7 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
     for (int k = 0; k <= D && st == TSR_OK; k++) {
         int zero = 1;
         for (int64_t i = 0; i < n; i++) {
-            int64_t c = cd >= 0 ? (i / stv[cd]) % dsize(&ps, cd) : 0;
-            if (c >= is.c) c = 0;
-            dense[i] = L->w[c * (D + 1) + k];
+            dense[i] = L->w[plain_channel(p, s->in[0], &ps, stv, is.c, i) * (D + 1) + k];
             zero &= dense[i] == 0.0;
         }
         if (k == 0 || zero) continue;
@@ -637,11 +647,8 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
         }
     }
     if (st == TSR_OK) {
-        for (int64_t i = 0; i < n; i++) {
-            int64_t c = cd >= 0 ? (i / stv[cd]) % dsize(&ps, cd) : 0;
-            if (c >= is.c) c = 0;
-            dense[i] = L->w[c * (D + 1)];
-        }
+        for (int64_t i = 0; i < n; i++)
+            dense[i] = L->w[plain_channel(p, s->in[0], &ps, stv, is.c, i) * (D + 1)];
         if (!acc) st = tsr_tile_mul_scalar(x, 0.0, &acc);
         tsr_tile *r;
         if (st == TSR_OK) st = tsr_tile_add_plain(acc, &ps, dense, &r);
@@ -662,22 +669,20 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
 
 /*
  * x + d for NN_SQMUL layer S (x: value `value` of p): d[c] (one per channel, or one) added to
- * every element of channel c, laid out as x (the batch too, so x's zero padding stays zero
- * and the sum has x's shape). No level; one plaintext encoded per tile.
+ * every element of channel c, laid out as x (the batch too, so the sum has x's shape). x + d
+ * is d in x's zero padding; the product x (x + d) is ~0 there again (x's error times
+ * |d|, bounded by SQMUL_MAX_PRODUCT in simplify.c). No level; one plaintext encoded per tile.
  */
 static tsr_status sqmul_offset(const tsr_nn_model *m, const nn_layer *S, const nn_program *p,
                                int value, const tsr_tile *x, tsr_tile **out) {
     tsr_tile_shape ps = x->shape;
     for (int d = 0; d < ps.ndims; d++) ps.dim[d].unknown = 0;
-    int cd = p->cfg.packing == TSR_NN_PACK_BATCH ? 0 : p->values[value].cdim;
     int64_t stv[TSR_TILE_MAX_DIMS];
     int64_t n = dense_strides(&ps, stv), C = nn_in_shape(m, S).c;
     double *dense = tsr_alloc((size_t)n * sizeof *dense);
     if (!dense) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    for (int64_t i = 0; i < n; i++) {
-        int64_t c = S->nc > 1 && cd >= 0 ? (i / stv[cd]) % dsize(&ps, cd) : 0;
-        dense[i] = S->w[c < C ? c : 0];
-    }
+    for (int64_t i = 0; i < n; i++)
+        dense[i] = S->w[S->nc > 1 ? plain_channel(p, value, &ps, stv, C, i) : 0];
     tsr_status st = tsr_tile_add_plain(x, &ps, dense, out);
     tsr_free(dense);
     return st;

@@ -41,17 +41,22 @@
 #include "core/error.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
-static void note(tsr_nn_model *m, const char *fmt, const char *a, const char *b) {
+/* Appends a printf-formatted note to m's notes ("; " between two), cut at their size. */
+__attribute__((format(printf, 2, 3))) static void note(tsr_nn_model *m, const char *fmt, ...) {
     size_t len = strlen(m->notes);
     if (len + 4 >= sizeof m->notes) return;
     if (len) {
         memcpy(m->notes + len, "; ", 3);
         len += 2;
     }
-    snprintf(m->notes + len, sizeof m->notes - len, fmt, a, b);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m->notes + len, sizeof m->notes - len, fmt, ap);
+    va_end(ap);
 }
 
 static void add_origin(nn_layer *L, const char *what) {
@@ -396,7 +401,10 @@ static tsr_status fold_dense_dense(tsr_nn_model *m, int *changed) {
  */
 #define SQUARE_SHIFT_BITS 10.0
 
-/* Bits rule 3's shift s costs on inputs bounded by B (see SQUARE_SHIFT_BITS). */
+/* Bits rule 3's shift s costs on inputs bounded by B (see SQUARE_SHIFT_BITS). The rule
+ * compares this log2 with the budget, as the plans of rule sets V2 and V3 were written with;
+ * the exact |s| / B <= 31 is not the same test (|s| / B = nextafter(31, 32): 1 + |s| / B
+ * rounds to 32, cost 10), so changing it could change a plan's rules and refuse its digest. */
 static double square_shift_bits(double s, double B) {
     return 2.0 * log2(1.0 + fabs(s) / B);
 }
@@ -424,12 +432,14 @@ static double square_shift_bits(double s, double B) {
  * 0.4 at K = 30; tiled packing (weights as plaintexts at the scale) 0.5-1.7 / 3.0-3.6 /
  * 3.8-5.1 at K = 1, at most 0.4 / 0.6 / 1.0 at K = 10, 2.4-3.8 at K = 30 and 6.3-6.8 at
  * K = 100 (a = 1e-2). So k = SQMUL_K sqrt|a| (K = 10, at most 1): the product carries up to
- * 100 times the true output, formed at level >= 2 (the consumer needs the level after it),
- * where even 2^20 fits (SQMUL_MAX_PRODUCT, checked per channel from the input bound: a bigger
- * one keeps the polynomial). The form is used for
- * |a| >= 2^-20 (SQMUL_MIN_A, log2(1 / sqrt|a|) <= 10 bits as the square's budget; smaller a
- * unmeasured); below that, or with a = 0 in only some channels, the activation stays a
- * polynomial with a note. A model in docs/PRUNING.md (ninth round).
+ * 100 times the true output. It never reaches the output level: the product takes one level
+ * and its linear consumer the next, so x + d is at level >= 2 and the rescaled product at
+ * >= 1, where Q_1 = q0 q1 leaves far more than 2^20 times the scale: even 2^20 fits
+ * (SQMUL_MAX_PRODUCT, checked per channel from the input bound: a bigger one keeps the
+ * polynomial), and the output headroom check (tsr_nn_check_outputs) needs no change. The form is
+ * used for |a| >= 2^-20 (SQMUL_MIN_A, log2(1 / sqrt|a|) <= 10 bits as the square's budget; smaller
+ * a unmeasured); below that, or with a = 0 in only some channels, the activation stays a polynomial
+ * with a note. A model in docs/PRUNING.md (ninth round).
  */
 #define SQMUL_K           10.0
 #define SQMUL_MIN_A       0x1p-20
@@ -630,7 +640,7 @@ static void degree2_affine(tsr_nn_model *m) {
         }
         L->w_len = 2 * (int64_t)L->nc;
         L->degree = 1;
-        note(m, "%s has no x^2 term: degree %s", L->name, "1");
+        note(m, "%s has no x^2 term: degree 1", L->name);
     }
 }
 
