@@ -164,7 +164,7 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
                 if (y) correct += a == y[off + i];
                 for (int k = 0; k < K; k++) {
                     double e = fabs(logits[(size_t)i * K + k] - ref[(size_t)i * K + k]);
-                    if (!(e <= max_err)) max_err = e; /* NaN sticks */
+                    if (isnan(e) || e > max_err) max_err = e; /* a NaN sticks */
                     sq_err += e * e;
                 }
             }

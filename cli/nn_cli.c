@@ -194,7 +194,7 @@ void nn_cli_agreement(const double *enc, const double *plain, int n, int k, doub
         same += nn_cli_argmax(enc + (size_t)i * k, k) == nn_cli_argmax(plain + (size_t)i * k, k);
         for (int j = 0; j < k; j++) {
             double e = fabs(enc[(size_t)i * k + j] - plain[(size_t)i * k + j]);
-            if (!(e <= err)) err = e;
+            if (isnan(e) || e > err) err = e; /* a NaN sticks */
         }
     }
     *agree = n ? (double)same / n : 0;

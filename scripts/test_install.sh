@@ -21,6 +21,31 @@ LD_LIBRARY_PATH="$lib" "$tmp/ex_pc"
 # pkg-config --static: libtessera.a plus its Libs.private (dependencies, libm, threads, OpenMP
 # when built with it), in a copy of the prefix that has no shared library to fall back on
 test -f "$lib/libtessera.a" || { echo "no libtessera.a in $lib"; ls -l "$lib"; exit 1; }
+# Libs.private bakes in none of the build machine's library directories: no -L dir the linker
+# searches anyway, and none holding a library it would find by itself (Debian's
+# openblas-pthread/ behind the libopenblas.so alternatives symlink)
+private=$(sed -n 's/^Libs.private://p' "$lib/pkgconfig/tessera.pc")
+search=$(cc -print-search-dirs | sed -n 's/^libraries: =//p' | tr ':' '\n' |
+    while read -r s; do realpath -m "$s"; done)
+for dir in $private; do
+    case "$dir" in -L*) ;; *) continue ;; esac
+    d=$(realpath -m "${dir#-L}")
+    if echo "$search" | grep -qx "$d"; then
+        echo "tessera.pc Libs.private: $dir is on the linker's own search path"
+        exit 1
+    fi
+    for l in $private; do
+        case "$l" in -l*) ;; *) continue ;; esac
+        n=${l#-l}
+        if [ -e "$d/lib$n.so" ] || [ -e "$d/lib$n.a" ]; then
+            f=$(cc -print-file-name="lib$n.so")
+            if [ "$f" != "lib$n.so" ]; then
+                echo "tessera.pc Libs.private: $dir pins lib$n, which the linker finds as $f"
+                exit 1
+            fi
+        fi
+    done
+done
 cp -a "$tmp/prefix" "$tmp/static"
 slib=$(ls -d "$tmp"/static/lib*/ | head -n 1)
 rm -f "$slib"/libtessera.so*

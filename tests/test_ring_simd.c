@@ -775,6 +775,52 @@ static void test_conv_row_any_terms(void **state) {
     for (int i = 0; i < MAXT; i++) tsr_free(y[i]);
 }
 
+/* Rows and inner products of 12000 terms modulo a 30-bit prime (inputs < 2^30): there the IFMA
+ * Montgomery kernels' chunk bound (2^52 - p - 2) / (hmax + 2) allows ~2^44 terms, but their
+ * 64-bit low-half accumulators hold at most 4096 52-bit values; bit-identical to the portable
+ * kernels on every family. */
+static void test_long_rows_small_modulus(void **state) {
+    (void)state;
+    enum { T = 12000, N = 40 }; /* N = 32 + 8: both IFMA blocks */
+    tsr_prng g;
+    tt_prng(&g, 45);
+    const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
+    uint64_t p;
+    tt_ok(tsr_prime_generate(30, 8, 1, NULL, 0, &p));
+    tsr_modulus m;
+    tsr_modulus_init(&m, p);
+    uint64_t *buf = tsr_alloc((size_t)2 * T * N * 8), *c = tsr_alloc(3 * (size_t)T * 8);
+    const uint64_t **x = tsr_alloc(2 * (size_t)T * sizeof *x), **y = x + T;
+    uint64_t *csh = c + T, *c52 = c + 2 * (size_t)T;
+    for (size_t i = 0; i < T; i++) {
+        x[i] = buf + i * N;
+        y[i] = buf + ((size_t)T + i) * N;
+        random_vec(&g, buf + i * N, N, p);
+        random_vec(&g, buf + ((size_t)T + i) * N, N, p);
+        c[i] = tsr_prng_uniform(&g, p);
+    }
+    tsr_vec_lincomb_forms(&m, csh, c52, c, T);
+    const tsr_conv_coeffs r = { c, csh, c52, T, p };
+    uint64_t a0[N], a1[N], b0[N], b1[N];
+    for (int f = TSR_SIMD_AVX2; f <= TSR_SIMD_AVX512IFMA; f++) {
+        if (!family_available((tsr_simd)f)) continue;
+        const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
+        ref->conv_row(&m, a0, x, &r, N);
+        k->conv_row(&m, b0, x, &r, N);
+        if (memcmp(a0, b0, sizeof a0))
+            fail_msg("%s conv_row of %d terms differs (p=%llu)", tsr_simd_name((tsr_simd)f), T,
+                     (unsigned long long)p);
+        ref->dot2(&m, a0, a1, x, y, x, T, N);
+        k->dot2(&m, b0, b1, x, y, x, T, N);
+        if (memcmp(a0, b0, sizeof a0) || memcmp(a1, b1, sizeof a1))
+            fail_msg("%s dot2 of %d terms differs (q=%llu)", tsr_simd_name((tsr_simd)f), T,
+                     (unsigned long long)p);
+    }
+    tsr_free(x);
+    tsr_free(c);
+    tsr_free(buf);
+}
+
 /* End to end with each family forced: basis conversion (exact, ModUp) and ModDown. */
 static void test_forced_pipeline(void **state) {
     (void)state;
@@ -1027,19 +1073,13 @@ static void test_squeeze_families(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ntt_families),
-        cmocka_unit_test(test_elementwise_families),
-        cmocka_unit_test(test_conv_row_families),
-        cmocka_unit_test(test_conv_row_any_terms),
-        cmocka_unit_test(test_dot_families),
-        cmocka_unit_test(test_wide_kernels),
-        cmocka_unit_test(test_forced_pipeline),
-        cmocka_unit_test(test_split_ntt_families),
-        cmocka_unit_test(test_copy_stream_families),
-        cmocka_unit_test(test_permute_families),
-        cmocka_unit_test(test_quotient_families),
-        cmocka_unit_test(test_chacha_families),
-        cmocka_unit_test(test_chacha_published_vectors),
+        cmocka_unit_test(test_ntt_families),       cmocka_unit_test(test_elementwise_families),
+        cmocka_unit_test(test_conv_row_families),  cmocka_unit_test(test_conv_row_any_terms),
+        cmocka_unit_test(test_dot_families),       cmocka_unit_test(test_long_rows_small_modulus),
+        cmocka_unit_test(test_wide_kernels),       cmocka_unit_test(test_forced_pipeline),
+        cmocka_unit_test(test_split_ntt_families), cmocka_unit_test(test_copy_stream_families),
+        cmocka_unit_test(test_permute_families),   cmocka_unit_test(test_quotient_families),
+        cmocka_unit_test(test_chacha_families),    cmocka_unit_test(test_chacha_published_vectors),
         cmocka_unit_test(test_squeeze_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -120,6 +120,11 @@ static void test_overflow(void **state) {
     tsr_bvec *c;
     tt_fails(tsr_bvec_encrypt(be, (double[SLOTS]){ [3] = 1e12 }, 0, ldexp(1, 40), &c),
              TSR_ERR_SCALE);
+    /* A NaN anywhere is refused, also when finite values follow it. */
+    double nan_first[SLOTS] = { 0.5, NAN, 0.25 };
+    tt_fails(tsr_bvec_encrypt(be, nan_first, 2, tsr_backend_default_scale(be), &c), TSR_ERR_SCALE);
+    double nan_last[SLOTS] = { [SLOTS - 1] = NAN };
+    tt_fails(tsr_bvec_encrypt(be, nan_last, 2, tsr_backend_default_scale(be), &c), TSR_ERR_SCALE);
     tsr_bvec_free(be, a);
     tsr_bvec_free(be, b);
     tsr_backend_free(be);
@@ -658,6 +663,48 @@ static void test_debug_backend(void **state) {
     tsr_backend_free(exact);
 }
 
+/* A subject whose decryption differs from the truth by { 0.5, NaN, 0.25, 0, ... }. */
+static tsr_backend_vtable nan_vt;
+static tsr_status (*nan_inner_decrypt)(tsr_backend *, const tsr_bvec *, double *);
+
+static tsr_status nan_decrypt(tsr_backend *be, const tsr_bvec *v, double *values) {
+    tsr_status st = nan_inner_decrypt(be, v, values);
+    if (st == TSR_OK) {
+        values[0] += 0.5;
+        values[1] = NAN;
+        values[2] += 0.25;
+    }
+    return st;
+}
+
+/* A NaN slot is an infinite divergence wherever it sits among the slots. */
+static void test_debug_nan(void **state) {
+    (void)state;
+    tsr_mockup_params mp;
+    tsr_mockup_params_default(&mp, SLOTS, 2);
+    tsr_backend *exact, *broken, *dbg;
+    tt_ok(tsr_backend_mockup_create(&mp, &exact));
+    tt_ok(tsr_backend_mockup_create(&mp, &broken));
+    nan_vt = *broken->vt;
+    nan_inner_decrypt = nan_vt.decrypt;
+    nan_vt.decrypt = nan_decrypt;
+    broken->vt = &nan_vt;
+    tt_ok(tsr_backend_debug_create(broken, exact, 1e-3, &dbg));
+    double x[SLOTS] = { 0.125, -0.25, 0.5 };
+    tsr_bvec *v = enc(dbg, x, 2);
+    tsr_debug_report r;
+    tsr_backend_debug_report(dbg, &r);
+    assert_int_equal(r.ops, 1);
+    assert_true(isinf(r.max_divergence) && r.max_divergence > 0);
+    assert_true(isinf(r.max_by_op[TSR_DEBUG_ENCRYPT]));
+    assert_int_equal(r.first_index, 0);
+    assert_true(isinf(r.first_divergence));
+    tsr_bvec_free(dbg, v);
+    tsr_backend_free(dbg);
+    tsr_backend_free(broken);
+    tsr_backend_free(exact);
+}
+
 /* n vectors of values in [-1, 1] encrypted at level with its canonical scale. */
 static void enc_canonical(tsr_backend *be, tsr_prng *g, double *x, tsr_bvec **vs, size_t n,
                           int level) {
@@ -848,6 +895,7 @@ int main(void) {
         cmocka_unit_test(test_debug_backend),       cmocka_unit_test(test_limb_counts),
         cmocka_unit_test(test_prod_lincomb),        cmocka_unit_test(test_prod_lincomb_ckks),
         cmocka_unit_test(test_bootstrap_mockup),    cmocka_unit_test(test_bootstrap_ckks_debug),
+        cmocka_unit_test(test_debug_nan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

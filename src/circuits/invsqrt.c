@@ -71,10 +71,10 @@ static tsr_status fit_and_measure(double a, double b, size_t degree, int iterati
         double x = a + (b - a) * k / (FN_GRID - 1), want = 1 / sqrt(x);
         double y = tsr_circuits_cheb_eval(&s, x);
         double rel = fabs(y / want - 1);
-        if (!(rel <= *start)) *start = rel; /* NaN-safe */
+        if (isnan(rel) || rel > *start) *start = rel; /* a NaN sticks */
         for (int i = 0; i < iterations; i++) y = 1.5 * y - (0.5 * x * y) * (y * y);
         double e = fabs(y - want);
-        if (!(e <= *err)) *err = e;
+        if (isnan(e) || e > *err) *err = e;
     }
     return TSR_OK;
 }

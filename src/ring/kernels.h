@@ -87,8 +87,9 @@ typedef struct tsr_ring_kernels {
     /*
      * Basis-conversion row: out[k] = sum_{i < r->terms} y[i][k] * r->c[i] mod p
      * with every y[i][k] < r->ymax <= 2^62 (not necessarily reduced mod p), any
-     * r->terms (tests/test_ring_simd.c checks 1 .. 80 against the portable row;
-     * the SIMD rows finish their coefficient tails with tsr_conv_row_tail).
+     * r->terms (tests/test_ring_simd.c checks 1 .. 80, and 12000 modulo a 30-bit
+     * prime, against the portable row; the SIMD rows finish their coefficient
+     * tails with tsr_conv_row_tail, the IFMA rows reduce every <= 4096 terms).
      * The AVX2 family's row (conv_row_x64) is scalar code, Montgomery REDC
      * on 64x64 -> 128-bit scalar products, no AVX2 instruction, so only CPUs
      * that report AVX2 get it; the portable row (the reference) keeps the
@@ -102,7 +103,8 @@ typedef struct tsr_ring_kernels {
      * Inputs < q (required: the AVX2 family's chunk lengths assume it); outputs overwritten, fully
      * reduced; no aliasing. Any modulus tsr_modulus_init accepts: the AVX2 family's one-multiply
      * reduction needs q not a power of two and sends those (never an NTT
-     * prime) to the portable kernel, as its mul and mul_add do.
+     * prime) to the portable kernel, as its mul and mul_add do. Any `terms` (the IFMA
+     * kernel reduces every <= 4096 products; tests/test_ring_simd.c checks 12000).
      */
     void (*dot2)(const tsr_modulus *m, uint64_t *out0, uint64_t *out1, const uint64_t *const *x,
                  const uint64_t *const *y0, const uint64_t *const *y1, size_t terms, size_t n);

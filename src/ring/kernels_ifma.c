@@ -31,6 +31,9 @@
 #define INL        inline __attribute__((always_inline))
 #define IFMA_MAX_Q ((uint64_t)1 << 50)
 #define BLOCK      4096 /* words per L1-resident sub-transform */
+/* Products per Montgomery chunk at most: madd52lo adds values < 2^52 into 64-bit lanes,
+ * and 4096 (2^52 - 1) < 2^64 (small moduli would otherwise allow chunks of ~2^44). */
+#define IFMA_MAX_CHUNK 4096
 
 typedef struct ifma_c {
     __m512i q, q2, corr, negq, mask, zero;
@@ -980,9 +983,11 @@ TGT static void conv_row_ifma(const tsr_modulus *m, uint64_t *out, const uint64_
             tsr_ring_kernels_for(TSR_SIMD_AVX512)->conv_row(m, out, y, cr, n);
         return;
     }
-    /* hi52 of one product is <= hmax; a chunk of K terms keeps hi < 2^52 - p - 2. */
+    /* hi52 of one product is <= hmax; a chunk of K terms keeps hi < 2^52 - p - 2, and at most
+     * IFMA_MAX_CHUNK keeps the 64-bit sum of the low halves from wrapping. */
     const uint64_t hmax = (uint64_t)(((tsr_u128)(ymax - 1) * (p - 1)) >> 52);
     size_t K = (size_t)((((uint64_t)1 << 52) - p - 2) / (hmax + 2));
+    if (K > IFMA_MAX_CHUNK) K = IFMA_MAX_CHUNK;
     if (K > terms) K = terms;
     if (K < 1) K = 1;
     uint64_t pinv = 1; /* p^-1 mod 2^64 by Newton; then -p^-1 mod 2^52 */
@@ -1059,7 +1064,8 @@ TGT static void conv_row_ifma(const tsr_modulus *m, uint64_t *out, const uint64_
 
 /*
  * Inner products for q < 2^50: per product two madds accumulate the low and
- * high 52-bit halves; each chunk of K products (K keeps hi < 2^52 - q - 2)
+ * high 52-bit halves; each chunk of K products (K keeps hi < 2^52 - q - 2,
+ * and K <= IFMA_MAX_CHUNK the low halves' sum below 2^64)
  * is Montgomery-reduced, r = V 2^-52 mod q with r < 2^52, then multiplied by
  * 2^52 mod q (Shoup) to remove the Montgomery factor.
  */
@@ -1093,6 +1099,7 @@ TGT static void dot2_ifma(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
     }
     const uint64_t hmax = (uint64_t)(((tsr_u128)(q - 1) * (q - 1)) >> 52);
     size_t K = (size_t)((((uint64_t)1 << 52) - q - 2) / (hmax + 2));
+    if (K > IFMA_MAX_CHUNK) K = IFMA_MAX_CHUNK; /* the low halves' 64-bit sum */
     if (K > terms) K = terms;
     if (K < 1) K = 1;
     uint64_t qinv = 1;

@@ -57,7 +57,7 @@ static tsr_status compare(tsr_backend *be, const tsr_bvec *v, tsr_debug_op op) {
         double div = 0, mag = 0;
         for (int64_t i = 0; i < be->slots; i++) {
             double e = fabs(d->xs[i] - d->xr[i]);
-            if (!(e <= div)) div = e; /* NaN counts as infinite */
+            if (isnan(e) || e > div) div = e; /* a NaN sticks: nothing compares above it */
             if (fabs(d->xr[i]) > mag) mag = fabs(d->xr[i]);
         }
         if (div != div) div = INFINITY;

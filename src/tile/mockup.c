@@ -85,7 +85,7 @@ static tsr_status check_range(const tsr_backend *be, const double *x, int level,
     double mx = 0;
     for (int64_t i = 0; i < be->slots; i++) {
         double a = fabs(x[i]);
-        if (!(a <= mx)) mx = a; /* also catches NaN */
+        if (isnan(a) || a > mx) mx = a; /* a NaN sticks (refused below) */
     }
     if (!isfinite(mx)) return tsr_fail(TSR_ERR_SCALE, "mockup %s produced a non-finite value", op);
     if (mx == 0) return TSR_OK;
