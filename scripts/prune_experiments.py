@@ -982,6 +982,9 @@ def main():
                     help="with --data-tiles: refit each tile row's remaining weights and bias by "
                     "least squares (to the layer's pre-activation, or the image for the last "
                     "layer) instead of folding the zeroed weights' means into the bias")
+    ap.add_argument("--tile-select", default="mass", choices=["mass", "ls"],
+                    help="with --tile-refit: which tiles --data-tiles zeroes: least data-weighted "
+                    "mass, or greedily by the least-squares error of the refit (ls)")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -1429,6 +1432,8 @@ def data_tiles(args, kind, tile, test_set, out):
     if args.steps != 1:
         sys.exit("--data-tiles needs --steps 1 (the zeroed tiles are masked from the first "
                  "fine-tuning; one cosine cycle of --ft-epochs)")
+    if args.tile_select != "mass" and not args.tile_refit:
+        sys.exit("--tile-select ls needs --tile-refit (the choice assumes the refit)")
     frac = [float(v) for v in args.data_tiles.split(",")]
     model, _ = load_pruned(kind, args.more)
     ws = weights_of(args.more)
@@ -1438,6 +1443,7 @@ def data_tiles(args, kind, tile, test_set, out):
     x = train_part(args)[0][:args.ft_limit or None]
     stats = layer_inputs(model, x)
     info = {"shares": frac, "tile": tile, "images": x.shape[0], "tile_refit": args.tile_refit,
+            "tile_select": args.tile_select,
             "loss_before": evaluate(model, kind, test_set), "layers": []}
     new, per = [], []
     for i, ((w, b), (mu, var), f) in enumerate(zip(ws, stats, frac)):
@@ -1459,7 +1465,13 @@ def data_tiles(args, kind, tile, test_set, out):
         zero = np.zeros((nr, nc), bool)
         zero.flat[np.argsort(score, axis=None, kind="stable")[:k]] = True
         if args.tile_refit and k:
-            w, b = tile_refit(args, kind, model, x, i, len(ws), w, b, zero, r, c)
+            mom = layer_moments(model, x, i, i == len(ws) - 1, w, b)
+            if args.tile_select == "ls":
+                if was:
+                    sys.exit("--tile-select ls: the layer has all-zero tiles already")
+                zero = ls_tile_select(mom[1], mom[3], nr, nc, r, c, k,
+                                      args.ridge * float(np.trace(mom[1])) / w.shape[1])
+            w, b = tile_refit(args, mom, w, b, zero, r, c)
         for ti, tj in zip(*np.nonzero(zero)):
             rows, cols = slice(ti * r, (ti + 1) * r), slice(tj * c, (tj + 1) * c)
             if not args.tile_refit:
@@ -1486,16 +1498,12 @@ def data_tiles(args, kind, tile, test_set, out):
     return path, per, info
 
 
-def tile_refit(args, kind, model, x, i, n_layers, w, b, zero, r, c):
-    """--tile-refit: the weights left in each tile row of Linear layer i after --data-tiles
-    zeroes the tiles `zero` (tile rows x tile columns of r x c), and its bias, refitted by
-    (ridge --ridge) least squares on the images x to what the layer computed before (its
-    pre-activation), or for the last layer to the image itself, from the inputs its kept tiles
-    still see (the He et al. / ThiNet reconstruction, per tile row). Inputs from model (the one
-    being pruned, unchanged before layer i). Returns the new (w, b), zero tiles included."""
+def layer_moments(model, x, i, last, w, b):
+    """Mean mu and covariance g of Linear layer i's inputs in model over the images x, and the
+    mean mu_y and cross-covariance cy (inputs x targets) of its target: the layer's own
+    pre-activation (w, b), or the image for the last layer."""
     lin = [m for m in model if isinstance(m, torch.nn.Linear)]
     d = w.shape[1]
-    last = i == n_layers - 1
     n, sa, saa = 0, np.zeros(d), np.zeros((d, d))
     sy, say = (np.zeros(784), np.zeros((d, 784))) if last else (None, None)
     grab = {}
@@ -1516,16 +1524,68 @@ def tile_refit(args, kind, model, x, i, n_layers, w, b, zero, r, c):
     mu = sa / n
     g = saa / n - np.outer(mu, mu)
     if last:
-        mu_y, cy = sy / n, say / n - np.outer(mu, sy / n)
-    else:
-        mu_y, cy = w @ mu + b, g @ w.T
+        return mu, g, sy / n, say / n - np.outer(mu, sy / n)
+    return mu, g, w @ mu + b, g @ w.T
+
+
+def tile_blocks(tj, c, d):
+    return np.arange(tj * c, min((tj + 1) * c, d))
+
+
+def ls_tile_select(g, cy, nr, nc, r, c, k, ridge):
+    """--tile-select ls: the k tiles (of nr tile rows x nc tile columns, r x c) to zero, chosen
+    greedily over the whole layer by least squares: each step zeroes the tile whose removal
+    least raises the error of its tile row's target (cy's columns of those rows) refitted from
+    the inputs its remaining tiles see, tr(beta_B^T (P_BB)^-1 beta_B) with P the inverse
+    covariance of the row's kept inputs and beta = P cy (backward elimination; P downdated by
+    blocks). Returns the boolean mask."""
+    d = g.shape[0]
+    zero = np.zeros((nr, nc), bool)
+    pinv = np.linalg.inv(g + ridge * np.eye(d))
+    rows = []
+
+    def costs(ti):
+        pm, keep = rows[ti]
+        beta = pm @ cy[keep, ti * r:(ti + 1) * r]
+        out = np.full(nc, np.inf)
+        for tj in range(nc):
+            if zero[ti, tj] or (~zero[ti]).sum() == 1:
+                continue
+            idx = np.searchsorted(keep, tile_blocks(tj, c, d))
+            bb = beta[idx]
+            out[tj] = float(np.trace(bb.T @ np.linalg.solve(pm[np.ix_(idx, idx)], bb)))
+        return out
+    for ti in range(nr):
+        rows.append((pinv.copy(), np.arange(d)))
+    cost = np.array([costs(ti) for ti in range(nr)])
+    for _ in range(k):
+        ti, tj = np.unravel_index(int(np.argmin(cost)), cost.shape)
+        pm, keep = rows[ti]
+        idx = np.searchsorted(keep, tile_blocks(tj, c, d))
+        rest = np.setdiff1d(np.arange(keep.size), idx)
+        pab = pm[np.ix_(rest, idx)]
+        pm = pm[np.ix_(rest, rest)] - pab @ np.linalg.solve(pm[np.ix_(idx, idx)], pab.T)
+        rows[ti] = (pm, keep[rest])
+        zero[ti, tj] = True
+        cost[ti] = costs(ti)
+    return zero
+
+
+def tile_refit(args, moments, w, b, zero, r, c):
+    """--tile-refit: the weights left in each tile row of a Linear layer after --data-tiles
+    zeroes the tiles `zero` (tile rows x tile columns of r x c), and its bias, refitted by
+    (ridge --ridge) least squares on the fine-tuning images to what the layer computed before
+    (its pre-activation), or for the last layer to the image itself, from the inputs its kept
+    tiles still see (the He et al. / ThiNet reconstruction, per tile row); moments: its
+    layer_moments (inputs from the model being pruned). Returns the new (w, b)."""
+    mu, g, mu_y, cy = moments
+    d = w.shape[1]
     ridge = args.ridge * float(np.trace(g)) / d
     w2, b2 = np.zeros_like(w), np.zeros_like(b)
     for ti in range(zero.shape[0]):
         rows = slice(ti * r, (ti + 1) * r)
-        keep = np.concatenate([np.arange(tj * c, min((tj + 1) * c, d))
-                               for tj in range(zero.shape[1]) if not zero[ti, tj]] or
-                              [np.zeros(0, int)])
+        keep = np.concatenate([tile_blocks(tj, c, d) for tj in range(zero.shape[1])
+                               if not zero[ti, tj]] or [np.zeros(0, int)])
         if keep.size:
             wk = np.linalg.solve(g[np.ix_(keep, keep)] + ridge * np.eye(keep.size),
                                  cy[keep, rows]).T
