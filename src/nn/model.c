@@ -418,7 +418,9 @@ int tsr_nn_model_is_classifier(const tsr_nn_model *m) {
     int64_t od[NN_MAX_RANK], id[NN_MAX_RANK];
     int orank = tsr_nn_model_output_dims(m, od), irank = tsr_nn_model_input_dims(m, id);
     if (orank != 1 || od[0] < 2) return 0;
-    return !(irank == 1 && id[0] == od[0]); /* a vector shaped like the input: a reconstruction */
+    int64_t in_numel = 1;
+    for (int i = 0; i < irank; i++) in_numel *= id[i];
+    return in_numel != od[0]; /* as many values as the input (any shape): a reconstruction */
 }
 
 void tsr_nn_model_preprocessing(const tsr_nn_model *m, double *scale, double *mean, double *std) {
