@@ -17,7 +17,8 @@
 #define NN_CLI_CLASS_VECTOR_HELP                                                            \
     "A class vector is guessed from the shapes: an output of rank 1 with at least two\n"    \
     "values, unless it has as many values as the input (taken for a reconstruction, e.g.\n" \
-    "784 outputs of a 28x28 image); `tessera compile` prints the output shape.\n"
+    "784 outputs of a 28x28 image); `tessera compile` prints the output shape. The ONNX\n"  \
+    "metadata tessera.output = classes | values overrides the guess.\n"
 
 void nn_cli_insecure_warning(const char *verb);
 

@@ -126,7 +126,8 @@ TSR_API int tsr_nn_model_output_dims(const tsr_nn_model *m, int64_t *dims);
  * an accuracy make sense; 0 for other outputs (feature maps, reconstructions,
  * sequences, a single value). A guess from shapes: a regression head with
  * two or more outputs counts as a class vector, and a classifier with as
- * many classes as input features as a reconstruction.
+ * many classes as input features as a reconstruction; the ONNX metadata
+ * tessera.output = classes | values, when the model had it, decides instead.
  */
 TSR_API int tsr_nn_model_is_classifier(const tsr_nn_model *m);
 /** Preprocessing of raw pixels p (0..255): x = (p * scale - mean) / std. */
