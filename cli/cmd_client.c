@@ -44,7 +44,8 @@ static void usage(FILE *out) {
             "  --cacert FILE   CA certificates for https (default: the system's)\n"
             "  --keep-ct DIR   keep in.ct and out.ct in DIR (default: removed)\n"
             "  --force         replace --out even if it holds a secret key\n"
-            "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
+            "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n"
+            "\n" NN_CLI_CLASS_VECTOR_HELP);
 }
 
 int tsr_cmd_client(int argc, char **argv) {
@@ -255,14 +256,13 @@ int tsr_cmd_client(int argc, char **argv) {
             if (!valid[i])
                 for (int j = 0; j < K; j++) logits[(size_t)i * K + j] = NAN;
         double agree, err;
-        nn_cli_agreement(logits, ref, n, K, &agree, &err);
+        const int cmp = nn_cli_agreement(logits, ref, n, K, &agree, &err);
         if (classes)
             printf("agreement with plaintext inference: %.2f%% of %d sample%s, largest logit "
                    "error %.3g\n",
                    100 * agree, n, n == 1 ? "" : "s", err);
         else /* an argmax of a reconstruction means nothing: as decrypt --compare */
-            printf("largest error against plaintext inference: %.3g (%d sample%s x %d values)\n",
-                   err, n, n == 1 ? "" : "s", K);
+            nn_cli_print_largest_error(stdout, err, cmp, n, K);
     }
     if (bad && rc == 0) rc = 1;
 out:

@@ -44,7 +44,8 @@ static void usage(FILE *out) {
             "                 samples: print the largest absolute error against them\n"
             "  --offset K     the samples start at K in LABELS / DATA (as given to encrypt)\n"
             "  --force        replace --out even if it holds a secret key\n"
-            "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n");
+            "  " NN_CLI_INSECURE "   accept a plan made with it (tests only)\n"
+            "\n" NN_CLI_CLASS_VECTOR_HELP);
 }
 
 int tsr_cmd_decrypt(int argc, char **argv) {
@@ -198,14 +199,13 @@ int tsr_cmd_decrypt(int argc, char **argv) {
             if (!valid[i])
                 for (int j = 0; j < K; j++) logits[(size_t)i * K + j] = NAN;
         double agree, err;
-        nn_cli_agreement(logits, ref, n, K, &agree, &err);
+        const int cmp = nn_cli_agreement(logits, ref, n, K, &agree, &err);
         if (classes)
             printf("agreement with plaintext inference: %.2f%% of %d sample%s, largest logit "
                    "error %.3g\n",
                    100 * agree, n, n == 1 ? "" : "s", err);
         else
-            printf("largest error against plaintext inference: %.3g (%d sample%s x %d values)\n",
-                   err, n, n == 1 ? "" : "s", K);
+            nn_cli_print_largest_error(stdout, err, cmp, n, K);
     }
     if (want) {
         double agree, err;

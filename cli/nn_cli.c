@@ -183,14 +183,15 @@ void nn_cli_print_stats(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp) {
             s->predicted_mib, s->threads);
 }
 
-void nn_cli_agreement(const double *enc, const double *plain, int n, int k, double *agree,
-                      double *max_err) {
-    int same = 0;
+int nn_cli_agreement(const double *enc, const double *plain, int n, int k, double *agree,
+                     double *max_err) {
+    int same = 0, compared = 0;
     double err = 0;
     for (int i = 0; i < n; i++) {
         int finite = 1;
         for (int j = 0; j < k; j++) finite &= isfinite(enc[(size_t)i * k + j]) != 0;
         if (!finite) continue; /* an invalid sample (NaN): never agrees */
+        compared++;
         same += nn_cli_argmax(enc + (size_t)i * k, k) == nn_cli_argmax(plain + (size_t)i * k, k);
         for (int j = 0; j < k; j++) {
             double e = fabs(enc[(size_t)i * k + j] - plain[(size_t)i * k + j]);
@@ -199,6 +200,20 @@ void nn_cli_agreement(const double *enc, const double *plain, int n, int k, doub
     }
     *agree = n ? (double)same / n : 0;
     *max_err = err;
+    return compared;
+}
+
+void nn_cli_print_largest_error(FILE *fp, double err, int compared, int n, int k) {
+    if (compared == 0)
+        fprintf(fp, "largest error against plaintext inference: n/a (no valid sample of %d)\n", n);
+    else if (compared < n)
+        fprintf(fp,
+                "largest error against plaintext inference: %.3g (%d valid sample%s of %d x %d "
+                "values)\n",
+                err, compared, compared == 1 ? "" : "s", n, k);
+    else
+        fprintf(fp, "largest error against plaintext inference: %.3g (%d sample%s x %d values)\n",
+                err, n, n == 1 ? "" : "s", k);
 }
 
 int nn_cli_parse_packing(const char *verb, const char *name, tsr_nn_packing *out) {

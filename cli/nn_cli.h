@@ -13,6 +13,13 @@
 
 /** The flag that allows parameters below 128-bit security, with its loud warning. */
 #define NN_CLI_INSECURE "--insecure-parameters-for-testing"
+/* --help: what counts as a class vector (tsr_nn_model_is_classifier, a guess from shapes). */
+#define NN_CLI_CLASS_VECTOR_HELP                                                            \
+    "A class vector is guessed from the shapes: an output of rank 1 with at least two\n"    \
+    "values, unless it has as many values as the input (taken for a reconstruction, e.g.\n" \
+    "784 outputs of a 28x28 image); `tessera compile` prints the output shape. The ONNX\n"  \
+    "metadata tessera.output = classes | values overrides the guess.\n"
+
 void nn_cli_insecure_warning(const char *verb);
 
 /** --packing auto|batch|tiled into *out; a usage error (returns 2) for anything else. */
@@ -70,9 +77,14 @@ void nn_cli_print_stats(const tsr_nn_plan *p, const tsr_nn_stats *s, FILE *fp);
  * Agreement between encrypted and plaintext logits (n x k): fraction of
  * equal argmax and largest absolute difference. Samples with a non-finite
  * encrypted logit (invalid: NaN) count as disagreeing and are left out of
- * the difference.
+ * the difference. Returns the number of samples compared (the valid ones).
  */
-void nn_cli_agreement(const double *enc, const double *plain, int n, int k, double *agree,
-                      double *max_err);
+int nn_cli_agreement(const double *enc, const double *plain, int n, int k, double *agree,
+                     double *max_err);
+/**
+ * The --compare line of a non-class output: the largest error over the `compared` valid
+ * samples of n (k values each), "n/a" when none was valid.
+ */
+void nn_cli_print_largest_error(FILE *fp, double err, int compared, int n, int k);
 
 #endif /* TSR_NN_CLI_H */

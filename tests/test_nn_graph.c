@@ -318,6 +318,38 @@ static void test_lower_report(void **state) {
     tsr_graph_free(g);
 }
 
+/* The classifier guess: a rank-1 output with as many values as the input (of any shape) is a
+ * reconstruction, other rank-1 outputs of >= 2 values are class vectors. */
+static void test_classifier_guess(void **state) {
+    (void)state;
+    static const int64_t outs[] = { 16, 10, 1 };
+    static const int want[] = { 0, 1, 0 };
+    tsr_prng r;
+    tt_prng(&r, 17);
+    for (int i = 0; i < 3; i++) {
+        tsr_graph *g = with_input(4, (int64_t[]){ -1, 1, 4, 4 });
+        add_const(g, "w", 2, (int64_t[]){ outs[i], 16 }, &r, 0.1);
+        add_const(g, "b", 1, (int64_t[]){ outs[i] }, &r, 0.1);
+        tsr_graph_attrs a;
+        tsr_graph_attrs_default(&a);
+        node(g, TSR_NODE_FLATTEN, "flat", 1, "x", NULL, NULL, &a);
+        a.trans_b = 1;
+        node(g, TSR_NODE_GEMM, "fc", 3, "flat", "w", "b", &a);
+        tt_ok(tsr_graph_add_output(g, "fc"));
+        tt_ok(tsr_graph_finalize(g));
+        tsr_nn_model *m = NULL;
+        char *rep = NULL;
+        int nb = 0;
+        tt_ok(nn_model_from_graph(g, &m, &rep, &nb));
+        tsr_free(rep);
+        if (tsr_nn_model_is_classifier(m) != want[i])
+            fail_msg("(1, 4, 4) -> %lld outputs: classifier %d, want %d", (long long)outs[i],
+                     tsr_nn_model_is_classifier(m), want[i]);
+        tsr_nn_model_free(m);
+        tsr_graph_free(g);
+    }
+}
+
 /* A TensorProto fixture as doubles. */
 static tsr_array *load_pb(const char *rel) {
     tsr_onnx_data *d;
@@ -368,7 +400,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lower_image_graph),     cmocka_unit_test(test_lower_sequence_graph),
         cmocka_unit_test(test_lower_attention_graph), cmocka_unit_test(test_lower_report),
-        cmocka_unit_test(test_torch_fixtures),
+        cmocka_unit_test(test_torch_fixtures),        cmocka_unit_test(test_classifier_guess),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

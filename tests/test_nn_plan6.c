@@ -12,6 +12,7 @@
 #include "core/io.h"
 #include "ckks/serialize.h"
 #include "nn/nn_internal.h"
+#include "onnx/onnx.h"
 #include "onnx/onnx_graph.h"
 
 #include <math.h>
@@ -214,6 +215,51 @@ static void test_autoencoder(void **state) {
 static void test_transformer_batch(void **state) {
     (void)state;
     round_trip("transformer_small", 4, TSR_NN_PACK_BATCH, 1);
+}
+
+/* rel imported after setting its metadata tessera.output to kind (the file is rewritten). */
+static tsr_status import_with_output(const char *rel, const char *kind, tsr_nn_model **m) {
+    tsr_onnx_model *om;
+    tt_ok(tsr_onnx_load(&om, tt_source_path(rel)));
+    tt_ok(tsr_onnx_set_meta(om, "tessera.output", kind));
+    const char *f = tt_temp_path(".output.onnx");
+    tt_ok(tsr_onnx_save(om, f));
+    tsr_onnx_free(om);
+    tsr_status st = tsr_nn_import_onnx(f, NULL, m, NULL);
+    remove(f);
+    return st;
+}
+
+/* The ONNX metadata tessera.output overrides the classifier guess, and plans keep it. */
+static void test_output_metadata(void **state) {
+    (void)state;
+    static const struct {
+        const char *rel, *kind;
+        int guess, want;
+    } cases[] = { { "tests/data/torch/cnn.onnx", "values", 1, 0 },
+                  { "tests/data/torch/autoencoder.onnx", "classes", 0, 1 } };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tsr_nn_model *m;
+        tt_ok(tsr_nn_import_onnx(tt_source_path(cases[i].rel), NULL, &m, NULL));
+        assert_int_equal(tsr_nn_model_is_classifier(m), cases[i].guess);
+        tsr_nn_model_free(m);
+        tt_ok(import_with_output(cases[i].rel, cases[i].kind, &m));
+        assert_int_equal(tsr_nn_model_is_classifier(m), cases[i].want);
+        uint8_t *buf;
+        size_t len;
+        tsr_nn_plan *q, *p = compile_written(m, 1, &buf, &len);
+        assert_int_equal(written_version(buf), 6);
+        tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
+        assert_int_equal(tsr_nn_model_is_classifier(tsr_nn_plan_model(q)), cases[i].want);
+        assert_memory_equal(p->id, q->id, 32);
+        tsr_nn_plan_free(q);
+        tsr_nn_plan_free(p);
+        tsr_nn_bytes_free(buf);
+        tsr_nn_model_free(m);
+    }
+    tsr_nn_model *m = NULL;
+    tt_fails(import_with_output("tests/data/torch/cnn.onnx", "logits", &m), TSR_ERR_FORMAT);
+    assert_null(m);
 }
 
 /* A model changed after import no longer matches its graph: its plan is written in format 5
@@ -524,10 +570,16 @@ static void edit_flags(uint8_t *pay, size_t *n) {
     (void)n;
     pay[OFF_DIGEST - 4] = 2;
 }
-/* flags 15 and 0x107: bits a later rule set would add to V3's 7 */
+/* flags 39 (bit 5) and 0x107: bits a later rule set or option would add to the five known
+ * (rules 0-2, tessera.output 3-4) */
 static void edit_flags_later(uint8_t *pay, size_t *n) {
     (void)n;
-    pay[OFF_DIGEST - 4] = 15;
+    pay[OFF_DIGEST - 4] = 39;
+}
+/* flags 31: V3 with tessera.output kind 3, which does not exist */
+static void edit_flags_out_kind(uint8_t *pay, size_t *n) {
+    (void)n;
+    pay[OFF_DIGEST - 4] = 31;
 }
 static void edit_flags_high(uint8_t *pay, size_t *n) {
     (void)n;
@@ -578,8 +630,10 @@ static void test_corrupt(void **state) {
     assert_non_null(strstr(tsr_last_error(), "graph wire version"));
     expect(reframe(buf, len, SIZE_MAX, edit_flags), TSR_ERR_FORMAT, "flags 2 (no rule set)");
     assert_non_null(strstr(tsr_last_error(), "malformed plan"));
-    expect(reframe(buf, len, SIZE_MAX, edit_flags_later), TSR_ERR_VERSION, "flags 15");
-    assert_non_null(strstr(tsr_last_error(), "flags 15) this build does not know: use a newer"));
+    expect(reframe(buf, len, SIZE_MAX, edit_flags_later), TSR_ERR_VERSION, "flags 39");
+    assert_non_null(strstr(tsr_last_error(), "flags 39) this build does not know: use a newer"));
+    expect(reframe(buf, len, SIZE_MAX, edit_flags_out_kind), TSR_ERR_FORMAT, "flags 31");
+    assert_non_null(strstr(tsr_last_error(), "malformed plan"));
     expect(reframe(buf, len, SIZE_MAX, edit_flags_high), TSR_ERR_VERSION, "flags 0x107");
     assert_non_null(strstr(tsr_last_error(), "flags 263) this build does not know"));
     /* a build lowering the graph to another program than the writer's refuses the plan */
@@ -626,9 +680,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classifier),        cmocka_unit_test(test_autoencoder),
         cmocka_unit_test(test_transformer_batch), cmocka_unit_test(test_changed_model),
-        cmocka_unit_test(test_corrupt),           cmocka_unit_test(test_long_name),
-        cmocka_unit_test(test_data_movement),     cmocka_unit_test(test_lowering_budget),
-        cmocka_unit_test(test_unwritable_graph),
+        cmocka_unit_test(test_output_metadata),   cmocka_unit_test(test_corrupt),
+        cmocka_unit_test(test_long_name),         cmocka_unit_test(test_data_movement),
+        cmocka_unit_test(test_lowering_budget),   cmocka_unit_test(test_unwritable_graph),
     };
     if (getenv("TT_FILTER")) cmocka_set_test_filter(getenv("TT_FILTER"));
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -121,9 +121,13 @@ TSR_API int tsr_nn_model_input_dims(const tsr_nn_model *m, int64_t *dims);
 TSR_API int tsr_nn_model_output_dims(const tsr_nn_model *m, int64_t *dims);
 /**
  * 1 when the output is a class vector (per-sample rank 1, at least two
- * values, not shaped like a vector input: that is a reconstruction), so an
- * argmax and an accuracy make sense; 0 for other outputs (feature maps,
- * reconstructions, sequences, a single value).
+ * values, and not as many values as the input has: that is taken for a
+ * reconstruction, e.g. 784 outputs of a (1, 28, 28) image), so an argmax and
+ * an accuracy make sense; 0 for other outputs (feature maps, reconstructions,
+ * sequences, a single value). A guess from shapes: a regression head with
+ * two or more outputs counts as a class vector, and a classifier with as
+ * many classes as input features as a reconstruction; the ONNX metadata
+ * tessera.output = classes | values, when the model had it, decides instead.
  */
 TSR_API int tsr_nn_model_is_classifier(const tsr_nn_model *m);
 /** Preprocessing of raw pixels p (0..255): x = (p * scale - mean) / std. */

@@ -251,13 +251,22 @@ tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *opts, 
             nm->in_mean = 0.0;
             nm->in_std = 1.0;
         }
+        const char *ok = tsr_onnx_meta(om, "tessera.output");
+        if (ok && strcmp(ok, "classes") == 0)
+            nm->out_kind = NN_OUTPUT_CLASSES;
+        else if (ok && strcmp(ok, "values") == 0)
+            nm->out_kind = NN_OUTPUT_VALUES;
+        else if (ok)
+            st = tsr_fail(TSR_ERR_FORMAT,
+                          "%s: metadata tessera.output is 'classes' or 'values', not '%.40s'", path,
+                          ok);
         for (int i = 0; i < nm->n_layers; i++)
             if (nm->layers[i].lossy)
                 tprintf(&notes,
                         "lossy: '%s' replaces a non-polynomial operator by a polynomial (%s); "
                         "outputs may differ from the original model\n",
                         nm->layers[i].name, nm->layers[i].origin);
-        if (!opts->no_simplify) st = nn_model_simplify_rules(nm, NN_SIMPLIFY_V3);
+        if (st == TSR_OK && !opts->no_simplify) st = nn_model_simplify_rules(nm, NN_SIMPLIFY_V3);
         if (st == TSR_OK) st = nn_model_validate(nm);
     }
     tsr_onnx_free(om);

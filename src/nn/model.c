@@ -296,6 +296,7 @@ tsr_status nn_model_clone(const tsr_nn_model *m, tsr_nn_model **out) {
     c->in_mean = m->in_mean;
     c->in_std = m->in_std;
     c->classes = m->classes;
+    c->out_kind = m->out_kind;
     c->in_rank = m->in_rank;
     c->out_rank = m->out_rank;
     memcpy(c->in_dims, m->in_dims, sizeof c->in_dims);
@@ -416,9 +417,12 @@ int tsr_nn_model_output_dims(const tsr_nn_model *m, int64_t *dims) {
 
 int tsr_nn_model_is_classifier(const tsr_nn_model *m) {
     int64_t od[NN_MAX_RANK], id[NN_MAX_RANK];
+    if (m->out_kind != NN_OUTPUT_GUESS) return m->out_kind == NN_OUTPUT_CLASSES;
     int orank = tsr_nn_model_output_dims(m, od), irank = tsr_nn_model_input_dims(m, id);
     if (orank != 1 || od[0] < 2) return 0;
-    return !(irank == 1 && id[0] == od[0]); /* a vector shaped like the input: a reconstruction */
+    int64_t in_numel = 1;
+    for (int i = 0; i < irank; i++) in_numel *= id[i];
+    return in_numel != od[0]; /* as many values as the input (any shape): a reconstruction */
 }
 
 void tsr_nn_model_preprocessing(const tsr_nn_model *m, double *scale, double *mean, double *std) {

@@ -70,6 +70,8 @@ typedef struct nn_layer {
     double *b; /* CONV/DENSE bias: F or M values, or (CONV) a map of F*OH*OW (owned) */
 } nn_layer;
 
+enum { NN_OUTPUT_GUESS = 0, NN_OUTPUT_CLASSES = 1, NN_OUTPUT_VALUES = 2 };
+
 struct tsr_nn_model {
     int n_layers, cap_layers;
     nn_layer *layers; /* topological order */
@@ -79,6 +81,9 @@ struct tsr_nn_model {
     /* Client-side preprocessing of raw pixels p: x = (p * in_scale - in_mean) / in_std. */
     double in_scale, in_mean, in_std;
     int classes; /* output values per sample (output numel) */
+    /* ONNX metadata tessera.output: NN_OUTPUT_GUESS (absent), NN_OUTPUT_CLASSES or
+     * NN_OUTPUT_VALUES; overrides tsr_nn_model_is_classifier's guess from shapes. */
+    int out_kind;
     /*
      * Per-sample shapes of the model's input and output as the imported
      * graph had them (batch dimension left out; rank 0 = unknown: then the

@@ -14,8 +14,10 @@
  *           with NN_SIMPLIFY_V2's rule 3, a square while the shift costs <= 10 bits;
  *           without it, plans written before: NN_SIMPLIFY_V1, a shift <= 4 x the bound;
  *           bit 2 with bits 0 and 1: NN_SIMPLIFY_V3, past the budget the product form
- *           x (x + d); so 0, 1, 3 or 7; a bit past these is refused as a later rule
- *           set, TSR_ERR_VERSION "use a newer tessera", other values as malformed);
+ *           x (x + d); so 0, 1, 3 or 7; bits 3-4: tessera.output, 0 absent (the
+ *           guess from shapes), 1 classes, 2 values; a bit past these five is refused
+ *           as a later rule set or option, TSR_ERR_VERSION "use a newer tessera", other
+ *           values as malformed);
  *           32 bytes program digest (below); u64 graph bytes, the graph
  *           (graph/graph_io.c)
  *   packing: u32 packing; u64 slots; u64 t[5]; u32 orient; u32 batch
@@ -265,7 +267,7 @@ static void write_payload(const tsr_nn_plan *p, tsr_writer *w, int with_predicti
     tsr_write_bytes(w, m->source_hash, 32);
     nn_plan_write_str(w, m->source, sizeof m->source);
     nn_plan_write_str(w, m->notes, sizeof m->notes);
-    tsr_write_u32(w, rules_flags(m->simplified));
+    tsr_write_u32(w, rules_flags(m->simplified) | (uint32_t)m->out_kind << 3);
     tsr_write_bytes(w, digest, sizeof digest);
     tsr_write_u64(w, (uint64_t)gl);
     tsr_write_bytes(w, gb, gl);
@@ -410,14 +412,16 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
     tsr_read_bytes(r, digest, sizeof digest);
     uint64_t glen = tsr_read_u64(r);
     if (tsr_reader_status(r) != TSR_OK) return tsr_reader_status(r);
-    /* bits past the known ones: a later rule set (V3 added bit 2 to V2's 3), not corruption */
-    if (flags & ~7u)
+    /* bits past the known ones (rules 0-2, output kind 3-4): a later rule set or option (V3
+     * added bit 2 to V2's 3), not corruption */
+    if (flags & ~0x1fu)
         return tsr_reader_fail(r, TSR_ERR_VERSION,
-                               "plan written with simplifier rules (flags %u) this build does not "
-                               "know: use a newer tessera",
+                               "plan written with simplifier rules or options (flags %u) this "
+                               "build does not know: use a newer tessera",
                                flags);
     if (!isfinite(pre[0]) || pre[0] == 0 || !isfinite(pre[1]) || !(pre[2] > 0) ||
-        !isfinite(pre[2]) || (flags && !flags_rules(flags)) || glen > r->mem_len - r->mem_pos)
+        !isfinite(pre[2]) || ((flags & 7) && !flags_rules(flags & 7)) || flags >> 3 > 2 ||
+        glen > r->mem_len - r->mem_pos)
         return RFAIL("preprocessing, flags %u or a graph of %llu bytes", flags,
                      (unsigned long long)glen);
     tsr_graph *graph = NULL;
@@ -434,7 +438,7 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
     uint64_t cap = (uint64_t)64 * r->mem_len;
     nn_budget budget = { .max_weights = cap > MIN_WEIGHT_BUDGET ? (int64_t)cap : MIN_WEIGHT_BUDGET,
                          .max_layers = NN_PLAN_MAX_LAYERS };
-    int rules = flags_rules(flags);
+    int rules = flags_rules(flags & 7);
     if (st == TSR_OK && (st = nn_model_rebuild(graph, rules, &budget, &m)) != TSR_OK &&
         !budget.over)
         st = tsr_fail_context(TSR_ERR_FORMAT, "plan: its graph cannot be lowered: ");
@@ -444,6 +448,7 @@ static tsr_status read_v6(tsr_reader *r, uint32_t ckks_flags, tsr_nn_plan **out)
         m->in_scale = pre[0];
         m->in_mean = pre[1];
         m->in_std = pre[2];
+        m->out_kind = (int)(flags >> 3);
         memcpy(m->source_hash, hash, sizeof hash);
         memcpy(m->source, source, sizeof source);
         memcpy(m->notes, notes, sizeof notes);
