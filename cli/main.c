@@ -66,12 +66,20 @@ static void usage(FILE *out) {
  * main one allocates from an arena of its own, made of heaps of at most 64 MiB that glibc
  * unmaps as soon as one is empty, whatever the trim threshold; with two threads bootstrapping's
  * EvalMod runs one half on the second thread (tsr_thread_pair), whose ciphertexts (21 MiB each)
- * came back as new zeroed pages in every bootstrap (about 19 thousand page faults per bootstrap
- * after the first at N = 2^16; 650-3200 with one arena, 7 with one thread; docs/BENCHMARKS.md,
- * "Two threads, ninth round"). Tessera allocates few, large blocks and small ones come from
- * glibc's per-thread caches, so the one arena's lock should cost little (not measured for the
- * server's many connection threads). Programs linking libtessera can do the same (mallopt, or
- * GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=...:glibc.malloc.arena_max=1).
+ * came back as new zeroed pages in every bootstrap (perf of `tessera bench boot --runs 5` at
+ * N = 2^16, runs 2-5, shared machine at load 3-7: 18944 page faults per bootstrap; 647-3208
+ * with one arena, 7 with one thread; docs/BENCHMARKS.md, "Two threads, ninth round").
+ * Tessera allocates few, large blocks and small ones come from glibc's per-thread caches, so
+ * the one arena's lock costs little, for every verb. Measured on `tessera serve` (a thread
+ * per connection): `tessera bench serve` at 8 to 32 clients, jobs 1 and 2, against this
+ * binary with several arenas (Zen 5, shared machine at load 6.5-9.7): CPU time +0.7 % at
+ * jobs 1 and +4 % at jobs 2, not resolved at that load; requests/s within its spread; the
+ * server's peak RSS 455-459 MiB instead of 575-743 MiB (docs/BENCHMARKS.md, "Serving with one
+ * malloc arena"). On `train` and `fl run` at 2 threads: the same CPU time within the spread,
+ * a few dozen voluntary context switches either way (review of mt9, load about 10).
+ * GLIBC_TUNABLES cannot undo these settings (mallopt runs after it). Programs linking
+ * libtessera can do the same: mallopt, or the GLIBC_TUNABLES line in include/tessera/circuits.h
+ * ("Bootstrapping").
  */
 static void keep_freed_memory(void) {
 #ifdef __GLIBC__

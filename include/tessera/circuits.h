@@ -415,6 +415,26 @@ TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_cipher
  * tsr_circuits_boot_rotations plus the conjugation key
  * (TSR_CKKS_GALOIS_CONJUGATE), all of the evaluator passed in.
  *
+ * Memory with two or more threads (glibc): EvalMod's second half runs on a
+ * thread other than the caller's (tsr_circuits_boot_eval_mod) and frees its
+ * ciphertexts there. glibc gives such a thread a malloc arena of its own,
+ * made of heaps of at most 64 MiB that it unmaps as soon as one is empty, so
+ * at N = 2^16 every bootstrap faults those ciphertexts in again as fresh
+ * zeroed pages: 18944 page faults per bootstrap after the first against 7
+ * with one thread (perf, `tessera bench boot --threads 2` of main 8aa501e,
+ * whose command already kept the main arena's freed memory, shared machine,
+ * load 3-7; kernel memory management 1.4 % of the CPU samples;
+ * docs/BENCHMARKS.md, "Two threads, ninth round"); not measured through the
+ * library, where glibc's other defaults add faults. The library does not
+ * change the process's arena settings; the `tessera` command runs with one
+ * arena (cli/main.c: 647-3208 faults per bootstrap). A
+ * program linking libtessera (the Python package too) can do the same
+ * without code, for the whole process, by starting with
+ * GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647
+ * (one arena; no mmap per large block; no trimming of the heap top: the
+ * command's settings), or with mallopt(M_ARENA_MAX, 1) before any other
+ * thread allocates (an arena a thread already has is kept).
+ *
  * Sparse-secret encapsulation (Bossuat, Troncoso-Pastoriza, Hubaux, ACNS
  * 2022; config.encapsulation_hw = 32): at level 0 the ciphertext is switched
  * from the main secret to a temporary secret of Hamming weight h (a key over

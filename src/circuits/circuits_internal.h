@@ -138,7 +138,10 @@ tsr_status circuits_bsgs_check_keys(const tsr_ckks_evaluator *ev, const circuits
  * present (the callers check). Double hoisting (Bossuat et al., EUROCRYPT
  * 2021, section 3.3): one decomposition for the babies, their key switches
  * kept over Q_l u P, the giant inner sums there, one ModDown per giant step
- * and one at the end. out may equal in.
+ * and one at the end. out may equal in. An error before the last ModDown
+ * leaves out untouched; if that ModDown or the rescale after it fails, out
+ * (and in, when out == in) may be left half-written: the ModDown writes
+ * straight into out.
  */
 tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                                const tsr_ckks_ciphertext *in, const circuits_bsgs *lt);

@@ -710,7 +710,7 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
     int *bsteps = NULL, *slot_of = NULL;
     uint64_t *baby = NULL, *work = NULL, *scratch = NULL; /* scratch: ev's, not freed here */
     const uint64_t **terms = NULL;
-    tsr_ckks_ciphertext *mid = NULL;
+    uint64_t *m1 = NULL; /* a giant step's ModDown'ed c1 half, l + 1 limbs */
     tsr_status st = list_babies(lt, &bsteps, &slot_of, &nb);
     if (st != TSR_OK) goto done;
     /* babies: nb QP ciphertexts; work: the inner sum and the accumulator */
@@ -739,9 +739,11 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
                       2 * poly * sizeof(uint64_t) >> 20);
         goto done;
     }
-    st = tsr_ckks_ciphertext_create(&mid, p);
-    if (st == TSR_OK) st = ckks_ct_reserve(mid, level, 2);
-    if (st != TSR_OK) goto done;
+    m1 = tsr_alloc(((size_t)level + 1) * N * sizeof *m1);
+    if (!m1) {
+        st = tsr_fail(TSR_ERR_NOMEM, "out of memory for a linear transform's giant steps");
+        goto done;
+    }
     uint64_t *inner0 = work, *inner1 = work + poly, *acc0 = work + 2 * poly,
              *acc1 = work + 3 * poly;
     const uint64_t *c0 = ckks_ct_poly(in, 0), *c1 = ckks_ct_poly(in, 1);
@@ -804,7 +806,6 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
              * inner products (as Lattigo's BSGS; a ModDown of inner0 and a lift of it by P
              * would only add a rounding) */
             const ckks_galois_entry *e = rotation_key(ev, g * lt->n1);
-            uint64_t *m1 = ckks_ct_poly(mid, 1);
             st = ckks_qp_moddown1(ev, level, inner1, m1);
             if (st == TSR_OK) st = ckks_ks_decompose(ev, level, m1);
             if (st != TSR_OK) break;
@@ -822,7 +823,7 @@ tsr_status circuits_bsgs_apply(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,
 
     /* Phase 3: one ModDown straight into out, one rescale of out in place onto Delta_{l-1}
      * (in is not read after phase 1: out may be in; no copy of a whole ciphertext on one
-     * thread, as a ModDown into mid and a rescale from mid into out made). */
+     * thread, as a ModDown into a scratch ciphertext and a rescale from it into out made). */
     if (st == TSR_OK) st = ckks_ct_reserve(out, level, 2);
     if (st == TSR_OK)
         st = ckks_qp_moddown(ev, level, acc0, acc1, ckks_ct_poly(out, 0), ckks_ct_poly(out, 1));
@@ -839,7 +840,7 @@ done:
     tsr_free(baby);
     tsr_free(work);
     free(terms);
-    tsr_ckks_ciphertext_free(mid);
+    tsr_free(m1);
     return st;
 }
 

@@ -550,22 +550,29 @@ tsr_status ckks_ks_apply_qp(tsr_ckks_evaluator *ev, const ckks_ksk *key, const u
     return TSR_OK;
 }
 
+/* Limb t (t <= level) of acc += P phi(c), phi = perm or the identity: the one body of
+ * ckks_qp_add_lifted and ckks_qp_set_lifted. perm needs ev's per-thread limb buffers. */
+static void add_lifted_limb(tsr_ckks_evaluator *ev, int t, const uint32_t *perm, const uint64_t *c,
+                            uint64_t *acc) {
+    const tsr_ckks_params *p = ev->params;
+    const size_t n = p->n;
+    const uint64_t *src = c + (size_t)t * n;
+    if (perm) {
+        uint64_t *l = ev->ks_limb + (size_t)tsr_thread_index() * 2 * n;
+        /* read back at once by the next call: no streaming stores */
+        tsr_vec_permute(l, src, perm, n, 0);
+        src = l;
+    }
+    tsr_vec_mul_scalar_add(ckks_mod(p, t), acc + (size_t)t * n, src, p->p_mod[t], n);
+}
+
 tsr_status ckks_qp_add_lifted(tsr_ckks_evaluator *ev, int level, const uint32_t *perm,
                               const uint64_t *c, uint64_t *acc) {
     const tsr_ckks_params *p = ev->params;
     const size_t n = p->n;
     TSR_TRY(ckks_ks_scratch(ev)); /* the per-thread limb buffers */
 #pragma omp parallel for schedule(static) if (level > 0 && n >= 2048)
-    for (int t = 0; t <= level; t++) {
-        const uint64_t *src = c + (size_t)t * n;
-        if (perm) {
-            uint64_t *l = ev->ks_limb + (size_t)tsr_thread_index() * 2 * n;
-            /* read back at once by the next call: no streaming stores */
-            tsr_vec_permute(l, src, perm, n, 0);
-            src = l;
-        }
-        tsr_vec_mul_scalar_add(ckks_mod(p, t), acc + (size_t)t * n, src, p->p_mod[t], n);
-    }
+    for (int t = 0; t <= level; t++) add_lifted_limb(ev, t, perm, c, acc);
     return TSR_OK;
 }
 
@@ -573,19 +580,17 @@ tsr_status ckks_qp_set_lifted(tsr_ckks_evaluator *ev, int level, const uint64_t 
                               const uint64_t *c1, uint64_t *acc0, uint64_t *acc1) {
     const tsr_ckks_params *p = ev->params;
     const size_t n = p->n, ne = (size_t)level + 1 + (size_t)p->k;
-    /* each limb cleared and written by one thread while it is in cache (the caller cleared both
-     * polynomials whole on its own thread before); limbs dealt round robin: only the first
+    /* each limb cleared and written by one thread while it is in cache (this replaces a
+     * whole-polynomial memset on the calling thread); limbs dealt round robin: only the first
      * l + 1 of the l + 1 + k are multiplied, and contiguous halves gave the k special primes'
      * bare clears to the last thread */
 #pragma omp parallel for schedule(static, 1) if (ne > 1 && n >= 2048)
     for (int t = 0; t < (int)ne; t++) {
-        uint64_t *a0 = acc0 + (size_t)t * n, *a1 = acc1 + (size_t)t * n;
-        memset(a0, 0, n * sizeof *a0);
-        memset(a1, 0, n * sizeof *a1);
+        memset(acc0 + (size_t)t * n, 0, n * sizeof *acc0);
+        memset(acc1 + (size_t)t * n, 0, n * sizeof *acc1);
         if (t > level) continue; /* P * c is 0 modulo the special primes */
-        const tsr_modulus *m = ckks_mod(p, t);
-        tsr_vec_mul_scalar_add(m, a0, c0 + (size_t)t * n, p->p_mod[t], n);
-        tsr_vec_mul_scalar_add(m, a1, c1 + (size_t)t * n, p->p_mod[t], n);
+        add_lifted_limb(ev, t, NULL, c0, acc0);
+        add_lifted_limb(ev, t, NULL, c1, acc1);
     }
     return TSR_OK;
 }

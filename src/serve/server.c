@@ -139,10 +139,13 @@ static uint64_t proc_status_bytes(const char *key) {
 
 /*
  * Give what a finished job freed back to the system. Each connection runs its job on its own
- * thread (and its own OpenMP team), and glibc keeps a thread's freed memory in that thread's
- * arena: without this, resident memory would grow with the number of connections that ever
- * ran a job (measured: 889 MiB at 8 clients, 1140 MiB at 16 for one job at a time) instead
- * of staying with the jobs running at once.
+ * thread (and its own OpenMP team). With glibc's default per-thread arenas (a program linking
+ * libtessera) a thread's freed memory stays in that thread's arena: without this, resident
+ * memory would grow with the number of connections that ever ran a job (measured: 889 MiB at
+ * 8 clients, 1140 MiB at 16 for one job at a time) instead of staying with the jobs running
+ * at once. The `tessera` command runs with one arena and does not trim it by itself
+ * (cli/main.c); malloc_trim(0) covers both: it trims every arena and hands the free pages
+ * inside them back (madvise), so the resident memory follows the jobs either way.
  */
 static void release_freed_memory(const tsr_server *s) {
 #ifdef __GLIBC__
