@@ -183,9 +183,12 @@ def weights_of(path):
 
 
 def activations_of(path):
-    """(a, b, c) of each polynomial activation a x^2 + b x + c of an ONNX model that tessera
-    wrote (its fine-tuning trains them: constants .../c2, .../c1, .../c0), in node order;
-    [] for PyTorch's own export (the fixed ACT)."""
+    """(a, b, c) of each polynomial activation a x^2 + b x + c of an ONNX model, in node order:
+    tessera's models carry them as named constants .../c2, .../c1, .../c0 (its fine-tuning
+    trains them); PyTorch's export of Act (the refit's and --ft-torch's models, with trained
+    or dense coefficients) as the Constant nodes /K/Constant (a), /K/Constant_1 (b) and
+    /K/Constant_2 (c) of module K, read back here (a model with trained activations would
+    otherwise be scored with ACT). Exits when a module's constants are not exactly those."""
     m = onnx.load(path)
     init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
     order, coef = [], {}
@@ -197,7 +200,55 @@ def activations_of(path):
                     order.append(mm.group(1))
                     coef[mm.group(1)] = [0.0, 0.0, 0.0]
                 coef[mm.group(1)][2 - int(mm.group(2))] = float(init[i].reshape(-1)[0])
-    return [tuple(coef[k]) for k in order]
+    if order:
+        return [tuple(coef[k]) for k in order]
+    # PyTorch's export: a * x * x + b * x + c traced as Mul, Mul_1, Mul_2, Add, Add_1
+    ops, consts = {}, {}
+    for n in m.graph.node:
+        mm = re.match(r"^/(\d+)/(\w+)$", n.name)
+        if not mm:
+            continue
+        ops.setdefault(mm.group(1), []).append(n.op_type)
+        if n.op_type == "Constant":
+            v = [numpy_helper.to_array(a.t) for a in n.attribute if a.name == "value"]
+            if len(v) != 1 or v[0].size != 1:
+                sys.exit(f"{path}: {n.name} is not a scalar constant of an activation")
+            consts.setdefault(mm.group(1), {})[mm.group(2)] = float(v[0].reshape(-1)[0])
+    out = []
+    for k in sorted(consts, key=int):
+        c = consts[k]
+        if sorted(c) != ["Constant", "Constant_1", "Constant_2"] or \
+                sorted(ops[k]) != ["Add", "Add", "Constant", "Constant", "Constant", "Mul",
+                                   "Mul", "Mul"]:
+            sys.exit(f"{path}: module {k} is not PyTorch's export of a x^2 + b x + c "
+                     f"({sorted(ops[k])}); cannot read its activation")
+        out.append((c["Constant"], c["Constant_1"], c["Constant_2"]))
+    return out
+
+
+def self_test():
+    """--self-test: export each kind with random activation coefficients (none of them ACT's)
+    and read them back with activations_of and load_pruned; exits non-zero on a mismatch."""
+    import tempfile
+    rng = np.random.default_rng(7)
+    with tempfile.TemporaryDirectory() as d:
+        for kind in ("ae1", "ae2", "mlp", "cnn"):
+            model = build(kind)
+            want = []
+            for m in model:
+                if isinstance(m, Act):
+                    m.coef = tuple(float(v) for v in rng.uniform(-1, 1, 3))
+                    want.append(m.coef)
+            path = os.path.join(d, kind + ".onnx")
+            export(model, path, kind)
+            got = activations_of(path)
+            back = [m.coef for m in load_pruned(kind, path)[0] if isinstance(m, Act)]
+            for name, have in (("activations_of", got), ("load_pruned", back)):
+                if len(have) != len(want) or \
+                        any(abs(u - v) > 1e-6 for h, w in zip(have, want) for u, v in zip(h, w)):
+                    sys.exit(f"--self-test: {kind}: {name} read {have}, exported {want}")
+            print(f"--self-test: {kind}: {len(want)} activations read back", flush=True)
+    print("--self-test: ok")
 
 
 def load_pruned(kind, path):
@@ -207,7 +258,10 @@ def load_pruned(kind, path):
     else:
         model = build(kind, [ws[0][0].shape[1]] + [w.shape[0] for w, _ in ws])
     acts = [m for m in model if isinstance(m, Act)]
-    for act, coef in zip(acts, activations_of(path)):
+    coefs = activations_of(path)
+    if len(coefs) != len(acts):
+        sys.exit(f"{path}: {len(coefs)} activations read, the model has {len(acts)}")
+    for act, coef in zip(acts, coefs):
         act.coef = coef
     params = [m for m in model if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     masks = []
@@ -670,9 +724,12 @@ def refit(args, kind):
     step the neuron whose addition most lowers the least-squares error of the target;
     energy: the largest var(a_j) |W_next[:, j]|^2), keep their rows of the layer that makes
     them, and refit the next layer's weights and bias by (ridge --ridge, relative) least
-    squares from the kept activations to the target: the dense model's pre-activation of that
-    next layer, or for the last layer the image itself. Inputs from the pruned model, targets
-    from the dense one (as both papers do), so later layers also correct earlier errors.
+    squares from the kept activations to the target: for a hidden layer that is not the last,
+    the dense model's pre-activation of that next layer (inputs from the pruned model, targets
+    from the dense one, as both papers do, so later layers also correct earlier errors); for
+    the last hidden layer, the next layer is the output and its target is the image itself
+    (the training images, not the dense model's reconstruction as in the papers: a plain
+    least-squares regression of the autoencoder's output on the data).
     The result is the dense model's own neurons and weights (a pruned dense model, not a new
     narrow one) with refitted next layers; the activations keep the dense model's trained
     coefficients. Writes FILE (PyTorch's export), the choice and the MSEs to --out, stops;
@@ -749,6 +806,11 @@ def refit(args, kind):
                 gain = (cr * cr).sum(1) / np.maximum(dg, floor)
                 gain[chosen] = -np.inf
                 gain[dg <= floor] = -np.inf
+                if not np.isfinite(gain.max()):
+                    sys.exit(f"--refit: hidden layer {l + 1}: the activations of the "
+                             f"{len(chosen)} neurons chosen so far span all the others "
+                             f"(numerical rank {len(chosen)} < --keep {k}); ask for fewer "
+                             f"neurons or a larger --ridge")
                 j = int(np.argmax(gain))
                 chosen.append(j)
                 u, cj = gr[:, j].copy(), cr[j].copy()
@@ -906,7 +968,7 @@ def main():
                     help="with --bench-runs: append the bench outputs to this file")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="build/prune-exp")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default="", help="the JSON of results (required but with --self-test)")
     ap.add_argument("--table", action="store_true", help="print the table of --out and stop")
     ap.add_argument("--reeval", action="store_true",
                     help="recompute the losses of --out from its saved models, redraw, stop")
@@ -984,7 +1046,12 @@ def main():
                     "layer) instead of folding the zeroed weights' means into the bias")
     ap.add_argument("--tile-select", default="mass", choices=["mass", "ls"],
                     help="with --tile-refit: which tiles --data-tiles zeroes: least data-weighted "
-                    "mass, or greedily by the least-squares error of the refit (ls)")
+                    "mass, or greedily by the least-squares error of the refit (ls; keeps one "
+                    "inverse input covariance per tile row: 128 x 784^2 x 8 B = 630 MB for "
+                    "AE2's first layer's 128 tile rows; never zeroes a tile row's last tile)")
+    ap.add_argument("--self-test", action="store_true",
+                    help="check that activations_of reads back the activation coefficients of "
+                    "PyTorch's export (random ones, every --model kind), then stop")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -1000,6 +1067,14 @@ def main():
                     "last), the test MSE of leaving those outputs to the bias and the bound "
                     "with those inputs removed at the --pca widths (default 256)")
     args = ap.parse_args()
+    if args.self_test:
+        self_test()
+        return
+    if not args.out:
+        ap.error("the following arguments are required: --out")
+    if args.ft_torch and args.distill > 0:
+        sys.exit("--ft-torch with --distill > 0: the PyTorch fine-tuning has no distillation "
+                 "(it trains on the data loss only); drop one of them")
     if not 0 <= args.val < N_TRAIN:
         sys.exit(f"--val {args.val}: must be in 0..{N_TRAIN - 1}")
     if args.val and not args.ft_limit:
@@ -1575,9 +1650,11 @@ def tile_refit(args, moments, w, b, zero, r, c):
     """--tile-refit: the weights left in each tile row of a Linear layer after --data-tiles
     zeroes the tiles `zero` (tile rows x tile columns of r x c), and its bias, refitted by
     (ridge --ridge) least squares on the fine-tuning images to what the layer computed before
-    (its pre-activation), or for the last layer to the image itself, from the inputs its kept
-    tiles still see (the He et al. / ThiNet reconstruction, per tile row); moments: its
-    layer_moments (inputs from the model being pruned). Returns the new (w, b)."""
+    (its pre-activation: its own unpruned weights applied to the inputs of the model pruned so
+    far, not the dense model's response), or for the last layer to the image itself (not the
+    dense model's output), from the inputs its kept tiles still see (the He et al. / ThiNet
+    reconstruction, per tile row); moments: its layer_moments (inputs from the model being
+    pruned). Returns the new (w, b)."""
     mu, g, mu_y, cy = moments
     d = w.shape[1]
     ridge = args.ridge * float(np.trace(g)) / d
