@@ -248,6 +248,55 @@ def self_test():
                         any(abs(u - v) > 1e-6 for h, w in zip(have, want) for u, v in zip(h, w)):
                     sys.exit(f"--self-test: {kind}: {name} read {have}, exported {want}")
             print(f"--self-test: {kind}: {len(want)} activations read back", flush=True)
+    # greedy_select and ls_tile_select against brute force on a random problem
+    d, m, ridge = 12, 5, 1e-3
+    a = rng.standard_normal((200, d)) @ rng.standard_normal((d, d))
+    g = np.cov(a.T, bias=True)
+    c = g @ rng.standard_normal((d, m)) + 0.1 * rng.standard_normal((d, m))
+
+    def err(keep, cols):  # the ridge least-squares error of cy's columns cols, up to a constant
+        keep = np.asarray(keep, int)
+        if keep.size == 0:
+            return 0.0
+        gk = g[np.ix_(keep, keep)] + ridge * np.eye(keep.size)
+        ck = c[np.ix_(keep, cols)]
+        return -float(np.trace(ck.T @ np.linalg.solve(gk, ck)))
+    want, allc = [], np.arange(m)
+    for _ in range(6):
+        rest = [j for j in range(d) if j not in want]
+        want.append(rest[int(np.argmin([err(want + [j], allc) for j in rest]))])
+    got = greedy_select(g, c, 6, ridge, "self-test")
+    if got != want:
+        sys.exit(f"--self-test: greedy_select chose {got}, brute force {want}")
+    # rank 3: asking for 5 must stop with a message
+    low = rng.standard_normal((200, 3)) @ rng.standard_normal((3, d))
+    try:
+        greedy_select(np.cov(low.T, bias=True), c, 5, 0.0, "self-test")
+        sys.exit("--self-test: greedy_select did not stop on a rank-3 covariance with k = 5")
+    except SystemExit as e:
+        if "numerical rank 3" not in str(e):
+            raise
+    nr, nc, r, cw, k = 2, 4, 2, 3, 4  # d = 12 inputs in 4 tile columns of 3, m = 4 outputs
+    zero = np.zeros((nr, nc), bool)
+    for _ in range(k):
+        best = None
+        for ti in range(nr):
+            cols = np.arange(ti * r, (ti + 1) * r)
+            kept = [tj for tj in range(nc) if not zero[ti, tj]]
+            if len(kept) == 1:
+                continue
+            base = err(np.concatenate([tile_blocks(tj, cw, d) for tj in kept]), cols)
+            for tj in kept:
+                rest = np.concatenate([tile_blocks(u, cw, d) for u in kept if u != tj])
+                inc = err(rest, cols) - base
+                if best is None or inc < best[0]:
+                    best = (inc, ti, tj)
+        zero[best[1], best[2]] = True
+    got = ls_tile_select(g, c[:, :nr * r], nr, nc, r, cw, k, ridge)
+    if not np.array_equal(got, zero):
+        sys.exit(f"--self-test: ls_tile_select zeroed {got.tolist()}, brute force {zero.tolist()}")
+    print("--self-test: greedy_select and ls_tile_select agree with brute force; a rank-deficient "
+          "greedy selection stops")
     print("--self-test: ok")
 
 
@@ -714,6 +763,32 @@ def pca_init(args):
     print(json.dumps(res))
 
 
+def greedy_select(g, c, k, ridge, what):
+    """--select greedy: k of the d inputs (covariance g, d x d; covariance with the target c,
+    d x m), by forward selection, each step the one whose addition most lowers the ridge least-
+    squares error of the target (rank-one Schur-complement updates of g + ridge I). Returns
+    the chosen indices in order; exits when k exceeds the numerical rank."""
+    d = g.shape[0]
+    gr, cr = g + ridge * np.eye(d), c.copy()
+    floor = 1e-9 * float(np.diag(gr).max())
+    chosen = []
+    for _ in range(k):
+        dg = np.diag(gr).copy()
+        gain = (cr * cr).sum(1) / np.maximum(dg, floor)
+        gain[chosen] = -np.inf
+        gain[dg <= floor] = -np.inf
+        if not np.isfinite(gain.max()):
+            sys.exit(f"--refit: {what}: the activations of the {len(chosen)} neurons chosen so "
+                     f"far span all the others (numerical rank {len(chosen)} < --keep {k}); "
+                     f"ask for fewer neurons or a larger --ridge")
+        j = int(np.argmax(gain))
+        chosen.append(j)
+        u, cj = gr[:, j].copy(), cr[j].copy()
+        gr -= np.outer(u, u) / u[j]
+        cr -= np.outer(u, cj) / u[j]
+    return chosen
+
+
 def refit(args, kind):
     """--refit FILE: neuron pruning of the dense reference (--dense-from) with a least-squares
     refit of the next layer (He, Zhang, Sun, "Channel pruning for accelerating very deep
@@ -798,25 +873,7 @@ def refit(args, kind):
             score = np.diag(g) * (cur[l + 1][0] ** 2).sum(0)
             sel = np.sort(np.argsort(-score, kind="stable")[:k])
         else:
-            gr, cr = g + ridge * np.eye(d), c.copy()
-            floor = 1e-9 * float(np.diag(gr).max())
-            chosen = []
-            for _ in range(k):
-                dg = np.diag(gr).copy()
-                gain = (cr * cr).sum(1) / np.maximum(dg, floor)
-                gain[chosen] = -np.inf
-                gain[dg <= floor] = -np.inf
-                if not np.isfinite(gain.max()):
-                    sys.exit(f"--refit: hidden layer {l + 1}: the activations of the "
-                             f"{len(chosen)} neurons chosen so far span all the others "
-                             f"(numerical rank {len(chosen)} < --keep {k}); ask for fewer "
-                             f"neurons or a larger --ridge")
-                j = int(np.argmax(gain))
-                chosen.append(j)
-                u, cj = gr[:, j].copy(), cr[j].copy()
-                gr -= np.outer(u, u) / u[j]
-                cr -= np.outer(u, cj) / u[j]
-            sel = np.sort(np.array(chosen))
+            sel = np.sort(np.array(greedy_select(g, c, k, ridge, f"hidden layer {l + 1}")))
         gs = g[np.ix_(sel, sel)] + ridge * np.eye(k)
         wn = np.linalg.solve(gs, c[sel]).T  # (m, k)
         bn = mu_y - wn @ mu_a[sel]
@@ -1051,7 +1108,8 @@ def main():
                     "AE2's first layer's 128 tile rows; never zeroes a tile row's last tile)")
     ap.add_argument("--self-test", action="store_true",
                     help="check that activations_of reads back the activation coefficients of "
-                    "PyTorch's export (random ones, every --model kind), then stop")
+                    "PyTorch's export (random ones, every --model kind), and --select greedy and "
+                    "--tile-select ls against brute force on a small random problem, then stop")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
