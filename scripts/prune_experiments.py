@@ -903,9 +903,9 @@ def refit(args, kind):
     test_set, val_set = load("test"), val_part(args)
     info.update({"init_" + key: v for key, v in scores(out, kind, test_set, val_set).items()})
     info.update({"dense_loss": dense["loss"], "dense_val_loss": dense.get("val_loss")})
-    # PyTorch's export bakes the activations in as anonymous constants, which activations_of
-    # (so load_pruned, --data-tiles, --ft-torch) cannot read back: tessera prune rewrites the
-    # model with named ones (.../c2, c1, c0), changing nothing else
+    # PyTorch's export bakes the activations in as Constant nodes (activations_of reads them
+    # since ae9fix; before, it fell back to ACT): tessera prune rewrites the model with named
+    # ones (.../c2, c1, c0), changing nothing else (the recorded sha256s are of those files)
     tmp = os.path.splitext(args.refit)[0] + "-torch.onnx"
     export(out, tmp, kind)
     tessera(args, ["prune", tmp, "--out", args.refit, "--method", "tile", "--sparsity", "0",
