@@ -183,9 +183,12 @@ def weights_of(path):
 
 
 def activations_of(path):
-    """(a, b, c) of each polynomial activation a x^2 + b x + c of an ONNX model that tessera
-    wrote (its fine-tuning trains them: constants .../c2, .../c1, .../c0), in node order;
-    [] for PyTorch's own export (the fixed ACT)."""
+    """(a, b, c) of each polynomial activation a x^2 + b x + c of an ONNX model, in node order:
+    tessera's models carry them as named constants .../c2, .../c1, .../c0 (its fine-tuning
+    trains them); PyTorch's export of Act (the refit's and --ft-torch's models, with trained
+    or dense coefficients) as the Constant nodes /K/Constant (a), /K/Constant_1 (b) and
+    /K/Constant_2 (c) of module K, read back here (a model with trained activations would
+    otherwise be scored with ACT). Exits when a module's constants are not exactly those."""
     m = onnx.load(path)
     init = {t.name: numpy_helper.to_array(t) for t in m.graph.initializer}
     order, coef = [], {}
@@ -197,7 +200,104 @@ def activations_of(path):
                     order.append(mm.group(1))
                     coef[mm.group(1)] = [0.0, 0.0, 0.0]
                 coef[mm.group(1)][2 - int(mm.group(2))] = float(init[i].reshape(-1)[0])
-    return [tuple(coef[k]) for k in order]
+    if order:
+        return [tuple(coef[k]) for k in order]
+    # PyTorch's export: a * x * x + b * x + c traced as Mul, Mul_1, Mul_2, Add, Add_1
+    ops, consts = {}, {}
+    for n in m.graph.node:
+        mm = re.match(r"^/(\d+)/(\w+)$", n.name)
+        if not mm:
+            continue
+        ops.setdefault(mm.group(1), []).append(n.op_type)
+        if n.op_type == "Constant":
+            v = [numpy_helper.to_array(a.t) for a in n.attribute if a.name == "value"]
+            if len(v) != 1 or v[0].size != 1:
+                sys.exit(f"{path}: {n.name} is not a scalar constant of an activation")
+            consts.setdefault(mm.group(1), {})[mm.group(2)] = float(v[0].reshape(-1)[0])
+    out = []
+    for k in sorted(consts, key=int):
+        c = consts[k]
+        if sorted(c) != ["Constant", "Constant_1", "Constant_2"] or \
+                sorted(ops[k]) != ["Add", "Add", "Constant", "Constant", "Constant", "Mul",
+                                   "Mul", "Mul"]:
+            sys.exit(f"{path}: module {k} is not PyTorch's export of a x^2 + b x + c "
+                     f"({sorted(ops[k])}); cannot read its activation")
+        out.append((c["Constant"], c["Constant_1"], c["Constant_2"]))
+    return out
+
+
+def self_test():
+    """--self-test: export each kind with random activation coefficients (none of them ACT's)
+    and read them back with activations_of and load_pruned; exits non-zero on a mismatch."""
+    import tempfile
+    rng = np.random.default_rng(7)
+    with tempfile.TemporaryDirectory() as d:
+        for kind in ("ae1", "ae2", "mlp", "cnn"):
+            model = build(kind)
+            want = []
+            for m in model:
+                if isinstance(m, Act):
+                    m.coef = tuple(float(v) for v in rng.uniform(-1, 1, 3))
+                    want.append(m.coef)
+            path = os.path.join(d, kind + ".onnx")
+            export(model, path, kind)
+            got = activations_of(path)
+            back = [m.coef for m in load_pruned(kind, path)[0] if isinstance(m, Act)]
+            for name, have in (("activations_of", got), ("load_pruned", back)):
+                if len(have) != len(want) or \
+                        any(abs(u - v) > 1e-6 for h, w in zip(have, want) for u, v in zip(h, w)):
+                    sys.exit(f"--self-test: {kind}: {name} read {have}, exported {want}")
+            print(f"--self-test: {kind}: {len(want)} activations read back", flush=True)
+    # greedy_select and ls_tile_select against brute force on a random problem
+    d, m, ridge = 12, 5, 1e-3
+    a = rng.standard_normal((200, d)) @ rng.standard_normal((d, d))
+    g = np.cov(a.T, bias=True)
+    c = g @ rng.standard_normal((d, m)) + 0.1 * rng.standard_normal((d, m))
+
+    def err(keep, cols):  # the ridge least-squares error of cy's columns cols, up to a constant
+        keep = np.asarray(keep, int)
+        if keep.size == 0:
+            return 0.0
+        gk = g[np.ix_(keep, keep)] + ridge * np.eye(keep.size)
+        ck = c[np.ix_(keep, cols)]
+        return -float(np.trace(ck.T @ np.linalg.solve(gk, ck)))
+    want, allc = [], np.arange(m)
+    for _ in range(6):
+        rest = [j for j in range(d) if j not in want]
+        want.append(rest[int(np.argmin([err(want + [j], allc) for j in rest]))])
+    got = greedy_select(g, c, 6, ridge, "self-test")
+    if got != want:
+        sys.exit(f"--self-test: greedy_select chose {got}, brute force {want}")
+    # rank 3: asking for 5 must stop with a message
+    low = rng.standard_normal((200, 3)) @ rng.standard_normal((3, d))
+    try:
+        greedy_select(np.cov(low.T, bias=True), c, 5, 0.0, "self-test")
+        sys.exit("--self-test: greedy_select did not stop on a rank-3 covariance with k = 5")
+    except SystemExit as e:
+        if "numerical rank 3" not in str(e):
+            raise
+    nr, nc, r, cw, k = 2, 4, 2, 3, 4  # d = 12 inputs in 4 tile columns of 3, m = 4 outputs
+    zero = np.zeros((nr, nc), bool)
+    for _ in range(k):
+        best = None
+        for ti in range(nr):
+            cols = np.arange(ti * r, (ti + 1) * r)
+            kept = [tj for tj in range(nc) if not zero[ti, tj]]
+            if len(kept) == 1:
+                continue
+            base = err(np.concatenate([tile_blocks(tj, cw, d) for tj in kept]), cols)
+            for tj in kept:
+                rest = np.concatenate([tile_blocks(u, cw, d) for u in kept if u != tj])
+                inc = err(rest, cols) - base
+                if best is None or inc < best[0]:
+                    best = (inc, ti, tj)
+        zero[best[1], best[2]] = True
+    got = ls_tile_select(g, c[:, :nr * r], nr, nc, r, cw, k, ridge)
+    if not np.array_equal(got, zero):
+        sys.exit(f"--self-test: ls_tile_select zeroed {got.tolist()}, brute force {zero.tolist()}")
+    print("--self-test: greedy_select and ls_tile_select agree with brute force; a rank-deficient "
+          "greedy selection stops")
+    print("--self-test: ok")
 
 
 def load_pruned(kind, path):
@@ -207,7 +307,10 @@ def load_pruned(kind, path):
     else:
         model = build(kind, [ws[0][0].shape[1]] + [w.shape[0] for w, _ in ws])
     acts = [m for m in model if isinstance(m, Act)]
-    for act, coef in zip(acts, activations_of(path)):
+    coefs = activations_of(path)
+    if len(coefs) != len(acts):
+        sys.exit(f"{path}: {len(coefs)} activations read, the model has {len(acts)}")
+    for act, coef in zip(acts, coefs):
         act.coef = coef
     params = [m for m in model if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d))]
     masks = []
@@ -660,6 +763,32 @@ def pca_init(args):
     print(json.dumps(res))
 
 
+def greedy_select(g, c, k, ridge, what):
+    """--select greedy: k of the d inputs (covariance g, d x d; covariance with the target c,
+    d x m), by forward selection, each step the one whose addition most lowers the ridge least-
+    squares error of the target (rank-one Schur-complement updates of g + ridge I). Returns
+    the chosen indices in order; exits when k exceeds the numerical rank."""
+    d = g.shape[0]
+    gr, cr = g + ridge * np.eye(d), c.copy()
+    floor = 1e-9 * float(np.diag(gr).max())
+    chosen = []
+    for _ in range(k):
+        dg = np.diag(gr).copy()
+        gain = (cr * cr).sum(1) / np.maximum(dg, floor)
+        gain[chosen] = -np.inf
+        gain[dg <= floor] = -np.inf
+        if not np.isfinite(gain.max()):
+            sys.exit(f"--refit: {what}: the activations of the {len(chosen)} neurons chosen so "
+                     f"far span all the others (numerical rank {len(chosen)} < --keep {k}); "
+                     f"ask for fewer neurons or a larger --ridge")
+        j = int(np.argmax(gain))
+        chosen.append(j)
+        u, cj = gr[:, j].copy(), cr[j].copy()
+        gr -= np.outer(u, u) / u[j]
+        cr -= np.outer(u, cj) / u[j]
+    return chosen
+
+
 def refit(args, kind):
     """--refit FILE: neuron pruning of the dense reference (--dense-from) with a least-squares
     refit of the next layer (He, Zhang, Sun, "Channel pruning for accelerating very deep
@@ -670,9 +799,12 @@ def refit(args, kind):
     step the neuron whose addition most lowers the least-squares error of the target;
     energy: the largest var(a_j) |W_next[:, j]|^2), keep their rows of the layer that makes
     them, and refit the next layer's weights and bias by (ridge --ridge, relative) least
-    squares from the kept activations to the target: the dense model's pre-activation of that
-    next layer, or for the last layer the image itself. Inputs from the pruned model, targets
-    from the dense one (as both papers do), so later layers also correct earlier errors.
+    squares from the kept activations to the target: for a hidden layer that is not the last,
+    the dense model's pre-activation of that next layer (inputs from the pruned model, targets
+    from the dense one, as both papers do, so later layers also correct earlier errors); for
+    the last hidden layer, the next layer is the output and its target is the image itself
+    (the training images, not the dense model's reconstruction as in the papers: a plain
+    least-squares regression of the autoencoder's output on the data).
     The result is the dense model's own neurons and weights (a pruned dense model, not a new
     narrow one) with refitted next layers; the activations keep the dense model's trained
     coefficients. Writes FILE (PyTorch's export), the choice and the MSEs to --out, stops;
@@ -741,20 +873,7 @@ def refit(args, kind):
             score = np.diag(g) * (cur[l + 1][0] ** 2).sum(0)
             sel = np.sort(np.argsort(-score, kind="stable")[:k])
         else:
-            gr, cr = g + ridge * np.eye(d), c.copy()
-            floor = 1e-9 * float(np.diag(gr).max())
-            chosen = []
-            for _ in range(k):
-                dg = np.diag(gr).copy()
-                gain = (cr * cr).sum(1) / np.maximum(dg, floor)
-                gain[chosen] = -np.inf
-                gain[dg <= floor] = -np.inf
-                j = int(np.argmax(gain))
-                chosen.append(j)
-                u, cj = gr[:, j].copy(), cr[j].copy()
-                gr -= np.outer(u, u) / u[j]
-                cr -= np.outer(u, cj) / u[j]
-            sel = np.sort(np.array(chosen))
+            sel = np.sort(np.array(greedy_select(g, c, k, ridge, f"hidden layer {l + 1}")))
         gs = g[np.ix_(sel, sel)] + ridge * np.eye(k)
         wn = np.linalg.solve(gs, c[sel]).T  # (m, k)
         bn = mu_y - wn @ mu_a[sel]
@@ -784,9 +903,9 @@ def refit(args, kind):
     test_set, val_set = load("test"), val_part(args)
     info.update({"init_" + key: v for key, v in scores(out, kind, test_set, val_set).items()})
     info.update({"dense_loss": dense["loss"], "dense_val_loss": dense.get("val_loss")})
-    # PyTorch's export bakes the activations in as anonymous constants, which activations_of
-    # (so load_pruned, --data-tiles, --ft-torch) cannot read back: tessera prune rewrites the
-    # model with named ones (.../c2, c1, c0), changing nothing else
+    # PyTorch's export bakes the activations in as Constant nodes (activations_of reads them
+    # since ae9fix; before, it fell back to ACT): tessera prune rewrites the model with named
+    # ones (.../c2, c1, c0), changing nothing else (the recorded sha256s are of those files)
     tmp = os.path.splitext(args.refit)[0] + "-torch.onnx"
     export(out, tmp, kind)
     tessera(args, ["prune", tmp, "--out", args.refit, "--method", "tile", "--sparsity", "0",
@@ -906,7 +1025,7 @@ def main():
                     help="with --bench-runs: append the bench outputs to this file")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--work", default="build/prune-exp")
-    ap.add_argument("--out", required=True)
+    ap.add_argument("--out", default="", help="the JSON of results (required but with --self-test)")
     ap.add_argument("--table", action="store_true", help="print the table of --out and stop")
     ap.add_argument("--reeval", action="store_true",
                     help="recompute the losses of --out from its saved models, redraw, stop")
@@ -984,7 +1103,13 @@ def main():
                     "layer) instead of folding the zeroed weights' means into the bias")
     ap.add_argument("--tile-select", default="mass", choices=["mass", "ls"],
                     help="with --tile-refit: which tiles --data-tiles zeroes: least data-weighted "
-                    "mass, or greedily by the least-squares error of the refit (ls)")
+                    "mass, or greedily by the least-squares error of the refit (ls; keeps one "
+                    "inverse input covariance per tile row: 128 x 784^2 x 8 B = 630 MB for "
+                    "AE2's first layer's 128 tile rows; never zeroes a tile row's last tile)")
+    ap.add_argument("--self-test", action="store_true",
+                    help="check that activations_of reads back the activation coefficients of "
+                    "PyTorch's export (random ones, every --model kind), and --select greedy and "
+                    "--tile-select ls against brute force on a small random problem, then stop")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -1000,6 +1125,14 @@ def main():
                     "last), the test MSE of leaving those outputs to the bias and the bound "
                     "with those inputs removed at the --pca widths (default 256)")
     args = ap.parse_args()
+    if args.self_test:
+        self_test()
+        return
+    if not args.out:
+        ap.error("the following arguments are required: --out")
+    if args.ft_torch and args.distill > 0:
+        sys.exit("--ft-torch with --distill > 0: the PyTorch fine-tuning has no distillation "
+                 "(it trains on the data loss only); drop one of them")
     if not 0 <= args.val < N_TRAIN:
         sys.exit(f"--val {args.val}: must be in 0..{N_TRAIN - 1}")
     if args.val and not args.ft_limit:
@@ -1575,9 +1708,11 @@ def tile_refit(args, moments, w, b, zero, r, c):
     """--tile-refit: the weights left in each tile row of a Linear layer after --data-tiles
     zeroes the tiles `zero` (tile rows x tile columns of r x c), and its bias, refitted by
     (ridge --ridge) least squares on the fine-tuning images to what the layer computed before
-    (its pre-activation), or for the last layer to the image itself, from the inputs its kept
-    tiles still see (the He et al. / ThiNet reconstruction, per tile row); moments: its
-    layer_moments (inputs from the model being pruned). Returns the new (w, b)."""
+    (its pre-activation: its own unpruned weights applied to the inputs of the model pruned so
+    far, not the dense model's response), or for the last layer to the image itself (not the
+    dense model's output), from the inputs its kept tiles still see (the He et al. / ThiNet
+    reconstruction, per tile row); moments: its layer_moments (inputs from the model being
+    pruned). Returns the new (w, b)."""
     mu, g, mu_y, cy = moments
     d = w.shape[1]
     ridge = args.ridge * float(np.trace(g)) / d
