@@ -673,6 +673,11 @@ static void test_old_plans(void **state) {
           "413f8e8cffcd7f787697971c9b5de2476096a2bd374b6b54843b1a9a9dd89244" },
         { "v6/transformer_small_v6.plan", 6, 0,
           "d03df2e5f5e06d6eaa8a4105633d3342b30612d2fb7e566e7a7a2b050fa1306e" },
+        /* format 6 with flags 7 (NN_SIMPLIFY_V3: a near-linear activation as the product
+         * x (x + d), layer kind sqmul), the fuzz seed as integ19 2daddf0 wrote it: a change of
+         * rule 3's product form fails here before it refuses users' V3 plans */
+        { "v6/sqmul_v6.plan", 6, -1,
+          "e177b106f0b54a3b3447c1e171abaec6b851a97d9dc4e6b229afaef81b47f47c" },
     };
     for (size_t i = 0; i < sizeof old / sizeof old[0]; i++) {
         char path[128], hex[65];
@@ -691,6 +696,12 @@ static void test_old_plans(void **state) {
         for (int k = 0; k < p->prog->n_steps; k++) {
             n_contract += p->prog->steps[k].op == NN_OP_CONTRACT;
             n_mul += p->prog->steps[k].op == NN_OP_MUL;
+        }
+        if (strstr(old[i].file, "sqmul")) { /* V3 rules: the product-form step is there */
+            int n_sqmul = 0;
+            for (int k = 0; k < p->prog->n_steps; k++)
+                n_sqmul += p->prog->steps[k].op == NN_OP_SQMUL;
+            assert_true(n_sqmul > 0);
         }
         if (old[i].format < 5) assert_int_equal(n_contract, 0);
         if (old[i].n_mul >= 0) assert_int_equal(n_mul, old[i].n_mul);
