@@ -407,6 +407,37 @@ static tsr_graph *act_graph(tsr_prng *g, const double *coef) {
  * (format 6, rules V3) and reads back (same id, same depth) a product form; simplified with
  * NN_SIMPLIFY_V2 (plans written before) it is written so and reads back a polynomial.
  */
+/* The product form's values reach 2^20 times the scale at level 1, where q_0 q_1 leaves room
+ * below 2^(bits of q_0 - 1): a chain whose q_0 has fewer than NN_SQMUL_MIN_Q0_BITS bits is
+ * refused with a message (an overflow there would be silent), one with that many is accepted.
+ * Fails without the check (the 24-bit chain was accepted). */
+static void test_product_form_headroom(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 97);
+    const double coef[3] = { 0.1, 0.4, 1e-3 };
+    tsr_nn_model *m = act_model(&g, coef, 1), *v2;
+    tt_ok(nn_model_clone(m, &v2));
+    tt_ok(nn_model_simplify(m));
+    tt_ok(nn_model_simplify_rules(v2, NN_SIMPLIFY_V2));
+    assert_int_equal(count_kind(m, NN_SQMUL), 1);
+    assert_int_equal(count_kind(v2, NN_SQMUL), 0);
+    tsr_nn_compile_opts o;
+    tt_nn_compile_opts(&o, 4, TSR_NN_PACK_BATCH, 11);
+    o.scale_bits = 20;
+    o.output_bits = NN_SQMUL_MIN_Q0_BITS - 20 - 1; /* q_0 of 24 bits */
+    tsr_nn_plan *p = NULL;
+    assert_int_not_equal(tsr_nn_compile(m, &o, &p), TSR_OK);
+    if (!strstr(tsr_last_error(), "product form needs q_0 of at least"))
+        fail_msg("error: %s", tsr_last_error());
+    o.output_bits = NN_SQMUL_MIN_Q0_BITS - 20; /* q_0 of 25 bits */
+    tt_ok(tsr_nn_compile(m, &o, &p));
+    assert_int_equal(p->spec.first_prime_bits, NN_SQMUL_MIN_Q0_BITS);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(v2);
+    tsr_nn_model_free(m);
+}
+
 static void test_plan_file_rules_v3(void **state) {
     (void)state;
     tsr_prng g;
@@ -460,6 +491,7 @@ int main(void) {
         cmocka_unit_test(test_product_form_rule),
         cmocka_unit_test(test_product_form_channels_and_limits),
         cmocka_unit_test(test_product_form_precision),
+        cmocka_unit_test(test_product_form_headroom),
         cmocka_unit_test(test_plan_file_rules_v3),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -265,6 +265,14 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
     }
     tsr_progress_end(&pr, NULL);
     double t_dry = tsr_now() - t0;
+    /* The product form of a near-linear activation (NN_SQMUL, nn/simplify.c's
+     * SQMUL_MAX_PRODUCT) carries values up to 2^20 times the scale at level >= 1, where
+     * q_0 q_1 leaves room for values below 2^(bits of q_0 - 1): with 4 bits of margin q_0
+     * must have at least 25 bits (the default headroom gives 30 or more; only a small
+     * --output-bits with a small scale falls short). An overflow there would be silent (the
+     * output check sees the outputs only), so such a chain is refused. */
+    int has_sqmul = 0;
+    for (int i = 0; i < m->n_layers; i++) has_sqmul |= m->layers[i].kind == NN_SQMUL;
     /* Parameters per feasible candidate, then its predictions from the profile. */
     tsr_status st = TSR_OK;
     char first_why[160] = "";
@@ -285,6 +293,14 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         if (nn_choose_params((unsigned)c->log_n, c->depth, o->output_bits, o->scale_bits,
                              o->ckks_flags, &c->spec) != TSR_OK) {
             snprintf(c->why, sizeof c->why, "%s", tsr_last_error());
+            c->ok = 0;
+            continue;
+        }
+        if (has_sqmul && c->spec.first_prime_bits < NN_SQMUL_MIN_Q0_BITS) {
+            snprintf(c->why, sizeof c->why,
+                     "a near-linear activation's product form needs q_0 of at least %d bits "
+                     "(here %u: raise --output-bits or the scale)",
+                     NN_SQMUL_MIN_Q0_BITS, c->spec.first_prime_bits);
             c->ok = 0;
             continue;
         }

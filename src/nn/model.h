@@ -233,6 +233,10 @@ tsr_status nn_model_simplify(tsr_nn_model *m);
 #define NN_SIMPLIFY_V1 1 /* rule 3 while |b / 2a| <= 4 x the input bound */
 #define NN_SIMPLIFY_V2 2 /* rule 3 while the shift costs <= 10 bits (nn/simplify.c) */
 #define NN_SIMPLIFY_V3 3 /* V2, then past the shift budget the product form (NN_SQMUL); current */
+/* Bits of q_0 a plan with an NN_SQMUL layer needs: the product form's values, up to 2^20 times
+ * the scale (nn/simplify.c, SQMUL_MAX_PRODUCT), stay below 2^(bits of q_0 - 1) at level >= 1
+ * with 4 bits of margin (nn/compile.c refuses a chain with less). */
+#define NN_SQMUL_MIN_Q0_BITS 25
 
 /** nn_model_simplify with the rules of `rules` (NN_SIMPLIFY_V1, V2 or V3). */
 tsr_status nn_model_simplify_rules(tsr_nn_model *m, int rules);
