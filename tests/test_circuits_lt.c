@@ -12,6 +12,7 @@
 #include "circuits/circuits_internal.h"
 #include "ckks/evaluator_internal.h"
 #include "core/alloc.h"
+#include "ring/ntt.h"
 #include "ring/vec.h"
 #include "tessera.h"
 
@@ -33,11 +34,12 @@ typedef struct he {
     tsr_prng g;
 } he;
 
-/* Insecure small ring (tests only): N = 2^11 (1024 slots), `levels` levels of 40 bits. */
-static int he_setup_spec(void **state, unsigned levels, unsigned special, unsigned dnum) {
+/* Insecure small ring (tests only): N = 2^log_n, `levels` levels of 40 bits. */
+static int he_setup_ring(void **state, unsigned log_n, unsigned levels, unsigned special,
+                         unsigned dnum) {
     he *h = calloc(1, sizeof *h);
     if (!h) return -1;
-    tsr_ckks_param_spec spec = { .log_n = 11,
+    tsr_ckks_param_spec spec = { .log_n = log_n,
                                  .first_prime_bits = 55,
                                  .scale_bits = 40,
                                  .levels = levels,
@@ -56,6 +58,11 @@ static int he_setup_spec(void **state, unsigned levels, unsigned special, unsign
     tt_prng(&h->g, 11);
     *state = h;
     return 0;
+}
+
+/* N = 2^11 (1024 slots). */
+static int he_setup_spec(void **state, unsigned levels, unsigned special, unsigned dnum) {
+    return he_setup_ring(state, 11, levels, special, dnum);
 }
 
 /* 2 levels, 1 special prime. */
@@ -685,6 +692,41 @@ static void test_lt_periodic(void **state) {
 }
 
 /* One special prime (digits of one prime each): the same checks at the top and one level down. */
+/* N = 2^13 (two NTT blocks of TSR_NTT_SPLIT_BLOCK words), 2 levels, 1 special prime. */
+static int he_setup_blocks(void **state) {
+    return he_setup_ring(state, 13, 2, 1, 0);
+}
+
+/*
+ * ckks_ks_apply_qp's shared last limb on a ring of several NTT blocks: where the threads do not
+ * divide the l + 1 + k limbs, the last limb's blocks are dealt out; with one block (the rings
+ * above) there is nothing to deal. qp_addends_exact's 1 / 2 / 3-thread word-for-word comparison
+ * at levels 1 and 2 (3 and 4 limbs: odd for two threads at level 1, for three at level 2).
+ */
+static void test_qp_threads_blocks(void **state) {
+    he *h = *state;
+    assert_true(tsr_ntt_split_log(h->p->n) >= 1);
+    const int step = 1;
+    tsr_ckks_galois_keys *gk;
+    tt_ok(tsr_ckks_galois_keys_create(&gk, h->sk, &step, 1, 0));
+    tsr_ckks_evaluator *ev;
+    tt_ok(tsr_ckks_evaluator_create(&ev, h->p, NULL, gk));
+    tsr_ckks_ciphertext *in;
+    tt_ok(tsr_ckks_ciphertext_create(&in, h->p));
+    double *x = malloc(2 * h->slots * sizeof *x);
+    assert_non_null(x);
+    for (size_t j = 0; j < 2 * h->slots; j++) x[j] = tsr_prng_double(&h->g) - 0.5;
+    for (int level = 1; level <= 2; level++) {
+        tt_ok(tsr_ckks_encode_complex(h->enc, h->pt, x, h->slots, level, 0));
+        tt_ok(tsr_ckks_encrypt(h->pk, in, h->pt));
+        qp_addends_exact(h, ev, in, level, step);
+    }
+    free(x);
+    tsr_ckks_ciphertext_free(in);
+    tsr_ckks_evaluator_free(ev);
+    tsr_ckks_galois_keys_free(gk);
+}
+
 static int he_setup_k1(void **state) {
     return he_setup_spec(state, 3, 1, 0);
 }
@@ -707,6 +749,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_lt_errors, he_setup, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_double_hoisting, he_setup_digits, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_double_hoisting_k1, he_setup_k1, he_teardown),
+        cmocka_unit_test_setup_teardown(test_qp_threads_blocks, he_setup_blocks, he_teardown),
         cmocka_unit_test_setup_teardown(test_lt_periodic, he_setup_digits, he_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
