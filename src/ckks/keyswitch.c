@@ -568,10 +568,8 @@ static void add_lifted_limb(tsr_ckks_evaluator *ev, int t, const uint32_t *perm,
 
 tsr_status ckks_qp_add_lifted(tsr_ckks_evaluator *ev, int level, const uint32_t *perm,
                               const uint64_t *c, uint64_t *acc) {
-    const tsr_ckks_params *p = ev->params;
-    const size_t n = p->n;
     TSR_TRY(ckks_ks_scratch(ev)); /* the per-thread limb buffers */
-#pragma omp parallel for schedule(static) if (level > 0 && n >= 2048)
+#pragma omp parallel for schedule(static) if (level > 0 && ev->params->n >= 2048)
     for (int t = 0; t <= level; t++) add_lifted_limb(ev, t, perm, c, acc);
     return TSR_OK;
 }
