@@ -12,6 +12,7 @@
  * and a plan written with the rules read back with them. With TSR_WRITE_FUZZ_CORPUS=DIR the plan of
  * the product form is written as a fuzz seed (DIR/fuzz_nn_plan/sqmul_v6.plan).
  */
+#include "nn_act.h"
 #include "nn_check.h"
 
 #include "nn/nn_internal.h"
@@ -21,70 +22,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NIN  16
-#define NHID 8
-#define NOUT 4
-
-/* dense NIN -> NHID, act = c0 + c1 x + c2 x^2 (nc = 1 or NHID sets), dense NHID -> NOUT. */
-static tsr_nn_model *act_model(tsr_prng *g, const double *coef, int nc) {
-    tsr_nn_model *m;
-    tt_ok(nn_model_create(&m, NIN, 1, 1));
-    double w[NIN * NHID], b[NHID];
-    nn_layer L;
-    int t;
-    memset(&L, 0, sizeof L);
-    L.kind = NN_DENSE;
-    snprintf(L.name, sizeof L.name, "fc1");
-    tt_uniform(g, w, NIN * NHID, 0.3);
-    tt_uniform(g, b, NHID, 0.2);
-    L.w = w;
-    L.w_len = NIN * NHID;
-    L.b = b;
-    L.b_len = NHID;
-    tt_ok(nn_model_add(m, &L, (nn_shape){ NHID, 1, 1 }, &t));
-    memset(&L, 0, sizeof L);
-    L.kind = NN_POLY;
-    snprintf(L.name, sizeof L.name, "act");
-    L.in[0] = t;
-    L.degree = 2;
-    L.nc = nc;
-    L.w = (double *)coef;
-    L.w_len = 3 * nc;
-    tt_ok(nn_model_add(m, &L, (nn_shape){ NHID, 1, 1 }, &t));
-    memset(&L, 0, sizeof L);
-    L.kind = NN_DENSE;
-    snprintf(L.name, sizeof L.name, "fc2");
-    L.in[0] = t;
-    tt_uniform(g, w, NHID * NOUT, 0.4);
-    tt_uniform(g, b, NOUT, 0.2);
-    L.w = w;
-    L.w_len = NHID * NOUT;
-    L.b = b;
-    L.b_len = NOUT;
-    tt_ok(nn_model_add(m, &L, (nn_shape){ NOUT, 1, 1 }, &t));
-    m->classes = NOUT;
-    tt_ok(nn_model_validate(m));
-    return m;
-}
-
-static int count_kind(const tsr_nn_model *m, nn_kind k) {
-    int n = 0;
-    for (int i = 0; i < m->n_layers; i++) n += m->layers[i].kind == k;
-    return n;
-}
-
-/* Largest |a - b| relative to max(1, max |b|). */
-static double rel_err(const double *a, const double *b, size_t n) {
-    double e = 0, s = 1;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax(e, fabs(a[i] - b[i]));
-        s = fmax(s, fabs(b[i]));
-    }
-    return e / s;
-}
+#define NIN  TT_ACT_NIN
+#define NHID TT_ACT_NHID
+#define NOUT TT_ACT_NOUT
 
 /*
- * The activation of act_model's poly (one set of coefficients) rewritten by hand, with this
+ * The activation of tt_nn_act_model's poly (one set of coefficients) rewritten by hand, with this
  * test's formulas: form 1, the square a (x + s)^2 + c - b^2 / 4a (s into fc1's bias, a and
  * the constant into fc2); form 2, the product (a / k^2) u (u + d) + c with
  * k = min(1, 10 sqrt|a|) (k into fc1, a / k^2 and c into fc2, d = b k / a).
@@ -181,15 +124,15 @@ static void test_product_form_rule(void **state) {
     const double as[3] = { 1e-2, 1e-3, 1e-4 };
     for (int k = 0; k < 3; k++) {
         const double coef[3] = { 0.1, 0.4, as[k] };
-        tsr_nn_model *poly = act_model(&g, coef, 1), *v3, *v2;
+        tsr_nn_model *poly = tt_nn_act_model(&g, coef, 1), *v3, *v2;
         tt_ok(nn_model_clone(poly, &v3));
         tt_ok(nn_model_clone(poly, &v2));
         tt_ok(nn_model_simplify(v3));
         tt_ok(nn_model_simplify_rules(v2, NN_SIMPLIFY_V2));
         assert_int_equal(nn_model_depth(v3), nn_model_depth(poly) - 1);
-        assert_int_equal(count_kind(v3, NN_POLY), 0);
-        assert_int_equal(count_kind(v3, NN_SQUARE), k == 0);
-        assert_int_equal(count_kind(v3, NN_SQMUL), k > 0);
+        assert_int_equal(tt_nn_count_kind(v3, NN_POLY), 0);
+        assert_int_equal(tt_nn_count_kind(v3, NN_SQUARE), k == 0);
+        assert_int_equal(tt_nn_count_kind(v3, NN_SQMUL), k > 0);
         assert_int_equal(nn_model_depth(v2), nn_model_depth(poly) - (k == 0));
         if (k > 0) {
             char want[64];
@@ -204,7 +147,7 @@ static void test_product_form_rule(void **state) {
         tt_ok(nn_model_forward(poly, x, n, ya));
         tt_ok(nn_model_forward(v3, x, n, yb));
         tt_ok(nn_model_forward(hand, x, n, yc));
-        double e = rel_err(yb, ya, n * NOUT), eh = rel_err(yc, ya, n * NOUT);
+        double e = tt_rel_err(yb, ya, n * NOUT), eh = tt_rel_err(yc, ya, n * NOUT);
         if (e > 1e-12 || eh > 1e-12)
             fail_msg("a = %g: the rewrite differs from the polynomial by %.3g (by hand %.3g)",
                      as[k], e, eh);
@@ -219,7 +162,7 @@ static void test_product_form_rule(void **state) {
             tt_ok(tsr_nn_plan_from_bytes(&q, buf, len, TSR_CKKS_ALLOW_INSECURE_PARAMETERS));
             tsr_nn_bytes_free(buf);
             assert_int_equal(q->format, 5);
-            assert_int_equal(count_kind(q->model, NN_SQMUL), 1);
+            assert_int_equal(tt_nn_count_kind(q->model, NN_SQMUL), 1);
             assert_true(nn_model_same(q->model, v3));
             assert_int_equal(q->prog->depth, p->prog->depth);
             tsr_nn_plan_free(q);
@@ -252,10 +195,10 @@ static void test_product_form_channels_and_limits(void **state) {
         coef[3 * c + 1] = 0.4 - 0.15 * c;
         coef[3 * c + 2] = (c % 2 ? -1 : 1) * 1e-4 * (c + 1);
     }
-    tsr_nn_model *poly = act_model(&g, coef, NHID), *v3;
+    tsr_nn_model *poly = tt_nn_act_model(&g, coef, NHID), *v3;
     tt_ok(nn_model_clone(poly, &v3));
     tt_ok(nn_model_simplify(v3));
-    assert_int_equal(count_kind(v3, NN_SQMUL), 1);
+    assert_int_equal(tt_nn_count_kind(v3, NN_SQMUL), 1);
     /* fc1, act, fc2: the per-channel polynomial costs 2 levels + 1 for its coefficients */
     assert_int_equal(nn_model_depth(poly), 5);
     assert_int_equal(nn_model_depth(v3), 3);
@@ -264,7 +207,7 @@ static void test_product_form_channels_and_limits(void **state) {
     tt_uniform(&g, x, n * NIN, 2.0);
     tt_ok(nn_model_forward(poly, x, n, ya));
     tt_ok(nn_model_forward(v3, x, n, yb));
-    double e = rel_err(yb, ya, n * NOUT);
+    double e = tt_rel_err(yb, ya, n * NOUT);
     if (e > 1e-12) fail_msg("per channel: the rewrite differs from the polynomial by %.3g", e);
     double cost = 0; /* the worst channel's log2(1 / k): 3.3 bits at |a| = 1e-4 */
     for (int c = 0; c < NHID; c++)
@@ -289,20 +232,20 @@ static void test_product_form_channels_and_limits(void **state) {
     tsr_nn_model_free(poly);
 
     const double lin[3] = { 0.1, 0.4, 0.0 }, tiny[3] = { 0.1, 0.4, exp2(-21) };
-    tsr_nn_model *m = act_model(&g, lin, 1);
+    tsr_nn_model *m = tt_nn_act_model(&g, lin, 1);
     tt_ok(nn_model_simplify(m));
     assert_int_equal(m->n_layers, 2); /* the affine map merged into fc1 */
     assert_int_equal(nn_model_depth(m), 2);
     tsr_nn_model_free(m);
-    m = act_model(&g, tiny, 1);
+    m = tt_nn_act_model(&g, tiny, 1);
     tt_ok(nn_model_simplify(m));
-    assert_int_equal(count_kind(m, NN_POLY), 1);
+    assert_int_equal(tt_nn_count_kind(m, NN_POLY), 1);
     if (!strstr(m->notes, "|a| = 4.77e-07 < 2^-20")) fail_msg("notes: %s", m->notes);
     tsr_nn_model_free(m);
     for (int c = 0; c < NHID; c++) coef[3 * c + 2] = c == 3 ? 0.0 : 1e-4;
-    m = act_model(&g, coef, NHID);
+    m = tt_nn_act_model(&g, coef, NHID);
     tt_ok(nn_model_simplify(m));
-    assert_int_equal(count_kind(m, NN_POLY), 1);
+    assert_int_equal(tt_nn_count_kind(m, NN_POLY), 1);
     if (!strstr(m->notes, "channel 3 has no x^2 term")) fail_msg("notes: %s", m->notes);
     tsr_nn_model_free(m);
 }
@@ -327,11 +270,11 @@ static void test_product_form_precision(void **state) {
     int na = getenv("TSR_SQMUL_SWEEP") ? 6 : 3;
     for (int k = 0; k < na; k++) {
         const double coef[3] = { 0.1, 0.4, as[k] };
-        tsr_nn_model *poly = act_model(&g, coef, 1);
+        tsr_nn_model *poly = tt_nn_act_model(&g, coef, 1);
         tsr_nn_model *sq = by_hand(poly, 1), *pr;
         tt_ok(nn_model_clone(poly, &pr));
         tt_ok(nn_model_simplify_rules(pr, NN_SIMPLIFY_V3));
-        if (!count_kind(pr, NN_SQMUL)) { /* the rules chose the square: force the product */
+        if (!tt_nn_count_kind(pr, NN_SQMUL)) { /* the rules chose the square: force the product */
             tsr_nn_model_free(pr);
             pr = by_hand(poly, 2);
         }
@@ -369,44 +312,6 @@ static void test_product_form_precision(void **state) {
     }
 }
 
-/* x (N, NIN) -> Gemm fc1 -> Poly act (coef) -> Gemm fc2 -> out: a graph, as import keeps. */
-static tsr_graph *act_graph(tsr_prng *g, const double *coef) {
-    tsr_graph *gr;
-    tt_ok(tsr_graph_create(&gr));
-    int64_t in[2] = { -1, NIN }, w1d[2] = { NIN, NHID }, b1d[1] = { NHID }, w2d[2] = { NHID, NOUT },
-            b2d[1] = { NOUT }, cd[1] = { 3 };
-    tt_ok(tsr_graph_add_input(gr, "x", 2, in));
-    const char *names[5] = { "w1", "b1", "w2", "b2", "c" };
-    const int64_t *dims[5] = { w1d, b1d, w2d, b2d, cd };
-    const int ranks[5] = { 2, 1, 2, 1, 1 };
-    const double scale[4] = { 0.3, 0.2, 0.4, 0.2 };
-    for (int k = 0; k < 5; k++) {
-        tsr_array *t;
-        tt_ok(tsr_array_create(&t, ranks[k], dims[k]));
-        if (k < 4)
-            tt_uniform(g, t->data, (int64_t)t->numel, scale[k]);
-        else
-            memcpy(t->data, coef, 3 * sizeof *coef);
-        tt_ok(tsr_graph_add_const(gr, names[k], t));
-        tsr_array_free(t);
-    }
-    tsr_graph_attrs a;
-    tsr_graph_attrs_default(&a);
-    tt_ok(tsr_graph_add_node(gr, TSR_NODE_GEMM, "fc1", 3, (const char *[]){ "x", "w1", "b1" }, "h",
-                             &a));
-    tt_ok(tsr_graph_add_node(gr, TSR_NODE_POLY, "act", 2, (const char *[]){ "h", "c" }, "p", &a));
-    tt_ok(tsr_graph_add_node(gr, TSR_NODE_GEMM, "fc2", 3, (const char *[]){ "p", "w2", "b2" },
-                             "out", &a));
-    tt_ok(tsr_graph_add_output(gr, "out"));
-    tt_ok(tsr_graph_finalize(gr));
-    return gr;
-}
-
-/*
- * Through a file: a = 1e-3 imported from a graph with the current rules is a product form
- * (format 6, rules V3) and reads back (same id, same depth) a product form; simplified with
- * NN_SIMPLIFY_V2 (plans written before) it is written so and reads back a polynomial.
- */
 /* The product form's values reach 2^20 times the scale at level 1, where q_0 q_1 leaves room
  * below 2^(bits of q_0 - 1): a chain whose q_0 has fewer than NN_SQMUL_MIN_Q0_BITS bits is
  * refused with a message (an overflow there would be silent), one with that many is accepted.
@@ -416,12 +321,12 @@ static void test_product_form_headroom(void **state) {
     tsr_prng g;
     tt_prng(&g, 97);
     const double coef[3] = { 0.1, 0.4, 1e-3 };
-    tsr_nn_model *m = act_model(&g, coef, 1), *v2;
+    tsr_nn_model *m = tt_nn_act_model(&g, coef, 1), *v2;
     tt_ok(nn_model_clone(m, &v2));
     tt_ok(nn_model_simplify(m));
     tt_ok(nn_model_simplify_rules(v2, NN_SIMPLIFY_V2));
-    assert_int_equal(count_kind(m, NN_SQMUL), 1);
-    assert_int_equal(count_kind(v2, NN_SQMUL), 0);
+    assert_int_equal(tt_nn_count_kind(m, NN_SQMUL), 1);
+    assert_int_equal(tt_nn_count_kind(v2, NN_SQMUL), 0);
     tsr_nn_compile_opts o;
     tt_nn_compile_opts(&o, 4, TSR_NN_PACK_BATCH, 11);
     o.scale_bits = 20;
@@ -438,12 +343,17 @@ static void test_product_form_headroom(void **state) {
     tsr_nn_model_free(m);
 }
 
+/*
+ * Through a file: a = 1e-3 imported from a graph with the current rules is a product form
+ * (format 6, rules V3) and reads back (same id, same depth) a product form; simplified with
+ * NN_SIMPLIFY_V2 (plans written before) it is written so and reads back a polynomial.
+ */
 static void test_plan_file_rules_v3(void **state) {
     (void)state;
     tsr_prng g;
     tt_prng(&g, 94);
     const double coef[3] = { 0.1, 0.4, 1e-3 };
-    tsr_graph *gr = act_graph(&g, coef);
+    tsr_graph *gr = tt_nn_act_graph(&g, coef);
     for (int v = 2; v <= 3; v++) {
         tsr_nn_import_opts io;
         tsr_nn_import_opts_default(&io);
@@ -455,7 +365,7 @@ static void test_plan_file_rules_v3(void **state) {
             m->simplified = NN_SIMPLIFY_V2;
         }
         assert_int_equal(m->simplified, v);
-        assert_int_equal(count_kind(m, NN_SQMUL), v == 3);
+        assert_int_equal(tt_nn_count_kind(m, NN_SQMUL), v == 3);
         tsr_nn_compile_opts o;
         tt_nn_compile_opts(&o, 4, TSR_NN_PACK_BATCH, 11);
         tsr_nn_plan *p, *q;
@@ -476,8 +386,8 @@ static void test_plan_file_rules_v3(void **state) {
             tt_ok(tsr_nn_plan_save(p, path));
         }
         assert_int_equal(q->model->simplified, v);
-        assert_int_equal(count_kind(q->model, NN_SQMUL), v == 3);
-        assert_int_equal(count_kind(q->model, NN_POLY), v == 2);
+        assert_int_equal(tt_nn_count_kind(q->model, NN_SQMUL), v == 3);
+        assert_int_equal(tt_nn_count_kind(q->model, NN_POLY), v == 2);
         assert_int_equal(q->prog->depth, p->prog->depth);
         tsr_nn_plan_free(q);
         tsr_nn_plan_free(p);

@@ -10,6 +10,7 @@
  * written with before (NN_SIMPLIFY_V1, |s| <= 4 B) still apply to them. The activation of the
  * fifth round's r5n128L autoencoder (docs/PRUNING.md) was such a case.
  */
+#include "nn_act.h"
 #include "nn_check.h"
 
 #include "core/io.h"
@@ -21,70 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NIN  16
-#define NHID 8
-#define NOUT 4
-
-/*
- * dense NIN -> NHID, act = c0 + c1 x + c2 x^2 (one set of coefficients, or one per channel
- * when nc = NHID), dense NHID -> NOUT.
- */
-static tsr_nn_model *act_model(tsr_prng *g, const double *coef, int nc) {
-    tsr_nn_model *m;
-    tt_ok(nn_model_create(&m, NIN, 1, 1));
-    double w[NIN * NHID], b[NHID];
-    nn_layer L;
-    int t;
-    memset(&L, 0, sizeof L);
-    L.kind = NN_DENSE;
-    snprintf(L.name, sizeof L.name, "fc1");
-    tt_uniform(g, w, NIN * NHID, 0.3);
-    tt_uniform(g, b, NHID, 0.2);
-    L.w = w;
-    L.w_len = NIN * NHID;
-    L.b = b;
-    L.b_len = NHID;
-    tt_ok(nn_model_add(m, &L, (nn_shape){ NHID, 1, 1 }, &t));
-    memset(&L, 0, sizeof L);
-    L.kind = NN_POLY;
-    snprintf(L.name, sizeof L.name, "act");
-    L.in[0] = t;
-    L.degree = 2;
-    L.nc = nc;
-    L.w = (double *)coef;
-    L.w_len = 3 * nc;
-    tt_ok(nn_model_add(m, &L, (nn_shape){ NHID, 1, 1 }, &t));
-    memset(&L, 0, sizeof L);
-    L.kind = NN_DENSE;
-    snprintf(L.name, sizeof L.name, "fc2");
-    L.in[0] = t;
-    tt_uniform(g, w, NHID * NOUT, 0.4);
-    tt_uniform(g, b, NOUT, 0.2);
-    L.w = w;
-    L.w_len = NHID * NOUT;
-    L.b = b;
-    L.b_len = NOUT;
-    tt_ok(nn_model_add(m, &L, (nn_shape){ NOUT, 1, 1 }, &t));
-    m->classes = NOUT;
-    tt_ok(nn_model_validate(m));
-    return m;
-}
-
-static int count_kind(const tsr_nn_model *m, nn_kind k) {
-    int n = 0;
-    for (int i = 0; i < m->n_layers; i++) n += m->layers[i].kind == k;
-    return n;
-}
-
-/* Largest |a - b| relative to max(1, max |b|). */
-static double rel_err(const double *a, const double *b, size_t n) {
-    double e = 0, s = 1;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax(e, fabs(a[i] - b[i]));
-        s = fmax(s, fabs(b[i]));
-    }
-    return e / s;
-}
+#define NIN  TT_ACT_NIN
+#define NHID TT_ACT_NHID
+#define NOUT TT_ACT_NOUT
 
 /* m compiled (batch packing, N = 2^11, insecure test ring) and run on n inputs x on the
  * debug backend (CKKS beside an exact mockup): its precision in bits against the
@@ -116,17 +56,17 @@ static void test_large_shift_square(void **state) {
     tsr_prng g;
     tt_prng(&g, 71);
     const double coef[3] = { 0.1, 0.5, 0.01 };
-    tsr_nn_model *poly = act_model(&g, coef, 1), *sq;
+    tsr_nn_model *poly = tt_nn_act_model(&g, coef, 1), *sq;
     tt_ok(nn_model_clone(poly, &sq));
     tt_ok(nn_model_simplify(sq));
-    assert_int_equal(count_kind(sq, NN_SQUARE), 1);
-    assert_int_equal(count_kind(sq, NN_POLY), 0);
+    assert_int_equal(tt_nn_count_kind(sq, NN_SQUARE), 1);
+    assert_int_equal(tt_nn_count_kind(sq, NN_POLY), 0);
     assert_int_equal(nn_model_depth(sq), nn_model_depth(poly) - 1);
     /* the rules of plans written before the budget (format 6, flags 1) keep it a polynomial */
     tsr_nn_model *v1;
     tt_ok(nn_model_clone(poly, &v1));
     tt_ok(nn_model_simplify_rules(v1, NN_SIMPLIFY_V1));
-    assert_int_equal(count_kind(v1, NN_SQUARE), 0);
+    assert_int_equal(tt_nn_count_kind(v1, NN_SQUARE), 0);
     assert_true(nn_model_same(v1, poly));
     tsr_nn_model_free(v1);
     if (!strstr(sq->notes, "rewritten as a square") || !strstr(sq->notes, "costs 5.7 bits"))
@@ -137,7 +77,7 @@ static void test_large_shift_square(void **state) {
     tt_uniform(&g, x, n * NIN, 2.0);
     tt_ok(nn_model_forward(poly, x, n, ya));
     tt_ok(nn_model_forward(sq, x, n, yb));
-    double e = rel_err(yb, ya, n * NOUT);
+    double e = tt_rel_err(yb, ya, n * NOUT);
     if (e > 1e-12) fail_msg("the square differs from the polynomial by %.3g", e);
     double b_poly = encrypted_bits(poly, poly, x, n), b_sq = encrypted_bits(sq, poly, x, n);
     print_message("near-linear activation encrypted: polynomial %.1f bits, square %.1f bits\n",
@@ -167,11 +107,11 @@ static void test_shift_past_budget(void **state) {
     const double far[3] = { 0.1, 0.5, 6.25e-4 }, lin[3] = { 0.1, 0.5, 0.0 };
     const double *cases[2] = { far, lin };
     for (int k = 0; k < 2; k++) {
-        tsr_nn_model *m = act_model(&g, cases[k], 1), *s;
+        tsr_nn_model *m = tt_nn_act_model(&g, cases[k], 1), *s;
         tt_ok(nn_model_clone(m, &s));
         tt_ok(nn_model_simplify_rules(s, NN_SIMPLIFY_V2));
-        assert_int_equal(count_kind(s, NN_SQUARE), 0);
-        assert_int_equal(count_kind(s, NN_POLY), 1);
+        assert_int_equal(tt_nn_count_kind(s, NN_SQUARE), 0);
+        assert_int_equal(tt_nn_count_kind(s, NN_POLY), 1);
         if (!strstr(s->notes, "act kept as a degree-2 polynomial")) fail_msg("notes: %s", s->notes);
         if (k == 0 && !strstr(s->notes, "13.3 bits > 10")) fail_msg("notes: %s", s->notes);
         assert_true(nn_model_same(m, s));
@@ -184,9 +124,9 @@ static void test_shift_past_budget(void **state) {
         coef[3 * c + 1] = 0.5;
         coef[3 * c + 2] = c == 5 ? 6.25e-4 : 0.05 + 0.01 * c;
     }
-    tsr_nn_model *m = act_model(&g, coef, NHID);
+    tsr_nn_model *m = tt_nn_act_model(&g, coef, NHID);
     tt_ok(nn_model_simplify_rules(m, NN_SIMPLIFY_V2));
-    assert_int_equal(count_kind(m, NN_SQUARE), 0);
+    assert_int_equal(tt_nn_count_kind(m, NN_SQUARE), 0);
     if (!strstr(m->notes, "act channel 5 kept")) fail_msg("notes: %s", m->notes);
     tsr_nn_model_free(m);
 }
@@ -201,10 +141,10 @@ static void test_shift_past_budget(void **state) {
  */
 static double edge_case(tsr_prng *g, double s_over_b, int encrypt, int *squares) {
     const double a = 1.0 / 256, coef[3] = { 0.1, 2 * a * 4 * s_over_b, a };
-    tsr_nn_model *poly = act_model(g, coef, 1), *sq;
+    tsr_nn_model *poly = tt_nn_act_model(g, coef, 1), *sq;
     tt_ok(nn_model_clone(poly, &sq));
     tt_ok(nn_model_simplify_rules(sq, NN_SIMPLIFY_V2));
-    *squares = count_kind(sq, NN_SQUARE);
+    *squares = tt_nn_count_kind(sq, NN_SQUARE);
     if (!*squares && !strstr(sq->notes, "10.1 bits > 10")) fail_msg("notes: %s", sq->notes);
     double loss = 0;
     if (encrypt && *squares) {
@@ -253,39 +193,6 @@ static uint32_t written_flags(const uint8_t *buf) {
     return v;
 }
 
-/* x (N, NIN) -> Gemm fc1 -> Poly act (coef) -> Gemm fc2 -> out: a graph, as import keeps. */
-static tsr_graph *act_graph(tsr_prng *g, const double *coef) {
-    tsr_graph *gr;
-    tt_ok(tsr_graph_create(&gr));
-    int64_t in[2] = { -1, NIN }, w1d[2] = { NIN, NHID }, b1d[1] = { NHID }, w2d[2] = { NHID, NOUT },
-            b2d[1] = { NOUT }, cd[1] = { 3 };
-    tt_ok(tsr_graph_add_input(gr, "x", 2, in));
-    const char *names[5] = { "w1", "b1", "w2", "b2", "c" };
-    const int64_t *dims[5] = { w1d, b1d, w2d, b2d, cd };
-    const int ranks[5] = { 2, 1, 2, 1, 1 };
-    const double scale[4] = { 0.3, 0.2, 0.4, 0.2 };
-    for (int k = 0; k < 5; k++) {
-        tsr_array *t;
-        tt_ok(tsr_array_create(&t, ranks[k], dims[k]));
-        if (k < 4)
-            tt_uniform(g, t->data, (int64_t)t->numel, scale[k]);
-        else
-            memcpy(t->data, coef, 3 * sizeof *coef);
-        tt_ok(tsr_graph_add_const(gr, names[k], t));
-        tsr_array_free(t);
-    }
-    tsr_graph_attrs a;
-    tsr_graph_attrs_default(&a);
-    tt_ok(tsr_graph_add_node(gr, TSR_NODE_GEMM, "fc1", 3, (const char *[]){ "x", "w1", "b1" }, "h",
-                             &a));
-    tt_ok(tsr_graph_add_node(gr, TSR_NODE_POLY, "act", 2, (const char *[]){ "h", "c" }, "p", &a));
-    tt_ok(tsr_graph_add_node(gr, TSR_NODE_GEMM, "fc2", 3, (const char *[]){ "p", "w2", "b2" },
-                             "out", &a));
-    tt_ok(tsr_graph_add_output(gr, "out"));
-    tt_ok(tsr_graph_finalize(gr));
-    return gr;
-}
-
 /*
  * Through a file: the 6.25 B activation of test_large_shift_square imported from a graph and
  * simplified with the rules of plans written before the budget (NN_SIMPLIFY_V1) is written
@@ -297,7 +204,7 @@ static void test_plan_file_rules(void **state) {
     tsr_prng g;
     tt_prng(&g, 73);
     const double coef[3] = { 0.1, 0.5, 0.01 };
-    tsr_graph *gr = act_graph(&g, coef);
+    tsr_graph *gr = tt_nn_act_graph(&g, coef);
     for (int v = 1; v <= 2; v++) {
         tsr_nn_import_opts io;
         tsr_nn_import_opts_default(&io);
@@ -307,8 +214,8 @@ static void test_plan_file_rules(void **state) {
         tt_ok(nn_model_simplify_rules(m, v));
         m->simplified = v;
         assert_int_equal(m->simplified, v == 1 ? NN_SIMPLIFY_V1 : NN_SIMPLIFY_V2);
-        assert_int_equal(count_kind(m, NN_SQUARE), v == 2);
-        assert_int_equal(count_kind(m, NN_POLY), v == 1);
+        assert_int_equal(tt_nn_count_kind(m, NN_SQUARE), v == 2);
+        assert_int_equal(tt_nn_count_kind(m, NN_POLY), v == 1);
         tsr_nn_compile_opts o;
         tsr_nn_compile_opts_default(&o);
         o.batch = 4;
@@ -331,8 +238,8 @@ static void test_plan_file_rules(void **state) {
         tsr_nn_plan_id(q, id_q);
         assert_memory_equal(id_p, id_q, 32);
         assert_int_equal(q->model->simplified, m->simplified);
-        assert_int_equal(count_kind(q->model, NN_SQUARE), v == 2);
-        assert_int_equal(count_kind(q->model, NN_POLY), v == 1);
+        assert_int_equal(tt_nn_count_kind(q->model, NN_SQUARE), v == 2);
+        assert_int_equal(tt_nn_count_kind(q->model, NN_POLY), v == 1);
         assert_int_equal(q->prog->depth, p->prog->depth);
         tsr_nn_plan_free(q);
         tsr_nn_plan_free(p);
