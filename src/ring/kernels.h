@@ -165,6 +165,24 @@ typedef struct tsr_ring_kernels {
 } tsr_ring_kernels;
 
 /*
+ * The wide SIMD products' Barrett setup (kernels_avx512.c dot2, kernels_ifma.c wide rows):
+ * returns mu = floor(2^(b+63) / q) (b = bits of q) from floor(2^128 / q), and sets *first /
+ * *next to how many products of at most sq fit below 2^(b+63) before the first reduction and
+ * before each later one (a reduced partial sum < q added), at most 64.
+ */
+static inline uint64_t tsr_wide_barrett(const tsr_modulus *m, tsr_u128 sq, size_t *first,
+                                        size_t *next) {
+    const unsigned sh = (unsigned)m->bits - 1;
+    /* floor(2^(b+63) / q) = floor(floor(2^128 / q) / 2^(65-b)) */
+    const uint64_t mu = (m->mu_hi << sh) | (m->mu_lo >> (65 - m->bits));
+    const tsr_u128 lim = ((tsr_u128)1 << (m->bits + 63)) - 1;
+    const tsr_u128 f = lim / sq, nx = (lim - (m->q - 1)) / sq;
+    *first = f > 64 ? 64 : (size_t)f;
+    *next = nx > 64 ? 64 : (size_t)nx;
+    return mu;
+}
+
+/*
  * One coefficient of a conversion row: sum_{i < terms} y[i][k] c[i] mod q, fully reduced.
  * 128-bit accumulator: products < 2^124 (y < 2^62, c < q < 2^62), so 15 of them plus a
  * reduced partial sum fit before each reduction.

@@ -706,12 +706,7 @@ TGT static void dot2_avx512(const tsr_modulus *m, uint64_t *out0, uint64_t *out1
     }
     dotc64 d;
     const unsigned sh = (unsigned)m->bits - 1;
-    /* floor(2^(b+63) / q) = floor(floor(2^128 / q) / 2^(65-b)) */
-    const uint64_t mu = (m->mu_hi << sh) | (m->mu_lo >> (65 - m->bits));
-    const tsr_u128 lim = ((tsr_u128)1 << (m->bits + 63)) - 1, sq = (tsr_u128)(q - 1) * (q - 1);
-    const tsr_u128 f = lim / sq, nx = (lim - (q - 1)) / sq;
-    d.first = f > 64 ? 64 : (size_t)f;
-    d.next = nx > 64 ? 64 : (size_t)nx;
+    const uint64_t mu = tsr_wide_barrett(m, (tsr_u128)(q - 1) * (q - 1), &d.first, &d.next);
     d.q = bc(q);
     d.q2 = bc(2 * q);
     d.mu = bc(mu);

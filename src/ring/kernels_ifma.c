@@ -811,13 +811,7 @@ TGT static INL wide_c wide_make(const tsr_modulus *m, uint64_t amax, uint64_t bm
     wide_c d;
     const uint64_t q = m->q;
     const unsigned sh = (unsigned)m->bits - 1;
-    /* floor(2^(b+63) / q) = floor(floor(2^128 / q) / 2^(65-b)) */
-    const uint64_t mu = (m->mu_hi << sh) | (m->mu_lo >> (65 - m->bits));
-    const tsr_u128 lim = ((tsr_u128)1 << (m->bits + 63)) - 1;
-    const tsr_u128 sq = (tsr_u128)(amax - 1) * (bmax - 1);
-    const tsr_u128 f = lim / sq, nx = (lim - (q - 1)) / sq;
-    d.first = f > 64 ? 64 : (size_t)f;
-    d.next = nx > 64 ? 64 : (size_t)nx;
+    const uint64_t mu = tsr_wide_barrett(m, (tsr_u128)(amax - 1) * (bmax - 1), &d.first, &d.next);
     d.q = bcast(q);
     d.q2 = bcast(2 * q);
     d.mu = bcast(mu);
