@@ -262,15 +262,20 @@ static uint64_t coef_mod(const tsr_modulus *m, double v) {
     return v < 0 ? tsr_modq_neg(r, m->q) : r;
 }
 
-/* Limb i of Q_l u P (basis qp) of the diagonal with the m coefficients ci (or cd), NTT form:
- * N words into dst (an m-point NTT written out when m < N). */
-static void coef_limb(const int64_t *ci, const double *cd, size_t m, const tsr_rns_basis *qp,
-                      size_t i, uint64_t *dst) {
-    const tsr_modulus *mod = &qp->mod[i];
+/* The m coefficients ci (int64) or cd (doubles) as residues modulo mod, into dst. */
+static void coef_residues(const int64_t *ci, const double *cd, size_t m, const tsr_modulus *mod,
+                          uint64_t *dst) {
     if (ci)
         for (size_t k = 0; k < m; k++) dst[k] = tsr_modq_from_i64(mod, ci[k]);
     else
         for (size_t k = 0; k < m; k++) dst[k] = coef_mod(mod, cd[k]);
+}
+
+/* Limb i of Q_l u P (basis qp) of the diagonal with the m coefficients ci (or cd), NTT form:
+ * N words into dst (an m-point NTT written out when m < N). */
+static void coef_limb(const int64_t *ci, const double *cd, size_t m, const tsr_rns_basis *qp,
+                      size_t i, uint64_t *dst) {
+    coef_residues(ci, cd, m, &qp->mod[i], dst);
     tsr_ntt_forward_sparse(qp->ntt[i], dst, m);
 }
 
@@ -598,11 +603,8 @@ enum { FLY_BLOCK = 2048 };
 static void diag_limb_sub(const circuits_bsgs *lt, size_t d, const tsr_rns_basis *qp, size_t i,
                           uint64_t *dst) {
     const size_t off = lt->coef_off[d], m = lt->coef_off[d + 1] - off;
-    const tsr_modulus *mod = &qp->mod[i];
-    if (lt->coef_i)
-        for (size_t k = 0; k < m; k++) dst[k] = tsr_modq_from_i64(mod, lt->coef_i[off + k]);
-    else
-        for (size_t k = 0; k < m; k++) dst[k] = coef_mod(mod, lt->coef[off + k]);
+    coef_residues(lt->coef_i ? lt->coef_i + off : NULL, lt->coef_i ? NULL : lt->coef + off, m,
+                  &qp->mod[i], dst);
     tsr_ntt_forward_sub(qp->ntt[i], dst, m);
 }
 
