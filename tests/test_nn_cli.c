@@ -361,6 +361,19 @@ static void test_deterministic_compile(void **state) {
                              tt_cli_path("d.onnx"), tt_cli_path("m.prof"), tt_cli_path("d3.plan")),
                   0, "compile with a profile");
     assert_non_null(strstr(tt_cli_output(), "costs: profile"));
+    /* the profile says which clock timed it: one thread, the process's CPU time; more, wall */
+    const char *txt = tt_slurp(tt_cli_path("m.prof"));
+    assert_non_null(txt);
+    assert_true(strstr(txt, "\nthreads 1\n") ? strstr(txt, "\n# CPU time of the process") != NULL
+                                             : strstr(txt, "\n# wall time") != NULL);
+    tt_cli_expect(tt_cli_run_after("OMP_NUM_THREADS=1; export OMP_NUM_THREADS",
+                                   "profile --log-n 10 --quick --out %s" INSECURE,
+                                   tt_cli_path("m1.prof")),
+                  0, "profile with one thread");
+    txt = tt_slurp(tt_cli_path("m1.prof"));
+    assert_non_null(txt);
+    assert_non_null(strstr(txt, "\nthreads 1\n"));
+    assert_non_null(strstr(txt, "\n# CPU time of the process (one thread)\n"));
     /* not a profile / no such file / no measurements for the ring asked for */
     FILE *fp = fopen(tt_cli_path("bad.prof"), "w");
     fprintf(fp, "hello\n");

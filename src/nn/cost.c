@@ -4,9 +4,12 @@
  * a program.
  *
  * A profile holds, for a grid of CKKS chains (ring degree 2^log_n and a
- * number of levels), the median time of each HE operation at the top of
- * the chain, measured through the ckks backend (backend overheads
- * included) with the thread count of the run. `tessera profile` writes one
+ * number of levels), the time of each HE operation at the top of the chain
+ * (the lower quartile of 5-8 runs), measured through the ckks backend
+ * (backend overheads included) with the thread count of the run: with one
+ * thread the process's CPU time, which other jobs on a shared machine do
+ * not inflate; with more, wall time (CPU time would sum the threads; a
+ * comment line in the profile says which). `tessera profile` writes one
  * (tsr_nn_profile_measure); `tessera compile --profile FILE` reads it;
  * without one the built-in profile (nn/cost_builtin.c, measured the same
  * way on a named machine) is used. Compilation itself never times
@@ -41,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define PROFILE_VERSION    2
 #define PROFILE_MAX_BYTES  (1u << 20)
@@ -328,14 +332,24 @@ void nn_profile_costs_at(const nn_profile *p, int log_n, double levels, nn_costs
     }
 }
 
-/* Median seconds of `runs` calls of one operation. */
+/* Seconds of `runs` calls of one operation. */
 typedef struct mctx {
     tsr_backend *be;
     tsr_bvec *a, *b, *pt, *tmp;
     tsr_tile *tin;
     int op;
+    int cpu_clock;        /* 1: time with the process's CPU clock (one thread) */
     double relin_rescale; /* measured mul_ct + rescale (for ops 12 and 13) */
 } mctx;
+
+/* The clock the operations are timed with: the process's CPU time when one thread does
+ * all the work (preemption by other processes does not count), else wall time. */
+static double op_clock(const mctx *m) {
+    if (!m->cpu_clock) return tsr_now();
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 static int cmp_d(const void *x, const void *y) {
     double a = *(const double *)x, b = *(const double *)y;
@@ -350,34 +364,34 @@ static tsr_status one(mctx *m, double *sec) {
     switch (m->op) {
     case 0: /* add */
         st = tsr_bvec_copy(be, m->a, &t);
-        t0 = tsr_now();
+        t0 = op_clock(m);
         if (st == TSR_OK) st = tsr_bvec_add(be, t, m->b);
         break;
     case 1: /* mul_plain */
-        t0 = tsr_now();
+        t0 = op_clock(m);
         st = tsr_bvec_mul_new(be, m->a, m->pt, &t);
         break;
     case 2: /* mul_const */
         st = tsr_bvec_copy(be, m->a, &t);
-        t0 = tsr_now();
+        t0 = op_clock(m);
         if (st == TSR_OK) st = tsr_bvec_mul_const(be, t, 0.37, be->scales[m->a->level]);
         break;
     case 3: /* mul_ct (with relinearization) */
-        t0 = tsr_now();
+        t0 = op_clock(m);
         st = tsr_bvec_mul_new(be, m->a, m->b, &t);
         break;
     case 4: /* rescale */
         st = tsr_bvec_mul_new(be, m->a, m->pt, &t);
-        t0 = tsr_now();
+        t0 = op_clock(m);
         if (st == TSR_OK) st = tsr_bvec_rescale(be, t);
         break;
     case 5: /* rotate */
-        t0 = tsr_now();
+        t0 = op_clock(m);
         st = tsr_bvec_rotate(be, m->a, 1, &t);
         break;
     case 6: { /* 4 hoisted rotations */
         const int64_t steps[4] = { 1, 2, 3, 4 };
-        t0 = tsr_now();
+        t0 = op_clock(m);
         st = tsr_bvec_rotate_many(be, m->a, steps, 4, outs);
         break;
     }
@@ -385,7 +399,7 @@ static tsr_status one(mctx *m, double *sec) {
         double *z = tsr_calloc_array((size_t)be->slots, sizeof *z);
         if (!z) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
         for (int64_t i = 0; i < be->slots; i++) z[i] = 0.001 * (double)(i % 97);
-        t0 = tsr_now();
+        t0 = op_clock(m);
         st = tsr_bvec_encode(be, z, be->top_level, be->scales[be->top_level], &t);
         tsr_free(z);
         break;
@@ -393,7 +407,7 @@ static tsr_status one(mctx *m, double *sec) {
     case 8: { /* encrypt */
         double *z = tsr_calloc_array((size_t)be->slots, sizeof *z);
         if (!z) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-        t0 = tsr_now();
+        t0 = op_clock(m);
         st = tsr_bvec_encrypt(be, z, be->top_level, be->scales[be->top_level], &t);
         tsr_free(z);
         break;
@@ -401,7 +415,7 @@ static tsr_status one(mctx *m, double *sec) {
     case 9: { /* decrypt */
         double *z = tsr_alloc((size_t)be->slots * sizeof *z);
         if (!z) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-        t0 = tsr_now();
+        t0 = op_clock(m);
         st = tsr_bvec_decrypt(be, m->a, z);
         tsr_free(z);
         break;
@@ -422,13 +436,13 @@ static tsr_status one(mctx *m, double *sec) {
         tsr_tile_shape os = m->tin->shape;
         os.dim[0].size = no;
         tsr_tile *r = NULL;
-        t0 = tsr_now();
+        t0 = op_clock(m);
         if (st == TSR_OK && m->op == 10) {
             st = tsr_tile_lincomb(m->tin, &os, rp, cols, vals, NULL, &r);
-            *sec = (tsr_now() - t0) / (double)nt;
+            *sec = (op_clock(m) - t0) / (double)nt;
         } else if (st == TSR_OK) {
             st = tsr_tile_sq_lincomb(m->tin, &os, rp, cols, vals, NULL, &r);
-            *sec = (tsr_now() - t0 - (double)no * m->relin_rescale) / (double)nt;
+            *sec = (op_clock(m) - t0 - (double)no * m->relin_rescale) / (double)nt;
         }
         tsr_tile_free(r);
         tsr_free(rp);
@@ -453,10 +467,10 @@ static tsr_status one(mctx *m, double *sec) {
         tsr_tile_shape os = m->tin->shape;
         os.dim[0].size = no;
         tsr_tile *r = NULL;
-        t0 = tsr_now();
+        t0 = op_clock(m);
         if (st == TSR_OK)
             st = tsr_tile_prod_lincomb(m->tin, m->tin, &os, rp, ia, ib, vals, NULL, &r);
-        *sec = (tsr_now() - t0 - (double)no * m->relin_rescale) / (double)nt;
+        *sec = (op_clock(m) - t0 - (double)no * m->relin_rescale) / (double)nt;
         tsr_tile_free(r);
         tsr_free(rp);
         tsr_free(ia);
@@ -465,13 +479,13 @@ static tsr_status one(mctx *m, double *sec) {
         return st;
     }
     case 11: /* copy */
-        t0 = tsr_now();
+        t0 = op_clock(m);
         st = tsr_bvec_copy(be, m->a, &t);
         break;
     default:
         return tsr_fail(TSR_ERR_INTERNAL, "cost op %d", m->op);
     }
-    *sec = tsr_now() - t0;
+    *sec = op_clock(m) - t0;
     tsr_bvec_free(be, t);
     for (int i = 0; i < 4; i++) tsr_bvec_free(be, outs[i]);
     return st;
@@ -502,6 +516,7 @@ static tsr_status measure(tsr_ckks_params *params, nn_costs *c) {
     if (st == TSR_OK) st = tsr_ckks_galois_keys_create(&gk, sk, steps, 4, 0);
     if (st == TSR_OK) st = tsr_backend_ckks_create(params, NULL, sk, rk, gk, &be);
     m.be = be;
+    m.cpu_clock = tsr_get_num_threads() == 1;
     int L = tsr_ckks_params_max_level(params);
     double *vals = NULL;
     if (st == TSR_OK) {
@@ -596,24 +611,32 @@ static void write_point(FILE *fp, int log_n, int levels, const nn_costs *c) {
     fprintf(fp, "\n");
 }
 
+/* The first processor's model name and, after it, its family ("AMD EPYC (family 26)"):
+ * virtual machines often show only the vendor's brand, the same for every generation. */
 static void cpu_name(char *buf, size_t n) {
     snprintf(buf, n, "unknown");
     FILE *fp = fopen("/proc/cpuinfo", "r");
     if (!fp) return;
     char line[512];
-    while (fgets(line, sizeof line, fp)) {
-        if (strncmp(line, "model name", 10) != 0) continue;
+    int family = -1, named = 0;
+    while ((!named || family < 0) && fgets(line, sizeof line, fp)) {
         const char *c = strchr(line, ':');
-        if (!c) break;
+        if (!c) continue;
         c++;
         while (*c == ' ' || *c == '\t') c++;
-        size_t k = 0;
-        for (; *c && *c != '\n' && k + 1 < n && k < 120; c++)
-            if (*c >= 0x20 && *c <= 0x7e) buf[k++] = *c;
-        buf[k] = 0;
-        break;
+        if (family < 0 && strncmp(line, "cpu family", 10) == 0) {
+            family = atoi(c);
+        } else if (!named && strncmp(line, "model name", 10) == 0) {
+            size_t k = 0;
+            for (; *c && *c != '\n' && k + 1 < n && k < 96; c++)
+                if (*c >= 0x20 && *c <= 0x7e) buf[k++] = *c;
+            buf[k] = 0;
+            named = 1;
+        }
     }
     fclose(fp);
+    size_t k = strlen(buf);
+    if (named && family >= 0 && k + 16 < n) snprintf(buf + k, n - k, " (family %d)", family);
 }
 
 tsr_status tsr_nn_profile_measure(const tsr_nn_profile_opts *o, const char *path) {
@@ -641,13 +664,16 @@ tsr_status tsr_nn_profile_measure(const tsr_nn_profile_opts *o, const char *path
     if (!mem) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     char cpu[128];
     cpu_name(cpu, sizeof cpu);
+    const int threads = tsr_get_num_threads();
     fprintf(mem,
             "tessera-profile %d\n"
-            "# seconds per HE operation at the top of each chain (lower quartile of 5-8 runs),\n# "
-            "measured"
-            " by `tessera profile`; use with `tessera compile --profile FILE`\n"
+            "# seconds per HE operation at the top of each chain (lower quartile of 5-8 runs),\n"
+            "# measured by `tessera profile`; use with `tessera compile --profile FILE`\n"
+            "# %s\n"
             "cpu %s\nsimd %s\nthreads %d\n",
-            PROFILE_VERSION, cpu, tsr_simd_name(tsr_simd_active()), tsr_get_num_threads());
+            PROFILE_VERSION,
+            threads == 1 ? "CPU time of the process (one thread)" : "wall time (several threads)",
+            cpu, tsr_simd_name(tsr_simd_active()), threads);
     tsr_progress pr;
     tsr_progress_begin(&pr, "profiling HE operations", (uint64_t)total, "chain");
     tsr_status st = TSR_OK;
