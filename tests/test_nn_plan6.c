@@ -77,6 +77,27 @@ static void run_plan(const tsr_nn_plan *p, tsr_backend *server, tsr_backend *cli
     remove(g);
 }
 
+/* The built-in profile read without its prod_lincomb_term keys, as a profile made before
+ * the term was measured: the reader then defaults it to 2 mul_plain + lincomb_term. */
+static nn_profile *builtin_without_prod_term(void) {
+    const char *in = nn_builtin_profile;
+    char *txt = malloc(strlen(in) + 1), *o = txt;
+    assert_non_null(txt);
+    while (*in) {
+        if (strncmp(in, " prod_lincomb_term=", 19) == 0) {
+            in += 19;
+            while (*in && *in != ' ' && *in != '\n') in++;
+            continue;
+        }
+        *o++ = *in++;
+    }
+    *o = 0;
+    nn_profile *p;
+    tt_ok(nn_profile_parse((const uint8_t *)txt, strlen(txt), &p));
+    free(txt);
+    return p;
+}
+
 /*
  * One fixture: compile, check the plan is format 6, write it (bytes and file), read it
  * back, compare everything, then run both plans on the same encrypted input with the same
@@ -100,18 +121,27 @@ static void round_trip(const char *name, int n, tsr_nn_packing pk, int want_cont
         if (s->op != NN_OP_CONTRACT) continue;
         contract++;
         /* a product is a mul_const and two mul_plain (the step may have more constant terms);
-         * the built-in profile (no prod_lincomb_term: 2 mul_plain + lincomb_term) prices the
-         * step as before the term was measured: mul_plain x mul_plain + mul_const x
-         * lincomb_term, plus mul_ct, rotations, rescales */
+         * the step costs products x prod_lincomb_term where the old price (before the term
+         * was measured) had products x (2 mul_plain + lincomb_term), the rest the same:
+         * mul_plain x mul_plain + mul_const x lincomb_term, plus mul_ct, rotations, rescales */
         assert_true(s->counts.mul_plain % 2 == 0);
         assert_true(s->counts.mul_const >= s->counts.mul_plain / 2);
+        const double level = 0.5 * (s->level_in + s->level_out), products = s->counts.mul_plain / 2;
         nn_costs c;
-        nn_profile_costs_at(prof, 11, 0.5 * (s->level_in + s->level_out), &c);
+        nn_profile_costs_at(prof, 11, level, &c);
         nn_step z = *s;
         z.op = NN_OP_LINEAR; /* priced as mul_plain / lincomb terms: the old contract price */
-        const double was = nn_step_seconds(prof, 11, &z), now = nn_step_seconds(prof, 11, s);
+        double was = nn_step_seconds(prof, 11, &z), now = nn_step_seconds(prof, 11, s);
+        const double diff = products * (c.prod_lincomb_term - 2 * c.mul_plain - c.lincomb_term);
+        if (!(fabs(now - was - diff) <= 1e-12 * (now + was)))
+            fail_msg("contract step %d: %.17g s, was %.17g s + %.17g", i, now, was, diff);
+        /* a profile without the term (made before it was measured) gets the old price */
+        nn_profile *old = builtin_without_prod_term();
+        was = nn_step_seconds(old, 11, &z);
+        now = nn_step_seconds(old, 11, s);
         if (!(fabs(now - was) <= 1e-12 * was))
-            fail_msg("contract step %d: %.17g s, was %.17g s", i, now, was);
+            fail_msg("contract step %d, old profile: %.17g s, was %.17g s", i, now, was);
+        nn_profile_free(old);
     }
     nn_profile_free(prof);
     assert_int_equal(contract > 0, want_contract);
