@@ -7,15 +7,11 @@
 
 #include <ctype.h>
 #include <errno.h>
-#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 typedef struct verb {
     const char *name;
@@ -57,18 +53,24 @@ static void usage(FILE *out) {
 }
 
 /*
- * glibc serves every block above its mmap threshold (at most 32 MiB) with a fresh mmap and
- * unmaps it on free, and trims the heap top above 128 KiB: at N = 2^16 a key switch's
- * decompositions (dnum x (l+1+k) limbs of 512 KiB, 68 MiB) and ciphertexts come back as new
- * zeroed pages every time: 13-18 % of a bootstrap's CPU time in the kernel on the Zen 5
- * (docs/BENCHMARKS.md). The command keeps freed memory in its heap instead; the peak RSS is
- * about the same (the blocks are reused, not added). And one arena: a thread other than the
- * main one allocates from an arena of its own, made of heaps of at most 64 MiB that glibc
- * unmaps as soon as one is empty, whatever the trim threshold; with two threads bootstrapping's
- * EvalMod runs one half on the second thread (tsr_thread_pair), whose ciphertexts (21 MiB each)
- * came back as new zeroed pages in every bootstrap (perf of `tessera bench boot --runs 5` at
- * N = 2^16, runs 2-5, shared machine at load 3-7: 18944 page faults per bootstrap; 647-3208
- * with one arena, 7 with one thread; docs/BENCHMARKS.md, "Two threads, ninth round").
+ * The allocator, for every verb (tsr_malloc_tune, include/tessera/core.h: the library itself
+ * changes nothing). glibc serves every block above its mmap threshold (at most 32 MiB) with a
+ * fresh mmap and unmaps it on free, and trims the heap top above 128 KiB: encrypted inference
+ * allocates and frees thousands of ciphertexts of a few hundred KiB to a few MiB, and every new
+ * one page-faulted in freshly zeroed pages (a third of an inference run's time), and at
+ * N = 2^16 a key switch's decompositions (dnum x (l+1+k) limbs of 512 KiB, 68 MiB) and
+ * ciphertexts came back as new zeroed pages every time: 13-18 % of a bootstrap's CPU time in
+ * the kernel on the Zen 5 (docs/BENCHMARKS.md). The command keeps freed memory in its heap
+ * instead and never gives the heap back (a server runs batch after batch of the same size:
+ * trimming after one batch made the next fault its pages in again; the conv8 CNN at batch 4096
+ * spent more time in the kernel than computing); the peak RSS is about the same (the blocks are
+ * reused, not added). And one arena: a thread other than the main one allocates from an arena
+ * of its own, made of heaps of at most 64 MiB that glibc unmaps as soon as one is empty,
+ * whatever the trim threshold; with two threads bootstrapping's EvalMod runs one half on the
+ * second thread (tsr_thread_pair), whose ciphertexts (21 MiB each) came back as new zeroed
+ * pages in every bootstrap (perf of `tessera bench boot --runs 5` at N = 2^16, runs 2-5, shared
+ * machine at load 3-7: 18944 page faults per bootstrap; 647-3208 with one arena, 7 with one
+ * thread; docs/BENCHMARKS.md, "Two threads, ninth round").
  * Tessera allocates few, large blocks and small ones come from glibc's per-thread caches, so
  * the one arena's lock costs little, for every verb. Measured on `tessera serve` (a thread
  * per connection): `tessera bench serve` at 8 to 32 clients, jobs 1 and 2, against this
@@ -77,20 +79,13 @@ static void usage(FILE *out) {
  * server's peak RSS 455-459 MiB instead of 575-743 MiB (docs/BENCHMARKS.md, "Serving with one
  * malloc arena"). On `train` and `fl run` at 2 threads: the same CPU time within the spread,
  * a few dozen voluntary context switches either way (review of mt9, load about 10).
- * GLIBC_TUNABLES cannot undo these settings (mallopt runs after it). Programs linking
- * libtessera can do the same: mallopt, or the GLIBC_TUNABLES line in include/tessera/circuits.h
- * ("Bootstrapping").
+ * GLIBC_TUNABLES cannot undo these settings (mallopt runs after it). Under a sanitizer or
+ * without glibc the call fails and changes nothing: the command runs with the allocator's
+ * defaults.
  */
-static void keep_freed_memory(void) {
-#ifdef __GLIBC__
-    mallopt(M_MMAP_MAX, 0);
-    mallopt(M_TRIM_THRESHOLD, INT_MAX);
-    mallopt(M_ARENA_MAX, 1);
-#endif
-}
-
 int main(int argc, char **argv) {
-    keep_freed_memory();
+    tsr_status st = tsr_malloc_tune(TSR_MALLOC_KEEP_FREED | TSR_MALLOC_ONE_ARENA);
+    if (st != TSR_OK) tsr_clear_error();
     /* A file-size limit (ulimit -f) makes writes fail with EFBIG instead of killing us, so
        the half-written temporary file is removed and the old output kept (cli/outputs.c). */
     signal(SIGXFSZ, SIG_IGN);

@@ -426,14 +426,15 @@ TSR_API tsr_status tsr_circuits_lt_apply(tsr_ckks_evaluator *ev, tsr_ckks_cipher
  * load 3-7; kernel memory management 1.4 % of the CPU samples;
  * docs/BENCHMARKS.md, "Two threads, ninth round"); not measured through the
  * library, where glibc's other defaults add faults. The library does not
- * change the process's arena settings; the `tessera` command runs with one
- * arena (cli/main.c: 647-3208 faults per bootstrap). A
- * program linking libtessera (the Python package too) can do the same
- * without code, for the whole process, by starting with
+ * change the process's allocator settings; the `tessera` command runs with
+ * one arena (cli/main.c: 647-3208 faults per bootstrap). A program linking
+ * libtessera opts in to the command's settings with
+ * tsr_malloc_tune(TSR_MALLOC_KEEP_FREED | TSR_MALLOC_ONE_ARENA) first thing
+ * in main, before any other thread allocates (include/tessera/core.h; the
+ * Python package: tessera.tune_malloc()), or without code, for the whole
+ * process, by starting with
  * GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647
- * (one arena; no mmap per large block; no trimming of the heap top: the
- * command's settings), or with mallopt(M_ARENA_MAX, 1) before any other
- * thread allocates (an arena a thread already has is kept).
+ * (one arena; no mmap per large block; no trimming of the heap top).
  *
  * Sparse-secret encapsulation (Bossuat, Troncoso-Pastoriza, Hubaux, ACNS
  * 2022; config.encapsulation_hw = 32): at level 0 the ciphertext is switched

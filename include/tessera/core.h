@@ -1,6 +1,6 @@
 /*
  * tessera/core.h - process-wide settings: library initialisation, threads,
- * and the SIMD kernel family used by the ring layer.
+ * the allocator (opt-in), and the SIMD kernel family used by the ring layer.
  */
 #ifndef TESSERA_CORE_H
 #define TESSERA_CORE_H
@@ -21,6 +21,51 @@ TSR_API tsr_status tsr_init(void);
 TSR_API int tsr_get_num_threads(void);
 /** Set the number of OpenMP threads (n >= 1); no effect without OpenMP. */
 TSR_API void tsr_set_num_threads(int n);
+
+/** What tsr_malloc_tune changes in the process's allocator (flags, or-ed together). */
+typedef enum tsr_malloc_flags {
+    /**
+     * Keep freed memory in the heap for reuse: no mmap per large block (glibc M_MMAP_MAX 0),
+     * never trim the heap top (M_TRIM_THRESHOLD -1), grow it 16 MiB at a time (M_TOP_PAD).
+     * The process keeps its peak memory (RSS) until it exits.
+     */
+    TSR_MALLOC_KEEP_FREED = 0x1,
+    /** One malloc arena for every thread (glibc M_ARENA_MAX 1). */
+    TSR_MALLOC_ONE_ARENA = 0x2
+} tsr_malloc_flags;
+
+/**
+ * Opt-in allocator settings for the whole process (glibc's mallopt): the
+ * library itself never changes them; the `tessera` command calls
+ * tsr_malloc_tune(TSR_MALLOC_KEEP_FREED | TSR_MALLOC_ONE_ARENA) first thing.
+ *
+ * Why: encrypted inference and bootstrapping allocate and free thousands of
+ * blocks of a few hundred KiB to tens of MiB (ciphertexts, key-switching
+ * decompositions). glibc serves blocks above its mmap threshold with a fresh
+ * mmap and unmaps them on free, and trims the heap top, so every new block
+ * page-faults in freshly zeroed pages (a third of an inference run's time;
+ * 13-18 % of a bootstrap's CPU time at N = 2^16; docs/BENCHMARKS.md). With
+ * two or more threads, a thread other than the caller gets an arena of its
+ * own whose heaps glibc unmaps as soon as they are empty, whatever the trim
+ * threshold (bootstrapping's EvalMod half on the second thread: about 19000
+ * page faults per bootstrap at N = 2^16 against 650-3200 with one arena;
+ * include/tessera/circuits.h, "Bootstrapping"). The price: the process keeps
+ * its peak memory, and with one arena threads share its lock (measured on
+ * `tessera serve`: CPU time within the spread; docs/BENCHMARKS.md).
+ *
+ * flags: TSR_MALLOC_* or-ed (an unknown bit aborts). Call it once, first
+ * thing in main, before any other thread allocates: an arena a thread
+ * already has is kept, and glibc ignores M_ARENA_MAX once it has made more
+ * than 8 arenas. Not thread-safe with respect to concurrent tsr_malloc_tune
+ * calls. Without code, for a whole process: GLIBC_TUNABLES (the line in
+ * include/tessera/circuits.h, "Bootstrapping"), read at start-up.
+ *
+ * Returns TSR_ERR_UNSUPPORTED when the allocator is not glibc's or refuses a
+ * setting (a build on another C library, or under AddressSanitizer, whose
+ * allocator ignores mallopt); settings already made stay made. Python:
+ * tessera.tune_malloc().
+ */
+TSR_API tsr_status tsr_malloc_tune(unsigned flags);
 
 /** SIMD kernel families, ordered from least to most capable. */
 typedef enum tsr_simd {

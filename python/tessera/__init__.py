@@ -27,11 +27,12 @@ import tempfile
 import numpy as np
 
 from ._ffi import KEY_ID_BYTES, TSR_CKKS_ALLOW_INSECURE_PARAMETERS, TSR_ONNX_KEEP_NON_POLYNOMIAL
+from ._ffi import TSR_MALLOC_KEEP_FREED, TSR_MALLOC_ONE_ARENA
 from ._ffi import ffi, lib
 
 __all__ = [
     "TesseraError", "FormatError", "MismatchError", "SecretKeyError", "UnsupportedError",
-    "NotFoundError", "IOError_", "version", "set_threads", "Model", "Plan", "compile",
+    "NotFoundError", "IOError_", "version", "set_threads", "tune_malloc", "Model", "Plan", "compile",
     "KeyPair", "EvalKeys", "Ciphertext", "encrypt", "decrypt", "infer", "Runner", "Server",
     "Graph", "Trainer", "train", "heify",
 ]
@@ -114,6 +115,22 @@ def set_threads(n):
     if int(n) < 1:
         raise ValueError("set_threads: n must be >= 1, not %r" % (n,))
     lib.tsr_set_num_threads(int(n))
+
+
+def tune_malloc(keep_freed=True, one_arena=True):
+    """Opt in to the allocator settings the `tessera` command runs with (tsr_malloc_tune):
+    keep_freed keeps freed memory in the heap for reuse (no mmap per large block, no trimming:
+    the process keeps its peak memory), one_arena gives every thread one malloc arena. They
+    spare encrypted inference and bootstrapping their page faults (a third of an inference
+    run; docs/PYTHON.md). The whole Python process is affected, and for good: call it once,
+    first thing, before other threads start. Raises UnsupportedError where the allocator is
+    not glibc's (or under AddressSanitizer); importing tessera changes nothing."""
+    flags = 0
+    if keep_freed:
+        flags |= TSR_MALLOC_KEEP_FREED
+    if one_arena:
+        flags |= TSR_MALLOC_ONE_ARENA
+    _check(lib.tsr_malloc_tune(flags), "tune_malloc")
 
 
 _check(lib.tsr_init(), "initialising libtessera")

@@ -29,6 +29,7 @@ void tsr_clear_error(void);
 tsr_status tsr_init(void);
 int tsr_get_num_threads(void);
 void tsr_set_num_threads(int n);
+tsr_status tsr_malloc_tune(unsigned flags);
 
 /* ckks.h */
 typedef struct tsr_ckks_params tsr_ckks_params;
@@ -264,6 +265,8 @@ STRUCTS = ("tsr_array", "tsr_nn_import_opts", "tsr_nn_compile_opts", "tsr_client
 
 TSR_CKKS_ALLOW_INSECURE_PARAMETERS = 0x1
 TSR_ONNX_KEEP_NON_POLYNOMIAL = 0x1
+TSR_MALLOC_KEEP_FREED = 0x1
+TSR_MALLOC_ONE_ARENA = 0x2
 KEY_ID_BYTES = 32  # TSR_CKKS_KEY_ID_BYTES
 
 ffi = FFI()

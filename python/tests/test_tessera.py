@@ -19,6 +19,17 @@ def bits(got, want):
     return -np.log2(err / np.max(np.abs(want))) if err > 0 else 60.0
 
 
+def test_tune_malloc_is_an_opt_in():
+    """The command's allocator settings on request (tsr_malloc_tune); importing tessera set
+    none. Refused under AddressSanitizer (python_asan), whose allocator ignores mallopt."""
+    if "libasan" in os.environ.get("LD_PRELOAD", ""):
+        with pytest.raises(tessera.UnsupportedError, match="mallopt"):
+            tessera.tune_malloc()
+    else:
+        tessera.tune_malloc()
+    tessera.tune_malloc(keep_freed=False, one_arena=False)  # no flags: nothing to change
+
+
 def test_model_and_plan(model, plan, tmp_path):
     assert model.input_shape == (1, 16, 16)
     assert model.output_size == 10

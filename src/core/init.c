@@ -1,9 +1,13 @@
 /*
- * core/init.c - library initialisation, version, threads and SIMD selection.
+ * core/init.c - library initialisation, version, threads, the allocator
+ * opt-in (tsr_malloc_tune) and SIMD selection.
  */
 #include "tessera/core.h"
 #include "core/error.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +46,33 @@ void tsr_set_num_threads(int n) {
     omp_set_num_threads(n);
 #else
     (void)n;
+#endif
+}
+
+/* ---- the process's allocator (opt-in, include/tessera/core.h) ------------ */
+
+tsr_status tsr_malloc_tune(unsigned flags) {
+    TSR_REQUIRE((flags & ~(unsigned)(TSR_MALLOC_KEEP_FREED | TSR_MALLOC_ONE_ARENA)) == 0,
+                "tsr_malloc_tune: unknown flags (use TSR_MALLOC_KEEP_FREED, TSR_MALLOC_ONE_ARENA)");
+#ifdef __GLIBC__
+    /* mallopt returns 1 on success (0 from allocators that ignore it, e.g. ASan's). A trim
+       threshold of -1 disables trimming (mallopt(3)); with mmap off the mmap threshold does
+       not matter. */
+    int ok = 1;
+    if (flags & TSR_MALLOC_KEEP_FREED) {
+        ok &= mallopt(M_MMAP_MAX, 0) == 1;
+        ok &= mallopt(M_TRIM_THRESHOLD, -1) == 1;
+        ok &= mallopt(M_TOP_PAD, 16 << 20) == 1;
+    }
+    if (flags & TSR_MALLOC_ONE_ARENA) ok &= mallopt(M_ARENA_MAX, 1) == 1;
+    if (ok) return TSR_OK;
+    return tsr_fail(TSR_ERR_UNSUPPORTED,
+                    "the allocator refused mallopt (not glibc's malloc: a sanitizer or an "
+                    "interposed allocator); its own defaults apply");
+#else
+    return tsr_fail(TSR_ERR_UNSUPPORTED,
+                    "tsr_malloc_tune needs glibc's malloc; this build's C library has its own "
+                    "defaults");
 #endif
 }
 

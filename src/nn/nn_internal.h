@@ -171,9 +171,6 @@ tsr_status nn_timing_backend_create(tsr_backend *inner, tsr_backend **out);
 /** Copy and optionally reset the accumulated times. */
 void nn_timing_get(tsr_backend *timing, double seconds[TSR_NN_OP_COUNT_], int reset);
 
-/** Keep freed ciphertext-sized blocks in the heap (glibc mallopt; once per process). */
-void nn_tune_malloc(void);
-
 /** Peak resident set size of the process in MiB (getrusage). */
 double nn_peak_rss_mib(void);
 

@@ -12,12 +12,10 @@
 #include "core/progress.h"
 #include "tile/tile_internal.h"
 
-#include <malloc.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 #include <math.h>
-#include <pthread.h>
 #include <string.h>
 
 /*
@@ -27,28 +25,6 @@
  */
 #define CT_SET_VERSION 2
 #define CT_SET_HEADER  (4 + 32 + TSR_CKKS_KEY_ID_BYTES + 4 + 4)
-
-/*
- * Encrypted inference allocates and frees thousands of ciphertexts of a few
- * hundred KiB to a few MiB. glibc serves such blocks with mmap and unmaps
- * them on free, so every new ciphertext page-faults and the kernel zeroes
- * it again (a third of the run time, measured). Keep them in the heap and
- * reuse them instead, and never give the heap back (a server runs batch
- * after batch of the same size: trimming after one batch made the next
- * fault its pages in again; the conv8 CNN at batch 4096 spent more time in
- * the kernel than computing). The process keeps its peak memory.
- * Process-wide, done once.
- */
-static void tune_malloc(void) {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, -1); /* never trim (glibc: -1 disables trimming) */
-    mallopt(M_TOP_PAD, 16 << 20);
-}
-
-void nn_tune_malloc(void) {
-    static pthread_once_t once = PTHREAD_ONCE_INIT;
-    pthread_once(&once, tune_malloc);
-}
 
 /* ---- keys --------------------------------------------------------------------------- */
 
@@ -136,7 +112,6 @@ static tsr_status check_backend(const tsr_nn_plan *p, const tsr_backend *be) {
 tsr_status tsr_nn_encrypt(const tsr_nn_plan *p, tsr_backend *be, const double *x, int n,
                           tsr_tile **out) {
     *out = NULL;
-    nn_tune_malloc();
     TSR_TRY(check_backend(p, be));
     if (n < 1 || n > p->prog->cfg.batch)
         return tsr_fail(TSR_ERR_INVALID_ARG,
@@ -268,7 +243,6 @@ tsr_backend *tsr_nn_runner_backend(tsr_nn_runner *r) {
 
 tsr_status tsr_nn_runner_create(const tsr_nn_plan *p, tsr_backend *be, tsr_nn_runner **out) {
     *out = NULL;
-    nn_tune_malloc();
     TSR_TRY(check_backend(p, be));
     const nn_program *g = p->prog;
     if (g->n_rot) {
