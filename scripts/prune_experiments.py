@@ -1076,9 +1076,22 @@ def main():
     ap.add_argument("--ridge", type=float, default=1e-6,
                     help="--refit: ridge of the least squares, times the mean activation variance")
     ap.add_argument("--ft-torch", action="store_true",
-                    help="with --more: fine-tune in PyTorch with the activations frozen (tessera's "
-                    "trainer trains them towards linear, past the compiler's shift budget), the "
-                    "zero weights kept zero; tessera prune then only writes and counts the model")
+                    help="with --more, or for the dense reference (the --steps + 1 cycles "
+                    "of the main run): fine-tune in PyTorch with the activations frozen "
+                    "(tessera's trainer trains them towards linear, past the compiler's shift "
+                    "budget), the zero weights kept zero; tessera prune then only writes and "
+                    "counts the model")
+    ap.add_argument("--ft-torch-distill", type=float, default=0.0,
+                    help="--ft-torch with --more: W > 0 adds W x the squared error of the hidden "
+                    "activations to the dense model's (--dense-from's) at the same neurons, "
+                    "relative to their variance, averaged over the hidden layers (the refit's "
+                    "pruned layers mapped by --refit-info)")
+    ap.add_argument("--refit-info", default="",
+                    help="--ft-torch-distill: the JSON --refit wrote (its kept_neurons)")
+    ap.add_argument("--curve", action="store_true",
+                    help="--ft-torch: score the validation split and the test set after every "
+                    "epoch; the JSON gets [[epoch, val, test], ...] as curve, --out's stem "
+                    "-curve.svg the plot (scores only: nothing is chosen by them)")
     ap.add_argument("--ft-torch-shift", type=float, default=0.0,
                     help="--ft-torch: S > 0 trains the activations a x^2 + b x + c too, projected "
                     "after each step onto |b / 2a| <= S (the shift the compiler folds into the "
@@ -1130,6 +1143,11 @@ def main():
         return
     if not args.out:
         ap.error("the following arguments are required: --out")
+    if args.curve and not args.ft_torch:
+        sys.exit("--curve: only the PyTorch fine-tuning (--ft-torch) scores every epoch")
+    if args.ft_torch_distill > 0 and not (args.ft_torch and args.more):
+        sys.exit("--ft-torch-distill: only with --ft-torch and --more (a pruned model's "
+                 "fine-tuning against its dense reference)")
     if args.ft_torch and args.distill > 0:
         sys.exit("--ft-torch with --distill > 0: the PyTorch fine-tuning has no distillation "
                  "(it trains on the data loss only); drop one of them")
@@ -1327,10 +1345,16 @@ def main():
         rep = tessera(args, ["prune", dense, "--stats"] + tiling)
     else:
         t_dense = time.time()
-        rep = tessera(args, ["prune", base, "--out", dense, "--method", "tile", "--sparsity",
+        src, ft, curve = base, finetune_args(args, files, args.steps + 1), []
+        if args.ft_torch:
+            # the reference fine-tuned in PyTorch (--steps + 1 cosine cycles); tessera prune
+            # only writes it in tessera's form
+            src, curve = torch_finetune(args, kind, base, os.path.splitext(dense)[0] +
+                                        "-torch.onnx", args.steps + 1)
+            ft = []
+        rep = tessera(args, ["prune", src, "--out", dense, "--method", "tile", "--sparsity",
                              "0", "--quiet", "--force"] + tiling +
-                      (["--seed", str(args.dense_seed)] if args.dense_seed else []) +
-                      finetune_args(args, files, args.steps + 1))
+                      (["--seed", str(args.dense_seed)] if args.dense_seed else []) + ft)
         t_dense = round(time.time() - t_dense, 1)
         res["dense"] = scores(load_pruned(kind, dense)[0], kind, test_set, val_set)
         res["dense"].update(bench(args, dense) if args.bench else plan_counts(args, dense))
@@ -1342,6 +1366,15 @@ def main():
                              "ft_lr": args.ft_lr, "ft_batch": args.ft_batch,
                              "dense_seed": args.dense_seed, "val": args.val,
                              "finetune_wall_s": t_dense})
+        if args.ft_torch:
+            res["dense"]["ft_torch"] = "PyTorch Adam, one cosine cycle per fine-tuning, " \
+                "seed " + str(args.seed) + ", activations " + \
+                (f"trained with |b / 2a| <= {args.ft_torch_shift:g}" if args.ft_torch_shift > 0
+                 else "frozen")
+        if curve:
+            res["dense"]["curve"] = curve
+            curve_svg(curve, os.path.splitext(args.out)[0] + "-curve.svg",
+                      f"{kind} dense{args.tag}: MSE per epoch")
     print(json.dumps(res["dense"]), flush=True)
     base_tiles = layer_tiles(rep, dense, spatial, args.offset_tiles)
     d_lat, d_mib = res["dense"].get("latency_s"), res["dense"].get("server_mib")
@@ -1440,7 +1473,9 @@ def more(args, kind, test_set):
     if args.ft_torch:
         # PyTorch fine-tuning with the activations frozen; tessera prune then only writes the
         # model with its masks (the zero tiles) and reports the tiles, fine-tuning nothing
-        src, ft = torch_finetune(args, kind, src, os.path.splitext(out)[0] + "-torch.onnx"), []
+        src, curve = torch_finetune(args, kind, src, os.path.splitext(out)[0] + "-torch.onnx",
+                                    teacher=dense.get("onnx"))
+        ft = []
     rep = prune_report(tessera(args, ["prune", src, "--out", out, "--quiet", "--force",
                                       "--method", "tile", "--sparsity", "0", "--tile", tile,
                                       "--tile-spatial", ref.get("spatial", "1x1"),
@@ -1455,6 +1490,13 @@ def more(args, kind, test_set):
         r["ft_torch"] = "PyTorch Adam, one cosine cycle per step, activations " + \
             (f"trained with |b / 2a| <= {args.ft_torch_shift:g}" if args.ft_torch_shift > 0
              else "frozen")
+    if args.ft_torch_distill > 0:
+        r["ft_torch_distill"] = args.ft_torch_distill
+        r["refit_info"] = args.refit_info
+        if curve:
+            r["curve"] = curve
+            curve_svg(curve, os.path.splitext(args.out)[0] + "-curve.svg",
+                      f"{kind} {args.tag.strip('-')}: MSE per epoch")
     if zeroed:
         r["data_tiles"] = zeroed
         r["layer_sparsity"] = per
@@ -1470,24 +1512,68 @@ def more(args, kind, test_set):
         json.dump(res, f, indent=1)
 
 
-def torch_finetune(args, kind, src, out):
+def hidden_outputs(model, x):
+    """The output of model (a Sequential) on x and the outputs of its activations, in order."""
+    hs = []
+    for m in model:
+        x = m(x)
+        if isinstance(m, Act):
+            hs.append(x)
+    return x, hs
+
+
+def distill_teacher(args, kind, model, teacher, x):
+    """--ft-torch-distill: (the dense model, [(student hidden layer, dense neuron indices,
+    mean variance of those dense activations)]). A hidden layer the refit pruned
+    (--refit-info's kept_neurons) maps each kept neuron to its dense neuron; one as wide as
+    the dense model's maps one to one; any other width has no map and stops."""
+    dense = load_pruned(kind, teacher)[0]
+    dense.eval()
+    kept = {}
+    if args.refit_info:
+        with open(args.refit_info) as f:
+            info = json.load(f)
+        if info.get("dense_onnx_sha256") and info["dense_onnx_sha256"] != sha256(teacher):
+            sys.exit(f"--refit-info {args.refit_info}: pruned from another dense model than "
+                     f"{teacher}")
+        kept = {lay["hidden"]: lay["kept_neurons"] for lay in info["layers"]}
+    with torch.no_grad():
+        _, hs = hidden_outputs(model, inp(kind, x[:5000]))
+        _, hd = hidden_outputs(dense, inp(kind, x[:5000]))
+    maps = []
+    for l, (a, b) in enumerate(zip(hs, hd)):
+        idx = kept.get(l, list(range(b.shape[1])) if a.shape[1] == b.shape[1] else None)
+        if idx is None or len(idx) != a.shape[1]:
+            sys.exit(f"--ft-torch-distill: hidden layer {l + 1} is {a.shape[1]} wide, the dense "
+                     f"model's {b.shape[1]}, and --refit-info maps no neurons of it")
+        idx = torch.tensor(idx)
+        maps.append((l, idx, float(b[:, idx].var(0).mean())))
+    return dense, maps
+
+
+def torch_finetune(args, kind, src, out, cycles=None, teacher=None):
     """--ft-torch: fine-tune the model src in PyTorch instead of tessera's trainer, with its
     polynomial activations frozen at their coefficients (tessera's trainer trains them, and
     they drift towards linear, past the compiler's shift budget: deeper plans), its zero
-    weights kept zero (the masks: e.g. --data-tiles' tiles), --steps cosine cycles of
-    --ft-epochs over the first --ft-limit training images, Adam at --ft-lr, batch --ft-batch,
-    data order from --seed. Writes out (PyTorch's export) and returns it."""
+    weights kept zero (the masks: e.g. --data-tiles' tiles), cycles (default --steps) cosine
+    cycles of --ft-epochs over the first --ft-limit training images, Adam at --ft-lr, batch
+    --ft-batch, data order from --seed. Writes out (PyTorch's export); returns (out, curve):
+    with --curve, [[epoch, val MSE or None, test MSE], ...] after every epoch (scored, never
+    trained on: the choices stay on the validation split), else []."""
     model, masks = load_pruned(kind, src)
+    curve, val_set, test_set = [], val_part(args), load("test") if args.curve else None
     acts = [m for m in model if isinstance(m, Act)]
     if args.ft_torch_shift > 0:
         for m in acts:
             m.p = torch.nn.Parameter(torch.tensor(m.coef, dtype=torch.float32))
     x, y = train_part(args)
     x, y = x[:args.ft_limit or None], y[:args.ft_limit or None]
+    dense, maps = distill_teacher(args, kind, model, teacher, x) \
+        if args.ft_torch_distill > 0 else (None, [])
     torch.manual_seed(args.seed)
     opt = torch.optim.Adam([p for p in model.parameters()], lr=args.ft_lr)
     per = -(-x.shape[0] // args.ft_batch) * args.ft_epochs
-    for _ in range(args.steps):
+    for _ in range(args.steps if cycles is None else cycles):
         for g in opt.param_groups:
             g["lr"] = args.ft_lr
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, per)
@@ -1497,7 +1583,17 @@ def torch_finetune(args, kind, src, out):
             for i in range(0, x.shape[0], args.ft_batch):
                 b = perm[i:i + args.ft_batch]
                 opt.zero_grad()
-                loss_fn(kind, model(inp(kind, x[b])), x[b], y[b]).backward()
+                if dense is None:
+                    loss_fn(kind, model(inp(kind, x[b])), x[b], y[b]).backward()
+                else:
+                    # the data loss plus W x the mean over hidden layers of the squared error
+                    # to the dense model's activations, relative to their variance
+                    pred, hs = hidden_outputs(model, inp(kind, x[b]))
+                    with torch.no_grad():
+                        hd = hidden_outputs(dense, inp(kind, x[b]))[1]
+                    dl = sum(torch.nn.functional.mse_loss(hs[l], hd[l][:, idx]) / v
+                             for l, idx, v in maps) / len(maps)
+                    (loss_fn(kind, pred, x[b], y[b]) + args.ft_torch_distill * dl).backward()
                 opt.step()
                 sched.step()
                 with torch.no_grad():
@@ -1508,12 +1604,54 @@ def torch_finetune(args, kind, src, out):
                         a, b = float(m.p[0]), float(m.p[1])
                         if abs(b) > 2 * args.ft_torch_shift * abs(a):
                             m.p[0] = (1.0 if a >= 0 else -1.0) * abs(b) / (2 * args.ft_torch_shift)
+            if args.curve:
+                v = evaluate(model, kind, val_set) if val_set is not None else None
+                curve.append([len(curve) + 1, v, evaluate(model, kind, test_set)])
+                print(f"epoch {curve[-1][0]}: val {v} test {curve[-1][2]}", flush=True)
+                model.train()
     for m in acts:
         if getattr(m, "p", None) is not None:
             m.coef = tuple(float(v) for v in m.p.detach())
             del m.p
     export(model, out, kind)
-    return out
+    return out, curve
+
+
+def curve_svg(curve, path, title):
+    """--curve: validation and test MSE against the epoch, one line each (val solid)."""
+    W, H, L, B = 640, 400, 80, 50
+    ys = [v for e in curve for v in e[1:] if v is not None]
+    y0, y1 = min(ys), max(ys)
+    y1 = y1 if y1 > y0 else y0 + 1e-9
+    n = max(e[0] for e in curve)
+
+    def X(v):
+        return L + (v - 1) / max(1, n - 1) * (W - L - 20)
+
+    def Y(v):
+        return H - B - (v - y0) / (y1 - y0) * (H - B - 30)
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-size="12">',
+         f'<text x="{W / 2}" y="18" text-anchor="middle">{title}</text>',
+         f'<line x1="{L}" y1="{H - B}" x2="{W - 20}" y2="{H - B}" stroke="black"/>',
+         f'<line x1="{L}" y1="30" x2="{L}" y2="{H - B}" stroke="black"/>',
+         f'<text x="{W / 2}" y="{H - 10}" text-anchor="middle">epoch</text>',
+         f'<text x="15" y="{H / 2}" transform="rotate(-90 15 {H / 2})" '
+         f'text-anchor="middle">MSE</text>']
+    for k in range(5):
+        v = y0 + (y1 - y0) * k / 4
+        s.append(f'<text x="{L - 5}" y="{Y(v) + 4}" text-anchor="end">{v:.5f}</text>')
+        e = 1 + (n - 1) * k / 4
+        s.append(f'<text x="{X(e)}" y="{H - B + 15}" text-anchor="middle">{e:.0f}</text>')
+    for i, (name, col, dash) in enumerate((("val", "#1f77b4", ""), ("test", "#d62728", "4 3"))):
+        pts = [(e[0], e[1 + i]) for e in curve if e[1 + i] is not None]
+        if not pts:
+            continue
+        s.append(f'<polyline fill="none" stroke="{col}" stroke-dasharray="{dash}" points="' +
+                 " ".join(f"{X(a):.1f},{Y(b):.1f}" for a, b in pts) + '"/>')
+        s.append(f'<text x="{W - 80}" y="{40 + 15 * i}" fill="{col}">{name}</text>')
+    s.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(s))
 
 
 def same_val(args, dense):
