@@ -8,6 +8,10 @@
 #include <string.h>
 
 tsr_nn_model *tt_nn_act_model(tsr_prng *g, const double *coef, int nc) {
+    return tt_nn_poly_model(g, coef, 2, nc);
+}
+
+tsr_nn_model *tt_nn_poly_model(tsr_prng *g, const double *coef, int degree, int nc) {
     tsr_nn_model *m;
     tt_ok(nn_model_create(&m, TT_ACT_NIN, 1, 1));
     double w[TT_ACT_NIN * TT_ACT_NHID], b[TT_ACT_NHID];
@@ -27,10 +31,10 @@ tsr_nn_model *tt_nn_act_model(tsr_prng *g, const double *coef, int nc) {
     L.kind = NN_POLY;
     snprintf(L.name, sizeof L.name, "act");
     L.in[0] = t;
-    L.degree = 2;
+    L.degree = degree;
     L.nc = nc;
     L.w = (double *)coef;
-    L.w_len = 3 * nc;
+    L.w_len = (int64_t)(degree + 1) * nc;
     tt_ok(nn_model_add(m, &L, (nn_shape){ TT_ACT_NHID, 1, 1 }, &t));
     memset(&L, 0, sizeof L);
     L.kind = NN_DENSE;

@@ -23,6 +23,9 @@
  */
 tsr_nn_model *tt_nn_act_model(tsr_prng *g, const double *coef, int nc);
 
+/** tt_nn_act_model with an activation of any degree: coef holds nc sets of degree + 1. */
+tsr_nn_model *tt_nn_poly_model(tsr_prng *g, const double *coef, int degree, int nc);
+
 /**
  * The same network as a graph, as import keeps it: x (N, TT_ACT_NIN) -> Gemm fc1 -> Poly act
  * (one set coef[3]) -> Gemm fc2 -> out, weights drawn from g like tt_nn_act_model's.
