@@ -58,16 +58,6 @@ int tt_nn_count_kind(const tsr_nn_model *m, nn_kind k) {
     return n;
 }
 
-/* Largest |a - b| relative to max(1, max |b|). */
-double tt_rel_err(const double *a, const double *b, size_t n) {
-    double e = 0, s = 1;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax(e, fabs(a[i] - b[i]));
-        s = fmax(s, fabs(b[i]));
-    }
-    return e / s;
-}
-
 tsr_graph *tt_nn_act_graph(tsr_prng *g, const double *coef) {
     tsr_graph *gr;
     tt_ok(tsr_graph_create(&gr));

@@ -35,7 +35,4 @@ tsr_graph *tt_nn_act_graph(tsr_prng *g, const double *coef);
 /** Number of layers of kind k in m. */
 int tt_nn_count_kind(const tsr_nn_model *m, nn_kind k);
 
-/** Largest |a - b| relative to max(1, max |b|). */
-double tt_rel_err(const double *a, const double *b, size_t n);
-
 #endif /* TSR_NN_ACT_H */
