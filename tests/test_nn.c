@@ -31,16 +31,6 @@ static char *dup_path(const char *suffix) {
     return r;
 }
 
-/* Largest |a - b| relative to max(1, max |b|). */
-static double rel_err(const double *a, const double *b, size_t n) {
-    double e = 0, s = 1;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax(e, fabs(a[i] - b[i]));
-        s = fmax(s, fabs(b[i]));
-    }
-    return e / s;
-}
-
 /* Train-engine model -> ONNX file -> nn import; nn forward must match the engine's. */
 static void check_train_export(const char *arch, const char *act, int fold_bn) {
     tsr_act_spec as;
@@ -71,7 +61,7 @@ static void check_train_export(const char *arch, const char *act, int fold_bn) {
     tt_ok(tsr_model_forward(tm, xf, B));
     for (int64_t i = 0; i < B * no; i++) want[i] = tsr_model_output(tm)[i];
     tt_ok(tsr_nn_model_forward(m, x, B, y));
-    double e = rel_err(y, want, (size_t)(B * no));
+    double e = tt_rel_err(y, want, (size_t)(B * no), 1);
     if (e > 2e-4)
         fail_msg("%s/%s (fold %d): nn forward differs from the engine by %.3g", arch, act, fold_bn,
                  e);
@@ -127,7 +117,7 @@ static void test_simplify_exact(void **state) {
     rnd(&g, x, B * 784, 2.0);
     tt_ok(tsr_nn_model_forward(a, x, B, ya));
     tt_ok(tsr_nn_model_forward(b, x, B, yb));
-    double e = rel_err(ya, yb, 40);
+    double e = tt_rel_err(ya, yb, 40, 1);
     if (e > 1e-12) fail_msg("simplified model differs by %.3g", e);
     remove(path);
     free(path);
@@ -223,7 +213,7 @@ static void test_simplify_rules(void **state) {
         rnd(&g, x, 3 * 162, 1.5);
         tt_ok(nn_model_forward(m, x, 3, y0));
         tt_ok(nn_model_forward(s, x, 3, y1));
-        double e = rel_err(y1, y0, 12);
+        double e = tt_rel_err(y1, y0, 12, 1);
         if (e > 1e-12) fail_msg("trial %d: simplified model differs by %.3g", trial, e);
         tsr_nn_model_free(s);
         tsr_nn_model_free(m);
@@ -246,7 +236,7 @@ static void test_pytorch_fixture(void **state) {
     for (size_t i = 0; i < x->n; i++) xd[i] = x->data[i];
     for (size_t i = 0; i < y->n; i++) want[i] = y->data[i];
     tt_ok(tsr_nn_model_forward(m, xd, B, out));
-    double e = rel_err(out, want, y->n);
+    double e = tt_rel_err(out, want, y->n, 1);
     if (e > 1e-5) fail_msg("PyTorch fixture: relative error %.3g", e);
     /* batch norm, the pool into the matmul, and the x*x - 0.5x square all simplified */
     int kinds[NN_KIND_COUNT_] = { 0 };

@@ -30,21 +30,9 @@ static float *zerov(size_t n) {
     return v;
 }
 
-/* max |a - b| / (max |b| + floor) */
-static double rel_err(const float *a, const float *b, size_t n, double floor_) {
-    double e = 0, m = floor_;
-    for (size_t i = 0; i < n; i++) {
-        double d = fabs((double)a[i] - b[i]);
-        if (!(d == d)) return INFINITY;
-        if (d > e) e = d;
-        if (fabs(b[i]) > m) m = fabs(b[i]);
-    }
-    return e / m;
-}
-
 static void assert_close(const char *what, const float *got, const float *want, size_t n,
                          double tol) {
-    double e = rel_err(got, want, n, 1e-3);
+    double e = tt_rel_err_f(got, want, n, 1e-3);
     if (!(e <= tol)) fail_msg("%s: relative error %.3g > %.3g", what, e, tol);
 }
 
@@ -87,7 +75,7 @@ static void fd_check(const char *what, fd_ctx *c, int k, const float *an, float 
         c->in[k][i] = keep;
         num[i] = (float)((lp - lm) / (2.0 * h));
     }
-    double e = rel_err(an, num, c->n_in[k], 1e-2);
+    double e = tt_rel_err_f(an, num, c->n_in[k], 1e-2);
     if (!(e <= tol)) {
         size_t worst = 0;
         double wd = -1;

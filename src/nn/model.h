@@ -241,7 +241,4 @@ tsr_status nn_model_simplify(tsr_nn_model *m);
 /** nn_model_simplify with the rules of `rules` (NN_SIMPLIFY_V1, V2 or V3). */
 tsr_status nn_model_simplify_rules(tsr_nn_model *m, int rules);
 
-/** Multiplicative depth of the model under the rules of nn/lower.c (no clears). */
-int nn_model_depth(const tsr_nn_model *m);
-
 #endif /* TSR_NN_MODEL_H */

@@ -603,10 +603,26 @@ static int64_t plain_channel(const nn_program *p, int v, const tsr_tile_shape *p
     return c < C ? c : 0;
 }
 
-/* Per-channel polynomial: powers by squaring, coefficients as plaintexts. */
+/* The highest power of per-channel polynomial layer L with a non-zero coefficient in any
+ * channel (0: a constant). */
+static int poly_top_power(const nn_layer *L) {
+    int top = 0;
+    for (int k = 1; k <= L->degree; k++)
+        for (int c = 0; c < L->nc; c++)
+            if (L->w[(int64_t)c * (L->degree + 1) + k] != 0.0) top = k;
+    return top;
+}
+
+/*
+ * Per-channel polynomial: powers up to the highest one used by products, x^k = x^(k/2)
+ * x^(k - k/2) (ceil(log2 k) levels; the higher factor brought to the lower one's level and
+ * scale first, align_down, as a bare level drop would leave the product off the canonical
+ * scale), each times its coefficients as a plaintext (one level), summed at the lowest level;
+ * powers whose coefficients are zero in every channel are skipped. nn_poly_depth counts it.
+ */
 static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const nn_program *p,
                                 const nn_step *s, const tsr_tile *x, tsr_tile **out) {
-    int D = L->degree;
+    int D = L->degree, top = poly_top_power(L);
     tsr_tile *pw[NN_MAX_DEGREE + 1] = { 0 };
     tsr_status st = TSR_OK;
     tsr_tile *acc = NULL;
@@ -619,15 +635,21 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
     double *dense = tsr_alloc((size_t)n * sizeof *dense);
     if (!dense) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     nn_shape is = nn_in_shape(m, L);
-    for (int k = 1; k <= D && st == TSR_OK; k++) {
+    for (int k = 1; k <= top && st == TSR_OK; k++) {
+        int a = k / 2, b = k - a;
         if (k == 1) {
             st = tsr_tile_copy(x, &pw[1]);
-        } else {
-            int a = k / 2, b = k - a;
+        } else if (tsr_tile_level(pw[a]) == tsr_tile_level(pw[b])) {
             st = tsr_tile_mul(pw[a], pw[b], &pw[k]);
+        } else {
+            int hi = tsr_tile_level(pw[a]) > tsr_tile_level(pw[b]) ? a : b;
+            tsr_tile *t;
+            st = align_down(pw[hi], pw[a + b - hi], &t);
+            if (st == TSR_OK) st = tsr_tile_mul(t, pw[a + b - hi], &pw[k]);
+            tsr_tile_free(t);
         }
     }
-    for (int k = 0; k <= D && st == TSR_OK; k++) {
+    for (int k = 0; k <= top && st == TSR_OK; k++) {
         int zero = 1;
         for (int64_t i = 0; i < n; i++) {
             dense[i] = L->w[plain_channel(p, s->in[0], &ps, stv, is.c, i) * (D + 1) + k];
@@ -665,6 +687,48 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
     }
     *out = acc;
     return TSR_OK;
+}
+
+static int ceil_log2(int64_t n) {
+    int k = 0;
+    while (((int64_t)1 << k) < n) k++;
+    return k;
+}
+
+int nn_poly_depth(const nn_layer *L) {
+    TSR_ASSERT(L->kind == NN_POLY);
+    if (L->nc == 1) return tsr_tile_poly_depth(L->w, L->degree);
+    int top = poly_top_power(L);
+    return top ? ceil_log2(top) + 1 : 0;
+}
+
+int nn_model_depth(const tsr_nn_model *m) {
+    int *d = tsr_calloc_array((size_t)m->n_tensors, sizeof *d);
+    if (!d) return -1;
+    for (int i = 0; i < m->n_layers; i++) {
+        const nn_layer *L = &m->layers[i];
+        int in = d[L->in[0]], cost = 0;
+        if (nn_kind_binary(L->kind) && d[L->in[1]] > in) in = d[L->in[1]];
+        switch (L->kind) {
+        case NN_CONV:
+        case NN_DENSE:
+        case NN_AVGPOOL:
+        case NN_SQUARE:
+        case NN_SQMUL:
+        case NN_MUL:
+            cost = 1;
+            break;
+        case NN_POLY:
+            cost = nn_poly_depth(L);
+            break;
+        default:
+            cost = 0;
+        }
+        d[L->out] = in + cost;
+    }
+    int r = d[m->output];
+    tsr_free(d);
+    return r;
 }
 
 /*

@@ -122,6 +122,22 @@ tsr_status nn_config_check(const tsr_nn_model *m, const nn_config *c, nn_value *
 tsr_status nn_program_build(const tsr_nn_model *m, const nn_config *c, tsr_backend *be,
                             nn_program **out);
 
+/**
+ * Levels the step of polynomial layer L (NN_POLY) consumes: per tensor (nc = 1) those of
+ * tsr_tile_poly, ceil(log2(d + 1)) for its degree d without trailing zero coefficients; per
+ * channel, ceil(log2 d) + 1 for the highest power d with a non-zero coefficient in any channel
+ * (the powers by products, then the coefficients as plaintexts: poly_channels in program.c);
+ * 0 for a constant.
+ */
+int nn_poly_depth(const nn_layer *L);
+
+/**
+ * Multiplicative depth of model m as nn_program_build lowers it: the levels each layer's step
+ * consumes, along the deepest path. Layout changes are not counted (tiled packing may add
+ * clears and reorientations, one level each).
+ */
+int nn_model_depth(const tsr_nn_model *m);
+
 /** Per-step prepared data (encoded weights, convolution objects, matrices). */
 typedef struct nn_prep nn_prep;
 

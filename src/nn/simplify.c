@@ -663,35 +663,3 @@ tsr_status nn_model_simplify_rules(tsr_nn_model *m, int rules) {
     TSR_TRY(square_rewrite(m, rules, &changed));
     return nn_model_validate(m);
 }
-
-int nn_model_depth(const tsr_nn_model *m) {
-    int *d = tsr_calloc_array((size_t)m->n_tensors, sizeof *d);
-    if (!d) return -1;
-    for (int i = 0; i < m->n_layers; i++) {
-        const nn_layer *L = &m->layers[i];
-        int in = d[L->in[0]], cost = 0;
-        if (nn_kind_binary(L->kind) && d[L->in[1]] > in) in = d[L->in[1]];
-        switch (L->kind) {
-        case NN_CONV:
-        case NN_DENSE:
-        case NN_AVGPOOL:
-        case NN_SQUARE:
-        case NN_SQMUL:
-        case NN_MUL:
-            cost = 1;
-            break;
-        case NN_POLY: {
-            int k = 0;
-            while ((1 << k) < L->degree + 1) k++;
-            cost = k + (L->nc > 1 ? 1 : 0);
-            break;
-        }
-        default:
-            cost = 0;
-        }
-        d[L->out] = in + cost;
-    }
-    int r = d[m->output];
-    tsr_free(d);
-    return r;
-}

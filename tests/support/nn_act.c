@@ -8,6 +8,10 @@
 #include <string.h>
 
 tsr_nn_model *tt_nn_act_model(tsr_prng *g, const double *coef, int nc) {
+    return tt_nn_poly_model(g, coef, 2, nc);
+}
+
+tsr_nn_model *tt_nn_poly_model(tsr_prng *g, const double *coef, int degree, int nc) {
     tsr_nn_model *m;
     tt_ok(nn_model_create(&m, TT_ACT_NIN, 1, 1));
     double w[TT_ACT_NIN * TT_ACT_NHID], b[TT_ACT_NHID];
@@ -27,10 +31,10 @@ tsr_nn_model *tt_nn_act_model(tsr_prng *g, const double *coef, int nc) {
     L.kind = NN_POLY;
     snprintf(L.name, sizeof L.name, "act");
     L.in[0] = t;
-    L.degree = 2;
+    L.degree = degree;
     L.nc = nc;
     L.w = (double *)coef;
-    L.w_len = 3 * nc;
+    L.w_len = (int64_t)(degree + 1) * nc;
     tt_ok(nn_model_add(m, &L, (nn_shape){ TT_ACT_NHID, 1, 1 }, &t));
     memset(&L, 0, sizeof L);
     L.kind = NN_DENSE;
@@ -52,16 +56,6 @@ int tt_nn_count_kind(const tsr_nn_model *m, nn_kind k) {
     int n = 0;
     for (int i = 0; i < m->n_layers; i++) n += m->layers[i].kind == k;
     return n;
-}
-
-/* Largest |a - b| relative to max(1, max |b|). */
-double tt_rel_err(const double *a, const double *b, size_t n) {
-    double e = 0, s = 1;
-    for (size_t i = 0; i < n; i++) {
-        e = fmax(e, fabs(a[i] - b[i]));
-        s = fmax(s, fabs(b[i]));
-    }
-    return e / s;
 }
 
 tsr_graph *tt_nn_act_graph(tsr_prng *g, const double *coef) {

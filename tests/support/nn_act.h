@@ -23,6 +23,9 @@
  */
 tsr_nn_model *tt_nn_act_model(tsr_prng *g, const double *coef, int nc);
 
+/** tt_nn_act_model with an activation of any degree: coef holds nc sets of degree + 1. */
+tsr_nn_model *tt_nn_poly_model(tsr_prng *g, const double *coef, int degree, int nc);
+
 /**
  * The same network as a graph, as import keeps it: x (N, TT_ACT_NIN) -> Gemm fc1 -> Poly act
  * (one set coef[3]) -> Gemm fc2 -> out, weights drawn from g like tt_nn_act_model's.
@@ -31,8 +34,5 @@ tsr_graph *tt_nn_act_graph(tsr_prng *g, const double *coef);
 
 /** Number of layers of kind k in m. */
 int tt_nn_count_kind(const tsr_nn_model *m, nn_kind k);
-
-/** Largest |a - b| relative to max(1, max |b|). */
-double tt_rel_err(const double *a, const double *b, size_t n);
 
 #endif /* TSR_NN_ACT_H */

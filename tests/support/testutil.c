@@ -21,6 +21,35 @@ double tt_precision_bits(const double *got, const double *want, size_t n) {
     return b > 60 ? 60 : b;
 }
 
+/* tt_rel_err's running maxima: the worst difference (NaN sticks) and the scale. */
+typedef struct rel_acc {
+    double err, scale;
+    int nan;
+} rel_acc;
+
+static void rel_add(rel_acc *r, double got, double want) {
+    double d = fabs(got - want);
+    if (!(d == d)) r->nan = 1;
+    if (d > r->err) r->err = d;
+    if (fabs(want) > r->scale) r->scale = fabs(want);
+}
+
+static double rel_done(const rel_acc *r) {
+    return r->nan ? INFINITY : r->err / r->scale;
+}
+
+double tt_rel_err(const double *got, const double *want, size_t n, double min_scale) {
+    rel_acc r = { 0, min_scale, 0 };
+    for (size_t i = 0; i < n; i++) rel_add(&r, got[i], want[i]);
+    return rel_done(&r);
+}
+
+double tt_rel_err_f(const float *got, const float *want, size_t n, double min_scale) {
+    rel_acc r = { 0, min_scale, 0 };
+    for (size_t i = 0; i < n; i++) rel_add(&r, got[i], want[i]);
+    return rel_done(&r);
+}
+
 void tt_prng(tsr_prng *g, uint64_t domain) {
     static int printed;
     uint64_t seed = 20261123;

@@ -19,6 +19,15 @@
 double tt_precision_bits(const double *got, const double *want, size_t n);
 
 /**
+ * Largest |got_i - want_i| relative to max(min_scale, max_i |want_i|), INFINITY when a
+ * difference is NaN; min_scale keeps near-zero references from inflating it (1: an absolute
+ * error for references within +-1).
+ */
+double tt_rel_err(const double *got, const double *want, size_t n, double min_scale);
+/** tt_rel_err of float vectors (the training engine's). */
+double tt_rel_err_f(const float *got, const float *want, size_t n, double min_scale);
+
+/**
  * Deterministic test stream: seeded from TSR_TEST_SEED (decimal) if set,
  * else from the fixed value; domain separates streams inside one test.
  * The seed in use is printed once so failures can be replayed.
