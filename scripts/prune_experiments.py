@@ -1490,13 +1490,13 @@ def more(args, kind, test_set):
         r["ft_torch"] = "PyTorch Adam, one cosine cycle per step, activations " + \
             (f"trained with |b / 2a| <= {args.ft_torch_shift:g}" if args.ft_torch_shift > 0
              else "frozen")
-    if args.ft_torch_distill > 0:
-        r["ft_torch_distill"] = args.ft_torch_distill
-        r["refit_info"] = args.refit_info
         if curve:
             r["curve"] = curve
             curve_svg(curve, os.path.splitext(args.out)[0] + "-curve.svg",
                       f"{kind} {args.tag.strip('-')}: MSE per epoch")
+    if args.ft_torch_distill > 0:
+        r["ft_torch_distill"] = args.ft_torch_distill
+        r["refit_info"] = args.refit_info
     if zeroed:
         r["data_tiles"] = zeroed
         r["layer_sparsity"] = per
