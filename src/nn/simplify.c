@@ -65,6 +65,18 @@ static void add_origin(nn_layer *L, const char *what) {
     snprintf(L->origin + len, sizeof L->origin - len, "%s%s", len ? " + " : "", what);
 }
 
+/*
+ * "WHAT NAME" added to L's origin, as add_origin(L, what) followed by name appended as it is
+ * (origins enter plan digests through format 5's layers, so the bytes stay those the rules
+ * always wrote: when the origin is too full for add_origin, name still goes in, truncated,
+ * without `what`).
+ */
+static void add_origin_of(nn_layer *L, const char *what, const char *name) {
+    add_origin(L, what);
+    size_t len = strlen(L->origin);
+    snprintf(L->origin + len, sizeof L->origin - len, "%s", name);
+}
+
 /* The only layer reading tensor t, or -1 (none, several, or the model output). */
 static int sole_consumer(const tsr_nn_model *m, int t) {
     if (nn_consumers(m, t) != 1 || m->output == t) return -1;
@@ -504,13 +516,8 @@ static tsr_status sqmul_rewrite(tsr_nn_model *m, int i, int x, int q, double bou
     L = &m->layers[i];
     char old[NN_NAME_MAX];
     snprintf(old, sizeof old, "%s", L->name);
-    nn_layer *P = &m->layers[nn_producer(m, x)], *Q = &m->layers[q];
-    add_origin(P, "scale of ");
-    size_t len = strlen(P->origin);
-    snprintf(P->origin + len, sizeof P->origin - len, "%s", old);
-    add_origin(Q, "scale of ");
-    len = strlen(Q->origin);
-    snprintf(Q->origin + len, sizeof Q->origin - len, "%s", old);
+    add_origin_of(&m->layers[nn_producer(m, x)], "scale of ", old);
+    add_origin_of(&m->layers[q], "scale of ", old);
     tsr_free(L->w);
     L->w = d; /* nc offsets */
     L->w_len = nc;
@@ -595,18 +602,8 @@ static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
         L = &m->layers[i];
         char old[NN_NAME_MAX];
         snprintf(old, sizeof old, "%s", L->name);
-        add_origin(&m->layers[nn_producer(m, x)], "shift of ");
-        {
-            nn_layer *P = &m->layers[nn_producer(m, x)];
-            size_t len = strlen(P->origin);
-            snprintf(P->origin + len, sizeof P->origin - len, "%s", old);
-        }
-        add_origin(&m->layers[q], "scale of ");
-        {
-            nn_layer *Q = &m->layers[q];
-            size_t len = strlen(Q->origin);
-            snprintf(Q->origin + len, sizeof Q->origin - len, "%s", old);
-        }
+        add_origin_of(&m->layers[nn_producer(m, x)], "shift of ", old);
+        add_origin_of(&m->layers[q], "scale of ", old);
         tsr_free(L->w);
         L->w = NULL;
         L->w_len = 0;
