@@ -462,9 +462,9 @@ static double sqmul_k(double a) {
     return fmin(1.0, SQMUL_K * sqrt(fabs(a)));
 }
 
-/* Bits the product form's input error costs with that k: log2(1 / k). */
-static double sqmul_bits(double a) {
-    return log2(1.0 / sqmul_k(a));
+/* Bits the product form's input error costs with input scale k: log2(1 / k). */
+static double sqmul_bits(double k) {
+    return log2(1.0 / k);
 }
 
 /*
@@ -474,42 +474,42 @@ static double sqmul_bits(double a) {
 static tsr_status sqmul_rewrite(tsr_nn_model *m, int i, int x, int q, double bound, int *done,
                                 char *why, size_t why_len) {
     nn_layer *L = &m->layers[i];
-    int nc = L->nc;
+    int nc = L->nc, ok = 1;
     double worst = 0, kmax = 0;
     *done = 0;
-    for (int c = 0; c < nc; c++) {
-        double a = L->w[3 * c + 2], b = L->w[3 * c + 1];
-        if (a == 0.0) {
-            snprintf(why, why_len, "channel %d has no x^2 term, others have", c);
-            return TSR_OK;
-        }
-        double k = sqmul_k(a), d = b * k / a, umax = k * bound;
-        if (!(fabs(a) >= SQMUL_MIN_A) || !(umax * (umax + fabs(d)) <= SQMUL_MAX_PRODUCT)) {
-            snprintf(why, why_len,
-                     "nor as x(x+d): channel %d's |a| = %.3g < 2^-20 or its product up to %.3g > "
-                     "2^20",
-                     c, fabs(a), umax * (umax + fabs(d)));
-            return TSR_OK;
-        }
-        if (sqmul_bits(a) > worst) worst = sqmul_bits(a);
-        if (k > kmax) kmax = k;
-    }
+    /* per channel: k into the producer, a / k^2 and c into the consumer, the offset d */
     double *k = tsr_alloc((size_t)nc * sizeof *k), *qs = tsr_alloc((size_t)nc * sizeof *qs);
     double *c0 = tsr_alloc((size_t)nc * sizeof *c0), *d = tsr_alloc((size_t)nc * sizeof *d);
     tsr_status st = (k && qs && c0 && d) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (int c = 0; c < nc && st == TSR_OK; c++) {
-        double a = L->w[3 * c + 2];
+        double a = L->w[3 * c + 2], b = L->w[3 * c + 1];
+        if (a == 0.0) {
+            snprintf(why, why_len, "channel %d has no x^2 term, others have", c);
+            ok = 0;
+            break;
+        }
         k[c] = sqmul_k(a);
+        d[c] = b * k[c] / a;
+        double umax = k[c] * bound;
+        if (!(fabs(a) >= SQMUL_MIN_A) || !(umax * (umax + fabs(d[c])) <= SQMUL_MAX_PRODUCT)) {
+            snprintf(why, why_len,
+                     "nor as x(x+d): channel %d's |a| = %.3g < 2^-20 or its product up to %.3g > "
+                     "2^20",
+                     c, fabs(a), umax * (umax + fabs(d[c])));
+            ok = 0;
+            break;
+        }
         qs[c] = a / (k[c] * k[c]);
         c0[c] = L->w[3 * c];
-        d[c] = L->w[3 * c + 1] * k[c] / a;
+        if (sqmul_bits(k[c]) > worst) worst = sqmul_bits(k[c]);
+        if (k[c] > kmax) kmax = k[c];
     }
-    if (st == TSR_OK) st = fold_into_producer(m, x, k, NULL, nc);
-    if (st == TSR_OK) st = fold_into_consumer(m, q, qs, c0, nc);
+    if (st == TSR_OK && ok) st = fold_into_producer(m, x, k, NULL, nc);
+    if (st == TSR_OK && ok) st = fold_into_consumer(m, q, qs, c0, nc);
     tsr_free(k);
     tsr_free(qs);
     tsr_free(c0);
-    if (st != TSR_OK) {
+    if (st != TSR_OK || !ok) {
         tsr_free(d);
         return st;
     }
