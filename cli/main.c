@@ -57,7 +57,10 @@ static void usage(FILE *out) {
  * changes nothing). glibc serves every block above its mmap threshold (at most 32 MiB) with a
  * fresh mmap and unmaps it on free, and trims the heap top above 128 KiB: encrypted inference
  * allocates and frees thousands of ciphertexts of a few hundred KiB to a few MiB, and every new
- * one page-faulted in freshly zeroed pages (a third of an inference run's time), and at
+ * one page-faulted in freshly zeroed pages (a third of an inference run's time when first
+ * measured; on the Zen 5 at N = 2^13, with glibc's adaptive mmap threshold, these settings
+ * fault 7 % less than glibc's defaults in one batch, 19 % less in six: docs/BENCHMARKS.md,
+ * "The allocator through the library"), and at
  * N = 2^16 a key switch's decompositions (dnum x (l+1+k) limbs of 512 KiB, 68 MiB) and
  * ciphertexts came back as new zeroed pages every time: 13-18 % of a bootstrap's CPU time in
  * the kernel on the Zen 5 (docs/BENCHMARKS.md). The command keeps freed memory in its heap

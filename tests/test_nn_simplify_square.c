@@ -248,12 +248,58 @@ static void test_plan_file_rules(void **state) {
     tsr_graph_free(gr);
 }
 
+/* Layer `name` of m. */
+static const nn_layer *layer_named(const tsr_nn_model *m, const char *name) {
+    for (int i = 0; i < m->n_layers; i++)
+        if (strcmp(m->layers[i].name, name) == 0) return &m->layers[i];
+    fail_msg("no layer %s", name);
+    return NULL;
+}
+
+/*
+ * The origins rule 3 writes (they enter plan digests through format 5's layers, so they must
+ * not change): the square's shift and scale, the product form's two scales, each "... of act"
+ * after what the layer held; an origin too full for another " + " part still gets the name,
+ * truncated, without the words.
+ */
+static void test_rewrite_origins(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 74);
+    const double square[3] = { 0.1, 0.5, 0.01 }, product[3] = { 0.1, 0.4, 1e-4 };
+    const char *want[2][3] = { { "shift of act", "a(x+s)^2+c", "scale of act" },
+                               { "scale of act", "(a/k^2)u(u+d)+c", "scale of act" } };
+    const char *names[3] = { "fc1", "act", "fc2" };
+    for (int form = 0; form < 2; form++) {
+        tsr_nn_model *m = tt_nn_act_model(&g, form ? product : square, 1);
+        snprintf(m->layers[2].origin, sizeof m->layers[2].origin, "Gemm_7");
+        tt_ok(nn_model_simplify(m));
+        assert_int_equal(tt_nn_count_kind(m, form ? NN_SQMUL : NN_SQUARE), 1);
+        for (int k = 0; k < 3; k++) {
+            char w[NN_ORIGIN_MAX];
+            snprintf(w, sizeof w, "%s%s", k == 2 ? "Gemm_7 + " : "", want[form][k]);
+            assert_string_equal(layer_named(m, names[k])->origin, w);
+        }
+        tsr_nn_model_free(m);
+    }
+    tsr_nn_model *m = tt_nn_act_model(&g, square, 1);
+    char full[NN_ORIGIN_MAX];
+    memset(full, 'o', NN_ORIGIN_MAX - 3);
+    full[NN_ORIGIN_MAX - 3] = '\0'; /* 157 characters: no room for " + " and more */
+    memcpy(m->layers[0].origin, full, sizeof full);
+    tt_ok(nn_model_simplify(m));
+    char w[NN_ORIGIN_MAX]; /* the name truncated to the origin's size: "o...oac" */
+    memcpy(w, full, NN_ORIGIN_MAX - 3);
+    memcpy(w + NN_ORIGIN_MAX - 3, "ac", 3);
+    assert_string_equal(layer_named(m, "fc1")->origin, w);
+    tsr_nn_model_free(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_large_shift_square),
-        cmocka_unit_test(test_shift_past_budget),
-        cmocka_unit_test(test_budget_edge),
-        cmocka_unit_test(test_plan_file_rules),
+        cmocka_unit_test(test_large_shift_square), cmocka_unit_test(test_shift_past_budget),
+        cmocka_unit_test(test_budget_edge),        cmocka_unit_test(test_plan_file_rules),
+        cmocka_unit_test(test_rewrite_origins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

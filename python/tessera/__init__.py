@@ -121,9 +121,10 @@ def tune_malloc(keep_freed=True, one_arena=True):
     """Opt in to the allocator settings the `tessera` command runs with (tsr_malloc_tune):
     keep_freed keeps freed memory in the heap for reuse (no mmap per large block, no trimming:
     the process keeps its peak memory), one_arena gives every thread one malloc arena. They
-    spare encrypted inference and bootstrapping their page faults (a third of an inference
-    run; docs/PYTHON.md). The whole Python process is affected, and for good: call it once,
-    first thing, before other threads start. Raises UnsupportedError where the allocator is
+    spare bootstrapping its page faults (13-18 % of its CPU time at N = 2^16) and inference
+    some (at N = 2^13: 7 % fewer faults in one batch, 19 % in six; docs/BENCHMARKS.md). The
+    whole Python process is affected, and for good: call it once, first thing, before other
+    threads start. Raises UnsupportedError where the allocator is
     not glibc's (or under AddressSanitizer); importing tessera changes nothing."""
     flags = 0
     if keep_freed:

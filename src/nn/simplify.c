@@ -65,6 +65,18 @@ static void add_origin(nn_layer *L, const char *what) {
     snprintf(L->origin + len, sizeof L->origin - len, "%s%s", len ? " + " : "", what);
 }
 
+/*
+ * "WHAT NAME" added to L's origin, as add_origin(L, what) followed by name appended as it is
+ * (origins enter plan digests through format 5's layers, so the bytes stay those the rules
+ * always wrote: when the origin is too full for add_origin, name still goes in, truncated,
+ * without `what`).
+ */
+static void add_origin_of(nn_layer *L, const char *what, const char *name) {
+    add_origin(L, what);
+    size_t len = strlen(L->origin);
+    snprintf(L->origin + len, sizeof L->origin - len, "%s", name);
+}
+
 /* The only layer reading tensor t, or -1 (none, several, or the model output). */
 static int sole_consumer(const tsr_nn_model *m, int t) {
     if (nn_consumers(m, t) != 1 || m->output == t) return -1;
@@ -450,9 +462,9 @@ static double sqmul_k(double a) {
     return fmin(1.0, SQMUL_K * sqrt(fabs(a)));
 }
 
-/* Bits the product form's input error costs with that k: log2(1 / k). */
-static double sqmul_bits(double a) {
-    return log2(1.0 / sqmul_k(a));
+/* Bits the product form's input error costs with input scale k: log2(1 / k). */
+static double sqmul_bits(double k) {
+    return log2(1.0 / k);
 }
 
 /*
@@ -462,55 +474,50 @@ static double sqmul_bits(double a) {
 static tsr_status sqmul_rewrite(tsr_nn_model *m, int i, int x, int q, double bound, int *done,
                                 char *why, size_t why_len) {
     nn_layer *L = &m->layers[i];
-    int nc = L->nc;
+    int nc = L->nc, ok = 1;
     double worst = 0, kmax = 0;
     *done = 0;
-    for (int c = 0; c < nc; c++) {
-        double a = L->w[3 * c + 2], b = L->w[3 * c + 1];
-        if (a == 0.0) {
-            snprintf(why, why_len, "channel %d has no x^2 term, others have", c);
-            return TSR_OK;
-        }
-        double k = sqmul_k(a), d = b * k / a, umax = k * bound;
-        if (!(fabs(a) >= SQMUL_MIN_A) || !(umax * (umax + fabs(d)) <= SQMUL_MAX_PRODUCT)) {
-            snprintf(why, why_len,
-                     "nor as x(x+d): channel %d's |a| = %.3g < 2^-20 or its product up to %.3g > "
-                     "2^20",
-                     c, fabs(a), umax * (umax + fabs(d)));
-            return TSR_OK;
-        }
-        if (sqmul_bits(a) > worst) worst = sqmul_bits(a);
-        if (k > kmax) kmax = k;
-    }
+    /* per channel: k into the producer, a / k^2 and c into the consumer, the offset d */
     double *k = tsr_alloc((size_t)nc * sizeof *k), *qs = tsr_alloc((size_t)nc * sizeof *qs);
     double *c0 = tsr_alloc((size_t)nc * sizeof *c0), *d = tsr_alloc((size_t)nc * sizeof *d);
     tsr_status st = (k && qs && c0 && d) ? TSR_OK : tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (int c = 0; c < nc && st == TSR_OK; c++) {
-        double a = L->w[3 * c + 2];
+        double a = L->w[3 * c + 2], b = L->w[3 * c + 1];
+        if (a == 0.0) {
+            snprintf(why, why_len, "channel %d has no x^2 term, others have", c);
+            ok = 0;
+            break;
+        }
         k[c] = sqmul_k(a);
+        d[c] = b * k[c] / a;
+        double umax = k[c] * bound;
+        if (!(fabs(a) >= SQMUL_MIN_A) || !(umax * (umax + fabs(d[c])) <= SQMUL_MAX_PRODUCT)) {
+            snprintf(why, why_len,
+                     "nor as x(x+d): channel %d's |a| = %.3g < 2^-20 or its product up to %.3g > "
+                     "2^20",
+                     c, fabs(a), umax * (umax + fabs(d[c])));
+            ok = 0;
+            break;
+        }
         qs[c] = a / (k[c] * k[c]);
         c0[c] = L->w[3 * c];
-        d[c] = L->w[3 * c + 1] * k[c] / a;
+        if (sqmul_bits(k[c]) > worst) worst = sqmul_bits(k[c]);
+        if (k[c] > kmax) kmax = k[c];
     }
-    if (st == TSR_OK) st = fold_into_producer(m, x, k, NULL, nc);
-    if (st == TSR_OK) st = fold_into_consumer(m, q, qs, c0, nc);
+    if (st == TSR_OK && ok) st = fold_into_producer(m, x, k, NULL, nc);
+    if (st == TSR_OK && ok) st = fold_into_consumer(m, q, qs, c0, nc);
     tsr_free(k);
     tsr_free(qs);
     tsr_free(c0);
-    if (st != TSR_OK) {
+    if (st != TSR_OK || !ok) {
         tsr_free(d);
         return st;
     }
     L = &m->layers[i];
     char old[NN_NAME_MAX];
     snprintf(old, sizeof old, "%s", L->name);
-    nn_layer *P = &m->layers[nn_producer(m, x)], *Q = &m->layers[q];
-    add_origin(P, "scale of ");
-    size_t len = strlen(P->origin);
-    snprintf(P->origin + len, sizeof P->origin - len, "%s", old);
-    add_origin(Q, "scale of ");
-    len = strlen(Q->origin);
-    snprintf(Q->origin + len, sizeof Q->origin - len, "%s", old);
+    add_origin_of(&m->layers[nn_producer(m, x)], "scale of ", old);
+    add_origin_of(&m->layers[q], "scale of ", old);
     tsr_free(L->w);
     L->w = d; /* nc offsets */
     L->w_len = nc;
@@ -595,18 +602,8 @@ static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
         L = &m->layers[i];
         char old[NN_NAME_MAX];
         snprintf(old, sizeof old, "%s", L->name);
-        add_origin(&m->layers[nn_producer(m, x)], "shift of ");
-        {
-            nn_layer *P = &m->layers[nn_producer(m, x)];
-            size_t len = strlen(P->origin);
-            snprintf(P->origin + len, sizeof P->origin - len, "%s", old);
-        }
-        add_origin(&m->layers[q], "scale of ");
-        {
-            nn_layer *Q = &m->layers[q];
-            size_t len = strlen(Q->origin);
-            snprintf(Q->origin + len, sizeof Q->origin - len, "%s", old);
-        }
+        add_origin_of(&m->layers[nn_producer(m, x)], "shift of ", old);
+        add_origin_of(&m->layers[q], "scale of ", old);
         tsr_free(L->w);
         L->w = NULL;
         L->w_len = 0;
