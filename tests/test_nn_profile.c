@@ -142,6 +142,45 @@ static void test_builtin(void **state) {
     nn_profile_free(p);
 }
 
+/* The chains a profile times are the compiler's: from 2^13 on the 128-bit chain even with
+ * the insecure flag (which opens the test rings below 2^13 only). The built-in profile was
+ * once made with the flag and timed insecure chains of one digit at 2^13..2^16, whose key
+ * switches are several times cheaper than the secure chains' (dnum 9 at 2^14, 8 levels). */
+static void test_profile_chains(void **state) {
+    (void)state;
+    tsr_nn_profile_opts o;
+    tsr_nn_profile_opts_default(&o);
+    o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS;
+    for (int ln = 13; ln <= 15; ln++)
+        for (int L = 1; L <= 12; L++) {
+            tsr_ckks_param_spec got, want, loose;
+            if (nn_choose_params((unsigned)ln, L, NN_DEFAULT_OUTPUT_BITS, 0, 0, &want) != TSR_OK) {
+                /* no secure chain that deep (2^13: 6 levels): none measured either */
+                assert_int_not_equal(nn_profile_chain(&o, ln, L, &got), TSR_OK);
+                tsr_clear_error();
+                continue;
+            }
+            tt_ok(nn_profile_chain(&o, ln, L, &got));
+            assert_memory_equal(&got, &want, sizeof got);
+            assert_int_equal(got.flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS, 0);
+            tt_ok(
+                nn_choose_params((unsigned)ln, L, NN_DEFAULT_OUTPUT_BITS, 0, o.ckks_flags, &loose));
+            assert_true(loose.dnum <= want.dnum);
+        }
+    /* the case that was wrong: 2^14 with 8 levels, secure dnum 9, insecure one digit */
+    tsr_ckks_param_spec s;
+    tt_ok(nn_profile_chain(&o, 14, 8, &s));
+    assert_int_equal(s.dnum, 9);
+    tt_ok(nn_choose_params(14, 8, NN_DEFAULT_OUTPUT_BITS, 0, o.ckks_flags, &s));
+    assert_int_equal(s.dnum, 1);
+    /* below 2^13: test chains with the flag, none without */
+    tt_ok(nn_profile_chain(&o, 10, 4, &s));
+    assert_true(s.flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS);
+    o.ckks_flags = 0;
+    assert_int_not_equal(nn_profile_chain(&o, 10, 4, &s), TSR_OK);
+    tsr_clear_error();
+}
+
 static tsr_nn_model *small_model(void) {
     tsr_act_spec as;
     tt_ok(tsr_act_parse("poly2", &as));
@@ -252,6 +291,7 @@ int main(void) {
         cmocka_unit_test(test_parse_and_interpolate),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_builtin),
+        cmocka_unit_test(test_profile_chains),
         cmocka_unit_test(test_deterministic_compile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -579,8 +579,12 @@ void tsr_nn_profile_opts_default(tsr_nn_profile_opts *o) {
     o->max_log_n = 16;
 }
 
-static uint32_t grid_flags(int log_n, const tsr_nn_profile_opts *o) {
-    return log_n < 13 ? (o->ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) : 0;
+tsr_status nn_profile_chain(const tsr_nn_profile_opts *o, int log_n, int levels,
+                            tsr_ckks_param_spec *s) {
+    /* The insecure flag only opens the rings below 2^13: from 2^13 on the chain is the
+     * 128-bit one, with its digits (dnum) and special primes, whatever the flag says. */
+    uint32_t flags = log_n < 13 ? (o->ckks_flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) : 0;
+    return nn_choose_params((unsigned)log_n, levels, NN_DEFAULT_OUTPUT_BITS, 0, flags, s);
 }
 
 /* The level counts measured for one ring degree: 1, the quarters and the deepest chain. */
@@ -588,11 +592,9 @@ static int grid_levels(int log_n, const tsr_nn_profile_opts *o, int *lv) {
     int lmax = 0;
     tsr_ckks_param_spec s;
     /* 128-bit chains from 2^13 on; below, test-only chains of up to 16 levels */
-    uint32_t flags = grid_flags(log_n, o);
     int cap = log_n < 13 ? 16 : 40;
     for (int L = cap; L >= 1 && !lmax; L--)
-        if (nn_choose_params((unsigned)log_n, L, NN_DEFAULT_OUTPUT_BITS, 0, flags, &s) == TSR_OK)
-            lmax = L;
+        if (nn_profile_chain(o, log_n, L, &s) == TSR_OK) lmax = L;
     tsr_clear_error();
     if (!lmax) return 0;
     int n = 0;
@@ -681,8 +683,7 @@ tsr_status tsr_nn_profile_measure(const tsr_nn_profile_opts *o, const char *path
     for (int ln = lo; ln <= hi && st == TSR_OK; ln++)
         for (int i = 0; i < nlv[ln] && st == TSR_OK; i++) {
             tsr_ckks_param_spec s;
-            st = nn_choose_params((unsigned)ln, lv[ln][i], NN_DEFAULT_OUTPUT_BITS, 0, o->ckks_flags,
-                                  &s);
+            st = nn_profile_chain(o, ln, lv[ln][i], &s);
             tsr_ckks_params *par = NULL;
             if (st == TSR_OK) st = tsr_ckks_params_create(&par, &s);
             nn_costs c;

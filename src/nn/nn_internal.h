@@ -136,6 +136,13 @@ void nn_profile_free(nn_profile *p);
 int nn_profile_has(const nn_profile *p, int log_n);
 /** Costs at a chain of `levels` levels of ring degree 2^log_n (interpolated; zeros if none). */
 void nn_profile_costs_at(const nn_profile *p, int log_n, double levels, nn_costs *out);
+/**
+ * The CKKS chain tsr_nn_profile_measure times for 2^log_n with `levels` levels: the one the
+ * compiler would use (nn_choose_params, 128-bit); TSR_CKKS_ALLOW_INSECURE_PARAMETERS in
+ * o->ckks_flags only opens the test rings below 2^13.
+ */
+tsr_status nn_profile_chain(const tsr_nn_profile_opts *o, int log_n, int levels,
+                            tsr_ckks_param_spec *s);
 /** Predicted seconds of one step of a program on ring degree 2^log_n. */
 double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s);
 /** Predicted client seconds (encrypting the input, decrypting the output). */
