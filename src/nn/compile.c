@@ -376,9 +376,10 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
                 nc, feasible, tsr_now() - t0, t_dry);
         if (prof->builtin)
             fprintf(o->log,
-                    "costs: the built-in profile (%s; `tessera profile` measures this "
-                    "machine)\n",
-                    prof->cpu);
+                    "costs: the built-in profile (%s, %s, %d thread%s: predictions are %s "
+                    "seconds; `tessera profile` measures this machine)\n",
+                    prof->cpu, prof->simd, prof->threads, prof->threads == 1 ? "" : "s",
+                    prof->threads == 1 ? "one-thread CPU" : "wall");
         else
             fprintf(o->log, "costs: profile %s (%s, %s, %d thread%s)\n", o->profile, prof->cpu,
                     prof->simd, prof->threads, prof->threads == 1 ? "" : "s");
