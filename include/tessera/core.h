@@ -65,9 +65,12 @@ typedef enum tsr_malloc_flags {
  * calls. Without code, for a whole process: GLIBC_TUNABLES (the line in
  * include/tessera/circuits.h, "Bootstrapping"), read at start-up.
  *
- * Returns TSR_ERR_UNSUPPORTED when the allocator is not glibc's or refuses a
- * setting (a build on another C library, or under AddressSanitizer, whose
- * allocator ignores mallopt); settings already made stay made. Python:
+ * Returns TSR_ERR_UNSUPPORTED when glibc's mallopt is unavailable or refuses
+ * a setting (a build on another C library; AddressSanitizer, whose allocator
+ * ignores mallopt); settings already made stay made. An allocator interposed
+ * without a mallopt of its own (jemalloc or tcmalloc via LD_PRELOAD) is not
+ * detected: glibc's mallopt (or the allocator's stub) accepts the settings,
+ * the call returns TSR_OK and the allocator in use changes nothing. Python:
  * tessera.tune_malloc().
  */
 TSR_API tsr_status tsr_malloc_tune(unsigned flags);

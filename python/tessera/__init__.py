@@ -124,8 +124,10 @@ def tune_malloc(keep_freed=True, one_arena=True):
     spare bootstrapping its page faults (13-18 % of its CPU time at N = 2^16) and inference
     some (at N = 2^13: 7 % fewer faults in one batch, 19 % in six; docs/BENCHMARKS.md). The
     whole Python process is affected, and for good: call it once, first thing, before other
-    threads start. Raises UnsupportedError where the allocator is
-    not glibc's (or under AddressSanitizer); importing tessera changes nothing."""
+    threads start. Raises UnsupportedError when glibc's mallopt is unavailable or refuses (a
+    non-glibc C library, AddressSanitizer); an allocator interposed without mallopt
+    (jemalloc/tcmalloc via LD_PRELOAD) is not detected and the call returns without effect.
+    Importing tessera changes nothing."""
     flags = 0
     if keep_freed:
         flags |= TSR_MALLOC_KEEP_FREED
