@@ -44,12 +44,13 @@ typedef enum tsr_malloc_flags {
  * decompositions). glibc serves blocks above its mmap threshold with a fresh
  * mmap and unmaps them on free, and trims the heap top, so every new block
  * page-faults in freshly zeroed pages: 13-18 % of a bootstrap's CPU time at
- * N = 2^16 (docs/BENCHMARKS.md). For inference glibc's adaptive mmap
+ * N = 2^16 (docs/BENCHMARKS.md, "Zen 5 with AVX-512 IFMA: where the time
+ * goes", the row of a11e6c3). For inference glibc's adaptive mmap
  * threshold already keeps most ciphertexts in the heap, but each batch
  * re-faults what the heap trim gave away: at N = 2^13 (CryptoNets, one
  * thread) the opt-in saves 7 % of the page faults for one batch, 19 % over
- * six, about 2 % of the CPU time (docs/BENCHMARKS.md, "The allocator through
- * the library"). With
+ * six; its CPU time is within the spread for one batch, about 2 % less over
+ * six (docs/BENCHMARKS.md, "The allocator through the library"). With
  * two or more threads, a thread other than the caller gets an arena of its
  * own whose heaps glibc unmaps as soon as they are empty, whatever the trim
  * threshold (bootstrapping's EvalMod half on the second thread: about 19000
