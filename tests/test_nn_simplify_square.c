@@ -297,8 +297,10 @@ static void test_rewrite_origins(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_large_shift_square), cmocka_unit_test(test_shift_past_budget),
-        cmocka_unit_test(test_budget_edge),        cmocka_unit_test(test_plan_file_rules),
+        cmocka_unit_test(test_large_shift_square), //
+        cmocka_unit_test(test_shift_past_budget),  //
+        cmocka_unit_test(test_budget_edge),        //
+        cmocka_unit_test(test_plan_file_rules),    //
         cmocka_unit_test(test_rewrite_origins),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

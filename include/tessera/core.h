@@ -44,12 +44,13 @@ typedef enum tsr_malloc_flags {
  * decompositions). glibc serves blocks above its mmap threshold with a fresh
  * mmap and unmaps them on free, and trims the heap top, so every new block
  * page-faults in freshly zeroed pages: 13-18 % of a bootstrap's CPU time at
- * N = 2^16 (docs/BENCHMARKS.md). For inference glibc's adaptive mmap
+ * N = 2^16 (docs/BENCHMARKS.md, "Zen 5 with AVX-512 IFMA: where the time
+ * goes", the row of a11e6c3). For inference glibc's adaptive mmap
  * threshold already keeps most ciphertexts in the heap, but each batch
  * re-faults what the heap trim gave away: at N = 2^13 (CryptoNets, one
  * thread) the opt-in saves 7 % of the page faults for one batch, 19 % over
- * six, about 2 % of the CPU time (docs/BENCHMARKS.md, "The allocator through
- * the library"). With
+ * six; its CPU time is within the spread for one batch, about 2 % less over
+ * six (docs/BENCHMARKS.md, "The allocator through the library"). With
  * two or more threads, a thread other than the caller gets an arena of its
  * own whose heaps glibc unmaps as soon as they are empty, whatever the trim
  * threshold (bootstrapping's EvalMod half on the second thread: about 19000
@@ -65,9 +66,12 @@ typedef enum tsr_malloc_flags {
  * calls. Without code, for a whole process: GLIBC_TUNABLES (the line in
  * include/tessera/circuits.h, "Bootstrapping"), read at start-up.
  *
- * Returns TSR_ERR_UNSUPPORTED when the allocator is not glibc's or refuses a
- * setting (a build on another C library, or under AddressSanitizer, whose
- * allocator ignores mallopt); settings already made stay made. Python:
+ * Returns TSR_ERR_UNSUPPORTED when glibc's mallopt is unavailable or refuses
+ * a setting (a build on another C library; AddressSanitizer, whose allocator
+ * ignores mallopt); settings already made stay made. An allocator interposed
+ * without a mallopt of its own (jemalloc or tcmalloc via LD_PRELOAD) is not
+ * detected: glibc's mallopt (or the allocator's stub) accepts the settings,
+ * the call returns TSR_OK and the allocator in use changes nothing. Python:
  * tessera.tune_malloc().
  */
 TSR_API tsr_status tsr_malloc_tune(unsigned flags);

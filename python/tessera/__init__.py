@@ -121,11 +121,15 @@ def tune_malloc(keep_freed=True, one_arena=True):
     """Opt in to the allocator settings the `tessera` command runs with (tsr_malloc_tune):
     keep_freed keeps freed memory in the heap for reuse (no mmap per large block, no trimming:
     the process keeps its peak memory), one_arena gives every thread one malloc arena. They
-    spare bootstrapping its page faults (13-18 % of its CPU time at N = 2^16) and inference
-    some (at N = 2^13: 7 % fewer faults in one batch, 19 % in six; docs/BENCHMARKS.md). The
+    spare bootstrapping its page faults (13-18 % of its CPU time at N = 2^16: docs/BENCHMARKS.md,
+    "Zen 5 with AVX-512 IFMA: where the time goes") and inference some (at N = 2^13: 7 % fewer
+    faults in one batch, 19 % in six, CPU time within the spread for one batch and about 2 % less
+    over six; docs/BENCHMARKS.md, "The allocator through the library"). The
     whole Python process is affected, and for good: call it once, first thing, before other
-    threads start. Raises UnsupportedError where the allocator is
-    not glibc's (or under AddressSanitizer); importing tessera changes nothing."""
+    threads start. Raises UnsupportedError when glibc's mallopt is unavailable or refuses (a
+    non-glibc C library, AddressSanitizer); an allocator interposed without mallopt
+    (jemalloc/tcmalloc via LD_PRELOAD) is not detected and the call returns without effect.
+    Importing tessera changes nothing."""
     flags = 0
     if keep_freed:
         flags |= TSR_MALLOC_KEEP_FREED

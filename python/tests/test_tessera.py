@@ -19,9 +19,11 @@ def bits(got, want):
     return -np.log2(err / np.max(np.abs(want))) if err > 0 else 60.0
 
 
-def test_tune_malloc_is_an_opt_in():
-    """The command's allocator settings on request (tsr_malloc_tune); importing tessera set
-    none. Refused under AddressSanitizer (python_asan), whose allocator ignores mallopt."""
+def test_tune_malloc_on_request():
+    """The command's allocator settings on request (tsr_malloc_tune). Refused under
+    AddressSanitizer (python_asan), whose allocator ignores mallopt. That the library sets
+    nothing by itself cannot be seen from here: tests/test_nn_malloc.c (its second case) checks
+    that compiling and running a plan leave the program's settings as they were."""
     if "libasan" in os.environ.get("LD_PRELOAD", ""):
         with pytest.raises(tessera.UnsupportedError, match="mallopt"):
             tessera.tune_malloc()

@@ -135,6 +135,10 @@ int nn_poly_depth(const nn_layer *L);
  * Multiplicative depth of model m as nn_program_build lowers it: the levels each layer's step
  * consumes, along the deepest path. Layout changes are not counted (tiled packing may add
  * clears and reorientations, one level each).
+ *
+ * For tests only (nn_poly_depth too): the compiler measures a plan's depth by a dry run of the
+ * program (compile.c) and sizes the chain from that. Do not size chains with this count: it
+ * can be short for tiled models.
  */
 int nn_model_depth(const tsr_nn_model *m);
 
