@@ -613,74 +613,145 @@ static int poly_top_power(const nn_layer *L) {
     return top;
 }
 
+static int ceil_log2(int64_t n) {
+    int k = 0;
+    while (((int64_t)1 << k) < n) k++;
+    return k;
+}
+
 /*
- * Per-channel polynomial: powers up to the highest one used by products, x^k = x^(k/2)
- * x^(k - k/2) (ceil(log2 k) levels; the higher factor brought to the lower one's level and
- * scale first, align_down, as a bare level drop would leave the product off the canonical
- * scale), each times its coefficients as a plaintext (one level), summed at the lowest level;
- * powers whose coefficients are zero in every channel are skipped. nn_poly_depth counts it.
+ * A per-channel polynomial being evaluated on x: its coefficients as cleartext tensors laid
+ * out by ps (x's shape with one batch element, broadcast over the batch), and the powers
+ * x^(2^j) computed so far.
  */
-static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const nn_program *p,
-                                const nn_step *s, const tsr_tile *x, tsr_tile **out) {
-    int D = L->degree, top = poly_top_power(L);
-    tsr_tile *pw[NN_MAX_DEGREE + 1] = { 0 };
-    tsr_status st = TSR_OK;
-    tsr_tile *acc = NULL;
-    tsr_tile_shape ps = x->shape;
-    for (int d = 0; d < ps.ndims; d++) ps.dim[d].unknown = 0;
-    int bd = ps.ndims - 1;
-    ps.dim[bd] = mk_dim(1, ps.dim[bd].tile, 1, 0);
-    int64_t stv[TSR_TILE_MAX_DIMS];
-    int64_t n = dense_strides(&ps, stv);
-    double *dense = tsr_alloc((size_t)n * sizeof *dense);
-    if (!dense) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    nn_shape is = nn_in_shape(m, L);
-    for (int k = 1; k <= top && st == TSR_OK; k++) {
-        int a = k / 2, b = k - a;
-        if (k == 1) {
-            st = tsr_tile_copy(x, &pw[1]);
-        } else if (tsr_tile_level(pw[a]) == tsr_tile_level(pw[b])) {
-            st = tsr_tile_mul(pw[a], pw[b], &pw[k]);
-        } else {
-            int hi = tsr_tile_level(pw[a]) > tsr_tile_level(pw[b]) ? a : b;
-            tsr_tile *t;
-            st = align_down(pw[hi], pw[a + b - hi], &t);
-            if (st == TSR_OK) st = tsr_tile_mul(t, pw[a + b - hi], &pw[k]);
-            tsr_tile_free(t);
-        }
+typedef struct pc_ctx {
+    const tsr_tile *x;
+    tsr_tile_shape ps;
+    double *coef[NN_MAX_DEGREE + 1]; /* coef[k]: (elements of ps) the channels' k-th ones */
+    int zero[NN_MAX_DEGREE + 1];     /* coef[k] is 0 in every channel */
+    tsr_tile *pow[6];                /* pow[j] = x^(2^j) for 1 <= j < npow (owned) */
+    int npow;
+} pc_ctx;
+
+/* *out = (*v) + w, consuming *v (freed, NULL afterwards, also on failure). */
+static tsr_status pc_add(tsr_tile **v, const tsr_tile *w, tsr_tile **out) {
+    tsr_status st = tsr_tile_add(*v, w, out);
+    tsr_tile_free(*v);
+    *v = NULL;
+    return st;
+}
+
+/* *out = (*v) + coefficient k (encoded at *v's level and scale), consuming *v. */
+static tsr_status pc_add_coef(pc_ctx *c, tsr_tile **v, int k, tsr_tile **out) {
+    tsr_status st = tsr_tile_add_plain(*v, &c->ps, c->coef[k], out);
+    tsr_tile_free(*v);
+    *v = NULL;
+    return st;
+}
+
+/* x^(2^j) by repeated squaring (one level each, the scales as the products leave them). */
+static tsr_status pc_power(pc_ctx *c, int j, const tsr_tile **out) {
+    while (c->npow <= j) {
+        const tsr_tile *prev = c->npow == 1 ? c->x : c->pow[c->npow - 1];
+        TSR_TRY(tsr_tile_mul(prev, prev, &c->pow[c->npow]));
+        c->npow++;
     }
-    for (int k = 0; k <= top && st == TSR_OK; k++) {
-        int zero = 1;
-        for (int64_t i = 0; i < n; i++) {
-            dense[i] = L->w[plain_channel(p, s->in[0], &ps, stv, is.c, i) * (D + 1) + k];
-            zero &= dense[i] == 0.0;
-        }
-        if (k == 0 || zero) continue;
-        tsr_tile *t;
-        st = tsr_tile_mul_plain(pw[k], &ps, dense, &t);
-        if (st == TSR_OK && acc) {
-            tsr_tile *sum;
-            st = tsr_tile_add(acc, t, &sum);
-            tsr_tile_free(t);
-            tsr_tile_free(acc);
-            acc = sum;
+    *out = j == 0 ? c->x : c->pow[j];
+    return TSR_OK;
+}
+
+/*
+ * *out = v * coefficient k exactly at (level, scale): v brought to level + 1 by a bare drop,
+ * the coefficients encoded at the scale that makes the product's rescale land on `scale`
+ * (times_const_to in tile/poly.c, with a plaintext for the constant). One level.
+ */
+static tsr_status pc_times_coef(pc_ctx *c, const tsr_tile *v, int k, int level, double scale,
+                                tsr_tile **out) {
+    *out = NULL;
+    tsr_backend *be = v->be;
+    tsr_tile *d, *pt;
+    TSR_TRY(tsr_tile_relevel(v, level + 1, &d));
+    double cscale = scale * be->primes[level + 1] / tsr_tile_scale(d);
+    tsr_status st = tsr_tile_encode(be, &c->ps, c->coef[k], level + 1, cscale, &pt);
+    if (st == TSR_OK) st = tsr_tile_mul(d, pt, out);
+    tsr_tile_free(pt);
+    tsr_tile_free(d);
+    return st;
+}
+
+/*
+ * sum_{i <= deg} coef[lo + i] x^i exactly at (level, scale), split as tile/poly.c's eval does:
+ * p = q(x) x^(2^k) + r(x), 2^k the largest power of two <= deg, q evaluated one level higher
+ * at the scale that makes the product land on `scale`; the coefficients enter as plaintext
+ * products with x (degree-1 pieces) or with a power (a constant q), so the depth is
+ * ceil(log2(deg + 1)), a per-tensor polynomial's. *out NULL: the polynomial is the constant
+ * coef[lo] (the caller adds it).
+ */
+static tsr_status pc_eval(pc_ctx *c, int lo, int deg, int level, double scale, tsr_tile **out) {
+    *out = NULL;
+    while (deg > 0 && c->zero[lo + deg]) deg--;
+    if (deg == 0) return TSR_OK;
+    tsr_tile *v = NULL, *r = NULL;
+    tsr_status st;
+    if (deg == 1) {
+        st = pc_times_coef(c, c->x, lo + 1, level, scale, &v);
+    } else {
+        int k = ceil_log2((int64_t)deg + 1) - 1, half = 1 << k;
+        const tsr_tile *X;
+        TSR_TRY(pc_power(c, k, &X));
+        tsr_tile *q = NULL, *d = NULL;
+        st = pc_eval(c, lo + half, deg - half, level + 1,
+                     scale * X->be->primes[level + 1] / tsr_tile_scale(X), &q);
+        if (st == TSR_OK && q) {
+            st = tsr_tile_relevel(X, level + 1, &d);
+            if (st == TSR_OK) st = tsr_tile_mul(d, q, &v);
         } else if (st == TSR_OK) {
+            st = pc_times_coef(c, X, lo + half, level, scale, &v);
+        }
+        tsr_tile_free(d);
+        tsr_tile_free(q);
+        if (st == TSR_OK) st = pc_eval(c, lo, half - 1, level, scale, &r);
+    }
+    tsr_tile *sum = NULL;
+    if (st == TSR_OK && r)
+        st = pc_add(&v, r, &sum);
+    else if (st == TSR_OK && !c->zero[lo])
+        st = pc_add_coef(c, &v, lo, &sum);
+    tsr_tile_free(r);
+    if (st != TSR_OK) {
+        tsr_tile_free(v);
+        return st;
+    }
+    *out = sum ? sum : v;
+    return TSR_OK;
+}
+
+/*
+ * The powers-then-coefficients lowering for polynomials up to the square (highest power
+ * top <= 2, where it has the optimal depth too): x^2 = x x, each power times its
+ * coefficients as a plaintext (one level), summed at the lowest level. Kept as it was so
+ * that the programs of degrees 1 and 2 compute bit for bit what they did.
+ */
+static tsr_status pc_direct(pc_ctx *c, int top, tsr_tile **out) {
+    *out = NULL;
+    tsr_tile *pw[3] = { 0 }, *acc = NULL;
+    tsr_status st = TSR_OK;
+    if (top >= 1) st = tsr_tile_copy(c->x, &pw[1]);
+    if (st == TSR_OK && top == 2) st = tsr_tile_mul(pw[1], pw[1], &pw[2]);
+    for (int k = 1; k <= top && st == TSR_OK; k++) {
+        if (c->zero[k]) continue;
+        tsr_tile *t, *sum = NULL;
+        st = tsr_tile_mul_plain(pw[k], &c->ps, c->coef[k], &t);
+        if (st != TSR_OK) break;
+        if (acc) {
+            st = pc_add(&acc, t, &sum);
+            tsr_tile_free(t);
+            acc = sum;
+        } else {
             acc = t;
         }
     }
-    if (st == TSR_OK) {
-        for (int64_t i = 0; i < n; i++)
-            dense[i] = L->w[plain_channel(p, s->in[0], &ps, stv, is.c, i) * (D + 1)];
-        if (!acc) st = tsr_tile_mul_scalar(x, 0.0, &acc);
-        tsr_tile *r;
-        if (st == TSR_OK) st = tsr_tile_add_plain(acc, &ps, dense, &r);
-        if (st == TSR_OK) {
-            tsr_tile_free(acc);
-            acc = r;
-        }
-    }
-    tsr_free(dense);
-    for (int k = 0; k <= D; k++) tsr_tile_free(pw[k]);
+    for (int k = 1; k <= 2; k++) tsr_tile_free(pw[k]);
     if (st != TSR_OK) {
         tsr_tile_free(acc);
         return st;
@@ -689,17 +760,65 @@ static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const 
     return TSR_OK;
 }
 
-static int ceil_log2(int64_t n) {
-    int k = 0;
-    while (((int64_t)1 << k) < n) k++;
-    return k;
+/*
+ * Per-channel polynomial (coefficients differ per channel: L->w is (nc, degree + 1)), at the
+ * depth of a per-tensor one, ceil(log2(top + 1)) for the highest power `top` in use
+ * (nn_poly_depth counts it): pc_eval's power-of-two split with the coefficients as
+ * plaintexts, every term landing exactly on the output level's canonical scale. Up to the
+ * square, pc_direct (the same depth).
+ */
+static tsr_status poly_channels(const tsr_nn_model *m, const nn_layer *L, const nn_program *p,
+                                const nn_step *s, const tsr_tile *x, tsr_tile **out) {
+    *out = NULL;
+    int D = L->degree, top = poly_top_power(L);
+    int depth = top ? ceil_log2((int64_t)top + 1) : 0, level = tsr_tile_level(x) - depth;
+    if (level < 0)
+        return tsr_fail(TSR_ERR_LEVEL,
+                        "poly: a per-channel polynomial of degree %d needs depth %d but the "
+                        "tensor is at level %d (use parameters with more levels)",
+                        top, depth, tsr_tile_level(x));
+    pc_ctx c = { .x = x, .ps = x->shape, .npow = 1 };
+    for (int d = 0; d < c.ps.ndims; d++) c.ps.dim[d].unknown = 0;
+    int bd = c.ps.ndims - 1;
+    c.ps.dim[bd] = mk_dim(1, c.ps.dim[bd].tile, 1, 0);
+    int64_t stv[TSR_TILE_MAX_DIMS];
+    int64_t n = dense_strides(&c.ps, stv);
+    double *dense = tsr_calloc_array((size_t)n * (size_t)(top + 1), sizeof *dense);
+    if (!dense) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    nn_shape is = nn_in_shape(m, L);
+    for (int k = 0; k <= top; k++) {
+        c.coef[k] = dense + (size_t)k * (size_t)n;
+        c.zero[k] = 1;
+        for (int64_t i = 0; i < n; i++) {
+            c.coef[k][i] = L->w[plain_channel(p, s->in[0], &c.ps, stv, is.c, i) * (D + 1) + k];
+            c.zero[k] &= c.coef[k][i] == 0.0;
+        }
+    }
+    tsr_tile *acc = NULL, *r = NULL;
+    tsr_status st;
+    if (top >= 3) {
+        st = pc_eval(&c, 0, top, level, x->be->scales[level], &acc);
+    } else {
+        st = pc_direct(&c, top, &acc);
+        if (st == TSR_OK && !acc) st = tsr_tile_mul_scalar(x, 0.0, &acc);
+        if (st == TSR_OK) st = pc_add_coef(&c, &acc, 0, &r);
+        acc = r;
+    }
+    for (int j = 1; j < c.npow; j++) tsr_tile_free(c.pow[j]);
+    tsr_free(dense);
+    if (st != TSR_OK) {
+        tsr_tile_free(acc);
+        return st;
+    }
+    *out = acc;
+    return TSR_OK;
 }
 
 int nn_poly_depth(const nn_layer *L) {
     TSR_ASSERT(L->kind == NN_POLY);
     if (L->nc == 1) return tsr_tile_poly_depth(L->w, L->degree);
     int top = poly_top_power(L);
-    return top ? ceil_log2(top) + 1 : 0;
+    return top ? ceil_log2((int64_t)top + 1) : 0;
 }
 
 int nn_model_depth(const tsr_nn_model *m) {

@@ -123,11 +123,11 @@ tsr_status nn_program_build(const tsr_nn_model *m, const nn_config *c, tsr_backe
                             nn_program **out);
 
 /**
- * Levels the step of polynomial layer L (NN_POLY) consumes: per tensor (nc = 1) those of
- * tsr_tile_poly, ceil(log2(d + 1)) for its degree d without trailing zero coefficients; per
- * channel, ceil(log2 d) + 1 for the highest power d with a non-zero coefficient in any channel
- * (the powers by products, then the coefficients as plaintexts: poly_channels in program.c);
- * 0 for a constant.
+ * Levels the step of polynomial layer L (NN_POLY) consumes: ceil(log2(d + 1)), per tensor
+ * (nc = 1, tsr_tile_poly) for its degree d without trailing zero coefficients, per channel
+ * (poly_channels in program.c: the same power-of-two split with the coefficients as
+ * plaintexts) for the highest power d with a non-zero coefficient in any channel; 0 for a
+ * constant.
  */
 int nn_poly_depth(const nn_layer *L);
 
