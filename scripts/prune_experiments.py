@@ -1149,8 +1149,9 @@ def main():
         sys.exit("--ft-torch-distill: only with --ft-torch and --more (a pruned model's "
                  "fine-tuning against its dense reference)")
     if args.ft_torch and args.distill > 0:
-        sys.exit("--ft-torch with --distill > 0: the PyTorch fine-tuning has no distillation "
-                 "(it trains on the data loss only); drop one of them")
+        sys.exit("--ft-torch with --distill > 0: --distill is tessera's output distillation; "
+                 "the PyTorch form distils hidden activations (--ft-torch-distill W "
+                 "--refit-info FILE): drop one of them")
     if not 0 <= args.val < N_TRAIN:
         sys.exit(f"--val {args.val}: must be in 0..{N_TRAIN - 1}")
     if args.val and not args.ft_limit:
@@ -1300,6 +1301,14 @@ def main():
     if args.more:
         more(args, kind, test_set)
         return
+    # a main run trains the dense reference and the methods' points: one trainer for all
+    if args.ft_torch and args.methods:
+        sys.exit("--ft-torch in a main run trains the dense reference only (the methods' points "
+                 "use tessera's trainer, so their ratios would compare two trainers): add "
+                 "--methods \"\" and fine-tune pruned models with --more --ft-torch")
+    if args.ft_torch and args.dense_from:
+        sys.exit("--ft-torch with --dense-from: the reference comes from the earlier run; "
+                 "drop one of them")
     # a dense model of other widths (--widths) gets its own files
     wtag = "-w" + args.widths.replace(",", "-") if args.widths else ""
     # a base model and dense reference that never saw the validation tail get their own files
