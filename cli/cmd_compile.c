@@ -30,6 +30,9 @@ static void usage(FILE *out) {
             "  --log-n N | LO..HI   the ring degree N = 2^N, or the range the optimizer\n"
             "                       searches (default 13..15)\n"
             "  --scale-bits S       force the CKKS scale 2^S (default: largest allowed, <= 40)\n"
+            "  --min-bits B         refuse plans whose outputs come out with fewer than B bits\n"
+            "                       above the CKKS error, estimated on a noisy mockup (15;\n"
+            "                       0: no check)\n"
             "  --approx OP=DEG@RANGE | OP=DEG@LO:HI\n"
             "                       replace a non-polynomial operator (Relu, Sigmoid, Tanh,\n"
             "                       Erf, Exp, Gelu, Softplus, Sqrt, Reciprocal, Div by an\n"
@@ -75,7 +78,7 @@ int tsr_cmd_compile(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *profile = NULL, *calib = NULL;
     long batch = 0, security = 128, scale = 0, relu = 0, calib_count = 1000;
     const char *log_n_arg = NULL;
-    double range = 4.0, max_mem = 16384;
+    double range = 4.0, max_mem = 16384, min_bits = 15;
     int quiet = 0, insecure = 0, no_measure = 0, force = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
     const char *packing_name = NULL;
@@ -95,6 +98,7 @@ int tsr_cmd_compile(int argc, char **argv) {
         { "--calibrate-count", CLI_LONG, &calib_count, 1, 1L << 24 },
         { "--profile", CLI_STR, &profile, 0, 0 },
         { "--max-memory", CLI_DOUBLE, &max_mem, 0, 0 },
+        { "--min-bits", CLI_DOUBLE, &min_bits, 0, 0 },
         { "--no-measure", CLI_FLAG, &no_measure, 0, 0 },
         { "--quiet", CLI_FLAG, &quiet, 0, 0 },
         { "--force", CLI_FLAG, &force, 0, 0 },
@@ -159,6 +163,7 @@ int tsr_cmd_compile(int argc, char **argv) {
     co.scale_bits = (int)scale;
     co.profile = profile;
     co.max_memory_mib = max_mem;
+    co.min_bits = min_bits;
     co.ckks_flags = insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
     co.log = quiet ? NULL : stdout;
     if (insecure && !log_n_arg) co.min_log_n = 10;

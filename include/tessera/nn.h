@@ -187,6 +187,16 @@ typedef struct tsr_nn_compile_opts {
      */
     const double *calib;
     int calib_n;
+    /**
+     * Precision floor in bits (default 15; 0: no check). The chosen candidate is run on
+     * `batch` samples (the first calibration inputs, else a fixed pseudo-random draw over
+     * the plan's input range) on a mockup with its CKKS chain and CKKS-like noise; a
+     * candidate whose outputs come out with fewer than min_bits bits above the error
+     * (log2(max(1, |y|) / error), less a 3-bit margin for the mockup's optimism) is
+     * refused and the next fastest is tried: a small scale (many levels on a small ring)
+     * no longer gives silent garbage.
+     */
+    double min_bits;
 } tsr_nn_compile_opts;
 
 TSR_API void tsr_nn_compile_opts_default(tsr_nn_compile_opts *o);

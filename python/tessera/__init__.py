@@ -332,12 +332,14 @@ class Plan:
 
 
 def compile(model, batch=1, packing="auto", log_n=0, min_log_n=None, max_log_n=None,
-            calibration=None, profile=None, max_memory_mib=None, insecure=False):
+            calibration=None, profile=None, max_memory_mib=None, insecure=False,
+            min_bits=None):
     """Compile a Model (or an ONNX path) for encrypted inference of `batch` samples at a
     time. The optimizer picks packing and CKKS parameters (deterministically) unless
     packing ("batch", "tiled") or log_n (ring degree 2^log_n) force them. calibration:
-    samples (n, input) that set the plan's input range. insecure=True allows parameters
-    below 128-bit security (tests only)."""
+    samples (n, input) that set the plan's input range. min_bits: the precision floor
+    (default 15 bits, 0: no check; see tsr_nn_compile_opts.min_bits). insecure=True
+    allows parameters below 128-bit security (tests only)."""
     if not isinstance(model, Model):
         model = Model.from_onnx(model)
     if packing not in _PACKINGS:
@@ -353,6 +355,8 @@ def compile(model, batch=1, packing="auto", log_n=0, min_log_n=None, max_log_n=N
         o.max_log_n = int(max_log_n)
     if max_memory_mib is not None:
         o.max_memory_mib = float(max_memory_mib)
+    if min_bits is not None:
+        o.min_bits = float(min_bits)
     if insecure:
         o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS
     keep = []

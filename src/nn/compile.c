@@ -34,6 +34,7 @@ void tsr_nn_compile_opts_default(tsr_nn_compile_opts *o) {
     o->max_log_n = 15;
     o->output_bits = NN_DEFAULT_OUTPUT_BITS;
     o->max_memory_mib = NN_DEFAULT_MAX_MEMORY_MIB;
+    o->min_bits = NN_DEFAULT_MIN_BITS;
 }
 
 typedef struct cand {
@@ -161,6 +162,35 @@ static tsr_status finalize(const tsr_nn_model *m, const cand *c, const nn_profil
     return TSR_OK;
 }
 
+/*
+ * The samples the precision floor is checked on: the first `batch` calibration inputs
+ * (cycled), else a fixed pseudo-random draw (splitmix64) uniform over the input range the
+ * plan will accept (nn_plan_init_ranges: pixels 0..255 under the preprocessing).
+ */
+static double *precision_inputs(const tsr_nn_model *m, const tsr_nn_compile_opts *o) {
+    int64_t ni = tsr_nn_model_input_size(m);
+    double *x = tsr_alloc((size_t)o->batch * (size_t)ni * sizeof *x);
+    if (!x) return NULL;
+    if (o->calib && o->calib_n > 0) {
+        for (int b = 0; b < o->batch; b++)
+            memcpy(x + (int64_t)b * ni, o->calib + (int64_t)(b % o->calib_n) * ni,
+                   (size_t)ni * sizeof *x);
+        return x;
+    }
+    double a = (0.0 * m->in_scale - m->in_mean) / m->in_std;
+    double b = (255.0 * m->in_scale - m->in_mean) / m->in_std;
+    double lo = fmin(a, b), hi = fmax(a, b);
+    uint64_t z = 0x9e3779b97f4a7c15u;
+    for (int64_t i = 0; i < (int64_t)o->batch * ni; i++) {
+        uint64_t r = (z += 0x9e3779b97f4a7c15u);
+        r = (r ^ (r >> 30)) * 0xbf58476d1ce4e5b9u;
+        r = (r ^ (r >> 27)) * 0x94d049bb133111ebu;
+        r ^= r >> 31;
+        x[i] = lo + (hi - lo) * ((double)(r >> 11) / 9007199254740992.0);
+    }
+    return x;
+}
+
 /* Predict a candidate from its generic dry run (levels shifted onto the real chain). */
 static void predict(cand *c, const nn_profile *prof) {
     const nn_program *p = c->prog;
@@ -227,6 +257,9 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         return tsr_fail(TSR_ERR_INVALID_ARG, "ring degrees 2^%d..2^%d are out of range", lo, hi);
     if (!(o->max_memory_mib > 0) || !isfinite(o->max_memory_mib))
         return tsr_fail(TSR_ERR_INVALID_ARG, "the memory budget must be a positive number of MiB");
+    if (!(o->min_bits >= 0 && o->min_bits <= 50))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "the precision floor must be 0 (no check) to 50 bits, not %g", o->min_bits);
     TSR_TRY(nn_model_validate(m));
     nn_profile *prof = NULL;
     TSR_TRY(nn_profile_load(o->profile, &prof));
@@ -311,24 +344,78 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
                      c->bytes / 1048576.0, o->max_memory_mib);
         }
     }
-    /* The fastest candidate whose exact lowering fits the memory budget. */
+    /*
+     * The fastest candidate whose exact lowering fits the memory budget and whose outputs
+     * meet the precision floor. Nothing above models precision: the chain takes the largest
+     * scale the 128-bit bound allows for the depth, so a deep model on a small ring gets a
+     * small scale (15 levels at N = 2^14: 2^24), whose CKKS noise (up to 2^-13.6 per fresh
+     * value, measured, grown by the model's weights and products) can leave a few bits (the
+     * tiled transformer_small: error 0.05 on |y| <= 1.6). The floor is measured, not
+     * modelled: the candidate runs on a noisy mockup (nn_plan_estimate_bits). A failed
+     * estimate refuses every candidate on the same chain (ring and scale): the noise is the
+     * chain's, the packing changes only how many rotations add to it.
+     */
     nn_program *prog = NULL;
-    for (;;) {
+    tsr_nn_plan *plan = NULL;
+    double *px = NULL, est_bits = 0, est_err = 0;
+    char est_why[200] = "";
+    if (o->min_bits > 0 && !(px = precision_inputs(m, o)))
+        st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    int n_est = 0;
+    while (st == TSR_OK) {
         qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
         if (!cs[0].ok) break;
         st = finalize(m, &cs[0], prof, &prog);
         if (st != TSR_OK) break;
         double exact = nn_program_bytes(&cs[0].spec, prog);
-        if (exact <= o->max_memory_mib * 1048576.0) {
-            cs[0].bytes = exact;
+        if (exact > o->max_memory_mib * 1048576.0) {
+            cs[0].ok = 0;
+            snprintf(cs[0].why, sizeof cs[0].why,
+                     "needs %.0f MiB of server memory (budget %.0f MiB)", exact / 1048576.0,
+                     o->max_memory_mib);
+            nn_program_free(prog);
+            prog = NULL;
+            continue;
+        }
+        cs[0].bytes = exact;
+        if (!(o->min_bits > 0)) break;
+        tsr_nn_model *mc = NULL;
+        st = nn_model_clone(m, &mc);
+        if (st != TSR_OK) break;
+        st = nn_plan_assemble(mc, prog, &cs[0].spec, o->security, &plan);
+        prog = NULL;
+        if (st != TSR_OK) break;
+        n_est++;
+        tsr_status es = nn_plan_estimate_bits(plan, px, o->batch, &est_bits, &est_err);
+        if (es == TSR_ERR_NOMEM) {
+            st = es;
             break;
         }
-        cs[0].ok = 0;
-        snprintf(cs[0].why, sizeof cs[0].why, "needs %.0f MiB of server memory (budget %.0f MiB)",
-                 exact / 1048576.0, o->max_memory_mib);
-        nn_program_free(prog);
-        prog = NULL;
+        if (es != TSR_OK) {
+            /* a value beyond its ciphertext's headroom on these inputs (a model or
+             * calibration data out of range): the range rules' case (calibration warnings,
+             * the runner's refusal), not noise; the floor stays unchecked, the log says so */
+            snprintf(est_why, sizeof est_why, "%s", tsr_last_error());
+            tsr_clear_error();
+            break;
+        }
+        est_bits -= NN_PRECISION_MARGIN_BITS;
+        if (est_bits >= o->min_bits) break;
+        char why[160];
+        snprintf(why, sizeof why,
+                 "outputs below the precision floor: N=2^%d, scale 2^%u: %.1f bits < %g "
+                 "(use a larger ring, fewer levels, or --min-bits)",
+                 cs[0].log_n, cs[0].spec.scale_bits, est_bits, o->min_bits);
+        for (int i = 0; i < nc; i++)
+            if (cs[i].ok && cs[i].log_n == cs[0].log_n &&
+                cs[i].spec.scale_bits == cs[0].spec.scale_bits) {
+                cs[i].ok = 0;
+                memcpy(cs[i].why, why, sizeof why);
+            }
+        tsr_nn_plan_free(plan);
+        plan = NULL;
     }
+    tsr_free(px);
     if (st == TSR_OK && !cs[0].ok) {
         /* Up to three distinct reasons (compared on their first 32 characters, which
          * name the failing layer and check), most frequent first. */
@@ -396,20 +483,30 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
             shown++;
         }
     }
+    if (st == TSR_OK && o->log && plan && est_why[0])
+        fprintf(o->log, "precision: not estimated (%.160s)\n", est_why);
+    else if (st == TSR_OK && o->log && plan)
+        fprintf(o->log,
+                "precision: %.1f bits (largest error %.3g on a noisy mockup, less %.0f bits of "
+                "margin; floor %g bits; %d chain%s estimated)\n",
+                est_bits, est_err, NN_PRECISION_MARGIN_BITS, o->min_bits, n_est,
+                n_est == 1 ? "" : "s");
     if (st != TSR_OK) {
         nn_profile_free(prof);
         for (int i = 0; i < nc; i++) nn_program_free(cs[i].prog);
         tsr_free(cs);
         nn_program_free(prog);
+        tsr_nn_plan_free(plan);
         return st;
     }
-    tsr_nn_model *mc = NULL;
-    st = nn_model_clone(m, &mc);
-    tsr_nn_plan *plan = NULL;
-    if (st == TSR_OK)
-        st = nn_plan_assemble(mc, prog, &cs[0].spec, o->security, &plan);
-    else
-        nn_program_free(prog);
+    if (!plan) {
+        tsr_nn_model *mc = NULL;
+        st = nn_model_clone(m, &mc);
+        if (st == TSR_OK)
+            st = nn_plan_assemble(mc, prog, &cs[0].spec, o->security, &plan);
+        else
+            nn_program_free(prog);
+    }
     if (st == TSR_OK) {
         plan->predicted_seconds = cs[0].seconds;
         plan->predicted_mib = cs[0].bytes / 1048576.0;

@@ -55,6 +55,16 @@ tsr_status nn_choose_params(unsigned log_n, int levels, int output_bits, int sca
 tsr_status nn_plan_assemble(tsr_nn_model *model, nn_program *prog, const tsr_ckks_param_spec *spec,
                             int security, tsr_nn_plan **out);
 
+/**
+ * Estimate a plan's precision: run n samples x (n <= the plan's batch) on a
+ * noisy mockup with the plan's chain and compare with the plaintext
+ * reference. *bits = log2(max(1, largest |y|) / largest |error|), *err the
+ * largest error. Errors as the runner's (a value beyond the headroom of its
+ * ciphertext fails, as it would decrypt to garbage). nn/ranges.c.
+ */
+tsr_status nn_plan_estimate_bits(const tsr_nn_plan *p, const double *x, int n, double *bits,
+                                 double *err);
+
 /** Compute the plan id (BLAKE2b-256 of its payload) after every field is final. */
 tsr_status nn_plan_seal(tsr_nn_plan *p);
 
@@ -94,6 +104,17 @@ void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp);
 
 /** Default headroom of q_0 over the scale for the outputs, in bits. */
 #define NN_DEFAULT_OUTPUT_BITS 10
+/** Default precision floor of compile, bits: a candidate whose estimated outputs
+ * (nn_plan_estimate_bits minus NN_PRECISION_MARGIN_BITS) carry fewer is refused. 15 bits
+ * leave the CKKS error about 2^-15 of the outputs (3e-5 for |y| <= 1), below what the
+ * float32 models we import distinguish on classes and well below their training noise. */
+#define NN_DEFAULT_MIN_BITS 15.0
+/** How much the noisy mockup overestimates the precision of real CKKS, bits: measured
+ * 1.8-2.7 (transformer_small, batch 8, 8 uniform [0,1] inputs: tiled at N = 2^14 / scale
+ * 2^24, mockup 0.0109 vs debug backend 0.0374; tiled at N = 2^15 / scale 2^40, 3.05e-7
+ * vs ckks 2.03e-6; batch packing at N = 2^14 / scale 2^34, 1.31e-6 vs 1.52e-6), rounded
+ * up. */
+#define NN_PRECISION_MARGIN_BITS 3.0
 /** Default server-memory budget of compile, MiB (a fixed number: plans must not depend on
  * the machine that compiles them). */
 #define NN_DEFAULT_MAX_MEMORY_MIB 16384.0
