@@ -31,7 +31,7 @@ static void usage(FILE *out) {
             "                       searches (default 13..15)\n"
             "  --scale-bits S       force the CKKS scale 2^S (default: largest allowed, <= 40)\n"
             "  --min-bits B         refuse plans whose outputs come out with fewer than B bits\n"
-            "                       above the CKKS error, estimated on a noisy mockup (15;\n"
+            "                       above the CKKS error, estimated on a noisy mockup (10;\n"
             "                       0: no check)\n"
             "  --approx OP=DEG@RANGE | OP=DEG@LO:HI\n"
             "                       replace a non-polynomial operator (Relu, Sigmoid, Tanh,\n"
@@ -78,7 +78,7 @@ int tsr_cmd_compile(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *profile = NULL, *calib = NULL;
     long batch = 0, security = 128, scale = 0, relu = 0, calib_count = 1000;
     const char *log_n_arg = NULL;
-    double range = 4.0, max_mem = 16384, min_bits = 15;
+    double range = 4.0, max_mem = 16384, min_bits = 10;
     int quiet = 0, insecure = 0, no_measure = 0, force = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
     const char *packing_name = NULL;

@@ -188,7 +188,7 @@ typedef struct tsr_nn_compile_opts {
     const double *calib;
     int calib_n;
     /**
-     * Precision floor in bits (default 15; 0: no check). The chosen candidate is run on
+     * Precision floor in bits (default 10; 0: no check). The chosen candidate is run on
      * `batch` samples (the first calibration inputs, else a fixed pseudo-random draw over
      * the plan's input range) on a mockup with its CKKS chain and CKKS-like noise; a
      * candidate whose outputs come out with fewer than min_bits bits above the error

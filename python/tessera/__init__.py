@@ -338,7 +338,7 @@ def compile(model, batch=1, packing="auto", log_n=0, min_log_n=None, max_log_n=N
     time. The optimizer picks packing and CKKS parameters (deterministically) unless
     packing ("batch", "tiled") or log_n (ring degree 2^log_n) force them. calibration:
     samples (n, input) that set the plan's input range. min_bits: the precision floor
-    (default 15 bits, 0: no check; see tsr_nn_compile_opts.min_bits). insecure=True
+    (default 10 bits, 0: no check; see tsr_nn_compile_opts.min_bits). insecure=True
     allows parameters below 128-bit security (tests only)."""
     if not isinstance(model, Model):
         model = Model.from_onnx(model)
