@@ -378,13 +378,12 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
             continue;
         }
         cs[0].bytes = exact;
-        if (!(o->min_bits > 0)) break;
         tsr_nn_model *mc = NULL;
         st = nn_model_clone(m, &mc);
         if (st != TSR_OK) break;
         st = nn_plan_assemble(mc, prog, &cs[0].spec, o->security, &plan);
         prog = NULL;
-        if (st != TSR_OK) break;
+        if (st != TSR_OK || !(o->min_bits > 0)) break;
         n_est++;
         tsr_status es = nn_plan_estimate_bits(plan, px, o->batch, &est_bits, &est_err);
         if (es == TSR_ERR_NOMEM) {
@@ -485,7 +484,7 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
     }
     if (st == TSR_OK && o->log && plan && est_why[0])
         fprintf(o->log, "precision: not estimated (%.160s)\n", est_why);
-    else if (st == TSR_OK && o->log && plan)
+    else if (st == TSR_OK && o->log && plan && n_est > 0)
         fprintf(o->log,
                 "precision: %.1f bits (largest error %.3g on a noisy mockup, less %.0f bits of "
                 "margin; floor %g bits; %d chain%s estimated)\n",
@@ -499,32 +498,23 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         tsr_nn_plan_free(plan);
         return st;
     }
-    if (!plan) {
-        tsr_nn_model *mc = NULL;
-        st = nn_model_clone(m, &mc);
-        if (st == TSR_OK)
-            st = nn_plan_assemble(mc, prog, &cs[0].spec, o->security, &plan);
-        else
-            nn_program_free(prog);
+    /* the loop assembled the chosen candidate's plan */
+    plan->predicted_seconds = cs[0].seconds;
+    plan->predicted_mib = cs[0].bytes / 1048576.0;
+    plan->predicted_client = cs[0].client;
+    char d[96], r[128] = "runner-up: none";
+    describe(&cs[0], d, sizeof d);
+    if (nc > 1 && cs[1].ok) {
+        char r1[96];
+        describe(&cs[1], r1, sizeof r1);
+        snprintf(r, sizeof r, "runner-up %.60s %.4g s", r1, cs[1].seconds);
     }
-    if (st == TSR_OK) {
-        plan->predicted_seconds = cs[0].seconds;
-        plan->predicted_mib = cs[0].bytes / 1048576.0;
-        plan->predicted_client = cs[0].client;
-        char d[96], r[128] = "runner-up: none";
-        describe(&cs[0], d, sizeof d);
-        if (nc > 1 && cs[1].ok) {
-            char r1[96];
-            describe(&cs[1], r1, sizeof r1);
-            snprintf(r, sizeof r, "runner-up %.60s %.4g s", r1, cs[1].seconds);
-        }
-        snprintf(plan->choice, sizeof plan->choice,
-                 "%.60s, depth %d, scale 2^%u: predicted %.4g s per batch of %d (%s); %.80s", d,
-                 cs[0].depth, cs[0].spec.scale_bits, cs[0].seconds, o->batch,
-                 prof->builtin ? "built-in costs" : "profile costs", r);
-        if (o->calib) st = nn_plan_calibrate(plan, o->calib, o->calib_n);
-        if (st == TSR_OK) st = nn_plan_seal(plan);
-    }
+    snprintf(plan->choice, sizeof plan->choice,
+             "%.60s, depth %d, scale 2^%u: predicted %.4g s per batch of %d (%s); %.80s", d,
+             cs[0].depth, cs[0].spec.scale_bits, cs[0].seconds, o->batch,
+             prof->builtin ? "built-in costs" : "profile costs", r);
+    if (o->calib) st = nn_plan_calibrate(plan, o->calib, o->calib_n);
+    if (st == TSR_OK) st = nn_plan_seal(plan);
     for (int i = 0; i < nc; i++) nn_program_free(cs[i].prog);
     tsr_free(cs);
     nn_profile_free(prof);
