@@ -77,6 +77,15 @@ static void add_origin_of(nn_layer *L, const char *what, const char *name) {
     snprintf(L->origin + len, sizeof L->origin - len, "%s", name);
 }
 
+/* Activation layer i (input tensor x, sole consumer q) was folded into its neighbours:
+ * the producer of x records `what_producer` NAME, q "scale of NAME". */
+static void note_fold(tsr_nn_model *m, int i, int x, int q, const char *what_producer) {
+    char name[NN_NAME_MAX];
+    snprintf(name, sizeof name, "%s", m->layers[i].name);
+    add_origin_of(&m->layers[nn_producer(m, x)], what_producer, name);
+    add_origin_of(&m->layers[q], "scale of ", name);
+}
+
 /* The only layer reading tensor t, or -1 (none, several, or the model output). */
 static int sole_consumer(const tsr_nn_model *m, int t) {
     if (nn_consumers(m, t) != 1 || m->output == t) return -1;
@@ -513,11 +522,8 @@ static tsr_status sqmul_rewrite(tsr_nn_model *m, int i, int x, int q, double bou
         tsr_free(d);
         return st;
     }
+    note_fold(m, i, x, q, "scale of ");
     L = &m->layers[i];
-    char old[NN_NAME_MAX];
-    snprintf(old, sizeof old, "%s", L->name);
-    add_origin_of(&m->layers[nn_producer(m, x)], "scale of ", old);
-    add_origin_of(&m->layers[q], "scale of ", old);
     tsr_free(L->w);
     L->w = d; /* nc offsets */
     L->w_len = nc;
@@ -528,7 +534,7 @@ static tsr_status sqmul_rewrite(tsr_nn_model *m, int i, int x, int q, double bou
     char into[2 * NN_NAME_MAX + 96];
     snprintf(into, sizeof into, "k into %s, a/k^2 and constant into %s; costs %.1f bits",
              m->layers[nn_producer(m, x)].name, m->layers[q].name, worst);
-    note(m, "%s rewritten as x(x+d) (%s)", old, into);
+    note(m, "%s rewritten as x(x+d) (%s)", L->name, into);
     *done = 1;
     return TSR_OK;
 }
@@ -599,11 +605,8 @@ static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
         tsr_free(a);
         tsr_free(k);
         TSR_TRY(st);
+        note_fold(m, i, x, q, "shift of ");
         L = &m->layers[i];
-        char old[NN_NAME_MAX];
-        snprintf(old, sizeof old, "%s", L->name);
-        add_origin_of(&m->layers[nn_producer(m, x)], "shift of ", old);
-        add_origin_of(&m->layers[q], "scale of ", old);
         tsr_free(L->w);
         L->w = NULL;
         L->w_len = 0;
@@ -616,7 +619,7 @@ static tsr_status square_rewrite(tsr_nn_model *m, int rules, int *changed) {
         snprintf(into, sizeof into,
                  "%s and its scale into the next layer; |s| <= %.3g costs %.1f bits",
                  m->layers[nn_producer(m, x)].name, worst, cost);
-        note(m, "%s rewritten as a square (shift into %s)", old, into);
+        note(m, "%s rewritten as a square (shift into %s)", L->name, into);
         *changed = 1;
     }
     return TSR_OK;
