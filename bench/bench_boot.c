@@ -24,7 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
 #include <unistd.h>
 
 enum { N_STAGES = 5, MAX_RUNS = 100, MAX_FACTORS = 16 };
@@ -51,13 +50,6 @@ static double peak_rss_mib(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (double)ru.ru_maxrss / 1024.0;
-}
-
-/* CPU time of the whole process (all threads), seconds. */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -330,14 +322,14 @@ static tsr_status run(const char *preset, unsigned log_n, unsigned left, size_t 
     for (int r = 0; r < runs && st == TSR_OK; r++) {
         double total = 0, total_cpu = 0;
         for (int s = 0; s < N_STAGES && st == TSR_OK; s++) {
-            double ts = tsr_now(), tc = cpu_now();
+            double ts = tsr_now(), tc = tsr_cpu_now();
             if (s == N_STAGES - 1)
                 st = real ? tsr_circuits_boot_split_real(b, ev, x_b, x, x) : TSR_OK;
             else if (s == 0 && real)
                 st = tsr_circuits_boot_mod_raise_real(b, ev, x, in, in_b);
             else
                 st = fns[s](b, ev, x, s == 0 ? in : x);
-            double dt = tsr_now() - ts, dc = cpu_now() - tc;
+            double dt = tsr_now() - ts, dc = tsr_cpu_now() - tc;
             samples[(size_t)s * (size_t)runs + (size_t)r] = dt;
             samples[(size_t)(N_STAGES + 1 + s) * (size_t)runs + (size_t)r] = dc;
             total += dt;

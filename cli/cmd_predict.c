@@ -15,17 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define VERB "predict"
-
-/* The process's CPU seconds: the built-in cost profile predicts one-thread CPU time, which a
- * loaded machine's wall clock does not show. */
-static double cpu_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 static void usage(FILE *out) {
     fprintf(out, "usage: tessera predict MODEL.onnx|PLAN --in DATA [options]\n"
@@ -244,10 +235,10 @@ int tsr_cmd_predict(int argc, char **argv) {
         double tb = tsr_now();
         tsr_nn_stats s;
         memset(&s, 0, sizeof s);
-        double cb = cpu_now();
+        double cb = tsr_cpu_now(); /* the built-in profile predicts CPU time */
         if (st == TSR_OK) st = tsr_nn_run(r, ct, &out, &s);
         double tc = tsr_now();
-        cpu_run += cpu_now() - cb;
+        cpu_run += tsr_cpu_now() - cb;
         tsr_tile_free(ct);
         if (st == TSR_OK) st = tsr_nn_decrypt(p, out, nb, logits + (int64_t)b0 * K);
         if (st == TSR_OK) {

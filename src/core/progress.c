@@ -16,6 +16,12 @@ double tsr_now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+double tsr_cpu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 static void fmt_duration(char *buf, size_t n, double s) {
     if (s < 0) s = 0;
     if (s < 60)

@@ -15,6 +15,9 @@
 /** Seconds from a monotonic clock. */
 double tsr_now(void);
 
+/** CPU seconds of the whole process (all its threads; CLOCK_PROCESS_CPUTIME_ID). */
+double tsr_cpu_now(void);
+
 typedef struct tsr_progress {
     char label[48];
     uint64_t total, done;

@@ -44,7 +44,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define PROFILE_VERSION    2
 #define PROFILE_MAX_BYTES  (1u << 20)
@@ -345,10 +344,7 @@ typedef struct mctx {
 /* The clock the operations are timed with: the process's CPU time when one thread does
  * all the work (preemption by other processes does not count), else wall time. */
 static double op_clock(const mctx *m) {
-    if (!m->cpu_clock) return tsr_now();
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return m->cpu_clock ? tsr_cpu_now() : tsr_now();
 }
 
 static int cmp_d(const void *x, const void *y) {
