@@ -2,8 +2,10 @@
  * bench/bench_ckks.c - `tessera bench ckks`: single-threaded medians of the
  * CKKS primitives (NTT of one limb, encode, decode, encrypt, decrypt, add,
  * multiply, relinearize, rescale, rotate, 8 hoisted rotations,
- * mul+relin, mul+relin+rescale) and the serialized sizes of keys and
- * ciphertexts, for one or more parameter presets. Text or JSON output.
+ * mul+relin, mul+relin+rescale, ciphertext x plaintext) and the serialized
+ * sizes of keys and ciphertexts, for parameter presets or for the 128-bit
+ * chains the network compiler picks (--chain: nn_choose_params, one-prime
+ * digits and one special prime at N = 2^13..2^15). Text or JSON output.
  * Record results in docs/BENCHMARKS.md with the command, commit and CPU.
  */
 #include "bench.h"
@@ -12,6 +14,7 @@
 #include "core/alloc.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "nn/nn_internal.h"
 #include "ring/ntt.h"
 
 #include <stdlib.h>
@@ -77,6 +80,9 @@ static tsr_status op_decrypt(ctx *c) {
 static tsr_status op_add(ctx *c) {
     return tsr_ckks_add(c->ev, c->out, c->a, c->b);
 }
+static tsr_status op_mul_plain(ctx *c) {
+    return tsr_ckks_mul_plain(c->ev, c->out, c->a, c->pt);
+}
 static tsr_status op_mul(ctx *c) {
     return tsr_ckks_mul(c->ev, c->prod, c->a, c->b);
 }
@@ -115,6 +121,7 @@ static const struct {
     { "encrypt_secret_key_seeded", op_encrypt_sk },
     { "decrypt", op_decrypt },
     { "add", op_add },
+    { "multiply_plain", op_mul_plain },
     { "multiply_no_relin", op_mul },
     { "relinearize", op_relin },
     { "rescale", op_rescale },
@@ -144,13 +151,19 @@ static void ctx_free(ctx *c) {
     tsr_free(c->limb);
 }
 
-static tsr_status ctx_init(ctx *c, const char *preset) {
+/* expand: the keys' a halves stored (tsr_ckks_*_expand) instead of regenerated per key switch;
+ * level: the operands' level (-1: the top) */
+static tsr_status ctx_init(ctx *c, const tsr_ckks_param_spec *spec, int expand, int level) {
     memset(c, 0, sizeof *c);
-    TSR_TRY(tsr_ckks_params_create_preset(&c->p, preset));
+    TSR_TRY(tsr_ckks_params_create(&c->p, spec));
     TSR_TRY(tsr_ckks_secret_key_create(&c->sk, c->p));
     TSR_TRY(tsr_ckks_public_key_create(&c->pk, c->sk));
     TSR_TRY(tsr_ckks_relin_key_create(&c->rk, c->sk));
     TSR_TRY(tsr_ckks_galois_keys_create(&c->gk, c->sk, hoist_steps, 8, TSR_CKKS_GALOIS_CONJUGATE));
+    if (expand) {
+        TSR_TRY(tsr_ckks_relin_key_expand(c->rk));
+        TSR_TRY(tsr_ckks_galois_keys_expand(c->gk));
+    }
     TSR_TRY(tsr_ckks_encoder_create(&c->enc, c->p));
     TSR_TRY(tsr_ckks_evaluator_create(&c->ev, c->p, c->rk, c->gk));
     TSR_TRY(tsr_ckks_plaintext_create(&c->pt, c->p));
@@ -167,6 +180,13 @@ static tsr_status ctx_init(ctx *c, const char *preset) {
     TSR_TRY(op_encode(c));
     TSR_TRY(tsr_ckks_encrypt(c->pk, c->a, c->pt));
     TSR_TRY(tsr_ckks_encrypt(c->pk, c->b, c->pt));
+    if (level >= 0) {
+        if (level > c->p->L)
+            return tsr_fail(TSR_ERR_INVALID_ARG, "--level %d: the chain has levels 0..%d", level,
+                            c->p->L);
+        TSR_TRY(tsr_ckks_drop_level(c->ev, c->a, c->a, level));
+        TSR_TRY(tsr_ckks_drop_level(c->ev, c->b, c->b, level));
+    }
     TSR_TRY(op_mul(c));
     return TSR_OK;
 }
@@ -176,10 +196,25 @@ typedef struct size_row {
     uint64_t bytes;
 } size_row;
 
-static int run_preset(const char *preset, int runs, int json, int first) {
+/* One parameter set to benchmark: a preset, or a compiler chain (name "n14-l7"). */
+typedef struct bench_set {
+    char name[32];
+    tsr_ckks_param_spec spec;
+} bench_set;
+
+typedef struct bench_opts {
+    int sel[N_OPS]; /* run op o (--only); 1 for every op by default */
+    int expand;     /* --expand-keys */
+    int level;      /* --level, -1: the top */
+    int runs, json;
+} bench_opts;
+
+static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
     ctx c;
+    const char *preset = set->name;
+    const int *sel = o_->sel, expand = o_->expand, runs = o_->runs, json = o_->json;
     double t0 = tsr_now();
-    tsr_status st = ctx_init(&c, preset);
+    tsr_status st = ctx_init(&c, &set->spec, expand, o_->level);
     if (st != TSR_OK) {
         ctx_free(&c);
         return cli_fail("bench ckks", st, "setting up");
@@ -197,6 +232,8 @@ static int run_preset(const char *preset, int runs, int json, int first) {
     tsr_progress prog;
     tsr_progress_begin(&prog, preset, N_OPS, "op");
     for (size_t o = 0; o < N_OPS; o++) {
+        rows[o].name = NULL;
+        if (!sel[o]) continue;
         /* one warm-up run (allocates scratch, faults pages in) */
         st = ops[o].fn(&c);
         for (int r = 0; r < runs && st == TSR_OK; r++) {
@@ -242,30 +279,39 @@ static int run_preset(const char *preset, int runs, int json, int first) {
     tsr_ckks_ciphertext_free(seeded);
     tsr_ckks_galois_keys_free(one);
 
-    int limbs = c.p->L + 1;
+    int limbs = c.p->L + 1, level = tsr_ckks_ciphertext_level(c.a);
     if (json) {
-        printf("%s  {\"preset\": \"%s\", \"n\": %zu, \"limbs\": %d, \"special_primes\": %d, "
-               "\"dnum\": %d, \"log_qp\": %.1f, \"runs\": %d, \"threads\": 1, \"simd\": \"%s\",\n"
-               "   \"median_seconds\": {",
-               first ? "" : ",\n", preset, c.p->n, limbs, c.p->k, c.p->dnum, c.p->log_qp, runs,
-               tsr_simd_name(tsr_simd_active()));
-        for (size_t o = 0; o < N_OPS; o++)
-            printf("%s\"%s\": %.9f", o ? ", " : "", rows[o].name, rows[o].median_s);
+        printf(
+            "%s  {\"preset\": \"%s\", \"n\": %zu, \"limbs\": %d, \"special_primes\": %d, "
+            "\"dnum\": %d, \"scale_bits\": %u, \"log_qp\": %.1f, \"level\": %d, \"keys\": \"%s\", "
+            "\"runs\": %d, \"threads\": 1, \"simd\": \"%s\",\n"
+            "   \"median_seconds\": {",
+            first ? "" : ",\n", preset, c.p->n, limbs, c.p->k, c.p->dnum, set->spec.scale_bits,
+            c.p->log_qp, level, expand ? "expanded" : "seeded", runs,
+            tsr_simd_name(tsr_simd_active()));
+        for (size_t o = 0, k = 0; o < N_OPS; o++)
+            if (rows[o].name)
+                printf("%s\"%s\": %.9f", k++ ? ", " : "", rows[o].name, rows[o].median_s);
         printf("},\n   \"median_cpu_seconds\": {");
-        for (size_t o = 0; o < N_OPS; o++)
-            printf("%s\"%s\": %.9f", o ? ", " : "", rows[o].name, rows[o].median_cpu_s);
+        for (size_t o = 0, k = 0; o < N_OPS; o++)
+            if (rows[o].name)
+                printf("%s\"%s\": %.9f", k++ ? ", " : "", rows[o].name, rows[o].median_cpu_s);
         printf("},\n   \"bytes\": {");
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
             printf("%s\"%s\": %llu", i ? ", " : "", sizes[i].name,
                    (unsigned long long)sizes[i].bytes);
         printf("}}");
     } else {
-        printf("\nCKKS preset %s: N = %zu, %d limbs, %d special primes, dnum %d, log2 QP %.1f\n",
-               preset, c.p->n, limbs, c.p->k, c.p->dnum, c.p->log_qp);
-        printf("one thread, SIMD %s, median of %d runs (setup incl. keygen %.2f s)\n",
-               tsr_simd_name(tsr_simd_active()), runs, setup);
+        printf("\nCKKS %s: N = %zu, %d limbs (scale 2^%u), %d special primes, dnum %d, log2 QP "
+               "%.1f, %s keys\n",
+               preset, c.p->n, limbs, set->spec.scale_bits, c.p->k, c.p->dnum, c.p->log_qp,
+               expand ? "expanded" : "seeded");
+        printf("operands at level %d; one thread, SIMD %s, median of %d runs (setup incl. keygen "
+               "%.2f s)\n",
+               level, tsr_simd_name(tsr_simd_active()), runs, setup);
         printf("  %-28s %13s %13s\n", "operation", "wall", "thread CPU");
         for (size_t o = 0; o < N_OPS; o++) {
+            if (!rows[o].name) continue;
             double s = rows[o].median_s, sc = rows[o].median_cpu_s;
             if (s < 1e-3)
                 printf("  %-28s %10.1f us %10.1f us\n", rows[o].name, s * 1e6, sc * 1e6);
@@ -280,43 +326,123 @@ static int run_preset(const char *preset, int runs, int json, int first) {
     return 0;
 }
 
+/* "LOGN:LEVELS[-HI][@SCALE]" (one chain per level count; SCALE: the scale's bits, else the
+ * compiler's choice) appended to sets: -1 when malformed, else 0 with *st the chain choice's
+ * status. */
+static int parse_chain(const char *arg, bench_set *sets, int *n, int max, tsr_status *st) {
+    char *end;
+    long log_n = strtol(arg, &end, 10), lo, hi;
+    if (end == arg || *end != ':') return -1;
+    const char *l = end + 1;
+    lo = hi = strtol(l, &end, 10);
+    if (end == l) return -1;
+    if (*end == '-') {
+        l = end + 1;
+        hi = strtol(l, &end, 10);
+        if (end == l) return -1;
+    }
+    long scale = 0;
+    if (*end == '@') {
+        l = end + 1;
+        scale = strtol(l, &end, 10);
+        if (end == l || scale < 1 || scale > 60) return -1;
+    }
+    if (*end || log_n < 1 || log_n > 17 || lo < 1 || hi < lo || hi > 40) return -1;
+    for (long L = lo; L <= hi; L++) {
+        if (*n >= max) return -1;
+        bench_set *s = &sets[(*n)++];
+        if (scale)
+            snprintf(s->name, sizeof s->name, "chain %ld:%ld@%ld", log_n, L, scale);
+        else
+            snprintf(s->name, sizeof s->name, "chain %ld:%ld", log_n, L);
+        *st = nn_choose_params((unsigned)log_n, (int)L, NN_DEFAULT_OUTPUT_BITS, (int)scale, 0,
+                               &s->spec);
+        if (*st != TSR_OK) return 0;
+    }
+    *st = TSR_OK;
+    return 0;
+}
+
+enum { MAX_SETS = 48 };
+
 int bench_ckks_main(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
-        printf("usage: tessera bench ckks [--preset NAME]... [--json] [--runs K]\n\n"
-               "Single-threaded median of K runs (default 20) of the CKKS primitives, and\n"
-               "key/ciphertext sizes. Default presets: n15-l14 and n16-l21 (the rows of\n"
-               "docs/BENCHMARKS.md). Presets:\n");
+        printf(
+            "usage: tessera bench ckks [--preset NAME]... [--chain LOGN:LEVELS[-HI][@SCALE]]...\n"
+            "                          [--only OP]... [--expand-keys] [--json] [--runs K]\n\n"
+            "Single-threaded median of K runs (default 20) of the CKKS primitives at the\n"
+            "top level, and key/ciphertext sizes. Default presets: n15-l14 and n16-l21\n"
+            "(the rows of docs/BENCHMARKS.md).\n"
+            "  --chain 14:8     the 128-bit chain the network compiler picks for 8 levels at\n"
+            "                   N = 2^14 (most scale bits, then fewest digits, 10 bits of\n"
+            "                   output headroom); 14:1-8 the chains of 1..8 levels; 14:8@37\n"
+            "                   that chain with a scale of 2^37\n"
+            "  --level K        the operands at level K instead of the top (key switching at\n"
+            "                   level K of the chain)\n"
+            "  --expand-keys    store the keys' a halves (tsr_ckks_*_expand) instead of\n"
+            "                   regenerating them from the seed in every key switch\n"
+            "Operations:");
+        for (size_t o = 0; o < N_OPS; o++) printf("%s %s", o % 4 ? "" : "\n ", ops[o].name);
+        printf("\nPresets:\n");
         for (size_t k = 0; tsr_ckks_preset_name(k); k++)
             printf("  %-9s %s\n", tsr_ckks_preset_name(k), tsr_ckks_preset_description(k));
         return 0;
     }
-    const char *presets[8];
-    cli_list list = { presets, 0, 8 };
-    long runs_arg = 20;
-    int json = 0;
+    const char *presets[8], *chains[8], *only[N_OPS];
+    cli_list list = { presets, 0, 8 }, chain_list = { chains, 0, 8 },
+             only_list = { only, 0, N_OPS };
+    long runs_arg = 20, level_arg = -1;
+    bench_opts bo = { .expand = 0, .json = 0 };
     const cli_opt opts[] = {
         { "--preset", CLI_LIST, &list, 0, 0 },
-        { "--json", CLI_FLAG, &json, 0, 0 },
+        { "--chain", CLI_LIST, &chain_list, 0, 0 },
+        { "--only", CLI_LIST, &only_list, 0, 0 },
+        { "--expand-keys", CLI_FLAG, &bo.expand, 0, 0 },
+        { "--level", CLI_LONG, &level_arg, 0, 63 },
+        { "--json", CLI_FLAG, &bo.json, 0, 0 },
         { "--runs", CLI_LONG, &runs_arg, 1, MAX_RUNS },
     };
     int prc = cli_parse_args("bench ckks", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;
-    int np = list.n, runs = (int)runs_arg;
-    if (np == 0) {
-        presets[np++] = "n15-l14";
-        presets[np++] = "n16-l21";
+    int ns = 0;
+    bo.runs = (int)runs_arg;
+    bo.level = (int)level_arg;
+    bench_set sets[MAX_SETS];
+    if (list.n == 0 && chain_list.n == 0) {
+        presets[list.n++] = "n15-l14";
+        presets[list.n++] = "n16-l21";
     }
-    for (int i = 0; i < np; i++) {
-        tsr_ckks_param_spec s;
-        if (tsr_ckks_preset_spec(presets[i], &s) != TSR_OK)
+    for (int i = 0; i < list.n; i++) {
+        snprintf(sets[ns].name, sizeof sets[ns].name, "%s", presets[i]);
+        if (tsr_ckks_preset_spec(presets[i], &sets[ns++].spec) != TSR_OK)
             return cli_fail("bench ckks", TSR_ERR_NOT_FOUND, "choosing the preset");
+    }
+    for (int i = 0; i < chain_list.n; i++) {
+        tsr_status st = TSR_OK;
+        if (parse_chain(chains[i], sets, &ns, MAX_SETS, &st) < 0)
+            return cli_usage_error("bench ckks",
+                                   "--chain '%s': expected LOGN:LEVELS[-HI][@SCALE] "
+                                   "(e.g. 14:8, 14:1-8 or 14:8@37; at most %d sets)",
+                                   chains[i], MAX_SETS);
+        if (st != TSR_OK) return cli_fail("bench ckks", st, "choosing the chain");
+    }
+    for (size_t o = 0; o < N_OPS; o++) {
+        bo.sel[o] = only_list.n == 0;
+        for (int i = 0; i < only_list.n; i++) bo.sel[o] |= strcmp(only[i], ops[o].name) == 0;
+    }
+    for (int i = 0; i < only_list.n; i++) {
+        size_t o = 0;
+        while (o < N_OPS && strcmp(only[i], ops[o].name) != 0) o++;
+        if (o == N_OPS)
+            return cli_usage_error("bench ckks", "--only '%s': no such operation (see --help)",
+                                   only[i]);
     }
     int saved = tsr_get_num_threads();
     tsr_set_num_threads(1);
     int rc = 0;
-    if (json) printf("[\n");
-    for (int i = 0; i < np && rc == 0; i++) rc = run_preset(presets[i], runs, json, i == 0);
-    if (json) printf("\n]\n");
+    if (bo.json) printf("[\n");
+    for (int i = 0; i < ns && rc == 0; i++) rc = run_preset(&sets[i], &bo, i == 0);
+    if (bo.json) printf("\n]\n");
     tsr_set_num_threads(saved);
     return rc;
 }

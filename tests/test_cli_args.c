@@ -79,6 +79,11 @@ static void test_bad_values(void **state) {
         { "bench ckks --preset a --preset b --preset c --preset d --preset e --preset f "
           "--preset g --preset h --preset i",
           "at most 8 times" },
+        { "bench ckks --chain 14", "expected LOGN:LEVELS[-HI][@SCALE]" },
+        { "bench ckks --chain 14:8-2", "expected LOGN:LEVELS[-HI][@SCALE]" },
+        { "bench ckks --chain 14:8@", "expected LOGN:LEVELS[-HI][@SCALE]" },
+        { "bench ckks --only rotate --only frobnicate", "--only 'frobnicate': no such operation" },
+        { "bench ckks --level 64", "--level needs an integer" },
         { "bench model", "give the model" },
         { "bench model a.onnx b.onnx", "one model at a time" },
         { "bench model a.onnx --log-n 5", "--log-n needs an integer" },
