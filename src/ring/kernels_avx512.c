@@ -776,6 +776,27 @@ _Static_assert(TSR_CHACHA_KERNEL_BLOCKS == 16, "kernels.h: TSR_CHACHA_KERNEL_BLO
         b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 7);  \
     } while (0)
 
+/* Two independent quarter rounds, step by step. */
+#define QRV2(a, b, c, d, e, f, g, h)                      \
+    do {                                                  \
+        a = _mm512_add_epi32(a, b);                       \
+        e = _mm512_add_epi32(e, f);                       \
+        d = _mm512_rol_epi32(_mm512_xor_si512(d, a), 16); \
+        h = _mm512_rol_epi32(_mm512_xor_si512(h, e), 16); \
+        c = _mm512_add_epi32(c, d);                       \
+        g = _mm512_add_epi32(g, h);                       \
+        b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 12); \
+        f = _mm512_rol_epi32(_mm512_xor_si512(f, g), 12); \
+        a = _mm512_add_epi32(a, b);                       \
+        e = _mm512_add_epi32(e, f);                       \
+        d = _mm512_rol_epi32(_mm512_xor_si512(d, a), 8);  \
+        h = _mm512_rol_epi32(_mm512_xor_si512(h, e), 8);  \
+        c = _mm512_add_epi32(c, d);                       \
+        g = _mm512_add_epi32(g, h);                       \
+        b = _mm512_rol_epi32(_mm512_xor_si512(b, c), 7);  \
+        f = _mm512_rol_epi32(_mm512_xor_si512(f, g), 7);  \
+    } while (0)
+
 /* Rows r[0..16) of 16 x 32-bit lanes -> r[b] = lane b of r[0..16) (16 x 16 transpose): 32-bit
  * and 64-bit unpacks transpose 4 x 4 blocks inside each 128-bit lane, then two rounds of
  * 128-bit lane shuffles transpose the 4 x 4 grid of lanes. */
@@ -815,6 +836,38 @@ TGT static void chacha_avx512(uint64_t *out, const uint32_t key[8], const uint32
     for (int i = 0; i < 3; i++) s[13 + i] = _mm512_set1_epi32((int)nonce[i]);
     const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     size_t done = 0;
+    /* 32 blocks per pass: two independent 16-lane states interleaved, so that each quarter
+     * round's chain of dependent add / xor / rotate has another to overlap with */
+    for (; done + 32 <= nblocks; done += 32) {
+        const __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32((int)(ctr + (uint32_t)done)), lane);
+        const __m512i c1 = _mm512_add_epi32(c0, _mm512_set1_epi32(16));
+        __m512i a0 = s[0], a1 = s[1], a2 = s[2], a3 = s[3], a4 = s[4], a5 = s[5], a6 = s[6],
+                a7 = s[7], a8 = s[8], a9 = s[9], a10 = s[10], a11 = s[11], a12 = c0, a13 = s[13],
+                a14 = s[14], a15 = s[15];
+        __m512i b0 = s[0], b1 = s[1], b2 = s[2], b3 = s[3], b4 = s[4], b5 = s[5], b6 = s[6],
+                b7 = s[7], b8 = s[8], b9 = s[9], b10 = s[10], b11 = s[11], b12 = c1, b13 = s[13],
+                b14 = s[14], b15 = s[15];
+        for (unsigned r = 0; r < rounds; r += 2) {
+            QRV2(a0, a4, a8, a12, b0, b4, b8, b12); /* column round */
+            QRV2(a1, a5, a9, a13, b1, b5, b9, b13);
+            QRV2(a2, a6, a10, a14, b2, b6, b10, b14);
+            QRV2(a3, a7, a11, a15, b3, b7, b11, b15);
+            QRV2(a0, a5, a10, a15, b0, b5, b10, b15); /* diagonal round */
+            QRV2(a1, a6, a11, a12, b1, b6, b11, b12);
+            QRV2(a2, a7, a8, a13, b2, b7, b8, b13);
+            QRV2(a3, a4, a9, a14, b3, b4, b9, b14);
+        }
+        __m512i x[16] = { a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15 };
+        s[12] = c0;
+        for (int i = 0; i < 16; i++) x[i] = _mm512_add_epi32(x[i], s[i]);
+        transpose16x32(x);
+        for (int b = 0; b < 16; b++) STOREU(out + 8 * (done + (size_t)b), x[b]);
+        __m512i y[16] = { b0, b1, b2, b3, b4, b5, b6, b7, b8, b9, b10, b11, b12, b13, b14, b15 };
+        s[12] = c1;
+        for (int i = 0; i < 16; i++) y[i] = _mm512_add_epi32(y[i], s[i]);
+        transpose16x32(y);
+        for (int b = 0; b < 16; b++) STOREU(out + 8 * (done + 16 + (size_t)b), y[b]);
+    }
     for (; done + 16 <= nblocks; done += 16) {
         s[12] = _mm512_add_epi32(_mm512_set1_epi32((int)(ctr + (uint32_t)done)), lane);
         __m512i x0 = s[0], x1 = s[1], x2 = s[2], x3 = s[3], x4 = s[4], x5 = s[5], x6 = s[6],
@@ -841,6 +894,7 @@ TGT static void chacha_avx512(uint64_t *out, const uint32_t key[8], const uint32
             ->chacha(out + 8 * done, key, nonce, ctr + (uint32_t)done, nblocks - done, rounds);
 }
 #undef QRV
+#undef QRV2
 
 const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .family = TSR_SIMD_AVX512,
