@@ -1028,6 +1028,9 @@ static void test_squeeze_families(void **state) {
                             1ULL << 40,
                             0x1000000000000021ULL,
                             562949951979521ULL,
+                            (1ULL << 39) - 7, /* the compiler chains' scale primes' size */
+                            (1ULL << 52) - 1, /* the largest the IFMA kernel takes */
+                            (1ULL << 52) + 1,
                             1152921504606584833ULL,
                             (1ULL << 61) - 1,
                             4611686018427387847ULL,

@@ -1134,6 +1134,37 @@ TGT static void dot2_ifma(const tsr_modulus *m, uint64_t *out0, uint64_t *out1,
     tsr_dot2_tail(m, out0, out1, x, y0, y1, terms, k, n);
 }
 
+/* ---- Lemire's rejection rule (ring/sample.c's ChaCha12 stream) ----------- */
+
+/*
+ * kernels.h's squeeze_lemire for q < 2^52: the high word of v q from one 52-bit product.
+ * With v = vh 2^52 + vl (vh < 2^12, vl < 2^52) and vl q = H 2^52 + lo (H = madd52hi, lo <
+ * 2^52): v q = 2^52 X + lo with X = vh q + H < 2^64, so floor(v q / 2^64) = X >> 12 (lo
+ * cannot carry past the 12 bits dropped). The keep test is the AVX-512 one (low word of v q
+ * against t = 2^64 mod q); the AVX-512 kernel's high word takes four 32-bit products.
+ */
+TGT static size_t squeeze_lemire_ifma(uint64_t q, uint64_t *out, const uint64_t *in, size_t n) {
+    if (q >> 52) return tsr_ring_kernels_for(TSR_SIMD_AVX512)->squeeze_lemire(q, out, in, n);
+    const uint64_t t = ((uint64_t)0 - q) % q;
+    const __m512i qv = bcast(q), tv = bcast(t), mask52 = bcast(((uint64_t)1 << 52) - 1);
+    const __m512i zero = _mm512_setzero_si512();
+    size_t k = 0, i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m512i v = LOAD(in + i);
+        const __mmask8 keep = _mm512_cmpge_epu64_mask(_mm512_mullo_epi64(v, qv), tv);
+        const __m512i h = _mm512_madd52hi_epu64(zero, _mm512_and_si512(v, mask52), qv);
+        const __m512i x = _mm512_add_epi64(_mm512_mullo_epi64(_mm512_srli_epi64(v, 52), qv), h);
+        STORE(out + k, _mm512_maskz_compress_epi64(keep, _mm512_srli_epi64(x, 12)));
+        k += (size_t)__builtin_popcount((unsigned)keep);
+    }
+    for (; i < n; i++) {
+        const tsr_u128 w = (tsr_u128)in[i] * q;
+        out[k] = (uint64_t)(w >> 64);
+        k += (uint64_t)w >= t;
+    }
+    return k;
+}
+
 /* ---- table ---------------------------------------------------------------- */
 
 /* Only the kernels this file implements; kernels.c fills the rest from the
@@ -1154,6 +1185,7 @@ const tsr_ring_kernels tsr_ring_kernels_ifma = {
     .conv_row = conv_row_ifma,
     .dot2 = dot2_ifma,
     .sub_mul_scalar_add = sub_mul_scalar_add_ifma,
+    .squeeze_lemire = squeeze_lemire_ifma,
 };
 
 #endif
