@@ -25,6 +25,7 @@ import argparse
 import gzip
 import hashlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -297,7 +298,199 @@ def self_test():
         sys.exit(f"--self-test: ls_tile_select zeroed {got.tolist()}, brute force {zero.tolist()}")
     print("--self-test: greedy_select and ls_tile_select agree with brute force; a rank-deficient "
           "greedy selection stops")
+    self_test_distill(rng)
+    self_test_curve()
     print("--self-test: ok")
+
+
+def self_test_distill(rng):
+    """--self-test: distill_teacher's neuron map on a small random autoencoder and a student
+    cut from it by a made-up refit (kept_neurons of hidden layers 1 and 3, layer 2 as wide):
+    the map must be the kept neurons, the student's first hidden layer (the dense model's own
+    rows) must match the dense activations at them, a map shifted by one neuron must not, and
+    --refit-info must be refused for another student or another teacher."""
+    import tempfile
+    from types import SimpleNamespace
+    torch.manual_seed(3)
+    wd = [784, 20, 8, 20, 784]
+    dense = build("ae1", wd)
+    for m in dense:
+        if isinstance(m, Act):
+            m.coef = tuple(float(v) for v in rng.uniform(0.1, 1, 3))
+    k0 = sorted(rng.choice(20, 12, replace=False).tolist())
+    k2 = sorted(rng.choice(20, 10, replace=False).tolist())
+    lin = [m.weight.detach() for m in dense if isinstance(m, torch.nn.Linear)]
+    bia = [m.bias.detach() for m in dense if isinstance(m, torch.nn.Linear)]
+    cut = [(lin[0][k0], bia[0][k0]), (lin[1][:, k0], bia[1]), (lin[2][k2], bia[2][k2]),
+           (lin[3][:, k2], bia[3])]
+    student = build("ae1", [784, 12, 8, 10, 784])
+    with torch.no_grad():
+        for mod, (w, b) in zip([m for m in student if isinstance(m, torch.nn.Linear)], cut):
+            mod.weight.copy_(w)
+            mod.bias.copy_(b)
+    for a_s, a_d in zip([m for m in student if isinstance(m, Act)],
+                        [m for m in dense if isinstance(m, Act)]):
+        a_s.coef = a_d.coef
+    x = torch.from_numpy(rng.uniform(0, 1, (300, 784)).astype(np.float32))
+    with tempfile.TemporaryDirectory() as d:
+        paths = {n: os.path.join(d, n + ".onnx") for n in ("dense", "student", "other",
+                                                            "other_teacher")}
+        export(dense, paths["dense"], "ae1")
+        export(student, paths["student"], "ae1")
+        export(build("ae1", [784, 12, 8, 10, 784]), paths["other"], "ae1")
+        export(build("ae1", wd), paths["other_teacher"], "ae1")
+
+        def info_file(name, kept0, student_path, teacher_path):
+            path = os.path.join(d, name + ".json")
+            with open(path, "w") as f:
+                json.dump({"dense_onnx_sha256": sha256(teacher_path),
+                           "onnx_sha256": sha256(student_path), "refit": student_path,
+                           "layers": [{"hidden": 0, "kept_neurons": kept0},
+                                      {"hidden": 2, "kept_neurons": k2}]}, f)
+            return path
+
+        def run(info, more, teacher=paths["dense"]):
+            args = SimpleNamespace(refit_info=info, more=more)
+            return distill_teacher(args, "ae1", load_pruned("ae1", more)[0], teacher, x)
+
+        def rel0(model, idx):  # hidden layer 1's relative error to the dense activations
+            with torch.no_grad():
+                hs = hidden_outputs(model, x)[1]
+                hd = hidden_outputs(load_pruned("ae1", paths["dense"])[0], x)[1]
+            return float(((hs[0] - hd[0][:, idx]) ** 2).mean() / hd[0][:, idx].var(0).mean())
+        good = info_file("good", k0, paths["student"], paths["dense"])
+        _, maps = run(good, paths["student"])
+        got = [(lay, idx.tolist()) for lay, idx, _ in maps]
+        if got != [(0, k0), (1, list(range(8))), (2, k2)]:
+            sys.exit(f"--self-test: distill_teacher mapped {got}, the refit kept "
+                     f"{[(0, k0), (1, list(range(8))), (2, k2)]}")
+        model = load_pruned("ae1", paths["student"])[0]
+        right = rel0(model, maps[0][1])
+        shifted = [(v + 1) % 20 for v in k0]
+        wrong = rel0(model, torch.tensor(shifted))
+        if not (right < 1e-9 and wrong > 1e-2):
+            sys.exit(f"--self-test: hidden layer 1's relative error to the dense model is "
+                     f"{right:.3g} at the mapped neurons (want ~0) and {wrong:.3g} shifted by "
+                     "one (want > 0.01)")
+        for what, info, more, teacher in (
+                ("another student", good, paths["other"], paths["dense"]),
+                ("another teacher", good, paths["student"], paths["other_teacher"]),
+                ("no student sha256", info_file("old", k0, paths["student"], paths["dense"]),
+                 paths["student"], paths["dense"])):
+            if what == "no student sha256":
+                with open(info) as f:
+                    j = json.load(f)
+                del j["onnx_sha256"]
+                with open(info, "w") as f:
+                    json.dump(j, f)
+            try:
+                run(info, more, teacher)
+            except SystemExit as e:
+                if "--refit-info" not in str(e):
+                    raise
+            else:
+                sys.exit(f"--self-test: distill_teacher accepted --refit-info with {what}")
+    print(f"--self-test: distill_teacher maps the refit's kept neurons (layer-1 error "
+          f"{right:.1e}, {wrong:.2f} shifted) and refuses another student or teacher")
+
+
+def self_test_curve():
+    """--self-test: curve_svg's polylines (epoch 1 at the left axis, the last epoch at the
+    right, the largest MSE at the top, the smallest at the bottom; val solid, test dashed),
+    a one-epoch curve, a curve without validation scores, and an empty one refused."""
+    import tempfile
+    import xml.etree.ElementTree as ET
+    ns = "{http://www.w3.org/2000/svg}"
+
+    def lines(curve, d, name):
+        path = os.path.join(d, name + ".svg")
+        curve_svg(curve, path, name)
+        out = {}
+        for pl in ET.parse(path).getroot().iter(ns + "polyline"):
+            pts = [tuple(float(v) for v in p.split(",")) for p in pl.get("points").split()]
+            if not all(np.isfinite(v) for p in pts for v in p):
+                sys.exit(f"--self-test: curve_svg {name}: a point is not finite: {pts}")
+            out["test" if pl.get("stroke-dasharray") else "val"] = pts
+        return out
+    with tempfile.TemporaryDirectory() as d:
+        got = lines([[1, 0.004, 0.005], [2, 0.003, 0.0035], [3, 0.002, 0.0025]], d, "three")
+        # y from 350 (MSE 0.002, the smallest) up to 30 (0.005, the largest): 320 / 0.003
+        want = {"val": [(80, 350 - 320 * 2 / 3), (350, 350 - 320 / 3), (620, 350)],
+                "test": [(80, 30), (350, 350 - 320 * 1.5 / 3), (620, 350 - 320 * 0.5 / 3)]}
+        if sorted(got) != ["test", "val"] or any(
+                len(got[k]) != 3 or any(abs(a - c) > 0.05 or abs(b - e) > 0.05
+                                        for (a, b), (c, e) in zip(got[k], want[k]))
+                for k in want):
+            sys.exit(f"--self-test: curve_svg drew {got}, want {want}")
+        got = lines([[1, 0.003, 0.004]], d, "one")
+        if sorted(got) != ["test", "val"] or len(got["val"]) != 1:
+            sys.exit(f"--self-test: curve_svg on one epoch drew {got}")
+        got = lines([[1, None, 0.004], [2, None, 0.003]], d, "noval")
+        if sorted(got) != ["test"] or len(got["test"]) != 2:
+            sys.exit(f"--self-test: curve_svg without validation scores drew {got}")
+        try:
+            curve_svg([], os.path.join(d, "empty.svg"), "empty")
+        except SystemExit as e:
+            if "no scores" not in str(e):
+                raise
+        else:
+            sys.exit("--self-test: curve_svg accepted an empty curve")
+    print("--self-test: curve_svg draws val and test at the right epochs and MSEs, one epoch "
+          "and no validation scores, and refuses an empty curve")
+    # --cycle-plot: two cycles of 2 epochs from trainer epoch 3 (epochs 4-7), a boundary at 5;
+    # --target-ref: a point at val 1.05x, CPU -70 %, memory -61 % (test 1.5x: not the one used)
+    with tempfile.TemporaryDirectory() as d:
+        a, b, o = (os.path.join(d, n) for n in ("a.json", "b.json", "c.svg"))
+        for path, c in ((a, [[1, 0.004, 0.1], [2, 0.002, 0.1]]), (b, [[1, 0.003, 0.1],
+                                                                    [2, 0.001, 0.1]])):
+            with open(path, "w") as f:
+                json.dump({"dense": {}, "runs": [{"curve": c}]}, f)
+        cycle_plot([f"m:3:{a},{b}"], o)
+        root = ET.parse(o).getroot()
+        pl = [[tuple(float(v) for v in p.split(",")) for p in e.get("points").split()]
+              for e in root.iter(ns + "polyline")]
+        marks = [float(e.get("x1")) for e in root.iter(ns + "line") if e.get("stroke-dasharray")]
+        X = [80 + e / 7 * 620 for e in (4, 5, 6, 7)]  # epochs 0..7 over x 80..700
+        # log10 MSE from -3 (0.001, y 370) to log10 0.004 (y 30)
+        Y = [370 - (math.log10(v) + 3) / math.log10(4) * 340 for v in (0.004, 0.002, 0.003, 0.001)]
+        off = [max(abs(p[0] - x), abs(p[1] - y)) for p, x, y in zip(pl[0] if pl else [], X, Y)]
+        if len(pl) != 1 or len(off) != 4 or max(off) > 0.06 or len(marks) != 1 or \
+                abs(marks[0] - X[1]) > 0.06:
+            sys.exit(f"--self-test: --cycle-plot drew {pl}, boundaries {marks}; want "
+                     f"{list(zip(X, Y))}, boundary {X[1]:.1f}")
+        res = {"dense": {"cpu_s": 10.0, "server_mib": 1000.0},
+               "runs": [{"tag": "-p", "method": "refit", "val_loss": 0.0021, "loss": 0.003,
+                         "cpu_s": 3.0, "server_mib": 390.0}]}
+        target_svg(res, {"val_loss": 0.002, "loss": 0.002}, o)
+        root = ET.parse(o).getroot()
+        # x: 0.98x..1.14x over 70..700; y: 48 %..72 % over 370..30
+        want = (70 + (1.05 - 0.98) / 0.16 * 630, 370 - (70 - 48) / 24 * 340,
+                370 - (61 - 48) / 24 * 340)
+        c = [e for e in root.iter(ns + "circle")][0]
+        r = [e for e in root.iter(ns + "rect")][0]
+        got = (float(c.get("cx")), float(c.get("cy")), float(r.get("y")) + 4)
+        if any(abs(u - v) > 0.06 for u, v in zip(got, want)) or \
+                abs(float(r.get("x")) + 4 - want[0]) > 0.06:
+            sys.exit(f"--self-test: --target-ref drew the point at {got}, want {want}")
+    print("--self-test: --cycle-plot and --target-ref draw their points where they belong")
+    # torch_finetune's curve: one [epoch, val, test] per epoch of every cycle, the last one
+    # the scores of the model it writes (a 784-8-4-8-784 model, 256 images, 2 cycles of 2)
+    from types import SimpleNamespace
+    args = SimpleNamespace(ft_torch_shift=90.0, ft_limit=256, ft_torch_distill=0.0, seed=1,
+                           ft_lr=1e-3, ft_batch=64, ft_epochs=2, steps=2, curve=True, val=5000)
+    torch.manual_seed(5)
+    with tempfile.TemporaryDirectory() as d:
+        src, out = os.path.join(d, "src.onnx"), os.path.join(d, "out.onnx")
+        export(build("ae1", [784, 8, 4, 8, 784]), src, "ae1")
+        _, curve = torch_finetune(args, "ae1", src, out)
+        sc = scores(load_pruned("ae1", out)[0], "ae1", load("test"), val_part(args))
+    if [e[0] for e in curve] != [1, 2, 3, 4] or len({e[1] for e in curve}) != 4 or \
+            abs(curve[-1][1] - sc["val_loss"]) > 1e-6 * sc["val_loss"] or \
+            abs(curve[-1][2] - sc["loss"]) > 1e-6 * sc["loss"]:
+        sys.exit(f"--self-test: torch_finetune's curve {curve}, the written model's val "
+                 f"{sc['val_loss']} test {sc['loss']}")
+    print("--self-test: torch_finetune records [epoch, val, test] after every epoch of every "
+          "cycle, the last the written model's scores")
 
 
 def load_pruned(kind, path):
@@ -1122,7 +1315,23 @@ def main():
     ap.add_argument("--self-test", action="store_true",
                     help="check that activations_of reads back the activation coefficients of "
                     "PyTorch's export (random ones, every --model kind), and --select greedy and "
-                    "--tile-select ls against brute force on a small random problem, then stop")
+                    "--tile-select ls against brute force on a small random problem, "
+                    "--ft-torch-distill's neuron map and --refit-info's checks (student and "
+                    "teacher) on a small random autoencoder, curve_svg's plot and --curve's "
+                    "per-epoch scores (a 784-8-4-8-784 model, 256 images), --cycle-plot's and "
+                    "--target-ref's points, then stop")
+    ap.add_argument("--cycle-plot", action="append", default=[],
+                    help="NAME:START:A.json,B.json,...: the --curve of consecutive cosine cycles "
+                    "of one model (each JSON's run, or its dense reference when it has no run "
+                    "with a curve), drawn from trainer epoch START + 1 on; repeat for more "
+                    "models; writes --out (an SVG: validation MSE per epoch, log scale, cycle "
+                    "boundaries marked), then stops")
+    ap.add_argument("--target-ref", default="",
+                    help="with --merge and --measured: a JSON whose dense reference (or its "
+                    "one run) is the model the points are held to: also writes --out's stem "
+                    "-target.svg, CPU and server memory saved (measured) against the "
+                    "validation MSE as a multiple of the reference's, with the 1.1x and 60 %% "
+                    "lines")
     ap.add_argument("--merge", default="",
                     help="A.json,B.json,...: runs of several invocations sharing one dense "
                     "reference into --out (table and curves), then stop")
@@ -1148,6 +1357,11 @@ def main():
     if args.ft_torch_distill > 0 and not (args.ft_torch and args.more):
         sys.exit("--ft-torch-distill: only with --ft-torch and --more (a pruned model's "
                  "fine-tuning against its dense reference)")
+    if args.ft_torch_distill < 0:
+        sys.exit(f"--ft-torch-distill {args.ft_torch_distill}: must be >= 0")
+    if args.refit_info and not args.ft_torch_distill > 0:
+        sys.exit("--refit-info: only with --ft-torch-distill W > 0 (its neuron map is the "
+                 "distillation's)")
     if args.ft_torch and args.distill > 0:
         sys.exit("--ft-torch with --distill > 0: --distill is tessera's output distillation; "
                  "the PyTorch form distils hidden activations (--ft-torch-distill W "
@@ -1209,6 +1423,9 @@ def main():
             json.dump(res, f, indent=1)
         print(json.dumps(res))
         return
+    if args.cycle_plot:
+        cycle_plot(args.cycle_plot, args.out)
+        return
     if args.merge:
         parts = []
         for path in args.merge.split(","):
@@ -1259,6 +1476,10 @@ def main():
         with open(args.out, "w") as f:
             json.dump(res, f, indent=1)
         plots(res, args.out, "latency_s" in res["dense"])
+        if args.target_ref:
+            with open(args.target_ref) as f:
+                ref = curve_run(json.load(f))
+            target_svg(res, ref, os.path.splitext(args.out)[0] + "-target.svg")
         print(table(res))
         if args.compare:
             print(at_equal_loss(res, args.compare))
@@ -1545,6 +1766,12 @@ def distill_teacher(args, kind, model, teacher, x):
         if info.get("dense_onnx_sha256") and info["dense_onnx_sha256"] != sha256(teacher):
             sys.exit(f"--refit-info {args.refit_info}: pruned from another dense model than "
                      f"{teacher}")
+        # the map is the refit's: the student must be that refit (two refits of the same
+        # widths, e.g. another --select or --ridge, keep other neurons)
+        if not info.get("onnx_sha256") or not args.more or \
+                info["onnx_sha256"] != sha256(args.more):
+            sys.exit(f"--refit-info {args.refit_info}: its refit ({info.get('refit')}) is not "
+                     f"the model --more continues ({args.more}): its neuron map does not apply")
         kept = {lay["hidden"]: lay["kept_neurons"] for lay in info["layers"]}
     with torch.no_grad():
         _, hs = hidden_outputs(model, inp(kind, x[:5000]))
@@ -1630,6 +1857,8 @@ def curve_svg(curve, path, title):
     """--curve: validation and test MSE against the epoch, one line each (val solid)."""
     W, H, L, B = 640, 400, 80, 50
     ys = [v for e in curve for v in e[1:] if v is not None]
+    if not ys:
+        sys.exit(f"{path}: the curve has no scores to plot")
     y0, y1 = min(ys), max(ys)
     y1 = y1 if y1 > y0 else y0 + 1e-9
     n = max(e[0] for e in curve)
@@ -1658,6 +1887,122 @@ def curve_svg(curve, path, title):
         s.append(f'<polyline fill="none" stroke="{col}" stroke-dasharray="{dash}" points="' +
                  " ".join(f"{X(a):.1f},{Y(b):.1f}" for a, b in pts) + '"/>')
         s.append(f'<text x="{W - 80}" y="{40 + 15 * i}" fill="{col}">{name}</text>')
+    s.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(s))
+
+
+def curve_run(res):
+    """The run of a one-run result file (a --more cycle), else its dense reference."""
+    return res["runs"][0] if len(res.get("runs", [])) == 1 else res["dense"]
+
+
+def cycle_plot(specs, out):
+    """--cycle-plot: validation MSE per trainer epoch of each model's consecutive cycles."""
+    cols = ["#000000", "#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
+    series = []
+    for spec in specs:
+        try:
+            name, start, files = spec.split(":", 2)
+            start = int(start)
+        except ValueError:
+            sys.exit(f"--cycle-plot: not NAME:START:A.json,...: {spec}")
+        pts, bounds, e0 = [], [], start
+        for path in files.split(","):
+            with open(path) as f:
+                curve = curve_run(json.load(f)).get("curve")
+            if not curve:
+                sys.exit(f"--cycle-plot: {path} has no curve (--curve)")
+            pts += [(e0 + e[0], e[1]) for e in curve if e[1] is not None]
+            e0 += max(e[0] for e in curve)
+            bounds.append(e0)
+        if not pts:
+            sys.exit(f"--cycle-plot: {name}: no validation scores (--val)")
+        series.append((name, start, pts, bounds))
+    W, H, L, B = 720, 420, 80, 50
+    n = max(b[-1] for _, _, _, b in series)
+    ys = [math.log10(v) for _, _, pts, _ in series for _, v in pts]
+    y0, y1 = min(ys), max(ys)
+    y1 = y1 if y1 > y0 else y0 + 1e-9
+
+    def X(v):
+        return L + v / n * (W - L - 20)
+
+    def Y(v):
+        return H - B - (math.log10(v) - y0) / (y1 - y0) * (H - B - 30)
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-size="12">',
+         f'<text x="{W / 2}" y="18" text-anchor="middle">validation MSE per epoch '
+         f'(log scale), cycles marked</text>',
+         f'<line x1="{L}" y1="{H - B}" x2="{W - 20}" y2="{H - B}" stroke="black"/>',
+         f'<line x1="{L}" y1="30" x2="{L}" y2="{H - B}" stroke="black"/>',
+         f'<text x="{W / 2}" y="{H - 10}" text-anchor="middle">trainer epoch</text>']
+    for k in range(5):
+        v = 10 ** (y0 + (y1 - y0) * k / 4)
+        s.append(f'<text x="{L - 5}" y="{Y(v) + 4}" text-anchor="end">{v:.5f}</text>')
+        e = n * k / 4
+        s.append(f'<text x="{X(e)}" y="{H - B + 15}" text-anchor="middle">{e:.0f}</text>')
+    for i, (name, start, pts, bounds) in enumerate(series):
+        col = cols[i % len(cols)]
+        for b in bounds[:-1]:
+            s.append(f'<line x1="{X(b):.1f}" y1="30" x2="{X(b):.1f}" y2="{H - B}" '
+                     f'stroke="{col}" stroke-dasharray="2 3"/>')
+        s.append(f'<polyline fill="none" stroke="{col}" points="' +
+                 " ".join(f"{X(a):.1f},{Y(v):.1f}" for a, v in pts) + '"/>')
+        s.append(f'<text x="{W - 300}" y="{45 + 15 * i}" fill="{col}">{name}: '
+                 f'{len(bounds)} cycles, last val {pts[-1][1]:.7f}</text>')
+    s.append("</svg>")
+    with open(out, "w") as f:
+        f.write("\n".join(s))
+
+
+def target_svg(res, ref, path):
+    """--target-ref: per measured point, CPU and server memory saved against the dense
+    model's measurement, at its validation MSE / the reference's; the target's lines."""
+    d = res["dense"]
+    pts = [(r.get("tag", "").strip("-") or r["method"], r["val_loss"] / ref["val_loss"],
+            100 * (1 - r["cpu_s"] / d["cpu_s"]), 100 * (1 - r["server_mib"] / d["server_mib"]))
+           for r in res["runs"] if "cpu_s" in r and r.get("val_loss")]
+    if not pts or not d.get("cpu_s"):
+        sys.exit("--target-ref: no measured point (--measured) with a validation MSE")
+    W, H, L, B = 720, 420, 70, 50
+    x0 = min([1.0] + [p[1] for p in pts]) - 0.02
+    x1 = max([1.12] + [p[1] for p in pts]) + 0.02
+    y0 = min([50.0] + [v for p in pts for v in p[2:]]) - 2
+    y1 = max([70.0] + [v for p in pts for v in p[2:]]) + 2
+
+    def X(v):
+        return L + (v - x0) / (x1 - x0) * (W - L - 20)
+
+    def Y(v):
+        return H - B - (v - y0) / (y1 - y0) * (H - B - 30)
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-size="12">',
+         f'<text x="{W / 2}" y="18" text-anchor="middle">saved (measured) vs validation MSE '
+         f'/ reference {ref["val_loss"]:.7f}</text>',
+         f'<line x1="{L}" y1="{H - B}" x2="{W - 20}" y2="{H - B}" stroke="black"/>',
+         f'<line x1="{L}" y1="30" x2="{L}" y2="{H - B}" stroke="black"/>',
+         f'<text x="{W / 2}" y="{H - 10}" text-anchor="middle">validation MSE, x the '
+         f'reference</text>',
+         f'<line x1="{X(1.1):.1f}" y1="30" x2="{X(1.1):.1f}" y2="{H - B}" stroke="#2ca02c" '
+         f'stroke-dasharray="4 3"/>',
+         f'<text x="{X(1.1) + 3:.1f}" y="42" fill="#2ca02c">1.1x</text>',
+         f'<line x1="{L}" y1="{Y(60):.1f}" x2="{W - 20}" y2="{Y(60):.1f}" stroke="#2ca02c" '
+         f'stroke-dasharray="4 3"/>',
+         f'<text x="{L + 3}" y="{Y(60) - 3:.1f}" fill="#2ca02c">60 %</text>']
+    for k in range(5):
+        v = y0 + (y1 - y0) * k / 4
+        s.append(f'<text x="{L - 5}" y="{Y(v) + 4}" text-anchor="end">{v:.0f}%</text>')
+        u = x0 + (x1 - x0) * k / 4
+        s.append(f'<text x="{X(u)}" y="{H - B + 15}" text-anchor="middle">{u:.2f}x</text>')
+    for i, (name, ratio, cpu, mem) in enumerate(pts):
+        s.append(f'<circle cx="{X(ratio):.1f}" cy="{Y(cpu):.1f}" r="4" fill="#1f77b4"/>')
+        s.append(f'<rect x="{X(ratio) - 4:.1f}" y="{Y(mem) - 4:.1f}" width="8" height="8" '
+                 f'fill="#d62728"/>')
+        s.append(f'<text x="{X(ratio) + 6:.1f}" y="{Y(cpu) - 6 - 11 * (i % 2):.1f}">'
+                 f'{name}</text>')
+    s.append(f'<circle cx="{W - 170}" cy="{H - B - 30}" r="4" fill="#1f77b4"/>'
+             f'<text x="{W - 160}" y="{H - B - 26}">CPU time saved</text>')
+    s.append(f'<rect x="{W - 174}" y="{H - B - 19}" width="8" height="8" fill="#d62728"/>'
+             f'<text x="{W - 160}" y="{H - B - 11}">server memory saved</text>')
     s.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(s))
