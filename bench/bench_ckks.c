@@ -270,7 +270,7 @@ static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
         { "public_key", tsr_ckks_public_key_serialized_size(c.pk) },
         { "relin_key", tsr_ckks_relin_key_serialized_size(c.rk) },
         { "galois_key_one", one ? tsr_ckks_galois_keys_serialized_size(one) : 0 },
-        { "relin_key_in_memory", (uint64_t)2 * c.p->dnum * c.p->nall * c.p->n * 8 },
+        { "relin_key_in_memory", tsr_ckks_relin_key_memory(c.rk) },
     };
     if (seeded) {
         tsr_ckks_drop_level(c.ev, seeded, c.a, 0);

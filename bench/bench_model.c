@@ -30,7 +30,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: tessera bench model M.onnx [--batch B[,B2,...]] [--samples N] [--runs K]\n"
             "                                [--threads T] [--log-n N] [--scale-bits S]\n"
-            "                                [--profile FILE]\n"
+            "                                [--profile FILE] [--expand-keys]\n"
             "                                [--data DIR]\n"
             "\n"
             "Encrypted inference on CKKS (128-bit security) for each batch size (default\n"
@@ -53,6 +53,8 @@ static void usage(FILE *out) {
             "  --scale-bits S  force the CKKS scale 2^S (default: the optimizer's choice)\n"
             "  --profile FILE  the cost profile the optimizer predicts with (tessera profile;\n"
             "                default: the built-in one)\n"
+            "  --expand-keys  store the evaluation keys' a halves (tsr_ckks_*_expand): twice the\n"
+            "                keys' memory, no ChaCha12 regeneration in every key switch\n"
             "  --data DIR    Fashion-MNIST directory (/usr/share/datasets/fashion-mnist)\n");
 }
 
@@ -78,6 +80,7 @@ typedef struct result {
 } result;
 
 static const char *bench_profile; /* --profile FILE, or NULL: the built-in costs */
+static int bench_expand;          /* --expand-keys */
 
 static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int runs, int log_n,
                      int scale_bits, const double *x, const int32_t *y, int nx, result *res) {
@@ -106,6 +109,13 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
     int64_t per = tsr_nn_model_input_size(m);
     st = tsr_nn_plan_params(p, &params);
     if (st == TSR_OK) st = tsr_nn_keygen(p, params, &sk, &rk, &gk);
+    if (st == TSR_OK && bench_expand) st = tsr_ckks_relin_key_expand(rk);
+    if (st == TSR_OK && bench_expand) st = tsr_ckks_galois_keys_expand(gk);
+    if (st == TSR_OK)
+        printf("evaluation keys in memory: %.1f MiB (%s)\n",
+               (double)(tsr_ckks_relin_key_memory(rk) + tsr_ckks_galois_keys_memory(gk)) /
+                   1048576.0,
+               bench_expand ? "a halves stored: --expand-keys" : "seeded: b halves only");
     if (st == TSR_OK) st = tsr_backend_ckks_create(params, NULL, sk, NULL, NULL, &client);
     if (st == TSR_OK) st = tsr_backend_ckks_create(params, NULL, NULL, rk, gk, &server);
     double t0 = tsr_now();
@@ -233,10 +243,15 @@ int bench_model_main(int argc, char **argv) {
     const char *pos[2] = { NULL, NULL }, *batches = "1,4096,8192", *dir = NULL;
     long samples = 100, runs = 3, threads = 0, log_n = 0, scale_bits = 0;
     const cli_opt opts[] = {
-        { "--batch", CLI_STR, &batches, 0, 0 },  { "--samples", CLI_LONG, &samples, 1, 100000 },
-        { "--runs", CLI_LONG, &runs, 0, 1000 },  { "--threads", CLI_LONG, &threads, 1, 256 },
-        { "--log-n", CLI_LONG, &log_n, 13, 17 }, { "--scale-bits", CLI_LONG, &scale_bits, 20, 40 },
-        { "--data", CLI_STR, &dir, 0, 0 },       { "--profile", CLI_STR, &bench_profile, 0, 0 },
+        { "--batch", CLI_STR, &batches, 0, 0 },
+        { "--samples", CLI_LONG, &samples, 1, 100000 },
+        { "--runs", CLI_LONG, &runs, 0, 1000 },
+        { "--threads", CLI_LONG, &threads, 1, 256 },
+        { "--log-n", CLI_LONG, &log_n, 13, 17 },
+        { "--scale-bits", CLI_LONG, &scale_bits, 20, 40 },
+        { "--data", CLI_STR, &dir, 0, 0 },
+        { "--profile", CLI_STR, &bench_profile, 0, 0 },
+        { "--expand-keys", CLI_FLAG, &bench_expand, 0, 0 },
     };
     int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
     if (prc) return prc;

@@ -87,6 +87,7 @@ static void test_bad_values(void **state) {
         { "bench model", "give the model" },
         { "bench model a.onnx b.onnx", "one model at a time" },
         { "bench model a.onnx --log-n 5", "--log-n needs an integer" },
+        { "bench model a.onnx --expand-keys=1", "takes no value" },
         { "bench tile --threads 0", "--threads needs an integer" },
         { "bench train --epochs", "--epochs needs a value" },
         { "bench fl extra", "unexpected argument 'extra'" },
