@@ -17,12 +17,18 @@
  * compile's precision floor uses (nn_plan_estimate_bits), which varies more
  * (a Gaussian maximum; and the keys are drawn afresh each run). Not a timing
  * benchmark: the numbers do not depend on the machine.
+ *
+ * With --model, a whole plan instead: compile's estimate (nn_plan_estimate_bits,
+ * the noisy mockup on the plan's chain) beside the same inputs run on real
+ * CKKS with --keys fresh key sets, both as log2(max(1, |y|) / largest error)
+ * against the plaintext reference.
  */
 #include "bench.h"
 #include "cli.h"
 #include "core/error.h"
 #include "core/rng.h"
 #include "nn/nn_internal.h"
+#include "nn_cli.h"
 #include "tile/backend.h"
 
 #include "tessera.h"
@@ -272,6 +278,113 @@ static tsr_status measure(tsr_backend *be, tsr_prng *g, int op, int level, int s
     return st;
 }
 
+/* log2(max(1, largest |ref|) / largest |got - ref|), as nn_plan_estimate_bits. */
+static double plan_bits(const double *got, const double *ref, int64_t n, double *err) {
+    double e = 0, y = 1;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs(got[i] - ref[i]);
+        e = isfinite(d) && e < INFINITY ? fmax(e, d) : INFINITY;
+        y = fmax(y, fabs(ref[i]));
+    }
+    *err = e;
+    return e > 0 ? log2(y / e) : 60;
+}
+
+typedef struct model_opts {
+    const char *path;
+    long batch, log_n, keys, seed;
+    tsr_nn_packing packing;
+} model_opts;
+
+/* One real CKKS run of plan p on x with fresh keys (secret-key encryption, as predict). */
+static tsr_status ckks_run(const tsr_nn_plan *p, const double *x, int n, double *out) {
+    tsr_ckks_params *par = NULL;
+    tsr_ckks_secret_key *sk = NULL;
+    tsr_ckks_relin_key *rk = NULL;
+    tsr_ckks_galois_keys *gk = NULL;
+    tsr_backend *be = NULL;
+    tsr_nn_runner *r = NULL;
+    tsr_tile *in = NULL, *y = NULL;
+    tsr_status st = tsr_nn_plan_params(p, &par);
+    if (st == TSR_OK) st = tsr_nn_keygen(p, par, &sk, &rk, &gk);
+    if (st == TSR_OK) st = tsr_backend_ckks_create(par, NULL, sk, rk, gk, &be);
+    if (st == TSR_OK) st = tsr_nn_runner_create(p, be, &r);
+    if (st == TSR_OK) st = tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &in);
+    if (st == TSR_OK) st = tsr_nn_run(r, in, &y, NULL);
+    if (st == TSR_OK) st = tsr_nn_decrypt(p, y, n, out);
+    tsr_tile_free(y);
+    tsr_tile_free(in);
+    tsr_nn_runner_free(r);
+    tsr_backend_free(be);
+    tsr_ckks_galois_keys_free(gk);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_params_free(par);
+    return st;
+}
+
+static int run_model(const model_opts *mo) {
+    const char *verb = "bench noise";
+    tsr_nn_model *m = NULL;
+    tsr_nn_plan *p = NULL;
+    tsr_status st = tsr_nn_import_onnx(mo->path, NULL, &m, NULL);
+    if (st != TSR_OK) return cli_fail(verb, st, "importing the model");
+    tsr_nn_compile_opts o;
+    tsr_nn_compile_opts_default(&o);
+    o.batch = (int)mo->batch;
+    o.packing = mo->packing;
+    o.log_n = (int)mo->log_n;
+    o.min_bits = 0; /* the plan compile would choose without the floor */
+    st = tsr_nn_compile(m, &o, &p);
+    if (st != TSR_OK) {
+        tsr_nn_model_free(m);
+        return cli_fail(verb, st, "compiling");
+    }
+    int n = (int)mo->batch;
+    int64_t ni = tsr_nn_model_input_size(m), no = tsr_nn_model_output_size(m);
+    double *x = malloc((size_t)(n * ni) * sizeof *x), *ref = malloc((size_t)(n * no) * sizeof *x),
+           *got = malloc((size_t)(n * no) * sizeof *x);
+    if (!x || !ref || !got) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    double lo, hi;
+    tsr_nn_plan_input_range(p, &lo, &hi);
+    uint8_t sd[TSR_SEED_BYTES] = { 0 };
+    for (int i = 0; i < 8; i++) sd[i] = (uint8_t)((uint64_t)mo->seed >> (8 * i));
+    tsr_prng g;
+    tsr_prng_init(&g, sd, 0x696e70757473ull);
+    for (int64_t i = 0; x && i < n * ni; i++) x[i] = lo + (hi - lo) * tsr_prng_double(&g);
+    if (st == TSR_OK) st = tsr_nn_model_forward(m, x, n, ref);
+    tsr_ckks_param_spec spec = p->spec;
+    printf("\n%s, batch %d: N = 2^%u, %u levels, scale 2^%u, %u x %u-bit special prime%s, "
+           "dnum %u; inputs uniform in [%g, %g]\n",
+           mo->path, n, spec.log_n, spec.levels, spec.scale_bits, spec.special_primes,
+           spec.special_prime_bits, spec.special_primes == 1 ? "" : "s", spec.dnum, lo, hi);
+    tsr_nn_plan_print(p, stdout);
+    double eb = 0, ee = 0;
+    if (st == TSR_OK) st = nn_plan_estimate_bits(p, x, n, &eb, &ee);
+    if (st == TSR_OK) printf("  mockup estimate:  %6.2f bits (largest error %.3g)\n", eb, ee);
+    fflush(stdout);
+    double worst = INFINITY, sum = 0;
+    for (long k = 0; k < mo->keys && st == TSR_OK; k++) {
+        double e;
+        st = ckks_run(p, x, n, got);
+        if (st != TSR_OK) break;
+        double b = plan_bits(got, ref, n * no, &e);
+        printf("  ckks, key set %ld: %6.2f bits (largest error %.3g)\n", k + 1, b, e);
+        fflush(stdout);
+        worst = fmin(worst, b);
+        sum += b;
+    }
+    if (st == TSR_OK)
+        printf("  estimate - ckks:  %+6.2f (mean over key sets), %+6.2f (worst key set)\n",
+               eb - sum / (double)mo->keys, eb - worst);
+    free(x);
+    free(ref);
+    free(got);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(m);
+    return st == TSR_OK ? 0 : cli_fail(verb, st, "running the plan");
+}
+
 typedef struct chain {
     int log_n, levels;
 } chain;
@@ -351,26 +464,49 @@ static int run_chain(const chain *c, int samples, uint64_t seed) {
 
 int bench_noise_main(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
-        printf("usage: tessera bench noise [--chain LOGN:LEVELS]... [--samples K] [--seed S]\n\n"
+        printf("usage: tessera bench noise [--chain LOGN:LEVELS]... [--samples K] [--seed S]\n"
+               "       tessera bench noise --model M.onnx [--batch B] [--log-n N] [--packing P]\n"
+               "                           [--keys K] [--seed S]\n\n"
                "The error each CKKS operation adds (fresh encryption, encoding, products,\n"
                "relinearization, rotations, rescale, constants, fused sums of 32-256 terms)\n"
                "on real CKKS and on the noisy mockup the compiler's precision floor runs,\n"
                "in bits (-log2 of the rms error over all slots of K outputs, default 4),\n"
                "on the chains compile picks for a ring degree and depth. Default chains:\n"
-               "13:5 14:8 14:15 15:14. One thread. Results: docs/BENCHMARKS.md.\n");
+               "13:5 14:8 14:15 15:14. One thread. Results: docs/BENCHMARKS.md.\n\n"
+               "With --model: the plan compile picks (without the precision floor) for\n"
+               "batch B (default 8), its precision estimate on the noisy mockup and the\n"
+               "precision of K (default 2) real CKKS runs with fresh keys, on the same B\n"
+               "inputs drawn uniformly over the plan's input range, in bits:\n"
+               "log2(max(1, |y|) / largest error), as compile's floor.\n");
         return 0;
     }
     const char *items[8];
     cli_list list = { items, 0, 8 };
     long samples = 4, seed = 1;
+    model_opts mo = { .batch = 8, .keys = 2, .seed = 1 };
+    const char *packing = "auto";
     const cli_opt opts[] = {
         { "--chain", CLI_LIST, &list, 0, 0 },
         { "--samples", CLI_LONG, &samples, 1, 1000 },
         { "--seed", CLI_LONG, &seed, 0, 1L << 40 },
+        { "--model", CLI_STR, &mo.path, 0, 0 },
+        { "--batch", CLI_LONG, &mo.batch, 1, 1 << 16 },
+        { "--log-n", CLI_LONG, &mo.log_n, 13, 16 },
+        { "--packing", CLI_STR, &packing, 0, 0 },
+        { "--keys", CLI_LONG, &mo.keys, 1, 100 },
     };
     int prc =
         cli_parse_args("bench noise", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;
+    if (nn_cli_parse_packing("bench noise", packing, &mo.packing)) return 2;
+    if (mo.path) {
+        mo.seed = seed;
+        int saved = tsr_get_num_threads();
+        tsr_set_num_threads(1);
+        int rc = run_model(&mo);
+        tsr_set_num_threads(saved);
+        return rc;
+    }
     chain ch[8];
     int nc = 0;
     if (list.n == 0) {

@@ -86,6 +86,7 @@ static void test_bad_values(void **state) {
         { "bench noise --chain 14", "expected LOGN:LEVELS" },
         { "bench noise --chain 9:4", "expected LOGN:LEVELS" },
         { "bench noise --samples 0", "--samples needs an integer" },
+        { "bench noise --model m.onnx --packing rows", "--packing is auto, batch or tiled" },
         { "bench tile --threads 0", "--threads needs an integer" },
         { "bench train --epochs", "--epochs needs a value" },
         { "bench fl extra", "unexpected argument 'extra'" },
