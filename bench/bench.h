@@ -17,6 +17,7 @@ int bench_ckks_main(int argc, char **argv);
 int bench_circuits_main(int argc, char **argv);
 int bench_fl_main(int argc, char **argv);
 int bench_model_main(int argc, char **argv);
+int bench_noise_main(int argc, char **argv);
 int bench_ring_main(int argc, char **argv);
 int bench_serve_main(int argc, char **argv);
 int bench_tile_main(int argc, char **argv);

@@ -21,6 +21,8 @@ static const bench_entry benches[] = {
     { "circuits", bench_circuits_main, "inverse, inverse sqrt, sign, ReLU, linear transform" },
     { "fl", bench_fl_main, "distributed-learning lab: aggregation rules, rounds per second" },
     { "model", bench_model_main, "encrypted inference of an ONNX model: latency, throughput" },
+    { "noise", bench_noise_main,
+      "error added per HE operation: real CKKS vs the noisy mockup, in bits" },
     { "ring", bench_ring_main, "ring layer: NTT, element-wise, basis conversion per SIMD family" },
     { "serve", bench_serve_main, "tessera serve on loopback: N clients, latency, lost/corrupted" },
     { "tile", bench_tile_main, "tile tensors on CKKS: matrix products, convolution, per shape" },

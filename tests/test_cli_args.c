@@ -20,8 +20,9 @@ static void test_help(void **state) {
     (void)state;
     const char *cmds[] = { "ckks",       "ckks params", "ckks presets", "demo",
                            "demo ckks",  "train",       "eval",         "bench",
-                           "bench ckks", "bench fl",    "bench model",  "bench ring",
-                           "bench tile", "bench train", "fl",           "version" };
+                           "bench ckks", "bench fl",    "bench model",  "bench noise",
+                           "bench ring", "bench tile",  "bench train",  "fl",
+                           "version" };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         tt_cli_expect(tt_cli_run("%s --help", cmds[i]), 0, cmds[i]);
         if (!strstr(tt_cli_output(), "usage: tessera"))
@@ -33,7 +34,7 @@ static void test_unknown_options(void **state) {
     (void)state;
     const char *cmds[] = { "ckks params", "ckks presets", "demo",       "train",
                            "eval m.onnx", "bench ckks",   "bench fl",   "bench model m.onnx",
-                           "bench ring",  "bench tile",   "bench train" };
+                           "bench noise", "bench ring",   "bench tile", "bench train" };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         tt_cli_expect(tt_cli_run("%s --no-such-option", cmds[i]), 2, cmds[i]);
         tt_cli_expect_fail(2, cmds[i], "unknown option '--no-such-option'");
@@ -88,6 +89,10 @@ static void test_bad_values(void **state) {
         { "bench model a.onnx b.onnx", "one model at a time" },
         { "bench model a.onnx --log-n 5", "--log-n needs an integer" },
         { "bench model a.onnx --expand-keys=1", "takes no value" },
+        { "bench noise --chain 14", "expected LOGN:LEVELS" },
+        { "bench noise --chain 9:4", "expected LOGN:LEVELS" },
+        { "bench noise --samples 0", "--samples needs an integer" },
+        { "bench noise --model m.onnx --packing rows", "--packing is auto, batch or tiled" },
         { "bench tile --threads 0", "--threads needs an integer" },
         { "bench train --epochs", "--epochs needs a value" },
         { "bench fl extra", "unexpected argument 'extra'" },
