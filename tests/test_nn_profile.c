@@ -2,9 +2,10 @@
  * tests/test_nn_profile.c - the optimizer's cost profiles (nn/cost.c) and
  * deterministic compilation: the reader accepts what the writer makes and
  * refuses malformed text with its line number; costs interpolate between
- * measured chains; the built-in profile covers every ring degree; the same
- * model, options and profile give a byte-identical plan, and a plan's id
- * does not depend on its predictions.
+ * measured chains; key switches are priced by a model of the digits and
+ * primes at the level they run at on the plan's own chain; the built-in profile covers every ring
+ * degree; the same model, options and profile give a byte-identical plan, and a plan's id does not
+ * depend on its predictions.
  */
 #include "testutil.h"
 
@@ -96,6 +97,31 @@ static void test_parse_errors(void **state) {
         { HEADER "speed 3\n", "unknown record 'speed'" },
         { HEADER "threads 0\n", "thread count" },
         { HEADER "threads 2 3\n", "unexpected '3'" },
+        /* ks records: version 3 only, every key once, levels consistent */
+        { HEADER "ks log_n=13 levels=5 level=1 alpha=1 special=1 rotate=1 hoist_extra=1 "
+                 "mul_ct=1\n",
+          "unknown record 'ks'" },
+        { "tessera-profile 3\nks log_n=13 levels=5 level=1 alpha=1 special=1 rotate=1\n",
+          "no 'hoist_extra'" },
+        { "tessera-profile 3\nks log_n=13 levels=5 level=6 alpha=1 special=1 rotate=1 "
+          "hoist_extra=1 mul_ct=1\n",
+          "above the chain" },
+        { "tessera-profile 3\nks log_n=13 levels=5 level=1 alpha=7 special=1 rotate=1 "
+          "hoist_extra=1 mul_ct=1\n",
+          "alpha" },
+        { "tessera-profile 3\nks log_n=13 levels=5 level=1 alpha=1 special=0 rotate=1 "
+          "hoist_extra=1 mul_ct=1\n",
+          "special" },
+        { "tessera-profile 3\nks log_n=13 levels=5 level=1 alpha=1 special=1 rotate=1 "
+          "hoist_extra=1 mul_ct=1 rotate=2\n",
+          "given twice" },
+        { "tessera-profile 3\npoint log_n=13 levels=1 " COSTS1
+          "\nks log_n=13 levels=5 level=1 alpha=1 special=1 rotate=1 hoist_extra=1 mul_ct=1\n"
+          "ks log_n=13 levels=5 level=1 alpha=2 special=1 rotate=1 hoist_extra=1 mul_ct=1\n",
+          "two ks records" },
+        { "tessera-profile 3\nks log_n=13 levels=5 level=1 alpha=1 special=1 rotate=1 "
+          "hoist_extra=1 mul_ct=1\n",
+          "no measurements" },
         { "tessera-profile 2\ncpu A\x01"
           "B\n",
           "non-printable" },
@@ -123,6 +149,138 @@ static void test_parse_errors(void **state) {
     assert_int_equal(parse(big, &p), TSR_ERR_FORMAT);
     assert_non_null(strstr(tsr_last_error(), "longer than"));
     free(big);
+}
+
+/* Key-switch times of the model c0 + c1 D P + c2 P (D digits, P primes; nn/cost.c). */
+static const double KS_C[3][3] = { { 1e-5, 2e-5, 3e-5 },
+                                   { 5e-6, 1e-5, 2e-5 },
+                                   { 2e-5, 2.5e-5, 0 } };
+static double ks_true(int op, int alpha, int special, int level) {
+    const double d = (level + alpha) / alpha, p = level + 1.0 + special;
+    return KS_C[op][0] + KS_C[op][1] * d * p + KS_C[op][2] * p;
+}
+
+/* A version 3 profile at 2^13: two points and ks records of the model above on three chains
+ * (levels, alpha, special) = (5, 1, 1), (3, 2, 2), (7, 3, 3). */
+static char *ks_profile(void) {
+    size_t cap = 8192, n = 0;
+    char *t = malloc(cap);
+    assert_non_null(t);
+    n += (size_t)snprintf(t + n, cap - n,
+                          "tessera-profile 3\ncpu Example\nsimd avx2\nthreads 1\n"
+                          "point log_n=13 levels=1 " COSTS1 "\npoint log_n=13 levels=5 " COSTS5
+                          "\n");
+    const int ch[3][3] = { { 5, 1, 1 }, { 3, 2, 2 }, { 7, 3, 3 } };
+    for (int c = 0; c < 3; c++)
+        for (int l = 0; l <= ch[c][0]; l += 2)
+            n += (size_t)snprintf(
+                t + n, cap - n,
+                "ks log_n=13 levels=%d level=%d alpha=%d special=%d "
+                "rotate=%.17g hoist_extra=%.17g mul_ct=%.17g\n",
+                ch[c][0], l, ch[c][1], ch[c][2], ks_true(0, ch[c][1], ch[c][2], l),
+                ks_true(1, ch[c][1], ch[c][2], l), ks_true(2, ch[c][1], ch[c][2], l));
+    assert_true(n < cap);
+    return t;
+}
+
+/* The key-switch model: fitted exactly to exact samples, more digits or more special primes
+ * cost more, a higher level costs more. */
+static void test_ks_model(void **state) {
+    (void)state;
+    char *t = ks_profile();
+    nn_profile *p;
+    tt_ok(parse(t, &p));
+    free(t);
+    assert_int_equal(p->version, 3);
+    assert_int_equal(p->n_ks, 3 + 2 + 4);
+    assert_int_equal(p->has_fit[13], 7);
+    for (int op = 0; op < NN_KS_OPS; op++)
+        for (int j = 0; j < NN_KS_TERMS; j++)
+            if (!(fabs(p->fit[13][op][j] - KS_C[op][j]) <= 1e-9 * 3e-5))
+                fail_msg("op %d term %d: %g, want %g", op, j, p->fit[13][op][j], KS_C[op][j]);
+    for (int op = 0; op < NN_KS_OPS; op++)
+        for (int l = 0; l <= 12; l++) {
+            const double v = nn_ks_seconds(p, 13, 1, 1, l, op);
+            assert_true(fabs(v - ks_true(op, 1, 1, l)) <= 1e-9 * v);
+            if (l) assert_true(v > nn_ks_seconds(p, 13, 1, 1, l - 1, op)); /* the level */
+            if (l) assert_true(v > nn_ks_seconds(p, 13, 2, 1, l, op));     /* the digits */
+            assert_true(nn_ks_seconds(p, 13, 1, 2, l, op) >= v);           /* special primes */
+            /* between two levels: interpolated */
+            const double h = nn_ks_seconds(p, 13, 1, 1, l + 0.5, op);
+            assert_true(fabs(h - 0.5 * (v + nn_ks_seconds(p, 13, 1, 1, l + 1, op))) <= 1e-9 * h);
+        }
+    /* the top of the 8-level chain of one digit per prime (9 digits x 10 primes) costs more
+     * than its neighbours' tops would say: 7 levels with alpha 2 (4 x 10), 11 levels with
+     * alpha 1 (12 x 13) interpolated at 8 is 69 D P, against 90 */
+    assert_true(nn_ks_seconds(p, 13, 1, 1, 8, 0) >
+                nn_ks_seconds(p, 13, 2, 2, 7, 0) +
+                    0.25 * (nn_ks_seconds(p, 13, 1, 1, 11, 0) - nn_ks_seconds(p, 13, 2, 2, 7, 0)));
+    /* a ring degree without a model: the old price, the top of the level-deep chain */
+    assert_true(nn_ks_seconds(p, 14, 1, 1, 3, NN_KS_ROTATE) == 0);
+    nn_profile_free(p);
+    /* a version 2 profile: the model is fitted to the points' tops on the profiler's chains */
+    tt_ok(parse(HEADER "point log_n=13 levels=1 " COSTS1 "\npoint log_n=13 levels=5 " COSTS5 "\n",
+                &p));
+    assert_int_equal(p->version, 2);
+    assert_int_equal(p->n_ks, 0);
+    assert_int_equal(p->has_fit[13], 7);
+    tsr_nn_profile_opts o;
+    tsr_nn_profile_opts_default(&o);
+    for (int i = 0; i < 2; i++) {
+        tsr_ckks_param_spec sp;
+        tt_ok(nn_profile_chain(&o, 13, p->pts[i].levels, &sp));
+        const int alpha = (int)((sp.levels + sp.dnum) / sp.dnum);
+        const double v =
+            nn_ks_seconds(p, 13, alpha, (int)sp.special_primes, p->pts[i].levels, NN_KS_ROTATE);
+        assert_true(fabs(v / p->pts[i].c.rotate - 1) < 0.25); /* two points, two terms */
+    }
+    nn_profile_free(p);
+}
+
+/* A step's key switches are priced on the plan's chain at the level they run at: a dense
+ * layer's rotate-and-sum after its rescale (level_out), a square's relinearization before
+ * it (level_in), a convolution's hoisted rotations on its input (level_in). */
+static void test_step_levels(void **state) {
+    (void)state;
+    char *t = ks_profile();
+    nn_profile *p;
+    tt_ok(parse(t, &p));
+    free(t);
+    tsr_ckks_param_spec sp;
+    memset(&sp, 0, sizeof sp);
+    sp.log_n = 13;
+    sp.levels = 7;
+    sp.dnum = 8; /* one prime per digit */
+    sp.special_primes = 1;
+    nn_step s;
+    memset(&s, 0, sizeof s);
+    s.level_in = 5;
+    s.level_out = 4;
+    s.op = NN_OP_DENSE;
+    s.counts.rotations = 10;
+    double v = nn_step_seconds(p, &sp, &s);
+    assert_true(fabs(v - 10 * ks_true(NN_KS_ROTATE, 1, 1, 4)) <= 1e-9 * v);
+    s.op = NN_OP_CLEAR_DUP;
+    assert_true(fabs(nn_step_seconds(p, &sp, &s) - v) <= 1e-9 * v);
+    /* the chain matters: two primes per digit (dnum 4) halves the digits at level 4 */
+    tsr_ckks_param_spec sp2 = sp;
+    sp2.dnum = 4;
+    sp2.special_primes = 2;
+    const double v2 = nn_step_seconds(p, &sp2, &s);
+    assert_true(fabs(v2 - 10 * ks_true(NN_KS_ROTATE, 2, 2, 4)) <= 1e-9 * v2);
+    assert_true(v2 < v);
+    s.op = NN_OP_CONV;
+    s.counts.hoisted = 2;
+    v = nn_step_seconds(p, &sp, &s);
+    const double want =
+        2 * ks_true(NN_KS_ROTATE, 1, 1, 5) + 8 * ks_true(NN_KS_HOIST_EXTRA, 1, 1, 5);
+    assert_true(fabs(v - want) <= 1e-9 * v);
+    memset(&s.counts, 0, sizeof s.counts);
+    s.op = NN_OP_SQUARE;
+    s.counts.mul_ct = 3;
+    v = nn_step_seconds(p, &sp, &s);
+    assert_true(fabs(v - 3 * ks_true(NN_KS_MUL_CT, 1, 1, 5)) <= 1e-9 * v);
+    nn_profile_free(p);
 }
 
 static void test_builtin(void **state) {
@@ -222,7 +380,7 @@ static const char *scaled_builtin(double f) {
     const char *path = tt_temp_path(".prof");
     FILE *fp = fopen(path, "w");
     assert_non_null(fp);
-    fprintf(fp, "tessera-profile 2\ncpu scaled\nsimd portable\nthreads 1\n");
+    fprintf(fp, "tessera-profile 3\ncpu scaled\nsimd portable\nthreads 1\n");
     static const char *const names[] = {
         "add",          "mul_plain",   "mul_const",       "mul_ct",           "rescale",
         "rotate",       "hoist_extra", "encode",          "encrypt",          "decrypt",
@@ -234,6 +392,14 @@ static const char *scaled_builtin(double f) {
         memcpy(v, &p->pts[i].c, sizeof v);
         for (int k = 0; k < 14; k++) fprintf(fp, " %s=%.17g", names[k], v[k] * f);
         fprintf(fp, "\n");
+    }
+    for (int i = 0; i < p->n_ks; i++) {
+        const nn_profile_ks *k = &p->ks[i];
+        fprintf(fp,
+                "ks log_n=%d levels=%d level=%d alpha=%d special=%d rotate=%.17g "
+                "hoist_extra=%.17g mul_ct=%.17g\n",
+                k->log_n, k->levels, k->level, k->alpha, k->special, k->t[0] * f, k->t[1] * f,
+                k->t[2] * f);
     }
     fclose(fp);
     nn_profile_free(p);
@@ -290,6 +456,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_and_interpolate),
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_ks_model),
+        cmocka_unit_test(test_step_levels),
         cmocka_unit_test(test_builtin),
         cmocka_unit_test(test_profile_chains),
         cmocka_unit_test(test_deterministic_compile),

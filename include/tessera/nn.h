@@ -230,10 +230,12 @@ typedef struct tsr_nn_profile_opts {
 TSR_API void tsr_nn_profile_opts_default(tsr_nn_profile_opts *o);
 
 /**
- * Time every HE operation the cost model uses (median of 5 runs, through
- * the ckks backend, with the current thread count) on a grid of CKKS
- * chains: for each ring degree, 1 level, the quarters and the deepest
- * 128-bit chain; write the profile to path (text; docs/INFERENCE.md).
+ * Time every HE operation the cost model uses (lower quartile of 5-8 runs,
+ * through the ckks backend, with the current thread count) on a grid of
+ * CKKS chains: for each ring degree, 1 level, the quarters and the deepest
+ * 128-bit chain, at each chain's top and, for the key switches, also at its
+ * middle and level 0; write the profile to path (text, format version 3;
+ * docs/INFERENCE.md).
  * Takes seconds to minutes (progress on stderr). Pass the file to
  * tsr_nn_compile (o->profile) to predict for this machine.
  */

@@ -157,7 +157,7 @@ static tsr_status finalize(const tsr_nn_model *m, const cand *c, const nn_profil
     tsr_backend_free(be);
     if (st != TSR_OK) return st;
     for (int i = 0; i < p->n_steps; i++)
-        p->steps[i].predicted = nn_step_seconds(prof, c->log_n, &p->steps[i]);
+        p->steps[i].predicted = nn_step_seconds(prof, &c->spec, &p->steps[i]);
     *out = p;
     return TSR_OK;
 }
@@ -200,7 +200,7 @@ static void predict(cand *c, const nn_profile *prof) {
         nn_step s = p->steps[i];
         s.level_in -= shift;
         s.level_out -= shift;
-        t += nn_step_seconds(prof, c->log_n, &s);
+        t += nn_step_seconds(prof, &c->spec, &s);
     }
     c->seconds = t;
     /* The generic run's vectors carry the limbs of a DRY_TOP-level chain: scale them down

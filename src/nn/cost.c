@@ -4,8 +4,9 @@
  * a program.
  *
  * A profile holds, for a grid of CKKS chains (ring degree 2^log_n and a
- * number of levels), the time of each HE operation at the top of the chain
- * (the lower quartile of 5-8 runs), measured through the ckks backend
+ * number of levels), the time of each HE operation at the top of the chain,
+ * and of the key switches also at its middle and level 0 (the lower
+ * quartile of 5-8 runs), measured through the ckks backend
  * (backend overheads included) with the thread count of the run: with one
  * thread the process's CPU time, which other jobs on a shared machine do
  * not inflate; with more, wall time (CPU time would sum the threads; a
@@ -17,18 +18,36 @@
  * the options and the profile.
  *
  * The format is text, one record per line (docs/INFERENCE.md):
- *   tessera-profile 2
+ *   tessera-profile 3
  *   cpu <free text>          simd <name>          threads <n>
  *   point log_n=<n> levels=<L> add=<s> mul_plain=<s> ... prod_lincomb_term=<s>
- * '#' starts a comment line. Every key of a point is required exactly
- * once, except prod_lincomb_term (profiles made before it was measured:
- * then 2 mul_plain + lincomb_term); unknown keys or records, bad numbers, duplicate points and
- * overlong lines are errors with their line number (fuzz/fuzz_nn_profile.c).
+ *   ks log_n=<n> levels=<L> level=<l> alpha=<a> special=<k> rotate=<s> hoist_extra=<s>
+ *      mul_ct=<s>
+ * '#' starts a comment line. Every key of a record is required exactly
+ * once, except a point's prod_lincomb_term (profiles made before it was
+ * measured: then 2 mul_plain + lincomb_term); unknown keys or records, bad
+ * numbers, duplicate points or ks records and overlong lines are errors
+ * with their line number (fuzz/fuzz_nn_profile.c). Version 2 files (no ks
+ * records) still read.
  *
- * The cost of an operation at level l of a chain with 2^log_n slots is the
- * profile's value interpolated linearly in the number of levels between
- * the two nearest points of that ring degree (extrapolated from the
- * nearest two beyond them, proportionally to the limbs below the first).
+ * The cost of an operation other than a key switch at level l of a chain
+ * with 2^log_n slots is the profile's value interpolated linearly in the
+ * number of levels between the two nearest points of that ring degree
+ * (extrapolated from the nearest two beyond them, proportionally to the
+ * limbs below the first): those costs follow the limbs, l + 1, whatever the
+ * chain. A key switch does not: at level l of a chain with alpha primes per
+ * digit and k special primes it has D = ceil((l + 1) / alpha) digits, each
+ * raised to P = l + 1 + k primes (ModUp NTTs and inner products with the
+ * key, D x P limbs), and a ModDown over P primes, so rotations, hoisted
+ * rotations and relinearizing products are priced by a model fitted per
+ * ring degree at load, seconds = c0 + c1 D P + c2 P (least squares on the
+ * relative error, coefficients >= 0), to the ks records (version 3:
+ * `tessera profile` times them at the top, the middle and level 0 of each
+ * chain) or, for a version 2 file, to the points' tops on the chains the
+ * profiler measures (nn_profile_chain). The top of the 8-level 2^14 chain
+ * (dnum 9, one special prime: 9 digits x 10 primes) and the top of the
+ * 7-level one (dnum 4, two special primes: 4 x 10) differ 2.25x in D P, which
+ * interpolating between the tops of chains could not see.
  */
 #include "nn/nn_internal.h"
 
@@ -45,11 +64,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PROFILE_VERSION    2
-#define PROFILE_MAX_BYTES  (1u << 20)
-#define PROFILE_MAX_LINE   2048
-#define PROFILE_MAX_POINTS 1024
-#define COST_MAX_SECONDS   1e4
+#define PROFILE_VERSION     3 /* written; 2 is still read */
+#define PROFILE_MIN_VERSION 2
+#define PROFILE_MAX_BYTES   (1u << 20)
+#define PROFILE_MAX_LINE    2048
+#define PROFILE_MAX_POINTS  1024
+#define COST_MAX_SECONDS    1e4
 
 typedef struct field {
     const char *name;
@@ -87,8 +107,11 @@ static double fget(const nn_costs *c, size_t i) {
 void nn_profile_free(nn_profile *p) {
     if (!p) return;
     tsr_free(p->pts);
+    tsr_free(p->ks);
     tsr_free(p);
 }
+
+static const char *const ks_names[NN_KS_OPS] = { "rotate", "hoist_extra", "mul_ct" };
 
 /* ---- parsing -------------------------------------------------------------------------- */
 
@@ -175,6 +198,67 @@ static tsr_status parse_point(lexer *x, nn_profile_point *pt) {
     return TSR_OK;
 }
 
+/* A ks record: the key-switching operations timed at one level of one chain. */
+static tsr_status parse_ks(lexer *x, nn_profile_ks *k) {
+    memset(k, 0, sizeof *k);
+    char w[160];
+    static const char *const ints[5] = { "log_n", "levels", "level", "alpha", "special" };
+    int *iv[5] = { &k->log_n, &k->levels, &k->level, &k->alpha, &k->special };
+    const int lo[5] = { TSR_CKKS_MIN_LOG_N, 1, 0, 1, 1 };
+    const int hi[5] = { TSR_CKKS_MAX_LOG_N, 64, 64, 65, TSR_CKKS_MAX_SPECIAL_PRIMES };
+    uint32_t have = 0; /* bits 0-4: the integers, 5-7: the times */
+    while (next_word(x, w, sizeof w)) {
+        char *eq = strchr(w, '=');
+        if (!eq) return perr(x->line, "'%s' is not key=value", w);
+        *eq = 0;
+        const char *v = eq + 1;
+        int i = 0;
+        while (i < 5 && strcmp(w, ints[i]) != 0) i++;
+        if (i < 5) {
+            if ((have & (1u << i)) || !parse_int(v, lo[i], hi[i], iv[i]))
+                return perr(x->line, "bad or repeated ks key '%s'", w);
+            have |= 1u << i;
+            continue;
+        }
+        int j = 0;
+        while (j < NN_KS_OPS && strcmp(w, ks_names[j]) != 0) j++;
+        if (j == NN_KS_OPS) return perr(x->line, "unknown ks key '%s'", w);
+        if (have & (1u << (5 + j))) return perr(x->line, "'%s' is given twice", w);
+        if (!parse_seconds(v, &k->t[j]))
+            return perr(x->line, "'%s' is not a time in seconds (0..1e4)", v);
+        have |= 1u << (5 + j);
+    }
+    for (int i = 0; i < 5; i++)
+        if (!(have & (1u << i))) return perr(x->line, "the ks record has no '%s'", ints[i]);
+    for (int j = 0; j < NN_KS_OPS; j++)
+        if (!(have & (1u << (5 + j))))
+            return perr(x->line, "the ks record has no '%s'", ks_names[j]);
+    if (k->level > k->levels) return perr(x->line, "level= is above the chain's levels=%s", "");
+    if (k->alpha > k->levels + 1)
+        return perr(x->line, "alpha= is more than the chain's primes (levels + 1)%s", "");
+    return TSR_OK;
+}
+
+static int cmp_ks(const void *a, const void *b) {
+    const nn_profile_ks *x = a, *y = b;
+    if (x->log_n != y->log_n) return x->log_n - y->log_n;
+    if (x->levels != y->levels) return x->levels - y->levels;
+    return x->level - y->level;
+}
+
+/* An array of n elements of size sz with room for one more (capacity *cap): v itself, or
+ * a larger copy (v freed); NULL when out of memory (v kept). */
+static void *grown(void *v, int n, int *cap, size_t sz) {
+    if (n < *cap) return v;
+    int nc = *cap ? 2 * *cap : 32;
+    void *nv = tsr_calloc_array((size_t)nc, sz);
+    if (!nv) return NULL;
+    if (n) memcpy(nv, v, (size_t)n * sz);
+    tsr_free(v);
+    *cap = nc;
+    return nv;
+}
+
 static int cmp_point(const void *a, const void *b) {
     const nn_profile_point *x = a, *y = b;
     if (x->log_n != y->log_n) return x->log_n - y->log_n;
@@ -196,9 +280,135 @@ static tsr_status rest_of_line(lexer *x, char *dst, size_t n, const char *what) 
     return TSR_OK;
 }
 
+/* ---- the key-switch model ----------------------------------------------------------- */
+
+/* The model's terms at level l of a chain with alpha primes per digit and k special
+ * primes: 1, digits x primes, primes. */
+static void ks_terms(int alpha, int special, int level, double x[NN_KS_TERMS]) {
+    if (alpha < 1) alpha = 1;
+    if (special < 0) special = 0;
+    if (level < 0) level = 0;
+    const double digits = (double)((level + alpha) / alpha), primes = level + 1.0 + special;
+    x[0] = 1.0;
+    x[1] = digits * primes;
+    x[2] = primes;
+}
+
+typedef struct ks_sample {
+    double x[NN_KS_TERMS], t;
+} ks_sample;
+
+/* Least squares of the relative error over the terms in `mask`: 0 if singular. */
+static int solve_subset(const ks_sample *sm, int n, unsigned mask, double c[NN_KS_TERMS],
+                        double *err) {
+    int idx[NN_KS_TERMS], m = 0;
+    for (int j = 0; j < NN_KS_TERMS; j++)
+        if (mask & (1u << j)) idx[m++] = j;
+    double A[NN_KS_TERMS][NN_KS_TERMS + 1];
+    memset(A, 0, sizeof A);
+    for (int i = 0; i < n; i++) {
+        const double w = 1.0 / (sm[i].t * sm[i].t);
+        for (int r = 0; r < m; r++) {
+            for (int q = 0; q < m; q++) A[r][q] += w * sm[i].x[idx[r]] * sm[i].x[idx[q]];
+            A[r][m] += w * sm[i].x[idx[r]] * sm[i].t;
+        }
+    }
+    double scale = 0;
+    for (int r = 0; r < m; r++) scale = fmax(scale, fabs(A[r][r]));
+    if (!(scale > 0) || !isfinite(scale)) return 0;
+    for (int col = 0; col < m; col++) { /* Gauss-Jordan with partial pivoting */
+        int piv = col;
+        for (int r = col + 1; r < m; r++)
+            if (fabs(A[r][col]) > fabs(A[piv][col])) piv = r;
+        if (!(fabs(A[piv][col]) > 1e-12 * scale)) return 0;
+        if (piv != col)
+            for (int q = 0; q <= m; q++) {
+                double tmp = A[col][q];
+                A[col][q] = A[piv][q];
+                A[piv][q] = tmp;
+            }
+        for (int r = 0; r < m; r++) {
+            if (r == col) continue;
+            const double f = A[r][col] / A[col][col];
+            for (int q = col; q <= m; q++) A[r][q] -= f * A[col][q];
+        }
+    }
+    memset(c, 0, NN_KS_TERMS * sizeof *c);
+    for (int r = 0; r < m; r++) {
+        const double v = A[r][m] / A[r][r];
+        if (!isfinite(v) || v < 0) return 0; /* a negative cost per term: not a model */
+        c[idx[r]] = v;
+    }
+    double e = 0;
+    for (int i = 0; i < n; i++) {
+        double y = 0;
+        for (int j = 0; j < NN_KS_TERMS; j++) y += c[j] * sm[i].x[j];
+        e += (y / sm[i].t - 1.0) * (y / sm[i].t - 1.0);
+    }
+    *err = e;
+    return isfinite(e);
+}
+
+/* The best fit with coefficients >= 0: every subset of the terms (an active set search,
+ * exact for three terms). 0 if none (no sample). */
+static int fit_op(const ks_sample *sm, int n, double c[NN_KS_TERMS]) {
+    double best = INFINITY;
+    for (unsigned mask = 1; mask < (1u << NN_KS_TERMS); mask++) {
+        double cc[NN_KS_TERMS], e;
+        if (solve_subset(sm, n, mask, cc, &e) && e < best) {
+            best = e;
+            memcpy(c, cc, sizeof cc);
+        }
+    }
+    return isfinite(best);
+}
+
+/* Fit the key-switch model of every ring degree: to its ks records, or without any (a
+ * version 2 profile) to its points' tops on the chains the profiler measures. Samples
+ * timed at 0 s carry no relative error and are left out. */
+static void fit_ks(nn_profile *p) {
+    memset(p->has_fit, 0, sizeof p->has_fit);
+    memset(p->fit, 0, sizeof p->fit);
+    int cap = p->n + p->n_ks;
+    ks_sample *sm = tsr_calloc_array((size_t)(cap > 0 ? cap : 1), sizeof *sm);
+    if (!sm) return; /* no model: the old pricing (nn_ks_seconds) */
+    tsr_nn_profile_opts o;
+    tsr_nn_profile_opts_default(&o);
+    o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS; /* the test rings below 2^13 */
+    for (int ln = TSR_CKKS_MIN_LOG_N; ln <= TSR_CKKS_MAX_LOG_N; ln++) {
+        int from_ks = 0;
+        for (int i = 0; i < p->n_ks; i++) from_ks |= p->ks[i].log_n == ln;
+        for (int op = 0; op < NN_KS_OPS; op++) {
+            int n = 0;
+            for (int i = 0; from_ks && i < p->n_ks; i++) {
+                const nn_profile_ks *k = &p->ks[i];
+                if (k->log_n != ln || !(k->t[op] > 0)) continue;
+                ks_terms(k->alpha, k->special, k->level, sm[n].x);
+                sm[n++].t = k->t[op];
+            }
+            for (int i = 0; !from_ks && i < p->n; i++) {
+                const nn_profile_point *q = &p->pts[i];
+                tsr_ckks_param_spec s;
+                if (q->log_n != ln) continue;
+                if (nn_profile_chain(&o, ln, q->levels, &s) != TSR_OK) continue;
+                const double t = op == NN_KS_ROTATE        ? q->c.rotate
+                                 : op == NN_KS_HOIST_EXTRA ? q->c.hoist_extra
+                                                           : q->c.mul_ct;
+                if (!(t > 0)) continue;
+                const int alpha = (int)((s.levels + s.dnum) / s.dnum); /* ceil((L + 1) / dnum) */
+                ks_terms(alpha, (int)s.special_primes, q->levels, sm[n].x);
+                sm[n++].t = t;
+            }
+            if (n && fit_op(sm, n, p->fit[ln][op])) p->has_fit[ln] |= (uint8_t)(1u << op);
+        }
+    }
+    tsr_clear_error(); /* chains that do not exist were skipped */
+    tsr_free(sm);
+}
+
 static tsr_status parse_body(const uint8_t *b, size_t len, nn_profile *p) {
     const char *s = (const char *)b, *end = s + len;
-    int line = 0, seen_header = 0, cap = 0;
+    int line = 0, seen_header = 0, cap = 0, ks_cap = 0;
     while (s < end) {
         const char *nl = memchr(s, '\n', (size_t)(end - s));
         const char *le = nl ? nl : end;
@@ -220,11 +430,12 @@ static tsr_status parse_body(const uint8_t *b, size_t len, nn_profile *p) {
                             "1");
             if (!next_word(&x, w, sizeof w) || !parse_int(w, 0, 1 << 30, &v))
                 return perr(line, "the header has no version number%s", "");
-            if (v != PROFILE_VERSION)
+            if (v < PROFILE_MIN_VERSION || v > PROFILE_VERSION)
                 return tsr_fail(TSR_ERR_VERSION,
                                 "cost profile version %d is not supported (this build reads "
-                                "version %d); make a new one with `tessera profile`",
-                                v, PROFILE_VERSION);
+                                "versions %d to %d); make a new one with `tessera profile`",
+                                v, PROFILE_MIN_VERSION, PROFILE_VERSION);
+            p->version = v;
             seen_header = 1;
         } else if (strcmp(w, "cpu") == 0) {
             TSR_TRY(rest_of_line(&x, p->cpu, sizeof p->cpu, "the cpu name"));
@@ -235,19 +446,23 @@ static tsr_status parse_body(const uint8_t *b, size_t len, nn_profile *p) {
                 return perr(line, "bad thread count '%s' (1..4096)", w);
         } else if (strcmp(w, "point") == 0) {
             if (p->n == PROFILE_MAX_POINTS) return perr(line, "more than %s points", "1024");
-            if (p->n == cap) {
-                int nc = cap ? 2 * cap : 32;
-                nn_profile_point *np = tsr_calloc_array((size_t)nc, sizeof *np);
-                if (!np) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
-                if (p->n) memcpy(np, p->pts, (size_t)p->n * sizeof *np);
-                tsr_free(p->pts);
-                p->pts = np;
-                cap = nc;
-            }
+            nn_profile_point *np = grown(p->pts, p->n, &cap, sizeof *p->pts);
+            if (!np) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+            p->pts = np;
             TSR_TRY(parse_point(&x, &p->pts[p->n]));
             p->n++;
+        } else if (strcmp(w, "ks") == 0 && p->version >= 3) {
+            if (p->n_ks == PROFILE_MAX_POINTS) return perr(line, "more than %s ks records", "1024");
+            nn_profile_ks *nk = grown(p->ks, p->n_ks, &ks_cap, sizeof *p->ks);
+            if (!nk) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
+            p->ks = nk;
+            TSR_TRY(parse_ks(&x, &p->ks[p->n_ks]));
+            p->n_ks++;
         } else {
-            return perr(line, "unknown record '%s' (expected cpu, simd, threads or point)", w);
+            return perr(line,
+                        "unknown record '%s' (expected cpu, simd, threads, point or, from "
+                        "version 3, ks)",
+                        w);
         }
         if (next_word(&x, w, sizeof w)) return perr(line, "unexpected '%s' at the end", w);
     }
@@ -258,6 +473,13 @@ static tsr_status parse_body(const uint8_t *b, size_t len, nn_profile *p) {
         if (cmp_point(&p->pts[i - 1], &p->pts[i]) == 0)
             return tsr_fail(TSR_ERR_FORMAT, "cost profile: two points for N = 2^%d with %d levels",
                             p->pts[i].log_n, p->pts[i].levels);
+    if (p->n_ks) qsort(p->ks, (size_t)p->n_ks, sizeof *p->ks, cmp_ks);
+    for (int i = 1; i < p->n_ks; i++)
+        if (cmp_ks(&p->ks[i - 1], &p->ks[i]) == 0)
+            return tsr_fail(TSR_ERR_FORMAT,
+                            "cost profile: two ks records for level %d of N = 2^%d with %d levels",
+                            p->ks[i].level, p->ks[i].log_n, p->ks[i].levels);
+    fit_ks(p);
     return TSR_OK;
 }
 
@@ -329,6 +551,30 @@ void nn_profile_costs_at(const nn_profile *p, int log_n, double levels, nn_costs
         double v = fget(&a->c, i) + t * (fget(&b->c, i) - fget(&a->c, i));
         *fp_of(out, i) = v > 0 ? v : 0;
     }
+}
+
+static double ks_model(const nn_profile *p, int log_n, int alpha, int special, int level, int op) {
+    double x[NN_KS_TERMS], v = 0;
+    ks_terms(alpha, special, level, x);
+    for (int j = 0; j < NN_KS_TERMS; j++) v += p->fit[log_n][op][j] * x[j];
+    return v;
+}
+
+double nn_ks_seconds(const nn_profile *p, int log_n, int alpha, int special, double level, int op) {
+    if (!(level >= 0)) level = 0;
+    if (level > 64) level = 64;
+    if (op < 0 || op >= NN_KS_OPS) return 0;
+    if (log_n < TSR_CKKS_MIN_LOG_N || log_n > TSR_CKKS_MAX_LOG_N ||
+        !(p->has_fit[log_n] & (1u << op))) {
+        nn_costs c; /* no model: the top of the level-deep chain, as before the model */
+        nn_profile_costs_at(p, log_n, level, &c);
+        return op == NN_KS_ROTATE ? c.rotate : op == NN_KS_HOIST_EXTRA ? c.hoist_extra : c.mul_ct;
+    }
+    const int l0 = (int)floor(level);
+    const double f = level - l0;
+    double v = ks_model(p, log_n, alpha, special, l0, op);
+    if (f > 0) v += f * (ks_model(p, log_n, alpha, special, l0 + 1, op) - v);
+    return isfinite(v) && v > 0 ? v : 0;
 }
 
 /* Seconds of `runs` calls of one operation. */
@@ -498,7 +744,17 @@ static tsr_status quartile(mctx *m, int runs, double *out) {
     return TSR_OK;
 }
 
-static tsr_status measure(tsr_ckks_params *params, nn_costs *c) {
+/* The levels the key switches are timed at below a chain's top (besides the top): the
+ * middle and 0, where a plan's last rotate-and-sums run. */
+static int ks_levels(int L, int lv[3]) {
+    int n = 0;
+    lv[n++] = L;
+    if (L / 2 > 0 && L / 2 < L) lv[n++] = L / 2;
+    lv[n++] = 0;
+    return n;
+}
+
+static tsr_status measure(tsr_ckks_params *params, nn_costs *c, nn_profile_ks *ks, int *nks) {
     memset(c, 0, sizeof *c);
     tsr_ckks_secret_key *sk = NULL;
     tsr_ckks_relin_key *rk = NULL;
@@ -556,6 +812,38 @@ static tsr_status measure(tsr_ckks_params *params, nn_costs *c) {
         c->prod_lincomb_term = c->lincomb_term;
     if (st == TSR_OK) /* what each rotation of a hoisted group costs beyond the first */
         c->hoist_extra = fmax(0.0, (c->hoist_extra - c->rotate) / 3.0);
+    /* The key switches again below the top: the same keys, fresh ciphertexts at level l. */
+    int lv[3], nlv = ks_levels(L, lv);
+    *nks = 0;
+    for (int i = 0; i < nlv && st == TSR_OK; i++) {
+        nn_profile_ks *k = &ks[(*nks)++];
+        memset(k, 0, sizeof *k);
+        k->level = lv[i];
+        if (lv[i] == L) {
+            k->t[NN_KS_ROTATE] = c->rotate;
+            k->t[NN_KS_HOIST_EXTRA] = c->hoist_extra;
+            k->t[NN_KS_MUL_CT] = c->mul_ct;
+            continue;
+        }
+        tsr_bvec_free(be, m.a);
+        tsr_bvec_free(be, m.b);
+        m.a = m.b = NULL;
+        double *z = tsr_calloc_array((size_t)be->slots, sizeof *z);
+        if (!z) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+        for (int64_t j = 0; st == TSR_OK && j < be->slots; j++) z[j] = 0.5 * cos((double)j);
+        /* at level 0 a scale whose square fits q_0, so the product (no plan relinearizes at
+         * level 0, but the model takes every level) is not refused */
+        const double sc = lv[i] ? be->scales[lv[i]] : exp2(floor(0.5 * be->log2_q[0]) - 2.0);
+        if (st == TSR_OK) st = tsr_bvec_encrypt(be, z, lv[i], sc, &m.a);
+        if (st == TSR_OK) st = tsr_bvec_encrypt(be, z, lv[i], sc, &m.b);
+        tsr_free(z);
+        const int ops[NN_KS_OPS] = { 5, 6, 3 }; /* rotate, 4 hoisted rotations, mul_ct */
+        for (int j = 0; j < NN_KS_OPS && st == TSR_OK; j++) {
+            m.op = ops[j];
+            st = quartile(&m, 8, &k->t[j]);
+        }
+        k->t[NN_KS_HOIST_EXTRA] = fmax(0.0, (k->t[NN_KS_HOIST_EXTRA] - k->t[NN_KS_ROTATE]) / 3.0);
+    }
     tsr_bvec_free(be, m.a);
     tsr_bvec_free(be, m.b);
     tsr_bvec_free(be, m.pt);
@@ -606,6 +894,13 @@ static int grid_levels(int log_n, const tsr_nn_profile_opts *o, int *lv) {
 static void write_point(FILE *fp, int log_n, int levels, const nn_costs *c) {
     fprintf(fp, "point log_n=%d levels=%d", log_n, levels);
     for (size_t i = 0; i < NFIELDS; i++) fprintf(fp, " %s=%.6g", fields[i].name, fget(c, i));
+    fprintf(fp, "\n");
+}
+
+static void write_ks(FILE *fp, const nn_profile_ks *k) {
+    fprintf(fp, "ks log_n=%d levels=%d level=%d alpha=%d special=%d", k->log_n, k->levels, k->level,
+            k->alpha, k->special);
+    for (int j = 0; j < NN_KS_OPS; j++) fprintf(fp, " %s=%.6g", ks_names[j], k->t[j]);
     fprintf(fp, "\n");
 }
 
@@ -666,7 +961,8 @@ tsr_status tsr_nn_profile_measure(const tsr_nn_profile_opts *o, const char *path
     fprintf(mem,
             "tessera-profile %d\n"
             "# seconds per HE operation at the top of each chain (lower quartile of 5-8 runs),\n"
-            "# measured by `tessera profile`; use with `tessera compile --profile FILE`\n"
+            "# and of the key switches at levels below it (ks: the chain's primes per digit\n"
+            "# and special primes); by `tessera profile`, for `tessera compile --profile FILE`\n"
             "# %s\n"
             "cpu %s\nsimd %s\nthreads %d\n",
             PROFILE_VERSION,
@@ -683,16 +979,25 @@ tsr_status tsr_nn_profile_measure(const tsr_nn_profile_opts *o, const char *path
             tsr_ckks_params *par = NULL;
             if (st == TSR_OK) st = tsr_ckks_params_create(&par, &s);
             nn_costs c;
-            if (st == TSR_OK) st = measure(par, &c);
+            nn_profile_ks ks[3];
+            int nks = 0;
+            if (st == TSR_OK) st = measure(par, &c, ks, &nks);
             tsr_ckks_params_free(par);
             if (st != TSR_OK) break;
             write_point(mem, ln, lv[ln][i], &c);
+            for (int j = 0; j < nks; j++) {
+                ks[j].log_n = ln;
+                ks[j].levels = lv[ln][i];
+                ks[j].alpha = (int)((s.levels + s.dnum) / s.dnum); /* ceil((L + 1) / dnum) */
+                ks[j].special = (int)s.special_primes;
+                write_ks(mem, &ks[j]);
+            }
             if (o->log) {
                 fprintf(o->log,
-                        "N = 2^%d, %2d levels: rotate %.3g ms, mul_ct %.3g ms, "
+                        "N = 2^%d, %2d levels: rotate %.3g ms (%.3g at level 0), mul_ct %.3g ms, "
                         "mul_plain %.3g ms, lincomb term %.3g ms\n",
-                        ln, lv[ln][i], 1e3 * c.rotate, 1e3 * c.mul_ct, 1e3 * c.mul_plain,
-                        1e3 * c.lincomb_term);
+                        ln, lv[ln][i], 1e3 * c.rotate, 1e3 * ks[nks - 1].t[NN_KS_ROTATE],
+                        1e3 * c.mul_ct, 1e3 * c.mul_plain, 1e3 * c.lincomb_term);
                 fflush(o->log);
             }
             tsr_progress_update(&pr, (uint64_t)++done, NULL);
@@ -720,9 +1025,53 @@ tsr_status tsr_nn_profile_measure(const tsr_nn_profile_opts *o, const char *path
 
 /* ---- predictions ------------------------------------------------------------------------ */
 
-double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s) {
+/* The level a step's rotations run at: a dense layer's rotate-and-sum (tsr_tile_mul_sum_dims)
+ * and a clear+dup's duplication come after the step's rescale, at its output level; a
+ * convolution's hoisted groups rotate the input, at its input level (its rotate-and-sum over
+ * channel tiles, after the rescale, is priced with them); others at the mean level. */
+static double rotation_level(const nn_step *s) {
+    switch (s->op) {
+    case NN_OP_DENSE:
+    case NN_OP_CLEAR_DUP:
+        return s->level_out;
+    case NN_OP_CONV:
+    case NN_OP_POOL:
+    case NN_OP_REORIENT:
+        return s->level_in;
+    default:
+        return 0.5 * (s->level_in + s->level_out);
+    }
+}
+
+/* The level a step's relinearizations run at: a product relinearizes before its rescale, at
+ * the input level; a polynomial's products run at every level from its input down to one
+ * above its output. */
+static double relin_level(const nn_step *s) {
+    switch (s->op) {
+    case NN_OP_SQUARE:
+    case NN_OP_SQMUL:
+    case NN_OP_MUL:
+    case NN_OP_SQ_LINEAR:
+    case NN_OP_CONTRACT:
+        return s->level_in;
+    case NN_OP_POLY:
+        return s->level_in > s->level_out ? 0.5 * (s->level_in + s->level_out + 1) : s->level_in;
+    default:
+        return 0.5 * (s->level_in + s->level_out);
+    }
+}
+
+double nn_step_seconds(const nn_profile *prof, const tsr_ckks_param_spec *spec, const nn_step *s) {
+    const int log_n = (int)spec->log_n;
+    const int dnum = spec->dnum ? (int)spec->dnum : 1;
+    const int alpha = ((int)spec->levels + dnum) / dnum, special = (int)spec->special_primes;
     nn_costs c;
     nn_profile_costs_at(prof, log_n, 0.5 * (s->level_in + s->level_out), &c);
+    /* key switches: on the plan's own chain, at the level they run at */
+    const double rl = rotation_level(s);
+    c.rotate = nn_ks_seconds(prof, log_n, alpha, special, rl, NN_KS_ROTATE);
+    c.hoist_extra = nn_ks_seconds(prof, log_n, alpha, special, rl, NN_KS_HOIST_EXTRA);
+    c.mul_ct = nn_ks_seconds(prof, log_n, alpha, special, relin_level(s), NN_KS_MUL_CT);
     const tsr_backend_counts *k = &s->counts;
     double t = 0;
     double rot = (double)k->rotations * c.rotate;

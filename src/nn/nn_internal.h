@@ -139,13 +139,34 @@ typedef struct nn_profile_point {
     nn_costs c;
 } nn_profile_point;
 
+/** The key-switching operations, priced by the chain and level they run at. */
+enum { NN_KS_ROTATE = 0, NN_KS_HOIST_EXTRA, NN_KS_MUL_CT, NN_KS_OPS };
+
+/** One timing of the key-switching operations at one level of one chain (a `ks` record). */
+typedef struct nn_profile_ks {
+    int log_n, levels, level; /* ring degree, the chain's levels, the level timed at */
+    int alpha, special;       /* the chain's primes per digit and special primes */
+    double t[NN_KS_OPS];      /* seconds: rotate, hoist_extra, mul_ct */
+} nn_profile_ks;
+
+/** Number of coefficients of the key-switch model (nn/cost.c): 1, digits x primes, primes. */
+#define NN_KS_TERMS 3
+
 /** A cost profile (nn/cost.c has the format). */
 typedef struct nn_profile {
     char cpu[128], simd[24];
     int threads;
     int builtin; /* 1: the built-in profile */
+    int version; /* the file's format version (2 or 3) */
     int n;       /* points, sorted by (log_n, levels), no duplicates */
     nn_profile_point *pts;
+    int n_ks; /* key-switch timings below the chains' tops (version 3), sorted, no duplicates */
+    nn_profile_ks *ks;
+    /* Per ring degree, the key-switch model fitted at load: seconds of op k at level l of a
+     * chain with alpha primes per digit and s special primes = c[0] + c[1] D P + c[2] P, with
+     * D = ceil((l + 1) / alpha) digits and P = l + 1 + s primes (fit[log_n][k], all >= 0). */
+    uint8_t has_fit[TSR_CKKS_MAX_LOG_N + 1];
+    double fit[TSR_CKKS_MAX_LOG_N + 1][NN_KS_OPS][NN_KS_TERMS];
 } nn_profile;
 
 /** The built-in profile's text (nn/cost_builtin.c). */
@@ -161,14 +182,25 @@ int nn_profile_has(const nn_profile *p, int log_n);
 /** Costs at a chain of `levels` levels of ring degree 2^log_n (interpolated; zeros if none). */
 void nn_profile_costs_at(const nn_profile *p, int log_n, double levels, nn_costs *out);
 /**
+ * Seconds of key-switching operation op (NN_KS_*) at `level` of a chain of ring degree
+ * 2^log_n with alpha primes per digit and `special` special primes: the profile's fitted
+ * model (a level between two integers: interpolated). Without a fit for the ring degree,
+ * the top of the level-deep chain (nn_profile_costs_at), as before the model existed.
+ */
+double nn_ks_seconds(const nn_profile *p, int log_n, int alpha, int special, double level, int op);
+/**
  * The CKKS chain tsr_nn_profile_measure times for 2^log_n with `levels` levels: the one the
  * compiler would use (nn_choose_params, 128-bit); TSR_CKKS_ALLOW_INSECURE_PARAMETERS in
  * o->ckks_flags only opens the test rings below 2^13.
  */
 tsr_status nn_profile_chain(const tsr_nn_profile_opts *o, int log_n, int levels,
                             tsr_ckks_param_spec *s);
-/** Predicted seconds of one step of a program on ring degree 2^log_n. */
-double nn_step_seconds(const nn_profile *prof, int log_n, const nn_step *s);
+/**
+ * Predicted seconds of one step of a program on the chain spec: its key switches (rotations,
+ * relinearizations) at the level they run at on that chain (nn_ks_seconds), the other
+ * operations at the step's mean level.
+ */
+double nn_step_seconds(const nn_profile *prof, const tsr_ckks_param_spec *spec, const nn_step *s);
 /** Predicted client seconds (encrypting the input, decrypting the output). */
 double nn_client_seconds(const nn_profile *prof, const tsr_ckks_param_spec *spec,
                          const nn_program *p);
