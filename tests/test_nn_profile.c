@@ -151,13 +151,21 @@ static void test_parse_errors(void **state) {
     free(big);
 }
 
-/* Key-switch times of the model c0 + c1 D P + c2 P (D digits, P primes; nn/cost.c). */
-static const double KS_C[3][3] = { { 1e-5, 2e-5, 3e-5 },
-                                   { 5e-6, 1e-5, 2e-5 },
-                                   { 2e-5, 2.5e-5, 0 } };
+/* Key-switch times of the model c0 + c1 D P + c2 P + c3 B (D digits, P primes, B the base
+ * conversions' products: each digit of s primes to the other P - s, the special primes to
+ * the level's l + 1; nn/cost.c). */
+static const double KS_C[3][4] = { { 1e-5, 2e-5, 3e-5, 1e-6 },
+                                   { 5e-6, 1e-5, 2e-5, 0 },
+                                   { 2e-5, 2.5e-5, 0, 2e-6 } };
 static double ks_true(int op, int alpha, int special, int level) {
-    const double d = (level + alpha) / alpha, p = level + 1.0 + special;
-    return KS_C[op][0] + KS_C[op][1] * d * p + KS_C[op][2] * p;
+    const int d = (level + alpha) / alpha;
+    const double p = level + 1.0 + special;
+    double b = special * (level + 1.0);
+    for (int j = 0; j < d; j++) {
+        const int sz = level + 1 - j * alpha < alpha ? level + 1 - j * alpha : alpha;
+        b += sz * (p - sz);
+    }
+    return KS_C[op][0] + KS_C[op][1] * d * p + KS_C[op][2] * p + KS_C[op][3] * b;
 }
 
 /* A version 3 profile at 2^13: two points and ks records of the model above on three chains

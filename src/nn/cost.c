@@ -40,8 +40,9 @@
  * raised to P = l + 1 + k primes (ModUp NTTs and inner products with the
  * key, D x P limbs), and a ModDown over P primes, so rotations, hoisted
  * rotations and relinearizing products are priced by a model fitted per
- * ring degree at load, seconds = c0 + c1 D P + c2 P (least squares on the
- * relative error, coefficients >= 0), to the ks records (version 3:
+ * ring degree at load, seconds = c0 + c1 D P + c2 P + c3 B, B the base
+ * conversions' products (ks_terms; least squares on the relative error,
+ * coefficients >= 0), to the ks records (version 3:
  * `tessera profile` times them at the top, the middle and level 0 of each
  * chain) or, for a version 2 file, to the points' tops on the chains the
  * profiler measures (nn_profile_chain). The top of the 8-level 2^14 chain
@@ -283,15 +284,26 @@ static tsr_status rest_of_line(lexer *x, char *dst, size_t n, const char *what) 
 /* ---- the key-switch model ----------------------------------------------------------- */
 
 /* The model's terms at level l of a chain with alpha primes per digit and k special
- * primes: 1, digits x primes, primes. */
+ * primes: 1; digits x primes (the digits' NTTs and inner products with the key); primes
+ * (ModDown's NTTs, the automorphism); the base conversions' products per coefficient (each
+ * digit of s primes raised to the other P - s, ModDown's k special primes to the l + 1):
+ * large when the digits are wide, as on the shallow chains at 2^15 and 2^16 (9-12 primes
+ * per digit), which the first three terms priced up to 25 % low. */
 static void ks_terms(int alpha, int special, int level, double x[NN_KS_TERMS]) {
     if (alpha < 1) alpha = 1;
     if (special < 0) special = 0;
     if (level < 0) level = 0;
-    const double digits = (double)((level + alpha) / alpha), primes = level + 1.0 + special;
+    const int digits = (level + alpha) / alpha;
+    const double primes = level + 1.0 + special;
+    double conv = (double)special * (level + 1.0);
+    for (int j = 0; j < digits; j++) {
+        const int sz = level + 1 - j * alpha < alpha ? level + 1 - j * alpha : alpha;
+        conv += sz * (primes - sz);
+    }
     x[0] = 1.0;
     x[1] = digits * primes;
     x[2] = primes;
+    x[3] = conv;
 }
 
 typedef struct ks_sample {
@@ -349,8 +361,8 @@ static int solve_subset(const ks_sample *sm, int n, unsigned mask, double c[NN_K
     return isfinite(e);
 }
 
-/* The best fit with coefficients >= 0: every subset of the terms (an active set search,
- * exact for three terms). 0 if none (no sample). */
+/* The best fit with coefficients >= 0: every subset of the terms (an exhaustive active set
+ * search, 15 small solves). 0 if none (no sample). */
 static int fit_op(const ks_sample *sm, int n, double c[NN_KS_TERMS]) {
     double best = INFINITY;
     for (unsigned mask = 1; mask < (1u << NN_KS_TERMS); mask++) {

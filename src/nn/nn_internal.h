@@ -149,8 +149,9 @@ typedef struct nn_profile_ks {
     double t[NN_KS_OPS];      /* seconds: rotate, hoist_extra, mul_ct */
 } nn_profile_ks;
 
-/** Number of coefficients of the key-switch model (nn/cost.c): 1, digits x primes, primes. */
-#define NN_KS_TERMS 3
+/** Number of coefficients of the key-switch model (nn/cost.c): 1, digits x primes, primes,
+ * base-conversion products. */
+#define NN_KS_TERMS 4
 
 /** A cost profile (nn/cost.c has the format). */
 typedef struct nn_profile {
@@ -163,8 +164,9 @@ typedef struct nn_profile {
     int n_ks; /* key-switch timings below the chains' tops (version 3), sorted, no duplicates */
     nn_profile_ks *ks;
     /* Per ring degree, the key-switch model fitted at load: seconds of op k at level l of a
-     * chain with alpha primes per digit and s special primes = c[0] + c[1] D P + c[2] P, with
-     * D = ceil((l + 1) / alpha) digits and P = l + 1 + s primes (fit[log_n][k], all >= 0). */
+     * chain with alpha primes per digit and s special primes = c[0] + c[1] D P + c[2] P +
+     * c[3] B, with D = ceil((l + 1) / alpha) digits, P = l + 1 + s primes and B the base
+     * conversions' products per coefficient (nn/cost.c, ks_terms; fit[log_n][k], all >= 0). */
     uint8_t has_fit[TSR_CKKS_MAX_LOG_N + 1];
     double fit[TSR_CKKS_MAX_LOG_N + 1][NN_KS_OPS][NN_KS_TERMS];
 } nn_profile;
