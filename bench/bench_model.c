@@ -30,7 +30,7 @@ static void usage(FILE *out) {
     fprintf(out,
             "usage: tessera bench model M.onnx [--batch B[,B2,...]] [--samples N] [--runs K]\n"
             "                                [--threads T] [--log-n N] [--scale-bits S]\n"
-            "                                [--profile FILE]\n"
+            "                                [--profile FILE] [--max-precision-trade BITS]\n"
             "                                [--data DIR]\n"
             "\n"
             "Encrypted inference on CKKS (128-bit security) for each batch size (default\n"
@@ -53,6 +53,8 @@ static void usage(FILE *out) {
             "  --scale-bits S  force the CKKS scale 2^S (default: the optimizer's choice)\n"
             "  --profile FILE  the cost profile the optimizer predicts with (tessera profile;\n"
             "                default: the built-in one)\n"
+            "  --max-precision-trade BITS  bits of estimated precision the optimizer may give\n"
+            "                up for a faster CKKS chain (default 2; 0: the largest scale)\n"
             "  --data DIR    Fashion-MNIST directory (/usr/share/datasets/fashion-mnist)\n");
 }
 
@@ -78,6 +80,7 @@ typedef struct result {
 } result;
 
 static const char *bench_profile; /* --profile FILE, or NULL: the built-in costs */
+static double bench_trade = -1;   /* --max-precision-trade BITS, or < 0: the default */
 
 static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int runs, int log_n,
                      int scale_bits, const double *x, const int32_t *y, int nx, result *res) {
@@ -90,6 +93,7 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
     co.log_n = log_n;
     co.scale_bits = scale_bits;
     co.profile = bench_profile;
+    if (bench_trade >= 0) co.max_precision_trade = bench_trade;
     tsr_nn_plan *p = NULL;
     printf("\n-- batch %d: compiling\n", batch);
     co.log = stdout;
@@ -233,10 +237,15 @@ int bench_model_main(int argc, char **argv) {
     const char *pos[2] = { NULL, NULL }, *batches = "1,4096,8192", *dir = NULL;
     long samples = 100, runs = 3, threads = 0, log_n = 0, scale_bits = 0;
     const cli_opt opts[] = {
-        { "--batch", CLI_STR, &batches, 0, 0 },  { "--samples", CLI_LONG, &samples, 1, 100000 },
-        { "--runs", CLI_LONG, &runs, 0, 1000 },  { "--threads", CLI_LONG, &threads, 1, 256 },
-        { "--log-n", CLI_LONG, &log_n, 13, 17 }, { "--scale-bits", CLI_LONG, &scale_bits, 20, 40 },
-        { "--data", CLI_STR, &dir, 0, 0 },       { "--profile", CLI_STR, &bench_profile, 0, 0 },
+        { "--batch", CLI_STR, &batches, 0, 0 },
+        { "--samples", CLI_LONG, &samples, 1, 100000 },
+        { "--runs", CLI_LONG, &runs, 0, 1000 },
+        { "--threads", CLI_LONG, &threads, 1, 256 },
+        { "--log-n", CLI_LONG, &log_n, 13, 17 },
+        { "--scale-bits", CLI_LONG, &scale_bits, 20, 40 },
+        { "--data", CLI_STR, &dir, 0, 0 },
+        { "--profile", CLI_STR, &bench_profile, 0, 0 },
+        { "--max-precision-trade", CLI_DOUBLE, &bench_trade, 0, 0 },
     };
     int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
     if (prc) return prc;
