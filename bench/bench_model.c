@@ -31,6 +31,7 @@ static void usage(FILE *out) {
             "usage: tessera bench model M.onnx [--batch B[,B2,...]] [--samples N] [--runs K]\n"
             "                                [--threads T] [--log-n N] [--scale-bits S]\n"
             "                                [--profile FILE] [--expand-keys]\n"
+            "                                [--max-precision-trade BITS]\n"
             "                                [--data DIR]\n"
             "\n"
             "Encrypted inference on CKKS (128-bit security) for each batch size (default\n"
@@ -55,6 +56,8 @@ static void usage(FILE *out) {
             "                default: the built-in one)\n"
             "  --expand-keys  store the evaluation keys' a halves (tsr_ckks_*_expand): twice the\n"
             "                keys' memory, no ChaCha12 regeneration in every key switch\n"
+            "  --max-precision-trade BITS  bits of estimated precision the optimizer may give\n"
+            "                up for a faster CKKS chain (default 2; 0: the largest scale)\n"
             "  --data DIR    Fashion-MNIST directory (/usr/share/datasets/fashion-mnist)\n");
 }
 
@@ -81,6 +84,7 @@ typedef struct result {
 
 static const char *bench_profile; /* --profile FILE, or NULL: the built-in costs */
 static int bench_expand;          /* --expand-keys */
+static double bench_trade = -1;   /* --max-precision-trade BITS, or < 0: the default */
 
 static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int runs, int log_n,
                      int scale_bits, const double *x, const int32_t *y, int nx, result *res) {
@@ -93,6 +97,7 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
     co.log_n = log_n;
     co.scale_bits = scale_bits;
     co.profile = bench_profile;
+    if (bench_trade >= 0) co.max_precision_trade = bench_trade;
     tsr_nn_plan *p = NULL;
     printf("\n-- batch %d: compiling\n", batch);
     co.log = stdout;
@@ -252,6 +257,7 @@ int bench_model_main(int argc, char **argv) {
         { "--data", CLI_STR, &dir, 0, 0 },
         { "--profile", CLI_STR, &bench_profile, 0, 0 },
         { "--expand-keys", CLI_FLAG, &bench_expand, 0, 0 },
+        { "--max-precision-trade", CLI_DOUBLE, &bench_trade, 0, 0 },
     };
     int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
     if (prc) return prc;

@@ -33,6 +33,12 @@ static void usage(FILE *out) {
             "  --min-bits B         refuse plans whose outputs come out with fewer than B bits\n"
             "                       above the CKKS error, estimated on a noisy mockup (10;\n"
             "                       0: no check)\n"
+            "  --max-precision-trade BITS\n"
+            "                       bits of estimated output precision the optimizer may\n"
+            "                       give up for a faster chain: one with 2 or 3 special\n"
+            "                       primes, fewer key-switching digits and a slightly smaller\n"
+            "                       scale (2; 0: always the largest scale; needs --min-bits\n"
+            "                       above 0; the log prints both chains)\n"
             "  --approx OP=DEG@RANGE | OP=DEG@LO:HI\n"
             "                       replace a non-polynomial operator (Relu, Sigmoid, Tanh,\n"
             "                       Erf, Exp, Gelu, Softplus, Sqrt, Reciprocal, Div by an\n"
@@ -78,7 +84,7 @@ int tsr_cmd_compile(int argc, char **argv) {
     const char *model = NULL, *out = NULL, *profile = NULL, *calib = NULL;
     long batch = 0, security = 128, scale = 0, relu = 0, calib_count = 1000;
     const char *log_n_arg = NULL;
-    double range = 4.0, max_mem = 16384, min_bits = 10;
+    double range = 4.0, max_mem = 16384, min_bits = 10, trade = 2;
     int quiet = 0, insecure = 0, no_measure = 0, force = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
     const char *packing_name = NULL;
@@ -99,6 +105,7 @@ int tsr_cmd_compile(int argc, char **argv) {
         { "--profile", CLI_STR, &profile, 0, 0 },
         { "--max-memory", CLI_DOUBLE, &max_mem, 0, 0 },
         { "--min-bits", CLI_DOUBLE, &min_bits, 0, 0 },
+        { "--max-precision-trade", CLI_DOUBLE, &trade, 0, 0 },
         { "--no-measure", CLI_FLAG, &no_measure, 0, 0 },
         { "--quiet", CLI_FLAG, &quiet, 0, 0 },
         { "--force", CLI_FLAG, &force, 0, 0 },
@@ -164,6 +171,7 @@ int tsr_cmd_compile(int argc, char **argv) {
     co.profile = profile;
     co.max_memory_mib = max_mem;
     co.min_bits = min_bits;
+    co.max_precision_trade = trade;
     co.ckks_flags = insecure ? TSR_CKKS_ALLOW_INSECURE_PARAMETERS : 0;
     co.log = quiet ? NULL : stdout;
     if (insecure && !log_n_arg) co.min_log_n = 10;

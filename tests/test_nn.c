@@ -401,6 +401,68 @@ static void test_params(void **state) {
     tt_fails(nn_choose_params(13, 3, 10, 45, 0, &s), TSR_ERR_INVALID_ARG);
 }
 
+/*
+ * The alternative chains (nn_chain_alternatives) meet the same bound: QP within the 128-bit
+ * table and P above the largest digit, recomputed here from the spec's own fields; [0] is
+ * nn_choose_params's chain and each alternative has a different number of special primes.
+ * Worked by hand for 8 levels at N = 2^14 (bound 438 bits, 10 bits of output headroom):
+ * scale 2^39, q0 49: one-prime digits (dnum 9) fit one 50-bit special prime (49 + 8 x 39 +
+ * 50 = 411); two-prime digits (88 bits) need two special primes of 45 bits: 451 > 437, so
+ * 2^37 (47 + 296 + 2 x 43 = 429, dnum 5); three-prime digits at 2^34 (44 + 68 = 112 bits:
+ * 3 x 38; 44 + 272 + 114 = 430, dnum 3; at 2^35 it is 442).
+ */
+static void test_chain_alternatives(void **state) {
+    (void)state;
+    for (unsigned ln = 13; ln <= 15; ln++)
+        for (int L = 1; L <= 15; L++) {
+            tsr_ckks_param_spec c[NN_MAX_CHAINS], want;
+            int n = nn_chain_alternatives(ln, L, 10, 0, 0, c);
+            if (nn_choose_params(ln, L, 10, 0, 0, &want) != TSR_OK) {
+                assert_int_equal(n, 0);
+                continue;
+            }
+            assert_true(n >= 1 && n <= NN_MAX_CHAINS);
+            assert_memory_equal(&c[0], &want, sizeof want);
+            const double bound = tsr_ckks_security_bound(ln, TSR_CKKS_SECRET_TERNARY, 0);
+            for (int i = 0; i < n; i++) {
+                const tsr_ckks_param_spec *s = &c[i];
+                assert_int_equal((int)s->levels, L);
+                assert_int_equal(s->first_prime_bits, s->scale_bits + 10);
+                assert_true(s->scale_bits <= c[0].scale_bits);
+                double qp = s->first_prime_bits + (double)L * s->scale_bits +
+                            (double)s->special_primes * s->special_prime_bits;
+                assert_true(qp <= bound);
+                unsigned alpha = (L + s->dnum) / s->dnum; /* ceil((L + 1) / dnum) */
+                double digit = s->first_prime_bits + (alpha - 1.0) * s->scale_bits;
+                assert_true(digit < (double)s->special_primes * s->special_prime_bits);
+                assert_true(s->special_prime_bits <= 50);
+                tsr_ckks_params *p;
+                tt_ok(tsr_ckks_params_create(&p, s));
+                assert_true(tsr_ckks_params_is_secure(p));
+                tsr_ckks_params_free(p);
+                for (int j = 0; j < i; j++)
+                    assert_int_not_equal(c[j].special_primes, s->special_primes);
+                if (i > 0)
+                    assert_true(s->special_primes >= 1 &&
+                                s->special_primes <= NN_CHAIN_MAX_SPECIAL);
+            }
+        }
+    tsr_ckks_param_spec c[NN_MAX_CHAINS];
+    assert_int_equal(nn_chain_alternatives(14, 8, 10, 0, 0, c), 3);
+    const unsigned hand[3][3] = { { 39, 9, 1 }, { 37, 5, 2 }, { 34, 3, 3 } }; /* scale, dnum, k */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(c[i].scale_bits, hand[i][0]);
+        assert_int_equal(c[i].dnum, hand[i][1]);
+        assert_int_equal(c[i].special_primes, hand[i][2]);
+    }
+    /* test-only parameters (no bound) keep their one chain, the flag passed through */
+    assert_int_equal(nn_chain_alternatives(11, 3, 10, 0, TSR_CKKS_ALLOW_INSECURE_PARAMETERS, c), 1);
+    tsr_ckks_param_spec want;
+    tt_ok(nn_choose_params(11, 3, 10, 0, TSR_CKKS_ALLOW_INSECURE_PARAMETERS, &want));
+    assert_memory_equal(&c[0], &want, sizeof want);
+    assert_true(c[0].flags == TSR_CKKS_ALLOW_INSECURE_PARAMETERS);
+}
+
 static long max_rss_kib(void) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -440,6 +502,7 @@ int main(void) {
         cmocka_unit_test(test_unsupported_report),
         cmocka_unit_test(test_import_errors),
         cmocka_unit_test(test_params),
+        cmocka_unit_test(test_chain_alternatives),
         cmocka_unit_test(test_plan_declared_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -489,6 +489,93 @@ static void test_precision_floor(void **state) {
 }
 
 /*
+ * The precision trade (tsr_nn_compile_opts.max_precision_trade). transformer_small at batch 8
+ * takes batch packing at N = 2^14 with 10 levels: the max-scale chain is 2^34 with one special
+ * prime (dnum 11); with two special primes the bound leaves 2^31 (dnum 6: 6 digits instead of
+ * 11), 3 bits smaller, which the noisy mockup estimates 3 bits less precise and the built-in
+ * costs price about a quarter faster. A trade of 0 keeps the old chain (nn_choose_params for
+ * the plan's depth); 2 bits refuse the 3-bit trade and keep it too (the log says why); 3
+ * bits take the faster chain, whose estimate is within both bounds, printed beside the
+ * max-scale chain's, and which carries at least 12 bits against plaintext on real CKKS.
+ */
+static void test_precision_trade(void **state) {
+    (void)state;
+    tsr_nn_model *m;
+    tsr_onnx_data *xin, *yref;
+    tt_nn_torch_fixture("transformer_small", &m, &xin, &yref);
+    int64_t ni = tsr_nn_model_input_size(m), k = tsr_nn_model_output_size(m);
+    double *x = malloc((size_t)(8 * ni) * sizeof *x), *out = malloc((size_t)(8 * k) * sizeof *out),
+           *ref = malloc((size_t)(8 * k) * sizeof *ref);
+    uint32_t z = 4242;
+    for (int64_t i = 0; i < 8 * ni; i++) {
+        z = z * 1664525u + 1013904223u;
+        x[i] = (z >> 8) / 16777216.0;
+    }
+    tsr_nn_plan *p[3] = { NULL, NULL, NULL };
+    const double trade[3] = { 0, 2, 3 };
+    char *logs[3] = { NULL, NULL, NULL };
+    double est[3], err;
+    for (int t = 0; t < 3; t++) {
+        tsr_nn_compile_opts o;
+        tsr_nn_compile_opts_default(&o);
+        o.batch = 8;
+        o.packing = TSR_NN_PACK_BATCH;
+        o.log_n = 14;
+        o.max_precision_trade = trade[t];
+        size_t len = 0;
+        FILE *lg = open_memstream(&logs[t], &len);
+        assert_non_null(lg);
+        o.log = lg;
+        tt_ok(tsr_nn_compile(m, &o, &p[t]));
+        fclose(lg);
+        tt_ok(nn_plan_estimate_bits(p[t], x, 8, &est[t], &err));
+        est[t] -= NN_PRECISION_MARGIN_BITS;
+        tsr_ckks_params *par;
+        tt_ok(tsr_nn_plan_params(p[t], &par));
+        assert_true(tsr_ckks_params_is_secure(par));
+        tsr_ckks_params_free(par);
+    }
+    /* 0: the max-scale chain for the plan's depth, exactly as before the trade */
+    tsr_ckks_param_spec want;
+    tt_ok(nn_choose_params(14, (int)p[0]->spec.levels, NN_DEFAULT_OUTPUT_BITS, 0, 0, &want));
+    want.flags = p[0]->spec.flags;
+    assert_memory_equal(&p[0]->spec, &want, sizeof want);
+    assert_int_equal(want.scale_bits, 34);
+    assert_null(strstr(logs[0], "chains for this packing"));
+    /* 2: the 3-bit trade is refused, said so */
+    assert_memory_equal(&p[1]->spec, &want, sizeof want);
+    if (!strstr(logs[1], "alt  scale 2^31, dnum 6, 2 special primes") ||
+        !strstr(logs[1], "refused: gives up 3.00 bits"))
+        fail_msg("trade 2 log:\n%s", logs[1]);
+    /* 3: the faster chain, within both bounds, both chains in the log */
+    assert_int_equal(p[2]->spec.levels, want.levels);
+    assert_int_equal(p[2]->spec.scale_bits, 31);
+    assert_int_equal(p[2]->spec.special_primes, 2);
+    assert_int_equal(p[2]->spec.dnum, 6);
+    assert_true(p[2]->predicted_seconds < 0.9 * p[0]->predicted_seconds);
+    assert_true(est[2] >= NN_DEFAULT_MIN_BITS);
+    assert_true(est[2] >= est[0] - 3 - 0.01);
+    assert_true(est[2] < est[0] - 2); /* what trade 2 refused */
+    if (!strstr(logs[2], "max  scale 2^34, dnum 11, 1 special prime") ||
+        !strstr(logs[2], "alt  scale 2^31, dnum 6, 2 special primes") ||
+        !strstr(logs[2], "<- chosen"))
+        fail_msg("trade 3 log:\n%s", logs[2]);
+    double bits = run_ckks(p[2], x, 8, out, ref);
+    assert_int_equal(last_invalid, 0);
+    if (bits < 12) fail_msg("transformer_small, 2^31 chain at batch 8: %.1f bits", bits);
+    for (int t = 0; t < 3; t++) {
+        tsr_nn_plan_free(p[t]);
+        free(logs[t]);
+    }
+    free(x);
+    free(out);
+    free(ref);
+    tsr_onnx_data_free(xin);
+    tsr_onnx_data_free(yref);
+    tsr_nn_model_free(m);
+}
+
+/*
  * One sample per slot: attention's products of two activations run as contract steps
  * (one sum of ciphertext x ciphertext products per output, no expansions, no per-product
  * relinearization), encrypted against PyTorch and the plaintext reference; the plan
@@ -1236,19 +1323,13 @@ static void test_other_backends(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ops_ckks),
-        cmocka_unit_test(test_end_to_end),
-        cmocka_unit_test(test_pytorch_encrypted),
-        cmocka_unit_test(test_torch_models_encrypted),
-        cmocka_unit_test(test_precision_floor),
-        cmocka_unit_test(test_residual_reorient),
-        cmocka_unit_test(test_attention_encrypted),
-        cmocka_unit_test(test_optimizer),
-        cmocka_unit_test(test_plan_files),
-        cmocka_unit_test(test_wrong_inputs),
-        cmocka_unit_test(test_other_backends),
-        cmocka_unit_test(test_plan_ranges),
-        cmocka_unit_test(test_contract_encrypted),
+        cmocka_unit_test(test_ops_ckks),          cmocka_unit_test(test_end_to_end),
+        cmocka_unit_test(test_pytorch_encrypted), cmocka_unit_test(test_torch_models_encrypted),
+        cmocka_unit_test(test_precision_floor),   cmocka_unit_test(test_precision_trade),
+        cmocka_unit_test(test_residual_reorient), cmocka_unit_test(test_attention_encrypted),
+        cmocka_unit_test(test_optimizer),         cmocka_unit_test(test_plan_files),
+        cmocka_unit_test(test_wrong_inputs),      cmocka_unit_test(test_other_backends),
+        cmocka_unit_test(test_plan_ranges),       cmocka_unit_test(test_contract_encrypted),
         cmocka_unit_test(test_old_plans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

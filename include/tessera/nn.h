@@ -197,6 +197,18 @@ typedef struct tsr_nn_compile_opts {
      * no longer gives silent garbage.
      */
     double min_bits;
+    /**
+     * Bits of estimated output precision the compiler may give up for a faster chain
+     * (default 2; 0: always the chain with the largest scale, as before). For each ring
+     * degree and depth the chain with the largest scale the 128-bit bound allows has one
+     * special prime and one-prime digits at most levels; chains with 2 or 3 special primes
+     * have fewer, larger digits (cheaper rotations and relinearizations, smaller keys) and a
+     * scale a few bits smaller. Such a chain is chosen only if it is predicted faster and its
+     * precision estimate (as for min_bits; needs min_bits > 0) is at least min_bits and at
+     * most max_precision_trade bits below the estimate of the same packing on the max-scale
+     * chain. Every chain meets the same security bound.
+     */
+    double max_precision_trade;
 } tsr_nn_compile_opts;
 
 TSR_API void tsr_nn_compile_opts_default(tsr_nn_compile_opts *o);

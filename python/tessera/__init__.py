@@ -333,12 +333,14 @@ class Plan:
 
 def compile(model, batch=1, packing="auto", log_n=0, min_log_n=None, max_log_n=None,
             calibration=None, profile=None, max_memory_mib=None, insecure=False,
-            min_bits=None):
+            min_bits=None, max_precision_trade=None):
     """Compile a Model (or an ONNX path) for encrypted inference of `batch` samples at a
     time. The optimizer picks packing and CKKS parameters (deterministically) unless
     packing ("batch", "tiled") or log_n (ring degree 2^log_n) force them. calibration:
     samples (n, input) that set the plan's input range. min_bits: the precision floor
-    (default 10 bits, 0: no check; see tsr_nn_compile_opts.min_bits). insecure=True
+    (default 10 bits, 0: no check; see tsr_nn_compile_opts.min_bits). max_precision_trade:
+    bits of estimated precision the compiler may give up for a faster CKKS chain (default 2,
+    0: always the largest scale; tsr_nn_compile_opts.max_precision_trade). insecure=True
     allows parameters below 128-bit security (tests only)."""
     if not isinstance(model, Model):
         model = Model.from_onnx(model)
@@ -357,6 +359,8 @@ def compile(model, batch=1, packing="auto", log_n=0, min_log_n=None, max_log_n=N
         o.max_memory_mib = float(max_memory_mib)
     if min_bits is not None:
         o.min_bits = float(min_bits)
+    if max_precision_trade is not None:
+        o.max_precision_trade = float(max_precision_trade)
     if insecure:
         o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS
     keep = []

@@ -197,6 +197,7 @@ typedef struct tsr_nn_compile_opts {
     const double *calib;
     int calib_n;
     double min_bits;
+    double max_precision_trade;
 } tsr_nn_compile_opts;
 void tsr_nn_import_opts_default(tsr_nn_import_opts *o);
 tsr_status tsr_nn_import_onnx(const char *path, const tsr_nn_import_opts *o, tsr_nn_model **out,

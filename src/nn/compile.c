@@ -4,11 +4,15 @@
  * split of the slots over [D0, X, Y, D3, B] and both channel orientations)
  * times ring degrees. Each candidate is lowered by a shape-only dry run on
  * a mockup (no data: only shapes, levels and operation counts), which gives
- * its depth; the depth gives the CKKS chain (nn_choose_params); the chain's
+ * its depth; the depth gives the CKKS chain (nn_choose_params) and, with
+ * max_precision_trade, its faster alternatives with more special primes and
+ * a slightly smaller scale (nn_chain_alternatives: each is one more
+ * candidate, on the same dry run); the chain's
  * per-operation costs from the cost profile (nn/cost.c: a file made by
  * `tessera profile`, or the built-in one) times the dry run's counts give
  * the predicted latency, and the largest live set gives the memory. The
- * fastest candidate within the memory budget wins; ties are broken by
+ * fastest candidate within the memory budget and the precision bounds (a
+ * noisy mockup run of the candidates that win on price) wins; ties are broken by
  * memory and then by the candidate itself, so the same model, options and
  * profile always give the same plan. Nothing here times anything.
  */
@@ -18,6 +22,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 
+#include <assert.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,13 +40,17 @@ void tsr_nn_compile_opts_default(tsr_nn_compile_opts *o) {
     o->output_bits = NN_DEFAULT_OUTPUT_BITS;
     o->max_memory_mib = NN_DEFAULT_MAX_MEMORY_MIB;
     o->min_bits = NN_DEFAULT_MIN_BITS;
+    o->max_precision_trade = NN_DEFAULT_PRECISION_TRADE_BITS;
 }
 
 typedef struct cand {
     nn_config cfg;
     nn_program *prog; /* from the generic dry run (levels counted from DRY_TOP) */
     int log_n, depth, ok;
+    int chain; /* 0: the max-scale chain (owns prog); else an alternative sharing its prog */
     tsr_ckks_param_spec spec;
+    int est;                  /* precision: 0 not estimated, 1 estimated, -1 the estimate failed */
+    double est_bits, est_err; /* estimated bits (less the margin) and largest error */
     double seconds, bytes, client;
     uint64_t rot, keys;
     char why[160];
@@ -233,7 +242,167 @@ static int cmp_cand(const void *x, const void *y) {
     if (a->cfg.packing != b->cfg.packing) return (int)a->cfg.packing - (int)b->cfg.packing;
     for (int i = 0; i < 5; i++)
         if (a->cfg.t[i] != b->cfg.t[i]) return a->cfg.t[i] < b->cfg.t[i] ? -1 : 1;
-    return a->cfg.orient - b->cfg.orient;
+    if (a->cfg.orient != b->cfg.orient) return a->cfg.orient - b->cfg.orient;
+    /* one packing on several chains: the larger scale, then fewer special primes */
+    if (a->spec.scale_bits != b->spec.scale_bits)
+        return a->spec.scale_bits > b->spec.scale_bits ? -1 : 1;
+    if (a->spec.special_primes != b->spec.special_primes)
+        return a->spec.special_primes < b->spec.special_primes ? -1 : 1;
+    return (int)a->spec.dnum - (int)b->spec.dnum;
+}
+
+/* The same packing (and so the same dry run) on the same ring? */
+static int same_packing(const cand *a, const cand *b) {
+    if (a->log_n != b->log_n || a->cfg.packing != b->cfg.packing || a->cfg.orient != b->cfg.orient)
+        return 0;
+    for (int i = 0; i < 5; i++)
+        if (a->cfg.t[i] != b->cfg.t[i]) return 0;
+    return 1;
+}
+
+static int same_chain(const tsr_ckks_param_spec *a, const tsr_ckks_param_spec *b) {
+    return a->log_n == b->log_n && a->levels == b->levels && a->scale_bits == b->scale_bits &&
+           a->special_primes == b->special_primes && a->dnum == b->dnum;
+}
+
+/* "scale 2^37, dnum 5, 2 special primes" */
+static void describe_chain(const tsr_ckks_param_spec *s, char *buf, size_t n) {
+    snprintf(buf, n, "scale 2^%u, dnum %u, %u special prime%s", s->scale_bits, s->dnum,
+             s->special_primes, s->special_primes == 1 ? "" : "s");
+}
+
+/* Refuse c if its chain cannot carry the model's product forms or its predicted memory is
+ * over the budget; else price it. */
+static void price(cand *c, const nn_profile *prof, const tsr_nn_compile_opts *o, int has_sqmul) {
+    if (has_sqmul && c->spec.first_prime_bits < NN_SQMUL_MIN_Q0_BITS) {
+        snprintf(c->why, sizeof c->why,
+                 "a near-linear activation's product form needs q_0 of at least %d bits "
+                 "(here %u: raise --output-bits or the scale)",
+                 NN_SQMUL_MIN_Q0_BITS, c->spec.first_prime_bits);
+        c->ok = 0;
+        return;
+    }
+    predict(c, prof);
+    if (c->bytes > o->max_memory_mib * 1048576.0) {
+        c->ok = 0;
+        snprintf(c->why, sizeof c->why, "needs %.0f MiB of server memory (budget %.0f MiB)",
+                 c->bytes / 1048576.0, o->max_memory_mib);
+    }
+}
+
+/*
+ * The alternative chains of every candidate with a chain: one more candidate per chain of
+ * nn_chain_alternatives whose scale is at most trade + 1 bits below the max-scale chain's
+ * (the CKKS error grows as 1/scale, so a chain further down would give up more than the
+ * trade; the extra bit is for the smaller key-switch noise of more special primes). The
+ * copies share the dry run of their max-scale candidate (chain 0 owns it).
+ */
+static int add_chains(const tsr_nn_compile_opts *o, cand **v, int *n) {
+    int extra = 0, n0 = *n;
+    tsr_ckks_param_spec alt[NN_MAX_CHAINS];
+    const double lim = o->max_precision_trade + 1.0;
+    for (int pass = 0; pass < 2; pass++) {
+        cand *nv = NULL;
+        if (pass == 1) {
+            if (!extra) return 0;
+            nv = tsr_calloc_array((size_t)(n0 + extra), sizeof *nv);
+            if (!nv) return -1;
+            memcpy(nv, *v, (size_t)n0 * sizeof *nv);
+        }
+        int k = n0;
+        for (int i = 0; i < n0; i++) {
+            const cand *c = &(*v)[i];
+            if (!c->ok) continue;
+            int na = nn_chain_alternatives((unsigned)c->log_n, c->depth, o->output_bits,
+                                           o->scale_bits, o->ckks_flags, alt);
+            for (int a = 1; a < na; a++) {
+                if ((double)alt[a].scale_bits + lim < (double)c->spec.scale_bits) continue;
+                if (pass == 0) {
+                    extra++;
+                    continue;
+                }
+                nv[k] = *c;
+                nv[k].chain = a;
+                nv[k].spec = alt[a];
+                nv[k].spec.flags = c->spec.flags;
+                k++;
+            }
+        }
+        if (pass == 1) {
+            tsr_free(*v);
+            *v = nv;
+            *n = k;
+        }
+    }
+    return 0;
+}
+
+/* The mockup draws its noise from one seed in integer units, so the same packing on a chain
+ * with an s bits smaller scale estimates exactly s bits less up to rounding (AE1 dense, 2^39 ->
+ * 2^37: 19.83 -> 17.83 bits); the slack keeps a loss of exactly the trade from being refused
+ * or accepted by a rounding error. */
+#define NN_TRADE_SLACK_BITS 0.01
+
+/* One line per chain of the chosen packing: the max-scale chain and each alternative, with
+ * its predicted time, its estimate (when one ran) and its fate. cs[0] is the chosen one. */
+static void log_chains(const tsr_nn_compile_opts *o, const cand *cs, int nc) {
+    int any = 0;
+    for (int i = 1; i < nc; i++) any |= cs[i].chain != 0 && same_packing(&cs[i], &cs[0]);
+    if (!any && cs[0].chain == 0) return;
+    fprintf(o->log, "chains for this packing (--max-precision-trade %g bits):\n",
+            o->max_precision_trade);
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < nc; i++) {
+            const cand *c = &cs[i];
+            if (!same_packing(c, &cs[0]) || (c->chain == 0) != (pass == 0)) continue;
+            char d[64], e[32] = "not estimated";
+            describe_chain(&c->spec, d, sizeof d);
+            if (c->est > 0) snprintf(e, sizeof e, "%.2f bits", c->est_bits);
+            if (c->est < 0) snprintf(e, sizeof e, "estimate failed");
+            fprintf(o->log, "  %-4s %-40s predicted %9.3fs, %-13s %s%.110s\n",
+                    c->chain ? "alt" : "max", d, c->seconds, e,
+                    i == 0      ? "<- chosen"
+                    : c->ok     ? "slower"
+                    : c->why[0] ? "refused: "
+                                : "refused",
+                    c->ok || i == 0 ? "" : c->why);
+        }
+}
+
+/*
+ * The precision estimate of candidate c on the inputs px (nn_plan_estimate_bits, less
+ * NN_PRECISION_MARGIN_BITS): with its assembled plan, or (plan NULL) lowered and assembled
+ * here. Sets c->est to 1, or to -1 with the reason in why when the estimate cannot run (a
+ * value beyond its headroom). Fails only on a hard error (out of memory).
+ */
+static tsr_status estimate(const tsr_nn_model *m, cand *c, const nn_profile *prof,
+                           const tsr_nn_compile_opts *o, const double *px, const tsr_nn_plan *plan,
+                           char *why, size_t nwhy) {
+    tsr_nn_plan *own = NULL;
+    if (!plan) {
+        nn_program *prog = NULL;
+        tsr_nn_model *mc = NULL;
+        TSR_TRY(finalize(m, c, prof, &prog));
+        tsr_status st = nn_model_clone(m, &mc);
+        if (st != TSR_OK) {
+            nn_program_free(prog);
+            return st;
+        }
+        TSR_TRY(nn_plan_assemble(mc, prog, &c->spec, o->security, &own));
+        plan = own;
+    }
+    tsr_status es = nn_plan_estimate_bits(plan, px, o->batch, &c->est_bits, &c->est_err);
+    tsr_nn_plan_free(own);
+    if (es == TSR_ERR_NOMEM) return es;
+    if (es != TSR_OK) {
+        snprintf(why, nwhy, "%s", tsr_last_error());
+        tsr_clear_error();
+        c->est = -1;
+        return TSR_OK;
+    }
+    c->est_bits -= NN_PRECISION_MARGIN_BITS;
+    c->est = 1;
+    return TSR_OK;
 }
 
 tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, tsr_nn_plan **out) {
@@ -260,6 +429,10 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
     if (!(o->min_bits >= 0 && o->min_bits <= 50))
         return tsr_fail(TSR_ERR_INVALID_ARG,
                         "the precision floor must be 0 (no check) to 50 bits, not %g", o->min_bits);
+    if (!(o->max_precision_trade >= 0 && o->max_precision_trade <= 20))
+        return tsr_fail(TSR_ERR_INVALID_ARG,
+                        "the precision trade must be 0 (the largest scale) to 20 bits, not %g",
+                        o->max_precision_trade);
     TSR_TRY(nn_model_validate(m));
     nn_profile *prof = NULL;
     TSR_TRY(nn_profile_load(o->profile, &prof));
@@ -329,21 +502,12 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
             c->ok = 0;
             continue;
         }
-        if (has_sqmul && c->spec.first_prime_bits < NN_SQMUL_MIN_Q0_BITS) {
-            snprintf(c->why, sizeof c->why,
-                     "a near-linear activation's product form needs q_0 of at least %d bits "
-                     "(here %u: raise --output-bits or the scale)",
-                     NN_SQMUL_MIN_Q0_BITS, c->spec.first_prime_bits);
-            c->ok = 0;
-            continue;
-        }
-        predict(c, prof);
-        if (c->bytes > o->max_memory_mib * 1048576.0) {
-            c->ok = 0;
-            snprintf(c->why, sizeof c->why, "needs %.0f MiB of server memory (budget %.0f MiB)",
-                     c->bytes / 1048576.0, o->max_memory_mib);
-        }
     }
+    /* A trade needs the precision estimate to check it: without the floor, no alternatives. */
+    const int trade = o->max_precision_trade > 0 && o->min_bits > 0;
+    if (trade && add_chains(o, &cs, &nc) != 0) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < nc; i++)
+        if (cs[i].ok) price(&cs[i], prof, o, has_sqmul);
     /*
      * The fastest candidate whose exact lowering fits the memory budget and whose outputs
      * meet the precision floor. Nothing above models precision: the chain takes the largest
@@ -353,12 +517,16 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
      * tiled transformer_small: error 0.05 on |y| <= 1.6). The floor is measured, not
      * modelled: the candidate runs on a noisy mockup (nn_plan_estimate_bits). A failed
      * estimate refuses every candidate on the same chain (ring and scale): the noise is the
-     * chain's, the packing changes only how many rotations add to it.
+     * chain's, the packing changes only how many rotations add to it. A candidate on an
+     * alternative chain (max_precision_trade) must also come within the trade of the same
+     * packing on the max-scale chain (estimated once, when an alternative first wins on
+     * price); a refusal refuses that chain for every packing on the ring, whose loss is its
+     * scale's. So only chains that win on price are estimated: two more runs per such chain.
      */
     nn_program *prog = NULL;
     tsr_nn_plan *plan = NULL;
     double *px = NULL, est_bits = 0, est_err = 0;
-    char est_why[200] = "";
+    char est_why[200] = "", est_fail[200] = "";
     if (o->min_bits > 0 && !(px = precision_inputs(m, o)))
         st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
     int n_est = 0;
@@ -384,33 +552,63 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         st = nn_plan_assemble(mc, prog, &cs[0].spec, o->security, &plan);
         prog = NULL;
         if (st != TSR_OK || !(o->min_bits > 0)) break;
-        n_est++;
-        tsr_status es = nn_plan_estimate_bits(plan, px, o->batch, &est_bits, &est_err);
-        if (es == TSR_ERR_NOMEM) {
-            st = es;
-            break;
+        if (!cs[0].est) {
+            n_est++;
+            st = estimate(m, &cs[0], prof, o, px, plan, est_fail, sizeof est_fail);
+            if (st != TSR_OK) break;
         }
-        if (es != TSR_OK) {
+        if (cs[0].est < 0 && cs[0].chain == 0) {
             /* a value beyond its ciphertext's headroom on these inputs (a model or
              * calibration data out of range): the range rules' case (calibration warnings,
              * the runner's refusal), not noise; the floor stays unchecked, the log says so */
-            snprintf(est_why, sizeof est_why, "%s", tsr_last_error());
-            tsr_clear_error();
+            snprintf(est_why, sizeof est_why, "%s", est_fail);
             break;
         }
-        est_bits -= NN_PRECISION_MARGIN_BITS;
-        if (est_bits >= o->min_bits) break;
-        char why[160];
-        snprintf(why, sizeof why,
-                 "outputs below the precision floor: N=2^%d, scale 2^%u: %.1f bits < %g "
-                 "(use a larger ring, fewer levels, or --min-bits)",
-                 cs[0].log_n, cs[0].spec.scale_bits, est_bits, o->min_bits);
-        for (int i = 0; i < nc; i++)
-            if (cs[i].ok && cs[i].log_n == cs[0].log_n &&
-                cs[i].spec.scale_bits == cs[0].spec.scale_bits) {
-                cs[i].ok = 0;
-                memcpy(cs[i].why, why, sizeof why);
+        char why[160] = "";
+        if (cs[0].est < 0) snprintf(why, sizeof why, "precision trade unchecked: %.120s", est_fail);
+        est_bits = cs[0].est_bits;
+        est_err = cs[0].est_err;
+        if (cs[0].est > 0 && est_bits < o->min_bits) {
+            snprintf(why, sizeof why,
+                     "outputs below the precision floor: N=2^%d, scale 2^%u: %.1f bits < %g "
+                     "(use a larger ring, fewer levels, or --min-bits)",
+                     cs[0].log_n, cs[0].spec.scale_bits, est_bits, o->min_bits);
+            for (int i = 0; i < nc; i++)
+                if (cs[i].ok && cs[i].log_n == cs[0].log_n &&
+                    cs[i].spec.scale_bits == cs[0].spec.scale_bits) {
+                    cs[i].ok = 0;
+                    memcpy(cs[i].why, why, sizeof why);
+                }
+        } else if (cs[0].chain != 0) {
+            /* an alternative chain: against the same packing on the max-scale chain */
+            int j = 0;
+            while (j < nc && !(cs[j].chain == 0 && same_packing(&cs[j], &cs[0]))) j++;
+            assert(j < nc); /* every alternative is a copy of a max-scale candidate */
+            if (!why[0] && !cs[j].est) {
+                n_est++;
+                st = estimate(m, &cs[j], prof, o, px, NULL, est_fail, sizeof est_fail);
+                if (st != TSR_OK) break;
             }
+            if (!why[0] && cs[j].est < 0)
+                snprintf(why, sizeof why, "precision trade unchecked: %.120s", est_fail);
+            else if (!why[0] &&
+                     est_bits < cs[j].est_bits - o->max_precision_trade - NN_TRADE_SLACK_BITS)
+                snprintf(why, sizeof why,
+                         "gives up %.2f bits of precision for speed (%.2f vs %.2f bits on scale "
+                         "2^%u; --max-precision-trade %g)",
+                         cs[j].est_bits - est_bits, est_bits, cs[j].est_bits, cs[j].spec.scale_bits,
+                         o->max_precision_trade);
+            if (!why[0]) break; /* within both bounds */
+            /* the loss is the chain's (its scale), whatever the packing */
+            const tsr_ckks_param_spec refused = cs[0].spec;
+            for (int i = 0; i < nc; i++)
+                if (cs[i].ok && cs[i].chain != 0 && cs[i].log_n == cs[0].log_n &&
+                    same_chain(&cs[i].spec, &refused)) {
+                    cs[i].ok = 0;
+                    memcpy(cs[i].why, why, sizeof why);
+                }
+        } else
+            break;
         tsr_nn_plan_free(plan);
         plan = NULL;
     }
@@ -456,10 +654,13 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
                       nc, nw ? list : first_why);
     }
     if (st == TSR_OK && o->log) {
-        int shown = 0, feasible = 0;
+        int shown = 0, feasible = 0, alts = 0;
         for (int i = 0; i < nc; i++) feasible += cs[i].ok;
-        fprintf(o->log, "optimizer: %d candidate packings, %d feasible, %.1f s (dry runs %.1f s)\n",
-                nc, feasible, tsr_now() - t0, t_dry);
+        for (int i = 0; i < nc; i++) alts += cs[i].chain != 0;
+        fprintf(o->log, "optimizer: %d candidate packings", nc - alts);
+        if (alts) fprintf(o->log, " + %d on faster chains", alts);
+        fprintf(o->log, ", %d feasible, %.1f s (dry runs %.1f s)\n", feasible, tsr_now() - t0,
+                t_dry);
         if (prof->builtin)
             fprintf(o->log,
                     "costs: the built-in profile (%s, %s, %d thread%s: predictions are %s "
@@ -469,19 +670,23 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         else
             fprintf(o->log, "costs: profile %s (%s, %s, %d thread%s)\n", o->profile, prof->cpu,
                     prof->simd, prof->threads, prof->threads == 1 ? "" : "s");
-        fprintf(o->log, "  %-36s %5s %6s %5s %10s %12s %9s\n", "candidate", "depth", "scale",
-                "rots", "server", "per sample", "memory");
+        fprintf(o->log, "  %-36s %5s %6s %5s %10s %12s %9s %6s\n", "candidate", "depth", "scale",
+                "rots", "server", "per sample", "memory", "digits");
         for (int i = 0; i < nc && shown < 8; i++) {
             if (!cs[i].ok) continue;
             char d[96];
             describe(&cs[i], d, sizeof d);
-            fprintf(o->log, "  %-36s %5d %4u b %5llu %9.3fs %10.3fms %7.0fMiB%s\n", d, cs[i].depth,
-                    cs[i].spec.scale_bits, (unsigned long long)cs[i].rot, cs[i].seconds,
-                    1000 * cs[i].seconds / o->batch, cs[i].bytes / 1048576.0,
+            char dg[24];
+            snprintf(dg, sizeof dg, "%ux%u", cs[i].spec.dnum, cs[i].spec.special_primes);
+            /* digits last: `tessera prune --shape-search` reads the columns before it */
+            fprintf(o->log, "  %-36s %5d %4u b %5llu %9.3fs %10.3fms %7.0fMiB %6s%s\n", d,
+                    cs[i].depth, cs[i].spec.scale_bits, (unsigned long long)cs[i].rot,
+                    cs[i].seconds, 1000 * cs[i].seconds / o->batch, cs[i].bytes / 1048576.0, dg,
                     i == 0 ? "  <- chosen" : "");
             shown++;
         }
     }
+    if (st == TSR_OK && o->log && plan && trade) log_chains(o, cs, nc);
     if (st == TSR_OK && o->log && plan && est_why[0])
         fprintf(o->log, "precision: not estimated (%.160s)\n", est_why);
     else if (st == TSR_OK && o->log && plan && n_est > 0)
@@ -492,7 +697,8 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
                 n_est == 1 ? "" : "s");
     if (st != TSR_OK) {
         nn_profile_free(prof);
-        for (int i = 0; i < nc; i++) nn_program_free(cs[i].prog);
+        for (int i = 0; i < nc; i++)
+            if (cs[i].chain == 0) nn_program_free(cs[i].prog);
         tsr_free(cs);
         nn_program_free(prog);
         tsr_nn_plan_free(plan);
@@ -509,13 +715,21 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         describe(&cs[1], r1, sizeof r1);
         snprintf(r, sizeof r, "runner-up %.60s %.4g s", r1, cs[1].seconds);
     }
-    snprintf(plan->choice, sizeof plan->choice,
-             "%.60s, depth %d, scale 2^%u: predicted %.4g s per batch of %d (%s); %.80s", d,
-             cs[0].depth, cs[0].spec.scale_bits, cs[0].seconds, o->batch,
-             prof->builtin ? "built-in costs" : "profile costs", r);
+    if (cs[0].chain == 0)
+        snprintf(plan->choice, sizeof plan->choice,
+                 "%.60s, depth %d, scale 2^%u: predicted %.4g s per batch of %d (%s); %.80s", d,
+                 cs[0].depth, cs[0].spec.scale_bits, cs[0].seconds, o->batch,
+                 prof->builtin ? "built-in costs" : "profile costs", r);
+    else /* the chain too (the runner-up shorter to fit) */
+        snprintf(plan->choice, sizeof plan->choice,
+                 "%.60s, depth %d, scale 2^%u (dnum %u, %u special primes): predicted %.4g s "
+                 "per batch of %d (%s); %.40s",
+                 d, cs[0].depth, cs[0].spec.scale_bits, cs[0].spec.dnum, cs[0].spec.special_primes,
+                 cs[0].seconds, o->batch, prof->builtin ? "built-in costs" : "profile costs", r);
     if (o->calib) st = nn_plan_calibrate(plan, o->calib, o->calib_n);
     if (st == TSR_OK) st = nn_plan_seal(plan);
-    for (int i = 0; i < nc; i++) nn_program_free(cs[i].prog);
+    for (int i = 0; i < nc; i++)
+        if (cs[i].chain == 0) nn_program_free(cs[i].prog);
     tsr_free(cs);
     nn_profile_free(prof);
     if (st != TSR_OK) {

@@ -51,6 +51,26 @@ struct tsr_nn_plan {
 tsr_status nn_choose_params(unsigned log_n, int levels, int output_bits, int scale_bits,
                             uint32_t flags, tsr_ckks_param_spec *out);
 
+/** Special primes of the alternative chains (nn_chain_alternatives): 1 to this many. */
+#define NN_CHAIN_MAX_SPECIAL 3
+/** The max-scale chain and one alternative per number of special primes. */
+#define NN_MAX_CHAINS (1 + NN_CHAIN_MAX_SPECIAL)
+
+/**
+ * The chains a plan of `levels` levels on ring 2^log_n may use, all meeting
+ * the same bound as nn_choose_params (arguments as there): out[0] is
+ * nn_choose_params's chain (the largest scale, then the fewest digits); then,
+ * for k = 1..NN_CHAIN_MAX_SPECIAL special primes, the chain with exactly k of
+ * them with the largest scale and the fewest digits at that scale, unless it
+ * is out[0]. More special primes allow larger digits (fewer of them: cheaper
+ * key switches, smaller keys) but leave fewer bits of the bound to the
+ * scale. With TSR_CKKS_ALLOW_INSECURE_PARAMETERS (no bound: test-only
+ * parameters, unchanged) only out[0]. Returns how many (0 when
+ * nn_choose_params fails; its error is cleared).
+ */
+int nn_chain_alternatives(unsigned log_n, int levels, int output_bits, int scale_bits,
+                          uint32_t flags, tsr_ckks_param_spec out[NN_MAX_CHAINS]);
+
 /** A plan from its parts (takes ownership of model and prog); computes the id. */
 tsr_status nn_plan_assemble(tsr_nn_model *model, nn_program *prog, const tsr_ckks_param_spec *spec,
                             int security, tsr_nn_plan **out);
@@ -112,6 +132,10 @@ void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp);
  * measured 100 % agreement on 4096 images, largest logit error 5e-4), which a 15-bit floor
  * refused for a 2x slower N = 2^14 plan. Users who need more ask with --min-bits. */
 #define NN_DEFAULT_MIN_BITS 10.0
+/** Default of tsr_nn_compile_opts.max_precision_trade, bits: a chain with more special primes
+ * and a scale up to 2 bits smaller may replace the max-scale chain when it is predicted faster
+ * and its estimate is at most this far below (and above the floor). */
+#define NN_DEFAULT_PRECISION_TRADE_BITS 2.0
 /** How much the noisy mockup overestimates the precision of real CKKS, bits: measured
  * 1.8-2.7 (transformer_small, batch 8, 8 uniform [0,1] inputs: tiled at N = 2^14 / scale
  * 2^24, mockup 0.0109 vs debug backend 0.0374; tiled at N = 2^15 / scale 2^40, 3.05e-7

@@ -2,7 +2,9 @@
  * nn/params.c - CKKS parameter sets for a plan: for a ring degree and a
  * number of levels, the chain with the largest scale (most precision) that
  * meets the 128-bit security bound of the HomomorphicEncryption.org table,
- * and among those the fewest key-switching digits (fastest key switching).
+ * and among those the fewest key-switching digits (fastest key switching);
+ * and the alternatives the compiler may trade a little of that scale for:
+ * per number of special primes, the largest scale and the fewest digits.
  * Every prime stays below 2^50 so the AVX-512 IFMA kernels apply.
  */
 #include "nn/nn_internal.h"
@@ -42,8 +44,10 @@ static int try_spec(unsigned log_n, int L, int s, int q0, int dnum, double bound
     return 1;
 }
 
-tsr_status nn_choose_params(unsigned log_n, int levels, int output_bits, int scale_bits,
-                            uint32_t flags, tsr_ckks_param_spec *out) {
+/* The chain with the largest scale, then the fewest digits, among those with `special` special
+ * primes (0: any number). */
+static tsr_status choose(unsigned log_n, int levels, int output_bits, int scale_bits,
+                         uint32_t flags, int special, tsr_ckks_param_spec *out) {
     if (log_n < TSR_CKKS_MIN_LOG_N || log_n > TSR_CKKS_MAX_LOG_N)
         return tsr_fail(TSR_ERR_INVALID_ARG, "ring degree 2^%u is out of range", log_n);
     if (levels < 1 || levels > 40)
@@ -66,16 +70,44 @@ tsr_status nn_choose_params(unsigned log_n, int levels, int output_bits, int sca
                             scale_bits, smax, output_bits);
         smax = smin = scale_bits;
     }
+    /* special = 0: any number of special primes (the max-scale chain) */
     for (int s = smax; s >= smin; s--) {
         int q0 = s + output_bits;
         for (int dnum = 1; dnum <= levels + 1; dnum++)
-            if (try_spec(log_n, levels, s, q0, dnum, bound, out)) {
+            if (try_spec(log_n, levels, s, q0, dnum, bound, out) &&
+                (!special || (int)out->special_primes == special)) {
                 out->flags = flags;
                 return TSR_OK;
             }
     }
+    if (special) return TSR_ERR_UNSUPPORTED; /* no such chain: not an error of the caller */
     return tsr_fail(TSR_ERR_UNSUPPORTED,
                     "no 128-bit secure CKKS chain with %d levels and a scale of at least 2^%d "
                     "exists for N = 2^%u (the bound is %.0f bits); use a larger ring",
                     levels, smin, log_n, bound);
+}
+
+tsr_status nn_choose_params(unsigned log_n, int levels, int output_bits, int scale_bits,
+                            uint32_t flags, tsr_ckks_param_spec *out) {
+    return choose(log_n, levels, output_bits, scale_bits, flags, 0, out);
+}
+
+int nn_chain_alternatives(unsigned log_n, int levels, int output_bits, int scale_bits,
+                          uint32_t flags, tsr_ckks_param_spec out[NN_MAX_CHAINS]) {
+    if (choose(log_n, levels, output_bits, scale_bits, flags, 0, &out[0]) != TSR_OK) {
+        tsr_clear_error();
+        return 0;
+    }
+    /* test-only parameters have no bound to trade scale against: the max-scale chain only */
+    if (flags & TSR_CKKS_ALLOW_INSECURE_PARAMETERS) return 1;
+    int n = 1;
+    for (int k = 1; k <= NN_CHAIN_MAX_SPECIAL && n < NN_MAX_CHAINS; k++) {
+        tsr_ckks_param_spec s;
+        if (choose(log_n, levels, output_bits, scale_bits, flags, k, &s) != TSR_OK) continue;
+        if (s.special_primes == out[0].special_primes && s.scale_bits == out[0].scale_bits &&
+            s.dnum == out[0].dnum)
+            continue; /* the max-scale chain itself */
+        out[n++] = s;
+    }
+    return n;
 }
