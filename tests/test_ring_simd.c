@@ -379,6 +379,13 @@ static void test_elementwise_families(void **state) {
                 ref->add_scalar(&m, o1, a, w, n);
                 k->add_scalar(&m, o2, a, w, n);
                 CMP("add_scalar");
+                /* the centred one-prime lift: threshold q/2 (and w, any), added 2q - q' */
+                ref->add_above(o1, a, q >> 1, q - (q >> 2), n);
+                k->add_above(o2, a, q >> 1, q - (q >> 2), n);
+                CMP("add_above");
+                ref->add_above(o1, a, w, w >> 1, n);
+                k->add_above(o2, a, w, w >> 1, n);
+                CMP("add_above (w)");
                 ref->mul_shoup(&m, o1, a, wv, wpv, n);
                 k->mul_shoup(&m, o2, a, wv, wpv, n);
                 CMP("mul_shoup");

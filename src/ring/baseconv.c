@@ -115,6 +115,30 @@ static void conv_quotient(const tsr_rns_basis *from, uint64_t *u, const uint64_t
     }
 }
 
+/*
+ * The centring multiple of a ModUp (HPS's centred fast conversion): v[k] = round(sum_i y_i[k] /
+ * q_i), so that sum_i y_i Q/q_i - v Q is x - Q round(x / Q), the representative of x in
+ * (-Q/2, Q/2]. One prime: v = [y > (q_0 - 1)/2], exact. Several: in double precision (error
+ * below 2^-40 for up to 64 primes), so only an x within 2^-40 Q of Q/2 may get the other
+ * representative, -Q/2 or so: as small. Plain C shared by every kernel family, so they agree.
+ */
+static void centre_quotient(const tsr_rns_basis *from, uint64_t *v, const uint64_t *const *y,
+                            size_t len) {
+    const size_t F = from->count;
+    if (F == 1) {
+        const uint64_t h = from->q[0] >> 1;
+        for (size_t k = 0; k < len; k++) v[k] = y[0][k] > h;
+        return;
+    }
+    double inv[TSR_RNS_MAX_PRIMES];
+    for (size_t i = 0; i < F; i++) inv[i] = 1.0 / (double)from->q[i];
+    for (size_t k = 0; k < len; k++) {
+        double s = 0.5;
+        for (size_t i = 0; i < F; i++) s += (double)(int64_t)y[i][k] * inv[i];
+        v[k] = (uint64_t)s;
+    }
+}
+
 /* Row j of a conversion over one chunk: out[k] = sum_i terms[i][k] mat[j][i] mod p_j. */
 static void conv_row_chunk(const tsr_ring_kernels *k, const tsr_baseconv *bc, size_t j,
                            uint64_t *out, const uint64_t *const *terms, size_t nterms, size_t len) {
@@ -124,12 +148,15 @@ static void conv_row_chunk(const tsr_ring_kernels *k, const tsr_baseconv *bc, si
     k->conv_row(&bc->to->mod[j], out, terms, &r, len);
 }
 
+/* What a conversion subtracts: nothing (approximate), u Q (exact), v Q (centred ModUp). */
+enum { CONV_APPROX, CONV_EXACT, CONV_CENTRED };
+
 /*
  * One chunk [k0, k0 + len): y_i = in_i * (Q/q_i)^-1 into buf (F x len), then
- * u into buf + F*len when exact, then every output row.
+ * u (exact) or v (centred) into buf + F*len, then every output row.
  */
 static void conv_chunk(const tsr_ring_kernels *k, const tsr_baseconv *bc, uint64_t *const *out,
-                       const uint64_t *const *in, int exact, size_t k0, size_t len, uint64_t *buf) {
+                       const uint64_t *const *in, int mode, size_t k0, size_t len, uint64_t *buf) {
     const tsr_rns_basis *from = bc->from;
     const size_t F = from->count, T = bc->to->count;
     const uint64_t *terms[TSR_RNS_MAX_PRIMES + 1];
@@ -139,9 +166,12 @@ static void conv_chunk(const tsr_ring_kernels *k, const tsr_baseconv *bc, uint64
         terms[i] = yi;
     }
     size_t nterms = F;
-    if (exact && F > 1) {
+    if ((mode == CONV_EXACT && F > 1) || mode == CONV_CENTRED) {
         uint64_t *u = buf + F * len;
-        conv_quotient(from, u, terms, len);
+        if (mode == CONV_EXACT)
+            conv_quotient(from, u, terms, len);
+        else
+            centre_quotient(from, u, terms, len);
         terms[F] = u;
         nterms = F + 1;
     }
@@ -149,7 +179,7 @@ static void conv_chunk(const tsr_ring_kernels *k, const tsr_baseconv *bc, uint64
 }
 
 static tsr_status conv_common(const tsr_baseconv *bc, uint64_t *const *out,
-                              const uint64_t *const *in, int exact, int ntt) {
+                              const uint64_t *const *in, int mode, int ntt) {
     TSR_REQUIRE(bc && out && in, "tsr_baseconv_*: NULL argument");
     const tsr_ring_kernels *k = tsr_ring_kernels_active();
     const size_t F = bc->from->count, T = bc->to->count, n = bc->from->n;
@@ -165,7 +195,7 @@ static tsr_status conv_common(const tsr_baseconv *bc, uint64_t *const *out,
 #pragma omp for schedule(static)
 #endif
         for (size_t k0 = 0; k0 < n; k0 += chunk)
-            if (buf) conv_chunk(k, bc, out, in, exact, k0, chunk, buf);
+            if (buf) conv_chunk(k, bc, out, in, mode, k0, chunk, buf);
         tsr_free(buf);
     }
     if (nomem)
@@ -180,17 +210,17 @@ static tsr_status conv_common(const tsr_baseconv *bc, uint64_t *const *out,
 
 tsr_status tsr_baseconv_approx(const tsr_baseconv *bc, uint64_t *const *out,
                                const uint64_t *const *in) {
-    return conv_common(bc, out, in, 0, 0);
+    return conv_common(bc, out, in, CONV_APPROX, 0);
 }
 
 tsr_status tsr_baseconv_exact(const tsr_baseconv *bc, uint64_t *const *out,
                               const uint64_t *const *in) {
-    return conv_common(bc, out, in, 1, 0);
+    return conv_common(bc, out, in, CONV_EXACT, 0);
 }
 
 tsr_status tsr_baseconv_modup(const tsr_baseconv *bc, uint64_t *const *out,
                               const uint64_t *const *in) {
-    return conv_common(bc, out, in, 0, 1);
+    return conv_common(bc, out, in, CONV_CENTRED, 1);
 }
 
 /* ---- split-NTT ModUp ---------------------------------------------------- */
@@ -221,12 +251,6 @@ static void scatter(const tsr_ring_kernels *k, uint64_t *dst, const uint64_t *bu
     for (size_t m = 0; m < R; m++) k->copy_stream(dst + m * B + c, buf + m * len, len);
 }
 
-/* dst[0..n) = src[0..n), n a multiple of 8, in cache: a line at a time (inlined moves; the
- * library memcpy's string moves measured slower than the conversion they replace here). */
-static void copy_lines(uint64_t *dst, const uint64_t *src, size_t n) {
-    for (size_t i = 0; i < n; i += 8) memcpy(dst + i, src + i, 64);
-}
-
 tsr_status tsr_baseconv_modup_split(const tsr_baseconv *bc, uint64_t *const *out,
                                     const uint64_t *const *in, unsigned r) {
     TSR_REQUIRE(bc && out && in, "tsr_baseconv_modup_split: NULL argument");
@@ -235,27 +259,30 @@ tsr_status tsr_baseconv_modup_split(const tsr_baseconv *bc, uint64_t *const *out
     const size_t F = from->count, T = to->count, n = from->n;
     TSR_REQUIRE(r <= (unsigned)from->ntt[0]->log_n, "tsr_baseconv_modup_split: r too large");
     const size_t R = (size_t)1 << r, B = n >> r, len = split_len(n, r), ch = R * len;
-    /* One-prime digit (F = 1: Q/q_0 = 1, so y = x and every row is 1): the conversion is x mod
-     * p_j, and where q_0 < 4 p_j x itself is a valid input of the forward outer stages (< 4p)
-     * whose transform, fully reduced after the inner stages, is that of x mod p_j: a copy
-     * instead of two modular products per word (bit-identical). */
+    /* One-prime digit (F = 1: Q/q_0 = 1, so y = x and every row is 1): the centred lift is x, or
+     * x - q_0 where x > h = (q_0 - 1)/2. Where q_0 < 2 p_j, x + (2 p_j - q_0) < 2 p_j for x < q_0
+     * is that lift mod p_j and, like x < q_0, a valid input of the forward outer stages (< 4p)
+     * whose transform, fully reduced after the inner stages, is that of the reduced lift: one
+     * conditional add per word instead of two modular products (bit-identical). */
     const int one = F == 1;
+    const uint64_t h = from->q[0] >> 1;
     int nomem = 0;
 #ifdef _OPENMP
 #pragma omp parallel if (n >= 2048)
 #endif
     {
-        /* o one cache line past the inputs: a copy between buffers a multiple of 4 KiB apart
-         * stalls on 4K aliasing (measured: the copy cost more than the conversion it replaces) */
-        uint64_t *buf = tsr_alloc(((F + 1) * ch + 8) * sizeof(uint64_t));
+        /* y_i (F x ch), v (ch), then o one cache line further: a pass between buffers a
+         * multiple of 4 KiB apart stalls on 4K aliasing (measured: a copy cost more than the
+         * conversion it replaced) */
+        uint64_t *buf = tsr_alloc(((F + 2) * ch + 8) * sizeof(uint64_t));
         if (!buf) __atomic_store_n(&nomem, 1, __ATOMIC_RELAXED);
 #ifdef _OPENMP
 #pragma omp for schedule(static)
 #endif
         for (size_t c = 0; c < B; c += len) {
             if (!buf) continue;
-            const uint64_t *terms[TSR_RNS_MAX_PRIMES];
-            uint64_t *o = buf + F * ch + 8;
+            const uint64_t *terms[TSR_RNS_MAX_PRIMES + 1];
+            uint64_t *v = buf + F * ch, *o = buf + (F + 1) * ch + 8;
             for (size_t i = 0; i < F; i++) {
                 uint64_t *y = buf + i * ch;
                 gather(y, in[i], R, B, c, len);
@@ -264,11 +291,18 @@ tsr_status tsr_baseconv_modup_split(const tsr_baseconv *bc, uint64_t *const *out
                     k->mul_scalar(&from->mod[i], y, y, from->qhat_inv[i], from->qhat_inv_sh[i], ch);
                 terms[i] = y;
             }
+            int have_v = 0;
             for (size_t j = 0; j < T; j++) {
-                if (one && from->q[0] < 4 * to->q[j])
-                    copy_lines(o, terms[0], ch);
-                else
-                    conv_row_chunk(k, bc, j, o, terms, F, ch);
+                if (one && from->q[0] / 2 < to->q[j]) {
+                    k->add_above(o, terms[0], h, 2 * to->q[j] - from->q[0], ch);
+                } else {
+                    if (!have_v) {
+                        centre_quotient(from, v, terms, ch);
+                        terms[F] = v;
+                        have_v = 1;
+                    }
+                    conv_row_chunk(k, bc, j, o, terms, F + 1, ch);
+                }
                 k->ntt_fwd_outer(to->ntt[j], o, len, r);
                 scatter(k, out[j], o, R, B, c, len);
             }
@@ -278,7 +312,7 @@ tsr_status tsr_baseconv_modup_split(const tsr_baseconv *bc, uint64_t *const *out
     }
     if (nomem)
         return tsr_fail(TSR_ERR_NOMEM, "out of memory for basis-conversion scratch (%zu words)",
-                        (F + 1) * ch);
+                        (F + 2) * ch + 8);
     return TSR_OK;
 }
 

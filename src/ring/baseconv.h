@@ -71,9 +71,15 @@ tsr_status tsr_baseconv_exact(const tsr_baseconv *bc, uint64_t *const *out,
                               const uint64_t *const *in);
 
 /**
- * ModUp step of key switching: tsr_baseconv_approx from coefficient-domain
- * inputs, then the forward NTT of every output limb (outputs in the NTT
- * domain of the `to` primes).
+ * ModUp step of key switching, centred: out[j][k] = x'_k mod p_j for the
+ * representative x'_k = x_k - Q round(x_k / Q) in (-Q/2, Q/2] of the input
+ * (HPS's centred fast conversion: the multiple of Q is rounded in double
+ * precision, so an x_k within 2^-40 Q of Q/2 may get x_k - Q or x_k; one
+ * prime: exact), then the forward NTT of every output limb (outputs in the
+ * NTT domain of the `to` primes). Centred digits make the key-switching
+ * error zero-mean: tsr_baseconv_approx's [0, Q) digits add a fixed
+ * (Q/2)(1 + X + ... + X^(N-1)) e-shaped term that concentrates in a few
+ * slots (docs/CKKS.md).
  */
 tsr_status tsr_baseconv_modup(const tsr_baseconv *bc, uint64_t *const *out,
                               const uint64_t *const *in);
@@ -82,7 +88,8 @@ tsr_status tsr_baseconv_modup(const tsr_baseconv *bc, uint64_t *const *out,
  * ModUp with split NTTs (see ntt.h; r as there, e.g. tsr_ntt_split_log(N)):
  * in[i] is limb i of the `from` basis in the NTT domain with the inner
  * inverse stages done on every block (tsr_ntt_inverse_inner); out[j]
- * receives the approximate conversion to p_j with the outer forward stages
+ * receives the centred conversion to p_j (as tsr_baseconv_modup, with
+ * which it agrees word for word) with the outer forward stages
  * done (finish each block with tsr_ntt_forward_inner). The outer inverse
  * stages, the conversion and the outer forward stages run a few columns at a
  * time in cache, so every limb is read and written once. Inputs are not

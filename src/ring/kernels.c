@@ -37,6 +37,7 @@ static void overlay(tsr_ring_kernels *dst, const tsr_ring_kernels *src) {
     OV(mul_scalar);
     OV(mul_scalar_add);
     OV(add_scalar);
+    OV(add_above);
     OV(mul_shoup);
     OV(conv_row);
     OV(dot2);
@@ -48,8 +49,8 @@ static void overlay(tsr_ring_kernels *dst, const tsr_ring_kernels *src) {
     OV(squeeze_lemire);
 #undef OV
 }
-/* 23 kernels after the family tag: extend overlay() when adding one. */
-_Static_assert(sizeof(tsr_ring_kernels) == 24 * sizeof(void (*)(void)), "update overlay()");
+/* 24 kernels after the family tag: extend overlay() when adding one. */
+_Static_assert(sizeof(tsr_ring_kernels) == 25 * sizeof(void (*)(void)), "update overlay()");
 
 static void build_tables(void) {
     merged[TSR_SIMD_PORTABLE] = tsr_ring_kernels_portable;

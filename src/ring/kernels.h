@@ -81,6 +81,11 @@ typedef struct tsr_ring_kernels {
     /* out = a + s for one constant s < q. */
     void (*add_scalar)(const tsr_modulus *m, uint64_t *out, const uint64_t *a, uint64_t s,
                        size_t n);
+    /*
+     * The centred lift of a one-prime key-switching digit (baseconv.c): out = a + d where
+     * a > h, else a (no modulus: a, h, d < 2^62, a + d must not wrap; out may equal a).
+     */
+    void (*add_above)(uint64_t *out, const uint64_t *a, uint64_t h, uint64_t d, size_t n);
     /* out = a * w elementwise with per-element Shoup constants wp (w < q). */
     void (*mul_shoup)(const tsr_modulus *m, uint64_t *out, const uint64_t *a, const uint64_t *w,
                       const uint64_t *wp, size_t n);

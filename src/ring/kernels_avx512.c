@@ -576,6 +576,17 @@ TGT static void ntt_inv_outer_avx512(const tsr_ntt_table *t, uint64_t *a, size_t
 }
 
 /* Streaming (non-temporal) copy; dst must be 64-byte aligned for the stores. */
+TGT static void add_above_avx512(uint64_t *out, const uint64_t *a, uint64_t h, uint64_t d,
+                                 size_t n) {
+    const __m512i vh = bc(h), vd = bc(d);
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        const __m512i x = LOADU(a + k);
+        STOREU(out + k, _mm512_mask_add_epi64(x, _mm512_cmpgt_epu64_mask(x, vh), x, vd));
+    }
+    for (; k < n; k++) out[k] = a[k] + (a[k] > h ? d : 0);
+}
+
 TGT static void copy_stream_avx512(uint64_t *dst, const uint64_t *src, size_t n) {
     size_t i = 0;
     if (((uintptr_t)dst & 63) == 0)
@@ -912,6 +923,7 @@ const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .mul_scalar = mul_scalar_avx512,
     .mul_scalar_add = mul_scalar_add_avx512,
     .add_scalar = add_scalar_avx512,
+    .add_above = add_above_avx512,
     .mul_shoup = mul_shoup_avx512,
     .conv_row = conv_row_avx512,
     .dot2 = dot2_avx512,

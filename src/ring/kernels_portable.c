@@ -247,6 +247,10 @@ static void quotient_est_portable(uint64_t *u, const uint64_t *const *y, const d
     }
 }
 
+static void add_above_portable(uint64_t *out, const uint64_t *a, uint64_t h, uint64_t d, size_t n) {
+    for (size_t k = 0; k < n; k++) out[k] = a[k] + (a[k] > h ? d : 0);
+}
+
 static void permute_portable(uint64_t *out, const uint64_t *a, const uint32_t *idx, size_t n,
                              int stream) {
     (void)stream;
@@ -331,6 +335,7 @@ const tsr_ring_kernels tsr_ring_kernels_portable = {
     .mul_scalar = mul_scalar_portable,
     .mul_scalar_add = mul_scalar_add_portable,
     .add_scalar = add_scalar_portable,
+    .add_above = add_above_portable,
     .mul_shoup = mul_shoup_portable,
     .conv_row = conv_row_portable,
     .dot2 = dot2_portable,
