@@ -344,40 +344,21 @@ static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
     return 0;
 }
 
-/* "LOGN:LEVELS[-HI][@SCALE]" (one chain per level count; SCALE: the scale's bits, else the
- * compiler's choice) appended to sets: -1 when malformed, else 0 with *st the chain choice's
- * status. */
-static int parse_chain(const char *arg, bench_set *sets, int *n, int max, tsr_status *st) {
-    char *end;
-    long log_n = strtol(arg, &end, 10), lo, hi;
-    if (end == arg || *end != ':') return -1;
-    const char *l = end + 1;
-    lo = hi = strtol(l, &end, 10);
-    if (end == l) return -1;
-    if (*end == '-') {
-        l = end + 1;
-        hi = strtol(l, &end, 10);
-        if (end == l) return -1;
-    }
-    long scale = 0;
-    if (*end == '@') {
-        l = end + 1;
-        scale = strtol(l, &end, 10);
-        if (end == l || scale < 1 || scale > 60) return -1;
-    }
-    if (*end || log_n < 1 || log_n > 17 || lo < 1 || hi < lo || hi > 40) return -1;
-    for (long L = lo; L <= hi; L++) {
+/* The chains of c (one per level count) appended to sets: -1 past max sets, else 0 with *st
+ * the chain choice's status. */
+static int add_chains(const bench_chain *c, bench_set *sets, int *n, int max, tsr_status *st) {
+    *st = TSR_OK;
+    for (int L = c->lo; L <= c->hi; L++) {
         if (*n >= max) return -1;
         bench_set *s = &sets[(*n)++];
-        if (scale)
-            snprintf(s->name, sizeof s->name, "chain %ld:%ld@%ld", log_n, L, scale);
+        if (c->scale_bits)
+            snprintf(s->name, sizeof s->name, "chain %d:%d@%d", c->log_n, L, c->scale_bits);
         else
-            snprintf(s->name, sizeof s->name, "chain %ld:%ld", log_n, L);
-        *st = nn_choose_params((unsigned)log_n, (int)L, NN_DEFAULT_OUTPUT_BITS, (int)scale, 0,
+            snprintf(s->name, sizeof s->name, "chain %d:%d", c->log_n, L);
+        *st = nn_choose_params((unsigned)c->log_n, L, NN_DEFAULT_OUTPUT_BITS, c->scale_bits, 0,
                                &s->spec);
         if (*st != TSR_OK) return 0;
     }
-    *st = TSR_OK;
     return 0;
 }
 
@@ -439,11 +420,11 @@ int bench_ckks_main(int argc, char **argv) {
     }
     for (int i = 0; i < chain_list.n; i++) {
         tsr_status st = TSR_OK;
-        if (parse_chain(chains[i], sets, &ns, MAX_SETS, &st) < 0)
-            return cli_usage_error("bench ckks",
-                                   "--chain '%s': expected LOGN:LEVELS[-HI][@SCALE] "
-                                   "(e.g. 14:8, 14:1-8 or 14:8@37; at most %d sets)",
-                                   chains[i], MAX_SETS);
+        bench_chain bc;
+        if (bench_parse_chain("bench ckks", chains[i], &bc)) return 2;
+        if (add_chains(&bc, sets, &ns, MAX_SETS, &st) < 0)
+            return cli_usage_error("bench ckks", "--chain '%s': at most %d sets in all", chains[i],
+                                   MAX_SETS);
         if (st != TSR_OK) return cli_fail("bench ckks", st, "choosing the chain");
     }
     for (size_t o = 0; o < N_OPS; o++) {
