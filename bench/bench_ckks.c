@@ -109,27 +109,30 @@ static tsr_status op_mul_relin_rescale(ctx *c) {
     return tsr_ckks_mul_relin_rescale(c->ev, c->out, c->a, c->b);
 }
 
+/* product: the op consumes a level (a product's scale, a rescale), so it cannot run on
+ * operands at level 0 */
 static const struct {
     const char *name;
     op_fn fn;
+    int product;
 } ops[] = {
-    { "ntt_forward_one_limb", op_ntt_fwd },
-    { "ntt_inverse_one_limb", op_ntt_inv },
-    { "encode", op_encode },
-    { "decode", op_decode },
-    { "encrypt_public_key", op_encrypt },
-    { "encrypt_secret_key_seeded", op_encrypt_sk },
-    { "decrypt", op_decrypt },
-    { "add", op_add },
-    { "multiply_plain", op_mul_plain },
-    { "multiply_no_relin", op_mul },
-    { "relinearize", op_relin },
-    { "rescale", op_rescale },
-    { "rotate", op_rotate },
-    { "conjugate", op_conjugate },
-    { "rotate_hoisted_8", op_hoisted },
-    { "mul_relin", op_mul_relin },
-    { "mul_relin_rescale", op_mul_relin_rescale },
+    { "ntt_forward_one_limb", op_ntt_fwd, 0 },
+    { "ntt_inverse_one_limb", op_ntt_inv, 0 },
+    { "encode", op_encode, 0 },
+    { "decode", op_decode, 0 },
+    { "encrypt_public_key", op_encrypt, 0 },
+    { "encrypt_secret_key_seeded", op_encrypt_sk, 0 },
+    { "decrypt", op_decrypt, 0 },
+    { "add", op_add, 0 },
+    { "multiply_plain", op_mul_plain, 1 },
+    { "multiply_no_relin", op_mul, 1 },
+    { "relinearize", op_relin, 1 },
+    { "rescale", op_rescale, 1 },
+    { "rotate", op_rotate, 0 },
+    { "conjugate", op_conjugate, 0 },
+    { "rotate_hoisted_8", op_hoisted, 0 },
+    { "mul_relin", op_mul_relin, 1 },
+    { "mul_relin_rescale", op_mul_relin_rescale, 1 },
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 
@@ -187,7 +190,8 @@ static tsr_status ctx_init(ctx *c, const tsr_ckks_param_spec *spec, int expand, 
         TSR_TRY(tsr_ckks_drop_level(c->ev, c->a, c->a, level));
         TSR_TRY(tsr_ckks_drop_level(c->ev, c->b, c->b, level));
     }
-    TSR_TRY(op_mul(c));
+    /* at level 0 there is no product to relinearize: the product ops are skipped */
+    if (level != 0) TSR_TRY(op_mul(c));
     return TSR_OK;
 }
 
@@ -231,9 +235,10 @@ static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
     }
     tsr_progress prog;
     tsr_progress_begin(&prog, preset, N_OPS, "op");
+    const int at0 = tsr_ckks_ciphertext_level(c.a) == 0;
     for (size_t o = 0; o < N_OPS; o++) {
         rows[o].name = NULL;
-        if (!sel[o]) continue;
+        if (!sel[o] || (at0 && ops[o].product)) continue;
         /* one warm-up run (allocates scratch, faults pages in) */
         st = ops[o].fn(&c);
         for (int r = 0; r < runs && st == TSR_OK; r++) {
@@ -257,14 +262,21 @@ static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
     free(samples);
     free(cpu);
 
-    tsr_ckks_ciphertext *seeded = NULL;
+    /* sizes of top-level ciphertexts, whatever --level is (decrypt left pt at the operands'
+     * level) */
+    tsr_ckks_ciphertext *fresh = NULL, *seeded = NULL;
+    if (op_encode(&c) != TSR_OK || tsr_ckks_ciphertext_create(&fresh, c.p) != TSR_OK ||
+        tsr_ckks_encrypt(c.pk, fresh, c.pt) != TSR_OK) {
+        tsr_ckks_ciphertext_free(fresh);
+        fresh = NULL;
+    }
     tsr_ckks_ciphertext_create(&seeded, c.p);
     tsr_ckks_encrypt_symmetric(c.sk, seeded, c.pt);
     tsr_ckks_galois_keys *one = NULL;
     const int step = 1;
     tsr_ckks_galois_keys_create(&one, c.sk, &step, 1, 0);
     size_row sizes[] = {
-        { "ciphertext_fresh", tsr_ckks_ciphertext_serialized_size(c.a) },
+        { "ciphertext_fresh", fresh ? tsr_ckks_ciphertext_serialized_size(fresh) : 0 },
         { "ciphertext_seeded", seeded ? tsr_ckks_ciphertext_serialized_size(seeded) : 0 },
         { "ciphertext_level0", 0 },
         { "public_key", tsr_ckks_public_key_serialized_size(c.pk) },
@@ -276,6 +288,7 @@ static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
         tsr_ckks_drop_level(c.ev, seeded, c.a, 0);
         sizes[2].bytes = tsr_ckks_ciphertext_serialized_size(seeded);
     }
+    tsr_ckks_ciphertext_free(fresh);
     tsr_ckks_ciphertext_free(seeded);
     tsr_ckks_galois_keys_free(one);
 
@@ -292,10 +305,14 @@ static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
         for (size_t o = 0, k = 0; o < N_OPS; o++)
             if (rows[o].name)
                 printf("%s\"%s\": %.9f", k++ ? ", " : "", rows[o].name, rows[o].median_s);
+            else if (sel[o])
+                printf("%s\"%s\": null", k++ ? ", " : "", ops[o].name);
         printf("},\n   \"median_cpu_seconds\": {");
         for (size_t o = 0, k = 0; o < N_OPS; o++)
             if (rows[o].name)
                 printf("%s\"%s\": %.9f", k++ ? ", " : "", rows[o].name, rows[o].median_cpu_s);
+            else if (sel[o])
+                printf("%s\"%s\": null", k++ ? ", " : "", ops[o].name);
         printf("},\n   \"bytes\": {");
         for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
             printf("%s\"%s\": %llu", i ? ", " : "", sizes[i].name,
@@ -311,6 +328,7 @@ static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
                level, tsr_simd_name(tsr_simd_active()), runs, setup);
         printf("  %-28s %13s %13s\n", "operation", "wall", "thread CPU");
         for (size_t o = 0; o < N_OPS; o++) {
+            if (!rows[o].name && sel[o]) printf("  %-28s %13s\n", ops[o].name, "n/a (level 0)");
             if (!rows[o].name) continue;
             double s = rows[o].median_s, sc = rows[o].median_cpu_s;
             if (s < 1e-3)
@@ -326,40 +344,21 @@ static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
     return 0;
 }
 
-/* "LOGN:LEVELS[-HI][@SCALE]" (one chain per level count; SCALE: the scale's bits, else the
- * compiler's choice) appended to sets: -1 when malformed, else 0 with *st the chain choice's
- * status. */
-static int parse_chain(const char *arg, bench_set *sets, int *n, int max, tsr_status *st) {
-    char *end;
-    long log_n = strtol(arg, &end, 10), lo, hi;
-    if (end == arg || *end != ':') return -1;
-    const char *l = end + 1;
-    lo = hi = strtol(l, &end, 10);
-    if (end == l) return -1;
-    if (*end == '-') {
-        l = end + 1;
-        hi = strtol(l, &end, 10);
-        if (end == l) return -1;
-    }
-    long scale = 0;
-    if (*end == '@') {
-        l = end + 1;
-        scale = strtol(l, &end, 10);
-        if (end == l || scale < 1 || scale > 60) return -1;
-    }
-    if (*end || log_n < 1 || log_n > 17 || lo < 1 || hi < lo || hi > 40) return -1;
-    for (long L = lo; L <= hi; L++) {
+/* The chains of c (one per level count) appended to sets: -1 past max sets, else 0 with *st
+ * the chain choice's status. */
+static int add_chains(const bench_chain *c, bench_set *sets, int *n, int max, tsr_status *st) {
+    *st = TSR_OK;
+    for (int L = c->lo; L <= c->hi; L++) {
         if (*n >= max) return -1;
         bench_set *s = &sets[(*n)++];
-        if (scale)
-            snprintf(s->name, sizeof s->name, "chain %ld:%ld@%ld", log_n, L, scale);
+        if (c->scale_bits)
+            snprintf(s->name, sizeof s->name, "chain %d:%d@%d", c->log_n, L, c->scale_bits);
         else
-            snprintf(s->name, sizeof s->name, "chain %ld:%ld", log_n, L);
-        *st = nn_choose_params((unsigned)log_n, (int)L, NN_DEFAULT_OUTPUT_BITS, (int)scale, 0,
+            snprintf(s->name, sizeof s->name, "chain %d:%d", c->log_n, L);
+        *st = nn_choose_params((unsigned)c->log_n, L, NN_DEFAULT_OUTPUT_BITS, c->scale_bits, 0,
                                &s->spec);
         if (*st != TSR_OK) return 0;
     }
-    *st = TSR_OK;
     return 0;
 }
 
@@ -369,7 +368,8 @@ int bench_ckks_main(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         printf(
             "usage: tessera bench ckks [--preset NAME]... [--chain LOGN:LEVELS[-HI][@SCALE]]...\n"
-            "                          [--only OP]... [--expand-keys] [--json] [--runs K]\n\n"
+            "                          [--level K] [--only OP]... [--expand-keys] [--json]\n"
+            "                          [--runs K]\n\n"
             "Single-threaded median of K runs (default 20) of the CKKS primitives at the\n"
             "top level, and key/ciphertext sizes. Default presets: n15-l14 and n16-l21\n"
             "(the rows of docs/BENCHMARKS.md).\n"
@@ -378,7 +378,8 @@ int bench_ckks_main(int argc, char **argv) {
             "                   output headroom); 14:1-8 the chains of 1..8 levels; 14:8@37\n"
             "                   that chain with a scale of 2^37\n"
             "  --level K        the operands at level K instead of the top (key switching at\n"
-            "                   level K of the chain)\n"
+            "                   level K of the chain); at level 0 the ops that consume a\n"
+            "                   level (products, rescale) are not run (n/a)\n"
             "  --expand-keys    store the keys' a halves (tsr_ckks_*_expand) instead of\n"
             "                   regenerating them from the seed in every key switch\n"
             "Operations:");
@@ -419,11 +420,11 @@ int bench_ckks_main(int argc, char **argv) {
     }
     for (int i = 0; i < chain_list.n; i++) {
         tsr_status st = TSR_OK;
-        if (parse_chain(chains[i], sets, &ns, MAX_SETS, &st) < 0)
-            return cli_usage_error("bench ckks",
-                                   "--chain '%s': expected LOGN:LEVELS[-HI][@SCALE] "
-                                   "(e.g. 14:8, 14:1-8 or 14:8@37; at most %d sets)",
-                                   chains[i], MAX_SETS);
+        bench_chain bc;
+        if (bench_parse_chain("bench ckks", chains[i], &bc)) return 2;
+        if (add_chains(&bc, sets, &ns, MAX_SETS, &st) < 0)
+            return cli_usage_error("bench ckks", "--chain '%s': at most %d sets in all", chains[i],
+                                   MAX_SETS);
         if (st != TSR_OK) return cli_fail("bench ckks", st, "choosing the chain");
     }
     for (size_t o = 0; o < N_OPS; o++) {
@@ -437,6 +438,14 @@ int bench_ckks_main(int argc, char **argv) {
             return cli_usage_error("bench ckks", "--only '%s': no such operation (see --help)",
                                    only[i]);
     }
+    if (bo.level == 0)
+        for (int i = 0; i < only_list.n; i++)
+            for (size_t o = 0; o < N_OPS; o++)
+                if (ops[o].product && strcmp(only[i], ops[o].name) == 0)
+                    return cli_usage_error("bench ckks",
+                                           "--only %s: consumes a level, so it cannot run at "
+                                           "--level 0",
+                                           only[i]);
     int saved = tsr_get_num_threads();
     tsr_set_num_threads(1);
     int rc = 0;

@@ -4,6 +4,7 @@
 #include "bench.h"
 #include "cli.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,6 +41,43 @@ double bench_median(double *samples, size_t n) {
     if (n == 0) return 0;
     qsort(samples, n, sizeof *samples, cmp_double);
     return n % 2 ? samples[n / 2] : 0.5 * (samples[n / 2 - 1] + samples[n / 2]);
+}
+
+/* a decimal integer at *p (no sign, no blanks): 0 with *v and *p past it, -1 without one */
+static int parse_uint(const char **p, long *v) {
+    if (**p < '0' || **p > '9') return -1;
+    char *end;
+    errno = 0;
+    *v = strtol(*p, &end, 10);
+    if (errno) return -1;
+    *p = end;
+    return 0;
+}
+
+int bench_parse_chain(const char *verb, const char *arg, bench_chain *c) {
+    const char *p = arg;
+    long log_n, lo, hi, scale = 0;
+    int ok = parse_uint(&p, &log_n) == 0 && *p++ == ':' && parse_uint(&p, &lo) == 0;
+    hi = lo;
+    if (ok && *p == '-') {
+        p++;
+        ok = parse_uint(&p, &hi) == 0;
+    }
+    if (ok && *p == '@') {
+        p++;
+        ok = parse_uint(&p, &scale) == 0 && scale >= 1 && scale <= 60;
+    }
+    if (!ok || *p || log_n < 13 || log_n > 16 || lo < 1 || hi < lo || hi > 40)
+        return cli_usage_error(verb,
+                               "--chain '%s': expected LOGN:LEVELS[-HI][@SCALE] with LOGN "
+                               "13..16, 1 <= LEVELS <= HI <= 40, SCALE 1..60 (e.g. 14:8, "
+                               "14:1-8 or 14:8@37)",
+                               arg);
+    c->log_n = (int)log_n;
+    c->lo = (int)lo;
+    c->hi = (int)hi;
+    c->scale_bits = (int)scale;
+    return 0;
 }
 
 static void usage(FILE *out) {

@@ -482,9 +482,10 @@ int bench_noise_main(int argc, char **argv) {
     }
     const char *items[8];
     cli_list list = { items, 0, 8 };
-    long samples = 4, seed = 1;
-    model_opts mo = { .batch = 8, .keys = 2, .seed = 1 };
-    const char *packing = "auto";
+    /* 0 / NULL: not given (each mode refuses the other's options), then the defaults */
+    long samples = 0, seed = 1;
+    model_opts mo = { .batch = 0, .keys = 0, .seed = 1 };
+    const char *packing = NULL;
     const cli_opt opts[] = {
         { "--chain", CLI_LIST, &list, 0, 0 },
         { "--samples", CLI_LONG, &samples, 1, 1000 },
@@ -498,7 +499,16 @@ int bench_noise_main(int argc, char **argv) {
     int prc =
         cli_parse_args("bench noise", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;
-    if (nn_cli_parse_packing("bench noise", packing, &mo.packing)) return 2;
+    if (mo.path && (list.n || samples))
+        return cli_usage_error("bench noise", "--chain and --samples measure single operations, "
+                                              "not a --model plan");
+    if (!mo.path && (mo.batch || mo.log_n || packing || mo.keys))
+        return cli_usage_error("bench noise",
+                               "--batch, --log-n, --packing and --keys need --model");
+    if (!samples) samples = 4;
+    if (!mo.batch) mo.batch = 8;
+    if (!mo.keys) mo.keys = 2;
+    if (nn_cli_parse_packing("bench noise", packing ? packing : "auto", &mo.packing)) return 2;
     if (mo.path) {
         mo.seed = seed;
         int saved = tsr_get_num_threads();
@@ -514,11 +524,18 @@ int bench_noise_main(int argc, char **argv) {
         for (size_t i = 0; i < sizeof def / sizeof def[0]; i++) ch[nc++] = def[i];
     }
     for (int i = 0; i < list.n; i++) {
-        if (sscanf(list.items[i], "%d:%d", &ch[nc].log_n, &ch[nc].levels) != 2 ||
-            ch[nc].log_n < 10 || ch[nc].log_n > 16 || ch[nc].levels < 2 || ch[nc].levels > 40)
-            return cli_usage_error("bench noise", "--chain %s: expected LOGN:LEVELS (10..16:2..40)",
+        bench_chain bc;
+        if (bench_parse_chain("bench noise", list.items[i], &bc)) return 2;
+        if (bc.hi != bc.lo || bc.scale_bits)
+            return cli_usage_error("bench noise",
+                                   "--chain '%s': one chain of the compiler's scale per --chain "
+                                   "(LOGN:LEVELS, no -HI or @SCALE)",
                                    list.items[i]);
-        nc++;
+        if (bc.lo < 2)
+            return cli_usage_error("bench noise", "--chain '%s': needs at least 2 levels",
+                                   list.items[i]);
+        ch[nc].log_n = bc.log_n;
+        ch[nc++].levels = bc.lo;
     }
     int saved = tsr_get_num_threads();
     tsr_set_num_threads(1);

@@ -1,9 +1,10 @@
 /*
  * tests/test_cli_args.c - the command lines of `tessera ckks`, `demo`, `train`, `eval` and the
  * benchmark programs (all parsed by cli_parse_args, cli/args.c): --help, unknown options,
- * malformed and out-of-range values, extra arguments (exit 2, nothing run), and what
- * `tessera ckks params` makes of its options. Runs the built binary (tests/support/clitest.h);
- * nothing here trains, benchmarks or reads Fashion-MNIST.
+ * malformed and out-of-range values, extra arguments (exit 2, nothing run), what
+ * `tessera ckks params` makes of its options, and `bench ckks --level 0` (N = 2^13, one run
+ * of each op). Runs the built binary (tests/support/clitest.h); nothing here trains, reads
+ * Fashion-MNIST or checks a timing.
  */
 #include "clitest.h"
 
@@ -83,14 +84,33 @@ static void test_bad_values(void **state) {
         { "bench ckks --chain 14", "expected LOGN:LEVELS[-HI][@SCALE]" },
         { "bench ckks --chain 14:8-2", "expected LOGN:LEVELS[-HI][@SCALE]" },
         { "bench ckks --chain 14:8@", "expected LOGN:LEVELS[-HI][@SCALE]" },
+        { "bench ckks --chain 14:8xyz", "expected LOGN:LEVELS[-HI][@SCALE]" },
+        { "bench ckks --chain 14:-8", "expected LOGN:LEVELS[-HI][@SCALE]" },
+        { "bench ckks --chain 12:2", "LOGN 13..16" },
+        { "bench ckks --chain 15:1-41", "1 <= LEVELS <= HI <= 40" },
         { "bench ckks --only rotate --only frobnicate", "--only 'frobnicate': no such operation" },
         { "bench ckks --level 64", "--level needs an integer" },
+        { "bench ckks --chain 13:2 --level 0 --only rotate --only rescale",
+          "--only rescale: consumes a level, so it cannot run at --level 0" },
         { "bench model", "give the model" },
         { "bench model a.onnx b.onnx", "one model at a time" },
         { "bench model a.onnx --log-n 5", "--log-n needs an integer" },
         { "bench model a.onnx --expand-keys=1", "takes no value" },
         { "bench noise --chain 14", "expected LOGN:LEVELS" },
         { "bench noise --chain 9:4", "expected LOGN:LEVELS" },
+        /* one parser for both benches (bench_parse_chain): trailing text is refused */
+        { "bench noise --chain 14:8xyz", "expected LOGN:LEVELS[-HI][@SCALE]" },
+        { "bench noise --chain 12:4", "LOGN 13..16" },
+        { "bench noise --chain 14:1-8", "no -HI or @SCALE" },
+        { "bench noise --chain 14:8@37", "no -HI or @SCALE" },
+        { "bench noise --chain 14:1", "needs at least 2 levels" },
+        /* the options of the other mode are refused, not ignored */
+        { "bench noise --model m.onnx --chain 13:5", "not a --model plan" },
+        { "bench noise --model m.onnx --samples 8", "not a --model plan" },
+        { "bench noise --keys 3", "need --model" },
+        { "bench noise --chain 13:5 --packing tiled", "need --model" },
+        { "bench noise --batch 4", "need --model" },
+        { "bench noise --log-n 14", "need --model" },
         { "bench noise --samples 0", "--samples needs an integer" },
         { "bench noise --model m.onnx --packing rows", "--packing is auto, batch or tiled" },
         { "bench tile --threads 0", "--threads needs an integer" },
@@ -160,12 +180,37 @@ static void test_ckks_params(void **state) {
     tt_cli_expect_fail(2, "building the parameters", "low_levels = 3 must be below levels (3)");
 }
 
+static double mib(const char *row) {
+    const char *p = strstr(tt_cli_output(), row);
+    double v = -1;
+    if (p) sscanf(p + strlen(row), "%lf", &v);
+    return v;
+}
+
+/* At --level 0 the ops that need a level are skipped (n/a), the others run, and the fresh
+ * ciphertext's size is still that of a top-level one. */
+static void test_bench_ckks_level0(void **state) {
+    (void)state;
+    tt_cli_expect(tt_cli_run("bench ckks --chain 13:2 --level 0 --runs 1"), 0, "level 0");
+    assert_non_null(strstr(tt_cli_output(), "operands at level 0"));
+    assert_non_null(strstr(tt_cli_output(), "rotate_hoisted_8 "));
+    assert_non_null(strstr(tt_cli_output(), "mul_relin_rescale            n/a (level 0)"));
+    assert_non_null(strstr(tt_cli_output(), "rescale                      n/a (level 0)"));
+    double fresh = mib("ciphertext_fresh"), level0 = mib("ciphertext_level0");
+    assert_true(level0 > 0);
+    assert_true(fresh > 2.5 * level0); /* 3 limbs at the top, 1 at level 0 */
+    tt_cli_expect(tt_cli_run("bench ckks --chain 13:2 --level 0 --only rotate --runs 1"), 0,
+                  "level 0, rotate");
+    assert_null(strstr(tt_cli_output(), "n/a"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_unknown_options),
         cmocka_unit_test(test_bad_values),
         cmocka_unit_test(test_ckks_params),
+        cmocka_unit_test(test_bench_ckks_level0),
     };
     return cmocka_run_group_tests(tests, tt_cli_setup, tt_cli_teardown);
 }

@@ -9,6 +9,7 @@
  */
 #include "testutil.h"
 
+#include "core/error.h"
 #include "nn/nn_internal.h"
 #include "train/model.h"
 #include "train/model_onnx.h"
@@ -242,6 +243,16 @@ static void test_ks_model(void **state) {
             nn_ks_seconds(p, 13, alpha, (int)sp.special_primes, p->pts[i].levels, NN_KS_ROTATE);
         assert_true(fabs(v / p->pts[i].c.rotate - 1) < 0.25); /* two points, two terms */
     }
+    nn_profile_free(p);
+    /* a point whose chain does not exist at 128 bits (30 levels at 2^13) is left out of the
+     * fit, and the caller's error detail survives the parse */
+    tsr_fail(TSR_ERR_IO, "the caller's own error");
+    tt_ok(parse(HEADER "point log_n=13 levels=1 " COSTS1 "\npoint log_n=13 levels=5 " COSTS5
+                       "\npoint log_n=13 levels=30 " COSTS5 "\n",
+                &p));
+    assert_int_equal(p->has_fit[13], 7);
+    assert_string_equal(tsr_last_error(), "the caller's own error");
+    tsr_clear_error();
     nn_profile_free(p);
 }
 

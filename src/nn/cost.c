@@ -377,13 +377,17 @@ static int fit_op(const ks_sample *sm, int n, double c[NN_KS_TERMS]) {
 
 /* Fit the key-switch model of every ring degree: to its ks records, or without any (a
  * version 2 profile) to its points' tops on the chains the profiler measures. Samples
- * timed at 0 s carry no relative error and are left out. */
-static void fit_ks(nn_profile *p) {
+ * timed at 0 s carry no relative error and are left out. TSR_ERR_NOMEM if the samples
+ * cannot be allocated (not the old pricing: the same profile must price the same way
+ * whatever the memory pressure). The caller's error detail is kept. */
+static tsr_status fit_ks(nn_profile *p) {
     memset(p->has_fit, 0, sizeof p->has_fit);
     memset(p->fit, 0, sizeof p->fit);
     int cap = p->n + p->n_ks;
     ks_sample *sm = tsr_calloc_array((size_t)(cap > 0 ? cap : 1), sizeof *sm);
-    if (!sm) return; /* no model: the old pricing (nn_ks_seconds) */
+    if (!sm) return tsr_fail(TSR_ERR_NOMEM, "out of memory (fitting the key-switch costs)");
+    char saved[1024]; /* the caller's error detail (tsr_last_error) */
+    snprintf(saved, sizeof saved, "%s", tsr_last_error());
     tsr_nn_profile_opts o;
     tsr_nn_profile_opts_default(&o);
     o.ckks_flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS; /* the test rings below 2^13 */
@@ -414,8 +418,11 @@ static void fit_ks(nn_profile *p) {
             if (n && fit_op(sm, n, p->fit[ln][op])) p->has_fit[ln] |= (uint8_t)(1u << op);
         }
     }
-    tsr_clear_error(); /* chains that do not exist were skipped */
+    /* chains that do not exist were skipped: put the caller's detail back (TSR_OK: only the
+     * message is set) */
+    tsr_fail(TSR_OK, "%s", saved);
     tsr_free(sm);
+    return TSR_OK;
 }
 
 static tsr_status parse_body(const uint8_t *b, size_t len, nn_profile *p) {
@@ -491,8 +498,7 @@ static tsr_status parse_body(const uint8_t *b, size_t len, nn_profile *p) {
             return tsr_fail(TSR_ERR_FORMAT,
                             "cost profile: two ks records for level %d of N = 2^%d with %d levels",
                             p->ks[i].level, p->ks[i].log_n, p->ks[i].levels);
-    fit_ks(p);
-    return TSR_OK;
+    return fit_ks(p);
 }
 
 tsr_status nn_profile_parse(const uint8_t *b, size_t len, nn_profile **out) {
