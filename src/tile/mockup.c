@@ -34,20 +34,20 @@
  *                    replaces it with a Gaussian of that deviation)
  *   key switching    (hybrid, Han-Ki 2020; keyswitch_bits = log2 P and
  *                    keyswitch_alpha primes per digit) sum_j d_j e_j / P +
- *                    ModDown rounding. The approximate ModUp of digit j (D_j,
- *                    alpha_j primes at the level) is a sum of alpha_j terms
- *                    uniform in [0, D_j): mean mu_j = alpha_j D_j / 2,
- *                    variance alpha_j D_j^2 / 12. The mean part is mu_j
- *                    (1 + X + ... + X^(N-1)) e_j, whose value in slot j is
- *                    mu_j e_j(zeta) J(zeta) with J(zeta) = 2 / (1 - zeta) =
- *                    1 + i cot(theta / 2): a fixed error per key, tens of
- *                    times the rest in the few slots with theta near 0 or
- *                    2 pi (slot 0 most); the rest is Gaussian with variance
- *                    N/2 N sigma^2 sum_j alpha_j (D_j / P)^2 / 12 |eps|^2.
+ *                    ModDown rounding. ModUp lifts digit j (D_j, alpha_j
+ *                    primes at the level) centred (ring/baseconv.c: x - D_j
+ *                    round(x / D_j)), so d_j is uniform in (-D_j/2, D_j/2]:
+ *                    mean 0, variance D_j^2 / 12 whatever alpha_j. The slot
+ *                    error is Gaussian with variance
+ *                    N/2 N sigma^2 sum_j (D_j / P)^2 / 12 |eps|^2, eps =
+ *                    e(zeta_j) / (sqrt(N) sigma) fixed by the key. (Before
+ *                    2026-12-07 the digits were uncentred, sums of alpha_j
+ *                    values in [0, D_j): a fixed per-key error 2^5-2^7 times
+ *                    the rms near slot 0, which this model no longer adds.)
  *                    A rotation key's e(zeta_j) = sqrt(N) sigma eps_j is
  *                    drawn from (seed, step), so every rotation by a step
- *                    adds the same fixed part, before the slots move, as
- *                    CKKS does. Relinearization noise is added at the
+ *                    has the same per-slot variance, before the slots move,
+ *                    as CKKS does. Relinearization noise is added at the
  *                    product's scale (negligible after the rescale), as a
  *                    Gaussian of the average variance. Without keyswitch_bits
  *                    (or with noise_keyswitch) key switching adds a Gaussian
@@ -83,11 +83,9 @@ typedef struct mockup {
     double sd_encode, sd_boot; /* boot: absolute noise per slot (value units) */
     double sd_fresh, sd_ks;    /* > 0: the user's Gaussian overrides */
     double *spec;              /* a_j = |s(zeta_j)|^2 / h, per slot */
-    double *cot;               /* cot(theta_j / 2) of slot j's root */
     /* key switching at level l (coefficient units, with P): ks_white[l] = N sigma^2
-     * sum_j alpha_j (D_j/P)^2 / 12, ks_mean[l] = sqrt(N sigma^2 sum_j mu_j^2 / P^2);
-     * NULL: no key-switching modulus known */
-    double *ks_white, *ks_mean;
+     * sum_j (D_j/P)^2 / 12 (centred digits); NULL: no key-switching modulus known */
+    double *ks_white;
     uint8_t seed[TSR_SEED_BYTES];
     tsr_prng prng;
     pthread_mutex_t mu;
@@ -150,8 +148,8 @@ static void add_rounding(tsr_backend *be, double *x, double extra_var, double sc
 
 /*
  * The key-switching noise of a rotation by step at level into noise[j], in integer units,
- * indexed by the slot before the rotation: the key's fixed part Re(mu J(zeta_j) e(zeta_j)) / P
- * and the per-ciphertext rest.
+ * indexed by the slot before the rotation: Gaussian, with the key's e(zeta_j) setting slot j's
+ * variance.
  */
 static void keyswitch_noise(tsr_backend *be, int level, int64_t step, double *noise) {
     mockup *m = M(be);
@@ -160,28 +158,21 @@ static void keyswitch_noise(tsr_backend *be, int level, int64_t step, double *no
     memcpy(seed, m->seed, sizeof seed);
     for (int b = 0; b < 8; b++) seed[16 + b] ^= (uint8_t)((uint64_t)step >> (8 * b));
     tsr_prng_init(&key, seed, 0x6b65797377ull /* "keysw" */);
-    double half_n = m->n_ring / 2.0, w = m->ks_white[level], mu = m->ks_mean[level];
+    double half_n = m->n_ring / 2.0, w = m->ks_white[level];
     pthread_mutex_lock(&m->mu);
     for (int64_t j = 0; j < be->slots; j++) {
-        /* eps = e(zeta_j) / (sqrt(N) sigma), a standard complex Gaussian. The fixed part
-         * mu Re((1 + i cot) eps) = mu |J| g / sqrt(2), g ~ N(0, 1), takes |g| >= 1 (at least
-         * its rms over keys): in the few slots where it dominates, one lucky draw would
-         * otherwise make the estimate optimistic (a real key set is as likely to be unlucky) */
+        /* eps = e(zeta_j) / (sqrt(N) sigma), a standard complex Gaussian */
         double er = tsr_prng_normal(&key) * M_SQRT1_2, ei = tsr_prng_normal(&key) * M_SQRT1_2;
-        double g = tsr_prng_normal(&key);
-        double fixed = mu * sqrt(0.5 * (1.0 + m->cot[j] * m->cot[j])) * (g < 0 ? -1.0 : 1.0) *
-                       fmax(1.0, fabs(g));
         double var = rounding_var(m, j) + half_n * w * (er * er + ei * ei);
-        noise[j] = fixed + sqrt(var) * tsr_prng_normal(&m->prng);
+        noise[j] = sqrt(var) * tsr_prng_normal(&m->prng);
     }
     pthread_mutex_unlock(&m->mu);
     tsr_prng_wipe(&key);
 }
 
-/* Coefficient variance of the relinearization noise, averaged over slots (E|J|^2 = N). */
+/* Coefficient variance of the relinearization noise, averaged over slots. */
 static double relin_var(const mockup *m, int level) {
-    double mu = m->ks_mean[level];
-    return m->ks_white[level] + mu * mu + (1.0 + m->h) / 12.0;
+    return m->ks_white[level] + (1.0 + m->h) / 12.0;
 }
 
 /* Add relinearization noise to a product at scale. */
@@ -465,9 +456,7 @@ static tsr_status m_read_vec(tsr_backend *be, const uint8_t *blob, uint64_t len,
 static void mockup_free(mockup *m) {
     if (!m) return;
     tsr_free(m->spec);
-    tsr_free(m->cot);
     tsr_free(m->ks_white);
-    tsr_free(m->ks_mean);
     tsr_free(m);
 }
 
@@ -536,35 +525,27 @@ static void synth_primes(const tsr_mockup_params *p, double *primes) {
     }
 }
 
-/* The slot tables of the noise model: the secret spectrum a_j ~ Exp(1) and cot(theta_j / 2),
- * theta_j = pi (5^j mod 2N) / N the angle of slot j's root (ckks/fft.c's order). */
+/* The slot table of the noise model: the secret spectrum a_j ~ Exp(1). */
 static void noise_tables(mockup *m, int64_t slots) {
     tsr_prng g;
     tsr_prng_init(&g, m->seed, 0x736563726574ull /* "secret" */);
-    uint64_t two_n = 4 * (uint64_t)slots, pw = 1;
-    for (int64_t j = 0; j < slots; j++) {
-        m->spec[j] = -log1p(-tsr_prng_double(&g));
-        m->cot[j] = 1.0 / tan(M_PI * (double)pw / (double)two_n);
-        pw = pw * 5 % two_n;
-    }
+    for (int64_t j = 0; j < slots; j++) m->spec[j] = -log1p(-tsr_prng_double(&g));
     tsr_prng_wipe(&g);
 }
 
-/* Key switching at every level: digits of alpha primes (the last one partial) over P. */
+/* Key switching at every level: centred digits of alpha primes (the last one partial) over P,
+ * each uniform in (-D_j/2, D_j/2]. */
 static void keyswitch_tables(mockup *m, const tsr_mockup_params *p, const double *primes) {
     int alpha = p->keyswitch_alpha > 0 ? p->keyswitch_alpha : 1;
     double s2n = MOCKUP_SIGMA * MOCKUP_SIGMA * m->n_ring;
     for (int l = 0; l <= p->top_level; l++) {
-        double white = 0, mean2 = 0;
+        double white = 0;
         for (int j0 = 0; j0 <= l; j0 += alpha) {
-            double logd = 0, a = 0;
-            for (int i = j0; i <= l && i < j0 + alpha; i++, a++) logd += log2(primes[i]);
-            double r2 = exp2(2.0 * (logd - p->keyswitch_bits)); /* (D_j / P)^2 */
-            white += a * r2 / 12.0;
-            mean2 += a * a / 4.0 * r2;
+            double logd = 0;
+            for (int i = j0; i <= l && i < j0 + alpha; i++) logd += log2(primes[i]);
+            white += exp2(2.0 * (logd - p->keyswitch_bits)) / 12.0; /* (D_j / P)^2 / 12 */
         }
         m->ks_white[l] = s2n * white;
-        m->ks_mean[l] = sqrt(s2n * mean2);
     }
 }
 
@@ -615,8 +596,7 @@ tsr_status tsr_backend_mockup_create(const tsr_mockup_params *p, tsr_backend **o
     tsr_status st = TSR_OK;
     if (m->noise) {
         m->spec = tsr_calloc_array((size_t)p->slots, sizeof(double));
-        m->cot = tsr_calloc_array((size_t)p->slots, sizeof(double));
-        if (!m->spec || !m->cot) st = tsr_fail(TSR_ERR_NOMEM, "out of memory creating the mockup");
+        if (!m->spec) st = tsr_fail(TSR_ERR_NOMEM, "out of memory creating the mockup");
     }
     if (st == TSR_OK && m->noise) {
         noise_tables(m, p->slots);
@@ -627,8 +607,7 @@ tsr_status tsr_backend_mockup_create(const tsr_mockup_params *p, tsr_backend **o
         m->var_pk = (2.0 * N / 3.0 + 1.0 + m->h) * s2 * exp2(-2.0 * p->keyswitch_bits);
         if (p->noise_keyswitch <= 0) {
             m->ks_white = tsr_calloc_array((size_t)p->top_level + 1, sizeof(double));
-            m->ks_mean = tsr_calloc_array((size_t)p->top_level + 1, sizeof(double));
-            if (!m->ks_white || !m->ks_mean)
+            if (!m->ks_white)
                 st = tsr_fail(TSR_ERR_NOMEM, "out of memory creating the mockup");
             else
                 keyswitch_tables(m, p, primes);
