@@ -516,10 +516,10 @@ static void test_mixed_chain_refused(void **state) {
  * outputs. Encoding, public-key encryption and ct x pt + rescale do not depend on the keys:
  * their rms agree to 0.25 bits (measured within 0.05; the model before it put the encoding
  * rounding at N/24 instead of N/12, 0.5 bits optimistic). A rotation's key-switch noise
- * depends on its key (a fixed error in the few slots near the ring's first root, from the
- * uncentred ModUp digits): over 16 steps (16 keys) the rms agrees within [-1, +0.6] bits,
- * about 6 sigma of the spread over key sets (the model before it, key switching as
- * rescale rounding, was 2 bits optimistic).
+ * (centred ModUp digits, variance D_j^2/12 each) depends a little on its key: over 16 steps
+ * (16 keys) and 3 key sets the rms agreed within -0.03..+0.06 bits (4 runs); the band
+ * [-0.5, +0.3] rejects the model of uncentred digits (-1.03..-1.06 bits on this core) and
+ * key switching as rescale rounding (1.1 bits optimistic at the compiler's chains).
  */
 enum { NM_ENCODE, NM_ENCRYPT, NM_MUL_PLAIN, NM_ROTATE };
 

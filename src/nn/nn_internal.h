@@ -138,14 +138,14 @@ void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp);
  * and its estimate is at most this far below (and above the floor). */
 #define NN_DEFAULT_PRECISION_TRADE_BITS 2.0
 /** How much the noisy mockup may overestimate the precision of real CKKS, bits. With the
- * calibrated model of tile/mockup.c (secret spectrum, uncentred key-switching digits, real-slot
+ * calibrated model of tile/mockup.c (secret spectrum, centred key-switching digits, real-slot
  * encoding; `tessera bench noise --model`, docs/BENCHMARKS.md "Noise") the estimate was at
- * most 0.39 bits above the mean of 4 CKKS key sets and 0.68 above the worst of them (the full
- * transformer at N = 2^15, [256,1,1,64,1], batch 1: estimate 17.81, CKKS 17.13-17.65), over
- * the demo CNN, fmnist_conv8_poly2, transformer_small (batch and tiled), the autoencoder, the
- * CNN fixture and the full transformer. Rotations' error depends on the key set (the tiled
- * transformer_small at scale 2^24 measured 4.85-6.18 bits), so 1.5 bits: the worst seen plus
- * 0.8 for key sets and plans worse than those seen. The model before it (key switching as
+ * most 0.47 bits above the mean of 4 CKKS key sets and 0.83 above the worst of them
+ * (fmnist_conv8_poly2 at N = 2^13, scale 2^24, batch 1: estimate 11.50, CKKS 10.67-11.18),
+ * over the demo CNN, fmnist_conv8_poly2, transformer_small, the autoencoder, the CNN fixture
+ * and the full transformer. Rotations' error depends on the key set, so 1.5 bits: the worst
+ * seen plus 0.67 for key sets and plans worse than those seen. (With uncentred digits the
+ * worst was 0.39 / 0.68 bits, the full transformer.) The model before it (key switching as
  * rescale rounding, Gaussian slots, N/24 encoding) was up to 3.3 bits optimistic on the mean
  * (the full transformer: 20.74), more than the 3 bits this replaced. */
 #define NN_PRECISION_MARGIN_BITS 1.5
