@@ -293,13 +293,16 @@ static double plan_bits(const double *got, const double *ref, int64_t n, double 
 typedef struct model_opts {
     const char *path;
     long batch, log_n, keys, seed;
+    int public_key; /* encrypt with a public key (else the secret key, as predict) */
     tsr_nn_packing packing;
 } model_opts;
 
-/* One real CKKS run of plan p on x with fresh keys (secret-key encryption, as predict). */
-static tsr_status ckks_run(const tsr_nn_plan *p, const double *x, int n, double *out) {
+/* One real CKKS run of plan p on x with fresh keys, encrypting with a public key or not. */
+static tsr_status ckks_run(const tsr_nn_plan *p, const double *x, int n, int public_key,
+                           double *out) {
     tsr_ckks_params *par = NULL;
     tsr_ckks_secret_key *sk = NULL;
+    tsr_ckks_public_key *pk = NULL;
     tsr_ckks_relin_key *rk = NULL;
     tsr_ckks_galois_keys *gk = NULL;
     tsr_backend *be = NULL;
@@ -307,7 +310,8 @@ static tsr_status ckks_run(const tsr_nn_plan *p, const double *x, int n, double 
     tsr_tile *in = NULL, *y = NULL;
     tsr_status st = tsr_nn_plan_params(p, &par);
     if (st == TSR_OK) st = tsr_nn_keygen(p, par, &sk, &rk, &gk);
-    if (st == TSR_OK) st = tsr_backend_ckks_create(par, NULL, sk, rk, gk, &be);
+    if (st == TSR_OK && public_key) st = tsr_ckks_public_key_create(&pk, sk);
+    if (st == TSR_OK) st = tsr_backend_ckks_create(par, pk, sk, rk, gk, &be);
     if (st == TSR_OK) st = tsr_nn_runner_create(p, be, &r);
     if (st == TSR_OK) st = tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &in);
     if (st == TSR_OK) st = tsr_nn_run(r, in, &y, NULL);
@@ -318,6 +322,7 @@ static tsr_status ckks_run(const tsr_nn_plan *p, const double *x, int n, double 
     tsr_backend_free(be);
     tsr_ckks_galois_keys_free(gk);
     tsr_ckks_relin_key_free(rk);
+    tsr_ckks_public_key_free(pk);
     tsr_ckks_secret_key_free(sk);
     tsr_ckks_params_free(par);
     return st;
@@ -366,7 +371,7 @@ static int run_model(const model_opts *mo) {
     double worst = INFINITY, sum = 0;
     for (long k = 0; k < mo->keys && st == TSR_OK; k++) {
         double e;
-        st = ckks_run(p, x, n, got);
+        st = ckks_run(p, x, n, mo->public_key, got);
         if (st != TSR_OK) break;
         double b = plan_bits(got, ref, n * no, &e);
         printf("  ckks, key set %ld: %6.2f bits (largest error %.3g)\n", k + 1, b, e);
@@ -466,16 +471,18 @@ int bench_noise_main(int argc, char **argv) {
     if (cli_wants_help(argc, argv)) {
         printf("usage: tessera bench noise [--chain LOGN:LEVELS]... [--samples K] [--seed S]\n"
                "       tessera bench noise --model M.onnx [--batch B] [--log-n N] [--packing P]\n"
-               "                           [--keys K] [--seed S]\n\n"
+               "                           [--keys K] [--public-key] [--seed S]\n\n"
                "The error each CKKS operation adds (fresh encryption, encoding, products,\n"
                "relinearization, rotations, rescale, constants, fused sums of 32-256 terms)\n"
                "on real CKKS and on the noisy mockup the compiler's precision floor runs,\n"
                "in bits (-log2 of the rms error over all slots of K outputs, default 4),\n"
                "on the chains compile picks for a ring degree and depth. Default chains:\n"
-               "13:5 14:8 14:15 15:14. One thread. Results: docs/BENCHMARKS.md.\n\n"
+               "13:5 14:8 14:15 15:14 (15:14 peaks at 3.4 GiB). One thread. Results:\n"
+               "docs/BENCHMARKS.md.\n\n"
                "With --model: the plan compile picks (without the precision floor) for\n"
                "batch B (default 8), its precision estimate on the noisy mockup and the\n"
-               "precision of K (default 2) real CKKS runs with fresh keys, on the same B\n"
+               "precision of K (default 2) real CKKS runs with fresh keys (encrypting with\n"
+               "the secret key as predict does, or with --public-key a public key), on the same B\n"
                "inputs drawn uniformly over the plan's input range, in bits:\n"
                "log2(max(1, |y|) / largest error), as compile's floor.\n");
         return 0;
@@ -495,6 +502,7 @@ int bench_noise_main(int argc, char **argv) {
         { "--log-n", CLI_LONG, &mo.log_n, 13, 16 },
         { "--packing", CLI_STR, &packing, 0, 0 },
         { "--keys", CLI_LONG, &mo.keys, 1, 100 },
+        { "--public-key", CLI_FLAG, &mo.public_key, 0, 0 },
     };
     int prc =
         cli_parse_args("bench noise", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);

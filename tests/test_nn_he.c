@@ -309,7 +309,8 @@ static void test_end_to_end(void **state) {
             }
             assert_int_equal(fused, 2);
             assert_int_equal(relin, 16);
-            /* the generic path (square, rescale, combine) on a noisy mockup agrees */
+            /* a noisy mockup (fused as on CKKS: one relinearization and rescale per output)
+             * agrees */
             tsr_ckks_params *params;
             tt_ok(tsr_nn_plan_params(p, &params));
             tsr_mockup_params mp;

@@ -192,7 +192,7 @@ typedef struct tsr_nn_compile_opts {
      * `batch` samples (the first calibration inputs, else a fixed pseudo-random draw over
      * the plan's input range) on a mockup with its CKKS chain and CKKS-like noise; a
      * candidate whose outputs come out with fewer than min_bits bits above the error
-     * (log2(max(1, |y|) / error), less a 3-bit margin for the mockup's optimism) is
+     * (log2(max(1, |y|) / error), less a 1.5-bit margin for the mockup's optimism) is
      * refused and the next fastest is tried: a small scale (many levels on a small ring)
      * no longer gives silent garbage.
      */

@@ -185,7 +185,11 @@ typedef struct tsr_mockup_params {
     int noise;            /**< 1: add CKKS-like noise (model in docs/TILES.md) */
     double noise_fresh;   /**< std. dev. of fresh-encryption noise, integer units (0: default) */
     double noise_rescale; /**< std. dev. of rescale rounding noise, integer units (0: default) */
-    double noise_keyswitch;        /**< std. dev. of key-switch noise, integer units (0: default) */
+    double noise_keyswitch; /**< std. dev. of key-switch noise, integer units (0: default) */
+    /** log2 of the key-switching modulus P (the special primes' product); 0: unknown, key
+     * switching then adds the rescale's noise (tsr_backend_mockup_create_for sets it) */
+    double keyswitch_bits;
+    int keyswitch_alpha;           /**< primes per key-switching digit (0: 1) */
     uint64_t seed;                 /**< noise stream seed (deterministic; not for security) */
     double scale_tolerance;        /**< adds refuse relative scale differences above this (2^-40) */
     tsr_rotation_policy rotations; /**< strict (default) or collect */
@@ -209,9 +213,10 @@ TSR_API void tsr_mockup_params_default(tsr_mockup_params *p, int64_t slots, int 
 TSR_API tsr_status tsr_backend_mockup_create(const tsr_mockup_params *p, tsr_backend **out);
 
 /**
- * A mockup with exactly the slot count, levels, primes and canonical scales
- * of a CKKS parameter set (opts supplies the rest: track_values, noise,
- * rotations, seed; its slots/top_level/scale_bits/primes are ignored). This
+ * A mockup with exactly the slot count, levels, primes, canonical scales and
+ * key switching (special primes, digits) of a CKKS parameter set (opts
+ * supplies the rest: track_values, noise, rotations, seed; its
+ * slots/top_level/scale_bits/primes/keyswitch_* are ignored). This
  * is the backend a planner dry-runs before any key exists, and the
  * reference of a debug backend. Uniform chains only: a mixed chain
  * (spec.low_levels > 0) fails with TSR_ERR_INVALID_ARG.

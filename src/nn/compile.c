@@ -691,7 +691,7 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         fprintf(o->log, "precision: not estimated (%.160s)\n", est_why);
     else if (st == TSR_OK && o->log && plan && n_est > 0)
         fprintf(o->log,
-                "precision: %.1f bits (largest error %.3g on a noisy mockup, less %.0f bits of "
+                "precision: %.1f bits (largest error %.3g on a noisy mockup, less a %g-bit "
                 "margin; floor %g bits; %d chain%s estimated)\n",
                 est_bits, est_err, NN_PRECISION_MARGIN_BITS, o->min_bits, n_est,
                 n_est == 1 ? "" : "s");

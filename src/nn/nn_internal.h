@@ -128,20 +128,27 @@ void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp);
  * (nn_plan_estimate_bits minus NN_PRECISION_MARGIN_BITS) carry fewer is refused. 10 bits
  * leave the CKKS error at most about 2^-10 of the outputs (1e-3 for |y| <= 1): they refuse
  * the 4-5-bit chains that gave silent garbage (tiled transformer_small at N = 2^14, scale
- * 2^24: estimated 4.4 bits) and keep the demo's N = 2^13 / 2^28 plan (estimated 13.8 bits;
- * measured 100 % agreement on 4096 images, largest logit error 5e-4), which a 15-bit floor
- * refused for a 2x slower N = 2^14 plan. Users who need more ask with --min-bits. */
+ * 2^24: estimated 3.8 bits) and keep the demo's N = 2^13 / 2^28 plans (batch 4096: estimated
+ * 15.0 bits, 13.8 with the uncalibrated mockup and 3-bit margin, when a 15-bit floor refused
+ * it for a 2x slower N = 2^14 plan; measured 100 % agreement on 4096 images, largest logit
+ * error 5e-4; batch 1: 12.4). Users who need more ask with --min-bits. */
 #define NN_DEFAULT_MIN_BITS 10.0
 /** Default of tsr_nn_compile_opts.max_precision_trade, bits: a chain with more special primes
  * and a scale up to 2 bits smaller may replace the max-scale chain when it is predicted faster
  * and its estimate is at most this far below (and above the floor). */
 #define NN_DEFAULT_PRECISION_TRADE_BITS 2.0
-/** How much the noisy mockup overestimates the precision of real CKKS, bits: measured
- * 1.8-2.7 (transformer_small, batch 8, 8 uniform [0,1] inputs: tiled at N = 2^14 / scale
- * 2^24, mockup 0.0109 vs debug backend 0.0374; tiled at N = 2^15 / scale 2^40, 3.05e-7
- * vs ckks 2.03e-6; batch packing at N = 2^14 / scale 2^34, 1.31e-6 vs 1.52e-6), rounded
- * up. */
-#define NN_PRECISION_MARGIN_BITS 3.0
+/** How much the noisy mockup may overestimate the precision of real CKKS, bits. With the
+ * calibrated model of tile/mockup.c (secret spectrum, centred key-switching digits, real-slot
+ * encoding; `tessera bench noise --model`, docs/BENCHMARKS.md "Noise") the estimate was at
+ * most 0.47 bits above the mean of 4 CKKS key sets and 0.83 above the worst of them
+ * (fmnist_conv8_poly2 at N = 2^13, scale 2^24, batch 1: estimate 11.50, CKKS 10.67-11.18),
+ * over the demo CNN, fmnist_conv8_poly2, transformer_small, the autoencoder, the CNN fixture
+ * and the full transformer. Rotations' error depends on the key set, so 1.5 bits: the worst
+ * seen plus 0.67 for key sets and plans worse than those seen. (With uncentred digits the
+ * worst was 0.39 / 0.68 bits, the full transformer.) The model before it (key switching as
+ * rescale rounding, Gaussian slots, N/24 encoding) was up to 3.3 bits optimistic on the mean
+ * (the full transformer: 20.74), more than the 3 bits this replaced. */
+#define NN_PRECISION_MARGIN_BITS 1.5
 /** Default server-memory budget of compile, MiB (a fixed number: plans must not depend on
  * the machine that compiles them). */
 #define NN_DEFAULT_MAX_MEMORY_MIB 16384.0

@@ -755,6 +755,12 @@ tsr_status tsr_backend_mockup_create_for(const tsr_ckks_params *params,
     mp.top_level = top;
     mp.scale_bits = log2(scale);
     mp.primes = primes;
+    /* hybrid key switching: dnum digits of alpha primes over the special primes' product */
+    mp.keyswitch_bits = 0;
+    for (int i = 0; i < tsr_ckks_params_special_count(params); i++)
+        mp.keyswitch_bits += log2((double)tsr_ckks_params_special_prime(params, i));
+    int dnum = tsr_ckks_params_dnum(params);
+    mp.keyswitch_alpha = dnum > 0 ? (top + dnum) / dnum : 1;
     tsr_status st = tsr_backend_mockup_create(&mp, out);
     tsr_free(primes);
     if (st == TSR_OK) {
