@@ -145,8 +145,9 @@ static void test_split_equals_whole(void **state) {
         { 4096, 5, 2, 4, 0, 0 },
         { 8192, 3, 2, 1, 0, 0 },
         { 16384, 2, 3, 2, 0, 0 },
-        /* one-prime digits (the compiler's chains): a prime below 4 p_j is copied into the
-         * transform, one above is reduced; 59 bits: the portable and AVX2 kernels' primes */
+        /* one-prime digits (the compiler's chains): q_0 below 4 p_j takes the conditional add
+         * (2 p_j <= q_0 < 4 p_j: 49 over 47 bits), one above the conversion with the centring
+         * quotient v; 59 bits: the portable and AVX2 kernels' primes */
         { 1024, 1, 3, 2, 39, 50 },
         { 4096, 1, 4, 1, 50, 39 },
         { 16384, 1, 2, 2, 49, 47 },

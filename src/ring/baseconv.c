@@ -260,10 +260,11 @@ tsr_status tsr_baseconv_modup_split(const tsr_baseconv *bc, uint64_t *const *out
     TSR_REQUIRE(r <= (unsigned)from->ntt[0]->log_n, "tsr_baseconv_modup_split: r too large");
     const size_t R = (size_t)1 << r, B = n >> r, len = split_len(n, r), ch = R * len;
     /* One-prime digit (F = 1: Q/q_0 = 1, so y = x and every row is 1): the centred lift is x, or
-     * x - q_0 where x > h = (q_0 - 1)/2. Where q_0 < 2 p_j, x + (2 p_j - q_0) < 2 p_j for x < q_0
-     * is that lift mod p_j and, like x < q_0, a valid input of the forward outer stages (< 4p)
-     * whose transform, fully reduced after the inner stages, is that of the reduced lift: one
-     * conditional add per word instead of two modular products (bit-identical). */
+     * x - q_0 where x > h = (q_0 - 1)/2. Where q_0 < 4 p_j, x + (4 p_j - q_0) < 4 p_j for
+     * h < x < q_0 is that lift mod p_j, and x <= h < 2 p_j is left as it is: both are valid
+     * inputs of the forward outer stages (< 4p) whose transform, fully reduced after the inner
+     * stages, is that of the reduced lift: one conditional add per word instead of two modular
+     * products (bit-identical). q_0 / 4 < p_j is q_0 < 4 p_j without overflow. */
     const int one = F == 1;
     const uint64_t h = from->q[0] >> 1;
     int nomem = 0;
@@ -293,8 +294,8 @@ tsr_status tsr_baseconv_modup_split(const tsr_baseconv *bc, uint64_t *const *out
             }
             int have_v = 0;
             for (size_t j = 0; j < T; j++) {
-                if (one && from->q[0] / 2 < to->q[j]) {
-                    k->add_above(o, terms[0], h, 2 * to->q[j] - from->q[0], ch);
+                if (one && from->q[0] / 4 < to->q[j]) {
+                    k->add_above(o, terms[0], h, 4 * to->q[j] - from->q[0], ch);
                 } else {
                     if (!have_v) {
                         centre_quotient(from, v, terms, ch);

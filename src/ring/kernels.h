@@ -83,7 +83,8 @@ typedef struct tsr_ring_kernels {
                        size_t n);
     /*
      * The centred lift of a one-prime key-switching digit (baseconv.c): out = a + d where
-     * a > h, else a (no modulus: a, h, d < 2^62, a + d must not wrap; out may equal a).
+     * a > h, else a (no modulus: a + d must not wrap, e.g. a < q_0 and d = 4 p - q_0 < 2^64
+     * for p < 2^62; out may equal a).
      */
     void (*add_above)(uint64_t *out, const uint64_t *a, uint64_t h, uint64_t d, size_t n);
     /* out = a * w elementwise with per-element Shoup constants wp (w < q). */

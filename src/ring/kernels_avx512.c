@@ -575,7 +575,7 @@ TGT static void ntt_inv_outer_avx512(const tsr_ntt_table *t, uint64_t *a, size_t
     inv_outer_body(t, a, len, r, c);
 }
 
-/* Streaming (non-temporal) copy; dst must be 64-byte aligned for the stores. */
+/* out = a + d where a > h (unsigned), else a; the tail is the portable kernel's loop. */
 TGT static void add_above_avx512(uint64_t *out, const uint64_t *a, uint64_t h, uint64_t d,
                                  size_t n) {
     const __m512i vh = bc(h), vd = bc(d);
@@ -587,6 +587,7 @@ TGT static void add_above_avx512(uint64_t *out, const uint64_t *a, uint64_t h, u
     for (; k < n; k++) out[k] = a[k] + (a[k] > h ? d : 0);
 }
 
+/* Streaming (non-temporal) copy; dst must be 64-byte aligned for the stores. */
 TGT static void copy_stream_avx512(uint64_t *dst, const uint64_t *src, size_t n) {
     size_t i = 0;
     if (((uintptr_t)dst & 63) == 0)
