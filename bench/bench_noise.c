@@ -394,6 +394,42 @@ typedef struct chain {
     int log_n, levels;
 } chain;
 
+/* The table for one chain: every operation at the top level and its lowest useful one. */
+static int run_ops(const char *verb, const tsr_ckks_param_spec *spec, tsr_backend *ck,
+                   tsr_backend *cs, tsr_backend *mk, int samples, uint64_t seed) {
+    printf("\nN = 2^%u, %u levels: scale 2^%u, q0 %u bits, %u x %u-bit special prime%s, dnum %u\n",
+           spec->log_n, spec->levels, spec->scale_bits, spec->first_prime_bits,
+           spec->special_primes, spec->special_prime_bits, spec->special_primes == 1 ? "" : "s",
+           spec->dnum);
+    printf("  %-26s %5s %22s %22s\n", "", "", "rms error", "largest error");
+    printf("  %-26s %5s %7s %7s %6s %7s %7s %6s\n", "operation", "level", "ckks", "mockup", "diff",
+           "ckks", "mockup", "diff");
+    uint8_t sd[TSR_SEED_BYTES] = { 0 };
+    for (int i = 0; i < 8; i++) sd[i] = (uint8_t)(seed >> (8 * i));
+    tsr_prng gc, gm;
+    tsr_prng_init(&gc, sd, 0x6e6f697365ull);
+    tsr_prng_init(&gm, sd, 0x6e6f697365ull);
+    int top = (int)spec->levels, rc = 0;
+    tsr_status st;
+    for (int op = 0; op < OP_COUNT_ && rc == 0; op++) {
+        int lv[2] = { top, ops[op].min_level > 1 ? ops[op].min_level : 1 };
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            if (k == 1 && (lv[1] >= top || op <= OP_ENCODE_NC)) break;
+            double bc = 0, bm = 0, wc = 0, wm = 0;
+            st = measure(op == OP_ENC_SK ? cs : ck, &gc, op, lv[k], samples, &bc, &wc);
+            if (st == TSR_OK) st = measure(mk, &gm, op, lv[k], samples, &bm, &wm);
+            if (st != TSR_OK) {
+                rc = cli_fail(verb, st, ops[op].name);
+                break;
+            }
+            printf("  %-26s %5d %7.2f %7.2f %+6.2f %7.2f %7.2f %+6.2f  %s\n", ops[op].name, lv[k],
+                   bc, bm, bm - bc, wc, wm, wm - wc, ops[op].what);
+            fflush(stdout);
+        }
+    }
+    return rc;
+}
+
 static int run_chain(const chain *c, int samples, uint64_t seed) {
     const char *verb = "bench noise";
     tsr_ckks_param_spec spec;
@@ -419,44 +455,8 @@ static int run_chain(const chain *c, int samples, uint64_t seed) {
     const int64_t steps[4] = { 1, 2, 3, 5 };
     if (st == TSR_OK) st = tsr_backend_declare_rotations(ck, steps, 4);
     if (st == TSR_OK) st = tsr_backend_declare_rotations(mk, steps, 4);
-    if (st != TSR_OK) {
-        tsr_backend_free(mk);
-        tsr_backend_free(cs);
-        tsr_backend_free(ck);
-        tsr_ckks_relin_key_free(rk);
-        tsr_ckks_public_key_free(pk);
-        tsr_ckks_secret_key_free(sk);
-        tsr_ckks_params_free(p);
-        return cli_fail(verb, st, "setting up CKKS");
-    }
-    printf("\nN = 2^%u, %u levels: scale 2^%u, q0 %u bits, %u x %u-bit special prime%s, dnum %u\n",
-           spec.log_n, spec.levels, spec.scale_bits, spec.first_prime_bits, spec.special_primes,
-           spec.special_prime_bits, spec.special_primes == 1 ? "" : "s", spec.dnum);
-    printf("  %-26s %5s %22s %22s\n", "", "", "rms error", "largest error");
-    printf("  %-26s %5s %7s %7s %6s %7s %7s %6s\n", "operation", "level", "ckks", "mockup", "diff",
-           "ckks", "mockup", "diff");
-    uint8_t sd[TSR_SEED_BYTES] = { 0 };
-    for (int i = 0; i < 8; i++) sd[i] = (uint8_t)(seed >> (8 * i));
-    tsr_prng gc, gm;
-    tsr_prng_init(&gc, sd, 0x6e6f697365ull);
-    tsr_prng_init(&gm, sd, 0x6e6f697365ull);
-    int top = (int)spec.levels, rc = 0;
-    for (int op = 0; op < OP_COUNT_ && rc == 0; op++) {
-        int lv[2] = { top, ops[op].min_level > 1 ? ops[op].min_level : 1 };
-        for (int k = 0; k < 2 && rc == 0; k++) {
-            if (k == 1 && (lv[1] >= top || op <= OP_ENCODE_NC)) break;
-            double bc = 0, bm = 0, wc = 0, wm = 0;
-            st = measure(op == OP_ENC_SK ? cs : ck, &gc, op, lv[k], samples, &bc, &wc);
-            if (st == TSR_OK) st = measure(mk, &gm, op, lv[k], samples, &bm, &wm);
-            if (st != TSR_OK) {
-                rc = cli_fail(verb, st, ops[op].name);
-                break;
-            }
-            printf("  %-26s %5d %7.2f %7.2f %+6.2f %7.2f %7.2f %+6.2f  %s\n", ops[op].name, lv[k],
-                   bc, bm, bm - bc, wc, wm, wm - wc, ops[op].what);
-            fflush(stdout);
-        }
-    }
+    const int rc = st == TSR_OK ? run_ops(verb, &spec, ck, cs, mk, samples, seed)
+                                : cli_fail(verb, st, "setting up CKKS");
     tsr_backend_free(mk);
     tsr_backend_free(cs);
     tsr_backend_free(ck);
