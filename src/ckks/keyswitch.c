@@ -12,8 +12,11 @@
  * centric optimization with GPUs", TCHES 2021, applied to L1/L2):
  *  1. decompose: inner inverse stages of every limb of d, block by block
  *     (into ks_coef); per digit j, the ring's tsr_baseconv_modup_split does
- *     the outer inverse stages, the approximate conversion to every other
- *     prime of Q_l u P and the outer forward stages a few columns at a time
+ *     the outer inverse stages, the centred conversion to every other prime
+ *     of Q_l u P (the digit lifted to (-Q_j/2, Q_j/2], as in the centred fast
+ *     base extension of Halevi-Polyakov-Shoup, CT-RSA 2019: a quarter of
+ *     the uncentred digits' second moment, no fixed error near the first
+ *     root) and the outer forward stages a few columns at a time
  *     and stores the digit (ks_digits). The digit's own limbs are d's limbs,
  *     read in place. The inner forward stages of the digits are left to the
  *     consumer, unless several keys reuse the digits (hoisting): then
