@@ -40,6 +40,15 @@ static tsr_nn_plan *compiled(const tsr_nn_model *m, int batch, tsr_nn_packing pk
 /* Samples run_ckks found decrypted beyond the output headroom (tsr_nn_check_outputs). */
 static int last_invalid;
 
+/* x[0..n) uniform in [0, 1) from a fixed linear congruential stream (the same inputs on any
+ * machine). */
+static void fill_uniform01(double *x, int64_t n, uint32_t z) {
+    for (int64_t i = 0; i < n; i++) {
+        z = z * 1664525u + 1013904223u;
+        x[i] = (z >> 8) / 16777216.0;
+    }
+}
+
 /* Keys, encryption, run, decryption on a ckks backend; returns precision in bits. */
 static double run_ckks(const tsr_nn_plan *p, const double *x, int n, double *out, double *ref) {
     tsr_ckks_params *params;
@@ -472,11 +481,7 @@ static void test_precision_floor(void **state) {
     int64_t ni = tsr_nn_model_input_size(m), k = tsr_nn_model_output_size(m);
     double *x = malloc((size_t)(8 * ni) * sizeof *x), *out = malloc((size_t)(8 * k) * sizeof *out),
            *ref = malloc((size_t)(8 * k) * sizeof *ref);
-    uint32_t z = 12345;
-    for (int64_t i = 0; i < 8 * ni; i++) {
-        z = z * 1664525u + 1013904223u;
-        x[i] = (z >> 8) / 16777216.0;
-    }
+    fill_uniform01(x, 8 * ni, 12345u);
     double bits = run_ckks(p, x, 8, out, ref);
     assert_int_equal(last_invalid, 0);
     if (bits < 15) fail_msg("transformer_small, default plan at batch 8: %.1f bits", bits);
@@ -507,11 +512,7 @@ static void test_precision_trade(void **state) {
     int64_t ni = tsr_nn_model_input_size(m), k = tsr_nn_model_output_size(m);
     double *x = malloc((size_t)(8 * ni) * sizeof *x), *out = malloc((size_t)(8 * k) * sizeof *out),
            *ref = malloc((size_t)(8 * k) * sizeof *ref);
-    uint32_t z = 4242;
-    for (int64_t i = 0; i < 8 * ni; i++) {
-        z = z * 1664525u + 1013904223u;
-        x[i] = (z >> 8) / 16777216.0;
-    }
+    fill_uniform01(x, 8 * ni, 4242u);
     tsr_nn_plan *p[3] = { NULL, NULL, NULL };
     const double trade[3] = { 0, 2, 3 };
     char *logs[3] = { NULL, NULL, NULL };
