@@ -232,17 +232,23 @@ static void describe(const cand *c, char *buf, size_t n) {
                  (long long)c->cfg.t[3], (long long)c->cfg.t[4], c->cfg.orient);
 }
 
+/* Ring, packing, tile sizes and orientation: the candidate's dry run. */
+static int cmp_packing(const cand *a, const cand *b) {
+    if (a->log_n != b->log_n) return a->log_n - b->log_n;
+    if (a->cfg.packing != b->cfg.packing) return (int)a->cfg.packing - (int)b->cfg.packing;
+    for (int i = 0; i < 5; i++)
+        if (a->cfg.t[i] != b->cfg.t[i]) return a->cfg.t[i] < b->cfg.t[i] ? -1 : 1;
+    return a->cfg.orient - b->cfg.orient;
+}
+
 /* A total order: feasible first, then time, memory, and the candidate itself. */
 static int cmp_cand(const void *x, const void *y) {
     const cand *a = x, *b = y;
     if (a->ok != b->ok) return b->ok - a->ok;
     if (a->seconds != b->seconds) return a->seconds < b->seconds ? -1 : 1;
     if (a->bytes != b->bytes) return a->bytes < b->bytes ? -1 : 1;
-    if (a->log_n != b->log_n) return a->log_n - b->log_n;
-    if (a->cfg.packing != b->cfg.packing) return (int)a->cfg.packing - (int)b->cfg.packing;
-    for (int i = 0; i < 5; i++)
-        if (a->cfg.t[i] != b->cfg.t[i]) return a->cfg.t[i] < b->cfg.t[i] ? -1 : 1;
-    if (a->cfg.orient != b->cfg.orient) return a->cfg.orient - b->cfg.orient;
+    int cp = cmp_packing(a, b);
+    if (cp) return cp;
     /* one packing on several chains: the larger scale, then fewer special primes */
     if (a->spec.scale_bits != b->spec.scale_bits)
         return a->spec.scale_bits > b->spec.scale_bits ? -1 : 1;
@@ -253,11 +259,7 @@ static int cmp_cand(const void *x, const void *y) {
 
 /* The same packing (and so the same dry run) on the same ring? */
 static int same_packing(const cand *a, const cand *b) {
-    if (a->log_n != b->log_n || a->cfg.packing != b->cfg.packing || a->cfg.orient != b->cfg.orient)
-        return 0;
-    for (int i = 0; i < 5; i++)
-        if (a->cfg.t[i] != b->cfg.t[i]) return 0;
-    return 1;
+    return cmp_packing(a, b) == 0;
 }
 
 static int same_chain(const tsr_ckks_param_spec *a, const tsr_ckks_param_spec *b) {
@@ -298,42 +300,29 @@ static void price(cand *c, const nn_profile *prof, const tsr_nn_compile_opts *o,
  * copies share the dry run of their max-scale candidate (chain 0 owns it).
  */
 static int add_chains(const tsr_nn_compile_opts *o, cand **v, int *n) {
-    int extra = 0, n0 = *n;
+    int n0 = *n, k = n0;
     tsr_ckks_param_spec alt[NN_MAX_CHAINS];
     const double lim = o->max_precision_trade + 1.0;
-    for (int pass = 0; pass < 2; pass++) {
-        cand *nv = NULL;
-        if (pass == 1) {
-            if (!extra) return 0;
-            nv = tsr_calloc_array((size_t)(n0 + extra), sizeof *nv);
-            if (!nv) return -1;
-            memcpy(nv, *v, (size_t)n0 * sizeof *nv);
-        }
-        int k = n0;
-        for (int i = 0; i < n0; i++) {
-            const cand *c = &(*v)[i];
-            if (!c->ok) continue;
-            int na = nn_chain_alternatives((unsigned)c->log_n, c->depth, o->output_bits,
-                                           o->scale_bits, o->ckks_flags, alt);
-            for (int a = 1; a < na; a++) {
-                if ((double)alt[a].scale_bits + lim < (double)c->spec.scale_bits) continue;
-                if (pass == 0) {
-                    extra++;
-                    continue;
-                }
-                nv[k] = *c;
-                nv[k].chain = a;
-                nv[k].spec = alt[a];
-                nv[k].spec.flags = c->spec.flags;
-                k++;
-            }
-        }
-        if (pass == 1) {
-            tsr_free(*v);
-            *v = nv;
-            *n = k;
+    cand *nv = tsr_calloc_array((size_t)n0 * NN_MAX_CHAINS, sizeof *nv);
+    if (!nv) return -1;
+    memcpy(nv, *v, (size_t)n0 * sizeof *nv);
+    for (int i = 0; i < n0; i++) {
+        const cand *c = &nv[i];
+        if (!c->ok) continue;
+        int na = nn_chain_alternatives((unsigned)c->log_n, c->depth, o->output_bits, o->scale_bits,
+                                       o->ckks_flags, alt);
+        for (int a = 1; a < na; a++) {
+            if ((double)alt[a].scale_bits + lim < (double)c->spec.scale_bits) continue;
+            nv[k] = *c;
+            nv[k].chain = a;
+            nv[k].spec = alt[a];
+            nv[k].spec.flags = c->spec.flags;
+            k++;
         }
     }
+    tsr_free(*v);
+    *v = nv;
+    *n = k;
     return 0;
 }
 
