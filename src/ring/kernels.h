@@ -234,6 +234,23 @@ static inline void tsr_dot2_tail(const tsr_modulus *m, uint64_t *out0, uint64_t 
     }
 }
 
+/*
+ * Lemire's rule on words i .. n - 1 of in, one at a time (the contract of
+ * tsr_ring_kernels.squeeze_lemire, t = 2^64 mod q): each kept high word is appended to out at
+ * k; returns the new count. Branch-free: out[k] is written for every word and k advances on a
+ * keep, so out must have room for k + (n - i) words (in place, out = in: k <= i keeps it
+ * behind the reads). The portable kernel (i = k = 0) and the SIMD kernels' scalar tails.
+ */
+static inline size_t tsr_squeeze_lemire_tail(uint64_t q, uint64_t t, uint64_t *out, size_t k,
+                                             const uint64_t *in, size_t i, size_t n) {
+    for (; i < n; i++) {
+        const tsr_u128 w = (tsr_u128)in[i] * q;
+        out[k] = (uint64_t)(w >> 64);
+        k += (uint64_t)w >= t;
+    }
+    return k;
+}
+
 /* The widest chacha kernel's blocks per pass (AVX-512: 16, AVX2: 8, one per
  * 32-bit lane; a tail goes to the next narrower kernel): ring/sample.c rounds
  * its refills up to a multiple. Only speed depends on it (the sampler consumes

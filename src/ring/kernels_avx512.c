@@ -763,12 +763,7 @@ TGT static size_t squeeze_lemire_avx512(uint64_t q, uint64_t *out, const uint64_
         STOREU(out + k, _mm512_maskz_compress_epi64(keep, mulhi(v, qv, qh)));
         k += (size_t)__builtin_popcount((unsigned)keep);
     }
-    for (; i < n; i++) {
-        const tsr_u128 w = (tsr_u128)in[i] * q;
-        out[k] = (uint64_t)(w >> 64);
-        k += (uint64_t)w >= t;
-    }
-    return k;
+    return tsr_squeeze_lemire_tail(q, t, out, k, in, i, n);
 }
 
 /* ---- ChaCha keystream, 16 blocks at a time (one per 32-bit lane) --------- */

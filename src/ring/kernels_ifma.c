@@ -1157,12 +1157,7 @@ TGT static size_t squeeze_lemire_ifma(uint64_t q, uint64_t *out, const uint64_t 
         STORE(out + k, _mm512_maskz_compress_epi64(keep, _mm512_srli_epi64(x, 12)));
         k += (size_t)__builtin_popcount((unsigned)keep);
     }
-    for (; i < n; i++) {
-        const tsr_u128 w = (tsr_u128)in[i] * q;
-        out[k] = (uint64_t)(w >> 64);
-        k += (uint64_t)w >= t;
-    }
-    return k;
+    return tsr_squeeze_lemire_tail(q, t, out, k, in, i, n);
 }
 
 /* ---- table ---------------------------------------------------------------- */

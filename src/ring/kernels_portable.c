@@ -309,14 +309,7 @@ static void chacha_portable(uint64_t *out, const uint32_t key[8], const uint32_t
 /* Lemire's multiply-shift with rejection ("Fast random integer generation in an interval", ACM
  * TOMACS 2019), branch-free: out[k] is written for every word, k advances on a keep. */
 static size_t squeeze_lemire_portable(uint64_t q, uint64_t *out, const uint64_t *in, size_t n) {
-    const uint64_t t = ((uint64_t)0 - q) % q;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const tsr_u128 w = (tsr_u128)in[i] * q;
-        out[k] = (uint64_t)(w >> 64);
-        k += (uint64_t)w >= t;
-    }
-    return k;
+    return tsr_squeeze_lemire_tail(q, ((uint64_t)0 - q) % q, out, 0, in, 0, n);
 }
 
 const tsr_ring_kernels tsr_ring_kernels_portable = {
