@@ -480,6 +480,81 @@ static void test_quotient_families(void **state) {
     tsr_free(u1);
 }
 
+/*
+ * Centring quotients of ModUp (quotient_round): every family returns the portable kernel's
+ * words bit for bit, on every coefficient (no mark to skip: the centred lift's representative
+ * near Q/2 must not depend on the CPU), for every tail length; and the portable words are
+ * round(x / Q) wherever the sum is not within 2^-40 of a half (a 64.64 fixed-point sum, exact
+ * to F 2^-64). Inputs: y_i = x_i (Q/q_i)^-1 mod q_i for x = 0, 1, 2, Q - 1 and x = (Q - 1)/2 - m,
+ * (Q + 1)/2 + m (m < 4: the centred-lift boundary of test_ring_rns, where the double sum's
+ * rounding decides), then random y.
+ */
+static void test_quotient_round_families(void **state) {
+    (void)state;
+    tsr_prng g;
+    tt_prng(&g, 53);
+    const tsr_ring_kernels *ref = tsr_ring_kernels_for(TSR_SIMD_PORTABLE);
+    static const size_t counts[] = { 1, 2, 3, 5, 7, 13, 64 };
+    static const int bits[] = { 30, 40, 49, 50, 59, 60, 61, 62 };
+    enum { NE = 12 }; /* the chosen x first */
+    const size_t n = 1003;
+    uint64_t *y[64], *v0 = tsr_alloc(n * 8), *v1 = tsr_alloc(n * 8);
+    for (size_t i = 0; i < 64; i++) y[i] = tsr_alloc(n * 8);
+    for (size_t bi = 0; bi < sizeof bits / sizeof bits[0]; bi++)
+        for (size_t ci = 0; ci < sizeof counts / sizeof counts[0]; ci++) {
+            const size_t F = counts[ci];
+            if (F == 64 && bits[bi] > 30) continue; /* one 64-prime shape is enough */
+            uint64_t q[64];
+            double inv[64];
+            tt_ok(tsr_prime_generate(bits[bi], 8, F, NULL, 0, q));
+            for (size_t i = 0; i < F; i++) {
+                tsr_modulus m;
+                tsr_modulus_init(&m, q[i]);
+                uint64_t qhat = 1; /* Q / q_i mod q_i */
+                for (size_t j = 0; j < F; j++)
+                    if (j != i) qhat = tsr_modq_mul(&m, qhat, q[j] % q[i]);
+                const uint64_t qhat_inv = tsr_modq_inv(qhat, q[i]), h = (q[i] - 1) / 2;
+                /* x mod q_i: (Q - 1)/2 = -1/2 = (q_i - 1)/2, (Q + 1)/2 = (q_i + 1)/2 */
+                const uint64_t xs[NE] = { 0,     1,     2,     q[i] - 1, h,     h - 1,
+                                          h - 2, h - 3, h + 1, h + 2,    h + 3, h + 4 };
+                random_vec(&g, y[i], n, q[i]);
+                for (size_t e = 0; e < NE; e++) y[i][e] = tsr_modq_mul(&m, xs[e] % q[i], qhat_inv);
+                inv[i] = 1.0 / (double)q[i];
+            }
+            ref->quotient_round(v0, (const uint64_t *const *)y, inv, F, n);
+            for (size_t k = 0; k < n; k++) {
+                tsr_u128 t = 0; /* within (-F, 0] of 2^64 sum_i y_i / q_i */
+                for (size_t i = 0; i < F; i++) t += (((tsr_u128)y[i][k]) << 64) / q[i];
+                const uint64_t frac = (uint64_t)t, half = (uint64_t)1 << 63,
+                               far = (uint64_t)1 << 24;
+                if (frac < half - far || frac > half + far)
+                    assert_int_equal(v0[k], (uint64_t)((t + half) >> 64));
+                else
+                    assert_true(v0[k] == (uint64_t)(t >> 64) || v0[k] == (uint64_t)(t >> 64) + 1);
+            }
+            for (int f = TSR_SIMD_PORTABLE + 1; f <= TSR_SIMD_AVX512IFMA; f++) {
+                if (!family_available((tsr_simd)f)) continue;
+                const tsr_ring_kernels *k = tsr_ring_kernels_for((tsr_simd)f);
+                k->quotient_round(v1, (const uint64_t *const *)y, inv, F, n);
+                for (size_t c = 0; c < n; c++)
+                    if (v1[c] != v0[c])
+                        fail_msg("%s centring quotient differs at %zu (F=%zu, %d bits): %llu, "
+                                 "portable %llu",
+                                 tsr_simd_name((tsr_simd)f), c, F, bits[bi],
+                                 (unsigned long long)v1[c], (unsigned long long)v0[c]);
+                for (size_t len = 0; len <= 17; len++) { /* every tail length */
+                    memset(v1, 0xa5, 17 * sizeof *v1);
+                    k->quotient_round(v1, (const uint64_t *const *)y, inv, F, len);
+                    assert_memory_equal(v1, v0, len * sizeof *v1);
+                    assert_true(len == 17 || v1[len] == 0xa5a5a5a5a5a5a5a5ull);
+                }
+            }
+        }
+    for (size_t i = 0; i < 64; i++) tsr_free(y[i]);
+    tsr_free(v0);
+    tsr_free(v1);
+}
+
 /* Conversion rows: many terms (chunked reductions), inputs up to ymax, c52 given. */
 static void test_conv_row_families(void **state) {
     (void)state;
@@ -1090,7 +1165,7 @@ int main(void) {
         cmocka_unit_test(test_split_ntt_families), cmocka_unit_test(test_copy_stream_families),
         cmocka_unit_test(test_permute_families),   cmocka_unit_test(test_quotient_families),
         cmocka_unit_test(test_chacha_families),    cmocka_unit_test(test_chacha_published_vectors),
-        cmocka_unit_test(test_squeeze_families),
+        cmocka_unit_test(test_squeeze_families),   cmocka_unit_test(test_quotient_round_families),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -118,25 +118,22 @@ static void conv_quotient(const tsr_rns_basis *from, uint64_t *u, const uint64_t
 /*
  * The centring multiple of a ModUp (HPS's centred fast conversion): v[k] = round(sum_i y_i[k] /
  * q_i), so that sum_i y_i Q/q_i - v Q is x - Q round(x / Q), the representative of x in
- * (-Q/2, Q/2]. One prime: v = [y > (q_0 - 1)/2], exact. Several: in double precision (error
- * below 2^-40 for up to 64 primes), so only an x within 2^-40 Q of Q/2 may get the other
- * representative, -Q/2 or so: as small. Plain C shared by every kernel family, so they agree.
+ * (-Q/2, Q/2]. One prime: v = [y > (q_0 - 1)/2], exact. Several: the quotient_round kernel, in
+ * double precision (error below 2^-40 for up to 64 primes), so only an x within 2^-40 Q of Q/2
+ * may get the other representative, -Q/2 or so: as small. Every kernel family returns the
+ * portable kernel's words (kernels.h), so they agree there too.
  */
-static void centre_quotient(const tsr_rns_basis *from, uint64_t *v, const uint64_t *const *y,
-                            size_t len) {
+static void centre_quotient(const tsr_ring_kernels *k, const tsr_rns_basis *from, uint64_t *v,
+                            const uint64_t *const *y, size_t len) {
     const size_t F = from->count;
     if (F == 1) {
         const uint64_t h = from->q[0] >> 1;
-        for (size_t k = 0; k < len; k++) v[k] = y[0][k] > h;
+        for (size_t c = 0; c < len; c++) v[c] = y[0][c] > h;
         return;
     }
     double inv[TSR_RNS_MAX_PRIMES];
     for (size_t i = 0; i < F; i++) inv[i] = 1.0 / (double)from->q[i];
-    for (size_t k = 0; k < len; k++) {
-        double s = 0.5;
-        for (size_t i = 0; i < F; i++) s += (double)(int64_t)y[i][k] * inv[i];
-        v[k] = (uint64_t)s;
-    }
+    k->quotient_round(v, y, inv, F, len);
 }
 
 /* Row j of a conversion over one chunk: out[k] = sum_i terms[i][k] mat[j][i] mod p_j. */
@@ -171,7 +168,7 @@ static void conv_chunk(const tsr_ring_kernels *k, const tsr_baseconv *bc, uint64
         if (mode == CONV_EXACT)
             conv_quotient(from, u, terms, len);
         else
-            centre_quotient(from, u, terms, len);
+            centre_quotient(k, from, u, terms, len);
         terms[F] = u;
         nterms = F + 1;
     }
@@ -298,7 +295,7 @@ tsr_status tsr_baseconv_modup_split(const tsr_baseconv *bc, uint64_t *const *out
                     k->add_above(o, terms[0], h, 4 * to->q[j] - from->q[0], ch);
                 } else {
                     if (!have_v) {
-                        centre_quotient(from, v, terms, ch);
+                        centre_quotient(k, from, v, terms, ch);
                         terms[F] = v;
                         have_v = 1;
                     }

@@ -150,6 +150,17 @@ typedef struct tsr_ring_kernels {
     void (*quotient_est)(uint64_t *u, const uint64_t *const *y, const double *inv, size_t terms,
                          size_t n);
     /*
+     * Centring quotient of a ModUp (baseconv.c, HPS's centred fast conversion): v[k] =
+     * (uint64_t)(0.5 + sum_i y[i][k] * inv[i]) in double precision, each product and each sum
+     * rounded to nearest in the order 0.5 + t_0 + t_1 + ... (no fused multiply-add; ring/
+     * kernels.h's tsr_quotient_round_tail is that expression), inv[i] = 1.0 / q_i, y[i][k] <
+     * q_i < 2^62, 1 <= terms <= TSR_RNS_MAX_PRIMES: round(sum_i y_i / q_i) up to an error below
+     * 2^-40 (terms <= 64). Every family returns the portable kernel's words bit for bit, so the
+     * representative a conversion picks within 2^-40 Q of Q/2 does not depend on the CPU.
+     */
+    void (*quotient_round)(uint64_t *v, const uint64_t *const *y, const double *inv, size_t terms,
+                           size_t n);
+    /*
      * ChaCha keystream (Bernstein 2008, with RFC 8439's layout: key in state
      * words 4-11, 32-bit block counter in word 12, 96-bit nonce in 13-15):
      * blocks ctr .. ctr + nblocks - 1 of (key, nonce) after `rounds` rounds
@@ -231,6 +242,21 @@ static inline void tsr_dot2_tail(const tsr_modulus *m, uint64_t *out0, uint64_t 
         }
         out0[k] = s0;
         if (out1) out1[k] = s1;
+    }
+}
+
+/*
+ * The centring quotient (tsr_ring_kernels.quotient_round) of coefficients k .. n - 1 one at a
+ * time: the portable kernel (k = 0) and the SIMD kernels' scalar tails. (double)(int64_t) is
+ * exact-rounded like the unsigned conversion for y < 2^63, and a single instruction without
+ * AVX-512.
+ */
+static inline void tsr_quotient_round_tail(uint64_t *v, const uint64_t *const *y, const double *inv,
+                                           size_t terms, size_t k, size_t n) {
+    for (; k < n; k++) {
+        double s = 0.5;
+        for (size_t i = 0; i < terms; i++) s += (double)(int64_t)y[i][k] * inv[i];
+        v[k] = (uint64_t)s;
     }
 }
 

@@ -673,6 +673,25 @@ TGT static void quotient_est_avx512(uint64_t *u, const uint64_t *const *y, const
     }
 }
 
+/* kernels.h's quotient_round 8 coefficients at a time: tsr_quotient_round_tail's operations
+ * in its order (vcvtqq2pd is the signed conversion, exact-rounded like cvtsi2sd; separate
+ * multiply and add, truncation), so the words match it bit for bit. */
+TGT static void quotient_round_avx512(uint64_t *v, const uint64_t *const *y, const double *inv,
+                                      size_t terms, size_t n) {
+    const __m512d half = _mm512_set1_pd(0.5);
+    size_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m512d s = half;
+        for (size_t i = 0; i < terms; i++) {
+            const __m512d t =
+                _mm512_mul_pd(_mm512_cvtepi64_pd(LOADU(y[i] + k)), _mm512_set1_pd(inv[i]));
+            s = _mm512_add_pd(s, t);
+        }
+        STOREU(v + k, _mm512_cvttpd_epu64(s));
+    }
+    tsr_quotient_round_tail(v, y, inv, terms, k, n);
+}
+
 /* ---- inner products ------------------------------------------------------ */
 
 /*
@@ -927,6 +946,7 @@ const tsr_ring_kernels tsr_ring_kernels_avx512 = {
     .permute = permute_avx512,
     .sub_mul_scalar_add = sub_mul_scalar_add_avx512,
     .quotient_est = quotient_est_avx512,
+    .quotient_round = quotient_round_avx512,
     .chacha = chacha_avx512,
     .squeeze_lemire = squeeze_lemire_avx512,
 };

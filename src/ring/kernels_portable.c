@@ -247,6 +247,11 @@ static void quotient_est_portable(uint64_t *u, const uint64_t *const *y, const d
     }
 }
 
+static void quotient_round_portable(uint64_t *v, const uint64_t *const *y, const double *inv,
+                                    size_t terms, size_t n) {
+    tsr_quotient_round_tail(v, y, inv, terms, 0, n);
+}
+
 static void add_above_portable(uint64_t *out, const uint64_t *a, uint64_t h, uint64_t d, size_t n) {
     for (size_t k = 0; k < n; k++) out[k] = a[k] + (a[k] > h ? d : 0);
 }
@@ -336,6 +341,7 @@ const tsr_ring_kernels tsr_ring_kernels_portable = {
     .permute = permute_portable,
     .sub_mul_scalar_add = sub_mul_scalar_add_portable,
     .quotient_est = quotient_est_portable,
+    .quotient_round = quotient_round_portable,
     .chacha = chacha_portable,
     .squeeze_lemire = squeeze_lemire_portable,
 };
