@@ -90,6 +90,7 @@ static void test_bad_values(void **state) {
         { "bench ckks --chain 15:1-41", "1 <= LEVELS <= HI <= 40" },
         { "bench ckks --only rotate --only frobnicate", "--only 'frobnicate': no such operation" },
         { "bench ckks --level 64", "--level needs an integer" },
+        { "bench ckks --chain 14:8 --special-primes 4", "--special-primes needs an integer" },
         { "bench ckks --chain 13:2 --level 0 --only rotate --only rescale",
           "--only rescale: consumes a level, so it cannot run at --level 0" },
         { "bench model", "give the model" },
