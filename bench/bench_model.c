@@ -57,7 +57,8 @@ static void usage(FILE *out) {
             "  --expand-keys  store the evaluation keys' a halves (tsr_ckks_*_expand): twice the\n"
             "                keys' memory, no ChaCha12 regeneration in every key switch\n"
             "  --max-precision-trade BITS  bits of estimated precision the optimizer may give\n"
-            "                up for a faster CKKS chain (default 2; 0: the largest scale)\n"
+            "                up for a faster CKKS chain (default 2; 0: the largest scale;\n"
+            "                0 to 20; the rule: tessera compile --help)\n"
             "  --data DIR    Fashion-MNIST directory (/usr/share/datasets/fashion-mnist)\n");
 }
 

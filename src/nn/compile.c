@@ -294,15 +294,18 @@ static void price(cand *c, const nn_profile *prof, const tsr_nn_compile_opts *o,
 
 /*
  * The alternative chains of every candidate with a chain: one more candidate per chain of
- * nn_chain_alternatives whose scale is at most trade + 1 bits below the max-scale chain's
- * (the CKKS error grows as 1/scale, so a chain further down would give up more than the
- * trade; the extra bit is for the smaller key-switch noise of more special primes). The
- * copies share the dry run of their max-scale candidate (chain 0 owns it).
+ * nn_chain_alternatives whose scale is at most trade + NN_TRADE_TOLERANCE_BITS below the
+ * max-scale chain's. The CKKS error grows as 1/scale and the noisy mockup loses s bits for s
+ * bits of scale, less at most a tenth of a bit for the smaller key-switching noise of more
+ * special primes: a chain further down would fail the trade's check on the mockup (on the
+ * same packing), so it is neither priced nor estimated (transformer_small's 2^31 chain, 3 bits
+ * below 2^34, cost two noisy mockup runs per compile at the default trade of 2). The copies
+ * share the dry run of their max-scale candidate (chain 0 owns it).
  */
 static int add_chains(const tsr_nn_compile_opts *o, cand **v, int *n) {
     int n0 = *n, k = n0;
     tsr_ckks_param_spec alt[NN_MAX_CHAINS];
-    const double lim = o->max_precision_trade + 1.0;
+    const double lim = o->max_precision_trade + NN_TRADE_TOLERANCE_BITS;
     cand *nv = tsr_calloc_array((size_t)n0 * NN_MAX_CHAINS, sizeof *nv);
     if (!nv) return -1;
     memcpy(nv, *v, (size_t)n0 * sizeof *nv);
@@ -326,20 +329,25 @@ static int add_chains(const tsr_nn_compile_opts *o, cand **v, int *n) {
     return 0;
 }
 
-/* The mockup draws its noise from one seed in integer units, so the same packing on a chain
- * with an s bits smaller scale estimates exactly s bits less up to rounding (AE1 dense, 2^39 ->
- * 2^37: 19.83 -> 17.83 bits); the slack keeps a loss of exactly the trade from being refused
- * or accepted by a rounding error. */
-#define NN_TRADE_SLACK_BITS 0.01
-
 /* One line per chain of the chosen packing: the max-scale chain and each alternative, with
- * its predicted time, its estimate (when one ran) and its fate. cs[0] is the chosen one. */
-static void log_chains(const tsr_nn_compile_opts *o, const cand *cs, int nc) {
+ * its predicted time, its estimate (when one ran) and its fate; and the plan a trade of 0
+ * chooses (w, NULL if none) when it is another packing. cs[0] is the chosen one. */
+static void log_chains(const tsr_nn_compile_opts *o, const cand *cs, int nc, const cand *w) {
     int any = 0;
     for (int i = 1; i < nc; i++) any |= cs[i].chain != 0 && same_packing(&cs[i], &cs[0]);
     if (!any && cs[0].chain == 0) return;
-    fprintf(o->log, "chains for this packing (--max-precision-trade %g bits):\n",
-            o->max_precision_trade);
+    fprintf(o->log,
+            "chains for this packing (--max-precision-trade %g bits: chains at most %g + %g "
+            "bits of scale down, estimated at most %g + %g bits below the plan of trade 0):\n",
+            o->max_precision_trade, o->max_precision_trade, NN_TRADE_TOLERANCE_BITS,
+            o->max_precision_trade, NN_TRADE_TOLERANCE_BITS);
+    if (w && !same_packing(w, &cs[0])) {
+        char d[96], c[64], e[32] = "not estimated";
+        describe(w, d, sizeof d);
+        describe_chain(&w->spec, c, sizeof c);
+        if (w->est > 0) snprintf(e, sizeof e, "%.2f bits", w->est_bits);
+        fprintf(o->log, "  trade 0: %s, %s: predicted %.3fs, %s\n", d, c, w->seconds, e);
+    }
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < nc; i++) {
             const cand *c = &cs[i];
@@ -348,9 +356,12 @@ static void log_chains(const tsr_nn_compile_opts *o, const cand *cs, int nc) {
             describe_chain(&c->spec, d, sizeof d);
             if (c->est > 0) snprintf(e, sizeof e, "%.2f bits", c->est_bits);
             if (c->est < 0) snprintf(e, sizeof e, "estimate failed");
+            const int is_w =
+                w && c->chain == 0 && same_packing(c, w) && same_chain(&c->spec, &w->spec);
             fprintf(o->log, "  %-4s %-40s predicted %9.3fs, %-13s %s%.110s\n",
                     c->chain ? "alt" : "max", d, c->seconds, e,
                     i == 0      ? "<- chosen"
+                    : is_w      ? "slower (the plan of trade 0)"
                     : c->ok     ? "slower"
                     : c->why[0] ? "refused: "
                                 : "refused",
@@ -392,6 +403,68 @@ static tsr_status estimate(const tsr_nn_model *m, cand *c, const nn_profile *pro
     c->est_bits -= NN_PRECISION_MARGIN_BITS;
     c->est = 1;
     return TSR_OK;
+}
+
+/* What the selection carries from candidate to candidate. */
+typedef struct sel {
+    const tsr_nn_model *m;
+    const nn_profile *prof;
+    const tsr_nn_compile_opts *o;
+    double *px;     /* the precision inputs (min_bits > 0) */
+    int n_est;      /* noisy mockup runs */
+    char fail[200]; /* why the last estimate could not run */
+} sel;
+
+/*
+ * Lower candidate c exactly: over the memory budget it is refused (*plan stays NULL); else
+ * its exact memory replaces the prediction, *plan is its assembled plan and, with a floor,
+ * c is estimated (once). Fails only on a hard error.
+ */
+static tsr_status try_candidate(sel *x, cand *c, tsr_nn_plan **plan) {
+    *plan = NULL;
+    nn_program *prog = NULL;
+    TSR_TRY(finalize(x->m, c, x->prof, &prog));
+    double exact = nn_program_bytes(&c->spec, prog);
+    if (exact > x->o->max_memory_mib * 1048576.0) {
+        c->ok = 0;
+        snprintf(c->why, sizeof c->why, "needs %.0f MiB of server memory (budget %.0f MiB)",
+                 exact / 1048576.0, x->o->max_memory_mib);
+        nn_program_free(prog);
+        return TSR_OK;
+    }
+    c->bytes = exact;
+    tsr_nn_model *mc = NULL;
+    tsr_status st = nn_model_clone(x->m, &mc);
+    if (st != TSR_OK) {
+        nn_program_free(prog);
+        return st;
+    }
+    TSR_TRY(nn_plan_assemble(mc, prog, &c->spec, x->o->security, plan));
+    if (x->o->min_bits > 0 && !c->est) {
+        x->n_est++;
+        st = estimate(x->m, c, x->prof, x->o, x->px, *plan, x->fail, sizeof x->fail);
+        if (st != TSR_OK) {
+            tsr_nn_plan_free(*plan);
+            *plan = NULL;
+        }
+    }
+    return st;
+}
+
+/* c's estimate is below the floor: refuse every candidate on its ring and scale. */
+static void refuse_floor(cand *cs, int nc, const cand *c, double min_bits) {
+    char why[160];
+    snprintf(why, sizeof why,
+             "outputs below the precision floor: N=2^%d, scale 2^%u: %.1f bits < %g "
+             "(use a larger ring, fewer levels, or --min-bits)",
+             c->log_n, c->spec.scale_bits, c->est_bits, min_bits);
+    const int ln = c->log_n;
+    const unsigned sb = c->spec.scale_bits;
+    for (int i = 0; i < nc; i++)
+        if (cs[i].ok && cs[i].log_n == ln && cs[i].spec.scale_bits == sb) {
+            cs[i].ok = 0;
+            memcpy(cs[i].why, why, sizeof why);
+        }
 }
 
 tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, tsr_nn_plan **out) {
@@ -506,103 +579,118 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
      * tiled transformer_small: error 0.05 on |y| <= 1.6). The floor is measured, not
      * modelled: the candidate runs on a noisy mockup (nn_plan_estimate_bits). A failed
      * estimate refuses every candidate on the same chain (ring and scale): the noise is the
-     * chain's, the packing changes only how many rotations add to it. A candidate on an
-     * alternative chain (max_precision_trade) must also come within the trade of the same
-     * packing on the max-scale chain (estimated once, when an alternative first wins on
-     * price); a refusal refuses that chain for every packing on the ring, whose loss is its
-     * scale's. So only chains that win on price are estimated: two more runs per such chain.
+     * chain's, the packing changes only how many rotations add to it.
+     *
+     * First the plan a trade of 0 would choose (W: the fastest max-scale candidate that
+     * passes), then, with a trade, the alternatives faster than W in order: one is chosen
+     * when its estimate meets the floor and is at most max_precision_trade +
+     * NN_TRADE_TOLERANCE_BITS below W's (what the user gives up is relative to what a trade
+     * of 0 gives); a refusal refuses that chain on the ring for every packing (its loss is
+     * its scale's). Without W (every max-scale candidate refused) the reference is the same
+     * packing on its max-scale chain. So only alternatives that win on price are estimated.
      */
-    nn_program *prog = NULL;
+    sel x = { m, prof, o, NULL, 0, "" };
     tsr_nn_plan *plan = NULL;
-    double *px = NULL, est_bits = 0, est_err = 0;
-    char est_why[200] = "", est_fail[200] = "";
-    if (o->min_bits > 0 && !(px = precision_inputs(m, o)))
+    char est_why[200] = "";
+    if (st == TSR_OK && o->min_bits > 0 && !(x.px = precision_inputs(m, o)))
         st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
-    int n_est = 0;
-    while (st == TSR_OK) {
-        qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
-        if (!cs[0].ok) break;
-        st = finalize(m, &cs[0], prof, &prog);
-        if (st != TSR_OK) break;
-        double exact = nn_program_bytes(&cs[0].spec, prog);
-        if (exact > o->max_memory_mib * 1048576.0) {
-            cs[0].ok = 0;
-            snprintf(cs[0].why, sizeof cs[0].why,
-                     "needs %.0f MiB of server memory (budget %.0f MiB)", exact / 1048576.0,
-                     o->max_memory_mib);
-            nn_program_free(prog);
-            prog = NULL;
-            continue;
-        }
-        cs[0].bytes = exact;
-        tsr_nn_model *mc = NULL;
-        st = nn_model_clone(m, &mc);
-        if (st != TSR_OK) break;
-        st = nn_plan_assemble(mc, prog, &cs[0].spec, o->security, &plan);
-        prog = NULL;
-        if (st != TSR_OK || !(o->min_bits > 0)) break;
-        if (!cs[0].est) {
-            n_est++;
-            st = estimate(m, &cs[0], prof, o, px, plan, est_fail, sizeof est_fail);
-            if (st != TSR_OK) break;
-        }
-        if (cs[0].est < 0 && cs[0].chain == 0) {
+    if (st == TSR_OK) qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
+    int w = -1, chosen = -1;
+    for (int i = 0; st == TSR_OK && i < nc && w < 0; i++) {
+        cand *c = &cs[i];
+        if (!c->ok || c->chain != 0) continue;
+        st = try_candidate(&x, c, &plan);
+        if (st != TSR_OK || !plan) continue;
+        if (o->min_bits > 0 && c->est < 0) {
             /* a value beyond its ciphertext's headroom on these inputs (a model or
              * calibration data out of range): the range rules' case (calibration warnings,
              * the runner's refusal), not noise; the floor stays unchecked, the log says so */
-            snprintf(est_why, sizeof est_why, "%s", est_fail);
-            break;
+            snprintf(est_why, sizeof est_why, "%s", x.fail);
+        } else if (o->min_bits > 0 && c->est_bits < o->min_bits) {
+            refuse_floor(cs, nc, c, o->min_bits);
+            tsr_nn_plan_free(plan);
+            plan = NULL;
+            continue;
         }
-        char why[160] = "";
-        if (cs[0].est < 0) snprintf(why, sizeof why, "precision trade unchecked: %.120s", est_fail);
-        est_bits = cs[0].est_bits;
-        est_err = cs[0].est_err;
-        if (cs[0].est > 0 && est_bits < o->min_bits) {
-            snprintf(why, sizeof why,
-                     "outputs below the precision floor: N=2^%d, scale 2^%u: %.1f bits < %g "
-                     "(use a larger ring, fewer levels, or --min-bits)",
-                     cs[0].log_n, cs[0].spec.scale_bits, est_bits, o->min_bits);
-            for (int i = 0; i < nc; i++)
-                if (cs[i].ok && cs[i].log_n == cs[0].log_n &&
-                    cs[i].spec.scale_bits == cs[0].spec.scale_bits) {
-                    cs[i].ok = 0;
-                    memcpy(cs[i].why, why, sizeof why);
-                }
-        } else if (cs[0].chain != 0) {
-            /* an alternative chain: against the same packing on the max-scale chain */
-            int j = 0;
-            while (j < nc && !(cs[j].chain == 0 && same_packing(&cs[j], &cs[0]))) j++;
-            assert(j < nc); /* every alternative is a copy of a max-scale candidate */
-            if (!why[0] && !cs[j].est) {
-                n_est++;
-                st = estimate(m, &cs[j], prof, o, px, NULL, est_fail, sizeof est_fail);
-                if (st != TSR_OK) break;
-            }
-            if (!why[0] && cs[j].est < 0)
-                snprintf(why, sizeof why, "precision trade unchecked: %.120s", est_fail);
-            else if (!why[0] &&
-                     est_bits < cs[j].est_bits - o->max_precision_trade - NN_TRADE_SLACK_BITS)
-                snprintf(why, sizeof why,
-                         "gives up %.2f bits of precision for speed (%.2f vs %.2f bits on scale "
-                         "2^%u; --max-precision-trade %g)",
-                         cs[j].est_bits - est_bits, est_bits, cs[j].est_bits, cs[j].spec.scale_bits,
-                         o->max_precision_trade);
-            if (!why[0]) break; /* within both bounds */
-            /* the loss is the chain's (its scale), whatever the packing */
-            const tsr_ckks_param_spec refused = cs[0].spec;
-            for (int i = 0; i < nc; i++)
-                if (cs[i].ok && cs[i].chain != 0 && cs[i].log_n == cs[0].log_n &&
-                    same_chain(&cs[i].spec, &refused)) {
-                    cs[i].ok = 0;
-                    memcpy(cs[i].why, why, sizeof why);
-                }
-        } else
-            break;
-        tsr_nn_plan_free(plan);
-        plan = NULL;
+        w = i;
     }
-    tsr_free(px);
-    if (st == TSR_OK && !cs[0].ok) {
+    tsr_nn_plan *alt = NULL;
+    for (int i = 0; st == TSR_OK && trade && i < nc; i++) {
+        cand *c = &cs[i];
+        if (!c->ok) continue;
+        if (c->chain == 0) break; /* W: every max-scale candidate before it is refused */
+        char why[160] = "";
+        if (w >= 0 && cs[w].est < 0) {
+            snprintf(why, sizeof why, "precision trade unchecked (no estimate without it)");
+        } else {
+            st = try_candidate(&x, c, &alt);
+            if (st != TSR_OK || !alt) continue;
+            if (c->est < 0) {
+                snprintf(why, sizeof why, "precision trade unchecked: %.120s", x.fail);
+            } else if (c->est_bits < o->min_bits) {
+                refuse_floor(cs, nc, c, o->min_bits);
+            } else {
+                int j = w;
+                if (j < 0) { /* the same packing on the max-scale chain */
+                    j = 0;
+                    while (j < nc && !(cs[j].chain == 0 && same_packing(&cs[j], c))) j++;
+                    assert(j < nc); /* every alternative is a copy of a max-scale candidate */
+                    if (!cs[j].est) {
+                        x.n_est++;
+                        st = estimate(m, &cs[j], prof, o, x.px, NULL, x.fail, sizeof x.fail);
+                        if (st != TSR_OK) break;
+                    }
+                }
+                if (cs[j].est < 0)
+                    snprintf(why, sizeof why, "precision trade unchecked: %.120s", x.fail);
+                else if (c->est_bits <
+                         cs[j].est_bits - o->max_precision_trade - NN_TRADE_TOLERANCE_BITS)
+                    snprintf(why, sizeof why,
+                             "gives up %.2f bits (%.2f vs %.2f%s; at most %g + %g)",
+                             cs[j].est_bits - c->est_bits, c->est_bits, cs[j].est_bits,
+                             w >= 0 ? " without the trade" : " on its max-scale chain",
+                             o->max_precision_trade, NN_TRADE_TOLERANCE_BITS);
+                else {
+                    chosen = i;
+                    break;
+                }
+            }
+            tsr_nn_plan_free(alt);
+            alt = NULL;
+            if (!c->ok) continue; /* below the floor: refused with its scale */
+        }
+        /* the loss is the chain's (its scale), whatever the packing */
+        const tsr_ckks_param_spec refused = c->spec;
+        const int ln = c->log_n;
+        for (int k = 0; k < nc; k++)
+            if (cs[k].ok && cs[k].chain != 0 && cs[k].log_n == ln &&
+                same_chain(&cs[k].spec, &refused)) {
+                cs[k].ok = 0;
+                memcpy(cs[k].why, why, sizeof why);
+            }
+    }
+    cand wc = { 0 }; /* W, for the log (shares its dry run; never freed through) */
+    if (w >= 0) wc = cs[w];
+    if (st == TSR_OK && chosen >= 0) {
+        tsr_nn_plan_free(plan);
+        plan = alt;
+        alt = NULL;
+    } else
+        chosen = w;
+    tsr_nn_plan_free(alt);
+    if (chosen > 0) { /* the chosen one first, the others in order */
+        cand ch = cs[chosen];
+        memmove(cs + 1, cs, (size_t)chosen * sizeof *cs);
+        cs[0] = ch;
+    }
+    if (st == TSR_OK && chosen >= 0)
+        qsort(cs + 1, (size_t)nc - 1, sizeof *cs, cmp_cand);
+    else if (st == TSR_OK)
+        qsort(cs, (size_t)nc, sizeof *cs, cmp_cand);
+    double est_bits = chosen >= 0 ? cs[0].est_bits : 0, est_err = chosen >= 0 ? cs[0].est_err : 0;
+    int n_est = x.n_est;
+    tsr_free(x.px);
+    if (st == TSR_OK && chosen < 0) {
         /* Up to three distinct reasons (compared on their first 32 characters, which
          * name the failing layer and check), most frequent first. */
         char why[3][160] = { "", "", "" };
@@ -675,7 +763,7 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
             shown++;
         }
     }
-    if (st == TSR_OK && o->log && plan && trade) log_chains(o, cs, nc);
+    if (st == TSR_OK && o->log && plan && trade) log_chains(o, cs, nc, w >= 0 ? &wc : NULL);
     if (st == TSR_OK && o->log && plan && est_why[0])
         fprintf(o->log, "precision: not estimated (%.160s)\n", est_why);
     else if (st == TSR_OK && o->log && plan && n_est > 0)
@@ -689,7 +777,6 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         for (int i = 0; i < nc; i++)
             if (cs[i].chain == 0) nn_program_free(cs[i].prog);
         tsr_free(cs);
-        nn_program_free(prog);
         tsr_nn_plan_free(plan);
         return st;
     }

@@ -137,6 +137,16 @@ void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp);
  * and a scale up to 2 bits smaller may replace the max-scale chain when it is predicted faster
  * and its estimate is at most this far below (and above the floor). */
 #define NN_DEFAULT_PRECISION_TRADE_BITS 2.0
+/** How far the trade's two bounds reach beyond max_precision_trade, bits. A chain s bits of
+ * scale below the largest is a candidate only if s <= trade + this, and is chosen only if its
+ * noisy-mockup estimate is at most trade + this below the estimate of the plan a trade of 0
+ * would choose. The mockup draws its noise from one seed in integer units, so the same packing
+ * on a chain s bits smaller estimates s bits less, up to the smaller key-switching noise of its
+ * extra special primes (0.00-0.11 bits on transformer_small and AE1): with half a bit the
+ * integer losses sit half a bit from the edge, and a noise-model change of less than about 0.4
+ * bits does not flip a choice (a bound of trade + 0.01 put AE1's 1.89-2.00-bit loss on the
+ * edge of the default 2). */
+#define NN_TRADE_TOLERANCE_BITS 0.5
 /** How much the noisy mockup may overestimate the precision of real CKKS, bits. With the
  * calibrated model of tile/mockup.c (secret spectrum, centred key-switching digits, real-slot
  * encoding; `tessera bench noise --model`, docs/BENCHMARKS.md "Noise") the estimate was at
