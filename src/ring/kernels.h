@@ -249,13 +249,18 @@ static inline void tsr_dot2_tail(const tsr_modulus *m, uint64_t *out0, uint64_t 
  * The centring quotient (tsr_ring_kernels.quotient_round) of coefficients k .. n - 1 one at a
  * time: the portable kernel (k = 0) and the SIMD kernels' scalar tails. (double)(int64_t) is
  * exact-rounded like the unsigned conversion for y < 2^63, and a single instruction without
- * AVX-512.
+ * AVX-512. The product and the sum are separate statements: a compiler that contracts within
+ * an expression (clang's default -ffp-contract=on) would otherwise fuse them into one FMA in
+ * the SIMD files' tails, which the portable build cannot do, and the words would differ.
  */
 static inline void tsr_quotient_round_tail(uint64_t *v, const uint64_t *const *y, const double *inv,
                                            size_t terms, size_t k, size_t n) {
     for (; k < n; k++) {
         double s = 0.5;
-        for (size_t i = 0; i < terms; i++) s += (double)(int64_t)y[i][k] * inv[i];
+        for (size_t i = 0; i < terms; i++) {
+            const double t = (double)(int64_t)y[i][k] * inv[i];
+            s += t;
+        }
         v[k] = (uint64_t)s;
     }
 }
