@@ -1392,6 +1392,75 @@ static void test_other_backends(void **state) {
     tsr_nn_model_free(m);
 }
 
+/*
+ * The runner's timing wrapper forwards rotate-and-sum to the ckks backend's step-by-step
+ * kernel (timed as rotations, additions included): the same vectors as the loop through the
+ * wrapper, and no time booked as additions (the loop books its additions).
+ */
+static void test_timing_rotate_sums(void **state) {
+    (void)state;
+    tsr_ckks_param_spec s = { .log_n = 11,
+                              .first_prime_bits = 55,
+                              .scale_bits = 40,
+                              .levels = 3,
+                              .special_primes = 2,
+                              .special_prime_bits = 55,
+                              .secret = TSR_CKKS_SECRET_TERNARY,
+                              .flags = TSR_CKKS_ALLOW_INSECURE_PARAMETERS };
+    tsr_ckks_params *params;
+    tsr_ckks_secret_key *sk;
+    tsr_ckks_public_key *pk;
+    tsr_ckks_relin_key *rk;
+    tt_ok(tsr_ckks_params_create(&params, &s));
+    tt_ok(tsr_ckks_secret_key_create(&sk, params));
+    tt_ok(tsr_ckks_public_key_create(&pk, sk));
+    tt_ok(tsr_ckks_relin_key_create(&rk, sk));
+    tsr_backend *inner, *w;
+    tt_ok(tsr_backend_ckks_create(params, pk, sk, rk, NULL, &inner));
+    const int64_t steps[2] = { 2, 1 };
+    tt_ok(tsr_backend_declare_rotations(inner, steps, 2));
+    tt_ok(nn_timing_backend_create(inner, &w));
+    const int64_t slots = tsr_backend_slots(w);
+    double *x = malloc((size_t)slots * sizeof *x), *y = malloc((size_t)slots * sizeof *y);
+    double *z = malloc((size_t)slots * sizeof *z), sec[TSR_NN_OP_COUNT_];
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_non_null(z);
+    tsr_bvec *a[3], *b[3];
+    for (int i = 0; i < 3; i++) {
+        fill_uniform01(x, slots, 17u + (uint32_t)i);
+        tt_ok(tsr_bvec_encrypt(w, x, 2, tsr_backend_scale(w, 2), &a[i]));
+        tt_ok(tsr_bvec_copy(w, a[i], &b[i]));
+    }
+    nn_timing_get(w, sec, 1);
+    tt_ok(tsr_bvec_rotate_sums(w, a, 3, steps, 2));
+    nn_timing_get(w, sec, 1);
+    assert_true(sec[TSR_NN_OP_ADD] == 0.0);
+    for (int i = 0; i < 3; i++)
+        for (int k = 0; k < 2; k++) {
+            tsr_bvec *r;
+            tt_ok(tsr_bvec_rotate(w, b[i], steps[k], &r));
+            tt_ok(tsr_bvec_add(w, b[i], r));
+            tsr_bvec_free(w, r);
+        }
+    for (int i = 0; i < 3; i++) {
+        tt_ok(tsr_bvec_decrypt(w, a[i], y));
+        tt_ok(tsr_bvec_decrypt(w, b[i], z));
+        assert_memory_equal(y, z, (size_t)slots * sizeof *y);
+        tsr_bvec_free(w, a[i]);
+        tsr_bvec_free(w, b[i]);
+    }
+    free(x);
+    free(y);
+    free(z);
+    tsr_backend_free(w);
+    tsr_backend_free(inner);
+    tsr_ckks_relin_key_free(rk);
+    tsr_ckks_public_key_free(pk);
+    tsr_ckks_secret_key_free(sk);
+    tsr_ckks_params_free(params);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_ckks),
@@ -1410,6 +1479,14 @@ int main(void) {
         cmocka_unit_test(test_plan_ranges),
         cmocka_unit_test(test_contract_encrypted),
         cmocka_unit_test(test_old_plans),
+        cmocka_unit_test(test_ops_ckks),          cmocka_unit_test(test_end_to_end),
+        cmocka_unit_test(test_pytorch_encrypted), cmocka_unit_test(test_torch_models_encrypted),
+        cmocka_unit_test(test_precision_floor),   cmocka_unit_test(test_precision_trade),
+        cmocka_unit_test(test_residual_reorient), cmocka_unit_test(test_attention_encrypted),
+        cmocka_unit_test(test_optimizer),         cmocka_unit_test(test_plan_files),
+        cmocka_unit_test(test_wrong_inputs),      cmocka_unit_test(test_other_backends),
+        cmocka_unit_test(test_plan_ranges),       cmocka_unit_test(test_contract_encrypted),
+        cmocka_unit_test(test_old_plans),         cmocka_unit_test(test_timing_rotate_sums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -120,6 +120,11 @@ static tsr_status w_rotate(tsr_backend *be, const tsr_bvec *src, const int64_t *
                            tsr_bvec **outs) {
     TIMED(be, TSR_NN_OP_ROTATE, IN(be)->vt->rotate(IN(be), src, steps, n, outs));
 }
+/* Rotate-and-sum in one call: timed as rotations (its additions, about 2 % of it, included). */
+static tsr_status w_rotate_sums(tsr_backend *be, tsr_bvec *const *vs, size_t n,
+                                const int64_t *steps, size_t nsteps) {
+    TIMED(be, TSR_NN_OP_ROTATE, IN(be)->vt->rotate_sums(IN(be), vs, n, steps, nsteps));
+}
 static tsr_status w_rescale(tsr_backend *be, tsr_bvec *v) {
     TIMED(be, TSR_NN_OP_RESCALE, IN(be)->vt->rescale(IN(be), v));
 }
@@ -170,6 +175,7 @@ tsr_status nn_timing_backend_create(tsr_backend *inner, tsr_backend **out) {
         .sq_lincomb = iv->sq_lincomb ? w_sq_lincomb : NULL,
         .prod_lincomb = iv->prod_lincomb ? w_prod_lincomb : NULL,
         .rotate = w_rotate,
+        .rotate_sums = iv->rotate_sums ? w_rotate_sums : NULL,
         .rescale = w_rescale,
         .drop_level = w_drop,
         .declare_rotations = w_declare,
