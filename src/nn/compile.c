@@ -49,6 +49,7 @@ typedef struct cand {
     int log_n, depth, ok;
     int chain; /* 0: the max-scale chain (owns prog); else an alternative sharing its prog */
     tsr_ckks_param_spec spec;
+    int exact;                /* bytes from the exact lowering (else the prediction) */
     int est;                  /* precision: 0 not estimated, 1 estimated, -1 the estimate failed */
     double est_bits, est_err; /* estimated bits (less the margin) and largest error */
     double seconds, bytes, client;
@@ -212,8 +213,11 @@ static void predict(cand *c, const nn_profile *prof) {
         t += nn_step_seconds(prof, &c->spec, &s);
     }
     c->seconds = t;
-    /* The generic run's vectors carry the limbs of a DRY_TOP-level chain: scale them down
-     * (a slight underestimate; the chosen candidate's memory is recomputed exactly). */
+    /* The generic run's vectors carry the limbs of a DRY_TOP-level chain: scale them down.
+     * That overestimates (a vector at real level l keeps l + shift + 1 of DRY_TOP + 1 limbs,
+     * scaled to (l + shift + 1) (L + 1) / (DRY_TOP + 1) > l + 1 below the top: 1.5-2x on the
+     * AE models at 2^14), so it only orders candidates of equal time; the budget and every
+     * figure compile reports come from the exact lowering (try_candidate, exact_bytes). */
     nn_program q = *p;
     double f = (c->spec.levels + 1.0) / (DRY_TOP + 1.0);
     q.peak_limbs = (uint64_t)((double)p->peak_limbs * f);
@@ -273,9 +277,9 @@ static void describe_chain(const tsr_ckks_param_spec *s, char *buf, size_t n) {
              s->special_primes, s->special_primes == 1 ? "" : "s");
 }
 
-/* Refuse c if its chain cannot carry the model's product forms or its predicted memory is
- * over the budget; else price it. */
-static void price(cand *c, const nn_profile *prof, const tsr_nn_compile_opts *o, int has_sqmul) {
+/* Refuse c if its chain cannot carry the model's product forms; else price it. The memory
+ * budget is checked on the exact lowering (try_candidate): the prediction overestimates. */
+static void price(cand *c, const nn_profile *prof, int has_sqmul) {
     if (has_sqmul && c->spec.first_prime_bits < NN_SQMUL_MIN_Q0_BITS) {
         snprintf(c->why, sizeof c->why,
                  "a near-linear activation's product form needs q_0 of at least %d bits "
@@ -285,11 +289,6 @@ static void price(cand *c, const nn_profile *prof, const tsr_nn_compile_opts *o,
         return;
     }
     predict(c, prof);
-    if (c->bytes > o->max_memory_mib * 1048576.0) {
-        c->ok = 0;
-        snprintf(c->why, sizeof c->why, "needs %.0f MiB of server memory (budget %.0f MiB)",
-                 c->bytes / 1048576.0, o->max_memory_mib);
-    }
 }
 
 /*
@@ -424,15 +423,15 @@ static tsr_status try_candidate(sel *x, cand *c, tsr_nn_plan **plan) {
     *plan = NULL;
     nn_program *prog = NULL;
     TSR_TRY(finalize(x->m, c, x->prof, &prog));
-    double exact = nn_program_bytes(&c->spec, prog);
-    if (exact > x->o->max_memory_mib * 1048576.0) {
+    c->bytes = nn_program_bytes(&c->spec, prog);
+    c->exact = 1;
+    if (c->bytes > x->o->max_memory_mib * 1048576.0) {
         c->ok = 0;
         snprintf(c->why, sizeof c->why, "needs %.0f MiB of server memory (budget %.0f MiB)",
-                 exact / 1048576.0, x->o->max_memory_mib);
+                 c->bytes / 1048576.0, x->o->max_memory_mib);
         nn_program_free(prog);
         return TSR_OK;
     }
-    c->bytes = exact;
     tsr_nn_model *mc = NULL;
     tsr_status st = nn_model_clone(x->m, &mc);
     if (st != TSR_OK) {
@@ -449,6 +448,17 @@ static tsr_status try_candidate(sel *x, cand *c, tsr_nn_plan **plan) {
         }
     }
     return st;
+}
+
+/* c's server memory from its exact lowering, for the log (the plan does not depend on it). */
+static tsr_status exact_bytes(const tsr_nn_model *m, cand *c, const nn_profile *prof) {
+    if (c->exact) return TSR_OK;
+    nn_program *prog = NULL;
+    TSR_TRY(finalize(m, c, prof, &prog));
+    c->bytes = nn_program_bytes(&c->spec, prog);
+    c->exact = 1;
+    nn_program_free(prog);
+    return TSR_OK;
 }
 
 /* c's estimate is below the floor: refuse every candidate on its ring and scale. */
@@ -569,7 +579,7 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
     const int trade = o->max_precision_trade > 0 && o->min_bits > 0;
     if (trade && add_chains(o, &cs, &nc) != 0) st = tsr_fail(TSR_ERR_NOMEM, "out of memory");
     for (int i = 0; i < nc; i++)
-        if (cs[i].ok) price(&cs[i], prof, o, has_sqmul);
+        if (cs[i].ok) price(&cs[i], prof, has_sqmul);
     /*
      * The fastest candidate whose exact lowering fits the memory budget and whose outputs
      * meet the precision floor. Nothing above models precision: the chain takes the largest
@@ -747,6 +757,12 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         else
             fprintf(o->log, "costs: profile %s (%s, %s, %d thread%s)\n", o->profile, prof->cpu,
                     prof->simd, prof->threads, prof->threads == 1 ? "" : "s");
+        /* the rows' memory from their exact lowering (the prediction overestimates) */
+        for (int i = 0, k = 0; st == TSR_OK && i < nc && k < 8; i++)
+            if (cs[i].ok) {
+                st = exact_bytes(m, &cs[i], prof);
+                k++;
+            }
         fprintf(o->log, "  %-36s %5s %6s %5s %10s %12s %9s %6s\n", "candidate", "depth", "scale",
                 "rots", "server", "per sample", "memory", "digits");
         for (int i = 0; i < nc && shown < 8; i++) {
