@@ -1401,7 +1401,8 @@ static void check_rotate_many(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *const
 /*
  * Many ciphertexts rotated by one step with one key (chunks of decompositions sharing each
  * block of the key) give word for word what one rotation at a time gives: n = 1, even and odd
- * n, more than one chunk (CKKS_KS_MANY_CHUNK = 8: 17 is three chunks, the last of one), seeded
+ * n, more than one chunk (CKKS_KS_MANY_CHUNK = 8: 17 is three chunks, the last of one; smaller
+ * budgets give chunks of 3 and of 1, the evaluator's own scratch alone), seeded
  * and expanded keys, 1, 2 and 3 threads, the top level and a lower one (fewer digits); split
  * NTTs (N = 2^13: two blocks per limb), two special primes and two-prime digits, so that the
  * P limbs, the digits' own limbs and the blocks all take part. Composed steps, step 0 and
@@ -1417,7 +1418,7 @@ static void test_rotate_many(void **state) {
     fixture f;
     fx_init(&f, NULL, &spec, 1);
     assert_int_equal(CKKS_KS_MANY_CHUNK, 8);
-    assert_true(ckks_ks_many_chunk(f.p, 4) == CKKS_KS_MANY_CHUNK);
+    assert_true(ckks_ks_many_chunk(f.ev, 4) == CKKS_KS_MANY_CHUNK);
     tsr_ckks_galois_keys *gk_x;
     uint8_t *buf = NULL;
     size_t len = 0;
@@ -1446,6 +1447,19 @@ static void test_rotate_many(void **state) {
                 check_rotate_many(ev, ins, ns[k], k % 2 ? -1 : 7, outs, refs);
         }
     }
+    /* smaller budgets: chunks of 3 and of 1 (one ciphertext at a time, the evaluator's own
+     * scratch only: parameters whose digits alone pass the budget) */
+    const size_t item = (((size_t)3 * 7 + 2 * 2 + 2 * 5) * f.p->n + 2 * f.p->n) * 8;
+    const size_t budgets[2] = { 3 * item + item / 2, 1 };
+    for (int k = 0; k < 2; k++) {
+        f.ev->ks_many_bytes = budgets[k];
+        assert_true(ckks_ks_many_chunk(f.ev, 4) == (k ? 1u : 3u));
+        tsr_set_num_threads(2);
+        check_rotate_many(f.ev, ins, 7, 1, outs, refs);
+        tsr_set_num_threads(1);
+        check_rotate_many(f.ev, ins, 4, 2, outs, refs);
+    }
+    f.ev->ks_many_bytes = 0;
     tsr_set_num_threads(saved);
     /* the results are the rotations (not only equal to tsr_ckks_rotate) */
     {

@@ -660,7 +660,7 @@ TSR_API tsr_status tsr_ckks_rotate_hoisted(tsr_ckks_evaluator *ev, tsr_ckks_ciph
  * i < n, word for word what n calls of tsr_ckks_rotate give. When the step
  * has its own key serving the inputs' level and the inputs share that level,
  * they are key-switched in chunks of up to 8 whose decompositions are kept
- * side by side (the extra scratch is bounded at 64 MiB plus one limb of both
+ * side by side (the extra scratch is bounded at 32 MiB plus one limb of both
  * outputs per chunk ciphertext and thread, kept in the evaluator), so that
  * each block of the key (a seeded key's a halves regenerated, the b halves
  * read from memory) is made once per chunk instead of once per ciphertext;

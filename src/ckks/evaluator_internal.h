@@ -23,6 +23,7 @@ struct tsr_ckks_evaluator {
      * freed with the key-switching scratch. */
     uint64_t *ks_many, *ks_many_limb;
     size_t ks_many_words, ks_many_limb_words;
+    size_t ks_many_bytes; /* the chunks' budget: 0 = CKKS_KS_MANY_BYTES (tests lower it) */
     /* Linear transforms' limbs converted on the fly (circuits/linear_transform.c,
      * fly_inner_sum: per thread), kept between transforms; grown when more are needed, freed
      * with the key-switching scratch. */
@@ -109,14 +110,15 @@ tsr_status ckks_ks_apply_galois(tsr_ckks_evaluator *ev, const ckks_ksk *key, con
 /** Ciphertexts per chunk of ckks_ks_apply_galois_many: at most CKKS_KS_MANY_CHUNK. */
 #define CKKS_KS_MANY_CHUNK 8
 /** Bound on a chunk's scratch beyond the evaluator's own (ckks_ks_many_chunk). */
-#define CKKS_KS_MANY_BYTES ((size_t)64 << 20)
+#define CKKS_KS_MANY_BYTES ((size_t)32 << 20)
 /**
- * Ciphertexts per chunk at level: 1..CKKS_KS_MANY_CHUNK, as many as fit CKKS_KS_MANY_BYTES
- * with each one's digits, accumulators' P limbs, ModDown conversions and one limb pair per
- * thread (AE1's chain, N = 2^14, 8 levels, 2 special primes, dnum 5: 7.75 MiB each at level 7,
- * so 8, 56 MiB beyond the evaluator's own scratch with two threads).
+ * Ciphertexts per chunk at level: 1..CKKS_KS_MANY_CHUNK, as many as fit the evaluator's budget
+ * (ks_many_bytes, by default CKKS_KS_MANY_BYTES) with each one's digits, accumulators' P limbs,
+ * ModDown conversions and one limb pair (AE1's chain, N = 2^14, 8 levels, 2 special primes,
+ * dnum 5: 7.75 MiB each at level 7, so 4: 24.5 MiB beyond the evaluator's own scratch with two
+ * threads; 64 MiB, 8 of them, measured no faster, docs/BENCHMARKS.md).
  */
-size_t ckks_ks_many_chunk(const tsr_ckks_params *p, int level);
+size_t ckks_ks_many_chunk(const tsr_ckks_evaluator *ev, int level);
 /**
  * Rotations of n ciphertexts (c0[i], c1[i] at `level`, NTT form) with one Galois key: out0[i],
  * out1[i] receive word for word what ckks_ks_decompose(c1[i]) + ckks_ks_apply_galois(c0[i])
@@ -124,7 +126,7 @@ size_t ckks_ks_many_chunk(const tsr_ckks_params *p, int level);
  * side and each block of the key (a seeded key's a_j regenerated, b_j read from memory) is
  * made once per chunk instead of once per ciphertext. The outputs (level + 1 limbs each) must
  * not alias any input. The evaluator's decomposition afterwards is the last chunk's first.
- * Extra memory: below CKKS_KS_MANY_BYTES plus one limb pair per chunk ciphertext and thread,
+ * Extra memory: below the budget plus one limb pair per chunk ciphertext and thread,
  * kept in the evaluator (ckks_ks_scratch_free frees it).
  */
 tsr_status ckks_ks_apply_galois_many(tsr_ckks_evaluator *ev, const ckks_ksk *key, int level,

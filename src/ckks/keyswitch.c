@@ -531,10 +531,11 @@ static size_t many_item_words(const tsr_ckks_params *p, int level) {
     return ((size_t)ckks_digits_at(p, level) * ne + 2 * (size_t)p->k + 2 * ((size_t)level + 1)) * n;
 }
 
-size_t ckks_ks_many_chunk(const tsr_ckks_params *p, int level) {
+size_t ckks_ks_many_chunk(const tsr_ckks_evaluator *ev, int level) {
+    const tsr_ckks_params *p = ev->params;
     /* and one limb of both outputs per ciphertext and thread */
     const size_t item = (many_item_words(p, level) + 2 * p->n) * sizeof(uint64_t);
-    size_t c = CKKS_KS_MANY_BYTES / item;
+    size_t c = (ev->ks_many_bytes ? ev->ks_many_bytes : CKKS_KS_MANY_BYTES) / item;
     return c < 1 ? 1 : c > CKKS_KS_MANY_CHUNK ? CKKS_KS_MANY_CHUNK : c;
 }
 
@@ -554,7 +555,7 @@ static tsr_status many_scratch(tsr_ckks_evaluator *ev, int level, size_t c) {
         ev->ks_many_limb = tsr_alloc(limbs * sizeof(uint64_t));
         ev->ks_many_limb_words = ev->ks_many_limb ? limbs : 0;
     }
-    if (!ev->ks_many || !ev->ks_many_limb)
+    if ((items && !ev->ks_many) || !ev->ks_many_limb)
         return tsr_fail(TSR_ERR_NOMEM,
                         "cannot allocate the scratch of %zu rotations with one key (%zu MiB)", c,
                         (items + limbs) * 8 >> 20);
@@ -694,7 +695,7 @@ tsr_status ckks_ks_apply_galois_many(tsr_ckks_evaluator *ev, const ckks_ksk *key
                 "ckks_ks_apply_galois_many: NULL argument");
     TSR_TRY(ckks_ks_check_level(key, level));
     TSR_TRY(ckks_ks_scratch(ev));
-    const size_t chunk = ckks_ks_many_chunk(p, level), words = many_item_words(p, level);
+    const size_t chunk = ckks_ks_many_chunk(ev, level), words = many_item_words(p, level);
     const size_t ne = (size_t)level + 1 + (size_t)p->k, pn = (size_t)p->k * p->n;
     ks_item it[CKKS_KS_MANY_CHUNK];
     for (size_t i0 = 0; i0 < n; i0 += chunk) {
