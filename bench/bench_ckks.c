@@ -1,11 +1,13 @@
 /*
  * bench/bench_ckks.c - `tessera bench ckks`: single-threaded medians of the
  * CKKS primitives (NTT of one limb, encode, decode, encrypt, decrypt, add,
- * multiply, relinearize, rescale, rotate, 8 hoisted rotations,
+ * multiply, relinearize, rescale, rotate, 8 hoisted rotations, N rotations
+ * by one step (rotate_many_N, on request),
  * mul+relin, mul+relin+rescale, ciphertext x plaintext) and the serialized
  * sizes of keys and ciphertexts, for parameter presets or for the 128-bit
  * chains the network compiler picks (--chain: nn_choose_params, one-prime
- * digits and one special prime at N = 2^13..2^15). Text or JSON output.
+ * digits and one special prime at N = 2^13..2^15; --special-primes K: the
+ * alternative with K of them, nn_chain_alternatives). Text or JSON output.
  * Record results in docs/BENCHMARKS.md with the command, commit and CPU.
  */
 #include "bench.h"
@@ -48,6 +50,7 @@ typedef struct ctx {
     tsr_ckks_plaintext *pt;
     tsr_ckks_ciphertext *a, *b, *out, *prod;
     tsr_ckks_ciphertext *hoist[8];
+    tsr_ckks_ciphertext *many_in[32], *many_out[32]; /* copies of a; rotate_many_N */
     double *vals;
     uint64_t *limb;
 } ctx;
@@ -102,6 +105,26 @@ static const int hoist_steps[8] = { 1, 2, 3, 4, 5, 6, 7, 8 };
 static tsr_status op_hoisted(ctx *c) {
     return tsr_ckks_rotate_hoisted(c->ev, c->hoist, c->a, hoist_steps, 8);
 }
+/* n ciphertexts rotated by 1 with one key (tsr_ckks_rotate_many); per rotation: / n */
+static tsr_status rotate_many(ctx *c, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!c->many_in[i]) { /* made by the warm-up run */
+            TSR_TRY(tsr_ckks_ciphertext_create(&c->many_in[i], c->p));
+            TSR_TRY(tsr_ckks_ciphertext_create(&c->many_out[i], c->p));
+            TSR_TRY(tsr_ckks_ciphertext_copy(c->many_in[i], c->a));
+        }
+    return tsr_ckks_rotate_many(c->ev, c->many_out, (const tsr_ckks_ciphertext *const *)c->many_in,
+                                n, 1);
+}
+static tsr_status op_rotate_many_4(ctx *c) {
+    return rotate_many(c, 4);
+}
+static tsr_status op_rotate_many_19(ctx *c) {
+    return rotate_many(c, 19);
+}
+static tsr_status op_rotate_many_32(ctx *c) {
+    return rotate_many(c, 32);
+}
 static tsr_status op_mul_relin(ctx *c) {
     return tsr_ckks_mul_relin(c->ev, c->out, c->a, c->b);
 }
@@ -110,34 +133,41 @@ static tsr_status op_mul_relin_rescale(ctx *c) {
 }
 
 /* product: the op consumes a level (a product's scale, a rescale), so it cannot run on
- * operands at level 0 */
+ * operands at level 0; named: run only when --only names it (rotate_many_N: N ciphertexts) */
 static const struct {
     const char *name;
     op_fn fn;
-    int product;
+    int product, named;
 } ops[] = {
-    { "ntt_forward_one_limb", op_ntt_fwd, 0 },
-    { "ntt_inverse_one_limb", op_ntt_inv, 0 },
-    { "encode", op_encode, 0 },
-    { "decode", op_decode, 0 },
-    { "encrypt_public_key", op_encrypt, 0 },
-    { "encrypt_secret_key_seeded", op_encrypt_sk, 0 },
-    { "decrypt", op_decrypt, 0 },
-    { "add", op_add, 0 },
-    { "multiply_plain", op_mul_plain, 1 },
-    { "multiply_no_relin", op_mul, 1 },
-    { "relinearize", op_relin, 1 },
-    { "rescale", op_rescale, 1 },
-    { "rotate", op_rotate, 0 },
-    { "conjugate", op_conjugate, 0 },
-    { "rotate_hoisted_8", op_hoisted, 0 },
-    { "mul_relin", op_mul_relin, 1 },
-    { "mul_relin_rescale", op_mul_relin_rescale, 1 },
+    { "ntt_forward_one_limb", op_ntt_fwd, 0, 0 },
+    { "ntt_inverse_one_limb", op_ntt_inv, 0, 0 },
+    { "encode", op_encode, 0, 0 },
+    { "decode", op_decode, 0, 0 },
+    { "encrypt_public_key", op_encrypt, 0, 0 },
+    { "encrypt_secret_key_seeded", op_encrypt_sk, 0, 0 },
+    { "decrypt", op_decrypt, 0, 0 },
+    { "add", op_add, 0, 0 },
+    { "multiply_plain", op_mul_plain, 1, 0 },
+    { "multiply_no_relin", op_mul, 1, 0 },
+    { "relinearize", op_relin, 1, 0 },
+    { "rescale", op_rescale, 1, 0 },
+    { "rotate", op_rotate, 0, 0 },
+    { "conjugate", op_conjugate, 0, 0 },
+    { "rotate_hoisted_8", op_hoisted, 0, 0 },
+    { "rotate_many_4", op_rotate_many_4, 0, 1 },
+    { "rotate_many_19", op_rotate_many_19, 0, 1 },
+    { "rotate_many_32", op_rotate_many_32, 0, 1 },
+    { "mul_relin", op_mul_relin, 1, 0 },
+    { "mul_relin_rescale", op_mul_relin_rescale, 1, 0 },
 };
 #define N_OPS (sizeof ops / sizeof ops[0])
 
 static void ctx_free(ctx *c) {
     for (int i = 0; i < 8; i++) tsr_ckks_ciphertext_free(c->hoist[i]);
+    for (int i = 0; i < 32; i++) {
+        tsr_ckks_ciphertext_free(c->many_in[i]);
+        tsr_ckks_ciphertext_free(c->many_out[i]);
+    }
     tsr_ckks_ciphertext_free(c->a);
     tsr_ckks_ciphertext_free(c->b);
     tsr_ckks_ciphertext_free(c->out);
@@ -346,18 +376,38 @@ static int run_preset(const bench_set *set, const bench_opts *o_, int first) {
 
 /* The chains of c (one per level count) appended to sets: -1 past max sets, else 0 with *st
  * the chain choice's status. */
-static int add_chains(const bench_chain *c, bench_set *sets, int *n, int max, tsr_status *st) {
+static int add_chains(const bench_chain *c, int specials, bench_set *sets, int *n, int max,
+                      tsr_status *st) {
     *st = TSR_OK;
     for (int L = c->lo; L <= c->hi; L++) {
         if (*n >= max) return -1;
         bench_set *s = &sets[(*n)++];
-        if (c->scale_bits)
-            snprintf(s->name, sizeof s->name, "chain %d:%d@%d", c->log_n, L, c->scale_bits);
-        else
-            snprintf(s->name, sizeof s->name, "chain %d:%d", c->log_n, L);
-        *st = nn_choose_params((unsigned)c->log_n, L, NN_DEFAULT_OUTPUT_BITS, c->scale_bits, 0,
-                               &s->spec);
-        if (*st != TSR_OK) return 0;
+        int len = c->scale_bits ? snprintf(s->name, sizeof s->name, "chain %d:%d@%d", c->log_n, L,
+                                           c->scale_bits)
+                                : snprintf(s->name, sizeof s->name, "chain %d:%d", c->log_n, L);
+        if (!specials) {
+            *st = nn_choose_params((unsigned)c->log_n, L, NN_DEFAULT_OUTPUT_BITS, c->scale_bits, 0,
+                                   &s->spec);
+            if (*st != TSR_OK) return 0;
+            continue;
+        }
+        /* the alternative chain with exactly that many special primes (tessera compile's
+         * "alt" chains) */
+        tsr_ckks_param_spec alt[NN_MAX_CHAINS];
+        int na = nn_chain_alternatives((unsigned)c->log_n, L, NN_DEFAULT_OUTPUT_BITS, c->scale_bits,
+                                       0, alt);
+        int found = -1;
+        for (int i = 0; i < na; i++)
+            if ((int)alt[i].special_primes == specials) found = i;
+        if (found < 0) {
+            *st = tsr_fail(TSR_ERR_NOT_FOUND,
+                           "no %d:%d chain with %d special primes (see tessera compile's log for "
+                           "the chains a plan may use)",
+                           c->log_n, L, specials);
+            return 0;
+        }
+        s->spec = alt[found];
+        snprintf(s->name + len, sizeof s->name - (size_t)len, " k%d", specials);
     }
     return 0;
 }
@@ -377,11 +427,16 @@ int bench_ckks_main(int argc, char **argv) {
             "                   N = 2^14 (most scale bits, then fewest digits, 10 bits of\n"
             "                   output headroom); 14:1-8 the chains of 1..8 levels; 14:8@37\n"
             "                   that chain with a scale of 2^37\n"
+            "  --special-primes K  the chains' alternative with exactly K special primes (the\n"
+            "                   largest scale, then the fewest digits, as tessera compile's\n"
+            "                   \"alt\" chains), e.g. --chain 14:8 --special-primes 2\n"
             "  --level K        the operands at level K instead of the top (key switching at\n"
             "                   level K of the chain); at level 0 the ops that consume a\n"
             "                   level (products, rescale) are not run (n/a)\n"
             "  --expand-keys    store the keys' a halves (tsr_ckks_*_expand) instead of\n"
             "                   regenerating them from the seed in every key switch\n"
+            "rotate_many_N (N ciphertexts rotated by 1 with one key, tsr_ckks_rotate_many; the\n"
+            "row is the whole call) runs only when --only names it.\n"
             "Operations:");
         for (size_t o = 0; o < N_OPS; o++) printf("%s %s", o % 4 ? "" : "\n ", ops[o].name);
         printf("\nPresets:\n");
@@ -392,7 +447,7 @@ int bench_ckks_main(int argc, char **argv) {
     const char *presets[8], *chains[8], *only[N_OPS];
     cli_list list = { presets, 0, 8 }, chain_list = { chains, 0, 8 },
              only_list = { only, 0, N_OPS };
-    long runs_arg = 20, level_arg = -1;
+    long runs_arg = 20, level_arg = -1, specials_arg = 0;
     bench_opts bo = { .expand = 0, .json = 0 };
     const cli_opt opts[] = {
         { "--preset", CLI_LIST, &list, 0, 0 },
@@ -400,6 +455,7 @@ int bench_ckks_main(int argc, char **argv) {
         { "--only", CLI_LIST, &only_list, 0, 0 },
         { "--expand-keys", CLI_FLAG, &bo.expand, 0, 0 },
         { "--level", CLI_LONG, &level_arg, 0, 63 },
+        { "--special-primes", CLI_LONG, &specials_arg, 1, NN_CHAIN_MAX_SPECIAL },
         { "--json", CLI_FLAG, &bo.json, 0, 0 },
         { "--runs", CLI_LONG, &runs_arg, 1, MAX_RUNS },
     };
@@ -422,13 +478,13 @@ int bench_ckks_main(int argc, char **argv) {
         tsr_status st = TSR_OK;
         bench_chain bc;
         if (bench_parse_chain("bench ckks", chains[i], &bc)) return 2;
-        if (add_chains(&bc, sets, &ns, MAX_SETS, &st) < 0)
+        if (add_chains(&bc, (int)specials_arg, sets, &ns, MAX_SETS, &st) < 0)
             return cli_usage_error("bench ckks", "--chain '%s': at most %d sets in all", chains[i],
                                    MAX_SETS);
         if (st != TSR_OK) return cli_fail("bench ckks", st, "choosing the chain");
     }
     for (size_t o = 0; o < N_OPS; o++) {
-        bo.sel[o] = only_list.n == 0;
+        bo.sel[o] = only_list.n == 0 && !ops[o].named;
         for (int i = 0; i < only_list.n; i++) bo.sel[o] |= strcmp(only[i], ops[o].name) == 0;
     }
     for (int i = 0; i < only_list.n; i++) {

@@ -82,9 +82,10 @@ typedef struct result {
     int samples;
 } result;
 
-static const char *bench_profile; /* --profile FILE, or NULL: the built-in costs */
-static int bench_expand;          /* --expand-keys */
-static double bench_trade = -1;   /* --max-precision-trade BITS, or < 0: the default */
+static const char *bench_profile;   /* --profile FILE, or NULL: the built-in costs */
+static int bench_expand;            /* --expand-keys */
+static const char *bench_trade_arg; /* --max-precision-trade BITS, or NULL: the default */
+static double bench_trade;
 
 static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int runs, int log_n,
                      int scale_bits, const double *x, const int32_t *y, int nx, result *res) {
@@ -97,7 +98,7 @@ static int bench_one(const tsr_nn_model *m, int batch, int want_samples, int run
     co.log_n = log_n;
     co.scale_bits = scale_bits;
     co.profile = bench_profile;
-    if (bench_trade >= 0) co.max_precision_trade = bench_trade;
+    if (bench_trade_arg) co.max_precision_trade = bench_trade;
     tsr_nn_plan *p = NULL;
     printf("\n-- batch %d: compiling\n", batch);
     co.log = stdout;
@@ -257,10 +258,11 @@ int bench_model_main(int argc, char **argv) {
         { "--data", CLI_STR, &dir, 0, 0 },
         { "--profile", CLI_STR, &bench_profile, 0, 0 },
         { "--expand-keys", CLI_FLAG, &bench_expand, 0, 0 },
-        { "--max-precision-trade", CLI_DOUBLE, &bench_trade, 0, 0 },
+        { "--max-precision-trade", CLI_STR, &bench_trade_arg, 0, 0 },
     };
     int prc = cli_parse_args(VERB, argc, argv, opts, sizeof opts / sizeof opts[0], pos, 2);
     if (prc) return prc;
+    if (bench_trade_arg && nn_cli_parse_trade(VERB, bench_trade_arg, &bench_trade)) return 2;
     const char *model = pos[0];
     if (pos[1]) return cli_usage_error(VERB, "one model at a time");
     if (!model) return cli_usage_error(VERB, "give the model: tessera bench model M.onnx");

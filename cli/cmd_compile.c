@@ -83,7 +83,7 @@ int tsr_cmd_compile(int argc, char **argv) {
     }
     const char *model = NULL, *out = NULL, *profile = NULL, *calib = NULL;
     long batch = 0, security = 128, scale = 0, relu = 0, calib_count = 1000;
-    const char *log_n_arg = NULL;
+    const char *log_n_arg = NULL, *trade_arg = NULL;
     double range = 4.0, max_mem = 16384, min_bits = 10, trade = 2;
     int quiet = 0, insecure = 0, no_measure = 0, force = 0;
     tsr_nn_packing packing = TSR_NN_PACK_AUTO;
@@ -105,7 +105,7 @@ int tsr_cmd_compile(int argc, char **argv) {
         { "--profile", CLI_STR, &profile, 0, 0 },
         { "--max-memory", CLI_DOUBLE, &max_mem, 0, 0 },
         { "--min-bits", CLI_DOUBLE, &min_bits, 0, 0 },
-        { "--max-precision-trade", CLI_DOUBLE, &trade, 0, 0 },
+        { "--max-precision-trade", CLI_STR, &trade_arg, 0, 0 },
         { "--no-measure", CLI_FLAG, &no_measure, 0, 0 },
         { "--quiet", CLI_FLAG, &quiet, 0, 0 },
         { "--force", CLI_FLAG, &force, 0, 0 },
@@ -125,6 +125,7 @@ int tsr_cmd_compile(int argc, char **argv) {
         return cli_usage_error(VERB, "--log-n takes N or LO..HI within 10..16, not '%s'",
                                log_n_arg);
     if (!(max_mem >= 1)) return cli_usage_error(VERB, "--max-memory needs a number of MiB >= 1");
+    if (trade_arg && nn_cli_parse_trade(VERB, trade_arg, &trade)) return 2;
     (void)no_measure;
     if (!model) return cli_usage_error(VERB, "give the model: tessera compile model.onnx ...");
     if (!batch) return cli_usage_error(VERB, "give the batch size: --batch B");

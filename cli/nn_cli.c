@@ -228,6 +228,16 @@ int nn_cli_parse_packing(const char *verb, const char *name, tsr_nn_packing *out
     return 0;
 }
 
+int nn_cli_parse_trade(const char *verb, const char *arg, double *out) {
+    double v;
+    if (cli_parse_double(arg, &v) != 0 || !(v >= 0 && v <= TSR_NN_MAX_PRECISION_TRADE_BITS))
+        return cli_usage_error(
+            verb, "--max-precision-trade needs a number of bits from 0 to %d, not '%s'",
+            TSR_NN_MAX_PRECISION_TRADE_BITS, arg);
+    *out = v;
+    return 0;
+}
+
 int nn_cli_parse_log_n(const char *s, int *lo, int *hi) {
     const char *dots = strstr(s, "..");
     long a, b;

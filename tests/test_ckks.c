@@ -1378,6 +1378,114 @@ static void test_level_keys(void **state) {
     fx_free(&f);
 }
 
+/* ---- many ciphertexts, one step ---------------------------------------------------------- */
+
+/* ct_equal and the same error and magnitude estimates. */
+static int ct_same(const tsr_ckks_ciphertext *a, const tsr_ckks_ciphertext *b) {
+    return ct_equal(a, b) && a->err == b->err && a->mag == b->mag;
+}
+
+/* tsr_ckks_rotate_many(ev, ins[0..n), step) against n calls of tsr_ckks_rotate, word for word
+ * (scratch outputs outs, refs of at least n). */
+static void check_rotate_many(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *const *ins, size_t n,
+                              int step, tsr_ckks_ciphertext *const *outs,
+                              tsr_ckks_ciphertext *const *refs) {
+    tt_ok(tsr_ckks_rotate_many(ev, outs, (const tsr_ckks_ciphertext *const *)ins, n, step));
+    for (size_t i = 0; i < n; i++) {
+        tt_ok(tsr_ckks_rotate(ev, refs[i], ins[i], step));
+        if (!ct_same(outs[i], refs[i]))
+            fail_msg("rotation %zu of %zu by %d differs from tsr_ckks_rotate", i, n, step);
+    }
+}
+
+/*
+ * Many ciphertexts rotated by one step with one key (chunks of decompositions sharing each
+ * block of the key) give word for word what one rotation at a time gives: n = 1, even and odd
+ * n, more than one chunk (CKKS_KS_MANY_CHUNK = 8: 17 is three chunks, the last of one), seeded
+ * and expanded keys, 1, 2 and 3 threads, the top level and a lower one (fewer digits); split
+ * NTTs (N = 2^13: two blocks per limb), two special primes and two-prime digits, so that the
+ * P limbs, the digits' own limbs and the blocks all take part. Composed steps, step 0 and
+ * mixed levels take the loop; aliased outputs are refused.
+ */
+static void test_rotate_many(void **state) {
+    (void)state;
+    tsr_ckks_param_spec spec = small_spec();
+    spec.log_n = 13;
+    spec.levels = 4;
+    spec.special_primes = 2;
+    spec.dnum = 3; /* alpha 2: digits {0,1}, {2,3}, {4} */
+    fixture f;
+    fx_init(&f, NULL, &spec, 1);
+    assert_int_equal(CKKS_KS_MANY_CHUNK, 8);
+    assert_true(ckks_ks_many_chunk(f.p, 4) == CKKS_KS_MANY_CHUNK);
+    tsr_ckks_galois_keys *gk_x;
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    tt_ok(tsr_ckks_galois_keys_to_bytes(f.gk, &buf, &len));
+    tt_ok(tsr_ckks_galois_keys_from_bytes(&gk_x, f.p, buf, len));
+    tsr_ckks_bytes_free(buf);
+    tt_ok(tsr_ckks_galois_keys_expand(gk_x));
+    tsr_ckks_evaluator *ev_x;
+    tt_ok(tsr_ckks_evaluator_create(&ev_x, f.p, f.rk, gk_x));
+    enum { NMAX = 17 };
+    tsr_ckks_ciphertext *ins[NMAX], *outs[NMAX], *refs[NMAX];
+    for (int i = 0; i < NMAX; i++) {
+        double *x = rand_vec(&f, f.slots);
+        ins[i] = encrypt_vec(&f, x, TSR_CKKS_TOP_LEVEL);
+        free(x);
+        tt_ok(tsr_ckks_ciphertext_create(&outs[i], f.p));
+        tt_ok(tsr_ckks_ciphertext_create(&refs[i], f.p));
+    }
+    const size_t ns[] = { 1, 2, 3, 8, 9, 17 };
+    int saved = tsr_get_num_threads();
+    for (int th = 1; th <= 3; th++) {
+        tsr_set_num_threads(th);
+        for (int keys = 0; keys < 2; keys++) {
+            tsr_ckks_evaluator *ev = keys ? ev_x : f.ev;
+            for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+                check_rotate_many(ev, ins, ns[k], k % 2 ? -1 : 7, outs, refs);
+        }
+    }
+    tsr_set_num_threads(saved);
+    /* the results are the rotations (not only equal to tsr_ckks_rotate) */
+    {
+        double *x = rand_vec(&f, f.slots), *w = malloc(f.slots * sizeof *w);
+        assert_non_null(w);
+        tsr_ckks_ciphertext *a = encrypt_vec(&f, x, TSR_CKKS_TOP_LEVEL);
+        tsr_ckks_ciphertext *pair[2] = { a, ins[0] };
+        tt_ok(tsr_ckks_rotate_many(f.ev, outs, (const tsr_ckks_ciphertext *const *)pair, 2, 3));
+        rotated(x, f.slots, 3, w);
+        assert_true(prec_of(&f, outs[0], w, NULL) >= 22);
+        tsr_ckks_ciphertext_free(a);
+        free(x);
+        free(w);
+    }
+    /* a lower level: two digits, {0,1} and {2} */
+    for (int i = 0; i < 5; i++) tt_ok(tsr_ckks_drop_level(f.ev, ins[i], ins[i], 2));
+    check_rotate_many(f.ev, ins, 5, 2, outs, refs);
+    check_rotate_many(ev_x, ins, 5, 2, outs, refs);
+    /* the loop: a composed step (5 = 3 + 2 with these keys), step 0, mixed levels */
+    check_rotate_many(f.ev, ins, 3, 5, outs, refs);
+    check_rotate_many(f.ev, ins, 3, 0, outs, refs);
+    check_rotate_many(f.ev, ins + 3, 4, 1, outs, refs); /* levels 2, 2, 4, 4 */
+    /* outputs distinct from each other and from every input */
+    tsr_ckks_ciphertext *dup[2] = { outs[0], outs[0] }, *alias[2] = { outs[0], ins[0] };
+    tt_fails(tsr_ckks_rotate_many(f.ev, dup, (const tsr_ckks_ciphertext *const *)ins, 2, 1),
+             TSR_ERR_INVALID_ARG);
+    tt_fails(tsr_ckks_rotate_many(f.ev, alias, (const tsr_ckks_ciphertext *const *)ins, 2, 1),
+             TSR_ERR_INVALID_ARG);
+    assert_non_null(strstr(tsr_last_error(), "distinct outputs"));
+    tt_ok(tsr_ckks_rotate_many(f.ev, NULL, NULL, 0, 1));
+    for (int i = 0; i < NMAX; i++) {
+        tsr_ckks_ciphertext_free(ins[i]);
+        tsr_ckks_ciphertext_free(outs[i]);
+        tsr_ckks_ciphertext_free(refs[i]);
+    }
+    tsr_ckks_evaluator_free(ev_x);
+    tsr_ckks_galois_keys_free(gk_x);
+    fx_free(&f);
+}
+
 /*
  * Seeded keys: a relinearization and Galois key set holds only its b halves
  * (half the memory of the same keys expanded); the same keys with their a
@@ -1544,6 +1652,7 @@ int main(void) {
         cmocka_unit_test(test_depth10_squarings),   cmocka_unit_test(test_level_keys),
         cmocka_unit_test(test_seeded_keys),         cmocka_unit_test(test_seeded_keys_blocks),
         cmocka_unit_test(test_preset_boot_ifma),    cmocka_unit_test(test_keyswitch_centred),
+        cmocka_unit_test(test_rotate_many),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -564,6 +564,9 @@ static void test_precision_trade(void **state) {
         !strstr(logs[2], "alt  scale 2^31, dnum 6, 2 special primes") ||
         !strstr(logs[2], "<- chosen"))
         fail_msg("trade 3 log:\n%s", logs[2]);
+    /* the runner-up (the max-scale chain) is named with its chain */
+    if (!strstr(p[2]->choice, "runner-up N=2^14 batch packing on 2^34 dnum 11 x 1 special "))
+        fail_msg("trade 3 choice: %s", p[2]->choice);
     double bits = run_ckks(p[2], x, 8, out, ref);
     assert_int_equal(last_invalid, 0);
     if (bits < 12) fail_msg("transformer_small, 2^31 chain at batch 8: %.1f bits", bits);

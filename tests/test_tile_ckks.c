@@ -154,6 +154,139 @@ static void test_backend_basics(void **state) {
     tsr_backend_free(be);
 }
 
+/* Whether two ckks-backend vectors are the same ciphertext, byte for byte (serialized). */
+static int same_ct(const tsr_bvec *a, const tsr_bvec *b) {
+    uint8_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    tt_ok(tsr_ckks_ciphertext_to_bytes(a->impl, &x, &nx));
+    tt_ok(tsr_ckks_ciphertext_to_bytes(b->impl, &y, &ny));
+    int same = nx == ny && memcmp(x, y, nx) == 0;
+    tsr_ckks_bytes_free(x);
+    tsr_ckks_bytes_free(y);
+    return same;
+}
+
+/* vs[i] += rotate(vs[i], steps[k]) the generic way, vector by vector. */
+static void rotate_sums_loop(tsr_backend *be, tsr_bvec **vs, size_t n, const int64_t *steps,
+                             size_t nsteps) {
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < nsteps; k++) {
+            tsr_bvec *r;
+            tt_ok(tsr_bvec_rotate(be, vs[i], steps[k], &r));
+            tt_ok(tsr_bvec_add(be, vs[i], r));
+            tsr_bvec_free(be, r);
+        }
+}
+
+/*
+ * Rotate-and-sum of many vectors (tsr_bvec_rotate_sums): on CKKS step by step (every vector
+ * rotated by one step with one key's blocks, tsr_ckks_rotate_many) and byte for byte what
+ * the vector-by-vector loop gives, with its counts; more vectors than a chunk
+ * (TSR_ROTATE_SUM_CHUNK); the sums right against doubles; the memory counted (the chunk's
+ * rotated vectors) alike on CKKS and the mockup; a noisy mockup (no kernel: the loop) draws
+ * the same noise as the loop.
+ */
+static void test_rotate_sums(void **state) {
+    (void)state;
+    enum { NV = 11, NS = 3 };
+    const int64_t steps[NS] = { 4, 2, -1 };
+    tsr_backend *be = client();
+    int64_t slots = tsr_backend_slots(be);
+    tt_ok(tsr_backend_declare_rotations(be, steps, NS));
+    double *x = calloc((size_t)(NV * slots), sizeof *x), *z = calloc((size_t)slots, sizeof *z);
+    double *w = calloc((size_t)slots, sizeof *w), *t = calloc((size_t)slots, sizeof *t);
+    assert_non_null(x);
+    assert_non_null(z);
+    assert_non_null(w);
+    assert_non_null(t);
+    tsr_prng g;
+    tt_prng(&g, 51);
+    tc_random_dense(&g, x, (size_t)(NV * slots), -1, 1);
+    tsr_bvec *a[NV], *b[NV];
+    for (int i = 0; i < NV; i++) {
+        tt_ok(tsr_bvec_encrypt(be, x + i * slots, 5, tsr_backend_scale(be, 5), &a[i]));
+        tt_ok(tsr_bvec_copy(be, a[i], &b[i]));
+    }
+    tsr_backend_counts c1, c2;
+    tsr_backend_reset_counts(be);
+    tt_ok(tsr_bvec_rotate_sums(be, a, NV, steps, NS));
+    tsr_backend_get_counts(be, &c1);
+    tsr_backend_reset_counts(be);
+    rotate_sums_loop(be, b, NV, steps, NS);
+    tsr_backend_get_counts(be, &c2);
+    assert_int_equal(c1.rotations, NV * NS);
+    assert_int_equal(c1.rotations, c2.rotations);
+    assert_int_equal(c1.key_switch, c2.key_switch);
+    assert_int_equal(c1.add, c2.add);
+    assert_int_equal(c1.hoisted, c2.hoisted);
+    /* the live vectors plus a chunk of rotated ones (6 limbs each at level 5) */
+    assert_int_equal(c1.peak_limbs, c1.live_limbs + TSR_ROTATE_SUM_CHUNK * 2 * 6);
+    for (int i = 0; i < NV; i++) {
+        if (!same_ct(a[i], b[i])) fail_msg("rotate-and-sum of vector %d differs from the loop", i);
+        /* w = x_i, then w += rot(w, s) per step */
+        memcpy(w, x + i * slots, (size_t)slots * sizeof *w);
+        for (int k = 0; k < NS; k++) {
+            for (int64_t j = 0; j < slots; j++) t[j] = w[(j + steps[k] + slots) % slots];
+            for (int64_t j = 0; j < slots; j++) w[j] += t[j];
+        }
+        tt_ok(tsr_bvec_decrypt(be, a[i], z));
+        assert_true(tt_precision_bits(z, w, (size_t)slots) >= 20);
+    }
+    /* one vector and an empty list: the loop, and nothing */
+    tt_ok(tsr_bvec_rotate_sums(be, a, 1, steps, NS));
+    rotate_sums_loop(be, b, 1, steps, NS);
+    assert_true(same_ct(a[0], b[0]));
+    tt_ok(tsr_bvec_rotate_sums(be, a, 0, steps, NS));
+    /* an undeclared step is refused before anything changes */
+    const int64_t bad[2] = { 2, 3 };
+    tt_fails(tsr_bvec_rotate_sums(be, a, 2, bad, 2), TSR_ERR_KEY_MISSING);
+    assert_true(same_ct(a[0], b[0]));
+    for (int i = 0; i < NV; i++) {
+        tsr_bvec_free(be, a[i]);
+        tsr_bvec_free(be, b[i]);
+    }
+    tsr_backend_free(be);
+
+    /* a noisy mockup: the same values (and noise) as the loop, the same memory as CKKS */
+    tsr_backend *m[2];
+    for (int k = 0; k < 2; k++) {
+        tsr_mockup_params mp;
+        tsr_mockup_params_default(&mp, 0, 0);
+        mp.noise = 1;
+        mp.seed = 5;
+        tt_ok(tsr_backend_mockup_create_for(K.p, &mp, &m[k]));
+        tt_ok(tsr_backend_declare_rotations(m[k], steps, NS));
+        for (int i = 0; i < NV; i++)
+            tt_ok(tsr_bvec_encrypt(m[k], x + i * slots, 5, tsr_backend_scale(m[k], 5), &a[i]));
+        tsr_backend_reset_counts(m[k]);
+        if (k == 0)
+            tt_ok(tsr_bvec_rotate_sums(m[k], a, NV, steps, NS));
+        else
+            rotate_sums_loop(m[k], a, NV, steps, NS);
+        tsr_backend_get_counts(m[k], &c2);
+        /* counted as on CKKS: the live vectors plus a chunk of rotated ones */
+        if (k == 0) assert_int_equal(c2.peak_limbs, c2.live_limbs + TSR_ROTATE_SUM_CHUNK * 2 * 6);
+        for (int i = 0; i < NV; i++) {
+            tt_ok(tsr_bvec_decrypt(m[k], a[i], k ? w : z));
+            if (k == 1) {
+                tt_ok(tsr_bvec_decrypt(m[0], b[i], z));
+                assert_memory_equal(z, w, (size_t)slots * sizeof *z);
+            }
+            if (k == 0)
+                b[i] = a[i];
+            else
+                tsr_bvec_free(m[1], a[i]);
+        }
+    }
+    for (int i = 0; i < NV; i++) tsr_bvec_free(m[0], b[i]);
+    tsr_backend_free(m[0]);
+    tsr_backend_free(m[1]);
+    free(x);
+    free(z);
+    free(w);
+    free(t);
+}
+
 /*
  * A small network on CKKS: dense (orientation A) -> square activation ->
  * clear + duplicate -> dense (orientation B) -> polynomial of degree 5,
@@ -647,6 +780,7 @@ int main(void) {
         cmocka_unit_test(test_network_planned),     cmocka_unit_test(test_matmat_conv),
         cmocka_unit_test(test_debug_ckks),          cmocka_unit_test(test_server_side),
         cmocka_unit_test(test_mixed_chain_refused), cmocka_unit_test(test_mockup_noise_calibrated),
+        cmocka_unit_test(test_rotate_sums),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

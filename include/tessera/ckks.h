@@ -655,6 +655,22 @@ TSR_API tsr_status tsr_ckks_conjugate(tsr_ckks_evaluator *ev, tsr_ckks_ciphertex
 TSR_API tsr_status tsr_ckks_rotate_hoisted(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *const *outs,
                                            const tsr_ckks_ciphertext *a, const int *steps,
                                            size_t n);
+/**
+ * Many ciphertexts rotated by one step: outs[i] = rotate(ins[i], step) for
+ * i < n, word for word what n calls of tsr_ckks_rotate give. When the step
+ * has its own key serving the inputs' level and the inputs share that level,
+ * they are key-switched in chunks of up to 8 whose decompositions are kept
+ * side by side (the extra scratch is bounded at 64 MiB plus one limb of both
+ * outputs per chunk ciphertext and thread, kept in the evaluator), so that
+ * each block of the key (a seeded key's a halves regenerated, the b halves
+ * read from memory) is made once per chunk instead of once per ciphertext;
+ * otherwise (composed steps, mixed levels) this is the loop of
+ * tsr_ckks_rotate. Inputs of size 2. outs[i] must be distinct from each
+ * other and from every input. Errors as tsr_ckks_rotate; on an error the
+ * outputs' contents are unspecified.
+ */
+TSR_API tsr_status tsr_ckks_rotate_many(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *const *outs,
+                                        const tsr_ckks_ciphertext *const *ins, size_t n, int step);
 
 /**
  * ModRaise, the first step of bootstrapping: a ciphertext at level 0 (a

@@ -206,10 +206,14 @@ typedef struct tsr_nn_compile_opts {
      * scale a few bits smaller. Such a chain is chosen only if it is predicted faster and its
      * precision estimate (as for min_bits; needs min_bits > 0) is at least min_bits and at
      * most max_precision_trade bits below the estimate of the same packing on the max-scale
-     * chain. Every chain meets the same security bound.
+     * chain. Every chain meets the same security bound. 0 to TSR_NN_MAX_PRECISION_TRADE_BITS;
+     * tsr_nn_compile refuses anything else (TSR_ERR_INVALID_ARG).
      */
     double max_precision_trade;
 } tsr_nn_compile_opts;
+
+/** The largest tsr_nn_compile_opts.max_precision_trade, bits. */
+#define TSR_NN_MAX_PRECISION_TRADE_BITS 20
 
 TSR_API void tsr_nn_compile_opts_default(tsr_nn_compile_opts *o);
 

@@ -983,6 +983,58 @@ tsr_status tsr_ckks_rotate_hoisted(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *
     return st;
 }
 
+tsr_status tsr_ckks_rotate_many(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *const *outs,
+                                const tsr_ckks_ciphertext *const *ins, size_t n, int step) {
+    TSR_REQUIRE(ev && (n == 0 || (outs && ins)), "tsr_ckks_rotate_many: NULL argument");
+    tsr_ckks_params *p = ev->params;
+    for (size_t i = 0; i < n; i++) {
+        TSR_TRY(check_ct(ev, ins[i], "the ciphertext"));
+        TSR_TRY(check_out(ev, outs[i]));
+        if (ins[i]->size != 2)
+            return tsr_fail(TSR_ERR_INVALID_ARG, "rotations need ciphertexts of size 2: "
+                                                 "relinearize first");
+        for (size_t j = 0; j < n; j++)
+            if (outs[i] == ins[j] || (j < i && outs[j] == outs[i]))
+                return tsr_fail(TSR_ERR_INVALID_ARG,
+                                "rotation %zu of many writes into %s %zu: use distinct outputs", i,
+                                outs[i] == ins[j] ? "input" : "the output of rotation", j);
+    }
+    long s = step % (long)p->slots;
+    if (s < 0) s += (long)p->slots;
+    const ckks_galois_entry *e =
+        n && s ? ckks_galois_find(ev->gk, ckks_galois_elt_rotation(p->slots, s)) : NULL;
+    int level = n ? ins[0]->level : 0, same = 1;
+    for (size_t i = 1; i < n; i++) same &= ins[i]->level == level;
+    if (!e || e->key.max_level < level || !same || n == 1) {
+        /* the loop: copies, composed steps, keys too low (its error), mixed levels */
+        for (size_t i = 0; i < n; i++) TSR_TRY(tsr_ckks_rotate(ev, outs[i], ins[i], step));
+        return TSR_OK;
+    }
+    uint64_t **o = tsr_calloc_array(4 * n, sizeof *o);
+    if (!o) return tsr_fail(TSR_ERR_NOMEM, "cannot allocate the list of %zu rotations", n);
+    const uint64_t **c = (const uint64_t **)(o + 2 * n);
+    tsr_status st = TSR_OK;
+    for (size_t i = 0; i < n && st == TSR_OK; i++) {
+        st = ckks_ct_reserve(outs[i], level, 2);
+        o[i] = ckks_ct_poly(outs[i], 0);
+        o[n + i] = ckks_ct_poly(outs[i], 1);
+        c[i] = ckks_ct_poly(ins[i], 0);
+        c[n + i] = ckks_ct_poly(ins[i], 1);
+    }
+    if (st == TSR_OK)
+        st = ckks_ks_apply_galois_many(ev, &e->key, level, n, c, c + n, e->perm, o, o + n);
+    tsr_free(o);
+    TSR_TRY(st);
+    for (size_t i = 0; i < n; i++) {
+        const tsr_ckks_ciphertext *a = ins[i];
+        outs[i]->level = level;
+        outs[i]->size = 2;
+        set_meta(outs[i], a->scale, hypot(a->err, ckks_noise_keyswitch(p, level, a->scale)),
+                 a->mag);
+    }
+    return TSR_OK;
+}
+
 /* ---- ModRaise ------------------------------------------------------------------------------ */
 
 tsr_status tsr_ckks_mod_raise(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *out,

@@ -18,6 +18,11 @@ struct tsr_ckks_evaluator {
     uint64_t *ks_tls;    /* per thread: dnum digit blocks, 2 accumulator blocks, 1 temporary */
     uint64_t *ks_limb;   /* per thread: one limb of both outputs (rotations: permuted from here) */
     int ks_tls_threads;
+    /* Rotations of many ciphertexts with one key (ckks_ks_apply_galois_many): the scratch of a
+     * chunk's ciphertexts but the first, and their limb buffers per thread; grown when needed,
+     * freed with the key-switching scratch. */
+    uint64_t *ks_many, *ks_many_limb;
+    size_t ks_many_words, ks_many_limb_words;
     /* Linear transforms' limbs converted on the fly (circuits/linear_transform.c,
      * fly_inner_sum: per thread), kept between transforms; grown when more are needed, freed
      * with the key-switching scratch. */
@@ -101,6 +106,31 @@ tsr_status ckks_ks_apply_prod(tsr_ckks_evaluator *ev, const ckks_ksk *key, int r
 tsr_status ckks_ks_apply_galois(tsr_ckks_evaluator *ev, const ckks_ksk *key, const uint64_t *c0,
                                 const uint32_t *perm, uint64_t *out0, uint64_t *out1);
 /** Decompose + apply (plain mode). */
+/** Ciphertexts per chunk of ckks_ks_apply_galois_many: at most CKKS_KS_MANY_CHUNK. */
+#define CKKS_KS_MANY_CHUNK 8
+/** Bound on a chunk's scratch beyond the evaluator's own (ckks_ks_many_chunk). */
+#define CKKS_KS_MANY_BYTES ((size_t)64 << 20)
+/**
+ * Ciphertexts per chunk at level: 1..CKKS_KS_MANY_CHUNK, as many as fit CKKS_KS_MANY_BYTES
+ * with each one's digits, accumulators' P limbs, ModDown conversions and one limb pair per
+ * thread (AE1's chain, N = 2^14, 8 levels, 2 special primes, dnum 5: 7.75 MiB each at level 7,
+ * so 8, 56 MiB beyond the evaluator's own scratch with two threads).
+ */
+size_t ckks_ks_many_chunk(const tsr_ckks_params *p, int level);
+/**
+ * Rotations of n ciphertexts (c0[i], c1[i] at `level`, NTT form) with one Galois key: out0[i],
+ * out1[i] receive word for word what ckks_ks_decompose(c1[i]) + ckks_ks_apply_galois(c0[i])
+ * give. Chunk by chunk of ckks_ks_many_chunk ciphertexts: their decompositions are kept side by
+ * side and each block of the key (a seeded key's a_j regenerated, b_j read from memory) is
+ * made once per chunk instead of once per ciphertext. The outputs (level + 1 limbs each) must
+ * not alias any input. The evaluator's decomposition afterwards is the last chunk's first.
+ * Extra memory: below CKKS_KS_MANY_BYTES plus one limb pair per chunk ciphertext and thread,
+ * kept in the evaluator (ckks_ks_scratch_free frees it).
+ */
+tsr_status ckks_ks_apply_galois_many(tsr_ckks_evaluator *ev, const ckks_ksk *key, int level,
+                                     size_t n, const uint64_t *const *c0, const uint64_t *const *c1,
+                                     const uint32_t *perm, uint64_t *const *out0,
+                                     uint64_t *const *out1);
 tsr_status ckks_keyswitch(tsr_ckks_evaluator *ev, int level, const uint64_t *d, const ckks_ksk *key,
                           const uint64_t *c0, const uint64_t *c1, uint64_t *out0, uint64_t *out1);
 

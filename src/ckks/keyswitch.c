@@ -36,6 +36,11 @@
  *
  * Rotations by g key-switch c1 itself with a key from s to phi_g^-1(s) and
  * apply phi_g (an NTT-domain permutation) to the two results afterwards.
+ * Many ciphertexts rotated by one step (ckks_ks_apply_galois_many): chunks of
+ * up to CKKS_KS_MANY_CHUNK decompositions side by side, and in phases 2 and 3
+ * each block of the key (a seeded key's a_j regenerated with ChaCha12, the
+ * b_j read from memory) made once and applied to every ciphertext of the
+ * chunk while it sits in L2; per ciphertext the arithmetic is unchanged.
  *
  * Transforms at level l with k special primes and ndig digits: (l+1)
  * inverse, ndig * (l+1+k - alpha) forward for ModUp, 2k inverse + 2(l+1)
@@ -107,6 +112,10 @@ void ckks_ks_scratch_free(tsr_ckks_evaluator *ev) {
     /* reallocated by the next key switch */
     ev->ks_coef = ev->ks_digits = ev->ks_acc = ev->ks_tls = ev->ks_limb = NULL;
     ev->ks_tls_threads = 0;
+    tsr_free(ev->ks_many);
+    tsr_free(ev->ks_many_limb);
+    ev->ks_many = ev->ks_many_limb = NULL;
+    ev->ks_many_words = ev->ks_many_limb_words = 0;
     tsr_free(ev->lt_scratch);
     ev->lt_scratch = NULL;
     ev->lt_scratch_words = 0;
@@ -149,8 +158,10 @@ static void intt_input(tsr_ckks_evaluator *ev, int lo, int hi, const uint64_t *d
     }
 }
 
-static tsr_status decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *d, uint64_t *dw,
-                            const uint64_t *x, const uint64_t *y) {
+/* The digits of d (level `level`) into `digits` (ndig polynomials over Q_l u P; the digits' own
+ * limbs are left unwritten), the outer forward stages done; ks_coef is scratch. */
+static tsr_status decompose_to(tsr_ckks_evaluator *ev, int level, const uint64_t *d, uint64_t *dw,
+                               const uint64_t *x, const uint64_t *y, uint64_t *digits) {
     const tsr_ckks_params *p = ev->params;
     size_t n = p->n;
     int ne = level + 1 + p->k;
@@ -162,7 +173,7 @@ static tsr_status decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *d
         int lo, hi;
         digit_range(p, level, j, &lo, &hi);
         intt_input(ev, lo, hi, d, dw, x, y);
-        uint64_t *dj = ev->ks_digits + (size_t)j * ne * n;
+        uint64_t *dj = digits + (size_t)j * ne * n;
         const uint64_t *in[TSR_CKKS_MAX_PRIMES];
         uint64_t *out[CKKS_MAX_ALL];
         int no = 0;
@@ -172,10 +183,17 @@ static tsr_status decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *d
         TSR_TRY(tsr_baseconv_modup_split(p->modup[level * p->dnum + j], out, in, r));
         /* The digit's own limbs are d's limbs: read from d, not copied. */
     }
+    ev->n_decompose++;
+    return TSR_OK;
+}
+
+static tsr_status decompose(tsr_ckks_evaluator *ev, int level, const uint64_t *d, uint64_t *dw,
+                            const uint64_t *x, const uint64_t *y) {
+    TSR_TRY(ckks_ks_scratch(ev));
+    TSR_TRY(decompose_to(ev, level, d, dw, x, y, ev->ks_digits));
     ev->ks_src = d;
     ev->ks_level = level;
     ev->ks_digits_done = 0;
-    ev->n_decompose++;
     return TSR_OK;
 }
 
@@ -212,16 +230,33 @@ void ckks_ks_finish_digits(tsr_ckks_evaluator *ev) {
     ev->ks_digits_done = 1;
 }
 
-/* Where block b of digit j's limb t is (d's own limbs, or the stored digit). */
-static const uint64_t *digit_block(const tsr_ckks_evaluator *ev, int j, int t, size_t b, int *own) {
-    const tsr_ckks_params *p = ev->params;
-    const int level = ev->ks_level, ne = level + 1 + p->k;
+/* One decomposed polynomial: d (its limbs are the digits' own) and the stored digits. */
+typedef struct ks_dec {
+    const uint64_t *src;
+    const uint64_t *digits;
+    int done; /* the digits' inner forward stages are done */
+} ks_dec;
+
+/* Where block b of digit j's limb t of x (at level) is (d's own limbs, or the stored digit). */
+static const uint64_t *dec_block(const tsr_ckks_params *p, int level, const ks_dec *x, int j, int t,
+                                 size_t b, int *own) {
+    const int ne = level + 1 + p->k;
     const size_t n = p->n, off = b * (n >> split_r(p));
     int lo, hi;
     digit_range(p, level, j, &lo, &hi);
     *own = t >= lo && t < hi;
-    return *own ? ev->ks_src + (size_t)t * n + off
-                : ev->ks_digits + ((size_t)j * ne + (size_t)t) * n + off;
+    return *own ? x->src + (size_t)t * n + off : x->digits + ((size_t)j * ne + (size_t)t) * n + off;
+}
+
+static ks_dec ev_dec(const tsr_ckks_evaluator *ev) {
+    const ks_dec x = { ev->ks_src, ev->ks_digits, ev->ks_digits_done };
+    return x;
+}
+
+/* Where block b of digit j's limb t is (d's own limbs, or the stored digit). */
+static const uint64_t *digit_block(const tsr_ckks_evaluator *ev, int j, int t, size_t b, int *own) {
+    const ks_dec x = ev_dec(ev);
+    return dec_block(ev->params, ev->ks_level, &x, j, t, b, own);
 }
 
 /* Add the blocks job (t, b) reads from memory (digits and key) to pf. */
@@ -241,39 +276,59 @@ static void prefetch_job(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int 
 }
 
 /*
- * Block b of the inner products of target limb t (ext index at the
- * decomposed level): r0 = sum_j D_j[t] b_j[t], r1 = sum_j D_j[t] a_j[t] over
- * the block, finishing the digit blocks' forward transforms into dig (ndig
- * blocks of thread scratch) unless they are done already. The a_j blocks of
- * a seeded key are regenerated into the thread's a blocks just before the
- * product (one B-word block per digit, B = min(N, 4096): 32 KiB per
- * digit, dnum of them, e.g. 224 KiB at dnum 7, so they stay in L2 rather
- * than L1; the key's a halves never exist whole). pf is advanced while the
- * transforms run.
+ * The key's blocks for block b of target limb t (ext index at level): kb[j] = b_j, ka[j] = a_j.
+ * The a_j blocks of a seeded key are regenerated into the a blocks of the thread whose scratch
+ * starts at dig (one B-word block per digit, B = min(N, 4096): 32 KiB per digit, dnum of them,
+ * e.g. 224 KiB at dnum 7, so they stay in L2 rather than L1; the key's a halves never exist
+ * whole).
  */
-static void target_block(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int t, size_t b,
-                         uint64_t *r0, uint64_t *r1, uint64_t *dig, tsr_prefetch *pf) {
-    const tsr_ckks_params *p = ev->params;
-    int level = ev->ks_level, ndig = ckks_digits_at(p, level);
+static void key_blocks(const tsr_ckks_params *p, int level, const ckks_ksk *key, int t, size_t b,
+                       uint64_t *dig, const uint64_t **kb, const uint64_t **ka) {
+    const int ndig = ckks_digits_at(p, level), pi = ckks_ext_prime(p, level, t);
+    const size_t B = p->n >> split_r(p), off = b * B;
+    for (int j = 0; j < ndig; j++) {
+        kb[j] = ckks_ksk_b(p, key, j) + ckks_ksk_limb(p, key, pi) + off;
+        ka[j] = ckks_ksk_a_range(p, key, j, pi, off, B, tls_a_blocks(p, dig, B) + (size_t)j * B);
+    }
+}
+
+/*
+ * Block b of the inner products of target limb t of x with the key's blocks kb, ka (key_blocks):
+ * r0 = sum_j D_j[t] b_j[t], r1 = sum_j D_j[t] a_j[t] over the block, finishing the digit
+ * blocks' forward transforms into dig (ndig blocks of thread scratch) unless they are done
+ * already. pf is advanced while the transforms run.
+ */
+static void dot_blocks(const tsr_ckks_params *p, int level, const ks_dec *x, int t, size_t b,
+                       const uint64_t *const *kb, const uint64_t *const *ka, uint64_t *r0,
+                       uint64_t *r1, uint64_t *dig, tsr_prefetch *pf) {
+    const int ndig = ckks_digits_at(p, level), pi = ckks_ext_prime(p, level, t);
     const unsigned r = split_r(p);
-    const size_t n = p->n, B = n >> r, off = b * B;
-    int pi = ckks_ext_prime(p, level, t);
+    const size_t B = p->n >> r;
     const tsr_ntt_table *tab = ckks_ntt(p, pi);
-    const uint64_t *dv[TSR_CKKS_MAX_PRIMES], *kb[TSR_CKKS_MAX_PRIMES], *ka[TSR_CKKS_MAX_PRIMES];
+    const uint64_t *dv[TSR_CKKS_MAX_PRIMES];
     for (int j = 0; j < ndig; j++) {
         int own;
-        const uint64_t *src = digit_block(ev, j, t, b, &own);
-        if (own || ev->ks_digits_done) {
+        const uint64_t *src = dec_block(p, level, x, j, t, b, &own);
+        if (own || x->done) {
             dv[j] = src;
         } else {
             uint64_t *blk = dig + (size_t)j * B;
             tsr_ntt_forward_inner(tab, blk, src, b, r, pf);
             dv[j] = blk;
         }
-        kb[j] = ckks_ksk_b(p, key, j) + ckks_ksk_limb(p, key, pi) + off;
-        ka[j] = ckks_ksk_a_range(p, key, j, pi, off, B, tls_a_blocks(p, dig, B) + (size_t)j * B);
     }
     tsr_vec_dot2(ckks_mod(p, pi), r0, r1, dv, kb, ka, (size_t)ndig, B);
+}
+
+/* Block b of the inner products of target limb t of the evaluator's decomposition with key
+ * (key_blocks, then dot_blocks). */
+static void target_block(const tsr_ckks_evaluator *ev, const ckks_ksk *key, int t, size_t b,
+                         uint64_t *r0, uint64_t *r1, uint64_t *dig, tsr_prefetch *pf) {
+    const tsr_ckks_params *p = ev->params;
+    const uint64_t *kb[TSR_CKKS_MAX_PRIMES], *ka[TSR_CKKS_MAX_PRIMES];
+    const ks_dec x = ev_dec(ev);
+    key_blocks(p, ev->ks_level, key, t, b, dig, kb, ka);
+    dot_blocks(p, ev->ks_level, &x, t, b, kb, ka, r0, r1, dig, pf);
 }
 
 /* What is added to the switched polynomial: c0, c1 as given, or (product
@@ -465,6 +520,205 @@ tsr_status ckks_ks_apply_prod(tsr_ckks_evaluator *ev, const ckks_ksk *key, int r
                               const uint64_t *b1, uint64_t *out0, uint64_t *out1) {
     const ks_addend c = { NULL, NULL, a0, a1, b0, b1 };
     return apply(ev, key, rescale, &c, NULL, out0, out1);
+}
+
+/* ---- One key for many ciphertexts (ckks_ks_apply_galois_many) ------------------------ */
+
+/* Scratch words of one ciphertext of a chunk at level: its digits, the P limbs of its two
+ * accumulators and its two ModDown conversions (plain mode: P = the special primes). */
+static size_t many_item_words(const tsr_ckks_params *p, int level) {
+    const size_t n = p->n, ne = (size_t)level + 1 + (size_t)p->k;
+    return ((size_t)ckks_digits_at(p, level) * ne + 2 * (size_t)p->k + 2 * ((size_t)level + 1)) * n;
+}
+
+size_t ckks_ks_many_chunk(const tsr_ckks_params *p, int level) {
+    /* and one limb of both outputs per ciphertext and thread */
+    const size_t item = (many_item_words(p, level) + 2 * p->n) * sizeof(uint64_t);
+    size_t c = CKKS_KS_MANY_BYTES / item;
+    return c < 1 ? 1 : c > CKKS_KS_MANY_CHUNK ? CKKS_KS_MANY_CHUNK : c;
+}
+
+/* The chunk's scratch: items 1..c-1 (item 0 is the evaluator's own) and c limb pairs per
+ * thread, kept between calls and grown when a call needs more. */
+static tsr_status many_scratch(tsr_ckks_evaluator *ev, int level, size_t c) {
+    const tsr_ckks_params *p = ev->params;
+    const size_t items = (c - 1) * many_item_words(p, level);
+    const size_t limbs = (size_t)ev->ks_tls_threads * c * 2 * p->n;
+    if (items > ev->ks_many_words) {
+        tsr_free(ev->ks_many);
+        ev->ks_many = tsr_alloc((items ? items : 1) * sizeof(uint64_t));
+        ev->ks_many_words = ev->ks_many ? items : 0;
+    }
+    if (limbs > ev->ks_many_limb_words) {
+        tsr_free(ev->ks_many_limb);
+        ev->ks_many_limb = tsr_alloc(limbs * sizeof(uint64_t));
+        ev->ks_many_limb_words = ev->ks_many_limb ? limbs : 0;
+    }
+    if (!ev->ks_many || !ev->ks_many_limb)
+        return tsr_fail(TSR_ERR_NOMEM,
+                        "cannot allocate the scratch of %zu rotations with one key (%zu MiB)", c,
+                        (items + limbs) * 8 >> 20);
+    return TSR_OK;
+}
+
+/* One ciphertext of a chunk: its decomposition, the P limbs of its accumulators (pacc0,
+ * pacc0 + k n) and its ModDown conversions (conv0, conv0 + (l+1) n). */
+typedef struct ks_item {
+    ks_dec x;
+    uint64_t *pacc, *conv;
+} ks_item;
+
+/* Add the digit blocks of job (t, b) of x to pf. */
+static void prefetch_dec(const tsr_ckks_params *p, int level, const ks_dec *x, int t, size_t b,
+                         tsr_prefetch *pf) {
+    const size_t bytes = (p->n >> split_r(p)) * sizeof(uint64_t);
+    for (int j = 0; j < ckks_digits_at(p, level); j++) {
+        int own;
+        tsr_prefetch_add(pf, dec_block(p, level, x, j, t, b, &own), bytes);
+    }
+}
+
+/* Add the key blocks of job (t, b) that are read from memory to pf. */
+static void prefetch_key(const tsr_ckks_params *p, int level, const ckks_ksk *key, int t, size_t b,
+                         tsr_prefetch *pf) {
+    const size_t B = p->n >> split_r(p), off = b * B, bytes = B * sizeof(uint64_t);
+    const int pi = ckks_ext_prime(p, level, t);
+    for (int j = 0; j < ckks_digits_at(p, level); j++) {
+        tsr_prefetch_add(pf, ckks_ksk_b(p, key, j) + ckks_ksk_limb(p, key, pi) + off, bytes);
+        if (!key->seeded)
+            tsr_prefetch_add(pf, ckks_ksk_a(p, key, j) + ckks_ksk_limb(p, key, pi) + off, bytes);
+    }
+}
+
+/* What job (t, b) of item i prefetches while it runs: item i + 1's digit blocks of the same
+ * job, or (the last item) the next job's key blocks and item 0's digit blocks (t1 < 0: none). */
+static void prefetch_next(const tsr_ckks_params *p, int level, const ckks_ksk *key,
+                          const ks_item *it, size_t c, size_t i, int t, size_t b, int t1, size_t b1,
+                          tsr_prefetch *pf) {
+    tsr_prefetch_reset(pf);
+    if (i + 1 < c) {
+        prefetch_dec(p, level, &it[i + 1].x, t, b, pf);
+    } else if (t1 >= 0) {
+        prefetch_key(p, level, key, t1, b1, pf);
+        prefetch_dec(p, level, &it[0].x, t1, b1, pf);
+    }
+}
+
+/*
+ * The key switches of a decomposed chunk it[0..c) with one key, plain mode with c0[i] added after
+ * the division (c1 = 0), permuted by perm into out0[i], out1[i]: apply() with perm, word for
+ * word, except that each block of the key is made (a seeded key's a_j regenerated) or read
+ * once for the whole chunk while it sits in cache.
+ */
+static tsr_status apply_many(tsr_ckks_evaluator *ev, int level, const ckks_ksk *key, ks_item *it,
+                             size_t c, const uint64_t *const *c0, const uint32_t *perm,
+                             uint64_t *const *out0, uint64_t *const *out1) {
+    const tsr_ckks_params *p = ev->params;
+    const unsigned r = split_r(p);
+    const size_t n = p->n, B = n >> r, R = (size_t)1 << r;
+    const tsr_moddown *md = p->moddown[level];
+    const int nq = level + 1, np = p->k;
+    const size_t tls_stride = tls_blocks(p) * B;
+    const int ndig = ckks_digits_at(p, level);
+
+    /* P limbs of every item, job by job, then their inner inverse stages */
+    const int pjobs = np * (int)R;
+#pragma omp parallel for schedule(static) if (pjobs > 1 && n >= 2048)
+    for (int job = 0; job < pjobs; job++) {
+        const int t = nq + job / (int)R;
+        const size_t b = (size_t)job % R, off = (size_t)(t - nq) * n + b * B;
+        uint64_t *dig = ev->ks_tls + (size_t)tsr_thread_index() * tls_stride;
+        const tsr_ntt_table *tab = ckks_ntt(p, ckks_ext_prime(p, level, t));
+        const uint64_t *kb[TSR_CKKS_MAX_PRIMES], *ka[TSR_CKKS_MAX_PRIMES];
+        const int t1 = job + 1 < pjobs ? nq + (job + 1) / (int)R : -1;
+        key_blocks(p, level, key, t, b, dig, kb, ka);
+        for (size_t i = 0; i < c; i++) {
+            uint64_t *r0 = it[i].pacc + off, *r1 = r0 + (size_t)np * n;
+            tsr_prefetch pf;
+            prefetch_next(p, level, key, it, c, i, t, b, t1, (size_t)(job + 1) % R, &pf);
+            dot_blocks(p, level, &it[i].x, t, b, kb, ka, r0, r1, dig, &pf);
+            tsr_ntt_inverse_inner(tab, r0, r0, b, r, &pf);
+            tsr_ntt_inverse_inner(tab, r1, r1, b, r, &pf);
+        }
+    }
+    for (size_t i = 0; i < c; i++) {
+        uint64_t *cv0[TSR_CKKS_MAX_PRIMES], *cv1[TSR_CKKS_MAX_PRIMES];
+        for (int t = 0; t < nq; t++) {
+            cv0[t] = it[i].conv + (size_t)t * n;
+            cv1[t] = it[i].conv + (size_t)(nq + t) * n;
+        }
+        TSR_TRY(tsr_moddown_prepare_split(md, it[i].pacc, cv0, r));
+        TSR_TRY(tsr_moddown_prepare_split(md, it[i].pacc + (size_t)np * n, cv1, r));
+        ev->n_moddown++;
+    }
+
+    /* Q limbs, limb by limb: block by block the key's blocks, then every item's inner products
+     * and ModDown into its limb buffers (in cache); then each item's limb permuted into out */
+#pragma omp parallel for schedule(static) if (nq > 1 && n >= 2048)
+    for (int t = 0; t < nq; t++) {
+        uint64_t *dig = ev->ks_tls + (size_t)tsr_thread_index() * tls_stride;
+        uint64_t *lb = ev->ks_many_limb + (size_t)tsr_thread_index() * c * 2 * n;
+        uint64_t *r0 = dig + (size_t)ndig * B, *r1 = r0 + B, *tmp = r1 + B;
+        const uint64_t *kb[TSR_CKKS_MAX_PRIMES], *ka[TSR_CKKS_MAX_PRIMES];
+        for (size_t b = 0; b < R; b++) {
+            const size_t off = (size_t)t * n + b * B;
+            const int t1 = b + 1 < R ? t : -1;
+            key_blocks(p, level, key, t, b, dig, kb, ka);
+            for (size_t i = 0; i < c; i++) {
+                uint64_t *l0 = lb + i * 2 * n, *l1 = l0 + n;
+                const uint64_t *conv0 = it[i].conv, *conv1 = conv0 + (size_t)nq * n;
+                tsr_prefetch pf;
+                prefetch_next(p, level, key, it, c, i, t, b, t1, b + 1, &pf);
+                tsr_prefetch_add(&pf, c0[i] + off, B * sizeof(uint64_t));
+                dot_blocks(p, level, &it[i].x, t, b, kb, ka, r0, r1, dig, &pf);
+                tsr_moddown_block(md, (size_t)t, b, r, l0 + b * B, r0, conv0 + off, tmp,
+                                  c0[i] + off, 0, &pf);
+                tsr_moddown_block(md, (size_t)t, b, r, l1 + b * B, r1, conv1 + off, tmp, NULL, 0,
+                                  &pf);
+            }
+        }
+        for (size_t i = 0; i < c; i++) {
+            tsr_vec_permute(out0[i] + (size_t)t * n, lb + i * 2 * n, perm, n, 1);
+            tsr_vec_permute(out1[i] + (size_t)t * n, lb + i * 2 * n + n, perm, n, 1);
+        }
+    }
+    return TSR_OK;
+}
+
+tsr_status ckks_ks_apply_galois_many(tsr_ckks_evaluator *ev, const ckks_ksk *key, int level,
+                                     size_t n, const uint64_t *const *c0, const uint64_t *const *c1,
+                                     const uint32_t *perm, uint64_t *const *out0,
+                                     uint64_t *const *out1) {
+    const tsr_ckks_params *p = ev->params;
+    TSR_REQUIRE(perm && (n == 0 || (c0 && c1 && out0 && out1)),
+                "ckks_ks_apply_galois_many: NULL argument");
+    TSR_TRY(ckks_ks_check_level(key, level));
+    TSR_TRY(ckks_ks_scratch(ev));
+    const size_t chunk = ckks_ks_many_chunk(p, level), words = many_item_words(p, level);
+    const size_t ne = (size_t)level + 1 + (size_t)p->k, pn = (size_t)p->k * p->n;
+    ks_item it[CKKS_KS_MANY_CHUNK];
+    for (size_t i0 = 0; i0 < n; i0 += chunk) {
+        const size_t c = n - i0 < chunk ? n - i0 : chunk;
+        TSR_TRY(many_scratch(ev, level, c));
+        /* item 0 in the evaluator's own scratch: ks_digits, ks_acc, ks_coef (the ModDown
+         * conversions overwrite the inverse-transformed limbs after the last decomposition) */
+        for (size_t i = 0; i < c; i++) {
+            uint64_t *base = i ? ev->ks_many + (i - 1) * words : NULL;
+            uint64_t *digits = i ? base : ev->ks_digits;
+            it[i].x.src = c1[i0 + i];
+            it[i].x.digits = digits;
+            it[i].x.done = 0;
+            it[i].pacc = i ? base + (size_t)ckks_digits_at(p, level) * ne * p->n : ev->ks_acc;
+            it[i].conv = i ? it[i].pacc + 2 * pn : ev->ks_coef;
+            TSR_TRY(decompose_to(ev, level, c1[i0 + i], NULL, NULL, NULL, digits));
+        }
+        /* the evaluator's decomposition is item 0's */
+        ev->ks_src = c1[i0];
+        ev->ks_level = level;
+        ev->ks_digits_done = 0;
+        TSR_TRY(apply_many(ev, level, key, it, c, c0 + i0, perm, out0 + i0, out1 + i0));
+    }
+    return TSR_OK;
 }
 
 /* Blocks [b0, b1) of target limb t of ckks_ks_apply_qp into l0, l1 (whole limbs). */

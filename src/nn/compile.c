@@ -418,10 +418,10 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
     if (!(o->min_bits >= 0 && o->min_bits <= 50))
         return tsr_fail(TSR_ERR_INVALID_ARG,
                         "the precision floor must be 0 (no check) to 50 bits, not %g", o->min_bits);
-    if (!(o->max_precision_trade >= 0 && o->max_precision_trade <= 20))
+    if (!(o->max_precision_trade >= 0 && o->max_precision_trade <= TSR_NN_MAX_PRECISION_TRADE_BITS))
         return tsr_fail(TSR_ERR_INVALID_ARG,
-                        "the precision trade must be 0 (the largest scale) to 20 bits, not %g",
-                        o->max_precision_trade);
+                        "the precision trade must be 0 (the largest scale) to %d bits, not %g",
+                        TSR_NN_MAX_PRECISION_TRADE_BITS, o->max_precision_trade);
     TSR_TRY(nn_model_validate(m));
     nn_profile *prof = NULL;
     TSR_TRY(nn_profile_load(o->profile, &prof));
@@ -702,17 +702,22 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
     if (nc > 1 && cs[1].ok) {
         char r1[96];
         describe(&cs[1], r1, sizeof r1);
-        snprintf(r, sizeof r, "runner-up %.60s %.4g s", r1, cs[1].seconds);
+        if (cs[0].chain == 0 && cs[1].chain == 0) /* both on their max-scale chains */
+            snprintf(r, sizeof r, "runner-up %.60s %.4g s", r1, cs[1].seconds);
+        else /* a trade is involved: the runner-up's chain too */
+            snprintf(r, sizeof r, "runner-up %.44s on 2^%u dnum %u x %u special %.4g s", r1,
+                     cs[1].spec.scale_bits, cs[1].spec.dnum, cs[1].spec.special_primes,
+                     cs[1].seconds);
     }
     if (cs[0].chain == 0)
         snprintf(plan->choice, sizeof plan->choice,
-                 "%.60s, depth %d, scale 2^%u: predicted %.4g s per batch of %d (%s); %.80s", d,
+                 "%.60s, depth %d, scale 2^%u: predicted %.4g s per batch of %d (%s); %.100s", d,
                  cs[0].depth, cs[0].spec.scale_bits, cs[0].seconds, o->batch,
                  prof->builtin ? "built-in costs" : "profile costs", r);
-    else /* the chain too (the runner-up shorter to fit) */
+    else /* the chain too */
         snprintf(plan->choice, sizeof plan->choice,
-                 "%.60s, depth %d, scale 2^%u (dnum %u, %u special primes): predicted %.4g s "
-                 "per batch of %d (%s); %.40s",
+                 "%.44s, depth %d, scale 2^%u (dnum %u, %u special primes): predicted %.4g s "
+                 "per batch of %d (%s); %.90s",
                  d, cs[0].depth, cs[0].spec.scale_bits, cs[0].spec.dnum, cs[0].spec.special_primes,
                  cs[0].seconds, o->batch, prof->builtin ? "built-in costs" : "profile costs", r);
     if (o->calib) st = nn_plan_calibrate(plan, o->calib, o->calib_n);

@@ -859,6 +859,53 @@ tsr_status tsr_bvec_rotate(tsr_backend *be, const tsr_bvec *src, int64_t step, t
     return tsr_bvec_rotate_many(be, src, &step, 1, out);
 }
 
+tsr_status tsr_bvec_rotate_sums(tsr_backend *be, tsr_bvec *const *vs, size_t n,
+                                const int64_t *steps, size_t nsteps) {
+    int fused = be->vt->rotate_sums != NULL && n > 1, level = 0;
+    for (size_t i = 0; i < n; i++) {
+        TSR_TRY(need_ct(vs[i], "rotate_sums"));
+        if (vs[i]->level > level) level = vs[i]->level;
+    }
+    int64_t *ns = tsr_calloc_array(nsteps ? nsteps : 1, sizeof *ns);
+    if (!ns) return tsr_fail(TSR_ERR_NOMEM, "out of memory rotating");
+    for (size_t k = 0; k < nsteps; k++) {
+        ns[k] = tsr_backend_norm_step(be, steps[k]);
+        fused &= ns[k] != 0;
+        if (ns[k] == 0 || be->declared[ns[k]] || be->policy == TSR_ROTATIONS_COLLECT) continue;
+        tsr_free(ns);
+        return tsr_fail(TSR_ERR_KEY_MISSING,
+                        "rotation by %lld (slots %lld) has no Galois key: declare the step with "
+                        "tsr_backend_declare_rotations, or plan with a collecting mockup",
+                        (long long)steps[k], (long long)be->slots);
+    }
+    /* the rotated vectors the step-by-step form holds at once, on every backend */
+    const uint64_t held = n < TSR_ROTATE_SUM_CHUNK ? n : TSR_ROTATE_SUM_CHUNK;
+    if (n && nsteps) note_transient(be, held * 2 * (uint64_t)(level + 1));
+    tsr_status st = TSR_OK;
+    if (fused && nsteps) {
+        st = be->vt->rotate_sums(be, vs, n, ns, nsteps);
+        if (st == TSR_OK) {
+            for (size_t k = 0; k < nsteps; k++)
+                __atomic_store_n(&be->used[ns[k]], 1, __ATOMIC_RELAXED);
+            CNT(be, rotations, n * nsteps);
+            CNT(be, key_switch, n * nsteps);
+            CNT(be, add, n * nsteps);
+        }
+    } else {
+        /* vector by vector (the order a noisy mockup draws its noise in) */
+        for (size_t i = 0; i < n && st == TSR_OK; i++)
+            for (size_t k = 0; k < nsteps && st == TSR_OK; k++) {
+                tsr_bvec *r;
+                st = tsr_bvec_rotate(be, vs[i], steps[k], &r);
+                if (st != TSR_OK) break;
+                st = tsr_bvec_add(be, vs[i], r);
+                tsr_bvec_free(be, r);
+            }
+    }
+    tsr_free(ns);
+    return st;
+}
+
 tsr_status tsr_bvec_rescale(tsr_backend *be, tsr_bvec *v) {
     TSR_TRY(need_ct(v, "rescale"));
     if (v->level == 0)

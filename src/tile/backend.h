@@ -42,6 +42,8 @@ typedef struct tsr_bvec {
  * fixed number, so that its peak memory and the plans' predicted memory do not
  * depend on the machine's thread count. */
 #define TSR_PROD_LINCOMB_THREADS 2
+/* Rotated vectors a rotate_sums kernel holds at once (the memory model counts that many). */
+#define TSR_ROTATE_SUM_CHUNK 8
 
 typedef struct tsr_backend_vtable {
     const char *name;
@@ -68,6 +70,15 @@ typedef struct tsr_backend_vtable {
     /* outs[i] = src rotated left by steps[i] (normalized, nonzero); hoisted when n > 1. */
     tsr_status (*rotate)(tsr_backend *be, const tsr_bvec *src, const int64_t *steps, size_t n,
                          tsr_bvec **outs);
+    /*
+     * Optional: rotate-and-sum in place, vs[i] += rotate(vs[i], steps[k]) for every i < n
+     * and then k = 0, 1, ... in order (steps normalized, nonzero; vs distinct ciphertexts).
+     * A backend that does it step by step (each step for every vector, so that one key
+     * serves many ciphertexts) holds at most TSR_ROTATE_SUM_CHUNK rotated vectors at once.
+     * NULL: the generic layer loops, vector by vector.
+     */
+    tsr_status (*rotate_sums)(tsr_backend *be, tsr_bvec *const *vs, size_t n, const int64_t *steps,
+                              size_t nsteps);
     /* Divide by q_level, drop one level (v->level is still the old level). */
     tsr_status (*rescale)(tsr_backend *be, tsr_bvec *v);
     /* Drop to a lower level without changing the scale (v->level is the old level). */
@@ -209,6 +220,17 @@ tsr_status tsr_bvec_rotate(tsr_backend *be, const tsr_bvec *src, int64_t step, t
  */
 tsr_status tsr_bvec_rotate_many(tsr_backend *be, const tsr_bvec *src, const int64_t *steps,
                                 size_t n, tsr_bvec **outs);
+/**
+ * Rotate-and-sum in place: vs[i] += rotate(vs[i], steps[k]) for each i < n and then each
+ * k < nsteps in order (each vector's own rotations, as n loops of tsr_bvec_rotate and
+ * tsr_bvec_add: the same counts, rotations n * nsteps and as many additions). vs are distinct
+ * ciphertexts. A backend with a rotate_sums kernel (ckks) runs it step by step, every vector
+ * by one step before the next step, so that one key's material serves many ciphertexts
+ * (the results are the same); the memory counted is TSR_ROTATE_SUM_CHUNK (or n, if fewer)
+ * rotated vectors on top of the live ones, on every backend.
+ */
+tsr_status tsr_bvec_rotate_sums(tsr_backend *be, tsr_bvec *const *vs, size_t n,
+                                const int64_t *steps, size_t nsteps);
 /**
  * Linear combinations with constants at scale cscale: outs[j] = sum over k in
  * [row_ptr[j], row_ptr[j+1]) of vals[k] * ins[cols[k]] (new vectors, scale

@@ -9,6 +9,9 @@
  *   mul_const(c, s)  tsr_ckks_mul_int(round(c * s)) and the scale times s:
  *                    exactly a constant encoded at scale s, without an encode
  *   rotate           tsr_ckks_rotate, or tsr_ckks_rotate_hoisted for groups
+ *   rotate_sums      step by step: tsr_ckks_rotate_many of up to TSR_ROTATE_SUM_CHUNK
+ *                    vectors by the step (one key's blocks serve them all), then
+ *                    tsr_ckks_add of each
  *   rescale, drop    tsr_ckks_rescale, tsr_ckks_drop_level
  *   bootstrap        tsr_circuits_bootstrap_real: two vectors per run of the
  *                    circuit given by tsr_backend_ckks_set_bootstrap
@@ -485,6 +488,33 @@ static tsr_status c_rotate(tsr_backend *be, const tsr_bvec *src, const int64_t *
     return st;
 }
 
+/* Step outer, vectors inner: chunks of vectors rotated by one step with one key's blocks
+ * (tsr_ckks_rotate_many), each added back to its vector. Per vector the operations are those
+ * of the generic loop, so the words are the same. */
+static tsr_status c_rotate_sums(tsr_backend *be, tsr_bvec *const *vs, size_t n,
+                                const int64_t *steps, size_t nsteps) {
+    ckks_be *k = K(be);
+    tsr_ckks_ciphertext *rot[TSR_ROTATE_SUM_CHUNK] = { NULL };
+    const tsr_ckks_ciphertext *in[TSR_ROTATE_SUM_CHUNK];
+    const size_t chunk = n < TSR_ROTATE_SUM_CHUNK ? n : TSR_ROTATE_SUM_CHUNK;
+    tsr_status st = TSR_OK;
+    for (size_t j = 0; j < chunk && st == TSR_OK; j++)
+        st = tsr_ckks_ciphertext_create(&rot[j], k->params);
+    ctx *c = NULL;
+    if (st == TSR_OK) st = ctx_get(be, &c);
+    for (size_t s = 0; s < nsteps && st == TSR_OK; s++)
+        for (size_t i0 = 0; i0 < n && st == TSR_OK; i0 += chunk) {
+            const size_t m = n - i0 < chunk ? n - i0 : chunk;
+            for (size_t j = 0; j < m; j++) in[j] = CT(vs[i0 + j]);
+            st = tsr_ckks_rotate_many(c->ev, rot, in, m, (int)steps[s]);
+            for (size_t j = 0; j < m && st == TSR_OK; j++)
+                st = tsr_ckks_add(c->ev, CT(vs[i0 + j]), CT(vs[i0 + j]), rot[j]);
+        }
+    if (c) ctx_put(be, c);
+    for (size_t j = 0; j < chunk; j++) tsr_ckks_ciphertext_free(rot[j]);
+    return st;
+}
+
 static tsr_status c_rescale(tsr_backend *be, tsr_bvec *v) {
     ctx *c;
     TSR_TRY(ctx_get(be, &c));
@@ -641,6 +671,7 @@ static const tsr_backend_vtable ckks_vt = {
     .sq_lincomb = c_sq_lincomb,
     .prod_lincomb = c_prod_lincomb,
     .rotate = c_rotate,
+    .rotate_sums = c_rotate_sums,
     .rescale = c_rescale,
     .drop_level = c_drop_level,
     .bootstrap = c_bootstrap,

@@ -20,21 +20,27 @@ tsr_status tl_rotate_sum(tsr_tile *t, int d) {
     return tl_rotate_sum_skip(t, d, NULL);
 }
 
+/* Every tile but the skipped ones: v[i] += rotate(v[i], steps[k]) for each k in order
+ * (tsr_bvec_rotate_sums: on CKKS step by step, one key serving every tile). */
+static tsr_status rotate_sums(tsr_tile *t, const uint8_t *skip, const int64_t *steps,
+                              size_t nsteps) {
+    tsr_bvec **vs = tsr_calloc_array(t->ntiles ? (size_t)t->ntiles : 1, sizeof *vs);
+    if (!vs) return tsr_fail(TSR_ERR_NOMEM, "out of memory in rotate-and-sum");
+    size_t n = 0;
+    for (int64_t i = 0; i < t->ntiles; i++)
+        if (!skip || !skip[i]) vs[n++] = t->v[i];
+    tsr_status st = tsr_bvec_rotate_sums(t->be, vs, n, steps, nsteps);
+    tsr_free(vs);
+    return st;
+}
+
 tsr_status tl_rotate_sum_skip(tsr_tile *t, int d, const uint8_t *skip) {
     tl_layout L;
     tl_layout_init(&L, &t->shape);
-    int64_t tile = t->shape.dim[d].tile, stride = L.stride[d];
-    for (int64_t i = 0; i < t->ntiles; i++) {
-        if (skip && skip[i]) continue;
-        for (int64_t k = tile / 2; k >= 1; k /= 2) {
-            tsr_bvec *r;
-            TSR_TRY(tsr_bvec_rotate(t->be, t->v[i], k * stride, &r));
-            tsr_status st = tsr_bvec_add(t->be, t->v[i], r);
-            tsr_bvec_free(t->be, r);
-            TSR_TRY(st);
-        }
-    }
-    return TSR_OK;
+    int64_t tile = t->shape.dim[d].tile, stride = L.stride[d], steps[64];
+    size_t nsteps = 0;
+    for (int64_t k = tile / 2; k >= 1; k /= 2) steps[nsteps++] = k * stride;
+    return rotate_sums(t, skip, steps, nsteps);
 }
 
 /* Shape after summing dimension d of s. */
@@ -249,15 +255,8 @@ tsr_status tsr_tile_duplicate(const tsr_tile *a, int d, tsr_tile **out) {
     r->shape.dim[d].interleaved = 0;
     tl_layout L;
     tl_layout_init(&L, &a->shape);
-    tsr_status st = TSR_OK;
-    for (int64_t i = 0; i < r->ntiles && st == TSR_OK; i++) {
-        for (int64_t k = 1; k < x->tile && st == TSR_OK; k *= 2) {
-            tsr_bvec *rot;
-            st = tsr_bvec_rotate(a->be, r->v[i], -k * L.stride[d], &rot);
-            if (st != TSR_OK) break;
-            st = tsr_bvec_add(a->be, r->v[i], rot);
-            tsr_bvec_free(a->be, rot);
-        }
-    }
-    return finish(st, r, out);
+    int64_t steps[64];
+    size_t nsteps = 0;
+    for (int64_t k = 1; k < x->tile; k *= 2) steps[nsteps++] = -k * L.stride[d];
+    return finish(rotate_sums(r, NULL, steps, nsteps), r, out);
 }
