@@ -152,8 +152,9 @@ typedef struct tsr_ring_kernels {
     /*
      * Centring quotient of a ModUp (baseconv.c, HPS's centred fast conversion): v[k] =
      * (uint64_t)(0.5 + sum_i y[i][k] * inv[i]) in double precision, each product and each sum
-     * rounded to nearest in the order 0.5 + t_0 + t_1 + ... (no fused multiply-add; ring/
-     * kernels.h's tsr_quotient_round_tail is that expression), inv[i] = 1.0 / q_i, y[i][k] <
+     * rounded to nearest in the order 0.5 + t_0 + t_1 + ... (no fused multiply-add: the build
+     * compiles with -ffp-contract=off, CMakeLists.txt; ring/kernels.h's
+     * tsr_quotient_round_tail is that expression), inv[i] = 1.0 / q_i, y[i][k] <
      * q_i < 2^62, 1 <= terms <= TSR_RNS_MAX_PRIMES: round(sum_i y_i / q_i) up to an error below
      * 2^-40 (terms <= 64). Every family returns the portable kernel's words bit for bit, so the
      * representative a conversion picks within 2^-40 Q of Q/2 does not depend on the CPU.
@@ -249,9 +250,11 @@ static inline void tsr_dot2_tail(const tsr_modulus *m, uint64_t *out0, uint64_t 
  * The centring quotient (tsr_ring_kernels.quotient_round) of coefficients k .. n - 1 one at a
  * time: the portable kernel (k = 0) and the SIMD kernels' scalar tails. (double)(int64_t) is
  * exact-rounded like the unsigned conversion for y < 2^63, and a single instruction without
- * AVX-512. The product and the sum are separate statements: a compiler that contracts within
- * an expression (clang's default -ffp-contract=on) would otherwise fuse them into one FMA in
- * the SIMD files' tails, which the portable build cannot do, and the words would differ.
+ * AVX-512. No product and sum may be fused into one FMA (the SIMD files' tails could, the
+ * portable build cannot, and the words would differ): CMakeLists.txt compiles everything with
+ * -ffp-contract=off, whatever the C standard mode or CFLAGS; the separate statements also keep
+ * clang's default (-ffp-contract=on, within an expression) from fusing them in a file compiled
+ * without it. test_quotient_round_families fails on any fusion.
  */
 static inline void tsr_quotient_round_tail(uint64_t *v, const uint64_t *const *y, const double *inv,
                                            size_t terms, size_t k, size_t n) {
