@@ -461,7 +461,9 @@ static tsr_status exact_bytes(const tsr_nn_model *m, cand *c, const nn_profile *
     return TSR_OK;
 }
 
-/* c's estimate is below the floor: refuse every candidate on its ring and scale. */
+/* c's estimate is below the floor: refuse every candidate on its ring and scale that has no
+ * estimate of its own (W, the plan of trade 0, may share the scale of an alternative of
+ * another depth; its own estimate stands). */
 static void refuse_floor(cand *cs, int nc, const cand *c, double min_bits) {
     char why[160];
     snprintf(why, sizeof why,
@@ -471,7 +473,8 @@ static void refuse_floor(cand *cs, int nc, const cand *c, double min_bits) {
     const int ln = c->log_n;
     const unsigned sb = c->spec.scale_bits;
     for (int i = 0; i < nc; i++)
-        if (cs[i].ok && cs[i].log_n == ln && cs[i].spec.scale_bits == sb) {
+        if (cs[i].ok && (&cs[i] == c || !cs[i].est) && cs[i].log_n == ln &&
+            cs[i].spec.scale_bits == sb) {
             cs[i].ok = 0;
             memcpy(cs[i].why, why, sizeof why);
         }
@@ -693,6 +696,7 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         memmove(cs + 1, cs, (size_t)chosen * sizeof *cs);
         cs[0] = ch;
     }
+    assert(st != TSR_OK || chosen < 0 || cs[0].ok); /* refusals spare estimated plans */
     if (st == TSR_OK && chosen >= 0)
         qsort(cs + 1, (size_t)nc - 1, sizeof *cs, cmp_cand);
     else if (st == TSR_OK)
