@@ -56,9 +56,9 @@ static void usage(FILE *out) {
             "                default: the built-in one)\n"
             "  --expand-keys  store the evaluation keys' a halves (tsr_ckks_*_expand): twice the\n"
             "                keys' memory, no ChaCha12 regeneration in every key switch\n"
-            "  --max-precision-trade BITS  bits of estimated precision the optimizer may give\n"
-            "                up for a faster CKKS chain (default 2; 0: the largest scale;\n"
-            "                0 to 20; the rule: tessera compile --help)\n"
+            "  --max-precision-trade BITS  whole bits of scale the optimizer may give up for\n"
+            "                a faster CKKS chain (default 2; 0: the largest scale; 0 to 20;\n"
+            "                the rule: tessera compile --help)\n"
             "  --data DIR    Fashion-MNIST directory (/usr/share/datasets/fashion-mnist)\n");
 }
 

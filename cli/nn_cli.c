@@ -230,9 +230,10 @@ int nn_cli_parse_packing(const char *verb, const char *name, tsr_nn_packing *out
 
 int nn_cli_parse_trade(const char *verb, const char *arg, double *out) {
     double v;
-    if (cli_parse_double(arg, &v) != 0 || !(v >= 0 && v <= TSR_NN_MAX_PRECISION_TRADE_BITS))
+    if (cli_parse_double(arg, &v) != 0 || !(v >= 0 && v <= TSR_NN_MAX_PRECISION_TRADE_BITS) ||
+        v != floor(v))
         return cli_usage_error(
-            verb, "--max-precision-trade needs a number of bits from 0 to %d, not '%s'",
+            verb, "--max-precision-trade needs a whole number of bits from 0 to %d, not '%s'",
             TSR_NN_MAX_PRECISION_TRADE_BITS, arg);
     *out = v;
     return 0;

@@ -25,8 +25,9 @@ void nn_cli_insecure_warning(const char *verb);
 /** --packing auto|batch|tiled into *out; a usage error (returns 2) for anything else. */
 int nn_cli_parse_packing(const char *verb, const char *name, tsr_nn_packing *out);
 
-/** --max-precision-trade BITS into *out: a number from 0 to TSR_NN_MAX_PRECISION_TRADE_BITS;
- * a usage error (returns 2) for anything else (a negative, non-numeric or larger value). */
+/** --max-precision-trade BITS into *out: a whole number from 0 to
+ * TSR_NN_MAX_PRECISION_TRADE_BITS; a usage error (returns 2) for anything else (a negative,
+ * fractional, non-numeric or larger value). */
 int nn_cli_parse_trade(const char *verb, const char *arg, double *out);
 
 /** "LO..HI" or "N" (a ring degree 2^N) into lo, hi; -1 if malformed (no message). */

@@ -500,11 +500,12 @@ static void test_precision_floor(void **state) {
  * prime (dnum 11); with two special primes the bound leaves 2^31 (dnum 6: 6 digits instead of
  * 11), 3 bits smaller, which the noisy mockup estimates 3 bits less precise and the built-in
  * costs price about a quarter faster. A trade of 0 keeps the old chain (nn_choose_params for
- * the plan's depth). 2 bits do not even price the 3-bit chain (more than 2 +
- * NN_TRADE_TOLERANCE_BITS of scale down) and keep the old chain too; 2.6 bits take the faster
- * chain, whose estimated loss (3 bits) is within 2.6 + the tolerance, print it beside the
- * max-scale chain (the plan of trade 0), and it carries at least 12 bits against plaintext
- * on real CKKS.
+ * the plan's depth). 2 bits do not even price the 3-bit chain (the scale bound is exact) and
+ * keep the old chain too; 3 bits take the faster chain, whose estimated loss (3.00 bits) sits
+ * half a bit inside 3 + NN_TRADE_TOLERANCE_BITS and half a bit beyond what a trade of 2 could
+ * accept, print it beside the max-scale chain (the plan of trade 0), and it carries at least
+ * 12 bits against plaintext on real CKKS. A fraction (2.6, which the rule of before took for
+ * the 3-bit chain) is refused: the trade is whole bits of scale.
  */
 static void test_precision_trade(void **state) {
     (void)state;
@@ -516,7 +517,7 @@ static void test_precision_trade(void **state) {
            *ref = malloc((size_t)(8 * k) * sizeof *ref);
     fill_uniform01(x, 8 * ni, 4242u);
     tsr_nn_plan *p[3] = { NULL, NULL, NULL };
-    const double trade[3] = { 0, 2, 2.6 };
+    const double trade[3] = { 0, 2, 3 };
     char *logs[3] = { NULL, NULL, NULL };
     double est[3], err;
     for (int t = 0; t < 3; t++) {
@@ -530,6 +531,13 @@ static void test_precision_trade(void **state) {
         FILE *lg = open_memstream(&logs[t], &len);
         assert_non_null(lg);
         o.log = lg;
+        if (t == 2) { /* a fraction of a bit is refused */
+            tsr_nn_plan *bad = NULL;
+            o.max_precision_trade = 2.6;
+            tt_fails(tsr_nn_compile(m, &o, &bad), TSR_ERR_INVALID_ARG);
+            assert_null(bad);
+            o.max_precision_trade = trade[t];
+        }
         tt_ok(tsr_nn_compile(m, &o, &p[t]));
         fclose(lg);
         tt_ok(nn_plan_estimate_bits(p[t], x, 8, &est[t], &err));
@@ -551,23 +559,24 @@ static void test_precision_trade(void **state) {
     if (strstr(logs[1], "2^31") || strstr(logs[1], "chains for this packing") ||
         !strstr(logs[1], "1 chain estimated"))
         fail_msg("trade 2 log:\n%s", logs[1]);
-    /* 2.6: the faster chain, within 2.6 + the tolerance of the plan of trade 0 */
+    /* 3: the faster chain, half a bit inside 3 + the tolerance of the plan of trade 0 and half
+     * a bit beyond 2 + the tolerance */
     assert_int_equal(p[2]->spec.levels, want.levels);
     assert_int_equal(p[2]->spec.scale_bits, 31);
     assert_int_equal(p[2]->spec.special_primes, 2);
     assert_int_equal(p[2]->spec.dnum, 6);
     assert_true(p[2]->predicted_seconds < 0.9 * p[0]->predicted_seconds);
     assert_true(est[2] >= NN_DEFAULT_MIN_BITS);
-    assert_true(est[2] >= est[0] - 2.6 - NN_TRADE_TOLERANCE_BITS);
-    assert_true(est[2] < est[0] - 2.6 - 0.01); /* what the bound of trade + 0.01 refused */
+    assert_true(est[2] >= est[0] - 3 - NN_TRADE_TOLERANCE_BITS + 0.25);
+    assert_true(est[2] < est[0] - 2 - NN_TRADE_TOLERANCE_BITS - 0.25);
     if (!strstr(logs[2], "max  scale 2^34, dnum 11, 1 special prime") ||
         !strstr(logs[2], "slower (the plan of trade 0)") ||
         !strstr(logs[2], "alt  scale 2^31, dnum 6, 2 special primes") ||
         !strstr(logs[2], "<- chosen"))
-        fail_msg("trade 2.6 log:\n%s", logs[2]);
+        fail_msg("trade 3 log:\n%s", logs[2]);
     /* the runner-up (the max-scale chain) is named with its chain */
     if (!strstr(p[2]->choice, "runner-up N=2^14 batch packing on 2^34 dnum 11 x 1 special "))
-        fail_msg("trade 2.6 choice: %s", p[2]->choice);
+        fail_msg("trade 3 choice: %s", p[2]->choice);
     double bits = run_ckks(p[2], x, 8, out, ref);
     assert_int_equal(last_invalid, 0);
     if (bits < 12) fail_msg("transformer_small, 2^31 chain at batch 8: %.1f bits", bits);
@@ -641,6 +650,68 @@ static void test_precision_trade_reference(void **state) {
         tsr_nn_plan_free(p[t]);
         free(logs[t]);
     }
+    tsr_onnx_data_free(xin);
+    tsr_onnx_data_free(yref);
+    tsr_nn_model_free(m);
+}
+
+/*
+ * A floor refusal of an alternative refuses only alternatives. The autoencoder fixture at
+ * batch 8, N = 2^14, floor 19.45 bits: the plan of trade 0 is [16,1,1,64,8] on 2^39 (estimate
+ * 19.85); the faster [32,1,1,32,8] on 2^37 (two special primes, depth 8) estimates 19.10 and
+ * is refused for the floor. The depth-9 packings' max-scale chain is also 2^37 (one special
+ * prime, dnum 10): those candidates, slower than the plan and never estimated, stay in the
+ * candidate table (the refusal refused them too, by ring and scale, and could refuse W when
+ * W was one of them). The plan is the plan of trade 0.
+ */
+static void test_precision_trade_floor(void **state) {
+    (void)state;
+    tsr_nn_model *m;
+    tsr_onnx_data *xin, *yref;
+    tt_nn_torch_fixture("autoencoder", &m, &xin, &yref);
+    tsr_nn_plan *p[2] = { NULL, NULL };
+    char *lg = NULL;
+    for (int t = 0; t < 2; t++) {
+        tsr_nn_compile_opts o;
+        tsr_nn_compile_opts_default(&o);
+        o.batch = 8;
+        o.log_n = 14;
+        o.min_bits = 19.45;
+        o.max_precision_trade = t ? NN_DEFAULT_PRECISION_TRADE_BITS : 0;
+        size_t len = 0;
+        FILE *f = NULL;
+        if (t) {
+            f = open_memstream(&lg, &len);
+            assert_non_null(f);
+            o.log = f;
+        }
+        tt_ok(tsr_nn_compile(m, &o, &p[t]));
+        if (f) fclose(f);
+    }
+    assert_memory_equal(&p[1]->spec, &p[0]->spec, sizeof p[0]->spec);
+    assert_memory_equal(p[1]->prog->cfg.t, p[0]->prog->cfg.t, sizeof p[0]->prog->cfg.t);
+    assert_int_equal(p[1]->spec.scale_bits, 39);
+    /* the alternative on 2^37 was estimated and refused for the floor */
+    if (!strstr(lg, "refused: outputs below the precision floor: N=2^14, scale 2^37"))
+        fail_msg("log:\n%s", lg);
+    /* a depth-9 max-scale candidate on 2^37 (dnum 10 x 1) is still a feasible row */
+    int rows = 0;
+    for (const char *l = lg; l && *l;) {
+        const char *e = strchr(l, '\n');
+        size_t n = e ? (size_t)(e - l) : strlen(l);
+        char row[256];
+        snprintf(row, sizeof row, "%.*s", (int)(n < 255 ? n : 255), l);
+        int depth = 0;
+        unsigned scale = 0;
+        const char *b = strstr(row, "] o");
+        if (strncmp(row, "  N=2^14 ", 9) == 0 && b && strstr(row, " 10x1") &&
+            sscanf(b + 3, "%*d %d %u b", &depth, &scale) == 2 && depth == 9 && scale == 37)
+            rows++;
+        l = e ? e + 1 : NULL;
+    }
+    if (rows == 0) fail_msg("no depth-9 row on 2^37 in the log:\n%s", lg);
+    for (int t = 0; t < 2; t++) tsr_nn_plan_free(p[t]);
+    free(lg);
     tsr_onnx_data_free(xin);
     tsr_onnx_data_free(yref);
     tsr_nn_model_free(m);
@@ -1501,6 +1572,7 @@ int main(void) {
         cmocka_unit_test(test_precision_floor),
         cmocka_unit_test(test_precision_trade),
         cmocka_unit_test(test_precision_trade_reference),
+        cmocka_unit_test(test_precision_trade_floor),
         cmocka_unit_test(test_memory_budget_exact),
         cmocka_unit_test(test_residual_reorient),
         cmocka_unit_test(test_attention_encrypted),

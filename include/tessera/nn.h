@@ -198,20 +198,21 @@ typedef struct tsr_nn_compile_opts {
      */
     double min_bits;
     /**
-     * Bits of estimated output precision the compiler may give up for a faster chain
-     * (default 2; 0: always the chain with the largest scale, as before). For each ring
-     * degree and depth the chain with the largest scale the 128-bit bound allows has one
-     * special prime and one-prime digits at most levels; chains with 2 or 3 special primes
-     * have fewer, larger digits (cheaper rotations and relinearizations, smaller keys) and a
-     * scale a few bits smaller. Such a chain is a candidate when its scale is at most
-     * max_precision_trade + 0.5 bits below the largest, and is chosen only if it is predicted
-     * faster than the plan a trade of 0 would choose and its precision estimate (as for
-     * min_bits; needs min_bits > 0) is at least min_bits and at most max_precision_trade +
-     * 0.5 bits below that plan's estimate. The half bit keeps a choice from turning on
-     * hundredths of a bit of the estimate: the estimate loses about s bits for s bits of
-     * scale, so a whole-bit trade of T takes chains T bits down and refuses T + 1. Every
-     * chain meets the same security bound. 0 to TSR_NN_MAX_PRECISION_TRADE_BITS;
-     * tsr_nn_compile refuses anything else (TSR_ERR_INVALID_ARG).
+     * Whole bits of scale the compiler may give up for a faster chain (default 2; 0: always
+     * the chain with the largest scale, as before). For each ring degree and depth the chain
+     * with the largest scale the 128-bit bound allows has one special prime and one-prime
+     * digits at most levels; chains with 2 or 3 special primes have fewer, larger digits
+     * (cheaper rotations and relinearizations, smaller keys) and a scale a few bits smaller.
+     * Such a chain is a candidate when its scale is at most max_precision_trade bits below the
+     * largest (exact: a trade of 2 tries chains 1 and 2 bits down, never 3, even one whose
+     * estimate would lose less), and is chosen only if it is predicted faster than the plan a
+     * trade of 0 would choose and its precision estimate (as for min_bits; needs min_bits > 0)
+     * is at least min_bits and at most max_precision_trade + 0.5 bits below that plan's
+     * estimate: the half bit absorbs the estimate's deviation from "s bits of scale, s bits of
+     * precision", so a choice does not turn on hundredths of a bit; the log prints both
+     * estimates. Every chain meets the same security bound. A whole number from 0 to
+     * TSR_NN_MAX_PRECISION_TRADE_BITS; tsr_nn_compile refuses anything else
+     * (TSR_ERR_INVALID_ARG).
      */
     double max_precision_trade;
 } tsr_nn_compile_opts;

@@ -339,7 +339,8 @@ def compile(model, batch=1, packing="auto", log_n=0, min_log_n=None, max_log_n=N
     packing ("batch", "tiled") or log_n (ring degree 2^log_n) force them. calibration:
     samples (n, input) that set the plan's input range. min_bits: the precision floor
     (default 10 bits, 0: no check; see tsr_nn_compile_opts.min_bits). max_precision_trade:
-    bits of estimated precision the compiler may give up for a faster CKKS chain (default 2,
+    whole bits of scale (0 to 20) the compiler may give up for a faster CKKS chain, taken
+    when its estimate is at most that + 0.5 bits below the plan of trade 0 (default 2,
     0: always the largest scale; tsr_nn_compile_opts.max_precision_trade). insecure=True
     allows parameters below 128-bit security (tests only)."""
     if not isinstance(model, Model):

@@ -293,18 +293,18 @@ static void price(cand *c, const nn_profile *prof, int has_sqmul) {
 
 /*
  * The alternative chains of every candidate with a chain: one more candidate per chain of
- * nn_chain_alternatives whose scale is at most trade + NN_TRADE_TOLERANCE_BITS below the
- * max-scale chain's. The CKKS error grows as 1/scale and the noisy mockup loses s bits for s
- * bits of scale, less at most a tenth of a bit for the smaller key-switching noise of more
- * special primes: a chain further down would fail the trade's check on the mockup (on the
- * same packing), so it is neither priced nor estimated (transformer_small's 2^31 chain, 3 bits
- * below 2^34, cost two noisy mockup runs per compile at the default trade of 2). The copies
- * share the dry run of their max-scale candidate (chain 0 owns it).
+ * nn_chain_alternatives whose scale is at most trade bits (a whole number) below the max-scale
+ * chain's. This bound is part of the rule, not a filter of chains that could not pass: the
+ * mockup usually loses about s bits for s bits of scale (0.00-0.11 bits less on
+ * transformer_small and AE1), but a rotation-bound plan can lose less (the autoencoder fixture
+ * at batch 8, 2^14: 1.11 bits for 2 bits of scale, the extra special primes removing most of
+ * its key-switching noise), and a trade of 1 still does not try that chain. The copies share
+ * the dry run of their max-scale candidate (chain 0 owns it).
  */
 static int add_chains(const tsr_nn_compile_opts *o, cand **v, int *n) {
     int n0 = *n, k = n0;
     tsr_ckks_param_spec alt[NN_MAX_CHAINS];
-    const double lim = o->max_precision_trade + NN_TRADE_TOLERANCE_BITS;
+    const double lim = o->max_precision_trade;
     cand *nv = tsr_calloc_array((size_t)n0 * NN_MAX_CHAINS, sizeof *nv);
     if (!nv) return -1;
     memcpy(nv, *v, (size_t)n0 * sizeof *nv);
@@ -336,10 +336,10 @@ static void log_chains(const tsr_nn_compile_opts *o, const cand *cs, int nc, con
     for (int i = 1; i < nc; i++) any |= cs[i].chain != 0 && same_packing(&cs[i], &cs[0]);
     if (!any && cs[0].chain == 0) return;
     fprintf(o->log,
-            "chains for this packing (--max-precision-trade %g bits: chains at most %g + %g "
-            "bits of scale down, estimated at most %g + %g bits below the plan of trade 0):\n",
-            o->max_precision_trade, o->max_precision_trade, NN_TRADE_TOLERANCE_BITS,
-            o->max_precision_trade, NN_TRADE_TOLERANCE_BITS);
+            "chains for this packing (--max-precision-trade %g: scale at most %g bits down, "
+            "estimate at most %g bits below the plan of trade 0):\n",
+            o->max_precision_trade, o->max_precision_trade,
+            o->max_precision_trade + NN_TRADE_TOLERANCE_BITS);
     if (w && !same_packing(w, &cs[0])) {
         char d[96], c[64], e[32] = "not estimated";
         describe(w, d, sizeof d);
@@ -357,7 +357,7 @@ static void log_chains(const tsr_nn_compile_opts *o, const cand *cs, int nc, con
             if (c->est < 0) snprintf(e, sizeof e, "estimate failed");
             const int is_w =
                 w && c->chain == 0 && same_packing(c, w) && same_chain(&c->spec, &w->spec);
-            fprintf(o->log, "  %-4s %-40s predicted %9.3fs, %-13s %s%.110s\n",
+            fprintf(o->log, "  %-4s %-40s predicted %9.3fs, %-13s  %s%.110s\n",
                     c->chain ? "alt" : "max", d, c->seconds, e,
                     i == 0      ? "<- chosen"
                     : is_w      ? "slower (the plan of trade 0)"
@@ -461,8 +461,12 @@ static tsr_status exact_bytes(const tsr_nn_model *m, cand *c, const nn_profile *
     return TSR_OK;
 }
 
-/* c's estimate is below the floor: refuse every candidate on its ring and scale. */
-static void refuse_floor(cand *cs, int nc, const cand *c, double min_bits) {
+/* c's estimate is below the floor: refuse c and every candidate on its ring and scale that has
+ * no estimate of its own; with only_alts (c is an alternative, tried after W was found) only
+ * alternatives: a max-scale candidate of another depth may share the scale (AE1 at 2^14:
+ * depth 8's two-special-prime chain and depth 9's max-scale chain are both 2^37), and W and
+ * the candidates after it are not the alternative phase's to refuse. */
+static void refuse_floor(cand *cs, int nc, const cand *c, double min_bits, int only_alts) {
     char why[160];
     snprintf(why, sizeof why,
              "outputs below the precision floor: N=2^%d, scale 2^%u: %.1f bits < %g "
@@ -471,7 +475,8 @@ static void refuse_floor(cand *cs, int nc, const cand *c, double min_bits) {
     const int ln = c->log_n;
     const unsigned sb = c->spec.scale_bits;
     for (int i = 0; i < nc; i++)
-        if (cs[i].ok && cs[i].log_n == ln && cs[i].spec.scale_bits == sb) {
+        if (cs[i].ok && (&cs[i] == c || !cs[i].est) && (!only_alts || cs[i].chain != 0) &&
+            cs[i].log_n == ln && cs[i].spec.scale_bits == sb) {
             cs[i].ok = 0;
             memcpy(cs[i].why, why, sizeof why);
         }
@@ -501,9 +506,12 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
     if (!(o->min_bits >= 0 && o->min_bits <= 50))
         return tsr_fail(TSR_ERR_INVALID_ARG,
                         "the precision floor must be 0 (no check) to 50 bits, not %g", o->min_bits);
-    if (!(o->max_precision_trade >= 0 && o->max_precision_trade <= TSR_NN_MAX_PRECISION_TRADE_BITS))
+    if (!(o->max_precision_trade >= 0 &&
+          o->max_precision_trade <= TSR_NN_MAX_PRECISION_TRADE_BITS) ||
+        o->max_precision_trade != floor(o->max_precision_trade))
         return tsr_fail(TSR_ERR_INVALID_ARG,
-                        "the precision trade must be 0 (the largest scale) to %d bits, not %g",
+                        "the precision trade must be a whole number of bits from 0 (the largest "
+                        "scale) to %d, not %g",
                         TSR_NN_MAX_PRECISION_TRADE_BITS, o->max_precision_trade);
     TSR_TRY(nn_model_validate(m));
     nn_profile *prof = NULL;
@@ -592,12 +600,16 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
      * chain's, the packing changes only how many rotations add to it.
      *
      * First the plan a trade of 0 would choose (W: the fastest max-scale candidate that
-     * passes), then, with a trade, the alternatives faster than W in order: one is chosen
-     * when its estimate meets the floor and is at most max_precision_trade +
-     * NN_TRADE_TOLERANCE_BITS below W's (what the user gives up is relative to what a trade
-     * of 0 gives); a refusal refuses that chain on the ring for every packing (its loss is
-     * its scale's). Without W (every max-scale candidate refused) the reference is the same
-     * packing on its max-scale chain. So only alternatives that win on price are estimated.
+     * passes), then, with a trade, the alternatives faster than W in order (add_chains kept
+     * those at most max_precision_trade bits of scale down): one is chosen when its estimate
+     * meets the floor and is at most max_precision_trade + NN_TRADE_TOLERANCE_BITS below W's
+     * (what the user gives up is relative to what a trade of 0 gives). Without W (every
+     * max-scale candidate refused) the reference is the same packing on its max-scale
+     * chain. A refusal against the same packing refuses that chain on the ring for every
+     * packing (the loss is the scale's); against another packing only the candidate (the
+     * loss also holds the packings' noise difference); below the floor, the alternatives on
+     * its ring and scale (never W: refuse_floor). So only alternatives that win on price
+     * are estimated.
      */
     sel x = { m, prof, o, NULL, 0, "" };
     tsr_nn_plan *plan = NULL;
@@ -617,7 +629,7 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
              * the runner's refusal), not noise; the floor stays unchecked, the log says so */
             snprintf(est_why, sizeof est_why, "%s", x.fail);
         } else if (o->min_bits > 0 && c->est_bits < o->min_bits) {
-            refuse_floor(cs, nc, c, o->min_bits);
+            refuse_floor(cs, nc, c, o->min_bits, 0);
             tsr_nn_plan_free(plan);
             plan = NULL;
             continue;
@@ -627,8 +639,8 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
     tsr_nn_plan *alt = NULL;
     for (int i = 0; st == TSR_OK && trade && i < nc; i++) {
         cand *c = &cs[i];
-        if (!c->ok) continue;
-        if (c->chain == 0) break; /* W: every max-scale candidate before it is refused */
+        if (w >= 0 && i >= w) break;           /* only alternatives faster than W */
+        if (!c->ok || c->chain == 0) continue; /* max-scale ones before W are refused */
         char why[160] = "";
         if (w >= 0 && cs[w].est < 0) {
             snprintf(why, sizeof why, "precision trade unchecked (no estimate without it)");
@@ -638,13 +650,13 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
             if (c->est < 0) {
                 snprintf(why, sizeof why, "precision trade unchecked: %.120s", x.fail);
             } else if (c->est_bits < o->min_bits) {
-                refuse_floor(cs, nc, c, o->min_bits);
+                refuse_floor(cs, nc, c, o->min_bits, 1);
             } else {
                 int j = w;
                 if (j < 0) { /* the same packing on the max-scale chain */
                     j = 0;
                     while (j < nc && !(cs[j].chain == 0 && same_packing(&cs[j], c))) j++;
-                    assert(j < nc); /* every alternative is a copy of a max-scale candidate */
+                    TSR_ASSERT(j < nc); /* every alternative copies a max-scale candidate */
                     if (!cs[j].est) {
                         x.n_est++;
                         st = estimate(m, &cs[j], prof, o, x.px, NULL, x.fail, sizeof x.fail);
@@ -655,21 +667,26 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
                     snprintf(why, sizeof why, "precision trade unchecked: %.120s", x.fail);
                 else if (c->est_bits <
                          cs[j].est_bits - o->max_precision_trade - NN_TRADE_TOLERANCE_BITS)
-                    snprintf(why, sizeof why,
-                             "gives up %.2f bits (%.2f vs %.2f%s; at most %g + %g)",
+                    snprintf(why, sizeof why, "gives up %.2f bits (%.2f vs %.2f%s; at most %g)",
                              cs[j].est_bits - c->est_bits, c->est_bits, cs[j].est_bits,
                              w >= 0 ? " without the trade" : " on its max-scale chain",
-                             o->max_precision_trade, NN_TRADE_TOLERANCE_BITS);
+                             o->max_precision_trade + NN_TRADE_TOLERANCE_BITS);
                 else {
                     chosen = i;
                     break;
                 }
+                /* against another packing the loss is also the packings' noise difference:
+                 * refuse this candidate only */
+                if (!same_packing(c, &cs[j])) {
+                    c->ok = 0;
+                    memcpy(c->why, why, sizeof why);
+                }
             }
             tsr_nn_plan_free(alt);
             alt = NULL;
-            if (!c->ok) continue; /* below the floor: refused with its scale */
+            if (!c->ok) continue; /* below the floor (its scale), or only this packing */
         }
-        /* the loss is the chain's (its scale), whatever the packing */
+        /* the loss against its own packing is the chain's (its scale), whatever the packing */
         const tsr_ckks_param_spec refused = c->spec;
         const int ln = c->log_n;
         for (int k = 0; k < nc; k++)
@@ -693,6 +710,7 @@ tsr_status tsr_nn_compile(const tsr_nn_model *m, const tsr_nn_compile_opts *o, t
         memmove(cs + 1, cs, (size_t)chosen * sizeof *cs);
         cs[0] = ch;
     }
+    assert(st != TSR_OK || chosen < 0 || cs[0].ok); /* refusals spare estimated plans */
     if (st == TSR_OK && chosen >= 0)
         qsort(cs + 1, (size_t)nc - 1, sizeof *cs, cmp_cand);
     else if (st == TSR_OK)

@@ -135,17 +135,18 @@ void nn_plan_print_ranges(const tsr_nn_plan *p, FILE *fp);
 #define NN_DEFAULT_MIN_BITS 10.0
 /** Default of tsr_nn_compile_opts.max_precision_trade, bits: a chain with more special primes
  * and a scale up to 2 bits smaller may replace the max-scale chain when it is predicted faster
- * and its estimate is at most this far below (and above the floor). */
+ * and its estimate is at most 2 + NN_TRADE_TOLERANCE_BITS below (and above the floor). */
 #define NN_DEFAULT_PRECISION_TRADE_BITS 2.0
-/** How far the trade's two bounds reach beyond max_precision_trade, bits. A chain s bits of
- * scale below the largest is a candidate only if s <= trade + this, and is chosen only if its
- * noisy-mockup estimate is at most trade + this below the estimate of the plan a trade of 0
- * would choose. The mockup draws its noise from one seed in integer units, so the same packing
- * on a chain s bits smaller estimates s bits less, up to the smaller key-switching noise of its
- * extra special primes (0.00-0.11 bits on transformer_small and AE1): with half a bit the
- * integer losses sit half a bit from the edge, and a noise-model change of less than about 0.4
- * bits does not flip a choice (a bound of trade + 0.01 put AE1's 1.89-2.00-bit loss on the
- * edge of the default 2). */
+/** How far the estimate of a chain T bits of scale down (T = max_precision_trade, a whole
+ * number) may fall below the estimate of the plan a trade of 0 would choose, beyond T, bits.
+ * The scale bound itself is exact (scale bits are integers). The same packing on a chain s
+ * bits down estimates at most about s bits less (transformer_small 3.00 for 3; AE1 at 2^14
+ * 1.55-1.99 for 2; 1.11 for 2 on the rotation-bound autoencoder fixture, the extra special
+ * primes removing key-switching noise), so a whole-bit trade against the same packing has at
+ * least half a bit of slack. Against another packing (the plan of trade 0 may be one) the
+ * loss also holds the packings' noise difference, any fraction: the slack is what the log's
+ * figures leave (AE1 r8p152z8 at batch 64: 1.96 of 2.5).
+ * (A bound of T + 0.01 put AE1's 1.89-2.00-bit loss on the edge of the default 2.) */
 #define NN_TRADE_TOLERANCE_BITS 0.5
 /** How much the noisy mockup may overestimate the precision of real CKKS, bits. With the
  * calibrated model of tile/mockup.c (secret spectrum, centred key-switching digits, real-slot
