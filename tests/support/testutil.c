@@ -84,11 +84,33 @@ const char *tt_source_path(const char *rel) {
     return buf;
 }
 
+/* The process's private temporary directory (mkdtemp: never one a stale run left behind, even
+ * when this pid was used before), removed at exit by the process that made it (forked children
+ * leave through _exit). */
+static char temp_dir[1024];
+static pid_t temp_owner;
+
+static void remove_temp_dir(void) {
+    if (temp_dir[0] == '\0' || getpid() != temp_owner) return;
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", temp_dir);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", temp_dir);
+}
+
 const char *tt_temp_path(const char *suffix) {
     static char buf[4096];
     static unsigned counter;
-    const char *tmp = getenv("TMPDIR");
-    snprintf(buf, sizeof buf, "%s/tsr_test_%ld_%u%s", tmp ? tmp : "/tmp", (long)getpid(), counter++,
-             suffix ? suffix : "");
+    if (temp_dir[0] == '\0') {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(temp_dir, sizeof temp_dir, "%s/tsr_test_%ld_XXXXXX", tmp ? tmp : "/tmp",
+                 (long)getpid());
+        if (!mkdtemp(temp_dir)) {
+            fprintf(stderr, "mkdtemp %s failed\n", temp_dir);
+            abort();
+        }
+        temp_owner = getpid();
+        atexit(remove_temp_dir);
+    }
+    snprintf(buf, sizeof buf, "%s/%u%s", temp_dir, counter++, suffix ? suffix : "");
     return buf;
 }

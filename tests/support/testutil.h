@@ -43,7 +43,8 @@ int tt_sanitized(void);
 /** Path of a file in the source tree (static buffer; "tests/data/x" -> "<src>/tests/data/x"). */
 const char *tt_source_path(const char *rel);
 
-/** A fresh temporary file path (static buffer, unique per call). The file is not created. */
+/** A fresh temporary file path (static buffer, unique per call) inside the process's own directory
+ * (made with mkdtemp on the first call, removed at exit). The file is not created. */
 const char *tt_temp_path(const char *suffix);
 
 /** Assert a tsr_status is TSR_OK, printing tsr_last_error() otherwise. */
