@@ -9,7 +9,9 @@ big-memory lock, and keeps every output in --work as NAME-bB-sS.txt. Then (or wi
 memory and output error against plaintext, and /usr/bin/time's user + sys and peak RSS, and
 writes --out (JSON), its stem + .svg (CPU time and server memory saved against the first
 model per batch, with the 60 % line) and a markdown table per model: CPU per batch and per
-sample, the ratios to the first model per series, and each model's cheapest batch per sample.
+sample, the ratios to the first model per series (paired by series number; a run whose
+/usr/bin/time exit status is not 0 counts as failed), and each model's cheapest batch per
+sample. The JSON's "tessera" names the binaries the outputs say ran, not --tessera.
 
 Nothing here is timed by a test: --self-test only parses made-up bench outputs and checks the
 arithmetic and the plot's coordinates.
@@ -58,6 +60,12 @@ def parse_bench(text):
     u = re.search(r"User time \(seconds\): ([0-9.]+)", text)
     s = re.search(r"System time \(seconds\): ([0-9.]+)", text)
     rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", text)
+    cmd = re.search(r'Command being timed: "(\S+) bench model', text)
+    ex = re.search(r"Exit status: (\d+)", text)
+    if cmd:
+        r["binary"] = cmd.group(1)
+    if ex:
+        r["exit_status"] = int(ex.group(1))
     if u and s:
         r["user_sys_s"] = round(float(u.group(1)) + float(s.group(1)), 2)
     if rss:
@@ -115,7 +123,8 @@ def collect(work, names):
                 continue
             with open(path) as f:
                 r = parse_bench(f.read())
-            if r is None:
+            if r is None or r.get("exit_status", 0) != 0:
+                # no batch line, or the bench printed one and then failed (time -v's status)
                 r = {"batch": int(m.group(1)), "failed": True}
             elif r["batch"] != int(m.group(1)):
                 sys.exit(f"{path}: the bench ran batch {r['batch']}, not {m.group(1)}")
@@ -131,10 +140,24 @@ def mean(v):
     return sum(v) / len(v)
 
 
+def pair_series(mine, ref):
+    """The (run, reference run) pairs of one batch: by series number, so that a failed run
+    drops its own pair only. Outputs numbered by their place in a shell loop's series (the
+    twelfth round's: dense s1 and s4, pruned s2 and s3) share no number: those pair by
+    position, and only when no run of either failed."""
+    ok = [r for r in mine if not r.get("failed")]
+    base = {d["series"]: d for d in ref if not d.get("failed")}
+    if {r["series"] for r in mine} & {d["series"] for d in ref}:
+        return [(r, base[r["series"]]) for r in ok if r["series"] in base]
+    if len(ok) == len(mine) and len(base) == len(ref):
+        return list(zip(ok, [base[k] for k in sorted(base)]))
+    return []
+
+
 def summarize(runs, names):
     """Per model and batch: mean CPU per batch and per sample, server memory, and against the
-    first model: the CPU ratio of each series (its k-th run against the reference's k-th) and
-    of the means, and the memory ratio."""
+    first model: the CPU ratio of each series (run of series k against the reference's run of
+    series k, so a failed run drops its own pair only) and of the means, and the memory ratio."""
     ref, rows = names[0], []
     batches = sorted({b for n in names for b in runs.get(n, {})})
     for b in batches:
@@ -160,7 +183,9 @@ def summarize(runs, names):
             if loads:
                 row["load"] = [min(loads), max(loads)]
             if n != ref and base:
-                row["cpu_ratio"] = [r["cpu_s"] / d["cpu_s"] for r, d in zip(ok, base)]
+                pairs = pair_series(runs[n][b], runs[ref][b])
+                row["cpu_ratio"] = [r["cpu_s"] / d["cpu_s"] for r, d in pairs]
+                row["cpu_ratio_pairs"] = [[r["series"], d["series"]] for r, d in pairs]
                 row["cpu_ratio_mean"] = row["cpu_s_mean"] / mean([d["cpu_s"] for d in base])
                 row["mem_ratio"] = row["server_mib"] / mean([d["server_mib"] for d in base])
             rows.append(row)
@@ -260,7 +285,12 @@ def plot(rows, names, path, title):
 def report(args, names, models):
     runs = collect(args.work, names)
     rows, best = summarize(runs, names)
-    res = {"models": models, "reference": names[0], "tessera": args.tessera,
+    # the binaries that ran, as time -v recorded them (not --tessera: --report reads outputs
+    # that another binary may have made)
+    bins = sorted({r["binary"] for n in names for v in runs[n].values() for r in v
+                   if "binary" in r})
+    res = {"models": models, "reference": names[0],
+           "tessera": bins if bins else "not recorded in the outputs",
            "command": f"tessera bench model M --batch B --samples B --runs {args.runs} "
            f"--threads 1 {args.extra}".strip(),
            "runs": {n: {str(b): v for b, v in runs[n].items()} for n in names},
@@ -325,6 +355,27 @@ def self_test():
                 ok = len(g) == len(w) and all(abs(a - b) < 1e-12 for a, b in zip(g, w))
             if not ok:
                 sys.exit(f"--self-test: summarize gave {got}, want {want}")
+        # pairing by series: dense's series-1 run at 32 printed its batch line and then failed
+        # (exit status 1), so pruned's series 1 has no pair and series 2 pairs with series 2
+        d32 = os.path.join(d, "b32")
+        os.makedirs(d32)
+        for n, s, cpu, status in (("dense", 1, 1.0, 1), ("dense", 2, 2.0, 0),
+                                  ("pruned", 1, 0.5, 0), ("pruned", 2, 0.8, 0)):
+            with open(os.path.join(d32, f"{n}-b32-s{s}.txt"), "w") as f:
+                f.write(fake(32, cpu, 100).replace("== end", f"\tExit status: {status}\n== end")
+                        .replace('== x', f'\tCommand being timed: "/bin/t{s} bench model m"\n== x'))
+        runs32 = collect(d32, ["dense", "pruned"])
+        r32 = {r["model"]: r for r in summarize(runs32, ["dense", "pruned"])[0]}
+        if r32["dense"]["cpu_s"] != [2.0] or r32["pruned"]["cpu_ratio"] != [0.4] \
+                or r32["pruned"]["cpu_ratio_pairs"] != [[2, 2]]:
+            sys.exit(f"--self-test: with a failed reference run, summarize gave {r32}")
+        if runs32["pruned"][32][0].get("binary") != "/bin/t1":
+            sys.exit(f"--self-test: parse_bench read binary {runs32['pruned'][32][0]}")
+        # a shell loop's numbering (reference s1, s4; the other s2, s3): pairs by position
+        sh = [{"series": k, "cpu_s": float(k)} for k in (1, 2, 3, 4)]
+        got = [[r["series"], d["series"]] for r, d in pair_series(sh[1:3], [sh[0], sh[3]])]
+        if got != [[2, 1], [3, 4]]:
+            sys.exit(f"--self-test: a shell loop's series paired as {got}")
         out = os.path.join(d, "c.svg")
         plot(rows, ["dense", "pruned"], out, "t")
         root = ET.parse(out).getroot()
@@ -341,7 +392,8 @@ def self_test():
             sys.exit(f"--self-test: plot drew circles {list(zip(cx, cy))}, squares at {ry}, "
                      f"60 % line {line60}; want {list(zip(wx, wcy))}, {wry}")
         print(table(rows, best, ["dense", "pruned"]))
-    print("--self-test: ok (parse_bench, the per-series ratios, the cheapest batch, the plot)")
+    print("--self-test: ok (parse_bench, the per-series ratios, pairing by series after a failed "
+          "run, the cheapest batch, the plot)")
 
 
 def main():

@@ -1563,6 +1563,46 @@ static void test_timing_rotate_sums(void **state) {
     tsr_ckks_params_free(params);
 }
 
+/*
+ * The timing wrapper forwards bootstrapping (booked as "other"): the wrapper reports the
+ * inner backend's bootstrapping level and a bootstrap through it refreshes the level and
+ * keeps the values (mockup refresh, noise 2^-30), counted once.
+ */
+static void test_timing_bootstrap(void **state) {
+    (void)state;
+    tsr_mockup_params mp;
+    tsr_mockup_params_default(&mp, 64, 5);
+    mp.noise = 1;
+    tsr_backend *inner, *w;
+    tt_ok(tsr_backend_mockup_create(&mp, &inner));
+    tt_ok(tsr_backend_mockup_set_bootstrap(inner, 4, 30));
+    tt_ok(nn_timing_backend_create(inner, &w));
+    assert_int_equal(tsr_backend_boot_level(w), 4);
+    const int64_t slots = tsr_backend_slots(w);
+    double x[64], y[64], sec[TSR_NN_OP_COUNT_];
+    assert_true(slots == 64);
+    fill_uniform01(x, slots, 23u);
+    tsr_bvec *v;
+    tt_ok(tsr_bvec_encrypt(w, x, 1, tsr_backend_scale(w, 1), &v));
+    nn_timing_get(w, sec, 1);
+    tsr_backend_counts c0, c1;
+    tsr_backend_get_counts(w, &c0);
+    tt_ok(tsr_bvec_bootstrap(w, v));
+    tsr_backend_get_counts(w, &c1);
+    nn_timing_get(w, sec, 1);
+    assert_int_equal(c1.bootstraps - c0.bootstraps, 1);
+    assert_int_equal(v->level, 4);
+    for (int k = 0; k < TSR_NN_OP_COUNT_; k++)
+        if (k != TSR_NN_OP_OTHER) assert_true(sec[k] == 0.0);
+    tt_ok(tsr_bvec_decrypt(w, v, y));
+    double err = 0;
+    for (int64_t i = 0; i < slots; i++) err = fmax(err, fabs(y[i] - x[i]));
+    assert_true(err > 0 && err < 0x1p-24);
+    tsr_bvec_free(w, v);
+    tsr_backend_free(w);
+    tsr_backend_free(inner);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ops_ckks),
@@ -1584,6 +1624,7 @@ int main(void) {
         cmocka_unit_test(test_contract_encrypted),
         cmocka_unit_test(test_old_plans),
         cmocka_unit_test(test_timing_rotate_sums),
+        cmocka_unit_test(test_timing_bootstrap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -424,7 +424,7 @@ enum {
     TSR_NN_OP_ADD,        /**< additions */
     TSR_NN_OP_RESCALE,    /**< rescaling and level drops */
     TSR_NN_OP_ENCODE,     /**< plaintext encoding */
-    TSR_NN_OP_OTHER,      /**< copies, encryption, decryption */
+    TSR_NN_OP_OTHER,      /**< copies, encryption, decryption, bootstrapping */
     TSR_NN_OP_COUNT_
 };
 /** "rotate", "mul_ct", ... */

@@ -272,7 +272,9 @@ tsr_status nn_parse_csv(const uint8_t *b, size_t len, int64_t want, double **x, 
 /**
  * Wrap a backend so that every operation's thread time is added to
  * seconds[TSR_NN_OP_*] (atomically). The wrapper forwards to inner (which
- * must outlive it) and does its own counting.
+ * must outlive it) and does its own counting. Every optional kernel of inner
+ * is forwarded (rotate_sums, bootstrap, ...); its bootstrapping level, rotation
+ * policy and declared rotations are copied as they are when the wrapper is made.
  */
 tsr_status nn_timing_backend_create(tsr_backend *inner, tsr_backend **out);
 /** Copy and optionally reset the accumulated times. */

@@ -125,6 +125,11 @@ static tsr_status w_rotate_sums(tsr_backend *be, tsr_bvec *const *vs, size_t n,
                                 const int64_t *steps, size_t nsteps) {
     TIMED(be, TSR_NN_OP_ROTATE, IN(be)->vt->rotate_sums(IN(be), vs, n, steps, nsteps));
 }
+/* Bootstrapping: booked under "other" (plans do not bootstrap yet; a plan that does wants its
+ * own kind in TSR_NN_OP_*). */
+static tsr_status w_bootstrap(tsr_backend *be, tsr_bvec *const *vs, size_t n) {
+    TIMED(be, TSR_NN_OP_OTHER, IN(be)->vt->bootstrap(IN(be), vs, n));
+}
 static tsr_status w_rescale(tsr_backend *be, tsr_bvec *v) {
     TIMED(be, TSR_NN_OP_RESCALE, IN(be)->vt->rescale(IN(be), v));
 }
@@ -159,6 +164,9 @@ tsr_status nn_timing_backend_create(tsr_backend *inner, tsr_backend **out) {
     if (!t) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     t->inner = inner;
     const tsr_backend_vtable *iv = inner->vt;
+    /* Every optional entry of the inner table must be forwarded here (NULL only when the
+     * inner one is NULL): a missing one silently turns a backend's kernel off behind the
+     * runner (rotate_sums and bootstrap were each missed once). */
     t->vt = (tsr_backend_vtable){
         .name = iv->name,
         .encrypt = w_encrypt,
@@ -176,6 +184,7 @@ tsr_status nn_timing_backend_create(tsr_backend *inner, tsr_backend **out) {
         .prod_lincomb = iv->prod_lincomb ? w_prod_lincomb : NULL,
         .rotate = w_rotate,
         .rotate_sums = iv->rotate_sums ? w_rotate_sums : NULL,
+        .bootstrap = iv->bootstrap ? w_bootstrap : NULL,
         .rescale = w_rescale,
         .drop_level = w_drop,
         .declare_rotations = w_declare,
@@ -196,6 +205,7 @@ tsr_status nn_timing_backend_create(tsr_backend *inner, tsr_backend **out) {
     }
     be->can_decrypt = inner->can_decrypt;
     be->policy = inner->policy;
+    be->boot_level = inner->boot_level; /* as set on inner before the wrapper was made */
     memcpy(be->declared, inner->declared, (size_t)inner->slots);
     *out = be;
     return TSR_OK;
