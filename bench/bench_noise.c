@@ -278,18 +278,6 @@ static tsr_status measure(tsr_backend *be, tsr_prng *g, int op, int level, int s
     return st;
 }
 
-/* log2(max(1, largest |ref|) / largest |got - ref|), as nn_plan_estimate_bits. */
-static double plan_bits(const double *got, const double *ref, int64_t n, double *err) {
-    double e = 0, y = 1;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs(got[i] - ref[i]);
-        e = isfinite(d) && e < INFINITY ? fmax(e, d) : INFINITY;
-        y = fmax(y, fabs(ref[i]));
-    }
-    *err = e;
-    return e > 0 ? log2(y / e) : 60;
-}
-
 typedef struct model_opts {
     const char *path;
     long batch, log_n, keys, seed;
@@ -373,7 +361,7 @@ static int run_model(const model_opts *mo) {
         double e;
         st = ckks_run(p, x, n, mo->public_key, got);
         if (st != TSR_OK) break;
-        double b = plan_bits(got, ref, n * no, &e);
+        double b = nn_precision_bits(got, ref, n * no, &e);
         printf("  ckks, key set %ld: %6.2f bits (largest error %.3g)\n", k + 1, b, e);
         fflush(stdout);
         worst = fmin(worst, b);

@@ -170,18 +170,7 @@ static tsr_nn_model *deep_model(tsr_prng *g) {
 
 /* ---- precision ---------------------------------------------------------------------- */
 
-/* log2(max(1, largest |ref|) / largest |got - ref|), nn_plan_estimate_bits' measure. */
-static double plan_bits(const double *got, const double *ref, int64_t n) {
-    double e = 0, y = 1;
-    for (int64_t i = 0; i < n; i++) {
-        double d = fabs(got[i] - ref[i]);
-        e = isfinite(d) && e < INFINITY ? fmax(e, d) : INFINITY;
-        y = fmax(y, fabs(ref[i]));
-    }
-    return e > 0 ? log2(y / e) : 60;
-}
-
-/* Encrypt (n samples x), run and decrypt plan p on backend be: plan_bits against ref. */
+/* Encrypt (n samples x), run and decrypt plan p on backend be: nn_precision_bits against ref. */
 static double run_bits(const tsr_nn_plan *p, tsr_backend *be, const double *x, int n,
                        const double *ref) {
     const int64_t no = tsr_nn_model_output_size(tsr_nn_plan_model(p));
@@ -193,7 +182,7 @@ static double run_bits(const tsr_nn_plan *p, tsr_backend *be, const double *x, i
     tt_ok(tsr_nn_encrypt(p, tsr_nn_runner_backend(r), x, n, &in));
     tt_ok(tsr_nn_run(r, in, &y, NULL));
     tt_ok(tsr_nn_decrypt(p, y, n, got));
-    const double b = plan_bits(got, ref, n * no);
+    const double b = nn_precision_bits(got, ref, n * no, NULL);
     tsr_tile_free(y);
     tsr_tile_free(in);
     tsr_nn_runner_free(r);

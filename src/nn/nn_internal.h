@@ -85,6 +85,14 @@ tsr_status nn_plan_assemble(tsr_nn_model *model, nn_program *prog, const tsr_ckk
 tsr_status nn_plan_estimate_bits(const tsr_nn_plan *p, const double *x, int n, double *bits,
                                  double *err);
 
+/**
+ * The precision measure of nn_plan_estimate_bits for n outputs got against ref:
+ * log2(max(1, largest |ref|) / largest |got - ref|), 60 when they are equal, and
+ * *err (if not NULL) the largest error (infinite if any output is not finite).
+ * nn/ranges.c.
+ */
+double nn_precision_bits(const double *got, const double *ref, int64_t n, double *err);
+
 /** Compute the plan id (BLAKE2b-256 of its payload) after every field is final. */
 tsr_status nn_plan_seal(tsr_nn_plan *p);
 

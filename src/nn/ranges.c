@@ -197,6 +197,17 @@ int tsr_nn_plan_range_warnings(const tsr_nn_plan *p, FILE *fp) {
     return n;
 }
 
+double nn_precision_bits(const double *got, const double *ref, int64_t n, double *err) {
+    double e = 0, y = 1;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs(got[i] - ref[i]);
+        e = isfinite(d) && e < INFINITY ? fmax(e, d) : INFINITY;
+        y = fmax(y, fabs(ref[i]));
+    }
+    if (err) *err = e;
+    return e > 0 ? log2(y / e) : 60;
+}
+
 /*
  * Precision estimate (no silent garbage, part two): n samples x run through
  * the plan on a mockup with the plan's exact chain, key switching and
@@ -245,14 +256,7 @@ tsr_status nn_plan_estimate_bits(const tsr_nn_plan *p, const double *x, int n, d
 #endif
     if (st == TSR_OK) st = tsr_nn_decrypt(p, out, n, got);
     if (st == TSR_OK) {
-        double e = 0, y = 1;
-        for (int64_t i = 0; i < (int64_t)n * no; i++) {
-            double d = fabs(got[i] - ref[i]);
-            e = isfinite(d) && e < INFINITY ? fmax(e, d) : INFINITY;
-            y = fmax(y, fabs(ref[i]));
-        }
-        *err = e;
-        *bits = e > 0 ? log2(y / e) : 60;
+        *bits = nn_precision_bits(got, ref, (int64_t)n * no, err);
     }
     tsr_tile_free(out);
     tsr_tile_free(in);
