@@ -241,6 +241,10 @@ static void test_rotate_sums(void **state) {
     const int64_t bad[2] = { 2, 3 };
     tt_fails(tsr_bvec_rotate_sums(be, a, 2, bad, 2), TSR_ERR_KEY_MISSING);
     assert_true(same_ct(a[0], b[0]));
+    /* a vector given twice is refused (in place, it would be summed into itself) */
+    tsr_bvec *twice[3] = { a[0], a[1], a[0] };
+    tt_fails(tsr_bvec_rotate_sums(be, twice, 3, steps, NS), TSR_ERR_INVALID_ARG);
+    assert_true(same_ct(a[0], b[0]));
     for (int i = 0; i < NV; i++) {
         tsr_bvec_free(be, a[i]);
         tsr_bvec_free(be, b[i]);

@@ -865,6 +865,13 @@ tsr_status tsr_bvec_rotate_sums(tsr_backend *be, tsr_bvec *const *vs, size_t n,
     for (size_t i = 0; i < n; i++) {
         TSR_TRY(need_ct(vs[i], "rotate_sums"));
         if (vs[i]->level > level) level = vs[i]->level;
+        /* in place: a vector given twice would be summed into itself out of order */
+        for (size_t j = 0; j < i; j++)
+            if (vs[j] == vs[i])
+                return tsr_fail(TSR_ERR_INVALID_ARG,
+                                "rotate_sums: vector %zu is vector %zu again (the vectors are "
+                                "summed in place and must be distinct)",
+                                i, j);
     }
     int64_t *ns = tsr_calloc_array(nsteps ? nsteps : 1, sizeof *ns);
     if (!ns) return tsr_fail(TSR_ERR_NOMEM, "out of memory rotating");

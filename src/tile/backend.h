@@ -224,10 +224,10 @@ tsr_status tsr_bvec_rotate_many(tsr_backend *be, const tsr_bvec *src, const int6
  * Rotate-and-sum in place: vs[i] += rotate(vs[i], steps[k]) for each i < n and then each
  * k < nsteps in order (each vector's own rotations, as n loops of tsr_bvec_rotate and
  * tsr_bvec_add: the same counts, rotations n * nsteps and as many additions). vs are distinct
- * ciphertexts. A backend with a rotate_sums kernel (ckks) runs it step by step, every vector
- * by one step before the next step, so that one key's material serves many ciphertexts
- * (the results are the same); the memory counted is TSR_ROTATE_SUM_CHUNK (or n, if fewer)
- * rotated vectors on top of the live ones, on every backend.
+ * ciphertexts (a repeated one is refused: TSR_ERR_INVALID_ARG). A backend with a rotate_sums kernel
+ * (ckks) runs it step by step, every vector by one step before the next step, so that one key's
+ * material serves many ciphertexts (the results are the same); the memory counted is
+ * TSR_ROTATE_SUM_CHUNK (or n, if fewer) rotated vectors on top of the live ones, on every backend.
  */
 tsr_status tsr_bvec_rotate_sums(tsr_backend *be, tsr_bvec *const *vs, size_t n,
                                 const int64_t *steps, size_t nsteps);
