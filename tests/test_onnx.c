@@ -227,6 +227,34 @@ static void edit_attr_type(Onnx__ModelProto *mp) {
     mp->graph->node[0]->attribute[0]->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT;
 }
 
+/* Empty bytes fields unpack with a NULL data pointer (found by fuzz_onnx: memchr(NULL, 0, 0)). */
+static void edit_empty_strings(Onnx__ModelProto *mp) {
+    Onnx__AttributeProto *a = mp->graph->node[0]->attribute[0];
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING;
+    a->has_s = 1;
+    a->s.len = 0;
+    a = mp->graph->node[0]->attribute[1];
+    a->type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS;
+    a->n_strings = 1;
+    a->strings = calloc(1, sizeof *a->strings); /* freed by free_unpacked */
+}
+
+static void test_empty_string_attributes(void **state) {
+    (void)state;
+    size_t len;
+    uint8_t *b = pack_tiny_with(edit_empty_strings, &len);
+    tsr_onnx_model *m;
+    tt_ok(tsr_onnx_parse(&m, b, len));
+    free(b);
+    const tsr_onnx_attr *a0 = &m->nodes[0].attr[0], *a1 = &m->nodes[0].attr[1];
+    assert_int_equal(a0->type, TSR_ONNX_ATTR_STRING);
+    assert_string_equal(a0->s, "");
+    assert_int_equal(a1->type, TSR_ONNX_ATTR_STRINGS);
+    assert_int_equal(a1->n, 1);
+    assert_string_equal(a1->strings[0], "");
+    tsr_onnx_free(m);
+}
+
 static void test_protobuf_level_errors(void **state) {
     (void)state;
     struct {
@@ -620,6 +648,7 @@ int main(void) {
         cmocka_unit_test(test_reader_writer_roundtrip),
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_protobuf_level_errors),
+        cmocka_unit_test(test_empty_string_attributes),
         cmocka_unit_test(test_constant_folding),
         cmocka_unit_test(test_model_roundtrip),
         cmocka_unit_test(test_teacher_layers_roundtrip),

@@ -583,7 +583,7 @@ static tsr_status conv_attr(tsr_onnx_attr *a, const Onnx__AttributeProto *ap, co
         return TSR_OK;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING:
         if (!ap->has_s) break;
-        if (memchr(ap->s.data, 0, ap->s.len))
+        if (ap->s.len && memchr(ap->s.data, 0, ap->s.len))
             return tsr_fail(TSR_ERR_FORMAT, "node '%s': attribute '%s' contains a NUL byte", node,
                             ap->name);
         a->s = malloc(ap->s.len + 1);
@@ -612,7 +612,7 @@ static tsr_status conv_attr(tsr_onnx_attr *a, const Onnx__AttributeProto *ap, co
         a->strings = calloc(ap->n_strings ? ap->n_strings : 1, sizeof(char *));
         if (!a->strings) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
         for (size_t k = 0; k < ap->n_strings; k++) {
-            if (memchr(ap->strings[k].data, 0, ap->strings[k].len))
+            if (ap->strings[k].len && memchr(ap->strings[k].data, 0, ap->strings[k].len))
                 return tsr_fail(TSR_ERR_FORMAT, "node '%s': attribute '%s' contains a NUL byte",
                                 node, ap->name);
             a->strings[k] = malloc(ap->strings[k].len + 1);
