@@ -1,7 +1,6 @@
 # Tessera: top-level commands. `make demo` and `make check` are all the
 # set-up a fresh Debian 12 machine needs (as root; see README.md).
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
-FUZZ_SMOKE  ?= 4
 FUZZ_LONG   ?= 120
 CMAKE_FLAGS ?=
 PREFIX      ?= /usr/local
@@ -50,7 +49,7 @@ fuzz-build: deps
 	@cmake --build build-fuzz -j$(JOBS)
 
 fuzz-smoke: fuzz-build
-	@sh scripts/fuzz.sh build-fuzz $(FUZZ_SMOKE)
+	@sh scripts/fuzz.sh build-fuzz --smoke
 
 fuzz: fuzz-build
 	@sh scripts/fuzz.sh build-fuzz $(FUZZ_LONG)
