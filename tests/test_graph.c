@@ -805,6 +805,33 @@ static void test_errors(void **state) {
     tt_fails(tsr_array_create(&x, 2, (int64_t[]){ 1 << 30, 1 << 30 }), TSR_ERR_SHAPE);
 }
 
+/*
+ * Session 23's fuzzing campaign (fuzz_graph_read/regress-empty-dim-overflow): an empty shape
+ * bounded only its product, so (0, 2^63 - 1) was an array and a graph input, and Pad's
+ * x + pads overflowed (signed, UB) in finalize. Every dimension is bounded now; the largest
+ * legal one still passes and the Pad output above the bound is refused.
+ */
+static void test_dims_bounded(void **state) {
+    (void)state;
+    const int64_t huge[2] = { 0, INT64_MAX }, edge[2] = { 0, TSR_ARRAY_MAX_NUMEL };
+    assert_int_equal(tsr_dims_numel(2, huge), -1);
+    assert_int_equal(tsr_dims_numel(2, edge), 0);
+    tsr_array *c;
+    tt_fails(tsr_array_create(&c, 2, huge), TSR_ERR_SHAPE);
+    assert_null(c);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_fails(tsr_graph_add_input(g, "x", 2, huge), TSR_ERR_SHAPE);
+    expect_msg("at most");
+    tt_ok(tsr_graph_add_input(g, "x", 2, edge));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_pads = 4;
+    a.pad_list[1] = a.pad_list[3] = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_PAD, "p", 1, (const char *[]){ "x" }, "y", &a));
+    refused(g, TSR_ERR_SHAPE, "more than");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),
@@ -819,6 +846,7 @@ int main(void) {
         cmocka_unit_test(test_non_polynomial),
         cmocka_unit_test(test_conv_rows),
         cmocka_unit_test(test_poly_channels),
+        cmocka_unit_test(test_dims_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
