@@ -832,6 +832,25 @@ static void test_dims_bounded(void **state) {
     refused(g, TSR_ERR_SHAPE, "more than");
 }
 
+/*
+ * Session 23's fuzzing campaign (fuzz_graph_read/regress-conv-group-overflow): Conv's shape
+ * check multiplied the weights' input channels by the group before bounding the group, so
+ * empty weights (0, 2, 1) with group 2^62 overflowed int64 (UB) in finalize. Refused now.
+ */
+static void test_conv_group_bounded(void **state) {
+    (void)state;
+    tsr_array *w;
+    tt_ok(tsr_array_create(&w, 3, (int64_t[]){ 0, 2, 1 }));
+    tsr_graph *g = graph_x(3, (int64_t[]){ 1, 2, 4 });
+    tt_ok(tsr_graph_add_const(g, "w", w));
+    tsr_array_free(w);
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.group = (int64_t)1 << 62;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CONV, "c", 2, (const char *[]){ "x", "w" }, "y", &a));
+    refused(g, TSR_ERR_SHAPE, "group");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),
@@ -847,6 +866,7 @@ int main(void) {
         cmocka_unit_test(test_conv_rows),
         cmocka_unit_test(test_poly_channels),
         cmocka_unit_test(test_dims_bounded),
+        cmocka_unit_test(test_conv_group_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
