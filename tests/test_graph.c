@@ -805,6 +805,52 @@ static void test_errors(void **state) {
     tt_fails(tsr_array_create(&x, 2, (int64_t[]){ 1 << 30, 1 << 30 }), TSR_ERR_SHAPE);
 }
 
+/*
+ * Session 23's fuzzing campaign (fuzz_graph_read/regress-empty-dim-overflow): an empty shape
+ * bounded only its product, so (0, 2^63 - 1) was an array and a graph input, and Pad's
+ * x + pads overflowed (signed, UB) in finalize. Every dimension is bounded now; the largest
+ * legal one still passes and the Pad output above the bound is refused.
+ */
+static void test_dims_bounded(void **state) {
+    (void)state;
+    const int64_t huge[2] = { 0, INT64_MAX }, edge[2] = { 0, TSR_ARRAY_MAX_NUMEL };
+    assert_int_equal(tsr_dims_numel(2, huge), -1);
+    assert_int_equal(tsr_dims_numel(2, edge), 0);
+    tsr_array *c;
+    tt_fails(tsr_array_create(&c, 2, huge), TSR_ERR_SHAPE);
+    assert_null(c);
+    tsr_graph *g;
+    tt_ok(tsr_graph_create(&g));
+    tt_fails(tsr_graph_add_input(g, "x", 2, huge), TSR_ERR_SHAPE);
+    expect_msg("at most");
+    tt_ok(tsr_graph_add_input(g, "x", 2, edge));
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.n_pads = 4;
+    a.pad_list[1] = a.pad_list[3] = 1;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_PAD, "p", 1, (const char *[]){ "x" }, "y", &a));
+    refused(g, TSR_ERR_SHAPE, "more than");
+}
+
+/*
+ * Session 23's fuzzing campaign (fuzz_graph_read/regress-conv-group-overflow): Conv's shape
+ * check multiplied the weights' input channels by the group before bounding the group, so
+ * empty weights (0, 2, 1) with group 2^62 overflowed int64 (UB) in finalize. Refused now.
+ */
+static void test_conv_group_bounded(void **state) {
+    (void)state;
+    tsr_array *w;
+    tt_ok(tsr_array_create(&w, 3, (int64_t[]){ 0, 2, 1 }));
+    tsr_graph *g = graph_x(3, (int64_t[]){ 1, 2, 4 });
+    tt_ok(tsr_graph_add_const(g, "w", w));
+    tsr_array_free(w);
+    tsr_graph_attrs a;
+    tsr_graph_attrs_default(&a);
+    a.group = (int64_t)1 << 62;
+    tt_ok(tsr_graph_add_node(g, TSR_NODE_CONV, "c", 2, (const char *[]){ "x", "w" }, "y", &a));
+    refused(g, TSR_ERR_SHAPE, "group");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv),
@@ -819,6 +865,8 @@ int main(void) {
         cmocka_unit_test(test_non_polynomial),
         cmocka_unit_test(test_conv_rows),
         cmocka_unit_test(test_poly_channels),
+        cmocka_unit_test(test_dims_bounded),
+        cmocka_unit_test(test_conv_group_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,14 +53,15 @@ typedef struct tsr_array {
 /**
  * Allocate a zero-filled tensor of the given shape (dims may be NULL when
  * rank is 0). TSR_ERR_SHAPE for a negative dimension, a rank above
- * TSR_ARRAY_MAX_RANK or more than TSR_ARRAY_MAX_NUMEL elements.
+ * TSR_ARRAY_MAX_RANK, or a dimension or a total of more than
+ * TSR_ARRAY_MAX_NUMEL elements (an empty shape included: (0, 2^40) is refused).
  */
 TSR_API tsr_status tsr_array_create(tsr_array **out, int rank, const int64_t *dims);
 /** Deep copy. */
 TSR_API tsr_status tsr_array_clone(tsr_array **out, const tsr_array *t);
 /** Free a tensor (NULL is a no-op). */
 TSR_API void tsr_array_free(tsr_array *t);
-/** Product of dims; -1 on a negative dim or overflow past TSR_ARRAY_MAX_NUMEL. */
+/** Product of dims; -1 on a negative dim, a dim or a product above TSR_ARRAY_MAX_NUMEL. */
 TSR_API int64_t tsr_dims_numel(int rank, const int64_t *dims);
 /** "(2, 3, 4)" into buf; dims of -1 print as "N". Returns buf. */
 TSR_API const char *tsr_dims_str(int rank, const int64_t *dims, char *buf, size_t n);
@@ -209,7 +210,8 @@ TSR_API tsr_status tsr_graph_create(tsr_graph **out);
 TSR_API void tsr_graph_free(tsr_graph *g);
 
 /**
- * Declare a graph input of the given shape (-1 = chosen at run time).
+ * Declare a graph input of the given shape (-1 = chosen at run time; any
+ * other dimension is 0..TSR_ARRAY_MAX_NUMEL, TSR_ERR_SHAPE otherwise).
  * Inputs are fed to tsr_graph_run in declaration order. Names are unique
  * across all values (TSR_ERR_INVALID_ARG otherwise).
  */

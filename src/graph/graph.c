@@ -17,7 +17,9 @@
 int64_t tsr_dims_numel(int rank, const int64_t *dims) {
     int64_t n = 1;
     for (int k = 0; k < rank; k++) {
-        if (dims[k] < 0) return -1;
+        /* Each dimension is bounded too, not only the product: an empty shape such as
+         * (0, 2^63 - 1) would otherwise pass and overflow the shape arithmetic downstream. */
+        if (dims[k] < 0 || dims[k] > TSR_ARRAY_MAX_NUMEL) return -1;
         if (dims[k] > 0 && n > TSR_ARRAY_MAX_NUMEL / dims[k]) return -1;
         n *= dims[k];
     }
@@ -49,8 +51,8 @@ tsr_status tsr_array_create(tsr_array **out, int rank, const int64_t *dims) {
     int64_t n = tsr_dims_numel(rank, dims);
     if (n < 0)
         return tsr_fail(TSR_ERR_SHAPE,
-                        "array shape has a negative dimension or more than %lld "
-                        "elements",
+                        "array shape has a negative dimension, or a dimension or a total "
+                        "of more than %lld elements",
                         (long long)TSR_ARRAY_MAX_NUMEL);
     tsr_array *t = calloc(1, sizeof *t);
     if (!t) return tsr_fail(TSR_ERR_NOMEM, "out of memory");
@@ -225,9 +227,10 @@ tsr_status tsr_graph_add_input(tsr_graph *g, const char *name, int rank, const i
         return tsr_fail(TSR_ERR_SHAPE, "input rank %d is out of range 0..%d", rank,
                         TSR_ARRAY_MAX_RANK);
     for (int k = 0; k < rank; k++)
-        if (dims[k] < -1)
-            return tsr_fail(TSR_ERR_SHAPE, "input dimension %lld is invalid (-1 = free)",
-                            (long long)dims[k]);
+        if (dims[k] < -1 || dims[k] > TSR_ARRAY_MAX_NUMEL)
+            return tsr_fail(TSR_ERR_SHAPE,
+                            "input dimension %lld is invalid (-1 = free, at most %lld)",
+                            (long long)dims[k], (long long)TSR_ARRAY_MAX_NUMEL);
     if (grow((void **)&g->inputs, &g->cap_inputs, g->n_inputs, sizeof *g->inputs))
         return tsr_fail(TSR_ERR_NOMEM, "out of memory");
     int idx;

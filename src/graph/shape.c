@@ -132,8 +132,8 @@ static tsr_status shape_conv(const char *lab, const tsr_graph_node *n, const int
     int rank = r[0];
     if (rank < 3) return SFAIL("input must be (N, C, spatial...), not of rank %d", rank);
     if (r[1] != rank) return SFAIL("weights of rank %d for an input of rank %d", r[1], rank);
-    int64_t grp = n->a.group;
-    if (grp < 1 || d[1][0] % grp || d[0][1] != d[1][1] * grp)
+    int64_t grp = n->a.group; /* bounded first: d[1][1] * grp must not overflow */
+    if (grp < 1 || grp > TSR_ARRAY_MAX_NUMEL || d[1][0] % grp || d[0][1] != d[1][1] * grp)
         return SFAIL("%lld input channels, weights (%lld, %lld, ...), group %lld do not fit",
                      (long long)d[0][1], (long long)d[1][0], (long long)d[1][1], (long long)grp);
     if (n->n_in > 2 && r[2] >= 0 && (r[2] != 1 || d[2][0] != d[1][0]))
