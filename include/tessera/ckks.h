@@ -667,9 +667,11 @@ TSR_API tsr_status tsr_ckks_rotate_hoisted(tsr_ckks_evaluator *ev, tsr_ckks_ciph
  * each block of the key (a seeded key's a halves regenerated, the b halves
  * read from memory) is made once per chunk instead of once per ciphertext;
  * otherwise (composed steps, mixed levels) this is the loop of
- * tsr_ckks_rotate. Inputs of size 2. outs[i] must be distinct from each
- * other and from every input. Errors as tsr_ckks_rotate; on an error the
- * outputs' contents are unspecified.
+ * tsr_ckks_rotate. Inputs of size 2, even for step 0 (where tsr_ckks_rotate
+ * copies any size). outs[i] must be distinct from each other and from every
+ * input (no in-place use, which tsr_ckks_rotate allows): TSR_ERR_INVALID_ARG
+ * otherwise; the other errors as tsr_ckks_rotate. On an error the outputs'
+ * contents are unspecified.
  */
 TSR_API tsr_status tsr_ckks_rotate_many(tsr_ckks_evaluator *ev, tsr_ckks_ciphertext *const *outs,
                                         const tsr_ckks_ciphertext *const *ins, size_t n, int step);
