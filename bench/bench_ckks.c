@@ -461,6 +461,9 @@ int bench_ckks_main(int argc, char **argv) {
     };
     int prc = cli_parse_args("bench ckks", argc, argv, opts, sizeof opts / sizeof opts[0], NULL, 0);
     if (prc) return prc;
+    if (specials_arg && chain_list.n == 0)
+        return cli_usage_error("bench ckks", "--special-primes picks a --chain's alternative: "
+                                             "give --chain too");
     int ns = 0;
     bo.runs = (int)runs_arg;
     bo.level = (int)level_arg;

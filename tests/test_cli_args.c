@@ -81,6 +81,7 @@ static void test_bad_values(void **state) {
         { "bench ckks --preset a --preset b --preset c --preset d --preset e --preset f "
           "--preset g --preset h --preset i",
           "at most 8 times" },
+        { "bench ckks --special-primes 2", "give --chain too" },
         { "bench ckks --chain 14", "expected LOGN:LEVELS[-HI][@SCALE]" },
         { "bench ckks --chain 14:8-2", "expected LOGN:LEVELS[-HI][@SCALE]" },
         { "bench ckks --chain 14:8@", "expected LOGN:LEVELS[-HI][@SCALE]" },

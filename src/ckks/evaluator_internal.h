@@ -108,7 +108,7 @@ tsr_status ckks_ks_apply_galois(tsr_ckks_evaluator *ev, const ckks_ksk *key, con
                                 const uint32_t *perm, uint64_t *out0, uint64_t *out1);
 /** Decompose + apply (plain mode). */
 /** Ciphertexts per chunk of ckks_ks_apply_galois_many: at most CKKS_KS_MANY_CHUNK. */
-#define CKKS_KS_MANY_CHUNK 8
+#define CKKS_KS_MANY_CHUNK TSR_CKKS_ROTATE_MANY_CHUNK
 /** Bound on a chunk's scratch beyond the evaluator's own (ckks_ks_many_chunk). */
 #define CKKS_KS_MANY_BYTES ((size_t)32 << 20)
 /**

@@ -42,8 +42,9 @@ typedef struct tsr_bvec {
  * fixed number, so that its peak memory and the plans' predicted memory do not
  * depend on the machine's thread count. */
 #define TSR_PROD_LINCOMB_THREADS 2
-/* Rotated vectors a rotate_sums kernel holds at once (the memory model counts that many). */
-#define TSR_ROTATE_SUM_CHUNK 8
+/* Rotated vectors a rotate_sums kernel holds at once (the memory model counts that many): the
+ * ckks backend hands them to tsr_ckks_rotate_many in one call, so it is that function's chunk. */
+#define TSR_ROTATE_SUM_CHUNK TSR_CKKS_ROTATE_MANY_CHUNK
 
 typedef struct tsr_backend_vtable {
     const char *name;
