@@ -300,7 +300,42 @@ def self_test():
           "greedy selection stops")
     self_test_distill(rng)
     self_test_curve()
+    self_test_block_pca(rng)
     print("--self-test: ok")
+
+
+def self_test_block_pca(rng):
+    """block_pca on random correlated images: orthonormal columns, zero outside their run, runs
+    of whole tiles covering the 784 pixels, groups of components; one run is the plain PCA
+    (the same reconstruction error), and more runs never reconstruct better than one."""
+    x = rng.standard_normal((900, 60)) @ rng.standard_normal((60, 784))
+    xc = x - x.mean(0)
+    ev, v = np.linalg.eigh(xc.T @ xc / xc.shape[0])
+    err = {}
+    for regions in (1, 3, 7):
+        p, var, alloc, bounds = block_pca(xc, 48, regions, 16, 8)
+        if not np.allclose(p.T @ p, np.eye(48), atol=1e-9):
+            sys.exit(f"--self-test: block_pca {regions}: columns not orthonormal")
+        if bounds[0][0] != 0 or bounds[-1][1] != 784 or \
+                any(b[1] != c[0] or b[0] % 16 for b, c in zip(bounds, bounds[1:] + [(784,)])):
+            sys.exit(f"--self-test: block_pca {regions}: runs {bounds} not whole tiles of 784")
+        if sum(alloc) != 48 or any(a % 8 for a in alloc):
+            sys.exit(f"--self-test: block_pca {regions}: components {alloc}")
+        j = 0
+        for (s, e), a in zip(bounds, alloc):
+            outside = np.ones(784, bool)
+            outside[s:e] = False
+            if np.abs(p[outside, j:j + a]).max(initial=0) > 0:
+                sys.exit(f"--self-test: block_pca {regions}: a column leaves its run")
+            j += a
+        if not np.allclose(var, ((xc @ p) ** 2).mean(0), rtol=1e-6):
+            sys.exit(f"--self-test: block_pca {regions}: variances")
+        err[regions] = float(((xc @ p @ p.T - xc) ** 2).mean())
+    top = v[:, ::-1][:, :48]
+    if abs(err[1] - float(((xc @ top @ top.T - xc) ** 2).mean())) > 1e-9 * err[1] or \
+            not err[1] <= err[3] * (1 + 1e-9) or not err[1] <= err[7] * (1 + 1e-9):
+        sys.exit(f"--self-test: block_pca: reconstruction errors {err}")
+    print(f"--self-test: block_pca: 1, 3, 7 runs, errors {err}", flush=True)
 
 
 def self_test_distill(rng):
@@ -923,8 +958,13 @@ def pca_init(args):
     k, (a, b, c), t = w[1], ACT, args.pca_scale
     x = train_part(args)[0].numpy().astype(np.float64)
     mu = x.mean(0)
-    ev, v = np.linalg.eigh((x - mu).T @ (x - mu) / x.shape[0])
-    p, sd = v[:, ::-1][:, :k], np.sqrt(np.maximum(ev[::-1][:k], 1e-12))
+    if args.pca_blocks > 1:
+        p, var, alloc, bounds = block_pca(x - mu, k, args.pca_blocks, args.input_tile,
+                                          args.pca_group)
+        sd = np.sqrt(np.maximum(var, 1e-12))
+    else:
+        ev, v = np.linalg.eigh((x - mu).T @ (x - mu) / x.shape[0])
+        p, sd = v[:, ::-1][:, :k], np.sqrt(np.maximum(ev[::-1][:k], 1e-12))
     enc, dropped = zero_input_tiles(args, x - mu, p)
     model = build("ae1", w)
     lin = [m for m in model if isinstance(m, torch.nn.Linear)]
@@ -943,6 +983,12 @@ def pca_init(args):
     xt = test_set[0].numpy().astype(np.float64)
     res = {"pca_init": args.pca_init, "widths": args.widths, "pca_scale": t, "val": args.val,
            "pca_test": float((((xt - mu) @ p @ p.T + mu - xt) ** 2).mean())}
+    if args.pca_blocks > 1:
+        # the first and last layers are block-diagonal: their share of zero weights (whole
+        # --input-tile x --pca-group tiles), for --more --layers
+        nz = sum((e - s) * a for (s, e), a in zip(bounds, alloc))
+        res.update({"pca_blocks": [[int(s), int(e), int(a)] for (s, e), a in zip(bounds, alloc)],
+                    "pca_group": args.pca_group, "block_zero_share": 1 - nz / (784 * k)})
     if dropped:
         res.update({"zero_input_tiles": dropped, "input_tile": args.input_tile,
                     "linear_test": float((((xt - mu) @ enc @ p.T + mu - xt) ** 2).mean()),
@@ -1111,6 +1157,37 @@ def refit(args, kind):
     with open(args.out, "w") as f:
         json.dump(info, f, indent=1)
     print(json.dumps({k: v for k, v in info.items() if k != "layers"}))
+
+
+def block_pca(xc, k, regions, tile, group):
+    """--pca-blocks R: a block-diagonal K-component basis. The 784 pixels are cut into R runs of
+    whole tiles of `tile` pixels (as equal as the tiles allow), each run gets its own PCA, and the
+    K components go to the runs `group` at a time, each group to the run whose next `group`
+    components carry the most variance (greedy; the least squared error for K components taken
+    in groups). xc: the centred training images. Returns (p (784, K) orthonormal columns, zero
+    outside each column's run; the per-column variance; the components per run; the runs as
+    [start, end) pixel ranges)."""
+    n_t = -(-784 // tile)
+    cut = [min(784, int(round(n_t * r / regions)) * tile) for r in range(regions + 1)]
+    bounds = [(cut[r], cut[r + 1]) for r in range(regions)]
+    spec = []
+    for s, e in bounds:
+        ev, v = np.linalg.eigh(xc[:, s:e].T @ xc[:, s:e] / xc.shape[0])
+        spec.append((ev[::-1], v[:, ::-1]))
+    alloc = [0] * regions
+    for _ in range(k // group):
+        def gain(r):
+            a, n = alloc[r], bounds[r][1] - bounds[r][0]
+            return spec[r][0][a:a + group].sum() if a + group <= n else -1.0
+        best = max(range(regions), key=gain)
+        if gain(best) < 0:
+            sys.exit(f"--pca-blocks {regions}: {k} components do not fit the runs")
+        alloc[best] += group
+    p, var, j = np.zeros((784, k)), np.zeros(k), 0
+    for (s, e), a, (ev, v) in zip(bounds, alloc, spec):
+        p[s:e, j:j + a], var[j:j + a] = v[:, :a], ev[:a]
+        j += a
+    return p, var, alloc, bounds
 
 
 def zero_input_tiles(args, xc, p):
@@ -1295,6 +1372,15 @@ def main():
                     "aligned runs of --input-tile pixels, chosen greedily by the PCA "
                     "coefficients' least-squares error without them); fine-tune it with --more "
                     "and --layers set to the printed first_layer_sparsity,0,...")
+    ap.add_argument("--pca-blocks", type=int, default=1,
+                    help="--pca-init: R > 1 cuts the pixels into R runs of whole --input-tile "
+                    "tiles, each with its own PCA, and gives the K components to the runs "
+                    "--pca-group at a time by variance: the first and last layers are then "
+                    "block-diagonal, most of their tiles zero (fine-tune with --more and --layers "
+                    "set to the printed block_zero_share for the first and last layer)")
+    ap.add_argument("--pca-group", type=int, default=16,
+                    help="--pca-blocks: components given to a run at a time (the plan's output "
+                    "tile: 16 keeps the blocks whole tiles of [8,1,1,16,64] and [8,1,1,8,128])")
     ap.add_argument("--input-tile", type=int, default=16,
                     help="--zero-inputs: pixels per input tile column (the plan's t0)")
     ap.add_argument("--data-tiles", default="",
@@ -1390,8 +1476,10 @@ def main():
             print(json.dumps(r))
         return
     if not args.pca_init and (args.zero_inputs or args.pca_scale != 0.05 or
-                              args.input_tile != 16):
-        sys.exit("--zero-inputs, --pca-scale and --input-tile only apply to --pca-init")
+                              args.input_tile != 16 or args.pca_blocks != 1 or
+                              args.pca_group != 16):
+        sys.exit("--zero-inputs, --pca-scale, --pca-blocks, --pca-group and --input-tile only "
+                 "apply to --pca-init")
     if args.pca_init:
         if not 0 < args.pca_scale <= 4:
             sys.exit(f"--pca-scale {args.pca_scale}: must be in (0, 4]")
@@ -1401,6 +1489,11 @@ def main():
             n_t = -(-784 // args.input_tile)
             sys.exit(f"--zero-inputs {args.zero_inputs}: must be in 0..{n_t - 1} (--input-tile "
                      f"{args.input_tile} makes {n_t} tiles)")
+        if not 1 <= args.pca_blocks <= -(-784 // args.input_tile):
+            sys.exit(f"--pca-blocks {args.pca_blocks}: must be in 1..{-(-784 // args.input_tile)}")
+        k = int(args.widths.split(",")[1]) if args.widths.count(",") >= 2 else 0
+        if args.pca_blocks > 1 and (args.pca_group < 1 or k % args.pca_group):
+            sys.exit(f"--pca-group {args.pca_group}: must divide the hidden width {k}")
         pca_init(args)
         return
     if args.pca:
