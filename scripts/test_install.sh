@@ -7,7 +7,11 @@
 set -eu
 build=$1
 src=$2
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tessera-install-XXXXXX")
+# The prefix goes through pkg-config's output, split by the shell: a TMPDIR with white space
+# (or a quote) in its name cannot carry it, so this test then uses /tmp.
+base=${TMPDIR:-/tmp}
+case "$base" in *[[:space:]\'\"]*) base=/tmp ;; esac
+tmp=$(mktemp -d "$base/tessera-install-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >"$tmp/install.log"
 lib=$(ls -d "$tmp"/prefix/lib*/ | head -n 1)

@@ -14,8 +14,12 @@ set -eu
 build=$1
 src=$2
 tessera=$build/bin/tessera
+# awk's printf follows LC_NUMERIC: under de_DE.UTF-8 it wrote the inputs as "0,37", which the
+# CSV reader refuses. Every number here is written and read in the C locale.
+export LC_ALL=C
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tessera-mpi-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+# a failing step (set -e) shows the commands' log before the directory goes
+trap 'rc=$?; if [ $rc -ne 0 ] && [ -f "$tmp/log" ]; then cat "$tmp/log"; fi; rm -rf "$tmp"' EXIT
 if [ "$(id -u)" -eq 0 ]; then # OpenMPI refuses root unless told (CI containers run as root)
     export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi

@@ -275,12 +275,18 @@ ffi = FFI()
 ffi.cdef(CDEF)
 
 
+# Never unloaded: at interpreter exit cffi closes the library, and with it went libgomp (loaded
+# for libtessera alone) while its idle worker threads still ran its code: a SIGSEGV after the
+# script's last line (examples/encrypted_inference.py --quick: 1 run in ~10-25 under load).
+_FLAGS = ffi.RTLD_NOW | ffi.RTLD_NODELETE
+
+
 def _open():
     path = os.environ.get("TESSERA_LIBRARY")
     if path:
-        return ffi.dlopen(path)
+        return ffi.dlopen(path, _FLAGS)
     try:
-        return ffi.dlopen("libtessera.so.0")
+        return ffi.dlopen("libtessera.so.0", _FLAGS)
     except OSError as e:
         raise ImportError(
             "tessera: cannot load libtessera.so.0 (%s); install the library (make install, or "

@@ -1,7 +1,9 @@
 """`pip install ./python` works without the network (Debian's setuptools,
 wheel, cffi and numpy; no build isolation, no index) into a virtual
 environment that sees the system's packages, and the installed package is
-the one imported. The source is copied first: pip builds in the tree."""
+the one imported. The source is copied first: pip builds in the tree. pip
+reads no configuration file and nothing comes from the user's site
+directory: the verdict does not depend on $HOME."""
 
 import os
 import shutil
@@ -19,7 +21,10 @@ def test_pip_install(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages",
                     str(venv)], check=True)
     py = str(venv / "bin" / "python")
-    env = dict(os.environ, PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    # Nothing of the user's: no pip configuration file (a pip.conf with `user = true` made
+    # pip install into ~/.local and the import below find that copy) and no user site.
+    env = dict(os.environ, PIP_NO_CACHE_DIR="1", PIP_DISABLE_PIP_VERSION_CHECK="1",
+               PIP_CONFIG_FILE=os.devnull, PYTHONNOUSERSITE="1")
     env.pop("PYTHONPATH", None)
     subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "--quiet",
                     "--no-build-isolation", "--no-index", str(src)],

@@ -17,15 +17,26 @@
 
 extern char **environ;
 
-static char dir[512], bin[1024], log_path[1024];
+/* dir: the test's directory (absolute); cwd0: the working directory before tt_cli_setup. The
+ * commands run in dir and name their files relative to it (tt_cli_path): a TMPDIR with a space
+ * or another character the shell splits on never reaches a command line. */
+static char dir[512], cwd0[4096], exe[3200], bin[3300];
+static const char log_path[] = "log.txt";
 
 int tt_cli_setup(void **state) {
     (void)state;
     const char *b = getenv("TSR_BINARY_DIR");
-    snprintf(bin, sizeof bin, "TSR_PROGRESS=0 %s/bin/tessera", b ? b : "build");
+    snprintf(exe, sizeof exe, "%.3000s/bin/tessera", b ? b : "build");
+    if (exe[0] != '/') { /* relative to where the test started */
+        if (!getcwd(cwd0, sizeof cwd0)) return -1;
+        snprintf(exe, sizeof exe, "%.2048s/%.1024s/bin/tessera", cwd0, b ? b : "build");
+    }
+    if (strchr(exe, '\'')) return -1; /* not quotable below */
+    snprintf(bin, sizeof bin, "TSR_PROGRESS=0 '%s'", exe);
     snprintf(dir, sizeof dir, "%s", tt_temp_path(".d"));
+    if (strchr(dir, '\'')) return -1; /* tt_cli_teardown quotes it */
     if (mkdir(dir, 0700) != 0) return -1;
-    snprintf(log_path, sizeof log_path, "%s/log.txt", dir);
+    if (!getcwd(cwd0, sizeof cwd0) || chdir(dir) != 0) return -1;
     /* The commands run with a home of their own: no test reads or writes the real $HOME. */
     char home[600];
     snprintf(home, sizeof home, "%s/home", dir);
@@ -38,6 +49,7 @@ int tt_cli_setup(void **state) {
 
 int tt_cli_teardown(void **state) {
     (void)state;
+    if (chdir(cwd0) != 0) return -1;
     char cmd[1200];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     return system(cmd) == 0 ? 0 : -1;
@@ -47,12 +59,12 @@ const char *tt_cli_path(const char *name) {
     static char buf[8][1024];
     static int k;
     k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
+    snprintf(buf[k], sizeof buf[k], "%s", name[0] ? name : "./");
     return buf[k];
 }
 
 static int run(const char *prefix, const char *fmt, va_list ap) {
-    char args[4096], cmd[8192];
+    char args[4096], cmd[12288];
     vsnprintf(args, sizeof args, fmt, ap);
     snprintf(cmd, sizeof cmd, "%s%s%s %s >%s 2>&1", prefix ? prefix : "", prefix ? "; " : "", bin,
              args, log_path);
@@ -105,9 +117,7 @@ void tt_cli_expect_fail(int rc, const char *what, const char *needle) {
 }
 
 int tt_cli_spawn_serve(const char *plan, const char *state, const char *log, int *pid) {
-    const char *b = getenv("TSR_BINARY_DIR");
-    char exe[1024], pl[1024], st[1024], pf[1100], lg[1024];
-    snprintf(exe, sizeof exe, "%s/bin/tessera", b ? b : "build");
+    char pl[1024], st[1024], pf[1100], lg[1024];
     snprintf(pl, sizeof pl, "%s", plan);
     snprintf(st, sizeof st, "%s", state);
     snprintf(pf, sizeof pf, "%s.port", state);

@@ -1,6 +1,6 @@
 /*
  * tests/support/clitest.h - running the built `tessera` command from a test:
- * a private temporary directory, the binary next to the tests
+ * a private temporary directory (the working directory), the binary next to the tests
  * (TSR_BINARY_DIR, progress lines off), each run's output captured in a log.
  */
 #ifndef TSR_CLITEST_H
@@ -10,11 +10,17 @@
 
 #include <semaphore.h>
 
-/** Group setup/teardown (cmocka signatures): create / remove the temporary directory. */
+/**
+ * Group setup/teardown (cmocka signatures): create the temporary directory and make it the
+ * working directory / go back and remove it. HOME is a directory in it; XDG_* are unset.
+ */
 int tt_cli_setup(void **state);
 int tt_cli_teardown(void **state);
 
-/** Path of a file in the temporary directory (one of 8 rotating static buffers). */
+/**
+ * Path of a file in the temporary directory, relative to it (the working directory: "" gives
+ * "./"): safe on a shell command line whatever TMPDIR holds. One of 8 rotating static buffers.
+ */
 const char *tt_cli_path(const char *name);
 
 /** Run `tessera ARGS` (printf format), return its exit code; output goes to the log. */
