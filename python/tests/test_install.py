@@ -29,8 +29,9 @@ def test_pip_install(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "--quiet",
                     "--no-build-isolation", "--no-index", str(src)],
                    check=True, env=env, cwd=tmp_path)
-    out = subprocess.run([py, "-c", "import tessera; print(tessera.__file__, tessera.version())"],
+    show = "import tessera; print(tessera.__file__); print(tessera.version())"
+    out = subprocess.run([py, "-c", show],
                          check=True, env=env, capture_output=True, text=True, cwd=tmp_path)
-    path, version = out.stdout.split()
+    path, version = out.stdout.splitlines()  # a line each: the path may hold spaces
     assert path.startswith(str(venv))
     assert version == tessera.version()
