@@ -102,7 +102,8 @@ const char *tt_temp_path(const char *suffix) {
     static unsigned counter;
     if (temp_dir[0] == '\0') {
         const char *tmp = getenv("TMPDIR");
-        snprintf(temp_dir, sizeof temp_dir, "%s/tsr_test_%ld_XXXXXX", tmp ? tmp : "/tmp",
+        /* an empty TMPDIR means none, as for mktemp(1) and the scripts' ${TMPDIR:-/tmp} */
+        snprintf(temp_dir, sizeof temp_dir, "%s/tsr_test_%ld_XXXXXX", tmp && *tmp ? tmp : "/tmp",
                  (long)getpid());
         if (!mkdtemp(temp_dir)) {
             fprintf(stderr, "mkdtemp %s failed\n", temp_dir);
