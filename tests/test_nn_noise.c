@@ -229,6 +229,14 @@ static double no_rounding_bits(const tsr_nn_plan *p, const double *x, int n, con
     return b;
 }
 
+/* What check_plan and its model leave to the caller. */
+static void check_done(tsr_nn_plan *p, tsr_nn_model *m, double *x, double *ref) {
+    free(x);
+    free(ref);
+    tsr_nn_plan_free(p);
+    tsr_nn_model_free(m);
+}
+
 /*
  * Model m compiled for batch n with packing pk on ring 2^log_n and scale 2^scale_bits (0: the
  * largest; the plan compile would pick without the floor); the estimate against CKKS with key
@@ -296,10 +304,7 @@ static void test_estimate_rotations(void **state) {
         check_plan(m, 1, TSR_NN_PACK_TILED, 12, 0, "3x3 convolution, tiled", &est, &x, &ref);
     assert_one_prime_digits(p);
     assert_true(p->prog->n_rot >= 4); /* what the plan is about */
-    free(x);
-    free(ref);
-    tsr_nn_plan_free(p);
-    tsr_nn_model_free(m);
+    check_done(p, m, x, ref);
 }
 
 /* Rescale-bound: the rescale's rounding sets the error; without it the mockup is clearly
@@ -320,10 +325,7 @@ static void test_estimate_rescale(void **state) {
         fail_msg("without rounding noise the mockup estimates %.2f bits, %.2f with it: the plan "
                  "no longer tells a rescale-free model from the calibrated one",
                  wrong, est);
-    free(x);
-    free(ref);
-    tsr_nn_plan_free(p);
-    tsr_nn_model_free(m);
+    check_done(p, m, x, ref);
 }
 
 /*
@@ -350,10 +352,7 @@ static void test_estimate_two_prime_digit(void **state) {
     assert_int_equal(p->spec.special_primes, 2);
     assert_int_equal(p->spec.dnum, 1); /* one digit: q_0 q_1 */
     assert_true(p->prog->n_rot >= 4);
-    free(x);
-    free(ref);
-    tsr_nn_plan_free(p);
-    tsr_nn_model_free(m);
+    check_done(p, m, x, ref);
 }
 
 /*
@@ -386,10 +385,7 @@ static void test_estimate_alt_chain(void **state) {
     assert_int_equal(p->spec.dnum, alt[k].dnum);
     assert_true(p->spec.dnum < p->spec.levels + 1); /* digits of more than one prime */
     assert_true(p->prog->n_rot >= 4);
-    free(x);
-    free(ref);
-    tsr_nn_plan_free(p);
-    tsr_nn_model_free(m);
+    check_done(p, m, x, ref);
 }
 
 int main(void) {
